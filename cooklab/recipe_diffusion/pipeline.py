@@ -1,0 +1,453 @@
+"""The Recipe Diffusion pipeline: frames in sequence on a Stable Diffusion U-Net.
+
+For a recipe of steps ``S_0 .. S_{n-1}``:
+
+1. frame 0 is generated from pure noise, exactly as ``StableDiffusionPipeline`` does;
+2. frame ``i > 0`` starts from the final latent of its *reference frame* ``j`` -- the step
+   named by the metadata's ``reference_step``, otherwise the previous frame -- noised to
+   ``base_noise`` (``noise_levels.py``), or with region-aware noise (``region_noise.py``)
+   when the container mask of frame ``j`` is known;
+3. while frame ``i`` is denoised, the selected self-attention layers also attend to frame
+   ``j``'s keys and values of the same layer and step (``kv_sharing.py``).
+
+Every switch off gives back the stock pipeline: with ``sequential``, ``kv_sharing`` and
+``region_aware`` all False, frame ``i`` equals ``StableDiffusionPipeline(text_i,
+generator=torch.Generator(device).manual_seed(seed + i))``; with only ``sequential`` it
+equals ``StableDiffusionImg2ImgPipeline(text_i, image=<latent of j>, strength=base_noise)``
+with the same generator.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+
+import torch
+from diffusers import StableDiffusionPipeline
+from diffusers.pipelines.stable_diffusion.pipeline_stable_diffusion import rescale_noise_cfg, retrieve_timesteps
+from diffusers.utils.torch_utils import randn_tensor
+from tqdm.auto import tqdm
+
+from ..errors import CheckpointError, ConfigError
+from ..grounding import MaskResult, as_mask_result
+from ..instrument.locate import locate
+from ..instrument.observer import TracingAttnProcessor
+from ..instrument.trace import FrameTrace
+from ..recipe import Recipe, StepPlan, load_recipe
+from .kv_sharing import KVSharingAttnProcessor, KVSharingState
+from .noise_levels import NoiseLevels, check_level
+from .region_noise import RegionNoise, region_aware_noise, resize_mask
+
+# The paper's four variants (Table II): keyword presets for __call__(variant=...).
+VARIANTS = {
+    "independent": dict(sequential=False, kv_sharing=False, region_aware=False),
+    "kv_sharing": dict(sequential=True, kv_sharing=True, region_aware=False),
+    "region_aware": dict(sequential=True, kv_sharing=False, region_aware=True),
+    "region_aware_kv": dict(sequential=True, kv_sharing=True, region_aware=True),
+}
+
+
+@dataclass
+class FrameInfo:
+    """The settings actually used for one frame (what the result reports)."""
+
+    index: int
+    text: str
+    prompt: str
+    seed: int
+    reference: int | None  # frame whose latent this frame started from (None: pure noise)
+    kv_reference: int | None  # frame whose K/V this frame attended to (None: no sharing)
+    start_index: int  # position in scheduler.timesteps where denoising started
+    steps_run: int
+    start_timestep: float
+    base_noise: float | None  # None for a frame started from pure noise
+    object_noise: float | None  # None unless region-aware noise was applied
+    object_timestep: float | None  # the timestep the container was noised to (None: no region-aware noise)
+    region_aware: bool  # region-aware noise applied to this frame
+    fallback: str | None = None  # why uniform noise was used although region_aware=True
+    mask: MaskResult | None = field(default=None, repr=False)
+    kv_fallback_steps: int = 0  # steps that read the reference's K/V of a neighbouring step
+
+
+@dataclass
+class RecipeDiffusionOutput:
+    images: list  # one image per step (PIL by default, per output_type)
+    frames: list[FrameInfo]
+    latents: list[torch.Tensor]  # final latent of each frame, [1, C, h, w] on the CPU
+    recipe: Recipe
+    settings: dict  # the call's settings after presets and defaults
+
+
+@dataclass
+class NoiseRecord:
+    """Per-frame noise as seen by ``cooklab.trace`` (capture ``"noise"``)."""
+
+    frame: int
+    reference: int
+    base_noise: float
+    object_noise: float | None
+    base_timestep: float | None
+    object_timestep: float | None
+    region: RegionNoise | None  # None for uniform noise
+    noised: torch.Tensor  # [C, h, w] the latent denoising starts from
+    sigma_map: torch.Tensor  # [h, w]
+    signal_map: torch.Tensor  # [h, w]
+
+    def stats(self) -> dict:
+        """Mean/std of the noised latent inside and outside the mask (whole latent if uniform)."""
+        m = self.region.mask if self.region is not None else torch.zeros(self.noised.shape[-2:])
+        out = {}
+        for name, w in (("inside", m), ("outside", 1 - m)):
+            if float(w.sum()) > 0:
+                x = self.noised[:, w > 0.5] if bool((w > 0.5).any()) else self.noised.flatten(1)[:, :0]
+                out[name] = {"sigma": float((self.sigma_map * w).sum() / w.sum()), "mean": float(x.mean()) if x.numel() else float("nan"), "std": float(x.std()) if x.numel() > 1 else float("nan")}
+        return out
+
+
+@dataclass
+class _Call:
+    """Everything one ``__call__`` shares between its frames."""
+
+    seed: int
+    num_inference_steps: int
+    height: int
+    width: int
+    guidance_scale: float
+    negative_prompt: str | None
+    eta: float
+    guidance_rescale: float
+    do_cfg: bool
+    base_noise: float
+    object_noise: float
+    region_aware: bool
+    masks: dict
+    mask_provider: object
+    output_type: str
+    progress: bool
+    device: torch.device
+    kv_state: KVSharingState
+    kept: dict = field(default_factory=dict)  # frame -> final latent, for frames used as a reference
+    images: list = field(default_factory=list)
+
+
+def _as_recipe(recipe) -> Recipe:
+    if isinstance(recipe, Recipe):
+        return recipe
+    if isinstance(recipe, (list, tuple)):
+        return Recipe.from_steps(list(recipe))
+    if isinstance(recipe, str) and "\n" not in recipe:
+        return load_recipe(recipe)
+    raise ConfigError("recipe must be a cooklab.Recipe, a list of step strings, or a path to a recipe file.")
+
+
+class RecipeDiffusion:
+    """Recipe Diffusion on any Stable Diffusion 1.x/2.x pipeline (see the module docstring)."""
+
+    VARIANTS = VARIANTS
+
+    def __init__(self, pipe: StableDiffusionPipeline):
+        if not isinstance(pipe, StableDiffusionPipeline):
+            raise CheckpointError(
+                f"RecipeDiffusion needs a diffusers StableDiffusionPipeline (SD 1.x/2.x), got {type(pipe).__name__}. "
+                "For Flux use cooklab.CookAnything; load SD with cooklab.models.load_sd(id_or_path)."
+            )
+        self.pipe = pipe
+        self._trace = None
+
+    @classmethod
+    def from_pipe(cls, pipe: StableDiffusionPipeline) -> RecipeDiffusion:
+        """Wrap an existing pipeline (shares its modules; nothing is copied)."""
+        return cls(pipe)
+
+    @classmethod
+    def from_pretrained(cls, id_or_path: str, device=None, dtype=None, **kwargs) -> RecipeDiffusion:
+        """Load any SD 1.x/2.x repo id or local folder (see ``cooklab.models.load_sd``)."""
+        from ..models import load_sd
+
+        return cls(load_sd(id_or_path, device=device, dtype=dtype, **kwargs))
+
+    # ---- convenience access to the wrapped pipeline -------------------------------------
+    @property
+    def denoiser(self):
+        return self.pipe.unet
+
+    @property
+    def scheduler(self):
+        return self.pipe.scheduler
+
+    @scheduler.setter
+    def scheduler(self, scheduler) -> None:
+        self.pipe.scheduler = scheduler
+
+    @property
+    def device(self) -> torch.device:
+        return self.pipe._execution_device
+
+    def to(self, *args, **kwargs) -> RecipeDiffusion:
+        self.pipe.to(*args, **kwargs)
+        return self
+
+    def __getattr__(self, name):  # unet, vae, tokenizer, text_encoder, image_processor ...
+        if name in ("pipe", "_trace"):
+            raise AttributeError(name)
+        return getattr(self.pipe, name)
+
+    def _attach_trace(self, trace) -> None:
+        if self._trace is not None:
+            raise RuntimeError("this pipeline is already being traced; leave the other `with cooklab.trace(...)` block first.")
+        self._trace = trace
+
+    def _detach_trace(self, trace) -> None:
+        if self._trace is trace:
+            self._trace = None
+
+    # ---- the call ------------------------------------------------------------------------
+    @torch.no_grad()
+    def __call__(
+        self,
+        recipe,
+        metadata: list[StepPlan | dict | None] | None = None,
+        *,
+        seed: int = 0,
+        num_inference_steps: int = 20,
+        height: int | None = None,
+        width: int | None = None,
+        guidance_scale: float = 7.5,
+        negative_prompt: str | None = None,
+        eta: float = 0.0,
+        guidance_rescale: float = 0.0,
+        variant: str | None = None,
+        sequential: bool = True,
+        kv_sharing: bool = True,
+        region_aware: bool = True,
+        base_noise: float = 0.999,
+        object_noise: float = 0.9,
+        kv_layers=("mid", "up"),
+        masks=None,
+        mask_provider=None,
+        kv_cache_device: str | torch.device | None = None,
+        output_type: str = "pil",
+        progress: bool = True,
+    ) -> RecipeDiffusionOutput:
+        """Generate one frame per recipe step.
+
+        recipe: a Recipe, a list of step strings or a recipe file path. metadata: per-step
+        ``StepPlan`` (container, container_attributes, reference_step) overriding the
+        recipe's own. variant: one of ``VARIANTS`` (sets the three switches).
+        masks: per frame (list, or dict frame -> value) the container mask *in that frame's
+        reference image*: a [H, W] or latent-size [h, w] mask, or a pixel box (x0, y0, x1, y1).
+        mask_provider: ``(image, phrase) -> mask | None`` asked for frames without a mask.
+        kv_cache_device: where reference K/V are kept (None: the compute device; "cpu").
+        """
+        if variant is not None:
+            if variant not in VARIANTS:
+                raise ConfigError(f"variant={variant!r}: choose one of {list(VARIANTS)}.")
+            sequential, kv_sharing, region_aware = (VARIANTS[variant][k] for k in ("sequential", "kv_sharing", "region_aware"))
+        recipe = _as_recipe(recipe)
+        if metadata is not None:
+            recipe = recipe.with_plans(metadata)
+        n = len(recipe)
+        base_noise, object_noise = check_level("base_noise", base_noise), check_level("object_noise", object_noise)
+        if region_aware and not sequential:
+            raise ConfigError("region_aware=True needs sequential=True: region-aware noise is applied to the reference frame's latent.")
+        if int(num_inference_steps) < 1:
+            raise ConfigError(f"num_inference_steps={num_inference_steps}: use at least 1.")
+        pipe = self.pipe
+        scale = pipe.vae_scale_factor
+        height = height or pipe.unet.config.sample_size * scale
+        width = width or pipe.unet.config.sample_size * scale
+        if height % 8 or width % 8 or height <= 0 or width <= 0:
+            raise ConfigError(f"height={height}, width={width}: both must be positive multiples of 8 (e.g. {max(8, height // 8 * 8)}x{max(8, width // 8 * 8)}).")
+        if sequential and NoiseLevels(None, num_inference_steps).steps_run(base_noise) == 0 and n > 1:
+            raise ConfigError(f"base_noise={base_noise} runs no denoising step with num_inference_steps={num_inference_steps}: raise one of them.")
+        mask_for = self._mask_table(masks, n, sequential)
+
+        refs = recipe.reference_indices()  # metadata reference (0-based) or None per step
+        frame_ref = [None if (not sequential or i == 0) else (refs[i] if refs[i] is not None else i - 1) for i in range(n)]
+        kv_ref = [None if (not kv_sharing or i == 0) else (refs[i] if refs[i] is not None else i - 1) for i in range(n)]
+        last_use = {}
+        for i, j in enumerate(kv_ref):
+            if j is not None:
+                last_use[j] = i
+        kv_state = KVSharingState(record_frames=set(last_use), cache_device=kv_cache_device)
+
+        device = self.device
+        do_cfg = guidance_scale > 1 and pipe.unet.config.time_cond_proj_dim is None
+        settings = dict(
+            seed=seed, num_inference_steps=num_inference_steps, height=height, width=width, guidance_scale=guidance_scale,
+            negative_prompt=negative_prompt, eta=eta, guidance_rescale=guidance_rescale, sequential=sequential,
+            kv_sharing=kv_sharing, region_aware=region_aware, base_noise=base_noise, object_noise=object_noise,
+            kv_layers=locate(pipe, *((kv_layers,) if isinstance(kv_layers, str) else kv_layers), kind="self") if kv_sharing else [],
+            scheduler=type(pipe.scheduler).__name__, model=pipe.name_or_path or type(pipe).__name__,
+        )
+
+        originals = dict(pipe.unet.attn_processors)
+        procs = dict(originals)
+        for name in settings["kv_layers"]:
+            procs[name] = KVSharingAttnProcessor(name, kv_state)
+        trace = self._trace
+        if trace is not None:
+            for name in trace.layers_to_wrap():
+                procs[name] = TracingAttnProcessor(procs[name], name, trace)
+        pipe.unet.set_attn_processor(dict(procs))
+
+        call = _Call(seed, num_inference_steps, height, width, guidance_scale, negative_prompt, eta, guidance_rescale, do_cfg,
+                     base_noise, object_noise, region_aware, mask_for, mask_provider, output_type, progress, device, kv_state)
+        frames, final_latents = [], []
+        try:
+            for i in tqdm(range(n), desc="frames", disable=not progress or n == 1):
+                info, latents = self._frame(call, i, recipe[i], frame_ref[i], kv_ref[i])
+                frames.append(info)
+                final_latents.append(latents.detach().to("cpu", torch.float32))
+                if i in frame_ref:
+                    call.kept[i] = latents
+                for j in [j for j, last in last_use.items() if last == i]:
+                    kv_state.release(j)
+        finally:
+            pipe.unet.set_attn_processor(dict(originals))
+            pipe.maybe_free_model_hooks()
+        return RecipeDiffusionOutput(images=call.images, frames=frames, latents=final_latents, recipe=recipe, settings=settings)
+
+    @staticmethod
+    def _mask_table(masks, n: int, sequential: bool) -> dict:
+        """Normalise ``masks`` into {frame: value}; reject lengths and frames that cannot work."""
+        if masks is None:
+            return {}
+        if isinstance(masks, dict):
+            table = dict(masks)
+        elif isinstance(masks, (list, tuple)):
+            if len(masks) != n:
+                raise ConfigError(f"masks has {len(masks)} entries for a recipe of {n} steps: give one per step (None where there is none) or a dict {{frame: mask}}.")
+            table = {i: m for i, m in enumerate(masks) if m is not None}
+        else:
+            raise ConfigError("masks must be a list with one entry per step or a dict {frame: mask}.")
+        for i in table:
+            if not (isinstance(i, int) and 0 <= i < n):
+                raise ConfigError(f"masks has an entry for frame {i!r}; frames are numbered 0..{n - 1}.")
+            if i == 0 or not sequential:
+                raise ConfigError(f"masks[{i}] is given but frame {i} starts from pure noise; masks[i] is the container mask in frame i's reference image (frames 1..{n - 1}, sequential=True).")
+        return table
+
+    def _encode(self, prompt, negative_prompt, do_cfg, device):
+        pos, neg = self.pipe.encode_prompt(prompt, device, 1, do_cfg, negative_prompt)
+        return torch.cat([neg, pos]) if do_cfg else pos  # [2 or 1, 77, D]
+
+    def _tokens(self, prompt: str) -> list[str]:
+        tok = self.pipe.tokenizer
+        ids = tok(prompt, truncation=True, max_length=tok.model_max_length).input_ids
+        return tok.convert_ids_to_tokens(ids)
+
+    def _resolve_mask(self, call: _Call, i: int, step, ref: int, latent_hw: tuple[int, int]):
+        """The container mask of frame i's reference image: (MaskResult, mask on the latent grid, fallback reason)."""
+        image_hw = (call.height, call.width)
+        phrase = step.container or ""
+        explicit = call.masks.get(i)
+        if explicit is not None:
+            result = as_mask_result(explicit, image_hw, phrase)
+        elif not phrase:
+            return None, None, "the step names no container (no metadata): give a recipe with metadata, or masks=[...]"
+        elif step.reference_step is None:
+            return None, None, f"the {phrase!r} first appears in this step (reference_step is null)"
+        elif call.mask_provider is None:
+            return None, None, "no mask: pass masks=[...] or a mask_provider"
+        else:
+            image = call.images[ref] if call.output_type == "pil" else self._decode_pil(call.kept[ref])
+            result = as_mask_result(call.mask_provider(image, phrase), image_hw, phrase, source=type(call.mask_provider).__name__)
+            if result is None:
+                return None, None, f"the mask provider found no {phrase!r} in frame {ref}"
+        try:
+            mask = resize_mask(result.mask, latent_hw, image_hw)
+        except ConfigError as err:
+            raise ConfigError(f"frame {i}: {err}") from None
+        area = float(mask.mean())
+        if area < 1e-3 or area > 0.999:
+            return result, None, f"degenerate mask (covers {area:.1%} of the latent grid)"
+        return result, mask, None
+
+    def _decode_pil(self, latents):
+        image = self.pipe.vae.decode(latents / self.pipe.vae.config.scaling_factor, return_dict=False)[0]
+        return self.pipe.image_processor.postprocess(image, output_type="pil")[0]
+
+    def _frame(self, call: _Call, i: int, step, ref: int | None, kv_ref: int | None):
+        """Generate frame i; returns its FrameInfo and final latent [1, C, h, w]."""
+        pipe, trace = self.pipe, self._trace
+        prompt = step.text
+        prompt_embeds = self._encode(prompt, call.negative_prompt, call.do_cfg, call.device)
+        timesteps, _ = retrieve_timesteps(pipe.scheduler, call.num_inference_steps, call.device)
+        levels = NoiseLevels(pipe.scheduler, call.num_inference_steps)
+        generator = torch.Generator(call.device).manual_seed(call.seed + i)
+        channels = pipe.unet.config.in_channels
+        latent_hw = (call.height // pipe.vae_scale_factor, call.width // pipe.vae_scale_factor)
+        if trace is not None:
+            trace.begin_frame(FrameTrace(i, prompt, self._tokens(prompt), ref, latent_hw))
+
+        info = FrameInfo(index=i, text=step.text, prompt=prompt, seed=call.seed + i, reference=ref, kv_reference=kv_ref,
+                         start_index=0, steps_run=call.num_inference_steps, start_timestep=float(timesteps[0]),
+                         base_noise=None, object_noise=None, object_timestep=None, region_aware=False)
+        if ref is None:  # from pure noise, exactly as the stock pipeline
+            latents = pipe.prepare_latents(1, channels, call.height, call.width, prompt_embeds.dtype, call.device, generator)
+        else:
+            noise = randn_tensor((1, channels, *latent_hw), generator=generator, device=call.device, dtype=prompt_embeds.dtype)
+            ref_latents = call.kept[ref]
+            region = None
+            if call.region_aware:
+                info.mask, mask, info.fallback = self._resolve_mask(call, i, step, ref, latent_hw)
+                if mask is not None:
+                    region = region_aware_noise(ref_latents, noise, mask, call.object_noise, call.base_noise, levels.add_noise)
+            latents = region.combined if region is not None else levels.add_noise(ref_latents, noise, call.base_noise)
+            start = levels.index(call.base_noise)
+            if hasattr(pipe.scheduler, "set_begin_index"):
+                pipe.scheduler.set_begin_index(start)
+            timesteps = pipe.scheduler.timesteps[start:]
+            info.start_index, info.steps_run, info.start_timestep = start, len(timesteps) // levels.order, float(timesteps[0])
+            info.base_noise, info.region_aware = call.base_noise, region is not None
+            if region is not None:
+                info.object_noise, info.object_timestep = call.object_noise, levels.timestep(call.object_noise)
+                if levels.index(call.object_noise) == start:
+                    warnings.warn(
+                        f"frame {i}: object_noise={call.object_noise} and base_noise={call.base_noise} fall on the same "
+                        f"timestep with num_inference_steps={call.num_inference_steps}, so region-aware noise equals uniform "
+                        "noise; use more steps (>= 20 separates 0.9 from 0.999) or levels further apart.",
+                        stacklevel=3,
+                    )
+            if trace is not None:
+                a, b = levels.coefficients(call.base_noise)
+                trace.record_noise(NoiseRecord(
+                    frame=i, reference=ref, base_noise=call.base_noise, object_noise=info.object_noise,
+                    base_timestep=levels.timestep(call.base_noise),
+                    object_timestep=levels.timestep(call.object_noise) if region is not None else None,
+                    region=None if region is None else RegionNoise(*(x.detach().cpu() if x.ndim == 4 else x for x in (
+                        region.combined, region.container, region.background, region.mask, region.signal_map, region.sigma_map))),
+                    noised=latents[0].detach().float().cpu(),
+                    sigma_map=region.sigma_map if region is not None else torch.full(latent_hw, b),
+                    signal_map=region.signal_map if region is not None else torch.full(latent_hw, a),
+                ))
+                if hasattr(pipe.scheduler, "set_begin_index"):
+                    pipe.scheduler.set_begin_index(start)  # coefficients() moved it
+
+        extra_step_kwargs = pipe.prepare_extra_step_kwargs(generator, call.eta)
+        call.kv_state.frame, call.kv_state.reference = i, kv_ref
+        first = info.start_index
+        for k, t in enumerate(tqdm(timesteps, desc=f"frame {i + 1}", leave=False, disable=not call.progress)):
+            call.kv_state.step = first + k
+            if trace is not None:
+                trace.set_step(first + k, float(t))
+            model_input = torch.cat([latents] * 2) if call.do_cfg else latents
+            model_input = pipe.scheduler.scale_model_input(model_input, t)
+            noise_pred = pipe.unet(model_input, t, encoder_hidden_states=prompt_embeds, return_dict=False)[0]
+            if call.do_cfg:
+                noise_uncond, noise_text = noise_pred.chunk(2)
+                noise_pred = noise_uncond + call.guidance_scale * (noise_text - noise_uncond)
+                if call.guidance_rescale > 0.0:
+                    noise_pred = rescale_noise_cfg(noise_pred, noise_text, guidance_rescale=call.guidance_rescale)
+            latents = pipe.scheduler.step(noise_pred, t, latents, **extra_step_kwargs, return_dict=False)[0]
+        info.kv_fallback_steps = call.kv_state.fallback_steps.get(i, 0)
+
+        if call.output_type == "latent":
+            call.images.append(latents)
+        else:
+            image = pipe.vae.decode(latents / pipe.vae.config.scaling_factor, return_dict=False, generator=generator)[0]
+            call.images.append(pipe.image_processor.postprocess(image, output_type=call.output_type, do_denormalize=[True])[0])
+        if trace is not None:
+            trace.end_frame(call.images[-1])
+        return info, latents
