@@ -8,19 +8,43 @@ Public API::
     out = pipe(recipe, seed=0)
     with cooklab.trace(pipe) as tr:
         pipe(recipe, seed=0)
+
+Names that need torch/diffusers are imported on first use, so ``import cooklab`` and the
+recipe tools stay fast.
 """
 
-from . import models
+from importlib import import_module
+
 from .errors import CheckpointError, ConfigError, CooklabError, RecipeError
-from .grounding import BoxMaskProvider, MaskProvider, MaskResult
-from .instrument import Trace, locate, trace
 from .recipe import Recipe, Step, StepPlan, load_recipe
-from .recipe_diffusion import RecipeDiffusion, RecipeDiffusionOutput
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "BoxMaskProvider", "CheckpointError", "ConfigError", "CooklabError", "MaskProvider", "MaskResult", "Recipe",
-    "RecipeDiffusion", "RecipeDiffusionOutput", "RecipeError", "Step", "StepPlan", "Trace", "load_recipe", "locate",
-    "models", "trace",
-]
+_LAZY = {
+    "models": (".models", None),
+    "viz": (".viz", None),
+    "BoxMaskProvider": (".grounding", "BoxMaskProvider"),
+    "MaskProvider": (".grounding", "MaskProvider"),
+    "MaskResult": (".grounding", "MaskResult"),
+    "Trace": (".instrument", "Trace"),
+    "locate": (".instrument", "locate"),
+    "trace": (".instrument", "trace"),
+    "RecipeDiffusion": (".recipe_diffusion", "RecipeDiffusion"),
+    "RecipeDiffusionOutput": (".recipe_diffusion", "RecipeDiffusionOutput"),
+}
+
+__all__ = ["CheckpointError", "ConfigError", "CooklabError", "Recipe", "RecipeError", "Step", "StepPlan", "load_recipe", *_LAZY]
+
+
+def __getattr__(name: str):
+    if name not in _LAZY:
+        raise AttributeError(f"module 'cooklab' has no attribute {name!r}")
+    module, attr = _LAZY[name]
+    value = import_module(module, __name__)
+    value = value if attr is None else getattr(value, attr)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_LAZY))

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import json
 import os
-import re
+import pickle
 import string
 from pathlib import Path
 from typing import Any
@@ -42,7 +42,9 @@ from diffusers import (
     StableDiffusionPipeline,
     UNet2DConditionModel,
 )
-from huggingface_hub.errors import EntryNotFoundError, GatedRepoError, RepositoryNotFoundError
+from huggingface_hub.errors import EntryNotFoundError, GatedRepoError, HFValidationError, RepositoryNotFoundError
+from huggingface_hub.utils import validate_repo_id
+from safetensors import SafetensorError, safe_open
 from tokenizers import pre_tokenizers
 from transformers import (
     CLIPTextConfig,
@@ -139,9 +141,7 @@ _WORD_GROUPS = {
 }
 
 #: The words the tiny tokenizers keep as single tokens (lower case, letters only, no duplicates).
-COOKING_WORDS: tuple[str, ...] = tuple(
-    dict.fromkeys(word for group in _WORD_GROUPS.values() for word in group.split())
-)
+COOKING_WORDS: tuple[str, ...] = tuple(dict.fromkeys(word for group in _WORD_GROUPS.values() for word in group.split()))
 
 #: Longest T5 prompt, in tokens, the tiny Flux text encoder is built for. Pass it as
 #: ``max_sequence_length`` to a ``tiny_flux()`` pipeline (FluxPipeline defaults to 512).
@@ -377,9 +377,10 @@ def tiny_sd(seed: int = 0, device=None, dtype=None) -> StableDiffusionPipeline:
 def tiny_flux(seed: int = 0, device=None, dtype=None) -> FluxPipeline:
     """A real ``FluxPipeline`` with tiny random weights (no file, no network).
 
-    Same seeding rules as ``tiny_sd``. Height and width must be multiples of 16
-    (VAE factor 8 x 2x2 packing); 64x64 gives 4x4 = 16 image tokens. Pass
-    ``max_sequence_length=TINY_T5_MAX_LENGTH`` when calling it.
+    Same seeding rules as ``tiny_sd``. Default image size 64x64; height and
+    width must be multiples of 16 (VAE factor 8 x 2x2 packing), and 64x64 gives
+    4x4 = 16 image tokens. Pass ``max_sequence_length=TINY_T5_MAX_LENGTH`` when
+    calling it (the pipeline's default, 512, also runs but is 8x more text).
     """
     clip_tokenizer = tiny_clip_tokenizer()
     t5_tokenizer = tiny_t5_tokenizer()
@@ -398,6 +399,9 @@ def tiny_flux(seed: int = 0, device=None, dtype=None) -> FluxPipeline:
         tokenizer_2=t5_tokenizer,
         transformer=transformer,
     )
+    # FluxPipeline hard-codes a default of 128 latent pixels (1024x1024 images) instead of reading a config;
+    # make the default 8 (64x64) as for tiny_sd. An attribute only: save_pretrained does not keep it.
+    pipe.default_sample_size = 8
     return _finish_tiny(pipe, f"cooklab.models.tiny_flux(seed={seed})", device, dtype)
 
 
@@ -460,8 +464,12 @@ def _is_offline() -> bool:
     return huggingface_hub.constants.HF_HUB_OFFLINE or flag in ("1", "true", "yes", "on")
 
 
-def _looks_like_repo_id(text: str) -> bool:
-    return re.fullmatch(r"[\w.-]+(/[\w.-]+)?", text) is not None
+def _is_repo_id(text: str) -> bool:
+    try:
+        validate_repo_id(text)
+    except HFValidationError:
+        return False
+    return True
 
 
 def _hub_error(repo_id: str, error: BaseException) -> CheckpointError:
@@ -470,10 +478,7 @@ def _hub_error(repo_id: str, error: BaseException) -> CheckpointError:
     while cause is not None and len(chain) < 10:  # diffusers re-raises hub errors as OSError
         chain.append(cause)
         cause = cause.__cause__ or cause.__context__
-    download = (
-        f"download it on a machine with hub access (`hf download {repo_id} --local-dir DIR`) "
-        "and pass DIR instead of the id"
-    )
+    download = f"download it on a machine with hub access (`hf download {repo_id} --local-dir DIR`) and pass DIR instead of the id"
     if any(isinstance(e, GatedRepoError) for e in chain):
         problem = "is a gated repository and this machine has no access to it"
         fix = f"accept its license on https://huggingface.co/{repo_id} and run `hf auth login`, or {download}"
@@ -510,11 +515,13 @@ def _read_model_index(id_or_path: str, loader: str, hub_kwargs: dict[str, Any]) 
         except (OSError, ValueError) as error:
             raise CheckpointError(f"cannot read {str(index)!r}: {error}") from error
         return str(config.get("_class_name")), True
-    if path.exists() or not _looks_like_repo_id(id_or_path):
+    if path.exists():
         raise CheckpointError(
-            f"{id_or_path!r} is neither a pipeline folder nor a Hugging Face Hub id (like "
-            f"'org/name'); pass one of those to {loader}."
+            f"{id_or_path!r} is a file, not a diffusers pipeline folder; pass the folder that holds "
+            f"model_index.json (load_sd also takes a single .safetensors/.ckpt file) to {loader}."
         )
+    if not _is_repo_id(id_or_path):
+        raise CheckpointError(f"{id_or_path!r} is not an existing folder, nor a valid Hugging Face Hub id like 'org/name'.")
     try:  # fetch only model_index.json (a few hundred bytes) before any weights
         index = huggingface_hub.hf_hub_download(id_or_path, "model_index.json", **hub_kwargs)
     except _HUB_ERRORS as error:
@@ -522,27 +529,17 @@ def _read_model_index(id_or_path: str, loader: str, hub_kwargs: dict[str, Any]) 
     return str(json.loads(Path(index).read_text()).get("_class_name")), False
 
 
-def _check_tokenizers(pipe: DiffusionPipeline, id_or_path: str) -> None:
-    """Offline loads can give an empty tokenizer without any error: refuse it here."""
-    for name in ("tokenizer", "tokenizer_2"):
-        tokenizer = getattr(pipe, name, None)
-        if tokenizer is not None and len(tokenizer) <= 2:
-            raise CheckpointError(
-                f"{id_or_path!r}: {name} loaded with only {len(tokenizer)} tokens; its files are "
-                f"missing or incomplete. Download the whole repo (`hf download <id> --local-dir DIR`)."
-            )
-
-
 def _single_file_kind(path: Path) -> str:
     """Guess the family of an original-format .safetensors/.ckpt file from its key names."""
-    if path.suffix == ".safetensors":
-        from safetensors import safe_open
-
-        with safe_open(str(path), framework="pt") as file:
-            keys = list(file.keys())
-    else:
-        state = torch.load(str(path), map_location="cpu", mmap=True, weights_only=True)
-        keys = list(state.get("state_dict", state))
+    try:
+        if path.suffix == ".safetensors":
+            with safe_open(str(path), framework="pt") as file:  # reads the header only
+                keys = list(file.keys())
+        else:
+            state = torch.load(str(path), map_location="cpu", mmap=True, weights_only=True)
+            keys = list(state.get("state_dict", state))
+    except (OSError, RuntimeError, pickle.UnpicklingError, SafetensorError) as error:
+        raise CheckpointError(f"cannot read the checkpoint file {str(path)!r}: {error}") from error
     if any("double_blocks." in key for key in keys):
         return "FluxPipeline"
     if any("joint_blocks." in key for key in keys):
@@ -555,6 +552,9 @@ def _single_file_kind(path: Path) -> str:
 
 
 def _load_sd_single_file(path: Path, device, dtype, kwargs: dict[str, Any]) -> StableDiffusionPipeline:
+    """load_sd for one original-format SD file (as published on Civitai or in the SD repos)."""
+    device = torch.device(device) if device is not None else default_device()
+    dtype = dtype or kwargs.pop("torch_dtype", None) or default_dtype(device, "sd")
     kind = _single_file_kind(path)
     if kind == "unknown":
         raise CheckpointError(
@@ -565,9 +565,7 @@ def _load_sd_single_file(path: Path, device, dtype, kwargs: dict[str, Any]) -> S
         raise CheckpointError(f"{str(path)!r}: {_advice(kind)}.")
     try:
         # The component configs come from the hub unless config=<local diffusers SD folder> is passed.
-        pipe = StableDiffusionPipeline.from_single_file(
-            str(path), dtype=dtype, safety_checker=None, requires_safety_checker=False, **kwargs
-        )
+        pipe = StableDiffusionPipeline.from_single_file(str(path), dtype=dtype, **kwargs)
     except _HUB_ERRORS as error:
         raise CheckpointError(
             f"{str(path)!r}: diffusers could not build the pipeline from this single file "
@@ -578,13 +576,6 @@ def _load_sd_single_file(path: Path, device, dtype, kwargs: dict[str, Any]) -> S
     return pipe.to(device)
 
 
-def _resolve_device_dtype(device, dtype, kwargs: dict[str, Any], family: str):
-    device = torch.device(device) if device is not None else default_device()
-    old_name = kwargs.pop("torch_dtype", None)  # diffusers' former name for dtype
-    dtype = dtype or old_name or default_dtype(device, family)
-    return device, dtype
-
-
 def _hub_kwargs(kwargs: dict[str, Any]) -> dict[str, Any]:
     """The from_pretrained keywords that also matter for fetching model_index.json."""
     names = ("cache_dir", "revision", "token", "local_files_only")
@@ -592,6 +583,35 @@ def _hub_kwargs(kwargs: dict[str, Any]) -> dict[str, Any]:
     if _is_offline():
         hub["local_files_only"] = True  # answer from the cache at once, never retry the network
     return hub
+
+
+def _load_pipeline(pipeline_class, id_or_path: str, device, dtype, family: str, kwargs: dict[str, Any]):
+    """Shared body of load_sd / load_flux: check model_index.json, load, check tokenizers, move."""
+    loader = f"load_{family}"
+    device = torch.device(device) if device is not None else default_device()
+    old_name = kwargs.pop("torch_dtype", None)  # diffusers' former name for dtype
+    dtype = dtype or old_name or default_dtype(device, family)
+    hub_kwargs = _hub_kwargs(kwargs)
+    found, is_local = _read_model_index(id_or_path, loader, hub_kwargs)
+    if found != pipeline_class.__name__:
+        raise CheckpointError(f"{loader}({id_or_path!r}): {_advice(found)}.")
+    source = str(Path(id_or_path).expanduser()) if is_local else id_or_path
+    if not is_local:
+        kwargs.update(hub_kwargs)
+    try:
+        pipe = pipeline_class.from_pretrained(source, dtype=dtype, **kwargs)
+    except _HUB_ERRORS as error:
+        if is_local:
+            raise CheckpointError(f"{loader}: cannot load the folder {source!r} ({type(error).__name__}: {error})") from error
+        raise _hub_error(id_or_path, error) from error
+    for name in ("tokenizer", "tokenizer_2"):  # offline loads can give a 2-token tokenizer without an error
+        tokenizer = getattr(pipe, name, None)
+        if tokenizer is not None and len(tokenizer) <= 2:
+            raise CheckpointError(
+                f"{loader}({id_or_path!r}): {name} loaded with only {len(tokenizer)} tokens, so its files are "
+                f"missing or incomplete; download the whole repo (`hf download <id> --local-dir DIR`) and pass DIR."
+            )
+    return pipe.to(device)
 
 
 def load_sd(id_or_path: str, device=None, dtype=None, **from_pretrained_kwargs) -> StableDiffusionPipeline:
@@ -615,30 +635,11 @@ def load_sd(id_or_path: str, device=None, dtype=None, **from_pretrained_kwargs) 
     ``model_index.json``, a checkpoint of another family (Flux, SDXL, SD3 ...),
     or a hub that cannot be reached (with the fix in the message).
     """
-    kwargs = dict(from_pretrained_kwargs)
-    device, dtype = _resolve_device_dtype(device, dtype, kwargs, "sd")
+    kwargs = {"safety_checker": None, "requires_safety_checker": False, **from_pretrained_kwargs}
     path = Path(id_or_path).expanduser()
     if path.is_file() and path.suffix in (".safetensors", ".ckpt"):
         return _load_sd_single_file(path, device, dtype, kwargs)
-    found, is_local = _read_model_index(id_or_path, "load_sd", _hub_kwargs(kwargs))
-    if found != "StableDiffusionPipeline":
-        raise CheckpointError(f"load_sd({id_or_path!r}): {_advice(found)}.")
-    if not is_local:
-        kwargs.update(_hub_kwargs(kwargs))
-    try:
-        pipe = StableDiffusionPipeline.from_pretrained(
-            str(path) if is_local else id_or_path,
-            dtype=dtype,
-            safety_checker=None,
-            requires_safety_checker=False,
-            **kwargs,
-        )
-    except _HUB_ERRORS as error:
-        if is_local:
-            raise CheckpointError(f"load_sd: cannot load the folder {id_or_path!r}: {error}") from error
-        raise _hub_error(id_or_path, error) from error
-    _check_tokenizers(pipe, id_or_path)
-    return pipe.to(device)
+    return _load_pipeline(StableDiffusionPipeline, id_or_path, device, dtype, "sd", kwargs)
 
 
 def load_flux(id_or_path: str, device=None, dtype=None, **from_pretrained_kwargs) -> FluxPipeline:
@@ -656,27 +657,12 @@ def load_flux(id_or_path: str, device=None, dtype=None, **from_pretrained_kwargs
 
     Raises ``CheckpointError`` like ``load_sd`` does.
     """
-    kwargs = dict(from_pretrained_kwargs)
-    device, dtype = _resolve_device_dtype(device, dtype, kwargs, "flux")
-    path = Path(id_or_path).expanduser()
-    if path.is_file():
+    if Path(id_or_path).expanduser().is_file():
         raise CheckpointError(
             f"load_flux({id_or_path!r}): single-file Flux checkpoints are not supported; pass a "
             "diffusers folder (`hf download black-forest-labs/FLUX.1-dev --local-dir DIR`) or a hub id."
         )
-    found, is_local = _read_model_index(id_or_path, "load_flux", _hub_kwargs(kwargs))
-    if found != "FluxPipeline":
-        raise CheckpointError(f"load_flux({id_or_path!r}): {_advice(found)}.")
-    if not is_local:
-        kwargs.update(_hub_kwargs(kwargs))
-    try:
-        pipe = FluxPipeline.from_pretrained(str(path) if is_local else id_or_path, dtype=dtype, **kwargs)
-    except _HUB_ERRORS as error:
-        if is_local:
-            raise CheckpointError(f"load_flux: cannot load the folder {id_or_path!r}: {error}") from error
-        raise _hub_error(id_or_path, error) from error
-    _check_tokenizers(pipe, id_or_path)
-    return pipe.to(device)
+    return _load_pipeline(FluxPipeline, id_or_path, device, dtype, "flux", dict(from_pretrained_kwargs))
 
 
 def describe(pipe: DiffusionPipeline) -> dict[str, Any]:

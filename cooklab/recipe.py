@@ -45,14 +45,8 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 import yaml
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    ValidationError,
-    field_validator,
-    model_validator,
-)
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic_core import ErrorDetails
 
 from cooklab.errors import RecipeError
 
@@ -111,7 +105,7 @@ class Recipe(BaseModel):
     source: str | None = Field(default=None, exclude=True)
     """Path the recipe was loaded from (used in error messages, never saved)."""
 
-    def __init__(self, **data: Any) -> None:
+    def __init__(self, /, **data: Any) -> None:
         """Validate like any pydantic model, but raise a readable ``RecipeError``."""
         try:
             super().__init__(**data)
@@ -455,7 +449,10 @@ _FIELD_HINTS = {
 def _message(source: str | None, issues: list[_Issue]) -> str:
     """Format issues as 'file: field: problem Fix: how' (one line per issue)."""
     where = source or "recipe"
-    lines = [f"{issue.field}: {issue.problem} Fix: {issue.fix}" if issue.field else f"{issue.problem} Fix: {issue.fix}" for issue in issues]
+    lines = []
+    for issue in issues:
+        field = f"{issue.field}: " if issue.field else ""
+        lines.append(f"{field}{issue.problem} Fix: {issue.fix}")
     if len(lines) == 1:
         return f"{where}: {lines[0]}"
     return f"{where}: {len(lines)} problems:\n" + "\n".join(f"  - {line}" for line in lines)
@@ -489,7 +486,7 @@ def _issues(err: ValidationError, prefix: tuple[Any, ...] = ()) -> list[_Issue]:
     return issues
 
 
-def _describe(error: Any, loc: tuple[Any, ...]) -> _Issue:
+def _describe(error: ErrorDetails, loc: tuple[Any, ...]) -> _Issue:
     """One pydantic error dict -> an _Issue with field, problem and fix."""
     kind, value = error["type"], error.get("input")
     names = [part for part in loc if isinstance(part, str)]
@@ -503,7 +500,7 @@ def _describe(error: Any, loc: tuple[Any, ...]) -> _Issue:
         allowed = _allowed_fields(loc)
         guess = difflib.get_close_matches(name, allowed, n=1)
         hint = f"did you mean '{guess[0]}'? " if guess else ""
-        return _Issue(field, f"unknown field '{name}' in {step}.", f"{hint}Allowed fields: {', '.join(allowed)}.")
+        return _Issue(field, f"unknown field '{name}' in {step}.", f"{hint}the allowed fields are: {', '.join(allowed)}.")
     if name == "reference_step" and kind == "greater_than_equal" and in_step:
         return _reference_issue(loc[1] + 1, value, field)
     if loc == ("steps",) and kind == "too_short":

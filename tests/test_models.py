@@ -99,6 +99,12 @@ def test_weights_depend_only_on_seed_and_leave_global_rng_alone(build):
 def test_vae_scale_factor_is_8_and_default_size_is_64(sd, flux):
     assert sd.vae_scale_factor == 8 and flux.vae_scale_factor == 8
     assert sd.unet.config.sample_size * sd.vae_scale_factor == 64
+    assert flux.default_sample_size * flux.vae_scale_factor == 64
+
+
+def test_device_and_dtype_arguments_move_the_pipeline():
+    pipe = tiny_flux(device="cpu", dtype=torch.bfloat16)
+    assert pipe.dtype == torch.bfloat16 and pipe.device.type == "cpu"
 
 
 def test_sd_has_self_attention_in_down_mid_and_up_blocks(sd):
@@ -167,9 +173,7 @@ def test_t5_tokenizer_keeps_cooking_words_whole_and_spells_the_rest():
     assert len(tokenizer) > 2 and tokenizer.model_max_length == TINY_T5_MAX_LENGTH
     for word in COOKING_WORDS:
         assert tokenizer.tokenize(word) == ["▁" + word], word
-    assert tokenizer.decode(tokenizer("Crème brûlée in a bowl").input_ids, skip_special_tokens=True) == (
-        "Crème brûlée in a bowl"
-    )
+    assert tokenizer.decode(tokenizer("Crème brûlée in a bowl").input_ids, skip_special_tokens=True) == ("Crème brûlée in a bowl")
     ids = tokenizer("x " * 500, padding="max_length", truncation=True).input_ids
     assert len(ids) == TINY_T5_MAX_LENGTH
 
@@ -223,7 +227,7 @@ def test_load_sd_refuses_sdxl(tmp_path):
 def test_empty_or_missing_folder_raises(tmp_path):
     with pytest.raises(CheckpointError, match="model_index.json"):
         load_sd(str(tmp_path), device="cpu")
-    with pytest.raises(CheckpointError, match="neither a pipeline folder"):
+    with pytest.raises(CheckpointError, match="not an existing folder"):
         load_flux(str(tmp_path / "missing" / "deeper"), device="cpu")
 
 
@@ -236,6 +240,20 @@ def test_load_sd_checks_the_kind_of_a_single_file(tmp_path, key, message):
     save_file({key: torch.zeros(1)}, str(path))
     with pytest.raises(CheckpointError, match=message):
         load_sd(str(path), device="cpu")
+
+
+def test_single_file_problems_raise_checkpoint_error(tmp_path):
+    torch.save({"state_dict": {"model.double_blocks.0.x": torch.zeros(1)}}, tmp_path / "flux.ckpt")
+    with pytest.raises(CheckpointError, match="Flux"):
+        load_sd(str(tmp_path / "flux.ckpt"), device="cpu")
+    (tmp_path / "broken.safetensors").write_bytes(b"not a checkpoint")
+    with pytest.raises(CheckpointError, match="cannot read"):
+        load_sd(str(tmp_path / "broken.safetensors"), device="cpu")
+    save_file({"model.diffusion_model.input_blocks.0.0.weight": torch.zeros(8, 4, 3, 3)}, str(tmp_path / "sd.safetensors"))
+    with pytest.raises(CheckpointError, match="config="):  # offline: diffusers cannot fetch the SD configs
+        load_sd(str(tmp_path / "sd.safetensors"), device="cpu")
+    with pytest.raises(CheckpointError, match="single-file Flux"):
+        load_flux(str(tmp_path / "sd.safetensors"), device="cpu")
 
 
 def test_unreachable_hub_fails_fast_with_the_fix():

@@ -408,7 +408,7 @@ def test_unknown_step_field_suggests_the_right_one(tmp_path):
 
 def test_unknown_top_level_field(tmp_path):
     message = load_error(tmp_path, "soup.yaml", "title: Soup\nserves: 4\nsteps: [Boil water.]\n")
-    assert "serves" in message and "Allowed fields: title, description, steps" in message
+    assert "serves" in message and "allowed fields are: title, description, steps" in message
 
 
 def test_source_cannot_be_set_in_a_file(tmp_path):

@@ -243,7 +243,7 @@ class Trace:
 
     def _mean(self, table: dict, frame: int, layers=None, steps=None) -> torch.Tensor:
         layers = None if layers is None else set(locate(self.pipe, *((layers,) if isinstance(layers, str) else layers)))
-        vals = [v for (f, l, s), v in table.items() if f == frame and (layers is None or l in layers) and (steps is None or s in steps)]
+        vals = [v for (f, name, s), v in table.items() if f == frame and (layers is None or name in layers) and (steps is None or s in steps)]
         if not vals:
             raise KeyError(f"nothing captured for frame {frame} with layers={layers} steps={steps}; check capture=, layers=, timesteps=.")
         size = vals[0].shape[-2:]

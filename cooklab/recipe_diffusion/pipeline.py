@@ -403,12 +403,12 @@ class RecipeDiffusion:
             info.base_noise, info.region_aware = call.base_noise, region is not None
             if region is not None:
                 info.object_noise, info.object_timestep = call.object_noise, levels.timestep(call.object_noise)
-                if levels.index(call.object_noise) == start:
+                if call.object_noise != call.base_noise and levels.index(call.object_noise) == start:
                     warnings.warn(
                         f"frame {i}: object_noise={call.object_noise} and base_noise={call.base_noise} fall on the same "
                         f"timestep with num_inference_steps={call.num_inference_steps}, so region-aware noise equals uniform "
                         "noise; use more steps (>= 20 separates 0.9 from 0.999) or levels further apart.",
-                        stacklevel=3,
+                        stacklevel=4,
                     )
             if trace is not None:
                 a, b = levels.coefficients(call.base_noise)

@@ -1,0 +1,387 @@
+"""The ``cooklab`` command.
+
+    cooklab demo [--out outputs/demo]          offline end-to-end run on a tiny random model
+    cooklab generate RECIPE --model ID --out DIR [options]
+
+``generate`` runs Recipe Diffusion on a recipe file and writes the frames, a storyboard,
+settings.json and index.html to ``--out`` (see ``cooklab.report``). ``--model tiny`` builds
+``cooklab.models.tiny_sd`` (random weights: the images are noise, but every mechanism runs);
+anything else is a hub id or a local folder loaded with ``RecipeDiffusion.from_pretrained``.
+
+Errors cooklab raises on purpose (bad recipe, impossible setting, missing checkpoint) are
+printed as ``error: <message>`` with exit code 2; anything else is a bug and shows its
+traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+import time
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+
+import cooklab
+from cooklab.errors import ConfigError, CooklabError, RecipeError
+
+__all__ = ["build_parser", "main", "recipes_dir", "resolve_recipe"]
+
+PIPELINES = ("recipe-diffusion", "cookanything")
+SCHEDULERS = {"ddim": "DDIMScheduler", "dpm": "DPMSolverMultistepScheduler", "euler": "EulerDiscreteScheduler"}
+DEMO_RECIPE = "pancakes.yaml"
+DEMO_STEPS = 12  # the fewest steps at which 0.9 and 0.999 land on different timesteps is 11
+TINY_SIZE = 64
+TINY_NOTE = (
+    "--model tiny has random weights, so the images are noise until the Toy Kitchen models land; "
+    "the run still exercises every mechanism (sequential frames, K/V sharing, region-aware noise)."
+)
+
+
+# ---- recipes ---------------------------------------------------------------------------
+
+
+def recipes_dir() -> Path:
+    """The shipped recipes: ``data/recipes`` next to the ``cooklab`` package (a source checkout)."""
+    return Path(cooklab.__file__).resolve().parent.parent / "data" / "recipes"
+
+
+def resolve_recipe(name: str | None) -> Path:
+    """Find a recipe file: a path as given, else a shipped recipe by file name or stem.
+
+    ``None`` gives the demo recipe. ``pancakes``, ``pancakes.yaml`` and
+    ``data/recipes/pancakes.yaml`` all find the shipped file from any working directory.
+    A name that matches nothing is returned unchanged so ``load_recipe`` reports it.
+    """
+    shipped = recipes_dir()
+    if name is None:
+        path = shipped / DEMO_RECIPE
+        if not path.is_file():
+            raise RecipeError(
+                f"the default recipe {str(path)!r} is missing: cooklab's data/recipes folder ships with a source "
+                "checkout only. Pass a recipe file with --recipe PATH."
+            )
+        return path
+    path = Path(name).expanduser()
+    if path.exists():
+        return path
+    candidates = [shipped / path.name, shipped / f"{path.name}.yaml"] if path.suffix == "" else [shipped / path.name]
+    if path.parent.parts[-2:] in ((), ("data", "recipes")):
+        for candidate in candidates:
+            if candidate.is_file():
+                return candidate
+    return path
+
+
+# ---- argument parsing ------------------------------------------------------------------
+
+
+def _positive_multiple_of_8(name: str, value: int | None) -> None:
+    if value is not None and (value <= 0 or value % 8):
+        nearest = max(8, round(value / 8) * 8)
+        raise ConfigError(f"{name} {value}: height and width must be positive multiples of 8 (e.g. {nearest}).")
+
+
+def _kv_layers(text: str) -> tuple[str, ...]:
+    layers = tuple(part.strip() for part in text.split(",") if part.strip())
+    if not layers:
+        raise ConfigError(f"--kv-layers {text!r}: give layer groups or names separated by commas, e.g. 'mid,up'.")
+    return layers
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from cooklab.recipe_diffusion.pipeline import VARIANTS
+
+    parser = argparse.ArgumentParser(
+        prog="cooklab",
+        description="Consistent multi-step recipe images with diffusion models (Recipe Diffusion, CookAnything).",
+    )
+    parser.add_argument("--version", action="version", version=f"cooklab {cooklab.__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    gen = commands.add_parser(
+        "generate",
+        help="illustrate a recipe file and write frames, storyboard, settings.json and index.html",
+        description="Generate one image per recipe step with Recipe Diffusion and write the run to --out.",
+    )
+    gen.add_argument("recipe", metavar="RECIPE", help="recipe file (.yaml, .json, .txt) or the name of a shipped recipe")
+    gen.add_argument("--pipeline", choices=PIPELINES, default="recipe-diffusion", help="method (default: recipe-diffusion)")
+    gen.add_argument("--model", required=True, help="'tiny' (offline, random weights), a Hugging Face hub id, or a local folder")
+    gen.add_argument("--out", required=True, type=Path, help="folder to write the run to")
+    gen.add_argument("--seed", type=int, default=0, help="frame i uses seed + i (default: 0)")
+    gen.add_argument("--steps", type=int, default=20, help="denoising steps per frame (default: 20)")
+    gen.add_argument("--height", type=int, default=None, help="image height, a multiple of 8 (default: the model's; 64 for tiny)")
+    gen.add_argument("--width", type=int, default=None, help="image width, a multiple of 8 (default: the model's; 64 for tiny)")
+    gen.add_argument("--guidance", type=float, default=7.5, help="classifier-free guidance scale (default: 7.5)")
+    gen.add_argument(
+        "--variant",
+        choices=list(VARIANTS),
+        default=None,
+        help="the paper's variants (Table II); default: all mechanisms on (region_aware_kv)",
+    )
+    gen.add_argument("--no-sequential", action="store_true", help="start every frame from pure noise")
+    gen.add_argument("--no-kv-sharing", action="store_true", help="do not attend to the reference frame's keys and values")
+    gen.add_argument("--no-region-aware", action="store_true", help="noise the whole reference latent uniformly")
+    gen.add_argument("--base-noise", type=float, default=0.999, help="noise level of the reference latent (default: 0.999)")
+    gen.add_argument("--object-noise", type=float, default=0.9, help="noise level inside the container mask (default: 0.9)")
+    gen.add_argument("--kv-layers", type=str, default="mid,up", help="layers sharing K/V, groups or names, comma separated (default: mid,up)")
+    gen.add_argument("--kv-cache-device", default=None, help="where reference K/V are kept, e.g. cpu (default: the compute device)")
+    gen.add_argument("--scheduler", choices=list(SCHEDULERS), default=None, help="replace the model's scheduler (default: keep it)")
+    gen.add_argument("--device", choices=("cpu", "cuda"), default=None, help="default: cpu for tiny, else the best available")
+    gen.add_argument("--trace", action="store_true", help="record attention and noise; writes trace_reference_share.png and trace_summary.txt")
+
+    demo = commands.add_parser(
+        "demo",
+        help="offline end-to-end demo on a tiny random model (well under a minute on a CPU)",
+        description=(
+            "Run Recipe Diffusion on a shipped recipe with the tiny offline model: the region_aware_kv variant "
+            "(container masks are a fixed centred box) and the independent variant for comparison."
+        ),
+    )
+    demo.add_argument("--out", type=Path, default=Path("outputs/demo"), help="folder for the two runs (default: outputs/demo)")
+    demo.add_argument("--recipe", default=None, help=f"recipe file or shipped recipe name (default: data/recipes/{DEMO_RECIPE})")
+    demo.add_argument("--steps", type=int, default=DEMO_STEPS, help=f"denoising steps per frame (default: {DEMO_STEPS})")
+    demo.add_argument("--seed", type=int, default=0, help="seed of the model weights and of frame 0 (default: 0)")
+    return parser
+
+
+# ---- generate --------------------------------------------------------------------------
+
+
+def _switches(args: argparse.Namespace) -> tuple[dict[str, bool], list[str]]:
+    """The three mechanism switches from --variant and the --no-* flags, plus notes for the user."""
+    from cooklab.recipe_diffusion.pipeline import VARIANTS
+
+    switches = dict(VARIANTS[args.variant]) if args.variant else dict(sequential=True, kv_sharing=True, region_aware=True)
+    notes = []
+    if args.no_sequential:
+        switches["sequential"] = False
+    if args.no_kv_sharing:
+        switches["kv_sharing"] = False
+    if args.no_region_aware:
+        switches["region_aware"] = False
+    if switches["region_aware"] and not switches["sequential"]:
+        if args.variant in ("region_aware", "region_aware_kv"):
+            raise ConfigError(
+                f"--variant {args.variant} with --no-sequential: region-aware noise noises the reference frame's latent, "
+                "so it needs sequential frames. Drop one of the two options."
+            )
+        switches["region_aware"] = False
+        notes.append("--no-sequential also turns region-aware noise off (it noises the reference frame's latent).")
+    return switches, notes
+
+
+def _device(name: str | None, tiny: bool):
+    import torch
+
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("--device cuda: no CUDA device is available here (torch.cuda.is_available() is False); use --device cpu.")
+    if name is None and tiny:
+        return torch.device("cpu")
+    return None if name is None else torch.device(name)
+
+
+def _load_pipe(model: str, seed: int, device):
+    if model == "tiny":
+        return cooklab.RecipeDiffusion.from_pipe(cooklab.models.tiny_sd(seed, device=device))
+    return cooklab.RecipeDiffusion.from_pretrained(model, device=device)
+
+
+def _set_scheduler(pipe, name: str | None) -> None:
+    if name is None:
+        return
+    import diffusers
+
+    scheduler_class = getattr(diffusers, SCHEDULERS[name])
+    pipe.scheduler = scheduler_class.from_config(pipe.scheduler.config)
+
+
+def _trace_curve_figure(trace):
+    """The reference-share curve from cooklab.viz.plots, or a plain line plot if it has none."""
+    from cooklab.viz import plots
+
+    if hasattr(plots, "reference_share_curve_figure"):
+        return plots.reference_share_curve_figure(trace)
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    for frame in sorted(trace.frames):
+        if trace.steps(frame):
+            curve = trace.reference_share_curve(frame)
+            ax.plot(list(curve), list(curve.values()), marker="o", label=f"frame {frame}")
+    ax.set_xlabel("denoising step")
+    ax.set_ylabel("attention share on the reference")
+    ax.set_title("Reference share per step")
+    if ax.lines:
+        ax.legend(fontsize="small")
+    else:
+        ax.text(0.5, 0.5, "no K/V sharing: nothing to show", ha="center", va="center", transform=ax.transAxes)
+    return fig
+
+
+def _trace_summary(trace, out) -> str:
+    lines = [f"cooklab trace of {out.recipe.title!r} ({out.settings.get('model')})", "", trace.summary(), ""]
+    lines.append("reference share per frame (mean attention mass on the reference frame's keys; 0 = ignored, 0.5 = as much as its own):")
+    for info in out.frames:
+        if info.kv_reference is None or not trace.steps(info.index):
+            lines.append(f"  frame {info.index}: no K/V reference")
+            continue
+        curve = trace.reference_share_curve(info.index)
+        per_step = ", ".join(f"{value:.3f}" for value in curve.values())
+        lines.append(
+            f"  frame {info.index} (K/V from frame {info.kv_reference}): mean {sum(curve.values()) / len(curve):.3f}; per step {per_step}"
+        )
+    if trace.noise:
+        lines += ["", "noise applied to each frame started from a reference (sigma = noise std of the latent):"]
+        for frame, record in sorted(trace.noise.items()):
+            stats = record.stats()
+            parts = [f"{where} sigma {s['sigma']:.3f}" for where, s in stats.items()]
+            kind = "region-aware" if record.region is not None else "uniform"
+            lines.append(f"  frame {frame} from frame {record.reference}: {kind}; " + ", ".join(parts))
+    return "\n".join(lines) + "\n"
+
+
+def _print_run(out, index: Path, seconds: float) -> None:
+    region = [f.index for f in out.frames if f.region_aware]
+    shared = [f.index for f in out.frames if f.kv_reference is not None]
+    print(f"{len(out.frames)} frames in {seconds:.1f} s; K/V sharing on frames {shared or 'none'}; region-aware noise on frames {region or 'none'}")
+    print(f"open {index}")
+
+
+def _generate(args: argparse.Namespace, command: str) -> int:
+    from cooklab.recipe_diffusion.noise_levels import check_level
+    from cooklab.report import atomic_write, write_figure, write_run
+
+    if args.pipeline == "cookanything":
+        print("error: --pipeline cookanything arrives with the CookAnything pipeline; use --pipeline recipe-diffusion for now.", file=sys.stderr)
+        return 2
+    tiny = args.model == "tiny"
+    recipe = cooklab.load_recipe(resolve_recipe(args.recipe))  # a bad recipe fails before any model loads
+    _positive_multiple_of_8("--height", args.height)
+    _positive_multiple_of_8("--width", args.width)
+    if args.steps < 1:
+        raise ConfigError(f"--steps {args.steps}: use at least 1 denoising step.")
+    check_level("--base-noise", args.base_noise)
+    check_level("--object-noise", args.object_noise)
+    switches, notes = _switches(args)
+    kv_layers = _kv_layers(args.kv_layers)
+    if tiny:
+        notes.append(TINY_NOTE)
+    if switches["region_aware"]:
+        notes.append(
+            "generate has no container masks yet (no grounding model in the CLI), so region-aware frames fall back "
+            "to uniform noise; each frame's reason is on the page. `cooklab demo` shows region-aware noise with a fixed box."
+        )
+    for note in notes:
+        print(f"note: {note}", file=sys.stderr)
+
+    pipe = _load_pipe(args.model, args.seed, _device(args.device, tiny))
+    _set_scheduler(pipe, args.scheduler)
+    call = dict(
+        seed=args.seed,
+        num_inference_steps=args.steps,
+        height=args.height or (TINY_SIZE if tiny else None),
+        width=args.width or (TINY_SIZE if tiny else None),
+        guidance_scale=args.guidance,
+        base_noise=args.base_noise,
+        object_noise=args.object_noise,
+        kv_layers=kv_layers,
+        kv_cache_device=args.kv_cache_device,
+        progress=True,
+        **switches,
+    )
+
+    start = time.perf_counter()
+    if args.trace:
+        with cooklab.trace(pipe) as trace:
+            out = pipe(recipe, **call)
+    else:
+        out = pipe(recipe, **call)
+    seconds = time.perf_counter() - start
+
+    index = write_run(out, args.out, model=args.model, pipeline=args.pipeline, command=command, notes=notes)
+    if args.trace:
+        write_figure(_trace_curve_figure(trace), args.out / "trace_reference_share.png")
+        atomic_write(args.out / "trace_summary.txt", _trace_summary(trace, out))
+        print(f"trace: {args.out / 'trace_summary.txt'}")
+    _print_run(out, index, seconds)
+    return 0
+
+
+# ---- demo ------------------------------------------------------------------------------
+
+
+def _demo(args: argparse.Namespace, command: str) -> int:
+    from cooklab.report import write_run
+
+    if args.steps < 1:
+        raise ConfigError(f"--steps {args.steps}: use at least 1 denoising step.")
+    path = resolve_recipe(args.recipe)
+    recipe = cooklab.load_recipe(path)
+    pipe = _load_pipe("tiny", args.seed, _device("cpu", tiny=True))
+    size = TINY_SIZE
+    box = (size / 4, size / 4, 3 * size / 4, 3 * size / 4)  # centred, half the width and height
+    masks = {i: box for i, step in enumerate(recipe.steps) if step.reference_step is not None and step.container}
+    print(f"demo: {recipe.title!r} from {path} ({len(recipe)} steps), tiny SD {size}x{size}, {args.steps} steps per frame")
+    print(f"note: {TINY_NOTE}")
+    box_text = f"({box[0]:g}, {box[1]:g}, {box[2]:g}, {box[3]:g})"
+    if masks:
+        mask_note = (
+            f"Container masks are a fixed centred box {box_text} px, not a detector: it is given for the frames that "
+            f"reopen a container ({', '.join(str(i) for i in sorted(masks))}) so region-aware noise runs offline."
+        )
+    else:
+        mask_note = "This recipe names no container that reappears (no reference_step), so no frame gets region-aware noise."
+    print(f"note: {mask_note}")
+    notes = [TINY_NOTE, mask_note]
+
+    common = dict(seed=args.seed, num_inference_steps=args.steps, height=size, width=size, progress=True)
+    runs = (
+        ("region_aware_kv", dict(variant="region_aware_kv", masks=masks or None), notes),
+        ("independent", dict(variant="independent"), [TINY_NOTE, "Independent frames: every step from its own noise, for comparison."]),
+    )
+    indices = []
+    for name, options, run_notes in runs:
+        start = time.perf_counter()
+        out = pipe(recipe, **common, **options)
+        seconds = time.perf_counter() - start
+        index = write_run(out, args.out / name, model="tiny", pipeline="recipe-diffusion", command=command, notes=run_notes)
+        print(f"{name}: ", end="")
+        _print_run(out, index, seconds)
+        indices.append(index)
+    print(f"compare {indices[0]} with {indices[1]}")
+    return 0
+
+
+# ---- entry point -----------------------------------------------------------------------
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    print(f"warning: {message}", file=sys.stderr if file is None else file)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``cooklab`` command with ``argv`` (default: ``sys.argv[1:]``); returns the exit code."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exit_:  # --help, --version, or a usage error (argparse has printed it)
+        return exit_.code if isinstance(exit_.code, int) else 2
+    command = shlex.join(["cooklab", *argv])
+    handlers = {"generate": _generate, "demo": _demo}
+    try:
+        with warnings.catch_warnings():
+            warnings.showwarning = _show_warning
+            return handlers[args.command](args, command)
+    except CooklabError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted (files already written are complete; the rest were not written)", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,26 @@
+"""Shared fixtures. Tiny models run fastest on one thread, and two pytest workers share 2 cores."""
+
+import os
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+torch.set_num_threads(1)
+
+
+@pytest.fixture
+def tiny_sd():
+    from cooklab.models import tiny_sd
+
+    pipe = tiny_sd(seed=0)
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+@pytest.fixture
+def rd(tiny_sd):
+    import cooklab
+
+    return cooklab.RecipeDiffusion.from_pipe(tiny_sd)

@@ -1,0 +1,85 @@
+"""Cross-frame K/V sharing processor (Eq. 1-4) against the stock processor and explicit attention."""
+
+import pytest
+import torch
+from diffusers.models.attention_processor import AttnProcessor2_0
+
+from cooklab.recipe_diffusion.kv_sharing import KVSharingAttnProcessor, KVSharingState
+
+LAYER = "mid_block.attentions.0.transformer_blocks.0.attn1.processor"
+
+
+@pytest.fixture
+def attn(tiny_sd):
+    return dict(tiny_sd.unet.named_modules())[LAYER.removesuffix(".processor")]
+
+
+def state_with(reference_kv, frame=1, step=0):
+    state = KVSharingState(frame=frame, step=step, reference=0)
+    state.store[(0, LAYER, step)] = reference_kv
+    return state
+
+
+def test_sharing_with_itself_equals_the_stock_processor(attn):
+    torch.manual_seed(0)
+    h = torch.randn(2, 16, attn.to_q.in_features)  # [uncond, cond] x 16 tokens
+    own = (attn.to_k(h), attn.to_v(h))
+    shared = KVSharingAttnProcessor(LAYER, state_with(own))(attn, h)
+    stock = AttnProcessor2_0()(attn, h)
+    assert torch.allclose(shared, stock, atol=1e-5)
+
+
+def test_output_is_eq_1_to_4(attn):
+    torch.manual_seed(1)
+    h, h_ref = torch.randn(1, 16, attn.to_q.in_features), torch.randn(1, 16, attn.to_q.in_features)
+    k_ref, v_ref = attn.to_k(h_ref), attn.to_v(h_ref)
+    out = KVSharingAttnProcessor(LAYER, state_with((k_ref, v_ref)))(attn, h)
+    # explicit Eq. 1-4, head by head
+    heads, d = attn.heads, attn.to_q.out_features // attn.heads
+    split = lambda x: x.view(1, -1, heads, d).transpose(1, 2)  # noqa: E731
+    q = split(attn.to_q(h))
+    k_plus = split(torch.cat([k_ref, attn.to_k(h)], 1))  # (1)
+    v_plus = split(torch.cat([v_ref, attn.to_v(h)], 1))  # (2)
+    a_plus = torch.softmax(q @ k_plus.transpose(-1, -2) / d**0.5, dim=-1)  # (3)
+    h_i = (a_plus @ v_plus).transpose(1, 2).reshape(1, -1, heads * d)  # (4)
+    expected = attn.to_out[0](h_i)
+    assert torch.allclose(out, expected, atol=1e-5)
+    assert not torch.allclose(out, AttnProcessor2_0()(attn, h), atol=1e-3)
+
+
+def test_cfg_halves_share_with_their_own_half(attn):
+    torch.manual_seed(2)
+    h, h_ref = torch.randn(2, 16, attn.to_q.in_features), torch.randn(2, 16, attn.to_q.in_features)
+    kv = (attn.to_k(h_ref), attn.to_v(h_ref))
+    both = KVSharingAttnProcessor(LAYER, state_with(kv))(attn, h)
+    cond_only = KVSharingAttnProcessor(LAYER, state_with((kv[0][1:], kv[1][1:])))(attn, h[1:])
+    assert torch.allclose(both[1:], cond_only, atol=1e-6)
+
+
+def test_recording_and_release():
+    state = KVSharingState(record_frames={0}, cache_device="cpu")
+    k = torch.randn(2, 4, 8)
+    for step in (0, 1):
+        state.step = step
+        state.record(LAYER, k, k)
+    state.frame = 1  # frame 1 is not recorded
+    state.record(LAYER, k, k)
+    assert sorted(state.store) == [(0, LAYER, 0), (0, LAYER, 1)]
+    assert state.nbytes() == 2 * 2 * k.numel() * 4
+    state.release(0)
+    assert state.store == {} and state.nbytes() == 0
+
+
+def test_missing_step_reads_the_nearest_and_counts_it():
+    state = KVSharingState(record_frames={0}, frame=0, step=3)
+    state.record(LAYER, torch.ones(1, 2, 4), torch.ones(1, 2, 4))
+    state.frame, state.step, state.reference = 1, 1, 0
+    k, _ = state.lookup(LAYER, torch.device("cpu"))
+    assert torch.equal(k, torch.ones(1, 2, 4)) and state.fallback_steps == {1: 1}
+    state.reference = None
+    assert state.lookup(LAYER, torch.device("cpu")) is None
+
+
+def test_cross_attention_is_refused(attn):
+    with pytest.raises(ValueError, match="self-attention only"):
+        KVSharingAttnProcessor(LAYER, KVSharingState())(attn, torch.randn(1, 4, attn.to_q.in_features), torch.randn(1, 3, 32))
