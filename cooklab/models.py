@@ -336,7 +336,10 @@ def _tiny_clip_text_model(tokenizer: CLIPTokenizer) -> CLIPTextModel:
 
 
 def _finish_tiny(pipe: DiffusionPipeline, name: str, device, dtype) -> DiffusionPipeline:
-    """Name the pipeline for ``describe``, silence the progress bar, move it if asked."""
+    """Eval mode (as from_pretrained leaves models), a name for ``describe``, no progress bar, move if asked."""
+    for component in pipe.components.values():
+        if isinstance(component, torch.nn.Module):
+            component.eval()
     pipe.register_to_config(_name_or_path=name)
     pipe.set_progress_bar_config(disable=True)
     if device is not None:

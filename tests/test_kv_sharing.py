@@ -83,3 +83,16 @@ def test_missing_step_reads_the_nearest_and_counts_it():
 def test_cross_attention_is_refused(attn):
     with pytest.raises(ValueError, match="self-attention only"):
         KVSharingAttnProcessor(LAYER, KVSharingState())(attn, torch.randn(1, 4, attn.to_q.in_features), torch.randn(1, 3, 32))
+
+
+def test_cache_size_formula_matches_what_is_stored(tiny_sd):
+    import cooklab
+    from cooklab.recipe_diffusion.kv_sharing import kv_cache_bytes_per_step
+
+    layers = cooklab.locate(tiny_sd, "mid", "up", kind="self")
+    state = KVSharingState(record_frames={0})
+    procs = {**tiny_sd.unet.attn_processors, **{n: KVSharingAttnProcessor(n, state) for n in layers}}
+    tiny_sd.unet.set_attn_processor(procs)
+    with torch.no_grad():
+        tiny_sd.unet(torch.randn(2, 4, 8, 16), 500, encoder_hidden_states=torch.randn(2, 77, 32))
+    assert state.nbytes() == kv_cache_bytes_per_step(tiny_sd.unet, layers, 64, 128, batch=2, bytes_per_element=4)

@@ -77,6 +77,7 @@ def test_tiny_pipelines_are_the_real_diffusers_classes(sd, flux):
     assert isinstance(sd.unet, UNet2DConditionModel)
     assert isinstance(sd.text_encoder, CLIPTextModel)
     assert sd.safety_checker is None and sd.feature_extractor is None
+    assert not sd.unet.training and not flux.transformer.training
     assert type(flux) is FluxPipeline
     assert isinstance(flux.text_encoder_2, T5EncoderModel)
     assert sd.scheduler.config.beta_schedule == "scaled_linear"

@@ -155,3 +155,32 @@ class KVSharingAttnProcessor:
         if attn.residual_connection:
             hidden_states = hidden_states + residual
         return hidden_states / attn.rescale_output_factor
+
+
+def _layer_downscale(name: str, unet) -> int:
+    """How many times a layer's grid is downsampled from the latent (from its block's name)."""
+    n_down = len(unet.config.down_block_types)
+    block, index = name.split(".")[0], name.split(".")[1]
+    if block == "down_blocks":
+        return 2 ** int(index)
+    if block == "mid_block":
+        return 2 ** (n_down - 1)
+    return 2 ** (len(unet.config.up_block_types) - 1 - int(index))
+
+
+def kv_cache_bytes_per_step(unet, layers: list[str], height: int, width: int, vae_scale_factor: int = 8,
+                            batch: int = 2, bytes_per_element: int = 2) -> int:
+    """Bytes one recorded frame's K/V of ``layers`` take for ONE denoising step.
+
+    ``2 (K, V) x batch x tokens(layer) x channels(layer) x bytes`` summed over layers, with
+    ``tokens = (height / 8 / s) * (width / 8 / s)`` for a layer downsampled ``s`` times.
+    Multiply by the number of denoising steps for a whole frame.
+    """
+    modules = dict(unet.named_modules())
+    total = 0
+    for name in layers:
+        s = _layer_downscale(name, unet)
+        tokens = (height // vae_scale_factor // s) * (width // vae_scale_factor // s)
+        channels = modules[name.removesuffix(".processor")].to_k.out_features
+        total += 2 * batch * tokens * channels * bytes_per_element
+    return total
