@@ -92,6 +92,12 @@ def main() -> None:
     print("|---|---|---|---|---|---|---|---|")
     print(f"| {args.arch} | {args.height}² | {device.type} | {med['stock']:.1f} ms | {med['kv_sharing']:.1f} ms | "
           f"{med['kv_sharing'] / med['stock']:.2f}× | {stored / 2**20:.1f} MiB | {formula / 2**20:.1f} MiB |")
+    print(f"\nK/V store of one recorded frame, fp16, CFG batch 2, {args.layers} (formula, checked against the measurement above):")
+    print("| size | per denoising step | 20 steps | 50 steps |")
+    print("|---|---|---|---|")
+    for size in (512, 768, 1024):
+        b = kv_cache_bytes_per_step(unet, layers, size, size, batch=2, bytes_per_element=2)
+        print(f"| {size}² | {b / 1e6:.1f} MB | {20 * b / 1e9:.2f} GB | {50 * b / 1e9:.2f} GB |")
 
 
 if __name__ == "__main__":

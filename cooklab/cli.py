@@ -30,12 +30,13 @@ from cooklab.errors import ConfigError, CooklabError, RecipeError
 __all__ = ["build_parser", "main", "recipes_dir", "resolve_recipe"]
 
 PIPELINES = ("recipe-diffusion", "cookanything")
+VARIANT_NAMES = ("independent", "kv_sharing", "region_aware", "region_aware_kv")  # VARIANTS' keys, without importing torch
 SCHEDULERS = {"ddim": "DDIMScheduler", "dpm": "DPMSolverMultistepScheduler", "euler": "EulerDiscreteScheduler"}
 DEMO_RECIPE = "pancakes.yaml"
-DEMO_STEPS = 12  # the fewest steps at which 0.9 and 0.999 land on different timesteps is 11
+DEMO_STEPS = 20  # 0.9 and 0.999 need >= 11 steps to land on different timesteps; 20 is the usual default
 TINY_SIZE = 64
 TINY_NOTE = (
-    "--model tiny has random weights, so the images are noise until the Toy Kitchen models land; "
+    "The tiny model (cooklab.models.tiny_sd) has random weights, so the images are noise until the Toy Kitchen models land; "
     "the run still exercises every mechanism (sequential frames, K/V sharing, region-aware noise)."
 )
 
@@ -91,9 +92,22 @@ def _kv_layers(text: str) -> tuple[str, ...]:
     return layers
 
 
-def build_parser() -> argparse.ArgumentParser:
-    from cooklab.recipe_diffusion.pipeline import VARIANTS
+def _mask_box(text: str | None):
+    """--mask-box "x0,y0,x1,y1" -> a BoxMaskProvider (None without the option)."""
+    if text is None:
+        return None
+    try:
+        box = tuple(float(v) for v in text.split(","))
+    except ValueError:
+        box = ()
+    if len(box) != 4:
+        raise ConfigError(f"--mask-box {text!r}: give four pixel numbers x0,y0,x1,y1, e.g. 16,16,48,48.")
+    from cooklab.grounding import BoxMaskProvider
 
+    return BoxMaskProvider(box)
+
+
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="cooklab",
         description="Consistent multi-step recipe images with diffusion models (Recipe Diffusion, CookAnything).",
@@ -117,7 +131,7 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--guidance", type=float, default=7.5, help="classifier-free guidance scale (default: 7.5)")
     gen.add_argument(
         "--variant",
-        choices=list(VARIANTS),
+        choices=VARIANT_NAMES,
         default=None,
         help="the paper's variants (Table II); default: all mechanisms on (region_aware_kv)",
     )
@@ -126,11 +140,22 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--no-region-aware", action="store_true", help="noise the whole reference latent uniformly")
     gen.add_argument("--base-noise", type=float, default=0.999, help="noise level of the reference latent (default: 0.999)")
     gen.add_argument("--object-noise", type=float, default=0.9, help="noise level inside the container mask (default: 0.9)")
-    gen.add_argument("--kv-layers", type=str, default="mid,up", help="layers sharing K/V, groups or names, comma separated (default: mid,up)")
+    gen.add_argument(
+        "--kv-layers", type=str, default="mid,up", help="layers sharing K/V, groups or names, comma separated (default: mid,up)"
+    )
+    gen.add_argument(
+        "--mask-box",
+        default=None,
+        metavar="X0,Y0,X1,Y1",
+        help="container box in pixels used as the mask provider for every frame that reopens a container "
+        "(until detectors arrive, the only mask source of the CLI)",
+    )
     gen.add_argument("--kv-cache-device", default=None, help="where reference K/V are kept, e.g. cpu (default: the compute device)")
     gen.add_argument("--scheduler", choices=list(SCHEDULERS), default=None, help="replace the model's scheduler (default: keep it)")
     gen.add_argument("--device", choices=("cpu", "cuda"), default=None, help="default: cpu for tiny, else the best available")
-    gen.add_argument("--trace", action="store_true", help="record attention and noise; writes trace_reference_share.png and trace_summary.txt")
+    gen.add_argument(
+        "--trace", action="store_true", help="record attention and noise; writes trace_reference_share.png and trace_summary.txt"
+    )
 
     demo = commands.add_parser(
         "demo",
@@ -216,29 +241,6 @@ def _set_scheduler(pipe, name: str | None) -> None:
     pipe.scheduler = scheduler_class.from_config(pipe.scheduler.config)
 
 
-def _trace_curve_figure(trace):
-    """The reference-share curve from cooklab.viz.plots, or a plain line plot if it has none."""
-    from cooklab.viz import plots
-
-    if hasattr(plots, "reference_share_curve_figure"):
-        return plots.reference_share_curve_figure(trace)
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6, 3.5))
-    for frame in sorted(trace.frames):
-        if trace.steps(frame):
-            curve = trace.reference_share_curve(frame)
-            ax.plot(list(curve), list(curve.values()), marker="o", label=f"frame {frame}")
-    ax.set_xlabel("denoising step")
-    ax.set_ylabel("attention share on the reference")
-    ax.set_title("Reference share per step")
-    if ax.lines:
-        ax.legend(fontsize="small")
-    else:
-        ax.text(0.5, 0.5, "no K/V sharing: nothing to show", ha="center", va="center", transform=ax.transAxes)
-    return fig
-
-
 def _trace_summary(trace, out) -> str:
     lines = [f"cooklab trace of {out.recipe.title!r} ({out.settings.get('model')})", "", trace.summary(), ""]
     lines.append("reference share per frame (mean attention mass on the reference frame's keys; 0 = ignored, 0.5 = as much as its own):")
@@ -261,10 +263,17 @@ def _trace_summary(trace, out) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _steps(frames: Sequence[int]) -> str:
+    """Frame indices (0-based) as the step numbers a cook reads: "2, 4, 5" -> "3, 5, 6"."""
+    return ", ".join(str(i + 1) for i in frames) or "none"
+
+
 def _print_run(out, index: Path, seconds: float) -> None:
     region = [f.index for f in out.frames if f.region_aware]
     shared = [f.index for f in out.frames if f.kv_reference is not None]
-    print(f"{len(out.frames)} frames in {seconds:.1f} s; K/V sharing on frames {shared or 'none'}; region-aware noise on frames {region or 'none'}")
+    print(
+        f"{len(out.frames)} frames in {seconds:.1f} s; K/V sharing on steps {_steps(shared)}; region-aware noise on steps {_steps(region)}"
+    )
     print(f"open {index}")
 
 
@@ -273,7 +282,10 @@ def _generate(args: argparse.Namespace, command: str) -> int:
     from cooklab.report import atomic_write, write_figure, write_run
 
     if args.pipeline == "cookanything":
-        print("error: --pipeline cookanything arrives with the CookAnything pipeline; use --pipeline recipe-diffusion for now.", file=sys.stderr)
+        print(
+            "error: --pipeline cookanything arrives with the CookAnything pipeline; use --pipeline recipe-diffusion for now.",
+            file=sys.stderr,
+        )
         return 2
     tiny = args.model == "tiny"
     recipe = cooklab.load_recipe(resolve_recipe(args.recipe))  # a bad recipe fails before any model loads
@@ -287,10 +299,11 @@ def _generate(args: argparse.Namespace, command: str) -> int:
     kv_layers = _kv_layers(args.kv_layers)
     if tiny:
         notes.append(TINY_NOTE)
-    if switches["region_aware"]:
+    provider = _mask_box(args.mask_box)
+    if switches["region_aware"] and provider is None:
         notes.append(
-            "generate has no container masks yet (no grounding model in the CLI), so region-aware frames fall back "
-            "to uniform noise; each frame's reason is on the page. `cooklab demo` shows region-aware noise with a fixed box."
+            "no container masks: without --mask-box region-aware frames fall back to uniform noise; "
+            "each frame's reason is on the page."
         )
     for note in notes:
         print(f"note: {note}", file=sys.stderr)
@@ -307,6 +320,7 @@ def _generate(args: argparse.Namespace, command: str) -> int:
         object_noise=args.object_noise,
         kv_layers=kv_layers,
         kv_cache_device=args.kv_cache_device,
+        mask_provider=provider,
         progress=True,
         **switches,
     )
@@ -322,7 +336,9 @@ def _generate(args: argparse.Namespace, command: str) -> int:
 
     index = write_run(out, args.out, model=args.model, pipeline=args.pipeline, command=command, notes=notes)
     if args.trace:
-        write_figure(_trace_curve_figure(trace), args.out / "trace_reference_share.png")
+        from cooklab.viz.plots import reference_share_curve_figure
+
+        write_figure(reference_share_curve_figure(trace), args.out / "trace_reference_share.png")
         atomic_write(args.out / "trace_summary.txt", _trace_summary(trace, out))
         print(f"trace: {args.out / 'trace_summary.txt'}")
     _print_run(out, index, seconds)
@@ -349,7 +365,7 @@ def _demo(args: argparse.Namespace, command: str) -> int:
     if masks:
         mask_note = (
             f"Container masks are a fixed centred box {box_text} px, not a detector: it is given for the frames that "
-            f"reopen a container ({', '.join(str(i) for i in sorted(masks))}) so region-aware noise runs offline."
+            f"reopen a container (steps {_steps(sorted(masks))}) so region-aware noise runs offline."
         )
     else:
         mask_note = "This recipe names no container that reappears (no reference_step), so no frame gets region-aware noise."
@@ -379,7 +395,10 @@ def _demo(args: argparse.Namespace, command: str) -> int:
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
-    print(f"warning: {message}", file=sys.stderr if file is None else file)
+    """Print a warning as one ``warning:`` line, above any progress bar instead of through it."""
+    from tqdm.auto import tqdm
+
+    tqdm.write(f"warning: {message}", file=sys.stderr if file is None else file)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -103,12 +103,13 @@ def _mask_summary(mask: Any) -> dict | None:
     }
 
 
-def _frame_entry(info: Any) -> dict:
-    """One FrameInfo as a JSON-safe dict, with the mask reduced to its summary."""
+def _frame_entry(info: Any, step: Any = None) -> dict:
+    """One FrameInfo as a JSON-safe dict, with the mask reduced to its summary and the step's container."""
     entry = {}
     for f in dataclasses.fields(info):
         value = getattr(info, f.name)
         entry[f.name] = _mask_summary(value) if f.name == "mask" else _jsonable(value)
+    entry["container"] = getattr(step, "container", None)
     entry["image"] = frame_name(info.index)
     return entry
 
@@ -155,7 +156,7 @@ def run_settings(out: Any, *, model: str, pipeline: str, command: str | None = N
         },
         "settings": settings,
         "notes": list(notes),
-        "frames": [_frame_entry(info) for info in out.frames],
+        "frames": [_frame_entry(info, recipe[info.index] if info.index < len(recipe) else None) for info in out.frames],
     }
 
 
@@ -196,7 +197,7 @@ def _level(value: float | None) -> str:
 def _frame_html(entry: dict) -> str:
     i = entry["index"]
     ref = entry["reference"]
-    start = "pure noise" if ref is None else f"frame {ref} (step {ref + 1})"
+    start = "pure noise" if ref is None else f"step {ref + 1} (frame {ref})"
     noise = "-" if entry["base_noise"] is None else f"base {_level(entry['base_noise'])}"
     if entry["object_noise"] is not None:
         noise += f", container {_level(entry['object_noise'])}"
@@ -210,10 +211,11 @@ def _frame_html(entry: dict) -> str:
         region = '<span class="no">no</span>'
         if entry.get("fallback"):
             region += f": {_e(entry['fallback'])}"
-    kv = "-" if entry["kv_reference"] is None else f"frame {entry['kv_reference']} (step {entry['kv_reference'] + 1})"
+    kv = "-" if entry["kv_reference"] is None else f"step {entry['kv_reference'] + 1} (frame {entry['kv_reference']})"
     if entry.get("kv_fallback_steps"):
         kv += f", {entry['kv_fallback_steps']} steps read a neighbouring step's K/V"
     rows = [
+        ("container", _e(entry.get("container") or "-")),
         ("starts from", _e(start)),
         ("noise level", _e(noise)),
         ("timesteps", _e(timesteps)),
@@ -226,7 +228,7 @@ def _frame_html(entry: dict) -> str:
     return (
         f'<div class="frame" id="frame-{i}">'
         f'<a href="{image}"><img src="{image}" alt="{_e(f"frame {i}: " + entry["text"])}"></a>'
-        f"<h3>Step {i + 1}</h3>"
+        f"<h3>Step {i + 1} <small>(frame {i})</small></h3>"
         f'<p class="text">{_e(entry["text"])}</p>'
         f"<dl>{details}</dl>"
         "</div>"
@@ -275,10 +277,14 @@ def render_html(data: dict, storyboard: str | None = "storyboard.png") -> str:
     if data.get("notes"):
         parts.append('<div class="notes">' + "".join(f"<p>{_e(note)}</p>" for note in data["notes"]) + "</div>")
     parts.append("<h2>Settings</h2>")
-    parts.append('<table class="settings">' + "".join(f"<tr><th>{_e(k)}</th><td>{v}</td></tr>" for k, v in _settings_rows(data)) + "</table>")
+    parts.append(
+        '<table class="settings">' + "".join(f"<tr><th>{_e(k)}</th><td>{v}</td></tr>" for k, v in _settings_rows(data)) + "</table>"
+    )
     parts.append('<p>All settings and per-frame details: <a href="settings.json">settings.json</a></p>')
     if storyboard:
-        parts.append(f'<h2>Storyboard</h2><p class="storyboard"><a href="{_e(storyboard)}"><img src="{_e(storyboard)}" alt="storyboard"></a></p>')
+        parts.append(
+            f'<h2>Storyboard</h2><p class="storyboard"><a href="{_e(storyboard)}"><img src="{_e(storyboard)}" alt="storyboard"></a></p>'
+        )
     parts.append("<h2>Frames</h2>")
     parts.append('<div class="frames">' + "".join(_frame_html(entry) for entry in data["frames"]) + "</div>")
     parts.append("</body></html>")

@@ -141,6 +141,8 @@ def test_variants_set_the_switches(rd):
     out = rd(recipe(), seed=0, variant="region_aware", masks=[None, BOX, BOX], **FAST)
     assert out.settings["kv_sharing"] is False and out.settings["region_aware"] is True
     assert all(f.kv_reference is None for f in out.frames) and out.frames[1].region_aware
+    independent = rd(recipe(), seed=0, variant="independent", masks=[None, BOX, BOX], **FAST)  # masks unused, no error
+    assert not any(f.region_aware or f.reference is not None for f in independent.frames)
     with pytest.raises(ConfigError, match="choose one of"):
         rd(recipe(), variant="magic", **FAST)
 

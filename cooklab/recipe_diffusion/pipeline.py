@@ -51,10 +51,11 @@ VARIANTS = {
 class FrameInfo:
     """The settings actually used for one frame (what the result reports)."""
 
-    index: int
+    index: int  # 0-based frame index (step number = index + 1)
     text: str
     prompt: str
     seed: int
+    container: str | None  # the step's container from the metadata (the mask provider's phrase)
     reference: int | None  # frame whose latent this frame started from (None: pure noise)
     kv_reference: int | None  # frame whose K/V this frame attended to (None: no sharing)
     start_index: int  # position in scheduler.timesteps where denoising started
@@ -237,6 +238,7 @@ class RecipeDiffusion:
         masks: per frame (list, or dict frame -> value) the container mask *in that frame's
         reference image*: a [H, W] or latent-size [h, w] mask, or a pixel box (x0, y0, x1, y1).
         mask_provider: ``(image, phrase) -> mask | None`` asked for frames without a mask.
+        Both are used only when ``region_aware`` is on (so one set of masks serves all variants).
         kv_cache_device: where reference K/V are kept (None: the compute device; "cpu").
         """
         if variant is not None:
@@ -260,7 +262,7 @@ class RecipeDiffusion:
             raise ConfigError(f"height={height}, width={width}: both must be positive multiples of 8 (e.g. {max(8, height // 8 * 8)}x{max(8, width // 8 * 8)}).")
         if sequential and NoiseLevels(None, num_inference_steps).steps_run(base_noise) == 0 and n > 1:
             raise ConfigError(f"base_noise={base_noise} runs no denoising step with num_inference_steps={num_inference_steps}: raise one of them.")
-        mask_for = self._mask_table(masks, n, sequential)
+        mask_for = self._mask_table(masks, n) if region_aware else {}  # masks only matter for region-aware noise
 
         refs = recipe.reference_indices()  # metadata reference (0-based) or None per step
         frame_ref = [None if (not sequential or i == 0) else (refs[i] if refs[i] is not None else i - 1) for i in range(n)]
@@ -279,6 +281,9 @@ class RecipeDiffusion:
             kv_sharing=kv_sharing, region_aware=region_aware, base_noise=base_noise, object_noise=object_noise,
             kv_layers=locate(pipe, *((kv_layers,) if isinstance(kv_layers, str) else kv_layers), kind="self") if kv_sharing else [],
             scheduler=type(pipe.scheduler).__name__, model=pipe.name_or_path or type(pipe).__name__,
+            variant=next((name for name, v in VARIANTS.items()
+                          if (v["sequential"], v["kv_sharing"], v["region_aware"]) == (sequential, kv_sharing, region_aware)), "custom"),
+            masks=sorted(mask_for), mask_provider=None if mask_provider is None or not region_aware else type(mask_provider).__name__,
         )
 
         originals = dict(pipe.unet.attn_processors)
@@ -309,7 +314,7 @@ class RecipeDiffusion:
         return RecipeDiffusionOutput(images=call.images, frames=frames, latents=final_latents, recipe=recipe, settings=settings)
 
     @staticmethod
-    def _mask_table(masks, n: int, sequential: bool) -> dict:
+    def _mask_table(masks, n: int) -> dict:
         """Normalise ``masks`` into {frame: value}; reject lengths and frames that cannot work."""
         if masks is None:
             return {}
@@ -324,8 +329,8 @@ class RecipeDiffusion:
         for i in table:
             if not (isinstance(i, int) and 0 <= i < n):
                 raise ConfigError(f"masks has an entry for frame {i!r}; frames are numbered 0..{n - 1}.")
-            if i == 0 or not sequential:
-                raise ConfigError(f"masks[{i}] is given but frame {i} starts from pure noise; masks[i] is the container mask in frame i's reference image (frames 1..{n - 1}, sequential=True).")
+            if i == 0:
+                raise ConfigError("masks[0] is given but frame 0 starts from pure noise; masks[i] is the container mask in frame i's reference image (frames 1..n-1).")
         return table
 
     def _encode(self, prompt, negative_prompt, do_cfg, device):
@@ -381,7 +386,7 @@ class RecipeDiffusion:
         if trace is not None:
             trace.begin_frame(FrameTrace(i, prompt, self._tokens(prompt), ref, latent_hw))
 
-        info = FrameInfo(index=i, text=step.text, prompt=prompt, seed=call.seed + i, reference=ref, kv_reference=kv_ref,
+        info = FrameInfo(index=i, text=step.text, prompt=prompt, seed=call.seed + i, container=step.container, reference=ref, kv_reference=kv_ref,
                          start_index=0, steps_run=call.num_inference_steps, start_timestep=float(timesteps[0]),
                          base_noise=None, object_noise=None, object_timestep=None, region_aware=False)
         if ref is None:  # from pure noise, exactly as the stock pipeline
@@ -404,10 +409,12 @@ class RecipeDiffusion:
             if region is not None:
                 info.object_noise, info.object_timestep = call.object_noise, levels.timestep(call.object_noise)
                 if call.object_noise != call.base_noise and levels.index(call.object_noise) == start:
+                    enough = next((n for n in range(call.num_inference_steps, 1001)
+                                   if int(n * call.object_noise) != int(n * call.base_noise)), None)
                     warnings.warn(
-                        f"frame {i}: object_noise={call.object_noise} and base_noise={call.base_noise} fall on the same "
-                        f"timestep with num_inference_steps={call.num_inference_steps}, so region-aware noise equals uniform "
-                        "noise; use more steps (>= 20 separates 0.9 from 0.999) or levels further apart.",
+                        f"step {i + 1} (frame {i}): object_noise={call.object_noise} and base_noise={call.base_noise} fall on "
+                        f"the same timestep with num_inference_steps={call.num_inference_steps}, so region-aware noise equals "
+                        f"uniform noise; use num_inference_steps >= {enough} or levels further apart.",
                         stacklevel=4,
                     )
             if trace is not None:

@@ -1,0 +1,276 @@
+"""ipywidgets front ends for the figures in ``cooklab.viz.plots``.
+
+    from cooklab.viz.widgets import attention_explorer, noise_explorer, frame_scrubber
+    attention_explorer(tr)                     # browse a trace's attention maps
+    noise_explorer(None, mask, pipe.scheduler, 20)   # Eq. 5-7 with sliders
+    frame_scrubber(out)                        # the frames of a generation, one at a time
+
+Each function returns a ``VBox`` (the last expression of a cell displays it). The
+controls are also reachable as ``box.controls[name]``, so code can drive them
+(``box.controls["step"].value = 5``). Every change redraws the figure into an ``Output``
+widget; figures are closed after being displayed. ipywidgets is imported inside the
+functions, so ``cooklab.viz.plots`` works without it.
+"""
+
+from __future__ import annotations
+
+import html
+
+import matplotlib.pyplot as plt
+import torch
+
+from ..grounding import to_mask_tensor
+from ..recipe_diffusion.noise_levels import NoiseLevels
+from ..recipe_diffusion.region_noise import region_aware_noise, resize_mask
+from .plots import (
+    SPECIAL_TOKENS,
+    cross_attention_figure,
+    frame_note,
+    noise_map_figure,
+    reference_share_figure,
+    self_attention_figure,
+    short_layer_name,
+)
+
+__all__ = ["attention_explorer", "frame_scrubber", "noise_explorer"]
+
+ALL = "all"  # option value meaning "average over all" (ipywidgets selections cannot hold None)
+_VIEWS = (("reference share", "reference_share"), ("self-attention", "self_attention"), ("cross-attention", "cross_attention"))
+
+
+def _show(fig) -> None:
+    """Display a figure in the current output (e.g. inside ``with out:``) and free it."""
+    from IPython.display import display
+
+    display(fig)
+    plt.close(fig)
+
+
+def _redraw(out, draw) -> None:
+    """Clear ``out`` and run ``draw()`` inside it; errors are shown there instead of lost in a callback."""
+    with out:
+        out.clear_output(wait=True)
+        try:
+            draw()
+        except (KeyError, ValueError) as err:
+            print(f"nothing to show: {err}")
+
+
+def _panel(widgets, rows, out, controls: dict):
+    box = widgets.VBox([*(widgets.HBox(r) for r in rows), out])
+    box.controls = controls
+    return box
+
+
+def _set_options(dropdown, options) -> None:
+    """Replace a selection widget's options, keeping the current value when it is still offered (else the first)."""
+    old = dropdown.value
+    dropdown.options = options
+    values = [v for _, v in options]
+    dropdown.value = old if old in values else values[0]
+
+
+def attention_explorer(trace):
+    """Browse a trace's attention maps: reference share, self-attention of one query, cross-attention.
+
+    Controls: ``view``, ``frame``, ``layer`` and ``step`` ("all" averages where the view
+    allows it), ``row``/``col`` (the query cell, self-attention view) and ``token``
+    (cross-attention view; "all words" shows one panel per word).
+    """
+    import ipywidgets as widgets
+
+    views = [(label, table) for label, table in _VIEWS if getattr(trace, table)]
+    if not views:
+        raise ValueError("the trace holds no attention maps: trace with capture including 'reference_share', "
+                         "'self_attention' or 'cross_attention'.")
+    wide = {"description_width": "initial"}
+    view = widgets.Dropdown(options=views, description="view", style=wide)
+    frame = widgets.Dropdown(description="frame", style=wide)
+    layer = widgets.Dropdown(description="layer", style=wide, layout=widgets.Layout(width="380px"))
+    step = widgets.SelectionSlider(options=[("all", ALL)], description="step", continuous_update=False, style=wide)
+    row = widgets.IntSlider(0, 0, 0, description="query row", continuous_update=False, style=wide)
+    col = widgets.IntSlider(0, 0, 0, description="query col", continuous_update=False, style=wide)
+    token = widgets.Dropdown(description="token", style=wide)
+    out = widgets.Output()
+    busy = [False]  # True while options are being replaced: one redraw afterwards, not one per change
+
+    def frames_of(table):
+        return sorted({k[0] for k in getattr(trace, table)})
+
+    def refresh_options():
+        table = view.value
+        _set_options(frame, [(f"step {f + 1}", f) for f in frames_of(table)])
+        f = frame.value
+        names = [n for n in trace.layers(table) if any(k[0] == f and k[1] == n for k in getattr(trace, table))]
+        steps = trace.steps(f, table)
+        averaged = table != "self_attention"  # self-attention of one query is shown per layer and step
+        _set_options(layer, ([("all layers", ALL)] if averaged else []) + [(short_layer_name(n), n) for n in names])
+        _set_options(step, ([("all", ALL)] if averaged else []) + [(str(s), s) for s in steps])
+        if table == "self_attention":
+            gh, gw = next(v for k, v in trace.self_attention.items() if k[0] == f).shape[:2]
+            row.max, col.max = gh - 1, gw - 1
+        tokens = trace.frames[f].tokens
+        words = [(f"{i}: {t.replace('</w>', '')}", i) for i, t in enumerate(tokens) if t not in SPECIAL_TOKENS]
+        _set_options(token, [("all words", ALL), *words])
+        for w, shown in ((row, table == "self_attention"), (col, table == "self_attention"), (token, table == "cross_attention")):
+            w.layout.display = None if shown else "none"
+
+    def draw():
+        table, f = view.value, frame.value
+        layers = None if layer.value == ALL else layer.value
+        steps = None if step.value == ALL else [step.value]
+        if table == "reference_share":
+            fig = reference_share_figure(trace, f, layers=layers, steps=steps)
+        elif table == "self_attention":
+            fig = self_attention_figure(trace, f, layer.value, step.value, (row.value, col.value))
+        else:
+            fig = cross_attention_figure(trace, f, tokens=None if token.value == ALL else [token.value], layers=layers, steps=steps)
+        _show(fig)
+
+    def on_structure(_):
+        if busy[0]:  # the frame list changed along with the view
+            return
+        busy[0] = True
+        try:
+            refresh_options()
+        finally:
+            busy[0] = False
+        _redraw(out, draw)
+
+    def on_value(_):
+        if not busy[0]:
+            _redraw(out, draw)
+
+    view.observe(on_structure, names="value")
+    frame.observe(on_structure, names="value")
+    for w in (layer, step, row, col, token):
+        w.observe(on_value, names="value")
+    on_structure(None)
+    controls = dict(view=view, frame=frame, layer=layer, step=step, row=row, col=col, token=token)
+    return _panel(widgets, [[view, frame, layer], [step, token], [row, col]], out, controls)
+
+
+def _toy_latent(latent_hw: tuple[int, int], channels: int = 4) -> torch.Tensor:
+    """A smooth stand-in for a reference latent ([1, C, h, w]): a few waves, unit scale."""
+    h, w = latent_hw
+    y = torch.linspace(-1, 1, h)[:, None]
+    x = torch.linspace(-1, 1, w)[None, :]
+    waves = [torch.sin(3 * x + k) * torch.cos(2 * y - k) for k in range(channels)]
+    return torch.stack(waves)[None]
+
+
+def noise_explorer(reference_latent, mask, scheduler, num_inference_steps: int = 20, object_noise: float = 0.9,
+                   base_noise: float = 0.999, seed: int = 0):
+    """Region-aware noise (Eq. 5-7) with sliders for the two levels and the number of steps.
+
+    reference_latent: ``[1, C, h, w]`` (e.g. ``out.latents[0]``) or None for a smooth toy
+    latent on the mask's grid. mask: ``[h, w]`` on the latent grid or an image-sized mask
+    (area-resized to the grid). scheduler: any diffusers scheduler; a copy is made from its
+    config, so the pipeline's own scheduler is left alone. Shows the timestep index each
+    level lands on and warns when both land on the same one (then Eq. 7 is uniform noise).
+    """
+    import ipywidgets as widgets
+
+    mask = to_mask_tensor(mask)
+    latent_hw = tuple(reference_latent.shape[-2:]) if reference_latent is not None else tuple(mask.shape)
+    mask = resize_mask(mask, latent_hw)  # [h, w]
+    reference = _toy_latent(latent_hw) if reference_latent is None else reference_latent.detach().float().cpu()
+    noise = torch.randn(reference.shape, generator=torch.Generator().manual_seed(seed))
+    sched = type(scheduler).from_config(scheduler.config)
+
+    slider = dict(min=0.0, max=1.0, step=0.001, readout_format=".3f", continuous_update=False, style={"description_width": "initial"})
+    obj = widgets.FloatSlider(value=object_noise, description="object_noise (in mask)", **slider)
+    base = widgets.FloatSlider(value=base_noise, description="base_noise (outside)", **slider)
+    steps = widgets.IntSlider(value=num_inference_steps, min=1, max=100, description="num_inference_steps", continuous_update=False,
+                              style={"description_width": "initial"})
+    info = widgets.HTML()
+    out = widgets.Output()
+
+    def draw():
+        n = steps.value
+        sched.set_timesteps(n)
+        levels = NoiseLevels(sched, n)
+        region = region_aware_noise(reference, noise, mask, obj.value, base.value, levels.add_noise)
+        i_obj, i_base = levels.index(obj.value), levels.index(base.value)
+        t_obj, t_base = levels.timestep(obj.value), levels.timestep(base.value)
+        info.value = _levels_html(obj.value, base.value, n, i_obj, i_base, t_obj, t_base, levels.steps_run(base.value))
+        _show(noise_map_figure(mask=mask, sigma_map=region.sigma_map, signal_map=region.signal_map, noised=region.combined[0],
+                               object_noise=obj.value, base_noise=base.value, object_timestep=t_obj, base_timestep=t_base,
+                               title=f"{type(sched).__name__}, N={n}"))
+
+    for w in (obj, base, steps):
+        w.observe(lambda _: _redraw(out, draw), names="value")
+    _redraw(out, draw)
+    return _panel(widgets, [[obj, base], [steps], [info]], out, dict(object_noise=obj, base_noise=base, num_inference_steps=steps))
+
+
+def _levels_html(obj, base, n, i_obj, i_base, t_obj, t_base, base_steps) -> str:
+    """The level -> (index, timestep) mapping as a line of HTML, with warnings."""
+    def where(level, i, t):
+        return f"{level:.3f} → index {i}, t = {t:g}" if t is not None else f"{level:.3f} → no noise (index {i} = end)"
+
+    lines = [f"object: {where(obj, i_obj, t_obj)} &nbsp;|&nbsp; base: {where(base, i_base, t_base)} "
+             f"&nbsp;|&nbsp; denoising runs {base_steps} of {n} steps from index {i_base}"]
+    warn = []
+    if i_obj == i_base:
+        warn.append(f"both levels land on index {i_obj} with N={n}: region-aware noise equals uniform noise here "
+                    "(use more steps or levels further apart).")
+    if obj > base:
+        warn.append("object_noise is above base_noise: the container gets more noise than the background (the paper uses object < base).")
+    if base_steps == 0:
+        warn.append("base_noise runs no denoising step at this N: the pipeline refuses this setting.")
+    lines += [f"<span style='color:#b00'>⚠ {html.escape(w)}</span>" for w in warn]
+    return "<br>".join(lines)
+
+
+def _settings_html(info, settings: dict) -> str:
+    """A FrameInfo and the call's main settings as a small HTML table."""
+    rows = [("text", info.text), ("note", frame_note(info)), ("seed", info.seed),
+            ("reference frame (latent)", _step_or_none(info.reference)), ("K/V reference", _step_or_none(info.kv_reference)),
+            ("start index / steps run", f"{info.start_index} / {info.steps_run}"), ("start timestep", f"{info.start_timestep:g}"),
+            ("base_noise", info.base_noise), ("object_noise", info.object_noise), ("object timestep", info.object_timestep),
+            ("region-aware noise", info.region_aware), ("fallback", info.fallback)]
+    if info.mask is not None:
+        rows.append(("mask", f"{info.mask.source}, covers {info.mask.area:.1%}" + (f", box {info.mask.box}" if info.mask.box else "")))
+    if info.kv_fallback_steps:
+        rows.append(("K/V read from a neighbouring step", f"{info.kv_fallback_steps} steps"))
+    keys = ("num_inference_steps", "guidance_scale", "scheduler", "model")
+    rows.append(("call", ", ".join(f"{k}={settings[k]}" for k in keys if k in settings)))
+    cells = "".join(f"<tr><td style='text-align:left;padding-right:1em'><b>{html.escape(k)}</b></td>"
+                    f"<td style='text-align:left'>{html.escape(str(v))}</td></tr>" for k, v in rows)
+    return f"<table>{cells}</table>"
+
+
+def _step_or_none(frame: int | None) -> str:
+    return "none" if frame is None else f"step {frame + 1}"
+
+
+def frame_scrubber(out):
+    """Step through a ``RecipeDiffusionOutput``: each frame beside its reference, with its settings."""
+    import ipywidgets as widgets
+
+    n = len(out.frames)
+    step = widgets.IntSlider(value=1, min=1, max=n, description="step", continuous_update=False)
+    table = widgets.HTML()
+    view = widgets.Output()
+
+    def draw():
+        info = out.frames[step.value - 1]
+        table.value = _settings_html(info, out.settings)
+        ref = info.reference if info.reference is not None else info.kv_reference
+        fig, axes = plt.subplots(1, 2, figsize=(6, 3.2))
+        axes[0].imshow(out.images[info.index])
+        axes[0].set_title(f"step {info.index + 1}", fontsize=9)
+        if ref is None:
+            axes[1].text(0.5, 0.5, "from pure noise:\nno reference", ha="center", va="center", color="0.35", transform=axes[1].transAxes)
+        else:
+            axes[1].imshow(out.images[ref])
+            axes[1].set_title(f"its reference: step {ref + 1}", fontsize=9)
+        for ax in axes:
+            ax.set_axis_off()
+        fig.tight_layout()
+        _show(fig)
+
+    step.observe(lambda _: _redraw(out=view, draw=draw), names="value")
+    _redraw(view, draw)
+    return _panel(widgets, [[step]], widgets.VBox([view, table]), dict(step=step))

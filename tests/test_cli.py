@@ -1,0 +1,227 @@
+"""The ``cooklab`` command and the run report (fast: tiny model, 2 steps, CPU, offline)."""
+
+from __future__ import annotations
+
+import html
+import json
+import runpy
+import sys
+from pathlib import Path
+
+import pytest
+
+import cooklab
+from cooklab.cli import main, recipes_dir, resolve_recipe
+from cooklab.report import atomic_write
+
+RECIPES = Path(__file__).resolve().parent.parent / "data" / "recipes"
+OATS = RECIPES / "overnight_oats.yaml"  # the shortest shipped recipe (3 steps)
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(autouse=True)
+def _offline(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+
+
+def _generate(out: Path, *extra: str, recipe: Path = OATS) -> int:
+    return main(["generate", str(recipe), "--model", "tiny", "--steps", "2", "--out", str(out), *extra])
+
+
+def _settings(out: Path) -> dict:
+    return json.loads((out / "settings.json").read_text(encoding="utf-8"))
+
+
+def _leftovers(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.rglob("*") if p.name.startswith(".") or p.name.endswith(".tmp"))
+
+
+def test_generate_tiny_writes_the_run(tmp_path, capsys):
+    recipe = cooklab.load_recipe(OATS)
+    out = tmp_path / "run"
+    assert _generate(out) == 0
+    n = len(recipe)
+    frames = sorted(p.name for p in out.glob("frame_*.png"))
+    assert frames == [f"frame_{i:02d}.png" for i in range(n)]
+    for name in [*frames, "storyboard.png"]:
+        assert (out / name).read_bytes().startswith(PNG_MAGIC), name
+
+    data = _settings(out)
+    assert data["model"] == "tiny" and data["pipeline"] == "recipe-diffusion"
+    assert data["variant"] == "region_aware_kv"
+    assert {"cooklab", "diffusers", "torch"} <= set(data["versions"])
+    assert data["settings"]["num_inference_steps"] == 2 and data["settings"]["height"] == 64
+    assert len(data["frames"]) == n
+    for i, (frame, step) in enumerate(zip(data["frames"], recipe.steps, strict=True)):
+        assert frame["index"] == i and frame["text"] == step.text and frame["image"] == f"frame_{i:02d}.png"
+        assert {"reference", "kv_reference", "base_noise", "object_noise", "region_aware", "fallback", "mask"} <= set(frame)
+        assert frame["mask"] is None or set(frame["mask"]) == {"area", "box", "source"}
+    assert data["frames"][0]["reference"] is None and data["frames"][1]["kv_reference"] == 0
+
+    page = (out / "index.html").read_text(encoding="utf-8")
+    for step in recipe.steps:
+        assert html.escape(step.text) in page
+    assert 'src="storyboard.png"' in page and 'src="frame_00.png"' in page
+    assert str(out / "index.html") in capsys.readouterr().out
+    assert _leftovers(out) == []
+
+
+def test_page_escapes_text(tmp_path):
+    recipe = tmp_path / "tricky.yaml"
+    recipe.write_text(
+        'title: "Soup <script>alert(1)</script>"\n'
+        "steps:\n"
+        '  - text: "Heat <b>oil</b> & add \\"onions\\"."\n'
+        "    container: pot\n"
+        '  - text: "Stir; it\'s <i>done</i>."\n'
+        "    container: pot\n"
+        "    reference_step: 1\n",
+        encoding="utf-8",
+    )
+    out = tmp_path / "run"
+    assert _generate(out, recipe=recipe) == 0
+    page = (out / "index.html").read_text(encoding="utf-8")
+    assert "<script>" not in page and "<b>oil</b>" not in page and "<i>done</i>" not in page
+    assert html.escape('Heat <b>oil</b> & add "onions".') in page
+    assert html.escape("Stir; it's <i>done</i>.") in page
+    assert html.escape("Soup <script>alert(1)</script>") in page
+
+
+def test_variant_independent_is_recorded(tmp_path):
+    out = tmp_path / "run"
+    assert _generate(out, "--variant", "independent") == 0
+    data = _settings(out)
+    assert data["variant"] == "independent"
+    assert data["settings"]["sequential"] is False and data["settings"]["kv_sharing"] is False
+    assert all(f["reference"] is None and f["kv_reference"] is None for f in data["frames"])
+
+
+def test_no_flags_give_a_custom_mix(tmp_path):
+    out = tmp_path / "run"
+    assert _generate(out, "--no-kv-sharing", "--no-region-aware", "--scheduler", "euler", "--kv-layers", "up") == 0
+    data = _settings(out)
+    assert data["variant"] == "custom"
+    assert data["settings"]["scheduler"] == "EulerDiscreteScheduler"
+    assert data["frames"][1]["reference"] == 0 and data["frames"][1]["kv_reference"] is None
+
+
+def test_malformed_recipe_is_a_clean_error(tmp_path, capsys):
+    bad = tmp_path / "broken_recipe.yaml"
+    bad.write_text("title: Broken\nsteps:\n  - text: [unclosed\n", encoding="utf-8")
+    assert _generate(tmp_path / "run", recipe=bad) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error:") and "broken_recipe.yaml" in err and "Traceback" not in err
+    assert not (tmp_path / "run").exists()
+
+
+def test_missing_recipe_is_a_clean_error(tmp_path, capsys):
+    assert _generate(tmp_path / "run", recipe=tmp_path / "nope.yaml") == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error:") and "nope.yaml" in err
+
+
+def test_height_not_multiple_of_8(tmp_path, capsys):
+    assert _generate(tmp_path / "run", "--height", "65") == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error:") and "multiples of 8" in err
+
+
+def test_conflicting_switches(tmp_path, capsys):
+    assert _generate(tmp_path / "run", "--variant", "region_aware", "--no-sequential") == 2
+    assert "sequential" in capsys.readouterr().err
+
+
+def test_cookanything_is_not_there_yet(tmp_path, capsys):
+    assert _generate(tmp_path / "run", "--pipeline", "cookanything") == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error:") and "CookAnything" in err and len(err.strip().splitlines()) == 1
+
+
+def test_variant_choices_match_the_pipeline():
+    from cooklab.cli import VARIANT_NAMES
+    from cooklab.recipe_diffusion.pipeline import VARIANTS
+
+    assert VARIANT_NAMES == tuple(VARIANTS)
+
+
+def test_usage_errors_return_2(capsys):
+    assert main(["generate"]) == 2
+    assert main(["frobnicate"]) == 2
+    assert main(["--help"]) == 0
+    assert "generate" in capsys.readouterr().out
+
+
+def test_demo_writes_both_variants(tmp_path, capsys):
+    out = tmp_path / "demo"
+    assert main(["demo", "--out", str(out), "--steps", "2"]) == 0
+    for name in ("region_aware_kv", "independent"):
+        assert (out / name / "index.html").is_file()
+        assert (out / name / "storyboard.png").is_file()
+    ra, ind = _settings(out / "region_aware_kv"), _settings(out / "independent")
+    assert ra["variant"] == "region_aware_kv" and ind["variant"] == "independent"
+    masked = [f for f in ra["frames"] if f["mask"] is not None]
+    assert masked and all(f["mask"]["source"] == "box" for f in masked)
+    assert any(f["region_aware"] for f in ra["frames"])  # region-aware noise really ran
+    stdout = capsys.readouterr().out
+    assert "centred box" in stdout and str(out / "region_aware_kv" / "index.html") in stdout
+
+
+def test_trace_writes_summary(tmp_path):
+    out = tmp_path / "run"
+    assert _generate(out, "--trace") == 0
+    summary = (out / "trace_summary.txt").read_text(encoding="utf-8")
+    assert "reference share" in summary and "frame 1 (K/V from frame 0)" in summary
+    assert (out / "trace_reference_share.png").read_bytes().startswith(PNG_MAGIC)
+    assert _leftovers(out) == []
+
+
+def test_atomic_write_replaces_or_leaves_untouched(tmp_path):
+    target = tmp_path / "sub" / "file.txt"
+    atomic_write(target, "first")
+    atomic_write(target, b"second")
+    assert target.read_text() == "second"
+
+    def fails(file):
+        file.write(b"half of it")
+        raise RuntimeError("interrupted")
+
+    with pytest.raises(RuntimeError):
+        atomic_write(target, fails)
+    assert target.read_text() == "second"
+    assert sorted(p.name for p in target.parent.iterdir()) == ["file.txt"]
+
+
+def test_rerun_with_fewer_steps_removes_stale_frames(tmp_path):
+    out = tmp_path / "run"
+    assert _generate(out, recipe=RECIPES / "guacamole.yaml") == 0
+    assert _generate(out, recipe=OATS) == 0
+    assert len(list(out.glob("frame_*.png"))) == len(cooklab.load_recipe(OATS))
+
+
+def test_recipe_resolution_from_another_cwd(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert recipes_dir() == RECIPES
+    assert resolve_recipe(None) == RECIPES / "pancakes.yaml"
+    assert resolve_recipe("pancakes") == RECIPES / "pancakes.yaml"
+    assert resolve_recipe("data/recipes/pancakes.yaml") == RECIPES / "pancakes.yaml"
+    (tmp_path / "pancakes.yaml").write_text("title: Mine\nsteps: [Mix.]\n")
+    assert resolve_recipe("pancakes.yaml") == Path("pancakes.yaml")  # a real file wins
+
+
+def test_python_m_cooklab(monkeypatch, capsys):
+    monkeypatch.setattr(sys, "argv", ["cooklab", "--version"])
+    with pytest.raises(SystemExit) as exit_:
+        runpy.run_module("cooklab", run_name="__main__")
+    assert exit_.value.code == 0 and cooklab.__version__ in capsys.readouterr().out
+
+
+def test_mask_box_applies_region_aware_noise(tmp_path):
+    import json
+
+    from cooklab.cli import main
+
+    out = tmp_path / "run"
+    assert main(["generate", "pancakes", "--model", "tiny", "--steps", "12", "--mask-box", "16,16,48,48", "--out", str(out)]) == 0
+    frames = json.loads((out / "settings.json").read_text())["frames"]
+    assert any(f["region_aware"] for f in frames)
+    assert main(["generate", "pancakes", "--model", "tiny", "--mask-box", "1,2,3", "--out", str(out)]) == 2
