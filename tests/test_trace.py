@@ -111,3 +111,15 @@ class _FakePipe:
 def attn_layer(tiny_sd):
     name = "mid_block.attentions.0.transformer_blocks.0.attn1.processor"
     return name, dict(tiny_sd.unet.named_modules())[name.removesuffix(".processor")]
+
+
+def test_means_over_layers_use_the_finest_grid(rd):
+    with cooklab.trace(rd, layers=("mid", "up"), timesteps=[3]) as tr:
+        rd(recipe(), **{**KW, "num_inference_steps": 4})
+    sizes = {tuple(v.shape) for v in tr.reference_share.values()}
+    assert sizes == {(4, 4), (8, 8)}  # mid block 4x4, up block 8x8
+    assert tr.reference_share_map(1).shape == (8, 8) and tr.cross_attention_map(1, "eggs").shape == (8, 8)
+    assert tr.frames[2].kv_reference == 1
+    mid = next(k for k in tr.self_attention if k[1].startswith("mid") and k[0] == 1)
+    with pytest.raises(IndexError, match="outside"):
+        tr.self_attention_map(*mid, query=(5, 0))

@@ -53,10 +53,11 @@ class FrameTrace:
     index: int
     prompt: str
     tokens: list[str]  # prompt tokens before padding, BOS/EOS included
-    reference: int | None
+    reference: int | None  # frame whose latent this frame started from
     latent_hw: tuple[int, int]
     timesteps: dict[int, float] = field(default_factory=dict)  # step position -> timestep value
     image: object = None  # the decoded PIL image, once the frame is done
+    kv_reference: int | None = None  # frame whose keys/values this frame attended to
 
 
 def _grid(tokens: int, latent_hw: tuple[int, int]) -> tuple[int, int]:
@@ -75,6 +76,14 @@ def _pool(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
         return x
     lead = x.shape[:-2]
     return F.adaptive_avg_pool2d(x.reshape(-1, 1, *x.shape[-2:]), size).reshape(*lead, *size)
+
+
+def _upsample(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Nearest-neighbour upsample of the last two axes to ``size`` (coarse layers onto the finest grid)."""
+    if tuple(x.shape[-2:]) == tuple(size):
+        return x
+    lead = x.shape[:-2]
+    return F.interpolate(x.reshape(-1, 1, *x.shape[-2:]), size=size, mode="nearest").reshape(*lead, *size)
 
 
 class Trace:
@@ -246,8 +255,8 @@ class Trace:
         vals = [v for (f, name, s), v in table.items() if f == frame and (layers is None or name in layers) and (steps is None or s in steps)]
         if not vals:
             raise KeyError(f"nothing captured for frame {frame} with layers={layers} steps={steps}; check capture=, layers=, timesteps=.")
-        size = vals[0].shape[-2:]
-        return torch.stack([_pool(v, size) for v in vals]).mean(0)
+        size = (max(v.shape[-2] for v in vals), max(v.shape[-1] for v in vals))  # the finest grid captured
+        return torch.stack([_upsample(v, size) for v in vals]).mean(0)
 
     def reference_share_map(self, frame: int, layers=None, steps=None) -> torch.Tensor:
         """[G, G] mean share of attention on the reference frame's keys (0 = ignores the reference)."""
@@ -273,6 +282,8 @@ class Trace:
     def self_attention_map(self, frame: int, layer: str, step: int, query: tuple[int, int]) -> torch.Tensor:
         """[S, G, G] where pooled query cell ``query=(row, col)`` looks (S: reference, own)."""
         a = self.self_attention[(frame, layer, step)]
+        if not (0 <= query[0] < a.shape[0] and 0 <= query[1] < a.shape[1]):
+            raise IndexError(f"query {tuple(query)} is outside this layer's {a.shape[0]}x{a.shape[1]} grid of pooled query cells.")
         return a[query[0], query[1]]
 
     def summary(self) -> str:

@@ -238,7 +238,9 @@ class RecipeDiffusion:
         masks: per frame (list, or dict frame -> value) the container mask *in that frame's
         reference image*: a [H, W] or latent-size [h, w] mask, or a pixel box (x0, y0, x1, y1).
         mask_provider: ``(image, phrase) -> mask | None`` asked for frames without a mask.
-        Both are used only when ``region_aware`` is on (so one set of masks serves all variants).
+        Both are used only when ``region_aware`` is on (so one set of masks serves all variants);
+        an explicit mask is always applied, the provider only for steps whose metadata names a
+        container and a reference_step.
         kv_cache_device: where reference K/V are kept (None: the compute device; "cpu").
         """
         if variant is not None:
@@ -384,7 +386,7 @@ class RecipeDiffusion:
         channels = pipe.unet.config.in_channels
         latent_hw = (call.height // pipe.vae_scale_factor, call.width // pipe.vae_scale_factor)
         if trace is not None:
-            trace.begin_frame(FrameTrace(i, prompt, self._tokens(prompt), ref, latent_hw))
+            trace.begin_frame(FrameTrace(i, prompt, self._tokens(prompt), ref, latent_hw, kv_reference=kv_ref))
 
         info = FrameInfo(index=i, text=step.text, prompt=prompt, seed=call.seed + i, container=step.container, reference=ref, kv_reference=kv_ref,
                          start_index=0, steps_run=call.num_inference_steps, start_timestep=float(timesteps[0]),

@@ -182,7 +182,8 @@ def frame_note(info) -> str:
     if info.region_aware:
         parts.append(f"RA {info.object_noise:g}/{info.base_noise:g}")
     elif info.base_noise is not None:
-        parts.append(f"uniform {info.base_noise:g}" + (" (no mask)" if info.fallback else ""))
+        why = "" if not info.fallback else " (new container)" if "first appears" in info.fallback else " (no mask)"
+        parts.append(f"uniform {info.base_noise:g}{why}")
     return " · ".join(parts)
 
 
@@ -190,7 +191,9 @@ def storyboard_from_output(out, title: str | None = None, ncols: int | None = No
     """``storyboard`` of a ``RecipeDiffusionOutput``: step texts and a ``frame_note`` per frame."""
     if title is None:
         s = out.settings
-        mode = ", ".join(k for k in ("sequential", "kv_sharing", "region_aware") if s.get(k)) or "independent"
+        mode = s.get("variant", "custom")
+        if mode == "custom":
+            mode = ", ".join(k for k in ("sequential", "kv_sharing", "region_aware") if s.get(k)) or "nothing shared"
         title = f"{out.recipe.title} — {mode}"
     return storyboard(out.images, [f.text for f in out.frames], title=title, ncols=ncols, notes=[frame_note(f) for f in out.frames])
 
@@ -207,7 +210,7 @@ def attention_overlay(image, heatmap, ax=None, alpha: float = 0.5, title: str | 
     map's range); ``interpolation="bilinear"`` smooths the cells.
     """
     if ax is None:
-        fig, ax = plt.subplots(figsize=(3.2, 3))
+        fig, ax = plt.subplots(figsize=(3.2, 3), layout="constrained")
     mappable = _overlay(ax, image, heatmap, alpha, cmap, vmin, vmax, interpolation)
     if title:
         ax.set_title(title, fontsize=9)
@@ -245,8 +248,8 @@ def reference_share_figure(trace, frame: int, layers=None, steps=None, vmin: flo
     captured); vmin/vmax fix the colour scale (None: the map's range).
     """
     share = trace.reference_share_map(frame, layers=layers, steps=None if steps is None else set(steps))
-    ref = trace.frames[frame].reference
-    fig, axes = plt.subplots(1, 3, figsize=(9.6, 3.3))
+    ref = trace.frames[frame].kv_reference  # the frame whose keys were attended to
+    fig, axes = plt.subplots(1, 3, figsize=(9.6, 3.3), layout="constrained")
     _show_image(axes[0], _frame_image(trace, ref), title="reference (no reference)" if ref is None else f"reference: step {ref + 1}")
     _show_image(axes[1], _frame_image(trace, frame), title=f"frame: step {frame + 1}")
     mappable = _overlay(axes[2], _frame_image(trace, frame), share, alpha, "viridis", vmin, vmax, "nearest")
@@ -254,7 +257,6 @@ def reference_share_figure(trace, frame: int, layers=None, steps=None, vmin: flo
     axes[2].set_title(f"reference share: mean {s.mean():.3f}\n(min {s.min():.3f}, max {s.max():.3f})", fontsize=9)
     fig.colorbar(mappable, ax=axes[2], fraction=0.046, pad=0.04)
     fig.suptitle(f"Attention on the reference frame's keys ({_layers_label(layers)}, {_steps_label(steps)})", fontsize=10)
-    fig.tight_layout()
     return fig
 
 
@@ -267,15 +269,16 @@ def reference_share_curve_figure(trace, frames=None, layers=None, ax=None) -> Fi
     captured = sorted({k[0] for k in trace.reference_share})
     frames = captured if frames is None else list(frames)
     if ax is None:
-        fig, ax = plt.subplots(figsize=(5.5, 3.3))
+        fig, ax = plt.subplots(figsize=(5.5, 3.3), layout="constrained")
     for f in frames:
         curve = trace.reference_share_curve(f, layers=layers)
         if curve:
-            ref = trace.frames[f].reference
+            ref = trace.frames[f].kv_reference
             label = f"step {f + 1}" + ("" if ref is None else f" (ref {ref + 1})")
             ax.plot(list(curve), list(curve.values()), marker=".", label=label)
     ax.axhline(0.5, ls="--", lw=0.8, color="0.5")
-    ax.text(ax.get_xlim()[0], 0.5, " 0.5: reference as important as own frame", va="bottom", fontsize=7, color="0.4")
+    ax.text(0.01, 0.49, "0.5: reference as important as own frame", va="top", fontsize=7, color="0.4",
+            transform=ax.get_yaxis_transform())
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("denoising step (position in the schedule)")
     ax.set_ylabel("attention share on reference")
@@ -283,7 +286,6 @@ def reference_share_curve_figure(trace, frames=None, layers=None, ax=None) -> Fi
     ax.set_title(f"Reference share per step ({_layers_label(layers)})", fontsize=10)
     if ax.get_legend_handles_labels()[0]:
         ax.legend(fontsize=8)
-    ax.figure.tight_layout()
     return ax.figure
 
 
@@ -299,10 +301,10 @@ def self_attention_figure(trace, frame: int, layer: str, step: int, query: tuple
     if not (0 <= query[0] < grid[0] and 0 <= query[1] < grid[1]):
         raise ValueError(f"query {tuple(query)} is outside the {grid[0]}x{grid[1]} query grid of {short_layer_name(layer)}.")
     maps = trace.self_attention_map(frame, layer, step, query)  # [S, Gh, Gw]; S = 2: (reference, own)
-    ref = trace.frames[frame].reference
+    ref = trace.frames[frame].kv_reference  # the frame whose keys were attended to
     image = _frame_image(trace, frame)
     vmax = float(maps.max())
-    fig, axes = plt.subplots(1, 3, figsize=(10, 3.4))
+    fig, axes = plt.subplots(1, 3, figsize=(10, 3.4), layout="constrained")
 
     _show_image(axes[0], image, title=f"query cell {tuple(query)} of step {frame + 1}")
     arr = _image_array(image)
@@ -323,7 +325,6 @@ def self_attention_figure(trace, frame: int, layer: str, step: int, query: tuple
     axes[2].set_title(f"own keys: {float(maps[-1].sum()):.1%} of attention", fontsize=9)
     fig.colorbar(mappable, ax=axes[2], fraction=0.046, pad=0.04)
     fig.suptitle(f"Self-attention, {short_layer_name(layer)}, step {step}", fontsize=10)
-    fig.tight_layout()
     return fig
 
 
@@ -364,7 +365,7 @@ def toy_attention_figure(weights, labels, query_labels=None, ax=None, title: str
     if w.ndim != 2 or w.shape[1] != len(labels):
         raise ValueError(f"weights must be [Q, K] with K = len(labels) = {len(labels)}; got shape {w.shape}.")
     if ax is None:
-        fig, ax = plt.subplots(figsize=(0.55 * w.shape[1] + 1.6, 0.45 * w.shape[0] + 1.2))
+        fig, ax = plt.subplots(figsize=(0.55 * w.shape[1] + 1.6, 0.45 * w.shape[0] + 1.2), layout="constrained")
     ax.imshow(w, cmap="Blues", vmin=0, vmax=max(float(w.max()), 1e-9))
     ax.set_xticks(range(w.shape[1]), labels, rotation=45, ha="right", fontsize=8)
     rows = query_labels if query_labels is not None else [f"q{i}" for i in range(w.shape[0])]
@@ -376,7 +377,6 @@ def toy_attention_figure(weights, labels, query_labels=None, ax=None, title: str
             ax.text(c, r, f"{v:.2f}", ha="center", va="center", fontsize=7, color="white" if v > 0.6 * w.max() else "black")
     if title:
         ax.set_title(title, fontsize=10)
-    ax.figure.tight_layout()
     return ax.figure
 
 
@@ -447,7 +447,7 @@ def noise_map_figure(record=None, *, mask=None, sigma_map=None, signal_map=None,
         panels.append(("signal", _array(signal_map)))
     if noised is not None:
         panels.append(("noised", noised))
-    fig, axes = plt.subplots(1, len(panels), figsize=(3.1 * len(panels), 3.4), squeeze=False)
+    fig, axes = plt.subplots(1, len(panels), figsize=(3.1 * len(panels), 3.4), squeeze=False, layout="constrained")
     for ax, (kind, value) in zip(axes[0], panels, strict=True):
         if kind == "mask":
             if value is None:
@@ -472,5 +472,4 @@ def noise_map_figure(record=None, *, mask=None, sigma_map=None, signal_map=None,
     heading = " · ".join(x for x in (title, ", ".join(levels)) if x)
     if heading:
         fig.suptitle(heading, fontsize=10)
-    fig.tight_layout()
     return fig

@@ -97,6 +97,11 @@ def attention_explorer(trace):
     def frames_of(table):
         return sorted({k[0] for k in getattr(trace, table)})
 
+    # start on the first frame that has a reference (frame 0 never does)
+    first = frames_of(views[0][1])
+    frame.options = [(f"step {f + 1}", f) for f in first]
+    frame.value = next((f for f in first if trace.frames[f].kv_reference is not None), first[0])
+
     def refresh_options():
         table = view.value
         _set_options(frame, [(f"step {f + 1}", f) for f in frames_of(table)])
@@ -258,7 +263,7 @@ def frame_scrubber(out):
         info = out.frames[step.value - 1]
         table.value = _settings_html(info, out.settings)
         ref = info.reference if info.reference is not None else info.kv_reference
-        fig, axes = plt.subplots(1, 2, figsize=(6, 3.2))
+        fig, axes = plt.subplots(1, 2, figsize=(6, 3.2), layout="constrained")
         axes[0].imshow(out.images[info.index])
         axes[0].set_title(f"step {info.index + 1}", fontsize=9)
         if ref is None:
@@ -268,7 +273,6 @@ def frame_scrubber(out):
             axes[1].set_title(f"its reference: step {ref + 1}", fontsize=9)
         for ax in axes:
             ax.set_axis_off()
-        fig.tight_layout()
         _show(fig)
 
     step.observe(lambda _: _redraw(out=view, draw=draw), names="value")

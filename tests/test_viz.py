@@ -1,0 +1,258 @@
+"""Tests for cooklab.viz: figures from synthetic tensors and from a real tiny trace; widgets build and redraw."""
+
+import os
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+
+import matplotlib  # noqa: E402
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import PIL.Image  # noqa: E402
+import pytest  # noqa: E402
+import torch  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+
+import cooklab  # noqa: E402
+from cooklab import viz  # noqa: E402
+from cooklab.grounding import box_to_mask  # noqa: E402
+from cooklab.recipe_diffusion import NoiseLevels, region_aware_noise  # noqa: E402
+from cooklab.viz import widgets  # noqa: E402
+
+STEPS = 12  # 0.9 and 0.999 land on different timesteps from 11 steps on
+
+
+@pytest.fixture(autouse=True)
+def close_figures():
+    yield
+    plt.close("all")
+
+
+@pytest.fixture(scope="module")
+def pipe():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny models gain nothing from threads and a busy CPU makes them crawl
+    yield cooklab.RecipeDiffusion.from_pipe(cooklab.models.tiny_sd())
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def traced(pipe):
+    """A 3-frame region_aware_kv generation with everything captured; frame 2 has no mask (uniform noise)."""
+    recipe = cooklab.Recipe.from_steps(["Pour oats into a jar.", "Add milk to the jar.", "Top the oats with berries."])
+    with cooklab.trace(pipe) as tr:
+        out = pipe(recipe, variant="region_aware_kv", seed=0, num_inference_steps=STEPS, height=64, width=64,
+                   masks=[None, (8, 8, 40, 48), None], progress=False)
+    return tr, out
+
+
+def n_axes(fig: Figure) -> int:
+    assert isinstance(fig, Figure)
+    return len(fig.axes)
+
+
+# ---- synthetic tensors ---------------------------------------------------------------------
+
+
+def test_storyboard_accepts_pil_arrays_and_tensors():
+    images = [PIL.Image.new("RGB", (32, 32), "red"), np.zeros((32, 32, 3), np.uint8), torch.rand(3, 32, 32)]
+    fig = viz.storyboard(images, ["one", "two " * 20, "three"], title="t", notes=["a", None, "c"])
+    assert n_axes(fig) == 3
+    assert fig.axes[1].get_title() == "step 2"
+    assert n_axes(viz.storyboard(images, ["a", "b", "c"], ncols=2)) == 3
+
+
+def test_storyboard_rejects_mismatched_lengths():
+    with pytest.raises(ValueError, match="one text per image"):
+        viz.storyboard([np.zeros((8, 8, 3))], ["a", "b"])
+    with pytest.raises(ValueError, match="notes"):
+        viz.storyboard([np.zeros((8, 8, 3))], ["a"], notes=["x", "y"])
+
+
+def test_attention_overlay_stretches_the_map_over_the_image():
+    image = np.ones((64, 48, 3), np.float32)
+    fig = viz.attention_overlay(image, torch.rand(8, 6), title="x", colorbar=True)
+    assert n_axes(fig) == 2  # the overlay and its colour bar
+    heat = fig.axes[0].images[-1]
+    assert heat.get_extent() == [0, 48, 64, 0]
+    fig2, ax = plt.subplots(1, 2)
+    assert viz.attention_overlay(None, np.random.rand(4, 4), ax=ax[1]) is fig2
+    with pytest.raises(ValueError, match="2-D"):
+        viz.attention_overlay(image, torch.rand(2, 8, 8))
+
+
+def test_toy_attention_figure():
+    weights = torch.softmax(torch.randn(3, 4), dim=-1)
+    fig = viz.toy_attention_figure(weights, ["a", "b", "c", "d"], title="toy")
+    assert n_axes(fig) == 1
+    assert [t.get_text() for t in fig.axes[0].get_xticklabels()] == ["a", "b", "c", "d"]
+    fig2, axes = plt.subplots(1, 2)
+    assert viz.toy_attention_figure(weights, list("abcd"), query_labels=["x", "y", "z"], ax=axes[0]) is fig2
+    with pytest.raises(ValueError, match="len\\(labels\\)"):
+        viz.toy_attention_figure(weights, ["a"])
+
+
+def test_noise_map_figure_from_plain_tensors_and_region_noise(pipe):
+    mask = torch.zeros(8, 8)
+    mask[2:6, 2:6] = 1
+    sigma = 0.5 + 0.4 * (1 - mask)
+    fig = viz.noise_map_figure(mask=mask, sigma_map=sigma)
+    assert n_axes(fig) == 4  # mask, sigma, and a colour bar each
+    assert "in mask" in fig.axes[1].get_title()
+
+    scheduler = type(pipe.scheduler).from_config(pipe.scheduler.config)
+    scheduler.set_timesteps(20)
+    levels = NoiseLevels(scheduler, 20)
+    region = region_aware_noise(torch.randn(1, 4, 8, 8), torch.randn(1, 4, 8, 8), mask, 0.9, 0.999, levels.add_noise)
+    fig = viz.noise_map_figure(region, object_noise=0.9, base_noise=0.999, object_timestep=levels.timestep(0.9),
+                               base_timestep=levels.timestep(0.999))
+    assert n_axes(fig) == 7  # 4 panels, colour bars on all but the RGB latent
+    assert "t=851" in fig._suptitle.get_text()
+    assert n_axes(viz.noise_map_figure(region, latent_view="mean")) == 8
+    assert n_axes(viz.noise_map_figure(sigma_map=sigma)) == 3  # "no mask" panel, sigma + colour bar
+    with pytest.raises(TypeError):
+        viz.noise_map_figure("not a record")
+    with pytest.raises(ValueError, match="latent_view"):
+        viz.noise_map_figure(region, latent_view="hsv")
+
+
+def test_plots_do_not_import_ipywidgets():
+    code = "import sys, cooklab.viz; assert 'ipywidgets' not in sys.modules"
+    subprocess.run([sys.executable, "-c", code], check=True, env={**os.environ, "MPLBACKEND": "Agg"})
+
+
+# ---- a real tiny trace ---------------------------------------------------------------------
+
+
+def test_storyboard_from_output_and_frame_notes(traced):
+    _, out = traced
+    fig = viz.storyboard_from_output(out)
+    assert n_axes(fig) == 3
+    assert out.recipe.title in fig._suptitle.get_text() and "region_aware_kv" in fig._suptitle.get_text()
+    notes = [viz.frame_note(f) for f in out.frames]
+    assert notes[0] == "from noise"
+    assert notes[1] == "ref 1 · KV 1 · RA 0.9/0.999"
+    assert notes[2] == "ref 2 · KV 2 · uniform 0.999 (no mask)"
+
+
+def test_reference_share_figures(traced):
+    tr, _ = traced
+    fig = viz.reference_share_figure(tr, 1)
+    assert n_axes(fig) == 4  # reference, frame, overlay, colour bar
+    assert "mean 0.5" in fig.axes[2].get_title()  # the tiny model's attention is nearly uniform
+    layer = tr.layers("reference_share")[0]
+    step = tr.steps(1)[-1]
+    assert n_axes(viz.reference_share_figure(tr, 2, layers=layer, steps=[step], vmin=None, vmax=None)) == 4
+    fig = viz.reference_share_figure(tr, 0)  # no reference: a blank reference panel, share 0
+    assert "no reference" in fig.axes[0].get_title()
+
+    fig = viz.reference_share_curve_figure(tr)
+    assert n_axes(fig) == 1
+    assert len(fig.axes[0].lines) == 3 + 1  # one per frame and the 0.5 line
+    assert len(viz.reference_share_curve_figure(tr, frames=[2]).axes[0].lines) == 2
+
+
+def test_self_attention_figure(traced):
+    tr, _ = traced
+    layer = tr.layers("self_attention")[0]
+    step = tr.steps(1, "self_attention")[0]
+    fig = viz.self_attention_figure(tr, 1, layer, step, query=(2, 3))
+    assert n_axes(fig) == 4  # query, reference keys, own keys, colour bar
+    assert "reference" in fig.axes[1].get_title() and "own keys" in fig.axes[2].get_title()
+    total = sum(float(t.get_title().split(": ")[1].split("%")[0]) for t in fig.axes[1:3])
+    assert total == pytest.approx(100, abs=0.2)
+    fig = viz.self_attention_figure(tr, 0, layer, tr.steps(0, "self_attention")[0], query=(0, 0))
+    assert fig.axes[1].texts  # frame 0 shares nothing: the reference panel says so
+    with pytest.raises(ValueError, match="outside"):
+        viz.self_attention_figure(tr, 1, layer, step, query=(99, 0))
+
+
+def test_cross_attention_figure(traced):
+    tr, _ = traced
+    fig = viz.cross_attention_figure(tr, 1, tokens=["milk", 2])
+    assert n_axes(fig) == 3  # two tokens and a colour bar
+    assert "'milk'" in fig.axes[0].get_title()
+    words = [t for t in tr.frames[1].tokens if t not in viz.plots.SPECIAL_TOKENS]
+    fig = viz.cross_attention_figure(tr, 1, ncols=4)
+    panels = min(len(words), 12)
+    assert n_axes(fig) == -(-panels // 4) * 4 + 1
+    with pytest.raises(KeyError):
+        viz.cross_attention_figure(tr, 1, tokens=["saucepan"])
+
+
+def test_noise_map_figure_from_trace_records(traced):
+    tr, _ = traced
+    fig = viz.noise_map_figure(tr.noise[1])
+    assert n_axes(fig) == 7
+    title = fig._suptitle.get_text()
+    assert "object 0.9" in title and "base 0.999" in title
+    fig = viz.noise_map_figure(tr.noise[2])  # no mask: uniform noise
+    assert "no mask" in fig.axes[0].texts[0].get_text()
+
+
+# ---- widgets -------------------------------------------------------------------------------
+
+
+def assert_drawn(capsys):
+    """The widget callbacks displayed figures (printed as their repr without a kernel) and hit no error."""
+    printed = capsys.readouterr().out
+    assert "Figure(" in printed
+    assert "nothing to show" not in printed
+    assert plt.get_fignums() == []  # every figure was closed after display
+
+
+def test_attention_explorer(traced, capsys):
+    tr, _ = traced
+    box = widgets.attention_explorer(tr)
+    c = box.controls
+    assert c["frame"].value == 1  # starts on the first frame with a reference
+    c["layer"].value = c["layer"].options[1][1]
+    c["step"].value = c["step"].options[-1][1]
+    c["view"].value = "self_attention"
+    assert c["row"].layout.display is None and c["token"].layout.display == "none"
+    c["row"].value, c["col"].value = 2, 5
+    c["frame"].value = 2
+    c["view"].value = "cross_attention"
+    c["token"].value = c["token"].options[2][1]
+    c["step"].value = "all"
+    assert_drawn(capsys)
+
+
+def test_attention_explorer_needs_attention_maps(pipe):
+    with cooklab.trace(pipe, capture=["noise"]) as tr:
+        pipe(["a", "b"], variant="kv_sharing", num_inference_steps=2, height=64, width=64, progress=False)
+    with pytest.raises(ValueError, match="no attention maps"):
+        widgets.attention_explorer(tr)
+
+
+def test_noise_explorer_reports_timestep_collisions(pipe, capsys):
+    mask = box_to_mask((16, 16, 48, 48), (64, 64))  # image size: resized to the 8x8 grid
+    pipe.scheduler.set_timesteps(7)
+    box = widgets.noise_explorer(None, mask, pipe.scheduler, 20)
+    info = box.children[2].children[0]
+    assert "index 2" in info.value and "⚠" not in info.value
+    box.controls["num_inference_steps"].value = 10
+    assert "both levels land on index 1" in info.value
+    box.controls["num_inference_steps"].value = 20
+    box.controls["object_noise"].value = 1.0
+    assert "more noise than the background" in info.value
+    widgets.noise_explorer(torch.randn(1, 4, 8, 8), mask[::8, ::8], pipe.scheduler, 20, object_noise=0.5)
+    assert_drawn(capsys)
+    assert len(pipe.scheduler.timesteps) == 7  # the explorer works on a copy of the scheduler
+
+
+def test_frame_scrubber(traced, capsys):
+    _, out = traced
+    box = widgets.frame_scrubber(out)
+    table = box.children[1].children[1]
+    assert "from noise" in table.value
+    box.controls["step"].value = 2
+    assert "RA 0.9/0.999" in table.value and "box" in table.value
+    box.controls["step"].value = 3
+    assert "no mask" in table.value
+    assert_drawn(capsys)
