@@ -39,7 +39,6 @@ import difflib
 import json
 import os
 import re
-import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -49,6 +48,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from pydantic_core import ErrorDetails
 
 from cooklab.errors import RecipeError
+from cooklab.fileio import atomic_write
 
 __all__ = ["MAX_STEPS", "Recipe", "Step", "StepPlan", "load_recipe"]
 
@@ -224,20 +224,7 @@ class Recipe(BaseModel):
                 f"cannot save as '{suffix or path.name}'.",
                 "use a file name ending in .yaml, .yml or .json.",
             )
-        path.parent.mkdir(parents=True, exist_ok=True)
-        # Write a temporary file next to the target, then swap it in: a crash
-        # half-way leaves the old file intact instead of a truncated one.
-        handle, temp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(handle, "w", encoding="utf-8") as file:
-                file.write(text)
-                file.flush()
-                os.fsync(file.fileno())
-            os.chmod(temp_name, 0o644)
-            os.replace(temp_name, path)
-        except BaseException:
-            Path(temp_name).unlink(missing_ok=True)
-            raise
+        atomic_write(path, text)
 
     def _to_data(self) -> dict[str, Any]:
         """Plain dict for YAML/JSON: text first in each step; a step without metadata is a bare string."""

@@ -25,10 +25,11 @@ import math
 import os
 import platform
 import re
-import tempfile
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
+
+from cooklab.fileio import atomic_write
 
 __all__ = ["atomic_write", "frame_name", "run_settings", "write_run"]
 
@@ -38,33 +39,6 @@ _FRAME_FILE = re.compile(r"^frame_\d{2,}\.png$")
 def frame_name(index: int) -> str:
     """File name of frame ``index`` (0-based): ``frame_00.png``, ``frame_01.png`` ..."""
     return f"frame_{index:02d}.png"
-
-
-def atomic_write(path: str | os.PathLike[str], content: bytes | str | Callable[[IO[bytes]], None]) -> Path:
-    """Write ``content`` to ``path`` so that the file is either complete or untouched.
-
-    ``content`` is bytes, text (written as UTF-8) or a function that writes to a binary
-    file object. The data goes to a temporary file next to ``path`` which then replaces
-    ``path`` with ``os.replace``; if anything fails the temporary file is removed and the
-    error propagates.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as file:
-            if callable(content):
-                content(file)
-            else:
-                file.write(content.encode("utf-8") if isinstance(content, str) else content)
-            file.flush()
-            os.fsync(file.fileno())
-        os.chmod(temp_name, 0o644)
-        os.replace(temp_name, path)
-    except BaseException:
-        Path(temp_name).unlink(missing_ok=True)
-        raise
-    return path
 
 
 # ---- settings.json ----------------------------------------------------------------------
