@@ -31,6 +31,8 @@ _LAZY = {
     "trace": (".instrument", "trace"),
     "RecipeDiffusion": (".recipe_diffusion", "RecipeDiffusion"),
     "RecipeDiffusionOutput": (".recipe_diffusion", "RecipeDiffusionOutput"),
+    "CookAnything": (".cookanything", "CookAnything"),
+    "CookAnythingOutput": (".cookanything", "CookAnythingOutput"),
 }
 
 __all__ = ["CheckpointError", "ConfigError", "CooklabError", "Recipe", "RecipeError", "Step", "StepPlan", "load_recipe", *_LAZY]

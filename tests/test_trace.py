@@ -48,7 +48,7 @@ def test_one_trace_at_a_time(rd):
 def test_trace_needs_a_cooklab_pipeline_and_known_captures(tiny_sd, rd):
     with pytest.raises(ConfigError, match="RecipeDiffusion.from_pipe"):
         cooklab.trace(tiny_sd)
-    with pytest.raises(ConfigError, match="choose from"):
+    with pytest.raises(ConfigError, match="this pipeline records"):
         cooklab.trace(rd, capture=["attention"])
     with pytest.raises(ConfigError, match="matches no"):
         cooklab.trace(rd, layers=("middle",))

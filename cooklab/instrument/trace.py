@@ -19,6 +19,17 @@ What can be captured (``capture=``):
 * ``"noise"`` -- per frame the region-aware noise actually applied: mask on the latent
   grid, per-pixel signal and sigma maps, the three latents of Eq. 5-7, levels, timesteps.
 
+For CookAnything (``capture=`` from ``FLUX_CAPTURE_KINDS``, layers ``"double"``/``"single"``):
+
+* ``"text_image_attention"`` -- per (layer, step) ``[N, G_rows, G_cols]``: for every image
+  position of the canvas, the attention mass it gives to step n's real text tokens, in the
+  attention actually computed (regional branch where SRC is on, full attention elsewhere).
+  With SRC, step n's mass stays inside region n; without it, it leaks over the canvas.
+* ``"base_contribution"`` -- per (layer, step) the relative size of the base branch's share
+  of the image output, ``|alpha (z_base - z_regional)| / |z|`` averaged over image tokens.
+* ``"layout"``, ``"rope_ids"``, ``"cscc"`` -- the region layout, every token's RoPE ids, and
+  the CSCC spans and per-token delta norms (``tr.canvas``).
+
 Bounded memory: only the chosen layers (``layers``, names or groups, see ``locate``) and
 denoising steps (``timesteps``: positions in the scheduler's schedule, or None for all)
 are captured; maps are pooled on the compute device, averaged over heads, kept for the
@@ -43,7 +54,25 @@ import torch.nn.functional as F
 from ..errors import ConfigError
 from .locate import locate
 
-CAPTURE_KINDS = ("self_attention", "reference_share", "cross_attention", "noise")
+CAPTURE_KINDS = ("self_attention", "reference_share", "cross_attention", "noise")  # RecipeDiffusion
+FLUX_CAPTURE_KINDS = ("text_image_attention", "base_contribution", "layout", "rope_ids", "cscc")  # CookAnything
+
+
+@dataclass
+class CanvasTrace:
+    """What a CookAnything call told the trace about its canvas (captures "layout", "rope_ids", "cscc")."""
+
+    texts: list[str]
+    layout: object  # RegionLayout: token positions of every group
+    regional: bool
+    alpha: float
+    token_counts: list[int]  # real (non-padding) T5 tokens of each step, EOS included
+    img_ids: torch.Tensor | None = None  # [N P, 3] RoPE ids of every image token
+    txt_ids: torch.Tensor | None = None  # [T, 3]
+    spans: object = None  # cscc.RecipeSpans
+    cscc_delta_norm: torch.Tensor | None = None  # [N, L] |lam * C_recipe slice| added to each step token
+    images: list | None = None
+    canvas: object = None
 
 
 @dataclass
@@ -92,27 +121,30 @@ class Trace:
     def __init__(
         self,
         pipe,
-        capture=CAPTURE_KINDS,
-        layers=("mid", "up"),
+        capture=None,
+        layers=None,
         timesteps=None,
         map_size: int = 16,
         attention_map_size: int = 8,
         max_bytes: int = 256 * 2**20,
         query_chunk_elements: int = 2**26,
     ):
-        capture = (capture,) if isinstance(capture, str) else tuple(capture)
-        unknown = [c for c in capture if c not in CAPTURE_KINDS]
-        if unknown:
-            raise ConfigError(f"capture={unknown}: choose from {list(CAPTURE_KINDS)}.")
         if not hasattr(pipe, "_attach_trace"):
             raise ConfigError(
                 f"cooklab.trace needs a cooklab pipeline, got {type(pipe).__name__}; "
-                "wrap a diffusers pipeline first, e.g. cooklab.RecipeDiffusion.from_pipe(pipe)."
+                "wrap a diffusers pipeline first, e.g. cooklab.RecipeDiffusion.from_pipe(pipe) or cooklab.CookAnything.from_pipe(pipe)."
             )
+        self.flux = hasattr(getattr(pipe, "denoiser", None), "single_transformer_blocks")
+        kinds = FLUX_CAPTURE_KINDS if self.flux else CAPTURE_KINDS
+        capture = kinds if capture is None else ((capture,) if isinstance(capture, str) else tuple(capture))
+        unknown = [c for c in capture if c not in kinds]
+        if unknown:
+            raise ConfigError(f"capture={unknown}: this pipeline records {list(kinds)}.")
+        layers = (("double", "single") if self.flux else ("mid", "up")) if layers is None else layers
         self.pipe = pipe
         self.capture = capture
         self.layer_patterns = (layers,) if isinstance(layers, str) else tuple(layers)
-        self.self_layers = locate(pipe, *self.layer_patterns, kind="self")
+        self.self_layers = locate(pipe, *self.layer_patterns, kind="any" if self.flux else "self")
         self.cross_layers = locate(pipe, *self.layer_patterns, kind="cross") if "cross_attention" in capture else []
         self.timesteps = None if timesteps is None else {int(t) for t in timesteps}
         self.map_size = int(map_size)
@@ -124,6 +156,9 @@ class Trace:
         self.reference_share: dict[tuple[int, str, int], torch.Tensor] = {}
         self.cross_attention: dict[tuple[int, str, int], torch.Tensor] = {}
         self.noise: dict[int, object] = {}
+        self.text_image: dict[tuple[int, str, int], torch.Tensor] = {}  # CookAnything, frame 0 = the canvas
+        self.base_contribution: dict[tuple[int, str, int], float] = {}
+        self.canvas: CanvasTrace | None = None
         self.truncated = False
         self._bytes = 0
         self._saved = None
@@ -145,7 +180,8 @@ class Trace:
     # ---- called by pipelines -----------------------------------------------------------
     def layers_to_wrap(self) -> list[str]:
         """Processor keys the pipeline must wrap with ``TracingAttnProcessor``."""
-        names = list(self.self_layers) if {"self_attention", "reference_share"} & set(self.capture) else []
+        watched = {"text_image_attention", "base_contribution"} if self.flux else {"self_attention", "reference_share"}
+        names = list(self.self_layers) if watched & set(self.capture) else []
         return names + [n for n in self.cross_layers if n not in names]
 
     def begin_frame(self, frame: FrameTrace) -> None:
@@ -163,12 +199,73 @@ class Trace:
         if "noise" in self.capture:
             self.noise[self._frame] = record
 
+    def begin_canvas(self, *, layout, texts, img_ids, txt_ids, spans, cscc_delta, regional, alpha, token_counts) -> None:
+        """Called by CookAnything before denoising; the canvas is frame 0 of the trace."""
+        self.begin_frame(FrameTrace(0, " | ".join(texts), [], None, (layout.n_regions * layout.rows, layout.cols)))
+        self.canvas = CanvasTrace(list(texts), layout if "layout" in self.capture else None, regional, alpha, list(token_counts))
+        if "rope_ids" in self.capture:
+            self.canvas.img_ids, self.canvas.txt_ids = img_ids.detach().cpu(), txt_ids.detach().cpu()
+        if "cscc" in self.capture:
+            self.canvas.spans = spans
+            if cscc_delta is not None:
+                self.canvas.cscc_delta_norm = cscc_delta.detach().float().norm(dim=-1).cpu()  # [N, L]
+
+    def end_canvas(self, images, canvas) -> None:
+        self.canvas.images, self.canvas.canvas = images, canvas
+        self.frames[0].image = canvas
+
+    def observe_regional(self, layer, attn, query, key, state, result) -> None:
+        """Text->image attention per step and base-branch size for one Flux attention call.
+
+        query, key: [B, S, H, D] joint sequence after RoPE; state: the call's RegionalState;
+        result: RegionalOutput when SRC ran in this layer and step, else None (full attention).
+        """
+        lay = state.layout
+        key_id = (0, layer, self._step)
+        if "base_contribution" in self.capture and result is not None and result.image_base is not None:
+            diff = (state.alpha * (result.image_base - result.image_regional)).float().norm(dim=-1)  # [B, N P, H]
+            out = result.out[:, lay.text_len :].float().norm(dim=-1).clamp_min(1e-12)
+            self.base_contribution[key_id] = float((diff / out).mean())
+        if "text_image_attention" not in self.capture:
+            return
+        n, L, P = lay.n_regions, lay.step_text_len, lay.region_tokens
+        d = query.shape[-1]
+        q = query[0, lay.text_len :].transpose(0, 1).float()  # [H, N P, D] image queries
+        if result is None:  # full attention over the whole joint sequence
+            k = key[0].transpose(0, 1).float()  # [H, S, D]
+            first, allowed = lay.base_text_len, None
+        else:  # the regional branch: keys [C_1..C_N, I_1..I_N], masked per region
+            from ..cookanything.regional import regional_token_mask
+
+            k = key[0, lay.base_text_len :].transpose(0, 1).float()  # [H, N L + N P, D]
+            first, allowed = 0, regional_token_mask(lay, state.image_attention)[n * L :].to(q.device)  # image rows
+        real = torch.zeros(n, L, dtype=torch.bool, device=q.device)  # real (non-padding) tokens of each step
+        for i, c in enumerate(self.canvas.token_counts):
+            real[i, : min(c, L)] = True
+        chunk = max(1, self.query_chunk_elements // (q.shape[0] * k.shape[1]))
+        mass = []
+        for s in range(0, n * P, chunk):
+            scores = q[:, s : s + chunk] @ k.transpose(1, 2) / math.sqrt(d)  # [H, c, K]
+            if allowed is not None:
+                scores = scores.masked_fill(~allowed[s : s + chunk], float("-inf"))
+            a = torch.softmax(scores, dim=-1).mean(0)  # [c, K]
+            text = a[:, first : first + n * L].reshape(-1, n, L)  # [c, N, L]
+            mass.append((text * real).sum(-1))  # [c, N]
+        m = torch.cat(mass).T.reshape(n, n * lay.rows, lay.cols)  # [N steps, canvas rows, cols]
+        size = (min(n * lay.rows, n * self.map_size), min(lay.cols, self.map_size))
+        self._store(self.text_image, key_id, _pool(m, size))
+
+    def text_image_map(self, step: int, layers=None, steps=None) -> torch.Tensor:
+        """[G_rows, G_cols] mean attention mass of the canvas on step ``step``'s text (0-based)."""
+        return self._mean(self.text_image, 0, layers, steps)[step]
+
     def wants(self, layer: str, is_cross: bool) -> bool:
         if self.truncated or (self.timesteps is not None and self._step not in self.timesteps):
             return False
         if is_cross:
             return "cross_attention" in self.capture and layer in self.cross_layers
-        return bool({"self_attention", "reference_share"} & set(self.capture)) and layer in self.self_layers
+        watched = {"text_image_attention", "base_contribution"} if self.flux else {"self_attention", "reference_share"}
+        return bool(watched & set(self.capture)) and layer in self.self_layers
 
     def observe_attention(self, layer, attn, query, key, n_ref, is_cross) -> None:
         """Compute head-mean attention weights of the conditional sample and store pooled maps.
@@ -289,7 +386,7 @@ class Trace:
     def summary(self) -> str:
         """A few lines saying what was captured and how much memory it holds."""
         lines = [f"frames: {sorted(self.frames)}", f"capture: {list(self.capture)}"]
-        for name in ("self_attention", "reference_share", "cross_attention"):
+        for name in ("self_attention", "reference_share", "cross_attention", "text_image", "base_contribution"):
             table = getattr(self, name)
             if table:
                 lines.append(f"{name}: {len(table)} maps over {len(self.layers(name))} layers")
@@ -298,6 +395,6 @@ class Trace:
         return "\n".join(lines)
 
 
-def trace(pipe, capture=CAPTURE_KINDS, layers=("mid", "up"), timesteps=None, **kwargs) -> Trace:
-    """Record attention maps and noise of a cooklab pipeline; see ``Trace``."""
+def trace(pipe, capture=None, layers=None, timesteps=None, **kwargs) -> Trace:
+    """Record what a cooklab pipeline's mechanisms do; see ``Trace``. Defaults depend on the pipeline."""
     return Trace(pipe, capture=capture, layers=layers, timesteps=timesteps, **kwargs)

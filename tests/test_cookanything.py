@@ -1,0 +1,139 @@
+"""CookAnything pipeline: stock equivalence, switches, fresh layouts, tracing, errors."""
+
+import numpy as np
+import pytest
+import torch
+
+import cooklab
+from cooklab import ConfigError
+from cooklab.models import TINY_T5_MAX_LENGTH
+
+STEPS = ["Dice two carrots on a wooden board", "Fry the carrots in a black pan", "Serve the carrots on a white plate"]
+KW = dict(num_inference_steps=3, max_sequence_length=TINY_T5_MAX_LENGTH, progress=False, output_type="np")
+OFF = dict(regional=False, flexible_rope=False, cscc=False)
+
+
+@pytest.fixture
+def flux():
+    pipe = cooklab.models.tiny_flux(seed=0)
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+@pytest.fixture
+def ca(flux):
+    return cooklab.CookAnything.from_pipe(flux)
+
+
+def test_one_step_with_everything_off_equals_stock_flux(ca, flux):
+    out = ca([STEPS[0]], seed=5, **OFF, **KW)
+    stock = flux(STEPS[0], num_inference_steps=3, max_sequence_length=TINY_T5_MAX_LENGTH,
+                 generator=torch.Generator().manual_seed(5), output_type="np").images[0]
+    assert out.images[0].shape == stock.shape
+    assert np.abs(out.images[0] - stock).max() <= 1e-5
+    assert np.array_equal(out.canvas, out.images[0])
+
+
+def test_region_noise_is_the_stock_draw(ca, flux):
+    canvas = ca._noise(3, 64, 64, seed=7, dtype=torch.float32, device=torch.device("cpu"))
+    p = canvas.shape[1] // 3
+    for n in range(3):
+        stock, _ = flux.prepare_latents(1, 4, 64, 64, torch.float32, "cpu", torch.Generator().manual_seed(7 + n))
+        assert torch.equal(canvas[:, n * p : (n + 1) * p], stock)
+
+
+def test_a_canvas_of_n_regions(ca):
+    out = ca(STEPS, seed=0, **KW)
+    assert len(out.images) == 3 and out.canvas.shape == (3 * 64, 64, 3)
+    assert out.layout.n_regions == 3 and out.layout.base_text_len == out.layout.step_text_len
+    again = ca(STEPS, seed=0, **KW)
+    assert all(np.array_equal(a, b) for a, b in zip(out.images, again.images))
+    assert out.settings["attention_backend"] == "batched" and out.settings["regional_layers"]
+
+
+def test_lambda_zero_equals_cscc_off(ca):
+    a = ca(STEPS, seed=0, cscc=True, lam=0.0, **KW)
+    b = ca(STEPS, seed=0, cscc=False, **KW)
+    assert all(np.array_equal(x, y) for x, y in zip(a.images, b.images))
+    c = ca(STEPS, seed=0, cscc=True, lam=0.5, **KW)
+    assert not np.array_equal(a.canvas, c.canvas)
+
+
+def test_switches_change_the_result(ca):
+    base = ca(STEPS, seed=0, **KW)
+    for change in (dict(regional=False), dict(flexible_rope=False), dict(alpha=0.9), dict(image_attention="global")):
+        assert not np.array_equal(base.canvas, ca(STEPS, seed=0, **change, **KW).canvas), change
+
+
+def test_backends_give_the_same_images(ca):
+    batched = ca(STEPS, seed=0, attention_backend="batched", **KW)
+    masked = ca(STEPS, seed=0, attention_backend="masked", **KW)
+    assert np.abs(batched.canvas - masked.canvas).max() < 1e-4
+
+
+def test_a_new_call_builds_a_new_layout(ca, flux):
+    ca(STEPS, seed=0, **KW)
+    second = ca(STEPS[:2], seed=0, **KW)
+    fresh = cooklab.CookAnything.from_pipe(cooklab.models.tiny_flux(seed=0))(STEPS[:2], seed=0, **KW)
+    assert second.layout.n_regions == 2
+    assert all(np.array_equal(a, b) for a, b in zip(second.images, fresh.images))
+
+
+def test_processors_restored_and_trace_changes_no_pixel(ca, flux):
+    before = dict(flux.transformer.attn_processors)
+    plain = ca(STEPS, seed=0, **KW)
+    assert dict(flux.transformer.attn_processors) == before
+    with cooklab.trace(ca) as tr:
+        traced = ca(STEPS, seed=0, **KW)
+    assert all(np.array_equal(a, b) for a, b in zip(plain.images, traced.images))
+    assert dict(flux.transformer.attn_processors) == before
+    assert tr.text_image and tr.base_contribution and tr.canvas.img_ids.shape == (3 * 16, 3)
+    with pytest.raises(ConfigError):
+        ca(STEPS, seed=0, alpha=2.0, **KW)
+    assert dict(flux.transformer.attn_processors) == before
+
+
+def test_step_text_attention_stays_in_its_region_with_src(ca):
+    with cooklab.trace(ca, capture=["text_image_attention"], layers="double") as tr:
+        ca(STEPS, seed=0, **KW)
+    m = tr.text_image_map(1)  # attention mass on step 2's text, over the canvas [3 G, G]
+    rows = m.shape[0] // 3
+    assert m[rows : 2 * rows].min() > 0
+    assert m[:rows].abs().max() == 0 and m[2 * rows :].abs().max() == 0
+    with cooklab.trace(ca, capture=["text_image_attention"], layers="double") as tr:
+        ca(STEPS, seed=0, regional=False, **KW)
+    assert tr.text_image_map(1)[:rows].min() > 0  # without SRC the step's text leaks into other regions
+
+
+def test_flexible_rope_ids_restart_per_region(ca):
+    from cooklab.cookanything.flexible_rope import single_image_ids
+
+    with cooklab.trace(ca, capture=["rope_ids"]) as tr:
+        ca(STEPS, seed=0, **KW)
+    ids = tr.canvas.img_ids.reshape(3, -1, 3)
+    for n in range(3):
+        assert torch.equal(ids[n], single_image_ids(4, 4))
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        (dict(height=72), "multiples of 16"),
+        (dict(alpha=-0.1), "between 0 and 1"),
+        (dict(lam=-1.0), ">= 0"),
+        (dict(image_attention="everywhere"), "image_attention"),
+        (dict(image_attention="global", attention_backend="batched"), "needs image_attention='region'"),
+        (dict(attention_backend="fast"), "attention_backend"),
+        (dict(flexible_rope=False, rope_step_axis=True), "rope_step_axis"),
+    ],
+)
+def test_bad_inputs(ca, kwargs, match):
+    with pytest.raises(ConfigError, match=match):
+        ca(STEPS, seed=0, **{**KW, **kwargs})
+
+
+def test_too_many_steps_and_wrong_pipelines(ca, tiny_sd):
+    with pytest.raises(ConfigError, match="at most 12"):
+        ca([f"step {i}" for i in range(13)], **KW)
+    with pytest.raises(cooklab.CheckpointError, match="FluxPipeline"):
+        cooklab.CookAnything.from_pipe(tiny_sd)
