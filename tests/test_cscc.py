@@ -85,6 +85,7 @@ def test_spans_are_exact(tokenizer, recipe, title):
     steps = RECIPES[recipe]
     result = step_token_spans(tokenizer, steps, title=title)
     assert isinstance(result, RecipeSpans) and result.text == whole_description(steps, title)[0]
+    assert result.step_texts == [step.strip() for step in steps]
     ids = _encode(tokenizer, result.text)
     assert ids[result.n_tokens - 1] == tokenizer.eos_token_id  # n_tokens counts the final </s>
     assert all(i == tokenizer.pad_token_id for i in ids[result.n_tokens :])
@@ -229,7 +230,7 @@ def test_fusion_with_the_tiny_flux_text_encoder():
     steps = ["Chop the carrot into cubes.", "Fry the carrot in butter.", "Serve the carrot."]
     spans = step_token_spans(pipe.tokenizer_2, steps, title="Carrots", max_sequence_length=TINY_T5_MAX_LENGTH)
     with torch.no_grad():
-        step_embeds = pipe._get_t5_prompt_embeds(steps, max_sequence_length=TINY_T5_MAX_LENGTH, device="cpu")
+        step_embeds = pipe._get_t5_prompt_embeds(spans.step_texts, max_sequence_length=TINY_T5_MAX_LENGTH, device="cpu")
         recipe_embeds = pipe._get_t5_prompt_embeds(spans.text, max_sequence_length=TINY_T5_MAX_LENGTH, device="cpu")
     assert step_embeds.shape == (3, TINY_T5_MAX_LENGTH, 32) and recipe_embeds.shape == (1, TINY_T5_MAX_LENGTH, 32)
     assert all(span.matches for span in spans.spans)

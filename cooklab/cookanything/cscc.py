@@ -95,6 +95,15 @@ class RecipeSpans:
     n_tokens: int  # non-padding tokens of the recipe encoding, including the final </s>
 
     @property
+    def step_texts(self) -> list[str]:
+        """The steps as tokenized alone (stripped): encode exactly these as the step prompts.
+
+        A Metaspace tokenizer turns a trailing space into an extra "▁" token, so an unstripped
+        step would not line up with its span.
+        """
+        return [self.text[span.char_start : span.char_end] for span in self.spans]
+
+    @property
     def truncated_steps(self) -> list[int]:
         """Indices of the steps that lost tokens to ``max_sequence_length``."""
         return [span.step for span in self.spans if span.truncated]
@@ -180,7 +189,9 @@ def step_token_spans(tokenizer, steps: list[str], title: str | None = None, max_
     return RecipeSpans(text=text, spans=spans, n_tokens=n_tokens)
 
 
-def cscc_fuse(step_embeds: torch.Tensor, recipe_embeds: torch.Tensor, spans: RecipeSpans, lam: float = 0.2) -> tuple[torch.Tensor, torch.Tensor]:
+def cscc_fuse(
+    step_embeds: torch.Tensor, recipe_embeds: torch.Tensor, spans: RecipeSpans, lam: float = 0.2
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Eq. 12 for all steps: returns (fused [N, L, D], delta [N, L, D]) with fused = step_embeds + delta.
 
     ``step_embeds`` [N, L, D]: step n encoded alone (row n); ``recipe_embeds`` [1, L_r, D] or
@@ -196,9 +207,7 @@ def cscc_fuse(step_embeds: torch.Tensor, recipe_embeds: torch.Tensor, spans: Rec
         raise ConfigError(f"recipe_embeds must be [1, L_r, D] or [L_r, D] (one recipe), got shape {tuple(recipe_embeds.shape)}")
     n_steps, length, width = step_embeds.shape
     if recipe_embeds.shape[1] != width:
-        raise ConfigError(
-            f"step_embeds have width D={width} but recipe_embeds D={recipe_embeds.shape[1]}: encode both with the same T5"
-        )
+        raise ConfigError(f"step_embeds have width D={width} but recipe_embeds D={recipe_embeds.shape[1]}: encode both with the same T5")
     if n_steps != len(spans.spans):
         raise ConfigError(f"step_embeds has {n_steps} steps but spans has {len(spans.spans)}: they must describe the same recipe")
 
@@ -207,7 +216,9 @@ def cscc_fuse(step_embeds: torch.Tensor, recipe_embeds: torch.Tensor, spans: Rec
     for n, span in enumerate(spans.spans):
         t = span.fused_length
         if t > length:
-            raise ConfigError(f"step {n} has {t} tokens but step_embeds only {length} rows: encode the steps with max_sequence_length >= {t}")
+            raise ConfigError(
+                f"step {n} has {t} tokens but step_embeds only {length} rows: encode the steps with max_sequence_length >= {t}"
+            )
         if span.start + t > recipe.shape[0]:
             raise ConfigError(
                 f"step {n} spans recipe tokens {span.start}..{span.start + t - 1} but recipe_embeds has {recipe.shape[0]}: "
