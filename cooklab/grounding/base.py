@@ -20,7 +20,7 @@ import numpy as np
 import PIL.Image
 import torch
 
-from .errors import ConfigError
+from ..errors import ConfigError
 
 Box = tuple[float, float, float, float]  # (x0, y0, x1, y1) in image pixels, x to the right, y down
 
