@@ -13,7 +13,7 @@ $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --upgrade pip
 	$(BIN)/python -m pip install $(TORCH_SPEC)
-	$(BIN)/python -m pip install -e ".[dev,notebooks,agent]"
+	$(BIN)/python -m pip install -e ".[dev,notebooks,agent,grounding]"
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -10,6 +10,11 @@ The folder then holds::
     settings.json                   the call's settings, per-frame details, versions, model id
     index.html                      a static page showing all of the above (images linked relatively)
 
+A ``CookAnythingOutput`` (all steps on one canvas) is written by ``write_canvas_run``, which
+``write_run`` calls for it: the same files plus ``canvas.png`` (the whole canvas), and per step
+its text, its token span in the whole-description encoding (truncation included, from
+``out.spans``), its region of the canvas and its noise seed.
+
 Every file is written atomically (a temporary file in the same folder, then ``os.replace``),
 so an interrupted run leaves either the previous file or the new one, never half of one.
 """
@@ -31,9 +36,12 @@ from typing import Any
 
 from cooklab.fileio import atomic_write
 
-__all__ = ["atomic_write", "frame_name", "run_settings", "write_run"]
+__all__ = ["atomic_write", "canvas_settings", "frame_name", "run_settings", "write_canvas_run", "write_run"]
 
 _FRAME_FILE = re.compile(r"^frame_\d{2,}\.png$")
+CANVAS_FILE = "canvas.png"
+# CookAnything's three switches (settings keys) and how the page names them
+MECHANISMS = (("regional", "Step-wise Regional Control"), ("flexible_rope", "Flexible RoPE"), ("cscc", "CSCC"))
 
 
 def frame_name(index: int) -> str:
@@ -134,6 +142,99 @@ def run_settings(out: Any, *, model: str, pipeline: str, command: str | None = N
     }
 
 
+def _is_canvas(out: Any) -> bool:
+    """True for a CookAnythingOutput (one canvas of N regions) rather than a RecipeDiffusionOutput."""
+    return hasattr(out, "canvas") and hasattr(out, "layout") and not hasattr(out, "frames")
+
+
+def _span_entry(span: Any) -> dict | None:
+    """A cscc.StepSpan as plain JSON (None when CSCC was off and no spans were computed)."""
+    if span is None:
+        return None
+    return {
+        "start": span.start,
+        "length": span.length,
+        "own_length": span.own_length,
+        "fused_length": span.fused_length,
+        "truncated": span.truncated,
+        "matches": span.matches,
+    }
+
+
+def canvas_settings(out: Any, *, model: str, pipeline: str = "cookanything", command: str | None = None,
+                    notes: Sequence[str] = ()) -> dict:
+    """The content of settings.json for a ``CookAnythingOutput`` (JSON-safe).
+
+    ``frames`` holds one entry per step: its text, image file, rows of the canvas in pixels,
+    noise seed (region n is drawn from ``seed + n``) and ``span``, its tokens in the
+    whole-description encoding (``None`` with CSCC off). ``whole_description`` is the base
+    branch's / CSCC's prompt with its token count and the steps the token limit cut.
+    """
+    from .cookanything.cscc import whole_description
+
+    settings = _jsonable(dict(out.settings))
+    recipe, layout, spans = out.recipe, out.layout, out.spans
+    texts = list(recipe.texts)
+    height, seed = settings.get("height"), settings.get("seed")
+    whole = None
+    if spans is not None:
+        whole = {"text": spans.text, "tokens": spans.n_tokens, "truncated_steps": spans.truncated_steps}
+    elif settings.get("regional"):  # base branch without CSCC: same text, no token accounting
+        whole = {"text": whole_description(texts, recipe.title)[0], "tokens": None, "truncated_steps": None}
+    if whole is not None:
+        whole["max_sequence_length"] = settings.get("max_sequence_length")
+    frames = []
+    for n, text in enumerate(texts):
+        frames.append({
+            "index": n,
+            "text": text,
+            "container": getattr(recipe[n], "container", None),
+            "image": frame_name(n),
+            "canvas_rows": None if height is None else [n * height, (n + 1) * height],
+            "noise_seed": None if seed is None else seed + n,
+            "span": _span_entry(spans.spans[n]) if spans is not None else None,
+        })
+    return {
+        "pipeline": pipeline,
+        "model": model,
+        "model_name_or_path": settings.get("model"),
+        "mechanisms": [label for key, label in MECHANISMS if settings.get(key)],
+        "command": command,
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "versions": _versions(),
+        "recipe": {"title": recipe.title, "description": recipe.description, "source": recipe.source, "steps": len(recipe)},
+        "settings": settings,
+        "layout": {
+            "n_regions": layout.n_regions,
+            "rows": layout.rows,
+            "cols": layout.cols,
+            "region_tokens": layout.region_tokens,
+            "step_text_len": layout.step_text_len,
+            "base_text_len": layout.base_text_len,
+            "text_len": layout.text_len,
+            "image_len": layout.image_len,
+            "total": layout.total,
+        },
+        "whole_description": whole,
+        "canvas": CANVAS_FILE,
+        "notes": list(notes),
+        "frames": frames,
+    }
+
+
+def span_text(span: dict | None, max_length: int | None, cscc: bool = True) -> str:
+    """One line about a step's tokens in the whole-description encoding (page and storyboard)."""
+    if span is None:
+        return "CSCC off: no token span computed"
+    limit = f"the {max_length}-token limit" if max_length else "the token limit"
+    if span["length"] == 0:
+        return f"cut off: beyond {limit} of the whole description ({span['own_length']} tokens alone)"
+    where = f"tokens {span['start']}–{span['start'] + span['length'] - 1}"
+    if span["truncated"]:
+        return f"{where}, cut at {limit}: {span['length']} of its tokens kept ({span['own_length']} alone)"
+    return f"{where} ({span['length']} tokens)"
+
+
 # ---- index.html -------------------------------------------------------------------------
 
 _CSS = """
@@ -154,6 +255,9 @@ table.settings th { background: #f5f5f5; font-weight: 600; }
 .frame dl { display: grid; grid-template-columns: auto 1fr; gap: .1rem .6rem; font-size: .85rem; margin: 0; }
 .frame dt { color: #666; }
 .frame dd { margin: 0; }
+.canvas img { max-height: 80vh; max-width: 100%; image-rendering: pixelated; border: 1px solid #ddd; }
+.whole { background: #f5f5f5; padding: .5rem 1rem; border-radius: 4px; }
+.cut { color: #b35900; font-weight: 600; }
 .yes { color: #1a7f37; font-weight: 600; }
 .no { color: #888; }
 code { font-size: .85em; }
@@ -209,17 +313,89 @@ def _frame_html(entry: dict) -> str:
     )
 
 
+def _step_html(entry: dict, data: dict) -> str:
+    """One step of a CookAnything canvas: its image, text, token span, region and seed."""
+    i = entry["index"]
+    settings = data["settings"]
+    span = entry.get("span")
+    tokens = _e(span_text(span, settings.get("max_sequence_length")))
+    if span is not None and (span["truncated"] or span["length"] == 0):
+        tokens = f'<span class="cut">{tokens}</span>'
+    if not settings.get("cscc"):
+        cscc = '<span class="no">off</span>'
+    elif span is None or span["fused_length"] == 0:
+        cscc = '<span class="no">nothing fused</span> (the step is beyond the token limit)'
+    else:
+        cscc = _e(f"first {span['fused_length']} tokens + {settings.get('lam'):g} × their whole-description tokens")
+        if not span["matches"]:
+            cscc += ' <span class="cut">(token ids differ from the step alone)</span>'
+    rows_px = entry.get("canvas_rows")
+    rows = [
+        ("container", _e(entry.get("container") or "-")),
+        ("whole description", tokens),
+        ("CSCC", cscc),
+        ("canvas rows", "-" if rows_px is None else _e(f"{rows_px[0]}–{rows_px[1] - 1} px")),
+        ("noise seed", _e(entry.get("noise_seed"))),
+    ]
+    details = "".join(f"<dt>{name}</dt><dd>{value}</dd>" for name, value in rows)
+    image = _e(entry["image"])
+    return (
+        f'<div class="frame" id="frame-{i}">'
+        f'<a href="{image}"><img src="{image}" alt="{_e(f"step {i + 1}: " + entry["text"])}"></a>'
+        f"<h3>Step {i + 1} <small>(region {i})</small></h3>"
+        f'<p class="text">{_e(entry["text"])}</p>'
+        f"<dl>{details}</dl>"
+        "</div>"
+    )
+
+
+def _whole_html(data: dict) -> str:
+    """The whole-description prompt (base branch and/or CSCC) and what the token limit cut."""
+    whole = data.get("whole_description")
+    if whole is None:
+        return ""
+    settings = data["settings"]
+    uses = [use for key, use in (("regional", "the base branch's prompt"), ("cscc", "CSCC's recipe encoding")) if settings.get(key)]
+    limit = whole.get("max_sequence_length")
+    if whole.get("tokens") is None:
+        count = _e(f"encoded to at most {limit} T5 tokens (CSCC off: token spans not computed)")
+    else:
+        count = _e(f"{whole['tokens']} of at most {limit} T5 tokens")
+        cut = whole.get("truncated_steps") or []
+        if cut:
+            steps = ", ".join(str(n + 1) for n in cut)
+            count += f'; <span class="cut">{_e(f"cut at the limit: step(s) {steps} lose tokens")}</span>'
+        else:
+            count += "; no step is cut"
+    used_as = " and ".join(uses)
+    return (
+        f"<h2>Whole description</h2><p>{_e(used_as[:1].upper() + used_as[1:])}, {count}:</p>"
+        f'<p class="whole">{_e(whole["text"])}</p>'
+    )
+
+
 def _settings_rows(data: dict) -> list[tuple[str, str]]:
     settings = data["settings"]
     rows = [
         ("pipeline", _e(data["pipeline"])),
         ("model", _e(data["model"]) + (f" <code>{_e(data['model_name_or_path'])}</code>" if data["model_name_or_path"] else "")),
-        ("variant", _e(data["variant"])),
     ]
+    if "variant" in data:
+        rows.append(("variant", _e(data["variant"])))
+    if "mechanisms" in data:
+        rows.append(("mechanisms", _e(", ".join(data["mechanisms"]) or "none (plain Flux on the canvas)")))
+    if "layout" in data:
+        lay = data["layout"]
+        rows.append((
+            "layout",
+            _e(f"{lay['n_regions']} regions of {lay['rows']}×{lay['cols']} tokens stacked vertically; text "
+               f"{lay['base_text_len']} (whole description) + {lay['n_regions']} × {lay['step_text_len']} (steps); "
+               f"{lay['total']} tokens in the joint sequence"),
+        ))
     for key, value in settings.items():
         if key == "model":
             continue
-        if key == "kv_layers":
+        if key in ("kv_layers", "regional_layers"):
             names = "".join(f"<li><code>{_e(name)}</code></li>" for name in value)
             cell = f"<details><summary>{len(value)} layers</summary><ul>{names}</ul></details>" if value else "none"
         else:
@@ -234,7 +410,7 @@ def _settings_rows(data: dict) -> list[tuple[str, str]]:
 
 
 def render_html(data: dict, storyboard: str | None = "storyboard.png") -> str:
-    """index.html for the content of settings.json (``run_settings``); all text is escaped."""
+    """index.html for the content of settings.json (``run_settings`` or ``canvas_settings``); all text is escaped."""
     recipe = data["recipe"]
     title = recipe["title"] or "Recipe"
     parts = [
@@ -254,13 +430,24 @@ def render_html(data: dict, storyboard: str | None = "storyboard.png") -> str:
     parts.append(
         '<table class="settings">' + "".join(f"<tr><th>{_e(k)}</th><td>{v}</td></tr>" for k, v in _settings_rows(data)) + "</table>"
     )
-    parts.append('<p>All settings and per-frame details: <a href="settings.json">settings.json</a></p>')
+    canvas = data.get("canvas")
+    parts.append(f'<p>All settings and per-{"step" if canvas else "frame"} details: <a href="settings.json">settings.json</a></p>')
+    if canvas:
+        parts.append(_whole_html(data))
     if storyboard:
         parts.append(
             f'<h2>Storyboard</h2><p class="storyboard"><a href="{_e(storyboard)}"><img src="{_e(storyboard)}" alt="storyboard"></a></p>'
         )
-    parts.append("<h2>Frames</h2>")
-    parts.append('<div class="frames">' + "".join(_frame_html(entry) for entry in data["frames"]) + "</div>")
+    if canvas:
+        parts.append(
+            f'<h2>Canvas</h2><p>All steps were denoised together on this one canvas, one region per step, top to bottom.</p>'
+            f'<p class="canvas"><a href="{_e(canvas)}"><img src="{_e(canvas)}" alt="the whole canvas"></a></p>'
+        )
+        parts.append("<h2>Steps</h2>")
+        parts.append('<div class="frames">' + "".join(_step_html(entry, data) for entry in data["frames"]) + "</div>")
+    else:
+        parts.append("<h2>Frames</h2>")
+        parts.append('<div class="frames">' + "".join(_frame_html(entry) for entry in data["frames"]) + "</div>")
     parts.append("</body></html>")
     return "\n".join(parts) + "\n"
 
@@ -316,20 +503,78 @@ def write_run(
     id or a folder), ``pipeline`` the pipeline's name, ``command`` the command line (recorded
     in settings.json) and ``notes`` lines shown at the top of the page. Frame files left by
     an earlier, longer run in the same folder are removed so the folder matches the page.
+
+    A ``CookAnythingOutput`` is passed on to ``write_canvas_run``.
     """
     from .viz.plots import storyboard_from_output
 
+    if _is_canvas(out):
+        return write_canvas_run(out, out_dir, model=model, pipeline=pipeline, command=command, notes=notes)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     if len(out.images) != len(out.frames):
         raise ValueError(f"out has {len(out.images)} images for {len(out.frames)} frames.")
-    written = set()
-    for info, image in zip(out.frames, out.images, strict=True):
-        written.add(atomic_write(out_dir / frame_name(info.index), _png_bytes(image)).name)
+    _write_frames(out_dir, [(info.index, image) for info, image in zip(out.frames, out.images, strict=True)])
+    (out_dir / CANVAS_FILE).unlink(missing_ok=True)  # left by a CookAnything run in the same folder
+    write_figure(storyboard_from_output(out), out_dir / "storyboard.png")
+    data = run_settings(out, model=model, pipeline=pipeline, command=command, notes=notes)
+    atomic_write(out_dir / "settings.json", json.dumps(data, indent=2, ensure_ascii=False, allow_nan=False) + "\n")
+    return atomic_write(out_dir / "index.html", render_html(data))
+
+
+def _write_frames(out_dir: Path, frames: Sequence[tuple[int, Any]]) -> None:
+    """frame_NN.png for every (index, image); frame files of an earlier, longer run are removed."""
+    written = {atomic_write(out_dir / frame_name(index), _png_bytes(image)).name for index, image in frames}
     for stale in out_dir.iterdir():
         if _FRAME_FILE.match(stale.name) and stale.name not in written:
             stale.unlink()
-    write_figure(storyboard_from_output(out), out_dir / "storyboard.png")
-    data = run_settings(out, model=model, pipeline=pipeline, command=command, notes=notes)
+
+
+def _canvas_storyboard(out: Any, data: dict) -> Any:
+    """Storyboard of a canvas run: every step's image and text, its token span underneath."""
+    from .viz.plots import storyboard
+
+    limit = data["settings"].get("max_sequence_length")
+    notes = []
+    for entry in data["frames"]:
+        span = entry["span"]
+        if span is None:
+            notes.append(None)
+        elif span["length"] == 0:
+            notes.append(f"cut off at {limit} tokens")
+        elif span["truncated"]:
+            notes.append(f"tokens {span['start']}+, cut ({span['length']}/{span['own_length']})")
+        else:
+            notes.append(f"tokens {span['start']}–{span['start'] + span['length'] - 1}")
+    title = f"{out.recipe.title} — CookAnything ({', '.join(data['mechanisms']) or 'plain Flux'})"
+    return storyboard(out.images, [entry["text"] for entry in data["frames"]], title=title,
+                      notes=notes if any(notes) else None)
+
+
+def write_canvas_run(
+    out: Any,
+    out_dir: str | os.PathLike[str],
+    *,
+    model: str,
+    pipeline: str = "cookanything",
+    command: str | None = None,
+    notes: Sequence[str] = (),
+) -> Path:
+    """Write a ``CookAnythingOutput`` to ``out_dir`` and return the path of its index.html.
+
+    Writes ``frame_00.png`` ... (each step's region, decoded on its own), ``canvas.png`` (all
+    regions, top to bottom), ``storyboard.png``, ``settings.json`` (``canvas_settings``) and
+    ``index.html``, each atomically; arguments as for ``write_run``. The page shows the
+    global settings, the whole-description prompt with its token count, and per step its
+    text, token span / truncation, CSCC fusion, canvas rows and noise seed.
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if len(out.images) != len(out.recipe):
+        raise ValueError(f"out has {len(out.images)} images for {len(out.recipe)} steps.")
+    data = canvas_settings(out, model=model, pipeline=pipeline, command=command, notes=notes)
+    _write_frames(out_dir, list(enumerate(out.images)))
+    atomic_write(out_dir / CANVAS_FILE, _png_bytes(out.canvas))
+    write_figure(_canvas_storyboard(out, data), out_dir / "storyboard.png")
     atomic_write(out_dir / "settings.json", json.dumps(data, indent=2, ensure_ascii=False, allow_nan=False) + "\n")
     return atomic_write(out_dir / "index.html", render_html(data))
