@@ -159,6 +159,8 @@ class CookAnything:
         self,
         recipe,
         *,
+        plan=None,
+        enriched_prompts: bool = True,
         seed: int = 0,
         num_inference_steps: int = 28,
         height: int | None = None,
@@ -180,6 +182,9 @@ class CookAnything:
         progress: bool = True,
     ) -> CookAnythingOutput:
         """Generate every step of ``recipe`` in one denoising pass (height/width are those of ONE region).
+
+        plan: a ``cooklab.agent.RecipePlan`` from the Cooking Agent; with ``enriched_prompts``
+        (default) its enriched, context-tagged prompts are encoded instead of the step texts.
 
         regional_blocks: layer patterns (``"double"``, ``"single"``, names; see ``cooklab.locate``)
         whose attention runs SRC; regional_every: keep every k-th of them; regional_steps: None
@@ -205,7 +210,9 @@ class CookAnything:
         width = width or pipe.default_sample_size * pipe.vae_scale_factor
         rows, cols = self._region_grid(height, width)
         backend = resolve_backend(attention_backend, image_attention, device)
-        texts = recipe.texts
+        texts = plan.prompts() if plan is not None and enriched_prompts else recipe.texts
+        if len(texts) != n:
+            raise ConfigError(f"the plan has {len(texts)} prompts for a recipe of {n} steps: plan this recipe again.")
 
         # 1. text: each step alone, and the whole description once
         step_embeds, step_pooled, _ = pipe.encode_prompt(prompt=texts, prompt_2=texts, device=device,

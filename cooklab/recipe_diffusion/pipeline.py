@@ -123,6 +123,7 @@ class _Call:
     region_aware: bool
     masks: dict
     mask_provider: object
+    prompts: list[str]
     output_type: str
     progress: bool
     device: torch.device
@@ -154,6 +155,7 @@ class RecipeDiffusion:
             )
         self.pipe = pipe
         self._trace = None
+        self._providers = {}  # mask providers built by name, loaded once
 
     @classmethod
     def from_pipe(cls, pipe: StableDiffusionPipeline) -> RecipeDiffusion:
@@ -189,7 +191,7 @@ class RecipeDiffusion:
         return self
 
     def __getattr__(self, name):  # unet, vae, tokenizer, text_encoder, image_processor ...
-        if name in ("pipe", "_trace"):
+        if name in ("pipe", "_trace", "_providers"):
             raise AttributeError(name)
         return getattr(self.pipe, name)
 
@@ -209,6 +211,8 @@ class RecipeDiffusion:
         recipe,
         metadata: list[StepPlan | dict | None] | None = None,
         *,
+        plan=None,
+        enriched_prompts: bool = False,
         seed: int = 0,
         num_inference_steps: int = 20,
         height: int | None = None,
@@ -234,10 +238,13 @@ class RecipeDiffusion:
 
         recipe: a Recipe, a list of step strings or a recipe file path. metadata: per-step
         ``StepPlan`` (container, container_attributes, reference_step) overriding the
-        recipe's own. variant: one of ``VARIANTS`` (sets the three switches).
+        recipe's own. plan: a ``cooklab.agent.RecipePlan`` (the LLM pre-pass): its step plans
+        become the metadata, and with ``enriched_prompts=True`` its prompts replace the step
+        texts. variant: one of ``VARIANTS`` (sets the three switches).
         masks: per frame (list, or dict frame -> value) the container mask *in that frame's
         reference image*: a [H, W] or latent-size [h, w] mask, or a pixel box (x0, y0, x1, y1).
-        mask_provider: ``(image, phrase) -> mask | None`` asked for frames without a mask.
+        mask_provider: ``(image, phrase) -> mask | None`` asked for frames without a mask, or
+        ``"grounded-sam"`` for GroundingDINO + SAM with the default checkpoints (loaded once).
         Both are used only when ``region_aware`` is on (so one set of masks serves all variants);
         an explicit mask is always applied, the provider only for steps whose metadata names a
         container and a reference_step.
@@ -248,9 +255,16 @@ class RecipeDiffusion:
                 raise ConfigError(f"variant={variant!r}: choose one of {list(VARIANTS)}.")
             sequential, kv_sharing, region_aware = (VARIANTS[variant][k] for k in ("sequential", "kv_sharing", "region_aware"))
         recipe = _as_recipe(recipe)
+        if plan is not None and metadata is not None:
+            raise ConfigError("give either plan= or metadata=, not both (a plan carries the metadata).")
+        if plan is not None:
+            metadata = plan.step_plans()
         if metadata is not None:
             recipe = recipe.with_plans(metadata)
         n = len(recipe)
+        prompts = plan.prompts() if plan is not None and enriched_prompts else recipe.texts
+        if isinstance(mask_provider, str):
+            mask_provider = self._named_provider(mask_provider)
         base_noise, object_noise = check_level("base_noise", base_noise), check_level("object_noise", object_noise)
         if region_aware and not sequential:
             raise ConfigError("region_aware=True needs sequential=True: region-aware noise is applied to the reference frame's latent.")
@@ -299,7 +313,7 @@ class RecipeDiffusion:
         pipe.unet.set_attn_processor(dict(procs))
 
         call = _Call(seed, num_inference_steps, height, width, guidance_scale, negative_prompt, eta, guidance_rescale, do_cfg,
-                     base_noise, object_noise, region_aware, mask_for, mask_provider, output_type, progress, device, kv_state)
+                     base_noise, object_noise, region_aware, mask_for, mask_provider, prompts, output_type, progress, device, kv_state)
         frames, final_latents = [], []
         try:
             for i in tqdm(range(n), desc="frames", disable=not progress or n == 1):
@@ -314,6 +328,16 @@ class RecipeDiffusion:
             pipe.unet.set_attn_processor(dict(originals))
             pipe.maybe_free_model_hooks()
         return RecipeDiffusionOutput(images=call.images, frames=frames, latents=final_latents, recipe=recipe, settings=settings)
+
+    def _named_provider(self, name: str):
+        """A mask provider by name, built once per pipeline ("grounded-sam": GroundingDINO + SAM)."""
+        if name != "grounded-sam":
+            raise ConfigError(f"mask_provider={name!r}: use 'grounded-sam' or pass a provider object (image, phrase) -> mask.")
+        if name not in self._providers:
+            from ..grounding.grounded_sam import GroundedSAM
+
+            self._providers[name] = GroundedSAM(device=self.device)
+        return self._providers[name]
 
     @staticmethod
     def _mask_table(masks, n: int) -> dict:
@@ -378,7 +402,7 @@ class RecipeDiffusion:
     def _frame(self, call: _Call, i: int, step, ref: int | None, kv_ref: int | None):
         """Generate frame i; returns its FrameInfo and final latent [1, C, h, w]."""
         pipe, trace = self.pipe, self._trace
-        prompt = step.text
+        prompt = call.prompts[i]
         prompt_embeds = self._encode(prompt, call.negative_prompt, call.do_cfg, call.device)
         timesteps, _ = retrieve_timesteps(pipe.scheduler, call.num_inference_steps, call.device)
         levels = NoiseLevels(pipe.scheduler, call.num_inference_steps)
