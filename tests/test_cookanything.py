@@ -137,3 +137,13 @@ def test_too_many_steps_and_wrong_pipelines(ca, tiny_sd):
         ca([f"step {i}" for i in range(13)], **KW)
     with pytest.raises(cooklab.CheckpointError, match="FluxPipeline"):
         cooklab.CookAnything.from_pipe(tiny_sd)
+
+
+def test_enriched_prompts_from_a_plan(ca):
+    from cooklab.agent import plan
+
+    p = plan(cooklab.Recipe.from_steps(STEPS, title="Carrots"), agent="rules", cache_dir=False)
+    enriched = ca(STEPS, plan=p, seed=0, **KW)
+    plain = ca(STEPS, seed=0, **KW)
+    assert enriched.spans.step_texts == p.prompts()
+    assert not np.array_equal(enriched.canvas, plain.canvas)

@@ -197,3 +197,16 @@ def test_resize_mask_keeps_area():
     mask[:32] = 1
     small = resize_mask(mask, (8, 8), (64, 64))
     assert small.shape == (8, 8) and torch.isclose(small.mean(), torch.tensor(0.5))
+
+
+def test_a_rule_plan_drives_references_and_prompts(rd):
+    from cooklab.agent import plan
+
+    raw = cooklab.Recipe.from_steps(STEPS, title="Eggs")  # no metadata of its own
+    p = plan(raw, agent="rules", cache_dir=False)
+    out = rd(raw, plan=p, seed=0, masks=[None, BOX, BOX], enriched_prompts=True, **FAST)
+    assert [f.container for f in out.frames] == [s.container for s in p.steps]
+    assert [f.prompt for f in out.frames] == p.prompts()
+    assert out.frames[2].reference == p.steps[2].reference_step - 1
+    with pytest.raises(ConfigError, match="not both"):
+        rd(raw, plan=p, metadata=PLANS, **FAST)
