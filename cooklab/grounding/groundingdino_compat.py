@@ -1,0 +1,265 @@
+"""Run groundingdino-py 0.4.0 on transformers 5 and current torch, without editing site-packages.
+
+groundingdino-py (the GroundingDINO code the paper used) was written against transformers 4.
+On transformers 5 and torch >= 2.4 it breaks in these places; each is fixed here, by adding
+what is missing or by how the model is built, never by changing the installed package:
+
+1. ``BertModelWarper.__init__`` (``groundingdino/models/GroundingDINO/bertwarper.py``) copies
+   ``BertModel.get_extended_attention_mask``, ``invert_attention_mask`` and ``get_head_mask``;
+   transformers 5 removed all three (``AttributeError`` while building the model).
+   ``ensure_bert_compat()`` adds faithful re-implementations to ``BertModel`` - only those
+   that are missing, so on transformers 4 it changes nothing. It must run before the model is
+   built (the warper keeps bound methods). The pure functions ``extended_attention_mask``,
+   ``inverted_attention_mask`` and ``expanded_head_mask`` hold the maths.
+2. The text encoder is loaded with ``BertModel.from_pretrained(text_encoder_type)`` and
+   ``AutoTokenizer.from_pretrained(text_encoder_type)``, where ``text_encoder_type`` is the
+   config's ``"bert-base-uncased"``: a hub download (fails offline), and any other hub id is
+   refused (only that exact name or an existing folder is accepted). ``build_groundingdino``
+   sets it to a *local folder* of bert-base-uncased and checks the folder first.
+3. The config turns on activation checkpointing (``use_checkpoint`` / ``use_transformer_ckpt``),
+   which calls ``torch.utils.checkpoint.checkpoint`` without ``use_reentrant``: torch warns on
+   every block and announced an error for that call. Checkpointing only trades memory for
+   compute in training, so ``build_groundingdino`` switches both off; outputs are unchanged.
+4. ``groundingdino.util.inference.load_model`` calls ``torch.load`` without ``weights_only``,
+   whose default became ``True`` in torch 2.6; cooklab loads checkpoints itself
+   (``original.load_groundingdino_weights``) with ``map_location="cpu"`` and an explicit choice.
+5. ``get_tokenlizer`` prints ``final text_encoder_type: ...`` on every build, and the forward
+   pass raises deprecation warnings cooklab's user cannot act on (``torch.cuda.amp.autocast``,
+   ``torch.meshgrid`` without ``indexing``). ``build_groundingdino`` swallows the print and
+   ``quiet_upstream_warnings()`` filters exactly those warnings around a forward pass.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+
+import torch
+from transformers import BertModel
+
+from ..errors import CheckpointError
+
+__all__ = [
+    "RESTORED_BERT_METHODS",
+    "build_groundingdino",
+    "ensure_bert_compat",
+    "expanded_head_mask",
+    "extended_attention_mask",
+    "inverted_attention_mask",
+    "quiet_upstream_warnings",
+    "swint_ogc_config",
+]
+
+# ---------------------------------------------------------------------------
+# The maths of the three removed BertModel methods (pure functions)
+# ---------------------------------------------------------------------------
+
+
+def extended_attention_mask(attention_mask: torch.Tensor, input_shape, dtype: torch.dtype, is_decoder: bool = False) -> torch.Tensor:
+    """A 0/1 keep-mask -> the additive attention bias BERT adds to its attention scores.
+
+    ``attention_mask`` is 1 (keep) / 0 (mask), either per key ``[B, S]`` or per query-key
+    pair ``[B, S, S]`` (GroundingDINO passes the latter: tokens attend only within their own
+    sub-sentence). It is broadcast over heads (and queries)::
+
+        [B, S]    -> m[:, None, None, :]   [B, 1, 1, S]
+        [B, S, S] -> m[:, None, :, :]      [B, 1, S, S]
+
+    and turned into an additive bias ``(1 - m) * min_dtype``, where ``min_dtype =
+    torch.finfo(dtype).min``: 0 where attention is allowed, the most negative finite number
+    where it is not, so ``softmax(scores + bias)`` gives masked keys a weight of exactly 0
+    (unless a whole row is masked) without producing ``-inf - -inf = nan``.
+
+    For a decoder (``is_decoder=True``) a ``[B, S]`` mask is first combined with the causal
+    mask ``causal[i, j] = (j <= i)`` (keys before any cached prefix are always visible):
+    ``m[:, None, :, :] = causal[:, None, :, :] * m[:, None, None, :]``.
+    """
+    if attention_mask.dim() == 3:
+        extended = attention_mask[:, None, :, :]  # [B, 1, S, S]
+    elif attention_mask.dim() == 2:
+        if is_decoder:
+            batch, seq_len = tuple(input_shape)[:2]
+            ids = torch.arange(seq_len, device=attention_mask.device)
+            causal = (ids[None, None, :] <= ids[None, :, None]).expand(batch, seq_len, seq_len).to(attention_mask.dtype)  # [B, S, S]
+            prefix = attention_mask.shape[1] - seq_len  # cached keys in front of the current tokens
+            if prefix > 0:
+                causal = torch.cat([torch.ones(batch, seq_len, prefix, device=attention_mask.device, dtype=causal.dtype), causal], dim=-1)
+            extended = causal[:, None, :, :] * attention_mask[:, None, None, :]  # [B, 1, S, prefix + S]
+        else:
+            extended = attention_mask[:, None, None, :]  # [B, 1, 1, S]
+    else:
+        raise ValueError(f"Wrong shape for input_ids (shape {tuple(input_shape)}) or attention_mask (shape {tuple(attention_mask.shape)})")
+    extended = extended.to(dtype=dtype)
+    return (1.0 - extended) * torch.finfo(dtype).min
+
+
+def inverted_attention_mask(encoder_attention_mask: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """A 0/1 keep-mask over *encoder* tokens -> the additive bias of cross-attention.
+
+    Same broadcast and inversion as ``extended_attention_mask`` without the causal part::
+
+        [B, S_enc]        -> [B, 1, 1, S_enc]
+        [B, S_q, S_enc]   -> [B, 1, S_q, S_enc]
+        bias = (1 - m) * torch.finfo(dtype).min        0 = attend, min_dtype = masked
+    """
+    if encoder_attention_mask.dim() == 3:
+        extended = encoder_attention_mask[:, None, :, :]
+    elif encoder_attention_mask.dim() == 2:
+        extended = encoder_attention_mask[:, None, None, :]
+    else:
+        raise ValueError(f"encoder_attention_mask must be 2-D or 3-D, got shape {tuple(encoder_attention_mask.shape)}")
+    extended = extended.to(dtype=dtype)
+    return (1.0 - extended) * torch.finfo(dtype).min
+
+
+def expanded_head_mask(head_mask: torch.Tensor | None, num_hidden_layers: int, dtype: torch.dtype, is_attention_chunked: bool = False):
+    """A per-head keep-mask -> one multiplicative mask per layer, or ``[None] * layers``.
+
+    1.0 keeps a head, 0.0 silences it (multiplies its attention probabilities
+    ``[B, heads, S, S]``). The mask is made 5-D so that ``head_mask[layer]`` broadcasts over
+    batch and positions::
+
+        None               -> [None] * num_hidden_layers          (no head is masked)
+        [heads]            -> [layers, 1, heads, 1, 1]  (the same mask for every layer)
+        [layers, heads]    -> [layers, 1, heads, 1, 1]
+        [layers, B, heads, S, S] is passed through
+
+    and cast to ``dtype``; ``is_attention_chunked`` appends a trailing axis. Note that
+    transformers 5's attention layers no longer read a head mask: this restores the method's
+    contract for callers like GroundingDINO (which always passes ``None``), not the effect.
+    """
+    if head_mask is None:
+        return [None] * num_hidden_layers
+    if head_mask.dim() == 1:
+        head_mask = head_mask[None, None, :, None, None].expand(num_hidden_layers, -1, -1, -1, -1)
+    elif head_mask.dim() == 2:
+        head_mask = head_mask[:, None, :, None, None]
+    if head_mask.dim() != 5:
+        raise ValueError(f"head_mask.dim != 5, instead {head_mask.dim()}")
+    head_mask = head_mask.to(dtype=dtype)
+    if is_attention_chunked:
+        head_mask = head_mask.unsqueeze(-1)
+    return head_mask
+
+
+# ---------------------------------------------------------------------------
+# The methods, as transformers 4 defined their signatures
+# ---------------------------------------------------------------------------
+
+
+def _get_extended_attention_mask(self, attention_mask, input_shape, device=None, dtype=None):
+    """Additive attention bias from a 0/1 mask (restored by cooklab; see ``extended_attention_mask``)."""
+    return extended_attention_mask(attention_mask, input_shape, dtype or self.dtype, is_decoder=bool(self.config.is_decoder))
+
+
+def _invert_attention_mask(self, encoder_attention_mask):
+    """Additive cross-attention bias from a 0/1 mask (restored by cooklab; see ``inverted_attention_mask``)."""
+    return inverted_attention_mask(encoder_attention_mask, self.dtype)
+
+
+def _get_head_mask(self, head_mask, num_hidden_layers, is_attention_chunked=False):
+    """Per-layer head mask or [None] * layers (restored by cooklab; see ``expanded_head_mask``)."""
+    return expanded_head_mask(head_mask, num_hidden_layers, self.dtype, is_attention_chunked)
+
+
+#: What ``ensure_bert_compat`` may add to ``transformers.BertModel``.
+RESTORED_BERT_METHODS = {
+    "get_extended_attention_mask": _get_extended_attention_mask,
+    "invert_attention_mask": _invert_attention_mask,
+    "get_head_mask": _get_head_mask,
+}
+
+
+def ensure_bert_compat() -> tuple[str, ...]:
+    """Give ``transformers.BertModel`` the three methods groundingdino-py calls, if it lacks them.
+
+    Returns the names added by this call (empty when nothing was missing: on transformers 4,
+    or on any later call). Idempotent; a method the installed transformers defines is never
+    replaced. Call it before building groundingdino-py's model.
+    """
+    added = []
+    for name, method in RESTORED_BERT_METHODS.items():
+        if not hasattr(BertModel, name):
+            setattr(BertModel, name, method)
+            added.append(name)
+    return tuple(added)
+
+
+# ---------------------------------------------------------------------------
+# Building groundingdino-py's model
+# ---------------------------------------------------------------------------
+
+_BERT_HELP = "`hf download google-bert/bert-base-uncased --local-dir DIR` on a machine with hub access, and pass DIR"
+
+
+def swint_ogc_config() -> str:
+    """Path of the GroundingDINO SwinT-OGC config bundled with groundingdino-py (the paper's detector)."""
+    import groundingdino
+
+    return str(Path(groundingdino.__file__).parent / "config" / "GroundingDINO_SwinT_OGC.py")
+
+
+def _check_text_encoder(text_encoder) -> Path:
+    folder = Path(str(text_encoder)).expanduser()
+    if not folder.is_dir():
+        raise CheckpointError(
+            f"text_encoder {str(text_encoder)!r} is not a local folder. groundingdino-py loads its BERT text encoder with "
+            f"BertModel.from_pretrained(<folder>) (a hub id other than 'bert-base-uncased' is refused, and that one needs "
+            f"the network). Fix: {_BERT_HELP}."
+        )
+    if not (folder / "config.json").is_file() or not any((folder / name).is_file() for name in ("vocab.txt", "tokenizer.json")):
+        raise CheckpointError(
+            f"text_encoder folder {str(folder)!r} lacks config.json or the tokenizer files (vocab.txt / tokenizer.json); "
+            f"it must hold bert-base-uncased's model and tokenizer. Fix: {_BERT_HELP}."
+        )
+    return folder
+
+
+def build_groundingdino(config, text_encoder, **overrides) -> torch.nn.Module:
+    """Build groundingdino-py's ``GroundingDINO`` (random weights, eval mode) in a way that runs here.
+
+    ``config``: a groundingdino-py config file (``swint_ogc_config()`` for the paper's SwinT-OGC)
+    or a dict of its settings. ``text_encoder``: a *local folder* with bert-base-uncased
+    (model + tokenizer); its weights are overwritten by a GroundingDINO checkpoint, but its
+    config and vocabulary are needed. ``overrides`` replace config entries (tests shrink the
+    model with them). Applies fixes 1-3 and 5 of this module's docstring.
+    """
+    from groundingdino.models import build_model
+    from groundingdino.util.slconfig import SLConfig
+
+    folder = _check_text_encoder(text_encoder)
+    if isinstance(config, dict):
+        args = SLConfig(dict(config))
+    else:
+        path = Path(str(config)).expanduser()
+        if not path.is_file():
+            raise CheckpointError(
+                f"groundingdino_config {str(config)!r} is not a file; pass a groundingdino-py config .py file, e.g. "
+                f"cooklab.grounding.original.SWINT_OGC_CONFIG ({swint_ogc_config()})."
+            )
+        args = SLConfig.fromfile(str(path))
+    args.text_encoder_type = str(folder)  # fix 2
+    args.use_checkpoint = False  # fix 3 (Swin backbone)
+    args.use_transformer_ckpt = False  # fix 3 (encoder layers)
+    for key, value in overrides.items():
+        setattr(args, key, value)
+    ensure_bert_compat()  # fix 1, before BertModelWarper copies the methods
+    with contextlib.redirect_stdout(io.StringIO()), quiet_upstream_warnings():  # fix 5
+        model = build_model(args)
+    tokenizer = model.tokenizer
+    if len(tokenizer) <= 2:
+        raise CheckpointError(f"text_encoder folder {str(folder)!r}: its tokenizer has only {len(tokenizer)} tokens. Fix: {_BERT_HELP}.")
+    return model.eval()
+
+
+@contextlib.contextmanager
+def quiet_upstream_warnings() -> Iterator[None]:
+    """Silence the deprecation warnings groundingdino-py / timm raise on current torch (fix 5), nothing else."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r".*torch\.cuda\.amp\.autocast.*", category=FutureWarning)
+        warnings.filterwarnings("ignore", message=r"torch\.meshgrid: in an upcoming release", category=UserWarning)
+        warnings.filterwarnings("ignore", message=r"Importing from timm\.models\.layers is deprecated", category=FutureWarning)
+        yield
