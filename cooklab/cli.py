@@ -3,10 +3,13 @@
     cooklab demo [--out outputs/demo]          offline end-to-end run on a tiny random model
     cooklab generate RECIPE --model ID --out DIR [options]
 
-``generate`` runs Recipe Diffusion on a recipe file and writes the frames, a storyboard,
-settings.json and index.html to ``--out`` (see ``cooklab.report``). ``--model tiny`` builds
-``cooklab.models.tiny_sd`` (random weights: the images are noise, but every mechanism runs);
-anything else is a hub id or a local folder loaded with ``RecipeDiffusion.from_pretrained``.
+``generate`` runs Recipe Diffusion (default) or, with ``--pipeline cookanything``, CookAnything
+on a recipe file and writes the frames, a storyboard, settings.json and index.html to ``--out``
+(see ``cooklab.report``; CookAnything also writes canvas.png). ``--model tiny`` builds
+``cooklab.models.tiny_sd`` / ``tiny_flux`` (random weights: the images are noise, but every
+mechanism runs); anything else is a hub id or a local folder loaded with
+``RecipeDiffusion.from_pretrained`` / ``CookAnything.from_pretrained``. Options of one pipeline
+given with the other are refused (exit 2) rather than silently ignored.
 
 Errors cooklab raises on purpose (bad recipe, impossible setting, missing checkpoint) are
 printed as ``error: <message>`` with exit code 2; anything else is a bug and shows its
@@ -39,6 +42,27 @@ TINY_NOTE = (
     "The tiny model (cooklab.models.tiny_sd) has random weights, so the images are noise until the Toy Kitchen models land; "
     "the run still exercises every mechanism (sequential frames, K/V sharing, region-aware noise)."
 )
+TINY_FLUX_NOTE = (
+    "The tiny model (cooklab.models.tiny_flux) has random weights, so the images are noise; the run still exercises every "
+    "mechanism (Step-wise Regional Control, Flexible RoPE, Cross-Step Consistency Control) on a canvas of 64x64 regions."
+)
+FLUX_MAX_SEQUENCE_LENGTH = 512  # FluxPipeline's T5 limit (FLUX.1-dev's default; schnell uses 256)
+# Options that belong to one pipeline: attribute -> flag. Their parser defaults are None/False so that
+# "given" can be told from "left at the default"; the real defaults are filled in per pipeline.
+RD_OPTIONS = {
+    "variant": "--variant", "no_sequential": "--no-sequential", "no_kv_sharing": "--no-kv-sharing",
+    "no_region_aware": "--no-region-aware", "base_noise": "--base-noise", "object_noise": "--object-noise",
+    "kv_layers": "--kv-layers", "mask_box": "--mask-box", "kv_cache_device": "--kv-cache-device", "scheduler": "--scheduler",
+}
+CA_OPTIONS = {
+    "max_sequence_length": "--max-sequence-length", "no_regional": "--no-regional", "no_flexible_rope": "--no-flexible-rope",
+    "no_cscc": "--no-cscc", "alpha": "--alpha", "lam": "--lam", "image_attention": "--image-attention",
+    "rope_step_axis": "--rope-step-axis", "attention_backend": "--attention-backend",
+}
+DEFAULTS = {
+    "recipe-diffusion": dict(steps=20, guidance=7.5, base_noise=0.999, object_noise=0.9, kv_layers="mid,up"),
+    "cookanything": dict(steps=28, guidance=3.5, alpha=0.1, lam=0.2, image_attention="region", attention_backend="auto"),
+}
 
 
 # ---- recipes ---------------------------------------------------------------------------
@@ -85,6 +109,16 @@ def _positive_multiple_of_8(name: str, value: int | None) -> None:
         raise ConfigError(f"{name} {value}: height and width must be positive multiples of 8 (e.g. {nearest}).")
 
 
+def _positive_multiple_of_16(name: str, value: int | None) -> None:
+    """Flux: VAE factor 8 times the 2x2 latent packing."""
+    if value is not None and (value <= 0 or value % 16):
+        nearest = max(16, round(value / 16) * 16)
+        raise ConfigError(
+            f"{name} {value}: with --pipeline cookanything the height and width of one region must be positive multiples of 16 "
+            f"(Flux packs 2x2 latent pixels of an 8x VAE into one token), e.g. {nearest}."
+        )
+
+
 def _kv_layers(text: str) -> tuple[str, ...]:
     layers = tuple(part.strip() for part in text.split(",") if part.strip())
     if not layers:
@@ -118,43 +152,76 @@ def build_parser() -> argparse.ArgumentParser:
     gen = commands.add_parser(
         "generate",
         help="illustrate a recipe file and write frames, storyboard, settings.json and index.html",
-        description="Generate one image per recipe step with Recipe Diffusion and write the run to --out.",
+        description=(
+            "Generate one image per recipe step with Recipe Diffusion (frame by frame, Stable Diffusion) or CookAnything "
+            "(all steps on one Flux canvas, one region per step) and write the run to --out."
+        ),
     )
     gen.add_argument("recipe", metavar="RECIPE", help="recipe file (.yaml, .json, .txt) or the name of a shipped recipe")
     gen.add_argument("--pipeline", choices=PIPELINES, default="recipe-diffusion", help="method (default: recipe-diffusion)")
     gen.add_argument("--model", required=True, help="'tiny' (offline, random weights), a Hugging Face hub id, or a local folder")
     gen.add_argument("--out", required=True, type=Path, help="folder to write the run to")
-    gen.add_argument("--seed", type=int, default=0, help="frame i uses seed + i (default: 0)")
-    gen.add_argument("--steps", type=int, default=20, help="denoising steps per frame (default: 20)")
-    gen.add_argument("--height", type=int, default=None, help="image height, a multiple of 8 (default: the model's; 64 for tiny)")
-    gen.add_argument("--width", type=int, default=None, help="image width, a multiple of 8 (default: the model's; 64 for tiny)")
-    gen.add_argument("--guidance", type=float, default=7.5, help="classifier-free guidance scale (default: 7.5)")
     gen.add_argument(
+        "--seed", type=int, default=0, help="frame (cookanything: region) i uses seed + i; also the tiny model's weights (default: 0)"
+    )
+    gen.add_argument("--steps", type=int, default=None, help="denoising steps (default: 20; 28 for cookanything)")
+    size_help = "image {}, a multiple of 8; cookanything: of ONE region, a multiple of 16 (default: the model's; 64 for tiny)"
+    gen.add_argument("--height", type=int, default=None, help=size_help.format("height"))
+    gen.add_argument("--width", type=int, default=None, help=size_help.format("width"))
+    gen.add_argument(
+        "--guidance", type=float, default=None,
+        help="guidance scale (default: 7.5, classifier-free; 3.5 for cookanything, Flux's guidance embedding)",
+    )
+    gen.add_argument("--device", choices=("cpu", "cuda"), default=None, help="default: cpu for tiny, else the best available")
+    gen.add_argument(
+        "--trace",
+        action="store_true",
+        help="record attention and noise; writes trace_summary.txt and a figure (recipe-diffusion: trace_reference_share.png)",
+    )
+
+    rd = gen.add_argument_group("Recipe Diffusion options (--pipeline recipe-diffusion)")
+    rd.add_argument(
         "--variant",
         choices=VARIANT_NAMES,
         default=None,
         help="the paper's variants (Table II); default: all mechanisms on (region_aware_kv)",
     )
-    gen.add_argument("--no-sequential", action="store_true", help="start every frame from pure noise")
-    gen.add_argument("--no-kv-sharing", action="store_true", help="do not attend to the reference frame's keys and values")
-    gen.add_argument("--no-region-aware", action="store_true", help="noise the whole reference latent uniformly")
-    gen.add_argument("--base-noise", type=float, default=0.999, help="noise level of the reference latent (default: 0.999)")
-    gen.add_argument("--object-noise", type=float, default=0.9, help="noise level inside the container mask (default: 0.9)")
-    gen.add_argument(
-        "--kv-layers", type=str, default="mid,up", help="layers sharing K/V, groups or names, comma separated (default: mid,up)"
+    rd.add_argument("--no-sequential", action="store_true", help="start every frame from pure noise")
+    rd.add_argument("--no-kv-sharing", action="store_true", help="do not attend to the reference frame's keys and values")
+    rd.add_argument("--no-region-aware", action="store_true", help="noise the whole reference latent uniformly")
+    rd.add_argument("--base-noise", type=float, default=None, help="noise level of the reference latent (default: 0.999)")
+    rd.add_argument("--object-noise", type=float, default=None, help="noise level inside the container mask (default: 0.9)")
+    rd.add_argument(
+        "--kv-layers", type=str, default=None, help="layers sharing K/V, groups or names, comma separated (default: mid,up)"
     )
-    gen.add_argument(
+    rd.add_argument(
         "--mask-box",
         default=None,
         metavar="X0,Y0,X1,Y1",
         help="container box in pixels used as the mask provider for every frame that reopens a container "
         "(until detectors arrive, the only mask source of the CLI)",
     )
-    gen.add_argument("--kv-cache-device", default=None, help="where reference K/V are kept, e.g. cpu (default: the compute device)")
-    gen.add_argument("--scheduler", choices=list(SCHEDULERS), default=None, help="replace the model's scheduler (default: keep it)")
-    gen.add_argument("--device", choices=("cpu", "cuda"), default=None, help="default: cpu for tiny, else the best available")
-    gen.add_argument(
-        "--trace", action="store_true", help="record attention and noise; writes trace_reference_share.png and trace_summary.txt"
+    rd.add_argument("--kv-cache-device", default=None, help="where reference K/V are kept, e.g. cpu (default: the compute device)")
+    rd.add_argument("--scheduler", choices=list(SCHEDULERS), default=None, help="replace the model's scheduler (default: keep it)")
+
+    ca = gen.add_argument_group("CookAnything options (--pipeline cookanything)")
+    ca.add_argument(
+        "--max-sequence-length", type=int, default=None, metavar="N",
+        help=f"T5 tokens of each step's prompt and of the whole description (default: {FLUX_MAX_SEQUENCE_LENGTH}; the tiny T5's 64 for tiny)",
+    )
+    ca.add_argument("--no-regional", action="store_true", help="no Step-wise Regional Control: plain Flux attention over the whole canvas")
+    ca.add_argument("--no-flexible-rope", action="store_true", help="one tall image's position ids instead of ids restarting in every region")
+    ca.add_argument("--no-cscc", action="store_true", help="no Cross-Step Consistency Control (step prompts encoded alone only)")
+    ca.add_argument("--alpha", type=float, default=None, help="weight of the whole-description base branch, 0..1 (default: 0.1)")
+    ca.add_argument("--lam", type=float, default=None, help="CSCC weight lambda, >= 0 (default: 0.2)")
+    ca.add_argument(
+        "--image-attention", choices=("region", "global"), default=None,
+        help="regional branch: image tokens see their own region only (the paper) or every image token (default: region)",
+    )
+    ca.add_argument("--rope-step-axis", action="store_true", help="Flexible RoPE: put the step index on the unused position axis 0")
+    ca.add_argument(
+        "--attention-backend", choices=("auto", "batched", "flex", "masked"), default=None,
+        help="regional attention path (default: auto = flex on CUDA, batched SDPA on the CPU; masked for --image-attention global)",
     )
 
     demo = commands.add_parser(
@@ -277,16 +344,36 @@ def _print_run(out, index: Path, seconds: float) -> None:
     print(f"open {index}")
 
 
+def _given(args: argparse.Namespace, attr: str) -> bool:
+    """True if the option was on the command line (its parser default is None, or False for a switch)."""
+    value = getattr(args, attr)
+    return value is not None and value is not False  # not `in (None, False)`: 0 == False would hide --alpha 0
+
+
+def _pipeline_options(args: argparse.Namespace) -> None:
+    """Refuse the other pipeline's options, then fill in this pipeline's defaults."""
+    other = CA_OPTIONS if args.pipeline == "recipe-diffusion" else RD_OPTIONS
+    given = [flag for attr, flag in other.items() if _given(args, attr)]
+    if given:
+        owner = "CookAnything" if other is CA_OPTIONS else "Recipe Diffusion"
+        use = "cookanything" if other is CA_OPTIONS else "recipe-diffusion"
+        raise ConfigError(
+            f"{', '.join(given)}: {'an option' if len(given) == 1 else 'options'} of {owner}, not of --pipeline {args.pipeline}; "
+            f"add --pipeline {use} or drop {'it' if len(given) == 1 else 'them'}."
+        )
+    for attr, value in DEFAULTS[args.pipeline].items():
+        if getattr(args, attr) is None:
+            setattr(args, attr, value)
+
+
 def _generate(args: argparse.Namespace, command: str) -> int:
     from cooklab.recipe_diffusion.noise_levels import check_level
     from cooklab.report import atomic_write, write_figure, write_run
 
+    explicit = {attr for attr in CA_OPTIONS if _given(args, attr)}
+    _pipeline_options(args)
     if args.pipeline == "cookanything":
-        print(
-            "error: --pipeline cookanything arrives with the CookAnything pipeline; use --pipeline recipe-diffusion for now.",
-            file=sys.stderr,
-        )
-        return 2
+        return _generate_cookanything(args, command, explicit)
     tiny = args.model == "tiny"
     recipe = cooklab.load_recipe(resolve_recipe(args.recipe))  # a bad recipe fails before any model loads
     _positive_multiple_of_8("--height", args.height)
@@ -342,6 +429,189 @@ def _generate(args: argparse.Namespace, command: str) -> int:
         atomic_write(args.out / "trace_summary.txt", _trace_summary(trace, out))
         print(f"trace: {args.out / 'trace_summary.txt'}")
     _print_run(out, index, seconds)
+    return 0
+
+
+# ---- generate --pipeline cookanything ----------------------------------------------------
+
+
+def _check_cookanything(args: argparse.Namespace, recipe, tiny: bool) -> None:
+    """Everything the CookAnything call would refuse, checked before a (large) model loads."""
+    from cooklab.cookanything import MAX_STEPS
+
+    if len(recipe) > MAX_STEPS:
+        raise ConfigError(
+            f"the recipe has {len(recipe)} steps; one CookAnything canvas holds at most {MAX_STEPS} (one region per step): "
+            f"split the recipe file into parts of at most {MAX_STEPS} steps, or use --pipeline recipe-diffusion "
+            "(one frame at a time, any number of steps)."
+        )
+    _positive_multiple_of_16("--height", args.height)
+    _positive_multiple_of_16("--width", args.width)
+    if args.steps < 1:
+        raise ConfigError(f"--steps {args.steps}: use at least 1 denoising step.")
+    if not 1 <= args.max_sequence_length <= FLUX_MAX_SEQUENCE_LENGTH:
+        raise ConfigError(
+            f"--max-sequence-length {args.max_sequence_length}: give 1..{FLUX_MAX_SEQUENCE_LENGTH} T5 tokens "
+            f"(Flux's T5 limit{'; the tiny T5 is built for 64' if tiny else ''})."
+        )
+    if not 0.0 <= args.alpha <= 1.0:
+        raise ConfigError(f"--alpha {args.alpha:g}: the base-branch weight must be between 0 and 1 (paper: 0.1).")
+    if args.lam < 0:
+        raise ConfigError(f"--lam {args.lam:g}: the CSCC weight must be >= 0 (paper: 0.2; studied from 0 to 1).")
+    if args.rope_step_axis and args.no_flexible_rope:
+        raise ConfigError("--rope-step-axis needs Flexible RoPE (the step index goes on its axis 0): drop --no-flexible-rope.")
+    if args.attention_backend == "batched" and args.image_attention == "global":
+        raise ConfigError(
+            "--attention-backend batched needs --image-attention region (each region is its own batch entry); "
+            "use --attention-backend masked or flex with --image-attention global."
+        )
+
+
+def _cookanything_notes(args: argparse.Namespace, tiny: bool, explicit: set[str]) -> list[str]:
+    notes = [TINY_FLUX_NOTE] if tiny else []
+    if args.no_regional:
+        idle = [CA_OPTIONS[a] for a in ("alpha", "image_attention", "attention_backend") if a in explicit]
+        if idle:
+            verb = "acts on the regional branch only and has" if len(idle) == 1 else "act on the regional branch only and have"
+            notes.append(f"--no-regional: {', '.join(idle)} {verb} no effect.")
+    if args.no_cscc and "lam" in explicit:
+        notes.append("--no-cscc: --lam has no effect.")
+    return notes
+
+
+def _span_notes(out) -> list[str]:
+    """Notes the run itself tells: steps the whole description's token limit cut."""
+    if out.spans is None or not out.spans.truncated_steps:
+        return []
+    limit = out.settings.get("max_sequence_length")
+    return [
+        f"The whole description ({out.spans.n_tokens} T5 tokens kept) is cut at --max-sequence-length {limit}: "
+        f"step(s) {_steps(out.spans.truncated_steps)} lose tokens in the base branch's prompt and in CSCC; "
+        "each step's span is on the page."
+    ]
+
+
+def _load_cookanything(model: str, seed: int, device):
+    if model == "tiny":
+        return cooklab.CookAnything.from_pipe(cooklab.models.tiny_flux(seed, device=device))
+    return cooklab.CookAnything.from_pretrained(model, device=device)
+
+
+def _canvas_trace_summary(trace, out) -> str:
+    """What a CookAnything trace saw, in numbers a reader can check against the settings."""
+    n = len(out.images)
+    lines = [f"cooklab trace of {out.recipe.title!r} ({out.settings.get('model')}), CookAnything canvas of {n} regions", "",
+             trace.summary(), ""]
+    counts = trace.canvas.token_counts if trace.canvas is not None else [None] * n
+    lines.append(
+        "text -> image attention: of the attention mass the canvas's image tokens put on step n's text, the share that comes "
+        f"from region n itself (1 = only its own region reads it; about 1/{n} = {1 / n:.3f} if every region read it alike):"
+    )
+    for step in range(n):
+        try:
+            m = trace.text_image_map(step).float()  # [canvas rows, cols] pooled
+        except KeyError:
+            lines.append(f"  step {step + 1}: nothing captured")
+            continue
+        rows = m.shape[0] // n
+        total = float(m.sum())
+        share = float(m[step * rows : (step + 1) * rows].sum()) / total if total > 0 else float("nan")
+        tokens = "" if counts[step] is None else f" ({counts[step]} T5 tokens incl. </s>)"
+        lines.append(f"  step {step + 1}: {share:.3f}{tokens}")
+    if trace.base_contribution:
+        per_step: dict[int, list[float]] = {}
+        for (_, _, step), value in trace.base_contribution.items():
+            per_step.setdefault(step, []).append(value)
+        values = ", ".join(f"{sum(v) / len(v):.3f}" for _, v in sorted(per_step.items()))
+        lines += ["", f"base branch's share of the image output (|alpha (z_base - z_regional)| / |z|, mean over layers), "
+                      f"per denoising step: {values}"]
+    elif not out.settings.get("regional"):
+        lines += ["", "base branch: none (--no-regional)"]
+    canvas = trace.canvas
+    if canvas is not None and canvas.cscc_delta_norm is not None and out.spans is not None:
+        parts = []
+        for span in out.spans.spans:
+            t = span.fused_length
+            parts.append(f"step {span.step + 1}: " + ("-" if t == 0 else f"{float(canvas.cscc_delta_norm[span.step, :t].mean()):.3f}"))
+        lines += ["", "CSCC: mean norm of lam * C_recipe added to each fused step token: " + "; ".join(parts)]
+    return "\n".join(lines) + "\n"
+
+
+def _callable_with_trace(function) -> bool:
+    import inspect
+
+    try:
+        inspect.signature(function).bind(object())
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
+def _generate_cookanything(args: argparse.Namespace, command: str, explicit: set[str]) -> int:
+    from cooklab.models import TINY_T5_MAX_LENGTH
+    from cooklab.report import atomic_write, write_canvas_run, write_figure
+
+    tiny = args.model == "tiny"
+    recipe = cooklab.load_recipe(resolve_recipe(args.recipe))  # a bad recipe fails before any model loads
+    if args.max_sequence_length is None:
+        args.max_sequence_length = TINY_T5_MAX_LENGTH if tiny else FLUX_MAX_SEQUENCE_LENGTH
+    _check_cookanything(args, recipe, tiny)
+    notes = _cookanything_notes(args, tiny, explicit)
+    for note in notes:
+        print(f"note: {note}", file=sys.stderr)
+
+    pipe = _load_cookanything(args.model, args.seed, _device(args.device, tiny))
+    on_cpu = pipe.device.type == "cpu"
+    if args.attention_backend == "flex" and on_cpu and not args.no_regional:
+        print("note: --attention-backend flex on the CPU runs FlexAttention eagerly, about 10x slower than SDPA.", file=sys.stderr)
+    call = dict(
+        seed=args.seed,
+        num_inference_steps=args.steps,
+        height=args.height or (TINY_SIZE if tiny else None),
+        width=args.width or (TINY_SIZE if tiny else None),
+        guidance_scale=args.guidance,
+        max_sequence_length=args.max_sequence_length,
+        regional=not args.no_regional,
+        flexible_rope=not args.no_flexible_rope,
+        rope_step_axis=args.rope_step_axis,
+        cscc=not args.no_cscc,
+        alpha=args.alpha,
+        lam=args.lam,
+        image_attention=args.image_attention,
+        attention_backend=args.attention_backend,
+        progress=True,
+    )
+    start = time.perf_counter()
+    with _one_thread(tiny and on_cpu):
+        if args.trace:
+            with cooklab.trace(pipe) as trace:
+                out = pipe(recipe, **call)
+        else:
+            out = pipe(recipe, **call)
+    seconds = time.perf_counter() - start
+
+    for note in _span_notes(out):
+        print(f"note: {note}", file=sys.stderr)
+        notes.append(note)
+    index = write_canvas_run(out, args.out, model=args.model, pipeline=args.pipeline, command=command, notes=notes)
+    if args.trace:
+        from cooklab.viz import plots
+
+        atomic_write(args.out / "trace_summary.txt", _canvas_trace_summary(trace, out))
+        print(f"trace: {args.out / 'trace_summary.txt'}")
+        figure = getattr(plots, "text_image_figure", None)  # the CookAnything figure, where cooklab.viz has it
+        if figure is not None and _callable_with_trace(figure):
+            write_figure(figure(trace), args.out / "trace_text_image.png")
+            print(f"trace: {args.out / 'trace_text_image.png'}")
+    s = out.settings
+    mechanisms = [name for key, name in (("regional", "SRC"), ("flexible_rope", "Flexible RoPE"), ("cscc", "CSCC")) if s[key]]
+    width, height = s["width"], s["height"]
+    print(
+        f"{len(out.images)} steps on one {width}x{len(out.images) * height} canvas in {seconds:.1f} s ({s['num_inference_steps']} "
+        f"denoising steps); {', '.join(mechanisms) or 'no mechanism (plain Flux)'}"
+        + (f"; regional attention: {s['attention_backend']}" if s["regional"] else "")
+    )
+    print(f"open {index}")
     return 0
 
 

@@ -131,10 +131,104 @@ def test_conflicting_switches(tmp_path, capsys):
     assert "sequential" in capsys.readouterr().err
 
 
-def test_cookanything_is_not_there_yet(tmp_path, capsys):
-    assert _generate(tmp_path / "run", "--pipeline", "cookanything") == 2
+def test_cookanything_tiny_writes_the_canvas_run(tmp_path, capsys):
+    import PIL.Image
+
+    recipe = cooklab.load_recipe(OATS)
+    n = len(recipe)
+    out = tmp_path / "run"
+    assert _generate(out, "--pipeline", "cookanything") == 0
+    frames = sorted(p.name for p in out.glob("frame_*.png"))
+    assert frames == [f"frame_{i:02d}.png" for i in range(n)]
+    for name in [*frames, "canvas.png", "storyboard.png"]:
+        assert (out / name).read_bytes().startswith(PNG_MAGIC), name
+    with PIL.Image.open(out / "canvas.png") as canvas:
+        assert canvas.size == (64, n * 64)  # regions stacked vertically
+
+    data = _settings(out)
+    assert data["pipeline"] == "cookanything" and data["model"] == "tiny"
+    assert data["mechanisms"] == ["Step-wise Regional Control", "Flexible RoPE", "CSCC"]
+    settings = data["settings"]
+    assert settings["num_inference_steps"] == 2 and settings["height"] == 64 and settings["guidance_scale"] == 3.5
+    assert settings["max_sequence_length"] == cooklab.models.TINY_T5_MAX_LENGTH and settings["attention_backend"] == "batched"
+    assert data["layout"]["n_regions"] == n and data["whole_description"]["tokens"] <= settings["max_sequence_length"]
+    for i, (frame, step) in enumerate(zip(data["frames"], recipe.steps, strict=True)):
+        assert frame["text"] == step.text and frame["image"] == f"frame_{i:02d}.png" and frame["noise_seed"] == i
+        assert frame["canvas_rows"] == [64 * i, 64 * (i + 1)]
+        assert {"start", "length", "own_length", "truncated"} <= set(frame["span"])
+    # the oats recipe overflows the tiny T5's 64 tokens: the cut is reported, on the page too
+    cut = data["whole_description"]["truncated_steps"]
+    assert cut and all(data["frames"][i]["span"]["truncated"] for i in cut)
+    assert any("cut at --max-sequence-length" in note for note in data["notes"])
+
+    page = (out / "index.html").read_text(encoding="utf-8")
+    for step in recipe.steps:
+        assert html.escape(step.text) in page
+    assert 'src="canvas.png"' in page and 'src="storyboard.png"' in page and "Whole description" in page
+    assert "cut at the 64-token limit" in page or "cut off: beyond" in page
+    assert "regional_layers" in page and "alpha" in page
+    assert str(out / "index.html") in capsys.readouterr().out
+    assert _leftovers(out) == []
+
+
+def test_cookanything_switches_are_recorded(tmp_path):
+    out = tmp_path / "run"
+    assert _generate(out, "--pipeline", "cookanything", "--no-regional", "--no-flexible-rope", "--lam", "0.5") == 0
+    data = _settings(out)
+    s = data["settings"]
+    assert s["regional"] is False and s["flexible_rope"] is False and s["cscc"] is True and s["lam"] == 0.5
+    assert data["mechanisms"] == ["CSCC"] and data["layout"]["base_text_len"] == 0
+    assert _generate(out) == 0  # a Recipe Diffusion run in the same folder leaves no canvas behind
+    assert not (out / "canvas.png").exists() and _settings(out)["pipeline"] == "recipe-diffusion"
+
+
+def test_cookanything_trace(tmp_path):
+    out = tmp_path / "run"
+    assert _generate(out, "--pipeline", "cookanything", "--trace") == 0
+    summary = (out / "trace_summary.txt").read_text(encoding="utf-8")
+    assert "text -> image attention" in summary and "step 3: 1.000" in summary  # SRC: each text is read by its region only
+    assert "base branch" in summary
+    assert _leftovers(out) == []
+
+
+def test_cookanything_refuses_more_than_12_steps(tmp_path, capsys):
+    long = tmp_path / "long.yaml"
+    long.write_text("title: Long\nsteps:\n" + "".join(f"  - Step number {i} of the long recipe.\n" for i in range(13)))
+    assert _generate(tmp_path / "run", "--pipeline", "cookanything", recipe=long) == 2
     err = capsys.readouterr().err
-    assert err.startswith("error:") and "CookAnything" in err and len(err.strip().splitlines()) == 1
+    assert err.startswith("error:") and "13 steps" in err and "at most 12" in err and "Traceback" not in err
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--height", "72"], "multiples of 16"),
+        (["--width", "0"], "multiples of 16"),
+        (["--alpha", "1.5"], "between 0 and 1"),
+        (["--lam", "-1"], ">= 0"),
+        (["--max-sequence-length", "600"], "--max-sequence-length 600"),
+        (["--no-flexible-rope", "--rope-step-axis"], "--rope-step-axis needs Flexible RoPE"),
+        (["--attention-backend", "batched", "--image-attention", "global"], "--image-attention region"),
+        (["--variant", "independent"], "--variant: an option of Recipe Diffusion"),
+    ],
+)
+def test_cookanything_bad_options_fail_before_loading(tmp_path, capsys, monkeypatch, extra, message):
+    import cooklab.models
+
+    monkeypatch.setattr(cooklab.models, "tiny_flux", lambda *a, **k: pytest.fail("the model was loaded"))
+    assert _generate(tmp_path / "run", "--pipeline", "cookanything", *extra) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error:") and message in err
+
+
+def test_cookanything_options_need_their_pipeline(tmp_path, capsys):
+    assert _generate(tmp_path / "run", "--alpha", "0.3", "--no-cscc") == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error:") and "--alpha" in err and "--no-cscc" in err
+    assert "options of CookAnything" in err and "--pipeline cookanything" in err
+    assert _generate(tmp_path / "run", "--alpha", "0") == 2  # a zero is given too
+    assert "--alpha: an option of CookAnything" in capsys.readouterr().err
 
 
 def test_variant_choices_match_the_pipeline():

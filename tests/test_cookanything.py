@@ -147,3 +147,8 @@ def test_enriched_prompts_from_a_plan(ca):
     plain = ca(STEPS, seed=0, **KW)
     assert enriched.spans.step_texts == p.prompts()
     assert not np.array_equal(enriched.canvas, plain.canvas)
+
+
+def test_sequence_length_is_checked(ca):
+    with pytest.raises(ConfigError, match="1 to 512"):
+        ca(STEPS, **{**KW, "max_sequence_length": 600})

@@ -42,6 +42,7 @@ from .flexible_rope import canvas_image_ids, text_ids
 from .regional import RegionalFluxAttnProcessor, RegionalState, RegionLayout, resolve_backend
 
 MAX_STEPS = 12  # regions on one canvas; beyond this the joint sequence outgrows a single GPU's memory at 512^2
+DEFAULT_REGION_SIZE = 512  # pixels per region side on real checkpoints (the paper's 512 x 512 steps)
 
 
 @dataclass
@@ -205,9 +206,11 @@ class CookAnything:
             raise ConfigError("rope_step_axis=True needs flexible_rope=True (global ids leave axis 0 unused).")
         if int(num_inference_steps) < 1:
             raise ConfigError(f"num_inference_steps={num_inference_steps}: use at least 1.")
+        if not 1 <= int(max_sequence_length) <= 512:
+            raise ConfigError(f"max_sequence_length={max_sequence_length}: T5 in Flux takes 1 to 512 tokens per prompt.")
         pipe, device = self.pipe, self.device
-        height = height or pipe.default_sample_size * pipe.vae_scale_factor
-        width = width or pipe.default_sample_size * pipe.vae_scale_factor
+        default = min(DEFAULT_REGION_SIZE, pipe.default_sample_size * pipe.vae_scale_factor)  # 512 on real models
+        height, width = height or default, width or default
         rows, cols = self._region_grid(height, width)
         backend = resolve_backend(attention_backend, image_attention, device)
         texts = plan.prompts() if plan is not None and enriched_prompts else recipe.texts
@@ -288,7 +291,7 @@ class CookAnything:
         settings = dict(seed=seed, num_inference_steps=num_inference_steps, height=height, width=width, guidance_scale=guidance_scale,
                         max_sequence_length=max_sequence_length, regional=regional, flexible_rope=flexible_rope,
                         rope_step_axis=rope_step_axis, cscc=cscc, alpha=alpha, lam=lam, image_attention=image_attention,
-                        attention_backend=backend, regional_layers=sorted(state.layers), regional_steps=None if steps is None else sorted(steps),
+                        attention_backend=backend if regional else None, regional_layers=sorted(state.layers), regional_steps=None if steps is None else sorted(steps),
                         mu=float(mu), model=pipe.name_or_path or type(pipe).__name__)
         if self._trace is not None:
             self._trace.end_canvas(images, canvas)

@@ -1,0 +1,165 @@
+"""Benchmark: one attention call of CookAnything's Step-wise Regional Control, per attention path.
+
+Times ``cooklab.cookanything.regional.regional_attention`` -- the regional branch (2N x 2N group
+mask over [C_1..C_N, I_1..I_N]) plus the whole-description base branch (full attention over
+[C_base, I_1..I_N]) and the alpha blend -- on random q/k/v of the joint sequence
+``[C_base | C_1..C_N | I_1..I_N]``, for N regions, with each attention path:
+
+* reference: unmasked SDPA over the whole joint sequence (what a stock Flux layer pays for the
+  same tokens; the cost a dense-mask path cannot go below);
+* ``masked``: the regional branch through SDPA with the dense boolean mask;
+* ``batched``: the N (text, image) groups as a batch of N unmasked SDPA calls;
+* ``flex``: FlexAttention with a BlockMask, compiled (CUDA only; the first call, which compiles
+  and builds the BlockMask, is timed on its own and left out of the median).
+
+Interleaved (every repeat runs each path once, in rotating order), median of the repeats.
+Defaults on CUDA: FLUX.1-dev attention sizes, 24 heads x 128, bf16, 512 text tokens per prompt
+(base and each step) and 512x512-pixel regions (1024 image tokens each). On the CPU a reduced
+size runs (4 heads x 64, fp32, 64 text tokens, 256x256 regions) and flex is skipped: torch runs
+FlexAttention eagerly there, which is about 10x slower than SDPA and says nothing about the
+compiled kernel.
+
+    python benchmarks/regional_attention.py                      # GPU: N = 2, 4, 8, 512 text tokens
+    python benchmarks/regional_attention.py --text-tokens 128    # GPU: 128 text tokens per prompt
+    python benchmarks/regional_attention.py --repeats 10         # CPU: the reduced size
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import platform
+import statistics
+import time
+
+import diffusers
+import torch
+import torch.nn.functional as F
+
+import cooklab
+from cooklab.cookanything.regional import RegionLayout, regional_attention
+
+FLUX_DEV = dict(heads=24, head_dim=128, text_tokens=512, region_size=512)  # attention sizes of FLUX.1-dev
+CPU_REDUCED = dict(heads=4, head_dim=64, text_tokens=64, region_size=256)
+
+
+def device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            model = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), "")
+    except OSError:
+        model = ""
+    return model or platform.processor() or platform.machine()
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def timed(fn, device) -> float:
+    sync(device)
+    start = time.perf_counter()
+    fn()
+    sync(device)
+    return time.perf_counter() - start
+
+
+def interleaved(fns: dict, repeats: int, device) -> dict[str, float]:
+    """Median seconds of each function; every repeat calls each once, the order rotating by one."""
+    names = list(fns)
+    times = {name: [] for name in names}
+    for r in range(repeats):
+        for name in names[r % len(names) :] + names[: r % len(names)]:
+            times[name].append(timed(fns[name], device))
+    return {name: statistics.median(values) for name, values in times.items()}
+
+
+def measure(layout, heads, head_dim, dtype, device, paths, alpha, image_attention, repeats):
+    """(median seconds per path, first flex call's seconds or None, max |out - masked out| per path) for one layout."""
+    g = torch.Generator(device).manual_seed(layout.n_regions)
+    q, k, v = (torch.randn(1, layout.total, heads, head_dim, generator=g, device=device, dtype=dtype) for _ in range(3))
+    qt, kt, vt = (x.transpose(1, 2) for x in (q, k, v))
+    fns = {"full": lambda: F.scaled_dot_product_attention(qt, kt, vt)}
+    for path in paths:
+        fns[path] = lambda path=path: regional_attention(q, k, v, layout, alpha, image_attention, path)
+    first = timed(fns["flex"], device) if "flex" in fns else None  # compile (once per process) + BlockMask (once per layout)
+    reference = regional_attention(q, k, v, layout, alpha, image_attention, "masked").out.float()
+    errors = {path: float((fns[path]().out.float() - reference).abs().max()) for path in paths if path != "masked"}
+    for fn in fns.values():  # warm-up
+        fn(), fn()
+    return interleaved(fns, repeats, device), first, errors
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--regions", default="2,4,8", help="numbers of regions N, comma separated (default: 2,4,8)")
+    p.add_argument("--text-tokens", type=int, default=None, help="T5 tokens per prompt, L = L_b (default: 512; 64 on the CPU)")
+    p.add_argument("--region-size", type=int, default=None, help="region side in pixels, a multiple of 16 (default: 512; 256 on the CPU)")
+    p.add_argument("--heads", type=int, default=None, help="attention heads (default: 24; 4 on the CPU)")
+    p.add_argument("--head-dim", type=int, default=None, help="head dimension (default: 128; 64 on the CPU)")
+    p.add_argument("--alpha", type=float, default=0.1, help="base-branch weight (default: 0.1)")
+    p.add_argument("--image-attention", choices=("region", "global"), default="region")
+    p.add_argument("--repeats", type=int, default=None, help="timed repeats per path (default: 50 on CUDA, 10 on the CPU)")
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--no-flex", action="store_true", help="skip FlexAttention on CUDA (e.g. to avoid compiling)")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's; 1 is steadier on a shared machine)")
+    args = p.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+
+    device = torch.device(args.device)
+    cuda = device.type == "cuda"
+    size = FLUX_DEV if cuda else CPU_REDUCED
+    heads, head_dim = args.heads or size["heads"], args.head_dim or size["head_dim"]
+    text, region = args.text_tokens or size["text_tokens"], args.region_size or size["region_size"]
+    if region % 16:
+        p.error(f"--region-size {region}: use a multiple of 16 (8x VAE, 2x2 packing)")
+    dtype = torch.bfloat16 if cuda else torch.float32
+    repeats = args.repeats or (50 if cuda else 10)
+    side = region // 16
+    paths = ["masked"] + (["batched"] if args.image_attention == "region" else []) + (["flex"] if cuda and not args.no_flex else [])
+
+    print(f"date {datetime.date.today()}, device {device.type} ({device_name(device)}), torch {torch.__version__}, "
+          f"diffusers {diffusers.__version__}, cooklab {cooklab.__version__}, threads {torch.get_num_threads()}, {dtype}")
+    print(f"{'FLUX.1-dev attention sizes' if (heads, head_dim) == (24, 128) else 'REDUCED size (not FLUX.1-dev)'}: "
+          f"{heads} heads x {head_dim}, {text} text tokens per prompt (base and each step), {region}² regions "
+          f"({side * side} image tokens each), alpha {args.alpha}, image attention '{args.image_attention}', median of {repeats}")
+    if not cuda:
+        print("flex: skipped on the CPU (torch runs FlexAttention eagerly there, ~10x slower than SDPA: not representative "
+              "of the compiled CUDA kernel)")
+
+    rows, compile_s, errors = [], {}, {}
+    for n in [int(v) for v in args.regions.split(",")]:
+        layout = RegionLayout(n, side, side, text, text)
+        med, first, err = measure(layout, heads, head_dim, dtype, device, paths, args.alpha, args.image_attention, repeats)
+        rows.append((n, layout, med))
+        errors[n] = err
+        if first is not None:
+            compile_s[n] = first
+
+    labels = {"full": "SDPA, no mask (reference)", "masked": "dense-mask SDPA (`masked`)",
+              "batched": "per-region batched SDPA (`batched`)", "flex": "FlexAttention BlockMask (`flex`)"}
+    cols = ["full", *paths]
+    print()
+    print("| N | joint tokens (L_b + N·L + N·P) | " + " | ".join(labels[c] for c in cols) + " | "
+          + " | ".join(f"dense ÷ {c}" for c in paths if c != "masked") + " |")
+    print("|---|---|" + "---|" * (len(cols) + len(paths) - 1))
+    for n, layout, med in rows:
+        cells = [f"{med[c] * 1e3:.2f} ms ({med[c] / med['masked']:.2f}×)" for c in cols]
+        speedups = [f"{med['masked'] / med[c]:.1f}×" for c in paths if c != "masked"]
+        print(f"| {n} | {layout.base_text_len} + {n}·{layout.step_text_len} + {n}·{layout.region_tokens} = {layout.total} | "
+              + " | ".join(cells) + " | " + " | ".join(speedups) + " |")
+    print("\n(×) in a cell: time relative to dense-mask SDPA; 'dense ÷ path': how many times faster than dense-mask SDPA.")
+    for n in errors:
+        parts = [f"{path} {err:.1e}" for path, err in errors[n].items()]
+        print(f"N={n}: max |out - masked out|: " + (", ".join(parts) or "-"))
+    for n, seconds in compile_s.items():
+        print(f"N={n}: first flex call (torch.compile once per process, BlockMask once per layout): {seconds:.2f} s, "
+              "not in the medians")
+
+
+if __name__ == "__main__":
+    main()
