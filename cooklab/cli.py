@@ -52,7 +52,7 @@ FLUX_MAX_SEQUENCE_LENGTH = 512  # FluxPipeline's T5 limit (FLUX.1-dev's default;
 RD_OPTIONS = {
     "variant": "--variant", "no_sequential": "--no-sequential", "no_kv_sharing": "--no-kv-sharing",
     "no_region_aware": "--no-region-aware", "base_noise": "--base-noise", "object_noise": "--object-noise",
-    "kv_layers": "--kv-layers", "mask_box": "--mask-box", "kv_cache_device": "--kv-cache-device", "scheduler": "--scheduler",
+    "kv_layers": "--kv-layers", "masks": "--masks", "kv_cache_device": "--kv-cache-device", "scheduler": "--scheduler",
 }
 CA_OPTIONS = {
     "max_sequence_length": "--max-sequence-length", "no_regional": "--no-regional", "no_flexible_rope": "--no-flexible-rope",
@@ -126,19 +126,31 @@ def _kv_layers(text: str) -> tuple[str, ...]:
     return layers
 
 
-def _mask_box(text: str | None):
-    """--mask-box "x0,y0,x1,y1" -> a BoxMaskProvider (None without the option)."""
-    if text is None:
+def _mask_provider(spec: str | None):
+    """--masks SPEC -> a mask provider: "grounded-sam" (GroundingDINO + SAM) or "box:x0,y0,x1,y1" (None without it)."""
+    if spec is None:
         return None
-    try:
-        box = tuple(float(v) for v in text.split(","))
-    except ValueError:
-        box = ()
-    if len(box) != 4:
-        raise ConfigError(f"--mask-box {text!r}: give four pixel numbers x0,y0,x1,y1, e.g. 16,16,48,48.")
-    from cooklab.grounding import BoxMaskProvider
+    if spec == "grounded-sam":
+        return "grounded-sam"  # RecipeDiffusion builds it once, on the pipeline's device
+    if spec.startswith("box:"):
+        try:
+            box = tuple(float(v) for v in spec[4:].split(","))
+        except ValueError:
+            box = ()
+        if len(box) == 4:
+            from cooklab.grounding import BoxMaskProvider
 
-    return BoxMaskProvider(box)
+            return BoxMaskProvider(box)
+    raise ConfigError(f"--masks {spec!r}: use 'grounded-sam' or 'box:x0,y0,x1,y1' (pixels, e.g. box:16,16,48,48).")
+
+
+def _plan(args: argparse.Namespace, recipe):
+    """--agent: plan the recipe with the Cooking Agent (None without the option)."""
+    if args.agent is None:
+        return None
+    from cooklab.agent import plan
+
+    return plan(recipe, agent=args.agent, model=args.agent_model, base_url=args.base_url)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -179,6 +191,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="record attention and noise; writes trace_summary.txt and a figure (recipe-diffusion: trace_reference_share.png)",
     )
 
+    _agent_options(gen)
+
     rd = gen.add_argument_group("Recipe Diffusion options (--pipeline recipe-diffusion)")
     rd.add_argument(
         "--variant",
@@ -195,11 +209,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--kv-layers", type=str, default=None, help="layers sharing K/V, groups or names, comma separated (default: mid,up)"
     )
     rd.add_argument(
-        "--mask-box",
+        "--masks",
         default=None,
-        metavar="X0,Y0,X1,Y1",
-        help="container box in pixels used as the mask provider for every frame that reopens a container "
-        "(until detectors arrive, the only mask source of the CLI)",
+        metavar="SPEC",
+        help="container masks for region-aware noise: 'grounded-sam' (GroundingDINO + SAM on the reference frame; "
+        "downloads the checkpoints) or 'box:X0,Y0,X1,Y1' (a fixed pixel box for every frame that reopens a container)",
     )
     rd.add_argument("--kv-cache-device", default=None, help="where reference K/V are kept, e.g. cpu (default: the compute device)")
     rd.add_argument("--scheduler", choices=list(SCHEDULERS), default=None, help="replace the model's scheduler (default: keep it)")
@@ -224,6 +238,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="regional attention path (default: auto = flex on CUDA, batched SDPA on the CPU; masked for --image-attention global)",
     )
 
+    plan = commands.add_parser(
+        "plan",
+        help="run the Cooking Agent on a recipe: containers, reference steps, ingredients, enriched prompts (JSON)",
+        description="Plan a recipe with the Cooking Agent (OpenAI or the offline rules) and print or save the plan.",
+    )
+    plan.add_argument("recipe", metavar="RECIPE", help="recipe file (.yaml, .json, .txt) or the name of a shipped recipe")
+    _agent_options(plan, default="auto")
+    plan.add_argument("--out", type=Path, default=None, help="write the plan (JSON) here instead of printing it")
+    plan.add_argument("--recipe-out", type=Path, default=None, help="also write the recipe with the planned metadata (YAML/JSON)")
+
     demo = commands.add_parser(
         "demo",
         help="offline end-to-end demo on a tiny random model (well under a minute on a CPU)",
@@ -237,6 +261,16 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--steps", type=int, default=DEMO_STEPS, help=f"denoising steps per frame (default: {DEMO_STEPS})")
     demo.add_argument("--seed", type=int, default=0, help="seed of the model weights and of frame 0 (default: 0)")
     return parser
+
+
+def _agent_options(parser: argparse.ArgumentParser, default: str | None = None) -> None:
+    parser.add_argument(
+        "--agent", choices=("auto", "rules", "openai"), default=default,
+        help="plan the recipe with the Cooking Agent first: openai (needs OPENAI_API_KEY or --base-url), rules (offline), "
+        "auto (openai when a key is set, else rules)" + ("" if default else "; default: use the recipe's own metadata"),
+    )
+    parser.add_argument("--agent-model", default=None, help="the LLM for --agent openai (default: gpt-4o, the papers')")
+    parser.add_argument("--base-url", default=None, help="an OpenAI-compatible server, e.g. a local LLM at http://127.0.0.1:8000/v1")
 
 
 # ---- generate --------------------------------------------------------------------------
@@ -386,12 +420,15 @@ def _generate(args: argparse.Namespace, command: str) -> int:
     kv_layers = _kv_layers(args.kv_layers)
     if tiny:
         notes.append(TINY_NOTE)
-    provider = _mask_box(args.mask_box)
+    provider = _mask_provider(args.masks)
     if switches["region_aware"] and provider is None:
         notes.append(
-            "no container masks: without --mask-box region-aware frames fall back to uniform noise; "
+            "no container masks: without --masks region-aware frames fall back to uniform noise; "
             "each frame's reason is on the page."
         )
+    recipe_plan = _plan(args, recipe)
+    if recipe_plan is not None:
+        notes.append(f"containers and reference steps planned by the Cooking Agent ({recipe_plan.agent}).")
     for note in notes:
         print(f"note: {note}", file=sys.stderr)
 
@@ -408,6 +445,7 @@ def _generate(args: argparse.Namespace, command: str) -> int:
         kv_layers=kv_layers,
         kv_cache_device=args.kv_cache_device,
         mask_provider=provider,
+        plan=recipe_plan,
         progress=True,
         **switches,
     )
@@ -557,6 +595,9 @@ def _generate_cookanything(args: argparse.Namespace, command: str, explicit: set
         args.max_sequence_length = TINY_T5_MAX_LENGTH if tiny else FLUX_MAX_SEQUENCE_LENGTH
     _check_cookanything(args, recipe, tiny)
     notes = _cookanything_notes(args, tiny, explicit)
+    recipe_plan = _plan(args, recipe)
+    if recipe_plan is not None:
+        notes.append(f"step prompts enriched by the Cooking Agent ({recipe_plan.agent}).")
     for note in notes:
         print(f"note: {note}", file=sys.stderr)
 
@@ -579,6 +620,7 @@ def _generate_cookanything(args: argparse.Namespace, command: str, explicit: set
         lam=args.lam,
         image_attention=args.image_attention,
         attention_backend=args.attention_backend,
+        plan=recipe_plan,
         progress=True,
     )
     start = time.perf_counter()
@@ -612,6 +654,26 @@ def _generate_cookanything(args: argparse.Namespace, command: str, explicit: set
         + (f"; regional attention: {s['attention_backend']}" if s["regional"] else "")
     )
     print(f"open {index}")
+    return 0
+
+
+# ---- plan ------------------------------------------------------------------------------
+
+
+def _plan_command(args: argparse.Namespace, command: str) -> int:
+    from cooklab.report import atomic_write
+
+    recipe = cooklab.load_recipe(resolve_recipe(args.recipe))
+    recipe_plan = _plan(args, recipe)
+    text = recipe_plan.model_dump_json(indent=2) + "\n"
+    if args.out is None:
+        print(text, end="")
+    else:
+        atomic_write(args.out, text)
+        print(f"plan ({recipe_plan.agent}): {args.out}", file=sys.stderr)
+    if args.recipe_out is not None:
+        recipe_plan.apply(recipe).save(args.recipe_out)
+        print(f"recipe with the planned metadata: {args.recipe_out}", file=sys.stderr)
     return 0
 
 
@@ -680,7 +742,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as exit_:  # --help, --version, or a usage error (argparse has printed it)
         return exit_.code if isinstance(exit_.code, int) else 2
     command = shlex.join(["cooklab", *argv])
-    handlers = {"generate": _generate, "demo": _demo}
+    handlers = {"generate": _generate, "plan": _plan_command, "demo": _demo}
     try:
         with warnings.catch_warnings():
             warnings.showwarning = _show_warning

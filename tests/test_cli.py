@@ -309,13 +309,43 @@ def test_python_m_cooklab(monkeypatch, capsys):
     assert exit_.value.code == 0 and cooklab.__version__ in capsys.readouterr().out
 
 
-def test_mask_box_applies_region_aware_noise(tmp_path):
+def test_masks_box_applies_region_aware_noise(tmp_path):
     import json
 
     from cooklab.cli import main
 
     out = tmp_path / "run"
-    assert main(["generate", "pancakes", "--model", "tiny", "--steps", "12", "--mask-box", "16,16,48,48", "--out", str(out)]) == 0
+    assert main(["generate", "pancakes", "--model", "tiny", "--steps", "12", "--masks", "box:16,16,48,48", "--out", str(out)]) == 0
     frames = json.loads((out / "settings.json").read_text())["frames"]
     assert any(f["region_aware"] for f in frames)
-    assert main(["generate", "pancakes", "--model", "tiny", "--mask-box", "1,2,3", "--out", str(out)]) == 2
+    assert main(["generate", "pancakes", "--model", "tiny", "--masks", "box:1,2,3", "--out", str(out)]) == 2
+
+
+def test_grounded_sam_without_the_hub_is_a_clear_error(tmp_path, capsys):
+    from cooklab.cli import main
+
+    code = main(["generate", "guacamole", "--model", "tiny", "--steps", "2", "--masks", "grounded-sam", "--out", str(tmp_path / "g")])
+    assert code == 2 and "hub" in capsys.readouterr().err
+
+
+def test_plan_command_and_planned_generation_with_both_pipelines(tmp_path, capsys):
+    import json
+
+    from cooklab.cli import main
+
+    raw = tmp_path / "raw.txt"
+    raw.write_text("Fried eggs\n1. Heat oil in a black frying pan.\n2. Crack two eggs into the pan.\n3. Slide the eggs onto a white plate.\n")
+    assert main(["plan", str(raw), "--agent", "rules", "--out", str(tmp_path / "plan.json"), "--recipe-out", str(tmp_path / "planned.yaml")]) == 0
+    plan = json.loads((tmp_path / "plan.json").read_text())
+    assert [s["container"] for s in plan["steps"]] == ["frying pan", "frying pan", "plate"]
+    assert [s["reference_step"] for s in plan["steps"]] == [None, 1, None]
+    assert main(["plan", str(raw), "--agent", "rules"]) == 0
+    assert json.loads(capsys.readouterr().out)["agent"] == "rules"
+    rd = tmp_path / "rd"
+    assert main(["generate", str(raw), "--model", "tiny", "--steps", "12", "--agent", "rules", "--masks", "box:16,16,48,48", "--out", str(rd)]) == 0
+    frames = json.loads((rd / "settings.json").read_text())["frames"]
+    assert frames[1]["reference"] == 0 and frames[1]["region_aware"]
+    ca = tmp_path / "ca"
+    assert main(["generate", str(tmp_path / "planned.yaml"), "--pipeline", "cookanything", "--model", "tiny", "--steps", "2",
+                 "--agent", "rules", "--out", str(ca)]) == 0
+    assert (ca / "canvas.png").exists()
