@@ -111,9 +111,12 @@ def test_mask_provider_is_asked_with_the_reference_image_and_container(rd):
 
 
 def test_degenerate_mask_falls_back(rd):
-    out = rd(recipe(), seed=0, masks=[None, torch.zeros(64, 64), torch.ones(8, 8)], **FAST)
+    with cooklab.trace(rd, capture="noise") as tr:
+        out = rd(recipe(), seed=0, masks=[None, torch.zeros(64, 64), torch.ones(8, 8)], **FAST)
     assert not out.frames[1].region_aware and "degenerate" in out.frames[1].fallback
     assert not out.frames[2].region_aware and "degenerate" in out.frames[2].fallback
+    assert tr.noise[1].region is None and "degenerate" in tr.noise[1].fallback  # visible in the trace
+    assert tr.noise[1].mask is out.frames[1].mask
 
 
 def test_kv_sharing_changes_frames_after_the_first_and_is_deterministic(rd):

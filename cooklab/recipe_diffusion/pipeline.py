@@ -93,6 +93,8 @@ class NoiseRecord:
     noised: torch.Tensor  # [C, h, w] the latent denoising starts from
     sigma_map: torch.Tensor  # [h, w]
     signal_map: torch.Tensor  # [h, w]
+    fallback: str | None = None  # why uniform noise was used although region-aware noise was asked for
+    mask: MaskResult | None = None  # what the mask source returned (kept even when it was degenerate)
 
     def stats(self) -> dict:
         """Mean/std of the noised latent inside and outside the mask (whole latent if uniform)."""
@@ -454,6 +456,7 @@ class RecipeDiffusion:
                     noised=latents[0].detach().float().cpu(),
                     sigma_map=region.sigma_map if region is not None else torch.full(latent_hw, b),
                     signal_map=region.signal_map if region is not None else torch.full(latent_hw, a),
+                    fallback=info.fallback, mask=info.mask,
                 ))
                 if hasattr(pipe.scheduler, "set_begin_index"):
                     pipe.scheduler.set_begin_index(start)  # coefficients() moved it

@@ -6,20 +6,38 @@ ipywidgets front ends live in ``cooklab.viz.widgets`` (import it in a notebook).
 
 from .plots import (
     attention_overlay,
+    base_contribution_figure,
+    canvas_note,
+    canvas_storyboard,
     cross_attention_figure,
+    cscc_delta_figure,
+    cscc_lambda_figure,
+    cscc_spans_figure,
+    flux_layer_name,
     frame_note,
+    group_mask_figure,
+    layout_figure,
     noise_map_figure,
     reference_share_curve_figure,
     reference_share_figure,
+    rope_ids_figure,
+    rotary_figure,
     self_attention_figure,
     short_layer_name,
     storyboard,
     storyboard_from_output,
+    text_image_figure,
+    token_mask_figure,
     toy_attention_figure,
 )
 
 __all__ = [
+    # Recipe Diffusion
     "attention_overlay", "cross_attention_figure", "frame_note", "noise_map_figure", "reference_share_curve_figure",
     "reference_share_figure", "self_attention_figure", "short_layer_name", "storyboard", "storyboard_from_output",
     "toy_attention_figure",
+    # CookAnything
+    "base_contribution_figure", "canvas_note", "canvas_storyboard", "cscc_delta_figure", "cscc_lambda_figure", "cscc_spans_figure",
+    "flux_layer_name", "group_mask_figure", "layout_figure", "rope_ids_figure", "rotary_figure", "text_image_figure",
+    "token_mask_figure",
 ]

@@ -5,6 +5,11 @@
     noise_explorer(None, mask, pipe.scheduler, 20)   # Eq. 5-7 with sliders
     frame_scrubber(out)                        # the frames of a generation, one at a time
 
+    region_mask_explorer(4)                    # CookAnything: the SRC mask, groups and tokens
+    text_image_explorer(tr)                    # where the canvas attends to each step's text
+    lambda_explorer(pipe, recipe, height=64, width=64)   # CSCC's lambda with a slider
+    rope_explorer(pipe.transformer.pos_embed)  # Flexible RoPE vs global ids
+
 Each function returns a ``VBox`` (the last expression of a cell displays it). The
 controls are also reachable as ``box.controls[name]``, so code can drive them
 (``box.controls["step"].value = 5``). Every change redraws the figure into an ``Output``
@@ -17,6 +22,7 @@ from __future__ import annotations
 import html
 
 import matplotlib.pyplot as plt
+import numpy as np
 import torch
 
 from ..grounding import to_mask_tensor
@@ -32,7 +38,10 @@ from .plots import (
     short_layer_name,
 )
 
-__all__ = ["attention_explorer", "frame_scrubber", "noise_explorer"]
+__all__ = [
+    "attention_explorer", "frame_scrubber", "lambda_explorer", "noise_explorer", "region_mask_explorer", "rope_explorer",
+    "text_image_explorer",
+]
 
 ALL = "all"  # option value meaning "average over all" (ipywidgets selections cannot hold None)
 _VIEWS = (("reference share", "reference_share"), ("self-attention", "self_attention"), ("cross-attention", "cross_attention"))
@@ -278,3 +287,207 @@ def frame_scrubber(out):
     step.observe(lambda _: _redraw(out=view, draw=draw), names="value")
     _redraw(view, draw)
     return _panel(widgets, [[step]], widgets.VBox([view, table]), dict(step=step))
+
+
+# ---- CookAnything ------------------------------------------------------------------------
+
+
+def region_mask_explorer(layout_or_n=4, step_text_len: int = 8, region_side: int = 3, image_attention: str = "region",
+                         max_pixels: int = 480):
+    """The SRC mask, at group level (2N x 2N) and at token level, with switches.
+
+    layout_or_n: a ``RegionLayout`` (or an output/trace holding one) to show as it is, or a
+    number of steps N for a toy layout whose sizes can be changed: ``n`` (steps),
+    ``step_text_len`` (L, text tokens per step) and ``region_side`` (a region of side x
+    side image tokens). Controls: ``image_attention`` ("region", the paper, or "global") and
+    one checkbox per region (``region_1`` ...): unticked regions are drawn in grey, so one
+    step's text and image can be followed through the mask.
+    """
+    import ipywidgets as widgets
+
+    from ..cookanything.regional import RegionLayout
+    from .plots import _layout_of, group_mask_figure, token_mask_figure
+
+    fixed = None if isinstance(layout_or_n, int) else _layout_of(layout_or_n)
+    wide = {"description_width": "initial"}
+    mode = widgets.ToggleButtons(options=[("region (paper)", "region"), ("global images", "global")], value=image_attention,
+                                 description="image_attention", style=wide)
+    n0 = fixed.n_regions if fixed is not None else int(layout_or_n)
+    n = widgets.IntSlider(n0, 1, 12, description="steps N", continuous_update=False, style=wide)
+    length = widgets.IntSlider(step_text_len, 1, 64, description="text tokens L", continuous_update=False, style=wide)
+    side = widgets.IntSlider(region_side, 1, 16, description="region side", continuous_update=False, style=wide)
+    for w in (n, length, side):
+        w.layout.display = "none" if fixed is not None else None
+    checks = widgets.HBox()
+    info = widgets.HTML()
+    out = widgets.Output()
+    controls = dict(image_attention=mode, n=n, step_text_len=length, region_side=side)
+    busy = [False]
+
+    def layout():
+        if fixed is not None:
+            return fixed
+        return RegionLayout(n.value, side.value, side.value, length.value, length.value)
+
+    def rebuild_checks():
+        for k in range(20):
+            controls.pop(f"region_{k + 1}", None)
+        boxes = []
+        for k in range(n.value):
+            box = widgets.Checkbox(value=True, description=f"region {k + 1}", indent=False, layout=widgets.Layout(width="90px"))
+            box.observe(on_change, names="value")
+            controls[f"region_{k + 1}"] = box
+            boxes.append(box)
+        checks.children = boxes
+
+    def draw():
+        lay = layout()
+        chosen = [k for k in range(lay.n_regions) if controls[f"region_{k + 1}"].value]
+        highlight = None if len(chosen) == lay.n_regions else chosen
+        info.value = (f"regional branch: {lay.n_regions} × ({lay.step_text_len} text + {lay.region_tokens} image) = "
+                      f"{lay.n_regions * (lay.step_text_len + lay.region_tokens)} tokens; the whole-description text "
+                      f"({lay.base_text_len} tokens) runs in the base branch with full attention.")
+        fig, axes = plt.subplots(1, 2, figsize=(11, 5.2), width_ratios=[1, 1.15], layout="constrained")
+        group_mask_figure(lay.n_regions, image_attention=mode.value, ax=axes[0], annotate=lay.n_regions <= 6)
+        token_mask_figure(lay, image_attention=mode.value, highlight=highlight, ax=axes[1],
+                          max_pixels=max_pixels)
+        _show(fig)
+
+    def on_change(_):
+        if not busy[0]:
+            _redraw(out, draw)
+
+    def on_size(_):
+        busy[0] = True
+        try:
+            rebuild_checks()
+        finally:
+            busy[0] = False
+        _redraw(out, draw)
+
+    mode.observe(on_change, names="value")
+    length.observe(on_change, names="value")
+    side.observe(on_change, names="value")
+    n.observe(on_size, names="value")
+    on_size(None)
+    return _panel(widgets, [[mode], [n, length, side], [checks], [info]], out, controls)
+
+
+def text_image_explorer(trace):
+    """Browse where the canvas attends to each step's text: recipe step, layer, denoising step.
+
+    trace: recorded around a CookAnything call with capture including
+    ``"text_image_attention"``. Controls: ``step`` ("all" shows every step side by side),
+    ``layer`` ("all" averages) and ``t`` (the denoising step; "all" averages).
+    """
+    import ipywidgets as widgets
+
+    from .plots import _canvas_of, flux_layer_name, text_image_figure
+
+    if not getattr(trace, "text_image", None):
+        raise ValueError("the trace holds no text->image maps: record with capture including 'text_image_attention'.")
+    canvas = _canvas_of(trace)
+    wide = {"description_width": "initial"}
+    step = widgets.Dropdown(options=[("all steps", ALL)] + [(f"step {k + 1}: {t[:40]}", k) for k, t in enumerate(canvas.texts)],
+                            description="recipe step", style=wide, layout=widgets.Layout(width="420px"))
+    layer = widgets.Dropdown(options=[("all layers", ALL)] + [(flux_layer_name(x), x) for x in trace.layers("text_image")],
+                             description="layer", style=wide)
+    t = widgets.SelectionSlider(options=[("all", ALL)] + [(str(s), s) for s in trace.steps(0, "text_image")], description="denoising step",
+                                continuous_update=False, style=wide)
+    out = widgets.Output()
+
+    def draw():
+        _show(text_image_figure(trace, steps=None if step.value == ALL else [step.value],
+                                layers=None if layer.value == ALL else layer.value, t=None if t.value == ALL else [t.value]))
+
+    for w in (step, layer, t):
+        w.observe(lambda _: _redraw(out, draw), names="value")
+    _redraw(out, draw)
+    return _panel(widgets, [[step, layer], [t]], out, dict(step=step, layer=layer, t=t))
+
+
+def lambda_explorer(pipe, recipe, lams=(0, 0.2, 0.4, 0.6, 0.8, 1.0), precompute: bool = False, **call_kwargs):
+    """CSCC's lambda (Eq. 12) with a slider: the step images, their change from lambda = 0, the delta norms.
+
+    pipe: a ``cooklab.CookAnything``; recipe and call_kwargs go to every call (``lam`` and
+    ``cscc`` are set here; ``progress`` defaults to False). Each lambda is generated the first
+    time the slider reaches it (all of them at once with ``precompute=True``) and kept in
+    ``box.results[lam] = (output, delta_norm [N, L])``; lambda = 0 (which is CSCC off) is
+    always generated, as the reference the other lambdas are compared with.
+    """
+    import ipywidgets as widgets
+
+    from ..instrument.trace import trace as make_trace
+    from .plots import _image_array, cscc_lambda_figure
+
+    lams = sorted({float(x) for x in lams} | {0.0})
+    kwargs = {"progress": False, **call_kwargs}
+    kwargs.pop("lam", None)
+    kwargs.pop("cscc", None)
+    results: dict[float, tuple] = {}
+
+    def run(lam: float):
+        if lam not in results:
+            with make_trace(pipe, capture=["cscc"]) as tr:
+                out = pipe(recipe, cscc=True, lam=lam, **kwargs)
+            results[lam] = (out, tr.canvas.cscc_delta_norm)
+        return results[lam]
+
+    for lam in lams if precompute else [0.0]:
+        run(lam)
+    slider = widgets.SelectionSlider(options=[(f"{x:g}", x) for x in lams], value=0.2 if 0.2 in lams else lams[0], description="λ",
+                                     continuous_update=False)
+    info = widgets.HTML()
+    out = widgets.Output()
+
+    def draw():
+        lam = slider.value
+        result, delta = run(lam)
+        reference, _ = run(0.0)
+        moved = [float(np.abs(_image_array(a) - _image_array(b)).mean()) for a, b in zip(result.images, reference.images)]
+        info.value = (f"λ = {lam:g}: mean pixel change from λ = 0, per step: {', '.join(f'{m:.3f}' for m in moved)}"
+                      + (" (λ = 0 is CSCC off: nothing is added)" if lam == 0 else ""))
+        _show(cscc_lambda_figure(result.images, reference.images, lam, delta_norm=delta, texts=result.recipe.texts))
+
+    slider.observe(lambda _: _redraw(out, draw), names="value")
+    _redraw(out, draw)
+    box = _panel(widgets, [[slider], [info]], out, dict(lam=slider))
+    box.results = results
+    return box
+
+
+_ROPE_KINDS = (("flexible", (True, False)), ("flexible + step axis", (True, True)), ("global", (False, False)))
+
+
+def rope_explorer(pos_embed, n_regions: int = 10, rows: int = 4, cols: int = 4):
+    """Flexible RoPE vs global ids: the canvas's position ids and the rotation of two regions.
+
+    pos_embed: the transformer's ``FluxPosEmbed`` (``pipe.transformer.pos_embed``); the ids
+    are built here with ``canvas_image_ids(n_regions, rows, cols, ...)`` (``rows x cols``:
+    the packed token grid of one region). Controls: ``ids`` ("flexible", "flexible + step
+    axis", "global"), ``region_a`` and ``region_b`` (1-based) whose rotary cos are compared.
+    """
+    import ipywidgets as widgets
+
+    from ..cookanything.flexible_rope import canvas_image_ids
+    from ..cookanything.regional import RegionLayout
+    from .plots import rope_ids_figure, rotary_figure
+
+    layout = RegionLayout(n_regions, rows, cols, 1, 1)
+    wide = {"description_width": "initial"}
+    kind = widgets.ToggleButtons(options=[name for name, _ in _ROPE_KINDS], description="ids", style=wide)
+    a = widgets.IntSlider(1, 1, n_regions, description="region a", continuous_update=False, style=wide)
+    b = widgets.IntSlider(n_regions, 1, n_regions, description="region b", continuous_update=False, style=wide)
+    out = widgets.Output()
+
+    def draw():
+        flexible, step_axis = dict(_ROPE_KINDS)[kind.value]
+        ids = canvas_image_ids(n_regions, rows, cols, flexible=flexible, step_axis=step_axis)
+        freqs = pos_embed(ids)  # FluxPosEmbed holds no weights: it computes on the ids' device (the CPU here)
+        _show(rope_ids_figure({kind.value: ids}, layout, panel_height=3.2))
+        _show(rotary_figure({kind.value: freqs}, layout, regions=(a.value - 1, b.value - 1)))
+
+    for w in (kind, a, b):
+        w.observe(lambda _: _redraw(out, draw), names="value")
+    _redraw(out, draw)
+    return _panel(widgets, [[kind], [a, b]], out, dict(ids=kind, region_a=a, region_b=b))
