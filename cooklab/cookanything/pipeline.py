@@ -34,9 +34,10 @@ from diffusers.pipelines.flux.pipeline_flux import calculate_shift, retrieve_tim
 from diffusers.utils.torch_utils import randn_tensor
 from tqdm.auto import tqdm
 
-from ..errors import CheckpointError, ConfigError
+from ..errors import ConfigError
 from ..instrument.locate import locate
-from ..recipe import Recipe, load_recipe
+from ..pipeline_base import CooklabPipeline, as_recipe
+from ..recipe import Recipe
 from .cscc import RecipeSpans, cscc_fuse, step_token_spans, whole_description
 from .flexible_rope import canvas_image_ids, text_ids
 from .regional import RegionalFluxAttnProcessor, RegionalState, RegionLayout, resolve_backend
@@ -55,64 +56,13 @@ class CookAnythingOutput:
     settings: dict = field(default_factory=dict)
 
 
-def _as_recipe(recipe) -> Recipe:
-    if isinstance(recipe, Recipe):
-        return recipe
-    if isinstance(recipe, (list, tuple)):
-        return Recipe.from_steps(list(recipe))
-    if isinstance(recipe, str) and "\n" not in recipe:
-        return load_recipe(recipe)
-    raise ConfigError("recipe must be a cooklab.Recipe, a list of step strings, or a path to a recipe file.")
-
-
-class CookAnything:
+class CookAnything(CooklabPipeline):
     """CookAnything on a diffusers ``FluxPipeline`` (FLUX.1-dev / schnell or the tiny offline one)."""
 
-    def __init__(self, pipe: FluxPipeline):
-        if not isinstance(pipe, FluxPipeline):
-            raise CheckpointError(
-                f"CookAnything needs a diffusers FluxPipeline, got {type(pipe).__name__}. For Stable Diffusion use "
-                "cooklab.RecipeDiffusion; load Flux with cooklab.models.load_flux(id_or_path)."
-            )
-        self.pipe = pipe
-        self._trace = None
-
-    @classmethod
-    def from_pipe(cls, pipe: FluxPipeline) -> CookAnything:
-        return cls(pipe)
-
-    @classmethod
-    def from_pretrained(cls, id_or_path: str, device=None, dtype=None, **kwargs) -> CookAnything:
-        """Load FLUX.1-dev / schnell by repo id or local folder (see ``cooklab.models.load_flux``)."""
-        from ..models import load_flux
-
-        return cls(load_flux(id_or_path, device=device, dtype=dtype, **kwargs))
-
-    @property
-    def denoiser(self):
-        return self.pipe.transformer
-
-    @property
-    def device(self) -> torch.device:
-        return self.pipe._execution_device
-
-    def to(self, *args, **kwargs) -> CookAnything:
-        self.pipe.to(*args, **kwargs)
-        return self
-
-    def __getattr__(self, name):
-        if name in ("pipe", "_trace"):
-            raise AttributeError(name)
-        return getattr(self.pipe, name)
-
-    def _attach_trace(self, trace) -> None:
-        if self._trace is not None:
-            raise RuntimeError("this pipeline is already being traced; leave the other `with cooklab.trace(...)` block first.")
-        self._trace = trace
-
-    def _detach_trace(self, trace) -> None:
-        if self._trace is trace:
-            self._trace = None
+    pipeline_class = FluxPipeline
+    denoiser_name = "transformer"
+    loader = "load_flux"
+    wrong_kind_hint = "For Stable Diffusion use cooklab.RecipeDiffusion; load Flux with cooklab.models.load_flux(id_or_path)."
 
     # ---- pieces of a call --------------------------------------------------------------
     def _region_grid(self, height: int, width: int) -> tuple[int, int]:
@@ -193,7 +143,7 @@ class CookAnything:
         attention_backend: ``"auto"`` (flex on CUDA, batched/masked on CPU), ``"batched"``,
         ``"flex"`` or ``"masked"`` (see ``regional.py``).
         """
-        recipe = _as_recipe(recipe)
+        recipe = as_recipe(recipe)
         n = len(recipe)
         if n > MAX_STEPS:
             raise ConfigError(f"the recipe has {n} steps; one CookAnything canvas holds at most {MAX_STEPS}: split the recipe "

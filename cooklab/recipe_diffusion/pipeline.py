@@ -28,12 +28,13 @@ from diffusers.pipelines.stable_diffusion.pipeline_stable_diffusion import resca
 from diffusers.utils.torch_utils import randn_tensor
 from tqdm.auto import tqdm
 
-from ..errors import CheckpointError, ConfigError
+from ..errors import ConfigError
 from ..grounding import MaskResult, as_mask_result
 from ..instrument.locate import locate
 from ..instrument.observer import TracingAttnProcessor
 from ..instrument.trace import FrameTrace
-from ..recipe import Recipe, StepPlan, load_recipe
+from ..pipeline_base import CooklabPipeline, as_recipe
+from ..recipe import Recipe, StepPlan
 from .kv_sharing import KVSharingAttnProcessor, KVSharingState
 from .noise_levels import NoiseLevels, check_level
 from .region_noise import RegionNoise, region_aware_noise, resize_mask
@@ -134,47 +135,19 @@ class _Call:
     images: list = field(default_factory=list)
 
 
-def _as_recipe(recipe) -> Recipe:
-    if isinstance(recipe, Recipe):
-        return recipe
-    if isinstance(recipe, (list, tuple)):
-        return Recipe.from_steps(list(recipe))
-    if isinstance(recipe, str) and "\n" not in recipe:
-        return load_recipe(recipe)
-    raise ConfigError("recipe must be a cooklab.Recipe, a list of step strings, or a path to a recipe file.")
-
-
-class RecipeDiffusion:
+class RecipeDiffusion(CooklabPipeline):
     """Recipe Diffusion on any Stable Diffusion 1.x/2.x pipeline (see the module docstring)."""
 
     VARIANTS = VARIANTS
 
+    pipeline_class = StableDiffusionPipeline
+    denoiser_name = "unet"
+    loader = "load_sd"
+    wrong_kind_hint = "For Flux use cooklab.CookAnything; load SD 1.x/2.x with cooklab.models.load_sd(id_or_path)."
+
     def __init__(self, pipe: StableDiffusionPipeline):
-        if not isinstance(pipe, StableDiffusionPipeline):
-            raise CheckpointError(
-                f"RecipeDiffusion needs a diffusers StableDiffusionPipeline (SD 1.x/2.x), got {type(pipe).__name__}. "
-                "For Flux use cooklab.CookAnything; load SD with cooklab.models.load_sd(id_or_path)."
-            )
-        self.pipe = pipe
-        self._trace = None
+        super().__init__(pipe)
         self._providers = {}  # mask providers built by name, loaded once
-
-    @classmethod
-    def from_pipe(cls, pipe: StableDiffusionPipeline) -> RecipeDiffusion:
-        """Wrap an existing pipeline (shares its modules; nothing is copied)."""
-        return cls(pipe)
-
-    @classmethod
-    def from_pretrained(cls, id_or_path: str, device=None, dtype=None, **kwargs) -> RecipeDiffusion:
-        """Load any SD 1.x/2.x repo id or local folder (see ``cooklab.models.load_sd``)."""
-        from ..models import load_sd
-
-        return cls(load_sd(id_or_path, device=device, dtype=dtype, **kwargs))
-
-    # ---- convenience access to the wrapped pipeline -------------------------------------
-    @property
-    def denoiser(self):
-        return self.pipe.unet
 
     @property
     def scheduler(self):
@@ -183,28 +156,6 @@ class RecipeDiffusion:
     @scheduler.setter
     def scheduler(self, scheduler) -> None:
         self.pipe.scheduler = scheduler
-
-    @property
-    def device(self) -> torch.device:
-        return self.pipe._execution_device
-
-    def to(self, *args, **kwargs) -> RecipeDiffusion:
-        self.pipe.to(*args, **kwargs)
-        return self
-
-    def __getattr__(self, name):  # unet, vae, tokenizer, text_encoder, image_processor ...
-        if name in ("pipe", "_trace", "_providers"):
-            raise AttributeError(name)
-        return getattr(self.pipe, name)
-
-    def _attach_trace(self, trace) -> None:
-        if self._trace is not None:
-            raise RuntimeError("this pipeline is already being traced; leave the other `with cooklab.trace(...)` block first.")
-        self._trace = trace
-
-    def _detach_trace(self, trace) -> None:
-        if self._trace is trace:
-            self._trace = None
 
     # ---- the call ------------------------------------------------------------------------
     @torch.no_grad()
@@ -256,7 +207,7 @@ class RecipeDiffusion:
             if variant not in VARIANTS:
                 raise ConfigError(f"variant={variant!r}: choose one of {list(VARIANTS)}.")
             sequential, kv_sharing, region_aware = (VARIANTS[variant][k] for k in ("sequential", "kv_sharing", "region_aware"))
-        recipe = _as_recipe(recipe)
+        recipe = as_recipe(recipe)
         if plan is not None and metadata is not None:
             raise ConfigError("give either plan= or metadata=, not both (a plan carries the metadata).")
         if plan is not None:
