@@ -27,9 +27,13 @@ it finishes in a couple of minutes; its ratios are not those of the full model.
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script from anywhere in the checkout
+
 import argparse
 import datetime
-import platform
 import statistics
 import time
 
@@ -38,6 +42,7 @@ import torch
 from diffusers import FluxTransformer2DModel
 
 import cooklab
+from benchmarks.common import device_name, sync  # noqa: E402
 from cooklab.cookanything.flexible_rope import canvas_image_ids, text_ids
 from cooklab.cookanything.regional import RegionalFluxAttnProcessor, RegionalState, RegionLayout
 from cooklab.instrument import locate
@@ -48,20 +53,8 @@ CPU_REDUCED = {**FLUX_DEV, "num_layers": 2, "num_single_layers": 4, "attention_h
                "axes_dims_rope": (8, 28, 28)}
 
 
-def device_name(device: torch.device) -> str:
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            model = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), "")
-    except OSError:
-        model = ""
-    return model or platform.processor() or platform.machine()
 
 
-def sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def build_transformer(config: dict, device: torch.device, dtype: torch.dtype) -> FluxTransformer2DModel:

@@ -11,6 +11,11 @@ the bytes one recorded denoising step holds in the K/V store against the formula
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script from anywhere in the checkout
+
 import argparse
 import datetime
 import platform
@@ -21,6 +26,7 @@ import diffusers
 import torch
 from diffusers import UNet2DConditionModel
 
+from benchmarks.common import sync  # noqa: E402
 from cooklab.instrument import locate
 from cooklab.recipe_diffusion.kv_sharing import KVSharingAttnProcessor, KVSharingState, kv_cache_bytes_per_step
 
@@ -35,9 +41,6 @@ ARCHS = {  # public U-Net configs of the checkpoints (architecture only)
 }
 
 
-def sync(device):
-    if device.type == "cuda":
-        torch.cuda.synchronize()
 
 
 def main() -> None:

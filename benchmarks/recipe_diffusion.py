@@ -11,6 +11,11 @@ architecture (U-Net, VAE, OpenCLIP-H text encoder) from configs with random weig
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script from anywhere in the checkout
+
 import argparse
 import datetime
 import statistics

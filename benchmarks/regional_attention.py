@@ -26,55 +26,32 @@ compiled kernel.
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script from anywhere in the checkout
+
 import argparse
 import datetime
-import platform
-import statistics
-import time
 
 import diffusers
 import torch
 import torch.nn.functional as F
 
 import cooklab
+from benchmarks.common import device_name, interleaved, timed  # noqa: E402
 from cooklab.cookanything.regional import RegionLayout, regional_attention
 
 FLUX_DEV = dict(heads=24, head_dim=128, text_tokens=512, region_size=512)  # attention sizes of FLUX.1-dev
 CPU_REDUCED = dict(heads=4, head_dim=64, text_tokens=64, region_size=256)
 
 
-def device_name(device: torch.device) -> str:
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            model = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), "")
-    except OSError:
-        model = ""
-    return model or platform.processor() or platform.machine()
 
 
-def sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
-def timed(fn, device) -> float:
-    sync(device)
-    start = time.perf_counter()
-    fn()
-    sync(device)
-    return time.perf_counter() - start
 
 
-def interleaved(fns: dict, repeats: int, device) -> dict[str, float]:
-    """Median seconds of each function; every repeat calls each once, the order rotating by one."""
-    names = list(fns)
-    times = {name: [] for name in names}
-    for r in range(repeats):
-        for name in names[r % len(names) :] + names[: r % len(names)]:
-            times[name].append(timed(fns[name], device))
-    return {name: statistics.median(values) for name, values in times.items()}
 
 
 def measure(layout, heads, head_dim, dtype, device, paths, alpha, image_attention, repeats):
