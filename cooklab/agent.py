@@ -170,11 +170,13 @@ class RecipePlan(BaseModel):
                 raise ValueError(f"steps[{position}] is numbered {step.step}. Fix: number the steps 1, 2, 3 ... in order.")
             ref = step.reference_step
             if ref is not None and not 1 <= ref < position:
-                earlier = "null (step 1 has no earlier step)" if position == 1 else f"a step from 1 to {position - 1}"
-                raise ValueError(
-                    f"step {position}: reference_step {ref} is not an earlier step. "
-                    f"Fix: use {earlier} that shows the same container, or null if the container first appears in step {position}."
+                fix = (
+                    "use null: step 1 has no earlier step"
+                    if position == 1
+                    else f"use a step from 1 to {position - 1} that shows the same container, or null if the container "
+                    f"first appears in step {position}"
                 )
+                raise ValueError(f"step {position}: reference_step {ref} is not an earlier step. Fix: {fix}.")
         return self
 
     def check(self, recipe: Recipe) -> None:

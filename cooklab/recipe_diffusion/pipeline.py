@@ -338,7 +338,7 @@ class RecipeDiffusion(CooklabPipeline):
             image = call.images[ref] if call.output_type == "pil" else self._decode_pil(call.kept[ref])
             result = as_mask_result(call.mask_provider(image, phrase), image_hw, phrase, source=type(call.mask_provider).__name__)
             if result is None:
-                return None, None, f"the mask provider found no {phrase!r} in frame {ref}"
+                return None, None, f"the mask provider found no {phrase!r} in the reference image (step {ref + 1})"
         try:
             mask = resize_mask(result.mask, latent_hw, image_hw)
         except ConfigError as err:
