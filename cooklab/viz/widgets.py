@@ -445,7 +445,7 @@ def lambda_explorer(pipe, recipe, lams=(0, 0.2, 0.4, 0.6, 0.8, 1.0), precompute:
         result, delta = run(lam)
         reference, _ = run(0.0)
         moved = [float(np.abs(_image_array(a) - _image_array(b)).mean()) for a, b in zip(result.images, reference.images)]
-        info.value = (f"λ = {lam:g}: mean pixel change from λ = 0, per step: {', '.join(f'{m:.3f}' for m in moved)}"
+        info.value = (f"λ = {lam:g}: mean pixel change from λ = 0, per step: {', '.join(f'{m:.2g}' for m in moved)}"
                       + (" (λ = 0 is CSCC off: nothing is added)" if lam == 0 else ""))
         _show(cscc_lambda_figure(result.images, reference.images, lam, delta_norm=delta, texts=result.recipe.texts))
 
