@@ -1127,7 +1127,7 @@ def cscc_lambda_figure(images, reference_images, lam: float, delta_norm=None, te
         ax2 = fig.add_subplot(gs[1, k])
         mappable = ax2.imshow(diffs[k], cmap="magma", vmin=0, vmax=top, interpolation="nearest")
         ax2.set_axis_off()
-        ax2.set_title(f"mean |Δ| {diffs[k].mean():.3f}", fontsize=8)
+        ax2.set_title(f"mean |Δ| {diffs[k].mean():.2g}", fontsize=8)
     fig.colorbar(mappable, ax=fig.axes[-1], fraction=0.05)
     if rows == 3:
         d = _array(delta_norm)
