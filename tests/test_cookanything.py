@@ -152,3 +152,10 @@ def test_enriched_prompts_from_a_plan(ca):
 def test_sequence_length_is_checked(ca):
     with pytest.raises(ConfigError, match="1 to 512"):
         ca(STEPS, **{**KW, "max_sequence_length": 600})
+
+
+def test_a_cut_whole_description_is_reported(ca):
+    long_steps = [f"Step number {i} stirs the thick tomato sauce slowly with a long wooden spoon in the big pot" for i in range(4)]
+    with pytest.warns(UserWarning, match="whole description is cut"):
+        out = ca(long_steps, seed=0, **{**KW, "max_sequence_length": 32})
+    assert out.settings["truncated_steps"] and out.settings["truncated_steps"][-1] == 4

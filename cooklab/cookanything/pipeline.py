@@ -17,6 +17,9 @@ call:
 5. the scheduler shift ``mu`` comes from the canvas's real image sequence length; each
    region's latent is decoded on its own and the canvas is their vertical stack.
 
+The canvas's pooled embedding (Flux's global conditioning) is CLIP's pooled encoding of the whole
+description, which CLIP cuts at 77 tokens: for long recipes it sees the title and the first steps.
+
 ``regional=False`` gives plain Flux on the canvas with the concatenated step encodings as
 prompt (pooled embedding: mean of the steps'), which for N = 1 with ``flexible_rope`` and
 ``cscc`` off is exactly ``FluxPipeline(step_text, generator=Generator().manual_seed(seed))``.
@@ -24,6 +27,7 @@ prompt (pooled embedding: mean of the steps'), which for N = 1 with ``flexible_r
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -177,9 +181,19 @@ class CookAnything(CooklabPipeline):
             base_embeds, base_pooled, _ = pipe.encode_prompt(prompt=whole, prompt_2=whole, device=device,
                                                              max_sequence_length=max_sequence_length)  # [1, L, D], [1, Dp]
         cscc_delta = None
-        if cscc:
+        if regional or cscc:
             spans = step_token_spans(pipe.tokenizer_2, texts, recipe.title, max_sequence_length)
+            if spans.truncated_steps:
+                warnings.warn(
+                    f"the whole description is cut at max_sequence_length={max_sequence_length} T5 tokens: steps "
+                    f"{[i + 1 for i in spans.truncated_steps]} are partly or wholly missing from the base prompt and from CSCC; "
+                    "raise max_sequence_length (Flux: up to 512) or shorten the recipe.",
+                    stacklevel=3,
+                )
+        if cscc:
             step_embeds, cscc_delta = cscc_fuse(step_embeds, base_embeds, spans, lam)
+        else:
+            spans = None
         L = step_embeds.shape[1]
         parts = ([base_embeds] if regional else []) + list(step_embeds.split(1))
         prompt_embeds = torch.cat([p.reshape(1, -1, p.shape[-1]) for p in parts], dim=1)  # [1, L_b + N L, D]
@@ -242,7 +256,8 @@ class CookAnything(CooklabPipeline):
                         max_sequence_length=max_sequence_length, regional=regional, flexible_rope=flexible_rope,
                         rope_step_axis=rope_step_axis, cscc=cscc, alpha=alpha, lam=lam, image_attention=image_attention,
                         attention_backend=backend if regional else None, regional_layers=sorted(state.layers), regional_steps=None if steps is None else sorted(steps),
-                        mu=float(mu), model=pipe.name_or_path or type(pipe).__name__)
+                        mu=float(mu), model=pipe.name_or_path or type(pipe).__name__,
+                        truncated_steps=[] if spans is None else [i + 1 for i in spans.truncated_steps])
         if self._trace is not None:
             self._trace.end_canvas(images, canvas)
         return CookAnythingOutput(images=images, canvas=canvas, layout=layout, spans=spans, recipe=recipe, settings=settings)

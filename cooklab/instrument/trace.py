@@ -233,12 +233,12 @@ class Trace:
         q = query[0, lay.text_len :].transpose(0, 1).float()  # [H, N P, D] image queries
         if result is None:  # full attention over the whole joint sequence
             k = key[0].transpose(0, 1).float()  # [H, S, D]
-            first, allowed = lay.base_text_len, None
+            first = lay.base_text_len
         else:  # the regional branch: keys [C_1..C_N, I_1..I_N], masked per region
-            from ..cookanything.regional import regional_token_mask
-
             k = key[0, lay.base_text_len :].transpose(0, 1).float()  # [H, N L + N P, D]
-            first, allowed = 0, regional_token_mask(lay, state.image_attention)[n * L :].to(q.device)  # image rows
+            first = 0
+            groups, is_image = lay.group_ids().to(q.device), lay.is_image().to(q.device)  # [N L + N P]
+            query_groups = groups[n * L :]  # [N P] group of every image query
         real = torch.zeros(n, L, dtype=torch.bool, device=q.device)  # real (non-padding) tokens of each step
         for i, c in enumerate(self.canvas.token_counts):
             real[i, : min(c, L)] = True
@@ -246,14 +246,18 @@ class Trace:
         mass = []
         for s in range(0, n * P, chunk):
             scores = q[:, s : s + chunk] @ k.transpose(1, 2) / math.sqrt(d)  # [H, c, K]
-            if allowed is not None:
-                scores = scores.masked_fill(~allowed[s : s + chunk], float("-inf"))
+            if result is not None:  # the rows of the regional mask for these queries only, never the dense mask
+                allowed = query_groups[s : s + chunk, None] == groups[None, :]  # [c, K]
+                if state.image_attention == "global":
+                    allowed = allowed | is_image[None, :]
+                scores = scores.masked_fill(~allowed, float("-inf"))
             a = torch.softmax(scores, dim=-1).mean(0)  # [c, K]
             text = a[:, first : first + n * L].reshape(-1, n, L)  # [c, N, L]
             mass.append((text * real).sum(-1))  # [c, N]
-        m = torch.cat(mass).T.reshape(n, n * lay.rows, lay.cols)  # [N steps, canvas rows, cols]
-        size = (min(n * lay.rows, n * self.map_size), min(lay.cols, self.map_size))
-        self._store(self.text_image, key_id, _pool(m, size))
+        m = torch.cat(mass).T.reshape(n, n, lay.rows, lay.cols)  # [N steps, N regions, rows, cols]
+        size = (min(lay.rows, self.map_size), min(lay.cols, self.map_size))
+        m = _pool(m, size).reshape(n, n * size[0], size[1])  # each region pooled on its own, stacked again
+        self._store(self.text_image, key_id, m)
 
     def text_image_map(self, step: int, layers=None, steps=None) -> torch.Tensor:
         """[G_rows, G_cols] mean attention mass of the canvas on step ``step``'s text (0-based)."""
