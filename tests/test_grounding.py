@@ -19,18 +19,6 @@ from transformers import (
     BertConfig,
     BertModel,
     BertTokenizer,
-    GroundingDinoConfig,
-    GroundingDinoForObjectDetection,
-    GroundingDinoImageProcessor,
-    GroundingDinoProcessor,
-    SamConfig,
-    SamImageProcessor,
-    SamMaskDecoderConfig,
-    SamModel,
-    SamProcessor,
-    SamPromptEncoderConfig,
-    SamVisionConfig,
-    SwinConfig,
 )
 
 import cooklab
@@ -39,6 +27,7 @@ from cooklab.grounding import GroundedSAM, OriginalGroundedSAM, ensure_bert_comp
 from cooklab.grounding import groundingdino_compat as compat
 from cooklab.grounding.grounded_sam import Detections, grounding_caption, label_matches
 from cooklab.grounding.original import detector_input_size, load_groundingdino_weights
+from cooklab.grounding.tiny import tiny_detector, tiny_segmenter
 from cooklab.recipe_diffusion.region_noise import resize_mask
 
 WORDS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", ".", "?", "a", "the", "white", "bowl", "plate", "pan", "pot", "wooden", "board"]
@@ -68,23 +57,8 @@ def image():
 
 @pytest.fixture(scope="module")
 def hf_models():
-    torch.manual_seed(0)
-    detector = GroundingDinoForObjectDetection(GroundingDinoConfig(
-        backbone_config=SwinConfig(image_size=64, embed_dim=16, depths=[1, 1, 1, 1], num_heads=[1, 1, 2, 2], window_size=4, out_indices=[2, 3, 4]),
-        text_config=tiny_bert_config(),
-        d_model=64, encoder_layers=1, decoder_layers=2, encoder_ffn_dim=64, decoder_ffn_dim=64,
-        encoder_attention_heads=2, decoder_attention_heads=2, num_queries=10, max_text_len=32, encoder_n_points=2, decoder_n_points=2,
-    )).eval()
-    detector_processor = GroundingDinoProcessor(
-        image_processor=GroundingDinoImageProcessor(size={"shortest_edge": 64, "longest_edge": 96}), tokenizer=bert_tokenizer()
-    )
-    sam = SamModel(SamConfig(
-        vision_config=SamVisionConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, image_size=SAM_SIDE, patch_size=8,
-                                      output_channels=16, mlp_dim=64, global_attn_indexes=[1], window_size=4, num_pos_feats=8),
-        prompt_encoder_config=SamPromptEncoderConfig(hidden_size=16, image_size=SAM_SIDE, patch_size=8, mask_input_channels=4),
-        mask_decoder_config=SamMaskDecoderConfig(hidden_size=16, num_hidden_layers=2, num_attention_heads=2, mlp_dim=32, iou_head_hidden_dim=16),
-    )).eval()
-    sam_processor = SamProcessor(image_processor=SamImageProcessor(size={"longest_edge": SAM_SIDE}, pad_size={"height": SAM_SIDE, "width": SAM_SIDE}))
+    detector, detector_processor = tiny_detector(WORDS, seed=0)
+    sam, sam_processor = tiny_segmenter(SAM_SIDE, seed=0)
     return detector, detector_processor, sam, sam_processor
 
 

@@ -47,50 +47,10 @@ def image():
 @pytest.fixture(scope="module")
 def provider():
     """GroundedSAM on tiny random models, every box kept by default (thresholds 0)."""
-    from transformers import (
-        BertConfig,
-        BertTokenizer,
-        GroundingDinoConfig,
-        GroundingDinoForObjectDetection,
-        GroundingDinoImageProcessor,
-        GroundingDinoProcessor,
-        SamConfig,
-        SamImageProcessor,
-        SamMaskDecoderConfig,
-        SamModel,
-        SamProcessor,
-        SamPromptEncoderConfig,
-        SamVisionConfig,
-        SwinConfig,
-    )
-
     from cooklab.grounding import GroundedSAM
+    from cooklab.grounding.tiny import tiny_detector, tiny_segmenter
 
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    with torch.random.fork_rng(devices=[]):  # decoder_layers >= 2: transformers ties later box heads to the first one
-        torch.manual_seed(0)
-        text = BertConfig(vocab_size=len(VOCAB), hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64,
-                          max_position_embeddings=64)
-        swin = SwinConfig(image_size=64, embed_dim=16, depths=[1, 1, 1, 1], num_heads=[1, 1, 2, 2], window_size=4, out_indices=[2, 3, 4])
-        detector = GroundingDinoForObjectDetection(GroundingDinoConfig(
-            backbone_config=swin, text_config=text, d_model=64, encoder_layers=1, decoder_layers=2, encoder_ffn_dim=64,
-            decoder_ffn_dim=64, encoder_attention_heads=2, decoder_attention_heads=2, num_queries=8, max_text_len=32,
-            encoder_n_points=2, decoder_n_points=2,
-        ))
-        sam = SamModel(SamConfig(
-            vision_config=SamVisionConfig(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, image_size=64, patch_size=8,
-                                          output_channels=16, mlp_dim=64, global_attn_indexes=[0], window_size=4, num_pos_feats=8),
-            prompt_encoder_config=SamPromptEncoderConfig(hidden_size=16, image_size=64, patch_size=8, mask_input_channels=4),
-            mask_decoder_config=SamMaskDecoderConfig(hidden_size=16, num_hidden_layers=1, num_attention_heads=2, mlp_dim=32,
-                                                     iou_head_hidden_dim=16),
-        ))
-    tokenizer = BertTokenizer(vocab={word: i for i, word in enumerate(VOCAB)})
-    detector_processor = GroundingDinoProcessor(
-        image_processor=GroundingDinoImageProcessor(size={"shortest_edge": 64, "longest_edge": 96}), tokenizer=tokenizer)
-    sam_processor = SamProcessor(image_processor=SamImageProcessor(size={"longest_edge": 64}, pad_size={"height": 64, "width": 64}))
-    yield GroundedSAM.from_models(detector.eval(), detector_processor, sam.eval(), sam_processor, box_threshold=0.0, text_threshold=0.0)
-    torch.set_num_threads(before)
+    return GroundedSAM.from_models(*tiny_detector(VOCAB, num_queries=8), *tiny_segmenter(), box_threshold=0.0, text_threshold=0.0)
 
 
 def synthetic_detections() -> Detections:
