@@ -12,6 +12,9 @@ mask over [C_1..C_N, I_1..I_N]) plus the whole-description base branch (full att
 * ``flex``: FlexAttention with a BlockMask, compiled (CUDA only; the first call, which compiles
   and builds the BlockMask, is timed on its own and left out of the median).
 
+The regional branch alone (no base branch, no blend) is timed too, per path. The dense mask of
+``masked`` is built once per layout on the device (cached), as the BlockMask is.
+
 Interleaved (every repeat runs each path once, in rotating order), median of the repeats.
 Defaults on CUDA: FLUX.1-dev attention sizes, 24 heads x 128, bf16, 512 text tokens per prompt
 (base and each step) and 512x512-pixel regions (1024 image tokens each). On the CPU a reduced
@@ -40,7 +43,7 @@ import torch.nn.functional as F
 
 import cooklab
 from benchmarks.common import device_name, interleaved, timed  # noqa: E402
-from cooklab.cookanything.regional import RegionLayout, regional_attention
+from cooklab.cookanything.regional import RegionLayout, regional_attention, regional_branch
 
 FLUX_DEV = dict(heads=24, head_dim=128, text_tokens=512, region_size=512)  # attention sizes of FLUX.1-dev
 CPU_REDUCED = dict(heads=4, head_dim=64, text_tokens=64, region_size=256)
@@ -59,13 +62,16 @@ def measure(layout, heads, head_dim, dtype, device, paths, alpha, image_attentio
     g = torch.Generator(device).manual_seed(layout.n_regions)
     q, k, v = (torch.randn(1, layout.total, heads, head_dim, generator=g, device=device, dtype=dtype) for _ in range(3))
     qt, kt, vt = (x.transpose(1, 2) for x in (q, k, v))
+    lb = layout.base_text_len
+    qr, kr, vr = (x[:, lb:].contiguous() for x in (q, k, v))  # the regional branch's tokens [C_1..C_N, I_1..I_N]
     fns = {"full": lambda: F.scaled_dot_product_attention(qt, kt, vt)}
     for path in paths:
         fns[path] = lambda path=path: regional_attention(q, k, v, layout, alpha, image_attention, path)
+        fns["branch:" + path] = lambda path=path: regional_branch(qr, kr, vr, layout, image_attention, path)
     first = timed(fns["flex"], device) if "flex" in fns else None  # compile (once per process) + BlockMask (once per layout)
     reference = regional_attention(q, k, v, layout, alpha, image_attention, "masked").out.float()
     errors = {path: float((fns[path]().out.float() - reference).abs().max()) for path in paths if path != "masked"}
-    for fn in fns.values():  # warm-up
+    for fn in fns.values():  # warm-up (the masked path also builds its dense mask on the device here, once per layout)
         fn(), fn()
     return interleaved(fns, repeats, device), first, errors
 
@@ -130,6 +136,14 @@ def main() -> None:
         print(f"| {n} | {layout.base_text_len} + {n}·{layout.step_text_len} + {n}·{layout.region_tokens} = {layout.total} | "
               + " | ".join(cells) + " | " + " | ".join(speedups) + " |")
     print("\n(×) in a cell: time relative to dense-mask SDPA; 'dense ÷ path': how many times faster than dense-mask SDPA.")
+    print("\nRegional branch alone (the 2N x 2N group mask over [C_1..C_N, I_1..I_N]; no base branch, no blend):\n")
+    print("| N | regional tokens (N·L + N·P) | " + " | ".join(labels[c] for c in paths) + " | "
+          + " | ".join(f"dense ÷ {c}" for c in paths if c != "masked") + " |")
+    print("|---|---|" + "---|" * (2 * len(paths) - 1))
+    for n, layout, med in rows:
+        cells = [f"{med['branch:' + c] * 1e3:.2f} ms" for c in paths]
+        speedups = [f"{med['branch:masked'] / med['branch:' + c]:.1f}×" for c in paths if c != "masked"]
+        print(f"| {n} | {layout.total - layout.base_text_len} | " + " | ".join(cells) + " | " + " | ".join(speedups) + " |")
     for n in errors:
         parts = [f"{path} {err:.1e}" for path, err in errors[n].items()]
         print(f"N={n}: max |out - masked out|: " + (", ".join(parts) or "-"))

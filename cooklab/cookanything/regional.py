@@ -100,17 +100,23 @@ def group_mask(n_regions: int) -> torch.Tensor:
     return (d == 0) | (d == n_regions)
 
 
-def regional_token_mask(layout: RegionLayout, image_attention: str = "region") -> torch.Tensor:
+def regional_token_mask(layout: RegionLayout, image_attention: str = "region", device=None) -> torch.Tensor:
     """Dense [N L + N P, N L + N P] boolean mask of the regional branch (True = may attend).
 
     This is ``group_mask`` expanded to tokens; with ``"global"`` image queries also see
     every image key. Only the ``"masked"`` backend and the notebooks materialise it.
     """
-    g, img = layout.group_ids(), layout.is_image()
+    g, img = layout.group_ids().to(device), layout.is_image().to(device)
     mask = g[:, None] == g[None, :]
     if image_attention == "global":
         mask = mask | (img[:, None] & img[None, :])
     return mask
+
+
+@functools.lru_cache(maxsize=4)
+def _dense_mask(layout: RegionLayout, image_attention: str, device: str) -> torch.Tensor:
+    """``regional_token_mask`` built on the attention's device, cached per layout (the ``masked`` path)."""
+    return regional_token_mask(layout, image_attention, device)
 
 
 @functools.lru_cache(maxsize=32)
@@ -156,8 +162,8 @@ def resolve_backend(backend: str, image_attention: str, device: torch.device) ->
     return backend
 
 
-def _regional_branch(q, k, v, layout: RegionLayout, image_attention: str, backend: str) -> torch.Tensor:
-    """Attention of the regional branch. q/k/v [B, N L + N P, H, D] -> same shape."""
+def regional_branch(q, k, v, layout: RegionLayout, image_attention: str = "region", backend: str = "batched") -> torch.Tensor:
+    """Attention of the regional branch alone (the 2N x 2N group mask). q/k/v [B, N L + N P, H, D] -> same shape."""
     b, _, h, d = q.shape
     n, L, P = layout.n_regions, layout.step_text_len, layout.region_tokens
     if backend == "batched":
@@ -170,8 +176,7 @@ def _regional_branch(q, k, v, layout: RegionLayout, image_attention: str, backen
         flex = _compiled_flex() if q.device.type == "cuda" else _eager_flex()
         mask = _block_mask(layout, image_attention, str(q.device))
         return flex(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), block_mask=mask).transpose(1, 2)
-    mask = regional_token_mask(layout, image_attention).to(q.device)
-    return _sdpa(q, k, v, mask)
+    return _sdpa(q, k, v, _dense_mask(layout, image_attention, str(q.device)))
 
 
 def _eager_flex():
@@ -199,7 +204,7 @@ def regional_attention(q, k, v, layout: RegionLayout, alpha: float = 0.1, image_
     if q.shape[1] != layout.total:
         raise ValueError(f"sequence of {q.shape[1]} tokens does not match the region layout ({layout.total} tokens)")
     lb, t = layout.base_text_len, layout.text_len
-    reg = _regional_branch(q[:, lb:], k[:, lb:], v[:, lb:], layout, image_attention, backend)  # [B, N L + N P, H, D]
+    reg = regional_branch(q[:, lb:], k[:, lb:], v[:, lb:], layout, image_attention, backend)  # [B, N L + N P, H, D]
     reg_text, reg_img = reg[:, : t - lb], reg[:, t - lb :]
     if lb == 0:
         return RegionalOutput(reg, None, reg_img)
