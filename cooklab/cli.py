@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import math
 import shlex
 import sys
 import time
@@ -58,10 +59,12 @@ CA_OPTIONS = {
     "max_sequence_length": "--max-sequence-length", "no_regional": "--no-regional", "no_flexible_rope": "--no-flexible-rope",
     "no_cscc": "--no-cscc", "alpha": "--alpha", "lam": "--lam", "image_attention": "--image-attention",
     "rope_step_axis": "--rope-step-axis", "attention_backend": "--attention-backend",
+    "true_cfg_scale": "--true-cfg-scale", "negative_prompt": "--negative-prompt",
 }
 DEFAULTS = {
     "recipe-diffusion": dict(steps=20, guidance=7.5, base_noise=0.999, object_noise=0.9, kv_layers="mid,up"),
-    "cookanything": dict(steps=28, guidance=3.5, alpha=0.1, lam=0.2, image_attention="region", attention_backend="auto"),
+    "cookanything": dict(steps=28, guidance=3.5, alpha=0.1, lam=0.2, image_attention="region", attention_backend="auto",
+                         true_cfg_scale=1.0),
 }
 
 
@@ -219,6 +222,15 @@ def build_parser() -> argparse.ArgumentParser:
     rd.add_argument("--scheduler", choices=list(SCHEDULERS), default=None, help="replace the model's scheduler (default: keep it)")
 
     ca = gen.add_argument_group("CookAnything options (--pipeline cookanything)")
+    ca.add_argument(
+        "--true-cfg-scale", type=float, default=None, metavar="S",
+        help="true classifier-free guidance: > 1 runs the transformer a second time per step with --negative-prompt and "
+        "pushes away from it (for models without guidance distillation); <= 1 is off (default: 1.0)",
+    )
+    ca.add_argument(
+        "--negative-prompt", default=None, metavar="TEXT",
+        help="the negative prompt of --true-cfg-scale, used for the whole description and every step (default: '')",
+    )
     ca.add_argument(
         "--max-sequence-length", type=int, default=None, metavar="N",
         help=f"T5 tokens of each step's prompt and of the whole description (default: {FLUX_MAX_SEQUENCE_LENGTH}; the tiny T5's 64 for tiny)",
@@ -498,6 +510,9 @@ def _check_cookanything(args: argparse.Namespace, recipe, tiny: bool) -> None:
         raise ConfigError(f"--lam {args.lam:g}: the CSCC weight must be >= 0 (paper: 0.2; studied from 0 to 1).")
     if args.rope_step_axis and args.no_flexible_rope:
         raise ConfigError("--rope-step-axis needs Flexible RoPE (the step index goes on its axis 0): drop --no-flexible-rope.")
+    if not (math.isfinite(args.true_cfg_scale) and args.true_cfg_scale >= 0):
+        raise ConfigError(f"--true-cfg-scale {args.true_cfg_scale:g}: give a finite number >= 0 (<= 1 is off, > 1 switches "
+                          "true classifier-free guidance on).")
     if args.attention_backend == "batched" and args.image_attention == "global":
         raise ConfigError(
             "--attention-backend batched needs --image-attention region (each region is its own batch entry); "
@@ -514,6 +529,8 @@ def _cookanything_notes(args: argparse.Namespace, tiny: bool, explicit: set[str]
             notes.append(f"--no-regional: {', '.join(idle)} {verb} no effect.")
     if args.no_cscc and "lam" in explicit:
         notes.append("--no-cscc: --lam has no effect.")
+    if "negative_prompt" in explicit and args.true_cfg_scale <= 1:
+        notes.append("--negative-prompt has no effect without --true-cfg-scale > 1.")
     return notes
 
 
@@ -611,6 +628,8 @@ def _generate_cookanything(args: argparse.Namespace, command: str, explicit: set
         height=args.height or (TINY_SIZE if tiny else None),
         width=args.width or (TINY_SIZE if tiny else None),
         guidance_scale=args.guidance,
+        true_cfg_scale=args.true_cfg_scale,
+        negative_prompt=args.negative_prompt if args.true_cfg_scale > 1 else None,
         max_sequence_length=args.max_sequence_length,
         regional=not args.no_regional,
         flexible_rope=not args.no_flexible_rope,
@@ -652,6 +671,7 @@ def _generate_cookanything(args: argparse.Namespace, command: str, explicit: set
         f"{len(out.images)} steps on one {width}x{len(out.images) * height} canvas in {seconds:.1f} s ({s['num_inference_steps']} "
         f"denoising steps); {', '.join(mechanisms) or 'no mechanism (plain Flux)'}"
         + (f"; regional attention: {s['attention_backend']}" if s["regional"] else "")
+        + (f"; true CFG {s['true_cfg_scale']:g}" if s.get("true_cfg_scale", 1.0) > 1 else "")
     )
     print(f"open {index}")
     return 0

@@ -17,6 +17,12 @@ call:
 5. the scheduler shift ``mu`` comes from the canvas's real image sequence length; each
    region's latent is decoded on its own and the canvas is their vertical stack.
 
+True classifier-free guidance (``true_cfg_scale > 1``, diffusers' name; off by default) runs the
+transformer a second time per step on the same canvas, layout, RoPE ids and regional
+processors, with the negative prompt in every text slot (see ``CookAnything.__call__``). It is
+for Flux-architecture models without guidance distillation; FLUX.1-dev/schnell steer with
+``guidance_scale`` (the guidance embedding) instead.
+
 The canvas's pooled embedding (Flux's global conditioning) is CLIP's pooled encoding of the whole
 description, which CLIP cuts at 77 tokens: for long recipes it sees the title and the first steps.
 
@@ -27,6 +33,7 @@ prompt (pooled embedding: mean of the steps'), which for N = 1 with ``flexible_r
 
 from __future__ import annotations
 
+import math
 import warnings
 from dataclasses import dataclass, field
 
@@ -121,6 +128,8 @@ class CookAnything(CooklabPipeline):
         height: int | None = None,
         width: int | None = None,
         guidance_scale: float = 3.5,
+        true_cfg_scale: float = 1.0,
+        negative_prompt: str | None = None,
         max_sequence_length: int = 512,
         regional: bool = True,
         flexible_rope: bool = True,
@@ -146,6 +155,27 @@ class CookAnything(CooklabPipeline):
         (all), an int k (the first k steps) or an iterable of step indices.
         attention_backend: ``"auto"`` (flex on CUDA, batched/masked on CPU), ``"batched"``,
         ``"flex"`` or ``"masked"`` (see ``regional.py``).
+
+        guidance_scale: Flux's *embedded* guidance (the guidance-distilled FLUX.1 models; ignored by
+        a transformer with ``guidance_embeds=False``). true_cfg_scale / negative_prompt: *true*
+        classifier-free guidance, as ``FluxPipeline``'s arguments of the same names. With
+        ``true_cfg_scale > 1`` every denoising step runs the transformer twice and combines
+
+            noise_pred = neg_noise_pred + true_cfg_scale * (noise_pred - neg_noise_pred)
+
+        where ``noise_pred`` is the usual (conditional) prediction and ``neg_noise_pred`` the
+        prediction with the negative prompt. Unlike ``FluxPipeline``, which does true CFG only when
+        a negative prompt is given, ``negative_prompt=None`` here means the empty prompt ``""``
+        (the unconditional branch). The negative branch sees the same canvas, region layout,
+        RoPE ids and regional attention (same layers, steps, alpha) as the conditional one; the
+        negative prompt is encoded once (CLIP pooled + T5 padded to ``max_sequence_length``) and
+        fills every text slot, the whole-description (base) slot and each step's slot, and CSCC is
+        not applied to it. An attached ``cooklab.trace`` records the conditional branch only.
+        ``true_cfg_scale <= 1`` (default 1.0) switches it off, as in diffusers: one transformer
+        call per step, the same result as before this option existed (a ``negative_prompt`` is
+        then ignored, with a warning). Negative or NaN scales raise ``ConfigError``. It doubles
+        the transformer's time per step. ``settings`` records ``true_cfg_scale`` and the negative
+        prompt used (``None`` when true CFG is off).
         """
         recipe = as_recipe(recipe)
         n = len(recipe)
@@ -162,6 +192,22 @@ class CookAnything(CooklabPipeline):
             raise ConfigError(f"num_inference_steps={num_inference_steps}: use at least 1.")
         if not 1 <= int(max_sequence_length) <= 512:
             raise ConfigError(f"max_sequence_length={max_sequence_length}: T5 in Flux takes 1 to 512 tokens per prompt.")
+        try:
+            true_cfg_scale = float(true_cfg_scale)
+        except (TypeError, ValueError):
+            raise ConfigError(f"true_cfg_scale={true_cfg_scale!r}: give a number (1.0 = off, > 1 = true classifier-free guidance).") from None
+        if not (math.isfinite(true_cfg_scale) and true_cfg_scale >= 0):
+            raise ConfigError(f"true_cfg_scale={true_cfg_scale}: use a finite number >= 0; values <= 1 (default 1.0) switch true "
+                              "classifier-free guidance off, values > 1 switch it on.")
+        if negative_prompt is not None and not isinstance(negative_prompt, str):
+            raise ConfigError(f"negative_prompt={negative_prompt!r}: give one string (it fills the base prompt and every step's "
+                              "prompt of the negative branch) or None (the empty prompt).")
+        do_true_cfg = true_cfg_scale > 1  # as diffusers: <= 1 is off
+        if do_true_cfg and negative_prompt is None:
+            negative_prompt = ""  # unconditional branch (FluxPipeline would skip true CFG here)
+        if not do_true_cfg and negative_prompt is not None:
+            warnings.warn(f"negative_prompt={negative_prompt!r} is ignored with true_cfg_scale={true_cfg_scale:g}: "
+                          "set true_cfg_scale > 1 to use it.", stacklevel=3)
         pipe, device = self.pipe, self.device
         default = min(DEFAULT_REGION_SIZE, pipe.default_sample_size * pipe.vae_scale_factor)  # 512 on real models
         height, width = height or default, width or default
@@ -199,6 +245,12 @@ class CookAnything(CooklabPipeline):
         prompt_embeds = torch.cat([p.reshape(1, -1, p.shape[-1]) for p in parts], dim=1)  # [1, L_b + N L, D]
         pooled = base_pooled if regional else step_pooled.mean(0, keepdim=True)  # [1, Dp]
         layout = RegionLayout(n, rows, cols, L, L if regional else 0)
+        neg_embeds = neg_pooled = None
+        if do_true_cfg:  # the negative branch: the same layout, every text slot holds the negative prompt, no CSCC
+            neg, neg_pooled, _ = pipe.encode_prompt(prompt=negative_prompt, prompt_2=negative_prompt, device=device,
+                                                     max_sequence_length=max_sequence_length)  # [1, L, D], [1, Dp]
+            neg_embeds = neg.repeat(1, (1 if regional else 0) + n, 1)  # [1, L_b + N L, D]: base slot and N step slots
+            assert neg_embeds.shape == prompt_embeds.shape, (neg_embeds.shape, prompt_embeds.shape)
 
         # 2-3. noise and positions
         latents = self._noise(n, height, width, seed, prompt_embeds.dtype, device)  # [1, N P, C 4]
@@ -241,7 +293,15 @@ class CookAnything(CooklabPipeline):
                     self._trace.set_step(i, float(t))
                 noise_pred = pipe.transformer(hidden_states=latents, timestep=t.expand(1).to(latents.dtype) / 1000, guidance=guidance,
                                               pooled_projections=pooled, encoder_hidden_states=prompt_embeds, txt_ids=txt_ids,
-                                              img_ids=img_ids, return_dict=False)[0]
+                                              img_ids=img_ids, return_dict=False)[0]  # [1, N P, C 4]
+                if do_true_cfg:
+                    state.trace = None  # the trace records the conditional branch only
+                    neg_noise_pred = pipe.transformer(hidden_states=latents, timestep=t.expand(1).to(latents.dtype) / 1000,
+                                                      guidance=guidance, pooled_projections=neg_pooled,
+                                                      encoder_hidden_states=neg_embeds, txt_ids=txt_ids, img_ids=img_ids,
+                                                      return_dict=False)[0]  # [1, N P, C 4]
+                    state.trace = self._trace
+                    noise_pred = neg_noise_pred + true_cfg_scale * (noise_pred - neg_noise_pred)
                 latents = pipe.scheduler.step(noise_pred, t, latents, return_dict=False)[0]
         finally:
             if install:
@@ -253,6 +313,7 @@ class CookAnything(CooklabPipeline):
         else:
             images, canvas = self._decode(latents, n, height, width, output_type)
         settings = dict(seed=seed, num_inference_steps=num_inference_steps, height=height, width=width, guidance_scale=guidance_scale,
+                        true_cfg_scale=true_cfg_scale, negative_prompt=negative_prompt if do_true_cfg else None,
                         max_sequence_length=max_sequence_length, regional=regional, flexible_rope=flexible_rope,
                         rope_step_axis=rope_step_axis, cscc=cscc, alpha=alpha, lam=lam, image_attention=image_attention,
                         attention_backend=backend if regional else None, regional_layers=sorted(state.layers), regional_steps=None if steps is None else sorted(steps),
