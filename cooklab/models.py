@@ -27,6 +27,7 @@ import os
 import pickle
 import string
 from pathlib import Path
+from collections.abc import Sequence
 from typing import Any
 
 import httpx
@@ -154,7 +155,7 @@ _CLIP_BOS, _CLIP_EOS = "<|startoftext|>", "<|endoftext|>"
 _END_OF_WORD = "</w>"  # CLIP's BPE marks the last symbol of every word with this suffix
 
 
-def tiny_clip_tokenizer() -> CLIPTokenizer:
+def tiny_clip_tokenizer(words: Sequence[str] = COOKING_WORDS, max_length: int = _CLIP_MAX_LENGTH) -> CLIPTokenizer:
     """Build a CLIP byte-level BPE tokenizer in memory (no files).
 
     * Alphabet: the 256 byte-level symbols, each also in an end-of-word form
@@ -168,14 +169,15 @@ def tiny_clip_tokenizer() -> CLIPTokenizer:
       and unknown words keep their longest known ending (``"xbowl"`` ->
       ``"x"``, ``"bowl</w>"``).
 
-    ``model_max_length`` is 77, like the real CLIP tokenizer.
+    ``model_max_length`` is 77, like the real CLIP tokenizer. ``words`` and ``max_length``
+    build another vocabulary the same way (the Toy Kitchen's tokenizers).
     """
     alphabet = sorted(pre_tokenizers.ByteLevel.alphabet())  # 256 symbols
     vocab = {symbol: index for index, symbol in enumerate(alphabet)}
     for symbol in alphabet:
         vocab[symbol + _END_OF_WORD] = len(vocab)
     merges = []
-    for word in COOKING_WORDS:
+    for word in words:
         ending = word[-1] + _END_OF_WORD
         for char in reversed(word[:-1]):
             merged = char + ending
@@ -185,12 +187,12 @@ def tiny_clip_tokenizer() -> CLIPTokenizer:
             ending = merged
     vocab[_CLIP_BOS] = len(vocab)
     vocab[_CLIP_EOS] = len(vocab)
-    tokenizer = CLIPTokenizer(vocab=vocab, merges=merges, model_max_length=_CLIP_MAX_LENGTH)
+    tokenizer = CLIPTokenizer(vocab=vocab, merges=merges, model_max_length=max_length)
     assert len(tokenizer) > 2, "in-memory CLIP tokenizer came out empty"
     return tokenizer
 
 
-def tiny_t5_tokenizer() -> T5Tokenizer:
+def tiny_t5_tokenizer(words: Sequence[str] = COOKING_WORDS, max_length: int = TINY_T5_MAX_LENGTH) -> T5Tokenizer:
     """Build a T5 unigram tokenizer in memory (no files).
 
     Pieces are the three special tokens, the word-start marker ``"▁"``, single
@@ -206,8 +208,8 @@ def tiny_t5_tokenizer() -> T5Tokenizer:
     chars = string.ascii_letters + string.digits + string.punctuation + "".join(latin)
     pieces = specials + [("▁", -3.0)]
     pieces += [(char, -6.0) for char in chars]
-    pieces += [("▁" + word, -5.0) for word in COOKING_WORDS]
-    tokenizer = T5Tokenizer(vocab=pieces, extra_ids=0, model_max_length=TINY_T5_MAX_LENGTH)
+    pieces += [("▁" + word, -5.0) for word in words]
+    tokenizer = T5Tokenizer(vocab=pieces, extra_ids=0, model_max_length=max_length)
     assert len(tokenizer) > 2, "in-memory T5 tokenizer came out empty"
     return tokenizer
 
