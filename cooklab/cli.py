@@ -272,6 +272,23 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--recipe", default=None, help=f"recipe file or shipped recipe name (default: data/recipes/{DEMO_RECIPE})")
     demo.add_argument("--steps", type=int, default=DEMO_STEPS, help=f"denoising steps per frame (default: {DEMO_STEPS})")
     demo.add_argument("--seed", type=int, default=0, help="seed of the model weights and of frame 0 (default: 0)")
+
+    toykitchen = commands.add_parser("toykitchen", help="the Toy Kitchen: train its small models",
+                                     description="The Toy Kitchen world (cooklab.toykitchen).")
+    tk = toykitchen.add_subparsers(dest="tk_command", metavar="ACTION", required=True)
+    train = tk.add_parser(
+        "train", help="train the Toy Kitchen model sets from scratch (minutes on one GPU; --preset cpu: reduced, slow)",
+        description="Render the Toy Kitchen training set and train the autoencoder, the SD-style set and the Flux-style set. "
+        "--preset gpu made the weights in data/toykitchen; --preset cpu is a reduced run for a machine without a GPU.",
+    )
+    train.add_argument("--out", type=Path, default=Path("outputs/toykitchen"), help="folder for sd/, flux/ and the logs "
+                       "(default: outputs/toykitchen; data/toykitchen replaces the shipped weights)")
+    train.add_argument("--preset", choices=("gpu", "cpu", "smoke"), default=None, help="sizes and steps (default: gpu on CUDA, else cpu)")
+    train.add_argument("--stages", default="autoencoder,sd,flux", help="comma-separated stages (default: all three, in order)")
+    train.add_argument("--device", default=None, help="torch device (default: cuda if available)")
+    for name, kind in (("seed", int), ("images", int), ("batch", int), ("vae-steps", int), ("sd-steps", int),
+                       ("flux-steps", int), ("max-minutes", float), ("workers", int)):
+        train.add_argument(f"--{name}", type=kind, default=None, help=f"override the preset's {name.replace('-', '_')}")
     return parser
 
 
@@ -753,6 +770,25 @@ def _show_warning(message, category, filename, lineno, file=None, line=None) -> 
     tqdm.write(f"warning: {message}", file=sys.stderr if file is None else file)
 
 
+def _toykitchen(args: argparse.Namespace, command: str) -> int:
+    """``cooklab toykitchen train``."""
+    import torch
+
+    from cooklab.toykitchen.train import STAGES, train
+
+    stages = [s.strip() for s in args.stages.split(",") if s.strip()]
+    unknown = [s for s in stages if s not in STAGES]
+    if unknown:
+        raise ConfigError(f"--stages {args.stages}: unknown stage(s) {unknown}; choose from {', '.join(STAGES)}.")
+    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    preset = args.preset or ("gpu" if device.startswith("cuda") else "cpu")
+    cfg = train(args.out, preset, stages, device, seed=args.seed, images=args.images, batch=args.batch,
+                vae_steps=args.vae_steps, sd_steps=args.sd_steps, flux_steps=args.flux_steps,
+                max_minutes=args.max_minutes, workers=args.workers)
+    print(f"trained {', '.join(stages)} ({preset} preset, seed {cfg.seed}) into {args.out}")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``cooklab`` command with ``argv`` (default: ``sys.argv[1:]``); returns the exit code."""
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -762,7 +798,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as exit_:  # --help, --version, or a usage error (argparse has printed it)
         return exit_.code if isinstance(exit_.code, int) else 2
     command = shlex.join(["cooklab", *argv])
-    handlers = {"generate": _generate, "plan": _plan_command, "demo": _demo}
+    handlers = {"generate": _generate, "plan": _plan_command, "demo": _demo, "toykitchen": _toykitchen}
     try:
         with warnings.catch_warnings():
             warnings.showwarning = _show_warning

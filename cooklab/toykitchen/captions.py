@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .world import CONTAINERS, CONTAINER_COLOURS, INGREDIENTS, PATTERNS, STATES, TABLES, Ingredient, Scene
+from .world import CONTAINER_COLOURS, CONTAINERS, INGREDIENTS, PATTERNS, STATES, TABLES, Ingredient, Scene
 
 PLURAL = {"carrot": "carrots", "tomato": "tomatoes", "egg": "eggs", "rice": "rice", "broccoli": "broccoli",
           "onion": "onions", "meat": "meat"}

@@ -1,0 +1,169 @@
+"""The Toy Kitchen's model sets: their configs, how to build them untrained, and how to load the trained ones.
+
+Two sets of real diffusers / transformers classes, small enough to train in minutes on one GPU
+and to run in seconds on a laptop CPU:
+
+* **SD-style** (for Recipe Diffusion): ``AutoencoderKL`` (64x64x3 image <-> 16x16x4 latent),
+  ``UNet2DConditionModel`` (v-prediction, cosine schedule), ``CLIPTextModel`` with the world's
+  tokenizer (one token per word of ``captions.WORDS``), ``DDIMScheduler``.
+* **Flux-style** (for CookAnything): the same autoencoder (with Flux's shift and scale),
+  ``FluxTransformer2DModel`` (rectified flow, no guidance embedding: use true CFG), a CLIP text
+  encoder for the pooled vector and a ``T5EncoderModel`` for the token sequence,
+  ``FlowMatchEulerDiscreteScheduler``.
+
+The trained weights ship in ``data/toykitchen/{sd,flux}`` as ordinary ``save_pretrained``
+folders in float16; ``toy_sd()`` / ``toy_flux()`` load them with ``from_pretrained`` (offline)
+and return the stock ``StableDiffusionPipeline`` / ``FluxPipeline``. ``cooklab toykitchen train``
+reproduces them (``docs/toykitchen.md`` is their model card).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from diffusers import (
+    AutoencoderKL,
+    DDIMScheduler,
+    FlowMatchEulerDiscreteScheduler,
+    FluxPipeline,
+    FluxTransformer2DModel,
+    StableDiffusionPipeline,
+    UNet2DConditionModel,
+)
+from transformers import CLIPTextConfig, CLIPTextModel, T5Config, T5EncoderModel
+
+from ..errors import CheckpointError
+from .captions import WORDS
+
+#: where the trained model sets live in a checkout
+TOY_DIR = Path(__file__).resolve().parents[2] / "data" / "toykitchen"
+IMAGE_SIZE = 64  # training resolution (pixels)
+CLIP_MAX_LENGTH = 32  # toy captions are short; CLIP's position table has this many rows
+T5_MAX_LENGTH = 64  # pass as max_sequence_length to the toy Flux pipeline
+
+# Autoencoder: three blocks, two 2x downsamplings -> vae_scale_factor 4: 64x64 image, 16x16 latent.
+VAE = dict(
+    in_channels=3,
+    out_channels=3,
+    down_block_types=("DownEncoderBlock2D",) * 3,
+    up_block_types=("UpDecoderBlock2D",) * 3,
+    block_out_channels=(32, 64, 64),
+    layers_per_block=1,
+    latent_channels=4,
+    norm_num_groups=16,
+    sample_size=IMAGE_SIZE,
+    use_quant_conv=False,  # as in Flux's autoencoder
+    use_post_quant_conv=False,
+)
+
+# CLIP text encoder (both sets): one token per world word, 32 positions.
+CLIP_TEXT = dict(hidden_size=128, intermediate_size=256, num_hidden_layers=3, num_attention_heads=4,
+                 max_position_embeddings=CLIP_MAX_LENGTH, projection_dim=128, hidden_act="quick_gelu")
+
+# U-Net on the 16x16 latent: attention at 16x16 and 8x8 and in the middle (4x4).
+UNET = dict(
+    sample_size=IMAGE_SIZE // 4,
+    in_channels=4,
+    out_channels=4,
+    block_out_channels=(64, 128, 192),
+    layers_per_block=1,
+    down_block_types=("CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"),
+    mid_block_type="UNetMidBlock2DCrossAttn",
+    up_block_types=("UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"),
+    cross_attention_dim=128,  # = CLIP hidden size
+    attention_head_dim=8,  # number of heads (diffusers' SD naming)
+    norm_num_groups=16,
+)
+
+SD_SCHEDULER = dict(num_train_timesteps=1000, beta_schedule="squaredcos_cap_v2", prediction_type="v_prediction",
+                    clip_sample=False, set_alpha_to_one=False, steps_offset=1, timestep_spacing="trailing")
+
+# Flux transformer: 3 double-stream + 6 single-stream blocks, 6 heads x 32; latent 16x16x4 packed to 8x8 tokens of 16.
+FLUX = dict(
+    patch_size=1,
+    in_channels=16,
+    num_layers=3,
+    num_single_layers=6,
+    attention_head_dim=32,  # = sum(axes_dims_rope)
+    num_attention_heads=6,
+    joint_attention_dim=128,  # = T5 d_model
+    pooled_projection_dim=128,  # = CLIP hidden size
+    guidance_embeds=False,  # trained from scratch, not guidance-distilled: use true CFG
+    axes_dims_rope=(8, 12, 12),
+)
+
+T5 = dict(d_model=128, d_kv=32, d_ff=256, num_layers=3, num_heads=4, relative_attention_num_buckets=16,
+          relative_attention_max_distance=T5_MAX_LENGTH, feed_forward_proj="gated-gelu", dropout_rate=0.0,
+          pad_token_id=0, eos_token_id=1, decoder_start_token_id=0)
+
+FLUX_SCHEDULER = dict(num_train_timesteps=1000, shift=1.0, use_dynamic_shifting=True, base_shift=0.5, max_shift=1.15,
+                      base_image_seq_len=256, max_image_seq_len=4096)
+
+
+def clip_tokenizer():
+    from ..models import tiny_clip_tokenizer
+
+    return tiny_clip_tokenizer(WORDS, CLIP_MAX_LENGTH)
+
+
+def t5_tokenizer():
+    from ..models import tiny_t5_tokenizer
+
+    return tiny_t5_tokenizer(WORDS + tuple(w.capitalize() for w in WORDS), T5_MAX_LENGTH)  # T5 is case sensitive
+
+
+def clip_text_model(tokenizer) -> CLIPTextModel:
+    return CLIPTextModel(CLIPTextConfig(**CLIP_TEXT, vocab_size=len(tokenizer), bos_token_id=tokenizer.bos_token_id,
+                                        eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id))
+
+
+def build_vae() -> AutoencoderKL:
+    return AutoencoderKL(**VAE)
+
+
+def build_sd(vae: AutoencoderKL, scaling_factor: float) -> StableDiffusionPipeline:
+    """An untrained SD-style toy pipeline around a trained autoencoder (latents multiplied by ``scaling_factor``)."""
+    tokenizer = clip_tokenizer()
+    vae.register_to_config(scaling_factor=scaling_factor, shift_factor=None)
+    return StableDiffusionPipeline(vae=vae, text_encoder=clip_text_model(tokenizer), tokenizer=tokenizer,
+                                   unet=UNet2DConditionModel(**UNET), scheduler=DDIMScheduler(**SD_SCHEDULER),
+                                   safety_checker=None, feature_extractor=None, requires_safety_checker=False)
+
+
+def build_flux(vae: AutoencoderKL, scaling_factor: float, shift_factor: float) -> FluxPipeline:
+    """An untrained Flux-style toy pipeline around a trained autoencoder (latents ``(z - shift) * scale``)."""
+    clip_tok, t5_tok = clip_tokenizer(), t5_tokenizer()
+    vae.register_to_config(scaling_factor=scaling_factor, shift_factor=shift_factor)
+    pipe = FluxPipeline(scheduler=FlowMatchEulerDiscreteScheduler(**FLUX_SCHEDULER), vae=vae,
+                        text_encoder=clip_text_model(clip_tok), tokenizer=clip_tok,
+                        text_encoder_2=T5EncoderModel(T5Config(**T5, vocab_size=len(t5_tok))), tokenizer_2=t5_tok,
+                        transformer=FluxTransformer2DModel(**FLUX))
+    pipe.default_sample_size = IMAGE_SIZE // 4
+    return pipe
+
+
+def _load(cls, kind: str, path, device, dtype):
+    folder = Path(path) if path is not None else TOY_DIR / kind
+    if not (folder / "model_index.json").is_file():
+        raise CheckpointError(
+            f"no trained Toy Kitchen {kind} model in {folder}: a checkout ships it in data/toykitchen/{kind}; "
+            f"rebuild it with `cooklab toykitchen train --out {folder.parent}`.")
+    pipe = cls.from_pretrained(folder, dtype=dtype or torch.float32, local_files_only=True)
+    pipe.set_progress_bar_config(disable=True)
+    if device is not None:
+        pipe.to(torch.device(device))
+    return pipe
+
+
+def toy_sd(path=None, device=None, dtype=None) -> StableDiffusionPipeline:
+    """The trained SD-style Toy Kitchen pipeline (64x64, DDIM, v-prediction). Offline; float32 unless ``dtype``."""
+    return _load(StableDiffusionPipeline, "sd", path, device, dtype)
+
+
+def toy_flux(path=None, device=None, dtype=None) -> FluxPipeline:
+    """The trained Flux-style Toy Kitchen pipeline (64x64 per image). Call it with ``max_sequence_length=T5_MAX_LENGTH``
+    and ``true_cfg_scale`` > 1 with a ``negative_prompt`` (it has no guidance embedding)."""
+    pipe = _load(FluxPipeline, "flux", path, device, dtype)
+    pipe.default_sample_size = IMAGE_SIZE // 4
+    return pipe

@@ -1,0 +1,306 @@
+"""Training the Toy Kitchen model sets from scratch (``cooklab toykitchen train``).
+
+Three stages, each a plain training loop over rendered scenes and freshly sampled captions:
+
+1. **autoencoder** -- ``AutoencoderKL``: reconstruction MSE plus a small KL term,
+   ``L = ||D(z) - x||^2 + beta KL(q(z|x) || N(0, I))``, ``z ~ q(z|x)``. Its latent mean and
+   standard deviation give the pipelines' ``shift_factor`` / ``scaling_factor``.
+2. **sd** -- ``UNet2DConditionModel`` and the CLIP text encoder together, v-prediction on the
+   cosine schedule: ``z_t = sqrt(a_t) z_0 + sqrt(1 - a_t) eps``, target
+   ``v = sqrt(a_t) eps - sqrt(1 - a_t) z_0``, ``L = ||v_theta(z_t, t, c) - v||^2``.
+3. **flux** -- ``FluxTransformer2DModel`` with its CLIP and T5 encoders, rectified flow:
+   ``z_s = (1 - s) z_0 + s eps``, target ``eps - z_0``, ``s`` logit-normal and shifted by the
+   same ``mu`` the pipeline uses at 64x64.
+
+Captions are dropped to "" 10 % of the time (classifier-free guidance). Weights are averaged
+with an EMA (diffusers' ``EMAModel``) and the averages are what is saved, in float16, as
+``save_pretrained`` folders ``<out>/sd`` and ``<out>/flux``; each stage writes a JSON log
+(``<out>/<stage>_training.json``: losses, steps, seconds, machine).
+
+Stages ``sd`` and ``flux`` read the autoencoder stage's output, so they can run as two processes
+at once on one GPU. Everything is seeded; CUDA kernels are not bit-deterministic, so a rerun on
+a GPU gives close, not identical, weights.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import platform
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..fileio import atomic_write
+from . import models as toy
+from .captions import random_caption
+from .dataset import render_dataset
+
+STAGES = ("autoencoder", "sd", "flux")
+
+
+@dataclass
+class TrainConfig:
+    """One training run. ``PRESETS`` holds the GPU run that made the shipped weights and a reduced CPU run."""
+
+    seed: int = 0
+    images: int = 120_000  # rendered scenes (each gets a new random caption every time it is drawn)
+    batch: int = 256
+    vae_steps: int = 3000
+    sd_steps: int = 8000
+    flux_steps: int = 8000
+    vae_lr: float = 1e-3
+    lr: float = 4e-4
+    warmup: int = 250
+    kl_weight: float = 1e-5
+    caption_dropout: float = 0.1
+    ema_decay: float = 0.9995
+    max_minutes: float | None = None  # stop a stage early after this long (the log records the steps done)
+    workers: int = 1  # processes rendering the dataset
+
+
+PRESETS = {
+    "gpu": TrainConfig(),
+    "cpu": TrainConfig(images=8000, batch=32, vae_steps=600, sd_steps=2000, flux_steps=2000),
+    "smoke": TrainConfig(images=48, batch=4, vae_steps=2, sd_steps=2, flux_steps=2, warmup=1),
+}
+
+
+def _lr_factor(step: int, total: int, warmup: int) -> float:
+    """Linear warm-up, then cosine decay to 10 %."""
+    if step < warmup:
+        return (step + 1) / warmup
+    progress = (step - warmup) / max(1, total - warmup)
+    return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+
+
+class _Loop:
+    """Bookkeeping shared by the stages: optimiser with schedule, EMA, loss log, time limit."""
+
+    def __init__(self, params, cfg: TrainConfig, total: int, lr: float, ema: bool = True):
+        from diffusers.training_utils import EMAModel
+
+        self.params = [p for p in params if p.requires_grad]
+        self.opt = torch.optim.AdamW(self.params, lr=lr, weight_decay=0.01)
+        self.sched = torch.optim.lr_scheduler.LambdaLR(self.opt, lambda s: _lr_factor(s, total, cfg.warmup))
+        self.ema = EMAModel(self.params, decay=cfg.ema_decay, use_ema_warmup=True, power=2 / 3) if ema else None
+        self.total, self.cfg = total, cfg
+        self.losses: list[tuple[int, float]] = []
+        self.start = time.perf_counter()
+        self._acc, self._n = 0.0, 0
+
+    def step(self, loss: torch.Tensor, step: int) -> bool:
+        """Apply one update; False when the stage should stop."""
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(self.params, 1.0)
+        self.opt.step()
+        self.sched.step()
+        if self.ema is not None:
+            self.ema.step(self.params)
+        self._acc += float(loss.detach())
+        self._n += 1
+        if self._n == 100 or step == self.total - 1:
+            self.losses.append((step + 1, self._acc / self._n))
+            print(f"  step {step + 1}/{self.total}  loss {self._acc / self._n:.4f}  {self.seconds:.0f} s", flush=True)
+            self._acc, self._n = 0.0, 0
+        limit = self.cfg.max_minutes
+        return not (limit is not None and self.seconds > 60 * limit)
+
+    @property
+    def seconds(self) -> float:
+        return time.perf_counter() - self.start
+
+    def finish(self) -> None:
+        if self.ema is not None:
+            self.ema.copy_to(self.params)
+
+
+def _machine(device: torch.device) -> str:
+    if device.type == "cuda":
+        return f"{torch.cuda.get_device_name(device)}, torch {torch.__version__}"
+    return f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads), torch {torch.__version__}"
+
+
+def _write_log(out: Path, stage: str, cfg: TrainConfig, loop: _Loop, steps: int, device, extra=None) -> None:
+    import diffusers
+
+    log = dict(stage=stage, config=dataclasses.asdict(cfg), steps_done=steps, seconds=round(loop.seconds, 1),
+               machine=_machine(device), diffusers=diffusers.__version__, losses=loop.losses, **(extra or {}))
+    atomic_write(out / f"{stage}_training.json", json.dumps(log, indent=1))
+
+
+def _images(data, idx, device) -> torch.Tensor:
+    """uint8 [B, H, W, 3] rows -> float [B, 3, H, W] in [-1, 1]."""
+    x = data[idx].to(device, non_blocking=True).permute(0, 3, 1, 2).float()
+    return x / 127.5 - 1
+
+
+def _autocast(device):
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
+
+
+def train_autoencoder(cfg: TrainConfig, out: Path, device: torch.device, data) -> None:
+    torch.manual_seed(cfg.seed)
+    vae = toy.build_vae().to(device).train()
+    images = torch.from_numpy(data.images)
+    loop = _Loop(vae.parameters(), cfg, cfg.vae_steps, cfg.vae_lr, ema=False)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    step = 0
+    for step in range(cfg.vae_steps):
+        idx = torch.randint(len(images), (cfg.batch,), generator=gen)
+        x = _images(images, idx, device)  # [B, 3, 64, 64]
+        with _autocast(device):
+            post = vae.encode(x).latent_dist  # mean, std of q(z|x): [B, 4, 16, 16]
+            recon = vae.decode(post.sample()).sample
+        loss = F.mse_loss(recon.float(), x) + cfg.kl_weight * post.kl().float().mean() / x[0].numel()
+        if not loop.step(loss, step):
+            break
+    vae.eval()
+    latents = encode_all(vae, images, device)  # [n, 4, 16, 16]
+    mean, std = float(latents.mean()), float(latents.std())
+    with torch.no_grad():
+        x = _images(images, torch.arange(min(512, len(images))), device)
+        recon_mse = float(F.mse_loss(vae.decode(vae.encode(x).latent_dist.mode()).sample, x))
+    vae.save_pretrained(out / "work" / "autoencoder")
+    _write_log(out, "autoencoder", cfg, loop, step + 1, device,
+               dict(latent_mean=mean, latent_std=std, reconstruction_mse=recon_mse))
+
+
+@torch.no_grad()
+def encode_all(vae, images: torch.Tensor, device) -> torch.Tensor:
+    """Posterior means of every picture, on ``device``: [n, 4, 16, 16] float32."""
+    return torch.cat([vae.encode(_images(images, torch.arange(i, min(i + 512, len(images))), device)).latent_dist.mode()
+                      for i in range(0, len(images), 512)]).float()
+
+
+def _load_autoencoder(out: Path, device):
+    from diffusers import AutoencoderKL
+
+    folder = out / "work" / "autoencoder"
+    log = json.loads((out / "autoencoder_training.json").read_text())
+    return AutoencoderKL.from_pretrained(folder).to(device).eval(), log["latent_mean"], log["latent_std"]
+
+
+def _captions(data, idx, rng: np.random.Generator, dropout: float) -> list[str]:
+    """A fresh caption per picture; half written as a recipe step ("Chop the carrots in the bowl."); 10 % empty."""
+    texts = []
+    for i in idx.tolist():
+        text = "" if rng.random() < dropout else random_caption(data.scenes[i], rng)
+        texts.append(text[:1].upper() + text[1:] + "." if text and rng.random() < 0.5 else text)
+    return texts
+
+
+def _tokens(tokenizer, texts, device) -> torch.Tensor:
+    return tokenizer(texts, padding="max_length", max_length=tokenizer.model_max_length, truncation=True,
+                     return_tensors="pt").input_ids.to(device)
+
+
+def train_sd(cfg: TrainConfig, out: Path, device: torch.device, data) -> None:
+    from diffusers import DDPMScheduler
+
+    torch.manual_seed(cfg.seed + 1)
+    vae, _, std = _load_autoencoder(out, device)
+    scale = 1.0 / std
+    latents = encode_all(vae, torch.from_numpy(data.images), device) * scale  # SD: z_0 = scale * z (no shift)
+    pipe = toy.build_sd(vae.to("cpu"), scale)
+    unet, text_encoder, tokenizer = pipe.unet.to(device).train(), pipe.text_encoder.to(device).train(), pipe.tokenizer
+    noise_sched = DDPMScheduler(**{k: v for k, v in toy.SD_SCHEDULER.items() if k not in ("set_alpha_to_one", "timestep_spacing")})
+    loop = _Loop([*unet.parameters(), *text_encoder.parameters()], cfg, cfg.sd_steps, cfg.lr)
+    gen = torch.Generator().manual_seed(cfg.seed + 1)
+    rng = np.random.default_rng(cfg.seed + 1)
+    step = 0
+    for step in range(cfg.sd_steps):
+        idx = torch.randint(len(latents), (cfg.batch,), generator=gen)
+        z0 = latents[idx.to(device)]  # [B, 4, 16, 16]
+        ids = _tokens(tokenizer, _captions(data, idx, rng, cfg.caption_dropout), device)  # [B, 32]
+        eps = torch.randn(z0.shape, generator=gen).to(device)
+        t = torch.randint(0, noise_sched.config.num_train_timesteps, (cfg.batch,), generator=gen).to(device)
+        zt = noise_sched.add_noise(z0, eps, t)
+        target = noise_sched.get_velocity(z0, eps, t)
+        with _autocast(device):
+            cond = text_encoder(ids)[0]  # [B, 32, 128] last hidden state, as the pipeline reads it
+            pred = unet(zt, t, cond).sample
+        if not loop.step(F.mse_loss(pred.float(), target), step):
+            break
+    loop.finish()
+    pipe.unet, pipe.text_encoder = unet.eval().cpu(), text_encoder.eval().cpu()
+    _save(pipe, out / "sd")
+    _write_log(out, "sd", cfg, loop, step + 1, device, dict(scaling_factor=scale))
+
+
+def train_flux(cfg: TrainConfig, out: Path, device: torch.device, data) -> None:
+    from diffusers import FluxPipeline
+    from diffusers.pipelines.flux.pipeline_flux import calculate_shift
+
+    torch.manual_seed(cfg.seed + 2)
+    vae, mean, std = _load_autoencoder(out, device)
+    scale = 1.0 / std
+    latents = (encode_all(vae, torch.from_numpy(data.images), device) - mean) * scale  # Flux: (z - shift) * scale
+    pipe = toy.build_flux(vae.to("cpu"), scale, mean)
+    transformer = pipe.transformer.to(device).train()
+    clip, t5 = pipe.text_encoder.to(device).train(), pipe.text_encoder_2.to(device).train()
+    b, c, h, w = latents[:1].shape
+    img_ids = FluxPipeline._prepare_latent_image_ids(1, h // 2, w // 2, device, torch.float32)  # [64, 3]: (0, row, col)
+    txt_ids = torch.zeros(toy.T5_MAX_LENGTH, 3, device=device)
+    sc = pipe.scheduler.config
+    mu = calculate_shift(img_ids.shape[0], sc.base_image_seq_len, sc.max_image_seq_len, sc.base_shift, sc.max_shift)
+    loop = _Loop([*transformer.parameters(), *clip.parameters(), *t5.parameters()], cfg, cfg.flux_steps, cfg.lr)
+    gen = torch.Generator().manual_seed(cfg.seed + 2)
+    rng = np.random.default_rng(cfg.seed + 2)
+    step = 0
+    for step in range(cfg.flux_steps):
+        idx = torch.randint(len(latents), (cfg.batch,), generator=gen)
+        z0 = latents[idx.to(device)]  # [B, 4, 16, 16]
+        texts = _captions(data, idx, rng, cfg.caption_dropout)
+        clip_ids, t5_ids = _tokens(pipe.tokenizer, texts, device), _tokens(pipe.tokenizer_2, texts, device)
+        eps = torch.randn(z0.shape, generator=gen).to(device)
+        u = torch.sigmoid(torch.randn(cfg.batch, generator=gen)).to(device)  # logit-normal in (0, 1)
+        s = math.exp(mu) / (math.exp(mu) + (1 / u - 1))  # the pipeline's time shift at this image size
+        zs = (1 - s)[:, None, None, None] * z0 + s[:, None, None, None] * eps
+        target = FluxPipeline._pack_latents(eps - z0, cfg.batch, c, h, w)  # [B, 64, 16]
+        with _autocast(device):
+            pooled = clip(clip_ids).pooler_output  # [B, 128]
+            seq = t5(t5_ids)[0]  # [B, 64, 128]
+            pred = transformer(hidden_states=FluxPipeline._pack_latents(zs, cfg.batch, c, h, w), timestep=s, guidance=None,
+                               pooled_projections=pooled, encoder_hidden_states=seq, txt_ids=txt_ids, img_ids=img_ids,
+                               return_dict=False)[0]
+        if not loop.step(F.mse_loss(pred.float(), target), step):
+            break
+    loop.finish()
+    pipe.transformer, pipe.text_encoder, pipe.text_encoder_2 = transformer.eval().cpu(), clip.eval().cpu(), t5.eval().cpu()
+    _save(pipe, out / "flux")
+    _write_log(out, "flux", cfg, loop, step + 1, device, dict(scaling_factor=scale, shift_factor=mean, mu=mu))
+
+
+def _save(pipe, folder: Path) -> None:
+    """float16 safetensors, written to a temporary folder and moved into place."""
+    tmp = folder.with_name(folder.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    pipe.to(torch.float16)
+    pipe.save_pretrained(tmp, safe_serialization=True)
+    shutil.rmtree(folder, ignore_errors=True)
+    os.replace(tmp, folder)
+
+
+def train(out, preset: str = "gpu", stages=STAGES, device=None, **overrides) -> TrainConfig:
+    """Run the chosen stages into ``out``; returns the config used."""
+    cfg = dataclasses.replace(PRESETS[preset], **{k: v for k, v in overrides.items() if v is not None})
+    out = Path(out)
+    (out / "work").mkdir(parents=True, exist_ok=True)
+    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    t = time.perf_counter()
+    data = render_dataset(cfg.images, cfg.seed, toy.IMAGE_SIZE, workers=cfg.workers)
+    print(f"rendered {len(data)} scenes in {time.perf_counter() - t:.1f} s", flush=True)
+    for stage in STAGES:
+        if stage in stages:
+            print(f"stage {stage} on {device}", flush=True)
+            {"autoencoder": train_autoencoder, "sd": train_sd, "flux": train_flux}[stage](cfg, out, device, data)
+    return cfg
