@@ -70,6 +70,8 @@ __all__ = [
     "tiny_flux",
     "tiny_sd",
     "tiny_t5_tokenizer",
+    "toy_flux",
+    "toy_sd",
 ]
 
 # ---------------------------------------------------------------------------
@@ -408,6 +410,20 @@ def tiny_flux(seed: int = 0, device=None, dtype=None) -> FluxPipeline:
     # make the default 8 (64x64) as for tiny_sd. An attribute only: save_pretrained does not keep it.
     pipe.default_sample_size = 8
     return _finish_tiny(pipe, f"cooklab.models.tiny_flux(seed={seed})", device, dtype)
+
+
+def toy_sd(path=None, device=None, dtype=None) -> StableDiffusionPipeline:
+    """The Toy Kitchen's trained SD-style pipeline (``data/toykitchen/sd``; see ``cooklab.toykitchen.models``)."""
+    from .toykitchen.models import toy_sd as load
+
+    return load(path, device, dtype)
+
+
+def toy_flux(path=None, device=None, dtype=None) -> FluxPipeline:
+    """The Toy Kitchen's trained Flux-style pipeline (``data/toykitchen/flux``; see ``cooklab.toykitchen.models``)."""
+    from .toykitchen.models import toy_flux as load
+
+    return load(path, device, dtype)
 
 
 # ---------------------------------------------------------------------------
