@@ -287,7 +287,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--stages", default="autoencoder,sd,flux", help="comma-separated stages (default: all three, in order)")
     train.add_argument("--device", default=None, help="torch device (default: cuda if available)")
     for name, kind in (("seed", int), ("images", int), ("batch", int), ("vae-steps", int), ("sd-steps", int),
-                       ("flux-steps", int), ("max-minutes", float), ("workers", int)):
+                       ("flux-steps", int), ("max-minutes", float), ("stop-after", int), ("workers", int)):
         train.add_argument(f"--{name}", type=kind, default=None, help=f"override the preset's {name.replace('-', '_')}")
     return parser
 
@@ -784,7 +784,7 @@ def _toykitchen(args: argparse.Namespace, command: str) -> int:
     preset = args.preset or ("gpu" if device.startswith("cuda") else "cpu")
     cfg = train(args.out, preset, stages, device, seed=args.seed, images=args.images, batch=args.batch,
                 vae_steps=args.vae_steps, sd_steps=args.sd_steps, flux_steps=args.flux_steps,
-                max_minutes=args.max_minutes, workers=args.workers)
+                max_minutes=args.max_minutes, stop_after=args.stop_after, workers=args.workers)
     print(f"trained {', '.join(stages)} ({preset} preset, seed {cfg.seed}) into {args.out}")
     return 0
 

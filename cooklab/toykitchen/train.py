@@ -63,6 +63,7 @@ class TrainConfig:
     caption_dropout: float = 0.1
     ema_decay: float = 0.9995
     max_minutes: float | None = None  # stop a stage early after this long (the log records the steps done)
+    stop_after: int | None = None  # stop each stage after this many steps (its schedule still spans *_steps)
     workers: int = 1  # processes rendering the dataset
     flux_bf16: bool = False  # bf16 autocast for the Flux stage (float32 + TF32 made the shipped weights)
 
@@ -112,8 +113,8 @@ class _Loop:
             self.losses.append((step + 1, self._acc / self._n))
             print(f"  step {step + 1}/{self.total}  loss {self._acc / self._n:.4f}  {self.seconds:.0f} s", flush=True)
             self._acc, self._n = 0.0, 0
-        limit = self.cfg.max_minutes
-        return not (limit is not None and self.seconds > 60 * limit)
+        limit, stop = self.cfg.max_minutes, self.cfg.stop_after
+        return not ((limit is not None and self.seconds > 60 * limit) or (stop is not None and step + 1 >= stop))
 
     @property
     def seconds(self) -> float:
