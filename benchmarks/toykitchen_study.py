@@ -7,7 +7,7 @@ For each pair (a random 4-step toy recipe, a generation seed) this generates the
 * CookAnything (``toy_flux``): everything on, and with each of Step-wise Regional Control,
   Flexible RoPE and Cross-Step Consistency Control switched off;
 
-and scores every run with the renderer's oracle (``cooklab.toykitchen.oracle``):
+saves each run's frames as one PNG strip, then scores every run with the renderer's oracle (``cooklab.toykitchen.oracle``):
 
 * **container consistency** -- the share of frames 2..N whose container has frame 1's colour and
   overlaps frame 1's container mask with IoU >= 0.5 (same shape and place);
@@ -17,9 +17,9 @@ and scores every run with the renderer's oracle (``cooklab.toykitchen.oracle``):
 
 Per configuration: the mean over pairs with a 95 % bootstrap interval (10,000 resamples of the
 pairs), and the paired difference to the configuration's baseline (``independent``; CookAnything
-with everything on) with its own interval. Results go to a JSON-lines file, one line per
-(pair, configuration), rewritten atomically after each run, so a stopped study resumes where it
-stopped.
+with everything on) with its own interval. Generation and scoring are separate passes: each run's strip is written
+atomically under ``--out`` and skipped when it exists, so a stopped study resumes where it stopped,
+and the scores can be recomputed from the saved frames (``--score-only``).
 
     python benchmarks/toykitchen_study.py --recipes 25 --seeds 2          # 50 pairs (about 15 min on 2 CPU cores)
 """
@@ -38,6 +38,7 @@ import time
 
 import diffusers
 import numpy as np
+import PIL.Image
 import torch
 
 import cooklab
@@ -103,6 +104,24 @@ def summarise(rows: list[dict]) -> str:
     return "\n".join(out)
 
 
+def strip_path(out: Path, family: str, config: str, recipe: int, seed: int) -> Path:
+    return out / family / config.replace(" ", "_") / f"recipe{recipe}_seed{seed}.png"
+
+
+def save_strip(path: Path, images) -> None:
+    strip = PIL.Image.new("RGB", (sum(im.width for im in images), images[0].height))
+    for i, im in enumerate(images):
+        strip.paste(im, (i * im.width, 0))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(path, lambda f: strip.save(f, format="PNG"))
+
+
+def load_strip(path: Path, n: int) -> list:
+    strip = PIL.Image.open(path).convert("RGB")
+    w = strip.width // n
+    return [strip.crop((i * w, 0, (i + 1) * w, strip.height)) for i in range(n)]
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--recipes", type=int, default=25, help="random toy recipes (seeds 1000, 1001, ...)")
@@ -110,43 +129,41 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=4, help="steps per toy recipe")
     p.add_argument("--num-inference-steps", type=int, default=30)
     p.add_argument("--guidance", type=float, default=3.0, help="CFG scale (true CFG for the Flux set)")
-    p.add_argument("--out", type=Path, default=Path("outputs/toykitchen_study/results.jsonl"))
+    p.add_argument("--out", type=Path, default=Path("outputs/toykitchen_study"))
+    p.add_argument("--score-only", action="store_true", help="score the saved frames, generate nothing")
     p.add_argument("--threads", type=int, default=1)
     args = p.parse_args()
     torch.set_num_threads(args.threads)
 
-    done: dict[tuple, dict] = {}
-    if args.out.exists():
-        for line in args.out.read_text().splitlines():
-            r = json.loads(line)
-            done[(r["family"], r["config"], r["recipe"], r["seed"])] = r
-    rd = cooklab.RecipeDiffusion.from_pipe(cooklab.models.toy_sd())
-    ca = cooklab.CookAnything.from_pipe(cooklab.models.toy_flux())
-    masks = OracleMaskProvider()
-    common = dict(num_inference_steps=args.num_inference_steps, progress=False)
-    start = time.perf_counter()
-    for r_index in range(args.recipes):
-        toy = random_toy_recipe(1000 + r_index, args.steps)
-        recipe = toy.to_recipe()
-        for seed in range(args.seeds):
-            jobs = [("recipe-diffusion", c) for c in RD_CONFIGS] + [("cookanything", c) for c in CA_CONFIGS]
-            for family, config in jobs:
-                key = (family, config, 1000 + r_index, seed)
-                if key in done:
-                    continue
-                if family == "recipe-diffusion":
-                    out = rd(recipe, seed=seed, variant=config, guidance_scale=args.guidance, mask_provider=masks, **common)
-                else:
-                    out = ca(recipe, seed=seed, height=64, width=64, true_cfg_scale=args.guidance,
-                             max_sequence_length=T5_MAX_LENGTH, **CA_CONFIGS[config], **common)
-                row = dict(family=family, config=config, recipe=1000 + r_index, seed=seed, **score(out.images, toy))
-                done[key] = row
-                args.out.parent.mkdir(parents=True, exist_ok=True)
-                atomic_write(args.out, "".join(json.dumps(v) + "\n" for v in done.values()))
-            print(f"recipe {r_index + 1}/{args.recipes} seed {seed}: {time.perf_counter() - start:.0f} s", flush=True)
+    toys = [random_toy_recipe(1000 + r, args.steps) for r in range(args.recipes)]
+    jobs = [(family, config, toy, seed) for toy in toys for seed in range(args.seeds)
+            for family, configs in (("recipe-diffusion", RD_CONFIGS), ("cookanything", tuple(CA_CONFIGS))) for config in configs]
+    if not args.score_only:
+        rd = cooklab.RecipeDiffusion.from_pipe(cooklab.models.toy_sd())
+        ca = cooklab.CookAnything.from_pipe(cooklab.models.toy_flux())
+        masks = OracleMaskProvider()
+        common = dict(num_inference_steps=args.num_inference_steps, progress=False)
+        start, made = time.perf_counter(), 0
+        for family, config, toy, seed in jobs:
+            path = strip_path(args.out, family, config, toy.seed, seed)
+            if path.exists():
+                continue
+            recipe = toy.to_recipe()
+            if family == "recipe-diffusion":
+                out = rd(recipe, seed=seed, variant=config, guidance_scale=args.guidance, mask_provider=masks, **common)
+            else:
+                out = ca(recipe, seed=seed, height=64, width=64, true_cfg_scale=args.guidance,
+                         max_sequence_length=T5_MAX_LENGTH, **CA_CONFIGS[config], **common)
+            save_strip(path, out.images)
+            made += 1
+            if made % 10 == 0:
+                print(f"{made} runs generated, {time.perf_counter() - start:.0f} s", flush=True)
+    rows = [dict(family=f, config=c, recipe=t.seed, seed=s, **score(load_strip(strip_path(args.out, f, c, t.seed, s), len(t)), t))
+            for f, c, t, s in jobs if strip_path(args.out, f, c, t.seed, s).exists()]
+    atomic_write(args.out / "scores.json", json.dumps(rows, indent=0))
     print(f"date {datetime.date.today()}, torch {torch.__version__}, diffusers {diffusers.__version__}, "
-          f"{args.num_inference_steps} steps, guidance {args.guidance}, {args.threads} thread(s)")
-    print(summarise(list(done.values())))
+          f"{args.num_inference_steps} steps, guidance {args.guidance}, {args.threads} thread(s); {len(rows)} runs scored")
+    print(summarise(rows))
 
 
 if __name__ == "__main__":
