@@ -1,13 +1,16 @@
 """The ``cooklab`` command.
 
-    cooklab demo [--out outputs/demo]          offline end-to-end run on a tiny random model
-    cooklab generate RECIPE --model ID --out DIR [options]
+    cooklab demo [--out outputs/demo]          offline end-to-end run of both pipelines on the Toy Kitchen models
+    cooklab generate RECIPE [--model ID] --out DIR [options]
 
 ``generate`` runs Recipe Diffusion (default) or, with ``--pipeline cookanything``, CookAnything
 on a recipe file and writes the frames, a storyboard, settings.json and index.html to ``--out``
-(see ``cooklab.report``; CookAnything also writes canvas.png). ``--model tiny`` builds
-``cooklab.models.tiny_sd`` / ``tiny_flux`` (random weights: the images are noise, but every
-mechanism runs); anything else is a hub id or a local folder loaded with
+(see ``cooklab.report``; CookAnything also writes canvas.png). ``--model toy`` (the default)
+loads the Toy Kitchen models ``cooklab.models.toy_sd`` / ``toy_flux``, small diffusion models
+trained on the procedural Toy Kitchen world (``docs/toykitchen.md``), with settings that suit
+them (64x64, 30 steps, guidance 3.0, container masks from the world's oracle); ``--model tiny``
+builds ``cooklab.models.tiny_sd`` / ``tiny_flux`` (random weights: the images are noise, but
+every mechanism runs); anything else is a hub id or a local folder loaded with
 ``RecipeDiffusion.from_pretrained`` / ``CookAnything.from_pretrained``. Options of one pipeline
 given with the other are refused (exit 2) rather than silently ignored.
 
@@ -31,21 +34,33 @@ from pathlib import Path
 import cooklab
 from cooklab.errors import ConfigError, CooklabError, RecipeError
 
-__all__ = ["build_parser", "main", "recipes_dir", "resolve_recipe"]
+__all__ = ["build_parser", "main", "recipes_dir", "resolve_recipe", "toy_recipes_dir"]
 
 PIPELINES = ("recipe-diffusion", "cookanything")
 VARIANT_NAMES = ("independent", "kv_sharing", "region_aware", "region_aware_kv")  # VARIANTS' keys, without importing torch
 SCHEDULERS = {"ddim": "DDIMScheduler", "dpm": "DPMSolverMultistepScheduler", "euler": "EulerDiscreteScheduler"}
-DEMO_RECIPE = "pancakes.yaml"
-DEMO_STEPS = 20  # 0.9 and 0.999 need >= 11 steps to land on different timesteps; 20 is the usual default
-TINY_SIZE = 64
+DEMO_RECIPE = "toy_kitchen.yaml"  # in data/toykitchen/recipes: random_toy_recipe(971, 4), saved
+TOY_SIZE = TINY_SIZE = 64  # the Toy Kitchen models are trained at 64x64; the tiny ones default to it too
+TOY_STEPS = 30  # DDIM / flow-matching steps the Toy Kitchen models are evaluated with (docs/toykitchen.md)
+TOY_GUIDANCE = 3.0  # classifier-free guidance of toy_sd; true CFG of toy_flux (it has no guidance embedding)
+DEMO_STEPS = 20  # 20 give much the same toy pictures as 30 and keep the demo under a minute on a busy 2-core CPU
+TOY_NOTE = (
+    "The images come from the Toy Kitchen SD model (cooklab.models.toy_sd), a small diffusion model trained on the "
+    "procedural Toy Kitchen world (docs/toykitchen.md): 64x64 top views of one container with food on a table."
+)
+TOY_FLUX_NOTE = (
+    "The images come from the Toy Kitchen Flux model (cooklab.models.toy_flux), a small Flux-style transformer trained on "
+    "the procedural Toy Kitchen world (docs/toykitchen.md): 64x64 regions, true classifier-free guidance (it has no "
+    "guidance embedding)."
+)
 TINY_NOTE = (
-    "The tiny model (cooklab.models.tiny_sd) has random weights, so the images are noise until the Toy Kitchen models land; "
-    "the run still exercises every mechanism (sequential frames, K/V sharing, region-aware noise)."
+    "The tiny model (cooklab.models.tiny_sd) has random weights, so the images are noise (--model toy draws real "
+    "pictures); the run still exercises every mechanism (sequential frames, K/V sharing, region-aware noise)."
 )
 TINY_FLUX_NOTE = (
-    "The tiny model (cooklab.models.tiny_flux) has random weights, so the images are noise; the run still exercises every "
-    "mechanism (Step-wise Regional Control, Flexible RoPE, Cross-Step Consistency Control) on a canvas of 64x64 regions."
+    "The tiny model (cooklab.models.tiny_flux) has random weights, so the images are noise (--model toy draws real "
+    "pictures); the run still exercises every mechanism (Step-wise Regional Control, Flexible RoPE, Cross-Step "
+    "Consistency Control) on a canvas of 64x64 regions."
 )
 FLUX_MAX_SEQUENCE_LENGTH = 512  # FluxPipeline's T5 limit (FLUX.1-dev's default; schnell uses 256)
 # Options that belong to one pipeline: attribute -> flag. Their parser defaults are None/False so that
@@ -66,6 +81,11 @@ DEFAULTS = {
     "cookanything": dict(steps=28, guidance=3.5, alpha=0.1, lam=0.2, image_attention="region", attention_backend="auto",
                          true_cfg_scale=1.0),
 }
+# --model toy: what the Toy Kitchen models are evaluated with (they override DEFAULTS)
+TOY_DEFAULTS = {
+    "recipe-diffusion": dict(steps=TOY_STEPS, guidance=TOY_GUIDANCE, masks="oracle"),
+    "cookanything": dict(steps=TOY_STEPS, true_cfg_scale=TOY_GUIDANCE),
+}
 
 
 # ---- recipes ---------------------------------------------------------------------------
@@ -76,30 +96,40 @@ def recipes_dir() -> Path:
     return Path(cooklab.__file__).resolve().parent.parent / "data" / "recipes"
 
 
+def toy_recipes_dir() -> Path:
+    """The shipped Toy Kitchen recipes (the demo's): ``data/toykitchen/recipes`` (a source checkout)."""
+    return Path(cooklab.__file__).resolve().parent.parent / "data" / "toykitchen" / "recipes"
+
+
 def resolve_recipe(name: str | None) -> Path:
     """Find a recipe file: a path as given, else a shipped recipe by file name or stem.
 
-    ``None`` gives the demo recipe. ``pancakes``, ``pancakes.yaml`` and
-    ``data/recipes/pancakes.yaml`` all find the shipped file from any working directory.
-    A name that matches nothing is returned unchanged so ``load_recipe`` reports it.
+    ``None`` gives the demo recipe (``data/toykitchen/recipes/toy_kitchen.yaml``). ``pancakes``,
+    ``pancakes.yaml`` and ``data/recipes/pancakes.yaml`` all find the shipped file from any
+    working directory; so do ``toy_kitchen`` and ``data/toykitchen/recipes/toy_kitchen.yaml``
+    (``data/recipes`` is searched first). A name that matches nothing is returned unchanged so
+    ``load_recipe`` reports it.
     """
-    shipped = recipes_dir()
     if name is None:
-        path = shipped / DEMO_RECIPE
+        path = toy_recipes_dir() / DEMO_RECIPE
         if not path.is_file():
             raise RecipeError(
-                f"the default recipe {str(path)!r} is missing: cooklab's data/recipes folder ships with a source "
+                f"the default recipe {str(path)!r} is missing: cooklab's data folder ships with a source "
                 "checkout only. Pass a recipe file with --recipe PATH."
             )
         return path
     path = Path(name).expanduser()
     if path.exists():
         return path
-    candidates = [shipped / path.name, shipped / f"{path.name}.yaml"] if path.suffix == "" else [shipped / path.name]
-    if path.parent.parts[-2:] in ((), ("data", "recipes")):
-        for candidate in candidates:
-            if candidate.is_file():
-                return candidate
+    folders = {(): (recipes_dir(), toy_recipes_dir()), ("data", "recipes"): (recipes_dir(),),
+               ("data", "toykitchen", "recipes"): (toy_recipes_dir(),)}
+    names = [path.name, f"{path.name}.yaml"] if path.suffix == "" else [path.name]
+    for parts, shipped in folders.items():
+        if path.parent.parts[-len(parts):] == parts if parts else path.parent.parts == ():
+            for folder in shipped:
+                for candidate in (folder / n for n in names):
+                    if candidate.is_file():
+                        return candidate
     return path
 
 
@@ -130,9 +160,14 @@ def _kv_layers(text: str) -> tuple[str, ...]:
 
 
 def _mask_provider(spec: str | None):
-    """--masks SPEC -> a mask provider: "grounded-sam" (GroundingDINO + SAM) or "box:x0,y0,x1,y1" (None without it)."""
+    """--masks SPEC -> a mask provider: "oracle" (the Toy Kitchen's), "grounded-sam" (GroundingDINO + SAM) or
+    "box:x0,y0,x1,y1" (None without it)."""
     if spec is None:
         return None
+    if spec == "oracle":
+        from cooklab.toykitchen.oracle import OracleMaskProvider
+
+        return OracleMaskProvider()
     if spec == "grounded-sam":
         return "grounded-sam"  # RecipeDiffusion builds it once, on the pipeline's device
     if spec.startswith("box:"):
@@ -144,7 +179,7 @@ def _mask_provider(spec: str | None):
             from cooklab.grounding import BoxMaskProvider
 
             return BoxMaskProvider(box)
-    raise ConfigError(f"--masks {spec!r}: use 'grounded-sam' or 'box:x0,y0,x1,y1' (pixels, e.g. box:16,16,48,48).")
+    raise ConfigError(f"--masks {spec!r}: use 'oracle', 'grounded-sam' or 'box:x0,y0,x1,y1' (pixels, e.g. box:16,16,48,48).")
 
 
 def _plan(args: argparse.Namespace, recipe):
@@ -174,20 +209,25 @@ def build_parser() -> argparse.ArgumentParser:
     )
     gen.add_argument("recipe", metavar="RECIPE", help="recipe file (.yaml, .json, .txt) or the name of a shipped recipe")
     gen.add_argument("--pipeline", choices=PIPELINES, default="recipe-diffusion", help="method (default: recipe-diffusion)")
-    gen.add_argument("--model", required=True, help="'tiny' (offline, random weights), a Hugging Face hub id, or a local folder")
+    gen.add_argument(
+        "--model", default="toy",
+        help="'toy' (default: the Toy Kitchen models trained on the procedural toy world, offline), 'tiny' (offline, "
+        "random weights: noise), a Hugging Face hub id, or a local folder",
+    )
     gen.add_argument("--out", required=True, type=Path, help="folder to write the run to")
     gen.add_argument(
-        "--seed", type=int, default=0, help="frame (cookanything: region) i uses seed + i; also the tiny model's weights (default: 0)"
+        "--seed", type=int, default=0, help="frame (cookanything: region) i uses seed + i; also the tiny models' weights (default: 0)"
     )
-    gen.add_argument("--steps", type=int, default=None, help="denoising steps (default: 20; 28 for cookanything)")
-    size_help = "image {}, a multiple of 8; cookanything: of ONE region, a multiple of 16 (default: the model's; 64 for tiny)"
+    gen.add_argument("--steps", type=int, default=None, help="denoising steps (default: 30 for toy; else 20, 28 for cookanything)")
+    size_help = "image {}, a multiple of 8; cookanything: of ONE region, a multiple of 16 (default: the model's; 64 for toy and tiny)"
     gen.add_argument("--height", type=int, default=None, help=size_help.format("height"))
     gen.add_argument("--width", type=int, default=None, help=size_help.format("width"))
     gen.add_argument(
         "--guidance", type=float, default=None,
-        help="guidance scale (default: 7.5, classifier-free; 3.5 for cookanything, Flux's guidance embedding)",
+        help="guidance scale (default: 3.0 for toy, else 7.5, classifier-free; cookanything: Flux's guidance embedding, "
+        "3.5, ignored by a model without one such as toy: use --true-cfg-scale)",
     )
-    gen.add_argument("--device", choices=("cpu", "cuda"), default=None, help="default: cpu for tiny, else the best available")
+    gen.add_argument("--device", choices=("cpu", "cuda"), default=None, help="default: cpu for toy and tiny, else the best available")
     gen.add_argument(
         "--trace",
         action="store_true",
@@ -215,8 +255,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--masks",
         default=None,
         metavar="SPEC",
-        help="container masks for region-aware noise: 'grounded-sam' (GroundingDINO + SAM on the reference frame; "
-        "downloads the checkpoints) or 'box:X0,Y0,X1,Y1' (a fixed pixel box for every frame that reopens a container)",
+        help="container masks for region-aware noise: 'oracle' (the Toy Kitchen's palette oracle on the reference frame; "
+        "the default with --model toy), 'grounded-sam' (GroundingDINO + SAM on the reference frame; downloads the "
+        "checkpoints) or 'box:X0,Y0,X1,Y1' (a fixed pixel box for every frame that reopens a container)",
     )
     rd.add_argument("--kv-cache-device", default=None, help="where reference K/V are kept, e.g. cpu (default: the compute device)")
     rd.add_argument("--scheduler", choices=list(SCHEDULERS), default=None, help="replace the model's scheduler (default: keep it)")
@@ -225,7 +266,7 @@ def build_parser() -> argparse.ArgumentParser:
     ca.add_argument(
         "--true-cfg-scale", type=float, default=None, metavar="S",
         help="true classifier-free guidance: > 1 runs the transformer a second time per step with --negative-prompt and "
-        "pushes away from it (for models without guidance distillation); <= 1 is off (default: 1.0)",
+        "pushes away from it (for models without guidance distillation); <= 1 is off (default: 3.0 for toy, else 1.0)",
     )
     ca.add_argument(
         "--negative-prompt", default=None, metavar="TEXT",
@@ -233,7 +274,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ca.add_argument(
         "--max-sequence-length", type=int, default=None, metavar="N",
-        help=f"T5 tokens of each step's prompt and of the whole description (default: {FLUX_MAX_SEQUENCE_LENGTH}; the tiny T5's 64 for tiny)",
+        help=f"T5 tokens of each step's prompt and of the whole description (default: {FLUX_MAX_SEQUENCE_LENGTH}; 64 for toy and tiny, "
+        "their T5's length)",
     )
     ca.add_argument("--no-regional", action="store_true", help="no Step-wise Regional Control: plain Flux attention over the whole canvas")
     ca.add_argument("--no-flexible-rope", action="store_true", help="one tall image's position ids instead of ids restarting in every region")
@@ -262,16 +304,21 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = commands.add_parser(
         "demo",
-        help="offline end-to-end demo on a tiny random model (well under a minute on a CPU)",
+        help="offline end-to-end demo of both pipelines on the Toy Kitchen models (under a minute on a CPU)",
         description=(
-            "Run Recipe Diffusion on a shipped recipe with the tiny offline model: the region_aware_kv variant "
-            "(container masks are a fixed centred box) and the independent variant for comparison."
+            "Illustrate a 4-step Toy Kitchen recipe with the Toy Kitchen models, offline: Recipe Diffusion's region_aware_kv "
+            "variant (container masks from the toy world's oracle) and its independent variant for comparison, and "
+            "CookAnything with every mechanism on; writes each run's storyboard, page and trace figures."
         ),
     )
-    demo.add_argument("--out", type=Path, default=Path("outputs/demo"), help="folder for the two runs (default: outputs/demo)")
-    demo.add_argument("--recipe", default=None, help=f"recipe file or shipped recipe name (default: data/recipes/{DEMO_RECIPE})")
+    demo.add_argument("--out", type=Path, default=Path("outputs/demo"), help="folder for the three runs (default: outputs/demo)")
+    demo.add_argument(
+        "--recipe", default=None,
+        help=f"recipe file or shipped recipe name (default: data/toykitchen/recipes/{DEMO_RECIPE}; the models know only the "
+        "toy world's words)",
+    )
     demo.add_argument("--steps", type=int, default=DEMO_STEPS, help=f"denoising steps per frame (default: {DEMO_STEPS})")
-    demo.add_argument("--seed", type=int, default=0, help="seed of the model weights and of frame 0 (default: 0)")
+    demo.add_argument("--seed", type=int, default=0, help="frame (CookAnything: region) i starts from the noise of seed + i (default: 0)")
 
     toykitchen = commands.add_parser("toykitchen", help="the Toy Kitchen: train its small models",
                                      description="The Toy Kitchen world (cooklab.toykitchen).")
@@ -328,22 +375,24 @@ def _switches(args: argparse.Namespace) -> tuple[dict[str, bool], list[str]]:
     return switches, notes
 
 
-def _device(name: str | None, tiny: bool):
+def _device(name: str | None, small: bool):
+    """The torch device for --device NAME; the small offline models (toy, tiny) default to the CPU."""
     import torch
 
     if name == "cuda" and not torch.cuda.is_available():
         raise ConfigError("--device cuda: no CUDA device is available here (torch.cuda.is_available() is False); use --device cpu.")
-    if name is None and tiny:
+    if name is None and small:
         return torch.device("cpu")
     return None if name is None else torch.device(name)
 
 
 @contextlib.contextmanager
 def _one_thread(enabled: bool = True):
-    """Run torch on one CPU thread inside the block (the tiny model's ops are too small to split).
+    """Run torch on one CPU thread inside the block (the toy and tiny models' ops are too small to split).
 
     On a busy machine torch's intra-op threads wait on each other: a tiny U-Net call measured
-    ~2 s with 2 threads and ~0.015 s with 1. The previous setting is restored afterwards.
+    ~2 s with 2 threads and ~0.015 s with 1, a 4-frame toy_sd run 92 s with 2 and 9 s with 1
+    (a shared 2-core machine). The previous setting is restored afterwards.
     """
     import torch
 
@@ -356,7 +405,12 @@ def _one_thread(enabled: bool = True):
         torch.set_num_threads(before)
 
 
+SMALL_MODELS = ("toy", "tiny")  # offline models that run on the CPU by default
+
+
 def _load_pipe(model: str, seed: int, device):
+    if model == "toy":
+        return cooklab.RecipeDiffusion.from_pipe(cooklab.models.toy_sd(device=device))
     if model == "tiny":
         return cooklab.RecipeDiffusion.from_pipe(cooklab.models.tiny_sd(seed, device=device))
     return cooklab.RecipeDiffusion.from_pretrained(model, device=device)
@@ -424,20 +478,41 @@ def _pipeline_options(args: argparse.Namespace) -> None:
             f"{', '.join(given)}: {'an option' if len(given) == 1 else 'options'} of {owner}, not of --pipeline {args.pipeline}; "
             f"add --pipeline {use} or drop {'it' if len(given) == 1 else 'them'}."
         )
-    for attr, value in DEFAULTS[args.pipeline].items():
+    defaults = dict(DEFAULTS[args.pipeline])
+    if args.model == "toy":
+        defaults.update(TOY_DEFAULTS[args.pipeline])
+    for attr, value in defaults.items():
         if getattr(args, attr) is None:
             setattr(args, attr, value)
+
+
+def _toy_words_note(recipe) -> str | None:
+    """A note when a recipe uses words the Toy Kitchen models never saw (None when every word is theirs)."""
+    import re
+
+    from cooklab.toykitchen.captions import WORDS
+
+    known = set(WORDS)
+    unknown = sorted({w for text in recipe.texts for w in re.findall(r"[a-z]+", text.lower()) if w not in known})
+    if not unknown:
+        return None
+    shown = ", ".join(unknown[:6]) + (" ..." if len(unknown) > 6 else "")
+    return (
+        f"the Toy Kitchen models know only the toy world's words, and this recipe has others ({shown}): expect toy-world "
+        "pictures that follow the words they know. Toy recipes: data/toykitchen/recipes, cooklab.toykitchen.random_toy_recipe."
+    )
 
 
 def _generate(args: argparse.Namespace, command: str) -> int:
     from cooklab.recipe_diffusion.noise_levels import check_level
     from cooklab.report import atomic_write, write_figure, write_run
 
-    explicit = {attr for attr in CA_OPTIONS if _given(args, attr)}
+    explicit = {attr for attr in (*CA_OPTIONS, "guidance") if _given(args, attr)}
     _pipeline_options(args)
     if args.pipeline == "cookanything":
         return _generate_cookanything(args, command, explicit)
-    tiny = args.model == "tiny"
+    tiny, toy = args.model == "tiny", args.model == "toy"
+    small = args.model in SMALL_MODELS
     recipe = cooklab.load_recipe(resolve_recipe(args.recipe))  # a bad recipe fails before any model loads
     _positive_multiple_of_8("--height", args.height)
     _positive_multiple_of_8("--width", args.width)
@@ -449,7 +524,12 @@ def _generate(args: argparse.Namespace, command: str) -> int:
     kv_layers = _kv_layers(args.kv_layers)
     if tiny:
         notes.append(TINY_NOTE)
+    if toy:
+        notes += [TOY_NOTE] + [n for n in [_toy_words_note(recipe)] if n]
     provider = _mask_provider(args.masks)
+    if toy and args.masks == "oracle" and switches["region_aware"]:
+        notes.append("container masks: the Toy Kitchen oracle finds the container in each reference frame by the world's "
+                     "palette (cooklab.toykitchen.oracle.OracleMaskProvider), not a detector.")
     if switches["region_aware"] and provider is None:
         notes.append(
             "no container masks: without --masks region-aware frames fall back to uniform noise; "
@@ -461,13 +541,13 @@ def _generate(args: argparse.Namespace, command: str) -> int:
     for note in notes:
         print(f"note: {note}", file=sys.stderr)
 
-    pipe = _load_pipe(args.model, args.seed, _device(args.device, tiny))
+    pipe = _load_pipe(args.model, args.seed, _device(args.device, small))
     _set_scheduler(pipe, args.scheduler)
     call = dict(
         seed=args.seed,
         num_inference_steps=args.steps,
-        height=args.height or (TINY_SIZE if tiny else None),
-        width=args.width or (TINY_SIZE if tiny else None),
+        height=args.height or (TOY_SIZE if small else None),
+        width=args.width or (TOY_SIZE if small else None),
         guidance_scale=args.guidance,
         base_noise=args.base_noise,
         object_noise=args.object_noise,
@@ -480,7 +560,7 @@ def _generate(args: argparse.Namespace, command: str) -> int:
     )
 
     start = time.perf_counter()
-    with _one_thread(tiny and pipe.device.type == "cpu"):
+    with _one_thread(small and pipe.device.type == "cpu"):
         if args.trace:
             with cooklab.trace(pipe) as trace:
                 out = pipe(recipe, **call)
@@ -502,7 +582,7 @@ def _generate(args: argparse.Namespace, command: str) -> int:
 # ---- generate --pipeline cookanything ----------------------------------------------------
 
 
-def _check_cookanything(args: argparse.Namespace, recipe, tiny: bool) -> None:
+def _check_cookanything(args: argparse.Namespace, recipe, small: bool) -> None:
     """Everything the CookAnything call would refuse, checked before a (large) model loads."""
     from cooklab.cookanything import MAX_STEPS
 
@@ -519,7 +599,7 @@ def _check_cookanything(args: argparse.Namespace, recipe, tiny: bool) -> None:
     if not 1 <= args.max_sequence_length <= FLUX_MAX_SEQUENCE_LENGTH:
         raise ConfigError(
             f"--max-sequence-length {args.max_sequence_length}: give 1..{FLUX_MAX_SEQUENCE_LENGTH} T5 tokens "
-            f"(Flux's T5 limit{'; the tiny T5 is built for 64' if tiny else ''})."
+            f"(Flux's T5 limit{'; the ' + args.model + ' T5 is built for 64' if small else ''})."
         )
     if not 0.0 <= args.alpha <= 1.0:
         raise ConfigError(f"--alpha {args.alpha:g}: the base-branch weight must be between 0 and 1 (paper: 0.1).")
@@ -537,8 +617,12 @@ def _check_cookanything(args: argparse.Namespace, recipe, tiny: bool) -> None:
         )
 
 
-def _cookanything_notes(args: argparse.Namespace, tiny: bool, explicit: set[str]) -> list[str]:
-    notes = [TINY_FLUX_NOTE] if tiny else []
+def _cookanything_notes(args: argparse.Namespace, explicit: set[str], recipe) -> list[str]:
+    notes = [TINY_FLUX_NOTE] if args.model == "tiny" else []
+    if args.model == "toy":
+        notes += [TOY_FLUX_NOTE] + [n for n in [_toy_words_note(recipe)] if n]
+        if "guidance" in explicit:
+            notes.append("--guidance has no effect on toy_flux (it has no guidance embedding): use --true-cfg-scale.")
     if args.no_regional:
         idle = [CA_OPTIONS[a] for a in ("alpha", "image_attention", "attention_backend") if a in explicit]
         if idle:
@@ -564,6 +648,8 @@ def _span_notes(out) -> list[str]:
 
 
 def _load_cookanything(model: str, seed: int, device):
+    if model == "toy":
+        return cooklab.CookAnything.from_pipe(cooklab.models.toy_flux(device=device))
     if model == "tiny":
         return cooklab.CookAnything.from_pipe(cooklab.models.tiny_flux(seed, device=device))
     return cooklab.CookAnything.from_pretrained(model, device=device)
@@ -622,28 +708,29 @@ def _callable_with_trace(function) -> bool:
 def _generate_cookanything(args: argparse.Namespace, command: str, explicit: set[str]) -> int:
     from cooklab.models import TINY_T5_MAX_LENGTH
     from cooklab.report import atomic_write, write_canvas_run, write_figure
+    from cooklab.toykitchen.models import T5_MAX_LENGTH
 
-    tiny = args.model == "tiny"
+    small = args.model in SMALL_MODELS
     recipe = cooklab.load_recipe(resolve_recipe(args.recipe))  # a bad recipe fails before any model loads
     if args.max_sequence_length is None:
-        args.max_sequence_length = TINY_T5_MAX_LENGTH if tiny else FLUX_MAX_SEQUENCE_LENGTH
-    _check_cookanything(args, recipe, tiny)
-    notes = _cookanything_notes(args, tiny, explicit)
+        args.max_sequence_length = {"tiny": TINY_T5_MAX_LENGTH, "toy": T5_MAX_LENGTH}.get(args.model, FLUX_MAX_SEQUENCE_LENGTH)
+    _check_cookanything(args, recipe, small)
+    notes = _cookanything_notes(args, explicit, recipe)
     recipe_plan = _plan(args, recipe)
     if recipe_plan is not None:
         notes.append(f"step prompts enriched by the Cooking Agent ({recipe_plan.agent}).")
     for note in notes:
         print(f"note: {note}", file=sys.stderr)
 
-    pipe = _load_cookanything(args.model, args.seed, _device(args.device, tiny))
+    pipe = _load_cookanything(args.model, args.seed, _device(args.device, small))
     on_cpu = pipe.device.type == "cpu"
     if args.attention_backend == "flex" and on_cpu and not args.no_regional:
         print("note: --attention-backend flex on the CPU runs FlexAttention eagerly, about 10x slower than SDPA.", file=sys.stderr)
     call = dict(
         seed=args.seed,
         num_inference_steps=args.steps,
-        height=args.height or (TINY_SIZE if tiny else None),
-        width=args.width or (TINY_SIZE if tiny else None),
+        height=args.height or (TOY_SIZE if small else None),
+        width=args.width or (TOY_SIZE if small else None),
         guidance_scale=args.guidance,
         true_cfg_scale=args.true_cfg_scale,
         negative_prompt=args.negative_prompt if args.true_cfg_scale > 1 else None,
@@ -660,7 +747,7 @@ def _generate_cookanything(args: argparse.Namespace, command: str, explicit: set
         progress=True,
     )
     start = time.perf_counter()
-    with _one_thread(tiny and on_cpu):
+    with _one_thread(small and on_cpu):
         if args.trace:
             with cooklab.trace(pipe) as trace:
                 out = pipe(recipe, **call)
@@ -717,46 +804,127 @@ def _plan_command(args: argparse.Namespace, command: str) -> int:
 # ---- demo ------------------------------------------------------------------------------
 
 
+@contextlib.contextmanager
+def _quiet_loading():
+    """Silence the loaders' progress bars and the CLIP truncation warnings inside the block (the demo's output).
+
+    The toy CLIP reads 32 tokens; CookAnything's whole description is longer, and diffusers warns about the
+    cut on every call. The demo prints its own lines instead; loggers and bars are restored afterwards.
+    """
+    import diffusers.utils.logging as dlog
+    import transformers.utils.logging as tlog
+
+    before = dlog.get_verbosity(), tlog.get_verbosity(), dlog.is_progress_bar_enabled(), tlog.is_progress_bar_enabled()
+    dlog.set_verbosity_error()
+    tlog.set_verbosity_error()
+    dlog.disable_progress_bar()
+    tlog.disable_progress_bar()
+    try:
+        yield
+    finally:
+        dlog.set_verbosity(before[0])
+        tlog.set_verbosity(before[1])
+        if before[2]:
+            dlog.enable_progress_bar()
+        if before[3]:
+            tlog.enable_progress_bar()
+
+
 def _demo(args: argparse.Namespace, command: str) -> int:
-    from cooklab.report import write_run
+    """Both pipelines on a Toy Kitchen recipe with the Toy Kitchen models: three runs, each with its page and figures."""
+    from cooklab.cookanything import MAX_STEPS
+    from cooklab.report import atomic_write, write_canvas_run, write_figure, write_run
+    from cooklab.toykitchen.models import T5_MAX_LENGTH
+    from cooklab.toykitchen.oracle import OracleMaskProvider
+    from cooklab.viz import plots
 
     if args.steps < 1:
         raise ConfigError(f"--steps {args.steps}: use at least 1 denoising step.")
     path = resolve_recipe(args.recipe)
     recipe = cooklab.load_recipe(path)
-    pipe = _load_pipe("tiny", args.seed, _device("cpu", tiny=True))
-    size = TINY_SIZE
-    box = (size / 4, size / 4, 3 * size / 4, 3 * size / 4)  # centred, half the width and height
-    masks = {i: box for i, step in enumerate(recipe.steps) if step.reference_step is not None and step.container}
-    print(f"demo: {recipe.title!r} from {path} ({len(recipe)} steps), tiny SD {size}x{size}, {args.steps} steps per frame")
-    print(f"note: {TINY_NOTE}")
-    box_text = f"({box[0]:g}, {box[1]:g}, {box[2]:g}, {box[3]:g})"
-    if masks:
+    device = _device("cpu", small=True)
+    size = TOY_SIZE
+    print(f"demo: {recipe.title!r} from {path} ({len(recipe)} steps), Toy Kitchen models {size}x{size}, "
+          f"{args.steps} denoising steps, guidance {TOY_GUIDANCE:g}")
+    words = _toy_words_note(recipe)
+    print(f"note: {TOY_NOTE}")
+    reopened = [i for i, step in enumerate(recipe.steps) if step.reference_step is not None and step.container]
+    if reopened:
         mask_note = (
-            f"Container masks are a fixed centred box {box_text} px, not a detector: it is given for the frames that "
-            f"reopen a container (steps {_steps(sorted(masks))}) so region-aware noise runs offline."
+            "Container masks for region-aware noise come from the Toy Kitchen oracle (cooklab.toykitchen.oracle."
+            "OracleMaskProvider): the container's pixels in each reference frame, read by the world's palette, not a "
+            f"detector; asked for the steps that reopen a container ({_steps(reopened)})."
         )
     else:
         mask_note = "This recipe names no container that reappears (no reference_step), so no frame gets region-aware noise."
-    print(f"note: {mask_note}")
-    notes = [TINY_NOTE, mask_note]
+    for note in [mask_note] + ([words] if words else []):
+        print(f"note: {note}")
+    rd_notes = [TOY_NOTE, *([words] if words else [])]
 
-    common = dict(seed=args.seed, num_inference_steps=args.steps, height=size, width=size, progress=True)
-    runs = (
-        ("region_aware_kv", dict(variant="region_aware_kv", masks=masks or None), notes),
-        ("independent", dict(variant="independent"), [TINY_NOTE, "Independent frames: every step from its own noise, for comparison."]),
-    )
-    indices = []
-    for name, options, run_notes in runs:
+    indices = {}
+    with _quiet_loading():
+        sd = _load_pipe("toy", args.seed, device)
+    common = dict(seed=args.seed, num_inference_steps=args.steps, height=size, width=size, guidance_scale=TOY_GUIDANCE,
+                  progress=False)
+
+    # Recipe Diffusion, all mechanisms on, traced: reference share and the noise each frame started from
+    name, folder = "region_aware_kv", args.out / "region_aware_kv"
+    start = time.perf_counter()
+    with _one_thread(), cooklab.trace(sd, capture=["reference_share", "noise"]) as trace:
+        out = sd(recipe, variant="region_aware_kv", mask_provider=OracleMaskProvider(), **common)
+    seconds = time.perf_counter() - start
+    indices[name] = write_run(out, folder, model="toy", pipeline="recipe-diffusion", command=command,
+                              notes=[*rd_notes, mask_note])
+    atomic_write(folder / "trace_summary.txt", _trace_summary(trace, out))
+    figures = []
+    if trace.reference_share:
+        write_figure(plots.reference_share_curve_figure(trace), folder / "trace_reference_share.png")
+        last = max(k[0] for k in trace.reference_share)
+        write_figure(plots.reference_share_figure(trace, last), folder / "trace_reference_share_map.png")
+        figures += ["trace_reference_share.png", "trace_reference_share_map.png"]
+    if trace.noise:
+        first = min(trace.noise)
+        write_figure(plots.noise_map_figure(trace.noise[first]), folder / "trace_noise.png")
+        figures.append("trace_noise.png")
+    print(f"{name}: ", end="")
+    _print_run(out, indices[name], seconds)
+    print(f"  trace: trace_summary.txt, {', '.join(figures)}")
+
+    # Recipe Diffusion, independent frames, for comparison
+    name, folder = "independent", args.out / "independent"
+    start = time.perf_counter()
+    with _one_thread():
+        out = sd(recipe, variant="independent", **common)
+    seconds = time.perf_counter() - start
+    indices[name] = write_run(out, folder, model="toy", pipeline="recipe-diffusion", command=command,
+                              notes=[*rd_notes, "Independent frames: every step from its own noise, for comparison."])
+    print(f"{name}: ", end="")
+    _print_run(out, indices[name], seconds)
+    del sd
+
+    # CookAnything, every mechanism on, traced: where each step's text is read on the canvas
+    name, folder = "cookanything", args.out / "cookanything"
+    if len(recipe) > MAX_STEPS:
+        print(f"cookanything: skipped, the recipe has {len(recipe)} steps and one canvas holds at most {MAX_STEPS}.")
+    else:
+        with _quiet_loading():
+            flux = _load_cookanything("toy", args.seed, device)
         start = time.perf_counter()
-        with _one_thread():
-            out = pipe(recipe, **common, **options)
+        with _quiet_loading(), _one_thread(), cooklab.trace(flux, capture=["text_image_attention", "base_contribution"]) as trace:
+            out = flux(recipe, seed=args.seed, num_inference_steps=args.steps, height=size, width=size,
+                       true_cfg_scale=TOY_GUIDANCE, max_sequence_length=T5_MAX_LENGTH, progress=False)
         seconds = time.perf_counter() - start
-        index = write_run(out, args.out / name, model="tiny", pipeline="recipe-diffusion", command=command, notes=run_notes)
-        print(f"{name}: ", end="")
-        _print_run(out, index, seconds)
-        indices.append(index)
-    print(f"compare {indices[0]} with {indices[1]}")
+        ca_notes = [TOY_FLUX_NOTE, *([words] if words else []), *_span_notes(out)]
+        indices[name] = write_canvas_run(out, folder, model="toy", pipeline="cookanything", command=command, notes=ca_notes)
+        atomic_write(folder / "trace_summary.txt", _canvas_trace_summary(trace, out))
+        write_figure(plots.text_image_figure(trace), folder / "trace_text_image.png")
+        write_figure(plots.base_contribution_figure(trace), folder / "trace_base_contribution.png")
+        s = out.settings
+        print(f"{name}: {len(out.images)} steps on one {s['width']}x{len(out.images) * s['height']} canvas in {seconds:.1f} s; "
+              f"SRC, Flexible RoPE, CSCC; true CFG {s['true_cfg_scale']:g}")
+        print(f"open {indices[name]}")
+        print("  trace: trace_summary.txt, trace_text_image.png, trace_base_contribution.png")
+    print("compare " + " with ".join(str(index) for index in indices.values()))
     return 0
 
 

@@ -1,4 +1,4 @@
-"""The ``cooklab`` command and the run report (fast: tiny model, 2 steps, CPU, offline)."""
+"""The ``cooklab`` command and the run report (fast: tiny model, 2 steps, or the toy models, 4 steps; CPU, offline)."""
 
 from __future__ import annotations
 
@@ -11,11 +11,13 @@ from pathlib import Path
 import pytest
 
 import cooklab
-from cooklab.cli import main, recipes_dir, resolve_recipe
+from cooklab.cli import main, recipes_dir, resolve_recipe, toy_recipes_dir
 from cooklab.report import atomic_write
 
 RECIPES = Path(__file__).resolve().parent.parent / "data" / "recipes"
 OATS = RECIPES / "overnight_oats.yaml"  # the shortest shipped recipe (3 steps)
+TOY_RECIPES = Path(__file__).resolve().parent.parent / "data" / "toykitchen" / "recipes"
+TOY = TOY_RECIPES / "toy_kitchen.yaml"  # the demo's recipe (4 steps, Toy Kitchen words only)
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
@@ -245,19 +247,87 @@ def test_usage_errors_return_2(capsys):
     assert "generate" in capsys.readouterr().out
 
 
-def test_demo_writes_both_variants(tmp_path, capsys):
+def test_demo_runs_both_pipelines_on_the_toy_models(tmp_path, capsys):
     out = tmp_path / "demo"
-    assert main(["demo", "--out", str(out), "--steps", "2"]) == 0
-    for name in ("region_aware_kv", "independent"):
-        assert (out / name / "index.html").is_file()
-        assert (out / name / "storyboard.png").is_file()
-    ra, ind = _settings(out / "region_aware_kv"), _settings(out / "independent")
+    assert main(["demo", "--out", str(out), "--steps", "4"]) == 0
+    runs = ("region_aware_kv", "independent", "cookanything")
+    for name in runs:
+        for file in ("index.html", "settings.json"):
+            assert (out / name / file).is_file(), (name, file)
+        assert (out / name / "storyboard.png").read_bytes().startswith(PNG_MAGIC), name
+        assert len(list((out / name).glob("frame_*.png"))) == 4
+    traces = {"region_aware_kv": ["trace_reference_share.png", "trace_reference_share_map.png", "trace_noise.png"],
+              "independent": [], "cookanything": ["trace_text_image.png", "trace_base_contribution.png"]}
+    for name, figures in traces.items():
+        for figure in figures:
+            assert (out / name / figure).read_bytes().startswith(PNG_MAGIC), (name, figure)
+        assert (out / name / "trace_summary.txt").is_file() == bool(figures)
+        assert _leftovers(out / name) == []
+
+    ra, ind, ca = (_settings(out / name) for name in runs)
     assert ra["variant"] == "region_aware_kv" and ind["variant"] == "independent"
+    assert ra["pipeline"] == ind["pipeline"] == "recipe-diffusion" and ca["pipeline"] == "cookanything"
+    assert ra["model"] == ind["model"] == ca["model"] == "toy"
+    assert ra["settings"]["guidance_scale"] == 3.0 and ra["settings"]["height"] == 64
+    assert ra["settings"]["mask_provider"] == "OracleMaskProvider"
     masked = [f for f in ra["frames"] if f["mask"] is not None]
-    assert masked and all(f["mask"]["source"] == "box" for f in masked)
-    assert any(f["region_aware"] for f in ra["frames"])  # region-aware noise really ran
+    assert [f["index"] for f in masked] == [1, 2, 3] and all(f["mask"]["source"] == "oracle" for f in masked)
+    assert all(f["region_aware"] for f in masked)  # the oracle found the container in every reference frame
+    assert all(f["reference"] is None for f in ind["frames"])
+    assert ca["mechanisms"] == ["Step-wise Regional Control", "Flexible RoPE", "CSCC"]
+    assert ca["settings"]["true_cfg_scale"] == 3.0 and ca["settings"]["max_sequence_length"] == 64
+
+    summary = (out / "cookanything" / "trace_summary.txt").read_text(encoding="utf-8")
+    assert "step 4: 1.000" in summary  # SRC: each step's text is read by its own region only
+    assert "frame 1 (K/V from frame 0)" in (out / "region_aware_kv" / "trace_summary.txt").read_text(encoding="utf-8")
     stdout = capsys.readouterr().out
-    assert "centred box" in stdout and str(out / "region_aware_kv" / "index.html") in stdout
+    assert "Toy Kitchen" in stdout and "docs/toykitchen.md" in stdout and "OracleMaskProvider" in stdout
+    assert "noise until" not in stdout and "random weights" not in stdout
+    for name in runs:
+        assert str(out / name / "index.html") in stdout
+    assert "Toy Kitchen" in " ".join(ra["notes"]) and "Toy Kitchen" in " ".join(ca["notes"])
+
+
+def test_demo_on_a_recipe_outside_the_toy_world_says_so(tmp_path, capsys, monkeypatch):
+    import cooklab.cookanything
+
+    monkeypatch.setattr(cooklab.cookanything, "MAX_STEPS", 2)  # skip the canvas: the oats recipe has 3 steps
+    out = tmp_path / "demo"
+    assert main(["demo", "--out", str(out), "--steps", "2", "--recipe", "overnight_oats"]) == 0
+    stdout = capsys.readouterr().out
+    assert "know only the toy world's words" in stdout and "cookanything: skipped" in stdout
+    assert (out / "independent" / "storyboard.png").is_file() and not (out / "cookanything").exists()
+
+
+@pytest.mark.parametrize("pipeline", ["recipe-diffusion", "cookanything"])
+def test_generate_toy_is_the_default_model(tmp_path, capsys, pipeline):
+    out = tmp_path / "run"
+    assert main(["generate", str(TOY), "--pipeline", pipeline, "--steps", "4", "--out", str(out)]) == 0  # no --model
+    data = _settings(out)
+    s = data["settings"]
+    assert data["model"] == "toy" and s["num_inference_steps"] == 4 and s["height"] == s["width"] == 64
+    assert any("Toy Kitchen" in note for note in data["notes"])
+    if pipeline == "recipe-diffusion":
+        assert s["guidance_scale"] == 3.0 and s["mask_provider"] == "OracleMaskProvider"
+        assert [f["mask"]["source"] for f in data["frames"][1:]] == ["oracle"] * 3
+    else:
+        assert s["true_cfg_scale"] == 3.0 and s["max_sequence_length"] == 64 and (out / "canvas.png").is_file()
+    assert "know only the toy world's words" not in capsys.readouterr().err
+
+
+def test_generate_toy_options(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["generate", "toy_kitchen", "--model", "toy", "--steps", "4", "--masks", "box:16,16,48,48", "--guidance", "2",
+                 "--out", str(out)]) == 0
+    data = _settings(out)
+    assert data["settings"]["guidance_scale"] == 2.0 and data["frames"][1]["mask"]["source"] == "box"
+    assert main(["generate", "toy_kitchen", "--pipeline", "cookanything", "--model", "toy", "--steps", "4",
+                 "--true-cfg-scale", "1", "--guidance", "5", "--out", str(out)]) == 0
+    data = _settings(out)
+    assert data["settings"]["true_cfg_scale"] == 1.0
+    assert any("--guidance has no effect on toy_flux" in note for note in data["notes"])
+    assert main(["generate", "guacamole", "--steps", "2", "--out", str(out)]) == 0  # words the toy models never saw
+    assert "know only the toy world's words" in capsys.readouterr().err
 
 
 def test_trace_writes_summary(tmp_path):
@@ -294,10 +364,13 @@ def test_rerun_with_fewer_steps_removes_stale_frames(tmp_path):
 
 def test_recipe_resolution_from_another_cwd(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    assert recipes_dir() == RECIPES
-    assert resolve_recipe(None) == RECIPES / "pancakes.yaml"
+    assert recipes_dir() == RECIPES and toy_recipes_dir() == TOY_RECIPES
+    assert resolve_recipe(None) == TOY
     assert resolve_recipe("pancakes") == RECIPES / "pancakes.yaml"
     assert resolve_recipe("data/recipes/pancakes.yaml") == RECIPES / "pancakes.yaml"
+    assert resolve_recipe("toy_kitchen") == TOY and resolve_recipe("toy_kitchen.yaml") == TOY
+    assert resolve_recipe("data/toykitchen/recipes/toy_kitchen.yaml") == TOY
+    assert resolve_recipe("data/recipes/toy_kitchen.yaml") == Path("data/recipes/toy_kitchen.yaml")  # not in that folder
     (tmp_path / "pancakes.yaml").write_text("title: Mine\nsteps: [Mix.]\n")
     assert resolve_recipe("pancakes.yaml") == Path("pancakes.yaml")  # a real file wins
 
