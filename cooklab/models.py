@@ -26,8 +26,8 @@ import json
 import os
 import pickle
 import string
-from pathlib import Path
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import httpx
