@@ -24,3 +24,19 @@ def rd(tiny_sd):
     import cooklab
 
     return cooklab.RecipeDiffusion.from_pipe(tiny_sd)
+
+
+@pytest.fixture
+def tiny_flux():
+    from cooklab.models import tiny_flux
+
+    pipe = tiny_flux(seed=0)
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+@pytest.fixture
+def ca(tiny_flux):
+    import cooklab
+
+    return cooklab.CookAnything.from_pipe(tiny_flux)

@@ -13,32 +13,20 @@ KW = dict(num_inference_steps=3, max_sequence_length=TINY_T5_MAX_LENGTH, progres
 OFF = dict(regional=False, flexible_rope=False, cscc=False)
 
 
-@pytest.fixture
-def flux():
-    pipe = cooklab.models.tiny_flux(seed=0)
-    pipe.set_progress_bar_config(disable=True)
-    return pipe
-
-
-@pytest.fixture
-def ca(flux):
-    return cooklab.CookAnything.from_pipe(flux)
-
-
-def test_one_step_with_everything_off_equals_stock_flux(ca, flux):
+def test_one_step_with_everything_off_equals_stock_flux(ca, tiny_flux):
     out = ca([STEPS[0]], seed=5, **OFF, **KW)
-    stock = flux(STEPS[0], num_inference_steps=3, max_sequence_length=TINY_T5_MAX_LENGTH,
+    stock = tiny_flux(STEPS[0], num_inference_steps=3, max_sequence_length=TINY_T5_MAX_LENGTH,
                  generator=torch.Generator().manual_seed(5), output_type="np").images[0]
     assert out.images[0].shape == stock.shape
     assert np.abs(out.images[0] - stock).max() <= 1e-5
     assert np.array_equal(out.canvas, out.images[0])
 
 
-def test_region_noise_is_the_stock_draw(ca, flux):
+def test_region_noise_is_the_stock_draw(ca, tiny_flux):
     canvas = ca._noise(3, 64, 64, seed=7, dtype=torch.float32, device=torch.device("cpu"))
     p = canvas.shape[1] // 3
     for n in range(3):
-        stock, _ = flux.prepare_latents(1, 4, 64, 64, torch.float32, "cpu", torch.Generator().manual_seed(7 + n))
+        stock, _ = tiny_flux.prepare_latents(1, 4, 64, 64, torch.float32, "cpu", torch.Generator().manual_seed(7 + n))
         assert torch.equal(canvas[:, n * p : (n + 1) * p], stock)
 
 
@@ -71,7 +59,7 @@ def test_backends_give_the_same_images(ca):
     assert np.abs(batched.canvas - masked.canvas).max() < 1e-4
 
 
-def test_a_new_call_builds_a_new_layout(ca, flux):
+def test_a_new_call_builds_a_new_layout(ca, tiny_flux):
     ca(STEPS, seed=0, **KW)
     second = ca(STEPS[:2], seed=0, **KW)
     fresh = cooklab.CookAnything.from_pipe(cooklab.models.tiny_flux(seed=0))(STEPS[:2], seed=0, **KW)
@@ -79,18 +67,18 @@ def test_a_new_call_builds_a_new_layout(ca, flux):
     assert all(np.array_equal(a, b) for a, b in zip(second.images, fresh.images))
 
 
-def test_processors_restored_and_trace_changes_no_pixel(ca, flux):
-    before = dict(flux.transformer.attn_processors)
+def test_processors_restored_and_trace_changes_no_pixel(ca, tiny_flux):
+    before = dict(tiny_flux.transformer.attn_processors)
     plain = ca(STEPS, seed=0, **KW)
-    assert dict(flux.transformer.attn_processors) == before
+    assert dict(tiny_flux.transformer.attn_processors) == before
     with cooklab.trace(ca) as tr:
         traced = ca(STEPS, seed=0, **KW)
     assert all(np.array_equal(a, b) for a, b in zip(plain.images, traced.images))
-    assert dict(flux.transformer.attn_processors) == before
+    assert dict(tiny_flux.transformer.attn_processors) == before
     assert tr.text_image and tr.base_contribution and tr.canvas.img_ids.shape == (3 * 16, 3)
     with pytest.raises(ConfigError):
         ca(STEPS, seed=0, alpha=2.0, **KW)
-    assert dict(flux.transformer.attn_processors) == before
+    assert dict(tiny_flux.transformer.attn_processors) == before
 
 
 def test_step_text_attention_stays_in_its_region_with_src(ca):

@@ -16,30 +16,18 @@ KW = dict(num_inference_steps=3, max_sequence_length=TINY_T5_MAX_LENGTH, progres
 OFF = dict(regional=False, flexible_rope=False, cscc=False)
 
 
-@pytest.fixture
-def flux():
-    pipe = cooklab.models.tiny_flux(seed=0)
-    pipe.set_progress_bar_config(disable=True)
-    return pipe
-
-
-@pytest.fixture
-def ca(flux):
-    return cooklab.CookAnything.from_pipe(flux)
-
-
-def _stock(flux, seed, **kwargs):
-    return flux(STEPS[0], num_inference_steps=3, max_sequence_length=TINY_T5_MAX_LENGTH,
+def _stock(tiny_flux, seed, **kwargs):
+    return tiny_flux(STEPS[0], num_inference_steps=3, max_sequence_length=TINY_T5_MAX_LENGTH,
                 generator=torch.Generator().manual_seed(seed), output_type="np", **kwargs).images[0]
 
 
 @pytest.mark.parametrize(("ours", "theirs"), [("blurry", "blurry"), (None, "")])
-def test_one_step_true_cfg_equals_stock_flux(ca, flux, ours, theirs):
+def test_one_step_true_cfg_equals_stock_flux(ca, tiny_flux, ours, theirs):
     out = ca([STEPS[0]], seed=5, true_cfg_scale=2.0, negative_prompt=ours, **OFF, **KW)
-    stock = _stock(flux, 5, true_cfg_scale=2.0, negative_prompt=theirs)
+    stock = _stock(tiny_flux, 5, true_cfg_scale=2.0, negative_prompt=theirs)
     assert out.images[0].shape == stock.shape
     assert np.abs(out.images[0] - stock).max() <= 1e-5
-    assert not np.array_equal(stock, _stock(flux, 5))  # true CFG really acts on this model
+    assert not np.array_equal(stock, _stock(tiny_flux, 5))  # true CFG really acts on this model
     assert out.settings["true_cfg_scale"] == 2.0 and out.settings["negative_prompt"] == theirs
 
 
@@ -56,8 +44,8 @@ def test_true_cfg_scale_one_is_bit_identical_to_off(ca):
     assert ignored.settings["negative_prompt"] is None
 
 
-def test_true_cfg_on_the_regional_canvas(ca, flux):
-    before = dict(flux.transformer.attn_processors)
+def test_true_cfg_on_the_regional_canvas(ca, tiny_flux):
+    before = dict(tiny_flux.transformer.attn_processors)
     off = ca(STEPS, seed=0, **KW)
     cfg = ca(STEPS, seed=0, true_cfg_scale=3.0, negative_prompt="blurry", **KW)
     assert not np.array_equal(off.canvas, cfg.canvas)
@@ -65,14 +53,14 @@ def test_true_cfg_on_the_regional_canvas(ca, flux):
     assert all(np.array_equal(a, b) for a, b in zip(cfg.images, again.images, strict=True))
     other = ca(STEPS, seed=0, true_cfg_scale=3.0, negative_prompt="a red car", **KW)
     assert not np.array_equal(cfg.canvas, other.canvas)  # the negative prompt is used
-    assert dict(flux.transformer.attn_processors) == before
+    assert dict(tiny_flux.transformer.attn_processors) == before
 
     with cooklab.trace(ca) as plain_trace:
         ca(STEPS, seed=0, **KW)
     with cooklab.trace(ca) as tr:
         traced = ca(STEPS, seed=0, true_cfg_scale=3.0, negative_prompt="blurry", **KW)
     assert all(np.array_equal(a, b) for a, b in zip(cfg.images, traced.images, strict=True))
-    assert dict(flux.transformer.attn_processors) == before
+    assert dict(tiny_flux.transformer.attn_processors) == before
     assert len(tr.frames[0].timesteps) == len(plain_trace.frames[0].timesteps) == KW["num_inference_steps"]
     assert tr.steps(0, "text_image") == plain_trace.steps(0, "text_image") == list(range(KW["num_inference_steps"]))
     assert set(tr.text_image) == set(plain_trace.text_image)  # one map per (layer, step): the negative pass is not recorded

@@ -20,7 +20,7 @@ so that a nearest-colour oracle can tell them apart (``palette_distances`` check
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 import numpy as np
 import PIL.Image
@@ -165,9 +165,6 @@ class Scene:
         if len(names) > MAX_INGREDIENTS:
             raise ConfigError(f"{len(names)} ingredients: a toy scene holds at most {MAX_INGREDIENTS}.")
 
-    def with_ingredients(self, ingredients) -> Scene:
-        return replace(self, ingredients=tuple(ingredients))
-
     def ingredient(self, name: str) -> Ingredient | None:
         return next((i for i in self.ingredients if i.name == name), None)
 
@@ -197,7 +194,7 @@ def random_scene(rng: np.random.Generator, exclude=frozenset()) -> Scene:
 # Geometry of the containers (design grid): the outline and the area food may occupy
 # ---------------------------------------------------------------------------
 
-_RADIUS = {"bowl": 20, "pot": 19, "pan": 18, "plate": 23, "board": 0}
+_RADIUS = {"bowl": 20, "pot": 19, "pan": 18, "plate": 23}  # round containers; the board is a rectangle
 _BOARD_HALF = (20, 15)  # half width, half height
 
 
