@@ -1,28 +1,54 @@
-# `make demo` and `make test` work from a fresh clone: they create .venv, install, and run.
-# torch: the pinned pair below installs from PyPI as the CUDA build on a Linux GPU machine
-# (and runs on the CPU where there is no GPU); override with e.g. TORCH_SPEC="torch torchvision".
+# `make demo` and `make test` work from a fresh clone: they create .venv, install the exact
+# versions of requirements/lock.txt (what the suite was last run with), and run.
+#
+#   make lock          re-resolve requirements/lock.txt from pyproject.toml + requirements/torch.in (uv pip compile)
+#   make test-latest   a separate .venv-latest with the newest versions pyproject.toml allows, then the suite:
+#                      drift is found on purpose, not by a new user
+#
+# torch and torchvision are pinned as a pair in requirements/torch.in: on a Linux machine PyPI's
+# wheels are the CUDA build, which also runs on the CPU.
 PYTHON ?= python3
 VENV ?= .venv
-TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
+LATEST_VENV ?= .venv-latest
+LOCK := requirements/lock.txt
+TORCH_IN := requirements/torch.in
+EXTRAS := dev,notebooks,agent,grounding
+UV_VERSION ?= 0.13.9
 STAMP := $(VENV)/.cooklab-installed
 BIN := $(VENV)/bin
+RUN_ENV := HF_HUB_OFFLINE=1 OMP_WAIT_POLICY=PASSIVE
 
-.PHONY: install demo test lint notebooks clean
+.PHONY: install demo test test-latest lock lint notebooks clean
 
-$(STAMP): pyproject.toml
+$(STAMP): $(LOCK) pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --upgrade pip
-	$(BIN)/python -m pip install $(TORCH_SPEC)
-	$(BIN)/python -m pip install -e ".[dev,notebooks,agent,grounding]"
+	$(BIN)/python -m pip install --quiet -r $(LOCK)
+	$(BIN)/python -m pip install --quiet --no-deps -e .
+	$(BIN)/python -m pip check
 	touch $(STAMP)
 
 install: $(STAMP)
 
 demo: $(STAMP)
-	HF_HUB_OFFLINE=1 OMP_WAIT_POLICY=PASSIVE $(BIN)/cooklab demo --out outputs/demo
+	$(RUN_ENV) $(BIN)/cooklab demo --out outputs/demo
 
 test: $(STAMP)
-	HF_HUB_OFFLINE=1 OMP_WAIT_POLICY=PASSIVE $(BIN)/python -m pytest -q
+	$(RUN_ENV) $(BIN)/python -m pytest -q
+
+# The lock is universal (markers for other platforms and Pythons >= 3.11), so one file serves
+# Linux, macOS and Windows. uv is installed into .venv for this only.
+lock:
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet uv==$(UV_VERSION)
+	$(BIN)/uv pip compile pyproject.toml $(TORCH_IN) --extra dev --extra notebooks --extra agent --extra grounding \
+		--universal --python-version 3.11 --upgrade -o $(LOCK)
+
+test-latest:
+	test -x $(LATEST_VENV)/bin/python || $(PYTHON) -m venv $(LATEST_VENV)
+	$(LATEST_VENV)/bin/python -m pip install --quiet -r $(TORCH_IN)
+	$(LATEST_VENV)/bin/python -m pip install --quiet --upgrade --upgrade-strategy eager -c $(TORCH_IN) -e ".[$(EXTRAS)]"
+	$(LATEST_VENV)/bin/python requirements/drift.py $(LOCK)
+	$(RUN_ENV) $(LATEST_VENV)/bin/python -m pytest -q
 
 lint: $(STAMP)
 	$(BIN)/ruff check cooklab tests benchmarks
@@ -31,4 +57,5 @@ notebooks: $(STAMP)
 	$(BIN)/jupyter lab notebooks
 
 clean:
-	rm -rf $(VENV) outputs .pytest_cache
+	rm -rf $(VENV) $(LATEST_VENV) outputs .pytest_cache
+

@@ -16,7 +16,7 @@ recipe tools stay fast.
 from importlib import import_module
 
 from .errors import CheckpointError, ConfigError, CooklabError, RecipeError
-from .recipe import Recipe, Step, StepPlan, load_recipe
+from .recipe import Recipe, Step, StepPlan, as_recipe, load_recipe
 
 __version__ = "0.1.0"
 
@@ -35,7 +35,7 @@ _LAZY = {
     "CookAnythingOutput": (".cookanything", "CookAnythingOutput"),
 }
 
-__all__ = ["CheckpointError", "ConfigError", "CooklabError", "Recipe", "RecipeError", "Step", "StepPlan", "load_recipe", *_LAZY]
+__all__ = ["CheckpointError", "ConfigError", "CooklabError", "Recipe", "RecipeError", "Step", "StepPlan", "as_recipe", "load_recipe", *_LAZY]
 
 
 def __getattr__(name: str):

@@ -55,7 +55,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from cooklab.errors import ConfigError, CooklabError
 from cooklab.fileio import atomic_write
-from cooklab.recipe import Recipe, StepPlan, load_recipe
+from cooklab.recipe import Recipe, StepPlan, as_recipe
 
 __all__ = [
     "DEFAULT_MODEL",
@@ -246,7 +246,7 @@ def plan(
     timeout: seconds per request. max_retries: further attempts after a failed one.
     retry_delay: first backoff delay in seconds, doubled on every retry (a Retry-After header wins).
     """
-    recipe = _as_recipe(recipe)
+    recipe = as_recipe(recipe)
     if agent not in ("auto", "rules", "openai"):
         raise ConfigError(f"agent={agent!r}: choose 'auto', 'rules' or 'openai'.")
     wants_model = agent == "openai" or (
@@ -280,15 +280,6 @@ def plan(
     if cache_file is not None:
         atomic_write(cache_file, result.model_dump_json(indent=2) + "\n")
     return result
-
-
-def _as_recipe(recipe: Recipe | Sequence[str] | str | os.PathLike[str]) -> Recipe:
-    """Accept a Recipe, a recipe file path, or a list of step texts."""
-    if isinstance(recipe, Recipe):
-        return recipe
-    if isinstance(recipe, (str, os.PathLike)):
-        return load_recipe(recipe)
-    return Recipe.from_steps(list(recipe))
 
 
 # --- the disk cache --------------------------------------------------------------
@@ -700,7 +691,7 @@ class RuleBasedPlanner:
 
     def plan(self, recipe: Recipe | Sequence[str] | str | os.PathLike[str]) -> RecipePlan:
         """Plan every step of ``recipe`` (a Recipe, a list of step texts or a recipe file)."""
-        recipe = _as_recipe(recipe)
+        recipe = as_recipe(recipe)
         dish = recipe.title if recipe.title != _UNTITLED else "A home-cooked dish"
         containers: list[_Container] = []
         location: dict[str, _Container] = {}  # ingredient -> container it was last put in
@@ -1117,7 +1108,7 @@ class OpenAIPlanner:
 
     def plan(self, recipe: Recipe | Sequence[str] | str | os.PathLike[str]) -> RecipePlan:
         """Ask the model for the plan of ``recipe``; raise ``AgentError`` when every attempt fails."""
-        recipe = _as_recipe(recipe)
+        recipe = as_recipe(recipe)
         messages: list[dict[str, str]] = [
             {"role": "system", "content": _SYSTEM_PROMPT.format(style=self.style)},
             {"role": "user", "content": _recipe_message(recipe)},

@@ -9,19 +9,7 @@ from __future__ import annotations
 
 import torch
 
-from .errors import CheckpointError, ConfigError
-from .recipe import Recipe, load_recipe
-
-
-def as_recipe(recipe) -> Recipe:
-    """A Recipe from a Recipe, a list of step strings or a recipe file path."""
-    if isinstance(recipe, Recipe):
-        return recipe
-    if isinstance(recipe, (list, tuple)):
-        return Recipe.from_steps(list(recipe))
-    if isinstance(recipe, str) and "\n" not in recipe:
-        return load_recipe(recipe)
-    raise ConfigError("recipe must be a cooklab.Recipe, a list of step strings, or a path to a recipe file.")
+from .errors import CheckpointError
 
 
 class CooklabPipeline:

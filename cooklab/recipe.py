@@ -294,6 +294,32 @@ def load_recipe(path: str | os.PathLike[str]) -> Recipe:
     return Recipe(**data, source=source)
 
 
+def as_recipe(recipe: Recipe | Sequence[str | Mapping[str, Any] | Step] | str | os.PathLike[str]) -> Recipe:
+    """The one recipe coercion of cooklab: pipelines, ``plan`` and the CLI all accept what it accepts.
+
+    * a ``Recipe`` is returned as it is;
+    * a ``str`` or ``os.PathLike`` (``pathlib.Path``) is a recipe *file* read by ``load_recipe``;
+    * a list or tuple of steps (strings, step mappings or ``Step``) becomes ``Recipe.from_steps``.
+
+    A string holding several lines is recipe *text*, not a path: it is refused with the fix.
+    """
+    if isinstance(recipe, Recipe):
+        return recipe
+    if isinstance(recipe, str) and "\n" in recipe.strip():
+        raise RecipeError(
+            "recipe: got a string of several lines, which is recipe text, not a file path. "
+            "Fix: pass a list of step strings (recipe.splitlines()), or save the text to a .txt file and pass its path."
+        )
+    if isinstance(recipe, (str, os.PathLike)):
+        return load_recipe(recipe)
+    if isinstance(recipe, (list, tuple)):
+        return Recipe.from_steps(list(recipe))
+    raise RecipeError(
+        f"recipe: got {type(recipe).__name__}. Fix: pass a cooklab.Recipe, a recipe file path (str or pathlib.Path), "
+        "or a list of step strings."
+    )
+
+
 def _parse_yaml(text: str, source: str) -> Any:
     try:
         return yaml.safe_load(text)

@@ -323,12 +323,12 @@ def _step_html(entry: dict, data: dict) -> str:
         tokens = f'<span class="cut">{tokens}</span>'
     if not settings.get("cscc"):
         cscc = '<span class="no">off</span>'
+    elif span is not None and not span["matches"]:
+        cscc = '<span class="no">nothing fused</span> (its whole-description token ids differ from the step alone)'
     elif span is None or span["fused_length"] == 0:
         cscc = '<span class="no">nothing fused</span> (the step is beyond the token limit)'
     else:
         cscc = _e(f"first {span['fused_length']} tokens + {settings.get('lam'):g} × their whole-description tokens")
-        if not span["matches"]:
-            cscc += ' <span class="cut">(token ids differ from the step alone)</span>'
     rows_px = entry.get("canvas_rows")
     rows = [
         ("container", _e(entry.get("container") or "-")),

@@ -37,9 +37,29 @@ def test_all_mechanisms_off_equals_stock_pipeline(rd, tiny_sd):
 
 
 @pytest.mark.parametrize("scheduler_cls", [DDIMScheduler, DPMSolverMultistepScheduler, EulerDiscreteScheduler])
-def test_sequential_frames_equal_img2img_from_the_reference_latent(rd, tiny_sd, scheduler_cls):
+def test_sequential_frames_equal_img2img_from_the_previous_image(rd, tiny_sd, scheduler_cls):
+    """The paper's L_{i-1}: the previous frame's image encoded by the VAE (the default)."""
     tiny_sd.scheduler = scheduler_cls.from_config(tiny_sd.scheduler.config)
     out = rd(STEPS, seed=0, num_inference_steps=5, kv_sharing=False, region_aware=False, output_type="np", progress=False)
+    i2i = StableDiffusionImg2ImgPipeline(**tiny_sd.components)
+    i2i.set_progress_bar_config(disable=True)
+    for i in (1, 2):
+        previous = tiny_sd.image_processor.numpy_to_pil(out.images[i - 1][None])[0]  # the 8-bit image a user gets
+        ref = i2i(STEPS[i], image=previous, strength=0.999, num_inference_steps=5,
+                  generator=torch.Generator().manual_seed(i), output_type="np").images[0]
+        assert np.abs(ref - out.images[i]).max() <= 1e-5
+        f = out.frames[i]
+        assert (f.reference, f.start_from, f.reference_latent, f.start_index, f.steps_run) == (i - 1, "previous", "encoded", 1, 4)
+    final = rd(STEPS, seed=0, num_inference_steps=5, kv_sharing=False, region_aware=False, output_type="np", progress=False,
+               reference_latent="final")
+    assert not np.array_equal(final.images[1], out.images[1])  # the VAE round trip is a real difference
+
+
+@pytest.mark.parametrize("scheduler_cls", [DDIMScheduler, DPMSolverMultistepScheduler, EulerDiscreteScheduler])
+def test_sequential_frames_equal_img2img_from_the_reference_latent(rd, tiny_sd, scheduler_cls):
+    tiny_sd.scheduler = scheduler_cls.from_config(tiny_sd.scheduler.config)
+    out = rd(STEPS, seed=0, num_inference_steps=5, kv_sharing=False, region_aware=False, output_type="np", progress=False,
+             reference_latent="final")
     i2i = StableDiffusionImg2ImgPipeline(**tiny_sd.components)
     i2i.set_progress_bar_config(disable=True)
     for i in (1, 2):
@@ -81,8 +101,24 @@ def test_metadata_reference_step_selects_the_reference_frame(rd):
     plans = [dict(p) for p in PLANS]
     plans[2]["reference_step"] = 1  # step 3 goes back to step 1's bowl
     out = rd(STEPS, metadata=plans, seed=0, masks=[None, BOX, BOX], **FAST)
-    assert [f.reference for f in out.frames] == [None, 0, 0]
+    assert [f.reference for f in out.frames] == [None, 0, 0]  # region-aware noise of L_j (Eq. 5-7)
+    assert [f.mask_reference for f in out.frames] == [None, 0, 0]
     assert [f.kv_reference for f in out.frames] == [None, 0, 0]
+
+
+def test_frames_start_from_the_previous_frame_and_take_masks_and_kv_from_the_reference(rd):
+    plans = [dict(p) for p in PLANS]
+    plans[2]["reference_step"] = 1  # step 3's bowl is step 1's
+    kw = dict(metadata=plans, seed=0, output_type="np", **FAST)
+    out = rd(STEPS, **kw)  # no mask: uniform noise, so the paper's start, I_{i-1}
+    assert [(f.reference, f.start_from) for f in out.frames] == [(None, None), (0, "previous"), (1, "previous")]
+    assert [f.kv_reference for f in out.frames] == [None, 0, 0] and out.frames[2].mask_reference == 0
+    by_ref = rd(STEPS, start_from="reference", **kw)
+    assert [(f.reference, f.start_from) for f in by_ref.frames] == [(None, None), (0, "reference"), (0, "reference")]
+    assert np.array_equal(out.images[1], by_ref.images[1]) and not np.array_equal(out.images[2], by_ref.images[2])
+    masked = rd(STEPS, masks=[None, None, BOX], **kw)  # Eq. 5-7 noise L_j whatever start_from says
+    assert (masked.frames[2].reference, masked.frames[2].start_from, masked.frames[2].region_aware) == (0, "reference", True)
+    assert masked.settings["start_from"] == "previous" and masked.settings["reference_latent"] == "encoded"
 
 
 def test_no_mask_falls_back_to_uniform_noise_and_says_why(rd):
@@ -175,6 +211,8 @@ def test_processors_are_restored_after_a_call_and_after_an_error(rd):
         (dict(base_noise=0.1), ConfigError, "runs no denoising step"),
         (dict(metadata=[None, None, {"container": "bowl", "reference_step": 3}]), RecipeError, "reference_step"),
         (dict(metadata=[None, None]), RecipeError, "3"),
+        (dict(start_from="first"), ConfigError, "'previous'"),
+        (dict(reference_latent="decoded"), ConfigError, "'encoded'"),
     ],
 )
 def test_bad_inputs_raise_clear_errors(rd, kwargs, error, match):

@@ -20,7 +20,11 @@ given to a step by the character offsets the fast tokenizer reports. Nothing is 
 string or regular expression, and the appended ``</s>`` and padding (marked by the
 tokenizer's special-tokens mask) never belong to a step. Each step is also tokenized alone,
 and ``StepSpan.matches`` checks that the recipe tokens at the span are exactly the step's own
-tokens, so the two encodings are added position by position.
+tokens, so the two encodings are added position by position. A step whose tokens differ
+(a tokenizer that merges across the step boundary, say) is **not fused** (``fused_length ==
+0``): adding the encodings of different tokens row by row is not what Eq. 12 means. The
+pipeline warns and names such steps (``settings["cscc_unmatched_steps"]``), and the trace's
+``canvas.spans`` / ``cscc_delta_norm`` show them with a zero delta.
 
 With a SentencePiece/Metaspace tokenizer (T5) the word-start marker "▁" of a step's first
 word comes from the space *before* the step; its offset may point at that space. The gap
@@ -82,8 +86,13 @@ class StepSpan:
 
     @property
     def fused_length(self) -> int:
-        """The t of Eq. 12: rows of the step encoding that CSCC changes, min(own_length, length)."""
-        return min(self.own_length, self.length)
+        """The t of Eq. 12: rows of the step encoding that CSCC changes.
+
+        ``min(own_length, length)`` when the recipe's tokens at the span are the step's own
+        (``matches``); 0 otherwise, because Eq. 12 adds the two encodings position by position
+        and that sum means something only where both positions hold the same token.
+        """
+        return min(self.own_length, self.length) if self.matches else 0
 
 
 @dataclass
@@ -196,7 +205,8 @@ def cscc_fuse(
 
     ``step_embeds`` [N, L, D]: step n encoded alone (row n); ``recipe_embeds`` [1, L_r, D] or
     [L_r, D]: the encoding of ``spans.text``. ``delta[n, :t]`` is ``lam * recipe[b_n : b_n + t]``
-    with ``t = spans.spans[n].fused_length``, and zero elsewhere. ``lam = 0`` returns an exact
+    with ``t = spans.spans[n].fused_length``, and zero elsewhere -- so a step whose recipe tokens
+    are not its own (``matches`` False, ``t = 0``) is left as it is. ``lam = 0`` returns an exact
     copy. The inputs are not modified.
     """
     if step_embeds.dim() != 3:

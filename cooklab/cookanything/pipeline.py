@@ -47,8 +47,8 @@ from tqdm.auto import tqdm
 
 from ..errors import ConfigError
 from ..instrument.locate import locate
-from ..pipeline_base import CooklabPipeline, as_recipe
-from ..recipe import Recipe
+from ..pipeline_base import CooklabPipeline
+from ..recipe import Recipe, as_recipe
 from .cscc import RecipeSpans, cscc_fuse, step_token_spans, whole_description
 from .flexible_rope import canvas_image_ids, text_ids
 from .regional import RegionalFluxAttnProcessor, RegionalState, RegionLayout, resolve_backend
@@ -237,6 +237,14 @@ class CookAnything(CooklabPipeline):
                     stacklevel=3,
                 )
         if cscc:
+            unmatched = [span.step + 1 for span in spans.spans if span.length and not span.matches]
+            if unmatched and lam != 0:
+                warnings.warn(
+                    f"CSCC leaves steps {unmatched} unfused: their tokens inside the whole description differ from the step "
+                    "tokenized alone, so Eq. 12's position-by-position sum would add different tokens. Rephrase the step's "
+                    "first or last word, or accept these steps without cross-step context.",
+                    stacklevel=3,
+                )
             step_embeds, cscc_delta = cscc_fuse(step_embeds, base_embeds, spans, lam)
         else:
             spans = None
@@ -254,9 +262,11 @@ class CookAnything(CooklabPipeline):
 
         # 2-3. noise and positions
         latents = self._noise(n, height, width, seed, prompt_embeds.dtype, device)  # [1, N P, C 4]
+        # ids in float32 whatever the model's dtype: bf16 holds integers exactly only up to 256, and global
+        # canvas rows reach N * rows - 1 (N = 12 at 512^2: 383). FluxPosEmbed computes in float32/64 anyway.
         img_ids = canvas_image_ids(n, rows, cols, flexible=flexible_rope, step_axis=rope_step_axis, device=device,
-                                   dtype=prompt_embeds.dtype)
-        txt_ids = text_ids(prompt_embeds.shape[1], device=device, dtype=prompt_embeds.dtype)
+                                   dtype=torch.float32)  # [N P, 3]
+        txt_ids = text_ids(prompt_embeds.shape[1], device=device, dtype=torch.float32)  # [L_b + N L, 3]
 
         # 4. processors for this call only
         names = locate(pipe.transformer, *((regional_blocks,) if isinstance(regional_blocks, str) else regional_blocks))
@@ -269,40 +279,15 @@ class CookAnything(CooklabPipeline):
                               steps, trace=self._trace)
         originals = dict(pipe.transformer.attn_processors)
         install = regional or self._trace is not None  # off and untraced: the stock processors run untouched
-        if install:
-            pipe.transformer.set_attn_processor({name: RegionalFluxAttnProcessor(name, state) for name in originals})
-        if self._trace is not None:
-            counts = [len(ids) for ids in pipe.tokenizer_2(texts, truncation=True, max_length=L).input_ids]  # real tokens + EOS
-            self._trace.begin_canvas(layout=layout, texts=texts, img_ids=img_ids, txt_ids=txt_ids, spans=spans,
-                                     cscc_delta=cscc_delta, regional=regional, alpha=alpha, token_counts=counts)
-
-        # 5. denoise
-        sigmas = np.linspace(1.0, 1 / num_inference_steps, num_inference_steps)
-        if getattr(pipe.scheduler.config, "use_flow_sigmas", False):
-            sigmas = None
-        mu = calculate_shift(latents.shape[1], pipe.scheduler.config.get("base_image_seq_len", 256),
-                             pipe.scheduler.config.get("max_image_seq_len", 4096), pipe.scheduler.config.get("base_shift", 0.5),
-                             pipe.scheduler.config.get("max_shift", 1.15))
-        timesteps, _ = retrieve_timesteps(pipe.scheduler, num_inference_steps, device, sigmas=sigmas, mu=mu)
-        guidance = torch.full([1], guidance_scale, device=device, dtype=torch.float32) if pipe.transformer.config.guidance_embeds else None
-        pipe.scheduler.set_begin_index(0)
-        try:
-            for i, t in enumerate(tqdm(timesteps, desc="denoising", disable=not progress)):
-                state.step = i
-                if self._trace is not None:
-                    self._trace.set_step(i, float(t))
-                noise_pred = pipe.transformer(hidden_states=latents, timestep=t.expand(1).to(latents.dtype) / 1000, guidance=guidance,
-                                              pooled_projections=pooled, encoder_hidden_states=prompt_embeds, txt_ids=txt_ids,
-                                              img_ids=img_ids, return_dict=False)[0]  # [1, N P, C 4]
-                if do_true_cfg:
-                    state.trace = None  # the trace records the conditional branch only
-                    neg_noise_pred = pipe.transformer(hidden_states=latents, timestep=t.expand(1).to(latents.dtype) / 1000,
-                                                      guidance=guidance, pooled_projections=neg_pooled,
-                                                      encoder_hidden_states=neg_embeds, txt_ids=txt_ids, img_ids=img_ids,
-                                                      return_dict=False)[0]  # [1, N P, C 4]
-                    state.trace = self._trace
-                    noise_pred = neg_noise_pred + true_cfg_scale * (noise_pred - neg_noise_pred)
-                latents = pipe.scheduler.step(noise_pred, t, latents, return_dict=False)[0]
+        try:  # from the moment processors are installed, every path out restores the stock ones
+            if install:
+                pipe.transformer.set_attn_processor({name: RegionalFluxAttnProcessor(name, state) for name in originals})
+            if self._trace is not None:
+                counts = [len(ids) for ids in pipe.tokenizer_2(texts, truncation=True, max_length=L).input_ids]  # real tokens + EOS
+                self._trace.begin_canvas(layout=layout, texts=texts, img_ids=img_ids, txt_ids=txt_ids, spans=spans,
+                                         cscc_delta=cscc_delta, regional=regional, alpha=alpha, token_counts=counts)
+            latents, mu = self._denoise(latents, state, prompt_embeds, pooled, neg_embeds, neg_pooled, txt_ids, img_ids,
+                                        num_inference_steps, guidance_scale, true_cfg_scale, progress)
         finally:
             if install:
                 pipe.transformer.set_attn_processor(dict(originals))
@@ -318,7 +303,39 @@ class CookAnything(CooklabPipeline):
                         rope_step_axis=rope_step_axis, cscc=cscc, alpha=alpha, lam=lam, image_attention=image_attention,
                         attention_backend=backend if regional else None, regional_layers=sorted(state.layers), regional_steps=None if steps is None else sorted(steps),
                         mu=float(mu), model=pipe.name_or_path or type(pipe).__name__,
-                        truncated_steps=[] if spans is None else [i + 1 for i in spans.truncated_steps])
+                        truncated_steps=[] if spans is None else [i + 1 for i in spans.truncated_steps],
+                        cscc_unmatched_steps=[] if spans is None else [s.step + 1 for s in spans.spans if s.length and not s.matches])
         if self._trace is not None:
             self._trace.end_canvas(images, canvas)
         return CookAnythingOutput(images=images, canvas=canvas, layout=layout, spans=spans, recipe=recipe, settings=settings)
+
+    def _denoise(self, latents, state, prompt_embeds, pooled, neg_embeds, neg_pooled, txt_ids, img_ids, num_inference_steps,
+                 guidance_scale, true_cfg_scale, progress):
+        """Step 5: the flow-matching loop over the canvas; returns (final latents [1, N P, C 4], mu)."""
+        pipe, device = self.pipe, self.device
+        sigmas = np.linspace(1.0, 1 / num_inference_steps, num_inference_steps)
+        if getattr(pipe.scheduler.config, "use_flow_sigmas", False):
+            sigmas = None
+        mu = calculate_shift(latents.shape[1], pipe.scheduler.config.get("base_image_seq_len", 256),
+                             pipe.scheduler.config.get("max_image_seq_len", 4096), pipe.scheduler.config.get("base_shift", 0.5),
+                             pipe.scheduler.config.get("max_shift", 1.15))
+        timesteps, _ = retrieve_timesteps(pipe.scheduler, num_inference_steps, device, sigmas=sigmas, mu=mu)
+        guidance = torch.full([1], guidance_scale, device=device, dtype=torch.float32) if pipe.transformer.config.guidance_embeds else None
+        pipe.scheduler.set_begin_index(0)
+        for i, t in enumerate(tqdm(timesteps, desc="denoising", disable=not progress)):
+            state.step = i
+            if self._trace is not None:
+                self._trace.set_step(i, float(t))
+            noise_pred = pipe.transformer(hidden_states=latents, timestep=t.expand(1).to(latents.dtype) / 1000, guidance=guidance,
+                                          pooled_projections=pooled, encoder_hidden_states=prompt_embeds, txt_ids=txt_ids,
+                                          img_ids=img_ids, return_dict=False)[0]  # [1, N P, C 4]
+            if neg_embeds is not None:  # true CFG
+                state.trace = None  # the trace records the conditional branch only
+                neg_noise_pred = pipe.transformer(hidden_states=latents, timestep=t.expand(1).to(latents.dtype) / 1000,
+                                                  guidance=guidance, pooled_projections=neg_pooled,
+                                                  encoder_hidden_states=neg_embeds, txt_ids=txt_ids, img_ids=img_ids,
+                                                  return_dict=False)[0]  # [1, N P, C 4]
+                state.trace = self._trace
+                noise_pred = neg_noise_pred + true_cfg_scale * (noise_pred - neg_noise_pred)
+            latents = pipe.scheduler.step(noise_pred, t, latents, return_dict=False)[0]
+        return latents, mu

@@ -3,18 +3,27 @@
 For a recipe of steps ``S_0 .. S_{n-1}``:
 
 1. frame 0 is generated from pure noise, exactly as ``StableDiffusionPipeline`` does;
-2. frame ``i > 0`` starts from the final latent of its *reference frame* ``j`` -- the step
-   named by the metadata's ``reference_step``, otherwise the previous frame -- noised to
-   ``base_noise`` (``noise_levels.py``), or with region-aware noise (``region_noise.py``)
-   when the container mask of frame ``j`` is known;
-3. while frame ``i`` is denoised, the selected self-attention layers also attend to frame
-   ``j``'s keys and values of the same layer and step (``kv_sharing.py``).
+2. frame ``i > 0`` starts from the latent of the *previous* frame ``I_{i-1}`` noised to
+   ``base_noise`` (``noise_levels.py``) -- the paper's Sec. III; ``start_from="reference"``
+   starts it from the reference frame ``j`` instead;
+3. the *reference frame* ``j`` is the step named by the metadata's ``reference_step``,
+   otherwise the previous frame. When the step's container persists from ``j`` and its mask
+   in ``I_j`` is known, the frame starts from region-aware noise of ``L_j`` instead
+   (Eq. 5-7, ``region_noise.py``): ``object_noise`` inside the mask, ``base_noise`` outside;
+4. while frame ``i`` is denoised, the selected self-attention layers also attend to frame
+   ``j``'s keys and values of the same layer and step (Eq. 1-4, ``kv_sharing.py``).
+
+``L_j`` (and ``L_{i-1}``) is, as in the paper, the frame's *image* encoded by the VAE
+(``reference_latent="encoded"``: the 8-bit image the user gets, encoded with a posterior
+sample drawn from frame i's generator, as ``StableDiffusionImg2ImgPipeline`` encodes its
+input); ``reference_latent="final"`` takes the sampler's final latent instead (no VAE
+round trip).
 
 Every switch off gives back the stock pipeline: with ``sequential``, ``kv_sharing`` and
 ``region_aware`` all False, frame ``i`` equals ``StableDiffusionPipeline(text_i,
 generator=torch.Generator(device).manual_seed(seed + i))``; with only ``sequential`` it
-equals ``StableDiffusionImg2ImgPipeline(text_i, image=<latent of j>, strength=base_noise)``
-with the same generator.
+equals ``StableDiffusionImg2ImgPipeline(text_i, image=I_{i-1}, strength=base_noise)`` with
+the same generator (``image=<final latent of i-1>`` with ``reference_latent="final"``).
 """
 
 from __future__ import annotations
@@ -25,6 +34,7 @@ from dataclasses import dataclass, field
 import torch
 from diffusers import StableDiffusionPipeline
 from diffusers.pipelines.stable_diffusion.pipeline_stable_diffusion import rescale_noise_cfg, retrieve_timesteps
+from diffusers.pipelines.stable_diffusion.pipeline_stable_diffusion_img2img import retrieve_latents
 from diffusers.utils.torch_utils import randn_tensor
 from tqdm.auto import tqdm
 
@@ -33,11 +43,14 @@ from ..grounding import MaskResult, as_mask_result
 from ..instrument.locate import locate
 from ..instrument.observer import TracingAttnProcessor
 from ..instrument.trace import FrameTrace
-from ..pipeline_base import CooklabPipeline, as_recipe
-from ..recipe import Recipe, StepPlan
+from ..pipeline_base import CooklabPipeline
+from ..recipe import Recipe, StepPlan, as_recipe
 from .kv_sharing import KVSharingAttnProcessor, KVSharingState
 from .noise_levels import NoiseLevels, check_level
 from .region_noise import RegionNoise, region_aware_noise, resize_mask
+
+START_FROM = ("previous", "reference")  # where a frame without region-aware noise starts (paper: previous)
+REFERENCE_LATENT = ("encoded", "final")  # what L_j is: VAE encoding of I_j (paper) or the sampler's final latent
 
 # The paper's four variants (Table II): keyword presets for __call__(variant=...).
 VARIANTS = {
@@ -69,6 +82,9 @@ class FrameInfo:
     fallback: str | None = None  # why uniform noise was used although region_aware=True
     mask: MaskResult | None = field(default=None, repr=False)
     kv_fallback_steps: int = 0  # steps that read the reference's K/V of a neighbouring step
+    start_from: str | None = None  # why `reference` was chosen: "previous", "reference" (start_from or Eq. 5-7), None: noise
+    mask_reference: int | None = None  # frame whose image the container mask was looked for in (None: not region-aware)
+    reference_latent: str | None = None  # "encoded" (VAE encoding of its image) or "final" (its final latent); None: noise
 
 
 @dataclass
@@ -124,6 +140,7 @@ class _Call:
     base_noise: float
     object_noise: float
     region_aware: bool
+    reference_latent: str
     masks: dict
     mask_provider: object
     prompts: list[str]
@@ -131,7 +148,7 @@ class _Call:
     progress: bool
     device: torch.device
     kv_state: KVSharingState
-    kept: dict = field(default_factory=dict)  # frame -> final latent, for frames used as a reference
+    kept: dict = field(default_factory=dict)  # frame -> final latent, for frames some later frame starts from
     images: list = field(default_factory=list)
 
 
@@ -180,6 +197,8 @@ class RecipeDiffusion(CooklabPipeline):
         region_aware: bool = True,
         base_noise: float = 0.999,
         object_noise: float = 0.9,
+        start_from: str = "previous",
+        reference_latent: str = "encoded",
         kv_layers=("mid", "up"),
         masks=None,
         mask_provider=None,
@@ -202,6 +221,13 @@ class RecipeDiffusion(CooklabPipeline):
         an explicit mask is always applied, the provider only for steps whose metadata names a
         container and a reference_step.
         kv_cache_device: where reference K/V are kept (None: the compute device; "cpu").
+        start_from: where a sequential frame without region-aware noise starts: ``"previous"``
+        (the paper: ``I_{i-1}``) or ``"reference"`` (the metadata's reference frame ``I_j``).
+        Region-aware noise always noises ``L_j`` (Eq. 5-7), and K/V always come from ``I_j``.
+        reference_latent: ``"encoded"`` (the paper: the frame's 8-bit image encoded by the VAE,
+        as img2img encodes its input) or ``"final"`` (the sampler's final latent, no round trip).
+        Each frame's ``FrameInfo`` records ``reference``, ``start_from``, ``mask_reference``
+        and ``reference_latent`` as used.
         """
         if variant is not None:
             if variant not in VARIANTS:
@@ -221,6 +247,12 @@ class RecipeDiffusion(CooklabPipeline):
         base_noise, object_noise = check_level("base_noise", base_noise), check_level("object_noise", object_noise)
         if region_aware and not sequential:
             raise ConfigError("region_aware=True needs sequential=True: region-aware noise is applied to the reference frame's latent.")
+        if start_from not in START_FROM:
+            raise ConfigError(f"start_from={start_from!r}: choose 'previous' (the paper: frame i starts from frame i-1) or "
+                              "'reference' (from the metadata's reference frame).")
+        if reference_latent not in REFERENCE_LATENT:
+            raise ConfigError(f"reference_latent={reference_latent!r}: choose 'encoded' (the paper: the VAE encoding of the "
+                              "reference image) or 'final' (the sampler's final latent).")
         if int(num_inference_steps) < 1:
             raise ConfigError(f"num_inference_steps={num_inference_steps}: use at least 1.")
         pipe = self.pipe
@@ -234,8 +266,11 @@ class RecipeDiffusion(CooklabPipeline):
         mask_for = self._mask_table(masks, n) if region_aware else {}  # masks only matter for region-aware noise
 
         refs = recipe.reference_indices()  # metadata reference (0-based) or None per step
-        frame_ref = [None if (not sequential or i == 0) else (refs[i] if refs[i] is not None else i - 1) for i in range(n)]
-        kv_ref = [None if (not kv_sharing or i == 0) else (refs[i] if refs[i] is not None else i - 1) for i in range(n)]
+        ref = [None if i == 0 else (refs[i] if refs[i] is not None else i - 1) for i in range(n)]  # j of frame i
+        start_ref = [None if not sequential else (i - 1 if start_from == "previous" and i > 0 else ref[i]) for i in range(n)]
+        mask_ref = [ref[i] if region_aware else None for i in range(n)]  # I_j of Eq. 5-7 (needs sequential)
+        kv_ref = [ref[i] if kv_sharing else None for i in range(n)]
+        kept = {j for j in start_ref + mask_ref if j is not None}  # frames whose latent/image a later frame starts from
         last_use = {}
         for i, j in enumerate(kv_ref):
             if j is not None:
@@ -248,6 +283,7 @@ class RecipeDiffusion(CooklabPipeline):
             seed=seed, num_inference_steps=num_inference_steps, height=height, width=width, guidance_scale=guidance_scale,
             negative_prompt=negative_prompt, eta=eta, guidance_rescale=guidance_rescale, sequential=sequential,
             kv_sharing=kv_sharing, region_aware=region_aware, base_noise=base_noise, object_noise=object_noise,
+            start_from=start_from, reference_latent=reference_latent,
             kv_layers=locate(pipe, *((kv_layers,) if isinstance(kv_layers, str) else kv_layers), kind="self") if kv_sharing else [],
             scheduler=type(pipe.scheduler).__name__, model=pipe.name_or_path or type(pipe).__name__,
             variant=next((name for name, v in VARIANTS.items()
@@ -266,14 +302,15 @@ class RecipeDiffusion(CooklabPipeline):
         pipe.unet.set_attn_processor(dict(procs))
 
         call = _Call(seed, num_inference_steps, height, width, guidance_scale, negative_prompt, eta, guidance_rescale, do_cfg,
-                     base_noise, object_noise, region_aware, mask_for, mask_provider, prompts, output_type, progress, device, kv_state)
+                     base_noise, object_noise, region_aware, reference_latent, mask_for, mask_provider, prompts, output_type, progress,
+                     device, kv_state)
         frames, final_latents = [], []
         try:
             for i in tqdm(range(n), desc="frames", disable=not progress or n == 1):
-                info, latents = self._frame(call, i, recipe[i], frame_ref[i], kv_ref[i])
+                info, latents = self._frame(call, i, recipe[i], start_ref[i], mask_ref[i], kv_ref[i], start_from)
                 frames.append(info)
                 final_latents.append(latents.detach().to("cpu", torch.float32))
-                if i in frame_ref:
+                if i in kept:
                     call.kept[i] = latents
                 for j in [j for j, last in last_use.items() if last == i]:
                     kv_state.release(j)
@@ -335,7 +372,7 @@ class RecipeDiffusion(CooklabPipeline):
         elif call.mask_provider is None:
             return None, None, "no mask: pass masks=[...] or a mask_provider"
         else:
-            image = call.images[ref] if call.output_type == "pil" else self._decode_pil(call.kept[ref])
+            image = self._reference_image(call, ref)
             result = as_mask_result(call.mask_provider(image, phrase), image_hw, phrase, source=type(call.mask_provider).__name__)
             if result is None:
                 return None, None, f"the mask provider found no {phrase!r} in the reference image (step {ref + 1})"
@@ -352,8 +389,30 @@ class RecipeDiffusion(CooklabPipeline):
         image = self.pipe.vae.decode(latents / self.pipe.vae.config.scaling_factor, return_dict=False)[0]
         return self.pipe.image_processor.postprocess(image, output_type="pil")[0]
 
-    def _frame(self, call: _Call, i: int, step, ref: int | None, kv_ref: int | None):
-        """Generate frame i; returns its FrameInfo and final latent [1, C, h, w]."""
+    def _reference_image(self, call: _Call, j: int):
+        """The 8-bit image of frame j (PIL), as the user receives it."""
+        return call.images[j] if call.output_type == "pil" else self._decode_pil(call.kept[j])
+
+    def _start_latent(self, call: _Call, j: int, generator, dtype) -> torch.Tensor:
+        """L_j [1, C, h, w]: frame j's image encoded by the VAE ("encoded"), or its final latent ("final").
+
+        "encoded" does what ``StableDiffusionImg2ImgPipeline`` does with an input image:
+        ``preprocess`` -> ``vae.encode`` -> a posterior sample drawn from ``generator`` ->
+        times ``scaling_factor``; it uses the generator before the noise is drawn, as img2img does.
+        """
+        if call.reference_latent == "final":
+            return call.kept[j]
+        pipe = self.pipe
+        image = pipe.image_processor.preprocess(self._reference_image(call, j)).to(device=call.device, dtype=dtype)  # [1, 3, H, W]
+        return retrieve_latents(pipe.vae.encode(image), generator=generator) * pipe.vae.config.scaling_factor  # [1, C, h, w]
+
+    def _frame(self, call: _Call, i: int, step, start_ref: int | None, mask_ref: int | None, kv_ref: int | None, start_from: str):
+        """Generate frame i; returns its FrameInfo and final latent [1, C, h, w].
+
+        start_ref: the frame a uniformly noised start is taken from (``start_from``); mask_ref:
+        the reference frame j whose container mask gives region-aware noise of L_j (Eq. 5-7),
+        None when region-aware noise is off; kv_ref: the frame whose K/V are shared.
+        """
         pipe, trace = self.pipe, self._trace
         prompt = call.prompts[i]
         prompt_embeds = self._encode(prompt, call.negative_prompt, call.do_cfg, call.device)
@@ -362,22 +421,29 @@ class RecipeDiffusion(CooklabPipeline):
         generator = torch.Generator(call.device).manual_seed(call.seed + i)
         channels = pipe.unet.config.in_channels
         latent_hw = (call.height // pipe.vae_scale_factor, call.width // pipe.vae_scale_factor)
+        info = FrameInfo(index=i, text=step.text, prompt=prompt, seed=call.seed + i, container=step.container, reference=None,
+                         kv_reference=kv_ref, start_index=0, steps_run=call.num_inference_steps, start_timestep=float(timesteps[0]),
+                         base_noise=None, object_noise=None, object_timestep=None, region_aware=False, mask_reference=mask_ref)
+        mask = None
+        if mask_ref is not None:  # the container mask in I_j decides whether Eq. 5-7 applies
+            info.mask, mask, info.fallback = self._resolve_mask(call, i, step, mask_ref, latent_hw)
+        if mask is not None:
+            info.reference, info.start_from = mask_ref, "reference"  # Eq. 5-7 noise L_j
+        elif start_ref is not None:
+            info.reference, info.start_from = start_ref, start_from
+        ref = info.reference
         if trace is not None:
             trace.begin_frame(FrameTrace(i, prompt, self._tokens(prompt), ref, latent_hw, kv_reference=kv_ref))
 
-        info = FrameInfo(index=i, text=step.text, prompt=prompt, seed=call.seed + i, container=step.container, reference=ref, kv_reference=kv_ref,
-                         start_index=0, steps_run=call.num_inference_steps, start_timestep=float(timesteps[0]),
-                         base_noise=None, object_noise=None, object_timestep=None, region_aware=False)
         if ref is None:  # from pure noise, exactly as the stock pipeline
             latents = pipe.prepare_latents(1, channels, call.height, call.width, prompt_embeds.dtype, call.device, generator)
         else:
+            info.reference_latent = call.reference_latent
+            ref_latents = self._start_latent(call, ref, generator, prompt_embeds.dtype)  # [1, C, h, w]
             noise = randn_tensor((1, channels, *latent_hw), generator=generator, device=call.device, dtype=prompt_embeds.dtype)
-            ref_latents = call.kept[ref]
             region = None
-            if call.region_aware:
-                info.mask, mask, info.fallback = self._resolve_mask(call, i, step, ref, latent_hw)
-                if mask is not None:
-                    region = region_aware_noise(ref_latents, noise, mask, call.object_noise, call.base_noise, levels.add_noise)
+            if mask is not None:
+                region = region_aware_noise(ref_latents, noise, mask, call.object_noise, call.base_noise, levels.add_noise)
             latents = region.combined if region is not None else levels.add_noise(ref_latents, noise, call.base_noise)
             start = levels.index(call.base_noise)
             if hasattr(pipe.scheduler, "set_begin_index"):
