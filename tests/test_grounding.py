@@ -15,11 +15,13 @@ import numpy as np
 import PIL.Image
 import pytest
 import torch
+import transformers
 from transformers import (
     BertConfig,
     BertModel,
     BertTokenizer,
 )
+from transformers.modeling_outputs import BaseModelOutputWithPastAndCrossAttentions
 
 import cooklab
 from cooklab import CheckpointError, ConfigError
@@ -275,12 +277,73 @@ def test_upstream_bert_warper_runs_through_the_compat_layer(monkeypatch):
         BertModelWarper(bert)
     assert set(ensure_bert_compat()) == set(compat.RESTORED_BERT_METHODS)
     warper = BertModelWarper(bert)
+    compat.adapt_bert_calls(warper)
+    assert compat.adapt_bert_calls(warper) == ()  # idempotent
     ids = torch.tensor([[2, 9, 10, 5, 3, 0]])
     keep = torch.tensor([[1, 1, 1, 1, 1, 0]])
+    try:
+        with torch.no_grad():
+            ours = warper(input_ids=ids, attention_mask=keep)["last_hidden_state"]
+    except Exception as err:  # a future transformers release broke the layer again: say which
+        pytest.fail(f"groundingdino-py's BertModelWarper no longer runs on transformers {transformers.__version__} "
+                    f"through cooklab/grounding/groundingdino_compat.py: {err!r}")
     with torch.no_grad():
-        ours = warper(input_ids=ids, attention_mask=keep)["last_hidden_state"]
         native = bert(input_ids=ids, attention_mask=keep).last_hidden_state
     assert torch.allclose(ours[:, :5], native[:, :5], atol=1e-5)
+    assert dict(warper.named_parameters()).keys() == dict(bert.named_parameters()).keys()  # checkpoint keys unchanged
+
+
+class _Embeddings4(torch.nn.Module):
+    """BertEmbeddings.forward as transformers 4 to 5.23 spell it."""
+
+    def forward(self, input_ids=None, token_type_ids=None, position_ids=None, inputs_embeds=None, past_key_values_length=0):
+        return ("v4", past_key_values_length)
+
+
+class _Embeddings524(torch.nn.Module):
+    """BertEmbeddings.forward as transformers 5.24 spells it."""
+
+    def forward(self, input_ids=None, token_type_ids=None, position_ids=None, inputs_embeds=None, cache_length=0):
+        return ("v5.24", cache_length)
+
+
+class _Encoder524(torch.nn.Module):
+    def forward(self, hidden_states, attention_mask=None, encoder_hidden_states=None, encoder_attention_mask=None, cache=None,
+                use_cache=None, **kwargs):
+        return BaseModelOutputWithPastAndCrossAttentions(last_hidden_state=hidden_states)
+
+
+class _Warper(torch.nn.Module):
+    def __init__(self, embeddings, encoder):
+        super().__init__()
+        self.embeddings, self.encoder = embeddings, encoder
+
+
+def test_bert_calls_follow_the_installed_signatures_not_a_version_number():
+    old = _Warper(_Embeddings4(), _Encoder524())
+    assert compat.adapt_bert_calls(old) == ("encoder",)  # v4 embeddings take the v4 keyword: left alone
+    assert old.embeddings(input_ids=None, past_key_values_length=3) == ("v4", 3)
+    new = _Warper(_Embeddings524(), _Encoder524())
+    assert compat.adapt_bert_calls(new) == ("embeddings", "encoder")
+    assert new.embeddings(input_ids=None, past_key_values_length=3) == ("v5.24", 3)  # renamed
+    h = torch.ones(1, 2, 4)
+    out = new.encoder(h, attention_mask=None, head_mask=[None, None], past_key_values=None, use_cache=False,
+                      output_attentions=False, output_hidden_states=False, return_dict=True)
+    assert out[0] is h and out.last_hidden_state is h and out.past_key_values is None  # the field names groundingdino reads
+    with pytest.raises(compat.BertCompatError, match=f"transformers {transformers.__version__}"):
+        new.encoder(h, head_mask=[torch.ones(2), None])  # a head mask the installed layers cannot apply: refused, named
+
+
+def test_an_unknown_keyword_with_a_value_names_the_transformers_version():
+    class Embeddings(torch.nn.Module):
+        def forward(self, input_ids=None):
+            return input_ids
+
+    warper = _Warper(Embeddings(), _Encoder524())
+    compat.adapt_bert_calls(warper)
+    assert warper.embeddings(input_ids=1, past_key_values_length=0) == 1  # a neutral value is dropped
+    with pytest.raises(compat.BertCompatError, match=rf"transformers {transformers.__version__}.*past_key_values_length=5"):
+        warper.embeddings(input_ids=1, past_key_values_length=5)
 
 
 # ---------------------------------------------------------------------------

@@ -27,23 +27,41 @@ what is missing or by how the model is built, never by changing the installed pa
    pass raises deprecation warnings cooklab's user cannot act on (``torch.cuda.amp.autocast``,
    ``torch.meshgrid`` without ``indexing``). ``build_groundingdino`` swallows the print and
    ``quiet_upstream_warnings()`` filters exactly those warnings around a forward pass.
+6. ``BertModelWarper.forward`` calls ``self.embeddings(..., past_key_values_length=...)`` and
+   ``self.encoder(..., past_key_values=..., head_mask=..., return_dict=...)`` and reads
+   ``encoder_outputs.past_key_values``. transformers renames these keywords from release to
+   release (5.24: ``cache_length`` and ``cache``; the output field ``cache``).
+   ``adapt_bert_calls(warper)`` reads the signatures the *installed* ``BertEmbeddings`` and
+   ``BertEncoder`` have and gives that one warper instance translating ``forward`` methods
+   (instance attributes: no class of transformers or groundingdino is changed, module names
+   and state-dict keys stay as they are). It follows signatures, never version numbers: a
+   keyword the installed method takes is passed as it is; a renamed one is passed under its
+   new name (``KEYWORD_RENAMES``); one with no counterpart is dropped only when it carries its
+   neutral value (``None``, ``0``, ``False``), and otherwise ``BertCompatError`` names the
+   keyword and the installed transformers version.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
+import inspect
 import io
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
 import torch
+import transformers
 from transformers import BertModel
 
 from ..errors import CheckpointError
 
 __all__ = [
+    "KEYWORD_RENAMES",
     "RESTORED_BERT_METHODS",
+    "BertCompatError",
+    "adapt_bert_calls",
     "build_groundingdino",
     "ensure_bert_compat",
     "expanded_head_mask",
@@ -189,6 +207,113 @@ def ensure_bert_compat() -> tuple[str, ...]:
 
 
 # ---------------------------------------------------------------------------
+# Keyword names that moved (fix 6)
+# ---------------------------------------------------------------------------
+
+#: Keywords groundingdino-py passes (transformers 4 names) -> the names later releases use.
+KEYWORD_RENAMES = {
+    "past_key_values_length": ("cache_length", "past_key_values_length"),
+    "past_key_values": ("cache", "past_key_values"),
+}
+
+
+class BertCompatError(CheckpointError):
+    """groundingdino-py calls BERT in a way the installed transformers no longer accepts."""
+
+
+def _fail(what: str, detail: str) -> BertCompatError:
+    return BertCompatError(
+        f"groundingdino-py's BERT text encoder cannot run on transformers {transformers.__version__}: {what} {detail}. "
+        "cooklab.grounding.groundingdino_compat (fix 6) adapts renamed keywords; this one it does not know. "
+        "Fix: install the transformers version of cooklab's lock (requirements/lock.txt), or use the default "
+        "transformers backend (cooklab.grounding.GroundedSAM), and report the version."
+    )
+
+
+def _translating(method, what: str):
+    """Wrap a bound ``forward`` so the keywords groundingdino-py passes reach it under the names it takes."""
+    params = inspect.signature(method).parameters
+    takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+
+    @functools.wraps(method)
+    def forward(*args, **kwargs):
+        for name in list(kwargs):
+            if name in params:
+                continue
+            target = next((new for new in KEYWORD_RENAMES.get(name, ()) if new in params), None)
+            if target is not None:
+                kwargs[target] = kwargs.pop(name)
+            elif name in KEYWORD_RENAMES or not takes_any:
+                value = kwargs.pop(name)
+                if value is not None and value is not False and not (isinstance(value, int) and value == 0):
+                    raise _fail(what, f"got {name}={value!r}, which its forward{inspect.signature(method)} has no place for")
+        return method(*args, **kwargs)
+
+    return forward
+
+
+class _EncoderOutput(dict):
+    """The encoder's output with the transformers-4 field names groundingdino-py reads."""
+
+    def __getattr__(self, name):
+        try:
+            return self[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+    def __getitem__(self, key):
+        if isinstance(key, (int, slice)):
+            return tuple(v for v in self.values() if v is not None)[key]
+        return super().__getitem__(key)
+
+
+def _encoder_forward(method):
+    """``encoder.forward`` that accepts groundingdino's keywords and returns its field names."""
+    translate = _translating(method, "BertEncoder.forward")
+    params = inspect.signature(method).parameters
+
+    @functools.wraps(method)
+    def forward(*args, **kwargs):
+        if "head_mask" not in params:  # groundingdino passes get_head_mask(None) = [None] * layers: nothing to apply
+            head_mask = kwargs.pop("head_mask", None)
+            if head_mask is not None and any(m is not None for m in head_mask):
+                raise _fail("BertEncoder.forward", "received a head mask, which its layers no longer take")
+        out = translate(*args, **kwargs)
+        if hasattr(out, "past_key_values") or not hasattr(out, "last_hidden_state"):
+            return out
+        return _EncoderOutput(
+            last_hidden_state=out.last_hidden_state,
+            past_key_values=getattr(out, "cache", None),
+            hidden_states=getattr(out, "hidden_states", None),
+            attentions=getattr(out, "attentions", None),
+            cross_attentions=getattr(out, "cross_attentions", None),
+        )
+
+    return forward
+
+
+def adapt_bert_calls(warper) -> tuple[str, ...]:
+    """Fix 6: make one ``BertModelWarper``'s calls fit the installed ``BertEmbeddings`` / ``BertEncoder``.
+
+    Returns the names of the sub-modules whose ``forward`` was wrapped (empty when the
+    installed signatures already take groundingdino-py's keywords). Idempotent per instance.
+    """
+    adapted = []
+    embeddings, encoder = warper.embeddings, warper.encoder
+    if "forward" not in vars(embeddings):
+        wanted = {"input_ids", "position_ids", "token_type_ids", "inputs_embeds", "past_key_values_length"}
+        if not wanted <= set(inspect.signature(embeddings.forward).parameters):
+            embeddings.forward = _translating(embeddings.forward, "BertEmbeddings.forward")
+            adapted.append("embeddings")
+    if "forward" not in vars(encoder):
+        params = set(inspect.signature(encoder.forward).parameters)
+        if not {"past_key_values", "head_mask", "return_dict", "output_attentions"} <= params:
+            encoder.forward = _encoder_forward(encoder.forward)
+            adapted.append("encoder")
+    return tuple(adapted)
+
+
+# ---------------------------------------------------------------------------
 # Building groundingdino-py's model
 # ---------------------------------------------------------------------------
 
@@ -249,6 +374,7 @@ def build_groundingdino(config, text_encoder, **overrides) -> torch.nn.Module:
     ensure_bert_compat()  # fix 1, before BertModelWarper copies the methods
     with contextlib.redirect_stdout(io.StringIO()), quiet_upstream_warnings():  # fix 5
         model = build_model(args)
+    adapt_bert_calls(model.bert)  # fix 6
     tokenizer = model.tokenizer
     if len(tokenizer) <= 2:
         raise CheckpointError(f"text_encoder folder {str(folder)!r}: its tokenizer has only {len(tokenizer)} tokens. Fix: {_BERT_HELP}.")
