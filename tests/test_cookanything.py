@@ -147,3 +147,74 @@ def test_a_cut_whole_description_is_reported(ca):
     with pytest.warns(UserWarning, match="whole description is cut"):
         out = ca(long_steps, seed=0, **{**KW, "max_sequence_length": 32})
     assert out.settings["truncated_steps"] and out.settings["truncated_steps"][-1] == 4
+
+
+def test_global_position_ids_stay_distinct_in_bf16_at_twelve_regions():
+    """Global ids reach 12 * rows - 1 > 256: built in float32, none collide although the model runs in bf16."""
+    pipe = cooklab.CookAnything.from_pipe(cooklab.models.tiny_flux(seed=0, dtype=torch.bfloat16))
+    seen = {}
+    handle = pipe.transformer.register_forward_pre_hook(lambda m, a, kw: seen.update(img=kw["img_ids"], txt=kw["txt_ids"]),
+                                                        with_kwargs=True)
+    try:
+        out = pipe([f"Step {i}: stir the carrots" for i in range(12)], seed=0, height=352, width=16,  # 22 x 1 tokens per region
+                   regional=False, flexible_rope=False, cscc=False, num_inference_steps=1,
+                   max_sequence_length=TINY_T5_MAX_LENGTH, progress=False, output_type="latent")
+    finally:
+        handle.remove()
+    rows = seen["img"][:, 1]
+    assert seen["img"].dtype == torch.float32 and seen["txt"].dtype == torch.float32
+    assert rows.max() == 12 * 22 - 1 and rows.unique().numel() == 12 * 22  # 257 and 256 are two rows, not one
+    assert out.canvas.dtype == torch.bfloat16
+
+
+@pytest.mark.parametrize("where", ["trace setup", "calculate_shift", "retrieve_timesteps", "set_begin_index", "first step"])
+def test_stock_processors_are_back_after_a_failure_anywhere_after_installing(ca, tiny_flux, monkeypatch, where):
+    import cooklab.cookanything.pipeline as module
+
+    def boom(*args, **kwargs):
+        raise RuntimeError(f"injected failure in {where}")
+
+    if where == "trace setup":
+        monkeypatch.setattr(cooklab.Trace, "begin_canvas", boom)
+    elif where == "set_begin_index":
+        monkeypatch.setattr(type(tiny_flux.scheduler), "set_begin_index", boom)
+    elif where == "first step":
+        monkeypatch.setattr(type(tiny_flux.scheduler), "step", boom)
+    else:
+        monkeypatch.setattr(module, where, boom)
+    before = dict(tiny_flux.transformer.attn_processors)
+    with pytest.raises(RuntimeError, match="injected failure"):
+        if where == "trace setup":
+            with cooklab.trace(ca, capture=["layout"]):
+                ca(STEPS, seed=0, **KW)
+        else:
+            ca(STEPS, seed=0, **KW)
+    assert dict(tiny_flux.transformer.attn_processors) == before
+
+
+def test_cscc_leaves_steps_whose_tokens_differ_unfused_and_says_so(ca, monkeypatch):
+    import cooklab.cookanything.pipeline as module
+
+    real = module.step_token_spans
+
+    def second_step_mismatched(*args, **kwargs):
+        spans = real(*args, **kwargs)
+        spans.spans[1].matches = False  # as if the tokenizer had merged across the step boundary
+        return spans
+
+    monkeypatch.setattr(module, "step_token_spans", second_step_mismatched)
+    with pytest.warns(UserWarning, match=r"CSCC leaves steps \[2\] unfused"), cooklab.trace(ca, capture=["cscc"]) as tr:
+        out = ca(STEPS, seed=0, lam=0.5, **KW)
+    assert out.settings["cscc_unmatched_steps"] == [2] and out.spans.spans[1].fused_length == 0
+    norms = tr.canvas.cscc_delta_norm  # [N, L]
+    assert norms[1].abs().max() == 0 and norms[0].max() > 0 and norms[2].max() > 0
+
+
+def test_pipelines_accept_a_pathlib_recipe(ca, rd, tmp_path):
+    from pathlib import Path
+
+    path = tmp_path / "two.yaml"
+    path.write_text("title: Two\nsteps:\n  - Dice two carrots on a wooden board\n  - Fry the carrots in a black pan\n")
+    assert isinstance(path, Path)
+    assert len(ca(path, seed=0, **KW).images) == 2
+    assert len(rd(path, seed=0, num_inference_steps=2, progress=False).images) == 2

@@ -206,6 +206,15 @@ def test_a_step_cut_off_entirely_is_not_fused(embeds):
     assert not delta[1:].any() and torch.equal(fused[1:], step[1:])
 
 
+def test_a_step_whose_recipe_tokens_are_not_its_own_is_not_fused(embeds):
+    step, recipe, spans = embeds
+    spans.spans[1].matches = False  # Eq. 12 adds position by position: only where both hold the same token
+    assert spans.spans[1].fused_length == 0
+    fused, delta = cscc_fuse(step, recipe, spans, 0.5)
+    assert not delta[1].any() and torch.equal(fused[1], step[1])
+    assert delta[0].any() and delta[2].any()
+
+
 def test_shape_errors_are_clear(embeds):
     step, recipe, spans = embeds
     with pytest.raises(ConfigError, match=r"step_embeds must be \[N, L, D\]"):

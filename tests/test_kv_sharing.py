@@ -96,3 +96,41 @@ def test_cache_size_formula_matches_what_is_stored(tiny_sd):
     with torch.no_grad():
         tiny_sd.unet(torch.randn(2, 4, 8, 16), 500, encoder_hidden_states=torch.randn(2, 77, 32))
     assert state.nbytes() == kv_cache_bytes_per_step(tiny_sd.unet, layers, 64, 128, batch=2, bytes_per_element=4)
+
+
+def test_every_step_reads_the_reference_kv_of_the_same_step():
+    """K_ref/V_ref come from the reference's *own* step (not a neighbour): step-valued K/V looked up at every step."""
+    state = KVSharingState(record_frames={0}, frame=0)
+    for step in range(5):
+        state.step = step
+        state.record(LAYER, torch.full((1, 2, 4), float(step)), torch.full((1, 2, 4), -float(step)))
+    state.frame, state.reference = 1, 0
+    for step in range(5):
+        state.step = step
+        k, v = state.lookup(LAYER, torch.device("cpu"))
+        assert torch.equal(k, torch.full((1, 2, 4), float(step))) and torch.equal(v, torch.full((1, 2, 4), -float(step)))
+    assert state.fallback_steps == {}
+
+
+def test_the_processor_shares_the_reference_kv_of_each_denoising_step(attn):
+    """Through the processor: frame 1 at step s attends over frame 0's K/V recorded at step s (Eq. 1-4)."""
+    torch.manual_seed(4)
+    state = KVSharingState(record_frames={0})
+    proc = KVSharingAttnProcessor(LAYER, state)
+    width = attn.to_q.in_features
+    h_ref = [torch.randn(1, 16, width) for _ in range(3)]
+    for step, h in enumerate(h_ref):  # frame 0 records one K/V per step
+        state.frame, state.step = 0, step
+        proc(attn, h)
+    state.frame, state.reference = 1, 0
+    h = torch.randn(1, 16, width)
+    heads, d = attn.heads, attn.to_q.out_features // attn.heads
+    split = lambda x: x.view(1, -1, heads, d).transpose(1, 2)  # noqa: E731
+    for step in (2, 0, 1):
+        state.step = step
+        k_plus = split(torch.cat([attn.to_k(h_ref[step]), attn.to_k(h)], 1))
+        v_plus = split(torch.cat([attn.to_v(h_ref[step]), attn.to_v(h)], 1))
+        a_plus = torch.softmax(split(attn.to_q(h)) @ k_plus.transpose(-1, -2) / d**0.5, dim=-1)
+        expected = attn.to_out[0]((a_plus @ v_plus).transpose(1, 2).reshape(1, -1, heads * d))
+        assert torch.allclose(proc(attn, h), expected, atol=1e-5), step
+    assert state.fallback_steps == {}

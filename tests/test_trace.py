@@ -1,5 +1,7 @@
 """cooklab.trace: observing changes no pixel, restores processors, records bounded, correct maps."""
 
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -123,3 +125,87 @@ def test_means_over_layers_use_the_finest_grid(rd):
     mid = next(k for k in tr.self_attention if k[1].startswith("mid") and k[0] == 1)
     with pytest.raises(IndexError, match="outside"):
         tr.self_attention_map(*mid, query=(5, 0))
+
+
+def test_traced_maps_equal_an_explicit_softmax_with_the_1_over_sqrt_d_scale(rd, tiny_sd):
+    """reference_share and cross_attention are softmax(Q K^T / sqrt(d)) computed beside the run (frame 1 vs a different frame 0)."""
+    self_name = "mid_block.attentions.0.transformer_blocks.0.attn1"
+    cross_name = "mid_block.attentions.0.transformer_blocks.0.attn2"
+    modules = dict(tiny_sd.unet.named_modules())
+    seen = {}
+
+    def keep(name):
+        def hook(module, args, kwargs):
+            h = args[0] if args else kwargs["hidden_states"]
+            seen[(name, tr._frame, tr._step)] = (h.detach().clone(), kwargs.get("encoder_hidden_states"))
+        return hook
+
+    handles = [modules[n].register_forward_pre_hook(keep(n), with_kwargs=True) for n in (self_name, cross_name)]
+    try:
+        with cooklab.trace(rd, capture=["reference_share", "cross_attention"], layers="mid", map_size=64) as tr:
+            rd(recipe(), **{**KW, "num_inference_steps": 4, "masks": None})
+    finally:
+        for handle in handles:
+            handle.remove()
+
+    def heads(x, attn):  # [P, C] -> [heads, P, d]
+        return x.reshape(x.shape[0], attn.heads, -1).transpose(0, 1)
+
+    attn = modules[self_name]
+    d = attn.to_q.out_features // attn.heads
+    for step in (1, 2, 3):  # frame 1 starts at step 1 (base_noise 0.999 of 4 steps)
+        h_cur = seen[(self_name, 1, step)][0][-1]  # [P, C] conditional half
+        h_ref = seen[(self_name, 0, step)][0][-1]  # frame 0 at the SAME step
+        assert not torch.equal(h_cur, h_ref)
+        with torch.no_grad():
+            q = heads(attn.to_q(h_cur), attn)
+            k = heads(torch.cat([attn.to_k(h_ref), attn.to_k(h_cur)]), attn)
+            a = torch.softmax(q @ k.transpose(1, 2) / math.sqrt(d), dim=-1).mean(0)  # [P, 2P]
+        share = a[:, : h_ref.shape[0]].sum(-1).reshape(tr.reference_share[(1, self_name + ".processor", step)].shape)
+        assert torch.allclose(tr.reference_share[(1, self_name + ".processor", step)], share, atol=1e-5)
+        assert (share - 0.5).abs().max() > 1e-3  # a reference that differs from the frame: not the 1/2 of self-sharing
+
+        cross = modules[cross_name]
+        h, text = seen[(cross_name, 1, step)]
+        with torch.no_grad():
+            q = heads(cross.to_q(h[-1]), cross)
+            k = heads(cross.to_k(text[-1]), cross)
+            a = torch.softmax(q @ k.transpose(1, 2) / math.sqrt(q.shape[-1]), dim=-1).mean(0)  # [P, 77]
+        stored = tr.cross_attention[(1, cross_name + ".processor", step)]  # [T, rows, cols]
+        expected = a[:, : stored.shape[0]].T.reshape(stored.shape)
+        assert torch.allclose(stored, expected, atol=1e-5)
+
+
+@pytest.mark.parametrize("regional", [False, True])
+def test_flux_text_image_mass_equals_an_explicit_softmax_with_the_1_over_sqrt_d_scale(ca, regional):
+    """observe_regional's mass on each step's real text tokens is softmax(Q K^T / sqrt(d)) (masked with SRC), not another scale."""
+    from cooklab.cookanything.regional import RegionalState, RegionLayout, regional_attention, regional_token_mask
+
+    layout = RegionLayout(n_regions=2, rows=2, cols=3, step_text_len=4, base_text_len=4)
+    counts = [3, 4]  # real tokens (EOS included) of each step
+    tr = cooklab.trace(ca, capture=["text_image_attention"], layers="double")
+    tr.begin_canvas(layout=layout, texts=["a", "b"], img_ids=torch.zeros(12, 3), txt_ids=torch.zeros(12, 3), spans=None,
+                    cscc_delta=None, regional=regional, alpha=0.1, token_counts=counts)
+    tr.set_step(0, 1.0)
+    torch.manual_seed(5)
+    q, k, v = (torch.randn(1, layout.total, 2, 16) for _ in range(3))  # [B, S, H, D], |q.k| ~ 4: the scale matters
+    state = RegionalState(layout, 0.1, "region", "masked", frozenset({"x"}))
+    result = regional_attention(q, k, v, layout, 0.1, "region", "masked") if regional else None
+    tr.observe_regional("x", None, q, k, state, result)
+
+    n, L, P, lb = layout.n_regions, layout.step_text_len, layout.region_tokens, layout.base_text_len
+    qi = q[0, layout.text_len :].transpose(0, 1)  # [H, N P, D]
+    if regional:
+        kk = k[0, lb:].transpose(0, 1)  # [H, N L + N P, D]
+        scores = qi @ kk.transpose(1, 2) / math.sqrt(16)
+        scores = scores.masked_fill(~regional_token_mask(layout)[n * L :], float("-inf"))
+        first = 0
+    else:
+        scores = qi @ k[0].transpose(0, 1).transpose(1, 2) / math.sqrt(16)
+        first = lb
+    a = torch.softmax(scores, dim=-1).mean(0)  # [N P, K]
+    mass = torch.stack([a[:, first + s * L : first + s * L + counts[s]].sum(-1) for s in range(n)])  # [N, N P]
+    expected = mass.reshape(n, n * layout.rows, layout.cols)
+    assert torch.allclose(tr.text_image[(0, "x", 0)], expected, atol=1e-5)
+    if regional:
+        assert expected[0, layout.rows :].abs().max() == 0  # step 1's text is read in region 1 only
