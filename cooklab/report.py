@@ -128,7 +128,7 @@ def run_settings(out: Any, *, model: str, pipeline: str, command: str | None = N
         "model_name_or_path": settings.get("model"),
         "variant": _variant_name(settings),
         "command": command,
-        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
         "versions": _versions(),
         "recipe": {
             "title": recipe.title,
@@ -200,7 +200,7 @@ def canvas_settings(out: Any, *, model: str, pipeline: str = "cookanything", com
         "model_name_or_path": settings.get("model"),
         "mechanisms": [label for key, label in MECHANISMS if settings.get(key)],
         "command": command,
-        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
         "versions": _versions(),
         "recipe": {"title": recipe.title, "description": recipe.description, "source": recipe.source, "steps": len(recipe)},
         "settings": settings,

@@ -193,7 +193,7 @@ def test_flux_text_image_mass_equals_an_explicit_softmax_with_the_1_over_sqrt_d_
     result = regional_attention(q, k, v, layout, 0.1, "region", "masked") if regional else None
     tr.observe_regional("x", None, q, k, state, result)
 
-    n, L, P, lb = layout.n_regions, layout.step_text_len, layout.region_tokens, layout.base_text_len
+    n, L, lb = layout.n_regions, layout.step_text_len, layout.base_text_len
     qi = q[0, layout.text_len :].transpose(0, 1)  # [H, N P, D]
     if regional:
         kk = k[0, lb:].transpose(0, 1)  # [H, N L + N P, D]

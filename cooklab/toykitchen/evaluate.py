@@ -135,7 +135,7 @@ def run_all(out=None, n: int = 200, seed: int = 0, num_inference_steps: int = 30
         "what": "held-out (colour, container, ingredient) captions, one picture each, read by cooklab.toykitchen.oracle",
         "n": n, "seed": seed, "steps": num_inference_steps, "batch": batch, "device": "cpu",
         "torch_threads": torch.get_num_threads(), "versions": _versions(),
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"), "runs": {},
+        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"), "runs": {},
     }
     models = {"sd": toy_sd, "flux": toy_flux, "untrained_tiny_sd": tiny_sd}
     for name, load in models.items():
