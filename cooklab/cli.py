@@ -69,6 +69,7 @@ RD_OPTIONS = {
     "variant": "--variant", "no_sequential": "--no-sequential", "no_kv_sharing": "--no-kv-sharing",
     "no_region_aware": "--no-region-aware", "base_noise": "--base-noise", "object_noise": "--object-noise",
     "kv_layers": "--kv-layers", "masks": "--masks", "kv_cache_device": "--kv-cache-device", "scheduler": "--scheduler",
+    "start_from": "--start-from", "reference_latent": "--reference-latent",
 }
 CA_OPTIONS = {
     "max_sequence_length": "--max-sequence-length", "no_regional": "--no-regional", "no_flexible_rope": "--no-flexible-rope",
@@ -77,7 +78,8 @@ CA_OPTIONS = {
     "true_cfg_scale": "--true-cfg-scale", "negative_prompt": "--negative-prompt",
 }
 DEFAULTS = {
-    "recipe-diffusion": dict(steps=20, guidance=7.5, base_noise=0.999, object_noise=0.9, kv_layers="mid,up"),
+    "recipe-diffusion": dict(steps=20, guidance=7.5, base_noise=0.999, object_noise=0.9, kv_layers="mid,up", start_from="previous",
+                             reference_latent="encoded"),
     "cookanything": dict(steps=28, guidance=3.5, alpha=0.1, lam=0.2, image_attention="region", attention_backend="auto",
                          true_cfg_scale=1.0),
 }
@@ -248,6 +250,12 @@ def build_parser() -> argparse.ArgumentParser:
     rd.add_argument("--no-region-aware", action="store_true", help="noise the whole reference latent uniformly")
     rd.add_argument("--base-noise", type=float, default=None, help="noise level of the reference latent (default: 0.999)")
     rd.add_argument("--object-noise", type=float, default=None, help="noise level inside the container mask (default: 0.9)")
+    rd.add_argument("--start-from", choices=("previous", "reference"), default=None,
+                    help="where a frame without region-aware noise starts: the previous frame (the paper, default) or its "
+                         "reference frame")
+    rd.add_argument("--reference-latent", choices=("encoded", "final"), default=None,
+                    help="a frame's latent as the next frame sees it: its image encoded by the VAE (the paper, default) or the "
+                         "sampler's final latent")
     rd.add_argument(
         "--kv-layers", type=str, default=None, help="layers sharing K/V, groups or names, comma separated (default: mid,up)"
     )
@@ -551,6 +559,8 @@ def _generate(args: argparse.Namespace, command: str) -> int:
         guidance_scale=args.guidance,
         base_noise=args.base_noise,
         object_noise=args.object_noise,
+        start_from=args.start_from,
+        reference_latent=args.reference_latent,
         kv_layers=kv_layers,
         kv_cache_device=args.kv_cache_device,
         mask_provider=provider,

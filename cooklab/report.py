@@ -275,7 +275,12 @@ def _level(value: float | None) -> str:
 def _frame_html(entry: dict) -> str:
     i = entry["index"]
     ref = entry["reference"]
-    start = "pure noise" if ref is None else f"step {ref + 1} (frame {ref})"
+    if ref is None:
+        start = "pure noise"
+    else:
+        why = {"previous": "the previous frame", "reference": "the reference frame"}.get(entry.get("start_from"), "")
+        latent = {"encoded": "its image encoded by the VAE", "final": "its final latent"}.get(entry.get("reference_latent"), "")
+        start = f"step {ref + 1} (frame {ref}" + "".join(f", {x}" for x in (why, latent) if x) + ")"
     noise = "-" if entry["base_noise"] is None else f"base {_level(entry['base_noise'])}"
     if entry["object_noise"] is not None:
         noise += f", container {_level(entry['object_noise'])}"

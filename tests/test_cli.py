@@ -107,6 +107,18 @@ def test_no_flags_give_a_custom_mix(tmp_path):
     assert data["frames"][1]["reference"] == 0 and data["frames"][1]["kv_reference"] is None
 
 
+def test_start_and_reference_latent_options_reach_the_frames(tmp_path):
+    out = tmp_path / "run"
+    assert _generate(out, "--no-region-aware") == 0
+    frame = _settings(out)["frames"][1]
+    assert (frame["reference"], frame["start_from"], frame["reference_latent"]) == (0, "previous", "encoded")
+    assert "its image encoded by the VAE" in (out / "index.html").read_text(encoding="utf-8")
+    out = tmp_path / "final"
+    assert _generate(out, "--no-region-aware", "--start-from", "reference", "--reference-latent", "final") == 0
+    data = _settings(out)
+    assert data["settings"]["start_from"] == "reference" and data["frames"][1]["reference_latent"] == "final"
+
+
 def test_malformed_recipe_is_a_clean_error(tmp_path, capsys):
     bad = tmp_path / "broken_recipe.yaml"
     bad.write_text("title: Broken\nsteps:\n  - text: [unclosed\n", encoding="utf-8")
