@@ -218,3 +218,18 @@ def test_pipelines_accept_a_pathlib_recipe(ca, rd, tmp_path):
     assert isinstance(path, Path)
     assert len(ca(path, seed=0, **KW).images) == 2
     assert len(rd(path, seed=0, num_inference_steps=2, progress=False).images) == 2
+
+
+def test_regional_layers_and_steps_select_where_src_runs(ca, tiny_flux):
+    full = ca(STEPS, seed=0, **KW)
+    every_step = ca(STEPS, seed=0, regional_steps=KW["num_inference_steps"], **KW)  # the first 3 of 3 steps = all
+    assert all(np.array_equal(a, b) for a, b in zip(full.images, every_step.images))
+    double = cooklab.locate(tiny_flux, "double")
+    with cooklab.trace(ca, capture=["base_contribution"]) as tr:
+        some = ca(STEPS, seed=0, regional_steps=[1], regional_blocks="double", **KW)
+    assert {step for (_, _, step) in tr.base_contribution} == {1}  # SRC ran at step 1 only ...
+    assert {layer for (_, layer, _) in tr.base_contribution} == set(double)  # ... in the double blocks only
+    assert some.settings["regional_layers"] == sorted(double) and some.settings["regional_steps"] == [1]
+    assert not np.array_equal(some.canvas, full.canvas)
+    every_other = ca(STEPS, seed=0, regional_every=2, **KW)
+    assert every_other.settings["regional_layers"] == sorted(cooklab.locate(tiny_flux, "double", "single")[::2])

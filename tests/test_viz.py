@@ -136,8 +136,8 @@ def test_storyboard_from_output_and_frame_notes(traced):
     assert out.recipe.title in fig._suptitle.get_text() and "region_aware_kv" in fig._suptitle.get_text()
     notes = [viz.frame_note(f) for f in out.frames]
     assert notes[0] == "from noise"
-    assert notes[1] == "ref 1 · KV 1 · RA 0.9/0.999"
-    assert notes[2] == "ref 2 · KV 2 · uniform 0.999 (no mask)"
+    assert notes[1] == "from 1 · KV 1 · RA 0.9/0.999"
+    assert notes[2] == "from 2 · KV 2 · uniform 0.999 (no mask)"
 
 
 def test_reference_share_figures(traced):

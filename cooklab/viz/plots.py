@@ -182,7 +182,7 @@ def storyboard(images, texts, title: str | None = None, ncols: int | None = None
 def frame_note(info) -> str:
     """One short line for a ``FrameInfo``: where the frame started and what it shared.
 
-    ``"noise"`` for a frame from pure noise; otherwise the reference step (1-based),
+    ``"from noise"`` for a frame from pure noise; otherwise the step it started from (1-based),
     ``KV`` with the step whose keys/values it attended to, and ``RA object/base`` when
     region-aware noise was applied or ``uniform base`` when it was not.
     """
@@ -190,7 +190,7 @@ def frame_note(info) -> str:
     if info.reference is None:
         parts.append("from noise")
     else:
-        parts.append(f"ref {info.reference + 1}")
+        parts.append(f"from {info.reference + 1}")
     if info.kv_reference is not None:
         parts.append(f"KV {info.kv_reference + 1}")
     if info.region_aware:

@@ -240,7 +240,8 @@ def _levels_html(obj, base, n, i_obj, i_base, t_obj, t_base, base_steps) -> str:
 def _settings_html(info, settings: dict) -> str:
     """A FrameInfo and the call's main settings as a small HTML table."""
     rows = [("text", info.text), ("note", frame_note(info)), ("seed", info.seed),
-            ("reference frame (latent)", _step_or_none(info.reference)), ("K/V reference", _step_or_none(info.kv_reference)),
+            ("starts from (latent)", _step_or_none(info.reference) + (f" ({info.start_from}, {info.reference_latent})" if info.start_from else "")),
+            ("mask / K/V reference", f"{_step_or_none(info.mask_reference)} / {_step_or_none(info.kv_reference)}"),
             ("start index / steps run", f"{info.start_index} / {info.steps_run}"), ("start timestep", f"{info.start_timestep:g}"),
             ("base_noise", info.base_noise), ("object_noise", info.object_noise), ("object timestep", info.object_timestep),
             ("region-aware noise", info.region_aware), ("fallback", info.fallback)]
@@ -271,7 +272,7 @@ def frame_scrubber(out):
     def draw():
         info = out.frames[step.value - 1]
         table.value = _settings_html(info, out.settings)
-        ref = info.reference if info.reference is not None else info.kv_reference
+        ref = next((r for r in (info.mask_reference, info.kv_reference, info.reference) if r is not None), None)  # the reference frame j
         fig, axes = plt.subplots(1, 2, figsize=(6, 3.2), layout="constrained")
         axes[0].imshow(out.images[info.index])
         axes[0].set_title(f"step {info.index + 1}", fontsize=9)
