@@ -23,8 +23,15 @@ def qkv(layout, seed=0, heads=2, dim=8):
     return [torch.randn(1, layout.total, heads, dim, generator=g) for _ in range(3)]
 
 
+def test_layout_slices_tile_the_joint_sequence_in_order():
+    parts = [LAYOUT.token_of("base", 0)] + [LAYOUT.token_of("text", n) for n in range(3)] + [LAYOUT.token_of("image", n) for n in range(3)]
+    assert [(p.start, p.stop) for p in parts] == [(0, 5), (5, 10), (10, 15), (15, 20), (20, 28), (28, 36), (36, 44)]
+    assert LAYOUT.total == 44 and LAYOUT.text_len == 20 and LAYOUT.image_len == 24
+
+
 def test_group_mask_is_the_papers():
     m = group_mask(4)
+    assert m.shape == (8, 8)
     for i in range(8):
         for j in range(8):
             assert bool(m[i, j]) == (i == j or abs(i - j) == 4)

@@ -176,21 +176,22 @@ def test_traced_maps_equal_an_explicit_softmax_with_the_1_over_sqrt_d_scale(rd, 
         assert torch.allclose(stored, expected, atol=1e-5)
 
 
-@pytest.mark.parametrize("regional", [False, True])
-def test_flux_text_image_mass_equals_an_explicit_softmax_with_the_1_over_sqrt_d_scale(ca, regional):
-    """observe_regional's mass on each step's real text tokens is softmax(Q K^T / sqrt(d)) (masked with SRC), not another scale."""
+@pytest.mark.parametrize(("regional", "image_attention"), [(False, "region"), (True, "region"), (True, "global")])
+def test_flux_text_image_mass_equals_an_explicit_softmax_with_the_1_over_sqrt_d_scale(ca, regional, image_attention):
+    """observe_regional's mass on each step's real text tokens is softmax(Q K^T / sqrt(d)) (masked with SRC), not another scale;
+    its base contribution is |alpha (z_base - z_regional)| / |z|."""
     from cooklab.cookanything.regional import RegionalState, RegionLayout, regional_attention, regional_token_mask
 
     layout = RegionLayout(n_regions=2, rows=2, cols=3, step_text_len=4, base_text_len=4)
     counts = [3, 4]  # real tokens (EOS included) of each step
-    tr = cooklab.trace(ca, capture=["text_image_attention"], layers="double")
+    tr = cooklab.trace(ca, capture=["text_image_attention", "base_contribution"], layers="double")
     tr.begin_canvas(layout=layout, texts=["a", "b"], img_ids=torch.zeros(12, 3), txt_ids=torch.zeros(12, 3), spans=None,
                     cscc_delta=None, regional=regional, alpha=0.1, token_counts=counts)
     tr.set_step(0, 1.0)
     torch.manual_seed(5)
     q, k, v = (torch.randn(1, layout.total, 2, 16) for _ in range(3))  # [B, S, H, D], |q.k| ~ 4: the scale matters
-    state = RegionalState(layout, 0.1, "region", "masked", frozenset({"x"}))
-    result = regional_attention(q, k, v, layout, 0.1, "region", "masked") if regional else None
+    state = RegionalState(layout, 0.1, image_attention, "masked", frozenset({"x"}))
+    result = regional_attention(q, k, v, layout, 0.1, image_attention, "masked") if regional else None
     tr.observe_regional("x", None, q, k, state, result)
 
     n, L, lb = layout.n_regions, layout.step_text_len, layout.base_text_len
@@ -198,7 +199,7 @@ def test_flux_text_image_mass_equals_an_explicit_softmax_with_the_1_over_sqrt_d_
     if regional:
         kk = k[0, lb:].transpose(0, 1)  # [H, N L + N P, D]
         scores = qi @ kk.transpose(1, 2) / math.sqrt(16)
-        scores = scores.masked_fill(~regional_token_mask(layout)[n * L :], float("-inf"))
+        scores = scores.masked_fill(~regional_token_mask(layout, image_attention)[n * L :], float("-inf"))
         first = 0
     else:
         scores = qi @ k[0].transpose(0, 1).transpose(1, 2) / math.sqrt(16)
@@ -209,3 +210,8 @@ def test_flux_text_image_mass_equals_an_explicit_softmax_with_the_1_over_sqrt_d_
     assert torch.allclose(tr.text_image[(0, "x", 0)], expected, atol=1e-5)
     if regional:
         assert expected[0, layout.rows :].abs().max() == 0  # step 1's text is read in region 1 only
+        z = result.out[0, layout.text_len :]  # [N P, H, D]
+        ratio = (0.1 * (result.image_base[0] - result.image_regional[0])).norm(dim=-1) / z.norm(dim=-1)  # [N P, H]
+        assert tr.base_contribution[(0, "x", 0)] == pytest.approx(float(ratio.mean()), rel=1e-5)
+    else:
+        assert tr.base_contribution == {}  # no SRC in this layer: no base branch to measure
