@@ -49,8 +49,18 @@ def test_lambda_zero_equals_cscc_off(ca):
 
 def test_switches_change_the_result(ca):
     base = ca(STEPS, seed=0, **KW)
-    for change in (dict(regional=False), dict(flexible_rope=False), dict(alpha=0.9), dict(image_attention="global")):
+    for change in (dict(regional=False), dict(flexible_rope=False), dict(alpha=0.9)):
         assert not np.array_equal(base.canvas, ca(STEPS, seed=0, **change, **KW).canvas), change
+    region = ca(STEPS, seed=0, image_attention="region", attention_backend="masked", **KW)  # same path: only the mask differs
+    world = ca(STEPS, seed=0, image_attention="global", attention_backend="masked", **KW)
+    assert np.abs(region.canvas - world.canvas).max() > 1e-3
+
+
+def test_the_pil_canvas_is_the_regions_stacked_top_to_bottom(ca):
+    for steps in (STEPS[:1], STEPS):
+        out = ca(steps, seed=0, **{**KW, "output_type": "pil"})
+        assert out.canvas.size == (64, 64 * len(steps))
+        assert np.array_equal(np.asarray(out.canvas), np.concatenate([np.asarray(im) for im in out.images], axis=0))
 
 
 def test_backends_give_the_same_images(ca):

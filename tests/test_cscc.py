@@ -59,7 +59,8 @@ def test_whole_description_joins_steps_and_reports_their_characters():
     assert text == "Soup. Chop. Fry it. Serve"
     assert [text[start:end] for start, end in spans] == ["Chop.", "Fry it.", "Serve"]
     assert whole_description(["Chop."])[0] == "Chop."
-    assert whole_description(["Chop."], title="Soup!")[0] == "Soup! Chop."  # no "!." for a title with its own stop
+    for title in ("Soup!", "Soup?", "Soup."):  # no "!." for a title with its own stop
+        assert whole_description(["Chop."], title=title)[0] == f"{title} Chop."
     assert whole_description(["Chop."], title="  ")[0] == "Chop."
 
 
@@ -198,6 +199,13 @@ def test_fusion_changes_only_the_step_tokens(embeds):
         assert torch.equal(changed, torch.arange(L) < t)
     same, _ = cscc_fuse(step, recipe[0], spans, 0.5)  # [L_r, D] works too
     assert torch.equal(same, fused)
+
+
+def test_a_span_that_exactly_fills_the_encodings_is_fused(embeds):
+    step, recipe, _ = embeds
+    spans = _spans([(0, 5, 5), (5, 7, 7), (2 * L - L, L, L)])  # step 2: t = L rows, ending at the recipe's last row
+    fused, delta = cscc_fuse(step, recipe, spans, 0.5)
+    assert torch.equal(delta[2], 0.5 * recipe[0, L : 2 * L])
 
 
 def test_a_step_cut_off_entirely_is_not_fused(embeds):

@@ -77,8 +77,14 @@ def test_rope_ids_regions_and_grid():
     assert grid.shape == (ROWS, COLS, 3)
     assert grid[..., 0].eq(2).all() and grid[3, 4, 1] == 3 and grid[3, 4, 2] == 4
     assert grid.data_ptr() == rope.image[2 * ROWS * COLS :].data_ptr()  # a view, not a copy
-    with pytest.raises(ConfigError, match="region 3 does not exist"):
+    assert torch.equal(rope.grid(0)[..., 1:], rope.grid(2)[..., 1:])  # region 0 exists too
+    with pytest.raises(ConfigError, match=r"region 3 does not exist: there are 3 regions \(0\.\.2\)"):
         rope.grid(3)
+    plain = RopeIds.build(6, N, ROWS, COLS)  # defaults: flexible ids, no step axis
+    assert plain.flexible and not plain.step_axis and plain.image[:, 0].eq(0).all()
+    assert torch.equal(plain.image, canvas_image_ids(N, ROWS, COLS)) and plain.image.dtype == torch.float32
+    tall = RopeIds.build(6, N, ROWS, COLS, flexible=False)
+    assert not tall.flexible and torch.equal(tall.image, canvas_image_ids(N, ROWS, COLS, flexible=False))
 
 
 def test_flexible_rope_gives_every_region_the_same_rotation(pos_embed):

@@ -134,3 +134,26 @@ def test_the_processor_shares_the_reference_kv_of_each_denoising_step(attn):
         expected = attn.to_out[0]((a_plus @ v_plus).transpose(1, 2).reshape(1, -1, heads * d))
         assert torch.allclose(proc(attn, h), expected, atol=1e-5), step
     assert state.fallback_steps == {}
+
+
+def test_cache_size_formula_on_a_four_level_unet_like_sd():
+    """SD 1.x/2.x have four resolution levels: the formula's per-layer downscale must hold beyond the tiny two."""
+    import cooklab
+    from diffusers import UNet2DConditionModel
+
+    from cooklab.recipe_diffusion.kv_sharing import kv_cache_bytes_per_step
+
+    torch.manual_seed(0)
+    unet = UNet2DConditionModel(
+        sample_size=8, block_out_channels=(8, 8, 16, 16), layers_per_block=1, norm_num_groups=4, cross_attention_dim=8,
+        attention_head_dim=2,
+        down_block_types=("CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"),
+        up_block_types=("UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"),
+    )
+    layers = cooklab.locate(unet, "down", "mid", "up", kind="self")
+    state = KVSharingState(record_frames={0})
+    unet.set_attn_processor({**unet.attn_processors, **{n: KVSharingAttnProcessor(n, state) for n in layers}})
+    with torch.no_grad():
+        unet(torch.randn(2, 4, 16, 32), 500, encoder_hidden_states=torch.randn(2, 7, 8))  # a 128 x 256 image
+    assert state.nbytes() == kv_cache_bytes_per_step(unet, layers, 128, 256, batch=2, bytes_per_element=4)
+    assert kv_cache_bytes_per_step(unet, layers, 128, 256) == state.nbytes() // 2  # defaults: CFG batch 2, fp16

@@ -215,3 +215,32 @@ def test_flux_text_image_mass_equals_an_explicit_softmax_with_the_1_over_sqrt_d_
         assert tr.base_contribution[(0, "x", 0)] == pytest.approx(float(ratio.mean()), rel=1e-5)
     else:
         assert tr.base_contribution == {}  # no SRC in this layer: no base branch to measure
+
+
+def test_pooled_self_attention_equals_explicit_pooling_on_a_wide_frame(rd, tiny_sd):
+    """Non-square grid, pooled: queries averaged and keys summed per block, reference keys first (S = 2)."""
+    name = "mid_block.attentions.0.transformer_blocks.0.attn1"
+    attn = dict(tiny_sd.unet.named_modules())[name]
+    seen = {}
+
+    def keep(module, args, kwargs):
+        seen.setdefault((tr._frame, tr._step), (args[0] if args else kwargs["hidden_states"]).clone())
+
+    handle = attn.register_forward_pre_hook(keep, with_kwargs=True)
+    try:
+        with cooklab.trace(rd, capture=["self_attention"], layers="mid", timesteps=[2], attention_map_size=8) as tr:
+            rd(recipe().steps[:2], **{**KW, "num_inference_steps": 4, "masks": None, "width": 256})
+    finally:
+        handle.remove()
+    stored = tr.self_attention[(1, name + ".processor", 2)]
+    assert stored.shape == (4, 8, 2, 4, 8)  # mid grid 4 x 16 pooled to 4 x 8; S = (reference, own)
+    heads, d = attn.heads, attn.to_q.out_features // attn.heads
+    h_cur, h_ref = seen[(1, 2)][-1], seen[(0, 2)][-1]  # [64, C] conditional half
+    with torch.no_grad():
+        q = attn.to_q(h_cur).reshape(64, heads, d).transpose(0, 1)
+        k = torch.cat([attn.to_k(h_ref), attn.to_k(h_cur)]).reshape(128, heads, d).transpose(0, 1)
+        a = torch.softmax(q @ k.transpose(1, 2) / math.sqrt(d), dim=-1).mean(0)  # [64, 128]
+    a = a.reshape(4, 8, 2, 2, 4, 8, 2)  # [q rows, q col pairs, pair, S, k rows, k col pairs, pair]
+    expected = a.mean(2).sum(-1)  # queries averaged, keys summed per block -> [4, 8, 2, 4, 8]
+    assert torch.allclose(stored, expected, atol=1e-5)
+    assert torch.allclose(stored.sum(dim=(2, 3, 4)), torch.ones(4, 8), atol=1e-5)
