@@ -138,9 +138,9 @@ def test_the_processor_shares_the_reference_kv_of_each_denoising_step(attn):
 
 def test_cache_size_formula_on_a_four_level_unet_like_sd():
     """SD 1.x/2.x have four resolution levels: the formula's per-layer downscale must hold beyond the tiny two."""
-    import cooklab
     from diffusers import UNet2DConditionModel
 
+    import cooklab
     from cooklab.recipe_diffusion.kv_sharing import kv_cache_bytes_per_step
 
     torch.manual_seed(0)
