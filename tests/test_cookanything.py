@@ -243,3 +243,30 @@ def test_regional_layers_and_steps_select_where_src_runs(ca, tiny_flux):
     assert not np.array_equal(some.canvas, full.canvas)
     every_other = ca(STEPS, seed=0, regional_every=2, **KW)
     assert every_other.settings["regional_layers"] == sorted(cooklab.locate(tiny_flux, "double", "single")[::2])
+
+
+def test_guidance_embedding_and_a_dynamic_shift_from_the_canvas_length_as_flux_dev():
+    """FLUX.1-dev-like: guidance embedding on and a shift schedule whose settings all differ from diffusers' defaults.
+
+    N = 1 with everything off equals FluxPipeline; for N regions mu comes from the canvas's N P tokens.
+    """
+    from diffusers import FlowMatchEulerDiscreteScheduler, FluxTransformer2DModel
+    from diffusers.pipelines.flux.pipeline_flux import calculate_shift
+
+    from cooklab.models import _TINY_FLUX_TRANSFORMER
+
+    pipe = cooklab.models.tiny_flux(seed=0)
+    torch.manual_seed(1)
+    pipe.transformer = FluxTransformer2DModel(**{**_TINY_FLUX_TRANSFORMER, "guidance_embeds": True}).eval()
+    shift = dict(base_image_seq_len=8, max_image_seq_len=64, base_shift=0.3, max_shift=1.4)
+    pipe.scheduler = FlowMatchEulerDiscreteScheduler(num_train_timesteps=1000, shift=3.0, use_dynamic_shifting=True, **shift)
+    ca = cooklab.CookAnything.from_pipe(pipe)
+    kw = {**KW, "guidance_scale": 4.0}
+    out = ca([STEPS[0]], seed=5, **OFF, **kw)
+    stock = pipe(STEPS[0], num_inference_steps=3, max_sequence_length=TINY_T5_MAX_LENGTH, guidance_scale=4.0,
+                 generator=torch.Generator().manual_seed(5), output_type="np").images[0]
+    assert np.abs(out.images[0] - stock).max() <= 1e-5
+    assert not np.array_equal(out.images[0], ca([STEPS[0]], seed=5, **OFF, **{**kw, "guidance_scale": 1.0}).images[0])
+    canvas = ca(STEPS, seed=0, **kw)
+    expected = calculate_shift(3 * 16, shift["base_image_seq_len"], shift["max_image_seq_len"], shift["base_shift"], shift["max_shift"])
+    assert canvas.settings["mu"] == pytest.approx(expected) and expected > calculate_shift(16, *shift.values())

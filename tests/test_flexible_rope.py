@@ -54,8 +54,9 @@ def test_global_ids_refuse_step_axis():
 
 @pytest.mark.parametrize("bad", [0, -1, 2.5])
 def test_sizes_must_be_positive_integers(bad):
-    with pytest.raises(ConfigError, match="positive integer"):
-        canvas_image_ids(bad, ROWS, COLS)
+    for name, sizes in (("n_regions", (bad, ROWS, COLS)), ("rows", (N, bad, COLS)), ("cols", (N, ROWS, bad))):
+        with pytest.raises(ConfigError, match=f"{name} must be a positive integer"):
+            canvas_image_ids(*sizes)
     with pytest.raises(ConfigError, match="positive integer"):
         single_image_ids(ROWS, bad)
 

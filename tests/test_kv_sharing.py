@@ -71,13 +71,32 @@ def test_recording_and_release():
 
 
 def test_missing_step_reads_the_nearest_and_counts_it():
-    state = KVSharingState(record_frames={0}, frame=0, step=3)
-    state.record(LAYER, torch.ones(1, 2, 4), torch.ones(1, 2, 4))
-    state.frame, state.step, state.reference = 1, 1, 0
-    k, _ = state.lookup(LAYER, torch.device("cpu"))
-    assert torch.equal(k, torch.ones(1, 2, 4)) and state.fallback_steps == {1: 1}
+    state = KVSharingState(record_frames={0, 2})
+    for frame, layer, step in ((0, LAYER, 0), (0, LAYER, 4), (0, LAYER, 9), (0, "other", 5), (2, LAYER, 5)):
+        state.frame, state.step = frame, step
+        state.record(layer, torch.full((1, 2, 4), float(100 * frame + step)), torch.zeros(1, 2, 4))
+    state.frame, state.reference = 1, 0
+    for step, nearest in ((5, 4), (7, 9), (3, 4)):  # the same layer of the same reference frame, nearest step
+        state.step = step
+        k, _ = state.lookup(LAYER, torch.device("cpu"))
+        assert torch.equal(k, torch.full((1, 2, 4), float(nearest))), step
+    assert state.fallback_steps == {1: 3}
     state.reference = None
     assert state.lookup(LAYER, torch.device("cpu")) is None
+
+
+def test_the_cache_lives_on_the_cache_device():
+    state = KVSharingState(record_frames={0}, cache_device="meta")
+    state.record(LAYER, torch.ones(1, 2, 4), torch.ones(1, 2, 4))
+    k, v = state.store[(0, LAYER, 0)]
+    assert k.device.type == "meta" and v.device.type == "meta"
+
+
+def test_reference_kv_of_another_batch_is_refused(attn):
+    h = torch.randn(2, 16, attn.to_q.in_features)
+    one = (attn.to_k(h[:1]), attn.to_v(h[:1]))  # recorded without CFG, read with CFG
+    with pytest.raises(ValueError, match="same guidance setting"):
+        KVSharingAttnProcessor(LAYER, state_with(one))(attn, h)
 
 
 def test_cross_attention_is_refused(attn):

@@ -34,6 +34,14 @@ def test_all_mechanisms_off_equals_stock_pipeline(rd, tiny_sd):
         stock = tiny_sd(text, num_inference_steps=4, generator=torch.Generator().manual_seed(3 + i), output_type="np").images[0]
         assert np.abs(stock - out.images[i]).max() <= 1e-5
     assert all(f.reference is None and f.kv_reference is None and not f.region_aware for f in out.frames)
+    first = tiny_sd.scheduler.timesteps[0]
+    for i, f in enumerate(out.frames):
+        assert (f.index, f.text, f.prompt, f.seed) == (i, STEPS[i], STEPS[i], 3 + i)
+        assert (f.start_index, f.steps_run, f.start_timestep) == (0, 4, float(first))
+    negative = rd(STEPS[:1], seed=3, output_type="np", negative_prompt="burnt", **OFF, **FAST)
+    stock = tiny_sd(STEPS[0], negative_prompt="burnt", num_inference_steps=4, generator=torch.Generator().manual_seed(3),
+                    output_type="np").images[0]
+    assert np.abs(stock - negative.images[0]).max() <= 1e-5 and not np.array_equal(negative.images[0], out.images[0])
 
 
 @pytest.mark.parametrize("scheduler_cls", [DDIMScheduler, DPMSolverMultistepScheduler, EulerDiscreteScheduler])
@@ -143,7 +151,15 @@ def test_mask_provider_is_asked_with_the_reference_image_and_container(rd):
     out = rd(recipe(), seed=0, mask_provider=provider, **FAST)
     assert calls == [((64, 64), "bowl"), ((64, 64), "bowl")]
     assert out.frames[1].region_aware and out.frames[1].mask.source == "box"
-    assert not out.frames[2].region_aware and "found no 'bowl'" in out.frames[2].fallback
+    assert not out.frames[2].region_aware and "found no 'bowl' in the reference image (step 2)" in out.frames[2].fallback
+
+    def masks(image, phrase):  # a provider that answers with a bare mask: the pipeline names its source
+        mask = torch.zeros(image.height, image.width)
+        mask[8:40, 8:48] = 1
+        return mask if phrase == "bowl" else None
+
+    out = rd(recipe(), seed=0, mask_provider=masks, **FAST)
+    assert out.frames[1].region_aware and out.frames[1].mask.source == "function" and out.frames[1].mask.phrase == "bowl"
 
 
 def test_degenerate_mask_falls_back(rd):
@@ -206,6 +222,8 @@ def test_processors_are_restored_after_a_call_and_after_an_error(rd):
         (dict(masks=[None, torch.ones(10, 10), None]), ConfigError, "frame 1: mask has size 10x10"),
         (dict(masks=[None, BOX]), ConfigError, "one per step"),
         (dict(masks={0: BOX}), ConfigError, "starts from pure noise"),
+        (dict(masks={3: BOX}), ConfigError, "frames are numbered 0..2"),
+        (dict(masks={"1": BOX}), ConfigError, "frames are numbered 0..2"),
         (dict(sequential=False, region_aware=True), ConfigError, "needs sequential=True"),
         (dict(base_noise=1.5), ConfigError, "between 0 and 1"),
         (dict(base_noise=0.1), ConfigError, "runs no denoising step"),

@@ -21,13 +21,32 @@ def recipe():
     return cooklab.Recipe.from_steps(STEPS, plans=PLANS)
 
 
-def test_trace_changes_no_pixel(rd):
+@pytest.mark.parametrize("scheduler", [None, "euler", "dpm"])
+def test_trace_changes_no_pixel(rd, tiny_sd, scheduler):
+    from diffusers import DPMSolverMultistepScheduler, EulerDiscreteScheduler
+
+    if scheduler is not None:  # schedulers that keep a step index: the trace's noise record must not move it
+        cls = EulerDiscreteScheduler if scheduler == "euler" else DPMSolverMultistepScheduler
+        tiny_sd.scheduler = cls.from_config(tiny_sd.scheduler.config)
     plain = rd(recipe(), **KW)
     with cooklab.trace(rd, layers=("down", "mid", "up")) as tr:
         traced = rd(recipe(), **KW)
     for a, b in zip(plain.images, traced.images, strict=False):
         assert np.array_equal(a, b)
     assert tr.self_attention and tr.reference_share and tr.cross_attention and set(tr.noise) == {1, 2}
+    for f in traced.frames:
+        frame = tr.frames[f.index]
+        assert (frame.prompt, frame.reference, frame.kv_reference) == (f.prompt, f.reference, f.kv_reference)
+        assert tr.noise.get(f.index) is None or tr.noise[f.index].reference == f.reference
+
+
+def test_traced_tokens_stop_at_clips_77(rd):
+    long = "Whisk the eggs in the white bowl " * 20  # far beyond CLIP's 77 tokens
+    with cooklab.trace(rd, capture=["cross_attention"], layers="mid") as tr:
+        rd([long], **{**KW, "num_inference_steps": 2, "masks": None})
+    tokens = tr.frames[0].tokens
+    assert len(tokens) == rd.tokenizer.model_max_length == 77 and tokens[-1] == "<|endoftext|>"
+    assert next(iter(tr.cross_attention.values())).shape[0] == 77
 
 
 def test_processors_restored_on_exit_and_on_error(rd):

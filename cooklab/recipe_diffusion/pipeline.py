@@ -474,9 +474,7 @@ class RecipeDiffusion(CooklabPipeline):
                     sigma_map=region.sigma_map if region is not None else torch.full(latent_hw, b),
                     signal_map=region.signal_map if region is not None else torch.full(latent_hw, a),
                     fallback=info.fallback, mask=info.mask,
-                ))
-                if hasattr(pipe.scheduler, "set_begin_index"):
-                    pipe.scheduler.set_begin_index(start)  # coefficients() moved it
+                ))  # coefficients(base_noise) leaves the scheduler's begin index at `start`, where it must be
 
         extra_step_kwargs = pipe.prepare_extra_step_kwargs(generator, call.eta)
         call.kv_state.frame, call.kv_state.reference = i, kv_ref
