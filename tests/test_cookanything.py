@@ -54,6 +54,7 @@ def test_switches_change_the_result(ca):
     region = ca(STEPS, seed=0, image_attention="region", attention_backend="masked", **KW)  # same path: only the mask differs
     world = ca(STEPS, seed=0, image_attention="global", attention_backend="masked", **KW)
     assert np.abs(region.canvas - world.canvas).max() > 1e-3
+    assert ca(STEPS[:1], seed=0, image_attention="global", **KW).settings["attention_backend"] == "masked"  # auto on a CPU
 
 
 def test_the_pil_canvas_is_the_regions_stacked_top_to_bottom(ca):

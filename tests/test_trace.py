@@ -263,3 +263,18 @@ def test_pooled_self_attention_equals_explicit_pooling_on_a_wide_frame(rd, tiny_
     expected = a.mean(2).sum(-1)  # queries averaged, keys summed per block -> [4, 8, 2, 4, 8]
     assert torch.allclose(stored, expected, atol=1e-5)
     assert torch.allclose(stored.sum(dim=(2, 3, 4)), torch.ones(4, 8), atol=1e-5)
+
+
+def test_a_trace_wraps_only_the_layers_its_captures_need(rd, ca):
+    with cooklab.trace(rd, capture=["noise"]) as tr:
+        assert tr.layers_to_wrap() == [] and not tr.wants(tr.self_layers[0], False)
+    with cooklab.trace(rd, capture=["reference_share"], layers="mid") as tr:
+        assert tr.layers_to_wrap() == tr.self_layers == cooklab.locate(rd, "mid", kind="self")
+        assert tr.cross_layers == [] and not tr.wants(cooklab.locate(rd, "mid", kind="cross")[0], True)
+    with cooklab.trace(rd, capture=["cross_attention"], layers="mid") as tr:
+        assert tr.layers_to_wrap() == tr.cross_layers == cooklab.locate(rd, "mid", kind="cross")
+        assert tr.wants(tr.cross_layers[0], True) and not tr.wants(tr.self_layers[0], False)
+    with cooklab.trace(ca, capture=["layout", "rope_ids", "cscc"]) as tr:
+        assert tr.layers_to_wrap() == []
+    with cooklab.trace(ca, capture=["base_contribution"], layers="single") as tr:
+        assert tr.layers_to_wrap() == cooklab.locate(ca, "single") and tr.wants(tr.self_layers[0], False)
