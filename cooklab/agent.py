@@ -79,7 +79,7 @@ PROMPT_VERSION = "1"
 """Version of the system prompt and the rule templates; part of every cache key, so bumping it invalidates the cache."""
 
 DEFAULT_MODEL = "gpt-4o"
-"""The chat model both papers used for their pre-pass."""
+"""The chat model of CookAnything's Cooking Agent (GPT-4o); Recipe Diffusion names only "ChatGPT" for its pre-pass."""
 
 DEFAULT_STYLE = "realistic food photography, top-down"
 """The visual style written into every prompt unless another is asked for."""

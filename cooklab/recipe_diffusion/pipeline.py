@@ -52,7 +52,7 @@ from .region_noise import RegionNoise, region_aware_noise, resize_mask
 START_FROM = ("previous", "reference")  # where a frame without region-aware noise starts (paper: previous)
 REFERENCE_LATENT = ("encoded", "final")  # what L_j is: VAE encoding of I_j (paper) or the sampler's final latent
 
-# The paper's four variants (Table II): keyword presets for __call__(variant=...).
+# The paper's variants (Table I's SD 2.1 row and three rows of Table II): keyword presets for __call__(variant=...).
 VARIANTS = {
     "independent": dict(sequential=False, kv_sharing=False, region_aware=False),
     "kv_sharing": dict(sequential=True, kv_sharing=True, region_aware=False),
