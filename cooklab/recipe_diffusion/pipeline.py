@@ -149,6 +149,7 @@ class _Call:
     device: torch.device
     kv_state: KVSharingState
     kept: dict = field(default_factory=dict)  # frame -> final latent, for frames some later frame starts from
+    pil: dict = field(default_factory=dict)  # frame -> its 8-bit image, decoded once when output_type is not "pil"
     images: list = field(default_factory=list)
 
 
@@ -390,8 +391,12 @@ class RecipeDiffusion(CooklabPipeline):
         return self.pipe.image_processor.postprocess(image, output_type="pil")[0]
 
     def _reference_image(self, call: _Call, j: int):
-        """The 8-bit image of frame j (PIL), as the user receives it."""
-        return call.images[j] if call.output_type == "pil" else self._decode_pil(call.kept[j])
+        """The 8-bit image of frame j (PIL), as the user receives it (decoded once, shared by the mask and L_j)."""
+        if call.output_type == "pil":
+            return call.images[j]
+        if j not in call.pil:
+            call.pil[j] = self._decode_pil(call.kept[j])
+        return call.pil[j]
 
     def _start_latent(self, call: _Call, j: int, generator, dtype) -> torch.Tensor:
         """L_j [1, C, h, w]: frame j's image encoded by the VAE ("encoded"), or its final latent ("final").
