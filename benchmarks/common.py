@@ -1,12 +1,35 @@
-"""Helpers shared by the benchmark scripts: device names, synchronisation, interleaved timing."""
+"""Helpers shared by the benchmark scripts: device names, synchronisation, interleaved timing, JSON results."""
 
 from __future__ import annotations
 
+import datetime
+import json
 import platform
 import statistics
 import time
 
 import torch
+
+
+def environment(device: torch.device | None = None) -> dict:
+    """Date, machine and versions, recorded with every JSON result."""
+    import diffusers
+    import transformers
+
+    import cooklab
+
+    device = device or torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return dict(date=str(datetime.date.today()), device=device.type, device_name=device_name(device), torch=torch.__version__,
+                diffusers=diffusers.__version__, transformers=transformers.__version__, cooklab=cooklab.__version__,
+                threads=torch.get_num_threads())
+
+
+def write_json(path, benchmark: str, args: dict, **results) -> None:
+    """Write one benchmark's arguments, environment and results to ``path`` (atomically)."""
+    from cooklab.fileio import atomic_write
+
+    payload = dict(benchmark=benchmark, args=args, environment=environment(), **results)
+    atomic_write(path, json.dumps(payload, indent=1, default=str))
 
 
 def device_name(device: torch.device) -> str:

@@ -42,7 +42,7 @@ import torch
 from diffusers import FluxTransformer2DModel
 
 import cooklab
-from benchmarks.common import device_name, sync  # noqa: E402
+from benchmarks.common import device_name, sync, write_json  # noqa: E402
 from cooklab.cookanything.flexible_rope import canvas_image_ids, text_ids
 from cooklab.cookanything.regional import RegionalFluxAttnProcessor, RegionalState, RegionLayout
 from cooklab.instrument import locate
@@ -51,10 +51,6 @@ FLUX_DEV = dict(patch_size=1, in_channels=64, num_layers=19, num_single_layers=3
                 joint_attention_dim=4096, pooled_projection_dim=768, guidance_embeds=True, axes_dims_rope=(16, 56, 56))
 CPU_REDUCED = {**FLUX_DEV, "num_layers": 2, "num_single_layers": 4, "attention_head_dim": 64, "num_attention_heads": 8,
                "axes_dims_rope": (8, 28, 28)}
-
-
-
-
 
 
 def build_transformer(config: dict, device: torch.device, dtype: torch.dtype) -> FluxTransformer2DModel:
@@ -142,6 +138,7 @@ def main() -> None:
     p.add_argument("--alpha", type=float, default=0.1)
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's; 1 is steadier on a shared machine)")
+    p.add_argument("--json", default=None, help="also write the measurements to this JSON file")
     args = p.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -199,6 +196,11 @@ def main() -> None:
         if "flex" in first:
             print(f"N={n}: first CookAnything `flex` forward (includes compiling FlexAttention and the BlockMask): "
                   f"{first['flex']:.2f} s, not in the medians")
+    if args.json:
+        write_json(args.json, "cookanything_step", vars(args), config=config_name, params=params, dtype=str(dtype),
+                   text_tokens=text, region_size=region, repeats=repeats,
+                   rows=[dict(n=n, text_tokens=layout.text_len, base_text_tokens=layout.base_text_len, image_tokens=layout.image_len,
+                              seconds=med, peak_gib=peak, first_seconds=first) for n, layout, med, peak, first in results])
 
 
 if __name__ == "__main__":

@@ -1,12 +1,17 @@
-"""Benchmark: one whole Recipe Diffusion generation per variant, and the cost of a trace.
+"""Benchmark: one whole Recipe Diffusion generation per variant, the cost of a trace, and how cost grows with frames.
 
 Times, side by side in one run (interleaved, median of --repeats), a recipe generated with the
-paper's four variants and with ``region_aware_kv`` under ``cooklab.trace``. ``--model tiny``
-uses the offline tiny pipeline; ``--model sd21-random`` builds the Stable Diffusion 2.1
-architecture (U-Net, VAE, OpenCLIP-H text encoder) from configs with random weights, for a GPU.
+paper's four variants, with ``region_aware_kv`` keeping the reference K/V on the CPU
+(``kv_cache_device="cpu"``) and with ``region_aware_kv`` under ``cooklab.trace``; on CUDA the
+peak GPU memory of each. ``--lengths 1,2,4,8,12`` then times recipes of that many frames
+(the recipe's steps repeated; each frame refers to the previous one, the paper's default
+chain), ``independent`` (plain SD, one frame after another) against ``region_aware_kv``.
+``--model tiny`` uses the offline tiny pipeline; ``--model sd21-random`` builds the Stable
+Diffusion 2.1 architecture (U-Net, VAE, OpenCLIP-H text encoder) from configs with random
+weights, for a GPU. Warm-up calls run every kind once with ``--warmup-steps`` steps.
 
     python benchmarks/recipe_diffusion.py --model tiny --repeats 5                # CPU
-    python benchmarks/recipe_diffusion.py --model sd21-random --height 768 --steps 50   # GPU
+    python benchmarks/recipe_diffusion.py --model sd21-random --height 768 --steps 50 --repeats 1 --lengths 1,2,4,8,12   # GPU
 """
 
 from __future__ import annotations
@@ -25,7 +30,14 @@ import diffusers
 import torch
 
 import cooklab
+from benchmarks.common import sync, write_json  # noqa: E402
 from cooklab.recipe_diffusion import VARIANTS
+
+KINDS = {  # row name -> (variant, extra call arguments, traced)
+    **{name: (name, {}, False) for name in VARIANTS},
+    "region_aware_kv (K/V on CPU)": ("region_aware_kv", {"kv_cache_device": "cpu"}, False),
+    "region_aware_kv + trace (defaults)": ("region_aware_kv", {}, True),
+}
 
 
 def sd21_random(device, dtype):
@@ -36,11 +48,17 @@ def sd21_random(device, dtype):
     from benchmarks.kv_sharing import ARCHS
 
     tok = cooklab.models.tiny_clip_tokenizer()
-    text = CLIPTextModel(CLIPTextConfig(vocab_size=49408, hidden_size=1024, intermediate_size=4096, num_attention_heads=16,
-                                        num_hidden_layers=23, projection_dim=512, hidden_act="gelu"))
-    vae = AutoencoderKL(block_out_channels=(128, 256, 512, 512), down_block_types=("DownEncoderBlock2D",) * 4,
-                        up_block_types=("UpDecoderBlock2D",) * 4, latent_channels=4, layers_per_block=2, sample_size=768)
-    unet = UNet2DConditionModel(**ARCHS["sd21"])
+    before = torch.get_default_dtype()
+    torch.set_default_dtype(dtype)
+    try:
+        with torch.device(device):  # random weights created where they run (seconds on a GPU)
+            text = CLIPTextModel(CLIPTextConfig(vocab_size=49408, hidden_size=1024, intermediate_size=4096, num_attention_heads=16,
+                                                num_hidden_layers=23, projection_dim=512, hidden_act="gelu"))
+            vae = AutoencoderKL(block_out_channels=(128, 256, 512, 512), down_block_types=("DownEncoderBlock2D",) * 4,
+                                up_block_types=("UpDecoderBlock2D",) * 4, latent_channels=4, layers_per_block=2, sample_size=768)
+            unet = UNet2DConditionModel(**ARCHS["sd21"])
+    finally:
+        torch.set_default_dtype(before)
     sched = DDIMScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", clip_sample=False,
                           set_alpha_to_one=False, steps_offset=1, prediction_type="v_prediction")
     pipe = StableDiffusionPipeline(vae=vae, text_encoder=text, tokenizer=tok, unet=unet, scheduler=sched,
@@ -55,53 +73,81 @@ def main() -> None:
     p.add_argument("--height", type=int, default=64)
     p.add_argument("--steps", type=int, default=20)
     p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--warmup-steps", type=int, default=2, help="denoising steps of the warm-up call of each kind (default: 2)")
+    p.add_argument("--kinds", default=",".join(KINDS), help="rows to time, comma separated (default: all)")
+    p.add_argument("--lengths", default="", help="also time recipes of these numbers of frames, e.g. 1,2,4,8,12")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--json", default=None, help="also write the measurements to this JSON file")
     args = p.parse_args()
     device = torch.device(args.device)
+    cuda = device.type == "cuda"
+    start = time.perf_counter()
     if args.model == "tiny":
         sd = cooklab.models.tiny_sd(device=device)
     else:
-        sd = sd21_random(device, torch.float16 if device.type == "cuda" else torch.float32)
+        sd = sd21_random(device, torch.float16 if cuda else torch.float32)
+    build_s = time.perf_counter() - start
     sd.set_progress_bar_config(disable=True)
     pipe = cooklab.RecipeDiffusion.from_pipe(sd)
     recipe = cooklab.load_recipe(args.recipe)
     box = (args.height // 4, args.height // 4, 3 * args.height // 4, 3 * args.height // 4)
-    kw = dict(num_inference_steps=args.steps, height=args.height, width=args.height, progress=False,
-              mask_provider=cooklab.BoxMaskProvider(box))
+    kw = dict(height=args.height, width=args.height, progress=False, mask_provider=cooklab.BoxMaskProvider(box))
+    kinds = [k.strip() for k in args.kinds.split(",")]
+    unknown = [k for k in kinds if k not in KINDS]
+    if unknown:
+        p.error(f"--kinds {unknown}: choose from {list(KINDS)}")
 
-    def run(name):
-        if name == "traced":
+    def run(kind, rec, steps):
+        """Seconds and peak GPU GiB (None on the CPU) of one whole generation."""
+        variant, extra, traced = KINDS[kind]
+        if cuda:
+            torch.cuda.reset_peak_memory_stats(device)
+        sync(device)
+        t = time.perf_counter()
+        if traced:
             with cooklab.trace(pipe):
-                pipe(recipe, variant="region_aware_kv", **kw)
+                pipe(rec, variant=variant, num_inference_steps=steps, **extra, **kw)
         else:
-            pipe(recipe, variant=name, **kw)
-        if device.type == "cuda":
-            torch.cuda.synchronize()
+            pipe(rec, variant=variant, num_inference_steps=steps, **extra, **kw)
+        sync(device)
+        return time.perf_counter() - t, (torch.cuda.max_memory_allocated(device) / 2**30 if cuda else None)
 
-    names = [*VARIANTS, "traced"]
-    for name in names:  # warm-up
-        run(name)
-    times = {n: [] for n in names}
-    peak = {}
-    for _ in range(args.repeats):
-        for name in names:
-            if device.type == "cuda":
-                torch.cuda.reset_peak_memory_stats()
-            t = time.perf_counter()
-            run(name)
-            times[name].append(time.perf_counter() - t)
-            if device.type == "cuda":
-                peak[name] = torch.cuda.max_memory_allocated() / 2**30
-    med = {n: statistics.median(v) for n, v in times.items()}
+    def timed_rows(names, rec):
+        for name in names:  # warm-up
+            run(name, rec, args.warmup_steps)
+        times, peak = {n: [] for n in names}, {}
+        for r in range(args.repeats):  # interleaved, rotating order
+            for name in names[r % len(names) :] + names[: r % len(names)]:
+                seconds, peak[name] = run(name, rec, args.steps)
+                times[name].append(seconds)
+        return {n: statistics.median(v) for n, v in times.items()}, peak
+
     print(f"date {datetime.date.today()}, device {device.type}, torch {torch.__version__}, diffusers {diffusers.__version__}, "
-          f"threads {torch.get_num_threads()}; model {args.model}, recipe {args.recipe} ({len(recipe)} steps), "
-          f"{args.height}², {args.steps} steps, CFG, median of {args.repeats}")
-    print("| variant | seconds per recipe | ratio to independent |" + (" peak GPU memory |" if peak else ""))
-    print("|---|---|---|" + ("---|" if peak else ""))
-    for n in names:
-        label = "region_aware_kv + trace (defaults)" if n == "traced" else n
-        extra = f" {peak[n]:.2f} GiB |" if peak else ""
-        print(f"| {label} | {med[n]:.2f} s | {med[n] / med['independent']:.2f}× |{extra}")
+          f"threads {torch.get_num_threads()}; model {args.model} (built in {build_s:.1f} s), recipe {args.recipe} "
+          f"({len(recipe)} steps), {args.height}², {args.steps} steps, CFG, median of {args.repeats}")
+    med, peak = timed_rows(kinds, recipe)
+    base = med.get("independent")
+    print("| variant | seconds per recipe | seconds per frame | ratio to independent |" + (" peak GPU memory |" if cuda else ""))
+    print("|---|---|---|---|" + ("---|" if cuda else ""))
+    for n in kinds:
+        ratio = f"{med[n] / base:.2f}×" if base else "-"
+        extra = f" {peak[n]:.2f} GiB |" if cuda else ""
+        print(f"| {n} | {med[n]:.2f} s | {med[n] / len(recipe):.2f} s | {ratio} |{extra}")
+
+    scaling = []
+    if args.lengths:
+        names = ["independent", "region_aware_kv"]
+        print("\n| frames | independent (plain SD) | region_aware_kv | ratio |" + (" peak GPU memory (independent / region_aware_kv) |" if cuda else ""))
+        print("|---|---|---|---|" + ("---|" if cuda else ""))
+        for frames in [int(v) for v in args.lengths.split(",")]:
+            steps = [recipe.steps[i % len(recipe)].text for i in range(frames)]  # no metadata: frame i refers to frame i - 1
+            m, pk = timed_rows(names, cooklab.Recipe.from_steps(steps, title=recipe.title))
+            scaling.append(dict(frames=frames, seconds=m, peak_gib=pk))
+            mem = f" {pk['independent']:.2f} / {pk['region_aware_kv']:.2f} GiB |" if cuda else ""
+            print(f"| {frames} | {m['independent']:.2f} s | {m['region_aware_kv']:.2f} s | "
+                  f"{m['region_aware_kv'] / m['independent']:.2f}× |{mem}")
+    if args.json:
+        write_json(args.json, "recipe_diffusion", vars(args), recipe_steps=len(recipe), seconds=med, peak_gib=peak, scaling=scaling)
 
 
 if __name__ == "__main__":

@@ -42,19 +42,11 @@ import torch
 import torch.nn.functional as F
 
 import cooklab
-from benchmarks.common import device_name, interleaved, timed  # noqa: E402
+from benchmarks.common import device_name, interleaved, timed, write_json  # noqa: E402
 from cooklab.cookanything.regional import RegionLayout, regional_attention, regional_branch
 
 FLUX_DEV = dict(heads=24, head_dim=128, text_tokens=512, region_size=512)  # attention sizes of FLUX.1-dev
 CPU_REDUCED = dict(heads=4, head_dim=64, text_tokens=64, region_size=256)
-
-
-
-
-
-
-
-
 
 
 def measure(layout, heads, head_dim, dtype, device, paths, alpha, image_attention, repeats):
@@ -64,7 +56,13 @@ def measure(layout, heads, head_dim, dtype, device, paths, alpha, image_attentio
     qt, kt, vt = (x.transpose(1, 2) for x in (q, k, v))
     lb = layout.base_text_len
     qr, kr, vr = (x[:, lb:].contiguous() for x in (q, k, v))  # the regional branch's tokens [C_1..C_N, I_1..I_N]
-    fns = {"full": lambda: F.scaled_dot_product_attention(qt, kt, vt)}
+    qb, kb, vb = (torch.cat([x[:, :lb], x[:, layout.text_len :]], dim=1).transpose(1, 2) for x in (q, k, v))  # [C_base, I_1..I_N]
+    qrt, krt, vrt = (x.transpose(1, 2) for x in (qr, kr, vr))
+    fns = {
+        "full": lambda: F.scaled_dot_product_attention(qt, kt, vt),
+        "base": lambda: F.scaled_dot_product_attention(qb, kb, vb),  # the base branch's attention alone
+        "branch:full": lambda: F.scaled_dot_product_attention(qrt, krt, vrt),  # the regional tokens, no mask: all pairs
+    }
     for path in paths:
         fns[path] = lambda path=path: regional_attention(q, k, v, layout, alpha, image_attention, path)
         fns["branch:" + path] = lambda path=path: regional_branch(qr, kr, vr, layout, image_attention, path)
@@ -89,6 +87,7 @@ def main() -> None:
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--no-flex", action="store_true", help="skip FlexAttention on CUDA (e.g. to avoid compiling)")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's; 1 is steadier on a shared machine)")
+    p.add_argument("--json", default=None, help="also write the measurements to this JSON file")
     args = p.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -144,12 +143,31 @@ def main() -> None:
         cells = [f"{med['branch:' + c] * 1e3:.2f} ms" for c in paths]
         speedups = [f"{med['branch:masked'] / med['branch:' + c]:.1f}×" for c in paths if c != "masked"]
         print(f"| {n} | {layout.total - layout.base_text_len} | " + " | ".join(cells) + " | " + " | ".join(speedups) + " |")
+    print("\nBlock-sparse limit: the regional branch keeps N (L + P)² of its (N (L + P))² query-key pairs (1/N). At the "
+          "throughput of unmasked SDPA over the same tokens (time t_all), computing only the kept pairs takes t_all / N; "
+          "the whole call's limit adds the base branch's full attention (t_base, measured alone). The blend is not counted.\n")
+    print("| N | branch: SDPA, all pairs (t_all) | branch limit (t_all / N) | call limit (t_base + t_all / N) | "
+          + " | ".join(f"branch `{c}` ÷ limit | call `{c}` ÷ limit" for c in paths) + " |")
+    print("|---|---|---|---|" + "---|---|" * len(paths))
+    limits = {}
+    for n, _layout, med in rows:
+        branch_limit = med["branch:full"] / n
+        call_limit = med["base"] + branch_limit
+        limits[n] = dict(branch=branch_limit, call=call_limit)
+        ratios = [f"{med['branch:' + c] / branch_limit:.2f}× | {med[c] / call_limit:.2f}×" for c in paths]
+        print(f"| {n} | {med['branch:full'] * 1e3:.2f} ms | {branch_limit * 1e3:.2f} ms | {call_limit * 1e3:.2f} ms | "
+              + " | ".join(ratios) + " |")
     for n in errors:
         parts = [f"{path} {err:.1e}" for path, err in errors[n].items()]
         print(f"N={n}: max |out - masked out|: " + (", ".join(parts) or "-"))
     for n, seconds in compile_s.items():
         print(f"N={n}: first flex call (torch.compile once per process, BlockMask once per layout): {seconds:.2f} s, "
               "not in the medians")
+    if args.json:
+        write_json(args.json, "regional_attention", vars(args), dtype=str(dtype), heads=heads, head_dim=head_dim,
+                   text_tokens=text, region_size=region, repeats=repeats,
+                   rows=[dict(n=n, joint_tokens=layout.total, seconds=med, limit_seconds=limits[n], max_abs_error=errors[n],
+                              first_flex_seconds=compile_s.get(n)) for n, layout, med in rows])
 
 
 if __name__ == "__main__":

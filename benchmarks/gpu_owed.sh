@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# The GPU figures docs/performance.md owes (issue 16), as one run for a lent GPU machine.
+# Each part has its own time limit and writes its JSON to $OUT as soon as it ends, so a part
+# that fails or runs out of time costs only itself. The machine's python3 holds torch; the
+# packages it lacks travel as wheels in .whl (see docs/performance.md, "Reproducing").
+#
+#   OUT=/tmp/gpu bash benchmarks/gpu_owed.sh
+set -u
+OUT=${OUT:-/tmp/gpu-owed}
+mkdir -p "$OUT"
+if [ -d .whl ]; then
+  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 1
+  export PYTHONPATH=/tmp/site:$PWD
+fi
+export PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1
+log="$OUT/log.txt"
+part() {  # part SECONDS NAME COMMAND...
+  local limit=$1 name=$2; shift 2
+  echo "=== $name ($(date -u +%T), limit ${limit}s): $*" | tee -a "$log"
+  local start=$SECONDS
+  timeout "$limit" "$@" 2>&1 | grep -v "truncated because" | tee -a "$log"
+  echo "=== $name: exit ${PIPESTATUS[0]} after $((SECONDS - start)) s" | tee -a "$log"
+}
+{ nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv; python3 -c "import torch, diffusers, transformers; print('torch', torch.__version__, 'diffusers', diffusers.__version__, 'transformers', transformers.__version__)"; } 2>&1 | tee -a "$log"
+part 90 regional_attention_512 python3 benchmarks/regional_attention.py --json "$OUT/regional_512.json"
+part 50 regional_attention_128 python3 benchmarks/regional_attention.py --text-tokens 128 --repeats 30 --json "$OUT/regional_128.json"
+part 60 trace_cost python3 benchmarks/trace_cost.py --json "$OUT/trace_cost.json"
+part 140 cookanything_scaling python3 benchmarks/cookanything_step.py --regions 1,2,3,4,6,8,10,12 --repeats 3 --json "$OUT/step_scaling.json"
+part 120 recipe_diffusion_768 python3 benchmarks/recipe_diffusion.py --model sd21-random --height 768 --steps 50 --repeats 1 --json "$OUT/rd_variants.json"
+part 90 recipe_diffusion_frames python3 benchmarks/recipe_diffusion.py --model sd21-random --height 768 --steps 20 --repeats 1 --kinds independent --lengths 1,2,4,8,12 --json "$OUT/rd_frames.json"
