@@ -79,6 +79,8 @@ def main() -> None:
     p.add_argument("--region-size", type=int, default=512, help="region side in pixels (default: 512)")
     p.add_argument("--config", choices=("dev", "reduced"), default=None, help="transformer size (default: dev on CUDA, reduced on the CPU)")
     p.add_argument("--repeats", type=int, default=3, help="timed repeats of each call (default: 3)")
+    p.add_argument("--capture", default=None, help="comma-separated capture kinds (default: the trace's default, all of them)")
+    p.add_argument("--layers", default=None, help="comma-separated layer patterns, e.g. double (default: the trace's, all)")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--json", default=None, help="also write the measurements to this JSON file")
     args = p.parse_args()
@@ -96,6 +98,8 @@ def main() -> None:
     recipe = cooklab.load_recipe(args.recipe)
     kw = dict(height=args.region_size, width=args.region_size, max_sequence_length=args.text_tokens, progress=False)
     counts = {}
+    capture = args.capture.split(",") if args.capture else None
+    layers = args.layers.split(",") if args.layers else None
 
     def call(traced: bool, steps: int):
         """(seconds, peak GPU GiB or None) of one whole call; records the number of maps a traced call kept."""
@@ -104,7 +108,7 @@ def main() -> None:
         sync(device)
         t = time.perf_counter()
         if traced:
-            with cooklab.trace(ca) as tr:
+            with cooklab.trace(ca, capture=capture, layers=layers) as tr:
                 ca(recipe, num_inference_steps=steps, **kw)
             counts[steps] = dict(text_image=len(tr.text_image), base_contribution=len(tr.base_contribution), truncated=tr.truncated)
         else:
@@ -137,7 +141,8 @@ def main() -> None:
     print("|---|---|---|---|" + ("---|" if cuda else ""))
     for traced in (False, True):
         mem = f" {peak[(traced, args.steps)]:.2f} GiB |" if cuda else ""
-        label = "traced (default selection)" if traced else "untraced"
+        selection = "default selection" if not (capture or layers) else f"capture={capture or 'all'}, layers={layers or 'all'}"
+        label = f"traced ({selection})" if traced else "untraced"
         print(f"| {label} | {med[(traced, 2)]:.2f} s | {med[(traced, args.steps)]:.2f} s | {per_step[traced] * 1e3:.1f} ms |{mem}")
     print(f"\ntraced ÷ untraced per step: {per_step[True] / per_step[False]:.2f}× (target ≤ 1.25×)")
     if cuda:

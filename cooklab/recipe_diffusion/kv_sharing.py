@@ -56,8 +56,7 @@ class KVSharingState:
     def record(self, layer: str, key: torch.Tensor, value: torch.Tensor) -> None:
         """Keep this frame's K/V of one layer at the current step if a later frame needs it."""
         if self.frame in self.record_frames:
-            dev = self.cache_device
-            self.store[(self.frame, layer, self.step)] = (key.detach().to(dev), value.detach().to(dev)) if dev else (key.detach(), value.detach())
+            self.store[(self.frame, layer, self.step)] = (_keep(key, self.cache_device), _keep(value, self.cache_device))
 
     def lookup(self, layer: str, device: torch.device) -> tuple[torch.Tensor, torch.Tensor] | None:
         """K_ref, V_ref ([B, P', C]) of the reference frame, same layer, same step.
@@ -85,6 +84,21 @@ class KVSharingState:
     def nbytes(self) -> int:
         """Bytes held by the cache right now."""
         return sum(k.numel() * k.element_size() + v.numel() * v.element_size() for k, v in self.store.values())
+
+
+def _keep(x: torch.Tensor, cache_device) -> torch.Tensor:
+    """A copy of ``x`` on ``cache_device`` (None: ``x`` itself, detached).
+
+    GPU -> host copies go to page-locked (pinned) memory without blocking, so the copy runs
+    while the U-Net goes on; reading it back (``lookup``) queues on the same stream, after it.
+    """
+    x = x.detach()
+    if cache_device is None:
+        return x
+    cache_device = torch.device(cache_device)
+    if cache_device.type == "cpu" and x.is_cuda:
+        return torch.empty(x.shape, dtype=x.dtype, pin_memory=True).copy_(x, non_blocking=True)
+    return x.to(cache_device)
 
 
 class KVSharingAttnProcessor:
