@@ -34,8 +34,9 @@ def sd21_random(device, dtype):
     from transformers import CLIPTextConfig, CLIPTextModel
 
     from benchmarks.kv_sharing import ARCHS
+    from cooklab.word_tokenizers import tiny_clip_tokenizer
 
-    tok = cooklab.models.tiny_clip_tokenizer()
+    tok = tiny_clip_tokenizer()
     text = CLIPTextModel(CLIPTextConfig(vocab_size=49408, hidden_size=1024, intermediate_size=4096, num_attention_heads=16,
                                         num_hidden_layers=23, projection_dim=512, hidden_act="gelu"))
     vae = AutoencoderKL(block_out_channels=(128, 256, 512, 512), down_block_types=("DownEncoderBlock2D",) * 4,
