@@ -46,8 +46,9 @@ def sd21_random(device, dtype):
     from transformers import CLIPTextConfig, CLIPTextModel
 
     from benchmarks.kv_sharing import ARCHS
+    from cooklab.word_tokenizers import tiny_clip_tokenizer
 
-    tok = cooklab.models.tiny_clip_tokenizer()
+    tok = tiny_clip_tokenizer()
     before = torch.get_default_dtype()
     torch.set_default_dtype(dtype)
     try:

@@ -40,7 +40,7 @@ from transformers import CLIPTextConfig, CLIPTextModel, T5Config, T5EncoderModel
 import cooklab
 from benchmarks.common import device_name, sync, write_json  # noqa: E402
 from benchmarks.cookanything_step import CPU_REDUCED, FLUX_DEV, build_transformer  # noqa: E402
-from cooklab.models import tiny_clip_tokenizer, tiny_t5_tokenizer
+from cooklab.word_tokenizers import tiny_clip_tokenizer, tiny_t5_tokenizer
 
 FLUX_VAE = dict(in_channels=3, out_channels=3, latent_channels=16, block_out_channels=(128, 256, 512, 512),
                 down_block_types=("DownEncoderBlock2D",) * 4, up_block_types=("UpDecoderBlock2D",) * 4, layers_per_block=2,

@@ -1,36 +1,35 @@
-"""Build tiny offline pipelines and load real Stable Diffusion / Flux checkpoints.
+"""Where cooklab's models come from: tiny random pipelines, the trained Toy Kitchen models, real checkpoints.
 
-Two kinds of models live here:
+Three kinds of models, all returned as the stock diffusers pipelines
+(``StableDiffusionPipeline``, ``FluxPipeline``):
 
-* ``tiny_sd`` and ``tiny_flux`` build the *real* diffusers pipeline classes
-  (``StableDiffusionPipeline``, ``FluxPipeline``) from very small configs with
-  random weights. They need no file and no network, run two denoising steps at
-  64x64 on a CPU in a fraction of a second, and are what the tests and the
-  quick notebook cells use. Their images are noise, but every tensor has the
-  shape and the code path of the full-size model.
-* ``load_sd`` and ``load_flux`` load real checkpoints (a Hugging Face Hub id
-  or a local folder). They read ``model_index.json`` first, so a checkpoint of
-  the wrong family fails at once with a ``CheckpointError`` that says what was
-  found and what to call instead, and they turn hub and network failures into a
-  ``CheckpointError`` that says how to get the files.
+* ``tiny_sd`` and ``tiny_flux``: **tiny, random weights, built in code** (like the
+  ``tiny-random-*`` test models on the Hugging Face Hub). The real pipeline classes from very
+  small configs; no file, no network, two denoising steps at 64x64 on a CPU in a fraction of a
+  second. Their images are noise, but every tensor has the shape and the code path of the
+  full-size model: the tests, the equivalence checks and the benchmarks use them.
+* ``toy_sd`` and ``toy_flux``: **trained**, the Toy Kitchen models shipped in
+  ``data/toykitchen/`` (defined in ``cooklab.toykitchen.models``, re-exported here). They draw
+  recognisable pictures of the Toy Kitchen's world and are the offline default of the demo,
+  ``cooklab generate`` and the notebooks.
+* ``load_sd`` and ``load_flux``: real checkpoints (a Hugging Face Hub id or a local folder).
+  They read ``model_index.json`` first, so a checkpoint of the wrong family fails at once with
+  a ``CheckpointError`` that says what was found and what to call instead, and they turn hub
+  and network failures into a ``CheckpointError`` that says how to get the files
+  (``cooklab.hub``).
 
-The tiny tokenizers are built in memory: a byte-level CLIP BPE tokenizer and a
-unigram T5 tokenizer whose vocabularies contain a few hundred cooking words
-(``COOKING_WORDS``) as single tokens and fall back to characters for
-everything else.
+The naming rule for models: ``tiny_*`` means random weights from a config in code (as in
+``cooklab.grounding.tiny``), ``toy_*`` the trained Toy Kitchen models. The tiny pipelines'
+tokenizers are built in memory by ``cooklab.word_tokenizers``.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import pickle
-import string
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import httpx
 import huggingface_hub
 import torch
 from diffusers import (
@@ -43,178 +42,26 @@ from diffusers import (
     StableDiffusionPipeline,
     UNet2DConditionModel,
 )
-from huggingface_hub.errors import EntryNotFoundError, GatedRepoError, HFValidationError, RepositoryNotFoundError
-from huggingface_hub.utils import validate_repo_id
 from safetensors import SafetensorError, safe_open
-from tokenizers import pre_tokenizers
-from transformers import (
-    CLIPTextConfig,
-    CLIPTextModel,
-    CLIPTokenizer,
-    T5Config,
-    T5EncoderModel,
-    T5Tokenizer,
-)
+from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer, T5Config, T5EncoderModel
 
 from .errors import CheckpointError, ConfigError
+from .hub import HUB_ERRORS, explain_hub_error, hub_kwargs, is_repo_id
+from .toykitchen.models import toy_flux, toy_sd
+from .word_tokenizers import TINY_CLIP_MAX_LENGTH, TINY_T5_MAX_LENGTH, tiny_clip_tokenizer, tiny_t5_tokenizer
 
 __all__ = [
-    "COOKING_WORDS",
     "TINY_T5_MAX_LENGTH",
     "default_device",
     "default_dtype",
     "describe",
     "load_flux",
     "load_sd",
-    "tiny_clip_tokenizer",
     "tiny_flux",
     "tiny_sd",
-    "tiny_t5_tokenizer",
     "toy_flux",
     "toy_sd",
 ]
-
-# ---------------------------------------------------------------------------
-# Vocabulary of the tiny tokenizers
-# ---------------------------------------------------------------------------
-
-_WORD_GROUPS = {
-    "articles, prepositions, connectives": """
-        a an the this that these those some any each every no of in on at to into onto
-        from with without by for and or but next near beside behind under over above
-        below between inside outside around through across along up down off out top
-        bottom left right middle center side front back half full empty one two three
-        four five six seven eight ten dozen many few more less very too is are it its
-        then while after before until all other same another
-    """,
-    "containers and tools": """
-        bowl plate dish pan pot skillet wok saucepan tray sheet oven stove grill kettle
-        cup mug glass jar bottle can tin box bag basket board cutting knife fork spoon
-        ladle whisk spatula tongs sieve strainer colander grater peeler mortar pestle
-        rolling pin mold mould ramekin casserole platter saucer teapot pitcher jug
-        blender mixer processor toaster microwave fridge freezer counter table napkin
-        cloth towel lid rack skewer thermometer scale timer foil parchment wrap
-    """,
-    "ingredients": """
-        water salt pepper sugar flour butter oil olive egg eggs milk cream cheese yogurt
-        bread rice pasta noodle noodles dough crust bean beans lentil chickpea tofu meat
-        beef pork lamb chicken duck turkey bacon ham sausage fish salmon tuna cod shrimp
-        prawn crab lobster mussel clam squid tomato tomatoes potato potatoes onion onions
-        garlic ginger carrot carrots celery pea peas corn cabbage lettuce spinach kale
-        broccoli cauliflower cucumber zucchini eggplant pumpkin squash mushroom mushrooms
-        leek radish beet avocado apple apples banana bananas orange oranges lemon lime
-        grape grapes berry berries strawberry strawberries blueberry raspberry cherry
-        cherries peach pear plum mango pineapple melon watermelon coconut fig date raisin
-        nut nuts almond walnut peanut hazelnut pistachio seed seeds sesame honey syrup
-        jam chocolate cocoa vanilla cinnamon nutmeg clove cumin paprika chili curry
-        basil parsley cilantro mint thyme rosemary oregano sage dill bay leaf leaves herb
-        herbs spice spices sauce soup stock broth gravy vinegar mustard ketchup mayonnaise
-        soy wine beer juice coffee tea ice yeast baking soda powder starch oat oats cereal
-        cake cookie cookies pie tart pastry muffin pancake pancakes waffle bun roll toast
-        sandwich burger pizza salad stew curry omelette sushi taco dumpling dumplings
-    """,
-    "cooking verbs": """
-        cook bake boil fry roast grill steam simmer stew poach saute sear toast melt mix
-        stir whisk beat fold knead roll chop slice dice mince cut peel grate crush mash
-        blend pour add put place set serve season sprinkle spread brush drizzle garnish
-        top fill stuff wrap cover uncover heat warm cool chill freeze thaw rest drain
-        rinse wash soak marinate coat dip dust sift measure weigh combine separate
-        shape press squeeze zest strain whip cream reduce thicken taste plate remove take
-        cooking baking boiling frying roasting stirring chopping slicing mixing pouring
-        chopped sliced diced minced grated peeled mashed melted mixed boiled fried baked
-        roasted grilled steamed toasted whipped beaten stuffed
-    """,
-    "colours": """
-        red orange yellow green blue purple pink brown black white grey gray golden
-        silver cream beige dark light pale bright
-    """,
-    "materials and textures": """
-        wood wooden metal steel iron copper ceramic porcelain stone marble plastic paper
-        linen cotton crispy crunchy soft hard smooth creamy fluffy juicy tender raw
-        sticky thick thin flaky glossy shiny crumbly moist dry wet
-    """,
-    "adjectives": """
-        hot cold fresh ripe sweet sour salty bitter spicy savory savoury delicious tasty
-        big small large little tiny huge round square long short tall flat deep shallow
-        whole clean dirty new old homemade rustic simple plain fancy beautiful neat messy
-        steaming frozen cooked uncooked finished ready golden brown charred caramelized
-        close view photo overhead kitchen food meal breakfast lunch dinner dessert recipe
-        step ingredient
-    """,
-}
-
-#: The words the tiny tokenizers keep as single tokens (lower case, letters only, no duplicates).
-COOKING_WORDS: tuple[str, ...] = tuple(dict.fromkeys(word for group in _WORD_GROUPS.values() for word in group.split()))
-
-#: Longest T5 prompt, in tokens, the tiny Flux text encoder is built for. Pass it as
-#: ``max_sequence_length`` to a ``tiny_flux()`` pipeline (FluxPipeline defaults to 512).
-#: T5 has no position table, only relative-position buckets, so longer sequences still
-#: run; beyond this distance all positions share the last bucket.
-TINY_T5_MAX_LENGTH = 64
-
-_CLIP_MAX_LENGTH = 77  # CLIP's position table: 77 tokens incl. start and end tokens
-_CLIP_BOS, _CLIP_EOS = "<|startoftext|>", "<|endoftext|>"
-_END_OF_WORD = "</w>"  # CLIP's BPE marks the last symbol of every word with this suffix
-
-
-def tiny_clip_tokenizer(words: Sequence[str] = COOKING_WORDS, max_length: int = _CLIP_MAX_LENGTH) -> CLIPTokenizer:
-    """Build a CLIP byte-level BPE tokenizer in memory (no files).
-
-    * Alphabet: the 256 byte-level symbols, each also in an end-of-word form
-      (``"a</w>"``), so any UTF-8 text can be tokenized: an unknown word falls
-      back to one token per byte.
-    * Merges: every word of ``COOKING_WORDS`` is built from its end, one
-      character at a time (``"l</w>"`` -> ``"wl</w>"`` -> ``"owl</w>"`` ->
-      ``"bowl</w>"``). Each merge joins a single character to a token that ends
-      a word, so a word has only one mergeable pair at any moment and the order
-      of the merges never matters: vocabulary words always become one token,
-      and unknown words keep their longest known ending (``"xbowl"`` ->
-      ``"x"``, ``"bowl</w>"``).
-
-    ``model_max_length`` is 77, like the real CLIP tokenizer. ``words`` and ``max_length``
-    build another vocabulary the same way (the Toy Kitchen's tokenizers).
-    """
-    alphabet = sorted(pre_tokenizers.ByteLevel.alphabet())  # 256 symbols
-    vocab = {symbol: index for index, symbol in enumerate(alphabet)}
-    for symbol in alphabet:
-        vocab[symbol + _END_OF_WORD] = len(vocab)
-    merges = []
-    for word in words:
-        ending = word[-1] + _END_OF_WORD
-        for char in reversed(word[:-1]):
-            merged = char + ending
-            if merged not in vocab:
-                vocab[merged] = len(vocab)
-                merges.append((char, ending))
-            ending = merged
-    vocab[_CLIP_BOS] = len(vocab)
-    vocab[_CLIP_EOS] = len(vocab)
-    tokenizer = CLIPTokenizer(vocab=vocab, merges=merges, model_max_length=max_length)
-    assert len(tokenizer) > 2, "in-memory CLIP tokenizer came out empty"
-    return tokenizer
-
-
-def tiny_t5_tokenizer(words: Sequence[str] = COOKING_WORDS, max_length: int = TINY_T5_MAX_LENGTH) -> T5Tokenizer:
-    """Build a T5 unigram tokenizer in memory (no files).
-
-    Pieces are the three special tokens, the word-start marker ``"▁"``, single
-    characters (ASCII letters of both cases, digits, punctuation, accented Latin
-    letters) and ``"▁" + word`` for every word of ``COOKING_WORDS``. Unigram
-    picks the segmentation with the highest total score, and a whole word
-    (score -5) beats spelling it out (-3 for ``"▁"`` and -6 per character).
-    Other characters (emoji, CJK ...) become ``<unk>``. Like the real T5
-    tokenizer it is case sensitive and has no start token; it appends ``</s>``.
-    """
-    specials = [("<pad>", 0.0), ("</s>", 0.0), ("<unk>", 0.0)]  # ids 0, 1, 2 as in T5
-    latin = [chr(code) for code in range(0xC0, 0x100) if chr(code) not in "×÷"]
-    chars = string.ascii_letters + string.digits + string.punctuation + "".join(latin)
-    pieces = specials + [("▁", -3.0)]
-    pieces += [(char, -6.0) for char in chars]
-    pieces += [("▁" + word, -5.0) for word in words]
-    tokenizer = T5Tokenizer(vocab=pieces, extra_ids=0, model_max_length=max_length)
-    assert len(tokenizer) > 2, "in-memory T5 tokenizer came out empty"
-    return tokenizer
-
 
 # ---------------------------------------------------------------------------
 # Tiny configs (read these next to the real ones to see what each number does)
@@ -227,7 +74,7 @@ _TINY_CLIP_TEXT = dict(
     intermediate_size=64,  # MLP width inside each layer
     num_hidden_layers=2,
     num_attention_heads=4,  # 4 heads x 8 dims
-    max_position_embeddings=_CLIP_MAX_LENGTH,
+    max_position_embeddings=TINY_CLIP_MAX_LENGTH,
     projection_dim=32,
     hidden_act="quick_gelu",
 )
@@ -354,7 +201,9 @@ def _finish_tiny(pipe: DiffusionPipeline, name: str, device, dtype) -> Diffusion
 
 
 def tiny_sd(seed: int = 0, device=None, dtype=None) -> StableDiffusionPipeline:
-    """A real ``StableDiffusionPipeline`` with tiny random weights (no file, no network).
+    """A real ``StableDiffusionPipeline`` with tiny random weights (no file, no network): its images are noise.
+
+    For a trained model that draws pictures offline, use ``toy_sd()``.
 
     The weights depend only on ``seed`` and the global torch RNG is left as it
     was. Default image size 64x64 (latent 4x8x8); the VAE downsamples by 8 as in
@@ -382,7 +231,9 @@ def tiny_sd(seed: int = 0, device=None, dtype=None) -> StableDiffusionPipeline:
 
 
 def tiny_flux(seed: int = 0, device=None, dtype=None) -> FluxPipeline:
-    """A real ``FluxPipeline`` with tiny random weights (no file, no network).
+    """A real ``FluxPipeline`` with tiny random weights (no file, no network): its images are noise.
+
+    For a trained model that draws pictures offline, use ``toy_flux()``.
 
     Same seeding rules as ``tiny_sd``. Default image size 64x64; height and
     width must be multiples of 16 (VAE factor 8 x 2x2 packing), and 64x64 gives
@@ -410,20 +261,6 @@ def tiny_flux(seed: int = 0, device=None, dtype=None) -> FluxPipeline:
     # make the default 8 (64x64) as for tiny_sd. An attribute only: save_pretrained does not keep it.
     pipe.default_sample_size = 8
     return _finish_tiny(pipe, f"cooklab.models.tiny_flux(seed={seed})", device, dtype)
-
-
-def toy_sd(path=None, device=None, dtype=None) -> StableDiffusionPipeline:
-    """The Toy Kitchen's trained SD-style pipeline (``data/toykitchen/sd``; see ``cooklab.toykitchen.models``)."""
-    from .toykitchen.models import toy_sd as load
-
-    return load(path, device, dtype)
-
-
-def toy_flux(path=None, device=None, dtype=None) -> FluxPipeline:
-    """The Toy Kitchen's trained Flux-style pipeline (``data/toykitchen/flux``; see ``cooklab.toykitchen.models``)."""
-    from .toykitchen.models import toy_flux as load
-
-    return load(path, device, dtype)
 
 
 # ---------------------------------------------------------------------------
@@ -479,48 +316,7 @@ def _advice(found: str) -> str:
     )
 
 
-def _is_offline() -> bool:
-    """True when HF_HUB_OFFLINE is set now or was set when huggingface_hub was imported."""
-    flag = os.environ.get("HF_HUB_OFFLINE", "").strip().lower()
-    return huggingface_hub.constants.HF_HUB_OFFLINE or flag in ("1", "true", "yes", "on")
-
-
-def _is_repo_id(text: str) -> bool:
-    try:
-        validate_repo_id(text)
-    except HFValidationError:
-        return False
-    return True
-
-
-def _hub_error(repo_id: str, error: BaseException) -> CheckpointError:
-    """Turn a hub / network failure into a CheckpointError that says how to fix it."""
-    chain, cause = [], error
-    while cause is not None and len(chain) < 10:  # diffusers re-raises hub errors as OSError
-        chain.append(cause)
-        cause = cause.__cause__ or cause.__context__
-    download = f"download it on a machine with hub access (`hf download {repo_id} --local-dir DIR`) and pass DIR instead of the id"
-    if any(isinstance(e, GatedRepoError) for e in chain):
-        problem = "is a gated repository and this machine has no access to it"
-        fix = f"accept its license on https://huggingface.co/{repo_id} and run `hf auth login`, or {download}"
-    elif any(isinstance(e, RepositoryNotFoundError) for e in chain):
-        problem = "was not found on the Hugging Face Hub (misspelled, private, or gated)"
-        fix = f"check the id; for a private or gated repo run `hf auth login`; or {download}"
-    elif _is_offline():
-        problem = "is not in the local Hugging Face cache, and HF_HUB_OFFLINE is set so the hub was not asked"
-        fix = f"{download}, or unset HF_HUB_OFFLINE if this machine can reach the hub"
-    else:
-        problem = "could not be fetched: the Hugging Face Hub could not be reached or the repo is missing/gated"
-        fix = f"{download}; for a gated repo run `hf auth login`"
-    return CheckpointError(f"{repo_id!r} {problem} ({type(error).__name__}: {error}). Fix: {fix}.")
-
-
-# Errors the hub, the network and diffusers raise for "cannot get these files"
-# (huggingface_hub's errors and diffusers' EnvironmentError are OSError subclasses).
-_HUB_ERRORS = (OSError, EntryNotFoundError, httpx.HTTPError)
-
-
-def _read_model_index(id_or_path: str, loader: str, hub_kwargs: dict[str, Any]) -> tuple[str, bool]:
+def _read_model_index(id_or_path: str, loader: str, hub: dict[str, Any]) -> tuple[str, bool]:
     """Return (pipeline class in model_index.json, is_local) or raise CheckpointError."""
     path = Path(id_or_path).expanduser()
     if path.is_dir():
@@ -541,12 +337,12 @@ def _read_model_index(id_or_path: str, loader: str, hub_kwargs: dict[str, Any]) 
             f"{id_or_path!r} is a file, not a diffusers pipeline folder; pass the folder that holds "
             f"model_index.json (load_sd also takes a single .safetensors/.ckpt file) to {loader}."
         )
-    if not _is_repo_id(id_or_path):
+    if not is_repo_id(id_or_path):
         raise CheckpointError(f"{id_or_path!r} is not an existing folder, nor a valid Hugging Face Hub id like 'org/name'.")
     try:  # fetch only model_index.json (a few hundred bytes) before any weights
-        index = huggingface_hub.hf_hub_download(id_or_path, "model_index.json", **hub_kwargs)
-    except _HUB_ERRORS as error:
-        raise _hub_error(id_or_path, error) from error
+        index = huggingface_hub.hf_hub_download(id_or_path, "model_index.json", **hub)
+    except HUB_ERRORS as error:
+        raise explain_hub_error(id_or_path, error) from error
     return str(json.loads(Path(index).read_text()).get("_class_name")), False
 
 
@@ -587,7 +383,7 @@ def _load_sd_single_file(path: Path, device, dtype, kwargs: dict[str, Any]) -> S
     try:
         # The component configs come from the hub unless config=<local diffusers SD folder> is passed.
         pipe = StableDiffusionPipeline.from_single_file(str(path), dtype=dtype, **kwargs)
-    except _HUB_ERRORS as error:
+    except HUB_ERRORS as error:
         raise CheckpointError(
             f"{str(path)!r}: diffusers could not build the pipeline from this single file "
             f"({type(error).__name__}: {error}). It needs the SD component configs from the hub: "
@@ -597,34 +393,25 @@ def _load_sd_single_file(path: Path, device, dtype, kwargs: dict[str, Any]) -> S
     return pipe.to(device)
 
 
-def _hub_kwargs(kwargs: dict[str, Any]) -> dict[str, Any]:
-    """The from_pretrained keywords that also matter for fetching model_index.json."""
-    names = ("cache_dir", "revision", "token", "local_files_only")
-    hub = {name: kwargs[name] for name in names if name in kwargs}
-    if _is_offline():
-        hub["local_files_only"] = True  # answer from the cache at once, never retry the network
-    return hub
-
-
 def _load_pipeline(pipeline_class, id_or_path: str, device, dtype, family: str, kwargs: dict[str, Any]):
     """Shared body of load_sd / load_flux: check model_index.json, load, check tokenizers, move."""
     loader = f"load_{family}"
     device = torch.device(device) if device is not None else default_device()
     old_name = kwargs.pop("torch_dtype", None)  # diffusers' former name for dtype
     dtype = dtype or old_name or default_dtype(device, family)
-    hub_kwargs = _hub_kwargs(kwargs)
-    found, is_local = _read_model_index(id_or_path, loader, hub_kwargs)
+    hub = hub_kwargs(kwargs)
+    found, is_local = _read_model_index(id_or_path, loader, hub)
     if found != pipeline_class.__name__:
         raise CheckpointError(f"{loader}({id_or_path!r}): {_advice(found)}.")
     source = str(Path(id_or_path).expanduser()) if is_local else id_or_path
     if not is_local:
-        kwargs.update(hub_kwargs)
+        kwargs.update(hub)
     try:
         pipe = pipeline_class.from_pretrained(source, dtype=dtype, **kwargs)
-    except _HUB_ERRORS as error:
+    except HUB_ERRORS as error:
         if is_local:
             raise CheckpointError(f"{loader}: cannot load the folder {source!r} ({type(error).__name__}: {error})") from error
-        raise _hub_error(id_or_path, error) from error
+        raise explain_hub_error(id_or_path, error) from error
     for name in ("tokenizer", "tokenizer_2"):  # offline loads can give a 2-token tokenizer without an error
         tokenizer = getattr(pipe, name, None)
         if tokenizer is not None and len(tokenizer) <= 2:

@@ -10,7 +10,7 @@ from transformers import ByT5Tokenizer, T5TokenizerFast
 
 from cooklab.cookanything.cscc import RecipeSpans, StepSpan, cscc_fuse, step_token_spans, whole_description
 from cooklab.errors import ConfigError
-from cooklab.models import TINY_T5_MAX_LENGTH, tiny_clip_tokenizer, tiny_t5_tokenizer
+from cooklab.word_tokenizers import TINY_T5_MAX_LENGTH, tiny_clip_tokenizer, tiny_t5_tokenizer
 
 # Subword pieces, so that words split into several tokens as with the real T5 vocabulary.
 _SUBWORDS = """▁the ▁a ▁an ▁and ▁add ▁stir ▁bake ▁Bake ▁Add ▁Stir ▁Chop ▁Serve ▁Mix ▁for ▁at ▁to ▁in ▁min

@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 
 from cooklab.errors import ConfigError
-from cooklab.models import tiny_clip_tokenizer
 from cooklab.toykitchen import models as toy
 from cooklab.toykitchen.captions import WORDS, full_caption, random_caption
 from cooklab.toykitchen.dataset import HELD_OUT, render_dataset
@@ -26,6 +25,7 @@ from cooklab.toykitchen.world import (
     random_scene,
     render,
 )
+from cooklab.word_tokenizers import tiny_clip_tokenizer
 
 
 def _scenes(n, seed=0):

@@ -30,7 +30,8 @@ import torch
 from transformers import AutoConfig, GroundingDinoForObjectDetection, GroundingDinoProcessor, SamModel, SamProcessor
 
 from ..errors import CheckpointError, ConfigError
-from ..models import _HUB_ERRORS, _hub_error, _hub_kwargs, _is_repo_id, default_device
+from ..hub import HUB_ERRORS, explain_hub_error, hub_kwargs, is_repo_id
+from ..models import default_device
 from .base import Box, MaskResult
 
 __all__ = [
@@ -232,11 +233,11 @@ def _load(model_class, processor_class, id_or_path: str, model_type: str, role: 
         source, is_local = str(path), True
     elif path.exists():
         raise CheckpointError(f"{role} {id_or_path!r} is a file; pass a folder written by save_pretrained (model and processor) or a hub id like {default!r}.")
-    elif not _is_repo_id(id_or_path):
+    elif not is_repo_id(id_or_path):
         raise CheckpointError(f"{role} {id_or_path!r} is not an existing folder, nor a valid Hugging Face Hub id like {default!r}.")
     else:
         source, is_local = id_or_path, False
-    hub = _hub_kwargs(kwargs)
+    hub = hub_kwargs(kwargs)
     try:
         config = AutoConfig.from_pretrained(source, **hub)
         if config.model_type != model_type:
@@ -246,14 +247,14 @@ def _load(model_class, processor_class, id_or_path: str, model_type: str, role: 
             )
         model = model_class.from_pretrained(source, **{**kwargs, **hub})
         processor = processor_class.from_pretrained(source, **hub)
-    except (*_HUB_ERRORS, ValueError) as error:  # ValueError: a config.json without a known model_type
+    except (*HUB_ERRORS, ValueError) as error:  # ValueError: a config.json without a known model_type
         if is_local or isinstance(error, ValueError):
             raise CheckpointError(
                 f"cannot load the {role} {source!r} ({type(error).__name__}: {error}). Fix: it needs the model and its "
                 f"processor: model.save_pretrained(DIR) and processor.save_pretrained(DIR), or "
                 f"`hf download {default} --local-dir DIR`."
             ) from error
-        raise _hub_error(id_or_path, error) from error
+        raise explain_hub_error(id_or_path, error) from error
     tokenizer = getattr(processor, "tokenizer", None)
     if tokenizer is not None and len(tokenizer) <= 2:  # offline loads can give a 2-token tokenizer without an error
         raise CheckpointError(

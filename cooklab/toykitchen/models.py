@@ -11,10 +11,13 @@ and to run in seconds on a laptop CPU:
   encoder for the pooled vector and a ``T5EncoderModel`` for the token sequence,
   ``FlowMatchEulerDiscreteScheduler``.
 
-The trained weights ship in ``data/toykitchen/{sd,flux}`` as ordinary ``save_pretrained``
-folders in float16; ``toy_sd()`` / ``toy_flux()`` load them with ``from_pretrained`` (offline)
-and return the stock ``StableDiffusionPipeline`` / ``FluxPipeline``. ``cooklab toykitchen train``
-reproduces them (``docs/toykitchen.md`` is their model card).
+The tokenizers are ``cooklab.word_tokenizers``' in-memory ones with the world's vocabulary
+(``captions.WORDS``). The trained weights ship in ``data/toykitchen/{sd,flux}`` as ordinary
+``save_pretrained`` folders in float16; ``toy_sd()`` / ``toy_flux()`` (also
+``cooklab.models.toy_sd`` / ``toy_flux``) load them with ``from_pretrained`` (offline) and return
+the stock ``StableDiffusionPipeline`` / ``FluxPipeline``. ``cooklab toykitchen train``
+reproduces them (``docs/toykitchen.md`` is their model card). Not to be confused with
+``cooklab.models.tiny_sd`` / ``tiny_flux``: those have random weights and draw noise.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ from diffusers import (
 from transformers import CLIPTextConfig, CLIPTextModel, T5Config, T5EncoderModel
 
 from ..errors import CheckpointError
+from ..word_tokenizers import tiny_clip_tokenizer, tiny_t5_tokenizer
 from .captions import WORDS
 
 #: where the trained model sets live in a checkout
@@ -102,14 +106,10 @@ FLUX_SCHEDULER = dict(num_train_timesteps=1000, shift=1.0, use_dynamic_shifting=
 
 
 def clip_tokenizer():
-    from ..models import tiny_clip_tokenizer
-
     return tiny_clip_tokenizer(WORDS, CLIP_MAX_LENGTH)
 
 
 def t5_tokenizer():
-    from ..models import tiny_t5_tokenizer
-
     return tiny_t5_tokenizer(WORDS + tuple(w.capitalize() for w in WORDS), T5_MAX_LENGTH)  # T5 is case sensitive
 
 
