@@ -126,6 +126,13 @@ def test_plots_do_not_import_ipywidgets():
     subprocess.run([sys.executable, "-c", code], check=True, env={**os.environ, "MPLBACKEND": "Agg"})
 
 
+def test_viz_does_not_import_diffusers():
+    """Figures are drawn from saved tensors and traces: a clean interpreter plots without loading diffusers."""
+    code = ("import sys, cooklab.viz, cooklab.viz.widgets, cooklab.viz.detection; "
+            "assert 'diffusers' not in sys.modules, 'cooklab.viz imported diffusers'")
+    subprocess.run([sys.executable, "-c", code], check=True, env={**os.environ, "MPLBACKEND": "Agg"})
+
+
 # ---- a real tiny trace ---------------------------------------------------------------------
 
 

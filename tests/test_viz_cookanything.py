@@ -22,7 +22,8 @@ from cooklab.cookanything import RegionLayout, regional_token_mask  # noqa: E402
 from cooklab.cookanything.cscc import step_token_spans  # noqa: E402
 from cooklab.cookanything.flexible_rope import canvas_image_ids  # noqa: E402
 from cooklab.models import TINY_T5_MAX_LENGTH  # noqa: E402
-from cooklab.viz import plots, widgets  # noqa: E402
+from cooklab.viz import cookanything as plots  # noqa: E402  (the CookAnything figures and their helpers)
+from cooklab.viz import widgets  # noqa: E402
 
 STEPS = ["Dice two carrots on a wooden board.", "Fry the carrots in a black pan.", "Serve the carrots on a white plate."]
 KW = dict(num_inference_steps=3, height=64, width=64, max_sequence_length=TINY_T5_MAX_LENGTH, progress=False)

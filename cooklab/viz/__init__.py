@@ -1,7 +1,11 @@
-"""Figures of cooklab's mechanisms (``plots``) and the widgets built on them (``widgets``).
+"""Figures of cooklab's mechanisms and the ipywidgets built on them.
 
-``cooklab.viz`` re-exports the plotting functions; they need only matplotlib. The
-ipywidgets front ends live in ``cooklab.viz.widgets`` (import it in a notebook).
+``cooklab.viz`` re-exports every figure function (``cooklab.viz.plots`` gathers them from
+``storyboard``, ``recipe_diffusion``, ``cookanything`` and ``cscc``). They need matplotlib
+and torch only: importing ``cooklab.viz`` loads neither diffusers nor ipywidgets, so a
+saved trace or output can be plotted without a model. The ipywidgets front ends live in
+``cooklab.viz.widgets``, the plan, detection and mask figures in ``cooklab.viz.detection``
+(import them in a notebook).
 """
 
 from .plots import (

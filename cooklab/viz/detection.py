@@ -32,6 +32,7 @@ from matplotlib.patches import Rectangle
 
 from ..grounding.base import to_mask_tensor
 from ..recipe_diffusion.region_noise import resize_mask
+from .common import image_array
 
 __all__ = ["DEGENERATE_BELOW", "DEGENERATE_ABOVE", "detect_all", "detections_figure", "mask_figure", "plan_table", "threshold_explorer"]
 
@@ -43,25 +44,6 @@ _MASK_RGB = (0.1, 0.85, 0.3)
 
 
 # ---- small helpers -----------------------------------------------------------------------
-
-
-def _image_array(image) -> np.ndarray:
-    """An image as an ``[H, W, 3]`` float array in [0, 1]."""
-    if isinstance(image, torch.Tensor):
-        image = image.detach().to("cpu", torch.float32)
-        if image.ndim == 3 and image.shape[0] in (1, 3) and image.shape[-1] not in (1, 3):
-            image = image.permute(1, 2, 0)  # [C, H, W] -> [H, W, C]
-        arr = image.numpy()
-    else:
-        arr = np.asarray(image)
-        arr = arr.astype(np.float32) / 255.0 if arr.dtype == np.uint8 else arr.astype(np.float32)
-    if arr.ndim == 2:
-        arr = arr[..., None]
-    if arr.ndim != 3:
-        raise ValueError(f"image must be [H, W], [H, W, C] or [C, H, W]; got shape {arr.shape}")
-    if arr.shape[-1] == 1:
-        arr = np.repeat(arr, 3, axis=-1)
-    return np.clip(arr[..., :3], 0.0, 1.0)
 
 
 def _show(ax, arr: np.ndarray) -> None:
@@ -156,7 +138,7 @@ def detections_figure(image, detections, box_threshold: float | None = None, cho
     threshold whose label does not name the phrase (e.g. no token above ``text_threshold``) are
     orange; the provider never chooses them. Only the ``max_boxes`` best boxes are drawn.
     """
-    arr = _image_array(image)
+    arr = image_array(image)
     boxes, scores, labels, caption, known = _as_detection_table(detections)
     threshold = box_threshold if box_threshold is not None else known
     phrase = phrase if phrase is not None else caption
@@ -235,7 +217,7 @@ def mask_figure(image, mask_result, latent_hw: tuple[int, int] | None = None, *,
     (``resize_mask``, area averaging), as the pipeline uses it in Eq. 7, with its coverage; the
     pipeline falls back to uniform noise when it covers less than 0.1 % or more than 99.9 %.
     """
-    arr = _image_array(image)
+    arr = image_array(image)
     h, w = arr.shape[:2]
     ncols = 2 if latent_hw is not None else 1
     fig, axes = plt.subplots(1, ncols, figsize=(3.3 * ncols, 3.3 * h / w + 0.9), layout="constrained", squeeze=False)

@@ -1,4 +1,4 @@
-"""ipywidgets front ends for the figures in ``cooklab.viz.plots``.
+"""ipywidgets front ends for the figures in ``cooklab.viz``.
 
     from cooklab.viz.widgets import attention_explorer, noise_explorer, frame_scrubber
     attention_explorer(tr)                     # browse a trace's attention maps
@@ -14,7 +14,7 @@ Each function returns a ``VBox`` (the last expression of a cell displays it). Th
 controls are also reachable as ``box.controls[name]``, so code can drive them
 (``box.controls["step"].value = 5``). Every change redraws the figure into an ``Output``
 widget; figures are closed after being displayed. ipywidgets is imported inside the
-functions, so ``cooklab.viz.plots`` works without it.
+functions, so the figure modules work without it.
 """
 
 from __future__ import annotations
@@ -26,17 +26,23 @@ import numpy as np
 import torch
 
 from ..grounding import to_mask_tensor
+from ..instrument.trace import trace as make_trace
 from ..recipe_diffusion.noise_levels import NoiseLevels
 from ..recipe_diffusion.region_noise import region_aware_noise, resize_mask
-from .plots import (
-    SPECIAL_TOKENS,
-    cross_attention_figure,
-    frame_note,
-    noise_map_figure,
-    reference_share_figure,
-    self_attention_figure,
-    short_layer_name,
+from .common import image_array, short_layer_name
+from .cookanything import (
+    canvas_of,
+    flux_layer_name,
+    group_mask_figure,
+    layout_of,
+    rope_ids_figure,
+    rotary_figure,
+    text_image_figure,
+    token_mask_figure,
 )
+from .cscc import cscc_lambda_figure
+from .recipe_diffusion import SPECIAL_TOKENS, cross_attention_figure, noise_map_figure, reference_share_figure, self_attention_figure
+from .storyboard import frame_note
 
 __all__ = [
     "attention_explorer", "frame_scrubber", "lambda_explorer", "noise_explorer", "region_mask_explorer", "rope_explorer",
@@ -306,10 +312,9 @@ def region_mask_explorer(layout_or_n=4, step_text_len: int = 8, region_side: int
     """
     import ipywidgets as widgets
 
-    from ..cookanything.regional import RegionLayout
-    from .plots import _layout_of, group_mask_figure, token_mask_figure
+    from ..cookanything.regional import RegionLayout  # here, not at the top: cooklab.cookanything imports diffusers
 
-    fixed = None if isinstance(layout_or_n, int) else _layout_of(layout_or_n)
+    fixed = None if isinstance(layout_or_n, int) else layout_of(layout_or_n)
     wide = {"description_width": "initial"}
     mode = widgets.ToggleButtons(options=[("region (paper)", "region"), ("global images", "global")], value=image_attention,
                                  description="image_attention", style=wide)
@@ -383,11 +388,9 @@ def text_image_explorer(trace):
     """
     import ipywidgets as widgets
 
-    from .plots import _canvas_of, flux_layer_name, text_image_figure
-
     if not getattr(trace, "text_image", None):
         raise ValueError("the trace holds no text->image maps: record with capture including 'text_image_attention'.")
-    canvas = _canvas_of(trace)
+    canvas = canvas_of(trace)
     wide = {"description_width": "initial"}
     step = widgets.Dropdown(options=[("all steps", ALL)] + [(f"step {k + 1}: {t[:40]}", k) for k, t in enumerate(canvas.texts)],
                             description="recipe step", style=wide, layout=widgets.Layout(width="420px"))
@@ -418,9 +421,6 @@ def lambda_explorer(pipe, recipe, lams=(0, 0.2, 0.4, 0.6, 0.8, 1.0), precompute:
     """
     import ipywidgets as widgets
 
-    from ..instrument.trace import trace as make_trace
-    from .plots import _image_array, cscc_lambda_figure
-
     lams = sorted({float(x) for x in lams} | {0.0})
     kwargs = {"progress": False, **call_kwargs}
     kwargs.pop("lam", None)
@@ -445,7 +445,7 @@ def lambda_explorer(pipe, recipe, lams=(0, 0.2, 0.4, 0.6, 0.8, 1.0), precompute:
         lam = slider.value
         result, delta = run(lam)
         reference, _ = run(0.0)
-        moved = [float(np.abs(_image_array(a) - _image_array(b)).mean()) for a, b in zip(result.images, reference.images)]
+        moved = [float(np.abs(image_array(a) - image_array(b)).mean()) for a, b in zip(result.images, reference.images)]
         info.value = (f"λ = {lam:g}: mean pixel change from λ = 0, per step: {', '.join(f'{m:.2g}' for m in moved)}"
                       + (" (λ = 0 is CSCC off: nothing is added)" if lam == 0 else ""))
         _show(cscc_lambda_figure(result.images, reference.images, lam, delta_norm=delta, texts=result.recipe.texts))
@@ -470,9 +470,8 @@ def rope_explorer(pos_embed, n_regions: int = 10, rows: int = 4, cols: int = 4):
     """
     import ipywidgets as widgets
 
-    from ..cookanything.flexible_rope import canvas_image_ids
+    from ..cookanything.flexible_rope import canvas_image_ids  # here, not at the top: cooklab.cookanything imports diffusers
     from ..cookanything.regional import RegionLayout
-    from .plots import rope_ids_figure, rotary_figure
 
     layout = RegionLayout(n_regions, rows, cols, 1, 1)
     wide = {"description_width": "initial"}

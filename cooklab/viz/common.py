@@ -1,0 +1,141 @@
+"""What every figure module shares: images and tensors as arrays, panels, labels, colours.
+
+Conventions of all cooklab figures: images are PIL images, ``[H, W, 3]`` arrays or
+``[3, H, W]`` tensors in ``[0, 1]`` (or uint8); maps are ``[h, w]`` tensors or arrays, drawn
+stretched over the image they belong to (each cell covers ``H/h x W/w`` pixels). Steps and
+regions are numbered from 1 in titles and labels and from 0 in arguments, as everywhere in
+cooklab.
+
+The ``draw_*`` helpers draw into a given matplotlib axes; the figure modules
+(``recipe_diffusion``, ``cookanything``, ``cscc``, ``storyboard``, ``detection``) build their
+figures from them.
+"""
+
+from __future__ import annotations
+
+import textwrap
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+
+__all__ = [
+    "draw_image", "draw_note", "draw_overlay", "image_array", "layers_label", "lighter", "short_layer_name", "shorten",
+    "step_colors", "steps_label", "to_array",
+]
+
+
+# ---- conversion --------------------------------------------------------------------------
+
+
+def to_array(x) -> np.ndarray:
+    """A tensor or array-like as a float numpy array on the CPU."""
+    if isinstance(x, torch.Tensor):
+        return x.detach().to("cpu", torch.float32).numpy()
+    return np.asarray(x, dtype=np.float32)
+
+
+def image_array(image) -> np.ndarray | None:
+    """An image as an ``[H, W, 3]`` float array in [0, 1] (None stays None).
+
+    image: a PIL image, an ``[H, W]`` / ``[H, W, C]`` array, or a ``[C, H, W]`` / ``[H, W, C]``
+    tensor (C = 1 or 3; RGBA loses its alpha). uint8 values are divided by 255; floats
+    are clipped to [0, 1].
+    """
+    if image is None:
+        return None
+    if isinstance(image, torch.Tensor):
+        if image.ndim == 3 and image.shape[0] in (1, 3) and image.shape[-1] not in (1, 3):
+            image = image.permute(1, 2, 0)  # [C, H, W] -> [H, W, C]
+        image = image.detach().cpu()
+        image = image if image.dtype == torch.uint8 else image.float()
+    arr = np.asarray(image)
+    arr = arr.astype(np.float32) / 255.0 if arr.dtype == np.uint8 else arr.astype(np.float32)
+    if arr.ndim == 2:
+        arr = arr[..., None]  # [H, W] -> [H, W, 1]
+    if arr.ndim != 3:
+        raise ValueError(f"image must be [H, W], [H, W, C] or [C, H, W]; got shape {arr.shape}")
+    if arr.shape[-1] == 1:
+        arr = np.repeat(arr, 3, axis=-1)  # grey -> RGB
+    return np.clip(arr[..., :3], 0.0, 1.0)
+
+
+# ---- drawing into an axes ----------------------------------------------------------------
+
+
+def draw_note(ax, text: str) -> None:
+    """An empty panel that says why it is empty."""
+    ax.text(0.5, 0.5, text, ha="center", va="center", wrap=True, fontsize=9, color="0.35", transform=ax.transAxes)
+    ax.set_xticks([])
+    ax.set_yticks([])
+
+
+def draw_image(ax, image, title: str | None = None) -> None:
+    """Draw an image (or say there is none) with pixel extent and no ticks."""
+    arr = image_array(image)
+    if arr is None:
+        draw_note(ax, "no image")
+    else:
+        ax.imshow(arr, extent=(0, arr.shape[1], arr.shape[0], 0))
+        ax.set_axis_off()
+    if title:
+        ax.set_title(title, fontsize=9)
+
+
+def draw_overlay(ax, image, heatmap, alpha: float, cmap: str, vmin, vmax, interpolation: str):
+    """Image with a ``[h, w]`` heatmap stretched over it; returns the heatmap's AxesImage."""
+    heat = to_array(heatmap)
+    if heat.ndim != 2:
+        raise ValueError(f"heatmap must be 2-D [h, w], got shape {heat.shape}")
+    arr = image_array(image)
+    if arr is None:
+        extent = (0, heat.shape[1], heat.shape[0], 0)
+        alpha = 1.0
+    else:
+        extent = (0, arr.shape[1], arr.shape[0], 0)
+        ax.imshow(arr, extent=extent)
+    mappable = ax.imshow(heat, extent=extent, cmap=cmap, alpha=alpha, vmin=vmin, vmax=vmax, interpolation=interpolation)
+    ax.set_xlim(extent[0], extent[1])
+    ax.set_ylim(extent[2], extent[3])
+    ax.set_axis_off()
+    return mappable
+
+
+# ---- labels and colours ------------------------------------------------------------------
+
+
+def short_layer_name(name: str) -> str:
+    """A processor key without its constant parts: ``up_blocks.1.attentions.0.attn1``."""
+    return name.removesuffix(".processor").replace(".transformer_blocks.0.", ".")
+
+
+def layers_label(layers) -> str:
+    """Which layers a map averages, for titles."""
+    if layers is None:
+        return "all layers"
+    return short_layer_name(layers) if isinstance(layers, str) else ", ".join(short_layer_name(x) for x in layers)
+
+
+def steps_label(steps) -> str:
+    """Which denoising steps a map averages, for titles."""
+    if steps is None:
+        return "all steps"
+    st = sorted(steps)
+    return f"step {st[0]}" if len(st) == 1 else f"steps {st[0]}..{st[-1]}"
+
+
+def step_colors(n: int) -> np.ndarray:
+    """[n, 3] one distinct RGB colour per step (tab10 up to 10 steps, then evenly spaced on turbo)."""
+    if n <= 10:
+        return np.asarray(plt.get_cmap("tab10").colors[:n], dtype=np.float32).reshape(n, 3)
+    return np.asarray(plt.get_cmap("turbo")(np.linspace(0.05, 0.95, n))[:, :3], dtype=np.float32)
+
+
+def lighter(rgb, amount: float = 0.55) -> np.ndarray:
+    """Blend a colour (or [.., 3] colours) towards white."""
+    return np.asarray(rgb, dtype=np.float32) * (1 - amount) + amount
+
+
+def shorten(text: str, width: int) -> str:
+    """``text`` cut at a word boundary to at most ``width`` characters, ending in '…'."""
+    return textwrap.shorten(text, width, placeholder="…")

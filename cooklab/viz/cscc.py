@@ -1,0 +1,208 @@
+"""CSCC figures (Cross-Step Consistency Control, Eq. 12): what each step borrows from the whole recipe.
+
+    fig = cscc_spans_figure(out.spans, pipe.tokenizer_2)   # which recipe tokens belong to which step (b_n, t_n)
+    fig = cscc_delta_figure(tr)                            # |lam * C_recipe[b_n + i]| added to each step's tokens
+    fig = cscc_lambda_figure(images, images_at_0, lam=0.4) # how far the images moved from lambda = 0
+
+Inputs are a ``cscc.RecipeSpans`` (``out.spans``), a trace recorded with capture
+including ``"cscc"``, or plain tensors and images; nothing here runs a model.
+"""
+
+from __future__ import annotations
+
+import bisect
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+from matplotlib.figure import Figure
+from matplotlib.patches import Rectangle
+
+from .common import draw_image, image_array, lighter, shorten, step_colors, to_array
+from .cookanything import canvas_of
+
+__all__ = ["cscc_delta_figure", "cscc_lambda_figure", "cscc_spans_figure"]
+
+
+def _token_text(token: str) -> str:
+    """A SentencePiece token for display: word-start marker dropped, a lone marker as '␣'."""
+    if token == "▁":
+        return "␣"
+    return token.replace("▁", "")
+
+
+def cscc_spans_figure(spans, tokenizer=None, per_row: int = 16, max_tokens: int = 640) -> Figure:
+    """The recipe encoding's tokens coloured by the step that owns them (CSCC, Eq. 12's b_n and t_n).
+
+    spans: a ``cscc.RecipeSpans`` (``out.spans`` or ``tr.canvas.spans``). Top: the encoding
+    as a bar, one colour per step, the title grey, ``</s>`` black; steps cut by
+    ``max_sequence_length`` continue hatched beyond the red limit line. With a
+    tokenizer (``pipe.tokenizer_2``) the tokens themselves are listed underneath, coloured
+    the same way; tokens beyond the limit are hatched and greyed.
+    """
+    items = spans.spans
+    n = len(items)
+    colors = step_colors(n)
+    cut = bool(spans.truncated_steps)
+    kept_text = spans.n_tokens - 1  # the encoding's text tokens; the last kept token is </s>
+    lost = [max(0, s.own_length - s.length) if s.truncated else 0 for s in items]
+    full = kept_text + sum(lost)
+
+    tokens = None
+    if tokenizer is not None:
+        enc = tokenizer(spans.text, truncation=False, return_offsets_mapping=True, return_special_tokens_mask=True, verbose=False)
+        keep = [i for i, sp in enumerate(enc["special_tokens_mask"]) if not sp]
+        names = tokenizer.convert_ids_to_tokens([enc["input_ids"][i] for i in keep])
+        starts = [enc["offset_mapping"][i][0] for i in keep]
+        ends = [s.char_end for s in items]
+        owner_start = len(spans.text[: items[0].char_start].rstrip())
+        owner = {}
+        for s in items:
+            for p in range(s.start, s.start + s.length):
+                owner[p] = s.step
+        tokens = []
+        for pos, (name, start) in enumerate(zip(names, starts)):
+            if pos < kept_text:
+                step = owner.get(pos, -1)
+            else:  # cut off: give it to the step whose characters hold it, as step_token_spans does
+                k = bisect.bisect_right(ends, start)
+                step = k if start >= owner_start and k < n else -1
+            tokens.append((_token_text(name), step, pos >= kept_text and cut))
+        full = len(tokens)
+
+    n_rows = 0 if tokens is None else -(-min(len(tokens), max_tokens) // per_row)
+    legend_lines = -(-n // 4)
+    fig = plt.figure(figsize=(11, 1.75 + 0.2 * legend_lines + 0.3 * n_rows + (0.15 if tokens is not None else 0)))
+    height = fig.get_figheight()
+    bar = fig.add_axes((0.05, 1 - 0.95 / height, 0.9, 0.42 / height))
+    if items[0].start > 0:
+        bar.add_patch(Rectangle((0, 0), items[0].start, 1, fc="0.7", ec="white", lw=0.5))
+    cursor = kept_text
+    for s, col, gone in zip(items, colors, lost):
+        if s.length:
+            bar.add_patch(Rectangle((s.start, 0), s.length, 1, fc=col, ec="white", lw=0.5))
+            if s.length / max(full, 1) > 0.03:
+                bar.text(s.start + s.length / 2, 0.5, f"S{s.step + 1}", ha="center", va="center", fontsize=7, color="white")
+        if gone:
+            bar.add_patch(Rectangle((cursor + 1, 0), gone, 1, fc=lighter(col, 0.6), ec=col, hatch="///", lw=0.5))
+            cursor += gone
+    bar.add_patch(Rectangle((kept_text, 0), 1, 1, fc="k"))
+    if cut:
+        bar.axvline(spans.n_tokens, color="red", lw=1.5)
+        bar.text(spans.n_tokens, 1.05, f" max_sequence_length = {spans.n_tokens}", color="red", fontsize=7, va="bottom",
+                 transform=bar.get_xaxis_transform())
+    bar.set_xlim(0, max(full, kept_text) + 2)
+    bar.set_ylim(0, 1)
+    bar.set_yticks([])
+    bar.tick_params(labelsize=7)
+    bar.set_xlabel("token position in the recipe encoding", fontsize=7)
+    state = f"{len(spans.truncated_steps)} of {n} steps cut" if cut else "nothing cut"
+    bar.set_title(f"whole description: {spans.n_tokens} tokens kept ({state})", fontsize=9, loc="left", pad=12)
+
+    info = [f"S{s.step + 1}: b={s.start}, t={s.fused_length}" + (f" (cut: {s.length}/{s.own_length})" if s.truncated else "")
+            + ("" if s.matches else " ≠ own ids") for s in items]
+    legend_y = 1 - 1.45 / height
+    per_line = 4  # steps per legend line
+    for k, line in enumerate(info):
+        r, c = divmod(k, per_line)
+        fig.text(0.05 + c * 0.225, legend_y - r * 0.2 / height, "■ ", color=colors[k], fontsize=8, va="top")
+        fig.text(0.065 + c * 0.225, legend_y - r * 0.2 / height, line, fontsize=7, va="top",
+                 color="#b00" if items[k].truncated else "k")
+
+    if tokens is not None:
+        top = legend_y - legend_lines * 0.2 / height - 0.1 / height
+        grid = fig.add_axes((0.05, 0.02, 0.9, max(0.01, top - 0.02)))
+        grid.set_xlim(0, per_row)
+        grid.set_ylim(n_rows, 0)
+        grid.set_axis_off()
+        for pos, (text, step, gone) in enumerate(tokens[:max_tokens]):
+            r, c = divmod(pos, per_row)
+            col = (0.85, 0.85, 0.85) if step < 0 else lighter(colors[step], 0.55 if not gone else 0.8)
+            grid.add_patch(Rectangle((c + 0.03, r + 0.08), 0.94, 0.84, fc=col, ec=lighter(colors[step], 0.4) if gone and step >= 0 else "none",
+                                     hatch="///" if gone else None, lw=0.5))
+            grid.text(c + 0.5, r + 0.5, shorten(text, 9) or " ", ha="center", va="center", fontsize=6.5,
+                      color="0.3" if gone else "k", bbox=dict(fc=col, ec="none", pad=0.5) if gone else None)
+        if len(tokens) > max_tokens:
+            grid.text(per_row, n_rows + 0.2, f"… {len(tokens) - max_tokens} more tokens not shown", ha="right", va="top", fontsize=7)
+    return fig
+
+
+def cscc_delta_figure(trace_or_delta_norm, texts=None, wrap: int = 40) -> Figure:
+    """What CSCC added to each step's text encoding: ``|lam * C_recipe[b_n + i]|`` per token.
+
+    trace_or_delta_norm: a trace recorded with capture including ``"cscc"`` (texts are taken
+    from it), or the ``[N, L]`` norms themselves. Left: per step (row) and token position
+    (column), cropped after the last fused token; right: the total per step
+    (``||delta_n||``), with t_n, the number of fused tokens. A step cut off the recipe
+    encoding gets nothing.
+    """
+    delta = trace_or_delta_norm
+    if not isinstance(delta, (torch.Tensor, np.ndarray)):
+        canvas = canvas_of(delta)
+        if canvas.cscc_delta_norm is None:
+            raise ValueError("the trace holds no CSCC delta: the call ran with cscc=False, or capture lacked 'cscc'.")
+        texts = canvas.texts if texts is None else texts
+        delta = canvas.cscc_delta_norm
+    d = to_array(delta)
+    if d.ndim != 2:
+        raise ValueError(f"delta norms must be [N, L], got shape {d.shape}")
+    n = d.shape[0]
+    texts = [f"step {k + 1}" for k in range(n)] if texts is None else list(texts)
+    fused = (d > 0).sum(1)
+    last = int(np.nonzero(d.any(0))[0].max()) + 1 if d.any() else 1
+    show = min(d.shape[1], last + max(2, last // 10))
+    totals = np.sqrt((d**2).sum(1))
+    fig, axes = plt.subplots(1, 2, figsize=(10.5, 1.2 + 0.38 * n), width_ratios=[3, 1.2], layout="constrained")
+    im = axes[0].imshow(d[:, :show], aspect="auto", cmap="magma", interpolation="nearest")
+    axes[0].set_yticks(range(n), [f"{k + 1}: {shorten(t, wrap)}" for k, t in enumerate(texts)], fontsize=7)
+    axes[0].set_xlabel("token position in the step's own encoding", fontsize=8)
+    axes[0].set_title(f"|Δ| per token (first {show} of {d.shape[1]} positions)", fontsize=9)
+    fig.colorbar(im, ax=axes[0], fraction=0.03, pad=0.01)
+    colors = step_colors(n)
+    axes[1].barh(range(n), totals, color=colors)
+    axes[1].set_ylim(n - 0.5, -0.5)
+    axes[1].set_yticks(range(n), [f"t={f}" for f in fused], fontsize=7)
+    for k in range(n):
+        if fused[k] == 0:
+            axes[1].text(0, k, " not fused (cut off)", va="center", fontsize=7, color="#b00")
+    axes[1].set_xlabel("‖Δ_n‖", fontsize=8)
+    axes[1].tick_params(axis="x", labelsize=7)
+    axes[1].set_title("total per step", fontsize=9)
+    fig.suptitle("CSCC: C_n[0:t] += λ · C_recipe[b_n : b_n + t]  (Eq. 12)", fontsize=10)
+    return fig
+
+
+def cscc_lambda_figure(images, reference_images, lam: float, delta_norm=None, texts=None) -> Figure:
+    """One lambda of CSCC: the step images, how far each moved from lambda = 0, and what was added.
+
+    images / reference_images: the N step images at ``lam`` and at lambda = 0 (CSCC off).
+    Row 1: the images; row 2: ``|image − image(λ=0)|`` (mean over colour channels); a third
+    row the ``[N, L]`` delta norms' total per step when ``delta_norm`` is given.
+    """
+    images, reference_images = list(images), list(reference_images)
+    n = len(images)
+    if len(reference_images) != n:
+        raise ValueError(f"{n} images but {len(reference_images)} reference images.")
+    rows = 3 if delta_norm is not None else 2
+    fig = plt.figure(figsize=(max(6.0, 1.7 * n + 0.8), 1.9 * 2 + (1.8 if rows == 3 else 0) + 0.6), layout="constrained")
+    gs = fig.add_gridspec(rows, n, height_ratios=[1, 1] + ([0.9] if rows == 3 else []))
+    diffs = [np.abs(image_array(a) - image_array(b)).mean(-1) for a, b in zip(images, reference_images)]
+    top = max(max(float(d.max()) for d in diffs), 1e-6)
+    for k in range(n):
+        ax = fig.add_subplot(gs[0, k])
+        draw_image(ax, images[k], title=f"step {k + 1}" + ("" if texts is None else f"\n{shorten(texts[k], 22)}"))
+        ax2 = fig.add_subplot(gs[1, k])
+        mappable = ax2.imshow(diffs[k], cmap="magma", vmin=0, vmax=top, interpolation="nearest")
+        ax2.set_axis_off()
+        ax2.set_title(f"mean |Δ| {diffs[k].mean():.2g}", fontsize=8)
+    fig.colorbar(mappable, ax=fig.axes[-1], fraction=0.05)
+    if rows == 3:
+        d = to_array(delta_norm)
+        ax = fig.add_subplot(gs[2, :])
+        ax.bar(range(1, n + 1), np.sqrt((d**2).sum(1)), color=step_colors(n))
+        ax.set_xticks(range(1, n + 1))
+        ax.set_xlabel("step", fontsize=8)
+        ax.set_ylabel("‖Δ_n‖ added", fontsize=8)
+        ax.tick_params(labelsize=7)
+    fig.suptitle(f"CSCC with λ = {lam:g}: the images (top) and how much each moved from λ = 0 (middle)", fontsize=10)
+    return fig
