@@ -33,6 +33,8 @@ _LAZY = {
     "RecipeDiffusionOutput": (".recipe_diffusion", "RecipeDiffusionOutput"),
     "CookAnything": (".cookanything", "CookAnything"),
     "CookAnythingOutput": (".cookanything", "CookAnythingOutput"),
+    "plan": (".agent", "plan"),
+    "RecipePlan": (".agent", "RecipePlan"),
 }
 
 __all__ = ["CheckpointError", "ConfigError", "CooklabError", "Recipe", "RecipeError", "Step", "StepPlan", "as_recipe", "load_recipe", *_LAZY]

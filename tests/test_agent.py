@@ -445,3 +445,12 @@ def test_key_never_appears_in_errors_or_warnings(server, pancakes, monkeypatch):
     assert caught and all(SECRET not in str(w.message) for w in caught)
     assert SECRET not in result.model_dump_json()
     assert not default_cache_dir().exists()  # failures are not cached
+
+
+def test_plan_is_exported_at_the_top_level_like_the_pipelines():
+    import cooklab
+    import cooklab.agent
+
+    assert cooklab.plan is cooklab.agent.plan
+    assert cooklab.RecipePlan is cooklab.agent.RecipePlan
+    assert {"plan", "RecipePlan"} <= set(cooklab.__all__)
