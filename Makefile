@@ -2,6 +2,7 @@
 # versions of requirements/lock.txt (what the suite was last run with), and run.
 #
 #   make lock          re-resolve requirements/lock.txt from pyproject.toml + requirements/torch.in (uv pip compile)
+#   make test-fast     the suite without notebooks, demo and trained-model generation (-m "not slow")
 #   make test-latest   a separate .venv-latest with the newest versions pyproject.toml allows, then the suite:
 #                      drift is found on purpose, not by a new user
 #
@@ -18,7 +19,7 @@ STAMP := $(VENV)/.cooklab-installed
 BIN := $(VENV)/bin
 RUN_ENV := HF_HUB_OFFLINE=1 OMP_WAIT_POLICY=PASSIVE
 
-.PHONY: install demo test test-latest lock lint mutation notebooks clean
+.PHONY: install demo test test-fast test-latest lock lint mutation notebooks clean
 
 $(STAMP): $(LOCK) pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -32,8 +33,13 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(RUN_ENV) $(BIN)/cooklab demo --out outputs/demo
 
+# Two or more pytest workers (pytest-xdist; one per core, each with one torch thread: tests/conftest.py).
 test: $(STAMP)
-	$(RUN_ENV) $(BIN)/python -m pytest -q
+	$(RUN_ENV) $(BIN)/python -m pytest -q -n auto
+
+# Day-to-day: everything but the notebooks, the demo and generation with the trained models.
+test-fast: $(STAMP)
+	$(RUN_ENV) $(BIN)/python -m pytest -q -n auto -m "not slow"
 
 # The lock is universal (markers for other platforms and Pythons >= 3.11), so one file serves
 # Linux, macOS and Windows. uv is installed into .venv for this only.
@@ -48,7 +54,7 @@ test-latest:
 	$(LATEST_VENV)/bin/python -m pip install --quiet -r $(TORCH_IN)
 	$(LATEST_VENV)/bin/python -m pip install --quiet --upgrade --upgrade-strategy eager -c $(TORCH_IN) -e ".[$(EXTRAS)]"
 	$(LATEST_VENV)/bin/python requirements/drift.py $(LOCK)
-	$(RUN_ENV) $(LATEST_VENV)/bin/python -m pytest -q
+	$(RUN_ENV) $(LATEST_VENV)/bin/python -m pytest -q -n auto
 
 # Mutation testing of the mechanism modules ([tool.mutmut] in pyproject.toml): ~40 min on 2 cores.
 mutation: $(STAMP)

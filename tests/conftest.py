@@ -1,4 +1,4 @@
-"""Shared fixtures. Tiny models run fastest on one thread, and two pytest workers share 2 cores."""
+"""Shared fixtures. Tiny models run fastest on one torch thread; `make test` runs one pytest-xdist worker per core (-n auto)."""
 
 import os
 

@@ -259,6 +259,7 @@ def test_usage_errors_return_2(capsys):
     assert "generate" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_demo_runs_both_pipelines_on_the_toy_models(tmp_path, capsys):
     out = tmp_path / "demo"
     assert main(["demo", "--out", str(out), "--steps", "4"]) == 0
@@ -300,6 +301,7 @@ def test_demo_runs_both_pipelines_on_the_toy_models(tmp_path, capsys):
     assert "Toy Kitchen" in " ".join(ra["notes"]) and "Toy Kitchen" in " ".join(ca["notes"])
 
 
+@pytest.mark.slow
 def test_demo_on_a_recipe_outside_the_toy_world_says_so(tmp_path, capsys, monkeypatch):
     import cooklab.cookanything
 

@@ -18,6 +18,8 @@ from cooklab.toykitchen.models import T5_MAX_LENGTH, TOY_DIR
 from cooklab.toykitchen.oracle import OracleMaskProvider, check_frame, container_colour, ingredient_present
 from cooklab.toykitchen.recipes import random_toy_recipe
 
+pytestmark = pytest.mark.slow  # generation with the trained models; make test-fast leaves it out
+
 CAPTIONS = sorted(HELD_OUT)[::2][:8]  # 8 held-out (colour, container, ingredient) triples
 
 
