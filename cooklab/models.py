@@ -238,7 +238,8 @@ def tiny_flux(seed: int = 0, device=None, dtype=None) -> FluxPipeline:
     Same seeding rules as ``tiny_sd``. Default image size 64x64; height and
     width must be multiples of 16 (VAE factor 8 x 2x2 packing), and 64x64 gives
     4x4 = 16 image tokens. Pass ``max_sequence_length=TINY_T5_MAX_LENGTH`` when
-    calling it (the pipeline's default, 512, also runs but is 8x more text).
+    calling it (the pipeline's default, 512, also runs but is 8x more text);
+    ``CookAnything`` takes it from the T5 tokenizer by default.
     """
     clip_tokenizer = tiny_clip_tokenizer()
     t5_tokenizer = tiny_t5_tokenizer()

@@ -39,6 +39,7 @@ import bisect
 from dataclasses import dataclass
 
 import torch
+from einops import rearrange
 
 from ..errors import ConfigError
 
@@ -212,7 +213,7 @@ def cscc_fuse(
     if step_embeds.dim() != 3:
         raise ConfigError(f"step_embeds must be [N, L, D] (one row per step), got shape {tuple(step_embeds.shape)}")
     if recipe_embeds.dim() == 3 and recipe_embeds.shape[0] == 1:
-        recipe_embeds = recipe_embeds[0]
+        recipe_embeds = rearrange(recipe_embeds, "1 l_r d -> l_r d")
     if recipe_embeds.dim() != 2:
         raise ConfigError(f"recipe_embeds must be [1, L_r, D] or [L_r, D] (one recipe), got shape {tuple(recipe_embeds.shape)}")
     n_steps, length, width = step_embeds.shape

@@ -33,7 +33,9 @@ Token order and shapes (region-major, as for a vertical stack of regions):
 
 ``rows`` and ``cols`` are the *packed* token grid of one region (latent height and width
 divided by 2). Stacking regions vertically makes region-major order equal to the raster
-order of the tall canvas, so the same packed latents work with both kinds of ids.
+order of the tall canvas, so the same packed latents work with both kinds of ids. In
+einops notation the image ids are ``"(n h w) ids"``: region n, then row h, then column w
+(``RopeIds.grid`` unfolds them to ``"n h w ids"``).
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+from einops import rearrange, repeat
 
 from ..errors import ConfigError
 
@@ -60,9 +63,9 @@ def single_image_ids(rows: int, cols: int, device=None, dtype: torch.dtype = tor
     """
     _check_positive(rows=rows, cols=cols)
     ids = torch.zeros(rows, cols, 3)  # built in float32 and cast at the end, as the pipeline does
-    ids[..., 1] = torch.arange(rows)[:, None]  # row index, constant along a row
-    ids[..., 2] = torch.arange(cols)[None, :]  # column index
-    return ids.reshape(rows * cols, 3).to(device=device, dtype=dtype)
+    ids[..., 1] = repeat(torch.arange(rows), "h -> h w", w=cols)  # row index, constant along a row
+    ids[..., 2] = repeat(torch.arange(cols), "w -> h w", h=rows)  # column index, constant down a column
+    return rearrange(ids, "h w ids -> (h w) ids").to(device=device, dtype=dtype)  # raster order, as Flux packs
 
 
 def canvas_image_ids(
@@ -91,9 +94,9 @@ def canvas_image_ids(
             )
         return single_image_ids(n_regions * rows, cols, device=device, dtype=dtype)
     region = single_image_ids(rows, cols)  # [rows*cols, 3]
-    ids = region.repeat(n_regions, 1)  # [N*rows*cols, 3], region-major
+    ids = repeat(region, "p ids -> (n p) ids", n=n_regions)  # [N*rows*cols, 3], region-major
     if step_axis:
-        ids[:, 0] = torch.arange(n_regions).repeat_interleave(rows * cols)  # n for every token of region n
+        ids[:, 0] = repeat(torch.arange(n_regions), "n -> (n p)", p=rows * cols)  # n for every token of region n
     return ids.to(device=device, dtype=dtype)
 
 
@@ -143,12 +146,11 @@ class RopeIds:
     def region_of_token(self) -> torch.Tensor:
         """[T + N*rows*cols] int64: the region of every token in ``all_ids`` order, -1 for text."""
         text = torch.full((self.text.shape[0],), -1, dtype=torch.long)
-        image = torch.arange(self.n_regions).repeat_interleave(self.rows * self.cols)
+        image = repeat(torch.arange(self.n_regions), "n -> (n p)", p=self.rows * self.cols)
         return torch.cat([text, image]).to(self.image.device)
 
     def grid(self, n: int) -> torch.Tensor:
         """[rows, cols, 3]: a view of region n's ids laid out on its grid, for plotting."""
         if not 0 <= n < self.n_regions:
             raise ConfigError(f"region {n} does not exist: there are {self.n_regions} regions (0..{self.n_regions - 1})")
-        per_region = self.rows * self.cols
-        return self.image[n * per_region : (n + 1) * per_region].view(self.rows, self.cols, 3)
+        return rearrange(self.image, "(n h w) ids -> n h w ids", n=self.n_regions, h=self.rows)[n]

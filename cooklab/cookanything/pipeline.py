@@ -1,21 +1,24 @@
 """The CookAnything pipeline: all N recipe steps in ONE Flux denoising pass on one canvas.
 
 For a recipe of N steps (1..12) the canvas holds N regions of ``height x width`` pixels
-stacked vertically, so region n's packed latent tokens are contiguous (region-major). Per
-call:
+stacked vertically, so region n's packed latent tokens are contiguous (region-major).
+``CookAnything.__call__`` runs these stages, one method each:
 
-1. text: each step is encoded on its own (T5 ``C_n`` + CLIP pooled); the whole description
-   (title and all steps) is encoded once -- it is the base branch's prompt and, for Cross-Step
-   Consistency Control, the recipe encoding the step spans are read from (``cscc.py``):
+0. ``_check_inputs``, ``_region_size``, ``_step_prompts``: arguments refused before any model
+   runs; the T5 length defaults to the pipeline's own tokenizer's (``default_max_sequence_length``);
+1. ``_encode_text``: each step is encoded on its own (T5 ``C_n`` + CLIP pooled); the whole
+   description (title and all steps) is encoded once -- it is the base branch's prompt and, for
+   Cross-Step Consistency Control, the recipe encoding the step spans are read from (``cscc.py``):
    ``C_n[0:t_n] += lam * C_recipe[b_n : b_n + t_n]``;
-2. noise: region n's latents are drawn from ``Generator(device).manual_seed(seed + n)``
-   exactly as ``FluxPipeline`` draws one image's, then packed and concatenated;
-3. positions: Flexible RoPE ids restart in every region (``flexible_rope.py``);
-4. attention: ``RegionalFluxAttnProcessor`` (``regional.py``) on the selected blocks and
-   steps: regional branch with the 2N x 2N group mask plus the whole-description base branch,
-   blended with ``alpha``;
-5. the scheduler shift ``mu`` comes from the canvas's real image sequence length; each
-   region's latent is decoded on its own and the canvas is their vertical stack.
+2. ``_noise``: region n's latents are drawn from ``Generator(device).manual_seed(seed + n)``
+   exactly as ``FluxPipeline`` draws one image's, then packed (``pack_latents``) one region
+   after another;
+3. ``_position_ids``: Flexible RoPE ids restart in every region (``flexible_rope.py``);
+4. ``_regional_state``, ``_attention_processors``: ``RegionalFluxAttnProcessor`` (``regional.py``)
+   on the selected blocks and steps: regional branch with the 2N x 2N group mask plus the
+   whole-description base branch, blended with ``alpha``;
+5. ``_denoise``: the scheduler shift ``mu`` comes from the canvas's real image sequence length;
+6. ``_decode``: each region's latent is decoded on its own and the canvas is their vertical stack.
 
 True classifier-free guidance (``true_cfg_scale > 1``, diffusers' name; off by default) runs the
 transformer a second time per step on the same canvas, layout, RoPE ids and regional
@@ -35,6 +38,7 @@ from __future__ import annotations
 
 import math
 import warnings
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -43,6 +47,7 @@ import torch
 from diffusers import FluxPipeline
 from diffusers.pipelines.flux.pipeline_flux import calculate_shift, retrieve_timesteps
 from diffusers.utils.torch_utils import randn_tensor
+from einops import rearrange, reduce, repeat
 from tqdm.auto import tqdm
 
 from ..errors import ConfigError
@@ -55,6 +60,31 @@ from .regional import RegionalFluxAttnProcessor, RegionalState, RegionLayout, re
 
 MAX_STEPS = 12  # regions on one canvas; beyond this the joint sequence outgrows a single GPU's memory at 512^2
 DEFAULT_REGION_SIZE = 512  # pixels per region side on real checkpoints (the paper's 512 x 512 steps)
+FLUX_MAX_SEQUENCE_LENGTH = 512  # T5 tokens per prompt that Flux's text stream takes at most
+
+
+def default_max_sequence_length(tokenizer) -> int:
+    """The T5 length of a call that names none: the tokenizer's ``model_max_length``, capped at Flux's 512.
+
+    FLUX.1's T5 tokenizer says 512, the tiny and the Toy Kitchen models' say 64 (their T5 was built
+    for 64 tokens; 512 would run, with 8x the text to encode); a tokenizer that sets no length
+    (transformers then reports a huge placeholder) gets 512.
+    """
+    return min(int(tokenizer.model_max_length), FLUX_MAX_SEQUENCE_LENGTH)
+
+
+def pack_latents(latents: torch.Tensor) -> torch.Tensor:
+    """[N, C, H, W] region latents -> [1, N P, C 4] canvas tokens, as ``FluxPipeline._pack_latents`` packs one image.
+
+    Every 2 x 2 patch of latent pixels becomes one token of ``C 2 2`` channels (P = H/2 x W/2
+    tokens per region, raster order); the regions follow one another (region-major).
+    """
+    return rearrange(latents, "n c (h ph) (w pw) -> 1 (n h w) (c ph pw)", ph=2, pw=2)
+
+
+def unpack_latents(tokens: torch.Tensor, n_regions: int, rows: int) -> torch.Tensor:
+    """[1, N P, C 4] canvas tokens -> [N, C, H, W] region latents: ``pack_latents`` undone (``rows`` = H / 2)."""
+    return rearrange(tokens, "1 (n h w) (c ph pw) -> n c (h ph) (w pw)", n=n_regions, h=rows, ph=2, pw=2)
 
 
 @dataclass
@@ -67,6 +97,19 @@ class CookAnythingOutput:
     settings: dict = field(default_factory=dict)
 
 
+@dataclass
+class CanvasText:
+    """The text stream of one canvas as the transformer reads it (stage 1 of a call)."""
+
+    embeds: torch.Tensor  # [1, L_b + N L, D] encoder_hidden_states: the base slot (regional only), then N step slots
+    pooled: torch.Tensor  # [1, Dp] pooled_projections: CLIP of the whole description (regional) or the steps' mean
+    step_len: int  # L: T5 tokens per step slot (max_sequence_length)
+    spans: RecipeSpans | None  # CSCC token spans (None when cscc is off)
+    cscc_delta: torch.Tensor | None  # [N, L, D] what Eq. 12 added to the step encodings (None when cscc is off)
+    neg_embeds: torch.Tensor | None = None  # [1, L_b + N L, D] the negative prompt in every slot (true CFG only)
+    neg_pooled: torch.Tensor | None = None  # [1, Dp]
+
+
 class CookAnything(CooklabPipeline):
     """CookAnything on a diffusers ``FluxPipeline`` (FLUX.1-dev / schnell or the tiny offline one)."""
 
@@ -74,46 +117,6 @@ class CookAnything(CooklabPipeline):
     denoiser_name = "transformer"
     loader = "load_flux"
     wrong_kind_hint = "For Stable Diffusion use cooklab.RecipeDiffusion; load Flux with cooklab.models.load_flux(id_or_path)."
-
-    # ---- pieces of a call --------------------------------------------------------------
-    def _region_grid(self, height: int, width: int) -> tuple[int, int]:
-        """Packed token grid (rows, cols) of one region, from the latent shape Flux will use."""
-        f = self.pipe.vae_scale_factor * 2
-        if height <= 0 or width <= 0 or height % f or width % f:
-            raise ConfigError(f"height={height}, width={width} (of one region): both must be positive multiples of {f} for this Flux model.")
-        latent_h, latent_w = 2 * (height // f), 2 * (width // f)  # as FluxPipeline.prepare_latents
-        return latent_h // 2, latent_w // 2
-
-    def _noise(self, n_regions, height, width, seed, dtype, device) -> torch.Tensor:
-        """[1, N P, C 4] packed canvas latents; region n drawn from Generator(device).manual_seed(seed + n)."""
-        channels = self.pipe.transformer.config.in_channels // 4
-        latent_h, latent_w = 2 * (height // (self.pipe.vae_scale_factor * 2)), 2 * (width // (self.pipe.vae_scale_factor * 2))
-        regions = []
-        for n in range(n_regions):
-            g = torch.Generator(device).manual_seed(seed + n)
-            x = randn_tensor((1, channels, latent_h, latent_w), generator=g, device=device, dtype=dtype)
-            regions.append(self.pipe._pack_latents(x, 1, channels, latent_h, latent_w))  # [1, P, C 4]
-        return torch.cat(regions, dim=1)
-
-    def _decode(self, latents, n_regions, height, width, output_type):
-        """Decode each region's latent on its own; returns (images, canvas)."""
-        pipe = self.pipe
-        p = latents.shape[1] // n_regions
-        images = []
-        for n in range(n_regions):
-            z = pipe._unpack_latents(latents[:, n * p : (n + 1) * p], height, width, pipe.vae_scale_factor)
-            z = (z / pipe.vae.config.scaling_factor) + pipe.vae.config.shift_factor
-            image = pipe.vae.decode(z, return_dict=False)[0]
-            images.append(pipe.image_processor.postprocess(image, output_type=output_type)[0])
-        if output_type == "pil":
-            canvas = PIL.Image.new("RGB", (images[0].width, sum(im.height for im in images)))
-            for n, im in enumerate(images):
-                canvas.paste(im, (0, n * im.height))
-        elif output_type == "np":
-            canvas = np.concatenate(images, axis=0)
-        else:
-            canvas = torch.cat(images, dim=-2)
-        return images, canvas
 
     # ---- the call ------------------------------------------------------------------------
     @torch.no_grad()
@@ -130,7 +133,7 @@ class CookAnything(CooklabPipeline):
         guidance_scale: float = 3.5,
         true_cfg_scale: float = 1.0,
         negative_prompt: str | None = None,
-        max_sequence_length: int = 512,
+        max_sequence_length: int | None = None,
         regional: bool = True,
         flexible_rope: bool = True,
         rope_step_axis: bool = False,
@@ -149,6 +152,10 @@ class CookAnything(CooklabPipeline):
 
         plan: a ``cooklab.agent.RecipePlan`` from the Cooking Agent; with ``enriched_prompts``
         (default) its enriched, context-tagged prompts are encoded instead of the step texts.
+
+        max_sequence_length: T5 tokens per prompt (1 to 512). None (default) takes the pipeline's
+        own T5 tokenizer's ``model_max_length``, capped at 512 (``default_max_sequence_length``):
+        512 for FLUX.1, 64 for the tiny and Toy Kitchen models. ``settings`` records the value used.
 
         regional_blocks: layer patterns (``"double"``, ``"single"``, names; see ``cooklab.locate``)
         whose attention runs SRC; regional_every: keep every k-th of them; regional_steps: None
@@ -179,8 +186,60 @@ class CookAnything(CooklabPipeline):
         """
         recipe = as_recipe(recipe)
         n = len(recipe)
-        if n > MAX_STEPS:
-            raise ConfigError(f"the recipe has {n} steps; one CookAnything canvas holds at most {MAX_STEPS}: split the recipe "
+        max_sequence_length, true_cfg_scale, negative_prompt = self._check_inputs(
+            n, alpha, lam, flexible_rope, rope_step_axis, num_inference_steps, max_sequence_length, true_cfg_scale, negative_prompt)
+        pipe, device = self.pipe, self.device
+        height, width, rows, cols = self._region_size(height, width)
+        backend = resolve_backend(attention_backend, image_attention, device)
+        texts = self._step_prompts(recipe, plan, enriched_prompts)
+
+        # 1. text: each step alone, the whole description once, CSCC, the slots end to end
+        text = self._encode_text(texts, recipe.title, regional, cscc, lam, max_sequence_length, negative_prompt)
+        spans, cscc_delta, L = text.spans, text.cscc_delta, text.step_len
+        layout = RegionLayout(n, rows, cols, L, L if regional else 0)
+
+        # 2-3. noise and positions
+        latents = self._noise(n, height, width, seed, text.embeds.dtype, device)  # [1, N P, C 4]
+        img_ids, txt_ids = self._position_ids(layout, text.embeds.shape[1], flexible_rope, rope_step_axis)  # [N P, 3], [L_b + N L, 3]
+
+        # 4. processors for this call only; 5. the denoising loop
+        state = self._regional_state(layout, alpha, image_attention, backend, regional, regional_blocks, regional_every,
+                                     regional_steps)
+        with self._attention_processors(state, install=regional or self._trace is not None):
+            if self._trace is not None:
+                counts = [len(ids) for ids in pipe.tokenizer_2(texts, truncation=True, max_length=L).input_ids]  # real tokens + EOS
+                self._trace.begin_canvas(layout=layout, texts=texts, img_ids=img_ids, txt_ids=txt_ids, spans=spans,
+                                         cscc_delta=cscc_delta, regional=regional, alpha=alpha, token_counts=counts)
+            latents, mu = self._denoise(latents, state, text, txt_ids, img_ids, num_inference_steps, guidance_scale,
+                                        true_cfg_scale, progress)
+
+        # 6. one image per region, and the canvas
+        images, canvas = self._decode(latents, layout, output_type)
+        settings = dict(seed=seed, num_inference_steps=num_inference_steps, height=height, width=width, guidance_scale=guidance_scale,
+                        true_cfg_scale=true_cfg_scale, negative_prompt=negative_prompt,
+                        max_sequence_length=max_sequence_length, regional=regional, flexible_rope=flexible_rope,
+                        rope_step_axis=rope_step_axis, cscc=cscc, alpha=alpha, lam=lam, image_attention=image_attention,
+                        attention_backend=backend if regional else None, regional_layers=sorted(state.layers),
+                        regional_steps=None if state.steps is None else sorted(state.steps),
+                        mu=float(mu), model=pipe.name_or_path or type(pipe).__name__,
+                        truncated_steps=[] if spans is None else [i + 1 for i in spans.truncated_steps],
+                        cscc_unmatched_steps=[] if spans is None else [s.step + 1 for s in spans.spans if s.length and not s.matches])
+        if self._trace is not None:
+            self._trace.end_canvas(images, canvas)
+        return CookAnythingOutput(images=images, canvas=canvas, layout=layout, spans=spans, recipe=recipe, settings=settings)
+
+    # ---- 0. arguments ----------------------------------------------------------------------
+    def _check_inputs(self, n_steps, alpha, lam, flexible_rope, rope_step_axis, num_inference_steps, max_sequence_length,
+                      true_cfg_scale, negative_prompt):
+        """Refuse impossible arguments before any model runs, and resolve the defaults that depend on the model.
+
+        Returns ``(max_sequence_length, true_cfg_scale, negative_prompt)``: the T5 length (None:
+        ``default_max_sequence_length`` of this pipeline's T5 tokenizer), the true-CFG scale as a
+        float, and the negative prompt of the true-CFG branch -- ``""`` when true CFG is on without
+        one, None when true CFG is off (a given one is then ignored, with a warning).
+        """
+        if n_steps > MAX_STEPS:
+            raise ConfigError(f"the recipe has {n_steps} steps; one CookAnything canvas holds at most {MAX_STEPS}: split the recipe "
                               "(e.g. cooklab.Recipe.from_steps(recipe.steps[:12])) or generate it in parts.")
         if not 0.0 <= alpha <= 1.0:
             raise ConfigError(f"alpha={alpha}: the base-branch weight must be between 0 and 1 (paper: 0.1).")
@@ -190,8 +249,11 @@ class CookAnything(CooklabPipeline):
             raise ConfigError("rope_step_axis=True needs flexible_rope=True (global ids leave axis 0 unused).")
         if int(num_inference_steps) < 1:
             raise ConfigError(f"num_inference_steps={num_inference_steps}: use at least 1.")
-        if not 1 <= int(max_sequence_length) <= 512:
-            raise ConfigError(f"max_sequence_length={max_sequence_length}: T5 in Flux takes 1 to 512 tokens per prompt.")
+        if max_sequence_length is None:
+            max_sequence_length = default_max_sequence_length(self.pipe.tokenizer_2)
+        if not 1 <= int(max_sequence_length) <= FLUX_MAX_SEQUENCE_LENGTH:
+            raise ConfigError(f"max_sequence_length={max_sequence_length}: T5 in Flux takes 1 to {FLUX_MAX_SEQUENCE_LENGTH} "
+                              "tokens per prompt.")
         try:
             true_cfg_scale = float(true_cfg_scale)
         except (TypeError, ValueError):
@@ -202,73 +264,131 @@ class CookAnything(CooklabPipeline):
         if negative_prompt is not None and not isinstance(negative_prompt, str):
             raise ConfigError(f"negative_prompt={negative_prompt!r}: give one string (it fills the base prompt and every step's "
                               "prompt of the negative branch) or None (the empty prompt).")
-        do_true_cfg = true_cfg_scale > 1  # as diffusers: <= 1 is off
-        if do_true_cfg and negative_prompt is None:
-            negative_prompt = ""  # unconditional branch (FluxPipeline would skip true CFG here)
-        if not do_true_cfg and negative_prompt is not None:
+        if true_cfg_scale > 1:  # as diffusers: <= 1 is off
+            return max_sequence_length, true_cfg_scale, "" if negative_prompt is None else negative_prompt  # "": unconditional
+        if negative_prompt is not None:
             warnings.warn(f"negative_prompt={negative_prompt!r} is ignored with true_cfg_scale={true_cfg_scale:g}: "
-                          "set true_cfg_scale > 1 to use it.", stacklevel=3)
-        pipe, device = self.pipe, self.device
+                          "set true_cfg_scale > 1 to use it.", stacklevel=4)
+        return max_sequence_length, true_cfg_scale, None
+
+    def _region_size(self, height: int | None, width: int | None) -> tuple[int, int, int, int]:
+        """One region's size in pixels and its packed token grid: ``(height, width, rows, cols)``.
+
+        None takes the default side, 512 on real models (the model's own, smaller, size on the
+        tiny ones). The VAE divides each side by ``vae_scale_factor`` (8) and Flux packs 2 x 2
+        latent pixels into one token, so a region is ``rows x cols = height / 16 x width / 16``
+        tokens, and both sides must be multiples of 16.
+        """
+        pipe = self.pipe
         default = min(DEFAULT_REGION_SIZE, pipe.default_sample_size * pipe.vae_scale_factor)  # 512 on real models
         height, width = height or default, width or default
-        rows, cols = self._region_grid(height, width)
-        backend = resolve_backend(attention_backend, image_attention, device)
-        texts = plan.prompts() if plan is not None and enriched_prompts else recipe.texts
-        if len(texts) != n:
-            raise ConfigError(f"the plan has {len(texts)} prompts for a recipe of {n} steps: plan this recipe again.")
+        f = pipe.vae_scale_factor * 2
+        if height <= 0 or width <= 0 or height % f or width % f:
+            raise ConfigError(f"height={height}, width={width} (of one region): both must be positive multiples of {f} for this Flux model.")
+        return height, width, height // f, width // f
 
-        # 1. text: each step alone, and the whole description once
+    def _step_prompts(self, recipe: Recipe, plan, enriched_prompts: bool) -> list[str]:
+        """The N prompts to encode: the plan's enriched prompts (``enriched_prompts``) or the recipe's step texts."""
+        texts = plan.prompts() if plan is not None and enriched_prompts else recipe.texts
+        if len(texts) != len(recipe):
+            raise ConfigError(f"the plan has {len(texts)} prompts for a recipe of {len(recipe)} steps: plan this recipe again.")
+        return texts
+
+    # ---- 1. text ---------------------------------------------------------------------------
+    def _encode_text(self, texts, title, regional, cscc, lam, max_sequence_length, negative_prompt) -> CanvasText:
+        """The canvas's text stream: the steps, the whole description, CSCC (Eq. 12) and the slots.
+
+        Each step is encoded on its own (T5 ``C_n`` [L, D], CLIP pooled [Dp]); the whole
+        description (title and all steps) once, when the base branch or CSCC needs it. CSCC adds
+        each step's contextual tokens to its encoding, ``C_n[0:t_n] += lam * C_recipe[b_n : b_n + t_n]``.
+        The slots are laid end to end as the transformer reads them:
+
+            regional:   [C_base | C_1 | ... | C_N]    pooled = CLIP(whole description)
+            otherwise:  [C_1 | ... | C_N]             pooled = mean over n of CLIP(step n)
+
+        With true CFG (``negative_prompt`` not None) the negative prompt is encoded once and fills
+        every slot, without CSCC.
+        """
+        pipe, device = self.pipe, self.device
         step_embeds, step_pooled, _ = pipe.encode_prompt(prompt=texts, prompt_2=texts, device=device,
                                                          max_sequence_length=max_sequence_length)  # [N, L, D], [N, Dp]
-        spans = None
-        base_embeds = base_pooled = None
+        base_embeds = base_pooled = spans = cscc_delta = None
         if regional or cscc:
-            whole, _ = whole_description(texts, recipe.title)
+            whole, _ = whole_description(texts, title)
             base_embeds, base_pooled, _ = pipe.encode_prompt(prompt=whole, prompt_2=whole, device=device,
                                                              max_sequence_length=max_sequence_length)  # [1, L, D], [1, Dp]
-        cscc_delta = None
-        if regional or cscc:
-            spans = step_token_spans(pipe.tokenizer_2, texts, recipe.title, max_sequence_length)
-            if spans.truncated_steps:
-                warnings.warn(
-                    f"the whole description is cut at max_sequence_length={max_sequence_length} T5 tokens: steps "
-                    f"{[i + 1 for i in spans.truncated_steps]} are partly or wholly missing from the base prompt and from CSCC; "
-                    "raise max_sequence_length (Flux: up to 512) or shorten the recipe.",
-                    stacklevel=3,
-                )
+            spans = self._token_spans(texts, title, max_sequence_length)  # also with cscc off: the base prompt may be cut
         if cscc:
-            unmatched = [span.step + 1 for span in spans.spans if span.length and not span.matches]
-            if unmatched and lam != 0:
-                warnings.warn(
-                    f"CSCC leaves steps {unmatched} unfused: their tokens inside the whole description differ from the step "
-                    "tokenized alone, so Eq. 12's position-by-position sum would add different tokens. Rephrase the step's "
-                    "first or last word, or accept these steps without cross-step context.",
-                    stacklevel=3,
-                )
-            step_embeds, cscc_delta = cscc_fuse(step_embeds, base_embeds, spans, lam)
+            step_embeds, cscc_delta = self._fuse_cscc(step_embeds, base_embeds, spans, lam)
         else:
             spans = None
-        L = step_embeds.shape[1]
-        parts = ([base_embeds] if regional else []) + list(step_embeds.split(1))
-        prompt_embeds = torch.cat([p.reshape(1, -1, p.shape[-1]) for p in parts], dim=1)  # [1, L_b + N L, D]
-        pooled = base_pooled if regional else step_pooled.mean(0, keepdim=True)  # [1, Dp]
-        layout = RegionLayout(n, rows, cols, L, L if regional else 0)
-        neg_embeds = neg_pooled = None
-        if do_true_cfg:  # the negative branch: the same layout, every text slot holds the negative prompt, no CSCC
-            neg, neg_pooled, _ = pipe.encode_prompt(prompt=negative_prompt, prompt_2=negative_prompt, device=device,
-                                                     max_sequence_length=max_sequence_length)  # [1, L, D], [1, Dp]
-            neg_embeds = neg.repeat(1, (1 if regional else 0) + n, 1)  # [1, L_b + N L, D]: base slot and N step slots
-            assert neg_embeds.shape == prompt_embeds.shape, (neg_embeds.shape, prompt_embeds.shape)
+        step_slots = rearrange(step_embeds, "n l d -> 1 (n l) d")  # the N step slots end to end
+        if regional:
+            embeds, pooled = torch.cat([base_embeds, step_slots], dim=1), base_pooled  # [1, L_b + N L, D], [1, Dp]
+        else:
+            embeds, pooled = step_slots, reduce(step_pooled, "n dp -> 1 dp", "mean")  # [1, N L, D], [1, Dp]
+        text = CanvasText(embeds, pooled, step_embeds.shape[1], spans, cscc_delta)
+        if negative_prompt is not None:  # the negative branch: the same layout, every text slot holds the negative prompt
+            neg, text.neg_pooled, _ = pipe.encode_prompt(prompt=negative_prompt, prompt_2=negative_prompt, device=device,
+                                                         max_sequence_length=max_sequence_length)  # [1, L, D], [1, Dp]
+            slots = (1 if regional else 0) + len(texts)  # the base slot and N step slots
+            text.neg_embeds = repeat(neg, "1 l d -> 1 (slot l) d", slot=slots)  # [1, L_b + N L, D]
+        return text
 
-        # 2-3. noise and positions
-        latents = self._noise(n, height, width, seed, prompt_embeds.dtype, device)  # [1, N P, C 4]
-        # ids in float32 whatever the model's dtype: bf16 holds integers exactly only up to 256, and global
-        # canvas rows reach N * rows - 1 (N = 12 at 512^2: 383). FluxPosEmbed computes in float32/64 anyway.
-        img_ids = canvas_image_ids(n, rows, cols, flexible=flexible_rope, step_axis=rope_step_axis, device=device,
-                                   dtype=torch.float32)  # [N P, 3]
-        txt_ids = text_ids(prompt_embeds.shape[1], device=device, dtype=torch.float32)  # [L_b + N L, 3]
+    def _token_spans(self, texts, title, max_sequence_length) -> RecipeSpans:
+        """Where each step's tokens sit in the whole description (``b_n``, ``t_n`` of Eq. 12); warns when it is cut."""
+        spans = step_token_spans(self.pipe.tokenizer_2, texts, title, max_sequence_length)
+        if spans.truncated_steps:
+            warnings.warn(
+                f"the whole description is cut at max_sequence_length={max_sequence_length} T5 tokens: steps "
+                f"{[i + 1 for i in spans.truncated_steps]} are partly or wholly missing from the base prompt and from CSCC; "
+                "raise max_sequence_length (Flux: up to 512) or shorten the recipe.",
+                stacklevel=5,
+            )
+        return spans
 
-        # 4. processors for this call only
+    def _fuse_cscc(self, step_embeds, recipe_embeds, spans, lam):
+        """Eq. 12 on every step (``cscc_fuse``): returns (fused [N, L, D], delta [N, L, D]); warns about unfused steps."""
+        unmatched = [span.step + 1 for span in spans.spans if span.length and not span.matches]
+        if unmatched and lam != 0:
+            warnings.warn(
+                f"CSCC leaves steps {unmatched} unfused: their tokens inside the whole description differ from the step "
+                "tokenized alone, so Eq. 12's position-by-position sum would add different tokens. Rephrase the step's "
+                "first or last word, or accept these steps without cross-step context.",
+                stacklevel=5,
+            )
+        return cscc_fuse(step_embeds, recipe_embeds, spans, lam)
+
+    # ---- 2-3. noise and positions ----------------------------------------------------------
+    def _noise(self, n_regions, height, width, seed, dtype, device) -> torch.Tensor:
+        """[1, N P, C 4] packed canvas latents; region n drawn from Generator(device).manual_seed(seed + n).
+
+        Each region's latent [1, C, H/8, W/8] is drawn exactly as ``FluxPipeline.prepare_latents``
+        draws one image's; Flux then packs every 2 x 2 patch of latent pixels into one token of
+        ``C 2 2`` channels. Regions follow each other (region-major), which is the raster order of
+        the tall canvas.
+        """
+        channels = self.pipe.transformer.config.in_channels // 4
+        latent_h, latent_w = 2 * (height // (self.pipe.vae_scale_factor * 2)), 2 * (width // (self.pipe.vae_scale_factor * 2))
+        regions = torch.cat([randn_tensor((1, channels, latent_h, latent_w), generator=torch.Generator(device).manual_seed(seed + n),
+                                          device=device, dtype=dtype) for n in range(n_regions)])  # [N, C, H/8, W/8]
+        return pack_latents(regions)  # [1, N P, C 4]
+
+    def _position_ids(self, layout: RegionLayout, n_text_tokens: int, flexible_rope: bool, rope_step_axis: bool):
+        """RoPE position ids: image ids [N P, 3] (Flexible RoPE restarts them in every region), text ids [T, 3] zeros.
+
+        Built in float32 whatever the model's dtype: bf16 holds integers exactly only up to 256, and
+        global canvas rows reach N * rows - 1 (N = 12 at 512^2: 383). FluxPosEmbed computes in float32/64 anyway.
+        """
+        img_ids = canvas_image_ids(layout.n_regions, layout.rows, layout.cols, flexible=flexible_rope, step_axis=rope_step_axis,
+                                   device=self.device, dtype=torch.float32)  # [N P, 3]
+        return img_ids, text_ids(n_text_tokens, device=self.device, dtype=torch.float32)  # [N P, 3], [T, 3]
+
+    # ---- 4. attention processors -------------------------------------------------------------
+    def _regional_state(self, layout, alpha, image_attention, backend, regional, regional_blocks, regional_every,
+                        regional_steps) -> RegionalState:
+        """What every regional processor of this call reads: layout, alpha, and the layers and steps where SRC runs."""
+        pipe = self.pipe
         names = locate(pipe.transformer, *((regional_blocks,) if isinstance(regional_blocks, str) else regional_blocks))
         names = names[:: max(1, int(regional_every))]
         if isinstance(regional_steps, int):
@@ -277,65 +397,86 @@ class CookAnything(CooklabPipeline):
             steps = None if regional_steps is None else frozenset(int(s) for s in regional_steps)
         state = RegionalState(layout, float(alpha), image_attention, backend, frozenset(names) if regional else frozenset(),
                               steps, trace=self._trace)
+        return state
+
+    @contextmanager
+    def _attention_processors(self, state: RegionalState, install: bool):
+        """Regional processors on every attention layer for the ``with`` block; the stock ones are back on every way out.
+
+        ``install=False`` (SRC off and no trace) leaves the stock processors untouched.
+        """
+        pipe = self.pipe
         originals = dict(pipe.transformer.attn_processors)
-        install = regional or self._trace is not None  # off and untraced: the stock processors run untouched
         try:  # from the moment processors are installed, every path out restores the stock ones
             if install:
                 pipe.transformer.set_attn_processor({name: RegionalFluxAttnProcessor(name, state) for name in originals})
-            if self._trace is not None:
-                counts = [len(ids) for ids in pipe.tokenizer_2(texts, truncation=True, max_length=L).input_ids]  # real tokens + EOS
-                self._trace.begin_canvas(layout=layout, texts=texts, img_ids=img_ids, txt_ids=txt_ids, spans=spans,
-                                         cscc_delta=cscc_delta, regional=regional, alpha=alpha, token_counts=counts)
-            latents, mu = self._denoise(latents, state, prompt_embeds, pooled, neg_embeds, neg_pooled, txt_ids, img_ids,
-                                        num_inference_steps, guidance_scale, true_cfg_scale, progress)
+            yield
         finally:
             if install:
                 pipe.transformer.set_attn_processor(dict(originals))
             pipe.maybe_free_model_hooks()
 
-        if output_type == "latent":
-            images, canvas = list(latents.split(latents.shape[1] // n, dim=1)), latents
-        else:
-            images, canvas = self._decode(latents, n, height, width, output_type)
-        settings = dict(seed=seed, num_inference_steps=num_inference_steps, height=height, width=width, guidance_scale=guidance_scale,
-                        true_cfg_scale=true_cfg_scale, negative_prompt=negative_prompt if do_true_cfg else None,
-                        max_sequence_length=max_sequence_length, regional=regional, flexible_rope=flexible_rope,
-                        rope_step_axis=rope_step_axis, cscc=cscc, alpha=alpha, lam=lam, image_attention=image_attention,
-                        attention_backend=backend if regional else None, regional_layers=sorted(state.layers), regional_steps=None if steps is None else sorted(steps),
-                        mu=float(mu), model=pipe.name_or_path or type(pipe).__name__,
-                        truncated_steps=[] if spans is None else [i + 1 for i in spans.truncated_steps],
-                        cscc_unmatched_steps=[] if spans is None else [s.step + 1 for s in spans.spans if s.length and not s.matches])
-        if self._trace is not None:
-            self._trace.end_canvas(images, canvas)
-        return CookAnythingOutput(images=images, canvas=canvas, layout=layout, spans=spans, recipe=recipe, settings=settings)
-
-    def _denoise(self, latents, state, prompt_embeds, pooled, neg_embeds, neg_pooled, txt_ids, img_ids, num_inference_steps,
-                 guidance_scale, true_cfg_scale, progress):
-        """Step 5: the flow-matching loop over the canvas; returns (final latents [1, N P, C 4], mu)."""
-        pipe, device = self.pipe, self.device
+    # ---- 5. denoising ------------------------------------------------------------------------
+    def _timesteps(self, image_seq_len: int, num_inference_steps: int):
+        """The flow-matching schedule, shifted by ``mu`` from the canvas's real image sequence length N P."""
+        pipe = self.pipe
         sigmas = np.linspace(1.0, 1 / num_inference_steps, num_inference_steps)
         if getattr(pipe.scheduler.config, "use_flow_sigmas", False):
             sigmas = None
-        mu = calculate_shift(latents.shape[1], pipe.scheduler.config.get("base_image_seq_len", 256),
+        mu = calculate_shift(image_seq_len, pipe.scheduler.config.get("base_image_seq_len", 256),
                              pipe.scheduler.config.get("max_image_seq_len", 4096), pipe.scheduler.config.get("base_shift", 0.5),
                              pipe.scheduler.config.get("max_shift", 1.15))
-        timesteps, _ = retrieve_timesteps(pipe.scheduler, num_inference_steps, device, sigmas=sigmas, mu=mu)
+        timesteps, _ = retrieve_timesteps(pipe.scheduler, num_inference_steps, self.device, sigmas=sigmas, mu=mu)
+        return timesteps, mu
+
+    def _predict(self, latents, t, guidance, embeds, pooled, txt_ids, img_ids) -> torch.Tensor:
+        """One transformer call on the whole canvas: the flow prediction [1, N P, C 4]."""
+        return self.pipe.transformer(hidden_states=latents, timestep=t.expand(1).to(latents.dtype) / 1000, guidance=guidance,
+                                     pooled_projections=pooled, encoder_hidden_states=embeds, txt_ids=txt_ids,
+                                     img_ids=img_ids, return_dict=False)[0]  # [1, N P, C 4]
+
+    def _denoise(self, latents, state, text: CanvasText, txt_ids, img_ids, num_inference_steps, guidance_scale,
+                 true_cfg_scale, progress):
+        """The flow-matching loop over the canvas; returns (final latents [1, N P, C 4], mu).
+
+        With true CFG (``text.neg_embeds``) each step also predicts with the negative prompt and
+        uses ``neg + true_cfg_scale * (pos - neg)``; the trace sees the conditional pass only.
+        """
+        pipe, device = self.pipe, self.device
+        timesteps, mu = self._timesteps(latents.shape[1], num_inference_steps)
         guidance = torch.full([1], guidance_scale, device=device, dtype=torch.float32) if pipe.transformer.config.guidance_embeds else None
         pipe.scheduler.set_begin_index(0)
         for i, t in enumerate(tqdm(timesteps, desc="denoising", disable=not progress)):
             state.step = i
             if self._trace is not None:
                 self._trace.set_step(i, float(t))
-            noise_pred = pipe.transformer(hidden_states=latents, timestep=t.expand(1).to(latents.dtype) / 1000, guidance=guidance,
-                                          pooled_projections=pooled, encoder_hidden_states=prompt_embeds, txt_ids=txt_ids,
-                                          img_ids=img_ids, return_dict=False)[0]  # [1, N P, C 4]
-            if neg_embeds is not None:  # true CFG
+            noise_pred = self._predict(latents, t, guidance, text.embeds, text.pooled, txt_ids, img_ids)  # [1, N P, C 4]
+            if text.neg_embeds is not None:  # true CFG
                 state.trace = None  # the trace records the conditional branch only
-                neg_noise_pred = pipe.transformer(hidden_states=latents, timestep=t.expand(1).to(latents.dtype) / 1000,
-                                                  guidance=guidance, pooled_projections=neg_pooled,
-                                                  encoder_hidden_states=neg_embeds, txt_ids=txt_ids, img_ids=img_ids,
-                                                  return_dict=False)[0]  # [1, N P, C 4]
+                neg_noise_pred = self._predict(latents, t, guidance, text.neg_embeds, text.neg_pooled, txt_ids, img_ids)
                 state.trace = self._trace
                 noise_pred = neg_noise_pred + true_cfg_scale * (noise_pred - neg_noise_pred)
             latents = pipe.scheduler.step(noise_pred, t, latents, return_dict=False)[0]
         return latents, mu
+
+    # ---- 6. outputs ----------------------------------------------------------------------------
+    def _decode(self, latents, layout: RegionLayout, output_type):
+        """Each region's latent decoded on its own; returns (images, canvas), the canvas the regions stacked top to bottom.
+
+        ``output_type="latent"`` returns the packed latents instead: each region's [1, P, C 4] and the canvas's.
+        """
+        pipe, n = self.pipe, layout.n_regions
+        if output_type == "latent":
+            return list(rearrange(latents, "1 (n p) c -> n 1 p c", n=n)), latents
+        images = []
+        for z in unpack_latents(latents, n, layout.rows).split(1):  # [1, C, H/8, W/8]
+            z = (z / pipe.vae.config.scaling_factor) + pipe.vae.config.shift_factor
+            image = pipe.vae.decode(z, return_dict=False)[0]
+            images.append(pipe.image_processor.postprocess(image, output_type=output_type)[0])
+        if output_type == "pil":
+            canvas = PIL.Image.fromarray(rearrange([np.asarray(im) for im in images], "n h w rgb -> (n h) w rgb"))
+        elif output_type == "np":
+            canvas = rearrange(images, "n h w rgb -> (n h) w rgb")
+        else:  # "pt": [3, H, W] tensors
+            canvas = rearrange(images, "n rgb h w -> rgb (n h) w")
+        return images, canvas

@@ -33,6 +33,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+from einops import repeat
 
 from ..errors import ConfigError
 
@@ -82,7 +83,7 @@ class NoiseLevels:
             return x0
         if hasattr(self.scheduler, "set_begin_index"):
             self.scheduler.set_begin_index(j)
-        t = ts[j : j + 1].repeat(x0.shape[0])  # [B]
+        t = repeat(ts[j : j + 1], "1 -> b", b=x0.shape[0])  # [B]: the level's timestep for every latent of the batch
         return self.scheduler.add_noise(x0, noise, t)
 
     def coefficients(self, level: float) -> tuple[float, float]:

@@ -19,6 +19,13 @@ sample drawn from frame i's generator, as ``StableDiffusionImg2ImgPipeline`` enc
 input); ``reference_latent="final"`` takes the sampler's final latent instead (no VAE
 round trip).
 
+``RecipeDiffusion.__call__`` runs these stages, one method each: ``_variant_switches``,
+``_recipe_and_prompts`` and ``_check_inputs`` (arguments, refused before any model runs),
+``_references`` (which earlier frame each frame starts from, takes its mask from and shares K/V
+with), ``_attention_processors`` (the K/V-sharing processors for the call), and ``_frames``,
+which runs ``_frame`` for every step: encode the prompt, ``_noised_start`` (Eq. 5-7 or img2img
+noise of an earlier frame; frame 0 starts from pure noise), ``_denoise`` and ``_decode``.
+
 Every switch off gives back the stock pipeline: with ``sequential``, ``kv_sharing`` and
 ``region_aware`` all False, frame ``i`` equals ``StableDiffusionPipeline(text_i,
 generator=torch.Generator(device).manual_seed(seed + i))``; with only ``sequential`` it
@@ -29,6 +36,7 @@ the same generator (``image=<final latent of i-1>`` with ``reference_latent="fin
 from __future__ import annotations
 
 import warnings
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import torch
@@ -75,10 +83,14 @@ class _Call:
     eta: float
     guidance_rescale: float
     do_cfg: bool
+    sequential: bool
+    kv_sharing: bool
+    region_aware: bool
     base_noise: float
     object_noise: float
-    region_aware: bool
+    start_from: str
     reference_latent: str
+    kv_layers: list
     masks: dict
     mask_provider: object
     prompts: list[str]
@@ -89,6 +101,17 @@ class _Call:
     kept: dict = field(default_factory=dict)  # frame -> final latent, for frames some later frame starts from
     pil: dict = field(default_factory=dict)  # frame -> its 8-bit image, decoded once when output_type is not "pil"
     images: list = field(default_factory=list)
+
+
+@dataclass
+class _References:
+    """Which earlier frame each frame reads (None: none), and how long each must be kept."""
+
+    start: list  # the frame a uniformly noised start is taken from (start_from; None: pure noise)
+    mask: list  # the reference j whose container mask gives region-aware noise of L_j (None: region-aware off)
+    kv: list  # the frame whose K/V are shared (None: K/V sharing off)
+    kept: set  # frames whose latent or image a later frame starts from
+    last_use: dict  # frame -> the last frame that reads its K/V (they are released after it)
 
 
 class RecipeDiffusion(CooklabPipeline):
@@ -168,10 +191,45 @@ class RecipeDiffusion(CooklabPipeline):
         Each frame's ``FrameInfo`` records ``reference``, ``start_from``, ``mask_reference``
         and ``reference_latent`` as used.
         """
-        if variant is not None:
-            if variant not in VARIANTS:
-                raise ConfigError(f"variant={variant!r}: choose one of {list(VARIANTS)}.")
-            sequential, kv_sharing, region_aware = (VARIANTS[variant][k] for k in ("sequential", "kv_sharing", "region_aware"))
+        sequential, kv_sharing, region_aware = self._variant_switches(variant, sequential, kv_sharing, region_aware)
+        recipe, prompts = self._recipe_and_prompts(recipe, metadata, plan, enriched_prompts)
+        n = len(recipe)
+        if isinstance(mask_provider, str):
+            mask_provider = self._named_provider(mask_provider)
+        base_noise, object_noise, height, width = self._check_inputs(n, sequential, region_aware, base_noise, object_noise,
+                                                                     start_from, reference_latent, num_inference_steps, height, width)
+        mask_for = self._mask_table(masks, n) if region_aware else {}  # masks only matter for region-aware noise
+        refs = self._references(recipe, sequential, kv_sharing, region_aware, start_from)
+
+        pipe = self.pipe
+        call = _Call(
+            seed=seed, num_inference_steps=num_inference_steps, height=height, width=width, guidance_scale=guidance_scale,
+            negative_prompt=negative_prompt, eta=eta, guidance_rescale=guidance_rescale,
+            do_cfg=guidance_scale > 1 and pipe.unet.config.time_cond_proj_dim is None,
+            sequential=sequential, kv_sharing=kv_sharing, region_aware=region_aware, base_noise=base_noise,
+            object_noise=object_noise, start_from=start_from, reference_latent=reference_latent,
+            kv_layers=locate(pipe, *((kv_layers,) if isinstance(kv_layers, str) else kv_layers), kind="self") if kv_sharing else [],
+            masks=mask_for, mask_provider=mask_provider, prompts=prompts, output_type=output_type, progress=progress,
+            device=self.device, kv_state=KVSharingState(record_frames=set(refs.last_use), cache_device=kv_cache_device),
+        )
+        settings = self._settings(call)
+        with self._attention_processors(call):
+            frames, final_latents = self._frames(call, recipe, refs)
+        return RecipeDiffusionOutput(images=call.images, frames=frames, latents=final_latents, recipe=recipe, settings=settings)
+
+    # ---- arguments -------------------------------------------------------------------------
+    @staticmethod
+    def _variant_switches(variant, sequential, kv_sharing, region_aware) -> tuple[bool, bool, bool]:
+        """(sequential, kv_sharing, region_aware): the preset of ``variant`` (one of ``VARIANTS``), or the switches as given."""
+        if variant is None:
+            return sequential, kv_sharing, region_aware
+        if variant not in VARIANTS:
+            raise ConfigError(f"variant={variant!r}: choose one of {list(VARIANTS)}.")
+        return tuple(VARIANTS[variant][k] for k in ("sequential", "kv_sharing", "region_aware"))
+
+    @staticmethod
+    def _recipe_and_prompts(recipe, metadata, plan, enriched_prompts):
+        """The recipe with its per-step metadata (from ``metadata=`` or the plan), and the N prompts to encode."""
         recipe = as_recipe(recipe)
         if plan is not None and metadata is not None:
             raise ConfigError("give either plan= or metadata=, not both (a plan carries the metadata).")
@@ -179,10 +237,15 @@ class RecipeDiffusion(CooklabPipeline):
             metadata = plan.step_plans()
         if metadata is not None:
             recipe = recipe.with_plans(metadata)
-        n = len(recipe)
         prompts = plan.prompts() if plan is not None and enriched_prompts else recipe.texts
-        if isinstance(mask_provider, str):
-            mask_provider = self._named_provider(mask_provider)
+        return recipe, prompts
+
+    def _check_inputs(self, n, sequential, region_aware, base_noise, object_noise, start_from, reference_latent,
+                      num_inference_steps, height, width):
+        """Refuse impossible arguments before any model runs; returns (base_noise, object_noise, height, width).
+
+        None for height/width takes the U-Net's own size (``sample_size * vae_scale_factor``).
+        """
         base_noise, object_noise = check_level("base_noise", base_noise), check_level("object_noise", object_noise)
         if region_aware and not sequential:
             raise ConfigError("region_aware=True needs sequential=True: region-aware noise is applied to the reference frame's latent.")
@@ -194,16 +257,25 @@ class RecipeDiffusion(CooklabPipeline):
                               "reference image) or 'final' (the sampler's final latent).")
         if int(num_inference_steps) < 1:
             raise ConfigError(f"num_inference_steps={num_inference_steps}: use at least 1.")
-        pipe = self.pipe
-        scale = pipe.vae_scale_factor
-        height = height or pipe.unet.config.sample_size * scale
-        width = width or pipe.unet.config.sample_size * scale
+        scale = self.pipe.vae_scale_factor
+        height = height or self.pipe.unet.config.sample_size * scale
+        width = width or self.pipe.unet.config.sample_size * scale
         if height % 8 or width % 8 or height <= 0 or width <= 0:
             raise ConfigError(f"height={height}, width={width}: both must be positive multiples of 8 (e.g. {max(8, height // 8 * 8)}x{max(8, width // 8 * 8)}).")
         if sequential and NoiseLevels(None, num_inference_steps).steps_run(base_noise) == 0 and n > 1:
             raise ConfigError(f"base_noise={base_noise} runs no denoising step with num_inference_steps={num_inference_steps}: raise one of them.")
-        mask_for = self._mask_table(masks, n) if region_aware else {}  # masks only matter for region-aware noise
+        return base_noise, object_noise, height, width
 
+    @staticmethod
+    def _references(recipe, sequential, kv_sharing, region_aware, start_from) -> _References:
+        """Which earlier frame each frame starts from, takes its container mask from, and shares K/V with.
+
+        The reference frame of frame i is ``j = reference_step - 1`` when its metadata names one,
+        else ``i - 1`` (None for frame 0). A uniformly noised start comes from ``i - 1``
+        (``start_from="previous"``, the paper) or from ``j`` (``"reference"``); the mask of Eq. 5-7
+        and the shared K/V always come from ``j``.
+        """
+        n = len(recipe)
         refs = recipe.reference_indices()  # metadata reference (0-based) or None per step
         ref = [None if i == 0 else (refs[i] if refs[i] is not None else i - 1) for i in range(n)]  # j of frame i
         start_ref = [None if not sequential else (i - 1 if start_from == "previous" and i > 0 else ref[i]) for i in range(n)]
@@ -214,49 +286,65 @@ class RecipeDiffusion(CooklabPipeline):
         for i, j in enumerate(kv_ref):
             if j is not None:
                 last_use[j] = i
-        kv_state = KVSharingState(record_frames=set(last_use), cache_device=kv_cache_device)
+        return _References(start_ref, mask_ref, kv_ref, kept, last_use)
 
-        device = self.device
-        do_cfg = guidance_scale > 1 and pipe.unet.config.time_cond_proj_dim is None
-        settings = dict(
-            seed=seed, num_inference_steps=num_inference_steps, height=height, width=width, guidance_scale=guidance_scale,
-            negative_prompt=negative_prompt, eta=eta, guidance_rescale=guidance_rescale, sequential=sequential,
-            kv_sharing=kv_sharing, region_aware=region_aware, base_noise=base_noise, object_noise=object_noise,
-            start_from=start_from, reference_latent=reference_latent,
-            kv_layers=locate(pipe, *((kv_layers,) if isinstance(kv_layers, str) else kv_layers), kind="self") if kv_sharing else [],
+    def _settings(self, call: _Call) -> dict:
+        """What the call ran with, as ``RecipeDiffusionOutput.settings`` reports it."""
+        pipe = self.pipe
+        switches = (call.sequential, call.kv_sharing, call.region_aware)
+        return dict(
+            seed=call.seed, num_inference_steps=call.num_inference_steps, height=call.height, width=call.width,
+            guidance_scale=call.guidance_scale, negative_prompt=call.negative_prompt, eta=call.eta,
+            guidance_rescale=call.guidance_rescale, sequential=call.sequential, kv_sharing=call.kv_sharing,
+            region_aware=call.region_aware, base_noise=call.base_noise, object_noise=call.object_noise,
+            start_from=call.start_from, reference_latent=call.reference_latent, kv_layers=call.kv_layers,
             scheduler=type(pipe.scheduler).__name__, model=pipe.name_or_path or type(pipe).__name__,
             variant=next((name for name, v in VARIANTS.items()
-                          if (v["sequential"], v["kv_sharing"], v["region_aware"]) == (sequential, kv_sharing, region_aware)), "custom"),
-            masks=sorted(mask_for), mask_provider=None if mask_provider is None or not region_aware else type(mask_provider).__name__,
+                          if (v["sequential"], v["kv_sharing"], v["region_aware"]) == switches), "custom"),
+            masks=sorted(call.masks),
+            mask_provider=None if call.mask_provider is None or not call.region_aware else type(call.mask_provider).__name__,
         )
 
+    # ---- processors and the frame loop -------------------------------------------------------
+    @contextmanager
+    def _attention_processors(self, call: _Call):
+        """K/V-sharing processors on ``call.kv_layers`` (and tracing wrappers under a trace) for the ``with`` block.
+
+        The U-Net's own processors are put back on every way out.
+        """
+        pipe, kv_state = self.pipe, call.kv_state
         originals = dict(pipe.unet.attn_processors)
         procs = dict(originals)
-        for name in settings["kv_layers"]:
+        for name in call.kv_layers:
             procs[name] = KVSharingAttnProcessor(name, kv_state)
         trace = self._trace
         if trace is not None:
             for name in trace.layers_to_wrap():
                 procs[name] = TracingAttnProcessor(procs[name], name, trace)
         pipe.unet.set_attn_processor(dict(procs))
-
-        call = _Call(seed, num_inference_steps, height, width, guidance_scale, negative_prompt, eta, guidance_rescale, do_cfg,
-                     base_noise, object_noise, region_aware, reference_latent, mask_for, mask_provider, prompts, output_type, progress,
-                     device, kv_state)
-        frames, final_latents = [], []
         try:
-            for i in tqdm(range(n), desc="frames", disable=not progress or n == 1):
-                info, latents = self._frame(call, i, recipe[i], start_ref[i], mask_ref[i], kv_ref[i], start_from)
-                frames.append(info)
-                final_latents.append(latents.detach().to("cpu", torch.float32))
-                if i in kept:
-                    call.kept[i] = latents
-                for j in [j for j, last in last_use.items() if last == i]:
-                    kv_state.release(j)
+            yield
         finally:
             pipe.unet.set_attn_processor(dict(originals))
             pipe.maybe_free_model_hooks()
-        return RecipeDiffusionOutput(images=call.images, frames=frames, latents=final_latents, recipe=recipe, settings=settings)
+
+    def _frames(self, call: _Call, recipe, refs: _References):
+        """Generate the frames in order; returns their ``FrameInfo`` and final latents (CPU float32).
+
+        A frame's latent is kept while a later frame starts from it, its K/V are released after the
+        last frame that shares them.
+        """
+        frames, final_latents = [], []
+        n = len(recipe)
+        for i in tqdm(range(n), desc="frames", disable=not call.progress or n == 1):
+            info, latents = self._frame(call, i, recipe[i], refs.start[i], refs.mask[i], refs.kv[i])
+            frames.append(info)
+            final_latents.append(latents.detach().to("cpu", torch.float32))
+            if i in refs.kept:
+                call.kept[i] = latents
+            for j in [j for j, last in refs.last_use.items() if last == i]:
+                call.kv_state.release(j)
+        return frames, final_latents
 
     def _named_provider(self, name: str):
         """A mask provider by name, built once per pipeline ("grounded-sam": GroundingDINO + SAM)."""
@@ -349,7 +437,7 @@ class RecipeDiffusion(CooklabPipeline):
         image = pipe.image_processor.preprocess(self._reference_image(call, j)).to(device=call.device, dtype=dtype)  # [1, 3, H, W]
         return retrieve_latents(pipe.vae.encode(image), generator=generator) * pipe.vae.config.scaling_factor  # [1, C, h, w]
 
-    def _frame(self, call: _Call, i: int, step, start_ref: int | None, mask_ref: int | None, kv_ref: int | None, start_from: str):
+    def _frame(self, call: _Call, i: int, step, start_ref: int | None, mask_ref: int | None, kv_ref: int | None):
         """Generate frame i; returns its FrameInfo and final latent [1, C, h, w].
 
         start_ref: the frame a uniformly noised start is taken from (``start_from``); mask_ref:
@@ -373,7 +461,7 @@ class RecipeDiffusion(CooklabPipeline):
         if mask is not None:
             info.reference, info.start_from = mask_ref, "reference"  # Eq. 5-7 noise L_j
         elif start_ref is not None:
-            info.reference, info.start_from = start_ref, start_from
+            info.reference, info.start_from = start_ref, call.start_from
         ref = info.reference
         if trace is not None:
             trace.begin_frame(FrameTrace(i, prompt, self._tokens(prompt), ref, latent_hw, kv_reference=kv_ref))
@@ -381,47 +469,71 @@ class RecipeDiffusion(CooklabPipeline):
         if ref is None:  # from pure noise, exactly as the stock pipeline
             latents = pipe.prepare_latents(1, channels, call.height, call.width, prompt_embeds.dtype, call.device, generator)
         else:
-            info.reference_latent = call.reference_latent
-            ref_latents = self._start_latent(call, ref, generator, prompt_embeds.dtype)  # [1, C, h, w]
-            noise = randn_tensor((1, channels, *latent_hw), generator=generator, device=call.device, dtype=prompt_embeds.dtype)
-            region = None
-            if mask is not None:
-                region = region_aware_noise(ref_latents, noise, mask, call.object_noise, call.base_noise, levels.add_noise)
-            latents = region.combined if region is not None else levels.add_noise(ref_latents, noise, call.base_noise)
-            start = levels.index(call.base_noise)
-            if hasattr(pipe.scheduler, "set_begin_index"):
-                pipe.scheduler.set_begin_index(start)
-            timesteps = pipe.scheduler.timesteps[start:]
-            info.start_index, info.steps_run, info.start_timestep = start, len(timesteps) // levels.order, float(timesteps[0])
-            info.base_noise, info.region_aware = call.base_noise, region is not None
-            if region is not None:
-                info.object_noise, info.object_timestep = call.object_noise, levels.timestep(call.object_noise)
-                if call.object_noise != call.base_noise and levels.index(call.object_noise) == start:
-                    enough = next((n for n in range(call.num_inference_steps, 1001)
-                                   if int(n * call.object_noise) != int(n * call.base_noise)), None)
-                    warnings.warn(
-                        f"step {i + 1} (frame {i}): object_noise={call.object_noise} and base_noise={call.base_noise} fall on "
-                        f"the same timestep with num_inference_steps={call.num_inference_steps}, so region-aware noise equals "
-                        f"uniform noise; use num_inference_steps >= {enough} or levels further apart.",
-                        stacklevel=4,
-                    )
-            if trace is not None:
-                a, b = levels.coefficients(call.base_noise)
-                trace.record_noise(NoiseRecord(
-                    frame=i, reference=ref, base_noise=call.base_noise, object_noise=info.object_noise,
-                    base_timestep=levels.timestep(call.base_noise),
-                    object_timestep=levels.timestep(call.object_noise) if region is not None else None,
-                    region=None if region is None else RegionNoise(*(x.detach().cpu() if x.ndim == 4 else x for x in (
-                        region.combined, region.container, region.background, region.mask, region.signal_map, region.sigma_map))),
-                    noised=latents[0].detach().float().cpu(),
-                    sigma_map=region.sigma_map if region is not None else torch.full(latent_hw, b),
-                    signal_map=region.signal_map if region is not None else torch.full(latent_hw, a),
-                    fallback=info.fallback, mask=info.mask,
-                ))  # coefficients(base_noise) leaves the scheduler's begin index at `start`, where it must be
+            latents, timesteps = self._noised_start(call, i, info, mask, levels, generator, prompt_embeds.dtype, latent_hw)
+        latents = self._denoise(call, i, latents, timesteps, prompt_embeds, generator, kv_ref, info.start_index)
+        info.kv_fallback_steps = call.kv_state.fallback_steps.get(i, 0)
+        call.images.append(self._decode(call, latents, generator))
+        if trace is not None:
+            trace.end_frame(call.images[-1])
+        return info, latents
 
+    def _noised_start(self, call: _Call, i: int, info: FrameInfo, mask, levels: NoiseLevels, generator, dtype, latent_hw):
+        """The start of a frame that continues an earlier one: (noised latent [1, C, h, w], the timesteps left to run).
+
+        ``L_s`` of the frame ``s = info.reference`` is noised to ``base_noise`` (img2img), or with a
+        container mask by Eq. 5-7: ``object_noise`` inside, ``base_noise`` outside. Denoising starts
+        at the base level's timestep. Fills the frame's noise fields of ``info``.
+        """
+        pipe, trace = self.pipe, self._trace
+        ref = info.reference
+        info.reference_latent = call.reference_latent
+        ref_latents = self._start_latent(call, ref, generator, dtype)  # [1, C, h, w]
+        noise = randn_tensor((1, pipe.unet.config.in_channels, *latent_hw), generator=generator, device=call.device, dtype=dtype)
+        region = None
+        if mask is not None:
+            region = region_aware_noise(ref_latents, noise, mask, call.object_noise, call.base_noise, levels.add_noise)
+        latents = region.combined if region is not None else levels.add_noise(ref_latents, noise, call.base_noise)
+        start = levels.index(call.base_noise)
+        if hasattr(pipe.scheduler, "set_begin_index"):
+            pipe.scheduler.set_begin_index(start)
+        timesteps = pipe.scheduler.timesteps[start:]
+        info.start_index, info.steps_run, info.start_timestep = start, len(timesteps) // levels.order, float(timesteps[0])
+        info.base_noise, info.region_aware = call.base_noise, region is not None
+        if region is not None:
+            info.object_noise, info.object_timestep = call.object_noise, levels.timestep(call.object_noise)
+            if call.object_noise != call.base_noise and levels.index(call.object_noise) == start:
+                enough = next((n for n in range(call.num_inference_steps, 1001)
+                               if int(n * call.object_noise) != int(n * call.base_noise)), None)
+                warnings.warn(
+                    f"step {i + 1} (frame {i}): object_noise={call.object_noise} and base_noise={call.base_noise} fall on "
+                    f"the same timestep with num_inference_steps={call.num_inference_steps}, so region-aware noise equals "
+                    f"uniform noise; use num_inference_steps >= {enough} or levels further apart.",
+                    stacklevel=6,
+                )
+        if trace is not None:
+            a, b = levels.coefficients(call.base_noise)
+            trace.record_noise(NoiseRecord(
+                frame=i, reference=ref, base_noise=call.base_noise, object_noise=info.object_noise,
+                base_timestep=levels.timestep(call.base_noise),
+                object_timestep=levels.timestep(call.object_noise) if region is not None else None,
+                region=None if region is None else RegionNoise(*(x.detach().cpu() if x.ndim == 4 else x for x in (
+                    region.combined, region.container, region.background, region.mask, region.signal_map, region.sigma_map))),
+                noised=latents[0].detach().float().cpu(),
+                sigma_map=region.sigma_map if region is not None else torch.full(latent_hw, b),
+                signal_map=region.signal_map if region is not None else torch.full(latent_hw, a),
+                fallback=info.fallback, mask=info.mask,
+            ))  # coefficients(base_noise) leaves the scheduler's begin index at `start`, where it must be
+        return latents, timesteps
+
+    def _denoise(self, call: _Call, i: int, latents, timesteps, prompt_embeds, generator, kv_ref, first: int):
+        """The sampling loop of frame i from position ``first`` of the schedule, with CFG; returns the final latent.
+
+        ``call.kv_state`` tells the K/V-sharing processors the frame, its reference and the step's
+        position (the reference's K/V of the same position are read).
+        """
+        pipe, trace = self.pipe, self._trace
         extra_step_kwargs = pipe.prepare_extra_step_kwargs(generator, call.eta)
         call.kv_state.frame, call.kv_state.reference = i, kv_ref
-        first = info.start_index
         for k, t in enumerate(tqdm(timesteps, desc=f"frame {i + 1}", leave=False, disable=not call.progress)):
             call.kv_state.step = first + k
             if trace is not None:
@@ -435,13 +547,12 @@ class RecipeDiffusion(CooklabPipeline):
                 if call.guidance_rescale > 0.0:
                     noise_pred = rescale_noise_cfg(noise_pred, noise_text, guidance_rescale=call.guidance_rescale)
             latents = pipe.scheduler.step(noise_pred, t, latents, **extra_step_kwargs, return_dict=False)[0]
-        info.kv_fallback_steps = call.kv_state.fallback_steps.get(i, 0)
+        return latents
 
+    def _decode(self, call: _Call, latents, generator):
+        """The frame as ``output_type`` asks: the VAE's image (PIL, np, pt), or the latent itself for ``"latent"``."""
         if call.output_type == "latent":
-            call.images.append(latents)
-        else:
-            image = pipe.vae.decode(latents / pipe.vae.config.scaling_factor, return_dict=False, generator=generator)[0]
-            call.images.append(pipe.image_processor.postprocess(image, output_type=call.output_type, do_denormalize=[True])[0])
-        if trace is not None:
-            trace.end_frame(call.images[-1])
-        return info, latents
+            return latents
+        pipe = self.pipe
+        image = pipe.vae.decode(latents / pipe.vae.config.scaling_factor, return_dict=False, generator=generator)[0]
+        return pipe.image_processor.postprocess(image, output_type=call.output_type, do_denormalize=[True])[0]

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
+from einops import rearrange
 
 from ..errors import ConfigError
 
@@ -33,6 +34,11 @@ AddNoise = Callable[[torch.Tensor, torch.Tensor, float], torch.Tensor]
 
 def resize_mask(mask: torch.Tensor, latent_hw: tuple[int, int], image_hw: tuple[int, int] | None = None) -> torch.Tensor:
     """Resize a [H, W] mask to the latent grid [h, w] by area averaging (a soft mask in [0, 1]).
+
+    Each latent cell covers ``fh x fw = (H / h) x (W / w)`` pixels (8 x 8 for the SD VAE), and
+    its value is their mean:
+
+        M_resized[i, j] = 1 / (fh fw) * sum_{a < fh, b < fw} M[i fh + a, j fw + b]
 
     The mask must have the image size (``image_hw``) or already the latent size; anything
     else is refused, because a mask of another size almost always belongs to another image.
@@ -45,12 +51,19 @@ def resize_mask(mask: torch.Tensor, latent_hw: tuple[int, int], image_hw: tuple[
             f"mask has size {hw[0]}x{hw[1]} but the frame is {image_hw[0]}x{image_hw[1]} pixels "
             f"(latent {latent_hw[0]}x{latent_hw[1]}): pass a mask of the image size or of the latent size."
         )
-    return F.interpolate(mask.float()[None, None], size=tuple(latent_hw), mode="area")[0, 0]  # [h, w]
+    (height, width), (h, w) = hw, latent_hw
+    if height % h or width % w:  # cells of unequal size: F.interpolate's overlapping area windows
+        return F.interpolate(mask.float()[None, None], size=tuple(latent_hw), mode="area")[0, 0]  # [h, w]
+    fh, fw = height // h, width // w
+    cells = rearrange(mask.float(), "(h fh) (w fw) -> (fh fw) h w", fh=fh, fw=fw)  # the fh fw pixels over every cell
+    # Summed in raster order, then divided by fh and fw: the arithmetic of F.interpolate(mode="area") on the CPU, so the
+    # soft edges are bit-identical to it (einops' reduce(..., "mean") sums in another order: last-bit differences).
+    return sum(cells) / fh / fw  # [h, w]
 
 
 def combine_by_mask(mask: torch.Tensor, inside: torch.Tensor, outside: torch.Tensor) -> torch.Tensor:
     """Eq. 7: M * inside + (1 - M) * outside. mask [h, w]; inside/outside [B, C, h, w]."""
-    m = mask.to(device=inside.device, dtype=inside.dtype)[None, None]  # [1, 1, h, w]
+    m = rearrange(mask.to(device=inside.device, dtype=inside.dtype), "h w -> 1 1 h w")  # broadcast over batch and channels
     return m * inside + (1 - m) * outside
 
 

@@ -163,7 +163,8 @@ def toy_sd(path=None, device=None, dtype=None) -> StableDiffusionPipeline:
 
 def toy_flux(path=None, device=None, dtype=None) -> FluxPipeline:
     """The trained Flux-style Toy Kitchen pipeline (64x64 per image). Call it with ``max_sequence_length=T5_MAX_LENGTH``
-    and ``true_cfg_scale`` > 1 with a ``negative_prompt`` (it has no guidance embedding)."""
+    (``CookAnything`` takes it from the T5 tokenizer by default) and ``true_cfg_scale`` > 1 with a ``negative_prompt``
+    (it has no guidance embedding)."""
     pipe = _load(FluxPipeline, "flux", path, device, dtype)
     pipe.default_sample_size = IMAGE_SIZE // 4
     return pipe
