@@ -43,7 +43,6 @@ import torch
 
 import cooklab
 from cooklab.fileio import atomic_write
-from cooklab.toykitchen.models import T5_MAX_LENGTH
 from cooklab.toykitchen.oracle import OracleMaskProvider, check_frame, container_consistency, step_faithfulness
 from cooklab.toykitchen.recipes import random_toy_recipe
 
@@ -152,8 +151,7 @@ def main() -> None:
             if family == "recipe-diffusion":
                 out = rd(recipe, seed=seed, variant=config, guidance_scale=args.guidance, mask_provider=masks, **common)
             else:
-                out = ca(recipe, seed=seed, height=64, width=64, true_cfg_scale=args.guidance,
-                         max_sequence_length=T5_MAX_LENGTH, **CA_CONFIGS[config], **common)
+                out = ca(recipe, seed=seed, height=64, width=64, true_cfg_scale=args.guidance, **CA_CONFIGS[config], **common)
             save_strip(path, out.images)
             made += 1
             if made % 10 == 0:

@@ -5,7 +5,7 @@
 
 ``generate`` runs Recipe Diffusion (default) or, with ``--pipeline cookanything``, CookAnything
 on a recipe file and writes the frames, a storyboard, settings.json and index.html to ``--out``
-(see ``cooklab.report``; CookAnything also writes canvas.png). ``--model toy`` (the default)
+(``cooklab.runs.run_and_report`` with ``cooklab.report``; CookAnything also writes canvas.png). ``--model toy`` (the default)
 loads the Toy Kitchen models ``cooklab.models.toy_sd`` / ``toy_flux``, small diffusion models
 trained on the procedural Toy Kitchen world (``docs/toykitchen.md``), with settings that suit
 them (64x64, 30 steps, guidance 3.0, container masks from the world's oracle); ``--model tiny``
@@ -22,46 +22,40 @@ traceback.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import math
 import shlex
 import sys
-import time
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
 import cooklab
-from cooklab.errors import ConfigError, CooklabError, RecipeError
+from cooklab.errors import ConfigError, CooklabError
+from cooklab.recipe import DEMO_RECIPE, resolve_recipe
+from cooklab.report import atomic_write
+from cooklab.runs import (
+    SMALL_MODELS,
+    TOY_NOTE,
+    Run,
+    describe,
+    load_pipeline,
+    mask_provider,
+    model_notes,
+    quiet_loading,
+    run_and_report,
+    step_numbers,
+    toy_words_note,
+)
 
-__all__ = ["build_parser", "main", "recipes_dir", "resolve_recipe", "toy_recipes_dir"]
+__all__ = ["build_parser", "main"]
 
 PIPELINES = ("recipe-diffusion", "cookanything")
 VARIANT_NAMES = ("independent", "kv_sharing", "region_aware", "region_aware_kv")  # VARIANTS' keys, without importing torch
 SCHEDULERS = {"ddim": "DDIMScheduler", "dpm": "DPMSolverMultistepScheduler", "euler": "EulerDiscreteScheduler"}
-DEMO_RECIPE = "toy_kitchen.yaml"  # in data/toykitchen/recipes: random_toy_recipe(971, 4), saved
-TOY_SIZE = TINY_SIZE = 64  # the Toy Kitchen models are trained at 64x64; the tiny ones default to it too
+TOY_SIZE = 64  # the Toy Kitchen models are trained at 64x64; the tiny ones default to it too
 TOY_STEPS = 30  # DDIM / flow-matching steps the Toy Kitchen models are evaluated with (docs/toykitchen.md)
 TOY_GUIDANCE = 3.0  # classifier-free guidance of toy_sd; true CFG of toy_flux (it has no guidance embedding)
 DEMO_STEPS = 20  # 20 give much the same toy pictures as 30 and keep the demo under a minute on a busy 2-core CPU
-TOY_NOTE = (
-    "The images come from the Toy Kitchen SD model (cooklab.models.toy_sd), a small diffusion model trained on the "
-    "procedural Toy Kitchen world (docs/toykitchen.md): 64x64 top views of one container with food on a table."
-)
-TOY_FLUX_NOTE = (
-    "The images come from the Toy Kitchen Flux model (cooklab.models.toy_flux), a small Flux-style transformer trained on "
-    "the procedural Toy Kitchen world (docs/toykitchen.md): 64x64 regions, true classifier-free guidance (it has no "
-    "guidance embedding)."
-)
-TINY_NOTE = (
-    "The tiny model (cooklab.models.tiny_sd) has random weights, so the images are noise (--model toy draws real "
-    "pictures); the run still exercises every mechanism (sequential frames, K/V sharing, region-aware noise)."
-)
-TINY_FLUX_NOTE = (
-    "The tiny model (cooklab.models.tiny_flux) has random weights, so the images are noise (--model toy draws real "
-    "pictures); the run still exercises every mechanism (Step-wise Regional Control, Flexible RoPE, Cross-Step "
-    "Consistency Control) on a canvas of 64x64 regions."
-)
 FLUX_MAX_SEQUENCE_LENGTH = 512  # FluxPipeline's T5 limit (FLUX.1-dev's default; schnell uses 256)
 # Options that belong to one pipeline: attribute -> flag. Their parser defaults are None/False so that
 # "given" can be told from "left at the default"; the real defaults are filled in per pipeline.
@@ -90,107 +84,7 @@ TOY_DEFAULTS = {
 }
 
 
-# ---- recipes ---------------------------------------------------------------------------
-
-
-def recipes_dir() -> Path:
-    """The shipped recipes: ``data/recipes`` next to the ``cooklab`` package (a source checkout)."""
-    return Path(cooklab.__file__).resolve().parent.parent / "data" / "recipes"
-
-
-def toy_recipes_dir() -> Path:
-    """The shipped Toy Kitchen recipes (the demo's): ``data/toykitchen/recipes`` (a source checkout)."""
-    return Path(cooklab.__file__).resolve().parent.parent / "data" / "toykitchen" / "recipes"
-
-
-def resolve_recipe(name: str | None) -> Path:
-    """Find a recipe file: a path as given, else a shipped recipe by file name or stem.
-
-    ``None`` gives the demo recipe (``data/toykitchen/recipes/toy_kitchen.yaml``). ``pancakes``,
-    ``pancakes.yaml`` and ``data/recipes/pancakes.yaml`` all find the shipped file from any
-    working directory; so do ``toy_kitchen`` and ``data/toykitchen/recipes/toy_kitchen.yaml``
-    (``data/recipes`` is searched first). A name that matches nothing is returned unchanged so
-    ``load_recipe`` reports it.
-    """
-    if name is None:
-        path = toy_recipes_dir() / DEMO_RECIPE
-        if not path.is_file():
-            raise RecipeError(
-                f"the default recipe {str(path)!r} is missing: cooklab's data folder ships with a source "
-                "checkout only. Pass a recipe file with --recipe PATH."
-            )
-        return path
-    path = Path(name).expanduser()
-    if path.exists():
-        return path
-    folders = {(): (recipes_dir(), toy_recipes_dir()), ("data", "recipes"): (recipes_dir(),),
-               ("data", "toykitchen", "recipes"): (toy_recipes_dir(),)}
-    names = [path.name, f"{path.name}.yaml"] if path.suffix == "" else [path.name]
-    for parts, shipped in folders.items():
-        if path.parent.parts[-len(parts):] == parts if parts else path.parent.parts == ():
-            for folder in shipped:
-                for candidate in (folder / n for n in names):
-                    if candidate.is_file():
-                        return candidate
-    return path
-
-
-# ---- argument parsing ------------------------------------------------------------------
-
-
-def _positive_multiple_of_8(name: str, value: int | None) -> None:
-    if value is not None and (value <= 0 or value % 8):
-        nearest = max(8, round(value / 8) * 8)
-        raise ConfigError(f"{name} {value}: height and width must be positive multiples of 8 (e.g. {nearest}).")
-
-
-def _positive_multiple_of_16(name: str, value: int | None) -> None:
-    """Flux: VAE factor 8 times the 2x2 latent packing."""
-    if value is not None and (value <= 0 or value % 16):
-        nearest = max(16, round(value / 16) * 16)
-        raise ConfigError(
-            f"{name} {value}: with --pipeline cookanything the height and width of one region must be positive multiples of 16 "
-            f"(Flux packs 2x2 latent pixels of an 8x VAE into one token), e.g. {nearest}."
-        )
-
-
-def _kv_layers(text: str) -> tuple[str, ...]:
-    layers = tuple(part.strip() for part in text.split(",") if part.strip())
-    if not layers:
-        raise ConfigError(f"--kv-layers {text!r}: give layer groups or names separated by commas, e.g. 'mid,up'.")
-    return layers
-
-
-def _mask_provider(spec: str | None):
-    """--masks SPEC -> a mask provider: "oracle" (the Toy Kitchen's), "grounded-sam" (GroundingDINO + SAM) or
-    "box:x0,y0,x1,y1" (None without it)."""
-    if spec is None:
-        return None
-    if spec == "oracle":
-        from cooklab.toykitchen.oracle import OracleMaskProvider
-
-        return OracleMaskProvider()
-    if spec == "grounded-sam":
-        return "grounded-sam"  # RecipeDiffusion builds it once, on the pipeline's device
-    if spec.startswith("box:"):
-        try:
-            box = tuple(float(v) for v in spec[4:].split(","))
-        except ValueError:
-            box = ()
-        if len(box) == 4:
-            from cooklab.grounding import BoxMaskProvider
-
-            return BoxMaskProvider(box)
-    raise ConfigError(f"--masks {spec!r}: use 'oracle', 'grounded-sam' or 'box:x0,y0,x1,y1' (pixels, e.g. box:16,16,48,48).")
-
-
-def _plan(args: argparse.Namespace, recipe):
-    """--agent: plan the recipe with the Cooking Agent (None without the option)."""
-    if args.agent is None:
-        return None
-    from cooklab.agent import plan
-
-    return plan(recipe, agent=args.agent, model=args.agent_model, base_url=args.base_url)
+# ---- argument parsing ----------------------------------------------------------------
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -282,8 +176,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ca.add_argument(
         "--max-sequence-length", type=int, default=None, metavar="N",
-        help=f"T5 tokens of each step's prompt and of the whole description (default: {FLUX_MAX_SEQUENCE_LENGTH}; 64 for toy and tiny, "
-        "their T5's length)",
+        help=f"T5 tokens of each step's prompt and of the whole description (default: the model's T5 length, at most "
+        f"{FLUX_MAX_SEQUENCE_LENGTH}; 64 for toy and tiny)",
     )
     ca.add_argument("--no-regional", action="store_true", help="no Step-wise Regional Control: plain Flux attention over the whole canvas")
     ca.add_argument("--no-flexible-rope", action="store_true", help="one tall image's position ids instead of ids restarting in every region")
@@ -357,116 +251,7 @@ def _agent_options(parser: argparse.ArgumentParser, default: str | None = None) 
     parser.add_argument("--base-url", default=None, help="an OpenAI-compatible server, e.g. a local LLM at http://127.0.0.1:8000/v1")
 
 
-# ---- generate --------------------------------------------------------------------------
-
-
-def _switches(args: argparse.Namespace) -> tuple[dict[str, bool], list[str]]:
-    """The three mechanism switches from --variant and the --no-* flags, plus notes for the user."""
-    from cooklab.recipe_diffusion.pipeline import VARIANTS
-
-    switches = dict(VARIANTS[args.variant]) if args.variant else dict(sequential=True, kv_sharing=True, region_aware=True)
-    notes = []
-    if args.no_sequential:
-        switches["sequential"] = False
-    if args.no_kv_sharing:
-        switches["kv_sharing"] = False
-    if args.no_region_aware:
-        switches["region_aware"] = False
-    if switches["region_aware"] and not switches["sequential"]:
-        if args.variant in ("region_aware", "region_aware_kv"):
-            raise ConfigError(
-                f"--variant {args.variant} with --no-sequential: region-aware noise noises the reference frame's latent, "
-                "so it needs sequential frames. Drop one of the two options."
-            )
-        switches["region_aware"] = False
-        notes.append("--no-sequential also turns region-aware noise off (it noises the reference frame's latent).")
-    return switches, notes
-
-
-def _device(name: str | None, small: bool):
-    """The torch device for --device NAME; the small offline models (toy, tiny) default to the CPU."""
-    import torch
-
-    if name == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("--device cuda: no CUDA device is available here (torch.cuda.is_available() is False); use --device cpu.")
-    if name is None and small:
-        return torch.device("cpu")
-    return None if name is None else torch.device(name)
-
-
-@contextlib.contextmanager
-def _one_thread(enabled: bool = True):
-    """Run torch on one CPU thread inside the block (the toy and tiny models' ops are too small to split).
-
-    On a busy machine torch's intra-op threads wait on each other: a tiny U-Net call measured
-    ~2 s with 2 threads and ~0.015 s with 1, a 4-frame toy_sd run 92 s with 2 and 9 s with 1
-    (a shared 2-core machine). The previous setting is restored afterwards.
-    """
-    import torch
-
-    before = torch.get_num_threads()
-    if enabled:
-        torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
-SMALL_MODELS = ("toy", "tiny")  # offline models that run on the CPU by default
-
-
-def _load_pipe(model: str, seed: int, device):
-    if model == "toy":
-        return cooklab.RecipeDiffusion.from_pipe(cooklab.models.toy_sd(device=device))
-    if model == "tiny":
-        return cooklab.RecipeDiffusion.from_pipe(cooklab.models.tiny_sd(seed, device=device))
-    return cooklab.RecipeDiffusion.from_pretrained(model, device=device)
-
-
-def _set_scheduler(pipe, name: str | None) -> None:
-    if name is None:
-        return
-    import diffusers
-
-    scheduler_class = getattr(diffusers, SCHEDULERS[name])
-    pipe.scheduler = scheduler_class.from_config(pipe.scheduler.config)
-
-
-def _trace_summary(trace, out) -> str:
-    lines = [f"cooklab trace of {out.recipe.title!r} ({out.settings.get('model')})", "", trace.summary(), ""]
-    lines.append("reference share per frame (mean attention mass on the reference frame's keys; 0 = ignored, 0.5 = as much as its own):")
-    for info in out.frames:
-        if info.kv_reference is None or not trace.steps(info.index):
-            lines.append(f"  frame {info.index}: no K/V reference")
-            continue
-        curve = trace.reference_share_curve(info.index)
-        per_step = ", ".join(f"{value:.3f}" for value in curve.values())
-        lines.append(
-            f"  frame {info.index} (K/V from frame {info.kv_reference}): mean {sum(curve.values()) / len(curve):.3f}; per step {per_step}"
-        )
-    if trace.noise:
-        lines += ["", "noise applied to each frame started from a reference (sigma = noise std of the latent):"]
-        for frame, record in sorted(trace.noise.items()):
-            stats = record.stats()
-            parts = [f"{where} sigma {s['sigma']:.3f}" for where, s in stats.items()]
-            kind = "region-aware" if record.region is not None else "uniform"
-            lines.append(f"  frame {frame} from frame {record.reference}: {kind}; " + ", ".join(parts))
-    return "\n".join(lines) + "\n"
-
-
-def _steps(frames: Sequence[int]) -> str:
-    """Frame indices (0-based) as the step numbers a cook reads: "2, 4, 5" -> "3, 5, 6"."""
-    return ", ".join(str(i + 1) for i in frames) or "none"
-
-
-def _print_run(out, index: Path, seconds: float) -> None:
-    region = [f.index for f in out.frames if f.region_aware]
-    shared = [f.index for f in out.frames if f.kv_reference is not None]
-    print(
-        f"{len(out.frames)} frames in {seconds:.1f} s; K/V sharing on steps {_steps(shared)}; region-aware noise on steps {_steps(region)}"
-    )
-    print(f"open {index}")
+# ---- option checks: everything refused before a model loads --------------------------
 
 
 def _given(args: argparse.Namespace, attr: str) -> bool:
@@ -494,102 +279,50 @@ def _pipeline_options(args: argparse.Namespace) -> None:
             setattr(args, attr, value)
 
 
-def _toy_words_note(recipe) -> str | None:
-    """A note when a recipe uses words the Toy Kitchen models never saw (None when every word is theirs)."""
-    import re
-
-    from cooklab.toykitchen.captions import WORDS
-
-    known = set(WORDS)
-    unknown = sorted({w for text in recipe.texts for w in re.findall(r"[a-z]+", text.lower()) if w not in known})
-    if not unknown:
-        return None
-    shown = ", ".join(unknown[:6]) + (" ..." if len(unknown) > 6 else "")
-    return (
-        f"the Toy Kitchen models know only the toy world's words, and this recipe has others ({shown}): expect toy-world "
-        "pictures that follow the words they know. Toy recipes: data/toykitchen/recipes, cooklab.toykitchen.random_toy_recipe."
-    )
+def _positive_multiple_of_8(name: str, value: int | None) -> None:
+    if value is not None and (value <= 0 or value % 8):
+        nearest = max(8, round(value / 8) * 8)
+        raise ConfigError(f"{name} {value}: height and width must be positive multiples of 8 (e.g. {nearest}).")
 
 
-def _generate(args: argparse.Namespace, command: str) -> int:
-    from cooklab.recipe_diffusion.noise_levels import check_level
-    from cooklab.report import atomic_write, write_figure, write_run
-
-    explicit = {attr for attr in (*CA_OPTIONS, "guidance") if _given(args, attr)}
-    _pipeline_options(args)
-    if args.pipeline == "cookanything":
-        return _generate_cookanything(args, command, explicit)
-    tiny, toy = args.model == "tiny", args.model == "toy"
-    small = args.model in SMALL_MODELS
-    recipe = cooklab.load_recipe(resolve_recipe(args.recipe))  # a bad recipe fails before any model loads
-    _positive_multiple_of_8("--height", args.height)
-    _positive_multiple_of_8("--width", args.width)
-    if args.steps < 1:
-        raise ConfigError(f"--steps {args.steps}: use at least 1 denoising step.")
-    check_level("--base-noise", args.base_noise)
-    check_level("--object-noise", args.object_noise)
-    switches, notes = _switches(args)
-    kv_layers = _kv_layers(args.kv_layers)
-    if tiny:
-        notes.append(TINY_NOTE)
-    if toy:
-        notes += [TOY_NOTE] + [n for n in [_toy_words_note(recipe)] if n]
-    provider = _mask_provider(args.masks)
-    if toy and args.masks == "oracle" and switches["region_aware"]:
-        notes.append("container masks: the Toy Kitchen oracle finds the container in each reference frame by the world's "
-                     "palette (cooklab.toykitchen.oracle.OracleMaskProvider), not a detector.")
-    if switches["region_aware"] and provider is None:
-        notes.append(
-            "no container masks: without --masks region-aware frames fall back to uniform noise; "
-            "each frame's reason is on the page."
+def _positive_multiple_of_16(name: str, value: int | None) -> None:
+    """Flux: VAE factor 8 times the 2x2 latent packing."""
+    if value is not None and (value <= 0 or value % 16):
+        nearest = max(16, round(value / 16) * 16)
+        raise ConfigError(
+            f"{name} {value}: with --pipeline cookanything the height and width of one region must be positive multiples of 16 "
+            f"(Flux packs 2x2 latent pixels of an 8x VAE into one token), e.g. {nearest}."
         )
-    recipe_plan = _plan(args, recipe)
-    if recipe_plan is not None:
-        notes.append(f"containers and reference steps planned by the Cooking Agent ({recipe_plan.agent}).")
-    for note in notes:
-        print(f"note: {note}", file=sys.stderr)
-
-    pipe = _load_pipe(args.model, args.seed, _device(args.device, small))
-    _set_scheduler(pipe, args.scheduler)
-    call = dict(
-        seed=args.seed,
-        num_inference_steps=args.steps,
-        height=args.height or (TOY_SIZE if small else None),
-        width=args.width or (TOY_SIZE if small else None),
-        guidance_scale=args.guidance,
-        base_noise=args.base_noise,
-        object_noise=args.object_noise,
-        start_from=args.start_from,
-        reference_latent=args.reference_latent,
-        kv_layers=kv_layers,
-        kv_cache_device=args.kv_cache_device,
-        mask_provider=provider,
-        plan=recipe_plan,
-        progress=True,
-        **switches,
-    )
-
-    start = time.perf_counter()
-    with _one_thread(small and pipe.device.type == "cpu"):
-        if args.trace:
-            with cooklab.trace(pipe) as trace:
-                out = pipe(recipe, **call)
-        else:
-            out = pipe(recipe, **call)
-    seconds = time.perf_counter() - start
-
-    index = write_run(out, args.out, model=args.model, pipeline=args.pipeline, command=command, notes=notes)
-    if args.trace:
-        from cooklab.viz.plots import reference_share_curve_figure
-
-        write_figure(reference_share_curve_figure(trace), args.out / "trace_reference_share.png")
-        atomic_write(args.out / "trace_summary.txt", _trace_summary(trace, out))
-        print(f"trace: {args.out / 'trace_summary.txt'}")
-    _print_run(out, index, seconds)
-    return 0
 
 
-# ---- generate --pipeline cookanything ----------------------------------------------------
+def _kv_layers(text: str) -> tuple[str, ...]:
+    layers = tuple(part.strip() for part in text.split(",") if part.strip())
+    if not layers:
+        raise ConfigError(f"--kv-layers {text!r}: give layer groups or names separated by commas, e.g. 'mid,up'.")
+    return layers
+
+
+def _switches(args: argparse.Namespace) -> tuple[dict[str, bool], list[str]]:
+    """The three mechanism switches from --variant and the --no-* flags, plus notes for the user."""
+    from cooklab.recipe_diffusion.pipeline import VARIANTS
+
+    switches = dict(VARIANTS[args.variant]) if args.variant else dict(sequential=True, kv_sharing=True, region_aware=True)
+    notes = []
+    if args.no_sequential:
+        switches["sequential"] = False
+    if args.no_kv_sharing:
+        switches["kv_sharing"] = False
+    if args.no_region_aware:
+        switches["region_aware"] = False
+    if switches["region_aware"] and not switches["sequential"]:
+        if args.variant in ("region_aware", "region_aware_kv"):
+            raise ConfigError(
+                f"--variant {args.variant} with --no-sequential: region-aware noise noises the reference frame's latent, "
+                "so it needs sequential frames. Drop one of the two options."
+            )
+        switches["region_aware"] = False
+        notes.append("--no-sequential also turns region-aware noise off (it noises the reference frame's latent).")
+    return switches, notes
 
 
 def _check_cookanything(args: argparse.Namespace, recipe, small: bool) -> None:
@@ -606,7 +339,7 @@ def _check_cookanything(args: argparse.Namespace, recipe, small: bool) -> None:
     _positive_multiple_of_16("--width", args.width)
     if args.steps < 1:
         raise ConfigError(f"--steps {args.steps}: use at least 1 denoising step.")
-    if not 1 <= args.max_sequence_length <= FLUX_MAX_SEQUENCE_LENGTH:
+    if args.max_sequence_length is not None and not 1 <= args.max_sequence_length <= FLUX_MAX_SEQUENCE_LENGTH:
         raise ConfigError(
             f"--max-sequence-length {args.max_sequence_length}: give 1..{FLUX_MAX_SEQUENCE_LENGTH} T5 tokens "
             f"(Flux's T5 limit{'; the ' + args.model + ' T5 is built for 64' if small else ''})."
@@ -628,11 +361,10 @@ def _check_cookanything(args: argparse.Namespace, recipe, small: bool) -> None:
 
 
 def _cookanything_notes(args: argparse.Namespace, explicit: set[str], recipe) -> list[str]:
-    notes = [TINY_FLUX_NOTE] if args.model == "tiny" else []
-    if args.model == "toy":
-        notes += [TOY_FLUX_NOTE] + [n for n in [_toy_words_note(recipe)] if n]
-        if "guidance" in explicit:
-            notes.append("--guidance has no effect on toy_flux (it has no guidance embedding): use --true-cfg-scale.")
+    """Notes for the user: the model's, and options given that this run ignores."""
+    notes = model_notes(args.model, "cookanything", recipe)
+    if args.model == "toy" and "guidance" in explicit:
+        notes.append("--guidance has no effect on toy_flux (it has no guidance embedding): use --true-cfg-scale.")
     if args.no_regional:
         idle = [CA_OPTIONS[a] for a in ("alpha", "image_attention", "attention_backend") if a in explicit]
         if idle:
@@ -645,158 +377,112 @@ def _cookanything_notes(args: argparse.Namespace, explicit: set[str], recipe) ->
     return notes
 
 
-def _span_notes(out) -> list[str]:
-    """Notes the run itself tells: steps the whole description's token limit cut."""
-    if out.spans is None or not out.spans.truncated_steps:
-        return []
-    limit = out.settings.get("max_sequence_length")
-    return [
-        f"The whole description ({out.spans.n_tokens} T5 tokens kept) is cut at --max-sequence-length {limit}: "
-        f"step(s) {_steps(out.spans.truncated_steps)} lose tokens in the base branch's prompt and in CSCC; "
-        "each step's span is on the page."
-    ]
+def _plan(args: argparse.Namespace, recipe):
+    """--agent: plan the recipe with the Cooking Agent (None without the option)."""
+    if args.agent is None:
+        return None
+    from cooklab.agent import plan
+
+    return plan(recipe, agent=args.agent, model=args.agent_model, base_url=args.base_url)
 
 
-def _load_cookanything(model: str, seed: int, device):
-    if model == "toy":
-        return cooklab.CookAnything.from_pipe(cooklab.models.toy_flux(device=device))
-    if model == "tiny":
-        return cooklab.CookAnything.from_pipe(cooklab.models.tiny_flux(seed, device=device))
-    return cooklab.CookAnything.from_pretrained(model, device=device)
+def _device(name: str | None, small: bool):
+    """The torch device for --device NAME; the small offline models (toy, tiny) default to the CPU."""
+    import torch
+
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("--device cuda: no CUDA device is available here (torch.cuda.is_available() is False); use --device cpu.")
+    if name is None and small:
+        return torch.device("cpu")
+    return None if name is None else torch.device(name)
 
 
-def _canvas_trace_summary(trace, out) -> str:
-    """What a CookAnything trace saw, in numbers a reader can check against the settings."""
-    n = len(out.images)
-    lines = [f"cooklab trace of {out.recipe.title!r} ({out.settings.get('model')}), CookAnything canvas of {n} regions", "",
-             trace.summary(), ""]
-    counts = trace.canvas.token_counts if trace.canvas is not None else [None] * n
-    lines.append(
-        "text -> image attention: of the attention mass the canvas's image tokens put on step n's text, the share that comes "
-        f"from region n itself (1 = only its own region reads it; about 1/{n} = {1 / n:.3f} if every region read it alike):"
-    )
-    for step in range(n):
-        try:
-            m = trace.text_image_map(step).float()  # [canvas rows, cols] pooled
-        except KeyError:
-            lines.append(f"  step {step + 1}: nothing captured")
-            continue
-        rows = m.shape[0] // n
-        total = float(m.sum())
-        share = float(m[step * rows : (step + 1) * rows].sum()) / total if total > 0 else float("nan")
-        tokens = "" if counts[step] is None else f" ({counts[step]} T5 tokens incl. </s>)"
-        lines.append(f"  step {step + 1}: {share:.3f}{tokens}")
-    if trace.base_contribution:
-        per_step: dict[int, list[float]] = {}
-        for (_, _, step), value in trace.base_contribution.items():
-            per_step.setdefault(step, []).append(value)
-        values = ", ".join(f"{sum(v) / len(v):.3f}" for _, v in sorted(per_step.items()))
-        lines += ["", f"base branch's share of the image output (|alpha (z_base - z_regional)| / |z|, mean over layers), "
-                      f"per denoising step: {values}"]
-    elif not out.settings.get("regional"):
-        lines += ["", "base branch: none (--no-regional)"]
-    canvas = trace.canvas
-    if canvas is not None and canvas.cscc_delta_norm is not None and out.spans is not None:
-        parts = []
-        for span in out.spans.spans:
-            t = span.fused_length
-            parts.append(f"step {span.step + 1}: " + ("-" if t == 0 else f"{float(canvas.cscc_delta_norm[span.step, :t].mean()):.3f}"))
-        lines += ["", "CSCC: mean norm of lam * C_recipe added to each fused step token: " + "; ".join(parts)]
-    return "\n".join(lines) + "\n"
+# ---- generate ------------------------------------------------------------------------
 
 
-def _callable_with_trace(function) -> bool:
-    import inspect
-
-    try:
-        inspect.signature(function).bind(object())
-    except (TypeError, ValueError):
-        return False
-    return True
-
-
-def _generate_cookanything(args: argparse.Namespace, command: str, explicit: set[str]) -> int:
-    from cooklab.models import TINY_T5_MAX_LENGTH
-    from cooklab.report import atomic_write, write_canvas_run, write_figure
-    from cooklab.toykitchen.models import T5_MAX_LENGTH
-
+def _generate(args: argparse.Namespace, command: str) -> int:
+    """``cooklab generate``: check the options, load the model, then one ``run_and_report``."""
+    explicit = {attr for attr in (*CA_OPTIONS, "guidance") if _given(args, attr)}
+    _pipeline_options(args)
     small = args.model in SMALL_MODELS
     recipe = cooklab.load_recipe(resolve_recipe(args.recipe))  # a bad recipe fails before any model loads
-    if args.max_sequence_length is None:
-        args.max_sequence_length = {"tiny": TINY_T5_MAX_LENGTH, "toy": T5_MAX_LENGTH}.get(args.model, FLUX_MAX_SEQUENCE_LENGTH)
-    _check_cookanything(args, recipe, small)
+    canvas = args.pipeline == "cookanything"
+    call, notes = _cookanything_call(args, recipe, explicit) if canvas else _recipe_diffusion_call(args, recipe)
+    for note in notes:
+        print(f"note: {note}", file=sys.stderr)
+
+    scheduler = SCHEDULERS[args.scheduler] if args.scheduler else None
+    pipe = load_pipeline(args.pipeline, args.model, args.seed, _device(args.device, small), scheduler)
+    on_cpu = pipe.device.type == "cpu"
+    if canvas and args.attention_backend == "flex" and on_cpu and not args.no_regional:
+        print("note: --attention-backend flex on the CPU runs FlexAttention eagerly, about 10x slower than SDPA.", file=sys.stderr)
+    size = TOY_SIZE if small else None
+    call.update(seed=args.seed, num_inference_steps=args.steps, height=args.height or size, width=args.width or size,
+                guidance_scale=args.guidance, progress=True)
+    run = Run(recipe, args.out, model=args.model, pipeline=args.pipeline, call=call, command=command, notes=notes,
+              trace=args.trace, single_thread=small and on_cpu)
+    result = run_and_report(pipe, run)
+    for note in result.notes:
+        print(f"note: {note}", file=sys.stderr)
+    for path in result.trace_files if canvas else result.trace_files[:1]:  # Recipe Diffusion names its summary only
+        print(f"trace: {path}")
+    print(describe(result))
+    print(f"open {result.index}")
+    return 0
+
+
+def _recipe_diffusion_call(args: argparse.Namespace, recipe) -> tuple[dict, list[str]]:
+    """Recipe Diffusion's keyword arguments from the options, checked before a model loads, and the notes for the user."""
+    from cooklab.recipe_diffusion.noise_levels import check_level
+
+    _positive_multiple_of_8("--height", args.height)
+    _positive_multiple_of_8("--width", args.width)
+    if args.steps < 1:
+        raise ConfigError(f"--steps {args.steps}: use at least 1 denoising step.")
+    check_level("--base-noise", args.base_noise)
+    check_level("--object-noise", args.object_noise)
+    switches, notes = _switches(args)
+    kv_layers = _kv_layers(args.kv_layers)
+    notes += model_notes(args.model, "recipe-diffusion", recipe)
+    provider = mask_provider(args.masks)
+    if args.model == "toy" and args.masks == "oracle" and switches["region_aware"]:
+        notes.append("container masks: the Toy Kitchen oracle finds the container in each reference frame by the world's "
+                     "palette (cooklab.toykitchen.oracle.OracleMaskProvider), not a detector.")
+    if switches["region_aware"] and provider is None:
+        notes.append(
+            "no container masks: without --masks region-aware frames fall back to uniform noise; "
+            "each frame's reason is on the page."
+        )
+    recipe_plan = _plan(args, recipe)
+    if recipe_plan is not None:
+        notes.append(f"containers and reference steps planned by the Cooking Agent ({recipe_plan.agent}).")
+    call = dict(base_noise=args.base_noise, object_noise=args.object_noise, start_from=args.start_from,
+                reference_latent=args.reference_latent, kv_layers=kv_layers, kv_cache_device=args.kv_cache_device,
+                mask_provider=provider, plan=recipe_plan, **switches)
+    return call, notes
+
+
+def _cookanything_call(args: argparse.Namespace, recipe, explicit: set[str]) -> tuple[dict, list[str]]:
+    """CookAnything's keyword arguments from the options, checked before a model loads, and the notes for the user."""
+    _check_cookanything(args, recipe, args.model in SMALL_MODELS)
     notes = _cookanything_notes(args, explicit, recipe)
     recipe_plan = _plan(args, recipe)
     if recipe_plan is not None:
         notes.append(f"step prompts enriched by the Cooking Agent ({recipe_plan.agent}).")
-    for note in notes:
-        print(f"note: {note}", file=sys.stderr)
-
-    pipe = _load_cookanything(args.model, args.seed, _device(args.device, small))
-    on_cpu = pipe.device.type == "cpu"
-    if args.attention_backend == "flex" and on_cpu and not args.no_regional:
-        print("note: --attention-backend flex on the CPU runs FlexAttention eagerly, about 10x slower than SDPA.", file=sys.stderr)
-    call = dict(
-        seed=args.seed,
-        num_inference_steps=args.steps,
-        height=args.height or (TOY_SIZE if small else None),
-        width=args.width or (TOY_SIZE if small else None),
-        guidance_scale=args.guidance,
-        true_cfg_scale=args.true_cfg_scale,
-        negative_prompt=args.negative_prompt if args.true_cfg_scale > 1 else None,
-        max_sequence_length=args.max_sequence_length,
-        regional=not args.no_regional,
-        flexible_rope=not args.no_flexible_rope,
-        rope_step_axis=args.rope_step_axis,
-        cscc=not args.no_cscc,
-        alpha=args.alpha,
-        lam=args.lam,
-        image_attention=args.image_attention,
-        attention_backend=args.attention_backend,
-        plan=recipe_plan,
-        progress=True,
-    )
-    start = time.perf_counter()
-    with _one_thread(small and on_cpu):
-        if args.trace:
-            with cooklab.trace(pipe) as trace:
-                out = pipe(recipe, **call)
-        else:
-            out = pipe(recipe, **call)
-    seconds = time.perf_counter() - start
-
-    for note in _span_notes(out):
-        print(f"note: {note}", file=sys.stderr)
-        notes.append(note)
-    index = write_canvas_run(out, args.out, model=args.model, pipeline=args.pipeline, command=command, notes=notes)
-    if args.trace:
-        from cooklab.viz import plots
-
-        atomic_write(args.out / "trace_summary.txt", _canvas_trace_summary(trace, out))
-        print(f"trace: {args.out / 'trace_summary.txt'}")
-        figure = getattr(plots, "text_image_figure", None)  # the CookAnything figure, where cooklab.viz has it
-        if figure is not None and _callable_with_trace(figure):
-            write_figure(figure(trace), args.out / "trace_text_image.png")
-            print(f"trace: {args.out / 'trace_text_image.png'}")
-    s = out.settings
-    mechanisms = [name for key, name in (("regional", "SRC"), ("flexible_rope", "Flexible RoPE"), ("cscc", "CSCC")) if s[key]]
-    width, height = s["width"], s["height"]
-    print(
-        f"{len(out.images)} steps on one {width}x{len(out.images) * height} canvas in {seconds:.1f} s ({s['num_inference_steps']} "
-        f"denoising steps); {', '.join(mechanisms) or 'no mechanism (plain Flux)'}"
-        + (f"; regional attention: {s['attention_backend']}" if s["regional"] else "")
-        + (f"; true CFG {s['true_cfg_scale']:g}" if s.get("true_cfg_scale", 1.0) > 1 else "")
-    )
-    print(f"open {index}")
-    return 0
+    call = dict(true_cfg_scale=args.true_cfg_scale, negative_prompt=args.negative_prompt if args.true_cfg_scale > 1 else None,
+                regional=not args.no_regional, flexible_rope=not args.no_flexible_rope, rope_step_axis=args.rope_step_axis,
+                cscc=not args.no_cscc, alpha=args.alpha, lam=args.lam, image_attention=args.image_attention,
+                attention_backend=args.attention_backend, plan=recipe_plan)
+    if args.max_sequence_length is not None:  # else the pipeline reads its own T5's length
+        call["max_sequence_length"] = args.max_sequence_length
+    return call, notes
 
 
-# ---- plan ------------------------------------------------------------------------------
+# ---- plan, demo, toykitchen ----------------------------------------------------------
 
 
 def _plan_command(args: argparse.Namespace, command: str) -> int:
-    from cooklab.report import atomic_write
-
+    """``cooklab plan``: the Cooking Agent's plan, printed or written."""
     recipe = cooklab.load_recipe(resolve_recipe(args.recipe))
     recipe_plan = _plan(args, recipe)
     text = recipe_plan.model_dump_json(indent=2) + "\n"
@@ -811,42 +497,10 @@ def _plan_command(args: argparse.Namespace, command: str) -> int:
     return 0
 
 
-# ---- demo ------------------------------------------------------------------------------
-
-
-@contextlib.contextmanager
-def _quiet_loading():
-    """Silence the loaders' progress bars and the CLIP truncation warnings inside the block (the demo's output).
-
-    The toy CLIP reads 32 tokens; CookAnything's whole description is longer, and diffusers warns about the
-    cut on every call. The demo prints its own lines instead; loggers and bars are restored afterwards.
-    """
-    import diffusers.utils.logging as dlog
-    import transformers.utils.logging as tlog
-
-    before = dlog.get_verbosity(), tlog.get_verbosity(), dlog.is_progress_bar_enabled(), tlog.is_progress_bar_enabled()
-    dlog.set_verbosity_error()
-    tlog.set_verbosity_error()
-    dlog.disable_progress_bar()
-    tlog.disable_progress_bar()
-    try:
-        yield
-    finally:
-        dlog.set_verbosity(before[0])
-        tlog.set_verbosity(before[1])
-        if before[2]:
-            dlog.enable_progress_bar()
-        if before[3]:
-            tlog.enable_progress_bar()
-
-
 def _demo(args: argparse.Namespace, command: str) -> int:
     """Both pipelines on a Toy Kitchen recipe with the Toy Kitchen models: three runs, each with its page and figures."""
     from cooklab.cookanything import MAX_STEPS
-    from cooklab.report import atomic_write, write_canvas_run, write_figure, write_run
-    from cooklab.toykitchen.models import T5_MAX_LENGTH
     from cooklab.toykitchen.oracle import OracleMaskProvider
-    from cooklab.viz import plots
 
     if args.steps < 1:
         raise ConfigError(f"--steps {args.steps}: use at least 1 denoising step.")
@@ -856,96 +510,70 @@ def _demo(args: argparse.Namespace, command: str) -> int:
     size = TOY_SIZE
     print(f"demo: {recipe.title!r} from {path} ({len(recipe)} steps), Toy Kitchen models {size}x{size}, "
           f"{args.steps} denoising steps, guidance {TOY_GUIDANCE:g}")
-    words = _toy_words_note(recipe)
+    words = toy_words_note(recipe)
     print(f"note: {TOY_NOTE}")
     reopened = [i for i, step in enumerate(recipe.steps) if step.reference_step is not None and step.container]
     if reopened:
         mask_note = (
             "Container masks for region-aware noise come from the Toy Kitchen oracle (cooklab.toykitchen.oracle."
             "OracleMaskProvider): the container's pixels in each reference frame, read by the world's palette, not a "
-            f"detector; asked for the steps that reopen a container ({_steps(reopened)})."
+            f"detector; asked for the steps that reopen a container ({step_numbers(reopened)})."
         )
     else:
         mask_note = "This recipe names no container that reappears (no reference_step), so no frame gets region-aware noise."
     for note in [mask_note] + ([words] if words else []):
         print(f"note: {note}")
-    rd_notes = [TOY_NOTE, *([words] if words else [])]
 
-    indices = {}
-    with _quiet_loading():
-        sd = _load_pipe("toy", args.seed, device)
-    common = dict(seed=args.seed, num_inference_steps=args.steps, height=size, width=size, guidance_scale=TOY_GUIDANCE,
-                  progress=False)
-
-    # Recipe Diffusion, all mechanisms on, traced: reference share and the noise each frame started from
-    name, folder = "region_aware_kv", args.out / "region_aware_kv"
-    start = time.perf_counter()
-    with _one_thread(), cooklab.trace(sd, capture=["reference_share", "noise"]) as trace:
-        out = sd(recipe, variant="region_aware_kv", mask_provider=OracleMaskProvider(), **common)
-    seconds = time.perf_counter() - start
-    indices[name] = write_run(out, folder, model="toy", pipeline="recipe-diffusion", command=command,
-                              notes=[*rd_notes, mask_note])
-    atomic_write(folder / "trace_summary.txt", _trace_summary(trace, out))
-    figures = []
-    if trace.reference_share:
-        write_figure(plots.reference_share_curve_figure(trace), folder / "trace_reference_share.png")
-        last = max(k[0] for k in trace.reference_share)
-        write_figure(plots.reference_share_figure(trace, last), folder / "trace_reference_share_map.png")
-        figures += ["trace_reference_share.png", "trace_reference_share_map.png"]
-    if trace.noise:
-        first = min(trace.noise)
-        write_figure(plots.noise_map_figure(trace.noise[first]), folder / "trace_noise.png")
-        figures.append("trace_noise.png")
-    print(f"{name}: ", end="")
-    _print_run(out, indices[name], seconds)
-    print(f"  trace: trace_summary.txt, {', '.join(figures)}")
-
-    # Recipe Diffusion, independent frames, for comparison
-    name, folder = "independent", args.out / "independent"
-    start = time.perf_counter()
-    with _one_thread():
-        out = sd(recipe, variant="independent", **common)
-    seconds = time.perf_counter() - start
-    indices[name] = write_run(out, folder, model="toy", pipeline="recipe-diffusion", command=command,
-                              notes=[*rd_notes, "Independent frames: every step from its own noise, for comparison."])
-    print(f"{name}: ", end="")
-    _print_run(out, indices[name], seconds)
+    common = dict(seed=args.seed, num_inference_steps=args.steps, height=size, width=size, progress=False)
+    sd_call = dict(common, guidance_scale=TOY_GUIDANCE)
+    rd_notes = model_notes("toy", "recipe-diffusion", recipe)
+    runs = {
+        # all mechanisms on, traced: reference share and the noise each frame started from
+        "region_aware_kv": Run(
+            recipe, args.out / "region_aware_kv", model="toy", pipeline="recipe-diffusion", command=command,
+            call=dict(sd_call, variant="region_aware_kv", mask_provider=OracleMaskProvider()), notes=[*rd_notes, mask_note],
+            trace=True, capture=("reference_share", "noise"), single_thread=True,
+            figures=("trace_reference_share.png", "trace_reference_share_map.png", "trace_noise.png"),
+        ),
+        # independent frames, for comparison
+        "independent": Run(
+            recipe, args.out / "independent", model="toy", pipeline="recipe-diffusion", command=command,
+            call=dict(sd_call, variant="independent"), single_thread=True,
+            notes=[*rd_notes, "Independent frames: every step from its own noise, for comparison."],
+        ),
+    }
+    indices = []
+    with quiet_loading():
+        sd = load_pipeline("recipe-diffusion", "toy", args.seed, device)
+    for name, run in runs.items():
+        result = run_and_report(sd, run)
+        indices.append(result.index)
+        print(f"{name}: {describe(result)}")
+        print(f"open {result.index}")
+        if result.trace_files:
+            print(f"  trace: {', '.join(p.name for p in result.trace_files)}")
     del sd
 
     # CookAnything, every mechanism on, traced: where each step's text is read on the canvas
-    name, folder = "cookanything", args.out / "cookanything"
+    name = "cookanything"
     if len(recipe) > MAX_STEPS:
         print(f"cookanything: skipped, the recipe has {len(recipe)} steps and one canvas holds at most {MAX_STEPS}.")
     else:
-        with _quiet_loading():
-            flux = _load_cookanything("toy", args.seed, device)
-        start = time.perf_counter()
-        with _quiet_loading(), _one_thread(), cooklab.trace(flux, capture=["text_image_attention", "base_contribution"]) as trace:
-            out = flux(recipe, seed=args.seed, num_inference_steps=args.steps, height=size, width=size,
-                       true_cfg_scale=TOY_GUIDANCE, max_sequence_length=T5_MAX_LENGTH, progress=False)
-        seconds = time.perf_counter() - start
-        ca_notes = [TOY_FLUX_NOTE, *([words] if words else []), *_span_notes(out)]
-        indices[name] = write_canvas_run(out, folder, model="toy", pipeline="cookanything", command=command, notes=ca_notes)
-        atomic_write(folder / "trace_summary.txt", _canvas_trace_summary(trace, out))
-        write_figure(plots.text_image_figure(trace), folder / "trace_text_image.png")
-        write_figure(plots.base_contribution_figure(trace), folder / "trace_base_contribution.png")
-        s = out.settings
-        print(f"{name}: {len(out.images)} steps on one {s['width']}x{len(out.images) * s['height']} canvas in {seconds:.1f} s; "
-              f"SRC, Flexible RoPE, CSCC; true CFG {s['true_cfg_scale']:g}")
-        print(f"open {indices[name]}")
-        print("  trace: trace_summary.txt, trace_text_image.png, trace_base_contribution.png")
-    print("compare " + " with ".join(str(index) for index in indices.values()))
+        with quiet_loading():
+            flux = load_pipeline("cookanything", "toy", args.seed, device)
+        run = Run(recipe, args.out / name, model="toy", pipeline="cookanything", command=command,
+                  call=dict(common, true_cfg_scale=TOY_GUIDANCE), notes=model_notes("toy", "cookanything", recipe),
+                  trace=True, capture=("text_image_attention", "base_contribution"), single_thread=True, quiet=True,
+                  figures=("trace_text_image.png", "trace_base_contribution.png"))
+        result = run_and_report(flux, run)
+        indices.append(result.index)
+        s = result.out.settings
+        print(f"{name}: {len(result.out.images)} steps on one {s['width']}x{len(result.out.images) * s['height']} canvas in "
+              f"{result.seconds:.1f} s; SRC, Flexible RoPE, CSCC; true CFG {s['true_cfg_scale']:g}")
+        print(f"open {result.index}")
+        print(f"  trace: {', '.join(p.name for p in result.trace_files)}")
+    print("compare " + " with ".join(str(index) for index in indices))
     return 0
-
-
-# ---- entry point -----------------------------------------------------------------------
-
-
-def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
-    """Print a warning as one ``warning:`` line, above any progress bar instead of through it."""
-    from tqdm.auto import tqdm
-
-    tqdm.write(f"warning: {message}", file=sys.stderr if file is None else file)
 
 
 def _toykitchen(args: argparse.Namespace, command: str) -> int:
@@ -965,6 +593,16 @@ def _toykitchen(args: argparse.Namespace, command: str) -> int:
                 max_minutes=args.max_minutes, stop_after=args.stop_after, workers=args.workers)
     print(f"trained {', '.join(stages)} ({preset} preset, seed {cfg.seed}) into {args.out}")
     return 0
+
+
+# ---- entry point ---------------------------------------------------------------------
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """Print a warning as one ``warning:`` line, above any progress bar instead of through it."""
+    from tqdm.auto import tqdm
+
+    tqdm.write(f"warning: {message}", file=sys.stderr if file is None else file)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

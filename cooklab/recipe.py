@@ -31,6 +31,9 @@ Files may be YAML (``.yaml``/``.yml``), JSON (``.json``) or plain numbered text
 (``.txt``, see ``load_recipe``). Every problem raises ``RecipeError`` with the
 file, the field (for instance ``steps[3].reference_step``; list positions in
 messages count from 1, like step numbers), what is wrong and how to fix it.
+
+The recipes shipped with a source checkout (``data/recipes``, ``data/toykitchen/recipes``) are
+found by name with ``resolve_recipe("pancakes")``.
 """
 
 from __future__ import annotations
@@ -50,10 +53,12 @@ from pydantic_core import ErrorDetails
 from cooklab.errors import RecipeError
 from cooklab.fileio import atomic_write
 
-__all__ = ["MAX_STEPS", "Recipe", "Step", "StepPlan", "load_recipe"]
+__all__ = ["DEMO_RECIPE", "MAX_STEPS", "Recipe", "Step", "StepPlan", "load_recipe", "recipes_dir", "resolve_recipe", "toy_recipes_dir"]
 
 MAX_STEPS = 64
 """Most steps a recipe may have (one generated image per step)."""
+DEMO_RECIPE = "toy_kitchen.yaml"
+"""The demo's recipe, in data/toykitchen/recipes: ``random_toy_recipe(971, 4)``, saved."""
 
 _FIELD_CONFIG = ConfigDict(
     extra="forbid",  # a typo in a field name is an error, not silently ignored
@@ -318,6 +323,48 @@ def as_recipe(recipe: Recipe | Sequence[str | Mapping[str, Any] | Step] | str | 
         f"recipe: got {type(recipe).__name__}. Fix: pass a cooklab.Recipe, a recipe file path (str or pathlib.Path), "
         "or a list of step strings."
     )
+
+
+def recipes_dir() -> Path:
+    """The shipped recipes: ``data/recipes`` next to the ``cooklab`` package (a source checkout)."""
+    return Path(__file__).resolve().parents[1] / "data" / "recipes"
+
+
+def toy_recipes_dir() -> Path:
+    """The shipped Toy Kitchen recipes (the demo's): ``data/toykitchen/recipes`` (a source checkout)."""
+    return Path(__file__).resolve().parents[1] / "data" / "toykitchen" / "recipes"
+
+
+def resolve_recipe(name: str | None) -> Path:
+    """Find a recipe file: a path as given, else a shipped recipe by file name or stem.
+
+    ``None`` gives the demo recipe (``data/toykitchen/recipes/toy_kitchen.yaml``). ``pancakes``,
+    ``pancakes.yaml`` and ``data/recipes/pancakes.yaml`` all find the shipped file from any
+    working directory; so do ``toy_kitchen`` and ``data/toykitchen/recipes/toy_kitchen.yaml``
+    (``data/recipes`` is searched first). A name that matches nothing is returned unchanged so
+    ``load_recipe`` reports it.
+    """
+    if name is None:
+        path = toy_recipes_dir() / DEMO_RECIPE
+        if not path.is_file():
+            raise RecipeError(
+                f"the default recipe {str(path)!r} is missing: cooklab's data folder ships with a source "
+                "checkout only. Pass a recipe file with --recipe PATH."
+            )
+        return path
+    path = Path(name).expanduser()
+    if path.exists():
+        return path
+    folders = {(): (recipes_dir(), toy_recipes_dir()), ("data", "recipes"): (recipes_dir(),),
+               ("data", "toykitchen", "recipes"): (toy_recipes_dir(),)}
+    names = [path.name, f"{path.name}.yaml"] if path.suffix == "" else [path.name]
+    for parts, shipped in folders.items():
+        if path.parent.parts[-len(parts):] == parts if parts else path.parent.parts == ():
+            for folder in shipped:
+                for candidate in (folder / n for n in names):
+                    if candidate.is_file():
+                        return candidate
+    return path
 
 
 def _parse_yaml(text: str, source: str) -> Any:

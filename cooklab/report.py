@@ -6,7 +6,7 @@
 The folder then holds::
 
     frame_00.png ... frame_NN.png   one image per recipe step
-    storyboard.png                  all frames with their step text (cooklab.viz.plots)
+    storyboard.png                  all frames with their step text (cooklab.viz)
     settings.json                   the call's settings, per-frame details, versions, model id
     index.html                      a static page showing all of the above (images linked relatively)
 
@@ -36,7 +36,10 @@ from typing import Any
 
 from cooklab.fileio import atomic_write
 
-__all__ = ["atomic_write", "canvas_settings", "frame_name", "run_settings", "write_canvas_run", "write_run"]
+__all__ = [
+    "atomic_write", "canvas_settings", "frame_name", "is_canvas_output", "run_settings", "write_canvas_run", "write_figure",
+    "write_run",
+]
 
 _FRAME_FILE = re.compile(r"^frame_\d{2,}\.png$")
 CANVAS_FILE = "canvas.png"
@@ -142,7 +145,7 @@ def run_settings(out: Any, *, model: str, pipeline: str, command: str | None = N
     }
 
 
-def _is_canvas(out: Any) -> bool:
+def is_canvas_output(out: Any) -> bool:
     """True for a CookAnythingOutput (one canvas of N regions) rather than a RecipeDiffusionOutput."""
     return hasattr(out, "canvas") and hasattr(out, "layout") and not hasattr(out, "frames")
 
@@ -511,9 +514,9 @@ def write_run(
 
     A ``CookAnythingOutput`` is passed on to ``write_canvas_run``.
     """
-    from .viz.plots import storyboard_from_output
+    from .viz import storyboard_from_output
 
-    if _is_canvas(out):
+    if is_canvas_output(out):
         return write_canvas_run(out, out_dir, model=model, pipeline=pipeline, command=command, notes=notes)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -537,7 +540,7 @@ def _write_frames(out_dir: Path, frames: Sequence[tuple[int, Any]]) -> None:
 
 def _canvas_storyboard(out: Any, data: dict) -> Any:
     """Storyboard of a canvas run: every step's image and text, its token span underneath."""
-    from .viz.plots import storyboard
+    from .viz import storyboard
 
     limit = data["settings"].get("max_sequence_length")
     notes = []

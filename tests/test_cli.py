@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 import cooklab
-from cooklab.cli import main, recipes_dir, resolve_recipe, toy_recipes_dir
+from cooklab.cli import main
+from cooklab.recipe import recipes_dir, resolve_recipe, toy_recipes_dir
 from cooklab.report import atomic_write
 
 RECIPES = Path(__file__).resolve().parent.parent / "data" / "recipes"

@@ -108,7 +108,7 @@ def _versions() -> dict[str, str]:
 
     import cooklab
 
-    return {"cooklab": getattr(cooklab, "__version__", "?"), "torch": torch.__version__,
+    return {"cooklab": cooklab.__version__, "torch": torch.__version__,
             "diffusers": diffusers.__version__, "transformers": transformers.__version__, "numpy": np.__version__}
 
 
