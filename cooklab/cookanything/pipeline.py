@@ -276,7 +276,7 @@ class CookAnything(CooklabPipeline):
         else:
             steps = None if regional_steps is None else frozenset(int(s) for s in regional_steps)
         state = RegionalState(layout, float(alpha), image_attention, backend, frozenset(names) if regional else frozenset(),
-                              steps, trace=self._trace)
+                              steps, observer=self._trace)
         originals = dict(pipe.transformer.attn_processors)
         install = regional or self._trace is not None  # off and untraced: the stock processors run untouched
         try:  # from the moment processors are installed, every path out restores the stock ones
@@ -330,12 +330,12 @@ class CookAnything(CooklabPipeline):
                                           pooled_projections=pooled, encoder_hidden_states=prompt_embeds, txt_ids=txt_ids,
                                           img_ids=img_ids, return_dict=False)[0]  # [1, N P, C 4]
             if neg_embeds is not None:  # true CFG
-                state.trace = None  # the trace records the conditional branch only
+                state.observer = None  # the trace records the conditional branch only
                 neg_noise_pred = pipe.transformer(hidden_states=latents, timestep=t.expand(1).to(latents.dtype) / 1000,
                                                   guidance=guidance, pooled_projections=neg_pooled,
                                                   encoder_hidden_states=neg_embeds, txt_ids=txt_ids, img_ids=img_ids,
                                                   return_dict=False)[0]  # [1, N P, C 4]
-                state.trace = self._trace
+                state.observer = self._trace
                 noise_pred = neg_noise_pred + true_cfg_scale * (noise_pred - neg_noise_pred)
             latents = pipe.scheduler.step(noise_pred, t, latents, return_dict=False)[0]
         return latents, mu
