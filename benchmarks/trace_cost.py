@@ -13,8 +13,8 @@ and setup cancel out.
 
 Reported: seconds per denoising step untraced and traced and their ratio (target ≤ 1.25×),
 extra peak GPU memory of the traced call (target ≤ 1 GB), the number of maps captured per
-step and the cost of one capture (extra time per step ÷ captures per step). Untraced, the
-pipeline installs no tracing processor at all (``TracingAttnProcessor`` count printed).
+step and the cost of one capture (extra time per step ÷ captures per step). After the calls
+no cooklab processor is left installed (count printed): a trace off installs nothing.
 
     python benchmarks/trace_cost.py                 # GPU: FLUX.1-dev transformer, N = 4
     python benchmarks/trace_cost.py --config reduced --region-size 128 --repeats 1   # CPU check of the script
@@ -129,7 +129,7 @@ def main() -> None:
     per_step = {traced: (med[(traced, args.steps)] - med[(traced, 2)]) / extra_steps for traced in (False, True)}
     captures_per_step = sum(v for k, v in counts[args.steps].items() if k != "truncated") / args.steps
     per_capture = (per_step[True] - per_step[False]) / captures_per_step if captures_per_step else float("nan")
-    installed = sum(type(proc).__name__ == "TracingAttnProcessor" for proc in ca.denoiser.attn_processors.values())
+    installed = sum(type(proc).__module__.startswith("cooklab.") for proc in ca.denoiser.attn_processors.values())
 
     params = sum(x.numel() for x in ca.denoiser.parameters())
     print(f"date {datetime.date.today()}, device {device.type} ({device_name(device)}), torch {torch.__version__}, "
@@ -149,7 +149,7 @@ def main() -> None:
         extra = (peak[(True, args.steps)] - peak[(False, args.steps)]) * 2**30 / 1e9
         print(f"extra peak memory of the traced call: {extra:.3f} GB (target ≤ 1 GB)")
     print(f"maps kept per step: {captures_per_step:.0f} ({counts[args.steps]}); cost of one capture: {per_capture * 1e3:.2f} ms")
-    print(f"TracingAttnProcessor installed after the calls: {installed} (untraced calls install none)")
+    print(f"cooklab processors left installed after the calls: {installed}")
     print("first calls (warm-up, not in the medians): " + ", ".join(f"{'traced' if t else 'untraced'} {s} steps {v:.1f} s"
                                                                for (t, s), v in first.items()))
     if args.json:

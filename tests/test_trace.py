@@ -8,7 +8,7 @@ import torch
 
 import cooklab
 from cooklab import ConfigError
-from cooklab.instrument.observer import TracingAttnProcessor
+from cooklab.instrument.observer import observed as TracingAttnProcessor
 from cooklab.recipe_diffusion.kv_sharing import KVSharingAttnProcessor, KVSharingState
 
 STEPS = ["Put a white bowl on the table", "Crack two eggs into the bowl", "Whisk the eggs in the bowl"]
@@ -278,3 +278,101 @@ def test_a_trace_wraps_only_the_layers_its_captures_need(rd, ca):
         assert tr.layers_to_wrap() == []
     with cooklab.trace(ca, capture=["base_contribution"], layers="single") as tr:
         assert tr.layers_to_wrap() == cooklab.locate(ca, "single") and tr.wants(tr.self_layers[0], False)
+
+
+def _text_image_mass_by_explicit_softmax(query, key, layout, image_attention, regional, counts, chunk_elements=2**26):
+    """The computation observe_regional used before the fused one: chunked softmax(Q K^T / sqrt(d)), masked rows, head mean."""
+    n, L, P = layout.n_regions, layout.step_text_len, layout.region_tokens
+    d = query.shape[-1]
+    q = query[0, layout.text_len :].transpose(0, 1).float()  # [H, N P, D]
+    if not regional:
+        k, first = key[0].transpose(0, 1).float(), layout.base_text_len
+    else:
+        k, first = key[0, layout.base_text_len :].transpose(0, 1).float(), 0
+        groups, is_image = layout.group_ids(), layout.is_image()
+        query_groups = groups[n * L :]
+    real = torch.zeros(n, L, dtype=torch.bool)
+    for i, c in enumerate(counts):
+        real[i, : min(c, L)] = True
+    chunk = max(1, chunk_elements // (q.shape[0] * k.shape[1]))
+    mass = []
+    for s in range(0, n * P, chunk):
+        scores = q[:, s : s + chunk] @ k.transpose(1, 2) / math.sqrt(d)
+        if regional:
+            allowed = query_groups[s : s + chunk, None] == groups[None, :]
+            if image_attention == "global":
+                allowed = allowed | is_image[None, :]
+            scores = scores.masked_fill(~allowed, float("-inf"))
+        a = torch.softmax(scores, dim=-1).mean(0)
+        mass.append((a[:, first : first + n * L].reshape(-1, n, L) * real).sum(-1))
+    return torch.cat(mass).T.reshape(n, n, layout.rows, layout.cols)
+
+
+@pytest.mark.parametrize(("regional", "image_attention", "base"),
+                         [(False, "region", 0), (False, "region", 5), (True, "region", 5), (True, "global", 5)])
+def test_fused_text_image_mass_equals_the_explicit_softmax_it_replaced(regional, image_attention, base):
+    """flux_capture.text_image_mass (an attention call with indicator values) records the values of the old explicit softmax.
+
+    base = 0: a call with regional=False (no base prompt); base = 5: SRC's layout, in layers where it runs or not."""
+    from cooklab.cookanything.regional import RegionLayout
+    from cooklab.instrument.flux_capture import text_image_mass
+
+    layout = RegionLayout(n_regions=3, rows=2, cols=5, step_text_len=6, base_text_len=base)
+    counts = [2, 6, 9]  # padding after 2 tokens, none, and a count beyond L (truncated to L)
+    torch.manual_seed(11)
+    q, k = (3 * torch.randn(2, layout.total, 4, 8) for _ in range(2))  # batch of 2: the first element is read
+    fused = text_image_mass(q, k, layout, image_attention, regional, counts, chunk_elements=4 * layout.total * 7)  # 7-query chunks
+    explicit = _text_image_mass_by_explicit_softmax(q, k, layout, image_attention, regional, counts, chunk_elements=4 * layout.total * 7)
+    assert fused.shape == explicit.shape == (3, 3, 2, 5)
+    assert torch.allclose(fused, explicit, atol=1e-6, rtol=1e-5)
+    if regional:  # region n never sees another step's text: exact zeros off the diagonal, as before
+        off = ~torch.eye(3, dtype=torch.bool)
+        assert fused[off].abs().max() == 0 and explicit[off].abs().max() == 0
+
+
+def test_observing_a_kv_layer_reads_the_reference_once(attn_layer):
+    """The hook sees the K+ the layer built: a traced call looks the reference up once, so fallback counts are unchanged."""
+    from cooklab.instrument.observer import observed
+
+    name, attn = attn_layer
+    h = torch.randn(1, 16, attn.to_q.in_features)
+    counts = []
+    for traced in (False, True):
+        state = KVSharingState(frame=1, step=0, reference=0)
+        state.store[(0, name, 3)] = (attn.to_k(h), attn.to_v(h))  # the reference ran step 3 only: step 0 falls back
+        proc = KVSharingAttnProcessor(name, state)
+        if traced:
+            tr = cooklab.trace(_FakePipe(attn_layer), capture=["reference_share"], layers=(name,))
+            tr.begin_frame(cooklab.instrument.FrameTrace(1, "x", ["a"], 0, (4, 4)))
+            tr.set_step(0, 999.0)
+            proc = observed(proc, name, tr)
+        with torch.no_grad():
+            proc(attn, h)
+        counts.append(state.fallback_steps)
+    assert counts == [{1: 1}, {1: 1}]
+    assert torch.allclose(tr.reference_share[(1, name, 0)], torch.full((4, 4), 0.5), atol=1e-5)
+
+
+def test_observed_stock_processor_is_the_stock_maths_bit_for_bit(rd, tiny_sd):
+    """ObservedAttnProcessor (AttnProcessor2_0 copied, plus the hook) returns exactly what AttnProcessor2_0 returns."""
+    from diffusers.models.attention_processor import AttnProcessor, AttnProcessor2_0
+
+    from cooklab.instrument.observer import ObservedAttnProcessor, observed
+
+    modules = dict(tiny_sd.unet.named_modules())
+    torch.manual_seed(2)
+    for layer in ("mid_block.attentions.0.transformer_blocks.0.attn1", "mid_block.attentions.0.transformer_blocks.0.attn2"):
+        attn = modules[layer]
+        name = layer + ".processor"
+        tr = cooklab.trace(rd, capture=["cross_attention", "reference_share"], layers="mid")  # not entered: nothing attached
+        tr.begin_frame(cooklab.instrument.FrameTrace(0, "x", ["a", "b"], None, (4, 4)))
+        tr.set_step(0, 999.0)
+        h = torch.randn(2, 16, attn.to_q.in_features)
+        text = torch.randn(2, 77, attn.to_k.in_features) if attn.is_cross_attention else None
+        proc = observed(AttnProcessor2_0(), name, tr)
+        assert type(proc) is ObservedAttnProcessor
+        with torch.no_grad():
+            assert torch.equal(proc(attn, h, text), AttnProcessor2_0()(attn, h, text))
+        assert (tr.cross_attention if attn.is_cross_attention else tr.reference_share)  # the hook reported
+    with pytest.raises(ConfigError, match="no hook point"):
+        observed(AttnProcessor(), name, tr)

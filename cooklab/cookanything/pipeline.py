@@ -396,7 +396,7 @@ class CookAnything(CooklabPipeline):
         else:
             steps = None if regional_steps is None else frozenset(int(s) for s in regional_steps)
         state = RegionalState(layout, float(alpha), image_attention, backend, frozenset(names) if regional else frozenset(),
-                              steps, trace=self._trace)
+                              steps, observer=self._trace)
         return state
 
     @contextmanager
@@ -452,9 +452,9 @@ class CookAnything(CooklabPipeline):
                 self._trace.set_step(i, float(t))
             noise_pred = self._predict(latents, t, guidance, text.embeds, text.pooled, txt_ids, img_ids)  # [1, N P, C 4]
             if text.neg_embeds is not None:  # true CFG
-                state.trace = None  # the trace records the conditional branch only
+                state.observer = None  # the trace records the conditional branch only
                 neg_noise_pred = self._predict(latents, t, guidance, text.neg_embeds, text.neg_pooled, txt_ids, img_ids)
-                state.trace = self._trace
+                state.observer = self._trace
                 noise_pred = neg_noise_pred + true_cfg_scale * (noise_pred - neg_noise_pred)
             latents = pipe.scheduler.step(noise_pred, t, latents, return_dict=False)[0]
         return latents, mu

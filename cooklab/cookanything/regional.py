@@ -187,7 +187,7 @@ def _eager_flex():
 
 @dataclass
 class RegionalOutput:
-    """What one regional attention call produced (kept only when a trace asks for it)."""
+    """What one regional attention call produced (the processor keeps ``out``; an observer may read the branches)."""
 
     out: torch.Tensor  # [B, S, H, D]
     image_base: torch.Tensor | None  # [B, N P, H, D] base-branch image output (None without base)
@@ -226,7 +226,7 @@ class RegionalState:
     layers: frozenset = frozenset()  # processor keys where the regional branch runs
     steps: frozenset | None = None  # denoising step indices where it runs (None: all)
     step: int = 0  # current denoising step
-    trace: object = None  # an attached cooklab.trace, or None
+    observer: object = None  # what the processors' hook point reports to (an attached cooklab.trace), or None
 
     def active(self, name: str) -> bool:
         return name in self.layers and (self.steps is None or self.step in self.steps)
@@ -237,7 +237,8 @@ class RegionalFluxAttnProcessor:
 
     Outside the selected layers/steps it computes exactly the stock processor (full attention
     over the joint sequence). Double blocks see text and image streams separately, single
-    blocks the concatenated sequence (text first); both are handled.
+    blocks the concatenated sequence (text first); both are handled. Its hook point hands
+    Q, K and the branch outputs to ``state.observer`` (see ``cooklab.instrument.observer``).
     """
 
     _attention_backend = None
@@ -247,6 +248,13 @@ class RegionalFluxAttnProcessor:
         self.name = name
         self.state = state
 
+    # Copied from diffusers.models.transformers.transformer_flux.FluxAttnProcessor.__call__ (diffusers 0.42.1), with these changes:
+    # - Q, K, V of each stream unflattened and normed in one expression, and the output projections
+    #   likewise (same operations, same order);
+    # - where the call's state selects this layer and step (and no attention mask is given), SRC's
+    #   regional_attention (Eq. 9) replaces dispatch_attention_fn;
+    # - the hook point after the attention (cooklab.instrument.observer; it only reads Q, K and the branch outputs);
+    # - tensor shapes in comments.
     def __call__(self, attn, hidden_states, encoder_hidden_states=None, attention_mask=None, image_rotary_emb=None):
         from diffusers.models.transformers.transformer_flux import _get_qkv_projections
 
@@ -270,8 +278,9 @@ class RegionalFluxAttnProcessor:
             result = None
             hidden = dispatch_attention_fn(query, key, value, attn_mask=attention_mask, backend=self._attention_backend,
                                            parallel_config=self._parallel_config)
-        if state.trace is not None and state.trace.wants(self.name, False):
-            state.trace.observe_regional(self.name, attn, query, key, state, result)
+        observer = state.observer
+        if observer is not None and observer.wants(self.name, False):  # hook point: the observer reads Q, K, both branches
+            observer.observe_regional(self.name, attn, query, key, state, result)
         hidden = hidden.flatten(2, 3).to(query.dtype)
 
         if encoder_hidden_states is not None:

@@ -1,9 +1,13 @@
 """Instrumentation: ``trace`` records attention and noise; ``locate`` finds layers by name;
 ``summaries`` reduces a trace to the numbers a reader checks (per-frame reference share,
-per-step text->region share, base-branch and CSCC sizes)."""
+per-step text->region share, base-branch and CSCC sizes).
+
+``Trace`` observes the attention processors at their hook points (``observer.py``); what it
+computes from a U-Net or a Flux layer is in ``unet_capture.py`` / ``flux_capture.py``.
+"""
 
 from .locate import locate
-from .observer import TracingAttnProcessor
+from .observer import ObservedAttnProcessor, observed
 from .summaries import (
     base_contribution_curve,
     cscc_delta_means,
@@ -16,11 +20,12 @@ from .trace import CAPTURE_KINDS, FrameTrace, Trace, trace
 __all__ = [
     "CAPTURE_KINDS",
     "FrameTrace",
+    "ObservedAttnProcessor",
     "Trace",
-    "TracingAttnProcessor",
     "base_contribution_curve",
     "cscc_delta_means",
     "locate",
+    "observed",
     "own_region_share",
     "reference_share_means",
     "text_image_region_shares",

@@ -1,58 +1,133 @@
-"""An attention processor that *observes* a layer and leaves its output untouched.
+"""How cooklab's instrumentation sees inside an attention layer: observers called at hook points.
 
-``TracingAttnProcessor(inner, name, trace)`` wraps whatever processor a layer has (the
-stock one, or a mechanism such as K/V sharing). On the layers and steps a trace selected
-it recomputes the attention weights explicitly,
+One style for both pipelines. Every attention processor cooklab installs has a *hook
+point*: a marked line next to the attention call (before it in the U-Net processors, after
+it in the Flux one, which also hands over SRC's branch outputs) that gives the tensors the
+layer attends with to an *observer* (``cooklab.trace``'s ``Trace``), if one is attached:
 
-    A = softmax(Q K^T / sqrt(d))   (head-mean, conditional half of the CFG batch)
+    if observer is not None and observer.wants(name, is_cross):        # hook point
+        observer.observe_attention(name, attn, query, key, n_ref, is_cross)
 
-where ``K`` includes the reference frame's keys when the inner processor shares them,
-and hands ``A`` to the trace. The layer's output always comes from ``inner``: the
-observer adds work on captured layers, never a different result (TransformerLens'
-``HookPoint`` principle: observing never changes the maths).
+The hooks, by processor:
+
+* ``observe_attention(layer, attn, query, key, n_ref, is_cross)`` -- diffusers'
+  ``AttnProcessor2_0`` maths (U-Net layers: ``ObservedAttnProcessor`` below and
+  ``KVSharingAttnProcessor``). ``query [B, h, P, d]``, ``key [B, h, n_ref + P, d]``
+  (self-attention, the reference frame's ``n_ref`` keys first, Eq. 1) or ``[B, h, T, d]``
+  (cross-attention): exactly what SDPA receives, after ``norm_q`` / ``norm_k``.
+* ``observe_regional(layer, attn, query, key, state, result)`` -- ``RegionalFluxAttnProcessor``.
+  ``query, key [B, S, H, D]`` after RoPE; ``state`` the call's ``RegionalState``; ``result``
+  the ``RegionalOutput`` (joint output and both branches' image outputs) where SRC ran in
+  this layer and step, None where the layer ran full attention.
+
+``wants`` is asked first, so a layer or step the trace does not record costs one call and
+nothing else. An observer only reads: it never writes into the tensors it is handed (they
+are the layer's own) and computes under ``torch.no_grad``.
+
+Why hook points and not wrappers around the processors (the design this replaces):
+
+* exact -- the observer sees the very ``Q`` and ``K+`` the layer attended with (reference
+  keys, norms, RoPE included) and the branch outputs it blended, instead of a recomputation
+  that has to agree with the processor (the wrapper looked the reference K/V up a second
+  time, which counted a fallback step twice in ``FrameInfo.kv_fallback_steps``); and the
+  layer's output comes from the same lines whether it is observed or not (tests: traced
+  images are bit-identical);
+* cheap -- nothing is projected or attended twice: measuring Eq. 9's base share from a
+  wrapper would mean running both SRC branches a second time in every captured layer;
+* readable -- a mechanism file gains one marked hook point and knows nothing about what is
+  recorded; what a capture computes lives in ``unet_capture.py`` / ``flux_capture.py``;
+* off is free -- untraced, no observer is attached (one ``is None`` test per layer call) and
+  the stock layers keep diffusers' own processors.
+
+The price: only a processor with a hook point can be observed. During a traced Recipe
+Diffusion call the traced stock layers therefore run ``ObservedAttnProcessor``,
+``AttnProcessor2_0`` copied line by line plus the hook (``observed`` installs it), and the
+bit-identical-image tests hold that copy to the stock processor.
 """
 
 from __future__ import annotations
 
-import torch
+import torch.nn.functional as F
+
+from ..errors import ConfigError
 
 
-class TracingAttnProcessor:
-    """Wrap ``inner``; report Q/K-derived attention weights to ``trace`` when it asks for them."""
+class ObservedAttnProcessor:
+    """Diffusers' ``AttnProcessor2_0`` with a hook point: what a traced stock U-Net layer runs."""
 
-    def __init__(self, inner, name: str, trace):
-        self.inner = inner
-        self.name = name
-        self.trace = trace
+    def __init__(self, name: str, observer):
+        self.name = name  # the attn_processors key, e.g. "mid_block.attentions.0.transformer_blocks.0.attn2.processor"
+        self.observer = observer
 
-    def _query_key(self, attn, hidden_states, encoder_hidden_states, temb):
-        """Recompute Q and K exactly as ``AttnProcessor2_0`` does before its SDPA call."""
+    # Copied from diffusers.models.attention_processor.AttnProcessor2_0.__call__ (diffusers 0.42.1), with these changes:
+    # - the deprecated ``scale`` argument is accepted and ignored without the deprecation warning;
+    # - the hook point before the SDPA call (it only reads query and key);
+    # - tensor shapes in comments.
+    def __call__(self, attn, hidden_states, encoder_hidden_states=None, attention_mask=None, temb=None, *args, **kwargs):
+        is_cross = encoder_hidden_states is not None
+        residual = hidden_states
         if attn.spatial_norm is not None:
             hidden_states = attn.spatial_norm(hidden_states, temb)
-        if hidden_states.ndim == 4:  # [B, C, H, W] -> [B, H*W, C]
-            b, c, h, w = hidden_states.shape
-            hidden_states = hidden_states.view(b, c, h * w).transpose(1, 2)
+        input_ndim = hidden_states.ndim
+        if input_ndim == 4:  # [B, C, H, W] -> [B, H*W, C]
+            batch_size, channel, height, width = hidden_states.shape
+            hidden_states = hidden_states.view(batch_size, channel, height * width).transpose(1, 2)
+        batch_size, sequence_length, _ = hidden_states.shape if encoder_hidden_states is None else encoder_hidden_states.shape
+        if attention_mask is not None:
+            attention_mask = attn.prepare_attention_mask(attention_mask, sequence_length, batch_size)
+            attention_mask = attention_mask.view(batch_size, attn.heads, -1, attention_mask.shape[-1])
         if attn.group_norm is not None:
             hidden_states = attn.group_norm(hidden_states.transpose(1, 2)).transpose(1, 2)
+
         query = attn.to_q(hidden_states)  # [B, P, C]
-        is_cross = encoder_hidden_states is not None
-        if not is_cross:
+        if encoder_hidden_states is None:
             encoder_hidden_states = hidden_states
         elif attn.norm_cross:
             encoder_hidden_states = attn.norm_encoder_hidden_states(encoder_hidden_states)
-        key = attn.to_k(encoder_hidden_states)  # [B, T or P, C]
-        n_ref = 0
-        if not is_cross and hasattr(self.inner, "reference_keys"):
-            k_ref = self.inner.reference_keys(key.device)  # [B, P', C] or None
-            if k_ref is not None:
-                n_ref = k_ref.shape[1]
-                key = torch.cat([k_ref.to(key.dtype), key], dim=1)
-        return query, key, n_ref, is_cross
+        key = attn.to_k(encoder_hidden_states)  # [B, P or T, C]
+        value = attn.to_v(encoder_hidden_states)  # [B, P or T, C]
 
-    def __call__(self, attn, hidden_states, encoder_hidden_states=None, attention_mask=None, temb=None, *args, **kwargs):
-        is_cross = encoder_hidden_states is not None
-        if self.trace.wants(self.name, is_cross):
-            with torch.no_grad():
-                query, key, n_ref, is_cross = self._query_key(attn, hidden_states, encoder_hidden_states, temb)
-                self.trace.observe_attention(self.name, attn, query, key, n_ref, is_cross)
-        return self.inner(attn, hidden_states, encoder_hidden_states, attention_mask, temb, *args, **kwargs)
+        inner_dim = key.shape[-1]
+        head_dim = inner_dim // attn.heads
+        query = query.view(batch_size, -1, attn.heads, head_dim).transpose(1, 2)  # [B, h, P, d]
+        key = key.view(batch_size, -1, attn.heads, head_dim).transpose(1, 2)  # [B, h, P or T, d]
+        value = value.view(batch_size, -1, attn.heads, head_dim).transpose(1, 2)  # [B, h, P or T, d]
+        if attn.norm_q is not None:
+            query = attn.norm_q(query)
+        if attn.norm_k is not None:
+            key = attn.norm_k(key)
+
+        if self.observer.wants(self.name, is_cross):  # hook point: the observer reads Q and K as SDPA gets them
+            self.observer.observe_attention(self.name, attn, query, key, 0, is_cross)
+        hidden_states = F.scaled_dot_product_attention(query, key, value, attn_mask=attention_mask, dropout_p=0.0, is_causal=False)
+        hidden_states = hidden_states.transpose(1, 2).reshape(batch_size, -1, attn.heads * head_dim)  # [B, P, C]
+        hidden_states = hidden_states.to(query.dtype)
+        hidden_states = attn.to_out[0](hidden_states)  # linear projection
+        hidden_states = attn.to_out[1](hidden_states)  # dropout
+        if input_ndim == 4:
+            hidden_states = hidden_states.transpose(-1, -2).reshape(batch_size, channel, height, width)
+        if attn.residual_connection:
+            hidden_states = hidden_states + residual
+        return hidden_states / attn.rescale_output_factor
+
+
+def observed(processor, name: str, observer):
+    """The processor a traced call installs on layer ``name``: ``processor`` with ``observer`` at its hook point.
+
+    A cooklab processor made for this call (``KVSharingAttnProcessor``) gets the observer
+    attached; diffusers' stock ``AttnProcessor2_0`` is replaced by ``ObservedAttnProcessor``
+    (the same maths, bit for bit). Any other processor has no hook point: tracing it would
+    mean swapping in different maths, so it is refused.
+    """
+    from diffusers.models.attention_processor import AttnProcessor2_0  # here: traces load and plot without diffusers
+
+    if type(processor) is AttnProcessor2_0:
+        return ObservedAttnProcessor(name, observer)
+    if hasattr(processor, "observer"):
+        processor.observer = observer
+        return processor
+    raise ConfigError(
+        f"cooklab.trace cannot observe {name!r}: it runs {type(processor).__name__}, which has no hook point. "
+        "Trace layers that run diffusers' AttnProcessor2_0 (pipe.unet.set_attn_processor(AttnProcessor2_0()) restores it) "
+        "or a cooklab processor."
+    )

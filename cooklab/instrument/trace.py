@@ -36,23 +36,30 @@ are captured; maps are pooled on the compute device, averaged over heads, kept f
 conditional half of the CFG batch only and stored on the CPU in float32. When the stored
 maps exceed ``max_bytes`` the trace stops adding maps, warns once and sets ``truncated``.
 
+How it observes: a ``Trace`` is the *observer* of ``observer.py``. The pipeline hands it to
+the hook points of the processors it installs for each call (Recipe Diffusion:
+``observed(...)`` on the selected layers; CookAnything: ``RegionalState.observer``) and
+restores the stock processors in ``finally``. At a hook point the trace reads the layer's
+own Q and K (and SRC's branch outputs) and stores pooled maps; what it computes from them
+is in ``unet_capture.py`` (U-Net) and ``flux_capture.py`` (Flux). Nothing is recomputed and
+nothing the layer returns is touched: a traced call gives bit-identical images.
+
 Installing and restoring: entering saves the denoiser's processors and attaches the trace
-to the pipeline; the pipeline wraps the selected layers with ``TracingAttnProcessor`` for
-each call (and restores them in ``finally``); leaving the block restores the saved
-processors even if the body raised. A pipeline can be traced by one trace at a time.
+to the pipeline; leaving the block restores the saved processors even if the body raised.
+A pipeline can be traced by one trace at a time.
 """
 
 from __future__ import annotations
 
-import math
 import warnings
 from dataclasses import dataclass, field
 
 import torch
-import torch.nn.functional as F
 
 from ..errors import ConfigError
+from . import flux_capture, unet_capture
 from .locate import locate
+from .pooling import grid, pool, pooled_size, upsample
 
 CAPTURE_KINDS = ("self_attention", "reference_share", "cross_attention", "noise")  # RecipeDiffusion
 FLUX_CAPTURE_KINDS = ("text_image_attention", "base_contribution", "layout", "rope_ids", "cscc")  # CookAnything
@@ -87,32 +94,6 @@ class FrameTrace:
     timesteps: dict[int, float] = field(default_factory=dict)  # step position -> timestep value
     image: object = None  # the decoded PIL image, once the frame is done
     kv_reference: int | None = None  # frame whose keys/values this frame attended to
-
-
-def _grid(tokens: int, latent_hw: tuple[int, int]) -> tuple[int, int]:
-    """(rows, cols) of a layer's token grid from its token count and the latent aspect ratio."""
-    h, w = latent_hw
-    f = math.sqrt(h * w / tokens)
-    rows, cols = round(h / f), round(w / f)
-    if rows * cols != tokens:
-        raise ValueError(f"cannot lay {tokens} tokens on a grid of aspect {h}:{w}")
-    return rows, cols
-
-
-def _pool(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """Average-pool the last two axes of x to ``size`` (no-op when already that small)."""
-    if tuple(x.shape[-2:]) == tuple(size):
-        return x
-    lead = x.shape[:-2]
-    return F.adaptive_avg_pool2d(x.reshape(-1, 1, *x.shape[-2:]), size).reshape(*lead, *size)
-
-
-def _upsample(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """Nearest-neighbour upsample of the last two axes to ``size`` (coarse layers onto the finest grid)."""
-    if tuple(x.shape[-2:]) == tuple(size):
-        return x
-    lead = x.shape[:-2]
-    return F.interpolate(x.reshape(-1, 1, *x.shape[-2:]), size=size, mode="nearest").reshape(*lead, *size)
 
 
 class Trace:
@@ -179,7 +160,7 @@ class Trace:
 
     # ---- called by pipelines -----------------------------------------------------------
     def layers_to_wrap(self) -> list[str]:
-        """Processor keys the pipeline must wrap with ``TracingAttnProcessor``."""
+        """Processor keys the pipeline must hand this trace as observer (``observed``): the layers its captures read."""
         watched = {"text_image_attention", "base_contribution"} if self.flux else {"self_attention", "reference_share"}
         names = list(self.self_layers) if watched & set(self.capture) else []
         return names + [n for n in self.cross_layers if n not in names]
@@ -214,56 +195,9 @@ class Trace:
         self.canvas.images, self.canvas.canvas = images, canvas
         self.frames[0].image = canvas
 
-    def observe_regional(self, layer, attn, query, key, state, result) -> None:
-        """Text->image attention per step and base-branch size for one Flux attention call.
-
-        query, key: [B, S, H, D] joint sequence after RoPE; state: the call's RegionalState;
-        result: RegionalOutput when SRC ran in this layer and step, else None (full attention).
-        """
-        lay = state.layout
-        key_id = (0, layer, self._step)
-        if "base_contribution" in self.capture and result is not None and result.image_base is not None:
-            diff = (state.alpha * (result.image_base - result.image_regional)).float().norm(dim=-1)  # [B, N P, H]
-            out = result.out[:, lay.text_len :].float().norm(dim=-1).clamp_min(1e-12)
-            self.base_contribution[key_id] = float((diff / out).mean())
-        if "text_image_attention" not in self.capture:
-            return
-        n, L, P = lay.n_regions, lay.step_text_len, lay.region_tokens
-        d = query.shape[-1]
-        q = query[0, lay.text_len :].transpose(0, 1).float()  # [H, N P, D] image queries
-        if result is None:  # full attention over the whole joint sequence
-            k = key[0].transpose(0, 1).float()  # [H, S, D]
-            first = lay.base_text_len
-        else:  # the regional branch: keys [C_1..C_N, I_1..I_N], masked per region
-            k = key[0, lay.base_text_len :].transpose(0, 1).float()  # [H, N L + N P, D]
-            first = 0
-            groups, is_image = lay.group_ids().to(q.device), lay.is_image().to(q.device)  # [N L + N P]
-            query_groups = groups[n * L :]  # [N P] group of every image query
-        real = torch.zeros(n, L, dtype=torch.bool, device=q.device)  # real (non-padding) tokens of each step
-        for i, c in enumerate(self.canvas.token_counts):
-            real[i, : min(c, L)] = True
-        chunk = max(1, self.query_chunk_elements // (q.shape[0] * k.shape[1]))
-        mass = []
-        for s in range(0, n * P, chunk):
-            scores = q[:, s : s + chunk] @ k.transpose(1, 2) / math.sqrt(d)  # [H, c, K]
-            if result is not None:  # the rows of the regional mask for these queries only, never the dense mask
-                allowed = query_groups[s : s + chunk, None] == groups[None, :]  # [c, K]
-                if state.image_attention == "global":
-                    allowed = allowed | is_image[None, :]
-                scores = scores.masked_fill(~allowed, float("-inf"))
-            a = torch.softmax(scores, dim=-1).mean(0)  # [c, K]
-            text = a[:, first : first + n * L].reshape(-1, n, L)  # [c, N, L]
-            mass.append((text * real).sum(-1))  # [c, N]
-        m = torch.cat(mass).T.reshape(n, n, lay.rows, lay.cols)  # [N steps, N regions, rows, cols]
-        size = (min(lay.rows, self.map_size), min(lay.cols, self.map_size))
-        m = _pool(m, size).reshape(n, n * size[0], size[1])  # each region pooled on its own, stacked again
-        self._store(self.text_image, key_id, m)
-
-    def text_image_map(self, step: int, layers=None, steps=None) -> torch.Tensor:
-        """[G_rows, G_cols] mean attention mass of the canvas on step ``step``'s text (0-based)."""
-        return self._mean(self.text_image, 0, layers, steps)[step]
-
+    # ---- the observer: called at the processors' hook points (observer.py) ----------------
     def wants(self, layer: str, is_cross: bool) -> bool:
+        """Whether the hook point of ``layer`` should report this call (layer, step and capture selected, not truncated)."""
         if self.truncated or (self.timesteps is not None and self._step not in self.timesteps):
             return False
         if is_cross:
@@ -272,56 +206,49 @@ class Trace:
         return bool(watched & set(self.capture)) and layer in self.self_layers
 
     def observe_attention(self, layer, attn, query, key, n_ref, is_cross) -> None:
-        """Compute head-mean attention weights of the conditional sample and store pooled maps.
+        """Hook of ``AttnProcessor2_0``-style layers: store the pooled head-mean maps of the conditional sample.
 
-        query [B, P, C]; key [B, n_ref + P, C] (self) or [B, T, C] (cross).
+        query [B, h, P, d]; key [B, h, n_ref + P, d] (self, reference keys first) or [B, h, T, d]
+        (cross): the tensors the layer's SDPA receives. ``attn`` (the layer) is not read.
         """
         frame = self.frames[self._frame]
-        heads = attn.heads
-        d = query.shape[-1] // heads
-        q = query[-1].reshape(-1, heads, d).transpose(0, 1)  # [heads, P, d]  conditional half
-        k = key[-1].reshape(-1, heads, key.shape[-1] // heads).transpose(0, 1)  # [heads, K, d]
-        if attn.norm_q is not None:
-            q = attn.norm_q(q)
-        if attn.norm_k is not None:
-            k = attn.norm_k(k)
-        q, k = q.float(), k.float()
-        n_q, n_k = q.shape[1], k.shape[1]
-        rows, cols = _grid(n_q, frame.latent_hw)
-        scale = 1.0 / math.sqrt(d)
-        chunk = max(cols, (self.query_chunk_elements // (heads * n_k)) // cols * cols)
         key_id = (self._frame, layer, self._step)
+        with torch.no_grad():
+            q, k = query[-1].float(), key[-1].float()  # conditional half of the CFG batch: [h, P, d], [h, K, d]
+            rows, cols = grid(q.shape[1], frame.latent_hw)
+            size = pooled_size(rows, cols, self.map_size)
+            if is_cross:
+                a = unet_capture.cross_attention_map(q, k, len(frame.tokens), rows, cols, size, self.query_chunk_elements)
+                self._store(self.cross_attention, key_id, a)  # [T, G, G]
+                return
+            keep_self = "self_attention" in self.capture
+            share, maps = unet_capture.self_attention_maps(q, k, n_ref, rows, cols, size,
+                                                           pooled_size(rows, cols, self.attention_map_size) if keep_self else None,
+                                                           self.query_chunk_elements)
+            if "reference_share" in self.capture:
+                self._store(self.reference_share, key_id, share)  # [G, G]
+            if keep_self:
+                self._store(self.self_attention, key_id, maps)  # [Gh, Gw, S, Gh, Gw]
 
-        if is_cross:
-            n_tok = min(len(frame.tokens), n_k)
-            out = []
-            for s in range(0, n_q, chunk):
-                a = torch.softmax(q[:, s : s + chunk] @ k.transpose(1, 2) * scale, dim=-1).mean(0)  # [c, T]
-                out.append(a[:, :n_tok])
-            a = torch.cat(out).T.reshape(n_tok, rows, cols)  # [T, rows, cols]
-            self._store(self.cross_attention, key_id, _pool(a, self._size(rows, cols, self.map_size)))
-            return
+    def observe_regional(self, layer, attn, query, key, state, result) -> None:
+        """Hook of ``RegionalFluxAttnProcessor``: text->image attention per step and the base branch's share.
 
-        parts = 2 if n_ref else 1
-        g = self._size(rows, cols, self.attention_map_size)
-        share, pooled = [], []
-        for s in range(0, n_q, chunk):
-            a = torch.softmax(q[:, s : s + chunk] @ k.transpose(1, 2) * scale, dim=-1).mean(0)  # [c, n_ref + P]
-            share.append(a[:, :n_ref].sum(-1))  # [c]
-            if "self_attention" in self.capture:
-                a = a.reshape(-1, parts, rows, cols)  # keys laid on (ref | own) grids
-                pooled.append(_pool(a, g) * (rows * cols / (g[0] * g[1])))  # key mass kept
-        if "reference_share" in self.capture:
-            m = torch.cat(share).reshape(rows, cols)
-            self._store(self.reference_share, key_id, _pool(m, self._size(rows, cols, self.map_size)))
-        if "self_attention" in self.capture:
-            a = torch.cat(pooled).reshape(rows, cols, parts * g[0] * g[1]).permute(2, 0, 1)  # [S*g*g, rows, cols]
-            a = _pool(a, g).permute(1, 2, 0).reshape(g[0], g[1], parts, g[0], g[1])  # [Gh, Gw, S, Gh, Gw]
-            self._store(self.self_attention, key_id, a)
-
-    @staticmethod
-    def _size(rows: int, cols: int, limit: int) -> tuple[int, int]:
-        return min(rows, limit), min(cols, limit)
+        query, key [B, S, H, D]: the joint sequence after RoPE; state: the call's RegionalState;
+        result: RegionalOutput where SRC ran in this layer and step, else None (full attention).
+        ``attn`` (the layer) is not read.
+        """
+        lay = state.layout
+        key_id = (0, layer, self._step)
+        with torch.no_grad():
+            if "base_contribution" in self.capture and result is not None and result.image_base is not None:
+                self.base_contribution[key_id] = flux_capture.base_contribution(state.alpha, result, lay.text_len)
+            if "text_image_attention" not in self.capture:
+                return
+            m = flux_capture.text_image_mass(query, key, lay, state.image_attention, result is not None, self.canvas.token_counts,
+                                             self.query_chunk_elements)  # [N steps, N regions, rows, cols]
+            size = pooled_size(lay.rows, lay.cols, self.map_size)
+            n = lay.n_regions
+            self._store(self.text_image, key_id, pool(m, size).reshape(n, n * size[0], size[1]))  # each region pooled on its own
 
     def _store(self, table: dict, key, value: torch.Tensor) -> None:
         value = value.detach().to("cpu", torch.float32)
@@ -357,7 +284,7 @@ class Trace:
         if not vals:
             raise KeyError(f"nothing captured for frame {frame} with layers={layers} steps={steps}; check capture=, layers=, timesteps=.")
         size = (max(v.shape[-2] for v in vals), max(v.shape[-1] for v in vals))  # the finest grid captured
-        return torch.stack([_upsample(v, size) for v in vals]).mean(0)
+        return torch.stack([upsample(v, size) for v in vals]).mean(0)
 
     def reference_share_map(self, frame: int, layers=None, steps=None) -> torch.Tensor:
         """[G, G] mean share of attention on the reference frame's keys (0 = ignores the reference)."""
@@ -379,6 +306,10 @@ class Trace:
     def cross_attention_map(self, frame: int, token: int | str, layers=None, steps=None) -> torch.Tensor:
         """[G, G] mean cross-attention of the image to one prompt token."""
         return self._mean(self.cross_attention, frame, layers, steps)[self.token_index(frame, token)]
+
+    def text_image_map(self, step: int, layers=None, steps=None) -> torch.Tensor:
+        """[G_rows, G_cols] mean attention mass of the canvas on step ``step``'s text (0-based)."""
+        return self._mean(self.text_image, 0, layers, steps)[step]
 
     def self_attention_map(self, frame: int, layer: str, step: int, query: tuple[int, int]) -> torch.Tensor:
         """[S, G, G] where pooled query cell ``query=(row, col)`` looks (S: reference, own)."""

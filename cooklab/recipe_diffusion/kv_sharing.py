@@ -20,7 +20,8 @@ How it is wired (no diffusers file is patched):
   them) and which frame the current one *reads*. It stores K/V per (frame, layer, step).
 * ``KVSharingAttnProcessor`` is installed on the chosen ``...attn1`` layers with
   ``unet.set_attn_processor`` for the duration of one call and removed afterwards. It is
-  the stock ``AttnProcessor2_0`` computation plus Eq. 1-2.
+  the stock ``AttnProcessor2_0`` computation plus Eq. 1-2 (marked "Copied from" for a diff
+  against diffusers), with a hook point where ``cooklab.trace`` reads ``Q`` and ``K+``.
 * Classifier-free guidance: the U-Net batch is ``[uncond, cond]`` for the reference and
   the current frame alike, so concatenating along the token axis per batch element shares
   unconditional with unconditional and conditional with conditional.
@@ -104,15 +105,19 @@ def _keep(x: torch.Tensor, cache_device) -> torch.Tensor:
 class KVSharingAttnProcessor:
     """``AttnProcessor2_0`` for self-attention with the reference frame's K/V prepended (Eq. 1-4)."""
 
+    observer = None  # set by cooklab.instrument.observed for a traced call; None: nothing is observed
+
     def __init__(self, name: str, state: KVSharingState):
         self.name = name  # the attn_processors key, e.g. "up_blocks.1.attentions.0.transformer_blocks.0.attn1.processor"
         self.state = state
 
-    def reference_keys(self, device: torch.device) -> torch.Tensor | None:
-        """K_ref of the current step ([B, P', C]), for observers that recompute attention weights."""
-        kv = self.state.lookup(self.name, device)
-        return None if kv is None else kv[0]
-
+    # Copied from diffusers.models.attention_processor.AttnProcessor2_0.__call__ (diffusers 0.42.1), with these changes:
+    # - self-attention only (cross-attention is refused), so sequence_length is read from hidden_states;
+    # - K_i, V_i recorded for later frames, and the reference's K_ref, V_ref prepended: Eq. 1-2;
+    # - the attention mask is prepared after the projections and padded with 0 (attend) for the reference tokens;
+    # - the deprecated ``scale`` argument is accepted and ignored without the deprecation warning;
+    # - the hook point before the SDPA call (cooklab.instrument.observer; it only reads query and K+);
+    # - tensor shapes and equation numbers in comments.
     def __call__(self, attn, hidden_states, encoder_hidden_states=None, attention_mask=None, temb=None, *args, **kwargs):
         if encoder_hidden_states is not None:
             raise ValueError(f"{self.name}: K/V sharing applies to self-attention only; select '...attn1' layers (cooklab.locate does).")
@@ -132,6 +137,7 @@ class KVSharingAttnProcessor:
         value = attn.to_v(hidden_states)  # [B, P, C]  V_i
         self.state.record(self.name, key, value)
         ref = self.state.lookup(self.name, key.device)
+        n_ref = 0
         if ref is not None:
             k_ref, v_ref = ref  # [B, P', C] each
             if k_ref.shape[0] != key.shape[0] or k_ref.shape[-1] != key.shape[-1]:
@@ -139,6 +145,7 @@ class KVSharingAttnProcessor:
                     f"{self.name}: reference K/V {tuple(k_ref.shape)} do not match this frame's {tuple(key.shape)}; "
                     "reference and current frame must use the same guidance setting and batch size."
                 )
+            n_ref = k_ref.shape[1]
             key = torch.cat([k_ref.to(key.dtype), key], dim=1)  # (1) K+ [B, P'+P, C]
             value = torch.cat([v_ref.to(value.dtype), value], dim=1)  # (2) V+ [B, P'+P, C]
 
@@ -158,6 +165,8 @@ class KVSharingAttnProcessor:
         if attn.norm_k is not None:
             key = attn.norm_k(key)
 
+        if self.observer is not None and self.observer.wants(self.name, False):  # hook point: the observer reads Q and K+
+            self.observer.observe_attention(self.name, attn, query, key, n_ref, False)
         # (3)-(4): H_i = softmax(Q K+^T / sqrt(d)) V+
         hidden_states = F.scaled_dot_product_attention(query, key, value, attn_mask=attention_mask, dropout_p=0.0, is_causal=False)
         hidden_states = hidden_states.transpose(1, 2).reshape(batch_size, -1, attn.heads * head_dim)  # [B, P, C]

@@ -49,7 +49,7 @@ from tqdm.auto import tqdm
 from ..errors import ConfigError
 from ..grounding import as_mask_result
 from ..instrument.locate import locate
-from ..instrument.observer import TracingAttnProcessor
+from ..instrument.observer import observed
 from ..instrument.trace import FrameTrace
 from ..pipeline_base import CooklabPipeline
 from ..recipe import StepPlan, as_recipe
@@ -320,7 +320,7 @@ class RecipeDiffusion(CooklabPipeline):
         trace = self._trace
         if trace is not None:
             for name in trace.layers_to_wrap():
-                procs[name] = TracingAttnProcessor(procs[name], name, trace)
+                procs[name] = observed(procs[name], name, trace)
         pipe.unet.set_attn_processor(dict(procs))
         try:
             yield

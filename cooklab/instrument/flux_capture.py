@@ -1,0 +1,101 @@
+"""What ``cooklab.trace`` computes from one Flux attention call (CookAnything).
+
+``Trace.observe_regional`` receives, from ``RegionalFluxAttnProcessor``'s hook point, the
+joint sequence's ``query, key [B, S, H, D]`` after RoPE, laid out as
+
+    [ C_base (L_b) | C_1 (L) | ... | C_N (L) | I_1 (P) | ... | I_N (P) ]      S = layout.total
+
+and, where SRC ran in this layer and step, the ``RegionalOutput`` (None: full attention).
+
+**Text -> image attention.** For an image query ``p`` and step ``n``, the attention mass on
+step n's real text tokens ``T_n`` (padding excluded, EOS included), in the attention the
+layer actually computed:
+
+    m[n, p] = mean_heads  sum_{k in T_n} A[p, k],      A = softmax(q k^T / sqrt(D)) over the keys p attends to
+
+A sum of attention weights against an indicator is an attention *output*: with a value
+``v[k] = 1 if k in T_n else 0``, ``sum_k A[p, k] v[k] = m[n, p]`` per head. So the mass is one
+attention call with narrow indicator values, which fused SDPA kernels compute without ever
+holding ``A`` (a kernel that does hold it gets blocks of ``chunk_elements`` scores):
+
+* full attention (SRC off in this layer or step): SDPA of the image queries over the whole
+  joint sequence, one value column per step;
+* SRC: per region n, SDPA of I_n's queries over the keys the 2N x 2N group mask lets them
+  see, ``[C_n, I_n]`` (``image_attention="global"``: ``[C_n, I_1..I_N]``), one value column
+  marking C_n's real tokens. Step n's text is the only text they see, so their mass on
+  every other step is exactly 0. With ``"region"`` that is ``L + P`` scores per query
+  instead of the ``N L + N P`` (most of them masked) of the whole regional sequence.
+
+Everything runs in float32, like the stored maps; the value columns are padded to 8, the
+16-byte alignment fused SDPA kernels need.
+
+**Base contribution** (Eq. 9, ``z = alpha z_base + (1 - alpha) z_regional``): how far the base
+branch moves each image token's output from the regional branch's, relative to the output,
+
+    mean over image tokens and heads of  |alpha (z_base - z_regional)| / |z|
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import torch
+import torch.nn.functional as F
+
+if TYPE_CHECKING:
+    from ..cookanything.regional import RegionalOutput, RegionLayout
+
+VALUE_COLUMNS = 8  # indicator values are padded to this width (16-byte aligned in float32)
+
+
+def _padded(columns: int) -> int:
+    return -(-columns // VALUE_COLUMNS) * VALUE_COLUMNS
+
+
+def _attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, chunk_elements: int) -> torch.Tensor:
+    """SDPA over blocks of queries, at most ``chunk_elements`` scores each: q [..., Q, D], k [..., K, D], v [..., K, W] -> [..., Q, W]."""
+    chunk = max(1, chunk_elements // (q.shape[:-2].numel() * k.shape[-2]))
+    return torch.cat([F.scaled_dot_product_attention(q[..., s : s + chunk, :], k, v) for s in range(0, q.shape[-2], chunk)], dim=-2)
+
+
+def text_image_mass(query: torch.Tensor, key: torch.Tensor, layout: RegionLayout, image_attention: str, regional: bool,
+                    token_counts: list[int], chunk_elements: int) -> torch.Tensor:
+    """[N steps, N regions, rows, cols] mass of every image query on each step's real text (first batch element).
+
+    query, key [B, S, H, D]; regional: whether the layer ran SRC (else full attention);
+    token_counts: real tokens of each step's text, EOS included; chunk_elements bounds the
+    scores of one SDPA call, should a kernel materialise them (fused kernels do not).
+    """
+    n, L, P, lb = layout.n_regions, layout.step_text_len, layout.region_tokens, layout.base_text_len
+    q, k = query[:1].float(), key[:1].float()  # [1, S, H, D]
+    heads = q.shape[2]
+    real = torch.zeros(n, L, dtype=q.dtype, device=q.device)  # [N, L] 1 on each step's real (non-padding) tokens
+    for i, c in enumerate(token_counts):
+        real[i, : min(c, L)] = 1
+    if regional:  # SRC's group mask: region n's queries see C_n and I_n ("global": C_n and every I_m)
+        text = k[0, lb : lb + n * L].reshape(n, L, heads, -1)  # [N, L, H, D] C_n
+        image = k[0, layout.text_len :].reshape(n, P, heads, -1)  # [N, P, H, D] I_n
+        if image_attention == "global":
+            image = image.reshape(1, n * P, heads, -1).expand(n, -1, -1, -1)  # [N, N P, H, D] every I_m
+        keys = torch.cat([text, image], dim=1).transpose(1, 2)  # [N, H, L + P (or L + N P), D]
+        v = torch.zeros(n, 1, keys.shape[2], VALUE_COLUMNS, dtype=q.dtype, device=q.device)  # [N, 1, K, 8]
+        v[:, 0, :L, 0] = real  # column 0: C_n's real tokens
+        qn = q[0, layout.text_len :].reshape(n, P, heads, -1).transpose(1, 2)  # [N, H, P, D] region n's image queries
+        own = _attend(qn, keys, v.expand(-1, heads, -1, -1), chunk_elements)[..., 0].mean(1)  # [N, P] mass on step n
+        mass = torch.zeros(n, n, P, dtype=q.dtype, device=q.device)
+        mass[range(n), range(n)] = own  # step n's text is masked out of every other region: exactly 0 there
+    else:
+        v = torch.zeros(layout.total, _padded(n), dtype=q.dtype, device=q.device)  # [S, W]
+        v[lb : lb + n * L, :n] = torch.block_diag(*real[:, :, None])  # column n: step n's real tokens
+        qi = q[0, layout.text_len :].transpose(0, 1)  # [H, N P, D] image queries
+        kt = k[0].transpose(0, 1)  # [H, S, D]
+        out = _attend(qi, kt, v.expand(heads, -1, -1), chunk_elements)  # [H, N P, W]
+        mass = out.mean(0)[:, :n].T.reshape(n, n, P)  # [N steps, N regions, P]
+    return mass.reshape(n, n, layout.rows, layout.cols)
+
+
+def base_contribution(alpha: float, result: RegionalOutput, text_len: int) -> float:
+    """Mean over image tokens and heads of |alpha (z_base - z_regional)| / |z| (Eq. 9's base share)."""
+    diff = (alpha * (result.image_base - result.image_regional)).float().norm(dim=-1)  # [B, N P, H]
+    out = result.out[:, text_len:].float().norm(dim=-1).clamp_min(1e-12)  # [B, N P, H]
+    return float((diff / out).mean())
