@@ -4,11 +4,8 @@ import os
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-import ast  # noqa: E402
-import graphlib  # noqa: E402
 import json  # noqa: E402
 import time  # noqa: E402
-from pathlib import Path  # noqa: E402
 
 import pytest  # noqa: E402
 import torch  # noqa: E402
@@ -17,7 +14,6 @@ from PIL import Image  # noqa: E402
 from safetensors.torch import save_file  # noqa: E402
 from transformers import CLIPTextModel, T5EncoderModel  # noqa: E402
 
-import cooklab  # noqa: E402
 from cooklab.errors import CheckpointError, ConfigError  # noqa: E402
 from cooklab.models import (  # noqa: E402
     TINY_T5_MAX_LENGTH,
@@ -267,35 +263,3 @@ def test_unreachable_hub_fails_fast_with_the_fix():
     message = str(info.value)
     assert "no-such-org/no-such-model" in message
     assert "hf download no-such-org/no-such-model --local-dir" in message
-
-
-def _cooklab_imports() -> dict[str, set[str]]:
-    """Every cooklab module -> the cooklab modules it imports (at the top or inside functions), read with ast."""
-    root = Path(cooklab.__file__).parent
-    paths = {".".join(("cooklab", *p.relative_to(root).with_suffix("").parts)).removesuffix(".__init__"): p for p in root.rglob("*.py")}
-    graph = {}
-    for name, path in paths.items():
-        package = name.split(".") if path.name == "__init__.py" else name.split(".")[:-1]
-        imported = set()
-        for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, ast.Import):
-                imported.update(alias.name for alias in node.names)
-            elif isinstance(node, ast.ImportFrom):
-                base = package[: len(package) + 1 - node.level] if node.level else []
-                module = ".".join([*base, *([node.module] if node.module else [])])
-                imported.update([module, *(f"{module}.{alias.name}" for alias in node.names)])
-        # importing a.b.c also runs a.b's __init__ (not counting the packages this module sits in)
-        imported |= {target.rsplit(".", n)[0] for target in set(imported) for n in range(1, target.count(".") + 1)}
-        graph[name] = {target for target in imported if target in paths and not f"{name}.".startswith(f"{target}.")}
-    return graph
-
-
-def test_cooklab_modules_import_each_other_without_cycles():
-    graphlib.TopologicalSorter(_cooklab_imports()).prepare()  # raises CycleError naming the circle
-
-
-def test_tokenizers_and_hub_helpers_are_leaves():
-    graph = _cooklab_imports()
-    assert graph["cooklab.word_tokenizers"] == set()
-    assert graph["cooklab.hub"] == {"cooklab.errors"}
-    assert "cooklab.models" not in graph["cooklab.toykitchen.models"]

@@ -7,7 +7,7 @@ computes from a U-Net or a Flux layer is in ``unet_capture.py`` / ``flux_capture
 """
 
 from .locate import locate
-from .observer import ObservedAttnProcessor, observed
+from .observer import FrameTrace, ObservedAttnProcessor, observed
 from .summaries import (
     base_contribution_curve,
     cscc_delta_means,
@@ -15,7 +15,7 @@ from .summaries import (
     reference_share_means,
     text_image_region_shares,
 )
-from .trace import CAPTURE_KINDS, FrameTrace, Trace, trace
+from .trace import CAPTURE_KINDS, Trace, trace
 
 __all__ = [
     "CAPTURE_KINDS",

@@ -47,9 +47,25 @@ bit-identical-image tests hold that copy to the stock processor.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 import torch.nn.functional as F
 
 from ..errors import ConfigError
+
+
+@dataclass
+class FrameTrace:
+    """What the pipeline told the trace about one frame."""
+
+    index: int
+    prompt: str
+    tokens: list[str]  # prompt tokens before padding, BOS/EOS included
+    reference: int | None  # frame whose latent this frame started from
+    latent_hw: tuple[int, int]
+    timesteps: dict[int, float] = field(default_factory=dict)  # step position -> timestep value
+    image: object = None  # the decoded PIL image, once the frame is done
+    kv_reference: int | None = None  # frame whose keys/values this frame attended to
 
 
 class ObservedAttnProcessor:

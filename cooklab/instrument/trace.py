@@ -52,13 +52,14 @@ A pipeline can be traced by one trace at a time.
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 
 from ..errors import ConfigError
 from . import flux_capture, unet_capture
 from .locate import locate
+from .observer import FrameTrace
 from .pooling import grid, pool, pooled_size, upsample
 
 CAPTURE_KINDS = ("self_attention", "reference_share", "cross_attention", "noise")  # RecipeDiffusion
@@ -80,20 +81,6 @@ class CanvasTrace:
     cscc_delta_norm: torch.Tensor | None = None  # [N, L] |lam * C_recipe slice| added to each step token
     images: list | None = None
     canvas: object = None
-
-
-@dataclass
-class FrameTrace:
-    """What the pipeline told the trace about one frame."""
-
-    index: int
-    prompt: str
-    tokens: list[str]  # prompt tokens before padding, BOS/EOS included
-    reference: int | None  # frame whose latent this frame started from
-    latent_hw: tuple[int, int]
-    timesteps: dict[int, float] = field(default_factory=dict)  # step position -> timestep value
-    image: object = None  # the decoded PIL image, once the frame is done
-    kv_reference: int | None = None  # frame whose keys/values this frame attended to
 
 
 class Trace:

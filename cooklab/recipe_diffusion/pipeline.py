@@ -49,8 +49,7 @@ from tqdm.auto import tqdm
 from ..errors import ConfigError
 from ..grounding import as_mask_result
 from ..instrument.locate import locate
-from ..instrument.observer import observed
-from ..instrument.trace import FrameTrace
+from ..instrument.observer import FrameTrace, observed
 from ..pipeline_base import CooklabPipeline
 from ..recipe import StepPlan, as_recipe
 from .kv_sharing import KVSharingAttnProcessor, KVSharingState
