@@ -43,3 +43,9 @@ def test_errors(tiny_sd):
         cooklab.locate(tiny_sd, kind="selfish")
     with pytest.raises(ConfigError, match="cannot find attention layers"):
         cooklab.locate(object())
+
+
+def test_a_kind_the_model_does_not_have_is_a_clear_error():
+    flux = cooklab.models.tiny_flux()  # Flux layers are named ...attn, never attn1/attn2
+    with pytest.raises(ConfigError, match="has no cross attention layer at all"):
+        cooklab.locate(flux, "double", kind="cross")

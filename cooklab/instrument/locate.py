@@ -67,6 +67,9 @@ def locate(obj, *patterns: str, kind: str = "any") -> list[str]:
     found = []
     for pattern in patterns:
         hits = [n for n in names if _matches(n, pattern)]
+        if not hits and not names:
+            raise ConfigError(f"layer pattern {pattern!r}: this model has no {kind} attention layer at all (kind={kind!r}); "
+                              "try kind='any', or cooklab.locate(pipe) to list its layers.")
         if not hits:
             groups = sorted({g for g, prefix in GROUPS.items() if any(n.startswith(prefix) for n in names)})
             raise ConfigError(
