@@ -28,6 +28,7 @@ LAYERS = [
     ("pipelines", ["cooklab.pipeline_base", "cooklab.recipe_diffusion.pipeline", "cooklab.cookanything.pipeline"]),
     ("instrument and viz", ["cooklab.instrument.trace", "cooklab.instrument.unet_capture", "cooklab.instrument.flux_capture",
                             "cooklab.instrument.summaries", "cooklab.viz"]),
+    ("metrics", ["cooklab.metrics"]),  # measures outputs; no pipeline imports it
     ("applications", ["cooklab.toykitchen.train", "cooklab.toykitchen.evaluate", "cooklab.report", "cooklab.runs",
                       "cooklab.cli", "cooklab.__main__"]),
 ]

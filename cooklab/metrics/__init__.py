@@ -1,0 +1,89 @@
+"""Measure a generated sequence the way the papers do: one interface, images in, ``MetricResult`` out.
+
+Every metric takes the frames (and the texts, masks or expectations it needs) and returns a
+``MetricResult(value, per_item, record)``; ``docs/metrics.md`` defines each precisely.
+
+* ``clip_score`` -- CLIP-T (frame vs its step text) and CLIP-I (frame vs frame), Recipe Diffusion Tables I-II
+* ``dino`` -- L2 distance of DINOv2 CLS embeddings between frames, whole or masked, Tables I-II
+* ``dreamsim`` -- DreamSim distance between frames, through the optional ``dreamsim`` package
+* ``recipe_metrics`` -- CookAnything's goal / step faithfulness, cross-step consistency, ingredient accuracy (CLIP)
+* ``oracle`` -- the Toy Kitchen oracle's consistency, faithfulness and state accuracy
+
+``score(images, recipe)`` runs several at once, loading each backbone once::
+
+    from cooklab.metrics import score
+    results = score(out.images, recipe)               # the hub's CLIP and DINOv2
+    results["clip_score"].value, results["dino_l2"].per_item, results["dino_l2"].record
+
+Importing this package loads torch but neither diffusers nor transformers' models.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..errors import ConfigError
+from ..recipe import as_recipe
+from ..toykitchen.recipes import ToyRecipe
+from .base import MetricResult, Preprocess
+from .clip_score import DEFAULT_CLIP, ClipBackbone, clip_backbone, clip_image_score, clip_score, tiny_random_clip
+from .dino import DEFAULT_DINO, DinoBackbone, dino_backbone, dino_l2, tiny_random_dino
+from .dreamsim import DEFAULT_CACHE_DIR, dreamsim_distance
+from .oracle import oracle_container_consistency, oracle_state_accuracy, oracle_step_faithfulness
+from .recipe_metrics import cross_step_consistency, goal_faithfulness, ingredient_accuracy, step_faithfulness
+
+__all__ = [
+    "DEFAULT_METRICS", "METRICS", "ClipBackbone", "DinoBackbone", "MetricResult", "Preprocess", "clip_backbone", "clip_image_score",
+    "clip_score", "cross_step_consistency", "dino_backbone", "dino_l2", "dreamsim_distance", "goal_faithfulness",
+    "ingredient_accuracy", "oracle_container_consistency", "oracle_state_accuracy", "oracle_step_faithfulness", "score",
+    "step_faithfulness", "tiny_random_clip", "tiny_random_dino",
+]
+
+CLIP_METRICS = ("clip_score", "clip_image_score", "goal_faithfulness", "step_faithfulness", "cross_step_consistency",
+                "ingredient_accuracy")
+ORACLE_METRICS = ("oracle_container_consistency", "oracle_step_faithfulness", "oracle_state_accuracy")
+#: every name ``score`` knows
+METRICS = (*CLIP_METRICS, "dino_l2", "dreamsim", *ORACLE_METRICS)
+#: what ``score`` runs by default: the papers' learned metrics that need no optional package
+DEFAULT_METRICS = (*CLIP_METRICS, "dino_l2")
+
+
+def score(images, recipe, metrics=DEFAULT_METRICS, *, clip=DEFAULT_CLIP, dino=DEFAULT_DINO, masks=None,
+          dreamsim_cache_dir: str | Path = DEFAULT_CACHE_DIR, text_mode: str = "chunk", pairs: str = "consecutive") -> dict[str, MetricResult]:
+    """Run ``metrics`` on one generated sequence: ``{name: MetricResult}``, in the order asked.
+
+    images: one picture per step. recipe: anything ``cooklab.as_recipe`` takes, or a Toy Kitchen
+    ``ToyRecipe`` (needed by the ``oracle_*`` metrics, which read its expectations). The goal is
+    the recipe's title, step texts its steps, ingredient lists ``Step.ingredients``.
+    clip / dino: a hub id, a local folder or a built backbone (``tiny_random_clip()``), each loaded once.
+    masks: one mask or None per frame, for ``dino_l2`` (the masked object regions).
+    text_mode: ``"chunk"`` or ``"truncate"`` for texts beyond CLIP's 77 tokens; pairs: ``"consecutive"`` or ``"all"``.
+    """
+    unknown = [m for m in metrics if m not in METRICS]
+    if unknown:
+        raise ConfigError(f"unknown metric(s) {unknown}: choose from {list(METRICS)}.")
+    expectations = list(recipe.expectations) if isinstance(recipe, ToyRecipe) else None
+    recipe = recipe.to_recipe() if isinstance(recipe, ToyRecipe) else as_recipe(recipe)
+    images = list(images)
+    if len(images) != len(recipe.steps):
+        raise ConfigError(f"{len(images)} images for a recipe of {len(recipe.steps)} steps: give one picture per step.")
+    if expectations is None and any(m in ORACLE_METRICS for m in metrics):
+        raise ConfigError("the oracle_* metrics read a Toy Kitchen recipe's expectations: pass the ToyRecipe "
+                          "(cooklab.toykitchen.random_toy_recipe(...)), not a plain Recipe.")
+    texts = [step.text for step in recipe.steps]
+    clip = clip_backbone(clip) if any(m in CLIP_METRICS for m in metrics) else None
+    dino = dino_backbone(dino) if "dino_l2" in metrics else None
+    run = {
+        "clip_score": lambda: clip_score(images, texts, clip, text_mode),
+        "clip_image_score": lambda: clip_image_score(images, clip, pairs),
+        "goal_faithfulness": lambda: goal_faithfulness(images, recipe.title, clip, text_mode),
+        "step_faithfulness": lambda: step_faithfulness(images, texts, clip, text_mode),
+        "cross_step_consistency": lambda: cross_step_consistency(images, clip, pairs),
+        "ingredient_accuracy": lambda: ingredient_accuracy(images, [step.ingredients for step in recipe.steps], clip),
+        "dino_l2": lambda: dino_l2(images, masks, dino, pairs),
+        "dreamsim": lambda: dreamsim_distance(images, dreamsim_cache_dir, pairs=pairs),
+        "oracle_container_consistency": lambda: oracle_container_consistency(images),
+        "oracle_step_faithfulness": lambda: oracle_step_faithfulness(images, expectations),
+        "oracle_state_accuracy": lambda: oracle_state_accuracy(images, expectations),
+    }
+    return {name: run[name]() for name in metrics}

@@ -1,0 +1,177 @@
+"""CLIP score (Recipe Diffusion, Tables I-II): each frame against its step text, and frame against frame.
+
+With a CLIP image encoder ``f`` and text encoder ``g`` (projected features, L2-normalised,
+``cos(a, b) = a . b``)::
+
+    CLIP-T   per frame i:          100 * max(cos(f(x_i), g(t_i)), 0)        value = mean over frames
+    CLIP-I   per pair (i, j):      100 * max(cos(f(x_i), f(x_j)), 0)        value = mean over pairs
+
+(the clamp at 0 and the factor 100 are the usual CLIPScore convention, as in torchmetrics), with
+pairs ``consecutive`` ((1,2), (2,3), ...; the default) or ``all`` (every i < j).
+
+CLIP reads at most 77 tokens (start and end token included). A longer step text is either
+**chunked** (default): its tokens are cut into windows of at most 75, each window gets the start
+and end token and is encoded, and ``g(t) = normalise(mean_k normalise(g(window_k)))``; or
+**truncated** to its first 75 tokens. A text of at most 75 tokens is one window either way, so
+the mode changes nothing for it. The record lists the tokens and windows of every text.
+
+The backbone is a ``ClipBackbone``: a transformers ``CLIPModel``, its tokenizer and its image
+``Preprocess``. ``clip_backbone(source)`` builds it from a hub id or a local folder (default
+``"openai/clip-vit-base-patch32"``; offline-aware, a ``CheckpointError`` naming the fix when the
+files are not there), from a ``CLIPModel`` plus tokenizer, or passes a ``ClipBackbone`` through.
+``tiny_random_clip()`` is a small CLIP with random weights built from a config in code (tests).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import torch
+import torch.nn.functional as F
+
+from ..errors import ConfigError
+from .base import MetricResult, Preprocess, frame_pairs, load_pretrained, mean_or_nan, prepare, provenance
+
+if TYPE_CHECKING:
+    from transformers import CLIPModel, PreTrainedTokenizerBase
+
+__all__ = ["DEFAULT_CLIP", "TEXT_MODES", "ClipBackbone", "clip_backbone", "clip_image_score", "clip_score", "tiny_random_clip"]
+
+DEFAULT_CLIP = "openai/clip-vit-base-patch32"
+#: what happens to a text longer than CLIP's window
+TEXT_MODES = ("chunk", "truncate")
+#: OpenAI CLIP's normalisation (CLIPImageProcessor's defaults)
+CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
+CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
+
+
+@dataclass
+class ClipBackbone:
+    """A CLIP model with its tokenizer and image preprocessing; ``source`` names where it came from."""
+
+    model: CLIPModel
+    tokenizer: PreTrainedTokenizerBase
+    preprocess: Preprocess
+    source: str
+    batch_size: int = 32
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    @property
+    def max_tokens(self) -> int:
+        """CLIP's text window, start and end token included (77 for every released CLIP)."""
+        return int(self.model.config.text_config.max_position_embeddings)
+
+    @torch.no_grad()
+    def image_features(self, images, masks=None) -> torch.Tensor:
+        """``[N, D]`` L2-normalised projected image features."""
+        pixels = prepare(images, self.preprocess, masks)  # [N, 3, crop, crop]
+        dtype = self.model.dtype
+        out = [self.model.get_image_features(pixel_values=pixels[i:i + self.batch_size].to(self.device, dtype)).pooler_output
+               for i in range(0, len(pixels), self.batch_size)]
+        return F.normalize(torch.cat(out).float(), dim=-1)  # [N, D]
+
+    def windows(self, text: str, mode: str) -> tuple[int, list[list[int]]]:
+        """(content tokens of ``text``, its token windows): each window at most ``max_tokens - 2`` tokens; one when truncating."""
+        if mode not in TEXT_MODES:
+            raise ConfigError(f"text_mode={mode!r}: choose one of {list(TEXT_MODES)}.")
+        ids = self.tokenizer(text, add_special_tokens=False, verbose=False)["input_ids"]  # content tokens only, any length
+        width = self.max_tokens - 2  # room for the start and end token
+        if mode == "truncate" or len(ids) <= width:
+            return len(ids), [ids[:width]]
+        return len(ids), [ids[i:i + width] for i in range(0, len(ids), width)]
+
+    @torch.no_grad()
+    def text_features(self, texts: list[str], mode: str = "chunk") -> tuple[torch.Tensor, list[dict[str, int]]]:
+        """``[T, D]`` L2-normalised text features, one per text (windows averaged), and per text its tokens, windows and tokens cut."""
+        tok = self.tokenizer
+        pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
+        records, features = [], []
+        for text in texts:
+            n_tokens, windows = self.windows(text, mode)
+            records.append({"tokens": n_tokens, "windows": len(windows),
+                                      "truncated": max(0, n_tokens - sum(len(w) for w in windows))})
+            rows = [[tok.bos_token_id, *w, tok.eos_token_id] for w in windows]
+            ids = torch.full((len(rows), self.max_tokens), pad, dtype=torch.long)  # [K, 77]
+            attention = torch.zeros_like(ids)  # [K, 77]
+            for k, row in enumerate(rows):
+                ids[k, :len(row)] = torch.tensor(row)
+                attention[k, :len(row)] = 1
+            g = self.model.get_text_features(input_ids=ids.to(self.device), attention_mask=attention.to(self.device)).pooler_output
+            g = F.normalize(g.float(), dim=-1)  # [K, D], one per window
+            features.append(F.normalize(g.mean(0), dim=-1))  # [D]
+        return torch.stack(features), records  # [T, D]
+
+
+def clip_backbone(source: str | Path | ClipBackbone | CLIPModel = DEFAULT_CLIP, tokenizer=None, preprocess: Preprocess | None = None,
+                  device: str | torch.device | None = None, **from_pretrained_kwargs) -> ClipBackbone:
+    """A ``ClipBackbone`` from a hub id / local folder, from a built ``CLIPModel`` (+ tokenizer), or passed through."""
+    from transformers import AutoTokenizer, CLIPImageProcessor, CLIPModel
+
+    if isinstance(source, ClipBackbone):
+        return source
+    if isinstance(source, CLIPModel):
+        if tokenizer is None:
+            raise ConfigError("a CLIPModel was given without its tokenizer: pass tokenizer= (e.g. CLIPTokenizer.from_pretrained(...)).")
+        size = int(source.config.vision_config.image_size)
+        preprocess = preprocess or Preprocess(resize=size, crop=size, mean=CLIP_MEAN, std=CLIP_STD)
+        return ClipBackbone(source.eval(), tokenizer, preprocess, f"in memory ({type(source).__name__}, {source.name_or_path or 'no name'})")
+    model = load_pretrained(CLIPModel, source, **from_pretrained_kwargs).eval()
+    if device is not None:
+        model = model.to(device)
+    tokenizer = tokenizer or load_pretrained(AutoTokenizer, source, **from_pretrained_kwargs)
+    preprocess = preprocess or Preprocess.from_processor(load_pretrained(CLIPImageProcessor, source, **from_pretrained_kwargs))
+    return ClipBackbone(model, tokenizer, preprocess, str(source))
+
+
+def tiny_random_clip(seed: int = 0, image_size: int = 32) -> ClipBackbone:
+    """A small ``CLIPModel`` with random weights, built from a config in code with cooklab's in-memory tokenizer (tests; meaningless numbers)."""
+    from transformers import CLIPConfig, CLIPModel
+
+    from ..word_tokenizers import tiny_clip_tokenizer
+
+    tokenizer = tiny_clip_tokenizer()
+    text = {"vocab_size": len(tokenizer), "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2,
+            "num_attention_heads": 2, "max_position_embeddings": 77, "bos_token_id": tokenizer.bos_token_id,
+            "eos_token_id": tokenizer.eos_token_id, "pad_token_id": tokenizer.pad_token_id}
+    vision = {"image_size": image_size, "patch_size": 8, "hidden_size": 32, "intermediate_size": 64,
+              "num_hidden_layers": 2, "num_attention_heads": 2}
+    torch.manual_seed(seed)
+    model = CLIPModel(CLIPConfig(text_config=text, vision_config=vision, projection_dim=16)).eval()
+    preprocess = Preprocess(resize=image_size, crop=image_size, mean=CLIP_MEAN, std=CLIP_STD)
+    return ClipBackbone(model, tokenizer, preprocess, f"tiny_random_clip(seed={seed}, image_size={image_size})")
+
+
+def text_record(clip: ClipBackbone, mode: str, per_text: list[dict[str, int]]) -> dict[str, Any]:
+    """The record's ``text`` entry: the mode, CLIP's window and, per text, its tokens, windows and tokens cut."""
+    return {"mode": mode, "max_tokens": clip.max_tokens, "per_text": per_text}
+
+
+def clip_score(images, texts: list[str], clip: str | ClipBackbone = DEFAULT_CLIP, text_mode: str = "chunk") -> MetricResult:
+    """CLIP-T: ``100 * max(cos(f(x_i), g(t_i)), 0)`` per frame i (frame i against step text i), averaged."""
+    clip = clip_backbone(clip)
+    images, texts = list(images), list(texts)
+    if len(images) != len(texts):
+        raise ConfigError(f"{len(images)} images but {len(texts)} texts: give one step text per frame.")
+    g, per_text = clip.text_features(texts, text_mode)  # [N, D]
+    sims = (clip.image_features(images) * g).sum(-1)  # [N]
+    per_item = (100 * sims.clamp(min=0)).tolist()
+    return MetricResult(mean_or_nan(per_item), per_item,
+                        provenance("clip_score", clip.source, clip.preprocess, "whole frame, centre crop",
+                                   text=text_record(clip, text_mode, per_text), formula="100 * max(cos(image_i, text_i), 0); mean over frames"))
+
+
+def clip_image_score(images, clip: str | ClipBackbone = DEFAULT_CLIP, pairs: str = "consecutive") -> MetricResult:
+    """CLIP-I: ``100 * max(cos(f(x_i), f(x_j)), 0)`` per frame pair (``consecutive`` or ``all``), averaged."""
+    clip = clip_backbone(clip)
+    images = list(images)
+    index = frame_pairs(len(images), pairs)
+    f = clip.image_features(images)  # [N, D]
+    per_item = [100 * max(float(f[i] @ f[j]), 0.0) for i, j in index]
+    return MetricResult(mean_or_nan(per_item), per_item,
+                        provenance("clip_image_score", clip.source, clip.preprocess, "whole frame, centre crop",
+                                   pairs=pairs, pair_index=index, formula="100 * max(cos(image_i, image_j), 0); mean over pairs"))
