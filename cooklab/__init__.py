@@ -23,6 +23,7 @@ __version__ = "0.1.0"
 _LAZY = {
     "models": (".models", None),
     "viz": (".viz", None),
+    "metrics": (".metrics", None),
     "BoxMaskProvider": (".grounding", "BoxMaskProvider"),
     "MaskProvider": (".grounding", "MaskProvider"),
     "MaskResult": (".grounding", "MaskResult"),

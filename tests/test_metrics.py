@@ -6,6 +6,8 @@ a frame's score does not depend on the batch around it, masks are honoured, long
 chunked or truncated as recorded, and the oracle's measures equal the oracle's functions.
 """
 
+import os
+import subprocess
 import sys
 import types
 
@@ -226,3 +228,26 @@ def test_images_of_every_kind_convert_alike():
     assert image_tensor(u8[..., 0]).shape == (3, 6, 5)  # grey -> RGB
     with pytest.raises(ConfigError, match="image must be"):
         image_tensor(np.zeros((2, 3, 4, 5)))
+
+
+def test_preprocess_reads_the_model_processors_and_built_models_need_their_tokenizer(clip):
+    from transformers import BitImageProcessor, CLIPImageProcessor
+
+    from cooklab.metrics import Preprocess, dino_backbone
+
+    default = CLIPImageProcessor()
+    assert Preprocess.from_processor(default) == Preprocess(224, 224, tuple(default.image_mean), tuple(default.image_std))
+    dinov2 = BitImageProcessor(size={"shortest_edge": 256}, crop_size={"height": 224, "width": 224},
+                               image_mean=[0.485, 0.456, 0.406], image_std=[0.229, 0.224, 0.225])
+    assert Preprocess.from_processor(dinov2) == Preprocess(256, 224, (0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
+    with pytest.raises(ConfigError, match="tokenizer="):
+        clip_backbone(clip.model)
+    rebuilt = clip_backbone(clip.model, tokenizer=clip.tokenizer)
+    assert rebuilt.preprocess == clip.preprocess and rebuilt.source.startswith("in memory")
+    assert dino_backbone(tiny_random_dino().model).preprocess.crop == 28
+
+
+def test_importing_metrics_loads_neither_diffusers_nor_matplotlib():
+    code = ("import sys, cooklab; cooklab.metrics; "
+            "assert 'diffusers' not in sys.modules and 'matplotlib' not in sys.modules, 'cooklab.metrics imported too much'")
+    subprocess.run([sys.executable, "-c", code], check=True, env=os.environ.copy())

@@ -68,7 +68,10 @@ class Preprocess:
 
     @classmethod
     def from_processor(cls, processor) -> Preprocess:
-        """The numbers of a ``CLIPImageProcessor`` / ``BitImageProcessor`` (DINOv2) loaded with a model."""
+        """The numbers of a ``CLIPImageProcessor`` / ``BitImageProcessor`` (DINOv2) loaded with a model.
+
+        A processor that resizes to a fixed (height, width) instead of a shortest side is read as its shorter side.
+        """
         size, crop = processor.size, processor.crop_size
         resize = size["shortest_edge"] if "shortest_edge" in size else min(size["height"], size["width"])
         return cls(resize=int(resize), crop=int(min(crop["height"], crop["width"])),

@@ -109,23 +109,25 @@ class ClipBackbone:
 
 def clip_backbone(source: str | Path | ClipBackbone | CLIPModel = DEFAULT_CLIP, tokenizer=None, preprocess: Preprocess | None = None,
                   device: str | torch.device | None = None, **from_pretrained_kwargs) -> ClipBackbone:
-    """A ``ClipBackbone`` from a hub id / local folder, from a built ``CLIPModel`` (+ tokenizer), or passed through."""
+    """A ``ClipBackbone`` from a hub id / local folder, from a built ``CLIPModel`` (+ tokenizer), or passed through; ``device`` moves its model."""
     from transformers import AutoTokenizer, CLIPImageProcessor, CLIPModel
 
     if isinstance(source, ClipBackbone):
-        return source
-    if isinstance(source, CLIPModel):
+        backbone = source
+    elif isinstance(source, CLIPModel):
         if tokenizer is None:
             raise ConfigError("a CLIPModel was given without its tokenizer: pass tokenizer= (e.g. CLIPTokenizer.from_pretrained(...)).")
         size = int(source.config.vision_config.image_size)
         preprocess = preprocess or Preprocess(resize=size, crop=size, mean=CLIP_MEAN, std=CLIP_STD)
-        return ClipBackbone(source.eval(), tokenizer, preprocess, f"in memory ({type(source).__name__}, {source.name_or_path or 'no name'})")
-    model = load_pretrained(CLIPModel, source, **from_pretrained_kwargs).eval()
+        backbone = ClipBackbone(source.eval(), tokenizer, preprocess, f"in memory (CLIPModel, {source.name_or_path or 'no name'})")
+    else:
+        model = load_pretrained(CLIPModel, source, **from_pretrained_kwargs).eval()
+        tokenizer = tokenizer or load_pretrained(AutoTokenizer, source, **from_pretrained_kwargs)
+        preprocess = preprocess or Preprocess.from_processor(load_pretrained(CLIPImageProcessor, source, **from_pretrained_kwargs))
+        backbone = ClipBackbone(model, tokenizer, preprocess, str(source))
     if device is not None:
-        model = model.to(device)
-    tokenizer = tokenizer or load_pretrained(AutoTokenizer, source, **from_pretrained_kwargs)
-    preprocess = preprocess or Preprocess.from_processor(load_pretrained(CLIPImageProcessor, source, **from_pretrained_kwargs))
-    return ClipBackbone(model, tokenizer, preprocess, str(source))
+        backbone.model.to(device)
+    return backbone
 
 
 def tiny_random_clip(seed: int = 0, image_size: int = 32) -> ClipBackbone:

@@ -59,20 +59,22 @@ class DinoBackbone:
 
 def dino_backbone(source: str | Path | DinoBackbone | Dinov2Model = DEFAULT_DINO, preprocess: Preprocess | None = None,
                   device: str | torch.device | None = None, **from_pretrained_kwargs) -> DinoBackbone:
-    """A ``DinoBackbone`` from a hub id / local folder or a built ``Dinov2Model``, or passed through."""
+    """A ``DinoBackbone`` from a hub id / local folder or a built ``Dinov2Model``, or passed through; ``device`` moves its model."""
     from transformers import AutoImageProcessor, Dinov2Model
 
     if isinstance(source, DinoBackbone):
-        return source
-    if isinstance(source, Dinov2Model):
+        backbone = source
+    elif isinstance(source, Dinov2Model):
         size = int(source.config.image_size)
         preprocess = preprocess or Preprocess(resize=size, crop=size, mean=IMAGENET_MEAN, std=IMAGENET_STD)
-        return DinoBackbone(source.eval(), preprocess, f"in memory (Dinov2Model, {source.name_or_path or 'no name'})")
-    model = load_pretrained(Dinov2Model, source, **from_pretrained_kwargs).eval()
+        backbone = DinoBackbone(source.eval(), preprocess, f"in memory (Dinov2Model, {source.name_or_path or 'no name'})")
+    else:
+        model = load_pretrained(Dinov2Model, source, **from_pretrained_kwargs).eval()
+        preprocess = preprocess or Preprocess.from_processor(load_pretrained(AutoImageProcessor, source, **from_pretrained_kwargs))
+        backbone = DinoBackbone(model, preprocess, str(source))
     if device is not None:
-        model = model.to(device)
-    preprocess = preprocess or Preprocess.from_processor(load_pretrained(AutoImageProcessor, source, **from_pretrained_kwargs))
-    return DinoBackbone(model, preprocess, str(source))
+        backbone.model.to(device)
+    return backbone
 
 
 def tiny_random_dino(seed: int = 0, image_size: int = 28) -> DinoBackbone:
