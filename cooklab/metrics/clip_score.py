@@ -67,9 +67,9 @@ class ClipBackbone:
         return int(self.model.config.text_config.max_position_embeddings)
 
     @torch.no_grad()
-    def image_features(self, images, masks=None) -> torch.Tensor:
-        """``[N, D]`` L2-normalised projected image features."""
-        pixels = prepare(images, self.preprocess, masks)  # [N, 3, crop, crop]
+    def image_features(self, images) -> torch.Tensor:
+        """``[N, D]`` L2-normalised projected image features of whole frames."""
+        pixels = prepare(images, self.preprocess)  # [N, 3, crop, crop]
         dtype = self.model.dtype
         out = [self.model.get_image_features(pixel_values=pixels[i:i + self.batch_size].to(self.device, dtype)).pooler_output
                for i in range(0, len(pixels), self.batch_size)]
@@ -93,8 +93,7 @@ class ClipBackbone:
         records, features = [], []
         for text in texts:
             n_tokens, windows = self.windows(text, mode)
-            records.append({"tokens": n_tokens, "windows": len(windows),
-                                      "truncated": max(0, n_tokens - sum(len(w) for w in windows))})
+            records.append({"tokens": n_tokens, "windows": len(windows), "truncated": max(0, n_tokens - sum(len(w) for w in windows))})
             rows = [[tok.bos_token_id, *w, tok.eos_token_id] for w in windows]
             ids = torch.full((len(rows), self.max_tokens), pad, dtype=torch.long)  # [K, 77]
             attention = torch.zeros_like(ids)  # [K, 77]

@@ -84,4 +84,4 @@ def ingredient_accuracy(images, ingredients: list[list[str]], clip: str | ClipBa
     return MetricResult(mean_or_nan(per_item), per_item,
                         provenance("ingredient_accuracy", clip.source, clip.preprocess, CROP, scored=scored, template=template,
                                    neutral=neutral, formula="1[cos(image_i, template(k)) > cos(image_i, neutral)]; mean over (step, ingredient)",
-                                   note=None if scored else "no step lists an ingredient: nothing to score (value nan)"))
+                                   **({} if scored else {"note": "no step lists an ingredient: nothing to score (value nan)"})))
