@@ -56,6 +56,8 @@ TOY_SIZE = 64  # the Toy Kitchen models are trained at 64x64; the tiny ones defa
 TOY_STEPS = 30  # DDIM / flow-matching steps the Toy Kitchen models are evaluated with (docs/toykitchen.md)
 TOY_GUIDANCE = 3.0  # classifier-free guidance of toy_sd; true CFG of toy_flux (it has no guidance embedding)
 DEMO_STEPS = 20  # 20 give much the same toy pictures as 30 and keep the demo under a minute on a busy 2-core CPU
+# cooklab.metrics' CLIP, DINOv2 and batch size, without importing torch (tests/test_scoring.py checks they match)
+SCORE_DEFAULTS = {"clip": "openai/clip-vit-base-patch32", "dino": "facebook/dinov2-base", "batch_size": 32}
 FLUX_MAX_SEQUENCE_LENGTH = 512  # FluxPipeline's T5 limit (FLUX.1-dev's default; schnell uses 256)
 # Options that belong to one pipeline: attribute -> flag. Their parser defaults are None/False so that
 # "given" can be told from "left at the default"; the real defaults are filled in per pipeline.
@@ -221,6 +223,32 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--steps", type=int, default=DEMO_STEPS, help=f"denoising steps per frame (default: {DEMO_STEPS})")
     demo.add_argument("--seed", type=int, default=0, help="frame (CookAnything: region) i starts from the noise of seed + i (default: 0)")
+
+    sc = commands.add_parser(
+        "score",
+        help="measure a run folder (CLIP, DINOv2, the Toy Kitchen oracle, a judge): writes metrics.json and a table on its page",
+        description=(
+            "Measure the frames of a folder written by `cooklab generate` or `cooklab demo` with cooklab.metrics (docs/metrics.md): "
+            "writes metrics.json and adds a metrics table to its index.html. Without --metrics: the oracle's for a Toy "
+            "Kitchen run, the CLIP and DINOv2 metrics when those models load (offline: from the cache or a folder), the "
+            "judge's with --judge."
+        ),
+    )
+    sc.add_argument("run", metavar="RUN_FOLDER", type=Path, help="a run folder (it holds settings.json and frame_NN.png)")
+    sc.add_argument("--metrics", default=None, metavar="NAMES",
+                    help="comma-separated metric names from docs/metrics.md, e.g. clip_score,dino_l2 (default: what can run here)")
+    sc.add_argument("--clip", default=None, metavar="ID_OR_FOLDER",
+                    help=f"CLIP checkpoint, hub id or folder (default: {SCORE_DEFAULTS['clip']}, if it loads)")
+    sc.add_argument("--dino", default=None, metavar="ID_OR_FOLDER",
+                    help=f"DINOv2 checkpoint, hub id or folder (default: {SCORE_DEFAULTS['dino']}, if it loads)")
+    sc.add_argument("--device", default="auto", help="where CLIP and DINOv2 run: auto (CUDA when available), cpu, cuda (default: auto)")
+    sc.add_argument("--batch-size", type=int, default=SCORE_DEFAULTS["batch_size"],
+                    help=f"frames per forward pass (default: {SCORE_DEFAULTS['batch_size']})")
+    sc.add_argument("--pairs", choices=("consecutive", "all"), default="consecutive",
+                    help="frame pairs of the sequence metrics (default: consecutive)")
+    sc.add_argument("--judge", default=None, metavar="MODEL",
+                    help="also judge every frame with this vision-language chat model (OPENAI_API_KEY from the environment)")
+    sc.add_argument("--judge-base-url", default=None, metavar="URL", help="an OpenAI-compatible server for --judge (default: OpenAI)")
 
     toykitchen = commands.add_parser("toykitchen", help="the Toy Kitchen: train its small models",
                                      description="The Toy Kitchen world (cooklab.toykitchen).")
@@ -576,6 +604,21 @@ def _demo(args: argparse.Namespace, command: str) -> int:
     return 0
 
 
+def _score(args: argparse.Namespace, command: str) -> int:
+    """``cooklab score RUN_FOLDER``: the settings go to ``cooklab.scoring.score_run``."""
+    from cooklab.metrics import VisionJudge
+    from cooklab.scoring import ScoreRun, score_run, summary_lines
+
+    metrics = None if args.metrics is None else [m.strip() for m in args.metrics.split(",") if m.strip()]
+    judge = None if args.judge is None else VisionJudge(args.judge, base_url=args.judge_base_url)
+    result = score_run(ScoreRun(args.run, metrics, clip=args.clip, dino=args.dino, judge=judge, device=args.device,
+                                batch_size=args.batch_size, pairs=args.pairs))
+    print(f"scored {args.run}:")
+    print("\n".join(summary_lines(result)))
+    print(f"wrote {result.path}; open {result.index}")
+    return 0
+
+
 def _toykitchen(args: argparse.Namespace, command: str) -> int:
     """``cooklab toykitchen train``."""
     import torch
@@ -614,7 +657,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as exit_:  # --help, --version, or a usage error (argparse has printed it)
         return exit_.code if isinstance(exit_.code, int) else 2
     command = shlex.join(["cooklab", *argv])
-    handlers = {"generate": _generate, "plan": _plan_command, "demo": _demo, "toykitchen": _toykitchen}
+    handlers = {"generate": _generate, "plan": _plan_command, "demo": _demo, "score": _score, "toykitchen": _toykitchen}
     try:
         with warnings.catch_warnings():
             warnings.showwarning = _show_warning

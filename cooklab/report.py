@@ -8,7 +8,11 @@ The folder then holds::
     frame_00.png ... frame_NN.png   one image per recipe step
     storyboard.png                  all frames with their step text (cooklab.viz)
     settings.json                   the call's settings, per-frame details, versions, model id
+    recipe.yaml                     the recipe the pipeline drew, with its step metadata (what ``cooklab score`` reads)
     index.html                      a static page showing all of the above (images linked relatively)
+
+``cooklab score`` adds ``metrics.json`` and a metrics table on the page (``render_html(data, metrics=)``);
+writing a new run into the folder removes an old ``metrics.json``, which measured other frames.
 
 A ``CookAnythingOutput`` (all steps on one canvas) is written by ``write_canvas_run``, which
 ``write_run`` calls for it: the same files plus ``canvas.png`` (the whole canvas), and per step
@@ -37,12 +41,14 @@ from typing import Any
 from cooklab.fileio import atomic_write
 
 __all__ = [
-    "atomic_write", "canvas_settings", "frame_name", "is_canvas_output", "run_settings", "write_canvas_run", "write_figure",
-    "write_run",
+    "METRICS_FILE", "RECIPE_FILE", "atomic_write", "canvas_settings", "frame_name", "is_canvas_output", "jsonable", "render_html",
+    "run_settings", "write_canvas_run", "write_figure", "write_run",
 ]
 
 _FRAME_FILE = re.compile(r"^frame_\d{2,}\.png$")
 CANVAS_FILE = "canvas.png"
+RECIPE_FILE = "recipe.yaml"  # the recipe the run drew
+METRICS_FILE = "metrics.json"  # written by cooklab score
 # CookAnything's three switches (settings keys) and how the page names them
 MECHANISMS = (("regional", "Step-wise Regional Control"), ("flexible_rope", "Flexible RoPE"), ("cscc", "CSCC"))
 
@@ -55,24 +61,24 @@ def frame_name(index: int) -> str:
 # ---- settings.json ----------------------------------------------------------------------
 
 
-def _jsonable(value: Any) -> Any:
+def jsonable(value: Any) -> Any:
     """Turn tensors, paths, tuples, dataclasses and odd floats into plain JSON values."""
     if value is None or isinstance(value, (bool, int, str)):
         return value
     if isinstance(value, float):
         return value if math.isfinite(value) else None
     if isinstance(value, Mapping):
-        return {str(k): _jsonable(v) for k, v in value.items()}
+        return {str(k): jsonable(v) for k, v in value.items()}
     if isinstance(value, (list, tuple, set, frozenset)):
-        return [_jsonable(v) for v in value]
+        return [jsonable(v) for v in value]
     if isinstance(value, os.PathLike):
         return os.fspath(value)
     if hasattr(value, "numel") and hasattr(value, "tolist"):  # torch tensor / numpy array
-        return _jsonable(value.tolist()) if value.numel() <= 16 else f"<tensor of shape {tuple(value.shape)}>"
+        return jsonable(value.tolist()) if value.numel() <= 16 else f"<tensor of shape {tuple(value.shape)}>"
     if hasattr(value, "item") and callable(value.item):  # numpy scalar
-        return _jsonable(value.item())
+        return jsonable(value.item())
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return _jsonable(dataclasses.asdict(value))
+        return jsonable(dataclasses.asdict(value))
     return str(value)
 
 
@@ -93,7 +99,7 @@ def _frame_entry(info: Any, step: Any = None) -> dict:
     entry = {}
     for f in dataclasses.fields(info):
         value = getattr(info, f.name)
-        entry[f.name] = _mask_summary(value) if f.name == "mask" else _jsonable(value)
+        entry[f.name] = _mask_summary(value) if f.name == "mask" else jsonable(value)
     entry["container"] = getattr(step, "container", None)
     entry["image"] = frame_name(info.index)
     return entry
@@ -123,7 +129,7 @@ def _variant_name(settings: Mapping[str, Any]) -> str:
 
 def run_settings(out: Any, *, model: str, pipeline: str, command: str | None = None, notes: Sequence[str] = ()) -> dict:
     """The content of settings.json for a pipeline output ``out`` (JSON-safe)."""
-    settings = _jsonable(dict(out.settings))
+    settings = jsonable(dict(out.settings))
     recipe = out.recipe
     return {
         "pipeline": pipeline,
@@ -175,7 +181,7 @@ def canvas_settings(out: Any, *, model: str, pipeline: str = "cookanything", com
     """
     from .cookanything.cscc import whole_description
 
-    settings = _jsonable(dict(out.settings))
+    settings = jsonable(dict(out.settings))
     recipe, layout, spans = out.recipe, out.layout, out.spans
     texts = list(recipe.texts)
     height, seed = settings.get("height"), settings.get("seed")
@@ -417,8 +423,30 @@ def _settings_rows(data: dict) -> list[tuple[str, str]]:
     return rows
 
 
-def render_html(data: dict, storyboard: str | None = "storyboard.png") -> str:
-    """index.html for the content of settings.json (``run_settings`` or ``canvas_settings``); all text is escaped."""
+def _number(value: float | None) -> str:
+    return "nan" if value is None or not math.isfinite(value) else f"{value:.4g}"
+
+
+def _metrics_html(metrics: Mapping[str, Mapping[str, Any]]) -> str:
+    """The metrics table: per metric its value, the items it averages and what measured it (``metrics.json``'s entries)."""
+    rows = []
+    for name, result in metrics.items():
+        record = result["record"]
+        items = ", ".join(_number(v) for v in result["per_item"]) or "none"
+        note = f"<br><small>{_e(record['note'])}</small>" if record.get("note") else ""
+        rows.append(f"<tr><th>{_e(name)}</th><td>{_number(result['value'])}</td><td>{_e(items)}</td>"
+                    f"<td>{_e(record.get('backbone'))}{note}</td><td>{_e(record.get('formula'))}</td></tr>")
+    return ('<h2>Metrics</h2><table class="settings"><tr><th>metric</th><th>value</th><th>per item</th><th>measured by</th>'
+            f'<th>formula</th></tr>{"".join(rows)}</table>'
+            f'<p>How each was computed (resolution, texts, pairs, versions): <a href="{METRICS_FILE}">{METRICS_FILE}</a>; '
+            "definitions in docs/metrics.md.</p>")
+
+
+def render_html(data: dict, storyboard: str | None = "storyboard.png", metrics: Mapping[str, Mapping[str, Any]] | None = None) -> str:
+    """index.html for the content of settings.json (``run_settings`` or ``canvas_settings``); all text is escaped.
+
+    metrics: ``{name: {"value", "per_item", "record"}}`` (``metrics.json``'s ``metrics``), shown as a table after the settings.
+    """
     recipe = data["recipe"]
     title = recipe["title"] or "Recipe"
     parts = [
@@ -440,6 +468,8 @@ def render_html(data: dict, storyboard: str | None = "storyboard.png") -> str:
     )
     canvas = data.get("canvas")
     parts.append(f'<p>All settings and per-{"step" if canvas else "frame"} details: <a href="settings.json">settings.json</a></p>')
+    if metrics:
+        parts.append(_metrics_html(metrics))
     if canvas:
         parts.append(_whole_html(data))
     if storyboard:
@@ -526,8 +556,15 @@ def write_run(
     (out_dir / CANVAS_FILE).unlink(missing_ok=True)  # left by a CookAnything run in the same folder
     write_figure(storyboard_from_output(out), out_dir / "storyboard.png")
     data = run_settings(out, model=model, pipeline=pipeline, command=command, notes=notes)
-    atomic_write(out_dir / "settings.json", json.dumps(data, indent=2, ensure_ascii=False, allow_nan=False) + "\n")
+    _write_record(out_dir, out.recipe, data)
     return atomic_write(out_dir / "index.html", render_html(data))
+
+
+def _write_record(out_dir: Path, recipe: Any, data: dict) -> None:
+    """settings.json and recipe.yaml; a metrics.json of an earlier run in the folder is removed (it measured other frames)."""
+    atomic_write(out_dir / "settings.json", json.dumps(data, indent=2, ensure_ascii=False, allow_nan=False) + "\n")
+    recipe.save(out_dir / RECIPE_FILE)
+    (out_dir / METRICS_FILE).unlink(missing_ok=True)
 
 
 def _write_frames(out_dir: Path, frames: Sequence[tuple[int, Any]]) -> None:
@@ -584,5 +621,5 @@ def write_canvas_run(
     _write_frames(out_dir, list(enumerate(out.images)))
     atomic_write(out_dir / CANVAS_FILE, _png_bytes(out.canvas))
     write_figure(_canvas_storyboard(out, data), out_dir / "storyboard.png")
-    atomic_write(out_dir / "settings.json", json.dumps(data, indent=2, ensure_ascii=False, allow_nan=False) + "\n")
+    _write_record(out_dir, out.recipe, data)
     return atomic_write(out_dir / "index.html", render_html(data))

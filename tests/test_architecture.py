@@ -29,7 +29,7 @@ LAYERS = [
     ("instrument and viz", ["cooklab.instrument.trace", "cooklab.instrument.unet_capture", "cooklab.instrument.flux_capture",
                             "cooklab.instrument.summaries", "cooklab.viz"]),
     ("metrics", ["cooklab.metrics"]),  # measures outputs; no pipeline imports it
-    ("applications", ["cooklab.toykitchen.train", "cooklab.toykitchen.evaluate", "cooklab.report", "cooklab.runs",
+    ("applications", ["cooklab.toykitchen.train", "cooklab.toykitchen.evaluate", "cooklab.report", "cooklab.runs", "cooklab.scoring",
                       "cooklab.cli", "cooklab.__main__"]),
 ]
 

@@ -7,7 +7,7 @@
 * ``response_format=RESPONSE_FORMAT``: ``{"type": "json_schema", "json_schema":
   {"name": "recipe_plan", "strict": True, "schema": ...}}``, the schema of
   ``schema._ModelAnswer`` (``{"context": RecipeContext, "steps": [PlannedStep, ...]}``)
-  made strict by ``_strict_schema``; ``temperature=0``.
+  made strict by ``strict_schema``; ``temperature=0``.
 
 The answer is validated with pydantic. What happens when an attempt fails:
 
@@ -20,7 +20,7 @@ The answer is validated with pydantic. What happens when an attempt fails:
 * after ``max_retries`` retries: ``AgentError`` with what failed and the fix.
 
 Secrets: the key is read from the ``OPENAI_API_KEY`` environment variable only (in
-``_make_client``), held only by the ``openai`` client, and masked (``_redact``) in every
+``_make_client``), held only by the ``openai`` client, and masked (``redact``) in every
 error text if a server echoes it back.
 """
 
@@ -31,7 +31,7 @@ import json
 import os
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
 from pydantic import ValidationError
@@ -71,10 +71,10 @@ the container with its attributes, and the visible ingredients with their states
 Answer with the JSON object only."""
 
 
-_NOT_STRICT = {"default", "title", "minLength", "maxLength", "minItems", "maxItems"}  # keywords _strict_schema drops
+_NOT_STRICT = {"default", "title", "minLength", "maxLength", "minItems", "maxItems"}  # keywords strict_schema drops
 
 
-def _strict_schema(schema: Any) -> Any:
+def strict_schema(schema: Any) -> Any:
     """A pydantic JSON schema made acceptable to OpenAI's strict structured outputs.
 
     Strict mode wants every property required (optional values are nullable instead) and
@@ -82,12 +82,12 @@ def _strict_schema(schema: Any) -> Any:
     out (not every server accepts them, and pydantic checks the lengths afterwards).
     """
     if isinstance(schema, list):
-        return [_strict_schema(item) for item in schema]
+        return [strict_schema(item) for item in schema]
     if not isinstance(schema, dict):
         return schema
-    cleaned = {key: _strict_schema(value) for key, value in schema.items() if key not in _NOT_STRICT}
+    cleaned = {key: strict_schema(value) for key, value in schema.items() if key not in _NOT_STRICT}
     if cleaned.get("type") == "object" and "properties" in cleaned:
-        cleaned["properties"] = {name: _strict_schema(value) for name, value in schema["properties"].items()}
+        cleaned["properties"] = {name: strict_schema(value) for name, value in schema["properties"].items()}
         cleaned["required"] = list(cleaned["properties"])
         cleaned["additionalProperties"] = False
     return cleaned
@@ -95,14 +95,14 @@ def _strict_schema(schema: Any) -> Any:
 
 RESPONSE_FORMAT = {
     "type": "json_schema",
-    "json_schema": {"name": "recipe_plan", "strict": True, "schema": _strict_schema(_ModelAnswer.model_json_schema())},
+    "json_schema": {"name": "recipe_plan", "strict": True, "schema": strict_schema(_ModelAnswer.model_json_schema())},
 }
 """The ``response_format`` sent with every request: the plan schema, strict."""
 
 _MAX_RETRY_DELAY = 60.0  # seconds; a longer Retry-After is cut to this
 
 
-class _Failure(NamedTuple):
+class ChatFailure(NamedTuple):
     """Why one attempt failed: a short kind (for the fix), a description, and whether to retry."""
 
     kind: str
@@ -160,61 +160,17 @@ class OpenAIPlanner:
             {"role": "system", "content": _SYSTEM_PROMPT.format(style=self.style)},
             {"role": "user", "content": _recipe_message(recipe)},
         ]
-        attempts = self.max_retries + 1
-        failure: _Failure | None = None
-        for attempt in range(1, attempts + 1):
-            if failure is not None and failure.kind != "invalid":  # back off before asking again
-                backoff = self.retry_delay * 2 ** (attempt - 2)
-                time.sleep(min(failure.delay if failure.delay is not None else backoff, _MAX_RETRY_DELAY))
-            content, failure = self._ask(messages)
-            if failure is None:
-                result, problem = self._parse(content, recipe)
-                if result is not None:
-                    return result
-                failure = _Failure("invalid", problem, retry=True)
-                messages += [
-                    {"role": "assistant", "content": content or ""},
-                    {
-                        "role": "user",
-                        "content": f"That answer is not a valid plan: {problem}\nAnswer again with the corrected JSON object only.",
-                    },
-                ]
-            if not failure.retry:
-                break
-        raise AgentError(self._failure_message(failure, attempt))
-
-    def _ask(self, messages: list[dict[str, str]]) -> tuple[str | None, _Failure | None]:
-        """One request: (the answer's text, None), or (None, why it failed)."""
-        import openai
-
-        try:
-            response = self.client.chat.completions.create(
-                model=self.model,
-                messages=messages,
-                response_format=RESPONSE_FORMAT,
-                temperature=0,
-            )
-        except openai.RateLimitError as err:
-            return None, _Failure("rate_limit", _redact(f"HTTP 429 {err.message}"), True, _retry_after(err.response.headers))
-        except openai.APITimeoutError:
-            return None, _Failure("timeout", f"no answer within {self.timeout} s", True)
-        except openai.APIConnectionError as err:
-            return None, _Failure("connection", _redact(f"cannot connect ({err.message})"), True)
-        except openai.APIStatusError as err:
-            retry = err.status_code >= 500
-            kind = "server" if retry else f"http_{err.status_code}"
-            return None, _Failure(kind, _redact(f"HTTP {err.status_code} {err.message}"), retry, _retry_after(err.response.headers))
-        choices = getattr(response, "choices", None) or []
-        if not choices:
-            return None, _Failure("invalid", "the answer has no choices", True)
-        message = choices[0].message
-        if getattr(message, "refusal", None):
-            return None, _Failure("refusal", _redact(f"the model refused: {message.refusal}"), False)
-        return message.content or "", None
+        result, failure, attempts = chat_json(
+            self.client, self.model, messages, RESPONSE_FORMAT, lambda content: self._parse(content, recipe),
+            max_retries=self.max_retries, retry_delay=self.retry_delay, timeout=self.timeout, what="a valid plan",
+        )
+        if result is None:
+            raise AgentError(self._failure_message(failure, attempts))
+        return result
 
     def _parse(self, content: str | None, recipe: Recipe) -> tuple[RecipePlan | None, str]:
         """(the validated plan, "") or (None, what is wrong, in words the model can act on)."""
-        text = _strip_fences(content or "")
+        text = strip_fences(content or "")
         try:
             answer = _ModelAnswer.model_validate_json(text)
             result = RecipePlan(
@@ -226,12 +182,12 @@ class OpenAIPlanner:
             )
             result.check(recipe)
         except ValidationError as err:
-            return None, _validation_summary(err)
+            return None, validation_summary(err)
         except ConfigError as err:
             return None, str(err)
         return result, ""
 
-    def _failure_message(self, failure: _Failure, attempts: int) -> str:
+    def _failure_message(self, failure: ChatFailure, attempts: int) -> str:
         """What failed, after how many attempts, and the fix."""
         fixes = {
             "rate_limit": "the server is limiting requests: wait a minute and try again, raise max_retries=, or plan offline with agent='rules'.",
@@ -246,6 +202,73 @@ class OpenAIPlanner:
         fix = fixes.get(failure.kind, "check model= and base_url=, or plan offline with agent='rules'.")
         tries = f"{attempts} attempt" + ("s" if attempts != 1 else "")
         return f"the OpenAI planner ({self.model} at {self.base_url}) failed after {tries}: {failure.detail}. Fix: {fix}"
+
+
+def chat_json(
+    client: Any,
+    model: str,
+    messages: list[dict[str, Any]],
+    response_format: dict[str, Any],
+    parse: Callable[[str], tuple[Any, str]],
+    *,
+    max_retries: int,
+    retry_delay: float,
+    timeout: float,
+    what: str,
+) -> tuple[Any, ChatFailure | None, int]:
+    """Ask ``model`` until ``parse`` accepts its answer: ``(result, None, attempts)`` or ``(None, last failure, attempts)``.
+
+    ``parse(content)`` returns ``(result, "")`` or ``(None, what is wrong)``. An answer it rejects
+    goes back to the model with the problem ("That answer is not {what}: ...") and is asked again
+    at once; a rate limit, server error, timeout or connection error waits ``retry_delay * 2**k``
+    seconds (or the server's Retry-After, at most 60 s) first; a refusal or other HTTP error
+    stops. At most ``max_retries`` retries. ``messages`` grows by the rejected answers.
+    Shared by the Cooking Agent and the vision-language judge (``cooklab.metrics.judge``).
+    """
+    attempt, failure = 0, None
+    for attempt in range(1, max_retries + 2):
+        if failure is not None and failure.kind != "invalid":  # back off before asking again
+            backoff = retry_delay * 2 ** (attempt - 2)
+            time.sleep(min(failure.delay if failure.delay is not None else backoff, _MAX_RETRY_DELAY))
+        content, failure = ask(client, model, messages, response_format, timeout)
+        if failure is None:
+            result, problem = parse(content)
+            if result is not None:
+                return result, None, attempt
+            failure = ChatFailure("invalid", problem, retry=True)
+            messages += [
+                {"role": "assistant", "content": content or ""},
+                {"role": "user", "content": f"That answer is not {what}: {problem}\nAnswer again with the corrected JSON object only."},
+            ]
+        if not failure.retry:
+            break
+    return None, failure, attempt
+
+
+def ask(client: Any, model: str, messages: list[dict[str, Any]], response_format: dict[str, Any],
+        timeout: float) -> tuple[str | None, ChatFailure | None]:
+    """One chat completion at temperature 0: (the answer's text, None), or (None, why it failed)."""
+    import openai
+
+    try:
+        response = client.chat.completions.create(model=model, messages=messages, response_format=response_format, temperature=0)
+    except openai.RateLimitError as err:
+        return None, ChatFailure("rate_limit", redact(f"HTTP 429 {err.message}"), True, retry_after(err.response.headers))
+    except openai.APITimeoutError:
+        return None, ChatFailure("timeout", f"no answer within {timeout} s", True)
+    except openai.APIConnectionError as err:
+        return None, ChatFailure("connection", redact(f"cannot connect ({err.message})"), True)
+    except openai.APIStatusError as err:
+        retry = err.status_code >= 500
+        kind = "server" if retry else f"http_{err.status_code}"
+        return None, ChatFailure(kind, redact(f"HTTP {err.status_code} {err.message}"), retry, retry_after(err.response.headers))
+    choices = getattr(response, "choices", None) or []
+    if not choices:
+        return None, ChatFailure("invalid", "the answer has no choices", True)
+    message = choices[0].message
+    if getattr(message, "refusal", None):
+        return None, ChatFailure("refusal", redact(f"the model refused: {message.refusal}"), False)
+    return message.content or "", None
 
 
 def _make_client(base_url: str | None, timeout: float) -> Any:
@@ -273,14 +296,14 @@ def _recipe_message(recipe: Recipe) -> str:
     return "Plan this recipe:\n" + json.dumps(data, indent=2, ensure_ascii=False)
 
 
-def _strip_fences(text: str) -> str:
+def strip_fences(text: str) -> str:
     """Remove a ```json ... ``` fence that servers without structured output like to add."""
     text = text.strip()
     fenced = re.fullmatch(r"```[a-zA-Z]*\s*(.*?)\s*```", text, flags=re.DOTALL)
     return fenced.group(1) if fenced else text
 
 
-def _validation_summary(err: ValidationError, limit: int = 8) -> str:
+def validation_summary(err: ValidationError, limit: int = 8) -> str:
     """A pydantic error as short 'where: what' lines (the first few)."""
     lines = []
     for error in err.errors()[:limit]:
@@ -292,7 +315,7 @@ def _validation_summary(err: ValidationError, limit: int = 8) -> str:
     return "; ".join(lines)
 
 
-def _retry_after(headers: Any) -> float | None:
+def retry_after(headers: Any) -> float | None:
     """Seconds the server asks to wait (Retry-After-Ms, or Retry-After as seconds or a date), if it says."""
     milliseconds = headers.get("retry-after-ms")
     if milliseconds:
@@ -313,7 +336,7 @@ def _retry_after(headers: Any) -> float | None:
         return max(0.0, when.timestamp() - time.time())
 
 
-def _redact(text: str) -> str:
+def redact(text: str) -> str:
     """Mask the API key if a server echoes it back in an error."""
     key = os.environ.get("OPENAI_API_KEY")
     return text.replace(key, "***") if key else text

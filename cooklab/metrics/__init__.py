@@ -8,6 +8,7 @@ Every metric takes the frames (and the texts, masks or expectations it needs) an
 * ``dreamsim`` -- DreamSim distance between frames, through the optional ``dreamsim`` package
 * ``recipe_metrics`` -- CookAnything's goal / step faithfulness, cross-step consistency, ingredient accuracy (CLIP)
 * ``oracle`` -- the Toy Kitchen oracle's consistency, faithfulness and state accuracy
+* ``judge`` -- step faithfulness and ingredient presence judged by a vision-language chat model (optional)
 
 ``score(images, recipe)`` runs several at once, loading each backbone once::
 
@@ -25,31 +26,33 @@ from pathlib import Path
 from ..errors import ConfigError
 from ..recipe import as_recipe
 from ..toykitchen.recipes import ToyRecipe
-from .base import MetricResult, Preprocess
+from .base import MetricResult, Preprocess, resolve_device
 from .clip_score import DEFAULT_CLIP, ClipBackbone, clip_backbone, clip_image_score, clip_score, tiny_random_clip
 from .dino import DEFAULT_DINO, DinoBackbone, dino_backbone, dino_l2, tiny_random_dino
 from .dreamsim import DEFAULT_CACHE_DIR, dreamsim_distance
+from .judge import JUDGE_METRICS, VisionJudge, judge_metrics
 from .oracle import oracle_container_consistency, oracle_state_accuracy, oracle_step_faithfulness
 from .recipe_metrics import cross_step_consistency, goal_faithfulness, ingredient_accuracy, step_faithfulness
 
 __all__ = [
-    "DEFAULT_METRICS", "METRICS", "ClipBackbone", "DinoBackbone", "MetricResult", "Preprocess", "clip_backbone", "clip_image_score",
+    "DEFAULT_METRICS", "METRICS", "ClipBackbone", "DinoBackbone", "MetricResult", "Preprocess", "VisionJudge", "clip_backbone", "clip_image_score",
     "clip_score", "cross_step_consistency", "dino_backbone", "dino_l2", "dreamsim_distance", "goal_faithfulness",
-    "ingredient_accuracy", "oracle_container_consistency", "oracle_state_accuracy", "oracle_step_faithfulness", "score",
-    "step_faithfulness", "tiny_random_clip", "tiny_random_dino",
+    "ingredient_accuracy", "judge_metrics", "oracle_container_consistency", "oracle_state_accuracy", "oracle_step_faithfulness",
+    "score", "step_faithfulness", "tiny_random_clip", "tiny_random_dino",
 ]
 
 CLIP_METRICS = ("clip_score", "clip_image_score", "goal_faithfulness", "step_faithfulness", "cross_step_consistency",
                 "ingredient_accuracy")
 ORACLE_METRICS = ("oracle_container_consistency", "oracle_step_faithfulness", "oracle_state_accuracy")
 #: every name ``score`` knows
-METRICS = (*CLIP_METRICS, "dino_l2", "dreamsim", *ORACLE_METRICS)
+METRICS = (*CLIP_METRICS, "dino_l2", "dreamsim", *ORACLE_METRICS, *JUDGE_METRICS)
 #: what ``score`` runs by default: the papers' learned metrics that need no optional package
 DEFAULT_METRICS = (*CLIP_METRICS, "dino_l2")
 
 
 def score(images, recipe, metrics=DEFAULT_METRICS, *, clip=DEFAULT_CLIP, dino=DEFAULT_DINO, masks=None,
-          dreamsim_cache_dir: str | Path = DEFAULT_CACHE_DIR, text_mode: str = "chunk", pairs: str = "consecutive") -> dict[str, MetricResult]:
+          dreamsim_cache_dir: str | Path = DEFAULT_CACHE_DIR, text_mode: str = "chunk", pairs: str = "consecutive",
+          device: str | None = "auto", batch_size: int | None = None, judge: VisionJudge | None = None) -> dict[str, MetricResult]:
     """Run ``metrics`` on one generated sequence: ``{name: MetricResult}``, in the order asked.
 
     images: one picture per step. recipe: anything ``cooklab.as_recipe`` takes, or a Toy Kitchen
@@ -58,6 +61,8 @@ def score(images, recipe, metrics=DEFAULT_METRICS, *, clip=DEFAULT_CLIP, dino=DE
     clip / dino: a hub id, a local folder or a built backbone (``tiny_random_clip()``), each loaded once.
     masks: one mask or None per frame, for ``dino_l2`` (the masked object regions).
     text_mode: ``"chunk"`` or ``"truncate"`` for texts beyond CLIP's 77 tokens; pairs: ``"consecutive"`` or ``"all"``.
+    device: where CLIP, DINOv2 and DreamSim run (``"auto"``: CUDA when available; None: leave given backbones where they are);
+    batch_size: frames per forward pass (None: the backbone's own). judge: a ``VisionJudge`` for the ``judge_*`` metrics.
     """
     unknown = [m for m in metrics if m not in METRICS]
     if unknown:
@@ -70,9 +75,18 @@ def score(images, recipe, metrics=DEFAULT_METRICS, *, clip=DEFAULT_CLIP, dino=DE
     if expectations is None and any(m in ORACLE_METRICS for m in metrics):
         raise ConfigError("the oracle_* metrics read a Toy Kitchen recipe's expectations: pass the ToyRecipe "
                           "(cooklab.toykitchen.random_toy_recipe(...)), not a plain Recipe.")
+    if judge is None and any(m in JUDGE_METRICS for m in metrics):
+        raise ConfigError("the judge_* metrics ask a vision-language model: pass judge=VisionJudge(model, base_url=...).")
     texts = [step.text for step in recipe.steps]
-    clip = clip_backbone(clip) if any(m in CLIP_METRICS for m in metrics) else None
-    dino = dino_backbone(dino) if "dino_l2" in metrics else None
+    clip = clip_backbone(clip, device=device, batch_size=batch_size) if any(m in CLIP_METRICS for m in metrics) else None
+    dino = dino_backbone(dino, device=device, batch_size=batch_size) if "dino_l2" in metrics else None
+    judged: dict[str, MetricResult] = {}  # both judge_* metrics come from one pass over the frames
+
+    def from_judge(name: str) -> MetricResult:
+        if not judged:
+            judged.update(judge_metrics(images, recipe, judge))
+        return judged[name]
+
     run = {
         "clip_score": lambda: clip_score(images, texts, clip, text_mode),
         "clip_image_score": lambda: clip_image_score(images, clip, pairs),
@@ -81,9 +95,10 @@ def score(images, recipe, metrics=DEFAULT_METRICS, *, clip=DEFAULT_CLIP, dino=DE
         "cross_step_consistency": lambda: cross_step_consistency(images, clip, pairs),
         "ingredient_accuracy": lambda: ingredient_accuracy(images, [step.ingredients for step in recipe.steps], clip),
         "dino_l2": lambda: dino_l2(images, masks, dino, pairs),
-        "dreamsim": lambda: dreamsim_distance(images, dreamsim_cache_dir, pairs=pairs),
+        "dreamsim": lambda: dreamsim_distance(images, dreamsim_cache_dir, pairs=pairs, device=resolve_device(device or "cpu")),
         "oracle_container_consistency": lambda: oracle_container_consistency(images),
         "oracle_step_faithfulness": lambda: oracle_step_faithfulness(images, expectations),
         "oracle_state_accuracy": lambda: oracle_state_accuracy(images, expectations),
+        **{name: (lambda name=name: from_judge(name)) for name in JUDGE_METRICS},
     }
     return {name: run[name]() for name in metrics}

@@ -37,15 +37,18 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
+from tqdm.auto import tqdm
 
 from ..errors import CheckpointError, ConfigError
 from ..hub import HUB_ERRORS, explain_hub_error, hub_kwargs, is_repo_id
 
-__all__ = ["PAIRS", "MetricResult", "Preprocess", "frame_pairs", "image_tensor", "load_pretrained", "mean_or_nan",
-           "prepare", "provenance", "versions"]
+__all__ = ["DEFAULT_BATCH_SIZE", "PAIRS", "MetricResult", "Preprocess", "batched_features", "frame_pairs", "image_tensor",
+           "load_pretrained", "mean_or_nan", "prepare", "progress", "provenance", "resolve_device", "versions"]
 
 #: how a sequence metric pairs frames: each with the next, or every pair once
 PAIRS = ("consecutive", "all")
+#: how many pictures a backbone reads at once
+DEFAULT_BATCH_SIZE = 32
 
 
 @dataclass
@@ -144,6 +147,50 @@ def prepare(images, pre: Preprocess, masks=None) -> torch.Tensor:
     batch = torch.stack(frames)  # [N, 3, crop, crop] in [0, 1]
     mean, std = torch.tensor(pre.mean).view(1, 3, 1, 1), torch.tensor(pre.std).view(1, 3, 1, 1)
     return (batch - mean) / std
+
+
+def progress(iterable, desc: str, total: int | None = None, unit: str = "it"):
+    """``iterable`` with a progress bar (``tqdm.auto``: a widget in Jupyter, a line in a terminal) that goes away when done.
+
+    Set the environment variable ``TQDM_DISABLE=1`` to hide every bar.
+    """
+    return tqdm(iterable, desc=desc, total=total, unit=unit, leave=False)
+
+
+def resolve_device(device: str | torch.device) -> torch.device:
+    """``"auto"``: CUDA when available, else the CPU; anything else as ``torch.device``."""
+    if str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"device={str(device)!r}: no CUDA device is available here; use device='cpu' or 'auto'.")
+    return device
+
+
+@torch.no_grad()
+def batched_features(forward, images, pre: Preprocess, masks=None, *, batch_size: int, device: torch.device,
+                     dtype: torch.dtype, desc: str) -> torch.Tensor:
+    """``forward(pixels)`` over the pictures, ``batch_size`` at a time on ``device``: ``[N, D]`` float32 on ``device``.
+
+    Each batch is preprocessed (``prepare``) just before it runs, so memory holds one batch of
+    pixels, not all of them. Every picture is preprocessed on its own, so the features do not
+    depend on the batch size (tested: batch 1 and batch N agree).
+    """
+    if batch_size < 1:
+        raise ConfigError(f"batch_size={batch_size}: use a positive number of pictures per batch.")
+    images = list(images)
+    masks = [None] * len(images) if masks is None else list(masks)
+    if len(masks) != len(images):
+        raise ConfigError(f"{len(images)} images but {len(masks)} masks: give one mask (or None) per image.")
+    if not images:
+        raise ConfigError("no images were given: pass a list of at least one picture.")
+    out = []
+    with progress(None, desc, total=len(images), unit="img") as bar:
+        for start in range(0, len(images), batch_size):
+            pixels = prepare(images[start:start + batch_size], pre, masks[start:start + batch_size])  # [B, 3, crop, crop]
+            out.append(forward(pixels.to(device, dtype)).float())  # [B, D]
+            bar.update(len(pixels))
+    return torch.cat(out)  # [N, D]
 
 
 def frame_pairs(n: int, pairs: str) -> list[tuple[int, int]]:

@@ -32,7 +32,18 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import ConfigError
-from .base import MetricResult, Preprocess, frame_pairs, load_pretrained, mean_or_nan, prepare, provenance
+from .base import (
+    DEFAULT_BATCH_SIZE,
+    MetricResult,
+    Preprocess,
+    batched_features,
+    frame_pairs,
+    load_pretrained,
+    mean_or_nan,
+    progress,
+    provenance,
+    resolve_device,
+)
 
 if TYPE_CHECKING:
     from transformers import CLIPModel, PreTrainedTokenizerBase
@@ -55,7 +66,7 @@ class ClipBackbone:
     tokenizer: PreTrainedTokenizerBase
     preprocess: Preprocess
     source: str
-    batch_size: int = 32
+    batch_size: int = DEFAULT_BATCH_SIZE  # pictures per forward pass
 
     @property
     def device(self) -> torch.device:
@@ -66,14 +77,12 @@ class ClipBackbone:
         """CLIP's text window, start and end token included (77 for every released CLIP)."""
         return int(self.model.config.text_config.max_position_embeddings)
 
-    @torch.no_grad()
     def image_features(self, images) -> torch.Tensor:
-        """``[N, D]`` L2-normalised projected image features of whole frames."""
-        pixels = prepare(images, self.preprocess)  # [N, 3, crop, crop]
-        dtype = self.model.dtype
-        out = [self.model.get_image_features(pixel_values=pixels[i:i + self.batch_size].to(self.device, dtype)).pooler_output
-               for i in range(0, len(pixels), self.batch_size)]
-        return F.normalize(torch.cat(out).float(), dim=-1)  # [N, D]
+        """``[N, D]`` L2-normalised projected image features of whole frames, ``batch_size`` frames at a time on the model's device."""
+        f = batched_features(lambda pixels: self.model.get_image_features(pixel_values=pixels).pooler_output, images,
+                             self.preprocess, batch_size=self.batch_size, device=self.device, dtype=self.model.dtype,
+                             desc="CLIP images")
+        return F.normalize(f, dim=-1)  # [N, D]
 
     def windows(self, text: str, mode: str) -> tuple[int, list[list[int]]]:
         """(content tokens of ``text``, its token windows): each window at most ``max_tokens - 2`` tokens; one when truncating."""
@@ -91,7 +100,7 @@ class ClipBackbone:
         tok = self.tokenizer
         pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
         records, features = [], []
-        for text in texts:
+        for text in progress(texts, "CLIP texts", unit="text"):
             n_tokens, windows = self.windows(text, mode)
             records.append({"tokens": n_tokens, "windows": len(windows), "truncated": max(0, n_tokens - sum(len(w) for w in windows))})
             rows = [[tok.bos_token_id, *w, tok.eos_token_id] for w in windows]
@@ -107,8 +116,12 @@ class ClipBackbone:
 
 
 def clip_backbone(source: str | Path | ClipBackbone | CLIPModel = DEFAULT_CLIP, tokenizer=None, preprocess: Preprocess | None = None,
-                  device: str | torch.device | None = None, **from_pretrained_kwargs) -> ClipBackbone:
-    """A ``ClipBackbone`` from a hub id / local folder, from a built ``CLIPModel`` (+ tokenizer), or passed through; ``device`` moves its model."""
+                  device: str | torch.device | None = None, batch_size: int | None = None, **from_pretrained_kwargs) -> ClipBackbone:
+    """A ``ClipBackbone`` from a hub id / local folder, from a built ``CLIPModel`` (+ tokenizer), or passed through.
+
+    device: where the model runs (``"auto"``: CUDA when available, else the CPU; None: where it is).
+    batch_size: frames per forward pass (None: keep the backbone's, ``DEFAULT_BATCH_SIZE`` for a new one).
+    """
     from transformers import AutoTokenizer, CLIPImageProcessor, CLIPModel
 
     if isinstance(source, ClipBackbone):
@@ -125,7 +138,9 @@ def clip_backbone(source: str | Path | ClipBackbone | CLIPModel = DEFAULT_CLIP, 
         preprocess = preprocess or Preprocess.from_processor(load_pretrained(CLIPImageProcessor, source, **from_pretrained_kwargs))
         backbone = ClipBackbone(model, tokenizer, preprocess, str(source))
     if device is not None:
-        backbone.model.to(device)
+        backbone.model.to(resolve_device(device))
+    if batch_size is not None:
+        backbone.batch_size = batch_size
     return backbone
 
 

@@ -26,7 +26,17 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from .base import MetricResult, Preprocess, frame_pairs, load_pretrained, mean_or_nan, prepare, provenance
+from .base import (
+    DEFAULT_BATCH_SIZE,
+    MetricResult,
+    Preprocess,
+    batched_features,
+    frame_pairs,
+    load_pretrained,
+    mean_or_nan,
+    provenance,
+    resolve_device,
+)
 
 if TYPE_CHECKING:
     from transformers import Dinov2Model
@@ -45,21 +55,22 @@ class DinoBackbone:
     model: Dinov2Model
     preprocess: Preprocess
     source: str
-    batch_size: int = 32
+    batch_size: int = DEFAULT_BATCH_SIZE  # pictures per forward pass
 
-    @torch.no_grad()
     def embeddings(self, images, masks=None) -> torch.Tensor:
-        """``[N, D]`` CLS embeddings (after the final layer norm, not normalised)."""
-        pixels = prepare(images, self.preprocess, masks)  # [N, 3, 224, 224]
-        device, dtype = next(self.model.parameters()).device, self.model.dtype
-        out = [self.model(pixel_values=pixels[i:i + self.batch_size].to(device, dtype)).pooler_output
-               for i in range(0, len(pixels), self.batch_size)]
-        return torch.cat(out).float()  # [N, D]
+        """``[N, D]`` CLS embeddings (after the final layer norm, not normalised), ``batch_size`` frames at a time on the model's device."""
+        device = next(self.model.parameters()).device
+        return batched_features(lambda pixels: self.model(pixel_values=pixels).pooler_output, images, self.preprocess, masks,
+                                batch_size=self.batch_size, device=device, dtype=self.model.dtype, desc="DINOv2 images")
 
 
 def dino_backbone(source: str | Path | DinoBackbone | Dinov2Model = DEFAULT_DINO, preprocess: Preprocess | None = None,
-                  device: str | torch.device | None = None, **from_pretrained_kwargs) -> DinoBackbone:
-    """A ``DinoBackbone`` from a hub id / local folder or a built ``Dinov2Model``, or passed through; ``device`` moves its model."""
+                  device: str | torch.device | None = None, batch_size: int | None = None, **from_pretrained_kwargs) -> DinoBackbone:
+    """A ``DinoBackbone`` from a hub id / local folder or a built ``Dinov2Model``, or passed through.
+
+    device: where the model runs (``"auto"``: CUDA when available, else the CPU; None: where it is).
+    batch_size: frames per forward pass (None: keep the backbone's, ``DEFAULT_BATCH_SIZE`` for a new one).
+    """
     from transformers import AutoImageProcessor, Dinov2Model
 
     if isinstance(source, DinoBackbone):
@@ -73,7 +84,9 @@ def dino_backbone(source: str | Path | DinoBackbone | Dinov2Model = DEFAULT_DINO
         preprocess = preprocess or Preprocess.from_processor(load_pretrained(AutoImageProcessor, source, **from_pretrained_kwargs))
         backbone = DinoBackbone(model, preprocess, str(source))
     if device is not None:
-        backbone.model.to(device)
+        backbone.model.to(resolve_device(device))
+    if batch_size is not None:
+        backbone.batch_size = batch_size
     return backbone
 
 

@@ -23,7 +23,7 @@ import PIL.Image
 import torch
 
 from ..errors import CheckpointError
-from .base import MetricResult, frame_pairs, image_tensor, mean_or_nan, provenance
+from .base import MetricResult, frame_pairs, image_tensor, mean_or_nan, progress, provenance
 
 __all__ = ["dreamsim_distance"]
 
@@ -58,7 +58,7 @@ def dreamsim_distance(images, cache_dir: str | Path = DEFAULT_CACHE_DIR, dreamsi
     model, preprocess = _load(cache_dir, dreamsim_type, torch.device(device))
     to_pil = [PIL.Image.fromarray((image_tensor(im).permute(1, 2, 0).numpy() * 255).round().astype("uint8")) for im in images]
     x = [preprocess(im).to(device) for im in to_pil]  # each [1, 3, 224, 224]
-    per_item = [float(model(x[i], x[j])) for i, j in index]
+    per_item = [float(model(x[i], x[j])) for i, j in progress(index, "DreamSim pairs", unit="pair")]
     import dreamsim as package
 
     return MetricResult(mean_or_nan(per_item), per_item,
