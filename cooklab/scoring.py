@@ -1,6 +1,6 @@
 """Score a run folder: measure the frames of a finished run and add the numbers to its page.
 
-    result = score_run(ScoreRun(Path("outputs/demo/recipe_diffusion")))
+    result = score_run(ScoreRun(Path("outputs/demo/region_aware_kv")))
     result.metrics["oracle_step_faithfulness"].value
     print("\\n".join(summary_lines(result)))
 
@@ -147,12 +147,12 @@ def read_run(folder: str | Path) -> RunFolder:
     return RunFolder(folder, settings, recipe, images, toy_recipe(recipe))
 
 
-def _backbone(load, source, default: str, asked: bool, name: str, option: str, skipped: dict[str, str]):
-    """A loaded backbone; when it was not asked for and cannot load, None and the reason in ``skipped``."""
+def _backbone(load, source, default: str, required: bool, name: str, option: str, skipped: dict[str, str]):
+    """A loaded backbone; when it is not required and cannot load, None and the reason in ``skipped``."""
     try:
         return load(source or default)
     except CheckpointError as error:
-        if asked:
+        if required:
             raise
         skipped[name] = f"{error} Or pass {option} ID_OR_FOLDER."
         return None
@@ -172,8 +172,11 @@ def _plan(run: RunFolder, config: ScoreRun, device) -> tuple[list[str], Any, Any
     want_dino = "dino_l2" in asked if asked is not None else True
     load_clip = partial(clip_backbone, device=device, batch_size=config.batch_size)
     load_dino = partial(dino_backbone, device=device, batch_size=config.batch_size)
-    clip = _backbone(load_clip, config.clip, DEFAULT_CLIP, asked is not None, "clip", "--clip", skipped) if want_clip else None
-    dino = _backbone(load_dino, config.dino, DEFAULT_DINO, asked is not None, "dino", "--dino", skipped) if want_dino else None
+    # a backbone named on the command line, or needed by a metric named there, must load; a default may be skipped
+    clip = (_backbone(load_clip, config.clip, DEFAULT_CLIP, asked is not None or config.clip is not None, "clip", "--clip", skipped)
+            if want_clip else None)
+    dino = (_backbone(load_dino, config.dino, DEFAULT_DINO, asked is not None or config.dino is not None, "dino", "--dino", skipped)
+            if want_dino else None)
     if asked is None:
         asked = [*(ORACLE_METRICS if run.toy is not None else ()), *(CLIP_METRICS if clip is not None else ()),
                  *(("dino_l2",) if dino is not None else ()), *(JUDGE_METRICS if config.judge is not None else ())]

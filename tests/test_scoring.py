@@ -1,0 +1,214 @@
+"""``cooklab score RUN_FOLDER`` (cooklab.scoring) and batched backbone features (fast: one tiny run, tiny random backbones, offline)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from openai_stub import FakeOpenAI
+
+from cooklab import metrics
+from cooklab.cli import SCORE_DEFAULTS, main
+from cooklab.errors import ConfigError
+from cooklab.metrics import CLIP_METRICS, ORACLE_METRICS, clip_backbone, dino_backbone, score, tiny_random_clip, tiny_random_dino
+from cooklab.recipe import load_recipe
+from cooklab.scoring import read_run, toy_recipe
+from cooklab.toykitchen import random_toy_recipe
+
+TOY = Path(__file__).resolve().parent.parent / "data" / "toykitchen" / "recipes" / "toy_kitchen.yaml"  # seed 971, 4 steps
+
+
+@pytest.fixture(autouse=True)
+def _offline(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+
+
+@pytest.fixture(scope="module")
+def made(tmp_path_factory) -> Path:
+    """A run of the Toy Kitchen demo recipe with the tiny model (noise pictures), written once."""
+    out = tmp_path_factory.mktemp("made") / "run"
+    assert main(["generate", str(TOY), "--model", "tiny", "--steps", "2", "--out", str(out)]) == 0
+    return out
+
+
+@pytest.fixture
+def run(made, tmp_path) -> Path:
+    """A fresh copy of the run for one test (scoring writes into it)."""
+    return Path(shutil.copytree(made, tmp_path / "run"))
+
+
+@pytest.fixture(scope="module")
+def backbones(tmp_path_factory) -> dict[str, Path]:
+    """tiny_random_clip() and tiny_random_dino() saved as folders, as `hf download` would leave real ones."""
+    from transformers import BitImageProcessor, CLIPImageProcessor
+
+    root = tmp_path_factory.mktemp("backbones")
+    clip, dino = tiny_random_clip(), tiny_random_dino()
+    clip.model.save_pretrained(root / "clip")
+    clip.tokenizer.save_pretrained(root / "clip")
+    CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32}).save_pretrained(root / "clip")
+    dino.model.save_pretrained(root / "dino")
+    BitImageProcessor(size={"shortest_edge": 28}, crop_size={"height": 28, "width": 28}, image_mean=list(dino.preprocess.mean),
+                      image_std=list(dino.preprocess.std)).save_pretrained(root / "dino")
+    return {"clip": root / "clip", "dino": root / "dino"}
+
+
+def _metrics(run: Path) -> dict:
+    return json.loads((run / "metrics.json").read_text(encoding="utf-8"))
+
+
+# ---- the run folder ------------------------------------------------------------------
+
+
+def test_a_run_records_its_recipe_and_knows_its_toy_recipe(run):
+    assert load_recipe(run / "recipe.yaml") == load_recipe(TOY)
+    found = read_run(run)
+    assert len(found.images) == 4 and found.images[0].size == (64, 64)
+    assert found.toy == random_toy_recipe(971, 4)
+    changed = load_recipe(TOY).model_copy(update={"title": "Another title"})
+    assert toy_recipe(changed) is None  # the seed's recipe must be the run's
+
+
+# ---- cooklab score -------------------------------------------------------------------
+
+
+def test_score_a_toy_run_offline_runs_the_oracle_and_says_what_it_skipped(run, capsys):
+    assert main(["score", str(run)]) == 0
+    out = capsys.readouterr().out
+    data = _metrics(run)
+    assert list(data["metrics"]) == list(ORACLE_METRICS)
+    expected = score(read_run(run).images, random_toy_recipe(971, 4), ORACLE_METRICS)
+    for name, result in expected.items():
+        assert data["metrics"][name]["per_item"] == result.per_item
+        assert data["metrics"][name]["record"]["metric"] == name
+    assert set(data["skipped"]) == {"clip", "dino"} and "hf download openai/clip-vit-base-patch32" in data["skipped"]["clip"]
+    assert "--clip ID_OR_FOLDER" in out and "oracle_step_faithfulness" in out
+    page = (run / "index.html").read_text(encoding="utf-8")
+    assert "<h2>Metrics</h2>" in page and "oracle_state_accuracy" in page and 'href="metrics.json"' in page
+    assert "<h2>Frames</h2>" in page  # the page is the run's page, written again with the table
+    assert not [p.name for p in run.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_score_with_backbone_folders_matches_the_metrics(run, backbones, capsys):
+    code = main(["score", str(run), "--clip", str(backbones["clip"]), "--dino", str(backbones["dino"]), "--device", "cpu",
+                 "--batch-size", "3", "--pairs", "all"])
+    assert code == 0, capsys.readouterr().err
+    data = _metrics(run)
+    assert list(data["metrics"]) == [*ORACLE_METRICS, *CLIP_METRICS, "dino_l2"]
+    assert data["skipped"] == {} and data["device"] == "cpu" and data["batch_size"] == 3
+    assert data["metrics"]["dino_l2"]["record"]["pairs"] == "all" and len(data["metrics"]["dino_l2"]["per_item"]) == 6
+    assert data["metrics"]["clip_score"]["record"]["backbone"] == str(backbones["clip"])
+    expected = score(read_run(run).images, load_recipe(TOY), [*CLIP_METRICS, "dino_l2"], clip=tiny_random_clip(),
+                     dino=tiny_random_dino(), pairs="all", device="cpu")
+    for name, result in expected.items():
+        np.testing.assert_allclose(data["metrics"][name]["per_item"], result.per_item, atol=1e-4)
+
+
+def test_explicit_metrics_only(run, backbones):
+    assert main(["score", str(run), "--metrics", "clip_score,oracle_step_faithfulness", "--clip", str(backbones["clip"])]) == 0
+    assert list(_metrics(run)["metrics"]) == ["clip_score", "oracle_step_faithfulness"]
+
+
+def test_a_run_without_a_toy_recipe_and_no_backbone_names_the_fix(run, capsys):
+    recipe = load_recipe(run / "recipe.yaml")
+    recipe.model_copy(update={"description": "my own recipe"}).save(run / "recipe.yaml")
+    assert main(["score", str(run)]) == 2
+    err = capsys.readouterr().err
+    assert "no metric can run" in err and "hf download openai/clip-vit-base-patch32" in err and "--dino ID_OR_FOLDER" in err
+    assert main(["score", str(run), "--metrics", "oracle_step_faithfulness"]) == 2
+    assert "need a Toy Kitchen run" in capsys.readouterr().err
+    assert not (run / "metrics.json").exists()
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    ("empty", "is not a run folder (no settings.json)"),
+    ("parent", "It holds the runs run: score each"),
+    ("missing frame", "lacks frame_02.png: it is incomplete"),
+    ("unknown metric", "unknown metric(s) ['clip_scor']"),
+    ("clip offline", "hf download openai/clip-vit-base-patch32"),
+    ("named clip missing", "is not an existing folder, nor a valid Hugging Face Hub id"),
+    ("judge without model", "pass --judge MODEL"),
+])
+def test_errors_name_the_fix(run, tmp_path, capsys, change, message):
+    argv = ["score", str(run)]
+    if change == "empty":
+        argv = ["score", str(tmp_path / "nothing")]
+    elif change == "parent":
+        argv = ["score", str(tmp_path)]
+    elif change == "missing frame":
+        (run / "frame_02.png").unlink()
+    elif change == "named clip missing":
+        argv += ["--clip", str(tmp_path / "no-such-clip")]
+    else:
+        argv += ["--metrics", {"unknown metric": "clip_scor", "clip offline": "clip_score",
+                               "judge without model": "judge_step_faithfulness"}[change]]
+    assert main(argv) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_a_folder_from_before_recipe_yaml_reads_the_texts_of_settings(run):
+    (run / "recipe.yaml").unlink()
+    found = read_run(run)
+    assert found.recipe.texts == load_recipe(TOY).texts and found.toy is not None
+    assert main(["score", str(run)]) == 0
+
+
+def test_generating_again_removes_the_old_metrics(run):
+    assert main(["score", str(run)]) == 0
+    assert main(["generate", str(TOY), "--model", "tiny", "--steps", "2", "--seed", "1", "--out", str(run)]) == 0
+    assert not (run / "metrics.json").exists() and "<h2>Metrics</h2>" not in (run / "index.html").read_text(encoding="utf-8")
+
+
+def test_judge_from_the_command_line(run):
+    server = FakeOpenAI()
+    try:
+        server.script = [("content", json.dumps({"reason": "noise", "step_shown": False, "ingredients": []})),
+                         *[("content", json.dumps({"reason": "noise", "step_shown": True,
+                                                   "ingredients": [{"name": "broccoli", "visible": True}]}))] * 3]
+        assert main(["score", str(run), "--metrics", "judge_step_faithfulness,judge_ingredient_presence",
+                     "--judge", "stub-vision", "--judge-base-url", server.url]) == 0
+    finally:
+        server.close()
+    data = _metrics(run)["metrics"]
+    assert data["judge_step_faithfulness"]["per_item"] == [0.0, 1.0, 1.0, 1.0]
+    assert data["judge_ingredient_presence"]["record"]["model"] == "stub-vision"
+
+
+def test_cli_defaults_match_the_metrics():
+    assert SCORE_DEFAULTS == {"clip": metrics.DEFAULT_CLIP, "dino": metrics.DEFAULT_DINO, "batch_size": metrics.base.DEFAULT_BATCH_SIZE}
+
+
+# ---- batching ------------------------------------------------------------------------
+
+
+def _pictures(n: int = 5) -> list[np.ndarray]:
+    rng = np.random.default_rng(0)
+    return [rng.integers(0, 256, (40, 48, 3), dtype=np.uint8) for _ in range(n)]
+
+
+def test_batched_features_equal_unbatched_on_the_cpu():
+    images, clip, dino = _pictures(), tiny_random_clip(), tiny_random_dino()
+    masks = [None, np.ones((40, 48)), None, np.eye(40, 48), None]
+    one = clip_backbone(clip, batch_size=1, device="cpu").image_features(images)
+    for size in (2, 5, 32):
+        # CLIP's matrix products of another batch shape may round the last bit differently; DINOv2's do not here
+        torch.testing.assert_close(clip_backbone(clip, batch_size=size).image_features(images), one, rtol=0, atol=1e-6)
+    one = dino_backbone(dino, batch_size=1, device="cpu").embeddings(images, masks)
+    for size in (2, 5):
+        torch.testing.assert_close(dino_backbone(dino, batch_size=size).embeddings(images, masks), one, rtol=0, atol=1e-6)
+    one = score(images, [f"step {i}" for i in range(5)], ["clip_image_score", "dino_l2"], clip=clip, dino=dino, batch_size=1)
+    batched = score(images, [f"step {i}" for i in range(5)], ["clip_image_score", "dino_l2"], clip=clip, dino=dino, batch_size=4)
+    for name in one:
+        np.testing.assert_allclose(batched[name].per_item, one[name].per_item, rtol=0, atol=1e-4)
+
+
+def test_device_auto_and_bad_batch_sizes():
+    clip = clip_backbone(tiny_random_clip(), device="auto")
+    assert clip.device.type == ("cuda" if torch.cuda.is_available() else "cpu")
+    with pytest.raises(ConfigError, match="positive number"):
+        clip_backbone(tiny_random_clip(), batch_size=0).image_features(_pictures(1))
