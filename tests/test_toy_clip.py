@@ -48,7 +48,7 @@ def test_toy_clip_agrees_with_the_oracle_where_a_random_clip_does_not(toy_clip):
     torch.manual_seed(0)
     random_clip = clip_backbone(build_clip().eval(), tokenizer=clip_tokenizer())
     trained, untrained = _rendered_auc(toy_clip), _rendered_auc(random_clip)
-    assert trained > 0.8 and trained > untrained + 0.2, (trained, untrained)
+    assert trained > 0.9 and trained > untrained + 0.3, (trained, untrained)  # measured: 0.97 and 0.51
 
 
 def test_trimming_the_padding_changes_no_text_feature():

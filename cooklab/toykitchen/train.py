@@ -77,7 +77,7 @@ class TrainConfig:
 
 PRESETS = {
     "gpu": TrainConfig(),
-    "cpu": TrainConfig(images=8000, batch=32, vae_steps=600, sd_steps=2000, flux_steps=2000, clip_batch=128, clip_steps=400),
+    "cpu": TrainConfig(images=8000, batch=32, vae_steps=600, sd_steps=2000, flux_steps=2000, clip_batch=128, clip_steps=2400),
     "smoke": TrainConfig(images=48, batch=4, vae_steps=2, sd_steps=2, flux_steps=2, clip_batch=4, clip_steps=2, warmup=1),
 }
 
