@@ -29,6 +29,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..metrics.clip_score import CLIP_MEAN, CLIP_STD  # OpenAI CLIP's normalisation, what the backbone's Preprocess applies
 from .models import CLIP_MAX_LENGTH, IMAGE_SIZE, clip_tokenizer
 from .world import PATTERNS, TABLES, Ingredient, Scene, render
 
@@ -39,9 +40,6 @@ VISION = dict(image_size=IMAGE_SIZE, patch_size=8, hidden_size=64, intermediate_
 TEXT = dict(hidden_size=64, intermediate_size=256, num_hidden_layers=3, num_attention_heads=4,
             max_position_embeddings=CLIP_MAX_LENGTH, hidden_act="quick_gelu")
 PROJECTION_DIM = 64  # the shared embedding space of f(x) and g(t)
-#: OpenAI CLIP's normalisation, as in ``cooklab.metrics.clip_score`` (the backbone's ``Preprocess`` uses it too)
-CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
-CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 
 
 def build_clip(tokenizer=None):
@@ -102,10 +100,10 @@ def contrastive_loss(model, pixel_values: torch.Tensor, input_ids: torch.Tensor)
     return 0.5 * (F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target))
 
 
-def heldout_scene(caption_expectation, rng: np.random.Generator) -> Scene:
+def heldout_scene(expectation, rng: np.random.Generator) -> Scene:
     """A scene showing exactly what a held-out caption says (container, colour, one ingredient in its state);
     pattern, table, position and the layout of the food drawn from ``rng``."""
-    e = caption_expectation
+    e = expectation
     return Scene(container=e.container, colour=e.colour, pattern=PATTERNS[rng.integers(len(PATTERNS))],
                  table=list(TABLES)[rng.integers(len(TABLES))],
                  position=(int(32 + rng.integers(-6, 7)), int(32 + rng.integers(-6, 7))),
