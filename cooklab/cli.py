@@ -255,16 +255,18 @@ def build_parser() -> argparse.ArgumentParser:
     tk = toykitchen.add_subparsers(dest="tk_command", metavar="ACTION", required=True)
     train = tk.add_parser(
         "train", help="train the Toy Kitchen model sets from scratch (minutes on one GPU; --preset cpu: reduced, slow)",
-        description="Render the Toy Kitchen training set and train the autoencoder, the SD-style set and the Flux-style set. "
+        description="Render the Toy Kitchen training set and train the autoencoder, the SD-style set, the Flux-style set and the "
+        "Toy Kitchen CLIP (the metrics' backbone). "
         "--preset gpu made the weights in data/toykitchen; --preset cpu is a reduced run for a machine without a GPU.",
     )
-    train.add_argument("--out", type=Path, default=Path("outputs/toykitchen"), help="folder for sd/, flux/ and the logs "
+    train.add_argument("--out", type=Path, default=Path("outputs/toykitchen"), help="folder for sd/, flux/, clip/ and the logs "
                        "(default: outputs/toykitchen; data/toykitchen replaces the shipped weights)")
     train.add_argument("--preset", choices=("gpu", "cpu", "smoke"), default=None, help="sizes and steps (default: gpu on CUDA, else cpu)")
-    train.add_argument("--stages", default="autoencoder,sd,flux", help="comma-separated stages (default: all three, in order)")
+    train.add_argument("--stages", default="autoencoder,sd,flux,clip", help="comma-separated stages (default: all four, in order)")
     train.add_argument("--device", default=None, help="torch device (default: cuda if available)")
     for name, kind in (("seed", int), ("images", int), ("batch", int), ("vae-steps", int), ("sd-steps", int),
-                       ("flux-steps", int), ("max-minutes", float), ("stop-after", int), ("workers", int)):
+                       ("flux-steps", int), ("clip-steps", int), ("clip-batch", int), ("warmup", int), ("max-minutes", float), ("stop-after", int),
+                       ("workers", int)):
         train.add_argument(f"--{name}", type=kind, default=None, help=f"override the preset's {name.replace('-', '_')}")
     return parser
 
@@ -632,8 +634,8 @@ def _toykitchen(args: argparse.Namespace, command: str) -> int:
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     preset = args.preset or ("gpu" if device.startswith("cuda") else "cpu")
     cfg = train(args.out, preset, stages, device, seed=args.seed, images=args.images, batch=args.batch,
-                vae_steps=args.vae_steps, sd_steps=args.sd_steps, flux_steps=args.flux_steps,
-                max_minutes=args.max_minutes, stop_after=args.stop_after, workers=args.workers)
+                vae_steps=args.vae_steps, sd_steps=args.sd_steps, flux_steps=args.flux_steps, clip_steps=args.clip_steps,
+                clip_batch=args.clip_batch, warmup=args.warmup, max_minutes=args.max_minutes, stop_after=args.stop_after, workers=args.workers)
     print(f"trained {', '.join(stages)} ({preset} preset, seed {cfg.seed}) into {args.out}")
     return 0
 

@@ -20,7 +20,8 @@ LAYERS = [
                     "cooklab.grounding.base"]),  # grounding.base: the MaskProvider protocol and boxes, no model
     ("toy world", ["cooklab.toykitchen.world", "cooklab.toykitchen.captions", "cooklab.toykitchen.recipes",
                    "cooklab.toykitchen.dataset", "cooklab.toykitchen.oracle"]),
-    ("models and planners", ["cooklab.models", "cooklab.toykitchen.models", "cooklab.grounding", "cooklab.agent"]),
+    ("models and planners", ["cooklab.models", "cooklab.toykitchen.models", "cooklab.grounding", "cooklab.agent",
+                             "cooklab.metrics.base", "cooklab.metrics.clip_score"]),  # the CLIP backbone that toy_clip() returns
     ("mechanisms", ["cooklab.recipe_diffusion.noise_levels", "cooklab.recipe_diffusion.region_noise",
                     "cooklab.recipe_diffusion.kv_sharing", "cooklab.recipe_diffusion.records", "cooklab.cookanything.regional",
                     "cooklab.cookanything.flexible_rope", "cooklab.cookanything.cscc", "cooklab.instrument.locate",
@@ -29,7 +30,8 @@ LAYERS = [
     ("instrument and viz", ["cooklab.instrument.trace", "cooklab.instrument.unet_capture", "cooklab.instrument.flux_capture",
                             "cooklab.instrument.summaries", "cooklab.viz"]),
     ("metrics", ["cooklab.metrics"]),  # measures outputs; no pipeline imports it
-    ("applications", ["cooklab.toykitchen.train", "cooklab.toykitchen.evaluate", "cooklab.report", "cooklab.runs", "cooklab.scoring",
+    ("applications", ["cooklab.toykitchen.train", "cooklab.toykitchen.clip", "cooklab.toykitchen.evaluate", "cooklab.report",
+                      "cooklab.runs", "cooklab.scoring",
                       "cooklab.cli", "cooklab.__main__"]),
 ]
 

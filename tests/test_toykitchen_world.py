@@ -138,13 +138,13 @@ def test_dataset_excludes_held_out_triples_and_does_not_depend_on_workers():
 
 
 def test_training_smoke_run_produces_loadable_pipelines(tmp_path):
-    """The training script end to end at toy scale: autoencoder, SD set, Flux set, saved and loaded like the shipped ones."""
+    """The training script end to end at toy scale: autoencoder, SD set, Flux set, CLIP, saved and loaded like the shipped ones."""
     import torch
 
     from cooklab.toykitchen.train import train
 
     train(tmp_path, "smoke", device="cpu")
-    for stage in ("autoencoder", "sd", "flux"):
+    for stage in ("autoencoder", "sd", "flux", "clip"):
         log = json.loads((tmp_path / f"{stage}_training.json").read_text())
         assert log["steps_done"] == 2 and len(log["losses"]) == 1 and np.isfinite(log["losses"][0][1])
     sd, flux = toy.toy_sd(tmp_path / "sd"), toy.toy_flux(tmp_path / "flux")
@@ -155,6 +155,8 @@ def test_training_smoke_run_produces_loadable_pipelines(tmp_path):
     image = flux("a blue bowl", num_inference_steps=2, max_sequence_length=toy.T5_MAX_LENGTH,
                  generator=torch.Generator().manual_seed(0)).images[0]
     assert image.size == (64, 64)
+    clip = toy.toy_clip(tmp_path / "clip")
+    assert clip.model.dtype == torch.float32 and clip.text_features(["a blue bowl"])[0].shape == (1, 64)
 
 
 def test_missing_weights_name_the_fix(tmp_path):

@@ -18,6 +18,9 @@ The tokenizers are ``cooklab.word_tokenizers``' in-memory ones with the world's 
 the stock ``StableDiffusionPipeline`` / ``FluxPipeline``. ``cooklab toykitchen train``
 reproduces them (``docs/toykitchen.md`` is their model card). Not to be confused with
 ``cooklab.models.tiny_sd`` / ``tiny_flux``: those have random weights and draw noise.
+
+``toy_clip()`` loads the third shipped model, ``data/toykitchen/clip``: a ``CLIPModel`` trained on the
+toy world (``toykitchen/clip.py``), as the ``cooklab.metrics`` CLIP backbone.
 """
 
 from __future__ import annotations
@@ -168,3 +171,18 @@ def toy_flux(path=None, device=None, dtype=None) -> FluxPipeline:
     pipe = _load(FluxPipeline, "flux", path, device, dtype)
     pipe.default_sample_size = IMAGE_SIZE // 4
     return pipe
+
+
+def toy_clip(path=None, device=None):
+    """The trained Toy Kitchen CLIP (``data/toykitchen/clip``) as a ``cooklab.metrics.ClipBackbone``: pass it as ``clip=``
+    to any CLIP metric. A ``CLIPModel`` trained on the toy world's renders and captions (``toykitchen/clip.py``), loaded
+    offline in float32."""
+    from ..metrics.clip_score import clip_backbone
+
+    folder = Path(path) if path is not None else TOY_DIR / "clip"
+    if not (folder / "config.json").is_file():
+        raise CheckpointError(f"no trained Toy Kitchen CLIP in {folder}: a checkout ships it in data/toykitchen/clip; "
+                              f"rebuild it with `cooklab toykitchen train --stages clip --out {folder.parent}`.")
+    backbone = clip_backbone(folder, device=device, dtype=torch.float32, local_files_only=True)
+    backbone.source = f"toy_clip ({folder})"
+    return backbone

@@ -11,10 +11,14 @@ Three stages, each a plain training loop over rendered scenes and freshly sample
 3. **flux** -- ``FluxTransformer2DModel`` with its CLIP and T5 encoders, rectified flow:
    ``z_s = (1 - s) z_0 + s eps``, target ``eps - z_0``, ``s`` logit-normal and shifted by the
    same ``mu`` the pipeline uses at 64x64.
+4. **clip** -- the Toy Kitchen CLIP (``clip.py``, the metrics' backbone): image and text towers
+   together, CLIP's symmetric InfoNCE with a learned temperature (``clip.contrastive_loss``);
+   independent of the other stages. Saved to ``<out>/clip`` with its held-out retrieval accuracy.
 
-Captions are dropped to "" 10 % of the time (classifier-free guidance). Weights are averaged
+Captions of the diffusion stages are dropped to "" 10 % of the time (classifier-free guidance). Weights are averaged
 with an EMA (diffusers' ``EMAModel``) and the averages are what is saved, in float16, as
-``save_pretrained`` folders ``<out>/sd`` and ``<out>/flux``; each stage writes a JSON log
+``save_pretrained`` folders ``<out>/sd`` and ``<out>/flux`` (the CLIP stage keeps its last weights,
+no EMA, in ``<out>/clip``); each stage writes a JSON log
 (``<out>/<stage>_training.json``: losses, steps, seconds, machine).
 
 Stages ``sd`` and ``flux`` read the autoencoder stage's output, so they can run as two processes
@@ -43,7 +47,7 @@ from . import models as toy
 from .captions import random_caption
 from .dataset import render_dataset
 
-STAGES = ("autoencoder", "sd", "flux")
+STAGES = ("autoencoder", "sd", "flux", "clip")
 
 
 @dataclass
@@ -56,8 +60,11 @@ class TrainConfig:
     vae_steps: int = 3000
     sd_steps: int = 8000
     flux_steps: int = 8000
+    clip_steps: int = 4000
     vae_lr: float = 1e-3
     lr: float = 4e-4
+    clip_lr: float = 1e-3
+    clip_batch: int = 256  # pictures per contrastive batch (each one's negatives are the other B - 1 captions)
     warmup: int = 250
     kl_weight: float = 1e-5
     caption_dropout: float = 0.1
@@ -70,8 +77,8 @@ class TrainConfig:
 
 PRESETS = {
     "gpu": TrainConfig(),
-    "cpu": TrainConfig(images=8000, batch=32, vae_steps=600, sd_steps=2000, flux_steps=2000),
-    "smoke": TrainConfig(images=48, batch=4, vae_steps=2, sd_steps=2, flux_steps=2, warmup=1),
+    "cpu": TrainConfig(images=8000, batch=32, vae_steps=600, sd_steps=2000, flux_steps=2000, clip_batch=128, clip_steps=2400),
+    "smoke": TrainConfig(images=48, batch=4, vae_steps=2, sd_steps=2, flux_steps=2, clip_batch=4, clip_steps=2, warmup=1),
 }
 
 
@@ -306,6 +313,42 @@ def train_flux(cfg: TrainConfig, out: Path, device: torch.device, data) -> None:
     _write_log(out, "flux", cfg, loop, step + 1, device, dict(scaling_factor=scale, shift_factor=mean, mu=mu))
 
 
+def train_clip(cfg: TrainConfig, out: Path, device: torch.device, data) -> None:
+    """The Toy Kitchen CLIP: image and text towers trained together on (rendered scene, fresh caption) pairs.
+
+    Loss: ``clip.contrastive_loss`` (symmetric InfoNCE, learned temperature) over batches of
+    ``cfg.clip_batch`` pairs. No caption dropout (an empty caption matches every picture) and no EMA.
+    """
+    from .clip import build_clip, contrastive_loss, heldout_retrieval, pixels, save_clip, trim
+
+    torch.manual_seed(cfg.seed + 3)
+    tokenizer = toy.clip_tokenizer()
+    model = build_clip(tokenizer).to(device).train()
+    images = torch.from_numpy(data.images)  # [n, 64, 64, 3] uint8
+    tokens = _Tokens(tokenizer)
+    loop = _Loop(model.parameters(), cfg, cfg.clip_steps, cfg.clip_lr, ema=False)
+    gen = torch.Generator().manual_seed(cfg.seed + 3)
+    rng = np.random.default_rng(cfg.seed + 3)
+    step = 0
+    for step in range(cfg.clip_steps):
+        idx = torch.randint(len(images), (cfg.clip_batch,), generator=gen)
+        x = pixels(images[idx].to(device))  # [B, 3, 64, 64]
+        ids = trim(tokens(_captions(data, idx, rng, dropout=0.0), device), tokenizer.eos_token_id)  # [B, L <= 32]
+        with _autocast(device):
+            loss = contrastive_loss(model, x, ids)
+        if not loop.step(loss.float(), step):
+            break
+    model.eval().cpu()
+    from ..metrics.clip_score import clip_backbone
+
+    retrieval = heldout_retrieval(clip_backbone(model, tokenizer=tokenizer))
+    print(f"  held-out retrieval: {retrieval}", flush=True)
+    extra = dict(retrieval=retrieval, temperature=float(1 / model.logit_scale.detach().exp()),
+                 parameters=sum(p.numel() for p in model.parameters()))
+    _write_log(out, "clip", cfg, loop, step + 1, device, extra)
+    save_clip(model, tokenizer, out / "clip")
+
+
 def _save(pipe, folder: Path) -> None:
     """float16 safetensors, written to a temporary folder and moved into place."""
     tmp = folder.with_name(folder.name + ".tmp")
@@ -329,5 +372,5 @@ def train(out, preset: str = "gpu", stages=STAGES, device=None, **overrides) -> 
     for stage in STAGES:
         if stage in stages:
             print(f"stage {stage} on {device}", flush=True)
-            {"autoencoder": train_autoencoder, "sd": train_sd, "flux": train_flux}[stage](cfg, out, device, data)
+            {"autoencoder": train_autoencoder, "sd": train_sd, "flux": train_flux, "clip": train_clip}[stage](cfg, out, device, data)
     return cfg

@@ -1,0 +1,223 @@
+"""The Toy Kitchen CLIP: a small ``CLIPModel`` trained contrastively on rendered scenes and their captions.
+
+CLIP score, goal / step faithfulness and cross-step consistency (``cooklab.metrics``) need a CLIP
+that has seen pictures like the ones it scores. No real checkpoint can be downloaded here, and
+OpenAI's CLIP has never seen the Toy Kitchen, so this module defines one that has:
+
+* **architecture** -- a transformers ``CLIPModel``: a ViT image tower on 64 x 64 pictures (8 x 8
+  patches -> 64 tokens + CLS, ``VISION``) and a text tower (``TEXT``) reading the toy models'
+  tokenizer (``models.clip_tokenizer``: one token per word of ``captions.WORDS``, 32 positions),
+  both projected to ``PROJECTION_DIM``; small enough to train on a laptop CPU;
+* **objective** -- CLIP's symmetric InfoNCE with a learned temperature (``contrastive_loss``);
+* **data** -- ``dataset.render_dataset`` scenes (none holding a ``dataset.HELD_OUT`` triple),
+  each with a fresh random caption every time it is drawn (``train._captions``, no empty ones);
+* **evaluation** -- ``heldout_retrieval``: one rendered scene per held-out caption
+  (``evaluate.heldout_captions``), top-1 retrieval image -> caption and caption -> image.
+
+Training is the ``clip`` stage of ``cooklab toykitchen train`` (``train.train_clip``); the
+weights ship in ``data/toykitchen/clip`` (float16, with the tokenizer and a
+``CLIPImageProcessor``) and ``models.toy_clip()`` (``cooklab.models.toy_clip``) loads them as a
+``cooklab.metrics.ClipBackbone``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..metrics.clip_score import CLIP_MEAN, CLIP_STD  # OpenAI CLIP's normalisation, what the backbone's Preprocess applies
+from .models import CLIP_MAX_LENGTH, IMAGE_SIZE, clip_tokenizer
+from .world import PATTERNS, TABLES, Ingredient, Scene, render
+
+#: ViT image tower: 64 x 64 pictures in 8 x 8 patches (64 patch tokens + CLS), width 64, 3 layers
+VISION = dict(image_size=IMAGE_SIZE, patch_size=8, hidden_size=64, intermediate_size=256, num_hidden_layers=3,
+              num_attention_heads=4, hidden_act="quick_gelu")
+#: text tower: one token per world word (``models.clip_tokenizer``), 32 positions, width 64, 3 layers
+TEXT = dict(hidden_size=64, intermediate_size=256, num_hidden_layers=3, num_attention_heads=4,
+            max_position_embeddings=CLIP_MAX_LENGTH, hidden_act="quick_gelu")
+PROJECTION_DIM = 64  # the shared embedding space of f(x) and g(t)
+
+
+def build_clip(tokenizer=None):
+    """An untrained Toy Kitchen ``CLIPModel`` (text tower ``TEXT``, image tower ``VISION``)."""
+    from transformers import CLIPConfig, CLIPModel
+
+    tokenizer = tokenizer or clip_tokenizer()
+    text = dict(TEXT, vocab_size=len(tokenizer), bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+                pad_token_id=tokenizer.pad_token_id)
+    return CLIPModel(CLIPConfig(text_config=text, vision_config=VISION, projection_dim=PROJECTION_DIM))
+
+
+def image_processor():
+    """The ``CLIPImageProcessor`` saved with the model: 64 x 64 in, CLIP's mean and std (what the backbone reads)."""
+    from transformers import CLIPImageProcessor
+
+    return CLIPImageProcessor(size={"shortest_edge": IMAGE_SIZE}, crop_size={"height": IMAGE_SIZE, "width": IMAGE_SIZE},
+                              image_mean=list(CLIP_MEAN), image_std=list(CLIP_STD))
+
+
+def pixels(images: torch.Tensor) -> torch.Tensor:
+    """uint8 ``[B, 64, 64, 3]`` -> CLIP-normalised float ``[B, 3, 64, 64]`` (what ``metrics.base.prepare`` gives at 64 x 64)."""
+    x = images.permute(0, 3, 1, 2).float() / 255  # [B, 3, 64, 64] in [0, 1]
+    mean, std = torch.tensor(CLIP_MEAN).view(1, 3, 1, 1), torch.tensor(CLIP_STD).view(1, 3, 1, 1)
+    return (x - mean.to(x.device)) / std.to(x.device)
+
+
+def trim(input_ids: torch.Tensor, eos_token_id: int) -> torch.Tensor:
+    """``[B, 32]`` -> ``[B, L]``: drop the padding columns after the longest caption's end token.
+
+    The text tower is causal and reads its pooled feature at the end token, so the columns after
+    it never change the result; toy captions are ~10 tokens, so this saves most of the text tower's work.
+    """
+    length = int((input_ids == eos_token_id).int().argmax(1).max()) + 1  # first end token of the longest caption
+    return input_ids[:, :length]
+
+
+def contrastive_loss(model, pixel_values: torch.Tensor, input_ids: torch.Tensor) -> torch.Tensor:
+    """CLIP's symmetric InfoNCE over a batch of B (picture, caption) pairs.
+
+    With L2-normalised projected features ``f_i = f(x_i)``, ``g_j = g(t_j)`` and the learned
+    temperature ``tau = exp(-logit_scale)`` (``logit_scale`` starts at log(1/0.07), capped at
+    log 100 as in CLIP)::
+
+        s_ij = f_i . g_j / tau                                    (logits, [B, B])
+        L = 1/2 * [ -1/B sum_i log softmax_j(s_ij)[i]              (picture i -> its caption)
+                    -1/B sum_j log softmax_i(s_ij)[j] ]            (caption j -> its picture)
+
+    i.e. the mean of the two cross-entropies with the diagonal as the target.
+    pixel_values: ``[B, 3, 64, 64]`` (``pixels``); input_ids: ``[B, L]`` (start, words, end, padding; ``trim``).
+    """
+    f = F.normalize(model.get_image_features(pixel_values=pixel_values).pooler_output, dim=-1)  # [B, D]
+    g = F.normalize(model.get_text_features(input_ids=input_ids).pooler_output, dim=-1)  # [B, D]
+    with torch.no_grad():
+        model.logit_scale.clamp_(max=np.log(100.0))
+    logits = model.logit_scale.exp() * f @ g.T  # [B, B]: row i = picture i against every caption
+    target = torch.arange(len(logits), device=logits.device)  # [B]: the matching pairs are the diagonal
+    return 0.5 * (F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target))
+
+
+def heldout_scene(expectation, rng: np.random.Generator) -> Scene:
+    """A scene showing exactly what a held-out caption says (container, colour, one ingredient in its state);
+    pattern, table, position and the layout of the food drawn from ``rng``."""
+    e = expectation
+    return Scene(container=e.container, colour=e.colour, pattern=PATTERNS[rng.integers(len(PATTERNS))],
+                 table=list(TABLES)[rng.integers(len(TABLES))],
+                 position=(int(32 + rng.integers(-6, 7)), int(32 + rng.integers(-6, 7))),
+                 ingredients=(Ingredient(e.ingredient, e.state),), layout_seed=int(rng.integers(2**31)))
+
+
+def heldout_retrieval(backbone, n: int = 200, seed: int = 0) -> dict:
+    """Top-1 retrieval on the held-out triples, which no training picture shows.
+
+    ``evaluate.heldout_captions(n, seed)`` gives n captions "a {colour} {container} with {state}
+    {ingredient}" cycling through the 20 held-out triples; each gets one rendered scene
+    (``heldout_scene``, seeded). Captions repeat (20 triples x a few states), so retrieval is
+    scored against the ``K`` distinct captions:
+
+    * ``image_to_caption`` -- of the n pictures, the share whose nearest caption (of the K) is its own;
+    * ``caption_to_image`` -- of the K captions, the share whose nearest picture (of the n) has that caption;
+    * ``image_to_triple`` -- the share whose nearest caption names its (colour, container, ingredient),
+      whatever the state word;
+
+    with chance levels ``1/K`` (image -> caption) and the mean share of pictures with a caption (caption -> image).
+    """
+    from .evaluate import heldout_captions
+
+    items = heldout_captions(n, seed)
+    rng = np.random.default_rng(seed)
+    images = [render(heldout_scene(e, rng), IMAGE_SIZE).image for _, e in items]
+    captions = sorted({c for c, _ in items})  # the K distinct captions
+    own = torch.tensor([captions.index(c) for c, _ in items])  # [n]: each picture's caption
+    f = backbone.image_features(images)  # [n, D]
+    g, _ = backbone.text_features(captions)  # [K, D]
+    sims = f @ g.T  # [n, K]
+    nearest_caption = sims.argmax(1)  # [n]
+    nearest_image = sims.argmax(0)  # [K]
+    triple = {c: (e.colour, e.container, e.ingredient) for c, e in items}
+    return {
+        "n": n, "seed": seed, "captions": len(captions),
+        "image_to_caption": float((nearest_caption == own).float().mean()),
+        "caption_to_image": float((own[nearest_image] == torch.arange(len(captions))).float().mean()),
+        "image_to_triple": float(np.mean([triple[captions[k]] == triple[c] for k, (c, _) in zip(nearest_caption.tolist(), items)])),
+        "chance_image_to_caption": 1 / len(captions),
+        "chance_caption_to_image": float(np.mean([(own == k).float().mean() for k in range(len(captions))])),
+    }
+
+
+def save_clip(model, tokenizer, folder: Path) -> None:
+    """``save_pretrained`` of the model (float16 safetensors), its tokenizer and image processor into ``folder``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    model.to(torch.float16).save_pretrained(folder, safe_serialization=True)
+    tokenizer.save_pretrained(folder)
+    image_processor().save_pretrained(folder)
+
+
+# ---------------------------------------------------------------------------
+# Agreement with the oracle: does a higher CLIP score mean a more faithful frame?
+# ---------------------------------------------------------------------------
+
+
+def contrast_pairs(n: int, seed: int = 0) -> list[tuple[str, Scene, Scene]]:
+    """``n`` (caption, true scene, corrupted scene) triples for a faithful-vs-unfaithful check on rendered frames.
+
+    The true scene holds one ingredient and the caption names it, "a {colour} {container} with
+    {state} {ingredient}"; the corrupted scene is the same scene with, alternately, another
+    ingredient (in the same state where it can be, else its first allowed state) or another
+    container colour -- a frame the oracle calls unfaithful to the caption.
+    """
+    from .captions import CONTAINER_WORDS, PLURAL, STATE_WORDS
+    from .world import ALLOWED_STATES, CONTAINER_COLOURS, CONTAINERS, INGREDIENTS
+
+    rng = np.random.default_rng(seed)
+    out = []
+    for i in range(n):
+        container, colour = CONTAINERS[rng.integers(len(CONTAINERS))], list(CONTAINER_COLOURS)[rng.integers(len(CONTAINER_COLOURS))]
+        name = list(INGREDIENTS)[rng.integers(len(INGREDIENTS))]
+        state = str(rng.choice(ALLOWED_STATES[name]))
+        true = Scene(container=container, colour=colour, pattern=PATTERNS[rng.integers(len(PATTERNS))],
+                     table=list(TABLES)[rng.integers(len(TABLES))], position=(int(32 + rng.integers(-6, 7)), int(32 + rng.integers(-6, 7))),
+                     ingredients=(Ingredient(name, state),), layout_seed=int(rng.integers(2**31)))
+        if i % 2 == 0:
+            other = str(rng.choice([k for k in INGREDIENTS if k != name]))
+            wrong = replace(true, ingredients=(Ingredient(other, state if state in ALLOWED_STATES[other] else ALLOWED_STATES[other][0]),))
+        else:
+            wrong = replace(true, colour=str(rng.choice([c for c in CONTAINER_COLOURS if c != colour])))
+        out.append((f"a {colour} {CONTAINER_WORDS[container]} with {STATE_WORDS[state]} {PLURAL[name]}", true, wrong))
+    return out
+
+
+def ranks(values) -> np.ndarray:
+    """Ranks 1..n of ``values``, ties sharing their mean rank."""
+    values = np.asarray(values, dtype=float)
+    order = values.argsort(kind="stable")
+    r = np.empty(len(values))
+    r[order] = np.arange(1, len(values) + 1)
+    for v in np.unique(values):  # average the ranks of tied values
+        tied = values == v
+        r[tied] = r[tied].mean()
+    return r
+
+
+def roc_auc(scores, labels) -> float:
+    """Area under the ROC curve of ``scores`` separating ``labels`` 1 from 0: P(score of a 1 > score of a 0), ties counting 1/2.
+
+    Mann-Whitney: ``AUC = (R_1 - n_1 (n_1 + 1) / 2) / (n_1 n_0)`` with ``R_1`` the rank sum of the 1s.
+    0.5 is chance, 1 a perfect separation.
+    """
+    labels = np.asarray(labels, dtype=bool)
+    n1, n0 = int(labels.sum()), int((~labels).sum())
+    if n1 == 0 or n0 == 0:
+        return float("nan")
+    return float((ranks(scores)[labels].sum() - n1 * (n1 + 1) / 2) / (n1 * n0))
+
+
+def spearman(a, b) -> float:
+    """Spearman's rank correlation: the Pearson correlation of the (tie-averaged) ranks."""
+    ra, rb = ranks(a), ranks(b)
+    if ra.std() == 0 or rb.std() == 0:
+        return float("nan")
+    return float(np.corrcoef(ra, rb)[0, 1])
