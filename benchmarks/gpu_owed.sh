@@ -2,7 +2,7 @@
 # The GPU figures docs/performance.md owes (issue 16), as one run for a lent GPU machine.
 # Each part has its own time limit and writes its JSON to $OUT as soon as it ends, so a part
 # that fails or runs out of time costs only itself. The machine's python3 holds torch; the
-# packages it lacks travel as wheels in .whl (see docs/performance.md, "Reproducing").
+# packages it lacks travel as wheels in .whl (see docs/performance.md, "Reproducing the GPU figures").
 #
 #   OUT=/tmp/gpu bash benchmarks/gpu_owed.sh                 # every part
 #   OUT=/tmp/gpu bash benchmarks/gpu_owed.sh trace_cost      # the named parts only
