@@ -217,6 +217,30 @@ def test_score_runs_the_asked_metrics_once_per_backbone(clip, dino):
         score(images[:2], toy, ("clip_score",), clip=clip)
 
 
+def test_score_computes_the_frames_clip_features_once_with_the_same_numbers(clip, monkeypatch):
+    toy = random_toy_recipe(3, 3)
+    images = [render(scene, 64).image for scene in toy.scenes]
+    texts = [step.text for step in toy.to_recipe().steps]
+    alone = {"clip_score": clip_score(images, texts, clip), "step_faithfulness": step_faithfulness(images, texts, clip),
+             "cross_step_consistency": cross_step_consistency(images, clip)}
+    calls = {"image": 0, "text": 0}
+    image_forward, text_forward = clip.model.get_image_features, clip.model.get_text_features
+
+    def count(kind, forward):
+        def wrapped(*args, **kwargs):
+            calls[kind] += 1
+            return forward(*args, **kwargs)
+        return wrapped
+
+    monkeypatch.setattr(clip.model, "get_image_features", count("image", image_forward))
+    monkeypatch.setattr(clip.model, "get_text_features", count("text", text_forward))
+    results = score(images, toy, tuple(alone), clip=clip)
+    assert calls == {"image": 1, "text": len(texts)}  # one batch of frames; each step text once, not once per metric
+    for name, result in alone.items():
+        assert results[name].per_item == result.per_item
+    assert clip._kept is None  # nothing kept after the call
+
+
 def test_images_of_every_kind_convert_alike():
     rng = np.random.default_rng(1)
     u8 = rng.integers(0, 256, (6, 5, 3), dtype=np.uint8)

@@ -21,6 +21,7 @@ Importing this package loads torch but neither diffusers nor transformers' model
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from pathlib import Path
 
 from ..errors import ConfigError
@@ -101,4 +102,5 @@ def score(images, recipe, metrics=DEFAULT_METRICS, *, clip=DEFAULT_CLIP, dino=DE
         "oracle_state_accuracy": lambda: oracle_state_accuracy(images, expectations),
         **{name: (lambda name=name: from_judge(name)) for name in JUDGE_METRICS},
     }
-    return {name: run[name]() for name in metrics}
+    with clip.reusing() if clip is not None else nullcontext():  # the frames' CLIP features once, not once per metric
+        return {name: run[name]() for name in metrics}

@@ -24,7 +24,8 @@ files are not there), from a ``CLIPModel`` plus tokenizer, or passes a ``ClipBac
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -67,6 +68,21 @@ class ClipBackbone:
     preprocess: Preprocess
     source: str
     batch_size: int = DEFAULT_BATCH_SIZE  # pictures per forward pass
+    _kept: dict | None = field(default=None, init=False, repr=False, compare=False)  # features kept inside ``reusing()``
+
+    @contextmanager
+    def reusing(self):
+        """Inside the block, features of the same pictures and of the same texts are computed once.
+
+        ``score`` runs up to six CLIP metrics on one sequence; each asks for the frames' image
+        features, and two for the step texts'. Pictures are recognised by identity (the kept entry
+        holds them, so they stay the same objects), texts by their string and mode.
+        """
+        self._kept = {}
+        try:
+            yield self
+        finally:
+            self._kept = None
 
     @property
     def device(self) -> torch.device:
@@ -79,10 +95,18 @@ class ClipBackbone:
 
     def image_features(self, images) -> torch.Tensor:
         """``[N, D]`` L2-normalised projected image features of whole frames, ``batch_size`` frames at a time on the model's device."""
+        images = list(images)
+        if self._kept is not None:
+            for kept, features in self._kept.get("images", []):
+                if len(kept) == len(images) and all(a is b for a, b in zip(kept, images)):
+                    return features
         f = batched_features(lambda pixels: self.model.get_image_features(pixel_values=pixels).pooler_output, images,
                              self.preprocess, batch_size=self.batch_size, device=self.device, dtype=self.model.dtype,
                              desc="CLIP images")
-        return F.normalize(f, dim=-1)  # [N, D]
+        f = F.normalize(f, dim=-1)  # [N, D]
+        if self._kept is not None:
+            self._kept.setdefault("images", []).append((images, f))
+        return f
 
     def windows(self, text: str, mode: str) -> tuple[int, list[list[int]]]:
         """(content tokens of ``text``, its token windows): each window at most ``max_tokens - 2`` tokens; one when truncating."""
@@ -97,6 +121,10 @@ class ClipBackbone:
     @torch.no_grad()
     def text_features(self, texts: list[str], mode: str = "chunk") -> tuple[torch.Tensor, list[dict[str, int]]]:
         """``[T, D]`` L2-normalised text features, one per text (windows averaged), and per text its tokens, windows and tokens cut."""
+        key = ("texts", tuple(texts), mode)
+        if self._kept is not None and key in self._kept:
+            features, records = self._kept[key]
+            return features, [dict(r) for r in records]
         tok = self.tokenizer
         pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
         records, features = [], []
@@ -112,7 +140,10 @@ class ClipBackbone:
             g = self.model.get_text_features(input_ids=ids.to(self.device), attention_mask=attention.to(self.device)).pooler_output
             g = F.normalize(g.float(), dim=-1)  # [K, D], one per window
             features.append(F.normalize(g.mean(0), dim=-1))  # [D]
-        return torch.stack(features), records  # [T, D]
+        features = torch.stack(features)  # [T, D]
+        if self._kept is not None:
+            self._kept[key] = (features, [dict(r) for r in records])
+        return features, records
 
 
 def clip_backbone(source: str | Path | ClipBackbone | CLIPModel = DEFAULT_CLIP, tokenizer=None, preprocess: Preprocess | None = None,
