@@ -40,3 +40,13 @@ def ca(tiny_flux):
     import cooklab
 
     return cooklab.CookAnything.from_pipe(tiny_flux)
+
+
+@pytest.fixture
+def server():
+    """The scripted OpenAI-compatible server of tests/openai_stub.py (the Cooking Agent's and the judge's tests)."""
+    from openai_stub import FakeOpenAI
+
+    fake = FakeOpenAI()
+    yield fake
+    fake.close()

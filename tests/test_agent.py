@@ -55,13 +55,6 @@ def answer_for(recipe: Recipe, **changes: Any) -> str:
     return json.dumps({"context": rules.context.model_dump(), "steps": steps})
 
 
-@pytest.fixture
-def server():
-    fake = FakeOpenAI()
-    yield fake
-    fake.close()
-
-
 @pytest.fixture(autouse=True)
 def isolated(monkeypatch, tmp_path):
     """No real key and no writes to ~/.cache in any test."""

@@ -16,13 +16,6 @@ from cooklab.recipe import Recipe
 SECRET = "sk-test-SENTINEL-judge-41c2"  # a fake key that must never leave the Authorization header
 
 
-@pytest.fixture
-def server():
-    fake = FakeOpenAI()
-    yield fake
-    fake.close()
-
-
 @pytest.fixture(autouse=True)
 def no_key(monkeypatch):
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
