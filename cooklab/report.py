@@ -32,13 +32,13 @@ import io
 import json
 import math
 import os
-import platform
 import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from cooklab.fileio import atomic_write
+from cooklab.versions import package_versions
 
 __all__ = [
     "METRICS_FILE", "RECIPE_FILE", "atomic_write", "canvas_settings", "frame_name", "is_canvas_output", "jsonable", "render_html",
@@ -105,20 +105,6 @@ def _frame_entry(info: Any, step: Any = None) -> dict:
     return entry
 
 
-def _versions() -> dict[str, str]:
-    import diffusers
-    import torch
-
-    import cooklab
-
-    return {
-        "cooklab": cooklab.__version__,
-        "diffusers": diffusers.__version__,
-        "torch": torch.__version__,
-        "python": platform.python_version(),
-    }
-
-
 def _variant_name(settings: Mapping[str, Any]) -> str:
     """The preset of VARIANTS whose three switches match the settings, else "custom"."""
     from .recipe_diffusion.pipeline import VARIANTS
@@ -138,7 +124,7 @@ def run_settings(out: Any, *, model: str, pipeline: str, command: str | None = N
         "variant": _variant_name(settings),
         "command": command,
         "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
-        "versions": _versions(),
+        "versions": package_versions("cooklab", "diffusers", "torch", "python"),
         "recipe": {
             "title": recipe.title,
             "description": recipe.description,
@@ -210,7 +196,7 @@ def canvas_settings(out: Any, *, model: str, pipeline: str = "cookanything", com
         "mechanisms": [label for key, label in MECHANISMS if settings.get(key)],
         "command": command,
         "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
-        "versions": _versions(),
+        "versions": package_versions("cooklab", "diffusers", "torch", "python"),
         "recipe": {"title": recipe.title, "description": recipe.description, "source": recipe.source, "steps": len(recipe)},
         "settings": settings,
         "layout": {

@@ -16,7 +16,7 @@ ROOT = Path(cooklab.__file__).parent
 # Lowest first; a module may import its own layer and the layers below (package __init__ files
 # are facades that re-export, and are not checked).
 LAYERS = [
-    ("foundation", ["cooklab.errors", "cooklab.fileio", "cooklab.recipe", "cooklab.word_tokenizers", "cooklab.hub",
+    ("foundation", ["cooklab.errors", "cooklab.fileio", "cooklab.recipe", "cooklab.word_tokenizers", "cooklab.hub", "cooklab.versions",
                     "cooklab.grounding.base"]),  # grounding.base: the MaskProvider protocol and boxes, no model
     ("toy world", ["cooklab.toykitchen.world", "cooklab.toykitchen.captions", "cooklab.toykitchen.recipes",
                    "cooklab.toykitchen.dataset", "cooklab.toykitchen.oracle"]),

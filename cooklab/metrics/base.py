@@ -41,9 +41,10 @@ from tqdm.auto import tqdm
 
 from ..errors import CheckpointError, ConfigError
 from ..hub import HUB_ERRORS, explain_hub_error, hub_kwargs, is_repo_id
+from ..versions import package_versions
 
 __all__ = ["DEFAULT_BATCH_SIZE", "PAIRS", "MetricResult", "Preprocess", "batched_features", "frame_pairs", "image_tensor",
-           "load_pretrained", "mean_or_nan", "prepare", "progress", "provenance", "resolve_device", "versions"]
+           "load_pretrained", "mean_or_nan", "prepare", "progress", "provenance", "resolve_device"]
 
 #: how a sequence metric pairs frames: each with the next, or every pair once
 PAIRS = ("consecutive", "all")
@@ -207,20 +208,11 @@ def mean_or_nan(values: list[float]) -> float:
     return float(np.mean(values)) if values else math.nan
 
 
-def versions() -> dict[str, str]:
-    """Versions of the packages a number depends on."""
-    import transformers
-
-    import cooklab
-
-    return {"torch": torch.__version__, "transformers": transformers.__version__, "cooklab": cooklab.__version__}
-
-
 def provenance(metric: str, backbone: str, resolution: Preprocess | str, crop_mask: str, **details: Any) -> dict[str, Any]:
     """The record of a ``MetricResult``: metric, backbone id or folder, input resolution, crop/mask handling, versions, details."""
     resolution = asdict(resolution) if isinstance(resolution, Preprocess) else resolution
     return {"metric": metric, "backbone": backbone, "input_resolution": resolution, "crop_mask": crop_mask,
-            **details, "versions": versions()}
+            **details, "versions": package_versions("torch", "transformers", "cooklab")}
 
 
 def load_pretrained(cls, source: str | Path, **kwargs):

@@ -24,6 +24,7 @@ import numpy as np
 import torch
 from diffusers import FluxPipeline
 
+from ..versions import package_versions
 from .captions import CONTAINER_WORDS, PLURAL, STATE_WORDS
 from .dataset import HELD_OUT
 from .models import IMAGE_SIZE, T5_MAX_LENGTH
@@ -102,16 +103,6 @@ def heldout_accuracy(pipe, n: int = 200, seed: int = 0, num_inference_steps: int
     return result
 
 
-def _versions() -> dict[str, str]:
-    import diffusers
-    import transformers
-
-    import cooklab
-
-    return {"cooklab": cooklab.__version__, "torch": torch.__version__,
-            "diffusers": diffusers.__version__, "transformers": transformers.__version__, "numpy": np.__version__}
-
-
 def run_all(out=None, n: int = 200, seed: int = 0, num_inference_steps: int = 30, guidances=(3.0, 1.0), batch: int = 25,
             threads: int | None = None, images_dir=None) -> dict[str, Any]:
     """``heldout_accuracy`` of the shipped SD and Flux toy models and an untrained ``tiny_sd()`` at each guidance.
@@ -134,7 +125,7 @@ def run_all(out=None, n: int = 200, seed: int = 0, num_inference_steps: int = 30
     result: dict[str, Any] = {
         "what": "held-out (colour, container, ingredient) captions, one picture each, read by cooklab.toykitchen.oracle",
         "n": n, "seed": seed, "steps": num_inference_steps, "batch": batch, "device": "cpu",
-        "torch_threads": torch.get_num_threads(), "versions": _versions(),
+        "torch_threads": torch.get_num_threads(), "versions": package_versions("cooklab", "torch", "diffusers", "transformers", "numpy"),
         "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"), "runs": {},
     }
     models = {"sd": toy_sd, "flux": toy_flux, "untrained_tiny_sd": tiny_sd}
