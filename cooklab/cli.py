@@ -246,6 +246,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help=f"frames per forward pass (default: {SCORE_DEFAULTS['batch_size']})")
     sc.add_argument("--pairs", choices=("consecutive", "all"), default="consecutive",
                     help="frame pairs of the sequence metrics (default: consecutive)")
+    sc.add_argument("--masks", default=None, metavar="SPEC",
+                    help="container masks for dino_l2_masked, found in each frame for its step's container: 'oracle' (the Toy "
+                    "Kitchen oracle; the default for a Toy Kitchen run), 'grounded-sam', 'box:X0,Y0,X1,Y1' or 'none'")
     sc.add_argument("--judge", default=None, metavar="MODEL",
                     help="also judge every frame with this vision-language chat model (OPENAI_API_KEY from the environment)")
     sc.add_argument("--judge-base-url", default=None, metavar="URL", help="an OpenAI-compatible server for --judge (default: OpenAI)")
@@ -265,8 +268,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--stages", default="autoencoder,sd,flux,clip", help="comma-separated stages (default: all four, in order)")
     train.add_argument("--device", default=None, help="torch device (default: cuda if available)")
     for name, kind in (("seed", int), ("images", int), ("batch", int), ("vae-steps", int), ("sd-steps", int),
-                       ("flux-steps", int), ("clip-steps", int), ("clip-batch", int), ("warmup", int), ("max-minutes", float), ("stop-after", int),
-                       ("workers", int)):
+                       ("flux-steps", int), ("clip-steps", int), ("clip-batch", int), ("clip-generated", int),
+                       ("clip-generated-share", float), ("clip-generation-steps", int), ("warmup", int), ("max-minutes", float),
+                       ("stop-after", int), ("workers", int)):
         train.add_argument(f"--{name}", type=kind, default=None, help=f"override the preset's {name.replace('-', '_')}")
     return parser
 
@@ -614,7 +618,7 @@ def _score(args: argparse.Namespace, command: str) -> int:
     metrics = None if args.metrics is None else [m.strip() for m in args.metrics.split(",") if m.strip()]
     judge = None if args.judge is None else VisionJudge(args.judge, base_url=args.judge_base_url)
     result = score_run(ScoreRun(args.run, metrics, clip=args.clip, dino=args.dino, judge=judge, device=args.device,
-                                batch_size=args.batch_size, pairs=args.pairs))
+                                batch_size=args.batch_size, pairs=args.pairs, masks=args.masks))
     print(f"scored {args.run}:")
     print("\n".join(summary_lines(result)))
     print(f"wrote {result.path}; open {result.index}")
@@ -635,7 +639,8 @@ def _toykitchen(args: argparse.Namespace, command: str) -> int:
     preset = args.preset or ("gpu" if device.startswith("cuda") else "cpu")
     cfg = train(args.out, preset, stages, device, seed=args.seed, images=args.images, batch=args.batch,
                 vae_steps=args.vae_steps, sd_steps=args.sd_steps, flux_steps=args.flux_steps, clip_steps=args.clip_steps,
-                clip_batch=args.clip_batch, warmup=args.warmup, max_minutes=args.max_minutes, stop_after=args.stop_after, workers=args.workers)
+                clip_batch=args.clip_batch, clip_generated=args.clip_generated, clip_generated_share=args.clip_generated_share,
+                clip_generation_steps=args.clip_generation_steps, warmup=args.warmup, max_minutes=args.max_minutes, stop_after=args.stop_after, workers=args.workers)
     print(f"trained {', '.join(stages)} ({preset} preset, seed {cfg.seed}) into {args.out}")
     return 0
 

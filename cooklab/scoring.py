@@ -18,7 +18,9 @@ before it existed gives the step texts from ``settings.json``, without ingredien
 Which metrics (``ScoreRun.metrics=None``): the Toy Kitchen oracle's, when the run drew a Toy
 Kitchen recipe (``toy_recipe``: its description names the seed, and the seed's recipe has the
 run's step texts, so the oracle knows what every step must show); the CLIP metrics when a
-CLIP loads (``clip=``, else the default hub CLIP if it is in the cache); DINO-L2 likewise; the
+CLIP loads (``clip=``, else the default hub CLIP if it is in the cache); DINO-L2 likewise, and
+masked DINO-L2 with it when the frames' container masks can be found (``ScoreRun.masks``: the Toy
+Kitchen oracle for a Toy Kitchen run; GroundingDINO + SAM or a box when asked); the
 judge's when a ``VisionJudge`` is given. A backbone that is not there is skipped with the
 command that fetches it; asking for a metric by name (``metrics=[...]``) makes a missing
 backbone an error instead.
@@ -38,16 +40,16 @@ from typing import Any
 
 from cooklab.errors import CheckpointError, ConfigError, RecipeError
 from cooklab.fileio import atomic_write
-from cooklab.metrics import CLIP_METRICS, DEFAULT_CLIP, DEFAULT_DINO, ORACLE_METRICS, MetricResult, VisionJudge, score
+from cooklab.metrics import CLIP_METRICS, DEFAULT_CLIP, DEFAULT_DINO, DINO_METRICS, ORACLE_METRICS, MetricResult, VisionJudge, score
 from cooklab.metrics.base import DEFAULT_BATCH_SIZE, resolve_device
 from cooklab.metrics.clip_score import clip_backbone
-from cooklab.metrics.dino import dino_backbone
+from cooklab.metrics.dino import container_masks, dino_backbone
 from cooklab.metrics.judge import JUDGE_METRICS
 from cooklab.recipe import Recipe, load_recipe
 from cooklab.report import METRICS_FILE, RECIPE_FILE, jsonable, render_html
 from cooklab.toykitchen.recipes import ToyRecipe, random_toy_recipe
 
-__all__ = ["RunFolder", "ScoreResult", "ScoreRun", "read_run", "score_run", "summary_lines", "toy_recipe"]
+__all__ = ["RunFolder", "ScoreResult", "ScoreRun", "frame_masks", "read_run", "score_run", "summary_lines", "toy_recipe"]
 
 _TOY_SEED = re.compile(r"^Toy Kitchen recipe \(seed (\d+)\)$")  # ToyRecipe.to_recipe()'s description
 
@@ -64,6 +66,8 @@ class ScoreRun:
     device: str = "auto"  # where the backbones run: "auto" (CUDA when available), "cpu", "cuda", ...
     batch_size: int = DEFAULT_BATCH_SIZE  # frames per backbone forward pass
     pairs: str = "consecutive"  # frame pairs of the sequence metrics: "consecutive" or "all"
+    masks: str | None = None  # container masks for dino_l2_masked: "oracle", "grounded-sam", "box:x0,y0,x1,y1", "none";
+    #                           None: the oracle for a Toy Kitchen run, else none
 
 
 @dataclass
@@ -158,10 +162,34 @@ def _backbone(load, source, default: str, required: bool, name: str, option: str
         return None
 
 
+def frame_masks(run: RunFolder, spec: str | None, device) -> list | None:
+    """Each frame's container mask for ``dino_l2_masked`` (``ScoreRun.masks``), or None when there are none to find.
+
+    The provider looks for the step's container (``Step.container``; a step without one has no mask)
+    in the frame itself: the oracle reads the palette, GroundingDINO + SAM detects the phrase.
+    """
+    from cooklab.runs import mask_provider
+
+    spec = spec if spec is not None else ("oracle" if run.toy is not None else "none")
+    if spec == "none":
+        return None
+    if spec == "oracle" and run.toy is None and not run.settings.get("model", "").startswith("toy"):
+        raise ConfigError(f"--masks oracle reads Toy Kitchen pictures: {str(run.folder)!r} was not drawn by the toy models. "
+                          "Fix: --masks grounded-sam (GroundingDINO + SAM) or --masks box:X0,Y0,X1,Y1.")
+    provider = mask_provider(spec)
+    if provider == "grounded-sam":
+        from cooklab.grounding.grounded_sam import GroundedSAM
+
+        provider = GroundedSAM(device=device)
+    return container_masks(run.images, [step.container for step in run.recipe.steps], provider)
+
+
 def _plan(run: RunFolder, config: ScoreRun, device) -> tuple[list[str], Any, Any, dict[str, str]]:
     """(metrics to run, CLIP backbone or None, DINO backbone or None, skipped families and why)."""
     skipped: dict[str, str] = {}
     asked = list(config.metrics) if config.metrics is not None else None
+    if asked is not None and "dino_l2_masked" in asked and config.masks == "none":
+        raise ConfigError("dino_l2_masked measures the container regions: leave out --masks none, or the metric.")
     if asked is not None and run.toy is None and any(m in ORACLE_METRICS for m in asked):
         raise ConfigError(f"the oracle_* metrics need a Toy Kitchen run: {str(run.folder)!r} did not draw a Toy Kitchen recipe "
                           "(data/toykitchen/recipes, cooklab.toykitchen.random_toy_recipe). Fix: leave them out of --metrics.")
@@ -169,7 +197,7 @@ def _plan(run: RunFolder, config: ScoreRun, device) -> tuple[list[str], Any, Any
         raise ConfigError("the judge_* metrics ask a vision-language model: pass --judge MODEL (and --judge-base-url URL for a "
                           "server other than OpenAI's).")
     want_clip = any(m in CLIP_METRICS for m in asked) if asked is not None else True
-    want_dino = "dino_l2" in asked if asked is not None else True
+    want_dino = any(m in DINO_METRICS for m in asked) if asked is not None else True
     load_clip = partial(clip_backbone, device=device, batch_size=config.batch_size)
     load_dino = partial(dino_backbone, device=device, batch_size=config.batch_size)
     # a backbone named on the command line, or needed by a metric named there, must load; a default may be skipped
@@ -179,7 +207,7 @@ def _plan(run: RunFolder, config: ScoreRun, device) -> tuple[list[str], Any, Any
             if want_dino else None)
     if asked is None:
         asked = [*(ORACLE_METRICS if run.toy is not None else ()), *(CLIP_METRICS if clip is not None else ()),
-                 *(("dino_l2",) if dino is not None else ()), *(JUDGE_METRICS if config.judge is not None else ())]
+                 *(DINO_METRICS if dino is not None else ()), *(JUDGE_METRICS if config.judge is not None else ())]
         if run.toy is None:
             skipped["oracle"] = "the run did not draw a Toy Kitchen recipe, so the oracle does not know what its steps must show."
     if not asked:
@@ -192,7 +220,15 @@ def score_run(config: ScoreRun) -> ScoreResult:
     run = read_run(config.folder)
     device = resolve_device(config.device)
     metrics, clip, dino, skipped = _plan(run, config, device)
-    results = score(run.images, run.toy or run.recipe, metrics, clip=clip, dino=dino, pairs=config.pairs, device=device,
+    masks = frame_masks(run, config.masks, device) if "dino_l2_masked" in metrics else None
+    if "dino_l2_masked" in metrics and (masks is None or not any(m is not None for m in masks)):
+        why = ("no step names a container, or no container was found in any frame" if masks is not None else
+               "the run is not a Toy Kitchen run, so no masks without --masks")
+        if config.metrics is not None:
+            raise ConfigError(f"dino_l2_masked: {why}. Fix: --masks grounded-sam or --masks box:X0,Y0,X1,Y1, or leave the metric out.")
+        metrics.remove("dino_l2_masked")
+        skipped["dino_l2_masked"] = f"{why}; pass --masks grounded-sam (GroundingDINO + SAM) or --masks box:X0,Y0,X1,Y1."
+    results = score(run.images, run.toy or run.recipe, metrics, clip=clip, dino=dino, masks=masks, pairs=config.pairs, device=device,
                     batch_size=config.batch_size, judge=config.judge)
     data = jsonable({
         "run": run.folder.name,

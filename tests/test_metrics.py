@@ -21,8 +21,10 @@ from cooklab.metrics import (
     clip_backbone,
     clip_image_score,
     clip_score,
+    container_masks,
     cross_step_consistency,
     dino_l2,
+    dino_l2_masked,
     dreamsim_distance,
     goal_faithfulness,
     ingredient_accuracy,
@@ -113,6 +115,39 @@ def test_masked_dino_distance_ignores_pixels_outside_the_mask(dino, frames):
         dino_l2(frames, masks=[np.zeros((40, 48)), None, None], dino=dino)
     with pytest.raises(ConfigError, match="size of its image"):
         dino_l2(frames, masks=[np.ones((8, 8)), None, None], dino=dino)
+
+
+def test_masked_dino_scores_pairs_of_masked_frames_only(dino, frames):
+    mask = np.zeros((40, 48), dtype=bool)
+    mask[8:30, 10:26] = True
+    masks = [mask, mask, None]
+    masked = dino_l2_masked(frames, masks, dino=dino, pairs="all")
+    assert masked.record["pair_index"] == [(0, 1)]  # (0, 2) and (1, 2) hold the unmasked frame
+    assert masked.per_item == pytest.approx(dino_l2(frames, masks=masks, dino=dino).per_item[:1], abs=1e-6)
+    assert masked.record["metric"] == "dino_l2_masked" and masked.record["masked"] == [True, True, False]
+    nothing = dino_l2_masked(frames, [mask, None, mask], dino=dino)  # consecutive pairs: none has two masks
+    assert np.isnan(nothing.value) and nothing.per_item == [] and "nothing to score" in nothing.record["note"]
+    with pytest.raises(ConfigError, match="container_masks"):
+        dino_l2_masked(frames, [mask], dino=dino)
+    with pytest.raises(ConfigError, match="pass masks="):
+        score(frames, TEXTS, ["dino_l2_masked"], dino=dino)
+    both = score(frames, TEXTS, ["dino_l2", "dino_l2_masked"], dino=dino, masks=masks, device=None)
+    assert both["dino_l2"].per_item == pytest.approx(dino_l2(frames, dino=dino).per_item)  # dino_l2 stays whole-frame
+    assert both["dino_l2_masked"].per_item == pytest.approx(dino_l2_masked(frames, masks, dino=dino).per_item)
+
+
+def test_container_masks_ask_the_provider_for_each_step_container():
+    from cooklab.grounding import BoxMaskProvider
+
+    images = [render(s).image for s in random_toy_recipe(971, 4).scenes]  # [64, 64] PIL renders
+    boxed = container_masks(images, ["pot", None, "pot", "pot"], BoxMaskProvider((8, 8, 40, 32)))
+    assert boxed[1] is None and all(m.shape == (64, 64) and m.dtype == bool for m in (boxed[0], boxed[2], boxed[3]))
+    assert boxed[0][8:32, 8:40].all() and boxed[0].sum() == 24 * 32
+    read = container_masks(images, ["pot"] * 4, oracle.OracleMaskProvider())
+    for image, mask in zip(images, read):
+        assert np.array_equal(mask, oracle.container_mask(image))
+    with pytest.raises(ConfigError, match=r"one \(or None\) per frame"):
+        container_masks(images, ["pot"], BoxMaskProvider((8, 8, 40, 32)))
 
 
 def test_provenance_is_recorded(clip, dino, frames):

@@ -14,7 +14,18 @@ from openai_stub import FakeOpenAI
 from cooklab import metrics
 from cooklab.cli import SCORE_DEFAULTS, main
 from cooklab.errors import ConfigError
-from cooklab.metrics import CLIP_METRICS, ORACLE_METRICS, clip_backbone, dino_backbone, score, tiny_random_clip, tiny_random_dino
+from cooklab.grounding import BoxMaskProvider
+from cooklab.metrics import (
+    CLIP_METRICS,
+    ORACLE_METRICS,
+    clip_backbone,
+    container_masks,
+    dino_backbone,
+    dino_l2_masked,
+    score,
+    tiny_random_clip,
+    tiny_random_dino,
+)
 from cooklab.recipe import load_recipe
 from cooklab.scoring import read_run, toy_recipe
 from cooklab.toykitchen import random_toy_recipe
@@ -96,17 +107,50 @@ def test_score_a_toy_run_offline_runs_the_oracle_and_says_what_it_skipped(run, c
 
 def test_score_with_backbone_folders_matches_the_metrics(run, backbones, capsys):
     code = main(["score", str(run), "--clip", str(backbones["clip"]), "--dino", str(backbones["dino"]), "--device", "cpu",
-                 "--batch-size", "3", "--pairs", "all"])
+                 "--batch-size", "3", "--pairs", "all", "--masks", "box:8,8,40,32"])
     assert code == 0, capsys.readouterr().err
     data = _metrics(run)
-    assert list(data["metrics"]) == [*ORACLE_METRICS, *CLIP_METRICS, "dino_l2"]
+    assert list(data["metrics"]) == [*ORACLE_METRICS, *CLIP_METRICS, "dino_l2", "dino_l2_masked"]
     assert data["skipped"] == {} and data["device"] == "cpu" and data["batch_size"] == 3
     assert data["metrics"]["dino_l2"]["record"]["pairs"] == "all" and len(data["metrics"]["dino_l2"]["per_item"]) == 6
     assert data["metrics"]["clip_score"]["record"]["backbone"] == str(backbones["clip"])
-    expected = score(read_run(run).images, load_recipe(TOY), [*CLIP_METRICS, "dino_l2"], clip=tiny_random_clip(),
-                     dino=tiny_random_dino(), pairs="all", device="cpu")
+    images = read_run(run).images
+    masks = container_masks(images, ["pot"] * 4, BoxMaskProvider((8, 8, 40, 32)))  # every step of the toy recipe shows the pot
+    expected = score(images, load_recipe(TOY), [*CLIP_METRICS, "dino_l2", "dino_l2_masked"], clip=tiny_random_clip(),
+                     dino=tiny_random_dino(), masks=masks, pairs="all", device="cpu")
     for name, result in expected.items():
         np.testing.assert_allclose(data["metrics"][name]["per_item"], result.per_item, atol=1e-4)
+
+
+def test_a_toy_run_gets_masked_dino_from_the_oracle(run, backbones, capsys):
+    from cooklab.toykitchen import oracle, render
+
+    images = [render(scene).image for scene in random_toy_recipe(971, 4).scenes]  # pictures the oracle can read
+    for k, image in enumerate(images):
+        image.save(run / f"frame_{k:02d}.png")
+    assert main(["score", str(run), "--dino", str(backbones["dino"]), "--clip", str(backbones["clip"])]) == 0
+    data = _metrics(run)
+    assert "dino_l2_masked" in data["metrics"] and "dino_l2_masked" not in data["skipped"]
+    masks = [oracle.container_mask(image) for image in images]
+    expected = dino_l2_masked(images, masks, dino=tiny_random_dino())
+    np.testing.assert_allclose(data["metrics"]["dino_l2_masked"]["per_item"], expected.per_item, atol=1e-4)
+    assert main(["score", str(run), "--dino", str(backbones["dino"]), "--clip", str(backbones["clip"]), "--masks", "none"]) == 0
+    assert "dino_l2_masked" not in _metrics(run)["metrics"]
+    assert main(["score", str(run), "--metrics", "dino_l2_masked", "--dino", str(backbones["dino"]), "--masks", "none"]) == 2
+    assert "leave out --masks none" in capsys.readouterr().err
+
+
+def test_masked_dino_on_frames_without_a_container_is_skipped_or_refused(run, backbones, capsys):
+    import PIL.Image
+
+    for k in range(4):  # grey frames: no container colour anywhere
+        PIL.Image.new("RGB", (64, 64), (128, 128, 128)).save(run / f"frame_{k:02d}.png")
+    assert main(["score", str(run), "--dino", str(backbones["dino"]), "--clip", str(backbones["clip"])]) == 0
+    data = _metrics(run)
+    assert "dino_l2" in data["metrics"] and "dino_l2_masked" not in data["metrics"]
+    assert "--masks grounded-sam" in data["skipped"]["dino_l2_masked"]
+    assert main(["score", str(run), "--metrics", "dino_l2_masked", "--dino", str(backbones["dino"])]) == 2
+    assert "no container was found" in capsys.readouterr().err
 
 
 def test_explicit_metrics_only(run, backbones):

@@ -4,7 +4,7 @@ Every metric takes the frames (and the texts, masks or expectations it needs) an
 ``MetricResult(value, per_item, record)``; ``docs/metrics.md`` defines each precisely.
 
 * ``clip_score`` -- CLIP-T (frame vs its step text) and CLIP-I (frame vs frame), Recipe Diffusion Tables I-II
-* ``dino`` -- L2 distance of DINOv2 CLS embeddings between frames, whole or masked, Tables I-II
+* ``dino`` -- L2 distance of DINOv2 CLS embeddings between frames, whole (``dino_l2``) or masked (``dino_l2_masked``), Tables I-II
 * ``dreamsim`` -- DreamSim distance between frames, through the optional ``dreamsim`` package
 * ``recipe_metrics`` -- CookAnything's goal / step faithfulness, cross-step consistency, ingredient accuracy (CLIP)
 * ``oracle`` -- the Toy Kitchen oracle's consistency, faithfulness and state accuracy
@@ -29,7 +29,7 @@ from ..recipe import as_recipe
 from ..toykitchen.recipes import ToyRecipe
 from .base import MetricResult, Preprocess, resolve_device
 from .clip_score import DEFAULT_CLIP, ClipBackbone, clip_backbone, clip_image_score, clip_score, tiny_random_clip
-from .dino import DEFAULT_DINO, DinoBackbone, dino_backbone, dino_l2, tiny_random_dino
+from .dino import DEFAULT_DINO, DinoBackbone, container_masks, dino_backbone, dino_l2, dino_l2_masked, tiny_random_dino
 from .dreamsim import DEFAULT_CACHE_DIR, dreamsim_distance
 from .judge import JUDGE_METRICS, VisionJudge, judge_metrics
 from .oracle import oracle_container_consistency, oracle_state_accuracy, oracle_step_faithfulness
@@ -37,7 +37,7 @@ from .recipe_metrics import cross_step_consistency, goal_faithfulness, ingredien
 
 __all__ = [
     "DEFAULT_METRICS", "METRICS", "ClipBackbone", "DinoBackbone", "MetricResult", "Preprocess", "VisionJudge", "clip_backbone", "clip_image_score",
-    "clip_score", "cross_step_consistency", "dino_backbone", "dino_l2", "dreamsim_distance", "goal_faithfulness",
+    "clip_score", "container_masks", "cross_step_consistency", "dino_backbone", "dino_l2", "dino_l2_masked", "dreamsim_distance", "goal_faithfulness",
     "ingredient_accuracy", "judge_metrics", "oracle_container_consistency", "oracle_state_accuracy", "oracle_step_faithfulness",
     "score", "step_faithfulness", "tiny_random_clip", "tiny_random_dino",
 ]
@@ -46,7 +46,8 @@ CLIP_METRICS = ("clip_score", "clip_image_score", "goal_faithfulness", "step_fai
                 "ingredient_accuracy")
 ORACLE_METRICS = ("oracle_container_consistency", "oracle_step_faithfulness", "oracle_state_accuracy")
 #: every name ``score`` knows
-METRICS = (*CLIP_METRICS, "dino_l2", "dreamsim", *ORACLE_METRICS, *JUDGE_METRICS)
+DINO_METRICS = ("dino_l2", "dino_l2_masked")
+METRICS = (*CLIP_METRICS, *DINO_METRICS, "dreamsim", *ORACLE_METRICS, *JUDGE_METRICS)
 #: what ``score`` runs by default: the papers' learned metrics that need no optional package
 DEFAULT_METRICS = (*CLIP_METRICS, "dino_l2")
 
@@ -60,7 +61,7 @@ def score(images, recipe, metrics=DEFAULT_METRICS, *, clip=DEFAULT_CLIP, dino=DE
     ``ToyRecipe`` (needed by the ``oracle_*`` metrics, which read its expectations). The goal is
     the recipe's title, step texts its steps, ingredient lists ``Step.ingredients``.
     clip / dino: a hub id, a local folder or a built backbone (``tiny_random_clip()``), each loaded once.
-    masks: one mask or None per frame, for ``dino_l2`` (the masked object regions).
+    masks: one mask or None per frame, for ``dino_l2_masked`` (the masked object regions; ``container_masks``).
     text_mode: ``"chunk"`` or ``"truncate"`` for texts beyond CLIP's 77 tokens; pairs: ``"consecutive"`` or ``"all"``.
     device: where CLIP, DINOv2 and DreamSim run (``"auto"``: CUDA when available; None: leave given backbones where they are);
     batch_size: frames per forward pass (None: the backbone's own). judge: a ``VisionJudge`` for the ``judge_*`` metrics.
@@ -80,7 +81,10 @@ def score(images, recipe, metrics=DEFAULT_METRICS, *, clip=DEFAULT_CLIP, dino=DE
         raise ConfigError("the judge_* metrics ask a vision-language model: pass judge=VisionJudge(model, base_url=...).")
     texts = [step.text for step in recipe.steps]
     clip = clip_backbone(clip, device=device, batch_size=batch_size) if any(m in CLIP_METRICS for m in metrics) else None
-    dino = dino_backbone(dino, device=device, batch_size=batch_size) if "dino_l2" in metrics else None
+    if "dino_l2_masked" in metrics and (masks is None or not any(m is not None for m in masks)):
+        raise ConfigError("dino_l2_masked measures the frames' container regions: pass masks= (one [H, W] mask or None per "
+                          "frame, e.g. cooklab.metrics.container_masks(images, phrases, provider)).")
+    dino = dino_backbone(dino, device=device, batch_size=batch_size) if any(m in DINO_METRICS for m in metrics) else None
     judged: dict[str, MetricResult] = {}  # both judge_* metrics come from one pass over the frames
 
     def from_judge(name: str) -> MetricResult:
@@ -95,7 +99,8 @@ def score(images, recipe, metrics=DEFAULT_METRICS, *, clip=DEFAULT_CLIP, dino=DE
         "step_faithfulness": lambda: step_faithfulness(images, texts, clip, text_mode),
         "cross_step_consistency": lambda: cross_step_consistency(images, clip, pairs),
         "ingredient_accuracy": lambda: ingredient_accuracy(images, [step.ingredients for step in recipe.steps], clip),
-        "dino_l2": lambda: dino_l2(images, masks, dino, pairs),
+        "dino_l2": lambda: dino_l2(images, None, dino, pairs),
+        "dino_l2_masked": lambda: dino_l2_masked(images, masks, dino, pairs),
         "dreamsim": lambda: dreamsim_distance(images, dreamsim_cache_dir, pairs=pairs, device=resolve_device(device or "cpu")),
         "oracle_container_consistency": lambda: oracle_container_consistency(images),
         "oracle_step_faithfulness": lambda: oracle_step_faithfulness(images, expectations),

@@ -5,13 +5,18 @@ CLS token after the final layer norm, not L2-normalised), for each frame pair (i
 
     DINO-L2 (i, j) = || h(x_i) - h(x_j) ||_2          value = mean over pairs (lower = more alike)
 
+    masked DINO-L2 (i, j) = || h(M_i x_i) - h(M_j x_j) ||_2  over the pairs whose frames both have a mask
+
 with pairs ``consecutive`` (default) or ``all``. Whole frames are resized (shortest side 256)
 and centre-cropped to 224 like DINOv2's image processor. With ``masks`` (one ``[H, W]`` mask or
 None per frame, e.g. the container masks Recipe Diffusion keeps), a frame is measured on its
 masked object only: outside the mask set to the normalisation mean, cropped to the mask's
 bounding box, padded square with the mean, resized to 224 (``base.prepare``). Pixels outside a
 mask never reach the model, so changing them changes nothing. The distance's scale depends on
-the backbone (compare numbers of one backbone only).
+the backbone (compare numbers of one backbone only). ``dino_l2_masked`` is the object-only measure
+of Recipe Diffusion's tables: it scores only pairs of two masked frames (a crop against a whole
+frame would compare different things), and ``container_masks`` finds each frame's container
+with a cooklab mask provider (the Toy Kitchen oracle, GroundingDINO + SAM, a box).
 
 ``dino_backbone(source)``: a hub id or local folder (default ``"facebook/dinov2-base"``), a
 built ``Dinov2Model``, or a ``DinoBackbone`` passed through; ``tiny_random_dino()`` is a small
@@ -24,8 +29,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import numpy as np
 import torch
 
+from ..errors import ConfigError
 from .base import (
     DEFAULT_BATCH_SIZE,
     MetricResult,
@@ -41,7 +48,7 @@ from .base import (
 if TYPE_CHECKING:
     from transformers import Dinov2Model
 
-__all__ = ["DEFAULT_DINO", "DinoBackbone", "dino_backbone", "dino_l2", "tiny_random_dino"]
+__all__ = ["DEFAULT_DINO", "DinoBackbone", "container_masks", "dino_backbone", "dino_l2", "dino_l2_masked", "tiny_random_dino"]
 
 DEFAULT_DINO = "facebook/dinov2-base"
 IMAGENET_MEAN = (0.485, 0.456, 0.406)  # DINOv2's normalisation (BitImageProcessor of facebook/dinov2-*)
@@ -115,3 +122,51 @@ def dino_l2(images, masks=None, dino: str | DinoBackbone = DEFAULT_DINO, pairs: 
     return MetricResult(mean_or_nan(per_item), per_item,
                         provenance("dino_l2", dino.source, dino.preprocess, crop, masked=masked, pairs=pairs, pair_index=index,
                                    formula="||CLS(image_i) - CLS(image_j)||_2; mean over pairs"))
+
+
+def dino_l2_masked(images, masks, dino: str | DinoBackbone = DEFAULT_DINO, pairs: str = "consecutive") -> MetricResult:
+    """DINO-L2 of the masked object regions: ``||h(M_i x_i) - h(M_j x_j)||_2`` per pair of frames that both have a mask.
+
+    masks: one ``[H, W]`` mask or None per frame (``container_masks``). Pairs with an unmasked frame
+    are left out (the record lists the pairs scored); none left gives ``nan`` and a note.
+    """
+    images = list(images)
+    if masks is None or len(masks) != len(images):
+        raise ConfigError(f"dino_l2_masked needs one mask (or None) per frame: got {'none' if masks is None else len(masks)} for "
+                          f"{len(images)} frames. Fix: pass masks=cooklab.metrics.container_masks(images, phrases, provider).")
+    dino = dino_backbone(dino)
+    masked = [m is not None for m in masks]
+    index = [(i, j) for i, j in frame_pairs(len(images), pairs) if masked[i] and masked[j]]
+    keep = sorted({k for pair in index for k in pair})  # frames in a scored pair
+    h = dict(zip(keep, dino.embeddings([images[k] for k in keep], [masks[k] for k in keep]))) if keep else {}  # k -> [D]
+    per_item = [float((h[i] - h[j]).norm()) for i, j in index]
+    note = {} if index else {"note": "no pair of frames both have a mask: nothing to score (value nan)"}
+    return MetricResult(mean_or_nan(per_item), per_item,
+                        provenance("dino_l2_masked", dino.source, dino.preprocess,
+                                   "masked frames: outside the mask set to the mean colour, cropped to the mask's box, padded square, resized",
+                                   masked=masked, pairs=pairs, pair_index=index,
+                                   formula="||CLS(masked image_i) - CLS(masked image_j)||_2; mean over pairs of masked frames", **note))
+
+
+def container_masks(images, phrases, provider) -> list[np.ndarray | None]:
+    """Each frame's container mask: ``provider(frame, phrase)`` (a cooklab ``MaskProvider``), ``[H, W]`` bool or None.
+
+    phrases: one container phrase or None per frame (None: no container, no mask). A provider that
+    finds nothing gives None for that frame.
+    """
+    import PIL.Image
+
+    from ..grounding.base import as_mask_result
+
+    images, phrases = list(images), list(phrases)
+    if len(images) != len(phrases):
+        raise ConfigError(f"{len(images)} images but {len(phrases)} container phrases: give one (or None) per frame.")
+    out = []
+    for image, phrase in zip(images, phrases):
+        if phrase is None:
+            out.append(None)
+            continue
+        picture = image if isinstance(image, PIL.Image.Image) else PIL.Image.fromarray(np.asarray(image))
+        found = as_mask_result(provider(picture, phrase), (picture.height, picture.width), phrase)
+        out.append(None if found is None else found.mask.numpy() > 0.5)
+    return out

@@ -13,7 +13,9 @@ Three stages, each a plain training loop over rendered scenes and freshly sample
    same ``mu`` the pipeline uses at 64x64.
 4. **clip** -- the Toy Kitchen CLIP (``clip.py``, the metrics' backbone): image and text towers
    together, CLIP's symmetric InfoNCE with a learned temperature (``clip.contrastive_loss``);
-   independent of the other stages. Saved to ``<out>/clip`` with its held-out retrieval accuracy.
+   on renders and on frames the toy pipelines generated, captioned by what the oracle reads in them
+   (``generated.py``; the pipelines of the ``sd`` / ``flux`` stages when ``<out>`` holds them, else the
+   shipped ones). Saved to ``<out>/clip`` with its held-out retrieval accuracy.
 
 Captions of the diffusion stages are dropped to "" 10 % of the time (classifier-free guidance). Weights are averaged
 with an EMA (diffusers' ``EMAModel``) and the averages are what is saved, in float16, as
@@ -65,6 +67,9 @@ class TrainConfig:
     lr: float = 4e-4
     clip_lr: float = 1e-3
     clip_batch: int = 256  # pictures per contrastive batch (each one's negatives are the other B - 1 captions)
+    clip_generated: int = 2000  # frames each toy pipeline generates for the CLIP stage (generated.py); 0: renders only
+    clip_generated_share: float = 0.5  # share of each CLIP batch drawn from those frames
+    clip_generation_steps: int = 20  # sampling steps of those frames
     warmup: int = 250
     kl_weight: float = 1e-5
     caption_dropout: float = 0.1
@@ -77,8 +82,10 @@ class TrainConfig:
 
 PRESETS = {
     "gpu": TrainConfig(),
-    "cpu": TrainConfig(images=8000, batch=32, vae_steps=600, sd_steps=2000, flux_steps=2000, clip_batch=128, clip_steps=2400),
-    "smoke": TrainConfig(images=48, batch=4, vae_steps=2, sd_steps=2, flux_steps=2, clip_batch=4, clip_steps=2, warmup=1),
+    "cpu": TrainConfig(images=8000, batch=32, vae_steps=600, sd_steps=2000, flux_steps=2000, clip_batch=128, clip_steps=2400,
+                       clip_generated=1200),
+    "smoke": TrainConfig(images=48, batch=4, vae_steps=2, sd_steps=2, flux_steps=2, clip_batch=4, clip_steps=2, warmup=1,
+                         clip_generated=2, clip_generation_steps=2),
 }
 
 
@@ -313,27 +320,58 @@ def train_flux(cfg: TrainConfig, out: Path, device: torch.device, data) -> None:
     _write_log(out, "flux", cfg, loop, step + 1, device, dict(scaling_factor=scale, shift_factor=mean, mu=mu))
 
 
-def train_clip(cfg: TrainConfig, out: Path, device: torch.device, data) -> None:
-    """The Toy Kitchen CLIP: image and text towers trained together on (rendered scene, fresh caption) pairs.
+def _generators(out: Path, device: torch.device) -> tuple[dict, dict[str, str]]:
+    """The toy pipelines that draw the CLIP stage's generated frames: ``<out>/sd`` and ``<out>/flux`` when this output
+    folder holds them (trained by an earlier stage), else the shipped ones (``data/toykitchen``)."""
+    folders = {name: out / name if (out / name / "model_index.json").is_file() else toy.TOY_DIR / name for name in ("sd", "flux")}
+    pipes = {"sd": toy.toy_sd(folders["sd"], device=device), "flux": toy.toy_flux(folders["flux"], device=device)}
+    return pipes, {k: str(v) for k, v in folders.items()}
 
+
+def train_clip(cfg: TrainConfig, out: Path, device: torch.device, data) -> None:
+    """The Toy Kitchen CLIP: image and text towers trained together on (picture, fresh caption) pairs.
+
+    Pictures: ``data``'s renders and, for a share ``cfg.clip_generated_share`` of every batch,
+    frames the toy pipelines generated, captioned by what the oracle reads in them (``generated.py``;
+    ``cfg.clip_generated`` frames per pipeline, cached in ``<out>/work/clip_generated``).
     Loss: ``clip.contrastive_loss`` (symmetric InfoNCE, learned temperature) over batches of
     ``cfg.clip_batch`` pairs. No caption dropout (an empty caption matches every picture) and no EMA.
     """
     from .clip import build_clip, contrastive_loss, heldout_retrieval, pixels, save_clip, trim
+    from .generated import GeneratedConfig, generate_corpus
+
+    sources = [(data, torch.from_numpy(data.images))]  # (dataset, [n, 64, 64, 3] uint8)
+    shares = [1.0]
+    extra = {}
+    if cfg.clip_generated > 0:
+        pipes, folders = _generators(out, device)
+        gcfg = GeneratedConfig(frames=cfg.clip_generated, seed=cfg.seed, num_inference_steps=cfg.clip_generation_steps)
+        t = time.perf_counter()
+        corpus, stats = generate_corpus(pipes, gcfg, out / "work" / "clip_generated")
+        print(f"  generated frames: {stats} ({time.perf_counter() - t:.0f} s)", flush=True)
+        extra["generated"] = dict(config=dataclasses.asdict(gcfg), pipelines=folders, counts=stats)
+        if len(corpus):
+            sources.append((corpus, torch.from_numpy(corpus.images)))
+            shares = [1 - cfg.clip_generated_share, cfg.clip_generated_share]
+    counts = [round(cfg.clip_batch * s) for s in shares]
+    counts[0] = cfg.clip_batch - sum(counts[1:])  # pictures per batch from each source
 
     torch.manual_seed(cfg.seed + 3)
     tokenizer = toy.clip_tokenizer()
     model = build_clip(tokenizer).to(device).train()
-    images = torch.from_numpy(data.images)  # [n, 64, 64, 3] uint8
     tokens = _Tokens(tokenizer)
     loop = _Loop(model.parameters(), cfg, cfg.clip_steps, cfg.clip_lr, ema=False)
     gen = torch.Generator().manual_seed(cfg.seed + 3)
     rng = np.random.default_rng(cfg.seed + 3)
     step = 0
     for step in range(cfg.clip_steps):
-        idx = torch.randint(len(images), (cfg.clip_batch,), generator=gen)
-        x = pixels(images[idx].to(device))  # [B, 3, 64, 64]
-        ids = trim(tokens(_captions(data, idx, rng, dropout=0.0), device), tokenizer.eos_token_id)  # [B, L <= 32]
+        batch, texts = [], []
+        for (dataset, images), count in zip(sources, counts):
+            idx = torch.randint(len(images), (count,), generator=gen)
+            batch.append(images[idx])
+            texts += _captions(dataset, idx, rng, dropout=0.0)
+        x = pixels(torch.cat(batch).to(device))  # [B, 3, 64, 64]
+        ids = trim(tokens(texts, device), tokenizer.eos_token_id)  # [B, L <= 32]
         with _autocast(device):
             loss = contrastive_loss(model, x, ids)
         if not loop.step(loss.float(), step):
@@ -343,7 +381,7 @@ def train_clip(cfg: TrainConfig, out: Path, device: torch.device, data) -> None:
 
     retrieval = heldout_retrieval(clip_backbone(model, tokenizer=tokenizer))
     print(f"  held-out retrieval: {retrieval}", flush=True)
-    extra = dict(retrieval=retrieval, temperature=float(1 / model.logit_scale.detach().exp()),
+    extra.update(retrieval=retrieval, temperature=float(1 / model.logit_scale.detach().exp()),
                  parameters=sum(p.numel() for p in model.parameters()))
     _write_log(out, "clip", cfg, loop, step + 1, device, extra)
     save_clip(model, tokenizer, out / "clip")
