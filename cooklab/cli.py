@@ -253,6 +253,14 @@ def build_parser() -> argparse.ArgumentParser:
                     help="also judge every frame with this vision-language chat model (OPENAI_API_KEY from the environment)")
     sc.add_argument("--judge-base-url", default=None, metavar="URL", help="an OpenAI-compatible server for --judge (default: OpenAI)")
 
+    ev = commands.add_parser(
+        "evaluate", help="compare methods over recipes and seeds (resumable): results.jsonl, tables.md, sweep plots",
+        description="Generate and score every method x grid point x recipe x seed of CONFIG (cooklab/evaluation/config.py; "
+        "data/eval/toy_small.yaml is an example), then write the tables. Killed, it resumes where it stopped; under "
+        "`accelerate launch --num_processes P -m cooklab evaluate CONFIG` the units are split across P processes.",
+    )
+    ev.add_argument("config", type=Path, metavar="CONFIG.yaml", help="the evaluation to run")
+    ev.add_argument("--tables-only", action="store_true", help="write tables.md and the plots again from results.jsonl, generate nothing")
     toykitchen = commands.add_parser("toykitchen", help="the Toy Kitchen: train its small models",
                                      description="The Toy Kitchen world (cooklab.toykitchen).")
     tk = toykitchen.add_subparsers(dest="tk_command", metavar="ACTION", required=True)
@@ -625,6 +633,22 @@ def _score(args: argparse.Namespace, command: str) -> int:
     return 0
 
 
+def _evaluate(args: argparse.Namespace, command: str) -> int:
+    """``cooklab evaluate CONFIG.yaml``: ``cooklab.evaluation.evaluate`` (or only the tables)."""
+    from cooklab.evaluation import evaluate, load_config, write_reports
+
+    config = load_config(args.config)
+    if args.tables_only:
+        if not (config.out / "results.jsonl").is_file():
+            raise ConfigError(f"no results in {config.out}: run `cooklab evaluate {args.config}` first.")
+        print(f"wrote {write_reports(config, config.out)}")
+        return 0
+    path = evaluate(config)
+    if path is not None:  # the main process
+        print(f"wrote {path} and {config.out / 'tables.md'}")
+    return 0
+
+
 def _toykitchen(args: argparse.Namespace, command: str) -> int:
     """``cooklab toykitchen train``."""
     import torch
@@ -664,7 +688,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as exit_:  # --help, --version, or a usage error (argparse has printed it)
         return exit_.code if isinstance(exit_.code, int) else 2
     command = shlex.join(["cooklab", *argv])
-    handlers = {"generate": _generate, "plan": _plan_command, "demo": _demo, "score": _score, "toykitchen": _toykitchen}
+    handlers = {"generate": _generate, "plan": _plan_command, "demo": _demo, "score": _score, "evaluate": _evaluate,
+                "toykitchen": _toykitchen}
     try:
         with warnings.catch_warnings():
             warnings.showwarning = _show_warning

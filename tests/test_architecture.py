@@ -30,7 +30,7 @@ LAYERS = [
     ("instrument and viz", ["cooklab.instrument.trace", "cooklab.instrument.unet_capture", "cooklab.instrument.flux_capture",
                             "cooklab.instrument.summaries", "cooklab.viz"]),
     ("metrics", ["cooklab.metrics"]),  # measures outputs; no pipeline imports it
-    ("applications", ["cooklab.toykitchen.train", "cooklab.toykitchen.clip", "cooklab.toykitchen.generated", "cooklab.toykitchen.evaluate", "cooklab.report",
+    ("applications", ["cooklab.evaluation", "cooklab.toykitchen.train", "cooklab.toykitchen.clip", "cooklab.toykitchen.generated", "cooklab.toykitchen.evaluate", "cooklab.report",
                       "cooklab.runs", "cooklab.scoring",
                       "cooklab.cli", "cooklab.__main__"]),
 ]

@@ -1,0 +1,174 @@
+"""What an evaluation runs: the YAML file ``cooklab evaluate CONFIG.yaml`` reads, as pydantic models.
+
+An evaluation is a product: every **method** (with every point of its parameter grid) x every
+**recipe** x every **seed** is one *unit*, generated and scored on its own (``run.py``). A small
+example (``data/eval/toy_small.yaml`` is the one CI runs)::
+
+    name: toy-small
+    out: outputs/eval/toy-small            # units, results.jsonl, tables.md, plots
+    model: {sd: toy, flux: toy}            # "toy", "tiny", a hub id or a local folder per backbone
+    generation: {num_inference_steps: 30, guidance: 3.0, height: 64, width: 64}
+    recipes: {toy: {count: 25, steps: 4, first_seed: 1000}}
+    seeds: [0, 1]
+    methods:
+      - {name: independent}
+      - {name: region_aware_kv}
+      - {name: cookanything, grid: {lam: [0.0, 0.5, 1.0]}}
+    metrics: [oracle_container_consistency, oracle_step_faithfulness]
+    clip: toy                              # the CLIP metrics' backbone: "toy" (the Toy Kitchen CLIP), a hub id or folder
+    tables:
+      - {name: "Recipe Diffusion, Table II", layout: recipe_diffusion, baseline: independent}
+
+Method names and their parameters are listed by ``methods.METHODS``; a ``grid`` maps a parameter
+to the values to sweep (every combination is a row), ``params`` fixes parameters.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from ..errors import ConfigError
+
+_STRICT = ConfigDict(extra="forbid")
+
+
+class GenerationSettings(BaseModel):
+    """Sampler settings shared by every method (a method's ``params`` may override ``guidance``)."""
+
+    model_config = _STRICT
+    num_inference_steps: int = Field(30, ge=1, le=1000)
+    guidance: float = Field(3.0, ge=0.0)  # CFG scale: SD guidance_scale, Flux true_cfg_scale
+    height: int = Field(64, ge=8)
+    width: int = Field(64, ge=8)
+
+
+class ToyRecipes(BaseModel):
+    """Random Toy Kitchen recipes ``random_toy_recipe(first_seed + k, steps)``, k < count (the oracle knows what each shows)."""
+
+    model_config = _STRICT
+    count: int = Field(ge=1, le=100_000)
+    steps: int = Field(4, ge=2, le=8)
+    first_seed: int = 1000
+
+
+class RecipeSource(BaseModel):
+    """Where the recipes come from: exactly one of the four."""
+
+    model_config = _STRICT
+    toy: ToyRecipes | None = None
+    folder: Path | None = None  # every .yaml / .yml / .json / .txt recipe file in it (cooklab.load_recipe), sorted by name
+    jsonl: Path | None = None  # a .json list of recipes or a .jsonl file, one recipe object per line
+    recipegen: Path | None = None  # a RecipeGen-style layout: one folder per recipe (``recipes.py``)
+    limit: int | None = Field(None, ge=1)  # the first ``limit`` recipes only
+
+    @model_validator(mode="after")
+    def _one_source(self) -> RecipeSource:
+        given = [k for k in ("toy", "folder", "jsonl", "recipegen") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError(f"give exactly one recipe source (toy, folder, jsonl or recipegen), not {given or 'none'}")
+        return self
+
+
+class MethodSpec(BaseModel):
+    """One method of ``methods.METHODS``, with fixed ``params`` and a ``grid`` of values to sweep."""
+
+    model_config = _STRICT
+    name: str
+    label: str | None = None  # the row name in tables (default: the name, then the grid point)
+    params: dict[str, Any] = {}
+    grid: dict[str, list[Any]] = {}
+
+    @field_validator("grid")
+    @classmethod
+    def _non_empty(cls, grid: dict[str, list[Any]]) -> dict[str, list[Any]]:
+        empty = [k for k, v in grid.items() if not v]
+        if empty:
+            raise ValueError(f"grid values of {empty} are empty lists: give at least one value each")
+        return grid
+
+    def points(self) -> list[dict[str, Any]]:
+        """Every parameter set of this method: ``params`` updated with each combination of the grid, in order."""
+        keys = list(self.grid)
+        return [{**self.params, **dict(zip(keys, values))} for values in itertools.product(*(self.grid[k] for k in keys))]
+
+
+class TableSpec(BaseModel):
+    """One results table: rows = methods (grid points), columns = metrics, paired differences to ``baseline``."""
+
+    model_config = _STRICT
+    name: str
+    layout: Literal["recipe_diffusion", "cookanything", "custom"] = "custom"
+    metrics: list[str] | None = None  # the columns (default: the layout's, of those the evaluation measured)
+    methods: list[str] | None = None  # row labels to include (default: every row)
+    baseline: str | None = None  # the row label every other row is compared with, pair by pair
+
+
+class SweepSpec(BaseModel):
+    """A plot of one method's parameter against metrics (``x: metrics[0], y: metrics[1]`` with ``tradeoff``)."""
+
+    model_config = _STRICT
+    method: str
+    param: str
+    metrics: list[str] = Field(min_length=1)
+    tradeoff: bool = False  # plot metrics[1] against metrics[0], one point per parameter value
+
+
+class EvalConfig(BaseModel):
+    """A whole evaluation (see the module doc)."""
+
+    model_config = _STRICT
+    name: str = Field(min_length=1)
+    out: Path
+    model: dict[Literal["sd", "flux"], str] = {"sd": "toy", "flux": "toy"}
+    generation: GenerationSettings = GenerationSettings()
+    recipes: RecipeSource
+    seeds: list[int] = Field([0], min_length=1)
+    methods: list[MethodSpec] = Field(min_length=1)
+    metrics: list[str] = Field(min_length=1)
+    clip: str = "toy"  # "toy": the Toy Kitchen CLIP; else a hub id or folder
+    dino: str = "facebook/dinov2-base"
+    masks: str = "oracle"  # container masks for region-aware noise, inpainting and dino_l2_masked (cooklab generate --masks)
+    tables: list[TableSpec] = []
+    sweeps: list[SweepSpec] = []
+
+    @field_validator("seeds", mode="before")
+    @classmethod
+    def _seed_count(cls, value: Any) -> Any:
+        """``seeds: 3`` means seeds 0, 1, 2."""
+        return list(range(value)) if isinstance(value, int) else value
+
+
+def load_config(path: str | os.PathLike[str]) -> EvalConfig:
+    """Read and check an evaluation file; a ``ConfigError`` that names the field and the fix when it is wrong.
+
+    Relative paths in it (``out``, recipe folders) are relative to the file's folder.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"evaluation config {str(path)!r} not found: pass a YAML file (data/eval/toy_small.yaml is an example).")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as error:
+        raise ConfigError(f"{path} is not valid YAML: {error}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path} must hold a mapping (name:, out:, recipes:, methods:, metrics: ...), not {type(data).__name__}.")
+    try:
+        config = EvalConfig(**data)
+    except ValidationError as error:
+        lines = [f"  {'.'.join(str(p) for p in e['loc']) or '(top)'}: {e['msg']}" for e in error.errors()]
+        raise ConfigError(f"{path} is not a valid evaluation config:\n" + "\n".join(lines) +
+                          "\nFix those fields (the format: cooklab/evaluation/config.py, data/eval/toy_small.yaml).") from None
+    base = path.resolve().parent
+    fix = {"out": base / config.out if not config.out.is_absolute() else config.out}
+    source = config.recipes
+    for key in ("folder", "jsonl", "recipegen"):
+        value = getattr(source, key)
+        if value is not None and not value.is_absolute():
+            source = source.model_copy(update={key: base / value})
+    return config.model_copy(update={**fix, "recipes": source})

@@ -1,0 +1,107 @@
+"""The methods an evaluation compares: each paper's method, its ablations and the baselines, behind one call.
+
+Every method is ``run(pipes, recipe, seed, settings, params) -> list of PIL images`` (one per step)
+and names the backbone it needs (``"sd"``: a ``RecipeDiffusion``; ``"flux"``: a ``CookAnything``)
+and the parameters a config may set (``params`` / ``grid``). Frame ``i`` of a seed ``s`` is drawn
+from ``seed + i`` in every method, as Recipe Diffusion draws it, so methods differ only in their
+mechanism, never in their noise.
+
+Recipe Diffusion (SD U-Net, frames in sequence; ``RecipeDiffusion.VARIANTS``):
+
+* ``independent`` -- every frame from its own text, nothing shared (the paper's baseline);
+* ``kv_sharing`` -- sequential starts + cross-frame K/V sharing, no region-aware noise;
+* ``region_aware`` -- region-aware noise (0.9 inside the container mask, 0.999 outside) without K/V;
+* ``region_aware_kv`` -- both: the full method.
+
+CookAnything (Flux DiT, all steps on one canvas):
+
+* ``cookanything`` -- SRC, Flexible RoPE and CSCC; the ablations are its switches
+  (``params: {regional: false}``, ``flexible_rope``, ``cscc``), the λ sweep ``grid: {lam: [...]}``;
+* ``flux_independent`` -- every step alone on its own canvas (one step with every mechanism off
+  is stock ``FluxPipeline``), the baseline CookAnything is compared with.
+
+Container masks (region-aware noise) come from the config's ``masks`` (``oracle`` for the toy world).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from ..errors import ConfigError
+from ..recipe import Recipe
+
+RD_PARAMS = ("guidance", "base_noise", "object_noise", "kv_layers", "start_from", "reference_latent")
+CA_PARAMS = ("guidance", "regional", "flexible_rope", "cscc", "alpha", "lam", "regional_blocks", "image_attention")
+
+
+@dataclass(frozen=True)
+class Method:
+    """A method of the comparison: the backbone it runs on, the parameters it takes, and the call."""
+
+    name: str
+    backbone: str  # "sd" or "flux"
+    params: tuple[str, ...]  # the parameters a config may set
+    run: Callable[..., list]  # (pipes, recipe, seed, settings, params, masks) -> images
+    summary: str
+
+
+def _recipe_diffusion(variant: str):
+    def run(pipes, recipe: Recipe, seed: int, settings, params: dict[str, Any], masks) -> list:
+        kwargs = {k: v for k, v in params.items() if k != "guidance"}
+        if "kv_layers" in kwargs:
+            kwargs["kv_layers"] = tuple(kwargs["kv_layers"])
+        out = pipes["sd"](recipe, seed=seed, variant=variant, num_inference_steps=settings.num_inference_steps,
+                          height=settings.height, width=settings.width, guidance_scale=params.get("guidance", settings.guidance),
+                          mask_provider=masks, progress=False, **kwargs)
+        return list(out.images)
+
+    return run
+
+
+def _cookanything(pipes, recipe: Recipe, seed: int, settings, params: dict[str, Any], masks) -> list:
+    kwargs = {k: v for k, v in params.items() if k != "guidance"}
+    if "regional_blocks" in kwargs:
+        kwargs["regional_blocks"] = tuple(kwargs["regional_blocks"])
+    out = pipes["flux"](recipe, seed=seed, num_inference_steps=settings.num_inference_steps, height=settings.height,
+                        width=settings.width, true_cfg_scale=params.get("guidance", settings.guidance), progress=False, **kwargs)
+    return list(out.images)
+
+
+def _flux_independent(pipes, recipe: Recipe, seed: int, settings, params: dict[str, Any], masks) -> list:
+    images = []
+    for i, step in enumerate(recipe.steps):  # step i alone, drawn from seed + i
+        alone = Recipe(title=recipe.title, steps=[step.model_copy(update={"reference_step": None})])
+        out = pipes["flux"](alone, seed=seed + i, num_inference_steps=settings.num_inference_steps, height=settings.height,
+                            width=settings.width, true_cfg_scale=params.get("guidance", settings.guidance), regional=False,
+                            flexible_rope=False, cscc=False, progress=False)
+        images.append(out.images[0])
+    return images
+
+
+METHODS: dict[str, Method] = {
+    "independent": Method("independent", "sd", RD_PARAMS, _recipe_diffusion("independent"),
+                          "Recipe Diffusion's baseline: every frame from its own text"),
+    "kv_sharing": Method("kv_sharing", "sd", RD_PARAMS, _recipe_diffusion("kv_sharing"),
+                         "sequential starts + cross-frame K/V sharing (mid and up blocks)"),
+    "region_aware": Method("region_aware", "sd", RD_PARAMS, _recipe_diffusion("region_aware"),
+                           "region-aware noise from the container mask, no K/V sharing"),
+    "region_aware_kv": Method("region_aware_kv", "sd", RD_PARAMS, _recipe_diffusion("region_aware_kv"),
+                              "Recipe Diffusion in full: region-aware noise + K/V sharing"),
+    "cookanything": Method("cookanything", "flux", CA_PARAMS, _cookanything,
+                           "CookAnything: SRC + Flexible RoPE + CSCC on one canvas (switch each off to ablate)"),
+    "flux_independent": Method("flux_independent", "flux", ("guidance",), _flux_independent,
+                               "every step alone on its own Flux canvas"),
+}
+
+
+def method(name: str, params: dict[str, Any]) -> Method:
+    """The method ``name``, after checking ``params``; a ``ConfigError`` naming the valid names otherwise."""
+    if name not in METHODS:
+        raise ConfigError(f"unknown method {name!r}: choose from {sorted(METHODS)}.")
+    m = METHODS[name]
+    unknown = [k for k in params if k not in m.params]
+    if unknown:
+        raise ConfigError(f"method {name!r} takes no parameter(s) {unknown}: its parameters are {list(m.params)}.")
+    return m

@@ -1,0 +1,210 @@
+"""Run an evaluation: every (method row, recipe, seed) generated, scored and stored; then the tables.
+
+``evaluate(config)`` is ``cooklab evaluate CONFIG.yaml``:
+
+1. **units** -- rows (each method at each grid point) x recipes x seeds, in that order (``units``);
+2. **split** -- under ``accelerate launch --num_processes P`` process ``p`` takes units
+   ``p, p + P, p + 2P, ...`` (``accelerate.PartialState``; one process without it);
+3. **each unit** -- skipped when finished (``store.load_unit``), scored again from its frames when
+   the metrics changed, else generated (``methods.METHODS``), its frames and then ``unit.json``
+   written atomically (``store``);
+4. **merge** -- after every process is done, the main process reads every ``unit.json`` in unit
+   order into ``results.jsonl`` and writes ``tables.md`` and the sweep plots (``tables.py``).
+
+Killing the command at any point and running it again redoes only unfinished units and gives the
+same ``results.jsonl`` as a run that was never stopped.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..errors import ConfigError
+from ..fileio import atomic_write
+from ..recipe import Recipe
+from ..toykitchen.recipes import ToyRecipe
+from ..versions import package_versions
+from . import store
+from .config import EvalConfig
+from .methods import METHODS, method
+from .recipes import load_recipes
+
+
+@dataclass
+class Row:
+    """One row of a table: a method at one grid point."""
+
+    label: str
+    method: str
+    params: dict[str, Any]
+
+
+def rows(config: EvalConfig) -> list[Row]:
+    """Every (method, grid point) of the config, labelled ``name`` or ``name k=v, ...`` (grid keys only); labels must be unique."""
+    out = []
+    for spec in config.methods:
+        for point in spec.points():
+            method(spec.name, point)  # checks the name and the parameters now, not after hours of generation
+            swept = ", ".join(f"{k}={point[k]}" for k in spec.grid)
+            base = spec.label or spec.name
+            out.append(Row(f"{base} {swept}" if swept else base, spec.name, point))
+    labels = [r.label for r in out]
+    twice = sorted({x for x in labels if labels.count(x) > 1})
+    if twice:
+        raise ConfigError(f"rows {twice} appear twice: give the methods distinct `label:`s.")
+    return out
+
+
+def _generation_key(config: EvalConfig, row: Row) -> str:
+    backbone = METHODS[row.method].backbone
+    return store.key([config.model[backbone], config.generation.model_dump(), row.method, row.params, config.masks])
+
+
+def units(config: EvalConfig, recipes) -> list[store.Unit]:
+    """Rows x recipes x seeds, in that order."""
+    return [store.Unit(r.label, r.method, r.params, recipe_id, seed, _generation_key(config, r))
+            for r in rows(config) for recipe_id, _ in recipes for seed in config.seeds]
+
+
+def _process() -> tuple[Any, int, int]:
+    """(accelerate state or None, this process's index, number of processes)."""
+    try:
+        from accelerate import PartialState
+    except ImportError:  # accelerate is a dependency; without it, one process
+        return None, 0, 1
+    state = PartialState(cpu=True) if _cpu_only() else PartialState()
+    return state, state.process_index, state.num_processes
+
+
+def _cpu_only() -> bool:
+    import torch
+
+    return not torch.cuda.is_available()
+
+
+def _pipelines(config: EvalConfig, needed: set[str], device) -> dict:
+    from ..runs import load_pipeline
+
+    names = {"sd": "recipe-diffusion", "flux": "cookanything"}
+    return {b: load_pipeline(names[b], config.model[b], device=device) for b in sorted(needed)}
+
+
+def _masks(config: EvalConfig, device=None, built: bool = False):
+    """The config's mask provider; ``built``: "grounded-sam" as a provider object (the pipelines build it themselves)."""
+    from ..runs import mask_provider
+
+    provider = mask_provider(config.masks)
+    if built and provider == "grounded-sam":
+        from ..grounding.grounded_sam import GroundedSAM
+
+        provider = GroundedSAM(device=device)
+    return provider
+
+
+def _score(config: EvalConfig, images, recipe: Recipe | ToyRecipe, backbones: dict) -> dict[str, dict]:
+    """``{metric: {value, per_item}}`` of one unit's frames (a ``ToyRecipe`` gives the oracle its expectations)."""
+    from ..metrics import score
+    from ..metrics.dino import container_masks
+
+    masks = None
+    if "dino_l2_masked" in config.metrics:
+        plain = recipe.to_recipe() if isinstance(recipe, ToyRecipe) else recipe
+        masks = container_masks(images, [s.container for s in plain.steps], backbones["masks"])
+    results = score(images, recipe, config.metrics, clip=backbones.get("clip"), dino=backbones.get("dino"), masks=masks,
+                    device=None)
+    return {name: {"value": r.value, "per_item": r.per_item} for name, r in results.items()}
+
+
+def _backbones(config: EvalConfig, device) -> dict:
+    from ..metrics import CLIP_METRICS, DINO_METRICS
+
+    out = {}
+    if any(m in CLIP_METRICS for m in config.metrics):
+        if config.clip == "toy":
+            from ..toykitchen.models import toy_clip
+
+            out["clip"] = toy_clip(device=device)
+        else:
+            from ..metrics.clip_score import clip_backbone
+
+            out["clip"] = clip_backbone(config.clip, device=device)
+    if any(m in DINO_METRICS for m in config.metrics):
+        from ..metrics.dino import dino_backbone
+
+        out["dino"] = dino_backbone(config.dino, device=device)
+    if "dino_l2_masked" in config.metrics:
+        out["masks"] = _masks(config, device, built=True)
+    return out
+
+
+def _check_metrics(config: EvalConfig, recipes) -> None:
+    from ..metrics import METRICS, ORACLE_METRICS
+
+    unknown = [m for m in config.metrics if m not in METRICS]
+    if unknown:
+        raise ConfigError(f"unknown metric(s) {unknown}: choose from {list(METRICS)}.")
+    if any(m in ORACLE_METRICS for m in config.metrics) and not all(isinstance(r, ToyRecipe) for _, r in recipes):
+        raise ConfigError("the oracle_* metrics need Toy Kitchen recipes (recipes: {toy: ...}): leave them out for other recipes.")
+
+
+def evaluate(config: EvalConfig, progress: bool = True) -> Path | None:
+    """Run (or resume) the evaluation in ``config.out``; the path of ``results.jsonl`` (None in processes other than the main one)."""
+    from tqdm.auto import tqdm
+
+    recipes = load_recipes(config.recipes)
+    _check_metrics(config, recipes)
+    todo = units(config, recipes)
+    by_id = dict(recipes)
+    state, index, count = _process()
+    mine = todo[index::count]
+    device = state.device if state is not None else None
+    out = config.out
+    out.mkdir(parents=True, exist_ok=True)
+    if index == 0:
+        atomic_write(out / "config.json", config.model_dump_json(indent=1) + "\n")
+    pipes: dict = {}
+    backbones: dict | None = None
+    masks = None
+    for unit in tqdm(mine, desc=f"evaluate {config.name}" + (f" [{index + 1}/{count}]" if count > 1 else ""), disable=not progress):
+        record = store.load_unit(unit, out)
+        if record is not None and sorted(record["metrics"]) == sorted(config.metrics):
+            continue  # finished
+        recipe = by_id[unit.recipe_id]
+        plain: Recipe = recipe.to_recipe() if isinstance(recipe, ToyRecipe) else recipe
+        images = store.load_frames(unit, out, len(plain)) if record is not None else None
+        seconds = record["seconds"] if record is not None else None
+        if images is None:
+            m = METHODS[unit.method]
+            if m.backbone not in pipes:
+                pipes.update(_pipelines(config, {m.backbone}, device))
+            masks = masks if masks is not None else _masks(config)
+            start = time.perf_counter()
+            images = m.run(pipes, plain, unit.seed, config.generation, unit.params, masks)
+            seconds = time.perf_counter() - start
+            store.save_frames(unit, out, images)
+        backbones = backbones if backbones is not None else _backbones(config, device)
+        scored = _score(config, images, recipe, backbones)
+        store.save_unit(unit, out, dict(label=unit.label, method=unit.method, params=unit.params, recipe=unit.recipe_id,
+                                        seed=unit.seed, steps=len(plain), metrics=scored, seconds=seconds,
+                                        generation=unit.generation, process=index, versions=package_versions("torch", "diffusers", "cooklab")))
+    if state is not None:
+        state.wait_for_everyone()
+    path = out / store.RESULTS_FILE
+    if index == 0:
+        records = [store.load_unit(u, out) for u in todo]
+        missing = sum(r is None for r in records)
+        if missing:
+            raise ConfigError(f"{missing} of {len(todo)} units are unfinished after every process stopped: run the command again.")
+        lines = [json.dumps({k: r[k] for k in ("label", "method", "params", "recipe", "seed", "metrics")}, sort_keys=True)
+                 for r in records]
+        atomic_write(path, "\n".join(lines) + "\n")
+        from .tables import write_reports
+
+        write_reports(config, out)
+    if state is not None:
+        state.wait_for_everyone()
+    return path if index == 0 else None
