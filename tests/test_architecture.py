@@ -26,7 +26,8 @@ LAYERS = [
                     "cooklab.recipe_diffusion.kv_sharing", "cooklab.recipe_diffusion.records", "cooklab.cookanything.regional",
                     "cooklab.cookanything.flexible_rope", "cooklab.cookanything.cscc", "cooklab.instrument.locate",
                     "cooklab.instrument.observer", "cooklab.instrument.pooling"]),
-    ("pipelines", ["cooklab.pipeline_base", "cooklab.recipe_diffusion.pipeline", "cooklab.cookanything.pipeline"]),
+    ("pipelines", ["cooklab.pipeline_base", "cooklab.recipe_diffusion.pipeline", "cooklab.cookanything.pipeline",
+                   "cooklab.baselines"]),  # baselines: the paper's comparison methods, built on the Recipe Diffusion pipeline
     ("instrument and viz", ["cooklab.instrument.trace", "cooklab.instrument.unet_capture", "cooklab.instrument.flux_capture",
                             "cooklab.instrument.summaries", "cooklab.viz"]),
     ("metrics", ["cooklab.metrics"]),  # measures outputs; no pipeline imports it

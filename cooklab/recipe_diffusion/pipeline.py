@@ -254,6 +254,16 @@ class RecipeDiffusion(CooklabPipeline):
         if reference_latent not in REFERENCE_LATENT:
             raise ConfigError(f"reference_latent={reference_latent!r}: choose 'encoded' (the paper: the VAE encoding of the "
                               "reference image) or 'final' (the sampler's final latent).")
+        height, width = self._check_steps_and_size(num_inference_steps, height, width)
+        if sequential and NoiseLevels(None, num_inference_steps).steps_run(base_noise) == 0 and n > 1:
+            raise ConfigError(f"base_noise={base_noise} runs no denoising step with num_inference_steps={num_inference_steps}: raise one of them.")
+        return base_noise, object_noise, height, width
+
+    def _check_steps_and_size(self, num_inference_steps, height, width) -> tuple[int, int]:
+        """Refuse fewer than one step and sizes that are not positive multiples of 8; returns (height, width).
+
+        None for height/width takes the U-Net's own size (``sample_size * vae_scale_factor``).
+        """
         if int(num_inference_steps) < 1:
             raise ConfigError(f"num_inference_steps={num_inference_steps}: use at least 1.")
         scale = self.pipe.vae_scale_factor
@@ -261,9 +271,7 @@ class RecipeDiffusion(CooklabPipeline):
         width = width or self.pipe.unet.config.sample_size * scale
         if height % 8 or width % 8 or height <= 0 or width <= 0:
             raise ConfigError(f"height={height}, width={width}: both must be positive multiples of 8 (e.g. {max(8, height // 8 * 8)}x{max(8, width // 8 * 8)}).")
-        if sequential and NoiseLevels(None, num_inference_steps).steps_run(base_noise) == 0 and n > 1:
-            raise ConfigError(f"base_noise={base_noise} runs no denoising step with num_inference_steps={num_inference_steps}: raise one of them.")
-        return base_noise, object_noise, height, width
+        return height, width
 
     @staticmethod
     def _references(recipe, sequential, kv_sharing, region_aware, start_from) -> _References:
@@ -386,30 +394,8 @@ class RecipeDiffusion(CooklabPipeline):
 
     def _resolve_mask(self, call: _Call, i: int, step, ref: int, latent_hw: tuple[int, int]):
         """The container mask of frame i's reference image: (MaskResult, mask on the latent grid, fallback reason)."""
-        image_hw = (call.height, call.width)
-        phrase = step.container or ""
-        explicit = call.masks.get(i)
-        if explicit is not None:
-            result = as_mask_result(explicit, image_hw, phrase)
-        elif not phrase:
-            return None, None, "the step names no container (no metadata): give a recipe with metadata, or masks=[...]"
-        elif step.reference_step is None:
-            return None, None, f"the {phrase!r} first appears in this step (reference_step is null)"
-        elif call.mask_provider is None:
-            return None, None, "no mask: pass masks=[...] or a mask_provider"
-        else:
-            image = self._reference_image(call, ref)
-            result = as_mask_result(call.mask_provider(image, phrase), image_hw, phrase, source=type(call.mask_provider).__name__)
-            if result is None:
-                return None, None, f"the mask provider found no {phrase!r} in the reference image (step {ref + 1})"
-        try:
-            mask = resize_mask(result.mask, latent_hw, image_hw)
-        except ConfigError as err:
-            raise ConfigError(f"frame {i}: {err}") from None
-        area = float(mask.mean())
-        if area < 1e-3 or area > 0.999:
-            return result, None, f"degenerate mask (covers {area:.1%} of the latent grid)"
-        return result, mask, None
+        return resolve_container_mask(i, step, ref, call.masks.get(i), call.mask_provider,
+                                      lambda: self._reference_image(call, ref), (call.height, call.width), latent_hw)
 
     def _decode_pil(self, latents):
         image = self.pipe.vae.decode(latents / self.pipe.vae.config.scaling_factor, return_dict=False)[0]
@@ -555,3 +541,37 @@ class RecipeDiffusion(CooklabPipeline):
         pipe = self.pipe
         image = pipe.vae.decode(latents / pipe.vae.config.scaling_factor, return_dict=False, generator=generator)[0]
         return pipe.image_processor.postprocess(image, output_type=call.output_type, do_denormalize=[True])[0]
+
+
+def resolve_container_mask(i: int, step, ref: int, explicit, provider, reference_image, image_hw: tuple[int, int],
+                           latent_hw: tuple[int, int]):
+    """The container mask of frame i in its reference frame ``ref``: (MaskResult, mask on the latent grid, fallback reason).
+
+    explicit: the user's ``masks[i]`` (mask, box, MaskResult) or None; provider: ``(image, phrase) -> mask | None``
+    or None; reference_image: a function returning frame ``ref``'s 8-bit image (called only when the provider is
+    asked). An explicit mask is always used; the provider only for a step whose metadata names a container and a
+    reference_step. Exactly one of (mask, reason) is None: the reason says why no usable mask was found (no
+    container, first appearance, no source, nothing found, degenerate: under 0.1% or over 99.9% of the latent grid).
+    Shared by ``RecipeDiffusion`` and ``cooklab.baselines.InpaintingBaseline``.
+    """
+    phrase = step.container or ""
+    if explicit is not None:
+        result = as_mask_result(explicit, image_hw, phrase)
+    elif not phrase:
+        return None, None, "the step names no container (no metadata): give a recipe with metadata, or masks=[...]"
+    elif step.reference_step is None:
+        return None, None, f"the {phrase!r} first appears in this step (reference_step is null)"
+    elif provider is None:
+        return None, None, "no mask: pass masks=[...] or a mask_provider"
+    else:
+        result = as_mask_result(provider(reference_image(), phrase), image_hw, phrase, source=type(provider).__name__)
+        if result is None:
+            return None, None, f"the mask provider found no {phrase!r} in the reference image (step {ref + 1})"
+    try:
+        mask = resize_mask(result.mask, latent_hw, image_hw)
+    except ConfigError as err:
+        raise ConfigError(f"frame {i}: {err}") from None
+    area = float(mask.mean())
+    if area < 1e-3 or area > 0.999:
+        return result, None, f"degenerate mask (covers {area:.1%} of the latent grid)"
+    return result, mask, None
