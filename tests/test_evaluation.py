@@ -28,7 +28,7 @@ SMALL = ROOT / "data" / "eval" / "toy_small.yaml"
 
 def write_config(folder: Path, **changes) -> Path:
     """A small, fast toy config in ``folder`` (two Recipe Diffusion variants, oracle metrics), updated with ``changes``."""
-    config = dict(name="t", out="out", generation=dict(num_inference_steps=2, guidance=3.0, height=64, width=64),
+    config = dict(name="t", out="out", generation=dict(num_inference_steps=2, guidance=3.0, true_cfg=3.0, height=64, width=64),
                   recipes=dict(toy=dict(count=2, steps=2)), seeds=[0, 1],
                   methods=[dict(name="independent"), dict(name="kv_sharing")],
                   metrics=["oracle_container_consistency", "oracle_step_faithfulness"],
@@ -50,6 +50,29 @@ def test_the_shipped_small_config_loads_and_expands():
     assert len(todo) == 4 * 2 * 1  # rows (independent, region_aware_kv, cookanything at two lam) x recipes x seeds
     assert {u.label for u in todo} == {"independent", "region_aware_kv", "cookanything lam=0.0", "cookanything lam=0.5"}
     assert config.out.resolve() == (ROOT / "outputs" / "eval" / "toy-small").resolve()  # relative to the file's folder
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "data" / "eval").glob("*.yaml")), ids=lambda p: p.name)
+def test_every_shipped_config_is_valid(path):
+    config = load_config(path)
+    recipes = load_recipes(config.recipes)
+    todo = units(config, recipes)
+    assert len(todo) == len({u.folder(config.out) for u in todo})  # one folder per unit
+    for spec in config.tables:
+        assert spec.baseline is None or spec.baseline in {u.label for u in todo}
+        assert spec.methods is None or set(spec.methods) <= {u.label for u in todo}
+
+
+def test_every_method_runs_and_is_stored(tmp_path):
+    from cooklab.evaluation import METHODS
+
+    config = load_config(write_config(tmp_path, model=dict(sd="tiny", flux="tiny"), seeds=[0], recipes=dict(toy=dict(count=1, steps=2)),
+                                      methods=[dict(name=n) for n in METHODS], tables=[]))
+    rows = read_results(evaluate(config, progress=False))
+    assert [r["label"] for r in rows] == list(METHODS)
+    for r in rows:
+        folder = next((tmp_path / "out" / "units").glob(f"{r['label']}-*"))
+        assert len(list(folder.rglob("frame_*.png"))) == 2
 
 
 @pytest.mark.parametrize(("change", "message"), [
@@ -163,7 +186,7 @@ def test_evaluate_resumes_rescoring_without_regenerating(tmp_path):
     assert all("oracle_state_accuracy" in r["metrics"] for r in again)
     assert [r["metrics"]["oracle_step_faithfulness"] for r in again] == [r["metrics"]["oracle_step_faithfulness"] for r in rows]
 
-    changed = load_config(write_config(tmp_path, generation=dict(num_inference_steps=3, guidance=3.0, height=64, width=64)))
+    changed = load_config(write_config(tmp_path, generation=dict(num_inference_steps=3, guidance=3.0, true_cfg=3.0, height=64, width=64)))
     with pytest.raises(ConfigError, match="another `out:` folder"):
         evaluate(changed, progress=False)
 
@@ -175,7 +198,7 @@ def _cli(*args, env=None):
 
 @pytest.mark.slow
 def test_a_killed_evaluation_resumes_to_the_same_results(tmp_path):
-    slow = dict(generation=dict(num_inference_steps=6, guidance=3.0, height=64, width=64), recipes=dict(toy=dict(count=3, steps=2)))
+    slow = dict(generation=dict(num_inference_steps=6, guidance=3.0, true_cfg=3.0, height=64, width=64), recipes=dict(toy=dict(count=3, steps=2)))
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()
     killed, whole = write_config(tmp_path / "a", **slow), write_config(tmp_path / "b", **slow)

@@ -7,7 +7,7 @@ example (``data/eval/toy_small.yaml`` is the one CI runs)::
     name: toy-small
     out: outputs/eval/toy-small            # units, results.jsonl, tables.md, plots
     model: {sd: toy, flux: toy}            # "toy", "tiny", a hub id or a local folder per backbone
-    generation: {num_inference_steps: 30, guidance: 3.0, height: 64, width: 64}
+    generation: {num_inference_steps: 30, guidance: 3.0, true_cfg: 3.0, height: 64, width: 64}
     recipes: {toy: {count: 25, steps: 4, first_seed: 1000}}
     seeds: [0, 1]
     methods:
@@ -39,13 +39,15 @@ _STRICT = ConfigDict(extra="forbid")
 
 
 class GenerationSettings(BaseModel):
-    """Sampler settings shared by every method (a method's ``params`` may override ``guidance``)."""
+    """Sampler settings shared by every method (a method's ``params: {guidance: ...}`` overrides its backbone's CFG scale)."""
 
     model_config = _STRICT
     num_inference_steps: int = Field(30, ge=1, le=1000)
-    guidance: float = Field(3.0, ge=0.0)  # CFG scale: SD guidance_scale, Flux true_cfg_scale
-    height: int = Field(64, ge=8)
-    width: int = Field(64, ge=8)
+    guidance: float = Field(7.5, ge=0.0)  # SD: classifier-free guidance scale (guidance_scale)
+    true_cfg: float = Field(1.0, ge=0.0)  # Flux: true classifier-free guidance scale (true_cfg_scale; 1 = off)
+    flux_guidance: float = Field(3.5, ge=0.0)  # Flux.1-dev: the distilled guidance embedding (guidance_scale); unused by models without one
+    height: int = Field(512, ge=8)
+    width: int = Field(512, ge=8)
 
 
 class ToyRecipes(BaseModel):

@@ -11,7 +11,10 @@ Recipe Diffusion (SD U-Net, frames in sequence; ``RecipeDiffusion.VARIANTS``):
 * ``independent`` -- every frame from its own text, nothing shared (the paper's baseline);
 * ``kv_sharing`` -- sequential starts + cross-frame K/V sharing, no region-aware noise;
 * ``region_aware`` -- region-aware noise (0.9 inside the container mask, 0.999 outside) without K/V;
-* ``region_aware_kv`` -- both: the full method.
+* ``region_aware_kv`` -- both: the full method;
+* ``inpaint_container`` / ``inpaint_interior`` -- the paper's inpainting baselines: each later
+  frame is its reference frame inpainted inside the container mask / its interior
+  (``cooklab.baselines.InpaintingBaseline``, diffusers' ``StableDiffusionInpaintPipeline``).
 
 CookAnything (Flux DiT, all steps on one canvas):
 
@@ -60,12 +63,30 @@ def _recipe_diffusion(variant: str):
     return run
 
 
+INPAINT_PARAMS = ("guidance", "interior_rim", "strength")
+
+
+def _inpainting(region: str):
+    def run(pipes, recipe: Recipe, seed: int, settings, params: dict[str, Any], masks) -> list:
+        from ..baselines import InpaintingBaseline
+
+        kwargs = {k: v for k, v in params.items() if k != "guidance"}
+        out = InpaintingBaseline(pipes["sd"])(recipe, seed=seed, num_inference_steps=settings.num_inference_steps,
+                                              height=settings.height, width=settings.width,
+                                              guidance_scale=params.get("guidance", settings.guidance), region=region,
+                                              mask_provider=masks, progress=False, **kwargs)
+        return list(out.images)
+
+    return run
+
+
 def _cookanything(pipes, recipe: Recipe, seed: int, settings, params: dict[str, Any], masks) -> list:
     kwargs = {k: v for k, v in params.items() if k != "guidance"}
     if "regional_blocks" in kwargs:
         kwargs["regional_blocks"] = tuple(kwargs["regional_blocks"])
     out = pipes["flux"](recipe, seed=seed, num_inference_steps=settings.num_inference_steps, height=settings.height,
-                        width=settings.width, true_cfg_scale=params.get("guidance", settings.guidance), progress=False, **kwargs)
+                        width=settings.width, true_cfg_scale=params.get("guidance", settings.true_cfg), guidance_scale=settings.flux_guidance,
+                        progress=False, **kwargs)
     return list(out.images)
 
 
@@ -74,7 +95,8 @@ def _flux_independent(pipes, recipe: Recipe, seed: int, settings, params: dict[s
     for i, step in enumerate(recipe.steps):  # step i alone, drawn from seed + i
         alone = Recipe(title=recipe.title, steps=[step.model_copy(update={"reference_step": None})])
         out = pipes["flux"](alone, seed=seed + i, num_inference_steps=settings.num_inference_steps, height=settings.height,
-                            width=settings.width, true_cfg_scale=params.get("guidance", settings.guidance), regional=False,
+                            width=settings.width, true_cfg_scale=params.get("guidance", settings.true_cfg),
+                            guidance_scale=settings.flux_guidance, regional=False,
                             flexible_rope=False, cscc=False, progress=False)
         images.append(out.images[0])
     return images
@@ -89,6 +111,10 @@ METHODS: dict[str, Method] = {
                            "region-aware noise from the container mask, no K/V sharing"),
     "region_aware_kv": Method("region_aware_kv", "sd", RD_PARAMS, _recipe_diffusion("region_aware_kv"),
                               "Recipe Diffusion in full: region-aware noise + K/V sharing"),
+    "inpaint_container": Method("inpaint_container", "sd", INPAINT_PARAMS, _inpainting("container"),
+                                "baseline: the reference frame inpainted inside the container mask"),
+    "inpaint_interior": Method("inpaint_interior", "sd", INPAINT_PARAMS, _inpainting("interior"),
+                               "baseline: the reference frame inpainted inside the container's interior"),
     "cookanything": Method("cookanything", "flux", CA_PARAMS, _cookanything,
                            "CookAnything: SRC + Flexible RoPE + CSCC on one canvas (switch each off to ablate)"),
     "flux_independent": Method("flux_independent", "flux", ("guidance",), _flux_independent,
