@@ -1,0 +1,101 @@
+"""Look at an evaluation's results in a notebook: one metric across rows, or one parameter's effect, with widgets.
+
+    from cooklab.evaluation import read_results
+    from cooklab.evaluation.explorer import effect_figure, results_explorer
+    rows = read_results("outputs/eval/toy-small/results.jsonl")
+    effect_figure(rows, "oracle_step_faithfulness")                          # every row: mean [95 % CI]
+    effect_figure(rows, "step_faithfulness", method="cookanything", param="lam")  # the metric against lam
+    results_explorer(rows)                                                   # pick metric, method and parameter
+
+Means and intervals are the tables' (``tables.bootstrap``: 95 % percentile interval of the mean over
+resampled (recipe, seed) pairs, seeded).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .tables import HEADERS, bootstrap, json_key
+
+ALL = "(every row)"
+
+
+def _finite(vals) -> np.ndarray:
+    return np.array([float(v) for v in vals if v is not None and not math.isnan(float(v))])
+
+
+def effect_figure(results: list[dict], metric: str, method: str | None = None, param: str | None = None):
+    """A matplotlib ``Figure``: ``metric`` per row (bars), or against ``param`` for the rows of ``method`` (points with intervals)."""
+    from matplotlib.figure import Figure
+
+    rng = np.random.default_rng(0)
+    fig = Figure(figsize=(6.4, 3.6), layout="constrained")
+    ax = fig.add_subplot()
+    name = HEADERS.get(metric, metric)
+    if method is not None and param is not None:
+        rows = [r for r in results if r["method"] == method and param in r["params"]]
+        xs = sorted({json_key(r["params"][param]) for r in rows}, key=str)
+        if not xs:
+            raise ValueError(f"no row of {method!r} sets {param!r}")
+        stats = [bootstrap(_finite(r["metrics"][metric]["value"] for r in rows if json_key(r["params"][param]) == x), rng) for x in xs]
+        means = np.array([s[0] for s in stats])
+        ax.errorbar(range(len(xs)), means, yerr=[means - [s[1] for s in stats], [s[2] for s in stats] - means], marker="o", capsize=3)
+        ax.set_xticks(range(len(xs)), [str(x) for x in xs])
+        ax.set_xlabel(param)
+        ax.set_title(f"{method}: {name} against {param}")
+    else:
+        labels = list(dict.fromkeys(r["label"] for r in results if method is None or r["method"] == method))
+        stats = [bootstrap(_finite(r["metrics"][metric]["value"] for r in results if r["label"] == label and metric in r["metrics"]), rng)
+                 for label in labels]
+        means = np.array([s[0] for s in stats])
+        ax.bar(range(len(labels)), means, yerr=[means - [s[1] for s in stats], [s[2] for s in stats] - means], capsize=3, color="#8ab")
+        ax.set_xticks(range(len(labels)), labels, rotation=30, ha="right", fontsize=8)
+        ax.set_title(f"{name} per row")
+    ax.set_ylabel(f"{name}: mean [95 % CI]")
+    return fig
+
+
+def results_explorer(results: list[dict]):
+    """Dropdowns for metric, method and parameter; the figure redraws into an ``Output`` (controls in ``box.controls``)."""
+    import io
+
+    import ipywidgets as widgets
+    from IPython.display import Image, display
+
+    metrics = sorted({m for r in results for m in r["metrics"]})
+    methods = sorted({r["method"] for r in results})
+    metric = widgets.Dropdown(options=metrics, value=metrics[0], description="metric")
+    method = widgets.Dropdown(options=[ALL, *methods], value=ALL, description="method")
+    param = widgets.Dropdown(options=[ALL], value=ALL, description="parameter")
+    out = widgets.Output()
+
+    def swept(m: str) -> list[str]:
+        """Parameters that take more than one value among the rows of method ``m``."""
+        rows = [r for r in results if r["method"] == m]
+        keys = sorted({k for r in rows for k in r["params"]})
+        return [k for k in keys if len({str(r["params"].get(k)) for r in rows}) > 1]
+
+    def draw(*_):
+        if method.value != ALL:
+            options = [ALL, *swept(method.value)]
+            if list(param.options) != options:
+                param.options = options
+                param.value = ALL
+        elif list(param.options) != [ALL]:
+            param.options, param.value = [ALL], ALL
+        with out:
+            out.clear_output(wait=True)
+            fig = effect_figure(results, metric.value, None if method.value == ALL else method.value,
+                                None if param.value == ALL else param.value)
+            png = io.BytesIO()
+            fig.savefig(png, format="png", dpi=100)
+            display(Image(data=png.getvalue()))  # a PNG, whatever matplotlib backend the kernel has
+
+    for w in (metric, method, param):
+        w.observe(draw, names="value")
+    draw()
+    box = widgets.VBox([widgets.HBox([metric, method, param]), out])
+    box.controls = {"metric": metric, "method": method, "param": param}
+    return box
