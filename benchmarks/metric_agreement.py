@@ -92,6 +92,17 @@ def centred_scores(clip, images, texts) -> np.ndarray:
     return s[np.arange(len(texts)), k] - s.mean(1) - s.mean(0)[k] + s.mean()
 
 
+def paired_auc_difference(a, b, labels, rng: np.random.Generator, resamples: int = 2000) -> tuple[float, float, float]:
+    """AUC(a) - AUC(b) on the same frames, with a 95 % interval from resampling the frames (both scores together)."""
+    a, b, labels = np.asarray(a), np.asarray(b), np.asarray(labels)
+    diffs = []
+    for _ in range(resamples):
+        i = rng.integers(len(a), size=len(a))
+        if 0 < labels[i].sum() < len(i):
+            diffs.append(roc_auc(a[i], labels[i]) - roc_auc(b[i], labels[i]))
+    return roc_auc(a, labels) - roc_auc(b, labels), float(np.percentile(diffs, 2.5)), float(np.percentile(diffs, 97.5))
+
+
 def pair_auc(features: torch.Tensor, readings, groups, rng, resamples: int = 500) -> tuple[float, tuple[float, float], int, int]:
     """AUC of ``cos(f_i, f_j)`` telling oracle-consistent pairs (same container) from the rest, over pairs within a group;
     the interval from resampling frames (pairs of a frame resampled twice are left out)."""
@@ -170,7 +181,7 @@ def main() -> None:
     rendered = [render(s, IMAGE_SIZE).image for _, s, _ in pairs] + [render(w, IMAGE_SIZE).image for _, _, w in pairs]
     rendered_texts = [c for c, _, _ in pairs] * 2
     rendered_labels = [True] * len(pairs) + [False] * len(pairs)
-    rows = {}
+    rows, kept = {}, {}
     for clip_name, clip in clips.items():
         rng = np.random.default_rng(args.seed)
         scores = np.array(step_faithfulness(images, texts, clip=clip).per_item)  # [n]
@@ -187,6 +198,7 @@ def main() -> None:
         g, _ = clip.text_features([INGREDIENT_NEUTRAL, *(INGREDIENT_TEMPLATE.format(PLURAL[k]) for k in names)])  # [1 + n, D]
         margin = ((f * g[1:]).sum(-1) - f @ g[0]).numpy()  # [n]
         assert np.array_equal(margin > 0, np.array(accuracy.per_item, dtype=bool))  # the metric's 0/1 is the margin's sign
+        kept[clip_name] = (scores, margin)
         row.update(ingredient_margin_auc=roc_auc(margin, faithful), ingredient_margin_auc_95=bootstrap_auc(margin, faithful, rng),
                    ingredient_agreement=float(np.mean((margin > 0) == faithful)), ingredient_accuracy=accuracy.value,
                    oracle_presence=float(faithful.mean()))
@@ -195,6 +207,13 @@ def main() -> None:
         rendered_scores = step_faithfulness(rendered, rendered_texts, clip=clip).per_item
         row["rendered_auc"] = roc_auc(rendered_scores, rendered_labels)
         rows[clip_name] = row
+
+    random_name = "random CLIP (same config)"
+    for clip_name, row in rows.items():  # each CLIP against the random one on the same frames
+        if clip_name != random_name:
+            rng = np.random.default_rng(args.seed)
+            row["auc_minus_random"] = paired_auc_difference(kept[clip_name][0], kept[random_name][0], faithful, rng)
+            row["ingredient_margin_auc_minus_random"] = paired_auc_difference(kept[clip_name][1], kept[random_name][1], faithful, rng)
 
     print(f"\n{len(images)} generated frames ({int(faithful.sum())} faithful by the oracle, {int((~faithful).sum())} not); "
           f"{args.num_inference_steps} steps, guidance {args.guidance:g}; {len(pairs)} rendered pairs\n")
@@ -206,6 +225,11 @@ def main() -> None:
         print(" | ".join([clip_name, f"{row['spearman']:+.3f}", _interval(row, "auc"), *(f"{row[f'auc {p}']:.3f}" for p in parts),
                           f"{row['spearman_centred']:+.3f}", _interval(row, "auc_centred"), _interval(row, "ingredient_margin_auc"),
                           f"{row['ingredient_agreement']:.3f}", _interval(row, "consistency_auc"), f"{row['rendered_auc']:.3f}"]))
+    for clip_name, row in rows.items():
+        if "auc_minus_random" in row:
+            (d, lo, hi), (e, elo, ehi) = row["auc_minus_random"], row["ingredient_margin_auc_minus_random"]
+            print(f"{clip_name} - random, same frames: step AUC {d:+.3f} [{lo:+.3f}, {hi:+.3f}], "
+                  f"ingredient margin AUC {e:+.3f} [{elo:+.3f}, {ehi:+.3f}]")
     counts = {p: [int(faithful[np.array([s == p for s in sources])].sum()), sources.count(p)] for p in parts}
     print(f"\nfaithful / frames per part: {counts}; consistent / pairs: {rows['toy_clip (trained)']['consistent_pairs']}\n{environment()}")
     write_json(args.out, "metric_agreement", {k: str(v) for k, v in vars(args).items()}, rows=rows, counts=counts,

@@ -8,9 +8,12 @@ OpenAI's CLIP has never seen the Toy Kitchen, so this module defines one that ha
   patches -> 64 tokens + CLS, ``VISION``) and a text tower (``TEXT``) reading the toy models'
   tokenizer (``models.clip_tokenizer``: one token per word of ``captions.WORDS``, 32 positions),
   both projected to ``PROJECTION_DIM``; small enough to train on a laptop CPU;
-* **objective** -- CLIP's symmetric InfoNCE with a learned temperature (``contrastive_loss``);
-* **data** -- ``dataset.render_dataset`` scenes (none holding a ``dataset.HELD_OUT`` triple),
-  each with a fresh random caption every time it is drawn (``train._captions``, no empty ones);
+* **objective** -- CLIP's symmetric InfoNCE with a learned temperature, each picture also against
+  a hard-negative caption with one ingredient (or the colour) changed (``contrastive_loss``,
+  ``caption_pair``): without them a batch is solved from colour and container alone;
+* **data** -- ``dataset.render_dataset`` scenes (none holding a ``dataset.HELD_OUT`` triple) and
+  frames the toy pipelines generated, captioned by what the oracle reads in them (``generated.py``),
+  each with a fresh random caption every time it is drawn (``train._caption_pairs``, no empty ones);
 * **evaluation** -- ``heldout_retrieval``: one rendered scene per held-out caption
   (``evaluate.heldout_captions``), top-1 retrieval image -> caption and caption -> image.
 
@@ -77,8 +80,8 @@ def trim(input_ids: torch.Tensor, eos_token_id: int) -> torch.Tensor:
     return input_ids[:, :length]
 
 
-def contrastive_loss(model, pixel_values: torch.Tensor, input_ids: torch.Tensor) -> torch.Tensor:
-    """CLIP's symmetric InfoNCE over a batch of B (picture, caption) pairs.
+def contrastive_loss(model, pixel_values: torch.Tensor, input_ids: torch.Tensor, negative_ids: torch.Tensor | None = None) -> torch.Tensor:
+    """CLIP's symmetric InfoNCE over a batch of B (picture, caption) pairs, optionally with one hard-negative caption each.
 
     With L2-normalised projected features ``f_i = f(x_i)``, ``g_j = g(t_j)`` and the learned
     temperature ``tau = exp(-logit_scale)`` (``logit_scale`` starts at log(1/0.07), capped at
@@ -88,16 +91,67 @@ def contrastive_loss(model, pixel_values: torch.Tensor, input_ids: torch.Tensor)
         L = 1/2 * [ -1/B sum_i log softmax_j(s_ij)[i]              (picture i -> its caption)
                     -1/B sum_j log softmax_i(s_ij)[j] ]            (caption j -> its picture)
 
-    i.e. the mean of the two cross-entropies with the diagonal as the target.
-    pixel_values: ``[B, 3, 64, 64]`` (``pixels``); input_ids: ``[B, L]`` (start, words, end, padding; ``trim``).
+    i.e. the mean of the two cross-entropies with the diagonal as the target. With hard negatives
+    ``n_j = g(t'_j)`` -- caption j with one word changed so that it no longer describes picture j
+    (``hard_negative``) -- the picture -> caption term chooses among all 2B captions, as NegCLIP
+    (Yuksekgonul et al., 2023) does against CLIP's bag-of-words habit::
+
+        picture i -> caption:  -log softmax over [s_i1 .. s_iB, f_i . n_1 / tau .. f_i . n_B / tau] at i
+
+    (the caption -> picture term is unchanged). A batch then cannot be solved from colour and
+    container alone: the right caption and its negative differ only in the ingredient (or colour).
+    pixel_values: ``[B, 3, 64, 64]`` (``pixels``); input_ids, negative_ids: ``[B, L]`` (start, words, end, padding; ``trim``).
     """
     f = F.normalize(model.get_image_features(pixel_values=pixel_values).pooler_output, dim=-1)  # [B, D]
-    g = F.normalize(model.get_text_features(input_ids=input_ids).pooler_output, dim=-1)  # [B, D]
+    texts = input_ids if negative_ids is None else _same_length(input_ids, negative_ids, model.config.text_config.pad_token_id)
+    g = F.normalize(model.get_text_features(input_ids=texts).pooler_output, dim=-1)  # [B or 2B, D]
     with torch.no_grad():
         model.logit_scale.clamp_(max=np.log(100.0))
-    logits = model.logit_scale.exp() * f @ g.T  # [B, B]: row i = picture i against every caption
-    target = torch.arange(len(logits), device=logits.device)  # [B]: the matching pairs are the diagonal
-    return 0.5 * (F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target))
+    logits = model.logit_scale.exp() * f @ g.T  # [B, B or 2B]: row i = picture i against every caption (negatives last)
+    target = torch.arange(len(f), device=logits.device)  # [B]: the matching pairs are the diagonal
+    return 0.5 * (F.cross_entropy(logits, target) + F.cross_entropy(logits[:, : len(f)].T, target))
+
+
+def _same_length(a: torch.Tensor, b: torch.Tensor, pad: int) -> torch.Tensor:
+    """``[B, La]`` and ``[B, Lb]`` token ids padded to one length and stacked: ``[2B, max(La, Lb)]``."""
+    n = max(a.shape[1], b.shape[1])
+    return torch.cat([F.pad(a, (0, n - a.shape[1]), value=pad), F.pad(b, (0, n - b.shape[1]), value=pad)])
+
+
+def hard_negative(scene: Scene, rng: np.random.Generator) -> Scene:
+    """``scene`` with one fact changed: one of its ingredients replaced by one it does not hold (in the same state
+    where the new one can be in it), or -- for a scene without food -- another container colour."""
+    from .world import ALLOWED_STATES, CONTAINER_COLOURS, INGREDIENTS
+
+    if not scene.ingredients:
+        return replace(scene, colour=str(rng.choice([c for c in CONTAINER_COLOURS if c != scene.colour])))
+    k = int(rng.integers(len(scene.ingredients)))
+    old = scene.ingredients[k]
+    name = str(rng.choice([n for n in INGREDIENTS if scene.ingredient(n) is None]))
+    state = old.state if old.state in ALLOWED_STATES[name] else str(rng.choice(ALLOWED_STATES[name]))
+    return replace(scene, ingredients=(*scene.ingredients[:k], Ingredient(name, state), *scene.ingredients[k + 1:]))
+
+
+def caption_pair(scene: Scene, rng: np.random.Generator) -> tuple[str, str]:
+    """A random caption of ``scene`` and the same template filled from ``hard_negative(scene)``.
+
+    Both captions are drawn from the same random state, so they choose the same template and leave out
+    the same words; when the changed fact is one the caption leaves out (the two texts are equal), the
+    negative changes the colour instead.
+    """
+    from .captions import random_caption
+
+    negative = hard_negative(scene, rng)
+    state = rng.bit_generator.state
+    positive = random_caption(scene, rng)
+    after = rng.bit_generator.state
+    for other in (negative, replace(scene, colour=hard_negative(replace(scene, ingredients=()), rng).colour)):
+        rng.bit_generator.state = state
+        text = random_caption(other, rng)
+        if text != positive:
+            break
+    rng.bit_generator.state = after
+    return positive, text
 
 
 def heldout_scene(expectation, rng: np.random.Generator) -> Scene:

@@ -70,6 +70,7 @@ class TrainConfig:
     clip_generated: int = 2000  # frames each toy pipeline generates for the CLIP stage (generated.py); 0: renders only
     clip_generated_share: float = 0.5  # share of each CLIP batch drawn from those frames
     clip_generation_steps: int = 20  # sampling steps of those frames
+    clip_hard_negatives: bool = True  # one caption per picture with one fact changed (clip.caption_pair, NegCLIP's loss)
     warmup: int = 250
     kl_weight: float = 1e-5
     caption_dropout: float = 0.1
@@ -82,7 +83,7 @@ class TrainConfig:
 
 PRESETS = {
     "gpu": TrainConfig(),
-    "cpu": TrainConfig(images=8000, batch=32, vae_steps=600, sd_steps=2000, flux_steps=2000, clip_batch=128, clip_steps=2400,
+    "cpu": TrainConfig(images=8000, batch=32, vae_steps=600, sd_steps=2000, flux_steps=2000, clip_batch=128, clip_steps=3000,
                        clip_generated=1200),
     "smoke": TrainConfig(images=48, batch=4, vae_steps=2, sd_steps=2, flux_steps=2, clip_batch=4, clip_steps=2, warmup=1,
                          clip_generated=2, clip_generation_steps=2),
@@ -203,6 +204,20 @@ def _load_autoencoder(out: Path, device):
     folder = out / "work" / "autoencoder"
     log = json.loads((out / "autoencoder_training.json").read_text())
     return AutoencoderKL.from_pretrained(folder).to(device).eval(), log["latent_mean"], log["latent_std"]
+
+
+def _caption_pairs(data, idx, rng: np.random.Generator) -> tuple[list[str], list[str]]:
+    """A fresh caption per picture and its hard negative (``clip.caption_pair``); half written as a sentence, both alike."""
+    from .clip import caption_pair
+
+    positives, negatives = [], []
+    for i in idx.tolist():
+        pos, neg = caption_pair(data.scenes[i], rng)
+        if rng.random() < 0.5:
+            pos, neg = pos[:1].upper() + pos[1:] + ".", neg[:1].upper() + neg[1:] + "."
+        positives.append(pos)
+        negatives.append(neg)
+    return positives, negatives
 
 
 def _captions(data, idx, rng: np.random.Generator, dropout: float) -> list[str]:
@@ -335,7 +350,9 @@ def train_clip(cfg: TrainConfig, out: Path, device: torch.device, data) -> None:
     frames the toy pipelines generated, captioned by what the oracle reads in them (``generated.py``;
     ``cfg.clip_generated`` frames per pipeline, cached in ``<out>/work/clip_generated``).
     Loss: ``clip.contrastive_loss`` (symmetric InfoNCE, learned temperature) over batches of
-    ``cfg.clip_batch`` pairs. No caption dropout (an empty caption matches every picture) and no EMA.
+    ``cfg.clip_batch`` pairs, with one hard-negative caption per picture when ``cfg.clip_hard_negatives``
+    (``clip.caption_pair``: the same template with one ingredient or the colour changed).
+    No caption dropout (an empty caption matches every picture) and no EMA.
     """
     from .clip import build_clip, contrastive_loss, heldout_retrieval, pixels, save_clip, trim
     from .generated import GeneratedConfig, generate_corpus
@@ -365,15 +382,20 @@ def train_clip(cfg: TrainConfig, out: Path, device: torch.device, data) -> None:
     rng = np.random.default_rng(cfg.seed + 3)
     step = 0
     for step in range(cfg.clip_steps):
-        batch, texts = [], []
+        batch, texts, negatives = [], [], []
         for (dataset, images), count in zip(sources, counts):
             idx = torch.randint(len(images), (count,), generator=gen)
             batch.append(images[idx])
-            texts += _captions(dataset, idx, rng, dropout=0.0)
+            if cfg.clip_hard_negatives:
+                pos, neg = _caption_pairs(dataset, idx, rng)
+                texts, negatives = texts + pos, negatives + neg
+            else:
+                texts += _captions(dataset, idx, rng, dropout=0.0)
         x = pixels(torch.cat(batch).to(device))  # [B, 3, 64, 64]
         ids = trim(tokens(texts, device), tokenizer.eos_token_id)  # [B, L <= 32]
+        neg_ids = trim(tokens(negatives, device), tokenizer.eos_token_id) if negatives else None  # [B, L' <= 32]
         with _autocast(device):
-            loss = contrastive_loss(model, x, ids)
+            loss = contrastive_loss(model, x, ids, neg_ids)
         if not loop.step(loss.float(), step):
             break
     model.eval().cpu()
