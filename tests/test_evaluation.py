@@ -193,7 +193,8 @@ def test_evaluate_resumes_rescoring_without_regenerating(tmp_path):
 
 def _cli(*args, env=None):
     return subprocess.Popen([sys.executable, "-m", "cooklab", "evaluate", *args], env={**os.environ, "HF_HUB_OFFLINE": "1",
-                            "TQDM_DISABLE": "1", **(env or {})}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                            "TQDM_DISABLE": "1", "OMP_NUM_THREADS": "1", **(env or {})},  # one thread: the suite runs beside it
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
 @pytest.mark.slow
