@@ -13,17 +13,15 @@ resampled (recipe, seed) pairs, seeded).
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
-from .tables import HEADERS, bootstrap, json_key
+from .tables import HEADERS, bootstrap, finite, json_key
 
 ALL = "(every row)"
 
 
 def _finite(vals) -> np.ndarray:
-    return np.array([float(v) for v in vals if v is not None and not math.isnan(float(v))])
+    return np.array([float(v) for v in vals if finite(v)])
 
 
 def effect_figure(results: list[dict], metric: str, method: str | None = None, param: str | None = None):

@@ -43,15 +43,15 @@ HEADERS = {"clip_score": "CLIP-T", "clip_image_score": "CLIP-I", "dino_l2": "DIN
 RESAMPLES = 10_000
 
 
+def finite(value) -> bool:
+    """A metric value that counts: not None (nan written as null) and not nan."""
+    return value is not None and not math.isnan(float(value))
+
+
 def values(results: list[dict], label: str, metric: str) -> dict[tuple[str, int], float]:
     """``{(recipe, seed): value}`` of one row and metric, nan values left out."""
-    out = {}
-    for r in results:
-        if r["label"] == label and metric in r["metrics"]:
-            v = r["metrics"][metric]["value"]
-            if v is not None and not (isinstance(v, float) and math.isnan(v)):
-                out[(r["recipe"], r["seed"])] = float(v)
-    return out
+    return {(r["recipe"], r["seed"]): float(r["metrics"][metric]["value"]) for r in results
+            if r["label"] == label and metric in r["metrics"] and finite(r["metrics"][metric]["value"])}
 
 
 def bootstrap(x: np.ndarray, rng: np.random.Generator, resamples: int = RESAMPLES) -> tuple[float, float, float]:
@@ -68,9 +68,7 @@ def table(results: list[dict], spec: TableSpec, measured: list[str]) -> dict:
     labels = list(dict.fromkeys(r["label"] for r in results))
     if spec.methods is not None:
         labels = [label for label in labels if label in spec.methods]
-    columns = spec.metrics or [m for m in LAYOUTS.get(spec.layout, measured) if m in measured]
-    if spec.layout == "custom" and spec.metrics is None:
-        columns = list(measured)
+    columns = spec.metrics or [m for m in LAYOUTS.get(spec.layout, measured) if m in measured]  # "custom": every metric measured
     out = []
     for label in labels:
         cells, deltas, n = {}, {}, 0
@@ -127,7 +125,7 @@ def sweep_plot(results: list[dict], spec: SweepSpec, path: Path) -> Path | None:
     for m in spec.metrics:
         for x in points:
             v = [r["metrics"][m]["value"] for r in rows if json_key(r["params"][spec.param]) == x and m in r["metrics"]]
-            stats[m, x] = bootstrap(np.array([float(a) for a in v if a is not None and not math.isnan(float(a))]), rng)
+            stats[m, x] = bootstrap(np.array([float(a) for a in v if finite(a)]), rng)
     fig = Figure(figsize=(5, 3.6), layout="constrained")
     ax = fig.add_subplot()
     if spec.tradeoff and len(spec.metrics) >= 2:
