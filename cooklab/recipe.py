@@ -170,6 +170,15 @@ class Recipe(BaseModel):
         """0-based frame index of each step's reference step (None when it has none)."""
         return [None if s.reference_step is None else s.reference_step - 1 for s in self.steps]
 
+    def reference_frames(self) -> list[int | None]:
+        """The frame each step keeps its container from: the metadata's reference step, else the previous step.
+
+        0-based; None for the first step. This is the reference frame j of Recipe Diffusion
+        (start, mask and shared K/V) and the reference region of cross-region K/V sharing on a canvas.
+        """
+        refs = self.reference_indices()
+        return [None if i == 0 else (r if r is not None else i - 1) for i, r in enumerate(refs)]
+
     def with_plans(self, plans: Sequence[StepPlan | Mapping[str, Any] | None]) -> Recipe:
         """Return a copy whose step metadata is replaced by `plans` (None keeps a step's own)."""
         if len(plans) != len(self.steps):

@@ -121,7 +121,7 @@ def test_flexible_rope_ids_restart_per_region(ca):
         (dict(alpha=-0.1), "between 0 and 1"),
         (dict(lam=-1.0), ">= 0"),
         (dict(image_attention="everywhere"), "image_attention"),
-        (dict(image_attention="global", attention_backend="batched"), "needs image_attention='region'"),
+        (dict(image_attention="global", attention_backend="batched"), "image_attention='region' and no cross-region"),
         (dict(attention_backend="fast"), "attention_backend"),
         (dict(flexible_rope=False, rope_step_axis=True), "rope_step_axis"),
     ],

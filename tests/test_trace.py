@@ -280,7 +280,7 @@ def test_a_trace_wraps_only_the_layers_its_captures_need(rd, ca):
         assert tr.layers_to_wrap() == cooklab.locate(ca, "single") and tr.wants(tr.self_layers[0], False)
 
 
-def _text_image_mass_by_explicit_softmax(query, key, layout, image_attention, regional, counts, chunk_elements=2**26):
+def _text_image_mass_by_explicit_softmax(query, key, layout, image_attention, regional, counts, chunk_elements=2**26, references=None):
     """The computation observe_regional used before the fused one: chunked softmax(Q K^T / sqrt(d)), masked rows, head mean."""
     n, L, P = layout.n_regions, layout.step_text_len, layout.region_tokens
     d = query.shape[-1]
@@ -302,18 +302,23 @@ def _text_image_mass_by_explicit_softmax(query, key, layout, image_attention, re
             allowed = query_groups[s : s + chunk, None] == groups[None, :]
             if image_attention == "global":
                 allowed = allowed | is_image[None, :]
+            if references is not None:  # cross-region K/V sharing: image keys of the reference region too
+                ref = torch.tensor(references)[query_groups[s : s + chunk]]
+                allowed = allowed | (is_image[None, :] & (groups[None, :] == ref[:, None]))
             scores = scores.masked_fill(~allowed, float("-inf"))
         a = torch.softmax(scores, dim=-1).mean(0)
         mass.append((a[:, first : first + n * L].reshape(-1, n, L) * real).sum(-1))
     return torch.cat(mass).T.reshape(n, n, layout.rows, layout.cols)
 
 
-@pytest.mark.parametrize(("regional", "image_attention", "base"),
-                         [(False, "region", 0), (False, "region", 5), (True, "region", 5), (True, "global", 5)])
-def test_fused_text_image_mass_equals_the_explicit_softmax_it_replaced(regional, image_attention, base):
+@pytest.mark.parametrize(("regional", "image_attention", "base", "references"),
+                         [(False, "region", 0, None), (False, "region", 5, None), (True, "region", 5, None), (True, "global", 5, None),
+                          (True, "region", 5, (0, 0, 1))])
+def test_fused_text_image_mass_equals_the_explicit_softmax_it_replaced(regional, image_attention, base, references):
     """flux_capture.text_image_mass (an attention call with indicator values) records the values of the old explicit softmax.
 
-    base = 0: a call with regional=False (no base prompt); base = 5: SRC's layout, in layers where it runs or not."""
+    base = 0: a call with regional=False (no base prompt); base = 5: SRC's layout, in layers where it runs or not;
+    references: cross-region K/V sharing (regions 2 and 3 also see the image keys of regions 1 and 2)."""
     from cooklab.cookanything.regional import RegionLayout
     from cooklab.instrument.flux_capture import text_image_mass
 
@@ -321,8 +326,10 @@ def test_fused_text_image_mass_equals_the_explicit_softmax_it_replaced(regional,
     counts = [2, 6, 9]  # padding after 2 tokens, none, and a count beyond L (truncated to L)
     torch.manual_seed(11)
     q, k = (3 * torch.randn(2, layout.total, 4, 8) for _ in range(2))  # batch of 2: the first element is read
-    fused = text_image_mass(q, k, layout, image_attention, regional, counts, chunk_elements=4 * layout.total * 7)  # 7-query chunks
-    explicit = _text_image_mass_by_explicit_softmax(q, k, layout, image_attention, regional, counts, chunk_elements=4 * layout.total * 7)
+    fused = text_image_mass(q, k, layout, image_attention, regional, counts, chunk_elements=4 * layout.total * 7,
+                            references=references)  # 7-query chunks
+    explicit = _text_image_mass_by_explicit_softmax(q, k, layout, image_attention, regional, counts, chunk_elements=4 * layout.total * 7,
+                                                    references=references)
     assert fused.shape == explicit.shape == (3, 3, 2, 5)
     assert torch.allclose(fused, explicit, atol=1e-6, rtol=1e-5)
     if regional:  # region n never sees another step's text: exact zeros off the diagonal, as before

@@ -54,6 +54,7 @@ from ..errors import ConfigError
 from ..instrument.locate import locate
 from ..pipeline_base import CooklabPipeline
 from ..recipe import Recipe, as_recipe
+from .cross_region_kv import canvas_references
 from .cscc import RecipeSpans, cscc_fuse, step_token_spans, whole_description
 from .flexible_rope import canvas_image_ids, text_ids
 from .regional import RegionalFluxAttnProcessor, RegionalState, RegionLayout, resolve_backend
@@ -141,6 +142,7 @@ class CookAnything(CooklabPipeline):
         alpha: float = 0.1,
         lam: float = 0.2,
         image_attention: str = "region",
+        cross_region_kv: bool = False,
         regional_blocks=("double", "single"),
         regional_every: int = 1,
         regional_steps=None,
@@ -156,6 +158,11 @@ class CookAnything(CooklabPipeline):
         max_sequence_length: T5 tokens per prompt (1 to 512). None (default) takes the pipeline's
         own T5 tokenizer's ``model_max_length``, capped at 512 (``default_max_sequence_length``):
         512 for FLUX.1, 64 for the tiny and Toy Kitchen models. ``settings`` records the value used.
+
+        cross_region_kv: Recipe Diffusion's K/V sharing on the canvas (``cross_region_kv.py``): in the
+        regional branch, region n's image queries also see the image keys and values of its reference
+        region (the plan's or recipe's ``reference_step``, else the previous step). Needs ``regional``
+        and ``image_attention="region"``; off by default (not part of CookAnything).
 
         regional_blocks: layer patterns (``"double"``, ``"single"``, names; see ``cooklab.locate``)
         whose attention runs SRC; regional_every: keep every k-th of them; regional_steps: None
@@ -190,8 +197,9 @@ class CookAnything(CooklabPipeline):
             n, alpha, lam, flexible_rope, rope_step_axis, num_inference_steps, max_sequence_length, true_cfg_scale, negative_prompt)
         pipe, device = self.pipe, self.device
         height, width, rows, cols = self._region_size(height, width)
-        backend = resolve_backend(attention_backend, image_attention, device)
+        backend = resolve_backend(attention_backend, image_attention, device, shared=cross_region_kv)
         texts = self._step_prompts(recipe, plan, enriched_prompts)
+        references = self._references(recipe, plan, regional, image_attention) if cross_region_kv else None
 
         # 1. text: each step alone, the whole description once, CSCC, the slots end to end
         text = self._encode_text(texts, recipe.title, regional, cscc, lam, max_sequence_length, negative_prompt)
@@ -204,7 +212,7 @@ class CookAnything(CooklabPipeline):
 
         # 4. processors for this call only; 5. the denoising loop
         state = self._regional_state(layout, alpha, image_attention, backend, regional, regional_blocks, regional_every,
-                                     regional_steps)
+                                     regional_steps, references)
         with self._attention_processors(state, install=regional or self._trace is not None):
             if self._trace is not None:
                 counts = [len(ids) for ids in pipe.tokenizer_2(texts, truncation=True, max_length=L).input_ids]  # real tokens + EOS
@@ -219,6 +227,7 @@ class CookAnything(CooklabPipeline):
                         true_cfg_scale=true_cfg_scale, negative_prompt=negative_prompt,
                         max_sequence_length=max_sequence_length, regional=regional, flexible_rope=flexible_rope,
                         rope_step_axis=rope_step_axis, cscc=cscc, alpha=alpha, lam=lam, image_attention=image_attention,
+                        cross_region_kv=None if references is None else [j + 1 for j in references],
                         attention_backend=backend if regional else None, regional_layers=sorted(state.layers),
                         regional_steps=None if state.steps is None else sorted(state.steps),
                         mu=float(mu), model=pipe.name_or_path or type(pipe).__name__,
@@ -293,6 +302,18 @@ class CookAnything(CooklabPipeline):
         if len(texts) != len(recipe):
             raise ConfigError(f"the plan has {len(texts)} prompts for a recipe of {len(recipe)} steps: plan this recipe again.")
         return texts
+
+    @staticmethod
+    def _references(recipe: Recipe, plan, regional: bool, image_attention: str) -> tuple[int, ...]:
+        """ref(n) of every region for cross-region K/V sharing: the plan's or recipe's reference step, else n - 1."""
+        if not regional:
+            raise ConfigError("cross_region_kv=True shares keys inside SRC's regional branch: it needs regional=True.")
+        if image_attention != "region":
+            raise ConfigError(f"cross_region_kv=True with image_attention={image_attention!r}: every region already sees "
+                              "every other; use image_attention='region'.")
+        if plan is not None:
+            recipe = recipe.with_plans(plan.step_plans())
+        return canvas_references(recipe.reference_frames())
 
     # ---- 1. text ---------------------------------------------------------------------------
     def _encode_text(self, texts, title, regional, cscc, lam, max_sequence_length, negative_prompt) -> CanvasText:
@@ -386,7 +407,7 @@ class CookAnything(CooklabPipeline):
 
     # ---- 4. attention processors -------------------------------------------------------------
     def _regional_state(self, layout, alpha, image_attention, backend, regional, regional_blocks, regional_every,
-                        regional_steps) -> RegionalState:
+                        regional_steps, references=None) -> RegionalState:
         """What every regional processor of this call reads: layout, alpha, and the layers and steps where SRC runs."""
         pipe = self.pipe
         names = locate(pipe.transformer, *((regional_blocks,) if isinstance(regional_blocks, str) else regional_blocks))
@@ -396,7 +417,7 @@ class CookAnything(CooklabPipeline):
         else:
             steps = None if regional_steps is None else frozenset(int(s) for s in regional_steps)
         state = RegionalState(layout, float(alpha), image_attention, backend, frozenset(names) if regional else frozenset(),
-                              steps, observer=self._trace)
+                              steps, observer=self._trace, references=references)
         return state
 
     @contextmanager

@@ -28,6 +28,9 @@ dense ``(text + image)^2`` tensor on the fast paths:
   layout and compiled once (CUDA; eager on CPU, slow, used in tests);
 * ``"masked"`` -- the dense boolean mask through SDPA: the reference the others are
   tested against, and the CPU path for ``image_attention="global"``.
+
+``references`` (cross-region K/V sharing, ``cross_region_kv.py``) lets region n's image queries
+also see the image keys of its reference region; it runs on the ``flex`` and ``masked`` paths.
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ from diffusers.models.attention_dispatch import dispatch_attention_fn
 from diffusers.models.embeddings import apply_rotary_emb
 
 from ..errors import ConfigError
+from .cross_region_kv import shared_image_pairs
 
 IMAGE_ATTENTION = ("region", "global")
 BACKENDS = ("auto", "batched", "flex", "masked")
@@ -100,35 +104,42 @@ def group_mask(n_regions: int) -> torch.Tensor:
     return (d == 0) | (d == n_regions)
 
 
-def regional_token_mask(layout: RegionLayout, image_attention: str = "region", device=None) -> torch.Tensor:
+def regional_token_mask(layout: RegionLayout, image_attention: str = "region", device=None,
+                        references: tuple[int, ...] | None = None) -> torch.Tensor:
     """Dense [N L + N P, N L + N P] boolean mask of the regional branch (True = may attend).
 
     This is ``group_mask`` expanded to tokens; with ``"global"`` image queries also see
-    every image key. Only the ``"masked"`` backend and the notebooks materialise it.
+    every image key; with ``references`` region n's image queries also see region ref(n)'s
+    image keys (cross-region K/V sharing). Only the ``"masked"`` backend and the notebooks materialise it.
     """
     g, img = layout.group_ids().to(device), layout.is_image().to(device)
     mask = g[:, None] == g[None, :]
     if image_attention == "global":
         mask = mask | (img[:, None] & img[None, :])
+    if references is not None:
+        mask = mask | shared_image_pairs(g, img, references)
     return mask
 
 
 @functools.lru_cache(maxsize=4)
-def _dense_mask(layout: RegionLayout, image_attention: str, device: str) -> torch.Tensor:
+def _dense_mask(layout: RegionLayout, image_attention: str, device: str, references: tuple[int, ...] | None) -> torch.Tensor:
     """``regional_token_mask`` built on the attention's device, cached per layout (the ``masked`` path)."""
-    return regional_token_mask(layout, image_attention, device)
+    return regional_token_mask(layout, image_attention, device, references)
 
 
 @functools.lru_cache(maxsize=32)
-def _block_mask(layout: RegionLayout, image_attention: str, device: str):
+def _block_mask(layout: RegionLayout, image_attention: str, device: str, references: tuple[int, ...] | None):
     """FlexAttention BlockMask of the regional branch, cached per layout (no dense mask is built)."""
     from torch.nn.attention.flex_attention import create_block_mask
 
     g, img = layout.group_ids().to(device), layout.is_image().to(device)
+    ref = g if references is None else torch.as_tensor(references, device=device)[g]  # [T] ref(group) of every token
 
     def mask_mod(b, h, q, k):
         same = g[q] == g[k]
-        return (same | (img[q] & img[k])) if image_attention == "global" else same
+        if image_attention == "global":
+            return same | (img[q] & img[k])
+        return same | (img[q] & img[k] & (g[k] == ref[q]))  # references=None: ref(n) = n, SRC alone
 
     n = g.numel()
     return create_block_mask(mask_mod, None, None, n, n, device=device)
@@ -147,8 +158,8 @@ def _sdpa(q, k, v, mask=None):
     return out.transpose(1, 2)
 
 
-def resolve_backend(backend: str, image_attention: str, device: torch.device) -> str:
-    """The attention path actually used for a call."""
+def resolve_backend(backend: str, image_attention: str, device: torch.device, shared: bool = False) -> str:
+    """The attention path actually used for a call (``shared``: cross-region K/V sharing is on)."""
     if backend not in BACKENDS:
         raise ConfigError(f"attention_backend={backend!r}: choose one of {list(BACKENDS)}.")
     if image_attention not in IMAGE_ATTENTION:
@@ -156,17 +167,25 @@ def resolve_backend(backend: str, image_attention: str, device: torch.device) ->
     if backend == "auto":
         if device.type == "cuda":
             return "flex"
-        return "batched" if image_attention == "region" else "masked"
-    if backend == "batched" and image_attention == "global":
-        raise ConfigError("attention_backend='batched' needs image_attention='region'; use 'masked' or 'flex' for 'global'.")
+        return "batched" if image_attention == "region" and not shared else "masked"
+    if backend == "batched" and (image_attention == "global" or shared):
+        raise ConfigError("attention_backend='batched' runs SRC with image_attention='region' and no cross-region K/V "
+                          "sharing only; use 'masked' or 'flex'.")
     return backend
 
 
-def regional_branch(q, k, v, layout: RegionLayout, image_attention: str = "region", backend: str = "batched") -> torch.Tensor:
-    """Attention of the regional branch alone (the 2N x 2N group mask). q/k/v [B, N L + N P, H, D] -> same shape."""
+def regional_branch(q, k, v, layout: RegionLayout, image_attention: str = "region", backend: str = "batched",
+                    references: tuple[int, ...] | None = None) -> torch.Tensor:
+    """Attention of the regional branch alone (the 2N x 2N group mask). q/k/v [B, N L + N P, H, D] -> same shape.
+
+    references: ref(n) per region for cross-region K/V sharing (``cross_region_kv.py``), or None.
+    """
     b, _, h, d = q.shape
     n, L, P = layout.n_regions, layout.step_text_len, layout.region_tokens
     if backend == "batched":
+        if references is not None:
+            raise ConfigError("cross-region K/V sharing needs attention_backend 'masked' or 'flex'.")
+
         def groups(x):  # [B, N L + N P, H, D] -> [B N, L + P, H, D]: (C_n, I_n) side by side
             return torch.cat([x[:, : n * L].reshape(b, n, L, h, d), x[:, n * L :].reshape(b, n, P, h, d)], dim=2).reshape(b * n, L + P, h, d)
 
@@ -174,9 +193,9 @@ def regional_branch(q, k, v, layout: RegionLayout, image_attention: str = "regio
         return torch.cat([out[:, :, :L].reshape(b, n * L, h, d), out[:, :, L:].reshape(b, n * P, h, d)], dim=1)
     if backend == "flex":
         flex = _compiled_flex() if q.device.type == "cuda" else _eager_flex()
-        mask = _block_mask(layout, image_attention, str(q.device))
+        mask = _block_mask(layout, image_attention, str(q.device), references)
         return flex(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), block_mask=mask).transpose(1, 2)
-    return _sdpa(q, k, v, _dense_mask(layout, image_attention, str(q.device)))
+    return _sdpa(q, k, v, _dense_mask(layout, image_attention, str(q.device), references))
 
 
 def _eager_flex():
@@ -195,7 +214,7 @@ class RegionalOutput:
 
 
 def regional_attention(q, k, v, layout: RegionLayout, alpha: float = 0.1, image_attention: str = "region",
-                       backend: str = "batched") -> RegionalOutput:
+                       backend: str = "batched", references: tuple[int, ...] | None = None) -> RegionalOutput:
     """SRC attention over the joint sequence. q, k, v: [B, S, H, D] with S = layout.total, RoPE applied.
 
     Returns the joint output [B, S, H, D]: base text from the base branch, step texts from the
@@ -204,7 +223,7 @@ def regional_attention(q, k, v, layout: RegionLayout, alpha: float = 0.1, image_
     if q.shape[1] != layout.total:
         raise ValueError(f"sequence of {q.shape[1]} tokens does not match the region layout ({layout.total} tokens)")
     lb, t = layout.base_text_len, layout.text_len
-    reg = regional_branch(q[:, lb:], k[:, lb:], v[:, lb:], layout, image_attention, backend)  # [B, N L + N P, H, D]
+    reg = regional_branch(q[:, lb:], k[:, lb:], v[:, lb:], layout, image_attention, backend, references)  # [B, N L + N P, H, D]
     reg_text, reg_img = reg[:, : t - lb], reg[:, t - lb :]
     if lb == 0:
         return RegionalOutput(reg, None, reg_img)
@@ -227,6 +246,7 @@ class RegionalState:
     steps: frozenset | None = None  # denoising step indices where it runs (None: all)
     step: int = 0  # current denoising step
     observer: object = None  # what the processors' hook point reports to (an attached cooklab.trace), or None
+    references: tuple[int, ...] | None = None  # ref(n) per region: cross-region K/V sharing (None: off)
 
     def active(self, name: str) -> bool:
         return name in self.layers and (self.steps is None or self.step in self.steps)
@@ -272,7 +292,8 @@ class RegionalFluxAttnProcessor:
 
         state = self.state
         if state.active(self.name) and attention_mask is None:
-            result = regional_attention(query, key, value, state.layout, state.alpha, state.image_attention, state.backend)
+            result = regional_attention(query, key, value, state.layout, state.alpha, state.image_attention, state.backend,
+                                        state.references)
             hidden = result.out
         else:
             result = None

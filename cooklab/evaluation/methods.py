@@ -36,7 +36,7 @@ from ..errors import ConfigError
 from ..recipe import Recipe
 
 RD_PARAMS = ("guidance", "base_noise", "object_noise", "kv_layers", "start_from", "reference_latent")
-CA_PARAMS = ("guidance", "regional", "flexible_rope", "cscc", "alpha", "lam", "regional_blocks", "image_attention")
+CA_PARAMS = ("guidance", "regional", "flexible_rope", "cscc", "alpha", "lam", "regional_blocks", "image_attention", "cross_region_kv")
 
 
 @dataclass(frozen=True)

@@ -59,12 +59,13 @@ def _attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, chunk_elements: i
 
 
 def text_image_mass(query: torch.Tensor, key: torch.Tensor, layout: RegionLayout, image_attention: str, regional: bool,
-                    token_counts: list[int], chunk_elements: int) -> torch.Tensor:
+                    token_counts: list[int], chunk_elements: int, references: tuple[int, ...] | None = None) -> torch.Tensor:
     """[N steps, N regions, rows, cols] mass of every image query on each step's real text (first batch element).
 
     query, key [B, S, H, D]; regional: whether the layer ran SRC (else full attention);
     token_counts: real tokens of each step's text, EOS included; chunk_elements bounds the
-    scores of one SDPA call, should a kernel materialise them (fused kernels do not).
+    scores of one SDPA call, should a kernel materialise them (fused kernels do not);
+    references: ref(n) per region where cross-region K/V sharing ran (region n also saw I_ref(n)).
     """
     n, L, P, lb = layout.n_regions, layout.step_text_len, layout.region_tokens, layout.base_text_len
     q, k = query[:1].float(), key[:1].float()  # [1, S, H, D]
@@ -77,11 +78,15 @@ def text_image_mass(query: torch.Tensor, key: torch.Tensor, layout: RegionLayout
         image = k[0, layout.text_len :].reshape(n, P, heads, -1)  # [N, P, H, D] I_n
         if image_attention == "global":
             image = image.reshape(1, n * P, heads, -1).expand(n, -1, -1, -1)  # [N, N P, H, D] every I_m
-        keys = torch.cat([text, image], dim=1).transpose(1, 2)  # [N, H, L + P (or L + N P), D]
-        v = torch.zeros(n, 1, keys.shape[2], VALUE_COLUMNS, dtype=q.dtype, device=q.device)  # [N, 1, K, 8]
-        v[:, 0, :L, 0] = real  # column 0: C_n's real tokens
         qn = q[0, layout.text_len :].reshape(n, P, heads, -1).transpose(1, 2)  # [N, H, P, D] region n's image queries
-        own = _attend(qn, keys, v.expand(-1, heads, -1, -1), chunk_elements)[..., 0].mean(1)  # [N, P] mass on step n
+        if references is not None and any(j != i for i, j in enumerate(references)):  # [C_n, I_n, I_ref(n)], region by region
+            own = torch.stack([_own_text_mass(qn[i], torch.cat([text[i], image[i]] + ([image[j]] if j != i else [])), real[i],
+                                              chunk_elements) for i, j in enumerate(references)])  # [N, P]
+        else:
+            keys = torch.cat([text, image], dim=1).transpose(1, 2)  # [N, H, L + P (or L + N P), D]
+            v = torch.zeros(n, 1, keys.shape[2], VALUE_COLUMNS, dtype=q.dtype, device=q.device)  # [N, 1, K, 8]
+            v[:, 0, :L, 0] = real  # column 0: C_n's real tokens
+            own = _attend(qn, keys, v.expand(-1, heads, -1, -1), chunk_elements)[..., 0].mean(1)  # [N, P] mass on step n
         mass = torch.zeros(n, n, P, dtype=q.dtype, device=q.device)
         mass[range(n), range(n)] = own  # step n's text is masked out of every other region: exactly 0 there
     else:
@@ -92,6 +97,14 @@ def text_image_mass(query: torch.Tensor, key: torch.Tensor, layout: RegionLayout
         out = _attend(qi, kt, v.expand(heads, -1, -1), chunk_elements)  # [H, N P, W]
         mass = out.mean(0)[:, :n].T.reshape(n, n, P)  # [N steps, N regions, P]
     return mass.reshape(n, n, layout.rows, layout.cols)
+
+
+def _own_text_mass(q: torch.Tensor, keys: torch.Tensor, real: torch.Tensor, chunk_elements: int) -> torch.Tensor:
+    """[P] head-mean mass of one region's queries q [H, P, D] on its text's real tokens ``real`` [L], the first L of keys [K, H, D]."""
+    heads = q.shape[0]
+    v = torch.zeros(1, keys.shape[0], VALUE_COLUMNS, dtype=q.dtype, device=q.device)  # [1, K, 8]
+    v[0, : real.numel(), 0] = real
+    return _attend(q, keys.transpose(0, 1), v.expand(heads, -1, -1), chunk_elements)[..., 0].mean(0)
 
 
 def base_contribution(alpha: float, result: RegionalOutput, text_len: int) -> float:

@@ -232,7 +232,7 @@ class Trace:
             if "text_image_attention" not in self.capture:
                 return
             m = flux_capture.text_image_mass(query, key, lay, state.image_attention, result is not None, self.canvas.token_counts,
-                                             self.query_chunk_elements)  # [N steps, N regions, rows, cols]
+                                             self.query_chunk_elements, state.references)  # [N steps, N regions, rows, cols]
             size = pooled_size(lay.rows, lay.cols, self.map_size)
             n = lay.n_regions
             self._store(self.text_image, key_id, pool(m, size).reshape(n, n * size[0], size[1]))  # each region pooled on its own

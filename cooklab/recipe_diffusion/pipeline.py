@@ -283,8 +283,7 @@ class RecipeDiffusion(CooklabPipeline):
         and the shared K/V always come from ``j``.
         """
         n = len(recipe)
-        refs = recipe.reference_indices()  # metadata reference (0-based) or None per step
-        ref = [None if i == 0 else (refs[i] if refs[i] is not None else i - 1) for i in range(n)]  # j of frame i
+        ref = recipe.reference_frames()  # j of frame i: the metadata's reference, else i - 1 (None for frame 0)
         start_ref = [None if not sequential else (i - 1 if start_from == "previous" and i > 0 else ref[i]) for i in range(n)]
         mask_ref = [ref[i] if region_aware else None for i in range(n)]  # I_j of Eq. 5-7 (needs sequential)
         kv_ref = [ref[i] if kv_sharing else None for i in range(n)]
