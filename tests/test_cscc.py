@@ -148,9 +148,21 @@ def test_slow_tokenizer_is_refused_with_the_fix():
         step_token_spans(ByT5Tokenizer(), ["Chop the carrot."])
 
 
-def test_tokenizer_with_a_start_token_is_refused():
-    with pytest.raises(ConfigError, match="start token"):
-        step_token_spans(tiny_clip_tokenizer(), ["Chop the carrot."], max_sequence_length=77)
+def test_a_start_token_shifts_the_fused_rows_by_one():
+    """CLIP puts <|startoftext|> first: step n's tokens are rows 1..t_n of its own encoding, and Eq. 12 adds there."""
+    tok = tiny_clip_tokenizer()
+    steps = ["Chop the carrot.", "Fry the carrot in a pan."]
+    spans = step_token_spans(tok, steps, title="Carrots", max_sequence_length=77)
+    recipe_ids = tok(spans.text, padding="max_length", max_length=77, truncation=True).input_ids
+    for n, span in enumerate(spans.spans):
+        own = tok(steps[n], padding="max_length", max_length=77, truncation=True).input_ids
+        assert span.own_start == 1 and own[0] == tok.bos_token_id and span.matches
+        assert own[1 : 1 + span.own_length] == recipe_ids[span.start : span.start + span.length]
+    fused, delta = cscc_fuse(torch.zeros(2, 77, 4), torch.arange(77 * 4.0).reshape(77, 4), spans, lam=1.0)
+    for n, span in enumerate(spans.spans):
+        rows = delta[n].abs().sum(-1).nonzero().flatten().tolist()
+        assert rows == list(range(1, 1 + span.fused_length))
+        assert torch.equal(delta[n, 1 : 1 + span.fused_length], torch.arange(77 * 4.0).reshape(77, 4)[span.start : span.start + span.fused_length])
 
 
 # ---------------------------------------------------------------------------

@@ -2,17 +2,24 @@
 
 ``inpainting.py``: the paper's Inpainting (Container) and Inpainting (Interior) rows: a later frame
 is the reference frame inpainted inside the container mask or its interior (stock
-``StableDiffusionInpaintPipeline``). The module (and with it diffusers) is imported on first use.
+``StableDiffusionInpaintPipeline``). ``regional_sd.py``: CookAnything's mechanisms on the same U-Net
+(all steps on one canvas with SRC and CSCC), the cross-backbone row. The modules (and with them
+diffusers) are imported on first use.
 """
 
 _PUBLIC = ("REGIONS", "InpaintingBaseline", "InpaintingOptions", "binarize", "blend_mask", "interior_mask", "rim_width")
+_REGIONAL = ("RegionalSD", "RegionalSDOutput")
 
-__all__ = list(_PUBLIC)
+__all__ = list(_PUBLIC + _REGIONAL)
 
 
-def __getattr__(name: str):  # the pipeline (and with it diffusers) is imported on first use
+def __getattr__(name: str):  # the pipelines (and with them diffusers) are imported on first use
     if name in _PUBLIC:
         from . import inpainting
 
         return getattr(inpainting, name)
+    if name in _REGIONAL:
+        from . import regional_sd
+
+        return getattr(regional_sd, name)
     raise AttributeError(f"module 'cooklab.baselines' has no attribute {name!r}")

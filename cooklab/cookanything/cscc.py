@@ -26,6 +26,11 @@ tokens, so the two encodings are added position by position. A step whose tokens
 pipeline warns and names such steps (``settings["cscc_unmatched_steps"]``), and the trace's
 ``canvas.spans`` / ``cscc_delta_norm`` show them with a zero delta.
 
+A tokenizer that puts a start token before the text (CLIP's ``<|startoftext|>``, for CSCC on a
+Stable Diffusion U-Net) shifts the step's rows by one: ``StepSpan.own_start`` is the row of the
+step's first token in its own encoding (0 for T5), and Eq. 12 then reads
+``C^(n)[o : o + t_n] += lam * C_recipe[b_n : b_n + t_n]`` with ``o = own_start``.
+
 With a SentencePiece/Metaspace tokenizer (T5) the word-start marker "▁" of a step's first
 word comes from the space *before* the step; its offset may point at that space. The gap
 before a step therefore belongs to that step. When the recipe is cut at
@@ -84,6 +89,7 @@ class StepSpan:
     matches: bool  # recipe ids [start : start + length] == the step's own first `length` ids
     char_start: int  # the step's characters in RecipeSpans.text
     char_end: int
+    own_start: int = 0  # row of the step's first token in its own encoding (1 after CLIP's start token)
 
     @property
     def fused_length(self) -> int:
@@ -156,7 +162,7 @@ def step_token_spans(tokenizer, steps: list[str], title: str | None = None, max_
 
     The recipe is tokenized as the Flux pipeline does (``padding="max_length"``,
     ``truncation=True`` at ``max_sequence_length``), each step alone the same way. Needs a
-    fast tokenizer (character offsets) that adds no start token, like T5's.
+    fast tokenizer (character offsets); a start token (CLIP) is allowed and recorded as ``own_start``.
     """
     if not getattr(tokenizer, "is_fast", False):
         raise ConfigError(
@@ -178,11 +184,6 @@ def step_token_spans(tokenizer, steps: list[str], title: str | None = None, max_
     spans = []
     for n, (char_start, char_end) in enumerate(char_spans):
         own_positions, own_ids, _, _ = _text_tokens(tokenizer, text[char_start:char_end], max_sequence_length)
-        if own_positions and own_positions[0] != 0:
-            raise ConfigError(
-                f"{type(tokenizer).__name__} puts a start token before the text; Eq. 12 adds recipe tokens to rows "
-                "0..t-1 of each step encoding, which assumes a T5-style tokenizer (no start token)"
-            )
         span = kept[n]
         spans.append(
             StepSpan(
@@ -194,6 +195,7 @@ def step_token_spans(tokenizer, steps: list[str], title: str | None = None, max_
                 matches=[id_at[p] for p in span] == own_ids[: len(span)],
                 char_start=char_start,
                 char_end=char_end,
+                own_start=own_positions[0] if own_positions else 0,
             )
         )
     return RecipeSpans(text=text, spans=spans, n_tokens=n_tokens)
@@ -206,7 +208,7 @@ def cscc_fuse(
 
     ``step_embeds`` [N, L, D]: step n encoded alone (row n); ``recipe_embeds`` [1, L_r, D] or
     [L_r, D]: the encoding of ``spans.text``. ``delta[n, :t]`` is ``lam * recipe[b_n : b_n + t]``
-    with ``t = spans.spans[n].fused_length``, and zero elsewhere -- so a step whose recipe tokens
+    with ``t = spans.spans[n].fused_length`` (rows ``o : o + t`` with ``o = own_start`` after a start token), and zero elsewhere -- so a step whose recipe tokens
     are not its own (``matches`` False, ``t = 0``) is left as it is. ``lam = 0`` returns an exact
     copy. The inputs are not modified.
     """
@@ -225,10 +227,11 @@ def cscc_fuse(
     recipe = recipe_embeds.to(device=step_embeds.device, dtype=step_embeds.dtype)  # [L_r, D]
     delta = torch.zeros_like(step_embeds)  # [N, L, D]
     for n, span in enumerate(spans.spans):
-        t = span.fused_length
-        if t > length:
+        t, o = span.fused_length, span.own_start
+        if o + t > length:
             raise ConfigError(
-                f"step {n} has {t} tokens but step_embeds only {length} rows: encode the steps with max_sequence_length >= {t}"
+                f"step {n} has {t} tokens from row {o} but step_embeds only {length} rows: encode the steps with "
+                f"max_sequence_length >= {o + t}"
             )
         if span.start + t > recipe.shape[0]:
             raise ConfigError(
@@ -236,5 +239,5 @@ def cscc_fuse(
                 "encode the recipe with the max_sequence_length given to step_token_spans"
             )
         if lam != 0:  # skipping keeps lam = 0 exact even where the recipe encoding holds inf (fp16 T5)
-            delta[n, :t] = lam * recipe[span.start : span.start + t]  # [t, D]
+            delta[n, o : o + t] = lam * recipe[span.start : span.start + t]  # [t, D]
     return step_embeds + delta, delta

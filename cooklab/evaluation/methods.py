@@ -23,6 +23,15 @@ CookAnything (Flux DiT, all steps on one canvas):
 * ``flux_independent`` -- every step alone on its own canvas (one step with every mechanism off
   is stock ``FluxPipeline``), the baseline CookAnything is compared with.
 
+Each paper's mechanisms on the other backbone, where they apply:
+
+* ``cookanything`` with ``params: {cross_region_kv: true}`` -- Recipe Diffusion's K/V sharing on
+  the Flux canvas (region n's image queries also see its reference region's keys and values);
+* ``sd_regional`` -- CookAnything on the SD U-Net (``cooklab.baselines.RegionalSD``): all steps on
+  one canvas with SRC (``regional``, ``alpha``, ``image_attention``) and CSCC (``cscc``, ``lam``).
+  Flexible RoPE has no U-Net counterpart (no position ids); Recipe Diffusion's sequential starts
+  and region-aware noise need a finished previous frame, which a one-pass canvas does not have.
+
 Container masks (region-aware noise) come from the config's ``masks`` (``oracle`` for the toy world).
 """
 
@@ -90,6 +99,19 @@ def _cookanything(pipes, recipe: Recipe, seed: int, settings, params: dict[str, 
     return list(out.images)
 
 
+SD_REGIONAL_PARAMS = ("guidance", "regional", "alpha", "image_attention", "cscc", "lam")
+
+
+def _sd_regional(pipes, recipe: Recipe, seed: int, settings, params: dict[str, Any], masks) -> list:
+    from ..baselines import RegionalSD
+
+    kwargs = {k: v for k, v in params.items() if k != "guidance"}
+    out = RegionalSD(pipes["sd"].pipe)(recipe, seed=seed, num_inference_steps=settings.num_inference_steps, height=settings.height,
+                                       width=settings.width, guidance_scale=params.get("guidance", settings.guidance),
+                                       progress=False, **kwargs)
+    return list(out.images)
+
+
 def _flux_independent(pipes, recipe: Recipe, seed: int, settings, params: dict[str, Any], masks) -> list:
     images = []
     for i, step in enumerate(recipe.steps):  # step i alone, drawn from seed + i
@@ -117,6 +139,8 @@ METHODS: dict[str, Method] = {
                                "baseline: the reference frame inpainted inside the container's interior"),
     "cookanything": Method("cookanything", "flux", CA_PARAMS, _cookanything,
                            "CookAnything: SRC + Flexible RoPE + CSCC on one canvas (switch each off to ablate)"),
+    "sd_regional": Method("sd_regional", "sd", SD_REGIONAL_PARAMS, _sd_regional,
+                          "CookAnything's one canvas on the SD U-Net: SRC (regional prompting) and optional CSCC"),
     "flux_independent": Method("flux_independent", "flux", ("guidance",), _flux_independent,
                                "every step alone on its own Flux canvas"),
 }
