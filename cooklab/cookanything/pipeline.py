@@ -4,8 +4,11 @@ For a recipe of N steps (1..12) the canvas holds N regions of ``height x width``
 stacked vertically, so region n's packed latent tokens are contiguous (region-major).
 ``CookAnything.__call__`` runs these stages, one method each:
 
-0. ``_check_inputs``, ``_region_size``, ``_step_prompts``: arguments refused before any model
-   runs; the T5 length defaults to the pipeline's own tokenizer's (``default_max_sequence_length``);
+0. ``_check_call``, ``_check_canvas``, ``_region_size``, ``_step_prompts``: arguments refused before
+   any model runs; the T5 length defaults to the pipeline's own tokenizer's (``default_max_sequence_length``);
+
+Stages 1, 3 and 4's state are ``prepare_canvas`` (a ``Canvas``): the one code path that LoRA
+training (``cooklab.training``) shares, so training and inference read the same canvas.
 1. ``_encode_text``: each step is encoded on its own (T5 ``C_n`` + CLIP pooled); the whole
    description (title and all steps) is encoded once -- it is the base branch's prompt and, for
    Cross-Step Consistency Control, the recipe encoding the step spans are read from (``cscc.py``):
@@ -111,6 +114,21 @@ class CanvasText:
     neg_pooled: torch.Tensor | None = None  # [1, Dp]
 
 
+@dataclass
+class Canvas:
+    """One recipe's canvas as the transformer reads it, latents aside (``CookAnything.prepare_canvas``)."""
+
+    recipe: Recipe
+    texts: list[str]  # the N prompts encoded (step texts or the plan's enriched prompts)
+    height: int  # of one region, pixels
+    width: int
+    layout: RegionLayout
+    text: CanvasText
+    img_ids: torch.Tensor  # [N P, 3] RoPE ids of the image tokens (Flexible RoPE: restarting in every region)
+    txt_ids: torch.Tensor  # [L_b + N L, 3] zeros
+    state: RegionalState  # where SRC runs, alpha, backend, cross-region references
+
+
 class CookAnything(CooklabPipeline):
     """CookAnything on a diffusers ``FluxPipeline`` (FLUX.1-dev / schnell or the tiny offline one)."""
 
@@ -192,43 +210,35 @@ class CookAnything(CooklabPipeline):
         prompt used (``None`` when true CFG is off).
         """
         recipe = as_recipe(recipe)
-        n = len(recipe)
-        max_sequence_length, true_cfg_scale, negative_prompt = self._check_inputs(
-            n, alpha, lam, flexible_rope, rope_step_axis, num_inference_steps, max_sequence_length, true_cfg_scale, negative_prompt)
-        pipe, device = self.pipe, self.device
-        height, width, rows, cols = self._region_size(height, width)
-        backend = resolve_backend(attention_backend, image_attention, device, shared=cross_region_kv)
-        texts = self._step_prompts(recipe, plan, enriched_prompts)
-        references = self._references(recipe, plan, regional, image_attention) if cross_region_kv else None
+        true_cfg_scale, negative_prompt = self._check_call(num_inference_steps, true_cfg_scale, negative_prompt)
+        pipe = self.pipe
 
-        # 1. text: each step alone, the whole description once, CSCC, the slots end to end
-        text = self._encode_text(texts, recipe.title, regional, cscc, lam, max_sequence_length, negative_prompt)
-        spans, cscc_delta, L = text.spans, text.cscc_delta, text.step_len
-        layout = RegionLayout(n, rows, cols, L, L if regional else 0)
-
-        # 2-3. noise and positions
-        latents = self._noise(n, height, width, seed, text.embeds.dtype, device)  # [1, N P, C 4]
-        img_ids, txt_ids = self._position_ids(layout, text.embeds.shape[1], flexible_rope, rope_step_axis)  # [N P, 3], [L_b + N L, 3]
+        # 1-3. text, layout, positions, regional state: the canvas as the transformer reads it (shared with training)
+        c = self.prepare_canvas(recipe, plan=plan, enriched_prompts=enriched_prompts, height=height, width=width,
+                                max_sequence_length=max_sequence_length, regional=regional, flexible_rope=flexible_rope,
+                                rope_step_axis=rope_step_axis, cscc=cscc, alpha=alpha, lam=lam, image_attention=image_attention,
+                                cross_region_kv=cross_region_kv, regional_blocks=regional_blocks, regional_every=regional_every,
+                                regional_steps=regional_steps, attention_backend=attention_backend, negative_prompt=negative_prompt)
+        layout, text, state, spans = c.layout, c.text, c.state, c.text.spans
+        latents = self._noise(layout.n_regions, c.height, c.width, seed, text.embeds.dtype, self.device)  # [1, N P, C 4]
 
         # 4. processors for this call only; 5. the denoising loop
-        state = self._regional_state(layout, alpha, image_attention, backend, regional, regional_blocks, regional_every,
-                                     regional_steps, references)
         with self._attention_processors(state, install=regional or self._trace is not None):
             if self._trace is not None:
-                counts = [len(ids) for ids in pipe.tokenizer_2(texts, truncation=True, max_length=L).input_ids]  # real tokens + EOS
-                self._trace.begin_canvas(layout=layout, texts=texts, img_ids=img_ids, txt_ids=txt_ids, spans=spans,
-                                         cscc_delta=cscc_delta, regional=regional, alpha=alpha, token_counts=counts)
-            latents, mu = self._denoise(latents, state, text, txt_ids, img_ids, num_inference_steps, guidance_scale,
+                counts = [len(ids) for ids in pipe.tokenizer_2(c.texts, truncation=True, max_length=text.step_len).input_ids]  # + EOS
+                self._trace.begin_canvas(layout=layout, texts=c.texts, img_ids=c.img_ids, txt_ids=c.txt_ids, spans=spans,
+                                         cscc_delta=text.cscc_delta, regional=regional, alpha=alpha, token_counts=counts)
+            latents, mu = self._denoise(latents, state, text, c.txt_ids, c.img_ids, num_inference_steps, guidance_scale,
                                         true_cfg_scale, progress)
 
         # 6. one image per region, and the canvas
         images, canvas = self._decode(latents, layout, output_type)
-        settings = dict(seed=seed, num_inference_steps=num_inference_steps, height=height, width=width, guidance_scale=guidance_scale,
+        settings = dict(seed=seed, num_inference_steps=num_inference_steps, height=c.height, width=c.width, guidance_scale=guidance_scale,
                         true_cfg_scale=true_cfg_scale, negative_prompt=negative_prompt,
-                        max_sequence_length=max_sequence_length, regional=regional, flexible_rope=flexible_rope,
+                        max_sequence_length=text.step_len, regional=regional, flexible_rope=flexible_rope,
                         rope_step_axis=rope_step_axis, cscc=cscc, alpha=alpha, lam=lam, image_attention=image_attention,
-                        cross_region_kv=None if references is None else [j + 1 for j in references],
-                        attention_backend=backend if regional else None, regional_layers=sorted(state.layers),
+                        cross_region_kv=None if state.references is None else [j + 1 for j in state.references],
+                        attention_backend=state.backend if regional else None, regional_layers=sorted(state.layers),
                         regional_steps=None if state.steps is None else sorted(state.steps),
                         mu=float(mu), model=pipe.name_or_path or type(pipe).__name__,
                         truncated_steps=[] if spans is None else [i + 1 for i in spans.truncated_steps],
@@ -237,16 +247,40 @@ class CookAnything(CooklabPipeline):
             self._trace.end_canvas(images, canvas)
         return CookAnythingOutput(images=images, canvas=canvas, layout=layout, spans=spans, recipe=recipe, settings=settings)
 
-    # ---- 0. arguments ----------------------------------------------------------------------
-    def _check_inputs(self, n_steps, alpha, lam, flexible_rope, rope_step_axis, num_inference_steps, max_sequence_length,
-                      true_cfg_scale, negative_prompt):
-        """Refuse impossible arguments before any model runs, and resolve the defaults that depend on the model.
+    @torch.no_grad()
+    def prepare_canvas(self, recipe, *, plan=None, enriched_prompts: bool = True, height: int | None = None, width: int | None = None,
+                       max_sequence_length: int | None = None, regional: bool = True, flexible_rope: bool = True,
+                       rope_step_axis: bool = False, cscc: bool = True, alpha: float = 0.1, lam: float = 0.2,
+                       image_attention: str = "region", cross_region_kv: bool = False, regional_blocks=("double", "single"),
+                       regional_every: int = 1, regional_steps=None, attention_backend: str = "auto",
+                       negative_prompt: str | None = None) -> Canvas:
+        """Everything the transformer reads for ``recipe`` except the latents: text stream, layout, RoPE ids, SRC state.
 
-        Returns ``(max_sequence_length, true_cfg_scale, negative_prompt)``: the T5 length (None:
-        ``default_max_sequence_length`` of this pipeline's T5 tokenizer), the true-CFG scale as a
-        float, and the negative prompt of the true-CFG branch -- ``""`` when true CFG is on without
-        one, None when true CFG is off (a given one is then ignored, with a warning).
+        The one code path of a canvas: ``__call__`` denoises it, ``cooklab.training`` trains a LoRA
+        on it, so both build the same layout, position ids and attention masks for the same recipe.
+        Arguments as ``__call__`` (``negative_prompt``: the true-CFG branch's, None when it is off).
         """
+        recipe = as_recipe(recipe)
+        n = len(recipe)
+        max_sequence_length = self._check_canvas(n, alpha, lam, flexible_rope, rope_step_axis, max_sequence_length)
+        height, width, rows, cols = self._region_size(height, width)
+        backend = resolve_backend(attention_backend, image_attention, self.device, shared=cross_region_kv)
+        texts = self._step_prompts(recipe, plan, enriched_prompts)
+        references = self._references(recipe, plan, regional, image_attention) if cross_region_kv else None
+
+        # 1. text: each step alone, the whole description once, CSCC, the slots end to end
+        text = self._encode_text(texts, recipe.title, regional, cscc, lam, max_sequence_length, negative_prompt)
+        L = text.step_len
+        layout = RegionLayout(n, rows, cols, L, L if regional else 0)
+        # 3. positions (2., the noise, is drawn by the caller)
+        img_ids, txt_ids = self._position_ids(layout, text.embeds.shape[1], flexible_rope, rope_step_axis)  # [N P, 3], [L_b + N L, 3]
+        state = self._regional_state(layout, alpha, image_attention, backend, regional, regional_blocks, regional_every,
+                                     regional_steps, references)
+        return Canvas(recipe, texts, height, width, layout, text, img_ids, txt_ids, state)
+
+    # ---- 0. arguments ----------------------------------------------------------------------
+    def _check_canvas(self, n_steps, alpha, lam, flexible_rope, rope_step_axis, max_sequence_length) -> int:
+        """Refuse impossible canvas arguments before any model runs; returns the T5 length (None: the tokenizer's, capped at 512)."""
         if n_steps > MAX_STEPS:
             raise ConfigError(f"the recipe has {n_steps} steps; one CookAnything canvas holds at most {MAX_STEPS}: split the recipe "
                               "(e.g. cooklab.Recipe.from_steps(recipe.steps[:12])) or generate it in parts.")
@@ -256,13 +290,21 @@ class CookAnything(CooklabPipeline):
             raise ConfigError(f"lam={lam}: the CSCC weight must be >= 0 (paper: 0.2; studied from 0 to 1).")
         if rope_step_axis and not flexible_rope:
             raise ConfigError("rope_step_axis=True needs flexible_rope=True (global ids leave axis 0 unused).")
-        if int(num_inference_steps) < 1:
-            raise ConfigError(f"num_inference_steps={num_inference_steps}: use at least 1.")
         if max_sequence_length is None:
             max_sequence_length = default_max_sequence_length(self.pipe.tokenizer_2)
         if not 1 <= int(max_sequence_length) <= FLUX_MAX_SEQUENCE_LENGTH:
             raise ConfigError(f"max_sequence_length={max_sequence_length}: T5 in Flux takes 1 to {FLUX_MAX_SEQUENCE_LENGTH} "
                               "tokens per prompt.")
+        return int(max_sequence_length)
+
+    def _check_call(self, num_inference_steps, true_cfg_scale, negative_prompt):
+        """Refuse impossible sampling arguments; returns ``(true_cfg_scale, negative_prompt)``.
+
+        The negative prompt of the true-CFG branch is ``""`` when true CFG is on without one, None
+        when true CFG is off (a given one is then ignored, with a warning).
+        """
+        if int(num_inference_steps) < 1:
+            raise ConfigError(f"num_inference_steps={num_inference_steps}: use at least 1.")
         try:
             true_cfg_scale = float(true_cfg_scale)
         except (TypeError, ValueError):
@@ -274,11 +316,11 @@ class CookAnything(CooklabPipeline):
             raise ConfigError(f"negative_prompt={negative_prompt!r}: give one string (it fills the base prompt and every step's "
                               "prompt of the negative branch) or None (the empty prompt).")
         if true_cfg_scale > 1:  # as diffusers: <= 1 is off
-            return max_sequence_length, true_cfg_scale, "" if negative_prompt is None else negative_prompt  # "": unconditional
+            return true_cfg_scale, "" if negative_prompt is None else negative_prompt  # "": unconditional
         if negative_prompt is not None:
             warnings.warn(f"negative_prompt={negative_prompt!r} is ignored with true_cfg_scale={true_cfg_scale:g}: "
                           "set true_cfg_scale > 1 to use it.", stacklevel=4)
-        return max_sequence_length, true_cfg_scale, None
+        return true_cfg_scale, None
 
     def _region_size(self, height: int | None, width: int | None) -> tuple[int, int, int, int]:
         """One region's size in pixels and its packed token grid: ``(height, width, rows, cols)``.
