@@ -261,6 +261,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ev.add_argument("config", type=Path, metavar="CONFIG.yaml", help="the evaluation to run")
     ev.add_argument("--tables-only", action="store_true", help="write tables.md and the plots again from results.jsonl, generate nothing")
+    tl = commands.add_parser(
+        "train-lora", help="train a LoRA on the Flux transformer over multi-step canvases (CookAnything's training-based mode)",
+        description="Train the LoRA of CONFIG (cooklab/training/config.py; data/toykitchen/lora/train.yaml is an example) with "
+        "the rectified-flow objective on canvases laid out exactly as CookAnything generates them. Writes OUT/adapter (read by "
+        "CookAnything.load_lora and diffusers' FluxPipeline.load_lora_weights), OUT/loss.jsonl and OUT/checkpoints; killed, it "
+        "resumes from the last checkpoint. Several GPUs: `accelerate launch --num_processes P -m cooklab train-lora CONFIG`.",
+    )
+    tl.add_argument("config", type=Path, metavar="CONFIG.yaml", help="the training run")
+    tl.add_argument("--no-resume", action="store_true", help="start over: delete OUT/checkpoints instead of continuing from them")
+    tl.add_argument("--steps", type=int, default=None, help="train to this many optimizer steps (overrides train.steps)")
     toykitchen = commands.add_parser("toykitchen", help="the Toy Kitchen: train its small models",
                                      description="The Toy Kitchen world (cooklab.toykitchen).")
     tk = toykitchen.add_subparsers(dest="tk_command", metavar="ACTION", required=True)
@@ -649,6 +659,23 @@ def _evaluate(args: argparse.Namespace, command: str) -> int:
     return 0
 
 
+def _train_lora(args: argparse.Namespace, command: str) -> int:
+    """``cooklab train-lora CONFIG.yaml``: ``cooklab.training.train_lora``."""
+    from cooklab.training import load_train_config, train_lora
+
+    config = load_train_config(args.config)
+    if args.steps is not None:
+        if args.steps < 1:
+            raise ConfigError(f"--steps {args.steps}: give at least 1.")
+        config = config.model_copy(update={"train": config.train.model_copy(update={"steps": args.steps})})
+    result = train_lora(config, resume=not args.no_resume)
+    last = result.losses[max(result.losses)] if result.losses else float("nan")
+    start = f" (resumed at step {result.resumed_from})" if result.resumed_from else ""
+    print(f"trained {config.name} to step {config.train.steps}{start} in {result.seconds:.0f} s, last loss {last:.4f}; "
+          f"adapter in {result.adapter}, losses in {config.out / 'loss.jsonl'}")
+    return 0
+
+
 def _toykitchen(args: argparse.Namespace, command: str) -> int:
     """``cooklab toykitchen train``."""
     import torch
@@ -689,7 +716,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exit_.code if isinstance(exit_.code, int) else 2
     command = shlex.join(["cooklab", *argv])
     handlers = {"generate": _generate, "plan": _plan_command, "demo": _demo, "score": _score, "evaluate": _evaluate,
-                "toykitchen": _toykitchen}
+                "train-lora": _train_lora, "toykitchen": _toykitchen}
     try:
         with warnings.catch_warnings():
             warnings.showwarning = _show_warning

@@ -27,11 +27,11 @@ LAYERS = [
                     "cooklab.cookanything.regional_unet", "cooklab.cookanything.cross_region_kv", "cooklab.cookanything.flexible_rope", "cooklab.cookanything.cscc", "cooklab.instrument.locate",
                     "cooklab.instrument.observer", "cooklab.instrument.pooling"]),
     ("pipelines", ["cooklab.pipeline_base", "cooklab.recipe_diffusion.pipeline", "cooklab.cookanything.pipeline",
-                   "cooklab.baselines"]),  # baselines: the paper's comparison methods, built on the Recipe Diffusion pipeline
+                   "cooklab.baselines", "cooklab.cookanything.lora"]),  # baselines: the paper's comparison methods, built on the Recipe Diffusion pipeline
     ("instrument and viz", ["cooklab.instrument.trace", "cooklab.instrument.unet_capture", "cooklab.instrument.flux_capture",
                             "cooklab.instrument.summaries", "cooklab.viz"]),
     ("metrics", ["cooklab.metrics"]),  # measures outputs; no pipeline imports it
-    ("applications", ["cooklab.evaluation", "cooklab.toykitchen.train", "cooklab.toykitchen.clip", "cooklab.toykitchen.generated", "cooklab.toykitchen.evaluate", "cooklab.report",
+    ("applications", ["cooklab.evaluation", "cooklab.training", "cooklab.toykitchen.train", "cooklab.toykitchen.clip", "cooklab.toykitchen.generated", "cooklab.toykitchen.evaluate", "cooklab.report",
                       "cooklab.runs", "cooklab.scoring",
                       "cooklab.cli", "cooklab.__main__"]),
 ]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -13,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
+from PIL import Image
 
 from cooklab.cli import main
 from cooklab.errors import ConfigError
@@ -73,6 +75,37 @@ def test_every_method_runs_and_is_stored(tmp_path):
     for r in rows:
         folder = next((tmp_path / "out" / "units").glob(f"{r['label']}-*"))
         assert len(list(folder.rglob("frame_*.png"))) == 2
+
+
+def test_a_lora_row_loads_its_adapter_and_the_next_row_runs_without(tmp_path):
+    """``adapters`` + ``params: {lora: NAME}``: the training-based row; its key follows the weights, not the path."""
+    import torch
+
+    from cooklab.cookanything.lora import LoraSpec, add_lora, save_lora
+    from cooklab.models import tiny_flux
+
+    pipe = tiny_flux(seed=0)
+    params = add_lora(pipe.transformer, LoraSpec(rank=2))
+    with torch.no_grad():
+        for p in params:
+            p.normal_(0, 0.3, generator=torch.Generator().manual_seed(1))
+    save_lora(pipe.transformer, tmp_path / "adapter", LoraSpec(rank=2))
+    path = write_config(tmp_path, model=dict(sd="tiny", flux="tiny"), seeds=[0], recipes=dict(toy=dict(count=1, steps=2)),
+                        adapters=dict(mine="adapter"),
+                        methods=[dict(name="cookanything", label="with", params=dict(lora="mine")),
+                                 dict(name="cookanything", label="without"),
+                                 dict(name="cookanything", label="scale 0", params=dict(lora="mine", lora_scale=0.0))], tables=[])
+    config = load_config(path)
+    assert config.adapters["mine"] == tmp_path / "adapter"
+    evaluate(config, progress=False)
+    frames = {label: np.asarray(Image.open(next((tmp_path / "out" / "units").glob(f"{label.replace(' ', '*')}-*")).rglob("frame_*.png")
+                                                .__next__())) for label in ("with", "without", "scale 0")}
+    assert not np.array_equal(frames["with"], frames["without"]) and np.array_equal(frames["scale 0"], frames["without"])
+    shutil.copytree(tmp_path / "adapter", tmp_path / "elsewhere")
+    moved = config.model_copy(update={"adapters": {"mine": tmp_path / "elsewhere"}})
+    assert [u.generation for u in units(moved, load_recipes(moved.recipes))] == [u.generation for u in units(config, load_recipes(config.recipes))]
+    with pytest.raises(ConfigError, match="not one of the config's adapters"):
+        units(config.model_copy(update={"adapters": {}}), load_recipes(config.recipes))
 
 
 @pytest.mark.parametrize(("change", "message"), [

@@ -43,6 +43,7 @@ import math
 import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import PIL.Image
@@ -53,13 +54,15 @@ from diffusers.utils.torch_utils import randn_tensor
 from einops import rearrange, reduce, repeat
 from tqdm.auto import tqdm
 
-from ..errors import ConfigError
+from ..errors import CheckpointError, ConfigError
+from ..hub import HUB_ERRORS, explain_hub_error, hub_kwargs, is_repo_id
 from ..instrument.locate import locate
 from ..pipeline_base import CooklabPipeline
 from ..recipe import Recipe, as_recipe
 from .cross_region_kv import canvas_references
 from .cscc import RecipeSpans, cscc_fuse, step_token_spans, whole_description
 from .flexible_rope import canvas_image_ids, text_ids
+from .lora import ADAPTER_NAME, WEIGHT_NAME
 from .regional import RegionalFluxAttnProcessor, RegionalState, RegionLayout, resolve_backend
 
 MAX_STEPS = 12  # regions on one canvas; beyond this the joint sequence outgrows a single GPU's memory at 512^2
@@ -165,6 +168,7 @@ class CookAnything(CooklabPipeline):
         regional_every: int = 1,
         regional_steps=None,
         attention_backend: str = "auto",
+        lora_scale: float | None = None,
         output_type: str = "pil",
         progress: bool = True,
     ) -> CookAnythingOutput:
@@ -187,6 +191,10 @@ class CookAnything(CooklabPipeline):
         (all), an int k (the first k steps) or an iterable of step indices.
         attention_backend: ``"auto"`` (flex on CUDA, batched/masked on CPU), ``"batched"``,
         ``"flex"`` or ``"masked"`` (see ``regional.py``).
+
+        lora_scale: the scale of the loaded LoRA adapter(s) for this call only (``load_lora``; None:
+        the scale they were loaded with; 0: exactly no adapter). ``settings["lora"]`` and the trace
+        record which adapter ran at which scale.
 
         guidance_scale: Flux's *embedded* guidance (the guidance-distilled FLUX.1 models; ignored by
         a transformer with ``guidance_embeds=False``). true_cfg_scale / negative_prompt: *true*
@@ -211,6 +219,17 @@ class CookAnything(CooklabPipeline):
         """
         recipe = as_recipe(recipe)
         true_cfg_scale, negative_prompt = self._check_call(num_inference_steps, true_cfg_scale, negative_prompt)
+        with self._lora_for_call(lora_scale) as lora:
+            return self._generate(recipe, plan, enriched_prompts, seed, num_inference_steps, height, width, guidance_scale,
+                                  true_cfg_scale, negative_prompt, max_sequence_length, regional, flexible_rope, rope_step_axis,
+                                  cscc, alpha, lam, image_attention, cross_region_kv, regional_blocks, regional_every,
+                                  regional_steps, attention_backend, output_type, progress, lora)
+
+    def _generate(self, recipe, plan, enriched_prompts, seed, num_inference_steps, height, width, guidance_scale, true_cfg_scale,
+                  negative_prompt, max_sequence_length, regional, flexible_rope, rope_step_axis, cscc, alpha, lam, image_attention,
+                  cross_region_kv, regional_blocks, regional_every, regional_steps, attention_backend, output_type, progress,
+                  lora) -> CookAnythingOutput:
+        """Stages 1-6 of ``__call__`` (arguments checked, the call's LoRA scale set)."""
         pipe = self.pipe
 
         # 1-3. text, layout, positions, regional state: the canvas as the transformer reads it (shared with training)
@@ -227,7 +246,7 @@ class CookAnything(CooklabPipeline):
             if self._trace is not None:
                 counts = [len(ids) for ids in pipe.tokenizer_2(c.texts, truncation=True, max_length=text.step_len).input_ids]  # + EOS
                 self._trace.begin_canvas(layout=layout, texts=c.texts, img_ids=c.img_ids, txt_ids=c.txt_ids, spans=spans,
-                                         cscc_delta=text.cscc_delta, regional=regional, alpha=alpha, token_counts=counts)
+                                         cscc_delta=text.cscc_delta, regional=regional, alpha=alpha, token_counts=counts, lora=lora)
             latents, mu = self._denoise(latents, state, text, c.txt_ids, c.img_ids, num_inference_steps, guidance_scale,
                                         true_cfg_scale, progress)
 
@@ -240,12 +259,87 @@ class CookAnything(CooklabPipeline):
                         cross_region_kv=None if state.references is None else [j + 1 for j in state.references],
                         attention_backend=state.backend if regional else None, regional_layers=sorted(state.layers),
                         regional_steps=None if state.steps is None else sorted(state.steps),
-                        mu=float(mu), model=pipe.name_or_path or type(pipe).__name__,
+                        mu=float(mu), model=pipe.name_or_path or type(pipe).__name__, lora=lora,
                         truncated_steps=[] if spans is None else [i + 1 for i in spans.truncated_steps],
                         cscc_unmatched_steps=[] if spans is None else [s.step + 1 for s in spans.spans if s.length and not s.matches])
         if self._trace is not None:
             self._trace.end_canvas(images, canvas)
         return CookAnythingOutput(images=images, canvas=canvas, layout=layout, spans=spans, recipe=recipe, settings=settings)
+
+    # ---- LoRA adapters: the training-based mode (lora.py) --------------------------------------
+    _lora_sources: dict | None = None  # adapter name -> where it was loaded from
+    _lora_scales: dict | None = None  # adapter name -> its scale outside a call's lora_scale
+
+    @property
+    def lora(self) -> dict:
+        """``{adapter name: {"source": ..., "scale": ...}}`` of the adapters on the transformer ({} without one)."""
+        names = list(getattr(self.pipe.transformer, "peft_config", {}) or {})
+        sources, scales = self._lora_sources or {}, self._lora_scales or {}
+        return {name: {"source": sources.get(name, "added in memory"), "scale": scales.get(name, 1.0)} for name in names}
+
+    def load_lora(self, path_or_repo_id, scale: float = 1.0, adapter_name: str = ADAPTER_NAME, weight_name: str | None = None,
+                  **kwargs) -> CookAnything:
+        """Load a Flux LoRA (a folder, a ``.safetensors`` file's folder or a hub repo id) with diffusers' own loader.
+
+        Anything ``FluxPipeline.load_lora_weights`` reads is accepted: adapters trained by
+        ``cooklab train-lora`` and published ones. ``scale`` is kept for later calls (``lora_scale=``
+        overrides it per call); ``unload_lora()`` removes it.
+        """
+        if adapter_name in self.lora:
+            raise ConfigError(f"an adapter named {adapter_name!r} is already loaded: unload_lora() first, or give another adapter_name.")
+        source = str(path_or_repo_id)
+        local = Path(source)
+        if local.exists() or not is_repo_id(source):
+            if not local.exists():
+                raise CheckpointError(f"no LoRA at {source}: give the folder that holds {WEIGHT_NAME} (cooklab train-lora "
+                                      "writes it to OUT/adapter), a .safetensors file, or a hub repo id.")
+            if local.is_file():
+                local, weight_name = local.parent, local.name
+            elif weight_name is None and not (local / WEIGHT_NAME).is_file():
+                found = sorted(p.name for p in local.glob("*.safetensors"))
+                if len(found) != 1:
+                    raise CheckpointError(f"{source} holds {len(found)} .safetensors files ({found}) and no {WEIGHT_NAME}: "
+                                          "name the adapter's file with weight_name=.")
+                weight_name = found[0]
+            path_or_repo_id, weight_name = local, weight_name or WEIGHT_NAME
+        try:
+            self.pipe.load_lora_weights(path_or_repo_id, adapter_name=adapter_name, weight_name=weight_name,
+                                        **hub_kwargs(kwargs))
+        except HUB_ERRORS as error:
+            if Path(source).exists() or not is_repo_id(source):
+                raise CheckpointError(f"could not read a Flux LoRA from {source}: {error}. Give the folder that holds "
+                                      f"{WEIGHT_NAME} (cooklab train-lora writes it to OUT/adapter).") from error
+            raise explain_hub_error(source, error) from error
+        except (KeyError, ValueError) as error:
+            raise CheckpointError(f"{source} is not a LoRA for this Flux transformer ({error}): was it trained for another "
+                                  "model (SD, another Flux size)?") from error
+        self._lora_sources = {**(self._lora_sources or {}), adapter_name: source}
+        self._lora_scales = {**(self._lora_scales or {}), adapter_name: float(scale)}
+        self.pipe.set_adapters(list(self._lora_scales), list(self._lora_scales.values()))
+        return self
+
+    def unload_lora(self) -> CookAnything:
+        """Remove every LoRA adapter: the transformer is the base model again."""
+        if self.lora:
+            self.pipe.unload_lora_weights()
+        self._lora_sources, self._lora_scales = None, None
+        return self
+
+    @contextmanager
+    def _lora_for_call(self, lora_scale):
+        """Set the adapters' scale for one call and put the kept scales back after it; yields what the call ran with."""
+        adapters = self.lora
+        if lora_scale is None:
+            yield {name: a["scale"] for name, a in adapters.items()} or None
+            return
+        if not adapters:
+            raise ConfigError(f"lora_scale={lora_scale} but no LoRA is loaded: call load_lora(path_or_repo_id) first.")
+        names = list(adapters)
+        self.pipe.set_adapters(names, [float(lora_scale)] * len(names))
+        try:
+            yield dict.fromkeys(names, float(lora_scale))
+        finally:
+            self.pipe.set_adapters(names, [adapters[n]["scale"] for n in names])
 
     @torch.no_grad()
     def prepare_canvas(self, recipe, *, plan=None, enriched_prompts: bool = True, height: int | None = None, width: int | None = None,
@@ -492,9 +586,13 @@ class CookAnything(CooklabPipeline):
         timesteps, _ = retrieve_timesteps(pipe.scheduler, num_inference_steps, self.device, sigmas=sigmas, mu=mu)
         return timesteps, mu
 
-    def _predict(self, latents, t, guidance, embeds, pooled, txt_ids, img_ids) -> torch.Tensor:
-        """One transformer call on the whole canvas: the flow prediction [1, N P, C 4]."""
-        return self.pipe.transformer(hidden_states=latents, timestep=t.expand(1).to(latents.dtype) / 1000, guidance=guidance,
+    def _predict(self, latents, t, guidance, embeds, pooled, txt_ids, img_ids, model=None) -> torch.Tensor:
+        """One transformer call on the whole canvas: the flow prediction [1, N P, C 4].
+
+        model: the transformer to call (default the pipeline's; LoRA training passes the one accelerate prepared).
+        """
+        model = self.pipe.transformer if model is None else model
+        return model(hidden_states=latents, timestep=t.expand(1).to(latents.dtype) / 1000, guidance=guidance,
                                      pooled_projections=pooled, encoder_hidden_states=embeds, txt_ids=txt_ids,
                                      img_ids=img_ids, return_dict=False)[0]  # [1, N P, C 4]
 

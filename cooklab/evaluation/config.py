@@ -136,6 +136,7 @@ class EvalConfig(BaseModel):
     clip: str = "toy"  # "toy": the Toy Kitchen CLIP; else a hub id or folder
     dino: str = "facebook/dinov2-base"
     masks: str = "oracle"  # container masks for region-aware noise, inpainting and dino_l2_masked (cooklab generate --masks)
+    adapters: dict[str, Path] = {}  # LoRA adapters by name (folders of pytorch_lora_weights.safetensors); methods take `lora: NAME`
     tables: list[TableSpec] = []
     sweeps: list[SweepSpec] = []
 
@@ -173,4 +174,5 @@ def load_config(path: str | os.PathLike[str]) -> EvalConfig:
         value = getattr(source, key)
         if value is not None and not value.is_absolute():
             source = source.model_copy(update={key: base / value})
-    return config.model_copy(update={**fix, "recipes": source})
+    adapters = {name: p if p.is_absolute() else base / p for name, p in config.adapters.items()}
+    return config.model_copy(update={**fix, "recipes": source, "adapters": adapters})

@@ -20,6 +20,8 @@ CookAnything (Flux DiT, all steps on one canvas):
 
 * ``cookanything`` -- SRC, Flexible RoPE and CSCC; the ablations are its switches
   (``params: {regional: false}``, ``flexible_rope``, ``cscc``), the λ sweep ``grid: {lam: [...]}``;
+  the training-based mode is ``params: {lora: NAME}`` (an adapter of the config's ``adapters``,
+  ``lora_scale`` optional);
 * ``flux_independent`` -- every step alone on its own canvas (one step with every mechanism off
   is stock ``FluxPipeline``), the baseline CookAnything is compared with.
 
@@ -45,7 +47,8 @@ from ..errors import ConfigError
 from ..recipe import Recipe
 
 RD_PARAMS = ("guidance", "base_noise", "object_noise", "kv_layers", "start_from", "reference_latent")
-CA_PARAMS = ("guidance", "regional", "flexible_rope", "cscc", "alpha", "lam", "regional_blocks", "image_attention", "cross_region_kv")
+CA_PARAMS = ("guidance", "regional", "flexible_rope", "cscc", "alpha", "lam", "regional_blocks", "image_attention", "cross_region_kv",
+             "lora", "lora_scale")
 
 
 @dataclass(frozen=True)
@@ -89,8 +92,19 @@ def _inpainting(region: str):
     return run
 
 
+def _use_lora(pipes, name: str | None) -> None:
+    """Make the Flux pipeline carry exactly the adapter ``name`` (None: none), loading or unloading as needed."""
+    ca = pipes["flux"]
+    source = None if name is None else str(pipes["adapters"][name])
+    if [a["source"] for a in ca.lora.values()] != ([] if source is None else [source]):
+        ca.unload_lora()
+        if source is not None:
+            ca.load_lora(source)
+
+
 def _cookanything(pipes, recipe: Recipe, seed: int, settings, params: dict[str, Any], masks) -> list:
-    kwargs = {k: v for k, v in params.items() if k != "guidance"}
+    _use_lora(pipes, params.get("lora"))
+    kwargs = {k: v for k, v in params.items() if k not in ("guidance", "lora")}
     if "regional_blocks" in kwargs:
         kwargs["regional_blocks"] = tuple(kwargs["regional_blocks"])
     out = pipes["flux"](recipe, seed=seed, num_inference_steps=settings.num_inference_steps, height=settings.height,
@@ -113,6 +127,7 @@ def _sd_regional(pipes, recipe: Recipe, seed: int, settings, params: dict[str, A
 
 
 def _flux_independent(pipes, recipe: Recipe, seed: int, settings, params: dict[str, Any], masks) -> list:
+    _use_lora(pipes, None)
     images = []
     for i, step in enumerate(recipe.steps):  # step i alone, drawn from seed + i
         alone = Recipe(title=recipe.title, steps=[step.model_copy(update={"reference_step": None})])

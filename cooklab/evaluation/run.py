@@ -61,7 +61,25 @@ def rows(config: EvalConfig) -> list[Row]:
 
 def _generation_key(config: EvalConfig, row: Row) -> str:
     backbone = METHODS[row.method].backbone
-    return store.key([config.model[backbone], config.generation.model_dump(), row.method, row.params, config.masks])
+    parts = [config.model[backbone], config.generation.model_dump(), row.method, row.params, config.masks]
+    if "lora" in row.params:  # the adapter's weights, not its path: a retrained adapter is a new unit, a moved one is not
+        parts.append(adapter_digest(config, row.params["lora"]))
+    return store.key(parts)
+
+
+def adapter_digest(config: EvalConfig, name: str) -> str:
+    """sha256 of the named adapter's weight file (a ``ConfigError`` naming the fix when it is missing)."""
+    import hashlib
+
+    from ..cookanything.lora import WEIGHT_NAME
+
+    if name not in config.adapters:
+        raise ConfigError(f"lora: {name!r} is not one of the config's adapters {sorted(config.adapters)}: add it under "
+                          f"`adapters: {{{name}: path/to/adapter}}`.")
+    weights = config.adapters[name] / WEIGHT_NAME
+    if not weights.is_file():
+        raise ConfigError(f"adapter {name!r}: no {weights}. Train it with `cooklab train-lora CONFIG` (it writes OUT/adapter).")
+    return hashlib.sha256(weights.read_bytes()).hexdigest()[:16]
 
 
 def units(config: EvalConfig, recipes) -> list[store.Unit]:
@@ -90,7 +108,9 @@ def _pipelines(config: EvalConfig, needed: set[str], device) -> dict:
     from ..runs import load_pipeline
 
     names = {"sd": "recipe-diffusion", "flux": "cookanything"}
-    return {b: load_pipeline(names[b], config.model[b], device=device) for b in sorted(needed)}
+    pipes = {b: load_pipeline(names[b], config.model[b], device=device) for b in sorted(needed)}
+    pipes["adapters"] = dict(config.adapters)  # where a method's `lora: NAME` is read from
+    return pipes
 
 
 def _masks(config: EvalConfig, device=None, built: bool = False):

@@ -81,6 +81,7 @@ class CanvasTrace:
     cscc_delta_norm: torch.Tensor | None = None  # [N, L] |lam * C_recipe slice| added to each step token
     images: list | None = None
     canvas: object = None
+    lora: dict | None = None  # the LoRA adapter(s) active in the call and their scale (None: the base model)
 
 
 class Trace:
@@ -167,10 +168,11 @@ class Trace:
         if "noise" in self.capture:
             self.noise[self._frame] = record
 
-    def begin_canvas(self, *, layout, texts, img_ids, txt_ids, spans, cscc_delta, regional, alpha, token_counts) -> None:
-        """Called by CookAnything before denoising; the canvas is frame 0 of the trace."""
+    def begin_canvas(self, *, layout, texts, img_ids, txt_ids, spans, cscc_delta, regional, alpha, token_counts, lora=None) -> None:
+        """Called by CookAnything before denoising; the canvas is frame 0 of the trace (lora: adapter name -> scale, or None)."""
         self.begin_frame(FrameTrace(0, " | ".join(texts), [], None, (layout.n_regions * layout.rows, layout.cols)))
-        self.canvas = CanvasTrace(list(texts), layout if "layout" in self.capture else None, regional, alpha, list(token_counts))
+        self.canvas = CanvasTrace(list(texts), layout if "layout" in self.capture else None, regional, alpha, list(token_counts),
+                                  lora=None if lora is None else dict(lora))
         if "rope_ids" in self.capture:
             self.canvas.img_ids, self.canvas.txt_ids = img_ids.detach().cpu(), txt_ids.detach().cpu()
         if "cscc" in self.capture:

@@ -1,0 +1,24 @@
+"""Training-based CookAnything: LoRA fine-tuning of the Flux transformer on multi-step canvases.
+
+``config.py`` (what ``cooklab train-lora CONFIG.yaml`` reads), ``data.py`` (recipes with one picture
+per step: Toy Kitchen renders, folder / JSONL / RecipeGen-style layouts), ``trainer.py`` (the
+rectified-flow objective on ``CookAnything.prepare_canvas``'s canvas, checkpoints, resume). The
+modules (and with them torch and diffusers) are imported on first use.
+"""
+
+_NAMES = {
+    "TrainLoraConfig": "config", "load_train_config": "config",
+    "Example": "data", "load_examples": "data", "write_toy_folder": "data",
+    "LoraTrainer": "trainer", "TrainResult": "trainer", "train_lora": "trainer", "flow_matching_loss": "trainer",
+    "encode_canvas": "trainer", "canvas_attention": "trainer", "shift_sigma": "trainer",
+}
+
+__all__ = sorted(_NAMES)
+
+
+def __getattr__(name: str):
+    if name in _NAMES:
+        import importlib
+
+        return getattr(importlib.import_module(f".{_NAMES[name]}", __name__), name)
+    raise AttributeError(f"module 'cooklab.training' has no attribute {name!r}")

@@ -1,0 +1,147 @@
+"""What ``cooklab train-lora CONFIG.yaml`` reads: a LoRA training run on multi-step canvases, as pydantic models.
+
+A small example (``data/toykitchen/lora/train.yaml`` trained the shipped Toy Kitchen adapter)::
+
+    name: toy-lora
+    out: ../../../outputs/lora/toy            # checkpoints/, adapter/, loss.jsonl, training.json
+    model: toy                                # "toy", "tiny", a hub id or a local folder (a Flux pipeline)
+    data: {toy: {count: 400, steps: 4, first_seed: 5000}}   # or folder: / jsonl: / recipegen:
+    lora: {rank: 16, alpha: 16, dropout: 0.0}               # target_modules: Flux's attention projections
+    canvas: {height: 64, width: 64, regional: true, flexible_rope: true, cscc: true, lam: 0.2, alpha: 0.1}
+    train: {steps: 1000, learning_rate: 1.0e-4, grad_accum: 1, checkpoint_every: 250, seed: 0}
+
+Relative paths are read from the config file's folder.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from ..cookanything.lora import FLUX_ATTENTION_PROJECTIONS, LoraSpec
+from ..errors import ConfigError
+
+_STRICT = ConfigDict(extra="forbid")
+
+
+class ToyData(BaseModel):
+    """Rendered true frames of random Toy Kitchen recipes ``random_toy_recipe(first_seed + k, steps)``, k < count."""
+
+    model_config = _STRICT
+    count: int = Field(ge=1, le=1_000_000)
+    steps: int = Field(4, ge=2, le=8)
+    first_seed: int = 5000  # the evaluation's toy recipes start at 1000: training recipes stay apart from them
+
+
+class DataSource(BaseModel):
+    """Exactly one of: Toy Kitchen renders, a folder layout, a JSONL manifest, a RecipeGen-style layout (``data.py``)."""
+
+    model_config = _STRICT
+    toy: ToyData | None = None
+    folder: Path | None = None
+    jsonl: Path | None = None
+    recipegen: Path | None = None
+    limit: int | None = Field(None, ge=1)
+
+    @model_validator(mode="after")
+    def _one(self):
+        given = [k for k in ("toy", "folder", "jsonl", "recipegen") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError(f"give exactly one data source (toy, folder, jsonl or recipegen), not {given or 'none'}")
+        return self
+
+
+class LoraSettings(BaseModel):
+    """The adapter (``cooklab.cookanything.lora.LoraSpec``)."""
+
+    model_config = _STRICT
+    rank: int = Field(16, ge=1, le=1024)
+    alpha: float = Field(16.0, gt=0)
+    dropout: float = Field(0.0, ge=0.0, lt=1.0)
+    target_modules: list[str] = Field(default_factory=lambda: list(FLUX_ATTENTION_PROJECTIONS), min_length=1)
+
+    def spec(self) -> LoraSpec:
+        return LoraSpec(self.rank, self.alpha, self.dropout, tuple(self.target_modules))
+
+
+class CanvasSettings(BaseModel):
+    """The canvas every training example is laid out on: the arguments of ``CookAnything.prepare_canvas``."""
+
+    model_config = _STRICT
+    height: int = Field(512, ge=16)  # of one region
+    width: int = Field(512, ge=16)
+    regional: bool = True
+    flexible_rope: bool = True
+    rope_step_axis: bool = False
+    cscc: bool = True
+    alpha: float = Field(0.1, ge=0.0, le=1.0)
+    lam: float = Field(0.2, ge=0.0)
+    image_attention: Literal["region", "global"] = "region"
+    max_sequence_length: int | None = Field(None, ge=1, le=512)
+
+    def kwargs(self) -> dict:
+        return self.model_dump()
+
+
+class TrainSettings(BaseModel):
+    """Optimisation: steps, learning rate, accumulation, precision, checkpoints, the rectified-flow timestep sampling."""
+
+    model_config = _STRICT
+    steps: int = Field(1000, ge=1)  # optimizer steps
+    learning_rate: float = Field(1e-4, gt=0)
+    weight_decay: float = Field(1e-4, ge=0)
+    lr_scheduler: Literal["constant", "constant_with_warmup", "linear", "cosine"] = "constant_with_warmup"
+    warmup_steps: int = Field(0, ge=0)
+    grad_accum: int = Field(1, ge=1)  # canvases per optimizer step
+    max_grad_norm: float = Field(1.0, gt=0)
+    mixed_precision: Literal["no", "fp16", "bf16"] = "no"
+    gradient_checkpointing: bool = False
+    guidance: float = Field(3.5, ge=0)  # the guidance embedding's value for guidance-distilled models (FLUX.1-dev); unused otherwise
+    logit_mean: float = 0.0  # sigma = sigmoid(N(logit_mean, logit_std)), then Flux's shift for the canvas length
+    logit_std: float = Field(1.0, gt=0)
+    checkpoint_every: int = Field(250, ge=1)
+    keep_checkpoints: int = Field(2, ge=1)
+    log_every: int = Field(1, ge=1)
+    seed: int = 0
+
+
+class TrainLoraConfig(BaseModel):
+    """A whole LoRA training run (see the module doc)."""
+
+    model_config = _STRICT
+    name: str = Field(min_length=1)
+    out: Path
+    model: str = "toy"
+    data: DataSource
+    lora: LoraSettings = Field(default_factory=LoraSettings)
+    canvas: CanvasSettings = Field(default_factory=CanvasSettings)
+    train: TrainSettings = Field(default_factory=TrainSettings)
+
+
+def load_train_config(path: str | os.PathLike) -> TrainLoraConfig:
+    """Read and validate a training config; relative paths are taken from the file's folder."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"training config {str(path)!r} not found: give a YAML file (data/toykitchen/lora/train.yaml is an example).")
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as error:
+        raise ConfigError(f"{path} is not valid YAML: {error}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path} must hold a mapping (name, out, model, data, lora, canvas, train).")
+    try:
+        config = TrainLoraConfig(**raw)
+    except ValidationError as error:
+        problems = "; ".join(f"{'.'.join(str(x) for x in e['loc'])}: {e['msg']}" for e in error.errors())
+        raise ConfigError(f"{path}: {problems}") from None
+    base = path.parent
+    resolve = lambda p: p if p is None or p.is_absolute() else (base / p)  # noqa: E731
+    data = config.data.model_copy(update={k: resolve(getattr(config.data, k)) for k in ("folder", "jsonl", "recipegen")})
+    model = config.model
+    if model not in ("toy", "tiny") and (base / model).exists():
+        model = str(base / model)
+    return config.model_copy(update={"out": resolve(config.out), "data": data, "model": model})

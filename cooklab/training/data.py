@@ -1,0 +1,127 @@
+"""Multi-step training examples: a recipe and one picture per step, from four sources (``config.DataSource``).
+
+* ``toy`` -- random Toy Kitchen recipes rendered with their true scenes (``world.render``): the same
+  container through every step, the food changing; nothing is read from disk.
+* ``folder`` -- one folder per recipe holding a recipe file cooklab reads (``recipe.yaml``, ``.json``,
+  numbered ``.txt``) or ``steps.json`` / ``steps.txt``, and one picture per step (``.png``, ``.jpg``,
+  ``.jpeg``, ``.webp``), matched to the steps in name order.
+* ``recipegen`` -- the same layout as RecipeGen ships it (``steps.json`` / ``steps.txt``, ``title.txt``,
+  the step pictures); read by the same code as ``folder``.
+* ``jsonl`` -- one recipe per line, ``{"id": ..., "title": ..., "steps": [...], "images": [paths]}``;
+  picture paths relative to the file.
+
+``write_toy_folder`` writes Toy Kitchen examples in the folder layout, so the toy data doubles as an
+example of the format. A recipe whose pictures do not match its steps is an error naming the folder.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import PIL.Image
+
+from ..errors import ConfigError, RecipeError
+from ..fileio import atomic_write
+from ..recipe import Recipe
+from ..toykitchen.recipes import random_toy_recipe
+from ..toykitchen.world import render
+from .config import DataSource
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
+
+
+@dataclass
+class Example:
+    """One training canvas: a recipe and its N step pictures (loaded on demand)."""
+
+    id: str
+    recipe: Recipe
+    image_paths: list[Path] | None = None  # None: rendered (toy)
+    toy_seed: int | None = None
+
+    def images(self, size: int | None = None) -> list[PIL.Image.Image]:
+        """The N pictures as RGB images (toy renders at ``size``)."""
+        if self.image_paths is None:
+            toy = random_toy_recipe(self.toy_seed, len(self.recipe))
+            return [render(scene, size or 64).image.convert("RGB") for scene in toy.scenes]
+        return [PIL.Image.open(p).convert("RGB") for p in self.image_paths]
+
+
+def load_examples(source: DataSource) -> list[Example]:
+    """The examples of a data source, in a fixed order (ids unique)."""
+    if source.toy is not None:
+        toy = source.toy
+        examples = []
+        for k in range(toy.count):
+            seed = toy.first_seed + k
+            examples.append(Example(f"toy-{seed}", random_toy_recipe(seed, toy.steps).to_recipe(), None, seed))
+    elif source.jsonl is not None:
+        examples = _from_jsonl(source.jsonl)
+    else:
+        examples = _from_folders(source.folder if source.folder is not None else source.recipegen)
+    examples = examples[: source.limit] if source.limit else examples
+    if not examples:
+        raise ConfigError("the training data holds no example: check the path (and limit).")
+    return examples
+
+
+def _pictures(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+
+
+def _from_folders(root: Path) -> list[Example]:
+    from ..evaluation.recipes import _from_recipegen
+
+    out = []
+    for recipe_id, recipe in _from_recipegen(root):
+        pictures = _pictures(root / recipe_id)
+        if len(pictures) != len(recipe):
+            raise ConfigError(f"{root / recipe_id}: {len(recipe)} steps but {len(pictures)} pictures ({[p.name for p in pictures]}); "
+                              "give one picture per step, named so they sort in step order (step_01.png, step_02.png, ...).")
+        out.append(Example(recipe_id, recipe, pictures))
+    return out
+
+
+def _from_jsonl(path: Path) -> list[Example]:
+    if not path.is_file():
+        raise ConfigError(f"training manifest {str(path)!r} not found.")
+    out = []
+    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as error:
+            raise ConfigError(f"{path}, line {n}: not a JSON object ({error}). Fix: one recipe with its images per line.") from None
+        if not isinstance(obj, dict) or not isinstance(obj.get("images"), list):
+            raise ConfigError(f"{path}, line {n}: give {{\"title\": ..., \"steps\": [...], \"images\": [one path per step]}}.")
+        obj = dict(obj)
+        images = [path.parent / p for p in obj.pop("images")]
+        recipe_id = str(obj.pop("id", f"line-{n}"))
+        try:
+            recipe = Recipe(**obj, source=f"{path}, line {n}")
+        except RecipeError as error:
+            raise ConfigError(str(error)) from None
+        if len(images) != len(recipe):
+            raise ConfigError(f"{path}, line {n}: {len(recipe)} steps but {len(images)} images; give one image per step.")
+        missing = [str(p) for p in images if not p.is_file()]
+        if missing:
+            raise ConfigError(f"{path}, line {n}: image(s) not found: {missing[:3]} (paths are read from the manifest's folder).")
+        out.append(Example(recipe_id, recipe, images))
+    return out
+
+
+def write_toy_folder(root: str | Path, count: int, steps: int = 4, first_seed: int = 5000, size: int = 64) -> Path:
+    """Write ``count`` Toy Kitchen examples in the folder layout (``recipe.json`` + ``step_01.png`` ...); returns ``root``."""
+    root = Path(root)
+    for k in range(count):
+        seed = first_seed + k
+        toy = random_toy_recipe(seed, steps)
+        folder = root / f"toy-{seed}"
+        folder.mkdir(parents=True, exist_ok=True)
+        for n, scene in enumerate(toy.scenes, start=1):
+            render(scene, size).image.save(folder / f"step_{n:02d}.png")
+        atomic_write(folder / "recipe.json", toy.to_recipe().model_dump_json(indent=1, exclude_none=True))
+    return root
