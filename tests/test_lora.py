@@ -180,3 +180,33 @@ def test_the_cli_trains_from_a_config_file(tmp_path, capsys):
     (tmp_path / "bad.yaml").write_text("name: x\nout: o\ndata: {}\n")
     assert main(["train-lora", str(tmp_path / "bad.yaml")]) == 2
     assert "exactly one data source" in capsys.readouterr().err
+
+
+def test_the_loss_is_rectified_flow_at_the_noise_level_it_is_given(ca):
+    canvas = ca.prepare_canvas(STEPS[:2], height=32, width=32)
+    g = torch.Generator().manual_seed(3)
+    x0, noise = (torch.randn(1, canvas.layout.image_len, 64, generator=g) for _ in range(2))
+    seen = {}
+
+    def model(hidden_states, timestep, **kwargs):  # a stand-in transformer: records its inputs, predicts 2 x
+        seen["x"], seen["t"] = hidden_states, timestep
+        return (2 * hidden_states,)
+
+    sigma = torch.tensor(0.3)
+    loss = flow_matching_loss(ca, canvas, x0, noise, sigma, guidance=1.0, model=model)
+    x_sigma = 0.7 * x0 + 0.3 * noise
+    assert torch.allclose(seen["x"], x_sigma) and torch.allclose(seen["t"], torch.tensor([0.3]))
+    assert torch.allclose(loss, ((2 * x_sigma - (noise - x0)) ** 2).mean())
+
+
+def test_sigma_is_shifted_as_the_sampler_shifts_the_canvas(tiny_flux):
+    from diffusers.pipelines.flux.pipeline_flux import calculate_shift
+
+    from cooklab.training import shift_sigma
+
+    cfg = tiny_flux.scheduler.config
+    u = torch.tensor([0.1, 0.5, 0.9])
+    mu = calculate_shift(1024, cfg.base_image_seq_len, cfg.max_image_seq_len, cfg.base_shift, cfg.max_shift)
+    assert torch.allclose(shift_sigma(u, cfg, 1024), torch.as_tensor(tiny_flux.scheduler.time_shift(mu, 1.0, u)).float())
+    static = {**cfg, "use_dynamic_shifting": False, "shift": 3.0}
+    assert torch.allclose(shift_sigma(u, static, 1024), 3 * u / (1 + 2 * u))

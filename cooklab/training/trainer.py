@@ -173,8 +173,11 @@ class LoraTrainer:
         self.micro += 1
         return float(self.accelerator.gather(loss.detach()[None]).mean()), float(sigma)
 
-    def run(self, resume: bool = True) -> TrainResult:
-        """Train to ``train.steps`` optimizer steps (from the last checkpoint when ``resume``); returns what was done."""
+    def run(self, resume: bool = True, callback=None) -> TrainResult:
+        """Train to ``train.steps`` optimizer steps (from the last checkpoint when ``resume``); returns what was done.
+
+        callback: ``callback(step, loss)`` after every optimizer step (a live loss plot, an early stop by raising).
+        """
         t, out = self.config.train, Path(self.config.out)
         start = time.perf_counter()
         resumed = self.resume() if resume else 0
@@ -200,6 +203,8 @@ class LoraTrainer:
             losses, sigmas = [], []
             bar.update(1)
             bar.set_postfix(loss=f"{mean:.4f}")
+            if callback is not None:
+                callback(self.step, mean)
             if self.step % t.checkpoint_every == 0 or self.step == t.steps:
                 self.checkpoint()
         bar.close()
@@ -292,7 +297,10 @@ class LoraTrainer:
         atomic_write(out / "training.json", json.dumps(info, indent=1))
 
 
-def train_lora(config: TrainLoraConfig, resume: bool = True, progress: bool = True) -> TrainResult:
-    """Train a LoRA on ``config``'s canvases (``cooklab train-lora``); resumes from ``out/checkpoints`` unless ``resume=False``."""
+def train_lora(config: TrainLoraConfig, resume: bool = True, progress: bool = True, callback=None) -> TrainResult:
+    """Train a LoRA on ``config``'s canvases (``cooklab train-lora``); resumes from ``out/checkpoints`` unless ``resume=False``.
+
+    callback: ``callback(step, loss)`` after every optimizer step (``cooklab.viz.training.LiveLoss`` draws it).
+    """
     Path(config.out).mkdir(parents=True, exist_ok=True)
-    return LoraTrainer(config, progress=progress).run(resume=resume)
+    return LoraTrainer(config, progress=progress).run(resume=resume, callback=callback)

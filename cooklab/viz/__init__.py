@@ -4,8 +4,8 @@
 ``storyboard``, ``recipe_diffusion``, ``cookanything`` and ``cscc``). They need matplotlib
 and torch only: importing ``cooklab.viz`` loads neither diffusers nor ipywidgets, so a
 saved trace or output can be plotted without a model. The ipywidgets front ends live in
-``cooklab.viz.widgets``, the plan, detection and mask figures in ``cooklab.viz.detection``
-(import them in a notebook).
+``cooklab.viz.widgets``, the plan, detection and mask figures in ``cooklab.viz.detection``,
+the loss of a LoRA run (a live widget too) in ``cooklab.viz.training`` (import them in a notebook).
 """
 
 from .plots import (

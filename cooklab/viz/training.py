@@ -1,0 +1,64 @@
+"""The loss of a LoRA training run, drawn as it trains (notebook 08) or from ``loss.jsonl`` afterwards.
+
+``loss_figure(steps, losses)`` is a plain ``matplotlib.figure.Figure`` (no pyplot state, so a widget
+callback can redraw it safely); ``LiveLoss`` is an ``ipywidgets.Image`` that ``train_lora(...,
+callback=live)`` redraws every few steps: the raw loss of each optimizer step and its running mean
+(the flow-matching loss is noisy from step to step because every step draws its own noise level).
+"""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+from matplotlib.figure import Figure
+
+
+def running_mean(values, window: int) -> np.ndarray:
+    """Mean of the last ``window`` values at every position (fewer at the start)."""
+    x = np.asarray(values, dtype=float)
+    c = np.cumsum(np.insert(x, 0, 0.0))
+    idx = np.arange(1, len(x) + 1)
+    lo = np.maximum(0, idx - window)
+    return (c[idx] - c[lo]) / (idx - lo)
+
+
+def loss_figure(steps, losses, window: int = 25, title: str = "LoRA training loss", total: int | None = None) -> Figure:
+    """Loss per optimizer step (light) and its running mean over ``window`` steps (dark); x axis up to ``total`` steps."""
+    fig = Figure(figsize=(6.4, 3.0), dpi=100, layout="constrained")
+    ax = fig.add_subplot()
+    if len(steps):
+        ax.plot(steps, losses, color="#9bb7d4", lw=0.8, label="loss of the step")
+        ax.plot(steps, running_mean(losses, window), color="#1f4e79", lw=2, label=f"mean of the last {window}")
+        ax.legend(loc="upper right", fontsize=9)
+    ax.set_xlim(0, total or max(steps or [1]))
+    ax.set_xlabel("optimizer step")
+    ax.set_ylabel("flow-matching loss")
+    ax.set_title(title, fontsize=11)
+    ax.grid(alpha=0.3)
+    return fig
+
+
+def figure_png(fig: Figure) -> bytes:
+    """The figure as PNG bytes (for an ``ipywidgets.Image`` or ``IPython.display.Image``)."""
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png")
+    return buffer.getvalue()
+
+
+class LiveLoss:
+    """A live loss plot: pass it as ``callback=`` to ``train_lora``; display ``.widget``."""
+
+    def __init__(self, total: int, every: int = 5, window: int = 25):
+        import ipywidgets as widgets
+
+        self.total, self.every, self.window = total, every, window
+        self.steps: list[int] = []
+        self.losses: list[float] = []
+        self.widget = widgets.Image(format="png", value=figure_png(loss_figure([], [], window, total=total)))
+
+    def __call__(self, step: int, loss: float) -> None:
+        self.steps.append(step)
+        self.losses.append(loss)
+        if step % self.every == 0 or step == self.total:
+            self.widget.value = figure_png(loss_figure(self.steps, self.losses, self.window, total=self.total))
