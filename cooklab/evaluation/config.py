@@ -147,26 +147,30 @@ class EvalConfig(BaseModel):
         return list(range(value)) if isinstance(value, int) else value
 
 
+def read_yaml_model(path: Path, model: type[BaseModel], what: str, example: str):
+    """``model`` from the YAML mapping in ``path``; a ``ConfigError`` naming the file, each bad field and where the format is."""
+    if not path.is_file():
+        raise ConfigError(f"{what} {str(path)!r} not found: pass a YAML file ({example}).")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as error:
+        raise ConfigError(f"{path} is not valid YAML: {error}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path} must hold a mapping of the fields of a {what}, not {type(data).__name__} (the format: {example}).")
+    try:
+        return model(**data)
+    except ValidationError as error:
+        lines = [f"  {'.'.join(str(p) for p in e['loc']) or '(top)'}: {e['msg']}" for e in error.errors()]
+        raise ConfigError(f"{path} is not a valid {what}:\n" + "\n".join(lines) + f"\nFix those fields (the format: {example}).") from None
+
+
 def load_config(path: str | os.PathLike[str]) -> EvalConfig:
     """Read and check an evaluation file; a ``ConfigError`` that names the field and the fix when it is wrong.
 
     Relative paths in it (``out``, recipe folders) are relative to the file's folder.
     """
     path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"evaluation config {str(path)!r} not found: pass a YAML file (data/eval/toy_small.yaml is an example).")
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as error:
-        raise ConfigError(f"{path} is not valid YAML: {error}") from None
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path} must hold a mapping (name:, out:, recipes:, methods:, metrics: ...), not {type(data).__name__}.")
-    try:
-        config = EvalConfig(**data)
-    except ValidationError as error:
-        lines = [f"  {'.'.join(str(p) for p in e['loc']) or '(top)'}: {e['msg']}" for e in error.errors()]
-        raise ConfigError(f"{path} is not a valid evaluation config:\n" + "\n".join(lines) +
-                          "\nFix those fields (the format: cooklab/evaluation/config.py, data/eval/toy_small.yaml).") from None
+    config = read_yaml_model(path, EvalConfig, "evaluation config", "cooklab/evaluation/config.py, data/eval/toy_small.yaml")
     base = path.resolve().parent
     fix = {"out": base / config.out if not config.out.is_absolute() else config.out}
     source = config.recipes

@@ -19,11 +19,9 @@ import os
 from pathlib import Path
 from typing import Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from ..cookanything.lora import FLUX_ATTENTION_PROJECTIONS, LoraSpec
-from ..errors import ConfigError
 
 _STRICT = ConfigDict(extra="forbid")
 
@@ -124,20 +122,10 @@ class TrainLoraConfig(BaseModel):
 
 def load_train_config(path: str | os.PathLike) -> TrainLoraConfig:
     """Read and validate a training config; relative paths are taken from the file's folder."""
+    from ..evaluation.config import read_yaml_model
+
     path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"training config {str(path)!r} not found: give a YAML file (data/toykitchen/lora/train.yaml is an example).")
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as error:
-        raise ConfigError(f"{path} is not valid YAML: {error}") from None
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{path} must hold a mapping (name, out, model, data, lora, canvas, train).")
-    try:
-        config = TrainLoraConfig(**raw)
-    except ValidationError as error:
-        problems = "; ".join(f"{'.'.join(str(x) for x in e['loc'])}: {e['msg']}" for e in error.errors())
-        raise ConfigError(f"{path}: {problems}") from None
+    config = read_yaml_model(path, TrainLoraConfig, "training config", "cooklab/training/config.py, data/toykitchen/lora/train.yaml")
     base = path.parent
     resolve = lambda p: p if p is None or p.is_absolute() else (base / p)  # noqa: E731
     data = config.data.model_copy(update={k: resolve(getattr(config.data, k)) for k in ("folder", "jsonl", "recipegen")})
