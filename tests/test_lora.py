@@ -107,6 +107,14 @@ def test_a_saved_adapter_reloads_through_diffusers_and_cookanything(ca, tmp_path
         cooklab.CookAnything.from_pipe(tiny_flux(seed=0)).load_lora(tmp_path / "nowhere")
 
 
+def test_an_adapter_of_another_model_is_refused_and_nothing_stays(ca):
+    """The shipped Toy Kitchen adapter has other widths than the tiny model: a CheckpointError, the base model intact."""
+    base = images(ca(STEPS, seed=0, **KW))
+    with pytest.raises(CheckpointError, match="not a LoRA for this Flux transformer"):
+        ca.load_lora(Path(__file__).resolve().parents[1] / "data" / "toykitchen" / "lora" / "adapter")
+    assert ca.lora == {} and np.array_equal(images(ca(STEPS, seed=0, **KW)), base)
+
+
 def test_training_and_inference_build_the_same_canvas(tmp_path):
     trainer = LoraTrainer(config(tmp_path), progress=False)
     canvas, x0 = trainer.canvas_of(1)

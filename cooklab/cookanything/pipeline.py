@@ -302,6 +302,10 @@ class CookAnything(CooklabPipeline):
                                           "name the adapter's file with weight_name=.")
                 weight_name = found[0]
             path_or_repo_id, weight_name = local, weight_name or WEIGHT_NAME
+        from diffusers.utils import logging as diffusers_logging
+
+        verbosity = diffusers_logging.get_verbosity()
+        diffusers_logging.set_verbosity_error()  # not "no LoRA keys for CLIPTextModel" on every transformer-only adapter
         try:
             self.pipe.load_lora_weights(path_or_repo_id, adapter_name=adapter_name, weight_name=weight_name,
                                         **hub_kwargs(kwargs))
@@ -310,9 +314,14 @@ class CookAnything(CooklabPipeline):
                 raise CheckpointError(f"could not read a Flux LoRA from {source}: {error}. Give the folder that holds "
                                       f"{WEIGHT_NAME} (cooklab train-lora writes it to OUT/adapter).") from error
             raise explain_hub_error(source, error) from error
-        except (KeyError, ValueError) as error:
-            raise CheckpointError(f"{source} is not a LoRA for this Flux transformer ({error}): was it trained for another "
+        except (KeyError, ValueError, RuntimeError) as error:
+            if adapter_name in (getattr(self.pipe.transformer, "peft_config", None) or {}):
+                self.pipe.delete_adapters(adapter_name)  # nothing half-loaded stays on the transformer
+            first = str(error).splitlines()[-1].strip()
+            raise CheckpointError(f"{source} is not a LoRA for this Flux transformer ({first}): was it trained for another "
                                   "model (SD, another Flux size)?") from error
+        finally:
+            diffusers_logging.set_verbosity(verbosity)
         self._lora_sources = {**(self._lora_sources or {}), adapter_name: source}
         self._lora_scales = {**(self._lora_scales or {}), adapter_name: float(scale)}
         self.pipe.set_adapters(list(self._lora_scales), list(self._lora_scales.values()))

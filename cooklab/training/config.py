@@ -127,7 +127,7 @@ def load_train_config(path: str | os.PathLike) -> TrainLoraConfig:
     path = Path(path)
     config = read_yaml_model(path, TrainLoraConfig, "training config", "cooklab/training/config.py, data/toykitchen/lora/train.yaml")
     base = path.parent
-    resolve = lambda p: p if p is None or p.is_absolute() else (base / p)  # noqa: E731
+    resolve = lambda p: p if p is None or p.is_absolute() else Path(os.path.normpath(base / p))  # noqa: E731
     data = config.data.model_copy(update={k: resolve(getattr(config.data, k)) for k in ("folder", "jsonl", "recipegen")})
     model = config.model
     if model not in ("toy", "tiny") and (base / model).exists():
