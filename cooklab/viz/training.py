@@ -1,7 +1,7 @@
 """The loss of a LoRA training run, drawn as it trains (notebook 08) or from ``loss.jsonl`` afterwards.
 
 ``loss_figure(steps, losses)`` is a plain ``matplotlib.figure.Figure`` (no pyplot state, so a widget
-callback can redraw it safely); ``LiveLoss`` is an ``ipywidgets.Image`` that ``train_lora(...,
+callback can redraw it safely); ``LiveLoss`` is an ``ipywidgets.Output`` that ``train_lora(...,
 callback=live)`` redraws every few steps: the raw loss of each optimizer step and its running mean
 (the flow-matching loss is noisy from step to step because every step draws its own noise level).
 """
@@ -47,7 +47,11 @@ def figure_png(fig: Figure) -> bytes:
 
 
 class LiveLoss:
-    """A live loss plot: pass it as ``callback=`` to ``train_lora``; display ``.widget``."""
+    """A live loss plot: pass it as ``callback=`` to ``train_lora``; display ``.widget`` (an ``ipywidgets.Output``).
+
+    Every ``every`` steps the figure is drawn again and shown as a PNG in the output (no pyplot state: a
+    callback that redraws cannot blank another figure).
+    """
 
     def __init__(self, total: int, every: int = 5, window: int = 25):
         import ipywidgets as widgets
@@ -55,10 +59,19 @@ class LiveLoss:
         self.total, self.every, self.window = total, every, window
         self.steps: list[int] = []
         self.losses: list[float] = []
-        self.widget = widgets.Image(format="png", value=figure_png(loss_figure([], [], window, total=total)))
+        self.widget = widgets.Output()
+        self._show()
+
+    def _show(self) -> None:
+        from IPython.display import Image, display
+
+        png = figure_png(loss_figure(self.steps, self.losses, self.window, total=self.total))
+        with self.widget:
+            self.widget.clear_output(wait=True)
+            display(Image(data=png))
 
     def __call__(self, step: int, loss: float) -> None:
         self.steps.append(step)
         self.losses.append(loss)
         if step % self.every == 0 or step == self.total:
-            self.widget.value = figure_png(loss_figure(self.steps, self.losses, self.window, total=self.total))
+            self._show()
