@@ -187,6 +187,15 @@ def test_a_constant_offset_is_an_exact_paired_difference():
     assert "+0.250 [+0.250, +0.250]" in text and "(baseline)" in text
 
 
+def test_a_sweep_leaves_out_rows_that_change_another_parameter():
+    from cooklab.evaluation.tables import sweep_rows
+
+    rows = [dict(method="cookanything", params=p, label=str(p)) for p in
+            ({"lam": 0.0}, {"lam": 0.2}, {"lam": 0.2, "lora": "toy"}, {"lam": 0.2, "cross_region_kv": True}, {"regional": False})]
+    assert [r["params"] for r in sweep_rows(rows, "cookanything", "lam")] == [{"lam": 0.0}, {"lam": 0.2}]
+    assert [r["params"] for r in sweep_rows(rows, "cookanything", "lam", {"lora": "toy"})] == [{"lam": 0.2, "lora": "toy"}]
+
+
 def test_bootstrap_is_seeded_and_covers_the_mean():
     x = np.arange(10, dtype=float)
     a = bootstrap(x, np.random.default_rng(0))

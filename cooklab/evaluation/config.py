@@ -119,6 +119,7 @@ class SweepSpec(BaseModel):
     param: str
     metrics: list[str] = Field(min_length=1)
     tradeoff: bool = False  # plot metrics[1] against metrics[0], one point per parameter value
+    fixed: dict[str, Any] = {}  # the other parameters of the rows plotted (default: rows that set only `param`)
 
 
 class EvalConfig(BaseModel):

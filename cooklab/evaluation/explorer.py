@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .tables import HEADERS, bootstrap, finite, json_key
+from .tables import HEADERS, bootstrap, finite, json_key, sweep_rows
 
 ALL = "(every row)"
 
@@ -33,7 +33,7 @@ def effect_figure(results: list[dict], metric: str, method: str | None = None, p
     ax = fig.add_subplot()
     name = HEADERS.get(metric, metric)
     if method is not None and param is not None:
-        rows = [r for r in results if r["method"] == method and param in r["params"]]
+        rows = sweep_rows(results, method, param)
         xs = sorted({json_key(r["params"][param]) for r in rows}, key=str)
         if not xs:
             raise ValueError(f"no row of {method!r} sets {param!r}")

@@ -109,6 +109,17 @@ def markdown(t: dict) -> str:
     return "\n".join(lines + ["", note, ""])
 
 
+def sweep_rows(results: list[dict], method: str, param: str, fixed: dict | None = None) -> list[dict]:
+    """The rows of ``method`` that set ``param`` and, of every other parameter, exactly ``fixed`` (default: none).
+
+    So a sweep of ``lam`` plots CookAnything at each lambda, not averaged with rows that also change something else
+    (an adapter, cross-region sharing, an ablation) at the same lambda.
+    """
+    fixed = fixed or {}
+    return [r for r in results if r["method"] == method and param in r["params"]
+            and {k: v for k, v in r["params"].items() if k != param} == fixed]
+
+
 def sweep_plot(results: list[dict], spec: SweepSpec, path: Path) -> Path | None:
     """One method's parameter against metrics (error bars: 95 % intervals), or metrics[1] against metrics[0] (``tradeoff``)."""
     import matplotlib
@@ -116,7 +127,7 @@ def sweep_plot(results: list[dict], spec: SweepSpec, path: Path) -> Path | None:
     matplotlib.use("Agg", force=False)
     from matplotlib.figure import Figure
 
-    rows = [r for r in results if r["method"] == spec.method and spec.param in r["params"]]
+    rows = sweep_rows(results, spec.method, spec.param, spec.fixed)
     points = sorted({json_key(r["params"][spec.param]) for r in rows})
     if not points:
         return None
