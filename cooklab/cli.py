@@ -669,6 +669,8 @@ def _train_lora(args: argparse.Namespace, command: str) -> int:
             raise ConfigError(f"--steps {args.steps}: give at least 1.")
         config = config.model_copy(update={"train": config.train.model_copy(update={"steps": args.steps})})
     result = train_lora(config, resume=not args.no_resume)
+    if not result.main_process:
+        return 0
     last = result.losses[max(result.losses)] if result.losses else float("nan")
     start = f" (resumed at step {result.resumed_from})" if result.resumed_from else ""
     print(f"trained {config.name} to step {config.train.steps}{start} in {result.seconds:.0f} s, last loss {last:.4f}; "

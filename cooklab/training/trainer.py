@@ -57,6 +57,7 @@ class TrainResult:
     losses: dict[int, float] = field(default_factory=dict)  # optimizer step (1-based) -> mean loss
     resumed_from: int = 0  # the checkpoint step the run continued from (0: a fresh start)
     seconds: float = 0.0
+    main_process: bool = True  # False in the other processes of a several-process run (they write nothing)
 
 
 def shift_sigma(sigma: torch.Tensor, scheduler_config, image_seq_len: int) -> torch.Tensor:
@@ -183,7 +184,7 @@ class LoraTrainer:
         resumed = self.resume() if resume else 0
         if not resume and self.accelerator.is_main_process and (out / CHECKPOINTS).exists():
             shutil.rmtree(out / CHECKPOINTS)
-        result = TrainResult(out / ADAPTER_DIR, resumed_from=resumed)
+        result = TrainResult(out / ADAPTER_DIR, resumed_from=resumed, main_process=self.accelerator.is_main_process)
         bar = tqdm(total=t.steps, initial=self.step, desc=f"train-lora {self.config.name}",
                    disable=not self.progress or not self.accelerator.is_local_main_process)
         losses, sigmas = [], []
