@@ -149,8 +149,8 @@ def test_resume_takes_the_same_next_step_as_an_uninterrupted_run(tmp_path):
         train_lora(changed, progress=False)
 
 
-def test_gradient_accumulation_checkpointing_and_mixed_precision_run(tmp_path):
-    cfg = config(tmp_path, steps=2, grad_accum=2, gradient_checkpointing=True, checkpoint_every=5, mixed_precision="bf16")
+def test_gradient_accumulation_and_checkpointing_run(tmp_path):
+    cfg = config(tmp_path, steps=2, grad_accum=2, gradient_checkpointing=True, checkpoint_every=5)
     result = train_lora(cfg, progress=False)
     assert sorted(result.losses) == [1, 2]
     assert (Path(cfg.out) / "adapter" / "pytorch_lora_weights.safetensors").is_file()
@@ -221,15 +221,15 @@ def test_sigma_is_shifted_as_the_sampler_shifts_the_canvas(tiny_flux):
 
 
 def test_two_processes_train_each_on_its_share_and_resume_exactly(tmp_path):
-    """torchrun with two CPU processes (DDP over gloo, as accelerate launch sets it up): every process's random state is
-    checkpointed, and a resumed run takes the same steps as the uninterrupted one."""
+    """torchrun with two CPU processes (DDP over gloo, as accelerate launch sets it up), bf16 mixed precision: every
+    process's random state is checkpointed, and a resumed run takes the same steps as the uninterrupted one."""
     import os
     import subprocess
     import sys
 
     (tmp_path / "train.yaml").write_text(
         "name: ddp\nout: run\nmodel: tiny\ndata: {toy: {count: 6, steps: 2}}\nlora: {rank: 2}\n"
-        "canvas: {height: 32, width: 32}\ntrain: {steps: 4, checkpoint_every: 2, learning_rate: 1.0e-3}\n")
+        "canvas: {height: 32, width: 32}\ntrain: {steps: 4, checkpoint_every: 2, learning_rate: 1.0e-3, mixed_precision: bf16}\n")
     command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "-m", "cooklab", "train-lora",
                str(tmp_path / "train.yaml")]
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TQDM_DISABLE": "1", "OMP_NUM_THREADS": "1"}

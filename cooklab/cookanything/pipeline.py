@@ -40,7 +40,6 @@ prompt (pooled embedding: mean of the steps'), which for N = 1 with ``flexible_r
 from __future__ import annotations
 
 import math
-import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -54,7 +53,7 @@ from diffusers.utils.torch_utils import randn_tensor
 from einops import rearrange, reduce, repeat
 from tqdm.auto import tqdm
 
-from ..errors import CheckpointError, ConfigError
+from ..errors import CheckpointError, ConfigError, warn_caller
 from ..hub import HUB_ERRORS, explain_hub_error, hub_kwargs, is_repo_id
 from ..instrument.locate import locate
 from ..pipeline_base import CooklabPipeline
@@ -421,8 +420,8 @@ class CookAnything(CooklabPipeline):
         if true_cfg_scale > 1:  # as diffusers: <= 1 is off
             return true_cfg_scale, "" if negative_prompt is None else negative_prompt  # "": unconditional
         if negative_prompt is not None:
-            warnings.warn(f"negative_prompt={negative_prompt!r} is ignored with true_cfg_scale={true_cfg_scale:g}: "
-                          "set true_cfg_scale > 1 to use it.", stacklevel=4)
+            warn_caller(f"negative_prompt={negative_prompt!r} is ignored with true_cfg_scale={true_cfg_scale:g}: "
+                        "set true_cfg_scale > 1 to use it.")
         return true_cfg_scale, None
 
     def _region_size(self, height: int | None, width: int | None) -> tuple[int, int, int, int]:
@@ -505,11 +504,10 @@ class CookAnything(CooklabPipeline):
         """Where each step's tokens sit in the whole description (``b_n``, ``t_n`` of Eq. 12); warns when it is cut."""
         spans = step_token_spans(self.pipe.tokenizer_2, texts, title, max_sequence_length)
         if spans.truncated_steps:
-            warnings.warn(
+            warn_caller(
                 f"the whole description is cut at max_sequence_length={max_sequence_length} T5 tokens: steps "
                 f"{[i + 1 for i in spans.truncated_steps]} are partly or wholly missing from the base prompt and from CSCC; "
-                "raise max_sequence_length (Flux: up to 512) or shorten the recipe.",
-                stacklevel=5,
+                "raise max_sequence_length (Flux: up to 512) or shorten the recipe."
             )
         return spans
 
@@ -517,11 +515,10 @@ class CookAnything(CooklabPipeline):
         """Eq. 12 on every step (``cscc_fuse``): returns (fused [N, L, D], delta [N, L, D]); warns about unfused steps."""
         unmatched = [span.step + 1 for span in spans.spans if span.length and not span.matches]
         if unmatched and lam != 0:
-            warnings.warn(
+            warn_caller(
                 f"CSCC leaves steps {unmatched} unfused: their tokens inside the whole description differ from the step "
                 "tokenized alone, so Eq. 12's position-by-position sum would add different tokens. Rephrase the step's "
-                "first or last word, or accept these steps without cross-step context.",
-                stacklevel=5,
+                "first or last word, or accept these steps without cross-step context."
             )
         return cscc_fuse(step_embeds, recipe_embeds, spans, lam)
 

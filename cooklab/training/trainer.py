@@ -116,8 +116,13 @@ class LoraTrainer:
 
         self.config, self.progress = config, progress
         t = config.train
-        self.accelerator = Accelerator(mixed_precision=t.mixed_precision, gradient_accumulation_steps=t.grad_accum,
-                                       cpu=not torch.cuda.is_available())
+        try:
+            self.accelerator = Accelerator(mixed_precision=t.mixed_precision, gradient_accumulation_steps=t.grad_accum,
+                                           cpu=not torch.cuda.is_available())
+        except ValueError as error:  # accelerate keeps one precision per process
+            raise ConfigError(f"train.mixed_precision={t.mixed_precision!r}, but this Python process already ran accelerate "
+                              f"with another precision ({error}). Restart the kernel / process, or train with the same "
+                              "mixed_precision as before.") from error
         self.examples = load_examples(config.data)
         self.ca = load_pipeline("cookanything", config.model, seed=t.seed, device=self.accelerator.device)
         pipe = self.ca.pipe
