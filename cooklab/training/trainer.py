@@ -142,6 +142,7 @@ class LoraTrainer:
         torch.manual_seed(t.seed * 1000 + rank)  # LoRA dropout
         self.step, self.micro = 0, 0  # optimizer steps done; examples this process has used
         self._cache: dict[int, tuple] = {}
+        self._order: tuple[int, torch.Tensor | None] = (-1, None)  # (epoch, its permutation of the examples)
 
     # ---- data ----------------------------------------------------------------------------------
     def example_index(self, micro: int) -> int:
@@ -149,8 +150,9 @@ class LoraTrainer:
         world, rank = self.accelerator.num_processes, self.accelerator.process_index
         position = micro * world + rank
         epoch, offset = divmod(position, len(self.examples))
-        order = torch.randperm(len(self.examples), generator=torch.Generator().manual_seed(self.config.train.seed + epoch))
-        return int(order[offset])
+        if self._order[0] != epoch:  # drawn once per epoch, not once per canvas
+            self._order = (epoch, torch.randperm(len(self.examples), generator=torch.Generator().manual_seed(self.config.train.seed + epoch)))
+        return int(self._order[1][offset])
 
     def canvas_of(self, index: int):
         """(canvas, x_0) of one example, built once: the conditioning from ``prepare_canvas``, the pictures encoded."""
