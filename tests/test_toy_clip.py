@@ -99,12 +99,18 @@ def test_trimming_the_padding_changes_no_text_feature():
                                    model.get_text_features(input_ids=ids).pooler_output)
 
 
-def test_a_few_steps_of_the_clip_stage_lower_the_loss():
+def _clip_and_renders(n: int):
+    """(renders, tokenizer, a fresh toy CLIP seeded with 0, pixels [n, 3, 64, 64]) for the loss tests."""
     torch.manual_seed(0)
-    data = render_dataset(16, seed=5)
+    data = render_dataset(n, seed=5)
     tokenizer = clip_tokenizer()
-    model = build_clip(tokenizer).train()
-    x = pixels(torch.from_numpy(data.images))  # [16, 3, 64, 64]
+    model = build_clip(tokenizer)
+    return data, tokenizer, model, pixels(torch.from_numpy(data.images))
+
+
+def test_a_few_steps_of_the_clip_stage_lower_the_loss():
+    data, tokenizer, model, x = _clip_and_renders(16)
+    model.train()
     ids = trim(_Tokens(tokenizer)(_captions(data, torch.arange(16), np.random.default_rng(0), 0.0), "cpu"), tokenizer.eos_token_id)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
     losses = []
@@ -136,11 +142,8 @@ def test_a_hard_negative_changes_one_fact_and_its_caption_only_there():
 
 
 def test_hard_negatives_only_add_to_the_picture_to_caption_term():
-    torch.manual_seed(0)
-    data = render_dataset(8, seed=5)
-    tokenizer = clip_tokenizer()
-    model = build_clip(tokenizer).eval()
-    x = pixels(torch.from_numpy(data.images))  # [8, 3, 64, 64]
+    data, tokenizer, model, x = _clip_and_renders(8)
+    model.eval()
     pos, neg = _caption_pairs(data, torch.arange(8), np.random.default_rng(0))
     ids = trim(_Tokens(tokenizer)(pos, "cpu"), tokenizer.eos_token_id)
     neg_ids = trim(_Tokens(tokenizer)(neg, "cpu"), tokenizer.eos_token_id)
