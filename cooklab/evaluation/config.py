@@ -59,6 +59,17 @@ class ToyRecipes(BaseModel):
     first_seed: int = 1000
 
 
+SOURCES = ("toy", "folder", "jsonl", "recipegen")
+
+
+def exactly_one_source(model: BaseModel, what: str) -> BaseModel:
+    """A validator's check that ``model`` sets exactly one of ``SOURCES`` (recipes to evaluate, examples to train on)."""
+    given = [k for k in SOURCES if getattr(model, k) is not None]
+    if len(given) != 1:
+        raise ValueError(f"give exactly one {what} (toy, folder, jsonl or recipegen), not {given or 'none'}")
+    return model
+
+
 class RecipeSource(BaseModel):
     """Where the recipes come from: exactly one of the four."""
 
@@ -71,10 +82,7 @@ class RecipeSource(BaseModel):
 
     @model_validator(mode="after")
     def _one_source(self) -> RecipeSource:
-        given = [k for k in ("toy", "folder", "jsonl", "recipegen") if getattr(self, k) is not None]
-        if len(given) != 1:
-            raise ValueError(f"give exactly one recipe source (toy, folder, jsonl or recipegen), not {given or 'none'}")
-        return self
+        return exactly_one_source(self, "recipe source")
 
 
 class MethodSpec(BaseModel):

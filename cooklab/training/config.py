@@ -22,6 +22,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from ..cookanything.lora import FLUX_ATTENTION_PROJECTIONS, LoraSpec
+from ..evaluation.config import exactly_one_source
 
 _STRICT = ConfigDict(extra="forbid")
 
@@ -47,10 +48,7 @@ class DataSource(BaseModel):
 
     @model_validator(mode="after")
     def _one(self):
-        given = [k for k in ("toy", "folder", "jsonl", "recipegen") if getattr(self, k) is not None]
-        if len(given) != 1:
-            raise ValueError(f"give exactly one data source (toy, folder, jsonl or recipegen), not {given or 'none'}")
-        return self
+        return exactly_one_source(self, "data source")
 
 
 class LoraSettings(BaseModel):
