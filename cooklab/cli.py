@@ -32,11 +32,12 @@ from pathlib import Path
 import cooklab
 from cooklab.errors import ConfigError, CooklabError
 from cooklab.recipe import DEMO_RECIPE, resolve_recipe
-from cooklab.report import atomic_write
+from cooklab.report import COMPARE_FILE, atomic_write, write_comparison
 from cooklab.runs import (
     SMALL_MODELS,
     TOY_NOTE,
     Run,
+    consistency_text,
     describe,
     load_pipeline,
     mask_provider,
@@ -212,10 +213,12 @@ def build_parser() -> argparse.ArgumentParser:
         description=(
             "Illustrate a 4-step Toy Kitchen recipe with the Toy Kitchen models, offline: Recipe Diffusion's region_aware_kv "
             "variant (container masks from the toy world's oracle) and its independent variant for comparison, and "
-            "CookAnything with every mechanism on; writes each run's storyboard, page and trace figures."
+            "CookAnything with every mechanism on and without Step-wise Regional Control; writes each run's storyboard, "
+            "page and trace figures, and compare.png / index.html: the runs in pairs, each with the oracle's container "
+            "consistency."
         ),
     )
-    demo.add_argument("--out", type=Path, default=Path("outputs/demo"), help="folder for the three runs (default: outputs/demo)")
+    demo.add_argument("--out", type=Path, default=Path("outputs/demo"), help="folder for the four runs and compare.png (default: outputs/demo)")
     demo.add_argument(
         "--recipe", default=None,
         help=f"recipe file or shipped recipe name (default: data/toykitchen/recipes/{DEMO_RECIPE}; the models know only the "
@@ -549,8 +552,30 @@ def _plan_command(args: argparse.Namespace, command: str) -> int:
     return 0
 
 
+# compare.png: the demo's runs in pairs, the run without the mechanism first:
+# {heading: ((run folder, row label, remark after the row's consistency or None), ...)}
+DEMO_COMPARISONS = {
+    "Recipe Diffusion: independent vs region-aware noise + K/V sharing": (
+        ("independent", "independent: every frame from its own noise", None),
+        ("region_aware_kv", "region_aware_kv: from the previous frame, region-aware noise + K/V sharing", None),
+    ),
+    "CookAnything: without SRC vs with SRC": (
+        ("cookanything_no_src", "cookanything_no_src: one canvas, every region attends to all (Flexible RoPE, CSCC)",
+         "trivially high: without SRC the regions become near-copies of one picture"),
+        ("cookanything", "cookanything: one canvas, Step-wise Regional Control (+ Flexible RoPE, CSCC)", None),
+    ),
+}
+NO_SRC_NOTE = (
+    "The oracle's consistency of cookanything_no_src is trivially high: without SRC every region attends to the whole "
+    "canvas and the regions become near-copies of one picture, so the container stays because nothing changes, and the "
+    "steps' food is almost never drawn (docs/toykitchen.md). Look at the pictures in compare.png, not only the numbers."
+)
+
+
 def _demo(args: argparse.Namespace, command: str) -> int:
-    """Both pipelines on a Toy Kitchen recipe with the Toy Kitchen models: three runs, each with its page and figures."""
+    """Both pipelines on a Toy Kitchen recipe with the Toy Kitchen models: four runs, each with its page and figures,
+    and ``compare.png`` / ``index.html`` above them: the runs in pairs with and without a mechanism, each row with the
+    oracle's container consistency."""
     from cooklab.cookanything import MAX_STEPS
     from cooklab.toykitchen.oracle import OracleMaskProvider
 
@@ -579,7 +604,13 @@ def _demo(args: argparse.Namespace, command: str) -> int:
     common = dict(seed=args.seed, num_inference_steps=args.steps, height=size, width=size, progress=False)
     sd_call = dict(common, guidance_scale=TOY_GUIDANCE)
     rd_notes = model_notes("toy", "recipe-diffusion", recipe)
-    runs = {
+    sd_runs = {
+        # independent frames, for comparison
+        "independent": Run(
+            recipe, args.out / "independent", model="toy", pipeline="recipe-diffusion", command=command,
+            call=dict(sd_call, variant="independent"), single_thread=True,
+            notes=[*rd_notes, "Independent frames: every step from its own noise, for comparison."],
+        ),
         # all mechanisms on, traced: reference share and the noise each frame started from
         "region_aware_kv": Run(
             recipe, args.out / "region_aware_kv", model="toy", pipeline="recipe-diffusion", command=command,
@@ -587,45 +618,72 @@ def _demo(args: argparse.Namespace, command: str) -> int:
             trace=True, capture=("reference_share", "noise"), single_thread=True,
             figures=("trace_reference_share.png", "trace_reference_share_map.png", "trace_noise.png"),
         ),
-        # independent frames, for comparison
-        "independent": Run(
-            recipe, args.out / "independent", model="toy", pipeline="recipe-diffusion", command=command,
-            call=dict(sd_call, variant="independent"), single_thread=True,
-            notes=[*rd_notes, "Independent frames: every step from its own noise, for comparison."],
+    }
+    ca_call = dict(common, true_cfg_scale=TOY_GUIDANCE)
+    ca_notes = model_notes("toy", "cookanything", recipe)
+    ca_runs = {
+        # Step-wise Regional Control off, for comparison
+        "cookanything_no_src": Run(
+            recipe, args.out / "cookanything_no_src", model="toy", pipeline="cookanything", command=command,
+            call=dict(ca_call, regional=False), single_thread=True, quiet=True,
+            notes=[*ca_notes, "Step-wise Regional Control off (regional=False): every region attends to the whole canvas "
+                              "and every step's text, for comparison with the cookanything run."],
+        ),
+        # every mechanism on, traced: where each step's text is read on the canvas
+        "cookanything": Run(
+            recipe, args.out / "cookanything", model="toy", pipeline="cookanything", command=command, call=ca_call,
+            notes=ca_notes, trace=True, capture=("text_image_attention", "base_contribution"), single_thread=True,
+            quiet=True, figures=("trace_text_image.png", "trace_base_contribution.png"),
         ),
     }
-    indices = []
-    with quiet_loading():
-        sd = load_pipeline("recipe-diffusion", "toy", args.seed, device)
-    for name, run in runs.items():
-        result = run_and_report(sd, run)
-        indices.append(result.index)
-        print(f"{name}: {describe(result)}")
-        print(f"open {result.index}")
-        if result.trace_files:
-            print(f"  trace: {', '.join(p.name for p in result.trace_files)}")
-    del sd
-
-    # CookAnything, every mechanism on, traced: where each step's text is read on the canvas
-    name = "cookanything"
+    results = _demo_runs("recipe-diffusion", sd_runs, args.seed, device)
     if len(recipe) > MAX_STEPS:
         print(f"cookanything: skipped, the recipe has {len(recipe)} steps and one canvas holds at most {MAX_STEPS}.")
     else:
-        with quiet_loading():
-            flux = load_pipeline("cookanything", "toy", args.seed, device)
-        run = Run(recipe, args.out / name, model="toy", pipeline="cookanything", command=command,
-                  call=dict(common, true_cfg_scale=TOY_GUIDANCE), notes=model_notes("toy", "cookanything", recipe),
-                  trace=True, capture=("text_image_attention", "base_contribution"), single_thread=True, quiet=True,
-                  figures=("trace_text_image.png", "trace_base_contribution.png"))
-        result = run_and_report(flux, run)
-        indices.append(result.index)
-        s = result.out.settings
-        print(f"{name}: {len(result.out.images)} steps on one {s['width']}x{len(result.out.images) * s['height']} canvas in "
-              f"{result.seconds:.1f} s; SRC, Flexible RoPE, CSCC; true CFG {s['true_cfg_scale']:g}")
-        print(f"open {result.index}")
-        print(f"  trace: {', '.join(p.name for p in result.trace_files)}")
-    print("compare " + " with ".join(str(index) for index in indices))
+        results |= _demo_runs("cookanything", ca_runs, args.seed, device)
+
+    rows, pages, group_titles = [], [], {}  # compare.png: one row per run that ran, each pair under its heading
+    for heading, pair in DEMO_COMPARISONS.items():
+        ran = [(name, label, remark) for name, label, remark in pair if name in results]
+        if ran:
+            group_titles[len(rows)] = heading
+        for name, label, remark in ran:
+            result, kept = results[name]
+            rows.append((label, result.out.images, f"{consistency_text(kept)} (oracle)" + (f"; {remark}" if remark else "")))
+            pages.append(result.index)
+    notes = [
+        "The images come from the Toy Kitchen models (cooklab.models.toy_sd for Recipe Diffusion, toy_flux for CookAnything), "
+        "small diffusion models trained on the procedural Toy Kitchen world (docs/toykitchen.md).",
+        "Under each row: the Toy Kitchen oracle's container consistency (cooklab.toykitchen.oracle.container_consistency): "
+        "the later frames with frame 1's container colour and a container mask overlapping frame 1's with IoU >= 0.5.",
+    ]
+    if "cookanything_no_src" in results:
+        print(f"note: {NO_SRC_NOTE}")
+        notes.append(NO_SRC_NOTE)
+    index = write_comparison(args.out, rows, recipe.texts, pages=pages, group_titles=group_titles, notes=notes,
+                             title=f"{recipe.title}: what the consistency mechanisms change")
+    print(f"compare: {args.out / COMPARE_FILE}; open {index}")
     return 0
+
+
+def _demo_runs(pipeline: str, runs: dict, seed: int, device) -> dict:
+    """The demo's runs of one pipeline: load its Toy Kitchen model, make and write each run, print what it did and the
+    oracle's container consistency; returns ``{name: (RunResult, kept)}`` with ``kept`` from ``container_consistency``."""
+    from cooklab.toykitchen.oracle import container_consistency
+
+    with quiet_loading():
+        pipe = load_pipeline(pipeline, "toy", seed, device)
+    results = {}
+    for name, run in runs.items():
+        result = run_and_report(pipe, run)
+        kept = container_consistency(result.out.images)  # [N - 1] bool: frames 2..N keep frame 1's container
+        results[name] = result, kept
+        print(f"{name}: {describe(result)}")
+        print(f"  oracle: {consistency_text(kept)}")
+        print(f"open {result.index}")
+        if result.trace_files:
+            print(f"  trace: {', '.join(p.name for p in result.trace_files)}")
+    return results
 
 
 def _score(args: argparse.Namespace, command: str) -> int:

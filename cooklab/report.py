@@ -19,6 +19,10 @@ A ``CookAnythingOutput`` (all steps on one canvas) is written by ``write_canvas_
 its text, its token span in the whole-description encoding (truncation included, from
 ``out.spans``), its region of the canvas and its noise seed.
 
+``write_comparison`` writes the folder above several runs of one recipe (``cooklab demo``'s):
+``compare.png``, every run's frames in a row (``cooklab.viz.comparison_figure``), and an
+``index.html`` that shows it and links each run's page.
+
 Every file is written atomically (a temporary file in the same folder, then ``os.replace``),
 so an interrupted run leaves either the previous file or the new one, never half of one.
 """
@@ -41,14 +45,15 @@ from cooklab.fileio import atomic_write
 from cooklab.versions import package_versions
 
 __all__ = [
-    "METRICS_FILE", "RECIPE_FILE", "atomic_write", "canvas_settings", "frame_name", "is_canvas_output", "jsonable", "render_html",
-    "run_settings", "write_canvas_run", "write_figure", "write_run",
+    "COMPARE_FILE", "METRICS_FILE", "RECIPE_FILE", "atomic_write", "canvas_settings", "frame_name", "is_canvas_output", "jsonable",
+    "render_html", "run_settings", "write_canvas_run", "write_comparison", "write_figure", "write_run",
 ]
 
 _FRAME_FILE = re.compile(r"^frame_\d{2,}\.png$")
 CANVAS_FILE = "canvas.png"
 RECIPE_FILE = "recipe.yaml"  # the recipe the run drew
 METRICS_FILE = "metrics.json"  # written by cooklab score
+COMPARE_FILE = "compare.png"  # written by write_comparison: several runs of one recipe, one row each
 # CookAnything's three switches (settings keys) and how the page names them
 MECHANISMS = (("regional", "Step-wise Regional Control"), ("flexible_rope", "Flexible RoPE"), ("cscc", "CSCC"))
 
@@ -609,3 +614,58 @@ def write_canvas_run(
     write_figure(_canvas_storyboard(out, data), out_dir / "storyboard.png")
     _write_record(out_dir, out.recipe, data)
     return atomic_write(out_dir / "index.html", render_html(data))
+
+
+# ---- several runs of one recipe ----------------------------------------------------------
+
+
+def write_comparison(
+    out_dir: str | os.PathLike[str],
+    rows: Sequence[tuple[str, Sequence[Any], str | None]],
+    texts: Sequence[str],
+    *,
+    pages: Sequence[str | os.PathLike[str]],
+    title: str,
+    group_titles: Mapping[int, str] | None = None,
+    notes: Sequence[str] = (),
+) -> Path:
+    """Write ``compare.png`` and an ``index.html`` that shows it and links every run's page; returns the page's path.
+
+    rows, texts, group_titles, title: as ``cooklab.viz.comparison_figure`` takes them (one
+    ``(label, images, caption)`` per run, the step texts, ``{row index: heading}``); pages: each
+    row's run page (its index.html), one per row, linked relative to ``out_dir``; notes: lines
+    shown above the figure. Both files are written atomically.
+    """
+    from .viz import comparison_figure
+
+    out_dir = Path(out_dir)
+    rows, pages = list(rows), [Path(page) for page in pages]
+    if len(pages) != len(rows):
+        raise ValueError(f"write_comparison got {len(pages)} pages for {len(rows)} rows: give each row its run's index.html.")
+    group_titles = dict(group_titles or {})
+    write_figure(comparison_figure(rows, texts, group_titles=group_titles, title=title), out_dir / COMPARE_FILE)
+    parts = [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        '<meta name="viewport" content="width=device-width, initial-scale=1">',
+        f"<title>{_e(title)} - cooklab</title>",
+        f"<style>{_CSS}</style>",
+        "</head><body>",
+        f"<h1>{_e(title)}</h1>",
+    ]
+    if notes:
+        parts.append('<div class="notes">' + "".join(f"<p>{_e(note)}</p>" for note in notes) + "</div>")
+    parts.append(f'<p class="storyboard"><a href="{COMPARE_FILE}"><img src="{COMPARE_FILE}" alt="every run, one row each"></a></p>')
+    parts.append("<h2>Runs</h2>")
+    items = []  # the links of the current group
+    for r, ((label, _, caption), page) in enumerate(zip(rows, pages, strict=True)):
+        if r in group_titles:
+            if items:
+                parts.append(f"<ul>{''.join(items)}</ul>")
+            parts.append(f"<h3>{_e(group_titles[r])}</h3>")
+            items = []
+        link = Path(os.path.relpath(page, out_dir)).as_posix()
+        items.append(f'<li><a href="{_e(link)}">{_e(label)}</a>' + (f": {_e(caption)}" if caption else "") + "</li>")
+    parts.append(f"<ul>{''.join(items)}</ul>")
+    parts.append("</body></html>")
+    return atomic_write(out_dir / "index.html", "\n".join(parts) + "\n")

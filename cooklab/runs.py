@@ -13,7 +13,8 @@ function with settings taken from the command line.
 
 Also here: the container masks of a Recipe Diffusion run from a spec (``mask_provider``), what a
 run with a named offline model must say about it (``model_notes``: ``toy`` draws toy-world
-pictures, ``tiny`` noise), the text of ``trace_summary.txt``
+pictures, ``tiny`` noise), the Toy Kitchen oracle's container consistency in words
+(``consistency_text``), the text of ``trace_summary.txt``
 (``trace_summary``, numbers from ``cooklab.instrument.summaries``), and the notes a CookAnything
 output brings itself (``span_notes``: steps the token limit cut).
 """
@@ -33,7 +34,8 @@ from cooklab.errors import ConfigError
 from cooklab.report import atomic_write, is_canvas_output, write_figure, write_run
 
 __all__ = [
-    "DEFAULT_FIGURES", "SMALL_MODELS", "TRACE_FIGURES", "Run", "RunResult", "describe", "load_pipeline", "mask_provider",
+    "DEFAULT_FIGURES", "SMALL_MODELS", "TRACE_FIGURES", "Run", "RunResult", "consistency_text", "describe", "load_pipeline",
+    "mask_provider",
     "model_notes", "one_thread", "quiet_loading", "run_and_report", "span_notes", "step_numbers", "toy_words_note",
     "trace_figure", "trace_summary", "write_trace",
 ]
@@ -260,6 +262,17 @@ def describe(result: RunResult) -> str:
         + (f"; regional attention: {s['attention_backend']}" if s["regional"] else "")
         + (f"; true CFG {s['true_cfg_scale']:g}" if s.get("true_cfg_scale", 1.0) > 1 else "")
     )
+
+
+def consistency_text(kept: Sequence[bool]) -> str:
+    """The oracle's container consistency in words: ``"container kept in 2 of 3 later frames"``.
+
+    kept: ``cooklab.toykitchen.oracle.container_consistency(images)``, one bool per frame 2..N (frame n
+    keeps the container when its colour is frame 1's and its mask overlaps frame 1's with IoU >= 0.5).
+    """
+    if not kept:
+        return "one frame only: no later frame to compare with the first"
+    return f"container kept in {sum(kept)} of {len(kept)} later frames"
 
 
 def step_numbers(frames: Sequence[int]) -> str:

@@ -262,26 +262,31 @@ def test_usage_errors_return_2(capsys):
 
 @pytest.mark.slow
 def test_demo_runs_both_pipelines_on_the_toy_models(tmp_path, capsys):
+    import PIL.Image
+
+    from cooklab.toykitchen.oracle import container_consistency
+
     out = tmp_path / "demo"
     assert main(["demo", "--out", str(out), "--steps", "4"]) == 0
-    runs = ("region_aware_kv", "independent", "cookanything")
+    runs = ("independent", "region_aware_kv", "cookanything_no_src", "cookanything")
     for name in runs:
         for file in ("index.html", "settings.json"):
             assert (out / name / file).is_file(), (name, file)
         assert (out / name / "storyboard.png").read_bytes().startswith(PNG_MAGIC), name
         assert len(list((out / name).glob("frame_*.png"))) == 4
     traces = {"region_aware_kv": ["trace_reference_share.png", "trace_reference_share_map.png", "trace_noise.png"],
-              "independent": [], "cookanything": ["trace_text_image.png", "trace_base_contribution.png"]}
+              "independent": [], "cookanything": ["trace_text_image.png", "trace_base_contribution.png"],
+              "cookanything_no_src": []}
     for name, figures in traces.items():
         for figure in figures:
             assert (out / name / figure).read_bytes().startswith(PNG_MAGIC), (name, figure)
         assert (out / name / "trace_summary.txt").is_file() == bool(figures)
         assert _leftovers(out / name) == []
 
-    ra, ind, ca = (_settings(out / name) for name in runs)
+    ind, ra, no_src, ca = (_settings(out / name) for name in runs)
     assert ra["variant"] == "region_aware_kv" and ind["variant"] == "independent"
-    assert ra["pipeline"] == ind["pipeline"] == "recipe-diffusion" and ca["pipeline"] == "cookanything"
-    assert ra["model"] == ind["model"] == ca["model"] == "toy"
+    assert ra["pipeline"] == ind["pipeline"] == "recipe-diffusion" and ca["pipeline"] == no_src["pipeline"] == "cookanything"
+    assert ra["model"] == ind["model"] == ca["model"] == no_src["model"] == "toy"
     assert ra["settings"]["guidance_scale"] == 3.0 and ra["settings"]["height"] == 64
     assert ra["settings"]["mask_provider"] == "OracleMaskProvider"
     masked = [f for f in ra["frames"] if f["mask"] is not None]
@@ -289,6 +294,9 @@ def test_demo_runs_both_pipelines_on_the_toy_models(tmp_path, capsys):
     assert all(f["region_aware"] for f in masked)  # the oracle found the container in every reference frame
     assert all(f["reference"] is None for f in ind["frames"])
     assert ca["mechanisms"] == ["Step-wise Regional Control", "Flexible RoPE", "CSCC"]
+    assert no_src["mechanisms"] == ["Flexible RoPE", "CSCC"]  # the same call without SRC
+    for key in ("true_cfg_scale", "max_sequence_length", "num_inference_steps", "seed", "alpha", "lam"):
+        assert no_src["settings"][key] == ca["settings"][key], key
     assert ca["settings"]["true_cfg_scale"] == 3.0 and ca["settings"]["max_sequence_length"] == 64
 
     summary = (out / "cookanything" / "trace_summary.txt").read_text(encoding="utf-8")
@@ -301,6 +309,31 @@ def test_demo_runs_both_pipelines_on_the_toy_models(tmp_path, capsys):
         assert str(out / name / "index.html") in stdout
     assert "Toy Kitchen" in " ".join(ra["notes"]) and "Toy Kitchen" in " ".join(ca["notes"])
 
+    # under each run's line, the oracle's container consistency of the frames the run saved
+    lines = stdout.splitlines()
+    captions = {}
+    for name in runs:
+        frames = [PIL.Image.open(path) for path in sorted((out / name).glob("frame_*.png"))]
+        kept = container_consistency(frames)
+        assert len(kept) == 3
+        line = next(i for i, text in enumerate(lines) if text.startswith(f"{name}: "))
+        assert lines[line + 1] == f"  oracle: container kept in {sum(kept)} of 3 later frames", name
+        captions[name] = f"container kept in {sum(kept)} of 3 later frames (oracle)"
+    assert sum("trivially high" in text for text in lines) == 1  # the no-SRC run's number explained, once
+
+    # compare.png and the page that shows it and links every run's page
+    assert (out / "compare.png").read_bytes().startswith(PNG_MAGIC)
+    assert f"compare: {out / 'compare.png'}; open {out / 'index.html'}" in lines
+    page = (out / "index.html").read_text(encoding="utf-8")
+    assert 'src="compare.png"' in page
+    assert "Recipe Diffusion: independent vs region-aware noise + K/V sharing" in page
+    assert "CookAnything: without SRC vs with SRC" in page
+    links = [page.index(f'href="{name}/index.html"') for name in runs]
+    assert links == sorted(links)  # the pairs in order: without the mechanism, then with it
+    for name in runs:
+        assert captions[name] in page, name
+    assert _leftovers(out) == []
+
 
 @pytest.mark.slow
 def test_demo_on_a_recipe_outside_the_toy_world_says_so(tmp_path, capsys, monkeypatch):
@@ -312,6 +345,9 @@ def test_demo_on_a_recipe_outside_the_toy_world_says_so(tmp_path, capsys, monkey
     stdout = capsys.readouterr().out
     assert "know only the toy world's words" in stdout and "cookanything: skipped" in stdout
     assert (out / "independent" / "storyboard.png").is_file() and not (out / "cookanything").exists()
+    page = (out / "index.html").read_text(encoding="utf-8")  # compare.png shows the Recipe Diffusion pair only
+    assert (out / "compare.png").is_file() and 'href="region_aware_kv/index.html"' in page and "CookAnything: without SRC" not in page
+    assert "trivially high" not in stdout
 
 
 @pytest.mark.parametrize("pipeline", ["recipe-diffusion", "cookanything"])

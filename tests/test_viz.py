@@ -74,6 +74,55 @@ def test_storyboard_rejects_mismatched_lengths():
         viz.storyboard([np.zeros((8, 8, 3))], ["a"], notes=["x", "y"])
 
 
+def _figure_texts(fig: Figure) -> list[str]:
+    """Every text drawn on a figure: figure texts (the title among them), axes titles and annotations."""
+    texts = [t.get_text() for t in fig.texts]
+    for ax in fig.axes:
+        texts += [ax.get_title()] + [t.get_text() for t in ax.texts]
+    return [t for t in texts if t]
+
+
+def test_comparison_figure_draws_one_row_per_run_and_the_texts_once():
+    texts = ["Place a blue pot.", "Add broccoli.", "Fry the broccoli."]
+    rows = [
+        ("independent", [np.full((16, 16, 3), 0.1 * k, np.float32) for k in range(3)], "kept in 0 of 2"),
+        ("region-aware", [PIL.Image.new("RGB", (16, 16), "blue")] * 3, "kept in 2 of 2"),
+        ("no SRC", torch.rand(3, 3, 16, 16), None),  # [N, 3, H, W]: one [3, H, W] image per step
+    ]
+    fig = viz.comparison_figure(rows, texts, group_titles={0: "Recipe Diffusion", 2: "CookAnything"},
+                                title="Toy pot")
+    assert isinstance(fig, Figure) and n_axes(fig) == 3 * 3  # one axes per frame of every row
+    drawn = _figure_texts(fig)
+    for text in ["independent", "region-aware", "no SRC", "kept in 0 of 2", "kept in 2 of 2", "Recipe Diffusion",
+                 "CookAnything", "Toy pot"]:
+        assert drawn.count(text) == 1, text
+    headers = [t for t in drawn if t.startswith("step ")]
+    assert headers == [f"step {k + 1}\n{text}" for k, text in enumerate(texts)]  # the step texts once, above the first row
+    # rows top to bottom: every frame of row r lies above every frame of row r + 1, and frames of a row side by side
+    boxes = [ax.get_position() for ax in fig.axes]
+    for r in range(2):
+        assert max(b.y0 for b in boxes[3 * r:3 * r + 3]) > min(b.y1 for b in boxes[3 * r + 3:3 * r + 6])
+    assert [round(b.y0, 6) for b in boxes[:3]] == [round(boxes[0].y0, 6)] * 3
+    assert boxes[0].x1 < boxes[1].x0 < boxes[1].x1 < boxes[2].x0
+    assert "oracle" not in " ".join(drawn)  # nothing drawn that was not given
+
+
+def test_comparison_figure_rejects_mismatched_inputs():
+    frames = [np.zeros((8, 8, 3))] * 2
+    with pytest.raises(ValueError, match=r"row 1 \('b'\) has 1 images for 2 step texts"):
+        viz.comparison_figure([("a", frames, None), ("b", frames[:1], None)], ["one", "two"])
+    with pytest.raises(ValueError, match="triple"):
+        viz.comparison_figure([("a", frames)], ["one", "two"])
+    with pytest.raises(ValueError, match="triple"):
+        viz.comparison_figure(["abc"], ["one", "two"])
+    with pytest.raises(ValueError, match=r"group_titles \[1\] name no row"):
+        viz.comparison_figure([("a", frames, None)], ["one", "two"], group_titles={1: "nothing there"})
+    with pytest.raises(ValueError, match="no rows"):
+        viz.comparison_figure([], ["one", "two"])
+    with pytest.raises(ValueError, match="no step texts"):
+        viz.comparison_figure([("a", [], None)], [])
+
+
 def test_attention_overlay_stretches_the_map_over_the_image():
     image = np.ones((64, 48, 3), np.float32)
     fig = viz.attention_overlay(image, torch.rand(8, 6), title="x", colorbar=True)

@@ -13,6 +13,7 @@ from .plots import (
     base_contribution_figure,
     canvas_note,
     canvas_storyboard,
+    comparison_figure,
     cross_attention_figure,
     cscc_delta_figure,
     cscc_lambda_figure,
@@ -36,6 +37,8 @@ from .plots import (
 )
 
 __all__ = [
+    # any run of either pipeline
+    "comparison_figure",
     # Recipe Diffusion
     "attention_overlay", "cross_attention_figure", "frame_note", "noise_map_figure", "reference_share_curve_figure",
     "reference_share_figure", "self_attention_figure", "short_layer_name", "storyboard", "storyboard_from_output",

@@ -3,7 +3,7 @@
 The functions live by what they draw; this module only gathers them:
 
 * ``storyboard.py``: storyboards of both pipelines (``storyboard``, ``storyboard_from_output``,
-  ``canvas_storyboard``) and their per-step notes;
+  ``canvas_storyboard``) and their per-step notes; several runs side by side (``comparison_figure``);
 * ``recipe_diffusion.py``: attention on the reference frame, self- and cross-attention,
   region-aware noise maps;
 * ``cookanything.py``: the SRC mask, the joint sequence, text-to-canvas attention, the base
@@ -36,7 +36,7 @@ from .recipe_diffusion import (
     self_attention_figure,
     toy_attention_figure,
 )
-from .storyboard import canvas_note, canvas_storyboard, frame_note, storyboard, storyboard_from_output
+from .storyboard import canvas_note, canvas_storyboard, comparison_figure, frame_note, storyboard, storyboard_from_output
 
 __all__ = [
     "SPECIAL_TOKENS",
@@ -44,6 +44,7 @@ __all__ = [
     "base_contribution_figure",
     "canvas_note",
     "canvas_storyboard",
+    "comparison_figure",
     "cross_attention_figure",
     "cscc_delta_figure",
     "cscc_lambda_figure",

@@ -3,11 +3,14 @@
     fig = storyboard(images, texts, notes=["from noise", "from 1 · KV 1", ...])
     fig = storyboard_from_output(out)     # a RecipeDiffusionOutput: one frame_note per frame
     fig = canvas_storyboard(out)          # a CookAnythingOutput: one canvas_note per region
+    fig = comparison_figure([("independent", images_a, "kept 1 of 3"), ("K/V", images_b, "kept 3 of 3")], texts,
+                            group_titles={0: "Recipe Diffusion: independent vs K/V sharing"})
 
 The notes are the small grey line under each image: for Recipe Diffusion where the frame
 started and what it shared (``frame_note``), for CookAnything its region and its CSCC
 fusion (``canvas_note``). Outputs are read by attribute, so a saved or hand-made output
-works as well.
+works as well. ``comparison_figure`` puts several runs of one recipe under each other, one
+row per run (``cooklab demo``'s ``compare.png``).
 """
 
 from __future__ import annotations
@@ -16,10 +19,11 @@ import textwrap
 
 import matplotlib.pyplot as plt
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
 
 from .common import draw_image
 
-__all__ = ["canvas_note", "canvas_storyboard", "frame_note", "storyboard", "storyboard_from_output"]
+__all__ = ["canvas_note", "canvas_storyboard", "comparison_figure", "frame_note", "storyboard", "storyboard_from_output"]
 
 _CAPTION_PT, _NOTE_PT, _LINE = 7.5, 7.0, 1.3  # storyboard font sizes (points) and line height (x font size)
 
@@ -134,3 +138,91 @@ def canvas_storyboard(out, title: str | None = None, ncols: int | None = None) -
     n = len(out.images)
     return storyboard(out.images, out.recipe.texts, title=title, ncols=ncols or min(n, 6),
                       notes=[canvas_note(out, k) for k in range(n)])
+
+
+# ---- several runs of one recipe, one row each --------------------------------------------
+
+
+def comparison_figure(rows, texts, group_titles=None, title: str | None = None, wrap: int = 24) -> Figure:
+    """Several runs of one recipe side by side: one row of frames per run, the step texts once at the top.
+
+    rows: one ``(label, images, caption)`` triple per run, drawn top to bottom:
+
+    * label: the run's name, drawn above its frames (e.g. ``"independent frames"``);
+    * images: its N frames, one per step (PIL images, ``[H, W, 3]`` arrays or ``[3, H, W]``
+      tensors, as ``storyboard`` takes; None draws an empty panel);
+    * caption: a line under its frames (e.g. a metric), or None.
+
+    texts: the N step texts, drawn once above the first row (every row shows the same steps).
+    group_titles: ``{row index: heading}``, a bold heading above that row that starts a group,
+    e.g. ``{0: "Recipe Diffusion: ...", 2: "CookAnything: ..."}`` for two pairs of rows.
+    title: the figure's title; wrap: characters per line of a step text.
+
+    A plain ``matplotlib.figure.Figure`` (no pyplot state): a notebook shows it as the cell's
+    value, ``fig.savefig(path)`` writes it. Raises ``ValueError`` when a row is not a triple,
+    a row's frame count differs from the number of texts, or a group index names no row.
+    """
+    texts = list(texts)
+    if not texts:
+        raise ValueError("comparison_figure got no step texts: give one text per step.")
+    rows = list(rows)
+    if not rows:
+        raise ValueError("comparison_figure got no rows: give one (label, images, caption) triple per run.")
+    parsed = []  # one (label, [N images], caption) per row
+    for r, row in enumerate(rows):
+        try:
+            if isinstance(row, (str, bytes)):
+                raise TypeError
+            label, images, caption = row
+            images = list(images)
+        except (TypeError, ValueError):
+            raise ValueError(f"comparison_figure row {r} is {str(row)[:60]!r}: give a (label, images, caption) triple.") from None
+        if len(images) != len(texts):
+            raise ValueError(f"comparison_figure row {r} ({label!r}) has {len(images)} images for {len(texts)} step texts: "
+                             "give every row one image per step.")
+        parsed.append((str(label), images, caption))
+    group_titles = dict(group_titles or {})
+    outside = sorted(k for k in group_titles if not (isinstance(k, int) and 0 <= k < len(parsed)))
+    if outside:
+        raise ValueError(f"comparison_figure group_titles {outside} name no row: use row indices 0..{len(parsed) - 1}.")
+
+    n = len(texts)
+    headers = [f"step {k + 1}\n" + textwrap.fill(t, wrap) for k, t in enumerate(texts)]  # drawn above the columns
+    # Layout in inches, top to bottom (no layout engine: they ignore text outside the axes).
+    size, gap, margin = 1.5, 0.15, 0.15  # frame side, space between frames, left/right margin
+    width = 2 * margin + n * size + (n - 1) * gap
+    caption_pt = 8.5  # the captions carry the comparison's numbers: a little larger than the step texts
+    caption_chars = int(width * 12)  # about 12 characters of 8.5 pt text per inch
+    captions = [textwrap.fill(str(c), caption_chars) if c else "" for _, _, c in parsed]
+    title_h = 0.45 if title else 0.1
+    header_h = (_CAPTION_PT * _LINE * max(h.count("\n") + 1 for h in headers) + 6) / 72
+    group_h, label_h = 0.4, 0.25
+    caption_h = [(4 + caption_pt * _LINE * (c.count("\n") + 1)) / 72 + gap if c else gap for c in captions]
+    height = title_h + header_h + len(group_titles) * group_h + len(parsed) * (label_h + size) + sum(caption_h)
+    fig = Figure(figsize=(width, height))
+
+    def y(inches_from_top: float) -> float:  # figure fraction of a height measured from the top
+        return 1 - inches_from_top / height
+
+    if title:
+        fig.suptitle(title, y=y(0.12), va="top")
+    top = title_h
+    for k, header in enumerate(headers):
+        fig.text((margin + k * (size + gap) + size / 2) / width, y(top), header, ha="center", va="top", fontsize=_CAPTION_PT)
+    top += header_h
+    for r, (label, images, _) in enumerate(parsed):
+        if r in group_titles:
+            fig.add_artist(Line2D([margin / width, 1 - margin / width], [y(top + 0.08)] * 2, color="0.6", linewidth=0.8))
+            fig.text(margin / width, y(top + 0.14), group_titles[r], ha="left", va="top", fontsize=10, fontweight="bold")
+            top += group_h
+        fig.text(margin / width, y(top + label_h - 0.05), label, ha="left", va="bottom", fontsize=9)
+        top += label_h
+        for k, image in enumerate(images):
+            left = margin + k * (size + gap)
+            ax = fig.add_axes((left / width, y(top + size), size / width, size / height))
+            draw_image(ax, image)
+        top += size
+        if captions[r]:
+            fig.text(margin / width, y(top + 4 / 72), captions[r], ha="left", va="top", fontsize=caption_pt, color="0.2")
+        top += caption_h[r]
+    return fig
