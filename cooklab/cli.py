@@ -291,7 +291,8 @@ def build_parser() -> argparse.ArgumentParser:
     for name, kind in (("seed", int), ("images", int), ("batch", int), ("vae-steps", int), ("sd-steps", int),
                        ("flux-steps", int), ("clip-steps", int), ("clip-batch", int), ("clip-generated", int),
                        ("clip-generated-share", float), ("clip-generation-steps", int), ("warmup", int), ("max-minutes", float),
-                       ("stop-after", int), ("workers", int)):
+                       ("stop-after", int), ("workers", int), ("vae-latent-channels", int), ("vae-food-weight", float),
+                       ("vae-batch", int), ("vae-lr", float), ("vae-init", str), ("init-from", str)):
         train.add_argument(f"--{name}", type=kind, default=None, help=f"override the preset's {name.replace('-', '_')}")
     return parser
 
@@ -751,7 +752,10 @@ def _toykitchen(args: argparse.Namespace, command: str) -> int:
     cfg = train(args.out, preset, stages, device, seed=args.seed, images=args.images, batch=args.batch,
                 vae_steps=args.vae_steps, sd_steps=args.sd_steps, flux_steps=args.flux_steps, clip_steps=args.clip_steps,
                 clip_batch=args.clip_batch, clip_generated=args.clip_generated, clip_generated_share=args.clip_generated_share,
-                clip_generation_steps=args.clip_generation_steps, warmup=args.warmup, max_minutes=args.max_minutes, stop_after=args.stop_after, workers=args.workers)
+                clip_generation_steps=args.clip_generation_steps, warmup=args.warmup, max_minutes=args.max_minutes, stop_after=args.stop_after, workers=args.workers,
+                vae_latent_channels=args.vae_latent_channels, vae_food_weight=args.vae_food_weight, vae_batch=args.vae_batch,
+                vae_lr=args.vae_lr,
+                vae_init=args.vae_init, init_from=args.init_from)
     print(f"trained {', '.join(stages)} ({preset} preset, seed {cfg.seed}) into {args.out}")
     return 0
 

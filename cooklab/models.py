@@ -12,7 +12,8 @@ Three kinds of models, all returned as the stock diffusers pipelines
   ``data/toykitchen/`` (defined in ``cooklab.toykitchen.models``, re-exported here). They draw
   recognisable pictures of the Toy Kitchen's world and are the offline default of the demo,
   ``cooklab generate`` and the notebooks. ``toy_clip`` is the CLIP trained on the same world,
-  the offline backbone of ``cooklab.metrics``' CLIP measures.
+  the offline backbone of ``cooklab.metrics``' CLIP measures; ``toy_autoencoder`` the autoencoder
+  the next Toy Kitchen model sets are trained on (``docs/toykitchen.md``).
 * ``load_sd`` and ``load_flux``: real checkpoints (a Hugging Face Hub id or a local folder).
   They read ``model_index.json`` first, so a checkpoint of the wrong family fails at once with
   a ``CheckpointError`` that says what was found and what to call instead, and they turn hub
@@ -48,7 +49,7 @@ from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer, T5Config,
 
 from .errors import CheckpointError, ConfigError
 from .hub import HUB_ERRORS, explain_hub_error, hub_kwargs, is_repo_id
-from .toykitchen.models import toy_clip, toy_flux, toy_sd
+from .toykitchen.models import toy_autoencoder, toy_clip, toy_flux, toy_sd
 from .word_tokenizers import TINY_CLIP_MAX_LENGTH, TINY_T5_MAX_LENGTH, tiny_clip_tokenizer, tiny_t5_tokenizer
 
 __all__ = [
@@ -60,6 +61,7 @@ __all__ = [
     "load_sd",
     "tiny_flux",
     "tiny_sd",
+    "toy_autoencoder",
     "toy_clip",
     "toy_flux",
     "toy_sd",

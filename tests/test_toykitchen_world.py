@@ -8,7 +8,7 @@ import re
 import numpy as np
 import pytest
 
-from cooklab.errors import ConfigError
+from cooklab.errors import CheckpointError, ConfigError
 from cooklab.toykitchen import models as toy
 from cooklab.toykitchen.captions import WORDS, full_caption, random_caption
 from cooklab.toykitchen.dataset import HELD_OUT, render_dataset
@@ -159,9 +159,110 @@ def test_training_smoke_run_produces_loadable_pipelines(tmp_path):
     assert clip.model.dtype == torch.float32 and clip.text_features(["a blue bowl"])[0].shape == (1, 64)
 
 
-def test_missing_weights_name_the_fix(tmp_path):
-    from cooklab.errors import CheckpointError
+def test_dataset_food_masks_are_the_renders_ingredient_pixels():
+    data = render_dataset(6, seed=3)
+    assert data.food.shape == (6, 64, 64) and data.food.dtype == bool
+    for scene, food in zip(data.scenes, data.food):
+        assert np.array_equal(food, render(scene).labels >= 2)
+    assert data.food.any()
 
+
+def test_food_weighted_mse_is_the_mse_at_weight_one_and_counts_food_more():
+    import torch
+    import torch.nn.functional as F
+
+    from cooklab.toykitchen.train import food_weighted_mse
+
+    g = torch.Generator().manual_seed(0)
+    x, recon = torch.randn(2, 3, 8, 8, generator=g), torch.randn(2, 3, 8, 8, generator=g)
+    food = torch.rand(2, 8, 8, generator=g) < 0.2
+    assert torch.allclose(food_weighted_mse(recon, x, food, 1.0), F.mse_loss(recon, x))
+    err = ((recon - x) ** 2).mean(1)  # [2, 8, 8] per-pixel error
+    w = torch.where(food, 10.0, 1.0)
+    assert torch.allclose(food_weighted_mse(recon, x, food, 10.0), (w * err).sum() / w.sum())
+
+
+def test_widen_latent_decodes_exactly_like_the_original():
+    """New latent channels start unread: the widened decoder gives the original's pictures bit for bit."""
+    import torch
+
+    from cooklab.toykitchen.train import widen_latent
+
+    torch.manual_seed(0)
+    vae = toy.build_vae(4).eval()
+    wide = widen_latent(vae, 16).eval()
+    assert wide.config.latent_channels == 16 and widen_latent(vae, 4) is vae
+    x = torch.rand(2, 3, 64, 64) * 2 - 1
+    with torch.no_grad():
+        post, wide_post = vae.encode(x).latent_dist, wide.encode(x).latent_dist
+        assert torch.equal(wide_post.mean[:, :4], post.mean) and torch.equal(wide_post.logvar[:, :4], post.logvar)
+        assert torch.allclose(wide_post.std[:, 4:], torch.tensor(0.05), rtol=0.2)  # new channels: bias -6, weights 0
+        z = torch.cat([post.mean, torch.randn(2, 12, 16, 16)], dim=1)  # whatever the new channels hold
+        assert torch.allclose(wide.decode(z).sample, vae.decode(post.mean).sample, atol=1e-5)  # zero weights: only the sum order differs (measured 8e-6)
+    with pytest.raises(ValueError, match="only be widened"):
+        widen_latent(wide, 8)
+
+
+def test_load_widened_denoisers_start_as_they_were():
+    """A U-Net and a Flux transformer continued on 8 latent channels: the old channels' prediction unchanged, the new ones 0."""
+    import torch
+    from diffusers import FluxPipeline
+
+    from cooklab.toykitchen.train import load_widened
+
+    torch.manual_seed(0)
+    old_sd, new_sd = toy.build_sd(toy.build_vae(4), 1.0), toy.build_sd(toy.build_vae(8), 1.0)
+    widened = load_widened(new_sd.unet, old_sd.unet.state_dict())
+    assert sorted(widened) == ["conv_in.weight", "conv_out.bias", "conv_out.weight"]
+    z, cond = torch.randn(1, 8, 16, 16), torch.randn(1, 32, 128)
+    with torch.no_grad():
+        wide, narrow = new_sd.unet(z, 10, cond).sample, old_sd.unet(z[:, :4], 10, cond).sample
+    assert torch.allclose(wide[:, :4], narrow, atol=1e-5) and torch.equal(wide[:, 4:], torch.zeros_like(wide[:, 4:]))
+
+    old_flux, new_flux = toy.build_flux(toy.build_vae(4), 1.0, 0.0), toy.build_flux(toy.build_vae(8), 1.0, 0.0)
+    assert sorted(load_widened(new_flux.transformer, old_flux.transformer.state_dict())) == [
+        "proj_out.bias", "proj_out.weight", "x_embedder.weight"]
+    ids = FluxPipeline._prepare_latent_image_ids(1, 8, 8, "cpu", torch.float32)  # [64, 3]
+    common = dict(timestep=torch.tensor([0.5]), guidance=None, pooled_projections=torch.randn(1, 128),
+                  encoder_hidden_states=torch.randn(1, 4, 128), txt_ids=torch.zeros(4, 3), img_ids=ids, return_dict=False)
+    with torch.no_grad():
+        wide = new_flux.transformer(FluxPipeline._pack_latents(z, 1, 8, 16, 16), **common)[0]  # [1, 64, 32]
+        narrow = old_flux.transformer(FluxPipeline._pack_latents(z[:, :4], 1, 4, 16, 16), **common)[0]  # [1, 64, 16]
+    assert torch.allclose(wide[..., :16], narrow, atol=1e-5) and torch.equal(wide[..., 16:], torch.zeros_like(wide[..., 16:]))
+    with pytest.raises(ValueError, match="does not fit"):
+        load_widened(old_sd.unet, new_sd.unet.state_dict())
+
+
+def test_model_sets_follow_the_autoencoders_latent_channels():
+    vae = toy.build_vae(8)
+    sd, flux = toy.build_sd(vae, 1.0), toy.build_flux(toy.build_vae(8), 1.0, 0.0)
+    assert sd.unet.config.in_channels == sd.unet.config.out_channels == 8
+    assert flux.transformer.config.in_channels == 32  # 2 x 2 patches of 8 channels
+
+
+def test_autoencoder_stage_continues_a_given_autoencoder_with_more_channels(tmp_path):
+    from cooklab.toykitchen.train import train
+
+    first = tmp_path / "first"
+    train(first, "smoke", stages=("autoencoder",), device="cpu")
+    vae = toy.toy_autoencoder(first / "autoencoder")
+    assert vae.config.latent_channels == 4 and vae.config.scaling_factor > 0 and vae.config.shift_factor is not None
+    second = tmp_path / "second"
+    train(second, "smoke", stages=("autoencoder",), device="cpu", vae_init=str(first / "autoencoder"), vae_latent_channels=8,
+          vae_food_weight=10.0, vae_batch=2)
+    log = json.loads((second / "autoencoder_training.json").read_text())
+    assert log["config"]["vae_init"] == str(first / "autoencoder") and log["config"]["vae_batch"] == 2
+    assert toy.toy_autoencoder(second / "autoencoder").config.latent_channels == 8
+    train(first, "smoke", stages=("sd", "flux"), device="cpu")
+    train(second, "smoke", stages=("sd", "flux"), device="cpu", init_from=str(first))  # continued, widened to 8 channels
+    for stage, part, name in (("sd", "unet", "conv_in.weight"), ("flux", "transformer", "x_embedder.weight")):
+        assert name in json.loads((second / f"{stage}_training.json").read_text())["continued"][part]
+    assert toy.toy_sd(second / "sd").unet.config.in_channels == 8
+    with pytest.raises(CheckpointError, match="--stages autoencoder"):
+        toy.toy_autoencoder(tmp_path / "nothing")
+
+
+def test_missing_weights_name_the_fix(tmp_path):
     with pytest.raises(CheckpointError, match="cooklab toykitchen train"):
         toy.toy_sd(tmp_path / "nothing")
 

@@ -34,7 +34,7 @@ import torch.nn.functional as F
 
 from ..metrics.clip_score import CLIP_MEAN, CLIP_STD  # OpenAI CLIP's normalisation, what the backbone's Preprocess applies
 from .models import CLIP_MAX_LENGTH, IMAGE_SIZE, clip_tokenizer
-from .world import PATTERNS, TABLES, Ingredient, Scene, render
+from .world import PATTERNS, POSITION_JITTER, TABLES, Ingredient, Scene, render
 
 #: ViT image tower: 64 x 64 pictures in 8 x 8 patches (64 patch tokens + CLS), width 64, 3 layers
 VISION = dict(image_size=IMAGE_SIZE, patch_size=8, hidden_size=64, intermediate_size=256, num_hidden_layers=3,
@@ -154,16 +154,6 @@ def caption_pair(scene: Scene, rng: np.random.Generator) -> tuple[str, str]:
     return positive, text
 
 
-def heldout_scene(expectation, rng: np.random.Generator) -> Scene:
-    """A scene showing exactly what a held-out caption says (container, colour, one ingredient in its state);
-    pattern, table, position and the layout of the food drawn from ``rng``."""
-    e = expectation
-    return Scene(container=e.container, colour=e.colour, pattern=PATTERNS[rng.integers(len(PATTERNS))],
-                 table=list(TABLES)[rng.integers(len(TABLES))],
-                 position=(int(32 + rng.integers(-6, 7)), int(32 + rng.integers(-6, 7))),
-                 ingredients=(Ingredient(e.ingredient, e.state),), layout_seed=int(rng.integers(2**31)))
-
-
 def heldout_retrieval(backbone, n: int = 200, seed: int = 0) -> dict:
     """Top-1 retrieval on the held-out triples, which no training picture shows.
 
@@ -179,7 +169,7 @@ def heldout_retrieval(backbone, n: int = 200, seed: int = 0) -> dict:
 
     with chance levels ``1/K`` (image -> caption) and the mean share of pictures with a caption (caption -> image).
     """
-    from .evaluate import heldout_captions
+    from .evaluate import heldout_captions, heldout_scene
 
     items = heldout_captions(n, seed)
     rng = np.random.default_rng(seed)
@@ -233,7 +223,7 @@ def contrast_pairs(n: int, seed: int = 0) -> list[tuple[str, Scene, Scene]]:
         name = list(INGREDIENTS)[rng.integers(len(INGREDIENTS))]
         state = str(rng.choice(ALLOWED_STATES[name]))
         true = Scene(container=container, colour=colour, pattern=PATTERNS[rng.integers(len(PATTERNS))],
-                     table=list(TABLES)[rng.integers(len(TABLES))], position=(int(32 + rng.integers(-6, 7)), int(32 + rng.integers(-6, 7))),
+                     table=list(TABLES)[rng.integers(len(TABLES))], position=(int(32 + rng.integers(-POSITION_JITTER, POSITION_JITTER + 1)), int(32 + rng.integers(-POSITION_JITTER, POSITION_JITTER + 1))),
                      ingredients=(Ingredient(name, state),), layout_seed=int(rng.integers(2**31)))
         if i % 2 == 0:
             other = str(rng.choice([k for k in INGREDIENTS if k != name]))

@@ -32,17 +32,18 @@ class ToyDataset:
 
     images: np.ndarray  # [n, H, W, 3] uint8
     scenes: list[Scene]
+    food: np.ndarray | None = None  # [n, H, W] bool: pixels of an ingredient (the autoencoder's loss weights them)
 
     def __len__(self) -> int:
         return len(self.scenes)
 
 
-def _render_chunk(args) -> tuple[np.ndarray, list[Scene]]:
+def _render_chunk(args) -> tuple[np.ndarray, np.ndarray, list[Scene]]:
     seed, chunk, count, size = args
     rng = np.random.default_rng([seed, chunk])
     scenes = [random_scene(rng, exclude=HELD_OUT) for _ in range(count)]
-    images = np.stack([np.asarray(render(s, size).image) for s in scenes])
-    return images, scenes
+    drawn = [render(s, size) for s in scenes]
+    return np.stack([np.asarray(r.image) for r in drawn]), np.stack([r.labels >= 2 for r in drawn]), scenes
 
 
 def render_dataset(n: int, seed: int = 0, size: int = 64, workers: int = 1, chunk: int = 2000) -> ToyDataset:
@@ -53,4 +54,5 @@ def render_dataset(n: int, seed: int = 0, size: int = 64, workers: int = 1, chun
             parts = list(pool.map(_render_chunk, jobs))
     else:
         parts = [_render_chunk(j) for j in jobs]
-    return ToyDataset(np.concatenate([p[0] for p in parts]), [s for p in parts for s in p[1]])
+    return ToyDataset(np.concatenate([p[0] for p in parts]), [s for p in parts for s in p[2]],
+                      np.concatenate([p[1] for p in parts]))

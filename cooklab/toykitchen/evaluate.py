@@ -10,9 +10,14 @@ and checks each with ``oracle.check_frame``:
 * ``colour`` -- the detected container colour is the one named;
 * ``ingredient`` -- the named ingredient is present;
 * ``colour_and_ingredient`` -- both;
+* ``container`` -- the detected container kind (``oracle.container_kind``) is the one named;
 * ``state`` -- the oracle's state guess matches (approximate: ~90 % right on rendered truth).
 
 Run it for an untrained pipeline too (``cooklab.models.tiny_sd()``) to see the floor.
+
+``autoencoder_ceiling`` measures the limit the autoencoder sets: the same oracle on rendered scenes of
+the held-out captions passed through the autoencoder alone (encode, take the posterior mean, decode). A
+diffusion model draws in the autoencoder's latent space, so no denoiser can show food its decoder loses.
 """
 
 from __future__ import annotations
@@ -30,9 +35,16 @@ from .dataset import HELD_OUT
 from .models import IMAGE_SIZE, T5_MAX_LENGTH
 from .oracle import check_frame
 from .recipes import Expectation
-from .world import ALLOWED_STATES
+from .world import ALLOWED_STATES, PATTERNS, POSITION_JITTER, TABLES, Ingredient, Scene
 
-METRICS = ("colour", "ingredient", "colour_and_ingredient", "state")
+METRICS = ("colour", "ingredient", "colour_and_ingredient", "container", "state")
+
+
+def _hits(check) -> dict[str, bool]:
+    """One ``oracle.FrameCheck`` as a hit or miss per metric of ``METRICS``."""
+    return {"colour": check.colour_ok, "ingredient": bool(check.ingredient_ok),
+            "colour_and_ingredient": check.colour_ok and bool(check.ingredient_ok), "container": check.container_ok,
+            "state": bool(check.state_ok)}
 
 
 def heldout_captions(n: int = 200, seed: int = 0) -> list[tuple[str, Expectation]]:
@@ -47,6 +59,17 @@ def heldout_captions(n: int = 200, seed: int = 0) -> list[tuple[str, Expectation
         caption = f"a {colour} {CONTAINER_WORDS[container]} with {STATE_WORDS[state]} {PLURAL[ingredient]}"
         out.append((caption, Expectation(container, colour, ingredient, state)))
     return out
+
+
+def heldout_scene(expectation, rng: np.random.Generator) -> Scene:
+    """A scene showing exactly what a held-out caption says (container, colour, one ingredient in its state);
+    pattern, table, position and the layout of the food drawn from ``rng``."""
+    e = expectation
+    return Scene(container=e.container, colour=e.colour, pattern=PATTERNS[rng.integers(len(PATTERNS))],
+                 table=list(TABLES)[rng.integers(len(TABLES))],
+                 position=(int(32 + rng.integers(-POSITION_JITTER, POSITION_JITTER + 1)),
+                           int(32 + rng.integers(-POSITION_JITTER, POSITION_JITTER + 1))),
+                 ingredients=(Ingredient(e.ingredient, e.state),), layout_seed=int(rng.integers(2**31)))
 
 
 def generate(pipe, prompts: list[str], generator: torch.Generator, num_inference_steps: int = 30,
@@ -73,7 +96,7 @@ def heldout_accuracy(pipe, n: int = 200, seed: int = 0, num_inference_steps: int
 
     Batch ``k`` (``batch`` captions) is generated with ``torch.Generator().manual_seed(seed + k)``.
     Returns ``{"n", "seed", "steps", "guidance", "pipeline", "sampler", "counts", "fractions", "records"}``:
-    ``counts`` / ``fractions`` hold the four ``METRICS``; ``records`` one dict per caption; with
+    ``counts`` / ``fractions`` hold the five ``METRICS``; ``records`` one dict per caption; with
     ``return_images`` also ``"images"``: [n, 64, 64, 3] uint8 (to re-read them without generating again).
     """
     items = heldout_captions(n, seed)
@@ -86,12 +109,11 @@ def heldout_accuracy(pipe, n: int = 200, seed: int = 0, num_inference_steps: int
         kept.append(images)
         for image, (caption, expectation) in zip(images, chunk):
             check = check_frame(image, expectation)
-            hits = {"colour": check.colour_ok, "ingredient": bool(check.ingredient_ok),
-                    "colour_and_ingredient": check.colour_ok and bool(check.ingredient_ok), "state": bool(check.state_ok)}
+            hits = _hits(check)
             for name, hit in hits.items():
                 counts[name] += int(hit)
             records.append({"caption": caption, "detected_colour": check.colour, "colour_fraction": round(check.fraction, 4),
-                            "detected_state": check.state, **hits})
+                            "detected_container": check.container, "detected_state": check.state, **hits})
     result = {
         "n": n, "seed": seed, "steps": num_inference_steps, "guidance": guidance,
         "pipeline": type(pipe).__name__, "sampler": type(pipe.scheduler).__name__,
@@ -101,6 +123,55 @@ def heldout_accuracy(pipe, n: int = 200, seed: int = 0, num_inference_steps: int
     if return_images:
         result["images"] = np.concatenate(kept) if kept else np.zeros((0, IMAGE_SIZE, IMAGE_SIZE, 3), np.uint8)
     return result
+
+
+@torch.no_grad()
+def autoencoder_ceiling(vae, n: int = 200, seed: int = 0, batch: int = 50) -> dict[str, Any]:
+    """The oracle on autoencoder reconstructions of the held-out scenes: the accuracy a denoiser cannot exceed.
+
+    Scene ``i`` shows what held-out caption ``i`` says (``heldout_captions(n, seed)``, one ingredient in its
+    state; pattern, table, position and food layout from ``heldout_scene`` with a generator seeded
+    ``seed``). Each render ``x`` [64, 64, 3] goes through ``D(mode(q(z | x)))`` and ``oracle.check_frame``
+    reads the reconstruction, as it reads generated pictures. Returns
+    ``{"n", "seed", "latent_shape", "counts", "fractions", "renders", "by_ingredient", "by_state", "records"}``:
+    ``counts`` / ``fractions`` of the five ``METRICS`` on the reconstructions, ``renders`` the same counts on
+    the renders themselves (the oracle's own ceiling, 100 % when it reads truth right), ``by_ingredient`` /
+    ``by_state`` ``{name: [colour and ingredient hits, pictures]}``, ``records`` one dict per scene.
+    """
+    from .world import render
+
+    items = heldout_captions(n, seed)
+    rng = np.random.default_rng(seed)
+    renders = np.stack([np.asarray(render(heldout_scene(e, rng), IMAGE_SIZE).image) for _, e in items])  # [n, 64, 64, 3]
+    device, dtype = vae.device, vae.dtype
+    recon, latent_shape = [], None
+    for start in range(0, n, batch):
+        x = torch.from_numpy(renders[start:start + batch]).permute(0, 3, 1, 2).to(device, dtype) / 127.5 - 1  # [b, 3, 64, 64]
+        z = vae.encode(x).latent_dist.mode()  # [b, C, 16, 16]
+        latent_shape = list(z.shape[1:])
+        y = vae.decode(z).sample.float().clamp(-1, 1)  # [b, 3, 64, 64]
+        recon.append(((y + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy())
+    recon = np.concatenate(recon) if recon else renders[:0]
+    counts, truth = dict.fromkeys(METRICS, 0), dict.fromkeys(METRICS, 0)
+    by_ingredient: dict[str, list[int]] = {}
+    by_state: dict[str, list[int]] = {}
+    records = []
+    for (caption, e), image, original in zip(items, recon, renders):
+        for tally, picture in ((truth, original), (counts, image)):
+            check = check_frame(picture, e)
+            hits = _hits(check)
+            for name, hit in hits.items():
+                tally[name] += int(hit)
+        for table, key in ((by_ingredient, e.ingredient), (by_state, e.state)):
+            row = table.setdefault(key, [0, 0])
+            row[0] += int(hits["colour_and_ingredient"])
+            row[1] += 1
+        records.append({"caption": caption, "detected_colour": check.colour, "detected_container": check.container,
+                        "detected_state": check.state, **hits})
+    return {"n": n, "seed": seed, "latent_shape": latent_shape, "counts": counts,
+            "fractions": {name: counts[name] / n if n else 0.0 for name in METRICS}, "renders": truth,
+            "by_ingredient": dict(sorted(by_ingredient.items())), "by_state": dict(sorted(by_state.items())),
+            "records": records}
 
 
 def run_all(out=None, n: int = 200, seed: int = 0, num_inference_steps: int = 30, guidances=(3.0, 1.0), batch: int = 25,

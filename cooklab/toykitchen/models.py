@@ -121,8 +121,19 @@ def clip_text_model(tokenizer) -> CLIPTextModel:
                                         eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id))
 
 
-def build_vae() -> AutoencoderKL:
-    return AutoencoderKL(**VAE)
+def build_vae(latent_channels: int = VAE["latent_channels"]) -> AutoencoderKL:
+    return AutoencoderKL(**{**VAE, "latent_channels": latent_channels})
+
+
+def _unet_config(vae: AutoencoderKL) -> dict:
+    """``UNET`` for the autoencoder's latent: as many input and output channels as it has latent channels."""
+    c = vae.config.latent_channels
+    return {**UNET, "in_channels": c, "out_channels": c}
+
+
+def _flux_config(vae: AutoencoderKL) -> dict:
+    """``FLUX`` for the autoencoder's latent: 2x2 patches packed into tokens of 4 x latent channels."""
+    return {**FLUX, "in_channels": 4 * vae.config.latent_channels}
 
 
 def build_sd(vae: AutoencoderKL, scaling_factor: float) -> StableDiffusionPipeline:
@@ -130,7 +141,7 @@ def build_sd(vae: AutoencoderKL, scaling_factor: float) -> StableDiffusionPipeli
     tokenizer = clip_tokenizer()
     vae.register_to_config(scaling_factor=scaling_factor, shift_factor=None)
     return StableDiffusionPipeline(vae=vae, text_encoder=clip_text_model(tokenizer), tokenizer=tokenizer,
-                                   unet=UNet2DConditionModel(**UNET), scheduler=DDIMScheduler(**SD_SCHEDULER),
+                                   unet=UNet2DConditionModel(**_unet_config(vae)), scheduler=DDIMScheduler(**SD_SCHEDULER),
                                    safety_checker=None, feature_extractor=None, requires_safety_checker=False)
 
 
@@ -141,7 +152,7 @@ def build_flux(vae: AutoencoderKL, scaling_factor: float, shift_factor: float) -
     pipe = FluxPipeline(scheduler=FlowMatchEulerDiscreteScheduler(**FLUX_SCHEDULER), vae=vae,
                         text_encoder=clip_text_model(clip_tok), tokenizer=clip_tok,
                         text_encoder_2=T5EncoderModel(T5Config(**T5, vocab_size=len(t5_tok))), tokenizer_2=t5_tok,
-                        transformer=FluxTransformer2DModel(**FLUX))
+                        transformer=FluxTransformer2DModel(**_flux_config(vae)))
     pipe.default_sample_size = IMAGE_SIZE // 4
     return pipe
 
@@ -171,6 +182,20 @@ def toy_flux(path=None, device=None, dtype=None) -> FluxPipeline:
     pipe = _load(FluxPipeline, "flux", path, device, dtype)
     pipe.default_sample_size = IMAGE_SIZE // 4
     return pipe
+
+
+def toy_autoencoder(path=None, device=None) -> AutoencoderKL:
+    """The Toy Kitchen autoencoder the next model sets are trained on (``data/toykitchen/autoencoder``), float32, offline.
+
+    Its config carries the latent statistics (``shift_factor`` = mean, ``scaling_factor`` = 1 / std); its model card
+    is ``data/toykitchen/autoencoder/README.md``. ``evaluate.autoencoder_ceiling`` measures what it keeps of the food.
+    """
+    folder = Path(path) if path is not None else TOY_DIR / "autoencoder"
+    if not (folder / "config.json").is_file():
+        raise CheckpointError(f"no Toy Kitchen autoencoder in {folder}: a checkout ships it in data/toykitchen/autoencoder; "
+                              f"rebuild it with `cooklab toykitchen train --stages autoencoder --out {folder.parent}`.")
+    vae = AutoencoderKL.from_pretrained(folder, torch_dtype=torch.float32, local_files_only=True).eval()
+    return vae.to(torch.device(device)) if device is not None else vae
 
 
 def toy_clip(path=None, device=None):

@@ -8,6 +8,8 @@ follows from that per-pixel reading:
 * **container colour** -- the colour family (rim, inside and pattern shade) covering most pixels;
 * **container mask** -- that family's pixels, holes filled (food lies inside the container), largest
   connected piece only: shape and position of the container;
+* **container kind** -- the container (bowl, pot, pan, plate, board) whose outline, drawn at the best
+  of the positions the world uses, overlaps that mask most (``container_kind``);
 * **ingredients** -- raw and cooked pixels per ingredient inside the container, leaving out pixels that
   are better explained as a blend of two neighbouring colours (``unblend``); present above a minimum count;
 * **state** -- cooked when cooked-shade pixels dominate, otherwise a guess from the sizes and spread
@@ -35,7 +37,7 @@ import torch
 
 from ..grounding.base import MaskResult
 from .recipes import Expectation
-from .world import ALLOWED_STATES, CONTAINER_COLOURS, GRID, INGREDIENTS, palette
+from .world import ALLOWED_STATES, CONTAINER_COLOURS, CONTAINERS, GRID, INGREDIENTS, POSITION_JITTER, Scene, palette, render
 
 #: every palette entry, in a fixed order: ``classify`` returns indices into this tuple
 PALETTE_KEYS: tuple[str, ...] = tuple(palette())
@@ -233,6 +235,45 @@ def container_mask(image, colour: str | None = None) -> np.ndarray:
         raise ValueError(f"unknown container colour {colour!r}: choose one of {list(CONTAINER_COLOURS)}.")
     family = np.isin(reading.labels, _CONTAINER_IDX[colour])  # [H, W]
     return largest_component(fill_holes(family))
+
+
+def _outlines(size: int) -> dict[str, np.ndarray]:
+    """Each container kind's filled outline, centred on the grid: {kind: [size, size] bool}."""
+    if size not in _OUTLINES:
+        _OUTLINES[size] = {kind: fill_holes(render(Scene(container=kind), size).labels >= 1) for kind in CONTAINERS}
+    return _OUTLINES[size]
+
+
+_OUTLINES: dict[int, dict[str, np.ndarray]] = {}
+
+
+def container_kind(image) -> tuple[str | None, float]:
+    """(the container kind whose outline fits the container mask best, that best IoU); (None, 0.0) without a container.
+
+    Every kind's outline (``world.render`` of an empty container, holes filled) is shifted over all the
+    centres the world draws a container at (``world.POSITION_JITTER`` grid cells around the middle, in
+    whole pixels) and compared with the container mask by IoU; the kind with the highest IoU wins.
+    Kinds differ in size (plate radius 23, bowl 20, pot 19, pan 18), handles (two for the pot, one long
+    one for the pan) and shape (the board is a rectangle), so on rendered pictures this is exact.
+    """
+    mask = read(image).mask  # [H, W] bool
+    if not mask.any():
+        return None, 0.0
+    h, w = mask.shape
+    if h != w:
+        raise ValueError(f"container_kind reads square pictures (the world is square); got {h} x {w}.")
+    j = int(np.ceil(POSITION_JITTER * h / GRID))  # largest shift in pixels
+    area = mask.sum()
+    best, best_iou = None, 0.0
+    for kind, outline in _outlines(h).items():
+        padded = np.pad(outline, j)  # [H + 2j, W + 2j]
+        windows = np.lib.stride_tricks.sliding_window_view(padded, (h, w))  # [2j + 1, 2j + 1, H, W]: shifted outlines
+        inter = (windows & mask).sum(axis=(-2, -1))  # [2j + 1, 2j + 1]
+        union = area + outline.sum() - inter
+        score = float((inter / union).max())
+        if score > best_iou:
+            best, best_iou = kind, score
+    return best, best_iou
 
 
 # ---------------------------------------------------------------------------
@@ -455,10 +496,12 @@ class FrameCheck:
     mask: np.ndarray  # [H, W] bool container mask
     state: str | None = None  # the guessed state of the expected ingredient
     fraction: float = 0.0  # fraction of the picture the detected colour covers
+    container: str | None = None  # detected container kind (``container_kind``)
+    container_ok: bool = False  # it is the expected one
 
 
 def check_frame(image, expectation: Expectation) -> FrameCheck:
-    """Read ``image`` and compare it with ``expectation`` (colour; ingredient present; its state)."""
+    """Read ``image`` and compare it with ``expectation`` (colour; container kind; ingredient present; its state)."""
     reading = read(image)
     colour, fraction = reading.colour
     ingredient_ok = state_ok = state = None
@@ -467,8 +510,10 @@ def check_frame(image, expectation: Expectation) -> FrameCheck:
         state = ingredient_state(reading, expectation.ingredient)
         if expectation.state is not None:
             state_ok = state == expectation.state
+    kind, _ = container_kind(reading)
     return FrameCheck(colour=colour, colour_ok=colour == expectation.colour, ingredient_ok=ingredient_ok,
-                      state_ok=state_ok, mask=reading.mask, state=state, fraction=fraction)
+                      state_ok=state_ok, mask=reading.mask, state=state, fraction=fraction, container=kind,
+                      container_ok=kind == expectation.container)
 
 
 #: container masks of a later frame and the first must overlap at least this much (IoU) to be the same container

@@ -18,7 +18,18 @@ import numpy as np
 
 from ..recipe import Recipe, Step
 from .captions import CONTAINER_WORDS, PLURAL, TABLE_WORDS, container_phrase, ingredient_phrase, join
-from .world import ALLOWED_STATES, CONTAINER_COLOURS, CONTAINERS, INGREDIENTS, MAX_INGREDIENTS, PATTERNS, TABLES, Ingredient, Scene
+from .world import (
+    ALLOWED_STATES,
+    CONTAINER_COLOURS,
+    CONTAINERS,
+    INGREDIENTS,
+    MAX_INGREDIENTS,
+    PATTERNS,
+    POSITION_JITTER,
+    TABLES,
+    Ingredient,
+    Scene,
+)
 
 
 @dataclass(frozen=True)
@@ -70,7 +81,7 @@ def random_toy_recipe(seed: int, n_steps: int = 4) -> ToyRecipe:
         colour=list(CONTAINER_COLOURS)[rng.integers(len(CONTAINER_COLOURS))],
         pattern=PATTERNS[rng.integers(len(PATTERNS))],
         table=list(TABLES)[rng.integers(len(TABLES))],
-        position=(int(32 + rng.integers(-6, 7)), int(32 + rng.integers(-6, 7))),
+        position=(int(32 + rng.integers(-POSITION_JITTER, POSITION_JITTER + 1)), int(32 + rng.integers(-POSITION_JITTER, POSITION_JITTER + 1))),
         layout_seed=int(rng.integers(2**31)),
     )
     pantry = [str(n) for n in rng.permutation(list(INGREDIENTS))]

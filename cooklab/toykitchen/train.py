@@ -44,6 +44,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..errors import CheckpointError
 from ..fileio import atomic_write
 from . import models as toy
 from .captions import random_caption
@@ -71,6 +72,11 @@ class TrainConfig:
     clip_generated_share: float = 0.5  # share of each CLIP batch drawn from those frames
     clip_generation_steps: int = 20  # sampling steps of those frames
     clip_hard_negatives: bool = True  # one caption per picture with one fact changed (clip.caption_pair, NegCLIP's loss)
+    vae_latent_channels: int = 4  # latent channels of the autoencoder (16 x 16 x C latents)
+    vae_food_weight: float = 1.0  # loss weight of food pixels (``food_weighted_mse``); 1: plain MSE
+    vae_batch: int | None = None  # pictures per autoencoder step (default: ``batch``)
+    vae_init: str | None = None  # continue from this autoencoder folder (widened by ``widen_latent``) instead of from scratch
+    init_from: str | None = None  # continue the sd / flux stages from the sets in this folder (<init_from>/sd, /flux)
     warmup: int = 250
     kl_weight: float = 1e-5
     caption_dropout: float = 0.1
@@ -164,46 +170,103 @@ def _autocast(device, enabled: bool = True):
     return torch.autocast(device.type, dtype=torch.bfloat16, enabled=enabled and device.type == "cuda")
 
 
+def food_weighted_mse(recon: torch.Tensor, x: torch.Tensor, food: torch.Tensor, weight: float) -> torch.Tensor:
+    """``sum_p w_p ||D(z)_p - x_p||^2 / sum_p w_p`` over pixels ``p``, ``w_p = weight`` on food, 1 elsewhere.
+
+    recon, x: [B, 3, H, W]; food: [B, H, W] bool. With ``weight`` 1 this is the plain MSE. A diced carrot or a
+    grain of rice covers a few pixels of a 64 x 64 picture, so the plain MSE barely notices when the
+    autoencoder smears it into the container colour; weighting food pixels makes it notice.
+    """
+    w = 1 + (weight - 1) * food.to(x.dtype)[:, None]  # [B, 1, H, W]
+    return (w * (recon - x) ** 2).sum() / (w.sum() * x.shape[1])
+
+
+def widen_latent(vae, latent_channels: int):
+    """A copy of ``vae`` with ``latent_channels`` latent channels that decodes exactly as ``vae`` does.
+
+    The encoder's last convolution gains output rows (new means from small random weights, new log-variances
+    with bias -6, a posterior std of 0.05) and the decoder's first convolution gains input columns of zeros,
+    so the new channels start unread and training teaches both sides to use them. Used to continue
+    training an autoencoder with more latent channels (``TrainConfig.vae_init``).
+    """
+    old = vae.config.latent_channels
+    if latent_channels == old:
+        return vae
+    if latent_channels < old:
+        raise ValueError(f"latent_channels {latent_channels} < {old}: an autoencoder can only be widened.")
+    wide = toy.build_vae(latent_channels)
+    state = {k: v.clone() for k, v in vae.state_dict().items()}
+    enc_w, enc_b = state["encoder.conv_out.weight"], state["encoder.conv_out.bias"]  # [2 * old, C, 3, 3], [2 * old]
+    new = latent_channels - old
+    gen = torch.Generator().manual_seed(0)
+    mean_w = torch.cat([enc_w[:old], 1e-3 * torch.randn((new, *enc_w.shape[1:]), generator=gen)])
+    logvar_w = torch.cat([enc_w[old:], torch.zeros((new, *enc_w.shape[1:]))])
+    state["encoder.conv_out.weight"] = torch.cat([mean_w, logvar_w])  # [2 * latent_channels, C, 3, 3]
+    state["encoder.conv_out.bias"] = torch.cat([enc_b[:old], torch.zeros(new), enc_b[old:], torch.full((new,), -6.0)])
+    dec_w = state["decoder.conv_in.weight"]  # [C', old, 3, 3]
+    state["decoder.conv_in.weight"] = torch.cat([dec_w, torch.zeros((dec_w.shape[0], new, *dec_w.shape[2:]))], dim=1)
+    wide.load_state_dict(state)
+    return wide
+
+
 def train_autoencoder(cfg: TrainConfig, out: Path, device: torch.device, data) -> None:
+    """Train (or, with ``cfg.vae_init``, continue training) the autoencoder; save it to ``<out>/autoencoder``.
+
+    Loss ``food_weighted_mse(D(z), x) + beta KL(q(z|x) || N(0, I)) / (3 H W)``, ``z ~ q(z|x)``. The saved
+    config carries the latent statistics the pipelines need: ``shift_factor`` = mean, ``scaling_factor`` = 1 / std.
+    """
+    from diffusers import AutoencoderKL
+
     torch.manual_seed(cfg.seed)
-    vae = toy.build_vae().to(device).train()
-    images = torch.from_numpy(data.images)
+    if cfg.vae_init:
+        vae = widen_latent(AutoencoderKL.from_pretrained(cfg.vae_init, torch_dtype=torch.float32), cfg.vae_latent_channels)
+    else:
+        vae = toy.build_vae(cfg.vae_latent_channels)
+    vae = vae.to(device).train()
+    images, food = torch.from_numpy(data.images), torch.from_numpy(data.food)
+    batch = cfg.vae_batch or cfg.batch
     loop = _Loop(vae.parameters(), cfg, cfg.vae_steps, cfg.vae_lr, ema=False)
     gen = torch.Generator().manual_seed(cfg.seed)
     step = 0
     for step in range(cfg.vae_steps):
-        idx = torch.randint(len(images), (cfg.batch,), generator=gen)
+        idx = torch.randint(len(images), (batch,), generator=gen)
         x = _images(images, idx, device)  # [B, 3, 64, 64]
         with _autocast(device):
-            post = vae.encode(x).latent_dist  # mean, std of q(z|x): [B, 4, 16, 16]
+            post = vae.encode(x).latent_dist  # mean, std of q(z|x): [B, C, 16, 16]
             recon = vae.decode(post.sample()).sample
-        loss = F.mse_loss(recon.float(), x) + cfg.kl_weight * post.kl().float().mean() / x[0].numel()
+        loss = (food_weighted_mse(recon.float(), x, food[idx].to(device), cfg.vae_food_weight)
+                + cfg.kl_weight * post.kl().float().mean() / x[0].numel())
         if not loop.step(loss, step):
             break
     vae.eval()
-    latents = encode_all(vae, images, device)  # [n, 4, 16, 16]
+    latents = encode_all(vae, images, device)  # [n, C, 16, 16]
     mean, std = float(latents.mean()), float(latents.std())
     with torch.no_grad():
         x = _images(images, torch.arange(min(512, len(images))), device)
         recon_mse = float(F.mse_loss(vae.decode(vae.encode(x).latent_dist.mode()).sample, x))
-    vae.save_pretrained(out / "work" / "autoencoder")
+    vae.register_to_config(shift_factor=mean, scaling_factor=1.0 / std)
+    _save(vae.cpu(), out / "autoencoder")
     _write_log(out, "autoencoder", cfg, loop, step + 1, device,
                dict(latent_mean=mean, latent_std=std, reconstruction_mse=recon_mse))
 
 
 @torch.no_grad()
 def encode_all(vae, images: torch.Tensor, device) -> torch.Tensor:
-    """Posterior means of every picture, on ``device``: [n, 4, 16, 16] float32."""
+    """Posterior means of every picture, on ``device``: [n, C, 16, 16] float32."""
     return torch.cat([vae.encode(_images(images, torch.arange(i, min(i + 512, len(images))), device)).latent_dist.mode()
                       for i in range(0, len(images), 512)]).float()
 
 
 def _load_autoencoder(out: Path, device):
+    """The autoencoder stage's output (``<out>/autoencoder``) and its latent mean and std."""
     from diffusers import AutoencoderKL
 
-    folder = out / "work" / "autoencoder"
-    log = json.loads((out / "autoencoder_training.json").read_text())
-    return AutoencoderKL.from_pretrained(folder).to(device).eval(), log["latent_mean"], log["latent_std"]
+    folder = out / "autoencoder"
+    if not (folder / "config.json").is_file():
+        raise CheckpointError(f"no autoencoder in {folder}: run the autoencoder stage first "
+                              f"(`cooklab toykitchen train --out {out} --stages autoencoder`).")
+    vae = AutoencoderKL.from_pretrained(folder, torch_dtype=torch.float32).to(device).eval()
+    return vae, vae.config.shift_factor, 1.0 / vae.config.scaling_factor
 
 
 def _caption_pairs(data, idx, rng: np.random.Generator) -> tuple[list[str], list[str]]:
@@ -257,6 +320,40 @@ class _Tokens:
         return ids.to(device)
 
 
+def load_widened(module: torch.nn.Module, state: dict[str, torch.Tensor]) -> list[str]:
+    """Load ``state`` into ``module``; a tensor smaller than the module's goes into its leading corner, the rest zeros.
+
+    For a denoiser continued on an autoencoder with more latent channels: the U-Net's ``conv_in`` gains input
+    columns and its ``conv_out`` output rows; Flux's ``x_embedder`` / ``proj_out`` gain the features of the new
+    channels, which ``FluxPipeline._pack_latents`` puts after the old ones (feature ``4 c + 2 dy + dx``). Zero
+    columns read nothing of the new channels, zero rows predict 0 for them: the model starts as it was. Returns
+    the names of the widened tensors.
+    """
+    target = module.state_dict()
+    widened = []
+    for name, value in state.items():
+        want = target[name]
+        if value.shape != want.shape:
+            if value.dim() != want.dim() or any(a > b for a, b in zip(value.shape, want.shape)):
+                raise ValueError(f"{name}: {tuple(value.shape)} does not fit in {tuple(want.shape)}.")
+            grown = torch.zeros_like(want)
+            grown[tuple(slice(0, n) for n in value.shape)] = value
+            state[name] = grown
+            widened.append(name)
+    module.load_state_dict(state)
+    return widened
+
+
+def _continue_from(pipe, folder: Path, parts: tuple[str, ...]) -> dict[str, list[str]]:
+    """Copy the weights of ``parts`` (component names) from the set in ``folder`` into ``pipe`` (``load_widened``)."""
+    from diffusers import DiffusionPipeline
+
+    if not (folder / "model_index.json").is_file():
+        raise CheckpointError(f"init_from: no model set in {folder} to continue from (a folder like data/toykitchen/sd).")
+    trained = DiffusionPipeline.from_pretrained(folder, torch_dtype=torch.float32, local_files_only=True)
+    return {part: load_widened(getattr(pipe, part), getattr(trained, part).state_dict()) for part in parts}
+
+
 def train_sd(cfg: TrainConfig, out: Path, device: torch.device, data) -> None:
     from diffusers import DDPMScheduler
 
@@ -265,6 +362,7 @@ def train_sd(cfg: TrainConfig, out: Path, device: torch.device, data) -> None:
     scale = 1.0 / std
     latents = encode_all(vae, torch.from_numpy(data.images), device) * scale  # SD: z_0 = scale * z (no shift)
     pipe = toy.build_sd(vae.to("cpu"), scale)
+    extra = dict(continued=_continue_from(pipe, Path(cfg.init_from) / "sd", ("unet", "text_encoder"))) if cfg.init_from else {}
     unet, text_encoder, tokens = pipe.unet.to(device).train(), pipe.text_encoder.to(device).train(), _Tokens(pipe.tokenizer)
     noise_sched = DDPMScheduler(**{k: v for k, v in toy.SD_SCHEDULER.items() if k not in ("set_alpha_to_one", "timestep_spacing")})
     loop = _Loop([*unet.parameters(), *text_encoder.parameters()], cfg, cfg.sd_steps, cfg.lr)
@@ -287,7 +385,7 @@ def train_sd(cfg: TrainConfig, out: Path, device: torch.device, data) -> None:
     loop.finish()
     pipe.unet, pipe.text_encoder = unet.eval().cpu(), text_encoder.eval().cpu()
     _save(pipe, out / "sd")
-    _write_log(out, "sd", cfg, loop, step + 1, device, dict(scaling_factor=scale))
+    _write_log(out, "sd", cfg, loop, step + 1, device, dict(scaling_factor=scale, **extra))
 
 
 def train_flux(cfg: TrainConfig, out: Path, device: torch.device, data) -> None:
@@ -299,6 +397,8 @@ def train_flux(cfg: TrainConfig, out: Path, device: torch.device, data) -> None:
     scale = 1.0 / std
     latents = (encode_all(vae, torch.from_numpy(data.images), device) - mean) * scale  # Flux: (z - shift) * scale
     pipe = toy.build_flux(vae.to("cpu"), scale, mean)
+    parts = ("transformer", "text_encoder", "text_encoder_2")
+    extra = dict(continued=_continue_from(pipe, Path(cfg.init_from) / "flux", parts)) if cfg.init_from else {}
     transformer = pipe.transformer.to(device).train()
     clip, t5 = pipe.text_encoder.to(device).train(), pipe.text_encoder_2.to(device).train()
     b, c, h, w = latents[:1].shape
@@ -332,7 +432,7 @@ def train_flux(cfg: TrainConfig, out: Path, device: torch.device, data) -> None:
     loop.finish()
     pipe.transformer, pipe.text_encoder, pipe.text_encoder_2 = transformer.eval().cpu(), clip.eval().cpu(), t5.eval().cpu()
     _save(pipe, out / "flux")
-    _write_log(out, "flux", cfg, loop, step + 1, device, dict(scaling_factor=scale, shift_factor=mean, mu=mu))
+    _write_log(out, "flux", cfg, loop, step + 1, device, dict(scaling_factor=scale, shift_factor=mean, mu=mu, **extra))
 
 
 def _generators(out: Path, device: torch.device) -> tuple[dict, dict[str, str]]:
@@ -410,7 +510,7 @@ def train_clip(cfg: TrainConfig, out: Path, device: torch.device, data) -> None:
 
 
 def _save(pipe, folder: Path) -> None:
-    """float16 safetensors, written to a temporary folder and moved into place."""
+    """A pipeline or a model as float16 safetensors, written to a temporary folder and moved into place."""
     tmp = folder.with_name(folder.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     pipe.to(torch.float16)

@@ -29,6 +29,7 @@ import PIL.ImageDraw
 from ..errors import ConfigError
 
 GRID = 64  # the design grid; drawing scales it to the requested size
+POSITION_JITTER = 6  # a container's centre lies at most this many grid cells from the middle, in x and in y
 
 CONTAINERS = ("bowl", "pot", "pan", "plate", "board")
 CONTAINER_COLOURS = {
@@ -184,7 +185,8 @@ def random_scene(rng: np.random.Generator, exclude=frozenset()) -> Scene:
             colour=colour,
             pattern=PATTERNS[rng.integers(len(PATTERNS))],
             table=list(TABLES)[rng.integers(len(TABLES))],
-            position=(int(32 + rng.integers(-6, 7)), int(32 + rng.integers(-6, 7))),
+            position=(int(32 + rng.integers(-POSITION_JITTER, POSITION_JITTER + 1)),
+                      int(32 + rng.integers(-POSITION_JITTER, POSITION_JITTER + 1))),
             ingredients=ingredients,
             layout_seed=int(rng.integers(2**31)),
         )
