@@ -433,13 +433,8 @@ def _metrics_html(metrics: Mapping[str, Mapping[str, Any]]) -> str:
             "definitions in docs/metrics.md.</p>")
 
 
-def render_html(data: dict, storyboard: str | None = "storyboard.png", metrics: Mapping[str, Mapping[str, Any]] | None = None) -> str:
-    """index.html for the content of settings.json (``run_settings`` or ``canvas_settings``); all text is escaped.
-
-    metrics: ``{name: {"value", "per_item", "record"}}`` (``metrics.json``'s ``metrics``), shown as a table after the settings.
-    """
-    recipe = data["recipe"]
-    title = recipe["title"] or "Recipe"
+def _page_head(title: str, description: str | None, notes) -> list[str]:
+    """The start of a page: doctype, head with the style sheet, the title as h1, the description and the notes."""
     parts = [
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8">',
@@ -449,10 +444,20 @@ def render_html(data: dict, storyboard: str | None = "storyboard.png", metrics: 
         "</head><body>",
         f"<h1>{_e(title)}</h1>",
     ]
-    if recipe.get("description"):
-        parts.append(f'<p class="description">{_e(recipe["description"])}</p>')
-    if data.get("notes"):
-        parts.append('<div class="notes">' + "".join(f"<p>{_e(note)}</p>" for note in data["notes"]) + "</div>")
+    if description:
+        parts.append(f'<p class="description">{_e(description)}</p>')
+    if notes:
+        parts.append('<div class="notes">' + "".join(f"<p>{_e(note)}</p>" for note in notes) + "</div>")
+    return parts
+
+
+def render_html(data: dict, storyboard: str | None = "storyboard.png", metrics: Mapping[str, Mapping[str, Any]] | None = None) -> str:
+    """index.html for the content of settings.json (``run_settings`` or ``canvas_settings``); all text is escaped.
+
+    metrics: ``{name: {"value", "per_item", "record"}}`` (``metrics.json``'s ``metrics``), shown as a table after the settings.
+    """
+    recipe = data["recipe"]
+    parts = _page_head(recipe["title"] or "Recipe", recipe.get("description"), data.get("notes"))
     parts.append("<h2>Settings</h2>")
     parts.append(
         '<table class="settings">' + "".join(f"<tr><th>{_e(k)}</th><td>{v}</td></tr>" for k, v in _settings_rows(data)) + "</table>"
@@ -644,17 +649,7 @@ def write_comparison(
         raise ValueError(f"write_comparison got {len(pages)} pages for {len(rows)} rows: give each row its run's index.html.")
     group_titles = dict(group_titles or {})
     write_figure(comparison_figure(rows, texts, group_titles=group_titles, title=title), out_dir / COMPARE_FILE)
-    parts = [
-        "<!DOCTYPE html>",
-        '<html lang="en"><head><meta charset="utf-8">',
-        '<meta name="viewport" content="width=device-width, initial-scale=1">',
-        f"<title>{_e(title)} - cooklab</title>",
-        f"<style>{_CSS}</style>",
-        "</head><body>",
-        f"<h1>{_e(title)}</h1>",
-    ]
-    if notes:
-        parts.append('<div class="notes">' + "".join(f"<p>{_e(note)}</p>" for note in notes) + "</div>")
+    parts = _page_head(title, None, notes)
     parts.append(f'<p class="storyboard"><a href="{COMPARE_FILE}"><img src="{COMPARE_FILE}" alt="every run, one row each"></a></p>')
     parts.append("<h2>Runs</h2>")
     items = []  # the links of the current group
