@@ -34,7 +34,7 @@ import torch.nn.functional as F
 
 from ..metrics.clip_score import CLIP_MEAN, CLIP_STD  # OpenAI CLIP's normalisation, what the backbone's Preprocess applies
 from .models import CLIP_MAX_LENGTH, IMAGE_SIZE, clip_tokenizer
-from .world import PATTERNS, POSITION_JITTER, TABLES, Ingredient, Scene, render
+from .world import PATTERNS, TABLES, Ingredient, Scene, random_position, render
 
 #: ViT image tower: 64 x 64 pictures in 8 x 8 patches (64 patch tokens + CLS), width 64, 3 layers
 VISION = dict(image_size=IMAGE_SIZE, patch_size=8, hidden_size=64, intermediate_size=256, num_hidden_layers=3,
@@ -223,7 +223,7 @@ def contrast_pairs(n: int, seed: int = 0) -> list[tuple[str, Scene, Scene]]:
         name = list(INGREDIENTS)[rng.integers(len(INGREDIENTS))]
         state = str(rng.choice(ALLOWED_STATES[name]))
         true = Scene(container=container, colour=colour, pattern=PATTERNS[rng.integers(len(PATTERNS))],
-                     table=list(TABLES)[rng.integers(len(TABLES))], position=(int(32 + rng.integers(-POSITION_JITTER, POSITION_JITTER + 1)), int(32 + rng.integers(-POSITION_JITTER, POSITION_JITTER + 1))),
+                     table=list(TABLES)[rng.integers(len(TABLES))], position=random_position(rng),
                      ingredients=(Ingredient(name, state),), layout_seed=int(rng.integers(2**31)))
         if i % 2 == 0:
             other = str(rng.choice([k for k in INGREDIENTS if k != name]))

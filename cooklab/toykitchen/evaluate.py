@@ -35,7 +35,7 @@ from .dataset import HELD_OUT
 from .models import IMAGE_SIZE, T5_MAX_LENGTH
 from .oracle import check_frame
 from .recipes import Expectation
-from .world import ALLOWED_STATES, PATTERNS, POSITION_JITTER, TABLES, Ingredient, Scene
+from .world import ALLOWED_STATES, PATTERNS, TABLES, Ingredient, Scene, random_position
 
 METRICS = ("colour", "ingredient", "colour_and_ingredient", "container", "state")
 
@@ -67,8 +67,7 @@ def heldout_scene(expectation, rng: np.random.Generator) -> Scene:
     e = expectation
     return Scene(container=e.container, colour=e.colour, pattern=PATTERNS[rng.integers(len(PATTERNS))],
                  table=list(TABLES)[rng.integers(len(TABLES))],
-                 position=(int(32 + rng.integers(-POSITION_JITTER, POSITION_JITTER + 1)),
-                           int(32 + rng.integers(-POSITION_JITTER, POSITION_JITTER + 1))),
+                 position=random_position(rng),
                  ingredients=(Ingredient(e.ingredient, e.state),), layout_seed=int(rng.integers(2**31)))
 
 

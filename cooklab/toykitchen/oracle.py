@@ -203,6 +203,11 @@ class Reading:
         labels = unblend(self.rgb, self.labels)
         return np.where(food_region(self), labels, -1)
 
+    @cached_property
+    def kind(self) -> tuple[str | None, float]:
+        """(detected container kind or None, the IoU of its best-fitting outline): ``container_kind``."""
+        return _best_kind(self.mask)
+
 
 def read(image) -> Reading:
     """``image`` read into a ``Reading`` (returned as is if it already is one)."""
@@ -256,7 +261,11 @@ def container_kind(image) -> tuple[str | None, float]:
     Kinds differ in size (plate radius 23, bowl 20, pot 19, pan 18), handles (two for the pot, one long
     one for the pan) and shape (the board is a rectangle), so on rendered pictures this is exact.
     """
-    mask = read(image).mask  # [H, W] bool
+    return read(image).kind
+
+
+def _best_kind(mask: np.ndarray) -> tuple[str | None, float]:
+    """``container_kind`` of a container mask [H, W] bool."""
     if not mask.any():
         return None, 0.0
     h, w = mask.shape

@@ -25,10 +25,10 @@ from .world import (
     INGREDIENTS,
     MAX_INGREDIENTS,
     PATTERNS,
-    POSITION_JITTER,
     TABLES,
     Ingredient,
     Scene,
+    random_position,
 )
 
 
@@ -81,7 +81,7 @@ def random_toy_recipe(seed: int, n_steps: int = 4) -> ToyRecipe:
         colour=list(CONTAINER_COLOURS)[rng.integers(len(CONTAINER_COLOURS))],
         pattern=PATTERNS[rng.integers(len(PATTERNS))],
         table=list(TABLES)[rng.integers(len(TABLES))],
-        position=(int(32 + rng.integers(-POSITION_JITTER, POSITION_JITTER + 1)), int(32 + rng.integers(-POSITION_JITTER, POSITION_JITTER + 1))),
+        position=random_position(rng),
         layout_seed=int(rng.integers(2**31)),
     )
     pantry = [str(n) for n in rng.permutation(list(INGREDIENTS))]

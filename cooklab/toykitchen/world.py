@@ -170,6 +170,11 @@ class Scene:
         return next((i for i in self.ingredients if i.name == name), None)
 
 
+def random_position(rng: np.random.Generator) -> tuple[int, int]:
+    """A container centre (x, y) on the design grid: the middle, jittered by up to ``POSITION_JITTER`` cells each way."""
+    return int(32 + rng.integers(-POSITION_JITTER, POSITION_JITTER + 1)), int(32 + rng.integers(-POSITION_JITTER, POSITION_JITTER + 1))
+
+
 def random_scene(rng: np.random.Generator, exclude=frozenset()) -> Scene:
     """A random scene; ``exclude`` holds (colour, container, ingredient) triples that must not occur."""
     while True:
@@ -185,8 +190,7 @@ def random_scene(rng: np.random.Generator, exclude=frozenset()) -> Scene:
             colour=colour,
             pattern=PATTERNS[rng.integers(len(PATTERNS))],
             table=list(TABLES)[rng.integers(len(TABLES))],
-            position=(int(32 + rng.integers(-POSITION_JITTER, POSITION_JITTER + 1)),
-                      int(32 + rng.integers(-POSITION_JITTER, POSITION_JITTER + 1))),
+            position=random_position(rng),
             ingredients=ingredients,
             layout_seed=int(rng.integers(2**31)),
         )
