@@ -3,6 +3,8 @@
 #
 #   make lock          re-resolve requirements/lock.txt from pyproject.toml + requirements/torch.in (uv pip compile)
 #   make test-fast     the suite without notebooks, demo and trained-model generation (-m "not slow")
+#   make test-browser  only the notebooks in JupyterLab + headless Chromium (tests/test_notebooks_browser.py;
+#                      needs Debian's chromium: apt-get install chromium; screenshots in outputs/browser/)
 #   make test-latest   a separate .venv-latest with the newest versions pyproject.toml allows, then the suite:
 #                      drift is found on purpose, not by a new user
 #
@@ -19,7 +21,7 @@ STAMP := $(VENV)/.cooklab-installed
 BIN := $(VENV)/bin
 RUN_ENV := HF_HUB_OFFLINE=1 OMP_WAIT_POLICY=PASSIVE
 
-.PHONY: install demo test test-fast test-latest lock lint mutation notebooks clean
+.PHONY: install demo test test-fast test-browser test-latest lock lint mutation notebooks clean
 
 $(STAMP): $(LOCK) pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -40,6 +42,10 @@ test: $(STAMP)
 # Day-to-day: everything but the notebooks, the demo and generation with the trained models.
 test-fast: $(STAMP)
 	$(RUN_ENV) $(BIN)/python -m pytest -q -n auto -m "not slow"
+
+# Every notebook run in JupyterLab in headless Chromium, a control of each explorer moved (part of make test too).
+test-browser: $(STAMP)
+	$(RUN_ENV) $(BIN)/python -m pytest -q -m browser tests/test_notebooks_browser.py
 
 # The lock is universal (markers for other platforms and Pythons >= 3.11), so one file serves
 # Linux, macOS and Windows. uv is installed into .venv for this only.

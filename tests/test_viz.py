@@ -255,11 +255,11 @@ def test_noise_map_figure_from_trace_records(traced):
 
 
 def assert_drawn(capsys):
-    """The widget callbacks displayed figures (printed as their repr without a kernel) and hit no error."""
+    """The widget callbacks displayed PNG images (printed as their repr without a kernel) and hit no error."""
     printed = capsys.readouterr().out
-    assert "Figure(" in printed
+    assert "display.Image object" in printed and "Figure(" not in printed
     assert "nothing to show" not in printed
-    assert plt.get_fignums() == []  # every figure was closed after display
+    assert plt.get_fignums() == []  # plain Figures: pyplot never held one
 
 
 def test_attention_explorer(traced, capsys):
@@ -311,4 +311,29 @@ def test_frame_scrubber(traced, capsys):
     assert "RA 0.9/0.999" in table.value and "box" in table.value
     box.controls["step"].value = 3
     assert "no mask" in table.value
+    assert_drawn(capsys)
+
+
+def test_detached_figures_are_unknown_to_pyplot(traced):
+    tr, _ = traced
+    with viz.detached_figures():
+        fig = viz.noise_map_figure(tr.noise[1])
+    assert isinstance(fig, Figure) and plt.get_fignums() == []  # nothing a pyplot flush could close or show
+    assert len(viz.figure_png(fig)) > 4000
+    fig = viz.noise_map_figure(tr.noise[1])  # outside: a pyplot figure, as the notebooks' cells expect
+    assert plt.get_fignums() == [fig.number]
+
+
+def test_explorers_never_touch_pyplot(traced, capsys, monkeypatch):
+    """A widget callback may run on a kernel subshell while matplotlib-inline flushes pyplot's figures (JupyterLab 4.6's
+    commsOverSubshells): the explorers build plain Figures, so pyplot's figure factory must not even be called."""
+    def no_pyplot(*args, **kwargs):
+        raise AssertionError("an explorer made a pyplot figure")
+
+    monkeypatch.setattr(plt, "figure", no_pyplot)
+    tr, out = traced
+    box = widgets.frame_scrubber(out)
+    box.controls["step"].value = 2
+    box = widgets.attention_explorer(tr)
+    box.controls["view"].value = "cross_attention"
     assert_drawn(capsys)

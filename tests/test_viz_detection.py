@@ -188,7 +188,7 @@ def test_threshold_explorer_redraws(provider, image, capsys):
     assert set(box.last["detections"].labels) == {""}
     assert (provider.box_threshold, provider.text_threshold) == (0.0, 0.0)  # the provider was left alone
     printed = capsys.readouterr().out
-    assert printed.count("Figure(") == 8  # two figures per draw (4 draws), displayed as text without a kernel
+    assert printed.count("display.Image object") == 8  # two PNGs per draw (4 draws), displayed as text without a kernel
     assert "nothing to show" not in printed and plt.get_fignums() == []
 
 

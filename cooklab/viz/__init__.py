@@ -6,8 +6,14 @@ and torch only: importing ``cooklab.viz`` loads neither diffusers nor ipywidgets
 saved trace or output can be plotted without a model. The ipywidgets front ends live in
 ``cooklab.viz.widgets``, the plan, detection and mask figures in ``cooklab.viz.detection``,
 the loss of a LoRA run (a live widget too) in ``cooklab.viz.training`` (import them in a notebook).
+
+Outside a widget the figures are pyplot figures (a notebook shows them at the end of the cell).
+Inside ``with detached_figures():`` they are plain ``matplotlib.figure.Figure`` objects that pyplot
+never sees, to display yourself (``IPython.display.Image(figure_png(fig))``): what a widget
+callback must do, since it may run on a kernel subshell while the cell's pyplot flush runs.
 """
 
+from .common import detached_figures, figure_png
 from .plots import (
     attention_overlay,
     base_contribution_figure,
@@ -37,6 +43,8 @@ from .plots import (
 )
 
 __all__ = [
+    # figures without pyplot state (what the widgets draw; for your own widget callbacks too)
+    "detached_figures", "figure_png",
     # any run of either pipeline
     "comparison_figure",
     # Recipe Diffusion

@@ -8,21 +8,70 @@ cooklab.
 
 The ``draw_*`` helpers draw into a given matplotlib axes; the figure modules
 (``recipe_diffusion``, ``cookanything``, ``cscc``, ``storyboard``, ``detection``) build their
-figures from them.
+figures from them, with ``new_figure`` / ``new_subplots``: pyplot figures (a notebook's inline
+backend shows them at the end of the cell), or inside ``detached_figures()`` plain
+``matplotlib.figure.Figure`` objects that pyplot never sees. The widgets draw detached: a
+callback may run on a kernel subshell (JupyterLab 4.6's ``commsOverSubshells``) while
+matplotlib-inline's end-of-cell flush closes pyplot's figures, which blanked the second
+figure of an explorer.
 """
 
 from __future__ import annotations
 
+import contextvars
+import io
 import textwrap
+from contextlib import contextmanager
 
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
+from matplotlib.figure import Figure
 
 __all__ = [
-    "draw_image", "draw_note", "draw_overlay", "image_array", "layers_label", "lighter", "short_layer_name", "shorten",
-    "step_colors", "steps_label", "to_array",
+    "detached_figures", "draw_image", "draw_note", "draw_overlay", "figure_png", "image_array", "layers_label", "lighter",
+    "new_figure", "new_subplots", "short_layer_name", "shorten", "step_colors", "steps_label", "to_array",
 ]
+
+
+# ---- figures with or without pyplot --------------------------------------------------------
+
+_DETACHED = contextvars.ContextVar("cooklab_detached_figures", default=False)
+
+
+@contextmanager
+def detached_figures():
+    """Inside, cooklab's figure functions return plain ``Figure`` objects unknown to pyplot (this thread only).
+
+    Nothing shows or closes them behind your back: display them yourself, e.g. as
+    ``IPython.display.Image(figure_png(fig))``. The widgets draw this way.
+    """
+    token = _DETACHED.set(True)
+    try:
+        yield
+    finally:
+        _DETACHED.reset(token)
+
+
+def new_figure(**fig_kw) -> Figure:
+    """``plt.figure(**fig_kw)``, or a plain ``Figure(**fig_kw)`` inside ``detached_figures()``."""
+    return Figure(**fig_kw) if _DETACHED.get() else plt.figure(**fig_kw)
+
+
+def new_subplots(nrows: int = 1, ncols: int = 1, *, sharex=False, sharey=False, squeeze: bool = True, width_ratios=None,
+                 height_ratios=None, subplot_kw=None, gridspec_kw=None, **fig_kw):
+    """``plt.subplots`` on ``new_figure``: ``(fig, axes)``."""
+    fig = new_figure(**fig_kw)
+    axes = fig.subplots(nrows, ncols, sharex=sharex, sharey=sharey, squeeze=squeeze, width_ratios=width_ratios,
+                        height_ratios=height_ratios, subplot_kw=subplot_kw, gridspec_kw=gridspec_kw)
+    return fig, axes
+
+
+def figure_png(fig: Figure, **savefig_kw) -> bytes:
+    """The figure rendered to PNG bytes (``bbox_inches="tight"`` as in a notebook), whatever the backend."""
+    buffer = io.BytesIO()
+    fig.savefig(buffer, **{"format": "png", "bbox_inches": "tight", **savefig_kw})
+    return buffer.getvalue()
 
 
 # ---- conversion --------------------------------------------------------------------------

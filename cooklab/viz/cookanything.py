@@ -18,13 +18,24 @@ is always called ``t`` here, so it cannot be confused with a recipe step.
 
 from __future__ import annotations
 
-import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 from matplotlib.ticker import MaxNLocator
 
-from .common import draw_overlay, image_array, layers_label, lighter, short_layer_name, shorten, step_colors, steps_label, to_array
+from .common import (
+    draw_overlay,
+    image_array,
+    layers_label,
+    lighter,
+    new_figure,
+    new_subplots,
+    short_layer_name,
+    shorten,
+    step_colors,
+    steps_label,
+    to_array,
+)
 
 __all__ = [
     "base_contribution_figure", "canvas_of", "flux_layer_name", "group_mask_figure", "layout_figure", "layout_of",
@@ -98,7 +109,7 @@ def group_mask_figure(n: int, image_attention: str = "region", ax=None, annotate
     rgb[extra] = 0.72
     if ax is None:
         side = min(7.0, 1.6 + 0.42 * 2 * n)
-        fig, ax = plt.subplots(figsize=(side, side), layout="constrained")
+        fig, ax = new_subplots(figsize=(side, side), layout="constrained")
     ax.imshow(rgb, interpolation="nearest")
     labels = [f"C{k + 1}" for k in range(n)] + [f"I{k + 1}" for k in range(n)]
     fs = 8 if n <= 8 else 6
@@ -179,7 +190,7 @@ def token_mask_figure(layout, image_attention: str = "region", highlight=None, a
     covered = same.sum(-1) + extra
     rgb = same @ colors + extra[..., None] * 0.55 + (1 - covered)[..., None] * 1.0  # white where masked
     if ax is None:
-        fig, ax = plt.subplots(figsize=(5.6, 5.2), layout="constrained")
+        fig, ax = new_subplots(figsize=(5.6, 5.2), layout="constrained")
     ax.imshow(np.clip(rgb, 0, 1), extent=(0, total, total, 0), interpolation="nearest")
     for k in range(1, 2 * n):
         pos = k * L if k <= n else n * L + (k - n) * P
@@ -223,7 +234,7 @@ def layout_figure(layout, texts=None, token_counts=None, wrap: int = 90) -> Figu
     if len(texts) != n:
         raise ValueError(f"layout has {n} regions but {len(texts)} texts were given.")
     colors = step_colors(n)
-    fig = plt.figure(figsize=(10, 1.6 + 0.22 * n))
+    fig = new_figure(figsize=(10, 1.6 + 0.22 * n))
     bar = fig.add_axes((0.04, 1 - 1.05 / fig.get_figheight(), 0.92, 0.45 / fig.get_figheight()))
     segments = ([("base", 0, lb, (0.6, 0.6, 0.6))] if lb else [])
     segments += [(f"C{k + 1}", lb + k * L, L, lighter(colors[k])) for k in range(n)]
@@ -283,7 +294,7 @@ def text_image_figure(trace, steps=None, layers=None, t=None, alpha: float = 0.6
     aspect = h_pix / w_pix
     ph = min(panel_height, 1.6 * aspect) if aspect > 1 else panel_height / 2
     pw = ph / aspect
-    fig, axes = plt.subplots(1, len(steps), figsize=(max(3.0, len(steps) * (pw + 0.25) + 0.9), ph + 1.0), squeeze=False,
+    fig, axes = new_subplots(1, len(steps), figsize=(max(3.0, len(steps) * (pw + 0.25) + 0.9), ph + 1.0), squeeze=False,
                              layout="constrained")
     colors = step_colors(n)
     for ax, s, m in zip(axes[0], steps, maps, strict=True):
@@ -320,7 +331,7 @@ def base_contribution_figure(trace, ax=None) -> Figure:
 
     if isinstance(trace, dict):
         if ax is None:
-            fig, ax = plt.subplots(figsize=(5.5, 3.4), layout="constrained")
+            fig, ax = new_subplots(figsize=(5.5, 3.4), layout="constrained")
         for label, tr in trace.items():
             if not tr.base_contribution:
                 ax.plot([], [], label=f"{label} (none)")
@@ -338,7 +349,7 @@ def base_contribution_figure(trace, ax=None) -> Figure:
     steps, values = curve(trace)
     layers = trace.layers("base_contribution")
     grid = np.array([[trace.base_contribution.get((0, name, s), np.nan) for s in steps] for name in layers])
-    fig, axes = plt.subplots(1, 2, figsize=(10, 1.6 + 0.16 * len(layers) + 1.0), width_ratios=[2, 1.2], layout="constrained")
+    fig, axes = new_subplots(1, 2, figsize=(10, 1.6 + 0.16 * len(layers) + 1.0), width_ratios=[2, 1.2], layout="constrained")
     im = axes[0].imshow(grid, aspect="auto", cmap="viridis", interpolation="nearest")
     axes[0].set_yticks(range(len(layers)), [flux_layer_name(x) for x in layers], fontsize=6 if len(layers) > 20 else 7)
     axes[0].set_xticks(range(len(steps)), steps, fontsize=7)
@@ -394,7 +405,7 @@ def rope_ids_figure(img_ids, layout, labels=None, annotate: bool | None = None, 
     ph = min(panel_height, 0.45 * gh) if annotate else panel_height
     pw = max(0.9, ph / aspect)
     ncols = len(grids) * len(axes_shown)
-    fig, axes = plt.subplots(1, ncols, figsize=(ncols * (pw + 0.7) + 0.3, ph + 0.9), squeeze=False, layout="constrained")
+    fig, axes = new_subplots(1, ncols, figsize=(ncols * (pw + 0.7) + 0.3, ph + 0.9), squeeze=False, layout="constrained")
     k = 0
     for label, grid in grids:
         for axis, name in axes_shown:
@@ -435,7 +446,7 @@ def rotary_figure(freqs, layout, regions=(0, -1), labels=None) -> Figure:
         sets = [(labels[0] if labels else "ids", freqs)]
     a, b = (r % lay.n_regions for r in regions)
     p = lay.region_tokens
-    fig, axes = plt.subplots(len(sets), 3, figsize=(10, 2.6 * len(sets) + 0.5), squeeze=False, layout="constrained")
+    fig, axes = new_subplots(len(sets), 3, figsize=(10, 2.6 * len(sets) + 0.5), squeeze=False, layout="constrained")
     for row, (label, f) in enumerate(sets):
         cos = to_array(f[0] if isinstance(f, (tuple, list)) else f)
         if cos.shape[0] != lay.image_len:

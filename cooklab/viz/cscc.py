@@ -12,13 +12,12 @@ from __future__ import annotations
 
 import bisect
 
-import matplotlib.pyplot as plt
 import numpy as np
 import torch
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
-from .common import draw_image, image_array, lighter, shorten, step_colors, to_array
+from .common import draw_image, image_array, lighter, new_figure, new_subplots, shorten, step_colors, to_array
 from .cookanything import canvas_of
 
 __all__ = ["cscc_delta_figure", "cscc_lambda_figure", "cscc_spans_figure"]
@@ -72,7 +71,7 @@ def cscc_spans_figure(spans, tokenizer=None, per_row: int = 16, max_tokens: int 
 
     n_rows = 0 if tokens is None else -(-min(len(tokens), max_tokens) // per_row)
     legend_lines = -(-n // 4)
-    fig = plt.figure(figsize=(11, 1.75 + 0.2 * legend_lines + 0.3 * n_rows + (0.15 if tokens is not None else 0)))
+    fig = new_figure(figsize=(11, 1.75 + 0.2 * legend_lines + 0.3 * n_rows + (0.15 if tokens is not None else 0)))
     height = fig.get_figheight()
     bar = fig.add_axes((0.05, 1 - 0.95 / height, 0.9, 0.42 / height))
     if items[0].start > 0:
@@ -152,7 +151,7 @@ def cscc_delta_figure(trace_or_delta_norm, texts=None, wrap: int = 40) -> Figure
     last = int(np.nonzero(d.any(0))[0].max()) + 1 if d.any() else 1
     show = min(d.shape[1], last + max(2, last // 10))
     totals = np.sqrt((d**2).sum(1))
-    fig, axes = plt.subplots(1, 2, figsize=(10.5, 1.2 + 0.38 * n), width_ratios=[3, 1.2], layout="constrained")
+    fig, axes = new_subplots(1, 2, figsize=(10.5, 1.2 + 0.38 * n), width_ratios=[3, 1.2], layout="constrained")
     im = axes[0].imshow(d[:, :show], aspect="auto", cmap="magma", interpolation="nearest")
     axes[0].set_yticks(range(n), [f"{k + 1}: {shorten(t, wrap)}" for k, t in enumerate(texts)], fontsize=7)
     axes[0].set_xlabel("token position in the step's own encoding", fontsize=8)
@@ -184,7 +183,7 @@ def cscc_lambda_figure(images, reference_images, lam: float, delta_norm=None, te
     if len(reference_images) != n:
         raise ValueError(f"{n} images but {len(reference_images)} reference images.")
     rows = 3 if delta_norm is not None else 2
-    fig = plt.figure(figsize=(max(6.0, 1.7 * n + 0.8), 1.9 * 2 + (1.8 if rows == 3 else 0) + 0.6), layout="constrained")
+    fig = new_figure(figsize=(max(6.0, 1.7 * n + 0.8), 1.9 * 2 + (1.8 if rows == 3 else 0) + 0.6), layout="constrained")
     gs = fig.add_gridspec(rows, n, height_ratios=[1, 1] + ([0.9] if rows == 3 else []))
     diffs = [np.abs(image_array(a) - image_array(b)).mean(-1) for a, b in zip(images, reference_images)]
     top = max(max(float(d.max()) for d in diffs), 1e-6)

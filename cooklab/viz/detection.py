@@ -23,7 +23,6 @@ from __future__ import annotations
 import html
 import textwrap
 
-import matplotlib.pyplot as plt
 import numpy as np
 import torch
 from matplotlib.figure import Figure
@@ -32,7 +31,7 @@ from matplotlib.patches import Rectangle
 
 from ..grounding.base import to_mask_tensor
 from ..recipe_diffusion.region_noise import resize_mask
-from .common import image_array
+from .common import detached_figures, figure_png, image_array, new_figure, new_subplots
 
 __all__ = ["DEGENERATE_BELOW", "DEGENERATE_ABOVE", "detect_all", "detections_figure", "mask_figure", "plan_table", "threshold_explorer"]
 
@@ -170,7 +169,7 @@ def detections_figure(image, detections, box_threshold: float | None = None, cho
                 k = len(scores) - 1
                 order = np.append(order, k)
 
-    fig = ax.figure if ax is not None else plt.figure(figsize=(5.2, 5.6 * arr.shape[0] / arr.shape[1] + 0.9), layout="constrained")
+    fig = ax.figure if ax is not None else new_figure(figsize=(5.2, 5.6 * arr.shape[0] / arr.shape[1] + 0.9), layout="constrained")
     ax = ax if ax is not None else fig.add_subplot()
     _show(ax, arr)
     shown = [int(i) for i in order[:max_boxes]]
@@ -220,7 +219,7 @@ def mask_figure(image, mask_result, latent_hw: tuple[int, int] | None = None, *,
     arr = image_array(image)
     h, w = arr.shape[:2]
     ncols = 2 if latent_hw is not None else 1
-    fig, axes = plt.subplots(1, ncols, figsize=(3.3 * ncols, 3.3 * h / w + 0.9), layout="constrained", squeeze=False)
+    fig, axes = new_subplots(1, ncols, figsize=(3.3 * ncols, 3.3 * h / w + 0.9), layout="constrained", squeeze=False)
     axes = axes[0]
     if mask_result is None:
         _show(axes[0], arr)
@@ -371,7 +370,7 @@ def threshold_explorer(provider, image, phrase: str, latent_hw: tuple[int, int] 
     ``{"detections", "result"}``.
     """
     import ipywidgets as widgets
-    from IPython.display import display
+    from IPython.display import Image, display
 
     style = {"description_width": "initial"}
     common = dict(min=0.0, max=1.0, step=0.01, readout_format=".2f", continuous_update=False, style=style)
@@ -404,11 +403,15 @@ def threshold_explorer(provider, image, phrase: str, latent_hw: tuple[int, int] 
         else:
             info.value = html.escape(f"provider → MaskResult: box {tuple(round(v, 1) for v in result.box)}, score {result.score:.3f}, "
                                      f"label {result.extra.get('label', '')!r}, covers {result.area:.1%} of the image")
-        for fig in (detections_figure(image, found, box_threshold=box_t, chosen=result if result is not None else False,
+        # plain Figures (no pyplot state: the callback may run on a kernel subshell while a pyplot flush runs),
+        # both rendered before either is displayed
+        with detached_figures():
+            figs = (detections_figure(image, found, box_threshold=box_t, chosen=result if result is not None else False,
                                       phrase=phrase, max_boxes=max_boxes),
-                    mask_figure(image, result, latent_hw)):
-            display(fig)
-            plt.close(fig)
+                    mask_figure(image, result, latent_hw))
+        pngs = [figure_png(fig) for fig in figs]
+        for png in pngs:
+            display(Image(data=png))
 
     def redraw(_=None):
         with out:

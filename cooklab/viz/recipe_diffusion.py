@@ -16,7 +16,6 @@ longer need (``plt.close(fig)``): pyplot keeps every figure it made alive.
 
 from __future__ import annotations
 
-import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
@@ -24,7 +23,17 @@ from matplotlib.ticker import MaxNLocator
 
 from ..recipe_diffusion.records import NoiseRecord
 from ..recipe_diffusion.region_noise import RegionNoise
-from .common import draw_image, draw_note, draw_overlay, image_array, layers_label, short_layer_name, steps_label, to_array
+from .common import (
+    draw_image,
+    draw_note,
+    draw_overlay,
+    image_array,
+    layers_label,
+    new_subplots,
+    short_layer_name,
+    steps_label,
+    to_array,
+)
 
 __all__ = [
     "SPECIAL_TOKENS", "attention_overlay", "cross_attention_figure", "noise_map_figure", "reference_share_curve_figure",
@@ -52,7 +61,7 @@ def attention_overlay(image, heatmap, ax=None, alpha: float = 0.5, title: str | 
     map's range); ``interpolation="bilinear"`` smooths the cells.
     """
     if ax is None:
-        fig, ax = plt.subplots(figsize=(3.2, 3), layout="constrained")
+        fig, ax = new_subplots(figsize=(3.2, 3), layout="constrained")
     mappable = draw_overlay(ax, image, heatmap, alpha, cmap, vmin, vmax, interpolation)
     if title:
         ax.set_title(title, fontsize=9)
@@ -77,7 +86,7 @@ def reference_share_figure(trace, frame: int, layers=None, steps=None, vmin: flo
     """
     share = trace.reference_share_map(frame, layers=layers, steps=None if steps is None else set(steps))
     ref = trace.frames[frame].kv_reference  # the frame whose keys were attended to
-    fig, axes = plt.subplots(1, 3, figsize=(9.6, 3.3), layout="constrained")
+    fig, axes = new_subplots(1, 3, figsize=(9.6, 3.3), layout="constrained")
     draw_image(axes[0], _frame_image(trace, ref), title="reference (no reference)" if ref is None else f"reference: step {ref + 1}")
     draw_image(axes[1], _frame_image(trace, frame), title=f"frame: step {frame + 1}")
     mappable = draw_overlay(axes[2], _frame_image(trace, frame), share, alpha, "viridis", vmin, vmax, "nearest")
@@ -97,7 +106,7 @@ def reference_share_curve_figure(trace, frames=None, layers=None, ax=None) -> Fi
     captured = sorted({k[0] for k in trace.reference_share})
     frames = captured if frames is None else list(frames)
     if ax is None:
-        fig, ax = plt.subplots(figsize=(5.5, 3.3), layout="constrained")
+        fig, ax = new_subplots(figsize=(5.5, 3.3), layout="constrained")
     for f in frames:
         curve = trace.reference_share_curve(f, layers=layers)
         if curve:
@@ -132,7 +141,7 @@ def self_attention_figure(trace, frame: int, layer: str, step: int, query: tuple
     ref = trace.frames[frame].kv_reference  # the frame whose keys were attended to
     image = _frame_image(trace, frame)
     vmax = float(maps.max())
-    fig, axes = plt.subplots(1, 3, figsize=(10, 3.4), layout="constrained")
+    fig, axes = new_subplots(1, 3, figsize=(10, 3.4), layout="constrained")
 
     draw_image(axes[0], image, title=f"query cell {tuple(query)} of step {frame + 1}")
     arr = image_array(image)
@@ -175,7 +184,7 @@ def cross_attention_figure(trace, frame: int, tokens=None, layers=None, steps=No
     vmax = max(float(m.max()) for m in maps)
     ncols = min(ncols, len(idx))
     nrows = -(-len(idx) // ncols)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(2.1 * ncols + 0.6, 2.2 * nrows + 0.5), squeeze=False, layout="constrained")
+    fig, axes = new_subplots(nrows, ncols, figsize=(2.1 * ncols + 0.6, 2.2 * nrows + 0.5), squeeze=False, layout="constrained")
     image = _frame_image(trace, frame)
     for ax, i, m in zip(axes.flat, idx, maps, strict=False):
         mappable = draw_overlay(ax, image, m, alpha, "inferno", 0.0, vmax, "nearest")
@@ -193,7 +202,7 @@ def toy_attention_figure(weights, labels, query_labels=None, ax=None, title: str
     if w.ndim != 2 or w.shape[1] != len(labels):
         raise ValueError(f"weights must be [Q, K] with K = len(labels) = {len(labels)}; got shape {w.shape}.")
     if ax is None:
-        fig, ax = plt.subplots(figsize=(0.55 * w.shape[1] + 1.6, 0.45 * w.shape[0] + 1.2), layout="constrained")
+        fig, ax = new_subplots(figsize=(0.55 * w.shape[1] + 1.6, 0.45 * w.shape[0] + 1.2), layout="constrained")
     ax.imshow(w, cmap="Blues", vmin=0, vmax=max(float(w.max()), 1e-9))
     ax.set_xticks(range(w.shape[1]), labels, rotation=45, ha="right", fontsize=8)
     rows = query_labels if query_labels is not None else [f"q{i}" for i in range(w.shape[0])]
@@ -275,7 +284,7 @@ def noise_map_figure(record=None, *, mask=None, sigma_map=None, signal_map=None,
         panels.append(("signal", to_array(signal_map)))
     if noised is not None:
         panels.append(("noised", noised))
-    fig, axes = plt.subplots(1, len(panels), figsize=(3.1 * len(panels), 3.4), squeeze=False, layout="constrained")
+    fig, axes = new_subplots(1, len(panels), figsize=(3.1 * len(panels), 3.4), squeeze=False, layout="constrained")
     for ax, (kind, value) in zip(axes[0], panels, strict=True):
         if kind == "mask":
             if value is None:

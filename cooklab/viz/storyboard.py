@@ -17,11 +17,10 @@ from __future__ import annotations
 
 import textwrap
 
-import matplotlib.pyplot as plt
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
-from .common import draw_image
+from .common import draw_image, new_figure
 
 __all__ = ["canvas_note", "canvas_storyboard", "comparison_figure", "frame_note", "storyboard", "storyboard_from_output"]
 
@@ -52,7 +51,7 @@ def storyboard(images, texts, title: str | None = None, ncols: int | None = None
     size, gap, head = 2.2, 0.2, (0.45 if title else 0.1)
     text_pts = 4 + _CAPTION_PT * _LINE * max(c.count("\n") + 1 for c in captions) + (_NOTE_PT * _LINE + 2 if any(notes) else 0)
     row_h = 0.25 + size + text_pts / 72 + gap
-    fig = plt.figure(figsize=(ncols * (size + gap) + gap, head + nrows * row_h))
+    fig = new_figure(figsize=(ncols * (size + gap) + gap, head + nrows * row_h))
     width, height = fig.get_size_inches()
     for k in range(n):
         r, c = divmod(k, ncols)

@@ -12,16 +12,19 @@
 
 Each function returns a ``VBox`` (the last expression of a cell displays it). The
 controls are also reachable as ``box.controls[name]``, so code can drive them
-(``box.controls["step"].value = 5``). Every change redraws the figure into an ``Output``
-widget; figures are closed after being displayed. ipywidgets is imported inside the
-functions, so the figure modules work without it.
+(``box.controls["step"].value = 5``). Every change redraws the figures into an ``Output``
+widget as PNG images. The figures are plain ``matplotlib.figure.Figure`` objects (built under
+``detached_figures()``, no pyplot state) and all of them are rendered before any is displayed:
+a callback may run on a kernel subshell (JupyterLab 4.6's default ``commsOverSubshells``) while
+matplotlib-inline's end-of-cell flush closes pyplot's figures, which used to blank an
+explorer's second figure and send it to JupyterLab's Log Console. ipywidgets is imported
+inside the functions, so the figure modules work without it.
 """
 
 from __future__ import annotations
 
 import html
 
-import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
@@ -29,7 +32,7 @@ from ..grounding import to_mask_tensor
 from ..instrument.trace import trace as make_trace
 from ..recipe_diffusion.noise_levels import NoiseLevels
 from ..recipe_diffusion.region_noise import region_aware_noise, resize_mask
-from .common import image_array, short_layer_name
+from .common import detached_figures, figure_png, image_array, new_subplots, short_layer_name
 from .cookanything import (
     canvas_of,
     flux_layer_name,
@@ -45,7 +48,7 @@ from .recipe_diffusion import SPECIAL_TOKENS, cross_attention_figure, noise_map_
 from .storyboard import frame_note
 
 __all__ = [
-    "attention_explorer", "frame_scrubber", "lambda_explorer", "noise_explorer", "region_mask_explorer", "rope_explorer",
+    "attention_explorer", "detached_figures", "frame_scrubber", "lambda_explorer", "noise_explorer", "region_mask_explorer", "rope_explorer",
     "text_image_explorer",
 ]
 
@@ -53,20 +56,27 @@ ALL = "all"  # option value meaning "average over all" (ipywidgets selections ca
 _VIEWS = (("reference share", "reference_share"), ("self-attention", "self_attention"), ("cross-attention", "cross_attention"))
 
 
-def _show(fig) -> None:
-    """Display a figure in the current output (e.g. inside ``with out:``) and free it."""
-    from IPython.display import display
+def _show(*figs) -> None:
+    """Display finished figures in the current output (e.g. inside ``with out:``) as PNG images.
 
-    display(fig)
-    plt.close(fig)
+    Every figure is rendered before the first is displayed, so the output never holds half of a
+    redraw; the figures are plain ``Figure`` objects (``_redraw`` builds them detached), which no
+    pyplot flush can close or show elsewhere.
+    """
+    from IPython.display import Image, display
+
+    pngs = [figure_png(fig) for fig in figs]
+    for png in pngs:
+        display(Image(data=png))
 
 
 def _redraw(out, draw) -> None:
-    """Clear ``out`` and run ``draw()`` inside it; errors are shown there instead of lost in a callback."""
+    """Clear ``out`` and run ``draw()`` inside it, with detached figures; errors are shown there instead of lost in a callback."""
     with out:
         out.clear_output(wait=True)
         try:
-            draw()
+            with detached_figures():
+                draw()
         except (KeyError, ValueError) as err:
             print(f"nothing to show: {err}")
 
@@ -279,7 +289,7 @@ def frame_scrubber(out):
         info = out.frames[step.value - 1]
         table.value = _settings_html(info, out.settings)
         ref = next((r for r in (info.mask_reference, info.kv_reference, info.reference) if r is not None), None)  # the reference frame j
-        fig, axes = plt.subplots(1, 2, figsize=(6, 3.2), layout="constrained")
+        fig, axes = new_subplots(1, 2, figsize=(6, 3.2), layout="constrained")
         axes[0].imshow(out.images[info.index])
         axes[0].set_title(f"step {info.index + 1}", fontsize=9)
         if ref is None:
@@ -353,7 +363,7 @@ def region_mask_explorer(layout_or_n=4, step_text_len: int = 8, region_side: int
         info.value = (f"regional branch: {lay.n_regions} × ({lay.step_text_len} text + {lay.region_tokens} image) = "
                       f"{lay.n_regions * (lay.step_text_len + lay.region_tokens)} tokens; the whole-description text "
                       f"({lay.base_text_len} tokens) runs in the base branch with full attention.")
-        fig, axes = plt.subplots(1, 2, figsize=(11, 5.2), width_ratios=[1, 1.15], layout="constrained")
+        fig, axes = new_subplots(1, 2, figsize=(11, 5.2), width_ratios=[1, 1.15], layout="constrained")
         group_mask_figure(lay.n_regions, image_attention=mode.value, ax=axes[0], annotate=lay.n_regions <= 6)
         token_mask_figure(lay, image_attention=mode.value, highlight=highlight, ax=axes[1],
                           max_pixels=max_pixels)
@@ -484,8 +494,8 @@ def rope_explorer(pos_embed, n_regions: int = 10, rows: int = 4, cols: int = 4):
         flexible, step_axis = dict(_ROPE_KINDS)[kind.value]
         ids = canvas_image_ids(n_regions, rows, cols, flexible=flexible, step_axis=step_axis)
         freqs = pos_embed(ids)  # FluxPosEmbed holds no weights: it computes on the ids' device (the CPU here)
-        _show(rope_ids_figure({kind.value: ids}, layout, panel_height=3.2))
-        _show(rotary_figure({kind.value: freqs}, layout, regions=(a.value - 1, b.value - 1)))
+        _show(rope_ids_figure({kind.value: ids}, layout, panel_height=3.2),  # both finished, then both displayed
+              rotary_figure({kind.value: freqs}, layout, regions=(a.value - 1, b.value - 1)))
 
     for w in (kind, a, b):
         w.observe(lambda _: _redraw(out, draw), names="value")

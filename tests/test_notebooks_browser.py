@@ -1,0 +1,311 @@
+"""Every notebook in a real browser: JupyterLab on 127.0.0.1, headless Chromium driven by playwright.
+
+What nbclient (tests/test_notebooks.py) cannot see: the widgets rendered by JupyterLab's widget manager, and
+what happens when a control is moved (a comm message from the browser, handled by the kernel the way
+JupyterLab asks for it, e.g. on a subshell). For each notebook: Run All, no error output, every code cell
+ran, every widget rendered live (not its text fallback); then for each explorer (an output holding a
+slider, dropdown or toggle buttons) one control is moved and its figures must change, none may go blank
+(a PNG under ``MIN_PNG_BYTES`` or under a fifth of its size before) or disappear, and nothing may land in
+JupyterLab's Log Console (where output lost by a widget callback goes). Screenshots are saved under
+``outputs/browser/<notebook>/``.
+
+The browser is Debian's ``chromium`` (``apt-get install chromium``; ``COOKLAB_CHROMIUM`` names another
+binary), never a downloaded build: no ``playwright install``. Without it the tests skip, unless
+``COOKLAB_REQUIRE_BROWSER=1`` (set by ``.ci/run``), which makes them fail. ``make test-browser`` runs them alone.
+The notebooks run from copies in a temporary folder (``data`` linked, ``outputs`` its own), so JupyterLab
+never writes into the committed files and a parallel nbclient run of the same notebook shares no outputs.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+pytestmark = [pytest.mark.slow, pytest.mark.browser]
+
+REPO = Path(__file__).resolve().parents[1]
+NOTEBOOKS = sorted((REPO / "notebooks").glob("*.ipynb"))
+IDS = [p.name for p in NOTEBOOKS]
+SHOTS = REPO / "outputs" / "browser"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"]
+RUN_TIMEOUT_S = 900  # Run All of one notebook (08 trains a LoRA: ~3 min on a busy 2-core machine)
+MOVE_TIMEOUT_S = 240  # one control moved until its figures are redrawn (05 generates a new lambda)
+MIN_PNG_BYTES = 4000  # a blank figure is ~2 KB; the explorers' figures are 10-100 KB
+CONTROLS = ".widget-slider, .widget-dropdown, .widget-toggle-buttons"
+# ipywidgets' text fallback (no widget manager), or a view that failed
+FALLBACK = ("Error displaying widget", "Loading widget", "VBox(children", "HBox(children", "Output(")
+
+
+def _chromium() -> str | None:
+    return os.environ.get("COOKLAB_CHROMIUM") or shutil.which("chromium")
+
+
+def _missing(why: str):
+    if os.environ.get("COOKLAB_REQUIRE_BROWSER") == "1":
+        pytest.fail(f"{why} (COOKLAB_REQUIRE_BROWSER=1: .ci/run installs it with apt)")
+    pytest.skip(why)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _write_json(path: Path, data) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data))
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory):
+    """A JupyterLab server on 127.0.0.1 (free port, a token) serving copies of the notebooks; stopped by its PID."""
+    if _chromium() is None:
+        _missing("no chromium: apt-get install chromium")
+    pytest.importorskip("jupyterlab")
+    root = tmp_path_factory.mktemp("lab")
+    (root / "notebooks").mkdir()
+    for path in NOTEBOOKS:
+        shutil.copy(path, root / "notebooks" / path.name)
+    (root / "data").symlink_to(REPO / "data")
+    (root / "outputs").mkdir()
+    state = tmp_path_factory.mktemp("lab-state")
+    settings = state / "settings"
+    # no news popup, no autosave, every cell in the DOM (no windowing); JupyterLab's other defaults are kept,
+    # commsOverSubshells among them: that is what users get
+    _write_json(settings / "@jupyterlab/apputils-extension/notification.jupyterlab-settings", {"fetchNews": "false", "checkForUpdates": False})
+    _write_json(settings / "@jupyterlab/docmanager-extension/plugin.jupyterlab-settings", {"autosave": False})
+    _write_json(settings / "@jupyterlab/notebook-extension/tracker.jupyterlab-settings", {"windowingMode": "none"})
+    _write_json(state / "config" / "labconfig" / "page_config.json",
+                {"disabledExtensions": {"@jupyterlab/apputils-extension:announcements": True}})
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "JUPYTERLAB_SETTINGS_DIR": str(settings),
+           "JUPYTERLAB_WORKSPACES_DIR": str(state / "workspaces"), "JUPYTER_RUNTIME_DIR": str(state / "runtime"),
+           "JUPYTER_CONFIG_DIR": str(state / "config")}
+    env.pop("MPLBACKEND", None)  # JupyterLab's kernels use the inline backend, as a user's do
+    port, token = _free_port(), base64.b16encode(os.urandom(16)).decode().lower()
+    log = open(state / "jupyterlab.log", "w")
+    proc = subprocess.Popen([sys.executable, "-m", "jupyterlab", "--no-browser", "--allow-root", "--ip=127.0.0.1",
+                             f"--port={port}", "--port-retries=0", f"--IdentityProvider.token={token}",
+                             f"--ServerApp.root_dir={root}"], env=env, stdout=log, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                urllib.request.urlopen(f"{base}/api/status?token={token}", timeout=2)
+                break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    pytest.fail(f"JupyterLab did not start:\n{(state / 'jupyterlab.log').read_text()[-3000:]}")
+                time.sleep(0.5)
+        yield dict(base=base, token=token, root=root, log=state / "jupyterlab.log")
+    finally:
+        proc.terminate()  # by its PID; the server shuts its kernels down
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()
+
+
+@pytest.fixture(scope="module")
+def browser(lab):
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        _missing("playwright is not installed (it is in requirements/lock.txt)")
+    pw = sync_playwright().start()
+    chromium = pw.chromium.launch(executable_path=_chromium(), headless=True, args=CHROMIUM_ARGS)
+    try:
+        yield chromium
+    finally:
+        chromium.close()
+        pw.stop()
+
+
+def _api(lab, method: str, path: str):
+    request = urllib.request.Request(f"{lab['base']}{path}", method=method, headers={"Authorization": f"token {lab['token']}"})
+    with urllib.request.urlopen(request, timeout=30) as response:
+        body = response.read()
+    return json.loads(body) if body else None
+
+
+def _status(page) -> str:
+    return page.locator("#jp-main-statusbar").inner_text()
+
+
+def _wait(condition, timeout: float, what: str, poll: float = 0.5):
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+        time.sleep(poll)
+
+
+def _idle(page) -> bool:
+    return "| Idle" in _status(page)
+
+
+def _running(page) -> bool:
+    return page.evaluate("() => [...document.querySelectorAll('.jp-Notebook .jp-InputArea-prompt')]"
+                         ".some(e => e.textContent.includes('*'))")
+
+
+def _quiet(page, polls: int = 3) -> bool:
+    """The kernel idle and no cell queued or running, ``polls`` times in a row, a second apart."""
+    for _ in range(polls):
+        if _running(page) or not _idle(page):
+            return False
+        time.sleep(1)
+    return True
+
+
+def _fit_viewport(page) -> None:
+    """JupyterLab never scrolls the page: make the viewport as tall as the notebook, for screenshots and key presses."""
+    bottom = page.evaluate("() => { const c = document.querySelectorAll('.jp-Notebook .jp-Cell');"
+                           " const n = document.querySelector('.jp-Notebook');"
+                           " return c.length ? c[c.length - 1].getBoundingClientRect().bottom + n.scrollTop : 900; }")
+    page.set_viewport_size({"width": 1400, "height": max(900, min(int(bottom) + 80, 30000))})
+
+
+def _log_console(page) -> str | None:
+    item = page.locator(".jp-LogConsoleStatusItem")
+    return item.first.inner_text() if item.count() and item.first.is_visible() else None
+
+
+def _images(output) -> list[str]:
+    return output.evaluate("e => [...e.querySelectorAll('img')].map(i => i.getAttribute('src') || '')")
+
+
+def _png_bytes(src: str) -> int:
+    return len(src.split(",", 1)[-1]) * 3 // 4
+
+
+def _redrawn(page, output, before: list[str], what: str) -> list[str]:
+    """The explorer's images once they differ from ``before`` and stayed the same for 3 s with the kernel idle
+    (as many as before, or unchanged for 20 s: a figure may arrive a little after the first)."""
+    history = [before]
+
+    def done() -> bool:
+        now = _images(output)
+        history.append(now)
+        if now == before:
+            return False
+        stable = len(history) >= 4 and history[-1] == history[-2] == history[-3] == history[-4]
+        return stable and _idle(page) and (len(now) >= len(before) or history[-20:].count(now) == 20)
+
+    _wait(done, MOVE_TIMEOUT_S, what, poll=1)
+    return history[-1]
+
+
+def _move_one_control(output) -> str:
+    """Move the explorer's first control that can move: a slider one step (ArrowRight, else ArrowLeft), else a
+    dropdown to another option, else another toggle button. Returns what was moved."""
+    for i, slider in enumerate(output.locator(".widget-slider").all()):
+        readout = slider.locator(".widget-readout")
+        before = readout.inner_text() if readout.count() else None
+        handle = slider.locator(".noUi-handle").first
+        for key in ("ArrowRight", "ArrowLeft"):
+            handle.focus()
+            handle.press(key)
+            time.sleep(0.5)
+            after = readout.inner_text() if readout.count() else None
+            if after != before:
+                label = slider.locator(".widget-label").first.inner_text()
+                return f"slider {label or i} {before} -> {after} ({key})"
+    for dropdown in output.locator(".widget-dropdown").all():
+        select = dropdown.locator("select")
+        values = select.evaluate("s => [...s.options].map(o => o.value)")
+        current = select.input_value()
+        other = next((v for v in values if v != current), None)
+        if other is not None:
+            select.select_option(other)
+            return f"dropdown {dropdown.locator('.widget-label').first.inner_text()} -> option {other}"
+    for buttons in output.locator(".widget-toggle-buttons").all():
+        unselected = buttons.locator("button:not(.mod-active)")
+        if unselected.count():
+            text = unselected.first.inner_text()
+            unselected.first.click()
+            return f"toggle button {text}"
+    raise AssertionError("the explorer has no control that moves")
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)
+def test_notebook_in_jupyterlab(path, lab, browser):
+    name = path.name
+    shots = SHOTS / path.stem
+    shutil.rmtree(shots, ignore_errors=True)
+    shots.mkdir(parents=True)
+    print(f"\n{name}: screenshots in {shots}")
+    page = browser.new_page(viewport={"width": 1400, "height": 900})
+    start = time.perf_counter()
+    try:
+        page.goto(f"{lab['base']}/lab/workspaces/{path.stem}/tree/notebooks/{name}?reset&token={lab['token']}")
+        page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=120_000)
+        _wait(lambda: _idle(page), 120, f"the kernel (status bar: {_status(page)!r})")
+        _wait(lambda: page.evaluate("() => !!(window._JUPYTERLAB && window._JUPYTERLAB['@jupyter-widgets/jupyterlab-manager'])"),
+              60, "the widget manager (@jupyter-widgets/jupyterlab-manager)")
+        page.get_by_role("menuitem", name="Run", exact=True).click()
+        page.locator('.lm-Menu-item[data-command="runmenu:run-all"]').click()
+        _wait(lambda: _running(page), 30, "Run All to start")
+        _wait(lambda: _quiet(page), RUN_TIMEOUT_S, "Run All to finish", poll=1)
+        ran = time.perf_counter() - start
+        _fit_viewport(page)
+        page.screenshot(path=str(shots / "run_all.png"))
+
+        prompts = page.evaluate("() => [...document.querySelectorAll('.jp-CodeCell .jp-InputArea-prompt')].map(e => e.textContent.trim())")
+        not_run = [i for i, p in enumerate(prompts) if not any(ch.isdigit() for ch in p)]
+        stderr = page.locator(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']").all_inner_texts()
+        errors = [t for t in stderr if "Traceback" in t or "-" * 70 in t]
+        assert not errors, f"{name}: error output:\n" + "\n".join(t[-2000:] for t in errors)
+        assert not not_run, f"{name}: code cells {not_run} of {len(prompts)} did not run (prompts {[prompts[i] for i in not_run]})"
+
+        texts = page.locator(".jp-OutputArea-output").all_inner_texts()
+        fallback = [t[:200] for t in texts if any(f in t for f in FALLBACK)]
+        assert not fallback, f"{name}: widgets not rendered live (text fallback): {fallback}"
+        explorers = page.locator(".jp-Cell-outputArea > .jp-OutputArea-child > .jp-OutputArea-output").filter(
+            has=page.locator(CONTROLS)).all()
+        assert explorers, f"{name}: no explorer (slider, dropdown or toggle buttons) was rendered"
+        assert _log_console(page) is None, f"{name}: output went to the Log Console during Run All: {_log_console(page)}"
+
+        for k, output in enumerate(explorers):
+            before = _images(output)
+            assert before, f"{name}: explorer {k} shows no figure"
+            assert all(_png_bytes(s) >= MIN_PNG_BYTES for s in before), \
+                f"{name}: explorer {k} starts with a blank figure: {[_png_bytes(s) for s in before]} bytes"
+            output.screenshot(path=str(shots / f"explorer{k}_before.png"))
+            moved = _move_one_control(output)
+            after = _redrawn(page, output, before, f"explorer {k}'s figures to change after moving {moved}")
+            _fit_viewport(page)
+            output.screenshot(path=str(shots / f"explorer{k}_after.png"))
+            sizes = f"PNG bytes before {[_png_bytes(s) for s in before]}, after {[_png_bytes(s) for s in after]}"
+            print(f"{name}: explorer {k}: moved {moved}; {sizes}")
+            assert len(after) == len(before), f"{name}: explorer {k} had {len(before)} figures, {len(after)} after moving {moved}"
+            blank = [i for i, (a, b) in enumerate(zip(after, before)) if _png_bytes(a) < max(MIN_PNG_BYTES, _png_bytes(b) // 5)]
+            assert not blank, f"{name}: explorer {k}: figure(s) {blank} went blank after moving {moved} ({sizes})"
+            log = _log_console(page)
+            assert log is None, f"{name}: explorer {k}: output went to the Log Console ({log!r}) after moving {moved} ({sizes})"
+        page.screenshot(path=str(shots / "after_moves.png"))
+        print(f"{name}: Run All {ran:.0f} s, total {time.perf_counter() - start:.0f} s, {len(explorers)} explorer(s)")
+    except Exception:
+        try:
+            _fit_viewport(page)
+            page.screenshot(path=str(shots / "failure.png"))
+        except Exception:  # the screenshot is a help, not the failure
+            pass
+        raise
+    finally:
+        page.close()
+        for session in _api(lab, "GET", "/api/sessions") or []:
+            _api(lab, "DELETE", f"/api/sessions/{session['id']}")
