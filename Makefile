@@ -5,6 +5,7 @@
 #   make test-fast     the suite without notebooks, demo and trained-model generation (-m "not slow")
 #   make test-browser  only the notebooks in JupyterLab + headless Chromium (tests/test_notebooks_browser.py;
 #                      needs Debian's chromium: apt-get install chromium; screenshots in outputs/browser/)
+#   make gallery       docs/gallery.md: the browser test's screenshots + both pipelines' ablations (cooklab gallery)
 #   make test-latest   a separate .venv-latest with the newest versions pyproject.toml allows, then the suite:
 #                      drift is found on purpose, not by a new user
 #
@@ -21,7 +22,7 @@ STAMP := $(VENV)/.cooklab-installed
 BIN := $(VENV)/bin
 RUN_ENV := HF_HUB_OFFLINE=1 OMP_WAIT_POLICY=PASSIVE
 
-.PHONY: install demo test test-fast test-browser test-latest lock lint mutation notebooks clean
+.PHONY: install demo test test-fast test-browser gallery test-latest lock lint mutation notebooks clean
 
 $(STAMP): $(LOCK) pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -46,6 +47,11 @@ test-fast: $(STAMP)
 # Every notebook run in JupyterLab in headless Chromium, a control of each explorer moved (part of make test too).
 test-browser: $(STAMP)
 	$(RUN_ENV) $(BIN)/python -m pytest -q -m browser tests/test_notebooks_browser.py
+
+# docs/gallery.md: the browser test's screenshots, then both pipelines' ablations on the Toy Kitchen (cooklab gallery).
+gallery: $(STAMP)
+	$(RUN_ENV) $(BIN)/python -m pytest -q -m browser tests/test_notebooks_browser.py
+	$(RUN_ENV) $(BIN)/cooklab gallery --out docs --screenshots outputs/browser
 
 # The lock is universal (markers for other platforms and Pythons >= 3.11), so one file serves
 # Linux, macOS and Windows. uv is installed into .venv for this only.

@@ -227,6 +227,23 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--steps", type=int, default=DEMO_STEPS, help=f"denoising steps per frame (default: {DEMO_STEPS})")
     demo.add_argument("--seed", type=int, default=0, help="frame (CookAnything: region) i starts from the noise of seed + i (default: 0)")
 
+    gallery = commands.add_parser(
+        "gallery",
+        help="docs/gallery.md: both pipelines and their ablations on the Toy Kitchen, and the notebooks' explorers as "
+        "the browser test saw them",
+        description=(
+            "Run Recipe Diffusion's four variants and CookAnything with each mechanism switched off on a Toy Kitchen "
+            "recipe (one seed, offline), draw one ablation figure per pipeline with the oracle's container consistency, "
+            "copy the browser test's explorer screenshots (make test-browser) and write gallery.md. `make gallery` does both."
+        ),
+    )
+    gallery.add_argument("--out", type=Path, default=Path("docs"), help="folder of gallery.md; images go to OUT/img/gallery (default: docs)")
+    gallery.add_argument("--screenshots", type=Path, default=Path("outputs/browser"),
+                         help="the browser test's screenshots (default: outputs/browser)")
+    gallery.add_argument("--recipe", default=None, help=f"recipe file or shipped recipe name (default: {DEMO_RECIPE})")
+    gallery.add_argument("--steps", type=int, default=DEMO_STEPS, help=f"denoising steps per frame (default: {DEMO_STEPS})")
+    gallery.add_argument("--seed", type=int, default=0, help="frame (CookAnything: region) i starts from the noise of seed + i (default: 0)")
+
     sc = commands.add_parser(
         "score",
         help="measure a run folder (CLIP, DINOv2, the Toy Kitchen oracle, a judge): writes metrics.json and a table on its page",
@@ -687,6 +704,17 @@ def _demo_runs(pipeline: str, runs: dict, seed: int, device) -> dict:
     return results
 
 
+def _gallery(args: argparse.Namespace, command: str) -> int:
+    """``cooklab gallery``: ``cooklab.gallery.write_gallery`` with the Toy Kitchen models on the CPU."""
+    from cooklab.gallery import GalleryConfig, write_gallery
+
+    config = GalleryConfig(out=args.out, screenshots=args.screenshots, recipe=args.recipe, seed=args.seed, steps=args.steps,
+                           size=TOY_SIZE, guidance=TOY_GUIDANCE)
+    page = write_gallery(config, device=_device("cpu", small=True))
+    print(f"wrote {page} ({len(config.notebooks)} notebooks' screenshots)")
+    return 0
+
+
 def _score(args: argparse.Namespace, command: str) -> int:
     """``cooklab score RUN_FOLDER``: the settings go to ``cooklab.scoring.score_run``."""
     from cooklab.metrics import VisionJudge
@@ -780,7 +808,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exit_.code if isinstance(exit_.code, int) else 2
     command = shlex.join(["cooklab", *argv])
     handlers = {"generate": _generate, "plan": _plan_command, "demo": _demo, "score": _score, "evaluate": _evaluate,
-                "train-lora": _train_lora, "toykitchen": _toykitchen}
+                "train-lora": _train_lora, "toykitchen": _toykitchen, "gallery": _gallery}
     try:
         with warnings.catch_warnings():
             warnings.showwarning = _show_warning

@@ -50,3 +50,31 @@ def server():
     fake = FakeOpenAI()
     yield fake
     fake.close()
+
+
+def _browser_will_run() -> bool:
+    """Whether tests/test_notebooks_browser.py runs rather than skips (its own rule: chromium, playwright, jupyterlab)."""
+    if os.environ.get("COOKLAB_REQUIRE_BROWSER") == "1":
+        return True  # it runs or fails, never skips
+    import importlib.util
+    import shutil
+
+    chromium = os.environ.get("COOKLAB_CHROMIUM") or shutil.which("chromium")
+    return bool(chromium) and all(importlib.util.find_spec(m) is not None for m in ("playwright", "jupyterlab"))
+
+
+@pytest.hookimpl(trylast=True)  # after -m / -k have deselected what they deselect
+def pytest_collection_modifyitems(config, items):
+    """Execute each notebook once: where the browser test runs a notebook, its nbclient run is deselected.
+
+    Both run every cell of the notebook and fail on an error output; the browser test also renders the widgets
+    and moves a control. Without a browser (a laptop without chromium), nbclient stays the notebooks' check.
+    """
+    in_browser = {item.callspec.id for item in items
+                  if item.originalname == "test_notebook_in_jupyterlab" and hasattr(item, "callspec")}
+    if not in_browser or not _browser_will_run():
+        return
+    dropped = [item for item in items if item.originalname == "test_notebook_runs" and item.callspec.id in in_browser]
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = [item for item in items if item not in dropped]

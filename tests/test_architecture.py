@@ -32,7 +32,7 @@ LAYERS = [
                             "cooklab.instrument.summaries", "cooklab.viz"]),
     ("metrics", ["cooklab.metrics"]),  # measures outputs; no pipeline imports it
     ("applications", ["cooklab.evaluation", "cooklab.training", "cooklab.toykitchen.train", "cooklab.toykitchen.clip", "cooklab.toykitchen.generated", "cooklab.toykitchen.evaluate", "cooklab.report",
-                      "cooklab.runs", "cooklab.scoring",
+                      "cooklab.runs", "cooklab.gallery", "cooklab.scoring",
                       "cooklab.cli", "cooklab.__main__"]),
 ]
 

@@ -1,4 +1,8 @@
-"""Execute every notebook in notebooks/ offline and check that the committed files carry no outputs."""
+"""Execute every notebook in notebooks/ offline and check that the committed files carry no outputs.
+
+Where the browser test (tests/test_notebooks_browser.py) runs, it is the notebooks' execution and
+``test_notebook_runs`` is deselected (tests/conftest.py): each notebook runs once per suite.
+"""
 
 import subprocess
 import sys

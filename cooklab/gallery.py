@@ -1,0 +1,174 @@
+"""The gallery: both pipelines and their ablations on the Toy Kitchen, and the notebooks as a browser shows them.
+
+``cooklab gallery`` (``make gallery`` runs the browser test first) writes ``gallery.md`` and its images:
+
+* one ablation figure per pipeline: the same recipe and seed with every mechanism on and with each
+  one switched off, a row of frames per run and the Toy Kitchen oracle's container consistency under
+  it (``cooklab.toykitchen.oracle.container_consistency``);
+* the notebooks' explorers as JupyterLab drew them, from the screenshots that
+  ``tests/test_notebooks_browser.py`` saves (``outputs/browser/<notebook>/explorer<k>_after.png``),
+  downscaled and reduced to 256 colours.
+
+Everything runs offline on the Toy Kitchen models; the images are regenerated, never edited by hand.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError
+from .fileio import atomic_write
+
+__all__ = ["ABLATIONS", "Ablation", "GalleryConfig", "write_gallery"]
+
+
+@dataclass(frozen=True)
+class Ablation:
+    """One row of an ablation figure: a run's name, the keyword arguments of the pipeline call, what it shows."""
+
+    name: str
+    call: dict[str, Any]
+    label: str
+    remark: str | None = None  # shown after the row's consistency
+
+
+# {pipeline: rows, the full method first}. Recipe Diffusion's rows are its variants (RecipeDiffusion.VARIANTS);
+# CookAnything's switch off one mechanism each (CookAnything.__call__'s switches).
+ABLATIONS: dict[str, tuple[Ablation, ...]] = {
+    "recipe-diffusion": (
+        Ablation("region_aware_kv", dict(variant="region_aware_kv"), "region_aware_kv: region-aware noise + K/V sharing (the paper)"),
+        Ablation("region_aware", dict(variant="region_aware"), "region_aware: region-aware noise, no K/V sharing"),
+        Ablation("kv_sharing", dict(variant="kv_sharing"), "kv_sharing: K/V sharing, every frame from fresh noise"),
+        Ablation("independent", dict(variant="independent"), "independent: every frame on its own (plain SD)"),
+    ),
+    "cookanything": (
+        Ablation("cookanything", {}, "CookAnything: SRC + Flexible RoPE + CSCC (the paper)"),
+        Ablation("no_src", dict(regional=False), "without Step-wise Regional Control (regional=False)",
+                "trivially high: every region attends to the whole canvas and the regions become near-copies"),
+        Ablation("no_flexible_rope", dict(flexible_rope=False), "without Flexible RoPE: one global grid of position ids"),
+        Ablation("no_cscc", dict(cscc=False), "without Cross-Step Consistency Control (cscc=False)"),
+        Ablation("no_base_branch", dict(alpha=0.0), "without the base branch (alpha = 0)"),
+    ),
+}
+TITLES = {"recipe-diffusion": "Recipe Diffusion", "cookanything": "CookAnything"}
+IMAGE_DIR = "img/gallery"  # relative to the gallery page
+SCREENSHOT_WIDTH = 1000  # pixels; JupyterLab's screenshots are 1400 wide
+
+
+@dataclass
+class GalleryConfig:
+    """What ``write_gallery`` makes: ``out/gallery.md`` and its images in ``out/img/gallery``."""
+
+    out: Path = Path("docs")
+    screenshots: Path = Path("outputs/browser")  # tests/test_notebooks_browser.py's screenshots (None or missing: none)
+    recipe: str | None = None  # None: the demo's Toy Kitchen recipe
+    seed: int = 0
+    steps: int = 20  # denoising steps per frame (the demo's)
+    size: int = 64  # the Toy Kitchen models' resolution
+    guidance: float = 3.0  # CFG of toy_sd, true CFG of toy_flux
+    pipelines: tuple[str, ...] = ("recipe-diffusion", "cookanything")
+    notebooks: list[str] = field(default_factory=list)  # filled by write_gallery: the notebooks with a screenshot
+
+    def __post_init__(self):
+        unknown = [p for p in self.pipelines if p not in ABLATIONS]
+        if unknown:
+            raise ConfigError(f"gallery: unknown pipeline(s) {unknown}; use {sorted(ABLATIONS)}.")
+        if self.steps < 1:
+            raise ConfigError(f"gallery: steps={self.steps}; use at least 1 denoising step.")
+
+
+def _ablation_rows(pipeline: str, recipe, config: GalleryConfig, device) -> list[tuple[str, list, str]]:
+    """Run every ablation of ``pipeline`` on ``recipe``: one ``(label, frames, consistency caption)`` per row."""
+    from .runs import consistency_text, load_pipeline, one_thread, quiet_loading
+    from .toykitchen.oracle import OracleMaskProvider, container_consistency
+
+    common = dict(seed=config.seed, num_inference_steps=config.steps, height=config.size, width=config.size, progress=False)
+    if pipeline == "recipe-diffusion":
+        common |= dict(guidance_scale=config.guidance, mask_provider=OracleMaskProvider())
+    else:
+        common |= dict(true_cfg_scale=config.guidance)
+    with quiet_loading():
+        pipe = load_pipeline(pipeline, "toy", config.seed, device)
+    rows = []
+    for ablation in ABLATIONS[pipeline]:
+        with quiet_loading(), one_thread():
+            out = pipe(recipe, **common, **ablation.call)
+        kept = container_consistency(out.images)  # [N - 1] bool: frames 2..N keep frame 1's container
+        remark = f"; {ablation.remark}" if ablation.remark else ""
+        rows.append((ablation.label, list(out.images), f"{consistency_text(kept)} (oracle){remark}"))
+        print(f"gallery: {pipeline} {ablation.name}: {consistency_text(kept)}")
+    return rows
+
+
+def _screenshots(folder: Path | None) -> dict[str, list[Path]]:
+    """``{notebook stem: [explorer screenshots after a control moved]}`` from the browser test's folder."""
+    if folder is None or not folder.is_dir():
+        return {}
+    found = {}
+    for notebook in sorted(p for p in folder.iterdir() if p.is_dir()):
+        shots = sorted(notebook.glob("explorer*_after.png"))
+        if shots:
+            found[notebook.name] = shots
+    return found
+
+
+def _small_png(path: Path) -> bytes:
+    """A screenshot at most ``SCREENSHOT_WIDTH`` wide, in 256 colours (a tenth of the bytes, text still sharp)."""
+    import io
+
+    import PIL.Image
+
+    image = PIL.Image.open(path).convert("RGB")
+    if image.width > SCREENSHOT_WIDTH:
+        image = image.resize((SCREENSHOT_WIDTH, round(image.height * SCREENSHOT_WIDTH / image.width)), PIL.Image.LANCZOS)
+    buffer = io.BytesIO()
+    image.quantize(colors=256).save(buffer, format="PNG", optimize=True)
+    return buffer.getvalue()
+
+
+def write_gallery(config: GalleryConfig, device=None) -> Path:
+    """Make the ablation figures and copy the screenshots into ``config.out``; write ``gallery.md``; return its path."""
+    from . import load_recipe
+    from .recipe import DEMO_RECIPE, resolve_recipe
+    from .report import write_figure
+    from .viz import comparison_figure
+
+    out, images = Path(config.out), Path(config.out) / IMAGE_DIR
+    path = resolve_recipe(config.recipe or DEMO_RECIPE)
+    recipe = load_recipe(path)
+    lines = [
+        "# Gallery",
+        "",
+        "Both pipelines and their ablations on the Toy Kitchen, and every notebook's explorer as JupyterLab draws it.",
+        "Regenerated by one command, `make gallery` (the browser test, `tests/test_notebooks_browser.py`, saves the",
+        f"screenshots; then `cooklab gallery` writes this page and `{IMAGE_DIR}/`). Nothing here is edited by hand.",
+        "",
+        f"Recipe {recipe.title!r} (`{Path(path).name}`, {len(recipe)} steps), the Toy Kitchen "
+        f"models (`cooklab.models.toy_sd`, `toy_flux`; docs/toykitchen.md), {config.size}×{config.size} per frame, seed "
+        f"{config.seed}, {config.steps} denoising steps, guidance {config.guidance:g}. Under each row: the oracle's container "
+        "consistency (the later frames that keep frame 1's container colour with a mask IoU ≥ 0.5). In the toy world a "
+        "mechanism's effect can be small or absent for one seed: the studies in docs/results.md and docs/toykitchen.md "
+        "average over recipes and seeds; these pictures show what the switches do, not how often.",
+        "",
+    ]
+    for pipeline in config.pipelines:
+        rows = _ablation_rows(pipeline, recipe, config, device)
+        name = f"ablations_{pipeline.replace('-', '_')}.png"
+        title = f"{TITLES[pipeline]} on {recipe.title!r}: the method and each mechanism switched off"
+        write_figure(comparison_figure(rows, recipe.texts, title=title), images / name)
+        lines += [f"## {TITLES[pipeline]}: ablations", "", f"![{TITLES[pipeline]} ablations]({IMAGE_DIR}/{name})", ""]
+        lines += [f"- {label}: {caption}" for label, _, caption in rows] + [""]
+    shots = _screenshots(config.screenshots)
+    config.notebooks = sorted(shots)
+    lines += ["## The notebooks in JupyterLab", ""]
+    if not shots:
+        lines += ["No screenshots: run the browser test first (`make test-browser`, or `make gallery` which does).", ""]
+    for stem, files in shots.items():
+        lines += [f"### `{stem}.ipynb`", ""]
+        for k, file in enumerate(files):
+            name = f"{stem}_{file.stem}.png"
+            atomic_write(images / name, _small_png(file))
+            lines += [f"![{stem}: explorer {k} after a control moved]({IMAGE_DIR}/{name})", ""]
+    return atomic_write(out / "gallery.md", "\n".join(lines))
