@@ -36,9 +36,10 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(RUN_ENV) $(BIN)/cooklab demo --out outputs/demo
 
-# Two or more pytest workers (pytest-xdist; one per core, each with one torch thread: tests/conftest.py).
+# Two or more pytest workers (pytest-xdist; one per core, each with one torch thread: tests/conftest.py), the longest
+# tests first (conftest.py) and --dist worksteal: a worker that runs out takes the pending tests of another.
 test: $(STAMP)
-	$(RUN_ENV) $(BIN)/python -m pytest -q -n auto
+	$(RUN_ENV) $(BIN)/python -m pytest -q -n auto --dist worksteal
 
 # Day-to-day: everything but the notebooks, the demo and generation with the trained models.
 test-fast: $(STAMP)
