@@ -30,7 +30,7 @@ import diffusers
 import torch
 
 import cooklab
-from benchmarks.common import sync, write_json  # noqa: E402
+from benchmarks.common import print_profile, profile_ops, staged, sync, write_json  # noqa: E402
 from cooklab.recipe_diffusion import VARIANTS
 
 KINDS = {  # row name -> (variant, extra call arguments, traced)
@@ -78,6 +78,8 @@ def main() -> None:
     p.add_argument("--kinds", default=",".join(KINDS), help="rows to time, comma separated (default: all)")
     p.add_argument("--lengths", default="", help="also time recipes of these numbers of frames, e.g. 1,2,4,8,12")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--profile", action="store_true",
+                   help="also profile one recipe of each kind after the timings (torch.profiler, the pipeline's stages as ranges)")
     p.add_argument("--json", default=None, help="also write the measurements to this JSON file")
     args = p.parse_args()
     device = torch.device(args.device)
@@ -147,8 +149,15 @@ def main() -> None:
             mem = f" {pk['independent']:.2f} / {pk['region_aware_kv']:.2f} GiB |" if cuda else ""
             print(f"| {frames} | {m['independent']:.2f} s | {m['region_aware_kv']:.2f} s | "
                   f"{m['region_aware_kv'] / m['independent']:.2f}× |{mem}")
+    profiles = {}
+    if args.profile:  # after the timings: the stage ranges stay on this pipeline object
+        staged(pipe, ("_encode", "_reference_image", "_start_latent", "_resolve_mask", "_noised_start", "_denoise", "_decode"))
+        for name in kinds:
+            profiles[name] = profile_ops(lambda name=name: run(name, recipe, args.steps), device)
+            print_profile(f"{name}, one recipe of {len(recipe)} frames", profiles[name])
     if args.json:
-        write_json(args.json, "recipe_diffusion", vars(args), recipe_steps=len(recipe), seconds=med, peak_gib=peak, scaling=scaling)
+        write_json(args.json, "recipe_diffusion", vars(args), recipe_steps=len(recipe), seconds=med, peak_gib=peak, scaling=scaling,
+                   profiles=profiles)
 
 
 if __name__ == "__main__":

@@ -42,7 +42,7 @@ import torch
 import torch.nn.functional as F
 
 import cooklab
-from benchmarks.common import device_name, interleaved, timed, write_json  # noqa: E402
+from benchmarks.common import device_name, interleaved, print_profile, profile_ops, timed, write_json  # noqa: E402
 from cooklab.cookanything.regional import RegionLayout, regional_attention, regional_branch
 
 FLUX_DEV = dict(heads=24, head_dim=128, text_tokens=512, region_size=512)  # attention sizes of FLUX.1-dev
@@ -71,7 +71,7 @@ def measure(layout, heads, head_dim, dtype, device, paths, alpha, image_attentio
     errors = {path: float((fns[path]().out.float() - reference).abs().max()) for path in paths if path != "masked"}
     for fn in fns.values():  # warm-up (the masked path also builds its dense mask on the device here, once per layout)
         fn(), fn()
-    return interleaved(fns, repeats, device), first, errors
+    return interleaved(fns, repeats, device), first, errors, fns
 
 
 def main() -> None:
@@ -87,6 +87,8 @@ def main() -> None:
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--no-flex", action="store_true", help="skip FlexAttention on CUDA (e.g. to avoid compiling)")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's; 1 is steadier on a shared machine)")
+    p.add_argument("--profile", action="store_true",
+                   help="also profile one call of each path at the largest N (torch.profiler): where the time goes")
     p.add_argument("--json", default=None, help="also write the measurements to this JSON file")
     args = p.parse_args()
     if args.threads:
@@ -113,11 +115,13 @@ def main() -> None:
         print("flex: skipped on the CPU (torch runs FlexAttention eagerly there, ~10x slower than SDPA: not representative "
               "of the compiled CUDA kernel)")
 
-    rows, compile_s, errors = [], {}, {}
+    rows, compile_s, errors, profiles = [], {}, {}, {}
     for n in [int(v) for v in args.regions.split(",")]:
         layout = RegionLayout(n, side, side, text, text)
-        med, first, err = measure(layout, heads, head_dim, dtype, device, paths, args.alpha, args.image_attention, repeats)
+        med, first, err, fns = measure(layout, heads, head_dim, dtype, device, paths, args.alpha, args.image_attention, repeats)
         rows.append((n, layout, med))
+        if args.profile:  # the last (largest) N's profiles are kept
+            profiles = {name: profile_ops(fns[name], device) for name in ("base", *paths, *("branch:" + c for c in paths))}
         errors[n] = err
         if first is not None:
             compile_s[n] = first
@@ -163,9 +167,11 @@ def main() -> None:
     for n, seconds in compile_s.items():
         print(f"N={n}: first flex call (torch.compile once per process, BlockMask once per layout): {seconds:.2f} s, "
               "not in the medians")
+    for name, entries in profiles.items():
+        print_profile(f"N={rows[-1][0]}, {name}", entries)
     if args.json:
         write_json(args.json, "regional_attention", vars(args), dtype=str(dtype), heads=heads, head_dim=head_dim,
-                   text_tokens=text, region_size=region, repeats=repeats,
+                   text_tokens=text, region_size=region, repeats=repeats, profiles=profiles,
                    rows=[dict(n=n, joint_tokens=layout.total, seconds=med, limit_seconds=limits[n], max_abs_error=errors[n],
                               first_flex_seconds=compile_s.get(n)) for n, layout, med in rows])
 
