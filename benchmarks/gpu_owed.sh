@@ -4,7 +4,7 @@
 # that fails or runs out of time costs only itself. The machine's python3 holds torch; the
 # packages it lacks travel as wheels in .whl (see docs/performance.md, "Reproducing the GPU figures").
 #
-#   OUT=/tmp/gpu bash benchmarks/gpu_owed.sh                 # the parts still owed (OWED below; ~8 min)
+#   OUT=/tmp/gpu bash benchmarks/gpu_owed.sh                 # the parts still owed (OWED below; at most 9 min)
 #   OUT=/tmp/gpu bash benchmarks/gpu_owed.sh all             # every part (~14 min: more than one 10-minute command)
 #   OUT=/tmp/gpu bash benchmarks/gpu_owed.sh trace_cost      # the named parts only
 set -u
@@ -41,4 +41,4 @@ part 120 recipe_diffusion_768_repeats python3 benchmarks/recipe_diffusion.py --m
 part 75 trace_cost_no_maps python3 benchmarks/trace_cost.py --capture base_contribution,layout,rope_ids,cscc --json "$OUT/trace_cost_no_maps.json"
 part 120 regional_attention_512_profile python3 benchmarks/regional_attention.py --profile --json "$OUT/regional_512_profile.json"
 part 150 recipe_diffusion_768_profile python3 benchmarks/recipe_diffusion.py --model sd21-random --height 768 --steps 50 --repeats 3 --warmup-steps 10 --kinds "independent,region_aware_kv,region_aware_kv (K/V on CPU)" --profile --json "$OUT/rd_profile.json"
-part 150 recipe_diffusion_frames_repeats python3 benchmarks/recipe_diffusion.py --model sd21-random --height 768 --steps 20 --repeats 3 --warmup-steps 5 --kinds independent --lengths 1,2,4,8,12 --json "$OUT/rd_frames_repeats.json"
+part 180 recipe_diffusion_frames_repeats python3 benchmarks/recipe_diffusion.py --model sd21-random --height 768 --steps 20 --repeats 3 --warmup-steps 5 --kinds independent --lengths 1,2,4,8,12 --json "$OUT/rd_frames_repeats.json"
