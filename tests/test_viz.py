@@ -423,3 +423,19 @@ def test_json_rows_and_table():
     assert page.count("<tr>") == 3 and page.count("<th") == 5 and "&lt;b&gt;x&lt;/b&gt;" in page and "<b>x</b>" not in page
     long = viz.json_table({"prompt": "word " * 100}, max_chars=40)
     assert "…" in long and "word " * 10 not in long
+
+
+def test_attention_explorer_keeps_the_self_attention_scale_over_denoising_steps(traced, capsys, monkeypatch):
+    tr, _ = traced
+    shown = shown_figures(monkeypatch)
+    box = widgets.attention_explorer(tr)
+    c = box.controls
+    c["view"].value = "self_attention"
+    c["row"].value, c["col"].value = 1, 1
+    for option in c["step"].options[1:]:
+        c["step"].value = option[1]
+    layer, query = c["layer"].value, (1, 1)
+    top = max(float(tr.self_attention_map(1, layer, s, query).max()) for s in tr.steps(1, "self_attention"))
+    moved = [fig for fig in shown if "Self-attention" in fig._suptitle.get_text()][-len(c["step"].options) + 1:]
+    assert {fig.axes[2].images[-1].get_clim() for fig in moved} == {(0.0, top)}
+    assert_drawn(capsys)

@@ -71,7 +71,7 @@ def cscc_spans_figure(spans, tokenizer=None, per_row: int = 16, max_tokens: int 
 
     n_rows = 0 if tokens is None else -(-min(len(tokens), max_tokens) // per_row)
     legend_lines = -(-n // 4)
-    fig = new_figure(figsize=(11, 1.75 + 0.2 * legend_lines + 0.3 * n_rows + (0.15 if tokens is not None else 0)))
+    fig = new_figure(figsize=(9.5, 1.75 + 0.2 * legend_lines + 0.3 * n_rows + (0.15 if tokens is not None else 0)))
     height = fig.get_figheight()
     bar = fig.add_axes((0.05, 1 - 0.95 / height, 0.9, 0.42 / height))
     if items[0].start > 0:
@@ -151,7 +151,7 @@ def cscc_delta_figure(trace_or_delta_norm, texts=None, wrap: int = 40) -> Figure
     last = int(np.nonzero(d.any(0))[0].max()) + 1 if d.any() else 1
     show = min(d.shape[1], last + max(2, last // 10))
     totals = np.sqrt((d**2).sum(1))
-    fig, axes = new_subplots(1, 2, figsize=(10.5, 1.2 + 0.38 * n), width_ratios=[3, 1.2], layout="constrained")
+    fig, axes = new_subplots(1, 2, figsize=(9.5, 1.3 + 0.4 * n), width_ratios=[3, 1.2], layout="constrained")
     im = axes[0].imshow(d[:, :show], aspect="auto", cmap="magma", interpolation="nearest")
     axes[0].set_yticks(range(n), [f"{k + 1}: {shorten(t, wrap)}" for k, t in enumerate(texts)], fontsize=SMALL_PT)
     axes[0].set_xlabel("token position in the step's own encoding", fontsize=SMALL_PT)

@@ -129,13 +129,15 @@ def reference_share_curve_figure(trace, frames=None, layers=None, ax=None) -> Fi
     return ax.figure
 
 
-def self_attention_figure(trace, frame: int, layer: str, step: int, query: tuple[int, int], alpha: float = 0.6) -> Figure:
+def self_attention_figure(trace, frame: int, layer: str, step: int, query: tuple[int, int], alpha: float = 0.6,
+                          vmax: float | None = None) -> Figure:
     """Where one query cell of ``frame`` looks: the cell, its attention on the reference, on itself.
 
     Panels: the frame with the query cell outlined; attention over the reference frame's
     keys on the reference image (only when the layer shared K/V); attention over the
     frame's own keys on the frame image. Both attention panels share one colour scale so
-    their masses compare; the titles give each part's total (they sum to 1).
+    their masses compare (its top: ``vmax``, or the largest weight shown); the titles give each
+    part's total (they sum to 1).
     """
     grid = tuple(trace.self_attention[(frame, layer, step)].shape[:2])  # the pooled query grid (Gh, Gw)
     if not (0 <= query[0] < grid[0] and 0 <= query[1] < grid[1]):
@@ -143,7 +145,8 @@ def self_attention_figure(trace, frame: int, layer: str, step: int, query: tuple
     maps = trace.self_attention_map(frame, layer, step, query)  # [S, Gh, Gw]; S = 2: (reference, own)
     ref = trace.frames[frame].kv_reference  # the frame whose keys were attended to
     image = _frame_image(trace, frame)
-    vmax = float(maps.max())
+    fixed = vmax is not None
+    vmax = vmax if fixed else float(maps.max())
     fig, axes = new_subplots(1, 3, figsize=(10, 3.4), layout="constrained")
 
     draw_image(axes[0], image, title=f"query cell {tuple(query)} of recipe step {frame + 1}")
@@ -163,12 +166,15 @@ def self_attention_figure(trace, frame: int, layer: str, step: int, query: tuple
         draw_note(axes[1], "this layer did not share K/V:\nno reference keys")
     mappable = draw_overlay(axes[2], image, maps[-1], alpha, "inferno", 0.0, vmax, "nearest")
     axes[2].set_title(f"own keys: {float(maps[-1].sum()):.1%} of attention", fontsize=LABEL_PT)
-    fig.colorbar(mappable, ax=axes[2], fraction=0.046, pad=0.04)
+    bar = fig.colorbar(mappable, ax=axes[2], fraction=0.046, pad=0.04)
+    bar.ax.tick_params(labelsize=SMALL_PT)
+    if fixed:
+        bar.set_label("scale fixed over the denoising steps", fontsize=SMALL_PT)
     fig.suptitle(f"Self-attention of recipe step {frame + 1}, {short_layer_name(layer)}, {steps_label([step])}", fontsize=TITLE_PT)
     return fig
 
 
-def cross_attention_figure(trace, frame: int, tokens=None, layers=None, steps=None, ncols: int = 6, max_tokens: int = 12,
+def cross_attention_figure(trace, frame: int, tokens=None, layers=None, steps=None, ncols: int = 5, max_tokens: int = 12,
                            alpha: float = 0.6) -> Figure:
     """One overlay per prompt token: where the image attends to that word.
 
@@ -187,7 +193,7 @@ def cross_attention_figure(trace, frame: int, tokens=None, layers=None, steps=No
     vmax = max(float(m.max()) for m in maps)
     ncols = min(ncols, len(idx))
     nrows = -(-len(idx) // ncols)
-    fig, axes = new_subplots(nrows, ncols, figsize=(2.1 * ncols + 0.6, 2.2 * nrows + 0.5), squeeze=False, layout="constrained")
+    fig, axes = new_subplots(nrows, ncols, figsize=(1.8 * ncols + 0.6, 1.9 * nrows + 0.6), squeeze=False, layout="constrained")
     image = _frame_image(trace, frame)
     for ax, i, m in zip(axes.flat, idx, maps, strict=False):
         mappable = draw_overlay(ax, image, m, alpha, "inferno", 0.0, vmax, "nearest")
@@ -291,7 +297,7 @@ def noise_map_figure(record=None, *, mask=None, sigma_map=None, signal_map=None,
         panels.append(("signal", to_array(signal_map)))
     if noised is not None:
         panels.append(("noised", noised))
-    fig, axes = new_subplots(1, len(panels), figsize=(3.1 * len(panels), 3.4), squeeze=False, layout="constrained")
+    fig, axes = new_subplots(1, len(panels), figsize=(2.4 * len(panels), 3.0), squeeze=False, layout="constrained")
     for ax, (kind, value) in zip(axes[0], panels, strict=True):
         if kind == "mask":
             if value is None:

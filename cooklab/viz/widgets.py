@@ -99,7 +99,8 @@ def attention_explorer(trace):
     """Browse a trace's attention maps: reference share, self-attention of one query, cross-attention.
 
     Controls: ``view``, ``frame`` (the recipe step), ``layer`` and ``step`` (the denoising
-    step; "all" averages where the view allows it), ``row``/``col`` (the query cell, self-attention view) and ``token``
+    step; "all" averages where the view allows it; the self-attention view keeps one colour
+    scale over the denoising steps of its query and layer), ``row``/``col`` (the query cell, self-attention view) and ``token``
     (cross-attention view; "all words" shows one panel per word).
     """
     import ipywidgets as widgets
@@ -151,8 +152,10 @@ def attention_explorer(trace):
         steps = None if step.value == ALL else [step.value]
         if table == "reference_share":
             fig = reference_share_figure(trace, f, layers=layers, steps=steps)
-        elif table == "self_attention":
-            fig = self_attention_figure(trace, f, layer.value, step.value, (row.value, col.value))
+        elif table == "self_attention":  # one colour scale for every denoising step of this query and layer
+            query = (row.value, col.value)
+            top = max(float(trace.self_attention_map(f, layer.value, s, query).max()) for s in trace.steps(f, table))
+            fig = self_attention_figure(trace, f, layer.value, step.value, query, vmax=top)
         else:
             fig = cross_attention_figure(trace, f, tokens=None if token.value == ALL else [token.value], layers=layers, steps=steps)
         _show(fig)
@@ -367,7 +370,7 @@ def region_mask_explorer(layout_or_n=4, step_text_len: int = 8, region_side: int
         info.value = (f"regional branch: {lay.n_regions} × ({lay.step_text_len} text + {lay.region_tokens} image) = "
                       f"{lay.n_regions * (lay.step_text_len + lay.region_tokens)} tokens; the whole-description text "
                       f"({lay.base_text_len} tokens) runs in the base branch with full attention.")
-        fig, axes = new_subplots(1, 2, figsize=(11, 5.2), width_ratios=[1, 1.15], layout="constrained")
+        fig, axes = new_subplots(1, 2, figsize=(9.5, 4.6), width_ratios=[1, 1.15], layout="constrained")
         group_mask_figure(lay.n_regions, image_attention=mode.value, ax=axes[0], annotate=lay.n_regions <= 6)
         token_mask_figure(lay, image_attention=mode.value, highlight=highlight, ax=axes[1],
                           max_pixels=max_pixels)
