@@ -32,7 +32,7 @@ from ..grounding import to_mask_tensor
 from ..instrument.trace import trace as make_trace
 from ..recipe_diffusion.noise_levels import NoiseLevels
 from ..recipe_diffusion.region_noise import region_aware_noise, resize_mask
-from .common import LABEL_PT, detached_figures, figure_png, image_array, new_subplots, short_layer_name, to_array
+from .common import LABEL_PT, detached_figures, figure_png, image_array, new_subplots, short_layer_name, shorten, to_array
 from .cookanything import (
     canvas_of,
     flux_layer_name,
@@ -412,7 +412,7 @@ def text_image_explorer(trace):
     canvas = canvas_of(trace)
     top = max(float(m.max()) for m in trace.text_image.values())  # every recipe step's map, any single layer and t
     wide = {"description_width": "initial"}
-    step = widgets.Dropdown(options=[("all recipe steps", ALL)] + [(f"{k + 1}: {t[:40]}", k) for k, t in enumerate(canvas.texts)],
+    step = widgets.Dropdown(options=[("all recipe steps", ALL)] + [(f"{k + 1}: {shorten(t, 40)}", k) for k, t in enumerate(canvas.texts)],
                             description="recipe step", style=wide, layout=widgets.Layout(width="420px"))
     layer = widgets.Dropdown(options=[("all layers", ALL)] + [(flux_layer_name(x), x) for x in trace.layers("text_image")],
                              description="layer", style=wide)
