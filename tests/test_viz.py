@@ -337,3 +337,105 @@ def test_explorers_never_touch_pyplot(traced, capsys, monkeypatch):
     box = widgets.attention_explorer(tr)
     box.controls["view"].value = "cross_attention"
     assert_drawn(capsys)
+
+
+# ---- legible labels, one meaning of "step", fixed scales, JSON tables ------------------------
+
+
+def text_sizes(fig: Figure) -> dict[str, float]:
+    """Every visible, non-empty text of a figure (titles, labels, tick labels, legends, notes) with its font size."""
+    fig.canvas.draw()  # tick labels exist only once drawn
+    return {t.get_text(): t.get_fontsize() for t in fig.findobj(matplotlib.text.Text) if t.get_visible() and t.get_text().strip()}
+
+
+def test_figures_write_no_text_below_the_smallest_legible_size(traced):
+    tr, out = traced
+    figures = [viz.reference_share_curve_figure(tr), viz.reference_share_figure(tr, 1), viz.noise_map_figure(tr.noise[1]),
+               viz.self_attention_figure(tr, 1, tr.layers("self_attention")[0], tr.steps(1, "self_attention")[0], (0, 0)),
+               viz.storyboard_from_output(out)]
+    for fig in figures:
+        small = {text: size for text, size in text_sizes(fig).items() if size < viz.common.SMALL_PT}
+        assert not small, f"text below {viz.common.SMALL_PT} pt: {small}"
+
+
+def test_attention_figures_say_recipe_step_or_denoising_step(traced):
+    tr, _ = traced
+    layer, t = tr.layers("self_attention")[0], tr.steps(1, "self_attention")[0]
+    title = viz.self_attention_figure(tr, 1, layer, t, (0, 0))._suptitle.get_text()
+    assert "recipe step 2" in title and f"denoising step {t}" in title
+    fig = viz.reference_share_curve_figure(tr)
+    ax = fig.axes[0]
+    assert ax.get_xlabel().startswith("denoising step")
+    assert all(t.get_text().startswith("recipe step") for t in ax.get_legend().get_texts())
+    assert "all denoising steps" in viz.cross_attention_figure(tr, 1)._suptitle.get_text()
+    box = widgets.attention_explorer(tr)
+    assert (box.controls["frame"].description, box.controls["step"].description) == ("recipe step", "denoising step")
+    assert widgets.frame_scrubber(traced[1]).controls["step"].description == "recipe step"
+
+
+def shown_figures(monkeypatch) -> list[Figure]:
+    """Keep every figure an explorer displays (its ``_show`` still renders and displays them)."""
+    shown = []
+    show = widgets._show
+
+    def keep(*figs):
+        shown.extend(figs)
+        show(*figs)
+
+    monkeypatch.setattr(widgets, "_show", keep)
+    return shown
+
+
+def coefficient_scales(fig: Figure) -> list[tuple[float, float]]:
+    """The colour limits of the sigma and signal panels of a noise_map_figure (panels 2 and 3)."""
+    return [fig.axes[k].images[0].get_clim() for k in (1, 2)]
+
+
+def test_noise_explorer_keeps_its_colour_scales_while_the_levels_move(pipe, capsys, monkeypatch):
+    shown = shown_figures(monkeypatch)
+    mask = box_to_mask((16, 16, 48, 48), (64, 64))
+    box = widgets.noise_explorer(None, mask, pipe.scheduler, 20)
+    box.controls["object_noise"].value = 0.3
+    box.controls["base_noise"].value = 0.6
+    scales = [coefficient_scales(fig) for fig in shown]
+    assert len(scales) == 3 and scales[0] == scales[1] == scales[2] == [(0.0, 1.0), (0.0, 1.0)]  # DDPM-like: both at most 1
+    assert sum("scale fixed" in ax.get_ylabel() for ax in shown[-1].axes) == 2  # the two coefficient colour bars say so
+    assert_drawn(capsys)
+    pipe.scheduler.set_timesteps(20)
+    region = region_aware_noise(torch.randn(1, 4, 8, 8), torch.randn(1, 4, 8, 8), mask[::8, ::8], 0.3, 0.6,
+                                NoiseLevels(pipe.scheduler, 20).add_noise)
+    sigma = region.sigma_map
+    assert float(sigma.min()) < float(sigma.max()) < 1.0  # two levels: two values, neither at the fixed top
+    assert coefficient_scales(viz.noise_map_figure(region))[0] == (float(sigma.min()), float(sigma.max()))  # unfixed: its own range
+
+
+def test_json_rows_and_table():
+    steps = [{"step": 1, "container": "bowl", "ingredients": [{"name": "egg", "state": None}], "done": True},
+             {"step": 2, "container": None, "extra": "<b>x</b>"}]
+    rows = viz.json_rows(steps)
+    assert rows == [
+        {"step": "1", "container": "bowl", "ingredients": '[{"name": "egg", "state": null}]', "done": "true", "extra": "—"},
+        {"step": "2", "container": "—", "ingredients": "—", "done": "—", "extra": "<b>x</b>"},
+    ]
+    assert viz.json_rows({"dish": "eggs", "n": 2.5}) == [{"key": "dish", "value": "eggs"}, {"key": "n", "value": "2.5"}]
+    assert viz.json_rows([1, "a"]) == [{"value": "1"}, {"value": "a"}]
+    page = viz.json_table(steps)
+    assert page.count("<tr>") == 3 and page.count("<th") == 5 and "&lt;b&gt;x&lt;/b&gt;" in page and "<b>x</b>" not in page
+    long = viz.json_table({"prompt": "word " * 100}, max_chars=40)
+    assert "…" in long and "word " * 10 not in long
+
+
+def test_attention_explorer_keeps_the_self_attention_scale_over_denoising_steps(traced, capsys, monkeypatch):
+    tr, _ = traced
+    shown = shown_figures(monkeypatch)
+    box = widgets.attention_explorer(tr)
+    c = box.controls
+    c["view"].value = "self_attention"
+    c["row"].value, c["col"].value = 1, 1
+    for option in c["step"].options[1:]:
+        c["step"].value = option[1]
+    layer, query = c["layer"].value, (1, 1)
+    top = max(float(tr.self_attention_map(1, layer, s, query).max()) for s in tr.steps(1, "self_attention"))
+    moved = [fig for fig in shown if "Self-attention" in fig._suptitle.get_text()][-len(c["step"].options) + 1:]
+    assert {fig.axes[2].images[-1].get_clim() for fig in moved} == {(0.0, top)}
+    assert_drawn(capsys)

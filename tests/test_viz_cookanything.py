@@ -254,10 +254,10 @@ def test_text_image_explorer(traced, capsys):
 
 
 def test_lambda_explorer(ca, capsys):
-    box = widgets.lambda_explorer(ca, STEPS, lams=(0, 0.5), seed=0, output_type="np", **KW)
-    assert set(box.results) == {0.0}  # only the reference until the slider moves
+    box = widgets.lambda_explorer(ca, STEPS, lams=(0, 0.5, 1.0), seed=0, output_type="np", **KW)
+    assert set(box.results) == {0.0, 1.0}  # lambda = 0 (the reference) and the largest (the scales), the rest when reached
     box.controls["lam"].value = 0.5
-    assert set(box.results) == {0.0, 0.5}
+    assert set(box.results) == {0.0, 0.5, 1.0}
     info = box.children[1].children[0].value
     assert "λ = 0.5" in info
     zero, _ = box.results[0.0]
@@ -276,4 +276,53 @@ def test_rope_explorer(ca, capsys):
     box.controls["region_b"].value = 3
     box.controls["ids"].value = "flexible + step axis"
     box.controls["region_a"].value = 2
+    assert_drawn(capsys)
+
+
+def test_cscc_lambda_figure_fixes_its_scales_when_asked():
+    rng = np.random.default_rng(0)
+    reference = [rng.random((16, 16, 3)) for _ in range(3)]
+    moved = [np.clip(r + 0.05, 0, 1) for r in reference]
+    delta = torch.rand(3, 8)
+    fig = viz.cscc_lambda_figure(moved, reference, 0.4, delta_norm=delta, vmax=0.5, delta_max=7.0, scale_note="fixed at λ = 2")
+    diff_panels = [ax for ax in fig.axes if ax.images and ax.images[0].get_cmap().name == "magma"]
+    assert len(diff_panels) == 3 and all(ax.images[0].get_clim() == (0.0, 0.5) for ax in diff_panels)
+    assert fig.axes[-1].get_ylim() == (0.0, 7.0) and fig.axes[-1].get_xlabel() == "recipe step"
+    assert any("fixed at λ = 2" in ax.get_ylabel() for ax in fig.axes)  # the colour bar says where its scale comes from
+    own = viz.cscc_lambda_figure(moved, reference, 0.4)
+    top = max(float(np.abs(a - b).mean(-1).max()) for a, b in zip(moved, reference))
+    assert [ax for ax in own.axes if ax.images][1].images[0].get_clim() == pytest.approx((0.0, top))  # unfixed: its own largest
+
+
+def test_lambda_explorer_scales_stay_fixed_while_lambda_moves(ca, capsys, monkeypatch):
+    shown = []
+    show = widgets._show
+    monkeypatch.setattr(widgets, "_show", lambda *figs: (shown.extend(figs), show(*figs)))
+    box = widgets.lambda_explorer(ca, STEPS, lams=(0, 0.5, 2.0), seed=0, **KW)
+    box.controls["lam"].value = 0.5
+    box.controls["lam"].value = 2.0
+    assert len(shown) == 3  # lambda = 0, 0.5 and 2
+    vmax, delta_max = box.scale
+    for fig in shown:
+        clims = {ax.images[0].get_clim() for ax in fig.axes if ax.images and ax.images[0].get_cmap().name == "magma"}
+        assert clims == {(0.0, vmax)}
+        assert fig.axes[-1].get_ylim() == (0.0, delta_max)
+    assert box.controls["lam"].style.description_width == "initial"
+    assert_drawn(capsys)
+
+
+def test_text_image_explorer_keeps_one_colour_scale_and_says_which_step(traced, capsys, monkeypatch):
+    tr, _ = traced
+    shown = []
+    show = widgets._show
+    monkeypatch.setattr(widgets, "_show", lambda *figs: (shown.extend(figs), show(*figs)))
+    box = widgets.text_image_explorer(tr)
+    c = box.controls
+    assert (c["step"].description, c["t"].description) == ("recipe step", "denoising step")
+    c["t"].value = c["t"].options[-1][1]
+    c["layer"].value = c["layer"].options[1][1]
+    top = max(float(m.max()) for m in tr.text_image.values())
+    clims = {ax.images[-1].get_clim() for fig in shown for ax in fig.axes if ax.images}
+    assert len(shown) == 3 and clims == {(0.0, top)}
+    assert "denoising step" in shown[1]._suptitle.get_text() and "recipe step 1's text" in shown[0].axes[0].get_title()
     assert_drawn(capsys)

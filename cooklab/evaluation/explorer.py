@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..viz.common import SMALL_PT
 from .tables import HEADERS, bootstrap, finite, json_key, sweep_rows
 
 ALL = "(every row)"
@@ -49,7 +50,7 @@ def effect_figure(results: list[dict], metric: str, method: str | None = None, p
                  for label in labels]
         means = np.array([s[0] for s in stats])
         ax.bar(range(len(labels)), means, yerr=[means - [s[1] for s in stats], [s[2] for s in stats] - means], capsize=3, color="#8ab")
-        ax.set_xticks(range(len(labels)), labels, rotation=30, ha="right", fontsize=8)
+        ax.set_xticks(range(len(labels)), labels, rotation=30, ha="right", fontsize=SMALL_PT)
         ax.set_title(f"{name} per row")
     ax.set_ylabel(f"{name}: mean [95 % CI]")
     return fig
@@ -64,9 +65,10 @@ def results_explorer(results: list[dict]):
 
     metrics = sorted({m for r in results for m in r["metrics"]})
     methods = sorted({r["method"] for r in results})
-    metric = widgets.Dropdown(options=metrics, value=metrics[0], description="metric")
-    method = widgets.Dropdown(options=[ALL, *methods], value=ALL, description="method")
-    param = widgets.Dropdown(options=[ALL], value=ALL, description="parameter")
+    wide = {"description_width": "initial"}  # descriptions and option names whole, never cut mid-word
+    metric = widgets.Dropdown(options=metrics, value=metrics[0], description="metric", style=wide, layout=widgets.Layout(width="330px"))
+    method = widgets.Dropdown(options=[ALL, *methods], value=ALL, description="method", style=wide, layout=widgets.Layout(width="260px"))
+    param = widgets.Dropdown(options=[ALL], value=ALL, description="parameter", style=wide, layout=widgets.Layout(width="260px"))
     out = widgets.Output()
 
     def swept(m: str) -> list[str]:

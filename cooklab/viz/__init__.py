@@ -6,6 +6,7 @@ and torch only: importing ``cooklab.viz`` loads neither diffusers nor ipywidgets
 saved trace or output can be plotted without a model. The ipywidgets front ends live in
 ``cooklab.viz.widgets``, the plan, detection and mask figures in ``cooklab.viz.detection``,
 the loss of a LoRA run (a live widget too) in ``cooklab.viz.training`` (import them in a notebook).
+``json_table`` shows JSON (a plan, a config, a row of results) as an HTML table.
 
 Outside a widget the figures are pyplot figures (a notebook shows them at the end of the cell).
 Inside ``with detached_figures():`` they are plain ``matplotlib.figure.Figure`` objects that pyplot
@@ -41,12 +42,15 @@ from .plots import (
     token_mask_figure,
     toy_attention_figure,
 )
+from .tables import json_rows, json_table
 
 __all__ = [
     # figures without pyplot state (what the widgets draw; for your own widget callbacks too)
     "detached_figures", "figure_png",
     # any run of either pipeline
     "comparison_figure",
+    # JSON (a plan, a config, results) as a table
+    "json_rows", "json_table",
     # Recipe Diffusion
     "attention_overlay", "cross_attention_figure", "frame_note", "noise_map_figure", "reference_share_curve_figure",
     "reference_share_figure", "self_attention_figure", "short_layer_name", "storyboard", "storyboard_from_output",

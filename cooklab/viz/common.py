@@ -2,9 +2,10 @@
 
 Conventions of all cooklab figures: images are PIL images, ``[H, W, 3]`` arrays or
 ``[3, H, W]`` tensors in ``[0, 1]`` (or uint8); maps are ``[h, w]`` tensors or arrays, drawn
-stretched over the image they belong to (each cell covers ``H/h x W/w`` pixels). Steps and
+stretched over the image they belong to (each cell covers ``H/h x W/w`` pixels). Recipe steps and
 regions are numbered from 1 in titles and labels and from 0 in arguments, as everywhere in
-cooklab.
+cooklab. A label says "recipe step" or "denoising step" (or ``t``) wherever a figure or widget
+could mean either; font sizes come from ``SMALL_PT``, ``LABEL_PT`` and ``TITLE_PT``.
 
 The ``draw_*`` helpers draw into a given matplotlib axes; the figure modules
 (``recipe_diffusion``, ``cookanything``, ``cscc``, ``storyboard``, ``detection``) build their
@@ -29,9 +30,19 @@ import torch
 from matplotlib.figure import Figure
 
 __all__ = [
-    "detached_figures", "draw_image", "draw_note", "draw_overlay", "figure_png", "image_array", "layers_label", "lighter",
+    "LABEL_PT", "SMALL_PT", "TITLE_PT", "detached_figures", "draw_image", "draw_note", "draw_overlay", "figure_png", "image_array", "layers_label", "lighter",
     "new_figure", "new_subplots", "short_layer_name", "shorten", "step_colors", "steps_label", "to_array",
 ]
+
+
+# ---- font sizes ----------------------------------------------------------------------------
+
+# Every cooklab figure is drawn at matplotlib's 100 dpi and shown 1:1 in JupyterLab (a figure up to about 9.5 inches
+# wide fits the notebook column without being shrunk), so a point is 1.4 screen pixels at 100 % zoom. 9 pt (12-13 px)
+# is the smallest text that still reads there; only numbers written inside small heatmap cells go below it.
+SMALL_PT = 9  # tick labels, legends, notes, annotations
+LABEL_PT = 10  # axis labels, panel titles
+TITLE_PT = 11  # a figure's title
 
 
 # ---- figures with or without pyplot --------------------------------------------------------
@@ -114,7 +125,7 @@ def image_array(image) -> np.ndarray | None:
 
 def draw_note(ax, text: str) -> None:
     """An empty panel that says why it is empty."""
-    ax.text(0.5, 0.5, text, ha="center", va="center", wrap=True, fontsize=9, color="0.35", transform=ax.transAxes)
+    ax.text(0.5, 0.5, text, ha="center", va="center", wrap=True, fontsize=SMALL_PT, color="0.35", transform=ax.transAxes)
     ax.set_xticks([])
     ax.set_yticks([])
 
@@ -128,7 +139,7 @@ def draw_image(ax, image, title: str | None = None) -> None:
         ax.imshow(arr, extent=(0, arr.shape[1], arr.shape[0], 0))
         ax.set_axis_off()
     if title:
-        ax.set_title(title, fontsize=9)
+        ax.set_title(title, fontsize=LABEL_PT)
 
 
 def draw_overlay(ax, image, heatmap, alpha: float, cmap: str, vmin, vmax, interpolation: str):
@@ -166,11 +177,11 @@ def layers_label(layers) -> str:
 
 
 def steps_label(steps) -> str:
-    """Which denoising steps a map averages, for titles."""
+    """Which denoising steps a map averages, for titles ("denoising", never to be read as a recipe step)."""
     if steps is None:
-        return "all steps"
+        return "all denoising steps"
     st = sorted(steps)
-    return f"step {st[0]}" if len(st) == 1 else f"steps {st[0]}..{st[-1]}"
+    return f"denoising step {st[0]}" if len(st) == 1 else f"denoising steps {st[0]}..{st[-1]}"
 
 
 def step_colors(n: int) -> np.ndarray:

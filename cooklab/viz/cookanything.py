@@ -24,6 +24,9 @@ from matplotlib.patches import Rectangle
 from matplotlib.ticker import MaxNLocator
 
 from .common import (
+    LABEL_PT,
+    SMALL_PT,
+    TITLE_PT,
     draw_overlay,
     image_array,
     layers_label,
@@ -128,7 +131,7 @@ def group_mask_figure(n: int, image_attention: str = "region", ax=None, annotate
         for (i, j), v in np.ndenumerate(allowed):
             ax.text(j, i, "1" if v else "0", ha="center", va="center", fontsize=7, color="white" if m[i, j] and i >= n and j >= n else "0.25")
     rule = "i = j or |i − j| = N" + (", plus image↔image" if image_attention == "global" else "")
-    ax.set_title(f"group mask M, N = {n}: 1 iff {rule}", fontsize=9)
+    ax.set_title(f"group mask M, N = {n}: 1 iff {rule}", fontsize=LABEL_PT)
     return ax.figure
 
 
@@ -207,7 +210,7 @@ def token_mask_figure(layout, image_attention: str = "region", highlight=None, a
     allowed = float(((same.sum(-1) + extra) * np.outer(np.diff(edges), np.diff(edges))).sum()) / total**2
     shown = "" if len(edges) - 1 == total else f"\nshown at {len(edges) - 1}² pixels (≈{total / (len(edges) - 1):.0f} tokens each)"
     ax.set_title(f"regional-branch mask, {total}×{total} tokens ({image_attention}): "
-                 f"{allowed:.1%} of pairs allowed{shown}", fontsize=9)
+                 f"{allowed:.1%} of pairs allowed{shown}", fontsize=LABEL_PT)
     return ax.figure
 
 
@@ -242,7 +245,7 @@ def layout_figure(layout, texts=None, token_counts=None, wrap: int = 90) -> Figu
     for name, start, size, col in segments:
         bar.add_patch(Rectangle((start, 0), size, 1, fc=col, ec="white", lw=0.6))
         if size / lay.total > 0.022:
-            bar.text(start + size / 2, 0.5, name, ha="center", va="center", fontsize=7)
+            bar.text(start + size / 2, 0.5, name, ha="center", va="center", fontsize=SMALL_PT)
         if token_counts is not None and name.startswith("C") and size / lay.total > 0.01:
             real = min(token_counts[int(name[1:]) - 1], L)
             bar.add_patch(Rectangle((start, 0), real, 0.12, fc="k", ec="none", alpha=0.5))
@@ -250,10 +253,10 @@ def layout_figure(layout, texts=None, token_counts=None, wrap: int = 90) -> Figu
     bar.set_xlim(0, lay.total)
     bar.set_ylim(0, 1)
     bar.set_yticks([])
-    bar.tick_params(labelsize=7)
+    bar.tick_params(labelsize=SMALL_PT)
     base = f"C_base {lb} (whole description) + " if lb else "no base branch + "
     bar.set_title(f"joint sequence: {lay.total} tokens = {base}{n} × {L} step text + {n} × {P} image "
-                  f"({lay.rows}×{lay.cols} per region)", fontsize=9, loc="left")
+                  f"({lay.rows}×{lay.cols} per region)", fontsize=LABEL_PT, loc="left")
     lines = fig.add_axes((0.04, 0.02, 0.92, max(0.01, 1 - 1.55 / fig.get_figheight())))
     lines.set_axis_off()
     for k in range(n):
@@ -261,9 +264,9 @@ def layout_figure(layout, texts=None, token_counts=None, wrap: int = 90) -> Figu
         real = "" if token_counts is None else f" ({min(token_counts[k], L)} real)"
         lines.add_patch(Rectangle((0, y - 0.3 / n), 0.012, 0.6 / n, fc=colors[k], transform=lines.transAxes))
         lines.text(0.018, y, f"step {k + 1}: C{k + 1} {L} tok{real} · I{k + 1} {P} tok — {shorten(texts[k], wrap)}",
-                   va="center", fontsize=7.5, transform=lines.transAxes)
+                   va="center", fontsize=SMALL_PT, transform=lines.transAxes)
     if token_counts is not None:
-        lines.text(1, 1.02, "black tick under C_n: its real tokens (the rest is padding)", ha="right", va="bottom", fontsize=7,
+        lines.text(1, 1.02, "black tick under C_n: its real tokens (the rest is padding)", ha="right", va="bottom", fontsize=SMALL_PT,
                    color="0.4", transform=lines.transAxes)
     return fig
 
@@ -305,11 +308,14 @@ def text_image_figure(trace, steps=None, layers=None, t=None, alpha: float = 0.6
         ax.add_patch(Rectangle((0, s * region), w_pix, region, fill=False, ec=colors[s], lw=2))
         rows = m.shape[0] // n
         inside = float(m[s * rows : (s + 1) * rows].sum()) / max(float(m.sum()), 1e-12)
-        ax.set_title(f"step {s + 1}'s text\n{inside:.0%} in region {s + 1}", fontsize=8)
-    fig.colorbar(mappable, ax=axes.ravel().tolist(), fraction=0.03, pad=0.02, label="attention mass on the step's text")
+        ax.set_title(f"recipe step {s + 1}'s text\n{inside:.0%} in region {s + 1}", fontsize=SMALL_PT)
+    label = "attention mass on the step's text" + ("" if vmax is None else f"\n(scale fixed at 0..{vmax:.2g})")
+    bar = fig.colorbar(mappable, ax=axes.ravel().tolist(), fraction=0.03, pad=0.02)
+    bar.set_label(label, fontsize=SMALL_PT)
+    bar.ax.tick_params(labelsize=SMALL_PT)
     src = f"SRC on (α={canvas.alpha:g})" if canvas.regional else "SRC off (full attention)"
     fig.suptitle(f"Where the canvas attends to each step's text: {src}; {layers_label(layers)}, "
-                 f"{steps_label(ts)}", fontsize=9)
+                 f"{steps_label(ts)}", fontsize=LABEL_PT)
     return fig
 
 
@@ -342,8 +348,8 @@ def base_contribution_figure(trace, ax=None) -> Figure:
         ax.set_xlabel("denoising step")
         ax.set_ylabel("|α (z_base − z_regional)| / |z|")
         ax.set_ylim(bottom=0)
-        ax.legend(fontsize=8)
-        ax.set_title("What the whole-description branch changes, mean over layers", fontsize=10)
+        ax.legend(fontsize=SMALL_PT)
+        ax.set_title("What the whole-description branch changes, mean over layers", fontsize=TITLE_PT)
         return ax.figure
 
     steps, values = curve(trace)
@@ -351,19 +357,19 @@ def base_contribution_figure(trace, ax=None) -> Figure:
     grid = np.array([[trace.base_contribution.get((0, name, s), np.nan) for s in steps] for name in layers])
     fig, axes = new_subplots(1, 2, figsize=(10, 1.6 + 0.16 * len(layers) + 1.0), width_ratios=[2, 1.2], layout="constrained")
     im = axes[0].imshow(grid, aspect="auto", cmap="viridis", interpolation="nearest")
-    axes[0].set_yticks(range(len(layers)), [flux_layer_name(x) for x in layers], fontsize=6 if len(layers) > 20 else 7)
-    axes[0].set_xticks(range(len(steps)), steps, fontsize=7)
+    axes[0].set_yticks(range(len(layers)), [flux_layer_name(x) for x in layers], fontsize=SMALL_PT)
+    axes[0].set_xticks(range(len(steps)), steps, fontsize=SMALL_PT)
     axes[0].set_xlabel("denoising step")
-    axes[0].set_title("per layer", fontsize=9)
+    axes[0].set_title("per layer", fontsize=LABEL_PT)
     fig.colorbar(im, ax=axes[0], fraction=0.04)
     axes[1].plot(steps, values, marker=".")
     axes[1].set_ylim(bottom=0)
     axes[1].xaxis.set_major_locator(MaxNLocator(integer=True))
     axes[1].set_xlabel("denoising step")
-    axes[1].set_title("mean over layers", fontsize=9)
+    axes[1].set_title("mean over layers", fontsize=LABEL_PT)
     alpha = getattr(trace.canvas, "alpha", None)
     fig.suptitle("What the base branch changes in the image output, |α (z_base − z_regional)| / |z|" + ("" if alpha is None else f", α = {alpha:g}"),
-                 fontsize=10)
+                 fontsize=TITLE_PT)
     return fig
 
 
@@ -421,10 +427,10 @@ def rope_ids_figure(img_ids, layout, labels=None, annotate: bool | None = None, 
                     ax.text(c, r, f"{v:.0f}", ha="center", va="center", fontsize=6, color="k" if v > 0.6 * top else "white")
             ax.set_xticks([])
             ax.set_yticks([(r + 0.5) * lay.rows - 0.5 for r in range(lay.n_regions)],
-                          [f"R{r + 1}" for r in range(lay.n_regions)], fontsize=6)
-            ax.set_title(f"{label}\n{name}: {values.min():.0f}..{values.max():.0f}", fontsize=8)
-            fig.colorbar(im, ax=ax, fraction=0.08, pad=0.03).ax.tick_params(labelsize=6)
-    fig.suptitle(f"RoPE ids of the canvas: {lay.n_regions} regions of {lay.rows}×{lay.cols} tokens (text ids are all 0)", fontsize=9)
+                          [f"R{r + 1}" for r in range(lay.n_regions)], fontsize=SMALL_PT)
+            ax.set_title(f"{label}\n{name}: {values.min():.0f}..{values.max():.0f}", fontsize=SMALL_PT)
+            fig.colorbar(im, ax=ax, fraction=0.08, pad=0.03).ax.tick_params(labelsize=SMALL_PT)
+    fig.suptitle(f"RoPE ids of the canvas: {lay.n_regions} regions of {lay.rows}×{lay.cols} tokens (text ids are all 0)", fontsize=LABEL_PT)
     return fig
 
 
@@ -457,10 +463,10 @@ def rotary_figure(freqs, layout, regions=(0, -1), labels=None) -> Figure:
                                         (axes[row, 1], cb, f"region {b + 1}", "coolwarm", (-1, 1)),
                                         (axes[row, 2], np.abs(ca - cb), f"|difference|: max {np.abs(ca - cb).max():.2f}", "magma", (0, 2))):
             im = ax.imshow(m, cmap=cmap, vmin=lim[0], vmax=lim[1], aspect="auto", interpolation="nearest")
-            ax.set_title(f"{label}: {title}", fontsize=8)
-            ax.set_xlabel("rotary channel", fontsize=7)
-            ax.set_ylabel("token in region (row-major)", fontsize=7)
-            ax.tick_params(labelsize=6)
+            ax.set_title(f"{label}: {title}", fontsize=SMALL_PT)
+            ax.set_xlabel("rotary channel", fontsize=SMALL_PT)
+            ax.set_ylabel("token in region (row-major)", fontsize=SMALL_PT)
+            ax.tick_params(labelsize=SMALL_PT)
         fig.colorbar(im, ax=axes[row, 2], fraction=0.05)
-    fig.suptitle("cos of the RoPE rotation angles (id × frequency) per image token", fontsize=9)
+    fig.suptitle("cos of the RoPE rotation angles (id × frequency) per image token", fontsize=LABEL_PT)
     return fig

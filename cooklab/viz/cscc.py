@@ -17,7 +17,7 @@ import torch
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
-from .common import draw_image, image_array, lighter, new_figure, new_subplots, shorten, step_colors, to_array
+from .common import LABEL_PT, SMALL_PT, TITLE_PT, draw_image, image_array, lighter, new_figure, new_subplots, shorten, step_colors, to_array
 from .cookanything import canvas_of
 
 __all__ = ["cscc_delta_figure", "cscc_lambda_figure", "cscc_spans_figure"]
@@ -71,7 +71,7 @@ def cscc_spans_figure(spans, tokenizer=None, per_row: int = 16, max_tokens: int 
 
     n_rows = 0 if tokens is None else -(-min(len(tokens), max_tokens) // per_row)
     legend_lines = -(-n // 4)
-    fig = new_figure(figsize=(11, 1.75 + 0.2 * legend_lines + 0.3 * n_rows + (0.15 if tokens is not None else 0)))
+    fig = new_figure(figsize=(9.5, 1.75 + 0.2 * legend_lines + 0.3 * n_rows + (0.15 if tokens is not None else 0)))
     height = fig.get_figheight()
     bar = fig.add_axes((0.05, 1 - 0.95 / height, 0.9, 0.42 / height))
     if items[0].start > 0:
@@ -81,22 +81,22 @@ def cscc_spans_figure(spans, tokenizer=None, per_row: int = 16, max_tokens: int 
         if s.length:
             bar.add_patch(Rectangle((s.start, 0), s.length, 1, fc=col, ec="white", lw=0.5))
             if s.length / max(full, 1) > 0.03:
-                bar.text(s.start + s.length / 2, 0.5, f"S{s.step + 1}", ha="center", va="center", fontsize=7, color="white")
+                bar.text(s.start + s.length / 2, 0.5, f"S{s.step + 1}", ha="center", va="center", fontsize=SMALL_PT, color="white")
         if gone:
             bar.add_patch(Rectangle((cursor + 1, 0), gone, 1, fc=lighter(col, 0.6), ec=col, hatch="///", lw=0.5))
             cursor += gone
     bar.add_patch(Rectangle((kept_text, 0), 1, 1, fc="k"))
     if cut:
         bar.axvline(spans.n_tokens, color="red", lw=1.5)
-        bar.text(spans.n_tokens, 1.05, f" max_sequence_length = {spans.n_tokens}", color="red", fontsize=7, va="bottom",
+        bar.text(spans.n_tokens, 1.05, f" max_sequence_length = {spans.n_tokens}", color="red", fontsize=SMALL_PT, va="bottom",
                  transform=bar.get_xaxis_transform())
     bar.set_xlim(0, max(full, kept_text) + 2)
     bar.set_ylim(0, 1)
     bar.set_yticks([])
-    bar.tick_params(labelsize=7)
-    bar.set_xlabel("token position in the recipe encoding", fontsize=7)
+    bar.tick_params(labelsize=SMALL_PT)
+    bar.set_xlabel("token position in the recipe encoding", fontsize=SMALL_PT)
     state = f"{len(spans.truncated_steps)} of {n} steps cut" if cut else "nothing cut"
-    bar.set_title(f"whole description: {spans.n_tokens} tokens kept ({state})", fontsize=9, loc="left", pad=12)
+    bar.set_title(f"whole description: {spans.n_tokens} tokens kept ({state})", fontsize=LABEL_PT, loc="left", pad=12)
 
     info = [f"S{s.step + 1}: b={s.start}, t={s.fused_length}" + (f" (cut: {s.length}/{s.own_length})" if s.truncated else "")
             + ("" if s.matches else " ≠ own ids") for s in items]
@@ -104,8 +104,8 @@ def cscc_spans_figure(spans, tokenizer=None, per_row: int = 16, max_tokens: int 
     per_line = 4  # steps per legend line
     for k, line in enumerate(info):
         r, c = divmod(k, per_line)
-        fig.text(0.05 + c * 0.225, legend_y - r * 0.2 / height, "■ ", color=colors[k], fontsize=8, va="top")
-        fig.text(0.065 + c * 0.225, legend_y - r * 0.2 / height, line, fontsize=7, va="top",
+        fig.text(0.05 + c * 0.225, legend_y - r * 0.2 / height, "■ ", color=colors[k], fontsize=SMALL_PT, va="top")
+        fig.text(0.065 + c * 0.225, legend_y - r * 0.2 / height, line, fontsize=SMALL_PT, va="top",
                  color="#b00" if items[k].truncated else "k")
 
     if tokens is not None:
@@ -122,7 +122,7 @@ def cscc_spans_figure(spans, tokenizer=None, per_row: int = 16, max_tokens: int 
             grid.text(c + 0.5, r + 0.5, shorten(text, 9) or " ", ha="center", va="center", fontsize=6.5,
                       color="0.3" if gone else "k", bbox=dict(fc=col, ec="none", pad=0.5) if gone else None)
         if len(tokens) > max_tokens:
-            grid.text(per_row, n_rows + 0.2, f"… {len(tokens) - max_tokens} more tokens not shown", ha="right", va="top", fontsize=7)
+            grid.text(per_row, n_rows + 0.2, f"… {len(tokens) - max_tokens} more tokens not shown", ha="right", va="top", fontsize=SMALL_PT)
     return fig
 
 
@@ -146,62 +146,72 @@ def cscc_delta_figure(trace_or_delta_norm, texts=None, wrap: int = 40) -> Figure
     if d.ndim != 2:
         raise ValueError(f"delta norms must be [N, L], got shape {d.shape}")
     n = d.shape[0]
-    texts = [f"step {k + 1}" for k in range(n)] if texts is None else list(texts)
+    texts = [f"recipe step {k + 1}" for k in range(n)] if texts is None else list(texts)
     fused = (d > 0).sum(1)
     last = int(np.nonzero(d.any(0))[0].max()) + 1 if d.any() else 1
     show = min(d.shape[1], last + max(2, last // 10))
     totals = np.sqrt((d**2).sum(1))
-    fig, axes = new_subplots(1, 2, figsize=(10.5, 1.2 + 0.38 * n), width_ratios=[3, 1.2], layout="constrained")
+    fig, axes = new_subplots(1, 2, figsize=(9.5, 1.3 + 0.4 * n), width_ratios=[3, 1.2], layout="constrained")
     im = axes[0].imshow(d[:, :show], aspect="auto", cmap="magma", interpolation="nearest")
-    axes[0].set_yticks(range(n), [f"{k + 1}: {shorten(t, wrap)}" for k, t in enumerate(texts)], fontsize=7)
-    axes[0].set_xlabel("token position in the step's own encoding", fontsize=8)
-    axes[0].set_title(f"|Δ| per token (first {show} of {d.shape[1]} positions)", fontsize=9)
+    axes[0].set_yticks(range(n), [f"{k + 1}: {shorten(t, wrap)}" for k, t in enumerate(texts)], fontsize=SMALL_PT)
+    axes[0].set_xlabel("token position in the step's own encoding", fontsize=SMALL_PT)
+    axes[0].set_title(f"|Δ| per token (first {show} of {d.shape[1]} positions)", fontsize=LABEL_PT)
     fig.colorbar(im, ax=axes[0], fraction=0.03, pad=0.01)
     colors = step_colors(n)
     axes[1].barh(range(n), totals, color=colors)
     axes[1].set_ylim(n - 0.5, -0.5)
-    axes[1].set_yticks(range(n), [f"t={f}" for f in fused], fontsize=7)
+    axes[1].set_yticks(range(n), [f"t={f}" for f in fused], fontsize=SMALL_PT)
     for k in range(n):
         if fused[k] == 0:
-            axes[1].text(0, k, " not fused (cut off)", va="center", fontsize=7, color="#b00")
-    axes[1].set_xlabel("‖Δ_n‖", fontsize=8)
-    axes[1].tick_params(axis="x", labelsize=7)
-    axes[1].set_title("total per step", fontsize=9)
-    fig.suptitle("CSCC: C_n[0:t] += λ · C_recipe[b_n : b_n + t]  (Eq. 12)", fontsize=10)
+            axes[1].text(0, k, " not fused (cut off)", va="center", fontsize=SMALL_PT, color="#b00")
+    axes[1].set_xlabel("‖Δ_n‖", fontsize=SMALL_PT)
+    axes[1].tick_params(axis="x", labelsize=SMALL_PT)
+    axes[1].set_title("total per recipe step", fontsize=LABEL_PT)
+    fig.suptitle("CSCC: C_n[0:t] += λ · C_recipe[b_n : b_n + t]  (Eq. 12)", fontsize=TITLE_PT)
     return fig
 
 
-def cscc_lambda_figure(images, reference_images, lam: float, delta_norm=None, texts=None) -> Figure:
+def cscc_lambda_figure(images, reference_images, lam: float, delta_norm=None, texts=None, vmax: float | None = None,
+                       delta_max: float | None = None, scale_note: str | None = None) -> Figure:
     """One lambda of CSCC: the step images, how far each moved from lambda = 0, and what was added.
 
     images / reference_images: the N step images at ``lam`` and at lambda = 0 (CSCC off).
-    Row 1: the images; row 2: ``|image − image(λ=0)|`` (mean over colour channels); a third
-    row the ``[N, L]`` delta norms' total per step when ``delta_norm`` is given.
+    Row 1: the images; row 2: ``|image − image(λ=0)|`` (mean over colour channels, values in
+    [0, 1]); a third row the ``[N, L]`` delta norms' total per recipe step when ``delta_norm``
+    is given. vmax fixes the top of row 2's colour scale and delta_max the top of row 3's axis
+    (None: this figure's own largest value, so two figures do not compare by eye); larger values
+    saturate (the colour bar's arrow). scale_note goes under the colour bar's label, e.g. where
+    vmax came from.
     """
     images, reference_images = list(images), list(reference_images)
     n = len(images)
     if len(reference_images) != n:
         raise ValueError(f"{n} images but {len(reference_images)} reference images.")
     rows = 3 if delta_norm is not None else 2
-    fig = new_figure(figsize=(max(6.0, 1.7 * n + 0.8), 1.9 * 2 + (1.8 if rows == 3 else 0) + 0.6), layout="constrained")
+    fig = new_figure(figsize=(max(6.5, 1.9 * n + 1.2), 2.1 * 2 + (1.9 if rows == 3 else 0) + 0.7), layout="constrained")
     gs = fig.add_gridspec(rows, n, height_ratios=[1, 1] + ([0.9] if rows == 3 else []))
-    diffs = [np.abs(image_array(a) - image_array(b)).mean(-1) for a, b in zip(images, reference_images)]
-    top = max(max(float(d.max()) for d in diffs), 1e-6)
+    diffs = [np.abs(image_array(a) - image_array(b)).mean(-1) for a, b in zip(images, reference_images)]  # N x [H, W]
+    top = vmax if vmax is not None else max(max(float(d.max()) for d in diffs), 1e-6)
     for k in range(n):
         ax = fig.add_subplot(gs[0, k])
-        draw_image(ax, images[k], title=f"step {k + 1}" + ("" if texts is None else f"\n{shorten(texts[k], 22)}"))
+        draw_image(ax, images[k], title=f"recipe step {k + 1}" + ("" if texts is None else f"\n{shorten(texts[k], 20)}"))
         ax2 = fig.add_subplot(gs[1, k])
         mappable = ax2.imshow(diffs[k], cmap="magma", vmin=0, vmax=top, interpolation="nearest")
         ax2.set_axis_off()
-        ax2.set_title(f"mean |Δ| {diffs[k].mean():.2g}", fontsize=8)
-    fig.colorbar(mappable, ax=fig.axes[-1], fraction=0.05)
+        ax2.set_title(f"mean |Δ| {diffs[k].mean():.2g}", fontsize=SMALL_PT)
+    label = "|image − image(λ=0)|\n" + (scale_note or ("scale fixed" if vmax is not None else "scale: this λ's largest change"))
+    bar = fig.colorbar(mappable, ax=fig.axes[-1], fraction=0.05, extend="max" if vmax is not None else "neither")
+    bar.set_label(label, fontsize=SMALL_PT)
+    bar.ax.tick_params(labelsize=SMALL_PT)
     if rows == 3:
         d = to_array(delta_norm)
         ax = fig.add_subplot(gs[2, :])
         ax.bar(range(1, n + 1), np.sqrt((d**2).sum(1)), color=step_colors(n))
         ax.set_xticks(range(1, n + 1))
-        ax.set_xlabel("step", fontsize=8)
-        ax.set_ylabel("‖Δ_n‖ added", fontsize=8)
-        ax.tick_params(labelsize=7)
-    fig.suptitle(f"CSCC with λ = {lam:g}: the images (top) and how much each moved from λ = 0 (middle)", fontsize=10)
+        ax.set_xlabel("recipe step", fontsize=LABEL_PT)
+        ax.set_ylabel("‖Δ_n‖ added", fontsize=LABEL_PT)
+        if delta_max is not None:
+            ax.set_ylim(0, delta_max)
+        ax.tick_params(labelsize=SMALL_PT)
+    fig.suptitle(f"CSCC with λ = {lam:g}: the images (top) and how much each moved from λ = 0 (middle)", fontsize=TITLE_PT)
     return fig

@@ -31,7 +31,7 @@ from matplotlib.patches import Rectangle
 
 from ..grounding.base import to_mask_tensor
 from ..recipe_diffusion.region_noise import resize_mask
-from .common import detached_figures, figure_png, image_array, new_figure, new_subplots
+from .common import LABEL_PT, SMALL_PT, detached_figures, figure_png, image_array, new_figure, new_subplots
 
 __all__ = ["DEGENERATE_BELOW", "DEGENERATE_ABOVE", "detect_all", "detections_figure", "mask_figure", "plan_table", "threshold_explorer"]
 
@@ -57,7 +57,7 @@ def _show(ax, arr: np.ndarray) -> None:
 
 def _note(ax, text: str) -> None:
     """An empty panel that says why it is empty."""
-    ax.text(0.5, 0.5, text, ha="center", va="center", wrap=True, fontsize=8.5, color="0.35", transform=ax.transAxes)
+    ax.text(0.5, 0.5, text, ha="center", va="center", wrap=True, fontsize=LABEL_PT, color="0.35", transform=ax.transAxes)
     ax.set_xticks([])
     ax.set_yticks([])
 
@@ -193,7 +193,7 @@ def detections_figure(image, detections, box_threshold: float | None = None, cho
                Line2D([], [], color=_KEPT, lw=1.4, label="passes, label names the phrase"),
                Line2D([], [], color=_UNNAMED, lw=1.4, label="passes, label does not (∅: empty)"),
                Line2D([], [], color=_BELOW, lw=1.0, ls="--", label="not above box_threshold")]
-    ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.01), ncols=2, fontsize=7, frameon=False)
+    ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.01), ncols=2, fontsize=SMALL_PT, frameon=False)
     n_kept = int(kept[:n_found].sum())
     head = f"{caption!r}: " if caption else ""
     line = f"{head}{n_found} boxes" + (f", {n_kept} above box_threshold={threshold:.2f}" if threshold is not None else "")
@@ -201,7 +201,7 @@ def detections_figure(image, detections, box_threshold: float | None = None, cho
         line += f" ({len(shown)} best drawn)"
     pick = f"chosen: {labels[k] or '∅'} {scores[k]:.2f}" if k is not None and not np.isnan(scores[k]) else (
         "chosen: the given box" if k is not None else "nothing chosen: the provider returns None")
-    ax.set_title(title or f"{line}\n{pick}", fontsize=8.5)
+    ax.set_title(title or f"{line}\n{pick}", fontsize=LABEL_PT)
     return fig
 
 
@@ -223,12 +223,12 @@ def mask_figure(image, mask_result, latent_hw: tuple[int, int] | None = None, *,
     axes = axes[0]
     if mask_result is None:
         _show(axes[0], arr)
-        axes[0].set_title("no mask: nothing passed the thresholds", fontsize=8.5)
+        axes[0].set_title("no mask: nothing passed the thresholds", fontsize=LABEL_PT)
         if latent_hw is not None:
             _note(axes[1], f"latent grid {latent_hw[0]}×{latent_hw[1]}:\nno mask, so the frame gets\nuniform noise (FrameInfo.fallback)")
             axes[1].set_box_aspect(latent_hw[0] / latent_hw[1])
         if title:
-            fig.suptitle(title, fontsize=9)
+            fig.suptitle(title, fontsize=LABEL_PT)
         return fig
 
     mask = to_mask_tensor(getattr(mask_result, "mask", mask_result))
@@ -253,7 +253,7 @@ def mask_figure(image, mask_result, latent_hw: tuple[int, int] | None = None, *,
     if "iou" in extra:
         parts.append(f"IoU {extra['iou']:.2f}")
     head = f"{phrase!r}: " if phrase else ""
-    axes[0].set_title(f"{head}{', '.join(parts) or 'mask'}\ncovers {float(m.mean()):.1%} of the image", fontsize=8.5)
+    axes[0].set_title(f"{head}{', '.join(parts) or 'mask'}\ncovers {float(m.mean()):.1%} of the image", fontsize=LABEL_PT)
 
     if latent_hw is not None:
         small = resize_mask(mask, tuple(latent_hw), (h, w)).numpy()
@@ -277,9 +277,9 @@ def mask_figure(image, mask_result, latent_hw: tuple[int, int] | None = None, *,
                                    edgecolor=_CHOSEN, linewidth=1.5))
         area = float(small.mean())
         verdict = "usable for Eq. 7" if DEGENERATE_BELOW <= area <= DEGENERATE_ABOVE else "degenerate: uniform noise"
-        ax.set_title(f"latent grid {lh}×{lw}: covers {area:.1%}\n{verdict}", fontsize=8.5)
+        ax.set_title(f"latent grid {lh}×{lw}: covers {area:.1%}\n{verdict}", fontsize=LABEL_PT)
     if title:
-        fig.suptitle(title, fontsize=9)
+        fig.suptitle(title, fontsize=LABEL_PT)
     return fig
 
 

@@ -10,7 +10,7 @@ can be plotted anywhere, and the notebooks' toy tensors use the same functions.
     fig = cross_attention_figure(tr, 1, tokens=["jar", "milk"])
     fig = noise_map_figure(tr.noise[1])                  # Eq. 5-7 as maps on the latent grid
 
-Frames are numbered from 0 in arguments and titled "step frame + 1". Close figures you no
+Frames are numbered from 0 in arguments and titled "recipe step frame + 1". Close figures you no
 longer need (``plt.close(fig)``): pyplot keeps every figure it made alive.
 """
 
@@ -24,6 +24,9 @@ from matplotlib.ticker import MaxNLocator
 from ..recipe_diffusion.records import NoiseRecord
 from ..recipe_diffusion.region_noise import RegionNoise
 from .common import (
+    LABEL_PT,
+    SMALL_PT,
+    TITLE_PT,
     draw_image,
     draw_note,
     draw_overlay,
@@ -64,7 +67,7 @@ def attention_overlay(image, heatmap, ax=None, alpha: float = 0.5, title: str | 
         fig, ax = new_subplots(figsize=(3.2, 3), layout="constrained")
     mappable = draw_overlay(ax, image, heatmap, alpha, cmap, vmin, vmax, interpolation)
     if title:
-        ax.set_title(title, fontsize=9)
+        ax.set_title(title, fontsize=LABEL_PT)
     if colorbar:
         ax.figure.colorbar(mappable, ax=ax, fraction=0.046, pad=0.04)
     return ax.figure
@@ -87,13 +90,13 @@ def reference_share_figure(trace, frame: int, layers=None, steps=None, vmin: flo
     share = trace.reference_share_map(frame, layers=layers, steps=None if steps is None else set(steps))
     ref = trace.frames[frame].kv_reference  # the frame whose keys were attended to
     fig, axes = new_subplots(1, 3, figsize=(9.6, 3.3), layout="constrained")
-    draw_image(axes[0], _frame_image(trace, ref), title="reference (no reference)" if ref is None else f"reference: step {ref + 1}")
-    draw_image(axes[1], _frame_image(trace, frame), title=f"frame: step {frame + 1}")
+    draw_image(axes[0], _frame_image(trace, ref), title="reference (no reference)" if ref is None else f"reference: recipe step {ref + 1}")
+    draw_image(axes[1], _frame_image(trace, frame), title=f"frame: recipe step {frame + 1}")
     mappable = draw_overlay(axes[2], _frame_image(trace, frame), share, alpha, "viridis", vmin, vmax, "nearest")
     s = to_array(share)
-    axes[2].set_title(f"reference share: mean {s.mean():.3f}\n(min {s.min():.3f}, max {s.max():.3f})", fontsize=9)
+    axes[2].set_title(f"reference share: mean {s.mean():.3f}\n(min {s.min():.3f}, max {s.max():.3f})", fontsize=LABEL_PT)
     fig.colorbar(mappable, ax=axes[2], fraction=0.046, pad=0.04)
-    fig.suptitle(f"Attention on the reference frame's keys ({layers_label(layers)}, {steps_label(steps)})", fontsize=10)
+    fig.suptitle(f"Attention on the reference frame's keys ({layers_label(layers)}, {steps_label(steps)})", fontsize=TITLE_PT)
     return fig
 
 
@@ -111,28 +114,30 @@ def reference_share_curve_figure(trace, frames=None, layers=None, ax=None) -> Fi
         curve = trace.reference_share_curve(f, layers=layers)
         if curve:
             ref = trace.frames[f].kv_reference
-            label = f"step {f + 1}" + ("" if ref is None else f" (ref {ref + 1})")
+            label = f"recipe step {f + 1}" + ("" if ref is None else f" (ref {ref + 1})")
             ax.plot(list(curve), list(curve.values()), marker=".", label=label)
     ax.axhline(0.5, ls="--", lw=0.8, color="0.5")
-    ax.text(0.01, 0.49, "0.5: reference as important as own frame", va="top", fontsize=7, color="0.4",
+    ax.text(0.01, 0.49, "0.5: reference as important as own frame", va="top", fontsize=SMALL_PT, color="0.4",
             transform=ax.get_yaxis_transform())
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("denoising step (position in the schedule)")
     ax.set_ylabel("attention share on reference")
     ax.set_ylim(0, 1)
-    ax.set_title(f"Reference share per step ({layers_label(layers)})", fontsize=10)
+    ax.set_title(f"Reference share per denoising step ({layers_label(layers)})", fontsize=TITLE_PT)
     if ax.get_legend_handles_labels()[0]:
-        ax.legend(fontsize=8)
+        ax.legend(fontsize=SMALL_PT)
     return ax.figure
 
 
-def self_attention_figure(trace, frame: int, layer: str, step: int, query: tuple[int, int], alpha: float = 0.6) -> Figure:
+def self_attention_figure(trace, frame: int, layer: str, step: int, query: tuple[int, int], alpha: float = 0.6,
+                          vmax: float | None = None) -> Figure:
     """Where one query cell of ``frame`` looks: the cell, its attention on the reference, on itself.
 
     Panels: the frame with the query cell outlined; attention over the reference frame's
     keys on the reference image (only when the layer shared K/V); attention over the
     frame's own keys on the frame image. Both attention panels share one colour scale so
-    their masses compare; the titles give each part's total (they sum to 1).
+    their masses compare (its top: ``vmax``, or the largest weight shown); the titles give each
+    part's total (they sum to 1).
     """
     grid = tuple(trace.self_attention[(frame, layer, step)].shape[:2])  # the pooled query grid (Gh, Gw)
     if not (0 <= query[0] < grid[0] and 0 <= query[1] < grid[1]):
@@ -140,10 +145,11 @@ def self_attention_figure(trace, frame: int, layer: str, step: int, query: tuple
     maps = trace.self_attention_map(frame, layer, step, query)  # [S, Gh, Gw]; S = 2: (reference, own)
     ref = trace.frames[frame].kv_reference  # the frame whose keys were attended to
     image = _frame_image(trace, frame)
-    vmax = float(maps.max())
+    fixed = vmax is not None
+    vmax = vmax if fixed else float(maps.max())
     fig, axes = new_subplots(1, 3, figsize=(10, 3.4), layout="constrained")
 
-    draw_image(axes[0], image, title=f"query cell {tuple(query)} of step {frame + 1}")
+    draw_image(axes[0], image, title=f"query cell {tuple(query)} of recipe step {frame + 1}")
     arr = image_array(image)
     h, w = arr.shape[:2] if arr is not None else grid
     ch, cw = h / grid[0], w / grid[1]
@@ -154,18 +160,21 @@ def self_attention_figure(trace, frame: int, layer: str, step: int, query: tuple
 
     if maps.shape[0] == 2:
         draw_overlay(axes[1], _frame_image(trace, ref), maps[0], alpha, "inferno", 0.0, vmax, "nearest")
-        who = "reference" if ref is None else f"reference (step {ref + 1})"
-        axes[1].set_title(f"{who} keys: {float(maps[0].sum()):.1%} of attention", fontsize=9)
+        who = "reference" if ref is None else f"reference (recipe step {ref + 1})"
+        axes[1].set_title(f"{who} keys: {float(maps[0].sum()):.1%} of attention", fontsize=LABEL_PT)
     else:
         draw_note(axes[1], "this layer did not share K/V:\nno reference keys")
     mappable = draw_overlay(axes[2], image, maps[-1], alpha, "inferno", 0.0, vmax, "nearest")
-    axes[2].set_title(f"own keys: {float(maps[-1].sum()):.1%} of attention", fontsize=9)
-    fig.colorbar(mappable, ax=axes[2], fraction=0.046, pad=0.04)
-    fig.suptitle(f"Self-attention, {short_layer_name(layer)}, step {step}", fontsize=10)
+    axes[2].set_title(f"own keys: {float(maps[-1].sum()):.1%} of attention", fontsize=LABEL_PT)
+    bar = fig.colorbar(mappable, ax=axes[2], fraction=0.046, pad=0.04)
+    bar.ax.tick_params(labelsize=SMALL_PT)
+    if fixed:
+        bar.set_label("scale fixed over the denoising steps", fontsize=SMALL_PT)
+    fig.suptitle(f"Self-attention of recipe step {frame + 1}, {short_layer_name(layer)}, {steps_label([step])}", fontsize=TITLE_PT)
     return fig
 
 
-def cross_attention_figure(trace, frame: int, tokens=None, layers=None, steps=None, ncols: int = 6, max_tokens: int = 12,
+def cross_attention_figure(trace, frame: int, tokens=None, layers=None, steps=None, ncols: int = 5, max_tokens: int = 12,
                            alpha: float = 0.6) -> Figure:
     """One overlay per prompt token: where the image attends to that word.
 
@@ -184,15 +193,15 @@ def cross_attention_figure(trace, frame: int, tokens=None, layers=None, steps=No
     vmax = max(float(m.max()) for m in maps)
     ncols = min(ncols, len(idx))
     nrows = -(-len(idx) // ncols)
-    fig, axes = new_subplots(nrows, ncols, figsize=(2.1 * ncols + 0.6, 2.2 * nrows + 0.5), squeeze=False, layout="constrained")
+    fig, axes = new_subplots(nrows, ncols, figsize=(1.8 * ncols + 0.6, 1.9 * nrows + 0.6), squeeze=False, layout="constrained")
     image = _frame_image(trace, frame)
     for ax, i, m in zip(axes.flat, idx, maps, strict=False):
         mappable = draw_overlay(ax, image, m, alpha, "inferno", 0.0, vmax, "nearest")
-        ax.set_title(f"{i}: {_token_label(all_tokens[i])!r}", fontsize=9)
+        ax.set_title(f"{i}: {_token_label(all_tokens[i])!r}", fontsize=LABEL_PT)
     for ax in list(axes.flat)[len(idx):]:
         ax.set_axis_off()
     fig.colorbar(mappable, ax=axes.ravel().tolist(), fraction=0.02, pad=0.02)
-    fig.suptitle(f"Cross-attention of step {frame + 1} to its words ({layers_label(layers)}, {steps_label(steps)})", fontsize=10)
+    fig.suptitle(f"Cross-attention of recipe step {frame + 1} to its words ({layers_label(layers)}, {steps_label(steps)})", fontsize=TITLE_PT)
     return fig
 
 
@@ -204,16 +213,16 @@ def toy_attention_figure(weights, labels, query_labels=None, ax=None, title: str
     if ax is None:
         fig, ax = new_subplots(figsize=(0.55 * w.shape[1] + 1.6, 0.45 * w.shape[0] + 1.2), layout="constrained")
     ax.imshow(w, cmap="Blues", vmin=0, vmax=max(float(w.max()), 1e-9))
-    ax.set_xticks(range(w.shape[1]), labels, rotation=45, ha="right", fontsize=8)
+    ax.set_xticks(range(w.shape[1]), labels, rotation=45, ha="right", fontsize=SMALL_PT)
     rows = query_labels if query_labels is not None else [f"q{i}" for i in range(w.shape[0])]
-    ax.set_yticks(range(w.shape[0]), rows, fontsize=8)
+    ax.set_yticks(range(w.shape[0]), rows, fontsize=SMALL_PT)
     ax.set_xlabel("keys")
     ax.set_ylabel("queries")
     if annotate:
         for (r, c), v in np.ndenumerate(w):
             ax.text(c, r, f"{v:.2f}", ha="center", va="center", fontsize=7, color="white" if v > 0.6 * w.max() else "black")
     if title:
-        ax.set_title(title, fontsize=10)
+        ax.set_title(title, fontsize=TITLE_PT)
     return ax.figure
 
 
@@ -249,8 +258,12 @@ def _level_line(name: str, level, timestep) -> str | None:
 
 def noise_map_figure(record=None, *, mask=None, sigma_map=None, signal_map=None, noised=None, object_noise=None,
                      base_noise=None, object_timestep=None, base_timestep=None, title: str | None = None,
-                     latent_view: str = "rgb") -> Figure:
+                     latent_view: str = "rgb", coefficient_max: tuple[float, float] | None = None) -> Figure:
     """Region-aware noise (Eq. 5-7) on the latent grid: mask | sigma map | signal map | noised latent.
+
+    coefficient_max: ``(sigma_max, signal_max)``, fixed tops of the two coefficient maps'
+    colour scales (from 0), for figures that are compared with each other (the noise
+    explorer's sliders); None: each map's own range.
 
     record: a ``NoiseRecord`` (``trace.noise[i]``) or a ``RegionNoise`` (what
     ``region_aware_noise`` returns); or give the tensors directly: mask ``[h, w]`` (None:
@@ -267,7 +280,7 @@ def noise_map_figure(record=None, *, mask=None, sigma_map=None, signal_map=None,
         base_noise = base_noise if base_noise is not None else record.base_noise
         object_timestep = object_timestep if object_timestep is not None else record.object_timestep
         base_timestep = base_timestep if base_timestep is not None else record.base_timestep
-        title = title or f"Noise of step {record.frame + 1} (from step {record.reference + 1})"
+        title = title or f"Noise of recipe step {record.frame + 1} (from recipe step {record.reference + 1})"
     elif isinstance(record, RegionNoise):
         mask = mask if mask is not None else record.mask
         sigma_map = sigma_map if sigma_map is not None else record.sigma_map
@@ -284,29 +297,34 @@ def noise_map_figure(record=None, *, mask=None, sigma_map=None, signal_map=None,
         panels.append(("signal", to_array(signal_map)))
     if noised is not None:
         panels.append(("noised", noised))
-    fig, axes = new_subplots(1, len(panels), figsize=(3.1 * len(panels), 3.4), squeeze=False, layout="constrained")
+    fig, axes = new_subplots(1, len(panels), figsize=(2.4 * len(panels), 3.0), squeeze=False, layout="constrained")
     for ax, (kind, value) in zip(axes[0], panels, strict=True):
         if kind == "mask":
             if value is None:
                 draw_note(ax, "no mask:\nuniform noise")
-                ax.set_title("mask on latent grid", fontsize=9)
+                ax.set_title("mask on latent grid", fontsize=LABEL_PT)
                 continue
             im = ax.imshow(value, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
-            ax.set_title(f"mask on latent grid {value.shape[0]}×{value.shape[1]}\n(covers {value.mean():.0%})", fontsize=9)
+            ax.set_title(f"mask on latent grid {value.shape[0]}×{value.shape[1]}\n(covers {value.mean():.0%})", fontsize=LABEL_PT)
         elif kind in ("sigma", "signal"):
-            im = ax.imshow(value, cmap="magma" if kind == "sigma" else "viridis", interpolation="nearest")
+            top = None if coefficient_max is None else coefficient_max[0 if kind == "sigma" else 1]
+            im = ax.imshow(value, cmap="magma" if kind == "sigma" else "viridis", vmin=None if top is None else 0.0, vmax=top,
+                           interpolation="nearest")
             name = "σ (noise)" if kind == "sigma" else "signal (reference)"
-            ax.set_title(f"{name} coefficient\n{_in_out(value, m)}", fontsize=9)
+            ax.set_title(f"{name} coefficient\n{_in_out(value, m)}", fontsize=LABEL_PT)
         else:
             picture, how = _latent_picture(value, latent_view)
             im = ax.imshow(picture, cmap=None if picture.ndim == 3 else "coolwarm", interpolation="nearest")
-            ax.set_title(f"noised latent\n{how}", fontsize=9)
+            ax.set_title(f"noised latent\n{how}", fontsize=LABEL_PT)
         ax.set_xticks([])
         ax.set_yticks([])
         if kind != "noised" or latent_view == "mean":
-            fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
+            bar = fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
+            bar.ax.tick_params(labelsize=SMALL_PT)
+            if kind in ("sigma", "signal") and coefficient_max is not None:
+                bar.set_label(f"scale fixed at 0..{bar.vmax:.3g}", fontsize=SMALL_PT)
     levels = [x for x in (_level_line("object", object_noise, object_timestep), _level_line("base", base_noise, base_timestep)) if x]
     heading = " · ".join(x for x in (title, ", ".join(levels)) if x)
     if heading:
-        fig.suptitle(heading, fontsize=10)
+        fig.suptitle(heading, fontsize=TITLE_PT)
     return fig

@@ -20,11 +20,11 @@ import textwrap
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
-from .common import draw_image, new_figure
+from .common import LABEL_PT, SMALL_PT, TITLE_PT, draw_image, new_figure
 
 __all__ = ["canvas_note", "canvas_storyboard", "comparison_figure", "frame_note", "storyboard", "storyboard_from_output"]
 
-_CAPTION_PT, _NOTE_PT, _LINE = 7.5, 7.0, 1.3  # storyboard font sizes (points) and line height (x font size)
+_CAPTION_PT, _NOTE_PT, _LINE = SMALL_PT, SMALL_PT, 1.3  # storyboard font sizes (points) and line height (x font size)
 
 
 # ---- any images --------------------------------------------------------------------------
@@ -142,7 +142,7 @@ def canvas_storyboard(out, title: str | None = None, ncols: int | None = None) -
 # ---- several runs of one recipe, one row each --------------------------------------------
 
 
-def comparison_figure(rows, texts, group_titles=None, title: str | None = None, wrap: int = 24) -> Figure:
+def comparison_figure(rows, texts, group_titles=None, title: str | None = None, wrap: int = 21) -> Figure:
     """Several runs of one recipe side by side: one row of frames per run, the step texts once at the top.
 
     rows: one ``(label, images, caption)`` triple per run, drawn top to bottom:
@@ -190,8 +190,8 @@ def comparison_figure(rows, texts, group_titles=None, title: str | None = None, 
     # Layout in inches, top to bottom (no layout engine: they ignore text outside the axes).
     size, gap, margin = 1.5, 0.15, 0.15  # frame side, space between frames, left/right margin
     width = 2 * margin + n * size + (n - 1) * gap
-    caption_pt = 8.5  # the captions carry the comparison's numbers: a little larger than the step texts
-    caption_chars = int(width * 12)  # about 12 characters of 8.5 pt text per inch
+    caption_pt = LABEL_PT  # the captions carry the comparison's numbers: a little larger than the step texts
+    caption_chars = int(width * 10)  # about 10 characters of 10 pt text per inch
     captions = [textwrap.fill(str(c), caption_chars) if c else "" for _, _, c in parsed]
     title_h = 0.45 if title else 0.1
     header_h = (_CAPTION_PT * _LINE * max(h.count("\n") + 1 for h in headers) + 6) / 72
@@ -212,9 +212,9 @@ def comparison_figure(rows, texts, group_titles=None, title: str | None = None, 
     for r, (label, images, _) in enumerate(parsed):
         if r in group_titles:
             fig.add_artist(Line2D([margin / width, 1 - margin / width], [y(top + 0.08)] * 2, color="0.6", linewidth=0.8))
-            fig.text(margin / width, y(top + 0.14), group_titles[r], ha="left", va="top", fontsize=10, fontweight="bold")
+            fig.text(margin / width, y(top + 0.14), group_titles[r], ha="left", va="top", fontsize=TITLE_PT, fontweight="bold")
             top += group_h
-        fig.text(margin / width, y(top + label_h - 0.05), label, ha="left", va="bottom", fontsize=9)
+        fig.text(margin / width, y(top + label_h - 0.05), label, ha="left", va="bottom", fontsize=LABEL_PT)
         top += label_h
         for k, image in enumerate(images):
             left = margin + k * (size + gap)

@@ -13,6 +13,8 @@ import io
 import numpy as np
 from matplotlib.figure import Figure
 
+from .common import LABEL_PT, TITLE_PT
+
 
 def running_mean(values, window: int) -> np.ndarray:
     """Mean of the last ``window`` values at every position (fewer at the start)."""
@@ -30,11 +32,11 @@ def loss_figure(steps, losses, window: int = 25, title: str = "LoRA training los
     if len(steps):
         ax.plot(steps, losses, color="#9bb7d4", lw=0.8, label="loss of the step")
         ax.plot(steps, running_mean(losses, window), color="#1f4e79", lw=2, label=f"mean of the last {window}")
-        ax.legend(loc="upper right", fontsize=9)
+        ax.legend(loc="upper right", fontsize=LABEL_PT)
     ax.set_xlim(0, total or max(steps or [1]))
     ax.set_xlabel("optimizer step")
     ax.set_ylabel("flow-matching loss")
-    ax.set_title(title, fontsize=11)
+    ax.set_title(title, fontsize=TITLE_PT)
     ax.grid(alpha=0.3)
     return fig
 

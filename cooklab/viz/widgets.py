@@ -32,7 +32,7 @@ from ..grounding import to_mask_tensor
 from ..instrument.trace import trace as make_trace
 from ..recipe_diffusion.noise_levels import NoiseLevels
 from ..recipe_diffusion.region_noise import region_aware_noise, resize_mask
-from .common import detached_figures, figure_png, image_array, new_subplots, short_layer_name
+from .common import LABEL_PT, detached_figures, figure_png, image_array, new_subplots, short_layer_name, shorten, to_array
 from .cookanything import (
     canvas_of,
     flux_layer_name,
@@ -98,8 +98,9 @@ def _set_options(dropdown, options) -> None:
 def attention_explorer(trace):
     """Browse a trace's attention maps: reference share, self-attention of one query, cross-attention.
 
-    Controls: ``view``, ``frame``, ``layer`` and ``step`` ("all" averages where the view
-    allows it), ``row``/``col`` (the query cell, self-attention view) and ``token``
+    Controls: ``view``, ``frame`` (the recipe step), ``layer`` and ``step`` (the denoising
+    step; "all" averages where the view allows it; the self-attention view keeps one colour
+    scale over the denoising steps of its query and layer), ``row``/``col`` (the query cell, self-attention view) and ``token``
     (cross-attention view; "all words" shows one panel per word).
     """
     import ipywidgets as widgets
@@ -110,9 +111,9 @@ def attention_explorer(trace):
                          "'self_attention' or 'cross_attention'.")
     wide = {"description_width": "initial"}
     view = widgets.Dropdown(options=views, description="view", style=wide)
-    frame = widgets.Dropdown(description="frame", style=wide)
+    frame = widgets.Dropdown(description="recipe step", style=wide)
     layer = widgets.Dropdown(description="layer", style=wide, layout=widgets.Layout(width="380px"))
-    step = widgets.SelectionSlider(options=[("all", ALL)], description="step", continuous_update=False, style=wide)
+    step = widgets.SelectionSlider(options=[("all", ALL)], description="denoising step", continuous_update=False, style=wide)
     row = widgets.IntSlider(0, 0, 0, description="query row", continuous_update=False, style=wide)
     col = widgets.IntSlider(0, 0, 0, description="query col", continuous_update=False, style=wide)
     token = widgets.Dropdown(description="token", style=wide)
@@ -151,8 +152,10 @@ def attention_explorer(trace):
         steps = None if step.value == ALL else [step.value]
         if table == "reference_share":
             fig = reference_share_figure(trace, f, layers=layers, steps=steps)
-        elif table == "self_attention":
-            fig = self_attention_figure(trace, f, layer.value, step.value, (row.value, col.value))
+        elif table == "self_attention":  # one colour scale for every denoising step of this query and layer
+            query = (row.value, col.value)
+            top = max(float(trace.self_attention_map(f, layer.value, s, query).max()) for s in trace.steps(f, table))
+            fig = self_attention_figure(trace, f, layer.value, step.value, query, vmax=top)
         else:
             fig = cross_attention_figure(trace, f, tokens=None if token.value == ALL else [token.value], layers=layers, steps=steps)
         _show(fig)
@@ -207,6 +210,9 @@ def noise_explorer(reference_latent, mask, scheduler, num_inference_steps: int =
     reference = _toy_latent(latent_hw) if reference_latent is None else reference_latent.detach().float().cpu()
     noise = torch.randn(reference.shape, generator=torch.Generator().manual_seed(seed))
     sched = type(scheduler).from_config(scheduler.config)
+    sched.set_timesteps(num_inference_steps)
+    # fixed colour scales while the sliders move: the signal coefficient is at most 1, sigma at most its value at level 1
+    coefficient_max = (max(1.0, NoiseLevels(sched, num_inference_steps).coefficients(1.0)[1]), 1.0)
 
     slider = dict(min=0.0, max=1.0, step=0.001, readout_format=".3f", continuous_update=False, style={"description_width": "initial"})
     obj = widgets.FloatSlider(value=object_noise, description="object_noise (in mask)", **slider)
@@ -226,7 +232,7 @@ def noise_explorer(reference_latent, mask, scheduler, num_inference_steps: int =
         info.value = _levels_html(obj.value, base.value, n, i_obj, i_base, t_obj, t_base, levels.steps_run(base.value))
         _show(noise_map_figure(mask=mask, sigma_map=region.sigma_map, signal_map=region.signal_map, noised=region.combined[0],
                                object_noise=obj.value, base_noise=base.value, object_timestep=t_obj, base_timestep=t_base,
-                               title=f"{type(sched).__name__}, N={n}"))
+                               title=f"{type(sched).__name__}, N={n}", coefficient_max=coefficient_max))
 
     for w in (obj, base, steps):
         w.observe(lambda _: _redraw(out, draw), names="value")
@@ -281,7 +287,7 @@ def frame_scrubber(out):
     import ipywidgets as widgets
 
     n = len(out.frames)
-    step = widgets.IntSlider(value=1, min=1, max=n, description="step", continuous_update=False)
+    step = widgets.IntSlider(value=1, min=1, max=n, description="recipe step", continuous_update=False, style={"description_width": "initial"})
     table = widgets.HTML()
     view = widgets.Output()
 
@@ -291,12 +297,13 @@ def frame_scrubber(out):
         ref = next((r for r in (info.mask_reference, info.kv_reference, info.reference) if r is not None), None)  # the reference frame j
         fig, axes = new_subplots(1, 2, figsize=(6, 3.2), layout="constrained")
         axes[0].imshow(out.images[info.index])
-        axes[0].set_title(f"step {info.index + 1}", fontsize=9)
+        axes[0].set_title(f"recipe step {info.index + 1}", fontsize=LABEL_PT)
         if ref is None:
-            axes[1].text(0.5, 0.5, "from pure noise:\nno reference", ha="center", va="center", color="0.35", transform=axes[1].transAxes)
+            axes[1].text(0.5, 0.5, "from pure noise:\nno reference", ha="center", va="center", color="0.35", fontsize=LABEL_PT,
+                         transform=axes[1].transAxes)
         else:
             axes[1].imshow(out.images[ref])
-            axes[1].set_title(f"its reference: step {ref + 1}", fontsize=9)
+            axes[1].set_title(f"its reference: recipe step {ref + 1}", fontsize=LABEL_PT)
         for ax in axes:
             ax.set_axis_off()
         _show(fig)
@@ -363,7 +370,7 @@ def region_mask_explorer(layout_or_n=4, step_text_len: int = 8, region_side: int
         info.value = (f"regional branch: {lay.n_regions} × ({lay.step_text_len} text + {lay.region_tokens} image) = "
                       f"{lay.n_regions * (lay.step_text_len + lay.region_tokens)} tokens; the whole-description text "
                       f"({lay.base_text_len} tokens) runs in the base branch with full attention.")
-        fig, axes = new_subplots(1, 2, figsize=(11, 5.2), width_ratios=[1, 1.15], layout="constrained")
+        fig, axes = new_subplots(1, 2, figsize=(9.5, 4.6), width_ratios=[1, 1.15], layout="constrained")
         group_mask_figure(lay.n_regions, image_attention=mode.value, ax=axes[0], annotate=lay.n_regions <= 6)
         token_mask_figure(lay, image_attention=mode.value, highlight=highlight, ax=axes[1],
                           max_pixels=max_pixels)
@@ -394,15 +401,18 @@ def text_image_explorer(trace):
 
     trace: recorded around a CookAnything call with capture including
     ``"text_image_attention"``. Controls: ``step`` ("all" shows every step side by side),
-    ``layer`` ("all" averages) and ``t`` (the denoising step; "all" averages).
+    ``layer`` ("all" averages) and ``t`` (the denoising step; "all" averages). The colour scale
+    is fixed at the largest value of any single layer and denoising step (an average never
+    exceeds it), so maps compare by eye while the controls move.
     """
     import ipywidgets as widgets
 
     if not getattr(trace, "text_image", None):
         raise ValueError("the trace holds no text->image maps: record with capture including 'text_image_attention'.")
     canvas = canvas_of(trace)
+    top = max(float(m.max()) for m in trace.text_image.values())  # every recipe step's map, any single layer and t
     wide = {"description_width": "initial"}
-    step = widgets.Dropdown(options=[("all steps", ALL)] + [(f"step {k + 1}: {t[:40]}", k) for k, t in enumerate(canvas.texts)],
+    step = widgets.Dropdown(options=[("all recipe steps", ALL)] + [(f"{k + 1}: {shorten(t, 40)}", k) for k, t in enumerate(canvas.texts)],
                             description="recipe step", style=wide, layout=widgets.Layout(width="420px"))
     layer = widgets.Dropdown(options=[("all layers", ALL)] + [(flux_layer_name(x), x) for x in trace.layers("text_image")],
                              description="layer", style=wide)
@@ -412,7 +422,7 @@ def text_image_explorer(trace):
 
     def draw():
         _show(text_image_figure(trace, steps=None if step.value == ALL else [step.value],
-                                layers=None if layer.value == ALL else layer.value, t=None if t.value == ALL else [t.value]))
+                                layers=None if layer.value == ALL else layer.value, t=None if t.value == ALL else [t.value], vmax=top))
 
     for w in (step, layer, t):
         w.observe(lambda _: _redraw(out, draw), names="value")
@@ -426,8 +436,11 @@ def lambda_explorer(pipe, recipe, lams=(0, 0.2, 0.4, 0.6, 0.8, 1.0), precompute:
     pipe: a ``cooklab.CookAnything``; recipe and call_kwargs go to every call (``lam`` and
     ``cscc`` are set here; ``progress`` defaults to False). Each lambda is generated the first
     time the slider reaches it (all of them at once with ``precompute=True``) and kept in
-    ``box.results[lam] = (output, delta_norm [N, L])``; lambda = 0 (which is CSCC off) is
-    always generated, as the reference the other lambdas are compared with.
+    ``box.results[lam] = (output, delta_norm [N, L])``. Two lambdas are always generated:
+    0 (CSCC off), the reference the others are compared with, and the largest one, which fixes
+    the scales: the colour scale of ``|image − image(λ=0)|`` and the axis of the added norms
+    stay the same while the slider moves (``box.scale = (vmax, delta_max)``), so the figures
+    compare by eye.
     """
     import ipywidgets as widgets
 
@@ -444,26 +457,32 @@ def lambda_explorer(pipe, recipe, lams=(0, 0.2, 0.4, 0.6, 0.8, 1.0), precompute:
             results[lam] = (out, tr.canvas.cscc_delta_norm)
         return results[lam]
 
-    for lam in lams if precompute else [0.0]:
+    for lam in lams if precompute else [0.0, lams[-1]]:
         run(lam)
+    (largest, largest_delta), (reference, _) = run(lams[-1]), run(0.0)
+    # the fixed scales: the largest pixel change and the largest ||Delta_n|| (1.05x, room above the bar) at the largest lambda
+    vmax = max([float(np.abs(image_array(x) - image_array(y)).mean(-1).max()) for x, y in zip(largest.images, reference.images)] + [1e-6])
+    delta_max = 1.05 * max(float(np.sqrt((to_array(largest_delta) ** 2).sum(1)).max()), 1e-6)
+    note = f"scale fixed at λ = {lams[-1]:g}"
     slider = widgets.SelectionSlider(options=[(f"{x:g}", x) for x in lams], value=0.2 if 0.2 in lams else lams[0], description="λ",
-                                     continuous_update=False)
+                                     continuous_update=False, style={"description_width": "initial"})
     info = widgets.HTML()
     out = widgets.Output()
 
     def draw():
         lam = slider.value
         result, delta = run(lam)
-        reference, _ = run(0.0)
         moved = [float(np.abs(image_array(a) - image_array(b)).mean()) for a, b in zip(result.images, reference.images)]
-        info.value = (f"λ = {lam:g}: mean pixel change from λ = 0, per step: {', '.join(f'{m:.2g}' for m in moved)}"
+        info.value = (f"λ = {lam:g}: mean pixel change from λ = 0, per recipe step: {', '.join(f'{m:.2g}' for m in moved)}"
                       + (" (λ = 0 is CSCC off: nothing is added)" if lam == 0 else ""))
-        _show(cscc_lambda_figure(result.images, reference.images, lam, delta_norm=delta, texts=result.recipe.texts))
+        _show(cscc_lambda_figure(result.images, reference.images, lam, delta_norm=delta, texts=result.recipe.texts, vmax=vmax,
+                                 delta_max=delta_max, scale_note=note))
 
     slider.observe(lambda _: _redraw(out, draw), names="value")
     _redraw(out, draw)
     box = _panel(widgets, [[slider], [info]], out, dict(lam=slider))
     box.results = results
+    box.scale = (vmax, delta_max)
     return box
 
 
