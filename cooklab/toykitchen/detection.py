@@ -459,6 +459,8 @@ def train_stage(stage: str, cfg: GroundingTrainConfig, out: Path, data: Groundin
             atomic_write(ckpt, lambda f, s=state: torch.save(s, f))
         if time_share() >= 1:
             break
+    if count:  # stopped by the clock between two log rows
+        losses.append({"step": step + 1, **{k: round(v / count, 4) for k, v in acc.items()}})
     model.eval()
     _save_pretrained(model, processor, out / "grounding" / stage)
     n_params = sum(p.numel() for p in model.parameters())
@@ -556,8 +558,8 @@ def generated_frames(n: int = 40, seed: int = 1, steps: int = 20) -> list[tuple[
 
 
 def evaluate_all(out: Path | None = None, n: int = 200, seed: int = 1, generated: int = 40) -> dict[str, Any]:
-    """``evaluate_grounding`` of the shipped toy pair and of the random ``tiny_detector`` / ``tiny_segmenter``
-    (the floor), on the same scenes and ``generated`` toy SD frames, written to
+    """``evaluate_grounding`` of the shipped toy pair (``GroundedSAM.toy()``) and of the random ``tiny_detector`` /
+    ``tiny_segmenter`` (the floor, same thresholds), on the same scenes and ``generated`` toy SD frames, written to
     ``data/toykitchen/logs/grounding_eval.json`` (or ``out``)."""
     from ..grounding.grounded_sam import GroundedSAM
     from ..grounding.tiny import tiny_detector, tiny_segmenter
@@ -565,13 +567,15 @@ def evaluate_all(out: Path | None = None, n: int = 200, seed: int = 1, generated
     torch.set_num_threads(1)
     start = time.perf_counter()
     frames = generated_frames(generated, seed) if generated else None
-    trained = evaluate_grounding(GroundedSAM.toy(), n, seed, frames)
+    toy = GroundedSAM.toy()
+    trained = evaluate_grounding(toy, n, seed, frames)
     det, det_proc = tiny_detector(WORDS)
     sam, sam_proc = tiny_segmenter(IMAGE_SIZE)
-    random = evaluate_grounding(GroundedSAM.from_models(det, det_proc, sam, sam_proc), n, seed, frames)
+    random = evaluate_grounding(GroundedSAM.from_models(det, det_proc, sam, sam_proc, box_threshold=toy.box_threshold,
+                                                        text_threshold=toy.text_threshold), n, seed, frames)
     result = {"toy_grounded_sam": trained, "random_tiny": random, "seconds": round(time.perf_counter() - start, 1),
               "generation": {"model": "toy_sd", "steps": 20, "guidance": 3.0} if generated else None,
-              "thresholds": {"box": 0.35, "text": 0.25},
+              "thresholds": {"box": toy.box_threshold, "text": toy.text_threshold},
               "machine": f"CPU ({platform.machine()}, 1 thread), torch {torch.__version__}",
               "date": time.strftime("%Y-%m-%d", time.gmtime()),
               "command": f"python -m cooklab.toykitchen.detection evaluate --n {n} --seed {seed} --generated {generated}"}
