@@ -251,7 +251,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="frame pairs of the sequence metrics (default: consecutive)")
     sc.add_argument("--masks", default=None, metavar="SPEC",
                     help="container masks for dino_l2_masked, found in each frame for its step's container: 'oracle' (the Toy "
-                    "Kitchen oracle; the default for a Toy Kitchen run), 'grounded-sam', 'box:X0,Y0,X1,Y1' or 'none'")
+                    "Kitchen oracle; the default for a Toy Kitchen run), 'grounded-sam' (for a --model toy run the pair trained on the "
+                    "toy world, offline), 'box:X0,Y0,X1,Y1' or 'none'")
     sc.add_argument("--judge", default=None, metavar="MODEL",
                     help="also judge every frame with this vision-language chat model (OPENAI_API_KEY from the environment)")
     sc.add_argument("--judge-base-url", default=None, metavar="URL", help="an OpenAI-compatible server for --judge (default: OpenAI)")

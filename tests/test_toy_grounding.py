@@ -6,6 +6,7 @@ Each bound is also checked against the random ``tiny_detector`` / ``tiny_segment
 from __future__ import annotations
 
 import dataclasses
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -19,6 +20,7 @@ from cooklab.toykitchen.captions import WORDS
 from cooklab.toykitchen.models import TOY_DIR, is_toy_pipeline
 from cooklab.toykitchen.oracle import container_mask, iou
 from cooklab.toykitchen.recipes import random_toy_recipe
+from cooklab.toykitchen.world import Scene
 
 
 @pytest.fixture(scope="module")
@@ -58,6 +60,26 @@ def test_grounded_sam_names_the_toy_pair_for_toy_pipelines_only(tiny_sd):
         rd._named_provider("grounded-sam")
 
 
+def test_scoring_and_evaluation_name_the_toy_pair_for_toy_runs():
+    """``--masks grounded-sam`` in ``cooklab score`` / ``cooklab evaluate``: the toy pair for the toy models' pictures."""
+    from cooklab.evaluation.config import EvalConfig
+    from cooklab.evaluation.run import _masks
+    from cooklab.scoring import frame_masks
+
+    data = detection.render_grounding([Scene(container="pot", colour="teal", position=(34, 30))])
+    recipe = cooklab.Recipe.from_steps(["Place a teal pot on the table"], plans=[{"container": "pot"}])
+    run = SimpleNamespace(toy=None, settings={"model": "toy"}, images=[data.images[0].numpy()], recipe=recipe)
+    (mask,) = frame_masks(run, "grounded-sam", None)
+    assert iou(mask, data.masks[0].numpy()) >= 0.9
+    run.settings = {"model": "tiny"}
+    with pytest.raises(cooklab.CheckpointError, match=DEFAULT_DETECTOR):
+        frame_masks(run, "grounded-sam", None)
+    toy_config = EvalConfig.model_construct(model={"sd": "toy", "flux": "toy"}, masks="grounded-sam")
+    assert _masks(toy_config, built=True).detector_id == str(TOY_DIR / "grounding" / "detector")
+    with pytest.raises(cooklab.CheckpointError, match=DEFAULT_DETECTOR):
+        _masks(EvalConfig.model_construct(model={"sd": "toy", "flux": "some/flux"}, masks="grounded-sam"), built=True)
+
+
 @pytest.mark.slow
 def test_toy_grounded_sam_drives_region_aware_noise():
     """Recipe Diffusion with the toy SD model and mask_provider="grounded-sam": the mask of frame 2 in frame 1 is the
@@ -70,7 +92,7 @@ def test_toy_grounded_sam_drives_region_aware_noise():
     assert frame.fallback is None and frame.region_aware and frame.mask_reference == 0
     assert frame.mask.source == "grounded-sam" and frame.mask.phrase == toy.to_recipe().steps[1].container
     truth = container_mask(out.images[0])
-    assert truth.any() and iou(frame.mask.mask.numpy() > 0.5, truth) >= 0.7
+    assert truth.any() and iou(frame.mask.mask.numpy() > 0.5, truth) >= 0.9  # 0.98-0.99 measured (seeds 3, 5, 11)
 
 
 def test_training_runs_resumes_and_saves_loadable_folders(tmp_path, monkeypatch):
