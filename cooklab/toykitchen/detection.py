@@ -13,8 +13,9 @@ noised and colour-shifted so that generated frames (softer, off-palette) look li
 
 **Detector.** Caption: a container phrase in GroundingDINO's form, ``"blue pot."``, ``"pot."``,
 ``"cutting board."``. Positives name the container shown (with or without its colour); negatives
-(``negative_share``) name another colour or another kind, or show an empty table, so that a wrong
-phrase scores low. With one object per picture Hungarian matching reduces to picking, per
+(``negative_share``) name another colour or another kind, or show an empty table, meant to make a
+wrong phrase score low (the shipped detector learned to reject an empty table, not the wrong words:
+``docs/toykitchen.md``). With one object per picture Hungarian matching reduces to picking, per
 picture, the query ``q*`` of least matching cost (DETR's cost:
 ``focal_cost + 5 L1 + 2 (1 - GIoU)``), and the loss is
 
@@ -30,7 +31,9 @@ trained, and the IoU head learns each candidate's real IoU:
 
     L_seg = min_k [BCE(m_k, M) + dice(m_k, M)] + mean_k (iou_k - IoU(m_k > 0, M))^2
 
-Checkpoints (``<out>/<stage>_checkpoint.pt``) make a stopped run resume; the finished models are
+The learning rate anneals over the planned steps or ``max_minutes``, whichever ends first, so a run
+stopped by the clock on a busy CPU still ends annealed. Checkpoints (``<out>/<stage>_checkpoint.pt``)
+make a stopped run resume; the finished models are
 ``save_pretrained`` folders ``<out>/grounding/{detector,segmenter}`` (float16, with their
 processors), and each stage logs ``<out>/logs/<stage>_training.json``. ``evaluate_grounding``
 measures a provider against the renderer's boxes and masks and on frames of the toy SD model.
