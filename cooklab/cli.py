@@ -161,8 +161,8 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         metavar="SPEC",
         help="container masks for region-aware noise: 'oracle' (the Toy Kitchen's palette oracle on the reference frame; "
-        "the default with --model toy), 'grounded-sam' (GroundingDINO + SAM on the reference frame; downloads the "
-        "checkpoints) or 'box:X0,Y0,X1,Y1' (a fixed pixel box for every frame that reopens a container)",
+        "the default with --model toy), 'grounded-sam' (GroundingDINO + SAM on the reference frame; with --model toy the "
+        "pair trained on the toy world, offline, else downloads the checkpoints) or 'box:X0,Y0,X1,Y1' (a fixed pixel box for every frame that reopens a container)",
     )
     rd.add_argument("--kv-cache-device", default=None, help="where reference K/V are kept, e.g. cpu (default: the compute device)")
     rd.add_argument("--scheduler", choices=list(SCHEDULERS), default=None, help="replace the model's scheduler (default: keep it)")
@@ -268,7 +268,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="frame pairs of the sequence metrics (default: consecutive)")
     sc.add_argument("--masks", default=None, metavar="SPEC",
                     help="container masks for dino_l2_masked, found in each frame for its step's container: 'oracle' (the Toy "
-                    "Kitchen oracle; the default for a Toy Kitchen run), 'grounded-sam', 'box:X0,Y0,X1,Y1' or 'none'")
+                    "Kitchen oracle; the default for a Toy Kitchen run), 'grounded-sam' (for a --model toy run the pair trained on the "
+                    "toy world, offline), 'box:X0,Y0,X1,Y1' or 'none'")
     sc.add_argument("--judge", default=None, metavar="MODEL",
                     help="also judge every frame with this vision-language chat model (OPENAI_API_KEY from the environment)")
     sc.add_argument("--judge-base-url", default=None, metavar="URL", help="an OpenAI-compatible server for --judge (default: OpenAI)")

@@ -13,7 +13,8 @@ Three kinds of models, all returned as the stock diffusers pipelines
   recognisable pictures of the Toy Kitchen's world and are the offline default of the demo,
   ``cooklab generate`` and the notebooks. ``toy_clip`` is the CLIP trained on the same world,
   the offline backbone of ``cooklab.metrics``' CLIP measures; ``toy_autoencoder`` the autoencoder
-  the next Toy Kitchen model sets are trained on (``docs/toykitchen.md``).
+  the next Toy Kitchen model sets are trained on (``docs/toykitchen.md``). The GroundingDINO + SAM
+  trained on the same world load with ``cooklab.grounding.GroundedSAM.toy()``.
 * ``load_sd`` and ``load_flux``: real checkpoints (a Hugging Face Hub id or a local folder).
   They read ``model_index.json`` first, so a checkpoint of the wrong family fails at once with
   a ``CheckpointError`` that says what was found and what to call instead, and they turn hub

@@ -177,10 +177,10 @@ def frame_masks(run: RunFolder, spec: str | None, device) -> list | None:
         raise ConfigError(f"--masks oracle reads Toy Kitchen pictures: {str(run.folder)!r} was not drawn by the toy models. "
                           "Fix: --masks grounded-sam (GroundingDINO + SAM) or --masks box:X0,Y0,X1,Y1.")
     provider = mask_provider(spec)
-    if provider == "grounded-sam":
-        from cooklab.grounding.grounded_sam import GroundedSAM
+    if provider == "grounded-sam":  # the toy pair for pictures of the Toy Kitchen models
+        from cooklab.grounding.grounded_sam import named_grounded_sam
 
-        provider = GroundedSAM(device=device)
+        provider = named_grounded_sam(toy=run.settings.get("model") == "toy", device=device)
     return container_masks(run.images, [step.container for step in run.recipe.steps], provider)
 
 

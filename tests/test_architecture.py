@@ -31,7 +31,8 @@ LAYERS = [
     ("instrument and viz", ["cooklab.instrument.trace", "cooklab.instrument.unet_capture", "cooklab.instrument.flux_capture",
                             "cooklab.instrument.summaries", "cooklab.viz"]),
     ("metrics", ["cooklab.metrics"]),  # measures outputs; no pipeline imports it
-    ("applications", ["cooklab.evaluation", "cooklab.training", "cooklab.toykitchen.train", "cooklab.toykitchen.clip", "cooklab.toykitchen.generated", "cooklab.toykitchen.evaluate", "cooklab.report",
+    ("applications", ["cooklab.evaluation", "cooklab.training", "cooklab.toykitchen.train", "cooklab.toykitchen.clip", "cooklab.toykitchen.generated", "cooklab.toykitchen.evaluate",
+                      "cooklab.toykitchen.detection", "cooklab.report",
                       "cooklab.runs", "cooklab.gallery", "cooklab.scoring",
                       "cooklab.cli", "cooklab.__main__"]),
 ]

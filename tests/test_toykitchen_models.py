@@ -38,9 +38,10 @@ def toy_flux():
 
 
 def test_shipped_weights_are_float16_and_small():
-    """The model sets are float16; the LoRA adapter stays as trained (float32, 1 MB); all of it within the ~50 MB budget."""
+    """The model sets and the grounding pair are float16; the LoRA adapter stays as trained (float32, 1 MB); all of it
+    within the ~50 MB budget."""
     files = list(TOY_DIR.glob("*/*/*.safetensors"))
-    assert {f.parent.parent.name for f in files} == {"sd", "flux", "lora"}
+    assert {f.parent.parent.name for f in files} == {"sd", "flux", "lora", "grounding"}
     files += list((TOY_DIR / "autoencoder").glob("*.safetensors"))
     assert sum(f.stat().st_size for f in TOY_DIR.rglob("*.safetensors")) < 50e6
     for f in files:

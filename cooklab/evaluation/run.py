@@ -118,10 +118,10 @@ def _masks(config: EvalConfig, device=None, built: bool = False):
     from ..runs import mask_provider
 
     provider = mask_provider(config.masks)
-    if built and provider == "grounded-sam":
-        from ..grounding.grounded_sam import GroundedSAM
+    if built and provider == "grounded-sam":  # the toy pair when every backbone is a Toy Kitchen model
+        from ..grounding.grounded_sam import named_grounded_sam
 
-        provider = GroundedSAM(device=device)
+        provider = named_grounded_sam(toy=all(model == "toy" for model in config.model.values()), device=device)
     return provider
 
 

@@ -177,7 +177,8 @@ class RecipeDiffusion(CooklabPipeline):
         masks: per frame (list, or dict frame -> value) the container mask *in that frame's
         reference image*: a [H, W] or latent-size [h, w] mask, or a pixel box (x0, y0, x1, y1).
         mask_provider: ``(image, phrase) -> mask | None`` asked for frames without a mask, or
-        ``"grounded-sam"`` for GroundingDINO + SAM with the default checkpoints (loaded once).
+        ``"grounded-sam"`` for GroundingDINO + SAM with the default checkpoints (loaded once; for the Toy Kitchen
+        pipeline the pair trained on the toy world, ``GroundedSAM.toy()``, offline).
         Both are used only when ``region_aware`` is on (so one set of masks serves all variants);
         an explicit mask is always applied, the provider only for steps whose metadata names a
         container and a reference_step.
@@ -353,13 +354,15 @@ class RecipeDiffusion(CooklabPipeline):
         return frames, final_latents
 
     def _named_provider(self, name: str):
-        """A mask provider by name, built once per pipeline ("grounded-sam": GroundingDINO + SAM)."""
+        """A mask provider by name, built once per pipeline ("grounded-sam": GroundingDINO + SAM; the Toy Kitchen's
+        trained pair, offline, when this pipeline is ``toy_sd()`` / ``toy_flux()``)."""
         if name != "grounded-sam":
             raise ConfigError(f"mask_provider={name!r}: use 'grounded-sam' or pass a provider object (image, phrase) -> mask.")
         if name not in self._providers:
-            from ..grounding.grounded_sam import GroundedSAM
+            from ..grounding.grounded_sam import named_grounded_sam
+            from ..toykitchen.models import is_toy_pipeline
 
-            self._providers[name] = GroundedSAM(device=self.device)
+            self._providers[name] = named_grounded_sam(toy=is_toy_pipeline(self.pipe), device=self.device)
         return self._providers[name]
 
     @staticmethod

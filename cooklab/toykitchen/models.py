@@ -21,6 +21,11 @@ reproduces them (``docs/toykitchen.md`` is their model card). Not to be confused
 
 ``toy_clip()`` loads the third shipped model, ``data/toykitchen/clip``: a ``CLIPModel`` trained on the
 toy world (``toykitchen/clip.py``), as the ``cooklab.metrics`` CLIP backbone.
+
+The fourth and fifth, ``data/toykitchen/grounding/{detector,segmenter}``, are a ``GroundingDinoForObjectDetection``
+and a ``SamModel`` trained on the toy world (``toykitchen/detection.py``); ``cooklab.grounding.GroundedSAM.toy()``
+loads them (the grounding package imports this module, not the other way). ``is_toy_pipeline(pipe)`` tells the
+shipped pipelines from others.
 """
 
 from __future__ import annotations
@@ -211,3 +216,11 @@ def toy_clip(path=None, device=None):
     backbone = clip_backbone(folder, device=device, dtype=torch.float32, local_files_only=True)
     backbone.source = f"toy_clip ({folder})"
     return backbone
+
+
+def is_toy_pipeline(pipe) -> bool:
+    """True when ``pipe`` was loaded from the shipped Toy Kitchen SD or Flux folder (``toy_sd()`` / ``toy_flux()``)."""
+    name = getattr(pipe, "name_or_path", None)
+    if not name:
+        return False
+    return Path(name).resolve() in {(TOY_DIR / kind).resolve() for kind in ("sd", "flux")}
