@@ -6,7 +6,8 @@ claims recipes of arbitrary length. One canvas of N regions is a joint sequence 
 GPU (``MAX_STEPS`` = 12 regions at 512^2 pixels). This module cuts the recipe into chunks: each
 chunk is one ordinary CookAnything canvas of at most ``K`` regions, and every chunk after the
 first begins with ``A`` *anchor* regions -- the last ``A`` steps generated so far (the end of the
-previous chunk), drawn again from the final latents of their frames -- so the next steps share a canvas with the picture they continue:
+previous chunk), drawn again from the final latents of their frames -- so the next steps share a
+canvas with the picture they continue:
 
     chunk 1:  [ s_1 ... s_k1 ]                              k1 <= K new steps
     chunk 2:  [ s_(k1-A+1) .. s_k1 | s_(k1+1) ... s_k2 ]    A anchors + (k2 - k1) <= K - A new steps
@@ -15,7 +16,10 @@ previous chunk), drawn again from the final latents of their frames -- so the ne
 Every canvas is balanced: the regions ``R = N + (C - 1) A`` of the ``C = 1 + ceil((N - K) / (K - A))``
 chunks are spread as evenly as ``divmod(R, C)`` allows, rather than K, K, ..., and a remainder
 (a 13-step recipe at K = 12 is 7 + (1 + 6) regions, not 12 + (1 + 1)). With ``K >= N`` there is
-one chunk, and the call is the one-canvas call, bit for bit.
+one chunk, and the call is the one-canvas call, bit for bit. K defaults to ``MAX_STEPS`` = 12, a
+constant set by memory: 12 regions of 512^2 pixels with 512 T5 tokens per prompt are a joint
+sequence of 13 * 512 + 12 * 1024 = 18,944 tokens, what the pipeline has always allowed on one GPU;
+smaller regions fit more, so ``chunk_size`` may be set above it.
 
 What every chunk shares with the whole recipe (the pipeline's part): the text stream is encoded
 once for the WHOLE recipe -- the whole-description (base) prompt and Cross-Step Consistency
@@ -56,7 +60,7 @@ import torch
 
 from ..errors import ConfigError
 
-__all__ = ["ANCHOR_MODES", "Chunk", "Chunking", "anchor_latents", "last_pinned_step", "plan_chunks"]
+__all__ = ["ANCHOR_MODES", "AnchorPin", "Chunk", "Chunking", "anchor_latents", "last_pinned_step", "plan_chunks"]
 
 ANCHOR_MODES = ("fixed", "renoise", "none")
 DEFAULT_ANCHOR = "fixed"
