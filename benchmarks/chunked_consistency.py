@@ -19,6 +19,11 @@ boundary when frame n+1 is the first new step of a chunk and frame n ends the pr
 
     python benchmarks/chunked_consistency.py --jobs 2                   # 4 seeds, 20 denoising steps, true CFG 3
     python benchmarks/chunked_consistency.py --seeds 0 100 --steps 10   # quicker
+    python benchmarks/chunked_consistency.py --jobs 2 --cross-region-kv --out benchmarks/results/chunked_consistency_kv.json
+
+``--cross-region-kv`` runs every setting with ``cross_region_kv=True``: a region's image queries also see
+its previous step's image keys, so the first new step of a chunk sees its anchor directly (without
+it, under SRC, the anchor reaches the new regions only through the base branch at alpha = 0.1).
 
 Writes ``benchmarks/results/chunked_consistency.json``.
 """
@@ -90,7 +95,7 @@ def one_seed(seed: int, args: argparse.Namespace) -> dict[str, dict]:
     for name, chunking in settings(len(recipe), args.chunk_size).items():
         start = time.perf_counter()
         out = ca(recipe, seed=seed, num_inference_steps=args.steps, height=64, width=64, true_cfg_scale=args.true_cfg_scale,
-                 progress=False, **chunking)
+                 cross_region_kv=args.cross_region_kv, progress=False, **chunking)
         seconds = time.perf_counter() - start
         runs[name] = dict(seed=seed, seconds=seconds, chunks=out.settings["chunks"], **measure(out))
         s = summary([runs[name]])
@@ -108,6 +113,7 @@ def main() -> None:
     parser.add_argument("--true-cfg-scale", type=float, default=3.0)
     parser.add_argument("--threads", type=int, default=1, help="torch threads per worker")
     parser.add_argument("--jobs", type=int, default=1, help="seeds generated at once, one process each")
+    parser.add_argument("--cross-region-kv", action="store_true", help="every setting with cross_region_kv=True")
     parser.add_argument("--out", type=Path, default=OUT)
     args = parser.parse_args()
 
