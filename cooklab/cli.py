@@ -12,7 +12,9 @@ them (64x64, 30 steps, guidance 3.0, container masks from the world's oracle); `
 builds ``cooklab.models.tiny_sd`` / ``tiny_flux`` (random weights: the images are noise, but
 every mechanism runs); anything else is a hub id or a local folder loaded with
 ``RecipeDiffusion.from_pretrained`` / ``CookAnything.from_pretrained``. Options of one pipeline
-given with the other are refused (exit 2) rather than silently ignored.
+given with the other are refused (exit 2) rather than silently ignored. A CookAnything recipe of more
+steps than ``--chunk-size`` (default 12, one canvas's limit) is generated in chunks joined by anchor
+regions (``--anchor``; ``cooklab/cookanything/chunked.py``).
 
 Errors cooklab raises on purpose (bad recipe, impossible setting, missing checkpoint) are
 printed as ``error: <message>`` with exit code 2; anything else is a bug and shows its
@@ -72,13 +74,14 @@ CA_OPTIONS = {
     "max_sequence_length": "--max-sequence-length", "no_regional": "--no-regional", "no_flexible_rope": "--no-flexible-rope",
     "no_cscc": "--no-cscc", "alpha": "--alpha", "lam": "--lam", "image_attention": "--image-attention",
     "rope_step_axis": "--rope-step-axis", "attention_backend": "--attention-backend",
-    "true_cfg_scale": "--true-cfg-scale", "negative_prompt": "--negative-prompt",
+    "true_cfg_scale": "--true-cfg-scale", "negative_prompt": "--negative-prompt", "chunk_size": "--chunk-size",
+    "anchor": "--anchor", "anchor_regions": "--anchor-regions", "anchor_strength": "--anchor-strength",
 }
 DEFAULTS = {
     "recipe-diffusion": dict(steps=20, guidance=7.5, base_noise=0.999, object_noise=0.9, kv_layers="mid,up", start_from="previous",
                              reference_latent="encoded"),
     "cookanything": dict(steps=28, guidance=3.5, alpha=0.1, lam=0.2, image_attention="region", attention_backend="auto",
-                         true_cfg_scale=1.0),
+                         true_cfg_scale=1.0, anchor="fixed", anchor_regions=1),
 }
 # --model toy: what the Toy Kitchen models are evaluated with (they override DEFAULTS)
 TOY_DEFAULTS = {
@@ -103,7 +106,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="illustrate a recipe file and write frames, storyboard, settings.json and index.html",
         description=(
             "Generate one image per recipe step with Recipe Diffusion (frame by frame, Stable Diffusion) or CookAnything "
-            "(all steps on one Flux canvas, one region per step) and write the run to --out."
+            "(all steps on one Flux canvas, one region per step; a long recipe in chunks, see --chunk-size) and write the run "
+            "to --out."
         ),
     )
     gen.add_argument("recipe", metavar="RECIPE", help="recipe file (.yaml, .json, .txt) or the name of a shipped recipe")
@@ -196,6 +200,20 @@ def build_parser() -> argparse.ArgumentParser:
         "--attention-backend", choices=("auto", "batched", "flex", "masked"), default=None,
         help="regional attention path (default: auto = flex on CUDA, batched SDPA on the CPU; masked for --image-attention global)",
     )
+    ca.add_argument(
+        "--chunk-size", type=int, default=None, metavar="K",
+        help="most regions on one canvas: a longer recipe is generated as several canvases (chunks) joined by anchor "
+        "regions (default: 12, what one GPU holds at 512x512; larger K needs more memory)",
+    )
+    ca.add_argument(
+        "--anchor", choices=("fixed", "renoise", "none"), default=None,
+        help="how a chunk carries the previous chunk's last frames: fixed = pinned to their final latents (in-context), "
+        "renoise = re-noised and denoised again (image-to-image), none = independent chunks (default: fixed)",
+    )
+    ca.add_argument("--anchor-regions", type=int, default=None, metavar="A",
+                    help="anchor regions at the start of every later chunk, 1 <= A < --chunk-size (default: 1)")
+    ca.add_argument("--anchor-strength", type=float, default=None, metavar="S",
+                    help="--anchor renoise: the noise level the anchor restarts from, in (0, 1] (default: 0.5)")
 
     plan = commands.add_parser(
         "plan",
@@ -401,14 +419,7 @@ def _switches(args: argparse.Namespace) -> tuple[dict[str, bool], list[str]]:
 
 def _check_cookanything(args: argparse.Namespace, recipe, small: bool) -> None:
     """Everything the CookAnything call would refuse, checked before a (large) model loads."""
-    from cooklab.cookanything import MAX_STEPS
-
-    if len(recipe) > MAX_STEPS:
-        raise ConfigError(
-            f"the recipe has {len(recipe)} steps; one CookAnything canvas holds at most {MAX_STEPS} (one region per step): "
-            f"split the recipe file into parts of at most {MAX_STEPS} steps, or use --pipeline recipe-diffusion "
-            "(one frame at a time, any number of steps)."
-        )
+    _check_chunking(args)
     _positive_multiple_of_16("--height", args.height)
     _positive_multiple_of_16("--width", args.width)
     if args.steps < 1:
@@ -434,6 +445,29 @@ def _check_cookanything(args: argparse.Namespace, recipe, small: bool) -> None:
         )
 
 
+def _check_chunking(args: argparse.Namespace) -> None:
+    """--chunk-size, --anchor, --anchor-regions, --anchor-strength: what ``Chunking.resolve`` would refuse, in flags."""
+    from cooklab.cookanything import MAX_STEPS
+
+    if args.chunk_size is not None and args.chunk_size < 1:
+        raise ConfigError(f"--chunk-size {args.chunk_size}: give the most regions one canvas may hold, 1 or more "
+                          f"(default: {MAX_STEPS}).")
+    if args.anchor == "none":
+        if args.anchor_strength is not None:
+            raise ConfigError("--anchor-strength is the re-noising strength of --anchor renoise: drop it with --anchor none.")
+        return
+    if args.anchor_regions < 1:
+        raise ConfigError(f"--anchor-regions {args.anchor_regions}: give 1 or more, or --anchor none for no anchor.")
+    size = MAX_STEPS if args.chunk_size is None else args.chunk_size
+    if args.anchor_regions >= size:
+        raise ConfigError(f"--anchor-regions {args.anchor_regions} with --chunk-size {size}: the anchors would fill every later "
+                          f"canvas; use --anchor-regions {size - 1} or less, or a larger --chunk-size.")
+    if args.anchor == "fixed" and args.anchor_strength is not None:
+        raise ConfigError("--anchor-strength needs --anchor renoise: a fixed anchor is never re-noised.")
+    if args.anchor_strength is not None and not 0 < args.anchor_strength <= 1:
+        raise ConfigError(f"--anchor-strength {args.anchor_strength:g}: give a noise level in (0, 1] (1: from pure noise).")
+
+
 def _cookanything_notes(args: argparse.Namespace, explicit: set[str], recipe) -> list[str]:
     """Notes for the user: the model's, and options given that this run ignores."""
     notes = model_notes(args.model, "cookanything", recipe)
@@ -448,6 +482,18 @@ def _cookanything_notes(args: argparse.Namespace, explicit: set[str], recipe) ->
         notes.append("--no-cscc: --lam has no effect.")
     if "negative_prompt" in explicit and args.true_cfg_scale <= 1:
         notes.append("--negative-prompt has no effect without --true-cfg-scale > 1.")
+    if args.anchor == "none" and "anchor_regions" in explicit:
+        notes.append("--anchor none: --anchor-regions has no effect.")
+    from cooklab.cookanything import MAX_STEPS
+    from cooklab.cookanything.chunked import Chunking, plan_chunks
+
+    chunking = Chunking.resolve(args.chunk_size, args.anchor, args.anchor_regions, args.anchor_strength, MAX_STEPS)
+    chunks = plan_chunks(len(recipe), chunking)
+    if len(chunks) > 1:
+        carried = ("no anchor: the chunks share only the text" if chunking.anchor == "none" else
+                   f"each later one starts with {chunking.anchors} anchor region(s) from the one before ({chunking.anchor})")
+        notes.append(f"the {len(recipe)} steps are generated as {len(chunks)} canvases of at most {chunking.size} regions "
+                     f"(--chunk-size; steps {', '.join(f'{c.steps[0] + 1}-{c.steps[-1] + 1}' for c in chunks)}), {carried}.")
     return notes
 
 
@@ -546,7 +592,8 @@ def _cookanything_call(args: argparse.Namespace, recipe, explicit: set[str]) -> 
     call = dict(true_cfg_scale=args.true_cfg_scale, negative_prompt=args.negative_prompt if args.true_cfg_scale > 1 else None,
                 regional=not args.no_regional, flexible_rope=not args.no_flexible_rope, rope_step_axis=args.rope_step_axis,
                 cscc=not args.no_cscc, alpha=args.alpha, lam=args.lam, image_attention=args.image_attention,
-                attention_backend=args.attention_backend, plan=recipe_plan)
+                attention_backend=args.attention_backend, plan=recipe_plan, chunk_size=args.chunk_size, anchor=args.anchor,
+                anchor_regions=args.anchor_regions, anchor_strength=args.anchor_strength)
     if args.max_sequence_length is not None:  # else the pipeline reads its own T5's length
         call["max_sequence_length"] = args.max_sequence_length
     return call, notes
@@ -595,7 +642,6 @@ def _demo(args: argparse.Namespace, command: str) -> int:
     """Both pipelines on a Toy Kitchen recipe with the Toy Kitchen models: four runs, each with its page and figures,
     and ``compare.png`` / ``index.html`` above them: the runs in pairs with and without a mechanism, each row with the
     oracle's container consistency."""
-    from cooklab.cookanything import MAX_STEPS
     from cooklab.toykitchen.oracle import OracleMaskProvider
 
     if args.steps < 1:
@@ -656,17 +702,12 @@ def _demo(args: argparse.Namespace, command: str) -> int:
         ),
     }
     results = _demo_runs("recipe-diffusion", sd_runs, args.seed, device)
-    if len(recipe) > MAX_STEPS:
-        print(f"cookanything: skipped, the recipe has {len(recipe)} steps and one canvas holds at most {MAX_STEPS}.")
-    else:
-        results |= _demo_runs("cookanything", ca_runs, args.seed, device)
+    results |= _demo_runs("cookanything", ca_runs, args.seed, device)  # a recipe of more than 12 steps: in chunks
 
-    rows, pages, group_titles = [], [], {}  # compare.png: one row per run that ran, each pair under its heading
+    rows, pages, group_titles = [], [], {}  # compare.png: one row per run, each pair under its heading
     for heading, pair in DEMO_COMPARISONS.items():
-        ran = [(name, label, remark) for name, label, remark in pair if name in results]
-        if ran:
-            group_titles[len(rows)] = heading
-        for name, label, remark in ran:
+        group_titles[len(rows)] = heading
+        for name, label, remark in pair:
             result, kept = results[name]
             rows.append((label, result.out.images, f"{consistency_text(kept)} (oracle)" + (f"; {remark}" if remark else "")))
             pages.append(result.index)
@@ -676,9 +717,8 @@ def _demo(args: argparse.Namespace, command: str) -> int:
         "Under each row: the Toy Kitchen oracle's container consistency (cooklab.toykitchen.oracle.container_consistency): "
         "the later frames with frame 1's container colour and a container mask overlapping frame 1's with IoU >= 0.5.",
     ]
-    if "cookanything_no_src" in results:
-        print(f"note: {NO_SRC_NOTE}")
-        notes.append(NO_SRC_NOTE)
+    print(f"note: {NO_SRC_NOTE}")
+    notes.append(NO_SRC_NOTE)
     index = write_comparison(args.out, rows, recipe.texts, pages=pages, group_titles=group_titles, notes=notes,
                              title=f"{recipe.title}: what the consistency mechanisms change")
     print(f"compare: {args.out / COMPARE_FILE}; open {index}")

@@ -166,8 +166,9 @@ def canvas_settings(out: Any, *, model: str, pipeline: str = "cookanything", com
     """The content of settings.json for a ``CookAnythingOutput`` (JSON-safe).
 
     ``frames`` holds one entry per step: its text, image file, rows of the canvas in pixels,
-    noise seed (region n is drawn from ``seed + n``) and ``span``, its tokens in the
-    whole-description encoding (``None`` with CSCC off). ``whole_description`` is the base
+    noise seed (region n is drawn from ``seed + n``), ``span``, its tokens in the
+    whole-description encoding (``None`` with CSCC off), and the ``chunk`` it was generated in
+    with that chunk's ``anchors`` (1-based steps; chunked generation, ``cookanything/chunked.py``). ``whole_description`` is the base
     branch's / CSCC's prompt with its token count and the steps the token limit cut.
     """
     from .cookanything.cscc import whole_description
@@ -193,6 +194,8 @@ def canvas_settings(out: Any, *, model: str, pipeline: str = "cookanything", com
             "canvas_rows": None if height is None else [n * height, (n + 1) * height],
             "noise_seed": None if seed is None else seed + n,
             "span": _span_entry(spans.spans[n]) if spans is not None else None,
+            "chunk": settings["frame_chunks"][n],
+            "anchors": settings["frame_anchors"][n],
         })
     return {
         "pipeline": pipeline,
@@ -342,6 +345,9 @@ def _step_html(entry: dict, data: dict) -> str:
         ("canvas rows", "-" if rows_px is None else _e(f"{rows_px[0]}–{rows_px[1] - 1} px")),
         ("noise seed", _e(entry.get("noise_seed"))),
     ]
+    if len(settings.get("chunks") or ()) > 1:  # run folders written before chunking record no chunks (cooklab score reads them)
+        anchors = ", ".join(str(j) for j in entry["anchors"]) or "none"
+        rows.append(("chunk", _e(f"{entry['chunk']} of {len(settings['chunks'])} (anchor steps: {anchors})")))
     details = "".join(f"<dt>{name}</dt><dd>{value}</dd>" for name, value in rows)
     image = _e(entry["image"])
     return (

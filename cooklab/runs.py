@@ -256,8 +256,13 @@ def describe(result: RunResult) -> str:
                 f"region-aware noise on steps {step_numbers(region)}")
     s = out.settings
     mechanisms = [name for key, name in (("regional", "SRC"), ("flexible_rope", "Flexible RoPE"), ("cscc", "CSCC")) if s[key]]
+    chunks = s["chunks"]
+    where = f"one {s['width']}x{len(out.images) * s['height']} canvas"
+    if len(chunks) > 1:
+        anchor = "no anchor" if s["anchor"] == "none" else f"{s['anchor_regions']} anchor region(s) {s['anchor']}"
+        where = f"{len(chunks)} canvases of at most {s['chunk_size']} regions ({anchor})"
     return (
-        f"{len(out.images)} steps on one {s['width']}x{len(out.images) * s['height']} canvas in {seconds:.1f} s "
+        f"{len(out.images)} steps on {where} in {seconds:.1f} s "
         f"({s['num_inference_steps']} denoising steps); {', '.join(mechanisms) or 'no mechanism (plain Flux)'}"
         + (f"; regional attention: {s['attention_backend']}" if s["regional"] else "")
         + (f"; true CFG {s['true_cfg_scale']:g}" if s.get("true_cfg_scale", 1.0) > 1 else "")

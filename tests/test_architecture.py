@@ -24,7 +24,7 @@ LAYERS = [
                              "cooklab.metrics.base", "cooklab.metrics.clip_score"]),  # the CLIP backbone that toy_clip() returns
     ("mechanisms", ["cooklab.recipe_diffusion.noise_levels", "cooklab.recipe_diffusion.region_noise",
                     "cooklab.recipe_diffusion.kv_sharing", "cooklab.recipe_diffusion.records", "cooklab.cookanything.regional",
-                    "cooklab.cookanything.regional_unet", "cooklab.cookanything.cross_region_kv", "cooklab.cookanything.flexible_rope", "cooklab.cookanything.cscc", "cooklab.instrument.locate",
+                    "cooklab.cookanything.regional_unet", "cooklab.cookanything.cross_region_kv", "cooklab.cookanything.flexible_rope", "cooklab.cookanything.cscc", "cooklab.cookanything.chunked", "cooklab.instrument.locate",
                     "cooklab.instrument.observer", "cooklab.instrument.pooling"]),
     ("pipelines", ["cooklab.pipeline_base", "cooklab.recipe_diffusion.pipeline", "cooklab.cookanything.pipeline",
                    "cooklab.baselines", "cooklab.cookanything.lora"]),  # baselines: the paper's comparison methods, built on the Recipe Diffusion pipeline

@@ -206,12 +206,34 @@ def test_cookanything_trace(tmp_path):
     assert _leftovers(out) == []
 
 
-def test_cookanything_refuses_more_than_12_steps(tmp_path, capsys):
+def test_cookanything_generates_a_long_recipe_in_chunks(tmp_path, capsys):
     long = tmp_path / "long.yaml"
     long.write_text("title: Long\nsteps:\n" + "".join(f"  - Step number {i} of the long recipe.\n" for i in range(13)))
-    assert _generate(tmp_path / "run", "--pipeline", "cookanything", recipe=long) == 2
+    out = tmp_path / "run"
+    assert _generate(out, "--pipeline", "cookanything", "--chunk-size", "5", "--height", "32", "--width", "32", recipe=long) == 0
     err = capsys.readouterr().err
-    assert err.startswith("error:") and "13 steps" in err and "at most 12" in err and "Traceback" not in err
+    assert "the 13 steps are generated as 3 canvases of at most 5 regions (--chunk-size; steps 1-5, 6-9, 10-13)" in err
+    data = _settings(out)
+    assert len(list(out.glob("frame_*.png"))) == 13 and data["settings"]["anchor"] == "fixed"
+    assert [f["chunk"] for f in data["frames"]] == [1] * 5 + [2] * 4 + [3] * 4
+    assert data["frames"][5]["anchors"] == [5] and data["frames"][12]["anchors"] == [9]
+    assert "chunk</dt><dd>2 of 3 (anchor steps: 5)" in (out / "index.html").read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (("--chunk-size", "0"), "--chunk-size 0: give the most regions"),
+        (("--chunk-size", "3", "--anchor-regions", "3"), "--anchor-regions 3 with --chunk-size 3"),
+        (("--anchor-strength", "0.5"), "--anchor-strength needs --anchor renoise"),
+        (("--anchor", "renoise", "--anchor-strength", "2"), "--anchor-strength 2: give a noise level in (0, 1]"),
+        (("--anchor", "none", "--anchor-strength", "0.5"), "drop it with --anchor none"),
+    ],
+)
+def test_impossible_chunk_options_name_the_flag(tmp_path, capsys, extra, message):
+    assert _generate(tmp_path / "run", "--pipeline", "cookanything", *extra) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error:") and message in err and "Traceback" not in err
     assert not (tmp_path / "run").exists()
 
 
@@ -336,18 +358,14 @@ def test_demo_runs_both_pipelines_on_the_toy_models(tmp_path, capsys):
 
 
 @pytest.mark.slow
-def test_demo_on_a_recipe_outside_the_toy_world_says_so(tmp_path, capsys, monkeypatch):
-    import cooklab.cookanything
-
-    monkeypatch.setattr(cooklab.cookanything, "MAX_STEPS", 2)  # skip the canvas: the oats recipe has 3 steps
+def test_demo_on_a_recipe_outside_the_toy_world_says_so(tmp_path, capsys):
     out = tmp_path / "demo"
     assert main(["demo", "--out", str(out), "--steps", "2", "--recipe", "overnight_oats"]) == 0
     stdout = capsys.readouterr().out
-    assert "know only the toy world's words" in stdout and "cookanything: skipped" in stdout
-    assert (out / "independent" / "storyboard.png").is_file() and not (out / "cookanything").exists()
-    page = (out / "index.html").read_text(encoding="utf-8")  # compare.png shows the Recipe Diffusion pair only
-    assert (out / "compare.png").is_file() and 'href="region_aware_kv/index.html"' in page and "CookAnything: without SRC" not in page
-    assert "trivially high" not in stdout
+    assert "know only the toy world's words" in stdout
+    assert (out / "independent" / "storyboard.png").is_file() and (out / "cookanything" / "canvas.png").is_file()
+    page = (out / "index.html").read_text(encoding="utf-8")
+    assert (out / "compare.png").is_file() and 'href="region_aware_kv/index.html"' in page and "CookAnything: without SRC" in page
 
 
 @pytest.mark.parametrize("pipeline", ["recipe-diffusion", "cookanything"])

@@ -1,7 +1,10 @@
 """The CookAnything pipeline: all N recipe steps in ONE Flux denoising pass on one canvas.
 
-For a recipe of N steps (1..12) the canvas holds N regions of ``height x width`` pixels
-stacked vertically, so region n's packed latent tokens are contiguous (region-major).
+For a recipe of N steps (up to ``chunk_size``, by default ``MAX_STEPS`` = 12) the canvas holds N
+regions of ``height x width`` pixels stacked vertically, so region n's packed latent tokens are
+contiguous (region-major). A longer recipe is cut into chunks, canvases of at most ``chunk_size``
+regions generated one after another and joined by anchor regions (``chunked.py``): stage 1 runs
+once for the whole recipe, stages 2-5 once per chunk on its part of it (``_chunk_canvas``).
 ``CookAnything.__call__`` runs these stages, one method each:
 
 0. ``_check_call``, ``_check_canvas``, ``_region_size``, ``_step_prompts``: arguments refused before
@@ -39,7 +42,9 @@ prompt (pooled embedding: mean of the steps'), which for N = 1 with ``flexible_r
 
 from __future__ import annotations
 
+import dataclasses
 import math
+from collections.abc import Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -58,13 +63,14 @@ from ..hub import HUB_ERRORS, explain_hub_error, hub_kwargs, is_repo_id
 from ..instrument.locate import locate
 from ..pipeline_base import CooklabPipeline
 from ..recipe import Recipe, as_recipe
+from .chunked import DEFAULT_ANCHOR, AnchorPin, Chunk, Chunking, last_pinned_step, plan_chunks
 from .cross_region_kv import canvas_references
 from .cscc import RecipeSpans, cscc_fuse, step_token_spans, whole_description
 from .flexible_rope import canvas_image_ids, text_ids
 from .lora import ADAPTER_NAME, WEIGHT_NAME
 from .regional import RegionalFluxAttnProcessor, RegionalState, RegionLayout, resolve_backend
 
-MAX_STEPS = 12  # regions on one canvas; beyond this the joint sequence outgrows a single GPU's memory at 512^2
+MAX_STEPS = 12  # regions on one canvas by default (chunk_size=None); beyond this the joint sequence outgrows a single GPU's memory at 512^2
 DEFAULT_REGION_SIZE = 512  # pixels per region side on real checkpoints (the paper's 512 x 512 steps)
 FLUX_MAX_SEQUENCE_LENGTH = 512  # T5 tokens per prompt that Flux's text stream takes at most
 
@@ -96,11 +102,12 @@ def unpack_latents(tokens: torch.Tensor, n_regions: int, rows: int) -> torch.Ten
 @dataclass
 class CookAnythingOutput:
     images: list  # N images, one per step (PIL by default)
-    canvas: object  # the whole canvas (regions stacked vertically)
-    layout: RegionLayout
-    spans: RecipeSpans | None  # CSCC token spans (None when cscc is off)
+    canvas: object  # the whole canvas (regions stacked vertically; a chunked call: the N frames stacked)
+    layout: RegionLayout  # of the N regions stacked (one canvas: the canvas that ran; chunked: each chunk's is in ``chunks``)
+    spans: RecipeSpans | None  # CSCC token spans in the WHOLE recipe's encoding (None when cscc is off)
     recipe: Recipe
     settings: dict = field(default_factory=dict)
+    chunks: list[Chunk] = field(default_factory=list)  # the canvases that ran, in order (one for a one-canvas call)
 
 
 @dataclass
@@ -112,8 +119,29 @@ class CanvasText:
     step_len: int  # L: T5 tokens per step slot (max_sequence_length)
     spans: RecipeSpans | None  # CSCC token spans (None when cscc is off)
     cscc_delta: torch.Tensor | None  # [N, L, D] what Eq. 12 added to the step encodings (None when cscc is off)
+    step_pooled: torch.Tensor | None = None  # [N, Dp] CLIP pooled of each step alone
     neg_embeds: torch.Tensor | None = None  # [1, L_b + N L, D] the negative prompt in every slot (true CFG only)
     neg_pooled: torch.Tensor | None = None  # [1, Dp]
+
+    def select(self, steps: Sequence[int]) -> CanvasText:
+        """The text stream of a canvas of ``steps`` only (a chunk), read from this, the whole recipe's.
+
+        The base slot (the whole description) is kept as it is; the step slots are the rows of
+        ``steps``, CSCC already fused from the whole recipe's encoding (``C_recipe[b_n : b_n + t_n]``
+        with ``b_n`` the step's place in the whole recipe). Without a base slot the pooled
+        embedding is the mean over the chunk's steps, as a canvas of those steps would have.
+        """
+        index = torch.as_tensor(list(steps), device=self.embeds.device)
+        n, base = self.step_pooled.shape[0], self.embeds.shape[1] - self.step_pooled.shape[0] * self.step_len  # N, L_b
+
+        def slots(embeds):  # [1, L_b + N L, D] -> [1, L_b + n L, D], the base slot and the chosen steps' slots
+            chosen = rearrange(embeds[:, base:], "1 (n l) d -> n l d", n=n)[index]  # [n, L, D]
+            return torch.cat([embeds[:, :base], rearrange(chosen, "n l d -> 1 (n l) d")], dim=1)
+
+        pooled = self.pooled if base else reduce(self.step_pooled[index], "n dp -> 1 dp", "mean")
+        return CanvasText(slots(self.embeds), pooled, self.step_len, self.spans,
+                          None if self.cscc_delta is None else self.cscc_delta[index], self.step_pooled[index],
+                          None if self.neg_embeds is None else slots(self.neg_embeds), self.neg_pooled)
 
 
 @dataclass
@@ -168,10 +196,28 @@ class CookAnything(CooklabPipeline):
         regional_steps=None,
         attention_backend: str = "auto",
         lora_scale: float | None = None,
+        chunk_size: int | None = None,
+        anchor: str = DEFAULT_ANCHOR,
+        anchor_regions: int = 1,
+        anchor_strength: float | None = None,
         output_type: str = "pil",
         progress: bool = True,
     ) -> CookAnythingOutput:
         """Generate every step of ``recipe`` in one denoising pass (height/width are those of ONE region).
+
+        chunk_size, anchor, anchor_regions, anchor_strength: chunked generation for long recipes
+        (``chunked.py``). A recipe of more than ``chunk_size`` steps (K; None: ``MAX_STEPS`` = 12,
+        the regions one GPU holds at 512^2) is generated as several balanced canvases of at most K
+        regions, one after another; each later canvas starts with ``anchor_regions`` anchor regions
+        (A, 1 <= A < K), the last steps generated so far: ``anchor="fixed"`` (default) keeps them
+        pinned to the previous chunk's final latents (an in-context region), ``"renoise"`` re-noises
+        them to ``anchor_strength`` (default 0.5) and denoises them again (image-to-image),
+        ``"none"`` uses no anchor. The whole-description prompt and CSCC come from the WHOLE
+        recipe's encoding in every chunk; step n's noise is ``seed + n`` in any chunk. With K >= N
+        the call is the one-canvas call, bit for bit. ``chunks`` and ``settings["chunks"]`` record
+        the chunks (steps, anchors, regions, each canvas's shift ``mu``; ``settings["mu"]`` is the
+        first's), and per frame its chunk (``frame_chunks``) and anchor steps (``frame_anchors``).
+        A ``cooklab.trace`` records one canvas: tracing a call of several chunks is refused.
 
         plan: a ``cooklab.agent.RecipePlan`` from the Cooking Agent; with ``enriched_prompts``
         (default) its enriched, context-tagged prompts are encoded instead of the step texts.
@@ -218,39 +264,63 @@ class CookAnything(CooklabPipeline):
         """
         recipe = as_recipe(recipe)
         true_cfg_scale, negative_prompt = self._check_call(num_inference_steps, true_cfg_scale, negative_prompt)
+        chunking = Chunking.resolve(chunk_size, anchor, anchor_regions, anchor_strength, MAX_STEPS)
+        chunks = plan_chunks(len(recipe), chunking)
+        if self._trace is not None and len(chunks) > 1:
+            raise ConfigError(f"a cooklab.trace records one canvas, and this call runs {len(chunks)} (a recipe of {len(recipe)} "
+                              f"steps, chunk_size={chunking.size}): trace with chunk_size >= {len(recipe)}, or trace a part "
+                              "of the recipe.")
         with self._lora_for_call(lora_scale) as lora:
             return self._generate(recipe, plan, enriched_prompts, seed, num_inference_steps, height, width, guidance_scale,
                                   true_cfg_scale, negative_prompt, max_sequence_length, regional, flexible_rope, rope_step_axis,
                                   cscc, alpha, lam, image_attention, cross_region_kv, regional_blocks, regional_every,
-                                  regional_steps, attention_backend, output_type, progress, lora)
+                                  regional_steps, attention_backend, output_type, progress, lora, chunking, chunks)
 
     def _generate(self, recipe, plan, enriched_prompts, seed, num_inference_steps, height, width, guidance_scale, true_cfg_scale,
                   negative_prompt, max_sequence_length, regional, flexible_rope, rope_step_axis, cscc, alpha, lam, image_attention,
                   cross_region_kv, regional_blocks, regional_every, regional_steps, attention_backend, output_type, progress,
-                  lora) -> CookAnythingOutput:
-        """Stages 1-6 of ``__call__`` (arguments checked, the call's LoRA scale set)."""
+                  lora, chunking: Chunking, chunks: list[Chunk]) -> CookAnythingOutput:
+        """Stages 1-6 of ``__call__`` (arguments checked, the call's LoRA scale set), stages 2-5 once per chunk."""
         pipe = self.pipe
 
-        # 1-3. text, layout, positions, regional state: the canvas as the transformer reads it (shared with training)
+        # 1-3. text, layout, positions, regional state of the WHOLE recipe: the canvas as the transformer reads it
+        # (shared with training); a chunk reads its steps' part of it (_chunk_canvas)
         c = self.prepare_canvas(recipe, plan=plan, enriched_prompts=enriched_prompts, height=height, width=width,
                                 max_sequence_length=max_sequence_length, regional=regional, flexible_rope=flexible_rope,
                                 rope_step_axis=rope_step_axis, cscc=cscc, alpha=alpha, lam=lam, image_attention=image_attention,
                                 cross_region_kv=cross_region_kv, regional_blocks=regional_blocks, regional_every=regional_every,
                                 regional_steps=regional_steps, attention_backend=attention_backend, negative_prompt=negative_prompt)
         layout, text, state, spans = c.layout, c.text, c.state, c.text.spans
-        latents = self._noise(layout.n_regions, c.height, c.width, seed, text.embeds.dtype, self.device)  # [1, N P, C 4]
+        final = [None] * layout.n_regions  # [1, P, C 4] per step: its final latents, from the chunk where it is new
+        records = []
+        for chunk in chunks:
+            part = c if len(chunk.regions) == layout.n_regions else self._chunk_canvas(c, chunk, flexible_rope, rope_step_axis)
+            # 2. noise: region i of the chunk is step regions[i], drawn from seed + regions[i] (the regions are consecutive)
+            latents = self._noise(len(chunk.regions), c.height, c.width, seed + chunk.regions[0], text.embeds.dtype,
+                                  self.device)  # [1, n P, C 4]
+            anchor = (torch.cat([final[j] for j in chunk.anchors], dim=1), chunking.strength) if chunk.anchors else None
 
-        # 4. processors for this call only; 5. the denoising loop
-        with self._attention_processors(state, install=regional or self._trace is not None):
-            if self._trace is not None:
-                counts = [len(ids) for ids in pipe.tokenizer_2(c.texts, truncation=True, max_length=text.step_len).input_ids]  # + EOS
-                self._trace.begin_canvas(layout=layout, texts=c.texts, img_ids=c.img_ids, txt_ids=c.txt_ids, spans=spans,
-                                         cscc_delta=text.cscc_delta, regional=regional, alpha=alpha, token_counts=counts, lora=lora)
-            latents, mu = self._denoise(latents, state, text, c.txt_ids, c.img_ids, num_inference_steps, guidance_scale,
-                                        true_cfg_scale, progress)
+            # 4. processors for this canvas only; 5. the denoising loop
+            with self._attention_processors(part.state, install=regional or self._trace is not None):
+                if self._trace is not None:  # one chunk only (__call__): the whole recipe's canvas
+                    counts = [len(ids) for ids in pipe.tokenizer_2(c.texts, truncation=True,
+                                                                   max_length=text.step_len).input_ids]  # + EOS
+                    self._trace.begin_canvas(layout=layout, texts=c.texts, img_ids=c.img_ids, txt_ids=c.txt_ids, spans=spans,
+                                             cscc_delta=text.cscc_delta, regional=regional, alpha=alpha, token_counts=counts,
+                                             lora=lora)
+                latents, mu = self._denoise(latents, part.state, part.text, part.txt_ids, part.img_ids, num_inference_steps,
+                                            guidance_scale, true_cfg_scale, progress, anchor)
+            for step, z in zip(chunk.regions, rearrange(latents, "1 (n p) c -> n 1 p c", n=len(chunk.regions))):
+                if step in chunk.steps:
+                    final[step] = z
+            records.append(dict(chunk=chunk.index + 1, steps=[j + 1 for j in chunk.steps], anchors=[j + 1 for j in chunk.anchors],
+                                regions=len(chunk.regions), mu=float(mu),
+                                cross_region_kv=None if part.state.references is None
+                                else [chunk.regions[j] + 1 for j in part.state.references]))
 
-        # 6. one image per region, and the canvas
-        images, canvas = self._decode(latents, layout, output_type)
+        # 6. one image per step, and the canvas (the chunks' new regions stacked in step order)
+        images, canvas = self._decode(torch.cat(final, dim=1), layout, output_type)
+        frame_chunks = {step: chunk for chunk in chunks for step in chunk.steps}
         settings = dict(seed=seed, num_inference_steps=num_inference_steps, height=c.height, width=c.width, guidance_scale=guidance_scale,
                         true_cfg_scale=true_cfg_scale, negative_prompt=negative_prompt,
                         max_sequence_length=text.step_len, regional=regional, flexible_rope=flexible_rope,
@@ -258,12 +328,17 @@ class CookAnything(CooklabPipeline):
                         cross_region_kv=None if state.references is None else [j + 1 for j in state.references],
                         attention_backend=state.backend if regional else None, regional_layers=sorted(state.layers),
                         regional_steps=None if state.steps is None else sorted(state.steps),
-                        mu=float(mu), model=pipe.name_or_path or type(pipe).__name__, lora=lora,
+                        mu=records[0]["mu"], model=pipe.name_or_path or type(pipe).__name__, lora=lora,
                         truncated_steps=[] if spans is None else [i + 1 for i in spans.truncated_steps],
-                        cscc_unmatched_steps=[] if spans is None else [s.step + 1 for s in spans.spans if s.length and not s.matches])
+                        cscc_unmatched_steps=[] if spans is None else [s.step + 1 for s in spans.spans if s.length and not s.matches],
+                        chunk_size=chunking.size, anchor=chunking.anchor, anchor_regions=chunking.anchors,
+                        anchor_strength=chunking.strength if chunking.anchor == "renoise" else None, chunks=records,
+                        frame_chunks=[frame_chunks[n].index + 1 for n in range(layout.n_regions)],
+                        frame_anchors=[[j + 1 for j in frame_chunks[n].anchors] for n in range(layout.n_regions)])
         if self._trace is not None:
             self._trace.end_canvas(images, canvas)
-        return CookAnythingOutput(images=images, canvas=canvas, layout=layout, spans=spans, recipe=recipe, settings=settings)
+        return CookAnythingOutput(images=images, canvas=canvas, layout=layout, spans=spans, recipe=recipe, settings=settings,
+                                  chunks=chunks)
 
     # ---- LoRA adapters: the training-based mode (lora.py) --------------------------------------
     _lora_sources: dict | None = None  # adapter name -> where it was loaded from
@@ -364,7 +439,7 @@ class CookAnything(CooklabPipeline):
         """
         recipe = as_recipe(recipe)
         n = len(recipe)
-        max_sequence_length = self._check_canvas(n, alpha, lam, flexible_rope, rope_step_axis, max_sequence_length)
+        max_sequence_length = self._check_canvas(alpha, lam, flexible_rope, rope_step_axis, max_sequence_length)
         height, width, rows, cols = self._region_size(height, width)
         backend = resolve_backend(attention_backend, image_attention, self.device, shared=cross_region_kv)
         texts = self._step_prompts(recipe, plan, enriched_prompts)
@@ -380,12 +455,31 @@ class CookAnything(CooklabPipeline):
                                      regional_steps, references)
         return Canvas(recipe, texts, height, width, layout, text, img_ids, txt_ids, state)
 
+    def _chunk_canvas(self, c: Canvas, chunk: Chunk, flexible_rope: bool, rope_step_axis: bool) -> Canvas:
+        """The canvas of one chunk, cut from the whole recipe's ``c``: its steps' text slots, its own layout, ids and state.
+
+        The text keeps the whole recipe's base slot and CSCC (``CanvasText.select``); RoPE ids and the
+        regional layout are those of a canvas of ``len(chunk.regions)`` regions. Cross-region K/V
+        references become the chunk's own regions; one that lies before the chunk (an earlier step not
+        on this canvas) is dropped: that region keeps its own keys.
+        """
+        steps = chunk.regions
+        first = steps[0]
+        text = c.text.select(steps)
+        layout = dataclasses.replace(c.layout, n_regions=len(steps))
+        img_ids, txt_ids = self._position_ids(layout, text.embeds.shape[1], flexible_rope, rope_step_axis)  # [n P, 3], [L_b + n L, 3]
+        references = None
+        if c.state.references is not None:
+            references = tuple(c.state.references[j] - first if c.state.references[j] >= first else i for i, j in enumerate(steps))
+        state = dataclasses.replace(c.state, layout=layout, references=references, step=0)
+        return Canvas(c.recipe, [c.texts[j] for j in steps], c.height, c.width, layout, text, img_ids, txt_ids, state)
+
     # ---- 0. arguments ----------------------------------------------------------------------
-    def _check_canvas(self, n_steps, alpha, lam, flexible_rope, rope_step_axis, max_sequence_length) -> int:
-        """Refuse impossible canvas arguments before any model runs; returns the T5 length (None: the tokenizer's, capped at 512)."""
-        if n_steps > MAX_STEPS:
-            raise ConfigError(f"the recipe has {n_steps} steps; one CookAnything canvas holds at most {MAX_STEPS}: split the recipe "
-                              "(e.g. cooklab.Recipe.from_steps(recipe.steps[:12])) or generate it in parts.")
+    def _check_canvas(self, alpha, lam, flexible_rope, rope_step_axis, max_sequence_length) -> int:
+        """Refuse impossible canvas arguments before any model runs; returns the T5 length (None: the tokenizer's, capped at 512).
+
+        The number of steps is not limited here: ``__call__`` cuts a long recipe into chunks (``chunked.py``).
+        """
         if not 0.0 <= alpha <= 1.0:
             raise ConfigError(f"alpha={alpha}: the base-branch weight must be between 0 and 1 (paper: 0.1).")
         if lam < 0:
@@ -492,7 +586,7 @@ class CookAnything(CooklabPipeline):
             embeds, pooled = torch.cat([base_embeds, step_slots], dim=1), base_pooled  # [1, L_b + N L, D], [1, Dp]
         else:
             embeds, pooled = step_slots, reduce(step_pooled, "n dp -> 1 dp", "mean")  # [1, N L, D], [1, Dp]
-        text = CanvasText(embeds, pooled, step_embeds.shape[1], spans, cscc_delta)
+        text = CanvasText(embeds, pooled, step_embeds.shape[1], spans, cscc_delta, step_pooled)
         if negative_prompt is not None:  # the negative branch: the same layout, every text slot holds the negative prompt
             neg, text.neg_pooled, _ = pipe.encode_prompt(prompt=negative_prompt, prompt_2=negative_prompt, device=device,
                                                          max_sequence_length=max_sequence_length)  # [1, L, D], [1, Dp]
@@ -603,17 +697,27 @@ class CookAnything(CooklabPipeline):
                                      img_ids=img_ids, return_dict=False)[0]  # [1, N P, C 4]
 
     def _denoise(self, latents, state, text: CanvasText, txt_ids, img_ids, num_inference_steps, guidance_scale,
-                 true_cfg_scale, progress):
+                 true_cfg_scale, progress, anchor=None):
         """The flow-matching loop over the canvas; returns (final latents [1, N P, C 4], mu).
 
         With true CFG (``text.neg_embeds``) each step also predicts with the negative prompt and
         uses ``neg + true_cfg_scale * (pos - neg)``; the trace sees the conditional pass only.
+        anchor: ``(z0 [1, A P, C 4], strength)`` of a chunk's anchor regions (the canvas's first A
+        regions, ``chunked.AnchorPin``): their tokens are set to ``(1 - sigma_i) z0 + sigma_i eps``,
+        eps their starting noise, before every pinned step i (and after the last, for strength 0).
         """
         pipe, device = self.pipe, self.device
         timesteps, mu = self._timesteps(latents.shape[1], num_inference_steps)
         guidance = torch.full([1], guidance_scale, device=device, dtype=torch.float32) if pipe.transformer.config.guidance_embeds else None
         pipe.scheduler.set_begin_index(0)
+        pin = None
+        if anchor is not None:
+            z0, strength = anchor
+            sigmas = pipe.scheduler.sigmas  # [S + 1], ending in 0
+            pin = AnchorPin(z0, latents[:, : z0.shape[1]].clone(), sigmas, last_pinned_step(sigmas, strength))
         for i, t in enumerate(tqdm(timesteps, desc="denoising", disable=not progress)):
+            if pin is not None:
+                latents = pin.apply(latents, i)
             state.step = i
             if self._trace is not None:
                 self._trace.set_step(i, float(t))
@@ -624,6 +728,8 @@ class CookAnything(CooklabPipeline):
                 state.observer = self._trace
                 noise_pred = neg_noise_pred + true_cfg_scale * (noise_pred - neg_noise_pred)
             latents = pipe.scheduler.step(noise_pred, t, latents, return_dict=False)[0]
+        if pin is not None:
+            latents = pin.apply(latents, len(timesteps))
         return latents, mu
 
     # ---- 6. outputs ----------------------------------------------------------------------------
