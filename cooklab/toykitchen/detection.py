@@ -62,6 +62,7 @@ import torch.nn.functional as F
 
 from ..errors import ConfigError
 from ..fileio import atomic_write
+from ..grounding.tiny import SPECIAL_WORDS, detector_from_configs, segmenter_from_configs
 from .captions import CONTAINER_WORDS, WORDS
 from .dataset import HELD_OUT
 from .models import IMAGE_SIZE, TOY_DIR
@@ -69,7 +70,6 @@ from .oracle import container_mask, fill_holes, iou
 from .world import CONTAINER_COLOURS, CONTAINERS, random_scene, render
 
 STAGES = ("detector", "segmenter")
-SPECIAL_WORDS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "."]
 
 # Detector: Swin of width 32 on 64 x 64 pictures (16 x 16 patches), three feature levels, a 2-layer BERT
 # over the Toy Kitchen's words, d_model 64 (GroundingDINO's GroupNorm(32, d_model) needs >= 64).
@@ -118,43 +118,12 @@ PRESETS = {
 
 def build_detector(seed: int = 0):
     """(GroundingDinoForObjectDetection, GroundingDinoProcessor) untrained, with a BERT tokenizer over the toy words."""
-    from transformers import (
-        BertConfig,
-        BertTokenizer,
-        GroundingDinoConfig,
-        GroundingDinoForObjectDetection,
-        GroundingDinoImageProcessor,
-        GroundingDinoProcessor,
-        SwinConfig,
-    )
-
-    vocab = SPECIAL_WORDS + sorted(set(WORDS) - set(SPECIAL_WORDS))
-    config = GroundingDinoConfig(backbone_config=SwinConfig(**SWIN), text_config=BertConfig(vocab_size=len(vocab), **BERT), **DINO)
-    size = {"shortest_edge": IMAGE_SIZE, "longest_edge": IMAGE_SIZE}
-    processor = GroundingDinoProcessor(image_processor=GroundingDinoImageProcessor(size=size),
-                                       tokenizer=BertTokenizer(vocab={w: i for i, w in enumerate(vocab)}))
-    torch.manual_seed(seed)
-    return GroundingDinoForObjectDetection(config), processor
+    return detector_from_configs(WORDS, SWIN, BERT, DINO, IMAGE_SIZE, seed=seed)
 
 
 def build_segmenter(seed: int = 0):
     """(SamModel, SamProcessor) untrained, for 64 x 64 pictures."""
-    from transformers import (
-        SamConfig,
-        SamImageProcessor,
-        SamMaskDecoderConfig,
-        SamModel,
-        SamProcessor,
-        SamPromptEncoderConfig,
-        SamVisionConfig,
-    )
-
-    config = SamConfig(vision_config=SamVisionConfig(**SAM_VISION), prompt_encoder_config=SamPromptEncoderConfig(**SAM_PROMPT),
-                       mask_decoder_config=SamMaskDecoderConfig(**SAM_DECODER))
-    processor = SamProcessor(image_processor=SamImageProcessor(size={"longest_edge": IMAGE_SIZE},
-                                                               pad_size={"height": IMAGE_SIZE, "width": IMAGE_SIZE}))
-    torch.manual_seed(seed)
-    return SamModel(config), processor
+    return segmenter_from_configs(SAM_VISION, SAM_PROMPT, SAM_DECODER, IMAGE_SIZE, seed=seed)
 
 
 # ---------------------------------------------------------------------------
