@@ -514,12 +514,12 @@ def _png_bytes(image: Any) -> bytes:
 def _figure_png(figure: Any, dpi: int = 120) -> bytes:
     import matplotlib.pyplot as plt
 
-    buffer = io.BytesIO()
+    from .viz.common import figure_png
+
     try:
-        figure.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight")
+        return figure_png(figure, dpi=dpi)
     finally:
         plt.close(figure)
-    return buffer.getvalue()
 
 
 def write_figure(figure: Any, path: str | os.PathLike[str], dpi: int = 120) -> Path:

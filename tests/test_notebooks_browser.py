@@ -72,7 +72,10 @@ def lab(tmp_path_factory):
     """A JupyterLab server on 127.0.0.1 (free port, a token) serving copies of the notebooks; stopped by its PID."""
     if _chromium() is None:
         _missing("no chromium: apt-get install chromium")
-    pytest.importorskip("jupyterlab")
+    try:
+        import jupyterlab  # noqa: F401
+    except ImportError:
+        _missing("jupyterlab is not installed (it is in requirements/lock.txt)")
     root = tmp_path_factory.mktemp("lab")
     (root / "notebooks").mkdir()
     for path in NOTEBOOKS:

@@ -383,7 +383,6 @@ class GroundedSAM(DetectThenSegment):
         return masks.bool(), outputs.iou_scores[0, 0].float().cpu()
 
 
-
 def named_grounded_sam(toy: bool = False, device=None) -> GroundedSAM:
     """What ``"grounded-sam"`` names: for pictures of the Toy Kitchen models (``toy``) the GroundingDINO + SAM trained on
     the toy world (``GroundedSAM.toy()``, offline), otherwise ``DEFAULT_DETECTOR`` + ``DEFAULT_SEGMENTER``."""

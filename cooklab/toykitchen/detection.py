@@ -47,10 +47,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import math
-import platform
-import shutil
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -59,6 +55,7 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torchvision.ops import box_convert, generalized_box_iou_loss, sigmoid_focal_loss
 
 from ..errors import ConfigError
 from ..fileio import atomic_write
@@ -67,6 +64,7 @@ from .captions import CONTAINER_WORDS, WORDS
 from .dataset import HELD_OUT
 from .models import IMAGE_SIZE, TOY_DIR
 from .oracle import container_mask, fill_holes, iou
+from .train import lr_factor, machine, save_float16
 from .world import CONTAINER_COLOURS, CONTAINERS, random_scene, render
 
 STAGES = ("detector", "segmenter")
@@ -218,28 +216,20 @@ def sample_caption(colour: str, kind: str, rng: np.random.Generator, negative_sh
 
 
 def box_cxcywh_to_xyxy(b: torch.Tensor) -> torch.Tensor:
-    cx, cy, w, h = b.unbind(-1)
-    return torch.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], -1)
+    """(cx, cy, w, h) boxes [..., 4] as (x0, y0, x1, y1) (``torchvision.ops.box_convert``)."""
+    return box_convert(b, "cxcywh", "xyxy")
 
 
 def generalized_iou(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """Elementwise GIoU of (x0, y0, x1, y1) boxes [..., 4] and [..., 4]: IoU - (hull - union) / hull."""
-    area_a = (a[..., 2] - a[..., 0]).clamp(min=0) * (a[..., 3] - a[..., 1]).clamp(min=0)
-    area_b = (b[..., 2] - b[..., 0]).clamp(min=0) * (b[..., 3] - b[..., 1]).clamp(min=0)
-    lt, rb = torch.maximum(a[..., :2], b[..., :2]), torch.minimum(a[..., 2:], b[..., 2:])
-    inter = (rb - lt).clamp(min=0).prod(-1)
-    union = area_a + area_b - inter
-    hull = (torch.maximum(a[..., 2:], b[..., 2:]) - torch.minimum(a[..., :2], b[..., :2])).clamp(min=0).prod(-1)
-    return inter / union.clamp(min=1e-6) - (hull - union) / hull.clamp(min=1e-6)
+    """Elementwise GIoU of (x0, y0, x1, y1) boxes [..., 4] and [..., 4]: IoU - (hull - union) / hull
+    (``torchvision.ops.generalized_box_iou_loss`` is 1 - GIoU)."""
+    return 1 - generalized_box_iou_loss(a, b, reduction="none")
 
 
 def focal_loss(logits: torch.Tensor, targets: torch.Tensor, alpha: float = 0.25, gamma: float = 2.0) -> torch.Tensor:
-    """Elementwise sigmoid focal loss ``-alpha_t (1 - p_t)^gamma log p_t`` (RetinaNet; GroundingDINO's class loss)."""
-    p = logits.sigmoid()
-    ce = F.binary_cross_entropy_with_logits(logits, targets, reduction="none")
-    p_t = p * targets + (1 - p) * (1 - targets)
-    alpha_t = alpha * targets + (1 - alpha) * (1 - targets)
-    return alpha_t * (1 - p_t) ** gamma * ce
+    """Elementwise sigmoid focal loss ``-alpha_t (1 - p_t)^gamma log p_t`` (RetinaNet; GroundingDINO's class loss;
+    ``torchvision.ops.sigmoid_focal_loss``)."""
+    return sigmoid_focal_loss(logits, targets, alpha=alpha, gamma=gamma, reduction="none")
 
 
 def one_object_detection_loss(logits, boxes, token_mask, positive_tokens, target_box, positive) -> tuple[torch.Tensor, dict]:
@@ -302,15 +292,6 @@ def segmentation_loss(mask_logits: torch.Tensor, iou_pred: torch.Tensor, target:
 # ---------------------------------------------------------------------------
 
 
-def _lr_factor(step: int, total: int, warmup: int, time_share: float = 0.0) -> float:
-    """Linear warm-up, then cosine decay to 5 % over the steps, or over the time limit if that comes first
-    (``time_share``: the share of ``max_minutes`` spent), so that a run stopped by the clock still ends annealed."""
-    if step < warmup:
-        return (step + 1) / warmup
-    progress = max((step - warmup) / max(1, total - warmup), time_share)
-    return 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
-
-
 def _detector_batch(model, processor, data: GroundingData, idx, rng, gen, cfg) -> tuple[torch.Tensor, dict]:
     """The detector loss on pictures ``idx``, each with a freshly sampled caption."""
     captions, positive, hidden = zip(*(sample_caption(data.colours[i], data.kinds[i], rng, cfg.negative_share) for i in idx))
@@ -349,22 +330,6 @@ def _segmenter_batch(model, processor, data: GroundingData, idx, rng, gen, cfg) 
     return segmentation_loss(logits, out.iou_scores[:, 0], target)
 
 
-def _save_pretrained(model, processor, folder: Path) -> None:
-    """``save_pretrained`` model (float16) and processor into a temporary folder, then move it to ``folder``."""
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}."))
-    tmp.chmod(0o755)
-    try:
-        model.to(torch.float16).save_pretrained(tmp)
-        processor.save_pretrained(tmp)
-        model.to(torch.float32)
-        if folder.exists():
-            shutil.rmtree(folder)
-        tmp.rename(folder)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-
-
 def train_stage(stage: str, cfg: GroundingTrainConfig, out: Path, data: GroundingData | None = None) -> dict:
     """Train one model (``"detector"`` or ``"segmenter"``), resuming from ``<out>/<stage>_checkpoint.pt``.
 
@@ -388,7 +353,7 @@ def train_stage(stage: str, cfg: GroundingTrainConfig, out: Path, data: Groundin
     def time_share() -> float:
         return 0.0 if cfg.max_minutes is None else (time.perf_counter() - t0) / (60 * cfg.max_minutes)
 
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: _lr_factor(s, total, cfg.warmup, time_share()))
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, total, cfg.warmup, 0.05, time_share()))
     rng = np.random.default_rng([cfg.seed, STAGES.index(stage)])
     gen = torch.Generator().manual_seed(cfg.seed)
     ckpt = out / f"{stage}_checkpoint.pt"
@@ -434,11 +399,11 @@ def train_stage(stage: str, cfg: GroundingTrainConfig, out: Path, data: Groundin
     if count:  # stopped by the clock between two log rows
         losses.append({"step": step + 1, **{k: round(v / count, 4) for k, v in acc.items()}})
     model.eval()
-    _save_pretrained(model, processor, out / "grounding" / stage)
+    save_float16(model, out / "grounding" / stage, processor)
     n_params = sum(p.numel() for p in model.parameters())
     log = dict(stage=stage, config=dataclasses.asdict(cfg), steps_done=step + 1 if total else 0, steps_planned=total,
                seconds=round(time.perf_counter() - t0, 1), parameters=n_params,
-               machine=f"CPU ({platform.machine()}, {torch.get_num_threads()} threads), torch {torch.__version__}",
+               machine=machine(torch.device("cpu")),
                losses=losses)
     atomic_write(out / "logs" / f"{stage}_training.json", json.dumps(log, indent=1))
     ckpt.unlink(missing_ok=True)
@@ -548,7 +513,7 @@ def evaluate_all(out: Path | None = None, n: int = 200, seed: int = 1, generated
     result = {"toy_grounded_sam": trained, "random_tiny": random, "seconds": round(time.perf_counter() - start, 1),
               "generation": {"model": "toy_sd", "steps": 20, "guidance": 3.0} if generated else None,
               "thresholds": {"box": toy.box_threshold, "text": toy.text_threshold},
-              "machine": f"CPU ({platform.machine()}, 1 thread), torch {torch.__version__}",
+              "machine": machine(torch.device("cpu")),
               "date": time.strftime("%Y-%m-%d", time.gmtime()),
               "command": f"python -m cooklab.toykitchen.detection evaluate --n {n} --seed {seed} --generated {generated}"}
     atomic_write(out or TOY_DIR / "logs" / "grounding_eval.json", json.dumps(result, indent=1))

@@ -96,12 +96,13 @@ PRESETS = {
 }
 
 
-def _lr_factor(step: int, total: int, warmup: int) -> float:
-    """Linear warm-up, then cosine decay to 10 %."""
+def lr_factor(step: int, total: int, warmup: int, floor: float = 0.1, time_share: float = 0.0) -> float:
+    """Linear warm-up, then cosine decay to ``floor`` over the steps, or over a time limit if that comes first
+    (``time_share``: the share of the limit spent), so that a run stopped by the clock still ends annealed."""
     if step < warmup:
         return (step + 1) / warmup
-    progress = (step - warmup) / max(1, total - warmup)
-    return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+    progress = max((step - warmup) / max(1, total - warmup), time_share)
+    return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
 
 
 class _Loop:
@@ -112,7 +113,7 @@ class _Loop:
 
         self.params = [p for p in params if p.requires_grad]
         self.opt = torch.optim.AdamW(self.params, lr=lr, weight_decay=0.01)
-        self.sched = torch.optim.lr_scheduler.LambdaLR(self.opt, lambda s: _lr_factor(s, total, cfg.warmup))
+        self.sched = torch.optim.lr_scheduler.LambdaLR(self.opt, lambda s: lr_factor(s, total, cfg.warmup))
         self.ema = EMAModel(self.params, decay=cfg.ema_decay, use_ema_warmup=True, power=2 / 3, foreach=True) if ema else None
         self.total, self.cfg = total, cfg
         self.losses: list[tuple[int, float]] = []
@@ -146,7 +147,8 @@ class _Loop:
             self.ema.copy_to(self.params)
 
 
-def _machine(device: torch.device) -> str:
+def machine(device: torch.device) -> str:
+    """The machine a training log records: the GPU's name, or the CPU and its torch threads."""
     if device.type == "cuda":
         return f"{torch.cuda.get_device_name(device)}, torch {torch.__version__}"
     return f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads), torch {torch.__version__}"
@@ -156,7 +158,7 @@ def _write_log(out: Path, stage: str, cfg: TrainConfig, loop: _Loop, steps: int,
     import diffusers
 
     log = dict(stage=stage, config=dataclasses.asdict(cfg), steps_done=steps, seconds=round(loop.seconds, 1),
-               machine=_machine(device), diffusers=diffusers.__version__, losses=loop.losses, **(extra or {}))
+               machine=machine(device), diffusers=diffusers.__version__, losses=loop.losses, **(extra or {}))
     atomic_write(out / f"{stage}_training.json", json.dumps(log, indent=1))
 
 
@@ -245,7 +247,7 @@ def train_autoencoder(cfg: TrainConfig, out: Path, device: torch.device, data) -
         x = _images(images, torch.arange(min(512, len(images))), device)
         recon_mse = float(F.mse_loss(vae.decode(vae.encode(x).latent_dist.mode()).sample, x))
     vae.register_to_config(shift_factor=mean, scaling_factor=1.0 / std)
-    _save(vae.cpu(), out / "autoencoder")
+    save_float16(vae.cpu(), out / "autoencoder")
     _write_log(out, "autoencoder", cfg, loop, step + 1, device,
                dict(latent_mean=mean, latent_std=std, reconstruction_mse=recon_mse))
 
@@ -384,7 +386,7 @@ def train_sd(cfg: TrainConfig, out: Path, device: torch.device, data) -> None:
             break
     loop.finish()
     pipe.unet, pipe.text_encoder = unet.eval().cpu(), text_encoder.eval().cpu()
-    _save(pipe, out / "sd")
+    save_float16(pipe, out / "sd")
     _write_log(out, "sd", cfg, loop, step + 1, device, dict(scaling_factor=scale, **extra))
 
 
@@ -431,7 +433,7 @@ def train_flux(cfg: TrainConfig, out: Path, device: torch.device, data) -> None:
             break
     loop.finish()
     pipe.transformer, pipe.text_encoder, pipe.text_encoder_2 = transformer.eval().cpu(), clip.eval().cpu(), t5.eval().cpu()
-    _save(pipe, out / "flux")
+    save_float16(pipe, out / "flux")
     _write_log(out, "flux", cfg, loop, step + 1, device, dict(scaling_factor=scale, shift_factor=mean, mu=mu, **extra))
 
 
@@ -509,12 +511,16 @@ def train_clip(cfg: TrainConfig, out: Path, device: torch.device, data) -> None:
     save_clip(model, tokenizer, out / "clip")
 
 
-def _save(pipe, folder: Path) -> None:
-    """A pipeline or a model as float16 safetensors, written to a temporary folder and moved into place."""
+def save_float16(pipe, folder: Path, *extras) -> None:
+    """A pipeline or a model as float16 safetensors, and ``extras`` (processors, tokenizers) with it, written to a
+    temporary folder and moved into place."""
+    folder.parent.mkdir(parents=True, exist_ok=True)
     tmp = folder.with_name(folder.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     pipe.to(torch.float16)
     pipe.save_pretrained(tmp, safe_serialization=True)
+    for extra in extras:
+        extra.save_pretrained(tmp)
     shutil.rmtree(folder, ignore_errors=True)
     os.replace(tmp, folder)
 
