@@ -51,13 +51,22 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=10_000)
     parser.add_argument("--lr", type=float, default=3e-4)
     parser.add_argument("--out", type=Path, default=Path("outputs/autoencoder_options"))
-    parser.add_argument("--options", nargs="*", default=list(OPTIONS), choices=list(OPTIONS), help="option names (default: all)")
+    parser.add_argument(
+        "--options", nargs="*", default=list(OPTIONS), choices=list(OPTIONS), help="option names (default: all)"
+    )
     args = parser.parse_args()
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     shipped = toy.TOY_DIR / "sd" / "vae"
     result = json.loads(RESULTS.read_text()) if RESULTS.is_file() else {}
-    result.update(what=__doc__.splitlines()[0], steps=args.steps, batch=args.batch, images=args.images, lr=args.lr,
-                  machine=_machine(device), versions=package_versions("torch", "diffusers"))
+    result.update(
+        what=__doc__.splitlines()[0],
+        steps=args.steps,
+        batch=args.batch,
+        images=args.images,
+        lr=args.lr,
+        machine=_machine(device),
+        versions=package_versions("torch", "diffusers"),
+    )
     runs = result.setdefault("runs", {})
     data = render_dataset(args.images, seed=1, size=toy.IMAGE_SIZE)  # seed 1: not the shipped run's pictures
     for name in args.options:
@@ -71,9 +80,17 @@ def main() -> None:
         else:
             channels, weight = OPTIONS[name]
             folder = args.out / name.replace(" ", "").replace(",", "_").replace("x", "")
-            cfg = dataclasses.replace(PRESETS["cpu"], images=args.images, vae_steps=args.steps, vae_batch=args.batch,
-                                      vae_lr=args.lr, warmup=20, vae_latent_channels=channels, vae_food_weight=weight,
-                                      vae_init=str(shipped))
+            cfg = dataclasses.replace(
+                PRESETS["cpu"],
+                images=args.images,
+                vae_steps=args.steps,
+                vae_batch=args.batch,
+                vae_lr=args.lr,
+                warmup=20,
+                vae_latent_channels=channels,
+                vae_food_weight=weight,
+                vae_init=str(shipped),
+            )
             folder.mkdir(parents=True, exist_ok=True)
             train_autoencoder(cfg, folder, device, data)
             from diffusers import AutoencoderKL

@@ -69,10 +69,19 @@ def measure(out) -> dict:
     """Per frame: colour and chunk; per consecutive pair: kept, and whether it crosses a chunk boundary."""
     readings = [read(im) for im in out.images]
     chunk_of = out.settings["frame_chunks"]
-    pairs = [dict(frames=[n + 1, n + 2], across=chunk_of[n] != chunk_of[n + 1], kept=pair_kept(readings[n], readings[n + 1]))
-             for n in range(len(readings) - 1)]
-    return dict(colours=[r.colour[0] for r in readings], frame_chunks=chunk_of, frame_anchors=out.settings["frame_anchors"],
-                pairs=pairs, kept_first=container_consistency(out.images))
+    pairs = [
+        dict(
+            frames=[n + 1, n + 2], across=chunk_of[n] != chunk_of[n + 1], kept=pair_kept(readings[n], readings[n + 1])
+        )
+        for n in range(len(readings) - 1)
+    ]
+    return dict(
+        colours=[r.colour[0] for r in readings],
+        frame_chunks=chunk_of,
+        frame_anchors=out.settings["frame_anchors"],
+        pairs=pairs,
+        kept_first=container_consistency(out.images),
+    )
 
 
 def summary(runs: list[dict]) -> dict:
@@ -80,28 +89,48 @@ def summary(runs: list[dict]) -> dict:
     across = [p["kept"] for r in runs for p in r["pairs"] if p["across"]]
     within = [p["kept"] for r in runs for p in r["pairs"] if not p["across"]]
     first = [k for r in runs for k in r["kept_first"]]
-    return dict(across_kept=sum(across), across_pairs=len(across), within_kept=sum(within), within_pairs=len(within),
-                kept_first=sum(first), later_frames=len(first),
-                seconds_mean=sum(r["seconds"] for r in runs) / len(runs))
+    return dict(
+        across_kept=sum(across),
+        across_pairs=len(across),
+        within_kept=sum(within),
+        within_pairs=len(within),
+        kept_first=sum(first),
+        later_frames=len(first),
+        seconds_mean=sum(r["seconds"] for r in runs) / len(runs),
+    )
 
 
 def one_seed(seed: int, args: argparse.Namespace) -> dict[str, dict]:
     """Every setting for one seed (in a worker process of its own): ``{name: run record}``."""
     torch.set_num_threads(args.threads)
-    warnings.filterwarnings("ignore", message=".*whole description is cut.*")  # 64 T5 tokens: steps 6.. are cut, in every setting
+    warnings.filterwarnings(
+        "ignore", message=".*whole description is cut.*"
+    )  # 64 T5 tokens: steps 6.. are cut, in every setting
     recipe = cooklab.load_recipe(RECIPE)
     ca = cooklab.CookAnything.from_pipe(cooklab.models.toy_flux())
     runs = {}
     for name, chunking in settings(len(recipe), args.chunk_size).items():
         start = time.perf_counter()
-        out = ca(recipe, seed=seed, num_inference_steps=args.steps, height=64, width=64, true_cfg_scale=args.true_cfg_scale,
-                 cross_region_kv=args.cross_region_kv, progress=False, **chunking)
+        out = ca(
+            recipe,
+            seed=seed,
+            num_inference_steps=args.steps,
+            height=64,
+            width=64,
+            true_cfg_scale=args.true_cfg_scale,
+            cross_region_kv=args.cross_region_kv,
+            progress=False,
+            **chunking,
+        )
         seconds = time.perf_counter() - start
         runs[name] = dict(seed=seed, seconds=seconds, chunks=out.settings["chunks"], **measure(out))
         s = summary([runs[name]])
-        print(f"seed {seed} {name:10s} {seconds:6.1f} s  across {s['across_kept']}/{s['across_pairs']}  "
-              f"within {s['within_kept']}/{s['within_pairs']}  frame 1 kept {s['kept_first']}/{s['later_frames']}  "
-              f"colours {runs[name]['colours']}", flush=True)
+        print(
+            f"seed {seed} {name:10s} {seconds:6.1f} s  across {s['across_kept']}/{s['across_pairs']}  "
+            f"within {s['within_kept']}/{s['within_pairs']}  frame 1 kept {s['kept_first']}/{s['later_frames']}  "
+            f"colours {runs[name]['colours']}",
+            flush=True,
+        )
     return runs
 
 
@@ -123,7 +152,12 @@ def main() -> None:
     results = {name: dict(summary=summary(r), runs=r) for name, r in runs.items()}
     for name, r in results.items():
         print(name, r["summary"])
-    write_json(args.out, "chunked_consistency", {**vars(args), "out": str(args.out), "recipe": str(RECIPE.name)}, results=results)
+    write_json(
+        args.out,
+        "chunked_consistency",
+        {**vars(args), "out": str(args.out), "recipe": str(RECIPE.name)},
+        results=results,
+    )
     print(f"wrote {args.out}")
 
 

@@ -16,8 +16,13 @@ def environment(device: torch.device | None = None) -> dict:
     from cooklab.versions import package_versions
 
     device = device or torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return dict(date=str(datetime.date.today()), device=device.type, device_name=device_name(device),
-                **package_versions("torch", "diffusers", "transformers", "cooklab"), threads=torch.get_num_threads())
+    return dict(
+        date=str(datetime.date.today()),
+        device=device.type,
+        device_name=device_name(device),
+        **package_versions("torch", "diffusers", "transformers", "cooklab"),
+        threads=torch.get_num_threads(),
+    )
 
 
 def write_json(path, benchmark: str, args: dict, **results) -> None:

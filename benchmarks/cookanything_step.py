@@ -47,10 +47,26 @@ from cooklab.cookanything.flexible_rope import canvas_image_ids, text_ids
 from cooklab.cookanything.regional import RegionalFluxAttnProcessor, RegionalState, RegionLayout
 from cooklab.instrument import locate
 
-FLUX_DEV = dict(patch_size=1, in_channels=64, num_layers=19, num_single_layers=38, attention_head_dim=128, num_attention_heads=24,
-                joint_attention_dim=4096, pooled_projection_dim=768, guidance_embeds=True, axes_dims_rope=(16, 56, 56))
-CPU_REDUCED = {**FLUX_DEV, "num_layers": 2, "num_single_layers": 4, "attention_head_dim": 64, "num_attention_heads": 8,
-               "axes_dims_rope": (8, 28, 28)}
+FLUX_DEV = dict(
+    patch_size=1,
+    in_channels=64,
+    num_layers=19,
+    num_single_layers=38,
+    attention_head_dim=128,
+    num_attention_heads=24,
+    joint_attention_dim=4096,
+    pooled_projection_dim=768,
+    guidance_embeds=True,
+    axes_dims_rope=(16, 56, 56),
+)
+CPU_REDUCED = {
+    **FLUX_DEV,
+    "num_layers": 2,
+    "num_single_layers": 4,
+    "attention_head_dim": 64,
+    "num_attention_heads": 8,
+    "axes_dims_rope": (8, 28, 28),
+}
 
 
 def build_transformer(config: dict, device: torch.device, dtype: torch.dtype) -> FluxTransformer2DModel:
@@ -72,19 +88,32 @@ def measure(model, config, layout, layers, backends, alpha, dtype, device, repea
     n, side = layout.n_regions, layout.rows
     stock = dict(model.attn_processors)
     g = torch.Generator(device).manual_seed(n)
-    latents = torch.randn(1, layout.image_len, config["in_channels"], generator=g, device=device, dtype=dtype)  # [1, N P, C 4]
-    prompt = torch.randn(1, layout.text_len, config["joint_attention_dim"], generator=g, device=device, dtype=dtype)  # [C_base | C_1..C_N]
+    latents = torch.randn(
+        1, layout.image_len, config["in_channels"], generator=g, device=device, dtype=dtype
+    )  # [1, N P, C 4]
+    prompt = torch.randn(
+        1, layout.text_len, config["joint_attention_dim"], generator=g, device=device, dtype=dtype
+    )  # [C_base | C_1..C_N]
     pooled = torch.randn(1, config["pooled_projection_dim"], generator=g, device=device, dtype=dtype)
     timestep = torch.full((1,), 0.5, device=device, dtype=dtype)
     guidance = torch.full((1,), 3.5, device=device, dtype=torch.float32)
-    flexible = canvas_image_ids(n, side, side, flexible=True, device=device, dtype=dtype)  # Flexible RoPE, as CookAnything
+    flexible = canvas_image_ids(
+        n, side, side, flexible=True, device=device, dtype=dtype
+    )  # Flexible RoPE, as CookAnything
     tall = canvas_image_ids(n, side, side, flexible=False, device=device, dtype=dtype)  # plain Flux: one tall image
 
     def forward(prompt_embeds, img_ids):
         with torch.no_grad():
-            model(hidden_states=latents, timestep=timestep, guidance=guidance, pooled_projections=pooled,
-                  encoder_hidden_states=prompt_embeds, txt_ids=text_ids(prompt_embeds.shape[1], device=device, dtype=dtype),
-                  img_ids=img_ids, return_dict=False)
+            model(
+                hidden_states=latents,
+                timestep=timestep,
+                guidance=guidance,
+                pooled_projections=pooled,
+                encoder_hidden_states=prompt_embeds,
+                txt_ids=text_ids(prompt_embeds.shape[1], device=device, dtype=dtype),
+                img_ids=img_ids,
+                return_dict=False,
+            )
 
     runs = {  # name -> (attention processors, forward); processors are installed outside the timed region
         "plain_base": (stock, lambda: forward(prompt[:, : layout.base_text_len], tall)),
@@ -129,15 +158,35 @@ def measure(model, config, layout, layers, backends, alpha, dtype, device, repea
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--regions", default="4,8", help="numbers of regions N, comma separated (default: 4,8)")
-    p.add_argument("--text-tokens", type=int, default=None, help="T5 tokens per prompt, L = L_b (default: 128; 32 on the CPU)")
-    p.add_argument("--region-size", type=int, default=None, help="region side in pixels, a multiple of 16 (default: 512; 256 on the CPU)")
-    p.add_argument("--backends", default=None, help="regional attention paths to time (default: flex,batched,masked on CUDA; "
-                                                     "batched,masked on the CPU)")
-    p.add_argument("--config", choices=("dev", "reduced"), default=None, help="transformer size (default: dev on CUDA, reduced on the CPU)")
+    p.add_argument(
+        "--text-tokens", type=int, default=None, help="T5 tokens per prompt, L = L_b (default: 128; 32 on the CPU)"
+    )
+    p.add_argument(
+        "--region-size",
+        type=int,
+        default=None,
+        help="region side in pixels, a multiple of 16 (default: 512; 256 on the CPU)",
+    )
+    p.add_argument(
+        "--backends",
+        default=None,
+        help="regional attention paths to time (default: flex,batched,masked on CUDA; batched,masked on the CPU)",
+    )
+    p.add_argument(
+        "--config",
+        choices=("dev", "reduced"),
+        default=None,
+        help="transformer size (default: dev on CUDA, reduced on the CPU)",
+    )
     p.add_argument("--repeats", type=int, default=None, help="timed repeats (default: 10 on CUDA, 5 on the CPU)")
     p.add_argument("--alpha", type=float, default=0.1)
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's; 1 is steadier on a shared machine)")
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="torch CPU threads (default: torch's; 1 is steadier on a shared machine)",
+    )
     p.add_argument("--json", default=None, help="also write the measurements to this JSON file")
     args = p.parse_args()
     if args.threads:
@@ -162,15 +211,23 @@ def main() -> None:
     params = sum(p.numel() for p in model.parameters())
     layers = locate(model, "double", "single")  # CookAnything's default regional_blocks
 
-    print(f"date {datetime.date.today()}, device {device.type} ({device_name(device)}), torch {torch.__version__}, "
-          f"diffusers {diffusers.__version__}, cooklab {cooklab.__version__}, threads {torch.get_num_threads()}, {dtype}")
+    print(
+        f"date {datetime.date.today()}, device {device.type} ({device_name(device)}), torch {torch.__version__}, "
+        f"diffusers {diffusers.__version__}, cooklab {cooklab.__version__}, threads {torch.get_num_threads()}, {dtype}"
+    )
     if config_name == "dev":
-        print(f"FLUX.1-dev architecture, random weights ({params / 1e9:.1f} B params, built on {device.type} in {build_s:.1f} s)")
+        print(
+            f"FLUX.1-dev architecture, random weights ({params / 1e9:.1f} B params, built on {device.type} in {build_s:.1f} s)"
+        )
     else:
-        print(f"REDUCED CPU CONFIG, not FLUX.1-dev: {config['num_layers']} double + {config['num_single_layers']} single blocks, "
-              f"{config['num_attention_heads']} heads x {config['attention_head_dim']}, random weights ({params / 1e6:.0f} M params)")
-    print(f"regions of {region}² ({side * side} image tokens each) stacked vertically, {text} text tokens per prompt "
-          f"(base and each step), regional branch on all {len(layers)} attention layers, alpha {args.alpha}, median of {repeats}")
+        print(
+            f"REDUCED CPU CONFIG, not FLUX.1-dev: {config['num_layers']} double + {config['num_single_layers']} single blocks, "
+            f"{config['num_attention_heads']} heads x {config['attention_head_dim']}, random weights ({params / 1e6:.0f} M params)"
+        )
+    print(
+        f"regions of {region}² ({side * side} image tokens each) stacked vertically, {text} text tokens per prompt "
+        f"(base and each step), regional branch on all {len(layers)} attention layers, alpha {args.alpha}, median of {repeats}"
+    )
 
     results = []
     for n in [int(v) for v in args.regions.split(",")]:
@@ -179,28 +236,56 @@ def main() -> None:
         results.append((n, layout, med, peak, first))
 
     print()
-    print("| N | forward | text tokens | joint tokens | time | ÷ plain (L_b text) | ÷ plain (same text) |" + (" peak GPU memory |" if cuda else ""))
+    print(
+        "| N | forward | text tokens | joint tokens | time | ÷ plain (L_b text) | ÷ plain (same text) |"
+        + (" peak GPU memory |" if cuda else "")
+    )
     print("|---|---|---|---|---|---|---|" + ("---|" if cuda else ""))
     for n, layout, med, peak, _ in results:
         base, same = med["plain_base"], med["plain_all"]
         for name in med:
-            label = {"plain_base": "plain Flux, whole description only", "plain_all": "plain Flux, same text as CookAnything"}.get(
-                name, f"CookAnything, `{name}`")
+            label = {
+                "plain_base": "plain Flux, whole description only",
+                "plain_all": "plain Flux, same text as CookAnything",
+            }.get(name, f"CookAnything, `{name}`")
             tokens = layout.base_text_len if name == "plain_base" else layout.text_len
             mem = f" {peak[name]:.1f} GiB |" if cuda else ""
             unit = f"{med[name] * 1e3:.1f} ms" if med[name] < 10 else f"{med[name]:.2f} s"
-            print(f"| {n} | {label} | {tokens} | {tokens + layout.image_len} | {unit} | {med[name] / base:.2f}× | "
-                  f"{med[name] / same:.2f}× |{mem}")
+            print(
+                f"| {n} | {label} | {tokens} | {tokens + layout.image_len} | {unit} | {med[name] / base:.2f}× | "
+                f"{med[name] / same:.2f}× |{mem}"
+            )
     print("\ntargets (full FLUX.1-dev on a GPU): CookAnything ≤ 1.15× plain at N = 4 and 8")
     for n, _, _, _, first in results:
         if "flex" in first:
-            print(f"N={n}: first CookAnything `flex` forward (includes compiling FlexAttention and the BlockMask): "
-                  f"{first['flex']:.2f} s, not in the medians")
+            print(
+                f"N={n}: first CookAnything `flex` forward (includes compiling FlexAttention and the BlockMask): "
+                f"{first['flex']:.2f} s, not in the medians"
+            )
     if args.json:
-        write_json(args.json, "cookanything_step", vars(args), config=config_name, params=params, dtype=str(dtype),
-                   text_tokens=text, region_size=region, repeats=repeats,
-                   rows=[dict(n=n, text_tokens=layout.text_len, base_text_tokens=layout.base_text_len, image_tokens=layout.image_len,
-                              seconds=med, peak_gib=peak, first_seconds=first) for n, layout, med, peak, first in results])
+        write_json(
+            args.json,
+            "cookanything_step",
+            vars(args),
+            config=config_name,
+            params=params,
+            dtype=str(dtype),
+            text_tokens=text,
+            region_size=region,
+            repeats=repeats,
+            rows=[
+                dict(
+                    n=n,
+                    text_tokens=layout.text_len,
+                    base_text_tokens=layout.base_text_len,
+                    image_tokens=layout.image_len,
+                    seconds=med,
+                    peak_gib=peak,
+                    first_seconds=first,
+                )
+                for n, layout, med, peak, first in results
+            ],
+        )
 
 
 if __name__ == "__main__":

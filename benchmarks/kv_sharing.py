@@ -33,14 +33,26 @@ from cooklab.recipe_diffusion.kv_sharing import KVSharingAttnProcessor, KVSharin
 _CROSS_DOWN = ("CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D")
 _CROSS_UP = ("UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D")
 ARCHS = {  # public U-Net configs of the checkpoints (architecture only)
-    "sd15": dict(block_out_channels=(320, 640, 1280, 1280), attention_head_dim=8, cross_attention_dim=768,
-                 down_block_types=_CROSS_DOWN, up_block_types=_CROSS_UP, layers_per_block=2, sample_size=64),
-    "sd21": dict(block_out_channels=(320, 640, 1280, 1280), attention_head_dim=(5, 10, 20, 20), cross_attention_dim=1024,
-                 use_linear_projection=True, down_block_types=_CROSS_DOWN, up_block_types=_CROSS_UP, layers_per_block=2,
-                 sample_size=96),
+    "sd15": dict(
+        block_out_channels=(320, 640, 1280, 1280),
+        attention_head_dim=8,
+        cross_attention_dim=768,
+        down_block_types=_CROSS_DOWN,
+        up_block_types=_CROSS_UP,
+        layers_per_block=2,
+        sample_size=64,
+    ),
+    "sd21": dict(
+        block_out_channels=(320, 640, 1280, 1280),
+        attention_head_dim=(5, 10, 20, 20),
+        cross_attention_dim=1024,
+        use_linear_projection=True,
+        down_block_types=_CROSS_DOWN,
+        up_block_types=_CROSS_UP,
+        layers_per_block=2,
+        sample_size=96,
+    ),
 }
-
-
 
 
 def main() -> None:
@@ -76,8 +88,10 @@ def main() -> None:
     state.record_frames = set()
     times = {"stock": [], "kv_sharing": []}
     for _ in range(2):  # warm-up
-        unet.set_attn_processor(dict(stock)); forward()  # noqa: E702
-        unet.set_attn_processor(dict(shared)); forward()  # noqa: E702
+        unet.set_attn_processor(dict(stock))
+        forward()  # noqa: E702
+        unet.set_attn_processor(dict(shared))
+        forward()  # noqa: E702
     for _ in range(args.repeats):  # interleaved, side by side
         for name, procs in (("stock", stock), ("kv_sharing", shared)):
             unet.set_attn_processor(dict(procs))
@@ -85,17 +99,29 @@ def main() -> None:
             forward()
             times[name].append(time.perf_counter() - t)
     med = {k: statistics.median(v) * 1000 for k, v in times.items()}
-    formula = kv_cache_bytes_per_step(unet, layers, args.height, args.height, batch=2, bytes_per_element=x.element_size())
+    formula = kv_cache_bytes_per_step(
+        unet, layers, args.height, args.height, batch=2, bytes_per_element=x.element_size()
+    )
     gpu = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or platform.machine()
-    print(f"date {datetime.date.today()}, device {device.type} ({gpu}), torch {torch.__version__}, diffusers {diffusers.__version__}, "
-          f"threads {torch.get_num_threads()}, {dtype}")
-    print(f"{args.arch} U-Net, {sum(p.numel() for p in unet.parameters()) / 1e6:.0f} M params, {args.height}x{args.height}, "
-          f"CFG batch 2, K/V sharing on {len(layers)} layers ({args.layers}), median of {args.repeats}")
-    print("| arch | size | device | stock forward | with K/V sharing | ratio | K/V store per step (measured) | formula |")
+    print(
+        f"date {datetime.date.today()}, device {device.type} ({gpu}), torch {torch.__version__}, diffusers {diffusers.__version__}, "
+        f"threads {torch.get_num_threads()}, {dtype}"
+    )
+    print(
+        f"{args.arch} U-Net, {sum(p.numel() for p in unet.parameters()) / 1e6:.0f} M params, {args.height}x{args.height}, "
+        f"CFG batch 2, K/V sharing on {len(layers)} layers ({args.layers}), median of {args.repeats}"
+    )
+    print(
+        "| arch | size | device | stock forward | with K/V sharing | ratio | K/V store per step (measured) | formula |"
+    )
     print("|---|---|---|---|---|---|---|---|")
-    print(f"| {args.arch} | {args.height}² | {device.type} | {med['stock']:.1f} ms | {med['kv_sharing']:.1f} ms | "
-          f"{med['kv_sharing'] / med['stock']:.2f}× | {stored / 2**20:.1f} MiB | {formula / 2**20:.1f} MiB |")
-    print(f"\nK/V store of one recorded frame, fp16, CFG batch 2, {args.layers} (formula, checked against the measurement above):")
+    print(
+        f"| {args.arch} | {args.height}² | {device.type} | {med['stock']:.1f} ms | {med['kv_sharing']:.1f} ms | "
+        f"{med['kv_sharing'] / med['stock']:.2f}× | {stored / 2**20:.1f} MiB | {formula / 2**20:.1f} MiB |"
+    )
+    print(
+        f"\nK/V store of one recorded frame, fp16, CFG batch 2, {args.layers} (formula, checked against the measurement above):"
+    )
     print("| size | per denoising step | 20 steps | 50 steps |")
     print("|---|---|---|---|")
     for size in (512, 768, 1024):

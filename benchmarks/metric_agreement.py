@@ -103,7 +103,9 @@ def paired_auc_difference(a, b, labels, rng: np.random.Generator, resamples: int
     return roc_auc(a, labels) - roc_auc(b, labels), float(np.percentile(diffs, 2.5)), float(np.percentile(diffs, 97.5))
 
 
-def pair_auc(features: torch.Tensor, readings, groups, rng, resamples: int = 500) -> tuple[float, tuple[float, float], int, int]:
+def pair_auc(
+    features: torch.Tensor, readings, groups, rng, resamples: int = 500
+) -> tuple[float, tuple[float, float], int, int]:
     """AUC of ``cos(f_i, f_j)`` telling oracle-consistent pairs (same container) from the rest, over pairs within a group;
     the interval from resampling frames (pairs of a frame resampled twice are left out)."""
     n = len(readings)
@@ -119,12 +121,22 @@ def pair_auc(features: torch.Tensor, readings, groups, rng, resamples: int = 500
         idx = np.repeat(np.arange(len(i)), w)
         if 0 < same[idx].sum() < len(idx):
             values.append(roc_auc(cos[idx], same[idx]))
-    return roc_auc(cos, same), (float(np.percentile(values, 2.5)), float(np.percentile(values, 97.5))), int(same.sum()), len(same)
+    return (
+        roc_auc(cos, same),
+        (float(np.percentile(values, 2.5)), float(np.percentile(values, 97.5))),
+        int(same.sum()),
+        len(same),
+    )
 
 
 def generated_frames(args) -> dict:
     """The evaluation frames and what the oracle reads in them, generated once per argument set (``--frames``)."""
-    settings = json.dumps({k: getattr(args, k) for k in ("heldout", "recipes", "models", "num_inference_steps", "guidance", "batch", "seed")})
+    settings = json.dumps(
+        {
+            k: getattr(args, k)
+            for k in ("heldout", "recipes", "models", "num_inference_steps", "guidance", "batch", "seed")
+        }
+    )
     if args.frames.is_file():
         with np.load(args.frames) as z:
             if str(z["settings"]) == settings:
@@ -135,15 +147,22 @@ def generated_frames(args) -> dict:
         pipe = {"sd": cooklab.models.toy_sd, "flux": cooklab.models.toy_flux}[name]()
         start = time.perf_counter()
         for k, first in enumerate(range(0, len(items), args.batch)):
-            chunk = items[first:first + args.batch]
-            frames = generate(pipe, [t for _, t, _ in chunk], torch.Generator().manual_seed(args.seed + k),
-                              args.num_inference_steps, args.guidance)  # [b, 64, 64, 3] uint8
+            chunk = items[first : first + args.batch]
+            frames = generate(
+                pipe,
+                [t for _, t, _ in chunk],
+                torch.Generator().manual_seed(args.seed + k),
+                args.num_inference_steps,
+                args.guidance,
+            )  # [b, 64, 64, 3] uint8
             images += list(frames)
             sources += [f"{name}/{source}" for source, _, _ in chunk]
             texts += [t for _, t, _ in chunk]
             ingredients += [i for _, _, i in chunk]
         print(f"{name}: {len(items)} frames in {time.perf_counter() - start:.0f} s", flush=True)
-    out = dict(images=np.stack(images), sources=np.array(sources), texts=np.array(texts), ingredients=np.array(ingredients))
+    out = dict(
+        images=np.stack(images), sources=np.array(sources), texts=np.array(texts), ingredients=np.array(ingredients)
+    )
     args.frames.parent.mkdir(parents=True, exist_ok=True)
     atomic_write(args.frames, lambda f: np.savez_compressed(f, settings=settings, **out))
     return out
@@ -152,15 +171,31 @@ def generated_frames(args) -> dict:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--heldout", type=int, default=40, help="held-out captions per model")
-    p.add_argument("--recipes", type=int, default=15, help="toy recipes (seeds 1000, 1001, ...) whose ingredient steps are generated")
+    p.add_argument(
+        "--recipes",
+        type=int,
+        default=15,
+        help="toy recipes (seeds 1000, 1001, ...) whose ingredient steps are generated",
+    )
     p.add_argument("--models", default="sd,flux", help="toy model sets that generate the frames")
     p.add_argument("--num-inference-steps", type=int, default=30)
     p.add_argument("--guidance", type=float, default=3.0, help="CFG scale (true CFG for the Flux set)")
     p.add_argument("--batch", type=int, default=25)
     p.add_argument("--rendered", type=int, default=100, help="rendered (true, corrupted) pairs for the ceiling row")
     p.add_argument("--seed", type=int, default=0, help="caption draw, generation seeds, random CLIP, bootstrap")
-    p.add_argument("--clip", action="append", default=[], metavar="NAME=FOLDER", help="another CLIP folder to measure (repeatable)")
-    p.add_argument("--frames", type=Path, default=Path("outputs/metric_agreement_frames.npz"), help="cache of the generated frames")
+    p.add_argument(
+        "--clip",
+        action="append",
+        default=[],
+        metavar="NAME=FOLDER",
+        help="another CLIP folder to measure (repeatable)",
+    )
+    p.add_argument(
+        "--frames",
+        type=Path,
+        default=Path("outputs/metric_agreement_frames.npz"),
+        help="cache of the generated frames",
+    )
     p.add_argument("--out", type=Path, default=Path("outputs/metric_agreement.json"))
     args = p.parse_args()
 
@@ -172,8 +207,10 @@ def main() -> None:
     models = [s.split("/")[0] for s in sources]
 
     torch.manual_seed(args.seed)
-    clips = {"toy_clip (trained)": cooklab.models.toy_clip(),
-             "random CLIP (same config)": clip_backbone(build_clip().eval(), tokenizer=clip_tokenizer())}
+    clips = {
+        "toy_clip (trained)": cooklab.models.toy_clip(),
+        "random CLIP (same config)": clip_backbone(build_clip().eval(), tokenizer=clip_tokenizer()),
+    }
     for entry in args.clip:
         name, _, folder = entry.partition("=")
         clips[name] = cooklab.models.toy_clip(folder)
@@ -186,22 +223,37 @@ def main() -> None:
         rng = np.random.default_rng(args.seed)
         scores = np.array(step_faithfulness(images, texts, clip=clip).per_item)  # [n]
         centred = centred_scores(clip, images, texts)  # [n]
-        row = {"spearman": spearman(scores, faithful), "auc": roc_auc(scores, faithful),
-               "auc_95": bootstrap_auc(scores, faithful, rng), "spearman_centred": spearman(centred, faithful),
-               "auc_centred": roc_auc(centred, faithful), "auc_centred_95": bootstrap_auc(centred, faithful, rng)}
+        row = {
+            "spearman": spearman(scores, faithful),
+            "auc": roc_auc(scores, faithful),
+            "auc_95": bootstrap_auc(scores, faithful, rng),
+            "spearman_centred": spearman(centred, faithful),
+            "auc_centred": roc_auc(centred, faithful),
+            "auc_centred_95": bootstrap_auc(centred, faithful, rng),
+        }
         for part in sorted(set(sources)):
             mask = np.array([s == part for s in sources])
             row[f"auc {part}"] = roc_auc(scores[mask], faithful[mask])
         plural = [[PLURAL[k]] for k in names]  # the ingredient each text names, as a toy caption writes it
-        accuracy = ingredient_accuracy(images, plural, clip=clip, template=INGREDIENT_TEMPLATE, neutral=INGREDIENT_NEUTRAL)
+        accuracy = ingredient_accuracy(
+            images, plural, clip=clip, template=INGREDIENT_TEMPLATE, neutral=INGREDIENT_NEUTRAL
+        )
         f = clip.image_features(images)  # [n, D]
-        g, _ = clip.text_features([INGREDIENT_NEUTRAL, *(INGREDIENT_TEMPLATE.format(PLURAL[k]) for k in names)])  # [1 + n, D]
+        g, _ = clip.text_features(
+            [INGREDIENT_NEUTRAL, *(INGREDIENT_TEMPLATE.format(PLURAL[k]) for k in names)]
+        )  # [1 + n, D]
         margin = ((f * g[1:]).sum(-1) - f @ g[0]).numpy()  # [n]
-        assert np.array_equal(margin > 0, np.array(accuracy.per_item, dtype=bool))  # the metric's 0/1 is the margin's sign
+        assert np.array_equal(
+            margin > 0, np.array(accuracy.per_item, dtype=bool)
+        )  # the metric's 0/1 is the margin's sign
         kept[clip_name] = (scores, margin)
-        row.update(ingredient_margin_auc=roc_auc(margin, faithful), ingredient_margin_auc_95=bootstrap_auc(margin, faithful, rng),
-                   ingredient_agreement=float(np.mean((margin > 0) == faithful)), ingredient_accuracy=accuracy.value,
-                   oracle_presence=float(faithful.mean()))
+        row.update(
+            ingredient_margin_auc=roc_auc(margin, faithful),
+            ingredient_margin_auc_95=bootstrap_auc(margin, faithful, rng),
+            ingredient_agreement=float(np.mean((margin > 0) == faithful)),
+            ingredient_accuracy=accuracy.value,
+            oracle_presence=float(faithful.mean()),
+        )
         auc, interval, same, total = pair_auc(f, readings, models, rng)
         row.update(consistency_auc=auc, consistency_auc_95=interval, consistent_pairs=[same, total])
         rendered_scores = step_faithfulness(rendered, rendered_texts, clip=clip).per_item
@@ -213,27 +265,64 @@ def main() -> None:
         if clip_name != random_name:
             rng = np.random.default_rng(args.seed)
             row["auc_minus_random"] = paired_auc_difference(kept[clip_name][0], kept[random_name][0], faithful, rng)
-            row["ingredient_margin_auc_minus_random"] = paired_auc_difference(kept[clip_name][1], kept[random_name][1], faithful, rng)
+            row["ingredient_margin_auc_minus_random"] = paired_auc_difference(
+                kept[clip_name][1], kept[random_name][1], faithful, rng
+            )
 
-    print(f"\n{len(images)} generated frames ({int(faithful.sum())} faithful by the oracle, {int((~faithful).sum())} not); "
-          f"{args.num_inference_steps} steps, guidance {args.guidance:g}; {len(pairs)} rendered pairs\n")
+    print(
+        f"\n{len(images)} generated frames ({int(faithful.sum())} faithful by the oracle, {int((~faithful).sum())} not); "
+        f"{args.num_inference_steps} steps, guidance {args.guidance:g}; {len(pairs)} rendered pairs\n"
+    )
     parts = sorted(set(sources))
-    header = ["CLIP", "step: Spearman", "AUC [95 %]", *(f"AUC {p}" for p in parts), "centred: Spearman", "AUC [95 %]",
-              "ingredient: margin AUC [95 %]", "0/1 = oracle", "consistency AUC [95 %]", "AUC rendered"]
+    header = [
+        "CLIP",
+        "step: Spearman",
+        "AUC [95 %]",
+        *(f"AUC {p}" for p in parts),
+        "centred: Spearman",
+        "AUC [95 %]",
+        "ingredient: margin AUC [95 %]",
+        "0/1 = oracle",
+        "consistency AUC [95 %]",
+        "AUC rendered",
+    ]
     print(" | ".join(header))
     for clip_name, row in rows.items():
-        print(" | ".join([clip_name, f"{row['spearman']:+.3f}", _interval(row, "auc"), *(f"{row[f'auc {p}']:.3f}" for p in parts),
-                          f"{row['spearman_centred']:+.3f}", _interval(row, "auc_centred"), _interval(row, "ingredient_margin_auc"),
-                          f"{row['ingredient_agreement']:.3f}", _interval(row, "consistency_auc"), f"{row['rendered_auc']:.3f}"]))
+        print(
+            " | ".join(
+                [
+                    clip_name,
+                    f"{row['spearman']:+.3f}",
+                    _interval(row, "auc"),
+                    *(f"{row[f'auc {p}']:.3f}" for p in parts),
+                    f"{row['spearman_centred']:+.3f}",
+                    _interval(row, "auc_centred"),
+                    _interval(row, "ingredient_margin_auc"),
+                    f"{row['ingredient_agreement']:.3f}",
+                    _interval(row, "consistency_auc"),
+                    f"{row['rendered_auc']:.3f}",
+                ]
+            )
+        )
     for clip_name, row in rows.items():
         if "auc_minus_random" in row:
             (d, lo, hi), (e, elo, ehi) = row["auc_minus_random"], row["ingredient_margin_auc_minus_random"]
-            print(f"{clip_name} - random, same frames: step AUC {d:+.3f} [{lo:+.3f}, {hi:+.3f}], "
-                  f"ingredient margin AUC {e:+.3f} [{elo:+.3f}, {ehi:+.3f}]")
+            print(
+                f"{clip_name} - random, same frames: step AUC {d:+.3f} [{lo:+.3f}, {hi:+.3f}], "
+                f"ingredient margin AUC {e:+.3f} [{elo:+.3f}, {ehi:+.3f}]"
+            )
     counts = {p: [int(faithful[np.array([s == p for s in sources])].sum()), sources.count(p)] for p in parts}
-    print(f"\nfaithful / frames per part: {counts}; consistent / pairs: {rows['toy_clip (trained)']['consistent_pairs']}\n{environment()}")
-    write_json(args.out, "metric_agreement", {k: str(v) for k, v in vars(args).items()}, rows=rows, counts=counts,
-               frames=[{"source": s, "text": t, "faithful": bool(f)} for s, t, f in zip(sources, texts, faithful)])
+    print(
+        f"\nfaithful / frames per part: {counts}; consistent / pairs: {rows['toy_clip (trained)']['consistent_pairs']}\n{environment()}"
+    )
+    write_json(
+        args.out,
+        "metric_agreement",
+        {k: str(v) for k, v in vars(args).items()},
+        rows=rows,
+        counts=counts,
+        frames=[{"source": s, "text": t, "faithful": bool(f)} for s, t, f in zip(sources, texts, faithful)],
+    )
 
 
 def _interval(row: dict, key: str) -> str:

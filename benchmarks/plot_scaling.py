@@ -30,8 +30,13 @@ def cookanything_figure(data: dict) -> Figure:
     """Time and peak memory of one denoising step against the number of regions N."""
     rows = data["rows"]
     n = [r["n"] for r in rows]
-    curves = {"plain Flux, whole description only": "plain_base", "plain Flux, same text tokens": "plain_all",
-              "CookAnything, flex": "flex", "CookAnything, batched": "batched", "CookAnything, masked (dense mask)": "masked"}
+    curves = {
+        "plain Flux, whole description only": "plain_base",
+        "plain Flux, same text tokens": "plain_all",
+        "CookAnything, flex": "flex",
+        "CookAnything, batched": "batched",
+        "CookAnything, masked (dense mask)": "masked",
+    }
     fig = Figure(figsize=(10, 4), layout="constrained")
     time_ax, mem_ax = fig.subplots(1, 2)
     for label, key in curves.items():
@@ -41,8 +46,11 @@ def cookanything_figure(data: dict) -> Figure:
     time_ax.set(xlabel="regions N (512² each)", ylabel="ms per denoising step", title="Time of one step")
     mem_ax.set(xlabel="regions N (512² each)", ylabel="peak GPU memory (GiB)", title="Peak memory of one step")
     time_ax.legend(fontsize=8)
-    fig.suptitle(f"CookAnything on a FLUX.1-dev-sized transformer (random bf16 weights), {data['text_tokens']} T5 tokens "
-                 f"per prompt\n{_caption(data['environment'])}", fontsize=9)
+    fig.suptitle(
+        f"CookAnything on a FLUX.1-dev-sized transformer (random bf16 weights), {data['text_tokens']} T5 tokens "
+        f"per prompt\n{_caption(data['environment'])}",
+        fontsize=9,
+    )
     return fig
 
 
@@ -52,15 +60,21 @@ def recipe_diffusion_figure(data: dict) -> Figure:
     n = [r["frames"] for r in rows]
     fig = Figure(figsize=(10, 4), layout="constrained")
     time_ax, mem_ax = fig.subplots(1, 2)
-    for key, label in (("independent", "plain SD (independent frames)"), ("region_aware_kv", "region-aware + K/V sharing")):
+    for key, label in (
+        ("independent", "plain SD (independent frames)"),
+        ("region_aware_kv", "region-aware + K/V sharing"),
+    ):
         time_ax.plot(n, [r["seconds"][key] for r in rows], marker="o", label=label)
         mem_ax.plot(n, [r["peak_gib"][key] for r in rows], marker="o", label=label)
     time_ax.set(xlabel="frames", ylabel="seconds per recipe", title="Time of a recipe")
     mem_ax.set(xlabel="frames", ylabel="peak GPU memory (GiB)", title="Peak memory of a recipe", ylim=(0, None))
     time_ax.legend(fontsize=8)
     args = data["args"]
-    fig.suptitle(f"Recipe Diffusion, SD 2.1 architecture (random fp16 weights), {args['height']}², {args['steps']} steps, CFG, "
-                 f"one run per point\n{_caption(data['environment'])}", fontsize=9)
+    fig.suptitle(
+        f"Recipe Diffusion, SD 2.1 architecture (random fp16 weights), {args['height']}², {args['steps']} steps, CFG, "
+        f"one run per point\n{_caption(data['environment'])}",
+        fontsize=9,
+    )
     return fig
 
 
@@ -71,8 +85,10 @@ def main() -> None:
     p.add_argument("--out", default=ROOT / "docs/img", type=Path)
     args = p.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
-    for figure, source, name in ((cookanything_figure, args.step, "scaling_cookanything.png"),
-                                 (recipe_diffusion_figure, args.frames, "scaling_recipe_diffusion.png")):
+    for figure, source, name in (
+        (cookanything_figure, args.step, "scaling_cookanything.png"),
+        (recipe_diffusion_figure, args.frames, "scaling_recipe_diffusion.png"),
+    ):
         figure(json.loads(source.read_text())).savefig(args.out / name, dpi=110)
         print(args.out / name)
 

@@ -53,17 +53,47 @@ def sd21_random(device, dtype):
     torch.set_default_dtype(dtype)
     try:
         with torch.device(device):  # random weights created where they run (seconds on a GPU)
-            text = CLIPTextModel(CLIPTextConfig(vocab_size=49408, hidden_size=1024, intermediate_size=4096, num_attention_heads=16,
-                                                num_hidden_layers=23, projection_dim=512, hidden_act="gelu"))
-            vae = AutoencoderKL(block_out_channels=(128, 256, 512, 512), down_block_types=("DownEncoderBlock2D",) * 4,
-                                up_block_types=("UpDecoderBlock2D",) * 4, latent_channels=4, layers_per_block=2, sample_size=768)
+            text = CLIPTextModel(
+                CLIPTextConfig(
+                    vocab_size=49408,
+                    hidden_size=1024,
+                    intermediate_size=4096,
+                    num_attention_heads=16,
+                    num_hidden_layers=23,
+                    projection_dim=512,
+                    hidden_act="gelu",
+                )
+            )
+            vae = AutoencoderKL(
+                block_out_channels=(128, 256, 512, 512),
+                down_block_types=("DownEncoderBlock2D",) * 4,
+                up_block_types=("UpDecoderBlock2D",) * 4,
+                latent_channels=4,
+                layers_per_block=2,
+                sample_size=768,
+            )
             unet = UNet2DConditionModel(**ARCHS["sd21"])
     finally:
         torch.set_default_dtype(before)
-    sched = DDIMScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", clip_sample=False,
-                          set_alpha_to_one=False, steps_offset=1, prediction_type="v_prediction")
-    pipe = StableDiffusionPipeline(vae=vae, text_encoder=text, tokenizer=tok, unet=unet, scheduler=sched,
-                                   safety_checker=None, feature_extractor=None, requires_safety_checker=False)
+    sched = DDIMScheduler(
+        beta_start=0.00085,
+        beta_end=0.012,
+        beta_schedule="scaled_linear",
+        clip_sample=False,
+        set_alpha_to_one=False,
+        steps_offset=1,
+        prediction_type="v_prediction",
+    )
+    pipe = StableDiffusionPipeline(
+        vae=vae,
+        text_encoder=text,
+        tokenizer=tok,
+        unet=unet,
+        scheduler=sched,
+        safety_checker=None,
+        feature_extractor=None,
+        requires_safety_checker=False,
+    )
     return pipe.to(device, dtype)
 
 
@@ -74,12 +104,17 @@ def main() -> None:
     p.add_argument("--height", type=int, default=64)
     p.add_argument("--steps", type=int, default=20)
     p.add_argument("--repeats", type=int, default=3)
-    p.add_argument("--warmup-steps", type=int, default=2, help="denoising steps of the warm-up call of each kind (default: 2)")
+    p.add_argument(
+        "--warmup-steps", type=int, default=2, help="denoising steps of the warm-up call of each kind (default: 2)"
+    )
     p.add_argument("--kinds", default=",".join(KINDS), help="rows to time, comma separated (default: all)")
     p.add_argument("--lengths", default="", help="also time recipes of these numbers of frames, e.g. 1,2,4,8,12")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    p.add_argument("--profile", action="store_true",
-                   help="also profile one recipe of each kind after the timings (torch.profiler, the pipeline's stages as ranges)")
+    p.add_argument(
+        "--profile",
+        action="store_true",
+        help="also profile one recipe of each kind after the timings (torch.profiler, the pipeline's stages as ranges)",
+    )
     p.add_argument("--json", default=None, help="also write the measurements to this JSON file")
     args = p.parse_args()
     device = torch.device(args.device)
@@ -125,12 +160,17 @@ def main() -> None:
                 times[name].append(seconds)
         return {n: statistics.median(v) for n, v in times.items()}, peak
 
-    print(f"date {datetime.date.today()}, device {device.type}, torch {torch.__version__}, diffusers {diffusers.__version__}, "
-          f"threads {torch.get_num_threads()}; model {args.model} (built in {build_s:.1f} s), recipe {args.recipe} "
-          f"({len(recipe)} steps), {args.height}², {args.steps} steps, CFG, median of {args.repeats}")
+    print(
+        f"date {datetime.date.today()}, device {device.type}, torch {torch.__version__}, diffusers {diffusers.__version__}, "
+        f"threads {torch.get_num_threads()}; model {args.model} (built in {build_s:.1f} s), recipe {args.recipe} "
+        f"({len(recipe)} steps), {args.height}², {args.steps} steps, CFG, median of {args.repeats}"
+    )
     med, peak = timed_rows(kinds, recipe)
     base = med.get("independent")
-    print("| variant | seconds per recipe | seconds per frame | ratio to independent |" + (" peak GPU memory |" if cuda else ""))
+    print(
+        "| variant | seconds per recipe | seconds per frame | ratio to independent |"
+        + (" peak GPU memory |" if cuda else "")
+    )
     print("|---|---|---|---|" + ("---|" if cuda else ""))
     for n in kinds:
         ratio = f"{med[n] / base:.2f}×" if base else "-"
@@ -140,24 +180,42 @@ def main() -> None:
     scaling = []
     if args.lengths:
         names = ["independent", "region_aware_kv"]
-        print("\n| frames | independent (plain SD) | region_aware_kv | ratio |" + (" peak GPU memory (independent / region_aware_kv) |" if cuda else ""))
+        print(
+            "\n| frames | independent (plain SD) | region_aware_kv | ratio |"
+            + (" peak GPU memory (independent / region_aware_kv) |" if cuda else "")
+        )
         print("|---|---|---|---|" + ("---|" if cuda else ""))
         for frames in [int(v) for v in args.lengths.split(",")]:
-            steps = [recipe.steps[i % len(recipe)].text for i in range(frames)]  # no metadata: frame i refers to frame i - 1
+            steps = [
+                recipe.steps[i % len(recipe)].text for i in range(frames)
+            ]  # no metadata: frame i refers to frame i - 1
             m, pk = timed_rows(names, cooklab.Recipe.from_steps(steps, title=recipe.title))
             scaling.append(dict(frames=frames, seconds=m, peak_gib=pk))
             mem = f" {pk['independent']:.2f} / {pk['region_aware_kv']:.2f} GiB |" if cuda else ""
-            print(f"| {frames} | {m['independent']:.2f} s | {m['region_aware_kv']:.2f} s | "
-                  f"{m['region_aware_kv'] / m['independent']:.2f}× |{mem}")
+            print(
+                f"| {frames} | {m['independent']:.2f} s | {m['region_aware_kv']:.2f} s | "
+                f"{m['region_aware_kv'] / m['independent']:.2f}× |{mem}"
+            )
     profiles = {}
     if args.profile:  # after the timings: the stage ranges stay on this pipeline object
-        staged(pipe, ("_encode", "_reference_image", "_start_latent", "_resolve_mask", "_noised_start", "_denoise", "_decode"))
+        staged(
+            pipe,
+            ("_encode", "_reference_image", "_start_latent", "_resolve_mask", "_noised_start", "_denoise", "_decode"),
+        )
         for name in kinds:
             profiles[name] = profile_ops(lambda name=name: run(name, recipe, args.steps), device)
             print_profile(f"{name}, one recipe of {len(recipe)} frames", profiles[name])
     if args.json:
-        write_json(args.json, "recipe_diffusion", vars(args), recipe_steps=len(recipe), seconds=med, peak_gib=peak, scaling=scaling,
-                   profiles=profiles)
+        write_json(
+            args.json,
+            "recipe_diffusion",
+            vars(args),
+            recipe_steps=len(recipe),
+            seconds=med,
+            peak_gib=peak,
+            scaling=scaling,
+            profiles=profiles,
+        )
 
 
 if __name__ == "__main__":

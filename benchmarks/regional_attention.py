@@ -52,21 +52,29 @@ CPU_REDUCED = dict(heads=4, head_dim=64, text_tokens=64, region_size=256)
 def measure(layout, heads, head_dim, dtype, device, paths, alpha, image_attention, repeats):
     """(median seconds per path, first flex call's seconds or None, max |out - masked out| per path) for one layout."""
     g = torch.Generator(device).manual_seed(layout.n_regions)
-    q, k, v = (torch.randn(1, layout.total, heads, head_dim, generator=g, device=device, dtype=dtype) for _ in range(3))
+    q, k, v = (
+        torch.randn(1, layout.total, heads, head_dim, generator=g, device=device, dtype=dtype) for _ in range(3)
+    )
     qt, kt, vt = (x.transpose(1, 2) for x in (q, k, v))
     lb = layout.base_text_len
     qr, kr, vr = (x[:, lb:].contiguous() for x in (q, k, v))  # the regional branch's tokens [C_1..C_N, I_1..I_N]
-    qb, kb, vb = (torch.cat([x[:, :lb], x[:, layout.text_len :]], dim=1).transpose(1, 2) for x in (q, k, v))  # [C_base, I_1..I_N]
+    qb, kb, vb = (
+        torch.cat([x[:, :lb], x[:, layout.text_len :]], dim=1).transpose(1, 2) for x in (q, k, v)
+    )  # [C_base, I_1..I_N]
     qrt, krt, vrt = (x.transpose(1, 2) for x in (qr, kr, vr))
     fns = {
         "full": lambda: F.scaled_dot_product_attention(qt, kt, vt),
         "base": lambda: F.scaled_dot_product_attention(qb, kb, vb),  # the base branch's attention alone
-        "branch:full": lambda: F.scaled_dot_product_attention(qrt, krt, vrt),  # the regional tokens, no mask: all pairs
+        "branch:full": lambda: F.scaled_dot_product_attention(
+            qrt, krt, vrt
+        ),  # the regional tokens, no mask: all pairs
     }
     for path in paths:
         fns[path] = lambda path=path: regional_attention(q, k, v, layout, alpha, image_attention, path)
         fns["branch:" + path] = lambda path=path: regional_branch(qr, kr, vr, layout, image_attention, path)
-    first = timed(fns["flex"], device) if "flex" in fns else None  # compile (once per process) + BlockMask (once per layout)
+    first = (
+        timed(fns["flex"], device) if "flex" in fns else None
+    )  # compile (once per process) + BlockMask (once per layout)
     reference = regional_attention(q, k, v, layout, alpha, image_attention, "masked").out.float()
     errors = {path: float((fns[path]().out.float() - reference).abs().max()) for path in paths if path != "masked"}
     for fn in fns.values():  # warm-up (the masked path also builds its dense mask on the device here, once per layout)
@@ -77,18 +85,35 @@ def measure(layout, heads, head_dim, dtype, device, paths, alpha, image_attentio
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--regions", default="2,4,8", help="numbers of regions N, comma separated (default: 2,4,8)")
-    p.add_argument("--text-tokens", type=int, default=None, help="T5 tokens per prompt, L = L_b (default: 512; 64 on the CPU)")
-    p.add_argument("--region-size", type=int, default=None, help="region side in pixels, a multiple of 16 (default: 512; 256 on the CPU)")
+    p.add_argument(
+        "--text-tokens", type=int, default=None, help="T5 tokens per prompt, L = L_b (default: 512; 64 on the CPU)"
+    )
+    p.add_argument(
+        "--region-size",
+        type=int,
+        default=None,
+        help="region side in pixels, a multiple of 16 (default: 512; 256 on the CPU)",
+    )
     p.add_argument("--heads", type=int, default=None, help="attention heads (default: 24; 4 on the CPU)")
     p.add_argument("--head-dim", type=int, default=None, help="head dimension (default: 128; 64 on the CPU)")
     p.add_argument("--alpha", type=float, default=0.1, help="base-branch weight (default: 0.1)")
     p.add_argument("--image-attention", choices=("region", "global"), default="region")
-    p.add_argument("--repeats", type=int, default=None, help="timed repeats per path (default: 50 on CUDA, 10 on the CPU)")
+    p.add_argument(
+        "--repeats", type=int, default=None, help="timed repeats per path (default: 50 on CUDA, 10 on the CPU)"
+    )
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--no-flex", action="store_true", help="skip FlexAttention on CUDA (e.g. to avoid compiling)")
-    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's; 1 is steadier on a shared machine)")
-    p.add_argument("--profile", action="store_true",
-                   help="also profile one call of each path at the largest N (torch.profiler): where the time goes")
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="torch CPU threads (default: torch's; 1 is steadier on a shared machine)",
+    )
+    p.add_argument(
+        "--profile",
+        action="store_true",
+        help="also profile one call of each path at the largest N (torch.profiler): where the time goes",
+    )
     p.add_argument("--json", default=None, help="also write the measurements to this JSON file")
     args = p.parse_args()
     if args.threads:
@@ -104,54 +129,100 @@ def main() -> None:
     dtype = torch.bfloat16 if cuda else torch.float32
     repeats = args.repeats or (50 if cuda else 10)
     side = region // 16
-    paths = ["masked"] + (["batched"] if args.image_attention == "region" else []) + (["flex"] if cuda and not args.no_flex else [])
+    paths = (
+        ["masked"]
+        + (["batched"] if args.image_attention == "region" else [])
+        + (["flex"] if cuda and not args.no_flex else [])
+    )
 
-    print(f"date {datetime.date.today()}, device {device.type} ({device_name(device)}), torch {torch.__version__}, "
-          f"diffusers {diffusers.__version__}, cooklab {cooklab.__version__}, threads {torch.get_num_threads()}, {dtype}")
-    print(f"{'FLUX.1-dev attention sizes' if (heads, head_dim) == (24, 128) else 'REDUCED size (not FLUX.1-dev)'}: "
-          f"{heads} heads x {head_dim}, {text} text tokens per prompt (base and each step), {region}² regions "
-          f"({side * side} image tokens each), alpha {args.alpha}, image attention '{args.image_attention}', median of {repeats}")
+    print(
+        f"date {datetime.date.today()}, device {device.type} ({device_name(device)}), torch {torch.__version__}, "
+        f"diffusers {diffusers.__version__}, cooklab {cooklab.__version__}, threads {torch.get_num_threads()}, {dtype}"
+    )
+    print(
+        f"{'FLUX.1-dev attention sizes' if (heads, head_dim) == (24, 128) else 'REDUCED size (not FLUX.1-dev)'}: "
+        f"{heads} heads x {head_dim}, {text} text tokens per prompt (base and each step), {region}² regions "
+        f"({side * side} image tokens each), alpha {args.alpha}, image attention '{args.image_attention}', median of {repeats}"
+    )
     if not cuda:
-        print("flex: skipped on the CPU (torch runs FlexAttention eagerly there, ~10x slower than SDPA: not representative "
-              "of the compiled CUDA kernel)")
+        print(
+            "flex: skipped on the CPU (torch runs FlexAttention eagerly there, ~10x slower than SDPA: not representative "
+            "of the compiled CUDA kernel)"
+        )
 
     rows, compile_s, errors, profiles = [], {}, {}, {}
     for n in [int(v) for v in args.regions.split(",")]:
         layout = RegionLayout(n, side, side, text, text)
-        med, first, err, fns = measure(layout, heads, head_dim, dtype, device, paths, args.alpha, args.image_attention, repeats)
+        med, first, err, fns = measure(
+            layout, heads, head_dim, dtype, device, paths, args.alpha, args.image_attention, repeats
+        )
         rows.append((n, layout, med))
         if args.profile:  # the last (largest) N's profiles are kept
-            profiles = {name: profile_ops(fns[name], device) for name in ("base", *paths, *("branch:" + c for c in paths))}
+            profiles = {
+                name: profile_ops(fns[name], device) for name in ("base", *paths, *("branch:" + c for c in paths))
+            }
         errors[n] = err
         if first is not None:
             compile_s[n] = first
 
-    labels = {"full": "SDPA, no mask (reference)", "masked": "dense-mask SDPA (`masked`)",
-              "batched": "per-region batched SDPA (`batched`)", "flex": "FlexAttention BlockMask (`flex`)"}
+    labels = {
+        "full": "SDPA, no mask (reference)",
+        "masked": "dense-mask SDPA (`masked`)",
+        "batched": "per-region batched SDPA (`batched`)",
+        "flex": "FlexAttention BlockMask (`flex`)",
+    }
     cols = ["full", *paths]
     print()
-    print("| N | joint tokens (L_b + N·L + N·P) | " + " | ".join(labels[c] for c in cols) + " | "
-          + " | ".join(f"dense ÷ {c}" for c in paths if c != "masked") + " |")
+    print(
+        "| N | joint tokens (L_b + N·L + N·P) | "
+        + " | ".join(labels[c] for c in cols)
+        + " | "
+        + " | ".join(f"dense ÷ {c}" for c in paths if c != "masked")
+        + " |"
+    )
     print("|---|---|" + "---|" * (len(cols) + len(paths) - 1))
     for n, layout, med in rows:
         cells = [f"{med[c] * 1e3:.2f} ms ({med[c] / med['masked']:.2f}×)" for c in cols]
         speedups = [f"{med['masked'] / med[c]:.1f}×" for c in paths if c != "masked"]
-        print(f"| {n} | {layout.base_text_len} + {n}·{layout.step_text_len} + {n}·{layout.region_tokens} = {layout.total} | "
-              + " | ".join(cells) + " | " + " | ".join(speedups) + " |")
-    print("\n(×) in a cell: time relative to dense-mask SDPA; 'dense ÷ path': how many times faster than dense-mask SDPA.")
+        print(
+            f"| {n} | {layout.base_text_len} + {n}·{layout.step_text_len} + {n}·{layout.region_tokens} = {layout.total} | "
+            + " | ".join(cells)
+            + " | "
+            + " | ".join(speedups)
+            + " |"
+        )
+    print(
+        "\n(×) in a cell: time relative to dense-mask SDPA; 'dense ÷ path': how many times faster than dense-mask SDPA."
+    )
     print("\nRegional branch alone (the 2N x 2N group mask over [C_1..C_N, I_1..I_N]; no base branch, no blend):\n")
-    print("| N | regional tokens (N·L + N·P) | " + " | ".join(labels[c] for c in paths) + " | "
-          + " | ".join(f"dense ÷ {c}" for c in paths if c != "masked") + " |")
+    print(
+        "| N | regional tokens (N·L + N·P) | "
+        + " | ".join(labels[c] for c in paths)
+        + " | "
+        + " | ".join(f"dense ÷ {c}" for c in paths if c != "masked")
+        + " |"
+    )
     print("|---|---|" + "---|" * (2 * len(paths) - 1))
     for n, layout, med in rows:
         cells = [f"{med['branch:' + c] * 1e3:.2f} ms" for c in paths]
         speedups = [f"{med['branch:masked'] / med['branch:' + c]:.1f}×" for c in paths if c != "masked"]
-        print(f"| {n} | {layout.total - layout.base_text_len} | " + " | ".join(cells) + " | " + " | ".join(speedups) + " |")
-    print("\nBlock-sparse limit: the regional branch keeps N (L + P)² of its (N (L + P))² query-key pairs (1/N). At the "
-          "throughput of unmasked SDPA over the same tokens (time t_all), computing only the kept pairs takes t_all / N; "
-          "the whole call's limit adds the base branch's full attention (t_base, measured alone). The blend is not counted.\n")
-    print("| N | branch: SDPA, all pairs (t_all) | branch limit (t_all / N) | call limit (t_base + t_all / N) | "
-          + " | ".join(f"branch `{c}` ÷ limit | call `{c}` ÷ limit" for c in paths) + " |")
+        print(
+            f"| {n} | {layout.total - layout.base_text_len} | "
+            + " | ".join(cells)
+            + " | "
+            + " | ".join(speedups)
+            + " |"
+        )
+    print(
+        "\nBlock-sparse limit: the regional branch keeps N (L + P)² of its (N (L + P))² query-key pairs (1/N). At the "
+        "throughput of unmasked SDPA over the same tokens (time t_all), computing only the kept pairs takes t_all / N; "
+        "the whole call's limit adds the base branch's full attention (t_base, measured alone). The blend is not counted.\n"
+    )
+    print(
+        "| N | branch: SDPA, all pairs (t_all) | branch limit (t_all / N) | call limit (t_base + t_all / N) | "
+        + " | ".join(f"branch `{c}` ÷ limit | call `{c}` ÷ limit" for c in paths)
+        + " |"
+    )
     print("|---|---|---|---|" + "---|---|" * len(paths))
     limits = {}
     for n, _layout, med in rows:
@@ -159,21 +230,45 @@ def main() -> None:
         call_limit = med["base"] + branch_limit
         limits[n] = dict(branch=branch_limit, call=call_limit)
         ratios = [f"{med['branch:' + c] / branch_limit:.2f}× | {med[c] / call_limit:.2f}×" for c in paths]
-        print(f"| {n} | {med['branch:full'] * 1e3:.2f} ms | {branch_limit * 1e3:.2f} ms | {call_limit * 1e3:.2f} ms | "
-              + " | ".join(ratios) + " |")
+        print(
+            f"| {n} | {med['branch:full'] * 1e3:.2f} ms | {branch_limit * 1e3:.2f} ms | {call_limit * 1e3:.2f} ms | "
+            + " | ".join(ratios)
+            + " |"
+        )
     for n in errors:
         parts = [f"{path} {err:.1e}" for path, err in errors[n].items()]
         print(f"N={n}: max |out - masked out|: " + (", ".join(parts) or "-"))
     for n, seconds in compile_s.items():
-        print(f"N={n}: first flex call (torch.compile once per process, BlockMask once per layout): {seconds:.2f} s, "
-              "not in the medians")
+        print(
+            f"N={n}: first flex call (torch.compile once per process, BlockMask once per layout): {seconds:.2f} s, "
+            "not in the medians"
+        )
     for name, entries in profiles.items():
         print_profile(f"N={rows[-1][0]}, {name}", entries)
     if args.json:
-        write_json(args.json, "regional_attention", vars(args), dtype=str(dtype), heads=heads, head_dim=head_dim,
-                   text_tokens=text, region_size=region, repeats=repeats, profiles=profiles,
-                   rows=[dict(n=n, joint_tokens=layout.total, seconds=med, limit_seconds=limits[n], max_abs_error=errors[n],
-                              first_flex_seconds=compile_s.get(n)) for n, layout, med in rows])
+        write_json(
+            args.json,
+            "regional_attention",
+            vars(args),
+            dtype=str(dtype),
+            heads=heads,
+            head_dim=head_dim,
+            text_tokens=text,
+            region_size=region,
+            repeats=repeats,
+            profiles=profiles,
+            rows=[
+                dict(
+                    n=n,
+                    joint_tokens=layout.total,
+                    seconds=med,
+                    limit_seconds=limits[n],
+                    max_abs_error=errors[n],
+                    first_flex_seconds=compile_s.get(n),
+                )
+                for n, layout, med in rows
+            ],
+        )
 
 
 if __name__ == "__main__":

@@ -42,11 +42,28 @@ from benchmarks.common import device_name, sync, write_json  # noqa: E402
 from benchmarks.cookanything_step import CPU_REDUCED, FLUX_DEV, build_transformer  # noqa: E402
 from cooklab.word_tokenizers import tiny_clip_tokenizer, tiny_t5_tokenizer
 
-FLUX_VAE = dict(in_channels=3, out_channels=3, latent_channels=16, block_out_channels=(128, 256, 512, 512),
-                down_block_types=("DownEncoderBlock2D",) * 4, up_block_types=("UpDecoderBlock2D",) * 4, layers_per_block=2,
-                scaling_factor=0.3611, shift_factor=0.1159, use_quant_conv=False, use_post_quant_conv=False)
-FLUX_DEV_SCHEDULER = dict(base_image_seq_len=256, base_shift=0.5, max_image_seq_len=4096, max_shift=1.15, num_train_timesteps=1000,
-                          shift=3.0, use_dynamic_shifting=True)
+FLUX_VAE = dict(
+    in_channels=3,
+    out_channels=3,
+    latent_channels=16,
+    block_out_channels=(128, 256, 512, 512),
+    down_block_types=("DownEncoderBlock2D",) * 4,
+    up_block_types=("UpDecoderBlock2D",) * 4,
+    layers_per_block=2,
+    scaling_factor=0.3611,
+    shift_factor=0.1159,
+    use_quant_conv=False,
+    use_post_quant_conv=False,
+)
+FLUX_DEV_SCHEDULER = dict(
+    base_image_seq_len=256,
+    base_shift=0.5,
+    max_image_seq_len=4096,
+    max_shift=1.15,
+    num_train_timesteps=1000,
+    shift=3.0,
+    use_dynamic_shifting=True,
+)
 
 
 def flux_pipeline(config: dict, device: torch.device, dtype: torch.dtype) -> FluxPipeline:
@@ -57,16 +74,38 @@ def flux_pipeline(config: dict, device: torch.device, dtype: torch.dtype) -> Flu
     torch.set_default_dtype(dtype)
     try:
         with torch.device(device):
-            clip = CLIPTextModel(CLIPTextConfig(vocab_size=len(clip_tok), hidden_size=config["pooled_projection_dim"],
-                                                intermediate_size=1024, num_hidden_layers=1, num_attention_heads=12,
-                                                max_position_embeddings=77))
-            t5 = T5EncoderModel(T5Config(vocab_size=len(t5_tok), d_model=config["joint_attention_dim"], d_kv=64, d_ff=1024,
-                                         num_layers=1, num_heads=8))
+            clip = CLIPTextModel(
+                CLIPTextConfig(
+                    vocab_size=len(clip_tok),
+                    hidden_size=config["pooled_projection_dim"],
+                    intermediate_size=1024,
+                    num_hidden_layers=1,
+                    num_attention_heads=12,
+                    max_position_embeddings=77,
+                )
+            )
+            t5 = T5EncoderModel(
+                T5Config(
+                    vocab_size=len(t5_tok),
+                    d_model=config["joint_attention_dim"],
+                    d_kv=64,
+                    d_ff=1024,
+                    num_layers=1,
+                    num_heads=8,
+                )
+            )
             vae = AutoencoderKL(**FLUX_VAE)
     finally:
         torch.set_default_dtype(before)
-    pipe = FluxPipeline(scheduler=FlowMatchEulerDiscreteScheduler(**FLUX_DEV_SCHEDULER), vae=vae, text_encoder=clip, tokenizer=clip_tok,
-                        text_encoder_2=t5, tokenizer_2=t5_tok, transformer=transformer)
+    pipe = FluxPipeline(
+        scheduler=FlowMatchEulerDiscreteScheduler(**FLUX_DEV_SCHEDULER),
+        vae=vae,
+        text_encoder=clip,
+        tokenizer=clip_tok,
+        text_encoder_2=t5,
+        tokenizer_2=t5_tok,
+        transformer=transformer,
+    )
     pipe.set_progress_bar_config(disable=True)
     return pipe
 
@@ -74,13 +113,24 @@ def flux_pipeline(config: dict, device: torch.device, dtype: torch.dtype) -> Flu
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--recipe", default="data/recipes/guacamole.yaml", help="recipe file (its step count is N)")
-    p.add_argument("--steps", type=int, default=6, help="denoising steps of the longer call (the shorter runs 2; default: 6)")
+    p.add_argument(
+        "--steps", type=int, default=6, help="denoising steps of the longer call (the shorter runs 2; default: 6)"
+    )
     p.add_argument("--text-tokens", type=int, default=128, help="T5 tokens per prompt (default: 128)")
     p.add_argument("--region-size", type=int, default=512, help="region side in pixels (default: 512)")
-    p.add_argument("--config", choices=("dev", "reduced"), default=None, help="transformer size (default: dev on CUDA, reduced on the CPU)")
+    p.add_argument(
+        "--config",
+        choices=("dev", "reduced"),
+        default=None,
+        help="transformer size (default: dev on CUDA, reduced on the CPU)",
+    )
     p.add_argument("--repeats", type=int, default=3, help="timed repeats of each call (default: 3)")
-    p.add_argument("--capture", default=None, help="comma-separated capture kinds (default: the trace's default, all of them)")
-    p.add_argument("--layers", default=None, help="comma-separated layer patterns, e.g. double (default: the trace's, all)")
+    p.add_argument(
+        "--capture", default=None, help="comma-separated capture kinds (default: the trace's default, all of them)"
+    )
+    p.add_argument(
+        "--layers", default=None, help="comma-separated layer patterns, e.g. double (default: the trace's, all)"
+    )
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--json", default=None, help="also write the measurements to this JSON file")
     args = p.parse_args()
@@ -110,7 +160,9 @@ def main() -> None:
         if traced:
             with cooklab.trace(ca, capture=capture, layers=layers) as tr:
                 ca(recipe, num_inference_steps=steps, **kw)
-            counts[steps] = dict(text_image=len(tr.text_image), base_contribution=len(tr.base_contribution), truncated=tr.truncated)
+            counts[steps] = dict(
+                text_image=len(tr.text_image), base_contribution=len(tr.base_contribution), truncated=tr.truncated
+            )
         else:
             ca(recipe, num_inference_steps=steps, **kw)
         sync(device)
@@ -132,32 +184,53 @@ def main() -> None:
     installed = sum(type(proc).__module__.startswith("cooklab.") for proc in ca.denoiser.attn_processors.values())
 
     params = sum(x.numel() for x in ca.denoiser.parameters())
-    print(f"date {datetime.date.today()}, device {device.type} ({device_name(device)}), torch {torch.__version__}, "
-          f"diffusers {diffusers.__version__}, cooklab {cooklab.__version__}, {dtype}; transformer "
-          f"{'FLUX.1-dev architecture' if config_name == 'dev' else 'REDUCED CPU config, not FLUX.1-dev'} ({params / 1e9:.2f} B params), "
-          f"pipeline built in {build_s:.1f} s; {len(recipe)} regions of {args.region_size}², {args.text_tokens} T5 tokens per prompt, "
-          f"2 and {args.steps} steps, median of {args.repeats}")
-    print("\n| call | 2 steps | " + f"{args.steps} steps | per denoising step |" + (" peak GPU memory |" if cuda else ""))
+    print(
+        f"date {datetime.date.today()}, device {device.type} ({device_name(device)}), torch {torch.__version__}, "
+        f"diffusers {diffusers.__version__}, cooklab {cooklab.__version__}, {dtype}; transformer "
+        f"{'FLUX.1-dev architecture' if config_name == 'dev' else 'REDUCED CPU config, not FLUX.1-dev'} ({params / 1e9:.2f} B params), "
+        f"pipeline built in {build_s:.1f} s; {len(recipe)} regions of {args.region_size}², {args.text_tokens} T5 tokens per prompt, "
+        f"2 and {args.steps} steps, median of {args.repeats}"
+    )
+    print(
+        "\n| call | 2 steps | " + f"{args.steps} steps | per denoising step |" + (" peak GPU memory |" if cuda else "")
+    )
     print("|---|---|---|---|" + ("---|" if cuda else ""))
     for traced in (False, True):
         mem = f" {peak[(traced, args.steps)]:.2f} GiB |" if cuda else ""
-        selection = "default selection" if not (capture or layers) else f"capture={capture or 'all'}, layers={layers or 'all'}"
+        selection = (
+            "default selection" if not (capture or layers) else f"capture={capture or 'all'}, layers={layers or 'all'}"
+        )
         label = f"traced ({selection})" if traced else "untraced"
-        print(f"| {label} | {med[(traced, 2)]:.2f} s | {med[(traced, args.steps)]:.2f} s | {per_step[traced] * 1e3:.1f} ms |{mem}")
+        print(
+            f"| {label} | {med[(traced, 2)]:.2f} s | {med[(traced, args.steps)]:.2f} s | {per_step[traced] * 1e3:.1f} ms |{mem}"
+        )
     print(f"\ntraced ÷ untraced per step: {per_step[True] / per_step[False]:.2f}× (target ≤ 1.25×)")
     if cuda:
         extra = (peak[(True, args.steps)] - peak[(False, args.steps)]) * 2**30 / 1e9
         print(f"extra peak memory of the traced call: {extra:.3f} GB (target ≤ 1 GB)")
-    print(f"maps kept per step: {captures_per_step:.0f} ({counts[args.steps]}); cost of one capture: {per_capture * 1e3:.2f} ms")
+    print(
+        f"maps kept per step: {captures_per_step:.0f} ({counts[args.steps]}); cost of one capture: {per_capture * 1e3:.2f} ms"
+    )
     print(f"cooklab processors left installed after the calls: {installed}")
-    print("first calls (warm-up, not in the medians): " + ", ".join(f"{'traced' if t else 'untraced'} {s} steps {v:.1f} s"
-                                                               for (t, s), v in first.items()))
+    print(
+        "first calls (warm-up, not in the medians): "
+        + ", ".join(f"{'traced' if t else 'untraced'} {s} steps {v:.1f} s" for (t, s), v in first.items())
+    )
     if args.json:
-        write_json(args.json, "trace_cost", vars(args), config=config_name, params=params, dtype=str(dtype),
-                   seconds={f"{'traced' if t else 'untraced'}_{s}": v for (t, s), v in med.items()},
-                   peak_gib={f"{'traced' if t else 'untraced'}_{s}": v for (t, s), v in peak.items()},
-                   per_step_seconds={"untraced": per_step[False], "traced": per_step[True]},
-                   captures_per_step=captures_per_step, per_capture_seconds=per_capture, counts=counts[args.steps])
+        write_json(
+            args.json,
+            "trace_cost",
+            vars(args),
+            config=config_name,
+            params=params,
+            dtype=str(dtype),
+            seconds={f"{'traced' if t else 'untraced'}_{s}": v for (t, s), v in med.items()},
+            peak_gib={f"{'traced' if t else 'untraced'}_{s}": v for (t, s), v in peak.items()},
+            per_step_seconds={"untraced": per_step[False], "traced": per_step[True]},
+            captures_per_step=captures_per_step,
+            per_capture_seconds=per_capture,
+            counts=counts[args.steps],
+        )
 
 
 if __name__ == "__main__":

@@ -38,7 +38,18 @@ _LAZY = {
     "RecipePlan": (".agent", "RecipePlan"),
 }
 
-__all__ = ["CheckpointError", "ConfigError", "CooklabError", "Recipe", "RecipeError", "Step", "StepPlan", "as_recipe", "load_recipe", *_LAZY]
+__all__ = [
+    "CheckpointError",
+    "ConfigError",
+    "CooklabError",
+    "Recipe",
+    "RecipeError",
+    "Step",
+    "StepPlan",
+    "as_recipe",
+    "load_recipe",
+    *_LAZY,
+]
 
 
 def __getattr__(name: str):

@@ -53,7 +53,12 @@ from cooklab.runs import (
 __all__ = ["build_parser", "main"]
 
 PIPELINES = ("recipe-diffusion", "cookanything")
-VARIANT_NAMES = ("independent", "kv_sharing", "region_aware", "region_aware_kv")  # VARIANTS' keys, without importing torch
+VARIANT_NAMES = (
+    "independent",
+    "kv_sharing",
+    "region_aware",
+    "region_aware_kv",
+)  # VARIANTS' keys, without importing torch
 SCHEDULERS = {"ddim": "DDIMScheduler", "dpm": "DPMSolverMultistepScheduler", "euler": "EulerDiscreteScheduler"}
 TOY_SIZE = 64  # the Toy Kitchen models are trained at 64x64; the tiny ones default to it too
 TOY_STEPS = 30  # DDIM / flow-matching steps the Toy Kitchen models are evaluated with (docs/toykitchen.md)
@@ -65,23 +70,57 @@ FLUX_MAX_SEQUENCE_LENGTH = 512  # FluxPipeline's T5 limit (FLUX.1-dev's default;
 # Options that belong to one pipeline: attribute -> flag. Their parser defaults are None/False so that
 # "given" can be told from "left at the default"; the real defaults are filled in per pipeline.
 RD_OPTIONS = {
-    "variant": "--variant", "no_sequential": "--no-sequential", "no_kv_sharing": "--no-kv-sharing",
-    "no_region_aware": "--no-region-aware", "base_noise": "--base-noise", "object_noise": "--object-noise",
-    "kv_layers": "--kv-layers", "masks": "--masks", "kv_cache_device": "--kv-cache-device", "scheduler": "--scheduler",
-    "start_from": "--start-from", "reference_latent": "--reference-latent",
+    "variant": "--variant",
+    "no_sequential": "--no-sequential",
+    "no_kv_sharing": "--no-kv-sharing",
+    "no_region_aware": "--no-region-aware",
+    "base_noise": "--base-noise",
+    "object_noise": "--object-noise",
+    "kv_layers": "--kv-layers",
+    "masks": "--masks",
+    "kv_cache_device": "--kv-cache-device",
+    "scheduler": "--scheduler",
+    "start_from": "--start-from",
+    "reference_latent": "--reference-latent",
 }
 CA_OPTIONS = {
-    "max_sequence_length": "--max-sequence-length", "no_regional": "--no-regional", "no_flexible_rope": "--no-flexible-rope",
-    "no_cscc": "--no-cscc", "alpha": "--alpha", "lam": "--lam", "image_attention": "--image-attention",
-    "rope_step_axis": "--rope-step-axis", "attention_backend": "--attention-backend",
-    "true_cfg_scale": "--true-cfg-scale", "negative_prompt": "--negative-prompt", "chunk_size": "--chunk-size",
-    "anchor": "--anchor", "anchor_regions": "--anchor-regions", "anchor_strength": "--anchor-strength",
+    "max_sequence_length": "--max-sequence-length",
+    "no_regional": "--no-regional",
+    "no_flexible_rope": "--no-flexible-rope",
+    "no_cscc": "--no-cscc",
+    "alpha": "--alpha",
+    "lam": "--lam",
+    "image_attention": "--image-attention",
+    "rope_step_axis": "--rope-step-axis",
+    "attention_backend": "--attention-backend",
+    "true_cfg_scale": "--true-cfg-scale",
+    "negative_prompt": "--negative-prompt",
+    "chunk_size": "--chunk-size",
+    "anchor": "--anchor",
+    "anchor_regions": "--anchor-regions",
+    "anchor_strength": "--anchor-strength",
 }
 DEFAULTS = {
-    "recipe-diffusion": dict(steps=20, guidance=7.5, base_noise=0.999, object_noise=0.9, kv_layers="mid,up", start_from="previous",
-                             reference_latent="encoded"),
-    "cookanything": dict(steps=28, guidance=3.5, alpha=0.1, lam=0.2, image_attention="region", attention_backend="auto",
-                         true_cfg_scale=1.0, anchor="fixed", anchor_regions=1),
+    "recipe-diffusion": dict(
+        steps=20,
+        guidance=7.5,
+        base_noise=0.999,
+        object_noise=0.9,
+        kv_layers="mid,up",
+        start_from="previous",
+        reference_latent="encoded",
+    ),
+    "cookanything": dict(
+        steps=28,
+        guidance=3.5,
+        alpha=0.1,
+        lam=0.2,
+        image_attention="region",
+        attention_backend="auto",
+        true_cfg_scale=1.0,
+        anchor="fixed",
+        anchor_regions=1,
+    ),
 }
 # --model toy: what the Toy Kitchen models are evaluated with (they override DEFAULTS)
 TOY_DEFAULTS = {
@@ -110,27 +149,44 @@ def build_parser() -> argparse.ArgumentParser:
             "to --out."
         ),
     )
-    gen.add_argument("recipe", metavar="RECIPE", help="recipe file (.yaml, .json, .txt) or the name of a shipped recipe")
-    gen.add_argument("--pipeline", choices=PIPELINES, default="recipe-diffusion", help="method (default: recipe-diffusion)")
     gen.add_argument(
-        "--model", default="toy",
+        "recipe", metavar="RECIPE", help="recipe file (.yaml, .json, .txt) or the name of a shipped recipe"
+    )
+    gen.add_argument(
+        "--pipeline", choices=PIPELINES, default="recipe-diffusion", help="method (default: recipe-diffusion)"
+    )
+    gen.add_argument(
+        "--model",
+        default="toy",
         help="'toy' (default: the Toy Kitchen models trained on the procedural toy world, offline), 'tiny' (offline, "
         "random weights: noise), a Hugging Face hub id, or a local folder",
     )
     gen.add_argument("--out", required=True, type=Path, help="folder to write the run to")
     gen.add_argument(
-        "--seed", type=int, default=0, help="frame (cookanything: region) i uses seed + i; also the tiny models' weights (default: 0)"
+        "--seed",
+        type=int,
+        default=0,
+        help="frame (cookanything: region) i uses seed + i; also the tiny models' weights (default: 0)",
     )
-    gen.add_argument("--steps", type=int, default=None, help="denoising steps (default: 30 for toy; else 20, 28 for cookanything)")
+    gen.add_argument(
+        "--steps", type=int, default=None, help="denoising steps (default: 30 for toy; else 20, 28 for cookanything)"
+    )
     size_help = "image {}, a multiple of 8; cookanything: of ONE region, a multiple of 16 (default: the model's; 64 for toy and tiny)"
     gen.add_argument("--height", type=int, default=None, help=size_help.format("height"))
     gen.add_argument("--width", type=int, default=None, help=size_help.format("width"))
     gen.add_argument(
-        "--guidance", type=float, default=None,
+        "--guidance",
+        type=float,
+        default=None,
         help="guidance scale (default: 3.0 for toy, else 7.5, classifier-free; cookanything: Flux's guidance embedding, "
         "3.5, ignored by a model without one such as toy: use --true-cfg-scale)",
     )
-    gen.add_argument("--device", choices=("cpu", "cuda"), default=None, help="default: cpu for toy and tiny, else the best available")
+    gen.add_argument(
+        "--device",
+        choices=("cpu", "cuda"),
+        default=None,
+        help="default: cpu for toy and tiny, else the best available",
+    )
     gen.add_argument(
         "--trace",
         action="store_true",
@@ -147,18 +203,35 @@ def build_parser() -> argparse.ArgumentParser:
         help="the paper's variants (Table II); default: all mechanisms on (region_aware_kv)",
     )
     rd.add_argument("--no-sequential", action="store_true", help="start every frame from pure noise")
-    rd.add_argument("--no-kv-sharing", action="store_true", help="do not attend to the reference frame's keys and values")
-    rd.add_argument("--no-region-aware", action="store_true", help="noise the whole reference latent uniformly")
-    rd.add_argument("--base-noise", type=float, default=None, help="noise level of the reference latent (default: 0.999)")
-    rd.add_argument("--object-noise", type=float, default=None, help="noise level inside the container mask (default: 0.9)")
-    rd.add_argument("--start-from", choices=("previous", "reference"), default=None,
-                    help="where a frame without region-aware noise starts: the previous frame (the paper, default) or its "
-                         "reference frame")
-    rd.add_argument("--reference-latent", choices=("encoded", "final"), default=None,
-                    help="a frame's latent as the next frame sees it: its image encoded by the VAE (the paper, default) or the "
-                         "sampler's final latent")
     rd.add_argument(
-        "--kv-layers", type=str, default=None, help="layers sharing K/V, groups or names, comma separated (default: mid,up)"
+        "--no-kv-sharing", action="store_true", help="do not attend to the reference frame's keys and values"
+    )
+    rd.add_argument("--no-region-aware", action="store_true", help="noise the whole reference latent uniformly")
+    rd.add_argument(
+        "--base-noise", type=float, default=None, help="noise level of the reference latent (default: 0.999)"
+    )
+    rd.add_argument(
+        "--object-noise", type=float, default=None, help="noise level inside the container mask (default: 0.9)"
+    )
+    rd.add_argument(
+        "--start-from",
+        choices=("previous", "reference"),
+        default=None,
+        help="where a frame without region-aware noise starts: the previous frame (the paper, default) or its "
+        "reference frame",
+    )
+    rd.add_argument(
+        "--reference-latent",
+        choices=("encoded", "final"),
+        default=None,
+        help="a frame's latent as the next frame sees it: its image encoded by the VAE (the paper, default) or the "
+        "sampler's final latent",
+    )
+    rd.add_argument(
+        "--kv-layers",
+        type=str,
+        default=None,
+        help="layers sharing K/V, groups or names, comma separated (default: mid,up)",
     )
     rd.add_argument(
         "--masks",
@@ -168,62 +241,111 @@ def build_parser() -> argparse.ArgumentParser:
         "the default with --model toy), 'grounded-sam' (GroundingDINO + SAM on the reference frame; with --model toy the "
         "pair trained on the toy world, offline, else downloads the checkpoints) or 'box:X0,Y0,X1,Y1' (a fixed pixel box for every frame that reopens a container)",
     )
-    rd.add_argument("--kv-cache-device", default=None, help="where reference K/V are kept, e.g. cpu (default: the compute device)")
-    rd.add_argument("--scheduler", choices=list(SCHEDULERS), default=None, help="replace the model's scheduler (default: keep it)")
+    rd.add_argument(
+        "--kv-cache-device", default=None, help="where reference K/V are kept, e.g. cpu (default: the compute device)"
+    )
+    rd.add_argument(
+        "--scheduler", choices=list(SCHEDULERS), default=None, help="replace the model's scheduler (default: keep it)"
+    )
 
     ca = gen.add_argument_group("CookAnything options (--pipeline cookanything)")
     ca.add_argument(
-        "--true-cfg-scale", type=float, default=None, metavar="S",
+        "--true-cfg-scale",
+        type=float,
+        default=None,
+        metavar="S",
         help="true classifier-free guidance: > 1 runs the transformer a second time per step with --negative-prompt and "
         "pushes away from it (for models without guidance distillation); <= 1 is off (default: 3.0 for toy, else 1.0)",
     )
     ca.add_argument(
-        "--negative-prompt", default=None, metavar="TEXT",
+        "--negative-prompt",
+        default=None,
+        metavar="TEXT",
         help="the negative prompt of --true-cfg-scale, used for the whole description and every step (default: '')",
     )
     ca.add_argument(
-        "--max-sequence-length", type=int, default=None, metavar="N",
+        "--max-sequence-length",
+        type=int,
+        default=None,
+        metavar="N",
         help=f"T5 tokens of each step's prompt and of the whole description (default: the model's T5 length, at most "
         f"{FLUX_MAX_SEQUENCE_LENGTH}; 64 for toy and tiny)",
     )
-    ca.add_argument("--no-regional", action="store_true", help="no Step-wise Regional Control: plain Flux attention over the whole canvas")
-    ca.add_argument("--no-flexible-rope", action="store_true", help="one tall image's position ids instead of ids restarting in every region")
-    ca.add_argument("--no-cscc", action="store_true", help="no Cross-Step Consistency Control (step prompts encoded alone only)")
-    ca.add_argument("--alpha", type=float, default=None, help="weight of the whole-description base branch, 0..1 (default: 0.1)")
+    ca.add_argument(
+        "--no-regional",
+        action="store_true",
+        help="no Step-wise Regional Control: plain Flux attention over the whole canvas",
+    )
+    ca.add_argument(
+        "--no-flexible-rope",
+        action="store_true",
+        help="one tall image's position ids instead of ids restarting in every region",
+    )
+    ca.add_argument(
+        "--no-cscc", action="store_true", help="no Cross-Step Consistency Control (step prompts encoded alone only)"
+    )
+    ca.add_argument(
+        "--alpha", type=float, default=None, help="weight of the whole-description base branch, 0..1 (default: 0.1)"
+    )
     ca.add_argument("--lam", type=float, default=None, help="CSCC weight lambda, >= 0 (default: 0.2)")
     ca.add_argument(
-        "--image-attention", choices=("region", "global"), default=None,
+        "--image-attention",
+        choices=("region", "global"),
+        default=None,
         help="regional branch: image tokens see their own region only (the paper) or every image token (default: region)",
     )
-    ca.add_argument("--rope-step-axis", action="store_true", help="Flexible RoPE: put the step index on the unused position axis 0")
     ca.add_argument(
-        "--attention-backend", choices=("auto", "batched", "flex", "masked"), default=None,
+        "--rope-step-axis", action="store_true", help="Flexible RoPE: put the step index on the unused position axis 0"
+    )
+    ca.add_argument(
+        "--attention-backend",
+        choices=("auto", "batched", "flex", "masked"),
+        default=None,
         help="regional attention path (default: auto = flex on CUDA, batched SDPA on the CPU; masked for --image-attention global)",
     )
     ca.add_argument(
-        "--chunk-size", type=int, default=None, metavar="K",
+        "--chunk-size",
+        type=int,
+        default=None,
+        metavar="K",
         help="most regions on one canvas: a longer recipe is generated as several canvases (chunks) joined by anchor "
         "regions (default: 12, what one GPU holds at 512x512; larger K needs more memory)",
     )
     ca.add_argument(
-        "--anchor", choices=("fixed", "renoise", "none"), default=None,
+        "--anchor",
+        choices=("fixed", "renoise", "none"),
+        default=None,
         help="how a chunk carries the previous chunk's last frames: fixed = pinned to their final latents (in-context), "
         "renoise = re-noised and denoised again (image-to-image), none = independent chunks (default: fixed)",
     )
-    ca.add_argument("--anchor-regions", type=int, default=None, metavar="A",
-                    help="anchor regions at the start of every later chunk, 1 <= A < --chunk-size (default: 1)")
-    ca.add_argument("--anchor-strength", type=float, default=None, metavar="S",
-                    help="--anchor renoise: the noise level the anchor restarts from, in (0, 1] (default: 0.5)")
+    ca.add_argument(
+        "--anchor-regions",
+        type=int,
+        default=None,
+        metavar="A",
+        help="anchor regions at the start of every later chunk, 1 <= A < --chunk-size (default: 1)",
+    )
+    ca.add_argument(
+        "--anchor-strength",
+        type=float,
+        default=None,
+        metavar="S",
+        help="--anchor renoise: the noise level the anchor restarts from, in (0, 1] (default: 0.5)",
+    )
 
     plan = commands.add_parser(
         "plan",
         help="run the Cooking Agent on a recipe: containers, reference steps, ingredients, enriched prompts (JSON)",
         description="Plan a recipe with the Cooking Agent (OpenAI or the offline rules) and print or save the plan.",
     )
-    plan.add_argument("recipe", metavar="RECIPE", help="recipe file (.yaml, .json, .txt) or the name of a shipped recipe")
+    plan.add_argument(
+        "recipe", metavar="RECIPE", help="recipe file (.yaml, .json, .txt) or the name of a shipped recipe"
+    )
     _agent_options(plan, default="auto")
     plan.add_argument("--out", type=Path, default=None, help="write the plan (JSON) here instead of printing it")
-    plan.add_argument("--recipe-out", type=Path, default=None, help="also write the recipe with the planned metadata (YAML/JSON)")
+    plan.add_argument(
+        "--recipe-out", type=Path, default=None, help="also write the recipe with the planned metadata (YAML/JSON)"
+    )
 
     demo = commands.add_parser(
         "demo",
@@ -236,14 +358,27 @@ def build_parser() -> argparse.ArgumentParser:
             "consistency."
         ),
     )
-    demo.add_argument("--out", type=Path, default=Path("outputs/demo"), help="folder for the four runs and compare.png (default: outputs/demo)")
     demo.add_argument(
-        "--recipe", default=None,
+        "--out",
+        type=Path,
+        default=Path("outputs/demo"),
+        help="folder for the four runs and compare.png (default: outputs/demo)",
+    )
+    demo.add_argument(
+        "--recipe",
+        default=None,
         help=f"recipe file or shipped recipe name (default: data/toykitchen/recipes/{DEMO_RECIPE}; the models know only the "
         "toy world's words)",
     )
-    demo.add_argument("--steps", type=int, default=DEMO_STEPS, help=f"denoising steps per frame (default: {DEMO_STEPS})")
-    demo.add_argument("--seed", type=int, default=0, help="frame (CookAnything: region) i starts from the noise of seed + i (default: 0)")
+    demo.add_argument(
+        "--steps", type=int, default=DEMO_STEPS, help=f"denoising steps per frame (default: {DEMO_STEPS})"
+    )
+    demo.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help="frame (CookAnything: region) i starts from the noise of seed + i (default: 0)",
+    )
 
     gallery = commands.add_parser(
         "gallery",
@@ -255,12 +390,28 @@ def build_parser() -> argparse.ArgumentParser:
             "copy the browser test's explorer screenshots (make test-browser) and write gallery.md. `make gallery` does both."
         ),
     )
-    gallery.add_argument("--out", type=Path, default=Path("docs"), help="folder of gallery.md; images go to OUT/img/gallery (default: docs)")
-    gallery.add_argument("--screenshots", type=Path, default=Path("outputs/browser"),
-                         help="the browser test's screenshots (default: outputs/browser)")
+    gallery.add_argument(
+        "--out",
+        type=Path,
+        default=Path("docs"),
+        help="folder of gallery.md; images go to OUT/img/gallery (default: docs)",
+    )
+    gallery.add_argument(
+        "--screenshots",
+        type=Path,
+        default=Path("outputs/browser"),
+        help="the browser test's screenshots (default: outputs/browser)",
+    )
     gallery.add_argument("--recipe", default=None, help=f"recipe file or shipped recipe name (default: {DEMO_RECIPE})")
-    gallery.add_argument("--steps", type=int, default=DEMO_STEPS, help=f"denoising steps per frame (default: {DEMO_STEPS})")
-    gallery.add_argument("--seed", type=int, default=0, help="frame (CookAnything: region) i starts from the noise of seed + i (default: 0)")
+    gallery.add_argument(
+        "--steps", type=int, default=DEMO_STEPS, help=f"denoising steps per frame (default: {DEMO_STEPS})"
+    )
+    gallery.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help="frame (CookAnything: region) i starts from the noise of seed + i (default: 0)",
+    )
 
     sc = commands.add_parser(
         "score",
@@ -272,75 +423,167 @@ def build_parser() -> argparse.ArgumentParser:
             "judge's with --judge."
         ),
     )
-    sc.add_argument("run", metavar="RUN_FOLDER", type=Path, help="a run folder (it holds settings.json and frame_NN.png)")
-    sc.add_argument("--metrics", default=None, metavar="NAMES",
-                    help="comma-separated metric names from docs/metrics.md, e.g. clip_score,dino_l2 (default: what can run here)")
-    sc.add_argument("--clip", default=None, metavar="ID_OR_FOLDER",
-                    help=f"CLIP checkpoint, hub id or folder (default: {SCORE_DEFAULTS['clip']}, if it loads)")
-    sc.add_argument("--dino", default=None, metavar="ID_OR_FOLDER",
-                    help=f"DINOv2 checkpoint, hub id or folder (default: {SCORE_DEFAULTS['dino']}, if it loads)")
-    sc.add_argument("--device", default="auto", help="where CLIP and DINOv2 run: auto (CUDA when available), cpu, cuda (default: auto)")
-    sc.add_argument("--batch-size", type=int, default=SCORE_DEFAULTS["batch_size"],
-                    help=f"frames per forward pass (default: {SCORE_DEFAULTS['batch_size']})")
-    sc.add_argument("--pairs", choices=("consecutive", "all"), default="consecutive",
-                    help="frame pairs of the sequence metrics (default: consecutive)")
-    sc.add_argument("--masks", default=None, metavar="SPEC",
-                    help="container masks for dino_l2_masked, found in each frame for its step's container: 'oracle' (the Toy "
-                    "Kitchen oracle; the default for a Toy Kitchen run), 'grounded-sam' (for a --model toy run the pair trained on the "
-                    "toy world, offline), 'box:X0,Y0,X1,Y1' or 'none'")
-    sc.add_argument("--judge", default=None, metavar="MODEL",
-                    help="also judge every frame with this vision-language chat model (OPENAI_API_KEY from the environment)")
-    sc.add_argument("--judge-base-url", default=None, metavar="URL", help="an OpenAI-compatible server for --judge (default: OpenAI)")
+    sc.add_argument(
+        "run", metavar="RUN_FOLDER", type=Path, help="a run folder (it holds settings.json and frame_NN.png)"
+    )
+    sc.add_argument(
+        "--metrics",
+        default=None,
+        metavar="NAMES",
+        help="comma-separated metric names from docs/metrics.md, e.g. clip_score,dino_l2 (default: what can run here)",
+    )
+    sc.add_argument(
+        "--clip",
+        default=None,
+        metavar="ID_OR_FOLDER",
+        help=f"CLIP checkpoint, hub id or folder (default: {SCORE_DEFAULTS['clip']}, if it loads)",
+    )
+    sc.add_argument(
+        "--dino",
+        default=None,
+        metavar="ID_OR_FOLDER",
+        help=f"DINOv2 checkpoint, hub id or folder (default: {SCORE_DEFAULTS['dino']}, if it loads)",
+    )
+    sc.add_argument(
+        "--device",
+        default="auto",
+        help="where CLIP and DINOv2 run: auto (CUDA when available), cpu, cuda (default: auto)",
+    )
+    sc.add_argument(
+        "--batch-size",
+        type=int,
+        default=SCORE_DEFAULTS["batch_size"],
+        help=f"frames per forward pass (default: {SCORE_DEFAULTS['batch_size']})",
+    )
+    sc.add_argument(
+        "--pairs",
+        choices=("consecutive", "all"),
+        default="consecutive",
+        help="frame pairs of the sequence metrics (default: consecutive)",
+    )
+    sc.add_argument(
+        "--masks",
+        default=None,
+        metavar="SPEC",
+        help="container masks for dino_l2_masked, found in each frame for its step's container: 'oracle' (the Toy "
+        "Kitchen oracle; the default for a Toy Kitchen run), 'grounded-sam' (for a --model toy run the pair trained on the "
+        "toy world, offline), 'box:X0,Y0,X1,Y1' or 'none'",
+    )
+    sc.add_argument(
+        "--judge",
+        default=None,
+        metavar="MODEL",
+        help="also judge every frame with this vision-language chat model (OPENAI_API_KEY from the environment)",
+    )
+    sc.add_argument(
+        "--judge-base-url",
+        default=None,
+        metavar="URL",
+        help="an OpenAI-compatible server for --judge (default: OpenAI)",
+    )
 
     ev = commands.add_parser(
-        "evaluate", help="compare methods over recipes and seeds (resumable): results.jsonl, tables.md, sweep plots",
+        "evaluate",
+        help="compare methods over recipes and seeds (resumable): results.jsonl, tables.md, sweep plots",
         description="Generate and score every method x grid point x recipe x seed of CONFIG (cooklab/evaluation/config.py; "
         "data/eval/toy_small.yaml is an example), then write the tables. Killed, it resumes where it stopped; under "
         "`accelerate launch --num_processes P -m cooklab evaluate CONFIG` the units are split across P processes.",
     )
     ev.add_argument("config", type=Path, metavar="CONFIG.yaml", help="the evaluation to run")
-    ev.add_argument("--tables-only", action="store_true", help="write tables.md and the plots again from results.jsonl, generate nothing")
+    ev.add_argument(
+        "--tables-only",
+        action="store_true",
+        help="write tables.md and the plots again from results.jsonl, generate nothing",
+    )
     tl = commands.add_parser(
-        "train-lora", help="train a LoRA on the Flux transformer over multi-step canvases (CookAnything's training-based mode)",
+        "train-lora",
+        help="train a LoRA on the Flux transformer over multi-step canvases (CookAnything's training-based mode)",
         description="Train the LoRA of CONFIG (cooklab/training/config.py; data/toykitchen/lora/train.yaml is an example) with "
         "the rectified-flow objective on canvases laid out exactly as CookAnything generates them. Writes OUT/adapter (read by "
         "CookAnything.load_lora and diffusers' FluxPipeline.load_lora_weights), OUT/loss.jsonl and OUT/checkpoints; killed, it "
         "resumes from the last checkpoint. Several GPUs: `accelerate launch --num_processes P -m cooklab train-lora CONFIG`.",
     )
     tl.add_argument("config", type=Path, metavar="CONFIG.yaml", help="the training run")
-    tl.add_argument("--no-resume", action="store_true", help="start over: delete OUT/checkpoints instead of continuing from them")
-    tl.add_argument("--steps", type=int, default=None, help="train to this many optimizer steps (overrides train.steps)")
-    toykitchen = commands.add_parser("toykitchen", help="the Toy Kitchen: train its small models",
-                                     description="The Toy Kitchen world (cooklab.toykitchen).")
+    tl.add_argument(
+        "--no-resume", action="store_true", help="start over: delete OUT/checkpoints instead of continuing from them"
+    )
+    tl.add_argument(
+        "--steps", type=int, default=None, help="train to this many optimizer steps (overrides train.steps)"
+    )
+    toykitchen = commands.add_parser(
+        "toykitchen",
+        help="the Toy Kitchen: train its small models",
+        description="The Toy Kitchen world (cooklab.toykitchen).",
+    )
     tk = toykitchen.add_subparsers(dest="tk_command", metavar="ACTION", required=True)
     train = tk.add_parser(
-        "train", help="train the Toy Kitchen model sets from scratch (minutes on one GPU; --preset cpu: reduced, slow)",
+        "train",
+        help="train the Toy Kitchen model sets from scratch (minutes on one GPU; --preset cpu: reduced, slow)",
         description="Render the Toy Kitchen training set and train the autoencoder, the SD-style set, the Flux-style set and the "
         "Toy Kitchen CLIP (the metrics' backbone). "
         "--preset gpu made the weights in data/toykitchen; --preset cpu is a reduced run for a machine without a GPU.",
     )
-    train.add_argument("--out", type=Path, default=Path("outputs/toykitchen"), help="folder for sd/, flux/, clip/ and the logs "
-                       "(default: outputs/toykitchen; data/toykitchen replaces the shipped weights)")
-    train.add_argument("--preset", choices=("gpu", "cpu", "smoke"), default=None, help="sizes and steps (default: gpu on CUDA, else cpu)")
-    train.add_argument("--stages", default="autoencoder,sd,flux,clip", help="comma-separated stages (default: all four, in order)")
+    train.add_argument(
+        "--out",
+        type=Path,
+        default=Path("outputs/toykitchen"),
+        help="folder for sd/, flux/, clip/ and the logs "
+        "(default: outputs/toykitchen; data/toykitchen replaces the shipped weights)",
+    )
+    train.add_argument(
+        "--preset",
+        choices=("gpu", "cpu", "smoke"),
+        default=None,
+        help="sizes and steps (default: gpu on CUDA, else cpu)",
+    )
+    train.add_argument(
+        "--stages", default="autoencoder,sd,flux,clip", help="comma-separated stages (default: all four, in order)"
+    )
     train.add_argument("--device", default=None, help="torch device (default: cuda if available)")
-    for name, kind in (("seed", int), ("images", int), ("batch", int), ("vae-steps", int), ("sd-steps", int),
-                       ("flux-steps", int), ("clip-steps", int), ("clip-batch", int), ("clip-generated", int),
-                       ("clip-generated-share", float), ("clip-generation-steps", int), ("warmup", int), ("max-minutes", float),
-                       ("stop-after", int), ("workers", int), ("vae-latent-channels", int), ("vae-food-weight", float),
-                       ("vae-batch", int), ("vae-lr", float), ("vae-init", str), ("init-from", str)):
-        train.add_argument(f"--{name}", type=kind, default=None, help=f"override the preset's {name.replace('-', '_')}")
+    for name, kind in (
+        ("seed", int),
+        ("images", int),
+        ("batch", int),
+        ("vae-steps", int),
+        ("sd-steps", int),
+        ("flux-steps", int),
+        ("clip-steps", int),
+        ("clip-batch", int),
+        ("clip-generated", int),
+        ("clip-generated-share", float),
+        ("clip-generation-steps", int),
+        ("warmup", int),
+        ("max-minutes", float),
+        ("stop-after", int),
+        ("workers", int),
+        ("vae-latent-channels", int),
+        ("vae-food-weight", float),
+        ("vae-batch", int),
+        ("vae-lr", float),
+        ("vae-init", str),
+        ("init-from", str),
+    ):
+        train.add_argument(
+            f"--{name}", type=kind, default=None, help=f"override the preset's {name.replace('-', '_')}"
+        )
     return parser
 
 
 def _agent_options(parser: argparse.ArgumentParser, default: str | None = None) -> None:
     parser.add_argument(
-        "--agent", choices=("auto", "rules", "openai"), default=default,
+        "--agent",
+        choices=("auto", "rules", "openai"),
+        default=default,
         help="plan the recipe with the Cooking Agent first: openai (needs OPENAI_API_KEY or --base-url), rules (offline), "
-        "auto (openai when a key is set, else rules)" + ("" if default else "; default: use the recipe's own metadata"),
+        "auto (openai when a key is set, else rules)"
+        + ("" if default else "; default: use the recipe's own metadata"),
     )
-    parser.add_argument("--agent-model", default=None, help="the LLM for --agent openai (default: gpt-4o, the papers')")
-    parser.add_argument("--base-url", default=None, help="an OpenAI-compatible server, e.g. a local LLM at http://127.0.0.1:8000/v1")
+    parser.add_argument(
+        "--agent-model", default=None, help="the LLM for --agent openai (default: gpt-4o, the papers')"
+    )
+    parser.add_argument(
+        "--base-url", default=None, help="an OpenAI-compatible server, e.g. a local LLM at http://127.0.0.1:8000/v1"
+    )
 
 
 # ---- option checks: everything refused before a model loads --------------------------
@@ -398,7 +641,9 @@ def _switches(args: argparse.Namespace) -> tuple[dict[str, bool], list[str]]:
     """The three mechanism switches from --variant and the --no-* flags, plus notes for the user."""
     from cooklab.recipe_diffusion.pipeline import VARIANTS
 
-    switches = dict(VARIANTS[args.variant]) if args.variant else dict(sequential=True, kv_sharing=True, region_aware=True)
+    switches = (
+        dict(VARIANTS[args.variant]) if args.variant else dict(sequential=True, kv_sharing=True, region_aware=True)
+    )
     notes = []
     if args.no_sequential:
         switches["sequential"] = False
@@ -434,10 +679,14 @@ def _check_cookanything(args: argparse.Namespace, recipe, small: bool) -> None:
     if args.lam < 0:
         raise ConfigError(f"--lam {args.lam:g}: the CSCC weight must be >= 0 (paper: 0.2; studied from 0 to 1).")
     if args.rope_step_axis and args.no_flexible_rope:
-        raise ConfigError("--rope-step-axis needs Flexible RoPE (the step index goes on its axis 0): drop --no-flexible-rope.")
+        raise ConfigError(
+            "--rope-step-axis needs Flexible RoPE (the step index goes on its axis 0): drop --no-flexible-rope."
+        )
     if not (math.isfinite(args.true_cfg_scale) and args.true_cfg_scale >= 0):
-        raise ConfigError(f"--true-cfg-scale {args.true_cfg_scale:g}: give a finite number >= 0 (<= 1 is off, > 1 switches "
-                          "true classifier-free guidance on).")
+        raise ConfigError(
+            f"--true-cfg-scale {args.true_cfg_scale:g}: give a finite number >= 0 (<= 1 is off, > 1 switches "
+            "true classifier-free guidance on)."
+        )
     if args.attention_backend == "batched" and args.image_attention == "global":
         raise ConfigError(
             "--attention-backend batched needs --image-attention region (each region is its own batch entry); "
@@ -450,22 +699,30 @@ def _check_chunking(args: argparse.Namespace) -> None:
     from cooklab.cookanything import MAX_STEPS
 
     if args.chunk_size is not None and args.chunk_size < 1:
-        raise ConfigError(f"--chunk-size {args.chunk_size}: give the most regions one canvas may hold, 1 or more "
-                          f"(default: {MAX_STEPS}).")
+        raise ConfigError(
+            f"--chunk-size {args.chunk_size}: give the most regions one canvas may hold, 1 or more "
+            f"(default: {MAX_STEPS})."
+        )
     if args.anchor == "none":
         if args.anchor_strength is not None:
-            raise ConfigError("--anchor-strength is the re-noising strength of --anchor renoise: drop it with --anchor none.")
+            raise ConfigError(
+                "--anchor-strength is the re-noising strength of --anchor renoise: drop it with --anchor none."
+            )
         return
     if args.anchor_regions < 1:
         raise ConfigError(f"--anchor-regions {args.anchor_regions}: give 1 or more, or --anchor none for no anchor.")
     size = MAX_STEPS if args.chunk_size is None else args.chunk_size
     if args.anchor_regions >= size:
-        raise ConfigError(f"--anchor-regions {args.anchor_regions} with --chunk-size {size}: the anchors would fill every later "
-                          f"canvas; use --anchor-regions {size - 1} or less, or a larger --chunk-size.")
+        raise ConfigError(
+            f"--anchor-regions {args.anchor_regions} with --chunk-size {size}: the anchors would fill every later "
+            f"canvas; use --anchor-regions {size - 1} or less, or a larger --chunk-size."
+        )
     if args.anchor == "fixed" and args.anchor_strength is not None:
         raise ConfigError("--anchor-strength needs --anchor renoise: a fixed anchor is never re-noised.")
     if args.anchor_strength is not None and not 0 < args.anchor_strength <= 1:
-        raise ConfigError(f"--anchor-strength {args.anchor_strength:g}: give a noise level in (0, 1] (1: from pure noise).")
+        raise ConfigError(
+            f"--anchor-strength {args.anchor_strength:g}: give a noise level in (0, 1] (1: from pure noise)."
+        )
 
 
 def _cookanything_notes(args: argparse.Namespace, explicit: set[str], recipe) -> list[str]:
@@ -476,7 +733,11 @@ def _cookanything_notes(args: argparse.Namespace, explicit: set[str], recipe) ->
     if args.no_regional:
         idle = [CA_OPTIONS[a] for a in ("alpha", "image_attention", "attention_backend") if a in explicit]
         if idle:
-            verb = "acts on the regional branch only and has" if len(idle) == 1 else "act on the regional branch only and have"
+            verb = (
+                "acts on the regional branch only and has"
+                if len(idle) == 1
+                else "act on the regional branch only and have"
+            )
             notes.append(f"--no-regional: {', '.join(idle)} {verb} no effect.")
     if args.no_cscc and "lam" in explicit:
         notes.append("--no-cscc: --lam has no effect.")
@@ -490,10 +751,15 @@ def _cookanything_notes(args: argparse.Namespace, explicit: set[str], recipe) ->
     chunking = Chunking.resolve(args.chunk_size, args.anchor, args.anchor_regions, args.anchor_strength, MAX_STEPS)
     chunks = plan_chunks(len(recipe), chunking)
     if len(chunks) > 1:
-        carried = ("no anchor: the chunks share only the text" if chunking.anchor == "none" else
-                   f"each later one starts with {chunking.anchors} anchor region(s) from the one before ({chunking.anchor})")
-        notes.append(f"the {len(recipe)} steps are generated as {len(chunks)} canvases of at most {chunking.size} regions "
-                     f"(--chunk-size; steps {', '.join(f'{c.steps[0] + 1}-{c.steps[-1] + 1}' for c in chunks)}), {carried}.")
+        carried = (
+            "no anchor: the chunks share only the text"
+            if chunking.anchor == "none"
+            else f"each later one starts with {chunking.anchors} anchor region(s) from the one before ({chunking.anchor})"
+        )
+        notes.append(
+            f"the {len(recipe)} steps are generated as {len(chunks)} canvases of at most {chunking.size} regions "
+            f"(--chunk-size; steps {', '.join(f'{c.steps[0] + 1}-{c.steps[-1] + 1}' for c in chunks)}), {carried}."
+        )
     return notes
 
 
@@ -511,7 +777,9 @@ def _device(name: str | None, small: bool):
     import torch
 
     if name == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("--device cuda: no CUDA device is available here (torch.cuda.is_available() is False); use --device cpu.")
+        raise ConfigError(
+            "--device cuda: no CUDA device is available here (torch.cuda.is_available() is False); use --device cpu."
+        )
     if name is None and small:
         return torch.device("cpu")
     return None if name is None else torch.device(name)
@@ -535,12 +803,30 @@ def _generate(args: argparse.Namespace, command: str) -> int:
     pipe = load_pipeline(args.pipeline, args.model, args.seed, _device(args.device, small), scheduler)
     on_cpu = pipe.device.type == "cpu"
     if canvas and args.attention_backend == "flex" and on_cpu and not args.no_regional:
-        print("note: --attention-backend flex on the CPU runs FlexAttention eagerly, about 10x slower than SDPA.", file=sys.stderr)
+        print(
+            "note: --attention-backend flex on the CPU runs FlexAttention eagerly, about 10x slower than SDPA.",
+            file=sys.stderr,
+        )
     size = TOY_SIZE if small else None
-    call.update(seed=args.seed, num_inference_steps=args.steps, height=args.height or size, width=args.width or size,
-                guidance_scale=args.guidance, progress=True)
-    run = Run(recipe, args.out, model=args.model, pipeline=args.pipeline, call=call, command=command, notes=notes,
-              trace=args.trace, single_thread=small and on_cpu)
+    call.update(
+        seed=args.seed,
+        num_inference_steps=args.steps,
+        height=args.height or size,
+        width=args.width or size,
+        guidance_scale=args.guidance,
+        progress=True,
+    )
+    run = Run(
+        recipe,
+        args.out,
+        model=args.model,
+        pipeline=args.pipeline,
+        call=call,
+        command=command,
+        notes=notes,
+        trace=args.trace,
+        single_thread=small and on_cpu,
+    )
     result = run_and_report(pipe, run)
     for note in result.notes:
         print(f"note: {note}", file=sys.stderr)
@@ -566,8 +852,10 @@ def _recipe_diffusion_call(args: argparse.Namespace, recipe) -> tuple[dict, list
     notes += model_notes(args.model, "recipe-diffusion", recipe)
     provider = mask_provider(args.masks)
     if args.model == "toy" and args.masks == "oracle" and switches["region_aware"]:
-        notes.append("container masks: the Toy Kitchen oracle finds the container in each reference frame by the world's "
-                     "palette (cooklab.toykitchen.oracle.OracleMaskProvider), not a detector.")
+        notes.append(
+            "container masks: the Toy Kitchen oracle finds the container in each reference frame by the world's "
+            "palette (cooklab.toykitchen.oracle.OracleMaskProvider), not a detector."
+        )
     if switches["region_aware"] and provider is None:
         notes.append(
             "no container masks: without --masks region-aware frames fall back to uniform noise; "
@@ -576,9 +864,17 @@ def _recipe_diffusion_call(args: argparse.Namespace, recipe) -> tuple[dict, list
     recipe_plan = _plan(args, recipe)
     if recipe_plan is not None:
         notes.append(f"containers and reference steps planned by the Cooking Agent ({recipe_plan.agent}).")
-    call = dict(base_noise=args.base_noise, object_noise=args.object_noise, start_from=args.start_from,
-                reference_latent=args.reference_latent, kv_layers=kv_layers, kv_cache_device=args.kv_cache_device,
-                mask_provider=provider, plan=recipe_plan, **switches)
+    call = dict(
+        base_noise=args.base_noise,
+        object_noise=args.object_noise,
+        start_from=args.start_from,
+        reference_latent=args.reference_latent,
+        kv_layers=kv_layers,
+        kv_cache_device=args.kv_cache_device,
+        mask_provider=provider,
+        plan=recipe_plan,
+        **switches,
+    )
     return call, notes
 
 
@@ -589,11 +885,23 @@ def _cookanything_call(args: argparse.Namespace, recipe, explicit: set[str]) -> 
     recipe_plan = _plan(args, recipe)
     if recipe_plan is not None:
         notes.append(f"step prompts enriched by the Cooking Agent ({recipe_plan.agent}).")
-    call = dict(true_cfg_scale=args.true_cfg_scale, negative_prompt=args.negative_prompt if args.true_cfg_scale > 1 else None,
-                regional=not args.no_regional, flexible_rope=not args.no_flexible_rope, rope_step_axis=args.rope_step_axis,
-                cscc=not args.no_cscc, alpha=args.alpha, lam=args.lam, image_attention=args.image_attention,
-                attention_backend=args.attention_backend, plan=recipe_plan, chunk_size=args.chunk_size, anchor=args.anchor,
-                anchor_regions=args.anchor_regions, anchor_strength=args.anchor_strength)
+    call = dict(
+        true_cfg_scale=args.true_cfg_scale,
+        negative_prompt=args.negative_prompt if args.true_cfg_scale > 1 else None,
+        regional=not args.no_regional,
+        flexible_rope=not args.no_flexible_rope,
+        rope_step_axis=args.rope_step_axis,
+        cscc=not args.no_cscc,
+        alpha=args.alpha,
+        lam=args.lam,
+        image_attention=args.image_attention,
+        attention_backend=args.attention_backend,
+        plan=recipe_plan,
+        chunk_size=args.chunk_size,
+        anchor=args.anchor,
+        anchor_regions=args.anchor_regions,
+        anchor_strength=args.anchor_strength,
+    )
     if args.max_sequence_length is not None:  # else the pipeline reads its own T5's length
         call["max_sequence_length"] = args.max_sequence_length
     return call, notes
@@ -626,8 +934,11 @@ DEMO_COMPARISONS = {
         ("region_aware_kv", "region_aware_kv: from the previous frame, region-aware noise + K/V sharing", None),
     ),
     "CookAnything: without SRC vs with SRC": (
-        ("cookanything_no_src", "cookanything_no_src: one canvas, every region attends to all (Flexible RoPE, CSCC)",
-         "trivially high: without SRC the regions become near-copies of one picture"),
+        (
+            "cookanything_no_src",
+            "cookanything_no_src: one canvas, every region attends to all (Flexible RoPE, CSCC)",
+            "trivially high: without SRC the regions become near-copies of one picture",
+        ),
         ("cookanything", "cookanything: one canvas, Step-wise Regional Control (+ Flexible RoPE, CSCC)", None),
     ),
 }
@@ -650,8 +961,10 @@ def _demo(args: argparse.Namespace, command: str) -> int:
     recipe = cooklab.load_recipe(path)
     device = _device("cpu", small=True)
     size = TOY_SIZE
-    print(f"demo: {recipe.title!r} from {path} ({len(recipe)} steps), Toy Kitchen models {size}x{size}, "
-          f"{args.steps} denoising steps, guidance {TOY_GUIDANCE:g}")
+    print(
+        f"demo: {recipe.title!r} from {path} ({len(recipe)} steps), Toy Kitchen models {size}x{size}, "
+        f"{args.steps} denoising steps, guidance {TOY_GUIDANCE:g}"
+    )
     words = toy_words_note(recipe)
     print(f"note: {TOY_NOTE}")
     reopened = [i for i, step in enumerate(recipe.steps) if step.reference_step is not None and step.container]
@@ -662,7 +975,9 @@ def _demo(args: argparse.Namespace, command: str) -> int:
             f"detector; asked for the steps that reopen a container ({step_numbers(reopened)})."
         )
     else:
-        mask_note = "This recipe names no container that reappears (no reference_step), so no frame gets region-aware noise."
+        mask_note = (
+            "This recipe names no container that reappears (no reference_step), so no frame gets region-aware noise."
+        )
     for note in [mask_note] + ([words] if words else []):
         print(f"note: {note}")
 
@@ -672,15 +987,27 @@ def _demo(args: argparse.Namespace, command: str) -> int:
     sd_runs = {
         # independent frames, for comparison
         "independent": Run(
-            recipe, args.out / "independent", model="toy", pipeline="recipe-diffusion", command=command,
-            call=dict(sd_call, variant="independent"), single_thread=True,
+            recipe,
+            args.out / "independent",
+            model="toy",
+            pipeline="recipe-diffusion",
+            command=command,
+            call=dict(sd_call, variant="independent"),
+            single_thread=True,
             notes=[*rd_notes, "Independent frames: every step from its own noise, for comparison."],
         ),
         # all mechanisms on, traced: reference share and the noise each frame started from
         "region_aware_kv": Run(
-            recipe, args.out / "region_aware_kv", model="toy", pipeline="recipe-diffusion", command=command,
-            call=dict(sd_call, variant="region_aware_kv", mask_provider=OracleMaskProvider()), notes=[*rd_notes, mask_note],
-            trace=True, capture=("reference_share", "noise"), single_thread=True,
+            recipe,
+            args.out / "region_aware_kv",
+            model="toy",
+            pipeline="recipe-diffusion",
+            command=command,
+            call=dict(sd_call, variant="region_aware_kv", mask_provider=OracleMaskProvider()),
+            notes=[*rd_notes, mask_note],
+            trace=True,
+            capture=("reference_share", "noise"),
+            single_thread=True,
             figures=("trace_reference_share.png", "trace_reference_share_map.png", "trace_noise.png"),
         ),
     }
@@ -689,16 +1016,34 @@ def _demo(args: argparse.Namespace, command: str) -> int:
     ca_runs = {
         # Step-wise Regional Control off, for comparison
         "cookanything_no_src": Run(
-            recipe, args.out / "cookanything_no_src", model="toy", pipeline="cookanything", command=command,
-            call=dict(ca_call, regional=False), single_thread=True, quiet=True,
-            notes=[*ca_notes, "Step-wise Regional Control off (regional=False): every region attends to the whole canvas "
-                              "and every step's text, for comparison with the cookanything run."],
+            recipe,
+            args.out / "cookanything_no_src",
+            model="toy",
+            pipeline="cookanything",
+            command=command,
+            call=dict(ca_call, regional=False),
+            single_thread=True,
+            quiet=True,
+            notes=[
+                *ca_notes,
+                "Step-wise Regional Control off (regional=False): every region attends to the whole canvas "
+                "and every step's text, for comparison with the cookanything run.",
+            ],
         ),
         # every mechanism on, traced: where each step's text is read on the canvas
         "cookanything": Run(
-            recipe, args.out / "cookanything", model="toy", pipeline="cookanything", command=command, call=ca_call,
-            notes=ca_notes, trace=True, capture=("text_image_attention", "base_contribution"), single_thread=True,
-            quiet=True, figures=("trace_text_image.png", "trace_base_contribution.png"),
+            recipe,
+            args.out / "cookanything",
+            model="toy",
+            pipeline="cookanything",
+            command=command,
+            call=ca_call,
+            notes=ca_notes,
+            trace=True,
+            capture=("text_image_attention", "base_contribution"),
+            single_thread=True,
+            quiet=True,
+            figures=("trace_text_image.png", "trace_base_contribution.png"),
         ),
     }
     results = _demo_runs("recipe-diffusion", sd_runs, args.seed, device)
@@ -709,7 +1054,9 @@ def _demo(args: argparse.Namespace, command: str) -> int:
         group_titles[len(rows)] = heading
         for name, label, remark in pair:
             result, kept = results[name]
-            rows.append((label, result.out.images, f"{consistency_text(kept)} (oracle)" + (f"; {remark}" if remark else "")))
+            rows.append(
+                (label, result.out.images, f"{consistency_text(kept)} (oracle)" + (f"; {remark}" if remark else ""))
+            )
             pages.append(result.index)
     notes = [
         "The images come from the Toy Kitchen models (cooklab.models.toy_sd for Recipe Diffusion, toy_flux for CookAnything), "
@@ -719,8 +1066,15 @@ def _demo(args: argparse.Namespace, command: str) -> int:
     ]
     print(f"note: {NO_SRC_NOTE}")
     notes.append(NO_SRC_NOTE)
-    index = write_comparison(args.out, rows, recipe.texts, pages=pages, group_titles=group_titles, notes=notes,
-                             title=f"{recipe.title}: what the consistency mechanisms change")
+    index = write_comparison(
+        args.out,
+        rows,
+        recipe.texts,
+        pages=pages,
+        group_titles=group_titles,
+        notes=notes,
+        title=f"{recipe.title}: what the consistency mechanisms change",
+    )
     print(f"compare: {args.out / COMPARE_FILE}; open {index}")
     return 0
 
@@ -749,8 +1103,15 @@ def _gallery(args: argparse.Namespace, command: str) -> int:
     """``cooklab gallery``: ``cooklab.gallery.write_gallery`` with the Toy Kitchen models on the CPU."""
     from cooklab.gallery import GalleryConfig, write_gallery
 
-    config = GalleryConfig(out=args.out, screenshots=args.screenshots, recipe=args.recipe, seed=args.seed, steps=args.steps,
-                           size=TOY_SIZE, guidance=TOY_GUIDANCE)
+    config = GalleryConfig(
+        out=args.out,
+        screenshots=args.screenshots,
+        recipe=args.recipe,
+        seed=args.seed,
+        steps=args.steps,
+        size=TOY_SIZE,
+        guidance=TOY_GUIDANCE,
+    )
     page = write_gallery(config, device=_device("cpu", small=True))
     print(f"wrote {page} ({len(config.notebooks)} notebooks' screenshots)")
     return 0
@@ -763,8 +1124,19 @@ def _score(args: argparse.Namespace, command: str) -> int:
 
     metrics = None if args.metrics is None else [m.strip() for m in args.metrics.split(",") if m.strip()]
     judge = None if args.judge is None else VisionJudge(args.judge, base_url=args.judge_base_url)
-    result = score_run(ScoreRun(args.run, metrics, clip=args.clip, dino=args.dino, judge=judge, device=args.device,
-                                batch_size=args.batch_size, pairs=args.pairs, masks=args.masks))
+    result = score_run(
+        ScoreRun(
+            args.run,
+            metrics,
+            clip=args.clip,
+            dino=args.dino,
+            judge=judge,
+            device=args.device,
+            batch_size=args.batch_size,
+            pairs=args.pairs,
+            masks=args.masks,
+        )
+    )
     print(f"scored {args.run}:")
     print("\n".join(summary_lines(result)))
     print(f"wrote {result.path}; open {result.index}")
@@ -801,8 +1173,10 @@ def _train_lora(args: argparse.Namespace, command: str) -> int:
         return 0
     last = result.losses[max(result.losses)] if result.losses else float("nan")
     start = f" (resumed at step {result.resumed_from})" if result.resumed_from else ""
-    print(f"trained {config.name} to step {config.train.steps}{start} in {result.seconds:.0f} s, last loss {last:.4f}; "
-          f"adapter in {result.adapter}, losses in {config.out / 'loss.jsonl'}")
+    print(
+        f"trained {config.name} to step {config.train.steps}{start} in {result.seconds:.0f} s, last loss {last:.4f}; "
+        f"adapter in {result.adapter}, losses in {config.out / 'loss.jsonl'}"
+    )
     return 0
 
 
@@ -818,13 +1192,33 @@ def _toykitchen(args: argparse.Namespace, command: str) -> int:
         raise ConfigError(f"--stages {args.stages}: unknown stage(s) {unknown}; choose from {', '.join(STAGES)}.")
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     preset = args.preset or ("gpu" if device.startswith("cuda") else "cpu")
-    cfg = train(args.out, preset, stages, device, seed=args.seed, images=args.images, batch=args.batch,
-                vae_steps=args.vae_steps, sd_steps=args.sd_steps, flux_steps=args.flux_steps, clip_steps=args.clip_steps,
-                clip_batch=args.clip_batch, clip_generated=args.clip_generated, clip_generated_share=args.clip_generated_share,
-                clip_generation_steps=args.clip_generation_steps, warmup=args.warmup, max_minutes=args.max_minutes, stop_after=args.stop_after, workers=args.workers,
-                vae_latent_channels=args.vae_latent_channels, vae_food_weight=args.vae_food_weight, vae_batch=args.vae_batch,
-                vae_lr=args.vae_lr,
-                vae_init=args.vae_init, init_from=args.init_from)
+    cfg = train(
+        args.out,
+        preset,
+        stages,
+        device,
+        seed=args.seed,
+        images=args.images,
+        batch=args.batch,
+        vae_steps=args.vae_steps,
+        sd_steps=args.sd_steps,
+        flux_steps=args.flux_steps,
+        clip_steps=args.clip_steps,
+        clip_batch=args.clip_batch,
+        clip_generated=args.clip_generated,
+        clip_generated_share=args.clip_generated_share,
+        clip_generation_steps=args.clip_generation_steps,
+        warmup=args.warmup,
+        max_minutes=args.max_minutes,
+        stop_after=args.stop_after,
+        workers=args.workers,
+        vae_latent_channels=args.vae_latent_channels,
+        vae_food_weight=args.vae_food_weight,
+        vae_batch=args.vae_batch,
+        vae_lr=args.vae_lr,
+        vae_init=args.vae_init,
+        init_from=args.init_from,
+    )
     print(f"trained {', '.join(stages)} ({preset} preset, seed {cfg.seed}) into {args.out}")
     return 0
 
@@ -848,8 +1242,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as exit_:  # --help, --version, or a usage error (argparse has printed it)
         return exit_.code if isinstance(exit_.code, int) else 2
     command = shlex.join(["cooklab", *argv])
-    handlers = {"generate": _generate, "plan": _plan_command, "demo": _demo, "score": _score, "evaluate": _evaluate,
-                "train-lora": _train_lora, "toykitchen": _toykitchen, "gallery": _gallery}
+    handlers = {
+        "generate": _generate,
+        "plan": _plan_command,
+        "demo": _demo,
+        "score": _score,
+        "evaluate": _evaluate,
+        "train-lora": _train_lora,
+        "toykitchen": _toykitchen,
+        "gallery": _gallery,
+    }
     try:
         with warnings.catch_warnings():
             warnings.showwarning = _show_warning

@@ -38,7 +38,9 @@ def warn_caller(message: str, category: type[Warning] = UserWarning) -> None:
     training step); this finds the caller however deep cooklab's own frames go.
     """
     frame, level = sys._getframe(1), 2
-    while frame is not None and (frame.f_code.co_filename.startswith(_PACKAGE)
-                                 or frame.f_code.co_filename.endswith(("contextlib.py", os.sep + "_contextlib.py"))):
+    while frame is not None and (
+        frame.f_code.co_filename.startswith(_PACKAGE)
+        or frame.f_code.co_filename.endswith(("contextlib.py", os.sep + "_contextlib.py"))
+    ):
         frame, level = frame.f_back, level + 1
     warnings.warn(message, category, stacklevel=level)

@@ -38,16 +38,26 @@ class Ablation:
 # CookAnything's switch off one mechanism each (CookAnything.__call__'s switches).
 ABLATIONS: dict[str, tuple[Ablation, ...]] = {
     "recipe-diffusion": (
-        Ablation("region_aware_kv", dict(variant="region_aware_kv"), "region_aware_kv: region-aware noise + K/V sharing (the paper)"),
+        Ablation(
+            "region_aware_kv",
+            dict(variant="region_aware_kv"),
+            "region_aware_kv: region-aware noise + K/V sharing (the paper)",
+        ),
         Ablation("region_aware", dict(variant="region_aware"), "region_aware: region-aware noise, no K/V sharing"),
         Ablation("kv_sharing", dict(variant="kv_sharing"), "kv_sharing: K/V sharing, every frame from fresh noise"),
         Ablation("independent", dict(variant="independent"), "independent: every frame on its own (plain SD)"),
     ),
     "cookanything": (
         Ablation("cookanything", {}, "CookAnything: SRC + Flexible RoPE + CSCC (the paper)"),
-        Ablation("no_src", dict(regional=False), "without Step-wise Regional Control (regional=False)",
-                "trivially high: every region attends to the whole canvas and the regions become near-copies"),
-        Ablation("no_flexible_rope", dict(flexible_rope=False), "without Flexible RoPE: one global grid of position ids"),
+        Ablation(
+            "no_src",
+            dict(regional=False),
+            "without Step-wise Regional Control (regional=False)",
+            "trivially high: every region attends to the whole canvas and the regions become near-copies",
+        ),
+        Ablation(
+            "no_flexible_rope", dict(flexible_rope=False), "without Flexible RoPE: one global grid of position ids"
+        ),
         Ablation("no_cscc", dict(cscc=False), "without Cross-Step Consistency Control (cscc=False)"),
         Ablation("no_base_branch", dict(alpha=0.0), "without the base branch (alpha = 0)"),
     ),
@@ -62,7 +72,9 @@ class GalleryConfig:
     """What ``write_gallery`` makes: ``out/gallery.md`` and its images in ``out/img/gallery``."""
 
     out: Path = Path("docs")
-    screenshots: Path = Path("outputs/browser")  # tests/test_notebooks_browser.py's screenshots (None or missing: none)
+    screenshots: Path = Path(
+        "outputs/browser"
+    )  # tests/test_notebooks_browser.py's screenshots (None or missing: none)
     recipe: str | None = None  # None: the demo's Toy Kitchen recipe
     seed: int = 0
     steps: int = 20  # denoising steps per frame (the demo's)
@@ -84,7 +96,9 @@ def _ablation_rows(pipeline: str, recipe, config: GalleryConfig, device) -> list
     from .runs import consistency_text, load_pipeline, one_thread, quiet_loading
     from .toykitchen.oracle import OracleMaskProvider, container_consistency
 
-    common = dict(seed=config.seed, num_inference_steps=config.steps, height=config.size, width=config.size, progress=False)
+    common = dict(
+        seed=config.seed, num_inference_steps=config.steps, height=config.size, width=config.size, progress=False
+    )
     if pipeline == "recipe-diffusion":
         common |= dict(guidance_scale=config.guidance, mask_provider=OracleMaskProvider())
     else:
@@ -122,7 +136,9 @@ def _small_png(path: Path) -> bytes:
 
     image = PIL.Image.open(path).convert("RGB")
     if image.width > SCREENSHOT_WIDTH:
-        image = image.resize((SCREENSHOT_WIDTH, round(image.height * SCREENSHOT_WIDTH / image.width)), PIL.Image.LANCZOS)
+        image = image.resize(
+            (SCREENSHOT_WIDTH, round(image.height * SCREENSHOT_WIDTH / image.width)), PIL.Image.LANCZOS
+        )
     buffer = io.BytesIO()
     image.quantize(colors=256).save(buffer, format="PNG", optimize=True)
     return buffer.getvalue()
@@ -164,7 +180,10 @@ def write_gallery(config: GalleryConfig, device=None) -> Path:
     config.notebooks = sorted(shots)
     lines += ["## The notebooks in JupyterLab", ""]
     if not shots:
-        lines += ["No screenshots: run the browser test first (`make test-browser`, or `make gallery` which does).", ""]
+        lines += [
+            "No screenshots: run the browser test first (`make test-browser`, or `make gallery` which does).",
+            "",
+        ]
     for stem, files in shots.items():
         lines += [f"### `{stem}.ipynb`", ""]
         for k, file in enumerate(files):

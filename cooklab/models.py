@@ -344,7 +344,9 @@ def _read_model_index(id_or_path: str, loader: str, hub: dict[str, Any]) -> tupl
             f"model_index.json (load_sd also takes a single .safetensors/.ckpt file) to {loader}."
         )
     if not is_repo_id(id_or_path):
-        raise CheckpointError(f"{id_or_path!r} is not an existing folder, nor a valid Hugging Face Hub id like 'org/name'.")
+        raise CheckpointError(
+            f"{id_or_path!r} is not an existing folder, nor a valid Hugging Face Hub id like 'org/name'."
+        )
     try:  # fetch only model_index.json (a few hundred bytes) before any weights
         index = huggingface_hub.hf_hub_download(id_or_path, "model_index.json", **hub)
     except HUB_ERRORS as error:
@@ -416,7 +418,9 @@ def _load_pipeline(pipeline_class, id_or_path: str, device, dtype, family: str, 
         pipe = pipeline_class.from_pretrained(source, dtype=dtype, **kwargs)
     except HUB_ERRORS as error:
         if is_local:
-            raise CheckpointError(f"{loader}: cannot load the folder {source!r} ({type(error).__name__}: {error})") from error
+            raise CheckpointError(
+                f"{loader}: cannot load the folder {source!r} ({type(error).__name__}: {error})"
+            ) from error
         raise explain_hub_error(id_or_path, error) from error
     for name in ("tokenizer", "tokenizer_2"):  # offline loads can give a 2-token tokenizer without an error
         tokenizer = getattr(pipe, name, None)

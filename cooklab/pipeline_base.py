@@ -61,7 +61,9 @@ class CooklabPipeline:
 
     def _attach_trace(self, trace) -> None:
         if self._trace is not None:
-            raise RuntimeError("this pipeline is already being traced; leave the other `with cooklab.trace(...)` block first.")
+            raise RuntimeError(
+                "this pipeline is already being traced; leave the other `with cooklab.trace(...)` block first."
+            )
         self._trace = trace
 
     def _detach_trace(self, trace) -> None:

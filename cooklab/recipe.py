@@ -53,7 +53,17 @@ from pydantic_core import ErrorDetails
 from cooklab.errors import RecipeError
 from cooklab.fileio import atomic_write
 
-__all__ = ["DEMO_RECIPE", "MAX_STEPS", "Recipe", "Step", "StepPlan", "load_recipe", "recipes_dir", "resolve_recipe", "toy_recipes_dir"]
+__all__ = [
+    "DEMO_RECIPE",
+    "MAX_STEPS",
+    "Recipe",
+    "Step",
+    "StepPlan",
+    "load_recipe",
+    "recipes_dir",
+    "resolve_recipe",
+    "toy_recipes_dir",
+]
 
 MAX_STEPS = 64
 """Most steps a recipe may have (one generated image per step)."""
@@ -293,7 +303,9 @@ def load_recipe(path: str | os.PathLike[str]) -> Recipe:
     try:
         text = path.read_text(encoding="utf-8-sig")
     except FileNotFoundError:
-        raise _error(source, "", "file not found.", "check the path; the shipped recipes are in data/recipes/.") from None
+        raise _error(
+            source, "", "file not found.", "check the path; the shipped recipes are in data/recipes/."
+        ) from None
     except UnicodeDecodeError:
         raise _error(source, "", "is not UTF-8 text.", "save the file with UTF-8 encoding.") from None
     except OSError as err:
@@ -364,11 +376,14 @@ def resolve_recipe(name: str | None) -> Path:
     path = Path(name).expanduser()
     if path.exists():
         return path
-    folders = {(): (recipes_dir(), toy_recipes_dir()), ("data", "recipes"): (recipes_dir(),),
-               ("data", "toykitchen", "recipes"): (toy_recipes_dir(),)}
+    folders = {
+        (): (recipes_dir(), toy_recipes_dir()),
+        ("data", "recipes"): (recipes_dir(),),
+        ("data", "toykitchen", "recipes"): (toy_recipes_dir(),),
+    }
     names = [path.name, f"{path.name}.yaml"] if path.suffix == "" else [path.name]
     for parts, shipped in folders.items():
-        if path.parent.parts[-len(parts):] == parts if parts else path.parent.parts == ():
+        if path.parent.parts[-len(parts) :] == parts if parts else path.parent.parts == ():
             for folder in shipped:
                 for candidate in (folder / n for n in names):
                     if candidate.is_file():
@@ -569,7 +584,9 @@ def _describe(error: ErrorDetails, loc: tuple[Any, ...]) -> _Issue:
         allowed = _allowed_fields(loc)
         guess = difflib.get_close_matches(name, allowed, n=1)
         hint = f"did you mean '{guess[0]}'? " if guess else ""
-        return _Issue(field, f"unknown field '{name}' in {step}.", f"{hint}the allowed fields are: {', '.join(allowed)}.")
+        return _Issue(
+            field, f"unknown field '{name}' in {step}.", f"{hint}the allowed fields are: {', '.join(allowed)}."
+        )
     if name == "reference_step" and kind == "greater_than_equal" and in_step:
         return _reference_issue(loc[1] + 1, value, field)
     if loc == ("steps",) and kind == "too_short":
@@ -582,7 +599,9 @@ def _describe(error: ErrorDetails, loc: tuple[Any, ...]) -> _Issue:
         )
     if in_step and len(loc) == 2 and kind in ("model_type", "model_attributes_type"):
         what = "empty" if value is None else f"a {type(value).__name__}"
-        return _Issue(field, f"{step} is {what}, not a step.", "write the step as a text, or as a mapping with at least 'text:'.")
+        return _Issue(
+            field, f"{step} is {what}, not a step.", "write the step as a text, or as a mapping with at least 'text:'."
+        )
     if name == "text" and (kind in ("missing", "string_too_short") or value is None):
         return _Issue(field, f"{step} has no text.", f"add {_FIELD_HINTS['text']}.")
     if kind == "missing":

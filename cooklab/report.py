@@ -45,8 +45,20 @@ from cooklab.fileio import atomic_write
 from cooklab.versions import package_versions
 
 __all__ = [
-    "COMPARE_FILE", "METRICS_FILE", "RECIPE_FILE", "atomic_write", "canvas_settings", "frame_name", "is_canvas_output", "jsonable",
-    "render_html", "run_settings", "write_canvas_run", "write_comparison", "write_figure", "write_run",
+    "COMPARE_FILE",
+    "METRICS_FILE",
+    "RECIPE_FILE",
+    "atomic_write",
+    "canvas_settings",
+    "frame_name",
+    "is_canvas_output",
+    "jsonable",
+    "render_html",
+    "run_settings",
+    "write_canvas_run",
+    "write_comparison",
+    "write_figure",
+    "write_run",
 ]
 
 _FRAME_FILE = re.compile(r"^frame_\d{2,}\.png$")
@@ -118,7 +130,9 @@ def _variant_name(settings: Mapping[str, Any]) -> str:
     return next((name for name, preset in VARIANTS.items() if preset == switches), "custom")
 
 
-def run_settings(out: Any, *, model: str, pipeline: str, command: str | None = None, notes: Sequence[str] = ()) -> dict:
+def run_settings(
+    out: Any, *, model: str, pipeline: str, command: str | None = None, notes: Sequence[str] = ()
+) -> dict:
     """The content of settings.json for a pipeline output ``out`` (JSON-safe)."""
     settings = jsonable(dict(out.settings))
     recipe = out.recipe
@@ -138,7 +152,9 @@ def run_settings(out: Any, *, model: str, pipeline: str, command: str | None = N
         },
         "settings": settings,
         "notes": list(notes),
-        "frames": [_frame_entry(info, recipe[info.index] if info.index < len(recipe) else None) for info in out.frames],
+        "frames": [
+            _frame_entry(info, recipe[info.index] if info.index < len(recipe) else None) for info in out.frames
+        ],
     }
 
 
@@ -161,8 +177,9 @@ def _span_entry(span: Any) -> dict | None:
     }
 
 
-def canvas_settings(out: Any, *, model: str, pipeline: str = "cookanything", command: str | None = None,
-                    notes: Sequence[str] = ()) -> dict:
+def canvas_settings(
+    out: Any, *, model: str, pipeline: str = "cookanything", command: str | None = None, notes: Sequence[str] = ()
+) -> dict:
     """The content of settings.json for a ``CookAnythingOutput`` (JSON-safe).
 
     ``frames`` holds one entry per step: its text, image file, rows of the canvas in pixels,
@@ -186,17 +203,19 @@ def canvas_settings(out: Any, *, model: str, pipeline: str = "cookanything", com
         whole["max_sequence_length"] = settings.get("max_sequence_length")
     frames = []
     for n, text in enumerate(texts):
-        frames.append({
-            "index": n,
-            "text": text,
-            "container": getattr(recipe[n], "container", None),
-            "image": frame_name(n),
-            "canvas_rows": None if height is None else [n * height, (n + 1) * height],
-            "noise_seed": None if seed is None else seed + n,
-            "span": _span_entry(spans.spans[n]) if spans is not None else None,
-            "chunk": settings["frame_chunks"][n],
-            "anchors": settings["frame_anchors"][n],
-        })
+        frames.append(
+            {
+                "index": n,
+                "text": text,
+                "container": getattr(recipe[n], "container", None),
+                "image": frame_name(n),
+                "canvas_rows": None if height is None else [n * height, (n + 1) * height],
+                "noise_seed": None if seed is None else seed + n,
+                "span": _span_entry(spans.spans[n]) if spans is not None else None,
+                "chunk": settings["frame_chunks"][n],
+                "anchors": settings["frame_anchors"][n],
+            }
+        )
     return {
         "pipeline": pipeline,
         "model": model,
@@ -205,7 +224,12 @@ def canvas_settings(out: Any, *, model: str, pipeline: str = "cookanything", com
         "command": command,
         "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
         "versions": package_versions("cooklab", "diffusers", "torch", "python"),
-        "recipe": {"title": recipe.title, "description": recipe.description, "source": recipe.source, "steps": len(recipe)},
+        "recipe": {
+            "title": recipe.title,
+            "description": recipe.description,
+            "source": recipe.source,
+            "steps": len(recipe),
+        },
         "settings": settings,
         "layout": {
             "n_regions": layout.n_regions,
@@ -282,7 +306,9 @@ def _frame_html(entry: dict) -> str:
         start = "pure noise"
     else:
         why = {"previous": "the previous frame", "reference": "the reference frame"}.get(entry.get("start_from"), "")
-        latent = {"encoded": "its image encoded by the VAE", "final": "its final latent"}.get(entry.get("reference_latent"), "")
+        latent = {"encoded": "its image encoded by the VAE", "final": "its final latent"}.get(
+            entry.get("reference_latent"), ""
+        )
         start = f"step {ref + 1} (frame {ref}" + "".join(f", {x}" for x in (why, latent) if x) + ")"
     noise = "-" if entry["base_noise"] is None else f"base {_level(entry['base_noise'])}"
     if entry["object_noise"] is not None:
@@ -345,7 +371,9 @@ def _step_html(entry: dict, data: dict) -> str:
         ("canvas rows", "-" if rows_px is None else _e(f"{rows_px[0]}–{rows_px[1] - 1} px")),
         ("noise seed", _e(entry.get("noise_seed"))),
     ]
-    if len(settings.get("chunks") or ()) > 1:  # run folders written before chunking record no chunks (cooklab score reads them)
+    if (
+        len(settings.get("chunks") or ()) > 1
+    ):  # run folders written before chunking record no chunks (cooklab score reads them)
         anchors = ", ".join(str(j) for j in entry["anchors"]) or "none"
         rows.append(("chunk", _e(f"{entry['chunk']} of {len(settings['chunks'])} (anchor steps: {anchors})")))
     details = "".join(f"<dt>{name}</dt><dd>{value}</dd>" for name, value in rows)
@@ -366,7 +394,11 @@ def _whole_html(data: dict) -> str:
     if whole is None:
         return ""
     settings = data["settings"]
-    uses = [use for key, use in (("regional", "the base branch's prompt"), ("cscc", "CSCC's recipe encoding")) if settings.get(key)]
+    uses = [
+        use
+        for key, use in (("regional", "the base branch's prompt"), ("cscc", "CSCC's recipe encoding"))
+        if settings.get(key)
+    ]
     limit = whole.get("max_sequence_length")
     if whole.get("tokens") is None:
         count = _e(f"encoded to at most {limit} T5 tokens (CSCC off: token spans not computed)")
@@ -389,7 +421,11 @@ def _settings_rows(data: dict) -> list[tuple[str, str]]:
     settings = data["settings"]
     rows = [
         ("pipeline", _e(data["pipeline"])),
-        ("model", _e(data["model"]) + (f" <code>{_e(data['model_name_or_path'])}</code>" if data["model_name_or_path"] else "")),
+        (
+            "model",
+            _e(data["model"])
+            + (f" <code>{_e(data['model_name_or_path'])}</code>" if data["model_name_or_path"] else ""),
+        ),
     ]
     if "variant" in data:
         rows.append(("variant", _e(data["variant"])))
@@ -397,12 +433,16 @@ def _settings_rows(data: dict) -> list[tuple[str, str]]:
         rows.append(("mechanisms", _e(", ".join(data["mechanisms"]) or "none (plain Flux on the canvas)")))
     if "layout" in data:
         lay = data["layout"]
-        rows.append((
-            "layout",
-            _e(f"{lay['n_regions']} regions of {lay['rows']}×{lay['cols']} tokens stacked vertically; text "
-               f"{lay['base_text_len']} (whole description) + {lay['n_regions']} × {lay['step_text_len']} (steps); "
-               f"{lay['total']} tokens in the joint sequence"),
-        ))
+        rows.append(
+            (
+                "layout",
+                _e(
+                    f"{lay['n_regions']} regions of {lay['rows']}×{lay['cols']} tokens stacked vertically; text "
+                    f"{lay['base_text_len']} (whole description) + {lay['n_regions']} × {lay['step_text_len']} (steps); "
+                    f"{lay['total']} tokens in the joint sequence"
+                ),
+            )
+        )
     for key, value in settings.items():
         if key == "model":
             continue
@@ -431,12 +471,16 @@ def _metrics_html(metrics: Mapping[str, Mapping[str, Any]]) -> str:
         record = result["record"]
         items = ", ".join(_number(v) for v in result["per_item"]) or "none"
         note = f"<br><small>{_e(record['note'])}</small>" if record.get("note") else ""
-        rows.append(f"<tr><th>{_e(name)}</th><td>{_number(result['value'])}</td><td>{_e(items)}</td>"
-                    f"<td>{_e(record.get('backbone'))}{note}</td><td>{_e(record.get('formula'))}</td></tr>")
-    return ('<h2>Metrics</h2><table class="settings"><tr><th>metric</th><th>value</th><th>per item</th><th>measured by</th>'
-            f'<th>formula</th></tr>{"".join(rows)}</table>'
-            f'<p>How each was computed (resolution, texts, pairs, versions): <a href="{METRICS_FILE}">{METRICS_FILE}</a>; '
-            "definitions in docs/metrics.md.</p>")
+        rows.append(
+            f"<tr><th>{_e(name)}</th><td>{_number(result['value'])}</td><td>{_e(items)}</td>"
+            f"<td>{_e(record.get('backbone'))}{note}</td><td>{_e(record.get('formula'))}</td></tr>"
+        )
+    return (
+        '<h2>Metrics</h2><table class="settings"><tr><th>metric</th><th>value</th><th>per item</th><th>measured by</th>'
+        f"<th>formula</th></tr>{''.join(rows)}</table>"
+        f'<p>How each was computed (resolution, texts, pairs, versions): <a href="{METRICS_FILE}">{METRICS_FILE}</a>; '
+        "definitions in docs/metrics.md.</p>"
+    )
 
 
 def _page_head(title: str, description: str | None, notes) -> list[str]:
@@ -457,7 +501,9 @@ def _page_head(title: str, description: str | None, notes) -> list[str]:
     return parts
 
 
-def render_html(data: dict, storyboard: str | None = "storyboard.png", metrics: Mapping[str, Mapping[str, Any]] | None = None) -> str:
+def render_html(
+    data: dict, storyboard: str | None = "storyboard.png", metrics: Mapping[str, Mapping[str, Any]] | None = None
+) -> str:
     """index.html for the content of settings.json (``run_settings`` or ``canvas_settings``); all text is escaped.
 
     metrics: ``{name: {"value", "per_item", "record"}}`` (``metrics.json``'s ``metrics``), shown as a table after the settings.
@@ -466,10 +512,14 @@ def render_html(data: dict, storyboard: str | None = "storyboard.png", metrics: 
     parts = _page_head(recipe["title"] or "Recipe", recipe.get("description"), data.get("notes"))
     parts.append("<h2>Settings</h2>")
     parts.append(
-        '<table class="settings">' + "".join(f"<tr><th>{_e(k)}</th><td>{v}</td></tr>" for k, v in _settings_rows(data)) + "</table>"
+        '<table class="settings">'
+        + "".join(f"<tr><th>{_e(k)}</th><td>{v}</td></tr>" for k, v in _settings_rows(data))
+        + "</table>"
     )
     canvas = data.get("canvas")
-    parts.append(f'<p>All settings and per-{"step" if canvas else "frame"} details: <a href="settings.json">settings.json</a></p>')
+    parts.append(
+        f'<p>All settings and per-{"step" if canvas else "frame"} details: <a href="settings.json">settings.json</a></p>'
+    )
     if metrics:
         parts.append(_metrics_html(metrics))
     if canvas:
@@ -480,7 +530,7 @@ def render_html(data: dict, storyboard: str | None = "storyboard.png", metrics: 
         )
     if canvas:
         parts.append(
-            f'<h2>Canvas</h2><p>All steps were denoised together on this one canvas, one region per step, top to bottom.</p>'
+            f"<h2>Canvas</h2><p>All steps were denoised together on this one canvas, one region per step, top to bottom.</p>"
             f'<p class="canvas"><a href="{_e(canvas)}"><img src="{_e(canvas)}" alt="the whole canvas"></a></p>'
         )
         parts.append("<h2>Steps</h2>")
@@ -505,7 +555,9 @@ def _png_bytes(image: Any) -> bytes:
             array = (np.clip(array, 0, 1) * 255).round().astype(np.uint8)
         image = PIL.Image.fromarray(array)
     if not isinstance(image, PIL.Image.Image):
-        raise TypeError(f"write_run needs PIL images or numpy arrays (output_type='pil' or 'np'), got {type(image).__name__}.")
+        raise TypeError(
+            f"write_run needs PIL images or numpy arrays (output_type='pil' or 'np'), got {type(image).__name__}."
+        )
     buffer = io.BytesIO()
     image.save(buffer, format="PNG")
     return buffer.getvalue()
@@ -594,8 +646,9 @@ def _canvas_storyboard(out: Any, data: dict) -> Any:
         else:
             notes.append(f"tokens {span['start']}–{span['start'] + span['length'] - 1}")
     title = f"{out.recipe.title} — CookAnything ({', '.join(data['mechanisms']) or 'plain Flux'})"
-    return storyboard(out.images, [entry["text"] for entry in data["frames"]], title=title,
-                      notes=notes if any(notes) else None)
+    return storyboard(
+        out.images, [entry["text"] for entry in data["frames"]], title=title, notes=notes if any(notes) else None
+    )
 
 
 def write_canvas_run(
@@ -652,11 +705,15 @@ def write_comparison(
     out_dir = Path(out_dir)
     rows, pages = list(rows), [Path(page) for page in pages]
     if len(pages) != len(rows):
-        raise ValueError(f"write_comparison got {len(pages)} pages for {len(rows)} rows: give each row its run's index.html.")
+        raise ValueError(
+            f"write_comparison got {len(pages)} pages for {len(rows)} rows: give each row its run's index.html."
+        )
     group_titles = dict(group_titles or {})
     write_figure(comparison_figure(rows, texts, group_titles=group_titles, title=title), out_dir / COMPARE_FILE)
     parts = _page_head(title, None, notes)
-    parts.append(f'<p class="storyboard"><a href="{COMPARE_FILE}"><img src="{COMPARE_FILE}" alt="every run, one row each"></a></p>')
+    parts.append(
+        f'<p class="storyboard"><a href="{COMPARE_FILE}"><img src="{COMPARE_FILE}" alt="every run, one row each"></a></p>'
+    )
     parts.append("<h2>Runs</h2>")
     items = []  # the links of the current group
     for r, ((label, _, caption), page) in enumerate(zip(rows, pages, strict=True)):

@@ -34,10 +34,25 @@ from cooklab.errors import ConfigError
 from cooklab.report import atomic_write, is_canvas_output, write_figure, write_run
 
 __all__ = [
-    "DEFAULT_FIGURES", "SMALL_MODELS", "TRACE_FIGURES", "Run", "RunResult", "consistency_text", "describe", "load_pipeline",
+    "DEFAULT_FIGURES",
+    "SMALL_MODELS",
+    "TRACE_FIGURES",
+    "Run",
+    "RunResult",
+    "consistency_text",
+    "describe",
+    "load_pipeline",
     "mask_provider",
-    "model_notes", "one_thread", "quiet_loading", "run_and_report", "span_notes", "step_numbers", "toy_words_note",
-    "trace_figure", "trace_summary", "write_trace",
+    "model_notes",
+    "one_thread",
+    "quiet_loading",
+    "run_and_report",
+    "span_notes",
+    "step_numbers",
+    "toy_words_note",
+    "trace_figure",
+    "trace_summary",
+    "write_trace",
 ]
 
 SMALL_MODELS = ("toy", "tiny")  # built offline by name; small enough for the CPU
@@ -60,8 +75,10 @@ TINY_FLUX_NOTE = (
     "Consistency Control) on a canvas of 64x64 regions."
 )
 _MODEL_NOTES = {
-    ("toy", "recipe-diffusion"): TOY_NOTE, ("toy", "cookanything"): TOY_FLUX_NOTE,
-    ("tiny", "recipe-diffusion"): TINY_NOTE, ("tiny", "cookanything"): TINY_FLUX_NOTE,
+    ("toy", "recipe-diffusion"): TOY_NOTE,
+    ("toy", "cookanything"): TOY_FLUX_NOTE,
+    ("tiny", "recipe-diffusion"): TINY_NOTE,
+    ("tiny", "cookanything"): TINY_FLUX_NOTE,
 }
 # the figures a traced run can write: file -> what it shows (each written only when the trace holds its data)
 TRACE_FIGURES = {
@@ -121,7 +138,9 @@ def mask_provider(spec: str | None):
             from cooklab.grounding import BoxMaskProvider
 
             return BoxMaskProvider(box)
-    raise ConfigError(f"--masks {spec!r}: use 'oracle', 'grounded-sam' or 'box:x0,y0,x1,y1' (pixels, e.g. box:16,16,48,48).")
+    raise ConfigError(
+        f"--masks {spec!r}: use 'oracle', 'grounded-sam' or 'box:x0,y0,x1,y1' (pixels, e.g. box:16,16,48,48)."
+    )
 
 
 def toy_words_note(recipe) -> str | None:
@@ -237,8 +256,9 @@ def run_and_report(pipe, run: Run) -> RunResult:
         out = pipe(run.recipe, **run.call)
     seconds = time.perf_counter() - start
     added = span_notes(out)
-    index = write_run(out, run.out_dir, model=run.model, pipeline=run.pipeline, command=run.command,
-                      notes=[*run.notes, *added])
+    index = write_run(
+        out, run.out_dir, model=run.model, pipeline=run.pipeline, command=run.command, notes=[*run.notes, *added]
+    )
     result = RunResult(out, index, seconds, added, trace)
     if trace is not None:
         figures = DEFAULT_FIGURES[run.pipeline] if run.figures is None else run.figures
@@ -252,10 +272,14 @@ def describe(result: RunResult) -> str:
     if not is_canvas_output(out):
         region = [f.index for f in out.frames if f.region_aware]
         shared = [f.index for f in out.frames if f.kv_reference is not None]
-        return (f"{len(out.frames)} frames in {seconds:.1f} s; K/V sharing on steps {step_numbers(shared)}; "
-                f"region-aware noise on steps {step_numbers(region)}")
+        return (
+            f"{len(out.frames)} frames in {seconds:.1f} s; K/V sharing on steps {step_numbers(shared)}; "
+            f"region-aware noise on steps {step_numbers(region)}"
+        )
     s = out.settings
-    mechanisms = [name for key, name in (("regional", "SRC"), ("flexible_rope", "Flexible RoPE"), ("cscc", "CSCC")) if s[key]]
+    mechanisms = [
+        name for key, name in (("regional", "SRC"), ("flexible_rope", "Flexible RoPE"), ("cscc", "CSCC")) if s[key]
+    ]
     chunks = s["chunks"]
     where = f"one {s['width']}x{len(out.images) * s['height']} canvas"
     if len(chunks) > 1:
@@ -309,7 +333,11 @@ def trace_figure(trace, name: str):
     if name == "trace_reference_share.png":
         return viz.reference_share_curve_figure(trace)  # empty axes when no frame shared K/V
     if name == "trace_reference_share_map.png":
-        return viz.reference_share_figure(trace, max(k[0] for k in trace.reference_share)) if trace.reference_share else None
+        return (
+            viz.reference_share_figure(trace, max(k[0] for k in trace.reference_share))
+            if trace.reference_share
+            else None
+        )
     if name == "trace_noise.png":
         return viz.noise_map_figure(trace.noise[min(trace.noise)]) if trace.noise else None
     if name == "trace_text_image.png":
@@ -336,14 +364,18 @@ def trace_summary(trace, out) -> str:
     from cooklab.instrument import reference_share_means
 
     lines = [f"cooklab trace of {out.recipe.title!r} ({out.settings.get('model')})", "", trace.summary(), ""]
-    lines.append("reference share per frame (mean attention mass on the reference frame's keys; 0 = ignored, 0.5 = as much as its own):")
+    lines.append(
+        "reference share per frame (mean attention mass on the reference frame's keys; 0 = ignored, 0.5 = as much as its own):"
+    )
     means = reference_share_means(trace)
     for info in out.frames:
         if info.kv_reference is None or info.index not in means:
             lines.append(f"  frame {info.index}: no K/V reference")
             continue
         per_step = ", ".join(f"{value:.3f}" for value in trace.reference_share_curve(info.index).values())
-        lines.append(f"  frame {info.index} (K/V from frame {info.kv_reference}): mean {means[info.index]:.3f}; per step {per_step}")
+        lines.append(
+            f"  frame {info.index} (K/V from frame {info.kv_reference}): mean {means[info.index]:.3f}; per step {per_step}"
+        )
     if trace.noise:
         lines += ["", "noise applied to each frame started from a reference (sigma = noise std of the latent):"]
         for frame, record in sorted(trace.noise.items()):
@@ -358,8 +390,12 @@ def _canvas_trace_summary(trace, out) -> str:
     from cooklab.instrument import base_contribution_curve, cscc_delta_means, text_image_region_shares
 
     n = len(out.images)
-    lines = [f"cooklab trace of {out.recipe.title!r} ({out.settings.get('model')}), CookAnything canvas of {n} regions", "",
-             trace.summary(), ""]
+    lines = [
+        f"cooklab trace of {out.recipe.title!r} ({out.settings.get('model')}), CookAnything canvas of {n} regions",
+        "",
+        trace.summary(),
+        "",
+    ]
     lines.append(
         "text -> image attention: of the attention mass the canvas's image tokens put on step n's text, the share that comes "
         f"from region n itself (1 = only its own region reads it; about 1/{n} = {1 / n:.3f} if every region read it alike):"
@@ -373,12 +409,18 @@ def _canvas_trace_summary(trace, out) -> str:
     base = base_contribution_curve(trace)
     if base:
         values = ", ".join(f"{value:.3f}" for value in base.values())
-        lines += ["", f"base branch's share of the image output (|alpha (z_base - z_regional)| / |z|, mean over layers), "
-                      f"per denoising step: {values}"]
+        lines += [
+            "",
+            f"base branch's share of the image output (|alpha (z_base - z_regional)| / |z|, mean over layers), "
+            f"per denoising step: {values}",
+        ]
     elif not out.settings.get("regional"):
         lines += ["", "base branch: none (--no-regional)"]
     canvas = trace.canvas
     if canvas.cscc_delta_norm is not None and canvas.spans is not None:
-        parts = [f"step {step + 1}: " + ("-" if mean is None else f"{mean:.3f}") for step, mean in enumerate(cscc_delta_means(trace))]
+        parts = [
+            f"step {step + 1}: " + ("-" if mean is None else f"{mean:.3f}")
+            for step, mean in enumerate(cscc_delta_means(trace))
+        ]
         lines += ["", "CSCC: mean norm of lam * C_recipe added to each fused step token: " + "; ".join(parts)]
     return "\n".join(lines) + "\n"

@@ -40,7 +40,16 @@ from typing import Any
 
 from cooklab.errors import CheckpointError, ConfigError, RecipeError
 from cooklab.fileio import atomic_write
-from cooklab.metrics import CLIP_METRICS, DEFAULT_CLIP, DEFAULT_DINO, DINO_METRICS, ORACLE_METRICS, MetricResult, VisionJudge, score
+from cooklab.metrics import (
+    CLIP_METRICS,
+    DEFAULT_CLIP,
+    DEFAULT_DINO,
+    DINO_METRICS,
+    ORACLE_METRICS,
+    MetricResult,
+    VisionJudge,
+    score,
+)
 from cooklab.metrics.base import DEFAULT_BATCH_SIZE, resolve_device
 from cooklab.metrics.clip_score import clip_backbone
 from cooklab.metrics.dino import container_masks, dino_backbone
@@ -49,7 +58,16 @@ from cooklab.recipe import Recipe, load_recipe
 from cooklab.report import METRICS_FILE, RECIPE_FILE, jsonable, render_html
 from cooklab.toykitchen.recipes import ToyRecipe, random_toy_recipe
 
-__all__ = ["RunFolder", "ScoreResult", "ScoreRun", "frame_masks", "read_run", "score_run", "summary_lines", "toy_recipe"]
+__all__ = [
+    "RunFolder",
+    "ScoreResult",
+    "ScoreRun",
+    "frame_masks",
+    "read_run",
+    "score_run",
+    "summary_lines",
+    "toy_recipe",
+]
 
 _TOY_SEED = re.compile(r"^Toy Kitchen recipe \(seed (\d+)\)$")  # ToyRecipe.to_recipe()'s description
 
@@ -66,7 +84,9 @@ class ScoreRun:
     device: str = "auto"  # where the backbones run: "auto" (CUDA when available), "cpu", "cuda", ...
     batch_size: int = DEFAULT_BATCH_SIZE  # frames per backbone forward pass
     pairs: str = "consecutive"  # frame pairs of the sequence metrics: "consecutive" or "all"
-    masks: str | None = None  # container masks for dino_l2_masked: "oracle", "grounded-sam", "box:x0,y0,x1,y1", "none";
+    masks: str | None = (
+        None  # container masks for dino_l2_masked: "oracle", "grounded-sam", "box:x0,y0,x1,y1", "none";
+    )
     #                           None: the oracle for a Toy Kitchen run, else none
 
 
@@ -94,8 +114,11 @@ class ScoreResult:
 def _not_a_run(folder: Path) -> ConfigError:
     """The error for a folder without settings.json, naming the runs inside it when there are some (cooklab demo's folder)."""
     runs = sorted(p.name for p in folder.iterdir() if (p / "settings.json").is_file()) if folder.is_dir() else []
-    hint = (f" It holds the runs {', '.join(runs)}: score each, e.g. `cooklab score {folder / runs[0]}`." if runs else
-            " Pass a folder written by `cooklab generate --out FOLDER` or one of the runs `cooklab demo` writes.")
+    hint = (
+        f" It holds the runs {', '.join(runs)}: score each, e.g. `cooklab score {folder / runs[0]}`."
+        if runs
+        else " Pass a folder written by `cooklab generate --out FOLDER` or one of the runs `cooklab demo` writes."
+    )
     return ConfigError(f"{str(folder)!r} is not a run folder (no settings.json).{hint}")
 
 
@@ -133,20 +156,26 @@ def read_run(folder: str | Path) -> RunFolder:
         settings = json.loads(path.read_text(encoding="utf-8"))
         frames = settings["frames"]
     except (json.JSONDecodeError, KeyError, TypeError) as error:
-        raise ConfigError(f"{str(path)!r} is not a cooklab settings.json ({type(error).__name__}: {error}). "
-                          "Fix: write the run again with `cooklab generate`.") from None
+        raise ConfigError(
+            f"{str(path)!r} is not a cooklab settings.json ({type(error).__name__}: {error}). "
+            "Fix: write the run again with `cooklab generate`."
+        ) from None
     missing = [frame["image"] for frame in frames if not (folder / frame["image"]).is_file()]
     if missing:
-        raise ConfigError(f"the run in {str(folder)!r} lacks {', '.join(missing)}: it is incomplete (interrupted, or files were "
-                          "removed). Fix: write it again with the command in its settings.json "
-                          f"({settings.get('command') or 'cooklab generate'}).")
+        raise ConfigError(
+            f"the run in {str(folder)!r} lacks {', '.join(missing)}: it is incomplete (interrupted, or files were "
+            "removed). Fix: write it again with the command in its settings.json "
+            f"({settings.get('command') or 'cooklab generate'})."
+        )
     try:
         recipe = _recipe(folder, settings)
     except RecipeError as error:
         raise ConfigError(f"the run's recipe cannot be read: {error}") from None
     if len(recipe) != len(frames):
-        raise ConfigError(f"{RECIPE_FILE} has {len(recipe)} steps but settings.json {len(frames)} frames: the folder mixes two "
-                          "runs. Fix: write it again with `cooklab generate`.")
+        raise ConfigError(
+            f"{RECIPE_FILE} has {len(recipe)} steps but settings.json {len(frames)} frames: the folder mixes two "
+            "runs. Fix: write it again with `cooklab generate`."
+        )
     images = [PIL.Image.open(folder / frame["image"]).convert("RGB") for frame in frames]
     return RunFolder(folder, settings, recipe, images, toy_recipe(recipe))
 
@@ -174,8 +203,10 @@ def frame_masks(run: RunFolder, spec: str | None, device) -> list | None:
     if spec == "none":
         return None
     if spec == "oracle" and run.toy is None and not run.settings.get("model", "").startswith("toy"):
-        raise ConfigError(f"--masks oracle reads Toy Kitchen pictures: {str(run.folder)!r} was not drawn by the toy models. "
-                          "Fix: --masks grounded-sam (GroundingDINO + SAM) or --masks box:X0,Y0,X1,Y1.")
+        raise ConfigError(
+            f"--masks oracle reads Toy Kitchen pictures: {str(run.folder)!r} was not drawn by the toy models. "
+            "Fix: --masks grounded-sam (GroundingDINO + SAM) or --masks box:X0,Y0,X1,Y1."
+        )
     provider = mask_provider(spec)
     if provider == "grounded-sam":  # the toy pair for pictures of the Toy Kitchen models
         from cooklab.grounding.grounded_sam import named_grounded_sam
@@ -191,25 +222,57 @@ def _plan(run: RunFolder, config: ScoreRun, device) -> tuple[list[str], Any, Any
     if asked is not None and "dino_l2_masked" in asked and config.masks == "none":
         raise ConfigError("dino_l2_masked measures the container regions: leave out --masks none, or the metric.")
     if asked is not None and run.toy is None and any(m in ORACLE_METRICS for m in asked):
-        raise ConfigError(f"the oracle_* metrics need a Toy Kitchen run: {str(run.folder)!r} did not draw a Toy Kitchen recipe "
-                          "(data/toykitchen/recipes, cooklab.toykitchen.random_toy_recipe). Fix: leave them out of --metrics.")
+        raise ConfigError(
+            f"the oracle_* metrics need a Toy Kitchen run: {str(run.folder)!r} did not draw a Toy Kitchen recipe "
+            "(data/toykitchen/recipes, cooklab.toykitchen.random_toy_recipe). Fix: leave them out of --metrics."
+        )
     if asked is not None and config.judge is None and any(m in JUDGE_METRICS for m in asked):
-        raise ConfigError("the judge_* metrics ask a vision-language model: pass --judge MODEL (and --judge-base-url URL for a "
-                          "server other than OpenAI's).")
+        raise ConfigError(
+            "the judge_* metrics ask a vision-language model: pass --judge MODEL (and --judge-base-url URL for a "
+            "server other than OpenAI's)."
+        )
     want_clip = any(m in CLIP_METRICS for m in asked) if asked is not None else True
     want_dino = any(m in DINO_METRICS for m in asked) if asked is not None else True
     load_clip = partial(clip_backbone, device=device, batch_size=config.batch_size)
     load_dino = partial(dino_backbone, device=device, batch_size=config.batch_size)
     # a backbone named on the command line, or needed by a metric named there, must load; a default may be skipped
-    clip = (_backbone(load_clip, config.clip, DEFAULT_CLIP, asked is not None or config.clip is not None, "clip", "--clip", skipped)
-            if want_clip else None)
-    dino = (_backbone(load_dino, config.dino, DEFAULT_DINO, asked is not None or config.dino is not None, "dino", "--dino", skipped)
-            if want_dino else None)
+    clip = (
+        _backbone(
+            load_clip,
+            config.clip,
+            DEFAULT_CLIP,
+            asked is not None or config.clip is not None,
+            "clip",
+            "--clip",
+            skipped,
+        )
+        if want_clip
+        else None
+    )
+    dino = (
+        _backbone(
+            load_dino,
+            config.dino,
+            DEFAULT_DINO,
+            asked is not None or config.dino is not None,
+            "dino",
+            "--dino",
+            skipped,
+        )
+        if want_dino
+        else None
+    )
     if asked is None:
-        asked = [*(ORACLE_METRICS if run.toy is not None else ()), *(CLIP_METRICS if clip is not None else ()),
-                 *(DINO_METRICS if dino is not None else ()), *(JUDGE_METRICS if config.judge is not None else ())]
+        asked = [
+            *(ORACLE_METRICS if run.toy is not None else ()),
+            *(CLIP_METRICS if clip is not None else ()),
+            *(DINO_METRICS if dino is not None else ()),
+            *(JUDGE_METRICS if config.judge is not None else ()),
+        ]
         if run.toy is None:
-            skipped["oracle"] = "the run did not draw a Toy Kitchen recipe, so the oracle does not know what its steps must show."
+            skipped["oracle"] = (
+                "the run did not draw a Toy Kitchen recipe, so the oracle does not know what its steps must show."
+            )
     if not asked:
         raise ConfigError("no metric can run on this run here: " + " ".join(skipped.values()))
     return asked, clip, dino, skipped
@@ -222,23 +285,44 @@ def score_run(config: ScoreRun) -> ScoreResult:
     metrics, clip, dino, skipped = _plan(run, config, device)
     masks = frame_masks(run, config.masks, device) if "dino_l2_masked" in metrics else None
     if "dino_l2_masked" in metrics and (masks is None or not any(m is not None for m in masks)):
-        why = ("no step names a container, or no container was found in any frame" if masks is not None else
-               "the run is not a Toy Kitchen run, so no masks without --masks")
+        why = (
+            "no step names a container, or no container was found in any frame"
+            if masks is not None
+            else "the run is not a Toy Kitchen run, so no masks without --masks"
+        )
         if config.metrics is not None:
-            raise ConfigError(f"dino_l2_masked: {why}. Fix: --masks grounded-sam or --masks box:X0,Y0,X1,Y1, or leave the metric out.")
+            raise ConfigError(
+                f"dino_l2_masked: {why}. Fix: --masks grounded-sam or --masks box:X0,Y0,X1,Y1, or leave the metric out."
+            )
         metrics.remove("dino_l2_masked")
-        skipped["dino_l2_masked"] = f"{why}; pass --masks grounded-sam (GroundingDINO + SAM) or --masks box:X0,Y0,X1,Y1."
-    results = score(run.images, run.toy or run.recipe, metrics, clip=clip, dino=dino, masks=masks, pairs=config.pairs, device=device,
-                    batch_size=config.batch_size, judge=config.judge)
-    data = jsonable({
-        "run": run.folder.name,
-        "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
-        "device": str(device),
-        "batch_size": config.batch_size,
-        "metrics": {name: dataclasses.asdict(result) for name, result in results.items()},
-        "skipped": skipped,
-    })
-    path = atomic_write(run.folder / METRICS_FILE, json.dumps(data, indent=2, ensure_ascii=False, allow_nan=False) + "\n")
+        skipped["dino_l2_masked"] = (
+            f"{why}; pass --masks grounded-sam (GroundingDINO + SAM) or --masks box:X0,Y0,X1,Y1."
+        )
+    results = score(
+        run.images,
+        run.toy or run.recipe,
+        metrics,
+        clip=clip,
+        dino=dino,
+        masks=masks,
+        pairs=config.pairs,
+        device=device,
+        batch_size=config.batch_size,
+        judge=config.judge,
+    )
+    data = jsonable(
+        {
+            "run": run.folder.name,
+            "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+            "device": str(device),
+            "batch_size": config.batch_size,
+            "metrics": {name: dataclasses.asdict(result) for name, result in results.items()},
+            "skipped": skipped,
+        }
+    )
+    path = atomic_write(
+        run.folder / METRICS_FILE, json.dumps(data, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
+    )
     storyboard = "storyboard.png" if (run.folder / "storyboard.png").is_file() else None
     index = atomic_write(run.folder / "index.html", render_html(run.settings, storyboard, metrics=data["metrics"]))
     return ScoreResult(results, skipped, path, index)

@@ -98,7 +98,9 @@ _WORD_GROUPS = {
 }
 
 #: The words the tiny tokenizers keep as single tokens (lower case, letters only, no duplicates).
-COOKING_WORDS: tuple[str, ...] = tuple(dict.fromkeys(word for group in _WORD_GROUPS.values() for word in group.split()))
+COOKING_WORDS: tuple[str, ...] = tuple(
+    dict.fromkeys(word for group in _WORD_GROUPS.values() for word in group.split())
+)
 
 #: Longest T5 prompt, in tokens, the tiny Flux text encoder is built for. Pass it as
 #: ``max_sequence_length`` to a ``tiny_flux()`` pipeline (FluxPipeline defaults to 512).

@@ -71,6 +71,7 @@ def pytest_collection_modifyitems(config, items):
     Both run every cell of the notebook and fail on an error output; the browser test also renders the widgets
     and moves a control. Without a browser (a laptop without chromium), nbclient stays the notebooks' check.
     """
+
     # the longest tests first (the browser test, notebook 08 the longest of all), so that no worker ends the run with one
     def order(item) -> int:
         if item.originalname != "test_notebook_in_jupyterlab":
@@ -78,8 +79,11 @@ def pytest_collection_modifyitems(config, items):
         return 0 if "08_" in item.name else 1
 
     items.sort(key=order)  # stable: the rest keeps pytest's order
-    in_browser = {item.callspec.id for item in items
-                  if item.originalname == "test_notebook_in_jupyterlab" and hasattr(item, "callspec")}
+    in_browser = {
+        item.callspec.id
+        for item in items
+        if item.originalname == "test_notebook_in_jupyterlab" and hasattr(item, "callspec")
+    }
     if not in_browser or not _browser_will_run():
         return
     dropped = [item for item in items if item.originalname == "test_notebook_runs" and item.callspec.id in in_browser]

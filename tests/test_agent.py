@@ -87,7 +87,9 @@ def test_plan_feeds_the_pipelines(pancakes):
     assert len(plans) == 7 and plans[0].container == "mixing bowl" and plans[2].reference_step == 1
     applied = result.apply(pancakes)
     assert applied.texts == pancakes.texts and applied.plans() == plans
-    assert len(result.prompts()) == 7 and all(p.startswith(DEFAULT_STYLE) and "Pancakes, step" in p for p in result.prompts())
+    assert len(result.prompts()) == 7 and all(
+        p.startswith(DEFAULT_STYLE) and "Pancakes, step" in p for p in result.prompts()
+    )
     assert RecipePlan.model_validate_json(result.model_dump_json()) == result
 
 
@@ -95,7 +97,9 @@ def test_plan_refuses_forward_references_and_wrong_lengths(pancakes):
     good = RuleBasedPlanner().plan(pancakes)
     steps = [s.model_dump() for s in good.steps]
     steps[1]["reference_step"] = 2
-    with pytest.raises(ValidationError, match=r"step 2: reference_step 2 is not an earlier step\. Fix: use a step from 1 to 1"):
+    with pytest.raises(
+        ValidationError, match=r"step 2: reference_step 2 is not an earlier step\. Fix: use a step from 1 to 1"
+    ):
         RecipePlan(title="x", context=good.context, steps=steps, agent="rules")
     steps[1]["reference_step"], steps[1]["step"] = None, 5
     with pytest.raises(ValidationError, match=r"steps\[2\] is numbered 5"):
@@ -166,7 +170,10 @@ def test_rule_planner_states_looks_and_second_containers():
     assert result.steps[1].container_attributes == ["large", "glass"]
     assert result.steps[0].ingredients[0].model_dump() == {"name": "carrot", "state": "diced"}
     assert result.steps[4].ingredients[0].state == "diced"  # carried over from step 1
-    assert result.prompts()[0].startswith("watercolour. Test, step 1:") and "On the wooden cutting board." in result.prompts()[0]
+    assert (
+        result.prompts()[0].startswith("watercolour. Test, step 1:")
+        and "On the wooden cutting board." in result.prompts()[0]
+    )
 
 
 def test_rule_planner_without_containers():
@@ -238,7 +245,9 @@ def test_wrong_number_of_steps_is_fed_back(server, pancakes):
     short["steps"] = short["steps"][:5]
     server.script = [("content", json.dumps(short)), ("content", answer_for(pancakes))]
     openai_plan(pancakes, server, max_retries=1)
-    assert "the plan has 5 steps but the recipe 'Pancakes' has 7" in server.requests[1]["body"]["messages"][3]["content"]
+    assert (
+        "the plan has 5 steps but the recipe 'Pancakes' has 7" in server.requests[1]["body"]["messages"][3]["content"]
+    )
 
 
 def test_always_invalid_raises_after_the_retries(server, pancakes):
@@ -294,7 +303,9 @@ def test_openai_needs_a_key_or_a_server(pancakes):
 def test_auto_falls_back_to_rules_with_a_warning(server, pancakes, monkeypatch):
     monkeypatch.setenv("OPENAI_API_KEY", SECRET)
     server.script = [("status", 503, {"error": {"message": "overloaded"}}, {})]
-    with pytest.warns(UserWarning, match=r"failed after 2 attempts: HTTP 503.*Falling back to the offline rule-based planner"):
+    with pytest.warns(
+        UserWarning, match=r"failed after 2 attempts: HTTP 503.*Falling back to the offline rule-based planner"
+    ):
         result = plan(pancakes, base_url=server.url, max_retries=1, retry_delay=0.01, cache_dir=False)
     assert result.agent.startswith("rules (openai failed: ") and "HTTP 503" in result.agent
     assert result.step_plans() == RuleBasedPlanner().plan(pancakes).step_plans()

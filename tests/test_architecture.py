@@ -16,25 +16,96 @@ ROOT = Path(cooklab.__file__).parent
 # Lowest first; a module may import its own layer and the layers below (package __init__ files
 # are facades that re-export, and are not checked).
 LAYERS = [
-    ("foundation", ["cooklab.errors", "cooklab.fileio", "cooklab.recipe", "cooklab.word_tokenizers", "cooklab.hub", "cooklab.versions",
-                    "cooklab.grounding.base"]),  # grounding.base: the MaskProvider protocol and boxes, no model
-    ("toy world", ["cooklab.toykitchen.world", "cooklab.toykitchen.captions", "cooklab.toykitchen.recipes",
-                   "cooklab.toykitchen.dataset", "cooklab.toykitchen.oracle"]),
-    ("models and planners", ["cooklab.models", "cooklab.toykitchen.models", "cooklab.grounding", "cooklab.agent",
-                             "cooklab.metrics.base", "cooklab.metrics.clip_score"]),  # the CLIP backbone that toy_clip() returns
-    ("mechanisms", ["cooklab.recipe_diffusion.noise_levels", "cooklab.recipe_diffusion.region_noise",
-                    "cooklab.recipe_diffusion.kv_sharing", "cooklab.recipe_diffusion.records", "cooklab.cookanything.regional",
-                    "cooklab.cookanything.regional_unet", "cooklab.cookanything.cross_region_kv", "cooklab.cookanything.flexible_rope", "cooklab.cookanything.cscc", "cooklab.cookanything.chunked", "cooklab.instrument.locate",
-                    "cooklab.instrument.observer", "cooklab.instrument.pooling"]),
-    ("pipelines", ["cooklab.pipeline_base", "cooklab.recipe_diffusion.pipeline", "cooklab.cookanything.pipeline",
-                   "cooklab.baselines", "cooklab.cookanything.lora"]),  # baselines: the paper's comparison methods, built on the Recipe Diffusion pipeline
-    ("instrument and viz", ["cooklab.instrument.trace", "cooklab.instrument.unet_capture", "cooklab.instrument.flux_capture",
-                            "cooklab.instrument.summaries", "cooklab.viz"]),
+    (
+        "foundation",
+        [
+            "cooklab.errors",
+            "cooklab.fileio",
+            "cooklab.recipe",
+            "cooklab.word_tokenizers",
+            "cooklab.hub",
+            "cooklab.versions",
+            "cooklab.grounding.base",
+        ],
+    ),  # grounding.base: the MaskProvider protocol and boxes, no model
+    (
+        "toy world",
+        [
+            "cooklab.toykitchen.world",
+            "cooklab.toykitchen.captions",
+            "cooklab.toykitchen.recipes",
+            "cooklab.toykitchen.dataset",
+            "cooklab.toykitchen.oracle",
+        ],
+    ),
+    (
+        "models and planners",
+        [
+            "cooklab.models",
+            "cooklab.toykitchen.models",
+            "cooklab.grounding",
+            "cooklab.agent",
+            "cooklab.metrics.base",
+            "cooklab.metrics.clip_score",
+        ],
+    ),  # the CLIP backbone that toy_clip() returns
+    (
+        "mechanisms",
+        [
+            "cooklab.recipe_diffusion.noise_levels",
+            "cooklab.recipe_diffusion.region_noise",
+            "cooklab.recipe_diffusion.kv_sharing",
+            "cooklab.recipe_diffusion.records",
+            "cooklab.cookanything.regional",
+            "cooklab.cookanything.regional_unet",
+            "cooklab.cookanything.cross_region_kv",
+            "cooklab.cookanything.flexible_rope",
+            "cooklab.cookanything.cscc",
+            "cooklab.cookanything.chunked",
+            "cooklab.instrument.locate",
+            "cooklab.instrument.observer",
+            "cooklab.instrument.pooling",
+        ],
+    ),
+    (
+        "pipelines",
+        [
+            "cooklab.pipeline_base",
+            "cooklab.recipe_diffusion.pipeline",
+            "cooklab.cookanything.pipeline",
+            "cooklab.baselines",
+            "cooklab.cookanything.lora",
+        ],
+    ),  # baselines: the paper's comparison methods, built on the Recipe Diffusion pipeline
+    (
+        "instrument and viz",
+        [
+            "cooklab.instrument.trace",
+            "cooklab.instrument.unet_capture",
+            "cooklab.instrument.flux_capture",
+            "cooklab.instrument.summaries",
+            "cooklab.viz",
+        ],
+    ),
     ("metrics", ["cooklab.metrics"]),  # measures outputs; no pipeline imports it
-    ("applications", ["cooklab.evaluation", "cooklab.training", "cooklab.toykitchen.train", "cooklab.toykitchen.clip", "cooklab.toykitchen.generated", "cooklab.toykitchen.evaluate",
-                      "cooklab.toykitchen.detection", "cooklab.report",
-                      "cooklab.runs", "cooklab.gallery", "cooklab.scoring",
-                      "cooklab.cli", "cooklab.__main__"]),
+    (
+        "applications",
+        [
+            "cooklab.evaluation",
+            "cooklab.training",
+            "cooklab.toykitchen.train",
+            "cooklab.toykitchen.clip",
+            "cooklab.toykitchen.generated",
+            "cooklab.toykitchen.evaluate",
+            "cooklab.toykitchen.detection",
+            "cooklab.report",
+            "cooklab.runs",
+            "cooklab.gallery",
+            "cooklab.scoring",
+            "cooklab.cli",
+            "cooklab.__main__",
+        ],
+    ),
 ]
 
 
@@ -43,7 +114,10 @@ def _type_checking_only(node: ast.AST) -> bool:
 
 
 def _module_paths() -> dict[str, Path]:
-    return {".".join(("cooklab", *p.relative_to(ROOT).with_suffix("").parts)).removesuffix(".__init__"): p for p in ROOT.rglob("*.py")}
+    return {
+        ".".join(("cooklab", *p.relative_to(ROOT).with_suffix("").parts)).removesuffix(".__init__"): p
+        for p in ROOT.rglob("*.py")
+    }
 
 
 def cooklab_imports() -> dict[str, set[str]]:
@@ -107,5 +181,7 @@ def test_no_layer_imports_a_higher_layer():
             if paths[target].name == "__init__.py":
                 continue  # a package's facade runs on any import of its modules
             if layer_of(target) > layer_of(module):
-                upward.append(f"{module} ({LAYERS[layer_of(module)][0]}) imports {target} ({LAYERS[layer_of(target)][0]})")
+                upward.append(
+                    f"{module} ({LAYERS[layer_of(module)][0]}) imports {target} ({LAYERS[layer_of(target)][0]})"
+                )
     assert upward == []

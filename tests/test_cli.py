@@ -57,7 +57,9 @@ def test_generate_tiny_writes_the_run(tmp_path, capsys):
     assert len(data["frames"]) == n
     for i, (frame, step) in enumerate(zip(data["frames"], recipe.steps, strict=True)):
         assert frame["index"] == i and frame["text"] == step.text and frame["image"] == f"frame_{i:02d}.png"
-        assert {"reference", "kv_reference", "base_noise", "object_noise", "region_aware", "fallback", "mask"} <= set(frame)
+        assert {"reference", "kv_reference", "base_noise", "object_noise", "region_aware", "fallback", "mask"} <= set(
+            frame
+        )
         assert frame["mask"] is None or set(frame["mask"]) == {"area", "box", "source"}
     assert data["frames"][0]["reference"] is None and data["frames"][1]["kv_reference"] == 0
 
@@ -165,7 +167,10 @@ def test_cookanything_tiny_writes_the_canvas_run(tmp_path, capsys):
     assert data["mechanisms"] == ["Step-wise Regional Control", "Flexible RoPE", "CSCC"]
     settings = data["settings"]
     assert settings["num_inference_steps"] == 2 and settings["height"] == 64 and settings["guidance_scale"] == 3.5
-    assert settings["max_sequence_length"] == cooklab.models.TINY_T5_MAX_LENGTH and settings["attention_backend"] == "batched"
+    assert (
+        settings["max_sequence_length"] == cooklab.models.TINY_T5_MAX_LENGTH
+        and settings["attention_backend"] == "batched"
+    )
     assert data["layout"]["n_regions"] == n and data["whole_description"]["tokens"] <= settings["max_sequence_length"]
     for i, (frame, step) in enumerate(zip(data["frames"], recipe.steps, strict=True)):
         assert frame["text"] == step.text and frame["image"] == f"frame_{i:02d}.png" and frame["noise_seed"] == i
@@ -201,7 +206,9 @@ def test_cookanything_trace(tmp_path):
     out = tmp_path / "run"
     assert _generate(out, "--pipeline", "cookanything", "--trace") == 0
     summary = (out / "trace_summary.txt").read_text(encoding="utf-8")
-    assert "text -> image attention" in summary and "step 3: 1.000" in summary  # SRC: each text is read by its region only
+    assert (
+        "text -> image attention" in summary and "step 3: 1.000" in summary
+    )  # SRC: each text is read by its region only
     assert "base branch" in summary
     assert _leftovers(out) == []
 
@@ -210,7 +217,12 @@ def test_cookanything_generates_a_long_recipe_in_chunks(tmp_path, capsys):
     long = tmp_path / "long.yaml"
     long.write_text("title: Long\nsteps:\n" + "".join(f"  - Step number {i} of the long recipe.\n" for i in range(13)))
     out = tmp_path / "run"
-    assert _generate(out, "--pipeline", "cookanything", "--chunk-size", "5", "--height", "32", "--width", "32", recipe=long) == 0
+    assert (
+        _generate(
+            out, "--pipeline", "cookanything", "--chunk-size", "5", "--height", "32", "--width", "32", recipe=long
+        )
+        == 0
+    )
     err = capsys.readouterr().err
     assert "the 13 steps are generated as 3 canvases of at most 5 regions (--chunk-size; steps 1-5, 6-9, 10-13)" in err
     data = _settings(out)
@@ -296,9 +308,12 @@ def test_demo_runs_both_pipelines_on_the_toy_models(tmp_path, capsys):
             assert (out / name / file).is_file(), (name, file)
         assert (out / name / "storyboard.png").read_bytes().startswith(PNG_MAGIC), name
         assert len(list((out / name).glob("frame_*.png"))) == 4
-    traces = {"region_aware_kv": ["trace_reference_share.png", "trace_reference_share_map.png", "trace_noise.png"],
-              "independent": [], "cookanything": ["trace_text_image.png", "trace_base_contribution.png"],
-              "cookanything_no_src": []}
+    traces = {
+        "region_aware_kv": ["trace_reference_share.png", "trace_reference_share_map.png", "trace_noise.png"],
+        "independent": [],
+        "cookanything": ["trace_text_image.png", "trace_base_contribution.png"],
+        "cookanything_no_src": [],
+    }
     for name, figures in traces.items():
         for figure in figures:
             assert (out / name / figure).read_bytes().startswith(PNG_MAGIC), (name, figure)
@@ -307,7 +322,10 @@ def test_demo_runs_both_pipelines_on_the_toy_models(tmp_path, capsys):
 
     ind, ra, no_src, ca = (_settings(out / name) for name in runs)
     assert ra["variant"] == "region_aware_kv" and ind["variant"] == "independent"
-    assert ra["pipeline"] == ind["pipeline"] == "recipe-diffusion" and ca["pipeline"] == no_src["pipeline"] == "cookanything"
+    assert (
+        ra["pipeline"] == ind["pipeline"] == "recipe-diffusion"
+        and ca["pipeline"] == no_src["pipeline"] == "cookanything"
+    )
     assert ra["model"] == ind["model"] == ca["model"] == no_src["model"] == "toy"
     assert ra["settings"]["guidance_scale"] == 3.0 and ra["settings"]["height"] == 64
     assert ra["settings"]["mask_provider"] == "OracleMaskProvider"
@@ -365,7 +383,11 @@ def test_demo_on_a_recipe_outside_the_toy_world_says_so(tmp_path, capsys):
     assert "know only the toy world's words" in stdout
     assert (out / "independent" / "storyboard.png").is_file() and (out / "cookanything" / "canvas.png").is_file()
     page = (out / "index.html").read_text(encoding="utf-8")
-    assert (out / "compare.png").is_file() and 'href="region_aware_kv/index.html"' in page and "CookAnything: without SRC" in page
+    assert (
+        (out / "compare.png").is_file()
+        and 'href="region_aware_kv/index.html"' in page
+        and "CookAnything: without SRC" in page
+    )
 
 
 @pytest.mark.parametrize("pipeline", ["recipe-diffusion", "cookanything"])
@@ -386,12 +408,48 @@ def test_generate_toy_is_the_default_model(tmp_path, capsys, pipeline):
 
 def test_generate_toy_options(tmp_path, capsys):
     out = tmp_path / "run"
-    assert main(["generate", "toy_kitchen", "--model", "toy", "--steps", "4", "--masks", "box:16,16,48,48", "--guidance", "2",
-                 "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "generate",
+                "toy_kitchen",
+                "--model",
+                "toy",
+                "--steps",
+                "4",
+                "--masks",
+                "box:16,16,48,48",
+                "--guidance",
+                "2",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     data = _settings(out)
     assert data["settings"]["guidance_scale"] == 2.0 and data["frames"][1]["mask"]["source"] == "box"
-    assert main(["generate", "toy_kitchen", "--pipeline", "cookanything", "--model", "toy", "--steps", "4",
-                 "--true-cfg-scale", "1", "--guidance", "5", "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "generate",
+                "toy_kitchen",
+                "--pipeline",
+                "cookanything",
+                "--model",
+                "toy",
+                "--steps",
+                "4",
+                "--true-cfg-scale",
+                "1",
+                "--guidance",
+                "5",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     data = _settings(out)
     assert data["settings"]["true_cfg_scale"] == 1.0
     assert any("--guidance has no effect on toy_flux" in note for note in data["notes"])
@@ -439,7 +497,9 @@ def test_recipe_resolution_from_another_cwd(tmp_path, monkeypatch):
     assert resolve_recipe("data/recipes/pancakes.yaml") == RECIPES / "pancakes.yaml"
     assert resolve_recipe("toy_kitchen") == TOY and resolve_recipe("toy_kitchen.yaml") == TOY
     assert resolve_recipe("data/toykitchen/recipes/toy_kitchen.yaml") == TOY
-    assert resolve_recipe("data/recipes/toy_kitchen.yaml") == Path("data/recipes/toy_kitchen.yaml")  # not in that folder
+    assert resolve_recipe("data/recipes/toy_kitchen.yaml") == Path(
+        "data/recipes/toy_kitchen.yaml"
+    )  # not in that folder
     (tmp_path / "pancakes.yaml").write_text("title: Mine\nsteps: [Mix.]\n")
     assert resolve_recipe("pancakes.yaml") == Path("pancakes.yaml")  # a real file wins
 
@@ -457,7 +517,23 @@ def test_masks_box_applies_region_aware_noise(tmp_path):
     from cooklab.cli import main
 
     out = tmp_path / "run"
-    assert main(["generate", "pancakes", "--model", "tiny", "--steps", "12", "--masks", "box:16,16,48,48", "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "generate",
+                "pancakes",
+                "--model",
+                "tiny",
+                "--steps",
+                "12",
+                "--masks",
+                "box:16,16,48,48",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     frames = json.loads((out / "settings.json").read_text())["frames"]
     assert any(f["region_aware"] for f in frames)
     assert main(["generate", "pancakes", "--model", "tiny", "--masks", "box:1,2,3", "--out", str(out)]) == 2
@@ -466,7 +542,20 @@ def test_masks_box_applies_region_aware_noise(tmp_path):
 def test_grounded_sam_without_the_hub_is_a_clear_error(tmp_path, capsys):
     from cooklab.cli import main
 
-    code = main(["generate", "guacamole", "--model", "tiny", "--steps", "2", "--masks", "grounded-sam", "--out", str(tmp_path / "g")])
+    code = main(
+        [
+            "generate",
+            "guacamole",
+            "--model",
+            "tiny",
+            "--steps",
+            "2",
+            "--masks",
+            "grounded-sam",
+            "--out",
+            str(tmp_path / "g"),
+        ]
+    )
     assert code == 2 and "hub" in capsys.readouterr().err
 
 
@@ -476,18 +565,69 @@ def test_plan_command_and_planned_generation_with_both_pipelines(tmp_path, capsy
     from cooklab.cli import main
 
     raw = tmp_path / "raw.txt"
-    raw.write_text("Fried eggs\n1. Heat oil in a black frying pan.\n2. Crack two eggs into the pan.\n3. Slide the eggs onto a white plate.\n")
-    assert main(["plan", str(raw), "--agent", "rules", "--out", str(tmp_path / "plan.json"), "--recipe-out", str(tmp_path / "planned.yaml")]) == 0
+    raw.write_text(
+        "Fried eggs\n1. Heat oil in a black frying pan.\n2. Crack two eggs into the pan.\n3. Slide the eggs onto a white plate.\n"
+    )
+    assert (
+        main(
+            [
+                "plan",
+                str(raw),
+                "--agent",
+                "rules",
+                "--out",
+                str(tmp_path / "plan.json"),
+                "--recipe-out",
+                str(tmp_path / "planned.yaml"),
+            ]
+        )
+        == 0
+    )
     plan = json.loads((tmp_path / "plan.json").read_text())
     assert [s["container"] for s in plan["steps"]] == ["frying pan", "frying pan", "plate"]
     assert [s["reference_step"] for s in plan["steps"]] == [None, 1, None]
     assert main(["plan", str(raw), "--agent", "rules"]) == 0
     assert json.loads(capsys.readouterr().out)["agent"] == "rules"
     rd = tmp_path / "rd"
-    assert main(["generate", str(raw), "--model", "tiny", "--steps", "12", "--agent", "rules", "--masks", "box:16,16,48,48", "--out", str(rd)]) == 0
+    assert (
+        main(
+            [
+                "generate",
+                str(raw),
+                "--model",
+                "tiny",
+                "--steps",
+                "12",
+                "--agent",
+                "rules",
+                "--masks",
+                "box:16,16,48,48",
+                "--out",
+                str(rd),
+            ]
+        )
+        == 0
+    )
     frames = json.loads((rd / "settings.json").read_text())["frames"]
     assert frames[1]["reference"] == 0 and frames[1]["region_aware"]
     ca = tmp_path / "ca"
-    assert main(["generate", str(tmp_path / "planned.yaml"), "--pipeline", "cookanything", "--model", "tiny", "--steps", "2",
-                 "--agent", "rules", "--out", str(ca)]) == 0
+    assert (
+        main(
+            [
+                "generate",
+                str(tmp_path / "planned.yaml"),
+                "--pipeline",
+                "cookanything",
+                "--model",
+                "tiny",
+                "--steps",
+                "2",
+                "--agent",
+                "rules",
+                "--out",
+                str(ca),
+            ]
+        )
+        == 0
+    )
     assert (ca / "canvas.png").exists()

@@ -15,8 +15,13 @@ OFF = dict(regional=False, flexible_rope=False, cscc=False)
 
 def test_one_step_with_everything_off_equals_stock_flux(ca, tiny_flux):
     out = ca([STEPS[0]], seed=5, **OFF, **KW)
-    stock = tiny_flux(STEPS[0], num_inference_steps=3, max_sequence_length=TINY_T5_MAX_LENGTH,
-                 generator=torch.Generator().manual_seed(5), output_type="np").images[0]
+    stock = tiny_flux(
+        STEPS[0],
+        num_inference_steps=3,
+        max_sequence_length=TINY_T5_MAX_LENGTH,
+        generator=torch.Generator().manual_seed(5),
+        output_type="np",
+    ).images[0]
     assert out.images[0].shape == stock.shape
     assert np.abs(out.images[0] - stock).max() <= 1e-5
     assert np.array_equal(out.canvas, out.images[0])
@@ -51,10 +56,14 @@ def test_switches_change_the_result(ca):
     base = ca(STEPS, seed=0, **KW)
     for change in (dict(regional=False), dict(flexible_rope=False), dict(alpha=0.9)):
         assert not np.array_equal(base.canvas, ca(STEPS, seed=0, **change, **KW).canvas), change
-    region = ca(STEPS, seed=0, image_attention="region", attention_backend="masked", **KW)  # same path: only the mask differs
+    region = ca(
+        STEPS, seed=0, image_attention="region", attention_backend="masked", **KW
+    )  # same path: only the mask differs
     world = ca(STEPS, seed=0, image_attention="global", attention_backend="masked", **KW)
     assert np.abs(region.canvas - world.canvas).max() > 1e-3
-    assert ca(STEPS[:1], seed=0, image_attention="global", **KW).settings["attention_backend"] == "masked"  # auto on a CPU
+    assert (
+        ca(STEPS[:1], seed=0, image_attention="global", **KW).settings["attention_backend"] == "masked"
+    )  # auto on a CPU
 
 
 def test_the_pil_canvas_is_the_regions_stacked_top_to_bottom(ca):
@@ -132,7 +141,9 @@ def test_bad_inputs(ca, kwargs, match):
 
 
 def test_more_than_twelve_steps_are_chunked_by_default_and_wrong_pipelines(ca, tiny_sd):
-    out = ca([f"step {i}" for i in range(13)], seed=0, **{**KW, "output_type": "latent"})  # MAX_STEPS = 12 regions per canvas
+    out = ca(
+        [f"step {i}" for i in range(13)], seed=0, **{**KW, "output_type": "latent"}
+    )  # MAX_STEPS = 12 regions per canvas
     assert len(out.images) == 13 and [c.steps[0] for c in out.chunks] == [0, 7] and out.settings["chunk_size"] == 12
     with pytest.raises(cooklab.CheckpointError, match="FluxPipeline"):
         cooklab.CookAnything.from_pipe(tiny_sd)
@@ -154,7 +165,10 @@ def test_sequence_length_is_checked(ca):
 
 
 def test_a_cut_whole_description_is_reported(ca):
-    long_steps = [f"Step number {i} stirs the thick tomato sauce slowly with a long wooden spoon in the big pot" for i in range(4)]
+    long_steps = [
+        f"Step number {i} stirs the thick tomato sauce slowly with a long wooden spoon in the big pot"
+        for i in range(4)
+    ]
     with pytest.warns(UserWarning, match="whole description is cut"):
         out = ca(long_steps, seed=0, **{**KW, "max_sequence_length": 32})
     assert out.settings["truncated_steps"] and out.settings["truncated_steps"][-1] == 4
@@ -164,12 +178,23 @@ def test_global_position_ids_stay_distinct_in_bf16_at_twelve_regions():
     """Global ids reach 12 * rows - 1 > 256: built in float32, none collide although the model runs in bf16."""
     pipe = cooklab.CookAnything.from_pipe(cooklab.models.tiny_flux(seed=0, dtype=torch.bfloat16))
     seen = {}
-    handle = pipe.transformer.register_forward_pre_hook(lambda m, a, kw: seen.update(img=kw["img_ids"], txt=kw["txt_ids"]),
-                                                        with_kwargs=True)
+    handle = pipe.transformer.register_forward_pre_hook(
+        lambda m, a, kw: seen.update(img=kw["img_ids"], txt=kw["txt_ids"]), with_kwargs=True
+    )
     try:
-        out = pipe([f"Step {i}: stir the carrots" for i in range(12)], seed=0, height=352, width=16,  # 22 x 1 tokens per region
-                   regional=False, flexible_rope=False, cscc=False, num_inference_steps=1,
-                   max_sequence_length=TINY_T5_MAX_LENGTH, progress=False, output_type="latent")
+        out = pipe(
+            [f"Step {i}: stir the carrots" for i in range(12)],
+            seed=0,
+            height=352,
+            width=16,  # 22 x 1 tokens per region
+            regional=False,
+            flexible_rope=False,
+            cscc=False,
+            num_inference_steps=1,
+            max_sequence_length=TINY_T5_MAX_LENGTH,
+            progress=False,
+            output_type="latent",
+        )
     finally:
         handle.remove()
     rows = seen["img"][:, 1]
@@ -178,7 +203,9 @@ def test_global_position_ids_stay_distinct_in_bf16_at_twelve_regions():
     assert out.canvas.dtype == torch.bfloat16
 
 
-@pytest.mark.parametrize("where", ["trace setup", "calculate_shift", "retrieve_timesteps", "set_begin_index", "first step"])
+@pytest.mark.parametrize(
+    "where", ["trace setup", "calculate_shift", "retrieve_timesteps", "set_begin_index", "first step"]
+)
 def test_stock_processors_are_back_after_a_failure_anywhere_after_installing(ca, tiny_flux, monkeypatch, where):
     import cooklab.cookanything.pipeline as module
 
@@ -214,7 +241,10 @@ def test_cscc_leaves_steps_whose_tokens_differ_unfused_and_says_so(ca, monkeypat
         return spans
 
     monkeypatch.setattr(module, "step_token_spans", second_step_mismatched)
-    with pytest.warns(UserWarning, match=r"CSCC leaves steps \[2\] unfused"), cooklab.trace(ca, capture=["cscc"]) as tr:
+    with (
+        pytest.warns(UserWarning, match=r"CSCC leaves steps \[2\] unfused"),
+        cooklab.trace(ca, capture=["cscc"]) as tr,
+    ):
         out = ca(STEPS, seed=0, lam=0.5, **KW)
     assert out.settings["cscc_unmatched_steps"] == [2] and out.spans.spans[1].fused_length == 0
     norms = tr.canvas.cscc_delta_norm  # [N, L]
@@ -260,14 +290,24 @@ def test_guidance_embedding_and_a_dynamic_shift_from_the_canvas_length_as_flux_d
     torch.manual_seed(1)
     pipe.transformer = FluxTransformer2DModel(**{**_TINY_FLUX_TRANSFORMER, "guidance_embeds": True}).eval()
     shift = dict(base_image_seq_len=8, max_image_seq_len=64, base_shift=0.3, max_shift=1.4)
-    pipe.scheduler = FlowMatchEulerDiscreteScheduler(num_train_timesteps=1000, shift=3.0, use_dynamic_shifting=True, **shift)
+    pipe.scheduler = FlowMatchEulerDiscreteScheduler(
+        num_train_timesteps=1000, shift=3.0, use_dynamic_shifting=True, **shift
+    )
     ca = cooklab.CookAnything.from_pipe(pipe)
     kw = {**KW, "guidance_scale": 4.0}
     out = ca([STEPS[0]], seed=5, **OFF, **kw)
-    stock = pipe(STEPS[0], num_inference_steps=3, max_sequence_length=TINY_T5_MAX_LENGTH, guidance_scale=4.0,
-                 generator=torch.Generator().manual_seed(5), output_type="np").images[0]
+    stock = pipe(
+        STEPS[0],
+        num_inference_steps=3,
+        max_sequence_length=TINY_T5_MAX_LENGTH,
+        guidance_scale=4.0,
+        generator=torch.Generator().manual_seed(5),
+        output_type="np",
+    ).images[0]
     assert np.abs(out.images[0] - stock).max() <= 1e-5
     assert not np.array_equal(out.images[0], ca([STEPS[0]], seed=5, **OFF, **{**kw, "guidance_scale": 1.0}).images[0])
     canvas = ca(STEPS, seed=0, **kw)
-    expected = calculate_shift(3 * 16, shift["base_image_seq_len"], shift["max_image_seq_len"], shift["base_shift"], shift["max_shift"])
+    expected = calculate_shift(
+        3 * 16, shift["base_image_seq_len"], shift["max_image_seq_len"], shift["base_shift"], shift["max_shift"]
+    )
     assert canvas.settings["mu"] == pytest.approx(expected) and expected > calculate_shift(16, *shift.values())

@@ -17,8 +17,14 @@ OFF = dict(regional=False, flexible_rope=False, cscc=False)
 
 
 def _stock(tiny_flux, seed, **kwargs):
-    return tiny_flux(STEPS[0], num_inference_steps=3, max_sequence_length=TINY_T5_MAX_LENGTH,
-                generator=torch.Generator().manual_seed(seed), output_type="np", **kwargs).images[0]
+    return tiny_flux(
+        STEPS[0],
+        num_inference_steps=3,
+        max_sequence_length=TINY_T5_MAX_LENGTH,
+        generator=torch.Generator().manual_seed(seed),
+        output_type="np",
+        **kwargs,
+    ).images[0]
 
 
 @pytest.mark.parametrize(("ours", "theirs"), [("blurry", "blurry"), (None, "")])
@@ -63,7 +69,9 @@ def test_true_cfg_on_the_regional_canvas(ca, tiny_flux):
     assert dict(tiny_flux.transformer.attn_processors) == before
     assert len(tr.frames[0].timesteps) == len(plain_trace.frames[0].timesteps) == KW["num_inference_steps"]
     assert tr.steps(0, "text_image") == plain_trace.steps(0, "text_image") == list(range(KW["num_inference_steps"]))
-    assert set(tr.text_image) == set(plain_trace.text_image)  # one map per (layer, step): the negative pass is not recorded
+    assert set(tr.text_image) == set(
+        plain_trace.text_image
+    )  # one map per (layer, step): the negative pass is not recorded
     assert set(tr.base_contribution) == set(plain_trace.base_contribution)
 
 
@@ -92,5 +100,7 @@ def test_cli_true_cfg(tmp_path, capsys, monkeypatch):
     assert "true CFG 2.5" in capsys.readouterr().out
     assert main([*base, "--out", str(tmp_path / "bad"), "--true-cfg-scale", "-1"]) == 2
     assert "--true-cfg-scale -1" in capsys.readouterr().err
-    assert main(["generate", str(recipe), "--model", "tiny", "--out", str(tmp_path / "rd"), "--true-cfg-scale", "2"]) == 2
+    assert (
+        main(["generate", str(recipe), "--model", "tiny", "--out", str(tmp_path / "rd"), "--true-cfg-scale", "2"]) == 2
+    )
     assert "--true-cfg-scale: an option of CookAnything" in capsys.readouterr().err

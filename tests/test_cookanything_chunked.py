@@ -11,7 +11,14 @@ from cooklab import ConfigError
 from cooklab.cookanything.chunked import Chunking, anchor_latents, last_pinned_step, plan_chunks
 from cooklab.models import TINY_T5_MAX_LENGTH
 
-KW = dict(num_inference_steps=2, max_sequence_length=TINY_T5_MAX_LENGTH, progress=False, output_type="latent", height=32, width=32)
+KW = dict(
+    num_inference_steps=2,
+    max_sequence_length=TINY_T5_MAX_LENGTH,
+    progress=False,
+    output_type="latent",
+    height=32,
+    width=32,
+)
 LONG = [f"Stir the carrots in the pot {i}" for i in range(30)]  # 32 x 32 regions: 4 tokens each
 SHORT = [f"Stir {i}" for i in range(15)]  # short enough that the whole description keeps every step at 128 tokens
 
@@ -29,8 +36,11 @@ def quiet(ca, steps, **kwargs):
 
 def test_chunk_boundaries_follow_the_setting():
     chunks = plan_chunks(15, chunking(6))
-    assert [(c.anchors, c.steps) for c in chunks] == [((), tuple(range(0, 6))), ((5,), tuple(range(6, 11))),
-                                                      ((10,), tuple(range(11, 15)))]
+    assert [(c.anchors, c.steps) for c in chunks] == [
+        ((), tuple(range(0, 6))),
+        ((5,), tuple(range(6, 11))),
+        ((10,), tuple(range(11, 15))),
+    ]
     for n, size, anchors in [(15, 6, 1), (30, 12, 1), (30, 5, 2), (13, 12, 1), (30, 4, 3), (7, 2, 1), (16, 4, 1)]:
         chunks = plan_chunks(n, chunking(size, anchors=anchors))
         assert sorted(s for c in chunks for s in c.steps) == list(range(n))  # every step new in exactly one chunk
@@ -43,7 +53,9 @@ def test_chunk_boundaries_follow_the_setting():
         assert max(sizes) - min(sizes) <= 1  # balanced
     assert [len(c.regions) for c in plan_chunks(13, chunking(12))] == [7, 7]  # not 12 + (1 + 1)
     assert [c.steps for c in plan_chunks(10, chunking(4, "none"))] == [(0, 1, 2, 3), (4, 5, 6), (7, 8, 9)]
-    assert len(plan_chunks(12, chunking(None))) == 1 and len(plan_chunks(13, chunking(None))) == 2  # default K = MAX_STEPS = 12
+    assert (
+        len(plan_chunks(12, chunking(None))) == 1 and len(plan_chunks(13, chunking(None))) == 2
+    )  # default K = MAX_STEPS = 12
 
 
 def test_anchor_pinning_rule():
@@ -86,8 +98,9 @@ def test_k_at_least_n_is_the_one_canvas_call_bit_for_bit(ca):
 def test_cscc_in_a_chunk_reads_the_whole_recipe(ca, tiny_flux):
     """Chunk 2's text stream is the whole recipe's base prompt and CSCC-fused step rows, not its own steps encoded alone."""
     seen = []
-    handle = tiny_flux.transformer.register_forward_pre_hook(lambda m, a, kw: seen.append(kw["encoder_hidden_states"]),
-                                                             with_kwargs=True)
+    handle = tiny_flux.transformer.register_forward_pre_hook(
+        lambda m, a, kw: seen.append(kw["encoder_hidden_states"]), with_kwargs=True
+    )
     try:
         out = ca(SHORT, seed=0, chunk_size=6, **{**KW, "max_sequence_length": 128, "num_inference_steps": 1})
     finally:
@@ -96,7 +109,9 @@ def test_cscc_in_a_chunk_reads_the_whole_recipe(ca, tiny_flux):
     whole = ca.prepare_canvas(SHORT, height=32, width=32, max_sequence_length=128).text  # [1, L + 15 L, D]
     L = whole.step_len
     chunk = out.chunks[1]
-    expected = torch.cat([whole.embeds[:, :L]] + [whole.embeds[:, L + j * L : L + (j + 1) * L] for j in chunk.regions], dim=1)
+    expected = torch.cat(
+        [whole.embeds[:, :L]] + [whole.embeds[:, L + j * L : L + (j + 1) * L] for j in chunk.regions], dim=1
+    )
     assert torch.equal(seen[1], expected)
     delta = whole.cscc_delta[chunk.steps[0]]  # [L, D] what Eq. 12 added to the chunk's first new step
     span = out.spans.spans[chunk.steps[0]]
@@ -108,12 +123,21 @@ def test_cscc_in_a_chunk_reads_the_whole_recipe(ca, tiny_flux):
 def test_a_fixed_anchor_follows_the_previous_frames_path_and_a_renoised_one_is_set_free(ca, tiny_flux):
     steps, n_inference = SHORT[:7], 5
     seen = []
-    handle = tiny_flux.transformer.register_forward_pre_hook(lambda m, a, kw: seen.append(kw["hidden_states"]), with_kwargs=True)
+    handle = tiny_flux.transformer.register_forward_pre_hook(
+        lambda m, a, kw: seen.append(kw["hidden_states"]), with_kwargs=True
+    )
     try:
         fixed = ca(steps, seed=1, chunk_size=4, **{**KW, "num_inference_steps": n_inference})
         chunk_2 = seen[n_inference:]  # the transformer inputs of the second canvas
         seen.clear()
-        renoised = ca(steps, seed=1, chunk_size=4, anchor="renoise", anchor_strength=0.7, **{**KW, "num_inference_steps": n_inference})
+        renoised = ca(
+            steps,
+            seed=1,
+            chunk_size=4,
+            anchor="renoise",
+            anchor_strength=0.7,
+            **{**KW, "num_inference_steps": n_inference},
+        )
         renoised_2 = seen[n_inference:]
     finally:
         handle.remove()
@@ -145,7 +169,9 @@ def test_chunked_generation_is_deterministic_in_the_seed(ca):
 
 
 def test_cross_region_references_become_the_chunks_own(ca):
-    out = quiet(ca, LONG[:11], seed=0, chunk_size=6, cross_region_kv=True, image_attention="region", attention_backend="masked")
+    out = quiet(
+        ca, LONG[:11], seed=0, chunk_size=6, cross_region_kv=True, image_attention="region", attention_backend="masked"
+    )
     # chunk 2 = anchor step 6 then steps 7..11; step 6's reference (5) is not on that canvas: it keeps its own keys
     assert out.settings["chunks"][1]["cross_region_kv"] == [6, 6, 7, 8, 9, 10]
     assert out.settings["chunks"][0]["cross_region_kv"] == [1, 1, 2, 3, 4, 5]

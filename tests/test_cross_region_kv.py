@@ -38,7 +38,10 @@ def test_the_mask_adds_only_image_to_reference_image_entries():
     n, L, P = 3, LAYOUT.step_text_len, LAYOUT.region_tokens
     groups = group_mask_with_references(n, REFS)
     added = groups & ~group_mask(n)
-    assert added.nonzero().tolist() == [[n + 1, n + 0], [n + 2, n + 1]]  # image group of step 2 -> image of step 1, 3 -> 2
+    assert added.nonzero().tolist() == [
+        [n + 1, n + 0],
+        [n + 2, n + 1],
+    ]  # image group of step 2 -> image of step 1, 3 -> 2
     tokens = regional_token_mask(LAYOUT, references=REFS)
     kind = [("text", g) for g in range(n) for _ in range(L)] + [("image", g) for g in range(n) for _ in range(P)]
     for qi, (qk, qg) in enumerate(kind):  # the token mask is the group mask expanded
@@ -93,16 +96,23 @@ def test_one_region_shares_nothing_and_the_switch_changes_a_canvas(ca):
 def test_the_reference_comes_from_the_recipe_or_the_plan(ca):
     from cooklab.agent import plan as make_plan
 
-    recipe = cooklab.Recipe(title="t", steps=[{"text": STEPS[0]}, {"text": STEPS[1]}, {"text": STEPS[2], "reference_step": 1}])
+    recipe = cooklab.Recipe(
+        title="t", steps=[{"text": STEPS[0]}, {"text": STEPS[1]}, {"text": STEPS[2], "reference_step": 1}]
+    )
     assert ca(recipe, seed=0, cross_region_kv=True, **KW).settings["cross_region_kv"] == [1, 1, 1]
     plan = make_plan(recipe, "rules", cache_dir=False)
     planned = [n + 1 for n in canvas_references(recipe.with_plans(plan.step_plans()).reference_frames())]
     assert ca(recipe, plan=plan, seed=0, cross_region_kv=True, **KW).settings["cross_region_kv"] == planned
 
 
-@pytest.mark.parametrize(("kwargs", "match"), [(dict(regional=False), "regional=True"),
-                                               (dict(image_attention="global"), "image_attention='region'"),
-                                               (dict(attention_backend="batched"), "'masked' or 'flex'")])
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        (dict(regional=False), "regional=True"),
+        (dict(image_attention="global"), "image_attention='region'"),
+        (dict(attention_backend="batched"), "'masked' or 'flex'"),
+    ],
+)
 def test_impossible_combinations_are_refused(ca, kwargs, match):
     with pytest.raises(ConfigError, match=match):
         ca(STEPS, seed=0, cross_region_kv=True, **KW, **kwargs)

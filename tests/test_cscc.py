@@ -37,7 +37,11 @@ def real_style_t5_tokenizer() -> T5TokenizerFast:
 TOKENIZERS = {"tiny_t5": tiny_t5_tokenizer, "real_style_t5": real_style_t5_tokenizer}
 
 RECIPES = {
-    "numbers_punctuation": ["Bake at 180°C for 25-30 min.", "Add 1/2 cup (120 ml) milk; stir.", "Stir, stir, and stir again!"],
+    "numbers_punctuation": [
+        "Bake at 180°C for 25-30 min.",
+        "Add 1/2 cup (120 ml) milk; stir.",
+        "Stir, stir, and stir again!",
+    ],
     "unicode": ["Sauté the onions in butter — 5 min.", "Add crème fraîche & ½ tsp salt.", "Serve 🍝 hot. ﬁnish"],
     "repeated": ["Chop the carrot.", "Chop the carrot.", "Add the carrot to the carrot soup.", "carrot"],
     "whitespace": ["  Mix   well.  ", "Rest\t20 min.", "Serve."],
@@ -129,7 +133,12 @@ def test_truncation_cuts_the_last_steps_and_reports_them():
     assert cut.truncated_steps == [1, 2, 3]
     assert cut.spans[0] == full.spans[0]
     one, two, three = cut.spans[1:]
-    assert (one.start, one.length, one.own_length, one.matches) == (full.spans[1].start, 3, full.spans[1].own_length, True)
+    assert (one.start, one.length, one.own_length, one.matches) == (
+        full.spans[1].start,
+        3,
+        full.spans[1].own_length,
+        True,
+    )
     assert one.fused_length == 3
     for span in (two, three):
         assert span.length == 0 and span.fused_length == 0 and span.truncated
@@ -162,7 +171,10 @@ def test_a_start_token_shifts_the_fused_rows_by_one():
     for n, span in enumerate(spans.spans):
         rows = delta[n].abs().sum(-1).nonzero().flatten().tolist()
         assert rows == list(range(1, 1 + span.fused_length))
-        assert torch.equal(delta[n, 1 : 1 + span.fused_length], torch.arange(77 * 4.0).reshape(77, 4)[span.start : span.start + span.fused_length])
+        assert torch.equal(
+            delta[n, 1 : 1 + span.fused_length],
+            torch.arange(77 * 4.0).reshape(77, 4)[span.start : span.start + span.fused_length],
+        )
 
 
 # ---------------------------------------------------------------------------
@@ -259,7 +271,9 @@ def test_fusion_with_the_tiny_flux_text_encoder():
     steps = ["Chop the carrot into cubes.", "Fry the carrot in butter.", "Serve the carrot."]
     spans = step_token_spans(pipe.tokenizer_2, steps, title="Carrots", max_sequence_length=TINY_T5_MAX_LENGTH)
     with torch.no_grad():
-        step_embeds = pipe._get_t5_prompt_embeds(spans.step_texts, max_sequence_length=TINY_T5_MAX_LENGTH, device="cpu")
+        step_embeds = pipe._get_t5_prompt_embeds(
+            spans.step_texts, max_sequence_length=TINY_T5_MAX_LENGTH, device="cpu"
+        )
         recipe_embeds = pipe._get_t5_prompt_embeds(spans.text, max_sequence_length=TINY_T5_MAX_LENGTH, device="cpu")
     assert step_embeds.shape == (3, TINY_T5_MAX_LENGTH, 32) and recipe_embeds.shape == (1, TINY_T5_MAX_LENGTH, 32)
     assert all(span.matches for span in spans.spans)

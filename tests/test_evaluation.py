@@ -30,11 +30,16 @@ SMALL = ROOT / "data" / "eval" / "toy_small.yaml"
 
 def write_config(folder: Path, **changes) -> Path:
     """A small, fast toy config in ``folder`` (two Recipe Diffusion variants, oracle metrics), updated with ``changes``."""
-    config = dict(name="t", out="out", generation=dict(num_inference_steps=2, guidance=3.0, true_cfg=3.0, height=64, width=64),
-                  recipes=dict(toy=dict(count=2, steps=2)), seeds=[0, 1],
-                  methods=[dict(name="independent"), dict(name="kv_sharing")],
-                  metrics=["oracle_container_consistency", "oracle_step_faithfulness"],
-                  tables=[dict(name="T", baseline="independent")])
+    config = dict(
+        name="t",
+        out="out",
+        generation=dict(num_inference_steps=2, guidance=3.0, true_cfg=3.0, height=64, width=64),
+        recipes=dict(toy=dict(count=2, steps=2)),
+        seeds=[0, 1],
+        methods=[dict(name="independent"), dict(name="kv_sharing")],
+        metrics=["oracle_container_consistency", "oracle_step_faithfulness"],
+        tables=[dict(name="T", baseline="independent")],
+    )
     config.update(changes)
     path = folder / "config.yaml"
     path.write_text(yaml.safe_dump(config), encoding="utf-8")
@@ -50,7 +55,12 @@ def test_the_shipped_small_config_loads_and_expands():
     todo = units(config, recipes)
     assert [r for r, _ in recipes] == ["toy-1000", "toy-1001"]
     assert len(todo) == 4 * 2 * 1  # rows (independent, region_aware_kv, cookanything at two lam) x recipes x seeds
-    assert {u.label for u in todo} == {"independent", "region_aware_kv", "cookanything lam=0.0", "cookanything lam=0.5"}
+    assert {u.label for u in todo} == {
+        "independent",
+        "region_aware_kv",
+        "cookanything lam=0.0",
+        "cookanything lam=0.5",
+    }
     assert config.out.resolve() == (ROOT / "outputs" / "eval" / "toy-small").resolve()  # relative to the file's folder
 
 
@@ -68,8 +78,16 @@ def test_every_shipped_config_is_valid(path):
 def test_every_method_runs_and_is_stored(tmp_path):
     from cooklab.evaluation import METHODS
 
-    config = load_config(write_config(tmp_path, model=dict(sd="tiny", flux="tiny"), seeds=[0], recipes=dict(toy=dict(count=1, steps=2)),
-                                      methods=[dict(name=n) for n in METHODS], tables=[]))
+    config = load_config(
+        write_config(
+            tmp_path,
+            model=dict(sd="tiny", flux="tiny"),
+            seeds=[0],
+            recipes=dict(toy=dict(count=1, steps=2)),
+            methods=[dict(name=n) for n in METHODS],
+            tables=[],
+        )
+    )
     rows = read_results(evaluate(config, progress=False))
     assert [r["label"] for r in rows] == list(METHODS)
     for r in rows:
@@ -90,35 +108,58 @@ def test_a_lora_row_loads_its_adapter_and_the_next_row_runs_without(tmp_path):
         for p in params:
             p.normal_(0, 0.3, generator=torch.Generator().manual_seed(1))
     save_lora(pipe.transformer, tmp_path / "adapter", LoraSpec(rank=2))
-    path = write_config(tmp_path, model=dict(sd="tiny", flux="tiny"), seeds=[0], recipes=dict(toy=dict(count=1, steps=2)),
-                        adapters=dict(mine="adapter"),
-                        methods=[dict(name="cookanything", label="with", params=dict(lora="mine")),
-                                 dict(name="cookanything", label="without"),
-                                 dict(name="cookanything", label="scale 0", params=dict(lora="mine", lora_scale=0.0))], tables=[])
+    path = write_config(
+        tmp_path,
+        model=dict(sd="tiny", flux="tiny"),
+        seeds=[0],
+        recipes=dict(toy=dict(count=1, steps=2)),
+        adapters=dict(mine="adapter"),
+        methods=[
+            dict(name="cookanything", label="with", params=dict(lora="mine")),
+            dict(name="cookanything", label="without"),
+            dict(name="cookanything", label="scale 0", params=dict(lora="mine", lora_scale=0.0)),
+        ],
+        tables=[],
+    )
     config = load_config(path)
     assert config.adapters["mine"] == tmp_path / "adapter"
     evaluate(config, progress=False)
-    frames = {label: np.asarray(Image.open(next((tmp_path / "out" / "units").glob(f"{label.replace(' ', '*')}-*")).rglob("frame_*.png")
-                                                .__next__())) for label in ("with", "without", "scale 0")}
-    assert not np.array_equal(frames["with"], frames["without"]) and np.array_equal(frames["scale 0"], frames["without"])
+    frames = {
+        label: np.asarray(
+            Image.open(
+                next((tmp_path / "out" / "units").glob(f"{label.replace(' ', '*')}-*")).rglob("frame_*.png").__next__()
+            )
+        )
+        for label in ("with", "without", "scale 0")
+    }
+    assert not np.array_equal(frames["with"], frames["without"]) and np.array_equal(
+        frames["scale 0"], frames["without"]
+    )
     shutil.copytree(tmp_path / "adapter", tmp_path / "elsewhere")
     moved = config.model_copy(update={"adapters": {"mine": tmp_path / "elsewhere"}})
-    assert [u.generation for u in units(moved, load_recipes(moved.recipes))] == [u.generation for u in units(config, load_recipes(config.recipes))]
+    assert [u.generation for u in units(moved, load_recipes(moved.recipes))] == [
+        u.generation for u in units(config, load_recipes(config.recipes))
+    ]
     with pytest.raises(ConfigError, match="not one of the config's adapters"):
         units(config.model_copy(update={"adapters": {}}), load_recipes(config.recipes))
 
 
-@pytest.mark.parametrize(("change", "message"), [
-    (dict(methods=[dict(name="magic")]), "unknown method 'magic'"),
-    (dict(methods=[dict(name="independent", params=dict(lam=0.5))]), "takes no parameter(s) ['lam']"),
-    (dict(methods=[dict(name="independent"), dict(name="independent")]), "give the methods distinct `label:`s"),
-    (dict(recipes=dict(toy=dict(count=2), folder="x")), "exactly one recipe source"),
-    (dict(metrics=["clip_scor"]), "unknown metric(s) ['clip_scor']"),
-    (dict(seeds=[]), "seeds"),
-    (dict(methods=[dict(name="cookanything", grid=dict(lam=[]))]), "empty lists"),
-])
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (dict(methods=[dict(name="magic")]), "unknown method 'magic'"),
+        (dict(methods=[dict(name="independent", params=dict(lam=0.5))]), "takes no parameter(s) ['lam']"),
+        (dict(methods=[dict(name="independent"), dict(name="independent")]), "give the methods distinct `label:`s"),
+        (dict(recipes=dict(toy=dict(count=2), folder="x")), "exactly one recipe source"),
+        (dict(metrics=["clip_scor"]), "unknown metric(s) ['clip_scor']"),
+        (dict(seeds=[]), "seeds"),
+        (dict(methods=[dict(name="cookanything", grid=dict(lam=[]))]), "empty lists"),
+    ],
+)
 def test_config_errors_name_the_fix(tmp_path, change, message):
-    with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)").replace("[", r"\[").replace("]", r"\]")):
+    with pytest.raises(
+        ConfigError, match=message.replace("(", r"\(").replace(")", r"\)").replace("[", r"\[").replace("]", r"\]")
+    ):
         config = load_config(write_config(tmp_path, **change))
         units(config, load_recipes(config.recipes))
         evaluate(config)
@@ -138,19 +179,24 @@ def test_recipe_sources(tmp_path):
     got = load_recipes(RecipeSource(folder=tmp_path / "folder"))
     assert [i for i, _ in got] == ["a", "b"] and got[1][1].texts == ["one", "two"]
 
-    (tmp_path / "r.jsonl").write_text('{"id": "x", "title": "X", "steps": ["s1", "s2"]}\n\n{"title": "Y", "steps": ["t"]}\n',
-                                      encoding="utf-8")
+    (tmp_path / "r.jsonl").write_text(
+        '{"id": "x", "title": "X", "steps": ["s1", "s2"]}\n\n{"title": "Y", "steps": ["t"]}\n', encoding="utf-8"
+    )
     got = load_recipes(RecipeSource(jsonl=tmp_path / "r.jsonl"))
     assert [i for i, _ in got] == ["x", "line-3"] and got[0][1].title == "X"
     (tmp_path / "r.json").write_text(json.dumps([{"title": "Z", "steps": ["a", "b"]}]), encoding="utf-8")
     assert load_recipes(RecipeSource(jsonl=tmp_path / "r.json"))[0][0] == "line-1"
-    (tmp_path / "bad.jsonl").write_text('{"title": "X", "steps": ["a"]}\n{"title": "Y", "steps": []}\n', encoding="utf-8")
+    (tmp_path / "bad.jsonl").write_text(
+        '{"title": "X", "steps": ["a"]}\n{"title": "Y", "steps": []}\n', encoding="utf-8"
+    )
     with pytest.raises(ConfigError, match="item 2"):
         load_recipes(RecipeSource(jsonl=tmp_path / "bad.jsonl"))
 
     gen = tmp_path / "recipegen"
     (gen / "pancakes").mkdir(parents=True)
-    (gen / "pancakes" / "steps.json").write_text(json.dumps(["Mix flour and eggs.", "Fry the batter."]), encoding="utf-8")
+    (gen / "pancakes" / "steps.json").write_text(
+        json.dumps(["Mix flour and eggs.", "Fry the batter."]), encoding="utf-8"
+    )
     (gen / "pancakes" / "title.txt").write_text("Pancakes\n", encoding="utf-8")
     (gen / "salad").mkdir()
     (gen / "salad" / "steps.txt").write_text("Wash the lettuce.\nToss with dressing.\n", encoding="utf-8")
@@ -172,7 +218,9 @@ def _results(offset: float) -> list[dict]:
     for k in range(20):
         v = float(rng.random())
         rows.append(dict(label="base", method="m", params={}, recipe=f"r{k}", seed=0, metrics={"x": {"value": v}}))
-        rows.append(dict(label="other", method="m", params={}, recipe=f"r{k}", seed=0, metrics={"x": {"value": v + offset}}))
+        rows.append(
+            dict(label="other", method="m", params={}, recipe=f"r{k}", seed=0, metrics={"x": {"value": v + offset}})
+        )
     return rows
 
 
@@ -190,10 +238,20 @@ def test_a_constant_offset_is_an_exact_paired_difference():
 def test_a_sweep_leaves_out_rows_that_change_another_parameter():
     from cooklab.evaluation.tables import sweep_rows
 
-    rows = [dict(method="cookanything", params=p, label=str(p)) for p in
-            ({"lam": 0.0}, {"lam": 0.2}, {"lam": 0.2, "lora": "toy"}, {"lam": 0.2, "cross_region_kv": True}, {"regional": False})]
+    rows = [
+        dict(method="cookanything", params=p, label=str(p))
+        for p in (
+            {"lam": 0.0},
+            {"lam": 0.2},
+            {"lam": 0.2, "lora": "toy"},
+            {"lam": 0.2, "cross_region_kv": True},
+            {"regional": False},
+        )
+    ]
     assert [r["params"] for r in sweep_rows(rows, "cookanything", "lam")] == [{"lam": 0.0}, {"lam": 0.2}]
-    assert [r["params"] for r in sweep_rows(rows, "cookanything", "lam", {"lora": "toy"})] == [{"lam": 0.2, "lora": "toy"}]
+    assert [r["params"] for r in sweep_rows(rows, "cookanything", "lam", {"lora": "toy"})] == [
+        {"lam": 0.2, "lora": "toy"}
+    ]
 
 
 def test_bootstrap_is_seeded_and_covers_the_mean():
@@ -220,28 +278,48 @@ def test_evaluate_resumes_rescoring_without_regenerating(tmp_path):
     evaluate(config, progress=False)  # nothing to do
     assert read_results(path) == rows and [p.stat().st_mtime_ns for p in frames] == stamps
 
-    more = load_config(write_config(tmp_path, metrics=["oracle_container_consistency", "oracle_step_faithfulness",
-                                                       "oracle_state_accuracy"]))
+    more = load_config(
+        write_config(
+            tmp_path, metrics=["oracle_container_consistency", "oracle_step_faithfulness", "oracle_state_accuracy"]
+        )
+    )
     evaluate(more, progress=False)  # scored again from the saved frames, not generated again
     assert [p.stat().st_mtime_ns for p in frames] == stamps
     again = read_results(path)
     assert all("oracle_state_accuracy" in r["metrics"] for r in again)
-    assert [r["metrics"]["oracle_step_faithfulness"] for r in again] == [r["metrics"]["oracle_step_faithfulness"] for r in rows]
+    assert [r["metrics"]["oracle_step_faithfulness"] for r in again] == [
+        r["metrics"]["oracle_step_faithfulness"] for r in rows
+    ]
 
-    changed = load_config(write_config(tmp_path, generation=dict(num_inference_steps=3, guidance=3.0, true_cfg=3.0, height=64, width=64)))
+    changed = load_config(
+        write_config(tmp_path, generation=dict(num_inference_steps=3, guidance=3.0, true_cfg=3.0, height=64, width=64))
+    )
     with pytest.raises(ConfigError, match="another `out:` folder"):
         evaluate(changed, progress=False)
 
 
 def _cli(*args, env=None):
-    return subprocess.Popen([sys.executable, "-m", "cooklab", "evaluate", *args], env={**os.environ, "HF_HUB_OFFLINE": "1",
-                            "TQDM_DISABLE": "1", "OMP_NUM_THREADS": "1", **(env or {})},  # one thread: the suite runs beside it
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "cooklab", "evaluate", *args],
+        env={
+            **os.environ,
+            "HF_HUB_OFFLINE": "1",
+            "TQDM_DISABLE": "1",
+            "OMP_NUM_THREADS": "1",
+            **(env or {}),
+        },  # one thread: the suite runs beside it
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
 
 
 @pytest.mark.slow
 def test_a_killed_evaluation_resumes_to_the_same_results(tmp_path):
-    slow = dict(generation=dict(num_inference_steps=4, guidance=3.0, true_cfg=3.0, height=64, width=64), recipes=dict(toy=dict(count=2, steps=2)))
+    slow = dict(
+        generation=dict(num_inference_steps=4, guidance=3.0, true_cfg=3.0, height=64, width=64),
+        recipes=dict(toy=dict(count=2, steps=2)),
+    )
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()
     killed, whole = write_config(tmp_path / "a", **slow), write_config(tmp_path / "b", **slow)
@@ -262,7 +340,10 @@ def test_a_killed_evaluation_resumes_to_the_same_results(tmp_path):
     a = (tmp_path / "a" / "out" / "results.jsonl").read_text(encoding="utf-8")
     b = (tmp_path / "b" / "out" / "results.jsonl").read_text(encoding="utf-8")
     assert a == b and len(a.splitlines()) == 8  # 2 methods x 2 recipes x 2 seeds
-    assert len({(r["label"], r["recipe"], r["seed"]) for r in read_results(tmp_path / "a" / "out" / "results.jsonl")}) == 8
+    assert (
+        len({(r["label"], r["recipe"], r["seed"]) for r in read_results(tmp_path / "a" / "out" / "results.jsonl")})
+        == 8
+    )
     assert not [p for p in (tmp_path / "a" / "out").rglob("*.tmp")]
 
 
@@ -272,13 +353,30 @@ def test_two_processes_split_the_work_and_merge_the_same_rows(tmp_path):
     (tmp_path / "two").mkdir()
     one, two = write_config(tmp_path / "one"), write_config(tmp_path / "two")
     assert main(["evaluate", str(one)]) == 0
-    run = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "-m", "cooklab", "evaluate", str(two)],
-                         env={**os.environ, "HF_HUB_OFFLINE": "1", "TQDM_DISABLE": "1"}, capture_output=True, text=True, timeout=600)
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--nproc_per_node",
+            "2",
+            "-m",
+            "cooklab",
+            "evaluate",
+            str(two),
+        ],
+        env={**os.environ, "HF_HUB_OFFLINE": "1", "TQDM_DISABLE": "1"},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert run.returncode == 0, run.stderr[-3000:]
     writers = [json.loads(p.read_text())["process"] for p in (tmp_path / "two" / "out" / "units").rglob("unit.json")]
     assert sorted(writers) == [0, 0, 0, 0, 1, 1, 1, 1]  # units p, p + 2, ... went to process p
     single = read_results(tmp_path / "one" / "out" / "results.jsonl")
     split = read_results(tmp_path / "two" / "out" / "results.jsonl")
-    assert [(r["label"], r["recipe"], r["seed"]) for r in split] == [(r["label"], r["recipe"], r["seed"]) for r in single]
+    assert [(r["label"], r["recipe"], r["seed"]) for r in split] == [
+        (r["label"], r["recipe"], r["seed"]) for r in single
+    ]
     assert [r["metrics"] for r in split] == [r["metrics"] for r in single]
     assert run.stdout.count("wrote") == 1  # only the main process merges and reports

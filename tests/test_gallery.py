@@ -53,8 +53,16 @@ def test_gallery_rows_are_the_pipelines_outputs(tmp_path):
     assert [row[0] for row in rows] == labels
     for ablation, (_, images, _) in zip(ABLATIONS["cookanything"], rows):
         with one_thread():
-            expected = pipe(recipe, seed=0, num_inference_steps=1, height=64, width=64, true_cfg_scale=3.0, progress=False,
-                            **ablation.call).images
+            expected = pipe(
+                recipe,
+                seed=0,
+                num_inference_steps=1,
+                height=64,
+                width=64,
+                true_cfg_scale=3.0,
+                progress=False,
+                **ablation.call,
+            ).images
         assert all(np.array_equal(np.asarray(a), np.asarray(b)) for a, b in zip(images, expected)), ablation.name
     # switching a mechanism off changes the pictures
     assert not np.array_equal(np.asarray(rows[0][1][1]), np.asarray(rows[1][1][1]))

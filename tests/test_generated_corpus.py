@@ -20,7 +20,12 @@ def test_the_oracle_scene_of_a_render_is_the_scene_it_shows():
         assert seen.colour == scene.colour
         # food the oracle reads is food the scene holds (a render draws nothing else; occluded food may be missed)
         assert {i.name for i in seen.ingredients} <= {i.name for i in scene.ingredients}
-        assert (seen.container, seen.pattern, seen.table, seen.position) == (scene.container, scene.pattern, scene.table, scene.position)
+        assert (seen.container, seen.pattern, seen.table, seen.position) == (
+            scene.container,
+            scene.pattern,
+            scene.table,
+            scene.position,
+        )
 
 
 def test_the_oracle_scene_follows_the_picture_not_the_prompt():
@@ -65,6 +70,10 @@ def test_a_killed_corpus_resumes_without_redoing_a_chunk(tmp_path):
     assert pipe.calls == 1
     np.testing.assert_array_equal(resumed.images, full.images)
     assert resumed.scenes == full.scenes
-    assert sorted(p.name for p in (tmp_path / "b").iterdir()) == ["sd_0000.npz", "sd_0001.npz", "sd_0002.npz"]  # no temporary files
+    assert sorted(p.name for p in (tmp_path / "b").iterdir()) == [
+        "sd_0000.npz",
+        "sd_0001.npz",
+        "sd_0002.npz",
+    ]  # no temporary files
     with pytest.raises(ConfigError, match="delete"):
         generate_corpus({"sd": pipe}, dataclasses.replace(cfg, guidance=1.0), tmp_path / "b")

@@ -32,7 +32,24 @@ from cooklab.grounding.original import detector_input_size, load_groundingdino_w
 from cooklab.grounding.tiny import tiny_detector, tiny_segmenter
 from cooklab.recipe_diffusion.region_noise import resize_mask
 
-WORDS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", ".", "?", "a", "the", "white", "bowl", "plate", "pan", "pot", "wooden", "board"]
+WORDS = [
+    "[PAD]",
+    "[UNK]",
+    "[CLS]",
+    "[SEP]",
+    "[MASK]",
+    ".",
+    "?",
+    "a",
+    "the",
+    "white",
+    "bowl",
+    "plate",
+    "pan",
+    "pot",
+    "wooden",
+    "board",
+]
 H, W = 48, 80  # a non-square image, smaller than SAM's input and not a multiple of it
 PHRASE = "White Bowl"
 SAM_SIDE = 64  # both tiny SAMs take 64x64 inputs (longest side resized to 64)
@@ -43,7 +60,14 @@ def bert_tokenizer() -> BertTokenizer:
 
 
 def tiny_bert_config() -> BertConfig:
-    return BertConfig(vocab_size=len(WORDS), hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64, max_position_embeddings=64)
+    return BertConfig(
+        vocab_size=len(WORDS),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=64,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -94,7 +118,11 @@ def check_result(result, n_queries=None):
         assert len(extra["scores"]) == n_queries  # threshold 0 keeps every query
     assert result.score == max(extra["scores"]) == extra["scores"][0]
     assert list(result.box) == pytest.approx(extra["all_boxes"][0])
-    assert len(extra["ious"]) == 3 and extra["iou"] == max(extra["ious"]) and extra["mask_index"] == int(np.argmax(extra["ious"]))
+    assert (
+        len(extra["ious"]) == 3
+        and extra["iou"] == max(extra["ious"])
+        and extra["mask_index"] == int(np.argmax(extra["ious"]))
+    )
     assert result.phrase == PHRASE and extra["caption"] == "white bowl."
 
 
@@ -104,8 +132,12 @@ def test_caption_and_label_rules():
     with pytest.raises(ConfigError):
         grounding_caption(" . ")
     assert label_matches("white bowl", "White Bowl") and label_matches("bowl. [SEP]", "white bowl")
-    assert label_matches("ram ##ek", "ramekin") and not label_matches("", "bowl") and not label_matches("[SEP]", "bowl")
-    found = Detections.build("bowl.", [[-5.0, 2.0, 90.0, 30.0], [1.0, 1.0, 2.0, 2.0]], [0.4, 0.9], ["bowl", ""], (H, W))
+    assert (
+        label_matches("ram ##ek", "ramekin") and not label_matches("", "bowl") and not label_matches("[SEP]", "bowl")
+    )
+    found = Detections.build(
+        "bowl.", [[-5.0, 2.0, 90.0, 30.0], [1.0, 1.0, 2.0, 2.0]], [0.4, 0.9], ["bowl", ""], (H, W)
+    )
     assert found.scores.tolist() == pytest.approx([0.9, 0.4]) and found.labels == ["", "bowl"]
     assert found.boxes[1].tolist() == [0.0, 2.0, W, 30.0]  # clipped to the image
     assert found.best("bowl") == 1  # the better box has an empty label
@@ -186,7 +218,9 @@ def test_degenerate_and_missing_masks_fall_back_in_recipe_diffusion(hf_models, r
         for mlp in blind.mask_decoder.output_hypernetworks_mlps:
             mlp.proj_out.weight.zero_()
             mlp.proj_out.bias.zero_()
-    provider = GroundedSAM.from_models(detector, detector_processor, blind, sam_processor, box_threshold=0.0, text_threshold=0.0)
+    provider = GroundedSAM.from_models(
+        detector, detector_processor, blind, sam_processor, box_threshold=0.0, text_threshold=0.0
+    )
     recipe = cooklab.Recipe.from_steps(STEPS, title="Eggs", plans=PLANS)
     with cooklab.trace(rd, capture="noise") as tr:
         out = rd(recipe, seed=0, num_inference_steps=2, progress=False, mask_provider=provider)
@@ -197,7 +231,9 @@ def test_degenerate_and_missing_masks_fall_back_in_recipe_diffusion(hf_models, r
 
     provider.box_threshold = 1.0  # nothing found
     out = rd(recipe, seed=0, num_inference_steps=2, progress=False, mask_provider=provider)
-    assert not out.frames[1].region_aware and "found no 'bowl'" in out.frames[1].fallback and out.frames[1].mask is None
+    assert (
+        not out.frames[1].region_aware and "found no 'bowl'" in out.frames[1].fallback and out.frames[1].mask is None
+    )
 
 
 def test_grounded_sam_loads_folders_and_explains_failures(hf_models, image, tmp_path):
@@ -206,7 +242,9 @@ def test_grounded_sam_loads_folders_and_explains_failures(hf_models, image, tmp_
     detector_processor.save_pretrained(tmp_path / "det")
     sam.save_pretrained(tmp_path / "sam")
     sam_processor.save_pretrained(tmp_path / "sam")
-    loaded = GroundedSAM(str(tmp_path / "det"), str(tmp_path / "sam"), box_threshold=0.0, text_threshold=0.0, device="cpu")
+    loaded = GroundedSAM(
+        str(tmp_path / "det"), str(tmp_path / "sam"), box_threshold=0.0, text_threshold=0.0, device="cpu"
+    )
     assert loaded.device.type == "cpu"
     a, b = loaded(image, PHRASE), hf_provider(hf_models)(image, PHRASE)
     assert a.box == pytest.approx(b.box) and torch.equal(a.mask, b.mask)
@@ -250,7 +288,9 @@ def test_restored_methods_match_hand_computation():
     half = compat.extended_attention_mask(mask, (2, 3), torch.float16)
     assert half.dtype == torch.float16 and float(half[0, 0, 0, 2]) == torch.finfo(torch.float16).min
     causal = compat.extended_attention_mask(torch.tensor([[1, 1, 1]]), (1, 3), torch.float32, is_decoder=True)
-    assert torch.equal(causal[0, 0] == 0, torch.tensor([[True, False, False], [True, True, False], [True, True, True]]))
+    assert torch.equal(
+        causal[0, 0] == 0, torch.tensor([[True, False, False], [True, True, False], [True, True, True]])
+    )
 
     inv = bert.invert_attention_mask(mask)
     assert inv.shape == (2, 1, 1, 3) and torch.equal(inv, (1.0 - mask[:, None, None, :].float()) * lo)
@@ -285,8 +325,10 @@ def test_upstream_bert_warper_runs_through_the_compat_layer(monkeypatch):
         with torch.no_grad():
             ours = warper(input_ids=ids, attention_mask=keep)["last_hidden_state"]
     except Exception as err:  # a future transformers release broke the layer again: say which
-        pytest.fail(f"groundingdino-py's BertModelWarper no longer runs on transformers {transformers.__version__} "
-                    f"through cooklab/grounding/groundingdino_compat.py: {err!r}")
+        pytest.fail(
+            f"groundingdino-py's BertModelWarper no longer runs on transformers {transformers.__version__} "
+            f"through cooklab/grounding/groundingdino_compat.py: {err!r}"
+        )
     with torch.no_grad():
         native = bert(input_ids=ids, attention_mask=keep).last_hidden_state
     assert torch.allclose(ours[:, :5], native[:, :5], atol=1e-5)
@@ -296,7 +338,9 @@ def test_upstream_bert_warper_runs_through_the_compat_layer(monkeypatch):
 class _Embeddings4(torch.nn.Module):
     """BertEmbeddings.forward as transformers 4 to 5.23 spell it."""
 
-    def forward(self, input_ids=None, token_type_ids=None, position_ids=None, inputs_embeds=None, past_key_values_length=0):
+    def forward(
+        self, input_ids=None, token_type_ids=None, position_ids=None, inputs_embeds=None, past_key_values_length=0
+    ):
         return ("v4", past_key_values_length)
 
 
@@ -308,8 +352,16 @@ class _Embeddings524(torch.nn.Module):
 
 
 class _Encoder524(torch.nn.Module):
-    def forward(self, hidden_states, attention_mask=None, encoder_hidden_states=None, encoder_attention_mask=None, cache=None,
-                use_cache=None, **kwargs):
+    def forward(
+        self,
+        hidden_states,
+        attention_mask=None,
+        encoder_hidden_states=None,
+        encoder_attention_mask=None,
+        cache=None,
+        use_cache=None,
+        **kwargs,
+    ):
         return BaseModelOutputWithPastAndCrossAttentions(last_hidden_state=hidden_states)
 
 
@@ -327,11 +379,23 @@ def test_bert_calls_follow_the_installed_signatures_not_a_version_number():
     assert compat.adapt_bert_calls(new) == ("embeddings", "encoder")
     assert new.embeddings(input_ids=None, past_key_values_length=3) == ("v5.24", 3)  # renamed
     h = torch.ones(1, 2, 4)
-    out = new.encoder(h, attention_mask=None, head_mask=[None, None], past_key_values=None, use_cache=False,
-                      output_attentions=False, output_hidden_states=False, return_dict=True)
-    assert out[0] is h and out.last_hidden_state is h and out.past_key_values is None  # the field names groundingdino reads
+    out = new.encoder(
+        h,
+        attention_mask=None,
+        head_mask=[None, None],
+        past_key_values=None,
+        use_cache=False,
+        output_attentions=False,
+        output_hidden_states=False,
+        return_dict=True,
+    )
+    assert (
+        out[0] is h and out.last_hidden_state is h and out.past_key_values is None
+    )  # the field names groundingdino reads
     with pytest.raises(compat.BertCompatError, match=f"transformers {transformers.__version__}"):
-        new.encoder(h, head_mask=[torch.ones(2), None])  # a head mask the installed layers cannot apply: refused, named
+        new.encoder(
+            h, head_mask=[torch.ones(2), None]
+        )  # a head mask the installed layers cannot apply: refused, named
 
 
 def test_an_unknown_keyword_with_a_value_names_the_transformers_version():
@@ -342,7 +406,9 @@ def test_an_unknown_keyword_with_a_value_names_the_transformers_version():
     warper = _Warper(Embeddings(), _Encoder524())
     compat.adapt_bert_calls(warper)
     assert warper.embeddings(input_ids=1, past_key_values_length=0) == 1  # a neutral value is dropped
-    with pytest.raises(compat.BertCompatError, match=rf"transformers {transformers.__version__}.*past_key_values_length=5"):
+    with pytest.raises(
+        compat.BertCompatError, match=rf"transformers {transformers.__version__}.*past_key_values_length=5"
+    ):
         warper.embeddings(input_ids=1, past_key_values_length=5)
 
 
@@ -385,12 +451,33 @@ def tiny_segment_anything():
 
     torch.manual_seed(0)
     return Sam(
-        image_encoder=ImageEncoderViT(img_size=SAM_SIDE, patch_size=8, embed_dim=32, depth=2, num_heads=2, mlp_ratio=2.0, out_chans=16,
-                                      qkv_bias=True, norm_layer=partial(torch.nn.LayerNorm, eps=1e-6), use_rel_pos=True,
-                                      window_size=4, global_attn_indexes=(1,)),
-        prompt_encoder=PromptEncoder(embed_dim=16, image_embedding_size=(SAM_SIDE // 8, SAM_SIDE // 8), input_image_size=(SAM_SIDE, SAM_SIDE), mask_in_chans=4),
-        mask_decoder=MaskDecoder(num_multimask_outputs=3, transformer=TwoWayTransformer(depth=2, embedding_dim=16, mlp_dim=32, num_heads=2),
-                                 transformer_dim=16, iou_head_depth=2, iou_head_hidden_dim=16),
+        image_encoder=ImageEncoderViT(
+            img_size=SAM_SIDE,
+            patch_size=8,
+            embed_dim=32,
+            depth=2,
+            num_heads=2,
+            mlp_ratio=2.0,
+            out_chans=16,
+            qkv_bias=True,
+            norm_layer=partial(torch.nn.LayerNorm, eps=1e-6),
+            use_rel_pos=True,
+            window_size=4,
+            global_attn_indexes=(1,),
+        ),
+        prompt_encoder=PromptEncoder(
+            embed_dim=16,
+            image_embedding_size=(SAM_SIDE // 8, SAM_SIDE // 8),
+            input_image_size=(SAM_SIDE, SAM_SIDE),
+            mask_in_chans=4,
+        ),
+        mask_decoder=MaskDecoder(
+            num_multimask_outputs=3,
+            transformer=TwoWayTransformer(depth=2, embedding_dim=16, mlp_dim=32, num_heads=2),
+            transformer_dim=16,
+            iou_head_depth=2,
+            iou_head_hidden_dim=16,
+        ),
     ).eval()
 
 
@@ -400,7 +487,11 @@ def sa_model():
 
 
 def original_provider(gd_model, sa_model, **thresholds) -> OriginalGroundedSAM:
-    return OriginalGroundedSAM.from_models(gd_model, sa_model, **{"box_threshold": 0.0, "text_threshold": 0.0, "image_size": 64, "max_size": 96, **thresholds})
+    return OriginalGroundedSAM.from_models(
+        gd_model,
+        sa_model,
+        **{"box_threshold": 0.0, "text_threshold": 0.0, "image_size": 64, "max_size": 96, **thresholds},
+    )
 
 
 def test_groundingdino_is_built_to_run_here(gd_model, bert_dir):
@@ -411,7 +502,11 @@ def test_groundingdino_is_built_to_run_here(gd_model, bert_dir):
     with warnings.catch_warnings(record=True) as caught, torch.no_grad():
         warnings.simplefilter("always")
         out = gd_model(x[None], captions=["white bowl."])
-    assert out["pred_logits"].shape == (1, TINY_GD["num_queries"], 256) and out["pred_boxes"].shape == (1, TINY_GD["num_queries"], 4)
+    assert out["pred_logits"].shape == (1, TINY_GD["num_queries"], 256) and out["pred_boxes"].shape == (
+        1,
+        TINY_GD["num_queries"],
+        4,
+    )
     assert not [w for w in caught if "use_reentrant" in str(w.message)]  # no activation checkpointing at inference
 
 
@@ -440,7 +535,9 @@ def test_original_sam_gets_the_chosen_box(gd_model, sa_model, image):
     finally:
         handle.remove()
     sent = calls[0]["boxes"]
-    assert sent.shape == (1, 1, 4) and sent[0, 0].tolist() == pytest.approx(sam_scaled_box(result.box, (H, W)), abs=1e-4)
+    assert sent.shape == (1, 1, 4) and sent[0, 0].tolist() == pytest.approx(
+        sam_scaled_box(result.box, (H, W)), abs=1e-4
+    )
     masks, ious = provider.segment(image, result.box)
     assert masks.shape == (3, H, W) and result.extra["mask_index"] == int(ious.argmax())
     assert torch.equal(masks[int(ious.argmax())].float(), result.mask)
@@ -450,15 +547,22 @@ def test_original_init_loads_checkpoint_files(gd_model, sa_model, gd_config, ber
     from segment_anything import sam_model_registry
 
     monkeypatch.setitem(sam_model_registry, "tiny", lambda checkpoint=None: tiny_segment_anything())
-    torch.save({"model": {"module." + k: v for k, v in gd_model.state_dict().items()}}, tmp_path / "gd.pth")  # as saved from DataParallel
+    torch.save(
+        {"model": {"module." + k: v for k, v in gd_model.state_dict().items()}}, tmp_path / "gd.pth"
+    )  # as saved from DataParallel
     sam_file = copy.deepcopy(sa_model)
     with torch.no_grad():  # make the SAM file differ from a fresh random build, so loading it is visible
         sam_file.mask_decoder.iou_prediction_head.layers[-1].bias.add_(0.5)
     torch.save(sam_file.state_dict(), tmp_path / "sam_tiny.pth")
     args = (str(tmp_path / "sam_tiny.pth"), str(gd_config), str(tmp_path / "gd.pth"), str(bert_dir))
-    loaded = OriginalGroundedSAM(*args, sam_model_type="tiny", box_threshold=0.0, text_threshold=0.0, device="cpu", image_size=64, max_size=96)
+    loaded = OriginalGroundedSAM(
+        *args, sam_model_type="tiny", box_threshold=0.0, text_threshold=0.0, device="cpu", image_size=64, max_size=96
+    )
     assert loaded.load_report == {"missing": [], "unexpected": []}
-    assert torch.equal(loaded.sam.mask_decoder.iou_prediction_head.layers[-1].bias, sam_file.mask_decoder.iou_prediction_head.layers[-1].bias)
+    assert torch.equal(
+        loaded.sam.mask_decoder.iou_prediction_head.layers[-1].bias,
+        sam_file.mask_decoder.iou_prediction_head.layers[-1].bias,
+    )
     a, b = loaded(image, PHRASE), original_provider(gd_model, sam_file)(image, PHRASE)
     assert a.box == pytest.approx(b.box) and a.score == pytest.approx(b.score) and torch.equal(a.mask, b.mask)
 

@@ -43,22 +43,61 @@ def as_pil(image_np):
 
 @pytest.mark.parametrize("region, strength", [("container", 1.0), ("interior", 0.75)])
 def test_inpainted_frame_equals_stock_inpaint_pipeline(baseline, tiny_sd, region, strength):
-    out = baseline(recipe(), seed=5, masks={1: BOX}, region=region, interior_rim=0.25, strength=strength,
-                   negative_prompt="burnt", output_type="np", **FAST)
+    out = baseline(
+        recipe(),
+        seed=5,
+        masks={1: BOX},
+        region=region,
+        interior_rim=0.25,
+        strength=strength,
+        negative_prompt="burnt",
+        output_type="np",
+        **FAST,
+    )
     box = box_to_mask(BOX, (64, 64))
-    mask_image = as_pil(box) if region == "container" else interior_mask(box, 0.25)[None, None]  # a user's PIL mask; a tensor
+    mask_image = (
+        as_pil(box) if region == "container" else interior_mask(box, 0.25)[None, None]
+    )  # a user's PIL mask; a tensor
     reference = as_pil(out.images[0])  # the 8-bit image of frame 0, as the user receives it
-    stock = stock_inpaint(tiny_sd)(STEPS[1], image=reference, mask_image=mask_image, strength=strength, num_inference_steps=4,
-                                   negative_prompt="burnt", generator=torch.Generator().manual_seed(5 + 1), output_type="np").images[0]
+    stock = stock_inpaint(tiny_sd)(
+        STEPS[1],
+        image=reference,
+        mask_image=mask_image,
+        strength=strength,
+        num_inference_steps=4,
+        negative_prompt="burnt",
+        generator=torch.Generator().manual_seed(5 + 1),
+        output_type="np",
+    ).images[0]
     assert np.abs(stock - out.images[1]).max() <= 1e-5
     f = out.frames[1]
-    assert (f.reference, f.mask_reference, f.start_from, f.reference_latent, f.base_noise, f.fallback) == (0, 0, "reference", "encoded", strength, None)
-    assert (f.start_index, f.steps_run, f.kv_reference, f.region_aware) == (4 - int(4 * strength), int(4 * strength), None, False)
+    assert (f.reference, f.mask_reference, f.start_from, f.reference_latent, f.base_noise, f.fallback) == (
+        0,
+        0,
+        "reference",
+        "encoded",
+        strength,
+        None,
+    )
+    assert (f.start_index, f.steps_run, f.kv_reference, f.region_aware) == (
+        4 - int(4 * strength),
+        int(4 * strength),
+        None,
+        False,
+    )
     assert f.mask.extra["region"] == region and f.mask.box == BOX
     assert torch.equal(f.mask.extra["region_mask"], box if region == "container" else interior_mask(box, 0.25))
     assert out.settings["region"] == region and out.settings["strength"] == strength and out.settings["masks"] == [1]
-    pil = baseline(recipe(), seed=5, masks={1: BOX}, region=region, interior_rim=0.25, strength=strength,
-                   negative_prompt="burnt", **FAST)  # the reference handed over as the PIL frame itself, not decoded again
+    pil = baseline(
+        recipe(),
+        seed=5,
+        masks={1: BOX},
+        region=region,
+        interior_rim=0.25,
+        strength=strength,
+        negative_prompt="burnt",
+        **FAST,
+    )  # the reference handed over as the PIL frame itself, not decoded again
     assert np.abs(np.asarray(pil.images[1], dtype=np.float32) / 255 - out.images[1]).max() <= 0.5 / 255 + 1e-6
 
 
@@ -67,8 +106,13 @@ def test_frames_without_a_reference_equal_stock_text_to_image(baseline, tiny_sd)
     stock = StableDiffusionPipeline(**tiny_sd.components, requires_safety_checker=False)
     stock.set_progress_bar_config(disable=True)
     for i in (0, 2):  # frame 1 of the recipe, and a step whose metadata has no reference_step
-        expected = stock(STEPS[i], num_inference_steps=4, guidance_scale=5.0, generator=torch.Generator().manual_seed(3 + i),
-                         output_type="np").images[0]
+        expected = stock(
+            STEPS[i],
+            num_inference_steps=4,
+            guidance_scale=5.0,
+            generator=torch.Generator().manual_seed(3 + i),
+            output_type="np",
+        ).images[0]
         assert np.abs(expected - out.images[i]).max() <= 1e-5
         f = out.frames[i]
         assert (f.reference, f.base_noise, f.start_index, f.steps_run, f.seed) == (None, None, 0, 4, 3 + i)
@@ -85,7 +129,10 @@ def test_outside_the_mask_the_final_latent_is_the_reference_latent(baseline, tin
     """
     out = baseline(recipe(), seed=0, masks={1: BOX}, output_type="np", **FAST)
     image = tiny_sd.image_processor.preprocess(as_pil(out.images[0]))  # [1, 3, 64, 64]
-    z_ref = retrieve_latents(tiny_sd.vae.encode(image), generator=torch.Generator().manual_seed(1)) * tiny_sd.vae.config.scaling_factor
+    z_ref = (
+        retrieve_latents(tiny_sd.vae.encode(image), generator=torch.Generator().manual_seed(1))
+        * tiny_sd.vae.config.scaling_factor
+    )
     m = blend_mask(box_to_mask(BOX, (64, 64)), (8, 8))  # [8, 8]
     assert 0 < m.sum() < 64
     z = out.latents[1]
@@ -103,7 +150,9 @@ def test_pixels_far_outside_the_mask_stay_the_reference():
     out = toy(steps, masks=[None, box], guidance_scale=3.0, output_type="np", **FAST)
     diff = np.abs(out.images[1] - out.images[0]).max(axis=-1)  # [64, 64]
     yy, xx = np.mgrid[:64, :64]
-    outside_by = np.maximum(np.maximum(box[0] - xx, xx - (box[2] - 1)), np.maximum(box[1] - yy, yy - (box[3] - 1)))  # px to the box
+    outside_by = np.maximum(
+        np.maximum(box[0] - xx, xx - (box[2] - 1)), np.maximum(box[1] - yy, yy - (box[3] - 1))
+    )  # px to the box
     far, inside = diff[outside_by > 8].mean(), diff[outside_by <= 0].mean()
     assert far < 0.03 and inside > 5 * far
 
@@ -111,7 +160,9 @@ def test_pixels_far_outside_the_mask_stay_the_reference():
 def test_interior_is_the_container_shrunk_by_its_rim():
     box = box_to_mask(BOX, (64, 64))  # 48 x 40 px
     assert rim_width(box, 0.25) == 10  # ceil(0.25 * min(48, 40))
-    assert torch.equal(interior_mask(box, 0.25), box_to_mask((18, 18, 46, 38), (64, 64)))  # the box shrunk by r on every side
+    assert torch.equal(
+        interior_mask(box, 0.25), box_to_mask((18, 18, 46, 38), (64, 64))
+    )  # the box shrunk by r on every side
     previous = box
     for rim in (0.05, 0.15, 0.3, 0.45):  # a larger rim: a strictly smaller interior, nested in the last one
         interior = interior_mask(box, rim)
@@ -123,7 +174,9 @@ def test_interior_is_the_container_shrunk_by_its_rim():
     assert r == 5  # ceil(0.15 * min(37 rows, 29 columns))
     interior = interior_mask(disk, 0.15)
     padded = torch.nn.functional.pad(disk, (r, r, r, r))
-    for y, x in torch.nonzero(interior).tolist():  # every interior pixel has its whole (2r+1)^2 square in the container
+    for y, x in torch.nonzero(
+        interior
+    ).tolist():  # every interior pixel has its whole (2r+1)^2 square in the container
         assert bool(padded[y : y + 2 * r + 1, x : x + 2 * r + 1].all())
     assert 0 < interior.sum() < disk.sum() and disk[:, :r].sum() > 0 and interior[:, :r].sum() == 0
     assert interior_mask(box * 0.4, 0.2).sum() == 0  # a soft mask below 0.5 holds no container pixel
@@ -138,7 +191,9 @@ def test_an_empty_interior_falls_back_to_text_to_image_naming_the_fix(baseline, 
     assert f.reference is None and f.mask.extra["rim_px"] == 4 and f.mask.extra["region_mask"].sum() == 0
     assert "covers no cell of the 8x8 latent grid" in f.fallback
     assert "lower interior_rim, or use region='container'" in f.fallback
-    expected = tiny_sd(STEPS[1], num_inference_steps=4, generator=torch.Generator().manual_seed(1), output_type="np").images[0]
+    expected = tiny_sd(
+        STEPS[1], num_inference_steps=4, generator=torch.Generator().manual_seed(1), output_type="np"
+    ).images[0]
     assert np.abs(expected - out.images[1]).max() <= 1e-5
     container = baseline(recipe(), seed=0, masks={1: shelf}, region="container", output_type="np", **FAST)
     assert container.frames[1].fallback is None and container.frames[1].reference == 0  # the fix works
@@ -169,16 +224,22 @@ def test_missing_masks_fall_back_and_a_provider_is_asked_with_the_reference_imag
     assert degenerate.frames[1].fallback == "degenerate mask (covers 100.0% of the latent grid)"
 
 
-@pytest.mark.parametrize("kwargs, match", [
-    (dict(region="rim"), r"region='rim': choose 'container' .* or 'interior'"),
-    (dict(strength=0.0), r"strength=0.0: use a value in \(0, 1\]"),
-    (dict(strength=1.5), r"strength=1.5: use a value in \(0, 1\]"),
-    (dict(strength=0.2), r"strength=0.2 runs no denoising step with num_inference_steps=4: use num_inference_steps >= 5"),
-    (dict(region="interior", interior_rim=0.0), r"interior_rim=0.0: use a value in \(0, 0.5\)"),
-    (dict(mask_provider="sam"), r"mask_provider='sam': use 'grounded-sam' or pass a provider object"),
-    (dict(masks=[BOX]), r"masks has 1 entries for a recipe of 3 steps"),
-    (dict(height=60), r"positive multiples of 8"),
-])
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(region="rim"), r"region='rim': choose 'container' .* or 'interior'"),
+        (dict(strength=0.0), r"strength=0.0: use a value in \(0, 1\]"),
+        (dict(strength=1.5), r"strength=1.5: use a value in \(0, 1\]"),
+        (
+            dict(strength=0.2),
+            r"strength=0.2 runs no denoising step with num_inference_steps=4: use num_inference_steps >= 5",
+        ),
+        (dict(region="interior", interior_rim=0.0), r"interior_rim=0.0: use a value in \(0, 0.5\)"),
+        (dict(mask_provider="sam"), r"mask_provider='sam': use 'grounded-sam' or pass a provider object"),
+        (dict(masks=[BOX]), r"masks has 1 entries for a recipe of 3 steps"),
+        (dict(height=60), r"positive multiples of 8"),
+    ],
+)
 def test_bad_arguments_raise_config_errors_that_name_the_fix(baseline, kwargs, match):
     with pytest.raises(ConfigError, match=match):
         baseline(recipe(), **{**FAST, **kwargs})
@@ -201,10 +262,19 @@ def test_recipe_diffusion_and_the_baseline_read_masks_alike(tiny_sd):
         theirs = rd(recipe(), masks=masks, num_inference_steps=2, kv_sharing=False, object_noise=0.999, progress=False)
         assert [f.fallback for f in ours.frames] == [f.fallback for f in theirs.frames]
         assert [f.mask_reference for f in ours.frames] == [f.mask_reference for f in theirs.frames]
-        assert [None if f.mask is None else f.mask.box for f in ours.frames] == [None if f.mask is None else f.mask.box for f in theirs.frames]
+        assert [None if f.mask is None else f.mask.box for f in ours.frames] == [
+            None if f.mask is None else f.mask.box for f in theirs.frames
+        ]
     for output_type in ("latent", "pt"):  # the same kinds of images as RecipeDiffusion gives
         ours = baseline(recipe(), masks={1: BOX}, num_inference_steps=2, output_type=output_type, progress=False)
-        theirs = rd(recipe(), masks={1: BOX}, num_inference_steps=2, kv_sharing=False, object_noise=0.999, output_type=output_type,
-                    progress=False)
+        theirs = rd(
+            recipe(),
+            masks={1: BOX},
+            num_inference_steps=2,
+            kv_sharing=False,
+            object_noise=0.999,
+            output_type=output_type,
+            progress=False,
+        )
         assert [tuple(x.shape) for x in ours.images] == [tuple(x.shape) for x in theirs.images]
         assert ours.frames[1].reference == 0

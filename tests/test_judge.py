@@ -24,8 +24,13 @@ def no_key(monkeypatch):
 
 @pytest.fixture
 def recipe() -> Recipe:
-    return Recipe(title="Toy carrot bowl", steps=[{"text": "Place a red bowl on the table."},
-                                                   {"text": "Add diced carrot and whole egg to the bowl.", "ingredients": ["carrot", "egg"]}])
+    return Recipe(
+        title="Toy carrot bowl",
+        steps=[
+            {"text": "Place a red bowl on the table."},
+            {"text": "Add diced carrot and whole egg to the bowl.", "ingredients": ["carrot", "egg"]},
+        ],
+    )
 
 
 def frames(n: int = 2) -> list[np.ndarray]:
@@ -34,8 +39,13 @@ def frames(n: int = 2) -> list[np.ndarray]:
 
 
 def verdict(step_shown: bool, **visible: bool) -> str:
-    return json.dumps({"reason": "a bowl", "step_shown": step_shown,
-                       "ingredients": [{"name": name, "visible": seen} for name, seen in visible.items()]})
+    return json.dumps(
+        {
+            "reason": "a bowl",
+            "step_shown": step_shown,
+            "ingredients": [{"name": name, "visible": seen} for name, seen in visible.items()],
+        }
+    )
 
 
 def judge(server: FakeOpenAI, **kwargs) -> VisionJudge:
@@ -53,16 +63,28 @@ def test_valid_answers_give_both_metrics_with_their_record(server, recipe):
         assert result.record["base_url"].startswith("http://127.0.0.1") and len(result.record["answers"]) == 2
     assert len(server.requests) == 2  # one request per frame
     body = server.requests[1]["body"]
-    assert body["response_format"]["json_schema"]["name"] == "frame_verdict" and body["response_format"]["json_schema"]["strict"]
+    assert (
+        body["response_format"]["json_schema"]["name"] == "frame_verdict"
+        and body["response_format"]["json_schema"]["strict"]
+    )
     text, image = body["messages"][1]["content"]
     asked = json.loads(text["text"].split("\n", 1)[1])
-    assert asked == {"recipe": "Toy carrot bowl", "step": 2, "instruction": recipe.steps[1].text, "ingredients": ["carrot", "egg"]}
+    assert asked == {
+        "recipe": "Toy carrot bowl",
+        "step": 2,
+        "instruction": recipe.steps[1].text,
+        "ingredients": ["carrot", "egg"],
+    }
     assert image["image_url"]["url"].startswith("data:image/png;base64,")
 
 
 def test_malformed_answer_is_sent_back_and_asked_again(server, recipe):
-    server.script = [("content", "not json at all"), ("content", verdict(True)),  # frame 1: bad JSON, then valid
-                     ("content", verdict(True, carrot=True)), ("content", verdict(True, carrot=True, egg=True))]  # frame 2: egg missing
+    server.script = [
+        ("content", "not json at all"),
+        ("content", verdict(True)),  # frame 1: bad JSON, then valid
+        ("content", verdict(True, carrot=True)),
+        ("content", verdict(True, carrot=True, egg=True)),
+    ]  # frame 2: egg missing
     results = judge_metrics(frames(), recipe, judge(server))
     assert results["judge_step_faithfulness"].per_item == [1.0, 1.0]
     assert results["judge_ingredient_presence"].per_item == [1.0, 1.0]
@@ -90,7 +112,11 @@ def test_key_only_in_the_header_never_in_records_or_errors(server, recipe, monke
     server.script = [("status", 401, {"error": {"message": f"invalid key {SECRET}"}}, {})]
     with pytest.raises(JudgeError) as error:
         judge_metrics(frames(), recipe, judge(server))
-    assert "HTTP 401" in str(error.value) and "check OPENAI_API_KEY" in str(error.value) and SECRET not in str(error.value)
+    assert (
+        "HTTP 401" in str(error.value)
+        and "check OPENAI_API_KEY" in str(error.value)
+        and SECRET not in str(error.value)
+    )
 
 
 def test_without_key_or_server_the_fix_is_named():

@@ -101,7 +101,9 @@ def test_reference_kv_of_another_batch_is_refused(attn):
 
 def test_cross_attention_is_refused(attn):
     with pytest.raises(ValueError, match="self-attention only"):
-        KVSharingAttnProcessor(LAYER, KVSharingState())(attn, torch.randn(1, 4, attn.to_q.in_features), torch.randn(1, 3, 32))
+        KVSharingAttnProcessor(LAYER, KVSharingState())(
+            attn, torch.randn(1, 4, attn.to_q.in_features), torch.randn(1, 3, 32)
+        )
 
 
 def test_cache_size_formula_matches_what_is_stored(tiny_sd):
@@ -127,7 +129,9 @@ def test_every_step_reads_the_reference_kv_of_the_same_step():
     for step in range(5):
         state.step = step
         k, v = state.lookup(LAYER, torch.device("cpu"))
-        assert torch.equal(k, torch.full((1, 2, 4), float(step))) and torch.equal(v, torch.full((1, 2, 4), -float(step)))
+        assert torch.equal(k, torch.full((1, 2, 4), float(step))) and torch.equal(
+            v, torch.full((1, 2, 4), -float(step))
+        )
     assert state.fallback_steps == {}
 
 
@@ -164,7 +168,11 @@ def test_cache_size_formula_on_a_four_level_unet_like_sd():
 
     torch.manual_seed(0)
     unet = UNet2DConditionModel(
-        sample_size=8, block_out_channels=(8, 8, 16, 16), layers_per_block=1, norm_num_groups=4, cross_attention_dim=8,
+        sample_size=8,
+        block_out_channels=(8, 8, 16, 16),
+        layers_per_block=1,
+        norm_num_groups=4,
+        cross_attention_dim=8,
         attention_head_dim=2,
         down_block_types=("CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"),
         up_block_types=("UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"),

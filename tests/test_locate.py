@@ -9,7 +9,9 @@ from cooklab import ConfigError
 def test_groups_and_kinds(tiny_sd):
     selfs = cooklab.locate(tiny_sd, kind="self")
     assert selfs and all(".attn1." in n for n in selfs)
-    assert cooklab.locate(tiny_sd, "mid", kind="self") == ["mid_block.attentions.0.transformer_blocks.0.attn1.processor"]
+    assert cooklab.locate(tiny_sd, "mid", kind="self") == [
+        "mid_block.attentions.0.transformer_blocks.0.attn1.processor"
+    ]
     up = cooklab.locate(tiny_sd, "up", kind="cross")
     assert up and all(n.startswith("up_blocks.") and ".attn2." in n for n in up)
     assert cooklab.locate(tiny_sd, ["mid", "up"], kind="self") == cooklab.locate(tiny_sd, "mid", "up", kind="self")
@@ -24,7 +26,9 @@ def test_prefix_regex_and_full_names(tiny_sd):
 
 def test_model_order_and_pipelines(tiny_sd):
     rd = cooklab.RecipeDiffusion.from_pipe(tiny_sd)
-    assert cooklab.locate(rd, "up", "mid") == cooklab.locate(tiny_sd.unet, "mid", "up") == cooklab.locate(rd, "mid", "up")
+    assert (
+        cooklab.locate(rd, "up", "mid") == cooklab.locate(tiny_sd.unet, "mid", "up") == cooklab.locate(rd, "mid", "up")
+    )
     names = list(tiny_sd.unet.attn_processors)
     found = cooklab.locate(rd, "up", "mid")
     assert found == [n for n in names if n in found]

@@ -41,14 +41,22 @@ def randomise(params, seed=0):
 
 
 def config(tmp_path, **train):
-    return TrainLoraConfig(name="t", out=tmp_path / "run", model="tiny", data={"toy": {"count": 3, "steps": 3}}, lora={"rank": 4},
-                           canvas={"height": 32, "width": 32}, train={"steps": 4, "checkpoint_every": 2, "learning_rate": 1e-3, **train})
+    return TrainLoraConfig(
+        name="t",
+        out=tmp_path / "run",
+        model="tiny",
+        data={"toy": {"count": 3, "steps": 3}},
+        lora={"rank": 4},
+        canvas={"height": 32, "width": 32},
+        train={"steps": 4, "checkpoint_every": 2, "learning_rate": 1e-3, **train},
+    )
 
 
 def test_a_few_steps_on_a_fixed_batch_lower_the_loss(ca):
     params = add_lora(ca.pipe.transformer, LoraSpec(rank=4))
     assert all(p.requires_grad for p in params) and not any(
-        p.requires_grad for n, p in ca.pipe.transformer.named_parameters() if "lora_" not in n)
+        p.requires_grad for n, p in ca.pipe.transformer.named_parameters() if "lora_" not in n
+    )
     canvas = ca.prepare_canvas(STEPS, height=32, width=32)
     g = torch.Generator().manual_seed(0)
     x0 = torch.randn(1, canvas.layout.image_len, ca.pipe.transformer.config.in_channels, generator=g)
@@ -123,7 +131,9 @@ def test_training_and_inference_build_the_same_canvas(tmp_path):
     with cooklab.trace(ca, capture=["layout", "rope_ids"]) as tr:
         out = ca(recipe, seed=0, height=32, width=32, **{**KW, "max_sequence_length": None})
     assert out.layout == canvas.layout and tr.canvas.layout == canvas.layout
-    assert torch.equal(tr.canvas.img_ids, canvas.img_ids.cpu()) and torch.equal(tr.canvas.txt_ids, canvas.txt_ids.cpu())
+    assert torch.equal(tr.canvas.img_ids, canvas.img_ids.cpu()) and torch.equal(
+        tr.canvas.txt_ids, canvas.txt_ids.cpu()
+    )
     assert out.settings["regional_layers"] == sorted(canvas.state.layers)
     assert x0.shape == (1, canvas.layout.image_len, ca.pipe.transformer.config.in_channels)
     pictures = trainer.examples[1].images(32)
@@ -166,8 +176,17 @@ def test_data_sources_and_their_errors(tmp_path):
     toy = load_examples(DataSource(toy={"count": 2, "steps": 3}))
     assert np.array_equal(np.asarray(toy[0].images(32)[1]), np.asarray(folder[0].images()[1]))  # the same renders
     manifest = tmp_path / "toy" / "train.jsonl"
-    manifest.write_text(json.dumps({"id": "a", "title": "T", "steps": ["one", "two"], "images": ["toy-5000/step_01.png",
-                                                                                              "toy-5000/step_02.png"]}) + "\n")
+    manifest.write_text(
+        json.dumps(
+            {
+                "id": "a",
+                "title": "T",
+                "steps": ["one", "two"],
+                "images": ["toy-5000/step_01.png", "toy-5000/step_02.png"],
+            }
+        )
+        + "\n"
+    )
     assert load_examples(DataSource(jsonl=manifest))[0].id == "a"
     (root / "toy-5001" / "step_03.png").unlink()
     with pytest.raises(ConfigError, match="one picture per step"):
@@ -181,7 +200,8 @@ def test_the_cli_trains_from_a_config_file(tmp_path, capsys):
 
     (tmp_path / "train.yaml").write_text(
         "name: cli\nout: run\nmodel: tiny\ndata: {toy: {count: 2, steps: 2}}\nlora: {rank: 2}\n"
-        "canvas: {height: 32, width: 32}\ntrain: {steps: 2, checkpoint_every: 1}\n")
+        "canvas: {height: 32, width: 32}\ntrain: {steps: 2, checkpoint_every: 1}\n"
+    )
     assert load_train_config(tmp_path / "train.yaml").out == tmp_path / "run"
     assert main(["train-lora", str(tmp_path / "train.yaml")]) == 0
     assert "adapter in" in capsys.readouterr().out and (tmp_path / "run" / "adapter").is_dir()
@@ -215,7 +235,9 @@ def test_sigma_is_shifted_as_the_sampler_shifts_the_canvas(tiny_flux):
     cfg = tiny_flux.scheduler.config
     u = torch.tensor([0.1, 0.5, 0.9])
     mu = calculate_shift(1024, cfg.base_image_seq_len, cfg.max_image_seq_len, cfg.base_shift, cfg.max_shift)
-    assert torch.allclose(shift_sigma(u, cfg, 1024), torch.as_tensor(tiny_flux.scheduler.time_shift(mu, 1.0, u)).float())
+    assert torch.allclose(
+        shift_sigma(u, cfg, 1024), torch.as_tensor(tiny_flux.scheduler.time_shift(mu, 1.0, u)).float()
+    )
     static = {**cfg, "use_dynamic_shifting": False, "shift": 3.0}
     assert torch.allclose(shift_sigma(u, static, 1024), 3 * u / (1 + 2 * u))
 
@@ -229,16 +251,31 @@ def test_two_processes_train_each_on_its_share_and_resume_exactly(tmp_path):
 
     (tmp_path / "train.yaml").write_text(
         "name: ddp\nout: run\nmodel: tiny\ndata: {toy: {count: 6, steps: 2}}\nlora: {rank: 2}\n"
-        "canvas: {height: 32, width: 32}\ntrain: {steps: 4, checkpoint_every: 2, learning_rate: 1.0e-3, mixed_precision: bf16}\n")
-    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "-m", "cooklab", "train-lora",
-               str(tmp_path / "train.yaml")]
+        "canvas: {height: 32, width: 32}\ntrain: {steps: 4, checkpoint_every: 2, learning_rate: 1.0e-3, mixed_precision: bf16}\n"
+    )
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node",
+        "2",
+        "-m",
+        "cooklab",
+        "train-lora",
+        str(tmp_path / "train.yaml"),
+    ]
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TQDM_DISABLE": "1", "OMP_NUM_THREADS": "1"}
     first = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
     assert first.returncode == 0, first.stderr[-3000:]
     assert first.stdout.count("trained ddp") == 1  # only the main process reports
     run = tmp_path / "run"
-    assert sorted(p.name for p in (run / "checkpoints" / "step-000004").iterdir()) == ["adapter", "config.json", "rng-0.pt",
-                                                                                        "rng-1.pt", "state.pt"]
+    assert sorted(p.name for p in (run / "checkpoints" / "step-000004").iterdir()) == [
+        "adapter",
+        "config.json",
+        "rng-0.pt",
+        "rng-1.pt",
+        "state.pt",
+    ]
     whole = [json.loads(line) for line in (run / "loss.jsonl").read_text().splitlines()]
     shutil.rmtree(run / "checkpoints" / "step-000004")
     again = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)

@@ -70,7 +70,9 @@ def test_identical_frames_give_maximal_similarity_and_zero_distance(clip, dino, 
 def test_image_image_measures_are_symmetric(clip, dino, frames):
     a, b = frames[0], frames[1]
     assert clip_image_score([a, b], clip).value == pytest.approx(clip_image_score([b, a], clip).value, abs=1e-4)
-    assert cross_step_consistency([a, b], clip).value == pytest.approx(cross_step_consistency([b, a], clip).value, abs=1e-6)
+    assert cross_step_consistency([a, b], clip).value == pytest.approx(
+        cross_step_consistency([b, a], clip).value, abs=1e-6
+    )
     assert dino_l2([a, b], dino=dino).value == pytest.approx(dino_l2([b, a], dino=dino).value, abs=1e-5)
 
 
@@ -81,7 +83,9 @@ def test_permuting_frames_permutes_per_item(clip, frames):
         permuted = metric([frames[k] for k in order], [TEXTS[k] for k in order], clip).per_item
         assert permuted == pytest.approx([forward[k] for k in order], abs=1e-5)
     goal = goal_faithfulness(frames, "tomato soup", clip).per_item
-    assert goal_faithfulness([frames[k] for k in order], "tomato soup", clip).per_item == pytest.approx([goal[k] for k in order], abs=1e-6)
+    assert goal_faithfulness([frames[k] for k in order], "tomato soup", clip).per_item == pytest.approx(
+        [goal[k] for k in order], abs=1e-6
+    )
     alone = [clip_score([f], [t], clip).per_item[0] for f, t in zip(frames, TEXTS)]  # each frame in a batch of one
     assert clip_score(frames, TEXTS, clip).per_item == pytest.approx(alone, abs=1e-4)
 
@@ -91,7 +95,9 @@ def test_pairs_consecutive_and_all(dino, frames):
     every = dino_l2(frames, dino=dino, pairs="all")
     assert consecutive.record["pair_index"] == [(0, 1), (1, 2)]
     assert every.record["pair_index"] == [(0, 1), (0, 2), (1, 2)]
-    assert every.per_item[0] == pytest.approx(consecutive.per_item[0]) and every.per_item[2] == pytest.approx(consecutive.per_item[1])
+    assert every.per_item[0] == pytest.approx(consecutive.per_item[0]) and every.per_item[2] == pytest.approx(
+        consecutive.per_item[1]
+    )
     assert consecutive.value == pytest.approx(np.mean(consecutive.per_item))
     with pytest.raises(ConfigError, match="choose one of"):
         dino_l2(frames, dino=dino, pairs="next")
@@ -243,7 +249,9 @@ def test_score_runs_the_asked_metrics_once_per_backbone(clip, dino):
     assert results["goal_faithfulness"].record["goal"] == toy.title
     recipe = toy.to_recipe()
     assert len(results["ingredient_accuracy"].per_item) == sum(len(step.ingredients) for step in recipe.steps)
-    assert results["clip_score"].per_item == pytest.approx(clip_score(images, [s.text for s in recipe.steps], clip).per_item)
+    assert results["clip_score"].per_item == pytest.approx(
+        clip_score(images, [s.text for s in recipe.steps], clip).per_item
+    )
     with pytest.raises(ConfigError, match="unknown metric"):
         score(images, toy, ("fid",), clip=clip)
     with pytest.raises(ConfigError, match="ToyRecipe"):
@@ -256,8 +264,11 @@ def test_score_computes_the_frames_clip_features_once_with_the_same_numbers(clip
     toy = random_toy_recipe(3, 3)
     images = [render(scene, 64).image for scene in toy.scenes]
     texts = [step.text for step in toy.to_recipe().steps]
-    alone = {"clip_score": clip_score(images, texts, clip), "step_faithfulness": step_faithfulness(images, texts, clip),
-             "cross_step_consistency": cross_step_consistency(images, clip)}
+    alone = {
+        "clip_score": clip_score(images, texts, clip),
+        "step_faithfulness": step_faithfulness(images, texts, clip),
+        "cross_step_consistency": cross_step_consistency(images, clip),
+    }
     calls = {"image": 0, "text": 0}
     image_forward, text_forward = clip.model.get_image_features, clip.model.get_text_features
 
@@ -265,6 +276,7 @@ def test_score_computes_the_frames_clip_features_once_with_the_same_numbers(clip
         def wrapped(*args, **kwargs):
             calls[kind] += 1
             return forward(*args, **kwargs)
+
         return wrapped
 
     monkeypatch.setattr(clip.model, "get_image_features", count("image", image_forward))
@@ -282,7 +294,12 @@ def test_images_of_every_kind_convert_alike():
     as_float = u8.astype(np.float32) / 255
     import PIL.Image
 
-    for image in (PIL.Image.fromarray(u8), as_float, torch.from_numpy(as_float).permute(2, 0, 1), torch.from_numpy(as_float)):
+    for image in (
+        PIL.Image.fromarray(u8),
+        as_float,
+        torch.from_numpy(as_float).permute(2, 0, 1),
+        torch.from_numpy(as_float),
+    ):
         assert torch.allclose(image_tensor(image), image_tensor(u8), atol=1e-6)
     assert image_tensor(u8[..., 0]).shape == (3, 6, 5)  # grey -> RGB
     with pytest.raises(ConfigError, match="image must be"):
@@ -295,9 +312,15 @@ def test_preprocess_reads_the_model_processors_and_built_models_need_their_token
     from cooklab.metrics import Preprocess, dino_backbone
 
     default = CLIPImageProcessor()
-    assert Preprocess.from_processor(default) == Preprocess(224, 224, tuple(default.image_mean), tuple(default.image_std))
-    dinov2 = BitImageProcessor(size={"shortest_edge": 256}, crop_size={"height": 224, "width": 224},
-                               image_mean=[0.485, 0.456, 0.406], image_std=[0.229, 0.224, 0.225])
+    assert Preprocess.from_processor(default) == Preprocess(
+        224, 224, tuple(default.image_mean), tuple(default.image_std)
+    )
+    dinov2 = BitImageProcessor(
+        size={"shortest_edge": 256},
+        crop_size={"height": 224, "width": 224},
+        image_mean=[0.485, 0.456, 0.406],
+        image_std=[0.229, 0.224, 0.225],
+    )
     assert Preprocess.from_processor(dinov2) == Preprocess(256, 224, (0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
     with pytest.raises(ConfigError, match="tokenizer="):
         clip_backbone(clip.model)
@@ -307,6 +330,8 @@ def test_preprocess_reads_the_model_processors_and_built_models_need_their_token
 
 
 def test_importing_metrics_loads_neither_diffusers_nor_matplotlib():
-    code = ("import sys, cooklab; cooklab.metrics; "
-            "assert 'diffusers' not in sys.modules and 'matplotlib' not in sys.modules, 'cooklab.metrics imported too much'")
+    code = (
+        "import sys, cooklab; cooklab.metrics; "
+        "assert 'diffusers' not in sys.modules and 'matplotlib' not in sys.modules, 'cooklab.metrics imported too much'"
+    )
     subprocess.run([sys.executable, "-c", code], check=True, env=os.environ.copy())

@@ -172,7 +172,9 @@ def test_t5_tokenizer_keeps_cooking_words_whole_and_spells_the_rest():
     assert len(tokenizer) > 2 and tokenizer.model_max_length == TINY_T5_MAX_LENGTH
     for word in COOKING_WORDS:
         assert tokenizer.tokenize(word) == ["▁" + word], word
-    assert tokenizer.decode(tokenizer("Crème brûlée in a bowl").input_ids, skip_special_tokens=True) == ("Crème brûlée in a bowl")
+    assert tokenizer.decode(tokenizer("Crème brûlée in a bowl").input_ids, skip_special_tokens=True) == (
+        "Crème brûlée in a bowl"
+    )
     ids = tokenizer("x " * 500, padding="max_length", truncation=True).input_ids
     assert len(ids) == TINY_T5_MAX_LENGTH
 
@@ -248,7 +250,9 @@ def test_single_file_problems_raise_checkpoint_error(tmp_path):
     (tmp_path / "broken.safetensors").write_bytes(b"not a checkpoint")
     with pytest.raises(CheckpointError, match="cannot read"):
         load_sd(str(tmp_path / "broken.safetensors"), device="cpu")
-    save_file({"model.diffusion_model.input_blocks.0.0.weight": torch.zeros(8, 4, 3, 3)}, str(tmp_path / "sd.safetensors"))
+    save_file(
+        {"model.diffusion_model.input_blocks.0.0.weight": torch.zeros(8, 4, 3, 3)}, str(tmp_path / "sd.safetensors")
+    )
     with pytest.raises(CheckpointError, match="config="):  # offline: diffusers cannot fetch the SD configs
         load_sd(str(tmp_path / "sd.safetensors"), device="cpu")
     with pytest.raises(CheckpointError, match="single-file Flux"):

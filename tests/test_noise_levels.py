@@ -9,7 +9,11 @@ from cooklab.grounding import box_to_mask
 from cooklab.recipe_diffusion import NoiseLevels, combine_by_mask, region_aware_noise, resize_mask
 
 SD = dict(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", steps_offset=1, num_train_timesteps=1000)
-SCHEDULERS = [DDIMScheduler(**SD, clip_sample=False, set_alpha_to_one=False), DPMSolverMultistepScheduler(**SD), EulerDiscreteScheduler(**SD)]
+SCHEDULERS = [
+    DDIMScheduler(**SD, clip_sample=False, set_alpha_to_one=False),
+    DPMSolverMultistepScheduler(**SD),
+    EulerDiscreteScheduler(**SD),
+]
 
 
 def levels(scheduler, n):
@@ -81,7 +85,9 @@ def test_masks_and_boxes():
     with pytest.raises(ConfigError, match="image size or of the latent size"):
         resize_mask(torch.ones(30, 30), (8, 8), (64, 64))
     with pytest.raises(ConfigError, match="latent grid"):
-        region_aware_noise(torch.zeros(1, 4, 8, 8), torch.zeros(1, 4, 8, 8), torch.ones(4, 4), 0.9, 0.999, lambda x, e, s: x)
+        region_aware_noise(
+            torch.zeros(1, 4, 8, 8), torch.zeros(1, 4, 8, 8), torch.ones(4, 4), 0.9, 0.999, lambda x, e, s: x
+        )
     with pytest.raises(ConfigError, match="between 0 and 1"):
         from cooklab.recipe_diffusion.noise_levels import check_level
 

@@ -38,15 +38,21 @@ def test_committed_notebook_is_stripped(path):
 
 
 def test_strip_script_agrees():
-    result = subprocess.run([sys.executable, str(NOTEBOOKS_DIR / "strip_outputs.py"), "--check"], capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, str(NOTEBOOKS_DIR / "strip_outputs.py"), "--check"], capture_output=True, text=True
+    )
     assert result.returncode == 0, result.stdout
 
 
 def _widget_images(nb) -> int:
     """How many images the notebook's Output widgets captured while it ran."""
     state = nb.metadata.get("widgets", {}).get("application/vnd.jupyter.widget-state+json", {}).get("state", {})
-    return sum("image/png" in o.get("data", {}) for m in state.values() if m["model_name"] == "OutputModel"
-               for o in m["state"].get("outputs", []))
+    return sum(
+        "image/png" in o.get("data", {})
+        for m in state.values()
+        if m["model_name"] == "OutputModel"
+        for o in m["state"].get("outputs", [])
+    )
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)
@@ -54,7 +60,9 @@ def test_notebook_runs(path, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # the kernel inherits this environment
     monkeypatch.setenv("MPLBACKEND", "module://matplotlib_inline.backend_inline")
     nb = nbformat.read(path, as_version=4)
-    client = NotebookClient(nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(NOTEBOOKS_DIR)}})
+    client = NotebookClient(
+        nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(NOTEBOOKS_DIR)}}
+    )
     start = time.perf_counter()
     try:
         client.execute()
@@ -63,7 +71,11 @@ def test_notebook_runs(path, monkeypatch):
     print(f"{path.name}: {time.perf_counter() - start:.1f} s")
     errors = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "error"]
     assert not errors
-    uses_widgets = any("application/vnd.jupyter.widget-view+json" in o.get("data", {})
-                       for c in nb.cells if c.cell_type == "code" for o in c.outputs)
+    uses_widgets = any(
+        "application/vnd.jupyter.widget-view+json" in o.get("data", {})
+        for c in nb.cells
+        if c.cell_type == "code"
+        for o in c.outputs
+    )
     if uses_widgets:
         assert _widget_images(nb) > 0, f"{path.name}: a widget drew no figure into its Output"

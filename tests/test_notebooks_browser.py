@@ -86,20 +86,44 @@ def lab(tmp_path_factory):
     settings = state / "settings"
     # no news popup, no autosave, every cell in the DOM (no windowing); JupyterLab's other defaults are kept,
     # commsOverSubshells among them: that is what users get
-    _write_json(settings / "@jupyterlab/apputils-extension/notification.jupyterlab-settings", {"fetchNews": "false", "checkForUpdates": False})
+    _write_json(
+        settings / "@jupyterlab/apputils-extension/notification.jupyterlab-settings",
+        {"fetchNews": "false", "checkForUpdates": False},
+    )
     _write_json(settings / "@jupyterlab/docmanager-extension/plugin.jupyterlab-settings", {"autosave": False})
     _write_json(settings / "@jupyterlab/notebook-extension/tracker.jupyterlab-settings", {"windowingMode": "none"})
-    _write_json(state / "config" / "labconfig" / "page_config.json",
-                {"disabledExtensions": {"@jupyterlab/apputils-extension:announcements": True}})
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "JUPYTERLAB_SETTINGS_DIR": str(settings),
-           "JUPYTERLAB_WORKSPACES_DIR": str(state / "workspaces"), "JUPYTER_RUNTIME_DIR": str(state / "runtime"),
-           "JUPYTER_CONFIG_DIR": str(state / "config")}
+    _write_json(
+        state / "config" / "labconfig" / "page_config.json",
+        {"disabledExtensions": {"@jupyterlab/apputils-extension:announcements": True}},
+    )
+    env = {
+        **os.environ,
+        "HF_HUB_OFFLINE": "1",
+        "JUPYTERLAB_SETTINGS_DIR": str(settings),
+        "JUPYTERLAB_WORKSPACES_DIR": str(state / "workspaces"),
+        "JUPYTER_RUNTIME_DIR": str(state / "runtime"),
+        "JUPYTER_CONFIG_DIR": str(state / "config"),
+    }
     env.pop("MPLBACKEND", None)  # JupyterLab's kernels use the inline backend, as a user's do
     port, token = _free_port(), base64.b16encode(os.urandom(16)).decode().lower()
     log = open(state / "jupyterlab.log", "w")
-    proc = subprocess.Popen([sys.executable, "-m", "jupyterlab", "--no-browser", "--allow-root", "--ip=127.0.0.1",
-                             f"--port={port}", "--port-retries=0", f"--IdentityProvider.token={token}",
-                             f"--ServerApp.root_dir={root}"], env=env, stdout=log, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "jupyterlab",
+            "--no-browser",
+            "--allow-root",
+            "--ip=127.0.0.1",
+            f"--port={port}",
+            "--port-retries=0",
+            f"--IdentityProvider.token={token}",
+            f"--ServerApp.root_dir={root}",
+        ],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 90
@@ -138,7 +162,9 @@ def browser(lab):
 
 
 def _api(lab, method: str, path: str):
-    request = urllib.request.Request(f"{lab['base']}{path}", method=method, headers={"Authorization": f"token {lab['token']}"})
+    request = urllib.request.Request(
+        f"{lab['base']}{path}", method=method, headers={"Authorization": f"token {lab['token']}"}
+    )
     with urllib.request.urlopen(request, timeout=30) as response:
         body = response.read()
     return json.loads(body) if body else None
@@ -161,8 +187,10 @@ def _idle(page) -> bool:
 
 
 def _running(page) -> bool:
-    return page.evaluate("() => [...document.querySelectorAll('.jp-Notebook .jp-InputArea-prompt')]"
-                         ".some(e => e.textContent.includes('*'))")
+    return page.evaluate(
+        "() => [...document.querySelectorAll('.jp-Notebook .jp-InputArea-prompt')]"
+        ".some(e => e.textContent.includes('*'))"
+    )
 
 
 def _quiet(page, polls: int = 3) -> bool:
@@ -176,9 +204,11 @@ def _quiet(page, polls: int = 3) -> bool:
 
 def _fit_viewport(page) -> None:
     """JupyterLab never scrolls the page: make the viewport as tall as the notebook, for screenshots and key presses."""
-    bottom = page.evaluate("() => { const c = document.querySelectorAll('.jp-Notebook .jp-Cell');"
-                           " const n = document.querySelector('.jp-Notebook');"
-                           " return c.length ? c[c.length - 1].getBoundingClientRect().bottom + n.scrollTop : 900; }")
+    bottom = page.evaluate(
+        "() => { const c = document.querySelectorAll('.jp-Notebook .jp-Cell');"
+        " const n = document.querySelector('.jp-Notebook');"
+        " return c.length ? c[c.length - 1].getBoundingClientRect().bottom + n.scrollTop : 900; }"
+    )
     page.set_viewport_size({"width": 1400, "height": max(900, min(int(bottom) + 80, 30000))})
 
 
@@ -257,8 +287,13 @@ def test_notebook_in_jupyterlab(path, lab, browser):
         page.goto(f"{lab['base']}/lab/workspaces/{path.stem}/tree/notebooks/{name}?reset&token={lab['token']}")
         page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=120_000)
         _wait(lambda: _idle(page), 120, f"the kernel (status bar: {_status(page)!r})")
-        _wait(lambda: page.evaluate("() => !!(window._JUPYTERLAB && window._JUPYTERLAB['@jupyter-widgets/jupyterlab-manager'])"),
-              60, "the widget manager (@jupyter-widgets/jupyterlab-manager)")
+        _wait(
+            lambda: page.evaluate(
+                "() => !!(window._JUPYTERLAB && window._JUPYTERLAB['@jupyter-widgets/jupyterlab-manager'])"
+            ),
+            60,
+            "the widget manager (@jupyter-widgets/jupyterlab-manager)",
+        )
         page.get_by_role("menuitem", name="Run", exact=True).click()
         page.locator('.lm-Menu-item[data-command="runmenu:run-all"]').click()
         _wait(lambda: _running(page), 30, "Run All to start")
@@ -267,26 +302,38 @@ def test_notebook_in_jupyterlab(path, lab, browser):
         _fit_viewport(page)
         page.screenshot(path=str(shots / "run_all.png"))
 
-        prompts = page.evaluate("() => [...document.querySelectorAll('.jp-CodeCell .jp-InputArea-prompt')].map(e => e.textContent.trim())")
+        prompts = page.evaluate(
+            "() => [...document.querySelectorAll('.jp-CodeCell .jp-InputArea-prompt')].map(e => e.textContent.trim())"
+        )
         not_run = [i for i, p in enumerate(prompts) if not any(ch.isdigit() for ch in p)]
-        stderr = page.locator(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']").all_inner_texts()
+        stderr = page.locator(
+            ".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']"
+        ).all_inner_texts()
         errors = [t for t in stderr if "Traceback" in t or "-" * 70 in t]
         assert not errors, f"{name}: error output:\n" + "\n".join(t[-2000:] for t in errors)
-        assert not not_run, f"{name}: code cells {not_run} of {len(prompts)} did not run (prompts {[prompts[i] for i in not_run]})"
+        assert not not_run, (
+            f"{name}: code cells {not_run} of {len(prompts)} did not run (prompts {[prompts[i] for i in not_run]})"
+        )
 
         texts = page.locator(".jp-OutputArea-output").all_inner_texts()
         fallback = [t[:200] for t in texts if any(f in t for f in FALLBACK)]
         assert not fallback, f"{name}: widgets not rendered live (text fallback): {fallback}"
-        explorers = page.locator(".jp-Cell-outputArea > .jp-OutputArea-child > .jp-OutputArea-output").filter(
-            has=page.locator(CONTROLS)).all()
+        explorers = (
+            page.locator(".jp-Cell-outputArea > .jp-OutputArea-child > .jp-OutputArea-output")
+            .filter(has=page.locator(CONTROLS))
+            .all()
+        )
         assert explorers, f"{name}: no explorer (slider, dropdown or toggle buttons) was rendered"
-        assert _log_console(page) is None, f"{name}: output went to the Log Console during Run All: {_log_console(page)}"
+        assert _log_console(page) is None, (
+            f"{name}: output went to the Log Console during Run All: {_log_console(page)}"
+        )
 
         for k, output in enumerate(explorers):
             before = _images(output)
             assert before, f"{name}: explorer {k} shows no figure"
-            assert all(_png_bytes(s) >= MIN_PNG_BYTES for s in before), \
+            assert all(_png_bytes(s) >= MIN_PNG_BYTES for s in before), (
                 f"{name}: explorer {k} starts with a blank figure: {[_png_bytes(s) for s in before]} bytes"
+            )
             output.screenshot(path=str(shots / f"explorer{k}_before.png"))
             moved = _move_one_control(output)
             after = _redrawn(page, output, before, f"explorer {k}'s figures to change after moving {moved}")
@@ -294,11 +341,19 @@ def test_notebook_in_jupyterlab(path, lab, browser):
             output.screenshot(path=str(shots / f"explorer{k}_after.png"))
             sizes = f"PNG bytes before {[_png_bytes(s) for s in before]}, after {[_png_bytes(s) for s in after]}"
             print(f"{name}: explorer {k}: moved {moved}; {sizes}")
-            assert len(after) == len(before), f"{name}: explorer {k} had {len(before)} figures, {len(after)} after moving {moved}"
-            blank = [i for i, (a, b) in enumerate(zip(after, before)) if _png_bytes(a) < max(MIN_PNG_BYTES, _png_bytes(b) // 5)]
+            assert len(after) == len(before), (
+                f"{name}: explorer {k} had {len(before)} figures, {len(after)} after moving {moved}"
+            )
+            blank = [
+                i
+                for i, (a, b) in enumerate(zip(after, before))
+                if _png_bytes(a) < max(MIN_PNG_BYTES, _png_bytes(b) // 5)
+            ]
             assert not blank, f"{name}: explorer {k}: figure(s) {blank} went blank after moving {moved} ({sizes})"
             log = _log_console(page)
-            assert log is None, f"{name}: explorer {k}: output went to the Log Console ({log!r}) after moving {moved} ({sizes})"
+            assert log is None, (
+                f"{name}: explorer {k}: output went to the Log Console ({log!r}) after moving {moved} ({sizes})"
+            )
         page.screenshot(path=str(shots / "after_moves.png"))
         print(f"{name}: Run All {ran:.0f} s, total {time.perf_counter() - start:.0f} s, {len(explorers)} explorer(s)")
     except Exception:

@@ -49,7 +49,10 @@ def test_the_default_follows_the_pipelines_own_tokenizer(tiny_flux):
 def test_cookanything_warnings_name_the_callers_line(ca, monkeypatch):
     import cooklab.cookanything.pipeline as module
 
-    long_steps = [f"Step number {i} stirs the thick tomato sauce slowly with a long wooden spoon in the big pot" for i in range(4)]
+    long_steps = [
+        f"Step number {i} stirs the thick tomato sauce slowly with a long wooden spoon in the big pot"
+        for i in range(4)
+    ]
     with pytest.warns(UserWarning, match="whole description is cut") as record:
         ca(long_steps, seed=0, max_sequence_length=32, **KW)
     with pytest.warns(UserWarning, match="is ignored") as ignored:

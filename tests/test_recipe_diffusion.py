@@ -3,7 +3,12 @@
 import numpy as np
 import pytest
 import torch
-from diffusers import DDIMScheduler, DPMSolverMultistepScheduler, EulerDiscreteScheduler, StableDiffusionImg2ImgPipeline
+from diffusers import (
+    DDIMScheduler,
+    DPMSolverMultistepScheduler,
+    EulerDiscreteScheduler,
+    StableDiffusionImg2ImgPipeline,
+)
 
 import cooklab
 from cooklab import ConfigError, RecipeError
@@ -31,7 +36,9 @@ def arr(img):
 def test_all_mechanisms_off_equals_stock_pipeline(rd, tiny_sd):
     out = rd(STEPS, seed=3, output_type="np", **OFF, **FAST)
     for i, text in enumerate(STEPS):
-        stock = tiny_sd(text, num_inference_steps=4, generator=torch.Generator().manual_seed(3 + i), output_type="np").images[0]
+        stock = tiny_sd(
+            text, num_inference_steps=4, generator=torch.Generator().manual_seed(3 + i), output_type="np"
+        ).images[0]
         assert np.abs(stock - out.images[i]).max() <= 1e-5
     assert all(f.reference is None and f.kv_reference is None and not f.region_aware for f in out.frames)
     first = tiny_sd.scheduler.timesteps[0]
@@ -39,8 +46,13 @@ def test_all_mechanisms_off_equals_stock_pipeline(rd, tiny_sd):
         assert (f.index, f.text, f.prompt, f.seed) == (i, STEPS[i], STEPS[i], 3 + i)
         assert (f.start_index, f.steps_run, f.start_timestep) == (0, 4, float(first))
     negative = rd(STEPS[:1], seed=3, output_type="np", negative_prompt="burnt", **OFF, **FAST)
-    stock = tiny_sd(STEPS[0], negative_prompt="burnt", num_inference_steps=4, generator=torch.Generator().manual_seed(3),
-                    output_type="np").images[0]
+    stock = tiny_sd(
+        STEPS[0],
+        negative_prompt="burnt",
+        num_inference_steps=4,
+        generator=torch.Generator().manual_seed(3),
+        output_type="np",
+    ).images[0]
     assert np.abs(stock - negative.images[0]).max() <= 1e-5 and not np.array_equal(negative.images[0], out.images[0])
 
 
@@ -48,31 +60,67 @@ def test_all_mechanisms_off_equals_stock_pipeline(rd, tiny_sd):
 def test_sequential_frames_equal_img2img_from_the_previous_image(rd, tiny_sd, scheduler_cls):
     """The paper's L_{i-1}: the previous frame's image encoded by the VAE (the default)."""
     tiny_sd.scheduler = scheduler_cls.from_config(tiny_sd.scheduler.config)
-    out = rd(STEPS, seed=0, num_inference_steps=5, kv_sharing=False, region_aware=False, output_type="np", progress=False)
+    out = rd(
+        STEPS, seed=0, num_inference_steps=5, kv_sharing=False, region_aware=False, output_type="np", progress=False
+    )
     i2i = StableDiffusionImg2ImgPipeline(**tiny_sd.components)
     i2i.set_progress_bar_config(disable=True)
     for i in (1, 2):
         previous = tiny_sd.image_processor.numpy_to_pil(out.images[i - 1][None])[0]  # the 8-bit image a user gets
-        ref = i2i(STEPS[i], image=previous, strength=0.999, num_inference_steps=5,
-                  generator=torch.Generator().manual_seed(i), output_type="np").images[0]
+        ref = i2i(
+            STEPS[i],
+            image=previous,
+            strength=0.999,
+            num_inference_steps=5,
+            generator=torch.Generator().manual_seed(i),
+            output_type="np",
+        ).images[0]
         assert np.abs(ref - out.images[i]).max() <= 1e-5
         f = out.frames[i]
-        assert (f.reference, f.start_from, f.reference_latent, f.start_index, f.steps_run) == (i - 1, "previous", "encoded", 1, 4)
-    final = rd(STEPS, seed=0, num_inference_steps=5, kv_sharing=False, region_aware=False, output_type="np", progress=False,
-               reference_latent="final")
+        assert (f.reference, f.start_from, f.reference_latent, f.start_index, f.steps_run) == (
+            i - 1,
+            "previous",
+            "encoded",
+            1,
+            4,
+        )
+    final = rd(
+        STEPS,
+        seed=0,
+        num_inference_steps=5,
+        kv_sharing=False,
+        region_aware=False,
+        output_type="np",
+        progress=False,
+        reference_latent="final",
+    )
     assert not np.array_equal(final.images[1], out.images[1])  # the VAE round trip is a real difference
 
 
 @pytest.mark.parametrize("scheduler_cls", [DDIMScheduler, DPMSolverMultistepScheduler, EulerDiscreteScheduler])
 def test_sequential_frames_equal_img2img_from_the_reference_latent(rd, tiny_sd, scheduler_cls):
     tiny_sd.scheduler = scheduler_cls.from_config(tiny_sd.scheduler.config)
-    out = rd(STEPS, seed=0, num_inference_steps=5, kv_sharing=False, region_aware=False, output_type="np", progress=False,
-             reference_latent="final")
+    out = rd(
+        STEPS,
+        seed=0,
+        num_inference_steps=5,
+        kv_sharing=False,
+        region_aware=False,
+        output_type="np",
+        progress=False,
+        reference_latent="final",
+    )
     i2i = StableDiffusionImg2ImgPipeline(**tiny_sd.components)
     i2i.set_progress_bar_config(disable=True)
     for i in (1, 2):
-        ref = i2i(STEPS[i], image=out.latents[i - 1], strength=0.999, num_inference_steps=5,
-                  generator=torch.Generator().manual_seed(i), output_type="np").images[0]
+        ref = i2i(
+            STEPS[i],
+            image=out.latents[i - 1],
+            strength=0.999,
+            num_inference_steps=5,
+            generator=torch.Generator().manual_seed(i),
+            output_type="np",
+        ).images[0]
         assert np.abs(ref - out.images[i]).max() <= 1e-5
         assert out.frames[i].reference == i - 1 and out.frames[i].start_index == 1 and out.frames[i].steps_run == 4
 
@@ -125,7 +173,11 @@ def test_frames_start_from_the_previous_frame_and_take_masks_and_kv_from_the_ref
     assert [(f.reference, f.start_from) for f in by_ref.frames] == [(None, None), (0, "reference"), (0, "reference")]
     assert np.array_equal(out.images[1], by_ref.images[1]) and not np.array_equal(out.images[2], by_ref.images[2])
     masked = rd(STEPS, masks=[None, None, BOX], **kw)  # Eq. 5-7 noise L_j whatever start_from says
-    assert (masked.frames[2].reference, masked.frames[2].start_from, masked.frames[2].region_aware) == (0, "reference", True)
+    assert (masked.frames[2].reference, masked.frames[2].start_from, masked.frames[2].region_aware) == (
+        0,
+        "reference",
+        True,
+    )
     assert masked.settings["start_from"] == "previous" and masked.settings["reference_latent"] == "encoded"
 
 
@@ -151,7 +203,9 @@ def test_mask_provider_is_asked_with_the_reference_image_and_container(rd):
     out = rd(recipe(), seed=0, mask_provider=provider, **FAST)
     assert calls == [((64, 64), "bowl"), ((64, 64), "bowl")]
     assert out.frames[1].region_aware and out.frames[1].mask.source == "box"
-    assert not out.frames[2].region_aware and "found no 'bowl' in the reference image (step 2)" in out.frames[2].fallback
+    assert (
+        not out.frames[2].region_aware and "found no 'bowl' in the reference image (step 2)" in out.frames[2].fallback
+    )
 
     def masks(image, phrase):  # a provider that answers with a bare mask: the pipeline names its source
         mask = torch.zeros(image.height, image.width)
@@ -159,7 +213,9 @@ def test_mask_provider_is_asked_with_the_reference_image_and_container(rd):
         return mask if phrase == "bowl" else None
 
     out = rd(recipe(), seed=0, mask_provider=masks, **FAST)
-    assert out.frames[1].region_aware and out.frames[1].mask.source == "function" and out.frames[1].mask.phrase == "bowl"
+    assert (
+        out.frames[1].region_aware and out.frames[1].mask.source == "function" and out.frames[1].mask.phrase == "bowl"
+    )
 
 
 def test_degenerate_mask_falls_back(rd):

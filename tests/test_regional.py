@@ -24,7 +24,11 @@ def qkv(layout, seed=0, heads=2, dim=8):
 
 
 def test_layout_slices_tile_the_joint_sequence_in_order():
-    parts = [LAYOUT.token_of("base", 0)] + [LAYOUT.token_of("text", n) for n in range(3)] + [LAYOUT.token_of("image", n) for n in range(3)]
+    parts = (
+        [LAYOUT.token_of("base", 0)]
+        + [LAYOUT.token_of("text", n) for n in range(3)]
+        + [LAYOUT.token_of("image", n) for n in range(3)]
+    )
     assert [(p.start, p.stop) for p in parts] == [(0, 5), (5, 10), (10, 15), (15, 20), (20, 28), (28, 36), (36, 44)]
     assert LAYOUT.total == 44 and LAYOUT.text_len == 20 and LAYOUT.image_len == 24
 
@@ -61,7 +65,9 @@ def test_backends_agree(image_attention):
 def test_single_group_without_base_is_full_attention():
     layout = RegionLayout(1, 2, 4, 5, 0)  # the mask is all ones
     q, k, v = qkv(layout)
-    full = torch.nn.functional.scaled_dot_product_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)).transpose(1, 2)
+    full = torch.nn.functional.scaled_dot_product_attention(
+        q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)
+    ).transpose(1, 2)
     for backend in ("batched", "masked"):
         assert torch.allclose(regional_attention(q, k, v, layout, 0.1, "region", backend).out, full, atol=1e-6)
 
@@ -75,7 +81,12 @@ def test_groups_are_isolated_with_alpha_zero(backend):
         k2[:, part] += 5 * torch.randn_like(k2[:, part])
         v2[:, part] += 5 * torch.randn_like(v2[:, part])
     out2 = regional_attention(q, k2, v2, LAYOUT, 0.0, "region", backend).out
-    for part in (LAYOUT.token_of("text", 0), LAYOUT.token_of("image", 0), LAYOUT.token_of("text", 2), LAYOUT.token_of("image", 2)):
+    for part in (
+        LAYOUT.token_of("text", 0),
+        LAYOUT.token_of("image", 0),
+        LAYOUT.token_of("text", 2),
+        LAYOUT.token_of("image", 2),
+    ):
         assert torch.allclose(out[:, part], out2[:, part], atol=1e-6)
     assert not torch.allclose(out[:, LAYOUT.token_of("image", 1)], out2[:, LAYOUT.token_of("image", 1)])
 
@@ -87,7 +98,9 @@ def test_alpha_blends_base_and_regional():
     mid = regional_attention(q, k, v, LAYOUT, 0.25)
     img = slice(LAYOUT.text_len, LAYOUT.total)
     assert torch.allclose(mid.out[:, img], 0.25 * a1[:, img] + 0.75 * a0[:, img], atol=1e-6)
-    assert torch.allclose(mid.image_base, a1[:, img], atol=1e-6) and torch.allclose(mid.image_regional, a0[:, img], atol=1e-6)
+    assert torch.allclose(mid.image_base, a1[:, img], atol=1e-6) and torch.allclose(
+        mid.image_regional, a0[:, img], atol=1e-6
+    )
 
 
 @pytest.fixture

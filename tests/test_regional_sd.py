@@ -22,7 +22,9 @@ def regional(tiny_sd):
 def stock(tiny_sd, prompt, seed, **kwargs):
     pipe = StableDiffusionPipeline(**{**tiny_sd.components, "safety_checker": None}, requires_safety_checker=False)
     pipe.set_progress_bar_config(disable=True)
-    return pipe(prompt, generator=torch.Generator("cpu").manual_seed(seed), num_inference_steps=4, output_type="np", **kwargs).images[0]
+    return pipe(
+        prompt, generator=torch.Generator("cpu").manual_seed(seed), num_inference_steps=4, output_type="np", **kwargs
+    ).images[0]
 
 
 def test_one_region_without_src_or_cscc_is_stock_sd_bit_for_bit(regional, tiny_sd):
@@ -52,7 +54,9 @@ def test_cross_attention_of_a_region_reads_only_its_steps_text():
     assert torch.equal(out[:, :, :4], out2[:, :, :4]) and torch.equal(out[:, :, 8:], out2[:, :, 8:])
     assert not torch.allclose(out[:, :, 4:8], out2[:, :, 4:8])
     sdpa = torch.nn.functional.scaled_dot_product_attention
-    region2 = 0.25 * sdpa(q[:, :, 4:8], k[:, :, :5], v[:, :, :5]) + 0.75 * sdpa(q[:, :, 4:8], k[:, :, 10:15], v[:, :, 10:15])
+    region2 = 0.25 * sdpa(q[:, :, 4:8], k[:, :, :5], v[:, :, :5]) + 0.75 * sdpa(
+        q[:, :, 4:8], k[:, :, 10:15], v[:, :, 10:15]
+    )
     assert torch.allclose(out[:, :, 4:8], region2, atol=1e-6)  # Eq. 9: alpha base + (1 - alpha) regional
 
 
@@ -97,8 +101,15 @@ def test_processors_come_back_after_a_failure(regional, tiny_sd, monkeypatch):
     assert dict(tiny_sd.unet.attn_processors) == before
 
 
-@pytest.mark.parametrize(("kwargs", "match"), [(dict(alpha=1.5), "alpha"), (dict(lam=-0.1), "lam"),
-                                               (dict(height=40), "downsampling"), (dict(image_attention="all"), "image_attention")])
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        (dict(alpha=1.5), "alpha"),
+        (dict(lam=-0.1), "lam"),
+        (dict(height=40), "downsampling"),
+        (dict(image_attention="all"), "image_attention"),
+    ],
+)
 def test_bad_arguments(regional, kwargs, match):
     with pytest.raises(ConfigError, match=match):
         regional(STEPS, seed=0, **{**FAST, **kwargs})

@@ -14,12 +14,26 @@ def test_run_and_report_writes_the_run_and_its_trace(tmp_path):
     pipe = load_pipeline("recipe-diffusion", "tiny", seed=0, scheduler="EulerDiscreteScheduler")
     assert type(pipe.scheduler).__name__ == "EulerDiscreteScheduler"
     recipe = cooklab.Recipe.from_steps(STEPS, plans=PLANS)
-    run = Run(recipe, tmp_path / "run", model="tiny", pipeline="recipe-diffusion", command="test",
-              call=dict(num_inference_steps=2, height=64, width=64, progress=False), notes=["a note"], trace=True,
-              capture=("reference_share", "noise"), figures=("trace_reference_share.png", "trace_noise.png"), single_thread=True)
+    run = Run(
+        recipe,
+        tmp_path / "run",
+        model="tiny",
+        pipeline="recipe-diffusion",
+        command="test",
+        call=dict(num_inference_steps=2, height=64, width=64, progress=False),
+        notes=["a note"],
+        trace=True,
+        capture=("reference_share", "noise"),
+        figures=("trace_reference_share.png", "trace_noise.png"),
+        single_thread=True,
+    )
     result = run_and_report(pipe, run)
     assert result.index == tmp_path / "run" / "index.html" and result.index.is_file() and result.seconds > 0
-    assert [p.name for p in result.trace_files] == ["trace_summary.txt", "trace_reference_share.png", "trace_noise.png"]
+    assert [p.name for p in result.trace_files] == [
+        "trace_summary.txt",
+        "trace_reference_share.png",
+        "trace_noise.png",
+    ]
     assert all(p.read_bytes().startswith(PNG_MAGIC) for p in result.trace_files[1:])
     summary = result.trace_files[0].read_text(encoding="utf-8")
     assert "frame 0: no K/V reference" in summary and "frame 1 (K/V from frame 0): mean" in summary

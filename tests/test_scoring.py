@@ -30,7 +30,9 @@ from cooklab.recipe import load_recipe
 from cooklab.scoring import read_run, toy_recipe
 from cooklab.toykitchen import random_toy_recipe
 
-TOY = Path(__file__).resolve().parent.parent / "data" / "toykitchen" / "recipes" / "toy_kitchen.yaml"  # seed 971, 4 steps
+TOY = (
+    Path(__file__).resolve().parent.parent / "data" / "toykitchen" / "recipes" / "toy_kitchen.yaml"
+)  # seed 971, 4 steps
 
 
 @pytest.fixture(autouse=True)
@@ -62,10 +64,16 @@ def backbones(tmp_path_factory) -> dict[str, Path]:
     clip, dino = tiny_random_clip(), tiny_random_dino()
     clip.model.save_pretrained(root / "clip")
     clip.tokenizer.save_pretrained(root / "clip")
-    CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32}).save_pretrained(root / "clip")
+    CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32}).save_pretrained(
+        root / "clip"
+    )
     dino.model.save_pretrained(root / "dino")
-    BitImageProcessor(size={"shortest_edge": 28}, crop_size={"height": 28, "width": 28}, image_mean=list(dino.preprocess.mean),
-                      image_std=list(dino.preprocess.std)).save_pretrained(root / "dino")
+    BitImageProcessor(
+        size={"shortest_edge": 28},
+        crop_size={"height": 28, "width": 28},
+        image_mean=list(dino.preprocess.mean),
+        image_std=list(dino.preprocess.std),
+    ).save_pretrained(root / "dino")
     return {"clip": root / "clip", "dino": root / "dino"}
 
 
@@ -97,7 +105,10 @@ def test_score_a_toy_run_offline_runs_the_oracle_and_says_what_it_skipped(run, c
     for name, result in expected.items():
         assert data["metrics"][name]["per_item"] == result.per_item
         assert data["metrics"][name]["record"]["metric"] == name
-    assert set(data["skipped"]) == {"clip", "dino"} and "hf download openai/clip-vit-base-patch32" in data["skipped"]["clip"]
+    assert (
+        set(data["skipped"]) == {"clip", "dino"}
+        and "hf download openai/clip-vit-base-patch32" in data["skipped"]["clip"]
+    )
     assert "--clip ID_OR_FOLDER" in out and "oracle_step_faithfulness" in out
     page = (run / "index.html").read_text(encoding="utf-8")
     assert "<h2>Metrics</h2>" in page and "oracle_state_accuracy" in page and 'href="metrics.json"' in page
@@ -106,8 +117,24 @@ def test_score_a_toy_run_offline_runs_the_oracle_and_says_what_it_skipped(run, c
 
 
 def test_score_with_backbone_folders_matches_the_metrics(run, backbones, capsys):
-    code = main(["score", str(run), "--clip", str(backbones["clip"]), "--dino", str(backbones["dino"]), "--device", "cpu",
-                 "--batch-size", "3", "--pairs", "all", "--masks", "box:8,8,40,32"])
+    code = main(
+        [
+            "score",
+            str(run),
+            "--clip",
+            str(backbones["clip"]),
+            "--dino",
+            str(backbones["dino"]),
+            "--device",
+            "cpu",
+            "--batch-size",
+            "3",
+            "--pairs",
+            "all",
+            "--masks",
+            "box:8,8,40,32",
+        ]
+    )
     assert code == 0, capsys.readouterr().err
     data = _metrics(run)
     assert list(data["metrics"]) == [*ORACLE_METRICS, *CLIP_METRICS, "dino_l2", "dino_l2_masked"]
@@ -115,9 +142,19 @@ def test_score_with_backbone_folders_matches_the_metrics(run, backbones, capsys)
     assert data["metrics"]["dino_l2"]["record"]["pairs"] == "all" and len(data["metrics"]["dino_l2"]["per_item"]) == 6
     assert data["metrics"]["clip_score"]["record"]["backbone"] == str(backbones["clip"])
     images = read_run(run).images
-    masks = container_masks(images, ["pot"] * 4, BoxMaskProvider((8, 8, 40, 32)))  # every step of the toy recipe shows the pot
-    expected = score(images, load_recipe(TOY), [*CLIP_METRICS, "dino_l2", "dino_l2_masked"], clip=tiny_random_clip(),
-                     dino=tiny_random_dino(), masks=masks, pairs="all", device="cpu")
+    masks = container_masks(
+        images, ["pot"] * 4, BoxMaskProvider((8, 8, 40, 32))
+    )  # every step of the toy recipe shows the pot
+    expected = score(
+        images,
+        load_recipe(TOY),
+        [*CLIP_METRICS, "dino_l2", "dino_l2_masked"],
+        clip=tiny_random_clip(),
+        dino=tiny_random_dino(),
+        masks=masks,
+        pairs="all",
+        device="cpu",
+    )
     for name, result in expected.items():
         np.testing.assert_allclose(data["metrics"][name]["per_item"], result.per_item, atol=1e-4)
 
@@ -134,9 +171,17 @@ def test_a_toy_run_gets_masked_dino_from_the_oracle(run, backbones, capsys):
     masks = [oracle.container_mask(image) for image in images]
     expected = dino_l2_masked(images, masks, dino=tiny_random_dino())
     np.testing.assert_allclose(data["metrics"]["dino_l2_masked"]["per_item"], expected.per_item, atol=1e-4)
-    assert main(["score", str(run), "--dino", str(backbones["dino"]), "--clip", str(backbones["clip"]), "--masks", "none"]) == 0
+    assert (
+        main(
+            ["score", str(run), "--dino", str(backbones["dino"]), "--clip", str(backbones["clip"]), "--masks", "none"]
+        )
+        == 0
+    )
     assert "dino_l2_masked" not in _metrics(run)["metrics"]
-    assert main(["score", str(run), "--metrics", "dino_l2_masked", "--dino", str(backbones["dino"]), "--masks", "none"]) == 2
+    assert (
+        main(["score", str(run), "--metrics", "dino_l2_masked", "--dino", str(backbones["dino"]), "--masks", "none"])
+        == 2
+    )
     assert "leave out --masks none" in capsys.readouterr().err
 
 
@@ -154,7 +199,10 @@ def test_masked_dino_on_frames_without_a_container_is_skipped_or_refused(run, ba
 
 
 def test_explicit_metrics_only(run, backbones):
-    assert main(["score", str(run), "--metrics", "clip_score,oracle_step_faithfulness", "--clip", str(backbones["clip"])]) == 0
+    assert (
+        main(["score", str(run), "--metrics", "clip_score,oracle_step_faithfulness", "--clip", str(backbones["clip"])])
+        == 0
+    )
     assert list(_metrics(run)["metrics"]) == ["clip_score", "oracle_step_faithfulness"]
 
 
@@ -163,21 +211,28 @@ def test_a_run_without_a_toy_recipe_and_no_backbone_names_the_fix(run, capsys):
     recipe.model_copy(update={"description": "my own recipe"}).save(run / "recipe.yaml")
     assert main(["score", str(run)]) == 2
     err = capsys.readouterr().err
-    assert "no metric can run" in err and "hf download openai/clip-vit-base-patch32" in err and "--dino ID_OR_FOLDER" in err
+    assert (
+        "no metric can run" in err
+        and "hf download openai/clip-vit-base-patch32" in err
+        and "--dino ID_OR_FOLDER" in err
+    )
     assert main(["score", str(run), "--metrics", "oracle_step_faithfulness"]) == 2
     assert "need a Toy Kitchen run" in capsys.readouterr().err
     assert not (run / "metrics.json").exists()
 
 
-@pytest.mark.parametrize(("change", "message"), [
-    ("empty", "is not a run folder (no settings.json)"),
-    ("parent", "It holds the runs run: score each"),
-    ("missing frame", "lacks frame_02.png: it is incomplete"),
-    ("unknown metric", "unknown metric(s) ['clip_scor']"),
-    ("clip offline", "hf download openai/clip-vit-base-patch32"),
-    ("named clip missing", "is not an existing folder, nor a valid Hugging Face Hub id"),
-    ("judge without model", "pass --judge MODEL"),
-])
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ("empty", "is not a run folder (no settings.json)"),
+        ("parent", "It holds the runs run: score each"),
+        ("missing frame", "lacks frame_02.png: it is incomplete"),
+        ("unknown metric", "unknown metric(s) ['clip_scor']"),
+        ("clip offline", "hf download openai/clip-vit-base-patch32"),
+        ("named clip missing", "is not an existing folder, nor a valid Hugging Face Hub id"),
+        ("judge without model", "pass --judge MODEL"),
+    ],
+)
 def test_errors_name_the_fix(run, tmp_path, capsys, change, message):
     argv = ["score", str(run)]
     if change == "empty":
@@ -189,8 +244,14 @@ def test_errors_name_the_fix(run, tmp_path, capsys, change, message):
     elif change == "named clip missing":
         argv += ["--clip", str(tmp_path / "no-such-clip")]
     else:
-        argv += ["--metrics", {"unknown metric": "clip_scor", "clip offline": "clip_score",
-                               "judge without model": "judge_step_faithfulness"}[change]]
+        argv += [
+            "--metrics",
+            {
+                "unknown metric": "clip_scor",
+                "clip offline": "clip_score",
+                "judge without model": "judge_step_faithfulness",
+            }[change],
+        ]
     assert main(argv) == 2
     assert message in capsys.readouterr().err
 
@@ -205,17 +266,41 @@ def test_a_folder_from_before_recipe_yaml_reads_the_texts_of_settings(run):
 def test_generating_again_removes_the_old_metrics(run):
     assert main(["score", str(run)]) == 0
     assert main(["generate", str(TOY), "--model", "tiny", "--steps", "2", "--seed", "1", "--out", str(run)]) == 0
-    assert not (run / "metrics.json").exists() and "<h2>Metrics</h2>" not in (run / "index.html").read_text(encoding="utf-8")
+    assert not (run / "metrics.json").exists() and "<h2>Metrics</h2>" not in (run / "index.html").read_text(
+        encoding="utf-8"
+    )
 
 
 def test_judge_from_the_command_line(run):
     server = FakeOpenAI()
     try:
-        server.script = [("content", json.dumps({"reason": "noise", "step_shown": False, "ingredients": []})),
-                         *[("content", json.dumps({"reason": "noise", "step_shown": True,
-                                                   "ingredients": [{"name": "broccoli", "visible": True}]}))] * 3]
-        assert main(["score", str(run), "--metrics", "judge_step_faithfulness,judge_ingredient_presence",
-                     "--judge", "stub-vision", "--judge-base-url", server.url]) == 0
+        server.script = [
+            ("content", json.dumps({"reason": "noise", "step_shown": False, "ingredients": []})),
+            *[
+                (
+                    "content",
+                    json.dumps(
+                        {"reason": "noise", "step_shown": True, "ingredients": [{"name": "broccoli", "visible": True}]}
+                    ),
+                )
+            ]
+            * 3,
+        ]
+        assert (
+            main(
+                [
+                    "score",
+                    str(run),
+                    "--metrics",
+                    "judge_step_faithfulness,judge_ingredient_presence",
+                    "--judge",
+                    "stub-vision",
+                    "--judge-base-url",
+                    server.url,
+                ]
+            )
+            == 0
+        )
     finally:
         server.close()
     data = _metrics(run)["metrics"]
@@ -224,7 +309,11 @@ def test_judge_from_the_command_line(run):
 
 
 def test_cli_defaults_match_the_metrics():
-    assert SCORE_DEFAULTS == {"clip": metrics.DEFAULT_CLIP, "dino": metrics.DEFAULT_DINO, "batch_size": metrics.base.DEFAULT_BATCH_SIZE}
+    assert SCORE_DEFAULTS == {
+        "clip": metrics.DEFAULT_CLIP,
+        "dino": metrics.DEFAULT_DINO,
+        "batch_size": metrics.base.DEFAULT_BATCH_SIZE,
+    }
 
 
 # ---- batching ------------------------------------------------------------------------
@@ -244,9 +333,15 @@ def test_batched_features_equal_unbatched_on_the_cpu():
         torch.testing.assert_close(clip_backbone(clip, batch_size=size).image_features(images), one, rtol=0, atol=1e-6)
     one = dino_backbone(dino, batch_size=1, device="cpu").embeddings(images, masks)
     for size in (2, 5):
-        torch.testing.assert_close(dino_backbone(dino, batch_size=size).embeddings(images, masks), one, rtol=0, atol=1e-6)
-    one = score(images, [f"step {i}" for i in range(5)], ["clip_image_score", "dino_l2"], clip=clip, dino=dino, batch_size=1)
-    batched = score(images, [f"step {i}" for i in range(5)], ["clip_image_score", "dino_l2"], clip=clip, dino=dino, batch_size=4)
+        torch.testing.assert_close(
+            dino_backbone(dino, batch_size=size).embeddings(images, masks), one, rtol=0, atol=1e-6
+        )
+    one = score(
+        images, [f"step {i}" for i in range(5)], ["clip_image_score", "dino_l2"], clip=clip, dino=dino, batch_size=1
+    )
+    batched = score(
+        images, [f"step {i}" for i in range(5)], ["clip_image_score", "dino_l2"], clip=clip, dino=dino, batch_size=4
+    )
     for name in one:
         np.testing.assert_allclose(batched[name].per_item, one[name].per_item, rtol=0, atol=1e-4)
 

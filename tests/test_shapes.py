@@ -25,16 +25,25 @@ def test_packing_is_fluxs_per_region(n, channels, h, w):
     back = unpack_latents(tokens, n, h // 2)  # [N, C, H, W]
     assert torch.equal(back, latents)
     p = tokens.shape[1] // n
-    for i in range(n):  # Flux's unpacking of one region's tokens (its height/width arguments are pixels: 8 per latent pixel)
-        assert torch.equal(back[i : i + 1], FluxPipeline._unpack_latents(tokens[:, i * p : (i + 1) * p], 8 * h, 8 * w, 8))
+    for i in range(
+        n
+    ):  # Flux's unpacking of one region's tokens (its height/width arguments are pixels: 8 per latent pixel)
+        assert torch.equal(
+            back[i : i + 1], FluxPipeline._unpack_latents(tokens[:, i * p : (i + 1) * p], 8 * h, 8 * w, 8)
+        )
 
 
-@pytest.mark.parametrize(("image_hw", "latent_hw"), [((64, 64), (8, 8)), ((512, 768), (64, 96)), ((48, 80), (6, 10)),
-                                                     ((72, 120), (8, 8)), ((30, 30), (8, 8))])
+@pytest.mark.parametrize(
+    ("image_hw", "latent_hw"),
+    [((64, 64), (8, 8)), ((512, 768), (64, 96)), ((48, 80), (6, 10)), ((72, 120), (8, 8)), ((30, 30), (8, 8))],
+)
 def test_resize_mask_is_area_interpolation_bit_for_bit(image_hw, latent_hw):
     g = torch.Generator().manual_seed(0)
-    for mask in (torch.rand(image_hw, generator=g), (torch.rand(image_hw, generator=g) > 0.5).float(),
-                 torch.rand(image_hw, generator=g) > 0.7):  # soft, binary, bool
+    for mask in (
+        torch.rand(image_hw, generator=g),
+        (torch.rand(image_hw, generator=g) > 0.5).float(),
+        torch.rand(image_hw, generator=g) > 0.7,
+    ):  # soft, binary, bool
         expected = F.interpolate(mask.float()[None, None], size=latent_hw, mode="area")[0, 0]
         assert torch.equal(resize_mask(mask, latent_hw), expected)
 
@@ -55,7 +64,8 @@ def _text_stream(ca, **kwargs):
     """The encoder_hidden_states / pooled_projections of every transformer call of one generation."""
     seen = []
     hook = ca.transformer.register_forward_pre_hook(
-        lambda m, a, kw: seen.append((kw["encoder_hidden_states"], kw["pooled_projections"])), with_kwargs=True)
+        lambda m, a, kw: seen.append((kw["encoder_hidden_states"], kw["pooled_projections"])), with_kwargs=True
+    )
     try:
         ca(STEPS, seed=0, output_type="latent", **KW, **kwargs)
     finally:
@@ -87,5 +97,7 @@ def test_canvases_are_the_regions_stacked(ca):
     tensors = ca(STEPS, seed=0, output_type="pt", **KW)
     assert torch.equal(tensors.canvas, torch.cat(tensors.images, dim=-2))
     latents = ca(STEPS, seed=0, output_type="latent", **KW)
-    assert all(torch.equal(a, b) for a, b in zip(latents.images, latents.canvas.split(latents.canvas.shape[1] // 3, dim=1),
-                                                 strict=True))
+    assert all(
+        torch.equal(a, b)
+        for a, b in zip(latents.images, latents.canvas.split(latents.canvas.shape[1] // 3, dim=1), strict=True)
+    )

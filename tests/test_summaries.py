@@ -32,8 +32,17 @@ def _canvas_trace(ca, regional: bool):
 
     layout = RegionLayout(n_regions=2, rows=2, cols=3, step_text_len=4, base_text_len=4)
     tr = cooklab.trace(ca, capture=["text_image_attention", "base_contribution"], layers="double")
-    tr.begin_canvas(layout=layout, texts=["a", "b"], img_ids=torch.zeros(12, 3), txt_ids=torch.zeros(12, 3), spans=None,
-                    cscc_delta=None, regional=regional, alpha=0.1, token_counts=[3, 4])
+    tr.begin_canvas(
+        layout=layout,
+        texts=["a", "b"],
+        img_ids=torch.zeros(12, 3),
+        txt_ids=torch.zeros(12, 3),
+        spans=None,
+        cscc_delta=None,
+        regional=regional,
+        alpha=0.1,
+        token_counts=[3, 4],
+    )
     torch.manual_seed(5)
     q, k, v = (torch.randn(1, layout.total, 2, 16) for _ in range(3))
     state = RegionalState(layout, 0.1, "region", "masked", frozenset({"x", "y"}))
@@ -46,12 +55,16 @@ def _canvas_trace(ca, regional: bool):
 
 
 def test_text_image_shares_are_one_with_src_and_the_maps_share_without(ca):
-    assert text_image_region_shares(_canvas_trace(ca, regional=True)) == pytest.approx([1.0, 1.0])  # each text is read by its region only
+    assert text_image_region_shares(_canvas_trace(ca, regional=True)) == pytest.approx(
+        [1.0, 1.0]
+    )  # each text is read by its region only
     tr = _canvas_trace(ca, regional=False)
     shares = text_image_region_shares(tr)
     for step, share in enumerate(shares):
         m = tr.text_image_map(step)  # [2 * rows, cols]
-        assert share == pytest.approx(float(m[step * (m.shape[0] // 2) : (step + 1) * (m.shape[0] // 2)].sum() / m.sum()))
+        assert share == pytest.approx(
+            float(m[step * (m.shape[0] // 2) : (step + 1) * (m.shape[0] // 2)].sum() / m.sum())
+        )
         assert 0 < share < 1
     assert text_image_region_shares(tr, layers="single") == [None, None]  # nothing captured there
 
@@ -61,7 +74,9 @@ def test_base_contribution_curve_is_the_mean_over_layers_per_step(ca):
     curve = base_contribution_curve(tr)
     assert list(curve) == [0, 1]
     for step, value in curve.items():
-        assert value == pytest.approx((tr.base_contribution[(0, "x", step)] + tr.base_contribution[(0, "y", step)]) / 2)
+        assert value == pytest.approx(
+            (tr.base_contribution[(0, "x", step)] + tr.base_contribution[(0, "y", step)]) / 2
+        )
     assert base_contribution_curve(_canvas_trace(ca, regional=False)) == {}  # no base branch without SRC
 
 

@@ -38,7 +38,10 @@ def test_shipped_clip_loads_small_and_float16(toy_clip):
     assert weights.stat().st_size < 5e6
     with safe_open(weights, "pt") as st:
         assert {st.get_slice(k).get_dtype() for k in st.keys()} == {"F16"}
-    assert toy_clip.tokenizer("a blue bowl", add_special_tokens=False)["input_ids"] == clip_tokenizer()("a blue bowl", add_special_tokens=False)["input_ids"]
+    assert (
+        toy_clip.tokenizer("a blue bowl", add_special_tokens=False)["input_ids"]
+        == clip_tokenizer()("a blue bowl", add_special_tokens=False)["input_ids"]
+    )
 
 
 def test_missing_folder_names_the_training_command(tmp_path):
@@ -70,8 +73,11 @@ def test_toy_clip_agrees_with_the_oracle_on_generated_frames(toy_clip):
 
     items = heldout_captions(24, seed=7)
     texts, names = [c for c, _ in items] * 2, [e.ingredient for _, e in items] * 2
-    frames = [f for pipe in (cooklab.models.toy_sd(), cooklab.models.toy_flux())
-              for f in generate(pipe, texts[:24], torch.Generator().manual_seed(7), 12, 3.0)]  # 48 x [64, 64, 3] uint8
+    frames = [
+        f
+        for pipe in (cooklab.models.toy_sd(), cooklab.models.toy_flux())
+        for f in generate(pipe, texts[:24], torch.Generator().manual_seed(7), 12, 3.0)
+    ]  # 48 x [64, 64, 3] uint8
     faithful = [ingredient_present(f, k) for f, k in zip(frames, names)]
     assert 0.3 < np.mean(faithful) < 0.9  # both kinds of frame are there
 
@@ -91,12 +97,16 @@ def test_toy_clip_agrees_with_the_oracle_on_generated_frames(toy_clip):
 def test_trimming_the_padding_changes_no_text_feature():
     torch.manual_seed(0)
     model, tokenizer = build_clip().eval(), clip_tokenizer()
-    ids = tokenizer(["a pink pot", "Chop the carrots in the striped blue bowl."], padding="max_length", return_tensors="pt").input_ids
+    ids = tokenizer(
+        ["a pink pot", "Chop the carrots in the striped blue bowl."], padding="max_length", return_tensors="pt"
+    ).input_ids
     short = trim(ids, tokenizer.eos_token_id)  # [2, 11]
     assert short.shape[1] < ids.shape[1]
     with torch.no_grad():
-        torch.testing.assert_close(model.get_text_features(input_ids=short).pooler_output,
-                                   model.get_text_features(input_ids=ids).pooler_output)
+        torch.testing.assert_close(
+            model.get_text_features(input_ids=short).pooler_output,
+            model.get_text_features(input_ids=ids).pooler_output,
+        )
 
 
 def _clip_and_renders(n: int):
@@ -111,7 +121,10 @@ def _clip_and_renders(n: int):
 def test_a_few_steps_of_the_clip_stage_lower_the_loss():
     data, tokenizer, model, x = _clip_and_renders(16)
     model.train()
-    ids = trim(_Tokens(tokenizer)(_captions(data, torch.arange(16), np.random.default_rng(0), 0.0), "cpu"), tokenizer.eos_token_id)
+    ids = trim(
+        _Tokens(tokenizer)(_captions(data, torch.arange(16), np.random.default_rng(0), 0.0), "cpu"),
+        tokenizer.eos_token_id,
+    )
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
     losses = []
     for _ in range(8):
@@ -129,11 +142,18 @@ def test_a_hard_negative_changes_one_fact_and_its_caption_only_there():
     for _ in range(300):
         scene = random_scene(rng)
         wrong = hard_negative(scene, rng)
-        assert (wrong.container, wrong.pattern, wrong.table, wrong.position) == (scene.container, scene.pattern, scene.table, scene.position)
+        assert (wrong.container, wrong.pattern, wrong.table, wrong.position) == (
+            scene.container,
+            scene.pattern,
+            scene.table,
+            scene.position,
+        )
         if scene.ingredients:
             assert wrong.colour == scene.colour and len(wrong.ingredients) == len(scene.ingredients)
             changed = [(a, b) for a, b in zip(scene.ingredients, wrong.ingredients) if a != b]
-            assert len(changed) == 1 and scene.ingredient(changed[0][1].name) is None  # one ingredient, one the scene lacks
+            assert (
+                len(changed) == 1 and scene.ingredient(changed[0][1].name) is None
+            )  # one ingredient, one the scene lacks
         else:
             assert wrong.colour != scene.colour and wrong.ingredients == ()
         positive, negative = caption_pair(scene, rng)

@@ -86,8 +86,14 @@ def test_toy_grounded_sam_drives_region_aware_noise():
     trained pair's, and it covers the container the oracle reads in frame 1."""
     toy = random_toy_recipe(3, n_steps=2)
     rd = cooklab.RecipeDiffusion.from_pipe(cooklab.models.toy_sd())
-    out = rd(toy.to_recipe(), variant="region_aware_kv", num_inference_steps=12, guidance_scale=3.0,
-             mask_provider="grounded-sam", progress=False)
+    out = rd(
+        toy.to_recipe(),
+        variant="region_aware_kv",
+        num_inference_steps=12,
+        guidance_scale=3.0,
+        mask_provider="grounded-sam",
+        progress=False,
+    )
     frame = out.frames[1]
     assert frame.fallback is None and frame.region_aware and frame.mask_reference == 0
     assert frame.mask.source == "grounded-sam" and frame.mask.phrase == toy.to_recipe().steps[1].container
@@ -115,7 +121,9 @@ def test_training_runs_resumes_and_saves_loadable_folders(tmp_path, monkeypatch)
     monkeypatch.setattr(detection, "_segmenter_batch", batch)
     resumed = detection.train_stage("segmenter", cfg, tmp_path, data)  # runs step 3 only
     assert resumed["steps_done"] == 3 and [row["step"] for row in resumed["losses"]] == [3]
-    assert (tmp_path / "logs" / "segmenter_training.json").is_file() and not (tmp_path / "segmenter_checkpoint.pt").exists()
+    assert (tmp_path / "logs" / "segmenter_training.json").is_file() and not (
+        tmp_path / "segmenter_checkpoint.pt"
+    ).exists()
     detection.train_stage("detector", cfg, tmp_path, data)
     pair = GroundedSAM.toy(tmp_path / "grounding", box_threshold=0.0, text_threshold=0.0)
     result = pair(np.asarray(data.images[0]), "pot")
@@ -124,8 +132,10 @@ def test_training_runs_resumes_and_saves_loadable_folders(tmp_path, monkeypatch)
 
 def test_losses_are_lowest_at_the_truth():
     target = torch.tensor([[0.5, 0.5, 0.4, 0.3]])
-    assert torch.allclose(detection.generalized_iou(detection.box_cxcywh_to_xyxy(target), detection.box_cxcywh_to_xyxy(target)),
-                          torch.ones(1))
+    assert torch.allclose(
+        detection.generalized_iou(detection.box_cxcywh_to_xyxy(target), detection.box_cxcywh_to_xyxy(target)),
+        torch.ones(1),
+    )
     tokens = torch.tensor([[False, True, True, False]]), torch.tensor([[0.0, 1.0, 0.0, 0.0]])
     boxes = torch.stack([target[0], torch.tensor([0.2, 0.2, 0.1, 0.1])])[None]  # [1, 2 queries, 4]
     good = torch.tensor([[[-9.0, 9.0, -9.0, -9.0], [-9.0, -9.0, -9.0, -9.0]]])

@@ -72,7 +72,9 @@ def _scores(images, triples):
 
 def test_toy_sd_draws_what_held_out_captions_name(toy_sd):
     prompts = [_caption(*t) for t in CAPTIONS]
-    images = toy_sd(prompts, num_inference_steps=20, guidance_scale=3.0, generator=torch.Generator().manual_seed(0)).images
+    images = toy_sd(
+        prompts, num_inference_steps=20, guidance_scale=3.0, generator=torch.Generator().manual_seed(0)
+    ).images
     colour, food = _scores(images, CAPTIONS)
     assert colour >= 0.75 and food >= 0.5, (colour, food)
     noise = cooklab.models.tiny_sd()(prompts, num_inference_steps=4, generator=torch.Generator().manual_seed(0)).images
@@ -81,20 +83,35 @@ def test_toy_sd_draws_what_held_out_captions_name(toy_sd):
 
 def test_toy_flux_draws_what_held_out_captions_name(toy_flux):
     prompts = [_caption(*t) for t in CAPTIONS]
-    images = toy_flux(prompts, num_inference_steps=20, true_cfg_scale=3.0, negative_prompt=[""] * len(prompts),
-                      max_sequence_length=T5_MAX_LENGTH, height=64, width=64, generator=torch.Generator().manual_seed(0)).images
+    images = toy_flux(
+        prompts,
+        num_inference_steps=20,
+        true_cfg_scale=3.0,
+        negative_prompt=[""] * len(prompts),
+        max_sequence_length=T5_MAX_LENGTH,
+        height=64,
+        width=64,
+        generator=torch.Generator().manual_seed(0),
+    ).images
     colour, food = _scores(images, CAPTIONS)
     assert colour >= 0.75 and food >= 0.5, (colour, food)
-    noise = cooklab.models.tiny_flux()(prompts, num_inference_steps=4, max_sequence_length=64,
-                                       generator=torch.Generator().manual_seed(0)).images
+    noise = cooklab.models.tiny_flux()(
+        prompts, num_inference_steps=4, max_sequence_length=64, generator=torch.Generator().manual_seed(0)
+    ).images
     assert _scores(noise, CAPTIONS)[0] < 0.5
 
 
 def test_recipe_diffusion_in_the_toy_kitchen(toy_sd):
     toy = random_toy_recipe(3)
     pipe = cooklab.RecipeDiffusion.from_pipe(toy_sd)
-    out = pipe(toy.to_recipe(), variant="region_aware_kv", num_inference_steps=20, guidance_scale=3.0,
-               mask_provider=OracleMaskProvider(), progress=False)
+    out = pipe(
+        toy.to_recipe(),
+        variant="region_aware_kv",
+        num_inference_steps=20,
+        guidance_scale=3.0,
+        mask_provider=OracleMaskProvider(),
+        progress=False,
+    )
     assert len(out.images) == len(toy)
     first = check_frame(out.images[0], toy.expectations[0])
     assert first.colour_ok  # the first step names the colour
@@ -105,7 +122,14 @@ def test_recipe_diffusion_in_the_toy_kitchen(toy_sd):
 def test_cookanything_in_the_toy_kitchen(toy_flux):
     toy = random_toy_recipe(3)
     pipe = cooklab.CookAnything.from_pipe(toy_flux)
-    out = pipe(toy.to_recipe(), height=64, width=64, num_inference_steps=20, true_cfg_scale=3.0,
-               max_sequence_length=T5_MAX_LENGTH, progress=False)
+    out = pipe(
+        toy.to_recipe(),
+        height=64,
+        width=64,
+        num_inference_steps=20,
+        true_cfg_scale=3.0,
+        max_sequence_length=T5_MAX_LENGTH,
+        progress=False,
+    )
     assert len(out.images) == len(toy) and out.canvas.size == (64, 64 * len(toy))
     assert check_frame(out.images[0], toy.expectations[0]).colour_ok

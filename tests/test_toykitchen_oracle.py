@@ -38,7 +38,9 @@ NOISY_MISSES, NOISY_FALSE = 11, 15  # measured with sigma 8 noise and a radius 0
 
 def _noisy(image: PIL.Image.Image, seed: int) -> np.ndarray:
     rng = np.random.default_rng(seed)
-    arr = np.asarray(image.filter(PIL.ImageFilter.GaussianBlur(0.5)), dtype=float) + rng.normal(0, 8, (*image.size[::-1], 3))
+    arr = np.asarray(image.filter(PIL.ImageFilter.GaussianBlur(0.5)), dtype=float) + rng.normal(
+        0, 8, (*image.size[::-1], 3)
+    )
     return np.clip(arr, 0, 255).round().astype(np.uint8)
 
 
@@ -106,7 +108,9 @@ def test_ground_truth_is_read_exactly(scenes):
 def test_noise_and_blur_robustness(scenes):
     readings = [O.read(_noisy(r.image, i)) for i, (_, r) in enumerate(scenes)]
     colour, misses, false, states, present, ious = _score(scenes, readings)
-    print(f"noisy: {misses} misses, {false} false finds, state accuracy {states / present:.3f}, min IoU {min(ious):.3f}")
+    print(
+        f"noisy: {misses} misses, {false} false finds, state accuracy {states / present:.3f}, min IoU {min(ious):.3f}"
+    )
     assert colour == N_SCENES
     assert misses <= NOISY_MISSES and false <= NOISY_FALSE
     assert min(ious) >= 0.9
@@ -120,9 +124,17 @@ def test_container_kind_tells_every_kind_apart_and_scales():
     for kind in CONTAINERS:
         for position in ((32 - j, 32 - j), (32 + j, 32 + j), (32 + j, 32 - j)):
             for size in (64, 128):
-                image = render(Scene(container=kind, colour="purple", position=position, pattern="striped"), size).image
+                image = render(
+                    Scene(container=kind, colour="purple", position=position, pattern="striped"), size
+                ).image
                 found, score = O.container_kind(image)
-                assert found == kind and score >= 0.95, (kind, position, size, found, score)  # PIL rasterises a shifted ellipse a pixel differently
+                assert found == kind and score >= 0.95, (
+                    kind,
+                    position,
+                    size,
+                    found,
+                    score,
+                )  # PIL rasterises a shifted ellipse a pixel differently
     assert O.container_kind(render(Scene(show_container=False)).image) == (None, 0.0)
     image = render(Scene(container="pan", colour="teal")).image
     assert check_frame(image, Expectation("pan", "teal", None, None)).container_ok
@@ -132,7 +144,9 @@ def test_container_kind_tells_every_kind_apart_and_scales():
 
 def test_blends_of_two_colours_are_not_an_ingredient():
     # a blurred tomato on a pink plate: its edge lies between tomato red and pink, near meat
-    scene = Scene(container="plate", colour="pink", table="linen", ingredients=(Ingredient("tomato", "whole"),), layout_seed=3)
+    scene = Scene(
+        container="plate", colour="pink", table="linen", ingredients=(Ingredient("tomato", "whole"),), layout_seed=3
+    )
     blurred = render(scene).image.filter(PIL.ImageFilter.GaussianBlur(0.6))
     raw = O.classify(blurred)
     assert (raw == O.PALETTE_KEYS.index("ingredient:meat:raw")).sum() >= O.MIN_INGREDIENT_PIXELS  # without unblending
@@ -140,7 +154,12 @@ def test_blends_of_two_colours_are_not_an_ingredient():
 
 
 def test_other_sizes_scale_thresholds():
-    scene = Scene(container="pot", colour="teal", ingredients=(Ingredient("carrot", "diced"), Ingredient("egg", "whole")), layout_seed=7)
+    scene = Scene(
+        container="pot",
+        colour="teal",
+        ingredients=(Ingredient("carrot", "diced"), Ingredient("egg", "whole")),
+        layout_seed=7,
+    )
     small, big = render(scene, 64), render(scene, 128)
     assert O.min_ingredient_pixels((128, 128)) == 4 * O.MIN_INGREDIENT_PIXELS
     assert O.container_colour(big.image)[0] == "teal"
@@ -174,7 +193,11 @@ def test_a_changed_frame_breaks_consistency():
     recoloured = images[:2] + [render(dataclasses.replace(scenes[2], colour=other)).image] + images[3:]
     assert container_consistency(recoloured) == [True, False, True, True]
     x, y = scenes[0].position
-    moved = images[:3] + [render(dataclasses.replace(scenes[3], position=(x + 28 if x < 32 else x - 28, y))).image] + images[4:]
+    moved = (
+        images[:3]
+        + [render(dataclasses.replace(scenes[3], position=(x + 28 if x < 32 else x - 28, y))).image]
+        + images[4:]
+    )
     assert container_consistency(moved) == [True, True, False, True]  # same colour, but elsewhere
     assert container_consistency([render(Scene(show_container=False)).image] + images[1:]) == [False] * 4
 

@@ -152,8 +152,12 @@ def test_training_smoke_run_produces_loadable_pipelines(tmp_path):
     assert sd.vae.config.scaling_factor == flux.vae.config.scaling_factor
     image = sd("a blue bowl", num_inference_steps=2, generator=torch.Generator().manual_seed(0)).images[0]
     assert image.size == (64, 64)
-    image = flux("a blue bowl", num_inference_steps=2, max_sequence_length=toy.T5_MAX_LENGTH,
-                 generator=torch.Generator().manual_seed(0)).images[0]
+    image = flux(
+        "a blue bowl",
+        num_inference_steps=2,
+        max_sequence_length=toy.T5_MAX_LENGTH,
+        generator=torch.Generator().manual_seed(0),
+    ).images[0]
     assert image.size == (64, 64)
     clip = toy.toy_clip(tmp_path / "clip")
     assert clip.model.dtype == torch.float32 and clip.text_features(["a blue bowl"])[0].shape == (1, 64)
@@ -198,7 +202,9 @@ def test_widen_latent_decodes_exactly_like_the_original():
         assert torch.equal(wide_post.mean[:, :4], post.mean) and torch.equal(wide_post.logvar[:, :4], post.logvar)
         assert torch.allclose(wide_post.std[:, 4:], torch.tensor(0.05), rtol=0.2)  # new channels: bias -6, weights 0
         z = torch.cat([post.mean, torch.randn(2, 12, 16, 16)], dim=1)  # whatever the new channels hold
-        assert torch.allclose(wide.decode(z).sample, vae.decode(post.mean).sample, atol=1e-5)  # zero weights: only the sum order differs (measured 8e-6)
+        assert torch.allclose(
+            wide.decode(z).sample, vae.decode(post.mean).sample, atol=1e-5
+        )  # zero weights: only the sum order differs (measured 8e-6)
     with pytest.raises(ValueError, match="only be widened"):
         widen_latent(wide, 8)
 
@@ -221,14 +227,26 @@ def test_load_widened_denoisers_start_as_they_were():
 
     old_flux, new_flux = toy.build_flux(toy.build_vae(4), 1.0, 0.0), toy.build_flux(toy.build_vae(8), 1.0, 0.0)
     assert sorted(load_widened(new_flux.transformer, old_flux.transformer.state_dict())) == [
-        "proj_out.bias", "proj_out.weight", "x_embedder.weight"]
+        "proj_out.bias",
+        "proj_out.weight",
+        "x_embedder.weight",
+    ]
     ids = FluxPipeline._prepare_latent_image_ids(1, 8, 8, "cpu", torch.float32)  # [64, 3]
-    common = dict(timestep=torch.tensor([0.5]), guidance=None, pooled_projections=torch.randn(1, 128),
-                  encoder_hidden_states=torch.randn(1, 4, 128), txt_ids=torch.zeros(4, 3), img_ids=ids, return_dict=False)
+    common = dict(
+        timestep=torch.tensor([0.5]),
+        guidance=None,
+        pooled_projections=torch.randn(1, 128),
+        encoder_hidden_states=torch.randn(1, 4, 128),
+        txt_ids=torch.zeros(4, 3),
+        img_ids=ids,
+        return_dict=False,
+    )
     with torch.no_grad():
         wide = new_flux.transformer(FluxPipeline._pack_latents(z, 1, 8, 16, 16), **common)[0]  # [1, 64, 32]
         narrow = old_flux.transformer(FluxPipeline._pack_latents(z[:, :4], 1, 4, 16, 16), **common)[0]  # [1, 64, 16]
-    assert torch.allclose(wide[..., :16], narrow, atol=1e-5) and torch.equal(wide[..., 16:], torch.zeros_like(wide[..., 16:]))
+    assert torch.allclose(wide[..., :16], narrow, atol=1e-5) and torch.equal(
+        wide[..., 16:], torch.zeros_like(wide[..., 16:])
+    )
     with pytest.raises(ValueError, match="does not fit"):
         load_widened(old_sd.unet, new_sd.unet.state_dict())
 
@@ -248,13 +266,23 @@ def test_autoencoder_stage_continues_a_given_autoencoder_with_more_channels(tmp_
     vae = toy.toy_autoencoder(first / "autoencoder")
     assert vae.config.latent_channels == 4 and vae.config.scaling_factor > 0 and vae.config.shift_factor is not None
     second = tmp_path / "second"
-    train(second, "smoke", stages=("autoencoder",), device="cpu", vae_init=str(first / "autoencoder"), vae_latent_channels=8,
-          vae_food_weight=10.0, vae_batch=2)
+    train(
+        second,
+        "smoke",
+        stages=("autoencoder",),
+        device="cpu",
+        vae_init=str(first / "autoencoder"),
+        vae_latent_channels=8,
+        vae_food_weight=10.0,
+        vae_batch=2,
+    )
     log = json.loads((second / "autoencoder_training.json").read_text())
     assert log["config"]["vae_init"] == str(first / "autoencoder") and log["config"]["vae_batch"] == 2
     assert toy.toy_autoencoder(second / "autoencoder").config.latent_channels == 8
     train(first, "smoke", stages=("sd", "flux"), device="cpu")
-    train(second, "smoke", stages=("sd", "flux"), device="cpu", init_from=str(first))  # continued, widened to 8 channels
+    train(
+        second, "smoke", stages=("sd", "flux"), device="cpu", init_from=str(first)
+    )  # continued, widened to 8 channels
     for stage, part, name in (("sd", "unet", "conv_in.weight"), ("flux", "transformer", "x_embedder.weight")):
         assert name in json.loads((second / f"{stage}_training.json").read_text())["continued"][part]
     assert toy.toy_sd(second / "sd").unet.config.in_channels == 8

@@ -157,6 +157,7 @@ def test_traced_maps_equal_an_explicit_softmax_with_the_1_over_sqrt_d_scale(rd, 
         def hook(module, args, kwargs):
             h = args[0] if args else kwargs["hidden_states"]
             seen[(name, tr._frame, tr._step)] = (h.detach().clone(), kwargs.get("encoder_hidden_states"))
+
         return hook
 
     handles = [modules[n].register_forward_pre_hook(keep(n), with_kwargs=True) for n in (self_name, cross_name)]
@@ -204,8 +205,17 @@ def test_flux_text_image_mass_equals_an_explicit_softmax_with_the_1_over_sqrt_d_
     layout = RegionLayout(n_regions=2, rows=2, cols=3, step_text_len=4, base_text_len=4)
     counts = [3, 4]  # real tokens (EOS included) of each step
     tr = cooklab.trace(ca, capture=["text_image_attention", "base_contribution"], layers="double")
-    tr.begin_canvas(layout=layout, texts=["a", "b"], img_ids=torch.zeros(12, 3), txt_ids=torch.zeros(12, 3), spans=None,
-                    cscc_delta=None, regional=regional, alpha=0.1, token_counts=counts)
+    tr.begin_canvas(
+        layout=layout,
+        texts=["a", "b"],
+        img_ids=torch.zeros(12, 3),
+        txt_ids=torch.zeros(12, 3),
+        spans=None,
+        cscc_delta=None,
+        regional=regional,
+        alpha=0.1,
+        token_counts=counts,
+    )
     tr.set_step(0, 1.0)
     torch.manual_seed(5)
     q, k, v = (torch.randn(1, layout.total, 2, 16) for _ in range(3))  # [B, S, H, D], |q.k| ~ 4: the scale matters
@@ -280,7 +290,9 @@ def test_a_trace_wraps_only_the_layers_its_captures_need(rd, ca):
         assert tr.layers_to_wrap() == cooklab.locate(ca, "single") and tr.wants(tr.self_layers[0], False)
 
 
-def _text_image_mass_by_explicit_softmax(query, key, layout, image_attention, regional, counts, chunk_elements=2**26, references=None):
+def _text_image_mass_by_explicit_softmax(
+    query, key, layout, image_attention, regional, counts, chunk_elements=2**26, references=None
+):
     """The computation observe_regional used before the fused one: chunked softmax(Q K^T / sqrt(d)), masked rows, head mean."""
     n, L, P = layout.n_regions, layout.step_text_len, layout.region_tokens
     d = query.shape[-1]
@@ -311,9 +323,16 @@ def _text_image_mass_by_explicit_softmax(query, key, layout, image_attention, re
     return torch.cat(mass).T.reshape(n, n, layout.rows, layout.cols)
 
 
-@pytest.mark.parametrize(("regional", "image_attention", "base", "references"),
-                         [(False, "region", 0, None), (False, "region", 5, None), (True, "region", 5, None), (True, "global", 5, None),
-                          (True, "region", 5, (0, 0, 1))])
+@pytest.mark.parametrize(
+    ("regional", "image_attention", "base", "references"),
+    [
+        (False, "region", 0, None),
+        (False, "region", 5, None),
+        (True, "region", 5, None),
+        (True, "global", 5, None),
+        (True, "region", 5, (0, 0, 1)),
+    ],
+)
 def test_fused_text_image_mass_equals_the_explicit_softmax_it_replaced(regional, image_attention, base, references):
     """flux_capture.text_image_mass (an attention call with indicator values) records the values of the old explicit softmax.
 
@@ -326,10 +345,12 @@ def test_fused_text_image_mass_equals_the_explicit_softmax_it_replaced(regional,
     counts = [2, 6, 9]  # padding after 2 tokens, none, and a count beyond L (truncated to L)
     torch.manual_seed(11)
     q, k = (3 * torch.randn(2, layout.total, 4, 8) for _ in range(2))  # batch of 2: the first element is read
-    fused = text_image_mass(q, k, layout, image_attention, regional, counts, chunk_elements=4 * layout.total * 7,
-                            references=references)  # 7-query chunks
-    explicit = _text_image_mass_by_explicit_softmax(q, k, layout, image_attention, regional, counts, chunk_elements=4 * layout.total * 7,
-                                                    references=references)
+    fused = text_image_mass(
+        q, k, layout, image_attention, regional, counts, chunk_elements=4 * layout.total * 7, references=references
+    )  # 7-query chunks
+    explicit = _text_image_mass_by_explicit_softmax(
+        q, k, layout, image_attention, regional, counts, chunk_elements=4 * layout.total * 7, references=references
+    )
     assert fused.shape == explicit.shape == (3, 3, 2, 5)
     assert torch.allclose(fused, explicit, atol=1e-6, rtol=1e-5)
     if regional:  # region n never sees another step's text: exact zeros off the diagonal, as before
@@ -368,10 +389,15 @@ def test_observed_stock_processor_is_the_stock_maths_bit_for_bit(rd, tiny_sd):
 
     modules = dict(tiny_sd.unet.named_modules())
     torch.manual_seed(2)
-    for layer in ("mid_block.attentions.0.transformer_blocks.0.attn1", "mid_block.attentions.0.transformer_blocks.0.attn2"):
+    for layer in (
+        "mid_block.attentions.0.transformer_blocks.0.attn1",
+        "mid_block.attentions.0.transformer_blocks.0.attn2",
+    ):
         attn = modules[layer]
         name = layer + ".processor"
-        tr = cooklab.trace(rd, capture=["cross_attention", "reference_share"], layers="mid")  # not entered: nothing attached
+        tr = cooklab.trace(
+            rd, capture=["cross_attention", "reference_share"], layers="mid"
+        )  # not entered: nothing attached
         tr.begin_frame(cooklab.instrument.FrameTrace(0, "x", ["a", "b"], None, (4, 4)))
         tr.set_step(0, 999.0)
         h = torch.randn(2, 16, attn.to_q.in_features)
@@ -380,6 +406,6 @@ def test_observed_stock_processor_is_the_stock_maths_bit_for_bit(rd, tiny_sd):
         assert type(proc) is ObservedAttnProcessor
         with torch.no_grad():
             assert torch.equal(proc(attn, h, text), AttnProcessor2_0()(attn, h, text))
-        assert (tr.cross_attention if attn.is_cross_attention else tr.reference_share)  # the hook reported
+        assert tr.cross_attention if attn.is_cross_attention else tr.reference_share  # the hook reported
     with pytest.raises(ConfigError, match="no hook point"):
         observed(AttnProcessor(), name, tr)

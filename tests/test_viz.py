@@ -46,8 +46,16 @@ def traced(pipe):
     """A 3-frame region_aware_kv generation with everything captured; frame 2 has no mask (uniform noise)."""
     recipe = cooklab.Recipe.from_steps(["Pour oats into a jar.", "Add milk to the jar.", "Top the oats with berries."])
     with cooklab.trace(pipe) as tr:
-        out = pipe(recipe, variant="region_aware_kv", seed=0, num_inference_steps=STEPS, height=64, width=64,
-                   masks=[None, (8, 8, 40, 48), None], progress=False)
+        out = pipe(
+            recipe,
+            variant="region_aware_kv",
+            seed=0,
+            num_inference_steps=STEPS,
+            height=64,
+            width=64,
+            masks=[None, (8, 8, 40, 48), None],
+            progress=False,
+        )
     return tr, out
 
 
@@ -89,19 +97,28 @@ def test_comparison_figure_draws_one_row_per_run_and_the_texts_once():
         ("region-aware", [PIL.Image.new("RGB", (16, 16), "blue")] * 3, "kept in 2 of 2"),
         ("no SRC", torch.rand(3, 3, 16, 16), None),  # [N, 3, H, W]: one [3, H, W] image per step
     ]
-    fig = viz.comparison_figure(rows, texts, group_titles={0: "Recipe Diffusion", 2: "CookAnything"},
-                                title="Toy pot")
+    fig = viz.comparison_figure(rows, texts, group_titles={0: "Recipe Diffusion", 2: "CookAnything"}, title="Toy pot")
     assert isinstance(fig, Figure) and n_axes(fig) == 3 * 3  # one axes per frame of every row
     drawn = _figure_texts(fig)
-    for text in ["independent", "region-aware", "no SRC", "kept in 0 of 2", "kept in 2 of 2", "Recipe Diffusion",
-                 "CookAnything", "Toy pot"]:
+    for text in [
+        "independent",
+        "region-aware",
+        "no SRC",
+        "kept in 0 of 2",
+        "kept in 2 of 2",
+        "Recipe Diffusion",
+        "CookAnything",
+        "Toy pot",
+    ]:
         assert drawn.count(text) == 1, text
     headers = [t for t in drawn if t.startswith("step ")]
-    assert headers == [f"step {k + 1}\n{text}" for k, text in enumerate(texts)]  # the step texts once, above the first row
+    assert headers == [
+        f"step {k + 1}\n{text}" for k, text in enumerate(texts)
+    ]  # the step texts once, above the first row
     # rows top to bottom: every frame of row r lies above every frame of row r + 1, and frames of a row side by side
     boxes = [ax.get_position() for ax in fig.axes]
     for r in range(2):
-        assert max(b.y0 for b in boxes[3 * r:3 * r + 3]) > min(b.y1 for b in boxes[3 * r + 3:3 * r + 6])
+        assert max(b.y0 for b in boxes[3 * r : 3 * r + 3]) > min(b.y1 for b in boxes[3 * r + 3 : 3 * r + 6])
     assert [round(b.y0, 6) for b in boxes[:3]] == [round(boxes[0].y0, 6)] * 3
     assert boxes[0].x1 < boxes[1].x0 < boxes[1].x1 < boxes[2].x0
     assert "oracle" not in " ".join(drawn)  # nothing drawn that was not given
@@ -158,8 +175,13 @@ def test_noise_map_figure_from_plain_tensors_and_region_noise(pipe):
     scheduler.set_timesteps(20)
     levels = NoiseLevels(scheduler, 20)
     region = region_aware_noise(torch.randn(1, 4, 8, 8), torch.randn(1, 4, 8, 8), mask, 0.9, 0.999, levels.add_noise)
-    fig = viz.noise_map_figure(region, object_noise=0.9, base_noise=0.999, object_timestep=levels.timestep(0.9),
-                               base_timestep=levels.timestep(0.999))
+    fig = viz.noise_map_figure(
+        region,
+        object_noise=0.9,
+        base_noise=0.999,
+        object_timestep=levels.timestep(0.9),
+        base_timestep=levels.timestep(0.999),
+    )
     assert n_axes(fig) == 7  # 4 panels, colour bars on all but the RGB latent
     assert "t=851" in fig._suptitle.get_text()
     assert n_axes(viz.noise_map_figure(region, latent_view="mean")) == 8
@@ -177,8 +199,10 @@ def test_plots_do_not_import_ipywidgets():
 
 def test_viz_does_not_import_diffusers():
     """Figures are drawn from saved tensors and traces: a clean interpreter plots without loading diffusers."""
-    code = ("import sys, cooklab.viz, cooklab.viz.widgets, cooklab.viz.detection; "
-            "assert 'diffusers' not in sys.modules, 'cooklab.viz imported diffusers'")
+    code = (
+        "import sys, cooklab.viz, cooklab.viz.widgets, cooklab.viz.detection; "
+        "assert 'diffusers' not in sys.modules, 'cooklab.viz imported diffusers'"
+    )
     subprocess.run([sys.executable, "-c", code], check=True, env={**os.environ, "MPLBACKEND": "Agg"})
 
 
@@ -327,6 +351,7 @@ def test_detached_figures_are_unknown_to_pyplot(traced):
 def test_explorers_never_touch_pyplot(traced, capsys, monkeypatch):
     """A widget callback may run on a kernel subshell while matplotlib-inline flushes pyplot's figures (JupyterLab 4.6's
     commsOverSubshells): the explorers build plain Figures, so pyplot's figure factory must not even be called."""
+
     def no_pyplot(*args, **kwargs):
         raise AssertionError("an explorer made a pyplot figure")
 
@@ -345,14 +370,22 @@ def test_explorers_never_touch_pyplot(traced, capsys, monkeypatch):
 def text_sizes(fig: Figure) -> dict[str, float]:
     """Every visible, non-empty text of a figure (titles, labels, tick labels, legends, notes) with its font size."""
     fig.canvas.draw()  # tick labels exist only once drawn
-    return {t.get_text(): t.get_fontsize() for t in fig.findobj(matplotlib.text.Text) if t.get_visible() and t.get_text().strip()}
+    return {
+        t.get_text(): t.get_fontsize()
+        for t in fig.findobj(matplotlib.text.Text)
+        if t.get_visible() and t.get_text().strip()
+    }
 
 
 def test_figures_write_no_text_below_the_smallest_legible_size(traced):
     tr, out = traced
-    figures = [viz.reference_share_curve_figure(tr), viz.reference_share_figure(tr, 1), viz.noise_map_figure(tr.noise[1]),
-               viz.self_attention_figure(tr, 1, tr.layers("self_attention")[0], tr.steps(1, "self_attention")[0], (0, 0)),
-               viz.storyboard_from_output(out)]
+    figures = [
+        viz.reference_share_curve_figure(tr),
+        viz.reference_share_figure(tr, 1),
+        viz.noise_map_figure(tr.noise[1]),
+        viz.self_attention_figure(tr, 1, tr.layers("self_attention")[0], tr.steps(1, "self_attention")[0], (0, 0)),
+        viz.storyboard_from_output(out),
+    ]
     for fig in figures:
         small = {text: size for text, size in text_sizes(fig).items() if size < viz.common.SMALL_PT}
         assert not small, f"text below {viz.common.SMALL_PT} pt: {small}"
@@ -398,29 +431,59 @@ def test_noise_explorer_keeps_its_colour_scales_while_the_levels_move(pipe, caps
     box.controls["object_noise"].value = 0.3
     box.controls["base_noise"].value = 0.6
     scales = [coefficient_scales(fig) for fig in shown]
-    assert len(scales) == 3 and scales[0] == scales[1] == scales[2] == [(0.0, 1.0), (0.0, 1.0)]  # DDPM-like: both at most 1
-    assert sum("scale fixed" in ax.get_ylabel() for ax in shown[-1].axes) == 2  # the two coefficient colour bars say so
+    assert len(scales) == 3 and scales[0] == scales[1] == scales[2] == [
+        (0.0, 1.0),
+        (0.0, 1.0),
+    ]  # DDPM-like: both at most 1
+    assert (
+        sum("scale fixed" in ax.get_ylabel() for ax in shown[-1].axes) == 2
+    )  # the two coefficient colour bars say so
     assert_drawn(capsys)
     pipe.scheduler.set_timesteps(20)
-    region = region_aware_noise(torch.randn(1, 4, 8, 8), torch.randn(1, 4, 8, 8), mask[::8, ::8], 0.3, 0.6,
-                                NoiseLevels(pipe.scheduler, 20).add_noise)
+    region = region_aware_noise(
+        torch.randn(1, 4, 8, 8),
+        torch.randn(1, 4, 8, 8),
+        mask[::8, ::8],
+        0.3,
+        0.6,
+        NoiseLevels(pipe.scheduler, 20).add_noise,
+    )
     sigma = region.sigma_map
     assert float(sigma.min()) < float(sigma.max()) < 1.0  # two levels: two values, neither at the fixed top
-    assert coefficient_scales(viz.noise_map_figure(region))[0] == (float(sigma.min()), float(sigma.max()))  # unfixed: its own range
+    assert coefficient_scales(viz.noise_map_figure(region))[0] == (
+        float(sigma.min()),
+        float(sigma.max()),
+    )  # unfixed: its own range
 
 
 def test_json_rows_and_table():
-    steps = [{"step": 1, "container": "bowl", "ingredients": [{"name": "egg", "state": None}], "done": True},
-             {"step": 2, "container": None, "extra": "<b>x</b>"}]
+    steps = [
+        {"step": 1, "container": "bowl", "ingredients": [{"name": "egg", "state": None}], "done": True},
+        {"step": 2, "container": None, "extra": "<b>x</b>"},
+    ]
     rows = viz.json_rows(steps)
     assert rows == [
-        {"step": "1", "container": "bowl", "ingredients": '[{"name": "egg", "state": null}]', "done": "true", "extra": "—"},
+        {
+            "step": "1",
+            "container": "bowl",
+            "ingredients": '[{"name": "egg", "state": null}]',
+            "done": "true",
+            "extra": "—",
+        },
         {"step": "2", "container": "—", "ingredients": "—", "done": "—", "extra": "<b>x</b>"},
     ]
-    assert viz.json_rows({"dish": "eggs", "n": 2.5}) == [{"key": "dish", "value": "eggs"}, {"key": "n", "value": "2.5"}]
+    assert viz.json_rows({"dish": "eggs", "n": 2.5}) == [
+        {"key": "dish", "value": "eggs"},
+        {"key": "n", "value": "2.5"},
+    ]
     assert viz.json_rows([1, "a"]) == [{"value": "1"}, {"value": "a"}]
     page = viz.json_table(steps)
-    assert page.count("<tr>") == 3 and page.count("<th") == 5 and "&lt;b&gt;x&lt;/b&gt;" in page and "<b>x</b>" not in page
+    assert (
+        page.count("<tr>") == 3
+        and page.count("<th") == 5
+        and "&lt;b&gt;x&lt;/b&gt;" in page
+        and "<b>x</b>" not in page
+    )
     long = viz.json_table({"prompt": "word " * 100}, max_chars=40)
     assert "…" in long and "word " * 10 not in long
 
@@ -436,6 +499,6 @@ def test_attention_explorer_keeps_the_self_attention_scale_over_denoising_steps(
         c["step"].value = option[1]
     layer, query = c["layer"].value, (1, 1)
     top = max(float(tr.self_attention_map(1, layer, s, query).max()) for s in tr.steps(1, "self_attention"))
-    moved = [fig for fig in shown if "Self-attention" in fig._suptitle.get_text()][-len(c["step"].options) + 1:]
+    moved = [fig for fig in shown if "Self-attention" in fig._suptitle.get_text()][-len(c["step"].options) + 1 :]
     assert {fig.axes[2].images[-1].get_clim() for fig in moved} == {(0.0, top)}
     assert_drawn(capsys)

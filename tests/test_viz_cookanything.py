@@ -25,7 +25,11 @@ from cooklab.models import TINY_T5_MAX_LENGTH  # noqa: E402
 from cooklab.viz import cookanything as plots  # noqa: E402  (the CookAnything figures and their helpers)
 from cooklab.viz import widgets  # noqa: E402
 
-STEPS = ["Dice two carrots on a wooden board.", "Fry the carrots in a black pan.", "Serve the carrots on a white plate."]
+STEPS = [
+    "Dice two carrots on a wooden board.",
+    "Fry the carrots in a black pan.",
+    "Serve the carrots on a white plate.",
+]
 KW = dict(num_inference_steps=3, height=64, width=64, max_sequence_length=TINY_T5_MAX_LENGTH, progress=False)
 
 
@@ -71,7 +75,9 @@ def is_figure(fig) -> Figure:
 def test_group_mask_figure(n):
     fig = is_figure(viz.group_mask_figure(n))
     ax = fig.axes[0]
-    assert [t.get_text() for t in ax.get_xticklabels()] == [f"C{k + 1}" for k in range(n)] + [f"I{k + 1}" for k in range(n)]
+    assert [t.get_text() for t in ax.get_xticklabels()] == [f"C{k + 1}" for k in range(n)] + [
+        f"I{k + 1}" for k in range(n)
+    ]
     rgb = ax.images[0].get_array()
     allowed = ~np.all(np.asarray(rgb) == 1.0, axis=-1)  # white = masked
     assert np.array_equal(allowed, cooklab.cookanything.group_mask(n).numpy())
@@ -89,7 +95,9 @@ def test_mask_fractions_match_the_dense_mask():
         assert np.allclose(same.sum(-1) + extra, dense)
         edges, counts = plots._token_groups(layout, 7)  # downsampled: block averages of the dense mask
         same, extra = plots._mask_fractions(counts, counts, mode)
-        blocks = np.array([[dense[a:b, c:d].mean() for c, d in zip(edges[:-1], edges[1:])] for a, b in zip(edges[:-1], edges[1:])])
+        blocks = np.array(
+            [[dense[a:b, c:d].mean() for c, d in zip(edges[:-1], edges[1:])] for a, b in zip(edges[:-1], edges[1:])]
+        )
         assert np.allclose(same.sum(-1) + extra, blocks)
 
 
@@ -125,7 +133,9 @@ def test_rotary_figure_from_pos_embed(ca):
     freqs = {"flexible": pe(canvas_image_ids(8, 4, 4)), "global": pe(canvas_image_ids(8, 4, 4, flexible=False))}
     fig = is_figure(viz.rotary_figure(freqs, layout, regions=(0, 7)))
     titles = [ax.get_title() for ax in fig.axes]
-    assert "flexible: |difference|: max 0.00" in titles and not any(t.startswith("global: |difference|: max 0.00") for t in titles)
+    assert "flexible: |difference|: max 0.00" in titles and not any(
+        t.startswith("global: |difference|: max 0.00") for t in titles
+    )
 
 
 def test_cscc_figures_from_synthetic_tensors(ca):
@@ -158,8 +168,15 @@ class FakeTrace:
                     m[k, k * grid : (k + 1) * grid] = 0.5
                 self.text_image[(0, name, s)] = m
         self.base_contribution = {(0, name, s): 0.1 + 0.01 * s for name in self.layer_names for s in range(steps)}
-        self.canvas = SimpleNamespace(texts=STEPS[:n], token_counts=[4] * n, regional=True, alpha=0.1, canvas=None,
-                                      cscc_delta_norm=None, layout=RegionLayout(n, grid, grid, 4, 4))
+        self.canvas = SimpleNamespace(
+            texts=STEPS[:n],
+            token_counts=[4] * n,
+            regional=True,
+            alpha=0.1,
+            canvas=None,
+            cscc_delta_norm=None,
+            layout=RegionLayout(n, grid, grid, 4, 4),
+        )
 
     def text_image_map(self, step, layers=None, steps=None):
         vals = [v for (f, name, s), v in self.text_image.items() if steps is None or s in steps]
@@ -255,7 +272,10 @@ def test_text_image_explorer(traced, capsys):
 
 def test_lambda_explorer(ca, capsys):
     box = widgets.lambda_explorer(ca, STEPS, lams=(0, 0.5, 1.0), seed=0, output_type="np", **KW)
-    assert set(box.results) == {0.0, 1.0}  # lambda = 0 (the reference) and the largest (the scales), the rest when reached
+    assert set(box.results) == {
+        0.0,
+        1.0,
+    }  # lambda = 0 (the reference) and the largest (the scales), the rest when reached
     box.controls["lam"].value = 0.5
     assert set(box.results) == {0.0, 0.5, 1.0}
     info = box.children[1].children[0].value
@@ -284,14 +304,20 @@ def test_cscc_lambda_figure_fixes_its_scales_when_asked():
     reference = [rng.random((16, 16, 3)) for _ in range(3)]
     moved = [np.clip(r + 0.05, 0, 1) for r in reference]
     delta = torch.rand(3, 8)
-    fig = viz.cscc_lambda_figure(moved, reference, 0.4, delta_norm=delta, vmax=0.5, delta_max=7.0, scale_note="fixed at λ = 2")
+    fig = viz.cscc_lambda_figure(
+        moved, reference, 0.4, delta_norm=delta, vmax=0.5, delta_max=7.0, scale_note="fixed at λ = 2"
+    )
     diff_panels = [ax for ax in fig.axes if ax.images and ax.images[0].get_cmap().name == "magma"]
     assert len(diff_panels) == 3 and all(ax.images[0].get_clim() == (0.0, 0.5) for ax in diff_panels)
     assert fig.axes[-1].get_ylim() == (0.0, 7.0) and fig.axes[-1].get_xlabel() == "recipe step"
-    assert any("fixed at λ = 2" in ax.get_ylabel() for ax in fig.axes)  # the colour bar says where its scale comes from
+    assert any(
+        "fixed at λ = 2" in ax.get_ylabel() for ax in fig.axes
+    )  # the colour bar says where its scale comes from
     own = viz.cscc_lambda_figure(moved, reference, 0.4)
     top = max(float(np.abs(a - b).mean(-1).max()) for a, b in zip(moved, reference))
-    assert [ax for ax in own.axes if ax.images][1].images[0].get_clim() == pytest.approx((0.0, top))  # unfixed: its own largest
+    assert [ax for ax in own.axes if ax.images][1].images[0].get_clim() == pytest.approx(
+        (0.0, top)
+    )  # unfixed: its own largest
 
 
 def test_lambda_explorer_scales_stay_fixed_while_lambda_moves(ca, capsys, monkeypatch):

@@ -50,13 +50,22 @@ def provider():
     from cooklab.grounding import GroundedSAM
     from cooklab.grounding.tiny import tiny_detector, tiny_segmenter
 
-    return GroundedSAM.from_models(*tiny_detector(VOCAB, num_queries=8), *tiny_segmenter(), box_threshold=0.0, text_threshold=0.0)
+    return GroundedSAM.from_models(
+        *tiny_detector(VOCAB, num_queries=8), *tiny_segmenter(), box_threshold=0.0, text_threshold=0.0
+    )
 
 
 def synthetic_detections() -> Detections:
     boxes = [[4, 6, 30, 40], [10, 10, 60, 44], [0, 0, 8, 8], [20, 5, 50, 25]]
-    return Detections.build("frying pan.", boxes, [0.8, 0.6, 0.2, 0.7], ["frying pan", "pan", "", ""], (H, W),
-                            box_threshold=0.0, text_threshold=0.25)
+    return Detections.build(
+        "frying pan.",
+        boxes,
+        [0.8, 0.6, 0.2, 0.7],
+        ["frying pan", "pan", "", ""],
+        (H, W),
+        box_threshold=0.0,
+        text_threshold=0.25,
+    )
 
 
 def rectangles(fig: Figure) -> list[Rectangle]:
@@ -96,8 +105,12 @@ def test_detections_figure_choices_and_inputs():
     fig = detections_figure(image, found, chosen=result)
     assert len(rectangles(fig)) == 5 and max(rectangles(fig), key=lambda p: p.get_linewidth()).get_xy() == (1.0, 2.0)
     # a plain dict, and max_boxes keeps the chosen box
-    fig = detections_figure(PIL.Image.new("RGB", (W, H)), dict(boxes=found.boxes, scores=found.scores, labels=found.labels),
-                            chosen=3, max_boxes=1)
+    fig = detections_figure(
+        PIL.Image.new("RGB", (W, H)),
+        dict(boxes=found.boxes, scores=found.scores, labels=found.labels),
+        chosen=3,
+        max_boxes=1,
+    )
     assert len(rectangles(fig)) == 2 and "(2 best drawn)" in fig.axes[0].get_title()
     _, ax = plt.subplots()
     assert detections_figure(image, found, ax=ax) is ax.figure
@@ -115,7 +128,9 @@ def test_detections_figure_choices_and_inputs():
 
 def test_mask_figure_with_and_without_a_mask():
     mask = box_to_mask((8, 8, 40, 40), (H, W))
-    result = MaskResult(mask=mask, phrase="bowl", box=(8, 8, 40, 40), score=0.71, source="grounded-sam", extra={"iou": 0.93})
+    result = MaskResult(
+        mask=mask, phrase="bowl", box=(8, 8, 40, 40), score=0.71, source="grounded-sam", extra={"iou": 0.93}
+    )
     fig = mask_figure(np.ones((H, W, 3), np.float32), result, latent_hw=(H // 8, W // 8))
     assert isinstance(fig, Figure) and len(fig.axes) == 2
     assert "score 0.71" in fig.axes[0].get_title() and "IoU 0.93" in fig.axes[0].get_title()
@@ -134,10 +149,14 @@ def test_mask_figure_with_and_without_a_mask():
 
 
 def test_plan_table_in_html_and_text():
-    recipe = cooklab.load_recipe(os.path.join(os.path.dirname(__file__), "..", "data", "recipes", "scrambled_eggs.yaml"))
+    recipe = cooklab.load_recipe(
+        os.path.join(os.path.dirname(__file__), "..", "data", "recipes", "scrambled_eggs.yaml")
+    )
     p = plan(recipe, agent="rules")
     text = plan_table(p, format="text")
-    assert text.count("\nstep ") == len(recipe) and "frying pan" in text and "butter (melted)" in text and "≠" not in text
+    assert (
+        text.count("\nstep ") == len(recipe) and "frying pan" in text and "butter (melted)" in text and "≠" not in text
+    )
     compared = plan_table(p, recipe, format="text")
     assert "≠ hand-written: small mixing bowl" in compared  # the one naming difference in this recipe
     page = plan_table(p, recipe)
@@ -188,7 +207,9 @@ def test_threshold_explorer_redraws(provider, image, capsys):
     assert set(box.last["detections"].labels) == {""}
     assert (provider.box_threshold, provider.text_threshold) == (0.0, 0.0)  # the provider was left alone
     printed = capsys.readouterr().out
-    assert printed.count("display.Image object") == 8  # two PNGs per draw (4 draws), displayed as text without a kernel
+    assert (
+        printed.count("display.Image object") == 8
+    )  # two PNGs per draw (4 draws), displayed as text without a kernel
     assert "nothing to show" not in printed and plt.get_fignums() == []
 
 

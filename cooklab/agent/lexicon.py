@@ -99,7 +99,21 @@ DETERMINERS_DEFINITE = {"the", "this", "that", "your", "same"}
 DETERMINERS_INDEFINITE = {"a", "an", "another", "one"}
 NEW_CONTAINER_WORDS = {"another", "second", "third", "other", "separate", "clean", "new", "fresh"}
 # Container attribute words, by kind; colours and materials next to each other form one phrase.
-SIZES = {"large", "big", "small", "little", "medium", "mini", "wide", "deep", "shallow", "tall", "heavy", "flat", "narrow"}
+SIZES = {
+    "large",
+    "big",
+    "small",
+    "little",
+    "medium",
+    "mini",
+    "wide",
+    "deep",
+    "shallow",
+    "tall",
+    "heavy",
+    "flat",
+    "narrow",
+}
 SHAPES = {"round", "oval", "square", "rectangular", "heart-shaped", "fluted", "rimmed"}
 COLOURS = {
     "white", "black", "red", "blue", "green", "yellow", "orange", "grey", "gray", "brown", "silver", "golden",
@@ -110,13 +124,29 @@ MATERIALS = {
     "cast-iron", "stainless", "steel", "copper", "aluminium", "aluminum", "non-stick", "nonstick", "wooden", "wood",
     "bamboo", "marble", "plastic", "metal", "silicone", "carbon", "clay", "slate", "melamine", "tin", "wicker",
 }  # fmt: skip
-NORMALISE_ATTRIBUTE = {"smaller": "small", "larger": "large", "bigger": "large", "big": "large", "little": "small", "gray": "grey"}
+NORMALISE_ATTRIBUTE = {
+    "smaller": "small",
+    "larger": "large",
+    "bigger": "large",
+    "big": "large",
+    "little": "small",
+    "gray": "grey",
+}
 SKIPPABLE = {
     ",", "second", "third", "other", "separate", "clean", "new", "lined", "greased", "oiled", "lightly", "well",
     "hot", "heavy-based", "cold", "empty", "fresh", "prepared", "sturdy", "good",
 }  # fmt: skip
 # Prepositions before a container that make it *not* the step's container (where food comes from, what stands next to it).
-SOURCE_OR_SIDE = {("out", "of"), ("from",), ("off",), ("next", "to"), ("beside",), ("alongside",), ("with",), ("near",)}
+SOURCE_OR_SIDE = {
+    ("out", "of"),
+    ("from",),
+    ("off",),
+    ("next", "to"),
+    ("beside",),
+    ("alongside",),
+    ("with",),
+    ("near",),
+}
 
 # What a container looks like when the recipe does not say (so every step describes it the same way).
 DEFAULT_LOOKS = {
@@ -225,7 +255,14 @@ VERB_STATES = {
     "measure": None, "weigh": None, "prepare": None,
 }  # fmt: skip
 # Adjectives that give an ingredient's state ("diced onion", "cold cooked rice"), and words skipped to find them.
-STATE_ADJECTIVES = {state for state in VERB_STATES.values() if state} | {"beaten", "whisked", "cooked", "dried", "frozen", "raw"}
+STATE_ADJECTIVES = {state for state in VERB_STATES.values() if state} | {
+    "beaten",
+    "whisked",
+    "cooked",
+    "dried",
+    "frozen",
+    "raw",
+}
 SKIP_BEFORE_INGREDIENT = {
     "finely", "thinly", "roughly", "coarsely", "lightly", "freshly", "well", "very", "ripe", "overripe", "fresh", "thick",
     "thin", "soft", "hot", "warm", "cold", "small", "large", "whole", "green", "red", "yellow", "white", "orange",

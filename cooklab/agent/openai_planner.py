@@ -161,8 +161,15 @@ class OpenAIPlanner:
             {"role": "user", "content": _recipe_message(recipe)},
         ]
         result, failure, attempts = chat_json(
-            self.client, self.model, messages, RESPONSE_FORMAT, lambda content: self._parse(content, recipe),
-            max_retries=self.max_retries, retry_delay=self.retry_delay, timeout=self.timeout, what="a valid plan",
+            self.client,
+            self.model,
+            messages,
+            RESPONSE_FORMAT,
+            lambda content: self._parse(content, recipe),
+            max_retries=self.max_retries,
+            retry_delay=self.retry_delay,
+            timeout=self.timeout,
+            what="a valid plan",
         )
         if result is None:
             raise AgentError(self._failure_message(failure, attempts))
@@ -201,7 +208,9 @@ class OpenAIPlanner:
         }
         fix = fixes.get(failure.kind, "check model= and base_url=, or plan offline with agent='rules'.")
         tries = f"{attempts} attempt" + ("s" if attempts != 1 else "")
-        return f"the OpenAI planner ({self.model} at {self.base_url}) failed after {tries}: {failure.detail}. Fix: {fix}"
+        return (
+            f"the OpenAI planner ({self.model} at {self.base_url}) failed after {tries}: {failure.detail}. Fix: {fix}"
+        )
 
 
 def chat_json(
@@ -238,22 +247,30 @@ def chat_json(
             failure = ChatFailure("invalid", problem, retry=True)
             messages += [
                 {"role": "assistant", "content": content or ""},
-                {"role": "user", "content": f"That answer is not {what}: {problem}\nAnswer again with the corrected JSON object only."},
+                {
+                    "role": "user",
+                    "content": f"That answer is not {what}: {problem}\nAnswer again with the corrected JSON object only.",
+                },
             ]
         if not failure.retry:
             break
     return None, failure, attempt
 
 
-def ask(client: Any, model: str, messages: list[dict[str, Any]], response_format: dict[str, Any],
-        timeout: float) -> tuple[str | None, ChatFailure | None]:
+def ask(
+    client: Any, model: str, messages: list[dict[str, Any]], response_format: dict[str, Any], timeout: float
+) -> tuple[str | None, ChatFailure | None]:
     """One chat completion at temperature 0: (the answer's text, None), or (None, why it failed)."""
     import openai
 
     try:
-        response = client.chat.completions.create(model=model, messages=messages, response_format=response_format, temperature=0)
+        response = client.chat.completions.create(
+            model=model, messages=messages, response_format=response_format, temperature=0
+        )
     except openai.RateLimitError as err:
-        return None, ChatFailure("rate_limit", redact(f"HTTP 429 {err.message}"), True, retry_after(err.response.headers))
+        return None, ChatFailure(
+            "rate_limit", redact(f"HTTP 429 {err.message}"), True, retry_after(err.response.headers)
+        )
     except openai.APITimeoutError:
         return None, ChatFailure("timeout", f"no answer within {timeout} s", True)
     except openai.APIConnectionError as err:
@@ -261,7 +278,9 @@ def ask(client: Any, model: str, messages: list[dict[str, Any]], response_format
     except openai.APIStatusError as err:
         retry = err.status_code >= 500
         kind = "server" if retry else f"http_{err.status_code}"
-        return None, ChatFailure(kind, redact(f"HTTP {err.status_code} {err.message}"), retry, retry_after(err.response.headers))
+        return None, ChatFailure(
+            kind, redact(f"HTTP {err.status_code} {err.message}"), retry, retry_after(err.response.headers)
+        )
     choices = getattr(response, "choices", None) or []
     if not choices:
         return None, ChatFailure("invalid", "the answer has no choices", True)
@@ -276,7 +295,9 @@ def _make_client(base_url: str | None, timeout: float) -> Any:
     try:
         import openai
     except ImportError:
-        raise AgentError("the OpenAI planner needs the openai package. Fix: pip install 'cooklab[agent]', or use agent='rules'.") from None
+        raise AgentError(
+            "the OpenAI planner needs the openai package. Fix: pip install 'cooklab[agent]', or use agent='rules'."
+        ) from None
     key = os.environ.get("OPENAI_API_KEY")
     if not key and base_url is None:
         raise AgentError(

@@ -109,7 +109,9 @@ def default_cache_dir() -> Path:
     return (Path(root).expanduser() if root else Path.home() / ".cache" / "cooklab") / "agent"
 
 
-def _cache_file(cache_dir: str | os.PathLike[str] | Literal[False] | None, recipe: Recipe, planner: OpenAIPlanner) -> Path | None:
+def _cache_file(
+    cache_dir: str | os.PathLike[str] | Literal[False] | None, recipe: Recipe, planner: OpenAIPlanner
+) -> Path | None:
     """The cache file for this recipe and planner, or None when caching is off.
 
     The key is a sha256 of everything that changes the answer: the recipe's title,
@@ -141,6 +143,8 @@ def _read_cache(path: Path | None, recipe: Recipe) -> RecipePlan | None:
         cached = RecipePlan.model_validate_json(path.read_text(encoding="utf-8"))
         cached.check(recipe)
     except (OSError, ValueError) as err:  # ValidationError and ConfigError are ValueErrors
-        warnings.warn(f"ignoring the unreadable cached plan {path} ({type(err).__name__}); asking the model again.", stacklevel=3)
+        warnings.warn(
+            f"ignoring the unreadable cached plan {path} ({type(err).__name__}); asking the model again.", stacklevel=3
+        )
         return None
     return cached

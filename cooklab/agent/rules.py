@@ -97,7 +97,9 @@ def _ingredient_lexicon() -> dict[tuple[str, ...], str]:
     return _phrase_table({entry: entry for entry in entries if entry})
 
 
-def _longest_match(tokens: list[str], start: int, table: dict[tuple[str, ...], str], longest: int) -> tuple[int, str] | None:
+def _longest_match(
+    tokens: list[str], start: int, table: dict[tuple[str, ...], str], longest: int
+) -> tuple[int, str] | None:
     """(length, value) of the longest phrase of ``table`` starting at ``tokens[start]``, or None."""
     for length in range(min(longest, len(tokens) - start), 0, -1):
         value = table.get(tuple(tokens[start : start + length]))
@@ -219,9 +221,13 @@ class RuleBasedPlanner:
                 ingredients=found,
                 prompt=self._prompt(dish, number, step.text, container, found),
             )
-            for number, (step, container, reference, found) in enumerate(zip(recipe.steps, chosen, references, ingredients), start=1)
+            for number, (step, container, reference, found) in enumerate(
+                zip(recipe.steps, chosen, references, ingredients), start=1
+            )
         ]
-        return RecipePlan(title=recipe.title, context=RecipeContext(dish=dish, style=self.style), steps=steps, agent="rules")
+        return RecipePlan(
+            title=recipe.title, context=RecipeContext(dish=dish, style=self.style), steps=steps, agent="rules"
+        )
 
     def _container_for(
         self,
@@ -250,7 +256,9 @@ class RuleBasedPlanner:
             return None
         return previous
 
-    def _prompt(self, dish: str, number: int, text: str, container: _Container | None, found: list[IngredientState]) -> str:
+    def _prompt(
+        self, dish: str, number: int, text: str, container: _Container | None, found: list[IngredientState]
+    ) -> str:
         """The enriched prompt: style, dish and step number, the step, the container's look,
         and the states of ingredients that the step's text leaves unsaid ("blended soup")."""
         text = text if text.endswith((".", "!", "?")) else text + "."
@@ -260,7 +268,9 @@ class RuleBasedPlanner:
             look = " ".join(word for word in container.attributes if word not in names)
             where = "On" if container.name.split()[-1] in SURFACES else "In"
             prompt += f" {where} the {look} {container.name}." if look else f" {where} the {container.name}."
-        unsaid = [ingredient.phrase() for ingredient in found if ingredient.state and ingredient.state not in text.lower()]
+        unsaid = [
+            ingredient.phrase() for ingredient in found if ingredient.state and ingredient.state not in text.lower()
+        ]
         if unsaid:
             prompt += f" Showing {', '.join(unsaid)}."
         return prompt
@@ -462,7 +472,9 @@ def _adjective_after(tokens: list[str], position: int) -> str | None:
     return None
 
 
-def _place_ingredient(tokens: list[str], found: list[tuple[IngredientState, int]], location: dict[str, _Container]) -> _Container | None:
+def _place_ingredient(
+    tokens: list[str], found: list[tuple[IngredientState, int]], location: dict[str, _Container]
+) -> _Container | None:
     """The container of the food a step puts something into ("into the flour" -> where the flour is)."""
     for ingredient, position in found:
         before = tokens[max(0, position - 4) : position]

@@ -72,7 +72,9 @@ class IngredientState(BaseModel):
     model_config = _MODEL_CONFIG
 
     name: str = Field(min_length=1, description="The ingredient, e.g. 'carrot'.")
-    state: str | None = Field(default=None, description="How it looks now, e.g. 'diced', 'melted', 'fried'; null if unchanged.")
+    state: str | None = Field(
+        default=None, description="How it looks now, e.g. 'diced', 'melted', 'fried'; null if unchanged."
+    )
 
     def phrase(self) -> str:
         """'diced carrot', or just 'carrot' without a state."""
@@ -98,7 +100,9 @@ class PlannedStep(BaseModel):
         default=None,
         description="Number of the last earlier step that shows the same container; null at its first appearance.",
     )
-    ingredients: list[IngredientState] = Field(default=[], description="Ingredients visible in the step, with their state.")
+    ingredients: list[IngredientState] = Field(
+        default=[], description="Ingredients visible in the step, with their state."
+    )
     prompt: str = Field(
         min_length=1,
         description="One self-contained image prompt: the style, the dish, what the step shows, the container's look and the ingredients' states.",
@@ -117,7 +121,9 @@ class RecipeContext(BaseModel):
     model_config = _MODEL_CONFIG
 
     dish: str = Field(min_length=1, description="The finished dish, e.g. 'Banana bread'.")
-    style: str = Field(min_length=1, description="The visual style of every image, e.g. 'realistic food photography, top-down'.")
+    style: str = Field(
+        min_length=1, description="The visual style of every image, e.g. 'realistic food photography, top-down'."
+    )
 
 
 class RecipePlan(BaseModel):
@@ -137,7 +143,9 @@ class RecipePlan(BaseModel):
         """Steps are numbered 1, 2, 3 ... and every reference_step names an earlier step."""
         for position, step in enumerate(self.steps, start=1):
             if step.step != position:
-                raise ValueError(f"steps[{position}] is numbered {step.step}. Fix: number the steps 1, 2, 3 ... in order.")
+                raise ValueError(
+                    f"steps[{position}] is numbered {step.step}. Fix: number the steps 1, 2, 3 ... in order."
+                )
             ref = step.reference_step
             if ref is not None and not 1 <= ref < position:
                 fix = (

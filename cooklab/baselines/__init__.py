@@ -7,7 +7,15 @@ is the reference frame inpainted inside the container mask or its interior (stoc
 diffusers) are imported on first use.
 """
 
-_PUBLIC = ("REGIONS", "InpaintingBaseline", "InpaintingOptions", "binarize", "blend_mask", "interior_mask", "rim_width")
+_PUBLIC = (
+    "REGIONS",
+    "InpaintingBaseline",
+    "InpaintingOptions",
+    "binarize",
+    "blend_mask",
+    "interior_mask",
+    "rim_width",
+)
 _REGIONAL = ("RegionalSD", "RegionalSDOutput")
 
 __all__ = list(_PUBLIC + _REGIONAL)

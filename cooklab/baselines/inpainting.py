@@ -78,7 +78,15 @@ from ..pipeline_base import CooklabPipeline
 from ..recipe_diffusion.pipeline import RecipeDiffusion, resolve_container_mask
 from ..recipe_diffusion.records import FrameInfo, RecipeDiffusionOutput
 
-__all__ = ["REGIONS", "InpaintingBaseline", "InpaintingOptions", "binarize", "blend_mask", "interior_mask", "rim_width"]
+__all__ = [
+    "REGIONS",
+    "InpaintingBaseline",
+    "InpaintingOptions",
+    "binarize",
+    "blend_mask",
+    "interior_mask",
+    "rim_width",
+]
 
 REGIONS = ("container", "interior")  # the paper's two rows: Inpainting (Container), Inpainting (Interior)
 
@@ -101,8 +109,10 @@ def rim_width(mask: torch.Tensor, rim: float) -> int:
 
 def _check_rim(rim: float) -> None:
     if not 0 < rim < 0.5:
-        raise ConfigError(f"interior_rim={rim}: use a value in (0, 0.5), the rim's width as a fraction of the container's "
-                          "smaller side (0.15 keeps the middle 70% of a square box's side).")
+        raise ConfigError(
+            f"interior_rim={rim}: use a value in (0, 0.5), the rim's width as a fraction of the container's "
+            "smaller side (0.15 keeps the middle 70% of a square box's side)."
+        )
 
 
 def interior_mask(mask: torch.Tensor, rim: float) -> torch.Tensor:
@@ -116,7 +126,9 @@ def interior_mask(mask: torch.Tensor, rim: float) -> torch.Tensor:
     container = binarize(mask)  # [H, W]
     r = rim_width(container, rim)
     padded = F.pad(container[None, None], (r, r, r, r), value=0.0)  # [1, 1, H + 2r, W + 2r]
-    outside = F.max_pool2d(1.0 - padded, kernel_size=2 * r + 1, stride=1)  # [1, 1, H, W]: 1 where any neighbour is outside
+    outside = F.max_pool2d(
+        1.0 - padded, kernel_size=2 * r + 1, stride=1
+    )  # [1, 1, H, W]: 1 where any neighbour is outside
     return (1.0 - outside)[0, 0]
 
 
@@ -142,12 +154,16 @@ class InpaintingOptions:
 
     def __post_init__(self):
         if self.region not in REGIONS:
-            raise ConfigError(f"region={self.region!r}: choose 'container' (inpaint the whole container mask, the paper's "
-                              "Inpainting (Container)) or 'interior' (only its inside, Inpainting (Interior)).")
+            raise ConfigError(
+                f"region={self.region!r}: choose 'container' (inpaint the whole container mask, the paper's "
+                "Inpainting (Container)) or 'interior' (only its inside, Inpainting (Interior))."
+            )
         _check_rim(self.interior_rim)
         if not 0 < self.strength <= 1:
-            raise ConfigError(f"strength={self.strength}: use a value in (0, 1]; 1.0 (diffusers' default) repaints the "
-                              "masked region from pure noise, smaller values keep more of the reference there.")
+            raise ConfigError(
+                f"strength={self.strength}: use a value in (0, 1]; 1.0 (diffusers' default) repaints the "
+                "masked region from pure noise, smaller values keep more of the reference there."
+            )
 
     def steps_run(self, num_inference_steps: int) -> int:
         """How many sampler steps an inpainted frame runs: ``floor(N * strength)`` (diffusers' ``get_timesteps``)."""
@@ -196,8 +212,10 @@ class InpaintingBaseline(CooklabPipeline):
         self.recipe_diffusion = recipe_diffusion or RecipeDiffusion(self.pipe)  # its recipe, mask and provider helpers
 
     def _attach_trace(self, trace) -> None:
-        raise ConfigError("cooklab.trace records RecipeDiffusion and CookAnything; the inpainting baseline runs stock "
-                          "diffusers pipelines, which have no hook points. Trace cooklab.RecipeDiffusion instead.")
+        raise ConfigError(
+            "cooklab.trace records RecipeDiffusion and CookAnything; the inpainting baseline runs stock "
+            "diffusers pipelines, which have no hook points. Trace cooklab.RecipeDiffusion instead."
+        )
 
     @torch.no_grad()
     def __call__(
@@ -242,45 +260,98 @@ class InpaintingBaseline(CooklabPipeline):
         components = {**self.pipe.components, "safety_checker": None, "requires_safety_checker": False}
         text2image = StableDiffusionPipeline(**components)
         inpaint = StableDiffusionInpaintPipeline(**components)
-        common = dict(num_inference_steps=num_inference_steps, height=height, width=width, guidance_scale=guidance_scale,
-                      negative_prompt=negative_prompt, eta=eta, output_type=output_type)
+        common = dict(
+            num_inference_steps=num_inference_steps,
+            height=height,
+            width=width,
+            guidance_scale=guidance_scale,
+            negative_prompt=negative_prompt,
+            eta=eta,
+            output_type=output_type,
+        )
         latent_hw = (height // self.pipe.vae_scale_factor, width // self.pipe.vae_scale_factor)
         images, frames, final_latents = [], [], []
         kept = {}  # frame -> its 8-bit image, for frames a later frame inpaints (or asks the mask provider about)
 
         for i in tqdm(range(n), desc="frames", disable=not progress or n == 1):
             step, j = recipe[i], refs.mask[i]  # j: the reference frame, reference_step - 1 or i - 1 (None for frame 0)
-            info = FrameInfo(index=i, text=step.text, prompt=prompts[i], seed=seed + i, container=step.container,
-                             reference=None, kv_reference=None, start_index=0, steps_run=num_inference_steps,
-                             start_timestep=0.0, base_noise=None, object_noise=None, object_timestep=None,
-                             region_aware=False, mask_reference=j)
+            info = FrameInfo(
+                index=i,
+                text=step.text,
+                prompt=prompts[i],
+                seed=seed + i,
+                container=step.container,
+                reference=None,
+                kv_reference=None,
+                start_index=0,
+                steps_run=num_inference_steps,
+                start_timestep=0.0,
+                base_noise=None,
+                object_noise=None,
+                object_timestep=None,
+                region_aware=False,
+                mask_reference=j,
+            )
             region_mask = None
             if j is not None:
-                info.mask, region_mask, info.fallback = self._region(i, step, j, mask_table.get(i), mask_provider,
-                                                                     lambda j=j: kept[j], options, (height, width), latent_hw)
+                info.mask, region_mask, info.fallback = self._region(
+                    i,
+                    step,
+                    j,
+                    mask_table.get(i),
+                    mask_provider,
+                    lambda j=j: kept[j],
+                    options,
+                    (height, width),
+                    latent_hw,
+                )
             generator = torch.Generator(self.device).manual_seed(seed + i)
             if region_mask is None:
-                image, latents = self._run(text2image, info, progress, prompt=prompts[i], generator=generator, **common)
+                image, latents = self._run(
+                    text2image, info, progress, prompt=prompts[i], generator=generator, **common
+                )
             else:
-                image, latents = self._run(inpaint, info, progress, prompt=prompts[i], image=kept[j],
-                                           mask_image=region_mask[None, None].clone(), strength=options.strength,
-                                           generator=generator, **common)
+                image, latents = self._run(
+                    inpaint,
+                    info,
+                    progress,
+                    prompt=prompts[i],
+                    image=kept[j],
+                    mask_image=region_mask[None, None].clone(),
+                    strength=options.strength,
+                    generator=generator,
+                    **common,
+                )
                 info.reference, info.start_from, info.reference_latent = j, "reference", "encoded"
                 info.base_noise = options.strength
-            images.append(latents if output_type == "latent" else image)  # "latent": [1, 4, h, w], as RecipeDiffusion gives it
+            images.append(
+                latents if output_type == "latent" else image
+            )  # "latent": [1, 4, h, w], as RecipeDiffusion gives it
             frames.append(info)
             final_latents.append(latents.detach().to("cpu", torch.float32))
             if i in refs.kept:
                 kept[i] = image if output_type == "pil" else rd._decode_pil(latents)
 
         settings = dict(
-            method="inpainting", region=options.region, interior_rim=options.interior_rim, strength=options.strength,
-            seed=seed, num_inference_steps=num_inference_steps, height=height, width=width, guidance_scale=guidance_scale,
-            negative_prompt=negative_prompt, eta=eta, scheduler=type(self.pipe.scheduler).__name__,
-            model=self.pipe.name_or_path or type(self.pipe).__name__, masks=sorted(mask_table),
+            method="inpainting",
+            region=options.region,
+            interior_rim=options.interior_rim,
+            strength=options.strength,
+            seed=seed,
+            num_inference_steps=num_inference_steps,
+            height=height,
+            width=width,
+            guidance_scale=guidance_scale,
+            negative_prompt=negative_prompt,
+            eta=eta,
+            scheduler=type(self.pipe.scheduler).__name__,
+            model=self.pipe.name_or_path or type(self.pipe).__name__,
+            masks=sorted(mask_table),
             mask_provider=None if mask_provider is None else type(mask_provider).__name__,
         )
-        return RecipeDiffusionOutput(images=images, frames=frames, latents=final_latents, recipe=recipe, settings=settings)
+        return RecipeDiffusionOutput(
+            images=images, frames=frames, latents=final_latents, recipe=recipe, settings=settings
+        )
 
     def _run(self, stock, info: FrameInfo, progress: bool, **kwargs):
         """One frame from a stock pipeline; fills ``info``'s schedule fields; returns (image, final latent [1, 4, h, w])."""
@@ -297,20 +368,27 @@ class InpaintingBaseline(CooklabPipeline):
         """Refuse impossible arguments before any model runs; returns (height, width)."""
         height, width = self.recipe_diffusion._check_steps_and_size(num_inference_steps, height, width)
         if n > 1 and options.steps_run(num_inference_steps) < 1:
-            raise ConfigError(f"strength={options.strength} runs no denoising step with num_inference_steps={num_inference_steps}: "
-                              f"use num_inference_steps >= {math.ceil(1 / options.strength)} or a larger strength.")
+            raise ConfigError(
+                f"strength={options.strength} runs no denoising step with num_inference_steps={num_inference_steps}: "
+                f"use num_inference_steps >= {math.ceil(1 / options.strength)} or a larger strength."
+            )
         channels, latent_channels = self.pipe.unet.config.in_channels, self.pipe.vae.config.latent_channels
         if channels != latent_channels:
-            raise ConfigError(f"the U-Net takes {channels} input channels; the inpainting baseline runs the text-to-image "
-                              f"U-Net ({latent_channels} channels), as RecipeDiffusion does: load a base checkpoint, not an "
-                              "inpainting one.")
+            raise ConfigError(
+                f"the U-Net takes {channels} input channels; the inpainting baseline runs the text-to-image "
+                f"U-Net ({latent_channels} channels), as RecipeDiffusion does: load a base checkpoint, not an "
+                "inpainting one."
+            )
         return height, width
 
     @staticmethod
-    def _region(i, step, j, explicit, provider, reference_image, options: InpaintingOptions, image_hw,
-                latent_hw) -> tuple[MaskResult | None, torch.Tensor | None, str | None]:
+    def _region(
+        i, step, j, explicit, provider, reference_image, options: InpaintingOptions, image_hw, latent_hw
+    ) -> tuple[MaskResult | None, torch.Tensor | None, str | None]:
         """The region of frame j's image that frame i repaints: (container MaskResult, region [H, W] or None, fallback reason)."""
-        result, _, reason = resolve_container_mask(i, step, j, explicit, provider, reference_image, image_hw, latent_hw)
+        result, _, reason = resolve_container_mask(
+            i, step, j, explicit, provider, reference_image, image_hw, latent_hw
+        )
         if reason is not None:
             return result, None, reason
         mask = result.mask
@@ -320,11 +398,19 @@ class InpaintingBaseline(CooklabPipeline):
             region, rim_px = binarize(mask), None
         else:
             region, rim_px = interior_mask(mask, options.interior_rim), rim_width(mask, options.interior_rim)
-        result = replace(result, extra={**result.extra, "region": options.region, "region_mask": region, "rim_px": rim_px})
+        result = replace(
+            result, extra={**result.extra, "region": options.region, "region_mask": region, "rim_px": rim_px}
+        )
         if not bool(blend_mask(region, latent_hw).any()):
-            what = (f"the container's interior (its mask eroded by {rim_px} px, interior_rim={options.interior_rim})"
-                    if options.region == "interior" else "the container mask, binarised at 0.5,")
-            fix = ("lower interior_rim, or use region='container'" if options.region == "interior"
-                   else "give a larger mask (one that holds the top-left pixel of some latent cell)")
+            what = (
+                f"the container's interior (its mask eroded by {rim_px} px, interior_rim={options.interior_rim})"
+                if options.region == "interior"
+                else "the container mask, binarised at 0.5,"
+            )
+            fix = (
+                "lower interior_rim, or use region='container'"
+                if options.region == "interior"
+                else "give a larger mask (one that holds the top-left pixel of some latent cell)"
+            )
             return result, None, f"{what} covers no cell of the {latent_hw[0]}x{latent_hw[1]} latent grid: {fix}"
         return result, region, None

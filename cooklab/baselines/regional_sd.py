@@ -56,18 +56,37 @@ class RegionalSD(CooklabPipeline):
     pipeline_class = StableDiffusionPipeline
     denoiser_name = "unet"
     loader = "load_sd"
-    wrong_kind_hint = "For Flux use cooklab.CookAnything; load Stable Diffusion with cooklab.models.load_sd(id_or_path)."
+    wrong_kind_hint = (
+        "For Flux use cooklab.CookAnything; load Stable Diffusion with cooklab.models.load_sd(id_or_path)."
+    )
 
     def _attach_trace(self, trace) -> None:
-        raise ConfigError("cooklab.trace records RecipeDiffusion and CookAnything; RegionalSD has no hook points yet. "
-                          "Trace cooklab.CookAnything for SRC's attention maps.")
+        raise ConfigError(
+            "cooklab.trace records RecipeDiffusion and CookAnything; RegionalSD has no hook points yet. "
+            "Trace cooklab.CookAnything for SRC's attention maps."
+        )
 
     @torch.no_grad()
-    def __call__(self, recipe, *, plan=None, enriched_prompts: bool = False, seed: int = 0, num_inference_steps: int = 30,
-                 height: int | None = None, width: int | None = None, guidance_scale: float = 7.5,
-                 negative_prompt: str | None = None, regional: bool = True, alpha: float = 0.1,
-                 image_attention: str = "region", cscc: bool = False, lam: float = 0.2, output_type: str = "pil",
-                 progress: bool = True) -> RegionalSDOutput:
+    def __call__(
+        self,
+        recipe,
+        *,
+        plan=None,
+        enriched_prompts: bool = False,
+        seed: int = 0,
+        num_inference_steps: int = 30,
+        height: int | None = None,
+        width: int | None = None,
+        guidance_scale: float = 7.5,
+        negative_prompt: str | None = None,
+        regional: bool = True,
+        alpha: float = 0.1,
+        image_attention: str = "region",
+        cscc: bool = False,
+        lam: float = 0.2,
+        output_type: str = "pil",
+        progress: bool = True,
+    ) -> RegionalSDOutput:
         """Generate every step of ``recipe`` on one canvas (height/width are those of ONE region).
 
         regional: SRC (Eq. 9 in every attention layer, ``regional_unet.py``); alpha: the base
@@ -77,30 +96,59 @@ class RegionalSD(CooklabPipeline):
         """
         recipe, prompts = RecipeDiffusion._recipe_and_prompts(recipe, None, plan, enriched_prompts)
         n = len(recipe)
-        height, width, latent_h = self._check_inputs(n, num_inference_steps, height, width, alpha, lam, image_attention)
+        height, width, latent_h = self._check_inputs(
+            n, num_inference_steps, height, width, alpha, lam, image_attention
+        )
         pipe, device = self.pipe, self.device
         do_cfg = guidance_scale > 1.0
 
-        text, spans = self._encode_text(prompts, recipe.title, regional, cscc, lam, negative_prompt, do_cfg)  # [B, T, D]
+        text, spans = self._encode_text(
+            prompts, recipe.title, regional, cscc, lam, negative_prompt, do_cfg
+        )  # [B, T, D]
         generators = [torch.Generator(device).manual_seed(seed + i) for i in range(n)]
-        latents = torch.cat([pipe.prepare_latents(1, pipe.unet.config.in_channels, height, width, text.dtype, device, g)
-                             for g in generators], dim=2)  # [1, 4, N h, w]: region n as stock SD draws it from seed + n
+        latents = torch.cat(
+            [
+                pipe.prepare_latents(1, pipe.unet.config.in_channels, height, width, text.dtype, device, g)
+                for g in generators
+            ],
+            dim=2,
+        )  # [1, 4, N h, w]: region n as stock SD draws it from seed + n
         length = pipe.tokenizer.model_max_length
-        state = RegionalUNetState(UNetRegionLayout(n, length, length), float(alpha), image_attention,
-                                  frozenset(pipe.unet.attn_processors) if regional else frozenset())
+        state = RegionalUNetState(
+            UNetRegionLayout(n, length, length),
+            float(alpha),
+            image_attention,
+            frozenset(pipe.unet.attn_processors) if regional else frozenset(),
+        )
         with self._attention_processors(state, install=regional):
-            latents = self._denoise(latents, text, num_inference_steps, guidance_scale, do_cfg, generators[0], progress)
+            latents = self._denoise(
+                latents, text, num_inference_steps, guidance_scale, do_cfg, generators[0], progress
+            )
 
         images, canvas = self._decode(latents, n, latent_h, output_type)
-        settings = dict(method="regional_sd", seed=seed, num_inference_steps=num_inference_steps, height=height, width=width,
-                        guidance_scale=guidance_scale, negative_prompt=negative_prompt, regional=regional, alpha=alpha,
-                        image_attention=image_attention, cscc=cscc, lam=lam, scheduler=type(pipe.scheduler).__name__,
-                        model=pipe.name_or_path or type(pipe).__name__,
-                        truncated_steps=[] if spans is None else [i + 1 for i in spans.truncated_steps])
+        settings = dict(
+            method="regional_sd",
+            seed=seed,
+            num_inference_steps=num_inference_steps,
+            height=height,
+            width=width,
+            guidance_scale=guidance_scale,
+            negative_prompt=negative_prompt,
+            regional=regional,
+            alpha=alpha,
+            image_attention=image_attention,
+            cscc=cscc,
+            lam=lam,
+            scheduler=type(pipe.scheduler).__name__,
+            model=pipe.name_or_path or type(pipe).__name__,
+            truncated_steps=[] if spans is None else [i + 1 for i in spans.truncated_steps],
+        )
         return RegionalSDOutput(images=images, canvas=canvas, recipe=recipe, spans=spans, settings=settings)
 
     # ---- 0. arguments ----------------------------------------------------------------------
-    def _check_inputs(self, n, num_inference_steps, height, width, alpha, lam, image_attention) -> tuple[int, int, int]:
+    def _check_inputs(
+        self, n, num_inference_steps, height, width, alpha, lam, image_attention
+    ) -> tuple[int, int, int]:
         """Refuse impossible arguments before any model runs; returns (height, width, latent height of one region)."""
         if not 1 <= n <= MAX_STEPS:
             raise ConfigError(f"a recipe of {n} steps: RegionalSD draws 1 to {MAX_STEPS} regions.")
@@ -114,20 +162,26 @@ class RegionalSD(CooklabPipeline):
         latent_h = height // self.pipe.vae_scale_factor
         down = 2 ** (len(self.pipe.unet.config.block_out_channels) - 1)  # the U-Net's total downsampling
         if latent_h % down or (width // self.pipe.vae_scale_factor) % down:
-            raise ConfigError(f"height={height}, width={width}: each region's latent ({latent_h}x{width // self.pipe.vae_scale_factor}) "
-                              f"must be divisible by the U-Net's downsampling ({down}) so regions stay apart at every resolution: "
-                              f"use multiples of {down * self.pipe.vae_scale_factor} px.")
+            raise ConfigError(
+                f"height={height}, width={width}: each region's latent ({latent_h}x{width // self.pipe.vae_scale_factor}) "
+                f"must be divisible by the U-Net's downsampling ({down}) so regions stay apart at every resolution: "
+                f"use multiples of {down * self.pipe.vae_scale_factor} px."
+            )
         return height, width, latent_h
 
     # ---- 1. text ---------------------------------------------------------------------------
-    def _encode_text(self, prompts, title, regional, cscc, lam, negative_prompt, do_cfg) -> tuple[torch.Tensor, RecipeSpans | None]:
+    def _encode_text(
+        self, prompts, title, regional, cscc, lam, negative_prompt, do_cfg
+    ) -> tuple[torch.Tensor, RecipeSpans | None]:
         """The text stream [B, 77 (N + 1), D] (or [B, 77 N, D] without SRC), negative first under CFG; CSCC's spans."""
         pipe, device = self.pipe, self.device
         spans = None
         if cscc:
             spans = step_token_spans(pipe.tokenizer, list(prompts), title, pipe.tokenizer.model_max_length)
             prompts = spans.step_texts
-        steps, negative = pipe.encode_prompt(list(prompts), device, 1, do_cfg, [negative_prompt or ""] * len(prompts))  # [N, 77, D]
+        steps, negative = pipe.encode_prompt(
+            list(prompts), device, 1, do_cfg, [negative_prompt or ""] * len(prompts)
+        )  # [N, 77, D]
         description = whole_description(list(prompts), title)[0]
         base = pipe.encode_prompt(description, device, 1, False)[0]  # [1, 77, D]
         if cscc:
@@ -147,7 +201,9 @@ class RegionalSD(CooklabPipeline):
         originals = dict(unet.attn_processors)
         try:
             if install:
-                unet.set_attn_processor({name: RegionalUNetAttnProcessor(name, state, proc) for name, proc in originals.items()})
+                unet.set_attn_processor(
+                    {name: RegionalUNetAttnProcessor(name, state, proc) for name, proc in originals.items()}
+                )
             yield
         finally:
             if install:
@@ -178,7 +234,13 @@ class RegionalSD(CooklabPipeline):
         if output_type == "latent":
             return regions, latents
         pipe = self.pipe
-        decoded = [pipe.vae.decode(z / pipe.vae.config.scaling_factor, return_dict=False)[0] for z in regions]  # [1, 3, H, W]
-        images = [pipe.image_processor.postprocess(x, output_type=output_type, do_denormalize=[True])[0] for x in decoded]
-        canvas = pipe.image_processor.postprocess(torch.cat(decoded, dim=2), output_type=output_type, do_denormalize=[True])[0]
+        decoded = [
+            pipe.vae.decode(z / pipe.vae.config.scaling_factor, return_dict=False)[0] for z in regions
+        ]  # [1, 3, H, W]
+        images = [
+            pipe.image_processor.postprocess(x, output_type=output_type, do_denormalize=[True])[0] for x in decoded
+        ]
+        canvas = pipe.image_processor.postprocess(
+            torch.cat(decoded, dim=2), output_type=output_type, do_denormalize=[True]
+        )[0]
         return images, canvas

@@ -5,11 +5,25 @@ One mechanism per module: ``regional.py`` (layout, mask, attention paths, proces
 ``pipeline.py`` (the call that composes them).
 """
 
-from .regional import RegionalFluxAttnProcessor, RegionalState, RegionLayout, group_mask, regional_attention, regional_token_mask
+from .regional import (
+    RegionalFluxAttnProcessor,
+    RegionalState,
+    RegionLayout,
+    group_mask,
+    regional_attention,
+    regional_token_mask,
+)
 
 __all__ = [
-    "MAX_STEPS", "CookAnything", "CookAnythingOutput", "RegionLayout", "RegionalFluxAttnProcessor", "RegionalState",
-    "group_mask", "regional_attention", "regional_token_mask",
+    "MAX_STEPS",
+    "CookAnything",
+    "CookAnythingOutput",
+    "RegionLayout",
+    "RegionalFluxAttnProcessor",
+    "RegionalState",
+    "group_mask",
+    "regional_attention",
+    "regional_token_mask",
 ]
 
 

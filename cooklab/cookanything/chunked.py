@@ -80,8 +80,9 @@ class Chunking:
     strength: float  # sigma from which a re-noised anchor denoises freely (0 = fixed)
 
     @classmethod
-    def resolve(cls, chunk_size: int | None, anchor: str, anchor_regions: int, anchor_strength: float | None,
-                default_size: int) -> Chunking:
+    def resolve(
+        cls, chunk_size: int | None, anchor: str, anchor_regions: int, anchor_strength: float | None, default_size: int
+    ) -> Chunking:
         """The chunking of one call, or ``ConfigError`` naming the fix.
 
         chunk_size: K, None for ``default_size`` (the pipeline's ``MAX_STEPS``); anchor_regions: A,
@@ -90,29 +91,41 @@ class Chunking:
         """
         size = default_size if chunk_size is None else chunk_size
         if isinstance(size, bool) or not isinstance(size, int) or size < 1:
-            raise ConfigError(f"chunk_size={chunk_size!r}: give the most regions one canvas may hold, an integer >= 1 "
-                              f"(None: {default_size}).")
+            raise ConfigError(
+                f"chunk_size={chunk_size!r}: give the most regions one canvas may hold, an integer >= 1 "
+                f"(None: {default_size})."
+            )
         if anchor not in ANCHOR_MODES:
             raise ConfigError(f"anchor={anchor!r}: choose one of {list(ANCHOR_MODES)} (default {DEFAULT_ANCHOR!r}).")
         if anchor == "none":
             if anchor_strength is not None:
-                raise ConfigError("anchor_strength is the re-noising strength of anchor='renoise'; drop it with anchor='none'.")
+                raise ConfigError(
+                    "anchor_strength is the re-noising strength of anchor='renoise'; drop it with anchor='none'."
+                )
             return cls(size, anchor, 0, 0.0)
         if isinstance(anchor_regions, bool) or not isinstance(anchor_regions, int) or anchor_regions < 1:
-            raise ConfigError(f"anchor_regions={anchor_regions!r}: give 1 or more regions to carry over, or anchor='none'.")
+            raise ConfigError(
+                f"anchor_regions={anchor_regions!r}: give 1 or more regions to carry over, or anchor='none'."
+            )
         if anchor_regions >= size:
             fewer = f"anchor_regions <= {size - 1}" if size > 1 else "anchor='none'"
-            raise ConfigError(f"anchor_regions={anchor_regions} with chunk_size={size}: the anchors would fill the canvas and "
-                              f"leave no region for a new step; use a chunk_size above {anchor_regions}, or {fewer}.")
+            raise ConfigError(
+                f"anchor_regions={anchor_regions} with chunk_size={size}: the anchors would fill the canvas and "
+                f"leave no region for a new step; use a chunk_size above {anchor_regions}, or {fewer}."
+            )
         if anchor == "fixed":
             if anchor_strength not in (None, 0, 0.0):
-                raise ConfigError(f"anchor_strength={anchor_strength} with anchor='fixed': a fixed anchor is never re-noised; "
-                                  "use anchor='renoise' to give it a strength.")
+                raise ConfigError(
+                    f"anchor_strength={anchor_strength} with anchor='fixed': a fixed anchor is never re-noised; "
+                    "use anchor='renoise' to give it a strength."
+                )
             return cls(size, anchor, anchor_regions, 0.0)
         strength = DEFAULT_RENOISE_STRENGTH if anchor_strength is None else float(anchor_strength)
         if not 0.0 < strength <= 1.0:
-            raise ConfigError(f"anchor_strength={anchor_strength}: anchor='renoise' restarts the anchor from a noise level in "
-                              "(0, 1] (1: from its pure starting noise); 0 is anchor='fixed'.")
+            raise ConfigError(
+                f"anchor_strength={anchor_strength}: anchor='renoise' restarts the anchor from a noise level in "
+                "(0, 1] (1: from its pure starting noise); 0 is anchor='fixed'."
+            )
         return cls(size, anchor, anchor_regions, strength)
 
 

@@ -35,7 +35,9 @@ def canvas_references(reference_frames: list[int | None]) -> tuple[int, ...]:
     refs = tuple(n if j is None else int(j) for n, j in enumerate(reference_frames))
     for n, j in enumerate(refs):
         if not 0 <= j <= n:
-            raise ConfigError(f"region {n + 1} cannot share the keys of region {j + 1}: a reference must be an earlier step.")
+            raise ConfigError(
+                f"region {n + 1} cannot share the keys of region {j + 1}: a reference must be an earlier step."
+            )
     return refs
 
 

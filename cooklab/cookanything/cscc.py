@@ -143,7 +143,9 @@ def _text_tokens(tokenizer, text: str, max_length: int | None) -> tuple[list[int
     return positions, ids, starts, sum(encoding["attention_mask"])
 
 
-def _positions_per_step(positions: list[int], starts: list[int], owner_start: int, char_ends: list[int]) -> list[list[int]]:
+def _positions_per_step(
+    positions: list[int], starts: list[int], owner_start: int, char_ends: list[int]
+) -> list[list[int]]:
     """Give each token to the step whose characters [previous end, own end) contain its start offset.
 
     Steps own the gap before them (the space whose "▁" starts their first word); tokens that
@@ -157,7 +159,9 @@ def _positions_per_step(positions: list[int], starts: list[int], owner_start: in
     return per_step
 
 
-def step_token_spans(tokenizer, steps: list[str], title: str | None = None, max_sequence_length: int = 512) -> RecipeSpans:
+def step_token_spans(
+    tokenizer, steps: list[str], title: str | None = None, max_sequence_length: int = 512
+) -> RecipeSpans:
     """Find b_n and t_n of Eq. 12 for every step (see the module docstring).
 
     The recipe is tokenized as the Flux pipeline does (``padding="max_length"``,
@@ -217,12 +221,18 @@ def cscc_fuse(
     if recipe_embeds.dim() == 3 and recipe_embeds.shape[0] == 1:
         recipe_embeds = rearrange(recipe_embeds, "1 l_r d -> l_r d")
     if recipe_embeds.dim() != 2:
-        raise ConfigError(f"recipe_embeds must be [1, L_r, D] or [L_r, D] (one recipe), got shape {tuple(recipe_embeds.shape)}")
+        raise ConfigError(
+            f"recipe_embeds must be [1, L_r, D] or [L_r, D] (one recipe), got shape {tuple(recipe_embeds.shape)}"
+        )
     n_steps, length, width = step_embeds.shape
     if recipe_embeds.shape[1] != width:
-        raise ConfigError(f"step_embeds have width D={width} but recipe_embeds D={recipe_embeds.shape[1]}: encode both with the same T5")
+        raise ConfigError(
+            f"step_embeds have width D={width} but recipe_embeds D={recipe_embeds.shape[1]}: encode both with the same T5"
+        )
     if n_steps != len(spans.spans):
-        raise ConfigError(f"step_embeds has {n_steps} steps but spans has {len(spans.spans)}: they must describe the same recipe")
+        raise ConfigError(
+            f"step_embeds has {n_steps} steps but spans has {len(spans.spans)}: they must describe the same recipe"
+        )
 
     recipe = recipe_embeds.to(device=step_embeds.device, dtype=step_embeds.dtype)  # [L_r, D]
     delta = torch.zeros_like(step_embeds)  # [N, L, D]

@@ -152,5 +152,7 @@ class RopeIds:
     def grid(self, n: int) -> torch.Tensor:
         """[rows, cols, 3]: a view of region n's ids laid out on its grid, for plotting."""
         if not 0 <= n < self.n_regions:
-            raise ConfigError(f"region {n} does not exist: there are {self.n_regions} regions (0..{self.n_regions - 1})")
+            raise ConfigError(
+                f"region {n} does not exist: there are {self.n_regions} regions (0..{self.n_regions - 1})"
+            )
         return rearrange(self.image, "(n h w) ids -> n h w ids", n=self.n_regions, h=self.rows)[n]

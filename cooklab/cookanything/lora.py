@@ -25,7 +25,16 @@ from ..errors import CheckpointError, ConfigError
 
 ADAPTER_NAME = "cookanything"
 WEIGHT_NAME = "pytorch_lora_weights.safetensors"  # diffusers' file name for LoRA weights
-FLUX_ATTENTION_PROJECTIONS = ("to_q", "to_k", "to_v", "to_out.0", "add_q_proj", "add_k_proj", "add_v_proj", "to_add_out")
+FLUX_ATTENTION_PROJECTIONS = (
+    "to_q",
+    "to_k",
+    "to_v",
+    "to_out.0",
+    "add_q_proj",
+    "add_k_proj",
+    "add_v_proj",
+    "to_add_out",
+)
 
 
 @dataclass(frozen=True)
@@ -43,14 +52,21 @@ class LoraSpec:
         if not 0.0 <= float(self.dropout) < 1.0:
             raise ConfigError(f"LoRA dropout={self.dropout}: use a value in [0, 1).")
         if not self.target_modules:
-            raise ConfigError("LoRA target_modules is empty: name the projections to adapt, e.g. ['to_q', 'to_k', 'to_v'].")
+            raise ConfigError(
+                "LoRA target_modules is empty: name the projections to adapt, e.g. ['to_q', 'to_k', 'to_v']."
+            )
 
     def peft_config(self):
         """The peft ``LoraConfig`` of this spec (B initialised to zero: the adapter starts as the identity)."""
         from peft import LoraConfig
 
-        return LoraConfig(r=int(self.rank), lora_alpha=float(self.alpha), lora_dropout=float(self.dropout),
-                          target_modules=list(self.target_modules), init_lora_weights=True)
+        return LoraConfig(
+            r=int(self.rank),
+            lora_alpha=float(self.alpha),
+            lora_dropout=float(self.dropout),
+            target_modules=list(self.target_modules),
+            init_lora_weights=True,
+        )
 
     def to_dict(self) -> dict:
         return {**asdict(self), "target_modules": list(self.target_modules)}
@@ -60,8 +76,10 @@ def add_lora(transformer, spec: LoraSpec, adapter_name: str = ADAPTER_NAME) -> l
     """Wrap ``transformer``'s target projections with a new trainable LoRA; returns its parameters (the only trainable ones)."""
     matched = [name for name, _ in transformer.named_modules() if any(name.endswith(t) for t in spec.target_modules)]
     if not matched:
-        raise ConfigError(f"no module of the transformer matches target_modules={list(spec.target_modules)}: "
-                          f"Flux's attention projections are {list(FLUX_ATTENTION_PROJECTIONS)}.")
+        raise ConfigError(
+            f"no module of the transformer matches target_modules={list(spec.target_modules)}: "
+            f"Flux's attention projections are {list(FLUX_ATTENTION_PROJECTIONS)}."
+        )
     transformer.requires_grad_(False)
     transformer.add_adapter(spec.peft_config(), adapter_name=adapter_name)
     transformer.set_adapter(adapter_name)
@@ -85,8 +103,10 @@ def load_lora_state_dict(transformer, state: dict, adapter_name: str = ADAPTER_N
     result = set_peft_model_state_dict(transformer, state, adapter_name=adapter_name)
     unexpected = [k for k in getattr(result, "unexpected_keys", []) if "lora_" in k]
     if unexpected:
-        raise CheckpointError(f"the saved adapter has weights this one lacks ({unexpected[:3]} ...): it was trained with "
-                              "another rank or target_modules; resume with the spec in its config.json.")
+        raise CheckpointError(
+            f"the saved adapter has weights this one lacks ({unexpected[:3]} ...): it was trained with "
+            "another rank or target_modules; resume with the spec in its config.json."
+        )
 
 
 def save_lora(transformer, directory: str | Path, spec: LoraSpec, adapter_name: str = ADAPTER_NAME) -> Path:
@@ -97,6 +117,7 @@ def save_lora(transformer, directory: str | Path, spec: LoraSpec, adapter_name: 
     state = {k: v.detach().to("cpu").contiguous() for k, v in lora_state_dict(transformer, adapter_name).items()}
     metadata = {**spec.peft_config().to_dict()}
     metadata["target_modules"] = sorted(metadata["target_modules"])  # a set in peft; JSON needs a list
-    FluxPipeline.save_lora_weights(directory, transformer_lora_layers=state, weight_name=WEIGHT_NAME,
-                                   transformer_lora_adapter_metadata=metadata)
+    FluxPipeline.save_lora_weights(
+        directory, transformer_lora_layers=state, weight_name=WEIGHT_NAME, transformer_lora_adapter_metadata=metadata
+    )
     return directory / WEIGHT_NAME

@@ -139,9 +139,16 @@ class CanvasText:
             return torch.cat([embeds[:, :base], rearrange(chosen, "n l d -> 1 (n l) d")], dim=1)
 
         pooled = self.pooled if base else reduce(self.step_pooled[index], "n dp -> 1 dp", "mean")
-        return CanvasText(slots(self.embeds), pooled, self.step_len, self.spans,
-                          None if self.cscc_delta is None else self.cscc_delta[index], self.step_pooled[index],
-                          None if self.neg_embeds is None else slots(self.neg_embeds), self.neg_pooled)
+        return CanvasText(
+            slots(self.embeds),
+            pooled,
+            self.step_len,
+            self.spans,
+            None if self.cscc_delta is None else self.cscc_delta[index],
+            self.step_pooled[index],
+            None if self.neg_embeds is None else slots(self.neg_embeds),
+            self.neg_pooled,
+        )
 
 
 @dataclass
@@ -165,7 +172,9 @@ class CookAnything(CooklabPipeline):
     pipeline_class = FluxPipeline
     denoiser_name = "transformer"
     loader = "load_flux"
-    wrong_kind_hint = "For Stable Diffusion use cooklab.RecipeDiffusion; load Flux with cooklab.models.load_flux(id_or_path)."
+    wrong_kind_hint = (
+        "For Stable Diffusion use cooklab.RecipeDiffusion; load Flux with cooklab.models.load_flux(id_or_path)."
+    )
 
     # ---- the call ------------------------------------------------------------------------
     @torch.no_grad()
@@ -267,78 +276,207 @@ class CookAnything(CooklabPipeline):
         chunking = Chunking.resolve(chunk_size, anchor, anchor_regions, anchor_strength, MAX_STEPS)
         chunks = plan_chunks(len(recipe), chunking)
         if self._trace is not None and len(chunks) > 1:
-            raise ConfigError(f"a cooklab.trace records one canvas, and this call runs {len(chunks)} (a recipe of {len(recipe)} "
-                              f"steps, chunk_size={chunking.size}): trace with chunk_size >= {len(recipe)}, or trace a part "
-                              "of the recipe.")
+            raise ConfigError(
+                f"a cooklab.trace records one canvas, and this call runs {len(chunks)} (a recipe of {len(recipe)} "
+                f"steps, chunk_size={chunking.size}): trace with chunk_size >= {len(recipe)}, or trace a part "
+                "of the recipe."
+            )
         with self._lora_for_call(lora_scale) as lora:
-            return self._generate(recipe, plan, enriched_prompts, seed, num_inference_steps, height, width, guidance_scale,
-                                  true_cfg_scale, negative_prompt, max_sequence_length, regional, flexible_rope, rope_step_axis,
-                                  cscc, alpha, lam, image_attention, cross_region_kv, regional_blocks, regional_every,
-                                  regional_steps, attention_backend, output_type, progress, lora, chunking, chunks)
+            return self._generate(
+                recipe,
+                plan,
+                enriched_prompts,
+                seed,
+                num_inference_steps,
+                height,
+                width,
+                guidance_scale,
+                true_cfg_scale,
+                negative_prompt,
+                max_sequence_length,
+                regional,
+                flexible_rope,
+                rope_step_axis,
+                cscc,
+                alpha,
+                lam,
+                image_attention,
+                cross_region_kv,
+                regional_blocks,
+                regional_every,
+                regional_steps,
+                attention_backend,
+                output_type,
+                progress,
+                lora,
+                chunking,
+                chunks,
+            )
 
-    def _generate(self, recipe, plan, enriched_prompts, seed, num_inference_steps, height, width, guidance_scale, true_cfg_scale,
-                  negative_prompt, max_sequence_length, regional, flexible_rope, rope_step_axis, cscc, alpha, lam, image_attention,
-                  cross_region_kv, regional_blocks, regional_every, regional_steps, attention_backend, output_type, progress,
-                  lora, chunking: Chunking, chunks: list[Chunk]) -> CookAnythingOutput:
+    def _generate(
+        self,
+        recipe,
+        plan,
+        enriched_prompts,
+        seed,
+        num_inference_steps,
+        height,
+        width,
+        guidance_scale,
+        true_cfg_scale,
+        negative_prompt,
+        max_sequence_length,
+        regional,
+        flexible_rope,
+        rope_step_axis,
+        cscc,
+        alpha,
+        lam,
+        image_attention,
+        cross_region_kv,
+        regional_blocks,
+        regional_every,
+        regional_steps,
+        attention_backend,
+        output_type,
+        progress,
+        lora,
+        chunking: Chunking,
+        chunks: list[Chunk],
+    ) -> CookAnythingOutput:
         """Stages 1-6 of ``__call__`` (arguments checked, the call's LoRA scale set), stages 2-5 once per chunk."""
         pipe = self.pipe
 
         # 1-3. text, layout, positions, regional state of the WHOLE recipe: the canvas as the transformer reads it
         # (shared with training); a chunk reads its steps' part of it (_chunk_canvas)
-        c = self.prepare_canvas(recipe, plan=plan, enriched_prompts=enriched_prompts, height=height, width=width,
-                                max_sequence_length=max_sequence_length, regional=regional, flexible_rope=flexible_rope,
-                                rope_step_axis=rope_step_axis, cscc=cscc, alpha=alpha, lam=lam, image_attention=image_attention,
-                                cross_region_kv=cross_region_kv, regional_blocks=regional_blocks, regional_every=regional_every,
-                                regional_steps=regional_steps, attention_backend=attention_backend, negative_prompt=negative_prompt)
+        c = self.prepare_canvas(
+            recipe,
+            plan=plan,
+            enriched_prompts=enriched_prompts,
+            height=height,
+            width=width,
+            max_sequence_length=max_sequence_length,
+            regional=regional,
+            flexible_rope=flexible_rope,
+            rope_step_axis=rope_step_axis,
+            cscc=cscc,
+            alpha=alpha,
+            lam=lam,
+            image_attention=image_attention,
+            cross_region_kv=cross_region_kv,
+            regional_blocks=regional_blocks,
+            regional_every=regional_every,
+            regional_steps=regional_steps,
+            attention_backend=attention_backend,
+            negative_prompt=negative_prompt,
+        )
         layout, text, state, spans = c.layout, c.text, c.state, c.text.spans
         final = [None] * layout.n_regions  # [1, P, C 4] per step: its final latents, from the chunk where it is new
         records = []
         for chunk in chunks:
-            part = c if len(chunk.regions) == layout.n_regions else self._chunk_canvas(c, chunk, flexible_rope, rope_step_axis)
+            part = (
+                c
+                if len(chunk.regions) == layout.n_regions
+                else self._chunk_canvas(c, chunk, flexible_rope, rope_step_axis)
+            )
             # 2. noise: region i of the chunk is step regions[i], drawn from seed + regions[i] (the regions are consecutive)
-            latents = self._noise(len(chunk.regions), c.height, c.width, seed + chunk.regions[0], text.embeds.dtype,
-                                  self.device)  # [1, n P, C 4]
-            anchor = (torch.cat([final[j] for j in chunk.anchors], dim=1), chunking.strength) if chunk.anchors else None
+            latents = self._noise(
+                len(chunk.regions), c.height, c.width, seed + chunk.regions[0], text.embeds.dtype, self.device
+            )  # [1, n P, C 4]
+            anchor = (
+                (torch.cat([final[j] for j in chunk.anchors], dim=1), chunking.strength) if chunk.anchors else None
+            )
 
             # 4. processors for this canvas only; 5. the denoising loop
             with self._attention_processors(part.state, install=regional or self._trace is not None):
                 if self._trace is not None:  # one chunk only (__call__): the whole recipe's canvas
-                    counts = [len(ids) for ids in pipe.tokenizer_2(c.texts, truncation=True,
-                                                                   max_length=text.step_len).input_ids]  # + EOS
-                    self._trace.begin_canvas(layout=layout, texts=c.texts, img_ids=c.img_ids, txt_ids=c.txt_ids, spans=spans,
-                                             cscc_delta=text.cscc_delta, regional=regional, alpha=alpha, token_counts=counts,
-                                             lora=lora)
-                latents, mu = self._denoise(latents, part.state, part.text, part.txt_ids, part.img_ids, num_inference_steps,
-                                            guidance_scale, true_cfg_scale, progress, anchor)
+                    counts = [
+                        len(ids)
+                        for ids in pipe.tokenizer_2(c.texts, truncation=True, max_length=text.step_len).input_ids
+                    ]  # + EOS
+                    self._trace.begin_canvas(
+                        layout=layout,
+                        texts=c.texts,
+                        img_ids=c.img_ids,
+                        txt_ids=c.txt_ids,
+                        spans=spans,
+                        cscc_delta=text.cscc_delta,
+                        regional=regional,
+                        alpha=alpha,
+                        token_counts=counts,
+                        lora=lora,
+                    )
+                latents, mu = self._denoise(
+                    latents,
+                    part.state,
+                    part.text,
+                    part.txt_ids,
+                    part.img_ids,
+                    num_inference_steps,
+                    guidance_scale,
+                    true_cfg_scale,
+                    progress,
+                    anchor,
+                )
             for step, z in zip(chunk.regions, rearrange(latents, "1 (n p) c -> n 1 p c", n=len(chunk.regions))):
                 if step in chunk.steps:
                     final[step] = z
-            records.append(dict(chunk=chunk.index + 1, steps=[j + 1 for j in chunk.steps], anchors=[j + 1 for j in chunk.anchors],
-                                regions=len(chunk.regions), mu=float(mu),
-                                cross_region_kv=None if part.state.references is None
-                                else [chunk.regions[j] + 1 for j in part.state.references]))
+            records.append(
+                dict(
+                    chunk=chunk.index + 1,
+                    steps=[j + 1 for j in chunk.steps],
+                    anchors=[j + 1 for j in chunk.anchors],
+                    regions=len(chunk.regions),
+                    mu=float(mu),
+                    cross_region_kv=None
+                    if part.state.references is None
+                    else [chunk.regions[j] + 1 for j in part.state.references],
+                )
+            )
 
         # 6. one image per step, and the canvas (the chunks' new regions stacked in step order)
         images, canvas = self._decode(torch.cat(final, dim=1), layout, output_type)
         frame_chunks = {step: chunk for chunk in chunks for step in chunk.steps}
-        settings = dict(seed=seed, num_inference_steps=num_inference_steps, height=c.height, width=c.width, guidance_scale=guidance_scale,
-                        true_cfg_scale=true_cfg_scale, negative_prompt=negative_prompt,
-                        max_sequence_length=text.step_len, regional=regional, flexible_rope=flexible_rope,
-                        rope_step_axis=rope_step_axis, cscc=cscc, alpha=alpha, lam=lam, image_attention=image_attention,
-                        cross_region_kv=None if state.references is None else [j + 1 for j in state.references],
-                        attention_backend=state.backend if regional else None, regional_layers=sorted(state.layers),
-                        regional_steps=None if state.steps is None else sorted(state.steps),
-                        mu=records[0]["mu"], model=pipe.name_or_path or type(pipe).__name__, lora=lora,
-                        truncated_steps=[] if spans is None else [i + 1 for i in spans.truncated_steps],
-                        cscc_unmatched_steps=[] if spans is None else [s.step + 1 for s in spans.spans if s.length and not s.matches],
-                        chunk_size=chunking.size, anchor=chunking.anchor, anchor_regions=chunking.anchors,
-                        anchor_strength=chunking.strength if chunking.anchor == "renoise" else None, chunks=records,
-                        frame_chunks=[frame_chunks[n].index + 1 for n in range(layout.n_regions)],
-                        frame_anchors=[[j + 1 for j in frame_chunks[n].anchors] for n in range(layout.n_regions)])
+        settings = dict(
+            seed=seed,
+            num_inference_steps=num_inference_steps,
+            height=c.height,
+            width=c.width,
+            guidance_scale=guidance_scale,
+            true_cfg_scale=true_cfg_scale,
+            negative_prompt=negative_prompt,
+            max_sequence_length=text.step_len,
+            regional=regional,
+            flexible_rope=flexible_rope,
+            rope_step_axis=rope_step_axis,
+            cscc=cscc,
+            alpha=alpha,
+            lam=lam,
+            image_attention=image_attention,
+            cross_region_kv=None if state.references is None else [j + 1 for j in state.references],
+            attention_backend=state.backend if regional else None,
+            regional_layers=sorted(state.layers),
+            regional_steps=None if state.steps is None else sorted(state.steps),
+            mu=records[0]["mu"],
+            model=pipe.name_or_path or type(pipe).__name__,
+            lora=lora,
+            truncated_steps=[] if spans is None else [i + 1 for i in spans.truncated_steps],
+            cscc_unmatched_steps=[]
+            if spans is None
+            else [s.step + 1 for s in spans.spans if s.length and not s.matches],
+            chunk_size=chunking.size,
+            anchor=chunking.anchor,
+            anchor_regions=chunking.anchors,
+            anchor_strength=chunking.strength if chunking.anchor == "renoise" else None,
+            chunks=records,
+            frame_chunks=[frame_chunks[n].index + 1 for n in range(layout.n_regions)],
+            frame_anchors=[[j + 1 for j in frame_chunks[n].anchors] for n in range(layout.n_regions)],
+        )
         if self._trace is not None:
             self._trace.end_canvas(images, canvas)
-        return CookAnythingOutput(images=images, canvas=canvas, layout=layout, spans=spans, recipe=recipe, settings=settings,
-                                  chunks=chunks)
+        return CookAnythingOutput(
+            images=images, canvas=canvas, layout=layout, spans=spans, recipe=recipe, settings=settings, chunks=chunks
+        )
 
     # ---- LoRA adapters: the training-based mode (lora.py) --------------------------------------
     _lora_sources: dict | None = None  # adapter name -> where it was loaded from
@@ -349,10 +487,18 @@ class CookAnything(CooklabPipeline):
         """``{adapter name: {"source": ..., "scale": ...}}`` of the adapters on the transformer ({} without one)."""
         names = list(getattr(self.pipe.transformer, "peft_config", {}) or {})
         sources, scales = self._lora_sources or {}, self._lora_scales or {}
-        return {name: {"source": sources.get(name, "added in memory"), "scale": scales.get(name, 1.0)} for name in names}
+        return {
+            name: {"source": sources.get(name, "added in memory"), "scale": scales.get(name, 1.0)} for name in names
+        }
 
-    def load_lora(self, path_or_repo_id, scale: float = 1.0, adapter_name: str = ADAPTER_NAME, weight_name: str | None = None,
-                  **kwargs) -> CookAnything:
+    def load_lora(
+        self,
+        path_or_repo_id,
+        scale: float = 1.0,
+        adapter_name: str = ADAPTER_NAME,
+        weight_name: str | None = None,
+        **kwargs,
+    ) -> CookAnything:
         """Load a Flux LoRA (a folder, a ``.safetensors`` file's folder or a hub repo id) with diffusers' own loader.
 
         Anything ``FluxPipeline.load_lora_weights`` reads is accepted: adapters trained by
@@ -360,20 +506,26 @@ class CookAnything(CooklabPipeline):
         overrides it per call); ``unload_lora()`` removes it.
         """
         if adapter_name in self.lora:
-            raise ConfigError(f"an adapter named {adapter_name!r} is already loaded: unload_lora() first, or give another adapter_name.")
+            raise ConfigError(
+                f"an adapter named {adapter_name!r} is already loaded: unload_lora() first, or give another adapter_name."
+            )
         source = str(path_or_repo_id)
         local = Path(source)
         if local.exists() or not is_repo_id(source):
             if not local.exists():
-                raise CheckpointError(f"no LoRA at {source}: give the folder that holds {WEIGHT_NAME} (cooklab train-lora "
-                                      "writes it to OUT/adapter), a .safetensors file, or a hub repo id.")
+                raise CheckpointError(
+                    f"no LoRA at {source}: give the folder that holds {WEIGHT_NAME} (cooklab train-lora "
+                    "writes it to OUT/adapter), a .safetensors file, or a hub repo id."
+                )
             if local.is_file():
                 local, weight_name = local.parent, local.name
             elif weight_name is None and not (local / WEIGHT_NAME).is_file():
                 found = sorted(p.name for p in local.glob("*.safetensors"))
                 if len(found) != 1:
-                    raise CheckpointError(f"{source} holds {len(found)} .safetensors files ({found}) and no {WEIGHT_NAME}: "
-                                          "name the adapter's file with weight_name=.")
+                    raise CheckpointError(
+                        f"{source} holds {len(found)} .safetensors files ({found}) and no {WEIGHT_NAME}: "
+                        "name the adapter's file with weight_name=."
+                    )
                 weight_name = found[0]
             path_or_repo_id, weight_name = local, weight_name or WEIGHT_NAME
         from diffusers.utils import logging as diffusers_logging
@@ -381,19 +533,24 @@ class CookAnything(CooklabPipeline):
         verbosity = diffusers_logging.get_verbosity()
         diffusers_logging.set_verbosity_error()  # not "no LoRA keys for CLIPTextModel" on every transformer-only adapter
         try:
-            self.pipe.load_lora_weights(path_or_repo_id, adapter_name=adapter_name, weight_name=weight_name,
-                                        **hub_kwargs(kwargs))
+            self.pipe.load_lora_weights(
+                path_or_repo_id, adapter_name=adapter_name, weight_name=weight_name, **hub_kwargs(kwargs)
+            )
         except HUB_ERRORS as error:
             if Path(source).exists() or not is_repo_id(source):
-                raise CheckpointError(f"could not read a Flux LoRA from {source}: {error}. Give the folder that holds "
-                                      f"{WEIGHT_NAME} (cooklab train-lora writes it to OUT/adapter).") from error
+                raise CheckpointError(
+                    f"could not read a Flux LoRA from {source}: {error}. Give the folder that holds "
+                    f"{WEIGHT_NAME} (cooklab train-lora writes it to OUT/adapter)."
+                ) from error
             raise explain_hub_error(source, error) from error
         except (KeyError, ValueError, RuntimeError) as error:
             if adapter_name in (getattr(self.pipe.transformer, "peft_config", None) or {}):
                 self.pipe.delete_adapters(adapter_name)  # nothing half-loaded stays on the transformer
             first = str(error).splitlines()[-1].strip()
-            raise CheckpointError(f"{source} is not a LoRA for this Flux transformer ({first}): was it trained for another "
-                                  "model (SD, another Flux size)?") from error
+            raise CheckpointError(
+                f"{source} is not a LoRA for this Flux transformer ({first}): was it trained for another "
+                "model (SD, another Flux size)?"
+            ) from error
         finally:
             diffusers_logging.set_verbosity(verbosity)
         self._lora_sources = {**(self._lora_sources or {}), adapter_name: source}
@@ -425,12 +582,29 @@ class CookAnything(CooklabPipeline):
             self.pipe.set_adapters(names, [adapters[n]["scale"] for n in names])
 
     @torch.no_grad()
-    def prepare_canvas(self, recipe, *, plan=None, enriched_prompts: bool = True, height: int | None = None, width: int | None = None,
-                       max_sequence_length: int | None = None, regional: bool = True, flexible_rope: bool = True,
-                       rope_step_axis: bool = False, cscc: bool = True, alpha: float = 0.1, lam: float = 0.2,
-                       image_attention: str = "region", cross_region_kv: bool = False, regional_blocks=("double", "single"),
-                       regional_every: int = 1, regional_steps=None, attention_backend: str = "auto",
-                       negative_prompt: str | None = None) -> Canvas:
+    def prepare_canvas(
+        self,
+        recipe,
+        *,
+        plan=None,
+        enriched_prompts: bool = True,
+        height: int | None = None,
+        width: int | None = None,
+        max_sequence_length: int | None = None,
+        regional: bool = True,
+        flexible_rope: bool = True,
+        rope_step_axis: bool = False,
+        cscc: bool = True,
+        alpha: float = 0.1,
+        lam: float = 0.2,
+        image_attention: str = "region",
+        cross_region_kv: bool = False,
+        regional_blocks=("double", "single"),
+        regional_every: int = 1,
+        regional_steps=None,
+        attention_backend: str = "auto",
+        negative_prompt: str | None = None,
+    ) -> Canvas:
         """Everything the transformer reads for ``recipe`` except the latents: text stream, layout, RoPE ids, SRC state.
 
         The one code path of a canvas: ``__call__`` denoises it, ``cooklab.training`` trains a LoRA
@@ -450,9 +624,20 @@ class CookAnything(CooklabPipeline):
         L = text.step_len
         layout = RegionLayout(n, rows, cols, L, L if regional else 0)
         # 3. positions (2., the noise, is drawn by the caller)
-        img_ids, txt_ids = self._position_ids(layout, text.embeds.shape[1], flexible_rope, rope_step_axis)  # [N P, 3], [L_b + N L, 3]
-        state = self._regional_state(layout, alpha, image_attention, backend, regional, regional_blocks, regional_every,
-                                     regional_steps, references)
+        img_ids, txt_ids = self._position_ids(
+            layout, text.embeds.shape[1], flexible_rope, rope_step_axis
+        )  # [N P, 3], [L_b + N L, 3]
+        state = self._regional_state(
+            layout,
+            alpha,
+            image_attention,
+            backend,
+            regional,
+            regional_blocks,
+            regional_every,
+            regional_steps,
+            references,
+        )
         return Canvas(recipe, texts, height, width, layout, text, img_ids, txt_ids, state)
 
     def _chunk_canvas(self, c: Canvas, chunk: Chunk, flexible_rope: bool, rope_step_axis: bool) -> Canvas:
@@ -467,10 +652,14 @@ class CookAnything(CooklabPipeline):
         first = steps[0]
         text = c.text.select(steps)
         layout = dataclasses.replace(c.layout, n_regions=len(steps))
-        img_ids, txt_ids = self._position_ids(layout, text.embeds.shape[1], flexible_rope, rope_step_axis)  # [n P, 3], [L_b + n L, 3]
+        img_ids, txt_ids = self._position_ids(
+            layout, text.embeds.shape[1], flexible_rope, rope_step_axis
+        )  # [n P, 3], [L_b + n L, 3]
         references = None
         if c.state.references is not None:
-            references = tuple(c.state.references[j] - first if c.state.references[j] >= first else i for i, j in enumerate(steps))
+            references = tuple(
+                c.state.references[j] - first if c.state.references[j] >= first else i for i, j in enumerate(steps)
+            )
         state = dataclasses.replace(c.state, layout=layout, references=references, step=0)
         return Canvas(c.recipe, [c.texts[j] for j in steps], c.height, c.width, layout, text, img_ids, txt_ids, state)
 
@@ -489,8 +678,10 @@ class CookAnything(CooklabPipeline):
         if max_sequence_length is None:
             max_sequence_length = default_max_sequence_length(self.pipe.tokenizer_2)
         if not 1 <= int(max_sequence_length) <= FLUX_MAX_SEQUENCE_LENGTH:
-            raise ConfigError(f"max_sequence_length={max_sequence_length}: T5 in Flux takes 1 to {FLUX_MAX_SEQUENCE_LENGTH} "
-                              "tokens per prompt.")
+            raise ConfigError(
+                f"max_sequence_length={max_sequence_length}: T5 in Flux takes 1 to {FLUX_MAX_SEQUENCE_LENGTH} "
+                "tokens per prompt."
+            )
         return int(max_sequence_length)
 
     def _check_call(self, num_inference_steps, true_cfg_scale, negative_prompt):
@@ -504,18 +695,26 @@ class CookAnything(CooklabPipeline):
         try:
             true_cfg_scale = float(true_cfg_scale)
         except (TypeError, ValueError):
-            raise ConfigError(f"true_cfg_scale={true_cfg_scale!r}: give a number (1.0 = off, > 1 = true classifier-free guidance).") from None
+            raise ConfigError(
+                f"true_cfg_scale={true_cfg_scale!r}: give a number (1.0 = off, > 1 = true classifier-free guidance)."
+            ) from None
         if not (math.isfinite(true_cfg_scale) and true_cfg_scale >= 0):
-            raise ConfigError(f"true_cfg_scale={true_cfg_scale}: use a finite number >= 0; values <= 1 (default 1.0) switch true "
-                              "classifier-free guidance off, values > 1 switch it on.")
+            raise ConfigError(
+                f"true_cfg_scale={true_cfg_scale}: use a finite number >= 0; values <= 1 (default 1.0) switch true "
+                "classifier-free guidance off, values > 1 switch it on."
+            )
         if negative_prompt is not None and not isinstance(negative_prompt, str):
-            raise ConfigError(f"negative_prompt={negative_prompt!r}: give one string (it fills the base prompt and every step's "
-                              "prompt of the negative branch) or None (the empty prompt).")
+            raise ConfigError(
+                f"negative_prompt={negative_prompt!r}: give one string (it fills the base prompt and every step's "
+                "prompt of the negative branch) or None (the empty prompt)."
+            )
         if true_cfg_scale > 1:  # as diffusers: <= 1 is off
             return true_cfg_scale, "" if negative_prompt is None else negative_prompt  # "": unconditional
         if negative_prompt is not None:
-            warn_caller(f"negative_prompt={negative_prompt!r} is ignored with true_cfg_scale={true_cfg_scale:g}: "
-                        "set true_cfg_scale > 1 to use it.")
+            warn_caller(
+                f"negative_prompt={negative_prompt!r} is ignored with true_cfg_scale={true_cfg_scale:g}: "
+                "set true_cfg_scale > 1 to use it."
+            )
         return true_cfg_scale, None
 
     def _region_size(self, height: int | None, width: int | None) -> tuple[int, int, int, int]:
@@ -531,14 +730,18 @@ class CookAnything(CooklabPipeline):
         height, width = height or default, width or default
         f = pipe.vae_scale_factor * 2
         if height <= 0 or width <= 0 or height % f or width % f:
-            raise ConfigError(f"height={height}, width={width} (of one region): both must be positive multiples of {f} for this Flux model.")
+            raise ConfigError(
+                f"height={height}, width={width} (of one region): both must be positive multiples of {f} for this Flux model."
+            )
         return height, width, height // f, width // f
 
     def _step_prompts(self, recipe: Recipe, plan, enriched_prompts: bool) -> list[str]:
         """The N prompts to encode: the plan's enriched prompts (``enriched_prompts``) or the recipe's step texts."""
         texts = plan.prompts() if plan is not None and enriched_prompts else recipe.texts
         if len(texts) != len(recipe):
-            raise ConfigError(f"the plan has {len(texts)} prompts for a recipe of {len(recipe)} steps: plan this recipe again.")
+            raise ConfigError(
+                f"the plan has {len(texts)} prompts for a recipe of {len(recipe)} steps: plan this recipe again."
+            )
         return texts
 
     @staticmethod
@@ -547,8 +750,10 @@ class CookAnything(CooklabPipeline):
         if not regional:
             raise ConfigError("cross_region_kv=True shares keys inside SRC's regional branch: it needs regional=True.")
         if image_attention != "region":
-            raise ConfigError(f"cross_region_kv=True with image_attention={image_attention!r}: every region already sees "
-                              "every other; use image_attention='region'.")
+            raise ConfigError(
+                f"cross_region_kv=True with image_attention={image_attention!r}: every region already sees "
+                "every other; use image_attention='region'."
+            )
         if plan is not None:
             recipe = recipe.with_plans(plan.step_plans())
         return canvas_references(recipe.reference_frames())
@@ -569,14 +774,18 @@ class CookAnything(CooklabPipeline):
         every slot, without CSCC.
         """
         pipe, device = self.pipe, self.device
-        step_embeds, step_pooled, _ = pipe.encode_prompt(prompt=texts, prompt_2=texts, device=device,
-                                                         max_sequence_length=max_sequence_length)  # [N, L, D], [N, Dp]
+        step_embeds, step_pooled, _ = pipe.encode_prompt(
+            prompt=texts, prompt_2=texts, device=device, max_sequence_length=max_sequence_length
+        )  # [N, L, D], [N, Dp]
         base_embeds = base_pooled = spans = cscc_delta = None
         if regional or cscc:
             whole, _ = whole_description(texts, title)
-            base_embeds, base_pooled, _ = pipe.encode_prompt(prompt=whole, prompt_2=whole, device=device,
-                                                             max_sequence_length=max_sequence_length)  # [1, L, D], [1, Dp]
-            spans = self._token_spans(texts, title, max_sequence_length)  # also with cscc off: the base prompt may be cut
+            base_embeds, base_pooled, _ = pipe.encode_prompt(
+                prompt=whole, prompt_2=whole, device=device, max_sequence_length=max_sequence_length
+            )  # [1, L, D], [1, Dp]
+            spans = self._token_spans(
+                texts, title, max_sequence_length
+            )  # also with cscc off: the base prompt may be cut
         if cscc:
             step_embeds, cscc_delta = self._fuse_cscc(step_embeds, base_embeds, spans, lam)
         else:
@@ -587,9 +796,15 @@ class CookAnything(CooklabPipeline):
         else:
             embeds, pooled = step_slots, reduce(step_pooled, "n dp -> 1 dp", "mean")  # [1, N L, D], [1, Dp]
         text = CanvasText(embeds, pooled, step_embeds.shape[1], spans, cscc_delta, step_pooled)
-        if negative_prompt is not None:  # the negative branch: the same layout, every text slot holds the negative prompt
-            neg, text.neg_pooled, _ = pipe.encode_prompt(prompt=negative_prompt, prompt_2=negative_prompt, device=device,
-                                                         max_sequence_length=max_sequence_length)  # [1, L, D], [1, Dp]
+        if (
+            negative_prompt is not None
+        ):  # the negative branch: the same layout, every text slot holds the negative prompt
+            neg, text.neg_pooled, _ = pipe.encode_prompt(
+                prompt=negative_prompt,
+                prompt_2=negative_prompt,
+                device=device,
+                max_sequence_length=max_sequence_length,
+            )  # [1, L, D], [1, Dp]
             slots = (1 if regional else 0) + len(texts)  # the base slot and N step slots
             text.neg_embeds = repeat(neg, "1 l d -> 1 (slot l) d", slot=slots)  # [1, L_b + N L, D]
         return text
@@ -626,9 +841,21 @@ class CookAnything(CooklabPipeline):
         the tall canvas.
         """
         channels = self.pipe.transformer.config.in_channels // 4
-        latent_h, latent_w = 2 * (height // (self.pipe.vae_scale_factor * 2)), 2 * (width // (self.pipe.vae_scale_factor * 2))
-        regions = torch.cat([randn_tensor((1, channels, latent_h, latent_w), generator=torch.Generator(device).manual_seed(seed + n),
-                                          device=device, dtype=dtype) for n in range(n_regions)])  # [N, C, H/8, W/8]
+        latent_h, latent_w = (
+            2 * (height // (self.pipe.vae_scale_factor * 2)),
+            2 * (width // (self.pipe.vae_scale_factor * 2)),
+        )
+        regions = torch.cat(
+            [
+                randn_tensor(
+                    (1, channels, latent_h, latent_w),
+                    generator=torch.Generator(device).manual_seed(seed + n),
+                    device=device,
+                    dtype=dtype,
+                )
+                for n in range(n_regions)
+            ]
+        )  # [N, C, H/8, W/8]
         return pack_latents(regions)  # [1, N P, C 4]
 
     def _position_ids(self, layout: RegionLayout, n_text_tokens: int, flexible_rope: bool, rope_step_axis: bool):
@@ -637,23 +864,50 @@ class CookAnything(CooklabPipeline):
         Built in float32 whatever the model's dtype: bf16 holds integers exactly only up to 256, and
         global canvas rows reach N * rows - 1 (N = 12 at 512^2: 383). FluxPosEmbed computes in float32/64 anyway.
         """
-        img_ids = canvas_image_ids(layout.n_regions, layout.rows, layout.cols, flexible=flexible_rope, step_axis=rope_step_axis,
-                                   device=self.device, dtype=torch.float32)  # [N P, 3]
+        img_ids = canvas_image_ids(
+            layout.n_regions,
+            layout.rows,
+            layout.cols,
+            flexible=flexible_rope,
+            step_axis=rope_step_axis,
+            device=self.device,
+            dtype=torch.float32,
+        )  # [N P, 3]
         return img_ids, text_ids(n_text_tokens, device=self.device, dtype=torch.float32)  # [N P, 3], [T, 3]
 
     # ---- 4. attention processors -------------------------------------------------------------
-    def _regional_state(self, layout, alpha, image_attention, backend, regional, regional_blocks, regional_every,
-                        regional_steps, references=None) -> RegionalState:
+    def _regional_state(
+        self,
+        layout,
+        alpha,
+        image_attention,
+        backend,
+        regional,
+        regional_blocks,
+        regional_every,
+        regional_steps,
+        references=None,
+    ) -> RegionalState:
         """What every regional processor of this call reads: layout, alpha, and the layers and steps where SRC runs."""
         pipe = self.pipe
-        names = locate(pipe.transformer, *((regional_blocks,) if isinstance(regional_blocks, str) else regional_blocks))
+        names = locate(
+            pipe.transformer, *((regional_blocks,) if isinstance(regional_blocks, str) else regional_blocks)
+        )
         names = names[:: max(1, int(regional_every))]
         if isinstance(regional_steps, int):
             steps = frozenset(range(regional_steps))
         else:
             steps = None if regional_steps is None else frozenset(int(s) for s in regional_steps)
-        state = RegionalState(layout, float(alpha), image_attention, backend, frozenset(names) if regional else frozenset(),
-                              steps, observer=self._trace, references=references)
+        state = RegionalState(
+            layout,
+            float(alpha),
+            image_attention,
+            backend,
+            frozenset(names) if regional else frozenset(),
+            steps,
+            observer=self._trace,
+            references=references,
+        )
         return state
 
     @contextmanager
@@ -666,7 +920,9 @@ class CookAnything(CooklabPipeline):
         originals = dict(pipe.transformer.attn_processors)
         try:  # from the moment processors are installed, every path out restores the stock ones
             if install:
-                pipe.transformer.set_attn_processor({name: RegionalFluxAttnProcessor(name, state) for name in originals})
+                pipe.transformer.set_attn_processor(
+                    {name: RegionalFluxAttnProcessor(name, state) for name in originals}
+                )
             yield
         finally:
             if install:
@@ -680,9 +936,13 @@ class CookAnything(CooklabPipeline):
         sigmas = np.linspace(1.0, 1 / num_inference_steps, num_inference_steps)
         if getattr(pipe.scheduler.config, "use_flow_sigmas", False):
             sigmas = None
-        mu = calculate_shift(image_seq_len, pipe.scheduler.config.get("base_image_seq_len", 256),
-                             pipe.scheduler.config.get("max_image_seq_len", 4096), pipe.scheduler.config.get("base_shift", 0.5),
-                             pipe.scheduler.config.get("max_shift", 1.15))
+        mu = calculate_shift(
+            image_seq_len,
+            pipe.scheduler.config.get("base_image_seq_len", 256),
+            pipe.scheduler.config.get("max_image_seq_len", 4096),
+            pipe.scheduler.config.get("base_shift", 0.5),
+            pipe.scheduler.config.get("max_shift", 1.15),
+        )
         timesteps, _ = retrieve_timesteps(pipe.scheduler, num_inference_steps, self.device, sigmas=sigmas, mu=mu)
         return timesteps, mu
 
@@ -692,12 +952,30 @@ class CookAnything(CooklabPipeline):
         model: the transformer to call (default the pipeline's; LoRA training passes the one accelerate prepared).
         """
         model = self.pipe.transformer if model is None else model
-        return model(hidden_states=latents, timestep=t.expand(1).to(latents.dtype) / 1000, guidance=guidance,
-                                     pooled_projections=pooled, encoder_hidden_states=embeds, txt_ids=txt_ids,
-                                     img_ids=img_ids, return_dict=False)[0]  # [1, N P, C 4]
+        return model(
+            hidden_states=latents,
+            timestep=t.expand(1).to(latents.dtype) / 1000,
+            guidance=guidance,
+            pooled_projections=pooled,
+            encoder_hidden_states=embeds,
+            txt_ids=txt_ids,
+            img_ids=img_ids,
+            return_dict=False,
+        )[0]  # [1, N P, C 4]
 
-    def _denoise(self, latents, state, text: CanvasText, txt_ids, img_ids, num_inference_steps, guidance_scale,
-                 true_cfg_scale, progress, anchor=None):
+    def _denoise(
+        self,
+        latents,
+        state,
+        text: CanvasText,
+        txt_ids,
+        img_ids,
+        num_inference_steps,
+        guidance_scale,
+        true_cfg_scale,
+        progress,
+        anchor=None,
+    ):
         """The flow-matching loop over the canvas; returns (final latents [1, N P, C 4], mu).
 
         With true CFG (``text.neg_embeds``) each step also predicts with the negative prompt and
@@ -708,7 +986,11 @@ class CookAnything(CooklabPipeline):
         """
         pipe, device = self.pipe, self.device
         timesteps, mu = self._timesteps(latents.shape[1], num_inference_steps)
-        guidance = torch.full([1], guidance_scale, device=device, dtype=torch.float32) if pipe.transformer.config.guidance_embeds else None
+        guidance = (
+            torch.full([1], guidance_scale, device=device, dtype=torch.float32)
+            if pipe.transformer.config.guidance_embeds
+            else None
+        )
         pipe.scheduler.set_begin_index(0)
         pin = None
         if anchor is not None:
@@ -721,10 +1003,14 @@ class CookAnything(CooklabPipeline):
             state.step = i
             if self._trace is not None:
                 self._trace.set_step(i, float(t))
-            noise_pred = self._predict(latents, t, guidance, text.embeds, text.pooled, txt_ids, img_ids)  # [1, N P, C 4]
+            noise_pred = self._predict(
+                latents, t, guidance, text.embeds, text.pooled, txt_ids, img_ids
+            )  # [1, N P, C 4]
             if text.neg_embeds is not None:  # true CFG
                 state.observer = None  # the trace records the conditional branch only
-                neg_noise_pred = self._predict(latents, t, guidance, text.neg_embeds, text.neg_pooled, txt_ids, img_ids)
+                neg_noise_pred = self._predict(
+                    latents, t, guidance, text.neg_embeds, text.neg_pooled, txt_ids, img_ids
+                )
                 state.observer = self._trace
                 noise_pred = neg_noise_pred + true_cfg_scale * (noise_pred - neg_noise_pred)
             latents = pipe.scheduler.step(noise_pred, t, latents, return_dict=False)[0]

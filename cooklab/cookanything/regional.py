@@ -104,8 +104,9 @@ def group_mask(n_regions: int) -> torch.Tensor:
     return (d == 0) | (d == n_regions)
 
 
-def regional_token_mask(layout: RegionLayout, image_attention: str = "region", device=None,
-                        references: tuple[int, ...] | None = None) -> torch.Tensor:
+def regional_token_mask(
+    layout: RegionLayout, image_attention: str = "region", device=None, references: tuple[int, ...] | None = None
+) -> torch.Tensor:
     """Dense [N L + N P, N L + N P] boolean mask of the regional branch (True = may attend).
 
     This is ``group_mask`` expanded to tokens; with ``"global"`` image queries also see
@@ -122,7 +123,9 @@ def regional_token_mask(layout: RegionLayout, image_attention: str = "region", d
 
 
 @functools.lru_cache(maxsize=4)
-def _dense_mask(layout: RegionLayout, image_attention: str, device: str, references: tuple[int, ...] | None) -> torch.Tensor:
+def _dense_mask(
+    layout: RegionLayout, image_attention: str, device: str, references: tuple[int, ...] | None
+) -> torch.Tensor:
     """``regional_token_mask`` built on the attention's device, cached per layout (the ``masked`` path)."""
     return regional_token_mask(layout, image_attention, device, references)
 
@@ -169,13 +172,22 @@ def resolve_backend(backend: str, image_attention: str, device: torch.device, sh
             return "flex"
         return "batched" if image_attention == "region" and not shared else "masked"
     if backend == "batched" and (image_attention == "global" or shared):
-        raise ConfigError("attention_backend='batched' runs SRC with image_attention='region' and no cross-region K/V "
-                          "sharing only; use 'masked' or 'flex'.")
+        raise ConfigError(
+            "attention_backend='batched' runs SRC with image_attention='region' and no cross-region K/V "
+            "sharing only; use 'masked' or 'flex'."
+        )
     return backend
 
 
-def regional_branch(q, k, v, layout: RegionLayout, image_attention: str = "region", backend: str = "batched",
-                    references: tuple[int, ...] | None = None) -> torch.Tensor:
+def regional_branch(
+    q,
+    k,
+    v,
+    layout: RegionLayout,
+    image_attention: str = "region",
+    backend: str = "batched",
+    references: tuple[int, ...] | None = None,
+) -> torch.Tensor:
     """Attention of the regional branch alone (the 2N x 2N group mask). q/k/v [B, N L + N P, H, D] -> same shape.
 
     references: ref(n) per region for cross-region K/V sharing (``cross_region_kv.py``), or None.
@@ -187,7 +199,9 @@ def regional_branch(q, k, v, layout: RegionLayout, image_attention: str = "regio
             raise ConfigError("cross-region K/V sharing needs attention_backend 'masked' or 'flex'.")
 
         def groups(x):  # [B, N L + N P, H, D] -> [B N, L + P, H, D]: (C_n, I_n) side by side
-            return torch.cat([x[:, : n * L].reshape(b, n, L, h, d), x[:, n * L :].reshape(b, n, P, h, d)], dim=2).reshape(b * n, L + P, h, d)
+            return torch.cat(
+                [x[:, : n * L].reshape(b, n, L, h, d), x[:, n * L :].reshape(b, n, P, h, d)], dim=2
+            ).reshape(b * n, L + P, h, d)
 
         out = _sdpa(groups(q), groups(k), groups(v)).reshape(b, n, L + P, h, d)
         return torch.cat([out[:, :, :L].reshape(b, n * L, h, d), out[:, :, L:].reshape(b, n * P, h, d)], dim=1)
@@ -213,8 +227,16 @@ class RegionalOutput:
     image_regional: torch.Tensor  # [B, N P, H, D]
 
 
-def regional_attention(q, k, v, layout: RegionLayout, alpha: float = 0.1, image_attention: str = "region",
-                       backend: str = "batched", references: tuple[int, ...] | None = None) -> RegionalOutput:
+def regional_attention(
+    q,
+    k,
+    v,
+    layout: RegionLayout,
+    alpha: float = 0.1,
+    image_attention: str = "region",
+    backend: str = "batched",
+    references: tuple[int, ...] | None = None,
+) -> RegionalOutput:
     """SRC attention over the joint sequence. q, k, v: [B, S, H, D] with S = layout.total, RoPE applied.
 
     Returns the joint output [B, S, H, D]: base text from the base branch, step texts from the
@@ -223,7 +245,9 @@ def regional_attention(q, k, v, layout: RegionLayout, alpha: float = 0.1, image_
     if q.shape[1] != layout.total:
         raise ValueError(f"sequence of {q.shape[1]} tokens does not match the region layout ({layout.total} tokens)")
     lb, t = layout.base_text_len, layout.text_len
-    reg = regional_branch(q[:, lb:], k[:, lb:], v[:, lb:], layout, image_attention, backend, references)  # [B, N L + N P, H, D]
+    reg = regional_branch(
+        q[:, lb:], k[:, lb:], v[:, lb:], layout, image_attention, backend, references
+    )  # [B, N L + N P, H, D]
     reg_text, reg_img = reg[:, : t - lb], reg[:, t - lb :]
     if lb == 0:
         return RegionalOutput(reg, None, reg_img)
@@ -292,15 +316,24 @@ class RegionalFluxAttnProcessor:
 
         state = self.state
         if state.active(self.name) and attention_mask is None:
-            result = regional_attention(query, key, value, state.layout, state.alpha, state.image_attention, state.backend,
-                                        state.references)
+            result = regional_attention(
+                query, key, value, state.layout, state.alpha, state.image_attention, state.backend, state.references
+            )
             hidden = result.out
         else:
             result = None
-            hidden = dispatch_attention_fn(query, key, value, attn_mask=attention_mask, backend=self._attention_backend,
-                                           parallel_config=self._parallel_config)
+            hidden = dispatch_attention_fn(
+                query,
+                key,
+                value,
+                attn_mask=attention_mask,
+                backend=self._attention_backend,
+                parallel_config=self._parallel_config,
+            )
         observer = state.observer
-        if observer is not None and observer.wants(self.name, False):  # hook point: the observer reads Q, K, both branches
+        if observer is not None and observer.wants(
+            self.name, False
+        ):  # hook point: the observer reads Q, K, both branches
             observer.observe_regional(self.name, attn, query, key, state, result)
         hidden = hidden.flatten(2, 3).to(query.dtype)
 

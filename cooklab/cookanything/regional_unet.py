@@ -67,16 +67,19 @@ def _per_region(x: torch.Tensor, n: int) -> torch.Tensor:
     return rearrange(x, "b h (n p) d -> (b n) h p d", n=n)
 
 
-def regional_unet_attention(q, k, v, layout: UNetRegionLayout, is_cross: bool, alpha: float,
-                            image_attention: str = "region") -> torch.Tensor:
+def regional_unet_attention(
+    q, k, v, layout: UNetRegionLayout, is_cross: bool, alpha: float, image_attention: str = "region"
+) -> torch.Tensor:
     """SRC in one U-Net attention layer. q [B, H, N P, D]; k, v [B, H, L_b + N L, D] (cross) or [B, H, N P, D] (self).
 
     Returns [B, H, N P, D]: ``alpha * base + (1 - alpha) * regional`` (Eq. 9 per attention kind).
     """
     n, L, lb = layout.n_regions, layout.step_text_len, layout.base_text_len
     if q.shape[2] % n:
-        raise ConfigError(f"{q.shape[2]} image tokens do not split into {n} regions: use a region height whose latent "
-                          "is divisible by the U-Net's total downsampling.")
+        raise ConfigError(
+            f"{q.shape[2]} image tokens do not split into {n} regions: use a region height whose latent "
+            "is divisible by the U-Net's total downsampling."
+        )
     b = q.shape[0]
     if not is_cross:
         full = F.scaled_dot_product_attention(q, k, v)  # base branch: the whole canvas
@@ -86,8 +89,12 @@ def regional_unet_attention(q, k, v, layout: UNetRegionLayout, is_cross: bool, a
         return alpha * full + (1 - alpha) * rearrange(reg, "(b n) h p d -> b h (n p) d", b=b)
     if k.shape[2] != layout.text_len:
         raise ValueError(f"{k.shape[2]} text tokens do not match the region layout ({layout.text_len})")
-    step_k, step_v = (rearrange(x[:, :, lb:], "b h (n l) d -> (b n) h l d", n=n, l=L) for x in (k, v))  # C_n of region n
-    reg = rearrange(F.scaled_dot_product_attention(_per_region(q, n), step_k, step_v), "(b n) h p d -> b h (n p) d", b=b)
+    step_k, step_v = (
+        rearrange(x[:, :, lb:], "b h (n l) d -> (b n) h l d", n=n, l=L) for x in (k, v)
+    )  # C_n of region n
+    reg = rearrange(
+        F.scaled_dot_product_attention(_per_region(q, n), step_k, step_v), "(b n) h p d -> b h (n p) d", b=b
+    )
     if lb == 0:
         return reg
     base = F.scaled_dot_product_attention(q, k[:, :, :lb], v[:, :, :lb])  # the whole description
@@ -104,7 +111,9 @@ class RegionalUNetAttnProcessor:
 
     # The steps of diffusers.models.attention_processor.AttnProcessor2_0.__call__ (diffusers 0.42.1),
     # with regional_unet_attention in place of the SDPA call; tensor shapes in comments.
-    def __call__(self, attn, hidden_states, encoder_hidden_states=None, attention_mask=None, temb=None, *args, **kwargs):
+    def __call__(
+        self, attn, hidden_states, encoder_hidden_states=None, attention_mask=None, temb=None, *args, **kwargs
+    ):
         state = self.state
         if self.name not in state.layers or attention_mask is not None:
             return self.stock(attn, hidden_states, encoder_hidden_states, attention_mask, temb, *args, **kwargs)
@@ -122,12 +131,17 @@ class RegionalUNetAttnProcessor:
         if is_cross and attn.norm_cross:
             context = attn.norm_encoder_hidden_states(context)
         heads = attn.heads
-        q, k, v = (rearrange(x, "b s (h d) -> b h s d", h=heads) for x in (attn.to_q(hidden_states), attn.to_k(context), attn.to_v(context)))
+        q, k, v = (
+            rearrange(x, "b s (h d) -> b h s d", h=heads)
+            for x in (attn.to_q(hidden_states), attn.to_k(context), attn.to_v(context))
+        )
         if attn.norm_q is not None:
             q = attn.norm_q(q)
         if attn.norm_k is not None:
             k = attn.norm_k(k)
-        out = regional_unet_attention(q, k, v, state.layout, is_cross, state.alpha, state.image_attention)  # [B, H, S, D]
+        out = regional_unet_attention(
+            q, k, v, state.layout, is_cross, state.alpha, state.image_attention
+        )  # [B, H, S, D]
         hidden_states = rearrange(out, "b h s d -> b s (h d)").to(q.dtype)
         hidden_states = attn.to_out[1](attn.to_out[0](hidden_states))  # linear proj, dropout
         if input_ndim == 4:

@@ -45,7 +45,9 @@ class GenerationSettings(BaseModel):
     num_inference_steps: int = Field(30, ge=1, le=1000)
     guidance: float = Field(7.5, ge=0.0)  # SD: classifier-free guidance scale (guidance_scale)
     true_cfg: float = Field(1.0, ge=0.0)  # Flux: true classifier-free guidance scale (true_cfg_scale; 1 = off)
-    flux_guidance: float = Field(3.5, ge=0.0)  # Flux.1-dev: the distilled guidance embedding (guidance_scale); unused by models without one
+    flux_guidance: float = Field(
+        3.5, ge=0.0
+    )  # Flux.1-dev: the distilled guidance embedding (guidance_scale); unused by models without one
     height: int = Field(512, ge=8)
     width: int = Field(512, ge=8)
 
@@ -75,7 +77,9 @@ class RecipeSource(BaseModel):
 
     model_config = _STRICT
     toy: ToyRecipes | None = None
-    folder: Path | None = None  # every .yaml / .yml / .json / .txt recipe file in it (cooklab.load_recipe), sorted by name
+    folder: Path | None = (
+        None  # every .yaml / .yml / .json / .txt recipe file in it (cooklab.load_recipe), sorted by name
+    )
     jsonl: Path | None = None  # a .json list of recipes or a .jsonl file, one recipe object per line
     recipegen: Path | None = None  # a RecipeGen-style layout: one folder per recipe (``recipes.py``)
     limit: int | None = Field(None, ge=1)  # the first ``limit`` recipes only
@@ -105,7 +109,9 @@ class MethodSpec(BaseModel):
     def points(self) -> list[dict[str, Any]]:
         """Every parameter set of this method: ``params`` updated with each combination of the grid, in order."""
         keys = list(self.grid)
-        return [{**self.params, **dict(zip(keys, values))} for values in itertools.product(*(self.grid[k] for k in keys))]
+        return [
+            {**self.params, **dict(zip(keys, values))} for values in itertools.product(*(self.grid[k] for k in keys))
+        ]
 
 
 class TableSpec(BaseModel):
@@ -144,8 +150,12 @@ class EvalConfig(BaseModel):
     metrics: list[str] = Field(min_length=1)
     clip: str = "toy"  # "toy": the Toy Kitchen CLIP; else a hub id or folder
     dino: str = "facebook/dinov2-base"
-    masks: str = "oracle"  # container masks for region-aware noise, inpainting and dino_l2_masked (cooklab generate --masks)
-    adapters: dict[str, Path] = {}  # LoRA adapters by name (folders of pytorch_lora_weights.safetensors); methods take `lora: NAME`
+    masks: str = (
+        "oracle"  # container masks for region-aware noise, inpainting and dino_l2_masked (cooklab generate --masks)
+    )
+    adapters: dict[
+        str, Path
+    ] = {}  # LoRA adapters by name (folders of pytorch_lora_weights.safetensors); methods take `lora: NAME`
     tables: list[TableSpec] = []
     sweeps: list[SweepSpec] = []
 
@@ -165,12 +175,16 @@ def read_yaml_model(path: Path, model: type[BaseModel], what: str, example: str)
     except yaml.YAMLError as error:
         raise ConfigError(f"{path} is not valid YAML: {error}") from None
     if not isinstance(data, dict):
-        raise ConfigError(f"{path} must hold a mapping of the fields of a {what}, not {type(data).__name__} (the format: {example}).")
+        raise ConfigError(
+            f"{path} must hold a mapping of the fields of a {what}, not {type(data).__name__} (the format: {example})."
+        )
     try:
         return model(**data)
     except ValidationError as error:
         lines = [f"  {'.'.join(str(p) for p in e['loc']) or '(top)'}: {e['msg']}" for e in error.errors()]
-        raise ConfigError(f"{path} is not a valid {what}:\n" + "\n".join(lines) + f"\nFix those fields (the format: {example}).") from None
+        raise ConfigError(
+            f"{path} is not a valid {what}:\n" + "\n".join(lines) + f"\nFix those fields (the format: {example})."
+        ) from None
 
 
 def load_config(path: str | os.PathLike[str]) -> EvalConfig:
@@ -179,7 +193,9 @@ def load_config(path: str | os.PathLike[str]) -> EvalConfig:
     Relative paths in it (``out``, recipe folders) are relative to the file's folder.
     """
     path = Path(path)
-    config = read_yaml_model(path, EvalConfig, "evaluation config", "cooklab/evaluation/config.py, data/eval/toy_small.yaml")
+    config = read_yaml_model(
+        path, EvalConfig, "evaluation config", "cooklab/evaluation/config.py, data/eval/toy_small.yaml"
+    )
     base = path.resolve().parent
     fix = {"out": base / config.out if not config.out.is_absolute() else config.out}
     source = config.recipes

@@ -38,18 +38,40 @@ def effect_figure(results: list[dict], metric: str, method: str | None = None, p
         xs = sorted({json_key(r["params"][param]) for r in rows}, key=str)
         if not xs:
             raise ValueError(f"no row of {method!r} sets {param!r}")
-        stats = [bootstrap(_finite(r["metrics"][metric]["value"] for r in rows if json_key(r["params"][param]) == x), rng) for x in xs]
+        stats = [
+            bootstrap(_finite(r["metrics"][metric]["value"] for r in rows if json_key(r["params"][param]) == x), rng)
+            for x in xs
+        ]
         means = np.array([s[0] for s in stats])
-        ax.errorbar(range(len(xs)), means, yerr=[means - [s[1] for s in stats], [s[2] for s in stats] - means], marker="o", capsize=3)
+        ax.errorbar(
+            range(len(xs)),
+            means,
+            yerr=[means - [s[1] for s in stats], [s[2] for s in stats] - means],
+            marker="o",
+            capsize=3,
+        )
         ax.set_xticks(range(len(xs)), [str(x) for x in xs])
         ax.set_xlabel(param)
         ax.set_title(f"{method}: {name} against {param}")
     else:
         labels = list(dict.fromkeys(r["label"] for r in results if method is None or r["method"] == method))
-        stats = [bootstrap(_finite(r["metrics"][metric]["value"] for r in results if r["label"] == label and metric in r["metrics"]), rng)
-                 for label in labels]
+        stats = [
+            bootstrap(
+                _finite(
+                    r["metrics"][metric]["value"] for r in results if r["label"] == label and metric in r["metrics"]
+                ),
+                rng,
+            )
+            for label in labels
+        ]
         means = np.array([s[0] for s in stats])
-        ax.bar(range(len(labels)), means, yerr=[means - [s[1] for s in stats], [s[2] for s in stats] - means], capsize=3, color="#8ab")
+        ax.bar(
+            range(len(labels)),
+            means,
+            yerr=[means - [s[1] for s in stats], [s[2] for s in stats] - means],
+            capsize=3,
+            color="#8ab",
+        )
         ax.set_xticks(range(len(labels)), labels, rotation=30, ha="right", fontsize=SMALL_PT)
         ax.set_title(f"{name} per row")
     ax.set_ylabel(f"{name}: mean [95 % CI]")
@@ -66,9 +88,15 @@ def results_explorer(results: list[dict]):
     metrics = sorted({m for r in results for m in r["metrics"]})
     methods = sorted({r["method"] for r in results})
     wide = {"description_width": "initial"}  # descriptions and option names whole, never cut mid-word
-    metric = widgets.Dropdown(options=metrics, value=metrics[0], description="metric", style=wide, layout=widgets.Layout(width="330px"))
-    method = widgets.Dropdown(options=[ALL, *methods], value=ALL, description="method", style=wide, layout=widgets.Layout(width="260px"))
-    param = widgets.Dropdown(options=[ALL], value=ALL, description="parameter", style=wide, layout=widgets.Layout(width="260px"))
+    metric = widgets.Dropdown(
+        options=metrics, value=metrics[0], description="metric", style=wide, layout=widgets.Layout(width="330px")
+    )
+    method = widgets.Dropdown(
+        options=[ALL, *methods], value=ALL, description="method", style=wide, layout=widgets.Layout(width="260px")
+    )
+    param = widgets.Dropdown(
+        options=[ALL], value=ALL, description="parameter", style=wide, layout=widgets.Layout(width="260px")
+    )
     out = widgets.Output()
 
     def swept(m: str) -> list[str]:
@@ -87,8 +115,12 @@ def results_explorer(results: list[dict]):
             param.options, param.value = [ALL], ALL
         with out:
             out.clear_output(wait=True)
-            fig = effect_figure(results, metric.value, None if method.value == ALL else method.value,
-                                None if param.value == ALL else param.value)
+            fig = effect_figure(
+                results,
+                metric.value,
+                None if method.value == ALL else method.value,
+                None if param.value == ALL else param.value,
+            )
             png = io.BytesIO()
             fig.savefig(png, format="png", dpi=100)
             display(Image(data=png.getvalue()))  # a PNG, whatever matplotlib backend the kernel has

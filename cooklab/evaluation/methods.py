@@ -47,8 +47,19 @@ from ..errors import ConfigError
 from ..recipe import Recipe
 
 RD_PARAMS = ("guidance", "base_noise", "object_noise", "kv_layers", "start_from", "reference_latent")
-CA_PARAMS = ("guidance", "regional", "flexible_rope", "cscc", "alpha", "lam", "regional_blocks", "image_attention", "cross_region_kv",
-             "lora", "lora_scale")
+CA_PARAMS = (
+    "guidance",
+    "regional",
+    "flexible_rope",
+    "cscc",
+    "alpha",
+    "lam",
+    "regional_blocks",
+    "image_attention",
+    "cross_region_kv",
+    "lora",
+    "lora_scale",
+)
 
 
 @dataclass(frozen=True)
@@ -67,9 +78,18 @@ def _recipe_diffusion(variant: str):
         kwargs = {k: v for k, v in params.items() if k != "guidance"}
         if "kv_layers" in kwargs:
             kwargs["kv_layers"] = tuple(kwargs["kv_layers"])
-        out = pipes["sd"](recipe, seed=seed, variant=variant, num_inference_steps=settings.num_inference_steps,
-                          height=settings.height, width=settings.width, guidance_scale=params.get("guidance", settings.guidance),
-                          mask_provider=masks, progress=False, **kwargs)
+        out = pipes["sd"](
+            recipe,
+            seed=seed,
+            variant=variant,
+            num_inference_steps=settings.num_inference_steps,
+            height=settings.height,
+            width=settings.width,
+            guidance_scale=params.get("guidance", settings.guidance),
+            mask_provider=masks,
+            progress=False,
+            **kwargs,
+        )
         return list(out.images)
 
     return run
@@ -83,10 +103,18 @@ def _inpainting(region: str):
         from ..baselines import InpaintingBaseline
 
         kwargs = {k: v for k, v in params.items() if k != "guidance"}
-        out = InpaintingBaseline(pipes["sd"])(recipe, seed=seed, num_inference_steps=settings.num_inference_steps,
-                                              height=settings.height, width=settings.width,
-                                              guidance_scale=params.get("guidance", settings.guidance), region=region,
-                                              mask_provider=masks, progress=False, **kwargs)
+        out = InpaintingBaseline(pipes["sd"])(
+            recipe,
+            seed=seed,
+            num_inference_steps=settings.num_inference_steps,
+            height=settings.height,
+            width=settings.width,
+            guidance_scale=params.get("guidance", settings.guidance),
+            region=region,
+            mask_provider=masks,
+            progress=False,
+            **kwargs,
+        )
         return list(out.images)
 
     return run
@@ -107,9 +135,17 @@ def _cookanything(pipes, recipe: Recipe, seed: int, settings, params: dict[str, 
     kwargs = {k: v for k, v in params.items() if k not in ("guidance", "lora")}
     if "regional_blocks" in kwargs:
         kwargs["regional_blocks"] = tuple(kwargs["regional_blocks"])
-    out = pipes["flux"](recipe, seed=seed, num_inference_steps=settings.num_inference_steps, height=settings.height,
-                        width=settings.width, true_cfg_scale=params.get("guidance", settings.true_cfg), guidance_scale=settings.flux_guidance,
-                        progress=False, **kwargs)
+    out = pipes["flux"](
+        recipe,
+        seed=seed,
+        num_inference_steps=settings.num_inference_steps,
+        height=settings.height,
+        width=settings.width,
+        true_cfg_scale=params.get("guidance", settings.true_cfg),
+        guidance_scale=settings.flux_guidance,
+        progress=False,
+        **kwargs,
+    )
     return list(out.images)
 
 
@@ -120,9 +156,16 @@ def _sd_regional(pipes, recipe: Recipe, seed: int, settings, params: dict[str, A
     from ..baselines import RegionalSD
 
     kwargs = {k: v for k, v in params.items() if k != "guidance"}
-    out = RegionalSD(pipes["sd"].pipe)(recipe, seed=seed, num_inference_steps=settings.num_inference_steps, height=settings.height,
-                                       width=settings.width, guidance_scale=params.get("guidance", settings.guidance),
-                                       progress=False, **kwargs)
+    out = RegionalSD(pipes["sd"].pipe)(
+        recipe,
+        seed=seed,
+        num_inference_steps=settings.num_inference_steps,
+        height=settings.height,
+        width=settings.width,
+        guidance_scale=params.get("guidance", settings.guidance),
+        progress=False,
+        **kwargs,
+    )
     return list(out.images)
 
 
@@ -131,33 +174,83 @@ def _flux_independent(pipes, recipe: Recipe, seed: int, settings, params: dict[s
     images = []
     for i, step in enumerate(recipe.steps):  # step i alone, drawn from seed + i
         alone = Recipe(title=recipe.title, steps=[step.model_copy(update={"reference_step": None})])
-        out = pipes["flux"](alone, seed=seed + i, num_inference_steps=settings.num_inference_steps, height=settings.height,
-                            width=settings.width, true_cfg_scale=params.get("guidance", settings.true_cfg),
-                            guidance_scale=settings.flux_guidance, regional=False,
-                            flexible_rope=False, cscc=False, progress=False)
+        out = pipes["flux"](
+            alone,
+            seed=seed + i,
+            num_inference_steps=settings.num_inference_steps,
+            height=settings.height,
+            width=settings.width,
+            true_cfg_scale=params.get("guidance", settings.true_cfg),
+            guidance_scale=settings.flux_guidance,
+            regional=False,
+            flexible_rope=False,
+            cscc=False,
+            progress=False,
+        )
         images.append(out.images[0])
     return images
 
 
 METHODS: dict[str, Method] = {
-    "independent": Method("independent", "sd", RD_PARAMS, _recipe_diffusion("independent"),
-                          "Recipe Diffusion's baseline: every frame from its own text"),
-    "kv_sharing": Method("kv_sharing", "sd", RD_PARAMS, _recipe_diffusion("kv_sharing"),
-                         "sequential starts + cross-frame K/V sharing (mid and up blocks)"),
-    "region_aware": Method("region_aware", "sd", RD_PARAMS, _recipe_diffusion("region_aware"),
-                           "region-aware noise from the container mask, no K/V sharing"),
-    "region_aware_kv": Method("region_aware_kv", "sd", RD_PARAMS, _recipe_diffusion("region_aware_kv"),
-                              "Recipe Diffusion in full: region-aware noise + K/V sharing"),
-    "inpaint_container": Method("inpaint_container", "sd", INPAINT_PARAMS, _inpainting("container"),
-                                "baseline: the reference frame inpainted inside the container mask"),
-    "inpaint_interior": Method("inpaint_interior", "sd", INPAINT_PARAMS, _inpainting("interior"),
-                               "baseline: the reference frame inpainted inside the container's interior"),
-    "cookanything": Method("cookanything", "flux", CA_PARAMS, _cookanything,
-                           "CookAnything: SRC + Flexible RoPE + CSCC on one canvas (switch each off to ablate)"),
-    "sd_regional": Method("sd_regional", "sd", SD_REGIONAL_PARAMS, _sd_regional,
-                          "CookAnything's one canvas on the SD U-Net: SRC (regional prompting) and optional CSCC"),
-    "flux_independent": Method("flux_independent", "flux", ("guidance",), _flux_independent,
-                               "every step alone on its own Flux canvas"),
+    "independent": Method(
+        "independent",
+        "sd",
+        RD_PARAMS,
+        _recipe_diffusion("independent"),
+        "Recipe Diffusion's baseline: every frame from its own text",
+    ),
+    "kv_sharing": Method(
+        "kv_sharing",
+        "sd",
+        RD_PARAMS,
+        _recipe_diffusion("kv_sharing"),
+        "sequential starts + cross-frame K/V sharing (mid and up blocks)",
+    ),
+    "region_aware": Method(
+        "region_aware",
+        "sd",
+        RD_PARAMS,
+        _recipe_diffusion("region_aware"),
+        "region-aware noise from the container mask, no K/V sharing",
+    ),
+    "region_aware_kv": Method(
+        "region_aware_kv",
+        "sd",
+        RD_PARAMS,
+        _recipe_diffusion("region_aware_kv"),
+        "Recipe Diffusion in full: region-aware noise + K/V sharing",
+    ),
+    "inpaint_container": Method(
+        "inpaint_container",
+        "sd",
+        INPAINT_PARAMS,
+        _inpainting("container"),
+        "baseline: the reference frame inpainted inside the container mask",
+    ),
+    "inpaint_interior": Method(
+        "inpaint_interior",
+        "sd",
+        INPAINT_PARAMS,
+        _inpainting("interior"),
+        "baseline: the reference frame inpainted inside the container's interior",
+    ),
+    "cookanything": Method(
+        "cookanything",
+        "flux",
+        CA_PARAMS,
+        _cookanything,
+        "CookAnything: SRC + Flexible RoPE + CSCC on one canvas (switch each off to ablate)",
+    ),
+    "sd_regional": Method(
+        "sd_regional",
+        "sd",
+        SD_REGIONAL_PARAMS,
+        _sd_regional,
+        "CookAnything's one canvas on the SD U-Net: SRC (regional prompting) and optional CSCC",
+    ),
+    "flux_independent": Method(
+        "flux_independent", "flux", ("guidance",), _flux_independent, "every step alone on its own Flux canvas"
+    ),
 }
 
 

@@ -33,7 +33,9 @@ def load_recipes(source: RecipeSource) -> list[tuple[str, Recipe | ToyRecipe]]:
     """``[(recipe id, recipe)]`` in a fixed order (the ids are unique)."""
     if source.toy is not None:
         toy = source.toy
-        items = [(f"toy-{toy.first_seed + k}", random_toy_recipe(toy.first_seed + k, toy.steps)) for k in range(toy.count)]
+        items = [
+            (f"toy-{toy.first_seed + k}", random_toy_recipe(toy.first_seed + k, toy.steps)) for k in range(toy.count)
+        ]
     elif source.folder is not None:
         items = _from_folder(source.folder)
     elif source.jsonl is not None:
@@ -67,7 +69,9 @@ def _from_jsonl(path: Path) -> list[tuple[str, Recipe]]:
         except json.JSONDecodeError as error:
             raise ConfigError(f"{path} is not valid JSON ({error}). Fix: a list of recipe objects.") from None
         if not isinstance(objects, list):
-            raise ConfigError(f"{path} holds a {type(objects).__name__}: give a list of recipe objects, or use .jsonl.")
+            raise ConfigError(
+                f"{path} holds a {type(objects).__name__}: give a list of recipe objects, or use .jsonl."
+            )
         numbered = list(enumerate(objects, start=1))
     else:
         numbered = []
@@ -76,11 +80,15 @@ def _from_jsonl(path: Path) -> list[tuple[str, Recipe]]:
                 try:
                     numbered.append((n, json.loads(line)))
                 except json.JSONDecodeError as error:
-                    raise ConfigError(f"{path}, line {n}: not a JSON object ({error}). Fix: one recipe object per line.") from None
+                    raise ConfigError(
+                        f"{path}, line {n}: not a JSON object ({error}). Fix: one recipe object per line."
+                    ) from None
     out = []
     for n, obj in numbered:
         if not isinstance(obj, dict):
-            raise ConfigError(f"{path}, item {n}: a recipe object ({{\"title\": ..., \"steps\": [...]}}), not {type(obj).__name__}.")
+            raise ConfigError(
+                f'{path}, item {n}: a recipe object ({{"title": ..., "steps": [...]}}), not {type(obj).__name__}.'
+            )
         obj = dict(obj)
         recipe_id = str(obj.pop("id", f"line-{n}"))
         try:
@@ -95,7 +103,11 @@ def _from_recipegen(root: Path) -> list[tuple[str, Recipe]]:
         raise ConfigError(f"RecipeGen folder {str(root)!r} not found.")
     out = []
     for folder in sorted(p for p in root.iterdir() if p.is_dir()):
-        title = (folder / "title.txt").read_text(encoding="utf-8").strip() if (folder / "title.txt").is_file() else folder.name
+        title = (
+            (folder / "title.txt").read_text(encoding="utf-8").strip()
+            if (folder / "title.txt").is_file()
+            else folder.name
+        )
         if (folder / "steps.json").is_file():
             data = json.loads((folder / "steps.json").read_text(encoding="utf-8"))
             data = {"title": title, "steps": data} if isinstance(data, list) else {"title": title, **data}
@@ -104,12 +116,18 @@ def _from_recipegen(root: Path) -> list[tuple[str, Recipe]]:
             except RecipeError as error:
                 raise ConfigError(str(error)) from None
         elif (folder / "steps.txt").is_file():
-            steps = [line.strip() for line in (folder / "steps.txt").read_text(encoding="utf-8").splitlines() if line.strip()]
+            steps = [
+                line.strip()
+                for line in (folder / "steps.txt").read_text(encoding="utf-8").splitlines()
+                if line.strip()
+            ]
             recipe = Recipe(title=title, steps=steps, source=str(folder / "steps.txt"))
         else:
             files = sorted(p for p in folder.iterdir() if p.suffix.lower() in _SUFFIXES and p.name != "title.txt")
             if not files:
-                raise ConfigError(f"{folder} holds no steps: add steps.json, steps.txt or a recipe file (yaml, json, txt).")
+                raise ConfigError(
+                    f"{folder} holds no steps: add steps.json, steps.txt or a recipe file (yaml, json, txt)."
+                )
             recipe = load_recipe(files[0]).model_copy(update={"title": title})
         out.append((folder.name, recipe))
     return out

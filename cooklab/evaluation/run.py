@@ -62,7 +62,9 @@ def rows(config: EvalConfig) -> list[Row]:
 def _generation_key(config: EvalConfig, row: Row) -> str:
     backbone = METHODS[row.method].backbone
     parts = [config.model[backbone], config.generation.model_dump(), row.method, row.params, config.masks]
-    if "lora" in row.params:  # the adapter's weights, not its path: a retrained adapter is a new unit, a moved one is not
+    if (
+        "lora" in row.params
+    ):  # the adapter's weights, not its path: a retrained adapter is a new unit, a moved one is not
         parts.append(adapter_digest(config, row.params["lora"]))
     return store.key(parts)
 
@@ -74,18 +76,26 @@ def adapter_digest(config: EvalConfig, name: str) -> str:
     from ..cookanything.lora import WEIGHT_NAME
 
     if name not in config.adapters:
-        raise ConfigError(f"lora: {name!r} is not one of the config's adapters {sorted(config.adapters)}: add it under "
-                          f"`adapters: {{{name}: path/to/adapter}}`.")
+        raise ConfigError(
+            f"lora: {name!r} is not one of the config's adapters {sorted(config.adapters)}: add it under "
+            f"`adapters: {{{name}: path/to/adapter}}`."
+        )
     weights = config.adapters[name] / WEIGHT_NAME
     if not weights.is_file():
-        raise ConfigError(f"adapter {name!r}: no {weights}. Train it with `cooklab train-lora CONFIG` (it writes OUT/adapter).")
+        raise ConfigError(
+            f"adapter {name!r}: no {weights}. Train it with `cooklab train-lora CONFIG` (it writes OUT/adapter)."
+        )
     return hashlib.sha256(weights.read_bytes()).hexdigest()[:16]
 
 
 def units(config: EvalConfig, recipes) -> list[store.Unit]:
     """Rows x recipes x seeds, in that order."""
-    return [store.Unit(r.label, r.method, r.params, recipe_id, seed, _generation_key(config, r))
-            for r in rows(config) for recipe_id, _ in recipes for seed in config.seeds]
+    return [
+        store.Unit(r.label, r.method, r.params, recipe_id, seed, _generation_key(config, r))
+        for r in rows(config)
+        for recipe_id, _ in recipes
+        for seed in config.seeds
+    ]
 
 
 def _process() -> tuple[Any, int, int]:
@@ -134,8 +144,15 @@ def _score(config: EvalConfig, images, recipe: Recipe | ToyRecipe, backbones: di
     if "dino_l2_masked" in config.metrics:
         plain = recipe.to_recipe() if isinstance(recipe, ToyRecipe) else recipe
         masks = container_masks(images, [s.container for s in plain.steps], backbones["masks"])
-    results = score(images, recipe, config.metrics, clip=backbones.get("clip"), dino=backbones.get("dino"), masks=masks,
-                    device=None)
+    results = score(
+        images,
+        recipe,
+        config.metrics,
+        clip=backbones.get("clip"),
+        dino=backbones.get("dino"),
+        masks=masks,
+        device=None,
+    )
     return {name: {"value": r.value, "per_item": r.per_item} for name, r in results.items()}
 
 
@@ -168,7 +185,9 @@ def _check_metrics(config: EvalConfig, recipes) -> None:
     if unknown:
         raise ConfigError(f"unknown metric(s) {unknown}: choose from {list(METRICS)}.")
     if any(m in ORACLE_METRICS for m in config.metrics) and not all(isinstance(r, ToyRecipe) for _, r in recipes):
-        raise ConfigError("the oracle_* metrics need Toy Kitchen recipes (recipes: {toy: ...}): leave them out for other recipes.")
+        raise ConfigError(
+            "the oracle_* metrics need Toy Kitchen recipes (recipes: {toy: ...}): leave them out for other recipes."
+        )
 
 
 def evaluate(config: EvalConfig, progress: bool = True) -> Path | None:
@@ -189,7 +208,9 @@ def evaluate(config: EvalConfig, progress: bool = True) -> Path | None:
     pipes: dict = {}
     backbones: dict | None = None
     masks = None
-    for unit in tqdm(mine, desc=f"evaluate {config.name}" + (f" [{index + 1}/{count}]" if count > 1 else ""), disable=not progress):
+    for unit in tqdm(
+        mine, desc=f"evaluate {config.name}" + (f" [{index + 1}/{count}]" if count > 1 else ""), disable=not progress
+    ):
         record = store.load_unit(unit, out)
         if record is not None and sorted(record["metrics"]) == sorted(config.metrics):
             continue  # finished
@@ -208,9 +229,23 @@ def evaluate(config: EvalConfig, progress: bool = True) -> Path | None:
             store.save_frames(unit, out, images)
         backbones = backbones if backbones is not None else _backbones(config, device)
         scored = _score(config, images, recipe, backbones)
-        store.save_unit(unit, out, dict(label=unit.label, method=unit.method, params=unit.params, recipe=unit.recipe_id,
-                                        seed=unit.seed, steps=len(plain), metrics=scored, seconds=seconds,
-                                        generation=unit.generation, process=index, versions=package_versions("torch", "diffusers", "cooklab")))
+        store.save_unit(
+            unit,
+            out,
+            dict(
+                label=unit.label,
+                method=unit.method,
+                params=unit.params,
+                recipe=unit.recipe_id,
+                seed=unit.seed,
+                steps=len(plain),
+                metrics=scored,
+                seconds=seconds,
+                generation=unit.generation,
+                process=index,
+                versions=package_versions("torch", "diffusers", "cooklab"),
+            ),
+        )
     if state is not None:
         state.wait_for_everyone()
     path = out / store.RESULTS_FILE
@@ -218,9 +253,13 @@ def evaluate(config: EvalConfig, progress: bool = True) -> Path | None:
         records = [store.load_unit(u, out) for u in todo]
         missing = sum(r is None for r in records)
         if missing:
-            raise ConfigError(f"{missing} of {len(todo)} units are unfinished after every process stopped: run the command again.")
-        lines = [json.dumps({k: r[k] for k in ("label", "method", "params", "recipe", "seed", "metrics")}, sort_keys=True)
-                 for r in records]
+            raise ConfigError(
+                f"{missing} of {len(todo)} units are unfinished after every process stopped: run the command again."
+            )
+        lines = [
+            json.dumps({k: r[k] for k in ("label", "method", "params", "recipe", "seed", "metrics")}, sort_keys=True)
+            for r in records
+        ]
         atomic_write(path, "\n".join(lines) + "\n")
         from .tables import write_reports
 

@@ -53,7 +53,13 @@ class Unit:
     generation: str  # key of everything that decides the frames (model, sampler settings, method, params, masks)
 
     def folder(self, out: Path) -> Path:
-        return out / "units" / f"{slug(self.label)}-{key([self.method, self.params])[:6]}" / slug(self.recipe_id) / f"seed{self.seed}"
+        return (
+            out
+            / "units"
+            / f"{slug(self.label)}-{key([self.method, self.params])[:6]}"
+            / slug(self.recipe_id)
+            / f"seed{self.seed}"
+        )
 
 
 def frame_path(folder: Path, k: int) -> Path:
@@ -67,8 +73,10 @@ def load_unit(unit: Unit, out: Path) -> dict | None:
         return None
     record = json.loads(path.read_text(encoding="utf-8"))
     if record.get("generation") != unit.generation:
-        raise ConfigError(f"{path} was generated with other settings (model, sampler, method or masks) than this config asks: "
-                          f"evaluate into another `out:` folder, or delete {out / 'units'} to start again.")
+        raise ConfigError(
+            f"{path} was generated with other settings (model, sampler, method or masks) than this config asks: "
+            f"evaluate into another `out:` folder, or delete {out / 'units'} to start again."
+        )
     return record
 
 

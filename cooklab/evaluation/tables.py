@@ -31,15 +31,40 @@ from .config import EvalConfig, SweepSpec, TableSpec
 from .store import RESULTS_FILE, read_results
 
 LAYOUTS = {
-    "recipe_diffusion": ("clip_score", "clip_image_score", "dino_l2", "dino_l2_masked", "dreamsim",
-                         "oracle_container_consistency", "oracle_step_faithfulness", "oracle_state_accuracy"),
-    "cookanything": ("goal_faithfulness", "step_faithfulness", "cross_step_consistency", "ingredient_accuracy",
-                     "oracle_step_faithfulness", "oracle_container_consistency", "oracle_state_accuracy"),
+    "recipe_diffusion": (
+        "clip_score",
+        "clip_image_score",
+        "dino_l2",
+        "dino_l2_masked",
+        "dreamsim",
+        "oracle_container_consistency",
+        "oracle_step_faithfulness",
+        "oracle_state_accuracy",
+    ),
+    "cookanything": (
+        "goal_faithfulness",
+        "step_faithfulness",
+        "cross_step_consistency",
+        "ingredient_accuracy",
+        "oracle_step_faithfulness",
+        "oracle_container_consistency",
+        "oracle_state_accuracy",
+    ),
 }
-HEADERS = {"clip_score": "CLIP-T", "clip_image_score": "CLIP-I", "dino_l2": "DINO-L2", "dino_l2_masked": "DINO-L2 (masked)",
-           "dreamsim": "DreamSim", "oracle_container_consistency": "oracle consistency", "oracle_step_faithfulness": "oracle faithfulness",
-           "oracle_state_accuracy": "oracle state", "goal_faithfulness": "goal faithfulness", "step_faithfulness": "step faithfulness",
-           "cross_step_consistency": "cross-step consistency", "ingredient_accuracy": "ingredient accuracy"}
+HEADERS = {
+    "clip_score": "CLIP-T",
+    "clip_image_score": "CLIP-I",
+    "dino_l2": "DINO-L2",
+    "dino_l2_masked": "DINO-L2 (masked)",
+    "dreamsim": "DreamSim",
+    "oracle_container_consistency": "oracle consistency",
+    "oracle_step_faithfulness": "oracle faithfulness",
+    "oracle_state_accuracy": "oracle state",
+    "goal_faithfulness": "goal faithfulness",
+    "step_faithfulness": "step faithfulness",
+    "cross_step_consistency": "cross-step consistency",
+    "ingredient_accuracy": "ingredient accuracy",
+}
 RESAMPLES = 10_000
 
 
@@ -50,8 +75,11 @@ def finite(value) -> bool:
 
 def values(results: list[dict], label: str, metric: str) -> dict[tuple[str, int], float]:
     """``{(recipe, seed): value}`` of one row and metric, nan values left out."""
-    return {(r["recipe"], r["seed"]): float(r["metrics"][metric]["value"]) for r in results
-            if r["label"] == label and metric in r["metrics"] and finite(r["metrics"][metric]["value"])}
+    return {
+        (r["recipe"], r["seed"]): float(r["metrics"][metric]["value"])
+        for r in results
+        if r["label"] == label and metric in r["metrics"] and finite(r["metrics"][metric]["value"])
+    }
 
 
 def bootstrap(x: np.ndarray, rng: np.random.Generator, resamples: int = RESAMPLES) -> tuple[float, float, float]:
@@ -68,7 +96,9 @@ def table(results: list[dict], spec: TableSpec, measured: list[str]) -> dict:
     labels = list(dict.fromkeys(r["label"] for r in results))
     if spec.methods is not None:
         labels = [label for label in labels if label in spec.methods]
-    columns = spec.metrics or [m for m in LAYOUTS.get(spec.layout, measured) if m in measured]  # "custom": every metric measured
+    columns = spec.metrics or [
+        m for m in LAYOUTS.get(spec.layout, measured) if m in measured
+    ]  # "custom": every metric measured
     out = []
     for label in labels:
         cells, deltas, n = {}, {}, 0
@@ -104,8 +134,9 @@ def markdown(t: dict) -> str:
                     d, dlo, dhi, _ = row["deltas"][m]
                     cells.append("—" if math.isnan(d) else f"{d:+.3f} [{dlo:+.3f}, {dhi:+.3f}]")
         lines.append("| " + " | ".join(cells) + " |")
-    note = (f"Mean over (recipe, seed) pairs with a 95 % bootstrap interval ({RESAMPLES:,} resamples)"
-            + (f"; Δ: paired difference to '{t['baseline']}' over the pairs both have." if t["baseline"] else "."))
+    note = f"Mean over (recipe, seed) pairs with a 95 % bootstrap interval ({RESAMPLES:,} resamples)" + (
+        f"; Δ: paired difference to '{t['baseline']}' over the pairs both have." if t["baseline"] else "."
+    )
     return "\n".join(lines + ["", note, ""])
 
 
@@ -116,8 +147,13 @@ def sweep_rows(results: list[dict], method: str, param: str, fixed: dict | None 
     (an adapter, cross-region sharing, an ablation) at the same lambda.
     """
     fixed = fixed or {}
-    return [r for r in results if r["method"] == method and param in r["params"]
-            and {k: v for k, v in r["params"].items() if k != param} == fixed]
+    return [
+        r
+        for r in results
+        if r["method"] == method
+        and param in r["params"]
+        and {k: v for k, v in r["params"].items() if k != param} == fixed
+    ]
 
 
 def sweep_plot(results: list[dict], spec: SweepSpec, path: Path) -> Path | None:
@@ -135,16 +171,29 @@ def sweep_plot(results: list[dict], spec: SweepSpec, path: Path) -> Path | None:
     stats = {}  # (metric, point) -> (mean, lo, hi)
     for m in spec.metrics:
         for x in points:
-            v = [r["metrics"][m]["value"] for r in rows if json_key(r["params"][spec.param]) == x and m in r["metrics"]]
+            v = [
+                r["metrics"][m]["value"] for r in rows if json_key(r["params"][spec.param]) == x and m in r["metrics"]
+            ]
             stats[m, x] = bootstrap(np.array([float(a) for a in v if finite(a)]), rng)
     fig = Figure(figsize=(5, 3.6), layout="constrained")
     ax = fig.add_subplot()
     if spec.tradeoff and len(spec.metrics) >= 2:
         mx, my = spec.metrics[:2]
         xs, ys = [stats[mx, x][0] for x in points], [stats[my, x][0] for x in points]
-        ax.errorbar(xs, ys, xerr=[[a - stats[mx, x][1] for a, x in zip(xs, points)], [stats[mx, x][2] - a for a, x in zip(xs, points)]],
-                    yerr=[[a - stats[my, x][1] for a, x in zip(ys, points)], [stats[my, x][2] - a for a, x in zip(ys, points)]],
-                    marker="o", capsize=3)
+        ax.errorbar(
+            xs,
+            ys,
+            xerr=[
+                [a - stats[mx, x][1] for a, x in zip(xs, points)],
+                [stats[mx, x][2] - a for a, x in zip(xs, points)],
+            ],
+            yerr=[
+                [a - stats[my, x][1] for a, x in zip(ys, points)],
+                [stats[my, x][2] - a for a, x in zip(ys, points)],
+            ],
+            marker="o",
+            capsize=3,
+        )
         for a, b, x in zip(xs, ys, points):
             ax.annotate(f"{spec.param}={x}", (a, b), textcoords="offset points", xytext=(4, 4), fontsize=8)
         ax.set_xlabel(HEADERS.get(mx, mx))
@@ -155,8 +204,14 @@ def sweep_plot(results: list[dict], spec: SweepSpec, path: Path) -> Path | None:
             means = np.array([stats[m, x][0] for x in points])
             lo = means - np.array([stats[m, x][1] for x in points])
             hi = np.array([stats[m, x][2] for x in points]) - means
-            ax.errorbar([float(x) if _numeric(x) else i for i, x in enumerate(points)], means, yerr=[lo, hi], marker="o",
-                        capsize=3, label=HEADERS.get(m, m))
+            ax.errorbar(
+                [float(x) if _numeric(x) else i for i, x in enumerate(points)],
+                means,
+                yerr=[lo, hi],
+                marker="o",
+                capsize=3,
+                label=HEADERS.get(m, m),
+            )
         ax.set_xlabel(spec.param)
         ax.set_ylabel("mean [95 % CI]")
         ax.legend(fontsize=8)
@@ -178,12 +233,19 @@ def write_reports(config: EvalConfig, out: Path) -> Path:
     """``tables.md`` (every table of the config, or one table of every row and metric) and ``sweep_<method>_<param>.png``."""
     results = read_results(out / RESULTS_FILE)
     specs = config.tables or [TableSpec(name=config.name)]
-    parts = [f"# {config.name}", "", f"{len(results)} units: {len({r['label'] for r in results})} rows x "
-             f"{len({r['recipe'] for r in results})} recipes x {len({r['seed'] for r in results})} seeds.", ""]
+    parts = [
+        f"# {config.name}",
+        "",
+        f"{len(results)} units: {len({r['label'] for r in results})} rows x "
+        f"{len({r['recipe'] for r in results})} recipes x {len({r['seed'] for r in results})} seeds.",
+        "",
+    ]
     for spec in specs:
         parts.append(markdown(table(results, spec, list(config.metrics))))
     for spec in config.sweeps:
-        path = sweep_plot(results, spec, out / f"sweep_{spec.method}_{spec.param}{'_tradeoff' if spec.tradeoff else ''}.png")
+        path = sweep_plot(
+            results, spec, out / f"sweep_{spec.method}_{spec.param}{'_tradeoff' if spec.tradeoff else ''}.png"
+        )
         if path is not None:
             parts.append(f"![{spec.method} {spec.param}]({path.name})\n")
     return atomic_write(out / "tables.md", "\n".join(parts))

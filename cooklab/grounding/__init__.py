@@ -19,7 +19,16 @@ _LAZY = {
     "ensure_bert_compat": ".groundingdino_compat",
 }
 
-__all__ = ["Box", "BoxMaskProvider", "MaskProvider", "MaskResult", "as_mask_result", "box_to_mask", "to_mask_tensor", *_LAZY]
+__all__ = [
+    "Box",
+    "BoxMaskProvider",
+    "MaskProvider",
+    "MaskResult",
+    "as_mask_result",
+    "box_to_mask",
+    "to_mask_tensor",
+    *_LAZY,
+]
 
 
 def __getattr__(name: str):

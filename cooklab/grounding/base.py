@@ -56,14 +56,18 @@ def to_mask_tensor(mask, what: str = "mask") -> torch.Tensor:
     if isinstance(mask, np.ndarray):
         mask = torch.from_numpy(np.ascontiguousarray(mask))
     if not isinstance(mask, torch.Tensor):
-        raise ConfigError(f"{what} must be a tensor, numpy array, PIL image or box (x0, y0, x1, y1); got {type(mask).__name__}.")
+        raise ConfigError(
+            f"{what} must be a tensor, numpy array, PIL image or box (x0, y0, x1, y1); got {type(mask).__name__}."
+        )
     mask = mask.detach().to("cpu", torch.float32)
     while mask.ndim > 2 and mask.shape[0] == 1:  # [1, 1, H, W] -> [H, W]
         mask = mask[0]
     if mask.ndim != 2:
         raise ConfigError(f"{what} must be 2-D (H x W); got shape {tuple(mask.shape)}. Pass one mask per frame.")
     if mask.numel() and (mask.min() < 0 or mask.max() > 1):
-        raise ConfigError(f"{what} has values outside [0, 1] (min {mask.min():.3g}, max {mask.max():.3g}): pass a binary or soft mask.")
+        raise ConfigError(
+            f"{what} has values outside [0, 1] (min {mask.min():.3g}, max {mask.max():.3g}): pass a binary or soft mask."
+        )
     return mask
 
 
@@ -87,7 +91,9 @@ def as_mask_result(value, image_hw: tuple[int, int], phrase: str = "", source: s
     if isinstance(value, MaskResult):
         return value
     if isinstance(value, (tuple, list)) and len(value) == 4 and all(isinstance(v, (int, float)) for v in value):
-        return MaskResult(mask=box_to_mask(value, image_hw), phrase=phrase, box=tuple(float(v) for v in value), source="box")
+        return MaskResult(
+            mask=box_to_mask(value, image_hw), phrase=phrase, box=tuple(float(v) for v in value), source="box"
+        )
     return MaskResult(mask=to_mask_tensor(value), phrase=phrase, source=source)
 
 
@@ -98,4 +104,6 @@ class BoxMaskProvider:
     box: Box
 
     def __call__(self, image: PIL.Image.Image, phrase: str) -> MaskResult:
-        return MaskResult(mask=box_to_mask(self.box, (image.height, image.width)), phrase=phrase, box=self.box, source="box")
+        return MaskResult(
+            mask=box_to_mask(self.box, (image.height, image.width)), phrase=phrase, box=self.box, source="box"
+        )

@@ -121,7 +121,9 @@ class Detections:
         boxes[:, 1::2] = boxes[:, 1::2].clamp(0, h)
         order = torch.argsort(scores, descending=True, stable=True)
         labels = [clean_label(labels[i]) for i in order.tolist()]
-        return cls(caption, boxes[order], scores[order], labels, (int(h), int(w)), float(box_threshold), float(text_threshold))
+        return cls(
+            caption, boxes[order], scores[order], labels, (int(h), int(w)), float(box_threshold), float(text_threshold)
+        )
 
     def __len__(self) -> int:
         return len(self.scores)
@@ -147,7 +149,9 @@ def _as_rgb(image) -> PIL.Image.Image:
 def _check_threshold(name: str, value) -> float:
     value = float(value)
     if not 0.0 <= value <= 1.0:
-        raise ConfigError(f"{name}={value} must be in [0, 1] (a probability; GroundingDINO's defaults are 0.35 and 0.25).")
+        raise ConfigError(
+            f"{name}={value} must be in [0, 1] (a probability; GroundingDINO's defaults are 0.35 and 0.25)."
+        )
     return value
 
 
@@ -233,9 +237,13 @@ def _load(model_class, processor_class, id_or_path: str, model_type: str, role: 
     if path.is_dir():
         source, is_local = str(path), True
     elif path.exists():
-        raise CheckpointError(f"{role} {id_or_path!r} is a file; pass a folder written by save_pretrained (model and processor) or a hub id like {default!r}.")
+        raise CheckpointError(
+            f"{role} {id_or_path!r} is a file; pass a folder written by save_pretrained (model and processor) or a hub id like {default!r}."
+        )
     elif not is_repo_id(id_or_path):
-        raise CheckpointError(f"{role} {id_or_path!r} is not an existing folder, nor a valid Hugging Face Hub id like {default!r}.")
+        raise CheckpointError(
+            f"{role} {id_or_path!r} is not an existing folder, nor a valid Hugging Face Hub id like {default!r}."
+        )
     else:
         source, is_local = id_or_path, False
     hub = hub_kwargs(kwargs)
@@ -295,18 +303,44 @@ class GroundedSAM(DetectThenSegment):
         device = torch.device(device) if device is not None else default_device()
         dtype = dtype or torch.float32
         kwargs = {"dtype": dtype, **from_pretrained_kwargs}
-        det_model, det_processor = _load(GroundingDinoForObjectDetection, GroundingDinoProcessor, detector, "grounding-dino", "detector", DEFAULT_DETECTOR, kwargs)
-        sam_model, sam_processor = _load(SamModel, SamProcessor, segmenter, "sam", "segmenter", DEFAULT_SEGMENTER, kwargs)
-        self._setup(det_model.to(device, dtype), det_processor, sam_model.to(device, dtype), sam_processor, box_threshold, text_threshold)
+        det_model, det_processor = _load(
+            GroundingDinoForObjectDetection,
+            GroundingDinoProcessor,
+            detector,
+            "grounding-dino",
+            "detector",
+            DEFAULT_DETECTOR,
+            kwargs,
+        )
+        sam_model, sam_processor = _load(
+            SamModel, SamProcessor, segmenter, "sam", "segmenter", DEFAULT_SEGMENTER, kwargs
+        )
+        self._setup(
+            det_model.to(device, dtype),
+            det_processor,
+            sam_model.to(device, dtype),
+            sam_processor,
+            box_threshold,
+            text_threshold,
+        )
         self.detector_id, self.segmenter_id = str(detector), str(segmenter)
 
     @classmethod
     def from_models(
-        cls, detector_model, detector_processor, sam_model, sam_processor, *, box_threshold: float = 0.35, text_threshold: float = 0.25
+        cls,
+        detector_model,
+        detector_processor,
+        sam_model,
+        sam_processor,
+        *,
+        box_threshold: float = 0.35,
+        text_threshold: float = 0.25,
     ) -> GroundedSAM:
         """Wrap models already in memory (they stay on their device and dtype)."""
         if not isinstance(detector_model, GroundingDinoForObjectDetection):
-            raise ConfigError(f"detector_model must be a transformers GroundingDinoForObjectDetection, got {type(detector_model).__name__}.")
+            raise ConfigError(
+                f"detector_model must be a transformers GroundingDinoForObjectDetection, got {type(detector_model).__name__}."
+            )
         if not isinstance(sam_model, SamModel):
             raise ConfigError(f"sam_model must be a transformers SamModel, got {type(sam_model).__name__}.")
         self = cls.__new__(cls)
@@ -316,7 +350,9 @@ class GroundedSAM(DetectThenSegment):
         return self
 
     @classmethod
-    def toy(cls, path=None, device=None, box_threshold: float = 0.2, text_threshold: float = 0.15, **kwargs) -> GroundedSAM:
+    def toy(
+        cls, path=None, device=None, box_threshold: float = 0.2, text_threshold: float = 0.15, **kwargs
+    ) -> GroundedSAM:
         """The GroundingDINO + SAM trained on the Toy Kitchen (``data/toykitchen/grounding``), offline.
 
         ``provider(image, phrase)`` returns a ``MaskResult`` (the container's [H, W] mask at the image size, its pixel
@@ -332,11 +368,20 @@ class GroundedSAM(DetectThenSegment):
         folder = Path(path) if path is not None else TOY_DIR / "grounding"
         for part in ("detector", "segmenter"):
             if not (folder / part / "config.json").is_file():
-                raise CheckpointError(f"no trained Toy Kitchen {part} in {folder / part}: a checkout ships it in "
-                                      f"data/toykitchen/grounding/{part}; rebuild it with "
-                                      f"`python -m cooklab.toykitchen.detection train --stages {part} --out {folder.parent}`.")
-        return cls(detector=str(folder / "detector"), segmenter=str(folder / "segmenter"), box_threshold=box_threshold,
-                   text_threshold=text_threshold, device=device or "cpu", local_files_only=True, **kwargs)
+                raise CheckpointError(
+                    f"no trained Toy Kitchen {part} in {folder / part}: a checkout ships it in "
+                    f"data/toykitchen/grounding/{part}; rebuild it with "
+                    f"`python -m cooklab.toykitchen.detection train --stages {part} --out {folder.parent}`."
+                )
+        return cls(
+            detector=str(folder / "detector"),
+            segmenter=str(folder / "segmenter"),
+            box_threshold=box_threshold,
+            text_threshold=text_threshold,
+            device=device or "cpu",
+            local_files_only=True,
+            **kwargs,
+        )
 
     def _setup(self, detector, detector_processor, sam, sam_processor, box_threshold, text_threshold) -> None:
         self.detector, self.detector_processor = detector.eval(), detector_processor
@@ -354,7 +399,9 @@ class GroundedSAM(DetectThenSegment):
         caption = grounding_caption(phrase)
         inputs = self.detector_processor(images=image, text=caption, return_tensors="pt")
         dtype = next(self.detector.parameters()).dtype
-        inputs = {k: (v.to(self.device, dtype) if v.is_floating_point() else v.to(self.device)) for k, v in inputs.items()}
+        inputs = {
+            k: (v.to(self.device, dtype) if v.is_floating_point() else v.to(self.device)) for k, v in inputs.items()
+        }
         outputs = self.detector(**inputs)
         found = self.detector_processor.post_process_grounded_object_detection(
             outputs,
@@ -363,8 +410,18 @@ class GroundedSAM(DetectThenSegment):
             text_threshold=self.text_threshold,
             target_sizes=[(image.height, image.width)],
         )[0]
-        labels = found["text_labels"] if "text_labels" in found else found["labels"]  # "labels" before transformers 4.51
-        return Detections.build(caption, found["boxes"], found["scores"], labels, (image.height, image.width), self.box_threshold, self.text_threshold)
+        labels = (
+            found["text_labels"] if "text_labels" in found else found["labels"]
+        )  # "labels" before transformers 4.51
+        return Detections.build(
+            caption,
+            found["boxes"],
+            found["scores"],
+            labels,
+            (image.height, image.width),
+            self.box_threshold,
+            self.text_threshold,
+        )
 
     @torch.inference_mode()
     def segment(self, image, box: Box) -> tuple[torch.Tensor, torch.Tensor]:
@@ -374,7 +431,9 @@ class GroundedSAM(DetectThenSegment):
         param = next(self.sam.parameters())
         outputs = self.sam(
             pixel_values=inputs["pixel_values"].to(param.device, param.dtype),
-            input_boxes=inputs["input_boxes"].to(param.device, param.dtype),  # [1 image, 1 box, 4] in SAM's resized frame
+            input_boxes=inputs["input_boxes"].to(
+                param.device, param.dtype
+            ),  # [1 image, 1 box, 4] in SAM's resized frame
             multimask_output=True,
         )
         masks = self.sam_processor.post_process_masks(

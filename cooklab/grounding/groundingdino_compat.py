@@ -76,7 +76,9 @@ __all__ = [
 # ---------------------------------------------------------------------------
 
 
-def extended_attention_mask(attention_mask: torch.Tensor, input_shape, dtype: torch.dtype, is_decoder: bool = False) -> torch.Tensor:
+def extended_attention_mask(
+    attention_mask: torch.Tensor, input_shape, dtype: torch.dtype, is_decoder: bool = False
+) -> torch.Tensor:
     """A 0/1 keep-mask -> the additive attention bias BERT adds to its attention scores.
 
     ``attention_mask`` is 1 (keep) / 0 (mask), either per key ``[B, S]`` or per query-key
@@ -101,15 +103,22 @@ def extended_attention_mask(attention_mask: torch.Tensor, input_shape, dtype: to
         if is_decoder:
             batch, seq_len = tuple(input_shape)[:2]
             ids = torch.arange(seq_len, device=attention_mask.device)
-            causal = (ids[None, None, :] <= ids[None, :, None]).expand(batch, seq_len, seq_len).to(attention_mask.dtype)  # [B, S, S]
+            causal = (
+                (ids[None, None, :] <= ids[None, :, None]).expand(batch, seq_len, seq_len).to(attention_mask.dtype)
+            )  # [B, S, S]
             prefix = attention_mask.shape[1] - seq_len  # cached keys in front of the current tokens
             if prefix > 0:
-                causal = torch.cat([torch.ones(batch, seq_len, prefix, device=attention_mask.device, dtype=causal.dtype), causal], dim=-1)
+                causal = torch.cat(
+                    [torch.ones(batch, seq_len, prefix, device=attention_mask.device, dtype=causal.dtype), causal],
+                    dim=-1,
+                )
             extended = causal[:, None, :, :] * attention_mask[:, None, None, :]  # [B, 1, S, prefix + S]
         else:
             extended = attention_mask[:, None, None, :]  # [B, 1, 1, S]
     else:
-        raise ValueError(f"Wrong shape for input_ids (shape {tuple(input_shape)}) or attention_mask (shape {tuple(attention_mask.shape)})")
+        raise ValueError(
+            f"Wrong shape for input_ids (shape {tuple(input_shape)}) or attention_mask (shape {tuple(attention_mask.shape)})"
+        )
     extended = extended.to(dtype=dtype)
     return (1.0 - extended) * torch.finfo(dtype).min
 
@@ -133,7 +142,9 @@ def inverted_attention_mask(encoder_attention_mask: torch.Tensor, dtype: torch.d
     return (1.0 - extended) * torch.finfo(dtype).min
 
 
-def expanded_head_mask(head_mask: torch.Tensor | None, num_hidden_layers: int, dtype: torch.dtype, is_attention_chunked: bool = False):
+def expanded_head_mask(
+    head_mask: torch.Tensor | None, num_hidden_layers: int, dtype: torch.dtype, is_attention_chunked: bool = False
+):
     """A per-head keep-mask -> one multiplicative mask per layer, or ``[None] * layers``.
 
     1.0 keeps a head, 0.0 silences it (multiplies its attention probabilities
@@ -170,7 +181,9 @@ def expanded_head_mask(head_mask: torch.Tensor | None, num_hidden_layers: int, d
 
 def _get_extended_attention_mask(self, attention_mask, input_shape, device=None, dtype=None):
     """Additive attention bias from a 0/1 mask (restored by cooklab; see ``extended_attention_mask``)."""
-    return extended_attention_mask(attention_mask, input_shape, dtype or self.dtype, is_decoder=bool(self.config.is_decoder))
+    return extended_attention_mask(
+        attention_mask, input_shape, dtype or self.dtype, is_decoder=bool(self.config.is_decoder)
+    )
 
 
 def _invert_attention_mask(self, encoder_attention_mask):
@@ -246,7 +259,9 @@ def _translating(method, what: str):
             elif name in KEYWORD_RENAMES or not takes_any:
                 value = kwargs.pop(name)
                 if value is not None and value is not False and not (isinstance(value, int) and value == 0):
-                    raise _fail(what, f"got {name}={value!r}, which its forward{inspect.signature(method)} has no place for")
+                    raise _fail(
+                        what, f"got {name}={value!r}, which its forward{inspect.signature(method)} has no place for"
+                    )
         return method(*args, **kwargs)
 
     return forward
@@ -335,7 +350,9 @@ def _check_text_encoder(text_encoder) -> Path:
             f"BertModel.from_pretrained(<folder>) (a hub id other than 'bert-base-uncased' is refused, and that one needs "
             f"the network). Fix: {_BERT_HELP}."
         )
-    if not (folder / "config.json").is_file() or not any((folder / name).is_file() for name in ("vocab.txt", "tokenizer.json")):
+    if not (folder / "config.json").is_file() or not any(
+        (folder / name).is_file() for name in ("vocab.txt", "tokenizer.json")
+    ):
         raise CheckpointError(
             f"text_encoder folder {str(folder)!r} lacks config.json or the tokenizer files (vocab.txt / tokenizer.json); "
             f"it must hold bert-base-uncased's model and tokenizer. Fix: {_BERT_HELP}."
@@ -377,7 +394,9 @@ def build_groundingdino(config, text_encoder, **overrides) -> torch.nn.Module:
     adapt_bert_calls(model.bert)  # fix 6
     tokenizer = model.tokenizer
     if len(tokenizer) <= 2:
-        raise CheckpointError(f"text_encoder folder {str(folder)!r}: its tokenizer has only {len(tokenizer)} tokens. Fix: {_BERT_HELP}.")
+        raise CheckpointError(
+            f"text_encoder folder {str(folder)!r}: its tokenizer has only {len(tokenizer)} tokens. Fix: {_BERT_HELP}."
+        )
     return model.eval()
 
 
@@ -387,5 +406,7 @@ def quiet_upstream_warnings() -> Iterator[None]:
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=r".*torch\.cuda\.amp\.autocast.*", category=FutureWarning)
         warnings.filterwarnings("ignore", message=r"torch\.meshgrid: in an upcoming release", category=UserWarning)
-        warnings.filterwarnings("ignore", message=r"Importing from timm\.models\.layers is deprecated", category=FutureWarning)
+        warnings.filterwarnings(
+            "ignore", message=r"Importing from timm\.models\.layers is deprecated", category=FutureWarning
+        )
         yield

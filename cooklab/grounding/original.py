@@ -28,7 +28,13 @@ from ..errors import CheckpointError, ConfigError
 from ..models import default_device
 from .base import Box
 from .grounded_sam import Detections, DetectThenSegment, _as_rgb, grounding_caption
-from .groundingdino_compat import _check_text_encoder, build_groundingdino, ensure_bert_compat, quiet_upstream_warnings, swint_ogc_config
+from .groundingdino_compat import (
+    _check_text_encoder,
+    build_groundingdino,
+    ensure_bert_compat,
+    quiet_upstream_warnings,
+    swint_ogc_config,
+)
 
 __all__ = [
     "GROUNDINGDINO_SWINT_OGC_URL",
@@ -43,7 +49,9 @@ __all__ = [
 #: The config file of GroundingDINO SwinT-OGC shipped inside groundingdino-py.
 SWINT_OGC_CONFIG = swint_ogc_config()
 #: Where the paper's detector weights are published (also on the hub: ShilongLiu/GroundingDINO).
-GROUNDINGDINO_SWINT_OGC_URL = "https://github.com/IDEA-Research/GroundingDINO/releases/download/v0.1.0-alpha/groundingdino_swint_ogc.pth"
+GROUNDINGDINO_SWINT_OGC_URL = (
+    "https://github.com/IDEA-Research/GroundingDINO/releases/download/v0.1.0-alpha/groundingdino_swint_ogc.pth"
+)
 #: segment-anything's checkpoint files per model type.
 SAM_CHECKPOINT_URLS = {
     "vit_h": "https://dl.fbaipublicfiles.com/segment_anything/sam_vit_h_4b8939.pth",
@@ -64,7 +72,9 @@ def _torch_load(path: Path, what: str, weights_only: bool):
             f"({error}). If you trust the file (e.g. downloaded from the official release), pass weights_only=False."
         ) from error
     except (OSError, RuntimeError, EOFError) as error:
-        raise CheckpointError(f"cannot read the {what} {str(path)!r} ({type(error).__name__}: {error}); download it again.") from error
+        raise CheckpointError(
+            f"cannot read the {what} {str(path)!r} ({type(error).__name__}: {error}); download it again."
+        ) from error
 
 
 def _existing_file(path, what: str, fix: str) -> Path:
@@ -91,9 +101,13 @@ def load_groundingdino_weights(model: torch.nn.Module, checkpoint, weights_only:
     try:
         result = model.load_state_dict(state, strict=False)
     except RuntimeError as error:  # shape mismatch: config and checkpoint disagree (SwinT vs SwinB ...)
-        raise CheckpointError(f"{str(path)!r} does not fit the GroundingDINO config (a SwinB file with the SwinT config?): {error}") from error
+        raise CheckpointError(
+            f"{str(path)!r} does not fit the GroundingDINO config (a SwinB file with the SwinT config?): {error}"
+        ) from error
     if len(result.unexpected_keys) == len(state):
-        raise CheckpointError(f"{str(path)!r}: none of its {len(state)} weights belongs to GroundingDINO; is it a GroundingDINO checkpoint?")
+        raise CheckpointError(
+            f"{str(path)!r}: none of its {len(state)} weights belongs to GroundingDINO; is it a GroundingDINO checkpoint?"
+        )
     if result.missing_keys:
         warnings.warn(
             f"GroundingDINO checkpoint {path.name}: {len(result.missing_keys)} weights keep their random values "
@@ -112,7 +126,9 @@ def load_sam(checkpoint, model_type: str = "vit_h", weights_only: bool = True) -
     from segment_anything import sam_model_registry
 
     if model_type not in sam_model_registry:
-        raise ConfigError(f"sam_model_type={model_type!r}: choose one of {sorted(sam_model_registry)} (the paper used 'vit_h').")
+        raise ConfigError(
+            f"sam_model_type={model_type!r}: choose one of {sorted(sam_model_registry)} (the paper used 'vit_h')."
+        )
     url = SAM_CHECKPOINT_URLS.get(model_type, SAM_CHECKPOINT_URLS["vit_h"])
     path = _existing_file(checkpoint, "sam_checkpoint", f"download {url}")
     state = _torch_load(path, "SAM checkpoint", weights_only)
@@ -171,12 +187,18 @@ class OriginalGroundedSAM(DetectThenSegment):
         device = torch.device(device) if device is not None else default_device()
         # cheap checks first, so a wrong path fails before ViT-H is built
         _existing_file(groundingdino_checkpoint, "groundingdino_checkpoint", f"download {GROUNDINGDINO_SWINT_OGC_URL}")
-        _existing_file(sam_checkpoint, "sam_checkpoint", f"download {SAM_CHECKPOINT_URLS.get(sam_model_type, SAM_CHECKPOINT_URLS['vit_h'])}")
+        _existing_file(
+            sam_checkpoint,
+            "sam_checkpoint",
+            f"download {SAM_CHECKPOINT_URLS.get(sam_model_type, SAM_CHECKPOINT_URLS['vit_h'])}",
+        )
         _check_text_encoder(text_encoder)
         sam = load_sam(sam_checkpoint, sam_model_type, weights_only)
         detector = build_groundingdino(groundingdino_config, text_encoder)
         self.load_report = load_groundingdino_weights(detector, groundingdino_checkpoint, weights_only)
-        self._setup(detector.to(device), SamPredictor(sam.to(device)), box_threshold, text_threshold, image_size, max_size)
+        self._setup(
+            detector.to(device), SamPredictor(sam.to(device)), box_threshold, text_threshold, image_size, max_size
+        )
 
     @classmethod
     def from_models(
@@ -195,13 +217,17 @@ class OriginalGroundedSAM(DetectThenSegment):
 
         ensure_bert_compat()
         if not (isinstance(groundingdino_model, torch.nn.Module) and hasattr(groundingdino_model, "tokenizer")):
-            raise ConfigError(f"groundingdino_model must be groundingdino-py's GroundingDINO model, got {type(groundingdino_model).__name__}.")
+            raise ConfigError(
+                f"groundingdino_model must be groundingdino-py's GroundingDINO model, got {type(groundingdino_model).__name__}."
+            )
         if isinstance(sam_predictor_or_model, Sam):
             predictor = SamPredictor(sam_predictor_or_model.eval())
         elif isinstance(sam_predictor_or_model, SamPredictor):
             predictor = sam_predictor_or_model
         else:
-            raise ConfigError(f"sam_predictor_or_model must be a segment_anything Sam or SamPredictor, got {type(sam_predictor_or_model).__name__}.")
+            raise ConfigError(
+                f"sam_predictor_or_model must be a segment_anything Sam or SamPredictor, got {type(sam_predictor_or_model).__name__}."
+            )
         self = cls.__new__(cls)
         self.load_report = None
         self._setup(groundingdino_model.eval(), predictor, box_threshold, text_threshold, image_size, max_size)
@@ -231,7 +257,11 @@ class OriginalGroundedSAM(DetectThenSegment):
         """Decode the caption tokens marked in ``keep`` (special tokens excluded)."""
         tokenizer = self.detector.tokenizer
         special = set(tokenizer.all_special_ids)
-        ids = [input_ids[t] for t in keep.nonzero().flatten().tolist() if t < len(input_ids) and input_ids[t] not in special]
+        ids = [
+            input_ids[t]
+            for t in keep.nonzero().flatten().tolist()
+            if t < len(input_ids) and input_ids[t] not in special
+        ]
         return tokenizer.decode(ids) if ids else ""
 
     @torch.inference_mode()
@@ -251,7 +281,9 @@ class OriginalGroundedSAM(DetectThenSegment):
         cx, cy, bw, bh = cxcywh[keep].unbind(-1)
         scale = torch.tensor([image.width, image.height, image.width, image.height], dtype=torch.float32)
         boxes = torch.stack([cx - bw / 2, cy - bh / 2, cx + bw / 2, cy + bh / 2], dim=-1) * scale  # [N, 4] pixels
-        return Detections.build(caption, boxes, scores[keep], labels, (image.height, image.width), self.box_threshold, self.text_threshold)
+        return Detections.build(
+            caption, boxes, scores[keep], labels, (image.height, image.width), self.box_threshold, self.text_threshold
+        )
 
     def segment(self, image, box: Box) -> tuple[torch.Tensor, torch.Tensor]:
         """SAM's three candidate masks for a pixel box: ([3, H, W] bool, predicted IoU [3])."""

@@ -55,11 +55,21 @@ def _padded(columns: int) -> int:
 def _attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, chunk_elements: int) -> torch.Tensor:
     """SDPA over blocks of queries, at most ``chunk_elements`` scores each: q [..., Q, D], k [..., K, D], v [..., K, W] -> [..., Q, W]."""
     chunk = max(1, chunk_elements // (q.shape[:-2].numel() * k.shape[-2]))
-    return torch.cat([F.scaled_dot_product_attention(q[..., s : s + chunk, :], k, v) for s in range(0, q.shape[-2], chunk)], dim=-2)
+    return torch.cat(
+        [F.scaled_dot_product_attention(q[..., s : s + chunk, :], k, v) for s in range(0, q.shape[-2], chunk)], dim=-2
+    )
 
 
-def text_image_mass(query: torch.Tensor, key: torch.Tensor, layout: RegionLayout, image_attention: str, regional: bool,
-                    token_counts: list[int], chunk_elements: int, references: tuple[int, ...] | None = None) -> torch.Tensor:
+def text_image_mass(
+    query: torch.Tensor,
+    key: torch.Tensor,
+    layout: RegionLayout,
+    image_attention: str,
+    regional: bool,
+    token_counts: list[int],
+    chunk_elements: int,
+    references: tuple[int, ...] | None = None,
+) -> torch.Tensor:
     """[N steps, N regions, rows, cols] mass of every image query on each step's real text (first batch element).
 
     query, key [B, S, H, D]; regional: whether the layer ran SRC (else full attention);
@@ -79,14 +89,24 @@ def text_image_mass(query: torch.Tensor, key: torch.Tensor, layout: RegionLayout
         if image_attention == "global":
             image = image.reshape(1, n * P, heads, -1).expand(n, -1, -1, -1)  # [N, N P, H, D] every I_m
         qn = q[0, layout.text_len :].reshape(n, P, heads, -1).transpose(1, 2)  # [N, H, P, D] region n's image queries
-        if references is not None and any(j != i for i, j in enumerate(references)):  # [C_n, I_n, I_ref(n)], region by region
-            own = torch.stack([_own_text_mass(qn[i], torch.cat([text[i], image[i]] + ([image[j]] if j != i else [])), real[i],
-                                              chunk_elements) for i, j in enumerate(references)])  # [N, P]
+        if references is not None and any(
+            j != i for i, j in enumerate(references)
+        ):  # [C_n, I_n, I_ref(n)], region by region
+            own = torch.stack(
+                [
+                    _own_text_mass(
+                        qn[i], torch.cat([text[i], image[i]] + ([image[j]] if j != i else [])), real[i], chunk_elements
+                    )
+                    for i, j in enumerate(references)
+                ]
+            )  # [N, P]
         else:
             keys = torch.cat([text, image], dim=1).transpose(1, 2)  # [N, H, L + P (or L + N P), D]
             v = torch.zeros(n, 1, keys.shape[2], VALUE_COLUMNS, dtype=q.dtype, device=q.device)  # [N, 1, K, 8]
             v[:, 0, :L, 0] = real  # column 0: C_n's real tokens
-            own = _attend(qn, keys, v.expand(-1, heads, -1, -1), chunk_elements)[..., 0].mean(1)  # [N, P] mass on step n
+            own = _attend(qn, keys, v.expand(-1, heads, -1, -1), chunk_elements)[..., 0].mean(
+                1
+            )  # [N, P] mass on step n
         mass = torch.zeros(n, n, P, dtype=q.dtype, device=q.device)
         mass[range(n), range(n)] = own  # step n's text is masked out of every other region: exactly 0 there
     else:

@@ -40,7 +40,9 @@ def _model_of(obj):
         return _model_of(obj.pipe)
     if hasattr(obj, "attn_processors"):
         return obj
-    raise ConfigError(f"cannot find attention layers in a {type(obj).__name__}: pass a pipeline, a U-Net or a Flux transformer.")
+    raise ConfigError(
+        f"cannot find attention layers in a {type(obj).__name__}: pass a pipeline, a U-Net or a Flux transformer."
+    )
 
 
 def _matches(name: str, pattern: str) -> bool:
@@ -68,8 +70,10 @@ def locate(obj, *patterns: str, kind: str = "any") -> list[str]:
     for pattern in patterns:
         hits = [n for n in names if _matches(n, pattern)]
         if not hits and not names:
-            raise ConfigError(f"layer pattern {pattern!r}: this model has no {kind} attention layer at all (kind={kind!r}); "
-                              "try kind='any', or cooklab.locate(pipe) to list its layers.")
+            raise ConfigError(
+                f"layer pattern {pattern!r}: this model has no {kind} attention layer at all (kind={kind!r}); "
+                "try kind='any', or cooklab.locate(pipe) to list its layers."
+            )
         if not hits:
             groups = sorted({g for g, prefix in GROUPS.items() if any(n.startswith(prefix) for n in names)})
             raise ConfigError(

@@ -114,7 +114,9 @@ def cscc_delta_means(trace) -> list[float | None]:
     """
     canvas = trace.canvas
     if canvas is None or canvas.cscc_delta_norm is None or canvas.spans is None:
-        raise ValueError("the trace holds no CSCC deltas: record with capture including 'cscc' and a call with cscc=True.")
+        raise ValueError(
+            "the trace holds no CSCC deltas: record with capture including 'cscc' and a call with cscc=True."
+        )
     means: list[float | None] = []
     for span in canvas.spans.spans:
         t = span.fused_length

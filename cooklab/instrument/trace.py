@@ -168,11 +168,19 @@ class Trace:
         if "noise" in self.capture:
             self.noise[self._frame] = record
 
-    def begin_canvas(self, *, layout, texts, img_ids, txt_ids, spans, cscc_delta, regional, alpha, token_counts, lora=None) -> None:
+    def begin_canvas(
+        self, *, layout, texts, img_ids, txt_ids, spans, cscc_delta, regional, alpha, token_counts, lora=None
+    ) -> None:
         """Called by CookAnything before denoising; the canvas is frame 0 of the trace (lora: adapter name -> scale, or None)."""
         self.begin_frame(FrameTrace(0, " | ".join(texts), [], None, (layout.n_regions * layout.rows, layout.cols)))
-        self.canvas = CanvasTrace(list(texts), layout if "layout" in self.capture else None, regional, alpha, list(token_counts),
-                                  lora=None if lora is None else dict(lora))
+        self.canvas = CanvasTrace(
+            list(texts),
+            layout if "layout" in self.capture else None,
+            regional,
+            alpha,
+            list(token_counts),
+            lora=None if lora is None else dict(lora),
+        )
         if "rope_ids" in self.capture:
             self.canvas.img_ids, self.canvas.txt_ids = img_ids.detach().cpu(), txt_ids.detach().cpu()
         if "cscc" in self.capture:
@@ -207,13 +215,22 @@ class Trace:
             rows, cols = grid(q.shape[1], frame.latent_hw)
             size = pooled_size(rows, cols, self.map_size)
             if is_cross:
-                a = unet_capture.cross_attention_map(q, k, len(frame.tokens), rows, cols, size, self.query_chunk_elements)
+                a = unet_capture.cross_attention_map(
+                    q, k, len(frame.tokens), rows, cols, size, self.query_chunk_elements
+                )
                 self._store(self.cross_attention, key_id, a)  # [T, G, G]
                 return
             keep_self = "self_attention" in self.capture
-            share, maps = unet_capture.self_attention_maps(q, k, n_ref, rows, cols, size,
-                                                           pooled_size(rows, cols, self.attention_map_size) if keep_self else None,
-                                                           self.query_chunk_elements)
+            share, maps = unet_capture.self_attention_maps(
+                q,
+                k,
+                n_ref,
+                rows,
+                cols,
+                size,
+                pooled_size(rows, cols, self.attention_map_size) if keep_self else None,
+                self.query_chunk_elements,
+            )
             if "reference_share" in self.capture:
                 self._store(self.reference_share, key_id, share)  # [G, G]
             if keep_self:
@@ -233,11 +250,21 @@ class Trace:
                 self.base_contribution[key_id] = flux_capture.base_contribution(state.alpha, result, lay.text_len)
             if "text_image_attention" not in self.capture:
                 return
-            m = flux_capture.text_image_mass(query, key, lay, state.image_attention, result is not None, self.canvas.token_counts,
-                                             self.query_chunk_elements, state.references)  # [N steps, N regions, rows, cols]
+            m = flux_capture.text_image_mass(
+                query,
+                key,
+                lay,
+                state.image_attention,
+                result is not None,
+                self.canvas.token_counts,
+                self.query_chunk_elements,
+                state.references,
+            )  # [N steps, N regions, rows, cols]
             size = pooled_size(lay.rows, lay.cols, self.map_size)
             n = lay.n_regions
-            self._store(self.text_image, key_id, pool(m, size).reshape(n, n * size[0], size[1]))  # each region pooled on its own
+            self._store(
+                self.text_image, key_id, pool(m, size).reshape(n, n * size[0], size[1])
+            )  # each region pooled on its own
 
     def _store(self, table: dict, key, value: torch.Tensor) -> None:
         value = value.detach().to("cpu", torch.float32)
@@ -268,10 +295,18 @@ class Trace:
         return sorted({k[2] for k in getattr(self, table) if k[0] == frame})
 
     def _mean(self, table: dict, frame: int, layers=None, steps=None) -> torch.Tensor:
-        layers = None if layers is None else set(locate(self.pipe, *((layers,) if isinstance(layers, str) else layers)))
-        vals = [v for (f, name, s), v in table.items() if f == frame and (layers is None or name in layers) and (steps is None or s in steps)]
+        layers = (
+            None if layers is None else set(locate(self.pipe, *((layers,) if isinstance(layers, str) else layers)))
+        )
+        vals = [
+            v
+            for (f, name, s), v in table.items()
+            if f == frame and (layers is None or name in layers) and (steps is None or s in steps)
+        ]
         if not vals:
-            raise KeyError(f"nothing captured for frame {frame} with layers={layers} steps={steps}; check capture=, layers=, timesteps=.")
+            raise KeyError(
+                f"nothing captured for frame {frame} with layers={layers} steps={steps}; check capture=, layers=, timesteps=."
+            )
         size = (max(v.shape[-2] for v in vals), max(v.shape[-1] for v in vals))  # the finest grid captured
         return torch.stack([upsample(v, size) for v in vals]).mean(0)
 
@@ -304,7 +339,9 @@ class Trace:
         """[S, G, G] where pooled query cell ``query=(row, col)`` looks (S: reference, own)."""
         a = self.self_attention[(frame, layer, step)]
         if not (0 <= query[0] < a.shape[0] and 0 <= query[1] < a.shape[1]):
-            raise IndexError(f"query {tuple(query)} is outside this layer's {a.shape[0]}x{a.shape[1]} grid of pooled query cells.")
+            raise IndexError(
+                f"query {tuple(query)} is outside this layer's {a.shape[0]}x{a.shape[1]} grid of pooled query cells."
+            )
         return a[query[0], query[1]]
 
     def summary(self) -> str:

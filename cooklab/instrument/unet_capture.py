@@ -41,15 +41,25 @@ def attention_rows(q: torch.Tensor, k: torch.Tensor, cols: int, chunk_elements: 
         yield torch.softmax(q[:, s : s + chunk] @ k.transpose(1, 2) * scale, dim=-1).mean(0)  # [c, K]
 
 
-def cross_attention_map(q, k, n_tokens: int, rows: int, cols: int, size: tuple[int, int], chunk_elements: int) -> torch.Tensor:
+def cross_attention_map(
+    q, k, n_tokens: int, rows: int, cols: int, size: tuple[int, int], chunk_elements: int
+) -> torch.Tensor:
     """[T, size] attention of every image query to each of the prompt's first ``n_tokens`` tokens."""
     n_tok = min(n_tokens, k.shape[1])
     a = torch.cat([block[:, :n_tok] for block in attention_rows(q, k, cols, chunk_elements)])  # [P, T]
     return pool(a.T.reshape(n_tok, rows, cols), size)
 
 
-def self_attention_maps(q, k, n_ref: int, rows: int, cols: int, share_size: tuple[int, int], grid_size: tuple[int, int] | None,
-                        chunk_elements: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+def self_attention_maps(
+    q,
+    k,
+    n_ref: int,
+    rows: int,
+    cols: int,
+    share_size: tuple[int, int],
+    grid_size: tuple[int, int] | None,
+    chunk_elements: int,
+) -> tuple[torch.Tensor, torch.Tensor | None]:
     """(reference share [share_size], pooled self-attention [Gh, Gw, S, Gh, Gw] or None when ``grid_size`` is None).
 
     The pooled map keeps key *mass*: each block of keys is summed (average-pool times the

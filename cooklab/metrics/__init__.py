@@ -36,14 +36,42 @@ from .oracle import oracle_container_consistency, oracle_state_accuracy, oracle_
 from .recipe_metrics import cross_step_consistency, goal_faithfulness, ingredient_accuracy, step_faithfulness
 
 __all__ = [
-    "DEFAULT_METRICS", "METRICS", "ClipBackbone", "DinoBackbone", "MetricResult", "Preprocess", "VisionJudge", "clip_backbone", "clip_image_score",
-    "clip_score", "container_masks", "cross_step_consistency", "dino_backbone", "dino_l2", "dino_l2_masked", "dreamsim_distance", "goal_faithfulness",
-    "ingredient_accuracy", "judge_metrics", "oracle_container_consistency", "oracle_state_accuracy", "oracle_step_faithfulness",
-    "score", "step_faithfulness", "tiny_random_clip", "tiny_random_dino",
+    "DEFAULT_METRICS",
+    "METRICS",
+    "ClipBackbone",
+    "DinoBackbone",
+    "MetricResult",
+    "Preprocess",
+    "VisionJudge",
+    "clip_backbone",
+    "clip_image_score",
+    "clip_score",
+    "container_masks",
+    "cross_step_consistency",
+    "dino_backbone",
+    "dino_l2",
+    "dino_l2_masked",
+    "dreamsim_distance",
+    "goal_faithfulness",
+    "ingredient_accuracy",
+    "judge_metrics",
+    "oracle_container_consistency",
+    "oracle_state_accuracy",
+    "oracle_step_faithfulness",
+    "score",
+    "step_faithfulness",
+    "tiny_random_clip",
+    "tiny_random_dino",
 ]
 
-CLIP_METRICS = ("clip_score", "clip_image_score", "goal_faithfulness", "step_faithfulness", "cross_step_consistency",
-                "ingredient_accuracy")
+CLIP_METRICS = (
+    "clip_score",
+    "clip_image_score",
+    "goal_faithfulness",
+    "step_faithfulness",
+    "cross_step_consistency",
+    "ingredient_accuracy",
+)
 ORACLE_METRICS = ("oracle_container_consistency", "oracle_step_faithfulness", "oracle_state_accuracy")
 #: every name ``score`` knows
 DINO_METRICS = ("dino_l2", "dino_l2_masked")
@@ -52,9 +80,21 @@ METRICS = (*CLIP_METRICS, *DINO_METRICS, "dreamsim", *ORACLE_METRICS, *JUDGE_MET
 DEFAULT_METRICS = (*CLIP_METRICS, "dino_l2")
 
 
-def score(images, recipe, metrics=DEFAULT_METRICS, *, clip=DEFAULT_CLIP, dino=DEFAULT_DINO, masks=None,
-          dreamsim_cache_dir: str | Path = DEFAULT_CACHE_DIR, text_mode: str = "chunk", pairs: str = "consecutive",
-          device: str | None = "auto", batch_size: int | None = None, judge: VisionJudge | None = None) -> dict[str, MetricResult]:
+def score(
+    images,
+    recipe,
+    metrics=DEFAULT_METRICS,
+    *,
+    clip=DEFAULT_CLIP,
+    dino=DEFAULT_DINO,
+    masks=None,
+    dreamsim_cache_dir: str | Path = DEFAULT_CACHE_DIR,
+    text_mode: str = "chunk",
+    pairs: str = "consecutive",
+    device: str | None = "auto",
+    batch_size: int | None = None,
+    judge: VisionJudge | None = None,
+) -> dict[str, MetricResult]:
     """Run ``metrics`` on one generated sequence: ``{name: MetricResult}``, in the order asked.
 
     images: one picture per step. recipe: anything ``cooklab.as_recipe`` takes, or a Toy Kitchen
@@ -73,18 +113,30 @@ def score(images, recipe, metrics=DEFAULT_METRICS, *, clip=DEFAULT_CLIP, dino=DE
     recipe = recipe.to_recipe() if isinstance(recipe, ToyRecipe) else as_recipe(recipe)
     images = list(images)
     if len(images) != len(recipe.steps):
-        raise ConfigError(f"{len(images)} images for a recipe of {len(recipe.steps)} steps: give one picture per step.")
+        raise ConfigError(
+            f"{len(images)} images for a recipe of {len(recipe.steps)} steps: give one picture per step."
+        )
     if expectations is None and any(m in ORACLE_METRICS for m in metrics):
-        raise ConfigError("the oracle_* metrics read a Toy Kitchen recipe's expectations: pass the ToyRecipe "
-                          "(cooklab.toykitchen.random_toy_recipe(...)), not a plain Recipe.")
+        raise ConfigError(
+            "the oracle_* metrics read a Toy Kitchen recipe's expectations: pass the ToyRecipe "
+            "(cooklab.toykitchen.random_toy_recipe(...)), not a plain Recipe."
+        )
     if judge is None and any(m in JUDGE_METRICS for m in metrics):
-        raise ConfigError("the judge_* metrics ask a vision-language model: pass judge=VisionJudge(model, base_url=...).")
+        raise ConfigError(
+            "the judge_* metrics ask a vision-language model: pass judge=VisionJudge(model, base_url=...)."
+        )
     texts = [step.text for step in recipe.steps]
-    clip = clip_backbone(clip, device=device, batch_size=batch_size) if any(m in CLIP_METRICS for m in metrics) else None
+    clip = (
+        clip_backbone(clip, device=device, batch_size=batch_size) if any(m in CLIP_METRICS for m in metrics) else None
+    )
     if "dino_l2_masked" in metrics and (masks is None or not any(m is not None for m in masks)):
-        raise ConfigError("dino_l2_masked measures the frames' container regions: pass masks= (one [H, W] mask or None per "
-                          "frame, e.g. cooklab.metrics.container_masks(images, phrases, provider)).")
-    dino = dino_backbone(dino, device=device, batch_size=batch_size) if any(m in DINO_METRICS for m in metrics) else None
+        raise ConfigError(
+            "dino_l2_masked measures the frames' container regions: pass masks= (one [H, W] mask or None per "
+            "frame, e.g. cooklab.metrics.container_masks(images, phrases, provider))."
+        )
+    dino = (
+        dino_backbone(dino, device=device, batch_size=batch_size) if any(m in DINO_METRICS for m in metrics) else None
+    )
     judged: dict[str, MetricResult] = {}  # both judge_* metrics come from one pass over the frames
 
     def from_judge(name: str) -> MetricResult:
@@ -101,7 +153,9 @@ def score(images, recipe, metrics=DEFAULT_METRICS, *, clip=DEFAULT_CLIP, dino=DE
         "ingredient_accuracy": lambda: ingredient_accuracy(images, [step.ingredients for step in recipe.steps], clip),
         "dino_l2": lambda: dino_l2(images, None, dino, pairs),
         "dino_l2_masked": lambda: dino_l2_masked(images, masks, dino, pairs),
-        "dreamsim": lambda: dreamsim_distance(images, dreamsim_cache_dir, pairs=pairs, device=resolve_device(device or "cpu")),
+        "dreamsim": lambda: dreamsim_distance(
+            images, dreamsim_cache_dir, pairs=pairs, device=resolve_device(device or "cpu")
+        ),
         "oracle_container_consistency": lambda: oracle_container_consistency(images),
         "oracle_step_faithfulness": lambda: oracle_step_faithfulness(images, expectations),
         "oracle_state_accuracy": lambda: oracle_state_accuracy(images, expectations),

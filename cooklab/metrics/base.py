@@ -43,8 +43,21 @@ from ..errors import CheckpointError, ConfigError
 from ..hub import HUB_ERRORS, explain_hub_error, hub_kwargs, is_repo_id
 from ..versions import package_versions
 
-__all__ = ["DEFAULT_BATCH_SIZE", "PAIRS", "MetricResult", "Preprocess", "batched_features", "frame_pairs", "image_tensor",
-           "load_pretrained", "mean_or_nan", "prepare", "progress", "provenance", "resolve_device"]
+__all__ = [
+    "DEFAULT_BATCH_SIZE",
+    "PAIRS",
+    "MetricResult",
+    "Preprocess",
+    "batched_features",
+    "frame_pairs",
+    "image_tensor",
+    "load_pretrained",
+    "mean_or_nan",
+    "prepare",
+    "progress",
+    "provenance",
+    "resolve_device",
+]
 
 #: how a sequence metric pairs frames: each with the next, or every pair once
 PAIRS = ("consecutive", "all")
@@ -78,8 +91,12 @@ class Preprocess:
         """
         size, crop = processor.size, processor.crop_size
         resize = size["shortest_edge"] if "shortest_edge" in size else min(size["height"], size["width"])
-        return cls(resize=int(resize), crop=int(min(crop["height"], crop["width"])),
-                   mean=tuple(float(m) for m in processor.image_mean), std=tuple(float(s) for s in processor.image_std))
+        return cls(
+            resize=int(resize),
+            crop=int(min(crop["height"], crop["width"])),
+            mean=tuple(float(m) for m in processor.image_mean),
+            std=tuple(float(s) for s in processor.image_std),
+        )
 
 
 def image_tensor(image) -> torch.Tensor:
@@ -95,7 +112,9 @@ def image_tensor(image) -> torch.Tensor:
     if arr.ndim == 2:
         arr = arr[..., None]  # [H, W] -> [H, W, 1]
     if arr.ndim != 3 or arr.shape[-1] not in (1, 3, 4):
-        raise ConfigError(f"an image must be [H, W], [H, W, C] or [C, H, W] with C = 1, 3 or 4; got shape {arr.shape}.")
+        raise ConfigError(
+            f"an image must be [H, W], [H, W, C] or [C, H, W] with C = 1, 3 or 4; got shape {arr.shape}."
+        )
     if arr.shape[-1] == 1:
         arr = np.repeat(arr, 3, axis=-1)  # grey -> RGB
     return torch.from_numpy(np.clip(arr[..., :3], 0.0, 1.0)).permute(2, 0, 1).contiguous()  # [3, H, W]
@@ -112,25 +131,27 @@ def _whole(x: torch.Tensor, pre: Preprocess) -> torch.Tensor:
     scale = pre.resize / min(h, w)
     x = _resize(x, (max(pre.crop, round(h * scale)), max(pre.crop, round(w * scale))))
     top, left = (x.shape[-2] - pre.crop) // 2, (x.shape[-1] - pre.crop) // 2
-    return x[:, top:top + pre.crop, left:left + pre.crop]
+    return x[:, top : top + pre.crop, left : left + pre.crop]
 
 
 def _masked(x: torch.Tensor, mask, pre: Preprocess) -> torch.Tensor:
     """[3, H, W] -> [3, crop, crop]: outside the mask set to the mean colour, bounding box, padded square, resized."""
     m = torch.as_tensor(np.asarray(mask, dtype=np.float32)) > 0.5  # [H, W] bool
     if m.shape != x.shape[-2:]:
-        raise ConfigError(f"a mask of shape {tuple(m.shape)} for an image of {tuple(x.shape[-2:])}: give each mask the size of its image.")
+        raise ConfigError(
+            f"a mask of shape {tuple(m.shape)} for an image of {tuple(x.shape[-2:])}: give each mask the size of its image."
+        )
     if not m.any():
         raise ConfigError("a mask is empty (no pixel above 0.5): pass None for that frame to use the whole frame.")
     fill = torch.tensor(pre.mean).view(3, 1, 1)  # [3, 1, 1]
     x = torch.where(m, x, fill)  # [3, H, W]
     ys, xs = torch.nonzero(m, as_tuple=True)
-    x = x[:, int(ys.min()):int(ys.max()) + 1, int(xs.min()):int(xs.max()) + 1]  # [3, h, w] bounding box
+    x = x[:, int(ys.min()) : int(ys.max()) + 1, int(xs.min()) : int(xs.max()) + 1]  # [3, h, w] bounding box
     h, w = x.shape[-2:]
     side = max(h, w)
     square = fill.expand(3, side, side).clone()  # [3, side, side]
     top, left = (side - h) // 2, (side - w) // 2
-    square[:, top:top + h, left:left + w] = x
+    square[:, top : top + h, left : left + w] = x
     return _resize(square, (pre.crop, pre.crop))
 
 
@@ -144,7 +165,10 @@ def prepare(images, pre: Preprocess, masks=None) -> torch.Tensor:
     masks = list(masks)
     if len(masks) != len(images):
         raise ConfigError(f"{len(images)} images but {len(masks)} masks: give one mask (or None) per image.")
-    frames = [_whole(image_tensor(im), pre) if m is None else _masked(image_tensor(im), m, pre) for im, m in zip(images, masks)]
+    frames = [
+        _whole(image_tensor(im), pre) if m is None else _masked(image_tensor(im), m, pre)
+        for im, m in zip(images, masks)
+    ]
     batch = torch.stack(frames)  # [N, 3, crop, crop] in [0, 1]
     mean, std = torch.tensor(pre.mean).view(1, 3, 1, 1), torch.tensor(pre.std).view(1, 3, 1, 1)
     return (batch - mean) / std
@@ -169,8 +193,17 @@ def resolve_device(device: str | torch.device) -> torch.device:
 
 
 @torch.no_grad()
-def batched_features(forward, images, pre: Preprocess, masks=None, *, batch_size: int, device: torch.device,
-                     dtype: torch.dtype, desc: str) -> torch.Tensor:
+def batched_features(
+    forward,
+    images,
+    pre: Preprocess,
+    masks=None,
+    *,
+    batch_size: int,
+    device: torch.device,
+    dtype: torch.dtype,
+    desc: str,
+) -> torch.Tensor:
     """``forward(pixels)`` over the pictures, ``batch_size`` at a time on ``device``: ``[N, D]`` float32 on ``device``.
 
     Each batch is preprocessed (``prepare``) just before it runs, so memory holds one batch of
@@ -188,7 +221,9 @@ def batched_features(forward, images, pre: Preprocess, masks=None, *, batch_size
     out = []
     with progress(None, desc, total=len(images), unit="img") as bar:
         for start in range(0, len(images), batch_size):
-            pixels = prepare(images[start:start + batch_size], pre, masks[start:start + batch_size])  # [B, 3, crop, crop]
+            pixels = prepare(
+                images[start : start + batch_size], pre, masks[start : start + batch_size]
+            )  # [B, 3, crop, crop]
             out.append(forward(pixels.to(device, dtype)).float())  # [B, D]
             bar.update(len(pixels))
     return torch.cat(out)  # [N, D]
@@ -208,11 +243,19 @@ def mean_or_nan(values: list[float]) -> float:
     return float(np.mean(values)) if values else math.nan
 
 
-def provenance(metric: str, backbone: str, resolution: Preprocess | str, crop_mask: str, **details: Any) -> dict[str, Any]:
+def provenance(
+    metric: str, backbone: str, resolution: Preprocess | str, crop_mask: str, **details: Any
+) -> dict[str, Any]:
     """The record of a ``MetricResult``: metric, backbone id or folder, input resolution, crop/mask handling, versions, details."""
     resolution = asdict(resolution) if isinstance(resolution, Preprocess) else resolution
-    return {"metric": metric, "backbone": backbone, "input_resolution": resolution, "crop_mask": crop_mask,
-            **details, "versions": package_versions("torch", "transformers", "cooklab")}
+    return {
+        "metric": metric,
+        "backbone": backbone,
+        "input_resolution": resolution,
+        "crop_mask": crop_mask,
+        **details,
+        "versions": package_versions("torch", "transformers", "cooklab"),
+    }
 
 
 def load_pretrained(cls, source: str | Path, **kwargs):
@@ -222,10 +265,14 @@ def load_pretrained(cls, source: str | Path, **kwargs):
         try:
             return cls.from_pretrained(str(path), **kwargs)
         except HUB_ERRORS as error:
-            raise CheckpointError(f"cannot load {cls.__name__} from the folder {str(path)!r} ({type(error).__name__}: {error}). "
-                                  f"Fix: pass a folder written by save_pretrained or `hf download`.") from error
+            raise CheckpointError(
+                f"cannot load {cls.__name__} from the folder {str(path)!r} ({type(error).__name__}: {error}). "
+                f"Fix: pass a folder written by save_pretrained or `hf download`."
+            ) from error
     if not is_repo_id(str(source)):
-        raise CheckpointError(f"{str(source)!r} is not an existing folder, nor a valid Hugging Face Hub id like 'org/name'.")
+        raise CheckpointError(
+            f"{str(source)!r} is not an existing folder, nor a valid Hugging Face Hub id like 'org/name'."
+        )
     try:
         return cls.from_pretrained(str(source), **{**kwargs, **hub_kwargs(kwargs)})  # local_files_only when offline
     except HUB_ERRORS as error:

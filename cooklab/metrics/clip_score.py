@@ -49,7 +49,15 @@ from .base import (
 if TYPE_CHECKING:
     from transformers import CLIPModel, PreTrainedTokenizerBase
 
-__all__ = ["DEFAULT_CLIP", "TEXT_MODES", "ClipBackbone", "clip_backbone", "clip_image_score", "clip_score", "tiny_random_clip"]
+__all__ = [
+    "DEFAULT_CLIP",
+    "TEXT_MODES",
+    "ClipBackbone",
+    "clip_backbone",
+    "clip_image_score",
+    "clip_score",
+    "tiny_random_clip",
+]
 
 DEFAULT_CLIP = "openai/clip-vit-base-patch32"
 #: what happens to a text longer than CLIP's window
@@ -68,7 +76,9 @@ class ClipBackbone:
     preprocess: Preprocess
     source: str
     batch_size: int = DEFAULT_BATCH_SIZE  # pictures per forward pass
-    _kept: dict | None = field(default=None, init=False, repr=False, compare=False)  # features kept inside ``reusing()``
+    _kept: dict | None = field(
+        default=None, init=False, repr=False, compare=False
+    )  # features kept inside ``reusing()``
 
     @contextmanager
     def reusing(self):
@@ -100,9 +110,15 @@ class ClipBackbone:
             for kept, features in self._kept.get("images", []):
                 if len(kept) == len(images) and all(a is b for a, b in zip(kept, images)):
                     return features
-        f = batched_features(lambda pixels: self.model.get_image_features(pixel_values=pixels).pooler_output, images,
-                             self.preprocess, batch_size=self.batch_size, device=self.device, dtype=self.model.dtype,
-                             desc="CLIP images")
+        f = batched_features(
+            lambda pixels: self.model.get_image_features(pixel_values=pixels).pooler_output,
+            images,
+            self.preprocess,
+            batch_size=self.batch_size,
+            device=self.device,
+            dtype=self.model.dtype,
+            desc="CLIP images",
+        )
         f = F.normalize(f, dim=-1)  # [N, D]
         if self._kept is not None:
             self._kept.setdefault("images", []).append((images, f))
@@ -112,11 +128,13 @@ class ClipBackbone:
         """(content tokens of ``text``, its token windows): each window at most ``max_tokens - 2`` tokens; one when truncating."""
         if mode not in TEXT_MODES:
             raise ConfigError(f"text_mode={mode!r}: choose one of {list(TEXT_MODES)}.")
-        ids = self.tokenizer(text, add_special_tokens=False, verbose=False)["input_ids"]  # content tokens only, any length
+        ids = self.tokenizer(text, add_special_tokens=False, verbose=False)[
+            "input_ids"
+        ]  # content tokens only, any length
         width = self.max_tokens - 2  # room for the start and end token
         if mode == "truncate" or len(ids) <= width:
             return len(ids), [ids[:width]]
-        return len(ids), [ids[i:i + width] for i in range(0, len(ids), width)]
+        return len(ids), [ids[i : i + width] for i in range(0, len(ids), width)]
 
     @torch.no_grad()
     def text_features(self, texts: list[str], mode: str = "chunk") -> tuple[torch.Tensor, list[dict[str, int]]]:
@@ -130,14 +148,22 @@ class ClipBackbone:
         records, features = [], []
         for text in progress(texts, "CLIP texts", unit="text"):
             n_tokens, windows = self.windows(text, mode)
-            records.append({"tokens": n_tokens, "windows": len(windows), "truncated": max(0, n_tokens - sum(len(w) for w in windows))})
+            records.append(
+                {
+                    "tokens": n_tokens,
+                    "windows": len(windows),
+                    "truncated": max(0, n_tokens - sum(len(w) for w in windows)),
+                }
+            )
             rows = [[tok.bos_token_id, *w, tok.eos_token_id] for w in windows]
             ids = torch.full((len(rows), self.max_tokens), pad, dtype=torch.long)  # [K, 77]
             attention = torch.zeros_like(ids)  # [K, 77]
             for k, row in enumerate(rows):
-                ids[k, :len(row)] = torch.tensor(row)
-                attention[k, :len(row)] = 1
-            g = self.model.get_text_features(input_ids=ids.to(self.device), attention_mask=attention.to(self.device)).pooler_output
+                ids[k, : len(row)] = torch.tensor(row)
+                attention[k, : len(row)] = 1
+            g = self.model.get_text_features(
+                input_ids=ids.to(self.device), attention_mask=attention.to(self.device)
+            ).pooler_output
             g = F.normalize(g.float(), dim=-1)  # [K, D], one per window
             features.append(F.normalize(g.mean(0), dim=-1))  # [D]
         features = torch.stack(features)  # [T, D]
@@ -146,8 +172,14 @@ class ClipBackbone:
         return features, records
 
 
-def clip_backbone(source: str | Path | ClipBackbone | CLIPModel = DEFAULT_CLIP, tokenizer=None, preprocess: Preprocess | None = None,
-                  device: str | torch.device | None = None, batch_size: int | None = None, **from_pretrained_kwargs) -> ClipBackbone:
+def clip_backbone(
+    source: str | Path | ClipBackbone | CLIPModel = DEFAULT_CLIP,
+    tokenizer=None,
+    preprocess: Preprocess | None = None,
+    device: str | torch.device | None = None,
+    batch_size: int | None = None,
+    **from_pretrained_kwargs,
+) -> ClipBackbone:
     """A ``ClipBackbone`` from a hub id / local folder, from a built ``CLIPModel`` (+ tokenizer), or passed through.
 
     device: where the model runs (``"auto"``: CUDA when available, else the CPU; None: where it is).
@@ -159,14 +191,20 @@ def clip_backbone(source: str | Path | ClipBackbone | CLIPModel = DEFAULT_CLIP, 
         backbone = source
     elif isinstance(source, CLIPModel):
         if tokenizer is None:
-            raise ConfigError("a CLIPModel was given without its tokenizer: pass tokenizer= (e.g. CLIPTokenizer.from_pretrained(...)).")
+            raise ConfigError(
+                "a CLIPModel was given without its tokenizer: pass tokenizer= (e.g. CLIPTokenizer.from_pretrained(...))."
+            )
         size = int(source.config.vision_config.image_size)
         preprocess = preprocess or Preprocess(resize=size, crop=size, mean=CLIP_MEAN, std=CLIP_STD)
-        backbone = ClipBackbone(source.eval(), tokenizer, preprocess, f"in memory (CLIPModel, {source.name_or_path or 'no name'})")
+        backbone = ClipBackbone(
+            source.eval(), tokenizer, preprocess, f"in memory (CLIPModel, {source.name_or_path or 'no name'})"
+        )
     else:
         model = load_pretrained(CLIPModel, source, **from_pretrained_kwargs).eval()
         tokenizer = tokenizer or load_pretrained(AutoTokenizer, source, **from_pretrained_kwargs)
-        preprocess = preprocess or Preprocess.from_processor(load_pretrained(CLIPImageProcessor, source, **from_pretrained_kwargs))
+        preprocess = preprocess or Preprocess.from_processor(
+            load_pretrained(CLIPImageProcessor, source, **from_pretrained_kwargs)
+        )
         backbone = ClipBackbone(model, tokenizer, preprocess, str(source))
     if device is not None:
         backbone.model.to(resolve_device(device))
@@ -182,11 +220,25 @@ def tiny_random_clip(seed: int = 0, image_size: int = 32) -> ClipBackbone:
     from ..word_tokenizers import tiny_clip_tokenizer
 
     tokenizer = tiny_clip_tokenizer()
-    text = {"vocab_size": len(tokenizer), "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2,
-            "num_attention_heads": 2, "max_position_embeddings": 77, "bos_token_id": tokenizer.bos_token_id,
-            "eos_token_id": tokenizer.eos_token_id, "pad_token_id": tokenizer.pad_token_id}
-    vision = {"image_size": image_size, "patch_size": 8, "hidden_size": 32, "intermediate_size": 64,
-              "num_hidden_layers": 2, "num_attention_heads": 2}
+    text = {
+        "vocab_size": len(tokenizer),
+        "hidden_size": 32,
+        "intermediate_size": 64,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 2,
+        "max_position_embeddings": 77,
+        "bos_token_id": tokenizer.bos_token_id,
+        "eos_token_id": tokenizer.eos_token_id,
+        "pad_token_id": tokenizer.pad_token_id,
+    }
+    vision = {
+        "image_size": image_size,
+        "patch_size": 8,
+        "hidden_size": 32,
+        "intermediate_size": 64,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 2,
+    }
     torch.manual_seed(seed)
     model = CLIPModel(CLIPConfig(text_config=text, vision_config=vision, projection_dim=16)).eval()
     preprocess = Preprocess(resize=image_size, crop=image_size, mean=CLIP_MEAN, std=CLIP_STD)
@@ -198,7 +250,9 @@ def text_record(clip: ClipBackbone, mode: str, per_text: list[dict[str, int]]) -
     return {"mode": mode, "max_tokens": clip.max_tokens, "per_text": per_text}
 
 
-def clip_score(images, texts: list[str], clip: str | ClipBackbone = DEFAULT_CLIP, text_mode: str = "chunk") -> MetricResult:
+def clip_score(
+    images, texts: list[str], clip: str | ClipBackbone = DEFAULT_CLIP, text_mode: str = "chunk"
+) -> MetricResult:
     """CLIP-T: ``100 * max(cos(f(x_i), g(t_i)), 0)`` per frame i (frame i against step text i), averaged."""
     clip = clip_backbone(clip)
     images, texts = list(images), list(texts)
@@ -207,9 +261,18 @@ def clip_score(images, texts: list[str], clip: str | ClipBackbone = DEFAULT_CLIP
     g, per_text = clip.text_features(texts, text_mode)  # [N, D]
     sims = (clip.image_features(images) * g).sum(-1)  # [N]
     per_item = (100 * sims.clamp(min=0)).tolist()
-    return MetricResult(mean_or_nan(per_item), per_item,
-                        provenance("clip_score", clip.source, clip.preprocess, "whole frame, centre crop",
-                                   text=text_record(clip, text_mode, per_text), formula="100 * max(cos(image_i, text_i), 0); mean over frames"))
+    return MetricResult(
+        mean_or_nan(per_item),
+        per_item,
+        provenance(
+            "clip_score",
+            clip.source,
+            clip.preprocess,
+            "whole frame, centre crop",
+            text=text_record(clip, text_mode, per_text),
+            formula="100 * max(cos(image_i, text_i), 0); mean over frames",
+        ),
+    )
 
 
 def clip_image_score(images, clip: str | ClipBackbone = DEFAULT_CLIP, pairs: str = "consecutive") -> MetricResult:
@@ -219,6 +282,16 @@ def clip_image_score(images, clip: str | ClipBackbone = DEFAULT_CLIP, pairs: str
     index = frame_pairs(len(images), pairs)
     f = clip.image_features(images)  # [N, D]
     per_item = [100 * max(float(f[i] @ f[j]), 0.0) for i, j in index]
-    return MetricResult(mean_or_nan(per_item), per_item,
-                        provenance("clip_image_score", clip.source, clip.preprocess, "whole frame, centre crop",
-                                   pairs=pairs, pair_index=index, formula="100 * max(cos(image_i, image_j), 0); mean over pairs"))
+    return MetricResult(
+        mean_or_nan(per_item),
+        per_item,
+        provenance(
+            "clip_image_score",
+            clip.source,
+            clip.preprocess,
+            "whole frame, centre crop",
+            pairs=pairs,
+            pair_index=index,
+            formula="100 * max(cos(image_i, image_j), 0); mean over pairs",
+        ),
+    )

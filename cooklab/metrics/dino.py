@@ -48,7 +48,15 @@ from .base import (
 if TYPE_CHECKING:
     from transformers import Dinov2Model
 
-__all__ = ["DEFAULT_DINO", "DinoBackbone", "container_masks", "dino_backbone", "dino_l2", "dino_l2_masked", "tiny_random_dino"]
+__all__ = [
+    "DEFAULT_DINO",
+    "DinoBackbone",
+    "container_masks",
+    "dino_backbone",
+    "dino_l2",
+    "dino_l2_masked",
+    "tiny_random_dino",
+]
 
 DEFAULT_DINO = "facebook/dinov2-base"
 IMAGENET_MEAN = (0.485, 0.456, 0.406)  # DINOv2's normalisation (BitImageProcessor of facebook/dinov2-*)
@@ -67,12 +75,25 @@ class DinoBackbone:
     def embeddings(self, images, masks=None) -> torch.Tensor:
         """``[N, D]`` CLS embeddings (after the final layer norm, not normalised), ``batch_size`` frames at a time on the model's device."""
         device = next(self.model.parameters()).device
-        return batched_features(lambda pixels: self.model(pixel_values=pixels).pooler_output, images, self.preprocess, masks,
-                                batch_size=self.batch_size, device=device, dtype=self.model.dtype, desc="DINOv2 images")
+        return batched_features(
+            lambda pixels: self.model(pixel_values=pixels).pooler_output,
+            images,
+            self.preprocess,
+            masks,
+            batch_size=self.batch_size,
+            device=device,
+            dtype=self.model.dtype,
+            desc="DINOv2 images",
+        )
 
 
-def dino_backbone(source: str | Path | DinoBackbone | Dinov2Model = DEFAULT_DINO, preprocess: Preprocess | None = None,
-                  device: str | torch.device | None = None, batch_size: int | None = None, **from_pretrained_kwargs) -> DinoBackbone:
+def dino_backbone(
+    source: str | Path | DinoBackbone | Dinov2Model = DEFAULT_DINO,
+    preprocess: Preprocess | None = None,
+    device: str | torch.device | None = None,
+    batch_size: int | None = None,
+    **from_pretrained_kwargs,
+) -> DinoBackbone:
     """A ``DinoBackbone`` from a hub id / local folder or a built ``Dinov2Model``, or passed through.
 
     device: where the model runs (``"auto"``: CUDA when available, else the CPU; None: where it is).
@@ -85,10 +106,14 @@ def dino_backbone(source: str | Path | DinoBackbone | Dinov2Model = DEFAULT_DINO
     elif isinstance(source, Dinov2Model):
         size = int(source.config.image_size)
         preprocess = preprocess or Preprocess(resize=size, crop=size, mean=IMAGENET_MEAN, std=IMAGENET_STD)
-        backbone = DinoBackbone(source.eval(), preprocess, f"in memory (Dinov2Model, {source.name_or_path or 'no name'})")
+        backbone = DinoBackbone(
+            source.eval(), preprocess, f"in memory (Dinov2Model, {source.name_or_path or 'no name'})"
+        )
     else:
         model = load_pretrained(Dinov2Model, source, **from_pretrained_kwargs).eval()
-        preprocess = preprocess or Preprocess.from_processor(load_pretrained(AutoImageProcessor, source, **from_pretrained_kwargs))
+        preprocess = preprocess or Preprocess.from_processor(
+            load_pretrained(AutoImageProcessor, source, **from_pretrained_kwargs)
+        )
         backbone = DinoBackbone(model, preprocess, str(source))
     if device is not None:
         backbone.model.to(resolve_device(device))
@@ -102,8 +127,9 @@ def tiny_random_dino(seed: int = 0, image_size: int = 28) -> DinoBackbone:
     from transformers import Dinov2Config, Dinov2Model
 
     torch.manual_seed(seed)
-    config = Dinov2Config(image_size=image_size, patch_size=7, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                          mlp_ratio=2)
+    config = Dinov2Config(
+        image_size=image_size, patch_size=7, hidden_size=32, num_hidden_layers=2, num_attention_heads=2, mlp_ratio=2
+    )
     model = Dinov2Model(config).eval()
     preprocess = Preprocess(resize=image_size, crop=image_size, mean=IMAGENET_MEAN, std=IMAGENET_STD)
     return DinoBackbone(model, preprocess, f"tiny_random_dino(seed={seed}, image_size={image_size})")
@@ -117,11 +143,25 @@ def dino_l2(images, masks=None, dino: str | DinoBackbone = DEFAULT_DINO, pairs: 
     h = dino.embeddings(images, masks)  # [N, D]
     per_item = [float((h[i] - h[j]).norm()) for i, j in index]
     masked = [False] * len(images) if masks is None else [m is not None for m in masks]
-    crop = ("whole frame, centre crop" if not any(masked) else
-            "masked frames: outside the mask set to the mean colour, cropped to the mask's box, padded square, resized")
-    return MetricResult(mean_or_nan(per_item), per_item,
-                        provenance("dino_l2", dino.source, dino.preprocess, crop, masked=masked, pairs=pairs, pair_index=index,
-                                   formula="||CLS(image_i) - CLS(image_j)||_2; mean over pairs"))
+    crop = (
+        "whole frame, centre crop"
+        if not any(masked)
+        else "masked frames: outside the mask set to the mean colour, cropped to the mask's box, padded square, resized"
+    )
+    return MetricResult(
+        mean_or_nan(per_item),
+        per_item,
+        provenance(
+            "dino_l2",
+            dino.source,
+            dino.preprocess,
+            crop,
+            masked=masked,
+            pairs=pairs,
+            pair_index=index,
+            formula="||CLS(image_i) - CLS(image_j)||_2; mean over pairs",
+        ),
+    )
 
 
 def dino_l2_masked(images, masks, dino: str | DinoBackbone = DEFAULT_DINO, pairs: str = "consecutive") -> MetricResult:
@@ -132,20 +172,34 @@ def dino_l2_masked(images, masks, dino: str | DinoBackbone = DEFAULT_DINO, pairs
     """
     images = list(images)
     if masks is None or len(masks) != len(images):
-        raise ConfigError(f"dino_l2_masked needs one mask (or None) per frame: got {'none' if masks is None else len(masks)} for "
-                          f"{len(images)} frames. Fix: pass masks=cooklab.metrics.container_masks(images, phrases, provider).")
+        raise ConfigError(
+            f"dino_l2_masked needs one mask (or None) per frame: got {'none' if masks is None else len(masks)} for "
+            f"{len(images)} frames. Fix: pass masks=cooklab.metrics.container_masks(images, phrases, provider)."
+        )
     dino = dino_backbone(dino)
     masked = [m is not None for m in masks]
     index = [(i, j) for i, j in frame_pairs(len(images), pairs) if masked[i] and masked[j]]
     keep = sorted({k for pair in index for k in pair})  # frames in a scored pair
-    h = dict(zip(keep, dino.embeddings([images[k] for k in keep], [masks[k] for k in keep]))) if keep else {}  # k -> [D]
+    h = (
+        dict(zip(keep, dino.embeddings([images[k] for k in keep], [masks[k] for k in keep]))) if keep else {}
+    )  # k -> [D]
     per_item = [float((h[i] - h[j]).norm()) for i, j in index]
     note = {} if index else {"note": "no pair of frames both have a mask: nothing to score (value nan)"}
-    return MetricResult(mean_or_nan(per_item), per_item,
-                        provenance("dino_l2_masked", dino.source, dino.preprocess,
-                                   "masked frames: outside the mask set to the mean colour, cropped to the mask's box, padded square, resized",
-                                   masked=masked, pairs=pairs, pair_index=index,
-                                   formula="||CLS(masked image_i) - CLS(masked image_j)||_2; mean over pairs of masked frames", **note))
+    return MetricResult(
+        mean_or_nan(per_item),
+        per_item,
+        provenance(
+            "dino_l2_masked",
+            dino.source,
+            dino.preprocess,
+            "masked frames: outside the mask set to the mean colour, cropped to the mask's box, padded square, resized",
+            masked=masked,
+            pairs=pairs,
+            pair_index=index,
+            formula="||CLS(masked image_i) - CLS(masked image_j)||_2; mean over pairs of masked frames",
+            **note,
+        ),
+    )
 
 
 def container_masks(images, phrases, provider) -> list[np.ndarray | None]:

@@ -35,34 +35,58 @@ def _load(cache_dir: Path, dreamsim_type: str, device: torch.device):
     try:
         from dreamsim import dreamsim
     except ImportError as error:
-        raise CheckpointError("DreamSim needs the `dreamsim` package, which cooklab does not install. "
-                              "Fix: `pip install dreamsim` (then download its weights, see below).") from error
-    download = (f"download them once on a machine with network access: `python -c \"from dreamsim import dreamsim; "
-                f"dreamsim(pretrained=True, dreamsim_type='{dreamsim_type}', cache_dir='{cache_dir}')\"`, then copy {str(cache_dir)!r} here")
+        raise CheckpointError(
+            "DreamSim needs the `dreamsim` package, which cooklab does not install. "
+            "Fix: `pip install dreamsim` (then download its weights, see below)."
+        ) from error
+    download = (
+        f'download them once on a machine with network access: `python -c "from dreamsim import dreamsim; '
+        f"dreamsim(pretrained=True, dreamsim_type='{dreamsim_type}', cache_dir='{cache_dir}')\"`, then copy {str(cache_dir)!r} here"
+    )
     if not cache_dir.is_dir() or not any(cache_dir.iterdir()):
-        raise CheckpointError(f"DreamSim's weights are not in {str(cache_dir)!r}. Fix: {download}, or pass cache_dir= the folder holding them.")
+        raise CheckpointError(
+            f"DreamSim's weights are not in {str(cache_dir)!r}. Fix: {download}, or pass cache_dir= the folder holding them."
+        )
     try:
         return dreamsim(pretrained=True, device=str(device), cache_dir=str(cache_dir), dreamsim_type=dreamsim_type)
     except OSError as error:  # a missing file it then tried to download (URLError is an OSError)
-        raise CheckpointError(f"DreamSim could not load its weights from {str(cache_dir)!r} ({type(error).__name__}: {error}). "
-                              f"Fix: {download}.") from error
+        raise CheckpointError(
+            f"DreamSim could not load its weights from {str(cache_dir)!r} ({type(error).__name__}: {error}). "
+            f"Fix: {download}."
+        ) from error
 
 
 @torch.no_grad()
-def dreamsim_distance(images, cache_dir: str | Path = DEFAULT_CACHE_DIR, dreamsim_type: str = "ensemble",
-                      pairs: str = "consecutive", device: str | torch.device = "cpu") -> MetricResult:
+def dreamsim_distance(
+    images,
+    cache_dir: str | Path = DEFAULT_CACHE_DIR,
+    dreamsim_type: str = "ensemble",
+    pairs: str = "consecutive",
+    device: str | torch.device = "cpu",
+) -> MetricResult:
     """DreamSim ``d(x_i, x_j)`` per frame pair, averaged (needs ``pip install dreamsim`` and its weights in ``cache_dir``)."""
     images = list(images)
     index = frame_pairs(len(images), pairs)
     cache_dir = Path(cache_dir).expanduser()
     model, preprocess = _load(cache_dir, dreamsim_type, torch.device(device))
-    to_pil = [PIL.Image.fromarray((image_tensor(im).permute(1, 2, 0).numpy() * 255).round().astype("uint8")) for im in images]
+    to_pil = [
+        PIL.Image.fromarray((image_tensor(im).permute(1, 2, 0).numpy() * 255).round().astype("uint8")) for im in images
+    ]
     x = [preprocess(im).to(device) for im in to_pil]  # each [1, 3, 224, 224]
     per_item = [float(model(x[i], x[j])) for i, j in progress(index, "DreamSim pairs", unit="pair")]
     import dreamsim as package
 
-    return MetricResult(mean_or_nan(per_item), per_item,
-                        provenance("dreamsim", f"dreamsim {dreamsim_type} ({cache_dir})", "224 x 224 (dreamsim's preprocessing, bicubic)",
-                                   "whole frame", pairs=pairs, pair_index=index,
-                                   dreamsim_version=getattr(package, "__version__", "unknown"),
-                                   formula="DreamSim distance d(image_i, image_j); mean over pairs"))
+    return MetricResult(
+        mean_or_nan(per_item),
+        per_item,
+        provenance(
+            "dreamsim",
+            f"dreamsim {dreamsim_type} ({cache_dir})",
+            "224 x 224 (dreamsim's preprocessing, bicubic)",
+            "whole frame",
+            pairs=pairs,
+            pair_index=index,
+            dreamsim_version=getattr(package, "__version__", "unknown"),
+            formula="DreamSim distance d(image_i, image_j); mean over pairs",
+        ),
+    )

@@ -38,13 +38,28 @@ from typing import Any
 import PIL.Image
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from ..agent.openai_planner import DEFAULT_MODEL, ChatFailure, chat_json, strict_schema, strip_fences, validation_summary
+from ..agent.openai_planner import (
+    DEFAULT_MODEL,
+    ChatFailure,
+    chat_json,
+    strict_schema,
+    strip_fences,
+    validation_summary,
+)
 from ..errors import ConfigError, CooklabError
 from ..recipe import as_recipe
 from .base import MetricResult, image_tensor, mean_or_nan, progress, provenance
 
-__all__ = ["JUDGE_METRICS", "JUDGE_PROMPT", "JUDGE_PROMPT_VERSION", "RESPONSE_FORMAT", "FrameVerdict", "JudgeError",
-           "VisionJudge", "judge_metrics"]
+__all__ = [
+    "JUDGE_METRICS",
+    "JUDGE_PROMPT",
+    "JUDGE_PROMPT_VERSION",
+    "RESPONSE_FORMAT",
+    "FrameVerdict",
+    "JudgeError",
+    "VisionJudge",
+    "judge_metrics",
+]
 
 #: the metrics one pass of the judge gives
 JUDGE_METRICS = ("judge_step_faithfulness", "judge_ingredient_presence")
@@ -86,7 +101,11 @@ class FrameVerdict(BaseModel):
 
 RESPONSE_FORMAT = {
     "type": "json_schema",
-    "json_schema": {"name": "frame_verdict", "strict": True, "schema": strict_schema(FrameVerdict.model_json_schema())},
+    "json_schema": {
+        "name": "frame_verdict",
+        "strict": True,
+        "schema": strict_schema(FrameVerdict.model_json_schema()),
+    },
 }
 """The ``response_format`` sent with every request: the ``FrameVerdict`` schema, strict."""
 
@@ -116,8 +135,10 @@ class VisionJudge:
 
     def __post_init__(self) -> None:
         if self.max_retries < 0 or self.timeout <= 0 or self.retry_delay < 0:
-            raise ConfigError(f"max_retries={self.max_retries}, timeout={self.timeout}, retry_delay={self.retry_delay}: "
-                              "use max_retries >= 0, timeout > 0 and retry_delay >= 0.")
+            raise ConfigError(
+                f"max_retries={self.max_retries}, timeout={self.timeout}, retry_delay={self.retry_delay}: "
+                "use max_retries >= 0, timeout > 0 and retry_delay >= 0."
+            )
         if self.client is None:
             self.client = _make_client(self.base_url, self.timeout)
         self.base_url = str(getattr(self.client, "base_url", self.base_url or "https://api.openai.com/v1"))
@@ -127,14 +148,28 @@ class VisionJudge:
         request = {"recipe": goal, "step": step, "instruction": text, "ingredients": list(ingredients)}
         messages: list[dict[str, Any]] = [
             {"role": "system", "content": JUDGE_PROMPT},
-            {"role": "user", "content": [
-                {"type": "text", "text": "Judge this picture:\n" + json.dumps(request, indent=2, ensure_ascii=False)},
-                {"type": "image_url", "image_url": {"url": _png_data_url(image)}},
-            ]},
+            {
+                "role": "user",
+                "content": [
+                    {
+                        "type": "text",
+                        "text": "Judge this picture:\n" + json.dumps(request, indent=2, ensure_ascii=False),
+                    },
+                    {"type": "image_url", "image_url": {"url": _png_data_url(image)}},
+                ],
+            },
         ]
-        answer, failure, attempts = chat_json(self.client, self.model, messages, RESPONSE_FORMAT,
-                                              lambda content: _parse(content, list(ingredients)), max_retries=self.max_retries,
-                                              retry_delay=self.retry_delay, timeout=self.timeout, what="a valid verdict")
+        answer, failure, attempts = chat_json(
+            self.client,
+            self.model,
+            messages,
+            RESPONSE_FORMAT,
+            lambda content: _parse(content, list(ingredients)),
+            max_retries=self.max_retries,
+            retry_delay=self.retry_delay,
+            timeout=self.timeout,
+            what="a valid verdict",
+        )
         if answer is None:
             raise JudgeError(self._failure_message(failure, attempts, step))
         return answer
@@ -143,7 +178,7 @@ class VisionJudge:
         """What failed, for which frame, after how many attempts, and the fix."""
         fixes = {
             "invalid": f"the answers of {self.model!r} did not match the verdict schema: use a model with image input and "
-                       "structured output (e.g. 'gpt-4o'), or raise max_retries=.",
+            "structured output (e.g. 'gpt-4o'), or raise max_retries=.",
             "http_401": "the server rejected the API key: check OPENAI_API_KEY.",
             "http_404": f"the model {self.model!r} or the endpoint was not found: check model= and base_url= (it should end in /v1).",
             "timeout": f"raise timeout= (now {self.timeout} s), or check that the server at {self.base_url} is running.",
@@ -162,8 +197,10 @@ def _make_client(base_url: str | None, timeout: float) -> Any:
         raise JudgeError("the judge needs the openai package. Fix: pip install 'cooklab[agent]'.") from None
     key = os.environ.get("OPENAI_API_KEY")
     if not key and base_url is None:
-        raise JudgeError("the judge needs an API key. Fix: set the OPENAI_API_KEY environment variable, "
-                         "or pass base_url= of an OpenAI-compatible server with image input.")
+        raise JudgeError(
+            "the judge needs an API key. Fix: set the OPENAI_API_KEY environment variable, "
+            "or pass base_url= of an OpenAI-compatible server with image input."
+        )
     return openai.OpenAI(api_key=key or "not-needed", base_url=base_url, timeout=timeout, max_retries=0)
 
 
@@ -175,7 +212,10 @@ def _parse(content: str, ingredients: list[str]) -> tuple[FrameVerdict | None, s
         return None, validation_summary(err)
     named = [entry.name for entry in verdict.ingredients]
     if named != ingredients:
-        return None, f"ingredients: give exactly one entry per requested ingredient, in order: {ingredients}; got {named}"
+        return (
+            None,
+            f"ingredients: give exactly one entry per requested ingredient, in order: {ingredients}; got {named}",
+        )
     return verdict, ""
 
 
@@ -188,22 +228,50 @@ def judge_metrics(images, recipe, judge: VisionJudge) -> dict[str, MetricResult]
     recipe = as_recipe(recipe)
     images = list(images)
     if len(images) != len(recipe.steps):
-        raise ConfigError(f"{len(images)} images for a recipe of {len(recipe.steps)} steps: give one picture per step.")
-    verdicts = [judge.verdict(image, n + 1, step.text, step.ingredients, recipe.title)
-                for n, (image, step) in enumerate(progress(list(zip(images, recipe.steps)), "judge frames", unit="frame"))]
+        raise ConfigError(
+            f"{len(images)} images for a recipe of {len(recipe.steps)} steps: give one picture per step."
+        )
+    verdicts = [
+        judge.verdict(image, n + 1, step.text, step.ingredients, recipe.title)
+        for n, (image, step) in enumerate(progress(list(zip(images, recipe.steps)), "judge frames", unit="frame"))
+    ]
     answers = [v.model_dump() for v in verdicts]
     scored = [(i, entry.name) for i, v in enumerate(verdicts) for entry in v.ingredients]
-    common = {"model": judge.model, "base_url": judge.base_url, "prompt_version": JUDGE_PROMPT_VERSION, "answers": answers}
+    common = {
+        "model": judge.model,
+        "base_url": judge.base_url,
+        "prompt_version": JUDGE_PROMPT_VERSION,
+        "answers": answers,
+    }
     resolution, crop = "the frame at its own size (PNG data URL)", "whole frame"
     backbone = f"{judge.model} at {judge.base_url}"
     step = [float(v.step_shown) for v in verdicts]
     present = [float(entry.visible) for v in verdicts for entry in v.ingredients]
     return {
-        "judge_step_faithfulness": MetricResult(mean_or_nan(step), step, provenance(
-            "judge_step_faithfulness", backbone, resolution, crop, **common,
-            formula="1[the judge says frame i shows step i]; mean over frames")),
-        "judge_ingredient_presence": MetricResult(mean_or_nan(present), present, provenance(
-            "judge_ingredient_presence", backbone, resolution, crop, **common, scored=scored,
-            formula="1[the judge sees ingredient k in frame i]; mean over (step, ingredient)",
-            **({} if scored else {"note": "no step lists an ingredient: nothing to score (value nan)"}))),
+        "judge_step_faithfulness": MetricResult(
+            mean_or_nan(step),
+            step,
+            provenance(
+                "judge_step_faithfulness",
+                backbone,
+                resolution,
+                crop,
+                **common,
+                formula="1[the judge says frame i shows step i]; mean over frames",
+            ),
+        ),
+        "judge_ingredient_presence": MetricResult(
+            mean_or_nan(present),
+            present,
+            provenance(
+                "judge_ingredient_presence",
+                backbone,
+                resolution,
+                crop,
+                **common,
+                scored=scored,
+                formula="1[the judge sees ingredient k in frame i]; mean over (step, ingredient)",
+                **({} if scored else {"note": "no step lists an ingredient: nothing to score (value nan)"}),
+            ),
+        ),
     }

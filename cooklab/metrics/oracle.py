@@ -24,14 +24,20 @@ __all__ = ["oracle_container_consistency", "oracle_state_accuracy", "oracle_step
 
 BACKBONE = "Toy Kitchen oracle (renderer palette, cooklab.toykitchen.oracle)"
 RESOLUTION = "native (each picture at its own size; ingredient states on the 64 x 64 grid)"
-THRESHOLDS = {"MAX_DISTANCE": oracle.MAX_DISTANCE, "MIN_CONTAINER_FRACTION": oracle.MIN_CONTAINER_FRACTION,
-              "MIN_INGREDIENT_PIXELS": oracle.MIN_INGREDIENT_PIXELS, "CONSISTENCY_IOU": oracle.CONSISTENCY_IOU}
+THRESHOLDS = {
+    "MAX_DISTANCE": oracle.MAX_DISTANCE,
+    "MIN_CONTAINER_FRACTION": oracle.MIN_CONTAINER_FRACTION,
+    "MIN_INGREDIENT_PIXELS": oracle.MIN_INGREDIENT_PIXELS,
+    "CONSISTENCY_IOU": oracle.CONSISTENCY_IOU,
+}
 
 
 def _steps(images, expectations: list[Expectation]) -> list[int]:
     """0-based indices of the steps whose expectation names an ingredient (the steps the oracle scores)."""
     if len(images) != len(expectations):
-        raise ConfigError(f"{len(images)} images but {len(expectations)} expectations: give one per step (ToyRecipe.expectations).")
+        raise ConfigError(
+            f"{len(images)} images but {len(expectations)} expectations: give one per step (ToyRecipe.expectations)."
+        )
     return [i for i, e in enumerate(expectations) if e.ingredient is not None]
 
 
@@ -39,12 +45,23 @@ def oracle_container_consistency(images) -> MetricResult:
     """``oracle.container_consistency(images)`` as 0/1 per frame 2..N, averaged."""
     images = [oracle.read(im) for im in images]
     if len(images) < 2:
-        raise ConfigError(f"{len(images)} image(s): container consistency compares frames 2..N with frame 1, give at least 2.")
+        raise ConfigError(
+            f"{len(images)} image(s): container consistency compares frames 2..N with frame 1, give at least 2."
+        )
     per_item = [float(ok) for ok in oracle.container_consistency(images)]
-    return MetricResult(mean_or_nan(per_item), per_item,
-                        provenance("oracle_container_consistency", BACKBONE, RESOLUTION, "container mask read from the palette",
-                                   frames=list(range(1, len(images))), thresholds=THRESHOLDS,
-                                   formula="1[same colour as frame 1 and mask IoU >= CONSISTENCY_IOU]; mean over frames 2..N"))
+    return MetricResult(
+        mean_or_nan(per_item),
+        per_item,
+        provenance(
+            "oracle_container_consistency",
+            BACKBONE,
+            RESOLUTION,
+            "container mask read from the palette",
+            frames=list(range(1, len(images))),
+            thresholds=THRESHOLDS,
+            formula="1[same colour as frame 1 and mask IoU >= CONSISTENCY_IOU]; mean over frames 2..N",
+        ),
+    )
 
 
 def oracle_step_faithfulness(images, expectations: list[Expectation]) -> MetricResult:
@@ -52,18 +69,38 @@ def oracle_step_faithfulness(images, expectations: list[Expectation]) -> MetricR
     images, expectations = [oracle.read(im) for im in images], list(expectations)
     steps = _steps(images, expectations)
     per_item = [float(ok) for ok in oracle.step_faithfulness(images, expectations)]
-    return MetricResult(mean_or_nan(per_item), per_item,
-                        provenance("oracle_step_faithfulness", BACKBONE, RESOLUTION, "food region inside the container mask",
-                                   steps=steps, thresholds=THRESHOLDS,
-                                   formula="1[the step's ingredient is present]; mean over steps naming one"))
+    return MetricResult(
+        mean_or_nan(per_item),
+        per_item,
+        provenance(
+            "oracle_step_faithfulness",
+            BACKBONE,
+            RESOLUTION,
+            "food region inside the container mask",
+            steps=steps,
+            thresholds=THRESHOLDS,
+            formula="1[the step's ingredient is present]; mean over steps naming one",
+        ),
+    )
 
 
 def oracle_state_accuracy(images, expectations: list[Expectation]) -> MetricResult:
     """Per step naming an ingredient and a state: 1 if ``oracle.ingredient_state`` matches it; the mean is ``oracle.state_accuracy``."""
     images, expectations = [oracle.read(im) for im in images], list(expectations)
     steps = [i for i in _steps(images, expectations) if expectations[i].state]
-    per_item = [float(oracle.ingredient_state(images[i], expectations[i].ingredient) == expectations[i].state) for i in steps]
-    return MetricResult(mean_or_nan(per_item), per_item,
-                        provenance("oracle_state_accuracy", BACKBONE, RESOLUTION, "food region inside the container mask",
-                                   steps=steps, thresholds=THRESHOLDS,
-                                   formula="1[guessed state == expected state]; mean over steps naming an ingredient and a state"))
+    per_item = [
+        float(oracle.ingredient_state(images[i], expectations[i].ingredient) == expectations[i].state) for i in steps
+    ]
+    return MetricResult(
+        mean_or_nan(per_item),
+        per_item,
+        provenance(
+            "oracle_state_accuracy",
+            BACKBONE,
+            RESOLUTION,
+            "food region inside the container mask",
+            steps=steps,
+            thresholds=THRESHOLDS,
+            formula="1[guessed state == expected state]; mean over steps naming an ingredient and a state",
+        ),
+    )

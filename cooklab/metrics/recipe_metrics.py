@@ -29,17 +29,31 @@ __all__ = ["cross_step_consistency", "goal_faithfulness", "ingredient_accuracy",
 CROP = "whole frame, centre crop"
 
 
-def goal_faithfulness(images, goal: str, clip: str | ClipBackbone = DEFAULT_CLIP, text_mode: str = "chunk") -> MetricResult:
+def goal_faithfulness(
+    images, goal: str, clip: str | ClipBackbone = DEFAULT_CLIP, text_mode: str = "chunk"
+) -> MetricResult:
     """``cos(f(x_i), g(goal))`` per frame, averaged: does every picture belong to the dish?"""
     clip = clip_backbone(clip)
     g, per_text = clip.text_features([goal], text_mode)  # [1, D]
     per_item = (clip.image_features(list(images)) @ g[0]).tolist()  # [N]
-    return MetricResult(mean_or_nan(per_item), per_item,
-                        provenance("goal_faithfulness", clip.source, clip.preprocess, CROP, goal=goal,
-                                   text=text_record(clip, text_mode, per_text), formula="cos(image_i, goal); mean over frames"))
+    return MetricResult(
+        mean_or_nan(per_item),
+        per_item,
+        provenance(
+            "goal_faithfulness",
+            clip.source,
+            clip.preprocess,
+            CROP,
+            goal=goal,
+            text=text_record(clip, text_mode, per_text),
+            formula="cos(image_i, goal); mean over frames",
+        ),
+    )
 
 
-def step_faithfulness(images, texts: list[str], clip: str | ClipBackbone = DEFAULT_CLIP, text_mode: str = "chunk") -> MetricResult:
+def step_faithfulness(
+    images, texts: list[str], clip: str | ClipBackbone = DEFAULT_CLIP, text_mode: str = "chunk"
+) -> MetricResult:
     """``cos(f(x_i), g(t_i))`` per frame, averaged: does picture i show step i?"""
     clip = clip_backbone(clip)
     images, texts = list(images), list(texts)
@@ -47,30 +61,58 @@ def step_faithfulness(images, texts: list[str], clip: str | ClipBackbone = DEFAU
         raise ConfigError(f"{len(images)} images but {len(texts)} texts: give one step text per frame.")
     g, per_text = clip.text_features(texts, text_mode)  # [N, D]
     per_item = (clip.image_features(images) * g).sum(-1).tolist()  # [N]
-    return MetricResult(mean_or_nan(per_item), per_item,
-                        provenance("step_faithfulness", clip.source, clip.preprocess, CROP,
-                                   text=text_record(clip, text_mode, per_text), formula="cos(image_i, step_text_i); mean over frames"))
+    return MetricResult(
+        mean_or_nan(per_item),
+        per_item,
+        provenance(
+            "step_faithfulness",
+            clip.source,
+            clip.preprocess,
+            CROP,
+            text=text_record(clip, text_mode, per_text),
+            formula="cos(image_i, step_text_i); mean over frames",
+        ),
+    )
 
 
-def cross_step_consistency(images, clip: str | ClipBackbone = DEFAULT_CLIP, pairs: str = "consecutive") -> MetricResult:
+def cross_step_consistency(
+    images, clip: str | ClipBackbone = DEFAULT_CLIP, pairs: str = "consecutive"
+) -> MetricResult:
     """``cos(f(x_i), f(x_j))`` per frame pair (``consecutive`` or ``all``), averaged."""
     clip = clip_backbone(clip)
     images = list(images)
     index = frame_pairs(len(images), pairs)
     f = clip.image_features(images)  # [N, D]
     per_item = [float(f[i] @ f[j]) for i, j in index]
-    return MetricResult(mean_or_nan(per_item), per_item,
-                        provenance("cross_step_consistency", clip.source, clip.preprocess, CROP, pairs=pairs, pair_index=index,
-                                   formula="cos(image_i, image_j); mean over pairs"))
+    return MetricResult(
+        mean_or_nan(per_item),
+        per_item,
+        provenance(
+            "cross_step_consistency",
+            clip.source,
+            clip.preprocess,
+            CROP,
+            pairs=pairs,
+            pair_index=index,
+            formula="cos(image_i, image_j); mean over pairs",
+        ),
+    )
 
 
-def ingredient_accuracy(images, ingredients: list[list[str]], clip: str | ClipBackbone = DEFAULT_CLIP,
-                        template: str = "a photo of {}", neutral: str = "a photo") -> MetricResult:
+def ingredient_accuracy(
+    images,
+    ingredients: list[list[str]],
+    clip: str | ClipBackbone = DEFAULT_CLIP,
+    template: str = "a photo of {}",
+    neutral: str = "a photo",
+) -> MetricResult:
     """Per (step, listed ingredient): 1 if the frame is closer to ``template.format(k)`` than to ``neutral``, else 0; averaged."""
     clip = clip_backbone(clip)
     images, ingredients = list(images), [list(names) for names in ingredients]
     if len(images) != len(ingredients):
-        raise ConfigError(f"{len(images)} images but {len(ingredients)} ingredient lists: give one list (maybe empty) per frame.")
+        raise ConfigError(
+            f"{len(images)} images but {len(ingredients)} ingredient lists: give one list (maybe empty) per frame."
+        )
     if "{}" not in template:
         raise ConfigError(f"template={template!r} has no '{{}}' for the ingredient: e.g. 'a photo of {{}}'.")
     scored = [(i, name) for i, names in enumerate(ingredients) for name in names]  # (step, ingredient) pairs
@@ -81,7 +123,18 @@ def ingredient_accuracy(images, ingredients: list[list[str]], clip: str | ClipBa
         g, _ = clip.text_features([neutral, *(template.format(n) for n in names)], "chunk")  # [1 + K, D]
         row = {n: k + 1 for k, n in enumerate(names)}
         per_item = [float(f[i] @ g[row[name]] > f[i] @ g[0]) for i, name in scored]
-    return MetricResult(mean_or_nan(per_item), per_item,
-                        provenance("ingredient_accuracy", clip.source, clip.preprocess, CROP, scored=scored, template=template,
-                                   neutral=neutral, formula="1[cos(image_i, template(k)) > cos(image_i, neutral)]; mean over (step, ingredient)",
-                                   **({} if scored else {"note": "no step lists an ingredient: nothing to score (value nan)"})))
+    return MetricResult(
+        mean_or_nan(per_item),
+        per_item,
+        provenance(
+            "ingredient_accuracy",
+            clip.source,
+            clip.preprocess,
+            CROP,
+            scored=scored,
+            template=template,
+            neutral=neutral,
+            formula="1[cos(image_i, template(k)) > cos(image_i, neutral)]; mean over (step, ingredient)",
+            **({} if scored else {"note": "no step lists an ingredient: nothing to score (value nan)"}),
+        ),
+    )

@@ -12,8 +12,18 @@ from .records import FrameInfo, NoiseRecord, RecipeDiffusionOutput
 from .region_noise import RegionNoise, combine_by_mask, region_aware_noise, resize_mask
 
 __all__ = [
-    "VARIANTS", "FrameInfo", "KVSharingAttnProcessor", "KVSharingState", "NoiseLevels", "NoiseRecord",
-    "RecipeDiffusion", "RecipeDiffusionOutput", "RegionNoise", "combine_by_mask", "region_aware_noise", "resize_mask",
+    "VARIANTS",
+    "FrameInfo",
+    "KVSharingAttnProcessor",
+    "KVSharingState",
+    "NoiseLevels",
+    "NoiseRecord",
+    "RecipeDiffusion",
+    "RecipeDiffusionOutput",
+    "RegionNoise",
+    "combine_by_mask",
+    "region_aware_noise",
+    "resize_mask",
 ]
 
 

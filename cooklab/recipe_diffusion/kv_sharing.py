@@ -57,7 +57,10 @@ class KVSharingState:
     def record(self, layer: str, key: torch.Tensor, value: torch.Tensor) -> None:
         """Keep this frame's K/V of one layer at the current step if a later frame needs it."""
         if self.frame in self.record_frames:
-            self.store[(self.frame, layer, self.step)] = (_keep(key, self.cache_device), _keep(value, self.cache_device))
+            self.store[(self.frame, layer, self.step)] = (
+                _keep(key, self.cache_device),
+                _keep(value, self.cache_device),
+            )
 
     def lookup(self, layer: str, device: torch.device) -> tuple[torch.Tensor, torch.Tensor] | None:
         """K_ref, V_ref ([B, P', C]) of the reference frame, same layer, same step.
@@ -108,7 +111,9 @@ class KVSharingAttnProcessor:
     observer = None  # set by cooklab.instrument.observed for a traced call; None: nothing is observed
 
     def __init__(self, name: str, state: KVSharingState):
-        self.name = name  # the attn_processors key, e.g. "up_blocks.1.attentions.0.transformer_blocks.0.attn1.processor"
+        self.name = (
+            name  # the attn_processors key, e.g. "up_blocks.1.attentions.0.transformer_blocks.0.attn1.processor"
+        )
         self.state = state
 
     # Copied from diffusers.models.attention_processor.AttnProcessor2_0.__call__ (diffusers 0.42.1), with these changes:
@@ -118,9 +123,13 @@ class KVSharingAttnProcessor:
     # - the deprecated ``scale`` argument is accepted and ignored without the deprecation warning;
     # - the hook point before the SDPA call (cooklab.instrument.observer; it only reads query and K+);
     # - tensor shapes and equation numbers in comments.
-    def __call__(self, attn, hidden_states, encoder_hidden_states=None, attention_mask=None, temb=None, *args, **kwargs):
+    def __call__(
+        self, attn, hidden_states, encoder_hidden_states=None, attention_mask=None, temb=None, *args, **kwargs
+    ):
         if encoder_hidden_states is not None:
-            raise ValueError(f"{self.name}: K/V sharing applies to self-attention only; select '...attn1' layers (cooklab.locate does).")
+            raise ValueError(
+                f"{self.name}: K/V sharing applies to self-attention only; select '...attn1' layers (cooklab.locate does)."
+            )
         residual = hidden_states
         if attn.spatial_norm is not None:
             hidden_states = attn.spatial_norm(hidden_states, temb)
@@ -165,10 +174,14 @@ class KVSharingAttnProcessor:
         if attn.norm_k is not None:
             key = attn.norm_k(key)
 
-        if self.observer is not None and self.observer.wants(self.name, False):  # hook point: the observer reads Q and K+
+        if self.observer is not None and self.observer.wants(
+            self.name, False
+        ):  # hook point: the observer reads Q and K+
             self.observer.observe_attention(self.name, attn, query, key, n_ref, False)
         # (3)-(4): H_i = softmax(Q K+^T / sqrt(d)) V+
-        hidden_states = F.scaled_dot_product_attention(query, key, value, attn_mask=attention_mask, dropout_p=0.0, is_causal=False)
+        hidden_states = F.scaled_dot_product_attention(
+            query, key, value, attn_mask=attention_mask, dropout_p=0.0, is_causal=False
+        )
         hidden_states = hidden_states.transpose(1, 2).reshape(batch_size, -1, attn.heads * head_dim)  # [B, P, C]
         hidden_states = hidden_states.to(query.dtype)
         hidden_states = attn.to_out[0](hidden_states)
@@ -191,8 +204,15 @@ def _layer_downscale(name: str, unet) -> int:
     return 2 ** (len(unet.config.up_block_types) - 1 - int(index))
 
 
-def kv_cache_bytes_per_step(unet, layers: list[str], height: int, width: int, vae_scale_factor: int = 8,
-                            batch: int = 2, bytes_per_element: int = 2) -> int:
+def kv_cache_bytes_per_step(
+    unet,
+    layers: list[str],
+    height: int,
+    width: int,
+    vae_scale_factor: int = 8,
+    batch: int = 2,
+    bytes_per_element: int = 2,
+) -> int:
     """Bytes one recorded frame's K/V of ``layers`` take for ONE denoising step.
 
     ``2 (K, V) x batch x tokens(layer) x channels(layer) x bytes`` summed over layers, with

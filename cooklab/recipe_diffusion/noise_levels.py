@@ -42,7 +42,9 @@ def check_level(name: str, level: float) -> float:
     """Validate a noise level (a float in [0, 1]) and return it as float."""
     level = float(level)
     if not 0.0 <= level <= 1.0:
-        raise ConfigError(f"{name}={level} is not a noise level: pass a number between 0 and 1 (the paper uses 0.999 and 0.9).")
+        raise ConfigError(
+            f"{name}={level} is not a noise level: pass a number between 0 and 1 (the paper uses 0.999 and 0.9)."
+        )
     return level
 
 

@@ -196,26 +196,56 @@ class RecipeDiffusion(CooklabPipeline):
         n = len(recipe)
         if isinstance(mask_provider, str):
             mask_provider = self._named_provider(mask_provider)
-        base_noise, object_noise, height, width = self._check_inputs(n, sequential, region_aware, base_noise, object_noise,
-                                                                     start_from, reference_latent, num_inference_steps, height, width)
+        base_noise, object_noise, height, width = self._check_inputs(
+            n,
+            sequential,
+            region_aware,
+            base_noise,
+            object_noise,
+            start_from,
+            reference_latent,
+            num_inference_steps,
+            height,
+            width,
+        )
         mask_for = self._mask_table(masks, n) if region_aware else {}  # masks only matter for region-aware noise
         refs = self._references(recipe, sequential, kv_sharing, region_aware, start_from)
 
         pipe = self.pipe
         call = _Call(
-            seed=seed, num_inference_steps=num_inference_steps, height=height, width=width, guidance_scale=guidance_scale,
-            negative_prompt=negative_prompt, eta=eta, guidance_rescale=guidance_rescale,
+            seed=seed,
+            num_inference_steps=num_inference_steps,
+            height=height,
+            width=width,
+            guidance_scale=guidance_scale,
+            negative_prompt=negative_prompt,
+            eta=eta,
+            guidance_rescale=guidance_rescale,
             do_cfg=guidance_scale > 1 and pipe.unet.config.time_cond_proj_dim is None,
-            sequential=sequential, kv_sharing=kv_sharing, region_aware=region_aware, base_noise=base_noise,
-            object_noise=object_noise, start_from=start_from, reference_latent=reference_latent,
-            kv_layers=locate(pipe, *((kv_layers,) if isinstance(kv_layers, str) else kv_layers), kind="self") if kv_sharing else [],
-            masks=mask_for, mask_provider=mask_provider, prompts=prompts, output_type=output_type, progress=progress,
-            device=self.device, kv_state=KVSharingState(record_frames=set(refs.last_use), cache_device=kv_cache_device),
+            sequential=sequential,
+            kv_sharing=kv_sharing,
+            region_aware=region_aware,
+            base_noise=base_noise,
+            object_noise=object_noise,
+            start_from=start_from,
+            reference_latent=reference_latent,
+            kv_layers=locate(pipe, *((kv_layers,) if isinstance(kv_layers, str) else kv_layers), kind="self")
+            if kv_sharing
+            else [],
+            masks=mask_for,
+            mask_provider=mask_provider,
+            prompts=prompts,
+            output_type=output_type,
+            progress=progress,
+            device=self.device,
+            kv_state=KVSharingState(record_frames=set(refs.last_use), cache_device=kv_cache_device),
         )
         settings = self._settings(call)
         with self._attention_processors(call):
             frames, final_latents = self._frames(call, recipe, refs)
-        return RecipeDiffusionOutput(images=call.images, frames=frames, latents=final_latents, recipe=recipe, settings=settings)
+        return RecipeDiffusionOutput(
+            images=call.images, frames=frames, latents=final_latents, recipe=recipe, settings=settings
+        )
 
     # ---- arguments -------------------------------------------------------------------------
     @staticmethod
@@ -240,24 +270,43 @@ class RecipeDiffusion(CooklabPipeline):
         prompts = plan.prompts() if plan is not None and enriched_prompts else recipe.texts
         return recipe, prompts
 
-    def _check_inputs(self, n, sequential, region_aware, base_noise, object_noise, start_from, reference_latent,
-                      num_inference_steps, height, width):
+    def _check_inputs(
+        self,
+        n,
+        sequential,
+        region_aware,
+        base_noise,
+        object_noise,
+        start_from,
+        reference_latent,
+        num_inference_steps,
+        height,
+        width,
+    ):
         """Refuse impossible arguments before any model runs; returns (base_noise, object_noise, height, width).
 
         None for height/width takes the U-Net's own size (``sample_size * vae_scale_factor``).
         """
         base_noise, object_noise = check_level("base_noise", base_noise), check_level("object_noise", object_noise)
         if region_aware and not sequential:
-            raise ConfigError("region_aware=True needs sequential=True: region-aware noise is applied to the reference frame's latent.")
+            raise ConfigError(
+                "region_aware=True needs sequential=True: region-aware noise is applied to the reference frame's latent."
+            )
         if start_from not in START_FROM:
-            raise ConfigError(f"start_from={start_from!r}: choose 'previous' (the paper: frame i starts from frame i-1) or "
-                              "'reference' (from the metadata's reference frame).")
+            raise ConfigError(
+                f"start_from={start_from!r}: choose 'previous' (the paper: frame i starts from frame i-1) or "
+                "'reference' (from the metadata's reference frame)."
+            )
         if reference_latent not in REFERENCE_LATENT:
-            raise ConfigError(f"reference_latent={reference_latent!r}: choose 'encoded' (the paper: the VAE encoding of the "
-                              "reference image) or 'final' (the sampler's final latent).")
+            raise ConfigError(
+                f"reference_latent={reference_latent!r}: choose 'encoded' (the paper: the VAE encoding of the "
+                "reference image) or 'final' (the sampler's final latent)."
+            )
         height, width = self._check_steps_and_size(num_inference_steps, height, width)
         if sequential and NoiseLevels(None, num_inference_steps).steps_run(base_noise) == 0 and n > 1:
-            raise ConfigError(f"base_noise={base_noise} runs no denoising step with num_inference_steps={num_inference_steps}: raise one of them.")
+            raise ConfigError(
+                f"base_noise={base_noise} runs no denoising step with num_inference_steps={num_inference_steps}: raise one of them."
+            )
         return base_noise, object_noise, height, width
 
     def _check_steps_and_size(self, num_inference_steps, height, width) -> tuple[int, int]:
@@ -271,7 +320,9 @@ class RecipeDiffusion(CooklabPipeline):
         height = height or self.pipe.unet.config.sample_size * scale
         width = width or self.pipe.unet.config.sample_size * scale
         if height % 8 or width % 8 or height <= 0 or width <= 0:
-            raise ConfigError(f"height={height}, width={width}: both must be positive multiples of 8 (e.g. {max(8, height // 8 * 8)}x{max(8, width // 8 * 8)}).")
+            raise ConfigError(
+                f"height={height}, width={width}: both must be positive multiples of 8 (e.g. {max(8, height // 8 * 8)}x{max(8, width // 8 * 8)})."
+            )
         return height, width
 
     @staticmethod
@@ -285,10 +336,14 @@ class RecipeDiffusion(CooklabPipeline):
         """
         n = len(recipe)
         ref = recipe.reference_frames()  # j of frame i: the metadata's reference, else i - 1 (None for frame 0)
-        start_ref = [None if not sequential else (i - 1 if start_from == "previous" and i > 0 else ref[i]) for i in range(n)]
+        start_ref = [
+            None if not sequential else (i - 1 if start_from == "previous" and i > 0 else ref[i]) for i in range(n)
+        ]
         mask_ref = [ref[i] if region_aware else None for i in range(n)]  # I_j of Eq. 5-7 (needs sequential)
         kv_ref = [ref[i] if kv_sharing else None for i in range(n)]
-        kept = {j for j in start_ref + mask_ref if j is not None}  # frames whose latent/image a later frame starts from
+        kept = {
+            j for j in start_ref + mask_ref if j is not None
+        }  # frames whose latent/image a later frame starts from
         last_use = {}
         for i, j in enumerate(kv_ref):
             if j is not None:
@@ -300,16 +355,36 @@ class RecipeDiffusion(CooklabPipeline):
         pipe = self.pipe
         switches = (call.sequential, call.kv_sharing, call.region_aware)
         return dict(
-            seed=call.seed, num_inference_steps=call.num_inference_steps, height=call.height, width=call.width,
-            guidance_scale=call.guidance_scale, negative_prompt=call.negative_prompt, eta=call.eta,
-            guidance_rescale=call.guidance_rescale, sequential=call.sequential, kv_sharing=call.kv_sharing,
-            region_aware=call.region_aware, base_noise=call.base_noise, object_noise=call.object_noise,
-            start_from=call.start_from, reference_latent=call.reference_latent, kv_layers=call.kv_layers,
-            scheduler=type(pipe.scheduler).__name__, model=pipe.name_or_path or type(pipe).__name__,
-            variant=next((name for name, v in VARIANTS.items()
-                          if (v["sequential"], v["kv_sharing"], v["region_aware"]) == switches), "custom"),
+            seed=call.seed,
+            num_inference_steps=call.num_inference_steps,
+            height=call.height,
+            width=call.width,
+            guidance_scale=call.guidance_scale,
+            negative_prompt=call.negative_prompt,
+            eta=call.eta,
+            guidance_rescale=call.guidance_rescale,
+            sequential=call.sequential,
+            kv_sharing=call.kv_sharing,
+            region_aware=call.region_aware,
+            base_noise=call.base_noise,
+            object_noise=call.object_noise,
+            start_from=call.start_from,
+            reference_latent=call.reference_latent,
+            kv_layers=call.kv_layers,
+            scheduler=type(pipe.scheduler).__name__,
+            model=pipe.name_or_path or type(pipe).__name__,
+            variant=next(
+                (
+                    name
+                    for name, v in VARIANTS.items()
+                    if (v["sequential"], v["kv_sharing"], v["region_aware"]) == switches
+                ),
+                "custom",
+            ),
             masks=sorted(call.masks),
-            mask_provider=None if call.mask_provider is None or not call.region_aware else type(call.mask_provider).__name__,
+            mask_provider=None
+            if call.mask_provider is None or not call.region_aware
+            else type(call.mask_provider).__name__,
         )
 
     # ---- processors and the frame loop -------------------------------------------------------
@@ -357,7 +432,9 @@ class RecipeDiffusion(CooklabPipeline):
         """A mask provider by name, built once per pipeline ("grounded-sam": GroundingDINO + SAM; the Toy Kitchen's
         trained pair, offline, when this pipeline is ``toy_sd()`` / ``toy_flux()``)."""
         if name != "grounded-sam":
-            raise ConfigError(f"mask_provider={name!r}: use 'grounded-sam' or pass a provider object (image, phrase) -> mask.")
+            raise ConfigError(
+                f"mask_provider={name!r}: use 'grounded-sam' or pass a provider object (image, phrase) -> mask."
+            )
         if name not in self._providers:
             from ..grounding.grounded_sam import named_grounded_sam
             from ..toykitchen.models import is_toy_pipeline
@@ -374,7 +451,9 @@ class RecipeDiffusion(CooklabPipeline):
             table = dict(masks)
         elif isinstance(masks, (list, tuple)):
             if len(masks) != n:
-                raise ConfigError(f"masks has {len(masks)} entries for a recipe of {n} steps: give one per step (None where there is none) or a dict {{frame: mask}}.")
+                raise ConfigError(
+                    f"masks has {len(masks)} entries for a recipe of {n} steps: give one per step (None where there is none) or a dict {{frame: mask}}."
+                )
             table = {i: m for i, m in enumerate(masks) if m is not None}
         else:
             raise ConfigError("masks must be a list with one entry per step or a dict {frame: mask}.")
@@ -382,7 +461,9 @@ class RecipeDiffusion(CooklabPipeline):
             if not (isinstance(i, int) and 0 <= i < n):
                 raise ConfigError(f"masks has an entry for frame {i!r}; frames are numbered 0..{n - 1}.")
             if i == 0:
-                raise ConfigError("masks[0] is given but frame 0 starts from pure noise; masks[i] is the container mask in frame i's reference image (frames 1..n-1).")
+                raise ConfigError(
+                    "masks[0] is given but frame 0 starts from pure noise; masks[i] is the container mask in frame i's reference image (frames 1..n-1)."
+                )
         return table
 
     def _encode(self, prompt, negative_prompt, do_cfg, device):
@@ -396,8 +477,16 @@ class RecipeDiffusion(CooklabPipeline):
 
     def _resolve_mask(self, call: _Call, i: int, step, ref: int, latent_hw: tuple[int, int]):
         """The container mask of frame i's reference image: (MaskResult, mask on the latent grid, fallback reason)."""
-        return resolve_container_mask(i, step, ref, call.masks.get(i), call.mask_provider,
-                                      lambda: self._reference_image(call, ref), (call.height, call.width), latent_hw)
+        return resolve_container_mask(
+            i,
+            step,
+            ref,
+            call.masks.get(i),
+            call.mask_provider,
+            lambda: self._reference_image(call, ref),
+            (call.height, call.width),
+            latent_hw,
+        )
 
     def _decode_pil(self, latents):
         image = self.pipe.vae.decode(latents / self.pipe.vae.config.scaling_factor, return_dict=False)[0]
@@ -421,8 +510,12 @@ class RecipeDiffusion(CooklabPipeline):
         if call.reference_latent == "final":
             return call.kept[j]
         pipe = self.pipe
-        image = pipe.image_processor.preprocess(self._reference_image(call, j)).to(device=call.device, dtype=dtype)  # [1, 3, H, W]
-        return retrieve_latents(pipe.vae.encode(image), generator=generator) * pipe.vae.config.scaling_factor  # [1, C, h, w]
+        image = pipe.image_processor.preprocess(self._reference_image(call, j)).to(
+            device=call.device, dtype=dtype
+        )  # [1, 3, H, W]
+        return (
+            retrieve_latents(pipe.vae.encode(image), generator=generator) * pipe.vae.config.scaling_factor
+        )  # [1, C, h, w]
 
     def _frame(self, call: _Call, i: int, step, start_ref: int | None, mask_ref: int | None, kv_ref: int | None):
         """Generate frame i; returns its FrameInfo and final latent [1, C, h, w].
@@ -439,9 +532,23 @@ class RecipeDiffusion(CooklabPipeline):
         generator = torch.Generator(call.device).manual_seed(call.seed + i)
         channels = pipe.unet.config.in_channels
         latent_hw = (call.height // pipe.vae_scale_factor, call.width // pipe.vae_scale_factor)
-        info = FrameInfo(index=i, text=step.text, prompt=prompt, seed=call.seed + i, container=step.container, reference=None,
-                         kv_reference=kv_ref, start_index=0, steps_run=call.num_inference_steps, start_timestep=float(timesteps[0]),
-                         base_noise=None, object_noise=None, object_timestep=None, region_aware=False, mask_reference=mask_ref)
+        info = FrameInfo(
+            index=i,
+            text=step.text,
+            prompt=prompt,
+            seed=call.seed + i,
+            container=step.container,
+            reference=None,
+            kv_reference=kv_ref,
+            start_index=0,
+            steps_run=call.num_inference_steps,
+            start_timestep=float(timesteps[0]),
+            base_noise=None,
+            object_noise=None,
+            object_timestep=None,
+            region_aware=False,
+            mask_reference=mask_ref,
+        )
         mask = None
         if mask_ref is not None:  # the container mask in I_j decides whether Eq. 5-7 applies
             info.mask, mask, info.fallback = self._resolve_mask(call, i, step, mask_ref, latent_hw)
@@ -454,9 +561,13 @@ class RecipeDiffusion(CooklabPipeline):
             trace.begin_frame(FrameTrace(i, prompt, self._tokens(prompt), ref, latent_hw, kv_reference=kv_ref))
 
         if ref is None:  # from pure noise, exactly as the stock pipeline
-            latents = pipe.prepare_latents(1, channels, call.height, call.width, prompt_embeds.dtype, call.device, generator)
+            latents = pipe.prepare_latents(
+                1, channels, call.height, call.width, prompt_embeds.dtype, call.device, generator
+            )
         else:
-            latents, timesteps = self._noised_start(call, i, info, mask, levels, generator, prompt_embeds.dtype, latent_hw)
+            latents, timesteps = self._noised_start(
+                call, i, info, mask, levels, generator, prompt_embeds.dtype, latent_hw
+            )
         latents = self._denoise(call, i, latents, timesteps, prompt_embeds, generator, kv_ref, info.start_index)
         info.kv_fallback_steps = call.kv_state.fallback_steps.get(i, 0)
         call.images.append(self._decode(call, latents, generator))
@@ -464,7 +575,9 @@ class RecipeDiffusion(CooklabPipeline):
             trace.end_frame(call.images[-1])
         return info, latents
 
-    def _noised_start(self, call: _Call, i: int, info: FrameInfo, mask, levels: NoiseLevels, generator, dtype, latent_hw):
+    def _noised_start(
+        self, call: _Call, i: int, info: FrameInfo, mask, levels: NoiseLevels, generator, dtype, latent_hw
+    ):
         """The start of a frame that continues an earlier one: (noised latent [1, C, h, w], the timesteps left to run).
 
         ``L_s`` of the frame ``s = info.reference`` is noised to ``base_noise`` (img2img), or with a
@@ -475,7 +588,9 @@ class RecipeDiffusion(CooklabPipeline):
         ref = info.reference
         info.reference_latent = call.reference_latent
         ref_latents = self._start_latent(call, ref, generator, dtype)  # [1, C, h, w]
-        noise = randn_tensor((1, pipe.unet.config.in_channels, *latent_hw), generator=generator, device=call.device, dtype=dtype)
+        noise = randn_tensor(
+            (1, pipe.unet.config.in_channels, *latent_hw), generator=generator, device=call.device, dtype=dtype
+        )
         region = None
         if mask is not None:
             region = region_aware_noise(ref_latents, noise, mask, call.object_noise, call.base_noise, levels.add_noise)
@@ -484,13 +599,23 @@ class RecipeDiffusion(CooklabPipeline):
         if hasattr(pipe.scheduler, "set_begin_index"):
             pipe.scheduler.set_begin_index(start)
         timesteps = pipe.scheduler.timesteps[start:]
-        info.start_index, info.steps_run, info.start_timestep = start, len(timesteps) // levels.order, float(timesteps[0])
+        info.start_index, info.steps_run, info.start_timestep = (
+            start,
+            len(timesteps) // levels.order,
+            float(timesteps[0]),
+        )
         info.base_noise, info.region_aware = call.base_noise, region is not None
         if region is not None:
             info.object_noise, info.object_timestep = call.object_noise, levels.timestep(call.object_noise)
             if call.object_noise != call.base_noise and levels.index(call.object_noise) == start:
-                enough = next((n for n in range(call.num_inference_steps, 1001)
-                               if int(n * call.object_noise) != int(n * call.base_noise)), None)
+                enough = next(
+                    (
+                        n
+                        for n in range(call.num_inference_steps, 1001)
+                        if int(n * call.object_noise) != int(n * call.base_noise)
+                    ),
+                    None,
+                )
                 warnings.warn(
                     f"step {i + 1} (frame {i}): object_noise={call.object_noise} and base_noise={call.base_noise} fall on "
                     f"the same timestep with num_inference_steps={call.num_inference_steps}, so region-aware noise equals "
@@ -499,17 +624,36 @@ class RecipeDiffusion(CooklabPipeline):
                 )
         if trace is not None:
             a, b = levels.coefficients(call.base_noise)
-            trace.record_noise(NoiseRecord(
-                frame=i, reference=ref, base_noise=call.base_noise, object_noise=info.object_noise,
-                base_timestep=levels.timestep(call.base_noise),
-                object_timestep=levels.timestep(call.object_noise) if region is not None else None,
-                region=None if region is None else RegionNoise(*(x.detach().cpu() if x.ndim == 4 else x for x in (
-                    region.combined, region.container, region.background, region.mask, region.signal_map, region.sigma_map))),
-                noised=latents[0].detach().float().cpu(),
-                sigma_map=region.sigma_map if region is not None else torch.full(latent_hw, b),
-                signal_map=region.signal_map if region is not None else torch.full(latent_hw, a),
-                fallback=info.fallback, mask=info.mask,
-            ))  # coefficients(base_noise) leaves the scheduler's begin index at `start`, where it must be
+            trace.record_noise(
+                NoiseRecord(
+                    frame=i,
+                    reference=ref,
+                    base_noise=call.base_noise,
+                    object_noise=info.object_noise,
+                    base_timestep=levels.timestep(call.base_noise),
+                    object_timestep=levels.timestep(call.object_noise) if region is not None else None,
+                    region=None
+                    if region is None
+                    else RegionNoise(
+                        *(
+                            x.detach().cpu() if x.ndim == 4 else x
+                            for x in (
+                                region.combined,
+                                region.container,
+                                region.background,
+                                region.mask,
+                                region.signal_map,
+                                region.sigma_map,
+                            )
+                        )
+                    ),
+                    noised=latents[0].detach().float().cpu(),
+                    sigma_map=region.sigma_map if region is not None else torch.full(latent_hw, b),
+                    signal_map=region.signal_map if region is not None else torch.full(latent_hw, a),
+                    fallback=info.fallback,
+                    mask=info.mask,
+                )
+            )  # coefficients(base_noise) leaves the scheduler's begin index at `start`, where it must be
         return latents, timesteps
 
     def _denoise(self, call: _Call, i: int, latents, timesteps, prompt_embeds, generator, kv_ref, first: int):
@@ -545,8 +689,9 @@ class RecipeDiffusion(CooklabPipeline):
         return pipe.image_processor.postprocess(image, output_type=call.output_type, do_denormalize=[True])[0]
 
 
-def resolve_container_mask(i: int, step, ref: int, explicit, provider, reference_image, image_hw: tuple[int, int],
-                           latent_hw: tuple[int, int]):
+def resolve_container_mask(
+    i: int, step, ref: int, explicit, provider, reference_image, image_hw: tuple[int, int], latent_hw: tuple[int, int]
+):
     """The container mask of frame i in its reference frame ``ref``: (MaskResult, mask on the latent grid, fallback reason).
 
     explicit: the user's ``masks[i]`` (mask, box, MaskResult) or None; provider: ``(image, phrase) -> mask | None``

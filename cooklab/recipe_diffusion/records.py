@@ -46,9 +46,15 @@ class FrameInfo:
     fallback: str | None = None  # why uniform noise was used although region_aware=True
     mask: MaskResult | None = field(default=None, repr=False)
     kv_fallback_steps: int = 0  # steps that read the reference's K/V of a neighbouring step
-    start_from: str | None = None  # why `reference` was chosen: "previous", "reference" (start_from or Eq. 5-7), None: noise
-    mask_reference: int | None = None  # frame whose image the container mask was looked for in (None: not region-aware)
-    reference_latent: str | None = None  # "encoded" (VAE encoding of its image) or "final" (its final latent); None: noise
+    start_from: str | None = (
+        None  # why `reference` was chosen: "previous", "reference" (start_from or Eq. 5-7), None: noise
+    )
+    mask_reference: int | None = (
+        None  # frame whose image the container mask was looked for in (None: not region-aware)
+    )
+    reference_latent: str | None = (
+        None  # "encoded" (VAE encoding of its image) or "final" (its final latent); None: noise
+    )
 
 
 @dataclass
@@ -84,5 +90,9 @@ class NoiseRecord:
         for name, w in (("inside", m), ("outside", 1 - m)):
             if float(w.sum()) > 0:
                 x = self.noised[:, w > 0.5] if bool((w > 0.5).any()) else self.noised.flatten(1)[:, :0]
-                out[name] = {"sigma": float((self.sigma_map * w).sum() / w.sum()), "mean": float(x.mean()) if x.numel() else float("nan"), "std": float(x.std()) if x.numel() > 1 else float("nan")}
+                out[name] = {
+                    "sigma": float((self.sigma_map * w).sum() / w.sum()),
+                    "mean": float(x.mean()) if x.numel() else float("nan"),
+                    "std": float(x.std()) if x.numel() > 1 else float("nan"),
+                }
         return out

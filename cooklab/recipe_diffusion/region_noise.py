@@ -32,7 +32,9 @@ from ..errors import ConfigError
 AddNoise = Callable[[torch.Tensor, torch.Tensor, float], torch.Tensor]
 
 
-def resize_mask(mask: torch.Tensor, latent_hw: tuple[int, int], image_hw: tuple[int, int] | None = None) -> torch.Tensor:
+def resize_mask(
+    mask: torch.Tensor, latent_hw: tuple[int, int], image_hw: tuple[int, int] | None = None
+) -> torch.Tensor:
     """Resize a [H, W] mask to the latent grid [h, w] by area averaging (a soft mask in [0, 1]).
 
     Each latent cell covers ``fh x fw = (H / h) x (W / w)`` pixels (8 x 8 for the SD VAE), and
@@ -63,7 +65,9 @@ def resize_mask(mask: torch.Tensor, latent_hw: tuple[int, int], image_hw: tuple[
 
 def combine_by_mask(mask: torch.Tensor, inside: torch.Tensor, outside: torch.Tensor) -> torch.Tensor:
     """Eq. 7: M * inside + (1 - M) * outside. mask [h, w]; inside/outside [B, C, h, w]."""
-    m = rearrange(mask.to(device=inside.device, dtype=inside.dtype), "h w -> 1 1 h w")  # broadcast over batch and channels
+    m = rearrange(
+        mask.to(device=inside.device, dtype=inside.dtype), "h w -> 1 1 h w"
+    )  # broadcast over batch and channels
     return m * inside + (1 - m) * outside
 
 
@@ -94,7 +98,9 @@ def region_aware_noise(
 ) -> RegionNoise:
     """Eq. 5-7. reference, noise: [B, C, h, w]; mask: [h, w] in [0, 1] on the latent grid."""
     if tuple(mask.shape) != tuple(reference.shape[-2:]):
-        raise ConfigError(f"mask {tuple(mask.shape)} is not on the latent grid {tuple(reference.shape[-2:])}: resize it with resize_mask first.")
+        raise ConfigError(
+            f"mask {tuple(mask.shape)} is not on the latent grid {tuple(reference.shape[-2:])}: resize it with resize_mask first."
+        )
     container = add_noise(reference, noise, object_noise)  # (5)
     background = add_noise(reference, noise, base_noise)  # (6)
     combined = combine_by_mask(mask, container, background)  # (7)

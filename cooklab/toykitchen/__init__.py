@@ -14,5 +14,16 @@ from .oracle import OracleMaskProvider, check_frame, container_consistency, step
 from .recipes import Expectation, ToyRecipe, random_toy_recipe
 from .world import Ingredient, Rendered, Scene, render
 
-__all__ = ["Expectation", "Ingredient", "OracleMaskProvider", "Rendered", "Scene", "ToyRecipe", "check_frame",
-           "container_consistency", "random_toy_recipe", "render", "step_faithfulness"]
+__all__ = [
+    "Expectation",
+    "Ingredient",
+    "OracleMaskProvider",
+    "Rendered",
+    "Scene",
+    "ToyRecipe",
+    "check_frame",
+    "container_consistency",
+    "random_toy_recipe",
+    "render",
+    "step_faithfulness",
+]

@@ -13,8 +13,15 @@ import numpy as np
 
 from .world import CONTAINER_COLOURS, CONTAINERS, INGREDIENTS, PATTERNS, STATES, TABLES, Ingredient, Scene
 
-PLURAL = {"carrot": "carrots", "tomato": "tomatoes", "egg": "eggs", "rice": "rice", "broccoli": "broccoli",
-          "onion": "onions", "meat": "meat"}
+PLURAL = {
+    "carrot": "carrots",
+    "tomato": "tomatoes",
+    "egg": "eggs",
+    "rice": "rice",
+    "broccoli": "broccoli",
+    "onion": "onions",
+    "meat": "meat",
+}
 CONTAINER_WORDS = {"bowl": "bowl", "pot": "pot", "pan": "pan", "plate": "plate", "board": "cutting board"}
 TABLE_WORDS = {"wood": "wooden table", "mint": "mint table", "linen": "linen cloth"}
 STATE_WORDS = {"whole": "whole", "diced": "diced", "sliced": "sliced", "cooked": "fried", "mixed": "mixed"}
@@ -29,8 +36,19 @@ everything all together""".split()
 
 def _words() -> tuple[str, ...]:
     words = list(_GLUE)
-    for group in (CONTAINER_WORDS.values(), TABLE_WORDS.values(), STATE_WORDS.values(), PATTERN_WORDS.values(),
-                  PLURAL.values(), INGREDIENTS, CONTAINER_COLOURS, CONTAINERS, PATTERNS, STATES, TABLES):
+    for group in (
+        CONTAINER_WORDS.values(),
+        TABLE_WORDS.values(),
+        STATE_WORDS.values(),
+        PATTERN_WORDS.values(),
+        PLURAL.values(),
+        INGREDIENTS,
+        CONTAINER_COLOURS,
+        CONTAINERS,
+        PATTERNS,
+        STATES,
+        TABLES,
+    ):
         for phrase in group:
             words.extend(phrase.split())
     return tuple(dict.fromkeys(words))

@@ -32,16 +32,32 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..metrics.clip_score import CLIP_MEAN, CLIP_STD  # OpenAI CLIP's normalisation, what the backbone's Preprocess applies
+from ..metrics.clip_score import (
+    CLIP_MEAN,
+    CLIP_STD,
+)  # OpenAI CLIP's normalisation, what the backbone's Preprocess applies
 from .models import CLIP_MAX_LENGTH, IMAGE_SIZE, clip_tokenizer
 from .world import PATTERNS, TABLES, Ingredient, Scene, random_position, render
 
 #: ViT image tower: 64 x 64 pictures in 8 x 8 patches (64 patch tokens + CLS), width 64, 3 layers
-VISION = dict(image_size=IMAGE_SIZE, patch_size=8, hidden_size=64, intermediate_size=256, num_hidden_layers=3,
-              num_attention_heads=4, hidden_act="quick_gelu")
+VISION = dict(
+    image_size=IMAGE_SIZE,
+    patch_size=8,
+    hidden_size=64,
+    intermediate_size=256,
+    num_hidden_layers=3,
+    num_attention_heads=4,
+    hidden_act="quick_gelu",
+)
 #: text tower: one token per world word (``models.clip_tokenizer``), 32 positions, width 64, 3 layers
-TEXT = dict(hidden_size=64, intermediate_size=256, num_hidden_layers=3, num_attention_heads=4,
-            max_position_embeddings=CLIP_MAX_LENGTH, hidden_act="quick_gelu")
+TEXT = dict(
+    hidden_size=64,
+    intermediate_size=256,
+    num_hidden_layers=3,
+    num_attention_heads=4,
+    max_position_embeddings=CLIP_MAX_LENGTH,
+    hidden_act="quick_gelu",
+)
 PROJECTION_DIM = 64  # the shared embedding space of f(x) and g(t)
 
 
@@ -50,8 +66,13 @@ def build_clip(tokenizer=None):
     from transformers import CLIPConfig, CLIPModel
 
     tokenizer = tokenizer or clip_tokenizer()
-    text = dict(TEXT, vocab_size=len(tokenizer), bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
-                pad_token_id=tokenizer.pad_token_id)
+    text = dict(
+        TEXT,
+        vocab_size=len(tokenizer),
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+    )
     return CLIPModel(CLIPConfig(text_config=text, vision_config=VISION, projection_dim=PROJECTION_DIM))
 
 
@@ -59,8 +80,12 @@ def image_processor():
     """The ``CLIPImageProcessor`` saved with the model: 64 x 64 in, CLIP's mean and std (what the backbone reads)."""
     from transformers import CLIPImageProcessor
 
-    return CLIPImageProcessor(size={"shortest_edge": IMAGE_SIZE}, crop_size={"height": IMAGE_SIZE, "width": IMAGE_SIZE},
-                              image_mean=list(CLIP_MEAN), image_std=list(CLIP_STD))
+    return CLIPImageProcessor(
+        size={"shortest_edge": IMAGE_SIZE},
+        crop_size={"height": IMAGE_SIZE, "width": IMAGE_SIZE},
+        image_mean=list(CLIP_MEAN),
+        image_std=list(CLIP_STD),
+    )
 
 
 def pixels(images: torch.Tensor) -> torch.Tensor:
@@ -80,7 +105,9 @@ def trim(input_ids: torch.Tensor, eos_token_id: int) -> torch.Tensor:
     return input_ids[:, :length]
 
 
-def contrastive_loss(model, pixel_values: torch.Tensor, input_ids: torch.Tensor, negative_ids: torch.Tensor | None = None) -> torch.Tensor:
+def contrastive_loss(
+    model, pixel_values: torch.Tensor, input_ids: torch.Tensor, negative_ids: torch.Tensor | None = None
+) -> torch.Tensor:
     """CLIP's symmetric InfoNCE over a batch of B (picture, caption) pairs, optionally with one hard-negative caption each.
 
     With L2-normalised projected features ``f_i = f(x_i)``, ``g_j = g(t_j)`` and the learned
@@ -103,11 +130,17 @@ def contrastive_loss(model, pixel_values: torch.Tensor, input_ids: torch.Tensor,
     pixel_values: ``[B, 3, 64, 64]`` (``pixels``); input_ids, negative_ids: ``[B, L]`` (start, words, end, padding; ``trim``).
     """
     f = F.normalize(model.get_image_features(pixel_values=pixel_values).pooler_output, dim=-1)  # [B, D]
-    texts = input_ids if negative_ids is None else _same_length(input_ids, negative_ids, model.config.text_config.pad_token_id)
+    texts = (
+        input_ids
+        if negative_ids is None
+        else _same_length(input_ids, negative_ids, model.config.text_config.pad_token_id)
+    )
     g = F.normalize(model.get_text_features(input_ids=texts).pooler_output, dim=-1)  # [B or 2B, D]
     with torch.no_grad():
         model.logit_scale.clamp_(max=np.log(100.0))
-    logits = model.logit_scale.exp() * f @ g.T  # [B, B or 2B]: row i = picture i against every caption (negatives last)
+    logits = (
+        model.logit_scale.exp() * f @ g.T
+    )  # [B, B or 2B]: row i = picture i against every caption (negatives last)
     target = torch.arange(len(f), device=logits.device)  # [B]: the matching pairs are the diagonal
     return 0.5 * (F.cross_entropy(logits, target) + F.cross_entropy(logits[:, : len(f)].T, target))
 
@@ -129,7 +162,7 @@ def hard_negative(scene: Scene, rng: np.random.Generator) -> Scene:
     old = scene.ingredients[k]
     name = str(rng.choice([n for n in INGREDIENTS if scene.ingredient(n) is None]))
     state = old.state if old.state in ALLOWED_STATES[name] else str(rng.choice(ALLOWED_STATES[name]))
-    return replace(scene, ingredients=(*scene.ingredients[:k], Ingredient(name, state), *scene.ingredients[k + 1:]))
+    return replace(scene, ingredients=(*scene.ingredients[:k], Ingredient(name, state), *scene.ingredients[k + 1 :]))
 
 
 def caption_pair(scene: Scene, rng: np.random.Generator) -> tuple[str, str]:
@@ -183,10 +216,14 @@ def heldout_retrieval(backbone, n: int = 200, seed: int = 0) -> dict:
     nearest_image = sims.argmax(0)  # [K]
     triple = {c: (e.colour, e.container, e.ingredient) for c, e in items}
     return {
-        "n": n, "seed": seed, "captions": len(captions),
+        "n": n,
+        "seed": seed,
+        "captions": len(captions),
         "image_to_caption": float((nearest_caption == own).float().mean()),
         "caption_to_image": float((own[nearest_image] == torch.arange(len(captions))).float().mean()),
-        "image_to_triple": float(np.mean([triple[captions[k]] == triple[c] for k, (c, _) in zip(nearest_caption.tolist(), items)])),
+        "image_to_triple": float(
+            np.mean([triple[captions[k]] == triple[c] for k, (c, _) in zip(nearest_caption.tolist(), items)])
+        ),
         "chance_image_to_caption": 1 / len(captions),
         "chance_caption_to_image": float(np.mean([(own == k).float().mean() for k in range(len(captions))])),
     }
@@ -219,15 +256,29 @@ def contrast_pairs(n: int, seed: int = 0) -> list[tuple[str, Scene, Scene]]:
     rng = np.random.default_rng(seed)
     out = []
     for i in range(n):
-        container, colour = CONTAINERS[rng.integers(len(CONTAINERS))], list(CONTAINER_COLOURS)[rng.integers(len(CONTAINER_COLOURS))]
+        container, colour = (
+            CONTAINERS[rng.integers(len(CONTAINERS))],
+            list(CONTAINER_COLOURS)[rng.integers(len(CONTAINER_COLOURS))],
+        )
         name = list(INGREDIENTS)[rng.integers(len(INGREDIENTS))]
         state = str(rng.choice(ALLOWED_STATES[name]))
-        true = Scene(container=container, colour=colour, pattern=PATTERNS[rng.integers(len(PATTERNS))],
-                     table=list(TABLES)[rng.integers(len(TABLES))], position=random_position(rng),
-                     ingredients=(Ingredient(name, state),), layout_seed=int(rng.integers(2**31)))
+        true = Scene(
+            container=container,
+            colour=colour,
+            pattern=PATTERNS[rng.integers(len(PATTERNS))],
+            table=list(TABLES)[rng.integers(len(TABLES))],
+            position=random_position(rng),
+            ingredients=(Ingredient(name, state),),
+            layout_seed=int(rng.integers(2**31)),
+        )
         if i % 2 == 0:
             other = str(rng.choice([k for k in INGREDIENTS if k != name]))
-            wrong = replace(true, ingredients=(Ingredient(other, state if state in ALLOWED_STATES[other] else ALLOWED_STATES[other][0]),))
+            wrong = replace(
+                true,
+                ingredients=(
+                    Ingredient(other, state if state in ALLOWED_STATES[other] else ALLOWED_STATES[other][0]),
+                ),
+            )
         else:
             wrong = replace(true, colour=str(rng.choice([c for c in CONTAINER_COLOURS if c != colour])))
         out.append((f"a {colour} {CONTAINER_WORDS[container]} with {STATE_WORDS[state]} {PLURAL[name]}", true, wrong))

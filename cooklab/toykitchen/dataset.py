@@ -54,5 +54,6 @@ def render_dataset(n: int, seed: int = 0, size: int = 64, workers: int = 1, chun
             parts = list(pool.map(_render_chunk, jobs))
     else:
         parts = [_render_chunk(j) for j in jobs]
-    return ToyDataset(np.concatenate([p[0] for p in parts]), [s for p in parts for s in p[2]],
-                      np.concatenate([p[1] for p in parts]))
+    return ToyDataset(
+        np.concatenate([p[0] for p in parts]), [s for p in parts for s in p[2]], np.concatenate([p[1] for p in parts])
+    )

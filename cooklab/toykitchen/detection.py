@@ -71,14 +71,43 @@ STAGES = ("detector", "segmenter")
 
 # Detector: Swin of width 32 on 64 x 64 pictures (16 x 16 patches), three feature levels, a 2-layer BERT
 # over the Toy Kitchen's words, d_model 64 (GroundingDINO's GroupNorm(32, d_model) needs >= 64).
-SWIN = dict(image_size=IMAGE_SIZE, embed_dim=32, depths=[1, 1, 2, 1], num_heads=[1, 2, 4, 4], window_size=4,
-            out_indices=[2, 3, 4])
-BERT = dict(hidden_size=64, num_hidden_layers=2, num_attention_heads=2, intermediate_size=128, max_position_embeddings=64)
-DINO = dict(d_model=64, encoder_layers=2, decoder_layers=2, encoder_ffn_dim=128, decoder_ffn_dim=128, encoder_attention_heads=4,
-            decoder_attention_heads=4, num_queries=16, max_text_len=32, encoder_n_points=2, decoder_n_points=2)
+SWIN = dict(
+    image_size=IMAGE_SIZE,
+    embed_dim=32,
+    depths=[1, 1, 2, 1],
+    num_heads=[1, 2, 4, 4],
+    window_size=4,
+    out_indices=[2, 3, 4],
+)
+BERT = dict(
+    hidden_size=64, num_hidden_layers=2, num_attention_heads=2, intermediate_size=128, max_position_embeddings=64
+)
+DINO = dict(
+    d_model=64,
+    encoder_layers=2,
+    decoder_layers=2,
+    encoder_ffn_dim=128,
+    decoder_ffn_dim=128,
+    encoder_attention_heads=4,
+    decoder_attention_heads=4,
+    num_queries=16,
+    max_text_len=32,
+    encoder_n_points=2,
+    decoder_n_points=2,
+)
 # Segmenter: a 2-layer ViT with 4 x 4 patches (16 x 16 embeddings -> 64 x 64 low-resolution masks), width 32 prompts.
-SAM_VISION = dict(hidden_size=64, num_hidden_layers=2, num_attention_heads=2, image_size=IMAGE_SIZE, patch_size=4,
-                  output_channels=32, mlp_dim=128, global_attn_indexes=[1], window_size=4, num_pos_feats=16)
+SAM_VISION = dict(
+    hidden_size=64,
+    num_hidden_layers=2,
+    num_attention_heads=2,
+    image_size=IMAGE_SIZE,
+    patch_size=4,
+    output_channels=32,
+    mlp_dim=128,
+    global_attn_indexes=[1],
+    window_size=4,
+    num_pos_feats=16,
+)
 SAM_PROMPT = dict(hidden_size=32, image_size=IMAGE_SIZE, patch_size=4, mask_input_channels=8)
 SAM_DECODER = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, mlp_dim=64, iou_head_hidden_dim=32)
 
@@ -98,14 +127,20 @@ class GroundingTrainConfig:
     negative_share: float = 0.3  # detector captions naming what the picture does not show (or an empty table)
     box_jitter: float = 0.1  # segmenter prompt boxes: each edge moved by up to this fraction of the box size
     checkpoint_every: int = 100  # steps between resumable checkpoints
-    max_minutes: float | None = None  # stop a stage after this long; its learning rate anneals by then (the log records the steps)
+    max_minutes: float | None = (
+        None  # stop a stage after this long; its learning rate anneals by then (the log records the steps)
+    )
     threads: int = 1  # torch CPU threads
-    init_from: str | None = None  # continue from the models in this folder (<init_from>/detector, /segmenter) instead of from scratch
+    init_from: str | None = (
+        None  # continue from the models in this folder (<init_from>/detector, /segmenter) instead of from scratch
+    )
 
 
 PRESETS = {
     "cpu": GroundingTrainConfig(),
-    "smoke": GroundingTrainConfig(images=32, batch=4, detector_steps=2, segmenter_steps=2, warmup=1, checkpoint_every=1),
+    "smoke": GroundingTrainConfig(
+        images=32, batch=4, detector_steps=2, segmenter_steps=2, warmup=1, checkpoint_every=1
+    ),
 }
 
 
@@ -155,8 +190,13 @@ def render_grounding(scenes) -> GroundingData:
         images.append(np.asarray(drawn.image))
         masks.append(mask)
         boxes.append(mask_box(mask))
-    return GroundingData(torch.from_numpy(np.stack(images)), torch.from_numpy(np.stack(masks)), torch.tensor(boxes),
-                         [s.colour for s in scenes], [s.container for s in scenes])
+    return GroundingData(
+        torch.from_numpy(np.stack(images)),
+        torch.from_numpy(np.stack(masks)),
+        torch.tensor(boxes),
+        [s.colour for s in scenes],
+        [s.container for s in scenes],
+    )
 
 
 def training_data(cfg: GroundingTrainConfig) -> GroundingData:
@@ -207,7 +247,11 @@ def sample_caption(colour: str, kind: str, rng: np.random.Generator, negative_sh
     other_kind = [k for k in CONTAINERS if k != kind][rng.integers(len(CONTAINERS) - 1)]
     if what < 2:
         return f"{other_colour} {CONTAINER_WORDS[kind]}.", False, False
-    return (f"{colour} {CONTAINER_WORDS[other_kind]}." if what == 2 else f"{CONTAINER_WORDS[other_kind]}."), False, False
+    return (
+        (f"{colour} {CONTAINER_WORDS[other_kind]}." if what == 2 else f"{CONTAINER_WORDS[other_kind]}."),
+        False,
+        False,
+    )
 
 
 # ---------------------------------------------------------------------------
@@ -232,7 +276,9 @@ def focal_loss(logits: torch.Tensor, targets: torch.Tensor, alpha: float = 0.25,
     return sigmoid_focal_loss(logits, targets, alpha=alpha, gamma=gamma, reduction="none")
 
 
-def one_object_detection_loss(logits, boxes, token_mask, positive_tokens, target_box, positive) -> tuple[torch.Tensor, dict]:
+def one_object_detection_loss(
+    logits, boxes, token_mask, positive_tokens, target_box, positive
+) -> tuple[torch.Tensor, dict]:
     """GroundingDINO's set loss for at most one object per picture (matching = the cheapest query).
 
     logits: [B, Q, T] query x caption-token logits (-inf past the caption); boxes: [B, Q, 4] (cx, cy, w, h) in [0, 1];
@@ -246,11 +292,13 @@ def one_object_detection_loss(logits, boxes, token_mask, positive_tokens, target
     with torch.no_grad():  # matching cost of each query [B, Q]
         p = safe.sigmoid()
         pos_cost = 0.25 * (1 - p) ** 2 * -(p + 1e-8).log()
-        neg_cost = 0.75 * p ** 2 * -(1 - p + 1e-8).log()
+        neg_cost = 0.75 * p**2 * -(1 - p + 1e-8).log()
         n_tok = positive_tokens.sum(-1, keepdim=True).clamp(min=1)  # [B, 1]
         class_cost = ((pos_cost - neg_cost) * positive_tokens[:, None, :]).sum(-1) / n_tok
         l1_cost = (boxes - target_box[:, None]).abs().sum(-1)
-        giou_cost = -generalized_iou(box_cxcywh_to_xyxy(boxes), box_cxcywh_to_xyxy(target_box)[:, None].expand_as(boxes))
+        giou_cost = -generalized_iou(
+            box_cxcywh_to_xyxy(boxes), box_cxcywh_to_xyxy(target_box)[:, None].expand_as(boxes)
+        )
         best = (class_cost + 5 * l1_cost + 2 * giou_cost).argmin(-1)  # [B]
     rows = torch.arange(logits.shape[0])
     y = torch.zeros_like(safe)  # [B, Q, T]
@@ -267,7 +315,9 @@ def one_object_detection_loss(logits, boxes, token_mask, positive_tokens, target
     return cls + 5 * l1 + 2 * giou, {"class": cls.item(), "l1": l1.item(), "giou": giou.item()}
 
 
-def segmentation_loss(mask_logits: torch.Tensor, iou_pred: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, dict]:
+def segmentation_loss(
+    mask_logits: torch.Tensor, iou_pred: torch.Tensor, target: torch.Tensor
+) -> tuple[torch.Tensor, dict]:
     """SAM's multi-mask loss: the best of K candidates' BCE + dice, plus the IoU head's MSE.
 
     mask_logits: [B, K, h, w]; iou_pred: [B, K]; target: [B, h, w] float in {0, 1}.
@@ -284,7 +334,11 @@ def segmentation_loss(mask_logits: torch.Tensor, iou_pred: torch.Tensor, target:
         union = (hard | (t > 0.5)).sum((-2, -1)).float()
         true_iou = inter / union.clamp(min=1)  # [B, K]
     iou_loss = F.mse_loss(iou_pred, true_iou)
-    return best + iou_loss, {"mask": best.item(), "iou_head": iou_loss.item(), "best_iou": true_iou.max(-1).values.mean().item()}
+    return best + iou_loss, {
+        "mask": best.item(),
+        "iou_head": iou_loss.item(),
+        "best_iou": true_iou.max(-1).values.mean().item(),
+    }
 
 
 # ---------------------------------------------------------------------------
@@ -294,7 +348,9 @@ def segmentation_loss(mask_logits: torch.Tensor, iou_pred: torch.Tensor, target:
 
 def _detector_batch(model, processor, data: GroundingData, idx, rng, gen, cfg) -> tuple[torch.Tensor, dict]:
     """The detector loss on pictures ``idx``, each with a freshly sampled caption."""
-    captions, positive, hidden = zip(*(sample_caption(data.colours[i], data.kinds[i], rng, cfg.negative_share) for i in idx))
+    captions, positive, hidden = zip(
+        *(sample_caption(data.colours[i], data.kinds[i], rng, cfg.negative_share) for i in idx)
+    )
     images = data.images[idx].clone()  # [B, 64, 64, 3]
     for j, (i, hide) in enumerate(zip(idx, hidden)):
         if hide:  # the container replaced by the table colour around it: an empty table
@@ -305,14 +361,21 @@ def _detector_batch(model, processor, data: GroundingData, idx, rng, gen, cfg) -
     ids = text["input_ids"]  # [B, T]
     words = [processor.tokenizer.convert_ids_to_tokens(row) for row in ids.tolist()]
     positive_tokens = torch.tensor([[float(w not in SPECIAL_WORDS) for w in row] for row in words])  # [B, T]
-    out = model(pixel_values=x, input_ids=ids, attention_mask=text["attention_mask"], token_type_ids=text["token_type_ids"],
-                pixel_mask=torch.ones(x.shape[0], IMAGE_SIZE, IMAGE_SIZE, dtype=torch.long))
+    out = model(
+        pixel_values=x,
+        input_ids=ids,
+        attention_mask=text["attention_mask"],
+        token_type_ids=text["token_type_ids"],
+        pixel_mask=torch.ones(x.shape[0], IMAGE_SIZE, IMAGE_SIZE, dtype=torch.long),
+    )
     b = data.boxes[idx] / IMAGE_SIZE  # [B, 4] x0 y0 x1 y1 in [0, 1]
     target = torch.stack([(b[:, 0] + b[:, 2]) / 2, (b[:, 1] + b[:, 3]) / 2, b[:, 2] - b[:, 0], b[:, 3] - b[:, 1]], -1)
     token_mask = text["attention_mask"].bool()
     pos = torch.tensor(positive)
     loss, parts = one_object_detection_loss(out.logits, out.pred_boxes, token_mask, positive_tokens, target, pos)
-    enc_loss, _ = one_object_detection_loss(out.encoder_logits, out.encoder_pred_boxes, token_mask, positive_tokens, target, pos)
+    enc_loss, _ = one_object_detection_loss(
+        out.encoder_logits, out.encoder_pred_boxes, token_mask, positive_tokens, target, pos
+    )
     return loss + enc_loss, parts
 
 
@@ -321,7 +384,9 @@ def _segmenter_batch(model, processor, data: GroundingData, idx, rng, gen, cfg) 
     x = _normalise(augment(_pixels(data.images[idx]), gen), processor.image_processor)  # [B, 3, 64, 64]
     box = data.boxes[idx].clone()  # [B, 4] pixel edges; the SAM frame is the picture's at 64 x 64
     size = torch.cat([box[:, 2:] - box[:, :2]] * 2, -1)
-    box = (box + torch.from_numpy(rng.uniform(-cfg.box_jitter, cfg.box_jitter, box.shape)).float() * size).clamp(0, IMAGE_SIZE)
+    box = (box + torch.from_numpy(rng.uniform(-cfg.box_jitter, cfg.box_jitter, box.shape)).float() * size).clamp(
+        0, IMAGE_SIZE
+    )
     out = model(pixel_values=x, input_boxes=box[:, None], multimask_output=True)
     logits = out.pred_masks[:, 0]  # [B, 3, 64, 64]
     target = data.masks[idx].float()
@@ -387,12 +452,24 @@ def train_stage(stage: str, cfg: GroundingTrainConfig, out: Path, data: Groundin
         if done % 50 == 0 or done == total:
             n, count = count, 0
             losses.append({"step": done, **{k: round(v / n, 4) for k, v in acc.items()}})
-            print(f"  {stage} step {done}/{total} " + " ".join(f"{k} {v / n:.4f}" for k, v in acc.items())
-                  + f"  {time.perf_counter() - t0:.0f} s", flush=True)
+            print(
+                f"  {stage} step {done}/{total} "
+                + " ".join(f"{k} {v / n:.4f}" for k, v in acc.items())
+                + f"  {time.perf_counter() - t0:.0f} s",
+                flush=True,
+            )
             acc = {}
         if done % cfg.checkpoint_every == 0 and done < total:
-            state = dict(model=model.state_dict(), opt=opt.state_dict(), sched=sched.state_dict(), rng=rng.bit_generator.state,
-                         gen=gen.get_state(), step=done, losses=losses, seconds=time.perf_counter() - t0)
+            state = dict(
+                model=model.state_dict(),
+                opt=opt.state_dict(),
+                sched=sched.state_dict(),
+                rng=rng.bit_generator.state,
+                gen=gen.get_state(),
+                step=done,
+                losses=losses,
+                seconds=time.perf_counter() - t0,
+            )
             atomic_write(ckpt, lambda f, s=state: torch.save(s, f))
         if time_share() >= 1:
             break
@@ -401,10 +478,16 @@ def train_stage(stage: str, cfg: GroundingTrainConfig, out: Path, data: Groundin
     model.eval()
     save_float16(model, out / "grounding" / stage, processor)
     n_params = sum(p.numel() for p in model.parameters())
-    log = dict(stage=stage, config=dataclasses.asdict(cfg), steps_done=step + 1 if total else 0, steps_planned=total,
-               seconds=round(time.perf_counter() - t0, 1), parameters=n_params,
-               machine=machine(torch.device("cpu")),
-               losses=losses)
+    log = dict(
+        stage=stage,
+        config=dataclasses.asdict(cfg),
+        steps_done=step + 1 if total else 0,
+        steps_planned=total,
+        seconds=round(time.perf_counter() - t0, 1),
+        parameters=n_params,
+        machine=machine(torch.device("cpu")),
+        losses=losses,
+    )
     atomic_write(out / "logs" / f"{stage}_training.json", json.dumps(log, indent=1))
     ckpt.unlink(missing_ok=True)
     return log
@@ -458,7 +541,11 @@ def evaluate_grounding(provider, n: int = 200, seed: int = 1, frames=None) -> di
             found += r is not None
             boxes.append(box_iou(r.box, data.boxes[k].tolist()) if r is not None else 0.0)
             masks.append(iou(r.mask.numpy() > 0.5, data.masks[k].numpy()) if r is not None else 0.0)
-        result[name] = {"detection_rate": found / n, "box_iou": float(np.mean(boxes)), "mask_iou": float(np.mean(masks))}
+        result[name] = {
+            "detection_rate": found / n,
+            "box_iou": float(np.mean(boxes)),
+            "mask_iou": float(np.mean(masks)),
+        }
     wrong = 0
     for k, s in enumerate(scenes):
         other = [c for c in CONTAINER_COLOURS if c != s.colour][rng.integers(len(CONTAINER_COLOURS) - 1)]
@@ -473,9 +560,12 @@ def evaluate_grounding(provider, n: int = 200, seed: int = 1, frames=None) -> di
             r = provider(image, CONTAINER_WORDS[kind])
             found += r is not None
             scores.append(iou(r.mask.numpy() > 0.5, truth) if r is not None else 0.0)
-        result["generated"] = {"frames": len(frames), "with_container": len(scores),
-                               "detection_rate": found / max(len(scores), 1),
-                               "mask_iou": float(np.mean(scores)) if scores else 0.0}
+        result["generated"] = {
+            "frames": len(frames),
+            "with_container": len(scores),
+            "detection_rate": found / max(len(scores), 1),
+            "mask_iou": float(np.mean(scores)) if scores else 0.0,
+        }
     return result
 
 
@@ -489,8 +579,12 @@ def generated_frames(n: int = 40, seed: int = 1, steps: int = 20) -> list[tuple[
 
     items = heldout_captions(n, seed)
     pipe = toy_sd()
-    images = np.concatenate([generate(pipe, [c for c, _ in items[s:s + 10]], torch.Generator().manual_seed(seed + s), steps)
-                             for s in range(0, n, 10)])
+    images = np.concatenate(
+        [
+            generate(pipe, [c for c, _ in items[s : s + 10]], torch.Generator().manual_seed(seed + s), steps)
+            for s in range(0, n, 10)
+        ]
+    )
     return [(image, e.container) for image, (_, e) in zip(images, items)]
 
 
@@ -508,29 +602,47 @@ def evaluate_all(out: Path | None = None, n: int = 200, seed: int = 1, generated
     trained = evaluate_grounding(toy, n, seed, frames)
     det, det_proc = tiny_detector(WORDS)
     sam, sam_proc = tiny_segmenter(IMAGE_SIZE)
-    random = evaluate_grounding(GroundedSAM.from_models(det, det_proc, sam, sam_proc, box_threshold=toy.box_threshold,
-                                                        text_threshold=toy.text_threshold), n, seed, frames)
-    result = {"toy_grounded_sam": trained, "random_tiny": random, "seconds": round(time.perf_counter() - start, 1),
-              "generation": {"model": "toy_sd", "steps": 20, "guidance": 3.0} if generated else None,
-              "thresholds": {"box": toy.box_threshold, "text": toy.text_threshold},
-              "machine": machine(torch.device("cpu")),
-              "date": time.strftime("%Y-%m-%d", time.gmtime()),
-              "command": f"python -m cooklab.toykitchen.detection evaluate --n {n} --seed {seed} --generated {generated}"}
+    random = evaluate_grounding(
+        GroundedSAM.from_models(
+            det, det_proc, sam, sam_proc, box_threshold=toy.box_threshold, text_threshold=toy.text_threshold
+        ),
+        n,
+        seed,
+        frames,
+    )
+    result = {
+        "toy_grounded_sam": trained,
+        "random_tiny": random,
+        "seconds": round(time.perf_counter() - start, 1),
+        "generation": {"model": "toy_sd", "steps": 20, "guidance": 3.0} if generated else None,
+        "thresholds": {"box": toy.box_threshold, "text": toy.text_threshold},
+        "machine": machine(torch.device("cpu")),
+        "date": time.strftime("%Y-%m-%d", time.gmtime()),
+        "command": f"python -m cooklab.toykitchen.detection evaluate --n {n} --seed {seed} --generated {generated}",
+    }
     atomic_write(out or TOY_DIR / "logs" / "grounding_eval.json", json.dumps(result, indent=1))
     return result
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m cooklab.toykitchen.detection", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m cooklab.toykitchen.detection", description=__doc__.split("\n\n")[0]
+    )
     commands = parser.add_subparsers(dest="command", required=True)
     tr = commands.add_parser("train", help="train the toy detector and/or segmenter")
-    tr.add_argument("--out", type=Path, default=Path("outputs/toykitchen"), help="writes <out>/grounding/<stage> and <out>/logs "
-                    "(data/toykitchen replaces the shipped weights)")
+    tr.add_argument(
+        "--out",
+        type=Path,
+        default=Path("outputs/toykitchen"),
+        help="writes <out>/grounding/<stage> and <out>/logs (data/toykitchen replaces the shipped weights)",
+    )
     tr.add_argument("--stages", default=",".join(STAGES), help="comma-separated: detector,segmenter")
     tr.add_argument("--preset", choices=sorted(PRESETS), default="cpu")
     tr.add_argument("--max-minutes", type=float, default=None)
     tr.add_argument("--init-from", default=None, help="continue from <folder>/detector and <folder>/segmenter")
-    tr.add_argument("--negative-share", type=float, default=None, help="share of detector captions naming what is not there")
+    tr.add_argument(
+        "--negative-share", type=float, default=None, help="share of detector captions naming what is not there"
+    )
     tr.add_argument("--steps", type=int, default=None, help="planned steps of each stage (default: the preset's)")
     tr.add_argument("--lr", type=float, default=None, help="peak learning rate of each stage (default: the preset's)")
     ev = commands.add_parser("evaluate", help="box / mask IoU of the shipped pair and of the random tiny pair")

@@ -42,9 +42,13 @@ METRICS = ("colour", "ingredient", "colour_and_ingredient", "container", "state"
 
 def _hits(check) -> dict[str, bool]:
     """One ``oracle.FrameCheck`` as a hit or miss per metric of ``METRICS``."""
-    return {"colour": check.colour_ok, "ingredient": bool(check.ingredient_ok),
-            "colour_and_ingredient": check.colour_ok and bool(check.ingredient_ok), "container": check.container_ok,
-            "state": bool(check.state_ok)}
+    return {
+        "colour": check.colour_ok,
+        "ingredient": bool(check.ingredient_ok),
+        "colour_and_ingredient": check.colour_ok and bool(check.ingredient_ok),
+        "container": check.container_ok,
+        "state": bool(check.state_ok),
+    }
 
 
 def heldout_captions(n: int = 200, seed: int = 0) -> list[tuple[str, Expectation]]:
@@ -65,32 +69,55 @@ def heldout_scene(expectation, rng: np.random.Generator) -> Scene:
     """A scene showing exactly what a held-out caption says (container, colour, one ingredient in its state);
     pattern, table, position and the layout of the food drawn from ``rng``."""
     e = expectation
-    return Scene(container=e.container, colour=e.colour, pattern=PATTERNS[rng.integers(len(PATTERNS))],
-                 table=list(TABLES)[rng.integers(len(TABLES))],
-                 position=random_position(rng),
-                 ingredients=(Ingredient(e.ingredient, e.state),), layout_seed=int(rng.integers(2**31)))
+    return Scene(
+        container=e.container,
+        colour=e.colour,
+        pattern=PATTERNS[rng.integers(len(PATTERNS))],
+        table=list(TABLES)[rng.integers(len(TABLES))],
+        position=random_position(rng),
+        ingredients=(Ingredient(e.ingredient, e.state),),
+        layout_seed=int(rng.integers(2**31)),
+    )
 
 
-def generate(pipe, prompts: list[str], generator: torch.Generator, num_inference_steps: int = 30,
-             guidance: float = 3.0) -> np.ndarray:
+def generate(
+    pipe, prompts: list[str], generator: torch.Generator, num_inference_steps: int = 30, guidance: float = 3.0
+) -> np.ndarray:
     """[b, 64, 64, 3] uint8 pictures of ``prompts`` from an SD-style or a Flux-style toy pipeline.
 
     Flux (no guidance embedding): true CFG with empty negative prompts when ``guidance`` > 1;
     SD: ``guidance_scale``. A guidance of 1.0 turns classifier-free guidance off for both.
     """
-    common = dict(num_inference_steps=num_inference_steps, generator=generator, height=IMAGE_SIZE, width=IMAGE_SIZE,
-                  output_type="np")
+    common = dict(
+        num_inference_steps=num_inference_steps,
+        generator=generator,
+        height=IMAGE_SIZE,
+        width=IMAGE_SIZE,
+        output_type="np",
+    )
     if isinstance(pipe, FluxPipeline):
-        out = pipe(prompt=prompts, negative_prompt=[""] * len(prompts), true_cfg_scale=guidance,
-                   max_sequence_length=T5_MAX_LENGTH, **common)
+        out = pipe(
+            prompt=prompts,
+            negative_prompt=[""] * len(prompts),
+            true_cfg_scale=guidance,
+            max_sequence_length=T5_MAX_LENGTH,
+            **common,
+        )
     else:
         out = pipe(prompt=prompts, guidance_scale=guidance, **common)
     images = np.asarray(out.images)  # [b, H, W, 3] float in [0, 1]
     return (images * 255).round().clip(0, 255).astype(np.uint8)
 
 
-def heldout_accuracy(pipe, n: int = 200, seed: int = 0, num_inference_steps: int = 30, guidance: float = 3.0,
-                     batch: int = 25, return_images: bool = False) -> dict[str, Any]:
+def heldout_accuracy(
+    pipe,
+    n: int = 200,
+    seed: int = 0,
+    num_inference_steps: int = 30,
+    guidance: float = 3.0,
+    batch: int = 25,
+    return_images: bool = False,
+) -> dict[str, Any]:
     """Generate one picture per held-out caption and read them with the oracle.
 
     Batch ``k`` (``batch`` captions) is generated with ``torch.Generator().manual_seed(seed + k)``.
@@ -102,21 +129,35 @@ def heldout_accuracy(pipe, n: int = 200, seed: int = 0, num_inference_steps: int
     counts = dict.fromkeys(METRICS, 0)
     records, kept = [], []
     for k, start in enumerate(range(0, n, batch)):
-        chunk = items[start:start + batch]
-        images = generate(pipe, [c for c, _ in chunk], torch.Generator().manual_seed(seed + k), num_inference_steps,
-                          guidance)
+        chunk = items[start : start + batch]
+        images = generate(
+            pipe, [c for c, _ in chunk], torch.Generator().manual_seed(seed + k), num_inference_steps, guidance
+        )
         kept.append(images)
         for image, (caption, expectation) in zip(images, chunk):
             check = check_frame(image, expectation)
             hits = _hits(check)
             for name, hit in hits.items():
                 counts[name] += int(hit)
-            records.append({"caption": caption, "detected_colour": check.colour, "colour_fraction": round(check.fraction, 4),
-                            "detected_container": check.container, "detected_state": check.state, **hits})
+            records.append(
+                {
+                    "caption": caption,
+                    "detected_colour": check.colour,
+                    "colour_fraction": round(check.fraction, 4),
+                    "detected_container": check.container,
+                    "detected_state": check.state,
+                    **hits,
+                }
+            )
     result = {
-        "n": n, "seed": seed, "steps": num_inference_steps, "guidance": guidance,
-        "pipeline": type(pipe).__name__, "sampler": type(pipe.scheduler).__name__,
-        "counts": counts, "fractions": {name: counts[name] / n if n else 0.0 for name in METRICS},
+        "n": n,
+        "seed": seed,
+        "steps": num_inference_steps,
+        "guidance": guidance,
+        "pipeline": type(pipe).__name__,
+        "sampler": type(pipe.scheduler).__name__,
+        "counts": counts,
+        "fractions": {name: counts[name] / n if n else 0.0 for name in METRICS},
         "records": records,
     }
     if return_images:
@@ -141,11 +182,15 @@ def autoencoder_ceiling(vae, n: int = 200, seed: int = 0, batch: int = 50) -> di
 
     items = heldout_captions(n, seed)
     rng = np.random.default_rng(seed)
-    renders = np.stack([np.asarray(render(heldout_scene(e, rng), IMAGE_SIZE).image) for _, e in items])  # [n, 64, 64, 3]
+    renders = np.stack(
+        [np.asarray(render(heldout_scene(e, rng), IMAGE_SIZE).image) for _, e in items]
+    )  # [n, 64, 64, 3]
     device, dtype = vae.device, vae.dtype
     recon, latent_shape = [], None
     for start in range(0, n, batch):
-        x = torch.from_numpy(renders[start:start + batch]).permute(0, 3, 1, 2).to(device, dtype) / 127.5 - 1  # [b, 3, 64, 64]
+        x = (
+            torch.from_numpy(renders[start : start + batch]).permute(0, 3, 1, 2).to(device, dtype) / 127.5 - 1
+        )  # [b, 3, 64, 64]
         z = vae.encode(x).latent_dist.mode()  # [b, C, 16, 16]
         latent_shape = list(z.shape[1:])
         y = vae.decode(z).sample.float().clamp(-1, 1)  # [b, 3, 64, 64]
@@ -165,16 +210,38 @@ def autoencoder_ceiling(vae, n: int = 200, seed: int = 0, batch: int = 50) -> di
             row = table.setdefault(key, [0, 0])
             row[0] += int(hits["colour_and_ingredient"])
             row[1] += 1
-        records.append({"caption": caption, "detected_colour": check.colour, "detected_container": check.container,
-                        "detected_state": check.state, **hits})
-    return {"n": n, "seed": seed, "latent_shape": latent_shape, "counts": counts,
-            "fractions": {name: counts[name] / n if n else 0.0 for name in METRICS}, "renders": truth,
-            "by_ingredient": dict(sorted(by_ingredient.items())), "by_state": dict(sorted(by_state.items())),
-            "records": records}
+        records.append(
+            {
+                "caption": caption,
+                "detected_colour": check.colour,
+                "detected_container": check.container,
+                "detected_state": check.state,
+                **hits,
+            }
+        )
+    return {
+        "n": n,
+        "seed": seed,
+        "latent_shape": latent_shape,
+        "counts": counts,
+        "fractions": {name: counts[name] / n if n else 0.0 for name in METRICS},
+        "renders": truth,
+        "by_ingredient": dict(sorted(by_ingredient.items())),
+        "by_state": dict(sorted(by_state.items())),
+        "records": records,
+    }
 
 
-def run_all(out=None, n: int = 200, seed: int = 0, num_inference_steps: int = 30, guidances=(3.0, 1.0), batch: int = 25,
-            threads: int | None = None, images_dir=None) -> dict[str, Any]:
+def run_all(
+    out=None,
+    n: int = 200,
+    seed: int = 0,
+    num_inference_steps: int = 30,
+    guidances=(3.0, 1.0),
+    batch: int = 25,
+    threads: int | None = None,
+    images_dir=None,
+) -> dict[str, Any]:
     """``heldout_accuracy`` of the shipped SD and Flux toy models and an untrained ``tiny_sd()`` at each guidance.
 
     Writes the results (with sampler, steps, guidance, n, seed, versions, date) as JSON to ``out``
@@ -194,9 +261,15 @@ def run_all(out=None, n: int = 200, seed: int = 0, num_inference_steps: int = 30
     out = TOY_DIR / "logs" / "heldout_eval.json" if out is None else out
     result: dict[str, Any] = {
         "what": "held-out (colour, container, ingredient) captions, one picture each, read by cooklab.toykitchen.oracle",
-        "n": n, "seed": seed, "steps": num_inference_steps, "batch": batch, "device": "cpu",
-        "torch_threads": torch.get_num_threads(), "versions": package_versions("cooklab", "torch", "diffusers", "transformers", "numpy"),
-        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"), "runs": {},
+        "n": n,
+        "seed": seed,
+        "steps": num_inference_steps,
+        "batch": batch,
+        "device": "cpu",
+        "torch_threads": torch.get_num_threads(),
+        "versions": package_versions("cooklab", "torch", "diffusers", "transformers", "numpy"),
+        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "runs": {},
     }
     models = {"sd": toy_sd, "flux": toy_flux, "untrained_tiny_sd": tiny_sd}
     for name, load in models.items():
@@ -204,8 +277,15 @@ def run_all(out=None, n: int = 200, seed: int = 0, num_inference_steps: int = 30
         pipe.set_progress_bar_config(disable=True)
         for guidance in guidances:
             start = time.perf_counter()
-            run = heldout_accuracy(pipe, n=n, seed=seed, num_inference_steps=num_inference_steps, guidance=guidance,
-                                   batch=batch, return_images=True)
+            run = heldout_accuracy(
+                pipe,
+                n=n,
+                seed=seed,
+                num_inference_steps=num_inference_steps,
+                guidance=guidance,
+                batch=batch,
+                return_images=True,
+            )
             images = run.pop("images")
             if images_dir is not None:
                 Path(images_dir).mkdir(parents=True, exist_ok=True)
@@ -220,4 +300,6 @@ def run_all(out=None, n: int = 200, seed: int = 0, num_inference_steps: int = 30
 if __name__ == "__main__":  # python -m cooklab.toykitchen.evaluate [threads [images_dir]]
     import sys
 
-    run_all(threads=int(sys.argv[1]) if len(sys.argv) > 1 else None, images_dir=sys.argv[2] if len(sys.argv) > 2 else None)
+    run_all(
+        threads=int(sys.argv[1]) if len(sys.argv) > 1 else None, images_dir=sys.argv[2] if len(sys.argv) > 2 else None
+    )

@@ -47,7 +47,9 @@ class GeneratedConfig:
     """How the generated half of the CLIP's data is drawn (recorded in each chunk; a chunk drawn otherwise is an error)."""
 
     frames: int = 1200  # frames per toy model
-    seed: int = 0  # prompts of model m, chunk k: np.random.default_rng([seed, m, k]); noise: torch seed [seed, m, k] folded
+    seed: int = (
+        0  # prompts of model m, chunk k: np.random.default_rng([seed, m, k]); noise: torch seed [seed, m, k] folded
+    )
     num_inference_steps: int = 20
     guidance: float = 3.0  # CFG scale (true CFG for Flux)
     batch: int = 32  # frames per chunk (one pipeline call, one file)
@@ -65,13 +67,22 @@ def oracle_scene(frame, prompted: Scene) -> Scene | None:
     if colour is None:
         return None
     pixels = ingredient_pixels(reading)  # {name: pixels}
-    present = sorted((n for n, p in pixels.items() if p >= min_ingredient_pixels(reading.shape)), key=lambda n: -pixels[n])
+    present = sorted(
+        (n for n, p in pixels.items() if p >= min_ingredient_pixels(reading.shape)), key=lambda n: -pixels[n]
+    )
     ingredients = []
     for name in present[:MAX_INGREDIENTS]:
         state = ingredient_state(reading, name)
         ingredients.append(Ingredient(name, state if state in ALLOWED_STATES[name] else ALLOWED_STATES[name][0]))
-    return Scene(container=prompted.container, colour=colour, pattern=prompted.pattern, table=prompted.table,
-                 position=prompted.position, ingredients=tuple(ingredients), layout_seed=prompted.layout_seed)
+    return Scene(
+        container=prompted.container,
+        colour=colour,
+        pattern=prompted.pattern,
+        table=prompted.table,
+        position=prompted.position,
+        ingredients=tuple(ingredients),
+        layout_seed=prompted.layout_seed,
+    )
 
 
 def chunk_prompts(cfg: GeneratedConfig, model: int, chunk: int) -> tuple[list[Scene], list[str]]:
@@ -90,12 +101,22 @@ def _scene_from_json(text: str) -> Scene | None:
     d = json.loads(text)
     if d is None:
         return None
-    return Scene(**{**d, "position": tuple(d["position"]), "ingredients": tuple(Ingredient(**i) for i in d["ingredients"])})
+    return Scene(
+        **{**d, "position": tuple(d["position"]), "ingredients": tuple(Ingredient(**i) for i in d["ingredients"])}
+    )
 
 
 def _write_chunk(path: Path, cfg: GeneratedConfig, frames: np.ndarray, prompts: list[str], read_scenes) -> None:
-    atomic_write(path, lambda f: np.savez_compressed(f, frames=frames, prompts=np.array(prompts), config=json.dumps(asdict(cfg)),
-                                                     scenes=np.array([_scene_json(s) for s in read_scenes])))
+    atomic_write(
+        path,
+        lambda f: np.savez_compressed(
+            f,
+            frames=frames,
+            prompts=np.array(prompts),
+            config=json.dumps(asdict(cfg)),
+            scenes=np.array([_scene_json(s) for s in read_scenes]),
+        ),
+    )
 
 
 def generate_corpus(pipes: dict, cfg: GeneratedConfig, folder: Path, progress=print) -> tuple[ToyDataset, dict]:
@@ -120,12 +141,16 @@ def generate_corpus(pipes: dict, cfg: GeneratedConfig, folder: Path, progress=pr
             if path.is_file():
                 with np.load(path) as z:
                     if json.loads(str(z["config"])) != asdict(cfg):
-                        raise ConfigError(f"{path} was generated with {str(z['config'])}, not {asdict(cfg)}: "
-                                          f"delete {folder} (or train into another --out) to generate it again.")
+                        raise ConfigError(
+                            f"{path} was generated with {str(z['config'])}, not {asdict(cfg)}: "
+                            f"delete {folder} (or train into another --out) to generate it again."
+                        )
                     frames, read_scenes = z["frames"], [_scene_from_json(str(s)) for s in z["scenes"]]
             else:
                 seed = (cfg.seed * 1000 + m) * 100_000 + k
-                frames = generate(pipe, prompts, torch.Generator().manual_seed(seed), cfg.num_inference_steps, cfg.guidance)
+                frames = generate(
+                    pipe, prompts, torch.Generator().manual_seed(seed), cfg.num_inference_steps, cfg.guidance
+                )
                 read_scenes = [oracle_scene(f, s) for f, s in zip(frames, prompted)]
                 _write_chunk(path, cfg, frames, prompts, read_scenes)
                 progress(f"  generated {name} chunk {k + 1}/{chunks} ({len(frames)} frames)")

@@ -70,8 +70,15 @@ VAE = dict(
 )
 
 # CLIP text encoder (both sets): one token per world word, 32 positions.
-CLIP_TEXT = dict(hidden_size=128, intermediate_size=256, num_hidden_layers=3, num_attention_heads=4,
-                 max_position_embeddings=CLIP_MAX_LENGTH, projection_dim=128, hidden_act="quick_gelu")
+CLIP_TEXT = dict(
+    hidden_size=128,
+    intermediate_size=256,
+    num_hidden_layers=3,
+    num_attention_heads=4,
+    max_position_embeddings=CLIP_MAX_LENGTH,
+    projection_dim=128,
+    hidden_act="quick_gelu",
+)
 
 # U-Net on the 16x16 latent: attention at 16x16 and 8x8 and in the middle (4x4).
 UNET = dict(
@@ -88,8 +95,15 @@ UNET = dict(
     norm_num_groups=16,
 )
 
-SD_SCHEDULER = dict(num_train_timesteps=1000, beta_schedule="squaredcos_cap_v2", prediction_type="v_prediction",
-                    clip_sample=False, set_alpha_to_one=False, steps_offset=1, timestep_spacing="trailing")
+SD_SCHEDULER = dict(
+    num_train_timesteps=1000,
+    beta_schedule="squaredcos_cap_v2",
+    prediction_type="v_prediction",
+    clip_sample=False,
+    set_alpha_to_one=False,
+    steps_offset=1,
+    timestep_spacing="trailing",
+)
 
 # Flux transformer: 3 double-stream + 6 single-stream blocks, 6 heads x 32; latent 16x16x4 packed to 8x8 tokens of 16.
 FLUX = dict(
@@ -105,12 +119,30 @@ FLUX = dict(
     axes_dims_rope=(8, 12, 12),
 )
 
-T5 = dict(d_model=128, d_kv=32, d_ff=256, num_layers=3, num_heads=4, relative_attention_num_buckets=16,
-          relative_attention_max_distance=T5_MAX_LENGTH, feed_forward_proj="gated-gelu", dropout_rate=0.0,
-          pad_token_id=0, eos_token_id=1, decoder_start_token_id=0)
+T5 = dict(
+    d_model=128,
+    d_kv=32,
+    d_ff=256,
+    num_layers=3,
+    num_heads=4,
+    relative_attention_num_buckets=16,
+    relative_attention_max_distance=T5_MAX_LENGTH,
+    feed_forward_proj="gated-gelu",
+    dropout_rate=0.0,
+    pad_token_id=0,
+    eos_token_id=1,
+    decoder_start_token_id=0,
+)
 
-FLUX_SCHEDULER = dict(num_train_timesteps=1000, shift=1.0, use_dynamic_shifting=True, base_shift=0.5, max_shift=1.15,
-                      base_image_seq_len=256, max_image_seq_len=4096)
+FLUX_SCHEDULER = dict(
+    num_train_timesteps=1000,
+    shift=1.0,
+    use_dynamic_shifting=True,
+    base_shift=0.5,
+    max_shift=1.15,
+    base_image_seq_len=256,
+    max_image_seq_len=4096,
+)
 
 
 def clip_tokenizer():
@@ -122,8 +154,15 @@ def t5_tokenizer():
 
 
 def clip_text_model(tokenizer) -> CLIPTextModel:
-    return CLIPTextModel(CLIPTextConfig(**CLIP_TEXT, vocab_size=len(tokenizer), bos_token_id=tokenizer.bos_token_id,
-                                        eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id))
+    return CLIPTextModel(
+        CLIPTextConfig(
+            **CLIP_TEXT,
+            vocab_size=len(tokenizer),
+            bos_token_id=tokenizer.bos_token_id,
+            eos_token_id=tokenizer.eos_token_id,
+            pad_token_id=tokenizer.pad_token_id,
+        )
+    )
 
 
 def build_vae(latent_channels: int = VAE["latent_channels"]) -> AutoencoderKL:
@@ -145,19 +184,31 @@ def build_sd(vae: AutoencoderKL, scaling_factor: float) -> StableDiffusionPipeli
     """An untrained SD-style toy pipeline around a trained autoencoder (latents multiplied by ``scaling_factor``)."""
     tokenizer = clip_tokenizer()
     vae.register_to_config(scaling_factor=scaling_factor, shift_factor=None)
-    return StableDiffusionPipeline(vae=vae, text_encoder=clip_text_model(tokenizer), tokenizer=tokenizer,
-                                   unet=UNet2DConditionModel(**_unet_config(vae)), scheduler=DDIMScheduler(**SD_SCHEDULER),
-                                   safety_checker=None, feature_extractor=None, requires_safety_checker=False)
+    return StableDiffusionPipeline(
+        vae=vae,
+        text_encoder=clip_text_model(tokenizer),
+        tokenizer=tokenizer,
+        unet=UNet2DConditionModel(**_unet_config(vae)),
+        scheduler=DDIMScheduler(**SD_SCHEDULER),
+        safety_checker=None,
+        feature_extractor=None,
+        requires_safety_checker=False,
+    )
 
 
 def build_flux(vae: AutoencoderKL, scaling_factor: float, shift_factor: float) -> FluxPipeline:
     """An untrained Flux-style toy pipeline around a trained autoencoder (latents ``(z - shift) * scale``)."""
     clip_tok, t5_tok = clip_tokenizer(), t5_tokenizer()
     vae.register_to_config(scaling_factor=scaling_factor, shift_factor=shift_factor)
-    pipe = FluxPipeline(scheduler=FlowMatchEulerDiscreteScheduler(**FLUX_SCHEDULER), vae=vae,
-                        text_encoder=clip_text_model(clip_tok), tokenizer=clip_tok,
-                        text_encoder_2=T5EncoderModel(T5Config(**T5, vocab_size=len(t5_tok))), tokenizer_2=t5_tok,
-                        transformer=FluxTransformer2DModel(**_flux_config(vae)))
+    pipe = FluxPipeline(
+        scheduler=FlowMatchEulerDiscreteScheduler(**FLUX_SCHEDULER),
+        vae=vae,
+        text_encoder=clip_text_model(clip_tok),
+        tokenizer=clip_tok,
+        text_encoder_2=T5EncoderModel(T5Config(**T5, vocab_size=len(t5_tok))),
+        tokenizer_2=t5_tok,
+        transformer=FluxTransformer2DModel(**_flux_config(vae)),
+    )
     pipe.default_sample_size = IMAGE_SIZE // 4
     return pipe
 
@@ -167,7 +218,8 @@ def _load(cls, kind: str, path, device, dtype):
     if not (folder / "model_index.json").is_file():
         raise CheckpointError(
             f"no trained Toy Kitchen {kind} model in {folder}: a checkout ships it in data/toykitchen/{kind}; "
-            f"rebuild it with `cooklab toykitchen train --out {folder.parent}`.")
+            f"rebuild it with `cooklab toykitchen train --out {folder.parent}`."
+        )
     pipe = cls.from_pretrained(folder, dtype=dtype or torch.float32, local_files_only=True)
     pipe.set_progress_bar_config(disable=True)
     if device is not None:
@@ -197,8 +249,10 @@ def toy_autoencoder(path=None, device=None) -> AutoencoderKL:
     """
     folder = Path(path) if path is not None else TOY_DIR / "autoencoder"
     if not (folder / "config.json").is_file():
-        raise CheckpointError(f"no Toy Kitchen autoencoder in {folder}: a checkout ships it in data/toykitchen/autoencoder; "
-                              f"rebuild it with `cooklab toykitchen train --stages autoencoder --out {folder.parent}`.")
+        raise CheckpointError(
+            f"no Toy Kitchen autoencoder in {folder}: a checkout ships it in data/toykitchen/autoencoder; "
+            f"rebuild it with `cooklab toykitchen train --stages autoencoder --out {folder.parent}`."
+        )
     vae = AutoencoderKL.from_pretrained(folder, torch_dtype=torch.float32, local_files_only=True).eval()
     return vae.to(torch.device(device)) if device is not None else vae
 
@@ -211,8 +265,10 @@ def toy_clip(path=None, device=None):
 
     folder = Path(path) if path is not None else TOY_DIR / "clip"
     if not (folder / "config.json").is_file():
-        raise CheckpointError(f"no trained Toy Kitchen CLIP in {folder}: a checkout ships it in data/toykitchen/clip; "
-                              f"rebuild it with `cooklab toykitchen train --stages clip --out {folder.parent}`.")
+        raise CheckpointError(
+            f"no trained Toy Kitchen CLIP in {folder}: a checkout ships it in data/toykitchen/clip; "
+            f"rebuild it with `cooklab toykitchen train --stages clip --out {folder.parent}`."
+        )
     backbone = clip_backbone(folder, device=device, dtype=torch.float32, local_files_only=True)
     backbone.source = f"toy_clip ({folder})"
     return backbone

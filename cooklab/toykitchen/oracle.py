@@ -37,7 +37,17 @@ import torch
 
 from ..grounding.base import MaskResult
 from .recipes import Expectation
-from .world import ALLOWED_STATES, CONTAINER_COLOURS, CONTAINERS, GRID, INGREDIENTS, POSITION_JITTER, Scene, palette, render
+from .world import (
+    ALLOWED_STATES,
+    CONTAINER_COLOURS,
+    CONTAINERS,
+    GRID,
+    INGREDIENTS,
+    POSITION_JITTER,
+    Scene,
+    palette,
+    render,
+)
 
 #: every palette entry, in a fixed order: ``classify`` returns indices into this tuple
 PALETTE_KEYS: tuple[str, ...] = tuple(palette())
@@ -71,8 +81,10 @@ def _key_parts(key: str) -> tuple[str, str, str]:
     return kind, name, shade
 
 
-_CONTAINER_IDX = {c: np.array([i for i, k in enumerate(PALETTE_KEYS) if _key_parts(k)[:2] == ("container", c)])
-                  for c in CONTAINER_COLOURS}
+_CONTAINER_IDX = {
+    c: np.array([i for i, k in enumerate(PALETTE_KEYS) if _key_parts(k)[:2] == ("container", c)])
+    for c in CONTAINER_COLOURS
+}
 _RAW_IDX = {n: PALETTE_KEYS.index(f"ingredient:{n}:raw") for n in INGREDIENTS}
 _COOKED_IDX = {n: PALETTE_KEYS.index(f"ingredient:{n}:cooked") for n in INGREDIENTS}
 
@@ -313,8 +325,9 @@ def food_region(image) -> np.ndarray:
     return erode(reading.mask, max(1, round(RIM_MARGIN * reading.shape[0] / GRID)))
 
 
-_INGREDIENT_ID = np.array([list(INGREDIENTS).index(k.split(":")[1]) if k.startswith("ingredient:") else -1
-                           for k in PALETTE_KEYS] + [-2])  # [K + 1]: ingredient of each label; label -1 -> -2
+_INGREDIENT_ID = np.array(
+    [list(INGREDIENTS).index(k.split(":")[1]) if k.startswith("ingredient:") else -1 for k in PALETTE_KEYS] + [-2]
+)  # [K + 1]: ingredient of each label; label -1 -> -2
 
 
 def unblend(rgb: np.ndarray, labels: np.ndarray, radius: int = 2) -> np.ndarray:
@@ -430,10 +443,16 @@ def piece_stats(mask: np.ndarray, container_area: float) -> PieceStats:
         lo, hi = np.linalg.eigvalsh(cov)
         elong.append(np.sqrt(hi / lo))
         weights.append(sizes[i - 1])
-    return PieceStats(pixels=pixels, pieces=n, large_pieces=int((sizes >= 6).sum()),
-                      median_piece=float(np.median(sizes)) if n else 0.0, interior=interior / max(pixels, 1),
-                      edges=edges / max(pixels, 1), spread=spread,
-                      elongation=float(np.average(elong, weights=weights)) if elong else 1.0)
+    return PieceStats(
+        pixels=pixels,
+        pieces=n,
+        large_pieces=int((sizes >= 6).sum()),
+        median_piece=float(np.median(sizes)) if n else 0.0,
+        interior=interior / max(pixels, 1),
+        edges=edges / max(pixels, 1),
+        spread=spread,
+        elongation=float(np.average(elong, weights=weights)) if elong else 1.0,
+    )
 
 
 def _state_from_stats(name: str, s: PieceStats) -> str:
@@ -520,9 +539,17 @@ def check_frame(image, expectation: Expectation) -> FrameCheck:
         if expectation.state is not None:
             state_ok = state == expectation.state
     kind, _ = container_kind(reading)
-    return FrameCheck(colour=colour, colour_ok=colour == expectation.colour, ingredient_ok=ingredient_ok,
-                      state_ok=state_ok, mask=reading.mask, state=state, fraction=fraction, container=kind,
-                      container_ok=kind == expectation.container)
+    return FrameCheck(
+        colour=colour,
+        colour_ok=colour == expectation.colour,
+        ingredient_ok=ingredient_ok,
+        state_ok=state_ok,
+        mask=reading.mask,
+        state=state,
+        fraction=fraction,
+        container=kind,
+        container_ok=kind == expectation.container,
+    )
 
 
 #: container masks of a later frame and the first must overlap at least this much (IoU) to be the same container
@@ -588,7 +615,18 @@ class OracleMaskProvider:
         if not mask.any():
             return None
         ys, xs = np.nonzero(mask)
-        box = (float(xs.min()), float(ys.min()), float(xs.max() + 1), float(ys.max() + 1))  # pixel edges, x1 / y1 exclusive
+        box = (
+            float(xs.min()),
+            float(ys.min()),
+            float(xs.max() + 1),
+            float(ys.max() + 1),
+        )  # pixel edges, x1 / y1 exclusive
         extra: dict[str, Any] = {"colour": colour, "colour_fraction": fractions[colour]}
-        return MaskResult(mask=torch.from_numpy(mask.astype(np.float32)), phrase=phrase, box=box,
-                          score=float(mask.mean()), source="oracle", extra=extra)
+        return MaskResult(
+            mask=torch.from_numpy(mask.astype(np.float32)),
+            phrase=phrase,
+            box=box,
+            score=float(mask.mean()),
+            source="oracle",
+            extra=extra,
+        )

@@ -61,9 +61,15 @@ class ToyRecipe:
         attributes = [first.colour] + ([first.pattern] if first.pattern != "plain" else [])
         steps = []
         for n, text in enumerate(self.texts):
-            steps.append(Step(text=text, container=CONTAINER_WORDS[first.container], container_attributes=attributes,
-                              reference_step=n if n else None,
-                              ingredients=[i.name for i in self.scenes[n].ingredients]))
+            steps.append(
+                Step(
+                    text=text,
+                    container=CONTAINER_WORDS[first.container],
+                    container_attributes=attributes,
+                    reference_step=n if n else None,
+                    ingredients=[i.name for i in self.scenes[n].ingredients],
+                )
+            )
         return Recipe(title=self.title, steps=steps, description=f"Toy Kitchen recipe (seed {self.seed})")
 
 
@@ -94,8 +100,10 @@ def random_toy_recipe(seed: int, n_steps: int = 4) -> ToyRecipe:
         options = []
         if len(ings) < MAX_INGREDIENTS:
             options += ["add", "add", "pour"]
-        changeable = {a: [i for i in ings if s in ALLOWED_STATES[i.name] and i.state == "whole"]
-                      for a, s in (("chop", "diced"), ("slice", "sliced"))}
+        changeable = {
+            a: [i for i in ings if s in ALLOWED_STATES[i.name] and i.state == "whole"]
+            for a, s in (("chop", "diced"), ("slice", "sliced"))
+        }
         options += [a for a, items in changeable.items() if items]
         if ings and any(i.state != "cooked" for i in ings):
             options.append("fry")
@@ -106,10 +114,16 @@ def random_toy_recipe(seed: int, n_steps: int = 4) -> ToyRecipe:
         action = str(rng.choice(options))
         if action in ("add", "pour"):
             name = pantry.pop()
-            state = "mixed" if action == "pour" else str(rng.choice([s for s in ("whole", "diced", "sliced") if s in ALLOWED_STATES[name]]))
+            state = (
+                "mixed"
+                if action == "pour"
+                else str(rng.choice([s for s in ("whole", "diced", "sliced") if s in ALLOWED_STATES[name]]))
+            )
             new = Ingredient(name, state)
             ings.append(new)
-            text = f"add {ingredient_phrase(new)} to {the}" if action == "add" else f"pour the {PLURAL[name]} into {the}"
+            text = (
+                f"add {ingredient_phrase(new)} to {the}" if action == "add" else f"pour the {PLURAL[name]} into {the}"
+            )
             target = new
         elif action in ("chop", "slice"):
             old = changeable[action][rng.integers(len(changeable[action]))]
@@ -132,4 +146,6 @@ def random_toy_recipe(seed: int, n_steps: int = 4) -> ToyRecipe:
         scenes.append(scene)
         expectations.append(Expectation(scene.container, scene.colour, target.name, target.state))
     title = f"Toy {join([PLURAL[i.name] for i in scene.ingredients]) or 'empty'} {CONTAINER_WORDS[scene.container]}"
-    return ToyRecipe(title=title, texts=tuple(texts), scenes=tuple(scenes), expectations=tuple(expectations), seed=seed)
+    return ToyRecipe(
+        title=title, texts=tuple(texts), scenes=tuple(scenes), expectations=tuple(expectations), seed=seed
+    )

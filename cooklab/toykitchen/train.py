@@ -71,11 +71,15 @@ class TrainConfig:
     clip_generated: int = 2000  # frames each toy pipeline generates for the CLIP stage (generated.py); 0: renders only
     clip_generated_share: float = 0.5  # share of each CLIP batch drawn from those frames
     clip_generation_steps: int = 20  # sampling steps of those frames
-    clip_hard_negatives: bool = True  # one caption per picture with one fact changed (clip.caption_pair, NegCLIP's loss)
+    clip_hard_negatives: bool = (
+        True  # one caption per picture with one fact changed (clip.caption_pair, NegCLIP's loss)
+    )
     vae_latent_channels: int = 4  # latent channels of the autoencoder (16 x 16 x C latents)
     vae_food_weight: float = 1.0  # loss weight of food pixels (``food_weighted_mse``); 1: plain MSE
     vae_batch: int | None = None  # pictures per autoencoder step (default: ``batch``)
-    vae_init: str | None = None  # continue from this autoencoder folder (widened by ``widen_latent``) instead of from scratch
+    vae_init: str | None = (
+        None  # continue from this autoencoder folder (widened by ``widen_latent``) instead of from scratch
+    )
     init_from: str | None = None  # continue the sd / flux stages from the sets in this folder (<init_from>/sd, /flux)
     warmup: int = 250
     kl_weight: float = 1e-5
@@ -89,10 +93,28 @@ class TrainConfig:
 
 PRESETS = {
     "gpu": TrainConfig(),
-    "cpu": TrainConfig(images=8000, batch=32, vae_steps=600, sd_steps=2000, flux_steps=2000, clip_batch=128, clip_steps=3000,
-                       clip_generated=1200),
-    "smoke": TrainConfig(images=48, batch=4, vae_steps=2, sd_steps=2, flux_steps=2, clip_batch=4, clip_steps=2, warmup=1,
-                         clip_generated=2, clip_generation_steps=2),
+    "cpu": TrainConfig(
+        images=8000,
+        batch=32,
+        vae_steps=600,
+        sd_steps=2000,
+        flux_steps=2000,
+        clip_batch=128,
+        clip_steps=3000,
+        clip_generated=1200,
+    ),
+    "smoke": TrainConfig(
+        images=48,
+        batch=4,
+        vae_steps=2,
+        sd_steps=2,
+        flux_steps=2,
+        clip_batch=4,
+        clip_steps=2,
+        warmup=1,
+        clip_generated=2,
+        clip_generation_steps=2,
+    ),
 }
 
 
@@ -114,7 +136,9 @@ class _Loop:
         self.params = [p for p in params if p.requires_grad]
         self.opt = torch.optim.AdamW(self.params, lr=lr, weight_decay=0.01)
         self.sched = torch.optim.lr_scheduler.LambdaLR(self.opt, lambda s: lr_factor(s, total, cfg.warmup))
-        self.ema = EMAModel(self.params, decay=cfg.ema_decay, use_ema_warmup=True, power=2 / 3, foreach=True) if ema else None
+        self.ema = (
+            EMAModel(self.params, decay=cfg.ema_decay, use_ema_warmup=True, power=2 / 3, foreach=True) if ema else None
+        )
         self.total, self.cfg = total, cfg
         self.losses: list[tuple[int, float]] = []
         self.start = time.perf_counter()
@@ -157,8 +181,16 @@ def machine(device: torch.device) -> str:
 def _write_log(out: Path, stage: str, cfg: TrainConfig, loop: _Loop, steps: int, device, extra=None) -> None:
     import diffusers
 
-    log = dict(stage=stage, config=dataclasses.asdict(cfg), steps_done=steps, seconds=round(loop.seconds, 1),
-               machine=machine(device), diffusers=diffusers.__version__, losses=loop.losses, **(extra or {}))
+    log = dict(
+        stage=stage,
+        config=dataclasses.asdict(cfg),
+        steps_done=steps,
+        seconds=round(loop.seconds, 1),
+        machine=machine(device),
+        diffusers=diffusers.__version__,
+        losses=loop.losses,
+        **(extra or {}),
+    )
     atomic_write(out / f"{stage}_training.json", json.dumps(log, indent=1))
 
 
@@ -221,7 +253,9 @@ def train_autoencoder(cfg: TrainConfig, out: Path, device: torch.device, data) -
 
     torch.manual_seed(cfg.seed)
     if cfg.vae_init:
-        vae = widen_latent(AutoencoderKL.from_pretrained(cfg.vae_init, torch_dtype=torch.float32), cfg.vae_latent_channels)
+        vae = widen_latent(
+            AutoencoderKL.from_pretrained(cfg.vae_init, torch_dtype=torch.float32), cfg.vae_latent_channels
+        )
     else:
         vae = toy.build_vae(cfg.vae_latent_channels)
     vae = vae.to(device).train()
@@ -236,8 +270,10 @@ def train_autoencoder(cfg: TrainConfig, out: Path, device: torch.device, data) -
         with _autocast(device):
             post = vae.encode(x).latent_dist  # mean, std of q(z|x): [B, C, 16, 16]
             recon = vae.decode(post.sample()).sample
-        loss = (food_weighted_mse(recon.float(), x, food[idx].to(device), cfg.vae_food_weight)
-                + cfg.kl_weight * post.kl().float().mean() / x[0].numel())
+        loss = (
+            food_weighted_mse(recon.float(), x, food[idx].to(device), cfg.vae_food_weight)
+            + cfg.kl_weight * post.kl().float().mean() / x[0].numel()
+        )
         if not loop.step(loss, step):
             break
     vae.eval()
@@ -248,15 +284,26 @@ def train_autoencoder(cfg: TrainConfig, out: Path, device: torch.device, data) -
         recon_mse = float(F.mse_loss(vae.decode(vae.encode(x).latent_dist.mode()).sample, x))
     vae.register_to_config(shift_factor=mean, scaling_factor=1.0 / std)
     save_float16(vae.cpu(), out / "autoencoder")
-    _write_log(out, "autoencoder", cfg, loop, step + 1, device,
-               dict(latent_mean=mean, latent_std=std, reconstruction_mse=recon_mse))
+    _write_log(
+        out,
+        "autoencoder",
+        cfg,
+        loop,
+        step + 1,
+        device,
+        dict(latent_mean=mean, latent_std=std, reconstruction_mse=recon_mse),
+    )
 
 
 @torch.no_grad()
 def encode_all(vae, images: torch.Tensor, device) -> torch.Tensor:
     """Posterior means of every picture, on ``device``: [n, C, 16, 16] float32."""
-    return torch.cat([vae.encode(_images(images, torch.arange(i, min(i + 512, len(images))), device)).latent_dist.mode()
-                      for i in range(0, len(images), 512)]).float()
+    return torch.cat(
+        [
+            vae.encode(_images(images, torch.arange(i, min(i + 512, len(images))), device)).latent_dist.mode()
+            for i in range(0, len(images), 512)
+        ]
+    ).float()
 
 
 def _load_autoencoder(out: Path, device):
@@ -265,8 +312,10 @@ def _load_autoencoder(out: Path, device):
 
     folder = out / "autoencoder"
     if not (folder / "config.json").is_file():
-        raise CheckpointError(f"no autoencoder in {folder}: run the autoencoder stage first "
-                              f"(`cooklab toykitchen train --out {out} --stages autoencoder`).")
+        raise CheckpointError(
+            f"no autoencoder in {folder}: run the autoencoder stage first "
+            f"(`cooklab toykitchen train --out {out} --stages autoencoder`)."
+        )
     vae = AutoencoderKL.from_pretrained(folder, torch_dtype=torch.float32).to(device).eval()
     return vae, vae.config.shift_factor, 1.0 / vae.config.scaling_factor
 
@@ -314,10 +363,17 @@ class _Tokens:
     def __call__(self, texts, device) -> torch.Tensor:
         ids = torch.tensor([e.ids for e in self.fast.encode_batch(texts)])
         if not self.checked:
-            slow = self.tokenizer(texts, padding="max_length", max_length=self.tokenizer.model_max_length, truncation=True,
-                                  return_tensors="pt").input_ids
+            slow = self.tokenizer(
+                texts,
+                padding="max_length",
+                max_length=self.tokenizer.model_max_length,
+                truncation=True,
+                return_tensors="pt",
+            ).input_ids
             if not torch.equal(ids, slow):
-                raise RuntimeError("fast tokenization differs from the tokenizer's own: train with the tokenizer call instead")
+                raise RuntimeError(
+                    "fast tokenization differs from the tokenizer's own: train with the tokenizer call instead"
+                )
             self.checked = True
         return ids.to(device)
 
@@ -351,7 +407,9 @@ def _continue_from(pipe, folder: Path, parts: tuple[str, ...]) -> dict[str, list
     from diffusers import DiffusionPipeline
 
     if not (folder / "model_index.json").is_file():
-        raise CheckpointError(f"init_from: no model set in {folder} to continue from (a folder like data/toykitchen/sd).")
+        raise CheckpointError(
+            f"init_from: no model set in {folder} to continue from (a folder like data/toykitchen/sd)."
+        )
     trained = DiffusionPipeline.from_pretrained(folder, torch_dtype=torch.float32, local_files_only=True)
     return {part: load_widened(getattr(pipe, part), getattr(trained, part).state_dict()) for part in parts}
 
@@ -364,9 +422,19 @@ def train_sd(cfg: TrainConfig, out: Path, device: torch.device, data) -> None:
     scale = 1.0 / std
     latents = encode_all(vae, torch.from_numpy(data.images), device) * scale  # SD: z_0 = scale * z (no shift)
     pipe = toy.build_sd(vae.to("cpu"), scale)
-    extra = dict(continued=_continue_from(pipe, Path(cfg.init_from) / "sd", ("unet", "text_encoder"))) if cfg.init_from else {}
-    unet, text_encoder, tokens = pipe.unet.to(device).train(), pipe.text_encoder.to(device).train(), _Tokens(pipe.tokenizer)
-    noise_sched = DDPMScheduler(**{k: v for k, v in toy.SD_SCHEDULER.items() if k not in ("set_alpha_to_one", "timestep_spacing")})
+    extra = (
+        dict(continued=_continue_from(pipe, Path(cfg.init_from) / "sd", ("unet", "text_encoder")))
+        if cfg.init_from
+        else {}
+    )
+    unet, text_encoder, tokens = (
+        pipe.unet.to(device).train(),
+        pipe.text_encoder.to(device).train(),
+        _Tokens(pipe.tokenizer),
+    )
+    noise_sched = DDPMScheduler(
+        **{k: v for k, v in toy.SD_SCHEDULER.items() if k not in ("set_alpha_to_one", "timestep_spacing")}
+    )
     loop = _Loop([*unet.parameters(), *text_encoder.parameters()], cfg, cfg.sd_steps, cfg.lr)
     gen = torch.Generator().manual_seed(cfg.seed + 1)
     rng = np.random.default_rng(cfg.seed + 1)
@@ -404,7 +472,9 @@ def train_flux(cfg: TrainConfig, out: Path, device: torch.device, data) -> None:
     transformer = pipe.transformer.to(device).train()
     clip, t5 = pipe.text_encoder.to(device).train(), pipe.text_encoder_2.to(device).train()
     b, c, h, w = latents[:1].shape
-    img_ids = FluxPipeline._prepare_latent_image_ids(1, h // 2, w // 2, device, torch.float32)  # [64, 3]: (0, row, col)
+    img_ids = FluxPipeline._prepare_latent_image_ids(
+        1, h // 2, w // 2, device, torch.float32
+    )  # [64, 3]: (0, row, col)
     txt_ids = torch.zeros(toy.T5_MAX_LENGTH, 3, device=device)
     sc = pipe.scheduler.config
     mu = calculate_shift(img_ids.shape[0], sc.base_image_seq_len, sc.max_image_seq_len, sc.base_shift, sc.max_shift)
@@ -426,13 +496,24 @@ def train_flux(cfg: TrainConfig, out: Path, device: torch.device, data) -> None:
         with _autocast(device, cfg.flux_bf16):
             pooled = clip(clip_ids).pooler_output  # [B, 128]
             seq = t5(t5_ids)[0]  # [B, 64, 128]
-            pred = transformer(hidden_states=FluxPipeline._pack_latents(zs, cfg.batch, c, h, w), timestep=s, guidance=None,
-                               pooled_projections=pooled, encoder_hidden_states=seq, txt_ids=txt_ids, img_ids=img_ids,
-                               return_dict=False)[0]
+            pred = transformer(
+                hidden_states=FluxPipeline._pack_latents(zs, cfg.batch, c, h, w),
+                timestep=s,
+                guidance=None,
+                pooled_projections=pooled,
+                encoder_hidden_states=seq,
+                txt_ids=txt_ids,
+                img_ids=img_ids,
+                return_dict=False,
+            )[0]
         if not loop.step(F.mse_loss(pred.float(), target), step):
             break
     loop.finish()
-    pipe.transformer, pipe.text_encoder, pipe.text_encoder_2 = transformer.eval().cpu(), clip.eval().cpu(), t5.eval().cpu()
+    pipe.transformer, pipe.text_encoder, pipe.text_encoder_2 = (
+        transformer.eval().cpu(),
+        clip.eval().cpu(),
+        t5.eval().cpu(),
+    )
     save_float16(pipe, out / "flux")
     _write_log(out, "flux", cfg, loop, step + 1, device, dict(scaling_factor=scale, shift_factor=mean, mu=mu, **extra))
 
@@ -440,7 +521,10 @@ def train_flux(cfg: TrainConfig, out: Path, device: torch.device, data) -> None:
 def _generators(out: Path, device: torch.device) -> tuple[dict, dict[str, str]]:
     """The toy pipelines that draw the CLIP stage's generated frames: ``<out>/sd`` and ``<out>/flux`` when this output
     folder holds them (trained by an earlier stage), else the shipped ones (``data/toykitchen``)."""
-    folders = {name: out / name if (out / name / "model_index.json").is_file() else toy.TOY_DIR / name for name in ("sd", "flux")}
+    folders = {
+        name: out / name if (out / name / "model_index.json").is_file() else toy.TOY_DIR / name
+        for name in ("sd", "flux")
+    }
     pipes = {"sd": toy.toy_sd(folders["sd"], device=device), "flux": toy.toy_flux(folders["flux"], device=device)}
     return pipes, {k: str(v) for k, v in folders.items()}
 
@@ -505,8 +589,11 @@ def train_clip(cfg: TrainConfig, out: Path, device: torch.device, data) -> None:
 
     retrieval = heldout_retrieval(clip_backbone(model, tokenizer=tokenizer))
     print(f"  held-out retrieval: {retrieval}", flush=True)
-    extra.update(retrieval=retrieval, temperature=float(1 / model.logit_scale.detach().exp()),
-                 parameters=sum(p.numel() for p in model.parameters()))
+    extra.update(
+        retrieval=retrieval,
+        temperature=float(1 / model.logit_scale.detach().exp()),
+        parameters=sum(p.numel() for p in model.parameters()),
+    )
     _write_log(out, "clip", cfg, loop, step + 1, device, extra)
     save_clip(model, tokenizer, out / "clip")
 
@@ -538,5 +625,7 @@ def train(out, preset: str = "gpu", stages=STAGES, device=None, **overrides) -> 
     for stage in STAGES:
         if stage in stages:
             print(f"stage {stage} on {device}", flush=True)
-            {"autoencoder": train_autoencoder, "sd": train_sd, "flux": train_flux, "clip": train_clip}[stage](cfg, out, device, data)
+            {"autoencoder": train_autoencoder, "sd": train_sd, "flux": train_flux, "clip": train_clip}[stage](
+                cfg, out, device, data
+            )
     return cfg

@@ -139,7 +139,9 @@ class Ingredient:
         if self.name not in INGREDIENTS:
             raise ConfigError(f"unknown ingredient {self.name!r}: choose one of {sorted(INGREDIENTS)}.")
         if self.state not in ALLOWED_STATES[self.name]:
-            raise ConfigError(f"{self.name} cannot be {self.state!r}: choose one of {list(ALLOWED_STATES[self.name])}.")
+            raise ConfigError(
+                f"{self.name} cannot be {self.state!r}: choose one of {list(ALLOWED_STATES[self.name])}."
+            )
 
 
 @dataclass(frozen=True)
@@ -156,8 +158,12 @@ class Scene:
     show_container: bool = True
 
     def __post_init__(self):
-        for value, allowed, what in ((self.container, CONTAINERS, "container"), (self.colour, CONTAINER_COLOURS, "colour"),
-                                     (self.pattern, PATTERNS, "pattern"), (self.table, TABLES, "table")):
+        for value, allowed, what in (
+            (self.container, CONTAINERS, "container"),
+            (self.colour, CONTAINER_COLOURS, "colour"),
+            (self.pattern, PATTERNS, "pattern"),
+            (self.table, TABLES, "table"),
+        ):
             if value not in allowed:
                 raise ConfigError(f"unknown {what} {value!r}: choose one of {sorted(allowed)}.")
         names = [i.name for i in self.ingredients]
@@ -172,7 +178,9 @@ class Scene:
 
 def random_position(rng: np.random.Generator) -> tuple[int, int]:
     """A container centre (x, y) on the design grid: the middle, jittered by up to ``POSITION_JITTER`` cells each way."""
-    return int(32 + rng.integers(-POSITION_JITTER, POSITION_JITTER + 1)), int(32 + rng.integers(-POSITION_JITTER, POSITION_JITTER + 1))
+    return int(32 + rng.integers(-POSITION_JITTER, POSITION_JITTER + 1)), int(
+        32 + rng.integers(-POSITION_JITTER, POSITION_JITTER + 1)
+    )
 
 
 def random_scene(rng: np.random.Generator, exclude=frozenset()) -> Scene:
@@ -281,8 +289,16 @@ def _draw_container(c: _Canvas, scene: Scene) -> tuple[float, float, float, floa
         for a in np.linspace(0, 2 * np.pi, 12, endpoint=False):
             ux, uy = np.cos(a), np.sin(a)
             px, py = -uy * 0.8, ux * 0.8
-            c.polygon([(cx + ux * (r - band) + px, cy + uy * (r - band) + py), (cx + ux * r + px, cy + uy * r + py),
-                       (cx + ux * r - px, cy + uy * r - py), (cx + ux * (r - band) - px, cy + uy * (r - band) - py)], pat, 1)
+            c.polygon(
+                [
+                    (cx + ux * (r - band) + px, cy + uy * (r - band) + py),
+                    (cx + ux * r + px, cy + uy * r + py),
+                    (cx + ux * r - px, cy + uy * r - py),
+                    (cx + ux * (r - band) - px, cy + uy * (r - band) - py),
+                ],
+                pat,
+                1,
+            )
     elif scene.pattern == "dotted":
         for a in np.linspace(0, 2 * np.pi, 10, endpoint=False):
             c.ellipse(cx + np.cos(a) * (r - band / 2), cy + np.sin(a) * (r - band / 2), 1, 1, pat, 1)
@@ -346,7 +362,9 @@ def _draw_ingredient(c: _Canvas, ing: Ingredient, label: int, area, rng: np.rand
 def render(scene: Scene, size: int = GRID) -> Rendered:
     """Draw ``scene`` as a ``size`` x ``size`` RGB picture with its label map (deterministic)."""
     if size < 16 or size % 16:
-        raise ConfigError(f"size {size}: the toy kitchen renders at a multiple of 16 pixels, at least 16 (64 is the training size).")
+        raise ConfigError(
+            f"size {size}: the toy kitchen renders at a multiple of 16 pixels, at least 16 (64 is the training size)."
+        )
     rng = np.random.default_rng(scene.layout_seed)
     c = _Canvas(size, TABLES[scene.table], 0)
     # a little texture on the table (planks, speckles, weave) in a shade of the table colour

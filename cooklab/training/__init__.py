@@ -7,10 +7,18 @@ modules (and with them torch and diffusers) are imported on first use.
 """
 
 _NAMES = {
-    "TrainLoraConfig": "config", "load_train_config": "config",
-    "Example": "data", "load_examples": "data", "write_toy_folder": "data",
-    "LoraTrainer": "trainer", "TrainResult": "trainer", "train_lora": "trainer", "flow_matching_loss": "trainer",
-    "encode_canvas": "trainer", "canvas_attention": "trainer", "shift_sigma": "trainer",
+    "TrainLoraConfig": "config",
+    "load_train_config": "config",
+    "Example": "data",
+    "load_examples": "data",
+    "write_toy_folder": "data",
+    "LoraTrainer": "trainer",
+    "TrainResult": "trainer",
+    "train_lora": "trainer",
+    "flow_matching_loss": "trainer",
+    "encode_canvas": "trainer",
+    "canvas_attention": "trainer",
+    "shift_sigma": "trainer",
 }
 
 __all__ = sorted(_NAMES)

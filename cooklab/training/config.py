@@ -96,7 +96,9 @@ class TrainSettings(BaseModel):
     max_grad_norm: float = Field(1.0, gt=0)
     mixed_precision: Literal["no", "fp16", "bf16"] = "no"
     gradient_checkpointing: bool = False
-    guidance: float = Field(3.5, ge=0)  # the guidance embedding's value for guidance-distilled models (FLUX.1-dev); unused otherwise
+    guidance: float = Field(
+        3.5, ge=0
+    )  # the guidance embedding's value for guidance-distilled models (FLUX.1-dev); unused otherwise
     logit_mean: float = 0.0  # sigma = sigmoid(N(logit_mean, logit_std)), then Flux's shift for the canvas length
     logit_std: float = Field(1.0, gt=0)
     checkpoint_every: int = Field(250, ge=1)
@@ -123,10 +125,14 @@ def load_train_config(path: str | os.PathLike) -> TrainLoraConfig:
     from ..evaluation.config import read_yaml_model
 
     path = Path(path)
-    config = read_yaml_model(path, TrainLoraConfig, "training config", "cooklab/training/config.py, data/toykitchen/lora/train.yaml")
+    config = read_yaml_model(
+        path, TrainLoraConfig, "training config", "cooklab/training/config.py, data/toykitchen/lora/train.yaml"
+    )
     base = path.parent
     resolve = lambda p: p if p is None or p.is_absolute() else Path(os.path.normpath(base / p))  # noqa: E731
-    data = config.data.model_copy(update={k: resolve(getattr(config.data, k)) for k in ("folder", "jsonl", "recipegen")})
+    data = config.data.model_copy(
+        update={k: resolve(getattr(config.data, k)) for k in ("folder", "jsonl", "recipegen")}
+    )
     model = config.model
     if model not in ("toy", "tiny") and (base / model).exists():
         model = str(base / model)

@@ -78,8 +78,10 @@ def _from_folders(root: Path) -> list[Example]:
     for recipe_id, recipe in _from_recipegen(root):
         pictures = _pictures(root / recipe_id)
         if len(pictures) != len(recipe):
-            raise ConfigError(f"{root / recipe_id}: {len(recipe)} steps but {len(pictures)} pictures ({[p.name for p in pictures]}); "
-                              "give one picture per step, named so they sort in step order (step_01.png, step_02.png, ...).")
+            raise ConfigError(
+                f"{root / recipe_id}: {len(recipe)} steps but {len(pictures)} pictures ({[p.name for p in pictures]}); "
+                "give one picture per step, named so they sort in step order (step_01.png, step_02.png, ...)."
+            )
         out.append(Example(recipe_id, recipe, pictures))
     return out
 
@@ -94,9 +96,13 @@ def _from_jsonl(path: Path) -> list[Example]:
         try:
             obj = json.loads(line)
         except json.JSONDecodeError as error:
-            raise ConfigError(f"{path}, line {n}: not a JSON object ({error}). Fix: one recipe with its images per line.") from None
+            raise ConfigError(
+                f"{path}, line {n}: not a JSON object ({error}). Fix: one recipe with its images per line."
+            ) from None
         if not isinstance(obj, dict) or not isinstance(obj.get("images"), list):
-            raise ConfigError(f"{path}, line {n}: give {{\"title\": ..., \"steps\": [...], \"images\": [one path per step]}}.")
+            raise ConfigError(
+                f'{path}, line {n}: give {{"title": ..., "steps": [...], "images": [one path per step]}}.'
+            )
         obj = dict(obj)
         images = [path.parent / p for p in obj.pop("images")]
         recipe_id = str(obj.pop("id", f"line-{n}"))
@@ -105,10 +111,14 @@ def _from_jsonl(path: Path) -> list[Example]:
         except RecipeError as error:
             raise ConfigError(str(error)) from None
         if len(images) != len(recipe):
-            raise ConfigError(f"{path}, line {n}: {len(recipe)} steps but {len(images)} images; give one image per step.")
+            raise ConfigError(
+                f"{path}, line {n}: {len(recipe)} steps but {len(images)} images; give one image per step."
+            )
         missing = [str(p) for p in images if not p.is_file()]
         if missing:
-            raise ConfigError(f"{path}, line {n}: image(s) not found: {missing[:3]} (paths are read from the manifest's folder).")
+            raise ConfigError(
+                f"{path}, line {n}: image(s) not found: {missing[:3]} (paths are read from the manifest's folder)."
+            )
         out.append(Example(recipe_id, recipe, images))
     return out
 

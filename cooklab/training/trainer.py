@@ -66,8 +66,13 @@ def shift_sigma(sigma: torch.Tensor, scheduler_config, image_seq_len: int) -> to
 
     cfg = scheduler_config
     if cfg.get("use_dynamic_shifting", False):
-        mu = calculate_shift(image_seq_len, cfg.get("base_image_seq_len", 256), cfg.get("max_image_seq_len", 4096),
-                             cfg.get("base_shift", 0.5), cfg.get("max_shift", 1.15))
+        mu = calculate_shift(
+            image_seq_len,
+            cfg.get("base_image_seq_len", 256),
+            cfg.get("max_image_seq_len", 4096),
+            cfg.get("base_shift", 0.5),
+            cfg.get("max_shift", 1.15),
+        )
         return math.exp(mu) / (math.exp(mu) + (1 / sigma - 1))  # exponential time shift, power 1
     shift = cfg.get("shift", 1.0)
     return shift * sigma / (1 + (shift - 1) * sigma)
@@ -76,7 +81,9 @@ def shift_sigma(sigma: torch.Tensor, scheduler_config, image_seq_len: int) -> to
 def encode_canvas(pipe, images, height: int, width: int) -> torch.Tensor:
     """x_0 [1, N P, C 4]: each step picture VAE-encoded on its own (posterior mode), normalised as Flux expects, packed."""
     vae = pipe.vae
-    pixels = torch.cat([pipe.image_processor.preprocess(im, height=height, width=width) for im in images])  # [N, 3, H, W]
+    pixels = torch.cat(
+        [pipe.image_processor.preprocess(im, height=height, width=width) for im in images]
+    )  # [N, 3, H, W]
     pixels = pixels.to(device=vae.device, dtype=vae.dtype)
     with torch.no_grad():
         z = vae.encode(pixels).latent_dist.mode()  # [N, C, H/8, W/8]
@@ -91,8 +98,9 @@ def canvas_attention(ca: CookAnything, canvas):
         yield
 
 
-def flow_matching_loss(ca: CookAnything, canvas, x0: torch.Tensor, noise: torch.Tensor, sigma: torch.Tensor, guidance: float,
-                       model=None) -> torch.Tensor:
+def flow_matching_loss(
+    ca: CookAnything, canvas, x0: torch.Tensor, noise: torch.Tensor, sigma: torch.Tensor, guidance: float, model=None
+) -> torch.Tensor:
     """The rectified-flow loss of one canvas at noise level ``sigma`` (a 0-d tensor); call it inside ``canvas_attention``.
 
     x0, noise [1, N P, C 4]; model: the transformer to call (default the pipeline's).
@@ -100,7 +108,11 @@ def flow_matching_loss(ca: CookAnything, canvas, x0: torch.Tensor, noise: torch.
     pipe = ca.pipe
     x_sigma = (1 - sigma) * x0 + sigma * noise  # [1, N P, C 4]
     target = noise - x0
-    g = torch.full([1], guidance, device=x0.device, dtype=torch.float32) if pipe.transformer.config.guidance_embeds else None
+    g = (
+        torch.full([1], guidance, device=x0.device, dtype=torch.float32)
+        if pipe.transformer.config.guidance_embeds
+        else None
+    )
     text = canvas.text
     pred = ca._predict(x_sigma, sigma * 1000, g, text.embeds, text.pooled, canvas.txt_ids, canvas.img_ids, model=model)
     return torch.nn.functional.mse_loss(pred.float(), target.float())
@@ -117,12 +129,17 @@ class LoraTrainer:
         self.config, self.progress = config, progress
         t = config.train
         try:
-            self.accelerator = Accelerator(mixed_precision=t.mixed_precision, gradient_accumulation_steps=t.grad_accum,
-                                           cpu=not torch.cuda.is_available())
+            self.accelerator = Accelerator(
+                mixed_precision=t.mixed_precision,
+                gradient_accumulation_steps=t.grad_accum,
+                cpu=not torch.cuda.is_available(),
+            )
         except ValueError as error:  # accelerate keeps one precision per process
-            raise ConfigError(f"train.mixed_precision={t.mixed_precision!r}, but this Python process already ran accelerate "
-                              f"with another precision ({error}). Restart the kernel / process, or train with the same "
-                              "mixed_precision as before.") from error
+            raise ConfigError(
+                f"train.mixed_precision={t.mixed_precision!r}, but this Python process already ran accelerate "
+                f"with another precision ({error}). Restart the kernel / process, or train with the same "
+                "mixed_precision as before."
+            ) from error
         self.examples = load_examples(config.data)
         self.ca = load_pipeline("cookanything", config.model, seed=t.seed, device=self.accelerator.device)
         pipe = self.ca.pipe
@@ -134,8 +151,9 @@ class LoraTrainer:
         self.optimizer = torch.optim.AdamW(self.params, lr=t.learning_rate, weight_decay=t.weight_decay)
         from diffusers.optimization import get_scheduler
 
-        self.lr_scheduler = get_scheduler(t.lr_scheduler, self.optimizer, num_warmup_steps=t.warmup_steps,
-                                          num_training_steps=t.steps)
+        self.lr_scheduler = get_scheduler(
+            t.lr_scheduler, self.optimizer, num_warmup_steps=t.warmup_steps, num_training_steps=t.steps
+        )
         self.model, self.optimizer = self.accelerator.prepare(pipe.transformer, self.optimizer)
         rank = self.accelerator.process_index
         self.generator = torch.Generator("cpu").manual_seed(t.seed * 1000 + rank)  # noise and sigma of every example
@@ -151,7 +169,12 @@ class LoraTrainer:
         position = micro * world + rank
         epoch, offset = divmod(position, len(self.examples))
         if self._order[0] != epoch:  # drawn once per epoch, not once per canvas
-            self._order = (epoch, torch.randperm(len(self.examples), generator=torch.Generator().manual_seed(self.config.train.seed + epoch)))
+            self._order = (
+                epoch,
+                torch.randperm(
+                    len(self.examples), generator=torch.Generator().manual_seed(self.config.train.seed + epoch)
+                ),
+            )
         return int(self._order[1][offset])
 
     def canvas_of(self, index: int):
@@ -192,8 +215,12 @@ class LoraTrainer:
         if not resume and self.accelerator.is_main_process and (out / CHECKPOINTS).exists():
             shutil.rmtree(out / CHECKPOINTS)
         result = TrainResult(out / ADAPTER_DIR, resumed_from=resumed, main_process=self.accelerator.is_main_process)
-        bar = tqdm(total=t.steps, initial=self.step, desc=f"train-lora {self.config.name}",
-                   disable=not self.progress or not self.accelerator.is_local_main_process)
+        bar = tqdm(
+            total=t.steps,
+            initial=self.step,
+            desc=f"train-lora {self.config.name}",
+            disable=not self.progress or not self.accelerator.is_local_main_process,
+        )
         losses, sigmas = [], []
         while self.step < t.steps:
             loss, sigma = self._micro_step()
@@ -206,8 +233,14 @@ class LoraTrainer:
             mean = sum(losses) / len(losses)
             result.losses[self.step] = mean
             if self.accelerator.is_main_process and (self.step % t.log_every == 0 or self.step == t.steps):
-                self._log({"step": self.step, "loss": mean, "lr": self.lr_scheduler.get_last_lr()[0],
-                           "sigma": sum(sigmas) / len(sigmas)})
+                self._log(
+                    {
+                        "step": self.step,
+                        "loss": mean,
+                        "lr": self.lr_scheduler.get_last_lr()[0],
+                        "sigma": sum(sigmas) / len(sigmas),
+                    }
+                )
             losses, sigmas = [], []
             bar.update(1)
             bar.set_postfix(loss=f"{mean:.4f}")
@@ -236,13 +269,26 @@ class LoraTrainer:
             shutil.rmtree(tmp, ignore_errors=True)
             tmp.mkdir(parents=True)
         acc.wait_for_everyone()
-        torch.save({"generator": self.generator.get_state(), "torch": torch.get_rng_state(),
-                    "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None},
-                   tmp / f"rng-{acc.process_index}.pt")  # every process's random state
+        torch.save(
+            {
+                "generator": self.generator.get_state(),
+                "torch": torch.get_rng_state(),
+                "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
+            },
+            tmp / f"rng-{acc.process_index}.pt",
+        )  # every process's random state
         if acc.is_main_process:
             save_lora(self._unwrapped(), tmp / ADAPTER_DIR, self.spec)
-            torch.save({"step": self.step, "micro": self.micro, "optimizer": self.optimizer.state_dict(),
-                        "lr_scheduler": self.lr_scheduler.state_dict(), "processes": acc.num_processes}, tmp / "state.pt")
+            torch.save(
+                {
+                    "step": self.step,
+                    "micro": self.micro,
+                    "optimizer": self.optimizer.state_dict(),
+                    "lr_scheduler": self.lr_scheduler.state_dict(),
+                    "processes": acc.num_processes,
+                },
+                tmp / "state.pt",
+            )
             atomic_write(tmp / "config.json", self.config.model_dump_json(indent=1))
         acc.wait_for_everyone()
         if acc.is_main_process:
@@ -265,12 +311,16 @@ class LoraTrainer:
         mine = json.loads(self.config.model_dump_json())
         for key in ("model", "data", "lora", "canvas"):
             if saved.get(key) != mine.get(key):
-                raise ConfigError(f"{last} was trained with another {key} ({saved.get(key)} vs {mine.get(key)}): resume with the "
-                                  f"config it was made with, or give another out folder (or run with --no-resume to start over).")
+                raise ConfigError(
+                    f"{last} was trained with another {key} ({saved.get(key)} vs {mine.get(key)}): resume with the "
+                    f"config it was made with, or give another out folder (or run with --no-resume to start over)."
+                )
         state = torch.load(last / "state.pt", weights_only=False)
         if state["processes"] != self.accelerator.num_processes:
-            raise ConfigError(f"{last} was written by {state['processes']} process(es), this run has {self.accelerator.num_processes}: "
-                              "resume with the same number, or start over (--no-resume).")
+            raise ConfigError(
+                f"{last} was written by {state['processes']} process(es), this run has {self.accelerator.num_processes}: "
+                "resume with the same number, or start over (--no-resume)."
+            )
         weights = load_file(last / ADAPTER_DIR / WEIGHT_NAME)
         load_lora_state_dict(self._unwrapped(), {k.removeprefix("transformer."): v for k, v in weights.items()})
         self.optimizer.load_state_dict(state["optimizer"])
@@ -282,8 +332,14 @@ class LoraTrainer:
             torch.cuda.set_rng_state_all(rng["cuda"])
         self.step, self.micro = state["step"], state["micro"]
         log = Path(self.config.out) / LOSS_LOG
-        if self.accelerator.is_main_process and log.is_file():  # drop what was logged after the checkpoint: no duplicate rows
-            rows = [line for line in log.read_text(encoding="utf-8").splitlines() if line and json.loads(line)["step"] <= self.step]
+        if (
+            self.accelerator.is_main_process and log.is_file()
+        ):  # drop what was logged after the checkpoint: no duplicate rows
+            rows = [
+                line
+                for line in log.read_text(encoding="utf-8").splitlines()
+                if line and json.loads(line)["step"] <= self.step
+            ]
             atomic_write(log, "".join(r + "\n" for r in rows))
         return self.step
 
@@ -297,11 +353,18 @@ class LoraTrainer:
         save_lora(self._unwrapped(), tmp, self.spec)
         shutil.rmtree(out / ADAPTER_DIR, ignore_errors=True)
         os.replace(tmp, out / ADAPTER_DIR)
-        info = {"name": self.config.name, "steps": self.step, "resumed_from": result.resumed_from, "seconds": round(seconds, 1),
-                "processes": self.accelerator.num_processes, "device": str(self.accelerator.device),
-                "trainable_parameters": sum(p.numel() for p in self.params), "examples": len(self.examples),
-                "config": json.loads(self.config.model_dump_json()),
-                "versions": package_versions("torch", "diffusers", "transformers", "peft", "accelerate", "cooklab")}
+        info = {
+            "name": self.config.name,
+            "steps": self.step,
+            "resumed_from": result.resumed_from,
+            "seconds": round(seconds, 1),
+            "processes": self.accelerator.num_processes,
+            "device": str(self.accelerator.device),
+            "trainable_parameters": sum(p.numel() for p in self.params),
+            "examples": len(self.examples),
+            "config": json.loads(self.config.model_dump_json()),
+            "versions": package_versions("torch", "diffusers", "transformers", "peft", "accelerate", "cooklab"),
+        }
         atomic_write(out / "training.json", json.dumps(info, indent=1))
 
 

@@ -46,17 +46,37 @@ from .tables import json_rows, json_table
 
 __all__ = [
     # figures without pyplot state (what the widgets draw; for your own widget callbacks too)
-    "detached_figures", "figure_png",
+    "detached_figures",
+    "figure_png",
     # any run of either pipeline
     "comparison_figure",
     # JSON (a plan, a config, results) as a table
-    "json_rows", "json_table",
+    "json_rows",
+    "json_table",
     # Recipe Diffusion
-    "attention_overlay", "cross_attention_figure", "frame_note", "noise_map_figure", "reference_share_curve_figure",
-    "reference_share_figure", "self_attention_figure", "short_layer_name", "storyboard", "storyboard_from_output",
+    "attention_overlay",
+    "cross_attention_figure",
+    "frame_note",
+    "noise_map_figure",
+    "reference_share_curve_figure",
+    "reference_share_figure",
+    "self_attention_figure",
+    "short_layer_name",
+    "storyboard",
+    "storyboard_from_output",
     "toy_attention_figure",
     # CookAnything
-    "base_contribution_figure", "canvas_note", "canvas_storyboard", "cscc_delta_figure", "cscc_lambda_figure", "cscc_spans_figure",
-    "flux_layer_name", "group_mask_figure", "layout_figure", "rope_ids_figure", "rotary_figure", "text_image_figure",
+    "base_contribution_figure",
+    "canvas_note",
+    "canvas_storyboard",
+    "cscc_delta_figure",
+    "cscc_lambda_figure",
+    "cscc_spans_figure",
+    "flux_layer_name",
+    "group_mask_figure",
+    "layout_figure",
+    "rope_ids_figure",
+    "rotary_figure",
+    "text_image_figure",
     "token_mask_figure",
 ]

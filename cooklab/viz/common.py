@@ -30,8 +30,24 @@ import torch
 from matplotlib.figure import Figure
 
 __all__ = [
-    "LABEL_PT", "SMALL_PT", "TITLE_PT", "detached_figures", "draw_image", "draw_note", "draw_overlay", "figure_png", "image_array", "layers_label", "lighter",
-    "new_figure", "new_subplots", "short_layer_name", "shorten", "step_colors", "steps_label", "to_array",
+    "LABEL_PT",
+    "SMALL_PT",
+    "TITLE_PT",
+    "detached_figures",
+    "draw_image",
+    "draw_note",
+    "draw_overlay",
+    "figure_png",
+    "image_array",
+    "layers_label",
+    "lighter",
+    "new_figure",
+    "new_subplots",
+    "short_layer_name",
+    "shorten",
+    "step_colors",
+    "steps_label",
+    "to_array",
 ]
 
 
@@ -69,12 +85,32 @@ def new_figure(**fig_kw) -> Figure:
     return Figure(**fig_kw) if _DETACHED.get() else plt.figure(**fig_kw)
 
 
-def new_subplots(nrows: int = 1, ncols: int = 1, *, sharex=False, sharey=False, squeeze: bool = True, width_ratios=None,
-                 height_ratios=None, subplot_kw=None, gridspec_kw=None, **fig_kw):
+def new_subplots(
+    nrows: int = 1,
+    ncols: int = 1,
+    *,
+    sharex=False,
+    sharey=False,
+    squeeze: bool = True,
+    width_ratios=None,
+    height_ratios=None,
+    subplot_kw=None,
+    gridspec_kw=None,
+    **fig_kw,
+):
     """``plt.subplots`` on ``new_figure``: ``(fig, axes)``."""
     fig = new_figure(**fig_kw)
-    axes = fig.subplots(nrows, ncols, sharex=sharex, sharey=sharey, squeeze=squeeze, width_ratios=width_ratios,
-                        height_ratios=height_ratios, subplot_kw=subplot_kw, gridspec_kw=gridspec_kw)
+    axes = fig.subplots(
+        nrows,
+        ncols,
+        sharex=sharex,
+        sharey=sharey,
+        squeeze=squeeze,
+        width_ratios=width_ratios,
+        height_ratios=height_ratios,
+        subplot_kw=subplot_kw,
+        gridspec_kw=gridspec_kw,
+    )
     return fig, axes
 
 
@@ -125,7 +161,9 @@ def image_array(image) -> np.ndarray | None:
 
 def draw_note(ax, text: str) -> None:
     """An empty panel that says why it is empty."""
-    ax.text(0.5, 0.5, text, ha="center", va="center", wrap=True, fontsize=SMALL_PT, color="0.35", transform=ax.transAxes)
+    ax.text(
+        0.5, 0.5, text, ha="center", va="center", wrap=True, fontsize=SMALL_PT, color="0.35", transform=ax.transAxes
+    )
     ax.set_xticks([])
     ax.set_yticks([])
 
@@ -154,7 +192,9 @@ def draw_overlay(ax, image, heatmap, alpha: float, cmap: str, vmin, vmax, interp
     else:
         extent = (0, arr.shape[1], arr.shape[0], 0)
         ax.imshow(arr, extent=extent)
-    mappable = ax.imshow(heat, extent=extent, cmap=cmap, alpha=alpha, vmin=vmin, vmax=vmax, interpolation=interpolation)
+    mappable = ax.imshow(
+        heat, extent=extent, cmap=cmap, alpha=alpha, vmin=vmin, vmax=vmax, interpolation=interpolation
+    )
     ax.set_xlim(extent[0], extent[1])
     ax.set_ylim(extent[2], extent[3])
     ax.set_axis_off()

@@ -41,8 +41,16 @@ from .common import (
 )
 
 __all__ = [
-    "base_contribution_figure", "canvas_of", "flux_layer_name", "group_mask_figure", "layout_figure", "layout_of",
-    "rope_ids_figure", "rotary_figure", "text_image_figure", "token_mask_figure",
+    "base_contribution_figure",
+    "canvas_of",
+    "flux_layer_name",
+    "group_mask_figure",
+    "layout_figure",
+    "layout_of",
+    "rope_ids_figure",
+    "rotary_figure",
+    "text_image_figure",
+    "token_mask_figure",
 ]
 
 
@@ -57,8 +65,10 @@ def layout_of(obj):
         layout = getattr(holder, "layout", None)
         if layout is not None and hasattr(layout, "n_regions"):
             return layout
-    raise ValueError(f"no region layout in a {type(obj).__name__}: pass a RegionLayout, a CookAnything output or a trace "
-                     "recorded with capture including 'layout'.")
+    raise ValueError(
+        f"no region layout in a {type(obj).__name__}: pass a RegionLayout, a CookAnything output or a trace "
+        "recorded with capture including 'layout'."
+    )
 
 
 def canvas_of(trace):
@@ -68,7 +78,9 @@ def canvas_of(trace):
         return canvas
     if hasattr(trace, "texts") and hasattr(trace, "token_counts"):
         return trace
-    raise ValueError("this trace holds no canvas: record a CookAnything call inside `with cooklab.trace(pipe) as tr:`.")
+    raise ValueError(
+        "this trace holds no canvas: record a CookAnything call inside `with cooklab.trace(pipe) as tr:`."
+    )
 
 
 def flux_layer_name(name: str) -> str:
@@ -129,7 +141,15 @@ def group_mask_figure(n: int, image_attention: str = "region", ax=None, annotate
     if annotate if annotate is not None else n <= 6:
         allowed = m | extra
         for (i, j), v in np.ndenumerate(allowed):
-            ax.text(j, i, "1" if v else "0", ha="center", va="center", fontsize=7, color="white" if m[i, j] and i >= n and j >= n else "0.25")
+            ax.text(
+                j,
+                i,
+                "1" if v else "0",
+                ha="center",
+                va="center",
+                fontsize=7,
+                color="white" if m[i, j] and i >= n and j >= n else "0.25",
+            )
     rule = "i = j or |i − j| = N" + (", plus image↔image" if image_attention == "global" else "")
     ax.set_title(f"group mask M, N = {n}: 1 iff {rule}", fontsize=LABEL_PT)
     return ax.figure
@@ -167,7 +187,9 @@ def _mask_fractions(counts_q, counts_k, image_attention: str):
     return same, extra
 
 
-def token_mask_figure(layout, image_attention: str = "region", highlight=None, ax=None, max_pixels: int = 480) -> Figure:
+def token_mask_figure(
+    layout, image_attention: str = "region", highlight=None, ax=None, max_pixels: int = 480
+) -> Figure:
     """The regional branch's token-level mask (``regional_token_mask``) with group boundaries.
 
     layout: a ``RegionLayout`` (or an output/trace holding one). Tokens run
@@ -208,9 +230,15 @@ def token_mask_figure(layout, image_attention: str = "region", highlight=None, a
     ax.set_xlabel("keys")
     ax.set_ylabel("queries")
     allowed = float(((same.sum(-1) + extra) * np.outer(np.diff(edges), np.diff(edges))).sum()) / total**2
-    shown = "" if len(edges) - 1 == total else f"\nshown at {len(edges) - 1}² pixels (≈{total / (len(edges) - 1):.0f} tokens each)"
-    ax.set_title(f"regional-branch mask, {total}×{total} tokens ({image_attention}): "
-                 f"{allowed:.1%} of pairs allowed{shown}", fontsize=LABEL_PT)
+    shown = (
+        ""
+        if len(edges) - 1 == total
+        else f"\nshown at {len(edges) - 1}² pixels (≈{total / (len(edges) - 1):.0f} tokens each)"
+    )
+    ax.set_title(
+        f"regional-branch mask, {total}×{total} tokens ({image_attention}): {allowed:.1%} of pairs allowed{shown}",
+        fontsize=LABEL_PT,
+    )
     return ax.figure
 
 
@@ -239,7 +267,7 @@ def layout_figure(layout, texts=None, token_counts=None, wrap: int = 90) -> Figu
     colors = step_colors(n)
     fig = new_figure(figsize=(10, 1.6 + 0.22 * n))
     bar = fig.add_axes((0.04, 1 - 1.05 / fig.get_figheight(), 0.92, 0.45 / fig.get_figheight()))
-    segments = ([("base", 0, lb, (0.6, 0.6, 0.6))] if lb else [])
+    segments = [("base", 0, lb, (0.6, 0.6, 0.6))] if lb else []
     segments += [(f"C{k + 1}", lb + k * L, L, lighter(colors[k])) for k in range(n)]
     segments += [(f"I{k + 1}", lay.text_len + k * P, P, colors[k]) for k in range(n)]
     for name, start, size, col in segments:
@@ -255,24 +283,43 @@ def layout_figure(layout, texts=None, token_counts=None, wrap: int = 90) -> Figu
     bar.set_yticks([])
     bar.tick_params(labelsize=SMALL_PT)
     base = f"C_base {lb} (whole description) + " if lb else "no base branch + "
-    bar.set_title(f"joint sequence: {lay.total} tokens = {base}{n} × {L} step text + {n} × {P} image "
-                  f"({lay.rows}×{lay.cols} per region)", fontsize=LABEL_PT, loc="left")
+    bar.set_title(
+        f"joint sequence: {lay.total} tokens = {base}{n} × {L} step text + {n} × {P} image "
+        f"({lay.rows}×{lay.cols} per region)",
+        fontsize=LABEL_PT,
+        loc="left",
+    )
     lines = fig.add_axes((0.04, 0.02, 0.92, max(0.01, 1 - 1.55 / fig.get_figheight())))
     lines.set_axis_off()
     for k in range(n):
         y = 1 - (k + 0.5) / n
         real = "" if token_counts is None else f" ({min(token_counts[k], L)} real)"
         lines.add_patch(Rectangle((0, y - 0.3 / n), 0.012, 0.6 / n, fc=colors[k], transform=lines.transAxes))
-        lines.text(0.018, y, f"step {k + 1}: C{k + 1} {L} tok{real} · I{k + 1} {P} tok — {shorten(texts[k], wrap)}",
-                   va="center", fontsize=SMALL_PT, transform=lines.transAxes)
+        lines.text(
+            0.018,
+            y,
+            f"step {k + 1}: C{k + 1} {L} tok{real} · I{k + 1} {P} tok — {shorten(texts[k], wrap)}",
+            va="center",
+            fontsize=SMALL_PT,
+            transform=lines.transAxes,
+        )
     if token_counts is not None:
-        lines.text(1, 1.02, "black tick under C_n: its real tokens (the rest is padding)", ha="right", va="bottom", fontsize=SMALL_PT,
-                   color="0.4", transform=lines.transAxes)
+        lines.text(
+            1,
+            1.02,
+            "black tick under C_n: its real tokens (the rest is padding)",
+            ha="right",
+            va="bottom",
+            fontsize=SMALL_PT,
+            color="0.4",
+            transform=lines.transAxes,
+        )
     return fig
 
 
-def text_image_figure(trace, steps=None, layers=None, t=None, alpha: float = 0.6, vmax: float | None = None,
-                      panel_height: float = 5.0) -> Figure:
+def text_image_figure(
+    trace, steps=None, layers=None, t=None, alpha: float = 0.6, vmax: float | None = None, panel_height: float = 5.0
+) -> Figure:
     """Per recipe step n: the canvas with the attention mass on step n's text overlaid.
 
     trace: recorded with capture including ``"text_image_attention"``. steps: which recipe
@@ -297,8 +344,13 @@ def text_image_figure(trace, steps=None, layers=None, t=None, alpha: float = 0.6
     aspect = h_pix / w_pix
     ph = min(panel_height, 1.6 * aspect) if aspect > 1 else panel_height / 2
     pw = ph / aspect
-    fig, axes = new_subplots(1, len(steps), figsize=(max(3.0, len(steps) * (pw + 0.25) + 0.9), ph + 1.0), squeeze=False,
-                             layout="constrained")
+    fig, axes = new_subplots(
+        1,
+        len(steps),
+        figsize=(max(3.0, len(steps) * (pw + 0.25) + 0.9), ph + 1.0),
+        squeeze=False,
+        layout="constrained",
+    )
     colors = step_colors(n)
     for ax, s, m in zip(axes[0], steps, maps, strict=True):
         mappable = draw_overlay(ax, image, m, alpha, "inferno", 0.0, top, "nearest")
@@ -314,8 +366,10 @@ def text_image_figure(trace, steps=None, layers=None, t=None, alpha: float = 0.6
     bar.set_label(label, fontsize=SMALL_PT)
     bar.ax.tick_params(labelsize=SMALL_PT)
     src = f"SRC on (α={canvas.alpha:g})" if canvas.regional else "SRC off (full attention)"
-    fig.suptitle(f"Where the canvas attends to each step's text: {src}; {layers_label(layers)}, "
-                 f"{steps_label(ts)}", fontsize=LABEL_PT)
+    fig.suptitle(
+        f"Where the canvas attends to each step's text: {src}; {layers_label(layers)}, {steps_label(ts)}",
+        fontsize=LABEL_PT,
+    )
     return fig
 
 
@@ -328,10 +382,13 @@ def base_contribution_figure(trace, ax=None) -> Figure:
     (heatmap of layers × denoising steps, and the mean over layers) or a ``{label: trace}``
     dict (one line per trace of the mean over layers, e.g. one per alpha).
     """
+
     def curve(tr):
         if not tr.base_contribution:
-            raise ValueError("the trace holds no base contribution: it needs capture 'base_contribution' and a call with "
-                             "regional=True (there is no base branch without SRC).")
+            raise ValueError(
+                "the trace holds no base contribution: it needs capture 'base_contribution' and a call with "
+                "regional=True (there is no base branch without SRC)."
+            )
         steps = sorted({k[2] for k in tr.base_contribution})
         return steps, [float(np.mean([v for k, v in tr.base_contribution.items() if k[2] == s])) for s in steps]
 
@@ -355,7 +412,9 @@ def base_contribution_figure(trace, ax=None) -> Figure:
     steps, values = curve(trace)
     layers = trace.layers("base_contribution")
     grid = np.array([[trace.base_contribution.get((0, name, s), np.nan) for s in steps] for name in layers])
-    fig, axes = new_subplots(1, 2, figsize=(10, 1.6 + 0.16 * len(layers) + 1.0), width_ratios=[2, 1.2], layout="constrained")
+    fig, axes = new_subplots(
+        1, 2, figsize=(10, 1.6 + 0.16 * len(layers) + 1.0), width_ratios=[2, 1.2], layout="constrained"
+    )
     im = axes[0].imshow(grid, aspect="auto", cmap="viridis", interpolation="nearest")
     axes[0].set_yticks(range(len(layers)), [flux_layer_name(x) for x in layers], fontsize=SMALL_PT)
     axes[0].set_xticks(range(len(steps)), steps, fontsize=SMALL_PT)
@@ -368,8 +427,11 @@ def base_contribution_figure(trace, ax=None) -> Figure:
     axes[1].set_xlabel("denoising step")
     axes[1].set_title("mean over layers", fontsize=LABEL_PT)
     alpha = getattr(trace.canvas, "alpha", None)
-    fig.suptitle("What the base branch changes in the image output, |α (z_base − z_regional)| / |z|" + ("" if alpha is None else f", α = {alpha:g}"),
-                 fontsize=TITLE_PT)
+    fig.suptitle(
+        "What the base branch changes in the image output, |α (z_base − z_regional)| / |z|"
+        + ("" if alpha is None else f", α = {alpha:g}"),
+        fontsize=TITLE_PT,
+    )
     return fig
 
 
@@ -411,7 +473,9 @@ def rope_ids_figure(img_ids, layout, labels=None, annotate: bool | None = None, 
     ph = min(panel_height, 0.45 * gh) if annotate else panel_height
     pw = max(0.9, ph / aspect)
     ncols = len(grids) * len(axes_shown)
-    fig, axes = new_subplots(1, ncols, figsize=(ncols * (pw + 0.7) + 0.3, ph + 0.9), squeeze=False, layout="constrained")
+    fig, axes = new_subplots(
+        1, ncols, figsize=(ncols * (pw + 0.7) + 0.3, ph + 0.9), squeeze=False, layout="constrained"
+    )
     k = 0
     for label, grid in grids:
         for axis, name in axes_shown:
@@ -424,13 +488,21 @@ def rope_ids_figure(img_ids, layout, labels=None, annotate: bool | None = None, 
             if annotate:
                 top = max(float(values.max()), 1e-9)
                 for (r, c), v in np.ndenumerate(values):
-                    ax.text(c, r, f"{v:.0f}", ha="center", va="center", fontsize=6, color="k" if v > 0.6 * top else "white")
+                    ax.text(
+                        c, r, f"{v:.0f}", ha="center", va="center", fontsize=6, color="k" if v > 0.6 * top else "white"
+                    )
             ax.set_xticks([])
-            ax.set_yticks([(r + 0.5) * lay.rows - 0.5 for r in range(lay.n_regions)],
-                          [f"R{r + 1}" for r in range(lay.n_regions)], fontsize=SMALL_PT)
+            ax.set_yticks(
+                [(r + 0.5) * lay.rows - 0.5 for r in range(lay.n_regions)],
+                [f"R{r + 1}" for r in range(lay.n_regions)],
+                fontsize=SMALL_PT,
+            )
             ax.set_title(f"{label}\n{name}: {values.min():.0f}..{values.max():.0f}", fontsize=SMALL_PT)
             fig.colorbar(im, ax=ax, fraction=0.08, pad=0.03).ax.tick_params(labelsize=SMALL_PT)
-    fig.suptitle(f"RoPE ids of the canvas: {lay.n_regions} regions of {lay.rows}×{lay.cols} tokens (text ids are all 0)", fontsize=LABEL_PT)
+    fig.suptitle(
+        f"RoPE ids of the canvas: {lay.n_regions} regions of {lay.rows}×{lay.cols} tokens (text ids are all 0)",
+        fontsize=LABEL_PT,
+    )
     return fig
 
 
@@ -456,12 +528,16 @@ def rotary_figure(freqs, layout, regions=(0, -1), labels=None) -> Figure:
     for row, (label, f) in enumerate(sets):
         cos = to_array(f[0] if isinstance(f, (tuple, list)) else f)
         if cos.shape[0] != lay.image_len:
-            raise ValueError(f"{label}: expected cos for the {lay.image_len} image tokens, got {cos.shape[0]} rows "
-                             "(call pos_embed on img_ids only, or slice off the text rows).")
+            raise ValueError(
+                f"{label}: expected cos for the {lay.image_len} image tokens, got {cos.shape[0]} rows "
+                "(call pos_embed on img_ids only, or slice off the text rows)."
+            )
         ca, cb = cos[a * p : (a + 1) * p], cos[b * p : (b + 1) * p]  # [P, D]
-        for ax, m, title, cmap, lim in ((axes[row, 0], ca, f"region {a + 1}", "coolwarm", (-1, 1)),
-                                        (axes[row, 1], cb, f"region {b + 1}", "coolwarm", (-1, 1)),
-                                        (axes[row, 2], np.abs(ca - cb), f"|difference|: max {np.abs(ca - cb).max():.2f}", "magma", (0, 2))):
+        for ax, m, title, cmap, lim in (
+            (axes[row, 0], ca, f"region {a + 1}", "coolwarm", (-1, 1)),
+            (axes[row, 1], cb, f"region {b + 1}", "coolwarm", (-1, 1)),
+            (axes[row, 2], np.abs(ca - cb), f"|difference|: max {np.abs(ca - cb).max():.2f}", "magma", (0, 2)),
+        ):
             im = ax.imshow(m, cmap=cmap, vmin=lim[0], vmax=lim[1], aspect="auto", interpolation="nearest")
             ax.set_title(f"{label}: {title}", fontsize=SMALL_PT)
             ax.set_xlabel("rotary channel", fontsize=SMALL_PT)

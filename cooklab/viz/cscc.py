@@ -17,7 +17,19 @@ import torch
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
-from .common import LABEL_PT, SMALL_PT, TITLE_PT, draw_image, image_array, lighter, new_figure, new_subplots, shorten, step_colors, to_array
+from .common import (
+    LABEL_PT,
+    SMALL_PT,
+    TITLE_PT,
+    draw_image,
+    image_array,
+    lighter,
+    new_figure,
+    new_subplots,
+    shorten,
+    step_colors,
+    to_array,
+)
 from .cookanything import canvas_of
 
 __all__ = ["cscc_delta_figure", "cscc_lambda_figure", "cscc_spans_figure"]
@@ -49,7 +61,9 @@ def cscc_spans_figure(spans, tokenizer=None, per_row: int = 16, max_tokens: int 
 
     tokens = None
     if tokenizer is not None:
-        enc = tokenizer(spans.text, truncation=False, return_offsets_mapping=True, return_special_tokens_mask=True, verbose=False)
+        enc = tokenizer(
+            spans.text, truncation=False, return_offsets_mapping=True, return_special_tokens_mask=True, verbose=False
+        )
         keep = [i for i, sp in enumerate(enc["special_tokens_mask"]) if not sp]
         names = tokenizer.convert_ids_to_tokens([enc["input_ids"][i] for i in keep])
         starts = [enc["offset_mapping"][i][0] for i in keep]
@@ -81,15 +95,30 @@ def cscc_spans_figure(spans, tokenizer=None, per_row: int = 16, max_tokens: int 
         if s.length:
             bar.add_patch(Rectangle((s.start, 0), s.length, 1, fc=col, ec="white", lw=0.5))
             if s.length / max(full, 1) > 0.03:
-                bar.text(s.start + s.length / 2, 0.5, f"S{s.step + 1}", ha="center", va="center", fontsize=SMALL_PT, color="white")
+                bar.text(
+                    s.start + s.length / 2,
+                    0.5,
+                    f"S{s.step + 1}",
+                    ha="center",
+                    va="center",
+                    fontsize=SMALL_PT,
+                    color="white",
+                )
         if gone:
             bar.add_patch(Rectangle((cursor + 1, 0), gone, 1, fc=lighter(col, 0.6), ec=col, hatch="///", lw=0.5))
             cursor += gone
     bar.add_patch(Rectangle((kept_text, 0), 1, 1, fc="k"))
     if cut:
         bar.axvline(spans.n_tokens, color="red", lw=1.5)
-        bar.text(spans.n_tokens, 1.05, f" max_sequence_length = {spans.n_tokens}", color="red", fontsize=SMALL_PT, va="bottom",
-                 transform=bar.get_xaxis_transform())
+        bar.text(
+            spans.n_tokens,
+            1.05,
+            f" max_sequence_length = {spans.n_tokens}",
+            color="red",
+            fontsize=SMALL_PT,
+            va="bottom",
+            transform=bar.get_xaxis_transform(),
+        )
     bar.set_xlim(0, max(full, kept_text) + 2)
     bar.set_ylim(0, 1)
     bar.set_yticks([])
@@ -98,15 +127,25 @@ def cscc_spans_figure(spans, tokenizer=None, per_row: int = 16, max_tokens: int 
     state = f"{len(spans.truncated_steps)} of {n} steps cut" if cut else "nothing cut"
     bar.set_title(f"whole description: {spans.n_tokens} tokens kept ({state})", fontsize=LABEL_PT, loc="left", pad=12)
 
-    info = [f"S{s.step + 1}: b={s.start}, t={s.fused_length}" + (f" (cut: {s.length}/{s.own_length})" if s.truncated else "")
-            + ("" if s.matches else " ≠ own ids") for s in items]
+    info = [
+        f"S{s.step + 1}: b={s.start}, t={s.fused_length}"
+        + (f" (cut: {s.length}/{s.own_length})" if s.truncated else "")
+        + ("" if s.matches else " ≠ own ids")
+        for s in items
+    ]
     legend_y = 1 - 1.45 / height
     per_line = 4  # steps per legend line
     for k, line in enumerate(info):
         r, c = divmod(k, per_line)
         fig.text(0.05 + c * 0.225, legend_y - r * 0.2 / height, "■ ", color=colors[k], fontsize=SMALL_PT, va="top")
-        fig.text(0.065 + c * 0.225, legend_y - r * 0.2 / height, line, fontsize=SMALL_PT, va="top",
-                 color="#b00" if items[k].truncated else "k")
+        fig.text(
+            0.065 + c * 0.225,
+            legend_y - r * 0.2 / height,
+            line,
+            fontsize=SMALL_PT,
+            va="top",
+            color="#b00" if items[k].truncated else "k",
+        )
 
     if tokens is not None:
         top = legend_y - legend_lines * 0.2 / height - 0.1 / height
@@ -117,12 +156,36 @@ def cscc_spans_figure(spans, tokenizer=None, per_row: int = 16, max_tokens: int 
         for pos, (text, step, gone) in enumerate(tokens[:max_tokens]):
             r, c = divmod(pos, per_row)
             col = (0.85, 0.85, 0.85) if step < 0 else lighter(colors[step], 0.55 if not gone else 0.8)
-            grid.add_patch(Rectangle((c + 0.03, r + 0.08), 0.94, 0.84, fc=col, ec=lighter(colors[step], 0.4) if gone and step >= 0 else "none",
-                                     hatch="///" if gone else None, lw=0.5))
-            grid.text(c + 0.5, r + 0.5, shorten(text, 9) or " ", ha="center", va="center", fontsize=6.5,
-                      color="0.3" if gone else "k", bbox=dict(fc=col, ec="none", pad=0.5) if gone else None)
+            grid.add_patch(
+                Rectangle(
+                    (c + 0.03, r + 0.08),
+                    0.94,
+                    0.84,
+                    fc=col,
+                    ec=lighter(colors[step], 0.4) if gone and step >= 0 else "none",
+                    hatch="///" if gone else None,
+                    lw=0.5,
+                )
+            )
+            grid.text(
+                c + 0.5,
+                r + 0.5,
+                shorten(text, 9) or " ",
+                ha="center",
+                va="center",
+                fontsize=6.5,
+                color="0.3" if gone else "k",
+                bbox=dict(fc=col, ec="none", pad=0.5) if gone else None,
+            )
         if len(tokens) > max_tokens:
-            grid.text(per_row, n_rows + 0.2, f"… {len(tokens) - max_tokens} more tokens not shown", ha="right", va="top", fontsize=SMALL_PT)
+            grid.text(
+                per_row,
+                n_rows + 0.2,
+                f"… {len(tokens) - max_tokens} more tokens not shown",
+                ha="right",
+                va="top",
+                fontsize=SMALL_PT,
+            )
     return fig
 
 
@@ -171,8 +234,16 @@ def cscc_delta_figure(trace_or_delta_norm, texts=None, wrap: int = 40) -> Figure
     return fig
 
 
-def cscc_lambda_figure(images, reference_images, lam: float, delta_norm=None, texts=None, vmax: float | None = None,
-                       delta_max: float | None = None, scale_note: str | None = None) -> Figure:
+def cscc_lambda_figure(
+    images,
+    reference_images,
+    lam: float,
+    delta_norm=None,
+    texts=None,
+    vmax: float | None = None,
+    delta_max: float | None = None,
+    scale_note: str | None = None,
+) -> Figure:
     """One lambda of CSCC: the step images, how far each moved from lambda = 0, and what was added.
 
     images / reference_images: the N step images at ``lam`` and at lambda = 0 (CSCC off).
@@ -188,18 +259,24 @@ def cscc_lambda_figure(images, reference_images, lam: float, delta_norm=None, te
     if len(reference_images) != n:
         raise ValueError(f"{n} images but {len(reference_images)} reference images.")
     rows = 3 if delta_norm is not None else 2
-    fig = new_figure(figsize=(max(6.5, 1.9 * n + 1.2), 2.1 * 2 + (1.9 if rows == 3 else 0) + 0.7), layout="constrained")
+    fig = new_figure(
+        figsize=(max(6.5, 1.9 * n + 1.2), 2.1 * 2 + (1.9 if rows == 3 else 0) + 0.7), layout="constrained"
+    )
     gs = fig.add_gridspec(rows, n, height_ratios=[1, 1] + ([0.9] if rows == 3 else []))
     diffs = [np.abs(image_array(a) - image_array(b)).mean(-1) for a, b in zip(images, reference_images)]  # N x [H, W]
     top = vmax if vmax is not None else max(max(float(d.max()) for d in diffs), 1e-6)
     for k in range(n):
         ax = fig.add_subplot(gs[0, k])
-        draw_image(ax, images[k], title=f"recipe step {k + 1}" + ("" if texts is None else f"\n{shorten(texts[k], 20)}"))
+        draw_image(
+            ax, images[k], title=f"recipe step {k + 1}" + ("" if texts is None else f"\n{shorten(texts[k], 20)}")
+        )
         ax2 = fig.add_subplot(gs[1, k])
         mappable = ax2.imshow(diffs[k], cmap="magma", vmin=0, vmax=top, interpolation="nearest")
         ax2.set_axis_off()
         ax2.set_title(f"mean |Δ| {diffs[k].mean():.2g}", fontsize=SMALL_PT)
-    label = "|image − image(λ=0)|\n" + (scale_note or ("scale fixed" if vmax is not None else "scale: this λ's largest change"))
+    label = "|image − image(λ=0)|\n" + (
+        scale_note or ("scale fixed" if vmax is not None else "scale: this λ's largest change")
+    )
     bar = fig.colorbar(mappable, ax=fig.axes[-1], fraction=0.05, extend="max" if vmax is not None else "neither")
     bar.set_label(label, fontsize=SMALL_PT)
     bar.ax.tick_params(labelsize=SMALL_PT)
@@ -213,5 +290,7 @@ def cscc_lambda_figure(images, reference_images, lam: float, delta_norm=None, te
         if delta_max is not None:
             ax.set_ylim(0, delta_max)
         ax.tick_params(labelsize=SMALL_PT)
-    fig.suptitle(f"CSCC with λ = {lam:g}: the images (top) and how much each moved from λ = 0 (middle)", fontsize=TITLE_PT)
+    fig.suptitle(
+        f"CSCC with λ = {lam:g}: the images (top) and how much each moved from λ = 0 (middle)", fontsize=TITLE_PT
+    )
     return fig

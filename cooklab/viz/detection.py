@@ -33,7 +33,15 @@ from ..grounding.base import to_mask_tensor
 from ..recipe_diffusion.region_noise import resize_mask
 from .common import LABEL_PT, SMALL_PT, detached_figures, figure_png, image_array, new_figure, new_subplots
 
-__all__ = ["DEGENERATE_BELOW", "DEGENERATE_ABOVE", "detect_all", "detections_figure", "mask_figure", "plan_table", "threshold_explorer"]
+__all__ = [
+    "DEGENERATE_BELOW",
+    "DEGENERATE_ABOVE",
+    "detect_all",
+    "detections_figure",
+    "mask_figure",
+    "plan_table",
+    "threshold_explorer",
+]
 
 DEGENERATE_BELOW, DEGENERATE_ABOVE = 1e-3, 0.999
 """A mask covering less / more than this share of the latent grid makes ``RecipeDiffusion`` fall back to uniform noise."""
@@ -57,7 +65,9 @@ def _show(ax, arr: np.ndarray) -> None:
 
 def _note(ax, text: str) -> None:
     """An empty panel that says why it is empty."""
-    ax.text(0.5, 0.5, text, ha="center", va="center", wrap=True, fontsize=LABEL_PT, color="0.35", transform=ax.transAxes)
+    ax.text(
+        0.5, 0.5, text, ha="center", va="center", wrap=True, fontsize=LABEL_PT, color="0.35", transform=ax.transAxes
+    )
     ax.set_xticks([])
     ax.set_yticks([])
 
@@ -74,6 +84,7 @@ def _as_detection_table(detections):
     if isinstance(detections, dict):
         get = detections.get
     elif hasattr(detections, "boxes"):  # Detections (or anything shaped like it)
+
         def get(key, default=None):
             return getattr(detections, key, default)
     elif hasattr(detections, "extra"):  # a MaskResult from a detector provider keeps every box it saw
@@ -83,12 +94,16 @@ def _as_detection_table(detections):
             alias = {"boxes": "all_boxes"}.get(key, key)
             return extra.get(alias, default)
     else:
-        raise TypeError(f"detections must be a Detections, a MaskResult or a dict with boxes/scores/labels; got {type(detections).__name__}")
+        raise TypeError(
+            f"detections must be a Detections, a MaskResult or a dict with boxes/scores/labels; got {type(detections).__name__}"
+        )
     boxes = np.asarray(torch.as_tensor(get("boxes", []), dtype=torch.float32).reshape(-1, 4))
     scores = np.asarray(torch.as_tensor(get("scores", []), dtype=torch.float32).reshape(-1))
     labels = list(get("labels", None) or [""] * len(scores))
     if not len(boxes) == len(scores) == len(labels):
-        raise ValueError(f"detections have {len(boxes)} boxes, {len(scores)} scores and {len(labels)} labels; they must match")
+        raise ValueError(
+            f"detections have {len(boxes)} boxes, {len(scores)} scores and {len(labels)} labels; they must match"
+        )
     threshold = get("box_threshold", None)
     return boxes, scores, [str(label) for label in labels], get("caption", None), threshold
 
@@ -123,8 +138,17 @@ def detect_all(provider, image, phrase: str, text_threshold: float | None = None
         provider.box_threshold, provider.text_threshold = saved
 
 
-def detections_figure(image, detections, box_threshold: float | None = None, chosen=None, *, phrase: str | None = None,
-                      max_boxes: int = 12, ax=None, title: str | None = None) -> Figure:
+def detections_figure(
+    image,
+    detections,
+    box_threshold: float | None = None,
+    chosen=None,
+    *,
+    phrase: str | None = None,
+    max_boxes: int = 12,
+    ax=None,
+    title: str | None = None,
+) -> Figure:
     """The detector's boxes on the image, each with its label and score.
 
     detections: a ``Detections`` (``provider.detect`` / ``detect_all``), a ``MaskResult`` from a
@@ -151,7 +175,14 @@ def detections_figure(image, detections, box_threshold: float | None = None, cho
         pass
     elif chosen is None:
         if phrase:
-            k = next((int(i) for i in order if kept[i] and names[i] and boxes[i, 2] > boxes[i, 0] and boxes[i, 3] > boxes[i, 1]), None)
+            k = next(
+                (
+                    int(i)
+                    for i in order
+                    if kept[i] and names[i] and boxes[i, 2] > boxes[i, 0] and boxes[i, 3] > boxes[i, 1]
+                ),
+                None,
+            )
     elif isinstance(chosen, (int, np.integer)) and not isinstance(chosen, bool):
         k = int(chosen)
         if not 0 <= k < len(scores):
@@ -169,14 +200,20 @@ def detections_figure(image, detections, box_threshold: float | None = None, cho
                 k = len(scores) - 1
                 order = np.append(order, k)
 
-    fig = ax.figure if ax is not None else new_figure(figsize=(5.2, 5.6 * arr.shape[0] / arr.shape[1] + 0.9), layout="constrained")
+    fig = (
+        ax.figure
+        if ax is not None
+        else new_figure(figsize=(5.2, 5.6 * arr.shape[0] / arr.shape[1] + 0.9), layout="constrained")
+    )
     ax = ax if ax is not None else fig.add_subplot()
     _show(ax, arr)
     shown = [int(i) for i in order[:max_boxes]]
     if k is not None and k not in shown:
         shown.append(k)
     size = 6.5 if arr.shape[1] < 200 else 8
-    for i in sorted(shown, key=lambda i: (i == k, kept[i], np.nan_to_num(scores[i], nan=1.0))):  # best and chosen on top
+    for i in sorted(
+        shown, key=lambda i: (i == k, kept[i], np.nan_to_num(scores[i], nan=1.0))
+    ):  # best and chosen on top
         x0, y0, x1, y1 = boxes[i]
         if i == k:
             color, style, width = _CHOSEN, "-", 2.6
@@ -184,23 +221,43 @@ def detections_figure(image, detections, box_threshold: float | None = None, cho
             color, style, width = _BELOW, "--", 1.0
         else:
             color, style, width = (_KEPT if names[i] else _UNNAMED), "-", 1.4
-        ax.add_patch(Rectangle((x0, y0), x1 - x0, y1 - y0, fill=False, edgecolor=color, linestyle=style, linewidth=width))
+        ax.add_patch(
+            Rectangle((x0, y0), x1 - x0, y1 - y0, fill=False, edgecolor=color, linestyle=style, linewidth=width)
+        )
         score = "?" if np.isnan(scores[i]) else f"{scores[i]:.2f}"
-        ax.text(x0, y0, f"{labels[i] or '∅'} {score}", fontsize=size, color="white" if kept[i] else "0.2", va="bottom", ha="left",
-                bbox=dict(boxstyle="square,pad=0.1", facecolor=color, edgecolor="none", alpha=0.85 if kept[i] else 0.6), clip_on=True)
+        ax.text(
+            x0,
+            y0,
+            f"{labels[i] or '∅'} {score}",
+            fontsize=size,
+            color="white" if kept[i] else "0.2",
+            va="bottom",
+            ha="left",
+            bbox=dict(boxstyle="square,pad=0.1", facecolor=color, edgecolor="none", alpha=0.85 if kept[i] else 0.6),
+            clip_on=True,
+        )
 
-    handles = [Line2D([], [], color=_CHOSEN, lw=2.6, label="chosen"),
-               Line2D([], [], color=_KEPT, lw=1.4, label="passes, label names the phrase"),
-               Line2D([], [], color=_UNNAMED, lw=1.4, label="passes, label does not (∅: empty)"),
-               Line2D([], [], color=_BELOW, lw=1.0, ls="--", label="not above box_threshold")]
-    ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.01), ncols=2, fontsize=SMALL_PT, frameon=False)
+    handles = [
+        Line2D([], [], color=_CHOSEN, lw=2.6, label="chosen"),
+        Line2D([], [], color=_KEPT, lw=1.4, label="passes, label names the phrase"),
+        Line2D([], [], color=_UNNAMED, lw=1.4, label="passes, label does not (∅: empty)"),
+        Line2D([], [], color=_BELOW, lw=1.0, ls="--", label="not above box_threshold"),
+    ]
+    ax.legend(
+        handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.01), ncols=2, fontsize=SMALL_PT, frameon=False
+    )
     n_kept = int(kept[:n_found].sum())
     head = f"{caption!r}: " if caption else ""
-    line = f"{head}{n_found} boxes" + (f", {n_kept} above box_threshold={threshold:.2f}" if threshold is not None else "")
+    line = f"{head}{n_found} boxes" + (
+        f", {n_kept} above box_threshold={threshold:.2f}" if threshold is not None else ""
+    )
     if len(shown) < len(scores):
         line += f" ({len(shown)} best drawn)"
-    pick = f"chosen: {labels[k] or '∅'} {scores[k]:.2f}" if k is not None and not np.isnan(scores[k]) else (
-        "chosen: the given box" if k is not None else "nothing chosen: the provider returns None")
+    pick = (
+        f"chosen: {labels[k] or '∅'} {scores[k]:.2f}"
+        if k is not None and not np.isnan(scores[k])
+        else ("chosen: the given box" if k is not None else "nothing chosen: the provider returns None")
+    )
     ax.set_title(title or f"{line}\n{pick}", fontsize=LABEL_PT)
     return fig
 
@@ -225,7 +282,10 @@ def mask_figure(image, mask_result, latent_hw: tuple[int, int] | None = None, *,
         _show(axes[0], arr)
         axes[0].set_title("no mask: nothing passed the thresholds", fontsize=LABEL_PT)
         if latent_hw is not None:
-            _note(axes[1], f"latent grid {latent_hw[0]}×{latent_hw[1]}:\nno mask, so the frame gets\nuniform noise (FrameInfo.fallback)")
+            _note(
+                axes[1],
+                f"latent grid {latent_hw[0]}×{latent_hw[1]}:\nno mask, so the frame gets\nuniform noise (FrameInfo.fallback)",
+            )
             axes[1].set_box_aspect(latent_hw[0] / latent_hw[1])
         if title:
             fig.suptitle(title, fontsize=LABEL_PT)
@@ -233,7 +293,9 @@ def mask_figure(image, mask_result, latent_hw: tuple[int, int] | None = None, *,
 
     mask = to_mask_tensor(getattr(mask_result, "mask", mask_result))
     if tuple(mask.shape) != (h, w):
-        raise ValueError(f"the mask is {tuple(mask.shape)} but the image is {(h, w)}: pass the image the mask was found in")
+        raise ValueError(
+            f"the mask is {tuple(mask.shape)} but the image is {(h, w)}: pass the image the mask was found in"
+        )
     m = mask.numpy()
     _show(axes[0], arr)
     overlay = np.zeros((h, w, 4), np.float32)
@@ -253,7 +315,9 @@ def mask_figure(image, mask_result, latent_hw: tuple[int, int] | None = None, *,
     if "iou" in extra:
         parts.append(f"IoU {extra['iou']:.2f}")
     head = f"{phrase!r}: " if phrase else ""
-    axes[0].set_title(f"{head}{', '.join(parts) or 'mask'}\ncovers {float(m.mean()):.1%} of the image", fontsize=LABEL_PT)
+    axes[0].set_title(
+        f"{head}{', '.join(parts) or 'mask'}\ncovers {float(m.mean()):.1%} of the image", fontsize=LABEL_PT
+    )
 
     if latent_hw is not None:
         small = resize_mask(mask, tuple(latent_hw), (h, w)).numpy()
@@ -269,12 +333,27 @@ def mask_figure(image, mask_result, latent_hw: tuple[int, int] | None = None, *,
                 ax.axhline(y, color="tab:red", linewidth=0.5, alpha=0.6)
             if lh * lw <= 256:
                 for (y, x), value in np.ndenumerate(small):
-                    ax.text(x + 0.5, y + 0.5, f"{value:.2f}".lstrip("0") if value < 1 else "1", ha="center", va="center", fontsize=5.5,
-                            color="black" if value > 0.5 else "white")
+                    ax.text(
+                        x + 0.5,
+                        y + 0.5,
+                        f"{value:.2f}".lstrip("0") if value < 1 else "1",
+                        ha="center",
+                        va="center",
+                        fontsize=5.5,
+                        color="black" if value > 0.5 else "white",
+                    )
         if box is not None:
             sx, sy = lw / w, lh / h
-            ax.add_patch(Rectangle((box[0] * sx, box[1] * sy), (box[2] - box[0]) * sx, (box[3] - box[1]) * sy, fill=False,
-                                   edgecolor=_CHOSEN, linewidth=1.5))
+            ax.add_patch(
+                Rectangle(
+                    (box[0] * sx, box[1] * sy),
+                    (box[2] - box[0]) * sx,
+                    (box[3] - box[1]) * sy,
+                    fill=False,
+                    edgecolor=_CHOSEN,
+                    linewidth=1.5,
+                )
+            )
         area = float(small.mean())
         verdict = "usable for Eq. 7" if DEGENERATE_BELOW <= area <= DEGENERATE_ABOVE else "degenerate: uniform noise"
         ax.set_title(f"latent grid {lh}×{lw}: covers {area:.1%}\n{verdict}", fontsize=LABEL_PT)
@@ -322,19 +401,37 @@ def plan_table(plan, recipe=None, format: str = "html", wrap: int = 70) -> str:
         if written is not None:
             container_differs = (step.container or "").strip().lower() != (written.container or "").strip().lower()
             reference_differs = step.reference_step != written.reference_step
-        rows.append(dict(step=step.step, container=container, reference=reference, ingredients=_ingredients(step), prompt=step.prompt,
-                         written_container=written.container if container_differs else None,
-                         written_reference=_reference(written.reference_step) if reference_differs else None,
-                         container_differs=container_differs, reference_differs=reference_differs))
+        rows.append(
+            dict(
+                step=step.step,
+                container=container,
+                reference=reference,
+                ingredients=_ingredients(step),
+                prompt=step.prompt,
+                written_container=written.container if container_differs else None,
+                written_reference=_reference(written.reference_step) if reference_differs else None,
+                container_differs=container_differs,
+                reference_differs=reference_differs,
+            )
+        )
 
     dish = f" · {plan.context.dish}" if plan.context.dish.strip().lower() != plan.title.strip().lower() else ""
     head = f"{plan.title}{dish} · planned by {plan.agent}"
     if format == "text":
         lines = [head, f"style: {plan.context.style}"]
         for r in rows:
-            container = r["container"] + (f"   ≠ hand-written: {r['written_container'] or '—'}" if r["container_differs"] else "")
-            reference = r["reference"] + (f"   ≠ hand-written: {r['written_reference']}" if r["reference_differs"] else "")
-            lines += [f"step {r['step']}", f"  container:   {container}", f"  reference:   {reference}", f"  ingredients: {r['ingredients']}"]
+            container = r["container"] + (
+                f"   ≠ hand-written: {r['written_container'] or '—'}" if r["container_differs"] else ""
+            )
+            reference = r["reference"] + (
+                f"   ≠ hand-written: {r['written_reference']}" if r["reference_differs"] else ""
+            )
+            lines += [
+                f"step {r['step']}",
+                f"  container:   {container}",
+                f"  reference:   {reference}",
+                f"  ingredients: {r['ingredients']}",
+            ]
             lines += textwrap.wrap(r["prompt"], wrap, initial_indent="  prompt:      ", subsequent_indent=" " * 15)
         return "\n".join(lines)
 
@@ -344,11 +441,16 @@ def plan_table(plan, recipe=None, format: str = "html", wrap: int = 70) -> str:
             body += f"<br><span style='color:#b00'>≠ hand-written: {html.escape(str(written or '—'))}</span>"
         return f"<td style='text-align:left;vertical-align:top;padding:2px 8px'>{body}</td>"
 
-    header = "".join(f"<th style='text-align:left;padding:2px 8px'>{name}</th>"
-                     for name in ("step", "container [look]", "reference step", "ingredients (state)", "prompt"))
+    header = "".join(
+        f"<th style='text-align:left;padding:2px 8px'>{name}</th>"
+        for name in ("step", "container [look]", "reference step", "ingredients (state)", "prompt")
+    )
     body = "".join(
-        "<tr>" + cell(r["step"]) + cell(r["container"], r["container_differs"], r["written_container"])
-        + cell(r["reference"], r["reference_differs"], r["written_reference"]) + cell(r["ingredients"])
+        "<tr>"
+        + cell(r["step"])
+        + cell(r["container"], r["container_differs"], r["written_container"])
+        + cell(r["reference"], r["reference_differs"], r["written_reference"])
+        + cell(r["ingredients"])
         + f"<td style='text-align:left;vertical-align:top;padding:2px 8px;font-size:90%'>{html.escape(r['prompt'])}</td></tr>"
         for r in rows
     )
@@ -396,19 +498,34 @@ def threshold_explorer(provider, image, phrase: str, latent_hw: tuple[int, int] 
         last.update(detections=found, result=result)
         n_above = int((found.scores > box_t).sum())
         if result is None:
-            why = ("no box scores above box_threshold" if n_above == 0
-                   else f"{n_above} boxes pass box_threshold, but no label names {phrase!r} (raise text_threshold → empty labels)")
-            info.value = (f"<span style='color:#b00'>provider → None: {html.escape(why)}. In the pipeline this frame falls back to "
-                          "uniform noise (FrameInfo.fallback).</span>")
+            why = (
+                "no box scores above box_threshold"
+                if n_above == 0
+                else f"{n_above} boxes pass box_threshold, but no label names {phrase!r} (raise text_threshold → empty labels)"
+            )
+            info.value = (
+                f"<span style='color:#b00'>provider → None: {html.escape(why)}. In the pipeline this frame falls back to "
+                "uniform noise (FrameInfo.fallback).</span>"
+            )
         else:
-            info.value = html.escape(f"provider → MaskResult: box {tuple(round(v, 1) for v in result.box)}, score {result.score:.3f}, "
-                                     f"label {result.extra.get('label', '')!r}, covers {result.area:.1%} of the image")
+            info.value = html.escape(
+                f"provider → MaskResult: box {tuple(round(v, 1) for v in result.box)}, score {result.score:.3f}, "
+                f"label {result.extra.get('label', '')!r}, covers {result.area:.1%} of the image"
+            )
         # plain Figures (no pyplot state: the callback may run on a kernel subshell while a pyplot flush runs),
         # both rendered before either is displayed
         with detached_figures():
-            figs = (detections_figure(image, found, box_threshold=box_t, chosen=result if result is not None else False,
-                                      phrase=phrase, max_boxes=max_boxes),
-                    mask_figure(image, result, latent_hw))
+            figs = (
+                detections_figure(
+                    image,
+                    found,
+                    box_threshold=box_t,
+                    chosen=result if result is not None else False,
+                    phrase=phrase,
+                    max_boxes=max_boxes,
+                ),
+                mask_figure(image, result, latent_hw),
+            )
         pngs = [figure_png(fig) for fig in figs]
         for png in pngs:
             display(Image(data=png))

@@ -36,7 +36,14 @@ from .recipe_diffusion import (
     self_attention_figure,
     toy_attention_figure,
 )
-from .storyboard import canvas_note, canvas_storyboard, comparison_figure, frame_note, storyboard, storyboard_from_output
+from .storyboard import (
+    canvas_note,
+    canvas_storyboard,
+    comparison_figure,
+    frame_note,
+    storyboard,
+    storyboard_from_output,
+)
 
 __all__ = [
     "SPECIAL_TOKENS",

@@ -39,8 +39,14 @@ from .common import (
 )
 
 __all__ = [
-    "SPECIAL_TOKENS", "attention_overlay", "cross_attention_figure", "noise_map_figure", "reference_share_curve_figure",
-    "reference_share_figure", "self_attention_figure", "toy_attention_figure",
+    "SPECIAL_TOKENS",
+    "attention_overlay",
+    "cross_attention_figure",
+    "noise_map_figure",
+    "reference_share_curve_figure",
+    "reference_share_figure",
+    "self_attention_figure",
+    "toy_attention_figure",
 ]
 
 SPECIAL_TOKENS = ("<|startoftext|>", "<|endoftext|>")
@@ -55,9 +61,18 @@ def _token_label(token: str) -> str:
 # ---- attention ---------------------------------------------------------------------------
 
 
-def attention_overlay(image, heatmap, ax=None, alpha: float = 0.5, title: str | None = None, cmap: str = "inferno",
-                      vmin: float | None = None, vmax: float | None = None, colorbar: bool = False,
-                      interpolation: str = "nearest") -> Figure:
+def attention_overlay(
+    image,
+    heatmap,
+    ax=None,
+    alpha: float = 0.5,
+    title: str | None = None,
+    cmap: str = "inferno",
+    vmin: float | None = None,
+    vmax: float | None = None,
+    colorbar: bool = False,
+    interpolation: str = "nearest",
+) -> Figure:
     """A ``[h, w]`` heatmap stretched over ``image`` (each cell covers its patch of pixels).
 
     image may be None (the heatmap alone). vmin/vmax fix the colour scale (default: the
@@ -78,8 +93,9 @@ def _frame_image(trace, frame: int | None):
     return None if frame is None or frame not in trace.frames else trace.frames[frame].image
 
 
-def reference_share_figure(trace, frame: int, layers=None, steps=None, vmin: float | None = 0.0, vmax: float | None = 1.0,
-                           alpha: float = 0.6) -> Figure:
+def reference_share_figure(
+    trace, frame: int, layers=None, steps=None, vmin: float | None = 0.0, vmax: float | None = 1.0, alpha: float = 0.6
+) -> Figure:
     """Where frame ``frame`` looked at its reference: reference image | frame | share over the frame.
 
     The share of a query is the attention mass it puts on the reference frame's keys
@@ -90,13 +106,21 @@ def reference_share_figure(trace, frame: int, layers=None, steps=None, vmin: flo
     share = trace.reference_share_map(frame, layers=layers, steps=None if steps is None else set(steps))
     ref = trace.frames[frame].kv_reference  # the frame whose keys were attended to
     fig, axes = new_subplots(1, 3, figsize=(9.6, 3.3), layout="constrained")
-    draw_image(axes[0], _frame_image(trace, ref), title="reference (no reference)" if ref is None else f"reference: recipe step {ref + 1}")
+    draw_image(
+        axes[0],
+        _frame_image(trace, ref),
+        title="reference (no reference)" if ref is None else f"reference: recipe step {ref + 1}",
+    )
     draw_image(axes[1], _frame_image(trace, frame), title=f"frame: recipe step {frame + 1}")
     mappable = draw_overlay(axes[2], _frame_image(trace, frame), share, alpha, "viridis", vmin, vmax, "nearest")
     s = to_array(share)
-    axes[2].set_title(f"reference share: mean {s.mean():.3f}\n(min {s.min():.3f}, max {s.max():.3f})", fontsize=LABEL_PT)
+    axes[2].set_title(
+        f"reference share: mean {s.mean():.3f}\n(min {s.min():.3f}, max {s.max():.3f})", fontsize=LABEL_PT
+    )
     fig.colorbar(mappable, ax=axes[2], fraction=0.046, pad=0.04)
-    fig.suptitle(f"Attention on the reference frame's keys ({layers_label(layers)}, {steps_label(steps)})", fontsize=TITLE_PT)
+    fig.suptitle(
+        f"Attention on the reference frame's keys ({layers_label(layers)}, {steps_label(steps)})", fontsize=TITLE_PT
+    )
     return fig
 
 
@@ -117,8 +141,15 @@ def reference_share_curve_figure(trace, frames=None, layers=None, ax=None) -> Fi
             label = f"recipe step {f + 1}" + ("" if ref is None else f" (ref {ref + 1})")
             ax.plot(list(curve), list(curve.values()), marker=".", label=label)
     ax.axhline(0.5, ls="--", lw=0.8, color="0.5")
-    ax.text(0.01, 0.49, "0.5: reference as important as own frame", va="top", fontsize=SMALL_PT, color="0.4",
-            transform=ax.get_yaxis_transform())
+    ax.text(
+        0.01,
+        0.49,
+        "0.5: reference as important as own frame",
+        va="top",
+        fontsize=SMALL_PT,
+        color="0.4",
+        transform=ax.get_yaxis_transform(),
+    )
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("denoising step (position in the schedule)")
     ax.set_ylabel("attention share on reference")
@@ -129,8 +160,9 @@ def reference_share_curve_figure(trace, frames=None, layers=None, ax=None) -> Fi
     return ax.figure
 
 
-def self_attention_figure(trace, frame: int, layer: str, step: int, query: tuple[int, int], alpha: float = 0.6,
-                          vmax: float | None = None) -> Figure:
+def self_attention_figure(
+    trace, frame: int, layer: str, step: int, query: tuple[int, int], alpha: float = 0.6, vmax: float | None = None
+) -> Figure:
     """Where one query cell of ``frame`` looks: the cell, its attention on the reference, on itself.
 
     Panels: the frame with the query cell outlined; attention over the reference frame's
@@ -141,7 +173,9 @@ def self_attention_figure(trace, frame: int, layer: str, step: int, query: tuple
     """
     grid = tuple(trace.self_attention[(frame, layer, step)].shape[:2])  # the pooled query grid (Gh, Gw)
     if not (0 <= query[0] < grid[0] and 0 <= query[1] < grid[1]):
-        raise ValueError(f"query {tuple(query)} is outside the {grid[0]}x{grid[1]} query grid of {short_layer_name(layer)}.")
+        raise ValueError(
+            f"query {tuple(query)} is outside the {grid[0]}x{grid[1]} query grid of {short_layer_name(layer)}."
+        )
     maps = trace.self_attention_map(frame, layer, step, query)  # [S, Gh, Gw]; S = 2: (reference, own)
     ref = trace.frames[frame].kv_reference  # the frame whose keys were attended to
     image = _frame_image(trace, frame)
@@ -170,12 +204,16 @@ def self_attention_figure(trace, frame: int, layer: str, step: int, query: tuple
     bar.ax.tick_params(labelsize=SMALL_PT)
     if fixed:
         bar.set_label("scale fixed over the denoising steps", fontsize=SMALL_PT)
-    fig.suptitle(f"Self-attention of recipe step {frame + 1}, {short_layer_name(layer)}, {steps_label([step])}", fontsize=TITLE_PT)
+    fig.suptitle(
+        f"Self-attention of recipe step {frame + 1}, {short_layer_name(layer)}, {steps_label([step])}",
+        fontsize=TITLE_PT,
+    )
     return fig
 
 
-def cross_attention_figure(trace, frame: int, tokens=None, layers=None, steps=None, ncols: int = 5, max_tokens: int = 12,
-                           alpha: float = 0.6) -> Figure:
+def cross_attention_figure(
+    trace, frame: int, tokens=None, layers=None, steps=None, ncols: int = 5, max_tokens: int = 12, alpha: float = 0.6
+) -> Figure:
     """One overlay per prompt token: where the image attends to that word.
 
     tokens: words or indices into ``trace.frames[frame].tokens`` (default: the prompt's
@@ -193,19 +231,26 @@ def cross_attention_figure(trace, frame: int, tokens=None, layers=None, steps=No
     vmax = max(float(m.max()) for m in maps)
     ncols = min(ncols, len(idx))
     nrows = -(-len(idx) // ncols)
-    fig, axes = new_subplots(nrows, ncols, figsize=(1.8 * ncols + 0.6, 1.9 * nrows + 0.6), squeeze=False, layout="constrained")
+    fig, axes = new_subplots(
+        nrows, ncols, figsize=(1.8 * ncols + 0.6, 1.9 * nrows + 0.6), squeeze=False, layout="constrained"
+    )
     image = _frame_image(trace, frame)
     for ax, i, m in zip(axes.flat, idx, maps, strict=False):
         mappable = draw_overlay(ax, image, m, alpha, "inferno", 0.0, vmax, "nearest")
         ax.set_title(f"{i}: {_token_label(all_tokens[i])!r}", fontsize=LABEL_PT)
-    for ax in list(axes.flat)[len(idx):]:
+    for ax in list(axes.flat)[len(idx) :]:
         ax.set_axis_off()
     fig.colorbar(mappable, ax=axes.ravel().tolist(), fraction=0.02, pad=0.02)
-    fig.suptitle(f"Cross-attention of recipe step {frame + 1} to its words ({layers_label(layers)}, {steps_label(steps)})", fontsize=TITLE_PT)
+    fig.suptitle(
+        f"Cross-attention of recipe step {frame + 1} to its words ({layers_label(layers)}, {steps_label(steps)})",
+        fontsize=TITLE_PT,
+    )
     return fig
 
 
-def toy_attention_figure(weights, labels, query_labels=None, ax=None, title: str | None = None, annotate: bool = True) -> Figure:
+def toy_attention_figure(
+    weights, labels, query_labels=None, ax=None, title: str | None = None, annotate: bool = True
+) -> Figure:
     """A small attention matrix ``[Q, K]`` as a heatmap with key labels (columns) and query labels (rows)."""
     w = to_array(weights)
     if w.ndim != 2 or w.shape[1] != len(labels):
@@ -220,7 +265,9 @@ def toy_attention_figure(weights, labels, query_labels=None, ax=None, title: str
     ax.set_ylabel("queries")
     if annotate:
         for (r, c), v in np.ndenumerate(w):
-            ax.text(c, r, f"{v:.2f}", ha="center", va="center", fontsize=7, color="white" if v > 0.6 * w.max() else "black")
+            ax.text(
+                c, r, f"{v:.2f}", ha="center", va="center", fontsize=7, color="white" if v > 0.6 * w.max() else "black"
+            )
     if title:
         ax.set_title(title, fontsize=TITLE_PT)
     return ax.figure
@@ -246,7 +293,9 @@ def _latent_picture(latent, view: str) -> tuple[np.ndarray, str]:
 def _in_out(values: np.ndarray, mask: np.ndarray | None) -> str:
     """Mean of a map inside and outside the mask, for titles."""
     if mask is None or not (mask > 0.5).any() or not (mask <= 0.5).any():
-        return f"{values.mean():.3f} everywhere" if np.allclose(values, values.flat[0]) else f"mean {values.mean():.3f}"
+        return (
+            f"{values.mean():.3f} everywhere" if np.allclose(values, values.flat[0]) else f"mean {values.mean():.3f}"
+        )
     return f"{values[mask > 0.5].mean():.3f} in mask / {values[mask <= 0.5].mean():.3f} outside"
 
 
@@ -256,9 +305,21 @@ def _level_line(name: str, level, timestep) -> str | None:
     return f"{name} {level:g} → t={timestep:g}" if timestep is not None else f"{name} {level:g}"
 
 
-def noise_map_figure(record=None, *, mask=None, sigma_map=None, signal_map=None, noised=None, object_noise=None,
-                     base_noise=None, object_timestep=None, base_timestep=None, title: str | None = None,
-                     latent_view: str = "rgb", coefficient_max: tuple[float, float] | None = None) -> Figure:
+def noise_map_figure(
+    record=None,
+    *,
+    mask=None,
+    sigma_map=None,
+    signal_map=None,
+    noised=None,
+    object_noise=None,
+    base_noise=None,
+    object_timestep=None,
+    base_timestep=None,
+    title: str | None = None,
+    latent_view: str = "rgb",
+    coefficient_max: tuple[float, float] | None = None,
+) -> Figure:
     """Region-aware noise (Eq. 5-7) on the latent grid: mask | sigma map | signal map | noised latent.
 
     coefficient_max: ``(sigma_max, signal_max)``, fixed tops of the two coefficient maps'
@@ -305,11 +366,19 @@ def noise_map_figure(record=None, *, mask=None, sigma_map=None, signal_map=None,
                 ax.set_title("mask on latent grid", fontsize=LABEL_PT)
                 continue
             im = ax.imshow(value, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
-            ax.set_title(f"mask on latent grid {value.shape[0]}×{value.shape[1]}\n(covers {value.mean():.0%})", fontsize=LABEL_PT)
+            ax.set_title(
+                f"mask on latent grid {value.shape[0]}×{value.shape[1]}\n(covers {value.mean():.0%})",
+                fontsize=LABEL_PT,
+            )
         elif kind in ("sigma", "signal"):
             top = None if coefficient_max is None else coefficient_max[0 if kind == "sigma" else 1]
-            im = ax.imshow(value, cmap="magma" if kind == "sigma" else "viridis", vmin=None if top is None else 0.0, vmax=top,
-                           interpolation="nearest")
+            im = ax.imshow(
+                value,
+                cmap="magma" if kind == "sigma" else "viridis",
+                vmin=None if top is None else 0.0,
+                vmax=top,
+                interpolation="nearest",
+            )
             name = "σ (noise)" if kind == "sigma" else "signal (reference)"
             ax.set_title(f"{name} coefficient\n{_in_out(value, m)}", fontsize=LABEL_PT)
         else:
@@ -323,7 +392,11 @@ def noise_map_figure(record=None, *, mask=None, sigma_map=None, signal_map=None,
             bar.ax.tick_params(labelsize=SMALL_PT)
             if kind in ("sigma", "signal") and coefficient_max is not None:
                 bar.set_label(f"scale fixed at 0..{bar.vmax:.3g}", fontsize=SMALL_PT)
-    levels = [x for x in (_level_line("object", object_noise, object_timestep), _level_line("base", base_noise, base_timestep)) if x]
+    levels = [
+        x
+        for x in (_level_line("object", object_noise, object_timestep), _level_line("base", base_noise, base_timestep))
+        if x
+    ]
     heading = " · ".join(x for x in (title, ", ".join(levels)) if x)
     if heading:
         fig.suptitle(heading, fontsize=TITLE_PT)

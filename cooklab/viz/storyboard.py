@@ -22,7 +22,14 @@ from matplotlib.lines import Line2D
 
 from .common import LABEL_PT, SMALL_PT, TITLE_PT, draw_image, new_figure
 
-__all__ = ["canvas_note", "canvas_storyboard", "comparison_figure", "frame_note", "storyboard", "storyboard_from_output"]
+__all__ = [
+    "canvas_note",
+    "canvas_storyboard",
+    "comparison_figure",
+    "frame_note",
+    "storyboard",
+    "storyboard_from_output",
+]
 
 _CAPTION_PT, _NOTE_PT, _LINE = SMALL_PT, SMALL_PT, 1.3  # storyboard font sizes (points) and line height (x font size)
 
@@ -30,7 +37,9 @@ _CAPTION_PT, _NOTE_PT, _LINE = SMALL_PT, SMALL_PT, 1.3  # storyboard font sizes 
 # ---- any images --------------------------------------------------------------------------
 
 
-def storyboard(images, texts, title: str | None = None, ncols: int | None = None, notes=None, wrap: int = 28) -> Figure:
+def storyboard(
+    images, texts, title: str | None = None, ncols: int | None = None, notes=None, wrap: int = 28
+) -> Figure:
     """Frames in a grid, each with its (wrapped) step text underneath.
 
     images: one image per frame; texts: the step text of each frame; notes: optional
@@ -49,7 +58,11 @@ def storyboard(images, texts, title: str | None = None, ncols: int | None = None
     captions = [textwrap.fill(t, wrap) for t in texts]
     # Layout in inches (no layout engine: they ignore text below an axes).
     size, gap, head = 2.2, 0.2, (0.45 if title else 0.1)
-    text_pts = 4 + _CAPTION_PT * _LINE * max(c.count("\n") + 1 for c in captions) + (_NOTE_PT * _LINE + 2 if any(notes) else 0)
+    text_pts = (
+        4
+        + _CAPTION_PT * _LINE * max(c.count("\n") + 1 for c in captions)
+        + (_NOTE_PT * _LINE + 2 if any(notes) else 0)
+    )
     row_h = 0.25 + size + text_pts / 72 + gap
     fig = new_figure(figsize=(ncols * (size + gap) + gap, head + nrows * row_h))
     width, height = fig.get_size_inches()
@@ -58,12 +71,29 @@ def storyboard(images, texts, title: str | None = None, ncols: int | None = None
         left, bottom = gap + c * (size + gap), height - head - r * row_h - 0.25 - size
         ax = fig.add_axes((left / width, bottom / height, size / width, size / height))
         draw_image(ax, images[k], title=f"step {k + 1}")
-        ax.annotate(captions[k], (0.5, 0), xycoords="axes fraction", xytext=(0, -4), textcoords="offset points",
-                    ha="center", va="top", fontsize=_CAPTION_PT)
+        ax.annotate(
+            captions[k],
+            (0.5, 0),
+            xycoords="axes fraction",
+            xytext=(0, -4),
+            textcoords="offset points",
+            ha="center",
+            va="top",
+            fontsize=_CAPTION_PT,
+        )
         if notes[k]:
             below = 4 + _CAPTION_PT * _LINE * (captions[k].count("\n") + 1) + 2
-            ax.annotate(notes[k], (0.5, 0), xycoords="axes fraction", xytext=(0, -below), textcoords="offset points",
-                        ha="center", va="top", fontsize=_NOTE_PT, color="0.4")
+            ax.annotate(
+                notes[k],
+                (0.5, 0),
+                xycoords="axes fraction",
+                xytext=(0, -below),
+                textcoords="offset points",
+                ha="center",
+                va="top",
+                fontsize=_NOTE_PT,
+                color="0.4",
+            )
     if title:
         fig.suptitle(title, y=1 - 0.12 / height, va="top")
     return fig
@@ -102,7 +132,9 @@ def storyboard_from_output(out, title: str | None = None, ncols: int | None = No
         if mode == "custom":
             mode = ", ".join(k for k in ("sequential", "kv_sharing", "region_aware") if s.get(k)) or "nothing shared"
         title = f"{out.recipe.title} — {mode}"
-    return storyboard(out.images, [f.text for f in out.frames], title=title, ncols=ncols, notes=[frame_note(f) for f in out.frames])
+    return storyboard(
+        out.images, [f.text for f in out.frames], title=title, ncols=ncols, notes=[frame_note(f) for f in out.frames]
+    )
 
 
 # ---- CookAnything: one region of the canvas per step -------------------------------------
@@ -114,7 +146,9 @@ def canvas_note(out, n: int) -> str:
     spans = getattr(out, "spans", None)
     if spans is not None:
         s = spans.spans[n]
-        parts.append("CSCC: cut off" if s.fused_length == 0 else f"CSCC t={s.fused_length}" + (" (cut)" if s.truncated else ""))
+        parts.append(
+            "CSCC: cut off" if s.fused_length == 0 else f"CSCC t={s.fused_length}" + (" (cut)" if s.truncated else "")
+        )
     return " · ".join(parts)
 
 
@@ -128,15 +162,22 @@ def canvas_storyboard(out, title: str | None = None, ncols: int | None = None) -
     if title is None:
         on = []
         if s.get("regional"):
-            on.append(f"SRC α={s.get('alpha', 0):g}" + (" (global images)" if s.get("image_attention") == "global" else ""))
+            on.append(
+                f"SRC α={s.get('alpha', 0):g}" + (" (global images)" if s.get("image_attention") == "global" else "")
+            )
         if s.get("flexible_rope"):
             on.append("Flexible RoPE" + (" + step axis" if s.get("rope_step_axis") else ""))
         if s.get("cscc"):
             on.append(f"CSCC λ={s.get('lam', 0):g}")
         title = f"{out.recipe.title} — {', '.join(on) or 'plain Flux on the canvas'}"
     n = len(out.images)
-    return storyboard(out.images, out.recipe.texts, title=title, ncols=ncols or min(n, 6),
-                      notes=[canvas_note(out, k) for k in range(n)])
+    return storyboard(
+        out.images,
+        out.recipe.texts,
+        title=title,
+        ncols=ncols or min(n, 6),
+        notes=[canvas_note(out, k) for k in range(n)],
+    )
 
 
 # ---- several runs of one recipe, one row each --------------------------------------------
@@ -175,15 +216,21 @@ def comparison_figure(rows, texts, group_titles=None, title: str | None = None, 
             label, images, caption = row
             images = list(images)
         except (TypeError, ValueError):
-            raise ValueError(f"comparison_figure row {r} is {str(row)[:60]!r}: give a (label, images, caption) triple.") from None
+            raise ValueError(
+                f"comparison_figure row {r} is {str(row)[:60]!r}: give a (label, images, caption) triple."
+            ) from None
         if len(images) != len(texts):
-            raise ValueError(f"comparison_figure row {r} ({label!r}) has {len(images)} images for {len(texts)} step texts: "
-                             "give every row one image per step.")
+            raise ValueError(
+                f"comparison_figure row {r} ({label!r}) has {len(images)} images for {len(texts)} step texts: "
+                "give every row one image per step."
+            )
         parsed.append((str(label), images, caption))
     group_titles = dict(group_titles or {})
     outside = sorted(k for k in group_titles if not (isinstance(k, int) and 0 <= k < len(parsed)))
     if outside:
-        raise ValueError(f"comparison_figure group_titles {outside} name no row: use row indices 0..{len(parsed) - 1}.")
+        raise ValueError(
+            f"comparison_figure group_titles {outside} name no row: use row indices 0..{len(parsed) - 1}."
+        )
 
     n = len(texts)
     headers = [f"step {k + 1}\n" + textwrap.fill(t, wrap) for k, t in enumerate(texts)]  # drawn above the columns
@@ -207,12 +254,24 @@ def comparison_figure(rows, texts, group_titles=None, title: str | None = None, 
         fig.suptitle(title, y=y(0.12), va="top")
     top = title_h
     for k, header in enumerate(headers):
-        fig.text((margin + k * (size + gap) + size / 2) / width, y(top), header, ha="center", va="top", fontsize=_CAPTION_PT)
+        fig.text(
+            (margin + k * (size + gap) + size / 2) / width, y(top), header, ha="center", va="top", fontsize=_CAPTION_PT
+        )
     top += header_h
     for r, (label, images, _) in enumerate(parsed):
         if r in group_titles:
-            fig.add_artist(Line2D([margin / width, 1 - margin / width], [y(top + 0.08)] * 2, color="0.6", linewidth=0.8))
-            fig.text(margin / width, y(top + 0.14), group_titles[r], ha="left", va="top", fontsize=TITLE_PT, fontweight="bold")
+            fig.add_artist(
+                Line2D([margin / width, 1 - margin / width], [y(top + 0.08)] * 2, color="0.6", linewidth=0.8)
+            )
+            fig.text(
+                margin / width,
+                y(top + 0.14),
+                group_titles[r],
+                ha="left",
+                va="top",
+                fontsize=TITLE_PT,
+                fontweight="bold",
+            )
             top += group_h
         fig.text(margin / width, y(top + label_h - 0.05), label, ha="left", va="bottom", fontsize=LABEL_PT)
         top += label_h
@@ -222,6 +281,8 @@ def comparison_figure(rows, texts, group_titles=None, title: str | None = None, 
             draw_image(ax, image)
         top += size
         if captions[r]:
-            fig.text(margin / width, y(top + 4 / 72), captions[r], ha="left", va="top", fontsize=caption_pt, color="0.2")
+            fig.text(
+                margin / width, y(top + 4 / 72), captions[r], ha="left", va="top", fontsize=caption_pt, color="0.2"
+            )
         top += caption_h[r]
     return fig

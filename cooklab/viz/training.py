@@ -25,7 +25,9 @@ def running_mean(values, window: int) -> np.ndarray:
     return (c[idx] - c[lo]) / (idx - lo)
 
 
-def loss_figure(steps, losses, window: int = 25, title: str = "LoRA training loss", total: int | None = None) -> Figure:
+def loss_figure(
+    steps, losses, window: int = 25, title: str = "LoRA training loss", total: int | None = None
+) -> Figure:
     """Loss per optimizer step (light) and its running mean over ``window`` steps (dark); x axis up to ``total`` steps."""
     fig = Figure(figsize=(6.4, 3.0), dpi=100, layout="constrained")
     ax = fig.add_subplot()

@@ -32,7 +32,16 @@ from ..grounding import to_mask_tensor
 from ..instrument.trace import trace as make_trace
 from ..recipe_diffusion.noise_levels import NoiseLevels
 from ..recipe_diffusion.region_noise import region_aware_noise, resize_mask
-from .common import LABEL_PT, detached_figures, figure_png, image_array, new_subplots, short_layer_name, shorten, to_array
+from .common import (
+    LABEL_PT,
+    detached_figures,
+    figure_png,
+    image_array,
+    new_subplots,
+    short_layer_name,
+    shorten,
+    to_array,
+)
 from .cookanything import (
     canvas_of,
     flux_layer_name,
@@ -44,16 +53,32 @@ from .cookanything import (
     token_mask_figure,
 )
 from .cscc import cscc_lambda_figure
-from .recipe_diffusion import SPECIAL_TOKENS, cross_attention_figure, noise_map_figure, reference_share_figure, self_attention_figure
+from .recipe_diffusion import (
+    SPECIAL_TOKENS,
+    cross_attention_figure,
+    noise_map_figure,
+    reference_share_figure,
+    self_attention_figure,
+)
 from .storyboard import frame_note
 
 __all__ = [
-    "attention_explorer", "detached_figures", "frame_scrubber", "lambda_explorer", "noise_explorer", "region_mask_explorer", "rope_explorer",
+    "attention_explorer",
+    "detached_figures",
+    "frame_scrubber",
+    "lambda_explorer",
+    "noise_explorer",
+    "region_mask_explorer",
+    "rope_explorer",
     "text_image_explorer",
 ]
 
 ALL = "all"  # option value meaning "average over all" (ipywidgets selections cannot hold None)
-_VIEWS = (("reference share", "reference_share"), ("self-attention", "self_attention"), ("cross-attention", "cross_attention"))
+_VIEWS = (
+    ("reference share", "reference_share"),
+    ("self-attention", "self_attention"),
+    ("cross-attention", "cross_attention"),
+)
 
 
 def _show(*figs) -> None:
@@ -107,13 +132,17 @@ def attention_explorer(trace):
 
     views = [(label, table) for label, table in _VIEWS if getattr(trace, table)]
     if not views:
-        raise ValueError("the trace holds no attention maps: trace with capture including 'reference_share', "
-                         "'self_attention' or 'cross_attention'.")
+        raise ValueError(
+            "the trace holds no attention maps: trace with capture including 'reference_share', "
+            "'self_attention' or 'cross_attention'."
+        )
     wide = {"description_width": "initial"}
     view = widgets.Dropdown(options=views, description="view", style=wide)
     frame = widgets.Dropdown(description="recipe step", style=wide)
     layer = widgets.Dropdown(description="layer", style=wide, layout=widgets.Layout(width="380px"))
-    step = widgets.SelectionSlider(options=[("all", ALL)], description="denoising step", continuous_update=False, style=wide)
+    step = widgets.SelectionSlider(
+        options=[("all", ALL)], description="denoising step", continuous_update=False, style=wide
+    )
     row = widgets.IntSlider(0, 0, 0, description="query row", continuous_update=False, style=wide)
     col = widgets.IntSlider(0, 0, 0, description="query col", continuous_update=False, style=wide)
     token = widgets.Dropdown(description="token", style=wide)
@@ -143,7 +172,11 @@ def attention_explorer(trace):
         tokens = trace.frames[f].tokens
         words = [(f"{i}: {t.replace('</w>', '')}", i) for i, t in enumerate(tokens) if t not in SPECIAL_TOKENS]
         _set_options(token, [("all words", ALL), *words])
-        for w, shown in ((row, table == "self_attention"), (col, table == "self_attention"), (token, table == "cross_attention")):
+        for w, shown in (
+            (row, table == "self_attention"),
+            (col, table == "self_attention"),
+            (token, table == "cross_attention"),
+        ):
             w.layout.display = None if shown else "none"
 
     def draw():
@@ -157,7 +190,9 @@ def attention_explorer(trace):
             top = max(float(trace.self_attention_map(f, layer.value, s, query).max()) for s in trace.steps(f, table))
             fig = self_attention_figure(trace, f, layer.value, step.value, query, vmax=top)
         else:
-            fig = cross_attention_figure(trace, f, tokens=None if token.value == ALL else [token.value], layers=layers, steps=steps)
+            fig = cross_attention_figure(
+                trace, f, tokens=None if token.value == ALL else [token.value], layers=layers, steps=steps
+            )
         _show(fig)
 
     def on_structure(_):
@@ -192,8 +227,15 @@ def _toy_latent(latent_hw: tuple[int, int], channels: int = 4) -> torch.Tensor:
     return torch.stack(waves)[None]
 
 
-def noise_explorer(reference_latent, mask, scheduler, num_inference_steps: int = 20, object_noise: float = 0.9,
-                   base_noise: float = 0.999, seed: int = 0):
+def noise_explorer(
+    reference_latent,
+    mask,
+    scheduler,
+    num_inference_steps: int = 20,
+    object_noise: float = 0.9,
+    base_noise: float = 0.999,
+    seed: int = 0,
+):
     """Region-aware noise (Eq. 5-7) with sliders for the two levels and the number of steps.
 
     reference_latent: ``[1, C, h, w]`` (e.g. ``out.latents[0]``) or None for a smooth toy
@@ -214,11 +256,24 @@ def noise_explorer(reference_latent, mask, scheduler, num_inference_steps: int =
     # fixed colour scales while the sliders move: the signal coefficient is at most 1, sigma at most its value at level 1
     coefficient_max = (max(1.0, NoiseLevels(sched, num_inference_steps).coefficients(1.0)[1]), 1.0)
 
-    slider = dict(min=0.0, max=1.0, step=0.001, readout_format=".3f", continuous_update=False, style={"description_width": "initial"})
+    slider = dict(
+        min=0.0,
+        max=1.0,
+        step=0.001,
+        readout_format=".3f",
+        continuous_update=False,
+        style={"description_width": "initial"},
+    )
     obj = widgets.FloatSlider(value=object_noise, description="object_noise (in mask)", **slider)
     base = widgets.FloatSlider(value=base_noise, description="base_noise (outside)", **slider)
-    steps = widgets.IntSlider(value=num_inference_steps, min=1, max=100, description="num_inference_steps", continuous_update=False,
-                              style={"description_width": "initial"})
+    steps = widgets.IntSlider(
+        value=num_inference_steps,
+        min=1,
+        max=100,
+        description="num_inference_steps",
+        continuous_update=False,
+        style={"description_width": "initial"},
+    )
     info = widgets.HTML()
     out = widgets.Output()
 
@@ -230,29 +285,52 @@ def noise_explorer(reference_latent, mask, scheduler, num_inference_steps: int =
         i_obj, i_base = levels.index(obj.value), levels.index(base.value)
         t_obj, t_base = levels.timestep(obj.value), levels.timestep(base.value)
         info.value = _levels_html(obj.value, base.value, n, i_obj, i_base, t_obj, t_base, levels.steps_run(base.value))
-        _show(noise_map_figure(mask=mask, sigma_map=region.sigma_map, signal_map=region.signal_map, noised=region.combined[0],
-                               object_noise=obj.value, base_noise=base.value, object_timestep=t_obj, base_timestep=t_base,
-                               title=f"{type(sched).__name__}, N={n}", coefficient_max=coefficient_max))
+        _show(
+            noise_map_figure(
+                mask=mask,
+                sigma_map=region.sigma_map,
+                signal_map=region.signal_map,
+                noised=region.combined[0],
+                object_noise=obj.value,
+                base_noise=base.value,
+                object_timestep=t_obj,
+                base_timestep=t_base,
+                title=f"{type(sched).__name__}, N={n}",
+                coefficient_max=coefficient_max,
+            )
+        )
 
     for w in (obj, base, steps):
         w.observe(lambda _: _redraw(out, draw), names="value")
     _redraw(out, draw)
-    return _panel(widgets, [[obj, base], [steps], [info]], out, dict(object_noise=obj, base_noise=base, num_inference_steps=steps))
+    return _panel(
+        widgets,
+        [[obj, base], [steps], [info]],
+        out,
+        dict(object_noise=obj, base_noise=base, num_inference_steps=steps),
+    )
 
 
 def _levels_html(obj, base, n, i_obj, i_base, t_obj, t_base, base_steps) -> str:
     """The level -> (index, timestep) mapping as a line of HTML, with warnings."""
+
     def where(level, i, t):
         return f"{level:.3f} → index {i}, t = {t:g}" if t is not None else f"{level:.3f} → no noise (index {i} = end)"
 
-    lines = [f"object: {where(obj, i_obj, t_obj)} &nbsp;|&nbsp; base: {where(base, i_base, t_base)} "
-             f"&nbsp;|&nbsp; denoising runs {base_steps} of {n} steps from index {i_base}"]
+    lines = [
+        f"object: {where(obj, i_obj, t_obj)} &nbsp;|&nbsp; base: {where(base, i_base, t_base)} "
+        f"&nbsp;|&nbsp; denoising runs {base_steps} of {n} steps from index {i_base}"
+    ]
     warn = []
     if i_obj == i_base:
-        warn.append(f"both levels land on index {i_obj} with N={n}: region-aware noise equals uniform noise here "
-                    "(use more steps or levels further apart).")
+        warn.append(
+            f"both levels land on index {i_obj} with N={n}: region-aware noise equals uniform noise here "
+            "(use more steps or levels further apart)."
+        )
     if obj > base:
-        warn.append("object_noise is above base_noise: the container gets more noise than the background (the paper uses object < base).")
+        warn.append(
+            "object_noise is above base_noise: the container gets more noise than the background (the paper uses object < base)."
+        )
     if base_steps == 0:
         warn.append("base_noise runs no denoising step at this N: the pipeline refuses this setting.")
     lines += [f"<span style='color:#b00'>⚠ {html.escape(w)}</span>" for w in warn]
@@ -261,20 +339,41 @@ def _levels_html(obj, base, n, i_obj, i_base, t_obj, t_base, base_steps) -> str:
 
 def _settings_html(info, settings: dict) -> str:
     """A FrameInfo and the call's main settings as a small HTML table."""
-    rows = [("text", info.text), ("note", frame_note(info)), ("seed", info.seed),
-            ("starts from (latent)", _step_or_none(info.reference) + (f" ({info.start_from}, {info.reference_latent})" if info.start_from else "")),
-            ("mask / K/V reference", f"{_step_or_none(info.mask_reference)} / {_step_or_none(info.kv_reference)}"),
-            ("start index / steps run", f"{info.start_index} / {info.steps_run}"), ("start timestep", f"{info.start_timestep:g}"),
-            ("base_noise", info.base_noise), ("object_noise", info.object_noise), ("object timestep", info.object_timestep),
-            ("region-aware noise", info.region_aware), ("fallback", info.fallback)]
+    rows = [
+        ("text", info.text),
+        ("note", frame_note(info)),
+        ("seed", info.seed),
+        (
+            "starts from (latent)",
+            _step_or_none(info.reference)
+            + (f" ({info.start_from}, {info.reference_latent})" if info.start_from else ""),
+        ),
+        ("mask / K/V reference", f"{_step_or_none(info.mask_reference)} / {_step_or_none(info.kv_reference)}"),
+        ("start index / steps run", f"{info.start_index} / {info.steps_run}"),
+        ("start timestep", f"{info.start_timestep:g}"),
+        ("base_noise", info.base_noise),
+        ("object_noise", info.object_noise),
+        ("object timestep", info.object_timestep),
+        ("region-aware noise", info.region_aware),
+        ("fallback", info.fallback),
+    ]
     if info.mask is not None:
-        rows.append(("mask", f"{info.mask.source}, covers {info.mask.area:.1%}" + (f", box {info.mask.box}" if info.mask.box else "")))
+        rows.append(
+            (
+                "mask",
+                f"{info.mask.source}, covers {info.mask.area:.1%}"
+                + (f", box {info.mask.box}" if info.mask.box else ""),
+            )
+        )
     if info.kv_fallback_steps:
         rows.append(("K/V read from a neighbouring step", f"{info.kv_fallback_steps} steps"))
     keys = ("num_inference_steps", "guidance_scale", "scheduler", "model")
     rows.append(("call", ", ".join(f"{k}={settings[k]}" for k in keys if k in settings)))
-    cells = "".join(f"<tr><td style='text-align:left;padding-right:1em'><b>{html.escape(k)}</b></td>"
-                    f"<td style='text-align:left'>{html.escape(str(v))}</td></tr>" for k, v in rows)
+    cells = "".join(
+        f"<tr><td style='text-align:left;padding-right:1em'><b>{html.escape(k)}</b></td>"
+        f"<td style='text-align:left'>{html.escape(str(v))}</td></tr>"
+        for k, v in rows
+    )
     return f"<table>{cells}</table>"
 
 
@@ -287,20 +386,37 @@ def frame_scrubber(out):
     import ipywidgets as widgets
 
     n = len(out.frames)
-    step = widgets.IntSlider(value=1, min=1, max=n, description="recipe step", continuous_update=False, style={"description_width": "initial"})
+    step = widgets.IntSlider(
+        value=1,
+        min=1,
+        max=n,
+        description="recipe step",
+        continuous_update=False,
+        style={"description_width": "initial"},
+    )
     table = widgets.HTML()
     view = widgets.Output()
 
     def draw():
         info = out.frames[step.value - 1]
         table.value = _settings_html(info, out.settings)
-        ref = next((r for r in (info.mask_reference, info.kv_reference, info.reference) if r is not None), None)  # the reference frame j
+        ref = next(
+            (r for r in (info.mask_reference, info.kv_reference, info.reference) if r is not None), None
+        )  # the reference frame j
         fig, axes = new_subplots(1, 2, figsize=(6, 3.2), layout="constrained")
         axes[0].imshow(out.images[info.index])
         axes[0].set_title(f"recipe step {info.index + 1}", fontsize=LABEL_PT)
         if ref is None:
-            axes[1].text(0.5, 0.5, "from pure noise:\nno reference", ha="center", va="center", color="0.35", fontsize=LABEL_PT,
-                         transform=axes[1].transAxes)
+            axes[1].text(
+                0.5,
+                0.5,
+                "from pure noise:\nno reference",
+                ha="center",
+                va="center",
+                color="0.35",
+                fontsize=LABEL_PT,
+                transform=axes[1].transAxes,
+            )
         else:
             axes[1].imshow(out.images[ref])
             axes[1].set_title(f"its reference: recipe step {ref + 1}", fontsize=LABEL_PT)
@@ -316,8 +432,9 @@ def frame_scrubber(out):
 # ---- CookAnything ------------------------------------------------------------------------
 
 
-def region_mask_explorer(layout_or_n=4, step_text_len: int = 8, region_side: int = 3, image_attention: str = "region",
-                         max_pixels: int = 480):
+def region_mask_explorer(
+    layout_or_n=4, step_text_len: int = 8, region_side: int = 3, image_attention: str = "region", max_pixels: int = 480
+):
     """The SRC mask, at group level (2N x 2N) and at token level, with switches.
 
     layout_or_n: a ``RegionLayout`` (or an output/trace holding one) to show as it is, or a
@@ -333,8 +450,12 @@ def region_mask_explorer(layout_or_n=4, step_text_len: int = 8, region_side: int
 
     fixed = None if isinstance(layout_or_n, int) else layout_of(layout_or_n)
     wide = {"description_width": "initial"}
-    mode = widgets.ToggleButtons(options=[("region (paper)", "region"), ("global images", "global")], value=image_attention,
-                                 description="image_attention", style=wide)
+    mode = widgets.ToggleButtons(
+        options=[("region (paper)", "region"), ("global images", "global")],
+        value=image_attention,
+        description="image_attention",
+        style=wide,
+    )
     n0 = fixed.n_regions if fixed is not None else int(layout_or_n)
     n = widgets.IntSlider(n0, 1, 12, description="steps N", continuous_update=False, style=wide)
     length = widgets.IntSlider(step_text_len, 1, 64, description="text tokens L", continuous_update=False, style=wide)
@@ -357,7 +478,9 @@ def region_mask_explorer(layout_or_n=4, step_text_len: int = 8, region_side: int
             controls.pop(f"region_{k + 1}", None)
         boxes = []
         for k in range(n.value):
-            box = widgets.Checkbox(value=True, description=f"region {k + 1}", indent=False, layout=widgets.Layout(width="90px"))
+            box = widgets.Checkbox(
+                value=True, description=f"region {k + 1}", indent=False, layout=widgets.Layout(width="90px")
+            )
             box.observe(on_change, names="value")
             controls[f"region_{k + 1}"] = box
             boxes.append(box)
@@ -367,13 +490,14 @@ def region_mask_explorer(layout_or_n=4, step_text_len: int = 8, region_side: int
         lay = layout()
         chosen = [k for k in range(lay.n_regions) if controls[f"region_{k + 1}"].value]
         highlight = None if len(chosen) == lay.n_regions else chosen
-        info.value = (f"regional branch: {lay.n_regions} × ({lay.step_text_len} text + {lay.region_tokens} image) = "
-                      f"{lay.n_regions * (lay.step_text_len + lay.region_tokens)} tokens; the whole-description text "
-                      f"({lay.base_text_len} tokens) runs in the base branch with full attention.")
+        info.value = (
+            f"regional branch: {lay.n_regions} × ({lay.step_text_len} text + {lay.region_tokens} image) = "
+            f"{lay.n_regions * (lay.step_text_len + lay.region_tokens)} tokens; the whole-description text "
+            f"({lay.base_text_len} tokens) runs in the base branch with full attention."
+        )
         fig, axes = new_subplots(1, 2, figsize=(9.5, 4.6), width_ratios=[1, 1.15], layout="constrained")
         group_mask_figure(lay.n_regions, image_attention=mode.value, ax=axes[0], annotate=lay.n_regions <= 6)
-        token_mask_figure(lay, image_attention=mode.value, highlight=highlight, ax=axes[1],
-                          max_pixels=max_pixels)
+        token_mask_figure(lay, image_attention=mode.value, highlight=highlight, ax=axes[1], max_pixels=max_pixels)
         _show(fig)
 
     def on_change(_):
@@ -412,17 +536,35 @@ def text_image_explorer(trace):
     canvas = canvas_of(trace)
     top = max(float(m.max()) for m in trace.text_image.values())  # every recipe step's map, any single layer and t
     wide = {"description_width": "initial"}
-    step = widgets.Dropdown(options=[("all recipe steps", ALL)] + [(f"{k + 1}: {shorten(t, 40)}", k) for k, t in enumerate(canvas.texts)],
-                            description="recipe step", style=wide, layout=widgets.Layout(width="420px"))
-    layer = widgets.Dropdown(options=[("all layers", ALL)] + [(flux_layer_name(x), x) for x in trace.layers("text_image")],
-                             description="layer", style=wide)
-    t = widgets.SelectionSlider(options=[("all", ALL)] + [(str(s), s) for s in trace.steps(0, "text_image")], description="denoising step",
-                                continuous_update=False, style=wide)
+    step = widgets.Dropdown(
+        options=[("all recipe steps", ALL)] + [(f"{k + 1}: {shorten(t, 40)}", k) for k, t in enumerate(canvas.texts)],
+        description="recipe step",
+        style=wide,
+        layout=widgets.Layout(width="420px"),
+    )
+    layer = widgets.Dropdown(
+        options=[("all layers", ALL)] + [(flux_layer_name(x), x) for x in trace.layers("text_image")],
+        description="layer",
+        style=wide,
+    )
+    t = widgets.SelectionSlider(
+        options=[("all", ALL)] + [(str(s), s) for s in trace.steps(0, "text_image")],
+        description="denoising step",
+        continuous_update=False,
+        style=wide,
+    )
     out = widgets.Output()
 
     def draw():
-        _show(text_image_figure(trace, steps=None if step.value == ALL else [step.value],
-                                layers=None if layer.value == ALL else layer.value, t=None if t.value == ALL else [t.value], vmax=top))
+        _show(
+            text_image_figure(
+                trace,
+                steps=None if step.value == ALL else [step.value],
+                layers=None if layer.value == ALL else layer.value,
+                t=None if t.value == ALL else [t.value],
+                vmax=top,
+            )
+        )
 
     for w in (step, layer, t):
         w.observe(lambda _: _redraw(out, draw), names="value")
@@ -461,22 +603,47 @@ def lambda_explorer(pipe, recipe, lams=(0, 0.2, 0.4, 0.6, 0.8, 1.0), precompute:
         run(lam)
     (largest, largest_delta), (reference, _) = run(lams[-1]), run(0.0)
     # the fixed scales: the largest pixel change and the largest ||Delta_n|| (1.05x, room above the bar) at the largest lambda
-    vmax = max([float(np.abs(image_array(x) - image_array(y)).mean(-1).max()) for x, y in zip(largest.images, reference.images)] + [1e-6])
+    vmax = max(
+        [
+            float(np.abs(image_array(x) - image_array(y)).mean(-1).max())
+            for x, y in zip(largest.images, reference.images)
+        ]
+        + [1e-6]
+    )
     delta_max = 1.05 * max(float(np.sqrt((to_array(largest_delta) ** 2).sum(1)).max()), 1e-6)
     note = f"scale fixed at λ = {lams[-1]:g}"
-    slider = widgets.SelectionSlider(options=[(f"{x:g}", x) for x in lams], value=0.2 if 0.2 in lams else lams[0], description="λ",
-                                     continuous_update=False, style={"description_width": "initial"})
+    slider = widgets.SelectionSlider(
+        options=[(f"{x:g}", x) for x in lams],
+        value=0.2 if 0.2 in lams else lams[0],
+        description="λ",
+        continuous_update=False,
+        style={"description_width": "initial"},
+    )
     info = widgets.HTML()
     out = widgets.Output()
 
     def draw():
         lam = slider.value
         result, delta = run(lam)
-        moved = [float(np.abs(image_array(a) - image_array(b)).mean()) for a, b in zip(result.images, reference.images)]
-        info.value = (f"λ = {lam:g}: mean pixel change from λ = 0, per recipe step: {', '.join(f'{m:.2g}' for m in moved)}"
-                      + (" (λ = 0 is CSCC off: nothing is added)" if lam == 0 else ""))
-        _show(cscc_lambda_figure(result.images, reference.images, lam, delta_norm=delta, texts=result.recipe.texts, vmax=vmax,
-                                 delta_max=delta_max, scale_note=note))
+        moved = [
+            float(np.abs(image_array(a) - image_array(b)).mean()) for a, b in zip(result.images, reference.images)
+        ]
+        info.value = (
+            f"λ = {lam:g}: mean pixel change from λ = 0, per recipe step: {', '.join(f'{m:.2g}' for m in moved)}"
+            + (" (λ = 0 is CSCC off: nothing is added)" if lam == 0 else "")
+        )
+        _show(
+            cscc_lambda_figure(
+                result.images,
+                reference.images,
+                lam,
+                delta_norm=delta,
+                texts=result.recipe.texts,
+                vmax=vmax,
+                delta_max=delta_max,
+                scale_note=note,
+            )
+        )
 
     slider.observe(lambda _: _redraw(out, draw), names="value")
     _redraw(out, draw)
@@ -499,7 +666,9 @@ def rope_explorer(pos_embed, n_regions: int = 10, rows: int = 4, cols: int = 4):
     """
     import ipywidgets as widgets
 
-    from ..cookanything.flexible_rope import canvas_image_ids  # here, not at the top: cooklab.cookanything imports diffusers
+    from ..cookanything.flexible_rope import (
+        canvas_image_ids,
+    )  # here, not at the top: cooklab.cookanything imports diffusers
     from ..cookanything.regional import RegionLayout
 
     layout = RegionLayout(n_regions, rows, cols, 1, 1)
@@ -513,8 +682,10 @@ def rope_explorer(pos_embed, n_regions: int = 10, rows: int = 4, cols: int = 4):
         flexible, step_axis = dict(_ROPE_KINDS)[kind.value]
         ids = canvas_image_ids(n_regions, rows, cols, flexible=flexible, step_axis=step_axis)
         freqs = pos_embed(ids)  # FluxPosEmbed holds no weights: it computes on the ids' device (the CPU here)
-        _show(rope_ids_figure({kind.value: ids}, layout, panel_height=3.2),  # both finished, then both displayed
-              rotary_figure({kind.value: freqs}, layout, regions=(a.value - 1, b.value - 1)))
+        _show(
+            rope_ids_figure({kind.value: ids}, layout, panel_height=3.2),  # both finished, then both displayed
+            rotary_figure({kind.value: freqs}, layout, regions=(a.value - 1, b.value - 1)),
+        )
 
     for w in (kind, a, b):
         w.observe(lambda _: _redraw(out, draw), names="value")
