@@ -74,8 +74,10 @@ mutation: $(STAMP)
 	$(RUN_ENV) $(BIN)/mutmut run --max-children 2
 	$(BIN)/mutmut results
 
+# ruff format --check (line length 119, pyproject.toml) and ruff check (E501 on) over every Python file of the project.
 lint: $(STAMP)
-	$(BIN)/ruff check cooklab tests benchmarks
+	$(BIN)/ruff format --check cooklab tests benchmarks docs
+	$(BIN)/ruff check cooklab tests benchmarks docs
 
 notebooks: $(STAMP)
 	$(BIN)/jupyter lab notebooks
