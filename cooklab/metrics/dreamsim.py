@@ -23,7 +23,9 @@ import PIL.Image
 import torch
 
 from ..errors import CheckpointError
-from .base import MetricResult, frame_pairs, image_tensor, mean_or_nan, progress, provenance
+from ..backbones.preprocess import progress
+from ..images import rgb_array, uint8_array
+from .base import MetricResult, frame_pairs, mean_or_nan, provenance
 
 __all__ = ["dreamsim_distance"]
 
@@ -70,7 +72,7 @@ def dreamsim_distance(
     cache_dir = Path(cache_dir).expanduser()
     model, preprocess = _load(cache_dir, dreamsim_type, torch.device(device))
     to_pil = [
-        PIL.Image.fromarray((image_tensor(im).permute(1, 2, 0).numpy() * 255).round().astype("uint8")) for im in images
+        PIL.Image.fromarray(uint8_array(rgb_array(im))) for im in images
     ]
     x = [preprocess(im).to(device) for im in to_pil]  # each [1, 3, 224, 224]
     per_item = [float(model(x[i], x[j])) for i, j in progress(index, "DreamSim pairs", unit="pair")]

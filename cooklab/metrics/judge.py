@@ -48,7 +48,9 @@ from ..agent.openai_planner import (
 )
 from ..errors import ConfigError, CooklabError
 from ..recipe import as_recipe
-from .base import MetricResult, image_tensor, mean_or_nan, progress, provenance
+from ..backbones.preprocess import progress
+from ..images import rgb_array, uint8_array
+from .base import MetricResult, mean_or_nan, provenance
 
 __all__ = [
     "JUDGE_METRICS",
@@ -112,7 +114,7 @@ RESPONSE_FORMAT = {
 
 def _png_data_url(image) -> str:
     """A picture as a ``data:image/png;base64,...`` URL (how the chat API takes an image inline)."""
-    pixels = (image_tensor(image).permute(1, 2, 0).numpy() * 255).round().astype("uint8")  # [H, W, 3]
+    pixels = uint8_array(rgb_array(image))  # [H, W, 3]
     buffer = io.BytesIO()
     PIL.Image.fromarray(pixels).save(buffer, format="PNG")
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")

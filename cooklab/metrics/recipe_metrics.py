@@ -22,7 +22,8 @@ from __future__ import annotations
 
 from ..errors import ConfigError
 from .base import MetricResult, frame_pairs, mean_or_nan, provenance
-from .clip_score import DEFAULT_CLIP, ClipBackbone, clip_backbone, text_record
+from ..backbones.clip import DEFAULT_CLIP, ClipBackbone, clip_backbone
+from .clip_score import text_record
 
 __all__ = ["cross_step_consistency", "goal_faithfulness", "ingredient_accuracy", "step_faithfulness"]
 
