@@ -36,7 +36,7 @@ from cooklab.metrics import (
     tiny_random_clip,
     tiny_random_dino,
 )
-from cooklab.metrics.base import image_tensor
+from cooklab.images import rgb_tensor as image_tensor
 from cooklab.toykitchen import oracle, random_toy_recipe, render
 
 TEXTS = ["place the tomato in the bowl", "chop the onion", "stir the pot"]

@@ -11,7 +11,7 @@ import pytest
 import torch
 from openai_stub import FakeOpenAI
 
-from cooklab import metrics
+from cooklab import backbones, metrics
 from cooklab.cli import SCORE_DEFAULTS, main
 from cooklab.errors import ConfigError
 from cooklab.grounding import BoxMaskProvider
@@ -312,7 +312,7 @@ def test_cli_defaults_match_the_metrics():
     assert SCORE_DEFAULTS == {
         "clip": metrics.DEFAULT_CLIP,
         "dino": metrics.DEFAULT_DINO,
-        "batch_size": metrics.base.DEFAULT_BATCH_SIZE,
+        "batch_size": backbones.DEFAULT_BATCH_SIZE,
     }
 
 

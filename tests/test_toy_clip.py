@@ -19,7 +19,8 @@ from cooklab.toykitchen.clip import (
     trim,
 )
 from cooklab.toykitchen.dataset import render_dataset
-from cooklab.toykitchen.models import TOY_DIR, clip_tokenizer
+from cooklab.models import TOY_DIR
+from cooklab.toykitchen.architectures import clip_tokenizer
 from cooklab.toykitchen.train import _caption_pairs, _captions, _Tokens
 from cooklab.toykitchen.world import random_scene, render
 

@@ -14,7 +14,7 @@ from safetensors import safe_open
 import cooklab
 from cooklab.toykitchen.captions import CONTAINER_WORDS, PLURAL
 from cooklab.toykitchen.dataset import HELD_OUT
-from cooklab.toykitchen.models import T5_MAX_LENGTH, TOY_DIR
+from cooklab.models.toy import T5_MAX_LENGTH, TOY_DIR
 from cooklab.toykitchen.oracle import OracleMaskProvider, check_frame, container_colour, ingredient_present
 from cooklab.toykitchen.recipes import random_toy_recipe
 

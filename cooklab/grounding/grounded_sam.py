@@ -24,13 +24,12 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-import PIL.Image
 import torch
 from transformers import AutoConfig, GroundingDinoForObjectDetection, GroundingDinoProcessor, SamModel, SamProcessor
 
 from ..errors import CheckpointError, ConfigError
 from ..hub import HUB_ERRORS, explain_hub_error, hub_kwargs, is_repo_id
+from ..images import pil_rgb
 from ..models import default_device
 from .base import Box, MaskResult
 
@@ -137,15 +136,6 @@ class Detections:
         return None
 
 
-def _as_rgb(image) -> PIL.Image.Image:
-    """A PIL RGB image from a PIL image or an [H, W, 3] uint8 array."""
-    if isinstance(image, np.ndarray):
-        image = PIL.Image.fromarray(image)
-    if not isinstance(image, PIL.Image.Image):
-        raise ConfigError(f"image must be a PIL image or an [H, W, 3] uint8 array, got {type(image).__name__}.")
-    return image if image.mode == "RGB" else image.convert("RGB")
-
-
 def _check_threshold(name: str, value) -> float:
     value = float(value)
     if not 0.0 <= value <= 1.0:
@@ -194,7 +184,7 @@ class DetectThenSegment:
 
     def __call__(self, image, phrase: str) -> MaskResult | None:
         """The mask of ``phrase`` in ``image`` (``MaskResult``), or None if nothing passes the thresholds."""
-        image = _as_rgb(image)
+        image = pil_rgb(image)
         found = self.detect(image, phrase)
         k = found.best(phrase)
         if k is None:
@@ -361,9 +351,9 @@ class GroundedSAM(DetectThenSegment):
         (``dtype``). Thresholds 0.2 / 0.15: the toy detector's scores of a present container lie between 0.25 and 0.6
         (its focal loss keeps them low), so GroundingDINO's 0.35 / 0.25 missed 5 % of the containers in validation
         scenes (seed 5) and these found all. ``mask_provider="grounded-sam"`` resolves to this for the Toy Kitchen
-        pipelines. Model card: ``data/toykitchen/grounding/README.md``.
+        pipelines (``cooklab.grounding.registry``). Model card: ``data/toykitchen/grounding/README.md``.
         """
-        from ..toykitchen.models import TOY_DIR
+        from ..models.toy import TOY_DIR
 
         folder = Path(path) if path is not None else TOY_DIR / "grounding"
         for part in ("detector", "segmenter"):
@@ -371,7 +361,7 @@ class GroundedSAM(DetectThenSegment):
                 raise CheckpointError(
                     f"no trained Toy Kitchen {part} in {folder / part}: a checkout ships it in "
                     f"data/toykitchen/grounding/{part}; rebuild it with "
-                    f"`python -m cooklab.toykitchen.detection train --stages {part} --out {folder.parent}`."
+                    f"`cooklab toykitchen train --stages {part} --out {folder.parent}`."
                 )
         return cls(
             detector=str(folder / "detector"),
@@ -395,7 +385,7 @@ class GroundedSAM(DetectThenSegment):
     @torch.inference_mode()
     def detect(self, image, phrase: str) -> Detections:
         """GroundingDINO boxes for ``phrase`` in ``image``: pixel boxes, scores and labels above the thresholds."""
-        image = _as_rgb(image)
+        image = pil_rgb(image)
         caption = grounding_caption(phrase)
         inputs = self.detector_processor(images=image, text=caption, return_tensors="pt")
         dtype = next(self.detector.parameters()).dtype
@@ -426,7 +416,7 @@ class GroundedSAM(DetectThenSegment):
     @torch.inference_mode()
     def segment(self, image, box: Box) -> tuple[torch.Tensor, torch.Tensor]:
         """SAM's three candidate masks for a pixel box: ([3, H, W] bool at the image size, predicted IoU [3])."""
-        image = _as_rgb(image)
+        image = pil_rgb(image)
         inputs = self.sam_processor(images=image, input_boxes=[[[float(v) for v in box]]], return_tensors="pt")
         param = next(self.sam.parameters())
         outputs = self.sam(

@@ -25,9 +25,10 @@ import torch
 import torchvision.transforms.functional as TF
 
 from ..errors import CheckpointError, ConfigError
+from ..images import pil_rgb
 from ..models import default_device
 from .base import Box
-from .grounded_sam import Detections, DetectThenSegment, _as_rgb, grounding_caption
+from .grounded_sam import Detections, DetectThenSegment, grounding_caption
 from .groundingdino_compat import (
     _check_text_encoder,
     build_groundingdino,
@@ -248,7 +249,7 @@ class OriginalGroundedSAM(DetectThenSegment):
 
     def preprocess(self, image) -> torch.Tensor:
         """[3, h, w] detector input: resized as upstream, scaled to [0, 1], ImageNet-normalised."""
-        image = _as_rgb(image)
+        image = pil_rgb(image)
         h, w = detector_input_size(image.height, image.width, self.image_size, self.max_size)
         x = TF.to_tensor(TF.resize(image, [h, w]))
         return TF.normalize(x, _IMAGENET_MEAN, _IMAGENET_STD)
@@ -267,7 +268,7 @@ class OriginalGroundedSAM(DetectThenSegment):
     @torch.inference_mode()
     def detect(self, image, phrase: str) -> Detections:
         """GroundingDINO boxes for ``phrase``: pixel boxes, scores and labels above the thresholds."""
-        image = _as_rgb(image)
+        image = pil_rgb(image)
         caption = grounding_caption(phrase)
         x = self.preprocess(image).to(self.device, next(self.detector.parameters()).dtype)
         with quiet_upstream_warnings():
@@ -287,7 +288,7 @@ class OriginalGroundedSAM(DetectThenSegment):
 
     def segment(self, image, box: Box) -> tuple[torch.Tensor, torch.Tensor]:
         """SAM's three candidate masks for a pixel box: ([3, H, W] bool, predicted IoU [3])."""
-        image = _as_rgb(image)
+        image = pil_rgb(image)
         self.predictor.set_image(np.asarray(image))  # RGB uint8 [H, W, 3]
         masks, ious, _ = self.predictor.predict(box=np.asarray(box, dtype=np.float32), multimask_output=True)
         return torch.from_numpy(masks).bool(), torch.from_numpy(ious).float()

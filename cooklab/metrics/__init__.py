@@ -28,9 +28,6 @@ from __future__ import annotations
 from contextlib import nullcontext
 from pathlib import Path
 
-from ..errors import ConfigError
-from ..recipe import as_recipe
-from ..toykitchen.recipes import ToyRecipe
 from ..backbones import (
     DEFAULT_CLIP,
     DEFAULT_DINO,
@@ -43,6 +40,9 @@ from ..backbones import (
     tiny_random_clip,
     tiny_random_dino,
 )
+from ..errors import ConfigError
+from ..recipe import as_recipe
+from ..toykitchen.recipes import ToyRecipe
 from .base import MetricResult
 from .clip_score import clip_image_score, clip_score
 from .dino import container_masks, dino_l2, dino_l2_masked

@@ -22,8 +22,8 @@ from pathlib import Path
 import PIL.Image
 import torch
 
-from ..errors import CheckpointError
 from ..backbones.preprocess import progress
+from ..errors import CheckpointError
 from ..images import rgb_array, uint8_array
 from .base import MetricResult, frame_pairs, mean_or_nan, provenance
 

@@ -46,10 +46,10 @@ from ..agent.openai_planner import (
     strip_fences,
     validation_summary,
 )
-from ..errors import ConfigError, CooklabError
-from ..recipe import as_recipe
 from ..backbones.preprocess import progress
+from ..errors import ConfigError, CooklabError
 from ..images import rgb_array, uint8_array
+from ..recipe import as_recipe
 from .base import MetricResult, mean_or_nan, provenance
 
 __all__ = [

@@ -20,9 +20,9 @@ faithfulness is CLIP-T without the factor 100 and the clamp at 0.
 
 from __future__ import annotations
 
+from ..backbones.clip import DEFAULT_CLIP, ClipBackbone, clip_backbone
 from ..errors import ConfigError
 from .base import MetricResult, frame_pairs, mean_or_nan, provenance
-from ..backbones.clip import DEFAULT_CLIP, ClipBackbone, clip_backbone
 from .clip_score import text_record
 
 __all__ = ["cross_step_consistency", "goal_faithfulness", "ingredient_accuracy", "step_faithfulness"]

@@ -29,10 +29,10 @@ import numpy as np
 import torch
 from diffusers import FluxPipeline
 
+from ..models.toy import IMAGE_SIZE, T5_MAX_LENGTH
 from ..versions import package_versions
 from .captions import CONTAINER_WORDS, PLURAL, STATE_WORDS
 from .dataset import HELD_OUT
-from .models import IMAGE_SIZE, T5_MAX_LENGTH
 from .oracle import check_frame
 from .recipes import Expectation
 from .world import ALLOWED_STATES, PATTERNS, TABLES, Ingredient, Scene, random_position
@@ -254,7 +254,7 @@ def run_all(
 
     from ..fileio import atomic_write
     from ..models import tiny_sd
-    from .models import TOY_DIR, toy_flux, toy_sd
+    from ..models.toy import TOY_DIR, toy_flux, toy_sd
 
     if threads:
         torch.set_num_threads(threads)

@@ -36,6 +36,7 @@ import PIL.Image
 import torch
 
 from ..grounding.base import MaskResult
+from ..images import rgb_255
 from .recipes import Expectation
 from .world import (
     ALLOWED_STATES,
@@ -94,25 +95,9 @@ _COOKED_IDX = {n: PALETTE_KEYS.index(f"ingredient:{n}:cooked") for n in INGREDIE
 # ---------------------------------------------------------------------------
 
 
-def as_rgb_array(image) -> np.ndarray:
-    """Any picture as a float32 [H, W, 3] array in 0..255 (PIL, uint8 / float array, [3, H, W] tensor)."""
-    if isinstance(image, PIL.Image.Image):
-        return np.asarray(image.convert("RGB"), dtype=np.float32)
-    if isinstance(image, torch.Tensor):
-        image = image.detach().cpu().float().numpy()
-        if image.ndim == 3 and image.shape[0] in (1, 3) and image.shape[-1] not in (1, 3):
-            image = image.transpose(1, 2, 0)  # [3, H, W] -> [H, W, 3]
-    arr = np.asarray(image)
-    if arr.ndim != 3 or arr.shape[-1] != 3:
-        raise ValueError(f"expected an RGB picture [H, W, 3]; got shape {arr.shape}.")
-    if arr.dtype != np.uint8 and arr.size and float(np.nanmax(arr)) <= 1.0:
-        arr = arr * 255.0  # float in [0, 1]
-    return arr.astype(np.float32)
-
-
 def classify(image) -> np.ndarray:
     """[H, W] int: the index into ``PALETTE_KEYS`` of each pixel's nearest palette colour, -1 if farther than ``MAX_DISTANCE``."""
-    rgb = as_rgb_array(image)  # [H, W, 3]
+    rgb = rgb_255(image)  # [H, W, 3]
     x = rgb.reshape(-1, 3).astype(np.float64)  # [HW, 3]
     p = _PALETTE_RGB.astype(np.float64)  # [K, 3]
     d2 = (x * x).sum(1, keepdims=True) - 2 * x @ p.T + (p * p).sum(1)  # [HW, K] squared distances
@@ -189,7 +174,7 @@ class Reading:
     """
 
     def __init__(self, image):
-        self.rgb = as_rgb_array(image)  # [H, W, 3] float32, 0..255
+        self.rgb = rgb_255(image)  # [H, W, 3] float32, 0..255
         self.labels = classify(self.rgb)  # [H, W] int, index into PALETTE_KEYS or -1
 
     @property

@@ -44,9 +44,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..backbones.clip import clip_backbone
 from ..errors import CheckpointError
 from ..fileio import atomic_write
-from . import models as toy
+from ..models.toy import IMAGE_SIZE, T5_MAX_LENGTH, TOY_DIR, toy_flux, toy_sd
+from . import architectures as toy
 from .captions import random_caption
 from .dataset import render_dataset
 
@@ -475,7 +477,7 @@ def train_flux(cfg: TrainConfig, out: Path, device: torch.device, data) -> None:
     img_ids = FluxPipeline._prepare_latent_image_ids(
         1, h // 2, w // 2, device, torch.float32
     )  # [64, 3]: (0, row, col)
-    txt_ids = torch.zeros(toy.T5_MAX_LENGTH, 3, device=device)
+    txt_ids = torch.zeros(T5_MAX_LENGTH, 3, device=device)
     sc = pipe.scheduler.config
     mu = calculate_shift(img_ids.shape[0], sc.base_image_seq_len, sc.max_image_seq_len, sc.base_shift, sc.max_shift)
     loop = _Loop([*transformer.parameters(), *clip.parameters(), *t5.parameters()], cfg, cfg.flux_steps, cfg.lr)
@@ -522,10 +524,10 @@ def _generators(out: Path, device: torch.device) -> tuple[dict, dict[str, str]]:
     """The toy pipelines that draw the CLIP stage's generated frames: ``<out>/sd`` and ``<out>/flux`` when this output
     folder holds them (trained by an earlier stage), else the shipped ones (``data/toykitchen``)."""
     folders = {
-        name: out / name if (out / name / "model_index.json").is_file() else toy.TOY_DIR / name
+        name: out / name if (out / name / "model_index.json").is_file() else TOY_DIR / name
         for name in ("sd", "flux")
     }
-    pipes = {"sd": toy.toy_sd(folders["sd"], device=device), "flux": toy.toy_flux(folders["flux"], device=device)}
+    pipes = {"sd": toy_sd(folders["sd"], device=device), "flux": toy_flux(folders["flux"], device=device)}
     return pipes, {k: str(v) for k, v in folders.items()}
 
 
@@ -585,8 +587,6 @@ def train_clip(cfg: TrainConfig, out: Path, device: torch.device, data) -> None:
         if not loop.step(loss.float(), step):
             break
     model.eval().cpu()
-    from ..metrics.clip_score import clip_backbone
-
     retrieval = heldout_retrieval(clip_backbone(model, tokenizer=tokenizer))
     print(f"  held-out retrieval: {retrieval}", flush=True)
     extra.update(
@@ -620,7 +620,7 @@ def train(out, preset: str = "gpu", stages=STAGES, device=None, **overrides) -> 
     device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     torch.backends.cuda.matmul.allow_tf32 = True  # float32 matrix products on tensor cores (GPU only)
     t = time.perf_counter()
-    data = render_dataset(cfg.images, cfg.seed, toy.IMAGE_SIZE, workers=cfg.workers)
+    data = render_dataset(cfg.images, cfg.seed, IMAGE_SIZE, workers=cfg.workers)
     print(f"rendered {len(data)} scenes in {time.perf_counter() - t:.1f} s", flush=True)
     for stage in STAGES:
         if stage in stages:
