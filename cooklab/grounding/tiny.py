@@ -2,7 +2,7 @@
 
 Like ``cooklab.models.tiny_sd``: the real transformers classes from small configs, no file
 or network. ``detector_from_configs`` / ``segmenter_from_configs`` build any such pair (the Toy
-Kitchen's trained pair in ``cooklab.toykitchen.detection`` starts from them); ``tiny_detector`` /
+Kitchen's trained pair in ``cooklab.toykitchen.grounding_training`` starts from them); ``tiny_detector`` /
 ``tiny_segmenter`` are the smallest, with random weights: their boxes and masks are arbitrary,
 every shape and code path is the real one.
 """
