@@ -24,7 +24,7 @@ from pathlib import Path
 import torch
 
 from cooklab.fileio import atomic_write
-from cooklab.toykitchen import models as toy
+from cooklab.models import toy
 from cooklab.toykitchen.dataset import render_dataset
 from cooklab.toykitchen.evaluate import autoencoder_ceiling
 from cooklab.toykitchen.train import PRESETS, _machine, train_autoencoder

@@ -55,7 +55,8 @@ from cooklab.metrics import clip_backbone, ingredient_accuracy, step_faithfulnes
 from cooklab.toykitchen.captions import PLURAL
 from cooklab.toykitchen.clip import build_clip, contrast_pairs, roc_auc, spearman
 from cooklab.toykitchen.evaluate import generate, heldout_captions
-from cooklab.toykitchen.models import IMAGE_SIZE, clip_tokenizer
+from cooklab.models.toy import IMAGE_SIZE
+from cooklab.toykitchen.architectures import clip_tokenizer
 from cooklab.toykitchen.oracle import container_consistency, ingredient_present, read
 from cooklab.toykitchen.recipes import random_toy_recipe
 from cooklab.toykitchen.world import render

@@ -169,13 +169,15 @@ def picture(packages: dict[str, dict[str, list[str]]]) -> bytes:
             "",
             xy=position[target],
             xytext=position[source],
-            arrowprops=dict(arrowstyle="-|>", color="0.55", lw=0.8, shrinkA=11, shrinkB=11),
+            arrowprops=dict(
+                arrowstyle="-|>", color="0.55", lw=0.8, shrinkA=11, shrinkB=11, connectionstyle="arc3,rad=0.15"
+            ),
         )
     for package, (x, y) in position.items():
         ax.text(x, y, _label(package), ha="center", va="center", fontsize=9, bbox=dict(boxstyle="round", fc="#eef3fb"))
     for row, (name, _) in enumerate(PACKAGE_LAYERS):
         ax.text(-0.3, row, f"{row}  {name}", ha="right", va="center", fontsize=9, color="0.3")
-    ax.set_xlim(-2.6, width)
+    ax.set_xlim(-2.0, width)
     ax.set_ylim(-0.6, len(PACKAGE_LAYERS) - 0.4)
     ax.axis("off")
     buffer = io.BytesIO()
@@ -196,7 +198,9 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     packages = package_imports(cooklab_imports())
     svg, doc = picture(packages), with_table(ARCHITECTURE.read_text(), layer_table(packages))
-    stale = [p for p, new in ((PICTURE, svg), (ARCHITECTURE, doc.encode())) if not p.is_file() or p.read_bytes() != new]
+    stale = [
+        p for p, new in ((PICTURE, svg), (ARCHITECTURE, doc.encode())) if not p.is_file() or p.read_bytes() != new
+    ]
     if args.check:
         print("\n".join(f"out of date: {p.relative_to(REPO)}" for p in stale) or "up to date")
         return 1 if stale else 0

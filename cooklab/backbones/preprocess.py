@@ -115,8 +115,7 @@ def prepare(images, pre: Preprocess, masks=None) -> torch.Tensor:
     if len(masks) != len(images):
         raise ConfigError(f"{len(images)} images but {len(masks)} masks: give one mask (or None) per image.")
     frames = [
-        _whole(rgb_tensor(im), pre) if m is None else _masked(rgb_tensor(im), m, pre)
-        for im, m in zip(images, masks)
+        _whole(rgb_tensor(im), pre) if m is None else _masked(rgb_tensor(im), m, pre) for im, m in zip(images, masks)
     ]
     batch = torch.stack(frames)  # [N, 3, crop, crop] in [0, 1]
     mean, std = torch.tensor(pre.mean).view(1, 3, 1, 1), torch.tensor(pre.std).view(1, 3, 1, 1)

@@ -71,9 +71,7 @@ def dreamsim_distance(
     index = frame_pairs(len(images), pairs)
     cache_dir = Path(cache_dir).expanduser()
     model, preprocess = _load(cache_dir, dreamsim_type, torch.device(device))
-    to_pil = [
-        PIL.Image.fromarray(uint8_array(rgb_array(im))) for im in images
-    ]
+    to_pil = [PIL.Image.fromarray(uint8_array(rgb_array(im))) for im in images]
     x = [preprocess(im).to(device) for im in to_pil]  # each [1, 3, 224, 224]
     per_item = [float(model(x[i], x[j])) for i, j in progress(index, "DreamSim pairs", unit="pair")]
     import dreamsim as package

@@ -524,8 +524,7 @@ def _generators(out: Path, device: torch.device) -> tuple[dict, dict[str, str]]:
     """The toy pipelines that draw the CLIP stage's generated frames: ``<out>/sd`` and ``<out>/flux`` when this output
     folder holds them (trained by an earlier stage), else the shipped ones (``data/toykitchen``)."""
     folders = {
-        name: out / name if (out / name / "model_index.json").is_file() else TOY_DIR / name
-        for name in ("sd", "flux")
+        name: out / name if (out / name / "model_index.json").is_file() else TOY_DIR / name for name in ("sd", "flux")
     }
     pipes = {"sd": toy_sd(folders["sd"], device=device), "flux": toy_flux(folders["flux"], device=device)}
     return pipes, {k: str(v) for k, v in folders.items()}
