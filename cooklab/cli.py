@@ -519,8 +519,8 @@ def build_parser() -> argparse.ArgumentParser:
     train = tk.add_parser(
         "train",
         help="train the Toy Kitchen model sets from scratch (minutes on one GPU; --preset cpu: reduced, slow)",
-        description="Render the Toy Kitchen training set and train the autoencoder, the SD-style set, the Flux-style set "
-        "and the Toy Kitchen CLIP (the metrics' backbone); the stages detector and segmenter train the toy "
+        description="Render the Toy Kitchen training set and train the autoencoder, the SD-style set, the Flux-style "
+        "set and the Toy Kitchen CLIP (the metrics' backbone); the stages detector and segmenter train the toy "
         "GroundingDINO and SAM (cooklab.toykitchen.grounding_training). --preset gpu made the weights in "
         "data/toykitchen; --preset cpu is a reduced run for a machine without a GPU.",
     )

@@ -139,7 +139,8 @@ def test_dataset_excludes_held_out_triples_and_does_not_depend_on_workers():
 
 
 def test_training_smoke_run_produces_loadable_pipelines(tmp_path):
-    """The training script end to end at toy scale: autoencoder, SD set, Flux set, CLIP, saved and loaded like the shipped ones."""
+    """The training script end to end at toy scale: autoencoder, SD set, Flux set, CLIP, saved and loaded like the
+    shipped ones."""
     import torch
 
     from cooklab.toykitchen.train import train
@@ -211,7 +212,8 @@ def test_widen_latent_decodes_exactly_like_the_original():
 
 
 def test_load_widened_denoisers_start_as_they_were():
-    """A U-Net and a Flux transformer continued on 8 latent channels: the old channels' prediction unchanged, the new ones 0."""
+    """A U-Net and a Flux transformer continued on 8 latent channels: the old channels' prediction unchanged, the new
+    ones 0."""
     import torch
     from diffusers import FluxPipeline
 

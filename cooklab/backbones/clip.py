@@ -80,7 +80,8 @@ class ClipBackbone:
         return int(self.model.config.text_config.max_position_embeddings)
 
     def image_features(self, images) -> torch.Tensor:
-        """``[N, D]`` L2-normalised projected image features of whole frames, ``batch_size`` frames at a time on the model's device."""
+        """``[N, D]`` L2-normalised projected image features of whole frames, ``batch_size`` frames at a time on the
+        model's device."""
         images = list(images)
         if self._kept is not None:
             for kept, features in self._kept.get("images", []):
@@ -101,7 +102,8 @@ class ClipBackbone:
         return f
 
     def windows(self, text: str, mode: str) -> tuple[int, list[list[int]]]:
-        """(content tokens of ``text``, its token windows): each window at most ``max_tokens - 2`` tokens; one when truncating."""
+        """(content tokens of ``text``, its token windows): each window at most ``max_tokens - 2`` tokens; one when
+        truncating."""
         if mode not in TEXT_MODES:
             raise ConfigError(f"text_mode={mode!r}: choose one of {list(TEXT_MODES)}.")
         ids = self.tokenizer(text, add_special_tokens=False, verbose=False)[
@@ -114,7 +116,8 @@ class ClipBackbone:
 
     @torch.no_grad()
     def text_features(self, texts: list[str], mode: str = "chunk") -> tuple[torch.Tensor, list[dict[str, int]]]:
-        """``[T, D]`` L2-normalised text features, one per text (windows averaged), and per text its tokens, windows and tokens cut."""
+        """``[T, D]`` L2-normalised text features, one per text (windows averaged), and per text its tokens, windows
+        and tokens cut."""
         key = ("texts", tuple(texts), mode)
         if self._kept is not None and key in self._kept:
             features, records = self._kept[key]
@@ -168,7 +171,8 @@ def clip_backbone(
     elif isinstance(source, CLIPModel):
         if tokenizer is None:
             raise ConfigError(
-                "a CLIPModel was given without its tokenizer: pass tokenizer= (e.g. CLIPTokenizer.from_pretrained(...))."
+                "a CLIPModel was given without its tokenizer: pass tokenizer= (e.g. "
+                "CLIPTokenizer.from_pretrained(...))."
             )
         size = int(source.config.vision_config.image_size)
         preprocess = preprocess or Preprocess(resize=size, crop=size, mean=CLIP_MEAN, std=CLIP_STD)
@@ -190,7 +194,8 @@ def clip_backbone(
 
 
 def tiny_random_clip(seed: int = 0, image_size: int = 32) -> ClipBackbone:
-    """A small ``CLIPModel`` with random weights, built from a config in code with cooklab's in-memory tokenizer (tests; meaningless numbers)."""
+    """A small ``CLIPModel`` with random weights, built from a config in code with cooklab's in-memory tokenizer
+    (tests; meaningless numbers)."""
     from transformers import CLIPConfig, CLIPModel
 
     from ..word_tokenizers import tiny_clip_tokenizer

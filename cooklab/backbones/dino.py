@@ -39,7 +39,8 @@ class DinoBackbone:
     batch_size: int = DEFAULT_BATCH_SIZE  # pictures per forward pass
 
     def embeddings(self, images, masks=None) -> torch.Tensor:
-        """``[N, D]`` CLS embeddings (after the final layer norm, not normalised), ``batch_size`` frames at a time on the model's device."""
+        """``[N, D]`` CLS embeddings (after the final layer norm, not normalised), ``batch_size`` frames at a time on
+        the model's device."""
         device = next(self.model.parameters()).device
         return batched_features(
             lambda pixels: self.model(pixel_values=pixels).pooler_output,

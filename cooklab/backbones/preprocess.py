@@ -88,7 +88,8 @@ def _masked(x: torch.Tensor, mask, pre: Preprocess) -> torch.Tensor:
     m = torch.as_tensor(np.asarray(mask, dtype=np.float32)) > 0.5  # [H, W] bool
     if m.shape != x.shape[-2:]:
         raise ConfigError(
-            f"a mask of shape {tuple(m.shape)} for an image of {tuple(x.shape[-2:])}: give each mask the size of its image."
+            f"a mask of shape {tuple(m.shape)} for an image of {tuple(x.shape[-2:])}: give each mask the size of its "
+            "image."
         )
     if not m.any():
         raise ConfigError("a mask is empty (no pixel above 0.5): pass None for that frame to use the whole frame.")
@@ -123,7 +124,8 @@ def prepare(images, pre: Preprocess, masks=None) -> torch.Tensor:
 
 
 def progress(iterable, desc: str, total: int | None = None, unit: str = "it"):
-    """``iterable`` with a progress bar (``tqdm.auto``: a widget in Jupyter, a line in a terminal) that goes away when done.
+    """``iterable`` with a progress bar (``tqdm.auto``: a widget in Jupyter, a line in a terminal) that goes away when
+    done.
 
     Set the environment variable ``TQDM_DISABLE=1`` to hide every bar.
     """
@@ -178,7 +180,8 @@ def batched_features(
 
 
 def load_pretrained(cls, source: str | Path, **kwargs):
-    """``cls.from_pretrained(source)`` for a hub id or a local folder, offline-aware, failures as ``CheckpointError`` with the fix."""
+    """``cls.from_pretrained(source)`` for a hub id or a local folder, offline-aware, failures as ``CheckpointError``
+    with the fix."""
     path = Path(source).expanduser()
     if path.is_dir():
         try:

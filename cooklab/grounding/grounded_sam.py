@@ -212,7 +212,8 @@ class DetectThenSegment:
         )
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}(box_threshold={self.box_threshold}, text_threshold={self.text_threshold}, device={self.device})"
+        thresholds = f"box_threshold={self.box_threshold}, text_threshold={self.text_threshold}"
+        return f"{type(self).__name__}({thresholds}, device={self.device})"
 
 
 # ---------------------------------------------------------------------------
@@ -228,7 +229,8 @@ def _load(model_class, processor_class, id_or_path: str, model_type: str, role: 
         source, is_local = str(path), True
     elif path.exists():
         raise CheckpointError(
-            f"{role} {id_or_path!r} is a file; pass a folder written by save_pretrained (model and processor) or a hub id like {default!r}."
+            f"{role} {id_or_path!r} is a file; pass a folder written by save_pretrained (model and processor) or a "
+            f"hub id like {default!r}."
         )
     elif not is_repo_id(id_or_path):
         raise CheckpointError(
@@ -249,8 +251,8 @@ def _load(model_class, processor_class, id_or_path: str, model_type: str, role: 
     except (*HUB_ERRORS, ValueError) as error:  # ValueError: a config.json without a known model_type
         if is_local or isinstance(error, ValueError):
             raise CheckpointError(
-                f"cannot load the {role} {source!r} ({type(error).__name__}: {error}). Fix: it needs the model and its "
-                f"processor: model.save_pretrained(DIR) and processor.save_pretrained(DIR), or "
+                f"cannot load the {role} {source!r} ({type(error).__name__}: {error}). Fix: it needs the model "
+                f"and its processor: model.save_pretrained(DIR) and processor.save_pretrained(DIR), or "
                 f"`hf download {default} --local-dir DIR`."
             ) from error
         raise explain_hub_error(id_or_path, error) from error
@@ -329,7 +331,8 @@ class GroundedSAM(DetectThenSegment):
         """Wrap models already in memory (they stay on their device and dtype)."""
         if not isinstance(detector_model, GroundingDinoForObjectDetection):
             raise ConfigError(
-                f"detector_model must be a transformers GroundingDinoForObjectDetection, got {type(detector_model).__name__}."
+                "detector_model must be a transformers GroundingDinoForObjectDetection, got "
+                f"{type(detector_model).__name__}."
             )
         if not isinstance(sam_model, SamModel):
             raise ConfigError(f"sam_model must be a transformers SamModel, got {type(sam_model).__name__}.")
@@ -433,6 +436,6 @@ class GroundedSAM(DetectThenSegment):
 
 
 def named_grounded_sam(toy: bool = False, device=None) -> GroundedSAM:
-    """What ``"grounded-sam"`` names: for pictures of the Toy Kitchen models (``toy``) the GroundingDINO + SAM trained on
-    the toy world (``GroundedSAM.toy()``, offline), otherwise ``DEFAULT_DETECTOR`` + ``DEFAULT_SEGMENTER``."""
+    """What ``"grounded-sam"`` names: for pictures of the Toy Kitchen models (``toy``) the GroundingDINO + SAM trained
+    on the toy world (``GroundedSAM.toy()``, offline), otherwise ``DEFAULT_DETECTOR`` + ``DEFAULT_SEGMENTER``."""
     return GroundedSAM.toy(device=device) if toy else GroundedSAM(device=device)

@@ -107,7 +107,8 @@ def load_groundingdino_weights(model: torch.nn.Module, checkpoint, weights_only:
         ) from error
     if len(result.unexpected_keys) == len(state):
         raise CheckpointError(
-            f"{str(path)!r}: none of its {len(state)} weights belongs to GroundingDINO; is it a GroundingDINO checkpoint?"
+            f"{str(path)!r}: none of its {len(state)} weights belongs to GroundingDINO; is it a GroundingDINO "
+            "checkpoint?"
         )
     if result.missing_keys:
         warnings.warn(
@@ -137,9 +138,9 @@ def load_sam(checkpoint, model_type: str = "vit_h", weights_only: bool = True) -
     try:
         sam.load_state_dict(state)
     except RuntimeError as error:
+        files = ", ".join(u.rsplit("/", 1)[1] for u in SAM_CHECKPOINT_URLS.values())
         raise CheckpointError(
-            f"{str(path)!r} does not fit sam_model_type={model_type!r} (files: {', '.join(u.rsplit('/', 1)[1] for u in SAM_CHECKPOINT_URLS.values())}): "
-            f"{str(error)[:300]}"
+            f"{str(path)!r} does not fit sam_model_type={model_type!r} (files: {files}): {str(error)[:300]}"
         ) from error
     return sam.eval()
 
@@ -219,7 +220,8 @@ class OriginalGroundedSAM(DetectThenSegment):
         ensure_bert_compat()
         if not (isinstance(groundingdino_model, torch.nn.Module) and hasattr(groundingdino_model, "tokenizer")):
             raise ConfigError(
-                f"groundingdino_model must be groundingdino-py's GroundingDINO model, got {type(groundingdino_model).__name__}."
+                "groundingdino_model must be groundingdino-py's GroundingDINO model, got "
+                f"{type(groundingdino_model).__name__}."
             )
         if isinstance(sam_predictor_or_model, Sam):
             predictor = SamPredictor(sam_predictor_or_model.eval())
@@ -227,7 +229,8 @@ class OriginalGroundedSAM(DetectThenSegment):
             predictor = sam_predictor_or_model
         else:
             raise ConfigError(
-                f"sam_predictor_or_model must be a segment_anything Sam or SamPredictor, got {type(sam_predictor_or_model).__name__}."
+                "sam_predictor_or_model must be a segment_anything Sam or SamPredictor, got "
+                f"{type(sam_predictor_or_model).__name__}."
             )
         self = cls.__new__(cls)
         self.load_report = None

@@ -119,8 +119,10 @@ def score(
     clip / dino: a hub id, a local folder or a built backbone (``tiny_random_clip()``), each loaded once.
     masks: one mask or None per frame, for ``dino_l2_masked`` (the masked object regions; ``container_masks``).
     text_mode: ``"chunk"`` or ``"truncate"`` for texts beyond CLIP's 77 tokens; pairs: ``"consecutive"`` or ``"all"``.
-    device: where CLIP, DINOv2 and DreamSim run (``"auto"``: CUDA when available; None: leave given backbones where they are);
-    batch_size: frames per forward pass (None: the backbone's own). judge: a ``VisionJudge`` for the ``judge_*`` metrics.
+    device: where CLIP, DINOv2 and DreamSim run (``"auto"``: CUDA when available; None: leave given backbones where
+    they are);
+    batch_size: frames per forward pass (None: the backbone's own). judge: a ``VisionJudge`` for the ``judge_*``
+    metrics.
     """
     unknown = [m for m in metrics if m not in METRICS]
     if unknown:

@@ -59,7 +59,8 @@ def mean_or_nan(values: list[float]) -> float:
 def provenance(
     metric: str, backbone: str, resolution: Preprocess | str, crop_mask: str, **details: Any
 ) -> dict[str, Any]:
-    """The record of a ``MetricResult``: metric, backbone id or folder, input resolution, crop/mask handling, versions, details."""
+    """The record of a ``MetricResult``: metric, backbone id or folder, input resolution, crop/mask handling, versions,
+    details."""
     resolution = asdict(resolution) if isinstance(resolution, Preprocess) else resolution
     return {
         "metric": metric,

@@ -32,20 +32,22 @@ from .base import MetricResult, frame_pairs, mean_or_nan, provenance
 
 __all__ = ["container_masks", "dino_l2", "dino_l2_masked"]
 
+#: the record's crop / mask entry for masked frames
+MASKED_CROP = (
+    "masked frames: outside the mask set to the mean colour, cropped to the mask's box, padded square, resized"
+)
+
 
 def dino_l2(images, masks=None, dino: str | DinoBackbone = DEFAULT_DINO, pairs: str = "consecutive") -> MetricResult:
-    """DINO-L2: ``||h(x_i) - h(x_j)||_2`` of CLS embeddings per frame pair, averaged; ``masks`` restrict frames to their object."""
+    """DINO-L2: ``||h(x_i) - h(x_j)||_2`` of CLS embeddings per frame pair, averaged; ``masks`` restrict frames to
+    their object."""
     dino = dino_backbone(dino)
     images = list(images)
     index = frame_pairs(len(images), pairs)
     h = dino.embeddings(images, masks)  # [N, D]
     per_item = [float((h[i] - h[j]).norm()) for i, j in index]
     masked = [False] * len(images) if masks is None else [m is not None for m in masks]
-    crop = (
-        "whole frame, centre crop"
-        if not any(masked)
-        else "masked frames: outside the mask set to the mean colour, cropped to the mask's box, padded square, resized"
-    )
+    crop = "whole frame, centre crop" if not any(masked) else MASKED_CROP
     return MetricResult(
         mean_or_nan(per_item),
         per_item,
@@ -63,7 +65,8 @@ def dino_l2(images, masks=None, dino: str | DinoBackbone = DEFAULT_DINO, pairs: 
 
 
 def dino_l2_masked(images, masks, dino: str | DinoBackbone = DEFAULT_DINO, pairs: str = "consecutive") -> MetricResult:
-    """DINO-L2 of the masked object regions: ``||h(M_i x_i) - h(M_j x_j)||_2`` per pair of frames that both have a mask.
+    """DINO-L2 of the masked object regions: ``||h(M_i x_i) - h(M_j x_j)||_2`` per pair of frames that both have a
+    mask.
 
     masks: one ``[H, W]`` mask or None per frame (``container_masks``). Pairs with an unmasked frame
     are left out (the record lists the pairs scored); none left gives ``nan`` and a note.
@@ -90,7 +93,7 @@ def dino_l2_masked(images, masks, dino: str | DinoBackbone = DEFAULT_DINO, pairs
             "dino_l2_masked",
             dino.source,
             dino.preprocess,
-            "masked frames: outside the mask set to the mean colour, cropped to the mask's box, padded square, resized",
+            MASKED_CROP,
             masked=masked,
             pairs=pairs,
             pair_index=index,

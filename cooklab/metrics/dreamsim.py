@@ -43,11 +43,13 @@ def _load(cache_dir: Path, dreamsim_type: str, device: torch.device):
         ) from error
     download = (
         f'download them once on a machine with network access: `python -c "from dreamsim import dreamsim; '
-        f"dreamsim(pretrained=True, dreamsim_type='{dreamsim_type}', cache_dir='{cache_dir}')\"`, then copy {str(cache_dir)!r} here"
+        f"dreamsim(pretrained=True, dreamsim_type='{dreamsim_type}', cache_dir='{cache_dir}')\"`, then copy "
+        f"{str(cache_dir)!r} here"
     )
     if not cache_dir.is_dir() or not any(cache_dir.iterdir()):
         raise CheckpointError(
-            f"DreamSim's weights are not in {str(cache_dir)!r}. Fix: {download}, or pass cache_dir= the folder holding them."
+            f"DreamSim's weights are not in {str(cache_dir)!r}. Fix: {download}, or pass cache_dir= the folder "
+            "holding them."
         )
     try:
         return dreamsim(pretrained=True, device=str(device), cache_dir=str(cache_dir), dreamsim_type=dreamsim_type)
@@ -66,7 +68,8 @@ def dreamsim_distance(
     pairs: str = "consecutive",
     device: str | torch.device = "cpu",
 ) -> MetricResult:
-    """DreamSim ``d(x_i, x_j)`` per frame pair, averaged (needs ``pip install dreamsim`` and its weights in ``cache_dir``)."""
+    """DreamSim ``d(x_i, x_j)`` per frame pair, averaged (needs ``pip install dreamsim`` and its weights in
+    ``cache_dir``)."""
     images = list(images)
     index = frame_pairs(len(images), pairs)
     cache_dir = Path(cache_dir).expanduser()

@@ -179,20 +179,24 @@ class VisionJudge:
     def _failure_message(self, failure: ChatFailure, attempts: int, step: int) -> str:
         """What failed, for which frame, after how many attempts, and the fix."""
         fixes = {
-            "invalid": f"the answers of {self.model!r} did not match the verdict schema: use a model with image input and "
-            "structured output (e.g. 'gpt-4o'), or raise max_retries=.",
+            "invalid": f"the answers of {self.model!r} did not match the verdict schema: use a model with image "
+            "input and structured output (e.g. 'gpt-4o'), or raise max_retries=.",
             "http_401": "the server rejected the API key: check OPENAI_API_KEY.",
-            "http_404": f"the model {self.model!r} or the endpoint was not found: check model= and base_url= (it should end in /v1).",
-            "timeout": f"raise timeout= (now {self.timeout} s), or check that the server at {self.base_url} is running.",
+            "http_404": f"the model {self.model!r} or the endpoint was not found: check model= and base_url= "
+            "(it should end in /v1).",
+            "timeout": f"raise timeout= (now {self.timeout} s), or check that the server at {self.base_url} is "
+            "running.",
             "connection": f"check base_url= ({self.base_url}) and the network.",
         }
         fix = fixes.get(failure.kind, "try again later, or raise max_retries=; check model= and base_url=.")
         tries = f"{attempts} attempt" + ("s" if attempts != 1 else "")
-        return f"the judge ({self.model} at {self.base_url}) failed on frame {step} after {tries}: {failure.detail}. Fix: {fix}"
+        where = f"the judge ({self.model} at {self.base_url}) failed on frame {step} after {tries}"
+        return f"{where}: {failure.detail}. Fix: {fix}"
 
 
 def _make_client(base_url: str | None, timeout: float) -> Any:
-    """An ``openai.OpenAI`` client that does not retry by itself (``chat_json`` retries); the key from the environment only."""
+    """An ``openai.OpenAI`` client that does not retry by itself (``chat_json`` retries); the key from the environment
+    only."""
     try:
         import openai
     except ImportError:

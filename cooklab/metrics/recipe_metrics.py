@@ -107,7 +107,8 @@ def ingredient_accuracy(
     template: str = "a photo of {}",
     neutral: str = "a photo",
 ) -> MetricResult:
-    """Per (step, listed ingredient): 1 if the frame is closer to ``template.format(k)`` than to ``neutral``, else 0; averaged."""
+    """Per (step, listed ingredient): 1 if the frame is closer to ``template.format(k)`` than to ``neutral``, else 0;
+    averaged."""
     clip = clip_backbone(clip)
     images, ingredients = list(images), [list(names) for names in ingredients]
     if len(images) != len(ingredients):

@@ -68,16 +68,17 @@ def toy_sd(path=None, device=None, dtype=None) -> StableDiffusionPipeline:
 
 
 def toy_flux(path=None, device=None, dtype=None) -> FluxPipeline:
-    """The trained Flux-style Toy Kitchen pipeline (64x64 per image). Call it with ``max_sequence_length=T5_MAX_LENGTH``
-    (``CookAnything`` takes it from the T5 tokenizer by default) and ``true_cfg_scale`` > 1 with a ``negative_prompt``
-    (it has no guidance embedding)."""
+    """The trained Flux-style Toy Kitchen pipeline (64x64 per image). Call it with
+    ``max_sequence_length=T5_MAX_LENGTH`` (``CookAnything`` takes it from the T5 tokenizer by default) and
+    ``true_cfg_scale`` > 1 with a ``negative_prompt`` (it has no guidance embedding)."""
     pipe = _load_pipeline(FluxPipeline, "flux", path, device, dtype)
     pipe.default_sample_size = IMAGE_SIZE // 4
     return pipe
 
 
 def toy_autoencoder(path=None, device=None) -> AutoencoderKL:
-    """The Toy Kitchen autoencoder the next model sets are trained on (``data/toykitchen/autoencoder``), float32, offline.
+    """The Toy Kitchen autoencoder the next model sets are trained on (``data/toykitchen/autoencoder``), float32,
+    offline.
 
     Its config carries the latent statistics (``shift_factor`` = mean, ``scaling_factor`` = 1 / std); its model card
     is ``data/toykitchen/autoencoder/README.md``. ``evaluate.autoencoder_ceiling`` measures what it keeps of the food.
@@ -93,9 +94,9 @@ def toy_autoencoder(path=None, device=None) -> AutoencoderKL:
 
 
 def toy_clip(path=None, device=None):
-    """The trained Toy Kitchen CLIP (``data/toykitchen/clip``) as a ``cooklab.backbones.ClipBackbone``: pass it as ``clip=``
-    to any CLIP metric. A ``CLIPModel`` trained on the toy world's renders and captions (``cooklab.toykitchen.clip``), loaded
-    offline in float32."""
+    """The trained Toy Kitchen CLIP (``data/toykitchen/clip``) as a ``cooklab.backbones.ClipBackbone``: pass it as
+    ``clip=`` to any CLIP metric. A ``CLIPModel`` trained on the toy world's renders and captions
+    (``cooklab.toykitchen.clip``), loaded offline in float32."""
     folder = Path(path) if path is not None else TOY_DIR / "clip"
     if not (folder / "config.json").is_file():
         raise CheckpointError(

@@ -87,7 +87,8 @@ def image_processor():
 
 
 def pixels(images: torch.Tensor) -> torch.Tensor:
-    """uint8 ``[B, 64, 64, 3]`` -> CLIP-normalised float ``[B, 3, 64, 64]`` (what ``backbones.preprocess.prepare`` gives at 64 x 64)."""
+    """uint8 ``[B, 64, 64, 3]`` -> CLIP-normalised float ``[B, 3, 64, 64]`` (what ``backbones.preprocess.prepare``
+    gives at 64 x 64)."""
     x = images.permute(0, 3, 1, 2).float() / 255  # [B, 3, 64, 64] in [0, 1]
     mean, std = torch.tensor(CLIP_MEAN).view(1, 3, 1, 1), torch.tensor(CLIP_STD).view(1, 3, 1, 1)
     return (x - mean.to(x.device)) / std.to(x.device)
@@ -106,7 +107,8 @@ def trim(input_ids: torch.Tensor, eos_token_id: int) -> torch.Tensor:
 def contrastive_loss(
     model, pixel_values: torch.Tensor, input_ids: torch.Tensor, negative_ids: torch.Tensor | None = None
 ) -> torch.Tensor:
-    """CLIP's symmetric InfoNCE over a batch of B (picture, caption) pairs, optionally with one hard-negative caption each.
+    """CLIP's symmetric InfoNCE over a batch of B (picture, caption) pairs, optionally with one hard-negative caption
+    each.
 
     With L2-normalised projected features ``f_i = f(x_i)``, ``g_j = g(t_j)`` and the learned
     temperature ``tau = exp(-logit_scale)`` (``logit_scale`` starts at log(1/0.07), capped at
@@ -125,7 +127,8 @@ def contrastive_loss(
 
     (the caption -> picture term is unchanged). A batch then cannot be solved from colour and
     container alone: the right caption and its negative differ only in the ingredient (or colour).
-    pixel_values: ``[B, 3, 64, 64]`` (``pixels``); input_ids, negative_ids: ``[B, L]`` (start, words, end, padding; ``trim``).
+    pixel_values: ``[B, 3, 64, 64]`` (``pixels``); input_ids, negative_ids: ``[B, L]`` (start, words, end, padding;
+    ``trim``).
     """
     f = F.normalize(model.get_image_features(pixel_values=pixel_values).pooler_output, dim=-1)  # [B, D]
     texts = (
@@ -296,7 +299,8 @@ def ranks(values) -> np.ndarray:
 
 
 def roc_auc(scores, labels) -> float:
-    """Area under the ROC curve of ``scores`` separating ``labels`` 1 from 0: P(score of a 1 > score of a 0), ties counting 1/2.
+    """Area under the ROC curve of ``scores`` separating ``labels`` 1 from 0: P(score of a 1 > score of a 0), ties
+    counting 1/2.
 
     Mann-Whitney: ``AUC = (R_1 - n_1 (n_1 + 1) / 2) / (n_1 n_0)`` with ``R_1`` the rank sum of the 1s.
     0.5 is chance, 1 a perfect separation.

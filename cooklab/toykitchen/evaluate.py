@@ -260,7 +260,8 @@ def run_all(
         torch.set_num_threads(threads)
     out = TOY_DIR / "logs" / "heldout_eval.json" if out is None else out
     result: dict[str, Any] = {
-        "what": "held-out (colour, container, ingredient) captions, one picture each, read by cooklab.toykitchen.oracle",
+        "what": "held-out (colour, container, ingredient) captions, one picture each, "
+        "read by cooklab.toykitchen.oracle",
         "n": n,
         "seed": seed,
         "steps": num_inference_steps,

@@ -112,7 +112,8 @@ SAM_DECODER = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, m
 
 @dataclass
 class GroundingTrainConfig:
-    """One training run of the two models (``PRESETS`` holds the run that made the shipped weights and a smoke test)."""
+    """One training run of the two models (``PRESETS`` holds the run that made the shipped weights and a smoke
+    test)."""
 
     seed: int = 0
     images: int = 6000  # rendered training scenes
@@ -149,7 +150,8 @@ PRESETS = {
 
 
 def build_detector(seed: int = 0):
-    """(GroundingDinoForObjectDetection, GroundingDinoProcessor) untrained, with a BERT tokenizer over the toy words."""
+    """(GroundingDinoForObjectDetection, GroundingDinoProcessor) untrained, with a BERT tokenizer over the toy
+    words."""
     return detector_from_configs(WORDS, SWIN, BERT, DINO, IMAGE_SIZE, seed=seed)
 
 
@@ -205,7 +207,8 @@ def training_data(cfg: GroundingTrainConfig) -> GroundingData:
 
 
 def augment(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
-    """[B, 3, H, W] in [0, 1] -> the same, blurred (3 x 3 box, random strength), colour-shifted (+-0.05) and noised (sigma <= 0.04)."""
+    """[B, 3, H, W] in [0, 1] -> the same, blurred (3 x 3 box, random strength), colour-shifted (+-0.05) and noised
+    (sigma <= 0.04)."""
     b = x.shape[0]
     blurred = F.avg_pool2d(F.pad(x, (1, 1, 1, 1), mode="replicate"), 3, stride=1)
     t = torch.rand(b, 1, 1, 1, generator=gen)
@@ -569,7 +572,8 @@ def evaluate_grounding(provider, n: int = 200, seed: int = 1, frames=None) -> di
 
 
 def generated_frames(n: int = 40, seed: int = 1, steps: int = 20) -> list[tuple[np.ndarray, str]]:
-    """``n`` frames of the shipped toy SD model ([64, 64, 3] uint8) for the held-out captions, with their container kinds.
+    """``n`` frames of the shipped toy SD model ([64, 64, 3] uint8) for the held-out captions, with their container
+    kinds.
 
     DDIM, ``steps`` steps, CFG 3; batch ``k`` of 10 captions uses ``torch.Generator().manual_seed(seed + 10 k)``.
     """

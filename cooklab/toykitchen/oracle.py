@@ -96,7 +96,8 @@ _COOKED_IDX = {n: PALETTE_KEYS.index(f"ingredient:{n}:cooked") for n in INGREDIE
 
 
 def classify(image) -> np.ndarray:
-    """[H, W] int: the index into ``PALETTE_KEYS`` of each pixel's nearest palette colour, -1 if farther than ``MAX_DISTANCE``."""
+    """[H, W] int: the index into ``PALETTE_KEYS`` of each pixel's nearest palette colour, -1 if farther than
+    ``MAX_DISTANCE``."""
     rgb = rgb_255(image)  # [H, W, 3]
     x = rgb.reshape(-1, 3).astype(np.float64)  # [HW, 3]
     p = _PALETTE_RGB.astype(np.float64)  # [K, 3]
@@ -196,7 +197,8 @@ class Reading:
 
     @cached_property
     def food_labels(self) -> np.ndarray:
-        """[H, W] int: the labels inside ``food_region``, -1 elsewhere, blends of two neighbouring colours set to -1."""
+        """[H, W] int: the labels inside ``food_region``, -1 elsewhere, blends of two neighbouring colours set to
+        -1."""
         labels = unblend(self.rgb, self.labels)
         return np.where(food_region(self), labels, -1)
 
@@ -219,7 +221,8 @@ def container_fractions(image) -> dict[str, float]:
 
 
 def container_colour(image) -> tuple[str | None, float]:
-    """The container colour whose shades cover the most pixels and that fraction; None below ``MIN_CONTAINER_FRACTION``."""
+    """The container colour whose shades cover the most pixels and that fraction; None below
+    ``MIN_CONTAINER_FRACTION``."""
     return read(image).colour
 
 
@@ -303,7 +306,8 @@ RIM_MARGIN = 2
 
 
 def food_region(image) -> np.ndarray:
-    """Boolean [H, W]: where food is looked for -- the detected container eroded by ``RIM_MARGIN`` (scaled), else everywhere."""
+    """Boolean [H, W]: where food is looked for -- the detected container eroded by ``RIM_MARGIN`` (scaled), else
+    everywhere."""
     reading = read(image)
     if not reading.mask.any():
         return np.ones(reading.shape, dtype=bool)
@@ -316,7 +320,8 @@ _INGREDIENT_ID = np.array(
 
 
 def unblend(rgb: np.ndarray, labels: np.ndarray, radius: int = 2) -> np.ndarray:
-    """``labels`` with every ingredient pixel that is better explained as a blend of two other colours next to it set to -1.
+    """``labels`` with every ingredient pixel that is better explained as a blend of two other colours next to it set
+    to -1.
 
     A blurred edge between two colours A and B holds pixels on the segment A-B in RGB, and some palette
     colours lie near such segments of others: meat (200, 80, 100) sits between tomato red and pink, so
@@ -360,7 +365,8 @@ def unblend(rgb: np.ndarray, labels: np.ndarray, radius: int = 2) -> np.ndarray:
 
 
 def ingredient_pixels(image) -> dict[str, int]:
-    """Pixels per ingredient in the ``food_region``, raw and cooked shades together, blends left out: ``{"carrot": 57, ...}``."""
+    """Pixels per ingredient in the ``food_region``, raw and cooked shades together, blends left out: ``{"carrot": 57,
+    ...}``."""
     lab = read(image).food_labels  # [H, W]
     counts = np.bincount(lab.ravel() + 1, minlength=len(PALETTE_KEYS) + 1)[1:]  # [K]
     return {n: int(counts[_RAW_IDX[n]] + counts[_COOKED_IDX[n]]) for n in INGREDIENTS}
@@ -542,7 +548,8 @@ CONSISTENCY_IOU = 0.5
 
 
 def container_consistency(images) -> list[bool]:
-    """For frames 2..N: the same container colour as frame 1 and a container mask with IoU >= ``CONSISTENCY_IOU`` with it.
+    """For frames 2..N: the same container colour as frame 1 and a container mask with IoU >= ``CONSISTENCY_IOU`` with
+    it.
 
     All False when frame 1 shows no container colour. Returns ``len(images) - 1`` booleans.
     """

@@ -177,7 +177,8 @@ def machine(device: torch.device) -> str:
     """The machine a training log records: the GPU's name, or the CPU and its torch threads."""
     if device.type == "cuda":
         return f"{torch.cuda.get_device_name(device)}, torch {torch.__version__}"
-    return f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads), torch {torch.__version__}"
+    cpu = f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
+    return f"{cpu}, torch {torch.__version__}"
 
 
 def _write_log(out: Path, stage: str, cfg: TrainConfig, loop: _Loop, steps: int, device, extra=None) -> None:
@@ -323,7 +324,8 @@ def _load_autoencoder(out: Path, device):
 
 
 def _caption_pairs(data, idx, rng: np.random.Generator) -> tuple[list[str], list[str]]:
-    """A fresh caption per picture and its hard negative (``clip.caption_pair``); half written as a sentence, both alike."""
+    """A fresh caption per picture and its hard negative (``clip.caption_pair``); half written as a sentence, both
+    alike."""
     from .clip import caption_pair
 
     positives, negatives = [], []
