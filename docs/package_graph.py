@@ -193,6 +193,7 @@ def with_table(text: str, table: str) -> str:
 
 
 def main(argv=None) -> int:
+    """Write the picture and the table (``--check``: only say whether they are up to date)."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--check", action="store_true", help="exit 1 when the picture or the table is out of date")
     args = parser.parse_args(argv)

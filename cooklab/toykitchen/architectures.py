@@ -128,14 +128,17 @@ FLUX_SCHEDULER = dict(
 
 
 def clip_tokenizer():
+    """The world's CLIP tokenizer: one token per word of ``WORDS``, ``CLIP_MAX_LENGTH`` positions."""
     return tiny_clip_tokenizer(WORDS, CLIP_MAX_LENGTH)
 
 
 def t5_tokenizer():
+    """The world's T5 tokenizer: each word of ``WORDS`` and its capitalised form one token, ``T5_MAX_LENGTH``."""
     return tiny_t5_tokenizer(WORDS + tuple(w.capitalize() for w in WORDS), T5_MAX_LENGTH)  # T5 is case sensitive
 
 
 def clip_text_model(tokenizer) -> CLIPTextModel:
+    """An untrained ``CLIPTextModel`` of the sets' size (``CLIP_TEXT``) for ``tokenizer``'s vocabulary and tokens."""
     return CLIPTextModel(
         CLIPTextConfig(
             **CLIP_TEXT,
@@ -148,6 +151,7 @@ def clip_text_model(tokenizer) -> CLIPTextModel:
 
 
 def build_vae(latent_channels: int = VAE["latent_channels"]) -> AutoencoderKL:
+    """An untrained autoencoder (``VAE``) with ``latent_channels`` latent channels."""
     return AutoencoderKL(**{**VAE, "latent_channels": latent_channels})
 
 

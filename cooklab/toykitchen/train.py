@@ -419,6 +419,7 @@ def _continue_from(pipe, folder: Path, parts: tuple[str, ...]) -> dict[str, list
 
 
 def train_sd(cfg: TrainConfig, out: Path, device: torch.device, data) -> None:
+    """The ``sd`` stage: the SD-style set around the trained autoencoder, into ``<out>/sd``."""
     from diffusers import DDPMScheduler
 
     torch.manual_seed(cfg.seed + 1)
@@ -463,6 +464,7 @@ def train_sd(cfg: TrainConfig, out: Path, device: torch.device, data) -> None:
 
 
 def train_flux(cfg: TrainConfig, out: Path, device: torch.device, data) -> None:
+    """The ``flux`` stage: the Flux-style set around the trained autoencoder, into ``<out>/flux``."""
     from diffusers import FluxPipeline
     from diffusers.pipelines.flux.pipeline_flux import calculate_shift
 
