@@ -7,7 +7,8 @@ Options: more latent channels (``widen_latent``: 4 -> 8 -> 16, Flux's own autoen
 that weights food pixels (``food_weighted_mse``), each alone and together; "shipped" is the autoencoder
 as it is, "4 ch, MSE" the same number of steps of the original loss (what more training alone does).
 
-    python benchmarks/autoencoder_options.py [--steps 300] [--batch 16] [--images 10000] [--out outputs/autoencoder_options]
+    python benchmarks/autoencoder_options.py [--steps 300] [--batch 16] [--images 10000] \
+        [--out outputs/autoencoder_options]
 
 Writes ``benchmarks/results/autoencoder_options.json`` after every option (options already there are
 skipped: the run resumes). CPU or GPU; the figures in ``docs/toykitchen.md`` name the machine.
@@ -24,7 +25,7 @@ from pathlib import Path
 import torch
 
 from cooklab.fileio import atomic_write
-from cooklab.toykitchen import models as toy
+from cooklab.models import toy
 from cooklab.toykitchen.dataset import render_dataset
 from cooklab.toykitchen.evaluate import autoencoder_ceiling
 from cooklab.toykitchen.train import PRESETS, _machine, train_autoencoder

@@ -519,15 +519,16 @@ def build_parser() -> argparse.ArgumentParser:
     train = tk.add_parser(
         "train",
         help="train the Toy Kitchen model sets from scratch (minutes on one GPU; --preset cpu: reduced, slow)",
-        description="Render the Toy Kitchen training set and train the autoencoder, the SD-style set, the Flux-style set and the "
-        "Toy Kitchen CLIP (the metrics' backbone). "
-        "--preset gpu made the weights in data/toykitchen; --preset cpu is a reduced run for a machine without a GPU.",
+        description="Render the Toy Kitchen training set and train the autoencoder, the SD-style set, the Flux-style "
+        "set and the Toy Kitchen CLIP (the metrics' backbone); the stages detector and segmenter train the toy "
+        "GroundingDINO and SAM (cooklab.toykitchen.grounding_training). --preset gpu made the weights in "
+        "data/toykitchen; --preset cpu is a reduced run for a machine without a GPU.",
     )
     train.add_argument(
         "--out",
         type=Path,
         default=Path("outputs/toykitchen"),
-        help="folder for sd/, flux/, clip/ and the logs "
+        help="folder for sd/, flux/, clip/, grounding/ and the logs "
         "(default: outputs/toykitchen; data/toykitchen replaces the shipped weights)",
     )
     train.add_argument(
@@ -537,7 +538,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="sizes and steps (default: gpu on CUDA, else cpu)",
     )
     train.add_argument(
-        "--stages", default="autoencoder,sd,flux,clip", help="comma-separated stages (default: all four, in order)"
+        "--stages",
+        default="autoencoder,sd,flux,clip",
+        help="comma-separated stages: autoencoder, sd, flux, clip, detector, segmenter "
+        "(default: the first four, in order)",
     )
     train.add_argument("--device", default=None, help="torch device (default: cuda if available)")
     for name, kind in (
@@ -566,6 +570,22 @@ def build_parser() -> argparse.ArgumentParser:
         train.add_argument(
             f"--{name}", type=kind, default=None, help=f"override the preset's {name.replace('-', '_')}"
         )
+    for name, kind, help in (
+        ("grounding-steps", int, "planned steps of the detector and segmenter stages"),
+        ("grounding-lr", float, "peak learning rate of the detector and segmenter stages"),
+        ("grounding-negative-share", float, "share of detector captions naming what is not there"),
+        ("grounding-init-from", str, "continue from <folder>/detector and <folder>/segmenter"),
+    ):
+        train.add_argument(f"--{name}", type=kind, default=None, help=f"{help} (default: the preset's)")
+    evaluate = tk.add_parser(
+        "evaluate-grounding",
+        help="box / mask IoU of the shipped toy GroundingDINO + SAM and of the random tiny pair",
+        description="Measure the shipped toy detector + segmenter and the random tiny pair on rendered scenes and "
+        "frames of the toy SD model; writes data/toykitchen/logs/grounding_eval.json.",
+    )
+    evaluate.add_argument("--n", type=int, default=200, help="rendered scenes")
+    evaluate.add_argument("--seed", type=int, default=1)
+    evaluate.add_argument("--generated", type=int, default=40, help="frames of the toy SD model (0: none)")
     return parser
 
 
@@ -1181,17 +1201,37 @@ def _train_lora(args: argparse.Namespace, command: str) -> int:
 
 
 def _toykitchen(args: argparse.Namespace, command: str) -> int:
-    """``cooklab toykitchen train``."""
+    """``cooklab toykitchen train`` and ``cooklab toykitchen evaluate-grounding``."""
+    import json
+
     import torch
 
-    from cooklab.toykitchen.train import STAGES, train
+    from cooklab.toykitchen import grounding_training
+    from cooklab.toykitchen.train import STAGES
 
+    if args.tk_command == "evaluate-grounding":
+        result = grounding_training.evaluate_all(n=args.n, seed=args.seed, generated=args.generated)
+        print(json.dumps(result, indent=1))
+        return 0
     stages = [s.strip() for s in args.stages.split(",") if s.strip()]
-    unknown = [s for s in stages if s not in STAGES]
+    known = (*STAGES, *grounding_training.STAGES)
+    unknown = [s for s in stages if s not in known]
     if unknown:
-        raise ConfigError(f"--stages {args.stages}: unknown stage(s) {unknown}; choose from {', '.join(STAGES)}.")
+        raise ConfigError(f"--stages {args.stages}: unknown stage(s) {unknown}; choose from {', '.join(known)}.")
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     preset = args.preset or ("gpu" if device.startswith("cuda") else "cpu")
+    if any(s in STAGES for s in stages):
+        _train_toy_sets(args, [s for s in stages if s in STAGES], preset, device)
+    grounding = [s for s in stages if s in grounding_training.STAGES]
+    if grounding:
+        _train_toy_grounding(args, grounding, preset)
+    return 0
+
+
+def _train_toy_sets(args: argparse.Namespace, stages: list[str], preset: str, device: str) -> None:
+    """The autoencoder, sd, flux and clip stages of ``cooklab toykitchen train`` (``toykitchen.train.train``)."""
+    from cooklab.toykitchen.train import train
+
     cfg = train(
         args.out,
         preset,
@@ -1220,7 +1260,28 @@ def _toykitchen(args: argparse.Namespace, command: str) -> int:
         init_from=args.init_from,
     )
     print(f"trained {', '.join(stages)} ({preset} preset, seed {cfg.seed}) into {args.out}")
-    return 0
+
+
+def _train_toy_grounding(args: argparse.Namespace, stages: list[str], preset: str) -> None:
+    """The detector and segmenter stages of ``cooklab toykitchen train`` (``toykitchen.grounding_training``)."""
+    import dataclasses
+
+    from cooklab.toykitchen.grounding_training import PRESETS, train_stage, training_data
+
+    overrides = {
+        "max_minutes": args.max_minutes,
+        "init_from": args.grounding_init_from,
+        "negative_share": args.grounding_negative_share,
+        "detector_steps": args.grounding_steps,
+        "segmenter_steps": args.grounding_steps,
+        "detector_lr": args.grounding_lr,
+        "segmenter_lr": args.grounding_lr,
+    }
+    cfg = dataclasses.replace(PRESETS[preset], **{k: v for k, v in overrides.items() if v is not None})
+    data = training_data(cfg)
+    for stage in stages:
+        log = train_stage(stage, cfg, args.out, data)
+        print(f"{stage}: {log['steps_done']} steps in {log['seconds']} s", flush=True)
 
 
 # ---- entry point ---------------------------------------------------------------------

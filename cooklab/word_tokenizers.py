@@ -11,11 +11,11 @@ Two model families use them:
 
 * ``cooklab.models.tiny_sd`` / ``tiny_flux`` (random weights) with ``COOKING_WORDS``, a few
   hundred cooking words, and the lengths ``TINY_CLIP_MAX_LENGTH`` / ``TINY_T5_MAX_LENGTH``;
-* ``cooklab.toykitchen.models`` (the trained Toy Kitchen models) with the Toy Kitchen's
-  vocabulary (``cooklab.toykitchen.captions.WORDS``) and its own lengths.
+* the Toy Kitchen models (``cooklab.toykitchen.architectures``, trained and loaded with
+  ``cooklab.models.toy_sd`` / ``toy_flux``) with the Toy Kitchen's vocabulary
+  (``cooklab.toykitchen.captions.WORDS``) and its own lengths.
 
-This module imports nothing else from cooklab, so both model modules can import it without
-importing each other.
+This module imports nothing else from cooklab, so any model module can import it.
 """
 
 from __future__ import annotations

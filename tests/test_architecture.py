@@ -1,17 +1,25 @@
-"""The import structure of cooklab (docs/architecture.md, "Layers"): no circle, leaves stay leaves, no layer imports a higher one.
+"""The import structure of cooklab (docs/architecture.md, "Layers"): packages and modules in layers, no circle.
 
-Read from the source with ``ast``: every ``import`` at the top of a module or inside a function
-counts (a lazy import is still a dependency); imports under ``if TYPE_CHECKING:`` do not (they
-are annotations only and never run).
+Read from the source with ``ast`` by ``docs/package_graph.py`` (the script that draws the package
+graph): every ``import`` at the top of a module or inside a function counts (a lazy import is
+still a dependency); imports under ``if TYPE_CHECKING:`` do not (they are annotations only and
+never run). Packages are checked against its ``PACKAGE_LAYERS``, modules against ``LAYERS`` here.
 """
 
 import ast
 import graphlib
+import importlib.util
 from pathlib import Path
 
 import cooklab
 
 ROOT = Path(cooklab.__file__).parent
+_spec = importlib.util.spec_from_file_location("package_graph", ROOT.parent / "docs" / "package_graph.py")
+package_graph = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(package_graph)
+PACKAGE_LAYERS = package_graph.PACKAGE_LAYERS
+#: the packages that hold the pipelines (they reach the Toy Kitchen only through public registries)
+PIPELINE_PACKAGES = ("pipeline_base", "recipe_diffusion", "cookanything")
 
 # Lowest first; a module may import its own layer and the layers below (package __init__ files
 # are facades that re-export, and are not checked).
@@ -25,6 +33,7 @@ LAYERS = [
             "cooklab.word_tokenizers",
             "cooklab.hub",
             "cooklab.versions",
+            "cooklab.images",
             "cooklab.grounding.base",
         ],
     ),  # grounding.base: the MaskProvider protocol and boxes, no model
@@ -41,14 +50,13 @@ LAYERS = [
     (
         "models and planners",
         [
+            "cooklab.backbones",
             "cooklab.models",
-            "cooklab.toykitchen.models",
+            "cooklab.toykitchen.architectures",
             "cooklab.grounding",
             "cooklab.agent",
-            "cooklab.metrics.base",
-            "cooklab.metrics.clip_score",
         ],
-    ),  # the CLIP backbone that toy_clip() returns
+    ),  # backbones: the CLIP that toy_clip() returns
     (
         "mechanisms",
         [
@@ -97,7 +105,7 @@ LAYERS = [
             "cooklab.toykitchen.clip",
             "cooklab.toykitchen.generated",
             "cooklab.toykitchen.evaluate",
-            "cooklab.toykitchen.detection",
+            "cooklab.toykitchen.grounding_training",
             "cooklab.report",
             "cooklab.runs",
             "cooklab.gallery",
@@ -109,41 +117,13 @@ LAYERS = [
 ]
 
 
-def _type_checking_only(node: ast.AST) -> bool:
-    return isinstance(node, ast.If) and isinstance(node.test, ast.Name) and node.test.id == "TYPE_CHECKING"
-
-
 def _module_paths() -> dict[str, Path]:
-    return {
-        ".".join(("cooklab", *p.relative_to(ROOT).with_suffix("").parts)).removesuffix(".__init__"): p
-        for p in ROOT.rglob("*.py")
-    }
+    return package_graph.module_paths(ROOT)
 
 
 def cooklab_imports() -> dict[str, set[str]]:
     """Every cooklab module -> the cooklab modules it imports (at the top or inside functions)."""
-    paths = _module_paths()
-    graph = {}
-    for name, path in paths.items():
-        package = name.split(".") if path.name == "__init__.py" else name.split(".")[:-1]
-        imported = set()
-        nodes = [ast.parse(path.read_text())]
-        while nodes:
-            node = nodes.pop()
-            if _type_checking_only(node):
-                nodes.extend(node.orelse)
-                continue
-            if isinstance(node, ast.Import):
-                imported.update(alias.name for alias in node.names)
-            elif isinstance(node, ast.ImportFrom):
-                base = package[: len(package) + 1 - node.level] if node.level else []
-                module = ".".join([*base, *([node.module] if node.module else [])])
-                imported.update([module, *(f"{module}.{alias.name}" for alias in node.names)])
-            nodes.extend(ast.iter_child_nodes(node))
-        # importing a.b.c also runs a.b's __init__ (not counting the packages this module sits in)
-        imported |= {target.rsplit(".", n)[0] for target in set(imported) for n in range(1, target.count(".") + 1)}
-        graph[name] = {target for target in imported if target in paths and not f"{name}.".startswith(f"{target}.")}
-    return graph
+    return package_graph.cooklab_imports(ROOT)
 
 
 def layer_of(module: str) -> int | None:
@@ -162,7 +142,7 @@ def test_tokenizers_and_hub_helpers_are_leaves():
     graph = cooklab_imports()
     assert graph["cooklab.word_tokenizers"] == set()
     assert graph["cooklab.hub"] == {"cooklab.errors"}
-    assert "cooklab.models" not in graph["cooklab.toykitchen.models"]
+    assert not [target for target in graph["cooklab.models.toy"] if target.startswith("cooklab.toykitchen")]
 
 
 def test_every_module_has_a_layer():
@@ -185,3 +165,55 @@ def test_no_layer_imports_a_higher_layer():
                     f"{module} ({LAYERS[layer_of(module)][0]}) imports {target} ({LAYERS[layer_of(target)][0]})"
                 )
     assert upward == []
+
+
+def test_packages_import_each_other_without_cycles():
+    packages = package_graph.package_imports(cooklab_imports())
+    graphlib.TopologicalSorter({p: set(targets) for p, targets in packages.items()}).prepare()  # CycleError names it
+
+
+def test_every_package_has_a_layer():
+    packages = {package_graph.package_of(name) for name in _module_paths()} - {None}
+    assert sorted(p for p in packages if package_graph.layer_of(p) is None) == []
+    listed = [p for _, members in PACKAGE_LAYERS for p in members]
+    assert sorted(set(listed) - packages) == [] and len(listed) == len(set(listed))
+
+
+def test_no_package_imports_a_higher_layer():
+    upward = [
+        f"{source} ({PACKAGE_LAYERS[package_graph.layer_of(source)][0]}) imports {target}: {edges}"
+        for source, targets in package_graph.package_imports(cooklab_imports()).items()
+        for target, edges in targets.items()
+        if package_graph.layer_of(target) > package_graph.layer_of(source)
+    ]
+    assert upward == []
+
+
+def test_no_pipeline_module_imports_the_toy_kitchen():
+    reach_ins = [
+        f"{module} -> {target}"
+        for module, targets in cooklab_imports().items()
+        if package_graph.package_of(module) in PIPELINE_PACKAGES
+        for target in targets
+        if package_graph.package_of(target) == "toykitchen"
+    ]
+    assert reach_ins == []
+
+
+def test_every_package_index_names_all_its_modules():
+    missing = []
+    for init in sorted(ROOT.glob("*/__init__.py")):
+        index = ast.get_docstring(ast.parse(init.read_text())) or ""
+        for module in sorted(init.parent.glob("*.py")):
+            name = module.stem
+            if name != "__init__" and f"``{name}``" not in index and f"``{name}.py``" not in index:
+                missing.append(f"{init.parent.name}/{module.name}")
+    assert missing == []
+
+
+def test_the_package_graph_picture_and_table_are_up_to_date():
+    packages = package_graph.package_imports(cooklab_imports())
+    assert package_graph.PICTURE.read_bytes() == package_graph.picture(packages), "run python docs/package_graph.py"
+    table = package_graph.layer_table(packages)
+    text = package_graph.ARCHITECTURE.read_text()
+    assert package_graph.with_table(text, table) == text, "run python docs/package_graph.py"

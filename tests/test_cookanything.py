@@ -284,7 +284,7 @@ def test_guidance_embedding_and_a_dynamic_shift_from_the_canvas_length_as_flux_d
     from diffusers import FlowMatchEulerDiscreteScheduler, FluxTransformer2DModel
     from diffusers.pipelines.flux.pipeline_flux import calculate_shift
 
-    from cooklab.models import _TINY_FLUX_TRANSFORMER
+    from cooklab.models.tiny import _TINY_FLUX_TRANSFORMER
 
     pipe = cooklab.models.tiny_flux(seed=0)
     torch.manual_seed(1)

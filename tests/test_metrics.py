@@ -16,6 +16,7 @@ import pytest
 import torch
 
 from cooklab.errors import CheckpointError, ConfigError
+from cooklab.images import rgb_tensor as image_tensor
 from cooklab.metrics import (
     MetricResult,
     clip_backbone,
@@ -36,7 +37,6 @@ from cooklab.metrics import (
     tiny_random_clip,
     tiny_random_dino,
 )
-from cooklab.metrics.base import image_tensor
 from cooklab.toykitchen import oracle, random_toy_recipe, render
 
 TEXTS = ["place the tomato in the bowl", "chop the onion", "stir the pot"]
@@ -332,6 +332,7 @@ def test_preprocess_reads_the_model_processors_and_built_models_need_their_token
 def test_importing_metrics_loads_neither_diffusers_nor_matplotlib():
     code = (
         "import sys, cooklab; cooklab.metrics; "
-        "assert 'diffusers' not in sys.modules and 'matplotlib' not in sys.modules, 'cooklab.metrics imported too much'"
+        "assert 'diffusers' not in sys.modules and 'matplotlib' not in sys.modules, "
+        "'cooklab.metrics imported too much'"
     )
     subprocess.run([sys.executable, "-c", code], check=True, env=os.environ.copy())

@@ -8,7 +8,7 @@ import cooklab
 from cooklab import ConfigError
 from cooklab.cookanything.pipeline import FLUX_MAX_SEQUENCE_LENGTH, default_max_sequence_length
 from cooklab.models import TINY_T5_MAX_LENGTH
-from cooklab.toykitchen import models as toy_models
+from cooklab.models import toy as toy_models
 from cooklab.word_tokenizers import tiny_t5_tokenizer
 
 STEPS = ["Dice two carrots on a wooden board", "Fry the carrots in a black pan", "Serve the carrots on a white plate"]

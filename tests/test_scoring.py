@@ -1,4 +1,5 @@
-"""``cooklab score RUN_FOLDER`` (cooklab.scoring) and batched backbone features (fast: one tiny run, tiny random backbones, offline)."""
+"""``cooklab score RUN_FOLDER`` (cooklab.scoring) and batched backbone features (fast: one tiny run, tiny random
+backbones, offline)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import torch
 from openai_stub import FakeOpenAI
 
 from cooklab import metrics
+from cooklab.backbones import DEFAULT_BATCH_SIZE
 from cooklab.cli import SCORE_DEFAULTS, main
 from cooklab.errors import ConfigError
 from cooklab.grounding import BoxMaskProvider
@@ -312,7 +314,7 @@ def test_cli_defaults_match_the_metrics():
     assert SCORE_DEFAULTS == {
         "clip": metrics.DEFAULT_CLIP,
         "dino": metrics.DEFAULT_DINO,
-        "batch_size": metrics.base.DEFAULT_BATCH_SIZE,
+        "batch_size": DEFAULT_BATCH_SIZE,
     }
 
 

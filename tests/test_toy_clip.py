@@ -7,6 +7,8 @@ from safetensors import safe_open
 
 import cooklab
 from cooklab.metrics import ClipBackbone, clip_backbone, step_faithfulness
+from cooklab.models import TOY_DIR
+from cooklab.toykitchen.architectures import clip_tokenizer
 from cooklab.toykitchen.clip import (
     build_clip,
     caption_pair,
@@ -19,7 +21,6 @@ from cooklab.toykitchen.clip import (
     trim,
 )
 from cooklab.toykitchen.dataset import render_dataset
-from cooklab.toykitchen.models import TOY_DIR, clip_tokenizer
 from cooklab.toykitchen.train import _caption_pairs, _captions, _Tokens
 from cooklab.toykitchen.world import random_scene, render
 
@@ -66,7 +67,8 @@ def test_toy_clip_agrees_with_the_oracle_where_a_random_clip_does_not(toy_clip):
 
 @pytest.mark.slow
 def test_toy_clip_agrees_with_the_oracle_on_generated_frames(toy_clip):
-    """Frames the toy models draw for held-out captions (which no training picture or frame shows), read by the oracle."""
+    """Frames the toy models draw for held-out captions (which no training picture or frame shows), read by the
+    oracle."""
     from cooklab.toykitchen.captions import PLURAL
     from cooklab.toykitchen.evaluate import generate, heldout_captions
     from cooklab.toykitchen.oracle import ingredient_present
@@ -90,7 +92,8 @@ def test_toy_clip_agrees_with_the_oracle_on_generated_frames(toy_clip):
 
     torch.manual_seed(0)
     trained, untrained = aucs(toy_clip), aucs(clip_backbone(build_clip().eval(), tokenizer=clip_tokenizer()))
-    # measured: trained 0.84 and 0.70, random 0.52 and 0.47 (benchmarks/metric_agreement.py: 170 frames, docs/metrics.md)
+    # measured: trained 0.84 and 0.70, random 0.52 and 0.47
+    # (benchmarks/metric_agreement.py: 170 frames, docs/metrics.md)
     assert trained[0] > untrained[0] + 0.15 and trained[1] > untrained[1] + 0.1, (trained, untrained)
 
 

@@ -15,9 +15,9 @@ import torch
 import cooklab
 from cooklab.grounding.grounded_sam import DEFAULT_DETECTOR, GroundedSAM, named_grounded_sam
 from cooklab.grounding.tiny import tiny_detector, tiny_segmenter
-from cooklab.toykitchen import detection
+from cooklab.models import TOY_DIR, model_set_of
+from cooklab.toykitchen import grounding_training as detection
 from cooklab.toykitchen.captions import WORDS
-from cooklab.toykitchen.models import TOY_DIR, is_toy_pipeline
 from cooklab.toykitchen.oracle import container_mask, iou
 from cooklab.toykitchen.recipes import random_toy_recipe
 from cooklab.toykitchen.world import Scene
@@ -43,7 +43,8 @@ def test_shipped_pair_loads_offline_from_its_folders(toy):
 
 
 def test_finds_the_container_in_held_out_renders(toy, random_pair):
-    """Box and mask IoU against the renderer's exact box and mask, on 12 held-out scenes; the random pair fails the bounds."""
+    """Box and mask IoU against the renderer's exact box and mask, on 12 held-out scenes; the random pair fails the
+    bounds."""
     trained = detection.evaluate_grounding(toy, n=12, seed=7)
     floor = detection.evaluate_grounding(random_pair, n=12, seed=7)
     for form in ("colour_and_kind", "kind"):
@@ -53,7 +54,7 @@ def test_finds_the_container_in_held_out_renders(toy, random_pair):
 
 
 def test_grounded_sam_names_the_toy_pair_for_toy_pipelines_only(tiny_sd):
-    assert is_toy_pipeline(cooklab.models.toy_sd()) and not is_toy_pipeline(tiny_sd)
+    assert model_set_of(cooklab.models.toy_sd()).name == "toy-sd" and model_set_of(tiny_sd) is None
     assert named_grounded_sam(toy=True).detector_id.endswith("detector")
     rd = cooklab.RecipeDiffusion.from_pipe(tiny_sd)  # a real checkpoint's path: the hub default, a clear error offline
     with pytest.raises(cooklab.CheckpointError, match=DEFAULT_DETECTOR):
@@ -61,7 +62,8 @@ def test_grounded_sam_names_the_toy_pair_for_toy_pipelines_only(tiny_sd):
 
 
 def test_scoring_and_evaluation_name_the_toy_pair_for_toy_runs():
-    """``--masks grounded-sam`` in ``cooklab score`` / ``cooklab evaluate``: the toy pair for the toy models' pictures."""
+    """``--masks grounded-sam`` in ``cooklab score`` / ``cooklab evaluate``: the toy pair for the toy models'
+    pictures."""
     from cooklab.evaluation.config import EvalConfig
     from cooklab.evaluation.run import _masks
     from cooklab.scoring import frame_masks

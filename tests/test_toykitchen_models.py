@@ -12,9 +12,9 @@ import torch
 from safetensors import safe_open
 
 import cooklab
+from cooklab.models.toy import T5_MAX_LENGTH, TOY_DIR
 from cooklab.toykitchen.captions import CONTAINER_WORDS, PLURAL
 from cooklab.toykitchen.dataset import HELD_OUT
-from cooklab.toykitchen.models import T5_MAX_LENGTH, TOY_DIR
 from cooklab.toykitchen.oracle import OracleMaskProvider, check_frame, container_colour, ingredient_present
 from cooklab.toykitchen.recipes import random_toy_recipe
 
@@ -52,7 +52,8 @@ def test_shipped_weights_are_float16_and_small():
 
 
 def test_autoencoder_keeps_the_food():
-    """The ceiling a denoiser works under: the oracle on the shipped autoencoder's reconstructions of the 200 held-out scenes.
+    """The ceiling a denoiser works under: the oracle on the shipped autoencoder's reconstructions of the 200 held-out
+    scenes.
 
     The autoencoder the model sets were first trained with (``data/toykitchen/sd/vae``) reads 171 of 200
     (rice 30/50, onion 32/40); ``data/toykitchen/autoencoder`` must keep >= 98 %.

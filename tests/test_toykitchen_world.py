@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from cooklab.errors import CheckpointError, ConfigError
-from cooklab.toykitchen import models as toy
+from cooklab.models import toy as shipped
+from cooklab.toykitchen import architectures as toy
 from cooklab.toykitchen.captions import WORDS, full_caption, random_caption
 from cooklab.toykitchen.dataset import HELD_OUT, render_dataset
 from cooklab.toykitchen.recipes import random_toy_recipe
@@ -138,7 +139,8 @@ def test_dataset_excludes_held_out_triples_and_does_not_depend_on_workers():
 
 
 def test_training_smoke_run_produces_loadable_pipelines(tmp_path):
-    """The training script end to end at toy scale: autoencoder, SD set, Flux set, CLIP, saved and loaded like the shipped ones."""
+    """The training script end to end at toy scale: autoencoder, SD set, Flux set, CLIP, saved and loaded like the
+    shipped ones."""
     import torch
 
     from cooklab.toykitchen.train import train
@@ -147,7 +149,7 @@ def test_training_smoke_run_produces_loadable_pipelines(tmp_path):
     for stage in ("autoencoder", "sd", "flux", "clip"):
         log = json.loads((tmp_path / f"{stage}_training.json").read_text())
         assert log["steps_done"] == 2 and len(log["losses"]) == 1 and np.isfinite(log["losses"][0][1])
-    sd, flux = toy.toy_sd(tmp_path / "sd"), toy.toy_flux(tmp_path / "flux")
+    sd, flux = shipped.toy_sd(tmp_path / "sd"), shipped.toy_flux(tmp_path / "flux")
     assert sd.unet.dtype == torch.float32  # shipped in float16, loaded in float32 for the CPU
     assert sd.vae.config.scaling_factor == flux.vae.config.scaling_factor
     image = sd("a blue bowl", num_inference_steps=2, generator=torch.Generator().manual_seed(0)).images[0]
@@ -155,11 +157,11 @@ def test_training_smoke_run_produces_loadable_pipelines(tmp_path):
     image = flux(
         "a blue bowl",
         num_inference_steps=2,
-        max_sequence_length=toy.T5_MAX_LENGTH,
+        max_sequence_length=shipped.T5_MAX_LENGTH,
         generator=torch.Generator().manual_seed(0),
     ).images[0]
     assert image.size == (64, 64)
-    clip = toy.toy_clip(tmp_path / "clip")
+    clip = shipped.toy_clip(tmp_path / "clip")
     assert clip.model.dtype == torch.float32 and clip.text_features(["a blue bowl"])[0].shape == (1, 64)
 
 
@@ -210,7 +212,8 @@ def test_widen_latent_decodes_exactly_like_the_original():
 
 
 def test_load_widened_denoisers_start_as_they_were():
-    """A U-Net and a Flux transformer continued on 8 latent channels: the old channels' prediction unchanged, the new ones 0."""
+    """A U-Net and a Flux transformer continued on 8 latent channels: the old channels' prediction unchanged, the new
+    ones 0."""
     import torch
     from diffusers import FluxPipeline
 
@@ -263,7 +266,7 @@ def test_autoencoder_stage_continues_a_given_autoencoder_with_more_channels(tmp_
 
     first = tmp_path / "first"
     train(first, "smoke", stages=("autoencoder",), device="cpu")
-    vae = toy.toy_autoencoder(first / "autoencoder")
+    vae = shipped.toy_autoencoder(first / "autoencoder")
     assert vae.config.latent_channels == 4 and vae.config.scaling_factor > 0 and vae.config.shift_factor is not None
     second = tmp_path / "second"
     train(
@@ -278,21 +281,21 @@ def test_autoencoder_stage_continues_a_given_autoencoder_with_more_channels(tmp_
     )
     log = json.loads((second / "autoencoder_training.json").read_text())
     assert log["config"]["vae_init"] == str(first / "autoencoder") and log["config"]["vae_batch"] == 2
-    assert toy.toy_autoencoder(second / "autoencoder").config.latent_channels == 8
+    assert shipped.toy_autoencoder(second / "autoencoder").config.latent_channels == 8
     train(first, "smoke", stages=("sd", "flux"), device="cpu")
     train(
         second, "smoke", stages=("sd", "flux"), device="cpu", init_from=str(first)
     )  # continued, widened to 8 channels
     for stage, part, name in (("sd", "unet", "conv_in.weight"), ("flux", "transformer", "x_embedder.weight")):
         assert name in json.loads((second / f"{stage}_training.json").read_text())["continued"][part]
-    assert toy.toy_sd(second / "sd").unet.config.in_channels == 8
+    assert shipped.toy_sd(second / "sd").unet.config.in_channels == 8
     with pytest.raises(CheckpointError, match="--stages autoencoder"):
-        toy.toy_autoencoder(tmp_path / "nothing")
+        shipped.toy_autoencoder(tmp_path / "nothing")
 
 
 def test_missing_weights_name_the_fix(tmp_path):
     with pytest.raises(CheckpointError, match="cooklab toykitchen train"):
-        toy.toy_sd(tmp_path / "nothing")
+        shipped.toy_sd(tmp_path / "nothing")
 
 
 def test_stop_after_ends_a_stage_early(tmp_path):

@@ -2,6 +2,10 @@
 
 One mechanism per module: ``regional.py`` (layout, mask, attention paths, processor),
 ``flexible_rope.py`` (per-region position ids), ``cscc.py`` (step spans and token fusion),
+``cross_region_kv.py`` (Recipe Diffusion's K/V sharing between the canvas's regions),
+``regional_unet.py`` (Step-wise Regional Control on an SD U-Net, for the baselines),
+``chunked.py`` (recipes longer than one canvas: chunks joined by anchor regions),
+``lora.py`` (LoRA adapters on the Flux transformer: the training-based mode),
 ``pipeline.py`` (the call that composes them).
 """
 

@@ -5,7 +5,8 @@
 * ``methods`` -- each paper's method, its ablations and the baselines behind one call (``METHODS``);
 * ``store`` -- one folder per unit, ``unit.json`` written last: a killed run resumes exactly;
 * ``run`` -- ``evaluate(config)``: split across ``accelerate launch`` processes, merged into ``results.jsonl``;
-* ``tables`` -- means with 95 % bootstrap intervals, paired differences, each paper's layout, sweep plots.
+* ``tables`` -- means with 95 % bootstrap intervals, paired differences, each paper's layout, sweep plots;
+* ``explorer`` -- the results in a notebook: one metric across rows, or one parameter's effect, with widgets.
 """
 
 from .config import EvalConfig, load_config

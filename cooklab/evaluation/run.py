@@ -44,7 +44,8 @@ class Row:
 
 
 def rows(config: EvalConfig) -> list[Row]:
-    """Every (method, grid point) of the config, labelled ``name`` or ``name k=v, ...`` (grid keys only); labels must be unique."""
+    """Every (method, grid point) of the config, labelled ``name`` or ``name k=v, ...`` (grid keys only); labels must
+    be unique."""
     out = []
     for spec in config.methods:
         for point in spec.points():
@@ -124,7 +125,8 @@ def _pipelines(config: EvalConfig, needed: set[str], device) -> dict:
 
 
 def _masks(config: EvalConfig, device=None, built: bool = False):
-    """The config's mask provider; ``built``: "grounded-sam" as a provider object (the pipelines build it themselves)."""
+    """The config's mask provider; ``built``: "grounded-sam" as a provider object (the pipelines build it
+    themselves)."""
     from ..runs import mask_provider
 
     provider = mask_provider(config.masks)
@@ -162,15 +164,15 @@ def _backbones(config: EvalConfig, device) -> dict:
     out = {}
     if any(m in CLIP_METRICS for m in config.metrics):
         if config.clip == "toy":
-            from ..toykitchen.models import toy_clip
+            from ..models import toy_clip
 
             out["clip"] = toy_clip(device=device)
         else:
-            from ..metrics.clip_score import clip_backbone
+            from ..backbones import clip_backbone
 
             out["clip"] = clip_backbone(config.clip, device=device)
     if any(m in DINO_METRICS for m in config.metrics):
-        from ..metrics.dino import dino_backbone
+        from ..backbones import dino_backbone
 
         out["dino"] = dino_backbone(config.dino, device=device)
     if "dino_l2_masked" in config.metrics:
@@ -191,7 +193,8 @@ def _check_metrics(config: EvalConfig, recipes) -> None:
 
 
 def evaluate(config: EvalConfig, progress: bool = True) -> Path | None:
-    """Run (or resume) the evaluation in ``config.out``; the path of ``results.jsonl`` (None in processes other than the main one)."""
+    """Run (or resume) the evaluation in ``config.out``; the path of ``results.jsonl`` (None in processes other than
+    the main one)."""
     from tqdm.auto import tqdm
 
     recipes = load_recipes(config.recipes)

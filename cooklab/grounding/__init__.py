@@ -5,7 +5,9 @@ and the simple providers (boxes). Detector + segmenter providers implement the s
 ``GroundedSAM`` (transformers' GroundingDINO + SAM, the default) in ``grounded_sam.py`` and
 ``OriginalGroundedSAM`` (groundingdino-py + segment-anything, the paper's packages) in
 ``original.py``, with ``groundingdino_compat.py`` making groundingdino-py run on transformers 5.
-Those are imported on first use, so importing this package stays light.
+Those are imported on first use, so importing this package stays light. ``tiny.py`` builds
+GroundingDINO and SAM from small configs in memory (tests, the Toy Kitchen's pair);
+``registry.py`` resolves a provider's name (``"grounded-sam"``) for the pictures of a model set.
 """
 
 from importlib import import_module

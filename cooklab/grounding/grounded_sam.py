@@ -24,13 +24,12 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-import PIL.Image
 import torch
 from transformers import AutoConfig, GroundingDinoForObjectDetection, GroundingDinoProcessor, SamModel, SamProcessor
 
 from ..errors import CheckpointError, ConfigError
 from ..hub import HUB_ERRORS, explain_hub_error, hub_kwargs, is_repo_id
+from ..images import pil_rgb
 from ..models import default_device
 from .base import Box, MaskResult
 
@@ -137,15 +136,6 @@ class Detections:
         return None
 
 
-def _as_rgb(image) -> PIL.Image.Image:
-    """A PIL RGB image from a PIL image or an [H, W, 3] uint8 array."""
-    if isinstance(image, np.ndarray):
-        image = PIL.Image.fromarray(image)
-    if not isinstance(image, PIL.Image.Image):
-        raise ConfigError(f"image must be a PIL image or an [H, W, 3] uint8 array, got {type(image).__name__}.")
-    return image if image.mode == "RGB" else image.convert("RGB")
-
-
 def _check_threshold(name: str, value) -> float:
     value = float(value)
     if not 0.0 <= value <= 1.0:
@@ -194,7 +184,7 @@ class DetectThenSegment:
 
     def __call__(self, image, phrase: str) -> MaskResult | None:
         """The mask of ``phrase`` in ``image`` (``MaskResult``), or None if nothing passes the thresholds."""
-        image = _as_rgb(image)
+        image = pil_rgb(image)
         found = self.detect(image, phrase)
         k = found.best(phrase)
         if k is None:
@@ -222,7 +212,8 @@ class DetectThenSegment:
         )
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}(box_threshold={self.box_threshold}, text_threshold={self.text_threshold}, device={self.device})"
+        thresholds = f"box_threshold={self.box_threshold}, text_threshold={self.text_threshold}"
+        return f"{type(self).__name__}({thresholds}, device={self.device})"
 
 
 # ---------------------------------------------------------------------------
@@ -238,7 +229,8 @@ def _load(model_class, processor_class, id_or_path: str, model_type: str, role: 
         source, is_local = str(path), True
     elif path.exists():
         raise CheckpointError(
-            f"{role} {id_or_path!r} is a file; pass a folder written by save_pretrained (model and processor) or a hub id like {default!r}."
+            f"{role} {id_or_path!r} is a file; pass a folder written by save_pretrained (model and processor) or a "
+            f"hub id like {default!r}."
         )
     elif not is_repo_id(id_or_path):
         raise CheckpointError(
@@ -259,8 +251,8 @@ def _load(model_class, processor_class, id_or_path: str, model_type: str, role: 
     except (*HUB_ERRORS, ValueError) as error:  # ValueError: a config.json without a known model_type
         if is_local or isinstance(error, ValueError):
             raise CheckpointError(
-                f"cannot load the {role} {source!r} ({type(error).__name__}: {error}). Fix: it needs the model and its "
-                f"processor: model.save_pretrained(DIR) and processor.save_pretrained(DIR), or "
+                f"cannot load the {role} {source!r} ({type(error).__name__}: {error}). Fix: it needs the model "
+                f"and its processor: model.save_pretrained(DIR) and processor.save_pretrained(DIR), or "
                 f"`hf download {default} --local-dir DIR`."
             ) from error
         raise explain_hub_error(id_or_path, error) from error
@@ -339,7 +331,8 @@ class GroundedSAM(DetectThenSegment):
         """Wrap models already in memory (they stay on their device and dtype)."""
         if not isinstance(detector_model, GroundingDinoForObjectDetection):
             raise ConfigError(
-                f"detector_model must be a transformers GroundingDinoForObjectDetection, got {type(detector_model).__name__}."
+                "detector_model must be a transformers GroundingDinoForObjectDetection, got "
+                f"{type(detector_model).__name__}."
             )
         if not isinstance(sam_model, SamModel):
             raise ConfigError(f"sam_model must be a transformers SamModel, got {type(sam_model).__name__}.")
@@ -361,9 +354,9 @@ class GroundedSAM(DetectThenSegment):
         (``dtype``). Thresholds 0.2 / 0.15: the toy detector's scores of a present container lie between 0.25 and 0.6
         (its focal loss keeps them low), so GroundingDINO's 0.35 / 0.25 missed 5 % of the containers in validation
         scenes (seed 5) and these found all. ``mask_provider="grounded-sam"`` resolves to this for the Toy Kitchen
-        pipelines. Model card: ``data/toykitchen/grounding/README.md``.
+        pipelines (``cooklab.grounding.registry``). Model card: ``data/toykitchen/grounding/README.md``.
         """
-        from ..toykitchen.models import TOY_DIR
+        from ..models.toy import TOY_DIR
 
         folder = Path(path) if path is not None else TOY_DIR / "grounding"
         for part in ("detector", "segmenter"):
@@ -371,7 +364,7 @@ class GroundedSAM(DetectThenSegment):
                 raise CheckpointError(
                     f"no trained Toy Kitchen {part} in {folder / part}: a checkout ships it in "
                     f"data/toykitchen/grounding/{part}; rebuild it with "
-                    f"`python -m cooklab.toykitchen.detection train --stages {part} --out {folder.parent}`."
+                    f"`cooklab toykitchen train --stages {part} --out {folder.parent}`."
                 )
         return cls(
             detector=str(folder / "detector"),
@@ -395,7 +388,7 @@ class GroundedSAM(DetectThenSegment):
     @torch.inference_mode()
     def detect(self, image, phrase: str) -> Detections:
         """GroundingDINO boxes for ``phrase`` in ``image``: pixel boxes, scores and labels above the thresholds."""
-        image = _as_rgb(image)
+        image = pil_rgb(image)
         caption = grounding_caption(phrase)
         inputs = self.detector_processor(images=image, text=caption, return_tensors="pt")
         dtype = next(self.detector.parameters()).dtype
@@ -426,7 +419,7 @@ class GroundedSAM(DetectThenSegment):
     @torch.inference_mode()
     def segment(self, image, box: Box) -> tuple[torch.Tensor, torch.Tensor]:
         """SAM's three candidate masks for a pixel box: ([3, H, W] bool at the image size, predicted IoU [3])."""
-        image = _as_rgb(image)
+        image = pil_rgb(image)
         inputs = self.sam_processor(images=image, input_boxes=[[[float(v) for v in box]]], return_tensors="pt")
         param = next(self.sam.parameters())
         outputs = self.sam(
@@ -443,6 +436,6 @@ class GroundedSAM(DetectThenSegment):
 
 
 def named_grounded_sam(toy: bool = False, device=None) -> GroundedSAM:
-    """What ``"grounded-sam"`` names: for pictures of the Toy Kitchen models (``toy``) the GroundingDINO + SAM trained on
-    the toy world (``GroundedSAM.toy()``, offline), otherwise ``DEFAULT_DETECTOR`` + ``DEFAULT_SEGMENTER``."""
+    """What ``"grounded-sam"`` names: for pictures of the Toy Kitchen models (``toy``) the GroundingDINO + SAM trained
+    on the toy world (``GroundedSAM.toy()``, offline), otherwise ``DEFAULT_DETECTOR`` + ``DEFAULT_SEGMENTER``."""
     return GroundedSAM.toy(device=device) if toy else GroundedSAM(device=device)

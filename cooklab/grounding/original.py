@@ -25,9 +25,10 @@ import torch
 import torchvision.transforms.functional as TF
 
 from ..errors import CheckpointError, ConfigError
+from ..images import pil_rgb
 from ..models import default_device
 from .base import Box
-from .grounded_sam import Detections, DetectThenSegment, _as_rgb, grounding_caption
+from .grounded_sam import Detections, DetectThenSegment, grounding_caption
 from .groundingdino_compat import (
     _check_text_encoder,
     build_groundingdino,
@@ -106,7 +107,8 @@ def load_groundingdino_weights(model: torch.nn.Module, checkpoint, weights_only:
         ) from error
     if len(result.unexpected_keys) == len(state):
         raise CheckpointError(
-            f"{str(path)!r}: none of its {len(state)} weights belongs to GroundingDINO; is it a GroundingDINO checkpoint?"
+            f"{str(path)!r}: none of its {len(state)} weights belongs to GroundingDINO; is it a GroundingDINO "
+            "checkpoint?"
         )
     if result.missing_keys:
         warnings.warn(
@@ -136,9 +138,9 @@ def load_sam(checkpoint, model_type: str = "vit_h", weights_only: bool = True) -
     try:
         sam.load_state_dict(state)
     except RuntimeError as error:
+        files = ", ".join(u.rsplit("/", 1)[1] for u in SAM_CHECKPOINT_URLS.values())
         raise CheckpointError(
-            f"{str(path)!r} does not fit sam_model_type={model_type!r} (files: {', '.join(u.rsplit('/', 1)[1] for u in SAM_CHECKPOINT_URLS.values())}): "
-            f"{str(error)[:300]}"
+            f"{str(path)!r} does not fit sam_model_type={model_type!r} (files: {files}): {str(error)[:300]}"
         ) from error
     return sam.eval()
 
@@ -218,7 +220,8 @@ class OriginalGroundedSAM(DetectThenSegment):
         ensure_bert_compat()
         if not (isinstance(groundingdino_model, torch.nn.Module) and hasattr(groundingdino_model, "tokenizer")):
             raise ConfigError(
-                f"groundingdino_model must be groundingdino-py's GroundingDINO model, got {type(groundingdino_model).__name__}."
+                "groundingdino_model must be groundingdino-py's GroundingDINO model, got "
+                f"{type(groundingdino_model).__name__}."
             )
         if isinstance(sam_predictor_or_model, Sam):
             predictor = SamPredictor(sam_predictor_or_model.eval())
@@ -226,7 +229,8 @@ class OriginalGroundedSAM(DetectThenSegment):
             predictor = sam_predictor_or_model
         else:
             raise ConfigError(
-                f"sam_predictor_or_model must be a segment_anything Sam or SamPredictor, got {type(sam_predictor_or_model).__name__}."
+                "sam_predictor_or_model must be a segment_anything Sam or SamPredictor, got "
+                f"{type(sam_predictor_or_model).__name__}."
             )
         self = cls.__new__(cls)
         self.load_report = None
@@ -248,7 +252,7 @@ class OriginalGroundedSAM(DetectThenSegment):
 
     def preprocess(self, image) -> torch.Tensor:
         """[3, h, w] detector input: resized as upstream, scaled to [0, 1], ImageNet-normalised."""
-        image = _as_rgb(image)
+        image = pil_rgb(image)
         h, w = detector_input_size(image.height, image.width, self.image_size, self.max_size)
         x = TF.to_tensor(TF.resize(image, [h, w]))
         return TF.normalize(x, _IMAGENET_MEAN, _IMAGENET_STD)
@@ -267,7 +271,7 @@ class OriginalGroundedSAM(DetectThenSegment):
     @torch.inference_mode()
     def detect(self, image, phrase: str) -> Detections:
         """GroundingDINO boxes for ``phrase``: pixel boxes, scores and labels above the thresholds."""
-        image = _as_rgb(image)
+        image = pil_rgb(image)
         caption = grounding_caption(phrase)
         x = self.preprocess(image).to(self.device, next(self.detector.parameters()).dtype)
         with quiet_upstream_warnings():
@@ -287,7 +291,7 @@ class OriginalGroundedSAM(DetectThenSegment):
 
     def segment(self, image, box: Box) -> tuple[torch.Tensor, torch.Tensor]:
         """SAM's three candidate masks for a pixel box: ([3, H, W] bool, predicted IoU [3])."""
-        image = _as_rgb(image)
+        image = pil_rgb(image)
         self.predictor.set_image(np.asarray(image))  # RGB uint8 [H, W, 3]
         masks, ious, _ = self.predictor.predict(box=np.asarray(box, dtype=np.float32), multimask_output=True)
         return torch.from_numpy(masks).bool(), torch.from_numpy(ious).float()

@@ -2,7 +2,7 @@
 
 Like ``cooklab.models.tiny_sd``: the real transformers classes from small configs, no file
 or network. ``detector_from_configs`` / ``segmenter_from_configs`` build any such pair (the Toy
-Kitchen's trained pair in ``cooklab.toykitchen.detection`` starts from them); ``tiny_detector`` /
+Kitchen's trained pair in ``cooklab.toykitchen.grounding_training`` starts from them); ``tiny_detector`` /
 ``tiny_segmenter`` are the smallest, with random weights: their boxes and masks are arbitrary,
 every shape and code path is the real one.
 """
@@ -17,7 +17,8 @@ SPECIAL_WORDS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "."]
 def detector_from_configs(
     words, swin: dict, bert: dict, dino: dict, image_size: int, longest_edge: int | None = None, seed: int = 0
 ):
-    """(GroundingDinoForObjectDetection, GroundingDinoProcessor) with random weights drawn after ``torch.manual_seed(seed)``.
+    """(GroundingDinoForObjectDetection, GroundingDinoProcessor) with random weights drawn after
+    ``torch.manual_seed(seed)``.
 
     ``words``: the vocabulary of the in-memory BERT tokenizer (``SPECIAL_WORDS`` first, then the words
     sorted); ``swin`` / ``bert`` / ``dino``: keyword arguments of ``SwinConfig``, ``BertConfig`` (without
@@ -49,7 +50,8 @@ def detector_from_configs(
 
 
 def segmenter_from_configs(vision: dict, prompt: dict, decoder: dict, side: int, seed: int = 0):
-    """(SamModel, SamProcessor) with random weights drawn after ``torch.manual_seed(seed)``, for ``side`` x ``side`` inputs.
+    """(SamModel, SamProcessor) with random weights drawn after ``torch.manual_seed(seed)``, for ``side`` x ``side``
+    inputs.
 
     ``vision`` / ``prompt`` / ``decoder``: keyword arguments of ``SamVisionConfig``,
     ``SamPromptEncoderConfig`` and ``SamMaskDecoderConfig``.
@@ -77,7 +79,8 @@ def segmenter_from_configs(vision: dict, prompt: dict, decoder: dict, side: int,
 
 
 def tiny_detector(words, seed: int = 0, num_queries: int = 10):
-    """(GroundingDinoForObjectDetection, GroundingDinoProcessor): 4-stage Swin of width 16, 2-layer BERT, ``num_queries`` boxes.
+    """(GroundingDinoForObjectDetection, GroundingDinoProcessor): 4-stage Swin of width 16, 2-layer BERT,
+    ``num_queries`` boxes.
 
     ``words``: the vocabulary the in-memory BERT tokenizer knows (e.g. the container words).
     Pictures are resized to 64 on the shortest edge (96 at most on the longest). The global
@@ -108,7 +111,8 @@ def tiny_detector(words, seed: int = 0, num_queries: int = 10):
 
 
 def tiny_segmenter(side: int = 64, seed: int = 0):
-    """(SamModel, SamProcessor): a 2-layer ViT on ``side`` x ``side`` inputs with 8x8 patches; the global random state is kept."""
+    """(SamModel, SamProcessor): a 2-layer ViT on ``side`` x ``side`` inputs with 8x8 patches; the global random state
+    is kept."""
     vision = dict(
         hidden_size=32,
         num_hidden_layers=2,

@@ -3,12 +3,16 @@
 Every metric takes the frames (and the texts, masks or expectations it needs) and returns a
 ``MetricResult(value, per_item, record)``; ``docs/metrics.md`` defines each precisely.
 
+* ``base`` -- ``MetricResult``, the frame pairs of a sequence metric, the provenance record
 * ``clip_score`` -- CLIP-T (frame vs its step text) and CLIP-I (frame vs frame), Recipe Diffusion Tables I-II
-* ``dino`` -- L2 distance of DINOv2 CLS embeddings between frames, whole (``dino_l2``) or masked (``dino_l2_masked``), Tables I-II
+* ``dino`` -- L2 distance of DINOv2 CLS embeddings between frames, whole (``dino_l2``) or masked
+  (``dino_l2_masked``), Tables I-II
 * ``dreamsim`` -- DreamSim distance between frames, through the optional ``dreamsim`` package
 * ``recipe_metrics`` -- CookAnything's goal / step faithfulness, cross-step consistency, ingredient accuracy (CLIP)
-* ``oracle`` -- the Toy Kitchen oracle's consistency, faithfulness and state accuracy
+* ``toy_oracle`` -- the Toy Kitchen oracle's consistency, faithfulness and state accuracy
 * ``judge`` -- step faithfulness and ingredient presence judged by a vision-language chat model (optional)
+
+The CLIP and DINOv2 backbones they run on are ``cooklab.backbones`` (re-exported here).
 
 ``score(images, recipe)`` runs several at once, loading each backbone once::
 
@@ -24,16 +28,28 @@ from __future__ import annotations
 from contextlib import nullcontext
 from pathlib import Path
 
+from ..backbones import (
+    DEFAULT_CLIP,
+    DEFAULT_DINO,
+    ClipBackbone,
+    DinoBackbone,
+    Preprocess,
+    clip_backbone,
+    dino_backbone,
+    resolve_device,
+    tiny_random_clip,
+    tiny_random_dino,
+)
 from ..errors import ConfigError
 from ..recipe import as_recipe
 from ..toykitchen.recipes import ToyRecipe
-from .base import MetricResult, Preprocess, resolve_device
-from .clip_score import DEFAULT_CLIP, ClipBackbone, clip_backbone, clip_image_score, clip_score, tiny_random_clip
-from .dino import DEFAULT_DINO, DinoBackbone, container_masks, dino_backbone, dino_l2, dino_l2_masked, tiny_random_dino
+from .base import MetricResult
+from .clip_score import clip_image_score, clip_score
+from .dino import container_masks, dino_l2, dino_l2_masked
 from .dreamsim import DEFAULT_CACHE_DIR, dreamsim_distance
 from .judge import JUDGE_METRICS, VisionJudge, judge_metrics
-from .oracle import oracle_container_consistency, oracle_state_accuracy, oracle_step_faithfulness
 from .recipe_metrics import cross_step_consistency, goal_faithfulness, ingredient_accuracy, step_faithfulness
+from .toy_oracle import oracle_container_consistency, oracle_state_accuracy, oracle_step_faithfulness
 
 __all__ = [
     "DEFAULT_METRICS",
@@ -103,8 +119,10 @@ def score(
     clip / dino: a hub id, a local folder or a built backbone (``tiny_random_clip()``), each loaded once.
     masks: one mask or None per frame, for ``dino_l2_masked`` (the masked object regions; ``container_masks``).
     text_mode: ``"chunk"`` or ``"truncate"`` for texts beyond CLIP's 77 tokens; pairs: ``"consecutive"`` or ``"all"``.
-    device: where CLIP, DINOv2 and DreamSim run (``"auto"``: CUDA when available; None: leave given backbones where they are);
-    batch_size: frames per forward pass (None: the backbone's own). judge: a ``VisionJudge`` for the ``judge_*`` metrics.
+    device: where CLIP, DINOv2 and DreamSim run (``"auto"``: CUDA when available; None: leave given backbones where
+    they are);
+    batch_size: frames per forward pass (None: the backbone's own). judge: a ``VisionJudge`` for the ``judge_*``
+    metrics.
     """
     unknown = [m for m in metrics if m not in METRICS]
     if unknown:

@@ -1,4 +1,4 @@
-"""What every metric shares: the result, images turned into backbone batches, loading, provenance.
+"""What every metric shares: the result, the frame pairs a sequence metric compares, provenance.
 
 One interface for all metrics: images (and texts or masks) in, a ``MetricResult`` out::
 
@@ -9,21 +9,9 @@ One interface for all metrics: images (and texts or masks) in, a ``MetricResult`
 ``value`` is the mean of ``per_item`` for every metric here; it is ``nan`` when there is
 nothing to average (the record then says why).
 
-Images are PIL images, ``[H, W, 3]`` / ``[H, W]`` arrays (uint8 0..255 or float 0..1) or
-``[3, H, W]`` / ``[H, W, 3]`` tensors. A backbone sees them through a ``Preprocess``:
-
-* whole frames: shortest side resized to ``resize`` (bicubic, antialiased), centre crop
-  ``crop x crop``, then ``(x - mean) / std`` per channel -- what the CLIP and DINOv2 image
-  processors of transformers do;
-* a frame with a mask (``prepare(..., masks=)``): every pixel outside the mask is set to the
-  normalisation mean (so it is exactly 0 after normalising: no signal), the picture is cropped
-  to the mask's bounding box, padded to a square with the same mean colour, and resized to
-  ``crop x crop`` (no centre crop, which could cut the object). Pixels outside the mask never
-  reach the backbone.
-
-``cooklab.viz.common.image_array`` converts images too, but importing it runs the
-``cooklab.viz`` facade (matplotlib and every figure module, about a second), so metrics keep
-their own converter, ``image_tensor``.
+Images are anything ``cooklab.images`` reads (PIL images, ``[H, W, 3]`` / ``[H, W]`` arrays,
+uint8 0..255 or float 0..1, ``[3, H, W]`` / ``[H, W, 3]`` tensors); the feature backbones and their
+preprocessing are ``cooklab.backbones``.
 """
 
 from __future__ import annotations
@@ -31,38 +19,18 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, field
 from itertools import combinations
-from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
-import torch.nn.functional as F
-from tqdm.auto import tqdm
 
-from ..errors import CheckpointError, ConfigError
-from ..hub import HUB_ERRORS, explain_hub_error, hub_kwargs, is_repo_id
+from ..backbones.preprocess import Preprocess
+from ..errors import ConfigError
 from ..versions import package_versions
 
-__all__ = [
-    "DEFAULT_BATCH_SIZE",
-    "PAIRS",
-    "MetricResult",
-    "Preprocess",
-    "batched_features",
-    "frame_pairs",
-    "image_tensor",
-    "load_pretrained",
-    "mean_or_nan",
-    "prepare",
-    "progress",
-    "provenance",
-    "resolve_device",
-]
+__all__ = ["PAIRS", "MetricResult", "frame_pairs", "mean_or_nan", "provenance"]
 
 #: how a sequence metric pairs frames: each with the next, or every pair once
 PAIRS = ("consecutive", "all")
-#: how many pictures a backbone reads at once
-DEFAULT_BATCH_SIZE = 32
 
 
 @dataclass
@@ -72,161 +40,6 @@ class MetricResult:
     value: float
     per_item: list[float]
     record: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class Preprocess:
-    """How a picture becomes a backbone's input (the numbers of a transformers image processor)."""
-
-    resize: int  # shortest side resized to this many pixels
-    crop: int  # then a centre crop of crop x crop pixels
-    mean: tuple[float, float, float]  # per-channel normalisation, in [0, 1] units
-    std: tuple[float, float, float]
-
-    @classmethod
-    def from_processor(cls, processor) -> Preprocess:
-        """The numbers of a ``CLIPImageProcessor`` / ``BitImageProcessor`` (DINOv2) loaded with a model.
-
-        A processor that resizes to a fixed (height, width) instead of a shortest side is read as its shorter side.
-        """
-        size, crop = processor.size, processor.crop_size
-        resize = size["shortest_edge"] if "shortest_edge" in size else min(size["height"], size["width"])
-        return cls(
-            resize=int(resize),
-            crop=int(min(crop["height"], crop["width"])),
-            mean=tuple(float(m) for m in processor.image_mean),
-            std=tuple(float(s) for s in processor.image_std),
-        )
-
-
-def image_tensor(image) -> torch.Tensor:
-    """One picture as a ``[3, H, W]`` float32 tensor in [0, 1] (PIL, array or tensor; grey -> RGB, alpha dropped)."""
-    if isinstance(image, torch.Tensor):
-        t = image.detach().cpu()
-        if t.ndim == 3 and t.shape[0] in (1, 3, 4) and t.shape[-1] not in (1, 3, 4):
-            t = t.permute(1, 2, 0)  # [C, H, W] -> [H, W, C]
-        arr = t.numpy()
-    else:
-        arr = np.asarray(image.convert("RGB") if hasattr(image, "convert") else image)
-    arr = arr.astype(np.float32) / 255.0 if arr.dtype == np.uint8 else arr.astype(np.float32)
-    if arr.ndim == 2:
-        arr = arr[..., None]  # [H, W] -> [H, W, 1]
-    if arr.ndim != 3 or arr.shape[-1] not in (1, 3, 4):
-        raise ConfigError(
-            f"an image must be [H, W], [H, W, C] or [C, H, W] with C = 1, 3 or 4; got shape {arr.shape}."
-        )
-    if arr.shape[-1] == 1:
-        arr = np.repeat(arr, 3, axis=-1)  # grey -> RGB
-    return torch.from_numpy(np.clip(arr[..., :3], 0.0, 1.0)).permute(2, 0, 1).contiguous()  # [3, H, W]
-
-
-def _resize(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """[3, H, W] -> [3, h, w], bicubic with antialiasing (what PIL does in the transformers processors)."""
-    return F.interpolate(x[None], size=size, mode="bicubic", antialias=True, align_corners=False)[0]
-
-
-def _whole(x: torch.Tensor, pre: Preprocess) -> torch.Tensor:
-    """[3, H, W] -> [3, crop, crop]: shortest side to ``pre.resize``, centre crop."""
-    h, w = x.shape[-2:]
-    scale = pre.resize / min(h, w)
-    x = _resize(x, (max(pre.crop, round(h * scale)), max(pre.crop, round(w * scale))))
-    top, left = (x.shape[-2] - pre.crop) // 2, (x.shape[-1] - pre.crop) // 2
-    return x[:, top : top + pre.crop, left : left + pre.crop]
-
-
-def _masked(x: torch.Tensor, mask, pre: Preprocess) -> torch.Tensor:
-    """[3, H, W] -> [3, crop, crop]: outside the mask set to the mean colour, bounding box, padded square, resized."""
-    m = torch.as_tensor(np.asarray(mask, dtype=np.float32)) > 0.5  # [H, W] bool
-    if m.shape != x.shape[-2:]:
-        raise ConfigError(
-            f"a mask of shape {tuple(m.shape)} for an image of {tuple(x.shape[-2:])}: give each mask the size of its image."
-        )
-    if not m.any():
-        raise ConfigError("a mask is empty (no pixel above 0.5): pass None for that frame to use the whole frame.")
-    fill = torch.tensor(pre.mean).view(3, 1, 1)  # [3, 1, 1]
-    x = torch.where(m, x, fill)  # [3, H, W]
-    ys, xs = torch.nonzero(m, as_tuple=True)
-    x = x[:, int(ys.min()) : int(ys.max()) + 1, int(xs.min()) : int(xs.max()) + 1]  # [3, h, w] bounding box
-    h, w = x.shape[-2:]
-    side = max(h, w)
-    square = fill.expand(3, side, side).clone()  # [3, side, side]
-    top, left = (side - h) // 2, (side - w) // 2
-    square[:, top : top + h, left : left + w] = x
-    return _resize(square, (pre.crop, pre.crop))
-
-
-def prepare(images, pre: Preprocess, masks=None) -> torch.Tensor:
-    """Pictures -> a normalised ``[N, 3, crop, crop]`` batch; ``masks``: one ``[H, W]`` mask or None per picture."""
-    images = list(images)
-    if not images:
-        raise ConfigError("no images were given: pass a list of at least one picture.")
-    if masks is None:
-        masks = [None] * len(images)
-    masks = list(masks)
-    if len(masks) != len(images):
-        raise ConfigError(f"{len(images)} images but {len(masks)} masks: give one mask (or None) per image.")
-    frames = [
-        _whole(image_tensor(im), pre) if m is None else _masked(image_tensor(im), m, pre)
-        for im, m in zip(images, masks)
-    ]
-    batch = torch.stack(frames)  # [N, 3, crop, crop] in [0, 1]
-    mean, std = torch.tensor(pre.mean).view(1, 3, 1, 1), torch.tensor(pre.std).view(1, 3, 1, 1)
-    return (batch - mean) / std
-
-
-def progress(iterable, desc: str, total: int | None = None, unit: str = "it"):
-    """``iterable`` with a progress bar (``tqdm.auto``: a widget in Jupyter, a line in a terminal) that goes away when done.
-
-    Set the environment variable ``TQDM_DISABLE=1`` to hide every bar.
-    """
-    return tqdm(iterable, desc=desc, total=total, unit=unit, leave=False)
-
-
-def resolve_device(device: str | torch.device) -> torch.device:
-    """``"auto"``: CUDA when available, else the CPU; anything else as ``torch.device``."""
-    if str(device) == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(device)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"device={str(device)!r}: no CUDA device is available here; use device='cpu' or 'auto'.")
-    return device
-
-
-@torch.no_grad()
-def batched_features(
-    forward,
-    images,
-    pre: Preprocess,
-    masks=None,
-    *,
-    batch_size: int,
-    device: torch.device,
-    dtype: torch.dtype,
-    desc: str,
-) -> torch.Tensor:
-    """``forward(pixels)`` over the pictures, ``batch_size`` at a time on ``device``: ``[N, D]`` float32 on ``device``.
-
-    Each batch is preprocessed (``prepare``) just before it runs, so memory holds one batch of
-    pixels, not all of them. Every picture is preprocessed on its own, so the features do not
-    depend on the batch size (tested: batch 1 and batch N agree).
-    """
-    if batch_size < 1:
-        raise ConfigError(f"batch_size={batch_size}: use a positive number of pictures per batch.")
-    images = list(images)
-    masks = [None] * len(images) if masks is None else list(masks)
-    if len(masks) != len(images):
-        raise ConfigError(f"{len(images)} images but {len(masks)} masks: give one mask (or None) per image.")
-    if not images:
-        raise ConfigError("no images were given: pass a list of at least one picture.")
-    out = []
-    with progress(None, desc, total=len(images), unit="img") as bar:
-        for start in range(0, len(images), batch_size):
-            pixels = prepare(
-                images[start : start + batch_size], pre, masks[start : start + batch_size]
-            )  # [B, 3, crop, crop]
-            out.append(forward(pixels.to(device, dtype)).float())  # [B, D]
-            bar.update(len(pixels))
-    return torch.cat(out)  # [N, D]
 
 
 def frame_pairs(n: int, pairs: str) -> list[tuple[int, int]]:
@@ -246,7 +59,8 @@ def mean_or_nan(values: list[float]) -> float:
 def provenance(
     metric: str, backbone: str, resolution: Preprocess | str, crop_mask: str, **details: Any
 ) -> dict[str, Any]:
-    """The record of a ``MetricResult``: metric, backbone id or folder, input resolution, crop/mask handling, versions, details."""
+    """The record of a ``MetricResult``: metric, backbone id or folder, input resolution, crop/mask handling, versions,
+    details."""
     resolution = asdict(resolution) if isinstance(resolution, Preprocess) else resolution
     return {
         "metric": metric,
@@ -256,24 +70,3 @@ def provenance(
         **details,
         "versions": package_versions("torch", "transformers", "cooklab"),
     }
-
-
-def load_pretrained(cls, source: str | Path, **kwargs):
-    """``cls.from_pretrained(source)`` for a hub id or a local folder, offline-aware, failures as ``CheckpointError`` with the fix."""
-    path = Path(source).expanduser()
-    if path.is_dir():
-        try:
-            return cls.from_pretrained(str(path), **kwargs)
-        except HUB_ERRORS as error:
-            raise CheckpointError(
-                f"cannot load {cls.__name__} from the folder {str(path)!r} ({type(error).__name__}: {error}). "
-                f"Fix: pass a folder written by save_pretrained or `hf download`."
-            ) from error
-    if not is_repo_id(str(source)):
-        raise CheckpointError(
-            f"{str(source)!r} is not an existing folder, nor a valid Hugging Face Hub id like 'org/name'."
-        )
-    try:
-        return cls.from_pretrained(str(source), **{**kwargs, **hub_kwargs(kwargs)})  # local_files_only when offline
-    except HUB_ERRORS as error:
-        raise explain_hub_error(str(source), error) from error

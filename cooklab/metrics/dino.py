@@ -11,143 +11,43 @@ with pairs ``consecutive`` (default) or ``all``. Whole frames are resized (short
 and centre-cropped to 224 like DINOv2's image processor. With ``masks`` (one ``[H, W]`` mask or
 None per frame, e.g. the container masks Recipe Diffusion keeps), a frame is measured on its
 masked object only: outside the mask set to the normalisation mean, cropped to the mask's
-bounding box, padded square with the mean, resized to 224 (``base.prepare``). Pixels outside a
+bounding box, padded square with the mean, resized to 224 (``cooklab.backbones.preprocess.prepare``). Pixels outside a
 mask never reach the model, so changing them changes nothing. The distance's scale depends on
 the backbone (compare numbers of one backbone only). ``dino_l2_masked`` is the object-only measure
 of Recipe Diffusion's tables: it scores only pairs of two masked frames (a crop against a whole
 frame would compare different things), and ``container_masks`` finds each frame's container
 with a cooklab mask provider (the Toy Kitchen oracle, GroundingDINO + SAM, a box).
 
-``dino_backbone(source)``: a hub id or local folder (default ``"facebook/dinov2-base"``), a
-built ``Dinov2Model``, or a ``DinoBackbone`` passed through; ``tiny_random_dino()`` is a small
-random-weight DINOv2 built from a config in code (tests).
+The backbone is a ``cooklab.backbones.DinoBackbone`` (``dino_backbone(source)``: a hub id or
+local folder, default ``"facebook/dinov2-base"``; ``tiny_random_dino()`` for tests).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from pathlib import Path
-from typing import TYPE_CHECKING
-
 import numpy as np
-import torch
 
+from ..backbones.dino import DEFAULT_DINO, DinoBackbone, dino_backbone
 from ..errors import ConfigError
-from .base import (
-    DEFAULT_BATCH_SIZE,
-    MetricResult,
-    Preprocess,
-    batched_features,
-    frame_pairs,
-    load_pretrained,
-    mean_or_nan,
-    provenance,
-    resolve_device,
+from .base import MetricResult, frame_pairs, mean_or_nan, provenance
+
+__all__ = ["container_masks", "dino_l2", "dino_l2_masked"]
+
+#: the record's crop / mask entry for masked frames
+MASKED_CROP = (
+    "masked frames: outside the mask set to the mean colour, cropped to the mask's box, padded square, resized"
 )
-
-if TYPE_CHECKING:
-    from transformers import Dinov2Model
-
-__all__ = [
-    "DEFAULT_DINO",
-    "DinoBackbone",
-    "container_masks",
-    "dino_backbone",
-    "dino_l2",
-    "dino_l2_masked",
-    "tiny_random_dino",
-]
-
-DEFAULT_DINO = "facebook/dinov2-base"
-IMAGENET_MEAN = (0.485, 0.456, 0.406)  # DINOv2's normalisation (BitImageProcessor of facebook/dinov2-*)
-IMAGENET_STD = (0.229, 0.224, 0.225)
-
-
-@dataclass
-class DinoBackbone:
-    """A DINOv2 model with its image preprocessing; ``source`` names where it came from."""
-
-    model: Dinov2Model
-    preprocess: Preprocess
-    source: str
-    batch_size: int = DEFAULT_BATCH_SIZE  # pictures per forward pass
-
-    def embeddings(self, images, masks=None) -> torch.Tensor:
-        """``[N, D]`` CLS embeddings (after the final layer norm, not normalised), ``batch_size`` frames at a time on the model's device."""
-        device = next(self.model.parameters()).device
-        return batched_features(
-            lambda pixels: self.model(pixel_values=pixels).pooler_output,
-            images,
-            self.preprocess,
-            masks,
-            batch_size=self.batch_size,
-            device=device,
-            dtype=self.model.dtype,
-            desc="DINOv2 images",
-        )
-
-
-def dino_backbone(
-    source: str | Path | DinoBackbone | Dinov2Model = DEFAULT_DINO,
-    preprocess: Preprocess | None = None,
-    device: str | torch.device | None = None,
-    batch_size: int | None = None,
-    **from_pretrained_kwargs,
-) -> DinoBackbone:
-    """A ``DinoBackbone`` from a hub id / local folder or a built ``Dinov2Model``, or passed through.
-
-    device: where the model runs (``"auto"``: CUDA when available, else the CPU; None: where it is).
-    batch_size: frames per forward pass (None: keep the backbone's, ``DEFAULT_BATCH_SIZE`` for a new one).
-    """
-    from transformers import AutoImageProcessor, Dinov2Model
-
-    if isinstance(source, DinoBackbone):
-        backbone = source
-    elif isinstance(source, Dinov2Model):
-        size = int(source.config.image_size)
-        preprocess = preprocess or Preprocess(resize=size, crop=size, mean=IMAGENET_MEAN, std=IMAGENET_STD)
-        backbone = DinoBackbone(
-            source.eval(), preprocess, f"in memory (Dinov2Model, {source.name_or_path or 'no name'})"
-        )
-    else:
-        model = load_pretrained(Dinov2Model, source, **from_pretrained_kwargs).eval()
-        preprocess = preprocess or Preprocess.from_processor(
-            load_pretrained(AutoImageProcessor, source, **from_pretrained_kwargs)
-        )
-        backbone = DinoBackbone(model, preprocess, str(source))
-    if device is not None:
-        backbone.model.to(resolve_device(device))
-    if batch_size is not None:
-        backbone.batch_size = batch_size
-    return backbone
-
-
-def tiny_random_dino(seed: int = 0, image_size: int = 28) -> DinoBackbone:
-    """A small ``Dinov2Model`` with random weights, built from a config in code (tests; meaningless numbers)."""
-    from transformers import Dinov2Config, Dinov2Model
-
-    torch.manual_seed(seed)
-    config = Dinov2Config(
-        image_size=image_size, patch_size=7, hidden_size=32, num_hidden_layers=2, num_attention_heads=2, mlp_ratio=2
-    )
-    model = Dinov2Model(config).eval()
-    preprocess = Preprocess(resize=image_size, crop=image_size, mean=IMAGENET_MEAN, std=IMAGENET_STD)
-    return DinoBackbone(model, preprocess, f"tiny_random_dino(seed={seed}, image_size={image_size})")
 
 
 def dino_l2(images, masks=None, dino: str | DinoBackbone = DEFAULT_DINO, pairs: str = "consecutive") -> MetricResult:
-    """DINO-L2: ``||h(x_i) - h(x_j)||_2`` of CLS embeddings per frame pair, averaged; ``masks`` restrict frames to their object."""
+    """DINO-L2: ``||h(x_i) - h(x_j)||_2`` of CLS embeddings per frame pair, averaged; ``masks`` restrict frames to
+    their object."""
     dino = dino_backbone(dino)
     images = list(images)
     index = frame_pairs(len(images), pairs)
     h = dino.embeddings(images, masks)  # [N, D]
     per_item = [float((h[i] - h[j]).norm()) for i, j in index]
     masked = [False] * len(images) if masks is None else [m is not None for m in masks]
-    crop = (
-        "whole frame, centre crop"
-        if not any(masked)
-        else "masked frames: outside the mask set to the mean colour, cropped to the mask's box, padded square, resized"
-    )
+    crop = "whole frame, centre crop" if not any(masked) else MASKED_CROP
     return MetricResult(
         mean_or_nan(per_item),
         per_item,
@@ -165,7 +65,8 @@ def dino_l2(images, masks=None, dino: str | DinoBackbone = DEFAULT_DINO, pairs: 
 
 
 def dino_l2_masked(images, masks, dino: str | DinoBackbone = DEFAULT_DINO, pairs: str = "consecutive") -> MetricResult:
-    """DINO-L2 of the masked object regions: ``||h(M_i x_i) - h(M_j x_j)||_2`` per pair of frames that both have a mask.
+    """DINO-L2 of the masked object regions: ``||h(M_i x_i) - h(M_j x_j)||_2`` per pair of frames that both have a
+    mask.
 
     masks: one ``[H, W]`` mask or None per frame (``container_masks``). Pairs with an unmasked frame
     are left out (the record lists the pairs scored); none left gives ``nan`` and a note.
@@ -192,7 +93,7 @@ def dino_l2_masked(images, masks, dino: str | DinoBackbone = DEFAULT_DINO, pairs
             "dino_l2_masked",
             dino.source,
             dino.preprocess,
-            "masked frames: outside the mask set to the mean colour, cropped to the mask's box, padded square, resized",
+            MASKED_CROP,
             masked=masked,
             pairs=pairs,
             pair_index=index,

@@ -22,8 +22,10 @@ from pathlib import Path
 import PIL.Image
 import torch
 
+from ..backbones.preprocess import progress
 from ..errors import CheckpointError
-from .base import MetricResult, frame_pairs, image_tensor, mean_or_nan, progress, provenance
+from ..images import rgb_array, uint8_array
+from .base import MetricResult, frame_pairs, mean_or_nan, provenance
 
 __all__ = ["dreamsim_distance"]
 
@@ -41,11 +43,13 @@ def _load(cache_dir: Path, dreamsim_type: str, device: torch.device):
         ) from error
     download = (
         f'download them once on a machine with network access: `python -c "from dreamsim import dreamsim; '
-        f"dreamsim(pretrained=True, dreamsim_type='{dreamsim_type}', cache_dir='{cache_dir}')\"`, then copy {str(cache_dir)!r} here"
+        f"dreamsim(pretrained=True, dreamsim_type='{dreamsim_type}', cache_dir='{cache_dir}')\"`, then copy "
+        f"{str(cache_dir)!r} here"
     )
     if not cache_dir.is_dir() or not any(cache_dir.iterdir()):
         raise CheckpointError(
-            f"DreamSim's weights are not in {str(cache_dir)!r}. Fix: {download}, or pass cache_dir= the folder holding them."
+            f"DreamSim's weights are not in {str(cache_dir)!r}. Fix: {download}, or pass cache_dir= the folder "
+            "holding them."
         )
     try:
         return dreamsim(pretrained=True, device=str(device), cache_dir=str(cache_dir), dreamsim_type=dreamsim_type)
@@ -64,14 +68,13 @@ def dreamsim_distance(
     pairs: str = "consecutive",
     device: str | torch.device = "cpu",
 ) -> MetricResult:
-    """DreamSim ``d(x_i, x_j)`` per frame pair, averaged (needs ``pip install dreamsim`` and its weights in ``cache_dir``)."""
+    """DreamSim ``d(x_i, x_j)`` per frame pair, averaged (needs ``pip install dreamsim`` and its weights in
+    ``cache_dir``)."""
     images = list(images)
     index = frame_pairs(len(images), pairs)
     cache_dir = Path(cache_dir).expanduser()
     model, preprocess = _load(cache_dir, dreamsim_type, torch.device(device))
-    to_pil = [
-        PIL.Image.fromarray((image_tensor(im).permute(1, 2, 0).numpy() * 255).round().astype("uint8")) for im in images
-    ]
+    to_pil = [PIL.Image.fromarray(uint8_array(rgb_array(im))) for im in images]
     x = [preprocess(im).to(device) for im in to_pil]  # each [1, 3, 224, 224]
     per_item = [float(model(x[i], x[j])) for i, j in progress(index, "DreamSim pairs", unit="pair")]
     import dreamsim as package

@@ -46,9 +46,11 @@ from ..agent.openai_planner import (
     strip_fences,
     validation_summary,
 )
+from ..backbones.preprocess import progress
 from ..errors import ConfigError, CooklabError
+from ..images import rgb_array, uint8_array
 from ..recipe import as_recipe
-from .base import MetricResult, image_tensor, mean_or_nan, progress, provenance
+from .base import MetricResult, mean_or_nan, provenance
 
 __all__ = [
     "JUDGE_METRICS",
@@ -112,7 +114,7 @@ RESPONSE_FORMAT = {
 
 def _png_data_url(image) -> str:
     """A picture as a ``data:image/png;base64,...`` URL (how the chat API takes an image inline)."""
-    pixels = (image_tensor(image).permute(1, 2, 0).numpy() * 255).round().astype("uint8")  # [H, W, 3]
+    pixels = uint8_array(rgb_array(image))  # [H, W, 3]
     buffer = io.BytesIO()
     PIL.Image.fromarray(pixels).save(buffer, format="PNG")
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
@@ -177,20 +179,24 @@ class VisionJudge:
     def _failure_message(self, failure: ChatFailure, attempts: int, step: int) -> str:
         """What failed, for which frame, after how many attempts, and the fix."""
         fixes = {
-            "invalid": f"the answers of {self.model!r} did not match the verdict schema: use a model with image input and "
-            "structured output (e.g. 'gpt-4o'), or raise max_retries=.",
+            "invalid": f"the answers of {self.model!r} did not match the verdict schema: use a model with image "
+            "input and structured output (e.g. 'gpt-4o'), or raise max_retries=.",
             "http_401": "the server rejected the API key: check OPENAI_API_KEY.",
-            "http_404": f"the model {self.model!r} or the endpoint was not found: check model= and base_url= (it should end in /v1).",
-            "timeout": f"raise timeout= (now {self.timeout} s), or check that the server at {self.base_url} is running.",
+            "http_404": f"the model {self.model!r} or the endpoint was not found: check model= and base_url= "
+            "(it should end in /v1).",
+            "timeout": f"raise timeout= (now {self.timeout} s), or check that the server at {self.base_url} is "
+            "running.",
             "connection": f"check base_url= ({self.base_url}) and the network.",
         }
         fix = fixes.get(failure.kind, "try again later, or raise max_retries=; check model= and base_url=.")
         tries = f"{attempts} attempt" + ("s" if attempts != 1 else "")
-        return f"the judge ({self.model} at {self.base_url}) failed on frame {step} after {tries}: {failure.detail}. Fix: {fix}"
+        where = f"the judge ({self.model} at {self.base_url}) failed on frame {step} after {tries}"
+        return f"{where}: {failure.detail}. Fix: {fix}"
 
 
 def _make_client(base_url: str | None, timeout: float) -> Any:
-    """An ``openai.OpenAI`` client that does not retry by itself (``chat_json`` retries); the key from the environment only."""
+    """An ``openai.OpenAI`` client that does not retry by itself (``chat_json`` retries); the key from the environment
+    only."""
     try:
         import openai
     except ImportError:

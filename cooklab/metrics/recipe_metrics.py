@@ -20,9 +20,10 @@ faithfulness is CLIP-T without the factor 100 and the clamp at 0.
 
 from __future__ import annotations
 
+from ..backbones.clip import DEFAULT_CLIP, ClipBackbone, clip_backbone
 from ..errors import ConfigError
 from .base import MetricResult, frame_pairs, mean_or_nan, provenance
-from .clip_score import DEFAULT_CLIP, ClipBackbone, clip_backbone, text_record
+from .clip_score import text_record
 
 __all__ = ["cross_step_consistency", "goal_faithfulness", "ingredient_accuracy", "step_faithfulness"]
 
@@ -106,7 +107,8 @@ def ingredient_accuracy(
     template: str = "a photo of {}",
     neutral: str = "a photo",
 ) -> MetricResult:
-    """Per (step, listed ingredient): 1 if the frame is closer to ``template.format(k)`` than to ``neutral``, else 0; averaged."""
+    """Per (step, listed ingredient): 1 if the frame is closer to ``template.format(k)`` than to ``neutral``, else 0;
+    averaged."""
     clip = clip_backbone(clip)
     images, ingredients = list(images), [list(names) for names in ingredients]
     if len(images) != len(ingredients):

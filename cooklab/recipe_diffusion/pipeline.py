@@ -429,17 +429,13 @@ class RecipeDiffusion(CooklabPipeline):
         return frames, final_latents
 
     def _named_provider(self, name: str):
-        """A mask provider by name, built once per pipeline ("grounded-sam": GroundingDINO + SAM; the Toy Kitchen's
-        trained pair, offline, when this pipeline is ``toy_sd()`` / ``toy_flux()``)."""
-        if name != "grounded-sam":
-            raise ConfigError(
-                f"mask_provider={name!r}: use 'grounded-sam' or pass a provider object (image, phrase) -> mask."
-            )
+        """A mask provider by name (``cooklab.grounding.registry``), built once per pipeline for its model set's
+        pictures ("grounded-sam": GroundingDINO + SAM; the pair trained on the set's pictures, offline, when this
+        pipeline is a registered set such as ``toy_sd()`` / ``toy_flux()``)."""
         if name not in self._providers:
-            from ..grounding.grounded_sam import named_grounded_sam
-            from ..toykitchen.models import is_toy_pipeline
+            from ..grounding.registry import named_mask_provider
 
-            self._providers[name] = named_grounded_sam(toy=is_toy_pipeline(self.pipe), device=self.device)
+            self._providers[name] = named_mask_provider(name, self.pipe, device=self.device)
         return self._providers[name]
 
     @staticmethod

@@ -6,7 +6,7 @@ OpenAI's CLIP has never seen the Toy Kitchen, so this module defines one that ha
 
 * **architecture** -- a transformers ``CLIPModel``: a ViT image tower on 64 x 64 pictures (8 x 8
   patches -> 64 tokens + CLS, ``VISION``) and a text tower (``TEXT``) reading the toy models'
-  tokenizer (``models.clip_tokenizer``: one token per word of ``captions.WORDS``, 32 positions),
+  tokenizer (``architectures.clip_tokenizer``: one token per word of ``captions.WORDS``, 32 positions),
   both projected to ``PROJECTION_DIM``; small enough to train on a laptop CPU;
 * **objective** -- CLIP's symmetric InfoNCE with a learned temperature, each picture also against
   a hard-negative caption with one ingredient (or the colour) changed (``contrastive_loss``,
@@ -19,8 +19,8 @@ OpenAI's CLIP has never seen the Toy Kitchen, so this module defines one that ha
 
 Training is the ``clip`` stage of ``cooklab toykitchen train`` (``train.train_clip``); the
 weights ship in ``data/toykitchen/clip`` (float16, with the tokenizer and a
-``CLIPImageProcessor``) and ``models.toy_clip()`` (``cooklab.models.toy_clip``) loads them as a
-``cooklab.metrics.ClipBackbone``.
+``CLIPImageProcessor``) and ``cooklab.models.toy_clip()`` loads them as a
+``cooklab.backbones.ClipBackbone``.
 """
 
 from __future__ import annotations
@@ -32,11 +32,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..metrics.clip_score import (
-    CLIP_MEAN,
-    CLIP_STD,
-)  # OpenAI CLIP's normalisation, what the backbone's Preprocess applies
-from .models import CLIP_MAX_LENGTH, IMAGE_SIZE, clip_tokenizer
+from ..backbones.clip import CLIP_MEAN, CLIP_STD  # OpenAI CLIP's normalisation, what the backbone's Preprocess applies
+from ..models.toy import CLIP_MAX_LENGTH, IMAGE_SIZE
+from .architectures import clip_tokenizer
 from .world import PATTERNS, TABLES, Ingredient, Scene, random_position, render
 
 #: ViT image tower: 64 x 64 pictures in 8 x 8 patches (64 patch tokens + CLS), width 64, 3 layers
@@ -49,7 +47,7 @@ VISION = dict(
     num_attention_heads=4,
     hidden_act="quick_gelu",
 )
-#: text tower: one token per world word (``models.clip_tokenizer``), 32 positions, width 64, 3 layers
+#: text tower: one token per world word (``architectures.clip_tokenizer``), 32 positions, width 64, 3 layers
 TEXT = dict(
     hidden_size=64,
     intermediate_size=256,
@@ -89,7 +87,8 @@ def image_processor():
 
 
 def pixels(images: torch.Tensor) -> torch.Tensor:
-    """uint8 ``[B, 64, 64, 3]`` -> CLIP-normalised float ``[B, 3, 64, 64]`` (what ``metrics.base.prepare`` gives at 64 x 64)."""
+    """uint8 ``[B, 64, 64, 3]`` -> CLIP-normalised float ``[B, 3, 64, 64]`` (what ``backbones.preprocess.prepare``
+    gives at 64 x 64)."""
     x = images.permute(0, 3, 1, 2).float() / 255  # [B, 3, 64, 64] in [0, 1]
     mean, std = torch.tensor(CLIP_MEAN).view(1, 3, 1, 1), torch.tensor(CLIP_STD).view(1, 3, 1, 1)
     return (x - mean.to(x.device)) / std.to(x.device)
@@ -108,7 +107,8 @@ def trim(input_ids: torch.Tensor, eos_token_id: int) -> torch.Tensor:
 def contrastive_loss(
     model, pixel_values: torch.Tensor, input_ids: torch.Tensor, negative_ids: torch.Tensor | None = None
 ) -> torch.Tensor:
-    """CLIP's symmetric InfoNCE over a batch of B (picture, caption) pairs, optionally with one hard-negative caption each.
+    """CLIP's symmetric InfoNCE over a batch of B (picture, caption) pairs, optionally with one hard-negative caption
+    each.
 
     With L2-normalised projected features ``f_i = f(x_i)``, ``g_j = g(t_j)`` and the learned
     temperature ``tau = exp(-logit_scale)`` (``logit_scale`` starts at log(1/0.07), capped at
@@ -127,7 +127,8 @@ def contrastive_loss(
 
     (the caption -> picture term is unchanged). A batch then cannot be solved from colour and
     container alone: the right caption and its negative differ only in the ingredient (or colour).
-    pixel_values: ``[B, 3, 64, 64]`` (``pixels``); input_ids, negative_ids: ``[B, L]`` (start, words, end, padding; ``trim``).
+    pixel_values: ``[B, 3, 64, 64]`` (``pixels``); input_ids, negative_ids: ``[B, L]`` (start, words, end, padding;
+    ``trim``).
     """
     f = F.normalize(model.get_image_features(pixel_values=pixel_values).pooler_output, dim=-1)  # [B, D]
     texts = (
@@ -298,7 +299,8 @@ def ranks(values) -> np.ndarray:
 
 
 def roc_auc(scores, labels) -> float:
-    """Area under the ROC curve of ``scores`` separating ``labels`` 1 from 0: P(score of a 1 > score of a 0), ties counting 1/2.
+    """Area under the ROC curve of ``scores`` separating ``labels`` 1 from 0: P(score of a 1 > score of a 0), ties
+    counting 1/2.
 
     Mann-Whitney: ``AUC = (R_1 - n_1 (n_1 + 1) / 2) / (n_1 n_0)`` with ``R_1`` the rank sum of the 1s.
     0.5 is chance, 1 a perfect separation.

@@ -29,10 +29,10 @@ import numpy as np
 import torch
 from diffusers import FluxPipeline
 
+from ..models.toy import IMAGE_SIZE, T5_MAX_LENGTH
 from ..versions import package_versions
 from .captions import CONTAINER_WORDS, PLURAL, STATE_WORDS
 from .dataset import HELD_OUT
-from .models import IMAGE_SIZE, T5_MAX_LENGTH
 from .oracle import check_frame
 from .recipes import Expectation
 from .world import ALLOWED_STATES, PATTERNS, TABLES, Ingredient, Scene, random_position
@@ -254,13 +254,14 @@ def run_all(
 
     from ..fileio import atomic_write
     from ..models import tiny_sd
-    from .models import TOY_DIR, toy_flux, toy_sd
+    from ..models.toy import TOY_DIR, toy_flux, toy_sd
 
     if threads:
         torch.set_num_threads(threads)
     out = TOY_DIR / "logs" / "heldout_eval.json" if out is None else out
     result: dict[str, Any] = {
-        "what": "held-out (colour, container, ingredient) captions, one picture each, read by cooklab.toykitchen.oracle",
+        "what": "held-out (colour, container, ingredient) captions, one picture each, "
+        "read by cooklab.toykitchen.oracle",
         "n": n,
         "seed": seed,
         "steps": num_inference_steps,

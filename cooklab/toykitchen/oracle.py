@@ -36,6 +36,7 @@ import PIL.Image
 import torch
 
 from ..grounding.base import MaskResult
+from ..images import rgb_255
 from .recipes import Expectation
 from .world import (
     ALLOWED_STATES,
@@ -94,25 +95,10 @@ _COOKED_IDX = {n: PALETTE_KEYS.index(f"ingredient:{n}:cooked") for n in INGREDIE
 # ---------------------------------------------------------------------------
 
 
-def as_rgb_array(image) -> np.ndarray:
-    """Any picture as a float32 [H, W, 3] array in 0..255 (PIL, uint8 / float array, [3, H, W] tensor)."""
-    if isinstance(image, PIL.Image.Image):
-        return np.asarray(image.convert("RGB"), dtype=np.float32)
-    if isinstance(image, torch.Tensor):
-        image = image.detach().cpu().float().numpy()
-        if image.ndim == 3 and image.shape[0] in (1, 3) and image.shape[-1] not in (1, 3):
-            image = image.transpose(1, 2, 0)  # [3, H, W] -> [H, W, 3]
-    arr = np.asarray(image)
-    if arr.ndim != 3 or arr.shape[-1] != 3:
-        raise ValueError(f"expected an RGB picture [H, W, 3]; got shape {arr.shape}.")
-    if arr.dtype != np.uint8 and arr.size and float(np.nanmax(arr)) <= 1.0:
-        arr = arr * 255.0  # float in [0, 1]
-    return arr.astype(np.float32)
-
-
 def classify(image) -> np.ndarray:
-    """[H, W] int: the index into ``PALETTE_KEYS`` of each pixel's nearest palette colour, -1 if farther than ``MAX_DISTANCE``."""
-    rgb = as_rgb_array(image)  # [H, W, 3]
+    """[H, W] int: the index into ``PALETTE_KEYS`` of each pixel's nearest palette colour, -1 if farther than
+    ``MAX_DISTANCE``."""
+    rgb = rgb_255(image)  # [H, W, 3]
     x = rgb.reshape(-1, 3).astype(np.float64)  # [HW, 3]
     p = _PALETTE_RGB.astype(np.float64)  # [K, 3]
     d2 = (x * x).sum(1, keepdims=True) - 2 * x @ p.T + (p * p).sum(1)  # [HW, K] squared distances
@@ -189,7 +175,7 @@ class Reading:
     """
 
     def __init__(self, image):
-        self.rgb = as_rgb_array(image)  # [H, W, 3] float32, 0..255
+        self.rgb = rgb_255(image)  # [H, W, 3] float32, 0..255
         self.labels = classify(self.rgb)  # [H, W] int, index into PALETTE_KEYS or -1
 
     @property
@@ -211,7 +197,8 @@ class Reading:
 
     @cached_property
     def food_labels(self) -> np.ndarray:
-        """[H, W] int: the labels inside ``food_region``, -1 elsewhere, blends of two neighbouring colours set to -1."""
+        """[H, W] int: the labels inside ``food_region``, -1 elsewhere, blends of two neighbouring colours set to
+        -1."""
         labels = unblend(self.rgb, self.labels)
         return np.where(food_region(self), labels, -1)
 
@@ -234,7 +221,8 @@ def container_fractions(image) -> dict[str, float]:
 
 
 def container_colour(image) -> tuple[str | None, float]:
-    """The container colour whose shades cover the most pixels and that fraction; None below ``MIN_CONTAINER_FRACTION``."""
+    """The container colour whose shades cover the most pixels and that fraction; None below
+    ``MIN_CONTAINER_FRACTION``."""
     return read(image).colour
 
 
@@ -318,7 +306,8 @@ RIM_MARGIN = 2
 
 
 def food_region(image) -> np.ndarray:
-    """Boolean [H, W]: where food is looked for -- the detected container eroded by ``RIM_MARGIN`` (scaled), else everywhere."""
+    """Boolean [H, W]: where food is looked for -- the detected container eroded by ``RIM_MARGIN`` (scaled), else
+    everywhere."""
     reading = read(image)
     if not reading.mask.any():
         return np.ones(reading.shape, dtype=bool)
@@ -331,7 +320,8 @@ _INGREDIENT_ID = np.array(
 
 
 def unblend(rgb: np.ndarray, labels: np.ndarray, radius: int = 2) -> np.ndarray:
-    """``labels`` with every ingredient pixel that is better explained as a blend of two other colours next to it set to -1.
+    """``labels`` with every ingredient pixel that is better explained as a blend of two other colours next to it set
+    to -1.
 
     A blurred edge between two colours A and B holds pixels on the segment A-B in RGB, and some palette
     colours lie near such segments of others: meat (200, 80, 100) sits between tomato red and pink, so
@@ -375,7 +365,8 @@ def unblend(rgb: np.ndarray, labels: np.ndarray, radius: int = 2) -> np.ndarray:
 
 
 def ingredient_pixels(image) -> dict[str, int]:
-    """Pixels per ingredient in the ``food_region``, raw and cooked shades together, blends left out: ``{"carrot": 57, ...}``."""
+    """Pixels per ingredient in the ``food_region``, raw and cooked shades together, blends left out: ``{"carrot": 57,
+    ...}``."""
     lab = read(image).food_labels  # [H, W]
     counts = np.bincount(lab.ravel() + 1, minlength=len(PALETTE_KEYS) + 1)[1:]  # [K]
     return {n: int(counts[_RAW_IDX[n]] + counts[_COOKED_IDX[n]]) for n in INGREDIENTS}
@@ -557,7 +548,8 @@ CONSISTENCY_IOU = 0.5
 
 
 def container_consistency(images) -> list[bool]:
-    """For frames 2..N: the same container colour as frame 1 and a container mask with IoU >= ``CONSISTENCY_IOU`` with it.
+    """For frames 2..N: the same container colour as frame 1 and a container mask with IoU >= ``CONSISTENCY_IOU`` with
+    it.
 
     All False when frame 1 shows no container colour. Returns ``len(images) - 1`` booleans.
     """

@@ -44,9 +44,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..backbones.clip import clip_backbone
 from ..errors import CheckpointError
 from ..fileio import atomic_write
-from . import models as toy
+from ..models.toy import IMAGE_SIZE, T5_MAX_LENGTH, TOY_DIR, toy_flux, toy_sd
+from . import architectures as toy
 from .captions import random_caption
 from .dataset import render_dataset
 
@@ -175,7 +177,8 @@ def machine(device: torch.device) -> str:
     """The machine a training log records: the GPU's name, or the CPU and its torch threads."""
     if device.type == "cuda":
         return f"{torch.cuda.get_device_name(device)}, torch {torch.__version__}"
-    return f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads), torch {torch.__version__}"
+    cpu = f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
+    return f"{cpu}, torch {torch.__version__}"
 
 
 def _write_log(out: Path, stage: str, cfg: TrainConfig, loop: _Loop, steps: int, device, extra=None) -> None:
@@ -321,7 +324,8 @@ def _load_autoencoder(out: Path, device):
 
 
 def _caption_pairs(data, idx, rng: np.random.Generator) -> tuple[list[str], list[str]]:
-    """A fresh caption per picture and its hard negative (``clip.caption_pair``); half written as a sentence, both alike."""
+    """A fresh caption per picture and its hard negative (``clip.caption_pair``); half written as a sentence, both
+    alike."""
     from .clip import caption_pair
 
     positives, negatives = [], []
@@ -415,6 +419,7 @@ def _continue_from(pipe, folder: Path, parts: tuple[str, ...]) -> dict[str, list
 
 
 def train_sd(cfg: TrainConfig, out: Path, device: torch.device, data) -> None:
+    """The ``sd`` stage: the SD-style set around the trained autoencoder, into ``<out>/sd``."""
     from diffusers import DDPMScheduler
 
     torch.manual_seed(cfg.seed + 1)
@@ -459,6 +464,7 @@ def train_sd(cfg: TrainConfig, out: Path, device: torch.device, data) -> None:
 
 
 def train_flux(cfg: TrainConfig, out: Path, device: torch.device, data) -> None:
+    """The ``flux`` stage: the Flux-style set around the trained autoencoder, into ``<out>/flux``."""
     from diffusers import FluxPipeline
     from diffusers.pipelines.flux.pipeline_flux import calculate_shift
 
@@ -475,7 +481,7 @@ def train_flux(cfg: TrainConfig, out: Path, device: torch.device, data) -> None:
     img_ids = FluxPipeline._prepare_latent_image_ids(
         1, h // 2, w // 2, device, torch.float32
     )  # [64, 3]: (0, row, col)
-    txt_ids = torch.zeros(toy.T5_MAX_LENGTH, 3, device=device)
+    txt_ids = torch.zeros(T5_MAX_LENGTH, 3, device=device)
     sc = pipe.scheduler.config
     mu = calculate_shift(img_ids.shape[0], sc.base_image_seq_len, sc.max_image_seq_len, sc.base_shift, sc.max_shift)
     loop = _Loop([*transformer.parameters(), *clip.parameters(), *t5.parameters()], cfg, cfg.flux_steps, cfg.lr)
@@ -522,10 +528,9 @@ def _generators(out: Path, device: torch.device) -> tuple[dict, dict[str, str]]:
     """The toy pipelines that draw the CLIP stage's generated frames: ``<out>/sd`` and ``<out>/flux`` when this output
     folder holds them (trained by an earlier stage), else the shipped ones (``data/toykitchen``)."""
     folders = {
-        name: out / name if (out / name / "model_index.json").is_file() else toy.TOY_DIR / name
-        for name in ("sd", "flux")
+        name: out / name if (out / name / "model_index.json").is_file() else TOY_DIR / name for name in ("sd", "flux")
     }
-    pipes = {"sd": toy.toy_sd(folders["sd"], device=device), "flux": toy.toy_flux(folders["flux"], device=device)}
+    pipes = {"sd": toy_sd(folders["sd"], device=device), "flux": toy_flux(folders["flux"], device=device)}
     return pipes, {k: str(v) for k, v in folders.items()}
 
 
@@ -585,8 +590,6 @@ def train_clip(cfg: TrainConfig, out: Path, device: torch.device, data) -> None:
         if not loop.step(loss.float(), step):
             break
     model.eval().cpu()
-    from ..metrics.clip_score import clip_backbone
-
     retrieval = heldout_retrieval(clip_backbone(model, tokenizer=tokenizer))
     print(f"  held-out retrieval: {retrieval}", flush=True)
     extra.update(
@@ -620,7 +623,7 @@ def train(out, preset: str = "gpu", stages=STAGES, device=None, **overrides) -> 
     device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     torch.backends.cuda.matmul.allow_tf32 = True  # float32 matrix products on tensor cores (GPU only)
     t = time.perf_counter()
-    data = render_dataset(cfg.images, cfg.seed, toy.IMAGE_SIZE, workers=cfg.workers)
+    data = render_dataset(cfg.images, cfg.seed, IMAGE_SIZE, workers=cfg.workers)
     print(f"rendered {len(data)} scenes in {time.perf_counter() - t:.1f} s", flush=True)
     for stage in STAGES:
         if stage in stages:

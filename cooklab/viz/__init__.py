@@ -12,6 +12,11 @@ Outside a widget the figures are pyplot figures (a notebook shows them at the en
 Inside ``with detached_figures():`` they are plain ``matplotlib.figure.Figure`` objects that pyplot
 never sees, to display yourself (``IPython.display.Image(figure_png(fig))``): what a widget
 callback must do, since it may run on a kernel subshell while the cell's pyplot flush runs.
+
+The modules: ``common`` (conversion, drawing into an axes, labels, ``detached_figures``),
+``plots`` (every figure function in one namespace), ``storyboard``, ``recipe_diffusion``,
+``cookanything``, ``cscc`` (the figures), ``detection`` (plans, detections, masks),
+``training`` (the loss of a LoRA run), ``widgets`` (the ipywidgets), ``tables`` (JSON as a table).
 """
 
 from .common import detached_figures, figure_png

@@ -29,6 +29,8 @@ import numpy as np
 import torch
 from matplotlib.figure import Figure
 
+from ..images import rgb_array
+
 __all__ = [
     "LABEL_PT",
     "SMALL_PT",
@@ -132,28 +134,13 @@ def to_array(x) -> np.ndarray:
 
 
 def image_array(image) -> np.ndarray | None:
-    """An image as an ``[H, W, 3]`` float array in [0, 1] (None stays None).
+    """An image as an ``[H, W, 3]`` float array in [0, 1] (None stays None): ``cooklab.images.rgb_array``.
 
     image: a PIL image, an ``[H, W]`` / ``[H, W, C]`` array, or a ``[C, H, W]`` / ``[H, W, C]``
-    tensor (C = 1 or 3; RGBA loses its alpha). uint8 values are divided by 255; floats
+    tensor (C = 1, 3 or 4; RGBA loses its alpha). uint8 values are divided by 255; floats
     are clipped to [0, 1].
     """
-    if image is None:
-        return None
-    if isinstance(image, torch.Tensor):
-        if image.ndim == 3 and image.shape[0] in (1, 3) and image.shape[-1] not in (1, 3):
-            image = image.permute(1, 2, 0)  # [C, H, W] -> [H, W, C]
-        image = image.detach().cpu()
-        image = image if image.dtype == torch.uint8 else image.float()
-    arr = np.asarray(image)
-    arr = arr.astype(np.float32) / 255.0 if arr.dtype == np.uint8 else arr.astype(np.float32)
-    if arr.ndim == 2:
-        arr = arr[..., None]  # [H, W] -> [H, W, 1]
-    if arr.ndim != 3:
-        raise ValueError(f"image must be [H, W], [H, W, C] or [C, H, W]; got shape {arr.shape}")
-    if arr.shape[-1] == 1:
-        arr = np.repeat(arr, 3, axis=-1)  # grey -> RGB
-    return np.clip(arr[..., :3], 0.0, 1.0)
+    return None if image is None else rgb_array(image)
 
 
 # ---- drawing into an axes ----------------------------------------------------------------

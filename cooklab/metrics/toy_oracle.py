@@ -85,7 +85,8 @@ def oracle_step_faithfulness(images, expectations: list[Expectation]) -> MetricR
 
 
 def oracle_state_accuracy(images, expectations: list[Expectation]) -> MetricResult:
-    """Per step naming an ingredient and a state: 1 if ``oracle.ingredient_state`` matches it; the mean is ``oracle.state_accuracy``."""
+    """Per step naming an ingredient and a state: 1 if ``oracle.ingredient_state`` matches it; the mean is
+    ``oracle.state_accuracy``."""
     images, expectations = [oracle.read(im) for im in images], list(expectations)
     steps = [i for i in _steps(images, expectations) if expectations[i].state]
     per_item = [

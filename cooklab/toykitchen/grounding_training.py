@@ -38,13 +38,12 @@ make a stopped run resume; the finished models are
 processors), and each stage logs ``<out>/logs/<stage>_training.json``. ``evaluate_grounding``
 measures a provider against the renderer's boxes and masks and on frames of the toy SD model.
 
-    python -m cooklab.toykitchen.detection train --out data/toykitchen
-    python -m cooklab.toykitchen.detection evaluate
+    cooklab toykitchen train --stages detector,segmenter --out data/toykitchen
+    cooklab toykitchen evaluate-grounding
 """
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 import time
@@ -57,12 +56,11 @@ import torch
 import torch.nn.functional as F
 from torchvision.ops import box_convert, generalized_box_iou_loss, sigmoid_focal_loss
 
-from ..errors import ConfigError
 from ..fileio import atomic_write
 from ..grounding.tiny import SPECIAL_WORDS, detector_from_configs, segmenter_from_configs
+from ..models.toy import IMAGE_SIZE, TOY_DIR
 from .captions import CONTAINER_WORDS, WORDS
 from .dataset import HELD_OUT
-from .models import IMAGE_SIZE, TOY_DIR
 from .oracle import container_mask, fill_holes, iou
 from .train import lr_factor, machine, save_float16
 from .world import CONTAINER_COLOURS, CONTAINERS, random_scene, render
@@ -114,7 +112,8 @@ SAM_DECODER = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, m
 
 @dataclass
 class GroundingTrainConfig:
-    """One training run of the two models (``PRESETS`` holds the run that made the shipped weights and a smoke test)."""
+    """One training run of the two models (``PRESETS`` holds the run that made the shipped weights and a smoke
+    test)."""
 
     seed: int = 0
     images: int = 6000  # rendered training scenes
@@ -137,6 +136,7 @@ class GroundingTrainConfig:
 
 
 PRESETS = {
+    "gpu": GroundingTrainConfig(),  # the run that made the shipped weights (it needs no GPU)
     "cpu": GroundingTrainConfig(),
     "smoke": GroundingTrainConfig(
         images=32, batch=4, detector_steps=2, segmenter_steps=2, warmup=1, checkpoint_every=1
@@ -150,7 +150,8 @@ PRESETS = {
 
 
 def build_detector(seed: int = 0):
-    """(GroundingDinoForObjectDetection, GroundingDinoProcessor) untrained, with a BERT tokenizer over the toy words."""
+    """(GroundingDinoForObjectDetection, GroundingDinoProcessor) untrained, with a BERT tokenizer over the toy
+    words."""
     return detector_from_configs(WORDS, SWIN, BERT, DINO, IMAGE_SIZE, seed=seed)
 
 
@@ -206,7 +207,8 @@ def training_data(cfg: GroundingTrainConfig) -> GroundingData:
 
 
 def augment(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
-    """[B, 3, H, W] in [0, 1] -> the same, blurred (3 x 3 box, random strength), colour-shifted (+-0.05) and noised (sigma <= 0.04)."""
+    """[B, 3, H, W] in [0, 1] -> the same, blurred (3 x 3 box, random strength), colour-shifted (+-0.05) and noised
+    (sigma <= 0.04)."""
     b = x.shape[0]
     blurred = F.avg_pool2d(F.pad(x, (1, 1, 1, 1), mode="replicate"), 3, stride=1)
     t = torch.rand(b, 1, 1, 1, generator=gen)
@@ -570,12 +572,13 @@ def evaluate_grounding(provider, n: int = 200, seed: int = 1, frames=None) -> di
 
 
 def generated_frames(n: int = 40, seed: int = 1, steps: int = 20) -> list[tuple[np.ndarray, str]]:
-    """``n`` frames of the shipped toy SD model ([64, 64, 3] uint8) for the held-out captions, with their container kinds.
+    """``n`` frames of the shipped toy SD model ([64, 64, 3] uint8) for the held-out captions, with their container
+    kinds.
 
     DDIM, ``steps`` steps, CFG 3; batch ``k`` of 10 captions uses ``torch.Generator().manual_seed(seed + 10 k)``.
     """
+    from ..models.toy import toy_sd
     from .evaluate import generate, heldout_captions
-    from .models import toy_sd
 
     items = heldout_captions(n, seed)
     pipe = toy_sd()
@@ -618,58 +621,7 @@ def evaluate_all(out: Path | None = None, n: int = 200, seed: int = 1, generated
         "thresholds": {"box": toy.box_threshold, "text": toy.text_threshold},
         "machine": machine(torch.device("cpu")),
         "date": time.strftime("%Y-%m-%d", time.gmtime()),
-        "command": f"python -m cooklab.toykitchen.detection evaluate --n {n} --seed {seed} --generated {generated}",
+        "command": f"cooklab toykitchen evaluate-grounding --n {n} --seed {seed} --generated {generated}",
     }
     atomic_write(out or TOY_DIR / "logs" / "grounding_eval.json", json.dumps(result, indent=1))
     return result
-
-
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m cooklab.toykitchen.detection", description=__doc__.split("\n\n")[0]
-    )
-    commands = parser.add_subparsers(dest="command", required=True)
-    tr = commands.add_parser("train", help="train the toy detector and/or segmenter")
-    tr.add_argument(
-        "--out",
-        type=Path,
-        default=Path("outputs/toykitchen"),
-        help="writes <out>/grounding/<stage> and <out>/logs (data/toykitchen replaces the shipped weights)",
-    )
-    tr.add_argument("--stages", default=",".join(STAGES), help="comma-separated: detector,segmenter")
-    tr.add_argument("--preset", choices=sorted(PRESETS), default="cpu")
-    tr.add_argument("--max-minutes", type=float, default=None)
-    tr.add_argument("--init-from", default=None, help="continue from <folder>/detector and <folder>/segmenter")
-    tr.add_argument(
-        "--negative-share", type=float, default=None, help="share of detector captions naming what is not there"
-    )
-    tr.add_argument("--steps", type=int, default=None, help="planned steps of each stage (default: the preset's)")
-    tr.add_argument("--lr", type=float, default=None, help="peak learning rate of each stage (default: the preset's)")
-    ev = commands.add_parser("evaluate", help="box / mask IoU of the shipped pair and of the random tiny pair")
-    ev.add_argument("--n", type=int, default=200)
-    ev.add_argument("--seed", type=int, default=1)
-    ev.add_argument("--generated", type=int, default=40)
-    args = parser.parse_args(argv)
-    if args.command == "train":
-        cfg = dataclasses.replace(PRESETS[args.preset], max_minutes=args.max_minutes, init_from=args.init_from)
-        if args.negative_share is not None:
-            cfg = dataclasses.replace(cfg, negative_share=args.negative_share)
-        if args.steps is not None:
-            cfg = dataclasses.replace(cfg, detector_steps=args.steps, segmenter_steps=args.steps)
-        if args.lr is not None:
-            cfg = dataclasses.replace(cfg, detector_lr=args.lr, segmenter_lr=args.lr)
-        stages = [s.strip() for s in args.stages.split(",") if s.strip()]
-        for stage in stages:
-            if stage not in STAGES:
-                raise ConfigError(f"--stages {stage!r}: choose from {', '.join(STAGES)}.")
-        data = training_data(cfg)
-        for stage in stages:
-            log = train_stage(stage, cfg, args.out, data)
-            print(f"{stage}: {log['steps_done']} steps in {log['seconds']} s", flush=True)
-    else:
-        print(json.dumps(evaluate_all(n=args.n, seed=args.seed, generated=args.generated), indent=1))
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

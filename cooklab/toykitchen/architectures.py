@@ -1,4 +1,4 @@
-"""The Toy Kitchen's model sets: their configs, how to build them untrained, and how to load the trained ones.
+"""The Toy Kitchen's model architectures: the configs of its two model sets and how to build them untrained.
 
 Two sets of real diffusers / transformers classes, small enough to train in minutes on one GPU
 and to run in seconds on a laptop CPU:
@@ -12,27 +12,15 @@ and to run in seconds on a laptop CPU:
   ``FlowMatchEulerDiscreteScheduler``.
 
 The tokenizers are ``cooklab.word_tokenizers``' in-memory ones with the world's vocabulary
-(``captions.WORDS``). The trained weights ship in ``data/toykitchen/{sd,flux}`` as ordinary
-``save_pretrained`` folders in float16; ``toy_sd()`` / ``toy_flux()`` (also
-``cooklab.models.toy_sd`` / ``toy_flux``) load them with ``from_pretrained`` (offline) and return
-the stock ``StableDiffusionPipeline`` / ``FluxPipeline``. ``cooklab toykitchen train``
-reproduces them (``docs/toykitchen.md`` is their model card). Not to be confused with
-``cooklab.models.tiny_sd`` / ``tiny_flux``: those have random weights and draw noise.
-
-``toy_clip()`` loads the third shipped model, ``data/toykitchen/clip``: a ``CLIPModel`` trained on the
-toy world (``toykitchen/clip.py``), as the ``cooklab.metrics`` CLIP backbone.
-
-The fourth and fifth, ``data/toykitchen/grounding/{detector,segmenter}``, are a ``GroundingDinoForObjectDetection``
-and a ``SamModel`` trained on the toy world (``toykitchen/detection.py``); ``cooklab.grounding.GroundedSAM.toy()``
-loads them (the grounding package imports this module, not the other way). ``is_toy_pipeline(pipe)`` tells the
-shipped pipelines from others.
+(``captions.WORDS``). ``build_sd`` / ``build_flux`` put an untrained set around a trained
+autoencoder; ``cooklab toykitchen train`` trains them (``train.py``). The trained sets ship in
+``data/toykitchen/`` and load with ``cooklab.models.toy_sd()`` / ``toy_flux()`` (``docs/toykitchen.md``
+is their model card). Not to be confused with ``cooklab.models.tiny_sd`` / ``tiny_flux``: those
+have random weights and draw noise.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
-
-import torch
 from diffusers import (
     AutoencoderKL,
     DDIMScheduler,
@@ -44,15 +32,9 @@ from diffusers import (
 )
 from transformers import CLIPTextConfig, CLIPTextModel, T5Config, T5EncoderModel
 
-from ..errors import CheckpointError
+from ..models.toy import CLIP_MAX_LENGTH, IMAGE_SIZE, T5_MAX_LENGTH
 from ..word_tokenizers import tiny_clip_tokenizer, tiny_t5_tokenizer
 from .captions import WORDS
-
-#: where the trained model sets live in a checkout
-TOY_DIR = Path(__file__).resolve().parents[2] / "data" / "toykitchen"
-IMAGE_SIZE = 64  # training resolution (pixels)
-CLIP_MAX_LENGTH = 32  # toy captions are short; CLIP's position table has this many rows
-T5_MAX_LENGTH = 64  # pass as max_sequence_length to the toy Flux pipeline
 
 # Autoencoder: three blocks, two 2x downsamplings -> vae_scale_factor 4: 64x64 image, 16x16 latent.
 VAE = dict(
@@ -146,14 +128,17 @@ FLUX_SCHEDULER = dict(
 
 
 def clip_tokenizer():
+    """The world's CLIP tokenizer: one token per word of ``WORDS``, ``CLIP_MAX_LENGTH`` positions."""
     return tiny_clip_tokenizer(WORDS, CLIP_MAX_LENGTH)
 
 
 def t5_tokenizer():
+    """The world's T5 tokenizer: each word of ``WORDS`` and its capitalised form one token, ``T5_MAX_LENGTH``."""
     return tiny_t5_tokenizer(WORDS + tuple(w.capitalize() for w in WORDS), T5_MAX_LENGTH)  # T5 is case sensitive
 
 
 def clip_text_model(tokenizer) -> CLIPTextModel:
+    """An untrained ``CLIPTextModel`` of the sets' size (``CLIP_TEXT``) for ``tokenizer``'s vocabulary and tokens."""
     return CLIPTextModel(
         CLIPTextConfig(
             **CLIP_TEXT,
@@ -166,6 +151,7 @@ def clip_text_model(tokenizer) -> CLIPTextModel:
 
 
 def build_vae(latent_channels: int = VAE["latent_channels"]) -> AutoencoderKL:
+    """An untrained autoencoder (``VAE``) with ``latent_channels`` latent channels."""
     return AutoencoderKL(**{**VAE, "latent_channels": latent_channels})
 
 
@@ -211,72 +197,3 @@ def build_flux(vae: AutoencoderKL, scaling_factor: float, shift_factor: float) -
     )
     pipe.default_sample_size = IMAGE_SIZE // 4
     return pipe
-
-
-def _load(cls, kind: str, path, device, dtype):
-    folder = Path(path) if path is not None else TOY_DIR / kind
-    if not (folder / "model_index.json").is_file():
-        raise CheckpointError(
-            f"no trained Toy Kitchen {kind} model in {folder}: a checkout ships it in data/toykitchen/{kind}; "
-            f"rebuild it with `cooklab toykitchen train --out {folder.parent}`."
-        )
-    pipe = cls.from_pretrained(folder, dtype=dtype or torch.float32, local_files_only=True)
-    pipe.set_progress_bar_config(disable=True)
-    if device is not None:
-        pipe.to(torch.device(device))
-    return pipe
-
-
-def toy_sd(path=None, device=None, dtype=None) -> StableDiffusionPipeline:
-    """The trained SD-style Toy Kitchen pipeline (64x64, DDIM, v-prediction). Offline; float32 unless ``dtype``."""
-    return _load(StableDiffusionPipeline, "sd", path, device, dtype)
-
-
-def toy_flux(path=None, device=None, dtype=None) -> FluxPipeline:
-    """The trained Flux-style Toy Kitchen pipeline (64x64 per image). Call it with ``max_sequence_length=T5_MAX_LENGTH``
-    (``CookAnything`` takes it from the T5 tokenizer by default) and ``true_cfg_scale`` > 1 with a ``negative_prompt``
-    (it has no guidance embedding)."""
-    pipe = _load(FluxPipeline, "flux", path, device, dtype)
-    pipe.default_sample_size = IMAGE_SIZE // 4
-    return pipe
-
-
-def toy_autoencoder(path=None, device=None) -> AutoencoderKL:
-    """The Toy Kitchen autoencoder the next model sets are trained on (``data/toykitchen/autoencoder``), float32, offline.
-
-    Its config carries the latent statistics (``shift_factor`` = mean, ``scaling_factor`` = 1 / std); its model card
-    is ``data/toykitchen/autoencoder/README.md``. ``evaluate.autoencoder_ceiling`` measures what it keeps of the food.
-    """
-    folder = Path(path) if path is not None else TOY_DIR / "autoencoder"
-    if not (folder / "config.json").is_file():
-        raise CheckpointError(
-            f"no Toy Kitchen autoencoder in {folder}: a checkout ships it in data/toykitchen/autoencoder; "
-            f"rebuild it with `cooklab toykitchen train --stages autoencoder --out {folder.parent}`."
-        )
-    vae = AutoencoderKL.from_pretrained(folder, torch_dtype=torch.float32, local_files_only=True).eval()
-    return vae.to(torch.device(device)) if device is not None else vae
-
-
-def toy_clip(path=None, device=None):
-    """The trained Toy Kitchen CLIP (``data/toykitchen/clip``) as a ``cooklab.metrics.ClipBackbone``: pass it as ``clip=``
-    to any CLIP metric. A ``CLIPModel`` trained on the toy world's renders and captions (``toykitchen/clip.py``), loaded
-    offline in float32."""
-    from ..metrics.clip_score import clip_backbone
-
-    folder = Path(path) if path is not None else TOY_DIR / "clip"
-    if not (folder / "config.json").is_file():
-        raise CheckpointError(
-            f"no trained Toy Kitchen CLIP in {folder}: a checkout ships it in data/toykitchen/clip; "
-            f"rebuild it with `cooklab toykitchen train --stages clip --out {folder.parent}`."
-        )
-    backbone = clip_backbone(folder, device=device, dtype=torch.float32, local_files_only=True)
-    backbone.source = f"toy_clip ({folder})"
-    return backbone
-
-
-def is_toy_pipeline(pipe) -> bool:
-    """True when ``pipe`` was loaded from the shipped Toy Kitchen SD or Flux folder (``toy_sd()`` / ``toy_flux()``)."""
-    name = getattr(pipe, "name_or_path", None)
-    if not name:
-        return False
-    return Path(name).resolve() in {(TOY_DIR / kind).resolve() for kind in ("sd", "flux")}
