@@ -3,7 +3,7 @@
     pipe = load_pipeline("recipe-diffusion", "toy")
     run = Run(recipe, Path("outputs/pancakes"), model="toy", pipeline="recipe-diffusion", call=dict(seed=0), trace=True)
     result = run_and_report(pipe, run)
-    print(describe(result), "open", result.index)
+    print(result_summary(result), "open", result.index)
 
 ``run_and_report`` calls ``pipe(run.recipe, **run.call)`` (inside ``cooklab.trace`` when
 ``run.trace``), then writes the run with ``cooklab.report.write_run`` (frames, storyboard,
@@ -40,7 +40,7 @@ __all__ = [
     "Run",
     "RunResult",
     "consistency_text",
-    "describe",
+    "result_summary",
     "load_pipeline",
     "mask_provider",
     "model_notes",
@@ -266,7 +266,7 @@ def run_and_report(pipe, run: Run) -> RunResult:
     return result
 
 
-def describe(result: RunResult) -> str:
+def result_summary(result: RunResult) -> str:
     """One line about a finished run: frames, time and where the mechanisms acted (CookAnything: the canvas)."""
     out, seconds = result.out, result.seconds
     if not is_canvas_output(out):

@@ -12,7 +12,8 @@ import torch
 from openai_stub import FakeOpenAI
 
 from cooklab import metrics
-from cooklab.cli import SCORE_DEFAULTS, main
+from cooklab.cli import main
+from cooklab.cli_parser import SCORE_DEFAULTS
 from cooklab.errors import ConfigError
 from cooklab.grounding import BoxMaskProvider
 from cooklab.metrics import (
