@@ -112,8 +112,10 @@ def add_generate(commands: argparse._SubParsersAction) -> argparse.ArgumentParse
         "generate",
         help="illustrate a recipe file and write frames, storyboard, settings.json and index.html",
         description=(
-            "Generate one image per recipe step with Recipe Diffusion (frame by frame, Stable Diffusion) or CookAnything "
-            "(all steps on one Flux canvas, one region per step; a long recipe in chunks, see --chunk-size) and write the run "
+            "Generate one image per recipe step with Recipe Diffusion (frame by frame, Stable Diffusion) or "
+            "CookAnything "
+            "(all steps on one Flux canvas, one region per step; a long recipe in chunks, see --chunk-size) and "
+            "write the run "
             "to --out."
         ),
     )
@@ -139,14 +141,18 @@ def add_generate(commands: argparse._SubParsersAction) -> argparse.ArgumentParse
     gen.add_argument(
         "--steps", type=int, default=None, help="denoising steps (default: 30 for toy; else 20, 28 for cookanything)"
     )
-    size_help = "image {}, a multiple of 8; cookanything: of ONE region, a multiple of 16 (default: the model's; 64 for toy and tiny)"
+    size_help = (
+        "image {}, a multiple of 8; cookanything: of ONE region, a multiple of 16 "
+        "(default: the model's; 64 for toy and tiny)"
+    )
     gen.add_argument("--height", type=int, default=None, help=size_help.format("height"))
     gen.add_argument("--width", type=int, default=None, help=size_help.format("width"))
     gen.add_argument(
         "--guidance",
         type=float,
         default=None,
-        help="guidance scale (default: 3.0 for toy, else 7.5, classifier-free; cookanything: Flux's guidance embedding, "
+        help="guidance scale (default: 3.0 for toy, else 7.5, classifier-free; cookanything: Flux's guidance "
+        "embedding, "
         "3.5, ignored by a model without one such as toy: use --true-cfg-scale)",
     )
     gen.add_argument(
@@ -158,7 +164,8 @@ def add_generate(commands: argparse._SubParsersAction) -> argparse.ArgumentParse
     gen.add_argument(
         "--trace",
         action="store_true",
-        help="record attention and noise; writes trace_summary.txt and a figure (recipe-diffusion: trace_reference_share.png)",
+        help="record attention and noise; writes trace_summary.txt and a figure (recipe-diffusion: "
+        "trace_reference_share.png)",
     )
 
     _agent_options(gen)
@@ -205,9 +212,12 @@ def add_generate(commands: argparse._SubParsersAction) -> argparse.ArgumentParse
         "--masks",
         default=None,
         metavar="SPEC",
-        help="container masks for region-aware noise: 'oracle' (the Toy Kitchen's palette oracle on the reference frame; "
-        "the default with --model toy), 'grounded-sam' (GroundingDINO + SAM on the reference frame; with --model toy the "
-        "pair trained on the toy world, offline, else downloads the checkpoints) or 'box:X0,Y0,X1,Y1' (a fixed pixel box for every frame that reopens a container)",
+        help="container masks for region-aware noise: 'oracle' (the Toy Kitchen's palette oracle on the reference "
+        "frame; "
+        "the default with --model toy), 'grounded-sam' (GroundingDINO + SAM on the reference frame; with --model toy "
+        "the "
+        "pair trained on the toy world, offline, else downloads the checkpoints) or 'box:X0,Y0,X1,Y1' (a fixed pixel "
+        "box for every frame that reopens a container)",
     )
     rd.add_argument(
         "--kv-cache-device", default=None, help="where reference K/V are kept, e.g. cpu (default: the compute device)"
@@ -222,7 +232,8 @@ def add_generate(commands: argparse._SubParsersAction) -> argparse.ArgumentParse
         type=float,
         default=None,
         metavar="S",
-        help="true classifier-free guidance: > 1 runs the transformer a second time per step with --negative-prompt and "
+        help="true classifier-free guidance: > 1 runs the transformer a second time per step with --negative-prompt "
+        "and "
         "pushes away from it (for models without guidance distillation); <= 1 is off (default: 3.0 for toy, else 1.0)",
     )
     ca.add_argument(
@@ -260,7 +271,8 @@ def add_generate(commands: argparse._SubParsersAction) -> argparse.ArgumentParse
         "--image-attention",
         choices=("region", "global"),
         default=None,
-        help="regional branch: image tokens see their own region only (the paper) or every image token (default: region)",
+        help="regional branch: image tokens see their own region only (the paper) or every image token (default: "
+        "region)",
     )
     ca.add_argument(
         "--rope-step-axis", action="store_true", help="Flexible RoPE: put the step index on the unused position axis 0"
@@ -269,7 +281,8 @@ def add_generate(commands: argparse._SubParsersAction) -> argparse.ArgumentParse
         "--attention-backend",
         choices=("auto", "batched", "flex", "masked"),
         default=None,
-        help="regional attention path (default: auto = flex on CUDA, batched SDPA on the CPU; masked for --image-attention global)",
+        help="regional attention path (default: auto = flex on CUDA, batched SDPA on the CPU; masked for "
+        "--image-attention global)",
     )
     ca.add_argument(
         "--chunk-size",
@@ -283,7 +296,8 @@ def add_generate(commands: argparse._SubParsersAction) -> argparse.ArgumentParse
         "--anchor",
         choices=("fixed", "renoise", "none"),
         default=None,
-        help="how a chunk carries the previous chunk's last frames: fixed = pinned to their final latents (in-context), "
+        help="how a chunk carries the previous chunk's last frames: fixed = pinned to their final latents "
+        "(in-context), "
         "renoise = re-noised and denoised again (image-to-image), none = independent chunks (default: fixed)",
     )
     ca.add_argument(
@@ -327,10 +341,13 @@ def add_demo(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
         "demo",
         help="offline end-to-end demo of both pipelines on the Toy Kitchen models (under a minute on a CPU)",
         description=(
-            "Illustrate a 4-step Toy Kitchen recipe with the Toy Kitchen models, offline: Recipe Diffusion's region_aware_kv "
+            "Illustrate a 4-step Toy Kitchen recipe with the Toy Kitchen models, offline: Recipe Diffusion's "
+            "region_aware_kv "
             "variant (container masks from the toy world's oracle) and its independent variant for comparison, and "
-            "CookAnything with every mechanism on and without Step-wise Regional Control; writes each run's storyboard, "
-            "page and trace figures, and compare.png / index.html: the runs in pairs, each with the oracle's container "
+            "CookAnything with every mechanism on and without Step-wise Regional Control; writes each run's "
+            "storyboard, "
+            "page and trace figures, and compare.png / index.html: the runs in pairs, each with the oracle's "
+            "container "
             "consistency."
         ),
     )
@@ -343,7 +360,8 @@ def add_demo(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
     demo.add_argument(
         "--recipe",
         default=None,
-        help=f"recipe file or shipped recipe name (default: data/toykitchen/recipes/{DEMO_RECIPE}; the models know only the "
+        help=f"recipe file or shipped recipe name (default: data/toykitchen/recipes/{DEMO_RECIPE}; the models know "
+        "only the "
         "toy world's words)",
     )
     demo.add_argument(
@@ -366,8 +384,10 @@ def add_gallery(commands: argparse._SubParsersAction) -> argparse.ArgumentParser
         "the browser test saw them",
         description=(
             "Run Recipe Diffusion's four variants and CookAnything with each mechanism switched off on a Toy Kitchen "
-            "recipe (one seed, offline), draw one ablation figure per pipeline with the oracle's container consistency, "
-            "copy the browser test's explorer screenshots (make test-browser) and write gallery.md. `make gallery` does both."
+            "recipe (one seed, offline), draw one ablation figure per pipeline with the oracle's container "
+            "consistency, "
+            "copy the browser test's explorer screenshots (make test-browser) and write gallery.md. `make gallery` "
+            "does both."
         ),
     )
     gallery.add_argument(
@@ -399,11 +419,15 @@ def add_score(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """``cooklab score``: the run folder, the metrics and their models."""
     sc = commands.add_parser(
         "score",
-        help="measure a run folder (CLIP, DINOv2, the Toy Kitchen oracle, a judge): writes metrics.json and a table on its page",
+        help="measure a run folder (CLIP, DINOv2, the Toy Kitchen oracle, a judge): writes metrics.json and a table "
+        "on its page",
         description=(
-            "Measure the frames of a folder written by `cooklab generate` or `cooklab demo` with cooklab.metrics (docs/metrics.md): "
-            "writes metrics.json and adds a metrics table to its index.html. Without --metrics: the oracle's for a Toy "
-            "Kitchen run, the CLIP and DINOv2 metrics when those models load (offline: from the cache or a folder), the "
+            "Measure the frames of a folder written by `cooklab generate` or `cooklab demo` with cooklab.metrics "
+            "(docs/metrics.md): "
+            "writes metrics.json and adds a metrics table to its index.html. Without --metrics: the oracle's for a "
+            "Toy "
+            "Kitchen run, the CLIP and DINOv2 metrics when those models load (offline: from the cache or a folder), "
+            "the "
             "judge's with --judge."
         ),
     )
@@ -450,7 +474,8 @@ def add_score(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
         default=None,
         metavar="SPEC",
         help="container masks for dino_l2_masked, found in each frame for its step's container: 'oracle' (the Toy "
-        "Kitchen oracle; the default for a Toy Kitchen run), 'grounded-sam' (for a --model toy run the pair trained on the "
+        "Kitchen oracle; the default for a Toy Kitchen run), 'grounded-sam' (for a --model toy run the pair trained "
+        "on the "
         "toy world, offline), 'box:X0,Y0,X1,Y1' or 'none'",
     )
     sc.add_argument(
@@ -473,7 +498,8 @@ def add_evaluate(commands: argparse._SubParsersAction) -> argparse.ArgumentParse
     ev = commands.add_parser(
         "evaluate",
         help="compare methods over recipes and seeds (resumable): results.jsonl, tables.md, sweep plots",
-        description="Generate and score every method x grid point x recipe x seed of CONFIG (cooklab/evaluation/config.py; "
+        description="Generate and score every method x grid point x recipe x seed of CONFIG "
+        "(cooklab/evaluation/config.py; "
         "data/eval/toy_small.yaml is an example), then write the tables. Killed, it resumes where it stopped; under "
         "`accelerate launch --num_processes P -m cooklab evaluate CONFIG` the units are split across P processes.",
     )
@@ -491,10 +517,14 @@ def add_train_lora(commands: argparse._SubParsersAction) -> argparse.ArgumentPar
     tl = commands.add_parser(
         "train-lora",
         help="train a LoRA on the Flux transformer over multi-step canvases (CookAnything's training-based mode)",
-        description="Train the LoRA of CONFIG (cooklab/training/config.py; data/toykitchen/lora/train.yaml is an example) with "
-        "the rectified-flow objective on canvases laid out exactly as CookAnything generates them. Writes OUT/adapter (read by "
-        "CookAnything.load_lora and diffusers' FluxPipeline.load_lora_weights), OUT/loss.jsonl and OUT/checkpoints; killed, it "
-        "resumes from the last checkpoint. Several GPUs: `accelerate launch --num_processes P -m cooklab train-lora CONFIG`.",
+        description="Train the LoRA of CONFIG (cooklab/training/config.py; data/toykitchen/lora/train.yaml is an "
+        "example) with "
+        "the rectified-flow objective on canvases laid out exactly as CookAnything generates them. Writes "
+        "OUT/adapter (read by "
+        "CookAnything.load_lora and diffusers' FluxPipeline.load_lora_weights), OUT/loss.jsonl and OUT/checkpoints; "
+        "killed, it "
+        "resumes from the last checkpoint. Several GPUs: `accelerate launch --num_processes P -m cooklab train-lora "
+        "CONFIG`.",
     )
     tl.add_argument("config", type=Path, metavar="CONFIG.yaml", help="the training run")
     tl.add_argument(
@@ -512,7 +542,8 @@ def _agent_options(parser: argparse.ArgumentParser, default: str | None = None) 
         "--agent",
         choices=("auto", "rules", "openai"),
         default=default,
-        help="plan the recipe with the Cooking Agent first: openai (needs OPENAI_API_KEY or --base-url), rules (offline), "
+        help="plan the recipe with the Cooking Agent first: openai (needs OPENAI_API_KEY or --base-url), rules "
+        "(offline), "
         "auto (openai when a key is set, else rules)"
         + ("" if default else "; default: use the recipe's own metadata"),
     )

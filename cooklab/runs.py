@@ -1,7 +1,8 @@
 """One generation run, start to finish: load a pipeline, call it (traced or not), time it, write its folder.
 
     pipe = load_pipeline("recipe-diffusion", "toy")
-    run = Run(recipe, Path("outputs/pancakes"), model="toy", pipeline="recipe-diffusion", call=dict(seed=0), trace=True)
+    run = Run(recipe, Path("outputs/pancakes"), model="toy", pipeline="recipe-diffusion", call=dict(seed=0),
+              trace=True)
     result = run_and_report(pipe, run)
     print(result_summary(result), "open", result.index)
 
@@ -61,9 +62,9 @@ TOY_NOTE = (
     "procedural Toy Kitchen world (docs/toykitchen.md): 64x64 top views of one container with food on a table."
 )
 TOY_FLUX_NOTE = (
-    "The images come from the Toy Kitchen Flux model (cooklab.models.toy_flux), a small Flux-style transformer trained on "
-    "the procedural Toy Kitchen world (docs/toykitchen.md): 64x64 regions, true classifier-free guidance (it has no "
-    "guidance embedding)."
+    "The images come from the Toy Kitchen Flux model (cooklab.models.toy_flux), a small Flux-style transformer "
+    "trained on the procedural Toy Kitchen world (docs/toykitchen.md): 64x64 regions, true classifier-free "
+    "guidance (it has no guidance embedding)."
 )
 TINY_NOTE = (
     "The tiny model (cooklab.models.tiny_sd) has random weights, so the images are noise (--model toy draws real "
@@ -153,8 +154,9 @@ def toy_words_note(recipe) -> str | None:
         return None
     shown = ", ".join(unknown[:6]) + (" ..." if len(unknown) > 6 else "")
     return (
-        f"the Toy Kitchen models know only the toy world's words, and this recipe has others ({shown}): expect toy-world "
-        "pictures that follow the words they know. Toy recipes: data/toykitchen/recipes, cooklab.toykitchen.random_toy_recipe."
+        f"the Toy Kitchen models know only the toy world's words, and this recipe has others ({shown}): expect "
+        "toy-world pictures that follow the words they know. Toy recipes: data/toykitchen/recipes, "
+        "cooklab.toykitchen.random_toy_recipe."
     )
 
 
@@ -327,7 +329,7 @@ def span_notes(out) -> list[str]:
 
 
 def trace_figure(trace, name: str):
-    """The figure ``name`` (a file of ``TRACE_FIGURES``) drawn from ``trace``, or None when the trace lacks its data."""
+    """The figure ``name`` (a file of ``TRACE_FIGURES``) drawn from ``trace``; None when the trace lacks its data."""
     from cooklab import viz
 
     if name == "trace_reference_share.png":
@@ -365,7 +367,8 @@ def trace_summary(trace, out) -> str:
 
     lines = [f"cooklab trace of {out.recipe.title!r} ({out.settings.get('model')})", "", trace.summary(), ""]
     lines.append(
-        "reference share per frame (mean attention mass on the reference frame's keys; 0 = ignored, 0.5 = as much as its own):"
+        "reference share per frame (mean attention mass on the reference frame's keys; 0 = ignored, "
+        "0.5 = as much as its own):"
     )
     means = reference_share_means(trace)
     for info in out.frames:
@@ -374,7 +377,8 @@ def trace_summary(trace, out) -> str:
             continue
         per_step = ", ".join(f"{value:.3f}" for value in trace.reference_share_curve(info.index).values())
         lines.append(
-            f"  frame {info.index} (K/V from frame {info.kv_reference}): mean {means[info.index]:.3f}; per step {per_step}"
+            f"  frame {info.index} (K/V from frame {info.kv_reference}): mean {means[info.index]:.3f}; "
+            f"per step {per_step}"
         )
     if trace.noise:
         lines += ["", "noise applied to each frame started from a reference (sigma = noise std of the latent):"]
@@ -397,8 +401,9 @@ def _canvas_trace_summary(trace, out) -> str:
         "",
     ]
     lines.append(
-        "text -> image attention: of the attention mass the canvas's image tokens put on step n's text, the share that comes "
-        f"from region n itself (1 = only its own region reads it; about 1/{n} = {1 / n:.3f} if every region read it alike):"
+        "text -> image attention: of the attention mass the canvas's image tokens put on step n's text, the share "
+        f"that comes from region n itself (1 = only its own region reads it; about 1/{n} = {1 / n:.3f} if every "
+        "region read it alike):"
     )
     counts = trace.canvas.token_counts
     for step, share in enumerate(text_image_region_shares(trace)):

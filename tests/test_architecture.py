@@ -1,4 +1,4 @@
-"""The import structure of cooklab (docs/architecture.md, "Layers"): no circle, leaves stay leaves, no layer imports a higher one.
+"""The import structure of cooklab (docs/architecture.md, "Layers"): no circle, leaves stay leaves, no upward import.
 
 Read from the source with ``ast``: every ``import`` at the top of a module or inside a function
 counts (a lazy import is still a dependency); imports under ``if TYPE_CHECKING:`` do not (they

@@ -1,4 +1,7 @@
-"""``cooklab score RUN_FOLDER`` (cooklab.scoring) and batched backbone features (fast: one tiny run, tiny random backbones, offline)."""
+"""``cooklab score RUN_FOLDER`` (cooklab.scoring) and batched backbone features.
+
+Fast: one tiny run, tiny random backbones, offline.
+"""
 
 from __future__ import annotations
 

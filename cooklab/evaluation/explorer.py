@@ -26,7 +26,10 @@ def _finite(vals) -> np.ndarray:
 
 
 def effect_figure(results: list[dict], metric: str, method: str | None = None, param: str | None = None):
-    """A matplotlib ``Figure``: ``metric`` per row (bars), or against ``param`` for the rows of ``method`` (points with intervals)."""
+    """A matplotlib ``Figure``: ``metric`` per row (bars), or against ``param`` for the rows of ``method``.
+
+    Against ``param``: points with intervals.
+    """
     from matplotlib.figure import Figure
 
     rng = np.random.default_rng(0)
@@ -79,7 +82,10 @@ def effect_figure(results: list[dict], metric: str, method: str | None = None, p
 
 
 def results_explorer(results: list[dict]):
-    """Dropdowns for metric, method and parameter; the figure redraws into an ``Output`` (controls in ``box.controls``)."""
+    """Dropdowns for metric, method and parameter; the figure redraws into an ``Output``.
+
+    The controls are in ``box.controls``.
+    """
     import io
 
     import ipywidgets as widgets
