@@ -112,6 +112,7 @@ def results_explorer(results: list[dict]):
         return [k for k in keys if len({str(r["params"].get(k)) for r in rows}) > 1]
 
     def draw(*_):
+        """Redraw the figure for the dropdowns' values (the parameters offered follow the method)."""
         if method.value != ALL:
             options = [ALL, *swept(method.value)]
             if list(param.options) != options:
