@@ -9,8 +9,9 @@
 ``run_and_report`` calls ``pipe(run.recipe, **run.call)`` (inside ``cooklab.trace`` when
 ``run.trace``), then writes the run with ``cooklab.report.write_run`` (frames, storyboard,
 settings.json, index.html) and, for a traced run, ``trace_summary.txt`` and the figures named in
-``run.figures`` (see ``TRACE_FIGURES``). ``cooklab generate`` and ``cooklab demo`` are this
-function with settings taken from the command line.
+``run.figures`` (see ``TRACE_FIGURES``); ``result_summary`` says in one line what the run did.
+``cooklab generate`` and ``cooklab demo`` (``cooklab.demo``) are this function with settings taken
+from the command line and from ``cooklab.named_runs``.
 
 Also here: the container masks of a Recipe Diffusion run from a spec (``mask_provider``), what a
 run with a named offline model must say about it (``model_notes``: ``toy`` draws toy-world
@@ -37,16 +38,17 @@ from cooklab.report import atomic_write, is_canvas_output, write_figure, write_r
 __all__ = [
     "DEFAULT_FIGURES",
     "SMALL_MODELS",
+    "TOY_NOTE",
     "TRACE_FIGURES",
     "Run",
     "RunResult",
     "consistency_text",
-    "result_summary",
     "load_pipeline",
     "mask_provider",
     "model_notes",
     "one_thread",
     "quiet_loading",
+    "result_summary",
     "run_and_report",
     "span_notes",
     "step_numbers",
