@@ -1,27 +1,17 @@
-"""The ``cooklab`` command: parse the command line (``build_parser``; options: ``cooklab.cli_parser``), dispatch.
+"""The ``cooklab`` command: parse the command line (``build_parser``) and hand each command to its module.
 
     cooklab demo [--out outputs/demo]          offline end-to-end run of both pipelines on the Toy Kitchen models
     cooklab generate RECIPE [--model ID] --out DIR [options]
 
-``generate`` runs Recipe Diffusion (default) or, with ``--pipeline cookanything``, CookAnything
-on a recipe file and writes the frames, a storyboard, settings.json and index.html to ``--out``
-(``cooklab.runs.run_and_report`` with ``cooklab.report``; CookAnything also writes canvas.png).
-``--model toy`` (the default) loads the Toy Kitchen models ``cooklab.models.toy_sd`` / ``toy_flux``, small diffusion models
-trained on the procedural Toy Kitchen world (``docs/toykitchen.md``), with settings that suit
-them (64x64, 30 steps, guidance 3.0, container masks from the world's oracle); ``--model tiny``
-builds ``cooklab.models.tiny_sd`` / ``tiny_flux`` (random weights: the images are noise, but
-every mechanism runs); anything else is a hub id or a local folder loaded with
-``RecipeDiffusion.from_pretrained`` / ``CookAnything.from_pretrained``. Options of one pipeline
-given with the other are refused (exit 2) rather than silently ignored. A CookAnything recipe of more
-steps than ``--chunk-size`` (default 12, one canvas's limit) is generated in chunks joined by anchor
-regions (``--anchor``; ``cooklab/cookanything/chunked.py``). The other commands hand their options to
-the module that does the work: ``demo`` to ``cooklab.demo``, ``gallery`` to ``cooklab.gallery``,
-``score`` to ``cooklab.scoring``, ``evaluate`` to ``cooklab.evaluation``, ``train-lora`` to
-``cooklab.training``.
+The options of every command are in ``cooklab.cli_options``. ``generate`` checks them before a model
+loads (options of the other pipeline are refused, exit 2), loads Recipe Diffusion (default) or, with
+``--pipeline cookanything``, CookAnything for ``--model`` (``toy``: the Toy Kitchen models, ``tiny``:
+random weights, else a hub id or folder; ``cooklab.runs.load_pipeline``) and makes one run with
+``cooklab.runs.run_and_report``. ``demo`` is ``cooklab.demo``, ``gallery`` ``cooklab.gallery``,
+``score`` ``cooklab.scoring``, ``evaluate`` ``cooklab.evaluation``, ``train-lora`` ``cooklab.training``.
 
-Errors cooklab raises on purpose (bad recipe, impossible setting, missing checkpoint) are
-printed as ``error: <message>`` with exit code 2; anything else is a bug and shows its
-traceback.
+Errors cooklab raises on purpose (bad recipe, impossible setting, missing checkpoint) are printed as
+``error: <message>`` with exit code 2; anything else is a bug and shows its traceback.
 """
 
 from __future__ import annotations
@@ -35,20 +25,19 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import cooklab
-from cooklab.cli_parser import (
+from cooklab.cli_options import (
     CA_OPTIONS,
-    DEFAULTS,
     FLUX_MAX_SEQUENCE_LENGTH,
-    RD_OPTIONS,
     SCHEDULERS,
-    TOY_DEFAULTS,
-    add_demo,
-    add_evaluate,
-    add_gallery,
-    add_generate,
-    add_plan,
-    add_score,
-    add_train_lora,
+    add_demo_parser,
+    add_evaluate_parser,
+    add_gallery_parser,
+    add_generate_parser,
+    add_plan_parser,
+    add_score_parser,
+    add_train_lora_parser,
+    fill_pipeline_options,
+    given,
 )
 from cooklab.errors import ConfigError, CooklabError
 from cooklab.named_runs import TOY_SIZE
@@ -62,6 +51,7 @@ from cooklab.runs import (
     model_notes,
     result_summary,
     run_and_report,
+    torch_device,
 )
 
 __all__ = ["build_parser", "main"]
@@ -71,7 +61,7 @@ __all__ = ["build_parser", "main"]
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The ``cooklab`` parser: one subcommand per command, each added by its function of ``cooklab.cli_parser``."""
+    """The ``cooklab`` parser: one subcommand per command, each added by its function of ``cooklab.cli_options``."""
     parser = argparse.ArgumentParser(
         prog="cooklab",
         description="Consistent multi-step recipe images with diffusion models (Recipe Diffusion, CookAnything).",
@@ -79,13 +69,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"cooklab {cooklab.__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
-    add_generate(commands)
-    add_plan(commands)
-    add_demo(commands)
-    add_gallery(commands)
-    add_score(commands)
-    add_evaluate(commands)
-    add_train_lora(commands)
+    add_generate_parser(commands)
+    add_plan_parser(commands)
+    add_demo_parser(commands)
+    add_gallery_parser(commands)
+    add_score_parser(commands)
+    add_evaluate_parser(commands)
+    add_train_lora_parser(commands)
     toykitchen = commands.add_parser(
         "toykitchen",
         help="the Toy Kitchen: train its small models",
@@ -146,31 +136,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 # ---- option checks: everything refused before a model loads --------------------------
-
-
-def _given(args: argparse.Namespace, attr: str) -> bool:
-    """True if the option was on the command line (its parser default is None, or False for a switch)."""
-    value = getattr(args, attr)
-    return value is not None and value is not False  # not `in (None, False)`: 0 == False would hide --alpha 0
-
-
-def _pipeline_options(args: argparse.Namespace) -> None:
-    """Refuse the other pipeline's options, then fill in this pipeline's defaults."""
-    other = CA_OPTIONS if args.pipeline == "recipe-diffusion" else RD_OPTIONS
-    given = [flag for attr, flag in other.items() if _given(args, attr)]
-    if given:
-        owner = "CookAnything" if other is CA_OPTIONS else "Recipe Diffusion"
-        use = "cookanything" if other is CA_OPTIONS else "recipe-diffusion"
-        raise ConfigError(
-            f"{', '.join(given)}: {'an option' if len(given) == 1 else 'options'} of {owner}, "
-            f"not of --pipeline {args.pipeline}; add --pipeline {use} or drop {'it' if len(given) == 1 else 'them'}."
-        )
-    defaults = dict(DEFAULTS[args.pipeline])
-    if args.model == "toy":
-        defaults.update(TOY_DEFAULTS[args.pipeline])
-    for attr, value in defaults.items():
-        if getattr(args, attr) is None:
-            setattr(args, attr, value)
 
 
 def _positive_multiple_of_8(name: str, value: int | None) -> None:
@@ -331,26 +296,13 @@ def _plan(args: argparse.Namespace, recipe):
     return plan(recipe, agent=args.agent, model=args.agent_model, base_url=args.base_url)
 
 
-def _device(name: str | None, small: bool):
-    """The torch device for --device NAME; the small offline models (toy, tiny) default to the CPU."""
-    import torch
-
-    if name == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(
-            "--device cuda: no CUDA device is available here (torch.cuda.is_available() is False); use --device cpu."
-        )
-    if name is None and small:
-        return torch.device("cpu")
-    return None if name is None else torch.device(name)
-
-
 # ---- generate ------------------------------------------------------------------------
 
 
 def _generate(args: argparse.Namespace, command: str) -> int:
     """``cooklab generate``: check the options, load the model, then one ``run_and_report``."""
-    explicit = {attr for attr in (*CA_OPTIONS, "guidance") if _given(args, attr)}
-    _pipeline_options(args)
+    explicit = {attr for attr in (*CA_OPTIONS, "guidance") if given(args, attr)}
+    fill_pipeline_options(args)
     small = args.model in SMALL_MODELS
     recipe = cooklab.load_recipe(resolve_recipe(args.recipe))  # a bad recipe fails before any model loads
     canvas = args.pipeline == "cookanything"
@@ -359,7 +311,7 @@ def _generate(args: argparse.Namespace, command: str) -> int:
         print(f"note: {note}", file=sys.stderr)
 
     scheduler = SCHEDULERS[args.scheduler] if args.scheduler else None
-    pipe = load_pipeline(args.pipeline, args.model, args.seed, _device(args.device, small), scheduler)
+    pipe = load_pipeline(args.pipeline, args.model, args.seed, torch_device(args.device, small), scheduler)
     on_cpu = pipe.device.type == "cpu"
     if canvas and args.attention_backend == "flex" and on_cpu and not args.no_regional:
         print(
@@ -499,14 +451,8 @@ def _gallery(args: argparse.Namespace, command: str) -> int:
     """``cooklab gallery``: ``cooklab.gallery.write_gallery`` with the Toy Kitchen models on the CPU."""
     from cooklab.gallery import GalleryConfig, write_gallery
 
-    config = GalleryConfig(
-        out=args.out,
-        screenshots=args.screenshots,
-        recipe=args.recipe,
-        seed=args.seed,
-        steps=args.steps,
-    )
-    page = write_gallery(config, device=_device("cpu", small=True))
+    config = GalleryConfig(args.out, args.screenshots, recipe=args.recipe, seed=args.seed, steps=args.steps)
+    page = write_gallery(config, device=torch_device("cpu", small=True))
     print(f"wrote {page} ({len(config.notebooks)} notebooks' screenshots)")
     return 0
 
@@ -518,19 +464,8 @@ def _score(args: argparse.Namespace, command: str) -> int:
 
     metrics = None if args.metrics is None else [m.strip() for m in args.metrics.split(",") if m.strip()]
     judge = None if args.judge is None else VisionJudge(args.judge, base_url=args.judge_base_url)
-    result = score_run(
-        ScoreRun(
-            args.run,
-            metrics,
-            clip=args.clip,
-            dino=args.dino,
-            judge=judge,
-            device=args.device,
-            batch_size=args.batch_size,
-            pairs=args.pairs,
-            masks=args.masks,
-        )
-    )
+    options = {name: getattr(args, name) for name in ("clip", "dino", "device", "batch_size", "pairs", "masks")}
+    result = score_run(ScoreRun(args.run, metrics, judge=judge, **options))
     print(f"scored {args.run}:")
     print("\n".join(summary_lines(result)))
     print(f"wrote {result.path}; open {result.index}")

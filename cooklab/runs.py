@@ -52,6 +52,7 @@ __all__ = [
     "run_and_report",
     "span_notes",
     "step_numbers",
+    "torch_device",
     "toy_words_note",
     "trace_figure",
     "trace_summary",
@@ -118,6 +119,20 @@ def load_pipeline(pipeline: str, model: str, seed: int = 0, device=None, schedul
 
         pipe.scheduler = getattr(diffusers, scheduler).from_config(pipe.scheduler.config)
     return pipe
+
+
+def torch_device(name: str | None, small: bool):
+    """The torch device for ``--device NAME`` (None: the library's choice); the small offline models (toy, tiny)
+    default to the CPU."""
+    import torch
+
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(
+            "--device cuda: no CUDA device is available here (torch.cuda.is_available() is False); use --device cpu."
+        )
+    if name is None and small:
+        return torch.device("cpu")
+    return None if name is None else torch.device(name)
 
 
 def mask_provider(spec: str | None):

@@ -104,7 +104,7 @@ LAYERS = [
             "cooklab.demo",
             "cooklab.gallery",
             "cooklab.scoring",
-            "cooklab.cli_parser",
+            "cooklab.cli_options",
             "cooklab.cli",
             "cooklab.__main__",
         ],

@@ -1,9 +1,11 @@
-"""The ``cooklab`` command's options: one function per subcommand adds its flags, help texts and parser defaults.
+"""The ``cooklab`` command's options: each subcommand's flags, which pipeline owns which, and their defaults.
 
-``cooklab.cli.build_parser`` calls them in order. Also here: which options belong to which pipeline
-(``RD_OPTIONS``, ``CA_OPTIONS``: attribute -> flag) and the defaults ``cooklab generate`` fills in per
-pipeline and for the Toy Kitchen models (``DEFAULTS``, ``TOY_DEFAULTS``). Nothing here imports torch,
-so ``cooklab --help`` answers at once.
+One function per subcommand adds its parser with its flags, help texts and parser defaults
+(``add_generate_parser``, ...); ``cooklab.cli.build_parser`` calls them in order. ``cooklab generate``
+takes options of two pipelines: ``RD_OPTIONS`` and ``CA_OPTIONS`` (attribute -> flag) say which
+pipeline owns which, ``fill_pipeline_options`` refuses the other pipeline's and fills in the defaults
+(``DEFAULTS`` per pipeline, ``TOY_DEFAULTS`` for the Toy Kitchen models). Nothing here imports
+torch, so ``cooklab --help`` answers at once.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from cooklab.errors import ConfigError
 from cooklab.named_runs import DEMO_STEPS, TOY_GUIDANCE, TOY_STEPS
 from cooklab.recipe import DEMO_RECIPE
 
@@ -24,13 +27,15 @@ __all__ = [
     "SCORE_DEFAULTS",
     "TOY_DEFAULTS",
     "VARIANT_NAMES",
-    "add_demo",
-    "add_evaluate",
-    "add_gallery",
-    "add_generate",
-    "add_plan",
-    "add_score",
-    "add_train_lora",
+    "add_demo_parser",
+    "add_evaluate_parser",
+    "add_gallery_parser",
+    "add_generate_parser",
+    "add_plan_parser",
+    "add_score_parser",
+    "add_train_lora_parser",
+    "fill_pipeline_options",
+    "given",
 ]
 
 PIPELINES = ("recipe-diffusion", "cookanything")
@@ -106,7 +111,32 @@ TOY_DEFAULTS = {
 }
 
 
-def add_generate(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
+def given(args: argparse.Namespace, attr: str) -> bool:
+    """True if the option was on the command line (its parser default is None, or False for a switch)."""
+    value = getattr(args, attr)
+    return value is not None and value is not False  # not `in (None, False)`: 0 == False would hide --alpha 0
+
+
+def fill_pipeline_options(args: argparse.Namespace) -> None:
+    """Refuse the other pipeline's options, then fill in this pipeline's defaults (``cooklab generate``)."""
+    other = CA_OPTIONS if args.pipeline == "recipe-diffusion" else RD_OPTIONS
+    flags = [flag for attr, flag in other.items() if given(args, attr)]
+    if flags:
+        owner = "CookAnything" if other is CA_OPTIONS else "Recipe Diffusion"
+        use = "cookanything" if other is CA_OPTIONS else "recipe-diffusion"
+        raise ConfigError(
+            f"{', '.join(flags)}: {'an option' if len(flags) == 1 else 'options'} of {owner}, "
+            f"not of --pipeline {args.pipeline}; add --pipeline {use} or drop {'it' if len(flags) == 1 else 'them'}."
+        )
+    defaults = dict(DEFAULTS[args.pipeline])
+    if args.model == "toy":
+        defaults.update(TOY_DEFAULTS[args.pipeline])
+    for attr, value in defaults.items():
+        if getattr(args, attr) is None:
+            setattr(args, attr, value)
+
+
+def add_generate_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """``cooklab generate``: the recipe, the model and the sampler, then each pipeline's own options in a group."""
     gen = commands.add_parser(
         "generate",
@@ -317,7 +347,7 @@ def add_generate(commands: argparse._SubParsersAction) -> argparse.ArgumentParse
     return gen
 
 
-def add_plan(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
+def add_plan_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """``cooklab plan``: the Cooking Agent's plan of a recipe."""
     plan = commands.add_parser(
         "plan",
@@ -335,7 +365,7 @@ def add_plan(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
     return plan
 
 
-def add_demo(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
+def add_demo_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """``cooklab demo``: the folder, recipe, steps and seed of the demo's four runs."""
     demo = commands.add_parser(
         "demo",
@@ -376,7 +406,7 @@ def add_demo(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
     return demo
 
 
-def add_gallery(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
+def add_gallery_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """``cooklab gallery``: where gallery.md goes, the screenshots, recipe, steps and seed."""
     gallery = commands.add_parser(
         "gallery",
@@ -415,7 +445,7 @@ def add_gallery(commands: argparse._SubParsersAction) -> argparse.ArgumentParser
     return gallery
 
 
-def add_score(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
+def add_score_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """``cooklab score``: the run folder, the metrics and their models."""
     sc = commands.add_parser(
         "score",
@@ -493,7 +523,7 @@ def add_score(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
     return sc
 
 
-def add_evaluate(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
+def add_evaluate_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """``cooklab evaluate``: the evaluation's config."""
     ev = commands.add_parser(
         "evaluate",
@@ -512,7 +542,7 @@ def add_evaluate(commands: argparse._SubParsersAction) -> argparse.ArgumentParse
     return ev
 
 
-def add_train_lora(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
+def add_train_lora_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """``cooklab train-lora``: the training's config."""
     tl = commands.add_parser(
         "train-lora",
