@@ -3,8 +3,9 @@
 ``cooklab gallery`` (``make gallery`` runs the browser test first) writes ``gallery.md`` and its images:
 
 * one ablation figure per pipeline: the same recipe and seed with every mechanism on and with each
-  one switched off, a row of frames per run and the Toy Kitchen oracle's container consistency under
-  it (``cooklab.toykitchen.oracle.container_consistency``);
+  one switched off (the pipeline's named runs, ``cooklab.named_runs``), a row of frames per run and
+  the Toy Kitchen oracle's container consistency under it
+  (``cooklab.toykitchen.oracle.container_consistency``);
 * the notebooks' explorers as JupyterLab drew them, from the screenshots that
   ``tests/test_notebooks_browser.py`` saves (``outputs/browser/<notebook>/explorer<k>_after.png``),
   downscaled and reduced to 256 colours.
