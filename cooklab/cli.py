@@ -1,24 +1,17 @@
-"""The ``cooklab`` command.
+"""The ``cooklab`` command: parse the command line (``build_parser``) and hand each command to its module.
 
     cooklab demo [--out outputs/demo]          offline end-to-end run of both pipelines on the Toy Kitchen models
     cooklab generate RECIPE [--model ID] --out DIR [options]
 
-``generate`` runs Recipe Diffusion (default) or, with ``--pipeline cookanything``, CookAnything
-on a recipe file and writes the frames, a storyboard, settings.json and index.html to ``--out``
-(``cooklab.runs.run_and_report`` with ``cooklab.report``; CookAnything also writes canvas.png). ``--model toy`` (the default)
-loads the Toy Kitchen models ``cooklab.models.toy_sd`` / ``toy_flux``, small diffusion models
-trained on the procedural Toy Kitchen world (``docs/toykitchen.md``), with settings that suit
-them (64x64, 30 steps, guidance 3.0, container masks from the world's oracle); ``--model tiny``
-builds ``cooklab.models.tiny_sd`` / ``tiny_flux`` (random weights: the images are noise, but
-every mechanism runs); anything else is a hub id or a local folder loaded with
-``RecipeDiffusion.from_pretrained`` / ``CookAnything.from_pretrained``. Options of one pipeline
-given with the other are refused (exit 2) rather than silently ignored. A CookAnything recipe of more
-steps than ``--chunk-size`` (default 12, one canvas's limit) is generated in chunks joined by anchor
-regions (``--anchor``; ``cooklab/cookanything/chunked.py``).
+The options of every command are in ``cooklab.cli_options``. ``generate`` checks them before a model
+loads (options of the other pipeline are refused, exit 2), loads Recipe Diffusion (default) or, with
+``--pipeline cookanything``, CookAnything for ``--model`` (``toy``: the Toy Kitchen models, ``tiny``:
+random weights, else a hub id or folder; ``cooklab.runs.load_pipeline``) and makes one run with
+``cooklab.runs.run_and_report``. ``demo`` is ``cooklab.demo``, ``gallery`` ``cooklab.gallery``,
+``score`` ``cooklab.scoring``, ``evaluate`` ``cooklab.evaluation``, ``train-lora`` ``cooklab.training``.
 
-Errors cooklab raises on purpose (bad recipe, impossible setting, missing checkpoint) are
-printed as ``error: <message>`` with exit code 2; anything else is a bug and shows its
-traceback.
+Errors cooklab raises on purpose (bad recipe, impossible setting, missing checkpoint) are printed as
+``error: <message>`` with exit code 2; anything else is a bug and shows its traceback.
 """
 
 from __future__ import annotations
@@ -32,107 +25,43 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import cooklab
+from cooklab.cli_options import (
+    CA_OPTIONS,
+    FLUX_MAX_SEQUENCE_LENGTH,
+    SCHEDULERS,
+    add_demo_parser,
+    add_evaluate_parser,
+    add_gallery_parser,
+    add_generate_parser,
+    add_plan_parser,
+    add_score_parser,
+    add_train_lora_parser,
+    fill_pipeline_options,
+    given,
+)
 from cooklab.errors import ConfigError, CooklabError
-from cooklab.recipe import DEMO_RECIPE, resolve_recipe
-from cooklab.report import COMPARE_FILE, atomic_write, write_comparison
+from cooklab.named_runs import TOY_SIZE
+from cooklab.recipe import resolve_recipe
+from cooklab.report import atomic_write
 from cooklab.runs import (
     SMALL_MODELS,
-    TOY_NOTE,
     Run,
-    consistency_text,
-    describe,
     load_pipeline,
     mask_provider,
     model_notes,
-    quiet_loading,
+    result_summary,
     run_and_report,
-    step_numbers,
-    toy_words_note,
+    torch_device,
 )
 
 __all__ = ["build_parser", "main"]
-
-PIPELINES = ("recipe-diffusion", "cookanything")
-VARIANT_NAMES = (
-    "independent",
-    "kv_sharing",
-    "region_aware",
-    "region_aware_kv",
-)  # VARIANTS' keys, without importing torch
-SCHEDULERS = {"ddim": "DDIMScheduler", "dpm": "DPMSolverMultistepScheduler", "euler": "EulerDiscreteScheduler"}
-TOY_SIZE = 64  # the Toy Kitchen models are trained at 64x64; the tiny ones default to it too
-TOY_STEPS = 30  # DDIM / flow-matching steps the Toy Kitchen models are evaluated with (docs/toykitchen.md)
-TOY_GUIDANCE = 3.0  # classifier-free guidance of toy_sd; true CFG of toy_flux (it has no guidance embedding)
-DEMO_STEPS = 20  # 20 give much the same toy pictures as 30 and keep the demo under a minute on a busy 2-core CPU
-# cooklab.metrics' CLIP, DINOv2 and batch size, without importing torch (tests/test_scoring.py checks they match)
-SCORE_DEFAULTS = {"clip": "openai/clip-vit-base-patch32", "dino": "facebook/dinov2-base", "batch_size": 32}
-FLUX_MAX_SEQUENCE_LENGTH = 512  # FluxPipeline's T5 limit (FLUX.1-dev's default; schnell uses 256)
-# Options that belong to one pipeline: attribute -> flag. Their parser defaults are None/False so that
-# "given" can be told from "left at the default"; the real defaults are filled in per pipeline.
-RD_OPTIONS = {
-    "variant": "--variant",
-    "no_sequential": "--no-sequential",
-    "no_kv_sharing": "--no-kv-sharing",
-    "no_region_aware": "--no-region-aware",
-    "base_noise": "--base-noise",
-    "object_noise": "--object-noise",
-    "kv_layers": "--kv-layers",
-    "masks": "--masks",
-    "kv_cache_device": "--kv-cache-device",
-    "scheduler": "--scheduler",
-    "start_from": "--start-from",
-    "reference_latent": "--reference-latent",
-}
-CA_OPTIONS = {
-    "max_sequence_length": "--max-sequence-length",
-    "no_regional": "--no-regional",
-    "no_flexible_rope": "--no-flexible-rope",
-    "no_cscc": "--no-cscc",
-    "alpha": "--alpha",
-    "lam": "--lam",
-    "image_attention": "--image-attention",
-    "rope_step_axis": "--rope-step-axis",
-    "attention_backend": "--attention-backend",
-    "true_cfg_scale": "--true-cfg-scale",
-    "negative_prompt": "--negative-prompt",
-    "chunk_size": "--chunk-size",
-    "anchor": "--anchor",
-    "anchor_regions": "--anchor-regions",
-    "anchor_strength": "--anchor-strength",
-}
-DEFAULTS = {
-    "recipe-diffusion": dict(
-        steps=20,
-        guidance=7.5,
-        base_noise=0.999,
-        object_noise=0.9,
-        kv_layers="mid,up",
-        start_from="previous",
-        reference_latent="encoded",
-    ),
-    "cookanything": dict(
-        steps=28,
-        guidance=3.5,
-        alpha=0.1,
-        lam=0.2,
-        image_attention="region",
-        attention_backend="auto",
-        true_cfg_scale=1.0,
-        anchor="fixed",
-        anchor_regions=1,
-    ),
-}
-# --model toy: what the Toy Kitchen models are evaluated with (they override DEFAULTS)
-TOY_DEFAULTS = {
-    "recipe-diffusion": dict(steps=TOY_STEPS, guidance=TOY_GUIDANCE, masks="oracle"),
-    "cookanything": dict(steps=TOY_STEPS, true_cfg_scale=TOY_GUIDANCE),
-}
 
 
 # ---- argument parsing ----------------------------------------------------------------
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The ``cooklab`` parser: one subcommand per command, each added by its function of ``cooklab.cli_options``."""
     parser = argparse.ArgumentParser(
         prog="cooklab",
         description="Consistent multi-step recipe images with diffusion models (Recipe Diffusion, CookAnything).",
@@ -140,376 +69,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"cooklab {cooklab.__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
-    gen = commands.add_parser(
-        "generate",
-        help="illustrate a recipe file and write frames, storyboard, settings.json and index.html",
-        description=(
-            "Generate one image per recipe step with Recipe Diffusion (frame by frame, Stable Diffusion) or CookAnything "
-            "(all steps on one Flux canvas, one region per step; a long recipe in chunks, see --chunk-size) and write the run "
-            "to --out."
-        ),
-    )
-    gen.add_argument(
-        "recipe", metavar="RECIPE", help="recipe file (.yaml, .json, .txt) or the name of a shipped recipe"
-    )
-    gen.add_argument(
-        "--pipeline", choices=PIPELINES, default="recipe-diffusion", help="method (default: recipe-diffusion)"
-    )
-    gen.add_argument(
-        "--model",
-        default="toy",
-        help="'toy' (default: the Toy Kitchen models trained on the procedural toy world, offline), 'tiny' (offline, "
-        "random weights: noise), a Hugging Face hub id, or a local folder",
-    )
-    gen.add_argument("--out", required=True, type=Path, help="folder to write the run to")
-    gen.add_argument(
-        "--seed",
-        type=int,
-        default=0,
-        help="frame (cookanything: region) i uses seed + i; also the tiny models' weights (default: 0)",
-    )
-    gen.add_argument(
-        "--steps", type=int, default=None, help="denoising steps (default: 30 for toy; else 20, 28 for cookanything)"
-    )
-    size_help = "image {}, a multiple of 8; cookanything: of ONE region, a multiple of 16 (default: the model's; 64 for toy and tiny)"
-    gen.add_argument("--height", type=int, default=None, help=size_help.format("height"))
-    gen.add_argument("--width", type=int, default=None, help=size_help.format("width"))
-    gen.add_argument(
-        "--guidance",
-        type=float,
-        default=None,
-        help="guidance scale (default: 3.0 for toy, else 7.5, classifier-free; cookanything: Flux's guidance embedding, "
-        "3.5, ignored by a model without one such as toy: use --true-cfg-scale)",
-    )
-    gen.add_argument(
-        "--device",
-        choices=("cpu", "cuda"),
-        default=None,
-        help="default: cpu for toy and tiny, else the best available",
-    )
-    gen.add_argument(
-        "--trace",
-        action="store_true",
-        help="record attention and noise; writes trace_summary.txt and a figure (recipe-diffusion: trace_reference_share.png)",
-    )
-
-    _agent_options(gen)
-
-    rd = gen.add_argument_group("Recipe Diffusion options (--pipeline recipe-diffusion)")
-    rd.add_argument(
-        "--variant",
-        choices=VARIANT_NAMES,
-        default=None,
-        help="the paper's variants (Table II); default: all mechanisms on (region_aware_kv)",
-    )
-    rd.add_argument("--no-sequential", action="store_true", help="start every frame from pure noise")
-    rd.add_argument(
-        "--no-kv-sharing", action="store_true", help="do not attend to the reference frame's keys and values"
-    )
-    rd.add_argument("--no-region-aware", action="store_true", help="noise the whole reference latent uniformly")
-    rd.add_argument(
-        "--base-noise", type=float, default=None, help="noise level of the reference latent (default: 0.999)"
-    )
-    rd.add_argument(
-        "--object-noise", type=float, default=None, help="noise level inside the container mask (default: 0.9)"
-    )
-    rd.add_argument(
-        "--start-from",
-        choices=("previous", "reference"),
-        default=None,
-        help="where a frame without region-aware noise starts: the previous frame (the paper, default) or its "
-        "reference frame",
-    )
-    rd.add_argument(
-        "--reference-latent",
-        choices=("encoded", "final"),
-        default=None,
-        help="a frame's latent as the next frame sees it: its image encoded by the VAE (the paper, default) or the "
-        "sampler's final latent",
-    )
-    rd.add_argument(
-        "--kv-layers",
-        type=str,
-        default=None,
-        help="layers sharing K/V, groups or names, comma separated (default: mid,up)",
-    )
-    rd.add_argument(
-        "--masks",
-        default=None,
-        metavar="SPEC",
-        help="container masks for region-aware noise: 'oracle' (the Toy Kitchen's palette oracle on the reference frame; "
-        "the default with --model toy), 'grounded-sam' (GroundingDINO + SAM on the reference frame; with --model toy the "
-        "pair trained on the toy world, offline, else downloads the checkpoints) or 'box:X0,Y0,X1,Y1' (a fixed pixel box for every frame that reopens a container)",
-    )
-    rd.add_argument(
-        "--kv-cache-device", default=None, help="where reference K/V are kept, e.g. cpu (default: the compute device)"
-    )
-    rd.add_argument(
-        "--scheduler", choices=list(SCHEDULERS), default=None, help="replace the model's scheduler (default: keep it)"
-    )
-
-    ca = gen.add_argument_group("CookAnything options (--pipeline cookanything)")
-    ca.add_argument(
-        "--true-cfg-scale",
-        type=float,
-        default=None,
-        metavar="S",
-        help="true classifier-free guidance: > 1 runs the transformer a second time per step with --negative-prompt and "
-        "pushes away from it (for models without guidance distillation); <= 1 is off (default: 3.0 for toy, else 1.0)",
-    )
-    ca.add_argument(
-        "--negative-prompt",
-        default=None,
-        metavar="TEXT",
-        help="the negative prompt of --true-cfg-scale, used for the whole description and every step (default: '')",
-    )
-    ca.add_argument(
-        "--max-sequence-length",
-        type=int,
-        default=None,
-        metavar="N",
-        help=f"T5 tokens of each step's prompt and of the whole description (default: the model's T5 length, at most "
-        f"{FLUX_MAX_SEQUENCE_LENGTH}; 64 for toy and tiny)",
-    )
-    ca.add_argument(
-        "--no-regional",
-        action="store_true",
-        help="no Step-wise Regional Control: plain Flux attention over the whole canvas",
-    )
-    ca.add_argument(
-        "--no-flexible-rope",
-        action="store_true",
-        help="one tall image's position ids instead of ids restarting in every region",
-    )
-    ca.add_argument(
-        "--no-cscc", action="store_true", help="no Cross-Step Consistency Control (step prompts encoded alone only)"
-    )
-    ca.add_argument(
-        "--alpha", type=float, default=None, help="weight of the whole-description base branch, 0..1 (default: 0.1)"
-    )
-    ca.add_argument("--lam", type=float, default=None, help="CSCC weight lambda, >= 0 (default: 0.2)")
-    ca.add_argument(
-        "--image-attention",
-        choices=("region", "global"),
-        default=None,
-        help="regional branch: image tokens see their own region only (the paper) or every image token (default: region)",
-    )
-    ca.add_argument(
-        "--rope-step-axis", action="store_true", help="Flexible RoPE: put the step index on the unused position axis 0"
-    )
-    ca.add_argument(
-        "--attention-backend",
-        choices=("auto", "batched", "flex", "masked"),
-        default=None,
-        help="regional attention path (default: auto = flex on CUDA, batched SDPA on the CPU; masked for --image-attention global)",
-    )
-    ca.add_argument(
-        "--chunk-size",
-        type=int,
-        default=None,
-        metavar="K",
-        help="most regions on one canvas: a longer recipe is generated as several canvases (chunks) joined by anchor "
-        "regions (default: 12, what one GPU holds at 512x512; larger K needs more memory)",
-    )
-    ca.add_argument(
-        "--anchor",
-        choices=("fixed", "renoise", "none"),
-        default=None,
-        help="how a chunk carries the previous chunk's last frames: fixed = pinned to their final latents (in-context), "
-        "renoise = re-noised and denoised again (image-to-image), none = independent chunks (default: fixed)",
-    )
-    ca.add_argument(
-        "--anchor-regions",
-        type=int,
-        default=None,
-        metavar="A",
-        help="anchor regions at the start of every later chunk, 1 <= A < --chunk-size (default: 1)",
-    )
-    ca.add_argument(
-        "--anchor-strength",
-        type=float,
-        default=None,
-        metavar="S",
-        help="--anchor renoise: the noise level the anchor restarts from, in (0, 1] (default: 0.5)",
-    )
-
-    plan = commands.add_parser(
-        "plan",
-        help="run the Cooking Agent on a recipe: containers, reference steps, ingredients, enriched prompts (JSON)",
-        description="Plan a recipe with the Cooking Agent (OpenAI or the offline rules) and print or save the plan.",
-    )
-    plan.add_argument(
-        "recipe", metavar="RECIPE", help="recipe file (.yaml, .json, .txt) or the name of a shipped recipe"
-    )
-    _agent_options(plan, default="auto")
-    plan.add_argument("--out", type=Path, default=None, help="write the plan (JSON) here instead of printing it")
-    plan.add_argument(
-        "--recipe-out", type=Path, default=None, help="also write the recipe with the planned metadata (YAML/JSON)"
-    )
-
-    demo = commands.add_parser(
-        "demo",
-        help="offline end-to-end demo of both pipelines on the Toy Kitchen models (under a minute on a CPU)",
-        description=(
-            "Illustrate a 4-step Toy Kitchen recipe with the Toy Kitchen models, offline: Recipe Diffusion's region_aware_kv "
-            "variant (container masks from the toy world's oracle) and its independent variant for comparison, and "
-            "CookAnything with every mechanism on and without Step-wise Regional Control; writes each run's storyboard, "
-            "page and trace figures, and compare.png / index.html: the runs in pairs, each with the oracle's container "
-            "consistency."
-        ),
-    )
-    demo.add_argument(
-        "--out",
-        type=Path,
-        default=Path("outputs/demo"),
-        help="folder for the four runs and compare.png (default: outputs/demo)",
-    )
-    demo.add_argument(
-        "--recipe",
-        default=None,
-        help=f"recipe file or shipped recipe name (default: data/toykitchen/recipes/{DEMO_RECIPE}; the models know only the "
-        "toy world's words)",
-    )
-    demo.add_argument(
-        "--steps", type=int, default=DEMO_STEPS, help=f"denoising steps per frame (default: {DEMO_STEPS})"
-    )
-    demo.add_argument(
-        "--seed",
-        type=int,
-        default=0,
-        help="frame (CookAnything: region) i starts from the noise of seed + i (default: 0)",
-    )
-
-    gallery = commands.add_parser(
-        "gallery",
-        help="docs/gallery.md: both pipelines and their ablations on the Toy Kitchen, and the notebooks' explorers as "
-        "the browser test saw them",
-        description=(
-            "Run Recipe Diffusion's four variants and CookAnything with each mechanism switched off on a Toy Kitchen "
-            "recipe (one seed, offline), draw one ablation figure per pipeline with the oracle's container consistency, "
-            "copy the browser test's explorer screenshots (make test-browser) and write gallery.md. `make gallery` does both."
-        ),
-    )
-    gallery.add_argument(
-        "--out",
-        type=Path,
-        default=Path("docs"),
-        help="folder of gallery.md; images go to OUT/img/gallery (default: docs)",
-    )
-    gallery.add_argument(
-        "--screenshots",
-        type=Path,
-        default=Path("outputs/browser"),
-        help="the browser test's screenshots (default: outputs/browser)",
-    )
-    gallery.add_argument("--recipe", default=None, help=f"recipe file or shipped recipe name (default: {DEMO_RECIPE})")
-    gallery.add_argument(
-        "--steps", type=int, default=DEMO_STEPS, help=f"denoising steps per frame (default: {DEMO_STEPS})"
-    )
-    gallery.add_argument(
-        "--seed",
-        type=int,
-        default=0,
-        help="frame (CookAnything: region) i starts from the noise of seed + i (default: 0)",
-    )
-
-    sc = commands.add_parser(
-        "score",
-        help="measure a run folder (CLIP, DINOv2, the Toy Kitchen oracle, a judge): writes metrics.json and a table on its page",
-        description=(
-            "Measure the frames of a folder written by `cooklab generate` or `cooklab demo` with cooklab.metrics (docs/metrics.md): "
-            "writes metrics.json and adds a metrics table to its index.html. Without --metrics: the oracle's for a Toy "
-            "Kitchen run, the CLIP and DINOv2 metrics when those models load (offline: from the cache or a folder), the "
-            "judge's with --judge."
-        ),
-    )
-    sc.add_argument(
-        "run", metavar="RUN_FOLDER", type=Path, help="a run folder (it holds settings.json and frame_NN.png)"
-    )
-    sc.add_argument(
-        "--metrics",
-        default=None,
-        metavar="NAMES",
-        help="comma-separated metric names from docs/metrics.md, e.g. clip_score,dino_l2 (default: what can run here)",
-    )
-    sc.add_argument(
-        "--clip",
-        default=None,
-        metavar="ID_OR_FOLDER",
-        help=f"CLIP checkpoint, hub id or folder (default: {SCORE_DEFAULTS['clip']}, if it loads)",
-    )
-    sc.add_argument(
-        "--dino",
-        default=None,
-        metavar="ID_OR_FOLDER",
-        help=f"DINOv2 checkpoint, hub id or folder (default: {SCORE_DEFAULTS['dino']}, if it loads)",
-    )
-    sc.add_argument(
-        "--device",
-        default="auto",
-        help="where CLIP and DINOv2 run: auto (CUDA when available), cpu, cuda (default: auto)",
-    )
-    sc.add_argument(
-        "--batch-size",
-        type=int,
-        default=SCORE_DEFAULTS["batch_size"],
-        help=f"frames per forward pass (default: {SCORE_DEFAULTS['batch_size']})",
-    )
-    sc.add_argument(
-        "--pairs",
-        choices=("consecutive", "all"),
-        default="consecutive",
-        help="frame pairs of the sequence metrics (default: consecutive)",
-    )
-    sc.add_argument(
-        "--masks",
-        default=None,
-        metavar="SPEC",
-        help="container masks for dino_l2_masked, found in each frame for its step's container: 'oracle' (the Toy "
-        "Kitchen oracle; the default for a Toy Kitchen run), 'grounded-sam' (for a --model toy run the pair trained on the "
-        "toy world, offline), 'box:X0,Y0,X1,Y1' or 'none'",
-    )
-    sc.add_argument(
-        "--judge",
-        default=None,
-        metavar="MODEL",
-        help="also judge every frame with this vision-language chat model (OPENAI_API_KEY from the environment)",
-    )
-    sc.add_argument(
-        "--judge-base-url",
-        default=None,
-        metavar="URL",
-        help="an OpenAI-compatible server for --judge (default: OpenAI)",
-    )
-
-    ev = commands.add_parser(
-        "evaluate",
-        help="compare methods over recipes and seeds (resumable): results.jsonl, tables.md, sweep plots",
-        description="Generate and score every method x grid point x recipe x seed of CONFIG (cooklab/evaluation/config.py; "
-        "data/eval/toy_small.yaml is an example), then write the tables. Killed, it resumes where it stopped; under "
-        "`accelerate launch --num_processes P -m cooklab evaluate CONFIG` the units are split across P processes.",
-    )
-    ev.add_argument("config", type=Path, metavar="CONFIG.yaml", help="the evaluation to run")
-    ev.add_argument(
-        "--tables-only",
-        action="store_true",
-        help="write tables.md and the plots again from results.jsonl, generate nothing",
-    )
-    tl = commands.add_parser(
-        "train-lora",
-        help="train a LoRA on the Flux transformer over multi-step canvases (CookAnything's training-based mode)",
-        description="Train the LoRA of CONFIG (cooklab/training/config.py; data/toykitchen/lora/train.yaml is an example) with "
-        "the rectified-flow objective on canvases laid out exactly as CookAnything generates them. Writes OUT/adapter (read by "
-        "CookAnything.load_lora and diffusers' FluxPipeline.load_lora_weights), OUT/loss.jsonl and OUT/checkpoints; killed, it "
-        "resumes from the last checkpoint. Several GPUs: `accelerate launch --num_processes P -m cooklab train-lora CONFIG`.",
-    )
-    tl.add_argument("config", type=Path, metavar="CONFIG.yaml", help="the training run")
-    tl.add_argument(
-        "--no-resume", action="store_true", help="start over: delete OUT/checkpoints instead of continuing from them"
-    )
-    tl.add_argument(
-        "--steps", type=int, default=None, help="train to this many optimizer steps (overrides train.steps)"
-    )
+    add_generate_parser(commands)
+    add_plan_parser(commands)
+    add_demo_parser(commands)
+    add_gallery_parser(commands)
+    add_score_parser(commands)
+    add_evaluate_parser(commands)
+    add_train_lora_parser(commands)
     toykitchen = commands.add_parser(
         "toykitchen",
         help="the Toy Kitchen: train its small models",
@@ -589,49 +155,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _agent_options(parser: argparse.ArgumentParser, default: str | None = None) -> None:
-    parser.add_argument(
-        "--agent",
-        choices=("auto", "rules", "openai"),
-        default=default,
-        help="plan the recipe with the Cooking Agent first: openai (needs OPENAI_API_KEY or --base-url), rules (offline), "
-        "auto (openai when a key is set, else rules)"
-        + ("" if default else "; default: use the recipe's own metadata"),
-    )
-    parser.add_argument(
-        "--agent-model", default=None, help="the LLM for --agent openai (default: gpt-4o, the papers')"
-    )
-    parser.add_argument(
-        "--base-url", default=None, help="an OpenAI-compatible server, e.g. a local LLM at http://127.0.0.1:8000/v1"
-    )
-
-
 # ---- option checks: everything refused before a model loads --------------------------
-
-
-def _given(args: argparse.Namespace, attr: str) -> bool:
-    """True if the option was on the command line (its parser default is None, or False for a switch)."""
-    value = getattr(args, attr)
-    return value is not None and value is not False  # not `in (None, False)`: 0 == False would hide --alpha 0
-
-
-def _pipeline_options(args: argparse.Namespace) -> None:
-    """Refuse the other pipeline's options, then fill in this pipeline's defaults."""
-    other = CA_OPTIONS if args.pipeline == "recipe-diffusion" else RD_OPTIONS
-    given = [flag for attr, flag in other.items() if _given(args, attr)]
-    if given:
-        owner = "CookAnything" if other is CA_OPTIONS else "Recipe Diffusion"
-        use = "cookanything" if other is CA_OPTIONS else "recipe-diffusion"
-        raise ConfigError(
-            f"{', '.join(given)}: {'an option' if len(given) == 1 else 'options'} of {owner}, not of --pipeline {args.pipeline}; "
-            f"add --pipeline {use} or drop {'it' if len(given) == 1 else 'them'}."
-        )
-    defaults = dict(DEFAULTS[args.pipeline])
-    if args.model == "toy":
-        defaults.update(TOY_DEFAULTS[args.pipeline])
-    for attr, value in defaults.items():
-        if getattr(args, attr) is None:
-            setattr(args, attr, value)
 
 
 def _positive_multiple_of_8(name: str, value: int | None) -> None:
@@ -792,26 +316,13 @@ def _plan(args: argparse.Namespace, recipe):
     return plan(recipe, agent=args.agent, model=args.agent_model, base_url=args.base_url)
 
 
-def _device(name: str | None, small: bool):
-    """The torch device for --device NAME; the small offline models (toy, tiny) default to the CPU."""
-    import torch
-
-    if name == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(
-            "--device cuda: no CUDA device is available here (torch.cuda.is_available() is False); use --device cpu."
-        )
-    if name is None and small:
-        return torch.device("cpu")
-    return None if name is None else torch.device(name)
-
-
 # ---- generate ------------------------------------------------------------------------
 
 
 def _generate(args: argparse.Namespace, command: str) -> int:
     """``cooklab generate``: check the options, load the model, then one ``run_and_report``."""
-    explicit = {attr for attr in (*CA_OPTIONS, "guidance") if _given(args, attr)}
-    _pipeline_options(args)
+    explicit = {attr for attr in (*CA_OPTIONS, "guidance") if given(args, attr)}
+    fill_pipeline_options(args)
     small = args.model in SMALL_MODELS
     recipe = cooklab.load_recipe(resolve_recipe(args.recipe))  # a bad recipe fails before any model loads
     canvas = args.pipeline == "cookanything"
@@ -820,7 +331,7 @@ def _generate(args: argparse.Namespace, command: str) -> int:
         print(f"note: {note}", file=sys.stderr)
 
     scheduler = SCHEDULERS[args.scheduler] if args.scheduler else None
-    pipe = load_pipeline(args.pipeline, args.model, args.seed, _device(args.device, small), scheduler)
+    pipe = load_pipeline(args.pipeline, args.model, args.seed, torch_device(args.device, small), scheduler)
     on_cpu = pipe.device.type == "cpu"
     if canvas and args.attention_backend == "flex" and on_cpu and not args.no_regional:
         print(
@@ -852,7 +363,7 @@ def _generate(args: argparse.Namespace, command: str) -> int:
         print(f"note: {note}", file=sys.stderr)
     for path in result.trace_files if canvas else result.trace_files[:1]:  # Recipe Diffusion names its summary only
         print(f"trace: {path}")
-    print(describe(result))
+    print(result_summary(result))
     print(f"open {result.index}")
     return 0
 
@@ -946,193 +457,22 @@ def _plan_command(args: argparse.Namespace, command: str) -> int:
     return 0
 
 
-# compare.png: the demo's runs in pairs, the run without the mechanism first:
-# {heading: ((run folder, row label, remark after the row's consistency or None), ...)}
-DEMO_COMPARISONS = {
-    "Recipe Diffusion: independent vs region-aware noise + K/V sharing": (
-        ("independent", "independent: every frame from its own noise", None),
-        ("region_aware_kv", "region_aware_kv: from the previous frame, region-aware noise + K/V sharing", None),
-    ),
-    "CookAnything: without SRC vs with SRC": (
-        (
-            "cookanything_no_src",
-            "cookanything_no_src: one canvas, every region attends to all (Flexible RoPE, CSCC)",
-            "trivially high: without SRC the regions become near-copies of one picture",
-        ),
-        ("cookanything", "cookanything: one canvas, Step-wise Regional Control (+ Flexible RoPE, CSCC)", None),
-    ),
-}
-NO_SRC_NOTE = (
-    "The oracle's consistency of cookanything_no_src is trivially high: without SRC every region attends to the whole "
-    "canvas and the regions become near-copies of one picture, so the container stays because nothing changes, and the "
-    "steps' food is almost never drawn (docs/toykitchen.md). Look at the pictures in compare.png, not only the numbers."
-)
-
-
 def _demo(args: argparse.Namespace, command: str) -> int:
-    """Both pipelines on a Toy Kitchen recipe with the Toy Kitchen models: four runs, each with its page and figures,
-    and ``compare.png`` / ``index.html`` above them: the runs in pairs with and without a mechanism, each row with the
-    oracle's container consistency."""
-    from cooklab.toykitchen.oracle import OracleMaskProvider
+    """``cooklab demo``: ``cooklab.demo.run_demo`` with the options."""
+    from cooklab.demo import run_demo
 
     if args.steps < 1:
         raise ConfigError(f"--steps {args.steps}: use at least 1 denoising step.")
-    path = resolve_recipe(args.recipe)
-    recipe = cooklab.load_recipe(path)
-    device = _device("cpu", small=True)
-    size = TOY_SIZE
-    print(
-        f"demo: {recipe.title!r} from {path} ({len(recipe)} steps), Toy Kitchen models {size}x{size}, "
-        f"{args.steps} denoising steps, guidance {TOY_GUIDANCE:g}"
-    )
-    words = toy_words_note(recipe)
-    print(f"note: {TOY_NOTE}")
-    reopened = [i for i, step in enumerate(recipe.steps) if step.reference_step is not None and step.container]
-    if reopened:
-        mask_note = (
-            "Container masks for region-aware noise come from the Toy Kitchen oracle (cooklab.toykitchen.oracle."
-            "OracleMaskProvider): the container's pixels in each reference frame, read by the world's palette, not a "
-            f"detector; asked for the steps that reopen a container ({step_numbers(reopened)})."
-        )
-    else:
-        mask_note = (
-            "This recipe names no container that reappears (no reference_step), so no frame gets region-aware noise."
-        )
-    for note in [mask_note] + ([words] if words else []):
-        print(f"note: {note}")
-
-    common = dict(seed=args.seed, num_inference_steps=args.steps, height=size, width=size, progress=False)
-    sd_call = dict(common, guidance_scale=TOY_GUIDANCE)
-    rd_notes = model_notes("toy", "recipe-diffusion", recipe)
-    sd_runs = {
-        # independent frames, for comparison
-        "independent": Run(
-            recipe,
-            args.out / "independent",
-            model="toy",
-            pipeline="recipe-diffusion",
-            command=command,
-            call=dict(sd_call, variant="independent"),
-            single_thread=True,
-            notes=[*rd_notes, "Independent frames: every step from its own noise, for comparison."],
-        ),
-        # all mechanisms on, traced: reference share and the noise each frame started from
-        "region_aware_kv": Run(
-            recipe,
-            args.out / "region_aware_kv",
-            model="toy",
-            pipeline="recipe-diffusion",
-            command=command,
-            call=dict(sd_call, variant="region_aware_kv", mask_provider=OracleMaskProvider()),
-            notes=[*rd_notes, mask_note],
-            trace=True,
-            capture=("reference_share", "noise"),
-            single_thread=True,
-            figures=("trace_reference_share.png", "trace_reference_share_map.png", "trace_noise.png"),
-        ),
-    }
-    ca_call = dict(common, true_cfg_scale=TOY_GUIDANCE)
-    ca_notes = model_notes("toy", "cookanything", recipe)
-    ca_runs = {
-        # Step-wise Regional Control off, for comparison
-        "cookanything_no_src": Run(
-            recipe,
-            args.out / "cookanything_no_src",
-            model="toy",
-            pipeline="cookanything",
-            command=command,
-            call=dict(ca_call, regional=False),
-            single_thread=True,
-            quiet=True,
-            notes=[
-                *ca_notes,
-                "Step-wise Regional Control off (regional=False): every region attends to the whole canvas "
-                "and every step's text, for comparison with the cookanything run.",
-            ],
-        ),
-        # every mechanism on, traced: where each step's text is read on the canvas
-        "cookanything": Run(
-            recipe,
-            args.out / "cookanything",
-            model="toy",
-            pipeline="cookanything",
-            command=command,
-            call=ca_call,
-            notes=ca_notes,
-            trace=True,
-            capture=("text_image_attention", "base_contribution"),
-            single_thread=True,
-            quiet=True,
-            figures=("trace_text_image.png", "trace_base_contribution.png"),
-        ),
-    }
-    results = _demo_runs("recipe-diffusion", sd_runs, args.seed, device)
-    results |= _demo_runs("cookanything", ca_runs, args.seed, device)  # a recipe of more than 12 steps: in chunks
-
-    rows, pages, group_titles = [], [], {}  # compare.png: one row per run, each pair under its heading
-    for heading, pair in DEMO_COMPARISONS.items():
-        group_titles[len(rows)] = heading
-        for name, label, remark in pair:
-            result, kept = results[name]
-            rows.append(
-                (label, result.out.images, f"{consistency_text(kept)} (oracle)" + (f"; {remark}" if remark else ""))
-            )
-            pages.append(result.index)
-    notes = [
-        "The images come from the Toy Kitchen models (cooklab.models.toy_sd for Recipe Diffusion, toy_flux for CookAnything), "
-        "small diffusion models trained on the procedural Toy Kitchen world (docs/toykitchen.md).",
-        "Under each row: the Toy Kitchen oracle's container consistency (cooklab.toykitchen.oracle.container_consistency): "
-        "the later frames with frame 1's container colour and a container mask overlapping frame 1's with IoU >= 0.5.",
-    ]
-    print(f"note: {NO_SRC_NOTE}")
-    notes.append(NO_SRC_NOTE)
-    index = write_comparison(
-        args.out,
-        rows,
-        recipe.texts,
-        pages=pages,
-        group_titles=group_titles,
-        notes=notes,
-        title=f"{recipe.title}: what the consistency mechanisms change",
-    )
-    print(f"compare: {args.out / COMPARE_FILE}; open {index}")
+    run_demo(args.out, args.recipe, steps=args.steps, seed=args.seed, command=command)
     return 0
-
-
-def _demo_runs(pipeline: str, runs: dict, seed: int, device) -> dict:
-    """The demo's runs of one pipeline: load its Toy Kitchen model, make and write each run, print what it did and the
-    oracle's container consistency; returns ``{name: (RunResult, kept)}`` with ``kept`` from ``container_consistency``."""
-    from cooklab.toykitchen.oracle import container_consistency
-
-    with quiet_loading():
-        pipe = load_pipeline(pipeline, "toy", seed, device)
-    results = {}
-    for name, run in runs.items():
-        result = run_and_report(pipe, run)
-        kept = container_consistency(result.out.images)  # [N - 1] bool: frames 2..N keep frame 1's container
-        results[name] = result, kept
-        print(f"{name}: {describe(result)}")
-        print(f"  oracle: {consistency_text(kept)}")
-        print(f"open {result.index}")
-        if result.trace_files:
-            print(f"  trace: {', '.join(p.name for p in result.trace_files)}")
-    return results
 
 
 def _gallery(args: argparse.Namespace, command: str) -> int:
     """``cooklab gallery``: ``cooklab.gallery.write_gallery`` with the Toy Kitchen models on the CPU."""
     from cooklab.gallery import GalleryConfig, write_gallery
 
-    config = GalleryConfig(
-        out=args.out,
-        screenshots=args.screenshots,
-        recipe=args.recipe,
-        seed=args.seed,
-        steps=args.steps,
-        size=TOY_SIZE,
-        guidance=TOY_GUIDANCE,
-    )
-    page = write_gallery(config, device=_device("cpu", small=True))
+    config = GalleryConfig(args.out, args.screenshots, recipe=args.recipe, seed=args.seed, steps=args.steps)
+    page = write_gallery(config, device=torch_device("cpu", small=True))
     print(f"wrote {page} ({len(config.notebooks)} notebooks' screenshots)")
     return 0
 
@@ -1144,19 +484,8 @@ def _score(args: argparse.Namespace, command: str) -> int:
 
     metrics = None if args.metrics is None else [m.strip() for m in args.metrics.split(",") if m.strip()]
     judge = None if args.judge is None else VisionJudge(args.judge, base_url=args.judge_base_url)
-    result = score_run(
-        ScoreRun(
-            args.run,
-            metrics,
-            clip=args.clip,
-            dino=args.dino,
-            judge=judge,
-            device=args.device,
-            batch_size=args.batch_size,
-            pairs=args.pairs,
-            masks=args.masks,
-        )
-    )
+    options = {name: getattr(args, name) for name in ("clip", "dino", "device", "batch_size", "pairs", "masks")}
+    result = score_run(ScoreRun(args.run, metrics, judge=judge, **options))
     print(f"scored {args.run}:")
     print("\n".join(summary_lines(result)))
     print(f"wrote {result.path}; open {result.index}")

@@ -3,8 +3,9 @@
 ``cooklab gallery`` (``make gallery`` runs the browser test first) writes ``gallery.md`` and its images:
 
 * one ablation figure per pipeline: the same recipe and seed with every mechanism on and with each
-  one switched off, a row of frames per run and the Toy Kitchen oracle's container consistency under
-  it (``cooklab.toykitchen.oracle.container_consistency``);
+  one switched off (the pipeline's named runs, ``cooklab.named_runs``), a row of frames per run and
+  the Toy Kitchen oracle's container consistency under it
+  (``cooklab.toykitchen.oracle.container_consistency``);
 * the notebooks' explorers as JupyterLab drew them, from the screenshots that
   ``tests/test_notebooks_browser.py`` saves (``outputs/browser/<notebook>/explorer<k>_after.png``),
   downscaled and reduced to 256 colours.
@@ -14,55 +15,51 @@ Everything runs offline on the Toy Kitchen models; the images are regenerated, n
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError
 from .fileio import atomic_write
+from .named_runs import DEMO_STEPS, PIPELINE_TITLES, TOY_GUIDANCE, TOY_SIZE, NamedRun, named_runs, toy_call
 
 __all__ = ["ABLATIONS", "Ablation", "GalleryConfig", "write_gallery"]
 
 
 @dataclass(frozen=True)
 class Ablation:
-    """One row of an ablation figure: a run's name, the keyword arguments of the pipeline call, what it shows."""
+    """One row of an ablation figure: a named run (``cooklab.named_runs``) and a remark after the row's consistency."""
 
-    name: str
-    call: dict[str, Any]
-    label: str
-    remark: str | None = None  # shown after the row's consistency
+    run: NamedRun
+    remark: str | None = None
+
+    @property
+    def name(self) -> str:
+        """The run's name in ``NAMED_RUNS``."""
+        return self.run.name
+
+    @property
+    def call(self) -> Mapping[str, Any]:
+        """The keyword arguments that make the run (on top of ``toy_call``'s)."""
+        return self.run.call
+
+    @property
+    def label(self) -> str:
+        """The row's label: the run's title."""
+        return self.run.title
 
 
-# {pipeline: rows, the full method first}. Recipe Diffusion's rows are its variants (RecipeDiffusion.VARIANTS);
-# CookAnything's switch off one mechanism each (CookAnything.__call__'s switches).
-ABLATIONS: dict[str, tuple[Ablation, ...]] = {
-    "recipe-diffusion": (
-        Ablation(
-            "region_aware_kv",
-            dict(variant="region_aware_kv"),
-            "region_aware_kv: region-aware noise + K/V sharing (the paper)",
-        ),
-        Ablation("region_aware", dict(variant="region_aware"), "region_aware: region-aware noise, no K/V sharing"),
-        Ablation("kv_sharing", dict(variant="kv_sharing"), "kv_sharing: K/V sharing, every frame from fresh noise"),
-        Ablation("independent", dict(variant="independent"), "independent: every frame on its own (plain SD)"),
-    ),
-    "cookanything": (
-        Ablation("cookanything", {}, "CookAnything: SRC + Flexible RoPE + CSCC (the paper)"),
-        Ablation(
-            "no_src",
-            dict(regional=False),
-            "without Step-wise Regional Control (regional=False)",
-            "trivially high: every region attends to the whole canvas and the regions become near-copies",
-        ),
-        Ablation(
-            "no_flexible_rope", dict(flexible_rope=False), "without Flexible RoPE: one global grid of position ids"
-        ),
-        Ablation("no_cscc", dict(cscc=False), "without Cross-Step Consistency Control (cscc=False)"),
-        Ablation("no_base_branch", dict(alpha=0.0), "without the base branch (alpha = 0)"),
+REMARKS = {  # shown after a row's consistency
+    "cookanything_no_src": (
+        "trivially high: every region attends to the whole canvas and the regions become near-copies"
     ),
 }
-TITLES = {"recipe-diffusion": "Recipe Diffusion", "cookanything": "CookAnything"}
+# {pipeline: rows, the full method first}: every named run of the pipeline
+ABLATIONS: dict[str, tuple[Ablation, ...]] = {
+    pipeline: tuple(Ablation(run, REMARKS.get(run.name)) for run in named_runs(pipeline))
+    for pipeline in PIPELINE_TITLES
+}
 IMAGE_DIR = "img/gallery"  # relative to the gallery page
 SCREENSHOT_WIDTH = 1000  # pixels; JupyterLab's screenshots are 1400 wide
 
@@ -72,14 +69,13 @@ class GalleryConfig:
     """What ``write_gallery`` makes: ``out/gallery.md`` and its images in ``out/img/gallery``."""
 
     out: Path = Path("docs")
-    screenshots: Path = Path(
-        "outputs/browser"
-    )  # tests/test_notebooks_browser.py's screenshots (None or missing: none)
+    # tests/test_notebooks_browser.py's screenshots (None or missing: none)
+    screenshots: Path = Path("outputs/browser")
     recipe: str | None = None  # None: the demo's Toy Kitchen recipe
     seed: int = 0
-    steps: int = 20  # denoising steps per frame (the demo's)
-    size: int = 64  # the Toy Kitchen models' resolution
-    guidance: float = 3.0  # CFG of toy_sd, true CFG of toy_flux
+    steps: int = DEMO_STEPS  # denoising steps per frame (the demo's)
+    size: int = TOY_SIZE  # the Toy Kitchen models' resolution
+    guidance: float = TOY_GUIDANCE  # CFG of toy_sd, true CFG of toy_flux
     pipelines: tuple[str, ...] = ("recipe-diffusion", "cookanything")
     notebooks: list[str] = field(default_factory=list)  # filled by write_gallery: the notebooks with a screenshot
 
@@ -96,13 +92,9 @@ def _ablation_rows(pipeline: str, recipe, config: GalleryConfig, device) -> list
     from .runs import consistency_text, load_pipeline, one_thread, quiet_loading
     from .toykitchen.oracle import OracleMaskProvider, container_consistency
 
-    common = dict(
-        seed=config.seed, num_inference_steps=config.steps, height=config.size, width=config.size, progress=False
-    )
+    common = toy_call(pipeline, seed=config.seed, steps=config.steps, size=config.size, guidance=config.guidance)
     if pipeline == "recipe-diffusion":
-        common |= dict(guidance_scale=config.guidance, mask_provider=OracleMaskProvider())
-    else:
-        common |= dict(true_cfg_scale=config.guidance)
+        common |= dict(mask_provider=OracleMaskProvider())
     with quiet_loading():
         pipe = load_pipeline(pipeline, "toy", config.seed, device)
     rows = []
@@ -145,7 +137,10 @@ def _small_png(path: Path) -> bytes:
 
 
 def write_gallery(config: GalleryConfig, device=None) -> Path:
-    """Make the ablation figures and copy the screenshots into ``config.out``; write ``gallery.md``; return its path."""
+    """Make the ablation figures and copy the screenshots into ``config.out``; write ``gallery.md``.
+
+    Returns the path of ``gallery.md``.
+    """
     from . import load_recipe
     from .recipe import DEMO_RECIPE, resolve_recipe
     from .report import write_figure
@@ -162,19 +157,25 @@ def write_gallery(config: GalleryConfig, device=None) -> Path:
         f"screenshots; then `cooklab gallery` writes this page and `{IMAGE_DIR}/`). Nothing here is edited by hand.",
         "",
         f"Recipe {recipe.title!r} (`{Path(path).name}`, {len(recipe)} steps), the Toy Kitchen "
-        f"models (`cooklab.models.toy_sd`, `toy_flux`; docs/toykitchen.md), {config.size}×{config.size} per frame, seed "
-        f"{config.seed}, {config.steps} denoising steps, guidance {config.guidance:g}. Under each row: the oracle's container "
-        "consistency (the later frames that keep frame 1's container colour with a mask IoU ≥ 0.5). In the toy world a "
-        "mechanism's effect can be small or absent for one seed: the studies in docs/results.md and docs/toykitchen.md "
-        "average over recipes and seeds; these pictures show what the switches do, not how often.",
+        f"models (`cooklab.models.toy_sd`, `toy_flux`; docs/toykitchen.md), {config.size}×{config.size} per frame, "
+        f"seed {config.seed}, {config.steps} denoising steps, guidance {config.guidance:g}. Under each row: the "
+        "oracle's container consistency (the later frames that keep frame 1's container colour with a mask IoU "
+        "≥ 0.5). In the toy world a mechanism's effect can be small or absent for one seed: the studies in "
+        "docs/results.md and docs/toykitchen.md average over recipes and seeds; these pictures show what the "
+        "switches do, not how often.",
         "",
     ]
     for pipeline in config.pipelines:
         rows = _ablation_rows(pipeline, recipe, config, device)
         name = f"ablations_{pipeline.replace('-', '_')}.png"
-        title = f"{TITLES[pipeline]} on {recipe.title!r}: the method and each mechanism switched off"
+        title = f"{PIPELINE_TITLES[pipeline]} on {recipe.title!r}: the method and each mechanism switched off"
         write_figure(comparison_figure(rows, recipe.texts, title=title), images / name)
-        lines += [f"## {TITLES[pipeline]}: ablations", "", f"![{TITLES[pipeline]} ablations]({IMAGE_DIR}/{name})", ""]
+        lines += [
+            f"## {PIPELINE_TITLES[pipeline]}: ablations",
+            "",
+            f"![{PIPELINE_TITLES[pipeline]} ablations]({IMAGE_DIR}/{name})",
+            "",
+        ]
         lines += [f"- {label}: {caption}" for label, _, caption in rows] + [""]
     shots = _screenshots(config.screenshots)
     config.notebooks = sorted(shots)

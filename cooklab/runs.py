@@ -1,15 +1,17 @@
 """One generation run, start to finish: load a pipeline, call it (traced or not), time it, write its folder.
 
     pipe = load_pipeline("recipe-diffusion", "toy")
-    run = Run(recipe, Path("outputs/pancakes"), model="toy", pipeline="recipe-diffusion", call=dict(seed=0), trace=True)
+    run = Run(recipe, Path("outputs/pancakes"), model="toy", pipeline="recipe-diffusion", call=dict(seed=0),
+              trace=True)
     result = run_and_report(pipe, run)
-    print(describe(result), "open", result.index)
+    print(result_summary(result), "open", result.index)
 
 ``run_and_report`` calls ``pipe(run.recipe, **run.call)`` (inside ``cooklab.trace`` when
 ``run.trace``), then writes the run with ``cooklab.report.write_run`` (frames, storyboard,
 settings.json, index.html) and, for a traced run, ``trace_summary.txt`` and the figures named in
-``run.figures`` (see ``TRACE_FIGURES``). ``cooklab generate`` and ``cooklab demo`` are this
-function with settings taken from the command line.
+``run.figures`` (see ``TRACE_FIGURES``); ``result_summary`` says in one line what the run did.
+``cooklab generate`` and ``cooklab demo`` (``cooklab.demo``) are this function with settings taken
+from the command line and from ``cooklab.named_runs``.
 
 Also here: the container masks of a Recipe Diffusion run from a spec (``mask_provider``), what a
 run with a named offline model must say about it (``model_notes``: ``toy`` draws toy-world
@@ -36,19 +38,21 @@ from cooklab.report import atomic_write, is_canvas_output, write_figure, write_r
 __all__ = [
     "DEFAULT_FIGURES",
     "SMALL_MODELS",
+    "TOY_NOTE",
     "TRACE_FIGURES",
     "Run",
     "RunResult",
     "consistency_text",
-    "describe",
     "load_pipeline",
     "mask_provider",
     "model_notes",
     "one_thread",
     "quiet_loading",
+    "result_summary",
     "run_and_report",
     "span_notes",
     "step_numbers",
+    "torch_device",
     "toy_words_note",
     "trace_figure",
     "trace_summary",
@@ -61,9 +65,9 @@ TOY_NOTE = (
     "procedural Toy Kitchen world (docs/toykitchen.md): 64x64 top views of one container with food on a table."
 )
 TOY_FLUX_NOTE = (
-    "The images come from the Toy Kitchen Flux model (cooklab.models.toy_flux), a small Flux-style transformer trained on "
-    "the procedural Toy Kitchen world (docs/toykitchen.md): 64x64 regions, true classifier-free guidance (it has no "
-    "guidance embedding)."
+    "The images come from the Toy Kitchen Flux model (cooklab.models.toy_flux), a small Flux-style transformer "
+    "trained on the procedural Toy Kitchen world (docs/toykitchen.md): 64x64 regions, true classifier-free "
+    "guidance (it has no guidance embedding)."
 )
 TINY_NOTE = (
     "The tiny model (cooklab.models.tiny_sd) has random weights, so the images are noise (--model toy draws real "
@@ -117,6 +121,20 @@ def load_pipeline(pipeline: str, model: str, seed: int = 0, device=None, schedul
     return pipe
 
 
+def torch_device(name: str | None, small: bool):
+    """The torch device for ``--device NAME`` (None: the library's choice); the small offline models (toy, tiny)
+    default to the CPU."""
+    import torch
+
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(
+            "--device cuda: no CUDA device is available here (torch.cuda.is_available() is False); use --device cpu."
+        )
+    if name is None and small:
+        return torch.device("cpu")
+    return None if name is None else torch.device(name)
+
+
 def mask_provider(spec: str | None):
     """The container masks of a Recipe Diffusion run from a spec (``cooklab generate --masks SPEC``): "oracle" (the Toy
     Kitchen's ``OracleMaskProvider``), "grounded-sam" (GroundingDINO + SAM, built by the pipeline) or "box:x0,y0,x1,y1"
@@ -153,8 +171,9 @@ def toy_words_note(recipe) -> str | None:
         return None
     shown = ", ".join(unknown[:6]) + (" ..." if len(unknown) > 6 else "")
     return (
-        f"the Toy Kitchen models know only the toy world's words, and this recipe has others ({shown}): expect toy-world "
-        "pictures that follow the words they know. Toy recipes: data/toykitchen/recipes, cooklab.toykitchen.random_toy_recipe."
+        f"the Toy Kitchen models know only the toy world's words, and this recipe has others ({shown}): expect "
+        "toy-world pictures that follow the words they know. Toy recipes: data/toykitchen/recipes, "
+        "cooklab.toykitchen.random_toy_recipe."
     )
 
 
@@ -266,7 +285,7 @@ def run_and_report(pipe, run: Run) -> RunResult:
     return result
 
 
-def describe(result: RunResult) -> str:
+def result_summary(result: RunResult) -> str:
     """One line about a finished run: frames, time and where the mechanisms acted (CookAnything: the canvas)."""
     out, seconds = result.out, result.seconds
     if not is_canvas_output(out):
@@ -327,7 +346,7 @@ def span_notes(out) -> list[str]:
 
 
 def trace_figure(trace, name: str):
-    """The figure ``name`` (a file of ``TRACE_FIGURES``) drawn from ``trace``, or None when the trace lacks its data."""
+    """The figure ``name`` (a file of ``TRACE_FIGURES``) drawn from ``trace``; None when the trace lacks its data."""
     from cooklab import viz
 
     if name == "trace_reference_share.png":
@@ -365,7 +384,8 @@ def trace_summary(trace, out) -> str:
 
     lines = [f"cooklab trace of {out.recipe.title!r} ({out.settings.get('model')})", "", trace.summary(), ""]
     lines.append(
-        "reference share per frame (mean attention mass on the reference frame's keys; 0 = ignored, 0.5 = as much as its own):"
+        "reference share per frame (mean attention mass on the reference frame's keys; 0 = ignored, "
+        "0.5 = as much as its own):"
     )
     means = reference_share_means(trace)
     for info in out.frames:
@@ -374,7 +394,8 @@ def trace_summary(trace, out) -> str:
             continue
         per_step = ", ".join(f"{value:.3f}" for value in trace.reference_share_curve(info.index).values())
         lines.append(
-            f"  frame {info.index} (K/V from frame {info.kv_reference}): mean {means[info.index]:.3f}; per step {per_step}"
+            f"  frame {info.index} (K/V from frame {info.kv_reference}): mean {means[info.index]:.3f}; "
+            f"per step {per_step}"
         )
     if trace.noise:
         lines += ["", "noise applied to each frame started from a reference (sigma = noise std of the latent):"]
@@ -397,8 +418,9 @@ def _canvas_trace_summary(trace, out) -> str:
         "",
     ]
     lines.append(
-        "text -> image attention: of the attention mass the canvas's image tokens put on step n's text, the share that comes "
-        f"from region n itself (1 = only its own region reads it; about 1/{n} = {1 / n:.3f} if every region read it alike):"
+        "text -> image attention: of the attention mass the canvas's image tokens put on step n's text, the share "
+        f"that comes from region n itself (1 = only its own region reads it; about 1/{n} = {1 / n:.3f} if every "
+        "region read it alike):"
     )
     counts = trace.canvas.token_counts
     for step, share in enumerate(text_image_region_shares(trace)):

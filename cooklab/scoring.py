@@ -38,7 +38,6 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from cooklab.backbones import DEFAULT_BATCH_SIZE, clip_backbone, dino_backbone, resolve_device
 from cooklab.errors import CheckpointError, ConfigError, RecipeError
 from cooklab.fileio import atomic_write
 from cooklab.metrics import (
@@ -51,7 +50,9 @@ from cooklab.metrics import (
     VisionJudge,
     score,
 )
-from cooklab.metrics.dino import container_masks
+from cooklab.metrics.base import DEFAULT_BATCH_SIZE, resolve_device
+from cooklab.metrics.clip_score import clip_backbone
+from cooklab.metrics.dino import container_masks, dino_backbone
 from cooklab.metrics.judge import JUDGE_METRICS
 from cooklab.recipe import Recipe, load_recipe
 from cooklab.report import METRICS_FILE, RECIPE_FILE, jsonable, render_html
@@ -111,8 +112,10 @@ class ScoreResult:
 
 
 def _not_a_run(folder: Path) -> ConfigError:
-    """The error for a folder without settings.json, naming the runs inside it when there are some (cooklab demo's
-    folder)."""
+    """The error for a folder without settings.json, naming the runs inside it when there are some.
+
+    (A folder of runs is what ``cooklab demo`` writes.)
+    """
     runs = sorted(p.name for p in folder.iterdir() if (p / "settings.json").is_file()) if folder.is_dir() else []
     hint = (
         f" It holds the runs {', '.join(runs)}: score each, e.g. `cooklab score {folder / runs[0]}`."
@@ -279,8 +282,10 @@ def _plan(run: RunFolder, config: ScoreRun, device) -> tuple[list[str], Any, Any
 
 
 def score_run(config: ScoreRun) -> ScoreResult:
-    """Measure the run in ``config.folder``, write ``metrics.json`` and the page again with a metrics table; see the
-    module doc."""
+    """Measure the run in ``config.folder``, write ``metrics.json`` and the page again with a metrics table.
+
+    See the module doc.
+    """
     run = read_run(config.folder)
     device = resolve_device(config.device)
     metrics, clip, dino, skipped = _plan(run, config, device)
@@ -293,8 +298,8 @@ def score_run(config: ScoreRun) -> ScoreResult:
         )
         if config.metrics is not None:
             raise ConfigError(
-                f"dino_l2_masked: {why}. Fix: --masks grounded-sam or --masks box:X0,Y0,X1,Y1, or leave the metric "
-                "out."
+                f"dino_l2_masked: {why}. Fix: --masks grounded-sam or --masks box:X0,Y0,X1,Y1, "
+                "or leave the metric out."
             )
         metrics.remove("dino_l2_masked")
         skipped["dino_l2_masked"] = (
@@ -331,8 +336,7 @@ def score_run(config: ScoreRun) -> ScoreResult:
 
 
 def summary_lines(result: ScoreResult) -> list[str]:
-    """What ``cooklab score`` prints: one line per metric (value and what measured it), then what was skipped and
-    why."""
+    """What ``cooklab score`` prints: one line per metric (value and what measured it), then what was skipped, why."""
     lines = [f"  {name:<30} {r.value:8.4f}   ({r.record.get('backbone')})" for name, r in result.metrics.items()]
     lines += [f"skipped {name}: {why}" for name, why in result.skipped.items()]
     return lines

@@ -39,8 +39,8 @@ PACKAGE_LAYERS = [
     ("metrics", ["metrics"]),
     ("baselines", ["baselines"]),
     ("figures and pages", ["viz", "report"]),
-    ("applications", ["runs", "evaluation", "training", "gallery", "scoring"]),
-    ("command line", ["cli", "__main__"]),
+    ("applications", ["named_runs", "runs", "evaluation", "training", "gallery", "scoring", "demo"]),
+    ("command line", ["cli_options", "cli", "__main__"]),
 ]
 
 

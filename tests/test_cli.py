@@ -281,7 +281,7 @@ def test_cookanything_options_need_their_pipeline(tmp_path, capsys):
 
 
 def test_variant_choices_match_the_pipeline():
-    from cooklab.cli import VARIANT_NAMES
+    from cooklab.cli_options import VARIANT_NAMES
     from cooklab.recipe_diffusion.pipeline import VARIANTS
 
     assert VARIANT_NAMES == tuple(VARIANTS)
@@ -566,7 +566,8 @@ def test_plan_command_and_planned_generation_with_both_pipelines(tmp_path, capsy
 
     raw = tmp_path / "raw.txt"
     raw.write_text(
-        "Fried eggs\n1. Heat oil in a black frying pan.\n2. Crack two eggs into the pan.\n3. Slide the eggs onto a white plate.\n"
+        "Fried eggs\n1. Heat oil in a black frying pan.\n2. Crack two eggs into the pan.\n"
+        "3. Slide the eggs onto a white plate.\n"
     )
     assert (
         main(

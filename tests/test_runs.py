@@ -3,7 +3,7 @@
 import pytest
 
 import cooklab
-from cooklab.runs import TRACE_FIGURES, Run, describe, load_pipeline, model_notes, run_and_report, trace_figure
+from cooklab.runs import TRACE_FIGURES, Run, load_pipeline, model_notes, result_summary, run_and_report, trace_figure
 
 STEPS = ["Put a white bowl on the table", "Crack two eggs into the bowl"]
 PLANS = [{"container": "bowl"}, {"container": "bowl", "reference_step": 1}]
@@ -38,7 +38,7 @@ def test_run_and_report_writes_the_run_and_its_trace(tmp_path):
     summary = result.trace_files[0].read_text(encoding="utf-8")
     assert "frame 0: no K/V reference" in summary and "frame 1 (K/V from frame 0): mean" in summary
     assert result.notes == [] and "a note" in result.index.read_text(encoding="utf-8")
-    assert describe(result).startswith("2 frames in ") and "K/V sharing on steps 2" in describe(result)
+    assert result_summary(result).startswith("2 frames in ") and "K/V sharing on steps 2" in result_summary(result)
 
 
 def test_trace_figures_are_named_and_skipped_without_their_data(rd):

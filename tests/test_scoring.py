@@ -1,5 +1,7 @@
-"""``cooklab score RUN_FOLDER`` (cooklab.scoring) and batched backbone features (fast: one tiny run, tiny random
-backbones, offline)."""
+"""``cooklab score RUN_FOLDER`` (cooklab.scoring) and batched backbone features.
+
+Fast: one tiny run, tiny random backbones, offline.
+"""
 
 from __future__ import annotations
 
@@ -14,7 +16,8 @@ from openai_stub import FakeOpenAI
 
 from cooklab import metrics
 from cooklab.backbones import DEFAULT_BATCH_SIZE
-from cooklab.cli import SCORE_DEFAULTS, main
+from cooklab.cli import main
+from cooklab.cli_options import SCORE_DEFAULTS
 from cooklab.errors import ConfigError
 from cooklab.grounding import BoxMaskProvider
 from cooklab.metrics import (

@@ -15,7 +15,7 @@ example (``data/eval/toy_small.yaml`` is the one CI runs)::
       - {name: region_aware_kv}
       - {name: cookanything, grid: {lam: [0.0, 0.5, 1.0]}}
     metrics: [oracle_container_consistency, oracle_step_faithfulness]
-    clip: toy                              # the CLIP metrics' backbone: "toy" (the Toy Kitchen CLIP), a hub id or folder
+    clip: toy                              # the CLIP metrics' backbone: "toy" (Toy Kitchen CLIP), hub id or folder
     tables:
       - {name: "Recipe Diffusion, Table II", layout: recipe_diffusion, baseline: independent}
 
@@ -39,7 +39,10 @@ _STRICT = ConfigDict(extra="forbid")
 
 
 class GenerationSettings(BaseModel):
-    """Sampler settings shared by every method (a method's ``params: {guidance: ...}`` overrides its backbone's CFG scale)."""
+    """Sampler settings shared by every method.
+
+    A method's ``params: {guidance: ...}`` overrides its backbone's CFG scale.
+    """
 
     model_config = _STRICT
     num_inference_steps: int = Field(30, ge=1, le=1000)
@@ -53,7 +56,10 @@ class GenerationSettings(BaseModel):
 
 
 class ToyRecipes(BaseModel):
-    """Random Toy Kitchen recipes ``random_toy_recipe(first_seed + k, steps)``, k < count (the oracle knows what each shows)."""
+    """Random Toy Kitchen recipes ``random_toy_recipe(first_seed + k, steps)``, k < count.
+
+    The oracle knows what each shows.
+    """
 
     model_config = _STRICT
     count: int = Field(ge=1, le=100_000)
@@ -65,7 +71,7 @@ SOURCES = ("toy", "folder", "jsonl", "recipegen")
 
 
 def exactly_one_source(model: BaseModel, what: str) -> BaseModel:
-    """A validator's check that ``model`` sets exactly one of ``SOURCES`` (recipes to evaluate, examples to train on)."""
+    """A validator's check that ``model`` sets exactly one of ``SOURCES`` (recipes to evaluate, examples to train)."""
     given = [k for k in SOURCES if getattr(model, k) is not None]
     if len(given) != 1:
         raise ValueError(f"give exactly one {what} (toy, folder, jsonl or recipegen), not {given or 'none'}")
@@ -167,7 +173,10 @@ class EvalConfig(BaseModel):
 
 
 def read_yaml_model(path: Path, model: type[BaseModel], what: str, example: str):
-    """``model`` from the YAML mapping in ``path``; a ``ConfigError`` naming the file, each bad field and where the format is."""
+    """``model`` from the YAML mapping in ``path``.
+
+    Raises a ``ConfigError`` naming the file, each bad field and where the format is.
+    """
     if not path.is_file():
         raise ConfigError(f"{what} {str(path)!r} not found: pass a YAML file ({example}).")
     try:

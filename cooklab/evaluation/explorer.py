@@ -26,7 +26,10 @@ def _finite(vals) -> np.ndarray:
 
 
 def effect_figure(results: list[dict], metric: str, method: str | None = None, param: str | None = None):
-    """A matplotlib ``Figure``: ``metric`` per row (bars), or against ``param`` for the rows of ``method`` (points with intervals)."""
+    """A matplotlib ``Figure``: ``metric`` per row (bars), or against ``param`` for the rows of ``method``.
+
+    Against ``param``: points with intervals.
+    """
     from matplotlib.figure import Figure
 
     rng = np.random.default_rng(0)
@@ -79,7 +82,10 @@ def effect_figure(results: list[dict], metric: str, method: str | None = None, p
 
 
 def results_explorer(results: list[dict]):
-    """Dropdowns for metric, method and parameter; the figure redraws into an ``Output`` (controls in ``box.controls``)."""
+    """Dropdowns for metric, method and parameter; the figure redraws into an ``Output``.
+
+    The controls are in ``box.controls``.
+    """
     import io
 
     import ipywidgets as widgets
@@ -106,6 +112,7 @@ def results_explorer(results: list[dict]):
         return [k for k in keys if len({str(r["params"].get(k)) for r in rows}) > 1]
 
     def draw(*_):
+        """Redraw the figure for the dropdowns' values (the parameters offered follow the method)."""
         if method.value != ALL:
             options = [ALL, *swept(method.value)]
             if list(param.options) != options:

@@ -35,6 +35,8 @@ Each paper's mechanisms on the other backbone, where they apply:
   and region-aware noise need a finished previous frame, which a one-pass canvas does not have.
 
 Container masks (region-aware noise) come from the config's ``masks`` (``oracle`` for the toy world).
+The four Recipe Diffusion variants and ``cookanything`` are named runs of ``cooklab.named_runs``, the
+same presets ``cooklab demo`` and ``cooklab gallery`` draw.
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import ConfigError
+from ..named_runs import NAMED_RUNS, NamedRun
 from ..recipe import Recipe
 
 RD_PARAMS = ("guidance", "base_noise", "object_noise", "kv_layers", "start_from", "reference_latent")
@@ -73,7 +76,9 @@ class Method:
     summary: str
 
 
-def _recipe_diffusion(variant: str):
+def _recipe_diffusion(named: NamedRun):
+    """A named Recipe Diffusion run (``cooklab.named_runs``: a variant) with the config's settings and ``params``."""
+
     def run(pipes, recipe: Recipe, seed: int, settings, params: dict[str, Any], masks) -> list:
         kwargs = {k: v for k, v in params.items() if k != "guidance"}
         if "kv_layers" in kwargs:
@@ -81,13 +86,13 @@ def _recipe_diffusion(variant: str):
         out = pipes["sd"](
             recipe,
             seed=seed,
-            variant=variant,
             num_inference_steps=settings.num_inference_steps,
             height=settings.height,
             width=settings.width,
             guidance_scale=params.get("guidance", settings.guidance),
             mask_provider=masks,
             progress=False,
+            **named.call,
             **kwargs,
         )
         return list(out.images)
@@ -131,6 +136,7 @@ def _use_lora(pipes, name: str | None) -> None:
 
 
 def _cookanything(pipes, recipe: Recipe, seed: int, settings, params: dict[str, Any], masks) -> list:
+    """The named run ``cookanything`` (every mechanism on) with the config's settings and ``params``."""
     _use_lora(pipes, params.get("lora"))
     kwargs = {k: v for k, v in params.items() if k not in ("guidance", "lora")}
     if "regional_blocks" in kwargs:
@@ -144,6 +150,7 @@ def _cookanything(pipes, recipe: Recipe, seed: int, settings, params: dict[str, 
         true_cfg_scale=params.get("guidance", settings.true_cfg),
         guidance_scale=settings.flux_guidance,
         progress=False,
+        **NAMED_RUNS["cookanything"].call,
         **kwargs,
     )
     return list(out.images)
@@ -191,35 +198,20 @@ def _flux_independent(pipes, recipe: Recipe, seed: int, settings, params: dict[s
     return images
 
 
+BACKBONES = {"recipe-diffusion": "sd", "cookanything": "flux"}  # a named run's pipeline -> the backbone it needs
+
+
+def _named_method(name: str, params: tuple[str, ...], run: Callable[..., list]) -> Method:
+    """The method of the named run ``name``: the backbone of its pipeline, its title as the summary."""
+    named = NAMED_RUNS[name]
+    return Method(name, BACKBONES[named.pipeline], params, run, named.title)
+
+
 METHODS: dict[str, Method] = {
-    "independent": Method(
-        "independent",
-        "sd",
-        RD_PARAMS,
-        _recipe_diffusion("independent"),
-        "Recipe Diffusion's baseline: every frame from its own text",
-    ),
-    "kv_sharing": Method(
-        "kv_sharing",
-        "sd",
-        RD_PARAMS,
-        _recipe_diffusion("kv_sharing"),
-        "sequential starts + cross-frame K/V sharing (mid and up blocks)",
-    ),
-    "region_aware": Method(
-        "region_aware",
-        "sd",
-        RD_PARAMS,
-        _recipe_diffusion("region_aware"),
-        "region-aware noise from the container mask, no K/V sharing",
-    ),
-    "region_aware_kv": Method(
-        "region_aware_kv",
-        "sd",
-        RD_PARAMS,
-        _recipe_diffusion("region_aware_kv"),
-        "Recipe Diffusion in full: region-aware noise + K/V sharing",
-    ),
+    "independent": _named_method("independent", RD_PARAMS, _recipe_diffusion(NAMED_RUNS["independent"])),
+    "kv_sharing": _named_method("kv_sharing", RD_PARAMS, _recipe_diffusion(NAMED_RUNS["kv_sharing"])),
+    "region_aware": _named_method("region_aware", RD_PARAMS, _recipe_diffusion(NAMED_RUNS["region_aware"])),
+    "region_aware_kv": _named_method("region_aware_kv", RD_PARAMS, _recipe_diffusion(NAMED_RUNS["region_aware_kv"])),
     "inpaint_container": Method(
         "inpaint_container",
         "sd",
@@ -234,13 +226,7 @@ METHODS: dict[str, Method] = {
         _inpainting("interior"),
         "baseline: the reference frame inpainted inside the container's interior",
     ),
-    "cookanything": Method(
-        "cookanything",
-        "flux",
-        CA_PARAMS,
-        _cookanything,
-        "CookAnything: SRC + Flexible RoPE + CSCC on one canvas (switch each off to ablate)",
-    ),
+    "cookanything": _named_method("cookanything", CA_PARAMS, _cookanything),
     "sd_regional": Method(
         "sd_regional",
         "sd",

@@ -44,8 +44,10 @@ class Row:
 
 
 def rows(config: EvalConfig) -> list[Row]:
-    """Every (method, grid point) of the config, labelled ``name`` or ``name k=v, ...`` (grid keys only); labels must
-    be unique."""
+    """Every (method, grid point) of the config, labelled ``name`` or ``name k=v, ...`` (grid keys only).
+
+    Labels must be unique.
+    """
     out = []
     for spec in config.methods:
         for point in spec.points():
@@ -125,8 +127,7 @@ def _pipelines(config: EvalConfig, needed: set[str], device) -> dict:
 
 
 def _masks(config: EvalConfig, device=None, built: bool = False):
-    """The config's mask provider; ``built``: "grounded-sam" as a provider object (the pipelines build it
-    themselves)."""
+    """The config's mask provider; ``built``: "grounded-sam" as a provider object (else the pipelines build it)."""
     from ..runs import mask_provider
 
     provider = mask_provider(config.masks)
@@ -164,15 +165,15 @@ def _backbones(config: EvalConfig, device) -> dict:
     out = {}
     if any(m in CLIP_METRICS for m in config.metrics):
         if config.clip == "toy":
-            from ..models import toy_clip
+            from ..toykitchen.models import toy_clip
 
             out["clip"] = toy_clip(device=device)
         else:
-            from ..backbones import clip_backbone
+            from ..metrics.clip_score import clip_backbone
 
             out["clip"] = clip_backbone(config.clip, device=device)
     if any(m in DINO_METRICS for m in config.metrics):
-        from ..backbones import dino_backbone
+        from ..metrics.dino import dino_backbone
 
         out["dino"] = dino_backbone(config.dino, device=device)
     if "dino_l2_masked" in config.metrics:
@@ -193,8 +194,10 @@ def _check_metrics(config: EvalConfig, recipes) -> None:
 
 
 def evaluate(config: EvalConfig, progress: bool = True) -> Path | None:
-    """Run (or resume) the evaluation in ``config.out``; the path of ``results.jsonl`` (None in processes other than
-    the main one)."""
+    """Run (or resume) the evaluation in ``config.out``.
+
+    Returns the path of ``results.jsonl`` (None in processes other than the main one).
+    """
     from tqdm.auto import tqdm
 
     recipes = load_recipes(config.recipes)

@@ -53,6 +53,7 @@ class Unit:
     generation: str  # key of everything that decides the frames (model, sampler settings, method, params, masks)
 
     def folder(self, out: Path) -> Path:
+        """The unit's folder under ``out``: ``units/<label>-<method key>/<recipe>/seed<seed>``."""
         return (
             out
             / "units"
@@ -63,6 +64,7 @@ class Unit:
 
 
 def frame_path(folder: Path, k: int) -> Path:
+    """The file of frame ``k`` (0-based) in a unit's folder: ``frame_00.png``, ``frame_01.png`` ..."""
     return folder / f"frame_{k:02d}.png"
 
 

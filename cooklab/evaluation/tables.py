@@ -1,4 +1,4 @@
-"""Tables and sweep plots from an evaluation's ``results.jsonl``: means with 95 % bootstrap intervals, paired differences.
+"""Tables and sweep plots from an evaluation's ``results.jsonl``: means with 95 % bootstrap intervals, differences.
 
 For a row ``r`` (a method at one grid point) and a metric ``m``, each (recipe, seed) pair ``p``
 gives one value ``v_r(p)`` (the unit's ``MetricResult.value``). Over the pairs ``P`` the row was
@@ -15,8 +15,10 @@ table is the same every time it is written.
 
 Layouts put each paper's columns in its order (only those measured appear):
 
-* ``recipe_diffusion`` (Tables I-II): CLIP-T, CLIP-I, DINO-L2, masked DINO-L2, DreamSim, and the toy oracle's consistency and faithfulness;
-* ``cookanything``: goal faithfulness, step faithfulness, cross-step consistency, ingredient accuracy, and the oracle's.
+* ``recipe_diffusion`` (Tables I-II): CLIP-T, CLIP-I, DINO-L2, masked DINO-L2, DreamSim, and the toy
+  oracle's consistency and faithfulness;
+* ``cookanything``: goal faithfulness, step faithfulness, cross-step consistency, ingredient accuracy,
+  and the oracle's.
 """
 
 from __future__ import annotations
@@ -91,7 +93,10 @@ def bootstrap(x: np.ndarray, rng: np.random.Generator, resamples: int = RESAMPLE
 
 
 def table(results: list[dict], spec: TableSpec, measured: list[str]) -> dict:
-    """A table's numbers: ``{"columns": [...], "rows": [{label, n, cells: {metric: (mean, lo, hi)}, deltas: {...}}]}``."""
+    """A table's numbers.
+
+    ``{"columns": [...], "rows": [{label, n, cells: {metric: (mean, lo, hi)}, deltas: {...}}]}``.
+    """
     rng = np.random.default_rng(0)
     labels = list(dict.fromkeys(r["label"] for r in results))
     if spec.methods is not None:
@@ -157,7 +162,10 @@ def sweep_rows(results: list[dict], method: str, param: str, fixed: dict | None 
 
 
 def sweep_plot(results: list[dict], spec: SweepSpec, path: Path) -> Path | None:
-    """One method's parameter against metrics (error bars: 95 % intervals), or metrics[1] against metrics[0] (``tradeoff``)."""
+    """One method's parameter against metrics (error bars: 95 % intervals).
+
+    With ``tradeoff``: metrics[1] against metrics[0].
+    """
     import matplotlib
 
     matplotlib.use("Agg", force=False)
@@ -230,7 +238,10 @@ def _numeric(x) -> bool:
 
 
 def write_reports(config: EvalConfig, out: Path) -> Path:
-    """``tables.md`` (every table of the config, or one table of every row and metric) and ``sweep_<method>_<param>.png``."""
+    """Write ``tables.md`` and ``sweep_<method>_<param>.png``.
+
+    ``tables.md`` holds every table of the config, or one table of every row and metric.
+    """
     results = read_results(out / RESULTS_FILE)
     specs = config.tables or [TableSpec(name=config.name)]
     parts = [
