@@ -25,7 +25,7 @@ from .cookanything import (
     text_image_figure,
     token_mask_figure,
 )
-from .cscc import cscc_delta_figure, cscc_lambda_figure, cscc_spans_figure
+from .cross_step_consistency import cscc_delta_figure, cscc_lambda_figure, cscc_spans_figure
 from .recipe_diffusion import (
     SPECIAL_TOKENS,
     attention_overlay,
