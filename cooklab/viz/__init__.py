@@ -40,10 +40,12 @@ from .plots import (
     cscc_delta_figure,
     cscc_lambda_figure,
     cscc_spans_figure,
+    detections_figure,
     flux_layer_name,
     frame_note,
     group_mask_figure,
     layout_figure,
+    mask_figure,
     noise_map_figure,
     reference_share_curve_figure,
     reference_share_figure,
@@ -57,7 +59,7 @@ from .plots import (
     token_mask_figure,
     toy_attention_figure,
 )
-from .masks import detect_all, detections_figure, mask_figure
+from .masks import detect_all
 from .tables import json_rows, json_table, plan_table
 
 __all__ = [

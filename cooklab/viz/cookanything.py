@@ -10,7 +10,7 @@ whichever is given) and returns a matplotlib ``Figure``; nothing here runs a mod
     fig = text_image_figure(tr)                # where the canvas attends to each step's text
     fig = rope_ids_figure(tr.canvas.img_ids, tr)
 
-The CSCC figures are in ``cscc.py``, the canvas storyboard in ``storyboard.py``.
+The CSCC figures are in ``cross_step_consistency.py``, the canvas storyboard in ``storyboard.py``.
 Conventions: steps and regions are numbered from 1 in titles and labels and from 0 in
 arguments (``steps=[0, 2]`` is steps 1 and 3), as everywhere in cooklab. "Denoising step"
 is always called ``t`` here, so it cannot be confused with a recipe step.
