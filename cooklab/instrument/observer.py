@@ -75,7 +75,8 @@ class ObservedAttnProcessor:
         self.name = name  # the attn_processors key, e.g. "mid_block.attentions.0.transformer_blocks.0.attn2.processor"
         self.observer = observer
 
-    # Copied from diffusers.models.attention_processor.AttnProcessor2_0.__call__ (diffusers 0.42.1), with these changes:
+    # Copied from diffusers.models.attention_processor.AttnProcessor2_0.__call__ (diffusers 0.42.1),
+    # with these changes:
     # - the deprecated ``scale`` argument is accepted and ignored without the deprecation warning;
     # - the hook point before the SDPA call (it only reads query and key);
     # - tensor shapes in comments.
@@ -150,6 +151,7 @@ def observed(processor, name: str, observer):
         return processor
     raise ConfigError(
         f"cooklab.trace cannot observe {name!r}: it runs {type(processor).__name__}, which has no hook point. "
-        "Trace layers that run diffusers' AttnProcessor2_0 (pipe.unet.set_attn_processor(AttnProcessor2_0()) restores it) "
+        "Trace layers that run diffusers' AttnProcessor2_0 "
+        "(pipe.unet.set_attn_processor(AttnProcessor2_0()) restores it) "
         "or a cooklab processor."
     )

@@ -30,6 +30,7 @@ callback must do, since it may run on a kernel subshell while the cell's pyplot 
 """
 
 from .common import detached_figures, figure_png
+from .masks import detect_all
 from .plots import (
     attention_overlay,
     base_contribution_figure,
@@ -59,7 +60,6 @@ from .plots import (
     token_mask_figure,
     toy_attention_figure,
 )
-from .masks import detect_all
 from .tables import json_rows, json_table, plan_table
 
 __all__ = [

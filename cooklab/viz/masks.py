@@ -76,7 +76,10 @@ def _label_names_phrase(label: str, phrase: str) -> bool:
 
 
 def _as_detection_table(detections):
-    """(boxes [N, 4], scores [N], labels, caption or None, box_threshold or None) from Detections, a MaskResult or a dict."""
+    """The boxes to draw, from Detections, a MaskResult or a dict.
+
+    Returns (boxes [N, 4], scores [N], labels, caption or None, box_threshold or None).
+    """
     if isinstance(detections, dict):
         get = detections.get
     elif hasattr(detections, "boxes"):  # Detections (or anything shaped like it)
@@ -91,7 +94,8 @@ def _as_detection_table(detections):
             return extra.get(alias, default)
     else:
         raise TypeError(
-            f"detections must be a Detections, a MaskResult or a dict with boxes/scores/labels; got {type(detections).__name__}"
+            "detections must be a Detections, a MaskResult or a dict with boxes/scores/labels; "
+            f"got {type(detections).__name__}"
         )
     boxes = np.asarray(torch.as_tensor(get("boxes", []), dtype=torch.float32).reshape(-1, 4))
     scores = np.asarray(torch.as_tensor(get("scores", []), dtype=torch.float32).reshape(-1))

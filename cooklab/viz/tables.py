@@ -47,7 +47,10 @@ def json_rows(data) -> list[dict[str, str]]:
 
 
 def json_table(data, max_chars: int = 160) -> str:
-    """``json_rows(data)`` as an HTML table (for ``IPython.display.HTML``); cells longer than ``max_chars`` end in '…'."""
+    """``json_rows(data)`` as an HTML table (for ``IPython.display.HTML``).
+
+    Cells longer than ``max_chars`` end in '…'.
+    """
     rows = json_rows(data)
     if not rows:
         return "<table><tr><td><i>empty</i></td></tr></table>"

@@ -28,7 +28,10 @@ def running_mean(values, window: int) -> np.ndarray:
 def loss_figure(
     steps, losses, window: int = 25, title: str = "LoRA training loss", total: int | None = None
 ) -> Figure:
-    """Loss per optimizer step (light) and its running mean over ``window`` steps (dark); x axis up to ``total`` steps."""
+    """Loss per optimizer step (light) and its running mean over ``window`` steps (dark).
+
+    The x axis runs up to ``total`` steps (None: the last step given).
+    """
     fig = Figure(figsize=(6.4, 3.0), dpi=100, layout="constrained")
     ax = fig.add_subplot()
     if len(steps):
