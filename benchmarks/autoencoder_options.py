@@ -7,7 +7,8 @@ Options: more latent channels (``widen_latent``: 4 -> 8 -> 16, Flux's own autoen
 that weights food pixels (``food_weighted_mse``), each alone and together; "shipped" is the autoencoder
 as it is, "4 ch, MSE" the same number of steps of the original loss (what more training alone does).
 
-    python benchmarks/autoencoder_options.py [--steps 300] [--batch 16] [--images 10000] [--out outputs/autoencoder_options]
+    python benchmarks/autoencoder_options.py [--steps 300] [--batch 16] [--images 10000] \\
+        [--out outputs/autoencoder_options]
 
 Writes ``benchmarks/results/autoencoder_options.json`` after every option (options already there are
 skipped: the run resumes). CPU or GPU; the figures in ``docs/toykitchen.md`` name the machine.

@@ -217,16 +217,19 @@ def main() -> None:
     )
     if config_name == "dev":
         print(
-            f"FLUX.1-dev architecture, random weights ({params / 1e9:.1f} B params, built on {device.type} in {build_s:.1f} s)"
+            f"FLUX.1-dev architecture, random weights ({params / 1e9:.1f} B params, "
+            f"built on {device.type} in {build_s:.1f} s)"
         )
     else:
         print(
-            f"REDUCED CPU CONFIG, not FLUX.1-dev: {config['num_layers']} double + {config['num_single_layers']} single blocks, "
-            f"{config['num_attention_heads']} heads x {config['attention_head_dim']}, random weights ({params / 1e6:.0f} M params)"
+            f"REDUCED CPU CONFIG, not FLUX.1-dev: {config['num_layers']} double + "
+            f"{config['num_single_layers']} single blocks, {config['num_attention_heads']} heads x "
+            f"{config['attention_head_dim']}, random weights ({params / 1e6:.0f} M params)"
         )
     print(
         f"regions of {region}² ({side * side} image tokens each) stacked vertically, {text} text tokens per prompt "
-        f"(base and each step), regional branch on all {len(layers)} attention layers, alpha {args.alpha}, median of {repeats}"
+        f"(base and each step), regional branch on all {len(layers)} attention layers, alpha {args.alpha}, "
+        f"median of {repeats}"
     )
 
     results = []

@@ -64,7 +64,10 @@ INGREDIENT_TEMPLATE, INGREDIENT_NEUTRAL = "{}", "empty"  # ingredient accuracy's
 
 
 def texts_and_ingredients(n_heldout: int, n_recipes: int, seed: int) -> list[tuple[str, str, str]]:
-    """(source, text, ingredient the text names): held-out captions, then the ingredient-naming steps of toy recipes."""
+    """(source, text, ingredient the text names) triples.
+
+    Held-out captions first, then the ingredient-naming steps of toy recipes.
+    """
     items = [("held-out", caption, e.ingredient) for caption, e in heldout_captions(n_heldout, seed)]
     for k in range(n_recipes):
         toy = random_toy_recipe(1000 + k)
@@ -84,7 +87,10 @@ def bootstrap_auc(scores, labels, rng: np.random.Generator, resamples: int = 200
 
 
 def centred_scores(clip, images, texts) -> np.ndarray:
-    """``S[i, k(i)] - mean_k S[i, k] - mean_i S[i, k(i)] + mean S``: frame i's step faithfulness without the frame's and the text's offsets."""
+    """``S[i, k(i)] - mean_k S[i, k] - mean_i S[i, k(i)] + mean S``.
+
+    Frame i's step faithfulness without the frame's and the text's offsets.
+    """
     distinct = sorted(set(texts))
     k = np.array([distinct.index(t) for t in texts])  # [n]: each frame's text
     g, _ = clip.text_features(distinct)  # [K, D]
@@ -106,8 +112,11 @@ def paired_auc_difference(a, b, labels, rng: np.random.Generator, resamples: int
 def pair_auc(
     features: torch.Tensor, readings, groups, rng, resamples: int = 500
 ) -> tuple[float, tuple[float, float], int, int]:
-    """AUC of ``cos(f_i, f_j)`` telling oracle-consistent pairs (same container) from the rest, over pairs within a group;
-    the interval from resampling frames (pairs of a frame resampled twice are left out)."""
+    """AUC of ``cos(f_i, f_j)`` telling oracle-consistent pairs (same container) from the rest.
+
+    Over pairs within a group; the interval from resampling frames (pairs of a frame resampled
+    twice are left out).
+    """
     n = len(readings)
     i, j = np.triu_indices(n, 1)
     keep = np.array([groups[a] == groups[b] for a, b in zip(i, j)])
@@ -270,7 +279,8 @@ def main() -> None:
             )
 
     print(
-        f"\n{len(images)} generated frames ({int(faithful.sum())} faithful by the oracle, {int((~faithful).sum())} not); "
+        f"\n{len(images)} generated frames ({int(faithful.sum())} faithful by the oracle, {int((~faithful).sum())} "
+        "not); "
         f"{args.num_inference_steps} steps, guidance {args.guidance:g}; {len(pairs)} rendered pairs\n"
     )
     parts = sorted(set(sources))
@@ -313,7 +323,8 @@ def main() -> None:
             )
     counts = {p: [int(faithful[np.array([s == p for s in sources])].sum()), sources.count(p)] for p in parts}
     print(
-        f"\nfaithful / frames per part: {counts}; consistent / pairs: {rows['toy_clip (trained)']['consistent_pairs']}\n{environment()}"
+        f"\nfaithful / frames per part: {counts}; consistent / pairs: "
+        f"{rows['toy_clip (trained)']['consistent_pairs']}\n{environment()}"
     )
     write_json(
         args.out,

@@ -11,7 +11,8 @@ Diffusion 2.1 architecture (U-Net, VAE, OpenCLIP-H text encoder) from configs wi
 weights, for a GPU. Warm-up calls run every kind once with ``--warmup-steps`` steps.
 
     python benchmarks/recipe_diffusion.py --model tiny --repeats 5                # CPU
-    python benchmarks/recipe_diffusion.py --model sd21-random --height 768 --steps 50 --repeats 1 --lengths 1,2,4,8,12   # GPU
+    python benchmarks/recipe_diffusion.py --model sd21-random --height 768 --steps 50 --repeats 1 \\
+        --lengths 1,2,4,8,12                                                       # GPU
 """
 
 from __future__ import annotations
@@ -113,7 +114,8 @@ def main() -> None:
     p.add_argument(
         "--profile",
         action="store_true",
-        help="also profile one recipe of each kind after the timings (torch.profiler, the pipeline's stages as ranges)",
+        help="also profile one recipe of each kind after the timings "
+        "(torch.profiler, the pipeline's stages as ranges)",
     )
     p.add_argument("--json", default=None, help="also write the measurements to this JSON file")
     args = p.parse_args()
@@ -161,7 +163,8 @@ def main() -> None:
         return {n: statistics.median(v) for n, v in times.items()}, peak
 
     print(
-        f"date {datetime.date.today()}, device {device.type}, torch {torch.__version__}, diffusers {diffusers.__version__}, "
+        f"date {datetime.date.today()}, device {device.type}, torch {torch.__version__}, "
+        f"diffusers {diffusers.__version__}, "
         f"threads {torch.get_num_threads()}; model {args.model} (built in {build_s:.1f} s), recipe {args.recipe} "
         f"({len(recipe)} steps), {args.height}², {args.steps} steps, CFG, median of {args.repeats}"
     )

@@ -142,11 +142,13 @@ def main() -> None:
     print(
         f"{'FLUX.1-dev attention sizes' if (heads, head_dim) == (24, 128) else 'REDUCED size (not FLUX.1-dev)'}: "
         f"{heads} heads x {head_dim}, {text} text tokens per prompt (base and each step), {region}² regions "
-        f"({side * side} image tokens each), alpha {args.alpha}, image attention '{args.image_attention}', median of {repeats}"
+        f"({side * side} image tokens each), alpha {args.alpha}, image attention '{args.image_attention}', "
+        f"median of {repeats}"
     )
     if not cuda:
         print(
-            "flex: skipped on the CPU (torch runs FlexAttention eagerly there, ~10x slower than SDPA: not representative "
+            "flex: skipped on the CPU (torch runs FlexAttention eagerly there, ~10x slower than SDPA: "
+            "not representative "
             "of the compiled CUDA kernel)"
         )
 
@@ -185,14 +187,12 @@ def main() -> None:
         cells = [f"{med[c] * 1e3:.2f} ms ({med[c] / med['masked']:.2f}×)" for c in cols]
         speedups = [f"{med['masked'] / med[c]:.1f}×" for c in paths if c != "masked"]
         print(
-            f"| {n} | {layout.base_text_len} + {n}·{layout.step_text_len} + {n}·{layout.region_tokens} = {layout.total} | "
-            + " | ".join(cells)
-            + " | "
-            + " | ".join(speedups)
-            + " |"
+            f"| {n} | {layout.base_text_len} + {n}·{layout.step_text_len} + {n}·{layout.region_tokens} = "
+            f"{layout.total} | " + " | ".join(cells) + " | " + " | ".join(speedups) + " |"
         )
     print(
-        "\n(×) in a cell: time relative to dense-mask SDPA; 'dense ÷ path': how many times faster than dense-mask SDPA."
+        "\n(×) in a cell: time relative to dense-mask SDPA; 'dense ÷ path': how many times faster than dense-mask "
+        "SDPA."
     )
     print("\nRegional branch alone (the 2N x 2N group mask over [C_1..C_N, I_1..I_N]; no base branch, no blend):\n")
     print(
@@ -215,8 +215,9 @@ def main() -> None:
         )
     print(
         "\nBlock-sparse limit: the regional branch keeps N (L + P)² of its (N (L + P))² query-key pairs (1/N). At the "
-        "throughput of unmasked SDPA over the same tokens (time t_all), computing only the kept pairs takes t_all / N; "
-        "the whole call's limit adds the base branch's full attention (t_base, measured alone). The blend is not counted.\n"
+        "throughput of unmasked SDPA over the same tokens (time t_all), computing only the kept pairs "
+        "takes t_all / N; the whole call's limit adds the base branch's full attention (t_base, measured alone). "
+        "The blend is not counted.\n"
     )
     print(
         "| N | branch: SDPA, all pairs (t_all) | branch limit (t_all / N) | call limit (t_base + t_all / N) | "

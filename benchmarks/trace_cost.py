@@ -67,7 +67,10 @@ FLUX_DEV_SCHEDULER = dict(
 
 
 def flux_pipeline(config: dict, device: torch.device, dtype: torch.dtype) -> FluxPipeline:
-    """FluxPipeline: the given transformer config, Flux's VAE, one-layer text encoders of Flux's widths; random weights."""
+    """FluxPipeline: the given transformer config, Flux's VAE, one-layer text encoders of Flux's widths.
+
+    Every weight is random.
+    """
     clip_tok, t5_tok = tiny_clip_tokenizer(), tiny_t5_tokenizer()
     transformer = build_transformer(config, device, dtype)
     before = torch.get_default_dtype()
@@ -187,8 +190,10 @@ def main() -> None:
     print(
         f"date {datetime.date.today()}, device {device.type} ({device_name(device)}), torch {torch.__version__}, "
         f"diffusers {diffusers.__version__}, cooklab {cooklab.__version__}, {dtype}; transformer "
-        f"{'FLUX.1-dev architecture' if config_name == 'dev' else 'REDUCED CPU config, not FLUX.1-dev'} ({params / 1e9:.2f} B params), "
-        f"pipeline built in {build_s:.1f} s; {len(recipe)} regions of {args.region_size}², {args.text_tokens} T5 tokens per prompt, "
+        f"{'FLUX.1-dev architecture' if config_name == 'dev' else 'REDUCED CPU config, not FLUX.1-dev'} "
+        f"({params / 1e9:.2f} B params), "
+        f"pipeline built in {build_s:.1f} s; {len(recipe)} regions of {args.region_size}², {args.text_tokens} T5 "
+        "tokens per prompt, "
         f"2 and {args.steps} steps, median of {args.repeats}"
     )
     print(
@@ -202,14 +207,16 @@ def main() -> None:
         )
         label = f"traced ({selection})" if traced else "untraced"
         print(
-            f"| {label} | {med[(traced, 2)]:.2f} s | {med[(traced, args.steps)]:.2f} s | {per_step[traced] * 1e3:.1f} ms |{mem}"
+            f"| {label} | {med[(traced, 2)]:.2f} s | {med[(traced, args.steps)]:.2f} s | "
+            f"{per_step[traced] * 1e3:.1f} ms |{mem}"
         )
     print(f"\ntraced ÷ untraced per step: {per_step[True] / per_step[False]:.2f}× (target ≤ 1.25×)")
     if cuda:
         extra = (peak[(True, args.steps)] - peak[(False, args.steps)]) * 2**30 / 1e9
         print(f"extra peak memory of the traced call: {extra:.3f} GB (target ≤ 1 GB)")
     print(
-        f"maps kept per step: {captures_per_step:.0f} ({counts[args.steps]}); cost of one capture: {per_capture * 1e3:.2f} ms"
+        f"maps kept per step: {captures_per_step:.0f} ({counts[args.steps]}); cost of one capture: "
+        f"{per_capture * 1e3:.2f} ms"
     )
     print(f"cooklab processors left installed after the calls: {installed}")
     print(

@@ -350,8 +350,9 @@ def test_detached_figures_are_unknown_to_pyplot(traced):
 
 
 def test_explorers_never_touch_pyplot(traced, capsys, monkeypatch):
-    """A widget callback may run on a kernel subshell while matplotlib-inline flushes pyplot's figures (JupyterLab 4.6's
-    commsOverSubshells): the explorers build plain Figures, so pyplot's figure factory must not even be called."""
+    """A widget callback may run on a kernel subshell while matplotlib-inline flushes pyplot's figures
+    (JupyterLab 4.6's commsOverSubshells): the explorers build plain Figures, so pyplot's figure factory
+    must not even be called."""
 
     def no_pyplot(*args, **kwargs):
         raise AssertionError("an explorer made a pyplot figure")
