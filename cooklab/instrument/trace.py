@@ -158,17 +158,21 @@ class Trace:
         return names + [n for n in self.cross_layers if n not in names]
 
     def begin_frame(self, frame: FrameTrace) -> None:
+        """Called by a pipeline before a frame's denoising: later records belong to ``frame``."""
         self.frames[frame.index] = frame
         self._frame = frame.index
 
     def set_step(self, step: int, timestep: float) -> None:
+        """Called before each denoising step of the current frame: its position and timestep value."""
         self._step = step
         self.frames[self._frame].timesteps[step] = float(timestep)
 
     def end_frame(self, image) -> None:
+        """Called when the current frame is decoded: keeps its image."""
         self.frames[self._frame].image = image
 
     def record_noise(self, record) -> None:
+        """Keep the current frame's ``NoiseRecord`` (what it started from) if ``"noise"`` is captured."""
         if "noise" in self.capture:
             self.noise[self._frame] = record
 
@@ -196,6 +200,7 @@ class Trace:
                 self.canvas.cscc_delta_norm = cscc_delta.detach().float().norm(dim=-1).cpu()  # [N, L]
 
     def end_canvas(self, images, canvas) -> None:
+        """Called by CookAnything when the canvas is decoded: the step images and the whole canvas."""
         self.canvas.images, self.canvas.canvas = images, canvas
         self.frames[0].image = canvas
 

@@ -13,8 +13,8 @@ figures from them, with ``new_figure`` / ``new_subplots``: pyplot figures (a not
 backend shows them at the end of the cell), or inside ``detached_figures()`` plain
 ``matplotlib.figure.Figure`` objects that pyplot never sees. The widgets draw detached: a
 callback may run on a kernel subshell (JupyterLab 4.6's ``commsOverSubshells``) while
-matplotlib-inline's end-of-cell flush closes pyplot's figures, which blanked the second
-figure of an explorer.
+matplotlib-inline's end-of-cell flush closes pyplot's figures, and a detached figure is one
+that flush never sees.
 """
 
 from __future__ import annotations

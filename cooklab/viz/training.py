@@ -78,6 +78,12 @@ class LiveLoss:
             display(Image(data=png))
 
     def __call__(self, step: int, loss: float) -> None:
+        """Record one optimizer step's loss; redraw every ``every`` steps and at the last.
+
+        Args:
+            step: the optimizer step, counted from 1.
+            loss: its flow-matching loss.
+        """
         self.steps.append(step)
         self.losses.append(loss)
         if step % self.every == 0 or step == self.total:
