@@ -44,6 +44,7 @@ RESULTS = Path(__file__).parent / "results" / "autoencoder_options.json"
 
 
 def main() -> None:
+    """Train each autoencoder option in turn and write its measurements to the JSON after each."""
     import dataclasses
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])

@@ -136,6 +136,7 @@ def one_seed(seed: int, args: argparse.Namespace) -> dict[str, dict]:
 
 
 def main() -> None:
+    """Run every chunking setting for each seed (one worker process per seed); print and write the summaries."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 100, 200, 300])
     parser.add_argument("--steps", type=int, default=20, help="denoising steps (default: 20, the demo's)")

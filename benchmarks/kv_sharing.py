@@ -56,6 +56,7 @@ ARCHS = {  # public U-Net configs of the checkpoints (architecture only)
 
 
 def main() -> None:
+    """Time one U-Net forward with and without cross-frame K/V sharing; print the K/V store's size."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--arch", choices=sorted(ARCHS), default="sd21")
     p.add_argument("--height", type=int, default=768)

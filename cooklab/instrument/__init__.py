@@ -3,7 +3,8 @@
 per-step text->region share, base-branch and CSCC sizes).
 
 ``Trace`` observes the attention processors at their hook points (``observer.py``); what it
-computes from a U-Net or a Flux layer is in ``unet_capture.py`` / ``flux_capture.py``.
+computes from a U-Net or a Flux layer is in ``unet_capture.py`` / ``flux_capture.py``, on the
+token grids and pooling of ``pooling.py``.
 """
 
 from .locate import locate
