@@ -28,7 +28,7 @@ from cooklab.fileio import atomic_write
 from cooklab.toykitchen import models as toy
 from cooklab.toykitchen.dataset import render_dataset
 from cooklab.toykitchen.evaluate import autoencoder_ceiling
-from cooklab.toykitchen.train import PRESETS, _machine, train_autoencoder
+from cooklab.toykitchen.train import PRESETS, machine, train_autoencoder
 from cooklab.versions import package_versions
 
 #: name -> (latent channels, food weight); None: the shipped autoencoder untouched
@@ -66,7 +66,7 @@ def main() -> None:
         batch=args.batch,
         images=args.images,
         lr=args.lr,
-        machine=_machine(device),
+        machine=machine(device),
         versions=package_versions("torch", "diffusers"),
     )
     runs = result.setdefault("runs", {})

@@ -91,11 +91,11 @@ def test_mask_fractions_match_the_dense_mask():
     layout = RegionLayout(3, 2, 3, 5, 5)  # N=3, P=6, L=5: 33 tokens
     for mode in ("region", "global"):
         dense = regional_token_mask(layout, mode).float().numpy()
-        edges, counts = plots._token_groups(layout, 1000)  # one bin per token
-        same, extra = plots._mask_fractions(counts, counts, mode)
+        edges, counts = plots.token_groups(layout, 1000)  # one bin per token
+        same, extra = plots.mask_fractions(counts, counts, mode)
         assert np.allclose(same.sum(-1) + extra, dense)
-        edges, counts = plots._token_groups(layout, 7)  # downsampled: block averages of the dense mask
-        same, extra = plots._mask_fractions(counts, counts, mode)
+        edges, counts = plots.token_groups(layout, 7)  # downsampled: block averages of the dense mask
+        same, extra = plots.mask_fractions(counts, counts, mode)
         blocks = np.array(
             [[dense[a:b, c:d].mean() for c, d in zip(edges[:-1], edges[1:])] for a, b in zip(edges[:-1], edges[1:])]
         )

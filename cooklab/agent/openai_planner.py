@@ -6,7 +6,7 @@
   JSON (``_recipe_message``: title, description, numbered steps);
 * ``response_format=RESPONSE_FORMAT``: ``{"type": "json_schema", "json_schema":
   {"name": "recipe_plan", "strict": True, "schema": ...}}``, the schema of
-  ``schema._ModelAnswer`` (``{"context": RecipeContext, "steps": [PlannedStep, ...]}``)
+  ``schema.ModelAnswer`` (``{"context": RecipeContext, "steps": [PlannedStep, ...]}``)
   made strict by ``strict_schema``; ``temperature=0``.
 
 The answer is validated with pydantic. What happens when an attempt fails:
@@ -38,7 +38,7 @@ from pydantic import ValidationError
 
 from ..errors import ConfigError
 from ..recipe import Recipe, as_recipe
-from .schema import DEFAULT_STYLE, PROMPT_VERSION, AgentError, RecipePlan, _ModelAnswer
+from .schema import DEFAULT_STYLE, PROMPT_VERSION, AgentError, ModelAnswer, RecipePlan
 
 DEFAULT_MODEL = "gpt-4o"
 """The chat model of CookAnything's Cooking Agent (GPT-4o); Recipe Diffusion names only "ChatGPT" for its pre-pass."""
@@ -95,7 +95,7 @@ def strict_schema(schema: Any) -> Any:
 
 RESPONSE_FORMAT = {
     "type": "json_schema",
-    "json_schema": {"name": "recipe_plan", "strict": True, "schema": strict_schema(_ModelAnswer.model_json_schema())},
+    "json_schema": {"name": "recipe_plan", "strict": True, "schema": strict_schema(ModelAnswer.model_json_schema())},
 }
 """The ``response_format`` sent with every request: the plan schema, strict."""
 
@@ -179,7 +179,7 @@ class OpenAIPlanner:
         """(the validated plan, "") or (None, what is wrong, in words the model can act on)."""
         text = strip_fences(content or "")
         try:
-            answer = _ModelAnswer.model_validate_json(text)
+            answer = ModelAnswer.model_validate_json(text)
             result = RecipePlan(
                 title=recipe.title,
                 context=answer.context,

@@ -41,7 +41,7 @@ the rule planner's first two steps of ``data/recipes/pancakes.yaml``, prompts sh
 first appearance); ``agent`` says which backend wrote the plan ("rules",
 "openai:gpt-4o", "rules (openai failed: ...)").
 
-The language model writes only ``context`` and ``steps`` (``_ModelAnswer``); the title,
+The language model writes only ``context`` and ``steps`` (``ModelAnswer``); the title,
 ``agent`` and ``prompt_version`` are filled in by cooklab.
 """
 
@@ -194,7 +194,7 @@ class RecipePlan(BaseModel):
         return [step.prompt for step in self.steps]
 
 
-class _ModelAnswer(BaseModel):
+class ModelAnswer(BaseModel):
     """The part of a RecipePlan the language model writes (title, agent and version are ours)."""
 
     model_config = _MODEL_CONFIG
