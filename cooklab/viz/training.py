@@ -8,12 +8,11 @@ callback=live)`` redraws every few steps: the raw loss of each optimizer step an
 
 from __future__ import annotations
 
-import io
-
 import numpy as np
 from matplotlib.figure import Figure
 
 from .common import LABEL_PT, TITLE_PT
+from .common import figure_png as common_figure_png
 
 
 def running_mean(values, window: int) -> np.ndarray:
@@ -47,10 +46,11 @@ def loss_figure(
 
 
 def figure_png(fig: Figure) -> bytes:
-    """The figure as PNG bytes (for an ``ipywidgets.Image`` or ``IPython.display.Image``)."""
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png")
-    return buffer.getvalue()
+    """The figure as PNG bytes at its own size, not cropped (for an ``ipywidgets.Image`` or ``IPython.display.Image``).
+
+    ``cooklab.viz.figure_png`` with ``bbox_inches=None``: the live plot keeps one size while it redraws.
+    """
+    return common_figure_png(fig, bbox_inches=None)
 
 
 class LiveLoss:
