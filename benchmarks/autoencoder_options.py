@@ -7,7 +7,7 @@ Options: more latent channels (``widen_latent``: 4 -> 8 -> 16, Flux's own autoen
 that weights food pixels (``food_weighted_mse``), each alone and together; "shipped" is the autoencoder
 as it is, "4 ch, MSE" the same number of steps of the original loss (what more training alone does).
 
-    python benchmarks/autoencoder_options.py [--steps 300] [--batch 16] [--images 10000] \
+    python benchmarks/autoencoder_options.py [--steps 300] [--batch 16] [--images 10000] \\
         [--out outputs/autoencoder_options]
 
 Writes ``benchmarks/results/autoencoder_options.json`` after every option (options already there are
@@ -28,7 +28,7 @@ from cooklab.fileio import atomic_write
 from cooklab.models import toy
 from cooklab.toykitchen.dataset import render_dataset
 from cooklab.toykitchen.evaluate import autoencoder_ceiling
-from cooklab.toykitchen.train import PRESETS, _machine, train_autoencoder
+from cooklab.toykitchen.train import PRESETS, machine, train_autoencoder
 from cooklab.versions import package_versions
 
 #: name -> (latent channels, food weight); None: the shipped autoencoder untouched
@@ -44,6 +44,7 @@ RESULTS = Path(__file__).parent / "results" / "autoencoder_options.json"
 
 
 def main() -> None:
+    """Train each autoencoder option in turn and write its measurements to the JSON after each."""
     import dataclasses
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -65,7 +66,7 @@ def main() -> None:
         batch=args.batch,
         images=args.images,
         lr=args.lr,
-        machine=_machine(device),
+        machine=machine(device),
         versions=package_versions("torch", "diffusers"),
     )
     runs = result.setdefault("runs", {})

@@ -19,7 +19,8 @@ boundary when frame n+1 is the first new step of a chunk and frame n ends the pr
 
     python benchmarks/chunked_consistency.py --jobs 2                   # 4 seeds, 20 denoising steps, true CFG 3
     python benchmarks/chunked_consistency.py --seeds 0 100 --steps 10   # quicker
-    python benchmarks/chunked_consistency.py --jobs 2 --cross-region-kv --out benchmarks/results/chunked_consistency_kv.json
+    python benchmarks/chunked_consistency.py --jobs 2 --cross-region-kv \\
+        --out benchmarks/results/chunked_consistency_kv.json
 
 ``--cross-region-kv`` runs every setting with ``cross_region_kv=True``: a region's image queries also see
 its previous step's image keys, so the first new step of a chunk sees its anchor directly (without
@@ -135,6 +136,7 @@ def one_seed(seed: int, args: argparse.Namespace) -> dict[str, dict]:
 
 
 def main() -> None:
+    """Run every chunking setting for each seed (one worker process per seed); print and write the summaries."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 100, 200, 300])
     parser.add_argument("--steps", type=int, default=20, help="denoising steps (default: 20, the demo's)")

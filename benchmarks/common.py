@@ -71,7 +71,9 @@ def interleaved(fns: dict, repeats: int, device) -> dict[str, float]:
 
 
 def profile_ops(fn, device, rows: int = 12) -> list[dict]:
-    """The ``rows`` entries that take the most self time in one call of ``fn`` (torch.profiler; CPU, and CUDA on a GPU).
+    """The ``rows`` entries that take the most self time in one call of ``fn``.
+
+    Measured with torch.profiler (CPU, and CUDA on a GPU).
 
     Each entry: name (an op, or a ``stage:`` range that ``staged`` put around a pipeline method), calls, and the
     self and total milliseconds on the CPU and on the device (device ones only on CUDA). Sorted by self device time
@@ -98,7 +100,10 @@ def profile_ops(fn, device, rows: int = 12) -> list[dict]:
 
 
 def staged(obj, methods) -> None:
-    """Wrap each named method of ``obj`` in a ``torch.profiler.record_function("stage:<name>")`` range (this object only)."""
+    """Wrap each named method of ``obj`` in a ``torch.profiler.record_function("stage:<name>")`` range.
+
+    Only this object's methods are wrapped, not its class's.
+    """
     import functools
 
     from torch.profiler import record_function

@@ -155,7 +155,64 @@ def measure(model, config, layout, layers, backends, alpha, dtype, device, repea
     return {k: statistics.median(v) for k, v in times.items()}, peak, first
 
 
-def main() -> None:
+def print_setup(args, config_name, config, params, build_s, device, dtype, text, region, n_layers, repeats) -> None:
+    """The environment, the model's size and the measured sizes, before the table."""
+    side = region // 16
+    print(
+        f"date {datetime.date.today()}, device {device.type} ({device_name(device)}), torch {torch.__version__}, "
+        f"diffusers {diffusers.__version__}, cooklab {cooklab.__version__}, threads {torch.get_num_threads()}, {dtype}"
+    )
+    if config_name == "dev":
+        print(
+            f"FLUX.1-dev architecture, random weights ({params / 1e9:.1f} B params, "
+            f"built on {device.type} in {build_s:.1f} s)"
+        )
+    else:
+        print(
+            f"REDUCED CPU CONFIG, not FLUX.1-dev: {config['num_layers']} double + "
+            f"{config['num_single_layers']} single blocks, {config['num_attention_heads']} heads x "
+            f"{config['attention_head_dim']}, random weights ({params / 1e6:.0f} M params)"
+        )
+    print(
+        f"regions of {region}² ({side * side} image tokens each) stacked vertically, {text} text tokens per prompt "
+        f"(base and each step), regional branch on all {n_layers} attention layers, alpha {args.alpha}, "
+        f"median of {repeats}"
+    )
+
+
+def print_table(results, cuda: bool) -> None:
+    """Per N, each forward's median time and its ratio to plain Flux; the first `flex` forward's time."""
+    print()
+    print(
+        "| N | forward | text tokens | joint tokens | time | ÷ plain (L_b text) | ÷ plain (same text) |"
+        + (" peak GPU memory |" if cuda else "")
+    )
+    print("|---|---|---|---|---|---|---|" + ("---|" if cuda else ""))
+    for n, layout, med, peak, _ in results:
+        base, same = med["plain_base"], med["plain_all"]
+        for name in med:
+            label = {
+                "plain_base": "plain Flux, whole description only",
+                "plain_all": "plain Flux, same text as CookAnything",
+            }.get(name, f"CookAnything, `{name}`")
+            tokens = layout.base_text_len if name == "plain_base" else layout.text_len
+            mem = f" {peak[name]:.1f} GiB |" if cuda else ""
+            unit = f"{med[name] * 1e3:.1f} ms" if med[name] < 10 else f"{med[name]:.2f} s"
+            print(
+                f"| {n} | {label} | {tokens} | {tokens + layout.image_len} | {unit} | {med[name] / base:.2f}× | "
+                f"{med[name] / same:.2f}× |{mem}"
+            )
+    print("\ntargets (full FLUX.1-dev on a GPU): CookAnything ≤ 1.15× plain at N = 4 and 8")
+    for n, _, _, _, first in results:
+        if "flex" in first:
+            print(
+                f"N={n}: first CookAnything `flex` forward (includes compiling FlexAttention and the BlockMask): "
+                f"{first['flex']:.2f} s, not in the medians"
+            )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command line: numbers of regions, sizes, backends, model config, repeats, outputs."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--regions", default="4,8", help="numbers of regions N, comma separated (default: 4,8)")
     p.add_argument(
@@ -188,6 +245,12 @@ def main() -> None:
         help="torch CPU threads (default: torch's; 1 is steadier on a shared machine)",
     )
     p.add_argument("--json", default=None, help="also write the measurements to this JSON file")
+    return p
+
+
+def main() -> None:
+    """Time one denoiser forward of plain Flux and of CookAnything at each N; print the table (and the JSON)."""
+    p = build_parser()
     args = p.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -211,23 +274,7 @@ def main() -> None:
     params = sum(p.numel() for p in model.parameters())
     layers = locate(model, "double", "single")  # CookAnything's default regional_blocks
 
-    print(
-        f"date {datetime.date.today()}, device {device.type} ({device_name(device)}), torch {torch.__version__}, "
-        f"diffusers {diffusers.__version__}, cooklab {cooklab.__version__}, threads {torch.get_num_threads()}, {dtype}"
-    )
-    if config_name == "dev":
-        print(
-            f"FLUX.1-dev architecture, random weights ({params / 1e9:.1f} B params, built on {device.type} in {build_s:.1f} s)"
-        )
-    else:
-        print(
-            f"REDUCED CPU CONFIG, not FLUX.1-dev: {config['num_layers']} double + {config['num_single_layers']} single blocks, "
-            f"{config['num_attention_heads']} heads x {config['attention_head_dim']}, random weights ({params / 1e6:.0f} M params)"
-        )
-    print(
-        f"regions of {region}² ({side * side} image tokens each) stacked vertically, {text} text tokens per prompt "
-        f"(base and each step), regional branch on all {len(layers)} attention layers, alpha {args.alpha}, median of {repeats}"
-    )
+    print_setup(args, config_name, config, params, build_s, device, dtype, text, region, len(layers), repeats)
 
     results = []
     for n in [int(v) for v in args.regions.split(",")]:
@@ -235,33 +282,7 @@ def main() -> None:
         med, peak, first = measure(model, config, layout, layers, backends, args.alpha, dtype, device, repeats)
         results.append((n, layout, med, peak, first))
 
-    print()
-    print(
-        "| N | forward | text tokens | joint tokens | time | ÷ plain (L_b text) | ÷ plain (same text) |"
-        + (" peak GPU memory |" if cuda else "")
-    )
-    print("|---|---|---|---|---|---|---|" + ("---|" if cuda else ""))
-    for n, layout, med, peak, _ in results:
-        base, same = med["plain_base"], med["plain_all"]
-        for name in med:
-            label = {
-                "plain_base": "plain Flux, whole description only",
-                "plain_all": "plain Flux, same text as CookAnything",
-            }.get(name, f"CookAnything, `{name}`")
-            tokens = layout.base_text_len if name == "plain_base" else layout.text_len
-            mem = f" {peak[name]:.1f} GiB |" if cuda else ""
-            unit = f"{med[name] * 1e3:.1f} ms" if med[name] < 10 else f"{med[name]:.2f} s"
-            print(
-                f"| {n} | {label} | {tokens} | {tokens + layout.image_len} | {unit} | {med[name] / base:.2f}× | "
-                f"{med[name] / same:.2f}× |{mem}"
-            )
-    print("\ntargets (full FLUX.1-dev on a GPU): CookAnything ≤ 1.15× plain at N = 4 and 8")
-    for n, _, _, _, first in results:
-        if "flex" in first:
-            print(
-                f"N={n}: first CookAnything `flex` forward (includes compiling FlexAttention and the BlockMask): "
-                f"{first['flex']:.2f} s, not in the medians"
-            )
+    print_table(results, cuda)
     if args.json:
         write_json(
             args.json,

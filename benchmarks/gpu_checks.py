@@ -17,6 +17,7 @@ import cooklab
 
 
 def main() -> None:
+    """Generate with K/V kept on the host and on the GPU and check that the frames are the same."""
     if not torch.cuda.is_available():
         sys.exit("needs a CUDA GPU")
     sd = cooklab.models.tiny_sd(device=torch.device("cuda"))

@@ -56,6 +56,7 @@ ARCHS = {  # public U-Net configs of the checkpoints (architecture only)
 
 
 def main() -> None:
+    """Time one U-Net forward with and without cross-frame K/V sharing; print the K/V store's size."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--arch", choices=sorted(ARCHS), default="sd21")
     p.add_argument("--height", type=int, default=768)
@@ -104,11 +105,13 @@ def main() -> None:
     )
     gpu = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or platform.machine()
     print(
-        f"date {datetime.date.today()}, device {device.type} ({gpu}), torch {torch.__version__}, diffusers {diffusers.__version__}, "
+        f"date {datetime.date.today()}, device {device.type} ({gpu}), torch {torch.__version__}, "
+        f"diffusers {diffusers.__version__}, "
         f"threads {torch.get_num_threads()}, {dtype}"
     )
     print(
-        f"{args.arch} U-Net, {sum(p.numel() for p in unet.parameters()) / 1e6:.0f} M params, {args.height}x{args.height}, "
+        f"{args.arch} U-Net, {sum(p.numel() for p in unet.parameters()) / 1e6:.0f} M params, "
+        f"{args.height}x{args.height}, "
         f"CFG batch 2, K/V sharing on {len(layers)} layers ({args.layers}), median of {args.repeats}"
     )
     print(
@@ -120,7 +123,8 @@ def main() -> None:
         f"{med['kv_sharing'] / med['stock']:.2f}× | {stored / 2**20:.1f} MiB | {formula / 2**20:.1f} MiB |"
     )
     print(
-        f"\nK/V store of one recorded frame, fp16, CFG batch 2, {args.layers} (formula, checked against the measurement above):"
+        f"\nK/V store of one recorded frame, fp16, CFG batch 2, {args.layers} "
+        "(formula, checked against the measurement above):"
     )
     print("| size | per denoising step | 20 steps | 50 steps |")
     print("|---|---|---|---|")

@@ -65,8 +65,10 @@ INGREDIENT_TEMPLATE, INGREDIENT_NEUTRAL = "{}", "empty"  # ingredient accuracy's
 
 
 def texts_and_ingredients(n_heldout: int, n_recipes: int, seed: int) -> list[tuple[str, str, str]]:
-    """(source, text, ingredient the text names): held-out captions, then the ingredient-naming steps of toy
-    recipes."""
+    """(source, text, ingredient the text names) triples.
+
+    Held-out captions first, then the ingredient-naming steps of toy recipes.
+    """
     items = [("held-out", caption, e.ingredient) for caption, e in heldout_captions(n_heldout, seed)]
     for k in range(n_recipes):
         toy = random_toy_recipe(1000 + k)
@@ -86,8 +88,10 @@ def bootstrap_auc(scores, labels, rng: np.random.Generator, resamples: int = 200
 
 
 def centred_scores(clip, images, texts) -> np.ndarray:
-    """``S[i, k(i)] - mean_k S[i, k] - mean_i S[i, k(i)] + mean S``: frame i's step faithfulness without the frame's
-    and the text's offsets."""
+    """``S[i, k(i)] - mean_k S[i, k] - mean_i S[i, k(i)] + mean S``.
+
+    Frame i's step faithfulness without the frame's and the text's offsets.
+    """
     distinct = sorted(set(texts))
     k = np.array([distinct.index(t) for t in texts])  # [n]: each frame's text
     g, _ = clip.text_features(distinct)  # [K, D]
@@ -109,8 +113,11 @@ def paired_auc_difference(a, b, labels, rng: np.random.Generator, resamples: int
 def pair_auc(
     features: torch.Tensor, readings, groups, rng, resamples: int = 500
 ) -> tuple[float, tuple[float, float], int, int]:
-    """AUC of ``cos(f_i, f_j)`` telling oracle-consistent pairs (same container) from the rest, over pairs within a
-    group; the interval from resampling frames (pairs of a frame resampled twice are left out)."""
+    """AUC of ``cos(f_i, f_j)`` telling oracle-consistent pairs (same container) from the rest.
+
+    Over pairs within a group; the interval from resampling frames (pairs of a frame resampled
+    twice are left out).
+    """
     n = len(readings)
     i, j = np.triu_indices(n, 1)
     keep = np.array([groups[a] == groups[b] for a, b in zip(i, j)])
@@ -171,113 +178,51 @@ def generated_frames(args) -> dict:
     return out
 
 
-def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--heldout", type=int, default=40, help="held-out captions per model")
-    p.add_argument(
-        "--recipes",
-        type=int,
-        default=15,
-        help="toy recipes (seeds 1000, 1001, ...) whose ingredient steps are generated",
-    )
-    p.add_argument("--models", default="sd,flux", help="toy model sets that generate the frames")
-    p.add_argument("--num-inference-steps", type=int, default=30)
-    p.add_argument("--guidance", type=float, default=3.0, help="CFG scale (true CFG for the Flux set)")
-    p.add_argument("--batch", type=int, default=25)
-    p.add_argument("--rendered", type=int, default=100, help="rendered (true, corrupted) pairs for the ceiling row")
-    p.add_argument("--seed", type=int, default=0, help="caption draw, generation seeds, random CLIP, bootstrap")
-    p.add_argument(
-        "--clip",
-        action="append",
-        default=[],
-        metavar="NAME=FOLDER",
-        help="another CLIP folder to measure (repeatable)",
-    )
-    p.add_argument(
-        "--frames",
-        type=Path,
-        default=Path("outputs/metric_agreement_frames.npz"),
-        help="cache of the generated frames",
-    )
-    p.add_argument("--out", type=Path, default=Path("outputs/metric_agreement.json"))
-    args = p.parse_args()
+def measure_clip(clip, images, texts, names, sources, models, readings, faithful, rendered, rng):
+    """One CLIP's agreement with the oracle: ``(row, step scores [n], ingredient margins [n])``.
 
-    data = generated_frames(args)
-    images = list(data["images"])  # [64, 64, 3] uint8 each
-    sources, texts, names = data["sources"].tolist(), data["texts"].tolist(), data["ingredients"].tolist()
-    readings = [read(x) for x in images]
-    faithful = np.array([ingredient_present(r, k) for r, k in zip(readings, names)])
-    models = [s.split("/")[0] for s in sources]
-
-    torch.manual_seed(args.seed)
-    clips = {
-        "toy_clip (trained)": cooklab.models.toy_clip(),
-        "random CLIP (same config)": clip_backbone(build_clip().eval(), tokenizer=clip_tokenizer()),
+    images / texts / names / sources / models / readings: the generated frames, their step texts, the
+    ingredient each names, the part and model set they come from, and the oracle's readings;
+    faithful: [n] bool, the oracle's verdict; rendered: ``(images, texts, labels)`` of the rendered pairs.
+    """
+    scores = np.array(step_faithfulness(images, texts, clip=clip).per_item)  # [n]
+    centred = centred_scores(clip, images, texts)  # [n]
+    row = {
+        "spearman": spearman(scores, faithful),
+        "auc": roc_auc(scores, faithful),
+        "auc_95": bootstrap_auc(scores, faithful, rng),
+        "spearman_centred": spearman(centred, faithful),
+        "auc_centred": roc_auc(centred, faithful),
+        "auc_centred_95": bootstrap_auc(centred, faithful, rng),
     }
-    for entry in args.clip:
-        name, _, folder = entry.partition("=")
-        clips[name] = cooklab.models.toy_clip(folder)
-    pairs = contrast_pairs(args.rendered, seed=args.seed + 1)
-    rendered = [render(s, IMAGE_SIZE).image for _, s, _ in pairs] + [render(w, IMAGE_SIZE).image for _, _, w in pairs]
-    rendered_texts = [c for c, _, _ in pairs] * 2
-    rendered_labels = [True] * len(pairs) + [False] * len(pairs)
-    rows, kept = {}, {}
-    for clip_name, clip in clips.items():
-        rng = np.random.default_rng(args.seed)
-        scores = np.array(step_faithfulness(images, texts, clip=clip).per_item)  # [n]
-        centred = centred_scores(clip, images, texts)  # [n]
-        row = {
-            "spearman": spearman(scores, faithful),
-            "auc": roc_auc(scores, faithful),
-            "auc_95": bootstrap_auc(scores, faithful, rng),
-            "spearman_centred": spearman(centred, faithful),
-            "auc_centred": roc_auc(centred, faithful),
-            "auc_centred_95": bootstrap_auc(centred, faithful, rng),
-        }
-        for part in sorted(set(sources)):
-            mask = np.array([s == part for s in sources])
-            row[f"auc {part}"] = roc_auc(scores[mask], faithful[mask])
-        plural = [[PLURAL[k]] for k in names]  # the ingredient each text names, as a toy caption writes it
-        accuracy = ingredient_accuracy(
-            images, plural, clip=clip, template=INGREDIENT_TEMPLATE, neutral=INGREDIENT_NEUTRAL
-        )
-        f = clip.image_features(images)  # [n, D]
-        g, _ = clip.text_features(
-            [INGREDIENT_NEUTRAL, *(INGREDIENT_TEMPLATE.format(PLURAL[k]) for k in names)]
-        )  # [1 + n, D]
-        margin = ((f * g[1:]).sum(-1) - f @ g[0]).numpy()  # [n]
-        assert np.array_equal(
-            margin > 0, np.array(accuracy.per_item, dtype=bool)
-        )  # the metric's 0/1 is the margin's sign
-        kept[clip_name] = (scores, margin)
-        row.update(
-            ingredient_margin_auc=roc_auc(margin, faithful),
-            ingredient_margin_auc_95=bootstrap_auc(margin, faithful, rng),
-            ingredient_agreement=float(np.mean((margin > 0) == faithful)),
-            ingredient_accuracy=accuracy.value,
-            oracle_presence=float(faithful.mean()),
-        )
-        auc, interval, same, total = pair_auc(f, readings, models, rng)
-        row.update(consistency_auc=auc, consistency_auc_95=interval, consistent_pairs=[same, total])
-        rendered_scores = step_faithfulness(rendered, rendered_texts, clip=clip).per_item
-        row["rendered_auc"] = roc_auc(rendered_scores, rendered_labels)
-        rows[clip_name] = row
-
-    random_name = "random CLIP (same config)"
-    for clip_name, row in rows.items():  # each CLIP against the random one on the same frames
-        if clip_name != random_name:
-            rng = np.random.default_rng(args.seed)
-            row["auc_minus_random"] = paired_auc_difference(kept[clip_name][0], kept[random_name][0], faithful, rng)
-            row["ingredient_margin_auc_minus_random"] = paired_auc_difference(
-                kept[clip_name][1], kept[random_name][1], faithful, rng
-            )
-
-    print(
-        f"\n{len(images)} generated frames ({int(faithful.sum())} faithful by the oracle, {int((~faithful).sum())} "
-        "not); "
-        f"{args.num_inference_steps} steps, guidance {args.guidance:g}; {len(pairs)} rendered pairs\n"
+    for part in sorted(set(sources)):
+        mask = np.array([s == part for s in sources])
+        row[f"auc {part}"] = roc_auc(scores[mask], faithful[mask])
+    plural = [[PLURAL[k]] for k in names]  # the ingredient each text names, as a toy caption writes it
+    accuracy = ingredient_accuracy(images, plural, clip=clip, template=INGREDIENT_TEMPLATE, neutral=INGREDIENT_NEUTRAL)
+    f = clip.image_features(images)  # [n, D]
+    g, _ = clip.text_features(
+        [INGREDIENT_NEUTRAL, *(INGREDIENT_TEMPLATE.format(PLURAL[k]) for k in names)]
+    )  # [1 + n, D]
+    margin = ((f * g[1:]).sum(-1) - f @ g[0]).numpy()  # [n]
+    assert np.array_equal(margin > 0, np.array(accuracy.per_item, dtype=bool))  # the metric's 0/1 is the margin's sign
+    row.update(
+        ingredient_margin_auc=roc_auc(margin, faithful),
+        ingredient_margin_auc_95=bootstrap_auc(margin, faithful, rng),
+        ingredient_agreement=float(np.mean((margin > 0) == faithful)),
+        ingredient_accuracy=accuracy.value,
+        oracle_presence=float(faithful.mean()),
     )
-    parts = sorted(set(sources))
+    auc, interval, same, total = pair_auc(f, readings, models, rng)
+    row.update(consistency_auc=auc, consistency_auc_95=interval, consistent_pairs=[same, total])
+    rendered_images, rendered_texts, rendered_labels = rendered
+    rendered_scores = step_faithfulness(rendered_images, rendered_texts, clip=clip).per_item
+    row["rendered_auc"] = roc_auc(rendered_scores, rendered_labels)
+    return row, scores, margin
+
+
+def print_table(rows: dict, parts: list[str]) -> None:
+    """One row per CLIP: its agreement with the oracle, then each trained CLIP minus the random one."""
     header = [
         "CLIP",
         "step: Spearman",
@@ -315,6 +260,91 @@ def main() -> None:
                 f"{clip_name} - random, same frames: step AUC {d:+.3f} [{lo:+.3f}, {hi:+.3f}], "
                 f"ingredient margin AUC {e:+.3f} [{elo:+.3f}, {ehi:+.3f}]"
             )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command line: how many captions, recipes and rendered pairs, the generating models, seeds, outputs."""
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--heldout", type=int, default=40, help="held-out captions per model")
+    p.add_argument(
+        "--recipes",
+        type=int,
+        default=15,
+        help="toy recipes (seeds 1000, 1001, ...) whose ingredient steps are generated",
+    )
+    p.add_argument("--models", default="sd,flux", help="toy model sets that generate the frames")
+    p.add_argument("--num-inference-steps", type=int, default=30)
+    p.add_argument("--guidance", type=float, default=3.0, help="CFG scale (true CFG for the Flux set)")
+    p.add_argument("--batch", type=int, default=25)
+    p.add_argument("--rendered", type=int, default=100, help="rendered (true, corrupted) pairs for the ceiling row")
+    p.add_argument("--seed", type=int, default=0, help="caption draw, generation seeds, random CLIP, bootstrap")
+    p.add_argument(
+        "--clip",
+        action="append",
+        default=[],
+        metavar="NAME=FOLDER",
+        help="another CLIP folder to measure (repeatable)",
+    )
+    p.add_argument(
+        "--frames",
+        type=Path,
+        default=Path("outputs/metric_agreement_frames.npz"),
+        help="cache of the generated frames",
+    )
+    p.add_argument("--out", type=Path, default=Path("outputs/metric_agreement.json"))
+    return p
+
+
+def main() -> None:
+    """Score generated and rendered frames with each CLIP against the oracle; print the table and write the JSON."""
+    p = build_parser()
+    args = p.parse_args()
+
+    data = generated_frames(args)
+    images = list(data["images"])  # [64, 64, 3] uint8 each
+    sources, texts, names = data["sources"].tolist(), data["texts"].tolist(), data["ingredients"].tolist()
+    readings = [read(x) for x in images]
+    faithful = np.array([ingredient_present(r, k) for r, k in zip(readings, names)])
+    models = [s.split("/")[0] for s in sources]
+
+    torch.manual_seed(args.seed)
+    clips = {
+        "toy_clip (trained)": cooklab.models.toy_clip(),
+        "random CLIP (same config)": clip_backbone(build_clip().eval(), tokenizer=clip_tokenizer()),
+    }
+    for entry in args.clip:
+        name, _, folder = entry.partition("=")
+        clips[name] = cooklab.models.toy_clip(folder)
+    pairs = contrast_pairs(args.rendered, seed=args.seed + 1)
+    rendered = [render(s, IMAGE_SIZE).image for _, s, _ in pairs] + [render(w, IMAGE_SIZE).image for _, _, w in pairs]
+    rendered_texts = [c for c, _, _ in pairs] * 2
+    rendered_labels = [True] * len(pairs) + [False] * len(pairs)
+    rows, kept = {}, {}
+    for clip_name, clip in clips.items():
+        rng = np.random.default_rng(args.seed)
+        rendered_set = (rendered, rendered_texts, rendered_labels)
+        row, scores, margin = measure_clip(
+            clip, images, texts, names, sources, models, readings, faithful, rendered_set, rng
+        )
+        kept[clip_name] = (scores, margin)
+        rows[clip_name] = row
+
+    random_name = "random CLIP (same config)"
+    for clip_name, row in rows.items():  # each CLIP against the random one on the same frames
+        if clip_name != random_name:
+            rng = np.random.default_rng(args.seed)
+            row["auc_minus_random"] = paired_auc_difference(kept[clip_name][0], kept[random_name][0], faithful, rng)
+            row["ingredient_margin_auc_minus_random"] = paired_auc_difference(
+                kept[clip_name][1], kept[random_name][1], faithful, rng
+            )
+
+    print(
+        f"\n{len(images)} generated frames ({int(faithful.sum())} faithful by the oracle, "
+        f"{int((~faithful).sum())} not); {args.num_inference_steps} steps, guidance {args.guidance:g}; "
+        f"{len(pairs)} rendered pairs\n"
+    )
+    parts = sorted(set(sources))
+    print_table(rows, parts)
     counts = {p: [int(faithful[np.array([s == p for s in sources])].sum()), sources.count(p)] for p in parts}
     print(
         f"\nfaithful / frames per part: {counts}; consistent / pairs: "
@@ -331,6 +361,7 @@ def main() -> None:
 
 
 def _interval(row: dict, key: str) -> str:
+    """A value and its 95 % interval: ``0.712 [0.650, 0.770]``."""
     lo, hi = row[f"{key}_95"]
     return f"{row[key]:.3f} [{lo:.3f}, {hi:.3f}]"
 

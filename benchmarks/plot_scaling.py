@@ -79,6 +79,7 @@ def recipe_diffusion_figure(data: dict) -> Figure:
 
 
 def main() -> None:
+    """Draw the two scaling plots from the JSON results into ``--out`` (docs/img by default)."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--step", default=ROOT / "benchmarks/results/step_scaling.json", type=Path)
     p.add_argument("--frames", default=ROOT / "benchmarks/results/rd_frames.json", type=Path)

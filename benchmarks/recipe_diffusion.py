@@ -11,7 +11,8 @@ Diffusion 2.1 architecture (U-Net, VAE, OpenCLIP-H text encoder) from configs wi
 weights, for a GPU. Warm-up calls run every kind once with ``--warmup-steps`` steps.
 
     python benchmarks/recipe_diffusion.py --model tiny --repeats 5                # CPU
-    python benchmarks/recipe_diffusion.py --model sd21-random --height 768 --steps 50 --repeats 1 --lengths 1,2,4,8,12   # GPU
+    python benchmarks/recipe_diffusion.py --model sd21-random --height 768 --steps 50 --repeats 1 \\
+        --lengths 1,2,4,8,12                                                       # GPU
 """
 
 from __future__ import annotations
@@ -97,7 +98,59 @@ def sd21_random(device, dtype):
     return pipe.to(device, dtype)
 
 
-def main() -> None:
+def run_once(pipe, kind: str, rec, steps: int, kw: dict, device) -> tuple[float, float | None]:
+    """Seconds and peak GPU GiB (None on the CPU) of one whole generation of ``kind`` (see ``KINDS``)."""
+    cuda = device.type == "cuda"
+    variant, extra, traced = KINDS[kind]
+    if cuda:
+        torch.cuda.reset_peak_memory_stats(device)
+    sync(device)
+    t = time.perf_counter()
+    if traced:
+        with cooklab.trace(pipe):
+            pipe(rec, variant=variant, num_inference_steps=steps, **extra, **kw)
+    else:
+        pipe(rec, variant=variant, num_inference_steps=steps, **extra, **kw)
+    sync(device)
+    return time.perf_counter() - t, (torch.cuda.max_memory_allocated(device) / 2**30 if cuda else None)
+
+
+def time_kinds(run, names, rec, warmup_steps: int, steps: int, repeats: int):
+    """Median seconds and peak GPU GiB of each kind in ``names``: one warm-up call each, then ``repeats``
+    interleaved rounds; ``run(kind, recipe, steps)`` times one call."""
+    for name in names:  # warm-up
+        run(name, rec, warmup_steps)
+    times, peak = {n: [] for n in names}, {}
+    for r in range(repeats):  # interleaved, rotating order
+        for name in names[r % len(names) :] + names[: r % len(names)]:
+            seconds, peak[name] = run(name, rec, steps)
+            times[name].append(seconds)
+    return {n: statistics.median(v) for n, v in times.items()}, peak
+
+
+def time_lengths(timed_rows, recipe, lengths: list[int], cuda: bool) -> list[dict]:
+    """Plain SD against region_aware_kv on recipes of each length (steps of ``recipe`` repeated); prints the table."""
+    scaling = []
+    names = ["independent", "region_aware_kv"]
+    print(
+        "\n| frames | independent (plain SD) | region_aware_kv | ratio |"
+        + (" peak GPU memory (independent / region_aware_kv) |" if cuda else "")
+    )
+    print("|---|---|---|---|" + ("---|" if cuda else ""))
+    for frames in lengths:
+        steps = [recipe.steps[i % len(recipe)].text for i in range(frames)]  # no metadata: frame i follows i - 1
+        m, pk = timed_rows(names, cooklab.Recipe.from_steps(steps, title=recipe.title))
+        scaling.append(dict(frames=frames, seconds=m, peak_gib=pk))
+        mem = f" {pk['independent']:.2f} / {pk['region_aware_kv']:.2f} GiB |" if cuda else ""
+        print(
+            f"| {frames} | {m['independent']:.2f} s | {m['region_aware_kv']:.2f} s | "
+            f"{m['region_aware_kv'] / m['independent']:.2f}× |{mem}"
+        )
+    return scaling
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command line: model, recipe, size, steps, repeats, kinds, recipe lengths, profile, outputs."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--model", choices=("tiny", "sd21-random"), default="tiny")
     p.add_argument("--recipe", default="data/recipes/guacamole.yaml")
@@ -113,9 +166,16 @@ def main() -> None:
     p.add_argument(
         "--profile",
         action="store_true",
-        help="also profile one recipe of each kind after the timings (torch.profiler, the pipeline's stages as ranges)",
+        help="also profile one recipe of each kind after the timings "
+        "(torch.profiler, the pipeline's stages as ranges)",
     )
     p.add_argument("--json", default=None, help="also write the measurements to this JSON file")
+    return p
+
+
+def main() -> None:
+    """Time each kind of Recipe Diffusion call on one recipe (and at other lengths); print the tables."""
+    p = build_parser()
     args = p.parse_args()
     device = torch.device(args.device)
     cuda = device.type == "cuda"
@@ -135,34 +195,16 @@ def main() -> None:
     if unknown:
         p.error(f"--kinds {unknown}: choose from {list(KINDS)}")
 
-    def run(kind, rec, steps):
-        """Seconds and peak GPU GiB (None on the CPU) of one whole generation."""
-        variant, extra, traced = KINDS[kind]
-        if cuda:
-            torch.cuda.reset_peak_memory_stats(device)
-        sync(device)
-        t = time.perf_counter()
-        if traced:
-            with cooklab.trace(pipe):
-                pipe(rec, variant=variant, num_inference_steps=steps, **extra, **kw)
-        else:
-            pipe(rec, variant=variant, num_inference_steps=steps, **extra, **kw)
-        sync(device)
-        return time.perf_counter() - t, (torch.cuda.max_memory_allocated(device) / 2**30 if cuda else None)
+    def run(kind, rec, steps):  # one call of this pipeline, timed
+        return run_once(pipe, kind, rec, steps, kw, device)
 
     def timed_rows(names, rec):
-        for name in names:  # warm-up
-            run(name, rec, args.warmup_steps)
-        times, peak = {n: [] for n in names}, {}
-        for r in range(args.repeats):  # interleaved, rotating order
-            for name in names[r % len(names) :] + names[: r % len(names)]:
-                seconds, peak[name] = run(name, rec, args.steps)
-                times[name].append(seconds)
-        return {n: statistics.median(v) for n, v in times.items()}, peak
+        return time_kinds(run, names, rec, args.warmup_steps, args.steps, args.repeats)
 
     print(
-        f"date {datetime.date.today()}, device {device.type}, torch {torch.__version__}, diffusers {diffusers.__version__}, "
-        f"threads {torch.get_num_threads()}; model {args.model} (built in {build_s:.1f} s), recipe {args.recipe} "
+        f"date {datetime.date.today()}, device {device.type}, torch {torch.__version__}, "
+        f"diffusers {diffusers.__version__}, threads {torch.get_num_threads()}; "
+        f"model {args.model} (built in {build_s:.1f} s), recipe {args.recipe} "
         f"({len(recipe)} steps), {args.height}², {args.steps} steps, CFG, median of {args.repeats}"
     )
     med, peak = timed_rows(kinds, recipe)
@@ -177,25 +219,7 @@ def main() -> None:
         extra = f" {peak[n]:.2f} GiB |" if cuda else ""
         print(f"| {n} | {med[n]:.2f} s | {med[n] / len(recipe):.2f} s | {ratio} |{extra}")
 
-    scaling = []
-    if args.lengths:
-        names = ["independent", "region_aware_kv"]
-        print(
-            "\n| frames | independent (plain SD) | region_aware_kv | ratio |"
-            + (" peak GPU memory (independent / region_aware_kv) |" if cuda else "")
-        )
-        print("|---|---|---|---|" + ("---|" if cuda else ""))
-        for frames in [int(v) for v in args.lengths.split(",")]:
-            steps = [
-                recipe.steps[i % len(recipe)].text for i in range(frames)
-            ]  # no metadata: frame i refers to frame i - 1
-            m, pk = timed_rows(names, cooklab.Recipe.from_steps(steps, title=recipe.title))
-            scaling.append(dict(frames=frames, seconds=m, peak_gib=pk))
-            mem = f" {pk['independent']:.2f} / {pk['region_aware_kv']:.2f} GiB |" if cuda else ""
-            print(
-                f"| {frames} | {m['independent']:.2f} s | {m['region_aware_kv']:.2f} s | "
-                f"{m['region_aware_kv'] / m['independent']:.2f}× |{mem}"
-            )
+    scaling = time_lengths(timed_rows, recipe, [int(v) for v in args.lengths.split(",")], cuda) if args.lengths else []
     profiles = {}
     if args.profile:  # after the timings: the stage ranges stay on this pipeline object
         staged(

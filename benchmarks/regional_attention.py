@@ -82,7 +82,128 @@ def measure(layout, heads, head_dim, dtype, device, paths, alpha, image_attentio
     return interleaved(fns, repeats, device), first, errors, fns
 
 
-def main() -> None:
+LABELS = {
+    "full": "SDPA, no mask (reference)",
+    "masked": "dense-mask SDPA (`masked`)",
+    "batched": "per-region batched SDPA (`batched`)",
+    "flex": "FlexAttention BlockMask (`flex`)",
+}
+"""The attention paths' names in the tables' headers."""
+
+
+def print_joint_table(rows, paths: list[str]) -> None:
+    """The whole call (base and regional branches, blended) per N: each path's median time and speedup."""
+    cols = ["full", *paths]
+    print()
+    print(
+        "| N | joint tokens (L_b + N·L + N·P) | "
+        + " | ".join(LABELS[c] for c in cols)
+        + " | "
+        + " | ".join(f"dense ÷ {c}" for c in paths if c != "masked")
+        + " |"
+    )
+    print("|---|---|" + "---|" * (len(cols) + len(paths) - 1))
+    for n, layout, med in rows:
+        cells = [f"{med[c] * 1e3:.2f} ms ({med[c] / med['masked']:.2f}×)" for c in cols]
+        speedups = [f"{med['masked'] / med[c]:.1f}×" for c in paths if c != "masked"]
+        print(
+            f"| {n} | {layout.base_text_len} + {n}·{layout.step_text_len} + {n}·{layout.region_tokens} = "
+            f"{layout.total} | " + " | ".join(cells) + " | " + " | ".join(speedups) + " |"
+        )
+    print(
+        "\n(×) in a cell: time relative to dense-mask SDPA; 'dense ÷ path': how many times faster "
+        "than dense-mask SDPA."
+    )
+
+
+def print_branch_table(rows, paths: list[str]) -> None:
+    """The regional branch alone per N: each path's median time and speedup over the dense mask."""
+    print("\nRegional branch alone (the 2N x 2N group mask over [C_1..C_N, I_1..I_N]; no base branch, no blend):\n")
+    print(
+        "| N | regional tokens (N·L + N·P) | "
+        + " | ".join(LABELS[c] for c in paths)
+        + " | "
+        + " | ".join(f"dense ÷ {c}" for c in paths if c != "masked")
+        + " |"
+    )
+    print("|---|---|" + "---|" * (2 * len(paths) - 1))
+    for n, layout, med in rows:
+        cells = [f"{med['branch:' + c] * 1e3:.2f} ms" for c in paths]
+        speedups = [f"{med['branch:masked'] / med['branch:' + c]:.1f}×" for c in paths if c != "masked"]
+        print(
+            f"| {n} | {layout.total - layout.base_text_len} | "
+            + " | ".join(cells)
+            + " | "
+            + " | ".join(speedups)
+            + " |"
+        )
+
+
+def print_limit_table(rows, paths: list[str]) -> dict:
+    """Each path against the block-sparse limit per N; returns ``{N: {"branch": s, "call": s}}``."""
+    print(
+        "\nBlock-sparse limit: the regional branch keeps N (L + P)² of its (N (L + P))² query-key pairs (1/N). At the "
+        "throughput of unmasked SDPA over the same tokens (time t_all), computing only the kept pairs "
+        "takes t_all / N; the whole call's limit adds the base branch's full attention (t_base, measured alone). "
+        "The blend is not counted.\n"
+    )
+    print(
+        "| N | branch: SDPA, all pairs (t_all) | branch limit (t_all / N) | call limit (t_base + t_all / N) | "
+        + " | ".join(f"branch `{c}` ÷ limit | call `{c}` ÷ limit" for c in paths)
+        + " |"
+    )
+    print("|---|---|---|---|" + "---|---|" * len(paths))
+    limits = {}
+    for n, _layout, med in rows:
+        branch_limit = med["branch:full"] / n
+        call_limit = med["base"] + branch_limit
+        limits[n] = dict(branch=branch_limit, call=call_limit)
+        ratios = [f"{med['branch:' + c] / branch_limit:.2f}× | {med[c] / call_limit:.2f}×" for c in paths]
+        print(
+            f"| {n} | {med['branch:full'] * 1e3:.2f} ms | {branch_limit * 1e3:.2f} ms | {call_limit * 1e3:.2f} ms | "
+            + " | ".join(ratios)
+            + " |"
+        )
+    return limits
+
+
+def measure_all(args, layouts, heads, head_dim, dtype, device, paths, repeats):
+    """``measure`` at every layout: ``(rows, compile_s, errors, profiles)``.
+
+    rows: ``(N, layout, medians)`` per layout; compile_s: ``{N: first flex call's seconds}``;
+    errors: ``{N: {path: max |out - masked out|}}``; profiles: the largest N's, with ``--profile``.
+    """
+    rows, compile_s, errors, profiles = [], {}, {}, {}
+    for layout in layouts:
+        n = layout.n_regions
+        med, first, err, fns = measure(
+            layout, heads, head_dim, dtype, device, paths, args.alpha, args.image_attention, repeats
+        )
+        rows.append((n, layout, med))
+        if args.profile:  # the last (largest) N's profiles are kept
+            profiles = {
+                name: profile_ops(fns[name], device) for name in ("base", *paths, *("branch:" + c for c in paths))
+            }
+        errors[n] = err
+        if first is not None:
+            compile_s[n] = first
+    return rows, compile_s, errors, profiles
+
+
+def print_errors_and_compile_times(errors: dict, compile_s: dict) -> None:
+    """Each path's largest difference from the dense-mask output, and the first flex call's time, per N."""
+    for n in errors:
+        parts = [f"{path} {err:.1e}" for path, err in errors[n].items()]
+        print(f"N={n}: max |out - masked out|: " + (", ".join(parts) or "-"))
+    for n, seconds in compile_s.items():
+        print(
+            f"N={n}: first flex call (torch.compile once per process, BlockMask once per layout): {seconds:.2f} s, "
+            "not in the medians"
+        )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command line: sizes (Flux.1-dev by default on CUDA, reduced on the CPU), paths, repeats, outputs."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--regions", default="2,4,8", help="numbers of regions N, comma separated (default: 2,4,8)")
     p.add_argument(
@@ -115,6 +236,12 @@ def main() -> None:
         help="also profile one call of each path at the largest N (torch.profiler): where the time goes",
     )
     p.add_argument("--json", default=None, help="also write the measurements to this JSON file")
+    return p
+
+
+def main() -> None:
+    """Time every attention path at each N and print the tables (and write the JSON, if asked)."""
+    p = build_parser()
     args = p.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -142,107 +269,22 @@ def main() -> None:
     print(
         f"{'FLUX.1-dev attention sizes' if (heads, head_dim) == (24, 128) else 'REDUCED size (not FLUX.1-dev)'}: "
         f"{heads} heads x {head_dim}, {text} text tokens per prompt (base and each step), {region}² regions "
-        f"({side * side} image tokens each), alpha {args.alpha}, image attention '{args.image_attention}', median of {repeats}"
+        f"({side * side} image tokens each), alpha {args.alpha}, image attention '{args.image_attention}', "
+        f"median of {repeats}"
     )
     if not cuda:
         print(
-            "flex: skipped on the CPU (torch runs FlexAttention eagerly there, ~10x slower than SDPA: not representative "
-            "of the compiled CUDA kernel)"
+            "flex: skipped on the CPU (torch runs FlexAttention eagerly there, ~10x slower than SDPA: "
+            "not representative of the compiled CUDA kernel)"
         )
 
-    rows, compile_s, errors, profiles = [], {}, {}, {}
-    for n in [int(v) for v in args.regions.split(",")]:
-        layout = RegionLayout(n, side, side, text, text)
-        med, first, err, fns = measure(
-            layout, heads, head_dim, dtype, device, paths, args.alpha, args.image_attention, repeats
-        )
-        rows.append((n, layout, med))
-        if args.profile:  # the last (largest) N's profiles are kept
-            profiles = {
-                name: profile_ops(fns[name], device) for name in ("base", *paths, *("branch:" + c for c in paths))
-            }
-        errors[n] = err
-        if first is not None:
-            compile_s[n] = first
+    layouts = [RegionLayout(int(n), side, side, text, text) for n in args.regions.split(",")]
+    rows, compile_s, errors, profiles = measure_all(args, layouts, heads, head_dim, dtype, device, paths, repeats)
 
-    labels = {
-        "full": "SDPA, no mask (reference)",
-        "masked": "dense-mask SDPA (`masked`)",
-        "batched": "per-region batched SDPA (`batched`)",
-        "flex": "FlexAttention BlockMask (`flex`)",
-    }
-    cols = ["full", *paths]
-    print()
-    print(
-        "| N | joint tokens (L_b + N·L + N·P) | "
-        + " | ".join(labels[c] for c in cols)
-        + " | "
-        + " | ".join(f"dense ÷ {c}" for c in paths if c != "masked")
-        + " |"
-    )
-    print("|---|---|" + "---|" * (len(cols) + len(paths) - 1))
-    for n, layout, med in rows:
-        cells = [f"{med[c] * 1e3:.2f} ms ({med[c] / med['masked']:.2f}×)" for c in cols]
-        speedups = [f"{med['masked'] / med[c]:.1f}×" for c in paths if c != "masked"]
-        print(
-            f"| {n} | {layout.base_text_len} + {n}·{layout.step_text_len} + {n}·{layout.region_tokens} = {layout.total} | "
-            + " | ".join(cells)
-            + " | "
-            + " | ".join(speedups)
-            + " |"
-        )
-    print(
-        "\n(×) in a cell: time relative to dense-mask SDPA; 'dense ÷ path': how many times faster than dense-mask SDPA."
-    )
-    print("\nRegional branch alone (the 2N x 2N group mask over [C_1..C_N, I_1..I_N]; no base branch, no blend):\n")
-    print(
-        "| N | regional tokens (N·L + N·P) | "
-        + " | ".join(labels[c] for c in paths)
-        + " | "
-        + " | ".join(f"dense ÷ {c}" for c in paths if c != "masked")
-        + " |"
-    )
-    print("|---|---|" + "---|" * (2 * len(paths) - 1))
-    for n, layout, med in rows:
-        cells = [f"{med['branch:' + c] * 1e3:.2f} ms" for c in paths]
-        speedups = [f"{med['branch:masked'] / med['branch:' + c]:.1f}×" for c in paths if c != "masked"]
-        print(
-            f"| {n} | {layout.total - layout.base_text_len} | "
-            + " | ".join(cells)
-            + " | "
-            + " | ".join(speedups)
-            + " |"
-        )
-    print(
-        "\nBlock-sparse limit: the regional branch keeps N (L + P)² of its (N (L + P))² query-key pairs (1/N). At the "
-        "throughput of unmasked SDPA over the same tokens (time t_all), computing only the kept pairs takes t_all / N; "
-        "the whole call's limit adds the base branch's full attention (t_base, measured alone). The blend is not counted.\n"
-    )
-    print(
-        "| N | branch: SDPA, all pairs (t_all) | branch limit (t_all / N) | call limit (t_base + t_all / N) | "
-        + " | ".join(f"branch `{c}` ÷ limit | call `{c}` ÷ limit" for c in paths)
-        + " |"
-    )
-    print("|---|---|---|---|" + "---|---|" * len(paths))
-    limits = {}
-    for n, _layout, med in rows:
-        branch_limit = med["branch:full"] / n
-        call_limit = med["base"] + branch_limit
-        limits[n] = dict(branch=branch_limit, call=call_limit)
-        ratios = [f"{med['branch:' + c] / branch_limit:.2f}× | {med[c] / call_limit:.2f}×" for c in paths]
-        print(
-            f"| {n} | {med['branch:full'] * 1e3:.2f} ms | {branch_limit * 1e3:.2f} ms | {call_limit * 1e3:.2f} ms | "
-            + " | ".join(ratios)
-            + " |"
-        )
-    for n in errors:
-        parts = [f"{path} {err:.1e}" for path, err in errors[n].items()]
-        print(f"N={n}: max |out - masked out|: " + (", ".join(parts) or "-"))
-    for n, seconds in compile_s.items():
-        print(
-            f"N={n}: first flex call (torch.compile once per process, BlockMask once per layout): {seconds:.2f} s, "
-            "not in the medians"
-        )
+    print_joint_table(rows, paths)
+    print_branch_table(rows, paths)
+    limits = print_limit_table(rows, paths)
+    print_errors_and_compile_times(errors, compile_s)
     for name, entries in profiles.items():
         print_profile(f"N={rows[-1][0]}, {name}", entries)
     if args.json:

@@ -67,7 +67,10 @@ FLUX_DEV_SCHEDULER = dict(
 
 
 def flux_pipeline(config: dict, device: torch.device, dtype: torch.dtype) -> FluxPipeline:
-    """FluxPipeline: the given transformer config, Flux's VAE, one-layer text encoders of Flux's widths; random weights."""
+    """FluxPipeline: the given transformer config, Flux's VAE, one-layer text encoders of Flux's widths.
+
+    Every weight is random.
+    """
     clip_tok, t5_tok = tiny_clip_tokenizer(), tiny_t5_tokenizer()
     transformer = build_transformer(config, device, dtype)
     before = torch.get_default_dtype()
@@ -110,7 +113,68 @@ def flux_pipeline(config: dict, device: torch.device, dtype: torch.dtype) -> Flu
     return pipe
 
 
-def main() -> None:
+def time_calls(ca, recipe, kw: dict, steps_long: int, repeats: int, capture, layers, device):
+    """Every call, untraced and traced, of 2 and ``steps_long`` steps, ``repeats`` times interleaved.
+
+    Returns ``(runs, peak, first, counts)``: seconds per repeat and the peak GPU GiB (None on the CPU) of
+    each ``(traced, steps)``, the warm-up call's seconds, and the number of maps a traced call kept per
+    step count.
+    """
+    cuda = device.type == "cuda"
+    counts = {}
+
+    def call(traced: bool, steps: int):
+        """(seconds, peak GPU GiB or None) of one whole call; records the number of maps a traced call kept."""
+        if cuda:
+            torch.cuda.reset_peak_memory_stats(device)
+        sync(device)
+        t = time.perf_counter()
+        if traced:
+            with cooklab.trace(ca, capture=capture, layers=layers) as tr:
+                ca(recipe, num_inference_steps=steps, **kw)
+            counts[steps] = dict(
+                text_image=len(tr.text_image), base_contribution=len(tr.base_contribution), truncated=tr.truncated
+            )
+        else:
+            ca(recipe, num_inference_steps=steps, **kw)
+        sync(device)
+        return time.perf_counter() - t, (torch.cuda.max_memory_allocated(device) / 2**30 if cuda else None)
+
+    runs = {(traced, steps): [] for traced in (False, True) for steps in (2, steps_long)}
+    first = {key: call(*key)[0] for key in runs}  # warm-up: compiles FlexAttention, builds the BlockMask
+    peak = {}
+    names = list(runs)
+    for r in range(repeats):  # interleaved, rotating order
+        for key in names[r % len(names) :] + names[: r % len(names)]:
+            seconds, peak[key] = call(*key)
+            runs[key].append(seconds)
+    return runs, peak, first, counts
+
+
+def print_table(args, med, peak, per_step, capture, layers, cuda: bool) -> None:
+    """Median seconds of each call and per denoising step, untraced and traced; the overheads and targets."""
+    print(
+        "\n| call | 2 steps | " + f"{args.steps} steps | per denoising step |" + (" peak GPU memory |" if cuda else "")
+    )
+    print("|---|---|---|---|" + ("---|" if cuda else ""))
+    for traced in (False, True):
+        mem = f" {peak[(traced, args.steps)]:.2f} GiB |" if cuda else ""
+        selection = (
+            "default selection" if not (capture or layers) else f"capture={capture or 'all'}, layers={layers or 'all'}"
+        )
+        label = f"traced ({selection})" if traced else "untraced"
+        print(
+            f"| {label} | {med[(traced, 2)]:.2f} s | {med[(traced, args.steps)]:.2f} s | "
+            f"{per_step[traced] * 1e3:.1f} ms |{mem}"
+        )
+    print(f"\ntraced ÷ untraced per step: {per_step[True] / per_step[False]:.2f}× (target ≤ 1.25×)")
+    if cuda:
+        extra = (peak[(True, args.steps)] - peak[(False, args.steps)]) * 2**30 / 1e9
+        print(f"extra peak memory of the traced call: {extra:.3f} GB (target ≤ 1 GB)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command line: recipe, steps, sizes, model config, repeats, trace selection, outputs."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--recipe", default="data/recipes/guacamole.yaml", help="recipe file (its step count is N)")
     p.add_argument(
@@ -133,6 +197,12 @@ def main() -> None:
     )
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--json", default=None, help="also write the measurements to this JSON file")
+    return p
+
+
+def main() -> None:
+    """Time CookAnything calls with and without a trace at two step counts; print the cost per step and capture."""
+    p = build_parser()
     args = p.parse_args()
     device = torch.device(args.device)
     cuda = device.type == "cuda"
@@ -147,35 +217,9 @@ def main() -> None:
     build_s = time.perf_counter() - start
     recipe = cooklab.load_recipe(args.recipe)
     kw = dict(height=args.region_size, width=args.region_size, max_sequence_length=args.text_tokens, progress=False)
-    counts = {}
     capture = args.capture.split(",") if args.capture else None
     layers = args.layers.split(",") if args.layers else None
-
-    def call(traced: bool, steps: int):
-        """(seconds, peak GPU GiB or None) of one whole call; records the number of maps a traced call kept."""
-        if cuda:
-            torch.cuda.reset_peak_memory_stats(device)
-        sync(device)
-        t = time.perf_counter()
-        if traced:
-            with cooklab.trace(ca, capture=capture, layers=layers) as tr:
-                ca(recipe, num_inference_steps=steps, **kw)
-            counts[steps] = dict(
-                text_image=len(tr.text_image), base_contribution=len(tr.base_contribution), truncated=tr.truncated
-            )
-        else:
-            ca(recipe, num_inference_steps=steps, **kw)
-        sync(device)
-        return time.perf_counter() - t, (torch.cuda.max_memory_allocated(device) / 2**30 if cuda else None)
-
-    runs = {(traced, steps): [] for traced in (False, True) for steps in (2, args.steps)}
-    first = {key: call(*key)[0] for key in runs}  # warm-up: compiles FlexAttention, builds the BlockMask
-    peak = {}
-    names = list(runs)
-    for r in range(args.repeats):  # interleaved, rotating order
-        for key in names[r % len(names) :] + names[: r % len(names)]:
-            seconds, peak[key] = call(*key)
-            runs[key].append(seconds)
+    runs, peak, first, counts = time_calls(ca, recipe, kw, args.steps, args.repeats, capture, layers, device)
     med = {key: statistics.median(v) for key, v in runs.items()}
     extra_steps = args.steps - 2
     per_step = {traced: (med[(traced, args.steps)] - med[(traced, 2)]) / extra_steps for traced in (False, True)}
@@ -187,29 +231,15 @@ def main() -> None:
     print(
         f"date {datetime.date.today()}, device {device.type} ({device_name(device)}), torch {torch.__version__}, "
         f"diffusers {diffusers.__version__}, cooklab {cooklab.__version__}, {dtype}; transformer "
-        f"{'FLUX.1-dev architecture' if config_name == 'dev' else 'REDUCED CPU config, not FLUX.1-dev'} ({params / 1e9:.2f} B params), "
-        f"pipeline built in {build_s:.1f} s; {len(recipe)} regions of {args.region_size}², {args.text_tokens} T5 tokens per prompt, "
-        f"2 and {args.steps} steps, median of {args.repeats}"
+        f"{'FLUX.1-dev architecture' if config_name == 'dev' else 'REDUCED CPU config, not FLUX.1-dev'} "
+        f"({params / 1e9:.2f} B params), pipeline built in {build_s:.1f} s; {len(recipe)} regions of "
+        f"{args.region_size}², {args.text_tokens} T5 tokens per prompt, 2 and {args.steps} steps, "
+        f"median of {args.repeats}"
     )
+    print_table(args, med, peak, per_step, capture, layers, cuda)
     print(
-        "\n| call | 2 steps | " + f"{args.steps} steps | per denoising step |" + (" peak GPU memory |" if cuda else "")
-    )
-    print("|---|---|---|---|" + ("---|" if cuda else ""))
-    for traced in (False, True):
-        mem = f" {peak[(traced, args.steps)]:.2f} GiB |" if cuda else ""
-        selection = (
-            "default selection" if not (capture or layers) else f"capture={capture or 'all'}, layers={layers or 'all'}"
-        )
-        label = f"traced ({selection})" if traced else "untraced"
-        print(
-            f"| {label} | {med[(traced, 2)]:.2f} s | {med[(traced, args.steps)]:.2f} s | {per_step[traced] * 1e3:.1f} ms |{mem}"
-        )
-    print(f"\ntraced ÷ untraced per step: {per_step[True] / per_step[False]:.2f}× (target ≤ 1.25×)")
-    if cuda:
-        extra = (peak[(True, args.steps)] - peak[(False, args.steps)]) * 2**30 / 1e9
-        print(f"extra peak memory of the traced call: {extra:.3f} GB (target ≤ 1 GB)")
-    print(
-        f"maps kept per step: {captures_per_step:.0f} ({counts[args.steps]}); cost of one capture: {per_capture * 1e3:.2f} ms"
+        f"maps kept per step: {captures_per_step:.0f} ({counts[args.steps]}); cost of one capture: "
+        f"{per_capture * 1e3:.2f} ms"
     )
     print(f"cooklab processors left installed after the calls: {installed}")
     print(

@@ -23,6 +23,7 @@ from cooklab import viz  # noqa: E402
 from cooklab.grounding import box_to_mask  # noqa: E402
 from cooklab.recipe_diffusion import NoiseLevels, region_aware_noise  # noqa: E402
 from cooklab.viz import widgets  # noqa: E402
+from cooklab.viz.widgets import panels  # noqa: E402
 
 STEPS = 12  # 0.9 and 0.999 land on different timesteps from 11 steps on
 
@@ -200,7 +201,7 @@ def test_plots_do_not_import_ipywidgets():
 def test_viz_does_not_import_diffusers():
     """Figures are drawn from saved tensors and traces: a clean interpreter plots without loading diffusers."""
     code = (
-        "import sys, cooklab.viz, cooklab.viz.widgets, cooklab.viz.detection; "
+        "import sys, cooklab.viz, cooklab.viz.widgets, cooklab.viz.masks; "
         "assert 'diffusers' not in sys.modules, 'cooklab.viz imported diffusers'"
     )
     subprocess.run([sys.executable, "-c", code], check=True, env={**os.environ, "MPLBACKEND": "Agg"})
@@ -349,8 +350,9 @@ def test_detached_figures_are_unknown_to_pyplot(traced):
 
 
 def test_explorers_never_touch_pyplot(traced, capsys, monkeypatch):
-    """A widget callback may run on a kernel subshell while matplotlib-inline flushes pyplot's figures (JupyterLab 4.6's
-    commsOverSubshells): the explorers build plain Figures, so pyplot's figure factory must not even be called."""
+    """A widget callback may run on a kernel subshell while matplotlib-inline flushes pyplot's figures
+    (JupyterLab 4.6's commsOverSubshells): the explorers build plain Figures, so pyplot's figure factory
+    must not even be called."""
 
     def no_pyplot(*args, **kwargs):
         raise AssertionError("an explorer made a pyplot figure")
@@ -407,15 +409,15 @@ def test_attention_figures_say_recipe_step_or_denoising_step(traced):
 
 
 def shown_figures(monkeypatch) -> list[Figure]:
-    """Keep every figure an explorer displays (its ``_show`` still renders and displays them)."""
+    """Keep every figure an explorer displays (its ``show_figures`` still renders and displays them)."""
     shown = []
-    show = widgets._show
+    show = panels.show_figures
 
     def keep(*figs):
         shown.extend(figs)
         show(*figs)
 
-    monkeypatch.setattr(widgets, "_show", keep)
+    monkeypatch.setattr(panels, "show_figures", keep)
     return shown
 
 

@@ -24,6 +24,7 @@ from cooklab.cookanything.flexible_rope import canvas_image_ids  # noqa: E402
 from cooklab.models import TINY_T5_MAX_LENGTH  # noqa: E402
 from cooklab.viz import cookanything as plots  # noqa: E402  (the CookAnything figures and their helpers)
 from cooklab.viz import widgets  # noqa: E402
+from cooklab.viz.widgets import panels  # noqa: E402
 
 STEPS = [
     "Dice two carrots on a wooden board.",
@@ -90,11 +91,11 @@ def test_mask_fractions_match_the_dense_mask():
     layout = RegionLayout(3, 2, 3, 5, 5)  # N=3, P=6, L=5: 33 tokens
     for mode in ("region", "global"):
         dense = regional_token_mask(layout, mode).float().numpy()
-        edges, counts = plots._token_groups(layout, 1000)  # one bin per token
-        same, extra = plots._mask_fractions(counts, counts, mode)
+        edges, counts = plots.token_groups(layout, 1000)  # one bin per token
+        same, extra = plots.mask_fractions(counts, counts, mode)
         assert np.allclose(same.sum(-1) + extra, dense)
-        edges, counts = plots._token_groups(layout, 7)  # downsampled: block averages of the dense mask
-        same, extra = plots._mask_fractions(counts, counts, mode)
+        edges, counts = plots.token_groups(layout, 7)  # downsampled: block averages of the dense mask
+        same, extra = plots.mask_fractions(counts, counts, mode)
         blocks = np.array(
             [[dense[a:b, c:d].mean() for c, d in zip(edges[:-1], edges[1:])] for a, b in zip(edges[:-1], edges[1:])]
         )
@@ -322,8 +323,8 @@ def test_cscc_lambda_figure_fixes_its_scales_when_asked():
 
 def test_lambda_explorer_scales_stay_fixed_while_lambda_moves(ca, capsys, monkeypatch):
     shown = []
-    show = widgets._show
-    monkeypatch.setattr(widgets, "_show", lambda *figs: (shown.extend(figs), show(*figs)))
+    show = panels.show_figures
+    monkeypatch.setattr(panels, "show_figures", lambda *figs: (shown.extend(figs), show(*figs)))
     box = widgets.lambda_explorer(ca, STEPS, lams=(0, 0.5, 2.0), seed=0, **KW)
     box.controls["lam"].value = 0.5
     box.controls["lam"].value = 2.0
@@ -340,8 +341,8 @@ def test_lambda_explorer_scales_stay_fixed_while_lambda_moves(ca, capsys, monkey
 def test_text_image_explorer_keeps_one_colour_scale_and_says_which_step(traced, capsys, monkeypatch):
     tr, _ = traced
     shown = []
-    show = widgets._show
-    monkeypatch.setattr(widgets, "_show", lambda *figs: (shown.extend(figs), show(*figs)))
+    show = panels.show_figures
+    monkeypatch.setattr(panels, "show_figures", lambda *figs: (shown.extend(figs), show(*figs)))
     box = widgets.text_image_explorer(tr)
     c = box.controls
     assert (c["step"].description, c["t"].description) == ("recipe step", "denoising step")

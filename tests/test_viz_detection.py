@@ -1,4 +1,4 @@
-"""Tests for cooklab.viz.detection: plan tables, detection and mask figures, and the threshold widget.
+"""Tests for cooklab.viz.masks and plan_table: plan tables, detection and mask figures, and the threshold widget.
 
 The figures are checked on synthetic boxes and masks, and on what a real GroundedSAM returns when
 it is built from tiny random GroundingDINO and SAM models (no file, no network). Random weights
@@ -25,7 +25,8 @@ import cooklab  # noqa: E402
 from cooklab.agent import plan  # noqa: E402
 from cooklab.grounding import MaskResult, box_to_mask  # noqa: E402
 from cooklab.grounding.grounded_sam import Detections  # noqa: E402
-from cooklab.viz.detection import detect_all, detections_figure, mask_figure, plan_table, threshold_explorer  # noqa: E402
+from cooklab.viz import detect_all, detections_figure, mask_figure, plan_table  # noqa: E402
+from cooklab.viz.widgets import threshold_explorer  # noqa: E402
 
 H, W = 48, 64
 PHRASE = "frying pan"
@@ -217,5 +218,5 @@ def test_detection_module_does_not_import_ipywidgets():
     import subprocess
     import sys
 
-    code = "import sys, cooklab.viz.detection; assert 'ipywidgets' not in sys.modules"
+    code = "import sys, cooklab.viz.masks; assert 'ipywidgets' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)

@@ -136,7 +136,8 @@ SKIPPABLE = {
     ",", "second", "third", "other", "separate", "clean", "new", "lined", "greased", "oiled", "lightly", "well",
     "hot", "heavy-based", "cold", "empty", "fresh", "prepared", "sturdy", "good",
 }  # fmt: skip
-# Prepositions before a container that make it *not* the step's container (where food comes from, what stands next to it).
+# Prepositions before a container that make it *not* the step's container (where food comes from,
+# what stands next to it).
 SOURCE_OR_SIDE = {
     ("out", "of"),
     ("from",),
@@ -200,28 +201,28 @@ DEFAULT_LOOKS = {
 # Ingredients (singular; plurals are generated), comma-separated. Multi-word names win over their last word.
 INGREDIENTS = """
 onion, red onion, spring onion, shallot, garlic, garlic clove, leek, carrot, celery, potato, sweet potato, tomato,
-cherry tomato, cucumber, courgette, zucchini, aubergine, eggplant, bell pepper, red pepper, green pepper, chilli, chili,
-jalapeno, mushroom, spinach, lettuce, cabbage, kale, broccoli, cauliflower, pea, green pea, green bean, bean, corn,
-sweetcorn, asparagus, beetroot, radish, pumpkin, squash, butternut squash, avocado, olive, black olive, kalamata olive,
-ginger, lemongrass, fennel, artichoke, parsnip, turnip, okra, bean sprout, bok choy, pak choi, rocket, arugula,
-watercress, edamame, chickpea, lentil, kidney bean, black bean, vegetable,
+cherry tomato, cucumber, courgette, zucchini, aubergine, eggplant, bell pepper, red pepper, green pepper, chilli,
+chili, jalapeno, mushroom, spinach, lettuce, cabbage, kale, broccoli, cauliflower, pea, green pea, green bean, bean,
+corn, sweetcorn, asparagus, beetroot, radish, pumpkin, squash, butternut squash, avocado, olive, black olive,
+kalamata olive, ginger, lemongrass, fennel, artichoke, parsnip, turnip, okra, bean sprout, bok choy, pak choi, rocket,
+arugula, watercress, edamame, chickpea, lentil, kidney bean, black bean, vegetable,
 apple, banana, lemon, lime, orange, strawberry, blueberry, raspberry, blackberry, cherry, grape, peach, pear, plum,
-mango, pineapple, kiwi, melon, watermelon, apricot, fig, raisin, sultana, cranberry, coconut, pomegranate, rhubarb, berry,
-basil, basil leaf, coriander, coriander leaf, cilantro, parsley, mint, mint leaf, dill, thyme, rosemary, sage, oregano,
-dried oregano, chive, bay leaf, cinnamon, nutmeg, cumin, paprika, smoked paprika, turmeric, chilli flake, chili powder,
-curry powder, garam masala, black pepper, pepper, salt, sea salt, vanilla, vanilla extract, cardamom, star anise,
-saffron, mustard, herb,
+mango, pineapple, kiwi, melon, watermelon, apricot, fig, raisin, sultana, cranberry, coconut, pomegranate, rhubarb,
+berry, basil, basil leaf, coriander, coriander leaf, cilantro, parsley, mint, mint leaf, dill, thyme, rosemary, sage,
+oregano, dried oregano, chive, bay leaf, cinnamon, nutmeg, cumin, paprika, smoked paprika, turmeric, chilli flake,
+chili powder, curry powder, garam masala, black pepper, pepper, salt, sea salt, vanilla, vanilla extract, cardamom,
+star anise, saffron, mustard, herb,
 egg, egg yolk, egg white, milk, butter, cream, double cream, heavy cream, sour cream, creme fraiche, yogurt, yoghurt,
 greek yogurt, cheese, cheddar, parmesan, mozzarella, feta, ricotta, goat cheese, cream cheese, mascarpone, halloumi,
 buttermilk, condensed milk, curd,
 beef, minced beef, ground beef, steak, pork, bacon, ham, sausage, chorizo, chicken, chicken breast, chicken thigh,
-chicken wing, turkey, lamb, duck, meatball, salmon, tuna, cod, prawn, shrimp, mussel, squid, anchovy, tofu, tempeh, meat,
-flour, plain flour, self-raising flour, bread flour, rice, cooked rice, basmati rice, risotto rice, pasta, spaghetti,
-penne, macaroni, noodle, lasagne sheet, couscous, quinoa, oat, rolled oat, porridge oat, bread, toast, breadcrumb,
-tortilla, tortilla chip, pita, bun, cracker, polenta, barley, cornflour, cornstarch,
+chicken wing, turkey, lamb, duck, meatball, salmon, tuna, cod, prawn, shrimp, mussel, squid, anchovy, tofu, tempeh,
+meat, flour, plain flour, self-raising flour, bread flour, rice, cooked rice, basmati rice, risotto rice, pasta,
+spaghetti, penne, macaroni, noodle, lasagne sheet, couscous, quinoa, oat, rolled oat, porridge oat, bread, toast,
+breadcrumb, tortilla, tortilla chip, pita, bun, cracker, polenta, barley, cornflour, cornstarch,
 sugar, brown sugar, white sugar, caster sugar, icing sugar, powdered sugar, baking powder, baking soda,
-bicarbonate of soda, yeast, cocoa powder, chocolate, dark chocolate, milk chocolate, chocolate chip, honey, maple syrup,
-golden syrup, jam, treacle, molasses, gelatine,
+bicarbonate of soda, yeast, cocoa powder, chocolate, dark chocolate, milk chocolate, chocolate chip, honey,
+maple syrup, golden syrup, jam, treacle, molasses, gelatine,
 water, oil, olive oil, vegetable oil, sunflower oil, sesame oil, coconut oil, vinegar, balsamic vinegar, red wine,
 white wine, beer, stock, vegetable stock, chicken stock, beef stock, broth, soy sauce, fish sauce, oyster sauce,
 hoisin sauce, sriracha, ketchup, mayonnaise, tomato paste, tomato puree, passata, chopped tomato, coconut milk,
@@ -236,23 +237,23 @@ fried rice, spaghetti bolognese
 # Cooking verbs -> the state they leave an ingredient in (None: the verb does not change its look).
 VERB_STATES = {
     "chop": "chopped", "dice": "diced", "slice": "sliced", "mince": "minced", "grate": "grated", "crush": "crushed",
-    "peel": "peeled", "halve": "halved", "quarter": "quartered", "cube": "cubed", "shred": "shredded", "mash": "mashed",
-    "melt": "melted", "beat": None, "whisk": None, "whip": "whipped", "knead": "kneaded", "toast": "toasted",
-    "fry": "fried", "stir-fry": "stir-fried", "saute": "sauteed", "sear": "seared", "brown": "browned", "bake": "baked",
-    "roast": "roasted", "grill": "grilled", "boil": "boiled", "poach": "poached", "steam": "steamed",
-    "simmer": "simmered", "scramble": "scrambled", "caramelise": "caramelised", "caramelize": "caramelized",
-    "soften": "softened", "blend": "blended", "puree": "pureed", "drain": "drained", "cook": "cooked", "heat": None,
-    "cut": "sliced", "tear": "torn", "squeeze": "squeezed", "cream": "creamed",
+    "peel": "peeled", "halve": "halved", "quarter": "quartered", "cube": "cubed", "shred": "shredded",
+    "mash": "mashed", "melt": "melted", "beat": None, "whisk": None, "whip": "whipped", "knead": "kneaded",
+    "toast": "toasted", "fry": "fried", "stir-fry": "stir-fried", "saute": "sauteed", "sear": "seared",
+    "brown": "browned", "bake": "baked", "roast": "roasted", "grill": "grilled", "boil": "boiled", "poach": "poached",
+    "steam": "steamed", "simmer": "simmered", "scramble": "scrambled", "caramelise": "caramelised",
+    "caramelize": "caramelized", "soften": "softened", "blend": "blended", "puree": "pureed", "drain": "drained",
+    "cook": "cooked", "heat": None, "cut": "sliced", "tear": "torn", "squeeze": "squeezed", "cream": "creamed",
     "add": None, "stir": None, "pour": None, "fold": None, "tip": None, "scoop": None, "spoon": None, "ladle": None,
     "scatter": None, "sprinkle": None, "drizzle": None, "top": None, "lay": None, "place": None, "put": None,
-    "transfer": None, "serve": None, "set": None, "leave": None, "let": None, "cover": None, "bring": None, "lower": None,
-    "flip": None, "turn": None, "toss": None, "stack": None, "move": None, "lift": None, "grease": None, "line": None,
-    "preheat": None, "wash": None, "rinse": None, "spread": None, "garnish": None, "finish": None, "twirl": None,
-    "press": None, "push": None, "crack": None, "combine": None, "mix": None, "season": None, "dust": None,
-    "brush": None, "arrange": None, "smooth": None, "scrape": None, "remove": None, "reduce": None, "warm": None,
-    "chill": None, "refrigerate": None, "freeze": None, "rest": None, "cool": None, "coat": None, "dip": None,
-    "roll": None, "shape": None, "form": None, "divide": None, "fill": None, "wrap": None, "sift": None, "strain": None,
-    "measure": None, "weigh": None, "prepare": None,
+    "transfer": None, "serve": None, "set": None, "leave": None, "let": None, "cover": None, "bring": None,
+    "lower": None, "flip": None, "turn": None, "toss": None, "stack": None, "move": None, "lift": None, "grease": None,
+    "line": None, "preheat": None, "wash": None, "rinse": None, "spread": None, "garnish": None, "finish": None,
+    "twirl": None, "press": None, "push": None, "crack": None, "combine": None, "mix": None, "season": None,
+    "dust": None, "brush": None, "arrange": None, "smooth": None, "scrape": None, "remove": None, "reduce": None,
+    "warm": None, "chill": None, "refrigerate": None, "freeze": None, "rest": None, "cool": None, "coat": None,
+    "dip": None, "roll": None, "shape": None, "form": None, "divide": None, "fill": None, "wrap": None, "sift": None,
+    "strain": None, "measure": None, "weigh": None, "prepare": None,
 }  # fmt: skip
 # Adjectives that give an ingredient's state ("diced onion", "cold cooked rice"), and words skipped to find them.
 STATE_ADJECTIVES = {state for state in VERB_STATES.values() if state} | {
@@ -264,8 +265,9 @@ STATE_ADJECTIVES = {state for state in VERB_STATES.values() if state} | {
     "raw",
 }
 SKIP_BEFORE_INGREDIENT = {
-    "finely", "thinly", "roughly", "coarsely", "lightly", "freshly", "well", "very", "ripe", "overripe", "fresh", "thick",
-    "thin", "soft", "hot", "warm", "cold", "small", "large", "whole", "green", "red", "yellow", "white", "orange",
+    "finely", "thinly", "roughly", "coarsely", "lightly", "freshly", "well", "very", "ripe", "overripe", "fresh",
+    "thick", "thin", "soft", "hot", "warm", "cold", "small", "large", "whole", "green", "red", "yellow", "white",
+    "orange",
 }  # fmt: skip
 # Verbs after which a bowl is a mixing bowl.
 MIXING_VERBS = {"whisk", "beat", "mix", "mash", "cream", "combine", "crack", "knead", "sift", "stir"}
@@ -274,7 +276,10 @@ SETUP_VERBS = {"preheat", "wash", "rinse", "measure", "weigh", "prepare"}
 # ... and cutting continues only on a cutting board.
 CUTTING_VERBS = {"chop", "dice", "slice", "cut", "mince", "grate", "peel", "halve", "quarter", "cube", "shred"}
 # Prepositions that end the scope of a verb ("fry the onion | in oil") and start a place ("into the batter").
-PREPOSITIONS = {"in", "into", "on", "onto", "over", "with", "to", "until", "for", "from", "under", "through", "at", "around", "inside", "out", "by", "next", "beside"}  # fmt: skip
+PREPOSITIONS = {
+    "in", "into", "on", "onto", "over", "with", "to", "until", "for", "from", "under", "through", "at", "around",
+    "inside", "out", "by", "next", "beside",
+}  # fmt: skip
 SURFACES = {"board", "rack", "plate", "platter", "tray", "sheet", "griddle"}  # food sits on these, not in them
 PLACE_PREPOSITIONS = {"into", "onto", "over", "to", "through", "in", "on"}
 DISH_BOWLS = (

@@ -6,7 +6,7 @@
   JSON (``_recipe_message``: title, description, numbered steps);
 * ``response_format=RESPONSE_FORMAT``: ``{"type": "json_schema", "json_schema":
   {"name": "recipe_plan", "strict": True, "schema": ...}}``, the schema of
-  ``schema._ModelAnswer`` (``{"context": RecipeContext, "steps": [PlannedStep, ...]}``)
+  ``schema.ModelAnswer`` (``{"context": RecipeContext, "steps": [PlannedStep, ...]}``)
   made strict by ``strict_schema``; ``temperature=0``.
 
 The answer is validated with pydantic. What happens when an attempt fails:
@@ -38,7 +38,7 @@ from pydantic import ValidationError
 
 from ..errors import ConfigError
 from ..recipe import Recipe, as_recipe
-from .schema import DEFAULT_STYLE, PROMPT_VERSION, AgentError, RecipePlan, _ModelAnswer
+from .schema import DEFAULT_STYLE, PROMPT_VERSION, AgentError, ModelAnswer, RecipePlan
 
 DEFAULT_MODEL = "gpt-4o"
 """The chat model of CookAnything's Cooking Agent (GPT-4o); Recipe Diffusion names only "ChatGPT" for its pre-pass."""
@@ -95,7 +95,7 @@ def strict_schema(schema: Any) -> Any:
 
 RESPONSE_FORMAT = {
     "type": "json_schema",
-    "json_schema": {"name": "recipe_plan", "strict": True, "schema": strict_schema(_ModelAnswer.model_json_schema())},
+    "json_schema": {"name": "recipe_plan", "strict": True, "schema": strict_schema(ModelAnswer.model_json_schema())},
 }
 """The ``response_format`` sent with every request: the plan schema, strict."""
 
@@ -179,7 +179,7 @@ class OpenAIPlanner:
         """(the validated plan, "") or (None, what is wrong, in words the model can act on)."""
         text = strip_fences(content or "")
         try:
-            answer = _ModelAnswer.model_validate_json(text)
+            answer = ModelAnswer.model_validate_json(text)
             result = RecipePlan(
                 title=recipe.title,
                 context=answer.context,
@@ -197,14 +197,18 @@ class OpenAIPlanner:
     def _failure_message(self, failure: ChatFailure, attempts: int) -> str:
         """What failed, after how many attempts, and the fix."""
         fixes = {
-            "rate_limit": "the server is limiting requests: wait a minute and try again, raise max_retries=, or plan offline with agent='rules'.",
-            "timeout": f"raise timeout= (now {self.timeout} s), check that the server at {self.base_url} is running, or use agent='rules'.",
+            "rate_limit": "the server is limiting requests: wait a minute and try again, raise max_retries=, "
+            "or plan offline with agent='rules'.",
+            "timeout": f"raise timeout= (now {self.timeout} s), check that the server at {self.base_url} is running, "
+            "or use agent='rules'.",
             "connection": f"check base_url= ({self.base_url}) and the network, or plan offline with agent='rules'.",
             "server": "the server failed: try again later, or plan offline with agent='rules'.",
-            "invalid": f"the answers of {self.model!r} did not match the plan schema: use a stronger model (e.g. model='gpt-4o'), raise max_retries=, or use agent='rules'.",
+            "invalid": f"the answers of {self.model!r} did not match the plan schema: use a stronger model "
+            "(e.g. model='gpt-4o'), raise max_retries=, or use agent='rules'.",
             "refusal": "rephrase the recipe, or plan offline with agent='rules'.",
             "http_401": "the server rejected the API key: check OPENAI_API_KEY (or use agent='rules').",
-            "http_404": f"the model {self.model!r} or the endpoint was not found: check model= and base_url= (it should end in /v1).",
+            "http_404": f"the model {self.model!r} or the endpoint was not found: check model= and base_url= "
+            "(it should end in /v1).",
         }
         fix = fixes.get(failure.kind, "check model= and base_url=, or plan offline with agent='rules'.")
         tries = f"{attempts} attempt" + ("s" if attempts != 1 else "")
@@ -225,7 +229,9 @@ def chat_json(
     timeout: float,
     what: str,
 ) -> tuple[Any, ChatFailure | None, int]:
-    """Ask ``model`` until ``parse`` accepts its answer: ``(result, None, attempts)`` or ``(None, last failure, attempts)``.
+    """Ask ``model`` until ``parse`` accepts its answer.
+
+    Returns ``(result, None, attempts)``, or ``(None, last failure, attempts)`` when it gives up.
 
     ``parse(content)`` returns ``(result, "")`` or ``(None, what is wrong)``. An answer it rejects
     goes back to the model with the problem ("That answer is not {what}: ...") and is asked again
@@ -249,7 +255,8 @@ def chat_json(
                 {"role": "assistant", "content": content or ""},
                 {
                     "role": "user",
-                    "content": f"That answer is not {what}: {problem}\nAnswer again with the corrected JSON object only.",
+                    "content": f"That answer is not {what}: {problem}\n"
+                    "Answer again with the corrected JSON object only.",
                 },
             ]
         if not failure.retry:

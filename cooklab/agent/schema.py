@@ -17,7 +17,7 @@ the rule planner's first two steps of ``data/recipes/pancakes.yaml``, prompts sh
           "container_attributes": ["large", "white ceramic"],
           "reference_step": null,
           "ingredients": [{"name": "flour", "state": null}, {"name": "sugar", "state": null}, ...],
-          "prompt": "realistic food photography, top-down. Pancakes, step 1: Whisk ... In the large white ceramic mixing bowl."
+          "prompt": "realistic food photography, top-down. Pancakes, step 1: Whisk ... white ceramic mixing bowl."
         },
         {
           "step": 2,
@@ -25,7 +25,9 @@ the rule planner's first two steps of ``data/recipes/pancakes.yaml``, prompts sh
           "container": "jug",
           "container_attributes": ["clear glass"],
           "reference_step": null,
-          "ingredients": [{"name": "milk", "state": null}, {"name": "egg", "state": null}, {"name": "butter", "state": "melted"}],
+          "ingredients": [
+            {"name": "milk", "state": null}, {"name": "egg", "state": null}, {"name": "butter", "state": "melted"}
+          ],
           "prompt": "realistic food photography, top-down. Pancakes, step 2: Beat ... In the clear glass jug."
         },
         ...
@@ -39,7 +41,7 @@ the rule planner's first two steps of ``data/recipes/pancakes.yaml``, prompts sh
 first appearance); ``agent`` says which backend wrote the plan ("rules",
 "openai:gpt-4o", "rules (openai failed: ...)").
 
-The language model writes only ``context`` and ``steps`` (``_ModelAnswer``); the title,
+The language model writes only ``context`` and ``steps`` (``ModelAnswer``); the title,
 ``agent`` and ``prompt_version`` are filled in by cooklab.
 """
 
@@ -53,7 +55,10 @@ from ..errors import ConfigError, CooklabError
 from ..recipe import Recipe, StepPlan
 
 PROMPT_VERSION = "1"
-"""Version of the system prompt and the rule templates; part of every cache key, so bumping it invalidates the cache."""
+"""Version of the system prompt and the rule templates.
+
+It is part of every cache key, so bumping it invalidates the cache.
+"""
 
 DEFAULT_STYLE = "realistic food photography, top-down"
 """The visual style written into every prompt unless another is asked for."""
@@ -90,7 +95,8 @@ class PlannedStep(BaseModel):
     text: str = Field(min_length=1, description="The instruction, cleaned up but with the same meaning.")
     container: str | None = Field(
         default=None,
-        description="The container or surface the step's picture shows (e.g. 'mixing bowl'); one name per physical container; null if none.",
+        description="The container or surface the step's picture shows (e.g. 'mixing bowl'); "
+        "one name per physical container; null if none.",
     )
     container_attributes: list[str] = Field(
         default=[],
@@ -105,7 +111,8 @@ class PlannedStep(BaseModel):
     )
     prompt: str = Field(
         min_length=1,
-        description="One self-contained image prompt: the style, the dish, what the step shows, the container's look and the ingredients' states.",
+        description="One self-contained image prompt: the style, the dish, what the step shows, "
+        "the container's look and the ingredients' states.",
     )
 
     @field_validator("container", mode="before")
@@ -151,8 +158,8 @@ class RecipePlan(BaseModel):
                 fix = (
                     "use null: step 1 has no earlier step"
                     if position == 1
-                    else f"use a step from 1 to {position - 1} that shows the same container, or null if the container "
-                    f"first appears in step {position}"
+                    else f"use a step from 1 to {position - 1} that shows the same container, "
+                    f"or null if the container first appears in step {position}"
                 )
                 raise ValueError(f"step {position}: reference_step {ref} is not an earlier step. Fix: {fix}.")
         return self
@@ -187,7 +194,7 @@ class RecipePlan(BaseModel):
         return [step.prompt for step in self.steps]
 
 
-class _ModelAnswer(BaseModel):
+class ModelAnswer(BaseModel):
     """The part of a RecipePlan the language model writes (title, agent and version are ours)."""
 
     model_config = _MODEL_CONFIG

@@ -53,7 +53,10 @@ def _padded(columns: int) -> int:
 
 
 def _attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, chunk_elements: int) -> torch.Tensor:
-    """SDPA over blocks of queries, at most ``chunk_elements`` scores each: q [..., Q, D], k [..., K, D], v [..., K, W] -> [..., Q, W]."""
+    """SDPA over blocks of queries, at most ``chunk_elements`` scores each.
+
+    q [..., Q, D], k [..., K, D], v [..., K, W] -> [..., Q, W].
+    """
     chunk = max(1, chunk_elements // (q.shape[:-2].numel() * k.shape[-2]))
     return torch.cat(
         [F.scaled_dot_product_attention(q[..., s : s + chunk, :], k, v) for s in range(0, q.shape[-2], chunk)], dim=-2
@@ -120,7 +123,11 @@ def text_image_mass(
 
 
 def _own_text_mass(q: torch.Tensor, keys: torch.Tensor, real: torch.Tensor, chunk_elements: int) -> torch.Tensor:
-    """[P] head-mean mass of one region's queries q [H, P, D] on its text's real tokens ``real`` [L], the first L of keys [K, H, D]."""
+    """[P] head-mean attention mass of one region's queries on its text's real tokens.
+
+    q [H, P, D]: the region's queries; keys [K, H, D], whose first L are the region's text;
+    ``real`` [L]: which of those L text tokens are real (not padding).
+    """
     heads = q.shape[0]
     v = torch.zeros(1, keys.shape[0], VALUE_COLUMNS, dtype=q.dtype, device=q.device)  # [1, K, 8]
     v[0, : real.numel(), 0] = real

@@ -78,7 +78,8 @@ def locate(obj, *patterns: str, kind: str = "any") -> list[str]:
             groups = sorted({g for g, prefix in GROUPS.items() if any(n.startswith(prefix) for n in names)})
             raise ConfigError(
                 f"layer pattern {pattern!r} matches no {kind} attention layer. Use a group ({', '.join(groups)}), "
-                f"a name prefix such as {names[0].rsplit('.', 3)[0]!r}, or 're:<regex>'; cooklab.locate(pipe) lists them all."
+                f"a name prefix such as {names[0].rsplit('.', 3)[0]!r}, or 're:<regex>'; "
+                "cooklab.locate(pipe) lists them all."
             )
         found.extend(h for h in hits if h not in found)
     return [n for n in names if n in found]

@@ -24,12 +24,12 @@ The hooks, by processor:
 nothing else. An observer only reads: it never writes into the tensors it is handed (they
 are the layer's own) and computes under ``torch.no_grad``.
 
-Why hook points and not wrappers around the processors (the design this replaces):
+Why hook points and not wrappers around the processors:
 
 * exact -- the observer sees the very ``Q`` and ``K+`` the layer attended with (reference
   keys, norms, RoPE included) and the branch outputs it blended, instead of a recomputation
-  that has to agree with the processor (the wrapper looked the reference K/V up a second
-  time, which counted a fallback step twice in ``FrameInfo.kv_fallback_steps``); and the
+  that has to agree with the processor (a wrapper would look the reference K/V up a second
+  time, which counts a fallback step twice in ``FrameInfo.kv_fallback_steps``); and the
   layer's output comes from the same lines whether it is observed or not (tests: traced
   images are bit-identical);
 * cheap -- nothing is projected or attended twice: measuring Eq. 9's base share from a
@@ -75,13 +75,27 @@ class ObservedAttnProcessor:
         self.name = name  # the attn_processors key, e.g. "mid_block.attentions.0.transformer_blocks.0.attn2.processor"
         self.observer = observer
 
-    # Copied from diffusers.models.attention_processor.AttnProcessor2_0.__call__ (diffusers 0.42.1), with these changes:
+    # Copied from diffusers.models.attention_processor.AttnProcessor2_0.__call__ (diffusers 0.42.1),
+    # with these changes:
     # - the deprecated ``scale`` argument is accepted and ignored without the deprecation warning;
     # - the hook point before the SDPA call (it only reads query and key);
     # - tensor shapes in comments.
     def __call__(
         self, attn, hidden_states, encoder_hidden_states=None, attention_mask=None, temb=None, *args, **kwargs
     ):
+        """Attention of one layer, as ``AttnProcessor2_0`` computes it, reporting Q and K at the hook point.
+
+        Args:
+            attn: the diffusers ``Attention`` module whose projections and norms are used.
+            hidden_states: ``[B, P, C]`` (or ``[B, C, H, W]``, flattened here) image tokens.
+            encoder_hidden_states: ``[B, T, C']`` text tokens for cross-attention; None for
+                self-attention.
+            attention_mask: optional mask, prepared by ``attn.prepare_attention_mask``.
+            temb: time embedding for the layer's spatial norm, if it has one.
+            *args, **kwargs: accepted and ignored (diffusers' deprecated ``scale``).
+
+        Returns ``[B, P, C]`` (or ``[B, C, H, W]``), the layer's output.
+        """
         is_cross = encoder_hidden_states is not None
         residual = hidden_states
         if attn.spatial_norm is not None:
@@ -150,6 +164,7 @@ def observed(processor, name: str, observer):
         return processor
     raise ConfigError(
         f"cooklab.trace cannot observe {name!r}: it runs {type(processor).__name__}, which has no hook point. "
-        "Trace layers that run diffusers' AttnProcessor2_0 (pipe.unet.set_attn_processor(AttnProcessor2_0()) restores it) "
+        "Trace layers that run diffusers' AttnProcessor2_0 "
+        "(pipe.unet.set_attn_processor(AttnProcessor2_0()) restores it) "
         "or a cooklab processor."
     )

@@ -101,7 +101,8 @@ class Trace:
         if not hasattr(pipe, "_attach_trace"):
             raise ConfigError(
                 f"cooklab.trace needs a cooklab pipeline, got {type(pipe).__name__}; "
-                "wrap a diffusers pipeline first, e.g. cooklab.RecipeDiffusion.from_pipe(pipe) or cooklab.CookAnything.from_pipe(pipe)."
+                "wrap a diffusers pipeline first, e.g. cooklab.RecipeDiffusion.from_pipe(pipe) or "
+                "cooklab.CookAnything.from_pipe(pipe)."
             )
         self.flux = hasattr(getattr(pipe, "denoiser", None), "single_transformer_blocks")
         kinds = FLUX_CAPTURE_KINDS if self.flux else CAPTURE_KINDS
@@ -148,30 +149,40 @@ class Trace:
 
     # ---- called by pipelines -----------------------------------------------------------
     def layers_to_wrap(self) -> list[str]:
-        """Processor keys the pipeline must hand this trace as observer (``observed``): the layers its captures read."""
+        """Processor keys the pipeline must hand this trace as observer (``observed``).
+
+        These are the layers its captures read.
+        """
         watched = {"text_image_attention", "base_contribution"} if self.flux else {"self_attention", "reference_share"}
         names = list(self.self_layers) if watched & set(self.capture) else []
         return names + [n for n in self.cross_layers if n not in names]
 
     def begin_frame(self, frame: FrameTrace) -> None:
+        """Called by a pipeline before a frame's denoising: later records belong to ``frame``."""
         self.frames[frame.index] = frame
         self._frame = frame.index
 
     def set_step(self, step: int, timestep: float) -> None:
+        """Called before each denoising step of the current frame: its position and timestep value."""
         self._step = step
         self.frames[self._frame].timesteps[step] = float(timestep)
 
     def end_frame(self, image) -> None:
+        """Called when the current frame is decoded: keeps its image."""
         self.frames[self._frame].image = image
 
     def record_noise(self, record) -> None:
+        """Keep the current frame's ``NoiseRecord`` (what it started from) if ``"noise"`` is captured."""
         if "noise" in self.capture:
             self.noise[self._frame] = record
 
     def begin_canvas(
         self, *, layout, texts, img_ids, txt_ids, spans, cscc_delta, regional, alpha, token_counts, lora=None
     ) -> None:
-        """Called by CookAnything before denoising; the canvas is frame 0 of the trace (lora: adapter name -> scale, or None)."""
+        """Called by CookAnything before denoising; the canvas is frame 0 of the trace.
+
+        lora: adapter name -> scale, or None.
+        """
         self.begin_frame(FrameTrace(0, " | ".join(texts), [], None, (layout.n_regions * layout.rows, layout.cols)))
         self.canvas = CanvasTrace(
             list(texts),
@@ -189,12 +200,16 @@ class Trace:
                 self.canvas.cscc_delta_norm = cscc_delta.detach().float().norm(dim=-1).cpu()  # [N, L]
 
     def end_canvas(self, images, canvas) -> None:
+        """Called by CookAnything when the canvas is decoded: the step images and the whole canvas."""
         self.canvas.images, self.canvas.canvas = images, canvas
         self.frames[0].image = canvas
 
     # ---- the observer: called at the processors' hook points (observer.py) ----------------
     def wants(self, layer: str, is_cross: bool) -> bool:
-        """Whether the hook point of ``layer`` should report this call (layer, step and capture selected, not truncated)."""
+        """Whether the hook point of ``layer`` should report this call.
+
+        True when the layer, the step and the capture are selected and the trace is not truncated.
+        """
         if self.truncated or (self.timesteps is not None and self._step not in self.timesteps):
             return False
         if is_cross:
@@ -305,7 +320,8 @@ class Trace:
         ]
         if not vals:
             raise KeyError(
-                f"nothing captured for frame {frame} with layers={layers} steps={steps}; check capture=, layers=, timesteps=."
+                f"nothing captured for frame {frame} with layers={layers} steps={steps}; "
+                "check capture=, layers=, timesteps=."
             )
         size = (max(v.shape[-2] for v in vals), max(v.shape[-1] for v in vals))  # the finest grid captured
         return torch.stack([upsample(v, size) for v in vals]).mean(0)

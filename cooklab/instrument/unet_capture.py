@@ -33,7 +33,10 @@ from .pooling import pool
 
 
 def attention_rows(q: torch.Tensor, k: torch.Tensor, cols: int, chunk_elements: int) -> Iterator[torch.Tensor]:
-    """Head-mean ``softmax(q k^T / sqrt(d))`` in blocks of whole grid rows of queries: yields [c, K] blocks, c % cols == 0."""
+    """Head-mean ``softmax(q k^T / sqrt(d))`` in blocks of whole grid rows of queries.
+
+    Yields [c, K] blocks with c % cols == 0.
+    """
     heads, n_q, d = q.shape
     chunk = max(cols, (chunk_elements // (heads * k.shape[1])) // cols * cols)
     scale = 1.0 / math.sqrt(d)

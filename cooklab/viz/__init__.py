@@ -1,12 +1,27 @@
 """Figures of cooklab's mechanisms and the ipywidgets built on them.
 
-``cooklab.viz`` re-exports every figure function (``cooklab.viz.plots`` gathers them from
-``storyboard``, ``recipe_diffusion``, ``cookanything`` and ``cscc``). They need matplotlib
-and torch only: importing ``cooklab.viz`` loads neither diffusers nor ipywidgets, so a
-saved trace or output can be plotted without a model. The ipywidgets front ends live in
-``cooklab.viz.widgets``, the plan, detection and mask figures in ``cooklab.viz.detection``,
-the loss of a LoRA run (a live widget too) in ``cooklab.viz.training`` (import them in a notebook).
-``json_table`` shows JSON (a plan, a config, a row of results) as an HTML table.
+``cooklab.viz`` re-exports every figure function. They need matplotlib and torch only:
+importing ``cooklab.viz`` loads neither diffusers nor ipywidgets, so a saved trace or output can
+be plotted without a model. Modules:
+
+* ``storyboard.py``: storyboards of both pipelines and their per-step notes; several runs side
+  by side (``comparison_figure``);
+* ``recipe_diffusion.py``: Recipe Diffusion's attention on the reference frame, self- and
+  cross-attention, region-aware noise maps;
+* ``cookanything.py``: CookAnything's SRC mask, joint sequence, text-to-canvas attention, base
+  branch, Flexible RoPE ids;
+* ``cross_step_consistency.py``: CSCC's token spans, deltas and lambda (CookAnything, Eq. 12);
+* ``masks.py``: what a mask provider saw and returned: the detector's boxes, the mask on the
+  image and on the latent grid;
+* ``tables.py``: JSON (a plan, a config, a row of results) and a Cooking Agent's plan as HTML
+  tables;
+* ``training.py``: the loss of a LoRA run, as a figure and a live widget (import it in a
+  notebook);
+* ``plots.py``: every figure function of the modules above in one namespace;
+* ``common.py``: what the figure modules share (images as arrays, panels, labels, colours,
+  detached figures);
+* ``widgets``: the ipywidgets explorers over these figures (``cooklab.viz.widgets``, import
+  it in a notebook).
 
 Outside a widget the figures are pyplot figures (a notebook shows them at the end of the cell).
 Inside ``with detached_figures():`` they are plain ``matplotlib.figure.Figure`` objects that pyplot
@@ -20,6 +35,7 @@ The modules: ``common`` (conversion, drawing into an axes, labels, ``detached_fi
 """
 
 from .common import detached_figures, figure_png
+from .masks import detect_all
 from .plots import (
     attention_overlay,
     base_contribution_figure,
@@ -30,10 +46,12 @@ from .plots import (
     cscc_delta_figure,
     cscc_lambda_figure,
     cscc_spans_figure,
+    detections_figure,
     flux_layer_name,
     frame_note,
     group_mask_figure,
     layout_figure,
+    mask_figure,
     noise_map_figure,
     reference_share_curve_figure,
     reference_share_figure,
@@ -47,7 +65,7 @@ from .plots import (
     token_mask_figure,
     toy_attention_figure,
 )
-from .tables import json_rows, json_table
+from .tables import json_rows, json_table, plan_table
 
 __all__ = [
     # figures without pyplot state (what the widgets draw; for your own widget callbacks too)
@@ -58,6 +76,11 @@ __all__ = [
     # JSON (a plan, a config, results) as a table
     "json_rows",
     "json_table",
+    # the plan and the mask the pipeline asks for before it draws
+    "detect_all",
+    "detections_figure",
+    "mask_figure",
+    "plan_table",
     # Recipe Diffusion
     "attention_overlay",
     "cross_attention_figure",

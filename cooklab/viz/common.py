@@ -8,13 +8,13 @@ cooklab. A label says "recipe step" or "denoising step" (or ``t``) wherever a fi
 could mean either; font sizes come from ``SMALL_PT``, ``LABEL_PT`` and ``TITLE_PT``.
 
 The ``draw_*`` helpers draw into a given matplotlib axes; the figure modules
-(``recipe_diffusion``, ``cookanything``, ``cscc``, ``storyboard``, ``detection``) build their
+(``recipe_diffusion``, ``cookanything``, ``cross_step_consistency``, ``storyboard``, ``masks``) build their
 figures from them, with ``new_figure`` / ``new_subplots``: pyplot figures (a notebook's inline
 backend shows them at the end of the cell), or inside ``detached_figures()`` plain
 ``matplotlib.figure.Figure`` objects that pyplot never sees. The widgets draw detached: a
 callback may run on a kernel subshell (JupyterLab 4.6's ``commsOverSubshells``) while
-matplotlib-inline's end-of-cell flush closes pyplot's figures, which blanked the second
-figure of an explorer.
+matplotlib-inline's end-of-cell flush closes pyplot's figures, and a detached figure is one
+that flush never sees.
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ whichever is given) and returns a matplotlib ``Figure``; nothing here runs a mod
     fig = text_image_figure(tr)                # where the canvas attends to each step's text
     fig = rope_ids_figure(tr.canvas.img_ids, tr)
 
-The CSCC figures are in ``cscc.py``, the canvas storyboard in ``storyboard.py``.
+The CSCC figures are in ``cross_step_consistency.py``, the canvas storyboard in ``storyboard.py``.
 Conventions: steps and regions are numbered from 1 in titles and labels and from 0 in
 arguments (``steps=[0, 2]`` is steps 1 and 3), as everywhere in cooklab. "Denoising step"
 is always called ``t`` here, so it cannot be confused with a recipe step.
@@ -47,9 +47,11 @@ __all__ = [
     "group_mask_figure",
     "layout_figure",
     "layout_of",
+    "mask_fractions",
     "rope_ids_figure",
     "rotary_figure",
     "text_image_figure",
+    "token_groups",
     "token_mask_figure",
 ]
 
@@ -155,7 +157,7 @@ def group_mask_figure(n: int, image_attention: str = "region", ax=None, annotate
     return ax.figure
 
 
-def _token_groups(layout, downsample_to: int):
+def token_groups(layout, downsample_to: int):
     """Bins over the regional-branch tokens and how many tokens of each (group, kind) fall in each bin.
 
     Returns (edges [B+1], counts [B, N, 2]) with kind 0 = text, 1 = image. Bins are single
@@ -174,7 +176,7 @@ def _token_groups(layout, downsample_to: int):
     return edges, counts
 
 
-def _mask_fractions(counts_q, counts_k, image_attention: str):
+def mask_fractions(counts_q, counts_k, image_attention: str):
     """Per (query bin, key bin): fraction allowed per group [Bq, Bk, N] and through global image attention [Bq, Bk]."""
     tq, tk = counts_q.sum(-1), counts_k.sum(-1)  # [B, N] tokens of each group in each bin
     size_q, size_k = tq.sum(-1), tk.sum(-1)  # [B]
@@ -206,8 +208,8 @@ def token_mask_figure(
         raise ValueError(f"image_attention={image_attention!r}: use 'region' or 'global'.")
     n, L, P = layout.n_regions, layout.step_text_len, layout.region_tokens
     total = n * (L + P)
-    edges, counts = _token_groups(layout, max_pixels)
-    same, extra = _mask_fractions(counts, counts, image_attention)  # [B, B, N], [B, B]
+    edges, counts = token_groups(layout, max_pixels)
+    same, extra = mask_fractions(counts, counts, image_attention)  # [B, B, N], [B, B]
     colors = step_colors(n)
     if highlight is not None:
         keep = {int(h) % n for h in ([highlight] if np.isscalar(highlight) else highlight)}

@@ -8,7 +8,8 @@ The functions live by what they draw; this module only gathers them:
   region-aware noise maps;
 * ``cookanything.py``: the SRC mask, the joint sequence, text-to-canvas attention, the base
   branch, Flexible RoPE ids;
-* ``cscc.py``: CSCC spans, deltas and lambda;
+* ``cross_step_consistency.py``: CSCC spans, deltas and lambda;
+* ``masks.py``: a mask provider's boxes and the mask it returned;
 * ``common.py``: what they share (images as arrays, panels, labels, colours).
 
 Every function returns a matplotlib ``Figure`` and runs no model; see each module for examples.
@@ -25,7 +26,8 @@ from .cookanything import (
     text_image_figure,
     token_mask_figure,
 )
-from .cscc import cscc_delta_figure, cscc_lambda_figure, cscc_spans_figure
+from .cross_step_consistency import cscc_delta_figure, cscc_lambda_figure, cscc_spans_figure
+from .masks import detections_figure, mask_figure
 from .recipe_diffusion import (
     SPECIAL_TOKENS,
     attention_overlay,
@@ -56,10 +58,12 @@ __all__ = [
     "cscc_delta_figure",
     "cscc_lambda_figure",
     "cscc_spans_figure",
+    "detections_figure",
     "flux_layer_name",
     "frame_note",
     "group_mask_figure",
     "layout_figure",
+    "mask_figure",
     "noise_map_figure",
     "reference_share_curve_figure",
     "reference_share_figure",

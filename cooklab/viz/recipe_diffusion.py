@@ -305,6 +305,79 @@ def _level_line(name: str, level, timestep) -> str | None:
     return f"{name} {level:g} → t={timestep:g}" if timestep is not None else f"{name} {level:g}"
 
 
+def _noise_values(record, given: dict) -> dict:
+    """``noise_map_figure``'s values: those ``given`` (not None) first, the rest from ``record``.
+
+    record: a ``NoiseRecord`` (its maps, levels and timesteps, and a title naming its frames), a
+    ``RegionNoise`` (its maps) or None. Keys: mask, sigma_map, signal_map, noised, object_noise,
+    base_noise, object_timestep, base_timestep, and title (None unless the record names one).
+    """
+    if isinstance(record, NoiseRecord):
+        found = dict(
+            mask=record.region.mask if record.region is not None else None,
+            sigma_map=record.sigma_map,
+            signal_map=record.signal_map,
+            noised=record.noised,
+            object_noise=record.object_noise,
+            base_noise=record.base_noise,
+            object_timestep=record.object_timestep,
+            base_timestep=record.base_timestep,
+            title=f"Noise of recipe step {record.frame + 1} (from recipe step {record.reference + 1})",
+        )
+    elif isinstance(record, RegionNoise):
+        found = dict(
+            mask=record.mask, sigma_map=record.sigma_map, signal_map=record.signal_map, noised=record.combined
+        )
+    elif record is not None:
+        raise TypeError(f"record must be a NoiseRecord, a RegionNoise or None, got {type(record).__name__}.")
+    else:
+        found = {}
+    values = {key: value if value is not None else found.get(key) for key, value in given.items()}
+    values["title"] = found.get("title")
+    return values
+
+
+def _draw_noise_panel(ax, kind: str, value, m, latent_view: str, coefficient_max) -> None:
+    """One panel of ``noise_map_figure``: the mask, a coefficient map (sigma or signal) or the noised latent.
+
+    kind: "mask", "sigma", "signal" or "noised"; value: its map (None for no mask); m: the mask as
+    an array (for the coefficient maps' means inside and outside it), or None.
+    """
+    fig = ax.figure
+    if kind == "mask":
+        if value is None:
+            draw_note(ax, "no mask:\nuniform noise")
+            ax.set_title("mask on latent grid", fontsize=LABEL_PT)
+            return
+        im = ax.imshow(value, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+        ax.set_title(
+            f"mask on latent grid {value.shape[0]}×{value.shape[1]}\n(covers {value.mean():.0%})",
+            fontsize=LABEL_PT,
+        )
+    elif kind in ("sigma", "signal"):
+        top = None if coefficient_max is None else coefficient_max[0 if kind == "sigma" else 1]
+        im = ax.imshow(
+            value,
+            cmap="magma" if kind == "sigma" else "viridis",
+            vmin=None if top is None else 0.0,
+            vmax=top,
+            interpolation="nearest",
+        )
+        name = "σ (noise)" if kind == "sigma" else "signal (reference)"
+        ax.set_title(f"{name} coefficient\n{_in_out(value, m)}", fontsize=LABEL_PT)
+    else:
+        picture, how = _latent_picture(value, latent_view)
+        im = ax.imshow(picture, cmap=None if picture.ndim == 3 else "coolwarm", interpolation="nearest")
+        ax.set_title(f"noised latent\n{how}", fontsize=LABEL_PT)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    if kind != "noised" or latent_view == "mean":
+        bar = fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
+        bar.ax.tick_params(labelsize=SMALL_PT)
+        if kind in ("sigma", "signal") and coefficient_max is not None:
+            bar.set_label(f"scale fixed at 0..{bar.vmax:.3g}", fontsize=SMALL_PT)
+
+
 def noise_map_figure(
     record=None,
     *,
@@ -332,71 +405,34 @@ def noise_map_figure(
     eps`` per cell), noised ``[C, h, w]``. Keyword arguments override the record's values;
     panels whose tensor is missing are left out. Levels and timesteps go in the title.
     """
-    if isinstance(record, NoiseRecord):
-        mask = mask if mask is not None else (record.region.mask if record.region is not None else None)
-        sigma_map = sigma_map if sigma_map is not None else record.sigma_map
-        signal_map = signal_map if signal_map is not None else record.signal_map
-        noised = noised if noised is not None else record.noised
-        object_noise = object_noise if object_noise is not None else record.object_noise
-        base_noise = base_noise if base_noise is not None else record.base_noise
-        object_timestep = object_timestep if object_timestep is not None else record.object_timestep
-        base_timestep = base_timestep if base_timestep is not None else record.base_timestep
-        title = title or f"Noise of recipe step {record.frame + 1} (from recipe step {record.reference + 1})"
-    elif isinstance(record, RegionNoise):
-        mask = mask if mask is not None else record.mask
-        sigma_map = sigma_map if sigma_map is not None else record.sigma_map
-        signal_map = signal_map if signal_map is not None else record.signal_map
-        noised = noised if noised is not None else record.combined
-    elif record is not None:
-        raise TypeError(f"record must be a NoiseRecord, a RegionNoise or None, got {type(record).__name__}.")
-
-    m = None if mask is None else to_array(mask)
+    given = dict(
+        mask=mask,
+        sigma_map=sigma_map,
+        signal_map=signal_map,
+        noised=noised,
+        object_noise=object_noise,
+        base_noise=base_noise,
+        object_timestep=object_timestep,
+        base_timestep=base_timestep,
+    )
+    v = _noise_values(record, given)
+    title = title or v["title"]
+    m = None if v["mask"] is None else to_array(v["mask"])
     panels = [("mask", m)]
-    if sigma_map is not None:
-        panels.append(("sigma", to_array(sigma_map)))
-    if signal_map is not None:
-        panels.append(("signal", to_array(signal_map)))
-    if noised is not None:
-        panels.append(("noised", noised))
+    if v["sigma_map"] is not None:
+        panels.append(("sigma", to_array(v["sigma_map"])))
+    if v["signal_map"] is not None:
+        panels.append(("signal", to_array(v["signal_map"])))
+    if v["noised"] is not None:
+        panels.append(("noised", v["noised"]))
     fig, axes = new_subplots(1, len(panels), figsize=(2.4 * len(panels), 3.0), squeeze=False, layout="constrained")
     for ax, (kind, value) in zip(axes[0], panels, strict=True):
-        if kind == "mask":
-            if value is None:
-                draw_note(ax, "no mask:\nuniform noise")
-                ax.set_title("mask on latent grid", fontsize=LABEL_PT)
-                continue
-            im = ax.imshow(value, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
-            ax.set_title(
-                f"mask on latent grid {value.shape[0]}×{value.shape[1]}\n(covers {value.mean():.0%})",
-                fontsize=LABEL_PT,
-            )
-        elif kind in ("sigma", "signal"):
-            top = None if coefficient_max is None else coefficient_max[0 if kind == "sigma" else 1]
-            im = ax.imshow(
-                value,
-                cmap="magma" if kind == "sigma" else "viridis",
-                vmin=None if top is None else 0.0,
-                vmax=top,
-                interpolation="nearest",
-            )
-            name = "σ (noise)" if kind == "sigma" else "signal (reference)"
-            ax.set_title(f"{name} coefficient\n{_in_out(value, m)}", fontsize=LABEL_PT)
-        else:
-            picture, how = _latent_picture(value, latent_view)
-            im = ax.imshow(picture, cmap=None if picture.ndim == 3 else "coolwarm", interpolation="nearest")
-            ax.set_title(f"noised latent\n{how}", fontsize=LABEL_PT)
-        ax.set_xticks([])
-        ax.set_yticks([])
-        if kind != "noised" or latent_view == "mean":
-            bar = fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
-            bar.ax.tick_params(labelsize=SMALL_PT)
-            if kind in ("sigma", "signal") and coefficient_max is not None:
-                bar.set_label(f"scale fixed at 0..{bar.vmax:.3g}", fontsize=SMALL_PT)
-    levels = [
-        x
-        for x in (_level_line("object", object_noise, object_timestep), _level_line("base", base_noise, base_timestep))
-        if x
-    ]
+        _draw_noise_panel(ax, kind, value, m, latent_view, coefficient_max)
+    lines = (
+        _level_line("object", v["object_noise"], v["object_timestep"]),
+        _level_line("base", v["base_noise"], v["base_timestep"]),
+    )
+    levels = [x for x in lines if x]
     heading = " · ".join(x for x in (title, ", ".join(levels)) if x)
     if heading:
         fig.suptitle(heading, fontsize=TITLE_PT)

@@ -183,6 +183,42 @@ def canvas_storyboard(out, title: str | None = None, ncols: int | None = None) -
 # ---- several runs of one recipe, one row each --------------------------------------------
 
 
+def _comparison_rows(rows, texts: list) -> list[tuple[str, list, object]]:
+    """``comparison_figure``'s rows checked: one ``(label, [N images], caption)`` per run, N = len(texts)."""
+    if not texts:
+        raise ValueError("comparison_figure got no step texts: give one text per step.")
+    rows = list(rows)
+    if not rows:
+        raise ValueError("comparison_figure got no rows: give one (label, images, caption) triple per run.")
+    parsed = []
+    for r, row in enumerate(rows):
+        try:
+            if isinstance(row, (str, bytes)):
+                raise TypeError
+            label, images, caption = row
+            images = list(images)
+        except (TypeError, ValueError):
+            raise ValueError(
+                f"comparison_figure row {r} is {str(row)[:60]!r}: give a (label, images, caption) triple."
+            ) from None
+        if len(images) != len(texts):
+            raise ValueError(
+                f"comparison_figure row {r} ({label!r}) has {len(images)} images for {len(texts)} step texts: "
+                "give every row one image per step."
+            )
+        parsed.append((str(label), images, caption))
+    return parsed
+
+
+def _group_titles(group_titles, n_rows: int) -> dict:
+    """``comparison_figure``'s ``{row index: heading}`` checked: every index names one of ``n_rows`` rows."""
+    group_titles = dict(group_titles or {})
+    outside = sorted(k for k in group_titles if not (isinstance(k, int) and 0 <= k < n_rows))
+    if outside:
+        raise ValueError(f"comparison_figure group_titles {outside} name no row: use row indices 0..{n_rows - 1}.")
+    return group_titles
+
+
 def comparison_figure(rows, texts, group_titles=None, title: str | None = None, wrap: int = 21) -> Figure:
     """Several runs of one recipe side by side: one row of frames per run, the step texts once at the top.
 
@@ -203,34 +239,8 @@ def comparison_figure(rows, texts, group_titles=None, title: str | None = None, 
     a row's frame count differs from the number of texts, or a group index names no row.
     """
     texts = list(texts)
-    if not texts:
-        raise ValueError("comparison_figure got no step texts: give one text per step.")
-    rows = list(rows)
-    if not rows:
-        raise ValueError("comparison_figure got no rows: give one (label, images, caption) triple per run.")
-    parsed = []  # one (label, [N images], caption) per row
-    for r, row in enumerate(rows):
-        try:
-            if isinstance(row, (str, bytes)):
-                raise TypeError
-            label, images, caption = row
-            images = list(images)
-        except (TypeError, ValueError):
-            raise ValueError(
-                f"comparison_figure row {r} is {str(row)[:60]!r}: give a (label, images, caption) triple."
-            ) from None
-        if len(images) != len(texts):
-            raise ValueError(
-                f"comparison_figure row {r} ({label!r}) has {len(images)} images for {len(texts)} step texts: "
-                "give every row one image per step."
-            )
-        parsed.append((str(label), images, caption))
-    group_titles = dict(group_titles or {})
-    outside = sorted(k for k in group_titles if not (isinstance(k, int) and 0 <= k < len(parsed)))
-    if outside:
-        raise ValueError(
-            f"comparison_figure group_titles {outside} name no row: use row indices 0..{len(parsed) - 1}."
-        )
+    parsed = _comparison_rows(rows, texts)  # one (label, [N images], caption) per row
+    group_titles = _group_titles(group_titles, len(parsed))
 
     n = len(texts)
     headers = [f"step {k + 1}\n" + textwrap.fill(t, wrap) for k, t in enumerate(texts)]  # drawn above the columns

@@ -8,12 +8,11 @@ callback=live)`` redraws every few steps: the raw loss of each optimizer step an
 
 from __future__ import annotations
 
-import io
-
 import numpy as np
 from matplotlib.figure import Figure
 
 from .common import LABEL_PT, TITLE_PT
+from .common import figure_png as common_figure_png
 
 
 def running_mean(values, window: int) -> np.ndarray:
@@ -28,7 +27,10 @@ def running_mean(values, window: int) -> np.ndarray:
 def loss_figure(
     steps, losses, window: int = 25, title: str = "LoRA training loss", total: int | None = None
 ) -> Figure:
-    """Loss per optimizer step (light) and its running mean over ``window`` steps (dark); x axis up to ``total`` steps."""
+    """Loss per optimizer step (light) and its running mean over ``window`` steps (dark).
+
+    The x axis runs up to ``total`` steps (None: the last step given).
+    """
     fig = Figure(figsize=(6.4, 3.0), dpi=100, layout="constrained")
     ax = fig.add_subplot()
     if len(steps):
@@ -44,10 +46,11 @@ def loss_figure(
 
 
 def figure_png(fig: Figure) -> bytes:
-    """The figure as PNG bytes (for an ``ipywidgets.Image`` or ``IPython.display.Image``)."""
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png")
-    return buffer.getvalue()
+    """The figure as PNG bytes at its own size, not cropped (for an ``ipywidgets.Image`` or ``IPython.display.Image``).
+
+    ``cooklab.viz.figure_png`` with ``bbox_inches=None``: the live plot keeps one size while it redraws.
+    """
+    return common_figure_png(fig, bbox_inches=None)
 
 
 class LiveLoss:
@@ -75,6 +78,12 @@ class LiveLoss:
             display(Image(data=png))
 
     def __call__(self, step: int, loss: float) -> None:
+        """Record one optimizer step's loss; redraw every ``every`` steps and at the last.
+
+        Args:
+            step: the optimizer step, counted from 1.
+            loss: its flow-matching loss.
+        """
         self.steps.append(step)
         self.losses.append(loss)
         if step % self.every == 0 or step == self.total:

@@ -42,50 +42,41 @@ def _token_text(token: str) -> str:
     return token.replace("▁", "")
 
 
-def cscc_spans_figure(spans, tokenizer=None, per_row: int = 16, max_tokens: int = 640) -> Figure:
-    """The recipe encoding's tokens coloured by the step that owns them (CSCC, Eq. 12's b_n and t_n).
+def _owned_tokens(spans, tokenizer, kept_text: int, cut: bool) -> list[tuple[str, int, bool]]:
+    """Every token of the whole encoding as ``(text, owning step or -1, cut off)``.
 
-    spans: a ``cscc.RecipeSpans`` (``out.spans`` or ``tr.canvas.spans``). Top: the encoding
-    as a bar, one colour per step, the title grey, ``</s>`` black; steps cut by
-    ``max_sequence_length`` continue hatched beyond the red limit line. With a
-    tokenizer (``pipe.tokenizer_2``) the tokens themselves are listed underneath, coloured
-    the same way; tokens beyond the limit are hatched and greyed.
+    Tokens up to ``kept_text`` belong to the step whose span holds them; a token beyond the
+    limit goes to the step whose characters hold it, as ``step_token_spans`` does.
     """
     items = spans.spans
     n = len(items)
-    colors = step_colors(n)
+    enc = tokenizer(
+        spans.text, truncation=False, return_offsets_mapping=True, return_special_tokens_mask=True, verbose=False
+    )
+    keep = [i for i, sp in enumerate(enc["special_tokens_mask"]) if not sp]
+    names = tokenizer.convert_ids_to_tokens([enc["input_ids"][i] for i in keep])
+    starts = [enc["offset_mapping"][i][0] for i in keep]
+    ends = [s.char_end for s in items]
+    owner_start = len(spans.text[: items[0].char_start].rstrip())
+    owner = {}
+    for s in items:
+        for p in range(s.start, s.start + s.length):
+            owner[p] = s.step
+    tokens = []
+    for pos, (name, start) in enumerate(zip(names, starts)):
+        if pos < kept_text:
+            step = owner.get(pos, -1)
+        else:  # cut off: give it to the step whose characters hold it, as step_token_spans does
+            k = bisect.bisect_right(ends, start)
+            step = k if start >= owner_start and k < n else -1
+        tokens.append((_token_text(name), step, pos >= kept_text and cut))
+    return tokens
+
+
+def _draw_span_bar(fig: Figure, spans, colors, lost: list[int], kept_text: int, full: int) -> None:
+    """The encoding as one bar: a colour per step, the title grey, ``</s>`` black, cut steps hatched."""
+    items = spans.spans
     cut = bool(spans.truncated_steps)
-    kept_text = spans.n_tokens - 1  # the encoding's text tokens; the last kept token is </s>
-    lost = [max(0, s.own_length - s.length) if s.truncated else 0 for s in items]
-    full = kept_text + sum(lost)
-
-    tokens = None
-    if tokenizer is not None:
-        enc = tokenizer(
-            spans.text, truncation=False, return_offsets_mapping=True, return_special_tokens_mask=True, verbose=False
-        )
-        keep = [i for i, sp in enumerate(enc["special_tokens_mask"]) if not sp]
-        names = tokenizer.convert_ids_to_tokens([enc["input_ids"][i] for i in keep])
-        starts = [enc["offset_mapping"][i][0] for i in keep]
-        ends = [s.char_end for s in items]
-        owner_start = len(spans.text[: items[0].char_start].rstrip())
-        owner = {}
-        for s in items:
-            for p in range(s.start, s.start + s.length):
-                owner[p] = s.step
-        tokens = []
-        for pos, (name, start) in enumerate(zip(names, starts)):
-            if pos < kept_text:
-                step = owner.get(pos, -1)
-            else:  # cut off: give it to the step whose characters hold it, as step_token_spans does
-                k = bisect.bisect_right(ends, start)
-                step = k if start >= owner_start and k < n else -1
-            tokens.append((_token_text(name), step, pos >= kept_text and cut))
-        full = len(tokens)
-
-    n_rows = 0 if tokens is None else -(-min(len(tokens), max_tokens) // per_row)
-    legend_lines = -(-n // 4)
-    fig = new_figure(figsize=(9.5, 1.75 + 0.2 * legend_lines + 0.3 * n_rows + (0.15 if tokens is not None else 0)))
     height = fig.get_figheight()
     bar = fig.add_axes((0.05, 1 - 0.95 / height, 0.9, 0.42 / height))
     if items[0].start > 0:
@@ -124,16 +115,19 @@ def cscc_spans_figure(spans, tokenizer=None, per_row: int = 16, max_tokens: int 
     bar.set_yticks([])
     bar.tick_params(labelsize=SMALL_PT)
     bar.set_xlabel("token position in the recipe encoding", fontsize=SMALL_PT)
-    state = f"{len(spans.truncated_steps)} of {n} steps cut" if cut else "nothing cut"
+    state = f"{len(spans.truncated_steps)} of {len(items)} steps cut" if cut else "nothing cut"
     bar.set_title(f"whole description: {spans.n_tokens} tokens kept ({state})", fontsize=LABEL_PT, loc="left", pad=12)
 
+
+def _draw_span_legend(fig: Figure, items, colors, legend_y: float) -> None:
+    """One line per step under the bar: its start b and fused length t, in red when it was cut."""
+    height = fig.get_figheight()
     info = [
         f"S{s.step + 1}: b={s.start}, t={s.fused_length}"
         + (f" (cut: {s.length}/{s.own_length})" if s.truncated else "")
         + ("" if s.matches else " ≠ own ids")
         for s in items
     ]
-    legend_y = 1 - 1.45 / height
     per_line = 4  # steps per legend line
     for k, line in enumerate(info):
         r, c = divmod(k, per_line)
@@ -147,45 +141,78 @@ def cscc_spans_figure(spans, tokenizer=None, per_row: int = 16, max_tokens: int 
             color="#b00" if items[k].truncated else "k",
         )
 
+
+def _draw_token_grid(fig: Figure, tokens, colors, top: float, per_row: int, max_tokens: int, n_rows: int) -> None:
+    """The tokens themselves, ``per_row`` to a row below ``top``, coloured by their step; cut ones hatched."""
+    grid = fig.add_axes((0.05, 0.02, 0.9, max(0.01, top - 0.02)))
+    grid.set_xlim(0, per_row)
+    grid.set_ylim(n_rows, 0)
+    grid.set_axis_off()
+    for pos, (text, step, gone) in enumerate(tokens[:max_tokens]):
+        r, c = divmod(pos, per_row)
+        col = (0.85, 0.85, 0.85) if step < 0 else lighter(colors[step], 0.55 if not gone else 0.8)
+        grid.add_patch(
+            Rectangle(
+                (c + 0.03, r + 0.08),
+                0.94,
+                0.84,
+                fc=col,
+                ec=lighter(colors[step], 0.4) if gone and step >= 0 else "none",
+                hatch="///" if gone else None,
+                lw=0.5,
+            )
+        )
+        grid.text(
+            c + 0.5,
+            r + 0.5,
+            shorten(text, 9) or " ",
+            ha="center",
+            va="center",
+            fontsize=6.5,
+            color="0.3" if gone else "k",
+            bbox=dict(fc=col, ec="none", pad=0.5) if gone else None,
+        )
+    if len(tokens) > max_tokens:
+        grid.text(
+            per_row,
+            n_rows + 0.2,
+            f"… {len(tokens) - max_tokens} more tokens not shown",
+            ha="right",
+            va="top",
+            fontsize=SMALL_PT,
+        )
+
+
+def cscc_spans_figure(spans, tokenizer=None, per_row: int = 16, max_tokens: int = 640) -> Figure:
+    """The recipe encoding's tokens coloured by the step that owns them (CSCC, Eq. 12's b_n and t_n).
+
+    spans: a ``cscc.RecipeSpans`` (``out.spans`` or ``tr.canvas.spans``). Top: the encoding
+    as a bar, one colour per step, the title grey, ``</s>`` black; steps cut by
+    ``max_sequence_length`` continue hatched beyond the red limit line. With a
+    tokenizer (``pipe.tokenizer_2``) the tokens themselves are listed underneath, coloured
+    the same way; tokens beyond the limit are hatched and greyed.
+    """
+    items = spans.spans
+    n = len(items)
+    colors = step_colors(n)
+    cut = bool(spans.truncated_steps)
+    kept_text = spans.n_tokens - 1  # the encoding's text tokens; the last kept token is </s>
+    lost = [max(0, s.own_length - s.length) if s.truncated else 0 for s in items]
+    full = kept_text + sum(lost)
+    tokens = None if tokenizer is None else _owned_tokens(spans, tokenizer, kept_text, cut)
+    if tokens is not None:
+        full = len(tokens)
+
+    n_rows = 0 if tokens is None else -(-min(len(tokens), max_tokens) // per_row)
+    legend_lines = -(-n // 4)
+    fig = new_figure(figsize=(9.5, 1.75 + 0.2 * legend_lines + 0.3 * n_rows + (0.15 if tokens is not None else 0)))
+    height = fig.get_figheight()
+    _draw_span_bar(fig, spans, colors, lost, kept_text, full)
+    legend_y = 1 - 1.45 / height
+    _draw_span_legend(fig, items, colors, legend_y)
     if tokens is not None:
         top = legend_y - legend_lines * 0.2 / height - 0.1 / height
-        grid = fig.add_axes((0.05, 0.02, 0.9, max(0.01, top - 0.02)))
-        grid.set_xlim(0, per_row)
-        grid.set_ylim(n_rows, 0)
-        grid.set_axis_off()
-        for pos, (text, step, gone) in enumerate(tokens[:max_tokens]):
-            r, c = divmod(pos, per_row)
-            col = (0.85, 0.85, 0.85) if step < 0 else lighter(colors[step], 0.55 if not gone else 0.8)
-            grid.add_patch(
-                Rectangle(
-                    (c + 0.03, r + 0.08),
-                    0.94,
-                    0.84,
-                    fc=col,
-                    ec=lighter(colors[step], 0.4) if gone and step >= 0 else "none",
-                    hatch="///" if gone else None,
-                    lw=0.5,
-                )
-            )
-            grid.text(
-                c + 0.5,
-                r + 0.5,
-                shorten(text, 9) or " ",
-                ha="center",
-                va="center",
-                fontsize=6.5,
-                color="0.3" if gone else "k",
-                bbox=dict(fc=col, ec="none", pad=0.5) if gone else None,
-            )
-        if len(tokens) > max_tokens:
-            grid.text(
-                per_row,
-                n_rows + 0.2,
-                f"… {len(tokens) - max_tokens} more tokens not shown",
-                ha="right",
-                va="top",
-                fontsize=SMALL_PT,
-            )
+        _draw_token_grid(fig, tokens, colors, top, per_row, max_tokens, n_rows)
     return fig
 
 

@@ -1,0 +1,54 @@
+"""ipywidgets front ends for the figures in ``cooklab.viz``, one module per family of explorers.
+
+    from cooklab.viz.widgets import attention_explorer, noise_explorer, frame_scrubber
+    attention_explorer(tr)                     # browse a trace's attention maps
+    noise_explorer(None, mask, pipe.scheduler, 20)   # Eq. 5-7 with sliders
+    frame_scrubber(out)                        # the frames of a generation, one at a time
+
+    region_mask_explorer(4)                    # CookAnything: the SRC mask, groups and tokens
+    text_image_explorer(tr)                    # where the canvas attends to each step's text
+    lambda_explorer(pipe, recipe, height=64, width=64)   # CSCC's lambda with a slider
+    rope_explorer(pipe.transformer.pos_embed)  # Flexible RoPE vs global ids
+    threshold_explorer(provider, image, "frying pan", latent_hw=(8, 8))   # a mask provider's thresholds
+
+Modules:
+
+* ``attention.py``: a trace's attention maps (``attention_explorer``, ``text_image_explorer``);
+* ``noise.py``: region-aware noise with sliders for its levels (``noise_explorer``);
+* ``frames.py``: a Recipe Diffusion output frame by frame (``frame_scrubber``);
+* ``regions.py``: CookAnything's canvas regions, the SRC mask and Flexible RoPE
+  (``region_mask_explorer``, ``rope_explorer``);
+* ``consistency.py``: CSCC's lambda (``lambda_explorer``);
+* ``thresholds.py``: a mask provider's two thresholds (``threshold_explorer``);
+* ``panels.py``: what they share: an output redrawn with detached figures, a box of controls.
+
+Each function returns a ``VBox`` (the last expression of a cell displays it). The
+controls are also reachable as ``box.controls[name]``, so code can drive them
+(``box.controls["step"].value = 5``). Every change redraws the figures into an ``Output``
+widget as PNG images. The figures are plain ``matplotlib.figure.Figure`` objects (built under
+``detached_figures()``, no pyplot state) and all of them are rendered before any is displayed:
+a callback may run on a kernel subshell (JupyterLab 4.6's default ``commsOverSubshells``) while
+matplotlib-inline's end-of-cell flush closes pyplot's figures, so a figure pyplot knew of could
+be blanked or sent to JupyterLab's Log Console. ipywidgets is imported inside the functions, so
+the figure modules work without it.
+"""
+
+from ..common import detached_figures
+from .attention import attention_explorer, text_image_explorer
+from .consistency import lambda_explorer
+from .frames import frame_scrubber
+from .noise import noise_explorer
+from .regions import region_mask_explorer, rope_explorer
+from .thresholds import threshold_explorer
+
+__all__ = [
+    "attention_explorer",
+    "detached_figures",
+    "frame_scrubber",
+    "lambda_explorer",
+    "noise_explorer",
+    "region_mask_explorer",
+    "rope_explorer",
+    "text_image_explorer",
+    "threshold_explorer",
+]
