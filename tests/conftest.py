@@ -1,4 +1,7 @@
-"""Shared fixtures. Tiny models run fastest on one torch thread; `make test` runs one pytest-xdist worker per core (-n auto)."""
+"""Shared fixtures.
+
+Tiny models run fastest on one torch thread; `make test` runs one pytest-xdist worker per core (-n auto).
+"""
 
 import os
 
@@ -53,7 +56,8 @@ def server():
 
 
 def _browser_will_run() -> bool:
-    """Whether tests/test_notebooks_browser.py runs rather than skips (its own rule: chromium, playwright, jupyterlab)."""
+    """Whether tests/test_notebooks_browser.py runs rather than skips (its own rule: chromium, playwright,
+    jupyterlab)."""
     if os.environ.get("COOKLAB_REQUIRE_BROWSER") == "1":
         return True  # it runs or fails, never skips
     import importlib.util
@@ -72,7 +76,8 @@ def pytest_collection_modifyitems(config, items):
     and moves a control. Without a browser (a laptop without chromium), nbclient stays the notebooks' check.
     """
 
-    # the longest tests first (the browser test, notebook 08 the longest of all), so that no worker ends the run with one
+    # the longest tests first (the browser test, notebook 08 the longest of all), so that no worker ends the run
+    # with one
     def order(item) -> int:
         if item.originalname != "test_notebook_in_jupyterlab":
             return 2

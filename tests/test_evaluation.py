@@ -1,4 +1,5 @@
-"""``cooklab evaluate`` (cooklab/evaluation): configs, recipe sources, tables, resuming after a kill, several processes."""
+"""``cooklab evaluate`` (cooklab/evaluation): configs, recipe sources, tables, resuming after a kill, several
+processes."""
 
 from __future__ import annotations
 
@@ -29,7 +30,8 @@ SMALL = ROOT / "data" / "eval" / "toy_small.yaml"
 
 
 def write_config(folder: Path, **changes) -> Path:
-    """A small, fast toy config in ``folder`` (two Recipe Diffusion variants, oracle metrics), updated with ``changes``."""
+    """A small, fast toy config in ``folder`` (two Recipe Diffusion variants, oracle metrics), updated with
+    ``changes``."""
     config = dict(
         name="t",
         out="out",

@@ -1,4 +1,5 @@
-"""cooklab gallery: the ablation rows are the pipelines' own outputs, the screenshots are copied small, the page links both."""
+"""cooklab gallery: the ablation rows are the pipelines' own outputs, the screenshots are copied small, the page links
+both."""
 
 from pathlib import Path
 

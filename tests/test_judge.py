@@ -1,4 +1,5 @@
-"""The vision-language judge (cooklab.metrics.judge) against the scripted OpenAI-compatible server of the agent's tests."""
+"""The vision-language judge (cooklab.metrics.judge) against the scripted OpenAI-compatible server of the agent's
+tests."""
 
 from __future__ import annotations
 

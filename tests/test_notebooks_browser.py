@@ -203,7 +203,8 @@ def _quiet(page, polls: int = 3) -> bool:
 
 
 def _fit_viewport(page) -> None:
-    """JupyterLab never scrolls the page: make the viewport as tall as the notebook, for screenshots and key presses."""
+    """JupyterLab never scrolls the page: make the viewport as tall as the notebook, for screenshots and key
+    presses."""
     bottom = page.evaluate(
         "() => { const c = document.querySelectorAll('.jp-Notebook .jp-Cell');"
         " const n = document.querySelector('.jp-Notebook');"

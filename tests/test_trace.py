@@ -147,7 +147,8 @@ def test_means_over_layers_use_the_finest_grid(rd):
 
 
 def test_traced_maps_equal_an_explicit_softmax_with_the_1_over_sqrt_d_scale(rd, tiny_sd):
-    """reference_share and cross_attention are softmax(Q K^T / sqrt(d)) computed beside the run (frame 1 vs a different frame 0)."""
+    """reference_share and cross_attention are softmax(Q K^T / sqrt(d)) computed beside the run (frame 1 vs a
+    different frame 0)."""
     self_name = "mid_block.attentions.0.transformer_blocks.0.attn1"
     cross_name = "mid_block.attentions.0.transformer_blocks.0.attn2"
     modules = dict(tiny_sd.unet.named_modules())
@@ -198,7 +199,8 @@ def test_traced_maps_equal_an_explicit_softmax_with_the_1_over_sqrt_d_scale(rd, 
 
 @pytest.mark.parametrize(("regional", "image_attention"), [(False, "region"), (True, "region"), (True, "global")])
 def test_flux_text_image_mass_equals_an_explicit_softmax_with_the_1_over_sqrt_d_scale(ca, regional, image_attention):
-    """observe_regional's mass on each step's real text tokens is softmax(Q K^T / sqrt(d)) (masked with SRC), not another scale;
+    """observe_regional's mass on each step's real text tokens is softmax(Q K^T / sqrt(d)) (masked with SRC), not
+    another scale;
     its base contribution is |alpha (z_base - z_regional)| / |z|."""
     from cooklab.cookanything.regional import RegionalState, RegionLayout, regional_attention, regional_token_mask
 
@@ -293,7 +295,8 @@ def test_a_trace_wraps_only_the_layers_its_captures_need(rd, ca):
 def _text_image_mass_by_explicit_softmax(
     query, key, layout, image_attention, regional, counts, chunk_elements=2**26, references=None
 ):
-    """The computation observe_regional used before the fused one: chunked softmax(Q K^T / sqrt(d)), masked rows, head mean."""
+    """The computation observe_regional used before the fused one: chunked softmax(Q K^T / sqrt(d)), masked rows, head
+    mean."""
     n, L, P = layout.n_regions, layout.step_text_len, layout.region_tokens
     d = query.shape[-1]
     q = query[0, layout.text_len :].transpose(0, 1).float()  # [H, N P, D]
@@ -334,7 +337,8 @@ def _text_image_mass_by_explicit_softmax(
     ],
 )
 def test_fused_text_image_mass_equals_the_explicit_softmax_it_replaced(regional, image_attention, base, references):
-    """flux_capture.text_image_mass (an attention call with indicator values) records the values of the old explicit softmax.
+    """flux_capture.text_image_mass (an attention call with indicator values) records the values of the old explicit
+    softmax.
 
     base = 0: a call with regional=False (no base prompt); base = 5: SRC's layout, in layers where it runs or not;
     references: cross-region K/V sharing (regions 2 and 3 also see the image keys of regions 1 and 2)."""
@@ -359,7 +363,8 @@ def test_fused_text_image_mass_equals_the_explicit_softmax_it_replaced(regional,
 
 
 def test_observing_a_kv_layer_reads_the_reference_once(attn_layer):
-    """The hook sees the K+ the layer built: a traced call looks the reference up once, so fallback counts are unchanged."""
+    """The hook sees the K+ the layer built: a traced call looks the reference up once, so fallback counts are
+    unchanged."""
     from cooklab.instrument.observer import observed
 
     name, attn = attn_layer
