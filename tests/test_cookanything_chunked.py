@@ -84,7 +84,7 @@ def test_k_at_least_n_is_the_one_canvas_call_bit_for_bit(ca):
     steps, seed = LONG[:4], 3
     c = ca.prepare_canvas(steps, height=32, width=32, max_sequence_length=TINY_T5_MAX_LENGTH)
     latents = ca._noise(4, 32, 32, seed, c.text.embeds.dtype, ca.device)
-    with torch.no_grad(), ca._attention_processors(c.state, install=True):
+    with torch.no_grad(), ca.attention_processors(c.state, install=True):
         latents, _ = ca._denoise(latents, c.state, c.text, c.txt_ids, c.img_ids, 2, 3.5, 1.0, False)
         images, _ = ca._decode(latents, c.layout, "np")
     for size in (None, 4, 9):

@@ -6,7 +6,7 @@ from transformers import AutoTokenizer
 
 import cooklab
 from cooklab import ConfigError
-from cooklab.cookanything.pipeline import FLUX_MAX_SEQUENCE_LENGTH, default_max_sequence_length
+from cooklab.cookanything.settings import FLUX_MAX_SEQUENCE_LENGTH, default_max_sequence_length
 from cooklab.models import TINY_T5_MAX_LENGTH
 from cooklab.toykitchen import models as toy_models
 from cooklab.word_tokenizers import tiny_t5_tokenizer

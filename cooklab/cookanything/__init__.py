@@ -2,7 +2,12 @@
 
 One mechanism per module: ``regional.py`` (layout, mask, attention paths, processor),
 ``flexible_rope.py`` (per-region position ids), ``cscc.py`` (step spans and token fusion),
-``pipeline.py`` (the call that composes them).
+``chunked.py`` (long recipes as several canvases), ``cross_region_kv.py`` (K/V sharing on the
+canvas), ``regional_unet.py`` (SRC on a U-Net, for the Regional SD baseline), ``lora.py`` (LoRA
+adapter files), ``flow_matching.py`` (latent packing, the time shift). The pipeline:
+``settings.py`` (one call's checked settings), ``canvas.py`` (text stream, layout, RoPE ids, SRC
+state), ``denoising.py`` (noise, processors, the flow-matching loop, decoding) and ``pipeline.py``
+(``CookAnything``: the call that composes them, LoRA loading).
 """
 
 from .regional import (
@@ -15,7 +20,7 @@ from .regional import (
 )
 
 __all__ = [
-    "MAX_STEPS",
+    "MAX_CANVAS_REGIONS",
     "CookAnything",
     "CookAnythingOutput",
     "RegionLayout",
@@ -28,7 +33,7 @@ __all__ = [
 
 
 def __getattr__(name: str):  # the pipeline is imported on first use
-    if name in ("MAX_STEPS", "CookAnything", "CookAnythingOutput"):
+    if name in ("MAX_CANVAS_REGIONS", "CookAnything", "CookAnythingOutput"):
         from . import pipeline
 
         return getattr(pipeline, name)

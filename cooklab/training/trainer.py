@@ -25,7 +25,6 @@ so a resumed run takes the same next step as one never stopped (tested).
 from __future__ import annotations
 
 import json
-import math
 import os
 import shutil
 import time
@@ -36,8 +35,9 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
+from ..cookanything.flow_matching import pack_latents, shift_sigma
 from ..cookanything.lora import WEIGHT_NAME, add_lora, load_lora_state_dict, save_lora
-from ..cookanything.pipeline import CookAnything, pack_latents
+from ..cookanything.pipeline import CookAnything
 from ..errors import ConfigError
 from ..fileio import atomic_write
 from ..versions import package_versions
@@ -60,24 +60,6 @@ class TrainResult:
     main_process: bool = True  # False in the other processes of a several-process run (they write nothing)
 
 
-def shift_sigma(sigma: torch.Tensor, scheduler_config, image_seq_len: int) -> torch.Tensor:
-    """Flux's timestep shift of ``sigma`` for a canvas of ``image_seq_len`` image tokens (as ``FlowMatchEulerDiscreteScheduler``)."""
-    from diffusers.pipelines.flux.pipeline_flux import calculate_shift
-
-    cfg = scheduler_config
-    if cfg.get("use_dynamic_shifting", False):
-        mu = calculate_shift(
-            image_seq_len,
-            cfg.get("base_image_seq_len", 256),
-            cfg.get("max_image_seq_len", 4096),
-            cfg.get("base_shift", 0.5),
-            cfg.get("max_shift", 1.15),
-        )
-        return math.exp(mu) / (math.exp(mu) + (1 / sigma - 1))  # exponential time shift, power 1
-    shift = cfg.get("shift", 1.0)
-    return shift * sigma / (1 + (shift - 1) * sigma)
-
-
 def encode_canvas(pipe, images, height: int, width: int) -> torch.Tensor:
     """x_0 [1, N P, C 4]: each step picture VAE-encoded on its own (posterior mode), normalised as Flux expects, packed."""
     vae = pipe.vae
@@ -94,7 +76,7 @@ def encode_canvas(pipe, images, height: int, width: int) -> torch.Tensor:
 @contextmanager
 def canvas_attention(ca: CookAnything, canvas):
     """The canvas's SRC processors on the transformer for forward *and* backward (gradient checkpointing recomputes in backward)."""
-    with ca._attention_processors(canvas.state, install=bool(canvas.state.layers)):
+    with ca.attention_processors(canvas.state, install=bool(canvas.state.layers)):
         yield
 
 
@@ -114,7 +96,7 @@ def flow_matching_loss(
         else None
     )
     text = canvas.text
-    pred = ca._predict(x_sigma, sigma * 1000, g, text.embeds, text.pooled, canvas.txt_ids, canvas.img_ids, model=model)
+    pred = ca.predict(x_sigma, sigma * 1000, g, text.embeds, text.pooled, canvas.txt_ids, canvas.img_ids, model=model)
     return torch.nn.functional.mse_loss(pred.float(), target.float())
 
 
