@@ -47,7 +47,7 @@ def test_the_default_follows_the_pipelines_own_tokenizer(tiny_flux):
 
 
 def test_cookanything_warnings_name_the_callers_line(ca, monkeypatch):
-    import cooklab.cookanything.pipeline as module
+    import cooklab.cookanything.canvas as module
 
     long_steps = [
         f"Step number {i} stirs the thick tomato sauce slowly with a long wooden spoon in the big pot"

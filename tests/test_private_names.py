@@ -55,9 +55,7 @@ def private_uses(path: Path) -> list[str]:
 
 def test_no_module_uses_private_names_of_another():
     violations = {
-        str(path.relative_to(ROOT.parent)): uses
-        for path in sorted(ROOT.rglob("*.py"))
-        if (uses := private_uses(path))
+        str(path.relative_to(ROOT.parent)): uses for path in sorted(ROOT.rglob("*.py")) if (uses := private_uses(path))
     }
     assert not violations, "private names used from outside their module or object:\n" + "\n".join(
         f"{module}: {use}" for module, uses in violations.items() for use in uses
