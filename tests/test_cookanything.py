@@ -143,7 +143,7 @@ def test_bad_inputs(ca, kwargs, match):
 def test_more_than_twelve_steps_are_chunked_by_default_and_wrong_pipelines(ca, tiny_sd):
     out = ca(
         [f"step {i}" for i in range(13)], seed=0, **{**KW, "output_type": "latent"}
-    )  # MAX_STEPS = 12 regions per canvas
+    )  # MAX_CANVAS_REGIONS = 12 regions per canvas
     assert len(out.images) == 13 and [c.steps[0] for c in out.chunks] == [0, 7] and out.settings["chunk_size"] == 12
     with pytest.raises(cooklab.CheckpointError, match="FluxPipeline"):
         cooklab.CookAnything.from_pipe(tiny_sd)

@@ -55,7 +55,7 @@ def test_chunk_boundaries_follow_the_setting():
     assert [c.steps for c in plan_chunks(10, chunking(4, "none"))] == [(0, 1, 2, 3), (4, 5, 6), (7, 8, 9)]
     assert (
         len(plan_chunks(12, chunking(None))) == 1 and len(plan_chunks(13, chunking(None))) == 2
-    )  # default K = MAX_STEPS = 12
+    )  # default K = MAX_CANVAS_REGIONS = 12
 
 
 def test_anchor_pinning_rule():
