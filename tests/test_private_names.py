@@ -18,6 +18,11 @@ ALLOWED = {
     # diffusers: the device a pipeline runs its models on (accounts for CPU offload hooks); FluxPipeline has
     # no public equivalent.
     "_execution_device",
+    # diffusers: Flux attention's Q/K/V projections (fused or not), which the regional processor copies from
+    # FluxAttnProcessor (cooklab/cookanything/regional.py, "Copied from").
+    "_get_qkv_projections",
+    # Python: the caller's frame, to warn at the user's line (cooklab/errors.py, warn_caller).
+    "_getframe",
 }
 
 
