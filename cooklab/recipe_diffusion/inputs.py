@@ -2,8 +2,10 @@
 
 Shared by ``RecipeDiffusion`` and the baselines built on its call (``cooklab.baselines``):
 
+* ``VARIANTS`` and ``variant_switches``: the paper's variants as presets of the three switches;
 * ``prepare_recipe``: the recipe with its per-step metadata and the prompts to encode;
-* ``check_steps_and_size``: at least one denoising step, sizes that are positive multiples of 8;
+* ``check_switches``, ``check_steps_and_size``: switches that work together, at least one denoising step,
+  sizes that are positive multiples of 8;
 * ``prepare_masks``: the user's container masks as ``{frame: mask}``;
 * ``frame_references``: which earlier frame each frame starts from, takes its container mask from
   and shares K/V with (``FrameReferences``);
@@ -21,13 +23,56 @@ from ..recipe import as_recipe
 from .region_noise import resize_mask
 
 __all__ = [
+    "REFERENCE_LATENT",
+    "START_FROM",
+    "VARIANTS",
     "FrameReferences",
     "check_steps_and_size",
+    "check_switches",
     "frame_references",
     "prepare_masks",
     "prepare_recipe",
     "resolve_container_mask",
+    "variant_switches",
 ]
+
+START_FROM = ("previous", "reference")  # where a frame without region-aware noise starts (paper: previous)
+REFERENCE_LATENT = ("encoded", "final")  # what L_j is: VAE encoding of I_j (paper) or the sampler's final latent
+
+# The paper's variants (Table I's SD 2.1 row and three rows of Table II): keyword presets for __call__(variant=...).
+VARIANTS = {
+    "independent": dict(sequential=False, kv_sharing=False, region_aware=False),
+    "kv_sharing": dict(sequential=True, kv_sharing=True, region_aware=False),
+    "region_aware": dict(sequential=True, kv_sharing=False, region_aware=True),
+    "region_aware_kv": dict(sequential=True, kv_sharing=True, region_aware=True),
+}
+
+
+def variant_switches(variant, sequential, kv_sharing, region_aware) -> tuple[bool, bool, bool]:
+    """(sequential, kv_sharing, region_aware): the preset of ``variant`` (one of ``VARIANTS``), or the switches as given."""
+    if variant is None:
+        return sequential, kv_sharing, region_aware
+    if variant not in VARIANTS:
+        raise ConfigError(f"variant={variant!r}: choose one of {list(VARIANTS)}.")
+    return tuple(VARIANTS[variant][k] for k in ("sequential", "kv_sharing", "region_aware"))
+
+
+def check_switches(sequential, region_aware, start_from, reference_latent) -> None:
+    """Refuse switches that cannot work together and unknown ``start_from`` / ``reference_latent`` values."""
+    if region_aware and not sequential:
+        raise ConfigError(
+            "region_aware=True needs sequential=True: region-aware noise is applied to the reference frame's latent."
+        )
+    if start_from not in START_FROM:
+        raise ConfigError(
+            f"start_from={start_from!r}: choose 'previous' (the paper: frame i starts from frame i-1) or "
+            "'reference' (from the metadata's reference frame)."
+        )
+    if reference_latent not in REFERENCE_LATENT:
+        raise ConfigError(
+            f"reference_latent={reference_latent!r}: choose 'encoded' (the paper: the VAE encoding of the "
+            "reference image) or 'final' (the sampler's final latent)."
+        )
 
 
 def prepare_recipe(recipe, metadata, plan, enriched_prompts):

@@ -19,7 +19,7 @@ sample drawn from frame i's generator, as ``StableDiffusionImg2ImgPipeline`` enc
 input); ``reference_latent="final"`` takes the sampler's final latent instead (no VAE
 round trip).
 
-``RecipeDiffusion.__call__`` runs these stages: ``_variant_switches``, ``prepare_recipe`` and
+``RecipeDiffusion.__call__`` runs these stages: ``variant_switches``, ``prepare_recipe`` and
 ``check_inputs`` (arguments, refused before any model runs; ``inputs.py``), ``frame_references``
 (which earlier frame each frame starts from, takes its mask from and shares K/V with),
 ``_attention_processors`` (the K/V-sharing processors for the call), and ``_frames``, which runs
@@ -52,28 +52,20 @@ from ..instrument.observer import FrameTrace, observed
 from ..pipeline_base import CooklabPipeline
 from ..recipe import StepPlan
 from .inputs import (
+    VARIANTS,
     FrameReferences,
     check_steps_and_size,
+    check_switches,
     frame_references,
     prepare_masks,
     prepare_recipe,
     resolve_container_mask,
+    variant_switches,
 )
 from .kv_sharing import KVSharingAttnProcessor, KVSharingState
 from .noise_levels import NoiseLevels, check_level
 from .records import FrameInfo, NoiseRecord, RecipeDiffusionOutput
 from .region_noise import RegionNoise, region_aware_noise
-
-START_FROM = ("previous", "reference")  # where a frame without region-aware noise starts (paper: previous)
-REFERENCE_LATENT = ("encoded", "final")  # what L_j is: VAE encoding of I_j (paper) or the sampler's final latent
-
-# The paper's variants (Table I's SD 2.1 row and three rows of Table II): keyword presets for __call__(variant=...).
-VARIANTS = {
-    "independent": dict(sequential=False, kv_sharing=False, region_aware=False),
-    "kv_sharing": dict(sequential=True, kv_sharing=True, region_aware=False),
-    "region_aware": dict(sequential=True, kv_sharing=False, region_aware=True),
-    "region_aware_kv": dict(sequential=True, kv_sharing=True, region_aware=True),
-}
 
 
 @dataclass
@@ -199,7 +191,7 @@ class RecipeDiffusion(CooklabPipeline):
         whose metadata names a container and a reference_step. Each frame's ``FrameInfo`` records
         ``reference``, ``start_from``, ``mask_reference`` and ``reference_latent`` as used.
         """
-        sequential, kv_sharing, region_aware = self._variant_switches(variant, sequential, kv_sharing, region_aware)
+        sequential, kv_sharing, region_aware = variant_switches(variant, sequential, kv_sharing, region_aware)
         recipe, prompts = prepare_recipe(recipe, metadata, plan, enriched_prompts)
         n = len(recipe)
         mask_provider = self.prepare_mask_provider(mask_provider)
@@ -255,15 +247,6 @@ class RecipeDiffusion(CooklabPipeline):
         )
 
     # ---- arguments -------------------------------------------------------------------------
-    @staticmethod
-    def _variant_switches(variant, sequential, kv_sharing, region_aware) -> tuple[bool, bool, bool]:
-        """(sequential, kv_sharing, region_aware): the preset of ``variant`` (one of ``VARIANTS``), or the switches as given."""
-        if variant is None:
-            return sequential, kv_sharing, region_aware
-        if variant not in VARIANTS:
-            raise ConfigError(f"variant={variant!r}: choose one of {list(VARIANTS)}.")
-        return tuple(VARIANTS[variant][k] for k in ("sequential", "kv_sharing", "region_aware"))
-
     def check_inputs(
         self,
         n,
@@ -282,20 +265,7 @@ class RecipeDiffusion(CooklabPipeline):
         None for height/width takes the U-Net's own size (``sample_size * vae_scale_factor``).
         """
         base_noise, object_noise = check_level("base_noise", base_noise), check_level("object_noise", object_noise)
-        if region_aware and not sequential:
-            raise ConfigError(
-                "region_aware=True needs sequential=True: region-aware noise is applied to the reference frame's latent."
-            )
-        if start_from not in START_FROM:
-            raise ConfigError(
-                f"start_from={start_from!r}: choose 'previous' (the paper: frame i starts from frame i-1) or "
-                "'reference' (from the metadata's reference frame)."
-            )
-        if reference_latent not in REFERENCE_LATENT:
-            raise ConfigError(
-                f"reference_latent={reference_latent!r}: choose 'encoded' (the paper: the VAE encoding of the "
-                "reference image) or 'final' (the sampler's final latent)."
-            )
+        check_switches(sequential, region_aware, start_from, reference_latent)
         height, width = check_steps_and_size(self.pipe, num_inference_steps, height, width)
         if sequential and NoiseLevels(None, num_inference_steps).steps_run(base_noise) == 0 and n > 1:
             raise ConfigError(
