@@ -80,7 +80,9 @@ def test_fifteen_and_thirty_steps_run_in_chunks(ca):
 
 
 def test_k_at_least_n_is_the_one_canvas_call_bit_for_bit(ca):
-    """The one-canvas call composed by hand from its stages; every chunk_size >= N gives exactly its latents and images."""
+    """The one-canvas call composed by hand from its stages;
+    every chunk_size >= N gives exactly its latents and images.
+    """
     steps, seed = LONG[:4], 3
     c = ca.prepare_canvas(steps, height=32, width=32, max_sequence_length=TINY_T5_MAX_LENGTH)
     latents = ca._noise(4, 32, 32, seed, c.text.embeds.dtype, ca.device)
@@ -96,7 +98,9 @@ def test_k_at_least_n_is_the_one_canvas_call_bit_for_bit(ca):
 
 
 def test_cscc_in_a_chunk_reads_the_whole_recipe(ca, tiny_flux):
-    """Chunk 2's text stream is the whole recipe's base prompt and CSCC-fused step rows, not its own steps encoded alone."""
+    """Chunk 2's text stream is the whole recipe's base prompt and CSCC-fused step rows,
+    not its own steps encoded alone.
+    """
     seen = []
     handle = tiny_flux.transformer.register_forward_pre_hook(
         lambda m, a, kw: seen.append(kw["encoder_hidden_states"]), with_kwargs=True

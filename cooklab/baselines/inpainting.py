@@ -105,7 +105,9 @@ def binarize(mask: torch.Tensor) -> torch.Tensor:
 
 
 def rim_width(mask: torch.Tensor, rim: float) -> int:
-    """``r = ceil(rim * min(h_B, w_B))``: the rim in pixels, from the bounding box of ``binarize(mask)`` (0 if empty)."""
+    """``r = ceil(rim * min(h_B, w_B))``: the rim in pixels,
+    from the bounding box of ``binarize(mask)`` (0 if empty).
+    """
     rows, cols = torch.nonzero(binarize(mask), as_tuple=True)
     if rows.numel() == 0:
         return 0
@@ -338,7 +340,9 @@ class InpaintingBaseline(CooklabPipeline):
 
     @staticmethod
     def _frame_info(i: int, step, prompt: str, seed: int, num_inference_steps: int, j: int | None) -> FrameInfo:
-        """Frame i's record before it runs: text-to-image from ``seed``; ``j``: where its container mask is looked for."""
+        """Frame i's record before it runs: text-to-image from ``seed``;
+        ``j``: where its container mask is looked for.
+        """
         return FrameInfo(
             index=i,
             text=step.text,
@@ -373,7 +377,9 @@ class InpaintingBaseline(CooklabPipeline):
         )
 
     def _run(self, stock, info: FrameInfo, progress: bool, **kwargs):
-        """One frame from a stock pipeline; fills ``info``'s schedule fields; returns (image, final latent [1, 4, h, w])."""
+        """One frame from a stock pipeline;
+        fills ``info``'s schedule fields; returns (image, final latent [1, 4, h, w]).
+        """
         recorder = _LastLatent()
         stock.set_progress_bar_config(disable=not progress, leave=False, desc=f"frame {info.index + 1}")
         image = stock(callback_on_step_end=recorder, **kwargs).images[0]
@@ -404,7 +410,9 @@ class InpaintingBaseline(CooklabPipeline):
     def _region(
         i, step, j, explicit, provider, reference_image, options: InpaintingOptions, image_hw, latent_hw
     ) -> tuple[MaskResult | None, torch.Tensor | None, str | None]:
-        """The region of frame j's image that frame i repaints: (container MaskResult, region [H, W] or None, fallback reason)."""
+        """The region of frame j's image that frame i repaints:
+        (container MaskResult, region [H, W] or None, fallback reason).
+        """
         result, _, reason = resolve_container_mask(
             i, step, j, explicit, provider, reference_image, image_hw, latent_hw
         )

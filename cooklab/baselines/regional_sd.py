@@ -51,7 +51,9 @@ class RegionalSDOutput:
 
 
 class RegionalSD(CooklabPipeline):
-    """All steps of a recipe on one Stable Diffusion canvas, with SRC and CSCC (CookAnything's mechanisms on a U-Net)."""
+    """All steps of a recipe on one Stable Diffusion canvas,
+    with SRC and CSCC (CookAnything's mechanisms on a U-Net).
+    """
 
     pipeline_class = StableDiffusionPipeline
     denoiser_name = "unet"
@@ -171,7 +173,8 @@ class RegionalSD(CooklabPipeline):
         down = 2 ** (len(self.pipe.unet.config.block_out_channels) - 1)  # the U-Net's total downsampling
         if latent_h % down or (width // self.pipe.vae_scale_factor) % down:
             raise ConfigError(
-                f"height={height}, width={width}: each region's latent ({latent_h}x{width // self.pipe.vae_scale_factor}) "
+                f"height={height}, width={width}: each region's latent "
+                f"({latent_h}x{width // self.pipe.vae_scale_factor}) "
                 f"must be divisible by the U-Net's downsampling ({down}) so regions stay apart at every resolution: "
                 f"use multiples of {down * self.pipe.vae_scale_factor} px."
             )
@@ -204,7 +207,9 @@ class RegionalSD(CooklabPipeline):
     # ---- 3. attention processors ---------------------------------------------------------------
     @contextmanager
     def _attention_processors(self, state: RegionalUNetState, install: bool):
-        """Regional processors on every U-Net attention layer for the ``with`` block; the stock ones back on every way out."""
+        """Regional processors on every U-Net attention layer for the ``with`` block;
+        the stock ones back on every way out.
+        """
         unet = self.pipe.unet
         originals = dict(unet.attn_processors)
         try:

@@ -99,7 +99,8 @@ class CanvasPreparation:
 
     @torch.no_grad()
     def prepare_canvas(self, recipe, *, plan=None, settings: CookAnythingSettings | None = None, **kwargs) -> Canvas:
-        """Everything the transformer reads for ``recipe`` except the latents: text stream, layout, RoPE ids, SRC state.
+        """Everything the transformer reads for ``recipe`` except the latents:
+        text stream, layout, RoPE ids, SRC state.
 
         Args:
             recipe: a ``Recipe``, a list of step strings or a recipe file path.
@@ -144,7 +145,8 @@ class CanvasPreparation:
         return Canvas(recipe, texts, height, width, layout, text, img_ids, txt_ids, state)
 
     def _chunk_canvas(self, c: Canvas, chunk: Chunk, flexible_rope: bool, rope_step_axis: bool) -> Canvas:
-        """The canvas of one chunk, cut from the whole recipe's ``c``: its steps' text slots, its own layout, ids and state.
+        """The canvas of one chunk, cut from the whole recipe's ``c``:
+        its steps' text slots, its own layout, ids and state.
 
         The text keeps the whole recipe's base slot and CSCC (``CanvasText.select``); RoPE ids and the
         regional layout are those of a canvas of ``len(chunk.regions)`` regions. Cross-region K/V
@@ -180,7 +182,8 @@ class CanvasPreparation:
         f = pipe.vae_scale_factor * 2
         if height <= 0 or width <= 0 or height % f or width % f:
             raise ConfigError(
-                f"height={height}, width={width} (of one region): both must be positive multiples of {f} for this Flux model."
+                f"height={height}, width={width} (of one region): both must be positive multiples of {f} for this "
+                "Flux model."
             )
         return height, width, height // f, width // f
 
@@ -257,19 +260,21 @@ class CanvasPreparation:
         if spans.truncated_steps:
             warn_caller(
                 f"the whole description is cut at max_sequence_length={max_sequence_length} T5 tokens: steps "
-                f"{[i + 1 for i in spans.truncated_steps]} are partly or wholly missing from the base prompt and from CSCC; "
-                "raise max_sequence_length (Flux: up to 512) or shorten the recipe."
+                f"{[i + 1 for i in spans.truncated_steps]} are partly or wholly missing from the base prompt and from "
+                "CSCC; raise max_sequence_length (Flux: up to 512) or shorten the recipe."
             )
         return spans
 
     def _fuse_cscc(self, step_embeds, recipe_embeds, spans, lam):
-        """Eq. 12 on every step (``cscc_fuse``): returns (fused [N, L, D], delta [N, L, D]); warns about unfused steps."""
+        """Eq. 12 on every step (``cscc_fuse``): returns
+        (fused [N, L, D], delta [N, L, D]); warns about unfused steps.
+        """
         unmatched = [span.step + 1 for span in spans.spans if span.length and not span.matches]
         if unmatched and lam != 0:
             warn_caller(
-                f"CSCC leaves steps {unmatched} unfused: their tokens inside the whole description differ from the step "
-                "tokenized alone, so Eq. 12's position-by-position sum would add different tokens. Rephrase the step's "
-                "first or last word, or accept these steps without cross-step context."
+                f"CSCC leaves steps {unmatched} unfused: their tokens inside the whole description differ from the "
+                "step tokenized alone, so Eq. 12's position-by-position sum would add different tokens. Rephrase the "
+                "step's first or last word, or accept these steps without cross-step context."
             )
         return cscc_fuse(step_embeds, recipe_embeds, spans, lam)
 

@@ -198,7 +198,9 @@ class AnchorPin:
         return self.z0.shape[1]
 
     def apply(self, latents: torch.Tensor, i: int) -> torch.Tensor:
-        """``latents`` [1, N P, C 4] with the anchor tokens set to (A1) at ``sigma_i`` if step i is pinned, else as given."""
+        """``latents`` [1, N P, C 4] with the anchor tokens set to
+        (A1) at ``sigma_i`` if step i is pinned, else as given.
+        """
         if i > self.last:
             return latents
         pinned = anchor_latents(self.z0, self.noise, float(self.sigmas[i])).to(latents.dtype)

@@ -35,7 +35,9 @@ __all__ = ["CanvasDenoising"]
 
 
 class CanvasDenoising:
-    """``CookAnything``'s denoising stages (a mixin: ``self.pipe`` is a ``FluxPipeline``, ``self._trace`` the trace)."""
+    """``CookAnything``'s denoising stages (a mixin:
+    ``self.pipe`` is a ``FluxPipeline``, ``self._trace`` the trace).
+    """
 
     def _noise(self, n_regions, height, width, seed, dtype, device) -> torch.Tensor:
         """[1, N P, C 4] packed canvas latents; region n drawn from Generator(device).manual_seed(seed + n).
@@ -65,7 +67,8 @@ class CanvasDenoising:
 
     @contextmanager
     def attention_processors(self, state: RegionalState, install: bool):
-        """Regional processors on every attention layer for the ``with`` block; the stock ones are back on every way out.
+        """Regional processors on every attention layer for the ``with`` block;
+        the stock ones are back on every way out.
 
         state: what the processors read (the canvas's ``RegionalState``: layout, alpha, the layers and
         steps where SRC runs). ``install=False`` (SRC off and no trace) leaves the stock processors
@@ -174,7 +177,8 @@ class CanvasDenoising:
 
     # ---- 6. outputs ----------------------------------------------------------------------------
     def _decode(self, latents, layout: RegionLayout, output_type):
-        """Each region's latent decoded on its own; returns (images, canvas), the canvas the regions stacked top to bottom.
+        """Each region's latent decoded on its own; returns
+        (images, canvas), the canvas the regions stacked top to bottom.
 
         ``output_type="latent"`` returns the packed latents instead: each region's [1, P, C 4] and the canvas's.
         """

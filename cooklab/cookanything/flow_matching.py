@@ -35,7 +35,9 @@ def pack_images(latents: torch.Tensor) -> torch.Tensor:
 
 
 def pack_latents(latents: torch.Tensor) -> torch.Tensor:
-    """[N, C, H, W] region latents -> [1, N P, C 4] canvas tokens: each region packed, the regions one after another."""
+    """[N, C, H, W] region latents -> [1, N P, C 4] canvas tokens:
+    each region packed, the regions one after another.
+    """
     return rearrange(pack_images(latents), "n p c -> 1 (n p) c")
 
 
@@ -61,7 +63,9 @@ def time_shift_mu(scheduler_config, image_seq_len: int) -> float:
 
 
 def shift_sigma(sigma: torch.Tensor, scheduler_config, image_seq_len: int) -> torch.Tensor:
-    """Flux's timestep shift of ``sigma`` for ``image_seq_len`` image tokens (as ``FlowMatchEulerDiscreteScheduler``)."""
+    """Flux's timestep shift of ``sigma`` for ``image_seq_len`` image tokens (as
+    ``FlowMatchEulerDiscreteScheduler``).
+    """
     cfg = scheduler_config
     if cfg.get("use_dynamic_shifting", False):
         mu = time_shift_mu(cfg, image_seq_len)

@@ -58,7 +58,8 @@ __all__ = ["MAX_CANVAS_REGIONS", "CookAnything", "CookAnythingOutput"]
 class CookAnythingOutput:
     images: list  # N images, one per step (PIL by default)
     canvas: object  # the whole canvas (regions stacked vertically; a chunked call: the N frames stacked)
-    layout: RegionLayout  # of the N regions stacked (one canvas: the canvas that ran; chunked: each chunk's is in ``chunks``)
+    # of the N regions stacked (one canvas: the canvas that ran; chunked: each chunk's is in ``chunks``)
+    layout: RegionLayout
     spans: RecipeSpans | None  # CSCC token spans in the WHOLE recipe's encoding (None when cscc is off)
     recipe: Recipe
     settings: dict = field(default_factory=dict)
@@ -247,12 +248,15 @@ class CookAnything(CanvasPreparation, CanvasDenoising, CooklabPipeline):
         )
 
     def _run_chunk(self, c: Canvas, chunk: Chunk, s: CookAnythingSettings, final: list, lora) -> dict:
-        """Stages 2-5 on one chunk of the canvas ``c``: fills ``final`` with its new steps' latents; returns its record."""
+        """Stages 2-5 on one chunk of the canvas ``c``:
+        fills ``final`` with its new steps' latents; returns its record.
+        """
         n_regions = len(chunk.regions)
         part = (
             c if n_regions == c.layout.n_regions else self._chunk_canvas(c, chunk, s.flexible_rope, s.rope_step_axis)
         )
-        # 2. noise: region i of the chunk is step regions[i], drawn from seed + regions[i] (the regions are consecutive)
+        # 2. noise: region i of the chunk is step regions[i], drawn from seed + regions[i] (the regions are
+        # consecutive)
         latents = self._noise(
             n_regions, c.height, c.width, s.seed + chunk.regions[0], c.text.embeds.dtype, self.device
         )  # [1, n P, C 4]
@@ -373,7 +377,8 @@ class CookAnything(CanvasPreparation, CanvasDenoising, CooklabPipeline):
         """
         if adapter_name in self.lora:
             raise ConfigError(
-                f"an adapter named {adapter_name!r} is already loaded: unload_lora() first, or give another adapter_name."
+                f"an adapter named {adapter_name!r} is already loaded: unload_lora() first, or give another "
+                "adapter_name."
             )
         source = str(path_or_repo_id)
         local = Path(source)
@@ -397,7 +402,8 @@ class CookAnything(CanvasPreparation, CanvasDenoising, CooklabPipeline):
         from diffusers.utils import logging as diffusers_logging
 
         verbosity = diffusers_logging.get_verbosity()
-        diffusers_logging.set_verbosity_error()  # not "no LoRA keys for CLIPTextModel" on every transformer-only adapter
+        # not "no LoRA keys for CLIPTextModel" on every transformer-only adapter
+        diffusers_logging.set_verbosity_error()
         try:
             self.pipe.load_lora_weights(
                 path_or_repo_id, adapter_name=adapter_name, weight_name=weight_name, **hub_kwargs(kwargs)
@@ -433,7 +439,9 @@ class CookAnything(CanvasPreparation, CanvasDenoising, CooklabPipeline):
 
     @contextmanager
     def _lora_for_call(self, lora_scale):
-        """Set the adapters' scale for one call and put the kept scales back after it; yields what the call ran with."""
+        """Set the adapters' scale for one call and put the kept scales back after it;
+        yields what the call ran with.
+        """
         adapters = self.lora
         if lora_scale is None:
             yield {name: a["scale"] for name, a in adapters.items()} or None

@@ -297,7 +297,8 @@ class RegionalFluxAttnProcessor:
         self.name = name
         self.state = state
 
-    # Copied from diffusers.models.transformers.transformer_flux.FluxAttnProcessor.__call__ (diffusers 0.42.1), with these changes:
+    # Copied from diffusers.models.transformers.transformer_flux.FluxAttnProcessor.__call__ (diffusers 0.42.1), with
+    # these changes:
     # - Q, K, V of each stream unflattened and normed in one expression, and the output projections
     #   likewise (same operations, same order);
     # - where the call's state selects this layer and step (and no attention mask is given), SRC's

@@ -49,7 +49,9 @@ VARIANTS = {
 
 
 def variant_switches(variant, sequential, kv_sharing, region_aware) -> tuple[bool, bool, bool]:
-    """(sequential, kv_sharing, region_aware): the preset of ``variant`` (one of ``VARIANTS``), or the switches as given."""
+    """(sequential, kv_sharing, region_aware): the preset of ``variant``
+    (one of ``VARIANTS``), or the switches as given.
+    """
     if variant is None:
         return sequential, kv_sharing, region_aware
     if variant not in VARIANTS:
@@ -105,13 +107,16 @@ def check_steps_and_size(pipe, num_inference_steps, height, width) -> tuple[int,
     width = width or pipe.unet.config.sample_size * scale
     if height % 8 or width % 8 or height <= 0 or width <= 0:
         raise ConfigError(
-            f"height={height}, width={width}: both must be positive multiples of 8 (e.g. {max(8, height // 8 * 8)}x{max(8, width // 8 * 8)})."
+            f"height={height}, width={width}: both must be positive multiples of 8 (e.g. "
+            f"{max(8, height // 8 * 8)}x{max(8, width // 8 * 8)})."
         )
     return height, width
 
 
 def prepare_masks(masks, n: int) -> dict:
-    """``masks`` (a list with one entry per step, or a dict) as {frame: value}; refuses lengths and frames that cannot work."""
+    """``masks`` (a list with one entry per step, or a dict) as {frame:
+    value}; refuses lengths and frames that cannot work.
+    """
     if masks is None:
         return {}
     if isinstance(masks, dict):
@@ -119,7 +124,8 @@ def prepare_masks(masks, n: int) -> dict:
     elif isinstance(masks, (list, tuple)):
         if len(masks) != n:
             raise ConfigError(
-                f"masks has {len(masks)} entries for a recipe of {n} steps: give one per step (None where there is none) or a dict {{frame: mask}}."
+                f"masks has {len(masks)} entries for a recipe of {n} steps: give one per step (None where there is "
+                f"none) or a dict {{frame: mask}}."
             )
         table = {i: m for i, m in enumerate(masks) if m is not None}
     else:
@@ -129,7 +135,8 @@ def prepare_masks(masks, n: int) -> dict:
             raise ConfigError(f"masks has an entry for frame {i!r}; frames are numbered 0..{n - 1}.")
         if i == 0:
             raise ConfigError(
-                "masks[0] is given but frame 0 starts from pure noise; masks[i] is the container mask in frame i's reference image (frames 1..n-1)."
+                "masks[0] is given but frame 0 starts from pure noise; masks[i] is the container mask in frame i's "
+                "reference image (frames 1..n-1)."
             )
     return table
 
@@ -171,7 +178,8 @@ def frame_references(recipe, sequential, kv_sharing, region_aware, start_from) -
 def resolve_container_mask(
     i: int, step, ref: int, explicit, provider, reference_image, image_hw: tuple[int, int], latent_hw: tuple[int, int]
 ):
-    """The container mask of frame i in its reference frame ``ref``: (MaskResult, mask on the latent grid, fallback reason).
+    """The container mask of frame i in its reference frame ``ref``:
+    (MaskResult, mask on the latent grid, fallback reason).
 
     explicit: the user's ``masks[i]`` (mask, box, MaskResult) or None; provider: ``(image, phrase) -> mask | None``
     or None; reference_image: a function returning frame ``ref``'s 8-bit image (called only when the provider is

@@ -269,7 +269,8 @@ class RecipeDiffusion(CooklabPipeline):
         height, width = check_steps_and_size(self.pipe, num_inference_steps, height, width)
         if sequential and NoiseLevels(None, num_inference_steps).steps_run(base_noise) == 0 and n > 1:
             raise ConfigError(
-                f"base_noise={base_noise} runs no denoising step with num_inference_steps={num_inference_steps}: raise one of them."
+                f"base_noise={base_noise} runs no denoising step with num_inference_steps={num_inference_steps}: "
+                "raise one of them."
             )
         return base_noise, object_noise, height, width
 
@@ -521,9 +522,9 @@ class RecipeDiffusion(CooklabPipeline):
                     None,
                 )
                 warnings.warn(
-                    f"step {i + 1} (frame {i}): object_noise={call.object_noise} and base_noise={call.base_noise} fall on "
-                    f"the same timestep with num_inference_steps={call.num_inference_steps}, so region-aware noise equals "
-                    f"uniform noise; use num_inference_steps >= {enough} or levels further apart.",
+                    f"step {i + 1} (frame {i}): object_noise={call.object_noise} and base_noise={call.base_noise} "
+                    f"fall on the same timestep with num_inference_steps={call.num_inference_steps}, so region-aware "
+                    f"noise equals uniform noise; use num_inference_steps >= {enough} or levels further apart.",
                     stacklevel=6,
                 )
         if trace is not None:

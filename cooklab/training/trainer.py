@@ -61,7 +61,9 @@ class TrainResult:
 
 
 def encode_canvas(pipe, images, height: int, width: int) -> torch.Tensor:
-    """x_0 [1, N P, C 4]: each step picture VAE-encoded on its own (posterior mode), normalised as Flux expects, packed."""
+    """x_0 [1, N P, C 4]: each step picture VAE-encoded on its own
+    (posterior mode), normalised as Flux expects, packed.
+    """
     vae = pipe.vae
     pixels = torch.cat(
         [pipe.image_processor.preprocess(im, height=height, width=width) for im in images]
@@ -75,7 +77,9 @@ def encode_canvas(pipe, images, height: int, width: int) -> torch.Tensor:
 
 @contextmanager
 def canvas_attention(ca: CookAnything, canvas):
-    """The canvas's SRC processors on the transformer for forward *and* backward (gradient checkpointing recomputes in backward)."""
+    """The canvas's SRC processors on the transformer for forward *and* backward
+    (gradient checkpointing recomputes in backward).
+    """
     with ca.attention_processors(canvas.state, install=bool(canvas.state.layers)):
         yield
 
@@ -83,7 +87,8 @@ def canvas_attention(ca: CookAnything, canvas):
 def flow_matching_loss(
     ca: CookAnything, canvas, x0: torch.Tensor, noise: torch.Tensor, sigma: torch.Tensor, guidance: float, model=None
 ) -> torch.Tensor:
-    """The rectified-flow loss of one canvas at noise level ``sigma`` (a 0-d tensor); call it inside ``canvas_attention``.
+    """The rectified-flow loss of one canvas at noise level ``sigma`` (a 0-d tensor); call it inside
+    ``canvas_attention``.
 
     x0, noise [1, N P, C 4]; model: the transformer to call (default the pipeline's).
     """
@@ -146,7 +151,9 @@ class LoraTrainer:
 
     # ---- data ----------------------------------------------------------------------------------
     def example_index(self, micro: int) -> int:
-        """Which example this process uses for its ``micro``-th canvas: a fresh permutation every epoch, each process every P-th."""
+        """Which example this process uses for its ``micro``-th canvas:
+        a fresh permutation every epoch, each process every P-th.
+        """
         world, rank = self.accelerator.num_processes, self.accelerator.process_index
         position = micro * world + rank
         epoch, offset = divmod(position, len(self.examples))
@@ -243,7 +250,9 @@ class LoraTrainer:
         return self.accelerator.unwrap_model(self.model)
 
     def checkpoint(self) -> Path:
-        """``checkpoints/step-NNNNNN``: adapter, optimizer, schedule, random states, step; written whole or not at all."""
+        """``checkpoints/step-NNNNNN``: adapter, optimizer,
+        schedule, random states, step; written whole or not at all.
+        """
         out = Path(self.config.out) / CHECKPOINTS
         final, tmp = out / f"step-{self.step:06d}", out / f".tmp-step-{self.step:06d}"
         acc = self.accelerator
@@ -282,7 +291,9 @@ class LoraTrainer:
         return final
 
     def resume(self) -> int:
-        """Continue from the last complete checkpoint under ``out`` (0 when there is none); refuses another run's checkpoint."""
+        """Continue from the last complete checkpoint under ``out``
+        (0 when there is none); refuses another run's checkpoint.
+        """
         from safetensors.torch import load_file
 
         folders = sorted((Path(self.config.out) / CHECKPOINTS).glob("step-*"))
@@ -300,7 +311,8 @@ class LoraTrainer:
         state = torch.load(last / "state.pt", weights_only=False)
         if state["processes"] != self.accelerator.num_processes:
             raise ConfigError(
-                f"{last} was written by {state['processes']} process(es), this run has {self.accelerator.num_processes}: "
+                f"{last} was written by {state['processes']} process(es), this run has "
+                f"{self.accelerator.num_processes}: "
                 "resume with the same number, or start over (--no-resume)."
             )
         weights = load_file(last / ADAPTER_DIR / WEIGHT_NAME)
@@ -351,7 +363,8 @@ class LoraTrainer:
 
 
 def train_lora(config: TrainLoraConfig, resume: bool = True, progress: bool = True, callback=None) -> TrainResult:
-    """Train a LoRA on ``config``'s canvases (``cooklab train-lora``); resumes from ``out/checkpoints`` unless ``resume=False``.
+    """Train a LoRA on ``config``'s canvases (``cooklab train-lora``);
+    resumes from ``out/checkpoints`` unless ``resume=False``.
 
     callback: ``callback(step, loss)`` after every optimizer step (``cooklab.viz.training.LiveLoss`` draws it).
     """
