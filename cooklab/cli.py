@@ -625,8 +625,8 @@ def _positive_multiple_of_16(name: str, value: int | None) -> None:
     if value is not None and (value <= 0 or value % 16):
         nearest = max(16, round(value / 16) * 16)
         raise ConfigError(
-            f"{name} {value}: with --pipeline cookanything the height and width of one region must be positive multiples of 16 "
-            f"(Flux packs 2x2 latent pixels of an 8x VAE into one token), e.g. {nearest}."
+            f"{name} {value}: with --pipeline cookanything the height and width of one region must be positive "
+            f"multiples of 16 (Flux packs 2x2 latent pixels of an 8x VAE into one token), e.g. {nearest}."
         )
 
 
@@ -717,9 +717,8 @@ def _cookanything_settings(args: argparse.Namespace, call: dict):
 
     _positive_multiple_of_16("--height", args.height)
     _positive_multiple_of_16("--width", args.width)
-    keywords = {key: value for key, value in call.items() if key != "plan"}
     try:
-        return CookAnythingSettings.build(num_inference_steps=args.steps, **keywords)
+        return CookAnythingSettings.build(num_inference_steps=args.steps, **call)
     except ConfigError as error:
         raise ConfigError(_as_flags(str(error))) from None
 
@@ -751,7 +750,8 @@ def _cookanything_notes(args: argparse.Namespace, explicit: set[str], recipe, ch
         carried = (
             "no anchor: the chunks share only the text"
             if chunking.anchor == "none"
-            else f"each later one starts with {chunking.anchors} anchor region(s) from the one before ({chunking.anchor})"
+            else f"each later one starts with {chunking.anchors} anchor region(s) from the one before "
+            f"({chunking.anchor})"
         )
         notes.append(
             f"the {len(recipe)} steps are generated as {len(chunks)} canvases of at most {chunking.size} regions "
@@ -835,7 +835,9 @@ def _generate(args: argparse.Namespace, command: str) -> int:
 
 
 def _recipe_diffusion_call(args: argparse.Namespace, recipe) -> tuple[dict, list[str]]:
-    """Recipe Diffusion's keyword arguments from the options, checked before a model loads, and the notes for the user."""
+    """Recipe Diffusion's keyword arguments from the options,
+    checked before a model loads, and the notes for the user.
+    """
     from cooklab.recipe_diffusion.noise_levels import check_level
 
     _positive_multiple_of_8("--height", args.height)

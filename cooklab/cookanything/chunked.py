@@ -93,7 +93,7 @@ class Chunking:
         if isinstance(size, bool) or not isinstance(size, int) or size < 1:
             raise ConfigError(
                 f"chunk_size={chunk_size!r}: give the most regions one canvas may hold, an integer >= 1 "
-                f"(None: {default_size})."
+                f"(default: {default_size})."
             )
         if anchor not in ANCHOR_MODES:
             raise ConfigError(f"anchor={anchor!r}: choose one of {list(ANCHOR_MODES)} (default {DEFAULT_ANCHOR!r}).")

@@ -113,7 +113,7 @@ class CookAnythingSettings:
             raise ConfigError(f"lam={self.lam}: the CSCC weight must be >= 0 (paper: 0.2; studied from 0 to 1).")
         if self.rope_step_axis and not self.flexible_rope:
             raise ConfigError(
-                "rope_step_axis=True needs Flexible RoPE, flexible_rope=True (global ids leave axis 0 unused)."
+                "rope_step_axis=True needs Flexible RoPE (flexible_rope=True): global ids leave axis 0 unused."
             )
         if self.max_sequence_length is not None and not 1 <= int(self.max_sequence_length) <= FLUX_MAX_SEQUENCE_LENGTH:
             raise ConfigError(
