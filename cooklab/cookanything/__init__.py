@@ -23,6 +23,7 @@ __all__ = [
     "MAX_CANVAS_REGIONS",
     "CookAnything",
     "CookAnythingOutput",
+    "CookAnythingSettings",
     "RegionLayout",
     "RegionalFluxAttnProcessor",
     "RegionalState",
@@ -37,4 +38,8 @@ def __getattr__(name: str):  # the pipeline is imported on first use
         from . import pipeline
 
         return getattr(pipeline, name)
+    if name == "CookAnythingSettings":
+        from .settings import CookAnythingSettings
+
+        return CookAnythingSettings
     raise AttributeError(f"module 'cooklab.cookanything' has no attribute {name!r}")
