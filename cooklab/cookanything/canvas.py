@@ -108,6 +108,8 @@ class CanvasPreparation:
             settings: the call's ``CookAnythingSettings``; None builds them from ``kwargs`` (the
                 keywords of ``CookAnything.__call__``: ``height``, ``regional``, ``alpha`` ...).
         """
+        if settings is not None and kwargs:
+            raise ConfigError(f"give either settings= or keywords ({', '.join(kwargs)}), not both.")
         s = CookAnythingSettings.build(**kwargs) if settings is None else settings
         recipe = as_recipe(recipe)
         n = len(recipe)

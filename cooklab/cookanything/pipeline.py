@@ -7,13 +7,13 @@ regions generated one after another and joined by anchor regions (``chunked.py``
 once for the whole recipe, stages 2-5 once per chunk on its part of it (``_chunk_canvas``).
 ``CookAnything.__call__`` runs these stages:
 
-0. ``CookAnythingSettings.build`` (``settings.py``): every argument checked once, before any model
-   runs; the call's stages read this one object;
-1, 3, 4 (state). ``prepare_canvas`` (``canvas.py``): the text stream (each step, the whole
-   description, CSCC), the layout, Flexible RoPE ids and the SRC state, the one code path that
-   LoRA training (``cooklab.training``) shares, so training and inference read the same canvas;
-2, 4-6. ``denoising.py``: the noise, the regional attention processors, the flow-matching loop
-   (``predict``: the transformer on the whole canvas) and the decoding of each region.
+* stage 0, ``CookAnythingSettings.build`` (``settings.py``): every argument checked once, before
+  any model runs; the stages read this one object;
+* stages 1, 3 and 4's state, ``prepare_canvas`` (``canvas.py``): the text stream (each step, the
+  whole description, CSCC), the layout, Flexible RoPE ids and the SRC state, the one code path
+  that LoRA training (``cooklab.training``) shares, so training and inference read the same canvas;
+* stages 2, 4-6 (``denoising.py``): the noise, the regional attention processors, the
+  flow-matching loop (``predict``: the transformer on the whole canvas) and each region decoded.
 
 True classifier-free guidance (``true_cfg_scale > 1``, diffusers' name; off by default) runs the
 transformer a second time per step on the same canvas, layout, RoPE ids and regional

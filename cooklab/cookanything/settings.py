@@ -11,7 +11,7 @@ names none takes (``default_max_sequence_length``).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 from ..errors import ConfigError, warn_caller
 from .chunked import DEFAULT_ANCHOR, Chunking
@@ -91,9 +91,9 @@ class CookAnythingSettings:
         Sampling first (steps, true CFG), then the chunking, then the canvas (alpha, lam, RoPE, T5
         length, attention backend, cross-region K/V): the first impossible value raises.
         """
-        defaults = cls(chunking=None, **kwargs)  # the keywords not given take the call's defaults
+        given = {f.name: f.default for f in fields(cls) if f.name != "chunking"} | kwargs  # defaults, then kwargs
         true_cfg_scale, negative_prompt = check_sampling(
-            defaults.num_inference_steps, defaults.true_cfg_scale, defaults.negative_prompt
+            given["num_inference_steps"], given["true_cfg_scale"], given["negative_prompt"]
         )
         chunking = Chunking.resolve(chunk_size, anchor, anchor_regions, anchor_strength, MAX_CANVAS_REGIONS)
         settings = cls(
