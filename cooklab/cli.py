@@ -17,7 +17,7 @@ Errors cooklab raises on purpose (bad recipe, impossible setting, missing checkp
 from __future__ import annotations
 
 import argparse
-import math
+import re
 import shlex
 import sys
 import warnings
@@ -169,8 +169,8 @@ def _positive_multiple_of_16(name: str, value: int | None) -> None:
     if value is not None and (value <= 0 or value % 16):
         nearest = max(16, round(value / 16) * 16)
         raise ConfigError(
-            f"{name} {value}: with --pipeline cookanything the height and width of one region must be positive multiples of 16 "
-            f"(Flux packs 2x2 latent pixels of an 8x VAE into one token), e.g. {nearest}."
+            f"{name} {value}: with --pipeline cookanything the height and width of one region must be positive "
+            f"multiples of 16 (Flux packs 2x2 latent pixels of an 8x VAE into one token), e.g. {nearest}."
         )
 
 
@@ -206,70 +206,68 @@ def _switches(args: argparse.Namespace) -> tuple[dict[str, bool], list[str]]:
     return switches, notes
 
 
-def _check_cookanything(args: argparse.Namespace, recipe, small: bool) -> None:
-    """Everything the CookAnything call would refuse, checked before a (large) model loads."""
-    _check_chunking(args)
+# CookAnything's parameters -> their flags; the switches' flags turn them off (--no-regional: regional=False)
+CA_FLAGS = {
+    "num_inference_steps": "--steps",
+    "height": "--height",
+    "width": "--width",
+    "guidance_scale": "--guidance",
+    "true_cfg_scale": "--true-cfg-scale",
+    "negative_prompt": "--negative-prompt",
+    "max_sequence_length": "--max-sequence-length",
+    "rope_step_axis": "--rope-step-axis",
+    "alpha": "--alpha",
+    "lam": "--lam",
+    "image_attention": "--image-attention",
+    "attention_backend": "--attention-backend",
+    "chunk_size": "--chunk-size",
+    "anchor_regions": "--anchor-regions",
+    "anchor_strength": "--anchor-strength",
+    "anchor": "--anchor",
+}
+CA_SWITCHES = {"regional": "--no-regional", "flexible_rope": "--no-flexible-rope", "cscc": "--no-cscc"}
+_PARAMETER = re.compile(
+    rf"\b({'|'.join([*CA_FLAGS, *CA_SWITCHES])})(?!\w)(?:=('[^']*'|[^\s,:;()]+))?"
+)  # name or name=value
+
+
+def _as_flags(message: str) -> str:
+    """A CookAnything error message in the command line's words: ``anchor_regions=3`` -> ``--anchor-regions 3``.
+
+    Values of switches become their flag (``regional=False`` -> ``--no-regional``, ``regional=True`` ->
+    ``without --no-regional``); a bare parameter name (one with ``_``) becomes its flag.
+    """
+
+    def flag(match: re.Match) -> str:
+        name, value = match.group(1), match.group(2)
+        if value is None:
+            return CA_FLAGS.get(name, CA_SWITCHES.get(name)) if "_" in name else name
+        end = "." if value.endswith(".") and not value.startswith("'") else ""
+        value = value.removesuffix(end).strip("'")
+        if name in CA_SWITCHES:
+            return (CA_SWITCHES[name] if value == "False" else f"without {CA_SWITCHES[name]}") + end
+        return (CA_FLAGS[name] if value == "True" else f"{CA_FLAGS[name]} {value}") + end
+
+    return _PARAMETER.sub(flag, message)
+
+
+def _cookanything_settings(args: argparse.Namespace, call: dict):
+    """The call's ``CookAnythingSettings``, checked before a (large) model loads; errors name the flags.
+
+    A region's side must be a positive multiple of 16 for the command line (FLUX.1's VAE factor 8
+    times the 2x2 latent packing); the pipeline checks the loaded model's own factor.
+    """
+    from cooklab.cookanything.settings import CookAnythingSettings
+
     _positive_multiple_of_16("--height", args.height)
     _positive_multiple_of_16("--width", args.width)
-    if args.steps < 1:
-        raise ConfigError(f"--steps {args.steps}: use at least 1 denoising step.")
-    if args.max_sequence_length is not None and not 1 <= args.max_sequence_length <= FLUX_MAX_SEQUENCE_LENGTH:
-        raise ConfigError(
-            f"--max-sequence-length {args.max_sequence_length}: give 1..{FLUX_MAX_SEQUENCE_LENGTH} T5 tokens "
-            f"(Flux's T5 limit{'; the ' + args.model + ' T5 is built for 64' if small else ''})."
-        )
-    if not 0.0 <= args.alpha <= 1.0:
-        raise ConfigError(f"--alpha {args.alpha:g}: the base-branch weight must be between 0 and 1 (paper: 0.1).")
-    if args.lam < 0:
-        raise ConfigError(f"--lam {args.lam:g}: the CSCC weight must be >= 0 (paper: 0.2; studied from 0 to 1).")
-    if args.rope_step_axis and args.no_flexible_rope:
-        raise ConfigError(
-            "--rope-step-axis needs Flexible RoPE (the step index goes on its axis 0): drop --no-flexible-rope."
-        )
-    if not (math.isfinite(args.true_cfg_scale) and args.true_cfg_scale >= 0):
-        raise ConfigError(
-            f"--true-cfg-scale {args.true_cfg_scale:g}: give a finite number >= 0 (<= 1 is off, > 1 switches "
-            "true classifier-free guidance on)."
-        )
-    if args.attention_backend == "batched" and args.image_attention == "global":
-        raise ConfigError(
-            "--attention-backend batched needs --image-attention region (each region is its own batch entry); "
-            "use --attention-backend masked or flex with --image-attention global."
-        )
+    try:
+        return CookAnythingSettings.build(num_inference_steps=args.steps, **call)
+    except ConfigError as error:
+        raise ConfigError(_as_flags(str(error))) from None
 
 
-def _check_chunking(args: argparse.Namespace) -> None:
-    """--chunk-size, --anchor, --anchor-regions, --anchor-strength: what ``Chunking.resolve`` would refuse, in flags."""
-    from cooklab.cookanything import MAX_STEPS
-
-    if args.chunk_size is not None and args.chunk_size < 1:
-        raise ConfigError(
-            f"--chunk-size {args.chunk_size}: give the most regions one canvas may hold, 1 or more "
-            f"(default: {MAX_STEPS})."
-        )
-    if args.anchor == "none":
-        if args.anchor_strength is not None:
-            raise ConfigError(
-                "--anchor-strength is the re-noising strength of --anchor renoise: drop it with --anchor none."
-            )
-        return
-    if args.anchor_regions < 1:
-        raise ConfigError(f"--anchor-regions {args.anchor_regions}: give 1 or more, or --anchor none for no anchor.")
-    size = MAX_STEPS if args.chunk_size is None else args.chunk_size
-    if args.anchor_regions >= size:
-        raise ConfigError(
-            f"--anchor-regions {args.anchor_regions} with --chunk-size {size}: the anchors would fill every later "
-            f"canvas; use --anchor-regions {size - 1} or less, or a larger --chunk-size."
-        )
-    if args.anchor == "fixed" and args.anchor_strength is not None:
-        raise ConfigError("--anchor-strength needs --anchor renoise: a fixed anchor is never re-noised.")
-    if args.anchor_strength is not None and not 0 < args.anchor_strength <= 1:
-        raise ConfigError(
-            f"--anchor-strength {args.anchor_strength:g}: give a noise level in (0, 1] (1: from pure noise)."
-        )
-
-
-def _cookanything_notes(args: argparse.Namespace, explicit: set[str], recipe) -> list[str]:
+def _cookanything_notes(args: argparse.Namespace, explicit: set[str], recipe, chunking) -> list[str]:
     """Notes for the user: the model's, and options given that this run ignores."""
     notes = model_notes(args.model, "cookanything", recipe)
     if args.model == "toy" and "guidance" in explicit:
@@ -289,16 +287,15 @@ def _cookanything_notes(args: argparse.Namespace, explicit: set[str], recipe) ->
         notes.append("--negative-prompt has no effect without --true-cfg-scale > 1.")
     if args.anchor == "none" and "anchor_regions" in explicit:
         notes.append("--anchor none: --anchor-regions has no effect.")
-    from cooklab.cookanything import MAX_STEPS
-    from cooklab.cookanything.chunked import Chunking, plan_chunks
+    from cooklab.cookanything.chunked import plan_chunks
 
-    chunking = Chunking.resolve(args.chunk_size, args.anchor, args.anchor_regions, args.anchor_strength, MAX_STEPS)
     chunks = plan_chunks(len(recipe), chunking)
     if len(chunks) > 1:
         carried = (
             "no anchor: the chunks share only the text"
             if chunking.anchor == "none"
-            else f"each later one starts with {chunking.anchors} anchor region(s) from the one before ({chunking.anchor})"
+            else f"each later one starts with {chunking.anchors} anchor region(s) from the one before "
+            f"({chunking.anchor})"
         )
         notes.append(
             f"the {len(recipe)} steps are generated as {len(chunks)} canvases of at most {chunking.size} regions "
@@ -369,7 +366,9 @@ def _generate(args: argparse.Namespace, command: str) -> int:
 
 
 def _recipe_diffusion_call(args: argparse.Namespace, recipe) -> tuple[dict, list[str]]:
-    """Recipe Diffusion's keyword arguments from the options, checked before a model loads, and the notes for the user."""
+    """Recipe Diffusion's keyword arguments from the options,
+    checked before a model loads, and the notes for the user.
+    """
     from cooklab.recipe_diffusion.noise_levels import check_level
 
     _positive_multiple_of_8("--height", args.height)
@@ -411,11 +410,6 @@ def _recipe_diffusion_call(args: argparse.Namespace, recipe) -> tuple[dict, list
 
 def _cookanything_call(args: argparse.Namespace, recipe, explicit: set[str]) -> tuple[dict, list[str]]:
     """CookAnything's keyword arguments from the options, checked before a model loads, and the notes for the user."""
-    _check_cookanything(args, recipe, args.model in SMALL_MODELS)
-    notes = _cookanything_notes(args, explicit, recipe)
-    recipe_plan = _plan(args, recipe)
-    if recipe_plan is not None:
-        notes.append(f"step prompts enriched by the Cooking Agent ({recipe_plan.agent}).")
     call = dict(
         true_cfg_scale=args.true_cfg_scale,
         negative_prompt=args.negative_prompt if args.true_cfg_scale > 1 else None,
@@ -427,7 +421,6 @@ def _cookanything_call(args: argparse.Namespace, recipe, explicit: set[str]) -> 
         lam=args.lam,
         image_attention=args.image_attention,
         attention_backend=args.attention_backend,
-        plan=recipe_plan,
         chunk_size=args.chunk_size,
         anchor=args.anchor,
         anchor_regions=args.anchor_regions,
@@ -435,6 +428,11 @@ def _cookanything_call(args: argparse.Namespace, recipe, explicit: set[str]) -> 
     )
     if args.max_sequence_length is not None:  # else the pipeline reads its own T5's length
         call["max_sequence_length"] = args.max_sequence_length
+    settings = _cookanything_settings(args, call)
+    notes = _cookanything_notes(args, explicit, recipe, settings.chunking)
+    call["plan"] = _plan(args, recipe)
+    if call["plan"] is not None:
+        notes.append(f"step prompts enriched by the Cooking Agent ({call['plan'].agent}).")
     return call, notes
 
 

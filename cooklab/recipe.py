@@ -10,7 +10,7 @@ A recipe file holds exactly that metadata next to the instruction text::
 
     title: Pancakes                  # required (a file without one uses its name)
     description: Fluffy breakfast    # optional
-    steps:                           # 1 to MAX_STEPS steps, in order
+    steps:                           # 1 to MAX_RECIPE_STEPS steps, in order
       - text: Whisk flour, sugar and baking powder.
         container: mixing bowl                       # null: no container
         container_attributes: [large, white ceramic] # how it looks
@@ -55,7 +55,7 @@ from cooklab.fileio import atomic_write
 
 __all__ = [
     "DEMO_RECIPE",
-    "MAX_STEPS",
+    "MAX_RECIPE_STEPS",
     "Recipe",
     "Step",
     "StepPlan",
@@ -65,7 +65,7 @@ __all__ = [
     "toy_recipes_dir",
 ]
 
-MAX_STEPS = 64
+MAX_RECIPE_STEPS = 64
 """Most steps a recipe may have (one generated image per step)."""
 DEMO_RECIPE = "toy_kitchen.yaml"
 """The demo's recipe, in data/toykitchen/recipes: ``random_toy_recipe(971, 4)``, saved."""
@@ -115,7 +115,7 @@ class Recipe(BaseModel):
     model_config = _FIELD_CONFIG
 
     title: str = Field(min_length=1)
-    steps: list[Step] = Field(min_length=1, max_length=MAX_STEPS)
+    steps: list[Step] = Field(min_length=1, max_length=MAX_RECIPE_STEPS)
     description: str | None = None
     source: str | None = Field(default=None, exclude=True)
     """Path the recipe was loaded from (used in error messages, never saved)."""
@@ -521,7 +521,7 @@ _STEP_FIELDS = ("text", *StepPlan.model_fields)
 _FIELD_HINTS = {
     "title": "a non-empty text, e.g. 'title: Tomato soup'",
     "description": "a text, or leave it out",
-    "steps": f"a list of 1 to {MAX_STEPS} steps, each a text or a mapping with 'text:'",
+    "steps": f"a list of 1 to {MAX_RECIPE_STEPS} steps, each a text or a mapping with 'text:'",
     "text": "the instruction, e.g. 'text: Crack the eggs into the bowl'",
     "container": "a text such as 'mixing bowl', or null when the step shows no container",
     "container_attributes": "a list of texts such as [large, clear glass]",
@@ -594,8 +594,8 @@ def _describe(error: ErrorDetails, loc: tuple[Any, ...]) -> _Issue:
     if loc == ("steps",) and kind == "too_long":
         return _Issue(
             field,
-            f"the recipe has {len(value)} steps, more than the limit of {MAX_STEPS}.",
-            f"split it into recipes of at most {MAX_STEPS} steps, or merge short steps.",
+            f"the recipe has {len(value)} steps, more than the limit of {MAX_RECIPE_STEPS}.",
+            f"split it into recipes of at most {MAX_RECIPE_STEPS} steps, or merge short steps.",
         )
     if in_step and len(loc) == 2 and kind in ("model_type", "model_attributes_type"):
         what = "empty" if value is None else f"a {type(value).__name__}"

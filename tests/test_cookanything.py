@@ -143,7 +143,7 @@ def test_bad_inputs(ca, kwargs, match):
 def test_more_than_twelve_steps_are_chunked_by_default_and_wrong_pipelines(ca, tiny_sd):
     out = ca(
         [f"step {i}" for i in range(13)], seed=0, **{**KW, "output_type": "latent"}
-    )  # MAX_STEPS = 12 regions per canvas
+    )  # MAX_CANVAS_REGIONS = 12 regions per canvas
     assert len(out.images) == 13 and [c.steps[0] for c in out.chunks] == [0, 7] and out.settings["chunk_size"] == 12
     with pytest.raises(cooklab.CheckpointError, match="FluxPipeline"):
         cooklab.CookAnything.from_pipe(tiny_sd)
@@ -207,7 +207,8 @@ def test_global_position_ids_stay_distinct_in_bf16_at_twelve_regions():
     "where", ["trace setup", "calculate_shift", "retrieve_timesteps", "set_begin_index", "first step"]
 )
 def test_stock_processors_are_back_after_a_failure_anywhere_after_installing(ca, tiny_flux, monkeypatch, where):
-    import cooklab.cookanything.pipeline as module
+    import cooklab.cookanything.denoising as denoising
+    import cooklab.cookanything.flow_matching as flow_matching
 
     def boom(*args, **kwargs):
         raise RuntimeError(f"injected failure in {where}")
@@ -219,7 +220,7 @@ def test_stock_processors_are_back_after_a_failure_anywhere_after_installing(ca,
     elif where == "first step":
         monkeypatch.setattr(type(tiny_flux.scheduler), "step", boom)
     else:
-        monkeypatch.setattr(module, where, boom)
+        monkeypatch.setattr(flow_matching if where == "calculate_shift" else denoising, where, boom)
     before = dict(tiny_flux.transformer.attn_processors)
     with pytest.raises(RuntimeError, match="injected failure"):
         if where == "trace setup":
@@ -231,7 +232,7 @@ def test_stock_processors_are_back_after_a_failure_anywhere_after_installing(ca,
 
 
 def test_cscc_leaves_steps_whose_tokens_differ_unfused_and_says_so(ca, monkeypatch):
-    import cooklab.cookanything.pipeline as module
+    import cooklab.cookanything.canvas as module
 
     real = module.step_token_spans
 

@@ -55,7 +55,7 @@ def test_chunk_boundaries_follow_the_setting():
     assert [c.steps for c in plan_chunks(10, chunking(4, "none"))] == [(0, 1, 2, 3), (4, 5, 6), (7, 8, 9)]
     assert (
         len(plan_chunks(12, chunking(None))) == 1 and len(plan_chunks(13, chunking(None))) == 2
-    )  # default K = MAX_STEPS = 12
+    )  # default K = MAX_CANVAS_REGIONS = 12
 
 
 def test_anchor_pinning_rule():
@@ -80,11 +80,13 @@ def test_fifteen_and_thirty_steps_run_in_chunks(ca):
 
 
 def test_k_at_least_n_is_the_one_canvas_call_bit_for_bit(ca):
-    """The one-canvas call composed by hand from its stages; every chunk_size >= N gives exactly its latents and images."""
+    """The one-canvas call composed by hand from its stages;
+    every chunk_size >= N gives exactly its latents and images.
+    """
     steps, seed = LONG[:4], 3
     c = ca.prepare_canvas(steps, height=32, width=32, max_sequence_length=TINY_T5_MAX_LENGTH)
     latents = ca._noise(4, 32, 32, seed, c.text.embeds.dtype, ca.device)
-    with torch.no_grad(), ca._attention_processors(c.state, install=True):
+    with torch.no_grad(), ca.attention_processors(c.state, install=True):
         latents, _ = ca._denoise(latents, c.state, c.text, c.txt_ids, c.img_ids, 2, 3.5, 1.0, False)
         images, _ = ca._decode(latents, c.layout, "np")
     for size in (None, 4, 9):
@@ -96,7 +98,9 @@ def test_k_at_least_n_is_the_one_canvas_call_bit_for_bit(ca):
 
 
 def test_cscc_in_a_chunk_reads_the_whole_recipe(ca, tiny_flux):
-    """Chunk 2's text stream is the whole recipe's base prompt and CSCC-fused step rows, not its own steps encoded alone."""
+    """Chunk 2's text stream is the whole recipe's base prompt and CSCC-fused step rows,
+    not its own steps encoded alone.
+    """
     seen = []
     handle = tiny_flux.transformer.register_forward_pre_hook(
         lambda m, a, kw: seen.append(kw["encoder_hidden_states"]), with_kwargs=True

@@ -6,7 +6,7 @@ from transformers import AutoTokenizer
 
 import cooklab
 from cooklab import ConfigError
-from cooklab.cookanything.pipeline import FLUX_MAX_SEQUENCE_LENGTH, default_max_sequence_length
+from cooklab.cookanything.settings import FLUX_MAX_SEQUENCE_LENGTH, default_max_sequence_length
 from cooklab.models import TINY_T5_MAX_LENGTH
 from cooklab.models import toy as toy_models
 from cooklab.word_tokenizers import tiny_t5_tokenizer
@@ -47,7 +47,7 @@ def test_the_default_follows_the_pipelines_own_tokenizer(tiny_flux):
 
 
 def test_cookanything_warnings_name_the_callers_line(ca, monkeypatch):
-    import cooklab.cookanything.pipeline as module
+    import cooklab.cookanything.canvas as module
 
     long_steps = [
         f"Step number {i} stirs the thick tomato sauce slowly with a long wooden spoon in the big pot"

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from cooklab.errors import RecipeError
-from cooklab.recipe import MAX_STEPS, Recipe, Step, StepPlan, load_recipe
+from cooklab.recipe import MAX_RECIPE_STEPS, Recipe, Step, StepPlan, load_recipe
 
 ROOT = Path(__file__).resolve().parents[1]
 RECIPE_DIR = ROOT / "data" / "recipes"
@@ -346,10 +346,10 @@ def test_zero_steps(tmp_path):
 
 
 def test_too_many_steps(tmp_path):
-    steps = [f"Stir {n}." for n in range(MAX_STEPS + 1)]
+    steps = [f"Stir {n}." for n in range(MAX_RECIPE_STEPS + 1)]
     message = load_error(tmp_path, "long.json", json.dumps({"title": "Long", "steps": steps}))
-    assert "steps:" in message and f"{MAX_STEPS + 1} steps" in message
-    assert f"limit of {MAX_STEPS}" in message and "split" in message
+    assert "steps:" in message and f"{MAX_RECIPE_STEPS + 1} steps" in message
+    assert f"limit of {MAX_RECIPE_STEPS}" in message and "split" in message
 
 
 @pytest.mark.parametrize("step", ["{container: pot}", '{text: "  "}', "{text: null}"])

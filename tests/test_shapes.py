@@ -7,7 +7,7 @@ import torch.nn.functional as F
 from diffusers import FluxPipeline
 
 from cooklab.cookanything.cscc import whole_description
-from cooklab.cookanything.pipeline import pack_latents, unpack_latents
+from cooklab.cookanything.flow_matching import pack_latents, unpack_latents
 from cooklab.models import TINY_T5_MAX_LENGTH
 from cooklab.recipe import as_recipe
 from cooklab.recipe_diffusion import NoiseLevels, resize_mask

@@ -75,7 +75,14 @@ from tqdm.auto import tqdm
 from ..errors import ConfigError
 from ..grounding.base import MaskResult
 from ..pipeline_base import CooklabPipeline
-from ..recipe_diffusion.pipeline import RecipeDiffusion, resolve_container_mask
+from ..recipe_diffusion.inputs import (
+    check_steps_and_size,
+    frame_references,
+    prepare_masks,
+    prepare_recipe,
+    resolve_container_mask,
+)
+from ..recipe_diffusion.pipeline import RecipeDiffusion
 from ..recipe_diffusion.records import FrameInfo, RecipeDiffusionOutput
 
 __all__ = [
@@ -98,7 +105,9 @@ def binarize(mask: torch.Tensor) -> torch.Tensor:
 
 
 def rim_width(mask: torch.Tensor, rim: float) -> int:
-    """``r = ceil(rim * min(h_B, w_B))``: the rim in pixels, from the bounding box of ``binarize(mask)`` (0 if empty)."""
+    """``r = ceil(rim * min(h_B, w_B))``: the rim in pixels,
+    from the bounding box of ``binarize(mask)`` (0 if empty).
+    """
     rows, cols = torch.nonzero(binarize(mask), as_tuple=True)
     if rows.numel() == 0:
         return 0
@@ -242,20 +251,26 @@ class InpaintingBaseline(CooklabPipeline):
     ) -> RecipeDiffusionOutput:
         """Generate one frame per recipe step: text-to-image, or the reference frame inpainted inside the container.
 
-        recipe, metadata, plan, enriched_prompts, seed, masks, mask_provider, output_type: as
-        ``RecipeDiffusion.__call__`` (masks[i]: the container mask or pixel box in frame i's reference
-        image; mask_provider: ``(image, phrase) -> mask | None`` or ``"grounded-sam"``). region,
-        interior_rim, strength: ``InpaintingOptions``. Frame i uses ``Generator(device).manual_seed(seed + i)``.
+        Args:
+            recipe, metadata, plan, enriched_prompts: as ``RecipeDiffusion.__call__``.
+            seed: frame i uses ``Generator(device).manual_seed(seed + i)``.
+            num_inference_steps, height, width, guidance_scale, negative_prompt, eta: as
+                ``StableDiffusionPipeline`` (None for height/width: the U-Net's own size).
+            region, interior_rim, strength: ``InpaintingOptions`` (what is repainted, and how strongly).
+            masks: masks[i] is the container mask or pixel box in frame i's reference image (as
+                ``RecipeDiffusion.__call__``).
+            mask_provider: ``(image, phrase) -> mask | None`` or ``"grounded-sam"``.
+            output_type: ``"pil"``, ``"np"``, ``"pt"`` or ``"latent"``.
+            progress: show the progress bars.
         """
         rd = self.recipe_diffusion
         options = InpaintingOptions(region, interior_rim, strength)
-        recipe, prompts = rd._recipe_and_prompts(recipe, metadata, plan, enriched_prompts)
+        recipe, prompts = prepare_recipe(recipe, metadata, plan, enriched_prompts)
         n = len(recipe)
         height, width = self._check_inputs(options, n, num_inference_steps, height, width)
-        mask_table = rd._mask_table(masks, n)
-        if isinstance(mask_provider, str):
-            mask_provider = rd._named_provider(mask_provider)
-        refs = rd._references(recipe, sequential=True, kv_sharing=False, region_aware=True, start_from="reference")
+        mask_table = prepare_masks(masks, n)
+        mask_provider = rd.prepare_mask_provider(mask_provider)
+        refs = frame_references(recipe, sequential=True, kv_sharing=False, region_aware=True, start_from="reference")
 
         components = {**self.pipe.components, "safety_checker": None, "requires_safety_checker": False}
         text2image = StableDiffusionPipeline(**components)
@@ -275,23 +290,7 @@ class InpaintingBaseline(CooklabPipeline):
 
         for i in tqdm(range(n), desc="frames", disable=not progress or n == 1):
             step, j = recipe[i], refs.mask[i]  # j: the reference frame, reference_step - 1 or i - 1 (None for frame 0)
-            info = FrameInfo(
-                index=i,
-                text=step.text,
-                prompt=prompts[i],
-                seed=seed + i,
-                container=step.container,
-                reference=None,
-                kv_reference=None,
-                start_index=0,
-                steps_run=num_inference_steps,
-                start_timestep=0.0,
-                base_noise=None,
-                object_noise=None,
-                object_timestep=None,
-                region_aware=False,
-                mask_reference=j,
-            )
+            info = self._frame_info(i, step, prompts[i], seed + i, num_inference_steps, j)
             region_mask = None
             if j is not None:
                 info.mask, region_mask, info.fallback = self._region(
@@ -330,31 +329,57 @@ class InpaintingBaseline(CooklabPipeline):
             frames.append(info)
             final_latents.append(latents.detach().to("cpu", torch.float32))
             if i in refs.kept:
-                kept[i] = image if output_type == "pil" else rd._decode_pil(latents)
+                kept[i] = image if output_type == "pil" else rd.decode_image(latents)
 
-        settings = dict(
-            method="inpainting",
-            region=options.region,
-            interior_rim=options.interior_rim,
-            strength=options.strength,
-            seed=seed,
-            num_inference_steps=num_inference_steps,
-            height=height,
-            width=width,
-            guidance_scale=guidance_scale,
-            negative_prompt=negative_prompt,
-            eta=eta,
-            scheduler=type(self.pipe.scheduler).__name__,
-            model=self.pipe.name_or_path or type(self.pipe).__name__,
-            masks=sorted(mask_table),
-            mask_provider=None if mask_provider is None else type(mask_provider).__name__,
+        settings = self._settings(
+            options, seed, common, sorted(mask_table), None if mask_provider is None else type(mask_provider).__name__
         )
         return RecipeDiffusionOutput(
             images=images, frames=frames, latents=final_latents, recipe=recipe, settings=settings
         )
 
+    @staticmethod
+    def _frame_info(i: int, step, prompt: str, seed: int, num_inference_steps: int, j: int | None) -> FrameInfo:
+        """Frame i's record before it runs: text-to-image from ``seed``;
+        ``j``: where its container mask is looked for.
+        """
+        return FrameInfo(
+            index=i,
+            text=step.text,
+            prompt=prompt,
+            seed=seed,
+            container=step.container,
+            reference=None,
+            kv_reference=None,
+            start_index=0,
+            steps_run=num_inference_steps,
+            start_timestep=0.0,
+            base_noise=None,
+            object_noise=None,
+            object_timestep=None,
+            region_aware=False,
+            mask_reference=j,
+        )
+
+    def _settings(self, options: InpaintingOptions, seed: int, common: dict, masks: list, provider) -> dict:
+        """What the call ran with, as ``RecipeDiffusionOutput.settings`` reports it."""
+        return dict(
+            method="inpainting",
+            region=options.region,
+            interior_rim=options.interior_rim,
+            strength=options.strength,
+            seed=seed,
+            **{key: value for key, value in common.items() if key != "output_type"},
+            scheduler=type(self.pipe.scheduler).__name__,
+            model=self.pipe.name_or_path or type(self.pipe).__name__,
+            masks=masks,
+            mask_provider=provider,
+        )
+
     def _run(self, stock, info: FrameInfo, progress: bool, **kwargs):
-        """One frame from a stock pipeline; fills ``info``'s schedule fields; returns (image, final latent [1, 4, h, w])."""
+        """One frame from a stock pipeline;
+        fills ``info``'s schedule fields; returns (image, final latent [1, 4, h, w]).
+        """
         recorder = _LastLatent()
         stock.set_progress_bar_config(disable=not progress, leave=False, desc=f"frame {info.index + 1}")
         image = stock(callback_on_step_end=recorder, **kwargs).images[0]
@@ -366,7 +391,7 @@ class InpaintingBaseline(CooklabPipeline):
 
     def _check_inputs(self, options: InpaintingOptions, n: int, num_inference_steps, height, width) -> tuple[int, int]:
         """Refuse impossible arguments before any model runs; returns (height, width)."""
-        height, width = self.recipe_diffusion._check_steps_and_size(num_inference_steps, height, width)
+        height, width = check_steps_and_size(self.pipe, num_inference_steps, height, width)
         if n > 1 and options.steps_run(num_inference_steps) < 1:
             raise ConfigError(
                 f"strength={options.strength} runs no denoising step with num_inference_steps={num_inference_steps}: "
@@ -385,7 +410,9 @@ class InpaintingBaseline(CooklabPipeline):
     def _region(
         i, step, j, explicit, provider, reference_image, options: InpaintingOptions, image_hw, latent_hw
     ) -> tuple[MaskResult | None, torch.Tensor | None, str | None]:
-        """The region of frame j's image that frame i repaints: (container MaskResult, region [H, W] or None, fallback reason)."""
+        """The region of frame j's image that frame i repaints:
+        (container MaskResult, region [H, W] or None, fallback reason).
+        """
         result, _, reason = resolve_container_mask(
             i, step, j, explicit, provider, reference_image, image_hw, latent_hw
         )

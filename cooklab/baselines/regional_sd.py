@@ -37,8 +37,8 @@ from ..cookanything.cscc import RecipeSpans, cscc_fuse, step_token_spans, whole_
 from ..cookanything.regional_unet import RegionalUNetAttnProcessor, RegionalUNetState, UNetRegionLayout
 from ..errors import ConfigError
 from ..pipeline_base import CooklabPipeline
-from ..recipe import MAX_STEPS, Recipe
-from ..recipe_diffusion.pipeline import RecipeDiffusion
+from ..recipe import MAX_RECIPE_STEPS, Recipe
+from ..recipe_diffusion.inputs import check_steps_and_size, prepare_recipe
 
 
 @dataclass
@@ -51,7 +51,9 @@ class RegionalSDOutput:
 
 
 class RegionalSD(CooklabPipeline):
-    """All steps of a recipe on one Stable Diffusion canvas, with SRC and CSCC (CookAnything's mechanisms on a U-Net)."""
+    """All steps of a recipe on one Stable Diffusion canvas,
+    with SRC and CSCC (CookAnything's mechanisms on a U-Net).
+    """
 
     pipeline_class = StableDiffusionPipeline
     denoiser_name = "unet"
@@ -87,14 +89,22 @@ class RegionalSD(CooklabPipeline):
         output_type: str = "pil",
         progress: bool = True,
     ) -> RegionalSDOutput:
-        """Generate every step of ``recipe`` on one canvas (height/width are those of ONE region).
+        """Generate every step of ``recipe`` on one canvas.
 
-        regional: SRC (Eq. 9 in every attention layer, ``regional_unet.py``); alpha: the base
-        branch's weight; image_attention: ``"region"`` (self-attention kept in each region in the
-        regional branch) or ``"global"`` (self-attention full: classic regional prompting);
-        cscc / lam: Eq. 12 on the CLIP encodings. plan / enriched_prompts: as ``RecipeDiffusion``.
+        Args:
+            recipe, plan, enriched_prompts: as ``RecipeDiffusion.__call__`` (1 to ``MAX_RECIPE_STEPS`` steps).
+            seed: region n is drawn as stock SD draws an image from ``seed + n``.
+            num_inference_steps, guidance_scale, negative_prompt: as ``StableDiffusionPipeline``.
+            height, width: of ONE region (None: the U-Net's own size); positive multiples of 8.
+            regional: SRC (Eq. 9 in every attention layer, ``regional_unet.py``).
+            alpha: the base branch's weight (0 to 1).
+            image_attention: ``"region"`` (self-attention kept in each region in the regional branch)
+                or ``"global"`` (self-attention full: classic regional prompting).
+            cscc, lam: Eq. 12 on the CLIP encodings, and its weight (0 to 1).
+            output_type: ``"pil"``, ``"np"``, ``"pt"`` or ``"latent"``.
+            progress: show the progress bar.
         """
-        recipe, prompts = RecipeDiffusion._recipe_and_prompts(recipe, None, plan, enriched_prompts)
+        recipe, prompts = prepare_recipe(recipe, None, plan, enriched_prompts)
         n = len(recipe)
         height, width, latent_h = self._check_inputs(
             n, num_inference_steps, height, width, alpha, lam, image_attention
@@ -150,9 +160,9 @@ class RegionalSD(CooklabPipeline):
         self, n, num_inference_steps, height, width, alpha, lam, image_attention
     ) -> tuple[int, int, int]:
         """Refuse impossible arguments before any model runs; returns (height, width, latent height of one region)."""
-        if not 1 <= n <= MAX_STEPS:
-            raise ConfigError(f"a recipe of {n} steps: RegionalSD draws 1 to {MAX_STEPS} regions.")
-        height, width = RecipeDiffusion(self.pipe)._check_steps_and_size(num_inference_steps, height, width)
+        if not 1 <= n <= MAX_RECIPE_STEPS:
+            raise ConfigError(f"a recipe of {n} steps: RegionalSD draws 1 to {MAX_RECIPE_STEPS} regions.")
+        height, width = check_steps_and_size(self.pipe, num_inference_steps, height, width)
         if not 0.0 <= float(alpha) <= 1.0:
             raise ConfigError(f"alpha={alpha}: the base branch's weight must be in [0, 1] (CookAnything: 0.1).")
         if not 0.0 <= float(lam) <= 1.0:
@@ -163,7 +173,8 @@ class RegionalSD(CooklabPipeline):
         down = 2 ** (len(self.pipe.unet.config.block_out_channels) - 1)  # the U-Net's total downsampling
         if latent_h % down or (width // self.pipe.vae_scale_factor) % down:
             raise ConfigError(
-                f"height={height}, width={width}: each region's latent ({latent_h}x{width // self.pipe.vae_scale_factor}) "
+                f"height={height}, width={width}: each region's latent "
+                f"({latent_h}x{width // self.pipe.vae_scale_factor}) "
                 f"must be divisible by the U-Net's downsampling ({down}) so regions stay apart at every resolution: "
                 f"use multiples of {down * self.pipe.vae_scale_factor} px."
             )
@@ -196,7 +207,9 @@ class RegionalSD(CooklabPipeline):
     # ---- 3. attention processors ---------------------------------------------------------------
     @contextmanager
     def _attention_processors(self, state: RegionalUNetState, install: bool):
-        """Regional processors on every U-Net attention layer for the ``with`` block; the stock ones back on every way out."""
+        """Regional processors on every U-Net attention layer for the ``with`` block;
+        the stock ones back on every way out.
+        """
         unet = self.pipe.unet
         originals = dict(unet.attn_processors)
         try:

@@ -2,11 +2,12 @@
 
 One mechanism per module: ``regional.py`` (layout, mask, attention paths, processor),
 ``flexible_rope.py`` (per-region position ids), ``cscc.py`` (step spans and token fusion),
-``cross_region_kv.py`` (Recipe Diffusion's K/V sharing between the canvas's regions),
-``regional_unet.py`` (Step-wise Regional Control on an SD U-Net, for the baselines),
-``chunked.py`` (recipes longer than one canvas: chunks joined by anchor regions),
-``lora.py`` (LoRA adapters on the Flux transformer: the training-based mode),
-``pipeline.py`` (the call that composes them).
+``chunked.py`` (long recipes as several canvases), ``cross_region_kv.py`` (K/V sharing on the
+canvas), ``regional_unet.py`` (SRC on a U-Net, for the Regional SD baseline), ``lora.py`` (LoRA
+adapter files), ``flow_matching.py`` (latent packing, the time shift). The pipeline:
+``settings.py`` (one call's checked settings), ``canvas.py`` (text stream, layout, RoPE ids, SRC
+state), ``denoising.py`` (noise, processors, the flow-matching loop, decoding) and ``pipeline.py``
+(``CookAnything``: the call that composes them, LoRA loading).
 """
 
 from .regional import (
@@ -19,9 +20,10 @@ from .regional import (
 )
 
 __all__ = [
-    "MAX_STEPS",
+    "MAX_CANVAS_REGIONS",
     "CookAnything",
     "CookAnythingOutput",
+    "CookAnythingSettings",
     "RegionLayout",
     "RegionalFluxAttnProcessor",
     "RegionalState",
@@ -32,8 +34,12 @@ __all__ = [
 
 
 def __getattr__(name: str):  # the pipeline is imported on first use
-    if name in ("MAX_STEPS", "CookAnything", "CookAnythingOutput"):
+    if name in ("MAX_CANVAS_REGIONS", "CookAnything", "CookAnythingOutput"):
         from . import pipeline
 
         return getattr(pipeline, name)
+    if name == "CookAnythingSettings":
+        from .settings import CookAnythingSettings
+
+        return CookAnythingSettings
     raise AttributeError(f"module 'cooklab.cookanything' has no attribute {name!r}")

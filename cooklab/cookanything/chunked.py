@@ -3,7 +3,7 @@
 CookAnything draws every step of a recipe on one canvas in one denoising pass, and the paper
 claims recipes of arbitrary length. One canvas of N regions is a joint sequence of
 ``(N + 1) L + N P`` tokens whose attention grows as its square, so a long recipe does not fit one
-GPU (``MAX_STEPS`` = 12 regions at 512^2 pixels). This module cuts the recipe into chunks: each
+GPU (``MAX_CANVAS_REGIONS`` = 12 regions at 512^2 pixels). This module cuts the recipe into chunks: each
 chunk is one ordinary CookAnything canvas of at most ``K`` regions, and every chunk after the
 first begins with ``A`` *anchor* regions -- the last ``A`` steps generated so far (the end of the
 previous chunk), drawn again from the final latents of their frames -- so the next steps share a
@@ -16,7 +16,7 @@ canvas with the picture they continue:
 Every canvas is balanced: the regions ``R = N + (C - 1) A`` of the ``C = 1 + ceil((N - K) / (K - A))``
 chunks are spread as evenly as ``divmod(R, C)`` allows, rather than K, K, ..., and a remainder
 (a 13-step recipe at K = 12 is 7 + (1 + 6) regions, not 12 + (1 + 1)). With ``K >= N`` there is
-one chunk, and the call is the one-canvas call, bit for bit. K defaults to ``MAX_STEPS`` = 12, a
+one chunk, and the call is the one-canvas call, bit for bit. K defaults to ``MAX_CANVAS_REGIONS`` = 12, a
 constant set by memory: 12 regions of 512^2 pixels with 512 T5 tokens per prompt are a joint
 sequence of 13 * 512 + 12 * 1024 = 18,944 tokens, what the pipeline has always allowed on one GPU;
 smaller regions fit more, so ``chunk_size`` may be set above it.
@@ -85,7 +85,7 @@ class Chunking:
     ) -> Chunking:
         """The chunking of one call, or ``ConfigError`` naming the fix.
 
-        chunk_size: K, None for ``default_size`` (the pipeline's ``MAX_STEPS``); anchor_regions: A,
+        chunk_size: K, None for ``default_size`` (the pipeline's ``MAX_CANVAS_REGIONS``); anchor_regions: A,
         1 <= A < K (ignored, and recorded as 0, with ``anchor="none"``); anchor_strength: only for
         ``"renoise"`` (default ``DEFAULT_RENOISE_STRENGTH``).
         """
@@ -93,7 +93,7 @@ class Chunking:
         if isinstance(size, bool) or not isinstance(size, int) or size < 1:
             raise ConfigError(
                 f"chunk_size={chunk_size!r}: give the most regions one canvas may hold, an integer >= 1 "
-                f"(None: {default_size})."
+                f"(default: {default_size})."
             )
         if anchor not in ANCHOR_MODES:
             raise ConfigError(f"anchor={anchor!r}: choose one of {list(ANCHOR_MODES)} (default {DEFAULT_ANCHOR!r}).")
@@ -116,15 +116,15 @@ class Chunking:
         if anchor == "fixed":
             if anchor_strength not in (None, 0, 0.0):
                 raise ConfigError(
-                    f"anchor_strength={anchor_strength} with anchor='fixed': a fixed anchor is never re-noised; "
-                    "use anchor='renoise' to give it a strength."
+                    f"anchor_strength needs anchor='renoise': a fixed anchor is never re-noised (anchor_strength="
+                    f"{anchor_strength} with anchor='fixed'); use anchor='renoise' to give it a strength."
                 )
             return cls(size, anchor, anchor_regions, 0.0)
         strength = DEFAULT_RENOISE_STRENGTH if anchor_strength is None else float(anchor_strength)
         if not 0.0 < strength <= 1.0:
             raise ConfigError(
-                f"anchor_strength={anchor_strength}: anchor='renoise' restarts the anchor from a noise level in "
-                "(0, 1] (1: from its pure starting noise); 0 is anchor='fixed'."
+                f"anchor_strength={strength:g}: give a noise level in (0, 1] for anchor='renoise' to restart the "
+                "anchor from (1: from its pure starting noise); 0 is anchor='fixed'."
             )
         return cls(size, anchor, anchor_regions, strength)
 
@@ -198,7 +198,9 @@ class AnchorPin:
         return self.z0.shape[1]
 
     def apply(self, latents: torch.Tensor, i: int) -> torch.Tensor:
-        """``latents`` [1, N P, C 4] with the anchor tokens set to (A1) at ``sigma_i`` if step i is pinned, else as given."""
+        """``latents`` [1, N P, C 4] with the anchor tokens set to
+        (A1) at ``sigma_i`` if step i is pinned, else as given.
+        """
         if i > self.last:
             return latents
         pinned = anchor_latents(self.z0, self.noise, float(self.sigmas[i])).to(latents.dtype)

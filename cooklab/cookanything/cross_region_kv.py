@@ -48,7 +48,9 @@ def shared_image_pairs(group_ids: torch.Tensor, is_image: torch.Tensor, referenc
 
 
 def group_mask_with_references(n_regions: int, references: tuple[int, ...]) -> torch.Tensor:
-    """The paper's 2N x 2N group mask with region n's image group also seeing region ref(n)'s (for figures and tests)."""
+    """The paper's 2N x 2N group mask with region n's image group also seeing region ref(n)'s
+    (for figures and tests).
+    """
     i = torch.arange(2 * n_regions)
     d = (i[:, None] - i[None, :]).abs()
     mask = (d == 0) | (d == n_regions)  # SRC: C_n with I_n

@@ -170,7 +170,8 @@ def step_token_spans(
     """
     if not getattr(tokenizer, "is_fast", False):
         raise ConfigError(
-            f"step_token_spans needs character offsets, which only fast tokenizers give; got {type(tokenizer).__name__}. "
+            "step_token_spans needs character offsets, which only fast tokenizers give; got "
+            f"{type(tokenizer).__name__}. "
             "Fix: pass a fast tokenizer, e.g. the FluxPipeline's tokenizer_2, T5TokenizerFast.from_pretrained(...) "
             "or AutoTokenizer.from_pretrained(..., use_fast=True)."
         )
@@ -212,9 +213,9 @@ def cscc_fuse(
 
     ``step_embeds`` [N, L, D]: step n encoded alone (row n); ``recipe_embeds`` [1, L_r, D] or
     [L_r, D]: the encoding of ``spans.text``. ``delta[n, :t]`` is ``lam * recipe[b_n : b_n + t]``
-    with ``t = spans.spans[n].fused_length`` (rows ``o : o + t`` with ``o = own_start`` after a start token), and zero elsewhere -- so a step whose recipe tokens
-    are not its own (``matches`` False, ``t = 0``) is left as it is. ``lam = 0`` returns an exact
-    copy. The inputs are not modified.
+    with ``t = spans.spans[n].fused_length`` (rows ``o : o + t`` with ``o = own_start`` after a start
+    token), and zero elsewhere -- so a step whose recipe tokens are not its own (``matches`` False,
+    ``t = 0``) is left as it is. ``lam = 0`` returns an exact copy. The inputs are not modified.
     """
     if step_embeds.dim() != 3:
         raise ConfigError(f"step_embeds must be [N, L, D] (one row per step), got shape {tuple(step_embeds.shape)}")
@@ -227,7 +228,8 @@ def cscc_fuse(
     n_steps, length, width = step_embeds.shape
     if recipe_embeds.shape[1] != width:
         raise ConfigError(
-            f"step_embeds have width D={width} but recipe_embeds D={recipe_embeds.shape[1]}: encode both with the same T5"
+            f"step_embeds have width D={width} but recipe_embeds D={recipe_embeds.shape[1]}: encode both with the "
+            "same T5"
         )
     if n_steps != len(spans.spans):
         raise ConfigError(
@@ -245,7 +247,8 @@ def cscc_fuse(
             )
         if span.start + t > recipe.shape[0]:
             raise ConfigError(
-                f"step {n} spans recipe tokens {span.start}..{span.start + t - 1} but recipe_embeds has {recipe.shape[0]}: "
+                f"step {n} spans recipe tokens {span.start}..{span.start + t - 1} but recipe_embeds has "
+                f"{recipe.shape[0]}: "
                 "encode the recipe with the max_sequence_length given to step_token_spans"
             )
         if lam != 0:  # skipping keeps lam = 0 exact even where the recipe encoding holds inf (fp16 T5)

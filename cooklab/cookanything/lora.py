@@ -73,7 +73,9 @@ class LoraSpec:
 
 
 def add_lora(transformer, spec: LoraSpec, adapter_name: str = ADAPTER_NAME) -> list:
-    """Wrap ``transformer``'s target projections with a new trainable LoRA; returns its parameters (the only trainable ones)."""
+    """Wrap ``transformer``'s target projections with a new trainable LoRA;
+    returns its parameters (the only trainable ones).
+    """
     matched = [name for name, _ in transformer.named_modules() if any(name.endswith(t) for t in spec.target_modules)]
     if not matched:
         raise ConfigError(
@@ -110,7 +112,9 @@ def load_lora_state_dict(transformer, state: dict, adapter_name: str = ADAPTER_N
 
 
 def save_lora(transformer, directory: str | Path, spec: LoraSpec, adapter_name: str = ADAPTER_NAME) -> Path:
-    """Write the adapter as ``FluxPipeline.save_lora_weights`` does (readable by ``FluxPipeline.load_lora_weights``)."""
+    """Write the adapter as ``FluxPipeline.save_lora_weights`` does (readable by
+    ``FluxPipeline.load_lora_weights``).
+    """
     from diffusers import FluxPipeline
 
     directory = Path(directory)

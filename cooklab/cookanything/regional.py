@@ -161,13 +161,18 @@ def _sdpa(q, k, v, mask=None):
     return out.transpose(1, 2)
 
 
-def resolve_backend(backend: str, image_attention: str, device: torch.device, shared: bool = False) -> str:
-    """The attention path actually used for a call (``shared``: cross-region K/V sharing is on)."""
+def resolve_backend(backend: str, image_attention: str, device: torch.device | None, shared: bool = False) -> str:
+    """The attention path actually used for a call (``shared``: cross-region K/V sharing is on).
+
+    ``device=None`` checks the choice without a device: ``"auto"`` is then returned as it is.
+    """
     if backend not in BACKENDS:
         raise ConfigError(f"attention_backend={backend!r}: choose one of {list(BACKENDS)}.")
     if image_attention not in IMAGE_ATTENTION:
         raise ConfigError(f"image_attention={image_attention!r}: choose 'region' (the paper) or 'global'.")
     if backend == "auto":
+        if device is None:
+            return backend
         if device.type == "cuda":
             return "flex"
         return "batched" if image_attention == "region" and not shared else "masked"
@@ -292,7 +297,8 @@ class RegionalFluxAttnProcessor:
         self.name = name
         self.state = state
 
-    # Copied from diffusers.models.transformers.transformer_flux.FluxAttnProcessor.__call__ (diffusers 0.42.1), with these changes:
+    # Copied from diffusers.models.transformers.transformer_flux.FluxAttnProcessor.__call__ (diffusers 0.42.1), with
+    # these changes:
     # - Q, K, V of each stream unflattened and normed in one expression, and the output projections
     #   likewise (same operations, same order);
     # - where the call's state selects this layer and step (and no attention mask is given), SRC's

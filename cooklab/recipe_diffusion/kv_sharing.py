@@ -116,7 +116,8 @@ class KVSharingAttnProcessor:
         )
         self.state = state
 
-    # Copied from diffusers.models.attention_processor.AttnProcessor2_0.__call__ (diffusers 0.42.1), with these changes:
+    # Copied from diffusers.models.attention_processor.AttnProcessor2_0.__call__ (diffusers 0.42.1), with these
+    # changes:
     # - self-attention only (cross-attention is refused), so sequence_length is read from hidden_states;
     # - K_i, V_i recorded for later frames, and the reference's K_ref, V_ref prepended: Eq. 1-2;
     # - the attention mask is prepared after the projections and padded with 0 (attend) for the reference tokens;
@@ -128,7 +129,8 @@ class KVSharingAttnProcessor:
     ):
         if encoder_hidden_states is not None:
             raise ValueError(
-                f"{self.name}: K/V sharing applies to self-attention only; select '...attn1' layers (cooklab.locate does)."
+                f"{self.name}: K/V sharing applies to self-attention only; select '...attn1' layers (cooklab.locate "
+                "does)."
             )
         residual = hidden_states
         if attn.spatial_norm is not None:

@@ -19,11 +19,11 @@ sample drawn from frame i's generator, as ``StableDiffusionImg2ImgPipeline`` enc
 input); ``reference_latent="final"`` takes the sampler's final latent instead (no VAE
 round trip).
 
-``RecipeDiffusion.__call__`` runs these stages, one method each: ``_variant_switches``,
-``_recipe_and_prompts`` and ``_check_inputs`` (arguments, refused before any model runs),
-``_references`` (which earlier frame each frame starts from, takes its mask from and shares K/V
-with), ``_attention_processors`` (the K/V-sharing processors for the call), and ``_frames``,
-which runs ``_frame`` for every step: encode the prompt, ``_noised_start`` (Eq. 5-7 or img2img
+``RecipeDiffusion.__call__`` runs these stages: ``variant_switches``, ``prepare_recipe`` and
+``check_inputs`` (arguments, refused before any model runs; ``inputs.py``), ``frame_references``
+(which earlier frame each frame starts from, takes its mask from and shares K/V with),
+``_attention_processors`` (the K/V-sharing processors for the call), and ``_frames``, which runs
+``_frame`` for every step: encode the prompt, ``_noised_start`` (Eq. 5-7 or img2img
 noise of an earlier frame; frame 0 starts from pure noise), ``_denoise`` and ``_decode``.
 
 Every switch off gives back the stock pipeline: with ``sequential``, ``kv_sharing`` and
@@ -47,26 +47,25 @@ from diffusers.utils.torch_utils import randn_tensor
 from tqdm.auto import tqdm
 
 from ..errors import ConfigError
-from ..grounding import as_mask_result
 from ..instrument.locate import locate
 from ..instrument.observer import FrameTrace, observed
 from ..pipeline_base import CooklabPipeline
-from ..recipe import StepPlan, as_recipe
+from ..recipe import StepPlan
+from .inputs import (
+    VARIANTS,
+    FrameReferences,
+    check_steps_and_size,
+    check_switches,
+    frame_references,
+    prepare_masks,
+    prepare_recipe,
+    resolve_container_mask,
+    variant_switches,
+)
 from .kv_sharing import KVSharingAttnProcessor, KVSharingState
 from .noise_levels import NoiseLevels, check_level
 from .records import FrameInfo, NoiseRecord, RecipeDiffusionOutput
-from .region_noise import RegionNoise, region_aware_noise, resize_mask
-
-START_FROM = ("previous", "reference")  # where a frame without region-aware noise starts (paper: previous)
-REFERENCE_LATENT = ("encoded", "final")  # what L_j is: VAE encoding of I_j (paper) or the sampler's final latent
-
-# The paper's variants (Table I's SD 2.1 row and three rows of Table II): keyword presets for __call__(variant=...).
-VARIANTS = {
-    "independent": dict(sequential=False, kv_sharing=False, region_aware=False),
-    "kv_sharing": dict(sequential=True, kv_sharing=True, region_aware=False),
-    "region_aware": dict(sequential=True, kv_sharing=False, region_aware=True),
-    "region_aware_kv": dict(sequential=True, kv_sharing=True, region_aware=True),
-}
+from .region_noise import RegionNoise, region_aware_noise
 
 
 @dataclass
@@ -100,17 +99,6 @@ class _Call:
     kept: dict = field(default_factory=dict)  # frame -> final latent, for frames some later frame starts from
     pil: dict = field(default_factory=dict)  # frame -> its 8-bit image, decoded once when output_type is not "pil"
     images: list = field(default_factory=list)
-
-
-@dataclass
-class _References:
-    """Which earlier frame each frame reads (None: none), and how long each must be kept."""
-
-    start: list  # the frame a uniformly noised start is taken from (start_from; None: pure noise)
-    mask: list  # the reference j whose container mask gives region-aware noise of L_j (None: region-aware off)
-    kv: list  # the frame whose K/V are shared (None: K/V sharing off)
-    kept: set  # frames whose latent or image a later frame starts from
-    last_use: dict  # frame -> the last frame that reads its K/V (they are released after it)
 
 
 class RecipeDiffusion(CooklabPipeline):
@@ -169,34 +157,45 @@ class RecipeDiffusion(CooklabPipeline):
     ) -> RecipeDiffusionOutput:
         """Generate one frame per recipe step.
 
-        recipe: a Recipe, a list of step strings or a recipe file path. metadata: per-step
-        ``StepPlan`` (container, container_attributes, reference_step) overriding the
-        recipe's own. plan: a ``cooklab.agent.RecipePlan`` (the LLM pre-pass): its step plans
-        become the metadata, and with ``enriched_prompts=True`` its prompts replace the step
-        texts. variant: one of ``VARIANTS`` (sets the three switches).
-        masks: per frame (list, or dict frame -> value) the container mask *in that frame's
-        reference image*: a [H, W] or latent-size [h, w] mask, or a pixel box (x0, y0, x1, y1).
-        mask_provider: ``(image, phrase) -> mask | None`` asked for frames without a mask, or
-        ``"grounded-sam"`` for GroundingDINO + SAM with the default checkpoints (loaded once; for the Toy Kitchen
-        pipeline the pair trained on the toy world, ``GroundedSAM.toy()``, offline).
-        Both are used only when ``region_aware`` is on (so one set of masks serves all variants);
-        an explicit mask is always applied, the provider only for steps whose metadata names a
-        container and a reference_step.
-        kv_cache_device: where reference K/V are kept (None: the compute device; "cpu").
-        start_from: where a sequential frame without region-aware noise starts: ``"previous"``
-        (the paper: ``I_{i-1}``) or ``"reference"`` (the metadata's reference frame ``I_j``).
-        Region-aware noise always noises ``L_j`` (Eq. 5-7), and K/V always come from ``I_j``.
-        reference_latent: ``"encoded"`` (the paper: the frame's 8-bit image encoded by the VAE,
-        as img2img encodes its input) or ``"final"`` (the sampler's final latent, no round trip).
-        Each frame's ``FrameInfo`` records ``reference``, ``start_from``, ``mask_reference``
-        and ``reference_latent`` as used.
+        Args:
+            recipe: a ``Recipe``, a list of step strings or a recipe file path.
+            metadata: per-step ``StepPlan`` (container, container_attributes, reference_step)
+                overriding the recipe's own.
+            plan: a ``cooklab.agent.RecipePlan`` (the LLM pre-pass): its step plans become the
+                metadata, and with ``enriched_prompts=True`` its prompts replace the step texts.
+            seed: frame i uses ``Generator(device).manual_seed(seed + i)``.
+            num_inference_steps, height, width, guidance_scale, negative_prompt, eta, guidance_rescale:
+                as ``StableDiffusionPipeline`` (None for height/width: the U-Net's own size).
+            variant: one of ``VARIANTS`` (sets the three switches below).
+            sequential, kv_sharing, region_aware: frame i starts from an earlier frame (Sec. III);
+                K/V sharing with the reference frame (Eq. 1-4); region-aware noise (Eq. 5-7).
+            base_noise, object_noise: the noise levels outside and inside the container (``noise_levels.py``).
+            start_from: where a sequential frame without region-aware noise starts: ``"previous"``
+                (the paper: ``I_{i-1}``) or ``"reference"`` (the metadata's reference frame ``I_j``).
+                Region-aware noise always noises ``L_j`` (Eq. 5-7), and K/V always come from ``I_j``.
+            reference_latent: ``"encoded"`` (the paper: the frame's 8-bit image encoded by the VAE,
+                as img2img encodes its input) or ``"final"`` (the sampler's final latent, no round trip).
+            kv_layers: layer patterns (``"mid"``, ``"up"``, names; see ``cooklab.locate``) whose
+                self-attention shares K/V.
+            masks: per frame (list, or dict frame -> value) the container mask *in that frame's
+                reference image*: a [H, W] or latent-size [h, w] mask, or a pixel box (x0, y0, x1, y1).
+            mask_provider: ``(image, phrase) -> mask | None`` asked for frames without a mask, or
+                ``"grounded-sam"`` for GroundingDINO + SAM with the default checkpoints (loaded once;
+                for the Toy Kitchen pipeline the pair trained on the toy world, offline).
+            kv_cache_device: where reference K/V are kept (None: the compute device; "cpu").
+            output_type: ``"pil"``, ``"np"``, ``"pt"`` or ``"latent"``.
+            progress: show the progress bars.
+
+        Masks and the provider are used only when ``region_aware`` is on (so one set of masks
+        serves all variants); an explicit mask is always applied, the provider only for steps
+        whose metadata names a container and a reference_step. Each frame's ``FrameInfo`` records
+        ``reference``, ``start_from``, ``mask_reference`` and ``reference_latent`` as used.
         """
-        sequential, kv_sharing, region_aware = self._variant_switches(variant, sequential, kv_sharing, region_aware)
-        recipe, prompts = self._recipe_and_prompts(recipe, metadata, plan, enriched_prompts)
+        sequential, kv_sharing, region_aware = variant_switches(variant, sequential, kv_sharing, region_aware)
+        recipe, prompts = prepare_recipe(recipe, metadata, plan, enriched_prompts)
         n = len(recipe)
-        if isinstance(mask_provider, str):
-            mask_provider = self._named_provider(mask_provider)
-        base_noise, object_noise, height, width = self._check_inputs(
+        mask_provider = self.prepare_mask_provider(mask_provider)
+        base_noise, object_noise, height, width = self.check_inputs(
             n,
             sequential,
             region_aware,
@@ -208,8 +207,8 @@ class RecipeDiffusion(CooklabPipeline):
             height,
             width,
         )
-        mask_for = self._mask_table(masks, n) if region_aware else {}  # masks only matter for region-aware noise
-        refs = self._references(recipe, sequential, kv_sharing, region_aware, start_from)
+        mask_for = prepare_masks(masks, n) if region_aware else {}  # masks only matter for region-aware noise
+        refs = frame_references(recipe, sequential, kv_sharing, region_aware, start_from)
 
         pipe = self.pipe
         call = _Call(
@@ -248,29 +247,7 @@ class RecipeDiffusion(CooklabPipeline):
         )
 
     # ---- arguments -------------------------------------------------------------------------
-    @staticmethod
-    def _variant_switches(variant, sequential, kv_sharing, region_aware) -> tuple[bool, bool, bool]:
-        """(sequential, kv_sharing, region_aware): the preset of ``variant`` (one of ``VARIANTS``), or the switches as given."""
-        if variant is None:
-            return sequential, kv_sharing, region_aware
-        if variant not in VARIANTS:
-            raise ConfigError(f"variant={variant!r}: choose one of {list(VARIANTS)}.")
-        return tuple(VARIANTS[variant][k] for k in ("sequential", "kv_sharing", "region_aware"))
-
-    @staticmethod
-    def _recipe_and_prompts(recipe, metadata, plan, enriched_prompts):
-        """The recipe with its per-step metadata (from ``metadata=`` or the plan), and the N prompts to encode."""
-        recipe = as_recipe(recipe)
-        if plan is not None and metadata is not None:
-            raise ConfigError("give either plan= or metadata=, not both (a plan carries the metadata).")
-        if plan is not None:
-            metadata = plan.step_plans()
-        if metadata is not None:
-            recipe = recipe.with_plans(metadata)
-        prompts = plan.prompts() if plan is not None and enriched_prompts else recipe.texts
-        return recipe, prompts
-
-    def _check_inputs(
+    def check_inputs(
         self,
         n,
         sequential,
@@ -288,67 +265,14 @@ class RecipeDiffusion(CooklabPipeline):
         None for height/width takes the U-Net's own size (``sample_size * vae_scale_factor``).
         """
         base_noise, object_noise = check_level("base_noise", base_noise), check_level("object_noise", object_noise)
-        if region_aware and not sequential:
-            raise ConfigError(
-                "region_aware=True needs sequential=True: region-aware noise is applied to the reference frame's latent."
-            )
-        if start_from not in START_FROM:
-            raise ConfigError(
-                f"start_from={start_from!r}: choose 'previous' (the paper: frame i starts from frame i-1) or "
-                "'reference' (from the metadata's reference frame)."
-            )
-        if reference_latent not in REFERENCE_LATENT:
-            raise ConfigError(
-                f"reference_latent={reference_latent!r}: choose 'encoded' (the paper: the VAE encoding of the "
-                "reference image) or 'final' (the sampler's final latent)."
-            )
-        height, width = self._check_steps_and_size(num_inference_steps, height, width)
+        check_switches(sequential, region_aware, start_from, reference_latent)
+        height, width = check_steps_and_size(self.pipe, num_inference_steps, height, width)
         if sequential and NoiseLevels(None, num_inference_steps).steps_run(base_noise) == 0 and n > 1:
             raise ConfigError(
-                f"base_noise={base_noise} runs no denoising step with num_inference_steps={num_inference_steps}: raise one of them."
+                f"base_noise={base_noise} runs no denoising step with num_inference_steps={num_inference_steps}: "
+                "raise one of them."
             )
         return base_noise, object_noise, height, width
-
-    def _check_steps_and_size(self, num_inference_steps, height, width) -> tuple[int, int]:
-        """Refuse fewer than one step and sizes that are not positive multiples of 8; returns (height, width).
-
-        None for height/width takes the U-Net's own size (``sample_size * vae_scale_factor``).
-        """
-        if int(num_inference_steps) < 1:
-            raise ConfigError(f"num_inference_steps={num_inference_steps}: use at least 1.")
-        scale = self.pipe.vae_scale_factor
-        height = height or self.pipe.unet.config.sample_size * scale
-        width = width or self.pipe.unet.config.sample_size * scale
-        if height % 8 or width % 8 or height <= 0 or width <= 0:
-            raise ConfigError(
-                f"height={height}, width={width}: both must be positive multiples of 8 (e.g. {max(8, height // 8 * 8)}x{max(8, width // 8 * 8)})."
-            )
-        return height, width
-
-    @staticmethod
-    def _references(recipe, sequential, kv_sharing, region_aware, start_from) -> _References:
-        """Which earlier frame each frame starts from, takes its container mask from, and shares K/V with.
-
-        The reference frame of frame i is ``j = reference_step - 1`` when its metadata names one,
-        else ``i - 1`` (None for frame 0). A uniformly noised start comes from ``i - 1``
-        (``start_from="previous"``, the paper) or from ``j`` (``"reference"``); the mask of Eq. 5-7
-        and the shared K/V always come from ``j``.
-        """
-        n = len(recipe)
-        ref = recipe.reference_frames()  # j of frame i: the metadata's reference, else i - 1 (None for frame 0)
-        start_ref = [
-            None if not sequential else (i - 1 if start_from == "previous" and i > 0 else ref[i]) for i in range(n)
-        ]
-        mask_ref = [ref[i] if region_aware else None for i in range(n)]  # I_j of Eq. 5-7 (needs sequential)
-        kv_ref = [ref[i] if kv_sharing else None for i in range(n)]
-        kept = {
-            j for j in start_ref + mask_ref if j is not None
-        }  # frames whose latent/image a later frame starts from
-        last_use = {}
-        for i, j in enumerate(kv_ref):
-            if j is not None:
-                last_use[j] = i
-        return _References(start_ref, mask_ref, kv_ref, kept, last_use)
 
     def _settings(self, call: _Call) -> dict:
         """What the call ran with, as ``RecipeDiffusionOutput.settings`` reports it."""
@@ -410,7 +334,7 @@ class RecipeDiffusion(CooklabPipeline):
             pipe.unet.set_attn_processor(dict(originals))
             pipe.maybe_free_model_hooks()
 
-    def _frames(self, call: _Call, recipe, refs: _References):
+    def _frames(self, call: _Call, recipe, refs: FrameReferences):
         """Generate the frames in order; returns their ``FrameInfo`` and final latents (CPU float32).
 
         A frame's latent is kept while a later frame starts from it, its K/V are released after the
@@ -428,6 +352,10 @@ class RecipeDiffusion(CooklabPipeline):
                 call.kv_state.release(j)
         return frames, final_latents
 
+    def prepare_mask_provider(self, mask_provider):
+        """The mask provider a call asks: a provider object as given (or None), a name's provider built once."""
+        return self._named_provider(mask_provider) if isinstance(mask_provider, str) else mask_provider
+
     def _named_provider(self, name: str):
         """A mask provider by name (``cooklab.grounding.registry``), built once per pipeline for its model set's
         pictures ("grounded-sam": GroundingDINO + SAM; the pair trained on the set's pictures, offline, when this
@@ -437,30 +365,6 @@ class RecipeDiffusion(CooklabPipeline):
 
             self._providers[name] = named_mask_provider(name, self.pipe, device=self.device)
         return self._providers[name]
-
-    @staticmethod
-    def _mask_table(masks, n: int) -> dict:
-        """Normalise ``masks`` into {frame: value}; reject lengths and frames that cannot work."""
-        if masks is None:
-            return {}
-        if isinstance(masks, dict):
-            table = dict(masks)
-        elif isinstance(masks, (list, tuple)):
-            if len(masks) != n:
-                raise ConfigError(
-                    f"masks has {len(masks)} entries for a recipe of {n} steps: give one per step (None where there is none) or a dict {{frame: mask}}."
-                )
-            table = {i: m for i, m in enumerate(masks) if m is not None}
-        else:
-            raise ConfigError("masks must be a list with one entry per step or a dict {frame: mask}.")
-        for i in table:
-            if not (isinstance(i, int) and 0 <= i < n):
-                raise ConfigError(f"masks has an entry for frame {i!r}; frames are numbered 0..{n - 1}.")
-            if i == 0:
-                raise ConfigError(
-                    "masks[0] is given but frame 0 starts from pure noise; masks[i] is the container mask in frame i's reference image (frames 1..n-1)."
-                )
-        return table
 
     def _encode(self, prompt, negative_prompt, do_cfg, device):
         pos, neg = self.pipe.encode_prompt(prompt, device, 1, do_cfg, negative_prompt)
@@ -484,7 +388,8 @@ class RecipeDiffusion(CooklabPipeline):
             latent_hw,
         )
 
-    def _decode_pil(self, latents):
+    def decode_image(self, latents):
+        """The 8-bit image (PIL) of a final latent [1, C, h, w], as the user receives it."""
         image = self.pipe.vae.decode(latents / self.pipe.vae.config.scaling_factor, return_dict=False)[0]
         return self.pipe.image_processor.postprocess(image, output_type="pil")[0]
 
@@ -493,7 +398,7 @@ class RecipeDiffusion(CooklabPipeline):
         if call.output_type == "pil":
             return call.images[j]
         if j not in call.pil:
-            call.pil[j] = self._decode_pil(call.kept[j])
+            call.pil[j] = self.decode_image(call.kept[j])
         return call.pil[j]
 
     def _start_latent(self, call: _Call, j: int, generator, dtype) -> torch.Tensor:
@@ -613,9 +518,9 @@ class RecipeDiffusion(CooklabPipeline):
                     None,
                 )
                 warnings.warn(
-                    f"step {i + 1} (frame {i}): object_noise={call.object_noise} and base_noise={call.base_noise} fall on "
-                    f"the same timestep with num_inference_steps={call.num_inference_steps}, so region-aware noise equals "
-                    f"uniform noise; use num_inference_steps >= {enough} or levels further apart.",
+                    f"step {i + 1} (frame {i}): object_noise={call.object_noise} and base_noise={call.base_noise} "
+                    f"fall on the same timestep with num_inference_steps={call.num_inference_steps}, so region-aware "
+                    f"noise equals uniform noise; use num_inference_steps >= {enough} or levels further apart.",
                     stacklevel=6,
                 )
         if trace is not None:
@@ -683,38 +588,3 @@ class RecipeDiffusion(CooklabPipeline):
         pipe = self.pipe
         image = pipe.vae.decode(latents / pipe.vae.config.scaling_factor, return_dict=False, generator=generator)[0]
         return pipe.image_processor.postprocess(image, output_type=call.output_type, do_denormalize=[True])[0]
-
-
-def resolve_container_mask(
-    i: int, step, ref: int, explicit, provider, reference_image, image_hw: tuple[int, int], latent_hw: tuple[int, int]
-):
-    """The container mask of frame i in its reference frame ``ref``: (MaskResult, mask on the latent grid, fallback reason).
-
-    explicit: the user's ``masks[i]`` (mask, box, MaskResult) or None; provider: ``(image, phrase) -> mask | None``
-    or None; reference_image: a function returning frame ``ref``'s 8-bit image (called only when the provider is
-    asked). An explicit mask is always used; the provider only for a step whose metadata names a container and a
-    reference_step. Exactly one of (mask, reason) is None: the reason says why no usable mask was found (no
-    container, first appearance, no source, nothing found, degenerate: under 0.1% or over 99.9% of the latent grid).
-    Shared by ``RecipeDiffusion`` and ``cooklab.baselines.InpaintingBaseline``.
-    """
-    phrase = step.container or ""
-    if explicit is not None:
-        result = as_mask_result(explicit, image_hw, phrase)
-    elif not phrase:
-        return None, None, "the step names no container (no metadata): give a recipe with metadata, or masks=[...]"
-    elif step.reference_step is None:
-        return None, None, f"the {phrase!r} first appears in this step (reference_step is null)"
-    elif provider is None:
-        return None, None, "no mask: pass masks=[...] or a mask_provider"
-    else:
-        result = as_mask_result(provider(reference_image(), phrase), image_hw, phrase, source=type(provider).__name__)
-        if result is None:
-            return None, None, f"the mask provider found no {phrase!r} in the reference image (step {ref + 1})"
-    try:
-        mask = resize_mask(result.mask, latent_hw, image_hw)
-    except ConfigError as err:
-        raise ConfigError(f"frame {i}: {err}") from None
-    area = float(mask.mean())
-    if area < 1e-3 or area > 0.999:
-        return result, None, f"degenerate mask (covers {area:.1%} of the latent grid)"
-    return result, mask, None

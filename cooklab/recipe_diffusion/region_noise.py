@@ -58,7 +58,8 @@ def resize_mask(
         return F.interpolate(mask.float()[None, None], size=tuple(latent_hw), mode="area")[0, 0]  # [h, w]
     fh, fw = height // h, width // w
     cells = rearrange(mask.float(), "(h fh) (w fw) -> (fh fw) h w", fh=fh, fw=fw)  # the fh fw pixels over every cell
-    # Summed in raster order, then divided by fh and fw: the arithmetic of F.interpolate(mode="area") on the CPU, so the
+    # Summed in raster order, then divided by fh and fw: the arithmetic of F.interpolate(mode="area") on the CPU, so
+    # the
     # soft edges are bit-identical to it (einops' reduce(..., "mean") sums in another order: last-bit differences).
     return sum(cells) / fh / fw  # [h, w]
 
@@ -99,7 +100,8 @@ def region_aware_noise(
     """Eq. 5-7. reference, noise: [B, C, h, w]; mask: [h, w] in [0, 1] on the latent grid."""
     if tuple(mask.shape) != tuple(reference.shape[-2:]):
         raise ConfigError(
-            f"mask {tuple(mask.shape)} is not on the latent grid {tuple(reference.shape[-2:])}: resize it with resize_mask first."
+            f"mask {tuple(mask.shape)} is not on the latent grid {tuple(reference.shape[-2:])}: resize it with "
+            "resize_mask first."
         )
     container = add_noise(reference, noise, object_noise)  # (5)
     background = add_noise(reference, noise, base_noise)  # (6)

@@ -465,8 +465,8 @@ def train_sd(cfg: TrainConfig, out: Path, device: torch.device, data) -> None:
 
 def train_flux(cfg: TrainConfig, out: Path, device: torch.device, data) -> None:
     """The ``flux`` stage: the Flux-style set around the trained autoencoder, into ``<out>/flux``."""
-    from diffusers import FluxPipeline
-    from diffusers.pipelines.flux.pipeline_flux import calculate_shift
+    from ..cookanything.flexible_rope import canvas_image_ids
+    from ..cookanything.flow_matching import pack_images, shift_sigma, time_shift_mu
 
     torch.manual_seed(cfg.seed + 2)
     vae, mean, std = _load_autoencoder(out, device)
@@ -478,12 +478,10 @@ def train_flux(cfg: TrainConfig, out: Path, device: torch.device, data) -> None:
     transformer = pipe.transformer.to(device).train()
     clip, t5 = pipe.text_encoder.to(device).train(), pipe.text_encoder_2.to(device).train()
     b, c, h, w = latents[:1].shape
-    img_ids = FluxPipeline._prepare_latent_image_ids(
-        1, h // 2, w // 2, device, torch.float32
-    )  # [64, 3]: (0, row, col)
+    img_ids = canvas_image_ids(1, h // 2, w // 2, device=device)  # [64, 3]: (0, row, col)
     txt_ids = torch.zeros(T5_MAX_LENGTH, 3, device=device)
     sc = pipe.scheduler.config
-    mu = calculate_shift(img_ids.shape[0], sc.base_image_seq_len, sc.max_image_seq_len, sc.base_shift, sc.max_shift)
+    mu = time_shift_mu(sc, img_ids.shape[0])
     loop = _Loop([*transformer.parameters(), *clip.parameters(), *t5.parameters()], cfg, cfg.flux_steps, cfg.lr)
     clip_tokens, t5_tokens = _Tokens(pipe.tokenizer), _Tokens(pipe.tokenizer_2)
     gen = torch.Generator().manual_seed(cfg.seed + 2)
@@ -496,14 +494,14 @@ def train_flux(cfg: TrainConfig, out: Path, device: torch.device, data) -> None:
         clip_ids, t5_ids = clip_tokens(texts, device), t5_tokens(texts, device)  # [B, 32], [B, 64]
         eps = torch.randn(z0.shape, generator=gen).to(device)
         u = torch.sigmoid(torch.randn(cfg.batch, generator=gen)).to(device)  # logit-normal in (0, 1)
-        s = math.exp(mu) / (math.exp(mu) + (1 / u - 1))  # the pipeline's time shift at this image size
+        s = shift_sigma(u, sc, img_ids.shape[0])  # the pipeline's time shift at this image size
         zs = (1 - s)[:, None, None, None] * z0 + s[:, None, None, None] * eps
-        target = FluxPipeline._pack_latents(eps - z0, cfg.batch, c, h, w)  # [B, 64, 16]
+        target = pack_images(eps - z0)  # [B, 64, 16]
         with _autocast(device, cfg.flux_bf16):
             pooled = clip(clip_ids).pooler_output  # [B, 128]
             seq = t5(t5_ids)[0]  # [B, 64, 128]
             pred = transformer(
-                hidden_states=FluxPipeline._pack_latents(zs, cfg.batch, c, h, w),
+                hidden_states=pack_images(zs),
                 timestep=s,
                 guidance=None,
                 pooled_projections=pooled,

@@ -37,7 +37,9 @@ class ToyData(BaseModel):
 
 
 class DataSource(BaseModel):
-    """Exactly one of: Toy Kitchen renders, a folder layout, a JSONL manifest, a RecipeGen-style layout (``data.py``)."""
+    """Exactly one of: Toy Kitchen renders, a folder layout,
+    a JSONL manifest, a RecipeGen-style layout (``data.py``).
+    """
 
     model_config = _STRICT
     toy: ToyData | None = None
@@ -84,7 +86,9 @@ class CanvasSettings(BaseModel):
 
 
 class TrainSettings(BaseModel):
-    """Optimisation: steps, learning rate, accumulation, precision, checkpoints, the rectified-flow timestep sampling."""
+    """Optimisation: steps, learning rate, accumulation,
+    precision, checkpoints, the rectified-flow timestep sampling.
+    """
 
     model_config = _STRICT
     steps: int = Field(1000, ge=1)  # optimizer steps

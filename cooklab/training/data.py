@@ -79,7 +79,8 @@ def _from_folders(root: Path) -> list[Example]:
         pictures = _pictures(root / recipe_id)
         if len(pictures) != len(recipe):
             raise ConfigError(
-                f"{root / recipe_id}: {len(recipe)} steps but {len(pictures)} pictures ({[p.name for p in pictures]}); "
+                f"{root / recipe_id}: {len(recipe)} steps but {len(pictures)} pictures "
+                f"({[p.name for p in pictures]}); "
                 "give one picture per step, named so they sort in step order (step_01.png, step_02.png, ...)."
             )
         out.append(Example(recipe_id, recipe, pictures))
@@ -124,7 +125,9 @@ def _from_jsonl(path: Path) -> list[Example]:
 
 
 def write_toy_folder(root: str | Path, count: int, steps: int = 4, first_seed: int = 5000, size: int = 64) -> Path:
-    """Write ``count`` Toy Kitchen examples in the folder layout (``recipe.json`` + ``step_01.png`` ...); returns ``root``."""
+    """Write ``count`` Toy Kitchen examples in the folder layout
+    (``recipe.json`` + ``step_01.png`` ...); returns ``root``.
+    """
     root = Path(root)
     for k in range(count):
         seed = first_seed + k

@@ -25,7 +25,6 @@ so a resumed run takes the same next step as one never stopped (tested).
 from __future__ import annotations
 
 import json
-import math
 import os
 import shutil
 import time
@@ -36,8 +35,9 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
+from ..cookanything.flow_matching import pack_latents, shift_sigma
 from ..cookanything.lora import WEIGHT_NAME, add_lora, load_lora_state_dict, save_lora
-from ..cookanything.pipeline import CookAnything, pack_latents
+from ..cookanything.pipeline import CookAnything
 from ..errors import ConfigError
 from ..fileio import atomic_write
 from ..versions import package_versions
@@ -60,26 +60,10 @@ class TrainResult:
     main_process: bool = True  # False in the other processes of a several-process run (they write nothing)
 
 
-def shift_sigma(sigma: torch.Tensor, scheduler_config, image_seq_len: int) -> torch.Tensor:
-    """Flux's timestep shift of ``sigma`` for a canvas of ``image_seq_len`` image tokens (as ``FlowMatchEulerDiscreteScheduler``)."""
-    from diffusers.pipelines.flux.pipeline_flux import calculate_shift
-
-    cfg = scheduler_config
-    if cfg.get("use_dynamic_shifting", False):
-        mu = calculate_shift(
-            image_seq_len,
-            cfg.get("base_image_seq_len", 256),
-            cfg.get("max_image_seq_len", 4096),
-            cfg.get("base_shift", 0.5),
-            cfg.get("max_shift", 1.15),
-        )
-        return math.exp(mu) / (math.exp(mu) + (1 / sigma - 1))  # exponential time shift, power 1
-    shift = cfg.get("shift", 1.0)
-    return shift * sigma / (1 + (shift - 1) * sigma)
-
-
 def encode_canvas(pipe, images, height: int, width: int) -> torch.Tensor:
-    """x_0 [1, N P, C 4]: each step picture VAE-encoded on its own (posterior mode), normalised as Flux expects, packed."""
+    """x_0 [1, N P, C 4]: each step picture VAE-encoded on its own
+    (posterior mode), normalised as Flux expects, packed.
+    """
     vae = pipe.vae
     pixels = torch.cat(
         [pipe.image_processor.preprocess(im, height=height, width=width) for im in images]
@@ -93,15 +77,18 @@ def encode_canvas(pipe, images, height: int, width: int) -> torch.Tensor:
 
 @contextmanager
 def canvas_attention(ca: CookAnything, canvas):
-    """The canvas's SRC processors on the transformer for forward *and* backward (gradient checkpointing recomputes in backward)."""
-    with ca._attention_processors(canvas.state, install=bool(canvas.state.layers)):
+    """The canvas's SRC processors on the transformer for forward *and* backward
+    (gradient checkpointing recomputes in backward).
+    """
+    with ca.attention_processors(canvas.state, install=bool(canvas.state.layers)):
         yield
 
 
 def flow_matching_loss(
     ca: CookAnything, canvas, x0: torch.Tensor, noise: torch.Tensor, sigma: torch.Tensor, guidance: float, model=None
 ) -> torch.Tensor:
-    """The rectified-flow loss of one canvas at noise level ``sigma`` (a 0-d tensor); call it inside ``canvas_attention``.
+    """The rectified-flow loss of one canvas at noise level ``sigma`` (a 0-d tensor); call it inside
+    ``canvas_attention``.
 
     x0, noise [1, N P, C 4]; model: the transformer to call (default the pipeline's).
     """
@@ -114,7 +101,7 @@ def flow_matching_loss(
         else None
     )
     text = canvas.text
-    pred = ca._predict(x_sigma, sigma * 1000, g, text.embeds, text.pooled, canvas.txt_ids, canvas.img_ids, model=model)
+    pred = ca.predict(x_sigma, sigma * 1000, g, text.embeds, text.pooled, canvas.txt_ids, canvas.img_ids, model=model)
     return torch.nn.functional.mse_loss(pred.float(), target.float())
 
 
@@ -164,7 +151,9 @@ class LoraTrainer:
 
     # ---- data ----------------------------------------------------------------------------------
     def example_index(self, micro: int) -> int:
-        """Which example this process uses for its ``micro``-th canvas: a fresh permutation every epoch, each process every P-th."""
+        """Which example this process uses for its ``micro``-th canvas:
+        a fresh permutation every epoch, each process every P-th.
+        """
         world, rank = self.accelerator.num_processes, self.accelerator.process_index
         position = micro * world + rank
         epoch, offset = divmod(position, len(self.examples))
@@ -261,7 +250,9 @@ class LoraTrainer:
         return self.accelerator.unwrap_model(self.model)
 
     def checkpoint(self) -> Path:
-        """``checkpoints/step-NNNNNN``: adapter, optimizer, schedule, random states, step; written whole or not at all."""
+        """``checkpoints/step-NNNNNN``: adapter, optimizer,
+        schedule, random states, step; written whole or not at all.
+        """
         out = Path(self.config.out) / CHECKPOINTS
         final, tmp = out / f"step-{self.step:06d}", out / f".tmp-step-{self.step:06d}"
         acc = self.accelerator
@@ -300,7 +291,9 @@ class LoraTrainer:
         return final
 
     def resume(self) -> int:
-        """Continue from the last complete checkpoint under ``out`` (0 when there is none); refuses another run's checkpoint."""
+        """Continue from the last complete checkpoint under ``out``
+        (0 when there is none); refuses another run's checkpoint.
+        """
         from safetensors.torch import load_file
 
         folders = sorted((Path(self.config.out) / CHECKPOINTS).glob("step-*"))
@@ -318,7 +311,8 @@ class LoraTrainer:
         state = torch.load(last / "state.pt", weights_only=False)
         if state["processes"] != self.accelerator.num_processes:
             raise ConfigError(
-                f"{last} was written by {state['processes']} process(es), this run has {self.accelerator.num_processes}: "
+                f"{last} was written by {state['processes']} process(es), this run has "
+                f"{self.accelerator.num_processes}: "
                 "resume with the same number, or start over (--no-resume)."
             )
         weights = load_file(last / ADAPTER_DIR / WEIGHT_NAME)
@@ -369,7 +363,8 @@ class LoraTrainer:
 
 
 def train_lora(config: TrainLoraConfig, resume: bool = True, progress: bool = True, callback=None) -> TrainResult:
-    """Train a LoRA on ``config``'s canvases (``cooklab train-lora``); resumes from ``out/checkpoints`` unless ``resume=False``.
+    """Train a LoRA on ``config``'s canvases (``cooklab train-lora``);
+    resumes from ``out/checkpoints`` unless ``resume=False``.
 
     callback: ``callback(step, loss)`` after every optimizer step (``cooklab.viz.training.LiveLoss`` draws it).
     """
