@@ -27,7 +27,6 @@ from pathlib import Path
 import cooklab
 from cooklab.cli_options import (
     CA_OPTIONS,
-    FLUX_MAX_SEQUENCE_LENGTH,
     SCHEDULERS,
     add_demo_parser,
     add_evaluate_parser,
@@ -198,7 +197,8 @@ def _switches(args: argparse.Namespace) -> tuple[dict[str, bool], list[str]]:
     if switches["region_aware"] and not switches["sequential"]:
         if args.variant in ("region_aware", "region_aware_kv"):
             raise ConfigError(
-                f"--variant {args.variant} with --no-sequential: region-aware noise noises the reference frame's latent, "
+                f"--variant {args.variant} with --no-sequential: region-aware noise noises the reference frame's "
+                "latent, "
                 "so it needs sequential frames. Drop one of the two options."
             )
         switches["region_aware"] = False

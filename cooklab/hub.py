@@ -64,7 +64,10 @@ def explain_hub_error(repo_id: str, error: BaseException) -> CheckpointError:
     while cause is not None and len(chain) < 10:  # diffusers re-raises hub errors as OSError
         chain.append(cause)
         cause = cause.__cause__ or cause.__context__
-    download = f"download it on a machine with hub access (`hf download {repo_id} --local-dir DIR`) and pass DIR instead of the id"
+    download = (
+        f"download it on a machine with hub access (`hf download {repo_id} --local-dir DIR`) "
+        "and pass DIR instead of the id"
+    )
     if any(isinstance(e, GatedRepoError) for e in chain):
         problem = "is a gated repository and this machine has no access to it"
         fix = f"accept its license on https://huggingface.co/{repo_id} and run `hf auth login`, or {download}"

@@ -59,13 +59,15 @@ class CooklabPipeline:
             raise AttributeError(name)
         return getattr(self.pipe, name)
 
-    def _attach_trace(self, trace) -> None:
+    def attach_trace(self, trace) -> None:
+        """Let ``trace`` observe this pipeline's calls (``cooklab.trace`` calls it on entry); one trace at a time."""
         if self._trace is not None:
             raise RuntimeError(
                 "this pipeline is already being traced; leave the other `with cooklab.trace(...)` block first."
             )
         self._trace = trace
 
-    def _detach_trace(self, trace) -> None:
+    def detach_trace(self, trace) -> None:
+        """Stop ``trace`` observing this pipeline (``cooklab.trace`` calls it on exit); another trace is left alone."""
         if self._trace is trace:
             self._trace = None

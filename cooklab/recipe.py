@@ -334,7 +334,8 @@ def as_recipe(recipe: Recipe | Sequence[str | Mapping[str, Any] | Step] | str | 
     if isinstance(recipe, str) and "\n" in recipe.strip():
         raise RecipeError(
             "recipe: got a string of several lines, which is recipe text, not a file path. "
-            "Fix: pass a list of step strings (recipe.splitlines()), or save the text to a .txt file and pass its path."
+            "Fix: pass a list of step strings (recipe.splitlines()), or save the text to a .txt file and pass its "
+            "path."
         )
     if isinstance(recipe, (str, os.PathLike)):
         return load_recipe(recipe)
@@ -402,7 +403,8 @@ def _parse_yaml(text: str, source: str) -> Any:
             source,
             "",
             f"YAML syntax error at {where}: {problem}.",
-            f"check the indentation and quoting near {where}; text containing ': ' or starting with a special character needs quotes.",
+            f"check the indentation and quoting near {where}; text containing ': ' or starting with a special "
+            "character needs quotes.",
         ) from None
 
 
@@ -632,5 +634,8 @@ def _reference_issue(number: int, reference: int, field: str) -> _Issue:
         fix = "set reference_step to null: step 1 is the first step, so its container appears here first."
     else:
         earlier = "step 1" if number == 2 else f"an earlier step (1 to {number - 1})"
-        fix = f"use the number of {earlier} that shows the same container, or null if the container first appears in step {number}."
+        fix = (
+            f"use the number of {earlier} that shows the same container, "
+            f"or null if the container first appears in step {number}."
+        )
     return _Issue(field, problem, fix)

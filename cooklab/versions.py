@@ -14,7 +14,8 @@ from importlib import metadata
 
 
 def package_versions(*names: str) -> dict[str, str]:
-    """``{name: version}`` for each of ``names`` in order; ``"python"`` is the interpreter, a missing package ``"not installed"``."""
+    """``{name: version}`` for each of ``names`` in order; ``"python"`` is the interpreter, a missing package ``"not
+    installed"``."""
     versions = {}
     for name in names:
         if name == "python":

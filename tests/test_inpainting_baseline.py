@@ -1,4 +1,5 @@
-"""The inpainting baselines (cooklab.baselines): stock diffusers frame by frame, the interior region, fallbacks, errors."""
+"""The inpainting baselines (cooklab.baselines): stock diffusers frame by frame, the interior region, fallbacks,
+errors."""
 
 import numpy as np
 import pytest
@@ -122,7 +123,8 @@ def test_frames_without_a_reference_equal_stock_text_to_image(baseline, tiny_sd)
 
 
 def test_outside_the_mask_the_final_latent_is_the_reference_latent(baseline, tiny_sd):
-    """The 4-channel blend ends with z = m * z_gen + (1 - m) * z_ref, so where m = 0 the result *is* z_ref, bit for bit.
+    """The 4-channel blend ends with z = m * z_gen + (1 - m) * z_ref, so where m = 0 the result *is* z_ref, bit for
+    bit.
 
     z_ref is frame 0's 8-bit image encoded by the VAE with a posterior sample drawn from frame 1's generator
     (the pipeline's first use of it); m is the mask as diffusers puts it on the latent grid (nearest).
@@ -254,7 +256,8 @@ def test_options_wrong_pipelines_and_traces_are_refused(baseline):
 
 
 def test_recipe_diffusion_and_the_baseline_read_masks_alike(tiny_sd):
-    """One mask resolution (resolve_container_mask) serves both: the same masks give the same fallbacks and mask records."""
+    """One mask resolution (resolve_container_mask) serves both: the same masks give the same fallbacks and mask
+    records."""
     rd = cooklab.RecipeDiffusion.from_pipe(tiny_sd)
     baseline = InpaintingBaseline(rd)
     for masks in (None, [None, torch.ones(64, 64), None], {1: BOX}):

@@ -1,4 +1,5 @@
-"""CookAnything's training-based mode: LoRA adapters (peft, diffusers' format) and their training on multi-step canvases."""
+"""CookAnything's training-based mode: LoRA adapters (peft, diffusers' format) and their training on multi-step
+canvases."""
 
 import json
 import shutil
@@ -116,7 +117,8 @@ def test_a_saved_adapter_reloads_through_diffusers_and_cookanything(ca, tmp_path
 
 
 def test_an_adapter_of_another_model_is_refused_and_nothing_stays(ca):
-    """The shipped Toy Kitchen adapter has other widths than the tiny model: a CheckpointError, the base model intact."""
+    """The shipped Toy Kitchen adapter has other widths than the tiny model: a CheckpointError, the base model
+    intact."""
     base = images(ca(STEPS, seed=0, **KW))
     with pytest.raises(CheckpointError, match="not a LoRA for this Flux transformer"):
         ca.load_lora(Path(__file__).resolve().parents[1] / "data" / "toykitchen" / "lora" / "adapter")
@@ -251,7 +253,8 @@ def test_two_processes_train_each_on_its_share_and_resume_exactly(tmp_path):
 
     (tmp_path / "train.yaml").write_text(
         "name: ddp\nout: run\nmodel: tiny\ndata: {toy: {count: 6, steps: 2}}\nlora: {rank: 2}\n"
-        "canvas: {height: 32, width: 32}\ntrain: {steps: 4, checkpoint_every: 2, learning_rate: 1.0e-3, mixed_precision: bf16}\n"
+        "canvas: {height: 32, width: 32}\ntrain: {steps: 4, checkpoint_every: 2, learning_rate: 1.0e-3, "
+        "mixed_precision: bf16}\n"
     )
     command = [
         sys.executable,

@@ -56,7 +56,8 @@ def test_shipped_recipe_is_valid_and_consistent(path):
         assert step.ingredients is not None
         expected = last_seen.get(step.container)
         assert step.reference_step == expected, (
-            f"{path.name} step {number}: reference_step should be {expected}, the last earlier step with the {step.container}"
+            f"{path.name} step {number}: reference_step should be {expected}, the last earlier step with the "
+            f"{step.container}"
         )
         if step.reference_step is not None:
             referenced = recipe[step.reference_step - 1]

@@ -1,4 +1,5 @@
-"""CookAnything's SRC and CSCC on a Stable Diffusion U-Net (cooklab.baselines.RegionalSD): stock equivalences, the blend, errors."""
+"""CookAnything's SRC and CSCC on a Stable Diffusion U-Net (cooklab.baselines.RegionalSD): stock equivalences, the
+blend, errors."""
 
 import numpy as np
 import pytest

@@ -124,7 +124,7 @@ class _FakePipe:
         self.denoiser = self
         self.attn_processors = {name: attn.processor}
 
-    def _attach_trace(self, trace):
+    def attach_trace(self, trace):
         pass
 
 

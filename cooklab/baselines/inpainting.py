@@ -220,7 +220,7 @@ class InpaintingBaseline(CooklabPipeline):
         super().__init__(recipe_diffusion.pipe if recipe_diffusion is not None else pipe)
         self.recipe_diffusion = recipe_diffusion or RecipeDiffusion(self.pipe)  # its recipe, mask and provider helpers
 
-    def _attach_trace(self, trace) -> None:
+    def attach_trace(self, trace) -> None:
         raise ConfigError(
             "cooklab.trace records RecipeDiffusion and CookAnything; the inpainting baseline runs stock "
             "diffusers pipelines, which have no hook points. Trace cooklab.RecipeDiffusion instead."

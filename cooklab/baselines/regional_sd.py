@@ -62,7 +62,7 @@ class RegionalSD(CooklabPipeline):
         "For Flux use cooklab.CookAnything; load Stable Diffusion with cooklab.models.load_sd(id_or_path)."
     )
 
-    def _attach_trace(self, trace) -> None:
+    def attach_trace(self, trace) -> None:
         raise ConfigError(
             "cooklab.trace records RecipeDiffusion and CookAnything; RegionalSD has no hook points yet. "
             "Trace cooklab.CookAnything for SRC's attention maps."

@@ -41,7 +41,7 @@ def load_recipes(source: RecipeSource) -> list[tuple[str, Recipe | ToyRecipe]]:
     elif source.jsonl is not None:
         items = _from_jsonl(source.jsonl)
     else:
-        items = _from_recipegen(source.recipegen)
+        items = read_recipegen(source.recipegen)
     items = items[: source.limit] if source.limit else items
     if not items:
         raise ConfigError("the recipe source holds no recipe: check the path (and limit).")
@@ -98,7 +98,9 @@ def _from_jsonl(path: Path) -> list[tuple[str, Recipe]]:
     return out
 
 
-def _from_recipegen(root: Path) -> list[tuple[str, Recipe]]:
+def read_recipegen(root: Path) -> list[tuple[str, Recipe]]:
+    """Every recipe of a RecipeGen folder (one sub-folder per recipe: title.txt, steps.json or steps.txt) as (id,
+    Recipe)."""
     if not root.is_dir():
         raise ConfigError(f"RecipeGen folder {str(root)!r} not found.")
     out = []

@@ -66,7 +66,8 @@ def to_mask_tensor(mask, what: str = "mask") -> torch.Tensor:
         raise ConfigError(f"{what} must be 2-D (H x W); got shape {tuple(mask.shape)}. Pass one mask per frame.")
     if mask.numel() and (mask.min() < 0 or mask.max() > 1):
         raise ConfigError(
-            f"{what} has values outside [0, 1] (min {mask.min():.3g}, max {mask.max():.3g}): pass a binary or soft mask."
+            f"{what} has values outside [0, 1] (min {mask.min():.3g}, max {mask.max():.3g}): pass a binary or soft "
+            "mask."
         )
     return mask
 

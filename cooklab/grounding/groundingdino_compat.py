@@ -117,7 +117,8 @@ def extended_attention_mask(
             extended = attention_mask[:, None, None, :]  # [B, 1, 1, S]
     else:
         raise ValueError(
-            f"Wrong shape for input_ids (shape {tuple(input_shape)}) or attention_mask (shape {tuple(attention_mask.shape)})"
+            f"Wrong shape for input_ids (shape {tuple(input_shape)}) or attention_mask (shape "
+            f"{tuple(attention_mask.shape)})"
         )
     extended = extended.to(dtype=dtype)
     return (1.0 - extended) * torch.finfo(dtype).min
@@ -236,7 +237,8 @@ class BertCompatError(CheckpointError):
 
 def _fail(what: str, detail: str) -> BertCompatError:
     return BertCompatError(
-        f"groundingdino-py's BERT text encoder cannot run on transformers {transformers.__version__}: {what} {detail}. "
+        f"groundingdino-py's BERT text encoder cannot run on transformers {transformers.__version__}: {what} "
+        f"{detail}. "
         "cooklab.grounding.groundingdino_compat (fix 6) adapts renamed keywords; this one it does not know. "
         "Fix: install the transformers version of cooklab's lock (requirements/lock.txt), or use the default "
         "transformers backend (cooklab.grounding.GroundedSAM), and report the version."
@@ -342,19 +344,23 @@ def swint_ogc_config() -> str:
     return str(Path(groundingdino.__file__).parent / "config" / "GroundingDINO_SwinT_OGC.py")
 
 
-def _check_text_encoder(text_encoder) -> Path:
+def check_text_encoder(text_encoder) -> Path:
+    """The local folder of groundingdino-py's BERT text encoder; a CheckpointError naming the fix otherwise."""
     folder = Path(str(text_encoder)).expanduser()
     if not folder.is_dir():
         raise CheckpointError(
-            f"text_encoder {str(text_encoder)!r} is not a local folder. groundingdino-py loads its BERT text encoder with "
-            f"BertModel.from_pretrained(<folder>) (a hub id other than 'bert-base-uncased' is refused, and that one needs "
+            f"text_encoder {str(text_encoder)!r} is not a local folder. groundingdino-py loads its BERT text encoder "
+            "with "
+            "BertModel.from_pretrained(<folder>) (a hub id other than 'bert-base-uncased' is refused, and that one "
+            "needs "
             f"the network). Fix: {_BERT_HELP}."
         )
     if not (folder / "config.json").is_file() or not any(
         (folder / name).is_file() for name in ("vocab.txt", "tokenizer.json")
     ):
         raise CheckpointError(
-            f"text_encoder folder {str(folder)!r} lacks config.json or the tokenizer files (vocab.txt / tokenizer.json); "
+            f"text_encoder folder {str(folder)!r} lacks config.json or the tokenizer files (vocab.txt / "
+            "tokenizer.json); "
             f"it must hold bert-base-uncased's model and tokenizer. Fix: {_BERT_HELP}."
         )
     return folder
@@ -372,7 +378,7 @@ def build_groundingdino(config, text_encoder, **overrides) -> torch.nn.Module:
     from groundingdino.models import build_model
     from groundingdino.util.slconfig import SLConfig
 
-    folder = _check_text_encoder(text_encoder)
+    folder = check_text_encoder(text_encoder)
     if isinstance(config, dict):
         args = SLConfig(dict(config))
     else:

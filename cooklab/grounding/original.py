@@ -30,8 +30,8 @@ from ..models import default_device
 from .base import Box
 from .grounded_sam import Detections, DetectThenSegment, grounding_caption
 from .groundingdino_compat import (
-    _check_text_encoder,
     build_groundingdino,
+    check_text_encoder,
     ensure_bert_compat,
     quiet_upstream_warnings,
     swint_ogc_config,
@@ -194,7 +194,7 @@ class OriginalGroundedSAM(DetectThenSegment):
             "sam_checkpoint",
             f"download {SAM_CHECKPOINT_URLS.get(sam_model_type, SAM_CHECKPOINT_URLS['vit_h'])}",
         )
-        _check_text_encoder(text_encoder)
+        check_text_encoder(text_encoder)
         sam = load_sam(sam_checkpoint, sam_model_type, weights_only)
         detector = build_groundingdino(groundingdino_config, text_encoder)
         self.load_report = load_groundingdino_weights(detector, groundingdino_checkpoint, weights_only)

@@ -98,7 +98,7 @@ class Trace:
         max_bytes: int = 256 * 2**20,
         query_chunk_elements: int = 2**26,
     ):
-        if not hasattr(pipe, "_attach_trace"):
+        if not hasattr(pipe, "attach_trace"):
             raise ConfigError(
                 f"cooklab.trace needs a cooklab pipeline, got {type(pipe).__name__}; "
                 "wrap a diffusers pipeline first, e.g. cooklab.RecipeDiffusion.from_pipe(pipe) or "
@@ -138,12 +138,12 @@ class Trace:
     # ---- context manager -------------------------------------------------------------
     def __enter__(self) -> Trace:
         self._saved = dict(self.pipe.denoiser.attn_processors)
-        self.pipe._attach_trace(self)
+        self.pipe.attach_trace(self)
         return self
 
     def __exit__(self, *exc) -> None:
         try:
-            self.pipe._detach_trace(self)
+            self.pipe.detach_trace(self)
         finally:
             self.pipe.denoiser.set_attn_processor(dict(self._saved))
 

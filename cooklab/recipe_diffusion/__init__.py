@@ -2,8 +2,10 @@
 
 One mechanism per module: ``noise_levels.py`` (a level as img2img strength),
 ``region_noise.py`` (Eq. 5-7), ``kv_sharing.py`` (Eq. 1-4), ``records.py`` (what a call
-reports), ``pipeline.py`` (the call that composes them). Only the pipeline needs diffusers;
-it is imported on first use, so reading results and plotting them stays light.
+reports), ``inputs.py`` (a call's inputs checked and prepared: variants, sizes, reference
+frames, container masks; the baselines use it too), ``pipeline.py`` (the call that composes
+them). Only the pipeline needs diffusers; it is imported on first use, so reading results and
+plotting them stays light.
 """
 
 from .kv_sharing import KVSharingAttnProcessor, KVSharingState

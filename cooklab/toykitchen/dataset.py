@@ -47,7 +47,8 @@ def _render_chunk(args) -> tuple[np.ndarray, np.ndarray, list[Scene]]:
 
 
 def render_dataset(n: int, seed: int = 0, size: int = 64, workers: int = 1, chunk: int = 2000) -> ToyDataset:
-    """``n`` random scenes (none holding a held-out triple), rendered at ``size``; the same for a seed whatever ``workers``."""
+    """``n`` random scenes (none holding a held-out triple), rendered at ``size``; the same for a seed whatever
+    ``workers``."""
     jobs = [(seed, i, min(chunk, n - i * chunk), size) for i in range((n + chunk - 1) // chunk)]
     if workers > 1:
         with ProcessPoolExecutor(workers) as pool:

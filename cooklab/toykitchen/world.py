@@ -98,7 +98,8 @@ def cooked_colour(ingredient: str) -> tuple[int, int, int]:
 
 
 def palette() -> dict[str, tuple[int, int, int]]:
-    """Every colour the renderer paints, keyed ``container:<colour>:<shade>``, ``ingredient:<name>:raw|cooked``, ``table:<name>``."""
+    """Every colour the renderer paints, keyed ``container:<colour>:<shade>``, ``ingredient:<name>:raw|cooked``,
+    ``table:<name>``."""
     out = {}
     for colour in CONTAINER_COLOURS:
         for shade, rgb in container_shades(colour).items():
@@ -177,7 +178,8 @@ class Scene:
 
 
 def random_position(rng: np.random.Generator) -> tuple[int, int]:
-    """A container centre (x, y) on the design grid: the middle, jittered by up to ``POSITION_JITTER`` cells each way."""
+    """A container centre (x, y) on the design grid: the middle, jittered by up to ``POSITION_JITTER`` cells each
+    way."""
     return int(32 + rng.integers(-POSITION_JITTER, POSITION_JITTER + 1)), int(
         32 + rng.integers(-POSITION_JITTER, POSITION_JITTER + 1)
     )

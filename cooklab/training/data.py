@@ -72,10 +72,10 @@ def _pictures(folder: Path) -> list[Path]:
 
 
 def _from_folders(root: Path) -> list[Example]:
-    from ..evaluation.recipes import _from_recipegen
+    from ..evaluation.recipes import read_recipegen
 
     out = []
-    for recipe_id, recipe in _from_recipegen(root):
+    for recipe_id, recipe in read_recipegen(root):
         pictures = _pictures(root / recipe_id)
         if len(pictures) != len(recipe):
             raise ConfigError(
