@@ -76,8 +76,8 @@ mutation: $(STAMP)
 
 # ruff format --check (line length 119, pyproject.toml) and ruff check (E501 on) over every Python file of the project.
 lint: $(STAMP)
-	$(BIN)/ruff format --check cooklab tests benchmarks docs
-	$(BIN)/ruff check cooklab tests benchmarks docs
+	$(BIN)/ruff format --check cooklab tests benchmarks $(wildcard docs/*.py)
+	$(BIN)/ruff check cooklab tests benchmarks $(wildcard docs/*.py)
 
 notebooks: $(STAMP)
 	$(BIN)/jupyter lab notebooks
