@@ -38,6 +38,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+from cooklab.backbones import DEFAULT_BATCH_SIZE, clip_backbone, dino_backbone, resolve_device
 from cooklab.errors import CheckpointError, ConfigError, RecipeError
 from cooklab.fileio import atomic_write
 from cooklab.metrics import (
@@ -50,9 +51,7 @@ from cooklab.metrics import (
     VisionJudge,
     score,
 )
-from cooklab.metrics.base import DEFAULT_BATCH_SIZE, resolve_device
-from cooklab.metrics.clip_score import clip_backbone
-from cooklab.metrics.dino import container_masks, dino_backbone
+from cooklab.metrics.dino import container_masks
 from cooklab.metrics.judge import JUDGE_METRICS
 from cooklab.recipe import Recipe, load_recipe
 from cooklab.report import METRICS_FILE, RECIPE_FILE, jsonable, render_html

@@ -40,7 +40,7 @@ PACKAGE_LAYERS = [
     ("baselines", ["baselines"]),
     ("figures and pages", ["viz", "report"]),
     ("applications", ["named_runs", "runs", "evaluation", "training", "gallery", "scoring", "demo"]),
-    ("command line", ["cli_options", "cli", "__main__"]),
+    ("command line", ["cli", "__main__"]),
 ]
 
 

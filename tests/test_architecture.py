@@ -117,7 +117,6 @@ LAYERS = [
             "cooklab.demo",
             "cooklab.gallery",
             "cooklab.scoring",
-            "cooklab.cli_options",
             "cooklab.cli",
             "cooklab.__main__",
         ],

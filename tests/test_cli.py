@@ -281,7 +281,7 @@ def test_cookanything_options_need_their_pipeline(tmp_path, capsys):
 
 
 def test_variant_choices_match_the_pipeline():
-    from cooklab.cli_options import VARIANT_NAMES
+    from cooklab.cli.options import VARIANT_NAMES
     from cooklab.recipe_diffusion.pipeline import VARIANTS
 
     assert VARIANT_NAMES == tuple(VARIANTS)

@@ -21,7 +21,7 @@ ALLOWED = {
     # diffusers: Flux attention's Q/K/V projections (fused or not), which the regional processor copies from
     # FluxAttnProcessor (cooklab/cookanything/regional.py, "Copied from").
     "_get_qkv_projections",
-    # Python: argparse's type of ``add_subparsers()``'s result, used in annotations (cooklab/cli_options.py).
+    # Python: argparse's type of ``add_subparsers()``'s result, used in annotations (cooklab/cli/options.py).
     "_SubParsersAction",
     # Python: the caller's frame, to warn at the user's line (cooklab/errors.py, warn_caller).
     "_getframe",

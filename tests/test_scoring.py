@@ -17,7 +17,7 @@ from openai_stub import FakeOpenAI
 from cooklab import metrics
 from cooklab.backbones import DEFAULT_BATCH_SIZE
 from cooklab.cli import main
-from cooklab.cli_options import SCORE_DEFAULTS
+from cooklab.cli.options import SCORE_DEFAULTS
 from cooklab.errors import ConfigError
 from cooklab.grounding import BoxMaskProvider
 from cooklab.metrics import (

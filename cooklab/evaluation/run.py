@@ -165,15 +165,15 @@ def _backbones(config: EvalConfig, device) -> dict:
     out = {}
     if any(m in CLIP_METRICS for m in config.metrics):
         if config.clip == "toy":
-            from ..toykitchen.models import toy_clip
+            from ..models import toy_clip
 
             out["clip"] = toy_clip(device=device)
         else:
-            from ..metrics.clip_score import clip_backbone
+            from ..backbones import clip_backbone
 
             out["clip"] = clip_backbone(config.clip, device=device)
     if any(m in DINO_METRICS for m in config.metrics):
-        from ..metrics.dino import dino_backbone
+        from ..backbones import dino_backbone
 
         out["dino"] = dino_backbone(config.dino, device=device)
     if "dino_l2_masked" in config.metrics:

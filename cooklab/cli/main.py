@@ -1,0 +1,95 @@
+"""``cooklab``'s entry point: the parser of every subcommand, and ``main``, which dispatches and prints errors."""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+import warnings
+from collections.abc import Sequence
+
+import cooklab
+from cooklab.errors import CooklabError
+
+from .commands import (
+    demo_command,
+    evaluate_command,
+    gallery_command,
+    plan_command,
+    score_command,
+    train_lora_command,
+)
+from .generate import generate_command
+from .options import (
+    add_demo_parser,
+    add_evaluate_parser,
+    add_gallery_parser,
+    add_generate_parser,
+    add_plan_parser,
+    add_score_parser,
+    add_train_lora_parser,
+)
+from .toykitchen import add_toykitchen_parser, toykitchen_command
+
+__all__ = ["build_parser", "main"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``cooklab`` parser: one subcommand per command, each added by its function of ``options.py``.
+
+    ``toykitchen``'s parser is in ``toykitchen.py``, with the command.
+    """
+    parser = argparse.ArgumentParser(
+        prog="cooklab",
+        description="Consistent multi-step recipe images with diffusion models (Recipe Diffusion, CookAnything).",
+    )
+    parser.add_argument("--version", action="version", version=f"cooklab {cooklab.__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    add_generate_parser(commands)
+    add_plan_parser(commands)
+    add_demo_parser(commands)
+    add_gallery_parser(commands)
+    add_score_parser(commands)
+    add_evaluate_parser(commands)
+    add_train_lora_parser(commands)
+    add_toykitchen_parser(commands)
+    return parser
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """Print a warning as one ``warning:`` line, above any progress bar instead of through it."""
+    from tqdm.auto import tqdm
+
+    tqdm.write(f"warning: {message}", file=sys.stderr if file is None else file)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``cooklab`` command with ``argv`` (default: ``sys.argv[1:]``); returns the exit code."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exit_:  # --help, --version, or a usage error (argparse has printed it)
+        return exit_.code if isinstance(exit_.code, int) else 2
+    command = shlex.join(["cooklab", *argv])
+    handlers = {
+        "generate": generate_command,
+        "plan": plan_command,
+        "demo": demo_command,
+        "score": score_command,
+        "evaluate": evaluate_command,
+        "train-lora": train_lora_command,
+        "toykitchen": toykitchen_command,
+        "gallery": gallery_command,
+    }
+    try:
+        with warnings.catch_warnings():
+            warnings.showwarning = _show_warning
+            return handlers[args.command](args, command)
+    except CooklabError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted (files already written are complete; the rest were not written)", file=sys.stderr)
+        return 130
