@@ -44,6 +44,7 @@ LAYERS = [
             "cooklab.toykitchen.captions",
             "cooklab.toykitchen.recipes",
             "cooklab.toykitchen.dataset",
+            "cooklab.toykitchen.palette_reading",
             "cooklab.toykitchen.oracle",
         ],
     ),
