@@ -102,6 +102,12 @@ LAYERS = [
         [
             "cooklab.evaluation",
             "cooklab.training",
+            "cooklab.toykitchen.training_config",
+            "cooklab.toykitchen.training_loop",
+            "cooklab.toykitchen.training_captions",
+            "cooklab.toykitchen.autoencoder_training",
+            "cooklab.toykitchen.diffusion_training",
+            "cooklab.toykitchen.clip_training",
             "cooklab.toykitchen.train",
             "cooklab.toykitchen.clip",
             "cooklab.toykitchen.generated",

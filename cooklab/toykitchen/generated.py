@@ -15,7 +15,7 @@ each paired with captions of **what the frame shows**, not of what was asked for
    pattern, table -- is taken from the prompt's scene. A frame in which the oracle finds no container
    colour is left out.
 
-Training draws a fresh ``random_caption(s')`` every time the frame is drawn (``train._captions``),
+Training draws a fresh ``random_caption(s')`` every time the frame is drawn (``training_captions.sample_captions``),
 exactly as for renders. The prompts never name a held-out triple, and ``benchmarks/metric_agreement.py``
 scores frames of held-out captions and of toy recipes (prompts of another kind), so the agreement it
 measures is on frames the CLIP never saw.
@@ -44,7 +44,8 @@ from .world import ALLOWED_STATES, MAX_INGREDIENTS, Ingredient, Scene, random_sc
 
 @dataclass(frozen=True)
 class GeneratedConfig:
-    """How the generated half of the CLIP's data is drawn (recorded in each chunk; a chunk drawn otherwise is an error)."""
+    """How the generated half of the CLIP's data is drawn (recorded in each chunk; a chunk drawn otherwise is an
+    error)."""
 
     frames: int = 1200  # frames per toy model
     seed: int = (
@@ -56,7 +57,8 @@ class GeneratedConfig:
 
 
 def oracle_scene(frame, prompted: Scene) -> Scene | None:
-    """The scene the oracle reads in ``frame``; kind, pattern, table and position from ``prompted``. None without a container.
+    """The scene the oracle reads in ``frame``; kind, pattern, table and position from ``prompted``. None without a
+    container.
 
     Ingredients: every one present (``oracle.min_ingredient_pixels``), the ``MAX_INGREDIENTS`` with
     the most pixels, in their guessed state (an ingredient's first allowed state when the guess is
@@ -86,7 +88,8 @@ def oracle_scene(frame, prompted: Scene) -> Scene | None:
 
 
 def chunk_prompts(cfg: GeneratedConfig, model: int, chunk: int) -> tuple[list[Scene], list[str]]:
-    """The prompted scenes and prompts of one chunk (deterministic in ``cfg.seed``, the model's index and the chunk)."""
+    """The prompted scenes and prompts of one chunk (deterministic in ``cfg.seed``, the model's index and the
+    chunk)."""
     rng = np.random.default_rng([cfg.seed, model, chunk])
     count = min(cfg.batch, cfg.frames - chunk * cfg.batch)
     scenes = [random_scene(rng, exclude=HELD_OUT) for _ in range(count)]
@@ -120,7 +123,8 @@ def _write_chunk(path: Path, cfg: GeneratedConfig, frames: np.ndarray, prompts: 
 
 
 def generate_corpus(pipes: dict, cfg: GeneratedConfig, folder: Path, progress=print) -> tuple[ToyDataset, dict]:
-    """Frames of every toy pipeline in ``pipes`` (``{"sd": pipe, "flux": pipe}``), each with the scene the oracle reads.
+    """Frames of every toy pipeline in ``pipes`` (``{"sd": pipe, "flux": pipe}``), each with the scene the oracle
+    reads.
 
     Returns the frames that show a container as a ``ToyDataset`` (images ``[n, 64, 64, 3]`` uint8,
     scenes = the oracle's scenes) and counts per model: frames drawn, kept, and how often the oracle's

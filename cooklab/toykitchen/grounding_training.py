@@ -62,7 +62,7 @@ from ..models.toy import IMAGE_SIZE, TOY_DIR
 from .captions import CONTAINER_WORDS, WORDS
 from .dataset import HELD_OUT
 from .oracle import container_mask, fill_holes, iou
-from .train import lr_factor, machine, save_float16
+from .training_loop import lr_factor, machine, save_float16
 from .world import CONTAINER_COLOURS, CONTAINERS, random_scene, render
 
 STAGES = ("detector", "segmenter")
