@@ -25,8 +25,10 @@ no EMA, in ``<out>/clip``); each stage writes a JSON log
 
 Each stage has its own module (``autoencoder_training``, ``diffusion_training``, ``clip_training``); they share
 the settings (``training_config``), the loop, logs and float16 saving (``training_loop``) and the captions
-and their token ids (``training_captions``). Stages ``sd`` and ``flux`` read the autoencoder stage's output, so they can run as two processes
-at once on one GPU. Everything is seeded; CUDA kernels are not bit-deterministic, so a rerun on
+and their token ids (``training_captions``).
+
+Stages ``sd`` and ``flux`` read the autoencoder stage's output, so they can run as two processes at once on one
+GPU. Everything is seeded; CUDA kernels are not bit-deterministic, so a rerun on
 a GPU gives close, not identical, weights.
 """
 
