@@ -169,7 +169,8 @@ def _positive_multiple_of_16(name: str, value: int | None) -> None:
     if value is not None and (value <= 0 or value % 16):
         nearest = max(16, round(value / 16) * 16)
         raise ConfigError(
-            f"{name} {value}: with --pipeline cookanything the height and width of one region must be positive multiples of 16 "
+            f"{name} {value}: with --pipeline cookanything the height and width of one region must be positive "
+            "multiples of 16 "
             f"(Flux packs 2x2 latent pixels of an 8x VAE into one token), e.g. {nearest}."
         )
 
@@ -198,7 +199,8 @@ def _switches(args: argparse.Namespace) -> tuple[dict[str, bool], list[str]]:
     if switches["region_aware"] and not switches["sequential"]:
         if args.variant in ("region_aware", "region_aware_kv"):
             raise ConfigError(
-                f"--variant {args.variant} with --no-sequential: region-aware noise noises the reference frame's latent, "
+                f"--variant {args.variant} with --no-sequential: region-aware noise noises the reference frame's "
+                "latent, "
                 "so it needs sequential frames. Drop one of the two options."
             )
         switches["region_aware"] = False
@@ -239,7 +241,8 @@ def _check_cookanything(args: argparse.Namespace, recipe, small: bool) -> None:
 
 
 def _check_chunking(args: argparse.Namespace) -> None:
-    """--chunk-size, --anchor, --anchor-regions, --anchor-strength: what ``Chunking.resolve`` would refuse, in flags."""
+    """--chunk-size, --anchor, --anchor-regions, --anchor-strength: what ``Chunking.resolve`` would refuse, in
+    flags."""
     from cooklab.cookanything import MAX_STEPS
 
     if args.chunk_size is not None and args.chunk_size < 1:
@@ -298,7 +301,8 @@ def _cookanything_notes(args: argparse.Namespace, explicit: set[str], recipe) ->
         carried = (
             "no anchor: the chunks share only the text"
             if chunking.anchor == "none"
-            else f"each later one starts with {chunking.anchors} anchor region(s) from the one before ({chunking.anchor})"
+            else f"each later one starts with {chunking.anchors} anchor region(s) from the one before "
+            f"({chunking.anchor})"
         )
         notes.append(
             f"the {len(recipe)} steps are generated as {len(chunks)} canvases of at most {chunking.size} regions "
@@ -369,7 +373,8 @@ def _generate(args: argparse.Namespace, command: str) -> int:
 
 
 def _recipe_diffusion_call(args: argparse.Namespace, recipe) -> tuple[dict, list[str]]:
-    """Recipe Diffusion's keyword arguments from the options, checked before a model loads, and the notes for the user."""
+    """Recipe Diffusion's keyword arguments from the options, checked before a model loads, and the notes for the
+    user."""
     from cooklab.recipe_diffusion.noise_levels import check_level
 
     _positive_multiple_of_8("--height", args.height)
@@ -536,10 +541,11 @@ def _toykitchen(args: argparse.Namespace, command: str) -> int:
     import torch
 
     from cooklab.toykitchen import grounding_training
+    from cooklab.toykitchen.grounding_evaluation import evaluate_all
     from cooklab.toykitchen.train import STAGES
 
     if args.tk_command == "evaluate-grounding":
-        result = grounding_training.evaluate_all(n=args.n, seed=args.seed, generated=args.generated)
+        result = evaluate_all(n=args.n, seed=args.seed, generated=args.generated)
         print(json.dumps(result, indent=1))
         return 0
     stages = [s.strip() for s in args.stages.split(",") if s.strip()]
