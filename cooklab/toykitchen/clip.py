@@ -17,7 +17,7 @@ OpenAI's CLIP has never seen the Toy Kitchen, so this module defines one that ha
 * **evaluation** -- ``heldout_retrieval``: one rendered scene per held-out caption
   (``evaluate.heldout_captions``), top-1 retrieval image -> caption and caption -> image.
 
-Training is the ``clip`` stage of ``cooklab toykitchen train`` (``train.train_clip``); the
+Training is the ``clip`` stage of ``cooklab toykitchen train`` (``clip_training.train_clip``); the
 weights ship in ``data/toykitchen/clip`` (float16, with the tokenizer and a
 ``CLIPImageProcessor``) and ``cooklab.models.toy_clip()`` loads them as a
 ``cooklab.backbones.ClipBackbone``.
