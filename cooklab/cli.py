@@ -169,8 +169,7 @@ def _positive_multiple_of_16(name: str, value: int | None) -> None:
     if value is not None and (value <= 0 or value % 16):
         nearest = max(16, round(value / 16) * 16)
         raise ConfigError(
-            f"{name} {value}: with --pipeline cookanything the height and width of one region must be positive "
-            "multiples of 16 "
+            f"{name} {value}: with --pipeline cookanything the height and width of one region must be positive multiples of 16 "
             f"(Flux packs 2x2 latent pixels of an 8x VAE into one token), e.g. {nearest}."
         )
 
@@ -199,8 +198,7 @@ def _switches(args: argparse.Namespace) -> tuple[dict[str, bool], list[str]]:
     if switches["region_aware"] and not switches["sequential"]:
         if args.variant in ("region_aware", "region_aware_kv"):
             raise ConfigError(
-                f"--variant {args.variant} with --no-sequential: region-aware noise noises the reference frame's "
-                "latent, "
+                f"--variant {args.variant} with --no-sequential: region-aware noise noises the reference frame's latent, "
                 "so it needs sequential frames. Drop one of the two options."
             )
         switches["region_aware"] = False
@@ -241,8 +239,7 @@ def _check_cookanything(args: argparse.Namespace, recipe, small: bool) -> None:
 
 
 def _check_chunking(args: argparse.Namespace) -> None:
-    """--chunk-size, --anchor, --anchor-regions, --anchor-strength: what ``Chunking.resolve`` would refuse, in
-    flags."""
+    """--chunk-size, --anchor, --anchor-regions, --anchor-strength: what ``Chunking.resolve`` would refuse, in flags."""
     from cooklab.cookanything import MAX_STEPS
 
     if args.chunk_size is not None and args.chunk_size < 1:
@@ -301,8 +298,7 @@ def _cookanything_notes(args: argparse.Namespace, explicit: set[str], recipe) ->
         carried = (
             "no anchor: the chunks share only the text"
             if chunking.anchor == "none"
-            else f"each later one starts with {chunking.anchors} anchor region(s) from the one before "
-            f"({chunking.anchor})"
+            else f"each later one starts with {chunking.anchors} anchor region(s) from the one before ({chunking.anchor})"
         )
         notes.append(
             f"the {len(recipe)} steps are generated as {len(chunks)} canvases of at most {chunking.size} regions "
@@ -373,8 +369,7 @@ def _generate(args: argparse.Namespace, command: str) -> int:
 
 
 def _recipe_diffusion_call(args: argparse.Namespace, recipe) -> tuple[dict, list[str]]:
-    """Recipe Diffusion's keyword arguments from the options, checked before a model loads, and the notes for the
-    user."""
+    """Recipe Diffusion's keyword arguments from the options, checked before a model loads, and the notes for the user."""
     from cooklab.recipe_diffusion.noise_levels import check_level
 
     _positive_multiple_of_8("--height", args.height)
