@@ -1,8 +1,9 @@
 """Which change lets the Toy Kitchen autoencoder keep the food? Measured side by side.
 
 Each option continues training the shipped autoencoder (``data/toykitchen/sd/vae``, 16 x 16 x 4 latents)
-with ``cooklab.toykitchen.train.train_autoencoder`` for the same number of steps on the same renders, and
-is then read by ``evaluate.autoencoder_ceiling`` (the oracle on reconstructions of the 200 held-out scenes).
+with ``cooklab.toykitchen.autoencoder_training.train_autoencoder`` for the same number of steps on the same
+renders, and is then read by ``evaluate.autoencoder_ceiling`` (the oracle on reconstructions of the 200 held-out
+scenes).
 Options: more latent channels (``widen_latent``: 4 -> 8 -> 16, Flux's own autoencoder has 16) and a loss
 that weights food pixels (``food_weighted_mse``), each alone and together; "shipped" is the autoencoder
 as it is, "4 ch, MSE" the same number of steps of the original loss (what more training alone does).
@@ -26,9 +27,11 @@ import torch
 
 from cooklab.fileio import atomic_write
 from cooklab.models import toy
+from cooklab.toykitchen.autoencoder_training import train_autoencoder
 from cooklab.toykitchen.dataset import render_dataset
 from cooklab.toykitchen.evaluate import autoencoder_ceiling
-from cooklab.toykitchen.train import PRESETS, machine, train_autoencoder
+from cooklab.toykitchen.training_config import PRESETS
+from cooklab.toykitchen.training_loop import machine
 from cooklab.versions import package_versions
 
 #: name -> (latent channels, food weight); None: the shipped autoencoder untouched

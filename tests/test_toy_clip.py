@@ -21,7 +21,7 @@ from cooklab.toykitchen.clip import (
     trim,
 )
 from cooklab.toykitchen.dataset import render_dataset
-from cooklab.toykitchen.train import _caption_pairs, _captions, _Tokens
+from cooklab.toykitchen.training_captions import BatchTokenizer, sample_caption_pairs, sample_captions
 from cooklab.toykitchen.world import random_scene, render
 
 CLIP_DIR = TOY_DIR / "clip"
@@ -125,7 +125,7 @@ def test_a_few_steps_of_the_clip_stage_lower_the_loss():
     data, tokenizer, model, x = _clip_and_renders(16)
     model.train()
     ids = trim(
-        _Tokens(tokenizer)(_captions(data, torch.arange(16), np.random.default_rng(0), 0.0), "cpu"),
+        BatchTokenizer(tokenizer)(sample_captions(data, torch.arange(16), np.random.default_rng(0), 0.0), "cpu"),
         tokenizer.eos_token_id,
     )
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
@@ -167,9 +167,9 @@ def test_a_hard_negative_changes_one_fact_and_its_caption_only_there():
 def test_hard_negatives_only_add_to_the_picture_to_caption_term():
     data, tokenizer, model, x = _clip_and_renders(8)
     model.eval()
-    pos, neg = _caption_pairs(data, torch.arange(8), np.random.default_rng(0))
-    ids = trim(_Tokens(tokenizer)(pos, "cpu"), tokenizer.eos_token_id)
-    neg_ids = trim(_Tokens(tokenizer)(neg, "cpu"), tokenizer.eos_token_id)
+    pos, neg = sample_caption_pairs(data, torch.arange(8), np.random.default_rng(0))
+    ids = trim(BatchTokenizer(tokenizer)(pos, "cpu"), tokenizer.eos_token_id)
+    neg_ids = trim(BatchTokenizer(tokenizer)(neg, "cpu"), tokenizer.eos_token_id)
     with torch.no_grad():
         plain, hard = contrastive_loss(model, x, ids), contrastive_loss(model, x, ids, neg_ids)
     assert hard > plain  # more captions in every picture's softmax: its cross-entropy can only grow

@@ -16,8 +16,11 @@ import cooklab
 from cooklab.grounding.grounded_sam import DEFAULT_DETECTOR, GroundedSAM, named_grounded_sam
 from cooklab.grounding.tiny import tiny_detector, tiny_segmenter
 from cooklab.models import TOY_DIR, model_set_of
+from cooklab.toykitchen import grounding_losses
 from cooklab.toykitchen import grounding_training as detection
 from cooklab.toykitchen.captions import WORDS
+from cooklab.toykitchen.grounding_data import render_grounding
+from cooklab.toykitchen.grounding_evaluation import evaluate_grounding
 from cooklab.toykitchen.oracle import container_mask, iou
 from cooklab.toykitchen.recipes import random_toy_recipe
 from cooklab.toykitchen.world import Scene
@@ -45,8 +48,8 @@ def test_shipped_pair_loads_offline_from_its_folders(toy):
 def test_finds_the_container_in_held_out_renders(toy, random_pair):
     """Box and mask IoU against the renderer's exact box and mask, on 12 held-out scenes; the random pair fails the
     bounds."""
-    trained = detection.evaluate_grounding(toy, n=12, seed=7)
-    floor = detection.evaluate_grounding(random_pair, n=12, seed=7)
+    trained = evaluate_grounding(toy, n=12, seed=7)
+    floor = evaluate_grounding(random_pair, n=12, seed=7)
     for form in ("colour_and_kind", "kind"):
         assert trained[form]["detection_rate"] >= 0.8, trained
         assert trained[form]["box_iou"] >= 0.6 and trained[form]["mask_iou"] >= 0.8, trained
@@ -68,7 +71,7 @@ def test_scoring_and_evaluation_name_the_toy_pair_for_toy_runs():
     from cooklab.evaluation.run import _masks
     from cooklab.scoring import frame_masks
 
-    data = detection.render_grounding([Scene(container="pot", colour="teal", position=(34, 30))])
+    data = render_grounding([Scene(container="pot", colour="teal", position=(34, 30))])
     recipe = cooklab.Recipe.from_steps(["Place a teal pot on the table"], plans=[{"container": "pot"}])
     run = SimpleNamespace(toy=None, settings={"model": "toy"}, images=[data.images[0].numpy()], recipe=recipe)
     (mask,) = frame_masks(run, "grounded-sam", None)
@@ -135,18 +138,20 @@ def test_training_runs_resumes_and_saves_loadable_folders(tmp_path, monkeypatch)
 def test_losses_are_lowest_at_the_truth():
     target = torch.tensor([[0.5, 0.5, 0.4, 0.3]])
     assert torch.allclose(
-        detection.generalized_iou(detection.box_cxcywh_to_xyxy(target), detection.box_cxcywh_to_xyxy(target)),
+        grounding_losses.generalized_iou(
+            grounding_losses.box_cxcywh_to_xyxy(target), grounding_losses.box_cxcywh_to_xyxy(target)
+        ),
         torch.ones(1),
     )
     tokens = torch.tensor([[False, True, True, False]]), torch.tensor([[0.0, 1.0, 0.0, 0.0]])
     boxes = torch.stack([target[0], torch.tensor([0.2, 0.2, 0.1, 0.1])])[None]  # [1, 2 queries, 4]
     good = torch.tensor([[[-9.0, 9.0, -9.0, -9.0], [-9.0, -9.0, -9.0, -9.0]]])
     bad = torch.tensor([[[-9.0, -9.0, -9.0, -9.0], [-9.0, 9.0, -9.0, -9.0]]])
-    low, _ = detection.one_object_detection_loss(good, boxes, *tokens, target, torch.tensor([True]))
-    high, _ = detection.one_object_detection_loss(bad, boxes, *tokens, target, torch.tensor([True]))
+    low, _ = grounding_losses.one_object_detection_loss(good, boxes, *tokens, target, torch.tensor([True]))
+    high, _ = grounding_losses.one_object_detection_loss(bad, boxes, *tokens, target, torch.tensor([True]))
     assert low < 0.01 < high
     mask = torch.zeros(1, 8, 8)
     mask[0, 2:6, 2:6] = 1
     logits = torch.stack([mask * 20 - 10, -mask * 20 + 10], 1)  # [1, 2 candidates, 8, 8]: right and inverted
-    loss, parts = detection.segmentation_loss(logits, torch.tensor([[1.0, 0.0]]), mask)
+    loss, parts = grounding_losses.segmentation_loss(logits, torch.tensor([[1.0, 0.0]]), mask)
     assert parts["best_iou"] == 1.0 and loss < 0.01

@@ -177,7 +177,7 @@ def test_food_weighted_mse_is_the_mse_at_weight_one_and_counts_food_more():
     import torch
     import torch.nn.functional as F
 
-    from cooklab.toykitchen.train import food_weighted_mse
+    from cooklab.toykitchen.autoencoder_training import food_weighted_mse
 
     g = torch.Generator().manual_seed(0)
     x, recon = torch.randn(2, 3, 8, 8, generator=g), torch.randn(2, 3, 8, 8, generator=g)
@@ -192,7 +192,7 @@ def test_widen_latent_decodes_exactly_like_the_original():
     """New latent channels start unread: the widened decoder gives the original's pictures bit for bit."""
     import torch
 
-    from cooklab.toykitchen.train import widen_latent
+    from cooklab.toykitchen.autoencoder_training import widen_latent
 
     torch.manual_seed(0)
     vae = toy.build_vae(4).eval()
@@ -217,7 +217,7 @@ def test_load_widened_denoisers_start_as_they_were():
     import torch
     from diffusers import FluxPipeline
 
-    from cooklab.toykitchen.train import load_widened
+    from cooklab.toykitchen.diffusion_training import load_widened
 
     torch.manual_seed(0)
     old_sd, new_sd = toy.build_sd(toy.build_vae(4), 1.0), toy.build_sd(toy.build_vae(8), 1.0)

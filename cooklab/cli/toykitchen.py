@@ -98,10 +98,11 @@ def toykitchen_command(args: argparse.Namespace, command: str) -> int:
     import torch
 
     from cooklab.toykitchen import grounding_training
+    from cooklab.toykitchen.grounding_evaluation import evaluate_all
     from cooklab.toykitchen.train import STAGES
 
     if args.tk_command == "evaluate-grounding":
-        result = grounding_training.evaluate_all(n=args.n, seed=args.seed, generated=args.generated)
+        result = evaluate_all(n=args.n, seed=args.seed, generated=args.generated)
         print(json.dumps(result, indent=1))
         return 0
     stages = [s.strip() for s in args.stages.split(",") if s.strip()]

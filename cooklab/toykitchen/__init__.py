@@ -4,12 +4,22 @@
 * ``captions``  -- caption and instruction templates; ``WORDS`` is the tokenizers' vocabulary
 * ``recipes``   -- toy recipes: actions that change a scene, with the truth of every step
 * ``dataset``   -- the rendered training set and the held-out (colour, container, ingredient) triples
+* ``palette_reading`` -- a picture read back from the palette: container colour, mask and kind, ingredients, states
+* ``oracle``    -- oracle metrics on those readings: frame checks, consistency, faithfulness, ``OracleMaskProvider``
 * ``architectures`` -- configs of the two model sets, untrained sets around a trained autoencoder
 * ``train``     -- ``cooklab toykitchen train``: the autoencoder, the SD-style and Flux-style sets, the CLIP
+* ``training_config`` -- ``TrainConfig`` and ``PRESETS`` of those four stages
+* ``training_loop`` -- what the stages share: learning-rate schedule, loop with EMA, logs, float16 saving
+* ``training_captions`` -- fresh captions per picture (with hard negatives) and their token ids
+* ``autoencoder_training`` -- the ``autoencoder`` stage (food-weighted MSE + KL; widening the latent)
+* ``diffusion_training`` -- the ``sd`` (v-prediction) and ``flux`` (rectified flow) stages
+* ``clip_training`` -- the ``clip`` stage on renders and generated frames
 * ``clip``      -- the Toy Kitchen CLIP: its config, contrastive loss, held-out retrieval, agreement statistics
 * ``generated`` -- frames the toy pipelines draw, captioned by the oracle: the CLIP's second source of data
-* ``grounding_training`` -- the toy GroundingDINO + SAM: data, losses, training (``--stages detector,segmenter``)
-* ``oracle``    -- oracle metrics read from the palette: container colour and mask, ingredients, states
+* ``grounding_data`` -- the toy GroundingDINO + SAM's data: scenes with exact boxes and masks, captions with negatives
+* ``grounding_losses`` -- their losses: one-object detection (focal + L1 + GIoU), SAM's multi-mask loss
+* ``grounding_training`` -- their configs and resumable training (``--stages detector,segmenter``)
+* ``grounding_evaluation`` -- a mask provider against the renderer's boxes and masks (``evaluate-grounding``)
 * ``evaluate``  -- held-out compositional accuracy of a model, read by the oracle
 
 The trained sets ship in ``data/toykitchen/`` and load with ``cooklab.models.toy_sd()`` / ``toy_flux()`` /

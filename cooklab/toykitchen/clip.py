@@ -13,11 +13,11 @@ OpenAI's CLIP has never seen the Toy Kitchen, so this module defines one that ha
   ``caption_pair``): without them a batch is solved from colour and container alone;
 * **data** -- ``dataset.render_dataset`` scenes (none holding a ``dataset.HELD_OUT`` triple) and
   frames the toy pipelines generated, captioned by what the oracle reads in them (``generated.py``),
-  each with a fresh random caption every time it is drawn (``train._caption_pairs``, no empty ones);
+  each with a fresh random caption every time it is drawn (``training_captions.sample_caption_pairs``, no empty ones);
 * **evaluation** -- ``heldout_retrieval``: one rendered scene per held-out caption
   (``evaluate.heldout_captions``), top-1 retrieval image -> caption and caption -> image.
 
-Training is the ``clip`` stage of ``cooklab toykitchen train`` (``train.train_clip``); the
+Training is the ``clip`` stage of ``cooklab toykitchen train`` (``clip_training.train_clip``); the
 weights ship in ``data/toykitchen/clip`` (float16, with the tokenizer and a
 ``CLIPImageProcessor``) and ``cooklab.models.toy_clip()`` loads them as a
 ``cooklab.backbones.ClipBackbone``.

@@ -15,7 +15,7 @@ each paired with captions of **what the frame shows**, not of what was asked for
    pattern, table -- is taken from the prompt's scene. A frame in which the oracle finds no container
    colour is left out.
 
-Training draws a fresh ``random_caption(s')`` every time the frame is drawn (``train._captions``),
+Training draws a fresh ``random_caption(s')`` every time the frame is drawn (``training_captions.sample_captions``),
 exactly as for renders. The prompts never name a held-out triple, and ``benchmarks/metric_agreement.py``
 scores frames of held-out captions and of toy recipes (prompts of another kind), so the agreement it
 measures is on frames the CLIP never saw.

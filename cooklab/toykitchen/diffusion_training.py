@@ -1,0 +1,168 @@
+"""The ``sd`` and ``flux`` stages of ``cooklab toykitchen train``: the two toy model sets around the autoencoder.
+
+* **sd** -- ``UNet2DConditionModel`` and the CLIP text encoder together, v-prediction on the
+  cosine schedule: ``z_t = sqrt(a_t) z_0 + sqrt(1 - a_t) eps``, target
+  ``v = sqrt(a_t) eps - sqrt(1 - a_t) z_0``, ``L = ||v_theta(z_t, t, c) - v||^2``.
+* **flux** -- ``FluxTransformer2DModel`` with its CLIP and T5 encoders, rectified flow:
+  ``z_s = (1 - s) z_0 + s eps``, target ``eps - z_0``, ``s`` logit-normal and shifted by the
+  same ``mu`` the pipeline uses at 64x64.
+
+Both read the autoencoder stage's output (``autoencoder_training.load_autoencoder``), so they can run as two
+processes at once on one GPU; ``init_from`` continues them from trained sets (``load_widened``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..errors import CheckpointError
+from ..models.toy import T5_MAX_LENGTH
+from . import architectures as toy
+from .autoencoder_training import encode_all, load_autoencoder
+from .training_captions import BatchTokenizer, sample_captions
+from .training_config import TrainConfig
+from .training_loop import TrainingLoop, autocast, save_float16, write_log
+
+
+def load_widened(module: torch.nn.Module, state: dict[str, torch.Tensor]) -> list[str]:
+    """Load ``state`` into ``module``; a tensor smaller than the module's goes into its leading corner, the rest zeros.
+
+    For a denoiser continued on an autoencoder with more latent channels: the U-Net's ``conv_in`` gains input
+    columns and its ``conv_out`` output rows; Flux's ``x_embedder`` / ``proj_out`` gain the features of the new
+    channels, which ``FluxPipeline._pack_latents`` puts after the old ones (feature ``4 c + 2 dy + dx``). Zero
+    columns read nothing of the new channels, zero rows predict 0 for them: the model starts as it was. Returns
+    the names of the widened tensors.
+    """
+    target = module.state_dict()
+    widened = []
+    for name, value in state.items():
+        want = target[name]
+        if value.shape != want.shape:
+            if value.dim() != want.dim() or any(a > b for a, b in zip(value.shape, want.shape)):
+                raise ValueError(f"{name}: {tuple(value.shape)} does not fit in {tuple(want.shape)}.")
+            grown = torch.zeros_like(want)
+            grown[tuple(slice(0, n) for n in value.shape)] = value
+            state[name] = grown
+            widened.append(name)
+    module.load_state_dict(state)
+    return widened
+
+
+def continue_from(pipe, folder: Path, parts: tuple[str, ...]) -> dict[str, list[str]]:
+    """Copy the weights of ``parts`` (component names) from the set in ``folder`` into ``pipe`` (``load_widened``)."""
+    from diffusers import DiffusionPipeline
+
+    if not (folder / "model_index.json").is_file():
+        raise CheckpointError(
+            f"init_from: no model set in {folder} to continue from (a folder like data/toykitchen/sd)."
+        )
+    trained = DiffusionPipeline.from_pretrained(folder, torch_dtype=torch.float32, local_files_only=True)
+    return {part: load_widened(getattr(pipe, part), getattr(trained, part).state_dict()) for part in parts}
+
+
+def train_sd(cfg: TrainConfig, out: Path, device: torch.device, data) -> None:
+    """The ``sd`` stage: the SD-style set around the trained autoencoder, into ``<out>/sd``."""
+    from diffusers import DDPMScheduler
+
+    torch.manual_seed(cfg.seed + 1)
+    vae, _, std = load_autoencoder(out, device)
+    scale = 1.0 / std
+    latents = encode_all(vae, torch.from_numpy(data.images), device) * scale  # SD: z_0 = scale * z (no shift)
+    pipe = toy.build_sd(vae.to("cpu"), scale)
+    extra = (
+        dict(continued=continue_from(pipe, Path(cfg.init_from) / "sd", ("unet", "text_encoder")))
+        if cfg.init_from
+        else {}
+    )
+    unet, text_encoder, tokens = (
+        pipe.unet.to(device).train(),
+        pipe.text_encoder.to(device).train(),
+        BatchTokenizer(pipe.tokenizer),
+    )
+    noise_sched = DDPMScheduler(
+        **{k: v for k, v in toy.SD_SCHEDULER.items() if k not in ("set_alpha_to_one", "timestep_spacing")}
+    )
+    loop = TrainingLoop([*unet.parameters(), *text_encoder.parameters()], cfg, cfg.sd_steps, cfg.lr)
+    gen = torch.Generator().manual_seed(cfg.seed + 1)
+    rng = np.random.default_rng(cfg.seed + 1)
+    step = 0
+    for step in range(cfg.sd_steps):
+        idx = torch.randint(len(latents), (cfg.batch,), generator=gen)
+        z0 = latents[idx.to(device)]  # [B, 4, 16, 16]
+        ids = tokens(sample_captions(data, idx, rng, cfg.caption_dropout), device)  # [B, 32]
+        eps = torch.randn(z0.shape, generator=gen).to(device)
+        t = torch.randint(0, noise_sched.config.num_train_timesteps, (cfg.batch,), generator=gen).to(device)
+        zt = noise_sched.add_noise(z0, eps, t)
+        target = noise_sched.get_velocity(z0, eps, t)
+        with autocast(device):
+            cond = text_encoder(ids)[0]  # [B, 32, 128] last hidden state, as the pipeline reads it
+            pred = unet(zt, t, cond).sample
+        if not loop.step(F.mse_loss(pred.float(), target), step):
+            break
+    loop.finish()
+    pipe.unet, pipe.text_encoder = unet.eval().cpu(), text_encoder.eval().cpu()
+    save_float16(pipe, out / "sd")
+    write_log(out, "sd", cfg, loop, step + 1, device, dict(scaling_factor=scale, **extra))
+
+
+def train_flux(cfg: TrainConfig, out: Path, device: torch.device, data) -> None:
+    """The ``flux`` stage: the Flux-style set around the trained autoencoder, into ``<out>/flux``."""
+    from ..cookanything.flexible_rope import canvas_image_ids
+    from ..cookanything.flow_matching import pack_images, shift_sigma, time_shift_mu
+
+    torch.manual_seed(cfg.seed + 2)
+    vae, mean, std = load_autoencoder(out, device)
+    scale = 1.0 / std
+    latents = (encode_all(vae, torch.from_numpy(data.images), device) - mean) * scale  # Flux: (z - shift) * scale
+    pipe = toy.build_flux(vae.to("cpu"), scale, mean)
+    parts = ("transformer", "text_encoder", "text_encoder_2")
+    extra = dict(continued=continue_from(pipe, Path(cfg.init_from) / "flux", parts)) if cfg.init_from else {}
+    transformer = pipe.transformer.to(device).train()
+    clip, t5 = pipe.text_encoder.to(device).train(), pipe.text_encoder_2.to(device).train()
+    b, c, h, w = latents[:1].shape
+    img_ids = canvas_image_ids(1, h // 2, w // 2, device=device)  # [64, 3]: (0, row, col)
+    txt_ids = torch.zeros(T5_MAX_LENGTH, 3, device=device)
+    sc = pipe.scheduler.config
+    mu = time_shift_mu(sc, img_ids.shape[0])
+    loop = TrainingLoop([*transformer.parameters(), *clip.parameters(), *t5.parameters()], cfg, cfg.flux_steps, cfg.lr)
+    clip_tokens, t5_tokens = BatchTokenizer(pipe.tokenizer), BatchTokenizer(pipe.tokenizer_2)
+    gen = torch.Generator().manual_seed(cfg.seed + 2)
+    rng = np.random.default_rng(cfg.seed + 2)
+    step = 0
+    for step in range(cfg.flux_steps):
+        idx = torch.randint(len(latents), (cfg.batch,), generator=gen)
+        z0 = latents[idx.to(device)]  # [B, 4, 16, 16]
+        texts = sample_captions(data, idx, rng, cfg.caption_dropout)
+        clip_ids, t5_ids = clip_tokens(texts, device), t5_tokens(texts, device)  # [B, 32], [B, 64]
+        eps = torch.randn(z0.shape, generator=gen).to(device)
+        u = torch.sigmoid(torch.randn(cfg.batch, generator=gen)).to(device)  # logit-normal in (0, 1)
+        s = shift_sigma(u, sc, img_ids.shape[0])  # the pipeline's time shift at this image size
+        zs = (1 - s)[:, None, None, None] * z0 + s[:, None, None, None] * eps
+        target = pack_images(eps - z0)  # [B, 64, 16]
+        with autocast(device, cfg.flux_bf16):
+            pooled = clip(clip_ids).pooler_output  # [B, 128]
+            seq = t5(t5_ids)[0]  # [B, 64, 128]
+            pred = transformer(
+                hidden_states=pack_images(zs),
+                timestep=s,
+                guidance=None,
+                pooled_projections=pooled,
+                encoder_hidden_states=seq,
+                txt_ids=txt_ids,
+                img_ids=img_ids,
+                return_dict=False,
+            )[0]
+        if not loop.step(F.mse_loss(pred.float(), target), step):
+            break
+    loop.finish()
+    pipe.transformer, pipe.text_encoder, pipe.text_encoder_2 = (
+        transformer.eval().cpu(),
+        clip.eval().cpu(),
+        t5.eval().cpu(),
+    )
+    save_float16(pipe, out / "flux")
+    write_log(out, "flux", cfg, loop, step + 1, device, dict(scaling_factor=scale, shift_factor=mean, mu=mu, **extra))
