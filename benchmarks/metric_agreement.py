@@ -55,7 +55,7 @@ from cooklab.metrics import clip_backbone, ingredient_accuracy, step_faithfulnes
 from cooklab.models.toy import IMAGE_SIZE
 from cooklab.toykitchen.architectures import clip_tokenizer
 from cooklab.toykitchen.captions import PLURAL
-from cooklab.toykitchen.clip import build_clip, contrast_pairs, roc_auc, spearman
+from cooklab.toykitchen.clip_model import build_clip, contrast_pairs, roc_auc, spearman
 from cooklab.toykitchen.evaluate import generate, heldout_captions
 from cooklab.toykitchen.oracle import container_consistency, ingredient_present, read
 from cooklab.toykitchen.recipes import random_toy_recipe

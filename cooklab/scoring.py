@@ -51,7 +51,7 @@ from cooklab.metrics import (
     VisionJudge,
     score,
 )
-from cooklab.metrics.dino import container_masks
+from cooklab.metrics.dino_distance import container_masks
 from cooklab.metrics.judge import JUDGE_METRICS
 from cooklab.recipe import Recipe, load_recipe
 from cooklab.report import METRICS_FILE, RECIPE_FILE, jsonable, render_html

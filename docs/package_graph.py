@@ -89,7 +89,7 @@ def cooklab_imports(root: Path = ROOT) -> dict[str, set[str]]:
 
 
 def package_of(module: str) -> str | None:
-    """``cooklab.metrics.dino`` -> ``metrics``, ``cooklab.errors`` -> ``errors``; the root facade -> None."""
+    """``cooklab.metrics.dino_distance`` -> ``metrics``, ``cooklab.errors`` -> ``errors``; the root facade -> None."""
     parts = module.split(".")
     return parts[1] if len(parts) > 1 else None
 

@@ -21,9 +21,9 @@ from cooklab.cli import main
 from cooklab.errors import ConfigError
 from cooklab.evaluation import evaluate, load_config, read_results
 from cooklab.evaluation.config import RecipeSource, TableSpec
-from cooklab.evaluation.recipes import load_recipes
+from cooklab.evaluation.recipe_sets import load_recipes
+from cooklab.evaluation.result_tables import bootstrap, markdown, table
 from cooklab.evaluation.run import units
-from cooklab.evaluation.tables import bootstrap, markdown, table
 
 ROOT = Path(__file__).resolve().parent.parent
 SMALL = ROOT / "data" / "eval" / "toy_small.yaml"
@@ -238,7 +238,7 @@ def test_a_constant_offset_is_an_exact_paired_difference():
 
 
 def test_a_sweep_leaves_out_rows_that_change_another_parameter():
-    from cooklab.evaluation.tables import sweep_rows
+    from cooklab.evaluation.result_tables import sweep_rows
 
     rows = [
         dict(method="cookanything", params=p, label=str(p))

@@ -1,4 +1,7 @@
-"""The Toy Kitchen CLIP (cooklab/toykitchen/clip.py): shipped weights, agreement with the oracle, the training step."""
+"""The Toy Kitchen CLIP (cooklab/toykitchen/clip_model.py).
+
+Shipped weights, agreement with the oracle, the training step.
+"""
 
 import numpy as np
 import pytest
@@ -9,7 +12,7 @@ import cooklab
 from cooklab.metrics import ClipBackbone, clip_backbone, step_faithfulness
 from cooklab.models import TOY_DIR
 from cooklab.toykitchen.architectures import clip_tokenizer
-from cooklab.toykitchen.clip import (
+from cooklab.toykitchen.clip_model import (
     build_clip,
     caption_pair,
     contrast_pairs,

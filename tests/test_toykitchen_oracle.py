@@ -17,7 +17,7 @@ import PIL.ImageFilter
 import pytest
 import torch
 
-from cooklab.grounding.base import MaskProvider, MaskResult
+from cooklab.grounding.provider import MaskProvider, MaskResult
 from cooklab.toykitchen import (
     OracleMaskProvider,
     Scene,

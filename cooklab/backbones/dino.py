@@ -2,7 +2,7 @@
 
 ``DinoBackbone.embeddings`` gives ``h(x)``, the DINOv2 CLS embedding (``pooler_output``: the CLS
 token after the final layer norm, not L2-normalised), of whole frames or of masked objects
-(``preprocess.prepare``). ``cooklab.metrics.dino`` measures distances between them.
+(``preprocess.prepare``). ``cooklab.metrics.dino_distance`` measures distances between them.
 
 ``dino_backbone(source)``: a hub id or local folder (default ``"facebook/dinov2-base"``), a
 built ``Dinov2Model``, or a ``DinoBackbone`` passed through; ``tiny_random_dino()`` is a small

@@ -73,7 +73,7 @@ from diffusers import StableDiffusionInpaintPipeline, StableDiffusionPipeline
 from tqdm.auto import tqdm
 
 from ..errors import ConfigError
-from ..grounding.base import MaskResult
+from ..grounding.provider import MaskResult
 from ..pipeline_base import CooklabPipeline
 from ..recipe_diffusion.inputs import (
     check_steps_and_size,

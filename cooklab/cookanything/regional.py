@@ -306,6 +306,17 @@ class RegionalFluxAttnProcessor:
     # - the hook point after the attention (cooklab.instrument.observer; it only reads Q, K and the branch outputs);
     # - tensor shapes in comments.
     def __call__(self, attn, hidden_states, encoder_hidden_states=None, attention_mask=None, image_rotary_emb=None):
+        """Step-wise Regional Control in one Flux attention layer: the regional branch blended with the base by alpha.
+
+        Args:
+            attn: the diffusers ``FluxAttention`` module (double or single block).
+            hidden_states: ``[B, S_img, C]`` image tokens (double block) or ``[B, S, C]`` text + image (single block).
+            encoder_hidden_states: ``[B, S_txt, C]`` text tokens in a double block, None in a single block.
+            attention_mask: unused (the regional mask comes from the call's ``RegionalState``).
+            image_rotary_emb: the (cos, sin) of the call's position ids (Flexible RoPE or global ids).
+
+        Returns the image output (and the text output in a double block), as ``FluxAttnProcessor`` does.
+        """
         from diffusers.models.transformers.transformer_flux import _get_qkv_projections
 
         query, key, value, enc_q, enc_k, enc_v = _get_qkv_projections(attn, hidden_states, encoder_hidden_states)

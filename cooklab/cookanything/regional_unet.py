@@ -114,6 +114,17 @@ class RegionalUNetAttnProcessor:
     def __call__(
         self, attn, hidden_states, encoder_hidden_states=None, attention_mask=None, temb=None, *args, **kwargs
     ):
+        """Step-wise Regional Control (Eq. 9) in one U-Net attention layer; the stock processor elsewhere.
+
+        Args:
+            attn: the diffusers ``Attention`` module (self- or cross-attention).
+            hidden_states: ``[B, S, C]`` (or ``[B, C, H, W]``) canvas tokens.
+            encoder_hidden_states: ``[B, T, D]`` text tokens for cross-attention, None for self-attention.
+            attention_mask: a layer given one runs the stock processor.
+            temb: the time embedding for a spatial norm, as in ``AttnProcessor2_0``.
+
+        Returns the layer's output, the shape of ``hidden_states``.
+        """
         state = self.state
         if self.name not in state.layers or attention_mask is not None:
             return self.stock(attn, hidden_states, encoder_hidden_states, attention_mask, temb, *args, **kwargs)

@@ -1,18 +1,18 @@
 """Compare methods like the papers: ``cooklab evaluate CONFIG.yaml`` over methods x grids x recipes x seeds.
 
 * ``config`` -- the YAML format (``EvalConfig``, ``load_config``);
-* ``recipes`` -- the four recipe sources (toy, folder, JSON/JSONL, RecipeGen-style layout);
+* ``recipe_sets`` -- the four recipe sources (toy, folder, JSON/JSONL, RecipeGen-style layout);
 * ``methods`` -- each paper's method, its ablations and the baselines behind one call (``METHODS``);
 * ``store`` -- one folder per unit, ``unit.json`` written last: a killed run resumes exactly;
 * ``run`` -- ``evaluate(config)``: split across ``accelerate launch`` processes, merged into ``results.jsonl``;
-* ``tables`` -- means with 95 % bootstrap intervals, paired differences, each paper's layout, sweep plots;
+* ``result_tables`` -- means with 95 % bootstrap intervals, paired differences, each paper's layout, sweep plots;
 * ``explorer`` -- the results in a notebook: one metric across rows, or one parameter's effect, with widgets.
 """
 
 from .config import EvalConfig, load_config
 from .methods import METHODS
+from .result_tables import write_reports
 from .run import evaluate
 from .store import read_results
-from .tables import write_reports
 
 __all__ = ["METHODS", "EvalConfig", "evaluate", "load_config", "read_results", "write_reports"]

@@ -87,7 +87,7 @@ class RecipeSource(BaseModel):
         None  # every .yaml / .yml / .json / .txt recipe file in it (cooklab.load_recipe), sorted by name
     )
     jsonl: Path | None = None  # a .json list of recipes or a .jsonl file, one recipe object per line
-    recipegen: Path | None = None  # a RecipeGen-style layout: one folder per recipe (``recipes.py``)
+    recipegen: Path | None = None  # a RecipeGen-style layout: one folder per recipe (``recipe_sets.py``)
     limit: int | None = Field(None, ge=1)  # the first ``limit`` recipes only
 
     @model_validator(mode="after")

@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..viz.common import SMALL_PT
-from .tables import HEADERS, bootstrap, finite, json_key, sweep_rows
+from .result_tables import HEADERS, bootstrap, finite, json_key, sweep_rows
 
 ALL = "(every row)"
 

@@ -9,7 +9,7 @@
    the metrics changed, else generated (``methods.METHODS``), its frames and then ``unit.json``
    written atomically (``store``);
 4. **merge** -- after every process is done, the main process reads every ``unit.json`` in unit
-   order into ``results.jsonl`` and writes ``tables.md`` and the sweep plots (``tables.py``).
+   order into ``results.jsonl`` and writes ``tables.md`` and the sweep plots (``result_tables.py``).
 
 Killing the command at any point and running it again redoes only unfinished units and gives the
 same ``results.jsonl`` as a run that was never stopped.
@@ -31,7 +31,7 @@ from ..versions import package_versions
 from . import store
 from .config import EvalConfig
 from .methods import METHODS, method
-from .recipes import load_recipes
+from .recipe_sets import load_recipes
 
 
 @dataclass
@@ -141,7 +141,7 @@ def _masks(config: EvalConfig, device=None, built: bool = False):
 def _score(config: EvalConfig, images, recipe: Recipe | ToyRecipe, backbones: dict) -> dict[str, dict]:
     """``{metric: {value, per_item}}`` of one unit's frames (a ``ToyRecipe`` gives the oracle its expectations)."""
     from ..metrics import score
-    from ..metrics.dino import container_masks
+    from ..metrics.dino_distance import container_masks
 
     masks = None
     if "dino_l2_masked" in config.metrics:
@@ -267,7 +267,7 @@ def evaluate(config: EvalConfig, progress: bool = True) -> Path | None:
             for r in records
         ]
         atomic_write(path, "\n".join(lines) + "\n")
-        from .tables import write_reports
+        from .result_tables import write_reports
 
         write_reports(config, out)
     if state is not None:

@@ -1,6 +1,6 @@
 """Container masks for region-aware noise: the ``MaskProvider`` protocol and its providers.
 
-``base.py`` defines the protocol (``(image, phrase) -> MaskResult | mask | None``), ``MaskResult``
+``provider.py`` defines the protocol (``(image, phrase) -> MaskResult | mask | None``), ``MaskResult``
 and the simple providers (boxes). Detector + segmenter providers implement the same protocol:
 ``GroundedSAM`` (transformers' GroundingDINO + SAM, the default) in ``grounded_sam.py`` and
 ``OriginalGroundedSAM`` (groundingdino-py + segment-anything, the paper's packages) in
@@ -12,7 +12,7 @@ GroundingDINO and SAM from small configs in memory (tests, the Toy Kitchen's pai
 
 from importlib import import_module
 
-from .base import Box, BoxMaskProvider, MaskProvider, MaskResult, as_mask_result, box_to_mask, to_mask_tensor
+from .provider import Box, BoxMaskProvider, MaskProvider, MaskResult, as_mask_result, box_to_mask, to_mask_tensor
 
 _LAZY = {
     "GroundedSAM": ".grounded_sam",

@@ -31,7 +31,7 @@ from ..errors import CheckpointError, ConfigError
 from ..hub import HUB_ERRORS, explain_hub_error, hub_kwargs, is_repo_id
 from ..images import pil_rgb
 from ..models import default_device
-from .base import Box, MaskResult
+from .provider import Box, MaskResult
 
 __all__ = [
     "DEFAULT_DETECTOR",
@@ -183,7 +183,15 @@ class DetectThenSegment:
         raise NotImplementedError
 
     def __call__(self, image, phrase: str) -> MaskResult | None:
-        """The mask of ``phrase`` in ``image`` (``MaskResult``), or None if nothing passes the thresholds."""
+        """The mask of ``phrase`` in ``image``: GroundingDINO's best box for the phrase prompts SAM.
+
+        Args:
+            image: the frame (PIL image, array or tensor; converted to RGB).
+            phrase: the object to find, e.g. "a blue pot".
+
+        Returns a ``MaskResult`` (SAM's mask with the best predicted IoU, its box and scores), or None if no box
+        passes the thresholds.
+        """
         image = pil_rgb(image)
         found = self.detect(image, phrase)
         k = found.best(phrase)

@@ -27,7 +27,6 @@ import torchvision.transforms.functional as TF
 from ..errors import CheckpointError, ConfigError
 from ..images import pil_rgb
 from ..models import default_device
-from .base import Box
 from .grounded_sam import Detections, DetectThenSegment, grounding_caption
 from .groundingdino_compat import (
     build_groundingdino,
@@ -36,6 +35,7 @@ from .groundingdino_compat import (
     quiet_upstream_warnings,
     swint_ogc_config,
 )
+from .provider import Box
 
 __all__ = [
     "GROUNDINGDINO_SWINT_OGC_URL",

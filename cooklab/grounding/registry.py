@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 from ..errors import ConfigError
 from ..models import ModelSet, model_set_of
-from .base import MaskProvider
+from .provider import MaskProvider
 
 __all__ = ["MASK_PROVIDERS", "named_mask_provider", "register_mask_provider"]
 

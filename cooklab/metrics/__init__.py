@@ -3,9 +3,9 @@
 Every metric takes the frames (and the texts, masks or expectations it needs) and returns a
 ``MetricResult(value, per_item, record)``; ``docs/metrics.md`` defines each precisely.
 
-* ``base`` -- ``MetricResult``, the frame pairs of a sequence metric, the provenance record
+* ``result`` -- ``MetricResult``, the frame pairs of a sequence metric, the provenance record
 * ``clip_score`` -- CLIP-T (frame vs its step text) and CLIP-I (frame vs frame), Recipe Diffusion Tables I-II
-* ``dino`` -- L2 distance of DINOv2 CLS embeddings between frames, whole (``dino_l2``) or masked
+* ``dino_distance`` -- L2 distance of DINOv2 CLS embeddings between frames, whole (``dino_l2``) or masked
   (``dino_l2_masked``), Tables I-II
 * ``dreamsim`` -- DreamSim distance between frames, through the optional ``dreamsim`` package
 * ``recipe_metrics`` -- CookAnything's goal / step faithfulness, cross-step consistency, ingredient accuracy (CLIP)
@@ -43,12 +43,12 @@ from ..backbones import (
 from ..errors import ConfigError
 from ..recipe import as_recipe
 from ..toykitchen.recipes import ToyRecipe
-from .base import MetricResult
 from .clip_score import clip_image_score, clip_score
-from .dino import container_masks, dino_l2, dino_l2_masked
+from .dino_distance import container_masks, dino_l2, dino_l2_masked
 from .dreamsim import DEFAULT_CACHE_DIR, dreamsim_distance
 from .judge import JUDGE_METRICS, VisionJudge, judge_metrics
 from .recipe_metrics import cross_step_consistency, goal_faithfulness, ingredient_accuracy, step_faithfulness
+from .result import MetricResult
 from .toy_oracle import oracle_container_consistency, oracle_state_accuracy, oracle_step_faithfulness
 
 __all__ = [

@@ -21,7 +21,7 @@ from typing import Any
 
 from ..backbones.clip import DEFAULT_CLIP, ClipBackbone, clip_backbone
 from ..errors import ConfigError
-from .base import MetricResult, frame_pairs, mean_or_nan, provenance
+from .result import MetricResult, frame_pairs, mean_or_nan, provenance
 
 __all__ = ["clip_image_score", "clip_score", "text_record"]
 

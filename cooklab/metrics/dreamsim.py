@@ -25,7 +25,7 @@ import torch
 from ..backbones.preprocess import progress
 from ..errors import CheckpointError
 from ..images import rgb_array, uint8_array
-from .base import MetricResult, frame_pairs, mean_or_nan, provenance
+from .result import MetricResult, frame_pairs, mean_or_nan, provenance
 
 __all__ = ["dreamsim_distance"]
 

@@ -50,7 +50,7 @@ from ..backbones.preprocess import progress
 from ..errors import ConfigError, CooklabError
 from ..images import rgb_array, uint8_array
 from ..recipe import as_recipe
-from .base import MetricResult, mean_or_nan, provenance
+from .result import MetricResult, mean_or_nan, provenance
 
 __all__ = [
     "JUDGE_METRICS",

@@ -22,8 +22,8 @@ from __future__ import annotations
 
 from ..backbones.clip import DEFAULT_CLIP, ClipBackbone, clip_backbone
 from ..errors import ConfigError
-from .base import MetricResult, frame_pairs, mean_or_nan, provenance
 from .clip_score import text_record
+from .result import MetricResult, frame_pairs, mean_or_nan, provenance
 
 __all__ = ["cross_step_consistency", "goal_faithfulness", "ingredient_accuracy", "step_faithfulness"]
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 from ..errors import ConfigError
 from ..toykitchen import oracle
 from ..toykitchen.recipes import Expectation
-from .base import MetricResult, mean_or_nan, provenance
+from .result import MetricResult, mean_or_nan, provenance
 
 __all__ = ["oracle_container_consistency", "oracle_state_accuracy", "oracle_step_faithfulness"]
 

@@ -96,7 +96,7 @@ def toy_autoencoder(path=None, device=None) -> AutoencoderKL:
 def toy_clip(path=None, device=None):
     """The trained Toy Kitchen CLIP (``data/toykitchen/clip``) as a ``cooklab.backbones.ClipBackbone``: pass it as
     ``clip=`` to any CLIP metric. A ``CLIPModel`` trained on the toy world's renders and captions
-    (``cooklab.toykitchen.clip``), loaded offline in float32."""
+    (``cooklab.toykitchen.clip_model``), loaded offline in float32."""
     folder = Path(path) if path is not None else TOY_DIR / "clip"
     if not (folder / "config.json").is_file():
         raise CheckpointError(

@@ -127,6 +127,17 @@ class KVSharingAttnProcessor:
     def __call__(
         self, attn, hidden_states, encoder_hidden_states=None, attention_mask=None, temb=None, *args, **kwargs
     ):
+        """Self-attention over ``[K_ref; K_i]``, ``[V_ref; V_i]`` (Eq. 1-4) on this layer's frames that share K/V.
+
+        Args:
+            attn: the diffusers ``Attention`` module of a U-Net self-attention layer (``...attn1``).
+            hidden_states: ``[B, S, C]`` (or ``[B, C, H, W]``) tokens of the current frame.
+            encoder_hidden_states: must be None (K/V sharing is for self-attention only).
+            attention_mask: passed through as in ``AttnProcessor2_0``.
+            temb: the time embedding for a spatial norm, as in ``AttnProcessor2_0``.
+
+        Returns the layer's output, the shape of ``hidden_states``; the stock result where the frame has no reference.
+        """
         if encoder_hidden_states is not None:
             raise ValueError(
                 f"{self.name}: K/V sharing applies to self-attention only; select '...attn1' layers (cooklab.locate "

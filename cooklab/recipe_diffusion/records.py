@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from ..grounding.base import MaskResult
+from ..grounding.provider import MaskResult
 from ..recipe import Recipe
 from .region_noise import RegionNoise
 

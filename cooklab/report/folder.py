@@ -10,7 +10,6 @@ The record comes from ``cooklab.report.record``, the page from ``cooklab.report.
 
 from __future__ import annotations
 
-import io
 import json
 import os
 from collections.abc import Mapping, Sequence
@@ -18,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from cooklab.fileio import atomic_write
+from cooklab.images import png_bytes
 from cooklab.report.page import comparison_html, render_html
 from cooklab.report.record import (
     CANVAS_FILE,
@@ -32,24 +32,6 @@ from cooklab.report.record import (
 )
 
 __all__ = ["write_canvas_run", "write_comparison", "write_figure", "write_run"]
-
-
-def _png_bytes(image: Any) -> bytes:
-    import numpy as np
-    import PIL.Image
-
-    if isinstance(image, np.ndarray):
-        array = image
-        if array.dtype != np.uint8:
-            array = (np.clip(array, 0, 1) * 255).round().astype(np.uint8)
-        image = PIL.Image.fromarray(array)
-    if not isinstance(image, PIL.Image.Image):
-        raise TypeError(
-            f"write_run needs PIL images or numpy arrays (output_type='pil' or 'np'), got {type(image).__name__}."
-        )
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG")
-    return buffer.getvalue()
 
 
 def _figure_png(figure: Any, dpi: int = 120) -> bytes:
@@ -115,7 +97,7 @@ def _write_record(out_dir: Path, recipe: Any, data: dict) -> None:
 
 def _write_frames(out_dir: Path, frames: Sequence[tuple[int, Any]]) -> None:
     """frame_NN.png for every (index, image); frame files of an earlier, longer run are removed."""
-    written = {atomic_write(out_dir / frame_name(index), _png_bytes(image)).name for index, image in frames}
+    written = {atomic_write(out_dir / frame_name(index), png_bytes(image)).name for index, image in frames}
     for stale in out_dir.iterdir():
         if FRAME_FILE.match(stale.name) and stale.name not in written:
             stale.unlink()
@@ -166,7 +148,7 @@ def write_canvas_run(
         raise ValueError(f"out has {len(out.images)} images for {len(out.recipe)} steps.")
     data = canvas_settings(out, model=model, pipeline=pipeline, command=command, notes=notes)
     _write_frames(out_dir, list(enumerate(out.images)))
-    atomic_write(out_dir / CANVAS_FILE, _png_bytes(out.canvas))
+    atomic_write(out_dir / CANVAS_FILE, png_bytes(out.canvas))
     write_figure(_canvas_storyboard(out, data), out_dir / "storyboard.png")
     _write_record(out_dir, out.recipe, data)
     return atomic_write(out_dir / "index.html", render_html(data))

@@ -14,7 +14,7 @@
 * ``autoencoder_training`` -- the ``autoencoder`` stage (food-weighted MSE + KL; widening the latent)
 * ``diffusion_training`` -- the ``sd`` (v-prediction) and ``flux`` (rectified flow) stages
 * ``clip_training`` -- the ``clip`` stage on renders and generated frames
-* ``clip``      -- the Toy Kitchen CLIP: its config, contrastive loss, held-out retrieval, agreement statistics
+* ``clip_model`` -- the Toy Kitchen CLIP: its config, contrastive loss, held-out retrieval, agreement statistics
 * ``generated`` -- frames the toy pipelines draw, captioned by the oracle: the CLIP's second source of data
 * ``grounding_data`` -- the toy GroundingDINO + SAM's data: scenes with exact boxes and masks, captions with negatives
 * ``grounding_losses`` -- their losses: one-object detection (focal + L1 + GIoU), SAM's multi-mask loss

@@ -44,7 +44,7 @@ def train_clip(cfg: TrainConfig, out: Path, device: torch.device, data) -> None:
     (``clip.caption_pair``: the same template with one ingredient or the colour changed).
     No caption dropout (an empty caption matches every picture) and no EMA.
     """
-    from .clip import build_clip, contrastive_loss, heldout_retrieval, pixels, save_clip, trim
+    from .clip_model import build_clip, contrastive_loss, heldout_retrieval, pixels, save_clip, trim
     from .generated import GeneratedConfig, generate_corpus
 
     sources = [(data, torch.from_numpy(data.images))]  # (dataset, [n, 64, 64, 3] uint8)

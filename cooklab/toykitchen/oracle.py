@@ -20,7 +20,7 @@ import numpy as np
 import PIL.Image
 import torch
 
-from ..grounding.base import MaskResult
+from ..grounding.provider import MaskResult
 from .palette_reading import (
     MAX_DISTANCE,
     MIN_CONTAINER_FRACTION,
@@ -184,6 +184,14 @@ class OracleMaskProvider:
     colour: str | None = None
 
     def __call__(self, image: PIL.Image.Image, phrase: str) -> MaskResult | None:
+        """The container's mask read from the palette: the colour ``phrase`` names, else the colour the oracle reads.
+
+        Args:
+            image: a Toy Kitchen picture (rendered or generated).
+            phrase: the container phrase; a colour word in it picks that colour (unless the provider was given one).
+
+        Returns a ``MaskResult`` with the mask and its box, or None when no container colour covers enough pixels.
+        """
         reading = read(image)
         fractions = container_fractions(reading)
         named = [c for c in CONTAINER_COLOURS if c in phrase.lower().split()]

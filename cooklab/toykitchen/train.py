@@ -11,7 +11,7 @@ Four stages, each a plain training loop over rendered scenes and freshly sampled
 3. **flux** -- ``FluxTransformer2DModel`` with its CLIP and T5 encoders, rectified flow:
    ``z_s = (1 - s) z_0 + s eps``, target ``eps - z_0``, ``s`` logit-normal and shifted by the
    same ``mu`` the pipeline uses at 64x64.
-4. **clip** -- the Toy Kitchen CLIP (``clip.py``, the metrics' backbone): image and text towers
+4. **clip** -- the Toy Kitchen CLIP (``clip_model.py``, the metrics' backbone): image and text towers
    together, CLIP's symmetric InfoNCE with a learned temperature (``clip.contrastive_loss``);
    on renders and on frames the toy pipelines generated, captioned by what the oracle reads in them
    (``generated.py``; the pipelines of the ``sd`` / ``flux`` stages when ``<out>`` holds them, else the

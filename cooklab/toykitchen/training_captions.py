@@ -16,7 +16,7 @@ from .captions import random_caption
 def sample_caption_pairs(data, idx, rng: np.random.Generator) -> tuple[list[str], list[str]]:
     """A fresh caption per picture and its hard negative (``clip.caption_pair``); half written as a sentence, both
     alike."""
-    from .clip import caption_pair
+    from .clip_model import caption_pair
 
     positives, negatives = [], []
     for i in idx.tolist():
@@ -55,6 +55,12 @@ class BatchTokenizer:
         self.checked = False
 
     def __call__(self, texts, device) -> torch.Tensor:
+        """Token ids of ``texts``, padded to the tokenizer's length; the first batch is checked against the slow path.
+
+        Args:
+            texts: the captions of one batch.
+            device: where the ``[B, L]`` id tensor goes.
+        """
         ids = torch.tensor([e.ids for e in self.fast.encode_batch(texts)])
         if not self.checked:
             slow = self.tokenizer(

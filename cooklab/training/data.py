@@ -72,7 +72,7 @@ def _pictures(folder: Path) -> list[Path]:
 
 
 def _from_folders(root: Path) -> list[Example]:
-    from ..evaluation.recipes import read_recipegen
+    from ..evaluation.recipe_sets import read_recipegen
 
     out = []
     for recipe_id, recipe in read_recipegen(root):

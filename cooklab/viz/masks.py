@@ -26,7 +26,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Rectangle
 
-from ..grounding.base import to_mask_tensor
+from ..grounding.provider import to_mask_tensor
 from ..recipe_diffusion.region_noise import resize_mask
 from .common import LABEL_PT, SMALL_PT, image_array, new_figure, new_subplots
 

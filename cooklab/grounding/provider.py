@@ -46,7 +46,15 @@ class MaskResult:
 class MaskProvider(Protocol):
     """Anything that maps (reference image, container phrase) to a mask, or None if not found."""
 
-    def __call__(self, image: PIL.Image.Image, phrase: str) -> MaskResult | torch.Tensor | np.ndarray | None: ...
+    def __call__(self, image: PIL.Image.Image, phrase: str) -> MaskResult | torch.Tensor | np.ndarray | None:
+        """The mask of the object ``phrase`` names in ``image``.
+
+        Args:
+            image: the frame to look at (RGB).
+            phrase: the object to find, e.g. the step's container ("a blue pot").
+
+        Returns a ``MaskResult``, a bare ``[H, W]`` mask in [0, 1], or None when nothing is found.
+        """
 
 
 def to_mask_tensor(mask, what: str = "mask") -> torch.Tensor:
@@ -105,6 +113,12 @@ class BoxMaskProvider:
     box: Box
 
     def __call__(self, image: PIL.Image.Image, phrase: str) -> MaskResult:
+        """The box's mask at the size of ``image``, whatever the phrase.
+
+        Args:
+            image: the frame (only its size is read).
+            phrase: recorded in the result.
+        """
         return MaskResult(
             mask=box_to_mask(self.box, (image.height, image.width)), phrase=phrase, box=self.box, source="box"
         )

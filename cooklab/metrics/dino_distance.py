@@ -28,7 +28,7 @@ import numpy as np
 
 from ..backbones.dino import DEFAULT_DINO, DinoBackbone, dino_backbone
 from ..errors import ConfigError
-from .base import MetricResult, frame_pairs, mean_or_nan, provenance
+from .result import MetricResult, frame_pairs, mean_or_nan, provenance
 
 __all__ = ["container_masks", "dino_l2", "dino_l2_masked"]
 
@@ -111,7 +111,7 @@ def container_masks(images, phrases, provider) -> list[np.ndarray | None]:
     """
     import PIL.Image
 
-    from ..grounding.base import as_mask_result
+    from ..grounding.provider import as_mask_result
 
     images, phrases = list(images), list(phrases)
     if len(images) != len(phrases):
