@@ -29,13 +29,13 @@ The modules, one idea each, in the order to read them:
 * ``rules.py``: ``RuleBasedPlanner``, the rules that read a recipe with that lexicon.
 * ``openai_planner.py``: ``OpenAIPlanner``, the chat-model backend (system prompt, strict
   JSON schema ``RESPONSE_FORMAT``, retries with backoff, ``DEFAULT_MODEL``).
-* ``metrics.py``: ``agreement()``, how well a plan matches hand-written metadata.
+* ``agreement.py``: ``agreement()``, how well a plan matches hand-written metadata.
 
 The API key is read from the environment only and is never logged, cached, stored in a
 plan or put in an error message.
 """
 
-from .metrics import Agreement, agreement
+from .agreement import Agreement, agreement
 from .openai_planner import DEFAULT_MODEL, RESPONSE_FORMAT, OpenAIPlanner
 from .planning import default_cache_dir, plan
 from .rules import RuleBasedPlanner
