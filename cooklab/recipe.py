@@ -293,6 +293,10 @@ def load_recipe(path: str | os.PathLike[str]) -> Recipe:
     path = Path(path)
     source = str(path)
     suffix = path.suffix.lower()
+    if not _exists(path):
+        raise _error(
+            source, "", "file not found (it does not exist).", f"check the path. {_shipped_recipes_hint(path)}"
+        )
     if suffix not in _SUFFIXES:
         raise _error(
             source,
@@ -302,10 +306,6 @@ def load_recipe(path: str | os.PathLike[str]) -> Recipe:
         )
     try:
         text = path.read_text(encoding="utf-8-sig")
-    except FileNotFoundError:
-        raise _error(
-            source, "", "file not found.", "check the path; the shipped recipes are in data/recipes/."
-        ) from None
     except UnicodeDecodeError:
         raise _error(source, "", "is not UTF-8 text.", "save the file with UTF-8 encoding.") from None
     except OSError as err:
@@ -337,6 +337,13 @@ def as_recipe(recipe: Recipe | Sequence[str | Mapping[str, Any] | Step] | str | 
             "Fix: pass a list of step strings (recipe.splitlines()), or save the text to a .txt file and pass its "
             "path."
         )
+    if isinstance(recipe, str) and _looks_like_a_step(recipe):
+        shown = recipe.strip() if len(recipe.strip()) <= 80 else recipe.strip()[:77] + "..."
+        raise RecipeError(
+            f"recipe: got the string {shown!r}, which reads like a step, not a recipe file path (no such "
+            'file). Fix: pass a list of steps, e.g. pipe(["Put a pot on the table.", "Fill the pot with '
+            'water."]), or cooklab.Recipe.from_steps([...]) (a one-step recipe is a list of one string).'
+        )
     if isinstance(recipe, (str, os.PathLike)):
         return load_recipe(recipe)
     if isinstance(recipe, (list, tuple)):
@@ -345,6 +352,38 @@ def as_recipe(recipe: Recipe | Sequence[str | Mapping[str, Any] | Step] | str | 
         f"recipe: got {type(recipe).__name__}. Fix: pass a cooklab.Recipe, a recipe file path (str or pathlib.Path), "
         "or a list of step strings."
     )
+
+
+def _looks_like_a_step(text: str) -> bool:
+    """Whether a one-line string is step text rather than a path: it holds a space, names no existing file and
+    has no recipe suffix (``"Put a pot on the table."``, not ``"my recipes/soup.yaml"``)."""
+    path = Path(text.strip()).expanduser()
+    return " " in text.strip() and not _exists(path) and path.suffix.lower() not in _SUFFIXES
+
+
+def _exists(path: Path) -> bool:
+    """Whether ``path`` exists; False too for a name the system cannot look up (too long, say)."""
+    try:
+        return path.exists()
+    except OSError:
+        return False
+
+
+def _shipped_recipes_hint(missing: Path) -> str:
+    """A sentence naming the recipes cooklab ships, passed by name (``cooklab generate pancakes``).
+
+    Lists ``data/recipes/*.yaml`` and ``data/toykitchen/recipes/*.yaml``, first the one closest to the
+    ``missing`` file's name (``tomatosoup`` -> ``tomato_soup``) when one is close; says where recipes are
+    when the data folder is absent (an installed package without the source checkout).
+    """
+    folders = ((recipes_dir(), "data/recipes/"), (toy_recipes_dir(), "data/toykitchen/recipes/"))
+    names = {label: [p.stem for p in sorted(folder.glob("*.yaml"))] for folder, label in folders if folder.is_dir()}
+    groups = [f"{', '.join(stems)} ({label})" for label, stems in names.items() if stems]
+    if not groups:
+        return "The shipped recipes are in data/recipes/ of a source checkout."
+    close = difflib.get_close_matches(missing.stem, [stem for stems in names.values() for stem in stems], n=1)
+    guess = f"Did you mean `{close[0]}`? " if close else ""
+    return f"{guess}The shipped recipes, which any command takes by name, are " + "; ".join(groups) + "."
 
 
 def recipes_dir() -> Path:
