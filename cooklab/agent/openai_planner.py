@@ -31,7 +31,7 @@ import json
 import os
 import re
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NamedTuple
 
 from pydantic import ValidationError
@@ -39,6 +39,18 @@ from pydantic import ValidationError
 from ..errors import ConfigError
 from ..recipe import Recipe, as_recipe
 from .schema import DEFAULT_STYLE, PROMPT_VERSION, AgentError, ModelAnswer, RecipePlan
+
+API_SETTING_NAMES = {
+    "timeout": "timeout=",
+    "max_retries": "max_retries=",
+    "base_url": "base_url=",
+    "model": "model=",
+    "rules": "agent='rules'",
+}
+"""How the planner's error messages name the settings that fix them: the arguments of ``plan()``.
+
+The CLI passes its own flags instead (``--timeout``, ``--agent rules`` ...), so each message names what the
+user can change where they are."""
 
 DEFAULT_MODEL = "gpt-4o"
 """The chat model of CookAnything's Cooking Agent (GPT-4o); Recipe Diffusion names only "ChatGPT" for its pre-pass."""
@@ -123,7 +135,8 @@ class OpenAIPlanner:
 
     The key comes from ``OPENAI_API_KEY``; a ``base_url`` server works without one.
     Only the ``openai`` client holds it, and error messages have it masked. A ready
-    ``client`` brings its own server, key and timeout.
+    ``client`` brings its own server, key and timeout. ``setting_names`` changes how the error
+    messages name the settings that fix them (default ``API_SETTING_NAMES``; the CLI gives its flags).
     """
 
     def __init__(
@@ -136,6 +149,7 @@ class OpenAIPlanner:
         retry_delay: float = 1.0,
         style: str = DEFAULT_STYLE,
         client: Any = None,
+        setting_names: Mapping[str, str] | None = None,
     ) -> None:
         if max_retries < 0 or timeout <= 0 or retry_delay < 0:
             raise ConfigError(
@@ -147,6 +161,7 @@ class OpenAIPlanner:
         self.retry_delay = retry_delay
         self.timeout = timeout
         self.style = style
+        self.setting_names = {**API_SETTING_NAMES, **(setting_names or {})}
         self.client = client if client is not None else _make_client(base_url, timeout)
         self.base_url = str(getattr(self.client, "base_url", base_url or "https://api.openai.com/v1"))
 
@@ -196,21 +211,25 @@ class OpenAIPlanner:
 
     def _failure_message(self, failure: ChatFailure, attempts: int) -> str:
         """What failed, after how many attempts, and the fix."""
+        names = self.setting_names
+        timeout, retries, base_url, model, rules = (
+            names[key] for key in ("timeout", "max_retries", "base_url", "model", "rules")
+        )
         fixes = {
-            "rate_limit": "the server is limiting requests: wait a minute and try again, raise max_retries=, "
-            "or plan offline with agent='rules'.",
-            "timeout": f"raise timeout= (now {self.timeout} s), check that the server at {self.base_url} is running, "
-            "or use agent='rules'.",
-            "connection": f"check base_url= ({self.base_url}) and the network, or plan offline with agent='rules'.",
-            "server": "the server failed: try again later, or plan offline with agent='rules'.",
+            "rate_limit": f"the server is limiting requests: wait a minute and try again, raise {retries}, "
+            f"or plan offline with {rules}.",
+            "timeout": f"raise {timeout} (now {self.timeout} s), check that the server at {self.base_url} is "
+            f"running, or use {rules}.",
+            "connection": f"check {base_url} ({self.base_url}) and the network, or plan offline with {rules}.",
+            "server": f"the server failed: try again later, or plan offline with {rules}.",
             "invalid": f"the answers of {self.model!r} did not match the plan schema: use a stronger model "
-            "(e.g. model='gpt-4o'), raise max_retries=, or use agent='rules'.",
-            "refusal": "rephrase the recipe, or plan offline with agent='rules'.",
-            "http_401": "the server rejected the API key: check OPENAI_API_KEY (or use agent='rules').",
-            "http_404": f"the model {self.model!r} or the endpoint was not found: check model= and base_url= "
+            f"with {model} (e.g. gpt-4o), raise {retries}, or use {rules}.",
+            "refusal": f"rephrase the recipe, or plan offline with {rules}.",
+            "http_401": f"the server rejected the API key: check OPENAI_API_KEY (or use {rules}).",
+            "http_404": f"the model {self.model!r} or the endpoint was not found: check {model} and {base_url} "
             "(it should end in /v1).",
         }
-        fix = fixes.get(failure.kind, "check model= and base_url=, or plan offline with agent='rules'.")
+        fix = fixes.get(failure.kind, f"check {model} and {base_url}, or plan offline with {rules}.")
         tries = f"{attempts} attempt" + ("s" if attempts != 1 else "")
         return (
             f"the OpenAI planner ({self.model} at {self.base_url}) failed after {tries}: {failure.detail}. Fix: {fix}"

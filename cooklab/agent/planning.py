@@ -25,14 +25,14 @@ import hashlib
 import json
 import os
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
 from ..errors import ConfigError
 from ..fileio import atomic_write
 from ..recipe import Recipe, as_recipe
-from .openai_planner import DEFAULT_MODEL, OpenAIPlanner
+from .openai_planner import API_SETTING_NAMES, DEFAULT_MODEL, OpenAIPlanner
 from .rules import RuleBasedPlanner
 from .schema import DEFAULT_STYLE, PROMPT_VERSION, AgentError, RecipePlan
 
@@ -51,6 +51,7 @@ def plan(
     retry_delay: float = 1.0,
     style: str = DEFAULT_STYLE,
     client: Any = None,
+    setting_names: Mapping[str, str] | None = None,
 ) -> RecipePlan:
     """Plan every step of ``recipe`` (a Recipe, a list of step texts, or a recipe file).
 
@@ -63,6 +64,8 @@ def plan(
     cache_dir: where model answers are cached (default ``default_cache_dir()``); False: no cache.
     timeout: seconds per request. max_retries: further attempts after a failed one.
     retry_delay: first backoff delay in seconds, doubled on every retry (a Retry-After header wins).
+    setting_names: how error messages and warnings name the settings that fix them, e.g.
+    ``{"timeout": "--timeout"}`` (default: these arguments, ``API_SETTING_NAMES``).
     """
     recipe = as_recipe(recipe)
     if agent not in ("auto", "rules", "openai"):
@@ -82,6 +85,7 @@ def plan(
             retry_delay=retry_delay,
             style=style,
             client=client,
+            setting_names=setting_names,
         )
         cache_file = _cache_file(cache_dir, recipe, planner)
         cached = _read_cache(cache_file, recipe)
@@ -91,7 +95,8 @@ def plan(
     except AgentError as err:
         if agent == "openai":
             raise
-        warnings.warn(f"{err} Falling back to the offline rule-based planner (agent='rules').", stacklevel=2)
+        rules = {**API_SETTING_NAMES, **(setting_names or {})}["rules"]
+        warnings.warn(f"{err} Falling back to the offline rule-based planner ({rules}).", stacklevel=2)
         reason = str(err).split(". Fix:")[0]
         fallback = RuleBasedPlanner(style=style).plan(recipe)
         return fallback.model_copy(update={"agent": f"rules (openai failed: {reason})"})

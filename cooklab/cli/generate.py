@@ -8,6 +8,7 @@ switches and sizes are checked here, and options of the other pipeline are refus
 from __future__ import annotations
 
 import argparse
+import math
 import re
 import sys
 
@@ -178,13 +179,32 @@ def _cookanything_notes(args: argparse.Namespace, explicit: set[str], recipe, ch
     return notes
 
 
+AGENT_FLAGS = {
+    "timeout": "--timeout",
+    "max_retries": "max_retries= of cooklab.agent.plan (Python)",
+    "base_url": "--base-url",
+    "model": "--agent-model",
+    "rules": "--agent rules",
+}
+"""How the Cooking Agent's messages name the settings that fix them on the command line."""
+
+
 def agent_plan(args: argparse.Namespace, recipe):
     """--agent: plan the recipe with the Cooking Agent (None without the option)."""
     if args.agent is None:
         return None
     from cooklab.agent import plan
 
-    return plan(recipe, agent=args.agent, model=args.agent_model, base_url=args.base_url)
+    if not math.isfinite(args.timeout) or args.timeout <= 0:
+        raise ConfigError(f"--timeout {args.timeout}: give the seconds to wait for each answer, a number above 0.")
+    return plan(
+        recipe,
+        agent=args.agent,
+        model=args.agent_model,
+        base_url=args.base_url,
+        timeout=args.timeout,
+        setting_names=AGENT_FLAGS,
+    )
 
 
 # ---- generate ------------------------------------------------------------------------

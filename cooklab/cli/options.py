@@ -567,7 +567,7 @@ def add_train_lora_parser(commands: argparse._SubParsersAction) -> argparse.Argu
 
 
 def _agent_options(parser: argparse.ArgumentParser, default: str | None = None) -> None:
-    """--agent, --agent-model and --base-url: the Cooking Agent that plans the recipe (``cooklab.agent``)."""
+    """--agent, --agent-model, --base-url, --timeout: the Cooking Agent that plans the recipe (``cooklab.agent``)."""
     parser.add_argument(
         "--agent",
         choices=("auto", "rules", "openai"),
@@ -582,4 +582,7 @@ def _agent_options(parser: argparse.ArgumentParser, default: str | None = None) 
     )
     parser.add_argument(
         "--base-url", default=None, help="an OpenAI-compatible server, e.g. a local LLM at http://127.0.0.1:8000/v1"
+    )
+    parser.add_argument(
+        "--timeout", type=float, default=60.0, metavar="SECONDS", help="seconds to wait for each answer of the LLM"
     )
