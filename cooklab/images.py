@@ -12,7 +12,9 @@ A picture reaches cooklab as a PIL image, an ``[H, W]`` / ``[H, W, C]`` array or
 * ``rgb_255``    -- ``[H, W, 3]`` float32 in 0..255 (the Toy Kitchen oracle's palette distances);
   float pictures in [0, 1] are scaled by 255, larger floats are taken as 0..255 already;
 * ``pil_rgb``    -- a PIL RGB image from a PIL image or a uint8 array (the detectors' processors read PIL);
-* ``uint8_array`` and ``png_bytes`` -- a picture as 0..255 bytes and as a PNG file's contents (run folders).
+* ``uint8_array`` and ``png_bytes`` -- a picture as 0..255 bytes and as a PNG file's contents (run folders);
+* ``read_picture`` -- a picture file as a PIL RGB image, a ``ConfigError`` naming the file and the fix when it is
+  truncated, corrupt or not a picture.
 
 Imports numpy, torch and PIL only (no matplotlib, no transformers), so any package may use it.
 """
@@ -20,6 +22,7 @@ Imports numpy, torch and PIL only (no matplotlib, no transformers), so any packa
 from __future__ import annotations
 
 import io
+import os
 
 import numpy as np
 import PIL.Image
@@ -27,7 +30,7 @@ import torch
 
 from .errors import ConfigError
 
-__all__ = ["pil_rgb", "png_bytes", "rgb_255", "rgb_array", "rgb_tensor", "uint8_array"]
+__all__ = ["pil_rgb", "png_bytes", "read_picture", "rgb_255", "rgb_array", "rgb_tensor", "uint8_array"]
 
 _CHANNELS = (1, 3, 4)  # grey, RGB, RGBA
 
@@ -117,3 +120,17 @@ def png_bytes(image) -> bytes:
     buffer = io.BytesIO()
     image.save(buffer, format="PNG")
     return buffer.getvalue()
+
+
+def read_picture(path: str | os.PathLike[str], fix: str) -> PIL.Image.Image:
+    """The picture file at ``path`` as a PIL RGB image, read in full.
+
+    A file PIL cannot read to the end (truncated, corrupt, not a picture at all) raises a ``ConfigError`` that
+    names the file, what PIL found, and ``fix`` (what the caller's user should do: write the run again,
+    replace the picture ...), instead of PIL's ``OSError`` / ``UnidentifiedImageError`` from deep inside a run.
+    """
+    try:
+        with PIL.Image.open(path) as image:
+            return image.convert("RGB")  # convert() decodes every pixel: a truncated file fails here
+    except (OSError, SyntaxError, ValueError) as error:  # PIL raises all three for broken files
+        raise ConfigError(f"{str(path)!r} is not a readable picture ({error}). Fix: {fix}") from None

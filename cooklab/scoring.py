@@ -41,6 +41,7 @@ from typing import Any
 from cooklab.backbones import DEFAULT_BATCH_SIZE, clip_backbone, dino_backbone, resolve_device
 from cooklab.errors import CheckpointError, ConfigError, RecipeError
 from cooklab.fileio import atomic_write
+from cooklab.images import read_picture
 from cooklab.metrics import (
     CLIP_METRICS,
     DEFAULT_CLIP,
@@ -147,9 +148,8 @@ def toy_recipe(recipe: Recipe) -> ToyRecipe | None:
 
 
 def read_run(folder: str | Path) -> RunFolder:
-    """The settings, recipe and frames of a run folder; a ``ConfigError`` naming the fix when something is missing."""
-    import PIL.Image
-
+    """The settings, recipe and frames of a run folder; a ``ConfigError`` naming the fix when something is missing
+    or a frame cannot be read."""
     folder = Path(folder)
     path = folder / "settings.json"
     if not path.is_file():
@@ -178,7 +178,11 @@ def read_run(folder: str | Path) -> RunFolder:
             f"{RECIPE_FILE} has {len(recipe)} steps but settings.json {len(frames)} frames: the folder mixes two "
             "runs. Fix: write it again with `cooklab generate`."
         )
-    images = [PIL.Image.open(folder / frame["image"]).convert("RGB") for frame in frames]
+    fix = (
+        "the frame was cut short or damaged: write the run again with the command in its settings.json "
+        f"({settings.get('command') or 'cooklab generate'})."
+    )
+    images = [read_picture(folder / frame["image"], fix) for frame in frames]
     return RunFolder(folder, settings, recipe, images, toy_recipe(recipe))
 
 

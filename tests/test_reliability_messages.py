@@ -54,3 +54,53 @@ def test_plan_timeout_flag_and_message(silent_server, capsys, monkeypatch, tmp_p
     assert "no answer within 0.2 s" in message
     assert "Fix: raise --timeout (now 0.2 s)" in message and "--agent rules" in message
     assert "timeout=" not in message
+
+
+# --- 9: corrupt pictures ----------------------------------------------------------------------
+
+
+def _truncated_png(path, size=32):
+    """A PNG of ``size`` x ``size`` noise cut to half its bytes (an interrupted copy)."""
+    import numpy as np
+    import PIL.Image
+
+    noise = np.random.default_rng(0).integers(0, 256, (size, size, 3), dtype=np.uint8)
+    PIL.Image.fromarray(noise).save(path)
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+
+
+def test_score_names_a_truncated_frame_and_the_fix(tmp_path, capsys):
+    import json
+
+    import PIL.Image
+
+    run = tmp_path / "run"
+    run.mkdir()
+    recipe = cooklab.Recipe.from_steps(["Put a pot on the table.", "Fill the pot with water."])
+    recipe.save(run / "recipe.yaml")
+    frames = [{"image": f"frame_0{n}.png", "text": text} for n, text in enumerate(recipe.texts, start=1)]
+    settings = {"command": "cooklab generate soup.yaml --out run", "recipe": {"title": recipe.title}, "frames": frames}
+    (run / "settings.json").write_text(json.dumps(settings))
+    PIL.Image.new("RGB", (32, 32)).save(run / "frame_01.png")
+    _truncated_png(run / "frame_02.png")
+    assert main(["score", str(run)]) == 2
+    message = capsys.readouterr().err
+    assert "frame_02.png' is not a readable picture" in message
+    assert (
+        "write the run again with the command in its settings.json (cooklab generate soup.yaml --out run)" in message
+    )
+
+
+def test_train_lora_names_a_corrupt_picture_and_the_fix(tmp_path, capsys):
+    from cooklab.training import write_toy_folder
+
+    root = write_toy_folder(tmp_path / "data", count=1, steps=2, size=32)
+    (root / "toy-5000" / "step_02.png").write_bytes(b"not a picture at all")
+    (tmp_path / "train.yaml").write_text(
+        f"name: corrupt\nout: run\nmodel: tiny\ndata: {{folder: {root}}}\nlora: {{rank: 2}}\n"
+        "canvas: {height: 32, width: 32}\ntrain: {steps: 1, checkpoint_every: 1}\n"
+    )
+    assert main(["train-lora", str(tmp_path / "train.yaml")]) == 2
+    message = capsys.readouterr().err
+    assert "step_02.png' is not a readable picture" in message
+    assert "replace it with a readable picture" in message and "remove the recipe 'toy-5000'" in message

@@ -24,6 +24,7 @@ import PIL.Image
 
 from ..errors import ConfigError, RecipeError
 from ..fileio import atomic_write
+from ..images import read_picture
 from ..recipe import Recipe
 from ..toykitchen.recipes import random_toy_recipe
 from ..toykitchen.world import render
@@ -42,11 +43,16 @@ class Example:
     toy_seed: int | None = None
 
     def images(self, size: int | None = None) -> list[PIL.Image.Image]:
-        """The N pictures as RGB images (toy renders at ``size``)."""
+        """The N pictures as RGB images (toy renders at ``size``); a ``ConfigError`` naming a picture that cannot be
+        read."""
         if self.image_paths is None:
             toy = random_toy_recipe(self.toy_seed, len(self.recipe))
             return [render(scene, size or 64).image.convert("RGB") for scene in toy.scenes]
-        return [PIL.Image.open(p).convert("RGB") for p in self.image_paths]
+        fix = (
+            f"replace it with a readable picture of that step (re-export or download it again), or remove the "
+            f"recipe {self.id!r} from the training data."
+        )
+        return [read_picture(p, fix) for p in self.image_paths]
 
 
 def load_examples(source: DataSource) -> list[Example]:
