@@ -27,6 +27,7 @@ from einops import rearrange, reduce, repeat
 
 from ..errors import ConfigError, warn_caller
 from ..instrument.locate import locate
+from ..pipeline_base import quiet_truncation, warn_dropped_tokens
 from ..recipe import Recipe, as_recipe
 from .chunked import Chunk
 from .cross_region_kv import canvas_references
@@ -124,9 +125,11 @@ class CanvasPreparation:
         references = self._references(recipe, plan) if s.cross_region_kv else None
 
         # 1. text: each step alone, the whole description once, CSCC, the slots end to end
-        text = self._encode_text(
-            texts, recipe.title, s.regional, s.cscc, s.lam, max_sequence_length, s.negative_prompt
-        )
+        self._note_long_steps(texts, max_sequence_length)
+        with quiet_truncation(self.pipe):  # the note above says it once
+            text = self._encode_text(
+                texts, recipe.title, s.regional, s.cscc, s.lam, max_sequence_length, s.negative_prompt
+            )
         L = text.step_len
         layout = RegionLayout(n, rows, cols, L, L if s.regional else 0)
         # 3. positions (2., the noise, is drawn by the caller)
@@ -206,6 +209,19 @@ class CanvasPreparation:
         return canvas_references(recipe.reference_frames())
 
     # ---- 1. text ---------------------------------------------------------------------------
+    def _note_long_steps(self, texts, max_sequence_length: int) -> None:
+        """One warning naming the steps longer than their own encodings read (T5 ``max_sequence_length``, CLIP's
+        pooled text), with the tokens each drops (``warn_dropped_tokens``); the whole description's cut is
+        ``_token_spans``' warning."""
+        clip = ("CLIP", self.pipe.tokenizer, self.pipe.tokenizer_max_length)
+        t5 = ("T5", self.pipe.tokenizer_2, max_sequence_length)
+        warn_dropped_tokens(
+            texts,
+            [clip, t5],
+            f"shorten those steps, or for T5 raise max_sequence_length (now {max_sequence_length}; Flux: up to "
+            f"512); CLIP reads {clip[2]} tokens whatever it is.",
+        )
+
     def _encode_text(self, texts, title, regional, cscc, lam, max_sequence_length, negative_prompt) -> CanvasText:
         """The canvas's text stream: the steps, the whole description, CSCC (Eq. 12) and the slots.
 

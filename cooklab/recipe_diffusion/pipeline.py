@@ -49,7 +49,7 @@ from tqdm.auto import tqdm
 from ..errors import ConfigError
 from ..instrument.locate import locate
 from ..instrument.observer import FrameTrace, observed
-from ..pipeline_base import CooklabPipeline
+from ..pipeline_base import CooklabPipeline, quiet_truncation, warn_dropped_tokens
 from ..recipe import StepPlan
 from .inputs import (
     VARIANTS,
@@ -240,7 +240,9 @@ class RecipeDiffusion(CooklabPipeline):
             kv_state=KVSharingState(record_frames=set(refs.last_use), cache_device=kv_cache_device),
         )
         settings = self._settings(call)
-        with self._attention_processors(call):
+        clip = ("CLIP", pipe.tokenizer, pipe.tokenizer.model_max_length)
+        warn_dropped_tokens(prompts, [clip], "shorten those steps: the U-Net sees only their beginning.")
+        with self._attention_processors(call), quiet_truncation(pipe):
             frames, final_latents = self._frames(call, recipe, refs)
         return RecipeDiffusionOutput(
             images=call.images, frames=frames, latents=final_latents, recipe=recipe, settings=settings
