@@ -104,3 +104,42 @@ def test_train_lora_names_a_corrupt_picture_and_the_fix(tmp_path, capsys):
     message = capsys.readouterr().err
     assert "step_02.png' is not a readable picture" in message
     assert "replace it with a readable picture" in message and "remove the recipe 'toy-5000'" in message
+
+
+# --- 12: a very long step text ----------------------------------------------------------------
+
+LONG_STEP = "Stir the soup in the pot " * 200  # 1,200 CLIP tokens, 2,000 T5 tokens
+
+
+def _long_text_warnings(capfd, call) -> list[str]:
+    """The cooklab warnings of ``call()`` (the libraries' logs are checked to hold no truncation flood)."""
+    capfd.readouterr()
+    with pytest.warns(UserWarning) as caught:
+        call()
+    logged = capfd.readouterr().err
+    assert "The following part of your input was truncated" not in logged
+    assert "Token indices sequence length" not in logged
+    return [str(w.message) for w in caught if "tokens dropped" in str(w.message)]
+
+
+def test_recipe_diffusion_notes_dropped_tokens_once(capfd):
+    from cooklab.models import tiny_sd
+
+    pipe = cooklab.RecipeDiffusion(tiny_sd())
+    steps = [LONG_STEP, "Serve the soup.", LONG_STEP]
+    kwargs = dict(num_inference_steps=2, height=32, width=32, progress=False, output_type="np")
+    notes = _long_text_warnings(capfd, lambda: pipe(steps, **kwargs))
+    assert len(notes) == 1
+    assert "(CLIP 77 tokens)" in notes[0] and "step 1: 1125 CLIP; step 3: 1125 CLIP tokens dropped" in notes[0]
+    assert "step 2" not in notes[0] and "Fix: shorten those steps" in notes[0]
+
+
+def test_cookanything_notes_dropped_tokens_once(capfd):
+    from cooklab.models import TINY_T5_MAX_LENGTH, tiny_flux
+
+    pipe = cooklab.CookAnything(tiny_flux())
+    kwargs = dict(num_inference_steps=1, progress=False, output_type="np", max_sequence_length=TINY_T5_MAX_LENGTH)
+    notes = _long_text_warnings(capfd, lambda: pipe([LONG_STEP, "Serve the soup."], **kwargs))
+    assert len(notes) == 1
+    assert f"step 1: 1125 CLIP, {2000 - (TINY_T5_MAX_LENGTH - 1)} T5 tokens dropped" in notes[0]
+    assert f"raise max_sequence_length (now {TINY_T5_MAX_LENGTH}" in notes[0]
