@@ -30,6 +30,10 @@ def test_a_step_string_is_not_taken_for_a_path():
     assert "'Put a pot on the table.'" in message and "reads like a step" in message
     assert "list of steps" in message and "Recipe.from_steps" in message
     assert "unsupported file type" not in message
+    from cooklab.models import tiny_sd
+
+    with pytest.raises(RecipeError, match="reads like a step"):  # the pipelines read recipes with as_recipe
+        cooklab.RecipeDiffusion(tiny_sd())("Put a pot on the table.", num_inference_steps=2, progress=False)
 
 
 # --- 11: an LLM server that accepts and never answers -------------------------------------
