@@ -111,10 +111,14 @@ def train_lora_command(args: argparse.Namespace, command: str) -> int:
     result = train_lora(config, resume=not args.no_resume)
     if not result.main_process:
         return 0
-    last = result.losses[max(result.losses)] if result.losses else float("nan")
     start = f" (resumed at step {result.resumed_from})" if result.resumed_from else ""
+    last = (
+        f"last loss {result.losses[max(result.losses)]:.4f}"
+        if result.losses
+        else f"no step to run: the checkpoint was at step {result.resumed_from} already"
+    )
     print(
-        f"trained {config.name} to step {config.train.steps}{start} in {result.seconds:.0f} s, last loss {last:.4f}; "
+        f"trained {config.name} to step {config.train.steps}{start} in {result.seconds:.0f} s, {last}; "
         f"adapter in {result.adapter}, losses in {config.out / 'loss.jsonl'}"
     )
     return 0
