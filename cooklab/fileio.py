@@ -69,7 +69,7 @@ def check_output_folder(
     folder = Path(folder)
     if folder.exists() and not folder.is_dir():
         raise ConfigError(
-            f"{folder} is a file, but a {what} is written into a folder: give a folder path (a new one, or an "
+            f"{folder} is a file, but the {what} goes into a folder: give a folder path (a new one, or an "
             f"earlier {what} of cooklab)."
         )
     if not folder.exists() or all(entry.name in ignore for entry in folder.iterdir()):

@@ -166,9 +166,7 @@ def check_gallery_out(config: GalleryConfig) -> None:
             f"gallery: {page} is an earlier gallery of cooklab: pass overwrite=True (on the command line: "
             "--overwrite) to replace it and its images, or give another out folder."
         )
-    check_output_folder(
-        out / IMAGE_DIR, overwrite=config.overwrite, holds_previous=lambda _: previous, what="gallery's images"
-    )
+    check_output_folder(out / IMAGE_DIR, overwrite=config.overwrite, holds_previous=lambda _: previous, what="gallery")
 
 
 def write_gallery(config: GalleryConfig, device=None) -> Path:

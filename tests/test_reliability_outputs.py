@@ -98,6 +98,27 @@ def test_finding_1_write_run_refuses_an_earlier_run_without_overwrite(rd, tmp_pa
     assert sorted(p.name for p in (tmp_path / "notes").iterdir()) == ["todo.txt"]
 
 
+def test_finding_1_gallery_and_demo_replace_only_their_own_earlier_output(tmp_path, monkeypatch):
+    from cooklab.gallery import GalleryConfig, write_gallery
+
+    _no_model(monkeypatch, "cooklab.gallery._ablation_rows", "cooklab.demo.load_pipeline")
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "gallery.md").write_text("# My gallery\n")  # not cooklab's
+    with pytest.raises(ConfigError, match="not a gallery page of cooklab"):
+        write_gallery(GalleryConfig(out=docs, screenshots=None, overwrite=True))
+    (docs / "gallery.md").write_text("# Gallery\n\n... then `cooklab gallery` writes this page ...\n")
+    with pytest.raises(ConfigError, match="earlier gallery of cooklab: pass overwrite=True"):
+        write_gallery(GalleryConfig(out=docs, screenshots=None))
+    assert sorted(p.name for p in docs.iterdir()) == ["gallery.md"]
+
+    demo = tmp_path / "demo"
+    demo.mkdir()
+    (demo / "index.html").write_text("my page")
+    assert main(["demo", "--out", str(demo), "--overwrite"]) == 2
+    assert (demo / "index.html").read_text() == "my page"
+
+
 # ---- finding 8: output paths of the wrong kind, refused before any model loads ---------------
 
 
