@@ -146,6 +146,14 @@ def _is_gallery_page(path: Path) -> bool:
     return text.startswith("# Gallery\n") and "`cooklab gallery` writes this page" in text
 
 
+def _gallery_images(page: Path) -> set[str]:
+    """The image files of ``IMAGE_DIR`` an earlier gallery page shows (none when there is no page)."""
+    if not page.is_file():
+        return set()
+    names = {part.split(")", 1)[0] for part in page.read_text(encoding="utf-8").split(f"]({IMAGE_DIR}/")[1:]}
+    return {name for name in names if name and "/" not in name}
+
+
 def check_gallery_out(config: GalleryConfig) -> None:
     """Check where the gallery goes before any model loads (``ConfigError`` naming the fix).
 
@@ -172,7 +180,9 @@ def check_gallery_out(config: GalleryConfig) -> None:
 def write_gallery(config: GalleryConfig, device=None) -> Path:
     """Make the ablation figures and copy the screenshots into ``config.out``; write ``gallery.md``.
 
-    ``config.out`` is checked first (``check_gallery_out``). Returns the path of ``gallery.md``.
+    ``config.out`` is checked first (``check_gallery_out``); over an earlier gallery, its images that
+    this one does not write again are removed (those its page showed, nothing else). Returns the path
+    of ``gallery.md``.
     """
     from . import load_recipe
     from .recipe import DEMO_RECIPE, resolve_recipe
@@ -181,6 +191,8 @@ def write_gallery(config: GalleryConfig, device=None) -> Path:
 
     check_gallery_out(config)
     out, images = Path(config.out), Path(config.out) / IMAGE_DIR
+    earlier = _gallery_images(out / "gallery.md")  # the earlier gallery's images (config.overwrite)
+    written = set()
     path = resolve_recipe(config.recipe or DEMO_RECIPE)
     recipe = load_recipe(path)
     lines = [
@@ -203,7 +215,7 @@ def write_gallery(config: GalleryConfig, device=None) -> Path:
         rows = _ablation_rows(pipeline, recipe, config, device)
         name = f"ablations_{pipeline.replace('-', '_')}.png"
         title = f"{PIPELINE_TITLES[pipeline]} on {recipe.title!r}: the method and each mechanism switched off"
-        write_figure(comparison_figure(rows, recipe.texts, title=title), images / name)
+        written.add(write_figure(comparison_figure(rows, recipe.texts, title=title), images / name).name)
         lines += [
             f"## {PIPELINE_TITLES[pipeline]}: ablations",
             "",
@@ -223,6 +235,9 @@ def write_gallery(config: GalleryConfig, device=None) -> Path:
         lines += [f"### `{stem}.ipynb`", ""]
         for k, file in enumerate(files):
             name = f"{stem}_{file.stem}.png"
-            atomic_write(images / name, _small_png(file))
+            written.add(atomic_write(images / name, _small_png(file)).name)
             lines += [f"![{stem}: explorer {k} after a control moved]({IMAGE_DIR}/{name})", ""]
-    return atomic_write(out / "gallery.md", "\n".join(lines))
+    page = atomic_write(out / "gallery.md", "\n".join(lines))
+    for name in sorted(earlier - written):  # an earlier gallery's images this one did not write again
+        (images / name).unlink(missing_ok=True)
+    return page

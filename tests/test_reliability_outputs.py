@@ -10,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import PIL.Image
 import pytest
 import yaml
 
@@ -111,6 +112,23 @@ def test_finding_1_gallery_and_demo_replace_only_their_own_earlier_output(tmp_pa
     with pytest.raises(ConfigError, match="earlier gallery of cooklab: pass overwrite=True"):
         write_gallery(GalleryConfig(out=docs, screenshots=None))
     assert sorted(p.name for p in docs.iterdir()) == ["gallery.md"]
+
+    monkeypatch.setattr(  # ablation rows without the models: one grey frame per step
+        "cooklab.gallery._ablation_rows",
+        lambda pipeline, recipe, config, device: [("row", [PIL.Image.new("RGB", (32, 32))] * len(recipe), "c")],
+    )
+    shots = tmp_path / "shots" / "04_flexible_rope"
+    shots.mkdir(parents=True)
+    PIL.Image.new("RGB", (40, 20)).save(shots / "explorer0_after.png")
+    write_gallery(GalleryConfig(out=docs, screenshots=tmp_path / "shots", overwrite=True))
+    images = docs / "img" / "gallery"
+    (images / "mine.png").write_bytes(b"not the gallery's")
+    write_gallery(GalleryConfig(out=docs, screenshots=None, overwrite=True))  # no screenshots this time
+    assert sorted(p.name for p in images.iterdir()) == [
+        "ablations_cookanything.png",
+        "ablations_recipe_diffusion.png",
+        "mine.png",
+    ]
 
     demo = tmp_path / "demo"
     demo.mkdir()

@@ -297,10 +297,11 @@ def _merge(config: EvalConfig, todo: list[store.Unit]) -> Path:
 def evaluate(config: EvalConfig, progress: bool = True) -> Path | None:
     """Run (or resume) the evaluation in ``config.out``.
 
-    ``config.out`` is checked first (``check_evaluation_folder``), then the main process holds
+    The main process checks ``config.out`` first (``check_evaluation_folder``), then holds
     ``out/evaluate.lock`` (``cooklab.fileio.folder_lock``) until it is done: a second evaluation on
     the same ``out`` is refused, naming the run that holds it (a lock left by a killed run is taken
-    over). Returns the path of ``results.jsonl`` (None in processes other than the main one).
+    over); the other processes wait for it (when it refuses, the launcher stops them). Returns the
+    path of ``results.jsonl`` (None in processes other than the main one).
     """
     from tqdm.auto import tqdm
 
@@ -309,11 +310,14 @@ def evaluate(config: EvalConfig, progress: bool = True) -> Path | None:
     todo = units(config, recipes)
     by_id = dict(recipes)
     state, index, count = _process()
-    check_evaluation_folder(config, todo)
+    if index == 0:
+        check_evaluation_folder(config, todo)
     lock = folder_lock(config.out, what="cooklab evaluate", name=LOCK_FILE) if index == 0 else nullcontext()
     with lock:
         if index == 0:
             atomic_write(config.out / "config.json", config.model_dump_json(indent=1) + "\n")
+        if state is not None:
+            state.wait_for_everyone()  # the other processes start once out is checked, locked and described
         cache = {"pipes": {}, "device": state.device if state is not None else None}
         desc = f"evaluate {config.name}" + (f" [{index + 1}/{count}]" if count > 1 else "")
         for unit in tqdm(todo[index::count], desc=desc, disable=not progress):
