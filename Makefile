@@ -34,7 +34,7 @@ $(STAMP): $(LOCK) pyproject.toml
 install: $(STAMP)
 
 demo: $(STAMP)
-	$(RUN_ENV) $(BIN)/cooklab demo --out outputs/demo
+	$(RUN_ENV) $(BIN)/cooklab demo --out outputs/demo --overwrite
 
 # Two or more pytest workers (pytest-xdist; one per core, each with one torch thread: tests/conftest.py), the longest
 # tests first (conftest.py) and --dist worksteal: a worker that runs out takes the pending tests of another.
@@ -52,7 +52,7 @@ test-browser: $(STAMP)
 # docs/gallery.md: the browser test's screenshots, then both pipelines' ablations on the Toy Kitchen (cooklab gallery).
 gallery: $(STAMP)
 	$(RUN_ENV) $(BIN)/python -m pytest -q -m browser tests/test_notebooks_browser.py
-	$(RUN_ENV) $(BIN)/cooklab gallery --out docs --screenshots outputs/browser
+	$(RUN_ENV) $(BIN)/cooklab gallery --out docs --screenshots outputs/browser --overwrite
 
 # The lock is universal (markers for other platforms and Pythons >= 3.11), so one file serves
 # Linux, macOS and Windows. uv is installed into .venv for this only.

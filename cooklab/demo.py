@@ -9,7 +9,8 @@ CookAnything without Step-wise Regional Control next to the full method. The fou
 ``cooklab.named_runs`` made with ``cooklab.runs.run_and_report``: each writes its folder and page, the
 full methods also their trace figures. Above them, ``compare.png`` and ``index.html``
 (``cooklab.report.write_comparison``) show the runs in pairs, each row with the Toy Kitchen oracle's
-container consistency.
+container consistency. The folder must be new or empty, or an earlier demo with ``overwrite=True``
+(``check_demo_folder``, before any model loads).
 """
 
 from __future__ import annotations
@@ -18,9 +19,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import cooklab
+from cooklab.fileio import check_output_folder
 from cooklab.named_runs import DEMO_STEPS, NAMED_RUNS, TOY_GUIDANCE, TOY_SIZE, toy_call
 from cooklab.recipe import resolve_recipe
-from cooklab.report import COMPARE_FILE, write_comparison
+from cooklab.report import COMPARE_FILE, check_run_folder, is_run_folder, write_comparison
 from cooklab.runs import (
     TOY_NOTE,
     Run,
@@ -34,7 +36,7 @@ from cooklab.runs import (
     toy_words_note,
 )
 
-__all__ = ["DEMO_COMPARISONS", "NO_SRC_NOTE", "DemoRow", "run_demo"]
+__all__ = ["DEMO_COMPARISONS", "NO_SRC_NOTE", "DemoRow", "check_demo_folder", "run_demo"]
 
 
 @dataclass(frozen=True)
@@ -113,7 +115,9 @@ def _mask_note(recipe) -> str:
     )
 
 
-def _run(row: DemoRow, recipe, out: Path, steps: int, seed: int, command: str | None, mask_note: str) -> Run:
+def _run(
+    row: DemoRow, recipe, out: Path, steps: int, seed: int, command: str | None, mask_note: str, overwrite: bool
+) -> Run:
     """The ``Run`` of one demo row: its named run's call on the Toy Kitchen settings, written to ``out / row.name``."""
     named = NAMED_RUNS[row.name]
     call = toy_call(named.pipeline, seed=seed, steps=steps) | dict(named.call)
@@ -138,6 +142,7 @@ def _run(row: DemoRow, recipe, out: Path, steps: int, seed: int, command: str | 
         figures=row.figures or None,
         single_thread=True,
         quiet=named.pipeline == "cookanything",
+        overwrite=overwrite,
     )
 
 
@@ -164,17 +169,41 @@ def _make_runs(pipeline: str, runs: dict[str, Run], seed: int) -> dict:
     return results
 
 
+def _is_demo_folder(folder: Path) -> bool:
+    """True when ``folder`` holds an earlier demo of cooklab: one of its run folders is a cooklab run."""
+    return any(is_run_folder(folder / row.name) for pair in DEMO_COMPARISONS.values() for row in pair)
+
+
+def check_demo_folder(out: Path, overwrite: bool = False) -> None:
+    """Check ``out`` and its four run folders before any model loads (``ConfigError`` naming the fix).
+
+    ``out`` must be new or empty, or hold an earlier demo and ``overwrite``; so must each run's folder.
+    """
+    if check_output_folder(out, overwrite=overwrite, holds_previous=_is_demo_folder, what="demo"):
+        for pair in DEMO_COMPARISONS.values():
+            for row in pair:
+                check_run_folder(out / row.name, overwrite)
+
+
 def run_demo(
-    out: Path, recipe: str | None = None, *, steps: int = DEMO_STEPS, seed: int = 0, command: str | None = None
+    out: Path,
+    recipe: str | None = None,
+    *,
+    steps: int = DEMO_STEPS,
+    seed: int = 0,
+    command: str | None = None,
+    overwrite: bool = False,
 ) -> Path:
     """Make the demo's four runs in ``out`` and the comparison page above them; returns the page's path.
 
     recipe: a recipe file or shipped recipe name (None: the Toy Kitchen's demo recipe); steps:
     denoising steps per frame; seed: frame (CookAnything: region) i starts from the noise of
-    ``seed + i``; command: the command line, recorded in each run's settings.json. Prints what it
-    does and each run's result.
+    ``seed + i``; command: the command line, recorded in each run's settings.json; overwrite:
+    ``out`` holds an earlier demo, to be replaced (``check_demo_folder``; else ``out`` must be new or
+    empty). Prints what it does and each run's result.
     """
     out = Path(out)
+    check_demo_folder(out, overwrite)
     path = resolve_recipe(recipe)
     recipe = cooklab.load_recipe(path)
     print(
@@ -191,7 +220,7 @@ def run_demo(
     results = {}
     for pipeline in ("recipe-diffusion", "cookanything"):  # a recipe of more than 12 steps: CookAnything in chunks
         rows = [row for row in pairs if NAMED_RUNS[row.name].pipeline == pipeline]
-        runs = {row.name: _run(row, recipe, out, steps, seed, command, mask_note) for row in rows}
+        runs = {row.name: _run(row, recipe, out, steps, seed, command, mask_note, overwrite) for row in rows}
         results |= _make_runs(pipeline, runs, seed)
 
     rows, pages, group_titles = [], [], {}  # compare.png: one row per run, each pair under its heading

@@ -21,10 +21,10 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError
-from .fileio import atomic_write
+from .fileio import atomic_write, check_output_folder
 from .named_runs import DEMO_STEPS, PIPELINE_TITLES, TOY_GUIDANCE, TOY_SIZE, NamedRun, named_runs, toy_call
 
-__all__ = ["ABLATIONS", "Ablation", "GalleryConfig", "write_gallery"]
+__all__ = ["ABLATIONS", "Ablation", "GalleryConfig", "check_gallery_out", "write_gallery"]
 
 
 @dataclass(frozen=True)
@@ -78,6 +78,7 @@ class GalleryConfig:
     guidance: float = TOY_GUIDANCE  # CFG of toy_sd, true CFG of toy_flux
     pipelines: tuple[str, ...] = ("recipe-diffusion", "cookanything")
     notebooks: list[str] = field(default_factory=list)  # filled by write_gallery: the notebooks with a screenshot
+    overwrite: bool = False  # out holds an earlier gallery.md of cooklab: replace it and its images
 
     def __post_init__(self):
         unknown = [p for p in self.pipelines if p not in ABLATIONS]
@@ -136,17 +137,62 @@ def _small_png(path: Path) -> bytes:
     return buffer.getvalue()
 
 
+def _is_gallery_page(path: Path) -> bool:
+    """True when ``path`` is a gallery.md that ``write_gallery`` wrote (its heading, the line naming its command)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return False
+    return text.startswith("# Gallery\n") and "`cooklab gallery` writes this page" in text
+
+
+def _gallery_images(page: Path) -> set[str]:
+    """The image files of ``IMAGE_DIR`` an earlier gallery page shows (none when there is no page)."""
+    if not page.is_file():
+        return set()
+    names = {part.split(")", 1)[0] for part in page.read_text(encoding="utf-8").split(f"]({IMAGE_DIR}/")[1:]}
+    return {name for name in names if name and "/" not in name}
+
+
+def check_gallery_out(config: GalleryConfig) -> None:
+    """Check where the gallery goes before any model loads (``ConfigError`` naming the fix).
+
+    The gallery writes only ``out/gallery.md`` and ``out/img/gallery/``, so ``out`` may hold other
+    files (``docs``); an earlier gallery there is replaced only with ``config.overwrite``; a
+    ``gallery.md`` that cooklab did not write, a file where a folder goes, or an image folder of
+    other files is refused.
+    """
+    out = Path(config.out)
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"gallery: out {out} is a file; give the folder gallery.md goes to (default: docs).")
+    page = out / "gallery.md"
+    previous = page.is_file() and _is_gallery_page(page)
+    if page.exists() and not previous:
+        raise ConfigError(f"gallery: {page} is not a gallery page of cooklab: give another out folder.")
+    if previous and not config.overwrite:
+        raise ConfigError(
+            f"gallery: {page} is an earlier gallery of cooklab: pass overwrite=True (on the command line: "
+            "--overwrite) to replace it and its images, or give another out folder."
+        )
+    check_output_folder(out / IMAGE_DIR, overwrite=config.overwrite, holds_previous=lambda _: previous, what="gallery")
+
+
 def write_gallery(config: GalleryConfig, device=None) -> Path:
     """Make the ablation figures and copy the screenshots into ``config.out``; write ``gallery.md``.
 
-    Returns the path of ``gallery.md``.
+    ``config.out`` is checked first (``check_gallery_out``); over an earlier gallery, its images that
+    this one does not write again are removed (those its page showed, nothing else). Returns the path
+    of ``gallery.md``.
     """
     from . import load_recipe
     from .recipe import DEMO_RECIPE, resolve_recipe
     from .report import write_figure
     from .viz import comparison_figure
 
+    check_gallery_out(config)
     out, images = Path(config.out), Path(config.out) / IMAGE_DIR
+    earlier = _gallery_images(out / "gallery.md")  # the earlier gallery's images (config.overwrite)
+    written = set()
     path = resolve_recipe(config.recipe or DEMO_RECIPE)
     recipe = load_recipe(path)
     lines = [
@@ -169,7 +215,7 @@ def write_gallery(config: GalleryConfig, device=None) -> Path:
         rows = _ablation_rows(pipeline, recipe, config, device)
         name = f"ablations_{pipeline.replace('-', '_')}.png"
         title = f"{PIPELINE_TITLES[pipeline]} on {recipe.title!r}: the method and each mechanism switched off"
-        write_figure(comparison_figure(rows, recipe.texts, title=title), images / name)
+        written.add(write_figure(comparison_figure(rows, recipe.texts, title=title), images / name).name)
         lines += [
             f"## {PIPELINE_TITLES[pipeline]}: ablations",
             "",
@@ -189,6 +235,9 @@ def write_gallery(config: GalleryConfig, device=None) -> Path:
         lines += [f"### `{stem}.ipynb`", ""]
         for k, file in enumerate(files):
             name = f"{stem}_{file.stem}.png"
-            atomic_write(images / name, _small_png(file))
+            written.add(atomic_write(images / name, _small_png(file)).name)
             lines += [f"![{stem}: explorer {k} after a control moved]({IMAGE_DIR}/{name})", ""]
-    return atomic_write(out / "gallery.md", "\n".join(lines))
+    page = atomic_write(out / "gallery.md", "\n".join(lines))
+    for name in sorted(earlier - written):  # an earlier gallery's images this one did not write again
+        (images / name).unlink(missing_ok=True)
+    return page

@@ -33,7 +33,7 @@ from typing import Any
 
 import cooklab
 from cooklab.errors import ConfigError
-from cooklab.report import atomic_write, is_canvas_output, write_figure, write_run
+from cooklab.report import atomic_write, check_run_folder, is_canvas_output, write_figure, write_run
 
 __all__ = [
     "DEFAULT_FIGURES",
@@ -250,6 +250,7 @@ class Run:
     figures: Sequence[str] | None = None  # TRACE_FIGURES to write (None: DEFAULT_FIGURES of the pipeline)
     single_thread: bool = False  # run torch on one CPU thread (small models on the CPU)
     quiet: bool = False  # silence the libraries' warnings and progress bars during the call
+    overwrite: bool = False  # out_dir may hold an earlier cooklab run, to be replaced (report.check_run_folder)
 
 
 @dataclass
@@ -265,7 +266,12 @@ class RunResult:
 
 
 def run_and_report(pipe, run: Run) -> RunResult:
-    """Call ``pipe(run.recipe, **run.call)``, time it, and write the run folder; see the module doc."""
+    """Call ``pipe(run.recipe, **run.call)``, time it, and write the run folder; see the module doc.
+
+    ``run.out_dir`` is checked first (``cooklab.report.check_run_folder``): a new folder, or an
+    earlier cooklab run with ``run.overwrite``; anything else is a ``ConfigError`` before generating.
+    """
+    check_run_folder(run.out_dir, run.overwrite)
     start = time.perf_counter()
     with contextlib.ExitStack() as stack:
         if run.quiet:
@@ -276,7 +282,13 @@ def run_and_report(pipe, run: Run) -> RunResult:
     seconds = time.perf_counter() - start
     added = span_notes(out)
     index = write_run(
-        out, run.out_dir, model=run.model, pipeline=run.pipeline, command=run.command, notes=[*run.notes, *added]
+        out,
+        run.out_dir,
+        model=run.model,
+        pipeline=run.pipeline,
+        command=run.command,
+        notes=[*run.notes, *added],
+        overwrite=run.overwrite,
     )
     result = RunResult(out, index, seconds, added, trace)
     if trace is not None:

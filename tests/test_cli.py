@@ -198,7 +198,7 @@ def test_cookanything_switches_are_recorded(tmp_path):
     s = data["settings"]
     assert s["regional"] is False and s["flexible_rope"] is False and s["cscc"] is True and s["lam"] == 0.5
     assert data["mechanisms"] == ["CSCC"] and data["layout"]["base_text_len"] == 0
-    assert _generate(out) == 0  # a Recipe Diffusion run in the same folder leaves no canvas behind
+    assert _generate(out, "--overwrite") == 0  # a Recipe Diffusion run in the same folder leaves no canvas behind
     assert not (out / "canvas.png").exists() and _settings(out)["pipeline"] == "recipe-diffusion"
 
 
@@ -446,6 +446,7 @@ def test_generate_toy_options(tmp_path, capsys):
                 "5",
                 "--out",
                 str(out),
+                "--overwrite",
             ]
         )
         == 0
@@ -453,7 +454,8 @@ def test_generate_toy_options(tmp_path, capsys):
     data = _settings(out)
     assert data["settings"]["true_cfg_scale"] == 1.0
     assert any("--guidance has no effect on toy_flux" in note for note in data["notes"])
-    assert main(["generate", "guacamole", "--steps", "2", "--out", str(out)]) == 0  # words the toy models never saw
+    # words the toy models never saw
+    assert main(["generate", "guacamole", "--steps", "2", "--out", str(out), "--overwrite"]) == 0
     assert "know only the toy world's words" in capsys.readouterr().err
 
 
@@ -485,7 +487,7 @@ def test_atomic_write_replaces_or_leaves_untouched(tmp_path):
 def test_rerun_with_fewer_steps_removes_stale_frames(tmp_path):
     out = tmp_path / "run"
     assert _generate(out, recipe=RECIPES / "guacamole.yaml") == 0
-    assert _generate(out, recipe=OATS) == 0
+    assert _generate(out, "--overwrite", recipe=OATS) == 0
     assert len(list(out.glob("frame_*.png"))) == len(cooklab.load_recipe(OATS))
 
 

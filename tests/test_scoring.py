@@ -270,7 +270,8 @@ def test_a_folder_from_before_recipe_yaml_reads_the_texts_of_settings(run):
 
 def test_generating_again_removes_the_old_metrics(run):
     assert main(["score", str(run)]) == 0
-    assert main(["generate", str(TOY), "--model", "tiny", "--steps", "2", "--seed", "1", "--out", str(run)]) == 0
+    again = ["generate", str(TOY), "--model", "tiny", "--steps", "2", "--seed", "1", "--out", str(run), "--overwrite"]
+    assert main(again) == 0
     assert not (run / "metrics.json").exists() and "<h2>Metrics</h2>" not in (run / "index.html").read_text(
         encoding="utf-8"
     )

@@ -7,6 +7,7 @@ import sys
 
 import cooklab
 from cooklab.errors import ConfigError
+from cooklab.fileio import check_output_file
 from cooklab.recipe import resolve_recipe
 from cooklab.report import atomic_write
 from cooklab.runs import torch_device
@@ -26,6 +27,12 @@ __all__ = [
 def plan_command(args: argparse.Namespace, command: str) -> int:
     """``cooklab plan``: the Cooking Agent's plan, printed or written."""
     recipe = cooklab.load_recipe(resolve_recipe(args.recipe))
+    for path, option, what, example in (
+        (args.out, "--out", "the plan", "plan.json"),
+        (args.recipe_out, "--recipe-out", "the recipe", "recipe.yaml"),
+    ):
+        if path is not None:
+            check_output_file(path, what=what, option=option, example=example)  # before the agent is asked
     recipe_plan = agent_plan(args, recipe)
     text = recipe_plan.model_dump_json(indent=2) + "\n"
     if args.out is None:
@@ -45,7 +52,7 @@ def demo_command(args: argparse.Namespace, command: str) -> int:
 
     if args.steps < 1:
         raise ConfigError(f"--steps {args.steps}: use at least 1 denoising step.")
-    run_demo(args.out, args.recipe, steps=args.steps, seed=args.seed, command=command)
+    run_demo(args.out, args.recipe, steps=args.steps, seed=args.seed, command=command, overwrite=args.overwrite)
     return 0
 
 
@@ -53,7 +60,9 @@ def gallery_command(args: argparse.Namespace, command: str) -> int:
     """``cooklab gallery``: ``cooklab.gallery.write_gallery`` with the Toy Kitchen models on the CPU."""
     from cooklab.gallery import GalleryConfig, write_gallery
 
-    config = GalleryConfig(args.out, args.screenshots, recipe=args.recipe, seed=args.seed, steps=args.steps)
+    config = GalleryConfig(
+        args.out, args.screenshots, recipe=args.recipe, seed=args.seed, steps=args.steps, overwrite=args.overwrite
+    )
     page = write_gallery(config, device=torch_device("cpu", small=True))
     print(f"wrote {page} ({len(config.notebooks)} notebooks' screenshots)")
     return 0
@@ -102,10 +111,14 @@ def train_lora_command(args: argparse.Namespace, command: str) -> int:
     result = train_lora(config, resume=not args.no_resume)
     if not result.main_process:
         return 0
-    last = result.losses[max(result.losses)] if result.losses else float("nan")
     start = f" (resumed at step {result.resumed_from})" if result.resumed_from else ""
+    last = (
+        f"last loss {result.losses[max(result.losses)]:.4f}"
+        if result.losses
+        else f"no step to run: the checkpoint was at step {result.resumed_from} already"
+    )
     print(
-        f"trained {config.name} to step {config.train.steps}{start} in {result.seconds:.0f} s, last loss {last:.4f}; "
+        f"trained {config.name} to step {config.train.steps}{start} in {result.seconds:.0f} s, {last}; "
         f"adapter in {result.adapter}, losses in {config.out / 'loss.jsonl'}"
     )
     return 0

@@ -16,6 +16,7 @@ import cooklab
 from cooklab.errors import ConfigError
 from cooklab.named_runs import TOY_SIZE
 from cooklab.recipe import resolve_recipe
+from cooklab.report import check_run_folder
 from cooklab.runs import (
     SMALL_MODELS,
     Run,
@@ -218,6 +219,7 @@ def generate_command(args: argparse.Namespace, command: str) -> int:
     recipe = cooklab.load_recipe(resolve_recipe(args.recipe))  # a bad recipe fails before any model loads
     canvas = args.pipeline == "cookanything"
     call, notes = _cookanything_call(args, recipe, explicit) if canvas else _recipe_diffusion_call(args, recipe)
+    check_run_folder(args.out, args.overwrite, option="--overwrite")  # before the model loads
     for note in notes:
         print(f"note: {note}", file=sys.stderr)
 
@@ -248,6 +250,7 @@ def generate_command(args: argparse.Namespace, command: str) -> int:
         notes=notes,
         trace=args.trace,
         single_thread=small and on_cpu,
+        overwrite=args.overwrite,
     )
     result = run_and_report(pipe, run)
     for note in result.notes:

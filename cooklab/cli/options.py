@@ -117,6 +117,16 @@ def given(args: argparse.Namespace, attr: str) -> bool:
     return value is not None and value is not False  # not `in (None, False)`: 0 == False would hide --alpha 0
 
 
+def _add_overwrite(parser: argparse.ArgumentParser, what: str) -> None:
+    """``--overwrite``: replace an earlier cooklab ``what`` in --out (its files only; nothing else is touched)."""
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help=f"--out holds an earlier {what} of cooklab: replace its files (the folder's other files are never "
+        "touched; a folder of other files is refused)",
+    )
+
+
 def fill_pipeline_options(args: argparse.Namespace) -> None:
     """Refuse the other pipeline's options, then fill in this pipeline's defaults (``cooklab generate``)."""
     other = CA_OPTIONS if args.pipeline == "recipe-diffusion" else RD_OPTIONS
@@ -161,7 +171,8 @@ def add_generate_parser(commands: argparse._SubParsersAction) -> argparse.Argume
         help="'toy' (default: the Toy Kitchen models trained on the procedural toy world, offline), 'tiny' (offline, "
         "random weights: noise), a Hugging Face hub id, or a local folder",
     )
-    gen.add_argument("--out", required=True, type=Path, help="folder to write the run to")
+    gen.add_argument("--out", required=True, type=Path, help="folder to write the run to (a new one)")
+    _add_overwrite(gen, "run")
     gen.add_argument(
         "--seed",
         type=int,
@@ -387,6 +398,7 @@ def add_demo_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentPa
         default=Path("outputs/demo"),
         help="folder for the four runs and compare.png (default: outputs/demo)",
     )
+    _add_overwrite(demo, "demo")
     demo.add_argument(
         "--recipe",
         default=None,
@@ -426,6 +438,7 @@ def add_gallery_parser(commands: argparse._SubParsersAction) -> argparse.Argumen
         default=Path("docs"),
         help="folder of gallery.md; images go to OUT/img/gallery (default: docs)",
     )
+    _add_overwrite(gallery, "gallery")
     gallery.add_argument(
         "--screenshots",
         type=Path,

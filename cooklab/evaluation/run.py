@@ -12,19 +12,23 @@
    order into ``results.jsonl`` and writes ``tables.md`` and the sweep plots (``result_tables.py``).
 
 Killing the command at any point and running it again redoes only unfinished units and gives the
-same ``results.jsonl`` as a run that was never stopped.
+same ``results.jsonl`` as a run that was never stopped. Before anything is written, ``out`` is
+checked (a new folder or an earlier evaluation; units made with other settings are refused, so
+``config.json`` always describes the units); the main process holds ``out/evaluate.lock`` while
+it runs, so a second evaluation on the same ``out`` is refused instead of doing the work twice.
 """
 
 from __future__ import annotations
 
 import json
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError
-from ..fileio import atomic_write
+from ..fileio import atomic_write, check_output_folder, folder_lock
 from ..recipe import Recipe
 from ..toykitchen.recipes import ToyRecipe
 from ..versions import package_versions
@@ -193,10 +197,111 @@ def _check_metrics(config: EvalConfig, recipes) -> None:
         )
 
 
+LOCK_FILE = "evaluate.lock"  # held by the main process while it runs: a second run on the same out is refused
+
+
+def _is_evaluation_folder(folder: Path) -> bool:
+    """True when ``folder`` holds an earlier evaluation of cooklab: its ``config.json`` or its ``units/``."""
+    try:
+        saved = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        saved = None
+    return (isinstance(saved, dict) and {"name", "methods", "recipes"} <= set(saved)) or (folder / "units").is_dir()
+
+
+def check_evaluation_folder(config: EvalConfig, todo: list[store.Unit]) -> None:
+    """Check ``config.out`` before anything is written or generated (``ConfigError`` naming the fix).
+
+    It must be new or empty, or hold an earlier evaluation (resumed; nothing is removed); a file, or
+    a folder of other files, is refused. Every finished unit there must have been generated with
+    this config's settings (``store.load_unit`` refuses another config's), so ``config.json`` is
+    written only for a config its units were made with.
+    """
+    check_output_folder(
+        config.out,
+        overwrite=True,  # an earlier evaluation is resumed: it keeps every file
+        holds_previous=_is_evaluation_folder,
+        what="evaluation",
+        ignore=(LOCK_FILE,),
+    )
+    for unit in todo:
+        store.load_unit(unit, config.out)
+
+
+def _run_unit(config: EvalConfig, unit: store.Unit, recipe, index: int, cache: dict) -> None:
+    """Generate (or reuse the frames of) one unit, score it and write its ``unit.json``; a finished unit is skipped.
+
+    ``cache`` holds what the units share, built on first use: ``pipes``, ``backbones``, ``masks``
+    and the ``device``.
+    """
+    out = config.out
+    record = store.load_unit(unit, out)
+    if record is not None and sorted(record["metrics"]) == sorted(config.metrics):
+        return  # finished
+    plain: Recipe = recipe.to_recipe() if isinstance(recipe, ToyRecipe) else recipe
+    images = store.load_frames(unit, out, len(plain)) if record is not None else None
+    seconds = record["seconds"] if record is not None else None
+    if images is None:
+        m = METHODS[unit.method]
+        pipes = cache["pipes"]
+        if m.backbone not in pipes:
+            pipes.update(_pipelines(config, {m.backbone}, cache["device"]))
+        if cache.get("masks") is None:
+            cache["masks"] = _masks(config)
+        start = time.perf_counter()
+        images = m.run(pipes, plain, unit.seed, config.generation, unit.params, cache["masks"])
+        seconds = time.perf_counter() - start
+        store.save_frames(unit, out, images)
+    if cache.get("backbones") is None:
+        cache["backbones"] = _backbones(config, cache["device"])
+    scored = _score(config, images, recipe, cache["backbones"])
+    store.save_unit(
+        unit,
+        out,
+        dict(
+            label=unit.label,
+            method=unit.method,
+            params=unit.params,
+            recipe=unit.recipe_id,
+            seed=unit.seed,
+            steps=len(plain),
+            metrics=scored,
+            seconds=seconds,
+            generation=unit.generation,
+            process=index,
+            versions=package_versions("torch", "diffusers", "cooklab"),
+        ),
+    )
+
+
+def _merge(config: EvalConfig, todo: list[store.Unit]) -> Path:
+    """The main process, after every process is done: every ``unit.json`` into ``results.jsonl``, then the tables."""
+    out = config.out
+    records = [store.load_unit(u, out) for u in todo]
+    missing = sum(r is None for r in records)
+    if missing:
+        raise ConfigError(
+            f"{missing} of {len(todo)} units are unfinished after every process stopped: run the command again."
+        )
+    lines = [
+        json.dumps({k: r[k] for k in ("label", "method", "params", "recipe", "seed", "metrics")}, sort_keys=True)
+        for r in records
+    ]
+    path = atomic_write(out / store.RESULTS_FILE, "\n".join(lines) + "\n")
+    from .result_tables import write_reports
+
+    write_reports(config, out)
+    return path
+
+
 def evaluate(config: EvalConfig, progress: bool = True) -> Path | None:
     """Run (or resume) the evaluation in ``config.out``.
 
-    Returns the path of ``results.jsonl`` (None in processes other than the main one).
+    The main process checks ``config.out`` first (``check_evaluation_folder``), then holds
+    ``out/evaluate.lock`` (``cooklab.fileio.folder_lock``) until it is done: a second evaluation on
+    the same ``out`` is refused, naming the run that holds it (a lock left by a killed run is taken
+    over); the other processes wait for it (when it refuses, the launcher stops them). Returns the
+    path of ``results.jsonl`` (None in processes other than the main one).
     """
     from tqdm.auto import tqdm
 
@@ -205,71 +310,21 @@ def evaluate(config: EvalConfig, progress: bool = True) -> Path | None:
     todo = units(config, recipes)
     by_id = dict(recipes)
     state, index, count = _process()
-    mine = todo[index::count]
-    device = state.device if state is not None else None
-    out = config.out
-    out.mkdir(parents=True, exist_ok=True)
     if index == 0:
-        atomic_write(out / "config.json", config.model_dump_json(indent=1) + "\n")
-    pipes: dict = {}
-    backbones: dict | None = None
-    masks = None
-    for unit in tqdm(
-        mine, desc=f"evaluate {config.name}" + (f" [{index + 1}/{count}]" if count > 1 else ""), disable=not progress
-    ):
-        record = store.load_unit(unit, out)
-        if record is not None and sorted(record["metrics"]) == sorted(config.metrics):
-            continue  # finished
-        recipe = by_id[unit.recipe_id]
-        plain: Recipe = recipe.to_recipe() if isinstance(recipe, ToyRecipe) else recipe
-        images = store.load_frames(unit, out, len(plain)) if record is not None else None
-        seconds = record["seconds"] if record is not None else None
-        if images is None:
-            m = METHODS[unit.method]
-            if m.backbone not in pipes:
-                pipes.update(_pipelines(config, {m.backbone}, device))
-            masks = masks if masks is not None else _masks(config)
-            start = time.perf_counter()
-            images = m.run(pipes, plain, unit.seed, config.generation, unit.params, masks)
-            seconds = time.perf_counter() - start
-            store.save_frames(unit, out, images)
-        backbones = backbones if backbones is not None else _backbones(config, device)
-        scored = _score(config, images, recipe, backbones)
-        store.save_unit(
-            unit,
-            out,
-            dict(
-                label=unit.label,
-                method=unit.method,
-                params=unit.params,
-                recipe=unit.recipe_id,
-                seed=unit.seed,
-                steps=len(plain),
-                metrics=scored,
-                seconds=seconds,
-                generation=unit.generation,
-                process=index,
-                versions=package_versions("torch", "diffusers", "cooklab"),
-            ),
-        )
-    if state is not None:
-        state.wait_for_everyone()
-    path = out / store.RESULTS_FILE
-    if index == 0:
-        records = [store.load_unit(u, out) for u in todo]
-        missing = sum(r is None for r in records)
-        if missing:
-            raise ConfigError(
-                f"{missing} of {len(todo)} units are unfinished after every process stopped: run the command again."
-            )
-        lines = [
-            json.dumps({k: r[k] for k in ("label", "method", "params", "recipe", "seed", "metrics")}, sort_keys=True)
-            for r in records
-        ]
-        atomic_write(path, "\n".join(lines) + "\n")
-        from .result_tables import write_reports
-
-        write_reports(config, out)
-    if state is not None:
-        state.wait_for_everyone()
-    return path if index == 0 else None
+        check_evaluation_folder(config, todo)
+    lock = folder_lock(config.out, what="cooklab evaluate", name=LOCK_FILE) if index == 0 else nullcontext()
+    with lock:
+        if index == 0:
+            atomic_write(config.out / "config.json", config.model_dump_json(indent=1) + "\n")
+        if state is not None:
+            state.wait_for_everyone()  # the other processes start once out is checked, locked and described
+        cache = {"pipes": {}, "device": state.device if state is not None else None}
+        desc = f"evaluate {config.name}" + (f" [{index + 1}/{count}]" if count > 1 else "")
+        for unit in tqdm(todo[index::count], desc=desc, disable=not progress):
+            _run_unit(config, unit, by_id[unit.recipe_id], index, cache)
+        if state is not None:
+            state.wait_for_everyone()
+        path = _merge(config, todo) if index == 0 else None
+        if state is not None:
+            state.wait_for_everyone()
+    return path

@@ -11,8 +11,14 @@ The folder then holds::
     recipe.yaml                     the recipe the pipeline drew, with its step metadata (what ``cooklab score`` reads)
     index.html                      a static page showing all of the above (images linked relatively)
 
-``cooklab score`` adds ``metrics.json`` and a metrics table on the page (``render_html(data, metrics=)``);
-writing a new run into the folder removes an old ``metrics.json``, which measured other frames.
+``cooklab score`` adds ``metrics.json`` and a metrics table on the page (``render_html(data, metrics=)``).
+
+A run is written into a new (or empty) folder, or over an earlier run of cooklab only with
+``overwrite=True`` (``check_run_folder``; ``is_run_folder`` recognises an earlier run by its
+settings.json): then the earlier run's files are replaced, and those the new run does not write
+again (the frames of a longer run, ``canvas.png``, an old ``metrics.json``, which measured other
+frames) are removed, as its settings.json names them. Other files in the folder are never touched;
+a folder of other files, or a file where the folder should be, is refused (``ConfigError``).
 
 A ``CookAnythingOutput`` (all steps on one canvas) is written by ``write_canvas_run``, which
 ``write_run`` calls for it: the same files plus ``canvas.png`` (the whole canvas), and per step
@@ -33,7 +39,14 @@ so an interrupted run leaves either the previous file or the new one, never half
 """
 
 from cooklab.fileio import atomic_write
-from cooklab.report.folder import write_canvas_run, write_comparison, write_figure, write_run
+from cooklab.report.folder import (
+    check_run_folder,
+    is_run_folder,
+    write_canvas_run,
+    write_comparison,
+    write_figure,
+    write_run,
+)
 from cooklab.report.page import comparison_html, render_html, span_text
 from cooklab.report.record import (
     CANVAS_FILE,
@@ -54,9 +67,11 @@ __all__ = [
     "RECIPE_FILE",
     "atomic_write",
     "canvas_settings",
+    "check_run_folder",
     "comparison_html",
     "frame_name",
     "is_canvas_output",
+    "is_run_folder",
     "jsonable",
     "render_html",
     "run_settings",

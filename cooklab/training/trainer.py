@@ -19,7 +19,10 @@ Only the LoRA's A and B are trained (``cooklab.cookanything.lora``). accelerate 
 one GPU or several (``accelerate launch -m cooklab train-lora CONFIG``; each process takes every
 P-th example), with mixed precision, gradient accumulation and gradient checkpointing as options.
 Checkpoints hold the adapter, optimizer, learning-rate schedule, every random state and the step,
-so a resumed run takes the same next step as one never stopped (tested).
+so a resumed run takes the same next step as one never stopped (tested). ``loss.jsonl`` keeps the
+rows up to the step a run starts from (none for a fresh start), a checkpoint past ``train.steps``
+is refused rather than trained backwards, and the finished adapter replaces the old one by
+renames, the old one kept until the new one is in place.
 """
 
 from __future__ import annotations
@@ -46,6 +49,7 @@ from .data import Example, load_examples
 
 LOSS_LOG = "loss.jsonl"
 ADAPTER_DIR = "adapter"
+OLD_ADAPTER_DIR = "adapter.old"  # the previous adapter while a new one is swapped in (LoraTrainer._replace_adapter)
 CHECKPOINTS = "checkpoints"
 
 
@@ -201,8 +205,11 @@ class LoraTrainer:
         t, out = self.config.train, Path(self.config.out)
         start = time.perf_counter()
         resumed = self.resume() if resume else 0
-        if not resume and self.accelerator.is_main_process and (out / CHECKPOINTS).exists():
-            shutil.rmtree(out / CHECKPOINTS)
+        if self.accelerator.is_main_process:
+            if not resume and (out / CHECKPOINTS).exists():
+                shutil.rmtree(out / CHECKPOINTS)
+            self._trim_log(resumed)
+            restore_adapter(out)
         result = TrainResult(out / ADAPTER_DIR, resumed_from=resumed, main_process=self.accelerator.is_main_process)
         bar = tqdm(
             total=t.steps,
@@ -309,6 +316,12 @@ class LoraTrainer:
                     f"config it was made with, or give another out folder (or run with --no-resume to start over)."
                 )
         state = torch.load(last / "state.pt", weights_only=False)
+        if state["step"] > self.config.train.steps:
+            raise ConfigError(
+                f"{last} is at step {state['step']}, past train.steps={self.config.train.steps} (--steps): give "
+                f"--steps {state['step']} or more to continue it, or --no-resume to start over (a run is never "
+                "trained backwards)."
+            )
         if state["processes"] != self.accelerator.num_processes:
             raise ConfigError(
                 f"{last} was written by {state['processes']} process(es), this run has "
@@ -325,28 +338,50 @@ class LoraTrainer:
         if rng["cuda"] is not None and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(rng["cuda"])
         self.step, self.micro = state["step"], state["micro"]
-        log = Path(self.config.out) / LOSS_LOG
-        if (
-            self.accelerator.is_main_process and log.is_file()
-        ):  # drop what was logged after the checkpoint: no duplicate rows
-            rows = [
-                line
-                for line in log.read_text(encoding="utf-8").splitlines()
-                if line and json.loads(line)["step"] <= self.step
-            ]
-            atomic_write(log, "".join(r + "\n" for r in rows))
         return self.step
+
+    def _trim_log(self, resumed: int) -> None:
+        """Keep the rows of ``loss.jsonl`` up to the step the run starts from: no duplicate rows, ever.
+
+        ``resumed`` is 0 for a fresh start (``--no-resume``, or no checkpoint yet: a run killed
+        before its first one), which starts a new log; else the checkpoint's step, after which rows
+        logged by the stopped run are dropped.
+        """
+        log = Path(self.config.out) / LOSS_LOG
+        if not log.is_file():
+            return
+        rows = [
+            line
+            for line in log.read_text(encoding="utf-8").splitlines()
+            if line and json.loads(line)["step"] <= resumed
+        ]
+        atomic_write(log, "".join(r + "\n" for r in rows))
+
+    def _replace_adapter(self) -> None:
+        """Write the adapter to ``out/.tmp-adapter``, then swap it in for ``out/adapter`` by renames alone.
+
+        The old adapter is renamed to ``out/adapter.old`` (``OLD_ADAPTER_DIR``), the new one to
+        ``out/adapter``, then the old one is deleted: at every moment one complete adapter is at
+        ``adapter`` or, between the two renames, at ``adapter.old`` (``restore_adapter`` puts it back
+        after a kill there). Nothing is deleted before the new adapter is in place.
+        """
+        out = Path(self.config.out)
+        tmp, final, old = out / ".tmp-adapter", out / ADAPTER_DIR, out / OLD_ADAPTER_DIR
+        shutil.rmtree(tmp, ignore_errors=True)
+        save_lora(self._unwrapped(), tmp, self.spec)
+        restore_adapter(out)
+        shutil.rmtree(old, ignore_errors=True)  # left by an earlier swap, with adapter in place
+        if final.exists():
+            os.replace(final, old)
+        os.replace(tmp, final)
+        shutil.rmtree(old, ignore_errors=True)
 
     def _finish(self, result: TrainResult, seconds: float) -> None:
         out = Path(self.config.out)
         result.seconds = seconds
         if not self.accelerator.is_main_process:
             return
-        tmp = out / ".tmp-adapter"
-        shutil.rmtree(tmp, ignore_errors=True)
-        save_lora(self._unwrapped(), tmp, self.spec)
-        shutil.rmtree(out / ADAPTER_DIR, ignore_errors=True)
-        os.replace(tmp, out / ADAPTER_DIR)
+        self._replace_adapter()
         info = {
             "name": self.config.name,
             "steps": self.step,
@@ -360,6 +395,12 @@ class LoraTrainer:
             "versions": package_versions("torch", "diffusers", "transformers", "peft", "accelerate", "cooklab"),
         }
         atomic_write(out / "training.json", json.dumps(info, indent=1))
+
+
+def restore_adapter(out: Path) -> None:
+    """Put ``out/adapter.old`` back as ``out/adapter`` when a run was killed between the two renames of a swap."""
+    if not (out / ADAPTER_DIR).exists() and (out / OLD_ADAPTER_DIR).is_dir():
+        os.replace(out / OLD_ADAPTER_DIR, out / ADAPTER_DIR)
 
 
 def train_lora(config: TrainLoraConfig, resume: bool = True, progress: bool = True, callback=None) -> TrainResult:
