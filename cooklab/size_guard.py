@@ -49,7 +49,10 @@ class SizeEstimate:
     what: str  # the size in words, e.g. "3 frames of 512x512 (4096 latent tokens)"
 
     def describe(self) -> str:
-        return f"{self.what}: about {self.memory / 2**30:.1f} GiB for attention and {_duration(self.seconds)}"
+        return (
+            f"{self.what}: about {self.memory / 2**30:.1f} GiB for attention and {_duration(self.seconds)} of "
+            "attention compute (rough)"
+        )
 
 
 def _duration(seconds: float) -> str:
