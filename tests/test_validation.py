@@ -168,10 +168,9 @@ def test_finding_7_the_guard_passes_usual_sizes_and_allow_large(rd):
 # ---- finding 10: API types gave raw errors from deep inside ----------------------------------------------------
 def test_finding_10_types_are_coerced_or_refused_clearly(rd, ca):
     from cooklab.cookanything.settings import CookAnythingSettings
-    from cooklab.recipe_diffusion.inputs import check_sampler, check_steps_and_size
 
-    assert check_steps_and_size(rd.pipe, "2", "64", 32.0) == (64, 32)  # "64" is 64, not a formatting error
-    assert check_sampler("0", 2, 7.5) == (0, 2, 7.5, 0.0, 0.0)
+    with pytest.raises(RecipeError, match=r"load_recipe\(None\): give the path of a recipe file"):
+        cooklab.load_recipe(None)
     settings = CookAnythingSettings.build(seed="0", height="32", num_inference_steps=2.0)
     assert (settings.seed, settings.height, settings.num_inference_steps) == (0, 32, 2)
     hooks = [_no_denoising(rd.unet), _no_denoising(ca.transformer)]
@@ -189,6 +188,16 @@ def test_finding_10_types_are_coerced_or_refused_clearly(rd, ca):
         for hook in hooks:
             hook.remove()
     out = rd(STEPS[:1], seed="0", num_inference_steps=2, height="32", width=32, output_type="latent", progress=False)
-    assert (out.settings["seed"], out.settings["height"]) == (0, 32)
-    with pytest.raises(RecipeError, match=r"load_recipe\(None\): give the path of a recipe file"):
-        cooklab.load_recipe(None)
+    assert (out.settings["seed"], out.settings["height"]) == (0, 32)  # "64" is 64, not a formatting error
+
+
+def test_finding_10_the_shared_checks_coerce_what_they_can():
+    from cooklab.checks import finite_number, seed_value, whole_number
+
+    assert (whole_number("height", "64"), whole_number("height", 64.0), seed_value("seed", "0")) == (64, 64, 0)
+    assert finite_number("alpha", "0.5", low=0, high=1) == 0.5
+    for bad in (2.5, True, "2.5", None, INF):
+        with pytest.raises(ConfigError, match="num_inference_steps=.*use a whole number >= 1"):
+            whole_number("num_inference_steps", bad, minimum=1)
+    with pytest.raises(ConfigError, match=r"alpha=1\.5: use a finite number in \[0, 1\]"):
+        finite_number("alpha", 1.5, low=0, high=1)
