@@ -61,6 +61,11 @@ def test_finding_3_non_finite_guidance_is_refused_by_both_pipelines(rd, ca, valu
     for name in ("eta", "guidance_rescale"):  # Recipe Diffusion's other floats: same check
         with pytest.raises(ConfigError, match=f"{name}=.*in \\[0, 1\\]"):
             rd(STEPS, num_inference_steps=2, height=32, width=32, progress=False, **{name: value})
+    from cooklab.baselines import InpaintingBaseline, RegionalSD
+
+    for baseline in (InpaintingBaseline(rd), RegionalSD(rd.pipe)):  # the baselines share Recipe Diffusion's check
+        with pytest.raises(ConfigError, match="guidance_scale=.*finite number >= 0"):
+            baseline(STEPS, num_inference_steps=2, height=32, width=32, guidance_scale=value, progress=False)
 
 
 @pytest.mark.parametrize("pipeline", ["recipe-diffusion", "cookanything"])
