@@ -288,8 +288,14 @@ def load_recipe(path: str | os.PathLike[str]) -> Recipe:
     ``Title: Title`` or any unnumbered line); unnumbered lines between the title and
     step 1 become the description. Without a title line the title is made from the
     file name (``tomato_soup.txt`` -> "Tomato soup"), as it is for a YAML or JSON
-    file without ``title``.
+    file without ``title``. Anything but a path (a ``str`` or ``os.PathLike``) is refused with a ``RecipeError``.
     """
+    if not isinstance(path, (str, os.PathLike)):
+        raise RecipeError(
+            f"load_recipe({path!r}): give the path of a recipe file (.yaml, .yml, .json or .txt), e.g. "
+            "load_recipe('data/recipes/banana_bread.yaml'); for steps in memory use "
+            "Recipe.from_steps(['Step one.', 'Step two.'])."
+        )
     path = Path(path)
     source = str(path)
     suffix = path.suffix.lower()

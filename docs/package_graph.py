@@ -30,11 +30,11 @@ TABLE_END = "<!-- end of package layers -->"
 
 #: cooklab's packages, lowest layer first: (layer, packages)
 PACKAGE_LAYERS = [
-    ("foundation", ["errors", "fileio", "versions", "hub", "recipe", "word_tokenizers", "images"]),
+    ("foundation", ["errors", "checks", "fileio", "versions", "hub", "recipe", "word_tokenizers", "images"]),
     ("models, backbones, planners", ["backbones", "models", "agent"]),
     ("mask providers", ["grounding"]),
     ("instrument", ["instrument"]),
-    ("pipelines", ["pipeline_base", "recipe_diffusion", "cookanything"]),
+    ("pipelines", ["size_guard", "pipeline_base", "recipe_diffusion", "cookanything"]),
     ("toy world", ["toykitchen"]),
     ("metrics", ["metrics"]),
     ("baselines", ["baselines"]),

@@ -28,6 +28,7 @@ LAYERS = [
         "foundation",
         [
             "cooklab.errors",
+            "cooklab.checks",
             "cooklab.fileio",
             "cooklab.recipe",
             "cooklab.word_tokenizers",
@@ -80,6 +81,7 @@ LAYERS = [
     (
         "pipelines",
         [
+            "cooklab.size_guard",
             "cooklab.pipeline_base",
             "cooklab.recipe_diffusion.inputs",
             "cooklab.recipe_diffusion.pipeline",

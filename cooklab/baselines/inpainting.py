@@ -76,6 +76,7 @@ from ..errors import ConfigError
 from ..grounding.provider import MaskResult
 from ..pipeline_base import CooklabPipeline
 from ..recipe_diffusion.inputs import (
+    check_sampler,
     check_steps_and_size,
     frame_references,
     prepare_masks,
@@ -264,6 +265,9 @@ class InpaintingBaseline(CooklabPipeline):
             progress: show the progress bars.
         """
         rd = self.recipe_diffusion
+        seed, num_inference_steps, guidance_scale, eta, _ = check_sampler(
+            seed, num_inference_steps, guidance_scale, eta
+        )
         options = InpaintingOptions(region, interior_rim, strength)
         recipe, prompts = prepare_recipe(recipe, metadata, plan, enriched_prompts)
         n = len(recipe)

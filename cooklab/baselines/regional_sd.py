@@ -38,7 +38,7 @@ from ..cookanything.regional_unet import RegionalUNetAttnProcessor, RegionalUNet
 from ..errors import ConfigError
 from ..pipeline_base import CooklabPipeline
 from ..recipe import MAX_RECIPE_STEPS, Recipe
-from ..recipe_diffusion.inputs import check_steps_and_size, prepare_recipe
+from ..recipe_diffusion.inputs import check_sampler, check_steps_and_size, prepare_recipe
 
 
 @dataclass
@@ -104,6 +104,7 @@ class RegionalSD(CooklabPipeline):
             output_type: ``"pil"``, ``"np"``, ``"pt"`` or ``"latent"``.
             progress: show the progress bar.
         """
+        seed, num_inference_steps, guidance_scale, _, _ = check_sampler(seed, num_inference_steps, guidance_scale)
         recipe, prompts = prepare_recipe(recipe, None, plan, enriched_prompts)
         n = len(recipe)
         height, width, latent_h = self._check_inputs(

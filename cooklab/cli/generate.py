@@ -101,14 +101,24 @@ CA_FLAGS = {
     "anchor_strength": "--anchor-strength",
     "anchor": "--anchor",
 }
+# Recipe Diffusion's parameters checked before a model loads (cooklab.checks) -> their flags
+RD_FLAGS = {
+    "seed": "--seed",
+    "num_inference_steps": "--steps",
+    "guidance_scale": "--guidance",
+    "base_noise": "--base-noise",
+    "object_noise": "--object-noise",
+    "allow_large": "--allow-large",
+}
 CA_SWITCHES = {"regional": "--no-regional", "flexible_rope": "--no-flexible-rope", "cscc": "--no-cscc"}
+_FLAGS = {**RD_FLAGS, **CA_FLAGS}
 _PARAMETER = re.compile(
-    rf"\b({'|'.join([*CA_FLAGS, *CA_SWITCHES])})(?!\w)(?:=('[^']*'|[^\s,:;()]+))?"
+    rf"\b({'|'.join([*_FLAGS, *CA_SWITCHES])})(?!\w)(?:=('[^']*'|[^\s,:;()]+))?"
 )  # name or name=value
 
 
 def _as_flags(message: str) -> str:
-    """A CookAnything error message in the command line's words: ``anchor_regions=3`` -> ``--anchor-regions 3``.
+    """A pipeline's error message in the command line's words: ``anchor_regions=3`` -> ``--anchor-regions 3``.
 
     Values of switches become their flag (``regional=False`` -> ``--no-regional``, ``regional=True`` ->
     ``without --no-regional``); a bare parameter name (one with ``_``) becomes its flag.
@@ -117,12 +127,12 @@ def _as_flags(message: str) -> str:
     def flag(match: re.Match) -> str:
         name, value = match.group(1), match.group(2)
         if value is None:
-            return CA_FLAGS.get(name, CA_SWITCHES.get(name)) if "_" in name else name
+            return _FLAGS.get(name, CA_SWITCHES.get(name)) if "_" in name else name
         end = "." if value.endswith(".") and not value.startswith("'") else ""
         value = value.removesuffix(end).strip("'")
         if name in CA_SWITCHES:
             return (CA_SWITCHES[name] if value == "False" else f"without {CA_SWITCHES[name]}") + end
-        return (CA_FLAGS[name] if value == "True" else f"{CA_FLAGS[name]} {value}") + end
+        return (_FLAGS[name] if value == "True" else f"{_FLAGS[name]} {value}") + end
 
     return _PARAMETER.sub(flag, message)
 
@@ -138,7 +148,9 @@ def _cookanything_settings(args: argparse.Namespace, call: dict):
     _positive_multiple_of_16("--height", args.height)
     _positive_multiple_of_16("--width", args.width)
     try:
-        return CookAnythingSettings.build(num_inference_steps=args.steps, **call)
+        return CookAnythingSettings.build(
+            num_inference_steps=args.steps, guidance_scale=args.guidance, seed=args.seed, **call
+        )
     except ConfigError as error:
         raise ConfigError(_as_flags(str(error))) from None
 
@@ -239,6 +251,7 @@ def generate_command(args: argparse.Namespace, command: str) -> int:
         width=args.width or size,
         guidance_scale=args.guidance,
         progress=True,
+        allow_large=args.allow_large,
     )
     run = Run(
         recipe,
@@ -266,14 +279,19 @@ def _recipe_diffusion_call(args: argparse.Namespace, recipe) -> tuple[dict, list
     """Recipe Diffusion's keyword arguments from the options,
     checked before a model loads, and the notes for the user.
     """
+    from cooklab.recipe_diffusion.inputs import check_sampler
     from cooklab.recipe_diffusion.noise_levels import check_level
 
     _positive_multiple_of_8("--height", args.height)
     _positive_multiple_of_8("--width", args.width)
     if args.steps < 1:
         raise ConfigError(f"--steps {args.steps}: use at least 1 denoising step.")
-    check_level("--base-noise", args.base_noise)
-    check_level("--object-noise", args.object_noise)
+    try:
+        check_sampler(args.seed, args.steps, args.guidance)  # the pipeline's own checks, before a model loads
+        check_level("base_noise", args.base_noise)
+        check_level("object_noise", args.object_noise)
+    except ConfigError as error:
+        raise ConfigError(_as_flags(str(error))) from None
     switches, notes = _switches(args)
     kv_layers = _kv_layers(args.kv_layers)
     notes += model_notes(args.model, "recipe-diffusion", recipe)

@@ -208,6 +208,12 @@ def add_generate_parser(commands: argparse._SubParsersAction) -> argparse.Argume
         help="record attention and noise; writes trace_summary.txt and a figure (recipe-diffusion: "
         "trace_reference_share.png)",
     )
+    gen.add_argument(
+        "--allow-large",
+        action="store_true",
+        help="run a size whose estimated memory exceeds what the device has free (refused otherwise, with the "
+        "estimate)",
+    )
 
     _agent_options(gen)
 

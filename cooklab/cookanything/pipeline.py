@@ -43,13 +43,14 @@ from ..errors import CheckpointError, ConfigError
 from ..hub import HUB_ERRORS, explain_hub_error, hub_kwargs, is_repo_id
 from ..pipeline_base import CooklabPipeline
 from ..recipe import Recipe, as_recipe
+from ..size_guard import flux_estimate, guard_size
 from .canvas import Canvas, CanvasPreparation
 from .chunked import DEFAULT_ANCHOR, Chunk, plan_chunks
 from .cscc import RecipeSpans
 from .denoising import CanvasDenoising
 from .lora import ADAPTER_NAME, WEIGHT_NAME
 from .regional import RegionLayout
-from .settings import MAX_CANVAS_REGIONS, CookAnythingSettings
+from .settings import MAX_CANVAS_REGIONS, CookAnythingSettings, default_max_sequence_length
 
 __all__ = ["MAX_CANVAS_REGIONS", "CookAnything", "CookAnythingOutput"]
 
@@ -111,6 +112,7 @@ class CookAnything(CanvasPreparation, CanvasDenoising, CooklabPipeline):
         anchor_strength: float | None = None,
         output_type: str = "pil",
         progress: bool = True,
+        allow_large: bool = False,
     ) -> CookAnythingOutput:
         """Generate every step of ``recipe`` in one denoising pass.
 
@@ -152,6 +154,8 @@ class CookAnything(CanvasPreparation, CanvasDenoising, CooklabPipeline):
                 (``chunked.py``, see below).
             output_type: ``"pil"``, ``"np"``, ``"pt"`` or ``"latent"`` (each region's packed latents).
             progress: show the denoising progress bar.
+            allow_large: run a canvas whose estimated memory exceeds what the device has free
+                (``cooklab.size_guard``: otherwise such a call is refused before it starts).
 
         Chunks: a recipe of more than ``chunk_size`` steps (K; None: ``MAX_CANVAS_REGIONS`` = 12,
         the regions one GPU holds at 512^2) is generated as several balanced canvases of at most K
@@ -211,9 +215,11 @@ class CookAnything(CanvasPreparation, CanvasDenoising, CooklabPipeline):
             anchor_strength=anchor_strength,
             output_type=output_type,
             progress=progress,
+            allow_large=allow_large,
         )
         recipe = as_recipe(recipe)
         chunks = plan_chunks(len(recipe), settings.chunking)
+        self._guard_size(settings, chunks)
         if self._trace is not None and len(chunks) > 1:
             raise ConfigError(
                 f"a cooklab.trace records one canvas, and this call runs {len(chunks)} (a recipe of {len(recipe)} "
@@ -222,6 +228,15 @@ class CookAnything(CanvasPreparation, CanvasDenoising, CooklabPipeline):
             )
         with self._lora_for_call(settings.lora_scale) as lora:
             return self._generate(recipe, plan, settings, chunks, lora)
+
+    def _guard_size(self, s: CookAnythingSettings, chunks: list[Chunk]) -> None:
+        """Refuse a canvas too large for the device's free memory (``cooklab.size_guard``) before it starts."""
+        _, _, rows, cols = self._region_size(s.height, s.width)
+        regions = max(len(chunk.regions) for chunk in chunks)
+        text_len = s.max_sequence_length or default_max_sequence_length(self.pipe.tokenizer_2)
+        passes = s.num_inference_steps * len(chunks) * (2 if s.true_cfg_scale > 1 else 1)
+        size = flux_estimate(self.pipe, self.device, regions, rows, cols, (regions + 1) * text_len, passes)
+        guard_size(size, self.device, s.allow_large)
 
     def _generate(
         self, recipe: Recipe, plan, s: CookAnythingSettings, chunks: list[Chunk], lora: dict | None

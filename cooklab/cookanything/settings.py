@@ -10,9 +10,9 @@ names none takes (``default_max_sequence_length``).
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, fields
 
+from ..checks import finite_number, seed_value, whole_number
 from ..errors import ConfigError, warn_caller
 from .chunked import DEFAULT_ANCHOR, Chunking
 from .regional import resolve_backend
@@ -75,6 +75,7 @@ class CookAnythingSettings:
     lora_scale: float | None = None
     output_type: str = "pil"
     progress: bool = True
+    allow_large: bool = False  # run a size whose estimated memory exceeds the device's free memory (size_guard.py)
 
     @classmethod
     def build(
@@ -88,16 +89,19 @@ class CookAnythingSettings:
     ) -> CookAnythingSettings:
         """The settings of a call with these keywords (those of ``CookAnything.__call__``), or ``ConfigError``.
 
-        Sampling first (steps, true CFG), then the chunking, then the canvas (alpha, lam, RoPE, T5
-        length, attention backend, cross-region K/V): the first impossible value raises.
+        Every number first (``check_numbers``: types, finite values, ranges), then sampling (true CFG),
+        the chunking, and the canvas (RoPE, T5 length, attention backend, cross-region K/V): the first
+        impossible value raises.
         """
         given = {f.name: f.default for f in fields(cls) if f.name != "chunking"} | kwargs  # defaults, then kwargs
+        numbers = check_numbers(given)
         true_cfg_scale, negative_prompt = check_sampling(
-            given["num_inference_steps"], given["true_cfg_scale"], given["negative_prompt"]
+            numbers["num_inference_steps"], given["true_cfg_scale"], given["negative_prompt"]
         )
         chunking = Chunking.resolve(chunk_size, anchor, anchor_regions, anchor_strength, MAX_CANVAS_REGIONS)
         settings = cls(
-            **{**kwargs, "true_cfg_scale": true_cfg_scale, "negative_prompt": negative_prompt}, chunking=chunking
+            **{**kwargs, **numbers, "true_cfg_scale": true_cfg_scale, "negative_prompt": negative_prompt},
+            chunking=chunking,
         )
         settings.check_canvas()
         return settings
@@ -107,18 +111,9 @@ class CookAnythingSettings:
 
         The number of steps is not limited here: ``__call__`` cuts a long recipe into chunks (``chunked.py``).
         """
-        if not 0.0 <= self.alpha <= 1.0:
-            raise ConfigError(f"alpha={self.alpha}: the base-branch weight must be between 0 and 1 (paper: 0.1).")
-        if self.lam < 0:
-            raise ConfigError(f"lam={self.lam}: the CSCC weight must be >= 0 (paper: 0.2; studied from 0 to 1).")
         if self.rope_step_axis and not self.flexible_rope:
             raise ConfigError(
                 "rope_step_axis=True needs Flexible RoPE (flexible_rope=True): global ids leave axis 0 unused."
-            )
-        if self.max_sequence_length is not None and not 1 <= int(self.max_sequence_length) <= FLUX_MAX_SEQUENCE_LENGTH:
-            raise ConfigError(
-                f"max_sequence_length={self.max_sequence_length}: T5 in Flux takes 1 to {FLUX_MAX_SEQUENCE_LENGTH} "
-                "tokens per prompt."
             )
         resolve_backend(self.attention_backend, self.image_attention, None, shared=self.cross_region_kv)
         if self.cross_region_kv and not self.regional:
@@ -130,25 +125,57 @@ class CookAnythingSettings:
             )
 
 
+def check_numbers(given: dict) -> dict:
+    """The call's numbers (``given``: every keyword, defaults filled) coerced by ``cooklab.checks``, or ConfigError.
+
+    Whole numbers: ``seed`` (>= 0), ``num_inference_steps`` (>= 1), ``height`` / ``width`` (>= 1 or None:
+    the model's size), ``max_sequence_length`` (1 to 512 or None), ``regional_every`` (>= 1). Finite floats:
+    ``guidance_scale`` (>= 0), ``alpha`` (0 to 1), ``lam`` (>= 0), ``lora_scale`` (any, or None).
+    ``true_cfg_scale`` is checked with the negative prompt (``check_sampling``), the chunking by ``Chunking``.
+    """
+
+    def optional(check, name, **limits):  # None stays None (the model's own value)
+        return None if given[name] is None else check(name, given[name], **limits)
+
+    return dict(
+        seed=seed_value("seed", given["seed"]),
+        num_inference_steps=whole_number(
+            "num_inference_steps", given["num_inference_steps"], minimum=1, hint="denoising steps"
+        ),
+        height=optional(whole_number, "height", minimum=1),
+        width=optional(whole_number, "width", minimum=1),
+        max_sequence_length=optional(
+            whole_number,
+            "max_sequence_length",
+            minimum=1,
+            maximum=FLUX_MAX_SEQUENCE_LENGTH,
+            hint=f"T5 in Flux takes 1 to {FLUX_MAX_SEQUENCE_LENGTH} tokens per prompt",
+        ),
+        regional_every=whole_number("regional_every", given["regional_every"], minimum=1),
+        guidance_scale=finite_number(
+            "guidance_scale", given["guidance_scale"], low=0.0, hint="Flux's embedded guidance; FLUX.1-dev: 3.5"
+        ),
+        alpha=finite_number(
+            "alpha", given["alpha"], low=0.0, high=1.0, hint="the base-branch weight, between 0 and 1; paper: 0.1"
+        ),
+        lam=finite_number("lam", given["lam"], low=0.0, hint="the CSCC weight; paper: 0.2, studied from 0 to 1"),
+        lora_scale=optional(finite_number, "lora_scale", hint="the LoRA adapter's scale; 0: no adapter"),
+    )
+
+
 def check_sampling(num_inference_steps, true_cfg_scale, negative_prompt) -> tuple[float, str | None]:
     """Refuse impossible sampling arguments; returns ``(true_cfg_scale, negative_prompt)``.
 
     The negative prompt of the true-CFG branch is ``""`` when true CFG is on without one, None
     when true CFG is off (a given one is then ignored, with a warning).
     """
-    if int(num_inference_steps) < 1:
-        raise ConfigError(f"num_inference_steps={num_inference_steps}: use at least 1.")
-    try:
-        true_cfg_scale = float(true_cfg_scale)
-    except (TypeError, ValueError):
-        raise ConfigError(
-            f"true_cfg_scale={true_cfg_scale!r}: give a number (1.0 = off, > 1 = true classifier-free guidance)."
-        ) from None
-    if not (math.isfinite(true_cfg_scale) and true_cfg_scale >= 0):
-        raise ConfigError(
-            f"true_cfg_scale={true_cfg_scale}: use a finite number >= 0; values <= 1 (default 1.0) switch true "
-            "classifier-free guidance off, values > 1 switch it on."
-        )
+    whole_number("num_inference_steps", num_inference_steps, minimum=1, hint="denoising steps")
+    true_cfg_scale = finite_number(
+        "true_cfg_scale",
+        true_cfg_scale,
+        low=0.0,
+        hint="values <= 1 (default 1.0) switch true classifier-free guidance off, values > 1 switch it on",
+    )
     if negative_prompt is not None and not isinstance(negative_prompt, str):
         raise ConfigError(
             f"negative_prompt={negative_prompt!r}: give one string (it fills the base prompt and every step's "

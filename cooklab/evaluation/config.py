@@ -33,9 +33,10 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from ..checks import finite_number
 from ..errors import ConfigError
 
-_STRICT = ConfigDict(extra="forbid")
+_STRICT = ConfigDict(extra="forbid", allow_inf_nan=False)  # .inf / .nan in a float field: refused, named
 
 
 class GenerationSettings(BaseModel):
@@ -111,6 +112,17 @@ class MethodSpec(BaseModel):
         if empty:
             raise ValueError(f"grid values of {empty} are empty lists: give at least one value each")
         return grid
+
+    @model_validator(mode="after")
+    def _finite_numbers(self) -> MethodSpec:
+        """Refuse NaN and infinity in ``params`` and ``grid`` (``cooklab.checks.finite_number``) when the file is read,
+        not when the units that use them run."""
+        values = [(f"params.{k}", v) for k, v in self.params.items()]
+        values += [(f"grid.{k}", v) for k, vs in self.grid.items() for v in vs]
+        for where, value in values:
+            if isinstance(value, float):
+                finite_number(where, value)
+        return self
 
     def points(self) -> list[dict[str, Any]]:
         """Every parameter set of this method: ``params`` updated with each combination of the grid, in order."""

@@ -4,8 +4,9 @@ Shared by ``RecipeDiffusion`` and the baselines built on its call (``cooklab.bas
 
 * ``VARIANTS`` and ``variant_switches``: the paper's variants as presets of the three switches;
 * ``prepare_recipe``: the recipe with its per-step metadata and the prompts to encode;
-* ``check_switches``, ``check_steps_and_size``: switches that work together, at least one denoising step,
-  sizes that are positive multiples of 8;
+* ``check_switches``, ``check_sampler``, ``check_steps_and_size``: switches that work together; a whole seed,
+  finite guidance, eta and rescale (``cooklab.checks``); at least one denoising step, sizes that are positive
+  multiples of 8;
 * ``prepare_masks``: the user's container masks as ``{frame: mask}``;
 * ``frame_references``: which earlier frame each frame starts from, takes its container mask from
   and shares K/V with (``FrameReferences``);
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..checks import finite_number, seed_value, whole_number
 from ..errors import ConfigError
 from ..grounding import as_mask_result
 from ..recipe import as_recipe
@@ -27,6 +29,7 @@ __all__ = [
     "START_FROM",
     "VARIANTS",
     "FrameReferences",
+    "check_sampler",
     "check_steps_and_size",
     "check_switches",
     "frame_references",
@@ -93,18 +96,34 @@ def prepare_recipe(recipe, metadata, plan, enriched_prompts):
     return recipe, prompts
 
 
+def check_sampler(seed, num_inference_steps, guidance_scale, eta=0.0, guidance_rescale=0.0):
+    """The sampler's numbers coerced (``cooklab.checks``), or ``ConfigError`` naming the parameter.
+
+    Returns ``(seed, num_inference_steps, guidance_scale, eta, guidance_rescale)``: a whole seed >= 0
+    (``"0"`` is read as 0), at least one step (``2.5`` is refused), a finite ``guidance_scale >= 0``
+    (<= 1: no classifier-free guidance), DDIM's ``eta`` and ``guidance_rescale`` in [0, 1].
+    """
+    return (
+        seed_value("seed", seed),
+        whole_number("num_inference_steps", num_inference_steps, minimum=1, hint="denoising steps"),
+        finite_number("guidance_scale", guidance_scale, low=0.0, hint="<= 1: no classifier-free guidance; SD: 7.5"),
+        finite_number("eta", eta, low=0.0, high=1.0, hint="DDIM's eta: 0 deterministic, 1 DDPM-like"),
+        finite_number("guidance_rescale", guidance_rescale, low=0.0, high=1.0, hint="0: off; the rescale paper: 0.7"),
+    )
+
+
 def check_steps_and_size(pipe, num_inference_steps, height, width) -> tuple[int, int]:
     """Refuse fewer than one step and sizes that are not positive multiples of 8; returns (height, width).
 
     pipe: the Stable Diffusion pipeline that will run (its U-Net's ``sample_size`` gives the default size).
 
-    None for height/width takes the U-Net's own size (``sample_size * vae_scale_factor``).
+    None (or 0) for height/width takes the U-Net's own size (``sample_size * vae_scale_factor``); a size is a
+    whole number (``"64"`` is read as 64).
     """
-    if int(num_inference_steps) < 1:
-        raise ConfigError(f"num_inference_steps={num_inference_steps}: use at least 1.")
+    whole_number("num_inference_steps", num_inference_steps, minimum=1, hint="denoising steps")
     scale = pipe.vae_scale_factor
-    height = height or pipe.unet.config.sample_size * scale
-    width = width or pipe.unet.config.sample_size * scale
+    height = (None if height is None else whole_number("height", height)) or pipe.unet.config.sample_size * scale
+    width = (None if width is None else whole_number("width", width)) or pipe.unet.config.sample_size * scale
     if height % 8 or width % 8 or height <= 0 or width <= 0:
         raise ConfigError(
             f"height={height}, width={width}: both must be positive multiples of 8 (e.g. "

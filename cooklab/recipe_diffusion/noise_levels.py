@@ -35,17 +35,14 @@ from dataclasses import dataclass
 import torch
 from einops import repeat
 
-from ..errors import ConfigError
+from ..checks import finite_number
 
 
 def check_level(name: str, level: float) -> float:
     """Validate a noise level (a float in [0, 1]) and return it as float."""
-    level = float(level)
-    if not 0.0 <= level <= 1.0:
-        raise ConfigError(
-            f"{name}={level} is not a noise level: pass a number between 0 and 1 (the paper uses 0.999 and 0.9)."
-        )
-    return level
+    return finite_number(
+        name, level, low=0.0, high=1.0, hint="a noise level is a number between 0 and 1; the paper uses 0.999 and 0.9"
+    )
 
 
 @dataclass

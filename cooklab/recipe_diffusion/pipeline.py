@@ -51,9 +51,11 @@ from ..instrument.locate import locate
 from ..instrument.observer import FrameTrace, observed
 from ..pipeline_base import CooklabPipeline, quiet_truncation, warn_dropped_tokens
 from ..recipe import StepPlan
+from ..size_guard import guard_size, unet_estimate
 from .inputs import (
     VARIANTS,
     FrameReferences,
+    check_sampler,
     check_steps_and_size,
     check_switches,
     frame_references,
@@ -154,6 +156,7 @@ class RecipeDiffusion(CooklabPipeline):
         kv_cache_device: str | torch.device | None = None,
         output_type: str = "pil",
         progress: bool = True,
+        allow_large: bool = False,
     ) -> RecipeDiffusionOutput:
         """Generate one frame per recipe step.
 
@@ -185,6 +188,7 @@ class RecipeDiffusion(CooklabPipeline):
             kv_cache_device: where reference K/V are kept (None: the compute device; "cpu").
             output_type: ``"pil"``, ``"np"``, ``"pt"`` or ``"latent"``.
             progress: show the progress bars.
+            allow_large: run a size whose estimated memory exceeds what the device has free (``size_guard.py``).
 
         Masks and the provider are used only when ``region_aware`` is on (so one set of masks
         serves all variants); an explicit mask is always applied, the provider only for steps
@@ -192,6 +196,9 @@ class RecipeDiffusion(CooklabPipeline):
         ``reference``, ``start_from``, ``mask_reference`` and ``reference_latent`` as used.
         """
         sequential, kv_sharing, region_aware = variant_switches(variant, sequential, kv_sharing, region_aware)
+        seed, num_inference_steps, guidance_scale, eta, guidance_rescale = check_sampler(
+            seed, num_inference_steps, guidance_scale, eta, guidance_rescale
+        )
         recipe, prompts = prepare_recipe(recipe, metadata, plan, enriched_prompts)
         n = len(recipe)
         mask_provider = self.prepare_mask_provider(mask_provider)
@@ -209,8 +216,10 @@ class RecipeDiffusion(CooklabPipeline):
         )
         mask_for = prepare_masks(masks, n) if region_aware else {}  # masks only matter for region-aware noise
         refs = frame_references(recipe, sequential, kv_sharing, region_aware, start_from)
-
-        pipe = self.pipe
+        pipe, cfg = self.pipe, guidance_scale > 1 and self.pipe.unet.config.time_cond_proj_dim is None
+        guard_size(
+            unet_estimate(pipe, self.device, height, width, num_inference_steps, n, cfg), self.device, allow_large
+        )
         call = _Call(
             seed=seed,
             num_inference_steps=num_inference_steps,
@@ -220,7 +229,7 @@ class RecipeDiffusion(CooklabPipeline):
             negative_prompt=negative_prompt,
             eta=eta,
             guidance_rescale=guidance_rescale,
-            do_cfg=guidance_scale > 1 and pipe.unet.config.time_cond_proj_dim is None,
+            do_cfg=cfg,
             sequential=sequential,
             kv_sharing=kv_sharing,
             region_aware=region_aware,

@@ -24,7 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from ..cookanything.lora import FLUX_ATTENTION_PROJECTIONS, LoraSpec
 from ..evaluation.config import exactly_one_source
 
-_STRICT = ConfigDict(extra="forbid")
+_STRICT = ConfigDict(extra="forbid", allow_inf_nan=False)  # .inf / .nan in a float field: refused, named
 
 
 class ToyData(BaseModel):
