@@ -61,7 +61,7 @@ def test_grounded_sam_names_the_toy_pair_for_toy_pipelines_only(tiny_sd):
     assert named_grounded_sam(toy=True).detector_id.endswith("detector")
     rd = cooklab.RecipeDiffusion.from_pipe(tiny_sd)  # a real checkpoint's path: the hub default, a clear error offline
     with pytest.raises(cooklab.CheckpointError, match=DEFAULT_DETECTOR):
-        rd._named_provider("grounded-sam")
+        rd.prepare_mask_provider("grounded-sam")
 
 
 def test_scoring_and_evaluation_name_the_toy_pair_for_toy_runs():

@@ -4,12 +4,13 @@
     cooklab generate RECIPE [--model ID] --out DIR [options]
 
 Modules: ``main.py`` (``build_parser`` and ``main``: parse, dispatch, print errors), ``options.py``
-(every command's options, one function per subcommand, and which options belong to which pipeline),
-``generate.py`` (``cooklab generate``: options checked before a model loads, through the pipelines'
-own settings objects; the call the options describe), ``commands.py`` (``plan``, ``demo``,
-``gallery``, ``score``, ``evaluate``, ``train-lora``: each hands its options to its module:
-``cooklab.agent``, ``cooklab.demo``, ``cooklab.gallery``, ``cooklab.scoring``, ``cooklab.evaluation``,
-``cooklab.training``) and ``toykitchen.py`` (``cooklab toykitchen train`` / ``evaluate-grounding``).
+(``cooklab generate``'s parser, which options belong to which pipeline and their defaults, and the
+options several commands share), ``generate.py`` (``cooklab generate``: options checked before a
+model loads, through the pipelines' own checks; the call the options describe), ``commands.py``
+(the parsers and commands of ``plan``, ``demo``, ``gallery``, ``score``, ``evaluate``,
+``train-lora``: each hands its options to its module: ``cooklab.agent``, ``cooklab.demo``,
+``cooklab.gallery``, ``cooklab.scoring``, ``cooklab.evaluation``, ``cooklab.training``) and
+``toykitchen.py`` (``cooklab toykitchen train`` / ``evaluate-grounding``: parser and command).
 
 ``generate`` loads Recipe Diffusion (default) or, with ``--pipeline cookanything``, CookAnything for
 ``--model`` (``toy``: the Toy Kitchen models, ``tiny``: random weights, else a hub id or folder;

@@ -12,6 +12,12 @@ import cooklab
 from cooklab.errors import CooklabError
 
 from .commands import (
+    add_demo_parser,
+    add_evaluate_parser,
+    add_gallery_parser,
+    add_plan_parser,
+    add_score_parser,
+    add_train_lora_parser,
     demo_command,
     evaluate_command,
     gallery_command,
@@ -20,24 +26,17 @@ from .commands import (
     train_lora_command,
 )
 from .generate import generate_command
-from .options import (
-    add_demo_parser,
-    add_evaluate_parser,
-    add_gallery_parser,
-    add_generate_parser,
-    add_plan_parser,
-    add_score_parser,
-    add_train_lora_parser,
-)
+from .options import add_generate_parser
 from .toykitchen import add_toykitchen_parser, toykitchen_command
 
 __all__ = ["build_parser", "main"]
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The ``cooklab`` parser: one subcommand per command, each added by its function of ``options.py``.
+    """The ``cooklab`` parser: one subcommand per command, each added by its ``add_*_parser`` function.
 
-    ``toykitchen``'s parser is in ``toykitchen.py``, with the command.
+    ``generate``'s parser is in ``options.py``; the others sit with their commands (``commands.py``,
+    ``toykitchen.py``).
     """
     parser = argparse.ArgumentParser(
         prog="cooklab",

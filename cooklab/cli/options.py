@@ -1,7 +1,8 @@
 """The ``cooklab`` command's options: each subcommand's flags, which pipeline owns which, and their defaults.
 
-One function per subcommand adds its parser with its flags, help texts and parser defaults
-(``add_generate_parser``, ...); ``cooklab.cli.build_parser`` calls them in order. ``cooklab generate``
+``add_generate_parser`` adds ``cooklab generate``'s parser; ``add_overwrite`` and ``add_agent_options``
+are the options several commands share (the other commands' parsers sit with the commands, in
+``commands.py`` and ``toykitchen.py``). ``cooklab generate``
 takes options of two pipelines: ``RD_OPTIONS`` and ``CA_OPTIONS`` (attribute -> flag) say which
 pipeline owns which, ``fill_pipeline_options`` refuses the other pipeline's and fills in the defaults
 (``DEFAULTS`` per pipeline, ``TOY_DEFAULTS`` for the Toy Kitchen models). Nothing here imports
@@ -14,8 +15,7 @@ import argparse
 from pathlib import Path
 
 from cooklab.errors import ConfigError
-from cooklab.named_runs import DEMO_STEPS, TOY_GUIDANCE, TOY_STEPS
-from cooklab.recipe import DEMO_RECIPE
+from cooklab.named_runs import TOY_GUIDANCE, TOY_STEPS
 
 __all__ = [
     "CA_OPTIONS",
@@ -27,13 +27,9 @@ __all__ = [
     "SCORE_DEFAULTS",
     "TOY_DEFAULTS",
     "VARIANT_NAMES",
-    "add_demo_parser",
-    "add_evaluate_parser",
-    "add_gallery_parser",
+    "add_agent_options",
     "add_generate_parser",
-    "add_plan_parser",
-    "add_score_parser",
-    "add_train_lora_parser",
+    "add_overwrite",
     "fill_pipeline_options",
     "given",
 ]
@@ -117,7 +113,7 @@ def given(args: argparse.Namespace, attr: str) -> bool:
     return value is not None and value is not False  # not `in (None, False)`: 0 == False would hide --alpha 0
 
 
-def _add_overwrite(parser: argparse.ArgumentParser, what: str) -> None:
+def add_overwrite(parser: argparse.ArgumentParser, what: str) -> None:
     """``--overwrite``: replace an earlier cooklab ``what`` in --out (its files only; nothing else is touched)."""
     parser.add_argument(
         "--overwrite",
@@ -172,7 +168,7 @@ def add_generate_parser(commands: argparse._SubParsersAction) -> argparse.Argume
         "random weights: noise), a Hugging Face hub id, or a local folder",
     )
     gen.add_argument("--out", required=True, type=Path, help="folder to write the run to (a new one)")
-    _add_overwrite(gen, "run")
+    add_overwrite(gen, "run")
     gen.add_argument(
         "--seed",
         type=int,
@@ -215,7 +211,7 @@ def add_generate_parser(commands: argparse._SubParsersAction) -> argparse.Argume
         "estimate)",
     )
 
-    _agent_options(gen)
+    add_agent_options(gen)
 
     rd = gen.add_argument_group("Recipe Diffusion options (--pipeline recipe-diffusion)")
     rd.add_argument(
@@ -364,228 +360,7 @@ def add_generate_parser(commands: argparse._SubParsersAction) -> argparse.Argume
     return gen
 
 
-def add_plan_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    """``cooklab plan``: the Cooking Agent's plan of a recipe."""
-    plan = commands.add_parser(
-        "plan",
-        help="run the Cooking Agent on a recipe: containers, reference steps, ingredients, enriched prompts (JSON)",
-        description="Plan a recipe with the Cooking Agent (OpenAI or the offline rules) and print or save the plan.",
-    )
-    plan.add_argument(
-        "recipe", metavar="RECIPE", help="recipe file (.yaml, .json, .txt) or the name of a shipped recipe"
-    )
-    _agent_options(plan, default="auto")
-    plan.add_argument("--out", type=Path, default=None, help="write the plan (JSON) here instead of printing it")
-    plan.add_argument(
-        "--recipe-out", type=Path, default=None, help="also write the recipe with the planned metadata (YAML/JSON)"
-    )
-    return plan
-
-
-def add_demo_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    """``cooklab demo``: the folder, recipe, steps and seed of the demo's four runs."""
-    demo = commands.add_parser(
-        "demo",
-        help="offline end-to-end demo of both pipelines on the Toy Kitchen models (under a minute on a CPU)",
-        description=(
-            "Illustrate a 4-step Toy Kitchen recipe with the Toy Kitchen models, offline: Recipe Diffusion's "
-            "region_aware_kv "
-            "variant (container masks from the toy world's oracle) and its independent variant for comparison, and "
-            "CookAnything with every mechanism on and without Step-wise Regional Control; writes each run's "
-            "storyboard, "
-            "page and trace figures, and compare.png / index.html: the runs in pairs, each with the oracle's "
-            "container "
-            "consistency."
-        ),
-    )
-    demo.add_argument(
-        "--out",
-        type=Path,
-        default=Path("outputs/demo"),
-        help="folder for the four runs and compare.png (default: outputs/demo)",
-    )
-    _add_overwrite(demo, "demo")
-    demo.add_argument(
-        "--recipe",
-        default=None,
-        help=f"recipe file or shipped recipe name (default: data/toykitchen/recipes/{DEMO_RECIPE}; the models know "
-        "only the "
-        "toy world's words)",
-    )
-    demo.add_argument(
-        "--steps", type=int, default=DEMO_STEPS, help=f"denoising steps per frame (default: {DEMO_STEPS})"
-    )
-    demo.add_argument(
-        "--seed",
-        type=int,
-        default=0,
-        help="frame (CookAnything: region) i starts from the noise of seed + i (default: 0)",
-    )
-    return demo
-
-
-def add_gallery_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    """``cooklab gallery``: where gallery.md goes, the screenshots, recipe, steps and seed."""
-    gallery = commands.add_parser(
-        "gallery",
-        help="docs/gallery.md: both pipelines and their ablations on the Toy Kitchen, and the notebooks' explorers as "
-        "the browser test saw them",
-        description=(
-            "Run Recipe Diffusion's four variants and CookAnything with each mechanism switched off on a Toy Kitchen "
-            "recipe (one seed, offline), draw one ablation figure per pipeline with the oracle's container "
-            "consistency, "
-            "copy the browser test's explorer screenshots (make test-browser) and write gallery.md. `make gallery` "
-            "does both."
-        ),
-    )
-    gallery.add_argument(
-        "--out",
-        type=Path,
-        default=Path("docs"),
-        help="folder of gallery.md; images go to OUT/img/gallery (default: docs)",
-    )
-    _add_overwrite(gallery, "gallery")
-    gallery.add_argument(
-        "--screenshots",
-        type=Path,
-        default=Path("outputs/browser"),
-        help="the browser test's screenshots (default: outputs/browser)",
-    )
-    gallery.add_argument("--recipe", default=None, help=f"recipe file or shipped recipe name (default: {DEMO_RECIPE})")
-    gallery.add_argument(
-        "--steps", type=int, default=DEMO_STEPS, help=f"denoising steps per frame (default: {DEMO_STEPS})"
-    )
-    gallery.add_argument(
-        "--seed",
-        type=int,
-        default=0,
-        help="frame (CookAnything: region) i starts from the noise of seed + i (default: 0)",
-    )
-    return gallery
-
-
-def add_score_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    """``cooklab score``: the run folder, the metrics and their models."""
-    sc = commands.add_parser(
-        "score",
-        help="measure a run folder (CLIP, DINOv2, the Toy Kitchen oracle, a judge): writes metrics.json and a table "
-        "on its page",
-        description=(
-            "Measure the frames of a folder written by `cooklab generate` or `cooklab demo` with cooklab.metrics "
-            "(docs/metrics.md): "
-            "writes metrics.json and adds a metrics table to its index.html. Without --metrics: the oracle's for a "
-            "Toy "
-            "Kitchen run, the CLIP and DINOv2 metrics when those models load (offline: from the cache or a folder), "
-            "the "
-            "judge's with --judge."
-        ),
-    )
-    sc.add_argument(
-        "run", metavar="RUN_FOLDER", type=Path, help="a run folder (it holds settings.json and frame_NN.png)"
-    )
-    sc.add_argument(
-        "--metrics",
-        default=None,
-        metavar="NAMES",
-        help="comma-separated metric names from docs/metrics.md, e.g. clip_score,dino_l2 (default: what can run here)",
-    )
-    sc.add_argument(
-        "--clip",
-        default=None,
-        metavar="ID_OR_FOLDER",
-        help=f"CLIP checkpoint, hub id or folder (default: {SCORE_DEFAULTS['clip']}, if it loads)",
-    )
-    sc.add_argument(
-        "--dino",
-        default=None,
-        metavar="ID_OR_FOLDER",
-        help=f"DINOv2 checkpoint, hub id or folder (default: {SCORE_DEFAULTS['dino']}, if it loads)",
-    )
-    sc.add_argument(
-        "--device",
-        default="auto",
-        help="where CLIP and DINOv2 run: auto (CUDA when available), cpu, cuda (default: auto)",
-    )
-    sc.add_argument(
-        "--batch-size",
-        type=int,
-        default=SCORE_DEFAULTS["batch_size"],
-        help=f"frames per forward pass (default: {SCORE_DEFAULTS['batch_size']})",
-    )
-    sc.add_argument(
-        "--pairs",
-        choices=("consecutive", "all"),
-        default="consecutive",
-        help="frame pairs of the sequence metrics (default: consecutive)",
-    )
-    sc.add_argument(
-        "--masks",
-        default=None,
-        metavar="SPEC",
-        help="container masks for dino_l2_masked, found in each frame for its step's container: 'oracle' (the Toy "
-        "Kitchen oracle; the default for a Toy Kitchen run), 'grounded-sam' (for a --model toy run the pair trained "
-        "on the "
-        "toy world, offline), 'box:X0,Y0,X1,Y1' or 'none'",
-    )
-    sc.add_argument(
-        "--judge",
-        default=None,
-        metavar="MODEL",
-        help="also judge every frame with this vision-language chat model (OPENAI_API_KEY from the environment)",
-    )
-    sc.add_argument(
-        "--judge-base-url",
-        default=None,
-        metavar="URL",
-        help="an OpenAI-compatible server for --judge (default: OpenAI)",
-    )
-    return sc
-
-
-def add_evaluate_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    """``cooklab evaluate``: the evaluation's config."""
-    ev = commands.add_parser(
-        "evaluate",
-        help="compare methods over recipes and seeds (resumable): results.jsonl, tables.md, sweep plots",
-        description="Generate and score every method x grid point x recipe x seed of CONFIG "
-        "(cooklab/evaluation/config.py; "
-        "data/eval/toy_small.yaml is an example), then write the tables. Killed, it resumes where it stopped; under "
-        "`accelerate launch --num_processes P -m cooklab evaluate CONFIG` the units are split across P processes.",
-    )
-    ev.add_argument("config", type=Path, metavar="CONFIG.yaml", help="the evaluation to run")
-    ev.add_argument(
-        "--tables-only",
-        action="store_true",
-        help="write tables.md and the plots again from results.jsonl, generate nothing",
-    )
-    return ev
-
-
-def add_train_lora_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    """``cooklab train-lora``: the training's config."""
-    tl = commands.add_parser(
-        "train-lora",
-        help="train a LoRA on the Flux transformer over multi-step canvases (CookAnything's training-based mode)",
-        description="Train the LoRA of CONFIG (cooklab/training/config.py; data/toykitchen/lora/train.yaml is an "
-        "example) with "
-        "the rectified-flow objective on canvases laid out exactly as CookAnything generates them. Writes "
-        "OUT/adapter (read by "
-        "CookAnything.load_lora and diffusers' FluxPipeline.load_lora_weights), OUT/loss.jsonl and OUT/checkpoints; "
-        "killed, it "
-        "resumes from the last checkpoint. Several GPUs: `accelerate launch --num_processes P -m cooklab train-lora "
-        "CONFIG`.",
-    )
-    tl.add_argument("config", type=Path, metavar="CONFIG.yaml", help="the training run")
-    tl.add_argument(
-        "--no-resume", action="store_true", help="start over: delete OUT/checkpoints instead of continuing from them"
-    )
-    tl.add_argument(
-        "--steps", type=int, default=None, help="train to this many optimizer steps (overrides train.steps)"
-    )
-    return tl
-
-
-def _agent_options(parser: argparse.ArgumentParser, default: str | None = None) -> None:
+def add_agent_options(parser: argparse.ArgumentParser, default: str | None = None) -> None:
     """--agent, --agent-model, --base-url, --timeout: the Cooking Agent that plans the recipe (``cooklab.agent``)."""
     parser.add_argument(
         "--agent",

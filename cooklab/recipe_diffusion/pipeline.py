@@ -364,18 +364,15 @@ class RecipeDiffusion(CooklabPipeline):
         return frames, final_latents
 
     def prepare_mask_provider(self, mask_provider):
-        """The mask provider a call asks: a provider object as given (or None), a name's provider built once."""
-        return self._named_provider(mask_provider) if isinstance(mask_provider, str) else mask_provider
-
-    def _named_provider(self, name: str):
-        """A mask provider by name (``cooklab.grounding.registry``), built once per pipeline for its model set's
-        pictures ("grounded-sam": GroundingDINO + SAM; the pair trained on the set's pictures, offline, when this
-        pipeline is a registered set such as ``toy_sd()`` / ``toy_flux()``)."""
-        if name not in self._providers:
+        """A provider object as given (or None); a name built once by ``cooklab.grounding.registry`` for this
+        pipeline's model set ("grounded-sam": offline, the pair trained on a registered set's pictures)."""
+        if not isinstance(mask_provider, str):
+            return mask_provider
+        if mask_provider not in self._providers:
             from ..grounding.registry import named_mask_provider
 
-            self._providers[name] = named_mask_provider(name, self.pipe, device=self.device)
-        return self._providers[name]
+            self._providers[mask_provider] = named_mask_provider(mask_provider, self.pipe, device=self.device)
+        return self._providers[mask_provider]
 
     def _encode(self, prompt, negative_prompt, do_cfg, device):
         pos, neg = self.pipe.encode_prompt(prompt, device, 1, do_cfg, negative_prompt)
