@@ -52,6 +52,7 @@ from pydantic_core import ErrorDetails
 
 from cooklab.errors import RecipeError
 from cooklab.fileio import atomic_write
+from cooklab.resources import shipped
 
 __all__ = [
     "DEMO_RECIPE",
@@ -393,13 +394,13 @@ def _shipped_recipes_hint(missing: Path) -> str:
 
 
 def recipes_dir() -> Path:
-    """The shipped recipes: ``data/recipes`` next to the ``cooklab`` package (a source checkout)."""
-    return Path(__file__).resolve().parents[1] / "data" / "recipes"
+    """The shipped recipes: ``data/recipes`` (``cooklab.resources``: a checkout or an installed wheel)."""
+    return shipped("recipes")
 
 
 def toy_recipes_dir() -> Path:
-    """The shipped Toy Kitchen recipes (the demo's): ``data/toykitchen/recipes`` (a source checkout)."""
-    return Path(__file__).resolve().parents[1] / "data" / "toykitchen" / "recipes"
+    """The shipped Toy Kitchen recipes (the demo's): ``data/toykitchen/recipes``."""
+    return shipped("toykitchen", "recipes")
 
 
 def resolve_recipe(name: str | None) -> Path:
@@ -428,9 +429,9 @@ def resolve_recipe(name: str | None) -> Path:
         ("data", "toykitchen", "recipes"): (toy_recipes_dir(),),
     }
     names = [path.name, f"{path.name}.yaml"] if path.suffix == "" else [path.name]
-    for parts, shipped in folders.items():
+    for parts, candidates in folders.items():
         if path.parent.parts[-len(parts) :] == parts if parts else path.parent.parts == ():
-            for folder in shipped:
+            for folder in candidates:
                 for candidate in (folder / n for n in names):
                     if candidate.is_file():
                         return candidate

@@ -30,7 +30,10 @@ TABLE_END = "<!-- end of package layers -->"
 
 #: cooklab's packages, lowest layer first: (layer, packages)
 PACKAGE_LAYERS = [
-    ("foundation", ["errors", "checks", "fileio", "versions", "hub", "recipe", "word_tokenizers", "images"]),
+    (
+        "foundation",
+        ["errors", "checks", "fileio", "versions", "hub", "recipe", "word_tokenizers", "images", "resources"],
+    ),
     ("models, backbones, planners", ["backbones", "models", "agent"]),
     ("mask providers", ["grounding"]),
     ("instrument", ["instrument"]),

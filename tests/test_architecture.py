@@ -30,6 +30,7 @@ LAYERS = [
             "cooklab.errors",
             "cooklab.checks",
             "cooklab.fileio",
+            "cooklab.resources",
             "cooklab.recipe",
             "cooklab.word_tokenizers",
             "cooklab.hub",

@@ -21,6 +21,7 @@ from diffusers import AutoencoderKL, FluxPipeline, StableDiffusionPipeline
 
 from ..backbones.clip import clip_backbone
 from ..errors import CheckpointError
+from ..resources import shipped
 from .sets import ModelSet, register_model_set
 
 __all__ = [
@@ -37,7 +38,7 @@ __all__ = [
 ]
 
 #: where the trained model sets live in a checkout
-TOY_DIR = Path(__file__).resolve().parents[2] / "data" / "toykitchen"
+TOY_DIR = shipped("toykitchen")
 IMAGE_SIZE = 64  # training resolution (pixels)
 CLIP_MAX_LENGTH = 32  # toy captions are short; CLIP's position table has this many rows
 T5_MAX_LENGTH = 64  # pass as max_sequence_length to the toy Flux pipeline
