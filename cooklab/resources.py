@@ -21,7 +21,7 @@ __all__ = ["course_dir", "data_dir", "shipped"]
 def _inside_package(name: str) -> Path | None:
     """``cooklab/<name>`` as a real folder (an installed wheel, or the checkout's link), else None."""
     folder = Path(str(resources.files("cooklab").joinpath(name)))
-    return folder if folder.is_dir() else None
+    return folder.resolve() if folder.is_dir() else None  # a checkout's link -> the repository's folder
 
 
 def data_dir() -> Path:
