@@ -49,7 +49,7 @@ def test_an_earlier_copy_is_kept_unless_overwrite(tmp_path, capsys):
     mine.write_text("my edits")
     (folder / "notes.md").write_text("my notes")
     assert main(["course", str(folder), "--no-lab"]) == 0
-    assert "opened as it is" in capsys.readouterr().out
+    assert "kept as it is" in capsys.readouterr().out
     assert mine.read_text() == "my edits"
     assert main(["course", str(folder), "--no-lab", "--overwrite"]) == 0
     assert mine.read_bytes() == (course_dir() / mine.name).read_bytes()

@@ -401,7 +401,7 @@ def course_command(args: argparse.Namespace, command: str) -> int:
 
     copy = copy_course(args.dir, overwrite=args.overwrite)
     if copy.kept:
-        print(f"{args.dir} holds the course already: opened as it is (--overwrite copies the notebooks afresh)")
+        print(f"{args.dir} holds the course already: kept as it is (--overwrite copies the notebooks afresh)")
     else:
         print(f"copied the course ({len(copy.copied)} files) into {args.dir}")
     if args.no_lab:
