@@ -42,7 +42,7 @@ PACKAGE_LAYERS = [
     ("metrics", ["metrics"]),
     ("baselines", ["baselines"]),
     ("figures and pages", ["viz", "report"]),
-    ("applications", ["named_runs", "runs", "evaluation", "training", "gallery", "scoring", "demo"]),
+    ("applications", ["named_runs", "runs", "evaluation", "training", "gallery", "scoring", "demo", "course"]),
     ("command line", ["cli", "__main__"]),
 ]
 

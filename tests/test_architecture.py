@@ -128,6 +128,7 @@ LAYERS = [
             "cooklab.named_runs",
             "cooklab.runs",
             "cooklab.demo",
+            "cooklab.course",
             "cooklab.gallery",
             "cooklab.scoring",
             "cooklab.cli",

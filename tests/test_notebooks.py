@@ -1,4 +1,7 @@
-"""Execute every notebook in notebooks/ offline and check that the committed files carry no outputs.
+"""Execute every notebook offline from a ``cooklab course`` copy, and check that the committed files carry no outputs.
+
+The notebooks run from a copy made by ``cooklab course DIR --no-lab`` in a temporary folder, with that
+folder as their working directory: what a learner gets, away from the repository.
 
 Where the browser test (tests/test_notebooks_browser.py) runs, it is the notebooks' execution and
 ``test_notebook_runs`` is deselected (tests/conftest.py): each notebook runs once per suite.
@@ -13,6 +16,8 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
+
+from cooklab.cli import main
 
 pytestmark = pytest.mark.slow  # make test-fast leaves the notebooks out
 
@@ -44,6 +49,14 @@ def test_strip_script_agrees():
     assert result.returncode == 0, result.stdout
 
 
+@pytest.fixture(scope="module")
+def course(tmp_path_factory) -> Path:
+    """The course copied by ``cooklab course DIR --no-lab`` into a temporary folder (outside the repository)."""
+    folder = tmp_path_factory.mktemp("course") / "cooklab-course"
+    assert main(["course", str(folder), "--no-lab"]) == 0
+    return folder
+
+
 def _widget_images(nb) -> int:
     """How many images the notebook's Output widgets captured while it ran."""
     state = nb.metadata.get("widgets", {}).get("application/vnd.jupyter.widget-state+json", {}).get("state", {})
@@ -56,13 +69,11 @@ def _widget_images(nb) -> int:
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)
-def test_notebook_runs(path, monkeypatch):
+def test_notebook_runs(path, course, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # the kernel inherits this environment
     monkeypatch.setenv("MPLBACKEND", "module://matplotlib_inline.backend_inline")
-    nb = nbformat.read(path, as_version=4)
-    client = NotebookClient(
-        nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(NOTEBOOKS_DIR)}}
-    )
+    nb = nbformat.read(course / path.name, as_version=4)  # the copy; it runs in the copy's folder
+    client = NotebookClient(nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(course)}})
     start = time.perf_counter()
     try:
         client.execute()

@@ -12,8 +12,10 @@ JupyterLab's Log Console (where output lost by a widget callback goes). Screensh
 The browser is Debian's ``chromium`` (``apt-get install chromium``; ``COOKLAB_CHROMIUM`` names another
 binary), never a downloaded build: no ``playwright install``. Without it the tests skip, unless
 ``COOKLAB_REQUIRE_BROWSER=1`` (set by ``.ci/run``), which makes them fail. ``make test-browser`` runs them alone.
-The notebooks run from copies in a temporary folder (``data`` linked, ``outputs`` its own), so JupyterLab
-never writes into the committed files and a parallel nbclient run of the same notebook shares no outputs.
+The notebooks run from the copy that ``cooklab course DIR --no-lab`` makes in a temporary folder, served by
+the command ``cooklab course`` starts (``cooklab.course.lab_command``): the course a learner gets, which finds
+its models and recipes through the package. JupyterLab never writes into the committed files, and a parallel
+nbclient run of the same notebook shares no outputs.
 """
 
 from __future__ import annotations
@@ -24,12 +26,14 @@ import os
 import shutil
 import socket
 import subprocess
-import sys
 import time
 import urllib.request
 from pathlib import Path
 
 import pytest
+
+from cooklab.cli import main
+from cooklab.course import lab_command
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
@@ -69,19 +73,15 @@ def _write_json(path: Path, data) -> None:
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory):
-    """A JupyterLab server on 127.0.0.1 (free port, a token) serving copies of the notebooks; stopped by its PID."""
+    """A JupyterLab server on 127.0.0.1 (free port, a token) serving a ``cooklab course`` copy; stopped by its PID."""
     if _chromium() is None:
         _missing("no chromium: apt-get install chromium")
     try:
         import jupyterlab  # noqa: F401
     except ImportError:
         _missing("jupyterlab is not installed (it is in requirements/lock.txt)")
-    root = tmp_path_factory.mktemp("lab")
-    (root / "notebooks").mkdir()
-    for path in NOTEBOOKS:
-        shutil.copy(path, root / "notebooks" / path.name)
-    (root / "data").symlink_to(REPO / "data")
-    (root / "outputs").mkdir()
+    root = tmp_path_factory.mktemp("lab") / "cooklab-course"
+    assert main(["course", str(root), "--no-lab"]) == 0  # the notebooks and their README, nothing of the repository
     state = tmp_path_factory.mktemp("lab-state")
     settings = state / "settings"
     # no news popup, no autosave, every cell in the DOM (no windowing); JupyterLab's other defaults are kept,
@@ -109,16 +109,13 @@ def lab(tmp_path_factory):
     log = open(state / "jupyterlab.log", "w")
     proc = subprocess.Popen(
         [
-            sys.executable,
-            "-m",
-            "jupyterlab",
+            *lab_command(root),  # what `cooklab course` runs, served at root
             "--no-browser",
             "--allow-root",
             "--ip=127.0.0.1",
             f"--port={port}",
             "--port-retries=0",
             f"--IdentityProvider.token={token}",
-            f"--ServerApp.root_dir={root}",
         ],
         env=env,
         stdout=log,
@@ -285,7 +282,7 @@ def test_notebook_in_jupyterlab(path, lab, browser):
     page = browser.new_page(viewport={"width": 1400, "height": 900})
     start = time.perf_counter()
     try:
-        page.goto(f"{lab['base']}/lab/workspaces/{path.stem}/tree/notebooks/{name}?reset&token={lab['token']}")
+        page.goto(f"{lab['base']}/lab/workspaces/{path.stem}/tree/{name}?reset&token={lab['token']}")
         page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=120_000)
         _wait(lambda: _idle(page), 120, f"the kernel (status bar: {_status(page)!r})")
         _wait(

@@ -1,8 +1,10 @@
-"""The commands that hand their options to one module each: plan, demo, gallery, score, evaluate, train-lora."""
+"""The commands that hand their options to one module each: plan, demo, gallery, score, evaluate, train-lora,
+course."""
 
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 from pathlib import Path
 
@@ -18,12 +20,14 @@ from .generate import agent_plan
 from .options import SCORE_DEFAULTS, add_agent_options, add_overwrite
 
 __all__ = [
+    "add_course_parser",
     "add_demo_parser",
     "add_evaluate_parser",
     "add_gallery_parser",
     "add_plan_parser",
     "add_score_parser",
     "add_train_lora_parser",
+    "course_command",
     "demo_command",
     "evaluate_command",
     "gallery_command",
@@ -257,6 +261,37 @@ def add_train_lora_parser(commands: argparse._SubParsersAction) -> argparse.Argu
     return tl
 
 
+def add_course_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    """``cooklab course``: the folder of the copy, ``--overwrite`` and ``--no-lab``."""
+    course = commands.add_parser(
+        "course",
+        help="copy the notebook course into a folder and start JupyterLab there (offline, the Toy Kitchen models)",
+        description=(
+            "Copy cooklab's notebooks (and their README) into DIR and start JupyterLab there with this Python. The "
+            "notebooks find the models and recipes through the installed package, so the copy runs from any folder. "
+            "A DIR that holds an earlier copy is opened as it is; a DIR of other files is refused."
+        ),
+    )
+    course.add_argument(
+        "dir",
+        metavar="DIR",
+        type=Path,
+        nargs="?",
+        default=Path("cooklab-course"),
+        help="folder for the course (default: cooklab-course in the current folder)",
+    )
+    course.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="DIR holds an earlier copy: copy the course's notebooks and README again, replacing your changes to "
+        "them (the folder's other files are never touched)",
+    )
+    course.add_argument(
+        "--no-lab", action="store_true", help="copy only, and print the command that starts JupyterLab there"
+    )
+    return course
+
+
 # ---- commands --------------------------------------------------------------------------
 
 
@@ -358,3 +393,20 @@ def train_lora_command(args: argparse.Namespace, command: str) -> int:
         f"adapter in {result.adapter}, losses in {config.out / 'loss.jsonl'}"
     )
     return 0
+
+
+def course_command(args: argparse.Namespace, command: str) -> int:
+    """``cooklab course [DIR]``: ``cooklab.course.copy_course``, then JupyterLab (or its command, ``--no-lab``)."""
+    from cooklab.course import JUPYTERLAB_INSTALL, copy_course, jupyterlab_installed, lab_command, start_lab
+
+    copy = copy_course(args.dir, overwrite=args.overwrite)
+    if copy.kept:
+        print(f"{args.dir} holds the course already: kept as it is (--overwrite copies the notebooks afresh)")
+    else:
+        print(f"copied the course ({len(copy.copied)} files) into {args.dir}")
+    if args.no_lab:
+        print(f"start JupyterLab there with: {shlex.join(lab_command(args.dir))}")
+        if not jupyterlab_installed():
+            print(f"JupyterLab is not installed in this Python: {JUPYTERLAB_INSTALL}")
+        return 0
+    return start_lab(args.dir)

@@ -12,12 +12,14 @@ import cooklab
 from cooklab.errors import CooklabError
 
 from .commands import (
+    add_course_parser,
     add_demo_parser,
     add_evaluate_parser,
     add_gallery_parser,
     add_plan_parser,
     add_score_parser,
     add_train_lora_parser,
+    course_command,
     demo_command,
     evaluate_command,
     gallery_command,
@@ -53,6 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_evaluate_parser(commands)
     add_train_lora_parser(commands)
     add_toykitchen_parser(commands)
+    add_course_parser(commands)
     return parser
 
 
@@ -81,6 +84,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "train-lora": train_lora_command,
         "toykitchen": toykitchen_command,
         "gallery": gallery_command,
+        "course": course_command,
     }
     try:
         with warnings.catch_warnings():
