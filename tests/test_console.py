@@ -78,6 +78,20 @@ def test_generate_draws_the_frames_bar_only(tmp_path, capfd):
     assert bar_names(capfd.readouterr().err) == set()
 
 
+def test_score_leaves_no_bar_behind(tmp_path, capfd):
+    run = tmp_path / "run"
+    assert main(["generate", str(TOY), "--model", "tiny", "--steps", "2", "--out", str(run), "--quiet"]) == 0
+    capfd.readouterr()
+    score = ["score", str(run), "--clip", str(ROOT / "data" / "toykitchen" / "clip"), "--metrics", "step_faithfulness"]
+    assert main(score) == 0
+    err = capfd.readouterr().err
+    assert (
+        bar_names(err) <= {"CLIP texts", "CLIP images"} and finished_bar_lines(err) == []
+    )  # one at a time, transient
+    assert main([*score, "--quiet"]) == 0
+    assert bar_names(capfd.readouterr().err) == set()
+
+
 def test_train_lora_draws_its_steps_bar_only(tmp_path, capfd):
     (tmp_path / "train.yaml").write_text(
         "name: cli\nout: run\nmodel: tiny\ndata: {toy: {count: 2, steps: 2}}\nlora: {rank: 2}\n"
