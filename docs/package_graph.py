@@ -32,7 +32,18 @@ TABLE_END = "<!-- end of package layers -->"
 PACKAGE_LAYERS = [
     (
         "foundation",
-        ["errors", "checks", "fileio", "versions", "hub", "recipe", "word_tokenizers", "images", "resources"],
+        [
+            "errors",
+            "checks",
+            "fileio",
+            "versions",
+            "hub",
+            "recipe",
+            "word_tokenizers",
+            "images",
+            "resources",
+            "console",
+        ],
     ),
     ("models, backbones, planners", ["backbones", "models", "agent"]),
     ("mask providers", ["grounding"]),

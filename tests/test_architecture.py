@@ -28,6 +28,7 @@ LAYERS = [
         "foundation",
         [
             "cooklab.errors",
+            "cooklab.console",
             "cooklab.checks",
             "cooklab.fileio",
             "cooklab.resources",

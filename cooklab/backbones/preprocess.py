@@ -24,8 +24,8 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from tqdm.auto import tqdm
 
+from ..console import ProgressBar
 from ..errors import CheckpointError, ConfigError
 from ..hub import HUB_ERRORS, explain_hub_error, hub_kwargs, is_repo_id
 from ..images import rgb_tensor
@@ -124,12 +124,12 @@ def prepare(images, pre: Preprocess, masks=None) -> torch.Tensor:
 
 
 def progress(iterable, desc: str, total: int | None = None, unit: str = "it"):
-    """``iterable`` with a progress bar (``tqdm.auto``: a widget in Jupyter, a line in a terminal) that goes away when
-    done.
+    """``iterable`` with a progress bar (``cooklab.console.ProgressBar``) that goes away when done (off inside a
+    command that has its own bar).
 
     Set the environment variable ``TQDM_DISABLE=1`` to hide every bar.
     """
-    return tqdm(iterable, desc=desc, total=total, unit=unit, leave=False)
+    return ProgressBar(iterable, desc=desc, total=total, unit=unit, leave=False)
 
 
 def resolve_device(device: str | torch.device) -> torch.device:

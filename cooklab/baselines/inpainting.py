@@ -70,8 +70,8 @@ from dataclasses import dataclass, replace
 import torch
 import torch.nn.functional as F
 from diffusers import StableDiffusionInpaintPipeline, StableDiffusionPipeline
-from tqdm.auto import tqdm
 
+from ..console import ProgressBar, bar_settings
 from ..errors import ConfigError
 from ..grounding.provider import MaskResult
 from ..pipeline_base import CooklabPipeline
@@ -292,7 +292,7 @@ class InpaintingBaseline(CooklabPipeline):
         images, frames, final_latents = [], [], []
         kept = {}  # frame -> its 8-bit image, for frames a later frame inpaints (or asks the mask provider about)
 
-        for i in tqdm(range(n), desc="frames", disable=not progress or n == 1):
+        for i in ProgressBar(range(n), desc="frames", enabled=progress and n > 1):
             step, j = recipe[i], refs.mask[i]  # j: the reference frame, reference_step - 1 or i - 1 (None for frame 0)
             info = self._frame_info(i, step, prompts[i], seed + i, num_inference_steps, j)
             region_mask = None
@@ -385,7 +385,7 @@ class InpaintingBaseline(CooklabPipeline):
         fills ``info``'s schedule fields; returns (image, final latent [1, 4, h, w]).
         """
         recorder = _LastLatent()
-        stock.set_progress_bar_config(disable=not progress, leave=False, desc=f"frame {info.index + 1}")
+        stock.set_progress_bar_config(**bar_settings(progress, leave=False), desc=f"frame {info.index + 1}")
         image = stock(callback_on_step_end=recorder, **kwargs).images[0]
         scheduler = stock.scheduler  # its timesteps: the whole N-step schedule; the frame ran the last ones
         info.steps_run = len(recorder.timesteps) // scheduler.order

@@ -31,8 +31,8 @@ from dataclasses import dataclass, field
 
 import torch
 from diffusers import StableDiffusionPipeline
-from tqdm.auto import tqdm
 
+from ..console import ProgressBar
 from ..cookanything.cscc import RecipeSpans, cscc_fuse, step_token_spans, whole_description
 from ..cookanything.regional_unet import RegionalUNetAttnProcessor, RegionalUNetState, UNetRegionLayout
 from ..errors import ConfigError
@@ -232,7 +232,7 @@ class RegionalSD(CooklabPipeline):
         pipe = self.pipe
         pipe.scheduler.set_timesteps(num_inference_steps, device=self.device)
         extra = pipe.prepare_extra_step_kwargs(generator, 0.0)
-        for t in tqdm(pipe.scheduler.timesteps, desc="canvas", leave=False, disable=not progress):
+        for t in ProgressBar(pipe.scheduler.timesteps, desc="canvas", leave=False, enabled=progress):
             model_input = pipe.scheduler.scale_model_input(torch.cat([latents] * 2) if do_cfg else latents, t)
             noise_pred = pipe.unet(model_input, t, encoder_hidden_states=text, return_dict=False)[0]
             if do_cfg:

@@ -5,10 +5,10 @@ from __future__ import annotations
 import argparse
 import shlex
 import sys
-import warnings
 from collections.abc import Sequence
 
 import cooklab
+from cooklab.console import job_console
 from cooklab.errors import CooklabError
 
 from .commands import (
@@ -28,10 +28,13 @@ from .commands import (
     train_lora_command,
 )
 from .generate import generate_command
-from .options import add_generate_parser
+from .options import add_generate_parser, add_quiet
 from .toykitchen import add_toykitchen_parser, toykitchen_command
 
-__all__ = ["build_parser", "main"]
+__all__ = ["LONG_COMMANDS", "build_parser", "main"]
+
+#: the commands that load models and run for a while: each takes ``--quiet`` (``toykitchen train`` too)
+LONG_COMMANDS = ("generate", "demo", "gallery", "score", "evaluate", "train-lora")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -56,14 +59,9 @@ def build_parser() -> argparse.ArgumentParser:
     add_train_lora_parser(commands)
     add_toykitchen_parser(commands)
     add_course_parser(commands)
+    for name in LONG_COMMANDS:
+        add_quiet(commands.choices[name])
     return parser
-
-
-def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
-    """Print a warning as one ``warning:`` line, above any progress bar instead of through it."""
-    from tqdm.auto import tqdm
-
-    tqdm.write(f"warning: {message}", file=sys.stderr if file is None else file)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -86,9 +84,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         "gallery": gallery_command,
         "course": course_command,
     }
+    long_running = "quiet" in args  # the model-loading commands: diffusers' and transformers' warnings too
     try:
-        with warnings.catch_warnings():
-            warnings.showwarning = _show_warning
+        with job_console(quiet=long_running and args.quiet, libraries=long_running):
             return handlers[args.command](args, command)
     except CooklabError as err:
         print(f"error: {err}", file=sys.stderr)

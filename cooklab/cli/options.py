@@ -113,6 +113,13 @@ def given(args: argparse.Namespace, attr: str) -> bool:
     return value is not None and value is not False  # not `in (None, False)`: 0 == False would hide --alpha 0
 
 
+def add_quiet(parser: argparse.ArgumentParser) -> None:
+    """``--quiet`` of a long-running command: no progress bar; warnings and errors are still printed."""
+    parser.add_argument(
+        "--quiet", action="store_true", help="no progress bars; print only warnings, errors and the result"
+    )
+
+
 def add_overwrite(parser: argparse.ArgumentParser, what: str) -> None:
     """``--overwrite``: replace an earlier cooklab ``what`` in --out (its files only; nothing else is touched)."""
     parser.add_argument(

@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
+import sys
 from pathlib import Path
 
 from cooklab.errors import ConfigError
+
+from .options import add_quiet
 
 __all__ = ["add_toykitchen_parser", "toykitchen_command"]
 
@@ -26,6 +31,7 @@ def add_toykitchen_parser(commands: argparse._SubParsersAction) -> argparse.Argu
         "GroundingDINO and SAM (cooklab.toykitchen.grounding_training). --preset gpu made the weights in "
         "data/toykitchen; --preset cpu is a reduced run for a machine without a GPU.",
     )
+    add_quiet(train)
     train.add_argument(
         "--out",
         type=Path,
@@ -112,11 +118,14 @@ def toykitchen_command(args: argparse.Namespace, command: str) -> int:
         raise ConfigError(f"--stages {args.stages}: unknown stage(s) {unknown}; choose from {', '.join(known)}.")
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     preset = args.preset or ("gpu" if device.startswith("cuda") else "cpu")
-    if any(s in STAGES for s in stages):
-        _train_toy_sets(args, [s for s in stages if s in STAGES], preset, device)
-    grounding = [s for s in stages if s in grounding_training.STAGES]
-    if grounding:
-        _train_toy_grounding(args, grounding, preset)
+    # --quiet: the stages' lines (their progress and results, on stdout) are dropped; warnings and errors show
+    with open(os.devnull, "w") if args.quiet else contextlib.nullcontext(sys.stdout) as log:
+        with contextlib.redirect_stdout(log):
+            if any(s in STAGES for s in stages):
+                _train_toy_sets(args, [s for s in stages if s in STAGES], preset, device)
+            grounding = [s for s in stages if s in grounding_training.STAGES]
+            if grounding:
+                _train_toy_grounding(args, grounding, preset)
     return 0
 
 

@@ -24,8 +24,8 @@ import torch
 from diffusers.pipelines.flux.pipeline_flux import retrieve_timesteps
 from diffusers.utils.torch_utils import randn_tensor
 from einops import rearrange
-from tqdm.auto import tqdm
 
+from ..console import ProgressBar
 from .canvas import CanvasText
 from .chunked import AnchorPin, last_pinned_step
 from .flow_matching import pack_latents, time_shift_mu, unpack_latents
@@ -156,7 +156,7 @@ class CanvasDenoising:
             z0, strength = anchor
             sigmas = pipe.scheduler.sigmas  # [S + 1], ending in 0
             pin = AnchorPin(z0, latents[:, : z0.shape[1]].clone(), sigmas, last_pinned_step(sigmas, strength))
-        for i, t in enumerate(tqdm(timesteps, desc="denoising", disable=not progress)):
+        for i, t in enumerate(ProgressBar(timesteps, desc="denoising", enabled=progress)):
             if pin is not None:
                 latents = pin.apply(latents, i)
             state.step = i

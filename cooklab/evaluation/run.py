@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..console import ProgressBar
 from ..errors import ConfigError
 from ..fileio import atomic_write, check_output_folder, folder_lock
 from ..recipe import Recipe
@@ -303,8 +304,6 @@ def evaluate(config: EvalConfig, progress: bool = True) -> Path | None:
     over); the other processes wait for it (when it refuses, the launcher stops them). Returns the
     path of ``results.jsonl`` (None in processes other than the main one).
     """
-    from tqdm.auto import tqdm
-
     recipes = load_recipes(config.recipes)
     _check_metrics(config, recipes)
     todo = units(config, recipes)
@@ -320,7 +319,7 @@ def evaluate(config: EvalConfig, progress: bool = True) -> Path | None:
             state.wait_for_everyone()  # the other processes start once out is checked, locked and described
         cache = {"pipes": {}, "device": state.device if state is not None else None}
         desc = f"evaluate {config.name}" + (f" [{index + 1}/{count}]" if count > 1 else "")
-        for unit in tqdm(todo[index::count], desc=desc, disable=not progress):
+        for unit in ProgressBar(todo[index::count], desc=desc, enabled=progress):
             _run_unit(config, unit, by_id[unit.recipe_id], index, cache)
         if state is not None:
             state.wait_for_everyone()

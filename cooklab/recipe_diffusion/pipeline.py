@@ -44,8 +44,8 @@ from diffusers import StableDiffusionPipeline
 from diffusers.pipelines.stable_diffusion.pipeline_stable_diffusion import rescale_noise_cfg, retrieve_timesteps
 from diffusers.pipelines.stable_diffusion.pipeline_stable_diffusion_img2img import retrieve_latents
 from diffusers.utils.torch_utils import randn_tensor
-from tqdm.auto import tqdm
 
+from ..console import ProgressBar
 from ..errors import ConfigError
 from ..instrument.locate import locate
 from ..instrument.observer import FrameTrace, observed
@@ -353,7 +353,7 @@ class RecipeDiffusion(CooklabPipeline):
         """
         frames, final_latents = [], []
         n = len(recipe)
-        for i in tqdm(range(n), desc="frames", disable=not call.progress or n == 1):
+        for i in ProgressBar(range(n), desc="frames", enabled=call.progress and n > 1):
             info, latents = self._frame(call, i, recipe[i], refs.start[i], refs.mask[i], refs.kv[i])
             frames.append(info)
             final_latents.append(latents.detach().to("cpu", torch.float32))
@@ -574,7 +574,7 @@ class RecipeDiffusion(CooklabPipeline):
         pipe, trace = self.pipe, self._trace
         extra_step_kwargs = pipe.prepare_extra_step_kwargs(generator, call.eta)
         call.kv_state.frame, call.kv_state.reference = i, kv_ref
-        for k, t in enumerate(tqdm(timesteps, desc=f"frame {i + 1}", leave=False, disable=not call.progress)):
+        for k, t in enumerate(ProgressBar(timesteps, desc=f"frame {i + 1}", leave=False, enabled=call.progress)):
             call.kv_state.step = first + k
             if trace is not None:
                 trace.set_step(first + k, float(t))

@@ -36,8 +36,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-from tqdm.auto import tqdm
 
+from ..console import ProgressBar
 from ..cookanything.flow_matching import pack_latents, shift_sigma
 from ..cookanything.lora import WEIGHT_NAME, add_lora, load_lora_state_dict, save_lora
 from ..cookanything.pipeline import CookAnything
@@ -211,11 +211,11 @@ class LoraTrainer:
             self._trim_log(resumed)
             restore_adapter(out)
         result = TrainResult(out / ADAPTER_DIR, resumed_from=resumed, main_process=self.accelerator.is_main_process)
-        bar = tqdm(
+        bar = ProgressBar(
             total=t.steps,
             initial=self.step,
             desc=f"train-lora {self.config.name}",
-            disable=not self.progress or not self.accelerator.is_local_main_process,
+            enabled=self.progress and self.accelerator.is_local_main_process,
         )
         losses, sigmas = [], []
         while self.step < t.steps:
