@@ -67,19 +67,22 @@ def test_the_wheel_runs_offline_from_any_folder(wheel_env, tmp_path):
     empty = tmp_path / "empty"
     empty.mkdir()
 
-    where = _run(
-        [python, "-c", "import cooklab, cooklab.resources as r; print(cooklab.__file__, r.data_dir())"], empty
-    )
-    module, data = where.split()
+    _run([cooklab, "demo", "--out", "demo", "--steps", "2"], empty)  # the Toy Kitchen models and recipe, shipped
+    assert (empty / "demo" / "compare.png").is_file()
+
+    where = """import cooklab, cooklab.resources as r
+from cooklab.evaluation import load_config
+print(cooklab.__file__, r.data_dir(), r.course_dir(), load_config("toy_small").out)"""
+    module, data, course, out = _run([python, "-c", where], empty).split()
     assert Path(module).is_relative_to(site), f"import cooklab found {module}, not the wheel's copy in {site}"
-    assert Path(data).is_relative_to(site / "cooklab"), f"the shipped data is read from {data}, not from the wheel"
+    for folder in (data, course):
+        assert Path(folder).is_relative_to(site / "cooklab"), f"{folder} is read from outside the wheel"
+    assert Path(out) == empty / "outputs" / "eval" / "toy-small"  # a shipped config writes under the current folder
 
     version = _run([python, "-c", "import cooklab; print(cooklab.__version__)"], empty).strip()
+    metadata = _run([python, "-c", "from importlib.metadata import version; print(version('cooklab'))"], empty)
+    assert metadata.strip() == version  # the wheel's version is cooklab.__version__
     assert _run([python, "-m", "cooklab", "--version"], empty).strip() == f"cooklab {version}"
-
-    _run([cooklab, "demo", "--out", "demo", "--steps", "2"], empty)
-    assert (empty / "demo" / "compare.png").is_file()
-    assert not (ROOT / "demo").exists()
 
 
 def test_the_copied_course_runs(wheel_env, tmp_path, monkeypatch):
@@ -87,8 +90,8 @@ def test_the_copied_course_runs(wheel_env, tmp_path, monkeypatch):
     python, cooklab = venv / "bin" / "python", venv / "bin" / "cooklab"
     empty = tmp_path / "empty"
     empty.mkdir()
-    commands = _run([cooklab, "--help"], empty)
-    if " course " not in commands and "course," not in commands and ",course" not in commands:
+    known = subprocess.run([cooklab, "course", "--help"], cwd=empty, env=_clean_env(), capture_output=True, text=True)
+    if "invalid choice: 'course'" in known.stderr:  # TODO(issue 29): remove when `cooklab course` is merged
         pytest.skip("`cooklab course` is not a command of this checkout yet (issue 29, deliverable 2)")
 
     printed = _run([cooklab, "course", "course", "--no-lab"], empty)
