@@ -40,10 +40,9 @@ def _run(args: list, cwd: Path, **extra: str) -> str:
     return result.stdout + result.stderr
 
 
-@pytest.fixture(scope="module")
-def wheel_env(tmp_path_factory):
-    """A fresh venv with the wheel of `make dist` installed (non-editable) and the lock's dependencies (offline)."""
-    tmp = tmp_path_factory.mktemp("wheel")
+def _wheel_env(tmp: Path) -> tuple[Path, Path]:
+    """A fresh venv with the wheel of `make dist` installed (non-editable) and the lock's dependencies (offline):
+    the venv's folder and its site-packages."""
     if shutil.which("make") is None:
         pytest.fail("make is not installed: the wheel test builds with `make dist` (apt-get install make)")
     bin_dir = Path(sys.executable).parent
@@ -59,17 +58,23 @@ def wheel_env(tmp_path_factory):
     _run([sys.executable, "-m", "pip", "--python", python, "install", "--quiet", "--no-deps", wheels[0]], cwd=tmp)
     site = Path(_run([python, "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"], cwd=tmp).strip())
     (site / "zz_lock_dependencies.pth").write_text(sysconfig.get_path("purelib") + "\n")
-    _run(
-        [python, "-m", "pip", "check"], cwd=tmp
-    )  # the lock (environment.yml's too) satisfies the wheel's requirements
+    # the lock (environment.yml's too) satisfies the wheel's requirements
+    _run([python, "-m", "pip", "check"], cwd=tmp)
     return venv, site
 
 
-def test_the_wheel_runs_offline_from_any_folder(wheel_env, tmp_path):
-    venv, site = wheel_env
+def test_the_wheel_runs_offline_from_any_folder(tmp_path, monkeypatch):
+    """One test, so that two pytest workers never build in the checkout at the same time."""
+    venv, site = _wheel_env(tmp_path)
+    for part in (_demo_and_version, _course):
+        empty = tmp_path / part.__name__.strip("_")
+        empty.mkdir()
+        part(venv, site, empty, monkeypatch)
+
+
+def _demo_and_version(venv: Path, site: Path, empty: Path, monkeypatch) -> None:
+    """`cooklab demo`, the shipped folders and configs read from the wheel, and the one version."""
     python, cooklab = venv / "bin" / "python", venv / "bin" / "cooklab"
-    empty = tmp_path / "empty"
-    empty.mkdir()
 
     _run([cooklab, "demo", "--out", "demo", "--steps", "2"], empty)  # the Toy Kitchen models and recipe, shipped
     assert (empty / "demo" / "compare.png").is_file()
@@ -89,11 +94,9 @@ print(cooklab.__file__, r.data_dir(), r.course_dir(), load_config("toy_small").o
     assert _run([python, "-m", "cooklab", "--version"], empty).strip() == f"cooklab {version}"
 
 
-def test_the_copied_course_runs(wheel_env, tmp_path, monkeypatch):
-    venv, site = wheel_env
+def _course(venv: Path, site: Path, empty: Path, monkeypatch) -> None:
+    """`cooklab course DIR --no-lab`, then the copy's notebook 00 in a kernel of the venv's python."""
     python, cooklab = venv / "bin" / "python", venv / "bin" / "cooklab"
-    empty = tmp_path / "empty"
-    empty.mkdir()
     printed = _run([cooklab, "course", "course", "--no-lab"], empty)
     copy = empty / "course"
     assert re.search(r"jupyter[ -]?lab", printed) and (copy / "00_quickstart.ipynb").is_file(), printed
@@ -102,11 +105,11 @@ def test_the_copied_course_runs(wheel_env, tmp_path, monkeypatch):
     from nbclient import NotebookClient
 
     # A kernel of the venv's python: the notebook imports the wheel's cooklab, from the copy's folder.
-    kernels = tmp_path / "jupyter" / "kernels" / "cooklab-wheel"
+    kernels = empty / "jupyter" / "kernels" / "cooklab-wheel"
     kernels.mkdir(parents=True)
     argv = [str(python), "-m", "ipykernel_launcher", "-f", "{connection_file}"]
     (kernels / "kernel.json").write_text(json.dumps({"argv": argv, "display_name": "wheel", "language": "python"}))
-    monkeypatch.setenv("JUPYTER_PATH", str(tmp_path / "jupyter"))
+    monkeypatch.setenv("JUPYTER_PATH", str(empty / "jupyter"))
     for name, value in _clean_env(MPLBACKEND="module://matplotlib_inline.backend_inline").items():
         monkeypatch.setenv(name, value)
     monkeypatch.delenv("PYTHONPATH", raising=False)
