@@ -53,7 +53,7 @@ def installed_data() -> bool:
     return package_data.is_dir() and not package_data.is_symlink()
 
 
-def find_shipped(name: str | os.PathLike[str], *folder: str, suffix: str = ".yaml") -> Path:
+def find_shipped(name: str | os.PathLike[str], *folder: str) -> Path:
     """The file ``name`` means: the path as given when it exists, else the shipped file in ``data/<folder>``.
 
     ``find_shipped("toy_small", "eval")``, ``"toy_small.yaml"`` and ``"data/eval/toy_small.yaml"`` (or
@@ -66,7 +66,7 @@ def find_shipped(name: str | os.PathLike[str], *folder: str, suffix: str = ".yam
     written_in = path.parent.parts
     if written_in and written_in[-len(folder) - 1 :] != ("data", *folder):  # another folder: the user's own file
         return path
-    names = [path.name] if path.suffix else [path.name, path.name + suffix]
+    names = [path.name] if path.suffix else [path.name, path.name + ".yaml"]
     for candidate in (shipped(*folder, n) for n in names):
         if candidate.is_file():
             return candidate
