@@ -8,12 +8,15 @@
 #   make gallery       docs/gallery.md: the browser test's screenshots + both pipelines' ablations (cooklab gallery)
 #   make test-latest   a separate .venv-latest with the newest versions pyproject.toml allows, then the suite:
 #                      drift is found on purpose, not by a new user
+#   make dist          the sdist and the wheel in dist/ (offline), with the Toy Kitchen data and the notebooks:
+#                      pip install dist/cooklab-*.whl (tests/test_wheel.py installs it into a fresh venv)
 #
 # torch and torchvision are pinned as a pair in requirements/torch.in: on a Linux machine PyPI's
 # wheels are the CUDA build, which also runs on the CPU.
 PYTHON ?= python3
 VENV ?= .venv
 LATEST_VENV ?= .venv-latest
+DIST ?= dist
 LOCK := requirements/lock.txt
 TORCH_IN := requirements/torch.in
 EXTRAS := dev,notebooks,agent,grounding
@@ -22,7 +25,7 @@ STAMP := $(VENV)/.cooklab-installed
 BIN := $(VENV)/bin
 RUN_ENV := HF_HUB_OFFLINE=1 OMP_WAIT_POLICY=PASSIVE
 
-.PHONY: install demo test test-fast test-browser gallery test-latest lock lint mutation notebooks clean
+.PHONY: install demo test test-fast test-browser gallery test-latest lock lint mutation notebooks dist clean
 
 $(STAMP): $(LOCK) pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -79,9 +82,18 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check cooklab tests benchmarks $(wildcard docs/*.py)
 	$(BIN)/ruff check cooklab tests benchmarks $(wildcard docs/*.py)
 
+# The sdist (setuptools' own backend, no isolated build: works offline), then the wheel built FROM that sdist, which
+# proves the sdist is complete. Both carry data/ and notebooks/ through the links cooklab/data and cooklab/notebooks
+# ([tool.setuptools.package-data]; cooklab/resources.py finds them). Install with `pip install dist/cooklab-*.whl`.
+dist: $(STAMP)
+	rm -rf $(DIST) cooklab.egg-info
+	$(BIN)/python -c "from setuptools import build_meta; build_meta.build_sdist('$(DIST)')" > /dev/null
+	$(BIN)/python -m pip wheel --quiet --no-deps --no-build-isolation --wheel-dir $(DIST) $(DIST)/cooklab-*.tar.gz
+	ls -l $(DIST)
+
 notebooks: $(STAMP)
 	$(BIN)/jupyter lab notebooks
 
 clean:
-	rm -rf $(VENV) $(LATEST_VENV) outputs .pytest_cache mutants
+	rm -rf $(VENV) $(LATEST_VENV) outputs .pytest_cache mutants $(DIST) build cooklab.egg-info
 

@@ -18,6 +18,8 @@ from importlib import import_module
 from .errors import CheckpointError, ConfigError, CooklabError, RecipeError
 from .recipe import Recipe, Step, StepPlan, as_recipe, load_recipe
 
+# The one place of the version: pyproject.toml reads it ([tool.setuptools.dynamic]), `cooklab --version` prints it,
+# docs/CHANGELOG.md records what each version changed.
 __version__ = "0.1.0"
 
 _LAZY = {

@@ -228,7 +228,13 @@ def add_evaluate_parser(commands: argparse._SubParsersAction) -> argparse.Argume
         "data/eval/toy_small.yaml is an example), then write the tables. Killed, it resumes where it stopped; under "
         "`accelerate launch --num_processes P -m cooklab evaluate CONFIG` the units are split across P processes.",
     )
-    ev.add_argument("config", type=Path, metavar="CONFIG.yaml", help="the evaluation to run")
+    ev.add_argument(
+        "config",
+        type=Path,
+        metavar="CONFIG.yaml",
+        help="the evaluation to run: a file, or a shipped config by name from any folder (toy_small, "
+        "toykitchen_study, sd21_flux_dev: data/eval/)",
+    )
     ev.add_argument(
         "--tables-only",
         action="store_true",
@@ -251,7 +257,12 @@ def add_train_lora_parser(commands: argparse._SubParsersAction) -> argparse.Argu
         "resumes from the last checkpoint. Several GPUs: `accelerate launch --num_processes P -m cooklab train-lora "
         "CONFIG`.",
     )
-    tl.add_argument("config", type=Path, metavar="CONFIG.yaml", help="the training run")
+    tl.add_argument(
+        "config",
+        type=Path,
+        metavar="CONFIG.yaml",
+        help="the training run: a file (data/toykitchen/lora/train.yaml, the shipped one, is found from any folder)",
+    )
     tl.add_argument(
         "--no-resume", action="store_true", help="start over: delete OUT/checkpoints instead of continuing from them"
     )

@@ -35,6 +35,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from ..checks import finite_number
 from ..errors import ConfigError
+from ..resources import find_shipped, installed_output
 
 _STRICT = ConfigDict(extra="forbid", allow_inf_nan=False)  # .inf / .nan in a float field: refused, named
 
@@ -211,14 +212,17 @@ def read_yaml_model(path: Path, model: type[BaseModel], what: str, example: str)
 def load_config(path: str | os.PathLike[str]) -> EvalConfig:
     """Read and check an evaluation file; a ``ConfigError`` that names the field and the fix when it is wrong.
 
-    Relative paths in it (``out``, recipe folders) are relative to the file's folder.
+    ``path`` is a file, or a shipped config by name (``toy_small``, ``data/eval/toy_small.yaml``: found from any
+    folder, ``cooklab.resources``). Relative paths in it (``out``, recipe folders) are relative to the file's
+    folder; the ``out`` of a config read from an installed wheel goes under the current folder instead.
     """
-    path = Path(path)
+    path = find_shipped(path, "eval")
     config = read_yaml_model(
         path, EvalConfig, "evaluation config", "cooklab/evaluation/config.py, data/eval/toy_small.yaml"
     )
     base = path.resolve().parent
-    fix = {"out": base / config.out if not config.out.is_absolute() else config.out}
+    out = installed_output(path, config.out) or (base / config.out if not config.out.is_absolute() else config.out)
+    fix = {"out": out}
     source = config.recipes
     for key in ("folder", "jsonl", "recipegen"):
         value = getattr(source, key)

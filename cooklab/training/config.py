@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from ..cookanything.lora import FLUX_ATTENTION_PROJECTIONS, LoraSpec
 from ..evaluation.config import exactly_one_source
+from ..resources import find_shipped, installed_output
 
 _STRICT = ConfigDict(extra="forbid", allow_inf_nan=False)  # .inf / .nan in a float field: refused, named
 
@@ -125,10 +126,15 @@ class TrainLoraConfig(BaseModel):
 
 
 def load_train_config(path: str | os.PathLike) -> TrainLoraConfig:
-    """Read and validate a training config; relative paths are taken from the file's folder."""
+    """Read and validate a training config; relative paths are taken from the file's folder.
+
+    ``path`` is a file, or the shipped one by its path in the repository (``data/toykitchen/lora/train.yaml``:
+    found from any folder, ``cooklab.resources``); the ``out`` of a config read from an installed wheel goes
+    under the current folder.
+    """
     from ..evaluation.config import read_yaml_model
 
-    path = Path(path)
+    path = find_shipped(path, "toykitchen", "lora")
     config = read_yaml_model(
         path, TrainLoraConfig, "training config", "cooklab/training/config.py, data/toykitchen/lora/train.yaml"
     )
@@ -140,4 +146,5 @@ def load_train_config(path: str | os.PathLike) -> TrainLoraConfig:
     model = config.model
     if model not in ("toy", "tiny") and (base / model).exists():
         model = str(base / model)
-    return config.model_copy(update={"out": resolve(config.out), "data": data, "model": model})
+    out = installed_output(path, config.out) or resolve(config.out)
+    return config.model_copy(update={"out": out, "data": data, "model": model})
