@@ -96,6 +96,21 @@ def _frame_entry(info: Any, step: Any = None) -> dict:
     return entry
 
 
+def _provenance(command: str | None, recipe: Any) -> dict:
+    """What every run record states about how it was made: the command, when, the versions and the recipe."""
+    return {
+        "command": command,
+        "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+        "versions": package_versions("cooklab", "diffusers", "torch", "python"),
+        "recipe": {
+            "title": recipe.title,
+            "description": recipe.description,
+            "source": recipe.source,
+            "steps": len(recipe),
+        },
+    }
+
+
 def run_settings(
     out: Any, *, model: str, pipeline: str, command: str | None = None, notes: Sequence[str] = ()
 ) -> dict:
@@ -107,15 +122,7 @@ def run_settings(
         "model": model,
         "model_name_or_path": settings.get("model"),
         "variant": settings.get("variant", "custom"),  # RecipeDiffusion names it
-        "command": command,
-        "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
-        "versions": package_versions("cooklab", "diffusers", "torch", "python"),
-        "recipe": {
-            "title": recipe.title,
-            "description": recipe.description,
-            "source": recipe.source,
-            "steps": len(recipe),
-        },
+        **_provenance(command, recipe),
         "settings": settings,
         "notes": list(notes),
         "frames": [
@@ -188,15 +195,7 @@ def canvas_settings(
         "model": model,
         "model_name_or_path": settings.get("model"),
         "mechanisms": [label for key, label in MECHANISMS if settings.get(key)],
-        "command": command,
-        "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
-        "versions": package_versions("cooklab", "diffusers", "torch", "python"),
-        "recipe": {
-            "title": recipe.title,
-            "description": recipe.description,
-            "source": recipe.source,
-            "steps": len(recipe),
-        },
+        **_provenance(command, recipe),
         "settings": settings,
         "layout": {
             "n_regions": layout.n_regions,
