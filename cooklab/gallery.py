@@ -22,6 +22,7 @@ from typing import Any
 
 from .errors import ConfigError
 from .fileio import atomic_write, check_output_folder
+from .images import read_picture
 from .named_runs import DEMO_STEPS, PIPELINE_TITLES, TOY_GUIDANCE, TOY_SIZE, NamedRun, named_runs, toy_call
 
 __all__ = ["ABLATIONS", "Ablation", "GalleryConfig", "check_gallery_out", "write_gallery"]
@@ -127,7 +128,7 @@ def _small_png(path: Path) -> bytes:
 
     import PIL.Image
 
-    image = PIL.Image.open(path).convert("RGB")
+    image = read_picture(path, "take the screenshots again with `make test-browser`, then `make gallery`.")
     if image.width > SCREENSHOT_WIDTH:
         image = image.resize(
             (SCREENSHOT_WIDTH, round(image.height * SCREENSHOT_WIDTH / image.width)), PIL.Image.LANCZOS

@@ -147,3 +147,20 @@ def test_cookanything_notes_dropped_tokens_once(capfd):
     assert len(notes) == 1
     assert f"step 1: 1125 CLIP, {2000 - (TINY_T5_MAX_LENGTH - 1)} T5 tokens dropped" in notes[0]
     assert f"raise max_sequence_length (now {TINY_T5_MAX_LENGTH}" in notes[0]
+
+
+def test_evaluate_names_a_corrupt_stored_frame_and_the_fix(tmp_path):
+    """A unit's frame cut short on disk: the error names the file and says to delete the unit to regenerate it."""
+    import PIL.Image
+
+    from cooklab.evaluation.store import Unit, frame_path, load_frames
+
+    unit = Unit(label="row", method="independent", params={}, recipe_id="toy-1", seed=0, generation="g")
+    folder = unit.folder(tmp_path)
+    folder.mkdir(parents=True)
+    PIL.Image.new("RGB", (32, 32)).save(frame_path(folder, 0))
+    _truncated_png(frame_path(folder, 1))
+    with pytest.raises(cooklab.ConfigError, match=r"frame_01.png' is not a readable picture") as error:
+        load_frames(unit, tmp_path, 2)
+    assert "delete the unit's folder" in str(error.value) and str(folder) in str(error.value)
+    assert load_frames(unit, tmp_path, 3) is None  # a missing frame still means "generate it"

@@ -26,6 +26,7 @@ from typing import Any
 
 from ..errors import ConfigError
 from ..fileio import atomic_write
+from ..images import read_picture
 
 UNIT_FILE = "unit.json"
 RESULTS_FILE = "results.jsonl"
@@ -94,14 +95,13 @@ def save_frames(unit: Unit, out: Path, images) -> None:
 
 
 def load_frames(unit: Unit, out: Path, n: int) -> list | None:
-    """The unit's ``n`` frames as RGB PIL images, or None when one is missing."""
-    import PIL.Image
-
+    """The unit's ``n`` frames as RGB PIL images, or None when one is missing; a corrupt frame names the fix."""
     folder = unit.folder(out)
     paths = [frame_path(folder, k) for k in range(n)]
     if not all(p.is_file() for p in paths):
         return None
-    return [PIL.Image.open(p).convert("RGB") for p in paths]
+    fix = f"delete the unit's folder {str(folder)!r} and run `cooklab evaluate` again: it generates the unit anew."
+    return [read_picture(p, fix) for p in paths]
 
 
 def save_unit(unit: Unit, out: Path, record: dict) -> Path:
