@@ -76,6 +76,17 @@ class Method:
     summary: str
 
 
+def _sampling(settings, seed: int) -> dict[str, Any]:
+    """The keywords every method's pipeline call shares: the seed and the config's sampler and size, no bar."""
+    return dict(
+        seed=seed,
+        num_inference_steps=settings.num_inference_steps,
+        height=settings.height,
+        width=settings.width,
+        progress=False,
+    )
+
+
 def _recipe_diffusion(named: NamedRun):
     """A named Recipe Diffusion run (``cooklab.named_runs``: a variant) with the config's settings and ``params``."""
 
@@ -85,13 +96,9 @@ def _recipe_diffusion(named: NamedRun):
             kwargs["kv_layers"] = tuple(kwargs["kv_layers"])
         out = pipes["sd"](
             recipe,
-            seed=seed,
-            num_inference_steps=settings.num_inference_steps,
-            height=settings.height,
-            width=settings.width,
+            **_sampling(settings, seed),
             guidance_scale=params.get("guidance", settings.guidance),
             mask_provider=masks,
-            progress=False,
             **named.call,
             **kwargs,
         )
@@ -110,14 +117,10 @@ def _inpainting(region: str):
         kwargs = {k: v for k, v in params.items() if k != "guidance"}
         out = InpaintingBaseline(pipes["sd"])(
             recipe,
-            seed=seed,
-            num_inference_steps=settings.num_inference_steps,
-            height=settings.height,
-            width=settings.width,
+            **_sampling(settings, seed),
             guidance_scale=params.get("guidance", settings.guidance),
             region=region,
             mask_provider=masks,
-            progress=False,
             **kwargs,
         )
         return list(out.images)
@@ -143,13 +146,9 @@ def _cookanything(pipes, recipe: Recipe, seed: int, settings, params: dict[str, 
         kwargs["regional_blocks"] = tuple(kwargs["regional_blocks"])
     out = pipes["flux"](
         recipe,
-        seed=seed,
-        num_inference_steps=settings.num_inference_steps,
-        height=settings.height,
-        width=settings.width,
+        **_sampling(settings, seed),
         true_cfg_scale=params.get("guidance", settings.true_cfg),
         guidance_scale=settings.flux_guidance,
-        progress=False,
         **NAMED_RUNS["cookanything"].call,
         **kwargs,
     )
@@ -165,12 +164,8 @@ def _sd_regional(pipes, recipe: Recipe, seed: int, settings, params: dict[str, A
     kwargs = {k: v for k, v in params.items() if k != "guidance"}
     out = RegionalSD(pipes["sd"].pipe)(
         recipe,
-        seed=seed,
-        num_inference_steps=settings.num_inference_steps,
-        height=settings.height,
-        width=settings.width,
+        **_sampling(settings, seed),
         guidance_scale=params.get("guidance", settings.guidance),
-        progress=False,
         **kwargs,
     )
     return list(out.images)
@@ -183,16 +178,12 @@ def _flux_independent(pipes, recipe: Recipe, seed: int, settings, params: dict[s
         alone = Recipe(title=recipe.title, steps=[step.model_copy(update={"reference_step": None})])
         out = pipes["flux"](
             alone,
-            seed=seed + i,
-            num_inference_steps=settings.num_inference_steps,
-            height=settings.height,
-            width=settings.width,
+            **_sampling(settings, seed + i),
             true_cfg_scale=params.get("guidance", settings.true_cfg),
             guidance_scale=settings.flux_guidance,
             regional=False,
             flexible_rope=False,
             cscc=False,
-            progress=False,
         )
         images.append(out.images[0])
     return images
