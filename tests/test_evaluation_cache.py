@@ -155,6 +155,11 @@ def test_changed_masks_rescore_dino_l2_masked(tmp_path, monkeypatch, no_generati
     recipes = dict(load_recipes(config.recipes))
     before = read_results(evaluate(config, progress=False))
     stamps = _frames(tmp_path / "out")
+    for path in (tmp_path / "out" / "units").rglob("unit.json"):  # the same masks again: the stored number stands
+        record = json.loads(path.read_text())
+        record["metrics"]["dino_l2_masked"]["value"] = -7.0
+        path.write_text(json.dumps(record))
+    assert all(r["metrics"]["dino_l2_masked"]["value"] == -7.0 for r in read_results(evaluate(config, progress=False)))
 
     box = BoxMaskProvider((0, 0, 40, 24))  # the masks behind dino_l2_masked change, the config's text does not
     monkeypatch.setattr("cooklab.runs.mask_provider", lambda spec: box)
@@ -171,3 +176,26 @@ def test_changed_masks_rescore_dino_l2_masked(tmp_path, monkeypatch, no_generati
         assert new["metrics"]["dino_l2_masked"]["value"] == pytest.approx(expected, abs=1e-4)
         assert new["metrics"]["dino_l2_masked"]["value"] != pytest.approx(old["metrics"]["dino_l2_masked"]["value"])
         assert new["metrics"]["oracle_step_faithfulness"] == old["metrics"]["oracle_step_faithfulness"]
+
+
+def test_every_metric_evaluate_runs_has_a_scoring_key():
+    from cooklab.evaluation.scoring_keys import SCORING_INPUTS
+    from cooklab.metrics import JUDGE_METRICS, METRICS
+
+    assert sorted(SCORING_INPUTS) == sorted(m for m in METRICS if m not in JUDGE_METRICS)
+
+
+def test_the_weights_digest_changes_with_any_weight_and_only_with_the_weights():
+    import copy
+
+    import torch
+
+    torch.manual_seed(0)
+    a = torch.nn.Sequential(torch.nn.Linear(3, 2), torch.nn.Linear(2, 1))
+    b = torch.nn.Sequential(torch.nn.Linear(3, 2), torch.nn.Linear(2, 1))
+    b.load_state_dict(a.state_dict())
+    assert weights_digest(a) == weights_digest(b)  # another object, the same weights
+    with torch.no_grad():
+        b[1].bias += 1e-6  # one number
+    assert weights_digest(a) != weights_digest(b)
+    assert weights_digest(a) != weights_digest(copy.deepcopy(a).to(torch.bfloat16))  # another dtype: other weights
