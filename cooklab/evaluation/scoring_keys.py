@@ -14,7 +14,10 @@ input the number depends on besides the frames::
 (``fresh_scores``); any other metric is scored again from the unit's saved frames (not generated
 again). A unit written before keys existed has none, so all its metrics are scored again. The
 weights are hashed once per backbone and run (``cooklab.backbones.weights_digest``), so a backbone
-must load for its stored numbers to count: one that cannot is an error, never an old number.
+must load for its stored numbers to count: one that cannot is an error, never an old number. With
+``dino_l2_masked`` the masks are an input, so checking a finished unit reads its frames and runs the
+mask provider on them. ``dreamsim`` is keyed by its package's version (its weights load inside the
+metric), the oracle metrics by cooklab's.
 
 A new metric adds an entry to ``SCORING_INPUTS`` (and, for a new kind of input, to ``INPUTS``).
 """
