@@ -229,9 +229,9 @@ def _results(offset: float) -> list[dict]:
 def test_a_constant_offset_is_an_exact_paired_difference():
     t = table(_results(0.25), TableSpec(name="T", baseline="base"), ["x"])
     base, other = t["rows"]
-    d, lo, hi, n = other["deltas"]["x"]
-    assert n == 20 and d == pytest.approx(0.25) and lo == pytest.approx(0.25) and hi == pytest.approx(0.25)
-    mean, lo, hi = base["cells"]["x"]
+    d, lo, hi, recipes, n = other["deltas"]["x"]
+    assert n == recipes == 20 and d == pytest.approx(0.25) and lo == pytest.approx(0.25) and hi == pytest.approx(0.25)
+    mean, lo, hi, _, _ = base["cells"]["x"]
     assert lo < mean < hi  # the recipes differ, so the mean's own interval has width
     text = markdown(t)
     assert "+0.250 [+0.250, +0.250]" in text and "(baseline)" in text
@@ -257,10 +257,10 @@ def test_a_sweep_leaves_out_rows_that_change_another_parameter():
 
 
 def test_bootstrap_is_seeded_and_covers_the_mean():
-    x = np.arange(10, dtype=float)
+    x = {(f"r{k}", 0): float(k) for k in range(10)}
     a = bootstrap(x, np.random.default_rng(0))
     assert a == bootstrap(x, np.random.default_rng(0)) and a[1] < 4.5 < a[2] and a[0] == 4.5
-    assert all(np.isnan(v) for v in bootstrap(np.array([]), np.random.default_rng(0)))
+    assert all(np.isnan(v) for v in bootstrap({}, np.random.default_rng(0))[:3])
 
 
 # ---- running, resuming, splitting -----------------------------------------------------------------

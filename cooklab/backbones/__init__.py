@@ -4,6 +4,7 @@
   batches (whole or masked), batched forward passes, loading from a hub id or a folder, devices
 * ``clip`` -- ``ClipBackbone``: a ``CLIPModel`` with its tokenizer; normalised image and text features
 * ``dino`` -- ``DinoBackbone``: a ``Dinov2Model``; CLS embeddings of whole frames or masked objects
+* ``digest`` -- ``weights_digest``: a model's weights as one short hash (what a stored score was measured with)
 
 ``cooklab.metrics`` measures with them (and re-exports them); ``cooklab.models.toy_clip()`` loads
 the CLIP trained on the Toy Kitchen as a ``ClipBackbone``. Importing this package loads torch but
@@ -11,6 +12,7 @@ neither diffusers nor transformers' models.
 """
 
 from .clip import CLIP_MEAN, CLIP_STD, DEFAULT_CLIP, TEXT_MODES, ClipBackbone, clip_backbone, tiny_random_clip
+from .digest import weights_digest
 from .dino import DEFAULT_DINO, DinoBackbone, dino_backbone, tiny_random_dino
 from .preprocess import DEFAULT_BATCH_SIZE, Preprocess, batched_features, load_pretrained, prepare, resolve_device
 
@@ -32,4 +34,5 @@ __all__ = [
     "resolve_device",
     "tiny_random_clip",
     "tiny_random_dino",
+    "weights_digest",
 ]

@@ -4,8 +4,10 @@
 * ``recipe_sets`` -- the four recipe sources (toy, folder, JSON/JSONL, RecipeGen-style layout);
 * ``methods`` -- each paper's method, its ablations and the baselines behind one call (``METHODS``);
 * ``store`` -- one folder per unit, ``unit.json`` written last: a killed run resumes exactly;
+* ``scoring_keys`` -- what each stored score was measured with (backbone weights, masks, protocol): a change rescores;
 * ``run`` -- ``evaluate(config)``: split across ``accelerate launch`` processes, merged into ``results.jsonl``;
-* ``result_tables`` -- means with 95 % bootstrap intervals, paired differences, each paper's layout, sweep plots;
+* ``result_tables`` -- means with 95 % bootstrap intervals (recipes resampled), paired differences, each paper's
+  layout, sweep plots;
 * ``explorer`` -- the results in a notebook: one metric across rows, or one parameter's effect, with widgets.
 """
 

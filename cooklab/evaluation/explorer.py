@@ -7,8 +7,8 @@
     effect_figure(rows, "step_faithfulness", method="cookanything", param="lam")  # the metric against lam
     results_explorer(rows)                                                   # pick metric, method and parameter
 
-Means and intervals are the tables' (``tables.bootstrap``: 95 % percentile interval of the mean over
-resampled (recipe, seed) pairs, seeded).
+Means and intervals are the tables' (``result_tables.bootstrap``: 95 % percentile interval of the
+mean over resampled recipes, each with its seeds; one seeded stream per point, ``cell_rng``).
 """
 
 from __future__ import annotations
@@ -16,13 +16,18 @@ from __future__ import annotations
 import numpy as np
 
 from ..viz.common import SMALL_PT
-from .result_tables import HEADERS, bootstrap, finite, json_key, sweep_rows
+from .result_tables import HEADERS, bootstrap, cell_rng, finite, json_key, sweep_rows
 
 ALL = "(every row)"
 
 
-def _finite(vals) -> np.ndarray:
-    return np.array([float(v) for v in vals if finite(v)])
+def _pairs(rows, metric: str) -> dict[tuple[str, int], float]:
+    """``{(recipe, seed): value}`` of ``rows`` for ``metric``, nan values left out."""
+    return {
+        (r["recipe"], r["seed"]): float(r["metrics"][metric]["value"])
+        for r in rows
+        if metric in r["metrics"] and finite(r["metrics"][metric]["value"])
+    }
 
 
 def effect_figure(results: list[dict], metric: str, method: str | None = None, param: str | None = None):
@@ -32,7 +37,6 @@ def effect_figure(results: list[dict], metric: str, method: str | None = None, p
     """
     from matplotlib.figure import Figure
 
-    rng = np.random.default_rng(0)
     fig = Figure(figsize=(6.4, 3.6), layout="constrained")
     ax = fig.add_subplot()
     name = HEADERS.get(metric, metric)
@@ -42,7 +46,10 @@ def effect_figure(results: list[dict], metric: str, method: str | None = None, p
         if not xs:
             raise ValueError(f"no row of {method!r} sets {param!r}")
         stats = [
-            bootstrap(_finite(r["metrics"][metric]["value"] for r in rows if json_key(r["params"][param]) == x), rng)
+            bootstrap(
+                _pairs([r for r in rows if json_key(r["params"][param]) == x], metric),
+                cell_rng("explorer", method, param, x, metric),
+            )
             for x in xs
         ]
         means = np.array([s[0] for s in stats])
@@ -59,12 +66,7 @@ def effect_figure(results: list[dict], metric: str, method: str | None = None, p
     else:
         labels = list(dict.fromkeys(r["label"] for r in results if method is None or r["method"] == method))
         stats = [
-            bootstrap(
-                _finite(
-                    r["metrics"][metric]["value"] for r in results if r["label"] == label and metric in r["metrics"]
-                ),
-                rng,
-            )
+            bootstrap(_pairs([r for r in results if r["label"] == label], metric), cell_rng("explorer", label, metric))
             for label in labels
         ]
         means = np.array([s[0] for s in stats])

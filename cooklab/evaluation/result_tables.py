@@ -2,16 +2,25 @@
 
 For a row ``r`` (a method at one grid point) and a metric ``m``, each (recipe, seed) pair ``p``
 gives one value ``v_r(p)`` (the unit's ``MetricResult.value``). Over the pairs ``P`` the row was
-run on (a ``nan`` -- nothing to score -- leaves the pair out)::
+run on (a ``nan`` -- nothing to score -- leaves the pair out), grouped by recipe into the recipes
+``R`` (recipe ``c`` holds the pairs ``P_c``, its seeds)::
 
     mean      = 1/|P| sum_p v_r(p)
-    95 % CI   = 2.5th and 97.5th percentiles of the mean over B = 10,000 resamples of P with replacement
-    paired Δ  = 1/|P'| sum_p (v_r(p) - v_b(p))   over the pairs P' both r and the baseline b have,
-                with its own bootstrap interval (resampling P')
+    resample  = R*: |R| recipes drawn from R with replacement, each bringing all its pairs
+    mean*     = sum_{c in R*} sum_{p in P_c} v_r(p) / sum_{c in R*} |P_c|
+    95 % CI   = 2.5th and 97.5th percentiles of mean* over B = 10,000 resamples
+    paired Δ  = 1/|P'| sum_p (v_r(p) - v_b(p))   over the pairs P' both r and the baseline b have
+                (matched by recipe and seed), its interval resampling P' by recipe the same way
+
+Recipes, not pairs, are resampled: the seeds of one recipe are not independent draws (they share
+its text, its steps, its difficulty), so treating them as such would shrink the interval as if
+there were |P| recipes instead of |R| (seeds are nested in recipes, a cluster bootstrap). Each
+cell reports its number of recipes and of pairs.
 
 The paired difference is what tells two methods apart: both saw the same recipes and seeds, so the
-recipe-to-recipe spread cancels. Bootstrap draws are seeded (``numpy.random.default_rng(0)``), so a
-table is the same every time it is written.
+recipe-to-recipe spread cancels. Each cell draws from its own random stream, seeded by a stable
+hash of (table, row, metric) (``cell_rng``), so a table is the same every time it is written and a
+cell's interval does not depend on which other rows or columns the table has, or their order.
 
 Layouts put each paper's columns in its order (only those measured appear):
 
@@ -23,6 +32,8 @@ Layouts put each paper's columns in its order (only those measured appear):
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 from pathlib import Path
 
@@ -84,20 +95,40 @@ def values(results: list[dict], label: str, metric: str) -> dict[tuple[str, int]
     }
 
 
-def bootstrap(x: np.ndarray, rng: np.random.Generator, resamples: int = RESAMPLES) -> tuple[float, float, float]:
-    """(mean, 2.5th, 97.5th percentile of the resampled means)."""
-    if len(x) == 0:
-        return math.nan, math.nan, math.nan
-    means = x[rng.integers(len(x), size=(resamples, len(x)))].mean(axis=1)
-    return float(x.mean()), float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))
+def cell_rng(*names) -> np.random.Generator:
+    """A random stream of its own for one cell, seeded by a stable hash of ``names`` (table, row, metric ...)."""
+    digest = hashlib.sha256(json.dumps([str(n) for n in names]).encode()).digest()
+    return np.random.default_rng(int.from_bytes(digest[:8], "little"))
+
+
+def bootstrap(
+    pairs: dict[tuple[str, int], float], rng: np.random.Generator, resamples: int = RESAMPLES
+) -> tuple[float, float, float, int, int]:
+    """(mean over the pairs, 2.5th and 97.5th percentile of the recipe-resampled means, recipes, pairs).
+
+    pairs: ``{(recipe, seed): value}``. Each resample draws as many recipes as there are, with
+    replacement, and takes the mean over all the pairs of the recipes drawn (the module doc).
+    """
+    if not pairs:
+        return math.nan, math.nan, math.nan, 0, 0
+    recipes = sorted({recipe for recipe, _ in pairs})
+    index = {recipe: k for k, recipe in enumerate(recipes)}
+    sums, counts = np.zeros(len(recipes)), np.zeros(len(recipes))  # [R] each: a recipe's sum and its pairs
+    for (recipe, _), value in pairs.items():
+        sums[index[recipe]] += value
+        counts[index[recipe]] += 1
+    drawn = rng.integers(len(recipes), size=(resamples, len(recipes)))  # [B, R] recipe indices
+    means = sums[drawn].sum(axis=1) / counts[drawn].sum(axis=1)  # [B]
+    mean = float(sums.sum() / counts.sum())
+    return mean, float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5)), len(recipes), len(pairs)
 
 
 def table(results: list[dict], spec: TableSpec, measured: list[str]) -> dict:
     """A table's numbers.
 
-    ``{"columns": [...], "rows": [{label, n, cells: {metric: (mean, lo, hi)}, deltas: {...}}]}``.
+    ``{"columns": [...], "rows": [{label, n, recipes, cells: {metric: (mean, lo, hi, recipes, pairs)},
+    deltas: {...}}]}``; each cell (and each Δ) draws from its own ``cell_rng(table, row, metric)``.
     """
-    rng = np.random.default_rng(0)
     labels = list(dict.fromkeys(r["label"] for r in results))
     if spec.methods is not None:
         labels = [label for label in labels if label in spec.methods]
@@ -106,42 +137,46 @@ def table(results: list[dict], spec: TableSpec, measured: list[str]) -> dict:
     ]  # "custom": every metric measured
     out = []
     for label in labels:
-        cells, deltas, n = {}, {}, 0
+        cells, deltas = {}, {}
         for m in columns:
             mine = values(results, label, m)
-            n = max(n, len(mine))
-            cells[m] = bootstrap(np.array(list(mine.values())), rng)
+            cells[m] = bootstrap(mine, cell_rng(spec.name, label, m))
             if spec.baseline is not None and label != spec.baseline:
                 base = values(results, spec.baseline, m)
                 common = sorted(set(mine) & set(base))
-                deltas[m] = bootstrap(np.array([mine[p] - base[p] for p in common]), rng) + (len(common),)
-        out.append(dict(label=label, n=n, cells=cells, deltas=deltas))
+                differences = {p: mine[p] - base[p] for p in common}
+                deltas[m] = bootstrap(differences, cell_rng(spec.name, label, m, "Δ", spec.baseline))
+        n = max((c[4] for c in cells.values()), default=0)
+        recipes = max((c[3] for c in cells.values()), default=0)
+        out.append(dict(label=label, n=n, recipes=recipes, cells=cells, deltas=deltas))
     return dict(name=spec.name, columns=columns, baseline=spec.baseline, rows=out)
 
 
 def markdown(t: dict) -> str:
     """The table as Markdown: ``mean [lo, hi]`` per cell, then ``Δ`` to the baseline with its interval."""
-    head = ["row", "pairs"]
+    head = ["row", "recipes", "pairs"]
     for m in t["columns"]:
         head.append(HEADERS.get(m, m))
         if t["baseline"]:
             head.append(f"Δ {HEADERS.get(m, m)}")
     lines = [f"### {t['name']}", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for row in t["rows"]:
-        cells = [row["label"], str(row["n"])]
+        cells = [row["label"], str(row["recipes"]), str(row["n"])]
         for m in t["columns"]:
-            mean, lo, hi = row["cells"][m]
+            mean, lo, hi, _, _ = row["cells"][m]
             cells.append("—" if math.isnan(mean) else f"{mean:.3f} [{lo:.3f}, {hi:.3f}]")
             if t["baseline"]:
                 if row["label"] == t["baseline"]:
                     cells.append("(baseline)")
                 else:
-                    d, dlo, dhi, _ = row["deltas"][m]
+                    d, dlo, dhi, _, _ = row["deltas"][m]
                     cells.append("—" if math.isnan(d) else f"{d:+.3f} [{dlo:+.3f}, {dhi:+.3f}]")
         lines.append("| " + " | ".join(cells) + " |")
-    note = f"Mean over (recipe, seed) pairs with a 95 % bootstrap interval ({RESAMPLES:,} resamples)" + (
-        f"; Δ: paired difference to '{t['baseline']}' over the pairs both have." if t["baseline"] else "."
-    )
+    note = (
+        "Mean over (recipe, seed) pairs with a 95 % bootstrap interval: 2.5th and 97.5th percentiles of the mean "
+        f"over {RESAMPLES:,} resamples of the recipes (each recipe's seeds drawn together); recipes and pairs: the "
+        "most of any column"
+    ) + (f"; Δ: paired difference to '{t['baseline']}' over the pairs both have." if t["baseline"] else ".")
     return "\n".join(lines + ["", note, ""])
 
 
@@ -162,7 +197,7 @@ def sweep_rows(results: list[dict], method: str, param: str, fixed: dict | None 
 
 
 def sweep_plot(results: list[dict], spec: SweepSpec, path: Path) -> Path | None:
-    """One method's parameter against metrics (error bars: 95 % intervals).
+    """One method's parameter against metrics (error bars: 95 % intervals, recipes resampled as in the tables).
 
     With ``tradeoff``: metrics[1] against metrics[0].
     """
@@ -175,14 +210,15 @@ def sweep_plot(results: list[dict], spec: SweepSpec, path: Path) -> Path | None:
     points = sorted({json_key(r["params"][spec.param]) for r in rows})
     if not points:
         return None
-    rng = np.random.default_rng(0)
-    stats = {}  # (metric, point) -> (mean, lo, hi)
+    stats = {}  # (metric, point) -> (mean, lo, hi, recipes, pairs)
     for m in spec.metrics:
         for x in points:
-            v = [
-                r["metrics"][m]["value"] for r in rows if json_key(r["params"][spec.param]) == x and m in r["metrics"]
-            ]
-            stats[m, x] = bootstrap(np.array([float(a) for a in v if finite(a)]), rng)
+            v = {
+                (r["recipe"], r["seed"]): float(r["metrics"][m]["value"])
+                for r in rows
+                if json_key(r["params"][spec.param]) == x and m in r["metrics"] and finite(r["metrics"][m]["value"])
+            }
+            stats[m, x] = bootstrap(v, cell_rng("sweep", spec.method, spec.param, x, m))
     fig = Figure(figsize=(5, 3.6), layout="constrained")
     ax = fig.add_subplot()
     if spec.tradeoff and len(spec.metrics) >= 2:

@@ -5,9 +5,9 @@
 1. **units** -- rows (each method at each grid point) x recipes x seeds, in that order (``units``);
 2. **split** -- under ``accelerate launch --num_processes P`` process ``p`` takes units
    ``p, p + P, p + 2P, ...`` (``accelerate.PartialState``; one process without it);
-3. **each unit** -- skipped when finished (``store.load_unit``), scored again from its frames when
-   the metrics changed, else generated (``methods.METHODS``), its frames and then ``unit.json``
-   written atomically (``store``);
+3. **each unit** -- skipped when finished (``store.load_unit``: each metric stored with this run's
+   scoring key, ``scoring_keys``), its stale or missing metrics scored again from its frames, else
+   generated (``methods.METHODS``), its frames and then ``unit.json`` written atomically (``store``);
 4. **merge** -- after every process is done, the main process reads every ``unit.json`` in unit
    order into ``results.jsonl`` and writes ``tables.md`` and the sweep plots (``result_tables.py``).
 
@@ -37,6 +37,7 @@ from . import store
 from .config import EvalConfig
 from .methods import METHODS, method
 from .recipe_sets import load_recipes
+from .scoring_keys import PROTOCOL, Measured, check_keyed, fresh_scores, scoring_keys
 
 
 @dataclass
@@ -143,47 +144,75 @@ def _masks(config: EvalConfig, device=None, built: bool = False):
     return provider
 
 
-def _score(config: EvalConfig, images, recipe: Recipe | ToyRecipe, backbones: dict) -> dict[str, dict]:
-    """``{metric: {value, per_item}}`` of one unit's frames (a ``ToyRecipe`` gives the oracle its expectations)."""
-    from ..metrics import score
+def _unit_masks(images, recipe: Recipe, backbones: dict) -> list | None:
+    """Each frame's container mask for ``dino_l2_masked`` (None when it is not measured or there are no frames)."""
     from ..metrics.dino_distance import container_masks
 
-    masks = None
-    if "dino_l2_masked" in config.metrics:
-        plain = recipe.to_recipe() if isinstance(recipe, ToyRecipe) else recipe
-        masks = container_masks(images, [s.container for s in plain.steps], backbones["masks"])
+    if backbones.get("masks") is None or images is None:
+        return None
+    return container_masks(images, [s.container for s in recipe.steps], backbones["masks"])
+
+
+def _score(images, recipe: Recipe | ToyRecipe, metrics: list[str], backbones: dict, masks) -> dict[str, dict]:
+    """``{metric: {value, per_item}}`` of one unit's frames (a ``ToyRecipe`` gives the oracle its expectations)."""
+    from ..metrics import score
+
+    if not metrics:
+        return {}
     results = score(
         images,
         recipe,
-        config.metrics,
+        metrics,
         clip=backbones.get("clip"),
         dino=backbones.get("dino"),
         masks=masks,
         device=None,
+        **PROTOCOL,
     )
     return {name: {"value": r.value, "per_item": r.per_item} for name, r in results.items()}
 
 
 def _backbones(config: EvalConfig, device) -> dict:
+    """The metrics' backbones, loaded once, and ``"weights"``: each one's ``weights_digest``.
+
+    They are loaded even when every unit is finished: a stored number counts only with the weights
+    that made it, so a backbone that cannot load is a ``ConfigError`` naming the fix.
+    """
+    from ..backbones import weights_digest
+    from ..errors import CheckpointError
     from ..metrics import CLIP_METRICS, DINO_METRICS
 
-    out = {}
-    if any(m in CLIP_METRICS for m in config.metrics):
-        if config.clip == "toy":
-            from ..models import toy_clip
-
-            out["clip"] = toy_clip(device=device)
-        else:
-            from ..backbones import clip_backbone
-
-            out["clip"] = clip_backbone(config.clip, device=device)
-    if any(m in DINO_METRICS for m in config.metrics):
-        from ..backbones import dino_backbone
-
-        out["dino"] = dino_backbone(config.dino, device=device)
+    out: dict[str, Any] = {}
+    wanted = {
+        "clip": any(m in CLIP_METRICS for m in config.metrics),
+        "dino": any(m in DINO_METRICS for m in config.metrics),
+    }
+    for name, source in (("clip", config.clip), ("dino", config.dino)):
+        if not wanted[name]:
+            continue
+        try:
+            out[name] = _load_backbone(name, source, device)
+        except CheckpointError as error:
+            raise ConfigError(
+                f"{name}: {source!r} cannot be loaded, so no score stored in {config.out} is reused (a score counts "
+                f"only with the weights that made it). {error} Or set `{name}:` to a backbone that loads"
+                + (" (`clip: toy`: the Toy Kitchen CLIP)." if name == "clip" else ".")
+            ) from error
+    out["weights"] = {name: weights_digest(out[name].model) for name in ("clip", "dino") if name in out}
     if "dino_l2_masked" in config.metrics:
         out["masks"] = _masks(config, device, built=True)
     return out
+
+
+def _load_backbone(name: str, source: str, device):
+    """The ``ClipBackbone`` (``"toy"``: the Toy Kitchen CLIP) or ``DinoBackbone`` named by the config."""
+    from ..backbones import clip_backbone, dino_backbone
+
+    if name == "clip" and source == "toy":
+        from ..models import toy_clip
+
+        return toy_clip(device=device)
+    return (clip_backbone if name == "clip" else dino_backbone)(source, device=device)
 
 
 def _check_metrics(config: EvalConfig, recipes) -> None:
@@ -192,6 +221,7 @@ def _check_metrics(config: EvalConfig, recipes) -> None:
     unknown = [m for m in config.metrics if m not in METRICS]
     if unknown:
         raise ConfigError(f"unknown metric(s) {unknown}: choose from {list(METRICS)}.")
+    check_keyed(config.metrics)
     if any(m in ORACLE_METRICS for m in config.metrics) and not all(isinstance(r, ToyRecipe) for _, r in recipes):
         raise ConfigError(
             "the oracle_* metrics need Toy Kitchen recipes (recipes: {toy: ...}): leave them out for other recipes."
@@ -232,17 +262,27 @@ def check_evaluation_folder(config: EvalConfig, todo: list[store.Unit]) -> None:
 def _run_unit(config: EvalConfig, unit: store.Unit, recipe, index: int, cache: dict) -> None:
     """Generate (or reuse the frames of) one unit, score it and write its ``unit.json``; a finished unit is skipped.
 
-    ``cache`` holds what the units share, built on first use: ``pipes``, ``backbones``, ``masks``
-    and the ``device``.
+    A unit is finished when each metric's stored scoring key equals this run's (``scoring_keys``);
+    the metrics whose key changed are scored again from the saved frames. ``cache`` holds what the
+    units share, built on first use: ``pipes``, ``backbones``, ``masks`` and the ``device``.
     """
     out = config.out
     record = store.load_unit(unit, out)
-    if record is not None and sorted(record["metrics"]) == sorted(config.metrics):
-        return  # finished
     plain: Recipe = recipe.to_recipe() if isinstance(recipe, ToyRecipe) else recipe
-    images = store.load_frames(unit, out, len(plain)) if record is not None else None
+    if cache.get("backbones") is None:
+        cache["backbones"] = _backbones(config, cache["device"])
+    backbones = cache["backbones"]
+    images = None
+    if record is not None and backbones.get("masks") is not None:  # the masks' digest is part of a key
+        images = store.load_frames(unit, out, len(plain))
+    masks = _unit_masks(images, plain, backbones)
+    kept = fresh_scores(record, scoring_keys(Measured(config, backbones["weights"], masks))) if record else {}
+    if record is not None and set(kept) == set(record["metrics"]) == set(config.metrics):
+        return  # finished: every metric scored with this run's inputs
+    if record is not None and images is None:
+        images = store.load_frames(unit, out, len(plain))
     seconds = record["seconds"] if record is not None else None
-    if images is None:
+    if images is None:  # no frames (or one missing): generated anew, so every metric is scored anew
         m = METHODS[unit.method]
         pipes = cache["pipes"]
         if m.backbone not in pipes:
@@ -253,9 +293,10 @@ def _run_unit(config: EvalConfig, unit: store.Unit, recipe, index: int, cache: d
         images = m.run(pipes, plain, unit.seed, config.generation, unit.params, cache["masks"])
         seconds = time.perf_counter() - start
         store.save_frames(unit, out, images)
-    if cache.get("backbones") is None:
-        cache["backbones"] = _backbones(config, cache["device"])
-    scored = _score(config, images, recipe, cache["backbones"])
+        kept = {}
+    masks = masks if masks is not None else _unit_masks(images, plain, backbones)  # of the new frames
+    keys = scoring_keys(Measured(config, backbones["weights"], masks))
+    scored = {**kept, **_score(images, recipe, [m for m in config.metrics if m not in kept], backbones, masks)}
     store.save_unit(
         unit,
         out,
@@ -266,7 +307,8 @@ def _run_unit(config: EvalConfig, unit: store.Unit, recipe, index: int, cache: d
             recipe=unit.recipe_id,
             seed=unit.seed,
             steps=len(plain),
-            metrics=scored,
+            metrics={m: scored[m] for m in config.metrics},
+            scoring=keys,
             seconds=seconds,
             generation=unit.generation,
             process=index,

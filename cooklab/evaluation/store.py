@@ -6,8 +6,9 @@ holds the frames ``frame_NN.png`` and ``unit.json``; ``unit.json`` is written la
 
 * a unit with ``unit.json`` is done and is never generated again (its ``generation`` key must
   match the config's, else the config changed under the same ``out`` and that is an error);
-* a unit whose frames are there but whose metrics were asked differently is *scored* again from
-  its frames, not generated again;
+* a unit whose frames are there but whose metrics were asked differently, or measured with other
+  inputs (a metric's scoring key in ``unit.json`` differs: backbone, its weights, masks, protocol;
+  ``scoring_keys.py``), is *scored* again from its frames, not generated again;
 * anything else (nothing, or frames without ``unit.json`` from a killed run) is generated anew,
   overwriting the partial frames.
 
