@@ -12,6 +12,8 @@ _NAMES = {
     "Example": "data",
     "load_examples": "data",
     "write_toy_folder": "data",
+    "step_pictures": "data",
+    "natural_key": "data",
     "LoraTrainer": "trainer",
     "TrainResult": "trainer",
     "train_lora": "trainer",
