@@ -19,9 +19,9 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from ..cookanything.lora import FLUX_ATTENTION_PROJECTIONS, LoraSpec
+from ..cookanything.lora import LoraSpec, target_modules_of
 from ..evaluation.config import exactly_one_source
 from ..resources import find_shipped, installed_output
 
@@ -61,10 +61,18 @@ class LoraSettings(BaseModel):
     rank: int = Field(16, ge=1, le=1024)
     alpha: float = Field(16.0, gt=0)
     dropout: float = Field(0.0, ge=0.0, lt=1.0)
-    target_modules: list[str] = Field(default_factory=lambda: list(FLUX_ATTENTION_PROJECTIONS), min_length=1)
+    # a preset of LORA_TARGET_PRESETS or module names; default: the modules diffusers' Flux LoRA script adapts
+    target_modules: Literal["attention", "attention+feed_forward"] | list[str] = "attention+feed_forward"
+
+    @field_validator("target_modules")
+    @classmethod
+    def _names(cls, value):
+        if isinstance(value, list) and not value:
+            raise ValueError("give a preset ('attention', 'attention+feed_forward') or at least one module name")
+        return value
 
     def spec(self) -> LoraSpec:
-        return LoraSpec(self.rank, self.alpha, self.dropout, tuple(self.target_modules))
+        return LoraSpec(self.rank, self.alpha, self.dropout, target_modules_of(self.target_modules))
 
 
 class CanvasSettings(BaseModel):
@@ -104,8 +112,14 @@ class TrainSettings(BaseModel):
     guidance: float = Field(
         3.5, ge=0
     )  # the guidance embedding's value for guidance-distilled models (FLUX.1-dev); unused otherwise
-    logit_mean: float = 0.0  # sigma = sigmoid(N(logit_mean, logit_std)), then Flux's shift for the canvas length
+    # the noise levels (noise_levels.py): u drawn as diffusers' weighting schemes, then the canvas's time shift or not
+    sigma_sampling: Literal["uniform", "logit_normal", "mode"] = "uniform"  # diffusers' Flux LoRA script's default
+    sigma_shift: bool = False  # True: sigma = shift(u) for the canvas's N P tokens, as the sampler shifts
+    logit_mean: float = 0.0  # logit_normal: u = sigmoid(N(logit_mean, logit_std))
     logit_std: float = Field(1.0, gt=0)
+    mode_scale: float = Field(1.29, ge=-1.0, le=1.75)  # mode: SD3's s (diffusers' default); monotone for s <= 2/(pi-2)
+    # x_0 of each picture: a draw from the VAE posterior (diffusers' scripts) or its mode (deterministic)
+    latents: Literal["sample", "mode"] = "sample"
     checkpoint_every: int = Field(250, ge=1)
     keep_checkpoints: int = Field(2, ge=1)
     log_every: int = Field(1, ge=1)
