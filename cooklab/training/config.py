@@ -6,11 +6,28 @@ A small example (``data/toykitchen/lora/train.yaml`` trained the shipped Toy Kit
     out: ../../../outputs/lora/toy            # checkpoints/, adapter/, loss.jsonl, training.json
     model: toy                                # "toy", "tiny", a hub id or a local folder (a Flux pipeline)
     data: {toy: {count: 400, steps: 4, first_seed: 5000}}   # or folder: / jsonl: / recipegen:
-    lora: {rank: 16, alpha: 16, dropout: 0.0}               # target_modules: Flux's attention projections
+    lora: {rank: 16, alpha: 16, dropout: 0.0, target_modules: attention+feed_forward}  # or attention, or [names]
     canvas: {height: 64, width: 64, regional: true, flexible_rope: true, cscc: true, lam: 0.2, alpha: 0.1}
-    train: {steps: 1000, learning_rate: 1.0e-4, grad_accum: 1, checkpoint_every: 250, seed: 0}
+    train: {steps: 1000, learning_rate: 1.0e-4, grad_accum: 1, checkpoint_every: 250, seed: 0,
+            sigma_sampling: uniform, sigma_shift: false, latents: sample}
 
 Relative paths are read from the config file's folder.
+
+The defaults of the three training switches are what diffusers' Flux LoRA script
+(``examples/dreambooth/train_dreambooth_lora_flux.py``) does when given no option:
+
+* ``lora.target_modules: attention+feed_forward`` -- its default ``target_modules`` (``--lora_layers`` unset): the
+  attention projections and the double blocks' feed-forward layers (``LORA_TARGET_PRESETS``); ``attention`` is the
+  projections alone, a list names modules one by one (each must match a module of the transformer);
+* ``train.sigma_sampling: uniform``, ``train.sigma_shift: false`` -- its ``--weighting_scheme none``: sigma uniform
+  in (0, 1), not shifted (FLUX.1's scheduler shifts dynamically, so its training table is unshifted);
+  ``logit_normal`` (``logit_mean``, ``logit_std``) and ``mode`` (``mode_scale``) are its other schemes, and
+  ``sigma_shift: true`` shifts sigma as the sampler shifts the canvas (``noise_levels.py``);
+* ``train.latents: sample`` -- its ``latent_dist.sample()``: a fresh draw from the VAE posterior at every step
+  (seeded by ``train.seed``); ``mode`` takes the posterior's mode, the same x_0 every time.
+
+The shipped Toy Kitchen adapter predates the switches: its ``train.yaml`` states the settings it was trained with
+(``attention``, ``logit_normal`` shifted, ``mode``).
 """
 
 from __future__ import annotations
