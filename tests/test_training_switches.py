@@ -243,3 +243,30 @@ def test_the_run_log_records_the_noise_levels(tmp_path):
     assert [c["image_tokens"] for c in levels["canvases"]] == [tokens]
     assert abs(levels["canvases"][0]["median"] - 1 / (1 + math.exp(-hand_mu(tokens)))) < 0.01
     assert info["target_modules"] == list(target_modules_of("attention+feed_forward"))
+
+
+def test_the_shipped_adapter_still_loads_on_the_toy_model():
+    import cooklab
+    from cooklab.models import toy_flux
+
+    ca = cooklab.CookAnything.from_pipe(toy_flux()).load_lora(ROOT / "data" / "toykitchen" / "lora" / "adapter")
+    assert list(ca.lora) == ["cookanything"]
+
+
+def test_a_run_made_with_names_resumes_under_the_preset_of_the_same_names(tmp_path):
+    """A checkpoint's config from before the presets lists the attention names; the same spec as a preset resumes."""
+    from cooklab.cookanything.lora import FLUX_ATTENTION_PROJECTIONS
+
+    named = config(tmp_path, steps=2, checkpoint_every=1)
+    named = named.model_copy(
+        update={"lora": named.lora.model_copy(update={"target_modules": list(FLUX_ATTENTION_PROJECTIONS)})}
+    )
+    train_lora(named, progress=False)
+    preset = named.model_copy(update={"lora": named.lora.model_copy(update={"target_modules": "attention"})})
+    preset = preset.model_copy(update={"train": preset.train.model_copy(update={"steps": 3})})
+    assert train_lora(preset, progress=False).resumed_from == 2
+    other = preset.model_copy(
+        update={"lora": preset.lora.model_copy(update={"target_modules": "attention+feed_forward"})}
+    )
+    with pytest.raises(ConfigError, match="another lora"):
+        train_lora(other.model_copy(update={"train": other.train.model_copy(update={"steps": 4})}), progress=False)
