@@ -199,10 +199,11 @@ class LoraTrainer:
         t = self.config.train
         canvas, posterior = self.canvas_of(self.example_index(self.micro))
         shape = (1, canvas.layout.image_len, self.ca.pipe.transformer.config.in_channels)  # [1, N P, C 4]
+        # one generator, drawn in this order: noise, sigma, then x_0's posterior sample (none for latents="mode")
         noise = torch.randn(shape, generator=self.generator)
         sigma = sample_sigmas(t, self.ca.pipe.scheduler.config, shape[1], self.generator)[0]
-        x0 = canvas_latents(posterior, self.ca.pipe.vae.config, t.latents, self.generator)  # the draws' order: noise,
-        noise, sigma = noise.to(x0.device, x0.dtype), sigma.to(x0.device)  # sigma, x_0 (none for "mode")
+        x0 = canvas_latents(posterior, self.ca.pipe.vae.config, t.latents, self.generator)
+        noise, sigma = noise.to(x0.device, x0.dtype), sigma.to(x0.device)
         with self.accelerator.accumulate(self.model), canvas_attention(self.ca, canvas):
             loss = flow_matching_loss(self.ca, canvas, x0, noise, sigma, t.guidance, model=self.model)
             self.accelerator.backward(loss)
