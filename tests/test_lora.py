@@ -18,6 +18,7 @@ from cooklab.training import (
     LoraTrainer,
     TrainLoraConfig,
     canvas_attention,
+    canvas_latents,
     encode_canvas,
     flow_matching_loss,
     load_examples,
@@ -127,7 +128,8 @@ def test_an_adapter_of_another_model_is_refused_and_nothing_stays(ca):
 
 def test_training_and_inference_build_the_same_canvas(tmp_path):
     trainer = LoraTrainer(config(tmp_path), progress=False)
-    canvas, x0 = trainer.canvas_of(1)
+    canvas, posterior = trainer.canvas_of(1)
+    x0 = canvas_latents(posterior, trainer.ca.pipe.vae.config, "mode")
     recipe = trainer.examples[1].recipe
     ca = trainer.ca
     with cooklab.trace(ca, capture=["layout", "rope_ids"]) as tr:

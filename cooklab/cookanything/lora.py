@@ -35,6 +35,16 @@ FLUX_ATTENTION_PROJECTIONS = (
     "add_v_proj",
     "to_add_out",
 )
+FLUX_FEED_FORWARD = (  # the double blocks' MLPs of the image and the text stream
+    "ff.net.0.proj",
+    "ff.net.2",
+    "ff_context.net.0.proj",
+    "ff_context.net.2",
+)
+LORA_TARGET_PRESETS = {  # the names diffusers' Flux LoRA script adapts (--lora_layers; its default: both)
+    "attention": FLUX_ATTENTION_PROJECTIONS,
+    "attention+feed_forward": FLUX_ATTENTION_PROJECTIONS + FLUX_FEED_FORWARD,
+}
 
 
 @dataclass(frozen=True)
@@ -72,15 +82,36 @@ class LoraSpec:
         return {**asdict(self), "target_modules": list(self.target_modules)}
 
 
+def target_modules_of(targets: str | list[str] | tuple[str, ...]) -> tuple[str, ...]:
+    """The module names of a preset of ``LORA_TARGET_PRESETS`` (``"attention"``, ``"attention+feed_forward"``),
+    or an explicit list of names as given."""
+    if isinstance(targets, str):
+        if targets not in LORA_TARGET_PRESETS:
+            raise ConfigError(
+                f"LoRA target_modules={targets!r} is not a preset: give one of {sorted(LORA_TARGET_PRESETS)} or a "
+                "list of module names (e.g. ['to_q', 'to_k', 'to_v'])."
+            )
+        return LORA_TARGET_PRESETS[targets]
+    return tuple(targets)
+
+
+def unmatched_targets(transformer, target_modules) -> list[str]:
+    """The target names that match no module of ``transformer`` under peft's rule (a module whose name is the target
+    or ends in ``"." + target``)."""
+    names = [name for name, _ in transformer.named_modules()]
+    return [t for t in target_modules if not any(n == t or n.endswith("." + t) for n in names)]
+
+
 def add_lora(transformer, spec: LoraSpec, adapter_name: str = ADAPTER_NAME) -> list:
     """Wrap ``transformer``'s target projections with a new trainable LoRA;
-    returns its parameters (the only trainable ones).
+    returns its parameters (the only trainable ones). Every target name must match a module of ``transformer``.
     """
-    matched = [name for name, _ in transformer.named_modules() if any(name.endswith(t) for t in spec.target_modules)]
-    if not matched:
+    unmatched = unmatched_targets(transformer, spec.target_modules)
+    if unmatched:
         raise ConfigError(
-            f"no module of the transformer matches target_modules={list(spec.target_modules)}: "
-            f"Flux's attention projections are {list(FLUX_ATTENTION_PROJECTIONS)}."
+            f"LoRA target_modules {unmatched} match no module of the transformer: give a preset "
+            f"({', '.join(f'{k}: {list(v)}' for k, v in LORA_TARGET_PRESETS.items())}) or names of its modules "
+            "(transformer.named_modules())."
         )
     transformer.requires_grad_(False)
     transformer.add_adapter(spec.peft_config(), adapter_name=adapter_name)

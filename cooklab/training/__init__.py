@@ -1,8 +1,10 @@
 """Training-based CookAnything: LoRA fine-tuning of the Flux transformer on multi-step canvases.
 
 ``config.py`` (what ``cooklab train-lora CONFIG.yaml`` reads), ``data.py`` (recipes with one picture
-per step: Toy Kitchen renders, folder / JSONL / RecipeGen-style layouts), ``trainer.py`` (the
-rectified-flow objective on ``CookAnything.prepare_canvas``'s canvas, checkpoints, resume). The
+per step: Toy Kitchen renders, folder / JSONL / RecipeGen-style layouts, pictures in step order),
+``noise_levels.py`` (the distribution of the noise level sigma: uniform, logit-normal or SD3's mode, shifted or
+not), ``trainer.py`` (the rectified-flow objective on ``CookAnything.prepare_canvas``'s canvas, checkpoints,
+resume). The
 modules (and with them torch and diffusers) are imported on first use.
 """
 
@@ -12,13 +14,19 @@ _NAMES = {
     "Example": "data",
     "load_examples": "data",
     "write_toy_folder": "data",
+    "step_pictures": "data",
+    "natural_key": "data",
     "LoraTrainer": "trainer",
     "TrainResult": "trainer",
     "train_lora": "trainer",
     "flow_matching_loss": "trainer",
     "encode_canvas": "trainer",
     "canvas_attention": "trainer",
-    "shift_sigma": "trainer",
+    "shift_sigma": "noise_levels",
+    "encode_posterior": "trainer",
+    "canvas_latents": "trainer",
+    "sample_sigmas": "noise_levels",
+    "noise_level_summary": "noise_levels",
 }
 
 __all__ = sorted(_NAMES)

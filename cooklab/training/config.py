@@ -6,11 +6,28 @@ A small example (``data/toykitchen/lora/train.yaml`` trained the shipped Toy Kit
     out: ../../../outputs/lora/toy            # checkpoints/, adapter/, loss.jsonl, training.json
     model: toy                                # "toy", "tiny", a hub id or a local folder (a Flux pipeline)
     data: {toy: {count: 400, steps: 4, first_seed: 5000}}   # or folder: / jsonl: / recipegen:
-    lora: {rank: 16, alpha: 16, dropout: 0.0}               # target_modules: Flux's attention projections
+    lora: {rank: 16, alpha: 16, dropout: 0.0, target_modules: attention+feed_forward}  # or attention, or [names]
     canvas: {height: 64, width: 64, regional: true, flexible_rope: true, cscc: true, lam: 0.2, alpha: 0.1}
-    train: {steps: 1000, learning_rate: 1.0e-4, grad_accum: 1, checkpoint_every: 250, seed: 0}
+    train: {steps: 1000, learning_rate: 1.0e-4, grad_accum: 1, checkpoint_every: 250, seed: 0,
+            sigma_sampling: uniform, sigma_shift: false, latents: sample}
 
 Relative paths are read from the config file's folder.
+
+The defaults of the three training switches are what diffusers' Flux LoRA script
+(``examples/dreambooth/train_dreambooth_lora_flux.py``) does when given no option:
+
+* ``lora.target_modules: attention+feed_forward`` -- its default ``target_modules`` (``--lora_layers`` unset): the
+  attention projections and the double blocks' feed-forward layers (``LORA_TARGET_PRESETS``); ``attention`` is the
+  projections alone, a list names modules one by one (each must match a module of the transformer);
+* ``train.sigma_sampling: uniform``, ``train.sigma_shift: false`` -- its ``--weighting_scheme none``: sigma uniform
+  in (0, 1), not shifted (FLUX.1's scheduler shifts dynamically, so its training table is unshifted);
+  ``logit_normal`` (``logit_mean``, ``logit_std``) and ``mode`` (``mode_scale``) are its other schemes, and
+  ``sigma_shift: true`` shifts sigma as the sampler shifts the canvas (``noise_levels.py``);
+* ``train.latents: sample`` -- its ``latent_dist.sample()``: a fresh draw from the VAE posterior at every step
+  (seeded by ``train.seed``); ``mode`` takes the posterior's mode, the same x_0 every time.
+
+The shipped Toy Kitchen adapter predates the switches: its ``train.yaml`` states the settings it was trained with
+(``attention``, ``logit_normal`` shifted, ``mode``).
 """
 
 from __future__ import annotations
@@ -19,9 +36,9 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from ..cookanything.lora import FLUX_ATTENTION_PROJECTIONS, LoraSpec
+from ..cookanything.lora import LoraSpec, target_modules_of
 from ..evaluation.config import exactly_one_source
 from ..resources import find_shipped, installed_output
 
@@ -61,10 +78,18 @@ class LoraSettings(BaseModel):
     rank: int = Field(16, ge=1, le=1024)
     alpha: float = Field(16.0, gt=0)
     dropout: float = Field(0.0, ge=0.0, lt=1.0)
-    target_modules: list[str] = Field(default_factory=lambda: list(FLUX_ATTENTION_PROJECTIONS), min_length=1)
+    # a preset of LORA_TARGET_PRESETS or module names; default: the modules diffusers' Flux LoRA script adapts
+    target_modules: Literal["attention", "attention+feed_forward"] | list[str] = "attention+feed_forward"
+
+    @field_validator("target_modules")
+    @classmethod
+    def _names(cls, value):
+        if isinstance(value, list) and not value:
+            raise ValueError("give a preset ('attention', 'attention+feed_forward') or at least one module name")
+        return value
 
     def spec(self) -> LoraSpec:
-        return LoraSpec(self.rank, self.alpha, self.dropout, tuple(self.target_modules))
+        return LoraSpec(self.rank, self.alpha, self.dropout, target_modules_of(self.target_modules))
 
 
 class CanvasSettings(BaseModel):
@@ -104,8 +129,14 @@ class TrainSettings(BaseModel):
     guidance: float = Field(
         3.5, ge=0
     )  # the guidance embedding's value for guidance-distilled models (FLUX.1-dev); unused otherwise
-    logit_mean: float = 0.0  # sigma = sigmoid(N(logit_mean, logit_std)), then Flux's shift for the canvas length
+    # the noise levels (noise_levels.py): u drawn as diffusers' weighting schemes, then the canvas's time shift or not
+    sigma_sampling: Literal["uniform", "logit_normal", "mode"] = "uniform"  # diffusers' Flux LoRA script's default
+    sigma_shift: bool = False  # True: sigma = shift(u) for the canvas's N P tokens, as the sampler shifts
+    logit_mean: float = 0.0  # logit_normal: u = sigmoid(N(logit_mean, logit_std))
     logit_std: float = Field(1.0, gt=0)
+    mode_scale: float = Field(1.29, ge=-1.0, le=1.75)  # mode: SD3's s (diffusers' default); monotone for s <= 2/(pi-2)
+    # x_0 of each picture: a draw from the VAE posterior (diffusers' scripts) or its mode (deterministic)
+    latents: Literal["sample", "mode"] = "sample"
     checkpoint_every: int = Field(250, ge=1)
     keep_checkpoints: int = Field(2, ge=1)
     log_every: int = Field(1, ge=1)

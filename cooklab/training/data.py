@@ -4,7 +4,8 @@
   container through every step, the food changing; nothing is read from disk.
 * ``folder`` -- one folder per recipe holding a recipe file cooklab reads (``recipe.yaml``, ``.json``,
   numbered ``.txt``) or ``steps.json`` / ``steps.txt``, and one picture per step (``.png``, ``.jpg``,
-  ``.jpeg``, ``.webp``), matched to the steps in name order.
+  ``.jpeg``, ``.webp``), matched to the steps in natural order of their names (``step_pictures``: numbers
+  compared as numbers, so ``2.jpg`` comes before ``10.jpg``; names that leave the order open are refused).
 * ``recipegen`` -- the same layout as RecipeGen ships it (``steps.json`` / ``steps.txt``, ``title.txt``,
   the step pictures); read by the same code as ``folder``.
 * ``jsonl`` -- one recipe per line, ``{"id": ..., "title": ..., "steps": [...], "images": [paths]}``;
@@ -17,6 +18,7 @@ example of the format. A recipe whose pictures do not match its steps is an erro
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -73,8 +75,51 @@ def load_examples(source: DataSource) -> list[Example]:
     return examples
 
 
-def _pictures(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+_DIGITS = re.compile(r"(\d+)")
+_NAMING_FIX = (
+    "name every picture with its step number, one pattern for all (step_01.png, step_02.png, ... or 1.jpg, ...)"
+)
+
+
+def natural_key(name: str) -> tuple:
+    """The sort key of a picture name: its stem lowercased, split into text and numbers, the numbers as integers.
+
+    ``"Step_10.JPG"`` -> ``("step_", 10, "")``; so ``step_2`` < ``step_10`` and ``1.jpg`` < ``2.jpg`` < ``10.jpg``
+    (lexicographic order would put ``10.jpg`` second). Text sits at even positions, numbers at odd ones, so two keys
+    always compare text with text and number with number.
+    """
+    parts = _DIGITS.split(Path(name).stem.lower())  # [text, number, text, number, ..., text]
+    return tuple(int(part) if k % 2 else part for k, part in enumerate(parts))
+
+
+def step_pictures(folder: Path) -> list[Path]:
+    """The pictures of one recipe folder in step order: the natural order of their names (``natural_key``).
+
+    A ``ConfigError`` naming the folder, the pictures and the fix when the names leave the order open: with more
+    than one picture, a name without a number, names that differ before their first number (``step_1.png`` and
+    ``2.png``), or two names with the same numbers (``1.jpg`` and ``01.png``).
+    """
+    pictures = [p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES]
+    keys = {p: natural_key(p.name) for p in pictures}
+    if len(pictures) < 2:
+        return pictures
+    unnumbered = sorted(p.name for p in pictures if len(keys[p]) == 1)
+    if unnumbered:
+        raise ConfigError(f"{folder}: {unnumbered} carry no step number, so their step is unknown; {_NAMING_FIX}.")
+    prefixes = sorted({keys[p][0] for p in pictures})
+    if len(prefixes) > 1:
+        raise ConfigError(
+            f"{folder}: the picture names differ before their first number ({prefixes}), so their order is "
+            f"ambiguous; {_NAMING_FIX}."
+        )
+    ordered = sorted(pictures, key=keys.__getitem__)
+    for before, after in zip(ordered, ordered[1:]):
+        if keys[before] == keys[after]:
+            raise ConfigError(
+                f"{folder}: {before.name} and {after.name} carry the same step number; keep one picture per step "
+                f"and {_NAMING_FIX}."
+            )
+    return ordered
 
 
 def _from_folders(root: Path) -> list[Example]:
@@ -82,12 +127,12 @@ def _from_folders(root: Path) -> list[Example]:
 
     out = []
     for recipe_id, recipe in read_recipegen(root):
-        pictures = _pictures(root / recipe_id)
+        pictures = step_pictures(root / recipe_id)
         if len(pictures) != len(recipe):
             raise ConfigError(
                 f"{root / recipe_id}: {len(recipe)} steps but {len(pictures)} pictures "
                 f"({[p.name for p in pictures]}); "
-                "give one picture per step, named so they sort in step order (step_01.png, step_02.png, ...)."
+                f"give one picture per step and {_NAMING_FIX}."
             )
         out.append(Example(recipe_id, recipe, pictures))
     return out

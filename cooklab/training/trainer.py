@@ -6,11 +6,12 @@ transformer is trained with Flux's rectified-flow objective:
 
     x_sigma = (1 - sigma) x_0 + sigma eps,      v = eps - x_0,      L = || f_theta(x_sigma, sigma, C) - v ||^2
 
-* ``x_0`` [1, N P, C 4]: each picture VAE-encoded on its own (the posterior's mode), ``(z - shift) * scale``
-  as ``FluxPipeline`` expects, packed (``pack_latents``) region after region;
-* ``sigma``: logit-normal, ``sigmoid(N(logit_mean, logit_std))``, then shifted as the sampler shifts
-  this canvas (``shift_sigma``: ``mu`` from the canvas's N P image tokens with dynamic shifting,
-  the scheduler's static ``shift`` otherwise) -- training sees the noise levels sampling visits;
+* ``x_0`` [1, N P, C 4]: each picture VAE-encoded on its own, ``(z - shift) * scale`` as ``FluxPipeline``
+  expects, packed (``pack_latents``) region after region; ``z`` a fresh draw from the VAE posterior at every
+  step (``train.latents: sample``, as diffusers' Flux LoRA script) or its mode (``mode``: deterministic);
+* ``sigma``: drawn by ``noise_levels.sample_sigmas`` -- by default uniform in (0, 1) and unshifted, as
+  diffusers' Flux LoRA script; ``logit_normal`` / ``mode`` and the canvas's time shift
+  (``train.sigma_shift``: the levels the sampler visits for N P image tokens) are switches;
 * ``C``: ``CookAnything.prepare_canvas`` -- the same text stream (each step's T5 encoding, CSCC with
   lambda, the whole-description slot), region layout, Flexible RoPE ids and SRC processors as
   inference. One code path: nothing here re-implements a mechanism.
@@ -38,14 +39,15 @@ from pathlib import Path
 import torch
 
 from ..console import ProgressBar
-from ..cookanything.flow_matching import pack_latents, shift_sigma
+from ..cookanything.flow_matching import pack_latents
 from ..cookanything.lora import WEIGHT_NAME, add_lora, load_lora_state_dict, save_lora
 from ..cookanything.pipeline import CookAnything
 from ..errors import ConfigError
 from ..fileio import atomic_write
 from ..versions import package_versions
-from .config import TrainLoraConfig
+from .config import LoraSettings, TrainLoraConfig
 from .data import Example, load_examples
+from .noise_levels import noise_level_summary, sample_sigmas
 
 LOSS_LOG = "loss.jsonl"
 ADAPTER_DIR = "adapter"
@@ -64,19 +66,30 @@ class TrainResult:
     main_process: bool = True  # False in the other processes of a several-process run (they write nothing)
 
 
-def encode_canvas(pipe, images, height: int, width: int) -> torch.Tensor:
-    """x_0 [1, N P, C 4]: each step picture VAE-encoded on its own
-    (posterior mode), normalised as Flux expects, packed.
-    """
+def encode_posterior(pipe, images, height: int, width: int):
+    """The VAE posterior of each step picture, encoded on its own:
+    diffusers' ``DiagonalGaussianDistribution`` of mean and std [N, C, H/8, W/8]."""
     vae = pipe.vae
     pixels = torch.cat(
         [pipe.image_processor.preprocess(im, height=height, width=width) for im in images]
     )  # [N, 3, H, W]
     pixels = pixels.to(device=vae.device, dtype=vae.dtype)
     with torch.no_grad():
-        z = vae.encode(pixels).latent_dist.mode()  # [N, C, H/8, W/8]
-    z = (z - vae.config.shift_factor) * vae.config.scaling_factor
+        return vae.encode(pixels).latent_dist
+
+
+def canvas_latents(posterior, vae_config, latents: str = "mode", generator: torch.Generator | None = None):
+    """x_0 [1, N P, C 4] from the posterior: its mode, or a sample ``mean + std eps`` with eps from ``generator``
+    (``latents="sample"``, as diffusers' Flux LoRA script), normalised as Flux expects, packed."""
+    z = posterior.mode() if latents == "mode" else posterior.sample(generator)  # [N, C, H/8, W/8]
+    z = (z - vae_config.shift_factor) * vae_config.scaling_factor
     return pack_latents(z)  # [1, N P, C 4]
+
+
+def encode_canvas(pipe, images, height: int, width: int, latents: str = "mode", generator=None) -> torch.Tensor:
+    """x_0 [1, N P, C 4]: each step picture VAE-encoded on its own (the posterior's mode, or a sample drawn from
+    ``generator``), normalised as Flux expects, packed."""
+    return canvas_latents(encode_posterior(pipe, images, height, width), pipe.vae.config, latents, generator)
 
 
 @contextmanager
@@ -171,22 +184,26 @@ class LoraTrainer:
         return int(self._order[1][offset])
 
     def canvas_of(self, index: int):
-        """(canvas, x_0) of one example, built once: the conditioning from ``prepare_canvas``, the pictures encoded."""
+        """(canvas, posterior) of one example, built once: the conditioning from ``prepare_canvas``, the pictures'
+        VAE posterior (``encode_posterior``; ``canvas_latents`` draws x_0 from it)."""
         if index not in self._cache:
             ex: Example = self.examples[index]
             c = self.config.canvas
             canvas = self.ca.prepare_canvas(ex.recipe, **c.kwargs())
-            x0 = encode_canvas(self.ca.pipe, ex.images(c.height), canvas.height, canvas.width)
-            self._cache[index] = (canvas, x0)
+            posterior = encode_posterior(self.ca.pipe, ex.images(c.height), canvas.height, canvas.width)
+            self._cache[index] = (canvas, posterior)
         return self._cache[index]
 
     # ---- one optimizer step ---------------------------------------------------------------------
     def _micro_step(self) -> tuple[float, float]:
         t = self.config.train
-        canvas, x0 = self.canvas_of(self.example_index(self.micro))
-        noise = torch.randn(x0.shape, generator=self.generator).to(x0.device, x0.dtype)  # [1, N P, C 4]
-        u = torch.sigmoid(torch.randn(1, generator=self.generator) * t.logit_std + t.logit_mean)[0]
-        sigma = shift_sigma(u, self.ca.pipe.scheduler.config, x0.shape[1]).to(x0.device)
+        canvas, posterior = self.canvas_of(self.example_index(self.micro))
+        shape = (1, canvas.layout.image_len, self.ca.pipe.transformer.config.in_channels)  # [1, N P, C 4]
+        # one generator, drawn in this order: noise, sigma, then x_0's posterior sample (none for latents="mode")
+        noise = torch.randn(shape, generator=self.generator)
+        sigma = sample_sigmas(t, self.ca.pipe.scheduler.config, shape[1], self.generator)[0]
+        x0 = canvas_latents(posterior, self.ca.pipe.vae.config, t.latents, self.generator)
+        noise, sigma = noise.to(x0.device, x0.dtype), sigma.to(x0.device)
         with self.accelerator.accumulate(self.model), canvas_attention(self.ca, canvas):
             loss = flow_matching_loss(self.ca, canvas, x0, noise, sigma, t.guidance, model=self.model)
             self.accelerator.backward(loss)
@@ -309,6 +326,8 @@ class LoraTrainer:
         last = folders[-1]
         saved = json.loads((last / "config.json").read_text(encoding="utf-8"))
         mine = json.loads(self.config.model_dump_json())
+        if LoraSettings.model_validate(saved.get("lora", {})).spec() == self.spec:  # a preset equals its names
+            saved["lora"] = mine["lora"]
         for key in ("model", "data", "lora", "canvas"):
             if saved.get(key) != mine.get(key):
                 raise ConfigError(
@@ -339,6 +358,13 @@ class LoraTrainer:
             torch.cuda.set_rng_state_all(rng["cuda"])
         self.step, self.micro = state["step"], state["micro"]
         return self.step
+
+    def noise_levels(self) -> dict:
+        """The sigma distribution this run draws from, per canvas length of its examples (``noise_level_summary``)."""
+        c, f = self.config.canvas, self.ca.pipe.vae_scale_factor * 2  # the VAE's factor, 2 x 2 patches per token
+        tokens = (c.height // f) * (c.width // f)  # image tokens of one region (P)
+        lengths = {len(example.recipe) * tokens for example in self.examples}
+        return noise_level_summary(self.config.train, self.ca.pipe.scheduler.config, lengths)
 
     def _trim_log(self, resumed: int) -> None:
         """Keep the rows of ``loss.jsonl`` up to the step the run starts from: no duplicate rows, ever.
@@ -391,6 +417,9 @@ class LoraTrainer:
             "device": str(self.accelerator.device),
             "trainable_parameters": sum(p.numel() for p in self.params),
             "examples": len(self.examples),
+            "target_modules": list(self.spec.target_modules),
+            "latents": self.config.train.latents,
+            "noise_levels": self.noise_levels(),
             "config": json.loads(self.config.model_dump_json()),
             "versions": package_versions("torch", "diffusers", "transformers", "peft", "accelerate", "cooklab"),
         }
