@@ -387,6 +387,9 @@ def test_an_inpainting_checkpoint_of_the_wrong_kind_is_refused_naming_the_fix(ti
         InpaintingBaseline(tiny_sd, inpaint_unet=nine_channel_unet(tiny_sd, cross_attention_dim=48))
     with pytest.raises(CheckpointError, match="no U-Net there"):
         InpaintingBaseline(tiny_sd, inpaint_unet=str(tmp_path / "missing"))
+    nine_channel_unet(tiny_sd).save_config(tmp_path / "broken")  # a config and no weights
+    with pytest.raises(CheckpointError, match="cannot load the U-Net there"):
+        InpaintingBaseline(tiny_sd, inpaint_unet=str(tmp_path / "broken"))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(CheckpointError, match="stable-diffusion-2-inpainting.*Fix:"):
         InpaintingBaseline(tiny_sd, inpaint_unet="stabilityai/stable-diffusion-2-inpainting")

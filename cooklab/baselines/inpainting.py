@@ -187,21 +187,27 @@ def load_inpainting_unet(source: str, device=None, dtype=None, **from_pretrained
     fix for a missing folder or an unreachable hub; ``check_inpainting_unet`` checks the kind.
     """
     path = Path(str(source)).expanduser()
-    if path.exists() or not is_repo_id(str(source)):
+    local = path.exists() or not is_repo_id(str(source))
+    subfolder = "unet"
+    if local:
         if not ((path / "unet" / "config.json").is_file() or (path / "config.json").is_file()):
             raise CheckpointError(
                 f"inpaint_unet={str(source)!r}: no U-Net there (neither unet/config.json nor config.json); give an "
                 "inpainting checkpoint's folder or hub id, e.g. stabilityai/stable-diffusion-2-inpainting."
             )
         subfolder = "unet" if (path / "unet" / "config.json").is_file() else None
-        return UNet2DConditionModel.from_pretrained(path, subfolder=subfolder, **from_pretrained_kwargs).to(
-            device, dtype
-        )
     try:
         unet = UNet2DConditionModel.from_pretrained(
-            str(source), subfolder="unet", **{**from_pretrained_kwargs, **hub_kwargs(from_pretrained_kwargs)}
+            path if local else str(source),
+            subfolder=subfolder,
+            **{**from_pretrained_kwargs, **({} if local else hub_kwargs(from_pretrained_kwargs))},
         )
     except HUB_ERRORS as error:
+        if local:
+            raise CheckpointError(
+                f"inpaint_unet={str(source)!r}: cannot load the U-Net there ({type(error).__name__}: {error}); "
+                "give a folder written by save_pretrained or `hf download`."
+            ) from error
         raise explain_hub_error(str(source), error) from error
     return unet.to(device, dtype)
 
