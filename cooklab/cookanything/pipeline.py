@@ -173,8 +173,9 @@ class CookAnything(CanvasPreparation, CanvasDenoising, CooklabPipeline):
         ``"whole"`` reads the base prompt and CSCC from the WHOLE recipe's encoding in every chunk (cut
         at ``max_sequence_length``). With K >= N the call is the one-canvas call, bit for bit.
         ``chunks`` and ``settings["chunks"]`` record the chunks (steps, anchors, regions, each
-        canvas's shift ``mu``, the steps of its CSCC window ``cscc_window`` and the steps it cut,
-        ``truncated_steps``; ``settings["mu"]`` is the first's), and per frame its chunk
+        canvas's shift ``mu``, the steps of its CSCC window ``cscc_window``, the steps it cut,
+        ``truncated_steps``, and those CSCC left unfused, ``cscc_unmatched_steps``; the top-level lists
+        are their unions; ``settings["mu"]`` is the first's), and per frame its chunk
         (``frame_chunks``) and anchor steps (``frame_anchors``). A ``cooklab.trace`` records one
         canvas: tracing a call of several chunks is refused.
 
@@ -314,6 +315,13 @@ class CookAnything(CanvasPreparation, CanvasDenoising, CooklabPipeline):
             cross_region_kv=None if references is None else [chunk.regions[j] + 1 for j in references],
             cscc_window=None if window is None else [window[0] + 1, window[1]],  # its first and last step, 1-based
             truncated_steps=[] if spans is None else [j + 1 for j in spans.truncated_steps if j in chunk.regions],
+            cscc_unmatched_steps=[]
+            if spans is None
+            else [
+                span.step + 1
+                for span in spans.spans
+                if span.length and not span.matches and span.step in chunk.regions
+            ],
         )
 
     def _begin_trace(self, c: Canvas, s: CookAnythingSettings, lora) -> None:
@@ -334,7 +342,7 @@ class CookAnything(CanvasPreparation, CanvasDenoising, CooklabPipeline):
 
     def _record(self, c: Canvas, s: CookAnythingSettings, chunks: list[Chunk], records: list[dict], lora) -> dict:
         """What the call ran with, as ``CookAnythingOutput.settings`` reports it."""
-        pipe, state, spans, n = self.pipe, c.state, c.text.spans, c.layout.n_regions
+        pipe, state, n = self.pipe, c.state, c.layout.n_regions
         chunking = s.chunking
         frame_chunks = {step: chunk for chunk in chunks for step in chunk.steps}
         return dict(
@@ -361,9 +369,7 @@ class CookAnything(CanvasPreparation, CanvasDenoising, CooklabPipeline):
             model=pipe.name_or_path or type(pipe).__name__,
             lora=lora,
             truncated_steps=sorted({step for record in records for step in record["truncated_steps"]}),
-            cscc_unmatched_steps=[]
-            if spans is None
-            else [span.step + 1 for span in spans.spans if span.length and not span.matches],
+            cscc_unmatched_steps=sorted({step for record in records for step in record["cscc_unmatched_steps"]}),
             chunk_size=chunking.size,
             anchor=chunking.anchor,
             anchor_regions=chunking.anchors,
