@@ -346,7 +346,11 @@ def span_notes(out) -> list[str]:
     spans = getattr(out, "spans", None)
     if spans is None or not spans.truncated_steps:
         return []
-    limit = out.settings.get("max_sequence_length")
+    limit, chunks = out.settings.get("max_sequence_length"), out.settings.get("chunks") or []
+    if out.settings.get("chunk_text") == "window" and len(chunks) > 1:  # each chunk read its own window
+        cut = ", ".join(map(str, out.settings["truncated_steps"]))
+        note = f"A chunk's own steps are cut at --max-sequence-length {limit}: step(s) {cut} lose tokens in their "
+        return [note + "chunk's base prompt and CSCC window."] if cut else []
     return [
         f"The whole description ({spans.n_tokens} T5 tokens kept) is cut at --max-sequence-length {limit}: "
         f"step(s) {step_numbers(spans.truncated_steps)} lose tokens in the base branch's prompt and in CSCC; "

@@ -230,6 +230,15 @@ def test_cookanything_generates_a_long_recipe_in_chunks(tmp_path, capsys):
     assert [f["chunk"] for f in data["frames"]] == [1] * 5 + [2] * 4 + [3] * 4
     assert data["frames"][5]["anchors"] == [5] and data["frames"][12]["anchors"] == [9]
     assert "chunk</dt><dd>2 of 3 (anchor steps: 5)" in (out / "index.html").read_text(encoding="utf-8")
+    assert data["settings"]["chunk_text"] == "window"  # each chunk's own base prompt and CSCC window
+    assert data["settings"]["chunks"][1]["cscc_window"][1] == 9
+    page = (out / "index.html").read_text(encoding="utf-8")
+    assert "Read by each chunk in part" in page and "CSCC windows of steps 1-5, 5-9, 9-13" in page
+    cut = ", ".join(map(str, data["settings"]["truncated_steps"]))  # a chunk's 5 steps outgrow the toy T5's 64
+    assert f"step(s) {cut} lose tokens" in page
+    whole = ("--chunk-size", "5", "--chunk-text", "whole", "--height", "32", "--width", "32", "--overwrite")
+    assert _generate(out, "--pipeline", "cookanything", *whole, recipe=long) == 0
+    assert _settings(out)["settings"]["chunk_text"] == "whole"
 
 
 @pytest.mark.parametrize(

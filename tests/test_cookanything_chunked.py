@@ -30,7 +30,7 @@ def chunking(size, anchor="fixed", anchors=1, strength=None):
 def quiet(ca, steps, **kwargs):
     """A call whose whole description may be cut at 64 tokens (a long recipe): that warning is not under test here."""
     with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*whole description is cut.*")
+        warnings.filterwarnings("ignore", message=".* is cut at max_sequence_length")
         return ca(steps, **{**KW, **kwargs})
 
 
@@ -97,19 +97,26 @@ def test_k_at_least_n_is_the_one_canvas_call_bit_for_bit(ca):
     assert all(np.array_equal(a, b) for a, b in zip(pictures.images, images))
 
 
-def test_cscc_in_a_chunk_reads_the_whole_recipe(ca, tiny_flux):
-    """Chunk 2's text stream is the whole recipe's base prompt and CSCC-fused step rows,
-    not its own steps encoded alone.
+def test_cscc_in_a_chunk_reads_the_whole_recipe_with_chunk_text_whole(ca, tiny_flux):
+    """chunk_text="whole" (the behaviour before the switch): chunk 2's text stream is the whole recipe's
+    base prompt and CSCC-fused step rows, not its own steps encoded alone.
     """
     seen = []
     handle = tiny_flux.transformer.register_forward_pre_hook(
         lambda m, a, kw: seen.append(kw["encoder_hidden_states"]), with_kwargs=True
     )
     try:
-        out = ca(SHORT, seed=0, chunk_size=6, **{**KW, "max_sequence_length": 128, "num_inference_steps": 1})
+        out = ca(
+            SHORT,
+            seed=0,
+            chunk_size=6,
+            chunk_text="whole",
+            **{**KW, "max_sequence_length": 128, "num_inference_steps": 1},
+        )
     finally:
         handle.remove()
     assert out.spans.truncated_steps == [] and len(seen) == 3  # one transformer call per chunk
+    assert out.settings["chunk_text"] == "whole" and out.settings["chunks"][1]["cscc_window"] == [1, 15]
     whole = ca.prepare_canvas(SHORT, height=32, width=32, max_sequence_length=128).text  # [1, L + 15 L, D]
     L = whole.step_len
     chunk = out.chunks[1]
@@ -194,6 +201,7 @@ def test_cross_region_references_become_the_chunks_own(ca):
         (dict(anchor="renoise", anchor_strength=0.0), r"in \(0, 1\]"),
         (dict(anchor="renoise", anchor_strength=1.5), r"in \(0, 1\]"),
         (dict(anchor="none", anchor_strength=0.5), "drop it with anchor='none'"),
+        (dict(chunk_text="recipe"), "chunk_text='recipe': choose 'window'"),
     ],
 )
 def test_impossible_chunk_settings_are_refused_before_any_model_runs(ca, tiny_flux, kwargs, match):
@@ -223,3 +231,98 @@ def test_a_trace_of_several_chunks_is_refused(ca):
     with cooklab.trace(ca) as tr:
         ca(LONG[:3], seed=0, chunk_size=3, **KW)
     assert tr.canvas is not None
+
+
+# ---- chunk_text="window": each chunk's own base prompt and CSCC window (issue 26, finding 7) ----------------------
+
+TITLE = "Carrot soup"
+WINDOWED = dict(KW, num_inference_steps=1, max_sequence_length=64)  # 64 T5 tokens: about 4 steps of LONG
+
+
+def text_streams(ca, tiny_flux, steps, **kwargs):
+    """The call's output and the transformer's ``encoder_hidden_states`` of each chunk (one denoising step)."""
+    seen = []
+    handle = tiny_flux.transformer.register_forward_pre_hook(
+        lambda m, a, kw: seen.append(kw["encoder_hidden_states"]), with_kwargs=True
+    )
+    try:
+        out = ca(cooklab.Recipe.from_steps(steps, title=TITLE), seed=0, **{**WINDOWED, **kwargs})
+    finally:
+        handle.remove()
+    return out, seen
+
+
+def n_tokens(tokenizer, text):
+    return len(tokenizer(text, truncation=False, verbose=False).input_ids)  # with </s>
+
+
+def only_place(haystack, needle):
+    """The one index where the id list ``needle`` occurs in ``haystack`` (found by search, not by offsets)."""
+    places = [p for p in range(len(haystack) - len(needle) + 1) if haystack[p : p + len(needle)] == needle]
+    assert len(places) == 1, places
+    return places[0]
+
+
+@torch.no_grad()
+def test_every_step_of_every_chunk_gets_its_cscc_rows_from_a_window_that_fits(ca, tiny_flux):
+    """Designed: 10 steps of 12-13 T5 tokens at a 64-token limit. The whole description keeps about
+    4 steps, so chunk_text="whole" cuts steps 5-10 out of CSCC; with "window" each chunk's fused rows
+    are step_alone + lam * (the window text encoded directly)[b : b + t], b found by searching the
+    step's token ids in the window's ids."""
+    from cooklab.cookanything.cscc import whole_description
+
+    steps, lam, tok = LONG[:10], 0.2, tiny_flux.tokenizer_2
+    with pytest.warns(UserWarning, match="whole description is cut"):
+        old, _ = text_streams(ca, tiny_flux, steps, chunk_size=3, chunk_text="whole")
+    assert old.settings["truncated_steps"][-1] == 10  # the old mode: the later chunks' steps lose CSCC
+    out, seen = text_streams(ca, tiny_flux, steps, chunk_size=3)  # 3 regions of ~13 tokens: room for one more
+    assert out.settings["chunk_text"] == "window" and out.settings["truncated_steps"] == []
+    L = out.settings["max_sequence_length"]
+    assert len(seen) == len(out.chunks) == 5
+    # regions 3, 3, 3, 3, 2 (balanced): a 3-region chunk has room for 1 step before it, the last (2) for 2
+    assert [r["cscc_window"] for r in out.settings["chunks"]] == [[1, 3], [2, 5], [4, 7], [6, 9], [7, 10]]
+    for chunk, record, stream in zip(out.chunks, out.settings["chunks"], seen):
+        first, last = record["cscc_window"]
+        window = steps[first - 1 : last]
+        assert last == chunk.regions[-1] + 1 and first <= chunk.regions[0] + 1  # it ends with the chunk
+        window_text, _ = whole_description(window, TITLE)
+        assert n_tokens(tok, window_text) <= L  # it fits ...
+        if first > 1:  # ... and one more step before it would not
+            assert n_tokens(tok, whole_description(steps[first - 2 : last], TITLE)[0]) > L
+        texts = [steps[j] for j in chunk.regions]
+        alone, _, _ = tiny_flux.encode_prompt(texts, texts, max_sequence_length=L)  # [n, L, D]
+        recipe, _, _ = tiny_flux.encode_prompt(window_text, window_text, max_sequence_length=L)  # [1, L, D]
+        window_ids = tok(window_text).input_ids
+        for i, step in enumerate(texts):
+            own = tok(step).input_ids[:-1]  # the step's tokens, no </s>
+            b, t = only_place(window_ids, own), len(own)
+            expected = alone[i].clone()
+            expected[:t] += lam * recipe[0, b : b + t]  # Eq. 12 with b relative to the window
+            got = stream[0, L * (1 + i) : L * (2 + i)]  # slot 0 is the base prompt
+            assert torch.equal(got, expected), (chunk.index, i, (got - expected).abs().max())
+            assert not torch.allclose(got, alone[i], atol=1e-3)  # CSCC changed this step's rows
+
+
+@torch.no_grad()
+def test_the_base_prompt_of_chunk_k_describes_chunk_ks_steps(ca, tiny_flux):
+    from cooklab.cookanything.cscc import whole_description
+
+    steps = LONG[:10]
+    out, seen = text_streams(ca, tiny_flux, steps, chunk_size=4, cscc=False)
+    L = out.settings["max_sequence_length"]
+    whole, _ = whole_description(steps, TITLE)
+    everything, _, _ = tiny_flux.encode_prompt(whole, whole, max_sequence_length=L)
+    for chunk, stream in zip(out.chunks, seen):
+        own, _ = whole_description([steps[j] for j in chunk.regions], TITLE)
+        assert all(steps[j] in own for j in chunk.regions)  # it names the chunk's steps
+        base, _, _ = tiny_flux.encode_prompt(own, own, max_sequence_length=L)  # [1, L, D]
+        assert torch.equal(stream[:, :L], base), (stream[:, :L] - base).abs().max()
+        if chunk.index:
+            assert not torch.equal(stream[:, :L], everything)  # not the whole recipe's (cut) description
+
+
+def test_one_chunk_is_the_one_canvas_call_in_either_chunk_text(ca):
+    steps = LONG[:4]
+    window = ca(steps, seed=3, chunk_size=4, **KW)
+    whole = ca(steps, seed=3, chunk_size=4, chunk_text="whole", **KW)
+    assert torch.equal(window.canvas, whole.canvas) and window.settings["chunks"][0]["cscc_window"] == [1, 4]

@@ -229,7 +229,7 @@ def test_missing_masks_fall_back_and_a_provider_is_asked_with_the_reference_imag
 @pytest.mark.parametrize(
     "kwargs, match",
     [
-        (dict(region="rim"), r"region='rim': choose 'container' .* or 'interior'"),
+        (dict(region="rim"), r"region='rim': choose 'container' .*'interior' .* or 'outside'"),
         (dict(strength=0.0), r"strength=0.0: use a value in \(0, 1\]"),
         (dict(strength=1.5), r"strength=1.5: use a value in \(0, 1\]"),
         (
@@ -281,3 +281,118 @@ def test_recipe_diffusion_and_the_baseline_read_masks_alike(tiny_sd):
         )
         assert [tuple(x.shape) for x in ours.images] == [tuple(x.shape) for x in theirs.images]
         assert ours.frames[1].reference == 0
+
+
+# ---- keep the container, repaint the rest; the 9-channel inpainting U-Net (issue 26, finding 8) ----------------
+
+
+def reference_latent(tiny_sd, image_np, seed):
+    """z_ref: the 8-bit frame encoded by the VAE, the posterior sampled from the inpainted frame's generator."""
+    image = tiny_sd.image_processor.preprocess(as_pil(image_np))  # [1, 3, 64, 64]
+    latent = retrieve_latents(tiny_sd.vae.encode(image), generator=torch.Generator().manual_seed(seed))
+    return latent * tiny_sd.vae.config.scaling_factor  # [1, 4, 8, 8]
+
+
+@torch.no_grad()
+def test_outside_keeps_the_container_latents_and_repaints_the_rest(baseline, tiny_sd):
+    """region="outside": R = 1 - B. Latent blending ends with z = m z_gen + (1 - m) z_ref, m = nearest(R), so
+    on the latent cells of the container (m = 0) the final latent IS the reference latent, bit for bit, and the
+    cells outside it were drawn anew -- the mirror image of region="container"."""
+    out = baseline(recipe(), seed=0, masks={1: BOX}, region="outside", output_type="np", **FAST)
+    box = box_to_mask(BOX, (64, 64))
+    f = out.frames[1]
+    assert f.reference == 0 and f.fallback is None and f.mask.extra["region"] == "outside"
+    assert torch.equal(f.mask.extra["region_mask"], 1 - box)  # everything but the container
+    z_ref, z = reference_latent(tiny_sd, out.images[0], 1), out.latents[1]
+    container = blend_mask(box, (8, 8)) == 1  # [8, 8] the container's latent cells (nearest, as diffusers)
+    assert 0 < container.sum() < 64
+    assert torch.equal(z[..., container], z_ref[..., container])
+    assert (z[..., ~container] - z_ref[..., ~container]).abs().mean() > 0.1  # the rest was repainted
+    assert out.settings["region"] == "outside" and out.settings["inpainting"] == "latent_blend"
+
+
+def test_inpaint_outside_is_an_evaluation_method(tiny_sd):
+    from types import SimpleNamespace
+
+    from cooklab.evaluation.methods import METHODS, method
+
+    def bowl(image, phrase):
+        return box_to_mask(BOX, (image.height, image.width))
+
+    m = method("inpaint_outside", {"strength": 0.75})
+    assert m.backbone == "sd" and METHODS["inpaint_container"].params == m.params
+    settings = SimpleNamespace(num_inference_steps=4, height=64, width=64, guidance=7.5)
+    rd = cooklab.RecipeDiffusion.from_pipe(tiny_sd)
+    images = m.run({"sd": rd}, recipe(), 2, settings, {"strength": 0.75}, bowl)
+    direct = InpaintingBaseline(rd)(recipe(), seed=2, region="outside", strength=0.75, mask_provider=bowl, **FAST)
+    assert all(np.array_equal(np.asarray(a), np.asarray(b)) for a, b in zip(images, direct.images))
+
+
+def nine_channel_unet(tiny_sd, **changes):
+    """A tiny inpainting U-Net: the tiny SD U-Net's config with 9 input channels (random weights, seeded)."""
+    from diffusers import UNet2DConditionModel
+
+    torch.manual_seed(7)
+    return UNet2DConditionModel.from_config({**tiny_sd.unet.config, "in_channels": 9, **changes}).eval()
+
+
+def channels_seen(unet):
+    seen = []
+    handle = unet.register_forward_pre_hook(lambda module, args: seen.append(args[0].shape[1]))
+    return seen, handle
+
+
+@torch.no_grad()
+def test_a_nine_channel_inpainting_unet_draws_the_masked_frames(tiny_sd, tmp_path):
+    """With inpaint_unet, the masked frame is stock StableDiffusionInpaintPipeline on that U-Net, which reads
+    9 channels (latents, mask, masked-image latents) at every step; frames 0 and 3 stay text-to-image on the
+    pipeline's 4-channel U-Net. The same U-Net saved to a folder loads by path (from_pretrained) and gives the
+    same frames."""
+    unet = nine_channel_unet(tiny_sd)
+    baseline = InpaintingBaseline(tiny_sd, inpaint_unet=unet)
+    inpaint_seen, h1 = channels_seen(unet)
+    base_seen, h2 = channels_seen(tiny_sd.unet)
+    try:
+        out = baseline(recipe(), seed=5, masks={1: BOX}, output_type="np", **FAST)
+    finally:
+        h1.remove(), h2.remove()
+    assert inpaint_seen == [9] * 4  # one call per step of frame 1 (guidance batched)
+    assert base_seen == [4] * 8  # frames 0 and 2, text-to-image
+    assert out.settings["inpainting"] == "inpainting_unet" and out.settings["inpaint_unet"] == "in memory"
+    assert out.frames[1].reference == 0
+    stock = StableDiffusionInpaintPipeline(**{**tiny_sd.components, "unet": unet}, requires_safety_checker=False)
+    stock.set_progress_bar_config(disable=True)
+    expected = stock(
+        STEPS[1],
+        image=as_pil(out.images[0]),
+        mask_image=box_to_mask(BOX, (64, 64))[None, None],
+        num_inference_steps=4,
+        generator=torch.Generator().manual_seed(6),
+        output_type="np",
+    ).images[0]
+    assert np.abs(expected - out.images[1]).max() <= 1e-5
+    blended = InpaintingBaseline(tiny_sd)(recipe(), seed=5, masks={1: BOX}, output_type="np", **FAST)
+    assert np.abs(blended.images[1] - out.images[1]).max() > 0.05  # another network drew frame 1
+    unet.save_pretrained(tmp_path / "unet")
+    loaded = InpaintingBaseline(tiny_sd, inpaint_unet=str(tmp_path))
+    again = loaded(recipe(), seed=5, masks={1: BOX}, output_type="np", **FAST)
+    assert again.settings["inpaint_unet"] == str(tmp_path)
+    assert all(np.array_equal(a, b) for a, b in zip(again.images, out.images))
+
+
+def test_an_inpainting_checkpoint_of_the_wrong_kind_is_refused_naming_the_fix(tiny_sd, tmp_path, monkeypatch):
+    with pytest.raises(CheckpointError, match=r"takes 4 input channels, an inpainting U-Net 9 .* inpaint_unet=None"):
+        InpaintingBaseline(tiny_sd, inpaint_unet=tiny_sd.unet)  # a text-to-image U-Net
+    with pytest.raises(CheckpointError, match="reads text of width 48, the pipeline's text encoder gives 32"):
+        InpaintingBaseline(tiny_sd, inpaint_unet=nine_channel_unet(tiny_sd, cross_attention_dim=48))
+    with pytest.raises(CheckpointError, match="no U-Net there"):
+        InpaintingBaseline(tiny_sd, inpaint_unet=str(tmp_path / "missing"))
+    nine_channel_unet(tiny_sd).save_config(tmp_path / "broken")  # a config and no weights
+    with pytest.raises(CheckpointError, match="cannot load the U-Net there"):
+        InpaintingBaseline(tiny_sd, inpaint_unet=str(tmp_path / "broken"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(CheckpointError, match="stable-diffusion-2-inpainting.*Fix:"):
+        InpaintingBaseline(tiny_sd, inpaint_unet="stabilityai/stable-diffusion-2-inpainting")
+    nine = StableDiffusionPipeline(**{**tiny_sd.components, "unet": nine_channel_unet(tiny_sd)})
+    with pytest.raises(ConfigError, match="pass the inpainting one as inpaint_unet="):
+        InpaintingBaseline(nine)(recipe(), **FAST)

@@ -303,6 +303,8 @@ def test_judge_from_the_command_line(run):
                     "stub-vision",
                     "--judge-base-url",
                     server.url,
+                    "--judge-prompt",
+                    "told",  # the scripted answers are the told prompt's (one per frame)
                 ]
             )
             == 0
@@ -312,6 +314,7 @@ def test_judge_from_the_command_line(run):
     data = _metrics(run)["metrics"]
     assert data["judge_step_faithfulness"]["per_item"] == [0.0, 1.0, 1.0, 1.0]
     assert data["judge_ingredient_presence"]["record"]["model"] == "stub-vision"
+    assert data["judge_ingredient_presence"]["record"]["prompt"] == "told"
 
 
 def test_cli_defaults_match_the_metrics():

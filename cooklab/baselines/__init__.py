@@ -2,18 +2,22 @@
 
 ``inpainting.py``: the paper's Inpainting (Container) and Inpainting (Interior) rows: a later frame
 is the reference frame inpainted inside the container mask or its interior (stock
-``StableDiffusionInpaintPipeline``). ``regional_sd.py``: CookAnything's mechanisms on the same U-Net
-(all steps on one canvas with SRC and CSCC), the cross-backbone row. The modules (and with them
+``StableDiffusionInpaintPipeline``), or everything but the container; by latent blending with the
+text-to-image U-Net (default) or a 9-channel inpainting U-Net (``inpaint_unet=``).
+``regional_sd.py``: CookAnything's mechanisms on the same U-Net (all steps on one canvas with SRC
+and CSCC), the cross-backbone row. The modules (and with them
 diffusers) are imported on first use.
 """
 
 _PUBLIC = (
+    "INPAINT_MODES",
     "REGIONS",
     "InpaintingBaseline",
     "InpaintingOptions",
     "binarize",
     "blend_mask",
     "interior_mask",
+    "load_inpainting_unet",
     "rim_width",
 )
 _REGIONAL = ("RegionalSD", "RegionalSDOutput")

@@ -19,20 +19,33 @@ The method, frame by frame
 * frame i with a container mask: the reference frame ``j``'s image ``I_j`` (``reference_step - 1``
   from the metadata, else ``i - 1``: the same rule as ``RecipeDiffusion``) inpainted inside a
   region ``R`` with prompt i, exactly ``StableDiffusionInpaintPipeline(prompt_i, image=I_j,
-  mask_image=R, strength=strength, generator=<the same seed + i>)``, with ``R`` either
-  ``region="container"``: the whole container mask, or ``region="interior"``: its interior (below).
+  mask_image=R, strength=strength, generator=<the same seed + i>)``, with ``R`` one of
+  ``region="container"``: the whole container mask ``B`` (the paper's Inpainting (Container)),
+  ``region="interior"``: its interior (below; Inpainting (Interior)), or ``region="outside"``:
+  ``R = 1 - B``, everything but the container -- keep the container, repaint the rest (not a row
+  of the paper: the inverse edit, which keeps the vessel's pixels and redraws its surroundings).
 
 The container mask in ``I_j`` comes from ``masks=`` or ``mask_provider`` with
 ``RecipeDiffusion``'s rules (``resolve_container_mask``: explicit masks and boxes always, a
 provider for steps whose metadata names a container and a reference_step). A frame for which no
 usable region is found falls back to text-to-image and says why in ``FrameInfo.fallback``.
 
+Two ways to inpaint (``inpaint_unet``, recorded in ``settings["inpainting"]``)
+-----------------------------------------------------------------------------
+* ``"latent_blend"`` (the default, ``inpaint_unet=None``): the text-to-image U-Net of ``pipe``
+  (4 input channels, as the tiny, Toy Kitchen and SD 1.x/2.x base models) repaints, and
+  ``StableDiffusionInpaintPipeline`` keeps the rest by blending latents after every step (below);
+* ``"inpainting_unet"`` (``inpaint_unet=`` a checkpoint path / hub id, or a loaded
+  ``UNet2DConditionModel``): a separate *inpainting* U-Net of 9 input channels
+  (``stabilityai/stable-diffusion-2-inpainting``, ``stable-diffusion-v1-5/stable-diffusion-inpainting``)
+  draws the masked frames, with the mask and the masked reference as inputs of the network (below);
+  frame 0 and fallbacks still use ``pipe``'s text-to-image U-Net, which the inpainting U-Net cannot
+  replace. Its text width must be ``pipe``'s (an SD 2 inpainting U-Net with an SD 2 base).
+
 The maths of a 4-channel inpainting step (diffusers 0.42.1)
 -----------------------------------------------------------
-The text-to-image U-Net (4 input channels, as the tiny, Toy Kitchen and SD 1.x/2.x base models)
-knows nothing about masks; ``StableDiffusionInpaintPipeline`` then inpaints by *blending latents*
-after every sampler step (for a 9-channel inpainting U-Net it would feed the mask to the network
-instead; this module refuses such a U-Net, which cannot draw frame 0)::
+The text-to-image U-Net knows nothing about masks; ``StableDiffusionInpaintPipeline`` then
+inpaints by *blending latents* after every sampler step::
 
     z_ref = s * sample(VAE.encode(I_j))                  [1, 4, h, w]  posterior sample drawn from generator i
     m     = nearest(R >= 0.5, (h, w))                    [1, 1, h, w]  m[a, b] = R[a f, b f], f = vae_scale_factor
@@ -46,6 +59,18 @@ instead; this module refuses such a U-Net, which cannot draw frame 0)::
 so the final latent *equals* ``z_ref`` wherever ``m = 0``. Outside the mask the decoded image
 differs from ``I_j`` only through the VAE: its round trip, and the decoder's receptive field,
 which reaches across the mask edge (the SD VAE's mid-block attention sees the whole latent).
+
+The maths of a 9-channel inpainting step (diffusers 0.42.1)
+-----------------------------------------------------------
+An inpainting U-Net reads the mask and the masked reference at every step, and nothing is
+blended: the network itself is trained to keep the unmasked part, so the result there is close
+to, not equal to, the reference::
+
+    m       = nearest(R >= 0.5, (h, w))                          [1, 1, h, w]
+    z_mask  = s * sample(VAE.encode(I_j * [R < 0.5]))            [1, 4, h, w]  the reference, region blacked out
+    z       = sigma_init * eps if strength == 1 else AddNoise(s * sample(VAE.encode(I_j)), eps, tau_0)
+    for k = 0 .. K-1:
+        z = Step(eps_theta(cat[z, m, z_mask], tau_k, text_i), tau_k, z)      cat: 4 + 1 + 4 = 9 channels
 
 The interior region
 -------------------
@@ -66,14 +91,16 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from diffusers import StableDiffusionInpaintPipeline, StableDiffusionPipeline
+from diffusers import StableDiffusionInpaintPipeline, StableDiffusionPipeline, UNet2DConditionModel
 
 from ..console import ProgressBar, bar_settings
-from ..errors import ConfigError
+from ..errors import CheckpointError, ConfigError
 from ..grounding.provider import MaskResult
+from ..hub import HUB_ERRORS, explain_hub_error, hub_kwargs, is_repo_id
 from ..pipeline_base import CooklabPipeline
 from ..recipe_diffusion.inputs import (
     check_sampler,
@@ -87,16 +114,20 @@ from ..recipe_diffusion.pipeline import RecipeDiffusion
 from ..recipe_diffusion.records import FrameInfo, RecipeDiffusionOutput
 
 __all__ = [
+    "INPAINT_MODES",
     "REGIONS",
     "InpaintingBaseline",
     "InpaintingOptions",
     "binarize",
     "blend_mask",
     "interior_mask",
+    "load_inpainting_unet",
     "rim_width",
 ]
 
-REGIONS = ("container", "interior")  # the paper's two rows: Inpainting (Container), Inpainting (Interior)
+REGIONS = ("container", "interior", "outside")  # the paper's two rows, and keep-the-container-repaint-the-rest
+INPAINT_MODES = ("latent_blend", "inpainting_unet")  # settings["inpainting"]: the 4-channel blend (default), 9-channel
+INPAINT_CHANNELS = 9  # an inpainting U-Net's input: latents (4), the mask (1), the masked reference's latents (4)
 
 
 # ---- the region masks: pure functions of [H, W] tensors ---------------------------------------------
@@ -147,12 +178,67 @@ def blend_mask(region: torch.Tensor, latent_hw: tuple[int, int]) -> torch.Tensor
     return F.interpolate(binarize(region)[None, None], size=tuple(latent_hw))[0, 0]  # default mode: nearest
 
 
+# ---- the 9-channel inpainting U-Net ----------------------------------------------------------------------
+def load_inpainting_unet(source: str, device=None, dtype=None, **from_pretrained_kwargs) -> UNet2DConditionModel:
+    """The U-Net of an inpainting checkpoint: ``UNet2DConditionModel.from_pretrained(source, subfolder="unet")``.
+
+    source: a hub id (``"stabilityai/stable-diffusion-2-inpainting"``), a pipeline folder (with
+    ``unet/config.json``) or a U-Net folder (``config.json``). Raises ``CheckpointError`` naming the
+    fix for a missing folder or an unreachable hub; ``check_inpainting_unet`` checks the kind.
+    """
+    path = Path(str(source)).expanduser()
+    local = path.exists() or not is_repo_id(str(source))
+    subfolder = "unet"
+    if local:
+        if not ((path / "unet" / "config.json").is_file() or (path / "config.json").is_file()):
+            raise CheckpointError(
+                f"inpaint_unet={str(source)!r}: no U-Net there (neither unet/config.json nor config.json); give an "
+                "inpainting checkpoint's folder or hub id, e.g. stabilityai/stable-diffusion-2-inpainting."
+            )
+        subfolder = "unet" if (path / "unet" / "config.json").is_file() else None
+    try:
+        unet = UNet2DConditionModel.from_pretrained(
+            path if local else str(source),
+            subfolder=subfolder,
+            **{**from_pretrained_kwargs, **({} if local else hub_kwargs(from_pretrained_kwargs))},
+        )
+    except HUB_ERRORS as error:
+        if local:
+            raise CheckpointError(
+                f"inpaint_unet={str(source)!r}: cannot load the U-Net there ({type(error).__name__}: {error}); "
+                "give a folder written by save_pretrained or `hf download`."
+            ) from error
+        raise explain_hub_error(str(source), error) from error
+    return unet.to(device, dtype)
+
+
+def check_inpainting_unet(unet, pipe, name: str) -> None:
+    """Refuse a U-Net that cannot inpaint for ``pipe``: not 9 input channels, or another text width."""
+    channels, latent = unet.config.in_channels, pipe.vae.config.latent_channels
+    if channels != INPAINT_CHANNELS:
+        raise CheckpointError(
+            f"inpaint_unet={name}: its U-Net takes {channels} input channels, an inpainting U-Net "
+            f"{INPAINT_CHANNELS} ({latent} latent + 1 mask + {latent} masked-image latent): it is a text-to-image "
+            "checkpoint. Give an inpainting checkpoint (stabilityai/stable-diffusion-2-inpainting for an SD 2 "
+            "base, stable-diffusion-v1-5/stable-diffusion-inpainting for SD 1.5), or inpaint_unet=None to inpaint "
+            "by latent blending with the pipeline's own U-Net."
+        )
+    width, text = unet.config.cross_attention_dim, pipe.unet.config.cross_attention_dim
+    if width != text:
+        raise CheckpointError(
+            f"inpaint_unet={name}: its U-Net reads text of width {width}, the pipeline's text encoder gives "
+            f"{text}: pair the inpainting checkpoint with a base of the same family (SD 2 inpainting with an SD 2 "
+            "base, SD 1.5 inpainting with SD 1.5)."
+        )
+
+
 # ---- options --------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class InpaintingOptions:
     """The baseline's own settings (checked on creation; a bad value raises ``ConfigError`` naming the fix).
 
-    region: ``"container"`` (inpaint the whole container mask) or ``"interior"`` (its interior only);
+    region: ``"container"`` (inpaint the whole container mask), ``"interior"`` (its interior only) or
+    ``"outside"`` (everything but the container: keep the container, repaint the rest);
     interior_rim: the rim removed for ``"interior"``, as a fraction of the container's smaller side
     (module docstring); strength: how far the reference is noised before inpainting (diffusers'
     ``strength``; 1.0, its default, starts the masked region from pure noise).
@@ -166,7 +252,8 @@ class InpaintingOptions:
         if self.region not in REGIONS:
             raise ConfigError(
                 f"region={self.region!r}: choose 'container' (inpaint the whole container mask, the paper's "
-                "Inpainting (Container)) or 'interior' (only its inside, Inpainting (Interior))."
+                "Inpainting (Container)), 'interior' (only its inside, Inpainting (Interior)) or 'outside' (keep "
+                "the container, repaint the rest)."
             )
         _check_rim(self.interior_rim)
         if not 0 < self.strength <= 1:
@@ -209,6 +296,11 @@ class InpaintingBaseline(CooklabPipeline):
     is the container mask found, whose ``extra`` holds ``"region"``, ``"region_mask"`` (the [H, W]
     mask inpainted) and ``"rim_px"`` (``r``, interior only). ``kv_reference`` is always None and
     ``region_aware`` always False. ``cooklab.trace`` is refused: the stock pipelines have no hook points.
+
+    ``inpaint_unet`` (module docstring, "Two ways to inpaint"): None (default) inpaints by latent
+    blending with ``pipe``'s U-Net; a 9-channel inpainting U-Net -- a ``UNet2DConditionModel`` or a
+    checkpoint path / hub id, loaded by ``load_inpainting_unet`` on ``pipe``'s device and dtype --
+    draws the masked frames instead. A U-Net of another kind raises ``CheckpointError`` naming the fix.
     """
 
     pipeline_class = StableDiffusionPipeline
@@ -216,10 +308,22 @@ class InpaintingBaseline(CooklabPipeline):
     loader = "load_sd"
     wrong_kind_hint = "Load SD 1.x/2.x with cooklab.models.load_sd(id_or_path), or pass a cooklab.RecipeDiffusion."
 
-    def __init__(self, pipe):
+    def __init__(self, pipe, inpaint_unet=None):
         recipe_diffusion = pipe if isinstance(pipe, RecipeDiffusion) else None
         super().__init__(recipe_diffusion.pipe if recipe_diffusion is not None else pipe)
         self.recipe_diffusion = recipe_diffusion or RecipeDiffusion(self.pipe)  # its recipe, mask and provider helpers
+        self.inpaint_unet, self.inpaint_source = None, None  # None: latent blending with self.pipe.unet
+        if inpaint_unet is not None:
+            loaded = isinstance(inpaint_unet, torch.nn.Module)
+            self.inpaint_source = "in memory" if loaded else str(inpaint_unet)
+            unet = inpaint_unet if loaded else load_inpainting_unet(inpaint_unet, self.device, self.pipe.unet.dtype)
+            check_inpainting_unet(unet, self.pipe, repr(self.inpaint_source))
+            self.inpaint_unet = unet
+
+    @property
+    def inpainting(self) -> str:
+        """``"latent_blend"`` (the text-to-image U-Net, latents blended) or ``"inpainting_unet"`` (9 channels)."""
+        return INPAINT_MODES[self.inpaint_unet is not None]
 
     def attach_trace(self, trace) -> None:
         raise ConfigError(
@@ -278,7 +382,9 @@ class InpaintingBaseline(CooklabPipeline):
 
         components = {**self.pipe.components, "safety_checker": None, "requires_safety_checker": False}
         text2image = StableDiffusionPipeline(**components)
-        inpaint = StableDiffusionInpaintPipeline(**components)
+        inpaint = StableDiffusionInpaintPipeline(
+            **{**components, "unet": self.inpaint_unet if self.inpaint_unet is not None else self.pipe.unet}
+        )
         common = dict(
             num_inference_steps=num_inference_steps,
             height=height,
@@ -369,6 +475,8 @@ class InpaintingBaseline(CooklabPipeline):
         """What the call ran with, as ``RecipeDiffusionOutput.settings`` reports it."""
         return dict(
             method="inpainting",
+            inpainting=self.inpainting,
+            inpaint_unet=self.inpaint_source,
             region=options.region,
             interior_rim=options.interior_rim,
             strength=options.strength,
@@ -404,9 +512,11 @@ class InpaintingBaseline(CooklabPipeline):
         channels, latent_channels = self.pipe.unet.config.in_channels, self.pipe.vae.config.latent_channels
         if channels != latent_channels:
             raise ConfigError(
-                f"the U-Net takes {channels} input channels; the inpainting baseline runs the text-to-image "
-                f"U-Net ({latent_channels} channels), as RecipeDiffusion does: load a base checkpoint, not an "
-                "inpainting one."
+                f"the pipeline's U-Net takes {channels} input channels; the inpainting baseline draws frame 0 with "
+                f"the text-to-image U-Net ({latent_channels} channels), as RecipeDiffusion does: load a base "
+                "checkpoint as the pipeline and pass the inpainting one as inpaint_unet= (e.g. "
+                "InpaintingBaseline(load_sd('stabilityai/stable-diffusion-2-base'), "
+                "inpaint_unet='stabilityai/stable-diffusion-2-inpainting'))."
             )
         return height, width
 
@@ -427,21 +537,24 @@ class InpaintingBaseline(CooklabPipeline):
             mask = F.interpolate(mask.float()[None, None], size=tuple(image_hw), mode="nearest")[0, 0]
         if options.region == "container":
             region, rim_px = binarize(mask), None
+        elif options.region == "outside":  # keep the container, repaint the rest
+            region, rim_px = 1.0 - binarize(mask), None
         else:
             region, rim_px = interior_mask(mask, options.interior_rim), rim_width(mask, options.interior_rim)
         result = replace(
             result, extra={**result.extra, "region": options.region, "region_mask": region, "rim_px": rim_px}
         )
         if not bool(blend_mask(region, latent_hw).any()):
-            what = (
-                f"the container's interior (its mask eroded by {rim_px} px, interior_rim={options.interior_rim})"
-                if options.region == "interior"
-                else "the container mask, binarised at 0.5,"
-            )
-            fix = (
-                "lower interior_rim, or use region='container'"
-                if options.region == "interior"
-                else "give a larger mask (one that holds the top-left pixel of some latent cell)"
-            )
+            what = {
+                "interior": f"the container's interior (its mask eroded by {rim_px} px, "
+                f"interior_rim={options.interior_rim})",
+                "container": "the container mask, binarised at 0.5,",
+                "outside": "the frame outside the container mask",
+            }[options.region]
+            fix = {
+                "interior": "lower interior_rim, or use region='container'",
+                "container": "give a larger mask (one that holds the top-left pixel of some latent cell)",
+                "outside": "the container fills the frame: nothing is left to repaint; use region='container'",
+            }[options.region]
             return result, None, f"{what} covers no cell of the {latent_hw[0]}x{latent_hw[1]} latent grid: {fix}"
         return result, region, None

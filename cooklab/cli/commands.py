@@ -215,6 +215,13 @@ def add_score_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentP
         metavar="URL",
         help="an OpenAI-compatible server for --judge (default: OpenAI)",
     )
+    sc.add_argument(
+        "--judge-prompt",
+        choices=("blind", "told"),
+        default="blind",
+        help="blind: the judge lists the foods it sees and cooklab matches them to the step's ingredients; told: "
+        "the ingredients to check are listed in the request (default: blind)",
+    )
     return sc
 
 
@@ -356,7 +363,9 @@ def score_command(args: argparse.Namespace, command: str) -> int:
     from cooklab.scoring import ScoreRun, score_run, summary_lines
 
     metrics = None if args.metrics is None else [m.strip() for m in args.metrics.split(",") if m.strip()]
-    judge = None if args.judge is None else VisionJudge(args.judge, base_url=args.judge_base_url)
+    judge = (
+        None if args.judge is None else VisionJudge(args.judge, base_url=args.judge_base_url, prompt=args.judge_prompt)
+    )
     options = {name: getattr(args, name) for name in ("clip", "dino", "device", "batch_size", "pairs", "masks")}
     result = score_run(ScoreRun(args.run, metrics, judge=judge, **options))
     print(f"scored {args.run}:")

@@ -100,6 +100,7 @@ CA_FLAGS = {
     "anchor_regions": "--anchor-regions",
     "anchor_strength": "--anchor-strength",
     "anchor": "--anchor",
+    "chunk_text": "--chunk-text",
 }
 # Recipe Diffusion's parameters checked before a model loads (cooklab.checks) -> their flags
 RD_FLAGS = {
@@ -340,6 +341,7 @@ def _cookanything_call(args: argparse.Namespace, recipe, explicit: set[str]) -> 
         anchor=args.anchor,
         anchor_regions=args.anchor_regions,
         anchor_strength=args.anchor_strength,
+        chunk_text=args.chunk_text,
     )
     if args.max_sequence_length is not None:  # else the pipeline reads its own T5's length
         call["max_sequence_length"] = args.max_sequence_length

@@ -77,6 +77,7 @@ CA_OPTIONS = {
     "anchor": "--anchor",
     "anchor_regions": "--anchor-regions",
     "anchor_strength": "--anchor-strength",
+    "chunk_text": "--chunk-text",
 }
 DEFAULTS = {
     "recipe-diffusion": dict(
@@ -98,6 +99,7 @@ DEFAULTS = {
         true_cfg_scale=1.0,
         anchor="fixed",
         anchor_regions=1,
+        chunk_text="window",
     ),
 }
 # --model toy: what the Toy Kitchen models are evaluated with (they override DEFAULTS)
@@ -363,6 +365,14 @@ def add_generate_parser(commands: argparse._SubParsersAction) -> argparse.Argume
         default=None,
         metavar="S",
         help="--anchor renoise: the noise level the anchor restarts from, in (0, 1] (default: 0.5)",
+    )
+    ca.add_argument(
+        "--chunk-text",
+        choices=("window", "whole"),
+        default=None,
+        help="what a chunk's base prompt and CSCC read: window = its own steps' description and a window of the "
+        "recipe that fits --max-sequence-length, whole = the whole recipe's encoding, cut at the limit "
+        "(default: window)",
     )
     return gen
 

@@ -12,8 +12,9 @@ ids and attention masks for the same recipe. Its stages, one method each:
 4. ``_regional_state``: where ``RegionalFluxAttnProcessor`` (``regional.py``) runs SRC (layers,
    steps), with which ``alpha``, backend and cross-region references.
 
-(2., the noise, is drawn by the denoising loop, ``denoising.py``.) A chunk of a long recipe reads
-its steps' part of the whole recipe's canvas (``_chunk_canvas``).
+(2., the noise, is drawn by the denoising loop, ``denoising.py``.) A chunk of a long recipe is a
+canvas of its regions (``_chunk_canvas``): with ``chunk_text="window"`` its own base prompt and CSCC
+window (``chunked.cscc_window``), with ``"whole"`` its steps' part of the whole recipe's text stream.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import partial
 
 import torch
 from einops import rearrange, reduce, repeat
@@ -29,7 +31,7 @@ from ..errors import ConfigError, warn_caller
 from ..instrument.locate import locate
 from ..pipeline_base import quiet_truncation, warn_dropped_tokens
 from ..recipe import Recipe, as_recipe
-from .chunked import Chunk
+from .chunked import Chunk, cscc_window
 from .cross_region_kv import canvas_references
 from .cscc import RecipeSpans, cscc_fuse, step_token_spans, whole_description
 from .flexible_rope import canvas_image_ids, text_ids
@@ -93,13 +95,16 @@ class Canvas:
     img_ids: torch.Tensor  # [N P, 3] RoPE ids of the image tokens (Flexible RoPE: restarting in every region)
     txt_ids: torch.Tensor  # [L_b + N L, 3] zeros
     state: RegionalState  # where SRC runs, alpha, backend, cross-region references
+    cscc_window: tuple[int, int] | None = None  # steps [w, e) whose description CSCC encoded (None: cscc off)
 
 
 class CanvasPreparation:
     """``CookAnything``'s canvas stages (a mixin: ``self.pipe`` is a ``FluxPipeline``, ``self._trace`` the trace)."""
 
     @torch.no_grad()
-    def prepare_canvas(self, recipe, *, plan=None, settings: CookAnythingSettings | None = None, **kwargs) -> Canvas:
+    def prepare_canvas(
+        self, recipe, *, plan=None, settings: CookAnythingSettings | None = None, note_cut: bool = True, **kwargs
+    ) -> Canvas:
         """Everything the transformer reads for ``recipe`` except the latents:
         text stream, layout, RoPE ids, SRC state.
 
@@ -108,6 +113,8 @@ class CanvasPreparation:
             plan: a ``cooklab.agent.RecipePlan``; with ``enriched_prompts`` its prompts are encoded.
             settings: the call's ``CookAnythingSettings``; None builds them from ``kwargs`` (the
                 keywords of ``CookAnything.__call__``: ``height``, ``regional``, ``alpha`` ...).
+            note_cut: warn when ``max_sequence_length`` cuts the whole description (False: the caller
+                encodes chunks' own windows, ``chunk_text="window"``, and warns about those).
         """
         if settings is not None and kwargs:
             raise ConfigError(f"give either settings= or keywords ({', '.join(kwargs)}), not both.")
@@ -128,7 +135,11 @@ class CanvasPreparation:
         self._note_long_steps(texts, max_sequence_length)
         with quiet_truncation(self.pipe):  # the note above says it once
             text = self._encode_text(
-                texts, recipe.title, s.regional, s.cscc, s.lam, max_sequence_length, s.negative_prompt
+                texts,
+                recipe.title,
+                s,
+                max_sequence_length,
+                cut_note="the whole description" if note_cut else None,
             )
         L = text.step_len
         layout = RegionLayout(n, rows, cols, L, L if s.regional else 0)
@@ -147,23 +158,36 @@ class CanvasPreparation:
             s.regional_steps,
             references,
         )
-        return Canvas(recipe, texts, height, width, layout, text, img_ids, txt_ids, state)
+        window = (0, n) if s.cscc else None
+        return Canvas(recipe, texts, height, width, layout, text, img_ids, txt_ids, state, window)
 
-    def _chunk_canvas(self, c: Canvas, chunk: Chunk, flexible_rope: bool, rope_step_axis: bool) -> Canvas:
-        """The canvas of one chunk, cut from the whole recipe's ``c``:
-        its steps' text slots, its own layout, ids and state.
+    def _chunk_canvas(self, c: Canvas, chunk: Chunk, s: CookAnythingSettings) -> Canvas:
+        """The canvas of one chunk of the whole recipe's ``c``: its steps' text, its own layout, ids and state.
 
-        The text keeps the whole recipe's base slot and CSCC (``CanvasText.select``); RoPE ids and the
-        regional layout are those of a canvas of ``len(chunk.regions)`` regions. Cross-region K/V
-        references become the chunk's own regions; one that lies before the chunk (an earlier step not
-        on this canvas) is dropped: that region keeps its own keys.
+        The text (``s.chunking.text``): ``"window"`` encodes the chunk's own base prompt (the
+        description of its regions) and CSCC from its window of the recipe (``chunked.cscc_window``:
+        the steps before it that fit ``max_sequence_length``, then its own), ``b^(n)`` counted in the
+        window's encoding; ``"whole"`` keeps the whole recipe's base slot and CSCC
+        (``CanvasText.select``). RoPE ids and the regional layout are those of a canvas of
+        ``len(chunk.regions)`` regions. Cross-region K/V references become the chunk's own regions; one
+        that lies before the chunk (an earlier step not on this canvas) is dropped: that region keeps
+        its own keys.
         """
         steps = chunk.regions
         first = steps[0]
-        text = c.text.select(steps)
+        if s.chunking.text == "whole":
+            text, window = c.text.select(steps), c.cscc_window
+        else:
+            texts, length = [c.texts[j] for j in steps], c.text.step_len
+            window = cscc_window(self.pipe.tokenizer_2, c.texts, c.recipe.title, steps, length) if s.cscc else None
+            context = c.texts[window[0] : first] if s.cscc else []
+            with quiet_truncation(self.pipe):  # the window fits; a cut in a chunk's own steps is warned below
+                text = self._encode_text(
+                    texts, c.recipe.title, s, length, f"the description of chunk {chunk.index + 1}", context, first
+                )
         layout = dataclasses.replace(c.layout, n_regions=len(steps))
         img_ids, txt_ids = self._position_ids(
-            layout, text.embeds.shape[1], flexible_rope, rope_step_axis
+            layout, text.embeds.shape[1], s.flexible_rope, s.rope_step_axis
         )  # [n P, 3], [L_b + n L, 3]
         references = None
         if c.state.references is not None:
@@ -171,7 +195,8 @@ class CanvasPreparation:
                 c.state.references[j] - first if c.state.references[j] >= first else i for i, j in enumerate(steps)
             )
         state = dataclasses.replace(c.state, layout=layout, references=references, step=0)
-        return Canvas(c.recipe, [c.texts[j] for j in steps], c.height, c.width, layout, text, img_ids, txt_ids, state)
+        texts = [c.texts[j] for j in steps]
+        return Canvas(c.recipe, texts, c.height, c.width, layout, text, img_ids, txt_ids, state, window)
 
     def _region_size(self, height: int | None, width: int | None) -> tuple[int, int, int, int]:
         """One region's size in pixels and its packed token grid: ``(height, width, rows, cols)``.
@@ -222,35 +247,49 @@ class CanvasPreparation:
             f"512); CLIP reads {clip[2]} tokens whatever it is.",
         )
 
-    def _encode_text(self, texts, title, regional, cscc, lam, max_sequence_length, negative_prompt) -> CanvasText:
+    def _encode_text(
+        self,
+        texts,
+        title,
+        s: CookAnythingSettings,
+        max_sequence_length: int,
+        cut_note: str | None,
+        context=(),
+        first=0,
+    ) -> CanvasText:
         """The canvas's text stream: the steps, the whole description, CSCC (Eq. 12) and the slots.
 
-        Each step is encoded on its own (T5 ``C_n`` [L, D], CLIP pooled [Dp]); the whole
-        description (title and all steps) once, when the base branch or CSCC needs it. CSCC adds
-        each step's contextual tokens to its encoding, ``C_n[0:t_n] += lam * C_recipe[b_n : b_n + t_n]``.
-        The slots are laid end to end as the transformer reads them:
+        Each step is encoded on its own (T5 ``C_n`` [L, D], CLIP pooled [Dp]); the description of
+        ``texts`` (title and steps) once, when the base branch or CSCC needs it. CSCC adds each step's
+        contextual tokens to its encoding, ``C_n[0:t_n] += lam * C_recipe[b_n : b_n + t_n]``, where
+        ``C_recipe`` encodes ``whole_description(context + texts, title)``: the description itself
+        without ``context``; a chunk's window with it (``chunk_text="window"``: the steps before the
+        chunk that fit), ``b_n`` then counted in the window's encoding. ``first`` is the recipe step
+        of ``texts[0]`` (the spans are numbered as steps of the recipe); ``cut_note`` names the text
+        in the warning when ``max_sequence_length`` cuts it (None: no warning). The slots are laid
+        end to end as the transformer reads them:
 
-            regional:   [C_base | C_1 | ... | C_N]    pooled = CLIP(whole description)
+            regional:   [C_base | C_1 | ... | C_N]    pooled = CLIP(description of texts)
             otherwise:  [C_1 | ... | C_N]             pooled = mean over n of CLIP(step n)
 
-        With true CFG (``negative_prompt`` not None) the negative prompt is encoded once and fills
+        With true CFG (``s.negative_prompt`` not None) the negative prompt is encoded once and fills
         every slot, without CSCC.
         """
-        pipe, device = self.pipe, self.device
-        step_embeds, step_pooled, _ = pipe.encode_prompt(
-            prompt=texts, prompt_2=texts, device=device, max_sequence_length=max_sequence_length
-        )  # [N, L, D], [N, Dp]
+        pipe, device, regional = self.pipe, self.device, s.regional
+        encode = partial(pipe.encode_prompt, device=device, max_sequence_length=max_sequence_length)
+        step_embeds, step_pooled, _ = encode(prompt=texts, prompt_2=texts)  # [N, L, D], [N, Dp]
         base_embeds = base_pooled = spans = cscc_delta = None
-        if regional or cscc:
+        if regional or s.cscc:
             whole, _ = whole_description(texts, title)
-            base_embeds, base_pooled, _ = pipe.encode_prompt(
-                prompt=whole, prompt_2=whole, device=device, max_sequence_length=max_sequence_length
-            )  # [1, L, D], [1, Dp]
-            spans = self._token_spans(
-                texts, title, max_sequence_length
-            )  # also with cscc off: the base prompt may be cut
-        if cscc:
-            step_embeds, cscc_delta = self._fuse_cscc(step_embeds, base_embeds, spans, lam)
+            base_embeds, base_pooled, _ = encode(prompt=whole, prompt_2=whole)  # [1, L, D], [1, Dp]
+            # also with cscc off: the base prompt may be cut
+            spans = self._token_spans([*context, *texts], title, max_sequence_length, cut_note, first - len(context))
+        if s.cscc:
+            recipe_embeds = base_embeds  # [1, L, D]: the description of texts, or the window's (with context)
+            if context:
+                recipe_embeds, _, _ = encode(prompt=spans.text, prompt_2=spans.text)
+                spans = dataclasses.replace(spans, spans=spans.spans[len(context) :])  # the chunk's steps only
+            step_embeds, cscc_delta = self._fuse_cscc(step_embeds, recipe_embeds, spans, s.lam)
         else:
             spans = None
         step_slots = rearrange(step_embeds, "n l d -> 1 (n l) d")  # the N step slots end to end
@@ -259,25 +298,21 @@ class CanvasPreparation:
         else:
             embeds, pooled = step_slots, reduce(step_pooled, "n dp -> 1 dp", "mean")  # [1, N L, D], [1, Dp]
         text = CanvasText(embeds, pooled, step_embeds.shape[1], spans, cscc_delta, step_pooled)
-        if (
-            negative_prompt is not None
-        ):  # the negative branch: the same layout, every text slot holds the negative prompt
-            neg, text.neg_pooled, _ = pipe.encode_prompt(
-                prompt=negative_prompt,
-                prompt_2=negative_prompt,
-                device=device,
-                max_sequence_length=max_sequence_length,
-            )  # [1, L, D], [1, Dp]
+        if s.negative_prompt is not None:  # the negative branch: the same layout, every text slot holds it
+            neg, text.neg_pooled, _ = encode(prompt=s.negative_prompt, prompt_2=s.negative_prompt)  # [1, L, D]
             slots = (1 if regional else 0) + len(texts)  # the base slot and N step slots
             text.neg_embeds = repeat(neg, "1 l d -> 1 (slot l) d", slot=slots)  # [1, L_b + N L, D]
         return text
 
-    def _token_spans(self, texts, title, max_sequence_length) -> RecipeSpans:
-        """Where each step's tokens sit in the whole description (``b_n``, ``t_n`` of Eq. 12); warns when it is cut."""
+    def _token_spans(self, texts, title, max_sequence_length, cut_note: str | None, first: int = 0) -> RecipeSpans:
+        """Where each step's tokens sit in the description of ``texts`` (``b_n``, ``t_n`` of Eq. 12), numbered
+        from recipe step ``first``; warns when it is cut (naming it ``cut_note``; None: silent)."""
         spans = step_token_spans(self.pipe.tokenizer_2, texts, title, max_sequence_length)
-        if spans.truncated_steps:
+        if first:
+            spans.spans = [dataclasses.replace(span, step=span.step + first) for span in spans.spans]
+        if spans.truncated_steps and cut_note is not None:
             warn_caller(
-                f"the whole description is cut at max_sequence_length={max_sequence_length} T5 tokens: steps "
+                f"{cut_note} is cut at max_sequence_length={max_sequence_length} T5 tokens: steps "
                 f"{[i + 1 for i in spans.truncated_steps]} are partly or wholly missing from the base prompt and from "
                 "CSCC; raise max_sequence_length (Flux: up to 512) or shorten the recipe."
             )

@@ -21,11 +21,33 @@ constant set by memory: 12 regions of 512^2 pixels with 512 T5 tokens per prompt
 sequence of 13 * 512 + 12 * 1024 = 18,944 tokens, what the pipeline has always allowed on one GPU;
 smaller regions fit more, so ``chunk_size`` may be set above it.
 
-What every chunk shares with the whole recipe (the pipeline's part): the text stream is encoded
-once for the WHOLE recipe -- the whole-description (base) prompt and Cross-Step Consistency
-Control, ``C_n[0:t_n] += lam * C_recipe[b_n : b_n + t_n]`` with ``b_n`` the step's place in the
-whole recipe's encoding -- and a chunk reads the rows of its steps from it. Region n's noise is
-drawn from ``seed + n`` with n the step's place in the recipe, whichever chunk it lands in.
+What every chunk reads of the text (``chunk_text``, recorded in ``settings["chunk_text"]``). Region
+n's noise is drawn from ``seed + n`` with n the step's place in the recipe, whichever chunk it lands
+in; the text stream of chunk k comes from one of two sources:
+
+* ``chunk_text="window"`` (the default): chunk k is a canvas of its own regions (anchors and new
+  steps). Its base (whole-description) prompt is the description of those regions,
+  ``whole_description(texts[r_first .. r_last], title)``, and CSCC reads the encoding of a *window*
+  of the recipe, the steps ``[w_k, e_k)`` with ``e_k`` = the chunk's last step + 1 and ``w_k`` the
+  earliest step whose description ``whole_description(texts[w_k:e_k], title)`` still fits the T5
+  limit (``max_sequence_length`` tokens, ``</s>`` included): the chunk's steps and as many of the
+  steps before them as fit, never starting after the chunk's first region (``cscc_window``). For
+  every region n of the chunk,
+
+      C^(n)[0 : t^(n)] += lam * C_W[b^(n) : b^(n) + t^(n)]                           (12, windowed)
+
+  with ``C_W`` the T5 encoding of the window's description and ``b^(n)`` the place of step n's
+  first token in *that* encoding (relative to the window, not to the whole recipe). A chunk whose
+  own regions fit the limit therefore keeps every step's tokens: no step is cut
+  (``settings["truncated_steps"]`` empty; each chunk's record names its window, ``cscc_window``).
+  One chunk (K >= N) is the one-canvas call: its window is the whole recipe.
+* ``chunk_text="whole"`` (the behaviour before the switch): the text stream is encoded once for
+  the WHOLE recipe -- the base prompt is the whole description and CSCC reads
+  ``C_recipe[b_n : b_n + t_n]`` with ``b_n`` the step's place in the whole recipe's encoding -- and
+  a chunk reads the rows of its steps from it. Cut at ``max_sequence_length`` (512 T5 tokens for
+  FLUX.1), the whole description of a long recipe -- the recipes chunking exists for -- describes
+  only its first steps to every chunk's base branch, and the later steps get no CSCC
+  (``truncated_steps``).
 
 An anchor region's latents follow the flow-matching path of the previous chunk's final latent
 ``z_0`` of that step, from its own starting noise ``eps`` (the draw of ``seed + n``):
@@ -54,17 +76,30 @@ an anchor.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 
 from ..errors import ConfigError
+from .cscc import whole_description
 
-__all__ = ["ANCHOR_MODES", "AnchorPin", "Chunk", "Chunking", "anchor_latents", "last_pinned_step", "plan_chunks"]
+__all__ = [
+    "ANCHOR_MODES",
+    "CHUNK_TEXT_MODES",
+    "AnchorPin",
+    "Chunk",
+    "Chunking",
+    "anchor_latents",
+    "cscc_window",
+    "last_pinned_step",
+    "plan_chunks",
+]
 
 ANCHOR_MODES = ("fixed", "renoise", "none")
 DEFAULT_ANCHOR = "fixed"
 DEFAULT_RENOISE_STRENGTH = 0.5  # sigma the re-noised anchor restarts from (img2img strength)
+CHUNK_TEXT_MODES = ("window", "whole")  # a chunk's base prompt and CSCC: its own steps and window, or the recipe's
+DEFAULT_CHUNK_TEXT = "window"
 
 
 @dataclass(frozen=True)
@@ -78,17 +113,38 @@ class Chunking:
     anchor: str  # one of ANCHOR_MODES
     anchors: int  # A: regions of the previous chunk at the start of the next (0 with anchor="none")
     strength: float  # sigma from which a re-noised anchor denoises freely (0 = fixed)
+    text: str = DEFAULT_CHUNK_TEXT  # one of CHUNK_TEXT_MODES: what a chunk's base prompt and CSCC read
 
     @classmethod
     def resolve(
-        cls, chunk_size: int | None, anchor: str, anchor_regions: int, anchor_strength: float | None, default_size: int
+        cls,
+        chunk_size: int | None,
+        anchor: str,
+        anchor_regions: int,
+        anchor_strength: float | None,
+        default_size: int,
+        chunk_text: str = DEFAULT_CHUNK_TEXT,
     ) -> Chunking:
         """The chunking of one call, or ``ConfigError`` naming the fix.
 
         chunk_size: K, None for ``default_size`` (the pipeline's ``MAX_CANVAS_REGIONS``); anchor_regions: A,
         1 <= A < K (ignored, and recorded as 0, with ``anchor="none"``); anchor_strength: only for
-        ``"renoise"`` (default ``DEFAULT_RENOISE_STRENGTH``).
+        ``"renoise"`` (default ``DEFAULT_RENOISE_STRENGTH``); chunk_text: one of ``CHUNK_TEXT_MODES``.
         """
+        if chunk_text not in CHUNK_TEXT_MODES:
+            raise ConfigError(
+                f"chunk_text={chunk_text!r}: choose 'window' (each chunk's own base prompt and CSCC window, the "
+                "default) or 'whole' (every chunk reads the whole recipe's encoding, cut at max_sequence_length)."
+            )
+        return replace(
+            cls._anchoring(chunk_size, anchor, anchor_regions, anchor_strength, default_size), text=chunk_text
+        )
+
+    @classmethod
+    def _anchoring(
+        cls, chunk_size: int | None, anchor: str, anchor_regions: int, anchor_strength: float | None, default_size: int
+    ) -> Chunking:
+        """``resolve`` without ``chunk_text``: the canvas size and the anchors."""
         size = default_size if chunk_size is None else chunk_size
         if isinstance(size, bool) or not isinstance(size, int) or size < 1:
             raise ConfigError(
@@ -163,6 +219,25 @@ def plan_chunks(n_steps: int, chunking: Chunking) -> list[Chunk]:
         chunks.append(Chunk(c, anchors, tuple(range(start, start + new))))
         start += new
     return chunks
+
+
+def cscc_window(tokenizer, texts: list[str], title: str | None, regions: tuple[int, ...], max_length: int):
+    """The steps ``(w, e)`` whose description CSCC encodes for a chunk of ``regions`` (``chunk_text="window"``).
+
+    ``e`` is the chunk's last region + 1; ``w`` the earliest step ``<= regions[0]`` such that
+    ``whole_description(texts[w:e], title)`` fits ``max_length`` T5 tokens (its ``</s>`` included),
+    found by adding the steps before the chunk one at a time while they fit. When the chunk's own
+    regions do not fit, ``w = regions[0]`` and their last tokens are cut (``StepSpan.truncated``).
+    """
+    end, start = regions[-1] + 1, regions[0]
+
+    def fits(first: int) -> bool:
+        text, _ = whole_description(texts[first:end], title)
+        return len(tokenizer(text, truncation=False, verbose=False).input_ids) <= max_length
+
+    while start > 0 and fits(start - 1):
+        start -= 1
+    return start, end
 
 
 def last_pinned_step(sigmas: torch.Tensor, strength: float) -> int:

@@ -4,7 +4,8 @@ For a recipe of N steps (up to ``chunk_size``, by default ``MAX_CANVAS_REGIONS``
 holds N regions of ``height x width`` pixels stacked vertically, so region n's packed latent tokens
 are contiguous (region-major). A longer recipe is cut into chunks, canvases of at most ``chunk_size``
 regions generated one after another and joined by anchor regions (``chunked.py``): stage 1 runs
-once for the whole recipe, stages 2-5 once per chunk on its part of it (``_chunk_canvas``).
+once for the whole recipe, stages 2-5 once per chunk on its part of it (``_chunk_canvas``; with
+``chunk_text="window"``, the default, a chunk encodes its own base prompt and CSCC window).
 ``CookAnything.__call__`` runs these stages:
 
 * stage 0, ``CookAnythingSettings.build`` (``settings.py``): every argument checked once, before
@@ -45,7 +46,7 @@ from ..pipeline_base import CooklabPipeline
 from ..recipe import Recipe, as_recipe
 from ..size_guard import flux_estimate, guard_size
 from .canvas import Canvas, CanvasPreparation
-from .chunked import DEFAULT_ANCHOR, Chunk, plan_chunks
+from .chunked import DEFAULT_ANCHOR, DEFAULT_CHUNK_TEXT, Chunk, plan_chunks
 from .cscc import RecipeSpans
 from .denoising import CanvasDenoising
 from .lora import ADAPTER_NAME, WEIGHT_NAME
@@ -61,7 +62,9 @@ class CookAnythingOutput:
     canvas: object  # the whole canvas (regions stacked vertically; a chunked call: the N frames stacked)
     # of the N regions stacked (one canvas: the canvas that ran; chunked: each chunk's is in ``chunks``)
     layout: RegionLayout
-    spans: RecipeSpans | None  # CSCC token spans in the WHOLE recipe's encoding (None when cscc is off)
+    # CSCC token spans in the WHOLE recipe's encoding (None when cscc is off); with chunk_text="window" and
+    # several chunks each chunk read its own window's (settings["chunks"][k]["cscc_window"])
+    spans: RecipeSpans | None
     recipe: Recipe
     settings: dict = field(default_factory=dict)
     chunks: list[Chunk] = field(default_factory=list)  # the canvases that ran, in order (one for a one-canvas call)
@@ -110,6 +113,7 @@ class CookAnything(CanvasPreparation, CanvasDenoising, CooklabPipeline):
         anchor: str = DEFAULT_ANCHOR,
         anchor_regions: int = 1,
         anchor_strength: float | None = None,
+        chunk_text: str = DEFAULT_CHUNK_TEXT,
         output_type: str = "pil",
         progress: bool = True,
         allow_large: bool = False,
@@ -150,8 +154,8 @@ class CookAnything(CanvasPreparation, CanvasDenoising, CooklabPipeline):
             lora_scale: the scale of the loaded LoRA adapter(s) for this call only (``load_lora``;
                 None: the scale they were loaded with; 0: exactly no adapter). ``settings["lora"]`` and
                 the trace record which adapter ran at which scale.
-            chunk_size, anchor, anchor_regions, anchor_strength: chunked generation for long recipes
-                (``chunked.py``, see below).
+            chunk_size, anchor, anchor_regions, anchor_strength, chunk_text: chunked generation for long
+                recipes (``chunked.py``, see below).
             output_type: ``"pil"``, ``"np"``, ``"pt"`` or ``"latent"`` (each region's packed latents).
             progress: show the denoising progress bar.
             allow_large: run a canvas whose estimated memory exceeds what the device has free
@@ -163,10 +167,15 @@ class CookAnything(CanvasPreparation, CanvasDenoising, CooklabPipeline):
         (A, 1 <= A < K), the last steps generated so far: ``anchor="fixed"`` (default) keeps them
         pinned to the previous chunk's final latents (an in-context region), ``"renoise"`` re-noises
         them to ``anchor_strength`` (default 0.5) and denoises them again (image-to-image),
-        ``"none"`` uses no anchor. The whole-description prompt and CSCC come from the WHOLE
-        recipe's encoding in every chunk. With K >= N the call is the one-canvas call, bit for bit.
+        ``"none"`` uses no anchor. ``chunk_text="window"`` (default) gives each chunk its own base prompt
+        (the description of its regions) and CSCC from a window of the recipe that ends with the chunk
+        and fits ``max_sequence_length`` (the steps before it that fit), so no step of a chunk is cut;
+        ``"whole"`` reads the base prompt and CSCC from the WHOLE recipe's encoding in every chunk (cut
+        at ``max_sequence_length``). With K >= N the call is the one-canvas call, bit for bit.
         ``chunks`` and ``settings["chunks"]`` record the chunks (steps, anchors, regions, each
-        canvas's shift ``mu``; ``settings["mu"]`` is the first's), and per frame its chunk
+        canvas's shift ``mu``, the steps of its CSCC window ``cscc_window``, the steps it cut,
+        ``truncated_steps``, and those CSCC left unfused, ``cscc_unmatched_steps``; the top-level lists
+        are their unions; ``settings["mu"]`` is the first's), and per frame its chunk
         (``frame_chunks``) and anchor steps (``frame_anchors``). A ``cooklab.trace`` records one
         canvas: tracing a call of several chunks is refused.
 
@@ -213,6 +222,7 @@ class CookAnything(CanvasPreparation, CanvasDenoising, CooklabPipeline):
             anchor=anchor,
             anchor_regions=anchor_regions,
             anchor_strength=anchor_strength,
+            chunk_text=chunk_text,
             output_type=output_type,
             progress=progress,
             allow_large=allow_large,
@@ -243,8 +253,9 @@ class CookAnything(CanvasPreparation, CanvasDenoising, CooklabPipeline):
     ) -> CookAnythingOutput:
         """Stages 1-6 of ``__call__`` (settings checked, the call's LoRA scale set), stages 2-5 once per chunk."""
         # 1-3. text, layout, positions, regional state of the WHOLE recipe: the canvas as the transformer reads it
-        # (shared with training); a chunk reads its steps' part of it (_chunk_canvas)
-        c = self.prepare_canvas(recipe, plan=plan, settings=s)
+        # (shared with training); a chunk reads its steps' part of it, or its own window's (_chunk_canvas)
+        windowed = len(chunks) > 1 and s.chunking.text == "window"  # the chunks' windows warn about their cuts
+        c = self.prepare_canvas(recipe, plan=plan, settings=s, note_cut=not windowed)
         final = [None] * c.layout.n_regions  # [1, P, C 4] per step: its final latents, from the chunk where it is new
         records = [self._run_chunk(c, chunk, s, final, lora) for chunk in chunks]
 
@@ -267,9 +278,7 @@ class CookAnything(CanvasPreparation, CanvasDenoising, CooklabPipeline):
         fills ``final`` with its new steps' latents; returns its record.
         """
         n_regions = len(chunk.regions)
-        part = (
-            c if n_regions == c.layout.n_regions else self._chunk_canvas(c, chunk, s.flexible_rope, s.rope_step_axis)
-        )
+        part = c if n_regions == c.layout.n_regions else self._chunk_canvas(c, chunk, s)
         # 2. noise: region i of the chunk is step regions[i], drawn from seed + regions[i] (the regions are
         # consecutive)
         latents = self._noise(
@@ -296,7 +305,7 @@ class CookAnything(CanvasPreparation, CanvasDenoising, CooklabPipeline):
         for step, z in zip(chunk.regions, rearrange(latents, "1 (n p) c -> n 1 p c", n=n_regions)):
             if step in chunk.steps:
                 final[step] = z
-        references = part.state.references
+        references, spans, window = part.state.references, part.text.spans, part.cscc_window
         return dict(
             chunk=chunk.index + 1,
             steps=[j + 1 for j in chunk.steps],
@@ -304,6 +313,15 @@ class CookAnything(CanvasPreparation, CanvasDenoising, CooklabPipeline):
             regions=n_regions,
             mu=float(mu),
             cross_region_kv=None if references is None else [chunk.regions[j] + 1 for j in references],
+            cscc_window=None if window is None else [window[0] + 1, window[1]],  # its first and last step, 1-based
+            truncated_steps=[] if spans is None else [j + 1 for j in spans.truncated_steps if j in chunk.regions],
+            cscc_unmatched_steps=[]
+            if spans is None
+            else [
+                span.step + 1
+                for span in spans.spans
+                if span.length and not span.matches and span.step in chunk.regions
+            ],
         )
 
     def _begin_trace(self, c: Canvas, s: CookAnythingSettings, lora) -> None:
@@ -324,7 +342,7 @@ class CookAnything(CanvasPreparation, CanvasDenoising, CooklabPipeline):
 
     def _record(self, c: Canvas, s: CookAnythingSettings, chunks: list[Chunk], records: list[dict], lora) -> dict:
         """What the call ran with, as ``CookAnythingOutput.settings`` reports it."""
-        pipe, state, spans, n = self.pipe, c.state, c.text.spans, c.layout.n_regions
+        pipe, state, n = self.pipe, c.state, c.layout.n_regions
         chunking = s.chunking
         frame_chunks = {step: chunk for chunk in chunks for step in chunk.steps}
         return dict(
@@ -350,14 +368,13 @@ class CookAnything(CanvasPreparation, CanvasDenoising, CooklabPipeline):
             mu=records[0]["mu"],
             model=pipe.name_or_path or type(pipe).__name__,
             lora=lora,
-            truncated_steps=[] if spans is None else [i + 1 for i in spans.truncated_steps],
-            cscc_unmatched_steps=[]
-            if spans is None
-            else [span.step + 1 for span in spans.spans if span.length and not span.matches],
+            truncated_steps=sorted({step for record in records for step in record["truncated_steps"]}),
+            cscc_unmatched_steps=sorted({step for record in records for step in record["cscc_unmatched_steps"]}),
             chunk_size=chunking.size,
             anchor=chunking.anchor,
             anchor_regions=chunking.anchors,
             anchor_strength=chunking.strength if chunking.anchor == "renoise" else None,
+            chunk_text=chunking.text,
             chunks=records,
             frame_chunks=[frame_chunks[i].index + 1 for i in range(n)],
             frame_anchors=[[j + 1 for j in frame_chunks[i].anchors] for i in range(n)],

@@ -14,7 +14,7 @@ from dataclasses import dataclass, fields
 
 from ..checks import finite_number, seed_value, whole_number
 from ..errors import ConfigError, warn_caller
-from .chunked import DEFAULT_ANCHOR, Chunking
+from .chunked import DEFAULT_ANCHOR, DEFAULT_CHUNK_TEXT, Chunking
 from .regional import resolve_backend
 
 __all__ = [
@@ -47,7 +47,7 @@ class CookAnythingSettings:
 
     ``true_cfg_scale`` is a float; ``negative_prompt`` is the negative branch's prompt (``""`` when
     true CFG is on without one, None when true CFG is off); ``chunking`` is ``chunk_size``, ``anchor``,
-    ``anchor_regions`` and ``anchor_strength`` resolved.
+    ``anchor_regions``, ``anchor_strength`` and ``chunk_text`` resolved.
     """
 
     chunking: Chunking
@@ -85,6 +85,7 @@ class CookAnythingSettings:
         anchor: str = DEFAULT_ANCHOR,
         anchor_regions: int = 1,
         anchor_strength: float | None = None,
+        chunk_text: str = DEFAULT_CHUNK_TEXT,
         **kwargs,
     ) -> CookAnythingSettings:
         """The settings of a call with these keywords (those of ``CookAnything.__call__``), or ``ConfigError``.
@@ -98,7 +99,9 @@ class CookAnythingSettings:
         true_cfg_scale, negative_prompt = check_sampling(
             numbers["num_inference_steps"], given["true_cfg_scale"], given["negative_prompt"]
         )
-        chunking = Chunking.resolve(chunk_size, anchor, anchor_regions, anchor_strength, MAX_CANVAS_REGIONS)
+        chunking = Chunking.resolve(
+            chunk_size, anchor, anchor_regions, anchor_strength, MAX_CANVAS_REGIONS, chunk_text
+        )
         settings = cls(
             **{**kwargs, **numbers, "true_cfg_scale": true_cfg_scale, "negative_prompt": negative_prompt},
             chunking=chunking,

@@ -14,7 +14,8 @@ Recipe Diffusion (SD U-Net, frames in sequence; ``RecipeDiffusion.VARIANTS``):
 * ``region_aware_kv`` -- both: the full method;
 * ``inpaint_container`` / ``inpaint_interior`` -- the paper's inpainting baselines: each later
   frame is its reference frame inpainted inside the container mask / its interior
-  (``cooklab.baselines.InpaintingBaseline``, diffusers' ``StableDiffusionInpaintPipeline``).
+  (``cooklab.baselines.InpaintingBaseline``, diffusers' ``StableDiffusionInpaintPipeline``);
+  ``inpaint_outside`` -- the inverse edit: the container kept, everything else repainted.
 
 CookAnything (Flux DiT, all steps on one canvas):
 
@@ -216,6 +217,13 @@ METHODS: dict[str, Method] = {
         INPAINT_PARAMS,
         _inpainting("interior"),
         "baseline: the reference frame inpainted inside the container's interior",
+    ),
+    "inpaint_outside": Method(
+        "inpaint_outside",
+        "sd",
+        INPAINT_PARAMS,
+        _inpainting("outside"),
+        "baseline: the container of the reference frame kept, the rest of the frame repainted",
     ),
     "cookanything": _named_method("cookanything", CA_PARAMS, _cookanything),
     "sd_regional": Method(

@@ -11,18 +11,42 @@ schema, invalid answers sent back with the problem, retries with backoff::
     results = judge_metrics(images, recipe, judge)
     results["judge_step_faithfulness"].value, results["judge_ingredient_presence"].per_item
 
-One request per frame: the system prompt ``JUDGE_PROMPT``, then the step as JSON (recipe title,
-step number, instruction, the ingredients the step lists) and the frame as a PNG data URL. The
-answer (``FrameVerdict``, sent as the strict schema ``RESPONSE_FORMAT``)::
+Two ways to ask (``VisionJudge(prompt=...)``, recorded as ``record["prompt"]``):
 
-    {"reason": "a blue pot with chopped broccoli", "step_shown": true,
-     "ingredients": [{"name": "broccoli", "visible": true}]}
+* ``prompt="blind"`` (the default): the model is never told which ingredients to look for.
+  Per frame, request 1 (``STEP_PROMPT``, schema ``StepVerdict``) gives the step as JSON (recipe
+  title, step number, instruction) and the frame, and asks ``step_shown``; request 2
+  (``FOODS_PROMPT``, schema ``FoodList``; only for a step that lists ingredients) gives the frame
+  alone -- no title, no instruction, no ingredient -- and asks for every food the model sees.
+  cooklab then matches each expected ingredient k against the listed foods (``matched_food``):
+
+      words(x) = the lower-cased words of x (every run of characters other than a-z, 0-9 splits),
+                 each made singular (``singular``: -ies -> -y, -oes -> -o, -ches/-shes/-sses/-xes/-zes
+                 drop -es, else a final -s is dropped unless the word ends in -ss, -us or -is),
+                 then every synonym phrase of ``INGREDIENT_SYNONYMS`` replaced by its canonical name
+      k is visible  <=>  words(k) occurs as consecutive words in words(f) for some listed food f
+
+  so "Carrots" and "diced carrot" match "carrot", "spring onions" matches "scallion", but "pepper"
+  does not match "bell pepper" (the model must name what was expected, or more). The step
+  request still names the instruction, and with it the ingredients it mentions: judging whether
+  a frame shows an instruction needs the instruction.
+* ``prompt="told"`` (the judge before issue 26): one request per frame, ``JUDGE_PROMPT``, the
+  step as JSON with ``"ingredients"``, the list to check, and the answer ``FrameVerdict``
+  (strict schema ``RESPONSE_FORMAT``), one ``visible`` per listed ingredient::
+
+      {"reason": "a blue pot with chopped broccoli", "step_shown": true,
+       "ingredients": [{"name": "broccoli", "visible": true}]}
+
+  A list of what to look for invites the model to say yes.
+
+Both give::
 
     judge step faithfulness     per frame i:                  1 if step_shown, else 0      value = mean over frames
     judge ingredient presence   per (step i, ingredient k):   1 if k is visible, else 0    value = mean over pairs
 
-The records hold the model id, the server, ``JUDGE_PROMPT_VERSION`` and every answer. The key
-is held only by the ``openai`` client; it is never written to a record, and it is masked in
+The records hold the model id, the server, ``prompt``, ``JUDGE_PROMPT_VERSION``, every answer
+(blind: the foods listed, and per ingredient the food it matched) and the matching rules. The
+key is held only by the ``openai`` client; it is never written to a record, and it is masked in
 every error text (tested).
 """
 
@@ -32,7 +56,9 @@ import base64
 import io
 import json
 import os
+import re
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import PIL.Image
@@ -53,21 +79,31 @@ from ..recipe import as_recipe
 from .result import MetricResult, mean_or_nan, provenance
 
 __all__ = [
+    "FOODS_PROMPT",
+    "INGREDIENT_SYNONYMS",
     "JUDGE_METRICS",
     "JUDGE_PROMPT",
+    "JUDGE_PROMPTS",
     "JUDGE_PROMPT_VERSION",
     "RESPONSE_FORMAT",
+    "STEP_PROMPT",
+    "FoodList",
     "FrameVerdict",
     "JudgeError",
+    "StepVerdict",
     "VisionJudge",
     "judge_metrics",
+    "matched_food",
+    "singular",
 ]
 
 #: the metrics one pass of the judge gives
 JUDGE_METRICS = ("judge_step_faithfulness", "judge_ingredient_presence")
 
-JUDGE_PROMPT_VERSION = "1"
-"""Version of ``JUDGE_PROMPT`` and the answer schema; recorded with every judged number."""
+JUDGE_PROMPT_VERSION = "2"
+"""Version of the prompts and answer schemas (2: the blind prompt added); recorded with every judged number."""
+
+JUDGE_PROMPTS = ("blind", "told")  # how the ingredients are asked about; the first is the default
 
 JUDGE_PROMPT = """\
 You judge pictures drawn to illustrate a recipe, one picture per step. You see one picture and \
@@ -78,6 +114,39 @@ in the state the step leaves it); false if it shows something else, or nothing r
 - `ingredients`: one entry for every ingredient in the request's `ingredients`, in the same order \
 and with the same `name`; `visible` is true if you can see that ingredient in the picture.
 Judge only what is visible. Answer with the JSON object only."""
+"""The ``prompt="told"`` system prompt: step and ingredients in one request, the ingredients listed."""
+
+STEP_PROMPT = """\
+You judge pictures drawn to illustrate a recipe, one picture per step. You see one picture and \
+the step it should show. Answer with one JSON object that matches the given schema:
+- `reason`: one short sentence saying what the picture shows.
+- `step_shown`: true if the picture shows this step done (the container the step names, the food \
+in the state the step leaves it); false if it shows something else, or nothing recognisable.
+Judge only what is visible. Answer with the JSON object only."""
+"""The ``prompt="blind"`` system prompt of request 1: does the frame show its step."""
+
+FOODS_PROMPT = """\
+You see one picture. List every food you can see in it. Answer with one JSON object that matches \
+the given schema:
+- `reason`: one short sentence saying what the picture shows.
+- `foods`: every food you can see, one short name each (for example "sliced tomato"); an empty \
+list if you see none.
+Name only what is visible. Answer with the JSON object only."""
+"""The ``prompt="blind"`` system prompt of request 2: the frame alone, no text of the recipe."""
+
+INGREDIENT_SYNONYMS = {
+    "scallion": "green onion",
+    "spring onion": "green onion",
+    "aubergine": "eggplant",
+    "courgette": "zucchini",
+    "coriander": "cilantro",
+    "garbanzo bean": "chickpea",
+    "prawn": "shrimp",
+    "capsicum": "bell pepper",
+    "minced meat": "ground meat",
+    "rocket": "arugula",
+}
+"""Names of one food -> one canonical name (singular, lower case), applied to both sides of ``matched_food``."""
 
 
 class JudgeError(CooklabError, RuntimeError):
@@ -101,15 +170,88 @@ class FrameVerdict(BaseModel):
     ingredients: list[IngredientVerdict]
 
 
-RESPONSE_FORMAT = {
-    "type": "json_schema",
-    "json_schema": {
-        "name": "frame_verdict",
-        "strict": True,
-        "schema": strict_schema(FrameVerdict.model_json_schema()),
-    },
-}
-"""The ``response_format`` sent with every request: the ``FrameVerdict`` schema, strict."""
+class StepVerdict(BaseModel):
+    """The blind judge's answer to request 1: does the frame show its step."""
+
+    model_config = ConfigDict(extra="forbid")
+    reason: str
+    step_shown: bool
+
+
+class FoodList(BaseModel):
+    """The blind judge's answer to request 2: the foods the model sees in the frame."""
+
+    model_config = ConfigDict(extra="forbid")
+    reason: str
+    foods: list[str]
+
+
+class BlindVerdict(BaseModel):
+    """One frame judged blind: the two answers, and each expected ingredient matched against the foods."""
+
+    reason: str
+    step_shown: bool
+    foods: list[str]  # what the model listed (empty when the step lists no ingredient: not asked)
+    ingredients: list[IngredientVerdict]  # visible = matched_food(name, foods) is not None
+    matched: list[str | None]  # per expected ingredient, the listed food it matched
+
+
+def _response_format(name: str, model: type[BaseModel]) -> dict:
+    return {
+        "type": "json_schema",
+        "json_schema": {"name": name, "strict": True, "schema": strict_schema(model.model_json_schema())},
+    }
+
+
+RESPONSE_FORMAT = _response_format("frame_verdict", FrameVerdict)
+"""The ``response_format`` of every ``prompt="told"`` request: the ``FrameVerdict`` schema, strict."""
+STEP_FORMAT, FOODS_FORMAT = _response_format("step_verdict", StepVerdict), _response_format("food_list", FoodList)
+
+
+MATCHING = (
+    "case-insensitive; non-alphanumeric characters split words; each word singular (-ies->-y, -oes->-o, "
+    "-ches/-shes/-sses/-xes/-zes drop -es, else a final -s unless -ss/-us/-is); synonyms made canonical; an "
+    "ingredient is visible when its words occur in a row in the words of one listed food"
+)
+"""The matching rules of ``prompt="blind"`` in one line, recorded with the ingredient metric."""
+
+
+# ---- matching the listed foods to the expected ingredients (prompt="blind") ------------------------------------
+def singular(word: str) -> str:
+    """One lower-case word made singular by the rules of the module docstring (no dictionary)."""
+    if len(word) > 3 and word.endswith("ies"):
+        return word[:-3] + "y"  # berries -> berry
+    if len(word) > 3 and word.endswith("oes"):
+        return word[:-2]  # tomatoes -> tomato
+    if word.endswith(("ches", "shes", "sses", "xes", "zes")):
+        return word[:-2]  # peaches -> peach, radishes -> radish
+    if len(word) > 2 and word.endswith("s") and not word.endswith(("ss", "us", "is")):
+        return word[:-1]  # carrots -> carrot; not glass, asparagus, hummus
+    return word
+
+
+def _plain(text: str) -> str:
+    """Lower case, every run of characters other than a-z and 0-9 a single space, each word singular."""
+    return " ".join(singular(w) for w in re.sub(r"[^a-z0-9]+", " ", text.lower()).split())
+
+
+def _words(text: str, synonyms: dict[str, str]) -> list[str]:
+    """``words(x)`` of the module docstring: plain words, then each synonym phrase (longest first) made canonical."""
+    phrase = _plain(text)
+    for name in sorted(synonyms, key=lambda key: -len(key)):
+        phrase = re.sub(rf"(?<!\S){re.escape(_plain(name))}(?!\S)", _plain(synonyms[name]), phrase)
+    return phrase.split()
+
+
+def matched_food(expected: str, foods: list[str], synonyms: dict[str, str] | None = None) -> str | None:
+    """The first of ``foods`` whose words contain ``expected``'s words in a row (module docstring), or None."""
+    synonyms = INGREDIENT_SYNONYMS if synonyms is None else synonyms
+    want = _words(expected, synonyms)
+    for food in foods:
+        have = _words(food, synonyms)
+        if want and any(have[i : i + len(want)] == want for i in range(len(have) - len(want) + 1)):
+            return food
+    return None
 
 
 def _png_data_url(image) -> str:
@@ -125,7 +267,9 @@ class VisionJudge:
     """A chat model with image input that judges frames; any OpenAI-compatible server.
 
     The key comes from ``OPENAI_API_KEY``; a ``base_url`` server works without one. A ready
-    ``client`` (an ``openai.OpenAI``) brings its own server, key and timeout.
+    ``client`` (an ``openai.OpenAI``) brings its own server, key and timeout. ``prompt``: ``"blind"``
+    (default: the ingredients are never named to the model; its list of foods is matched with
+    ``matched_food`` and ``synonyms``) or ``"told"`` (the ingredients listed in the request).
     """
 
     model: str = DEFAULT_MODEL
@@ -134,8 +278,15 @@ class VisionJudge:
     max_retries: int = 3  # retries per frame (invalid answers, rate limits, server errors, timeouts)
     retry_delay: float = 1.0  # seconds before the first retry after an HTTP failure; doubles each time
     client: Any = field(default=None, repr=False)
+    prompt: str = JUDGE_PROMPTS[0]  # "blind" or "told" (module docstring)
+    synonyms: dict[str, str] = field(default_factory=lambda: dict(INGREDIENT_SYNONYMS))  # for prompt="blind"
 
     def __post_init__(self) -> None:
+        if self.prompt not in JUDGE_PROMPTS:
+            raise ConfigError(
+                f"prompt={self.prompt!r}: choose 'blind' (the default: the model lists the foods it sees and cooklab "
+                "matches them to the expected ingredients) or 'told' (the ingredients to check listed in the request)."
+            )
         if self.max_retries < 0 or self.timeout <= 0 or self.retry_delay < 0:
             raise ConfigError(
                 f"max_retries={self.max_retries}, timeout={self.timeout}, retry_delay={self.retry_delay}: "
@@ -145,28 +296,45 @@ class VisionJudge:
             self.client = _make_client(self.base_url, self.timeout)
         self.base_url = str(getattr(self.client, "base_url", self.base_url or "https://api.openai.com/v1"))
 
-    def verdict(self, image, step: int, text: str, ingredients: list[str], goal: str) -> FrameVerdict:
+    def verdict(self, image, step: int, text: str, ingredients: list[str], goal: str) -> FrameVerdict | BlindVerdict:
         """Ask the model about one frame (``step`` counted from 1); ``JudgeError`` when every attempt fails."""
-        request = {"recipe": goal, "step": step, "instruction": text, "ingredients": list(ingredients)}
+        url = _png_data_url(image)
+        if self.prompt == "told":
+            request = {"recipe": goal, "step": step, "instruction": text, "ingredients": list(ingredients)}
+            parse = partial(_parse, ingredients=list(ingredients))
+            return self._ask(JUDGE_PROMPT, _judge_text(request), url, RESPONSE_FORMAT, parse, step)
+        request = {"recipe": goal, "step": step, "instruction": text}  # the step, no ingredient list
+        shown = self._ask(STEP_PROMPT, _judge_text(request), url, STEP_FORMAT, _parse_as(StepVerdict), step)
+        foods = []
+        if ingredients:  # the frame alone: nothing of the recipe is said
+            listed = self._ask(
+                FOODS_PROMPT, "List the foods in this picture.", url, FOODS_FORMAT, _parse_as(FoodList), step
+            )
+            foods = listed.foods
+        matched = [matched_food(name, foods, self.synonyms) for name in ingredients]
+        return BlindVerdict(
+            reason=shown.reason,
+            step_shown=shown.step_shown,
+            foods=foods,
+            ingredients=[IngredientVerdict(name=name, visible=m is not None) for name, m in zip(ingredients, matched)],
+            matched=matched,
+        )
+
+    def _ask(self, system: str, text: str, url: str, response_format: dict, parse, step: int):
+        """One question about one frame: the system prompt, the text and the picture; the parsed answer."""
         messages: list[dict[str, Any]] = [
-            {"role": "system", "content": JUDGE_PROMPT},
+            {"role": "system", "content": system},
             {
                 "role": "user",
-                "content": [
-                    {
-                        "type": "text",
-                        "text": "Judge this picture:\n" + json.dumps(request, indent=2, ensure_ascii=False),
-                    },
-                    {"type": "image_url", "image_url": {"url": _png_data_url(image)}},
-                ],
+                "content": [{"type": "text", "text": text}, {"type": "image_url", "image_url": {"url": url}}],
             },
         ]
         answer, failure, attempts = chat_json(
             self.client,
             self.model,
             messages,
-            RESPONSE_FORMAT,
-            lambda content: _parse(content, list(ingredients)),
+            response_format,
+            parse,
             max_retries=self.max_retries,
             retry_delay=self.retry_delay,
             timeout=self.timeout,
@@ -210,6 +378,22 @@ def _make_client(base_url: str | None, timeout: float) -> Any:
     return openai.OpenAI(api_key=key or "not-needed", base_url=base_url, timeout=timeout, max_retries=0)
 
 
+def _judge_text(request: dict) -> str:
+    return "Judge this picture:\n" + json.dumps(request, indent=2, ensure_ascii=False)
+
+
+def _parse_as(model: type[BaseModel]):
+    """``parse`` for ``chat_json``: (the validated answer, "") or (None, what is wrong)."""
+
+    def parse(content: str):
+        try:
+            return model.model_validate_json(strip_fences(content)), ""
+        except ValidationError as err:
+            return None, validation_summary(err)
+
+    return parse
+
+
 def _parse(content: str, ingredients: list[str]) -> tuple[FrameVerdict | None, str]:
     """(the validated verdict, "") or (None, what is wrong, in words the model can act on)."""
     try:
@@ -246,9 +430,13 @@ def judge_metrics(images, recipe, judge: VisionJudge) -> dict[str, MetricResult]
     common = {
         "model": judge.model,
         "base_url": judge.base_url,
+        "prompt": judge.prompt,
         "prompt_version": JUDGE_PROMPT_VERSION,
         "answers": answers,
     }
+    if judge.prompt == "blind":
+        common["matching"] = MATCHING
+        common["synonyms"] = dict(judge.synonyms)
     resolution, crop = "the frame at its own size (PNG data URL)", "whole frame"
     backbone = f"{judge.model} at {judge.base_url}"
     step = [float(v.step_shown) for v in verdicts]
@@ -276,7 +464,12 @@ def judge_metrics(images, recipe, judge: VisionJudge) -> dict[str, MetricResult]
                 crop,
                 **common,
                 scored=scored,
-                formula="1[the judge sees ingredient k in frame i]; mean over (step, ingredient)",
+                formula=(
+                    "1[a food the judge lists in frame i, not told what to expect, matches ingredient k]"
+                    if judge.prompt == "blind"
+                    else "1[the judge, given the ingredients, says it sees ingredient k in frame i]"
+                )
+                + "; mean over (step, ingredient)",
                 **({} if scored else {"note": "no step lists an ingredient: nothing to score (value nan)"}),
             ),
         ),

@@ -183,6 +183,11 @@ def _whole_html(data: dict) -> str:
         else:
             count += "; no step is cut"
     used_as = " and ".join(uses)
+    windows = whole.get("chunk_windows")
+    if windows:  # chunk_text="window": each chunk read its own description and CSCC window
+        spans = ", ".join("-" if w is None else f"{w[0]}-{w[1]}" for w in windows)
+        used_as = f"read by each chunk in part (its own steps' description; CSCC windows of steps {spans})"
+        count = "the chunks' windows fit the limit" if not whole["truncated_steps"] else count.split("; ")[-1]
     return (
         f"<h2>Whole description</h2><p>{_e(used_as[:1].upper() + used_as[1:])}, {count}:</p>"
         f'<p class="whole">{_e(whole["text"])}</p>'

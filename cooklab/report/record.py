@@ -160,7 +160,8 @@ def canvas_settings(
     whole-description encoding (``None`` with CSCC off), and the ``chunk`` it was generated in
     with that chunk's ``anchors`` (1-based steps; chunked generation, ``cookanything/chunked.py``).
     ``whole_description`` is the base branch's / CSCC's prompt with its token count and the steps the
-    token limit cut.
+    token limit cut; with ``chunk_text="window"`` and several chunks, the steps the chunks' own windows
+    cut and the windows (``chunk_windows``, first and last step, None with CSCC off).
     """
     from cooklab.cookanything.cscc import whole_description
 
@@ -175,6 +176,11 @@ def canvas_settings(
         whole = {"text": whole_description(texts, recipe.title)[0], "tokens": None, "truncated_steps": None}
     if whole is not None:
         whole["max_sequence_length"] = settings.get("max_sequence_length")
+    chunks = settings.get("chunks") or []
+    if whole is not None and settings.get("chunk_text") == "window" and len(chunks) > 1:
+        # each chunk read its own description and CSCC window, not this text: what those cut
+        whole["truncated_steps"] = [n - 1 for n in settings["truncated_steps"]]
+        whole["chunk_windows"] = [chunk["cscc_window"] for chunk in chunks]
     frames = []
     for n, text in enumerate(texts):
         frames.append(
