@@ -10,8 +10,17 @@ the CLIP trained on the Toy Kitchen as a ``ClipBackbone``. Importing this packag
 neither diffusers nor transformers' models.
 """
 
-from .clip import CLIP_MEAN, CLIP_STD, DEFAULT_CLIP, TEXT_MODES, ClipBackbone, clip_backbone, tiny_random_clip
-from .dino import DEFAULT_DINO, DinoBackbone, dino_backbone, tiny_random_dino
+from .clip import (
+    CLIP_MEAN,
+    CLIP_STD,
+    DEFAULT_CLIP,
+    OPENCLIP_VIT_H14,
+    TEXT_MODES,
+    ClipBackbone,
+    clip_backbone,
+    tiny_random_clip,
+)
+from .dino import DEFAULT_DINO, DINOV2_LARGE, DinoBackbone, dino_backbone, square_preprocess, tiny_random_dino
 from .preprocess import DEFAULT_BATCH_SIZE, Preprocess, batched_features, load_pretrained, prepare, resolve_device
 
 __all__ = [
@@ -20,6 +29,8 @@ __all__ = [
     "DEFAULT_BATCH_SIZE",
     "DEFAULT_CLIP",
     "DEFAULT_DINO",
+    "DINOV2_LARGE",
+    "OPENCLIP_VIT_H14",
     "TEXT_MODES",
     "ClipBackbone",
     "DinoBackbone",
@@ -30,6 +41,7 @@ __all__ = [
     "load_pretrained",
     "prepare",
     "resolve_device",
+    "square_preprocess",
     "tiny_random_clip",
     "tiny_random_dino",
 ]
