@@ -9,7 +9,8 @@
    the metrics changed, else generated (``methods.METHODS``), its frames and then ``unit.json``
    written atomically (``store``);
 4. **merge** -- after every process is done, the main process reads every ``unit.json`` in unit
-   order into ``results.jsonl`` and writes ``tables.md`` and the sweep plots (``result_tables.py``).
+   order, scores the set-level metrics of each row from the saved frames (``set_scoring``), writes
+   ``results.jsonl`` and then ``tables.md`` and the sweep plots (``result_tables.py``).
 
 Killing the command at any point and running it again redoes only unfinished units and gives the
 same ``results.jsonl`` as a run that was never stopped. Before anything is written, ``out`` is
@@ -37,6 +38,8 @@ from . import store
 from .config import EvalConfig
 from .methods import METHODS, method
 from .recipe_sets import load_recipes
+from .scoring_backbones import metric_backbones
+from .set_scoring import add_set_metrics, check_set_metrics, unit_metrics
 
 
 @dataclass
@@ -145,43 +148,24 @@ def _masks(config: EvalConfig, device=None, built: bool = False):
 
 def _score(config: EvalConfig, images, recipe: Recipe | ToyRecipe, backbones: dict) -> dict[str, dict]:
     """``{metric: {value, per_item}}`` of one unit's frames (a ``ToyRecipe`` gives the oracle its expectations)."""
-    from ..metrics import score
+    from ..metrics import MASK_METRICS, score
     from ..metrics.dino_distance import container_masks
 
+    metrics = unit_metrics(config)
     masks = None
-    if "dino_l2_masked" in config.metrics:
+    if any(m in MASK_METRICS for m in metrics):
         plain = recipe.to_recipe() if isinstance(recipe, ToyRecipe) else recipe
         masks = container_masks(images, [s.container for s in plain.steps], backbones["masks"])
-    results = score(
-        images,
-        recipe,
-        config.metrics,
-        clip=backbones.get("clip"),
-        dino=backbones.get("dino"),
-        masks=masks,
-        device=None,
-    )
+    results = score(images, recipe, metrics, backbones=backbones["metrics"], masks=masks, device=None)
     return {name: {"value": r.value, "per_item": r.per_item} for name, r in results.items()}
 
 
 def _backbones(config: EvalConfig, device) -> dict:
-    from ..metrics import CLIP_METRICS, DINO_METRICS
+    """``metrics``: each per-unit metric's CLIP / DINOv2 (``scoring_backbones``); ``masks``: the mask provider."""
+    from ..metrics import MASK_METRICS
 
-    out = {}
-    if any(m in CLIP_METRICS for m in config.metrics):
-        if config.clip == "toy":
-            from ..models import toy_clip
-
-            out["clip"] = toy_clip(device=device)
-        else:
-            from ..backbones import clip_backbone
-
-            out["clip"] = clip_backbone(config.clip, device=device)
-    if any(m in DINO_METRICS for m in config.metrics):
-        from ..backbones import dino_backbone
-
-        out["dino"] = dino_backbone(config.dino, device=device)
-    if "dino_l2_masked" in config.metrics:
+    out = {"metrics": metric_backbones(config, unit_metrics(config), device)}
+    if any(m in MASK_METRICS for m in config.metrics):
         out["masks"] = _masks(config, device, built=True)
     return out
 
@@ -196,6 +180,7 @@ def _check_metrics(config: EvalConfig, recipes) -> None:
         raise ConfigError(
             "the oracle_* metrics need Toy Kitchen recipes (recipes: {toy: ...}): leave them out for other recipes."
         )
+    check_set_metrics(config, recipes)
 
 
 LOCK_FILE = "evaluate.lock"  # held by the main process while it runs: a second run on the same out is refused
@@ -237,7 +222,7 @@ def _run_unit(config: EvalConfig, unit: store.Unit, recipe, index: int, cache: d
     """
     out = config.out
     record = store.load_unit(unit, out)
-    if record is not None and sorted(record["metrics"]) == sorted(config.metrics):
+    if record is not None and sorted(record["metrics"]) == sorted(unit_metrics(config)):
         return  # finished
     plain: Recipe = recipe.to_recipe() if isinstance(recipe, ToyRecipe) else recipe
     images = store.load_frames(unit, out, len(plain)) if record is not None else None
@@ -275,8 +260,9 @@ def _run_unit(config: EvalConfig, unit: store.Unit, recipe, index: int, cache: d
     )
 
 
-def _merge(config: EvalConfig, todo: list[store.Unit]) -> Path:
-    """The main process, after every process is done: every ``unit.json`` into ``results.jsonl``, then the tables."""
+def _merge(config: EvalConfig, todo: list[store.Unit], by_id: dict, device=None) -> Path:
+    """The main process, after every process is done: every ``unit.json`` and the set metrics (``set_scoring``,
+    recomputed from the frames) into ``results.jsonl``, then the tables."""
     out = config.out
     records = [store.load_unit(u, out) for u in todo]
     missing = sum(r is None for r in records)
@@ -284,6 +270,7 @@ def _merge(config: EvalConfig, todo: list[store.Unit]) -> Path:
         raise ConfigError(
             f"{missing} of {len(todo)} units are unfinished after every process stopped: run the command again."
         )
+    add_set_metrics(config, todo, records, by_id, device)
     lines = [
         json.dumps({k: r[k] for k in ("label", "method", "params", "recipe", "seed", "metrics")}, sort_keys=True)
         for r in records
@@ -323,7 +310,7 @@ def evaluate(config: EvalConfig, progress: bool = True) -> Path | None:
             _run_unit(config, unit, by_id[unit.recipe_id], index, cache)
         if state is not None:
             state.wait_for_everyone()
-        path = _merge(config, todo) if index == 0 else None
+        path = _merge(config, todo, by_id, cache["device"]) if index == 0 else None
         if state is not None:
             state.wait_for_everyone()
     return path
