@@ -55,6 +55,7 @@ __all__ = [
     "NORMALIZE",
     "draw_seed",
     "goal_faithfulness_mc",
+    "goal_groups",
     "multiple_choice_correct",
     "step_faithfulness_mc",
 ]
@@ -146,7 +147,7 @@ def step_faithfulness_mc(
     )
 
 
-def _goal_groups(goals: list[str], choices: int, seed: int, anchor_stride: int) -> torch.Tensor:
+def goal_groups(goals: list[str], choices: int, seed: int, anchor_stride: int) -> torch.Tensor:
     """``[G, K]`` frame indices: each anchor (every ``anchor_stride``-th frame) and K - 1 frames of other goals.
 
     K = ``choices``, or fewer when some anchor has fewer frames of another goal (every group the same K).
@@ -195,7 +196,7 @@ def goal_faithfulness_mc(
     if not frames:
         raise ConfigError("no frames were given: pass (images, goal) for at least 2 recipes.")
     clip = clip_backbone(clip)
-    rows = _goal_groups(goals, choices, seed, anchor_stride)  # [G, K] frame indices
+    rows = goal_groups(goals, choices, seed, anchor_stride)  # [G, K] frame indices
     names = list(dict.fromkeys(goals))
     g, per_text = clip.text_features(names, text_mode)  # [U, D]
     f = clip.image_features(frames)  # [F, D]
