@@ -5,6 +5,8 @@
 * ``methods`` -- each paper's method, its ablations and the baselines behind one call (``METHODS``);
 * ``store`` -- one folder per unit, ``unit.json`` written last: a killed run resumes exactly;
 * ``run`` -- ``evaluate(config)``: split across ``accelerate launch`` processes, merged into ``results.jsonl``;
+* ``scoring_backbones`` -- each metric's CLIP / DINOv2 by name (``"toy"``, a hub id, a folder), each loaded once;
+* ``set_scoring`` -- the set-level metrics (4-way goal faithfulness), scored per row from the saved frames at merge;
 * ``result_tables`` -- means with 95 % bootstrap intervals, paired differences, each paper's layout, sweep plots;
 * ``explorer`` -- the results in a notebook: one metric across rows, or one parameter's effect, with widgets.
 """
