@@ -42,6 +42,7 @@ from cooklab.metrics import (
     dreamsim_masked,
     goal_faithfulness_mc,
     key_object_crop,
+    metric_backbones,
     multiple_choice_correct,
     score,
     step_faithfulness_mc,
@@ -383,6 +384,26 @@ def test_goal_mc_runs_on_the_toy_clip_over_toy_recipes():
     assert sum(len(r.per_item) for r in results) == 6 * 4 and results[0].record["choices"] == 4
 
 
+def test_a_metric_reads_its_own_backbone_else_the_kind_given_else_the_reference():
+    a, b = designed_clip({}), designed_clip({})
+    d = DesignedDino(None, PRE, "designed")
+    chosen = metric_backbones(
+        [
+            "clip_score",
+            "clip_similarity",
+            "step_faithfulness_mc",
+            "cross_step_consistency_dino",
+            "oracle_state_accuracy",
+        ],
+        clip=a,
+        dino=d,
+        backbones={"clip_similarity": b},
+        device=None,
+    )
+    assert chosen["clip_score"] is a and chosen["step_faithfulness_mc"] is a and chosen["clip_similarity"] is b
+    assert chosen["cross_step_consistency_dino"] is d and "oracle_state_accuracy" not in chosen
+
+
 def test_the_protocols_default_to_the_reference_backbones_and_fail_offline_with_the_fix(monkeypatch):
     assert DEFAULT_BACKBONES["step_faithfulness_mc"] == OPENCLIP_VIT_H14 == "laion/CLIP-ViT-H-14-laion2B-s32B-b79K"
     assert DEFAULT_BACKBONES["goal_faithfulness_mc"] == OPENCLIP_VIT_H14
@@ -465,6 +486,8 @@ def test_evaluate_scores_the_set_metric_per_row_from_the_saved_frames(tmp_path):
     sequences = [(store.load_frames(u, config.out, 2), by_id[u.recipe_id].to_recipe().title) for u in todo]
     direct = goal_faithfulness_mc(sequences, toy_clip(), seed=0)
     assert [r["metrics"]["goal_faithfulness_mc"]["per_item"] for r in rows] == [d.per_item for d in direct]
+    stamps = [(u.folder(config.out) / store.UNIT_FILE).stat().st_mtime_ns for u in todo]
     again = store.read_results(evaluate(config, progress=False))  # resumed: nothing generated, the same numbers
     assert again == rows
+    assert [(u.folder(config.out) / store.UNIT_FILE).stat().st_mtime_ns for u in todo] == stamps  # nor rescored
     assert "goal faithfulness (4-way)" in (config.out / "tables.md").read_text(encoding="utf-8")
