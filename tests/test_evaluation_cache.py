@@ -108,7 +108,7 @@ def test_swapping_the_clip_backbone_rescores_from_the_saved_frames(tmp_path, no_
         assert new["metrics"]["clip_score"]["value"] != pytest.approx(old["metrics"]["clip_score"]["value"])
         assert new["metrics"]["oracle_step_faithfulness"]["value"] == -7.0  # not stale, not rescored
     unit = json.loads(next((tmp_path / "out" / "units").rglob("unit.json")).read_text())
-    assert unit["scoring"]["clip_score"]["clip"] == {"name": str(folder), "weights": weights_digest(other.model)}
+    assert unit["scoring"]["clip_score"]["backbone"] == {"name": str(folder), "weights": weights_digest(other.model)}
 
 
 def test_new_weights_under_the_same_name_rescore(tmp_path, no_generation):
@@ -131,7 +131,7 @@ def test_a_backbone_that_cannot_load_is_an_error_not_the_old_number(tmp_path, mo
     evaluate(_config(tmp_path, metrics=["clip_score"]), progress=False)
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(
-        ConfigError, match=r"(?s)clip: 'openai/clip-vit-large-patch14' cannot be loaded.*hf download.*clip: toy"
+        ConfigError, match=r"(?s)clip_score: 'openai/clip-vit-large-patch14'.*cannot be loaded.*hf download.*toy"
     ):
         evaluate(_config(tmp_path, clip="openai/clip-vit-large-patch14", metrics=["clip_score"]), progress=False)
 
@@ -178,11 +178,12 @@ def test_changed_masks_rescore_dino_l2_masked(tmp_path, monkeypatch, no_generati
         assert new["metrics"]["oracle_step_faithfulness"] == old["metrics"]["oracle_step_faithfulness"]
 
 
-def test_every_metric_evaluate_runs_has_a_scoring_key():
+def test_every_metric_evaluate_stores_has_a_scoring_key():
+    """Every metric stored in a unit.json has a key; the set-level ones are never stored (scored at each merge)."""
     from cooklab.evaluation.scoring_keys import SCORING_INPUTS
-    from cooklab.metrics import JUDGE_METRICS, METRICS
+    from cooklab.metrics import JUDGE_METRICS, METRICS, SET_METRICS
 
-    assert sorted(SCORING_INPUTS) == sorted(m for m in METRICS if m not in JUDGE_METRICS)
+    assert sorted(SCORING_INPUTS) == sorted(m for m in METRICS if m not in (*JUDGE_METRICS, *SET_METRICS))
 
 
 def test_the_weights_digest_changes_with_any_weight_and_only_with_the_weights():

@@ -11,9 +11,18 @@ the CLIP trained on the Toy Kitchen as a ``ClipBackbone``. Importing this packag
 neither diffusers nor transformers' models.
 """
 
-from .clip import CLIP_MEAN, CLIP_STD, DEFAULT_CLIP, TEXT_MODES, ClipBackbone, clip_backbone, tiny_random_clip
+from .clip import (
+    CLIP_MEAN,
+    CLIP_STD,
+    DEFAULT_CLIP,
+    OPENCLIP_VIT_H14,
+    TEXT_MODES,
+    ClipBackbone,
+    clip_backbone,
+    tiny_random_clip,
+)
 from .digest import weights_digest
-from .dino import DEFAULT_DINO, DinoBackbone, dino_backbone, tiny_random_dino
+from .dino import DEFAULT_DINO, DINOV2_LARGE, DinoBackbone, dino_backbone, square_preprocess, tiny_random_dino
 from .preprocess import DEFAULT_BATCH_SIZE, Preprocess, batched_features, load_pretrained, prepare, resolve_device
 
 __all__ = [
@@ -22,6 +31,8 @@ __all__ = [
     "DEFAULT_BATCH_SIZE",
     "DEFAULT_CLIP",
     "DEFAULT_DINO",
+    "DINOV2_LARGE",
+    "OPENCLIP_VIT_H14",
     "TEXT_MODES",
     "ClipBackbone",
     "DinoBackbone",
@@ -32,6 +43,7 @@ __all__ = [
     "load_pretrained",
     "prepare",
     "resolve_device",
+    "square_preprocess",
     "tiny_random_clip",
     "tiny_random_dino",
     "weights_digest",

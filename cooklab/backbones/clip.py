@@ -12,8 +12,9 @@ and end token and is encoded, and ``g(t) = normalise(mean_k normalise(g(window_k
 the mode changes nothing for it.
 
 ``clip_backbone(source)`` builds a ``ClipBackbone`` from a hub id or a local folder (default
-``"openai/clip-vit-base-patch32"``; offline-aware, a ``CheckpointError`` naming the fix when the
-files are not there), from a ``CLIPModel`` plus tokenizer, or passes a ``ClipBackbone`` through.
+``"openai/clip-vit-base-patch32"``; the Illustrated Instructions protocol uses ``OPENCLIP_VIT_H14``;
+offline-aware, a ``CheckpointError`` naming the fix when the files are not there), from a ``CLIPModel``
+plus tokenizer, or passes a ``ClipBackbone`` through.
 ``tiny_random_clip()`` is a small CLIP with random weights built from a config in code (tests).
 """
 
@@ -33,9 +34,22 @@ from .preprocess import DEFAULT_BATCH_SIZE, Preprocess, batched_features, load_p
 if TYPE_CHECKING:
     from transformers import CLIPModel, PreTrainedTokenizerBase
 
-__all__ = ["CLIP_MEAN", "CLIP_STD", "DEFAULT_CLIP", "TEXT_MODES", "ClipBackbone", "clip_backbone", "tiny_random_clip"]
+__all__ = [
+    "CLIP_MEAN",
+    "CLIP_STD",
+    "DEFAULT_CLIP",
+    "OPENCLIP_VIT_H14",
+    "TEXT_MODES",
+    "ClipBackbone",
+    "clip_backbone",
+    "tiny_random_clip",
+]
 
 DEFAULT_CLIP = "openai/clip-vit-base-patch32"
+#: the Illustrated Instructions reference's faithfulness backbone: OpenCLIP ViT-H/14 trained on LAION-2B (the hub
+#: repo holds transformers' CLIPModel weights and tokenizer too; its processor: shortest side 224, bicubic, centre
+#: crop 224, the CLIP mean and std -- the reference's transform)
+OPENCLIP_VIT_H14 = "laion/CLIP-ViT-H-14-laion2B-s32B-b79K"
 #: what happens to a text longer than CLIP's window
 TEXT_MODES = ("chunk", "truncate")
 #: OpenAI CLIP's normalisation (CLIPImageProcessor's defaults)

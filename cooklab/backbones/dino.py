@@ -4,7 +4,8 @@
 token after the final layer norm, not L2-normalised), of whole frames or of masked objects
 (``preprocess.prepare``). ``cooklab.metrics.dino_distance`` measures distances between them.
 
-``dino_backbone(source)``: a hub id or local folder (default ``"facebook/dinov2-base"``), a
+``dino_backbone(source)``: a hub id or local folder (default ``"facebook/dinov2-base"``; the
+Illustrated Instructions protocol uses ``DINOV2_LARGE``, ViT-L/14, with ``square_preprocess``), a
 built ``Dinov2Model``, or a ``DinoBackbone`` passed through; ``tiny_random_dino()`` is a small
 random-weight DINOv2 built from a config in code (tests).
 """
@@ -22,9 +23,20 @@ from .preprocess import DEFAULT_BATCH_SIZE, Preprocess, batched_features, load_p
 if TYPE_CHECKING:
     from transformers import Dinov2Model
 
-__all__ = ["DEFAULT_DINO", "IMAGENET_MEAN", "IMAGENET_STD", "DinoBackbone", "dino_backbone", "tiny_random_dino"]
+__all__ = [
+    "DEFAULT_DINO",
+    "DINOV2_LARGE",
+    "IMAGENET_MEAN",
+    "IMAGENET_STD",
+    "DinoBackbone",
+    "dino_backbone",
+    "square_preprocess",
+    "tiny_random_dino",
+]
 
 DEFAULT_DINO = "facebook/dinov2-base"
+#: the Illustrated Instructions reference's consistency backbone (torch hub ``dinov2_vitl14``) on the Hugging Face Hub
+DINOV2_LARGE = "facebook/dinov2-large"
 IMAGENET_MEAN = (0.485, 0.456, 0.406)  # DINOv2's normalisation (BitImageProcessor of facebook/dinov2-*)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
@@ -52,6 +64,17 @@ class DinoBackbone:
             dtype=self.model.dtype,
             desc="DINOv2 images",
         )
+
+
+def square_preprocess(pre: Preprocess) -> Preprocess:
+    """The reference's DINOv2 preprocessing at ``pre``'s crop and normalisation: both sides resized, then centre crop.
+
+    The Illustrated Instructions reference (``clip_image_test.py``) resizes to 256 x 256 (the
+    aspect is not kept), centre-crops 224 x 224 and normalises with the ImageNet mean and std;
+    for a crop ``c`` this is ``Resize((round(256 c / 224),) * 2)``, ``CenterCrop(c)`` (``c = 224``:
+    the reference's numbers; a smaller backbone, the Toy Kitchen's, keeps the ratio).
+    """
+    return Preprocess(resize=round(pre.crop * 256 / 224), crop=pre.crop, mean=pre.mean, std=pre.std, square=True)
 
 
 def dino_backbone(

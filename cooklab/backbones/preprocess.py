@@ -5,7 +5,8 @@ of a transformers image processor. Pictures are anything ``cooklab.images.rgb_te
 
 * whole frames: shortest side resized to ``resize`` (bicubic, antialiased), centre crop
   ``crop x crop``, then ``(x - mean) / std`` per channel -- what the CLIP and DINOv2 image
-  processors of transformers do;
+  processors of transformers do; with ``square=True`` both sides are resized to ``resize``
+  (the aspect is not kept), as the Illustrated Instructions reference does before DINOv2;
 * a frame with a mask (``prepare(..., masks=)``): every pixel outside the mask is set to the
   normalisation mean (so it is exactly 0 after normalising: no signal), the picture is cropped
   to the mask's bounding box, padded to a square with the same mean colour, and resized to
@@ -48,10 +49,11 @@ DEFAULT_BATCH_SIZE = 32
 class Preprocess:
     """How a picture becomes a backbone's input (the numbers of a transformers image processor)."""
 
-    resize: int  # shortest side resized to this many pixels
+    resize: int  # shortest side resized to this many pixels (both sides with ``square``)
     crop: int  # then a centre crop of crop x crop pixels
     mean: tuple[float, float, float]  # per-channel normalisation, in [0, 1] units
     std: tuple[float, float, float]
+    square: bool = False  # resize both sides to ``resize`` (aspect not kept: torchvision's Resize((s, s)))
 
     @classmethod
     def from_processor(cls, processor) -> Preprocess:
@@ -75,10 +77,11 @@ def _resize(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
 
 
 def _whole(x: torch.Tensor, pre: Preprocess) -> torch.Tensor:
-    """[3, H, W] -> [3, crop, crop]: shortest side to ``pre.resize``, centre crop."""
+    """[3, H, W] -> [3, crop, crop]: shortest side (both sides when ``pre.square``) to ``pre.resize``, centre crop."""
     h, w = x.shape[-2:]
     scale = pre.resize / min(h, w)
-    x = _resize(x, (max(pre.crop, round(h * scale)), max(pre.crop, round(w * scale))))
+    size = (pre.resize, pre.resize) if pre.square else (round(h * scale), round(w * scale))
+    x = _resize(x, (max(pre.crop, size[0]), max(pre.crop, size[1])))
     top, left = (x.shape[-2] - pre.crop) // 2, (x.shape[-1] - pre.crop) // 2
     return x[:, top : top + pre.crop, left : left + pre.crop]
 

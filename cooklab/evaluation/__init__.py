@@ -6,6 +6,8 @@
 * ``store`` -- one folder per unit, ``unit.json`` written last: a killed run resumes exactly;
 * ``scoring_keys`` -- what each stored score was measured with (backbone weights, masks, protocol): a change rescores;
 * ``run`` -- ``evaluate(config)``: split across ``accelerate launch`` processes, merged into ``results.jsonl``;
+* ``scoring_backbones`` -- each metric's CLIP / DINOv2 by name (``"toy"``, a hub id, a folder), each loaded once;
+* ``set_scoring`` -- the set-level metrics (4-way goal faithfulness), scored per row from the saved frames at merge;
 * ``result_tables`` -- means with 95 % bootstrap intervals (recipes resampled), paired differences, each paper's
   layout, sweep plots;
 * ``explorer`` -- the results in a notebook: one metric across rows, or one parameter's effect, with widgets.

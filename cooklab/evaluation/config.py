@@ -16,6 +16,8 @@ example (``data/eval/toy_small.yaml`` is the one CI runs)::
       - {name: cookanything, grid: {lam: [0.0, 0.5, 1.0]}}
     metrics: [oracle_container_consistency, oracle_step_faithfulness]
     clip: toy                              # the CLIP metrics' backbone: "toy" (Toy Kitchen CLIP), hub id or folder
+    # dino: toy                            # the DINOv2 metrics' ("toy": the Toy Kitchen CLIP's vision tower)
+    # backbones: {step_faithfulness_mc: laion/CLIP-ViT-H-14-laion2B-s32B-b79K}   # one metric's own backbone
     tables:
       - {name: "Recipe Diffusion, Table II", layout: recipe_diffusion, baseline: independent}
 
@@ -168,7 +170,10 @@ class EvalConfig(BaseModel):
     methods: list[MethodSpec] = Field(min_length=1)
     metrics: list[str] = Field(min_length=1)
     clip: str = "toy"  # "toy": the Toy Kitchen CLIP; else a hub id or folder
-    dino: str = "facebook/dinov2-base"
+    dino: str = "facebook/dinov2-base"  # "toy": the Toy Kitchen CLIP's vision tower (not DINOv2); else as clip
+    backbones: dict[
+        str, str
+    ] = {}  # a metric's own backbone (e.g. step_faithfulness_mc: laion/CLIP-ViT-H-14-...), over clip / dino
     masks: str = (
         "oracle"  # container masks for region-aware noise, inpainting and dino_l2_masked (cooklab generate --masks)
     )
@@ -177,6 +182,25 @@ class EvalConfig(BaseModel):
     ] = {}  # LoRA adapters by name (folders of pytorch_lora_weights.safetensors); methods take `lora: NAME`
     tables: list[TableSpec] = []
     sweeps: list[SweepSpec] = []
+
+    @model_validator(mode="after")
+    def _backbone_metrics(self) -> EvalConfig:
+        """Every ``backbones:`` key is a metric of ``metrics:`` that reads a CLIP or DINOv2 backbone."""
+        from ..metrics import BACKBONE_KIND
+
+        wrong = [m for m in self.backbones if m not in BACKBONE_KIND or m not in self.metrics]
+        if wrong:
+            raise ValueError(
+                f"backbones: {wrong} are not metrics of `metrics:` that read a CLIP or DINOv2 backbone; give a "
+                f"backbone only to listed metrics of {sorted(BACKBONE_KIND)}"
+            )
+        return self
+
+    def backbone_for(self, metric: str) -> str:
+        """The backbone ``metric`` reads: its ``backbones:`` entry, else ``clip:`` or ``dino:`` by its kind."""
+        from ..metrics import BACKBONE_KIND
+
+        return self.backbones.get(metric) or (self.clip if BACKBONE_KIND[metric] == "clip" else self.dino)
 
     @field_validator("seeds", mode="before")
     @classmethod

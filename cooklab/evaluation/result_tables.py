@@ -24,10 +24,12 @@ cell's interval does not depend on which other rows or columns the table has, or
 
 Layouts put each paper's columns in its order (only those measured appear):
 
-* ``recipe_diffusion`` (Tables I-II): CLIP-T, CLIP-I, DINO-L2, masked DINO-L2, DreamSim, and the toy
-  oracle's consistency and faithfulness;
-* ``cookanything``: goal faithfulness, step faithfulness, cross-step consistency, ingredient accuracy,
-  and the oracle's.
+* ``recipe_diffusion`` (Tables I-II): the paper's protocols first (CLIP score as a raw cosine,
+  key-object DreamSim and DINO-L2), then CLIP-T, CLIP-I, whole-frame DINO-L2 and DreamSim, and the
+  toy oracle's consistency and faithfulness;
+* ``cookanything``: the Illustrated Instructions protocol first (4-way goal and step faithfulness,
+  DINOv2 L2 consistency), then cooklab's cosine goal / step faithfulness, cross-step consistency,
+  ingredient accuracy, and the oracle's.
 """
 
 from __future__ import annotations
@@ -45,16 +47,21 @@ from .store import RESULTS_FILE, read_results
 
 LAYOUTS = {
     "recipe_diffusion": (
+        "clip_similarity",
+        "dreamsim_masked",
+        "dino_l2_masked",
         "clip_score",
         "clip_image_score",
         "dino_l2",
-        "dino_l2_masked",
         "dreamsim",
         "oracle_container_consistency",
         "oracle_step_faithfulness",
         "oracle_state_accuracy",
     ),
     "cookanything": (
+        "goal_faithfulness_mc",
+        "step_faithfulness_mc",
+        "cross_step_consistency_dino",
         "goal_faithfulness",
         "step_faithfulness",
         "cross_step_consistency",
@@ -77,6 +84,11 @@ HEADERS = {
     "step_faithfulness": "step faithfulness",
     "cross_step_consistency": "cross-step consistency",
     "ingredient_accuracy": "ingredient accuracy",
+    "clip_similarity": "CLIP score (cos)",
+    "dreamsim_masked": "DreamSim (key object)",
+    "goal_faithfulness_mc": "goal faithfulness (4-way)",
+    "step_faithfulness_mc": "step faithfulness (4-way)",
+    "cross_step_consistency_dino": "CSC (DINOv2 L2)",
 }
 RESAMPLES = 10_000
 

@@ -9,7 +9,8 @@
    scoring key, ``scoring_keys``), its stale or missing metrics scored again from its frames, else
    generated (``methods.METHODS``), its frames and then ``unit.json`` written atomically (``store``);
 4. **merge** -- after every process is done, the main process reads every ``unit.json`` in unit
-   order into ``results.jsonl`` and writes ``tables.md`` and the sweep plots (``result_tables.py``).
+   order, scores the set-level metrics of each row from the saved frames (``set_scoring``), writes
+   ``results.jsonl`` and then ``tables.md`` and the sweep plots (``result_tables.py``).
 
 Killing the command at any point and running it again redoes only unfinished units and gives the
 same ``results.jsonl`` as a run that was never stopped. Before anything is written, ``out`` is
@@ -37,7 +38,9 @@ from . import store
 from .config import EvalConfig
 from .methods import METHODS, method
 from .recipe_sets import load_recipes
+from .scoring_backbones import metric_backbones
 from .scoring_keys import PROTOCOL, Measured, check_keyed, fresh_scores, scoring_keys
+from .set_scoring import add_set_metrics, check_set_metrics, unit_metrics
 
 
 @dataclass
@@ -145,7 +148,7 @@ def _masks(config: EvalConfig, device=None, built: bool = False):
 
 
 def _unit_masks(images, recipe: Recipe, backbones: dict) -> list | None:
-    """Each frame's container mask for ``dino_l2_masked`` (None when it is not measured or there are no frames)."""
+    """Each frame's container mask for the mask metrics (None when none is measured or there are no frames)."""
     from ..metrics.dino_distance import container_masks
 
     if backbones.get("masks") is None or images is None:
@@ -159,60 +162,36 @@ def _score(images, recipe: Recipe | ToyRecipe, metrics: list[str], backbones: di
 
     if not metrics:
         return {}
-    results = score(
-        images,
-        recipe,
-        metrics,
-        clip=backbones.get("clip"),
-        dino=backbones.get("dino"),
-        masks=masks,
-        device=None,
-        **PROTOCOL,
-    )
+    results = score(images, recipe, metrics, backbones=backbones["metrics"], masks=masks, device=None, **PROTOCOL)
     return {name: {"value": r.value, "per_item": r.per_item} for name, r in results.items()}
 
 
 def _backbones(config: EvalConfig, device) -> dict:
-    """The metrics' backbones, loaded once, and ``"weights"``: each one's ``weights_digest``.
+    """``metrics``: each per-unit metric's CLIP / DINOv2 (``scoring_backbones``), ``weights``: each one's
+    ``weights_digest``; ``masks``: the mask provider.
 
     They are loaded even when every unit is finished: a stored number counts only with the weights
     that made it, so a backbone that cannot load is a ``ConfigError`` naming the fix.
     """
     from ..backbones import weights_digest
     from ..errors import CheckpointError
-    from ..metrics import CLIP_METRICS, DINO_METRICS
+    from ..metrics import BACKBONE_KIND, MASK_METRICS
 
-    out: dict[str, Any] = {}
-    wanted = {
-        "clip": any(m in CLIP_METRICS for m in config.metrics),
-        "dino": any(m in DINO_METRICS for m in config.metrics),
-    }
-    for name, source in (("clip", config.clip), ("dino", config.dino)):
-        if not wanted[name]:
-            continue
-        try:
-            out[name] = _load_backbone(name, source, device)
-        except CheckpointError as error:
-            raise ConfigError(
-                f"{name}: {source!r} cannot be loaded, so no score stored in {config.out} is reused (a score counts "
-                f"only with the weights that made it). {error} Or set `{name}:` to a backbone that loads"
-                + (" (`clip: toy`: the Toy Kitchen CLIP)." if name == "clip" else ".")
-            ) from error
-    out["weights"] = {name: weights_digest(out[name].model) for name in ("clip", "dino") if name in out}
-    if "dino_l2_masked" in config.metrics:
+    metrics = unit_metrics(config)
+    try:
+        loaded = metric_backbones(config, metrics, device)
+    except CheckpointError as error:
+        sources = sorted({f"{m}: {config.backbone_for(m)!r}" for m in metrics if m in BACKBONE_KIND})
+        raise ConfigError(
+            f"{', '.join(sources)}: a backbone among these cannot be loaded, so no score stored in {config.out} is "
+            f"reused (a score counts only with the weights that made it). {error} Or set `clip:` / `dino:` / "
+            "`backbones:` to backbones that load (`toy`: the Toy Kitchen CLIP and its vision tower)."
+        ) from error
+    digests = {id(b): weights_digest(b.model) for b in loaded.values()}  # each backbone hashed once
+    out: dict[str, Any] = {"metrics": loaded, "weights": {m: digests[id(b)] for m, b in loaded.items()}}
+    if any(m in MASK_METRICS for m in config.metrics):
         out["masks"] = _masks(config, device, built=True)
     return out
-
-
-def _load_backbone(name: str, source: str, device):
-    """The ``ClipBackbone`` (``"toy"``: the Toy Kitchen CLIP) or ``DinoBackbone`` named by the config."""
-    from ..backbones import clip_backbone, dino_backbone
-
-    if name == "clip" and source == "toy":
-        from ..models import toy_clip
-
-        return toy_clip(device=device)
-    return (clip_backbone if name == "clip" else dino_backbone)(source, device=device)
 
 
 def _check_metrics(config: EvalConfig, recipes) -> None:
@@ -221,11 +200,12 @@ def _check_metrics(config: EvalConfig, recipes) -> None:
     unknown = [m for m in config.metrics if m not in METRICS]
     if unknown:
         raise ConfigError(f"unknown metric(s) {unknown}: choose from {list(METRICS)}.")
-    check_keyed(config.metrics)
+    check_keyed(unit_metrics(config))
     if any(m in ORACLE_METRICS for m in config.metrics) and not all(isinstance(r, ToyRecipe) for _, r in recipes):
         raise ConfigError(
             "the oracle_* metrics need Toy Kitchen recipes (recipes: {toy: ...}): leave them out for other recipes."
         )
+    check_set_metrics(config, recipes)
 
 
 LOCK_FILE = "evaluate.lock"  # held by the main process while it runs: a second run on the same out is refused
@@ -276,8 +256,12 @@ def _run_unit(config: EvalConfig, unit: store.Unit, recipe, index: int, cache: d
     if record is not None and backbones.get("masks") is not None:  # the masks' digest is part of a key
         images = store.load_frames(unit, out, len(plain))
     masks = _unit_masks(images, plain, backbones)
-    kept = fresh_scores(record, scoring_keys(Measured(config, backbones["weights"], masks))) if record else {}
-    if record is not None and set(kept) == set(record["metrics"]) == set(config.metrics):
+    kept = (
+        fresh_scores(record, scoring_keys(Measured(config, backbones["weights"], masks), unit_metrics(config)))
+        if record
+        else {}
+    )
+    if record is not None and set(kept) == set(record["metrics"]) == set(unit_metrics(config)):
         return  # finished: every metric scored with this run's inputs
     if record is not None and images is None:
         images = store.load_frames(unit, out, len(plain))
@@ -295,8 +279,8 @@ def _run_unit(config: EvalConfig, unit: store.Unit, recipe, index: int, cache: d
         store.save_frames(unit, out, images)
         kept = {}
     masks = masks if masks is not None else _unit_masks(images, plain, backbones)  # of the new frames
-    keys = scoring_keys(Measured(config, backbones["weights"], masks))
-    scored = {**kept, **_score(images, recipe, [m for m in config.metrics if m not in kept], backbones, masks)}
+    keys = scoring_keys(Measured(config, backbones["weights"], masks), unit_metrics(config))
+    scored = {**kept, **_score(images, recipe, [m for m in unit_metrics(config) if m not in kept], backbones, masks)}
     store.save_unit(
         unit,
         out,
@@ -307,7 +291,7 @@ def _run_unit(config: EvalConfig, unit: store.Unit, recipe, index: int, cache: d
             recipe=unit.recipe_id,
             seed=unit.seed,
             steps=len(plain),
-            metrics={m: scored[m] for m in config.metrics},
+            metrics={m: scored[m] for m in unit_metrics(config)},
             scoring=keys,
             seconds=seconds,
             generation=unit.generation,
@@ -317,8 +301,9 @@ def _run_unit(config: EvalConfig, unit: store.Unit, recipe, index: int, cache: d
     )
 
 
-def _merge(config: EvalConfig, todo: list[store.Unit]) -> Path:
-    """The main process, after every process is done: every ``unit.json`` into ``results.jsonl``, then the tables."""
+def _merge(config: EvalConfig, todo: list[store.Unit], by_id: dict, device=None) -> Path:
+    """The main process, after every process is done: every ``unit.json`` and the set metrics (``set_scoring``,
+    recomputed from the frames) into ``results.jsonl``, then the tables."""
     out = config.out
     records = [store.load_unit(u, out) for u in todo]
     missing = sum(r is None for r in records)
@@ -326,6 +311,7 @@ def _merge(config: EvalConfig, todo: list[store.Unit]) -> Path:
         raise ConfigError(
             f"{missing} of {len(todo)} units are unfinished after every process stopped: run the command again."
         )
+    add_set_metrics(config, todo, records, by_id, device)
     lines = [
         json.dumps({k: r[k] for k in ("label", "method", "params", "recipe", "seed", "metrics")}, sort_keys=True)
         for r in records
@@ -365,7 +351,7 @@ def evaluate(config: EvalConfig, progress: bool = True) -> Path | None:
             _run_unit(config, unit, by_id[unit.recipe_id], index, cache)
         if state is not None:
             state.wait_for_everyone()
-        path = _merge(config, todo) if index == 0 else None
+        path = _merge(config, todo, by_id, cache["device"]) if index == 0 else None
         if state is not None:
             state.wait_for_everyone()
     return path

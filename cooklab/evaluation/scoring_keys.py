@@ -5,9 +5,10 @@ input the number depends on besides the frames::
 
     key(metric) = { input: value(input)  for input in SCORING_INPUTS[metric] }
 
-    clip / dino   {"name": the config's clip: / dino:, "weights": weights_digest(loaded model)}
+    backbone      {"name": the metric's backbone (``EvalConfig.backbone_for``: its ``backbones:`` entry,
+                  else clip: / dino:), "weights": weights_digest(loaded model)}
     masks         {"spec": the config's masks:, "digest": sha256 of the masks actually used}
-    text_mode, pairs       the protocol's parameters (``PROTOCOL``)
+    text_mode, pairs, multiple_choice      the protocol's parameters (``PROTOCOL``, the choices and seed)
     dreamsim, oracle       the package (version) that computes them
 
 ``cooklab evaluate`` reuses a stored number only when its key equals the key of this run
@@ -17,7 +18,8 @@ weights are hashed once per backbone and run (``cooklab.backbones.weights_digest
 must load for its stored numbers to count: one that cannot is an error, never an old number. With
 ``dino_l2_masked`` the masks are an input, so checking a finished unit reads its frames and runs the
 mask provider on them. ``dreamsim`` is keyed by its package's version (its weights load inside the
-metric), the oracle metrics by cooklab's.
+metric), the oracle metrics by cooklab's. The set-level metrics (``set_scoring``) are never stored,
+so they have no key: they are scored from the frames at every merge.
 
 A new metric adds an entry to ``SCORING_INPUTS`` (and, for a new kind of input, to ``INPUTS``).
 """
@@ -33,6 +35,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import ConfigError
+from ..metrics.multiple_choice import CHOICES
 from ..versions import package_versions
 from .config import EvalConfig
 
@@ -48,20 +51,23 @@ __all__ = [
 ]
 
 #: the protocol parameters ``cooklab evaluate`` scores with (``cooklab.metrics.score``'s keywords)
-PROTOCOL = {"text_mode": "chunk", "pairs": "consecutive"}
+PROTOCOL = {"text_mode": "chunk", "pairs": "consecutive", "seed": 0}
 
-_CLIP = ("clip",)
 #: metric -> the names of the inputs its number depends on (the frames aside)
 SCORING_INPUTS: dict[str, tuple[str, ...]] = {
-    "clip_score": (*_CLIP, "text_mode"),
-    "clip_image_score": (*_CLIP, "pairs"),
-    "goal_faithfulness": (*_CLIP, "text_mode"),
-    "step_faithfulness": (*_CLIP, "text_mode"),
-    "cross_step_consistency": (*_CLIP, "pairs"),
-    "ingredient_accuracy": _CLIP,
-    "dino_l2": ("dino", "pairs"),
-    "dino_l2_masked": ("dino", "masks", "pairs"),
+    "clip_score": ("backbone", "text_mode"),
+    "clip_image_score": ("backbone", "pairs"),
+    "goal_faithfulness": ("backbone", "text_mode"),
+    "step_faithfulness": ("backbone", "text_mode"),
+    "cross_step_consistency": ("backbone", "pairs"),
+    "ingredient_accuracy": ("backbone",),
+    "clip_similarity": ("backbone", "text_mode"),
+    "step_faithfulness_mc": ("backbone", "multiple_choice"),
+    "cross_step_consistency_dino": ("backbone",),
+    "dino_l2": ("backbone", "pairs"),
+    "dino_l2_masked": ("backbone", "masks", "pairs"),
     "dreamsim": ("dreamsim", "pairs"),
+    "dreamsim_masked": ("dreamsim", "masks", "pairs"),
     "oracle_container_consistency": ("oracle",),
     "oracle_step_faithfulness": ("oracle",),
     "oracle_state_accuracy": ("oracle",),
@@ -73,19 +79,19 @@ class Measured:
     """What one unit is scored with: the config, the loaded backbones' weight digests, the unit's masks."""
 
     config: EvalConfig
-    weights: dict[str, str]  # backbone ("clip", "dino") -> weights_digest of the loaded model
-    masks: list | None = None  # one [H, W] bool mask or None per frame (dino_l2_masked), else None
+    weights: dict[str, str]  # metric -> weights_digest of its loaded CLIP / DINOv2
+    masks: list | None = None  # one [H, W] bool mask or None per frame (the mask metrics), else None
 
 
-#: input name -> its value for a unit (JSON-able)
-INPUTS: dict[str, Callable[[Measured], Any]] = {
-    "clip": lambda m: {"name": m.config.clip, "weights": m.weights["clip"]},
-    "dino": lambda m: {"name": m.config.dino, "weights": m.weights["dino"]},
-    "masks": lambda m: {"spec": m.config.masks, "digest": masks_digest(m.masks)},
-    "text_mode": lambda m: PROTOCOL["text_mode"],
-    "pairs": lambda m: PROTOCOL["pairs"],
-    "dreamsim": lambda m: package_versions("dreamsim"),
-    "oracle": lambda m: package_versions("cooklab"),  # the Toy Kitchen oracle is cooklab's code
+#: input name -> its value for a unit and a metric (JSON-able)
+INPUTS: dict[str, Callable[[Measured, str], Any]] = {
+    "backbone": lambda m, metric: {"name": m.config.backbone_for(metric), "weights": m.weights[metric]},
+    "masks": lambda m, metric: {"spec": m.config.masks, "digest": masks_digest(m.masks)},
+    "text_mode": lambda m, metric: PROTOCOL["text_mode"],
+    "pairs": lambda m, metric: PROTOCOL["pairs"],
+    "multiple_choice": lambda m, metric: {"choices": CHOICES, "seed": PROTOCOL["seed"]},
+    "dreamsim": lambda m, metric: package_versions("dreamsim"),
+    "oracle": lambda m, metric: package_versions("cooklab"),  # the Toy Kitchen oracle is cooklab's code
 }
 
 
@@ -115,11 +121,11 @@ def check_keyed(metrics) -> None:
         )
 
 
-def scoring_keys(measured: Measured) -> dict[str, dict]:
-    """``{metric: key}`` for each metric of the config (keys as JSON reads them back, to compare with stored ones)."""
+def scoring_keys(measured: Measured, metrics) -> dict[str, dict]:
+    """``{metric: key}`` for each of ``metrics`` (keys as JSON reads them back, to compare with stored ones)."""
     keys = {}
-    for metric in measured.config.metrics:
-        key = {name: INPUTS[name](measured) for name in SCORING_INPUTS[metric]}
+    for metric in metrics:
+        key = {name: INPUTS[name](measured, metric) for name in SCORING_INPUTS[metric]}
         keys[metric] = json.loads(json.dumps(key, sort_keys=True))  # tuples as lists, like a stored key
     return keys
 

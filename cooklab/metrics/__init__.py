@@ -4,11 +4,18 @@ Every metric takes the frames (and the texts, masks or expectations it needs) an
 ``MetricResult(value, per_item, record)``; ``docs/metrics.md`` defines each precisely.
 
 * ``result`` -- ``MetricResult``, the frame pairs of a sequence metric, the provenance record
-* ``clip_score`` -- CLIP-T (frame vs its step text) and CLIP-I (frame vs frame), Recipe Diffusion Tables I-II
+* ``clip_score`` -- CLIP-T (frame vs its step text) and CLIP-I (frame vs frame); ``clip_similarity``, Recipe
+  Diffusion Tables I-II's CLIP Score on its scale (a raw cosine)
 * ``dino_distance`` -- L2 distance of DINOv2 CLS embeddings between frames, whole (``dino_l2``) or masked
-  (``dino_l2_masked``), Tables I-II
-* ``dreamsim`` -- DreamSim distance between frames, through the optional ``dreamsim`` package
-* ``recipe_metrics`` -- CookAnything's goal / step faithfulness, cross-step consistency, ingredient accuracy (CLIP)
+  (``dino_l2_masked``), Tables I-II; ``cross_step_consistency_dino``, the Illustrated Instructions protocol's
+  (DINOv2 ViT-L/14, all pairs)
+* ``dreamsim`` -- DreamSim distance between frames (``dreamsim_masked``: their key objects), through the optional
+  ``dreamsim`` package
+* ``recipe_metrics`` -- CookAnything's goal / step faithfulness, cross-step consistency, ingredient accuracy (CLIP
+  cosines, cooklab's own reading)
+* ``multiple_choice`` -- goal and step faithfulness as the Illustrated Instructions protocol computes them (4-way
+  multiple choice, OpenCLIP ViT-H/14), the numbers CookAnything reports
+* ``key_objects`` -- a frame cut to its container (mask or box crop) for the key-object measures
 * ``toy_oracle`` -- the Toy Kitchen oracle's consistency, faithfulness and state accuracy
 * ``judge`` -- step faithfulness and ingredient presence judged by a vision-language chat model (optional)
 
@@ -25,12 +32,14 @@ Importing this package loads torch but neither diffusers nor transformers' model
 
 from __future__ import annotations
 
-from contextlib import nullcontext
+from contextlib import ExitStack
 from pathlib import Path
 
 from ..backbones import (
     DEFAULT_CLIP,
     DEFAULT_DINO,
+    DINOV2_LARGE,
+    OPENCLIP_VIT_H14,
     ClipBackbone,
     DinoBackbone,
     Preprocess,
@@ -43,39 +52,57 @@ from ..backbones import (
 from ..errors import ConfigError
 from ..recipe import as_recipe
 from ..toykitchen.recipes import ToyRecipe
-from .clip_score import clip_image_score, clip_score
-from .dino_distance import container_masks, dino_l2, dino_l2_masked
-from .dreamsim import DEFAULT_CACHE_DIR, dreamsim_distance
+from .clip_score import clip_image_score, clip_score, clip_similarity
+from .dino_distance import container_masks, cross_step_consistency_dino, dino_l2, dino_l2_masked
+from .dreamsim import DEFAULT_CACHE_DIR, dreamsim_distance, dreamsim_masked
 from .judge import JUDGE_METRICS, VisionJudge, judge_metrics
+from .key_objects import box_mask, key_object_crop
+from .multiple_choice import goal_faithfulness_mc, multiple_choice_correct, step_faithfulness_mc
 from .recipe_metrics import cross_step_consistency, goal_faithfulness, ingredient_accuracy, step_faithfulness
 from .result import MetricResult
 from .toy_oracle import oracle_container_consistency, oracle_state_accuracy, oracle_step_faithfulness
 
 __all__ = [
+    "BACKBONE_KIND",
+    "DEFAULT_BACKBONES",
     "DEFAULT_METRICS",
+    "DINOV2_LARGE",
+    "MASK_METRICS",
     "METRICS",
+    "OPENCLIP_VIT_H14",
+    "PROTOCOL_METRICS",
+    "SET_METRICS",
     "ClipBackbone",
     "DinoBackbone",
     "MetricResult",
     "Preprocess",
     "VisionJudge",
     "clip_backbone",
+    "box_mask",
     "clip_image_score",
     "clip_score",
+    "clip_similarity",
     "container_masks",
     "cross_step_consistency",
+    "cross_step_consistency_dino",
     "dino_backbone",
     "dino_l2",
     "dino_l2_masked",
     "dreamsim_distance",
+    "dreamsim_masked",
     "goal_faithfulness",
+    "goal_faithfulness_mc",
     "ingredient_accuracy",
     "judge_metrics",
+    "key_object_crop",
+    "metric_backbones",
+    "multiple_choice_correct",
     "oracle_container_consistency",
     "oracle_state_accuracy",
     "oracle_step_faithfulness",
     "score",
     "step_faithfulness",
+    "step_faithfulness_mc",
     "tiny_random_clip",
     "tiny_random_dino",
 ]
@@ -89,50 +116,65 @@ CLIP_METRICS = (
     "ingredient_accuracy",
 )
 ORACLE_METRICS = ("oracle_container_consistency", "oracle_step_faithfulness", "oracle_state_accuracy")
-#: every name ``score`` knows
 DINO_METRICS = ("dino_l2", "dino_l2_masked")
-METRICS = (*CLIP_METRICS, *DINO_METRICS, "dreamsim", *ORACLE_METRICS, *JUDGE_METRICS)
+#: the papers' protocols (``docs/metrics.md``): Recipe Diffusion's CLIP similarity and key-object DreamSim, the
+#: Illustrated Instructions protocol's multiple-choice step faithfulness and DINOv2 consistency (per sequence)
+PROTOCOL_METRICS = ("clip_similarity", "step_faithfulness_mc", "cross_step_consistency_dino", "dreamsim_masked")
+#: metrics of a whole set of sequences, not of one: ``goal_faithfulness_mc(sequences)``; ``cooklab evaluate`` per row
+SET_METRICS = ("goal_faithfulness_mc",)
+#: the metrics measured on container regions: they need ``masks``
+MASK_METRICS = ("dino_l2_masked", "dreamsim_masked")
+#: every name ``score`` knows
+METRICS = (*CLIP_METRICS, *DINO_METRICS, "dreamsim", *ORACLE_METRICS, *JUDGE_METRICS, *PROTOCOL_METRICS, *SET_METRICS)
 #: what ``score`` runs by default: the papers' learned metrics that need no optional package
 DEFAULT_METRICS = (*CLIP_METRICS, "dino_l2")
+#: the backbone each CLIP / DINOv2 metric reads when none is given: the reference's for a paper's protocol
+DEFAULT_BACKBONES = {
+    **{m: DEFAULT_CLIP for m in (*CLIP_METRICS, "clip_similarity")},
+    **{m: DEFAULT_DINO for m in DINO_METRICS},
+    "step_faithfulness_mc": OPENCLIP_VIT_H14,
+    "goal_faithfulness_mc": OPENCLIP_VIT_H14,
+    "cross_step_consistency_dino": DINOV2_LARGE,
+}
+#: which kind of backbone a metric reads: "clip" or "dino" (the others read none, or their own package)
+BACKBONE_KIND = {
+    m: "dino" if m in (*DINO_METRICS, "cross_step_consistency_dino") else "clip" for m in DEFAULT_BACKBONES
+}
 
 
-def score(
-    images,
-    recipe,
-    metrics=DEFAULT_METRICS,
-    *,
-    clip=DEFAULT_CLIP,
-    dino=DEFAULT_DINO,
-    masks=None,
-    dreamsim_cache_dir: str | Path = DEFAULT_CACHE_DIR,
-    text_mode: str = "chunk",
-    pairs: str = "consecutive",
-    device: str | None = "auto",
-    batch_size: int | None = None,
-    judge: VisionJudge | None = None,
-) -> dict[str, MetricResult]:
-    """Run ``metrics`` on one generated sequence: ``{name: MetricResult}``, in the order asked.
+def metric_backbones(metrics, clip=None, dino=None, backbones=None, device="auto", batch_size=None) -> dict:
+    """``{metric: loaded backbone}`` for the CLIP / DINOv2 metrics among ``metrics``, each source loaded once.
 
-    images: one picture per step. recipe: anything ``cooklab.as_recipe`` takes, or a Toy Kitchen
-    ``ToyRecipe`` (needed by the ``oracle_*`` metrics, which read its expectations). The goal is
-    the recipe's title, step texts its steps, ingredient lists ``Step.ingredients``.
-    clip / dino: a hub id, a local folder or a built backbone (``tiny_random_clip()``), each loaded once.
-    masks: one mask or None per frame, for ``dino_l2_masked`` (the masked object regions; ``container_masks``).
-    text_mode: ``"chunk"`` or ``"truncate"`` for texts beyond CLIP's 77 tokens; pairs: ``"consecutive"`` or ``"all"``.
-    device: where CLIP, DINOv2 and DreamSim run (``"auto"``: CUDA when available; None: leave given backbones where
-    they are);
-    batch_size: frames per forward pass (None: the backbone's own). judge: a ``VisionJudge`` for the ``judge_*``
-    metrics.
+    A metric's backbone: ``backbones[metric]`` when given, else ``clip`` / ``dino`` (by its
+    ``BACKBONE_KIND``) when given, else ``DEFAULT_BACKBONES[metric]`` (the reference's for a
+    protocol: OpenCLIP ViT-H/14 for the multiple choice, DINOv2 ViT-L/14 for the consistency).
     """
+    backbones = dict(backbones or {})
+    loaded: dict = {}  # source (a string, or a built backbone's id) -> backbone
+    out = {}
+    for metric in metrics:
+        kind = BACKBONE_KIND.get(metric)
+        if kind is None:
+            continue
+        source = backbones.get(metric) or (clip if kind == "clip" else dino) or DEFAULT_BACKBONES[metric]
+        key = (kind, source if isinstance(source, (str, Path)) else id(source))
+        if key not in loaded:
+            load = clip_backbone if kind == "clip" else dino_backbone
+            loaded[key] = load(source, device=device, batch_size=batch_size)
+        out[metric] = loaded[key]
+    return out
+
+
+def _check_inputs(metrics, expectations, judge, masks) -> None:
+    """``ConfigError`` naming the fix for a metric ``score`` cannot run with what it was given."""
     unknown = [m for m in metrics if m not in METRICS]
     if unknown:
         raise ConfigError(f"unknown metric(s) {unknown}: choose from {list(METRICS)}.")
-    expectations = list(recipe.expectations) if isinstance(recipe, ToyRecipe) else None
-    recipe = recipe.to_recipe() if isinstance(recipe, ToyRecipe) else as_recipe(recipe)
-    images = list(images)
-    if len(images) != len(recipe.steps):
+    set_level = [m for m in metrics if m in SET_METRICS]
+    if set_level:
         raise ConfigError(
-            f"{len(images)} images for a recipe of {len(recipe.steps)} steps: give one picture per step."
+            f"{set_level} measure a set of recipes, not one sequence: call cooklab.metrics.goal_faithfulness_mc("
+            "[(images, goal), ...]) on several recipes' frames, or list it in a `cooklab evaluate` config."
         )
     if expectations is None and any(m in ORACLE_METRICS for m in metrics):
         raise ConfigError(
@@ -143,18 +185,58 @@ def score(
         raise ConfigError(
             "the judge_* metrics ask a vision-language model: pass judge=VisionJudge(model, base_url=...)."
         )
-    texts = [step.text for step in recipe.steps]
-    clip = (
-        clip_backbone(clip, device=device, batch_size=batch_size) if any(m in CLIP_METRICS for m in metrics) else None
-    )
-    if "dino_l2_masked" in metrics and (masks is None or not any(m is not None for m in masks)):
+    masked = [m for m in metrics if m in MASK_METRICS]
+    if masked and (masks is None or not any(m is not None for m in masks)):
         raise ConfigError(
-            "dino_l2_masked measures the frames' container regions: pass masks= (one [H, W] mask or None per "
+            f"{masked} measure the frames' container regions: pass masks= (one [H, W] mask or None per "
             "frame, e.g. cooklab.metrics.container_masks(images, phrases, provider))."
         )
-    dino = (
-        dino_backbone(dino, device=device, batch_size=batch_size) if any(m in DINO_METRICS for m in metrics) else None
-    )
+
+
+def score(
+    images,
+    recipe,
+    metrics=DEFAULT_METRICS,
+    *,
+    clip=None,
+    dino=None,
+    backbones=None,
+    masks=None,
+    dreamsim_cache_dir: str | Path = DEFAULT_CACHE_DIR,
+    text_mode: str = "chunk",
+    pairs: str = "consecutive",
+    seed: int = 0,
+    device: str | None = "auto",
+    batch_size: int | None = None,
+    judge: VisionJudge | None = None,
+) -> dict[str, MetricResult]:
+    """Run ``metrics`` on one generated sequence: ``{name: MetricResult}``, in the order asked.
+
+    images: one picture per step. recipe: anything ``cooklab.as_recipe`` takes, or a Toy Kitchen
+    ``ToyRecipe`` (needed by the ``oracle_*`` metrics, which read its expectations). The goal is
+    the recipe's title, step texts its steps, ingredient lists ``Step.ingredients``.
+    clip / dino: a hub id, a local folder or a built backbone (``tiny_random_clip()``) for every CLIP / DINOv2
+    metric; backbones: ``{metric: backbone}`` for single metrics; what is not given is the metric's
+    ``DEFAULT_BACKBONES`` entry (``metric_backbones``). Each is loaded once.
+    masks: one mask or None per frame, for ``dino_l2_masked`` and ``dreamsim_masked`` (the container regions;
+    ``container_masks``).
+    text_mode: ``"chunk"`` or ``"truncate"`` for texts beyond CLIP's 77 tokens; pairs: ``"consecutive"`` or ``"all"``.
+    seed: the multiple choice's draws (``step_faithfulness_mc``).
+    device: where CLIP, DINOv2 and DreamSim run (``"auto"``: CUDA when available; None: leave given backbones where
+    they are);
+    batch_size: frames per forward pass (None: the backbone's own). judge: a ``VisionJudge`` for the ``judge_*``
+    metrics.
+    """
+    expectations = list(recipe.expectations) if isinstance(recipe, ToyRecipe) else None
+    _check_inputs(metrics, expectations, judge, masks)
+    recipe = recipe.to_recipe() if isinstance(recipe, ToyRecipe) else as_recipe(recipe)
+    images = list(images)
+    if len(images) != len(recipe.steps):
+        raise ConfigError(
+            f"{len(images)} images for a recipe of {len(recipe.steps)} steps: give one picture per step."
+        )
+    texts = [step.text for step in recipe.steps]
+    bb = metric_backbones(metrics, clip, dino, backbones, device, batch_size)  # metric -> its backbone
     judged: dict[str, MetricResult] = {}  # both judge_* metrics come from one pass over the frames
 
     def from_judge(name: str) -> MetricResult:
@@ -163,21 +245,31 @@ def score(
         return judged[name]
 
     run = {
-        "clip_score": lambda: clip_score(images, texts, clip, text_mode),
-        "clip_image_score": lambda: clip_image_score(images, clip, pairs),
-        "goal_faithfulness": lambda: goal_faithfulness(images, recipe.title, clip, text_mode),
-        "step_faithfulness": lambda: step_faithfulness(images, texts, clip, text_mode),
-        "cross_step_consistency": lambda: cross_step_consistency(images, clip, pairs),
-        "ingredient_accuracy": lambda: ingredient_accuracy(images, [step.ingredients for step in recipe.steps], clip),
-        "dino_l2": lambda: dino_l2(images, None, dino, pairs),
-        "dino_l2_masked": lambda: dino_l2_masked(images, masks, dino, pairs),
+        "clip_score": lambda: clip_score(images, texts, bb["clip_score"], text_mode),
+        "clip_image_score": lambda: clip_image_score(images, bb["clip_image_score"], pairs),
+        "goal_faithfulness": lambda: goal_faithfulness(images, recipe.title, bb["goal_faithfulness"], text_mode),
+        "step_faithfulness": lambda: step_faithfulness(images, texts, bb["step_faithfulness"], text_mode),
+        "cross_step_consistency": lambda: cross_step_consistency(images, bb["cross_step_consistency"], pairs),
+        "ingredient_accuracy": lambda: ingredient_accuracy(
+            images, [step.ingredients for step in recipe.steps], bb["ingredient_accuracy"]
+        ),
+        "clip_similarity": lambda: clip_similarity(images, texts, bb["clip_similarity"], text_mode),
+        "step_faithfulness_mc": lambda: step_faithfulness_mc(images, texts, bb["step_faithfulness_mc"], seed=seed),
+        "cross_step_consistency_dino": lambda: cross_step_consistency_dino(images, bb["cross_step_consistency_dino"]),
+        "dino_l2": lambda: dino_l2(images, None, bb["dino_l2"], pairs),
+        "dino_l2_masked": lambda: dino_l2_masked(images, masks, bb["dino_l2_masked"], pairs),
         "dreamsim": lambda: dreamsim_distance(
             images, dreamsim_cache_dir, pairs=pairs, device=resolve_device(device or "cpu")
+        ),
+        "dreamsim_masked": lambda: dreamsim_masked(
+            images, masks, dreamsim_cache_dir, pairs=pairs, device=resolve_device(device or "cpu")
         ),
         "oracle_container_consistency": lambda: oracle_container_consistency(images),
         "oracle_step_faithfulness": lambda: oracle_step_faithfulness(images, expectations),
         "oracle_state_accuracy": lambda: oracle_state_accuracy(images, expectations),
         **{name: (lambda name=name: from_judge(name)) for name in JUDGE_METRICS},
     }
-    with clip.reusing() if clip is not None else nullcontext():  # the frames' CLIP features once, not once per metric
+    with ExitStack() as stack:  # each CLIP's features of the frames once, not once per metric
+        for backbone in {id(b): b for b in bb.values() if isinstance(b, ClipBackbone)}.values():
+            stack.enter_context(backbone.reusing())
         return {name: run[name]() for name in metrics}

@@ -9,6 +9,15 @@ With a CLIP image encoder ``f`` and text encoder ``g`` (projected features, L2-n
 (the clamp at 0 and the factor 100 are the usual CLIPScore convention, as in torchmetrics), with
 pairs ``consecutive`` ((1,2), (2,3), ...; the default) or ``all`` (every i < j).
 
+Recipe Diffusion's Tables I-II report "CLIP Score" on a 0.30-0.46 scale: a raw cosine, not
+``100 * max(cos, 0)``. ``clip_similarity`` is that number::
+
+    CLIP similarity  per frame i:  cos(f(x_i), g(t_i))                      value = mean over frames
+
+(the paper says "between images and text, or between image pairs"; its scale and its column's
+reading, text-image alignment, make it the frame against its step text; the paper names no
+backbone, cooklab's default is ``openai/clip-vit-base-patch32``, recorded).
+
 A step text longer than CLIP's 77 tokens is chunked (default) or truncated as
 ``ClipBackbone.windows`` describes; the record lists the tokens and windows of every text.
 The backbone is a ``ClipBackbone``, a hub id or a local folder (``clip_backbone``; default
@@ -23,7 +32,7 @@ from ..backbones.clip import DEFAULT_CLIP, ClipBackbone, clip_backbone
 from ..errors import ConfigError
 from .result import MetricResult, frame_pairs, mean_or_nan, provenance
 
-__all__ = ["clip_image_score", "clip_score", "text_record"]
+__all__ = ["clip_image_score", "clip_score", "clip_similarity", "text_record"]
 
 
 def text_record(clip: ClipBackbone, mode: str, per_text: list[dict[str, int]]) -> dict[str, Any]:
@@ -31,28 +40,57 @@ def text_record(clip: ClipBackbone, mode: str, per_text: list[dict[str, int]]) -
     return {"mode": mode, "max_tokens": clip.max_tokens, "per_text": per_text}
 
 
-def clip_score(
-    images, texts: list[str], clip: str | ClipBackbone = DEFAULT_CLIP, text_mode: str = "chunk"
-) -> MetricResult:
-    """CLIP-T: ``100 * max(cos(f(x_i), g(t_i)), 0)`` per frame i (frame i against step text i), averaged."""
+def _frame_text_metric(name: str, images, texts, clip, text_mode: str, scale, formula: str) -> MetricResult:
+    """``scale(cos(f(x_i), g(t_i)))`` per frame i, averaged: CLIP-T and CLIP similarity."""
     clip = clip_backbone(clip)
     images, texts = list(images), list(texts)
     if len(images) != len(texts):
         raise ConfigError(f"{len(images)} images but {len(texts)} texts: give one step text per frame.")
     g, per_text = clip.text_features(texts, text_mode)  # [N, D]
     sims = (clip.image_features(images) * g).sum(-1)  # [N]
-    per_item = (100 * sims.clamp(min=0)).tolist()
+    per_item = scale(sims).tolist()
     return MetricResult(
         mean_or_nan(per_item),
         per_item,
         provenance(
-            "clip_score",
+            name,
             clip.source,
             clip.preprocess,
             "whole frame, centre crop",
             text=text_record(clip, text_mode, per_text),
-            formula="100 * max(cos(image_i, text_i), 0); mean over frames",
+            formula=formula,
         ),
+    )
+
+
+def clip_score(
+    images, texts: list[str], clip: str | ClipBackbone = DEFAULT_CLIP, text_mode: str = "chunk"
+) -> MetricResult:
+    """CLIP-T: ``100 * max(cos(f(x_i), g(t_i)), 0)`` per frame i (frame i against step text i), averaged."""
+    return _frame_text_metric(
+        "clip_score",
+        images,
+        texts,
+        clip,
+        text_mode,
+        lambda sims: 100 * sims.clamp(min=0),
+        "100 * max(cos(image_i, text_i), 0); mean over frames",
+    )
+
+
+def clip_similarity(
+    images, texts: list[str], clip: str | ClipBackbone = DEFAULT_CLIP, text_mode: str = "chunk"
+) -> MetricResult:
+    """Recipe Diffusion's CLIP Score on its scale: the raw ``cos(f(x_i), g(t_i))`` per frame i, averaged (no factor
+    100, no clamp)."""
+    return _frame_text_metric(
+        "clip_similarity",
+        images,
+        texts,
+        clip,
+        text_mode,
+        lambda sims: sims,
+        "cos(image_i, text_i); mean over frames (Recipe Diffusion's 0.30-0.46 scale)",
     )
 
 

@@ -33,7 +33,7 @@ from .checkpoints import describe, load_flux, load_sd
 from .devices import default_device, default_dtype
 from .sets import MODEL_SETS, ModelSet, model_set_of, register_model_set
 from .tiny import TINY_T5_MAX_LENGTH, tiny_flux, tiny_sd
-from .toy import TOY_DIR, toy_autoencoder, toy_clip, toy_flux, toy_sd
+from .toy import TOY_DIR, toy_autoencoder, toy_clip, toy_dino, toy_flux, toy_sd
 
 __all__ = [
     "MODEL_SETS",
@@ -51,6 +51,7 @@ __all__ = [
     "tiny_sd",
     "toy_autoencoder",
     "toy_clip",
+    "toy_dino",
     "toy_flux",
     "toy_sd",
 ]

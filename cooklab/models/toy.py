@@ -4,7 +4,8 @@
 ``FluxPipeline``) that draw recognisable pictures of the Toy Kitchen's world; they are the
 offline default of the demo, ``cooklab generate`` and the notebooks. ``toy_clip`` is the CLIP
 trained on the same world (a ``cooklab.backbones.ClipBackbone``, the offline backbone of the CLIP
-metrics) and ``toy_autoencoder`` the autoencoder the next Toy Kitchen model sets are trained on.
+metrics), ``toy_dino`` its vision tower standing in for DINOv2 (there is no toy DINOv2) and
+``toy_autoencoder`` the autoencoder the next Toy Kitchen model sets are trained on.
 The GroundingDINO + SAM trained on the same world (``TOY_DIR / "grounding"``) load with
 ``cooklab.grounding.GroundedSAM.toy()``. All are ordinary ``save_pretrained`` folders in float16,
 loaded offline; ``cooklab toykitchen train`` reproduces them (``cooklab.toykitchen``; model card
@@ -20,6 +21,8 @@ import torch
 from diffusers import AutoencoderKL, FluxPipeline, StableDiffusionPipeline
 
 from ..backbones.clip import clip_backbone
+from ..backbones.dino import DinoBackbone, dino_backbone
+from ..backbones.preprocess import Preprocess
 from ..errors import CheckpointError
 from ..resources import shipped
 from .sets import ModelSet, register_model_set
@@ -33,6 +36,7 @@ __all__ = [
     "TOY_SD",
     "toy_autoencoder",
     "toy_clip",
+    "toy_dino",
     "toy_flux",
     "toy_sd",
 ]
@@ -107,3 +111,33 @@ def toy_clip(path=None, device=None):
     backbone = clip_backbone(folder, device=device, dtype=torch.float32, local_files_only=True)
     backbone.source = f"toy_clip ({folder})"
     return backbone
+
+
+def toy_dino(path=None, device=None) -> DinoBackbone:
+    """The Toy Kitchen's stand-in for DINOv2 (``dino: toy``): the Toy Kitchen CLIP's vision tower as a
+    ``cooklab.backbones.DinoBackbone``. **Not DINOv2.**
+
+    Its embedding is the tower's CLS token after the final layer norm (``CLIPVisionModel``'s
+    ``pooler_output``, before the projection, not normalised) -- the same place DINOv2's
+    ``pooler_output`` is taken -- so the DINOv2 measures (``dino_l2``, ``dino_l2_masked``,
+    ``cross_step_consistency_dino``) run offline in the toy world; their numbers are on this
+    tower's scale, recorded in ``source``, and not comparable with a DINOv2's.
+    """
+    from transformers import CLIPImageProcessor, CLIPVisionModel
+    from transformers.utils import logging
+
+    folder = Path(path) if path is not None else TOY_DIR / "clip"
+    if not (folder / "config.json").is_file():
+        raise CheckpointError(
+            f"no trained Toy Kitchen CLIP in {folder} (toy_dino is its vision tower): a checkout ships it in "
+            f"data/toykitchen/clip; rebuild it with `cooklab toykitchen train --stages clip --out {folder.parent}`."
+        )
+    verbosity = logging.get_verbosity()
+    logging.set_verbosity_error()  # the text tower's weights in the folder are expected to go unused
+    try:
+        tower = CLIPVisionModel.from_pretrained(folder, torch_dtype=torch.float32, local_files_only=True).eval()
+    finally:
+        logging.set_verbosity(verbosity)
+    preprocess = Preprocess.from_processor(CLIPImageProcessor.from_pretrained(folder, local_files_only=True))
+    source = f"toy_dino: the Toy Kitchen CLIP's vision tower, CLS after the final norm, not DINOv2 ({folder})"
+    return dino_backbone(DinoBackbone(tower, preprocess, source), device=device)  # on ``device`` (None: the CPU)
