@@ -486,7 +486,8 @@ class Trace:
     def summary(self) -> str:
         """A few lines saying what was captured and how much memory it holds."""
         lines = [f"frames: {sorted(self.frames)}", f"capture: {list(self.capture)}"]
-        for name in ("self_attention", "reference_share", "cross_attention", "text_image", "base_contribution"):
+        tables = ("self_attention", "reference_share", "cross_attention", "text_image", "text_tokens", "concept")
+        for name in (*tables, "base_contribution"):
             table = getattr(self, name)
             if table:
                 lines.append(f"{name}: {len(table)} maps over {len(self.layers(name))} layers")
