@@ -319,6 +319,9 @@ def test_flux_concept_scores_are_output_dot_products_and_word_map_softmaxes_over
     assert (word_map(kept, "pot", frame=1, method="concept", size=None) - expected).abs().max() < 1e-5
     pot0, a0 = (image @ o[4]).reshape(4, 3)[:2], (image @ o[5]).reshape(4, 3)[:2]  # step 0: "pot a", no "of"
     assert (word_map(kept, "a", frame=0, method="concept", size=None) - torch.sigmoid(a0 - pot0)).abs().max() < 1e-5
+    alone = _flux_trace(ca, layout, True, words=["pot"])  # one concept: the softmax gives it every image token
+    alone.observe_regional("x", None, q, k, state, result, value=v, output=result.out)
+    assert torch.allclose(word_map(alone, "pot", frame=1, method="concept", size=None), torch.ones(2, 3))
 
 
 def test_flux_word_map_reads_region_n_and_renormalises_over_step_ns_words(ca):
