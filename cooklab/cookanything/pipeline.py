@@ -47,7 +47,7 @@ from ..recipe import Recipe, as_recipe
 from ..size_guard import flux_estimate, guard_size
 from .canvas import Canvas, CanvasPreparation
 from .chunked import DEFAULT_ANCHOR, DEFAULT_CHUNK_TEXT, Chunk, plan_chunks
-from .cscc import RecipeSpans
+from .cscc import RecipeSpans, whole_description
 from .denoising import CanvasDenoising
 from .lora import ADAPTER_NAME, WEIGHT_NAME
 from .regional import RegionLayout
@@ -326,7 +326,10 @@ class CookAnything(CanvasPreparation, CanvasDenoising, CooklabPipeline):
 
     def _begin_trace(self, c: Canvas, s: CookAnythingSettings, lora) -> None:
         """Tell the trace about the canvas it records (its layout, texts, ids, CSCC spans and token counts)."""
-        tokenized = self.pipe.tokenizer_2(c.texts, truncation=True, max_length=c.text.step_len).input_ids
+        tok = self.pipe.tokenizer_2
+        tokenized = tok(c.texts, truncation=True, max_length=c.text.step_len).input_ids
+        base_len = c.layout.base_text_len
+        base = tok(whole_description(c.texts, c.recipe.title)[0], truncation=True, max_length=base_len).input_ids
         self._trace.begin_canvas(
             layout=c.layout,
             texts=c.texts,
@@ -338,6 +341,8 @@ class CookAnything(CanvasPreparation, CanvasDenoising, CooklabPipeline):
             alpha=s.alpha,
             token_counts=[len(ids) for ids in tokenized],  # + EOS
             lora=lora,
+            tokens=[tok.convert_ids_to_tokens(ids) for ids in tokenized],
+            base_tokens=tok.convert_ids_to_tokens(base) if base_len else None,
         )
 
     def _record(self, c: Canvas, s: CookAnythingSettings, chunks: list[Chunk], records: list[dict], lora) -> dict:

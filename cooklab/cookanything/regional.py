@@ -303,7 +303,8 @@ class RegionalFluxAttnProcessor:
     #   likewise (same operations, same order);
     # - where the call's state selects this layer and step (and no attention mask is given), SRC's
     #   regional_attention (Eq. 9) replaces dispatch_attention_fn;
-    # - the hook point after the attention (cooklab.instrument.observer; it only reads Q, K and the branch outputs);
+    # - the hook point after the attention (cooklab.instrument.observer; it only reads Q, K, V, the branch outputs
+    #   and the attention output);
     # - tensor shapes in comments.
     def __call__(self, attn, hidden_states, encoder_hidden_states=None, attention_mask=None, image_rotary_emb=None):
         """Step-wise Regional Control in one Flux attention layer: the regional branch blended with the base by alpha.
@@ -350,8 +351,8 @@ class RegionalFluxAttnProcessor:
         observer = state.observer
         if observer is not None and observer.wants(
             self.name, False
-        ):  # hook point: the observer reads Q, K, both branches
-            observer.observe_regional(self.name, attn, query, key, state, result)
+        ):  # hook point: the observer reads Q, K, V, both branches and the attention output
+            observer.observe_regional(self.name, attn, query, key, state, result, value=value, output=hidden)
         hidden = hidden.flatten(2, 3).to(query.dtype)
 
         if encoder_hidden_states is not None:

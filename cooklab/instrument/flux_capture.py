@@ -139,3 +139,81 @@ def base_contribution(alpha: float, result: RegionalOutput, text_len: int) -> fl
     diff = (alpha * (result.image_base - result.image_regional)).float().norm(dim=-1)  # [B, N P, H]
     out = result.out[:, text_len:].float().norm(dim=-1).clamp_min(1e-12)  # [B, N P, H]
     return float((diff / out).mean())
+
+
+def text_key_mass(
+    query: torch.Tensor,
+    key: torch.Tensor,
+    layout: RegionLayout,
+    image_attention: str,
+    regional: bool,
+    columns: torch.Tensor,
+    chunk_elements: int,
+    references: tuple[int, ...] | None = None,
+) -> torch.Tensor:
+    """[W, N regions, rows, cols] head-mean mass of every image query on each column's text keys (first batch element).
+
+    ``columns`` [text_len, W]: column w marks (1) the text keys it measures, at their
+    positions in ``[C_base | C_1 .. C_N]``: one token (a per-token map, capture
+    ``"text_token_attention"``) or a set (a text's content tokens). A column marks either base
+    tokens or step tokens, never both. The mass is, as in ``text_image_mass``, an attention
+    output with the columns as values:
+
+    * full attention: SDPA of all image queries over the whole joint sequence;
+    * SRC: region n's queries over the keys the group mask lets them see (``[C_n, I_n]``,
+      ``"global"``: ``[C_n, I_1..I_N]``, with ``references`` also ``I_ref(n)``), values = the
+      columns' rows of C_n (a column marking another step's tokens gets exactly 0 there); and
+      the base branch, all image queries over ``[C_base, I_1..I_N]`` (full attention), values =
+      the columns' rows of C_base. Each column is non-zero in one branch only; the two add.
+    """
+    n, L, P, lb, t = (
+        layout.n_regions,
+        layout.step_text_len,
+        layout.region_tokens,
+        layout.base_text_len,
+        layout.text_len,
+    )
+    q, k = query[:1].float(), key[:1].float()  # [1, S, H, D]
+    heads, width = q.shape[2], columns.shape[1]
+    cols = torch.zeros(t, _padded(width), dtype=q.dtype, device=q.device)  # [text_len, W'] values of the text keys
+    cols[:, :width] = columns.to(q.device, q.dtype)
+    qi = q[0, t:].transpose(0, 1)  # [H, N P, D] every image query
+
+    def mass(queries, keys, text_values):  # queries [H, Q, D], keys [K, H, D] (text first) -> [Q, W]
+        v = torch.zeros(keys.shape[0], cols.shape[1], dtype=q.dtype, device=q.device)  # [K, W']
+        v[: text_values.shape[0]] = text_values  # image keys: 0
+        return _attend(queries, keys.transpose(0, 1), v.expand(heads, -1, -1), chunk_elements).mean(0)[:, :width]
+
+    if not regional:
+        return mass(qi, k[0], cols).T.reshape(width, n, layout.rows, layout.cols)
+    image = k[0, t:].reshape(n, P, heads, -1)  # [N, P, H, D] I_n
+    out = torch.cat(
+        [
+            mass(
+                qi[:, i * P : (i + 1) * P],
+                torch.cat(
+                    [k[0, lb + i * L : lb + (i + 1) * L]]
+                    + ([image.reshape(n * P, heads, -1)] if image_attention == "global" else [image[i]])
+                    + ([image[j]] if references is not None and j != i and image_attention != "global" else [])
+                ),
+                cols[lb + i * L : lb + (i + 1) * L],
+            )
+            for i, j in enumerate(references if references is not None else range(n))
+        ]
+    )  # [N P, W] region n over C_n, I_n (and I_ref(n))
+    if lb:  # the base branch: [C_base, I_1..I_N], full attention
+        out = out + mass(qi, torch.cat([k[0, :lb], k[0, t:]]), cols[:lb])
+    return out.T.reshape(width, n, layout.rows, layout.cols)
+
+
+def concept_scores(output: torch.Tensor, layout: RegionLayout, positions: list[int]) -> torch.Tensor:
+    """[K, N regions, rows, cols] ConceptAttention's output-space scores ``o_x . o_c`` (first batch element).
+
+    output [B, S, H, D]: the layer's attention output over the joint sequence (before the
+    output projection; under SRC the blended one, Eq. 9); positions: joint-sequence positions of
+    the K text tokens used as concepts. ``o_x`` is an image token's output, ``o_c`` a concept
+    token's, both with the heads concatenated (H D values), as Helbling et al. (2025) dot them.
+    """
+    o = output[0].float().flatten(1)  # [S, H D]
+    scores = o[layout.text_len :] @ o[positions].T  # [N P, K]
+    return scores.T.reshape(len(positions), layout.n_regions, layout.rows, layout.cols)

@@ -37,9 +37,11 @@ def pool(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     return F.adaptive_avg_pool2d(x.reshape(-1, 1, *x.shape[-2:]), size).reshape(*lead, *size)
 
 
-def upsample(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """Nearest-neighbour upsample of the last two axes to ``size`` (coarse layers onto the finest grid)."""
+def upsample(x: torch.Tensor, size: tuple[int, int], mode: str = "nearest") -> torch.Tensor:
+    """Upsample the last two axes to ``size``: ``"nearest"`` (coarse layers onto the finest grid) or
+    ``"bilinear"`` (a word map onto the picture, ``align_corners=False``)."""
     if tuple(x.shape[-2:]) == tuple(size):
         return x
     lead = x.shape[:-2]
-    return F.interpolate(x.reshape(-1, 1, *x.shape[-2:]), size=size, mode="nearest").reshape(*lead, *size)
+    extra = {} if mode == "nearest" else {"align_corners": False}
+    return F.interpolate(x.reshape(-1, 1, *x.shape[-2:]), size=tuple(size), mode=mode, **extra).reshape(*lead, *size)

@@ -61,9 +61,20 @@ from . import flux_capture, unet_capture
 from .locate import locate
 from .observer import FrameTrace
 from .pooling import grid, pool, pooled_size, upsample
+from .words import content_positions, kept_positions
 
 CAPTURE_KINDS = ("self_attention", "reference_share", "cross_attention", "noise")  # RecipeDiffusion
-FLUX_CAPTURE_KINDS = ("text_image_attention", "base_contribution", "layout", "rope_ids", "cscc")  # CookAnything
+FLUX_CAPTURE_KINDS = (  # CookAnything
+    "text_image_attention",
+    "base_contribution",
+    "layout",
+    "rope_ids",
+    "cscc",
+    "text_token_attention",
+    "concept_attention",
+)
+FLUX_DEFAULT_CAPTURE = FLUX_CAPTURE_KINDS[:5]  # capture=None: the per-token captures are asked for by name
+_FLUX_ATTENTION = {"text_image_attention", "base_contribution", "text_token_attention", "concept_attention"}
 
 
 @dataclass
@@ -75,6 +86,9 @@ class CanvasTrace:
     regional: bool
     alpha: float
     token_counts: list[int]  # real (non-padding) T5 tokens of each step, EOS included
+    tokens: list[list[str]] | None = None  # each step's real T5 tokens, EOS included (cut at L)
+    base_tokens: list[str] | None = None  # the base prompt's real T5 tokens (None: no base branch)
+    token_keys: list[tuple[int | None, int]] | None = None  # (step n or None = base, position) of each kept map row
     img_ids: torch.Tensor | None = None  # [N P, 3] RoPE ids of every image token
     txt_ids: torch.Tensor | None = None  # [T, 3]
     spans: object = None  # cscc.RecipeSpans
@@ -97,6 +111,7 @@ class Trace:
         attention_map_size: int = 8,
         max_bytes: int = 256 * 2**20,
         query_chunk_elements: int = 2**26,
+        words: list[str] | str | None = None,
     ):
         if not hasattr(pipe, "attach_trace"):
             raise ConfigError(
@@ -106,7 +121,8 @@ class Trace:
             )
         self.flux = hasattr(getattr(pipe, "denoiser", None), "single_transformer_blocks")
         kinds = FLUX_CAPTURE_KINDS if self.flux else CAPTURE_KINDS
-        capture = kinds if capture is None else ((capture,) if isinstance(capture, str) else tuple(capture))
+        default = FLUX_DEFAULT_CAPTURE if self.flux else CAPTURE_KINDS
+        capture = default if capture is None else ((capture,) if isinstance(capture, str) else tuple(capture))
         unknown = [c for c in capture if c not in kinds]
         if unknown:
             raise ConfigError(f"capture={unknown}: this pipeline records {list(kinds)}.")
@@ -121,13 +137,20 @@ class Trace:
         self.attention_map_size = int(attention_map_size)
         self.max_bytes = int(max_bytes)
         self.query_chunk_elements = int(query_chunk_elements)
+        self.words = None if words is None else ([words] if isinstance(words, str) else list(words))
         self.frames: dict[int, FrameTrace] = {}
         self.self_attention: dict[tuple[int, str, int], torch.Tensor] = {}
         self.reference_share: dict[tuple[int, str, int], torch.Tensor] = {}
-        self.cross_attention: dict[tuple[int, str, int], torch.Tensor] = {}
+        self.cross_attention: dict[tuple[int, str, int], torch.Tensor] = {}  # [K, G, G], rows token_rows[frame]
+        self.cross_content: dict[tuple[int, str, int], torch.Tensor] = {}  # [G, G] mass on the prompt's words
+        self.token_rows: dict[int, list[int]] = {}  # frame -> prompt position of each cross_attention row
+        self.layer_grid: dict[str, tuple[int, int]] = {}  # layer -> its native token grid (rows, cols)
         self.noise: dict[int, object] = {}
         self.text_image: dict[tuple[int, str, int], torch.Tensor] = {}  # CookAnything, frame 0 = the canvas
         self.base_contribution: dict[tuple[int, str, int], float] = {}
+        self.text_tokens: dict[tuple[int, str, int], torch.Tensor] = {}  # [K, N G, G], rows canvas.token_keys
+        self.text_content: dict[tuple[int, str, int], torch.Tensor] = {}  # [N (+1 base), N G, G] mass on words
+        self.concept: dict[tuple[int, str, int], torch.Tensor] = {}  # [K, N G, G] o_x . o_c, rows canvas.token_keys
         self.canvas: CanvasTrace | None = None
         self.truncated = False
         self._bytes = 0
@@ -153,7 +176,7 @@ class Trace:
 
         These are the layers its captures read.
         """
-        watched = {"text_image_attention", "base_contribution"} if self.flux else {"self_attention", "reference_share"}
+        watched = _FLUX_ATTENTION if self.flux else {"self_attention", "reference_share"}
         names = list(self.self_layers) if watched & set(self.capture) else []
         return names + [n for n in self.cross_layers if n not in names]
 
@@ -161,6 +184,7 @@ class Trace:
         """Called by a pipeline before a frame's denoising: later records belong to ``frame``."""
         self.frames[frame.index] = frame
         self._frame = frame.index
+        self.token_rows[frame.index] = kept_positions(frame.tokens, self.words)
 
     def set_step(self, step: int, timestep: float) -> None:
         """Called before each denoising step of the current frame: its position and timestep value."""
@@ -177,12 +201,31 @@ class Trace:
             self.noise[self._frame] = record
 
     def begin_canvas(
-        self, *, layout, texts, img_ids, txt_ids, spans, cscc_delta, regional, alpha, token_counts, lora=None
+        self,
+        *,
+        layout,
+        texts,
+        img_ids,
+        txt_ids,
+        spans,
+        cscc_delta,
+        regional,
+        alpha,
+        token_counts,
+        lora=None,
+        tokens=None,
+        base_tokens=None,
     ) -> None:
         """Called by CookAnything before denoising; the canvas is frame 0 of the trace.
 
-        lora: adapter name -> scale, or None.
+        lora: adapter name -> scale, or None; tokens: each step's real T5 tokens (EOS included),
+        base_tokens: the base prompt's (None without a base branch). The per-token captures need them.
         """
+        if tokens is None and {"text_token_attention", "concept_attention"} & set(self.capture):
+            raise ConfigError(
+                "capture='text_token_attention' / 'concept_attention' need the steps' T5 tokens: "
+                "pass tokens= (and base_tokens=) to begin_canvas."
+            )
         self.begin_frame(FrameTrace(0, " | ".join(texts), [], None, (layout.n_regions * layout.rows, layout.cols)))
         self.canvas = CanvasTrace(
             list(texts),
@@ -192,6 +235,14 @@ class Trace:
             list(token_counts),
             lora=None if lora is None else dict(lora),
         )
+        if tokens is not None:
+            L = layout.step_text_len
+            self.canvas.tokens = [list(t[:L]) for t in tokens]
+            self.canvas.base_tokens = None if base_tokens is None else list(base_tokens[: layout.base_text_len])
+            texts_tokens = [*enumerate(self.canvas.tokens)] + (
+                [(None, self.canvas.base_tokens)] if self.canvas.base_tokens and layout.base_text_len else []
+            )
+            self.canvas.token_keys = [(n, j) for n, toks in texts_tokens for j in kept_positions(toks, self.words)]
         if "rope_ids" in self.capture:
             self.canvas.img_ids, self.canvas.txt_ids = img_ids.detach().cpu(), txt_ids.detach().cpu()
         if "cscc" in self.capture:
@@ -214,7 +265,7 @@ class Trace:
             return False
         if is_cross:
             return "cross_attention" in self.capture and layer in self.cross_layers
-        watched = {"text_image_attention", "base_contribution"} if self.flux else {"self_attention", "reference_share"}
+        watched = _FLUX_ATTENTION if self.flux else {"self_attention", "reference_share"}
         return bool(watched & set(self.capture)) and layer in self.self_layers
 
     def observe_attention(self, layer, attn, query, key, n_ref, is_cross) -> None:
@@ -230,10 +281,20 @@ class Trace:
             rows, cols = grid(q.shape[1], frame.latent_hw)
             size = pooled_size(rows, cols, self.map_size)
             if is_cross:
-                a = unet_capture.cross_attention_map(
-                    q, k, len(frame.tokens), rows, cols, size, self.query_chunk_elements
+                self.layer_grid[layer] = (rows, cols)
+                t = k.shape[1]
+                a, words = unet_capture.cross_attention_map(
+                    q,
+                    k,
+                    [p for p in self.token_rows[self._frame] if p < t],
+                    [p for p in content_positions(frame.tokens) if p < t],
+                    rows,
+                    cols,
+                    size,
+                    self.query_chunk_elements,
                 )
-                self._store(self.cross_attention, key_id, a)  # [T, G, G]
+                self._store(self.cross_attention, key_id, a)  # [K, G, G]
+                self._store(self.cross_content, key_id, words)  # [G, G]
                 return
             keep_self = "self_attention" in self.capture
             share, maps = unet_capture.self_attention_maps(
@@ -251,16 +312,19 @@ class Trace:
             if keep_self:
                 self._store(self.self_attention, key_id, maps)  # [Gh, Gw, S, Gh, Gw]
 
-    def observe_regional(self, layer, attn, query, key, state, result) -> None:
+    def observe_regional(self, layer, attn, query, key, state, result, value=None, output=None) -> None:
         """Hook of ``RegionalFluxAttnProcessor``: text->image attention per step and the base branch's share.
 
-        query, key [B, S, H, D]: the joint sequence after RoPE; state: the call's RegionalState;
-        result: RegionalOutput where SRC ran in this layer and step, else None (full attention).
-        ``attn`` (the layer) is not read.
+        query, key, value [B, S, H, D]: the joint sequence after RoPE; state: the call's
+        RegionalState; result: RegionalOutput where SRC ran in this layer and step, else None
+        (full attention); output [B, S, H, D]: the attention output the layer goes on with.
+        ``attn`` (the layer) and ``value`` are not read.
         """
         lay = state.layout
         key_id = (0, layer, self._step)
         with torch.no_grad():
+            if {"text_token_attention", "concept_attention"} & set(self.capture):
+                self._observe_tokens(key_id, query, key, state, result, output)
             if "base_contribution" in self.capture and result is not None and result.image_base is not None:
                 self.base_contribution[key_id] = flux_capture.base_contribution(state.alpha, result, lay.text_len)
             if "text_image_attention" not in self.capture:
@@ -280,6 +344,41 @@ class Trace:
             self._store(
                 self.text_image, key_id, pool(m, size).reshape(n, n * size[0], size[1])
             )  # each region pooled on its own
+
+    def _observe_tokens(self, key_id, query, key, state, result, output) -> None:
+        """The per-token captures of one Flux call: kept tokens' maps, each text's word mass, concept scores."""
+        lay, canvas = state.layout, self.canvas
+        n, size = lay.n_regions, pooled_size(lay.rows, lay.cols, self.map_size)
+
+        def canvas_map(m):  # [W, N, rows, cols] -> [W, N G, G], each region pooled on its own
+            return pool(m, size).reshape(m.shape[0], n * size[0], size[1])
+
+        def joint(step, j):  # position of token j of step `step` (None: the base prompt) in [C_base | C_1 .. C_N]
+            return j if step is None else lay.base_text_len + step * lay.step_text_len + j
+
+        positions = [joint(step, j) for step, j in canvas.token_keys]  # K kept tokens
+        if "text_token_attention" in self.capture:
+            texts = [*enumerate(canvas.tokens)]
+            if canvas.base_tokens and lay.base_text_len:
+                texts.append((None, canvas.base_tokens))
+            columns = torch.zeros(lay.text_len, len(positions) + len(texts))  # [text_len, K + texts]
+            columns[positions, range(len(positions))] = 1  # one column per kept token
+            for c, (step, toks) in enumerate(texts, start=len(positions)):  # one per text: its words' tokens
+                columns[[joint(step, j) for j in content_positions(toks)], c] = 1
+            m = flux_capture.text_key_mass(
+                query,
+                key,
+                lay,
+                state.image_attention,
+                result is not None,
+                columns,
+                self.query_chunk_elements,
+                state.references,
+            )  # [K + texts, N, rows, cols]
+            self._store(self.text_tokens, key_id, canvas_map(m[: len(positions)]))
+            self._store(self.text_content, key_id, canvas_map(m[len(positions) :]))
+        if "concept_attention" in self.capture and output is not None:
+            self._store(self.concept, key_id, canvas_map(flux_capture.concept_scores(output, lay, positions)))
 
     def _store(self, table: dict, key, value: torch.Tensor) -> None:
         value = value.detach().to("cpu", torch.float32)
@@ -344,8 +443,14 @@ class Trace:
         return toks.index(token.lower())
 
     def cross_attention_map(self, frame: int, token: int | str, layers=None, steps=None) -> torch.Tensor:
-        """[G, G] mean cross-attention of the image to one prompt token."""
-        return self._mean(self.cross_attention, frame, layers, steps)[self.token_index(frame, token)]
+        """[G, G] mean cross-attention of the image to one prompt token (a kept one, see ``words=``)."""
+        position = self.token_index(frame, token)
+        if position not in self.token_rows[frame]:
+            raise KeyError(
+                f"token {position} of frame {frame} was not kept (words={self.words}); trace with words=None "
+                "or name its word in words=."
+            )
+        return self._mean(self.cross_attention, frame, layers, steps)[self.token_rows[frame].index(position)]
 
     def text_image_map(self, step: int, layers=None, steps=None) -> torch.Tensor:
         """[G_rows, G_cols] mean attention mass of the canvas on step ``step``'s text (0-based)."""

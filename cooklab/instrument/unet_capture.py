@@ -17,7 +17,9 @@ block right away, so no ``[h, P, K]`` tensor is ever held:
 * reference share  ``sum_{k < n_ref} A[p, k]``  -> ``[rows, cols]`` (Eq. 3's mass on K_ref);
 * self-attention   ``A`` with queries averaged and keys summed per pooled cell
                    -> ``[Gh, Gw, S, Gh, Gw]``, S = 2 (reference, own) or 1;
-* cross-attention  ``A[:, :T_prompt]^T``  -> ``[T_prompt, rows, cols]``.
+* cross-attention  ``A[:, t]`` for the kept prompt tokens t -> ``[K, rows, cols]`` (K = T_prompt
+                   unless the trace keeps only some words' tokens), and the mass on the prompt's
+                   words ``sum_{t not start/end} A[:, t]`` -> ``[rows, cols]``.
 
 Pooling to the stored size happens on the compute device; ``Trace`` moves the result to the CPU.
 """
@@ -45,12 +47,20 @@ def attention_rows(q: torch.Tensor, k: torch.Tensor, cols: int, chunk_elements: 
 
 
 def cross_attention_map(
-    q, k, n_tokens: int, rows: int, cols: int, size: tuple[int, int], chunk_elements: int
-) -> torch.Tensor:
-    """[T, size] attention of every image query to each of the prompt's first ``n_tokens`` tokens."""
-    n_tok = min(n_tokens, k.shape[1])
-    a = torch.cat([block[:, :n_tok] for block in attention_rows(q, k, cols, chunk_elements)])  # [P, T]
-    return pool(a.T.reshape(n_tok, rows, cols), size)
+    q, k, columns: list[int], content: list[int], rows: int, cols: int, size: tuple[int, int], chunk_elements: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """([K, size] attention of every image query to each prompt token in ``columns``, [size] its mass on ``content``).
+
+    columns: the K token positions kept (all the prompt's tokens, or the words a trace was
+    asked for); content: the positions of the prompt's words (start/end tokens left out),
+    whose summed attention ``sum_{t in content} A[p, t]`` a word map is renormalised by.
+    """
+    kept, mass = [], []
+    for block in attention_rows(q, k, cols, chunk_elements):  # [c, T]
+        kept.append(block[:, columns])  # [c, K]
+        mass.append(block[:, content].sum(-1))  # [c]
+    a = torch.cat(kept).T.reshape(len(columns), rows, cols)  # [K, rows, cols]
+    return pool(a, size), pool(torch.cat(mass).reshape(rows, cols), size)
 
 
 def self_attention_maps(
