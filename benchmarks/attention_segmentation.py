@@ -8,7 +8,8 @@ cross-attention layer of the U-Net; every joint-attention layer of the Flux tran
 
 In each picture the words are scored against the masks the oracle reads **from that picture**
 (``cooklab.toykitchen.oracle``): the container word of the step's text ("pot", "cutting board") against
-``container_mask``, each ingredient word the text names ("carrots") against ``food_mask`` of that ingredient.
+``container_mask``, each ingredient word the text names ("carrots") against ``food_mask`` of that ingredient, and
+as a control the step's verb (its first word, "place", "add": no object) against the container mask.
 A word whose object the oracle does not find there (no container colour; fewer food pixels than
 ``min_ingredient_pixels``) is left out and counted. A word's map is ``cooklab.instrument.word_maps.word_map``
 (the word's tokens summed, averaged over the chosen layers and steps with equal weights, bilinearly upsampled to
@@ -80,13 +81,19 @@ def word_in(tokens_text: str, candidates) -> str | None:
 
 
 def truths(image: np.ndarray, text: str, scene) -> dict[str, tuple[str, str, np.ndarray | None]]:
-    """{"container" / ingredient name: (kind, the word in ``text``, the oracle's mask or None when not found)}."""
+    """{"container" / "control" / ingredient name: (kind, the word in ``text``, the oracle's mask or None)}.
+
+    The control is the step's first word, its verb ("place", "add"), scored against the container mask: a word
+    that names no object, so a map that scores it as well as the container word is not telling the words apart.
+    """
     reading = oracle.read(image)
     low = text.lower()
     found = {}
     container = word_in(low, [CONTAINER_WORDS[scene.container]])
+    box = reading.mask if reading.mask.any() else None
     if container is not None:
-        found["container"] = ("container", container, reading.mask if reading.mask.any() else None)
+        found["container"] = ("container", container, box)
+    found["control"] = ("control: the verb vs the container", low.split()[0], box)  # "add", "place": not an object
     for ing in scene.ingredients:
         word = word_in(low, [PLURAL[ing.name], ing.name])
         if word is None:
@@ -228,7 +235,7 @@ def main_table(results: dict) -> list[str]:
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for model, result in results.items():
-        for word_kind in ("container", "ingredient"):
+        for word_kind in ("container", "control: the verb vs the container", "ingredient"):
             for row in result["summary"]:
                 if row["word_kind"] == word_kind and row["selection"] in ("all layers, all steps", "-"):
                     cells = " | ".join(fmt(row, k) for k in SCORE_KEYS)
