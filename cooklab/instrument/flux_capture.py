@@ -29,6 +29,16 @@ holding ``A`` (a kernel that does hold it gets blocks of ``chunk_elements`` scor
 Everything runs in float32, like the stored maps; the value columns are padded to 8, the
 16-byte alignment fused SDPA kernels need.
 
+**Per-token attention** (``text_key_mass``, capture ``"text_token_attention"``): the same
+indicator-value attention with one value column per measured set of text keys -- one token per
+column for per-token maps, a text's content tokens for its word mass -- so step n's per-token
+maps summed over its real tokens are exactly ``m[n]``. Under SRC a column of base-prompt tokens
+is read from the base branch (all image queries over ``[C_base, I_1..I_N]``).
+
+**ConceptAttention scores** (``concept_scores``, capture ``"concept_attention"``): the dot
+product of every image token's attention output with a text token's, ``o_x . o_c`` (Helbling et
+al. 2025), read from the output the layer computed anyway.
+
 **Base contribution** (Eq. 9, ``z = alpha z_base + (1 - alpha) z_regional``): how far the base
 branch moves each image token's output from the regional branch's, relative to the output,
 

@@ -15,10 +15,12 @@ The hooks, by processor:
   ``KVSharingAttnProcessor``). ``query [B, h, P, d]``, ``key [B, h, n_ref + P, d]``
   (self-attention, the reference frame's ``n_ref`` keys first, Eq. 1) or ``[B, h, T, d]``
   (cross-attention): exactly what SDPA receives, after ``norm_q`` / ``norm_k``.
-* ``observe_regional(layer, attn, query, key, state, result)`` -- ``RegionalFluxAttnProcessor``.
-  ``query, key [B, S, H, D]`` after RoPE; ``state`` the call's ``RegionalState``; ``result``
-  the ``RegionalOutput`` (joint output and both branches' image outputs) where SRC ran in
-  this layer and step, None where the layer ran full attention.
+* ``observe_regional(layer, attn, query, key, state, result, value=, output=)`` --
+  ``RegionalFluxAttnProcessor``. ``query, key, value [B, S, H, D]`` after RoPE; ``state`` the
+  call's ``RegionalState``; ``result`` the ``RegionalOutput`` (joint output and both branches'
+  image outputs) where SRC ran in this layer and step, None where the layer ran full
+  attention; ``output [B, S, H, D]`` the attention output the layer goes on with (before the
+  output projection), what ConceptAttention's output-space maps read.
 
 ``wants`` is asked first, so a layer or step the trace does not record costs one call and
 nothing else. An observer only reads: it never writes into the tensors it is handed (they

@@ -15,7 +15,11 @@ What can be captured (``capture=``):
   attention mass on the reference frame's keys, ``sum_{k in ref} A+[q, k]`` (Eq. 3). It is
   0 without K/V sharing and 1/2 when a frame shares with an identical copy of itself.
 * ``"cross_attention"`` -- per (frame, layer, step) ``[T, G, G]``: attention of each image
-  query to each prompt token (the ``T`` tokens before padding, BOS and EOS included).
+  query to each prompt token (the ``T`` tokens before padding, BOS and EOS included); with
+  ``words=["pot", "carrot"]`` only those words' tokens are kept, ``[K, G, G]`` (rows:
+  ``tr.token_rows[frame]``, their prompt positions). Either way ``tr.cross_content`` keeps per
+  map ``[G, G]`` the mass on all the prompt's words (BOS/EOS excluded), what a word map is
+  renormalised by (``word_maps.py``); ``tr.layer_grid`` each layer's native token grid.
 * ``"noise"`` -- per frame the region-aware noise actually applied: mask on the latent
   grid, per-pixel signal and sigma maps, the three latents of Eq. 5-7, levels, timesteps.
 
@@ -25,22 +29,36 @@ For CookAnything (``capture=`` from ``FLUX_CAPTURE_KINDS``, layers ``"double"``/
   position of the canvas, the attention mass it gives to step n's real text tokens, in the
   attention actually computed (regional branch where SRC is on, full attention elsewhere).
   With SRC, step n's mass stays inside region n; without it, it leaks over the canvas.
+* ``"text_token_attention"`` -- per (layer, step) ``[K, N G_rows, G_cols]``: for every image
+  position, the attention on each kept text token (rows ``tr.canvas.token_keys``: (step n, or
+  None for the base prompt, position); all real tokens of every step's text and of the base
+  prompt, or only the tokens of ``words``), in the attention actually computed: under SRC
+  region n's queries over C_n's tokens (0 in every other region) and the base branch's attention
+  over C_base, else full attention. ``tr.text_content`` ``[N (+1), ...]``: each text's mass on its
+  words (``</s>`` excluded). Summed over step n's real tokens it is ``"text_image_attention"``.
+  Token strings: ``tr.canvas.tokens`` (each step's), ``tr.canvas.base_tokens``.
+* ``"concept_attention"`` -- per (layer, step) ``[K, N G_rows, G_cols]``: ConceptAttention's
+  output-space score ``o_x . o_c`` of every image token's attention output with each kept text
+  token's (``flux_capture.concept_scores``; ``word_maps.word_map(method="concept")``).
 * ``"base_contribution"`` -- per (layer, step) the relative size of the base branch's share
   of the image output, ``|alpha (z_base - z_regional)| / |z|`` averaged over image tokens.
 * ``"layout"``, ``"rope_ids"``, ``"cscc"`` -- the region layout, every token's RoPE ids, and
   the CSCC spans and per-token delta norms (``tr.canvas``).
 
+``capture=None`` records every kind but the two per-token ones, which are asked for by name.
+
 Bounded memory: only the chosen layers (``layers``, names or groups, see ``locate``) and
 denoising steps (``timesteps``: positions in the scheduler's schedule, or None for all)
 are captured; maps are pooled on the compute device, averaged over heads, kept for the
-conditional half of the CFG batch only and stored on the CPU in float32. When the stored
+conditional half of the CFG batch only and stored on the CPU in float32; ``words=`` keeps only
+the per-token rows of those words (``cooklab.instrument.words``). When the stored
 maps exceed ``max_bytes`` the trace stops adding maps, warns once and sets ``truncated``.
 
 How it observes: a ``Trace`` is the *observer* of ``observer.py``. The pipeline hands it to
 the hook points of the processors it installs for each call (Recipe Diffusion:
 ``observed(...)`` on the selected layers; CookAnything: ``RegionalState.observer``) and
 restores the stock processors in ``finally``. At a hook point the trace reads the layer's
-own Q and K (and SRC's branch outputs) and stores pooled maps; what it computes from them
+own Q and K (and SRC's branch outputs and attention output) and stores pooled maps; what it computes from them
 is in ``unet_capture.py`` (U-Net) and ``flux_capture.py`` (Flux). Nothing is recomputed and
 nothing the layer returns is touched: a traced call gives bit-identical images.
 

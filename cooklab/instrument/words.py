@@ -11,12 +11,12 @@ a word among them, and the two tokenizers mark word boundaries differently:
   (``['▁put', '▁car', 'rots', ',', '</s>']``).
 
 Both are read the same way: the tokens are joined into the prompt's text, a space at every
-word boundary, remembering which token each character came from. A word or phrase (several
-words separated by spaces) is then searched in that text, case-insensitively, at word
-boundaries only (``"carrot"`` does not match ``"carrots"``; punctuation glued to a word, as T5
-does with ``"bowl,"``, counts as a boundary). Its positions are the tokens holding its
-characters: a word split into several tokens gives them all (with T5, also a bare ``▁`` token
-right before it, which opens the word: ``['▁', 'C', 'a', 'r', ...]``).
+word boundary (none before punctuation, so both spell ``"pot, then"``), remembering which
+token each character came from. A word or phrase (several words separated by spaces) is then
+searched in that text, case-insensitively, at word boundaries only (``"carrot"`` does not
+match ``"carrots"``; punctuation next to a word counts as a boundary). Its positions are the
+tokens holding its characters: a word split into several tokens gives them all (with T5, also
+a bare ``▁`` token right before it, which opens the word: ``['▁', 'C', 'a', 'r', ...]``).
 
 Start/end tokens (``SPECIAL_TOKENS``: CLIP's ``<|startoftext|>`` / ``<|endoftext|>``, T5's
 ``</s>``, padding) spell no word: ``content_positions`` lists every other token, the set a
@@ -33,6 +33,8 @@ word map is renormalised over.
 """
 
 from __future__ import annotations
+
+import re
 
 __all__ = [
     "SPECIAL_TOKENS",
@@ -59,24 +61,22 @@ def _spelled(tokens: list[str]) -> tuple[str, list[int]]:
     """
     clip = any(t.endswith(_CLIP_END) for t in tokens)
     chars: list[tuple[str, int]] = []  # (character, token position)
-
-    def boundary() -> None:
-        if chars and chars[-1][0] != " ":
-            chars.append((" ", -1))
-
+    pending = False  # a word boundary before the next character
     for i, token in enumerate(tokens):
         if token in SPECIAL_TOKENS:
-            boundary()
+            pending = True
             continue
         if clip:
             piece, starts, ends = token.removesuffix(_CLIP_END), False, token.endswith(_CLIP_END)
         else:
             piece, starts, ends = token.removeprefix(_T5_START), token.startswith(_T5_START), False
-        if starts:
-            boundary()
+        pending = pending or starts
+        if piece and pending and chars and piece[0].isalnum():  # no space before punctuation: "pot, then"
+            chars.append((" ", -1))
+        if piece:
+            pending = False
         chars.extend((c, i) for c in piece.lower())
-        if ends:
-            boundary()
+        pending = pending or ends
     return "".join(c for c, _ in chars), [i for _, i in chars]
 
 
@@ -92,7 +92,7 @@ def word_occurrences(tokens: list[str], word: str) -> list[list[int]]:
     the text's ends), so a word never matches inside a longer one.
     """
     text, owner = _spelled(tokens)
-    needle = " ".join(word.lower().split())
+    needle = re.sub(r" ([^\w\s])", r"\1", " ".join(word.lower().split()))  # spelled as _spelled spells it
     if not needle:
         raise ValueError("word='': give a word or a phrase of the prompt.")
     found, start = [], text.find(needle)
