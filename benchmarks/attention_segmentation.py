@@ -325,7 +325,7 @@ def main() -> None:
             skipped=result["skipped"],
             summary=summarise(result["records"]),
             positions=result["positions"],
-            records=result["records"],
+            records=[r for r in result["records"] if r["selection"] in ("all layers, all steps", "-")],
         )
         print(f"{model}: {result['pictures']} pictures, {time.perf_counter() - start:.0f} s", flush=True)
     seconds = time.perf_counter() - start
