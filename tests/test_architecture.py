@@ -78,6 +78,7 @@ LAYERS = [
             "cooklab.instrument.locate",
             "cooklab.instrument.observer",
             "cooklab.instrument.pooling",
+            "cooklab.instrument.words",
         ],
     ),
     (
@@ -102,6 +103,7 @@ LAYERS = [
             "cooklab.instrument.unet_capture",
             "cooklab.instrument.flux_capture",
             "cooklab.instrument.summaries",
+            "cooklab.instrument.word_maps",
             "cooklab.viz",
         ],
     ),

@@ -198,7 +198,7 @@ def test_sd_per_token_maps_equal_attention_recomputed_from_the_stock_pipeline(ti
 def test_sd_per_token_rows_sum_to_one_when_the_prompt_fills_clip(rd):
     """With all 77 tokens real (no padding key), the per-token maps of a query sum to 1 before pooling (and after:
     average pooling keeps sums); the words' mass is the total minus BOS and EOS."""
-    with cooklab.trace(rd, capture=["cross_attention"], layers="up") as tr:
+    with cooklab.trace(rd, capture=["cross_attention"], layers="up") as tr, pytest.warns(UserWarning, match="CLIP"):
         rd(["Whisk the eggs in the white bowl " * 20], seed=0, num_inference_steps=2, progress=False, output_type="np")
     assert len(tr.frames[0].tokens) == 77
     for key, a in tr.cross_attention.items():
@@ -314,6 +314,11 @@ def test_flux_concept_scores_are_output_dot_products_and_word_map_softmaxes_over
     expected = torch.exp(pot) / (torch.exp(pot) + torch.exp(of))
     m = word_map(tr, "pot", frame=1, method="concept", size=None)
     assert (m - expected).abs().max() < 1e-5
+    kept = _flux_trace(ca, layout, True, words=["pot", "a", "of"])  # the concepts: words= found in the text
+    kept.observe_regional("x", None, q, k, state, result, value=v, output=result.out)
+    assert (word_map(kept, "pot", frame=1, method="concept", size=None) - expected).abs().max() < 1e-5
+    pot0, a0 = (image @ o[4]).reshape(4, 3)[:2], (image @ o[5]).reshape(4, 3)[:2]  # step 0: "pot a", no "of"
+    assert (word_map(kept, "a", frame=0, method="concept", size=None) - torch.sigmoid(a0 - pot0)).abs().max() < 1e-5
 
 
 def test_flux_word_map_reads_region_n_and_renormalises_over_step_ns_words(ca):

@@ -367,6 +367,7 @@ class Trace:
         """The per-token captures of one Flux call: kept tokens' maps, each text's word mass, concept scores."""
         lay, canvas = state.layout, self.canvas
         n, size = lay.n_regions, pooled_size(lay.rows, lay.cols, self.map_size)
+        self.layer_grid[key_id[1]] = (lay.rows, lay.cols)  # one region's token grid, the same in every layer
 
         def canvas_map(m):  # [W, N, rows, cols] -> [W, N G, G], each region pooled on its own
             return pool(m, size).reshape(m.shape[0], n * size[0], size[1])
@@ -486,7 +487,8 @@ class Trace:
     def summary(self) -> str:
         """A few lines saying what was captured and how much memory it holds."""
         lines = [f"frames: {sorted(self.frames)}", f"capture: {list(self.capture)}"]
-        for name in ("self_attention", "reference_share", "cross_attention", "text_image", "base_contribution"):
+        tables = ("self_attention", "reference_share", "cross_attention", "text_image", "text_tokens", "concept")
+        for name in (*tables, "base_contribution"):
             table = getattr(self, name)
             if table:
                 lines.append(f"{name}: {len(table)} maps over {len(self.layers(name))} layers")

@@ -17,8 +17,9 @@ to the picture. Every choice is a parameter:
   all captured; ``steps``: denoising step positions (e.g. ``range(0, 10)``), None: all captured;
 * ``weighting``: ``"equal"`` (``w_l = 1``, every captured map counts alike) or
   ``"resolution"`` (``w_l = rows_l * cols_l``, the layer's native token grid: a 32x32 layer
-  weighs 4 times a 16x16 one). Maps of coarser layers are first brought to the finest stored
-  grid (nearest neighbour, as ``Trace`` does);
+  weighs 4 times a 16x16 one; every Flux layer has the same grid, so there the two agree). Maps
+  of coarser layers are first brought to the finest stored grid (nearest neighbour, as
+  ``Trace`` does);
 * ``renormalise=True``: divide by the aggregated mass on all the prompt's words at the same
   pixel, ``R_w(x) = M_w(x) / sum_{t in content} M_t(x)`` (start/end tokens -- CLIP's
   ``<|startoftext|>`` / ``<|endoftext|>``, T5's ``</s>`` -- excluded), so a pixel's values over
@@ -51,7 +52,7 @@ import torch
 
 from .locate import locate
 from .pooling import upsample
-from .words import SPECIAL_TOKENS, content_positions, prompt_words, word_positions
+from .words import content_positions, prompt_words, word_occurrences, word_positions
 
 __all__ = ["WEIGHTINGS", "token_maps", "word_map"]
 
@@ -82,7 +83,7 @@ def _aggregate(trace, maps: list[tuple[str, torch.Tensor]], weighting: str) -> t
     size = (max(v.shape[-2] for _, v in maps), max(v.shape[-1] for _, v in maps))
     total, weights = 0.0, 0.0
     for layer, value in maps:
-        rows, cols = trace.layer_grid.get(layer, (1, 1))
+        rows, cols = trace.layer_grid[layer]
         w = float(rows * cols) if weighting == "resolution" else 1.0
         total = total + w * upsample(value, size)
         weights += w
@@ -180,31 +181,34 @@ def _attention_map(trace, word, frame, occurrence, layers, steps, weighting, ren
 
 
 def _concept_map(trace, word, frame, occurrence, layers, steps, weighting, text) -> torch.Tensor:
-    """[G, G] ConceptAttention: softmax over the concepts of o_x . o_c per (layer, step), then aggregated."""
+    """[G, G] ConceptAttention: softmax over the concepts of o_x . o_c per (layer, step), then aggregated.
+
+    The concepts: the trace's ``words`` found in this text (else every word of the text), and ``word``.
+    """
     if not trace.flux or not trace.concept:
         raise KeyError("method='concept' needs a CookAnything trace with capture=['concept_attention'].")
     tokens, rows, _ = _flux_rows(trace, frame, text)
     kept = [trace.canvas.token_keys[r][1] for r in rows]
-    concepts = list(dict.fromkeys(trace.words or prompt_words(tokens)))
-    if word.lower() not in [c.lower() for c in concepts]:
-        concepts.append(word)
-    chosen = []  # per concept: the map rows of its (non-special) tokens in this text
-    for concept in list(concepts):
-        positions = [p for p in word_positions(tokens, concept) if tokens[p] not in SPECIAL_TOKENS]
+    content = set(content_positions(tokens))
+
+    def concept_rows(positions):  # map rows of a concept's tokens (start/end tokens have no word of their own)
+        positions = [p for p in positions if p in content]
         if any(p not in kept for p in positions):
-            raise KeyError(f"the tokens of {concept!r} were not kept by the trace (words={trace.words}).")
-        if positions:  # a concept spelled by start/end tokens only has no output vector of its own
-            chosen.append([rows[kept.index(p)] for p in positions])
-        else:
-            concepts.remove(concept)
-    target = concepts.index(next(c for c in concepts if c.lower() == word.lower()))
-    own = word_positions(tokens, word, occurrence)
-    chosen[target] = [rows[kept.index(p)] for p in own if p in content_positions(tokens)]
+            raise KeyError(f"the tokens of {word!r} or another concept were not kept (words={trace.words}).")
+        return [rows[kept.index(p)] for p in positions]
+
+    target = concept_rows(word_positions(tokens, word, occurrence))
+    others = [w for w in dict.fromkeys(trace.words or prompt_words(tokens)) if w.lower() != word.lower()]
+    chosen = [target] + [r for r in (concept_rows(word_positions(tokens, w)) for w in others if _in(tokens, w)) if r]
     maps = [
-        (layer, torch.softmax(torch.stack([value[r].mean(0) for r in chosen]), dim=0)[target])
+        (layer, torch.softmax(torch.stack([value[r].mean(0) for r in chosen]), dim=0)[0])
         for layer, value in _selected(trace, trace.concept, 0, layers, steps)
-    ]  # softmax over the concepts at every image token
+    ]  # softmax over the concepts at every image token; the word is concept 0
     return _region(trace, _aggregate(trace, maps, weighting), frame)
+
+
+def _in(tokens: list[str], word: str) -> bool:
+    return bool(word_occurrences(tokens, word))
 
 
 def _picture_size(trace, frame: int) -> tuple[int, int]:

@@ -221,7 +221,8 @@ def cross_attention_figure(
     """
     all_tokens = trace.frames[frame].tokens
     if tokens is None:
-        idx = [i for i, t in enumerate(all_tokens) if t not in SPECIAL_TOKENS][:max_tokens]
+        kept = trace.token_rows[frame]  # all tokens, or those of the trace's words=
+        idx = [i for i, t in enumerate(all_tokens) if t not in SPECIAL_TOKENS and i in kept][:max_tokens]
     else:
         idx = [trace.token_index(frame, t) for t in tokens]
     if not idx:

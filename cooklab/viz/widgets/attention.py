@@ -65,7 +65,10 @@ def _refresh_attention_options(trace, c: dict) -> None:
         gh, gw = next(v for k, v in trace.self_attention.items() if k[0] == f).shape[:2]
         c["row"].max, c["col"].max = gh - 1, gw - 1
     tokens = trace.frames[f].tokens
-    words = [(f"{i}: {t.replace('</w>', '')}", i) for i, t in enumerate(tokens) if t not in SPECIAL_TOKENS]
+    kept = trace.token_rows.get(f, ())  # all tokens, or those of the trace's words=
+    words = [
+        (f"{i}: {t.replace('</w>', '')}", i) for i, t in enumerate(tokens) if t not in SPECIAL_TOKENS and i in kept
+    ]
     panels.set_options(c["token"], [("all words", panels.ALL), *words])
     for w, shown in (
         (c["row"], table == "self_attention"),
