@@ -4,9 +4,10 @@
 
 Three panels: the picture with the truth outlined (the Toy Kitchen oracle's mask of the object the
 word names), the word's map over the picture, and the centre prior (a map that knows no word) with
-the same outline. Each map's title gives its scores (``cooklab.metrics.attention_segmentation``:
-IoU at the mask's area and AUROC), so the word map is always read next to a baseline that needs
-no model. The figure draws plain arrays; the scores are computed by the caller.
+the same outline. Each map is coloured from its own minimum to its maximum: the two scores in its
+title (``cooklab.metrics.attention_segmentation``: IoU at the mask's area and AUROC) depend only on
+how the map ranks its pixels, not on its scale. The word map is always read next to a baseline
+that needs no model. The figure draws plain arrays; the scores are computed by the caller.
 """
 
 from __future__ import annotations
@@ -47,8 +48,8 @@ def word_map_figure(
         (axes[1], heat, f"word map of {word!r}", scores),
         (axes[2], prior, "centre prior (no model)", prior_scores),
     ):
-        top = float(m.max()) or 1.0
-        mappable = draw_overlay(ax, image, m, 0.6, "inferno", 0.0, top, "nearest")
+        low, high = float(m.min()), float(m.max())  # each map on its own range: a flat map still shows its shape
+        mappable = draw_overlay(ax, image, m, 0.6, "inferno", low, max(high, low + 1e-12), "nearest")
         _outline(ax, truth)
         ax.set_title(_title(name, s), fontsize=LABEL_PT)
         fig.colorbar(mappable, ax=ax, fraction=0.046, pad=0.02).ax.tick_params(labelsize=SMALL_PT)
