@@ -41,7 +41,8 @@ def test_the_explorer_draws_the_word_map_of_the_chosen_layers_and_steps(pictures
     prior = centre_prior((64, 64))
     box = word_map_explorer(pictures, score=segmentation_scores, prior=prior)
     tr = pictures[0].trace
-    layers = tr.layers("cross_attention")
+    layers = tr.layers("cross_attention")  # diffusers' order: down, up, mid
+    layers = [n for g in ("down_blocks.", "mid_block.", "up_blocks.") for n in layers if n.startswith(g)]
     assert box.controls["layers"].value == (0, len(layers) - 1)
 
     def expected(picture, word, chosen, steps=None):
@@ -50,11 +51,11 @@ def test_the_explorer_draws_the_word_map_of_the_chosen_layers_and_steps(pictures
 
     assert _title(segmentation_scores(prior, pictures[0].masks["pot"])) in shown[-1].axes[2].get_title()
     assert expected(pictures[0], "pot", layers) in shown[-1].axes[1].get_title()
-    box.controls["layers"].value = (2, 3)  # two layers in model order
-    assert expected(pictures[0], "pot", layers[2:4]) in shown[-1].axes[1].get_title()
+    box.controls["layers"].value = (1, 2)  # in the data's order: the last down layer and the mid block
+    assert expected(pictures[0], "pot", layers[1:3]) in shown[-1].axes[1].get_title()
     box.controls["steps"].value = (1, 1)
     assert (
-        expected(pictures[0], "pot", layers[2:4], [tr.steps(0, "cross_attention")[1]]) in shown[-1].axes[1].get_title()
+        expected(pictures[0], "pot", layers[1:3], [tr.steps(0, "cross_attention")[1]]) in shown[-1].axes[1].get_title()
     )
     box.controls["picture"].value = 1  # the second frame: its own words and masks
     assert [o for o, _ in box.controls["word"].options] == ["pot", "broccoli"]

@@ -7,7 +7,7 @@ Each ``WordPicture`` is one generated picture with its trace (``cooklab.trace``:
 ``"cross_attention"``, CookAnything's ``"text_token_attention"``, and ``"concept_attention"`` for
 ConceptAttention's maps), the picture's index in it (the frame, or the recipe step of the canvas)
 and the true mask of each word's object. The map is ``cooklab.instrument.word_maps.word_map``
-over the chosen layers (a range in model order) and denoising steps; ``score(map, mask)`` returns
+over the chosen layers (a range in the order the data passes them) and denoising steps; ``score(map, mask)`` returns
 its ``{"iou_area", "auroc"}`` (``cooklab.metrics.attention_segmentation.segmentation_scores``, passed
 in by the caller), and the same score of ``prior`` is drawn next to it (``word_map_figure``).
 ipywidgets is imported inside the function.
@@ -50,6 +50,17 @@ def _table(picture: WordPicture) -> str:
     return "text_tokens" if picture.trace.flux else "cross_attention"
 
 
+#: where a layer sits in the data's path (diffusers lists a U-Net's processors down, up, mid)
+_DEPTH = ("down_blocks.", "mid_block.", "up_blocks.", "transformer_blocks.", "single_transformer_blocks.")
+
+
+def _layers(picture: WordPicture) -> list[str]:
+    """The trace's layers of this picture in the order the data passes them: U-Net down, mid, up; Flux double,
+    single."""
+    names = picture.trace.layers(_table(picture))
+    return sorted(names, key=lambda n: next(i for i, p in enumerate(_DEPTH) if n.startswith(p)))
+
+
 def _controls(widgets, models: list[str]) -> dict:
     wide = {"description_width": "initial"}
     slider = dict(continuous_update=False, style=wide, layout=widgets.Layout(width="340px"))
@@ -71,7 +82,7 @@ def _refresh(pictures: list[WordPicture], c: dict) -> list[WordPicture]:
     panels.set_options(c["word"], [(w, w) for w in picture.masks])
     kinds = list(_MAPS) if picture.trace.flux and picture.trace.concept else list(_MAPS)[:2]
     panels.set_options(c["kind"], [(k, k) for k in kinds])
-    n_layers = len(picture.trace.layers(_table(picture)))
+    n_layers = len(_layers(picture))
     n_steps = len(picture.trace.steps(0 if picture.trace.flux else picture.index, _table(picture)))
     for name, n in (("layers", n_layers), ("steps", n_steps)):
         if c[name].max != n - 1:
@@ -82,7 +93,7 @@ def _refresh(pictures: list[WordPicture], c: dict) -> list[WordPicture]:
 
 def _draw(picture: WordPicture, c: dict, score, prior, info) -> None:
     trace, word = picture.trace, c["word"].value
-    names = trace.layers(_table(picture))
+    names = _layers(picture)
     lo, hi = c["layers"].value
     steps = trace.steps(0 if trace.flux else picture.index, _table(picture))
     first, last = c["steps"].value
@@ -111,7 +122,8 @@ def word_map_explorer(pictures: list[WordPicture], score, prior):
 
     Controls (``box.controls``): ``picture`` (of the chosen model), ``model``, ``word``, ``kind``
     (renormalised, raw mass, ConceptAttention where the trace holds it), ``layers`` and ``steps``
-    (index ranges over the trace's layers in model order and its denoising steps).
+    (index ranges over the trace's layers in the order the data passes them -- U-Net down, mid, up; Flux
+    double, single -- and over its denoising steps).
     """
     import ipywidgets as widgets
 
