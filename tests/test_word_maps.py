@@ -319,6 +319,9 @@ def test_flux_concept_scores_are_output_dot_products_and_word_map_softmaxes_over
     assert (word_map(kept, "pot", frame=1, method="concept", size=None) - expected).abs().max() < 1e-5
     pot0, a0 = (image @ o[4]).reshape(4, 3)[:2], (image @ o[5]).reshape(4, 3)[:2]  # step 0: "pot a", no "of"
     assert (word_map(kept, "a", frame=0, method="concept", size=None) - torch.sigmoid(a0 - pot0)).abs().max() < 1e-5
+    alone = _flux_trace(ca, layout, True, words=["pot"])  # one concept: the softmax gives it every image token
+    alone.observe_regional("x", None, q, k, state, result, value=v, output=result.out)
+    assert torch.allclose(word_map(alone, "pot", frame=1, method="concept", size=None), torch.ones(2, 3))
 
 
 def test_flux_word_map_reads_region_n_and_renormalises_over_step_ns_words(ca):
@@ -379,3 +382,47 @@ def test_flux_trace_with_token_captures_changes_no_pixel_and_records_the_tokens(
             assert (per_token[rows].sum(0) - tr.text_image[key][n]).abs().max() < 1e-6
     assert word_map(tr, "pot", frame=1).shape == (64, 64)
     assert "pot" in prompt_words(tr.canvas.tokens[1])
+
+
+@pytest.mark.parametrize("regional", [True, False])
+def test_flux_per_token_maps_equal_attention_recomputed_in_a_tiny_flux_transformer(ca, regional):
+    """In a real call of the tiny Flux transformer: Q and K recomputed by hand from one double block's inputs (its
+    projections, norms and RoPE), softmax(Q K^T / sqrt(d)) masked as SRC masks it, equal the stored per-token maps."""
+    from diffusers.models.embeddings import apply_rotary_emb
+
+    name = "transformer_blocks.0.attn"
+    attn = dict(ca.pipe.transformer.named_modules())[name]
+    seen = {}
+
+    def keep(module, args, kwargs):
+        seen[tr._step] = (kwargs["hidden_states"], kwargs["encoder_hidden_states"], kwargs["image_rotary_emb"])
+
+    handle = attn.register_forward_pre_hook(keep, with_kwargs=True)
+    recipe = cooklab.Recipe.from_steps(["Put carrots in the pot", "Stir the pot"])
+    try:
+        with cooklab.trace(ca, capture=["text_token_attention", "layout"], layers=(name,)) as tr:
+            out = ca(recipe, seed=0, num_inference_steps=2, height=64, width=64, progress=False, regional=regional)
+    finally:
+        handle.remove()
+    layout, key = tr.canvas.layout, name + ".processor"
+    assert (key in out.settings["regional_layers"]) == regional and out.settings["regional_steps"] is None
+
+    def project(x, proj, norm):  # [1, S, C] -> [1, S, H, D]
+        return norm(proj(x).unflatten(-1, (-1, attn.head_dim)))
+
+    for step, (hidden, text, rope) in seen.items():
+        with torch.no_grad():
+            q = torch.cat(
+                [project(text, attn.add_q_proj, attn.norm_added_q), project(hidden, attn.to_q, attn.norm_q)], 1
+            )
+            k = torch.cat(
+                [project(text, attn.add_k_proj, attn.norm_added_k), project(hidden, attn.to_k, attn.norm_k)], 1
+            )
+            q, k = apply_rotary_emb(q, rope, sequence_dim=1), apply_rotary_emb(k, rope, sequence_dim=1)
+        by_hand = _attention_by_hand(q.float(), k.float(), layout, regional, "region", None)
+        stored = tr.text_tokens[(0, key, step)]
+        shape = (layout.n_regions * layout.rows, layout.cols)
+        assert stored.shape[1:] == shape  # no pooling: every token's map as computed
+        for row, (s, j) in enumerate(tr.canvas.token_keys):
+            joint = j if s is None else layout.base_text_len + s * layout.step_text_len + j
+            assert (stored[row] - by_hand[joint].reshape(shape)).abs().max() < 1e-6, (step, s, j)

@@ -3,7 +3,8 @@
     with cooklab.trace(pipe, capture=["reference_share", "cross_attention"], layers=("up",)) as tr:
         out = pipe(recipe, seed=0)
     tr.reference_share_map(frame=1)        # [G, G] share of attention each query gives the reference
-    tr.cross_attention_map(1, "bowl")       # [G, G] where the word "bowl" is attended to
+    tr.cross_attention_map(1, "bowl")       # [G, G] where the token "bowl" is attended to
+    cooklab.instrument.word_map(tr, "bowl", frame=1)   # [H, W] the word, DAAM-style (word_maps.py)
 
 What can be captured (``capture=``):
 

@@ -28,6 +28,12 @@ to the picture. Every choice is a parameter:
 * ``size``: ``"image"`` (the picture's height and width), a ``(H, W)``, or None (the stored
   grid): bilinear upsampling (``pooling.upsample``) of the aggregated (and renormalised) map.
 
+Where this differs from DAAM, and why it does not change a renormalised map's shape: DAAM
+upsamples every head's map of every layer to the latent size (bicubic) and *sums* over heads,
+layers and steps; here heads are averaged when the trace records (memory), coarse layers are
+brought to the finest stored grid by nearest neighbour, the aggregate is a weighted *mean* (a
+constant factor, gone after renormalisation), and only the aggregate is upsampled (bilinear).
+
 Pictures: for Recipe Diffusion ``frame`` is the frame; for CookAnything it is the recipe step
 n (0-based) -- the map of region n of the canvas for a word of step n's text (``text="step"``)
 or of the base prompt (``text="base"``).
