@@ -17,6 +17,8 @@ Every metric takes the frames (and the texts, masks or expectations it needs) an
   multiple choice, OpenCLIP ViT-H/14), the numbers CookAnything reports
 * ``key_objects`` -- a frame cut to its container (mask or box crop) for the key-object measures
 * ``toy_oracle`` -- the Toy Kitchen oracle's consistency, faithfulness and state accuracy
+* ``attention_segmentation`` -- a word's attention map against the object's mask: IoU at thresholds, AUROC, the
+  centre-prior baseline (``benchmarks/attention_segmentation.py``)
 * ``judge`` -- step faithfulness and ingredient presence judged by a vision-language chat model (optional)
 
 The CLIP and DINOv2 backbones they run on are ``cooklab.backbones`` (re-exported here).

@@ -7,6 +7,8 @@ public face:
 * **frame checks** against a recipe step's ``Expectation`` (``check_frame``), **consistency** of a sequence
   (same colour, overlapping container masks: ``container_consistency``), **step faithfulness** (the named
   ingredient is there) and **state accuracy**;
+* **masks** of what the picture shows: the container (``container_mask``) and each ingredient's food
+  (``food_mask``), the truth that ``cooklab.metrics.attention_segmentation`` scores word maps against;
 * ``OracleMaskProvider`` -- the container mask as a cooklab mask provider, so Recipe Diffusion's
   region-aware noise can run in the toy world without GroundingDINO + SAM.
 """
@@ -36,6 +38,7 @@ from .palette_reading import (
     container_mask,
     erode,
     fill_holes,
+    food_mask,
     food_region,
     ingredient_pixels,
     ingredient_present,
@@ -71,6 +74,7 @@ __all__ = [
     "container_mask",
     "erode",
     "fill_holes",
+    "food_mask",
     "food_region",
     "ingredient_pixels",
     "ingredient_present",

@@ -364,6 +364,21 @@ def ingredient_pixels(image) -> dict[str, int]:
     return {n: int(counts[_RAW_IDX[n]] + counts[_COOKED_IDX[n]]) for n in INGREDIENTS}
 
 
+def food_mask(image, name: str) -> np.ndarray:
+    """Boolean [H, W]: the pixels the oracle reads as ingredient ``name`` (raw or cooked shade) -- the food's mask.
+
+    The same pixels ``ingredient_pixels`` counts: inside the ``food_region`` (the detected container eroded by
+    ``RIM_MARGIN``; the whole picture when no container is found), blends of two neighbouring colours left out
+    (``unblend``). On a rendered scene it equals the renderer's own ``Rendered.mask(name)`` pixel for pixel (the
+    renderer keeps food ``RIM_MARGIN`` inside the outline; ``tests/test_food_mask.py``); on a generated picture it
+    is what the oracle reads. All False when the picture shows none of it.
+    """
+    if name not in INGREDIENTS:
+        raise ValueError(f"unknown ingredient {name!r}: choose one of {list(INGREDIENTS)}.")
+    lab = read(image).food_labels  # [H, W]
+    return (lab == _RAW_IDX[name]) | (lab == _COOKED_IDX[name])
+
+
 def min_ingredient_pixels(shape: tuple[int, int]) -> int:
     """``MIN_INGREDIENT_PIXELS`` scaled from 64 x 64 to a picture of ``shape`` (H, W): counts grow with the area."""
     return max(1, round(MIN_INGREDIENT_PIXELS * shape[0] * shape[1] / GRID**2))

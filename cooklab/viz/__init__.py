@@ -13,6 +13,8 @@ be plotted without a model. Modules:
 * ``cross_step_consistency.py``: CSCC's token spans, deltas and lambda (CookAnything, Eq. 12);
 * ``masks.py``: what a mask provider saw and returned: the detector's boxes, the mask on the
   image and on the latent grid;
+* ``word_maps.py``: a word's heat map over its picture, scored against the truth, next to the
+  centre prior;
 * ``tables.py``: JSON (a plan, a config, a row of results) and a Cooking Agent's plan as HTML
   tables;
 * ``training.py``: the loss of a LoRA run, as a figure and a live widget (import it in a
@@ -64,6 +66,7 @@ from .plots import (
     text_image_figure,
     token_mask_figure,
     toy_attention_figure,
+    word_map_figure,
 )
 from .tables import json_rows, json_table, plan_table
 
@@ -107,4 +110,5 @@ __all__ = [
     "rotary_figure",
     "text_image_figure",
     "token_mask_figure",
+    "word_map_figure",
 ]

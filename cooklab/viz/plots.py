@@ -10,6 +10,7 @@ The functions live by what they draw; this module only gathers them:
   branch, Flexible RoPE ids;
 * ``cross_step_consistency.py``: CSCC spans, deltas and lambda;
 * ``masks.py``: a mask provider's boxes and the mask it returned;
+* ``word_maps.py``: a word's heat map over its picture, scored against the truth, next to the centre prior;
 * ``common.py``: what they share (images as arrays, panels, labels, colours).
 
 Every function returns a matplotlib ``Figure`` and runs no model; see each module for examples.
@@ -46,6 +47,7 @@ from .storyboard import (
     storyboard,
     storyboard_from_output,
 )
+from .word_maps import word_map_figure
 
 __all__ = [
     "SPECIAL_TOKENS",
@@ -76,4 +78,5 @@ __all__ = [
     "text_image_figure",
     "token_mask_figure",
     "toy_attention_figure",
+    "word_map_figure",
 ]

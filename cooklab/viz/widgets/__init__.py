@@ -10,6 +10,7 @@
     lambda_explorer(pipe, recipe, height=64, width=64)   # CSCC's lambda with a slider
     rope_explorer(pipe.transformer.pos_embed)  # Flexible RoPE vs global ids
     threshold_explorer(provider, image, "frying pan", latent_hw=(8, 8))   # a mask provider's thresholds
+    word_map_explorer(pictures, score=segmentation_scores, prior=centre_prior((64, 64)))   # word maps vs truth
 
 Modules:
 
@@ -20,6 +21,8 @@ Modules:
   (``region_mask_explorer``, ``rope_explorer``);
 * ``consistency.py``: CSCC's lambda (``lambda_explorer``);
 * ``thresholds.py``: a mask provider's two thresholds (``threshold_explorer``);
+* ``word_maps.py``: a word's heat map over its picture, scored against the truth next to the centre prior
+  (``word_map_explorer``, ``WordPicture``);
 * ``panels.py``: what they share: an output redrawn with detached figures, a box of controls.
 
 Each function returns a ``VBox`` (the last expression of a cell displays it). The
@@ -40,8 +43,10 @@ from .frames import frame_scrubber
 from .noise import noise_explorer
 from .regions import region_mask_explorer, rope_explorer
 from .thresholds import threshold_explorer
+from .word_maps import WordPicture, word_map_explorer
 
 __all__ = [
+    "WordPicture",
     "attention_explorer",
     "detached_figures",
     "frame_scrubber",
@@ -51,4 +56,5 @@ __all__ = [
     "rope_explorer",
     "text_image_explorer",
     "threshold_explorer",
+    "word_map_explorer",
 ]
