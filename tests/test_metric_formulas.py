@@ -332,3 +332,123 @@ def test_oracle_faithfulness_and_state_score_the_steps_that_name_them():
     )
     with pytest.raises(ConfigError, match="5 images but 4 expectations"):
         oracle_step_faithfulness(images, expectations[:4])
+
+
+# ---- what every record says -------------------------------------------------------------------------
+
+DESIGNED_RESOLUTION = {"resize": 4, "crop": 4, "mean": (0.5, 0.5, 0.5), "std": (0.5, 0.5, 0.5)}
+WHOLE_FRAME = "whole frame, centre crop"
+
+
+def record_of(result) -> dict:
+    """The record without its package versions (checked to name torch, transformers and cooklab)."""
+    record = dict(result.record)
+    assert set(record.pop("versions")) == {"torch", "transformers", "cooklab"}
+    return record
+
+
+def test_every_clip_metric_records_its_backbone_crop_pairs_texts_and_formula():
+    clip = designed_clip()
+    source = clip.source
+    texts = {
+        "mode": "chunk",
+        "max_tokens": 77,
+        "per_text": [{"tokens": n, "windows": 1, "truncated": 0} for n in (3, 2, 4)],
+    }
+    base = {"backbone": source, "input_resolution": DESIGNED_RESOLUTION, "crop_mask": WHOLE_FRAME}
+    assert record_of(clip_score(FRAMES, STEPS, clip)) == base | {
+        "metric": "clip_score",
+        "text": texts,
+        "formula": "100 * max(cos(image_i, text_i), 0); mean over frames",
+    }
+    assert record_of(clip_image_score(FRAMES, clip, "all")) == base | {
+        "metric": "clip_image_score",
+        "pairs": "all",
+        "pair_index": [(0, 1), (0, 2), (1, 2)],
+        "formula": "100 * max(cos(image_i, image_j), 0); mean over pairs",
+    }
+    assert record_of(step_faithfulness(FRAMES, STEPS, clip)) == base | {
+        "metric": "step_faithfulness",
+        "text": texts,
+        "formula": "cos(image_i, step_text_i); mean over frames",
+    }
+    assert record_of(goal_faithfulness(FRAMES, GOAL, clip)) == base | {
+        "metric": "goal_faithfulness",
+        "goal": GOAL,
+        "text": {"mode": "chunk", "max_tokens": 77, "per_text": [{"tokens": 1, "windows": 1, "truncated": 0}]},
+        "formula": "cos(image_i, goal); mean over frames",
+    }
+    assert record_of(cross_step_consistency(FRAMES, clip)) == base | {
+        "metric": "cross_step_consistency",
+        "pairs": "consecutive",
+        "pair_index": [(0, 1), (1, 2)],
+        "formula": "cos(image_i, image_j); mean over pairs",
+    }
+    assert record_of(ingredient_accuracy(FRAMES, [["carrot"], [], []], clip)) == base | {
+        "metric": "ingredient_accuracy",
+        "scored": [(0, "carrot")],
+        "template": "a photo of {}",
+        "neutral": "a photo",
+        "formula": "1[cos(image_i, template(k)) > cos(image_i, neutral)]; mean over (step, ingredient)",
+    }
+
+
+def test_every_dino_metric_records_its_backbone_masks_pairs_and_formula():
+    dino = DesignedDino(WHOLE, MASKED)
+    base = {"backbone": dino.source, "input_resolution": DESIGNED_RESOLUTION}
+    masked_crop = (
+        "masked frames: outside the mask set to the mean colour, cropped to the mask's box, padded square, resized"
+    )
+    assert record_of(dino_l2(FOUR, dino=dino)) == base | {
+        "metric": "dino_l2",
+        "crop_mask": WHOLE_FRAME,
+        "masked": [False] * 4,
+        "pairs": "consecutive",
+        "pair_index": [(0, 1), (1, 2), (2, 3)],
+        "formula": "||CLS(image_i) - CLS(image_j)||_2; mean over pairs",
+    }
+    assert record_of(dino_l2_masked(FOUR, [MASK, None, MASK, MASK], dino, "all")) == base | {
+        "metric": "dino_l2_masked",
+        "crop_mask": masked_crop,
+        "masked": [True, False, True, True],
+        "pairs": "all",
+        "pair_index": [(0, 2), (0, 3), (2, 3)],
+        "formula": "||CLS(masked image_i) - CLS(masked image_j)||_2; mean over pairs of masked frames",
+    }
+    assert "note" not in dino_l2_masked(FOUR, [MASK, None, MASK, MASK], dino).record  # a note only for nothing scored
+
+
+def test_every_oracle_metric_records_the_palette_its_thresholds_and_formula():
+    from cooklab.toykitchen import oracle
+
+    images = [f.image for f in _frames()]
+    expectations = [Expectation("bowl", "blue"), *[Expectation("bowl", "blue", "carrot", "diced")] * 4]
+    base = {
+        "backbone": "Toy Kitchen oracle (renderer palette, cooklab.toykitchen.oracle)",
+        "input_resolution": "native (each picture at its own size; ingredient states on the 64 x 64 grid)",
+        "thresholds": {
+            "MAX_DISTANCE": oracle.MAX_DISTANCE,
+            "MIN_CONTAINER_FRACTION": oracle.MIN_CONTAINER_FRACTION,
+            "MIN_INGREDIENT_PIXELS": oracle.MIN_INGREDIENT_PIXELS,
+            "CONSISTENCY_IOU": oracle.CONSISTENCY_IOU,
+        },
+    }
+    food = "food region inside the container mask"
+    assert record_of(oracle_container_consistency(images)) == base | {
+        "metric": "oracle_container_consistency",
+        "crop_mask": "container mask read from the palette",
+        "frames": [1, 2, 3, 4],
+        "formula": "1[same colour as frame 1 and mask IoU >= CONSISTENCY_IOU]; mean over frames 2..N",
+    }
+    assert record_of(oracle_step_faithfulness(images, expectations)) == base | {
+        "metric": "oracle_step_faithfulness",
+        "crop_mask": food,
+        "steps": [1, 2, 3, 4],
+        "formula": "1[the step's ingredient is present]; mean over steps naming one",
+    }
+    assert record_of(oracle_state_accuracy(images, expectations)) == base | {
+        "metric": "oracle_state_accuracy",
+        "crop_mask": food,
+        "steps": [1, 2, 3, 4],
+        "formula": "1[guessed state == expected state]; mean over steps naming an ingredient and a state",
+    }
