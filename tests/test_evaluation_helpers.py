@@ -6,6 +6,7 @@ Fast (no model): what a unit's folder is called, how a row is labelled, which co
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 
 import numpy as np
@@ -166,3 +167,33 @@ def test_a_recipe_source_names_exactly_one_of_the_four():
     assert RecipeSource(toy={"count": 1}).toy.steps == 4
     with pytest.raises(ValueError, match=r"not \['toy', 'jsonl'\]"):
         RecipeSource(toy={"count": 1}, jsonl="r.jsonl")
+
+
+def test_a_damaged_frame_names_the_unit_folder_to_delete(tmp_path):
+    unit = Unit("independent", "independent", {}, "toy-7", 0, "g")
+    save_frames(unit, tmp_path, [Image.new("RGB", (4, 4))] * 2)
+    frame_path(unit.folder(tmp_path), 1).write_bytes(b"not a png")
+    with pytest.raises(ConfigError, match=r"delete the unit's folder '.*seed0' and run `cooklab evaluate` again"):
+        load_frames(unit, tmp_path, 2)
+
+
+def test_recipegen_folders_read_a_steps_object_and_any_recipe_file(tmp_path):
+    from cooklab.evaluation.recipe_sets import read_recipegen
+
+    (tmp_path / "omelette").mkdir()
+    (tmp_path / "omelette" / "title.txt").write_text("Omelette\n", encoding="utf-8")
+    steps = {"steps": [{"text": "Crack the eggs.", "ingredients": ["egg"]}, "Fry them."]}
+    (tmp_path / "omelette" / "steps.json").write_text(json.dumps(steps), encoding="utf-8")
+    (tmp_path / "soup").mkdir()
+    (tmp_path / "soup" / "title.txt").write_text("Carrot soup", encoding="utf-8")
+    (tmp_path / "soup" / "recipe.yaml").write_text("title: Ignored\nsteps: [Boil water., Add carrots.]\n", "utf-8")
+    (tmp_path / "soup" / "step1.jpg").write_bytes(b"a picture of the dataset, left alone")
+    (tmp_path / "salad").mkdir()
+    (tmp_path / "salad" / "steps.txt").write_text("Wash.\n\nToss.\n", encoding="utf-8")
+    got = dict(read_recipegen(tmp_path))
+    assert list(got) == ["omelette", "salad", "soup"]  # sorted by folder name
+    omelette, salad, soup = got["omelette"], got["salad"], got["soup"]
+    assert omelette.title == "Omelette" and omelette.texts == ["Crack the eggs.", "Fry them."]
+    assert omelette.steps[0].ingredients == ["egg"] and omelette.source == str(tmp_path / "omelette" / "steps.json")
+    assert salad.texts == ["Wash.", "Toss."] and salad.source == str(tmp_path / "salad" / "steps.txt")
+    assert soup.title == "Carrot soup" and soup.texts == ["Boil water.", "Add carrots."]  # title.txt names the dish

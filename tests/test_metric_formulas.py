@@ -452,3 +452,27 @@ def test_every_oracle_metric_records_the_palette_its_thresholds_and_formula():
         "steps": [1, 2, 3, 4],
         "formula": "1[guessed state == expected state]; mean over steps naming an ingredient and a state",
     }
+
+
+def test_container_masks_turn_boxes_and_soft_masks_into_strict_majority_masks():
+    import PIL.Image
+
+    from cooklab.metrics import container_masks
+
+    asked = []
+
+    def provider(picture, phrase):
+        asked.append((isinstance(picture, PIL.Image.Image), picture.size, phrase))
+        soft = np.full((4, 6), 0.75)
+        soft[0, 0] = 0.5  # exactly half: not inside
+        return {"box": (1, 0, 3.5, 2), "soft": soft, "nothing": None}[phrase]
+
+    frames = [np.zeros((4, 6, 3), dtype=np.uint8)] * 4  # arrays, handed to the provider as 6 x 4 PIL pictures
+    box, soft, nothing, skipped = container_masks(frames, ["box", "soft", "nothing", None], provider)
+    # the box covers columns 1 and 2 fully and half of column 3 (x from 3 to 3.5), rows 0 and 1
+    expected_box = np.zeros((4, 6), dtype=bool)
+    expected_box[0:2, 1:3] = True
+    assert box.dtype == bool and np.array_equal(box, expected_box)
+    assert soft.sum() == 23 and not soft[0, 0]
+    assert nothing is None and skipped is None
+    assert asked == [(True, (6, 4), "box"), (True, (6, 4), "soft"), (True, (6, 4), "nothing")]  # None: not asked
