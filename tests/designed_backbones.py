@@ -15,6 +15,7 @@ different number, which a random tiny CLIP (features all alike) cannot show.
   gives a frame's ``masked`` vector when its mask is not None, else its ``whole`` vector (DINOv2
   CLS embeddings are not normalised: any vectors). It records every call (``calls``: names and
   whether each had a mask).
+  Both hold a ``Placement`` as their model: no weights, but ``model.placed`` lists where it was moved.
 * ``unit(*components)`` -- a vector with those components (checked to have length 1).
 
 Used by tests/test_metric_formulas.py and tests/test_scoring.py; reuse them for new metrics.
@@ -43,6 +44,18 @@ def unit(*components: float) -> list[float]:
     return list(components)
 
 
+class Placement(torch.nn.Module):
+    """The designed backbones' stand-in model: it holds no weights and records where it was moved (``placed``)."""
+
+    def __init__(self):
+        super().__init__()
+        self.placed: list = []  # the device of every .to(...) call
+
+    def to(self, *args, **kwargs):
+        self.placed.append(args[0] if args else kwargs.get("device"))
+        return super().to(*args, **kwargs)
+
+
 def _table(vectors: dict[Hashable, Sequence[float]], what: str, normalised: bool) -> dict[Hashable, torch.Tensor]:
     """``vectors`` as float64 tensors of one dimension (unit length when ``normalised``)."""
     table = {name: torch.tensor([float(c) for c in v], dtype=torch.float64) for name, v in vectors.items()}
@@ -69,7 +82,7 @@ class DesignedClip(ClipBackbone):
     """A ``ClipBackbone`` whose image and text features are the given unit vectors (see the module doc)."""
 
     def __init__(self, images: dict[Hashable, Sequence[float]], texts: dict[str, Sequence[float]], max_tokens=77):
-        super().__init__(torch.nn.Identity(), None, DESIGNED_PREPROCESS, "designed CLIP (tests/designed_backbones.py)")
+        super().__init__(Placement(), None, DESIGNED_PREPROCESS, "designed CLIP (tests/designed_backbones.py)")
         self.images = _table(images, "image", normalised=True)
         self.texts = _table(texts, "text", normalised=True)
         self.window = max_tokens
@@ -95,7 +108,7 @@ class DesignedDino(DinoBackbone):
     """A ``DinoBackbone`` whose CLS embeddings are the given vectors, ``masked`` ones for frames given a mask."""
 
     def __init__(self, whole: dict[Hashable, Sequence[float]], masked: dict[Hashable, Sequence[float]] | None = None):
-        super().__init__(torch.nn.Identity(), DESIGNED_PREPROCESS, "designed DINOv2 (tests/designed_backbones.py)")
+        super().__init__(Placement(), DESIGNED_PREPROCESS, "designed DINOv2 (tests/designed_backbones.py)")
         self.whole = _table(whole, "whole-frame", normalised=False)
         self.masked = _table(masked or {}, "masked-object", normalised=False)
         self.calls: list[list[tuple[Hashable, bool]]] = []  # per embeddings call: (frame, had a mask) per frame

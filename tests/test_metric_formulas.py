@@ -275,6 +275,27 @@ def test_score_measures_the_recipes_goal_steps_and_ingredients():
     assert close(results["dino_l2"].per_item, [5.0, 3.0, 4.0])  # pairs="all" reaches DINO: (1,2), (1,3), (2,3)
 
 
+def test_score_hands_its_settings_to_every_metric_and_backbone():
+    import torch
+
+    clip, dino = designed_clip(), DesignedDino(WHOLE, MASKED)
+    recipe = Recipe(title=GOAL, steps=STEPS)
+    names = ["clip_score", "clip_image_score", "cross_step_consistency", "step_faithfulness", "dino_l2_masked"]
+    masks = [MASK, MASK, MASK]
+    results = score(FRAMES, recipe, names, clip=clip, dino=dino, masks=masks, text_mode="truncate", pairs="all",
+                    device="cpu", batch_size=3)  # fmt: skip
+    assert list(results) == names
+    assert clip.text_calls == [(STEPS, "truncate")] * 2  # CLIP-T and step faithfulness, both in the mode asked
+    assert results["clip_image_score"].value == pytest.approx(20.0, abs=EXACT)  # all pairs (consecutive: 30)
+    assert results["cross_step_consistency"].value == pytest.approx(-0.12, abs=EXACT)  # all pairs (consecutive: 0.12)
+    # masked: (x1,x2) |(0,0) - (6,8)| = 10, (x1,x3) |(0,0) - (6,0)| = 6, (x2,x3) |(6,8) - (6,0)| = 8
+    assert close(results["dino_l2_masked"].per_item, [10.0, 6.0, 8.0])
+    assert clip.batch_size == dino.batch_size == 3
+    assert clip.model.placed == dino.model.placed == [torch.device("cpu")]
+    with pytest.raises(ConfigError, match="dino_l2_masked measures the frames' container regions: pass masks="):
+        score(FRAMES, recipe, ["dino_l2_masked"], dino=dino, masks=[None, None, None], device=None)
+
+
 # ---- the Toy Kitchen oracle ---------------------------------------------------------------------------
 
 
