@@ -234,6 +234,8 @@ def test_dino_l2_masked_scores_only_pairs_of_two_masked_frames():
     assert math.isnan(none.value) and none.per_item == [] and "nothing to score" in none.record["note"]
     with pytest.raises(ConfigError, match="one mask \\(or None\\) per frame: got 3 for 4 frames"):
         dino_l2_masked(FOUR, [MASK, None, MASK], dino)
+    with pytest.raises(ConfigError, match="got none for 4 frames. Fix: pass masks=cooklab.metrics.container_masks"):
+        dino_l2_masked(FOUR, None, dino)
 
 
 # ---- what the metrics share ------------------------------------------------------------------------
