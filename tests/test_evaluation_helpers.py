@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -44,6 +45,7 @@ def config(tmp_path, methods=({"name": "independent"},), **changes) -> EvalConfi
         ("a/b\\c:d", "a_b_c_d"),
         ("  x+y.z-1  ", "x+y.z-1"),
         ("///", "row"),
+        ("Xmas Tree X", "Xmas_Tree_X"),  # capitals kept; only underscores are stripped from the ends
     ],
 )
 def test_slug_keeps_letters_digits_dots_plus_and_minus(label, expected):
@@ -54,6 +56,8 @@ def test_key_is_the_sha256_of_the_sorted_json_cut_to_16_hex_digits():
     by_hand = hashlib.sha256(b'{"a": 1, "b": [2, 3]}').hexdigest()[:16]
     assert key({"b": [2, 3], "a": 1}) == key({"a": 1, "b": [2, 3]}) == by_hand
     assert key({"a": 1, "b": [3, 2]}) != by_hand and len(key([])) == 16
+    # what JSON cannot write is written as its str(): a path by its text
+    assert key({"out": Path("/x/y")}) == hashlib.sha256(b'{"out": "/x/y"}').hexdigest()[:16]
 
 
 def test_a_units_folder_and_frame_files(tmp_path):
