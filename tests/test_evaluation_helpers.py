@@ -201,3 +201,37 @@ def test_recipegen_folders_read_a_steps_object_and_any_recipe_file(tmp_path):
     assert omelette.steps[0].ingredients == ["egg"] and omelette.source == str(tmp_path / "omelette" / "steps.json")
     assert salad.texts == ["Wash.", "Toss."] and salad.source == str(tmp_path / "salad" / "steps.txt")
     assert soup.title == "Carrot soup" and soup.texts == ["Boil water.", "Add carrots."]  # title.txt names the dish
+
+
+def test_toy_recipes_are_the_seeds_counted_from_first_seed_and_limit_cuts(tmp_path):
+    from cooklab.evaluation.recipe_sets import load_recipes
+    from cooklab.toykitchen import random_toy_recipe
+
+    got = load_recipes(RecipeSource(toy={"count": 3, "steps": 3, "first_seed": 5}))
+    assert got == [(f"toy-{seed}", random_toy_recipe(seed, 3)) for seed in (5, 6, 7)]
+    assert [i for i, _ in load_recipes(RecipeSource(toy={"count": 3, "first_seed": 5}, limit=2))] == ["toy-5", "toy-6"]
+    (tmp_path / "r.jsonl").write_text(
+        '{"id": "x", "title": "X", "steps": ["a"]}\n{"id": "x", "title": "Y", "steps": ["b"]}\n', encoding="utf-8"
+    )
+    with pytest.raises(ConfigError, match=r"recipe ids \['x'\] occur twice"):
+        load_recipes(RecipeSource(jsonl=tmp_path / "r.jsonl"))
+
+
+def test_a_configs_relative_paths_are_read_from_its_own_folder(tmp_path):
+    from cooklab.evaluation import load_config
+
+    folder = tmp_path / "configs"
+    folder.mkdir()
+    text = (
+        "name: t\nout: results/t\nrecipes: {folder: recipes}\nmethods: [{name: independent}]\n"
+        "metrics: [clip_score]\nadapters: {mine: adapters/mine, there: %s}\n" % (tmp_path / "abs")
+    )
+    (folder / "t.yaml").write_text(text, encoding="utf-8")
+    config = load_config(folder / "t.yaml")
+    assert config.out == folder / "results" / "t" and config.recipes.folder == folder / "recipes"
+    assert config.adapters == {"mine": folder / "adapters" / "mine", "there": tmp_path / "abs"}
+    (folder / "abs.yaml").write_text(text.replace("out: results/t", f"out: {tmp_path / 'o'}"), encoding="utf-8")
+    assert load_config(folder / "abs.yaml").out == tmp_path / "o"
+    (folder / "bad.yaml").write_text(text.replace("name: t", "name: t\nseeds: [a]"), encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"is not a valid evaluation config:\n  seeds\.0: .*\nFix those fields"):
+        load_config(folder / "bad.yaml")

@@ -282,12 +282,14 @@ def test_score_hands_its_settings_to_every_metric_and_backbone():
 
     clip, dino = designed_clip(), DesignedDino(WHOLE, MASKED)
     recipe = Recipe(title=GOAL, steps=STEPS)
-    names = ["clip_score", "clip_image_score", "cross_step_consistency", "step_faithfulness", "dino_l2_masked"]
+    names = ["clip_score", "clip_image_score", "cross_step_consistency", "step_faithfulness", "goal_faithfulness"]
+    names += ["dino_l2_masked"]
     masks = [MASK, MASK, MASK]
     results = score(FRAMES, recipe, names, clip=clip, dino=dino, masks=masks, text_mode="truncate", pairs="all",
                     device="cpu", batch_size=3)  # fmt: skip
     assert list(results) == names
-    assert clip.text_calls == [(STEPS, "truncate")] * 2  # CLIP-T and step faithfulness, both in the mode asked
+    # CLIP-T, step and goal faithfulness, each in the mode asked
+    assert clip.text_calls == [(STEPS, "truncate"), (STEPS, "truncate"), ([GOAL], "truncate")]
     assert results["clip_image_score"].value == pytest.approx(20.0, abs=EXACT)  # all pairs (consecutive: 30)
     assert results["cross_step_consistency"].value == pytest.approx(-0.12, abs=EXACT)  # all pairs (consecutive: 0.12)
     # masked: (x1,x2) |(0,0) - (6,8)| = 10, (x1,x3) |(0,0) - (6,0)| = 6, (x2,x3) |(6,8) - (6,0)| = 8
@@ -439,6 +441,19 @@ def test_every_dino_metric_records_its_backbone_masks_pairs_and_formula():
         "formula": "||CLS(masked image_i) - CLS(masked image_j)||_2; mean over pairs of masked frames",
     }
     assert "note" not in dino_l2_masked(FOUR, [MASK, None, MASK, MASK], dino).record  # a note only for nothing scored
+
+
+def test_score_runs_the_oracle_on_a_toy_recipes_expectations():
+    from cooklab.toykitchen import random_toy_recipe
+
+    toy = random_toy_recipe(3, 4)
+    images = [f.image for f in _frames()[:4]]  # not the recipe's scenes: some checks fail
+    results = score(images, toy, ["oracle_container_consistency", "oracle_step_faithfulness", "oracle_state_accuracy"])
+    expectations = list(toy.expectations)
+    assert results["oracle_container_consistency"].per_item == oracle_container_consistency(images).per_item
+    assert results["oracle_step_faithfulness"].per_item == oracle_step_faithfulness(images, expectations).per_item
+    assert results["oracle_state_accuracy"].per_item == oracle_state_accuracy(images, expectations).per_item
+    assert results["oracle_state_accuracy"].record["metric"] == "oracle_state_accuracy"
 
 
 def test_every_oracle_metric_records_the_palette_its_thresholds_and_formula():
