@@ -18,7 +18,7 @@ different number, which a random tiny CLIP (features all alike) cannot show.
   Both hold a ``Placement`` as their model: no weights, but ``model.placed`` lists where it was moved.
 * ``unit(*components)`` -- a vector with those components (checked to have length 1).
 
-Used by tests/test_metric_formulas.py and tests/test_scoring.py; reuse them for new metrics.
+Used by tests/test_metric_formulas.py; reuse them for new metrics (import ``designed_backbones`` in a test).
 """
 
 from __future__ import annotations
