@@ -18,9 +18,11 @@ before it existed gives the step texts from ``settings.json``, without ingredien
 Which metrics (``ScoreRun.metrics=None``): the Toy Kitchen oracle's, when the run drew a Toy
 Kitchen recipe (``toy_recipe``: its description names the seed, and the seed's recipe has the
 run's step texts, so the oracle knows what every step must show); the CLIP metrics when a
-CLIP loads (``clip=``, else the default hub CLIP if it is in the cache); DINO-L2 likewise, and
-masked DINO-L2 with it when the frames' container masks can be found (``ScoreRun.masks``: the Toy
-Kitchen oracle for a Toy Kitchen run; GroundingDINO + SAM or a box when asked); the
+CLIP loads (``clip=``; else, for a run drawn by the Toy Kitchen models (``toy_run``), the Toy
+Kitchen CLIP the run was made for (``cooklab.models.toy_clip``, shipped, offline), and for any
+other run the default hub CLIP if it is in the cache); DINO-L2 likewise, and masked DINO-L2 with
+it when the frames' container masks can be found (``ScoreRun.masks``: the Toy Kitchen oracle for a
+Toy Kitchen recipe or a run of the toy models; GroundingDINO + SAM or a box when asked); the
 judge's when a ``VisionJudge`` is given. A backbone that is not there is skipped with the
 command that fetches it; asking for a metric by name (``metrics=[...]``) makes a missing
 backbone an error instead.
@@ -67,8 +69,11 @@ __all__ = [
     "score_run",
     "summary_lines",
     "toy_recipe",
+    "toy_run",
 ]
 
+#: ``clip="toy"`` (``cooklab score --clip toy``): the Toy Kitchen CLIP, as ``clip: toy`` in an evaluation config
+TOY_CLIP = "toy"
 _TOY_SEED = re.compile(r"^Toy Kitchen recipe \(seed (\d+)\)$")  # ToyRecipe.to_recipe()'s description
 
 
@@ -78,7 +83,8 @@ class ScoreRun:
 
     folder: Path  # a folder written by cooklab generate / cooklab demo
     metrics: Sequence[str] | None = None  # names from cooklab.metrics.METRICS; None: what can run here (module doc)
-    clip: Any = None  # CLIP: hub id, local folder or built ClipBackbone; None: DEFAULT_CLIP when it loads
+    clip: Any = None  # CLIP: "toy", hub id, local folder or built ClipBackbone; None: the Toy Kitchen CLIP for a
+    #                   run of the toy models (toy_run), else DEFAULT_CLIP when it loads
     dino: Any = None  # DINOv2: hub id, local folder or built DinoBackbone; None: DEFAULT_DINO when it loads
     judge: VisionJudge | None = None  # the vision-language judge for the judge_* metrics
     device: str = "auto"  # where the backbones run: "auto" (CUDA when available), "cpu", "cuda", ...
@@ -147,6 +153,12 @@ def toy_recipe(recipe: Recipe) -> ToyRecipe | None:
     return toy if toy.title == recipe.title and list(toy.texts) == recipe.texts else None
 
 
+def toy_run(run: RunFolder) -> bool:
+    """True for a run drawn by the Toy Kitchen models (``settings.json``: ``"model": "toy"``): the toy world's
+    pictures, which the Toy Kitchen CLIP and the oracle read."""
+    return run.settings.get("model") == "toy"
+
+
 def read_run(folder: str | Path) -> RunFolder:
     """The settings, recipe and frames of a run folder; a ``ConfigError`` naming the fix when something is missing
     or a frame cannot be read."""
@@ -205,10 +217,10 @@ def frame_masks(run: RunFolder, spec: str | None, device) -> list | None:
     """
     from cooklab.runs import mask_provider
 
-    spec = spec if spec is not None else ("oracle" if run.toy is not None else "none")
+    spec = spec if spec is not None else ("oracle" if run.toy is not None or toy_run(run) else "none")
     if spec == "none":
         return None
-    if spec == "oracle" and run.toy is None and not run.settings.get("model", "").startswith("toy"):
+    if spec == "oracle" and run.toy is None and not toy_run(run):
         raise ConfigError(
             f"--masks oracle reads Toy Kitchen pictures: {str(run.folder)!r} was not drawn by the toy models. "
             "Fix: --masks grounded-sam (GroundingDINO + SAM) or --masks box:X0,Y0,X1,Y1."
@@ -219,6 +231,16 @@ def frame_masks(run: RunFolder, spec: str | None, device) -> list | None:
 
         provider = named_grounded_sam(toy=run.settings.get("model") == "toy", device=device)
     return container_masks(run.images, [step.container for step in run.recipe.steps], provider)
+
+
+def _load_clip(source, device, batch_size: int):
+    """The CLIP backbone ``source`` names: ``TOY_CLIP`` is the Toy Kitchen CLIP (``cooklab.models.toy_clip``), any
+    other source goes to ``clip_backbone``."""
+    if source == TOY_CLIP:
+        from cooklab.models import toy_clip
+
+        return clip_backbone(toy_clip(device=device), batch_size=batch_size)
+    return clip_backbone(source, device=device, batch_size=batch_size)
 
 
 def _plan(run: RunFolder, config: ScoreRun, device) -> tuple[list[str], Any, Any, dict[str, str]]:
@@ -239,14 +261,14 @@ def _plan(run: RunFolder, config: ScoreRun, device) -> tuple[list[str], Any, Any
         )
     want_clip = any(m in CLIP_METRICS for m in asked) if asked is not None else True
     want_dino = any(m in DINO_METRICS for m in asked) if asked is not None else True
-    load_clip = partial(clip_backbone, device=device, batch_size=config.batch_size)
+    load_clip = partial(_load_clip, device=device, batch_size=config.batch_size)
     load_dino = partial(dino_backbone, device=device, batch_size=config.batch_size)
     # a backbone named on the command line, or needed by a metric named there, must load; a default may be skipped
     clip = (
         _backbone(
             load_clip,
             config.clip,
-            DEFAULT_CLIP,
+            TOY_CLIP if toy_run(run) else DEFAULT_CLIP,  # the CLIP the run's pictures were made for
             asked is not None or config.clip is not None,
             "clip",
             "--clip",

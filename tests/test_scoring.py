@@ -32,7 +32,7 @@ from cooklab.metrics import (
     tiny_random_dino,
 )
 from cooklab.recipe import load_recipe
-from cooklab.scoring import read_run, toy_recipe
+from cooklab.scoring import frame_masks, read_run, toy_recipe, toy_run
 from cooklab.toykitchen import random_toy_recipe
 
 TOY = (
@@ -51,6 +51,15 @@ def made(tmp_path_factory) -> Path:
     """A run of the Toy Kitchen demo recipe with the tiny model (noise pictures), written once."""
     out = tmp_path_factory.mktemp("made") / "run"
     assert main(["generate", str(TOY), "--model", "tiny", "--steps", "2", "--out", str(out)]) == 0
+    return out
+
+
+@pytest.fixture(scope="module")
+def toy_made(tmp_path_factory) -> Path:
+    """A run of the Toy Kitchen demo recipe drawn by the Toy Kitchen models (settings.json model: toy), written
+    once."""
+    out = tmp_path_factory.mktemp("toy_made") / "run"
+    assert main(["generate", str(TOY), "--model", "toy", "--steps", "2", "--out", str(out)]) == 0
     return out
 
 
@@ -315,6 +324,49 @@ def test_judge_from_the_command_line(run):
     assert data["judge_step_faithfulness"]["per_item"] == [0.0, 1.0, 1.0, 1.0]
     assert data["judge_ingredient_presence"]["record"]["model"] == "stub-vision"
     assert data["judge_ingredient_presence"]["record"]["prompt"] == "told"
+
+
+# ---- runs of the Toy Kitchen models ---------------------------------------------------------------
+
+
+def test_a_run_of_the_toy_models_is_scored_with_the_toy_kitchen_clip_and_the_oracle(toy_made, tmp_path, backbones):
+    from cooklab.models import toy_clip
+
+    run = Path(shutil.copytree(toy_made, tmp_path / "run"))
+    assert main(["score", str(run)]) == 0
+    data = _metrics(run)
+    assert list(data["metrics"]) == [*ORACLE_METRICS, *CLIP_METRICS]
+    assert set(data["skipped"]) == {"dino"}  # DINOv2 is not shipped; nothing is skipped for CLIP
+    found = read_run(run)
+    expected = score(found.images, found.toy, CLIP_METRICS, clip=toy_clip(), device="cpu")
+    for name, result in expected.items():
+        record = data["metrics"][name]["record"]
+        assert record["backbone"] == result.record["backbone"] and record["backbone"].startswith("toy_clip")
+        np.testing.assert_allclose(data["metrics"][name]["per_item"], result.per_item, atol=1e-6)
+    assert main(["score", str(run), "--clip", str(backbones["clip"])]) == 0  # an explicit --clip wins
+    assert {m["record"]["backbone"] for n, m in _metrics(run)["metrics"].items() if n in CLIP_METRICS} == {
+        str(backbones["clip"])
+    }
+
+
+def test_clip_toy_names_the_toy_kitchen_clip_for_any_run(run):
+    assert main(["score", str(run), "--metrics", "clip_score", "--clip", "toy"]) == 0  # a run of the tiny models
+    assert _metrics(run)["metrics"]["clip_score"]["record"]["backbone"].startswith("toy_clip")
+
+
+def test_a_run_of_the_toy_models_finds_its_container_masks_with_the_oracle(toy_made, tmp_path):
+    run = Path(shutil.copytree(toy_made, tmp_path / "run"))
+    recipe = load_recipe(run / "recipe.yaml")
+    recipe.model_copy(update={"description": "my own recipe"}).save(run / "recipe.yaml")  # no Toy Kitchen recipe
+    found = read_run(run)
+    assert found.toy is None and toy_run(found)
+    masks = frame_masks(found, None, "cpu")  # the default: the oracle reads the toy models' pictures
+    explicit = frame_masks(found, "oracle", "cpu")
+    assert any(m is not None for m in masks) and all(
+        (m is None and e is None) or np.array_equal(m, e) for m, e in zip(masks, explicit)
+    )
+    found.settings["model"] = "tiny"  # the same frames said to be drawn by another model: no masks by default
+    assert frame_masks(found, None, "cpu") is None and not toy_run(found)
 
 
 def test_cli_defaults_match_the_metrics():

@@ -150,10 +150,8 @@ def add_score_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentP
             "Measure the frames of a folder written by `cooklab generate` or `cooklab demo` with cooklab.metrics "
             "(docs/metrics.md): "
             "writes metrics.json and adds a metrics table to its index.html. Without --metrics: the oracle's for a "
-            "Toy "
-            "Kitchen run, the CLIP and DINOv2 metrics when those models load (offline: from the cache or a folder), "
-            "the "
-            "judge's with --judge."
+            "Toy Kitchen run, the CLIP and DINOv2 metrics when those models load (a run of the toy models: the Toy "
+            "Kitchen CLIP; offline: from the cache or a folder), the judge's with --judge."
         ),
     )
     sc.add_argument(
@@ -169,7 +167,8 @@ def add_score_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentP
         "--clip",
         default=None,
         metavar="ID_OR_FOLDER",
-        help=f"CLIP checkpoint, hub id or folder (default: {SCORE_DEFAULTS['clip']}, if it loads)",
+        help="CLIP checkpoint: 'toy' (the Toy Kitchen CLIP), a hub id or a folder (default: the Toy Kitchen CLIP "
+        f"for a run of the toy models, else {SCORE_DEFAULTS['clip']}, if it loads)",
     )
     sc.add_argument(
         "--dino",
