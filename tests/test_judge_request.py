@@ -15,24 +15,32 @@ import numpy as np
 import PIL.Image
 
 from cooklab.metrics import VisionJudge, judge_metrics
-from cooklab.metrics.judge import JUDGE_PROMPT
+import pytest
+
+from cooklab.metrics.judge import JUDGE_PROMPT, STEP_PROMPT
 from cooklab.recipe import Recipe
 
-ANSWER = json.dumps({"reason": "a bowl", "step_shown": True, "ingredients": []})
+TOLD_ANSWER = json.dumps({"reason": "a bowl", "step_shown": True, "ingredients": []})
+BLIND_ANSWER = json.dumps({"reason": "a bowl", "step_shown": True})  # steps that list no ingredient: one question
 
 
-def test_each_frame_is_one_system_and_one_user_message_with_the_picture_as_a_png(server):
-    server.script = [("content", ANSWER)]
+@pytest.mark.parametrize(
+    "prompt, system_prompt, answer", [("told", JUDGE_PROMPT, TOLD_ANSWER), ("blind", STEP_PROMPT, BLIND_ANSWER)]
+)
+def test_each_frame_is_one_system_and_one_user_message_with_the_picture_as_a_png(
+    server, prompt, system_prompt, answer
+):
+    server.script = [("content", answer)]
     rng = np.random.default_rng(3)
     frames = [rng.integers(0, 256, (8, 12, 3), dtype=np.uint8) for _ in range(2)]
     recipe = Recipe(title="Soup", steps=["Boil water in a pot.", "Add the carrots."])
-    judge_metrics(frames, recipe, VisionJudge("stub-vision", base_url=server.url, retry_delay=0.01))
+    judge_metrics(frames, recipe, VisionJudge("stub-vision", base_url=server.url, retry_delay=0.01, prompt=prompt))
     assert len(server.requests) == 2
     for frame, request in zip(frames, server.requests):
         body = request["body"]
         assert body["model"] == "stub-vision"
         system, user = body["messages"]
-        assert system == {"role": "system", "content": JUDGE_PROMPT}
+        assert system == {"role": "system", "content": system_prompt}
         assert user["role"] == "user" and [part["type"] for part in user["content"]] == ["text", "image_url"]
         text, image = user["content"]
         assert set(text) == {"type", "text"} and set(image) == {"type", "image_url"}

@@ -296,7 +296,7 @@ def test_score_hands_its_settings_to_every_metric_and_backbone():
     assert close(results["dino_l2_masked"].per_item, [10.0, 6.0, 8.0])
     assert clip.batch_size == dino.batch_size == 3
     assert clip.model.placed == dino.model.placed == [torch.device("cpu")]
-    with pytest.raises(ConfigError, match="dino_l2_masked measures the frames' container regions: pass masks="):
+    with pytest.raises(ConfigError, match=r"\['dino_l2_masked'\] measure the frames' container regions: pass masks="):
         score(FRAMES, recipe, ["dino_l2_masked"], dino=dino, masks=[None, None, None], device=None)
 
 
@@ -361,7 +361,7 @@ def test_oracle_faithfulness_and_state_score_the_steps_that_name_them():
 
 # ---- what every record says -------------------------------------------------------------------------
 
-DESIGNED_RESOLUTION = {"resize": 4, "crop": 4, "mean": (0.5, 0.5, 0.5), "std": (0.5, 0.5, 0.5)}
+DESIGNED_RESOLUTION = {"resize": 4, "crop": 4, "mean": (0.5, 0.5, 0.5), "std": (0.5, 0.5, 0.5), "square": False}
 WHOLE_FRAME = "whole frame, centre crop"
 
 
@@ -435,6 +435,7 @@ def test_every_dino_metric_records_its_backbone_masks_pairs_and_formula():
     assert record_of(dino_l2_masked(FOUR, [MASK, None, MASK, MASK], dino, "all")) == base | {
         "metric": "dino_l2_masked",
         "crop_mask": masked_crop,
+        "crop": "mask",
         "masked": [True, False, True, True],
         "pairs": "all",
         "pair_index": [(0, 2), (0, 3), (2, 3)],
