@@ -428,20 +428,28 @@ class Trace:
         """Denoising step positions captured for ``frame``."""
         return sorted({k[2] for k in getattr(self, table) if k[0] == frame})
 
-    def _mean(self, table: dict, frame: int, layers=None, steps=None) -> torch.Tensor:
-        layers = (
-            None if layers is None else set(locate(self.pipe, *((layers,) if isinstance(layers, str) else layers)))
-        )
-        vals = [
-            v
-            for (f, name, s), v in table.items()
-            if f == frame and (layers is None or name in layers) and (steps is None or s in steps)
+    def captured(self, table: dict, frame: int, layers=None, steps=None) -> list[tuple[str, torch.Tensor]]:
+        """(layer, map) of every map stored in ``table`` for ``frame`` in the chosen layers and denoising steps.
+
+        layers: names or groups (``locate``), None for all; steps: step positions, None for all. A
+        ``KeyError`` naming the trace's settings to check when nothing was captured.
+        """
+        names = None if layers is None else set(locate(self.pipe, *((layers,) if isinstance(layers, str) else layers)))
+        steps = None if steps is None else {int(s) for s in steps}
+        chosen = [
+            (name, value)
+            for (f, name, step), value in table.items()
+            if f == frame and (names is None or name in names) and (steps is None or step in steps)
         ]
-        if not vals:
+        if not chosen:
             raise KeyError(
-                f"nothing captured for frame {frame} with layers={layers} steps={steps}; "
-                "check capture=, layers=, timesteps=."
+                f"nothing captured for frame {frame} with layers={layers} steps={steps}; check capture=, layers=, "
+                "timesteps= (and words=) of the trace."
             )
+        return chosen
+
+    def _mean(self, table: dict, frame: int, layers=None, steps=None) -> torch.Tensor:
+        vals = [v for _, v in self.captured(table, frame, layers, steps)]
         size = (max(v.shape[-2] for v in vals), max(v.shape[-1] for v in vals))  # the finest grid captured
         return torch.stack([upsample(v, size) for v in vals]).mean(0)
 

@@ -56,30 +56,12 @@ from __future__ import annotations
 
 import torch
 
-from .locate import locate
 from .pooling import upsample
 from .words import content_positions, prompt_words, word_occurrences, word_positions
 
 __all__ = ["WEIGHTINGS", "token_maps", "word_map"]
 
 WEIGHTINGS = ("equal", "resolution")
-
-
-def _selected(trace, table: dict, frame_key: int, layers, steps) -> list[tuple[str, torch.Tensor]]:
-    """(layer, map) of every stored map of ``table`` for ``frame_key`` in the chosen layers and steps."""
-    names = None if layers is None else set(locate(trace.pipe, *((layers,) if isinstance(layers, str) else layers)))
-    steps = None if steps is None else {int(s) for s in steps}
-    chosen = [
-        (layer, value)
-        for (f, layer, step), value in table.items()
-        if f == frame_key and (names is None or layer in names) and (steps is None or step in steps)
-    ]
-    if not chosen:
-        raise KeyError(
-            f"nothing captured for frame {frame_key} with layers={layers} steps={steps}; check capture=, layers=, "
-            "timesteps= (and words=) of the trace."
-        )
-    return chosen
 
 
 def _aggregate(trace, maps: list[tuple[str, torch.Tensor]], weighting: str) -> torch.Tensor:
@@ -130,10 +112,10 @@ def token_maps(
     if trace.flux:
         tokens, rows, _ = _flux_rows(trace, frame, text)
         stack = _region(
-            trace, _aggregate(trace, _selected(trace, trace.text_tokens, 0, layers, steps), weighting), frame
+            trace, _aggregate(trace, trace.captured(trace.text_tokens, 0, layers, steps), weighting), frame
         )
         return stack[rows], [tokens[trace.canvas.token_keys[r][1]] for r in rows]
-    stack = _aggregate(trace, _selected(trace, trace.cross_attention, frame, layers, steps), weighting)
+    stack = _aggregate(trace, trace.captured(trace.cross_attention, frame, layers, steps), weighting)
     return stack, [trace.frames[frame].tokens[p] for p in trace.token_rows[frame]]
 
 
@@ -177,10 +159,10 @@ def _attention_map(trace, word, frame, occurrence, layers, steps, weighting, ren
     missing = [p for p in positions if p not in kept]
     if missing:
         raise KeyError(f"the tokens of {word!r} were not kept by the trace (words={trace.words}): name it in words=.")
-    stack = _aggregate(trace, _selected(trace, table, key, layers, steps), weighting)  # [K, G, G]
+    stack = _aggregate(trace, trace.captured(table, key, layers, steps), weighting)  # [K, G, G]
     m = stack[[rows[kept.index(p)] for p in positions]].sum(0)  # the word's mass
     if renormalise:
-        content = _aggregate(trace, _selected(trace, content_table, key, layers, steps), weighting)
+        content = _aggregate(trace, trace.captured(content_table, key, layers, steps), weighting)
         content = content[content_row] if trace.flux else content  # [G, G] mass on all the prompt's words
         m = torch.where(content > 0, m / content.clamp_min(1e-30), torch.zeros_like(m))
     return _region(trace, m, frame) if trace.flux else m
@@ -208,7 +190,7 @@ def _concept_map(trace, word, frame, occurrence, layers, steps, weighting, text)
     chosen = [target] + [r for r in (concept_rows(word_positions(tokens, w)) for w in others if _in(tokens, w)) if r]
     maps = [
         (layer, torch.softmax(torch.stack([value[r].mean(0) for r in chosen]), dim=0)[0])
-        for layer, value in _selected(trace, trace.concept, 0, layers, steps)
+        for layer, value in trace.captured(trace.concept, 0, layers, steps)
     ]  # softmax over the concepts at every image token; the word is concept 0
     return _region(trace, _aggregate(trace, maps, weighting), frame)
 
