@@ -49,3 +49,13 @@ def test_a_config_read_from_an_installed_wheel_writes_under_the_current_folder(t
     own = tmp_path / "mine.yaml"
     own.write_text(SMALL.read_text(encoding="utf-8").replace("../../outputs/eval/toy-small", "out"))
     assert load_config(own).out == tmp_path / "out"  # a user's config: relative to its own folder, as always
+
+
+def test_the_shipped_study_is_the_benchmark_run():
+    """Notebooks 07 and 08 read the study through cooklab.resources (inside the wheel); it must be the run that
+    docs/results.md reports, byte for byte."""
+    shipped = resources.shipped("eval", "results", "toykitchen_study.jsonl")
+    assert shipped.read_bytes() == (ROOT / "benchmarks" / "results" / "toykitchen_study.jsonl").read_bytes(), (
+        "data/eval/results/toykitchen_study.jsonl differs from benchmarks/results/toykitchen_study.jsonl: copy the "
+        "benchmark's file over it after a new run"
+    )
