@@ -301,6 +301,19 @@ def test_the_mask_crop_ignores_pixels_outside_the_mask_and_the_box_crop_keeps_it
         key_object_crop(a, mask, "circle")
 
 
+def test_a_wide_crop_is_centred_vertically_and_a_half_weight_pixel_is_outside_the_mask():
+    x = np.zeros((6, 6, 3), dtype=np.uint8)
+    x[2:4, 1:5] = (255, 0, 0)  # the object: 2 rows x 4 columns, red
+    mask = np.zeros((6, 6), dtype=np.float32)
+    mask[2:4, 1:5] = 1.0
+    mask[0, 0] = 0.5  # not above 0.5: outside the mask (">= 0.5" would stretch the box to (0, 0))
+    crop = np.asarray(key_object_crop(x, mask))
+    assert crop.shape == (4, 4, 3)  # the 2 x 4 box, padded square
+    fill, red = (124, 116, 104), (255, 0, 0)
+    # side 4, height 2: (4 - 2) // 2 = 1 row of fill above and one below the object
+    assert [tuple(crop[r, 0]) for r in range(4)] == [fill, red, red, fill]
+
+
 def fake_dreamsim(monkeypatch):
     """A ``dreamsim`` package whose distance is the mean absolute pixel difference of its inputs."""
     fake = types.ModuleType("dreamsim")
