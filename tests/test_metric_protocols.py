@@ -337,6 +337,33 @@ def test_dreamsim_masked_compares_the_objects_of_masked_pairs(monkeypatch, tmp_p
     assert result.record["pair_index"] == [(0, 1)] and result.per_item == [0.0]  # same object, other background
 
 
+def test_dreamsim_is_loaded_pretrained_from_the_cache_on_the_device_with_its_type(monkeypatch, tmp_path):
+    (tmp_path / "w").mkdir()
+    (tmp_path / "w" / "weights.pt").write_bytes(b"x")
+    loads, moves = [], []
+
+    class Moved:  # a preprocessed picture that records where it is sent
+        def __init__(self, im):
+            self.x = torch.tensor(np.asarray(im), dtype=torch.float32)[None] / 255
+
+        def to(self, device):
+            moves.append(device)
+            return self.x
+
+    def load(**kwargs):
+        loads.append(kwargs)
+        return (lambda x, y: (x - y).abs().mean()), Moved
+
+    fake = types.ModuleType("dreamsim")
+    fake.dreamsim, fake.__version__ = load, "9.9"
+    monkeypatch.setitem(sys.modules, "dreamsim", fake)
+    frames = [picture_with_background(c) for c in ((0, 255, 0), (0, 0, 255))]
+    result = dreamsim_masked(frames, [object_mask()] * 2, tmp_path / "w", dreamsim_type="dino_vitb16", device="cpu")
+    assert loads == [dict(pretrained=True, device="cpu", cache_dir=str(tmp_path / "w"), dreamsim_type="dino_vitb16")]
+    assert moves == ["cpu", "cpu"]  # both crops sent to the device asked for
+    assert result.record["dreamsim_version"] == "9.9"
+
+
 def test_dreamsim_masked_checks_the_crops_before_it_needs_the_package(monkeypatch):
     monkeypatch.setitem(sys.modules, "dreamsim", None)
     frames = [picture_with_background((0, 0, 0))] * 2
