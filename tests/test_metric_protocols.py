@@ -48,6 +48,7 @@ from cooklab.metrics import (
     step_faithfulness_mc,
     tiny_random_dino,
 )
+from cooklab.metrics.key_objects import box_mask
 from cooklab.metrics.multiple_choice import goal_groups
 
 PRE = Preprocess(resize=4, crop=4, mean=CLIP_MEAN, std=CLIP_STD)
@@ -312,6 +313,15 @@ def test_a_wide_crop_is_centred_vertically_and_a_half_weight_pixel_is_outside_th
     fill, red = (124, 116, 104), (255, 0, 0)
     # side 4, height 2: (4 - 2) // 2 = 1 row of fill above and one below the object
     assert [tuple(crop[r, 0]) for r in range(4)] == [fill, red, red, fill]
+
+
+def test_box_mask_is_the_box_of_the_pixels_above_one_half():
+    soft = np.zeros((5, 5), dtype=np.float32)
+    soft[1, 1], soft[2, 3] = 0.9, 0.6  # above 0.5: the box rows 1-2, columns 1-3
+    soft[4, 4] = 0.5  # not above 0.5 (">= 0.5" would stretch the box to row 4, column 4)
+    expected = np.zeros((5, 5), dtype=bool)
+    expected[1:3, 1:4] = True
+    assert np.array_equal(box_mask(soft), expected)
 
 
 def fake_dreamsim(monkeypatch):
