@@ -200,3 +200,19 @@ def test_the_weights_digest_changes_with_any_weight_and_only_with_the_weights():
         b[1].bias += 1e-6  # one number
     assert weights_digest(a) != weights_digest(b)
     assert weights_digest(a) != weights_digest(copy.deepcopy(a).to(torch.bfloat16))  # another dtype: other weights
+
+
+def test_the_masks_digest_is_16_hex_of_the_masks_as_booleans_in_frame_order():
+    import hashlib
+
+    import numpy as np
+
+    from cooklab.evaluation.scoring_keys import masks_digest
+
+    assert masks_digest(None) is None
+    diagonal = np.array([[True, False], [False, True]])
+    # by hand: shape "(2, 2)|", the bits 1 0 0 1 packed into one byte 0b10010000 = 0x90, then "none|" for frame 2
+    expected = hashlib.sha256(b"(2, 2)|" + bytes([0x90]) + b"none|").hexdigest()[:16]
+    assert masks_digest([diagonal, None]) == expected and len(expected) == 16
+    assert masks_digest([diagonal.astype(np.float32), None]) == expected  # a 0/1 float mask is the same mask
+    assert masks_digest([None, diagonal]) != expected  # frame order counts

@@ -233,6 +233,18 @@ def test_goal_mc_needs_two_goals_and_shrinks_k_to_what_there_is():
     assert [r.value for r in results] == [1.0, 1.0] and results[0].record["choices"] == 2
 
 
+def test_goal_mc_draws_with_seed_zero_by_default_and_refuses_a_stride_below_one_or_not_whole():
+    clip = goal_clip({"xA": one_hot(0), "xB": one_hot(1), "xC": one_hot(2)})
+    sequences = [(["x" + g] * 3, g) for g in "ABC"]
+    default = goal_faithfulness_mc(sequences, clip)
+    assert default[0].record["seed"] == 0  # the reference's draws are seeded; cooklab's default seed is 0
+    # every frame anchors a group (stride 1): 9 groups of 4 (each anchor has 6 frames of other goals)
+    assert default[0].record["groups"] == 9 and default[0].record["choices"] == 4
+    for stride in (0, 1.5):
+        with pytest.raises(ConfigError, match=f"anchor_stride={stride}"):
+            goal_faithfulness_mc(sequences, clip, anchor_stride=stride)
+
+
 # ---- cross-image consistency: DINOv2 L2 over all pairs, the reference's square resize ----------------------------
 
 
@@ -268,6 +280,12 @@ def test_clip_similarity_is_the_raw_cosine():
     assert clip_similarity(["x0", "x1"], ["t0", "t1"], clip).per_item == pytest.approx([0.5, -0.2])
     assert clip_similarity(["x0", "x1"], ["t0", "t1"], clip).value == pytest.approx(0.15)
     assert clip_score(["x0", "x1"], ["t0", "t1"], clip).value == pytest.approx(25.0)
+
+
+def test_clip_similarity_records_its_name_and_chunks_long_texts_by_default():
+    clip = designed_clip({"x0": [1, 0], "t0": [1, 0]})
+    record = clip_similarity(["x0"], ["t0"], clip).record
+    assert record["metric"] == "clip_similarity" and record["text"]["mode"] == "chunk"
 
 
 def picture_with_background(colour) -> np.ndarray:
