@@ -8,6 +8,7 @@ protocols then run offline end to end on the Toy Kitchen backbones, and the refe
 loaded by name offline fail with the usual error naming the fix.
 """
 
+import dataclasses
 import math
 import sys
 import types
@@ -243,6 +244,56 @@ def test_goal_mc_draws_with_seed_zero_by_default_and_refuses_a_stride_below_one_
     for stride in (0, 1.5):
         with pytest.raises(ConfigError, match=f"anchor_stride={stride}"):
             goal_faithfulness_mc(sequences, clip, anchor_stride=stride)
+
+
+@dataclass
+class ModeRecordingClip(DesignedClip):
+    """A designed CLIP that also records the text mode it was asked for."""
+
+    modes: list = field(default_factory=list)
+
+    def text_features(self, texts, mode="chunk"):
+        self.modes.append(mode)
+        return super().text_features(texts, mode)
+
+
+def test_goal_mc_hands_on_its_axis_and_text_mode_and_records_every_parameter():
+    # texts A = e0, B = e1; picture xA = (.6, .8): nearer text B (.8 > .6), xB = e1. Groups (stride 1): [xA, xB]
+    # with texts [A, B], and (sequence B has two frames xB) [xB, xA] with [B, A] twice.
+    # softmax over the images: column A (.6, 0) -> P[xA, A] = e^.6 / (e^.6 + 1) = .646, column B (.8, 1) ->
+    # P[xA, B] = e^.8 / (e^.8 + e) = .450: row xA picks A, right; row xB picks B (.550 > .354), right.
+    # softmax over the texts (argmax of the row's cosines): row xA picks B (.8 > .6), wrong; row xB right.
+    clip = ModeRecordingClip(None, None, PRE, "designed", vectors={**goal_clip().vectors, "xA": [0.6, 0.8, 0, 0]})
+    clip.vectors["xB"] = one_hot(1)
+    sequences = [(["xA"], "A"), (["xB", "xB"], "B")]
+    images = goal_faithfulness_mc(sequences, clip, text_mode="chunk")
+    assert [r.per_item for r in images] == [[1.0] * 3, [1.0] * 3] and clip.modes == ["chunk"]
+    texts = goal_faithfulness_mc(sequences, clip, seed=5, normalize="texts")
+    assert [r.per_item for r in texts] == [[0.0] * 3, [1.0] * 3] and clip.modes == ["chunk", "truncate"]
+    record = texts[0].record
+    assert {k: v for k, v in record.items() if k != "versions"} == {
+        "metric": "goal_faithfulness_mc",
+        "backbone": "designed",
+        "input_resolution": dataclasses.asdict(PRE),
+        "crop_mask": "whole frame, centre crop",
+        "goal": "A",
+        "choices": 2,  # each anchor has one frame of another goal: K = 2
+        "chance": 0.5,
+        "seed": 5,
+        "anchor_stride": 1,
+        "groups": 3,  # one per frame
+        "sequences": 2,
+        "normalize": "texts",
+        "text": {"mode": "truncate", "max_tokens": 77, "per_text": [{"tokens": 1, "windows": 1, "truncated": 0}]},
+        "formula": "softmax over images of cos(image_m, text_n); correct if argmax_n = m; mean over rows",
+    }
+
+
+def test_goal_mc_a_sequence_no_row_fell_on_is_nan_with_a_note():
+    # one anchor (stride 4 over 4 frames) and 1 distractor (choices 2): two of the four sequences get no row
+    results = goal_faithfulness_mc([([g], g) for g in GOALS], goal_clip(), choices=2, anchor_stride=4)
+    assert [math.isnan(r.value) for r in results].count(True) == 2
+    assert all(("note" in r.record) == math.isnan(r.value) for r in results)
 
 
 # ---- cross-image consistency: DINOv2 L2 over all pairs, the reference's square resize ----------------------------
