@@ -50,7 +50,7 @@ from cooklab.metrics import (
     tiny_random_dino,
 )
 from cooklab.metrics.key_objects import box_mask
-from cooklab.metrics.multiple_choice import goal_groups
+from cooklab.metrics.multiple_choice import draw_seed, goal_groups
 
 PRE = Preprocess(resize=4, crop=4, mean=CLIP_MEAN, std=CLIP_STD)
 
@@ -163,6 +163,43 @@ def test_step_mc_faithful_frames_answer_every_row():
     result = step_faithfulness_mc(["x0", "x1", "x2", "x3"], STEPS, clip)
     assert result.per_item == [1.0, 1.0, 1.0, 1.0] and result.value == 1.0
     assert sorted(result.record["steps"]) == [1, 2, 3, 4] and result.record["chance"] == 0.25
+
+
+def test_step_mc_hands_on_its_axis_and_text_mode_and_records_every_parameter():
+    # two steps, texts s0 = e0, s1 = e1; x0 = (.6, .8) is nearer s1, x1 = e1 (the goal test's numbers): over the
+    # images both rows are right, over the texts row x0 picks s1 and is wrong
+    clip = ModeRecordingClip(None, None, PRE, "designed", vectors={"s0": [1, 0], "s1": [0, 1], "x0": [0.6, 0.8]})
+    clip.vectors["x1"] = [0, 1]
+    assert step_faithfulness_mc(["x0", "x1"], ["s0", "s1"], clip, text_mode="chunk").per_item == [1.0, 1.0]
+    result = step_faithfulness_mc(["x0", "x1"], ["s0", "s1"], clip, normalize="texts")
+    assert sorted(result.per_item) == [0.0, 1.0] and clip.modes == ["chunk", "truncate"]
+    steps = result.record["steps"]  # the drawn order: row m is step steps[m]
+    assert result.per_item == [float(step == 2) for step in steps]
+    assert {k: v for k, v in result.record.items() if k not in ("versions", "steps")} == {
+        "metric": "step_faithfulness_mc",
+        "backbone": "designed",
+        "input_resolution": dataclasses.asdict(PRE),
+        "crop_mask": "whole frame, centre crop",
+        "choices": 2,
+        "chance": 0.5,
+        "seed": 0,  # the default
+        "draw_seed": draw_seed(0, ["s0", "s1"]),
+        "normalize": "texts",
+        "text": {"mode": "truncate", "max_tokens": 77, "per_text": [{"tokens": 1, "windows": 1, "truncated": 0}] * 2},
+        "formula": "softmax over images of cos(image_m, text_n); correct if argmax_n = m; mean over rows",
+    }
+
+
+def test_draw_seed_is_63_bits_of_the_sha256_of_seed_and_texts_and_choices_are_whole_and_at_least_two():
+    import hashlib
+
+    digest = hashlib.sha256(b'[3, ["a", "b"]]').digest()  # json.dumps([3, ["a", "b"]])
+    assert draw_seed(3, ["a", "b"]) == int.from_bytes(digest[:8], "big") // 2
+    clip = designed_clip({"s0": [1, 0], "s1": [0, 1], "x0": [1, 0], "x1": [0, 1]})
+    assert step_faithfulness_mc(["x0", "x1"], ["s0", "s1"], clip, choices=2).record["choices"] == 2
+    for choices in (1, 2.5):
+        with pytest.raises(ConfigError, match=f"choices={choices}"):
+            step_faithfulness_mc(["x0", "x1"], ["s0", "s1"], clip, choices=choices)
 
 
 def test_step_mc_two_swapped_frames_lose_their_two_rows():
