@@ -647,3 +647,14 @@ def test_evaluate_scores_the_set_metric_per_row_from_the_saved_frames(tmp_path):
     assert again == rows
     assert [(u.folder(config.out) / store.UNIT_FILE).stat().st_mtime_ns for u in todo] == stamps  # nor rescored
     assert "goal faithfulness (4-way)" in (config.out / "tables.md").read_text(encoding="utf-8")
+
+
+def test_the_set_metric_loads_its_backbone_on_the_evaluations_device(tmp_path, monkeypatch):
+    from cooklab.evaluation import set_scoring
+    from cooklab.evaluation.config import load_config
+
+    config = load_config(eval_config(tmp_path))
+    calls = []
+    monkeypatch.setattr(set_scoring, "metric_backbones", lambda *args: calls.append(args) or {})
+    set_scoring.add_set_metrics(config, [], [], {}, device="cuda:1")  # no unit yet: only the backbones are loaded
+    assert calls == [(config, ["goal_faithfulness_mc"], "cuda:1")]
