@@ -88,3 +88,17 @@ def test_torch_maps_and_the_messages_that_name_the_fix():
         S.threshold_iou(np.zeros((4, 4)), mask, 0.4)
     with pytest.raises(ValueError, match="tau 1.5"):
         S.threshold_iou(np.ones((4, 4)), mask, 1.5)
+
+
+def test_threshold_iou_edges_keep_pixels_at_the_cut_and_take_tau_one_not_zero():
+    # tau = 1 is allowed (the cut at the maximum itself) and keeps exactly the pixels equal to it (>=, not >):
+    # the two 1.0 pixels are the mask -> IoU 1; with ">" nothing would be kept (IoU 0).
+    scores = np.array([[1.0, 0.5, 1.0, 0.0]])
+    mask = np.array([[True, False, True, False]])
+    assert S.threshold_iou(scores, mask, 1.0) == 1.0
+    # a cut landing exactly on a pixel: 0.5 * 1.0 = 0.5 keeps 0.5 too -> 2 of 3 kept are in the mask
+    assert S.threshold_iou(scores, mask, 0.5) == pytest.approx(2 / 3)
+    with pytest.raises(ValueError, match="tau 0"):
+        S.threshold_iou(scores, mask, 0)  # tau in (0, 1]: 0 would keep every pixel of a non-negative map
+    with pytest.raises(ValueError, match="sigma 0"):
+        S.centre_prior((8, 8), sigma=0)  # a zero-width Gaussian divides by zero

@@ -200,3 +200,42 @@ def test_the_weights_digest_changes_with_any_weight_and_only_with_the_weights():
         b[1].bias += 1e-6  # one number
     assert weights_digest(a) != weights_digest(b)
     assert weights_digest(a) != weights_digest(copy.deepcopy(a).to(torch.bfloat16))  # another dtype: other weights
+
+
+def test_the_masks_digest_is_16_hex_of_the_masks_as_booleans_in_frame_order():
+    import hashlib
+
+    import numpy as np
+
+    from cooklab.evaluation.scoring_keys import masks_digest
+
+    assert masks_digest(None) is None
+    diagonal = np.array([[True, False], [False, True]])
+    # by hand: shape "(2, 2)|", the bits 1 0 0 1 packed into one byte 0b10010000 = 0x90, then "none|" for frame 2
+    expected = hashlib.sha256(b"(2, 2)|" + bytes([0x90]) + b"none|").hexdigest()[:16]
+    assert masks_digest([diagonal, None]) == expected and len(expected) == 16
+    assert masks_digest([diagonal.astype(np.float32), None]) == expected  # a 0/1 float mask is the same mask
+    assert masks_digest([None, diagonal]) != expected  # frame order counts
+
+
+def test_every_backbone_is_loaded_on_the_evaluations_device(monkeypatch):
+    import cooklab.backbones
+    import cooklab.models
+    from cooklab.evaluation.scoring_backbones import load_backbone
+
+    calls = []
+    for module, name in [(cooklab.models, "toy_clip"), (cooklab.models, "toy_dino")]:
+        monkeypatch.setattr(module, name, lambda device=None, name=name: calls.append((name, device)) or name)
+    for name in ("clip_backbone", "dino_backbone"):
+        fake = lambda source, device=None, name=name: calls.append((name, source, device)) or name  # noqa: E731
+        monkeypatch.setattr(cooklab.backbones, name, fake)
+    assert load_backbone("clip", "toy", device="cuda:1") == "toy_clip"
+    assert load_backbone("dino", "toy", device="cuda:1") == "toy_dino"
+    assert load_backbone("clip", "some/clip", device="cuda:1") == "clip_backbone"
+    assert load_backbone("dino", "some/dino", device="cuda:1") == "dino_backbone"
+    assert calls == [
+        ("toy_clip", "cuda:1"),
+        ("toy_dino", "cuda:1"),
+        ("clip_backbone", "some/clip", "cuda:1"),
+        ("dino_backbone", "some/dino", "cuda:1"),
+    ]

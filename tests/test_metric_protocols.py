@@ -8,6 +8,7 @@ protocols then run offline end to end on the Toy Kitchen backbones, and the refe
 loaded by name offline fail with the usual error naming the fix.
 """
 
+import dataclasses
 import math
 import sys
 import types
@@ -48,7 +49,8 @@ from cooklab.metrics import (
     step_faithfulness_mc,
     tiny_random_dino,
 )
-from cooklab.metrics.multiple_choice import goal_groups
+from cooklab.metrics.key_objects import box_mask
+from cooklab.metrics.multiple_choice import draw_seed, goal_groups
 
 PRE = Preprocess(resize=4, crop=4, mean=CLIP_MEAN, std=CLIP_STD)
 
@@ -163,6 +165,43 @@ def test_step_mc_faithful_frames_answer_every_row():
     assert sorted(result.record["steps"]) == [1, 2, 3, 4] and result.record["chance"] == 0.25
 
 
+def test_step_mc_hands_on_its_axis_and_text_mode_and_records_every_parameter():
+    # two steps, texts s0 = e0, s1 = e1; x0 = (.6, .8) is nearer s1, x1 = e1 (the goal test's numbers): over the
+    # images both rows are right, over the texts row x0 picks s1 and is wrong
+    clip = ModeRecordingClip(None, None, PRE, "designed", vectors={"s0": [1, 0], "s1": [0, 1], "x0": [0.6, 0.8]})
+    clip.vectors["x1"] = [0, 1]
+    assert step_faithfulness_mc(["x0", "x1"], ["s0", "s1"], clip, text_mode="chunk").per_item == [1.0, 1.0]
+    result = step_faithfulness_mc(["x0", "x1"], ["s0", "s1"], clip, normalize="texts")
+    assert sorted(result.per_item) == [0.0, 1.0] and clip.modes == ["chunk", "truncate"]
+    steps = result.record["steps"]  # the drawn order: row m is step steps[m]
+    assert result.per_item == [float(step == 2) for step in steps]
+    assert {k: v for k, v in result.record.items() if k not in ("versions", "steps")} == {
+        "metric": "step_faithfulness_mc",
+        "backbone": "designed",
+        "input_resolution": dataclasses.asdict(PRE),
+        "crop_mask": "whole frame, centre crop",
+        "choices": 2,
+        "chance": 0.5,
+        "seed": 0,  # the default
+        "draw_seed": draw_seed(0, ["s0", "s1"]),
+        "normalize": "texts",
+        "text": {"mode": "truncate", "max_tokens": 77, "per_text": [{"tokens": 1, "windows": 1, "truncated": 0}] * 2},
+        "formula": "softmax over images of cos(image_m, text_n); correct if argmax_n = m; mean over rows",
+    }
+
+
+def test_draw_seed_is_63_bits_of_the_sha256_of_seed_and_texts_and_choices_are_whole_and_at_least_two():
+    import hashlib
+
+    digest = hashlib.sha256(b'[3, ["a", "b"]]').digest()  # json.dumps([3, ["a", "b"]])
+    assert draw_seed(3, ["a", "b"]) == int.from_bytes(digest[:8], "big") // 2
+    clip = designed_clip({"s0": [1, 0], "s1": [0, 1], "x0": [1, 0], "x1": [0, 1]})
+    assert step_faithfulness_mc(["x0", "x1"], ["s0", "s1"], clip, choices=2).record["choices"] == 2
+    for choices in (1, 2.5):
+        with pytest.raises(ConfigError, match=f"choices={choices}"):
+            step_faithfulness_mc(["x0", "x1"], ["s0", "s1"], clip, choices=choices)
+
+
 def test_step_mc_two_swapped_frames_lose_their_two_rows():
     # frame 0 shows step 1 and frame 1 step 0: column s0 is row x1's (P = e / (e + 3) = .475, others .175), so row x1
     # picks s0, row x0 picks s1 (both unique maxima, any draw order): both wrong; the other two right -> 1/2
@@ -232,6 +271,68 @@ def test_goal_mc_needs_two_goals_and_shrinks_k_to_what_there_is():
     assert [r.value for r in results] == [1.0, 1.0] and results[0].record["choices"] == 2
 
 
+def test_goal_mc_draws_with_seed_zero_by_default_and_refuses_a_stride_below_one_or_not_whole():
+    clip = goal_clip({"xA": one_hot(0), "xB": one_hot(1), "xC": one_hot(2)})
+    sequences = [(["x" + g] * 3, g) for g in "ABC"]
+    default = goal_faithfulness_mc(sequences, clip)
+    assert default[0].record["seed"] == 0  # the reference's draws are seeded; cooklab's default seed is 0
+    # every frame anchors a group (stride 1): 9 groups of 4 (each anchor has 6 frames of other goals)
+    assert default[0].record["groups"] == 9 and default[0].record["choices"] == 4
+    for stride in (0, 1.5):
+        with pytest.raises(ConfigError, match=f"anchor_stride={stride}"):
+            goal_faithfulness_mc(sequences, clip, anchor_stride=stride)
+
+
+@dataclass
+class ModeRecordingClip(DesignedClip):
+    """A designed CLIP that also records the text mode it was asked for."""
+
+    modes: list = field(default_factory=list)
+
+    def text_features(self, texts, mode="chunk"):
+        self.modes.append(mode)
+        return super().text_features(texts, mode)
+
+
+def test_goal_mc_hands_on_its_axis_and_text_mode_and_records_every_parameter():
+    # texts A = e0, B = e1; picture xA = (.6, .8): nearer text B (.8 > .6), xB = e1. Groups (stride 1): [xA, xB]
+    # with texts [A, B], and (sequence B has two frames xB) [xB, xA] with [B, A] twice.
+    # softmax over the images: column A (.6, 0) -> P[xA, A] = e^.6 / (e^.6 + 1) = .646, column B (.8, 1) ->
+    # P[xA, B] = e^.8 / (e^.8 + e) = .450: row xA picks A, right; row xB picks B (.550 > .354), right.
+    # softmax over the texts (argmax of the row's cosines): row xA picks B (.8 > .6), wrong; row xB right.
+    clip = ModeRecordingClip(None, None, PRE, "designed", vectors={**goal_clip().vectors, "xA": [0.6, 0.8, 0, 0]})
+    clip.vectors["xB"] = one_hot(1)
+    sequences = [(["xA"], "A"), (["xB", "xB"], "B")]
+    images = goal_faithfulness_mc(sequences, clip, text_mode="chunk")
+    assert [r.per_item for r in images] == [[1.0] * 3, [1.0] * 3] and clip.modes == ["chunk"]
+    texts = goal_faithfulness_mc(sequences, clip, seed=5, normalize="texts")
+    assert [r.per_item for r in texts] == [[0.0] * 3, [1.0] * 3] and clip.modes == ["chunk", "truncate"]
+    record = texts[0].record
+    assert {k: v for k, v in record.items() if k != "versions"} == {
+        "metric": "goal_faithfulness_mc",
+        "backbone": "designed",
+        "input_resolution": dataclasses.asdict(PRE),
+        "crop_mask": "whole frame, centre crop",
+        "goal": "A",
+        "choices": 2,  # each anchor has one frame of another goal: K = 2
+        "chance": 0.5,
+        "seed": 5,
+        "anchor_stride": 1,
+        "groups": 3,  # one per frame
+        "sequences": 2,
+        "normalize": "texts",
+        "text": {"mode": "truncate", "max_tokens": 77, "per_text": [{"tokens": 1, "windows": 1, "truncated": 0}]},
+        "formula": "softmax over images of cos(image_m, text_n); correct if argmax_n = m; mean over rows",
+    }
+
+
+def test_goal_mc_a_sequence_no_row_fell_on_is_nan_with_a_note():
+    # one anchor (stride 4 over 4 frames) and 1 distractor (choices 2): two of the four sequences get no row
+    results = goal_faithfulness_mc([([g], g) for g in GOALS], goal_clip(), choices=2, anchor_stride=4)
+    assert [math.isnan(r.value) for r in results].count(True) == 2
+    assert all(("note" in r.record) == math.isnan(r.value) for r in results)
+
+
 # ---- cross-image consistency: DINOv2 L2 over all pairs, the reference's square resize ----------------------------
 
 
@@ -269,6 +370,12 @@ def test_clip_similarity_is_the_raw_cosine():
     assert clip_score(["x0", "x1"], ["t0", "t1"], clip).value == pytest.approx(25.0)
 
 
+def test_clip_similarity_records_its_name_and_chunks_long_texts_by_default():
+    clip = designed_clip({"x0": [1, 0], "t0": [1, 0]})
+    record = clip_similarity(["x0"], ["t0"], clip).record
+    assert record["metric"] == "clip_similarity" and record["text"]["mode"] == "chunk"
+
+
 def picture_with_background(colour) -> np.ndarray:
     x = np.zeros((20, 30, 3), dtype=np.uint8)
     x[:] = colour
@@ -301,6 +408,28 @@ def test_the_mask_crop_ignores_pixels_outside_the_mask_and_the_box_crop_keeps_it
         key_object_crop(a, mask, "circle")
 
 
+def test_a_wide_crop_is_centred_vertically_and_a_half_weight_pixel_is_outside_the_mask():
+    x = np.zeros((6, 6, 3), dtype=np.uint8)
+    x[2:4, 1:5] = (255, 0, 0)  # the object: 2 rows x 4 columns, red
+    mask = np.zeros((6, 6), dtype=np.float32)
+    mask[2:4, 1:5] = 1.0
+    mask[0, 0] = 0.5  # not above 0.5: outside the mask (">= 0.5" would stretch the box to (0, 0))
+    crop = np.asarray(key_object_crop(x, mask))
+    assert crop.shape == (4, 4, 3)  # the 2 x 4 box, padded square
+    fill, red = (124, 116, 104), (255, 0, 0)
+    # side 4, height 2: (4 - 2) // 2 = 1 row of fill above and one below the object
+    assert [tuple(crop[r, 0]) for r in range(4)] == [fill, red, red, fill]
+
+
+def test_box_mask_is_the_box_of_the_pixels_above_one_half():
+    soft = np.zeros((5, 5), dtype=np.float32)
+    soft[1, 1], soft[2, 3] = 0.9, 0.6  # above 0.5: the box rows 1-2, columns 1-3
+    soft[4, 4] = 0.5  # not above 0.5 (">= 0.5" would stretch the box to row 4, column 4)
+    expected = np.zeros((5, 5), dtype=bool)
+    expected[1:3, 1:4] = True
+    assert np.array_equal(box_mask(soft), expected)
+
+
 def fake_dreamsim(monkeypatch):
     """A ``dreamsim`` package whose distance is the mean absolute pixel difference of its inputs."""
     fake = types.ModuleType("dreamsim")
@@ -322,6 +451,33 @@ def test_dreamsim_masked_compares_the_objects_of_masked_pairs(monkeypatch, tmp_p
     assert math.isnan(whole.value) and "note" in whole.record
     result = dreamsim_masked(frames, [object_mask(), object_mask(), None], tmp_path / "w", pairs="all")
     assert result.record["pair_index"] == [(0, 1)] and result.per_item == [0.0]  # same object, other background
+
+
+def test_dreamsim_is_loaded_pretrained_from_the_cache_on_the_device_with_its_type(monkeypatch, tmp_path):
+    (tmp_path / "w").mkdir()
+    (tmp_path / "w" / "weights.pt").write_bytes(b"x")
+    loads, moves = [], []
+
+    class Moved:  # a preprocessed picture that records where it is sent
+        def __init__(self, im):
+            self.x = torch.tensor(np.asarray(im), dtype=torch.float32)[None] / 255
+
+        def to(self, device):
+            moves.append(device)
+            return self.x
+
+    def load(**kwargs):
+        loads.append(kwargs)
+        return (lambda x, y: (x - y).abs().mean()), Moved
+
+    fake = types.ModuleType("dreamsim")
+    fake.dreamsim, fake.__version__ = load, "9.9"
+    monkeypatch.setitem(sys.modules, "dreamsim", fake)
+    frames = [picture_with_background(c) for c in ((0, 255, 0), (0, 0, 255))]
+    result = dreamsim_masked(frames, [object_mask()] * 2, tmp_path / "w", dreamsim_type="dino_vitb16", device="cpu")
+    assert loads == [dict(pretrained=True, device="cpu", cache_dir=str(tmp_path / "w"), dreamsim_type="dino_vitb16")]
+    assert moves == ["cpu", "cpu"]  # both crops sent to the device asked for
+    assert result.record["dreamsim_version"] == "9.9"
 
 
 def test_dreamsim_masked_checks_the_crops_before_it_needs_the_package(monkeypatch):
@@ -491,3 +647,14 @@ def test_evaluate_scores_the_set_metric_per_row_from_the_saved_frames(tmp_path):
     assert again == rows
     assert [(u.folder(config.out) / store.UNIT_FILE).stat().st_mtime_ns for u in todo] == stamps  # nor rescored
     assert "goal faithfulness (4-way)" in (config.out / "tables.md").read_text(encoding="utf-8")
+
+
+def test_the_set_metric_loads_its_backbone_on_the_evaluations_device(tmp_path, monkeypatch):
+    from cooklab.evaluation import set_scoring
+    from cooklab.evaluation.config import load_config
+
+    config = load_config(eval_config(tmp_path))
+    calls = []
+    monkeypatch.setattr(set_scoring, "metric_backbones", lambda *args: calls.append(args) or {})
+    set_scoring.add_set_metrics(config, [], [], {}, device="cuda:1")  # no unit yet: only the backbones are loaded
+    assert calls == [(config, ["goal_faithfulness_mc"], "cuda:1")]
