@@ -13,10 +13,9 @@ import json
 
 import numpy as np
 import PIL.Image
-
-from cooklab.metrics import VisionJudge, judge_metrics
 import pytest
 
+from cooklab.metrics import VisionJudge, judge_metrics
 from cooklab.metrics.judge import JUDGE_PROMPT, STEP_PROMPT
 from cooklab.recipe import Recipe
 
