@@ -234,13 +234,11 @@ def frame_masks(run: RunFolder, spec: str | None, device) -> list | None:
 
 
 def _load_clip(source, device, batch_size: int):
-    """The CLIP backbone ``source`` names: ``TOY_CLIP`` is the Toy Kitchen CLIP (``cooklab.models.toy_clip``), any
-    other source goes to ``clip_backbone``."""
-    if source == TOY_CLIP:
-        from cooklab.models import toy_clip
+    """The CLIP backbone ``source`` names, read as ``cooklab evaluate`` reads a config's ``clip:``
+    (``evaluation.scoring_backbones.load_backbone``: ``TOY_CLIP`` is the Toy Kitchen CLIP), with ``batch_size``."""
+    from cooklab.evaluation.scoring_backbones import load_backbone
 
-        return clip_backbone(toy_clip(device=device), batch_size=batch_size)
-    return clip_backbone(source, device=device, batch_size=batch_size)
+    return clip_backbone(load_backbone("clip", source, device=device), batch_size=batch_size)
 
 
 def _plan(run: RunFolder, config: ScoreRun, device) -> tuple[list[str], Any, Any, dict[str, str]]:
