@@ -161,21 +161,18 @@ class IngredientVerdict(BaseModel):
     visible: bool
 
 
-class FrameVerdict(BaseModel):
-    """The judge's answer for one frame."""
-
-    model_config = ConfigDict(extra="forbid")
-    reason: str
-    step_shown: bool
-    ingredients: list[IngredientVerdict]
-
-
 class StepVerdict(BaseModel):
     """The blind judge's answer to request 1: does the frame show its step."""
 
     model_config = ConfigDict(extra="forbid")
     reason: str
     step_shown: bool
+
+
+class FrameVerdict(StepVerdict):
+    """The judge's answer for one frame."""
+
+    ingredients: list[IngredientVerdict]
 
 
 class FoodList(BaseModel):
