@@ -10,8 +10,6 @@ from cooklab.instrument import word_map
 from cooklab.metrics.attention_segmentation import centre_prior, segmentation_scores
 from cooklab.viz.widgets import WordPicture, panels, word_map_explorer
 
-pytest.importorskip("ipywidgets")
-
 
 @pytest.fixture(scope="module")
 def pictures():
