@@ -4,10 +4,19 @@ What nbclient (tests/test_notebooks.py) cannot see: the widgets rendered by Jupy
 what happens when a control is moved (a comm message from the browser, handled by the kernel the way
 JupyterLab asks for it, e.g. on a subshell). For each notebook: Run All, no error output, every code cell
 ran, every widget rendered live (not its text fallback); then for each explorer (an output holding a
-slider, dropdown or toggle buttons) one control is moved and its figures must change, none may go blank
-(a PNG under ``MIN_PNG_BYTES`` or under a fifth of its size before) or disappear, and nothing may land in
-JupyterLab's Log Console (where output lost by a widget callback goes). Screenshots are saved under
-``outputs/browser/<notebook>/``.
+slider, dropdown or toggle buttons):
+
+* its mechanism toggle (``cooklab.viz.widgets.mechanism_toggle``, CSS class ``cooklab-mechanism``) is flipped
+  from on to off, and what is drawn must change by at least the notebook's stated minimum ``MIN_CHANGE``: the
+  mean absolute difference of the figures' pixels (0-1 scale, the largest over the explorer's figures), so a
+  toggle that only rewrites a title (~0.001-0.003) fails;
+* the toggle is flipped back on, then one other control is moved (when there is one) and its figures must
+  change;
+* no figure may go blank (a PNG under ``MIN_PNG_BYTES`` or under a fifth of its size before) or disappear,
+  and nothing may land in JupyterLab's Log Console (where output lost by a widget callback goes).
+
+Screenshots (``explorer<k>_on.png``, ``explorer<k>_off.png``, ``explorer<k>_after.png``) and the measured
+changes (``changes.json``) are saved under ``outputs/browser/<notebook>/``; ``cooklab gallery`` shows them.
 
 The browser is Debian's ``chromium`` (``apt-get install chromium``; ``COOKLAB_CHROMIUM`` names another
 binary), never a downloaded build: no ``playwright install``. Without it the tests skip, unless
@@ -21,6 +30,7 @@ nbclient run of the same notebook shares no outputs.
 from __future__ import annotations
 
 import base64
+import io
 import json
 import os
 import shutil
@@ -30,6 +40,8 @@ import time
 import urllib.request
 from pathlib import Path
 
+import numpy as np
+import PIL.Image
 import pytest
 
 from cooklab.cli import main
@@ -46,6 +58,22 @@ RUN_TIMEOUT_S = 900  # Run All of one notebook (08 trains a LoRA: ~3 min on a bu
 MOVE_TIMEOUT_S = 240  # one control moved until its figures are redrawn (05 generates a new lambda)
 MIN_PNG_BYTES = 4000  # a blank figure is ~2 KB; the explorers' figures are 10-100 KB
 CONTROLS = ".widget-slider, .widget-dropdown, .widget-toggle-buttons"
+MECHANISM = ".cooklab-mechanism"  # cooklab.viz.widgets.panels.MECHANISM_CLASS
+# {notebook: the stated minimum change per explorer, in order}: mean |pixel difference| (0-1) of the explorer's
+# figures between its mechanism on and off (the largest over its figures); the values measured are in
+# docs/gallery.md
+MIN_CHANGE: dict[str, tuple[float, ...]] = {
+    "00_quickstart": (0.01,),
+    "01_kv_sharing": (0.01,),
+    "02_region_aware_noise": (0.01,),
+    "03_regional_attention_mask": (0.01, 0.01),
+    "04_flexible_rope": (0.01,),
+    "05_cross_step_consistency": (0.01,),
+    "06_cooking_agent_and_masks": (0.01, 0.01),
+    "07_evaluation": (0.01,),
+    "08_lora_training": (0.01,),
+    "09_word_maps": (0.01,),
+}
 # ipywidgets' text fallback (no widget manager), or a view that failed
 FALLBACK = ("Error displaying widget", "Loading widget", "VBox(children", "HBox(children", "Output(")
 
@@ -223,6 +251,26 @@ def _png_bytes(src: str) -> int:
     return len(src.split(",", 1)[-1]) * 3 // 4
 
 
+def _pixels(src: str) -> np.ndarray:
+    """An ``<img>``'s data-URI PNG as an ``[H, W, 3]`` float array in [0, 1]."""
+    data = base64.b64decode(src.split(",", 1)[-1])
+    with PIL.Image.open(io.BytesIO(data)) as image:
+        return np.asarray(image.convert("RGB"), dtype=np.float32) / 255
+
+
+def _pixel_change(before: list[str], after: list[str]) -> float:
+    """The largest mean |pixel difference| (0-1) between an explorer's figures before and after, figure by figure
+    (a figure whose size changed is compared after resizing it to its old size)."""
+    changes = []
+    for b, a in zip(before, after):
+        old, new = _pixels(b), _pixels(a)
+        if new.shape != old.shape:
+            resized = PIL.Image.fromarray((new * 255).astype(np.uint8)).resize((old.shape[1], old.shape[0]))
+            new = np.asarray(resized, dtype=np.float32) / 255
+        changes.append(float(np.abs(new - old).mean()))
+    return max(changes, default=0.0)
+
+
 def _redrawn(page, output, before: list[str], what: str) -> list[str]:
     """The explorer's images once they differ from ``before`` and stayed the same for 3 s with the kernel idle
     (as many as before, or unchanged for 20 s: a figure may arrive a little after the first)."""
@@ -240,9 +288,21 @@ def _redrawn(page, output, before: list[str], what: str) -> list[str]:
     return history[-1]
 
 
-def _move_one_control(output) -> str:
-    """Move the explorer's first control that can move: a slider one step (ArrowRight, else ArrowLeft), else a
-    dropdown to another option, else another toggle button. Returns what was moved."""
+def _flip_mechanism(output) -> str:
+    """Switch the explorer's mechanism toggle to its other button (on to off, or back). Returns what was clicked."""
+    toggles = output.locator(MECHANISM).all()
+    assert len(toggles) == 1, f"an explorer needs exactly one mechanism toggle ({MECHANISM}), found {len(toggles)}"
+    other = toggles[0].locator("button:not(.mod-active)")
+    assert other.count() == 1, "the mechanism toggle has no second button"
+    text = other.first.inner_text()
+    other.first.click()
+    return f"mechanism toggle -> {text}"
+
+
+def _move_one_control(output) -> str | None:
+    """Move the explorer's first control, other than its mechanism toggle, that can move: a slider one step
+    (ArrowRight, else ArrowLeft), else a dropdown to another option, else another toggle button. Returns what was
+    moved (None: the mechanism toggle is its only control)."""
     for i, slider in enumerate(output.locator(".widget-slider").all()):
         readout = slider.locator(".widget-readout")
         before = readout.inner_text() if readout.count() else None
@@ -263,13 +323,26 @@ def _move_one_control(output) -> str:
         if other is not None:
             select.select_option(other)
             return f"dropdown {dropdown.locator('.widget-label').first.inner_text()} -> option {other}"
-    for buttons in output.locator(".widget-toggle-buttons").all():
+    for buttons in output.locator(f".widget-toggle-buttons:not({MECHANISM})").all():
         unselected = buttons.locator("button:not(.mod-active)")
         if unselected.count():
             text = unselected.first.inner_text()
             unselected.first.click()
             return f"toggle button {text}"
-    raise AssertionError("the explorer has no control that moves")
+    return None
+
+
+def _check_redraw(page, name: str, k: int, moved: str, before: list[str], after: list[str]) -> None:
+    """As many figures as before, none blank, nothing in the Log Console."""
+    sizes = f"PNG bytes before {[_png_bytes(s) for s in before]}, after {[_png_bytes(s) for s in after]}"
+    print(f"{name}: explorer {k}: moved {moved}; {sizes}")
+    assert len(after) == len(before), f"{name}: explorer {k} had {len(before)} figures, {len(after)} after {moved}"
+    blank = [
+        i for i, (a, b) in enumerate(zip(after, before)) if _png_bytes(a) < max(MIN_PNG_BYTES, _png_bytes(b) // 5)
+    ]
+    assert not blank, f"{name}: explorer {k}: figure(s) {blank} went blank after {moved} ({sizes})"
+    log = _log_console(page)
+    assert log is None, f"{name}: explorer {k}: output went to the Log Console ({log!r}) after {moved} ({sizes})"
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)
@@ -326,32 +399,40 @@ def test_notebook_in_jupyterlab(path, lab, browser):
             f"{name}: output went to the Log Console during Run All: {_log_console(page)}"
         )
 
+        minimums = MIN_CHANGE.get(path.stem, ())
+        assert len(minimums) == len(explorers), (
+            f"{name}: {len(explorers)} explorer(s) but {len(minimums)} stated minimum(s) in MIN_CHANGE"
+        )
+        changes = []
         for k, output in enumerate(explorers):
             before = _images(output)
             assert before, f"{name}: explorer {k} shows no figure"
             assert all(_png_bytes(s) >= MIN_PNG_BYTES for s in before), (
                 f"{name}: explorer {k} starts with a blank figure: {[_png_bytes(s) for s in before]} bytes"
             )
-            output.screenshot(path=str(shots / f"explorer{k}_before.png"))
-            moved = _move_one_control(output)
-            after = _redrawn(page, output, before, f"explorer {k}'s figures to change after moving {moved}")
+            output.screenshot(path=str(shots / f"explorer{k}_on.png"))
+            flipped = _flip_mechanism(output)
+            off = _redrawn(page, output, before, f"explorer {k}'s figures to change after the {flipped}")
             _fit_viewport(page)
-            output.screenshot(path=str(shots / f"explorer{k}_after.png"))
-            sizes = f"PNG bytes before {[_png_bytes(s) for s in before]}, after {[_png_bytes(s) for s in after]}"
-            print(f"{name}: explorer {k}: moved {moved}; {sizes}")
-            assert len(after) == len(before), (
-                f"{name}: explorer {k} had {len(before)} figures, {len(after)} after moving {moved}"
+            output.screenshot(path=str(shots / f"explorer{k}_off.png"))
+            change = _pixel_change(before, off)
+            changes.append(dict(explorer=k, toggle=flipped, change=round(change, 4), minimum=minimums[k]))
+            print(f"{name}: explorer {k}: {flipped}: mean |pixel change| {change:.4f} (stated minimum {minimums[k]})")
+            _check_redraw(page, name, k, flipped, before, off)
+            assert change >= minimums[k], (
+                f"{name}: explorer {k}: the {flipped} changed the figures by {change:.4f} (mean |pixel difference|),"
+                f" less than the stated minimum {minimums[k]}"
             )
-            blank = [
-                i
-                for i, (a, b) in enumerate(zip(after, before))
-                if _png_bytes(a) < max(MIN_PNG_BYTES, _png_bytes(b) // 5)
-            ]
-            assert not blank, f"{name}: explorer {k}: figure(s) {blank} went blank after moving {moved} ({sizes})"
-            log = _log_console(page)
-            assert log is None, (
-                f"{name}: explorer {k}: output went to the Log Console ({log!r}) after moving {moved} ({sizes})"
-            )
+            back = _flip_mechanism(output)  # on again: the other control is moved with the mechanism on
+            on = _redrawn(page, output, off, f"explorer {k}'s figures to change after the {back}")
+            _check_redraw(page, name, k, back, off, on)
+            moved = _move_one_control(output)
+            if moved is not None:
+                after = _redrawn(page, output, on, f"explorer {k}'s figures to change after moving {moved}")
+                _fit_viewport(page)
+                output.screenshot(path=str(shots / f"explorer{k}_after.png"))
+                _check_redraw(page, name, k, moved, on, after)
+        _write_json(shots / "changes.json", changes)
         page.screenshot(path=str(shots / "after_moves.png"))
         print(f"{name}: Run All {ran:.0f} s, total {time.perf_counter() - start:.0f} s, {len(explorers)} explorer(s)")
     except Exception:

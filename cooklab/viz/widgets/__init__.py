@@ -23,24 +23,30 @@ Modules:
 * ``thresholds.py``: a mask provider's two thresholds (``threshold_explorer``);
 * ``word_maps.py``: a word's heat map over its picture, scored against the truth next to the centre prior
   (``word_map_explorer``, ``WordPicture``);
-* ``panels.py``: what they share: an output redrawn with detached figures, a box of controls.
+* ``measures.py``: the measures in the explorers' titles (``oracle_consistency``, ``oracle_faithfulness``);
+* ``panels.py``: what they share: an output redrawn with detached figures, a box of controls, the on/off
+  toggle of the explorer's mechanism (``mechanism_toggle``).
 
-Each function returns a ``VBox`` (the last expression of a cell displays it). The
-controls are also reachable as ``box.controls[name]``, so code can drive them
-(``box.controls["step"].value = 5``). Every change redraws the figures into an ``Output``
-widget as PNG images. The figures are plain ``matplotlib.figure.Figure`` objects (built under
-``detached_figures()``, no pyplot state) and all of them are rendered before any is displayed:
-a callback may run on a kernel subshell (JupyterLab 4.6's default ``commsOverSubshells``) while
-matplotlib-inline's end-of-cell flush closes pyplot's figures, so a figure pyplot knew of could
-be blanked or sent to JupyterLab's Log Console. ipywidgets is imported inside the functions, so
-the figure modules work without it.
+Each function returns a ``VBox`` (the last expression of a cell displays it). The controls are also
+reachable as ``box.controls[name]``, so code can drive them (``box.controls["step"].value = 5``).
+Every explorer compares its mechanism switched on and off on the same seed, pictures first: its
+toggle is ``box.controls["mechanism"]`` (``True`` on, ``False`` off) and its figures' titles carry
+the measure that tells the two apart. Every change redraws the figures into an ``Output`` widget as
+PNG images. The figures are plain ``matplotlib.figure.Figure`` objects (built under
+``detached_figures()``, no pyplot state) and all of them are rendered before any is displayed: a
+callback may run on a kernel subshell (JupyterLab 4.6's default ``commsOverSubshells``) while
+matplotlib-inline's end-of-cell flush closes pyplot's figures, so a figure pyplot knew of could be
+blanked or sent to JupyterLab's Log Console. ipywidgets is imported inside the functions, so the
+figure modules work without it.
 """
 
 from ..common import detached_figures
 from .attention import attention_explorer, text_image_explorer
 from .consistency import lambda_explorer
 from .frames import frame_scrubber
+from .measures import oracle_consistency, oracle_faithfulness
 from .noise import noise_explorer
+from .panels import mechanism_toggle
 from .regions import region_mask_explorer, rope_explorer
 from .thresholds import threshold_explorer
 from .word_maps import WordPicture, word_map_explorer
@@ -51,7 +57,10 @@ __all__ = [
     "detached_figures",
     "frame_scrubber",
     "lambda_explorer",
+    "mechanism_toggle",
     "noise_explorer",
+    "oracle_consistency",
+    "oracle_faithfulness",
     "region_mask_explorer",
     "rope_explorer",
     "text_image_explorer",

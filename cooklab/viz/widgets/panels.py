@@ -16,9 +16,10 @@ from __future__ import annotations
 
 from ..common import detached_figures, figure_png
 
-__all__ = ["ALL", "panel", "redraw", "set_options", "show_figures"]
+__all__ = ["ALL", "MECHANISM_CLASS", "mechanism_toggle", "panel", "redraw", "set_options", "show_figures"]
 
 ALL = "all"  # option value meaning "average over all" (ipywidgets selections cannot hold None)
+MECHANISM_CLASS = "cooklab-mechanism"  # the CSS class of every explorer's on/off toggle (the browser test finds it)
 
 
 def show_figures(*figs) -> None:
@@ -58,6 +59,23 @@ def panel(widgets, rows, out, controls: dict):
     box = widgets.VBox([*(widgets.HBox(r) for r in rows), out])
     box.controls = controls
     return box
+
+
+def mechanism_toggle(widgets, description: str, on: str = "on", off: str = "off", value: bool = True):
+    """The explorer's on/off switch of its mechanism: ``ToggleButtons`` whose value is ``True`` (on) or ``False``.
+
+    Every explorer has exactly one; it carries the CSS class ``MECHANISM_CLASS``, by which
+    ``tests/test_notebooks_browser.py`` finds it, flips it and checks that the figures change by
+    the notebook's stated minimum. ``on`` / ``off`` are the buttons' labels (e.g. "K/V sharing on").
+    """
+    toggle = widgets.ToggleButtons(
+        options=[(on, True), (off, False)],
+        value=value,
+        description=description,
+        style={"description_width": "initial", "button_width": "auto"},
+    )
+    toggle.add_class(MECHANISM_CLASS)
+    return toggle
 
 
 def set_options(dropdown, options) -> None:
