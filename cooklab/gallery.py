@@ -6,9 +6,10 @@
   one switched off (the pipeline's named runs, ``cooklab.named_runs``), a row of frames per run and
   the Toy Kitchen oracle's container consistency under it
   (``cooklab.toykitchen.oracle.container_consistency``);
-* the notebooks' explorers as JupyterLab drew them, from the screenshots that
-  ``tests/test_notebooks_browser.py`` saves (``outputs/browser/<notebook>/explorer<k>_after.png``),
-  downscaled and reduced to 256 colours.
+* the notebooks' explorers as JupyterLab drew them with their mechanism on and off, from the
+  screenshots that ``tests/test_notebooks_browser.py`` saves (``outputs/browser/<notebook>/explorer<k>_on.png``
+  and ``explorer<k>_off.png``), downscaled and reduced to 256 colours, with the change the browser test
+  measured when it flipped the toggle and the minimum it requires (``changes.json``).
 
 Everything runs offline on the Toy Kitchen models; the images are regenerated, never edited by hand.
 """
@@ -25,7 +26,7 @@ from .fileio import atomic_write, check_output_folder
 from .images import read_picture
 from .named_runs import DEMO_STEPS, PIPELINE_TITLES, TOY_GUIDANCE, TOY_SIZE, NamedRun, named_runs, toy_call
 
-__all__ = ["ABLATIONS", "Ablation", "GalleryConfig", "check_gallery_out", "write_gallery"]
+__all__ = ["ABLATIONS", "Ablation", "ExplorerShots", "GalleryConfig", "check_gallery_out", "write_gallery"]
 
 
 @dataclass(frozen=True)
@@ -110,16 +111,44 @@ def _ablation_rows(pipeline: str, recipe, config: GalleryConfig, device) -> list
     return rows
 
 
-def _screenshots(folder: Path | None) -> dict[str, list[Path]]:
-    """``{notebook stem: [explorer screenshots after a control moved]}`` from the browser test's folder."""
+@dataclass(frozen=True)
+class ExplorerShots:
+    """One explorer's screenshots with its mechanism on and off, and the change the browser test measured."""
+
+    on: Path
+    off: Path
+    change: dict | None = None  # {"toggle", "change", "minimum"} from changes.json (None: not recorded)
+
+
+def _screenshots(folder: Path | None) -> dict[str, list[ExplorerShots]]:
+    """``{notebook stem: [each explorer's on/off screenshots]}`` from the browser test's folder."""
+    import json
+
     if folder is None or not folder.is_dir():
         return {}
     found = {}
     for notebook in sorted(p for p in folder.iterdir() if p.is_dir()):
-        shots = sorted(notebook.glob("explorer*_after.png"))
+        record = notebook / "changes.json"
+        changes = {c["explorer"]: c for c in json.loads(record.read_text())} if record.is_file() else {}
+        shots = []
+        for on in sorted(notebook.glob("explorer*_on.png")):
+            k = int(on.stem.removeprefix("explorer").removesuffix("_on"))
+            off = on.with_name(f"explorer{k}_off.png")
+            if off.is_file():
+                shots.append(ExplorerShots(on, off, changes.get(k)))
         if shots:
             found[notebook.name] = shots
     return found
+
+
+def _change_line(k: int, change: dict | None) -> str:
+    """What the browser test measured when it flipped explorer ``k``'s mechanism toggle."""
+    if change is None:
+        return f"Explorer {k}: no change recorded (run `make gallery` again)."
+    return (
+        f"Explorer {k}, {change['toggle']}: the figures changed by a mean |pixel difference| of "
+        f"{change['change']:.3f} (0-1 scale; the browser test requires at least {change['minimum']:g})."
+    )
 
 
 def _small_png(path: Path) -> bytes:
@@ -226,18 +255,26 @@ def write_gallery(config: GalleryConfig, device=None) -> Path:
         lines += [f"- {label}: {caption}" for label, _, caption in rows] + [""]
     shots = _screenshots(config.screenshots)
     config.notebooks = sorted(shots)
-    lines += ["## The notebooks in JupyterLab", ""]
+    lines += [
+        "## The notebooks in JupyterLab",
+        "",
+        "Each explorer as JupyterLab draws it after Run All, with its mechanism on (first picture) and after the "
+        "browser test switched it off (second), on the same seed.",
+        "",
+    ]
     if not shots:
         lines += [
             "No screenshots: run the browser test first (`make test-browser`, or `make gallery` which does).",
             "",
         ]
-    for stem, files in shots.items():
+    for stem, explorers in shots.items():
         lines += [f"### `{stem}.ipynb`", ""]
-        for k, file in enumerate(files):
-            name = f"{stem}_{file.stem}.png"
-            written.add(atomic_write(images / name, _small_png(file)).name)
-            lines += [f"![{stem}: explorer {k} after a control moved]({IMAGE_DIR}/{name})", ""]
+        for k, shot in enumerate(explorers):
+            lines += [_change_line(k, shot.change), ""]
+            for state, file in (("on", shot.on), ("off", shot.off)):
+                name = f"{stem}_{file.stem}.png"
+                written.add(atomic_write(images / name, _small_png(file)).name)
+                lines += [f"![{stem}: explorer {k}, mechanism {state}]({IMAGE_DIR}/{name})", ""]
     page = atomic_write(out / "gallery.md", "\n".join(lines))
     for name in sorted(earlier - written):  # an earlier gallery's images this one did not write again
         (images / name).unlink(missing_ok=True)

@@ -1,6 +1,7 @@
 """cooklab gallery: the ablation rows are the pipelines' own outputs, the screenshots are copied small, the page links
 both."""
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -15,8 +16,13 @@ def _fake_screenshots(root: Path) -> None:
     rng = np.random.default_rng(0)
     shots = root / "04_flexible_rope"
     shots.mkdir(parents=True)
-    PIL.Image.fromarray(rng.integers(0, 255, (300, 1400, 3), dtype=np.uint8)).save(shots / "explorer0_after.png")
-    PIL.Image.fromarray(np.zeros((10, 10, 3), np.uint8)).save(shots / "explorer0_before.png")  # not shown
+    for state, colour in (("on", (200, 40, 30)), ("off", (30, 40, 200))):  # each state its own colour, and texture
+        picture = np.clip(rng.integers(-20, 20, (300, 1400, 3)) + colour, 0, 255).astype(np.uint8)
+        PIL.Image.fromarray(picture).save(shots / f"explorer0_{state}.png")
+    PIL.Image.fromarray(np.zeros((10, 10, 3), np.uint8)).save(shots / "explorer0_after.png")  # not shown
+    PIL.Image.fromarray(np.zeros((10, 10, 3), np.uint8)).save(shots / "explorer1_on.png")  # no off: left out
+    record = [{"explorer": 0, "toggle": "mechanism toggle -> global ids", "change": 0.0423, "minimum": 0.02}]
+    (shots / "changes.json").write_text(json.dumps(record))
     (root / "09_empty").mkdir()  # a notebook folder without screenshots is left out
 
 
@@ -34,9 +40,20 @@ def test_gallery_page_images_and_screenshots(tmp_path):
         for ablation in ablations:
             assert f"- {ablation.label}: " in text and "(oracle)" in text
     assert config.notebooks == ["04_flexible_rope"]
-    shot = PIL.Image.open(tmp_path / "docs" / "img/gallery/04_flexible_rope_explorer0_after.png")
-    assert shot.size == (1000, 214) and shot.mode == "P"  # downscaled, 256 colours
-    assert "explorer0_before" not in text and "09_empty" not in text
+    copied = {}
+    for state in ("on", "off"):
+        shot = PIL.Image.open(tmp_path / "docs" / f"img/gallery/04_flexible_rope_explorer0_{state}.png")
+        assert shot.size == (1000, 214) and shot.mode == "P"  # downscaled, 256 colours
+        assert (
+            f"![04_flexible_rope: explorer 0, mechanism {state}](img/gallery/04_flexible_rope_explorer0_{state}.png)"
+            in text
+        )
+        copied[state] = np.asarray(shot.convert("RGB"), dtype=np.float32)
+        source = PIL.Image.open(tmp_path / "shots" / "04_flexible_rope" / f"explorer0_{state}.png").resize((1000, 214))
+        assert np.abs(copied[state] - np.asarray(source, dtype=np.float32)).mean() < 15  # this state's own picture
+    assert "mechanism toggle -> global ids: the figures changed by a mean |pixel difference| of 0.042" in text
+    assert "requires at least 0.02" in text
+    assert "explorer0_after" not in text and "explorer1" not in text and "09_empty" not in text
 
 
 @pytest.mark.slow

@@ -446,3 +446,33 @@ def test_notebook_in_jupyterlab(path, lab, browser):
         page.close()
         for session in _api(lab, "GET", "/api/sessions") or []:
             _api(lab, "DELETE", f"/api/sessions/{session['id']}")
+
+
+def _figure_src(picture: np.ndarray, title: str) -> str:
+    """A matplotlib figure of ``picture`` under ``title`` as the data URI an explorer's ``<img>`` holds."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(4, 2.5), dpi=100)
+    ax = fig.add_subplot()
+    ax.imshow(picture)
+    ax.set_title(title)
+    ax.set_axis_off()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png")
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
+
+
+def test_the_pixel_change_tells_a_new_title_from_new_pictures():
+    """The measure behind MIN_CHANGE: a title rewritten alone stays under the smallest minimum (0.01), pictures that
+    change pass it; the largest figure's change counts."""
+    pot = np.zeros((32, 64, 3))
+    pot[8:24, 8:56] = (0.2, 0.3, 0.9)  # a blue pot
+    teal = pot.copy()
+    teal[8:24, 8:56] = (0.1, 0.7, 0.6)  # the same pot turned teal
+    same = _figure_src(pot, "K/V sharing on: oracle consistency 3/3")
+    retitled = _figure_src(pot, "K/V sharing off: oracle consistency 1/3")
+    recoloured = _figure_src(teal, "K/V sharing off: oracle consistency 1/3")
+    assert _pixel_change([same], [same]) == 0
+    assert 0 < _pixel_change([same], [retitled]) < 0.01
+    assert _pixel_change([same], [recoloured]) > 0.05
+    assert _pixel_change([same, same], [same, recoloured]) == _pixel_change([same], [recoloured])
