@@ -145,9 +145,12 @@ def _change_line(k: int, change: dict | None) -> str:
     """What the browser test measured when it flipped explorer ``k``'s mechanism toggle."""
     if change is None:
         return f"Explorer {k}: no change recorded (run `make gallery` again)."
+    figures = ", ".join(f"{c:.3f}" for c in change.get("per_figure", []))
+    resized = "".join(f"; figure {i + 1} changed size" for i in change.get("resized", []))
     return (
         f"Explorer {k}, {change['toggle']}: the figures changed by a mean |pixel difference| of "
-        f"{change['change']:.3f} (0-1 scale; the browser test requires at least {change['minimum']:g})."
+        f"{change['change']:.3f} (0-1 scale; the browser test requires at least {change['minimum']:g})"
+        + (f"; figure by figure {figures}{resized}." if figures else ".")
     )
 
 

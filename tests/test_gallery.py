@@ -22,6 +22,7 @@ def _fake_screenshots(root: Path) -> None:
     PIL.Image.fromarray(np.zeros((10, 10, 3), np.uint8)).save(shots / "explorer0_after.png")  # not shown
     PIL.Image.fromarray(np.zeros((10, 10, 3), np.uint8)).save(shots / "explorer1_on.png")  # no off: left out
     record = [{"explorer": 0, "toggle": "mechanism toggle -> global ids", "change": 0.0423, "minimum": 0.02}]
+    record[0] |= {"per_figure": [0.0423, 0.0051], "resized": [1]}
     (shots / "changes.json").write_text(json.dumps(record))
     (root / "09_empty").mkdir()  # a notebook folder without screenshots is left out
 
@@ -52,7 +53,7 @@ def test_gallery_page_images_and_screenshots(tmp_path):
         source = PIL.Image.open(tmp_path / "shots" / "04_flexible_rope" / f"explorer0_{state}.png").resize((1000, 214))
         assert np.abs(copied[state] - np.asarray(source, dtype=np.float32)).mean() < 15  # this state's own picture
     assert "mechanism toggle -> global ids: the figures changed by a mean |pixel difference| of 0.042" in text
-    assert "requires at least 0.02" in text
+    assert "requires at least 0.02); figure by figure 0.042, 0.005; figure 2 changed size." in text
     assert "explorer0_after" not in text and "explorer1" not in text and "09_empty" not in text
 
 

@@ -258,9 +258,9 @@ def _pixels(src: str) -> np.ndarray:
         return np.asarray(image.convert("RGB"), dtype=np.float32) / 255
 
 
-def _pixel_change(before: list[str], after: list[str]) -> float:
-    """The largest mean |pixel difference| (0-1) between an explorer's figures before and after, figure by figure
-    (a figure whose size changed is compared after resizing it to its old size)."""
+def _figure_changes(before: list[str], after: list[str]) -> list[float]:
+    """The mean |pixel difference| (0-1) between an explorer's figures before and after, figure by figure (a figure
+    whose size changed is compared after resizing it to its old size)."""
     changes = []
     for b, a in zip(before, after):
         old, new = _pixels(b), _pixels(a)
@@ -268,7 +268,12 @@ def _pixel_change(before: list[str], after: list[str]) -> float:
             resized = PIL.Image.fromarray((new * 255).astype(np.uint8)).resize((old.shape[1], old.shape[0]))
             new = np.asarray(resized, dtype=np.float32) / 255
         changes.append(float(np.abs(new - old).mean()))
-    return max(changes, default=0.0)
+    return changes
+
+
+def _pixel_change(before: list[str], after: list[str]) -> float:
+    """The largest of ``_figure_changes``: what the stated minimum bounds."""
+    return max(_figure_changes(before, after), default=0.0)
 
 
 def _redrawn(page, output, before: list[str], what: str) -> list[str]:
@@ -416,8 +421,22 @@ def test_notebook_in_jupyterlab(path, lab, browser):
             _fit_viewport(page)
             output.screenshot(path=str(shots / f"explorer{k}_off.png"))
             change = _pixel_change(before, off)
-            changes.append(dict(explorer=k, toggle=flipped, change=round(change, 4), minimum=minimums[k]))
-            print(f"{name}: explorer {k}: {flipped}: mean |pixel change| {change:.4f} (stated minimum {minimums[k]})")
+            per_figure = [round(c, 4) for c in _figure_changes(before, off)]
+            resized = [i for i, (b, a) in enumerate(zip(before, off)) if _pixels(b).shape != _pixels(a).shape]
+            changes.append(
+                dict(
+                    explorer=k,
+                    toggle=flipped,
+                    change=round(change, 4),
+                    per_figure=per_figure,
+                    resized=resized,
+                    minimum=minimums[k],
+                )
+            )
+            print(
+                f"{name}: explorer {k}: {flipped}: mean |pixel change| {change:.4f}, per figure {per_figure}"
+                f" (resized: {resized}; stated minimum {minimums[k]})"
+            )
             _check_redraw(page, name, k, flipped, before, off)
             assert change >= minimums[k], (
                 f"{name}: explorer {k}: the {flipped} changed the figures by {change:.4f} (mean |pixel difference|),"
