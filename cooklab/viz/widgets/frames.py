@@ -32,7 +32,7 @@ def _settings_html(info, settings: dict) -> str:
     rows = [
         ("text", info.text),
         ("note", frame_note(info)),
-        ("seed", info.seed),
+        ("noise seed of this frame", info.seed),
         (
             "starts from (latent)",
             _step_or_none(info.reference)
