@@ -94,14 +94,24 @@ def _frame_image(trace, frame: int | None):
 
 
 def reference_share_figure(
-    trace, frame: int, layers=None, steps=None, vmin: float | None = 0.0, vmax: float | None = 1.0, alpha: float = 0.6
+    trace,
+    frame: int,
+    layers=None,
+    steps=None,
+    vmin: float | None = 0.0,
+    vmax: float | None = 1.0,
+    alpha: float = 0.6,
+    centre: float | None = None,
 ) -> Figure:
     """Where frame ``frame`` looked at its reference: reference image | frame | share over the frame.
 
     The share of a query is the attention mass it puts on the reference frame's keys
     (Eq. 3 summed over the reference half of ``K+``): 0 ignores the reference, 0.5 weighs
     it as much as the frame itself. layers/steps select what is averaged (None: all
-    captured); vmin/vmax fix the colour scale (None: the map's range).
+    captured); vmin/vmax fix the colour scale (None: the map's range). centre: show
+    ``s - centre`` instead (e.g. 0.5: above 0.5 the frame leans on its reference more than on
+    itself) on a diverging scale fitted to the map, ``[-r, r]`` with ``r = max |s - centre|``,
+    so a map that stays close to ``centre`` still shows its structure (vmin/vmax are ignored).
     """
     share = trace.reference_share_map(frame, layers=layers, steps=None if steps is None else set(steps))
     ref = trace.frames[frame].kv_reference  # the frame whose keys were attended to
@@ -112,12 +122,22 @@ def reference_share_figure(
         title="reference (no reference)" if ref is None else f"reference: recipe step {ref + 1}",
     )
     draw_image(axes[1], _frame_image(trace, frame), title=f"frame: recipe step {frame + 1}")
-    mappable = draw_overlay(axes[2], _frame_image(trace, frame), share, alpha, "viridis", vmin, vmax, "nearest")
-    s = to_array(share)
-    axes[2].set_title(
-        f"reference share: mean {s.mean():.3f}\n(min {s.min():.3f}, max {s.max():.3f})", fontsize=LABEL_PT
-    )
-    fig.colorbar(mappable, ax=axes[2], fraction=0.046, pad=0.04)
+    s = to_array(share)  # [G, G]
+    if centre is None:
+        mappable = draw_overlay(axes[2], _frame_image(trace, frame), s, alpha, "viridis", vmin, vmax, "nearest")
+        axes[2].set_title(
+            f"reference share: mean {s.mean():.3f}\n(min {s.min():.3f}, max {s.max():.3f})", fontsize=LABEL_PT
+        )
+    else:
+        r = max(float(np.abs(s - centre).max()), 1e-6)  # the scale fitted to the map, symmetric around 0
+        mappable = draw_overlay(axes[2], _frame_image(trace, frame), s - centre, alpha, "RdBu_r", -r, r, "nearest")
+        axes[2].set_title(
+            f"share − {centre:g}: mean {s.mean() - centre:+.3f}\n(share {s.min():.3f} to {s.max():.3f})",
+            fontsize=LABEL_PT,
+        )
+    bar = fig.colorbar(mappable, ax=axes[2], fraction=0.046, pad=0.04)
+    if centre is not None:
+        bar.set_label(f"s − {centre:g} (red: more on the reference)", fontsize=SMALL_PT)
     fig.suptitle(
         f"Attention on the reference frame's keys ({layers_label(layers)}, {steps_label(steps)})", fontsize=TITLE_PT
     )
