@@ -76,7 +76,10 @@ def _generate(pipe, recipe, frame: int, measure: Measure | None, **call) -> _Run
     with trace(pipe, capture=["noise"]) as tr:
         out = pipe(recipe, **call)
     if frame not in tr.noise:
-        raise ValueError(f"frame={frame}: that frame starts from pure noise; pick a later frame (1 is the second).")
+        raise ValueError(
+            f"frame={frame}: that frame does not start from an earlier one (frame 0 starts from pure noise); pick "
+            f"one of {sorted(tr.noise)} (1 is the second)."
+        )
     record = tr.noise[frame]
     start = record.noised[None].to(device=pipe.device, dtype=pipe.pipe.vae.dtype)  # [1, C, h, w]
     with torch.no_grad():
@@ -165,12 +168,12 @@ def noise_explorer(
     sched.set_timesteps(num_inference_steps)
     steps = NoiseLevels(sched, num_inference_steps)
     options = _level_options(steps, levels, base_noise)
-    if object_noise not in dict((v, k) for k, v in options):
+    if object_noise not in [value for _, value in options]:
         raise ValueError(f"object_noise={object_noise}: choose one of levels={sorted(levels)}.")
     call = dict(call, seed=seed, num_inference_steps=num_inference_steps)
     runs = _cache_runs(pipe, recipe, options, base_noise, masks, mask_provider, frame, measure, call)
     # fixed colour scales: the signal coefficient is at most 1, the noise coefficient at most its value at level 1
-    coefficient_max = (max(1.0, NoiseLevels(sched, num_inference_steps).coefficients(1.0)[1]), 1.0)
+    coefficient_max = (max(1.0, steps.coefficients(1.0)[1]), 1.0)
 
     mechanism = panels.mechanism_toggle(
         widgets, "region-aware noise", on="on: object level in the mask", off=f"off: uniform {base_noise:g}"
@@ -211,14 +214,12 @@ def noise_explorer(
 def _heading(run: _Run, other_run: _Run, shown, other, steps: NoiseLevels, base: float, seed: int) -> str:
     """ "region-aware noise on: object level 0.7 (t=666) ...: oracle consistency 1/1 (uniform 0.999: 0/1), seed 0"."""
     state = "on" if shown is not None else "off"
-    first = f"region-aware noise {state}: {_setting(shown, base, steps)}"
-    if run.label:
-        other_name = f"uniform {base:g}" if other is None else f"object level {other:g}"
-        other_value = other_run.label.rsplit(" ", 1)[-1]
-        first += f"\n{run.label} ({other_name}: {other_value}), seed {seed}"
-    else:
-        first += f", seed {seed}"
-    return first
+    heading = f"region-aware noise {state}: {_setting(shown, base, steps)}"
+    if not run.label:  # no measure
+        return f"{heading}, seed {seed}"
+    other_name = f"uniform {base:g}" if other is None else f"object level {other:g}"
+    other_value = other_run.label.rsplit(" ", 1)[-1]  # "oracle consistency 0/1" -> "0/1"
+    return f"{heading}\n{run.label} ({other_name}: {other_value}), seed {seed}"
 
 
 def _levels_html(steps: NoiseLevels, level: float, base: float, on: bool) -> str:
