@@ -124,7 +124,8 @@ def _setting(level: float | None, base: float, levels: NoiseLevels) -> str:
 def _pictures_figure(run: _Run, frame: int, heading: str):
     """The run's frames in a row; the explored frame's reference with the container mask's outline (red)."""
     n = len(run.images)
-    fig, axes = new_subplots(1, n, figsize=(2.6 * n + 0.4, 3.1), squeeze=False, layout="constrained")
+    width = max(3.3 * n + 0.4, 7.0)  # inches: the pictures, wider than the title, set the width of on and off alike
+    fig, axes = new_subplots(1, n, figsize=(width, 3.9), squeeze=False, layout="constrained")
     reference = run.noise.reference
     region = run.noise.region
     for i, (ax, image) in enumerate(zip(axes[0], run.images, strict=True)):
