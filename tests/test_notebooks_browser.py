@@ -65,7 +65,7 @@ MECHANISM = ".cooklab-mechanism"  # cooklab.viz.widgets.panels.MECHANISM_CLASS
 MIN_CHANGE: dict[str, tuple[float, ...]] = {
     "00_quickstart": (0.07,),  # measured 0.135: region_aware_kv -> independent (frame 2 and the strip)
     "01_kv_sharing": (0.09,),  # measured 0.189: K/V sharing on -> off (the s - 0.5 map gives way to "no share")
-    "02_region_aware_noise": (0.01,),
+    "02_region_aware_noise": (0.12,),  # measured 0.239 (noise maps; the pictures alone 0.047)
     "03_regional_attention_mask": (0.01, 0.01),
     "04_flexible_rope": (0.01,),
     "05_cross_step_consistency": (0.01,),

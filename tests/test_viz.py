@@ -271,7 +271,7 @@ def test_noise_map_figure_from_trace_records(traced):
     fig = viz.noise_map_figure(tr.noise[1])
     assert n_axes(fig) == 7
     title = fig._suptitle.get_text()
-    assert "object 0.9" in title and "base 0.999" in title
+    assert "object level 0.9" in title and "base level 0.999" in title
     fig = viz.noise_map_figure(tr.noise[2])  # no mask: uniform noise
     assert "no mask" in fig.axes[0].texts[0].get_text()
 
@@ -309,22 +309,6 @@ def test_attention_explorer_needs_attention_maps(pipe):
         pipe(["a", "b"], variant="kv_sharing", num_inference_steps=2, height=64, width=64, progress=False)
     with pytest.raises(ValueError, match="no attention maps"):
         widgets.attention_explorer(tr)
-
-
-def test_noise_explorer_reports_timestep_collisions(pipe, capsys):
-    mask = box_to_mask((16, 16, 48, 48), (64, 64))  # image size: resized to the 8x8 grid
-    pipe.scheduler.set_timesteps(7)
-    box = widgets.noise_explorer(None, mask, pipe.scheduler, 20)
-    info = box.children[2].children[0]
-    assert "index 2" in info.value and "⚠" not in info.value
-    box.controls["num_inference_steps"].value = 10
-    assert "both levels land on index 1" in info.value
-    box.controls["num_inference_steps"].value = 20
-    box.controls["object_noise"].value = 1.0
-    assert "more noise than the background" in info.value
-    widgets.noise_explorer(torch.randn(1, 4, 8, 8), mask[::8, ::8], pipe.scheduler, 20, object_noise=0.5)
-    assert_drawn(capsys)
-    assert len(pipe.scheduler.timesteps) == 7  # the explorer works on a copy of the scheduler
 
 
 def test_frame_scrubber(traced, capsys):
@@ -426,21 +410,8 @@ def coefficient_scales(fig: Figure) -> list[tuple[float, float]]:
     return [fig.axes[k].images[0].get_clim() for k in (1, 2)]
 
 
-def test_noise_explorer_keeps_its_colour_scales_while_the_levels_move(pipe, capsys, monkeypatch):
-    shown = shown_figures(monkeypatch)
+def test_noise_map_figure_scales_its_coefficients_to_their_own_range_unless_fixed(pipe):
     mask = box_to_mask((16, 16, 48, 48), (64, 64))
-    box = widgets.noise_explorer(None, mask, pipe.scheduler, 20)
-    box.controls["object_noise"].value = 0.3
-    box.controls["base_noise"].value = 0.6
-    scales = [coefficient_scales(fig) for fig in shown]
-    assert len(scales) == 3 and scales[0] == scales[1] == scales[2] == [
-        (0.0, 1.0),
-        (0.0, 1.0),
-    ]  # DDPM-like: both at most 1
-    assert (
-        sum("scale fixed" in ax.get_ylabel() for ax in shown[-1].axes) == 2
-    )  # the two coefficient colour bars say so
-    assert_drawn(capsys)
     pipe.scheduler.set_timesteps(20)
     region = region_aware_noise(
         torch.randn(1, 4, 8, 8),
@@ -456,6 +427,24 @@ def test_noise_explorer_keeps_its_colour_scales_while_the_levels_move(pipe, caps
         float(sigma.min()),
         float(sigma.max()),
     )  # unfixed: its own range
+    fixed = viz.noise_map_figure(region, coefficient_max=(1.0, 1.0))
+    assert coefficient_scales(fixed) == [(0.0, 1.0), (0.0, 1.0)]
+    assert sum("scale fixed" in ax.get_ylabel() for ax in fixed.axes) == 2  # the two colour bars say so
+
+
+def test_noise_map_figure_labels_its_coefficients_and_draws_the_decoded_latent(pipe):
+    mask = box_to_mask((16, 16, 48, 48), (64, 64))[::8, ::8]
+    pipe.scheduler.set_timesteps(12)
+    region = region_aware_noise(
+        torch.randn(1, 4, 8, 8), torch.randn(1, 4, 8, 8), mask, 0.9, 0.999, NoiseLevels(pipe.scheduler, 12).add_noise
+    )
+    decoded = PIL.Image.new("RGB", (64, 64), (200, 30, 30))
+    fig = viz.noise_map_figure(region, object_noise=0.9, base_noise=0.999, decoded=decoded)
+    titles = [ax.get_title() for ax in fig.axes if ax.get_title()]
+    assert titles[1].startswith("noise coefficient b (× ε)") and titles[2].startswith("signal coefficient a (× L_ref)")
+    decoded_ax = next(ax for ax in fig.axes if ax.get_title() == "decoded by the VAE\n(red: the mask)")
+    assert len(decoded_ax.collections) == 1  # the mask's outline
+    assert fig._suptitle.get_text() == "object level 0.9, base level 0.999"  # levels, not coefficients
 
 
 def test_json_rows_and_table():

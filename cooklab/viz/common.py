@@ -38,6 +38,7 @@ __all__ = [
     "detached_figures",
     "draw_image",
     "draw_note",
+    "draw_outline",
     "draw_overlay",
     "figure_png",
     "image_array",
@@ -186,6 +187,18 @@ def draw_overlay(ax, image, heatmap, alpha: float, cmap: str, vmin, vmax, interp
     ax.set_ylim(extent[2], extent[3])
     ax.set_axis_off()
     return mappable
+
+
+def draw_outline(ax, mask, image_hw: tuple[int, int], color: str = "red") -> None:
+    """The 0.5 contour of a mask ``[h, w]`` (e.g. on the latent grid) over a picture of ``image_hw`` = (H, W) pixels.
+
+    Cell ``(i, j)`` of the mask is centred at ``((j + 0.5) W / w, (i + 0.5) H / h)`` in the picture's pixels.
+    """
+    m = to_array(mask)
+    (h, w), (height, width) = m.shape, image_hw
+    x = (np.arange(w) + 0.5) * width / w  # [w] cell centres in pixels
+    y = (np.arange(h) + 0.5) * height / h  # [h]
+    ax.contour(x, y, m, levels=[0.5], colors=color, linewidths=1.2)
 
 
 # ---- labels and colours ------------------------------------------------------------------

@@ -29,6 +29,7 @@ from .common import (
     TITLE_PT,
     draw_image,
     draw_note,
+    draw_outline,
     draw_overlay,
     image_array,
     layers_label,
@@ -323,7 +324,7 @@ def _in_out(values: np.ndarray, mask: np.ndarray | None) -> str:
 def _level_line(name: str, level, timestep) -> str | None:
     if level is None:
         return None
-    return f"{name} {level:g} → t={timestep:g}" if timestep is not None else f"{name} {level:g}"
+    return f"{name} level {level:g} → t={timestep:g}" if timestep is not None else f"{name} level {level:g}"
 
 
 def _noise_values(record, given: dict) -> dict:
@@ -359,12 +360,19 @@ def _noise_values(record, given: dict) -> dict:
 
 
 def _draw_noise_panel(ax, kind: str, value, m, latent_view: str, coefficient_max) -> None:
-    """One panel of ``noise_map_figure``: the mask, a coefficient map (sigma or signal) or the noised latent.
+    """One panel of ``noise_map_figure``: the mask, a coefficient map (sigma, signal), the noised latent or its image.
 
-    kind: "mask", "sigma", "signal" or "noised"; value: its map (None for no mask); m: the mask as
-    an array (for the coefficient maps' means inside and outside it), or None.
+    kind: "mask", "sigma", "signal", "noised" or "decoded"; value: its map (None for no mask), or
+    the decoded picture; m: the mask as an array (for the coefficient maps' means inside and
+    outside it, and the outline over the decoded picture), or None.
     """
     fig = ax.figure
+    if kind == "decoded":
+        picture = image_array(value)  # [H, W, 3]
+        draw_image(ax, picture, "decoded by the VAE" + ("\n(red: the mask)" if m is not None else ""))
+        if m is not None:
+            draw_outline(ax, m, picture.shape[:2])
+        return
     if kind == "mask":
         if value is None:
             draw_note(ax, "no mask:\nuniform noise")
@@ -384,8 +392,8 @@ def _draw_noise_panel(ax, kind: str, value, m, latent_view: str, coefficient_max
             vmax=top,
             interpolation="nearest",
         )
-        name = "σ (noise)" if kind == "sigma" else "signal (reference)"
-        ax.set_title(f"{name} coefficient\n{_in_out(value, m)}", fontsize=LABEL_PT)
+        name = "noise coefficient b (× ε)" if kind == "sigma" else "signal coefficient a (× L_ref)"
+        ax.set_title(f"{name}\n{_in_out(value, m)}", fontsize=LABEL_PT)
     else:
         picture, how = _latent_picture(value, latent_view)
         im = ax.imshow(picture, cmap=None if picture.ndim == 3 else "coolwarm", interpolation="nearest")
@@ -413,8 +421,14 @@ def noise_map_figure(
     title: str | None = None,
     latent_view: str = "rgb",
     coefficient_max: tuple[float, float] | None = None,
+    decoded=None,
 ) -> Figure:
-    """Region-aware noise (Eq. 5-7) on the latent grid: mask | sigma map | signal map | noised latent.
+    """Region-aware noise (Eq. 5-7) on the latent grid: mask | noise coefficient | signal coefficient | noised latent.
+
+    The two coefficients are those of ``L = a * L_ref + b * eps`` per cell: ``b`` is the scheduler's
+    factor of the noise at the level's timestep (``sqrt(1 - abar_t)`` for DDIM), not the level itself.
+    decoded: the noised latent decoded by the VAE (a picture), drawn as a last panel with the mask's
+    outline; None leaves it out.
 
     coefficient_max: ``(sigma_max, signal_max)``, fixed tops of the two coefficient maps'
     colour scales (from 0), for figures that are compared with each other (the noise
@@ -446,6 +460,8 @@ def noise_map_figure(
         panels.append(("signal", to_array(v["signal_map"])))
     if v["noised"] is not None:
         panels.append(("noised", v["noised"]))
+    if decoded is not None:
+        panels.append(("decoded", decoded))
     fig, axes = new_subplots(1, len(panels), figsize=(2.4 * len(panels), 3.0), squeeze=False, layout="constrained")
     for ax, (kind, value) in zip(axes[0], panels, strict=True):
         _draw_noise_panel(ax, kind, value, m, latent_view, coefficient_max)

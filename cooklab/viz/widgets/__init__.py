@@ -2,7 +2,7 @@
 
     from cooklab.viz.widgets import attention_explorer, noise_explorer, frame_scrubber
     attention_explorer(tr)                     # browse a trace's attention maps
-    noise_explorer(None, mask, pipe.scheduler, 20)   # Eq. 5-7 with sliders
+    noise_explorer(pipe, two_steps, mask_provider=provider)   # Eq. 5-7 on vs uniform noise, cached levels
     frame_scrubber(out)                        # the frames of a generation, one at a time
 
     region_mask_explorer(4)                    # CookAnything: the SRC mask, groups and tokens
@@ -15,7 +15,8 @@
 Modules:
 
 * ``attention.py``: a trace's attention maps (``attention_explorer``, ``text_image_explorer``);
-* ``noise.py``: region-aware noise with sliders for its levels (``noise_explorer``);
+* ``noise.py``: region-aware noise vs uniform noise on a real generation, the object level on a slider
+  (``noise_explorer``);
 * ``frames.py``: a Recipe Diffusion output frame by frame (``frame_scrubber``);
 * ``regions.py``: CookAnything's canvas regions, the SRC mask and Flexible RoPE
   (``region_mask_explorer``, ``rope_explorer``);
