@@ -71,11 +71,11 @@ def test_the_toggle_shows_the_run_without_cscc_and_its_measure(explored):
     # on (first draw): the lambda run's pictures, its measure first, the off run's in brackets
     first = shown[0][0]
     assert all(np.allclose(a, image_array(b)) for a, b in zip(pictures_of(first, n), on.images))
-    assert f"CSCC on (λ = 0.5): {label(on.images)} (off: {label(off.images)})" in first._suptitle.get_text()
+    assert f"CSCC on (λ = 0.5): {label(on.images)}\n(off: {label(off.images)})" in first._suptitle.get_text()
     # off: the cscc=False run's pictures, its measure first, and no difference left to show
     second = shown[1][0]
     assert all(np.allclose(a, image_array(b)) for a, b in zip(pictures_of(second, n), off.images))
-    assert f"CSCC off: {label(off.images)} (on, λ = 0.5: {label(on.images)})" in second._suptitle.get_text()
+    assert f"CSCC off: {label(off.images)}\n(on, λ = 0.5: {label(on.images)})" in second._suptitle.get_text()
     assert all(np.asarray(im.get_array()).max() == 0 for im in differences_of(second, n))
     assert "seed 0" in second._suptitle.get_text()
     # the off run is the ablation's cscc=False, which lambda = 0 equals exactly

@@ -145,7 +145,7 @@ def lambda_explorer(
         setting = f"CSCC on (λ = {lam:g})" if on else "CSCC off"
         label, other = measure_label(measure, shown), measure_label(measure, off.images if on else result.images)
         other_name = "off" if on else f"on, λ = {lam:g}"
-        title = f"{setting}: {label} ({other_name}: {other})" if label else setting
+        title = f"{setting}: {label}\n({other_name}: {other})" if label else setting
         title += "" if seed is None else f", seed {seed}"
         moved = _moved(result.images, off.images)
         top = _scale(result.images, off.images)  # this lambda's own scale (off: the same scale, all black)
