@@ -87,7 +87,8 @@ def test_the_renormalise_toggle_draws_the_raw_mass_and_scores_both(pictures, mon
     assert "raw attention mass" in title and _title(off) in title
     assert f"(renormalised: AUROC {on['auroc']:.2f})" in title
     gap = before["auroc"] - off["auroc"]
-    assert f"the map shown by {abs(gap):.2f}" in shown[-1].axes[2].get_title()
+    verb = "beats" if gap > 0 else "loses to"
+    assert f"{verb} the map shown by {abs(gap):.2f} AUROC" in shown[-1].axes[2].get_title()
     assert _title(before) in shown[-1].axes[2].get_title()
     assert "nothing to show" not in capsys.readouterr().out
     with pytest.raises(ValueError, match="picture=2"):

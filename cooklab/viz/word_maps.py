@@ -36,7 +36,7 @@ def _versus(scores: dict | None, prior_scores: dict | None) -> str:
     if scores is None or prior_scores is None:
         return ""
     gap = prior_scores["auroc"] - scores["auroc"]
-    return f"\n{'beats' if gap > 0 else 'loses to'} the map shown by {abs(gap):.2f}"
+    return f"\n{'beats' if gap > 0 else 'loses to'} the map shown by {abs(gap):.2f} AUROC"
 
 
 def word_map_figure(

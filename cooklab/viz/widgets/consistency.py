@@ -152,7 +152,7 @@ def lambda_explorer(
         note = f"λ = {lam:g}'s own scale (98th pct.)" if on else f"CSCC off: the reference (λ = {lam:g}'s scale)"
         info.value = (
             f"λ = {lam:g} moves the pictures from CSCC off by {', '.join(f'{100 * m:.2f} %' for m in moved)} "
-            "of the pixel range (mean per step); the tokens move for every λ (right: the curves)."
+            "of the pixel range (mean per step); the tokens move for every λ (below: the curves)."
         )
         panels.show_figures(
             cscc_lambda_figure(
