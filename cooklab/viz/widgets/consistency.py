@@ -26,7 +26,6 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ...cookanything.cscc import cscc_fuse
 from ..common import image_array
 from ..cross_step_consistency import cscc_lambda_figure, cscc_similarity_figure
 from . import panels
@@ -46,6 +45,8 @@ def _token_similarity(pipe, spans, max_sequence_length: int, lams) -> tuple[np.n
     by ``cscc_fuse``. Returns (to_first [K, M], to_recipe [K, M], the M later steps' numbers,
     1-based); a step CSCC does not fuse (t_n = 0) is left out.
     """
+    from ...cookanything.cscc import cscc_fuse  # here: cooklab.cookanything loads diffusers, cooklab.viz never does
+
     encode = pipe.pipe.encode_prompt
     texts = spans.step_texts
     with torch.no_grad():
