@@ -68,11 +68,11 @@ MIN_CHANGE: dict[str, tuple[float, ...]] = {
     "02_region_aware_noise": (0.12,),  # measured 0.239 (noise maps; the pictures alone 0.047)
     "03_regional_attention_mask": (0.01, 0.01),
     "04_flexible_rope": (0.01,),
-    "05_cross_step_consistency": (0.01,),
+    "05_cross_step_consistency": (0.06,),
     "06_cooking_agent_and_masks": (0.01, 0.01),
     "07_evaluation": (0.01,),
     "08_lora_training": (0.01,),
-    "09_word_maps": (0.01,),
+    "09_word_maps": (0.03,),
 }
 # ipywidgets' text fallback (no widget manager), or a view that failed
 FALLBACK = ("Error displaying widget", "Loading widget", "VBox(children", "HBox(children", "Output(")

@@ -271,26 +271,6 @@ def test_text_image_explorer(traced, capsys):
         widgets.text_image_explorer(FakeTrace.__new__(FakeTrace))
 
 
-def test_lambda_explorer(ca, capsys):
-    box = widgets.lambda_explorer(ca, STEPS, lams=(0, 0.5, 1.0), seed=0, output_type="np", **KW)
-    assert set(box.results) == {
-        0.0,
-        1.0,
-    }  # lambda = 0 (the reference) and the largest (the scales), the rest when reached
-    box.controls["lam"].value = 0.5
-    assert set(box.results) == {0.0, 0.5, 1.0}
-    info = box.children[1].children[0].value
-    assert "λ = 0.5" in info
-    zero, _ = box.results[0.0]
-    off = ca(STEPS, seed=0, cscc=False, output_type="np", **KW)
-    assert all(np.array_equal(a, b) for a, b in zip(zero.images, off.images))  # lambda = 0 is CSCC off
-    box.controls["lam"].value = 0.0
-    assert "CSCC off" in box.children[1].children[0].value
-    assert_drawn(capsys)
-    box = widgets.lambda_explorer(ca, STEPS, lams=(0.3,), precompute=True, seed=0, **KW)
-    assert set(box.results) == {0.0, 0.3}
-
-
 def test_rope_explorer(ca, capsys):
     box = widgets.rope_explorer(ca.transformer.pos_embed, n_regions=8)
     box.controls["ids"].value = "global"
@@ -319,23 +299,6 @@ def test_cscc_lambda_figure_fixes_its_scales_when_asked():
     assert [ax for ax in own.axes if ax.images][1].images[0].get_clim() == pytest.approx(
         (0.0, top)
     )  # unfixed: its own largest
-
-
-def test_lambda_explorer_scales_stay_fixed_while_lambda_moves(ca, capsys, monkeypatch):
-    shown = []
-    show = panels.show_figures
-    monkeypatch.setattr(panels, "show_figures", lambda *figs: (shown.extend(figs), show(*figs)))
-    box = widgets.lambda_explorer(ca, STEPS, lams=(0, 0.5, 2.0), seed=0, **KW)
-    box.controls["lam"].value = 0.5
-    box.controls["lam"].value = 2.0
-    assert len(shown) == 3  # lambda = 0, 0.5 and 2
-    vmax, delta_max = box.scale
-    for fig in shown:
-        clims = {ax.images[0].get_clim() for ax in fig.axes if ax.images and ax.images[0].get_cmap().name == "magma"}
-        assert clims == {(0.0, vmax)}
-        assert fig.axes[-1].get_ylim() == (0.0, delta_max)
-    assert box.controls["lam"].style.description_width == "initial"
-    assert_drawn(capsys)
 
 
 def test_text_image_explorer_keeps_one_colour_scale_and_says_which_step(traced, capsys, monkeypatch):

@@ -63,6 +63,38 @@ def test_the_explorer_draws_the_word_map_of_the_chosen_layers_and_steps(pictures
     assert "nothing to show" not in capsys.readouterr().out
 
 
+def test_the_renormalise_toggle_draws_the_raw_mass_and_scores_both(pictures, monkeypatch, capsys):
+    shown = []
+    monkeypatch.setattr(panels, "show_figures", lambda *figs: shown.extend(figs))
+    prior = centre_prior((64, 64))
+    box = word_map_explorer(pictures, score=segmentation_scores, prior=prior, picture=1)
+    picture, mask = pictures[1], pictures[1].masks["pot"]
+    assert box.controls["mechanism"].value is True and box.controls["picture"].value == 1
+
+    def drawn_map(renormalise: bool) -> np.ndarray:
+        return word_map(picture.trace, "pot", frame=1, size=(64, 64), renormalise=renormalise).numpy()
+
+    share, mass = drawn_map(True), drawn_map(False)
+    on = segmentation_scores(share, mask)
+    off = segmentation_scores(mass, mask)
+    before = segmentation_scores(prior, mask)
+    assert np.allclose(shown[-1].axes[1].images[-1].get_array(), share)
+    assert "renormalised over the words" in shown[-1].axes[1].get_title()
+    assert f"(raw: AUROC {off['auroc']:.2f})" in shown[-1].axes[1].get_title()
+    box.controls["mechanism"].value = False  # the raw attention mass, its score, the renormalised one's in brackets
+    title = shown[-1].axes[1].get_title()
+    assert np.allclose(shown[-1].axes[1].images[-1].get_array(), mass) and not np.allclose(share, mass)
+    assert "raw attention mass" in title and _title(off) in title
+    assert f"(renormalised: AUROC {on['auroc']:.2f})" in title
+    gap = before["auroc"] - off["auroc"]
+    verb = "beats" if gap > 0 else "loses to"
+    assert f"{verb} the map shown by {abs(gap):.2f} AUROC" in shown[-1].axes[2].get_title()
+    assert _title(before) in shown[-1].axes[2].get_title()
+    assert "nothing to show" not in capsys.readouterr().out
+    with pytest.raises(ValueError, match="picture=2"):
+        word_map_explorer(pictures, score=segmentation_scores, prior=prior, picture=2)
+
+
 def test_the_explorer_needs_pictures():
     with pytest.raises(ValueError, match="pictures=\\[\\]"):
         word_map_explorer([], score=segmentation_scores, prior=centre_prior((64, 64)))

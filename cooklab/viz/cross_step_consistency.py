@@ -3,6 +3,7 @@
     fig = cscc_spans_figure(out.spans, pipe.tokenizer_2)   # which recipe tokens belong to which step (b_n, t_n)
     fig = cscc_delta_figure(tr)                            # |lam * C_recipe[b_n + i]| added to each step's tokens
     fig = cscc_lambda_figure(images, images_at_0, lam=0.4) # how far the images moved from lambda = 0
+    fig = cscc_similarity_figure(lams, to_first, to_recipe, shown=0.4)  # the fused tokens' cosine similarity vs lambda
 
 Inputs are a ``cscc.RecipeSpans`` (``out.spans``), a trace recorded with capture
 including ``"cscc"``, or plain tensors and images; nothing here runs a model.
@@ -32,7 +33,7 @@ from .common import (
 )
 from .cookanything import canvas_of
 
-__all__ = ["cscc_delta_figure", "cscc_lambda_figure", "cscc_spans_figure"]
+__all__ = ["cscc_delta_figure", "cscc_lambda_figure", "cscc_similarity_figure", "cscc_spans_figure"]
 
 
 def _token_text(token: str) -> str:
@@ -270,6 +271,7 @@ def cscc_lambda_figure(
     vmax: float | None = None,
     delta_max: float | None = None,
     scale_note: str | None = None,
+    title: str | None = None,
 ) -> Figure:
     """One lambda of CSCC: the step images, how far each moved from lambda = 0, and what was added.
 
@@ -279,7 +281,7 @@ def cscc_lambda_figure(
     is given. vmax fixes the top of row 2's colour scale and delta_max the top of row 3's axis
     (None: this figure's own largest value, so two figures do not compare by eye); larger values
     saturate (the colour bar's arrow). scale_note goes under the colour bar's label, e.g. where
-    vmax came from.
+    vmax came from; title replaces the figure's title (e.g. with the measure of each setting).
     """
     images, reference_images = list(images), list(reference_images)
     n = len(images)
@@ -318,6 +320,44 @@ def cscc_lambda_figure(
             ax.set_ylim(0, delta_max)
         ax.tick_params(labelsize=SMALL_PT)
     fig.suptitle(
-        f"CSCC with λ = {lam:g}: the images (top) and how much each moved from λ = 0 (middle)", fontsize=TITLE_PT
+        title or f"CSCC with λ = {lam:g}: the images (top) and how much each moved from λ = 0 (middle)",
+        fontsize=TITLE_PT,
     )
+    return fig
+
+
+def cscc_similarity_figure(lams, to_first, to_recipe, shown: float, marks=(), steps=None) -> Figure:
+    """What lambda does to the text: cosine similarity of each later step's fused tokens, against lambda.
+
+    lams [K]: the lambdas (0 first: CSCC off); to_first / to_recipe [K, M]: for each lambda and
+    each of M later steps, the cosine similarity of the mean of the step's fused rows
+    ``C_n[o : o + t_n] + lam * C_recipe[b_n : b_n + t_n]`` (Eq. 12) with the mean of step 1's own
+    rows (left) and with the mean of the whole recipe's tokens (right). steps: the M steps'
+    numbers (default 2 .. M + 1); shown: the lambda drawn now (0: CSCC off), marked by a vertical
+    line and a dot on every curve; marks: the lambdas a slider offers, ticked on the x axis.
+    """
+    lams = np.asarray(lams, dtype=float)
+    curves = [np.asarray(to_first, dtype=float), np.asarray(to_recipe, dtype=float)]
+    m = curves[0].shape[1]
+    steps = list(range(2, m + 2)) if steps is None else list(steps)
+    colors = step_colors(max(steps, default=1))
+    fig, axes = new_subplots(1, 2, figsize=(9.5, 3.3), layout="constrained")
+    at = int(np.argmin(np.abs(lams - shown)))  # the row of the shown lambda
+    names = ("… to step 1's own words", "… to the whole recipe's tokens")
+    for ax, curve, name in zip(axes, curves, names):
+        for j, step in enumerate(steps):
+            ax.plot(lams, curve[:, j], color=colors[step - 1], lw=1.5, label=f"step {step}")
+            ax.plot(lams[at], curve[at, j], "o", color=colors[step - 1], ms=7, mec="k")
+        ax.axvline(lams[at], color="k", lw=1, ls="--")
+        ax.set_xticks(sorted({0.0, *(float(x) for x in marks)}))
+        ax.tick_params(labelsize=SMALL_PT)
+        ax.set_xlabel("λ (0 = CSCC off)", fontsize=LABEL_PT)
+        ax.set_ylabel("cosine similarity", fontsize=LABEL_PT)
+        values = ", ".join(f"{v:.3f}" for v in curve[at])
+        ax.set_title(f"{name}\nat λ = {lams[at]:g}: {values}", fontsize=LABEL_PT)
+        ax.grid(alpha=0.3)
+    if m:
+        axes[0].legend(fontsize=SMALL_PT, loc="lower right")
+    state = "CSCC off (λ = 0)" if shown == 0 else f"CSCC on, λ = {shown:g}"
+    fig.suptitle(f"{state}: each later step's fused T5 tokens (Eq. 12), compared with …", fontsize=TITLE_PT)
     return fig

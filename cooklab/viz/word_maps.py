@@ -31,27 +31,51 @@ def _title(name: str, scores: dict | None) -> str:
     return f"{name}\nIoU {scores['iou_area']:.2f} · AUROC {scores['auroc']:.2f}"
 
 
+def _versus(scores: dict | None, prior_scores: dict | None) -> str:
+    """The prior's AUROC against the word map's, as a line of the prior's title."""
+    if scores is None or prior_scores is None:
+        return ""
+    gap = prior_scores["auroc"] - scores["auroc"]
+    return f"\n{'beats' if gap > 0 else 'loses to'} the map shown by {abs(gap):.2f} AUROC"
+
+
 def word_map_figure(
-    image, heat, mask, scores: dict | None, prior, prior_scores: dict | None, word: str, subtitle: str = ""
+    image,
+    heat,
+    mask,
+    scores: dict | None,
+    prior,
+    prior_scores: dict | None,
+    word: str,
+    subtitle: str = "",
+    kind: str = "",
+    other: tuple[str, dict | None] | None = None,
 ):
     """[picture + truth | word map | centre prior] for one word; ``heat`` and ``prior`` are [H, W] like ``mask``.
 
     scores / prior_scores: ``{"iou_area": ..., "auroc": ...}`` of the word map and of the prior
-    against ``mask`` (None: the picture shows no such object, nothing is scored).
+    against ``mask`` (None: the picture shows no such object, nothing is scored). kind names the
+    map (e.g. "renormalised over the words"); other: ``(name, scores)`` of the same word's map made
+    the other way (e.g. "raw"), whose AUROC the word map's title adds in brackets. The
+    prior's title says by how much it beats (or loses to) the word map shown.
     """
     heat, prior = to_array(heat), to_array(prior)
     truth = np.asarray(mask, dtype=bool)
-    fig, axes = new_subplots(1, 3, figsize=(9.0, 3.4))
+    fig, axes = new_subplots(1, 3, figsize=(10.0, 3.8))
     draw_image(axes[0], image, title=f"the picture · truth of {word!r}")
     _outline(axes[0], truth)
-    for ax, m, name, s in (
-        (axes[1], heat, f"word map of {word!r}", scores),
-        (axes[2], prior, "centre prior (no model)", prior_scores),
+    name = f"word map of {word!r}" + (f"\n{kind}" if kind else "")
+    title = _title(name, scores)
+    if other is not None and other[1] is not None:
+        title += f"\n({other[0]}: AUROC {other[1]['auroc']:.2f})"
+    for ax, m, text in (
+        (axes[1], heat, title),
+        (axes[2], prior, _title("centre prior (no model)", prior_scores) + _versus(scores, prior_scores)),
     ):
         low, high = float(m.min()), float(m.max())  # each map on its own range: a flat map still shows its shape
         mappable = draw_overlay(ax, image, m, 0.6, "inferno", low, max(high, low + 1e-12), "nearest")
         _outline(ax, truth)
-        ax.set_title(_title(name, s), fontsize=LABEL_PT)
+        ax.set_title(text, fontsize=LABEL_PT)
         fig.colorbar(mappable, ax=ax, fraction=0.046, pad=0.02).ax.tick_params(labelsize=SMALL_PT)
     if subtitle:
         fig.suptitle(subtitle, fontsize=SMALL_PT)

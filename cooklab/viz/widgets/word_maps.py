@@ -10,6 +10,17 @@ and the true mask of each word's object. The map is ``cooklab.instrument.word_ma
 over the chosen layers (a range in the order the data passes them) and denoising steps; ``score(map, mask)`` returns
 its ``{"iou_area", "auroc"}`` (``cooklab.metrics.attention_segmentation.segmentation_scores``, passed
 in by the caller), and the same score of ``prior`` is drawn next to it (``word_map_figure``).
+
+The explorer's mechanism toggle is the per-pixel renormalisation over the prompt's words (start and
+end tokens left out, ``word_map``'s ``renormalise``)::
+
+    on:  R_w(x) = D_w(x) / sum over the prompt's words v of D_v(x)    the word's share of the words' attention
+    off: D_w(x)                                                        the raw mass, the start token's sink and all
+
+Its title gives the shown map's IoU and AUROC, the other setting's AUROC in brackets, and the
+prior's title by how much the prior beats (or loses to) the map shown. In the toy SD the start
+token takes most of the attention on the container, so the raw map of the container word ranks
+the container last (AUROC near 0) and the renormalised one near the top (``docs/attention_maps.md``).
 ipywidgets is imported inside the function.
 """
 
@@ -27,11 +38,10 @@ from . import panels
 
 __all__ = ["WordPicture", "word_map_explorer"]
 
-_MAPS = {
-    "renormalised over the words": dict(renormalise=True),
-    "raw attention mass": dict(renormalise=False),
-    "ConceptAttention (Flux)": dict(method="concept"),
-}
+#: the map's method (``word_map``'s ``method``); ConceptAttention only where the trace holds it (Flux)
+_METHODS = {"attention (DAAM)": "attention", "ConceptAttention (Flux)": "concept"}
+#: the mechanism toggle's two settings of an attention map: its name in a title, and the other's short name
+_RENORMALISE = {True: ("renormalised over the words", "raw"), False: ("raw attention mass", "renormalised")}
 
 
 @dataclass
@@ -68,7 +78,10 @@ def _controls(widgets, models: list[str]) -> dict:
         picture=widgets.IntSlider(0, 0, 0, description="picture", **slider),
         model=widgets.ToggleButtons(options=models, description="model", style=wide),
         word=widgets.Dropdown(description="word", style=wide),
-        kind=widgets.Dropdown(options=list(_MAPS)[:2], description="map", style=wide),
+        mechanism=panels.mechanism_toggle(
+            widgets, "renormalise", on="on: share of the words' attention", off="off: raw attention mass"
+        ),
+        method=widgets.Dropdown(options=list(_METHODS)[:1], description="map", style=wide),
         layers=widgets.IntRangeSlider(value=(0, 0), min=0, max=0, description="layers", **slider),
         steps=widgets.IntRangeSlider(value=(0, 0), min=0, max=0, description="denoising steps", **slider),
     )
@@ -80,8 +93,9 @@ def _refresh(pictures: list[WordPicture], c: dict) -> list[WordPicture]:
     c["picture"].max = len(mine) - 1
     picture = mine[min(c["picture"].value, len(mine) - 1)]
     panels.set_options(c["word"], [(w, w) for w in picture.masks])
-    kinds = list(_MAPS) if picture.trace.flux and picture.trace.concept else list(_MAPS)[:2]
-    panels.set_options(c["kind"], [(k, k) for k in kinds])
+    methods = list(_METHODS) if picture.trace.flux and picture.trace.concept else list(_METHODS)[:1]
+    panels.set_options(c["method"], [(k, k) for k in methods])
+    c["mechanism"].disabled = _METHODS[c["method"].value] == "concept"  # ConceptAttention: its own softmax
     n_layers = len(_layers(picture))
     n_steps = len(picture.trace.steps(0 if picture.trace.flux else picture.index, _table(picture)))
     for name, n in (("layers", n_layers), ("steps", n_steps)):
@@ -98,38 +112,56 @@ def _draw(picture: WordPicture, c: dict, score, prior, info) -> None:
     steps = trace.steps(0 if trace.flux else picture.index, _table(picture))
     first, last = c["steps"].value
     mask = picture.masks[word]
-    heat = word_map(
-        trace,
-        word,
-        frame=picture.index,
-        layers=names[lo : hi + 1],
-        steps=steps[first : last + 1],
-        size=mask.shape,
-        **_MAPS[c["kind"].value],
-    ).numpy()  # [H, W]
+    method, renormalise = _METHODS[c["method"].value], c["mechanism"].value
+
+    def heat(renormalise: bool) -> np.ndarray:  # [H, W]
+        chosen = dict(layers=names[lo : hi + 1], steps=steps[first : last + 1], size=mask.shape, method=method)
+        return word_map(trace, word, frame=picture.index, renormalise=renormalise, **chosen).numpy()
+
+    shown = heat(renormalise)
     info.value = html.escape(
         f"{picture.model}, “{picture.text}”: layers {short_layer_name(names[lo])} … {short_layer_name(names[hi])} "
         f"({hi - lo + 1} of {len(names)}), denoising steps {steps[first]}-{steps[last]}"
+        + (
+            " · ConceptAttention: a softmax over the concepts, renormalise does not apply"
+            if method == "concept"
+            else ""
+        )
     )
     truth = mask if mask.any() and not mask.all() else None
-    scores = None if truth is None else score(heat, truth)
+    scores = None if truth is None else score(shown, truth)
     prior_scores = None if truth is None else score(prior, truth)
-    panels.show_figures(word_map_figure(picture.image, heat, mask, scores, prior, prior_scores, word))
+    if method == "concept":
+        kind, other = "ConceptAttention", None
+    else:
+        kind, short = _RENORMALISE[renormalise]
+        other = (short, None if truth is None else score(heat(not renormalise), truth))
+    panels.show_figures(
+        word_map_figure(picture.image, shown, mask, scores, prior, prior_scores, word, kind=kind, other=other)
+    )
 
 
-def word_map_explorer(pictures: list[WordPicture], score, prior):
+def word_map_explorer(pictures: list[WordPicture], score, prior, picture: int = 0):
     """Browse the word maps of ``pictures`` with their scores next to ``prior``'s (see the module doc).
 
-    Controls (``box.controls``): ``picture`` (of the chosen model), ``model``, ``word``, ``kind``
-    (renormalised, raw mass, ConceptAttention where the trace holds it), ``layers`` and ``steps``
+    Controls (``box.controls``): ``mechanism`` (renormalise on: the word's share of the attention on
+    the prompt's words at each pixel; off: the raw attention mass, start token and all), ``picture``
+    (of the chosen model), ``model``, ``word``, ``method`` (attention, or ConceptAttention where the
+    trace holds it; renormalise then does not apply and is disabled), ``layers`` and ``steps``
     (index ranges over the trace's layers in the order the data passes them -- U-Net down, mid, up; Flux
-    double, single -- and over its denoising steps).
+    double, single -- and over its denoising steps). picture: the one shown first, counted among
+    the first model's pictures.
     """
     import ipywidgets as widgets
 
     if not pictures:
         raise ValueError("pictures=[]: give at least one WordPicture (a traced picture and its words' masks).")
-    c = _controls(widgets, list(dict.fromkeys(p.model for p in pictures)))
+    models = list(dict.fromkeys(p.model for p in pictures))
+    c = _controls(widgets, models)
+    c["picture"].max = sum(p.model == models[0] for p in pictures) - 1
+    if not 0 <= picture <= c["picture"].max:
+        raise ValueError(f"picture={picture}: the first model has pictures 0 to {c['picture'].max}.")
+    c["picture"].value = picture
     info, out = widgets.HTML(), widgets.Output()
     busy = [False]  # True while options are replaced: one redraw afterwards
 
@@ -147,5 +179,5 @@ def word_map_explorer(pictures: list[WordPicture], score, prior):
     for control in c.values():
         control.observe(update, names="value")
     update()
-    rows = [[c["picture"], c["word"], c["kind"]], [c["model"]], [c["layers"], c["steps"]], [info]]
+    rows = [[c["mechanism"]], [c["picture"], c["word"], c["method"]], [c["model"]], [c["layers"], c["steps"]], [info]]
     return panels.panel(widgets, rows, out, c)
