@@ -158,7 +158,7 @@ def results_explorer(results: list[dict], comparisons: dict[str, tuple[str, str]
     wide = {"description_width": "initial"}  # descriptions and option names whole, never cut mid-word
     mechanism = panels.mechanism_toggle(widgets, "mechanism", on="on (full row)", off="off (ablation row)")
     comparison = widgets.Dropdown(
-        options=list(comparisons), description="mechanism of", style=wide, layout=widgets.Layout(width="360px")
+        options=list(comparisons), description="mechanism of", style=wide, layout=widgets.Layout(width="500px")
     )
     metrics = sorted({m for r in results for m in r["metrics"]})
     metric = widgets.Dropdown(
