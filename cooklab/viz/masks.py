@@ -317,10 +317,10 @@ def detections_figure(
 # ---- masks ---------------------------------------------------------------------------------
 
 
-def _draw_no_mask(fig: Figure, axes, arr: np.ndarray, latent_hw) -> None:
-    """The image alone, and on the latent grid a note that the frame gets uniform noise."""
+def _draw_no_mask(fig: Figure, axes, arr: np.ndarray, latent_hw, why: str) -> None:
+    """The image alone (titled "no mask: ``why``"), and on the latent grid a note that the frame gets uniform noise."""
     _show(axes[0], arr)
-    axes[0].set_title("no mask: nothing passed the thresholds", fontsize=LABEL_PT)
+    axes[0].set_title(f"no mask: {why}", fontsize=LABEL_PT)
     if latent_hw is not None:
         _note(
             axes[1],
@@ -396,13 +396,21 @@ def _draw_latent_mask(ax, mask: torch.Tensor, latent_hw, box) -> None:
     ax.set_title(f"latent grid {lh}×{lw}: covers {area:.1%}\n{verdict}", fontsize=LABEL_PT)
 
 
-def mask_figure(image, mask_result, latent_hw: tuple[int, int] | None = None, *, title: str | None = None) -> Figure:
+def mask_figure(
+    image,
+    mask_result,
+    latent_hw: tuple[int, int] | None = None,
+    *,
+    title: str | None = None,
+    why: str = "nothing passed the thresholds",
+) -> Figure:
     """The mask a provider returned, over the image, with its box, score and SAM's predicted IoU.
 
     mask_result: a ``MaskResult``, a bare ``[H, W]`` mask (tensor, array or PIL) or None (the
-    provider found nothing). latent_hw: also show the mask resized to the latent grid
-    (``resize_mask``, area averaging), as the pipeline uses it in Eq. 7, with its coverage; the
-    pipeline falls back to uniform noise when it covers less than 0.1 % or more than 99.9 %.
+    provider found nothing; ``why`` says why in the image's title). latent_hw: also show the mask
+    resized to the latent grid (``resize_mask``, area averaging), as the pipeline uses it in Eq. 7,
+    with its coverage; the pipeline falls back to uniform noise when it covers less than 0.1 % or
+    more than 99.9 %.
     """
     arr = image_array(image)
     h, w = arr.shape[:2]
@@ -410,7 +418,7 @@ def mask_figure(image, mask_result, latent_hw: tuple[int, int] | None = None, *,
     fig, axes = new_subplots(1, ncols, figsize=(3.3 * ncols, 3.3 * h / w + 0.9), layout="constrained", squeeze=False)
     axes = axes[0]
     if mask_result is None:
-        _draw_no_mask(fig, axes, arr, latent_hw)
+        _draw_no_mask(fig, axes, arr, latent_hw, why)
     else:
         mask = to_mask_tensor(getattr(mask_result, "mask", mask_result))
         if tuple(mask.shape) != (h, w):

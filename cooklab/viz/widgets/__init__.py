@@ -10,6 +10,7 @@
     lambda_explorer(pipe, recipe, height=64, width=64)   # CSCC's lambda with a slider
     rope_explorer(pipe.transformer.pos_embed)  # Flexible RoPE vs global ids
     threshold_explorer(provider, image, "frying pan", latent_hw=(8, 8))   # a mask provider's thresholds
+    mask_run_explorer(with_masks, without_masks)   # one recipe with the container masks and without
     word_map_explorer(pictures, score=segmentation_scores, prior=centre_prior((64, 64)))   # word maps vs truth
 
 Modules:
@@ -21,7 +22,9 @@ Modules:
 * ``regions.py``: CookAnything's canvas regions, the SRC mask and Flexible RoPE
   (``region_mask_explorer``, ``rope_explorer``);
 * ``consistency.py``: CSCC's lambda (``lambda_explorer``);
-* ``thresholds.py``: a mask provider's two thresholds (``threshold_explorer``);
+* ``thresholds.py``: a mask provider's two thresholds and its phrase, and the frame its mask draws
+  (``threshold_explorer``);
+* ``mask_runs.py``: one recipe generated with the container masks and without (``mask_run_explorer``);
 * ``word_maps.py``: a word's heat map over its picture, scored against the truth next to the centre prior
   (``word_map_explorer``, ``WordPicture``);
 * ``measures.py``: the measures in the explorers' titles (``oracle_consistency``, ``oracle_faithfulness``);
@@ -45,6 +48,7 @@ from ..common import detached_figures
 from .attention import attention_explorer, text_image_explorer
 from .consistency import lambda_explorer
 from .frames import frame_scrubber
+from .mask_runs import mask_run_explorer
 from .measures import oracle_consistency, oracle_faithfulness
 from .noise import noise_explorer
 from .panels import mechanism_toggle
@@ -58,6 +62,7 @@ __all__ = [
     "detached_figures",
     "frame_scrubber",
     "lambda_explorer",
+    "mask_run_explorer",
     "mechanism_toggle",
     "noise_explorer",
     "oracle_consistency",
