@@ -250,25 +250,12 @@ def test_region_mask_explorer(traced, capsys):
     c["region_5"].value = False
     c["step_text_len"].value = 12
     c["region_side"].value = 2
-    assert "5 × (12 text + 4 image)" in box.children[3].children[0].value
+    assert "5 × (12 text + 4 image)" in box.children[4].children[0].value
     _, out = traced
     box = widgets.region_mask_explorer(out)
     assert box.controls["n"].layout.display == "none"
     box.controls["region_1"].value = False
     assert_drawn(capsys)
-
-
-def test_text_image_explorer(traced, capsys):
-    tr, _ = traced
-    box = widgets.text_image_explorer(tr)
-    c = box.controls
-    c["step"].value = 1
-    c["layer"].value = c["layer"].options[1][1]
-    c["t"].value = c["t"].options[-1][1]
-    c["step"].value = "all"
-    assert_drawn(capsys)
-    with pytest.raises(ValueError, match="text->image"):
-        widgets.text_image_explorer(FakeTrace.__new__(FakeTrace))
 
 
 def test_lambda_explorer(ca, capsys):
@@ -289,15 +276,6 @@ def test_lambda_explorer(ca, capsys):
     assert_drawn(capsys)
     box = widgets.lambda_explorer(ca, STEPS, lams=(0.3,), precompute=True, seed=0, **KW)
     assert set(box.results) == {0.0, 0.3}
-
-
-def test_rope_explorer(ca, capsys):
-    box = widgets.rope_explorer(ca.transformer.pos_embed, n_regions=8)
-    box.controls["ids"].value = "global"
-    box.controls["region_b"].value = 3
-    box.controls["ids"].value = "flexible + step axis"
-    box.controls["region_a"].value = 2
-    assert_drawn(capsys)
 
 
 def test_cscc_lambda_figure_fixes_its_scales_when_asked():
@@ -337,19 +315,3 @@ def test_lambda_explorer_scales_stay_fixed_while_lambda_moves(ca, capsys, monkey
     assert box.controls["lam"].style.description_width == "initial"
     assert_drawn(capsys)
 
-
-def test_text_image_explorer_keeps_one_colour_scale_and_says_which_step(traced, capsys, monkeypatch):
-    tr, _ = traced
-    shown = []
-    show = panels.show_figures
-    monkeypatch.setattr(panels, "show_figures", lambda *figs: (shown.extend(figs), show(*figs)))
-    box = widgets.text_image_explorer(tr)
-    c = box.controls
-    assert (c["step"].description, c["t"].description) == ("recipe step", "denoising step")
-    c["t"].value = c["t"].options[-1][1]
-    c["layer"].value = c["layer"].options[1][1]
-    top = max(float(m.max()) for m in tr.text_image.values())
-    clims = {ax.images[-1].get_clim() for fig in shown for ax in fig.axes if ax.images}
-    assert len(shown) == 3 and clims == {(0.0, top)}
-    assert "denoising step" in shown[1]._suptitle.get_text() and "recipe step 1's text" in shown[0].axes[0].get_title()
-    assert_drawn(capsys)
