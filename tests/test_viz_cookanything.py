@@ -314,4 +314,3 @@ def test_lambda_explorer_scales_stay_fixed_while_lambda_moves(ca, capsys, monkey
         assert fig.axes[-1].get_ylim() == (0.0, delta_max)
     assert box.controls["lam"].style.description_width == "initial"
     assert_drawn(capsys)
-

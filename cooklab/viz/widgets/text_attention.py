@@ -157,7 +157,7 @@ def text_image_explorer(
     out = widgets.Output()
 
     def draw():
-        _draw(run, c, measure, kwargs.get("seed", 0))
+        _draw(run, c, measure)
 
     for w in c.values():
         w.observe(lambda _: panels.redraw(out, draw), names="value")
@@ -167,7 +167,7 @@ def text_image_explorer(
     return box
 
 
-def _draw(run, c: dict, measure, seed) -> None:
+def _draw(run, c: dict, measure) -> None:
     """The explorer's three figures for the controls ``c``: canvases, attention maps, share matrix."""
     on = c["mechanism"].value
     alpha = c["alpha"].value
@@ -180,7 +180,7 @@ def _draw(run, c: dict, measure, seed) -> None:
     shares = text_image_share_matrix(tr, layers=layers, steps=t)  # [N steps, N regions]
     setting = f"SRC on (α = {alpha:g})" if on else "SRC off"
     panels.show_figures(
-        canvases_figure(on_out, off_out, alpha, on, labels, seed),
+        canvases_figure(on_out, off_out, alpha, on, labels, on_out.settings.get("seed")),
         text_image_figure(tr, layers=layers, t=t, vmax=top),
         share_matrix_figure(
             shares, f"{setting}: where each step's text is read\n(share of its attention mass per region)"
