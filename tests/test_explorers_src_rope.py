@@ -21,7 +21,7 @@ import torch  # noqa: E402
 
 import cooklab  # noqa: E402
 from cooklab.cookanything.flexible_rope import canvas_image_ids  # noqa: E402
-from cooklab.instrument import text_image_share_matrix  # noqa: E402
+from cooklab.instrument import text_image_region_shares, text_image_share_matrix  # noqa: E402
 from cooklab.models import TINY_T5_MAX_LENGTH  # noqa: E402
 from cooklab.viz.common import image_array  # noqa: E402
 from cooklab.viz.cookanything import LEAK_RGB, ids_grid  # noqa: E402
@@ -155,6 +155,19 @@ def test_src_explorer_alpha_generates_and_shows_that_alpha(src_box, shown):
     check_src_figures(shown[-1], box, on=False, alpha=1.0)
     box.controls["mechanism"].value = True
     box.controls["alpha"].value = 0.1
+
+
+def test_share_matrix_rows_share_out_each_steps_text_and_hold_the_own_region_share(src_box):
+    for key in (0.1, "off"):
+        tr = src_box.results[key][1]
+        shares = text_image_share_matrix(tr)  # [N steps, N regions]
+        assert shares.shape == (3, 3) and torch.allclose(shares.sum(1), torch.ones(3), atol=1e-5)
+        assert np.allclose(shares.diagonal().numpy(), text_image_region_shares(tr), atol=1e-6)
+    mass = src_box.results["off"][1].text_image_map(1)  # [N * rows, cols]: step 2's text over the canvas
+    rows = mass.shape[0] // 3
+    assert text_image_share_matrix(src_box.results["off"][1])[1, 2] == pytest.approx(
+        float(mass[2 * rows :].sum() / mass.sum()), abs=1e-6
+    )  # region 3 is the third band of rows
 
 
 # ---- notebook 04: Flexible RoPE on / off ------------------------------------------------------------------

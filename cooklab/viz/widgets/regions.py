@@ -18,7 +18,7 @@ from ..cookanything import group_mask_figure, ids_grid, ids_panel, layout_of, ro
 from . import panels
 from .measures import measure_label
 
-__all__ = ["region_mask_explorer", "rope_canvas_figure", "rope_explorer"]
+__all__ = ["region_mask_explorer", "rope_explorer"]
 
 
 def _region_controls(widgets, image_attention: str, n: int, step_text_len: int, region_side: int, sizes: bool):
@@ -149,7 +149,7 @@ def _rope_runs(flexible_out, global_out) -> dict:
     return runs
 
 
-def rope_canvas_figure(runs: dict, ids: dict, shown: str, labels: dict, region: int):
+def _rope_canvas_figure(runs: dict, ids: dict, shown: str, labels: dict, region: int):
     """Both canvases (regions stacked as the model sees them), the shown one framed, beside its row and column ids.
 
     runs / ids / labels: ``{"flexible" | "global": output / [N P, 3] ids / measure label}``; shown: the
@@ -238,7 +238,7 @@ def rope_explorer(pos_embed, flexible_out, global_out, measure=None):
     def draw():
         shown, region = ("flexible" if c["mechanism"].value else "global"), c["region"].value - 1
         panels.show_figures(
-            rope_canvas_figure(runs, ids, shown, labels, region),
+            _rope_canvas_figure(runs, ids, shown, labels, region),
             rotary_figure(freqs, lay, regions=(0, region)),  # both id sets: flexible's difference is 0 by design
         )
 

@@ -36,14 +36,14 @@ OFF = "off"  # the results key of the run without SRC
 SHOWN_EDGE = "#d62728"  # the frame around the setting the toggle shows
 
 
-def joint_label(measure, images) -> str:
+def _joint_label(measure, images) -> str:
     """The label of one measure, or of several joined by ", " (``measure``: a function, several, or None)."""
     if measure is None or callable(measure):
         return measure_label(measure, images)
     return ", ".join(measure_label(m, images) for m in measure)
 
 
-def canvases_figure(on_out, off_out, alpha: float, shown_on: bool, labels: tuple[str, str], seed):
+def _canvases_figure(on_out, off_out, alpha: float, shown_on: bool, labels: tuple[str, str], seed):
     """Both canvases region by region: SRC on at ``alpha`` (row 1) and off (row 2); the shown row framed in red.
 
     labels: the measure of (on, off), written under each row's name; the title starts with the shown setting's.
@@ -70,7 +70,7 @@ def canvases_figure(on_out, off_out, alpha: float, shown_on: bool, labels: tuple
     return fig
 
 
-def share_matrix_figure(shares: np.ndarray, title: str):
+def _share_matrix_figure(shares: np.ndarray, title: str):
     """``shares[n, m]``: the share of step n's text mass read in region m, as a heat map with the numbers."""
     n = shares.shape[0]
     fig, ax = new_subplots(figsize=(1.6 + 0.55 * n, 1.2 + 0.45 * n), layout="constrained")
@@ -172,7 +172,7 @@ def _draw(run, c: dict, measure) -> None:
     on = c["mechanism"].value
     alpha = c["alpha"].value
     (on_out, on_tr), (off_out, off_tr) = run(alpha), run(OFF)
-    labels = (joint_label(measure, on_out.images), joint_label(measure, off_out.images))
+    labels = (_joint_label(measure, on_out.images), _joint_label(measure, off_out.images))
     tr = on_tr if on else off_tr
     layers = None if c["layer"].value == panels.ALL else c["layer"].value
     t = None if c["t"].value == panels.ALL else [c["t"].value]
@@ -180,9 +180,9 @@ def _draw(run, c: dict, measure) -> None:
     shares = text_image_share_matrix(tr, layers=layers, steps=t)  # [N steps, N regions]
     setting = f"SRC on (α = {alpha:g})" if on else "SRC off"
     panels.show_figures(
-        canvases_figure(on_out, off_out, alpha, on, labels, on_out.settings.get("seed")),
+        _canvases_figure(on_out, off_out, alpha, on, labels, on_out.settings.get("seed")),
         text_image_figure(tr, layers=layers, t=t, vmax=top),
-        share_matrix_figure(
+        _share_matrix_figure(
             shares, f"{setting}: where each step's text is read\n(share of its attention mass per region)"
         ),
     )
