@@ -144,6 +144,7 @@ def test_src_explorer_toggles_between_the_two_runs(src_box, shown):
     assert off_shares.diagonal().max() < 0.9  # without SRC a step's text is read outside its region too
     box.controls["mechanism"].value = True
     check_src_figures(shown[-1], box, on=True, alpha=0.1)
+    assert plt.get_fignums() == []  # plain Figures: a redraw on a kernel subshell never meets pyplot's flush
 
 
 def test_src_explorer_alpha_generates_and_shows_that_alpha(src_box, shown):
@@ -197,6 +198,7 @@ def test_rope_explorer_toggles_canvas_ids_and_measure(ca, rope_runs, shown):
         titles = [ax.get_title() for ax in rotary.axes if ax.get_title()]
         assert "flexible: |difference|: max 0.00" in titles  # both id sets, whatever is shown: not all zeros
         assert any(t.startswith("global: |difference|") and not t.endswith("0.00") for t in titles)
+    assert plt.get_fignums() == []
 
 
 def test_rope_explorer_region_slider_picks_the_compared_region(ca, rope_runs, shown):
