@@ -66,8 +66,8 @@ MIN_CHANGE: dict[str, tuple[float, ...]] = {
     "00_quickstart": (0.07,),  # measured 0.135: region_aware_kv -> independent (frame 2 and the strip)
     "01_kv_sharing": (0.09,),  # measured 0.189: K/V sharing on -> off (the s - 0.5 map gives way to "no share")
     "02_region_aware_noise": (0.12,),  # measured 0.239 (noise maps; the pictures alone 0.047)
-    "03_regional_attention_mask": (0.01, 0.01),
-    "04_flexible_rope": (0.01,),
+    "03_regional_attention_mask": (0.18, 0.08),  # measured 0.365 (mask), 0.159 (SRC canvases and attention)
+    "04_flexible_rope": (0.03,),  # measured 0.060 (ids beside the canvases)
     "05_cross_step_consistency": (0.06,),
     "06_cooking_agent_and_masks": (0.16, 0.014),  # measured 0.326 (mask on/off), 0.028 (run with/without masks)
     "07_evaluation": (0.07,),  # measured 0.140 (full row / ablation row)

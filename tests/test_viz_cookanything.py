@@ -24,7 +24,6 @@ from cooklab.cookanything.flexible_rope import canvas_image_ids  # noqa: E402
 from cooklab.models import TINY_T5_MAX_LENGTH  # noqa: E402
 from cooklab.viz import cookanything as plots  # noqa: E402  (the CookAnything figures and their helpers)
 from cooklab.viz import widgets  # noqa: E402
-from cooklab.viz.widgets import panels  # noqa: E402
 
 STEPS = [
     "Dice two carrots on a wooden board.",
@@ -250,33 +249,11 @@ def test_region_mask_explorer(traced, capsys):
     c["region_5"].value = False
     c["step_text_len"].value = 12
     c["region_side"].value = 2
-    assert "5 × (12 text + 4 image)" in box.children[3].children[0].value
+    assert "5 × (12 text + 4 image)" in box.children[4].children[0].value
     _, out = traced
     box = widgets.region_mask_explorer(out)
     assert box.controls["n"].layout.display == "none"
     box.controls["region_1"].value = False
-    assert_drawn(capsys)
-
-
-def test_text_image_explorer(traced, capsys):
-    tr, _ = traced
-    box = widgets.text_image_explorer(tr)
-    c = box.controls
-    c["step"].value = 1
-    c["layer"].value = c["layer"].options[1][1]
-    c["t"].value = c["t"].options[-1][1]
-    c["step"].value = "all"
-    assert_drawn(capsys)
-    with pytest.raises(ValueError, match="text->image"):
-        widgets.text_image_explorer(FakeTrace.__new__(FakeTrace))
-
-
-def test_rope_explorer(ca, capsys):
-    box = widgets.rope_explorer(ca.transformer.pos_embed, n_regions=8)
-    box.controls["ids"].value = "global"
-    box.controls["region_b"].value = 3
-    box.controls["ids"].value = "flexible + step axis"
-    box.controls["region_a"].value = 2
     assert_drawn(capsys)
 
 
@@ -299,20 +276,3 @@ def test_cscc_lambda_figure_fixes_its_scales_when_asked():
     assert [ax for ax in own.axes if ax.images][1].images[0].get_clim() == pytest.approx(
         (0.0, top)
     )  # unfixed: its own largest
-
-
-def test_text_image_explorer_keeps_one_colour_scale_and_says_which_step(traced, capsys, monkeypatch):
-    tr, _ = traced
-    shown = []
-    show = panels.show_figures
-    monkeypatch.setattr(panels, "show_figures", lambda *figs: (shown.extend(figs), show(*figs)))
-    box = widgets.text_image_explorer(tr)
-    c = box.controls
-    assert (c["step"].description, c["t"].description) == ("recipe step", "denoising step")
-    c["t"].value = c["t"].options[-1][1]
-    c["layer"].value = c["layer"].options[1][1]
-    top = max(float(m.max()) for m in tr.text_image.values())
-    clims = {ax.images[-1].get_clim() for fig in shown for ax in fig.axes if ax.images}
-    assert len(shown) == 3 and clims == {(0.0, top)}
-    assert "denoising step" in shown[1]._suptitle.get_text() and "recipe step 1's text" in shown[0].axes[0].get_title()
-    assert_drawn(capsys)

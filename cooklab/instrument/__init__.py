@@ -16,6 +16,7 @@ from .summaries import (
     own_region_share,
     reference_share_means,
     text_image_region_shares,
+    text_image_share_matrix,
 )
 from .trace import CAPTURE_KINDS, FLUX_CAPTURE_KINDS, Trace, trace
 from .word_maps import WEIGHTINGS, token_maps, word_map
@@ -38,6 +39,7 @@ __all__ = [
     "prompt_words",
     "reference_share_means",
     "text_image_region_shares",
+    "text_image_share_matrix",
     "token_maps",
     "trace",
     "word_map",

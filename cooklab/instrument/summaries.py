@@ -13,6 +13,7 @@ CookAnything (the canvas of N regions is frame 0 of the trace):
 * ``own_region_share(text_map, step, n_regions)``: of one map of the canvas's attention on
   step n's text, the share inside region n;
 * ``text_image_region_shares(trace)``: that share for every step (capture ``"text_image_attention"``);
+* ``text_image_share_matrix(trace)``: ``[N, N]``, the share of step n's text mass read in each region m;
 * ``base_contribution_curve(trace)``: denoising step -> how much the whole-description branch
   moves the image output (capture ``"base_contribution"``);
 * ``cscc_delta_means(trace)``: per step, the mean size of what CSCC added to its tokens
@@ -35,6 +36,7 @@ __all__ = [
     "own_region_share",
     "reference_share_means",
     "text_image_region_shares",
+    "text_image_share_matrix",
 ]
 
 
@@ -90,6 +92,26 @@ def text_image_region_shares(trace, layers=None, steps=None) -> list[float | Non
             continue
         shares.append(own_region_share(text_map, step, n))
     return shares
+
+
+def text_image_share_matrix(trace, layers=None, steps=None) -> torch.Tensor:
+    """``[N steps, N regions]``: row n is how step n's text mass is shared out over the regions (rows sum to 1).
+
+    ``shares[n, m] = Σ_{p in region m} A_n[p] / Σ_p A_n[p]``, ``A_n = trace.text_image_map(n, layers, steps)``
+    ([N * rows, cols], the regions stacked top to bottom). With SRC the matrix is the identity (region n
+    alone sees step n's words); with full attention each row is about 1/N everywhere: the text leaks.
+    A row of NaN: that map holds no mass. Raises ``KeyError`` when nothing was captured for the layers / steps.
+    """
+    if trace.canvas is None:
+        raise ValueError("the trace holds no CookAnything canvas: trace a CookAnything call first.")
+    n = len(trace.canvas.texts)
+    rows = []
+    for step in range(n):
+        m = trace.text_image_map(step, layers, steps).float()  # [N * rows, cols]
+        per_region = m.reshape(n, -1).sum(-1)  # [N]: the regions are N equal bands of rows
+        total = float(per_region.sum())
+        rows.append(per_region / total if total > 0 else torch.full((n,), float("nan")))
+    return torch.stack(rows)
 
 
 def base_contribution_curve(trace) -> dict[int, float]:

@@ -45,6 +45,8 @@ __all__ = [
     "canvas_of",
     "flux_layer_name",
     "group_mask_figure",
+    "ids_grid",
+    "ids_panel",
     "layout_figure",
     "layout_of",
     "mask_fractions",
@@ -55,6 +57,8 @@ __all__ = [
     "token_mask_figure",
 ]
 
+
+LEAK_RGB = (0.3, 0.3, 0.3)  # dark grey: the mask cells that SRC removes, drawn with SRC off (the leak paths)
 
 # ---- reading layouts and canvases --------------------------------------------------------
 
@@ -99,7 +103,9 @@ def flux_layer_name(name: str) -> str:
 # ---- Step-wise Regional Control: the mask, the sequence, the text ------------------------
 
 
-def group_mask_figure(n: int, image_attention: str = "region", ax=None, annotate: bool | None = None) -> Figure:
+def group_mask_figure(
+    n: int, image_attention: str = "region", ax=None, annotate: bool | None = None, src: bool = True
+) -> Figure:
     """The paper's 2N x 2N Step-wise Regional Attention Mask (SRC), groups labelled.
 
     Groups 1..N are the step texts ``C_1..C_N``, groups N+1..2N the region images
@@ -107,6 +113,8 @@ def group_mask_figure(n: int, image_attention: str = "region", ax=None, annotate
     region see only each other. Allowed cells are coloured by their step;
     ``image_attention="global"`` adds the image-image block in grey (Regional-Prompting-FLUX's
     choice, not the paper's). annotate: write 1/0 in the cells (default: N <= 6).
+    ``src=False`` draws SRC switched off (``regional=False``): full attention, every cell 1, the
+    cells the mask would remove in dark grey (the leak paths).
     """
     from ..cookanything.regional import group_mask  # here, not at the top: cooklab.cookanything imports diffusers
 
@@ -119,11 +127,13 @@ def group_mask_figure(n: int, image_attention: str = "region", ax=None, annotate
         extra[n:, n:] = ~m[n:, n:]
     elif image_attention != "region":
         raise ValueError(f"image_attention={image_attention!r}: use 'region' or 'global'.")
+    leak = ~m if not src else np.zeros_like(m)  # SRC off: what the mask removes is allowed again
     colors = step_colors(n)
     rgb = np.ones((2 * n, 2 * n, 3), np.float32)
     for i, j in zip(*np.nonzero(m)):
         rgb[i, j] = colors[i % n] if i >= n and j >= n else lighter(colors[i % n], 0.35 if (i < n) == (j < n) else 0.2)
     rgb[extra] = 0.72
+    rgb[leak] = LEAK_RGB
     if ax is None:
         side = min(7.0, 1.6 + 0.42 * 2 * n)
         fig, ax = new_subplots(figsize=(side, side), layout="constrained")
@@ -141,7 +151,7 @@ def group_mask_figure(n: int, image_attention: str = "region", ax=None, annotate
     ax.set_xlabel("keys (group j)")
     ax.set_ylabel("queries (group i)")
     if annotate if annotate is not None else n <= 6:
-        allowed = m | extra
+        allowed = m | extra | leak
         for (i, j), v in np.ndenumerate(allowed):
             ax.text(
                 j,
@@ -150,9 +160,11 @@ def group_mask_figure(n: int, image_attention: str = "region", ax=None, annotate
                 ha="center",
                 va="center",
                 fontsize=7,
-                color="white" if m[i, j] and i >= n and j >= n else "0.25",
+                color="white" if (m[i, j] and i >= n and j >= n) or leak[i, j] else "0.25",
             )
     rule = "i = j or |i − j| = N" + (", plus image↔image" if image_attention == "global" else "")
+    if not src:
+        rule = "always (SRC off); dark grey: what SRC removes"
     ax.set_title(f"group mask M, N = {n}: 1 iff {rule}", fontsize=LABEL_PT)
     return ax.figure
 
@@ -177,7 +189,10 @@ def token_groups(layout, downsample_to: int):
 
 
 def mask_fractions(counts_q, counts_k, image_attention: str):
-    """Per (query bin, key bin): fraction allowed per group [Bq, Bk, N] and through global image attention [Bq, Bk]."""
+    """Per (query bin, key bin): fraction allowed per group [Bq, Bk, N] and through global image attention [Bq, Bk].
+
+    ``image_attention="full"``: SRC off, every pair of different groups is allowed too (the second array).
+    """
     tq, tk = counts_q.sum(-1), counts_k.sum(-1)  # [B, N] tokens of each group in each bin
     size_q, size_k = tq.sum(-1), tk.sum(-1)  # [B]
     norm = np.maximum(size_q[:, None] * size_k[None, :], 1.0)
@@ -186,11 +201,13 @@ def mask_fractions(counts_q, counts_k, image_attention: str):
     if image_attention == "global":  # image pairs of different groups
         iq, ik = counts_q[..., 1], counts_k[..., 1]
         extra = (iq.sum(-1)[:, None] * ik.sum(-1)[None, :] - iq @ ik.T) / norm
+    elif image_attention == "full":  # all pairs minus those in the same group
+        extra = (size_q[:, None] * size_k[None, :] - tq @ tk.T) / norm
     return same, extra
 
 
 def token_mask_figure(
-    layout, image_attention: str = "region", highlight=None, ax=None, max_pixels: int = 480
+    layout, image_attention: str = "region", highlight=None, ax=None, max_pixels: int = 480, src: bool = True
 ) -> Figure:
     """The regional branch's token-level mask (``regional_token_mask``) with group boundaries.
 
@@ -201,11 +218,13 @@ def token_mask_figure(
     index or several (0-based): the others are drawn in light grey. Layouts longer than
     ``max_pixels`` tokens are shown downsampled: each pixel is the exact average over its
     block of tokens (the dense mask is never built). The title gives the allowed fraction,
-    i.e. how much of full attention the mask keeps.
+    i.e. how much of full attention the mask keeps. ``src=False``: SRC off (``regional=False``),
+    full attention over the same tokens, the pairs SRC removes in dark grey (the leak paths).
     """
     layout = layout_of(layout)
     if image_attention not in ("region", "global"):
         raise ValueError(f"image_attention={image_attention!r}: use 'region' or 'global'.")
+    image_attention = image_attention if src else "full"
     n, L, P = layout.n_regions, layout.step_text_len, layout.region_tokens
     total = n * (L + P)
     edges, counts = token_groups(layout, max_pixels)
@@ -215,7 +234,8 @@ def token_mask_figure(
         keep = {int(h) % n for h in ([highlight] if np.isscalar(highlight) else highlight)}
         colors = np.array([c if k in keep else (0.8, 0.8, 0.8) for k, c in enumerate(colors)], np.float32)
     covered = same.sum(-1) + extra
-    rgb = same @ colors + extra[..., None] * 0.55 + (1 - covered)[..., None] * 1.0  # white where masked
+    extra_rgb = np.asarray(LEAK_RGB if not src else (0.55, 0.55, 0.55), np.float32)
+    rgb = same @ colors + extra[..., None] * extra_rgb + (1 - covered)[..., None] * 1.0  # white where masked
     if ax is None:
         fig, ax = new_subplots(figsize=(5.6, 5.2), layout="constrained")
     ax.imshow(np.clip(rgb, 0, 1), extent=(0, total, total, 0), interpolation="nearest")
@@ -238,7 +258,10 @@ def token_mask_figure(
         else f"\nshown at {len(edges) - 1}² pixels (≈{total / (len(edges) - 1):.0f} tokens each)"
     )
     ax.set_title(
-        f"regional-branch mask, {total}×{total} tokens ({image_attention}): {allowed:.1%} of pairs allowed{shown}",
+        f"regional-branch mask, {total}×{total} tokens ({image_attention}): {allowed:.1%} of pairs allowed{shown}"
+        if src
+        else f"SRC off: full attention, {total}×{total} tokens, 100% of pairs allowed;\n"
+        f"dark grey: the {1 - 1 / n:.0%} that SRC removes{shown}",
         fontsize=LABEL_PT,
     )
     return ax.figure
@@ -440,12 +463,35 @@ def base_contribution_figure(trace, ax=None) -> Figure:
 # ---- Flexible RoPE: position ids and rotations -------------------------------------------
 
 
-def _ids_grid(img_ids, layout) -> np.ndarray:
+def ids_grid(img_ids, layout) -> np.ndarray:
     """[N P, 3] image ids as the canvas grid [N rows, cols, 3]."""
     ids = to_array(img_ids)
     if ids.ndim != 2 or ids.shape[1] != 3 or ids.shape[0] != layout.image_len:
         raise ValueError(f"img_ids must be [N P, 3] = [{layout.image_len}, 3] for this layout, got shape {ids.shape}.")
     return ids.reshape(layout.n_regions * layout.rows, layout.cols, 3)
+
+
+def ids_panel(ax, values, layout, title: str, annotate: bool, vmax: float | None = None) -> None:
+    """One axis of the canvas's RoPE ids (``values`` [N rows, cols]) into ``ax``, regions marked, with a colour bar.
+
+    vmax: the top of the colour scale (default: the largest id shown), so two id sets can share one scale.
+    """
+    lay = layout_of(layout)
+    im = ax.imshow(values, cmap="viridis", interpolation="nearest", aspect="auto", vmin=0, vmax=vmax)
+    for r in range(1, lay.n_regions):
+        ax.axhline(r * lay.rows - 0.5, color="white", lw=1)
+    if annotate:
+        top = max(float(values.max() if vmax is None else vmax), 1e-9)
+        for (r, c), v in np.ndenumerate(values):
+            ax.text(c, r, f"{v:.0f}", ha="center", va="center", fontsize=6, color="k" if v > 0.6 * top else "white")
+    ax.set_xticks([])
+    ax.set_yticks(
+        [(r + 0.5) * lay.rows - 0.5 for r in range(lay.n_regions)],
+        [f"R{r + 1}" for r in range(lay.n_regions)],
+        fontsize=SMALL_PT,
+    )
+    ax.set_title(f"{title}: {values.min():.0f}..{values.max():.0f}", fontsize=SMALL_PT)
+    ax.figure.colorbar(im, ax=ax, fraction=0.08, pad=0.03).ax.tick_params(labelsize=SMALL_PT)
 
 
 def rope_ids_figure(img_ids, layout, labels=None, annotate: bool | None = None, panel_height: float = 4.5) -> Figure:
@@ -465,7 +511,7 @@ def rope_ids_figure(img_ids, layout, labels=None, annotate: bool | None = None, 
         sets = list(zip(labels, img_ids))
     else:
         sets = [(labels[0] if labels else "ids", img_ids)]
-    grids = [(label, _ids_grid(ids, lay)) for label, ids in sets]
+    grids = [(label, ids_grid(ids, lay)) for label, ids in sets]
     use_step_axis = any(np.abs(g[..., 0]).max() > 0 for _, g in grids)
     axes_shown = ([(0, "axis 0 (step)")] if use_step_axis else []) + [(1, "axis 1 (row)"), (2, "axis 2 (column)")]
     gh, gw = grids[0][1].shape[:2]
@@ -481,26 +527,8 @@ def rope_ids_figure(img_ids, layout, labels=None, annotate: bool | None = None, 
     k = 0
     for label, grid in grids:
         for axis, name in axes_shown:
-            ax = axes[0, k]
+            ids_panel(axes[0, k], grid[..., axis], lay, f"{label}\n{name}", annotate)
             k += 1
-            values = grid[..., axis]
-            im = ax.imshow(values, cmap="viridis", interpolation="nearest", aspect="auto")
-            for r in range(1, lay.n_regions):
-                ax.axhline(r * lay.rows - 0.5, color="white", lw=1)
-            if annotate:
-                top = max(float(values.max()), 1e-9)
-                for (r, c), v in np.ndenumerate(values):
-                    ax.text(
-                        c, r, f"{v:.0f}", ha="center", va="center", fontsize=6, color="k" if v > 0.6 * top else "white"
-                    )
-            ax.set_xticks([])
-            ax.set_yticks(
-                [(r + 0.5) * lay.rows - 0.5 for r in range(lay.n_regions)],
-                [f"R{r + 1}" for r in range(lay.n_regions)],
-                fontsize=SMALL_PT,
-            )
-            ax.set_title(f"{label}\n{name}: {values.min():.0f}..{values.max():.0f}", fontsize=SMALL_PT)
-            fig.colorbar(im, ax=ax, fraction=0.08, pad=0.03).ax.tick_params(labelsize=SMALL_PT)
     fig.suptitle(
         f"RoPE ids of the canvas: {lay.n_regions} regions of {lay.rows}×{lay.cols} tokens (text ids are all 0)",
         fontsize=LABEL_PT,

@@ -6,16 +6,18 @@
     frame_scrubber(out)                        # the frames of a generation, one at a time
 
     region_mask_explorer(4)                    # CookAnything: the SRC mask, groups and tokens
-    text_image_explorer(tr)                    # where the canvas attends to each step's text
+    text_image_explorer(pipe, recipe, seed=0)  # SRC on/off and alpha: canvases, where each step's text is read
     lambda_explorer(pipe, recipe, height=64, width=64)   # CSCC's lambda with a slider
-    rope_explorer(pipe.transformer.pos_embed)  # Flexible RoPE vs global ids
+    rope_explorer(pipe.transformer.pos_embed, out_flexible, out_global)   # Flexible RoPE vs global ids
     threshold_explorer(provider, image, "frying pan", latent_hw=(8, 8))   # a mask provider's thresholds
     mask_run_explorer(with_masks, without_masks)   # one recipe with the container masks and without
     word_map_explorer(pictures, score=segmentation_scores, prior=centre_prior((64, 64)))   # word maps vs truth
 
 Modules:
 
-* ``attention.py``: a trace's attention maps (``attention_explorer``, ``text_image_explorer``);
+* ``attention.py``: a trace's attention maps, K/V sharing on and off (``attention_explorer``);
+* ``text_attention.py``: Step-wise Regional Control on and off, its alpha, and where each step's text is
+  read (``text_image_explorer``);
 * ``noise.py``: region-aware noise vs uniform noise on a real generation, the object level on a slider
   (``noise_explorer``);
 * ``frames.py``: a Recipe Diffusion output frame by frame (``frame_scrubber``);
@@ -45,7 +47,7 @@ figure modules work without it.
 """
 
 from ..common import detached_figures
-from .attention import attention_explorer, text_image_explorer
+from .attention import attention_explorer
 from .consistency import lambda_explorer
 from .frames import frame_scrubber
 from .mask_runs import mask_run_explorer
@@ -53,6 +55,7 @@ from .measures import oracle_consistency, oracle_faithfulness
 from .noise import noise_explorer
 from .panels import mechanism_toggle
 from .regions import region_mask_explorer, rope_explorer
+from .text_attention import text_image_explorer
 from .thresholds import threshold_explorer
 from .word_maps import WordPicture, word_map_explorer
 

@@ -1,28 +1,27 @@
-"""Explorers of a trace's attention maps: Recipe Diffusion's frames, CookAnything's canvas.
+"""An explorer of a trace's attention maps: Recipe Diffusion's frames.
 
     attention_explorer(tr)    # reference share, self-attention of one query, cross-attention
     attention_explorer(tr, compare=independent, measure=oracle_consistency)   # K/V sharing on vs off
-    text_image_explorer(tr)   # where the canvas attends to each step's text
 
-Both take a ``cooklab.Trace`` recorded with the matching capture and draw the figures of
-``cooklab.viz.recipe_diffusion`` and ``cooklab.viz.cookanything``; ipywidgets is imported inside
-the functions. With ``compare`` (the same recipe and seed generated without K/V sharing),
-``attention_explorer`` switches K/V sharing on and off: pictures of both runs first, then the
-attention view of the run shown. The reference share is drawn as ``s - 0.5`` on a diverging
-scale fitted to the map: 0.5 is "the reference weighs as much as the frame itself", and the
-toy model's shares stay within a few hundredths of it.
+It takes a ``cooklab.Trace`` recorded with the matching capture and draws the figures of
+``cooklab.viz.recipe_diffusion``; ipywidgets is imported inside the function. CookAnything's
+text->canvas attention is explored in ``text_attention.py`` (``text_image_explorer``). With
+``compare`` (the same recipe and seed generated without K/V sharing), ``attention_explorer``
+switches K/V sharing on and off: pictures of both runs first, then the attention view of the run
+shown. The reference share is drawn as ``s - 0.5`` on a diverging scale fitted to the map: 0.5 is
+"the reference weighs as much as the frame itself", and the toy model's shares stay within a few
+hundredths of it.
 """
 
 from __future__ import annotations
 
-from ..common import TITLE_PT, draw_image, draw_note, new_subplots, short_layer_name, shorten
-from ..cookanything import canvas_of, flux_layer_name, text_image_figure
+from ..common import TITLE_PT, draw_image, draw_note, new_subplots, short_layer_name
 from ..recipe_diffusion import SPECIAL_TOKENS, cross_attention_figure, reference_share_figure, self_attention_figure
 from . import panels
 from .frames import comparison_title, runs_figure
 from .measures import measure_label
 
-__all__ = ["attention_explorer", "text_image_explorer"]
+__all__ = ["attention_explorer"]
 
 _VIEWS = (
     ("reference share", "reference_share"),
@@ -216,56 +215,3 @@ def _pictures(trace, compare, measure, labels, c: dict, widgets) -> dict | None:
         return runs_figure(rows, shown, frame, title=comparison_title(names, measured, shown, seed))
 
     return {"names": names, "figure": figure}
-
-
-def text_image_explorer(trace):
-    """Browse where the canvas attends to each step's text: recipe step, layer, denoising step.
-
-    trace: recorded around a CookAnything call with capture including
-    ``"text_image_attention"``. Controls: ``step`` ("all" shows every step side by side),
-    ``layer`` ("all" averages) and ``t`` (the denoising step; "all" averages). The colour scale
-    is fixed at the largest value of any single layer and denoising step (an average never
-    exceeds it), so maps compare by eye while the controls move.
-    """
-    import ipywidgets as widgets
-
-    if not getattr(trace, "text_image", None):
-        raise ValueError("the trace holds no text->image maps: record with capture including 'text_image_attention'.")
-    canvas = canvas_of(trace)
-    top = max(float(m.max()) for m in trace.text_image.values())  # every recipe step's map, any single layer and t
-    wide = {"description_width": "initial"}
-    step = widgets.Dropdown(
-        options=[("all recipe steps", panels.ALL)]
-        + [(f"{k + 1}: {shorten(t, 40)}", k) for k, t in enumerate(canvas.texts)],
-        description="recipe step",
-        style=wide,
-        layout=widgets.Layout(width="420px"),
-    )
-    layer = widgets.Dropdown(
-        options=[("all layers", panels.ALL)] + [(flux_layer_name(x), x) for x in trace.layers("text_image")],
-        description="layer",
-        style=wide,
-    )
-    t = widgets.SelectionSlider(
-        options=[("all", panels.ALL)] + [(str(s), s) for s in trace.steps(0, "text_image")],
-        description="denoising step",
-        continuous_update=False,
-        style=wide,
-    )
-    out = widgets.Output()
-
-    def draw():
-        panels.show_figures(
-            text_image_figure(
-                trace,
-                steps=None if step.value == panels.ALL else [step.value],
-                layers=None if layer.value == panels.ALL else layer.value,
-                t=None if t.value == panels.ALL else [t.value],
-                vmax=top,
-            )
-        )
-
-    for w in (step, layer, t):
-        w.observe(lambda _: panels.redraw(out, draw), names="value")
-    panels.redraw(out, draw)
-    return panels.panel(widgets, [[step, layer], [t]], out, dict(step=step, layer=layer, t=t))
