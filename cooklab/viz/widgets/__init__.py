@@ -1,13 +1,13 @@
 """ipywidgets front ends for the figures in ``cooklab.viz``, one module per family of explorers.
 
     from cooklab.viz.widgets import attention_explorer, noise_explorer, frame_scrubber
-    attention_explorer(tr)                     # browse a trace's attention maps
+    attention_explorer(tr, compare=independent, measure=oracle_consistency)   # K/V sharing on vs off
     noise_explorer(pipe, two_steps, mask_provider=provider)   # Eq. 5-7 on vs uniform noise, cached levels
-    frame_scrubber(out)                        # the frames of a generation, one at a time
+    frame_scrubber(out, compare=independent)   # the frames of a generation against another run
 
     region_mask_explorer(4)                    # CookAnything: the SRC mask, groups and tokens
     text_image_explorer(pipe, recipe, seed=0)  # SRC on/off and alpha: canvases, where each step's text is read
-    lambda_explorer(pipe, recipe, height=64, width=64)   # CSCC's lambda with a slider
+    lambda_explorer(pipe, recipe, height=64, width=64)   # CSCC on/off and its lambda
     rope_explorer(pipe.transformer.pos_embed, out_flexible, out_global)   # Flexible RoPE vs global ids
     threshold_explorer(provider, image, "frying pan", latent_hw=(8, 8))   # a mask provider's thresholds
     mask_run_explorer(with_masks, without_masks)   # one recipe with the container masks and without
@@ -20,10 +20,10 @@ Modules:
   read (``text_image_explorer``);
 * ``noise.py``: region-aware noise vs uniform noise on a real generation, the object level on a slider
   (``noise_explorer``);
-* ``frames.py``: a Recipe Diffusion output frame by frame (``frame_scrubber``);
+* ``frames.py``: a Recipe Diffusion output frame by frame, against a second run (``frame_scrubber``);
 * ``regions.py``: CookAnything's canvas regions, the SRC mask and Flexible RoPE
   (``region_mask_explorer``, ``rope_explorer``);
-* ``consistency.py``: CSCC's lambda (``lambda_explorer``);
+* ``consistency.py``: CSCC on and off and its lambda (``lambda_explorer``);
 * ``thresholds.py``: a mask provider's two thresholds and its phrase, and the frame its mask draws
   (``threshold_explorer``);
 * ``mask_runs.py``: one recipe generated with the container masks and without (``mask_run_explorer``);
