@@ -10,6 +10,7 @@
     lambda_explorer(pipe, recipe, height=64, width=64)   # CSCC's lambda with a slider
     rope_explorer(pipe.transformer.pos_embed)  # Flexible RoPE vs global ids
     threshold_explorer(provider, image, "frying pan", latent_hw=(8, 8))   # a mask provider's thresholds
+    lora_explorer(pipe, recipe, scales=(0.5, 1, 2), measure=oracle_consistency)   # LoRA scale 0 vs a chosen one
     word_map_explorer(pictures, score=segmentation_scores, prior=centre_prior((64, 64)))   # word maps vs truth
 
 Modules:
@@ -21,6 +22,7 @@ Modules:
   (``region_mask_explorer``, ``rope_explorer``);
 * ``consistency.py``: CSCC's lambda (``lambda_explorer``);
 * ``thresholds.py``: a mask provider's two thresholds (``threshold_explorer``);
+* ``lora.py``: a LoRA adapter's scale, scale 0 beside a chosen scale (``lora_explorer``);
 * ``word_maps.py``: a word's heat map over its picture, scored against the truth next to the centre prior
   (``word_map_explorer``, ``WordPicture``);
 * ``measures.py``: the measures in the explorers' titles (``oracle_consistency``, ``oracle_faithfulness``);
@@ -44,6 +46,7 @@ from ..common import detached_figures
 from .attention import attention_explorer, text_image_explorer
 from .consistency import lambda_explorer
 from .frames import frame_scrubber
+from .lora import lora_explorer
 from .measures import oracle_consistency, oracle_faithfulness
 from .noise import noise_explorer
 from .panels import mechanism_toggle
@@ -57,6 +60,7 @@ __all__ = [
     "detached_figures",
     "frame_scrubber",
     "lambda_explorer",
+    "lora_explorer",
     "mechanism_toggle",
     "noise_explorer",
     "oracle_consistency",
