@@ -110,3 +110,16 @@ def test_the_scales_are_checked(adapted):
     with pytest.raises(ValueError, match="scale=2.*pick one of them"):
         lora_explorer(adapted, STEPS, scales=(0.5, 1.0), scale=2.0, **KW)
     assert adapted.calls == []  # refused before any generation
+
+
+def test_without_a_measure_the_titles_name_the_settings_only(adapted, monkeypatch):
+    shown = []
+    monkeypatch.setattr(panels, "show_figures", lambda *figs: shown.extend(figs))
+    box = lora_explorer(adapted, STEPS, scales=(1.0,), seed=3, **KW)  # a real checkpoint: measure=None
+    box.controls["mechanism"].value = False
+    assert [fig._suptitle.get_text() for fig in shown] == [
+        "LoRA on, scale 1 (off: scale 0), seed 3",
+        "LoRA off, scale 0 (on: scale 1), seed 3",
+    ]
+    table = box.children[-1].children[1].value  # the HTML under the figure
+    assert table.count(">–</td>") == 2  # no measure for scale 0 and scale 1
