@@ -71,7 +71,7 @@ MIN_CHANGE: dict[str, tuple[float, ...]] = {
     "05_cross_step_consistency": (0.01,),
     "06_cooking_agent_and_masks": (0.01, 0.01),
     "07_evaluation": (0.01,),
-    "08_lora_training": (0.01,),
+    "08_lora_training": (0.013,),
     "09_word_maps": (0.01,),
 }
 # ipywidgets' text fallback (no widget manager), or a view that failed

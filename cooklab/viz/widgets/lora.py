@@ -92,7 +92,8 @@ def _table(offered: list[float], shown: float, labels: dict, changes: dict) -> s
         rows.append(
             f"<tr style='{style}'>" + "".join(f"<td style='padding-right:1.5em'>{html.escape(c)}</td>" for c in cells)
         )
-    head = "<tr><th>LoRA scale</th><th>mean |pixel change| from scale 0</th><th>measure</th></tr>"
+    names = ("LoRA scale", "mean |pixel change| from scale 0", "measure")
+    head = "<tr>" + "".join(f"<th style='text-align:left;padding-right:1.5em'>{n}</th>" for n in names) + "</tr>"
     return f"<table>{head}{''.join(rows)}</table>"
 
 
