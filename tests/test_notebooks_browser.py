@@ -71,7 +71,7 @@ MIN_CHANGE: dict[str, tuple[float, ...]] = {
     "05_cross_step_consistency": (0.06,),
     "06_cooking_agent_and_masks": (0.16, 0.014),  # measured 0.326 (mask on/off), 0.028 (run with/without masks)
     "07_evaluation": (0.07,),  # measured 0.140 (full row / ablation row)
-    "08_lora_training": (0.01,),
+    "08_lora_training": (0.013,),
     "09_word_maps": (0.03,),
 }
 # ipywidgets' text fallback (no widget manager), or a view that failed

@@ -11,6 +11,7 @@
     rope_explorer(pipe.transformer.pos_embed, out_flexible, out_global)   # Flexible RoPE vs global ids
     threshold_explorer(provider, image, "frying pan", latent_hw=(8, 8))   # a mask provider's thresholds
     mask_run_explorer(with_masks, without_masks)   # one recipe with the container masks and without
+    lora_explorer(pipe, recipe, scales=(0.5, 1, 2), measure=oracle_consistency)   # LoRA scale 0 vs a chosen one
     word_map_explorer(pictures, score=segmentation_scores, prior=centre_prior((64, 64)))   # word maps vs truth
 
 Modules:
@@ -27,6 +28,7 @@ Modules:
 * ``thresholds.py``: a mask provider's two thresholds and its phrase, and the frame its mask draws
   (``threshold_explorer``);
 * ``mask_runs.py``: one recipe generated with the container masks and without (``mask_run_explorer``);
+* ``lora.py``: a LoRA adapter's scale, scale 0 beside a chosen scale (``lora_explorer``);
 * ``word_maps.py``: a word's heat map over its picture, scored against the truth next to the centre prior
   (``word_map_explorer``, ``WordPicture``);
 * ``measures.py``: the measures in the explorers' titles (``oracle_consistency``, ``oracle_faithfulness``);
@@ -50,6 +52,7 @@ from ..common import detached_figures
 from .attention import attention_explorer
 from .consistency import lambda_explorer
 from .frames import frame_scrubber
+from .lora import lora_explorer
 from .mask_runs import mask_run_explorer
 from .measures import oracle_consistency, oracle_faithfulness
 from .noise import noise_explorer
@@ -66,6 +69,7 @@ __all__ = [
     "frame_scrubber",
     "lambda_explorer",
     "mask_run_explorer",
+    "lora_explorer",
     "mechanism_toggle",
     "noise_explorer",
     "oracle_consistency",
