@@ -2,8 +2,9 @@
 
 ``threshold_explorer``: on = the pictures generated with the provider's mask, off = those generated
 without a mask (and the mask panel says so), the measure of each in the title; past the chosen box's
-score the provider finds nothing and "on" draws the no-mask pictures. ``mask_run_explorer``: on = the
-run with masks, off = the run without. ``results_explorer``: on = the full row's values per recipe,
+score the provider finds nothing and "on" draws the no-mask pictures. ``frame_scrubber`` (notebook 06's
+section 4): on = the run with masks, off = the run without, opening on the first frame where they differ.
+``results_explorer``: on = the full row's values per recipe,
 off = the ablation row's, with the paired difference in the title. The figures are kept by replacing
 ``panels.show_figures``.
 """
@@ -24,7 +25,7 @@ from cooklab.evaluation.result_tables import bootstrap, cell_rng  # noqa: E402
 from cooklab.grounding import MaskResult  # noqa: E402
 from cooklab.grounding.grounded_sam import Detections  # noqa: E402
 from cooklab.recipe_diffusion.records import FrameInfo  # noqa: E402
-from cooklab.viz.widgets import mask_run_explorer, panels, threshold_explorer  # noqa: E402
+from cooklab.viz.widgets import frame_scrubber, panels, threshold_explorer  # noqa: E402
 
 H = W = 32
 SCORE = 0.45  # the one labelled box's score (and its label token's probability)
@@ -132,23 +133,32 @@ class Run:
         mask = MaskResult(torch.ones(H, W), "pan", None, None, "fake") if masked else None
         self.images = [solid(c) for c in colours]
         self.frames = [frame(0, None), frame(1, 0), frame(2, 1, mask)]
+        self.settings = dict(seed=0, variant="region_aware_kv")
 
 
-def test_mask_run_explorer_toggle_shows_the_other_run(shown):
+def test_frame_scrubber_compares_the_run_with_masks_and_without(shown):
+    # steps 1 and 2 are the same in both runs; step 3 (the one that used a mask) differs
     with_masks = Run([(128, 128, 128), (0, 128, 0), (255, 0, 0)], masked=True)
     without = Run([(128, 128, 128), (0, 128, 0), (0, 0, 255)], masked=False)
-    box = mask_run_explorer(with_masks, without, measure=lambda pics: "red" if pics[2].getpixel((0, 0))[0] else "blue")
-    assert box.controls["step"].value == 3  # the first step that used a mask
-    strip, step = shown[-1]
-    assert picture_arrays(strip)[2][0, 0].tolist() == [1.0, 0.0, 0.0]
-    assert "with the masks: region-aware noise: red (without: blue)" in strip._suptitle.get_text()
-    assert step.axes[0].collections  # the mask's outline on step 2, the reference
+    labels = ("with masks", "without masks")
+    box = frame_scrubber(
+        with_masks,
+        compare=without,
+        labels=labels,
+        measure=lambda pics: "red" if pics[2].getpixel((0, 0))[0] else "blue",
+    )
+    assert box.controls["step"].value == 3  # the first step where the two runs differ
+    step, strip = shown[-1]
+    assert picture_arrays(step)[0][0, 0].tolist() == [255, 0, 0]  # step 3 of the run with masks
+    assert "with masks: red (without masks: blue)" in step._suptitle.get_text()
     box.controls["mechanism"].value = False
-    strip, step = shown[-1]
-    assert picture_arrays(strip)[2][0, 0].tolist() == [0.0, 0.0, 1.0]
-    assert picture_arrays(step)[1][0, 0].tolist() == [0.0, 0.0, 1.0]
-    assert "without masks: uniform noise: blue (with: red)" in strip._suptitle.get_text()
-    assert not step.axes[0].collections
+    step, strip = shown[-1]
+    assert picture_arrays(step)[0][0, 0].tolist() == [0, 0, 255]  # step 3 of the run without masks
+    assert "without masks: blue (with masks: red)" in step._suptitle.get_text()
+    same = Run([(128, 128, 128), (0, 128, 0), (255, 0, 0)], masked=False)
+    assert (
+        frame_scrubber(with_masks, compare=same).controls["step"].value == 2
+    )  # no difference: first with a reference
 
 
 def study_rows() -> list[dict]:

@@ -63,13 +63,13 @@ MECHANISM = ".cooklab-mechanism"  # cooklab.viz.widgets.panels.MECHANISM_CLASS
 # figures between its mechanism on and off (the largest over its figures); the values measured are in
 # docs/gallery.md
 MIN_CHANGE: dict[str, tuple[float, ...]] = {
-    "00_quickstart": (0.07,),  # measured 0.135: region_aware_kv -> independent (frame 2 and the strip)
+    "00_quickstart": (0.06,),  # measured 0.123: region_aware_kv -> independent (the strip; frame 2 alone 0.046)
     "01_kv_sharing": (0.09,),  # measured 0.189: K/V sharing on -> off (the s - 0.5 map gives way to "no share")
     "02_region_aware_noise": (0.12,),  # measured 0.239 (noise maps; the pictures alone 0.047)
     "03_regional_attention_mask": (0.18, 0.08),  # measured 0.365 (mask), 0.159 (SRC canvases and attention)
     "04_flexible_rope": (0.03,),  # measured 0.060 (ids beside the canvases)
     "05_cross_step_consistency": (0.06,),
-    "06_cooking_agent_and_masks": (0.16, 0.014),  # measured 0.326 (mask on/off), 0.028 (run with/without masks)
+    "06_cooking_agent_and_masks": (0.16, 0.04),  # measured 0.326 (mask on/off), 0.089 (with/without masks)
     "07_evaluation": (0.07,),  # measured 0.140 (full row / ablation row)
     "08_lora_training": (0.013,),
     "09_word_maps": (0.03,),

@@ -10,7 +10,6 @@
     lambda_explorer(pipe, recipe, height=64, width=64)   # CSCC on/off and its lambda
     rope_explorer(pipe.transformer.pos_embed, out_flexible, out_global)   # Flexible RoPE vs global ids
     threshold_explorer(provider, image, "frying pan", latent_hw=(8, 8))   # a mask provider's thresholds
-    mask_run_explorer(with_masks, without_masks)   # one recipe with the container masks and without
     lora_explorer(pipe, recipe, scales=(0.5, 1, 2), measure=oracle_consistency)   # LoRA scale 0 vs a chosen one
     word_map_explorer(pictures, score=segmentation_scores, prior=centre_prior((64, 64)))   # word maps vs truth
 
@@ -27,7 +26,6 @@ Modules:
 * ``consistency.py``: CSCC on and off and its lambda (``lambda_explorer``);
 * ``thresholds.py``: a mask provider's two thresholds and its phrase, and the frame its mask draws
   (``threshold_explorer``);
-* ``mask_runs.py``: one recipe generated with the container masks and without (``mask_run_explorer``);
 * ``lora.py``: a LoRA adapter's scale, scale 0 beside a chosen scale (``lora_explorer``);
 * ``word_maps.py``: a word's heat map over its picture, scored against the truth next to the centre prior
   (``word_map_explorer``, ``WordPicture``);
@@ -53,7 +51,6 @@ from .attention import attention_explorer
 from .consistency import lambda_explorer
 from .frames import frame_scrubber
 from .lora import lora_explorer
-from .mask_runs import mask_run_explorer
 from .measures import oracle_consistency, oracle_faithfulness
 from .noise import noise_explorer
 from .panels import mechanism_toggle
@@ -68,7 +65,6 @@ __all__ = [
     "detached_figures",
     "frame_scrubber",
     "lambda_explorer",
-    "mask_run_explorer",
     "lora_explorer",
     "mechanism_toggle",
     "noise_explorer",

@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import html
 
+import numpy as np
 from matplotlib.patches import Rectangle
 
-from ..common import LABEL_PT, TITLE_PT, draw_note, new_subplots
+from ..common import LABEL_PT, TITLE_PT, draw_note, new_subplots, to_array
 from ..storyboard import frame_note
 from . import panels
 from .measures import measure_label
@@ -124,8 +125,8 @@ def runs_figure(rows, shown: int, column: int | None, title: str | None = None):
             va="center",
             transform=axes[r, 0].transAxes,
             fontsize=LABEL_PT,
-            fontweight="bold" if strong else "normal",
-            color="black" if strong else "0.45",
+            fontweight="bold",  # the same weight in every row: the figure keeps its size whichever run is shown
+            color="black" if strong else "0.6",
         )
     if title:
         fig.suptitle(title, fontsize=TITLE_PT)
@@ -147,6 +148,14 @@ def _frame_figure(run, i: int, ref: int | None, title: str, not_used: bool):
         ax.set_axis_off()
     fig.suptitle(title, fontsize=TITLE_PT)
     return fig
+
+
+def _first_difference(out, compare) -> int:
+    """The first frame whose pictures differ between two runs (else the first that has a reference, else 0)."""
+    for i, (a, b) in enumerate(zip(out.images, compare.images)):
+        if not np.array_equal(to_array(a), to_array(b)):
+            return i
+    return next((i for i, f in enumerate(out.frames) if _reference(f) is not None), 0)
 
 
 def _check_compare(out, compare) -> None:
@@ -172,8 +181,9 @@ def frame_scrubber(out, compare=None, *, measure=None, labels=None, description:
     (on) or ``compare``'s (off), and a second figure shows the whole strip of both runs. The
     figures' titles carry ``measure`` (pictures -> label, e.g. ``oracle_consistency``; None: no
     measure) of both runs. labels: the toggle's (on, off) names (default: the two runs' variants).
-    The ``step`` slider (recipe step) starts on frame 1, with ``compare`` on the first frame that has
-    a reference (the first frame starts from the same noise in both runs).
+    The ``step`` slider (recipe step) starts on frame 1, with ``compare`` on the first frame whose
+    pictures differ between the two runs (e.g. frame 2 against independent frames, the first frame
+    that used a mask against a run without masks).
     """
     import ipywidgets as widgets
 
@@ -184,8 +194,7 @@ def frame_scrubber(out, compare=None, *, measure=None, labels=None, description:
     if len(names) != len(runs):
         raise ValueError(f"labels needs one name per run ({len(runs)}), got {len(names)}: {names}.")
     measured = [measure_label(measure, r.images) for r in runs]  # computed once, shown in every title
-    # with a comparison, start on the first frame that has a reference (frame 1 is the same in both runs)
-    first = 0 if compare is None else next((i for i, f in enumerate(out.frames) if _reference(f) is not None), 0)
+    first = 0 if compare is None else _first_difference(out, compare)
     step = widgets.IntSlider(
         value=first + 1,
         min=1,
@@ -217,7 +226,7 @@ def frame_scrubber(out, compare=None, *, measure=None, labels=None, description:
         rows = [(f"{name}\n{m}" if m else name, r.images) for name, m, r in zip(names, measured, runs)]
         panels.show_figures(
             _frame_figure(run, i, ref, title, not_used),
-            runs_figure(rows, shown=k, column=i, title=f"both runs, seed {seed}: {names[k]} shown"),
+            runs_figure(rows, shown=k, column=i, title=f"both runs, seed {seed}: the run shown at full strength"),
         )
 
     for w in controls.values():
