@@ -43,11 +43,11 @@ from .world import (
     random_position,
 )
 
-#: the words v3 texts use that the old captions never do (pronouns, "the mixture", "stir them together")
-V3_NEW_WORDS: tuple[str, ...] = ("them", "it", "mixture", "together")
+#: the words v3 texts use that ``captions.WORDS`` lacks: the pronouns and "the mixture"
+V3_NEW_WORDS: tuple[str, ...] = ("them", "it", "mixture")
 
 #: the v3 vocabulary: ``captions.WORDS`` first, in the same order (old token ids unchanged), then the new words
-V3_WORDS: tuple[str, ...] = WORDS + tuple(w for w in V3_NEW_WORDS if w not in WORDS)
+V3_WORDS: tuple[str, ...] = WORDS + V3_NEW_WORDS
 
 #: ingredients named as a mass noun ("the rice"): referred to as "it"; the others ("the carrots") as "them"
 MASS_NOUNS = frozenset(n for n in INGREDIENTS if PLURAL[n] == n)
