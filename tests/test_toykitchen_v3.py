@@ -36,10 +36,10 @@ from cooklab.toykitchen.world import (
 ROOT = Path(__file__).resolve().parent.parent
 N_RECIPES = 60
 #: sha256 of 300 random scenes (images and label maps) and the scenes of 20 old toy recipes, rendered by the
-#: renderer before v3 (commit 6c171a5); and of the oracle's readings of 40 random scenes (colour, kind, pixels and
+#: renderer before v3 (commit 6c171a5); and of the oracle's readings of 150 random scenes (colour, kind, pixels and
 #: state of every ingredient) by the oracle before v3
 OLD_RENDERS = "7b9c4fba288f7d268591f6e9197dc9e5e2637133efb9b3062d0bbd942ec4c046"
-OLD_READINGS = "1a570921a28e33fe30e2591a187275e799045c797e29834b7e78cf4b10df003a"
+OLD_READINGS = "8b0f922d5df30ddd4fe14e8780d12966f26419266ed483a755fdf9fc628e2b67"
 V3_FILES = {"toy_kitchen_v3.yaml": (11, 5), "toy_kitchen_v3_long.yaml": (17, 8)}  # file -> (seed, steps)
 
 
@@ -267,7 +267,7 @@ def test_old_scenes_render_bit_for_bit_as_before_v3():
 
 def test_old_scenes_are_read_as_before_v3():
     digest = hashlib.sha256()
-    for s in range(40):
+    for s in range(150):
         reading = O.read(render(random_scene(np.random.default_rng(2000 + s))).image)
         values = [reading.colour[0], O.container_kind(reading)[0]]
         for name, count in sorted(O.ingredient_pixels(reading).items()):
