@@ -76,6 +76,21 @@ def test_v3_words_extend_the_old_vocabulary_and_cover_every_v3_text():
     assert set(V3_NEW_WORDS) <= used  # every new word is used: none is dead vocabulary
 
 
+def test_a_tokenizer_of_the_v3_words_keeps_the_old_ids_and_reads_each_v3_word_as_one_token():
+    from cooklab.toykitchen import architectures as toy
+    from cooklab.word_tokenizers import tiny_clip_tokenizer
+
+    """Every token of the old words keeps its id; the start and end tokens, which the builder appends after the
+    words, move up by the new tokens (a v3 text encoder starts from the old one with those two rows moved)."""
+    old, new = toy.clip_tokenizer(), tiny_clip_tokenizer(V3_WORDS, toy.CLIP_MAX_LENGTH)
+    special = {old.bos_token, old.eos_token}
+    assert all(new.get_vocab()[t] == i for t, i in old.get_vocab().items() if t not in special)
+    assert new.bos_token_id == old.bos_token_id + len(new) - len(old)
+    for recipe in _recipes()[:10]:
+        for text in recipe.texts:
+            assert len(new.tokenize(text)) == len(re.findall(r"[a-z]+|[^a-z\s]", text.lower())), text
+
+
 # --- the texts refer back, and every reference resolves ------------------------------------------------------------
 
 

@@ -28,18 +28,22 @@ The trained sets ship in ``data/toykitchen/`` and load with ``cooklab.models.toy
 """
 
 from .oracle import OracleMaskProvider, check_frame, container_consistency, step_faithfulness
-from .recipes import Expectation, ToyRecipe, random_toy_recipe
+from .recipes import Expectation, Reference, ToyRecipe, random_toy_recipe
+from .recipes_v3 import V3_WORDS, random_recipe_v3
 from .world import Ingredient, Rendered, Scene, render
 
 __all__ = [
     "Expectation",
     "Ingredient",
     "OracleMaskProvider",
+    "Reference",
     "Rendered",
     "Scene",
     "ToyRecipe",
+    "V3_WORDS",
     "check_frame",
     "container_consistency",
+    "random_recipe_v3",
     "random_toy_recipe",
     "render",
     "step_faithfulness",

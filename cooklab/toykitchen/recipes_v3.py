@@ -52,7 +52,8 @@ V3_WORDS: tuple[str, ...] = WORDS + V3_NEW_WORDS
 #: ingredients named as a mass noun ("the rice"): referred to as "it"; the others ("the carrots") as "them"
 MASS_NOUNS = frozenset(n for n in INGREDIENTS if PLURAL[n] == n)
 
-#: how likely a step names the container ("in the pot") when it need not (add and pour always put food in it)
+#: how likely an add, chop, slice, fry, stir or serve step names the container ("in the pot", "to it"); a pour
+#: names it 7 times in 10 ("pour the rice into the pot", else "pour in the rice")
 NAME_CONTAINER = 0.3
 
 
