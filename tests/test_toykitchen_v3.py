@@ -19,9 +19,9 @@ import pytest
 from cooklab import load_recipe
 from cooklab.errors import ConfigError
 from cooklab.toykitchen import oracle as O
-from cooklab.toykitchen.captions import PLURAL, WORDS
+from cooklab.toykitchen.captions import PLURAL, WORDS, full_caption
 from cooklab.toykitchen.recipes import Expectation, random_toy_recipe
-from cooklab.toykitchen.recipes_v3 import MASS_NOUNS, V3_NEW_WORDS, V3_WORDS, random_recipe_v3
+from cooklab.toykitchen.recipes_v3 import MASS_NOUNS, V3_NEW_WORDS, V3_WORDS, full_caption_v3, random_recipe_v3
 from cooklab.toykitchen.world import (
     ALLOWED_STATES,
     CONTAINERS,
@@ -89,6 +89,17 @@ def test_a_tokenizer_of_the_v3_words_keeps_the_old_ids_and_reads_each_v3_word_as
     for recipe in _recipes()[:10]:
         for text in recipe.texts:
             assert len(new.tokenize(text)) == len(re.findall(r"[a-z]+|[^a-z\s]", text.lower())), text
+
+
+def test_the_v3_caption_names_the_whole_look_and_is_the_old_caption_in_the_old_world():
+    scene = Scene(ingredients=(Ingredient("carrot", "cooked", cut="diced"), Ingredient("rice", "cooked")))
+    assert full_caption_v3(scene).startswith("fried diced carrots and fried rice in a blue bowl")
+    for s in range(50):
+        old = random_scene(np.random.default_rng(s))
+        assert full_caption_v3(old) == full_caption(old)
+    for recipe in _recipes()[:20]:
+        for scene in recipe.scenes:
+            assert set(_words(full_caption_v3(scene))) <= set(V3_WORDS)
 
 
 # --- the texts refer back, and every reference resolves ------------------------------------------------------------

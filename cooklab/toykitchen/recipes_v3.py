@@ -28,7 +28,17 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from .captions import CONTAINER_WORDS, PLURAL, TABLE_WORDS, WORDS, container_phrase, ingredient_phrase, join
+from .captions import (
+    CONTAINER_WORDS,
+    PLURAL,
+    STATE_WORDS,
+    TABLE_WORDS,
+    WORDS,
+    container_phrase,
+    full_caption,
+    ingredient_phrase,
+    join,
+)
 from .recipes import Expectation, Reference, ToyRecipe
 from .world import (
     ALLOWED_STATES,
@@ -60,6 +70,23 @@ NAME_CONTAINER = 0.3
 def pronoun(names: tuple[str, ...]) -> str:
     """``"it"`` for one mass noun (rice, broccoli, meat), else ``"them"``."""
     return "it" if len(names) == 1 and names[0] in MASS_NOUNS else "them"
+
+
+def look_phrase(ing: Ingredient) -> str:
+    """The food with its whole look: ``"fried diced carrots"`` for a cooked ingredient that kept its cut, else the
+    old ``captions.ingredient_phrase`` (``"diced carrots"``, ``"fried rice"``)."""
+    if ing.cut is None:
+        return ingredient_phrase(ing)
+    return f"{STATE_WORDS['cooked']} {STATE_WORDS[ing.cut]} {PLURAL[ing.name]}"
+
+
+def full_caption_v3(scene: Scene) -> str:
+    """``captions.full_caption`` with each ingredient's whole look (``look_phrase``): the caption of a v3 scene.
+    Equal to ``full_caption`` for a scene of the old world."""
+    if not scene.ingredients:
+        return full_caption(scene)
+    food = join([look_phrase(i) for i in scene.ingredients])
+    return f"{food} in {container_phrase(scene, colour=True, pattern=True)} on a {TABLE_WORDS[scene.table]}"
 
 
 @dataclass
