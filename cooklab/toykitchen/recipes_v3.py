@@ -101,8 +101,17 @@ class _Draft:
     expectations: list[Expectation] = field(default_factory=list)
     references: list[tuple[Reference, ...]] = field(default_factory=list)
 
-    def step(self, text: str, ings: list[Ingredient], target: Ingredient, refs, rng, mentioned) -> None:
-        """Record one step: its text, the scene it leaves (new layout), what it must show, its references."""
+    def step(
+        self,
+        text: str,
+        ings: list[Ingredient],
+        target: Ingredient,
+        refs: list[Reference],
+        rng: np.random.Generator,
+        mentioned: tuple[str, ...],
+    ) -> None:
+        """Record one step: its text, the scene it leaves (new layout), what it must show (``target``), its
+        references, and the ingredients it ``mentioned`` (what a "them" in the next step denotes)."""
         self.scene = replace(self.scene, ingredients=tuple(ings), layout_seed=int(rng.integers(2**31)))
         self.texts.append(text[0].upper() + text[1:] + ".")
         self.scenes.append(self.scene)
