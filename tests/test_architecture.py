@@ -46,6 +46,7 @@ LAYERS = [
             "cooklab.toykitchen.world",
             "cooklab.toykitchen.captions",
             "cooklab.toykitchen.recipes",
+            "cooklab.toykitchen.recipes_v3",
             "cooklab.toykitchen.dataset",
             "cooklab.toykitchen.palette_reading",
             "cooklab.toykitchen.oracle",

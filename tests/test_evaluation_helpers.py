@@ -205,11 +205,15 @@ def test_recipegen_folders_read_a_steps_object_and_any_recipe_file(tmp_path):
 
 def test_toy_recipes_are_the_seeds_counted_from_first_seed_and_limit_cuts(tmp_path):
     from cooklab.evaluation.recipe_sets import load_recipes
-    from cooklab.toykitchen import random_toy_recipe
+    from cooklab.toykitchen import random_recipe_v3, random_toy_recipe
 
     got = load_recipes(RecipeSource(toy={"count": 3, "steps": 3, "first_seed": 5}))
     assert got == [(f"toy-{seed}", random_toy_recipe(seed, 3)) for seed in (5, 6, 7)]
     assert [i for i, _ in load_recipes(RecipeSource(toy={"count": 3, "first_seed": 5}, limit=2))] == ["toy-5", "toy-6"]
+    v3 = load_recipes(RecipeSource(toy={"count": 2, "steps": 5, "first_seed": 5, "world": "v3"}))
+    assert v3 == [(f"toy-v3-{seed}", random_recipe_v3(seed, 5)) for seed in (5, 6)]  # own ids: no cached old unit
+    with pytest.raises(ValueError, match="set steps: 4 or more"):  # pydantic's ValidationError
+        RecipeSource(toy={"count": 2, "steps": 3, "world": "v3"})
     (tmp_path / "r.jsonl").write_text(
         '{"id": "x", "title": "X", "steps": ["a"]}\n{"id": "x", "title": "Y", "steps": ["b"]}\n', encoding="utf-8"
     )

@@ -62,13 +62,21 @@ class GenerationSettings(BaseModel):
 class ToyRecipes(BaseModel):
     """Random Toy Kitchen recipes ``random_toy_recipe(first_seed + k, steps)``, k < count.
 
-    The oracle knows what each shows.
+    The oracle knows what each shows. ``world: v3`` draws world-v3 recipes instead
+    (``random_recipe_v3``: later steps refer back, the cut kept through cooking; 4 to 8 steps), ids ``toy-v3-<seed>``.
     """
 
     model_config = _STRICT
     count: int = Field(ge=1, le=100_000)
     steps: int = Field(4, ge=2, le=8)
     first_seed: int = 1000
+    world: Literal["old", "v3"] = "old"
+
+    @model_validator(mode="after")
+    def _v3_steps(self) -> ToyRecipes:
+        if self.world == "v3" and self.steps < 4:
+            raise ValueError(f"steps: {self.steps}: a world-v3 recipe has 4 to 8 steps; set steps: 4 or more.")
+        return self
 
 
 SOURCES = ("toy", "folder", "jsonl", "recipegen")

@@ -3,6 +3,7 @@
 * ``world``     -- scene states and the deterministic renderer with per-pixel labels
 * ``captions``  -- caption and instruction templates; ``WORDS`` is the tokenizers' vocabulary
 * ``recipes``   -- toy recipes: actions that change a scene, with the truth of every step
+* ``recipes_v3`` -- world v3 recipes: texts that refer back ("fry them"), the cut kept through cooking; ``V3_WORDS``
 * ``dataset``   -- the rendered training set and the held-out (colour, container, ingredient) triples
 * ``palette_reading`` -- a picture read back from the palette: container colour, mask and kind, ingredients, states
 * ``oracle``    -- oracle metrics on those readings: frame checks, consistency, faithfulness, ``OracleMaskProvider``
@@ -27,18 +28,22 @@ The trained sets ship in ``data/toykitchen/`` and load with ``cooklab.models.toy
 """
 
 from .oracle import OracleMaskProvider, check_frame, container_consistency, step_faithfulness
-from .recipes import Expectation, ToyRecipe, random_toy_recipe
+from .recipes import Expectation, Reference, ToyRecipe, random_toy_recipe
+from .recipes_v3 import V3_WORDS, random_recipe_v3
 from .world import Ingredient, Rendered, Scene, render
 
 __all__ = [
     "Expectation",
     "Ingredient",
     "OracleMaskProvider",
+    "Reference",
     "Rendered",
     "Scene",
     "ToyRecipe",
+    "V3_WORDS",
     "check_frame",
     "container_consistency",
+    "random_recipe_v3",
     "random_toy_recipe",
     "render",
     "step_faithfulness",

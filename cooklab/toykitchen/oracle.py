@@ -40,6 +40,7 @@ from .palette_reading import (
     fill_holes,
     food_mask,
     food_region,
+    ingredient_cut,
     ingredient_pixels,
     ingredient_present,
     ingredient_state,
@@ -76,6 +77,7 @@ __all__ = [
     "fill_holes",
     "food_mask",
     "food_region",
+    "ingredient_cut",
     "ingredient_pixels",
     "ingredient_present",
     "ingredient_state",
@@ -109,18 +111,24 @@ class FrameCheck:
     fraction: float = 0.0  # fraction of the picture the detected colour covers
     container: str | None = None  # detected container kind (``container_kind``)
     container_ok: bool = False  # it is the expected one
+    cut: str | None = None  # world v3: the shape read for the expected ingredient (only when the expectation has one)
+    cut_ok: bool | None = None  # None when the expectation names no cut
 
 
 def check_frame(image, expectation: Expectation) -> FrameCheck:
-    """Read ``image`` and compare it with ``expectation`` (colour; container kind; ingredient present; its state)."""
+    """Read ``image`` and compare it with ``expectation`` (colour; container kind; ingredient present; its state; in
+    world v3 the cut shape a cooked ingredient kept)."""
     reading = read(image)
     colour, fraction = reading.colour
-    ingredient_ok = state_ok = state = None
+    ingredient_ok = state_ok = state = cut = cut_ok = None
     if expectation.ingredient is not None:
         ingredient_ok = ingredient_present(reading, expectation.ingredient)
         state = ingredient_state(reading, expectation.ingredient)
         if expectation.state is not None:
             state_ok = state == expectation.state
+        if expectation.cut is not None:
+            cut = ingredient_cut(reading, expectation.ingredient)
+            cut_ok = cut == expectation.cut
     kind, _ = container_kind(reading)
     return FrameCheck(
         colour=colour,
@@ -132,6 +140,8 @@ def check_frame(image, expectation: Expectation) -> FrameCheck:
         fraction=fraction,
         container=kind,
         container_ok=kind == expectation.container,
+        cut=cut,
+        cut_ok=cut_ok,
     )
 
 

@@ -13,7 +13,9 @@ follows from that per-pixel reading:
 * **ingredients** -- raw and cooked pixels per ingredient inside the container, leaving out pixels that
   are better explained as a blend of two neighbouring colours (``unblend``); present above a minimum count;
 * **state** -- cooked when cooked-shade pixels dominate, otherwise a guess from the sizes and spread
-  of the ingredient's connected pieces (approximate: see ``ingredient_state``).
+  of the ingredient's connected pieces (approximate: see ``ingredient_state``);
+* **cut** (world v3) -- the shape of the pieces whatever their shade: a diced carrot, fried, still reads as
+  diced (``ingredient_cut``: the same piece rules, on the pixels of the ingredient's dominant shade).
 
 The measures built on these readings (frame checks, consistency, faithfulness, the mask provider) are in
 ``oracle.py``. On rendered ground truth the reading is exact up to occlusion (``tests/test_toykitchen_oracle.py``
@@ -504,3 +506,21 @@ def ingredient_state(image, name: str) -> str | None:
         return "cooked"
     area = reading.mask.sum() * GRID**2 / reading.labels.size or GRID**2  # on the 64 x 64 grid
     return _state_from_stats(name, piece_stats(raw, float(area)))
+
+
+def ingredient_cut(image, name: str) -> str | None:
+    """The shape of ``name``'s pieces whatever their shade (world v3): whole, diced, sliced or mixed; None when absent.
+
+    The rules of ``ingredient_state`` once cooking is ruled out (``piece_stats`` of the pieces), applied to the
+    pixels of the shade that dominates -- the cooked shade for cooked food. A diced carrot reads *diced* raw and
+    fried; a whole carrot fried reads *whole*. For the old world's cooked food (``Ingredient.cut`` None: cubes)
+    it reads what the cubes look like, *diced* (rice: tiny grains). As approximate as the state guess.
+    """
+    reading = read(image)
+    if not ingredient_present(reading, name):
+        return None
+    lab = _on_grid(reading.food_labels)  # [64, 64]
+    raw, cooked = lab == _RAW_IDX[name], lab == _COOKED_IDX[name]  # [64, 64] each
+    pieces = cooked if cooked.sum() > raw.sum() else raw
+    area = reading.mask.sum() * GRID**2 / reading.labels.size or GRID**2  # on the 64 x 64 grid
+    return _state_from_stats(name, piece_stats(pieces, float(area)))

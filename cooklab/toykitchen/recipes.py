@@ -40,6 +40,20 @@ class Expectation:
     colour: str
     ingredient: str | None = None  # the ingredient the step names (None for "place")
     state: str | None = None
+    cut: str | None = None  # world v3: the cut shape a cooked ingredient kept (``Ingredient.cut``)
+
+
+@dataclass(frozen=True)
+class Reference:
+    """World v3: one referring expression of a step text and what it denotes in the true scene.
+
+    ``"them"``, ``"the mixture"``, ``"the carrots"`` denote ingredients put in at earlier steps; ``"the pot"``
+    and ``"it"`` (in "add diced carrots to it") denote the container placed at step 1 (``container`` True).
+    """
+
+    phrase: str  # the words in the step text
+    ingredients: tuple[str, ...] = ()  # the ingredients it denotes
+    container: bool = False  # it denotes the container
 
 
 @dataclass(frozen=True)
@@ -51,6 +65,7 @@ class ToyRecipe:
     scenes: tuple[Scene, ...]
     expectations: tuple[Expectation, ...]
     seed: int = 0
+    references: tuple[tuple[Reference, ...], ...] = ()  # world v3: each step's referring expressions (else empty)
 
     def __len__(self) -> int:
         return len(self.texts)

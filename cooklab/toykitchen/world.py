@@ -15,6 +15,10 @@ so that a nearest-colour oracle can tell them apart (``palette_distances`` check
   pattern) that the oracle maps back to one colour name;
 * ingredients: carrot, tomato, egg, rice, broccoli, onion, meat -- raw, and a cooked shade;
 * tables: wood, mint, linen.
+
+World v3 (``recipes_v3.py``) adds one field: ``Ingredient.cut``, the cut shape a *cooked* ingredient keeps
+(a diced carrot, fried, is still small cubes -- drawn as cubes in the cooked shade). ``cut=None`` is the old
+world's cooked food (cubes in the cooked shade), so every scene of the old world renders bit for bit as before.
 """
 
 from __future__ import annotations
@@ -131,10 +135,16 @@ def palette_distances() -> list[tuple[float, str, str]]:
 
 @dataclass(frozen=True)
 class Ingredient:
-    """One ingredient in the container, in one visual state."""
+    """One ingredient in the container, in one visual state.
+
+    ``cut`` (world v3) is the shape a cooked ingredient kept from before cooking: ``Ingredient("carrot",
+    "cooked", cut="diced")`` is drawn as the diced carrot's cubes in the cooked shade, ``cut="whole"`` as whole
+    carrots in the cooked shade. Only cooked food has a cut; ``None`` is the old world's cooked food (cubes).
+    """
 
     name: str
     state: str = "whole"
+    cut: str | None = None
 
     def __post_init__(self):
         if self.name not in INGREDIENTS:
@@ -143,6 +153,20 @@ class Ingredient:
             raise ConfigError(
                 f"{self.name} cannot be {self.state!r}: choose one of {list(ALLOWED_STATES[self.name])}."
             )
+        if self.cut is not None:
+            cuts = [s for s in ALLOWED_STATES[self.name] if s != "cooked"]
+            if self.state != "cooked":
+                raise ConfigError(
+                    f"{self.name} is {self.state!r} with cut={self.cut!r}: only cooked food keeps a cut; "
+                    f"use state={self.cut!r} for the raw shape, or cut=None."
+                )
+            if self.cut not in cuts:
+                raise ConfigError(f"a cooked {self.name} cannot keep the cut {self.cut!r}: choose one of {cuts}.")
+
+    @property
+    def shape(self) -> str:
+        """The shape the renderer draws: the cut a cooked ingredient kept, else its state (``"cooked"``: cubes)."""
+        return self.cut or self.state
 
 
 @dataclass(frozen=True)
@@ -320,13 +344,14 @@ def _draw_ingredient(c: _Canvas, ing: Ingredient, label: int, area, rng: np.rand
     """Draw one ingredient in its state inside ``area``; ``slot`` spreads several ingredients apart."""
     raw = INGREDIENTS[ing.name]
     colour = cooked_colour(ing.name) if ing.state == "cooked" else raw
+    shape = ing.shape  # the state, or the cut a cooked ingredient kept (world v3)
     cx, cy, hx, hy = area
-    if ing.state != "mixed" and n_slots > 1:  # each ingredient keeps to a sector of the container
+    if shape != "mixed" and n_slots > 1:  # each ingredient keeps to a sector of the container
         a = 2 * np.pi * (slot + rng.uniform(-0.15, 0.15)) / n_slots + rng.uniform(0, 0.3)
         cx, cy = cx + np.cos(a) * hx * 0.45, cy + np.sin(a) * hy * 0.45
         hx, hy = hx * 0.6, hy * 0.6
     sub = (cx, cy, hx, hy)
-    if ing.state == "whole":
+    if shape == "whole":
         if ing.name == "rice":  # a heap of grains
             for x, y in _spots(rng, (cx, cy, min(hx, 7), min(hy, 7)), 40, 0):
                 c.rect(x, y, 0.6, 0.6, colour, label)
@@ -346,17 +371,17 @@ def _draw_ingredient(c: _Canvas, ing: Ingredient, label: int, area, rng: np.rand
         else:  # tomato, egg, onion: round things
             for x, y in _spots(rng, sub, 2, 4):
                 c.ellipse(x, y, 4.5, 4 if ing.name == "egg" else 4.5, colour, label)
-    elif ing.state in ("diced", "cooked"):
+    elif shape in ("diced", "cooked"):
         size = 0.6 if ing.name == "rice" else 1.4
         for x, y in _spots(rng, sub, 40 if ing.name == "rice" else 12, 1.5):
             c.rect(x, y, size, size, colour, label)
-    elif ing.state == "sliced":
+    elif shape == "sliced":
         for x, y in _spots(rng, sub, 6, 2.5):
             if ing.name == "meat":
                 c.rect(x, y, 3.5, 1.2, colour, label)
             else:
                 c.ellipse(x, y, 2.5, 2.5, colour, label)
-    elif ing.state == "mixed":  # small bits spread over the whole container
+    elif shape == "mixed":  # small bits spread over the whole container
         for x, y in _spots(rng, area, 26, 1):
             c.rect(x, y, 0.8, 0.8, colour, label)
 
