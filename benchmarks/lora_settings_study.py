@@ -170,9 +170,8 @@ def run_jobs(s: Study, jobs: int) -> bool:
     if jobs == 1:
         results = (run_job(job, s) for job in todo)
     else:
-        pool = multiprocessing.get_context("spawn").Pool(jobs)
-        results = pool.starmap(run_job, [(job, s) for job in todo])
-        pool.close()
+        with multiprocessing.get_context("spawn").Pool(jobs) as pool:
+            results = pool.starmap(run_job, [(job, s) for job in todo])
     finished = True
     for name, done, seconds in results:
         print(f"job {name}: {'finished' if done else 'stopped by the time limit'} after {seconds:.0f} s", flush=True)
