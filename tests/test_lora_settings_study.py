@@ -248,3 +248,17 @@ def test_a_study_past_its_time_limit_stops_and_says_so(tmp_path):
         "rows": 0,
         "chosen": None,
     }
+
+
+def test_a_checkpoint_written_before_the_generator_field_still_resumes(tmp_path):
+    from cooklab.training import train_lora
+
+    config = load_train_config(tiny_config(tmp_path))
+    config = config.model_copy(update={"train": config.train.model_copy(update={"checkpoint_every": 1})})
+    train_lora(config, progress=False)
+    saved = tmp_path / "run" / "checkpoints" / "step-000002" / "config.json"
+    old = json.loads(saved.read_text())
+    del old["data"]["toy"]["generator"]  # as a run before issue 30 wrote it
+    saved.write_text(json.dumps(old))
+    longer = config.model_copy(update={"train": config.train.model_copy(update={"steps": 3})})
+    assert train_lora(longer, progress=False).resumed_from == 2
