@@ -187,6 +187,10 @@ def test_the_shipped_yaml_is_the_base_with_the_chosen_settings(tmp_path):
     assert (config.train.sigma_sampling, config.train.sigma_shift) == ("uniform", False)
     assert (config.train.steps, config.train.learning_rate) == (750, 2e-3)
     assert config.lora.target_modules == "attention+feed_forward" and config.data.toy.count == 300
+    shifted = replace(choice, variant=study.Variant("shifted", 2e-3, "attention"))  # on a uniform, unshifted base
+    (tmp_path / "v3.yaml").write_text(study.shipped_yaml(ROOT / "data" / "toykitchen" / "lora_v3_train.yaml", shifted))
+    train = load_train_config(tmp_path / "v3.yaml").train
+    assert (train.sigma_sampling, train.sigma_shift, train.logit_std) == ("logit_normal", True, 1.0)
 
 
 # ---- the study end to end, on the tiny model --------------------------------------------------------------------
