@@ -92,6 +92,8 @@ def train(variant: study.Variant, s: Study) -> bool:
     run = s.out / "runs" / variant.name
     if all((adapter_at(run, n) / WEIGHT_NAME).is_file() for n in s.grid.steps):
         return True
+    if time.time() > s.deadline:
+        return False
 
     def stop_at_deadline(step, loss):
         if time.time() > s.deadline:
