@@ -16,6 +16,8 @@ Quality and exactness:
 * ``metric_agreement.py``: how far the CLIP metrics agree with the Toy Kitchen oracle;
 * ``chunked_consistency.py``: whether the container survives a chunk boundary of a long recipe;
 * ``autoencoder_options.py``: which change lets the Toy Kitchen autoencoder keep the food;
+* ``lora_settings_study.py``: which LoRA settings (sigma sampling, steps, learning rate, targets) make training-based
+  CookAnything more consistent than training-free, on held-out recipes (``gpu_lora_study.sh``: its GPU part);
 * ``gpu_checks.py``: GPU-only exactness checks (K/V on the host against K/V on the GPU).
 
 ``common.py`` holds what they share: device names, synchronisation, interleaved timing, profiles

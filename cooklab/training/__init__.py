@@ -1,11 +1,12 @@
 """Training-based CookAnything: LoRA fine-tuning of the Flux transformer on multi-step canvases.
 
-``config.py`` (what ``cooklab train-lora CONFIG.yaml`` reads), ``data.py`` (recipes with one picture
-per step: Toy Kitchen renders, folder / JSONL / RecipeGen-style layouts, pictures in step order),
-``noise_levels.py`` (the distribution of the noise level sigma: uniform, logit-normal or SD3's mode, shifted or
-not), ``trainer.py`` (the rectified-flow objective on ``CookAnything.prepare_canvas``'s canvas, checkpoints,
-resume). The
-modules (and with them torch and diffusers) are imported on first use.
+``config.py`` (what ``cooklab train-lora CONFIG.yaml`` reads; the held-out recipe seeds), ``data.py`` (recipes
+with one picture per step: Toy Kitchen renders of a recipe generator, folder / JSONL / RecipeGen-style layouts,
+pictures in step order), ``noise_levels.py`` (the distribution of the noise level sigma: uniform, logit-normal or
+SD3's mode, shifted or not), ``trainer.py`` (the rectified-flow objective on ``CookAnything.prepare_canvas``'s
+canvas, checkpoints, resume), ``settings_study.py`` (the LoRA settings study's grid, rows, paired table and choice;
+``benchmarks/lora_settings_study.py`` runs it). The modules (and with them torch and diffusers) are imported on
+first use.
 """
 
 _NAMES = {
@@ -14,6 +15,8 @@ _NAMES = {
     "Example": "data",
     "load_examples": "data",
     "write_toy_folder": "data",
+    "RECIPE_GENERATORS": "data",
+    "recipe_generator": "data",
     "step_pictures": "data",
     "natural_key": "data",
     "LoraTrainer": "trainer",

@@ -5,13 +5,15 @@ A small example (``data/toykitchen/lora/train.yaml`` trained the shipped Toy Kit
     name: toy-lora
     out: ../../../outputs/lora/toy            # checkpoints/, adapter/, loss.jsonl, training.json
     model: toy                                # "toy", "tiny", a hub id or a local folder (a Flux pipeline)
-    data: {toy: {count: 400, steps: 4, first_seed: 5000}}   # or folder: / jsonl: / recipegen:
+    data: {toy: {count: 400, steps: 4, first_seed: 5000}}   # or folder: / jsonl: / recipegen:; toy: generator: NAME
     lora: {rank: 16, alpha: 16, dropout: 0.0, target_modules: attention+feed_forward}  # or attention, or [names]
     canvas: {height: 64, width: 64, regional: true, flexible_rope: true, cscc: true, lam: 0.2, alpha: 0.1}
     train: {steps: 1000, learning_rate: 1.0e-4, grad_accum: 1, checkpoint_every: 250, seed: 0,
             sigma_sampling: uniform, sigma_shift: false, latents: sample}
 
-Relative paths are read from the config file's folder.
+Relative paths are read from the config file's folder. ``data.toy`` renders the recipes of a recipe generator
+(``generator:``, default ``random_toy_recipe``; ``data.RECIPE_GENERATORS`` lists them) from ``first_seed`` on; a
+``first_seed`` below ``FIRST_TRAINING_SEED`` (5000) is refused: the evaluation's recipes are drawn from those seeds.
 
 The defaults of the three training switches are what diffusers' Flux LoRA script
 (``examples/dreambooth/train_dreambooth_lora_flux.py``) does when given no option:
@@ -45,13 +47,43 @@ from ..resources import find_shipped, installed_output
 _STRICT = ConfigDict(extra="forbid", allow_inf_nan=False)  # .inf / .nan in a float field: refused, named
 
 
+#: Toy recipe seeds below this one are held out, never trained on: the evaluation configs (``data/eval``: 1000 ...),
+#: the demo (971), the benchmarks (0 ..., 1000 ...) and the LoRA settings study's validation recipes (3000 ...) draw
+#: their recipes from them. Training recipes start here.
+FIRST_TRAINING_SEED = 5000
+
+
+def held_out_seed_problem(first_seed: int) -> str | None:
+    """Why training recipes from ``first_seed`` on would use held-out seeds (``FIRST_TRAINING_SEED``), or None."""
+    if first_seed >= FIRST_TRAINING_SEED:
+        return None
+    return (
+        f"first_seed={first_seed}: recipe seeds below {FIRST_TRAINING_SEED} are held out for evaluation (the "
+        f"evaluation configs, the demo, the benchmarks, the LoRA settings study); start training recipes at "
+        f"{FIRST_TRAINING_SEED} or above"
+    )
+
+
 class ToyData(BaseModel):
-    """Rendered true frames of random Toy Kitchen recipes ``random_toy_recipe(first_seed + k, steps)``, k < count."""
+    """Rendered true frames of random Toy Kitchen recipes ``generator(first_seed + k, steps)``, k < count.
+
+    ``generator`` names a recipe generator of ``data.RECIPE_GENERATORS`` (``random_toy_recipe``, the default; world
+    v3's ``random_recipe_v3``). Seeds start at ``FIRST_TRAINING_SEED`` or above.
+    """
 
     model_config = _STRICT
     count: int = Field(ge=1, le=1_000_000)
     steps: int = Field(4, ge=2, le=8)
-    first_seed: int = 5000  # the evaluation's toy recipes start at 1000: training recipes stay apart from them
+    first_seed: int = FIRST_TRAINING_SEED  # the evaluation's toy recipes start at 1000: training recipes stay apart
+    generator: str = "random_toy_recipe"
+
+    @field_validator("first_seed")
+    @classmethod
+    def _not_held_out(cls, value: int) -> int:
+        problem = held_out_seed_problem(value)
+        if problem:
+            raise ValueError(problem)
+        return value
 
 
 class DataSource(BaseModel):

@@ -13,12 +13,19 @@
 
 ``write_toy_folder`` writes Toy Kitchen examples in the folder layout, so the toy data doubles as an
 example of the format. A recipe whose pictures do not match its steps is an error naming the folder.
+
+Toy examples come from a *recipe generator* ``(seed, n_steps) -> ToyRecipe``: the step texts and the true scene
+after every step, which ``world.render`` draws. ``RECIPE_GENERATORS`` holds the ones a config can name
+(``data: {toy: {generator: NAME}}``): ``random_toy_recipe`` (the old world) and ``random_recipe_v3``
+(``cooklab.toykitchen.recipes_v3``); ``write_toy_folder(recipes=...)`` takes one directly. Training seeds start at
+``config.FIRST_TRAINING_SEED``: the seeds below are the evaluation's.
 """
 
 from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,11 +35,30 @@ from ..errors import ConfigError, RecipeError
 from ..fileio import atomic_write
 from ..images import read_picture
 from ..recipe import Recipe
-from ..toykitchen.recipes import random_toy_recipe
+from ..toykitchen.recipes import ToyRecipe, random_toy_recipe
+from ..toykitchen.recipes_v3 import random_recipe_v3
 from ..toykitchen.world import render
-from .config import DataSource
+from .config import FIRST_TRAINING_SEED, DataSource, held_out_seed_problem
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
+
+RecipeGenerator = Callable[[int, int], ToyRecipe]  # (seed, n_steps) -> step texts and the true scene of every step
+
+#: the recipe generators a config names (``data: {toy: {generator: NAME}}``): the old world's and world v3's
+RECIPE_GENERATORS: dict[str, RecipeGenerator] = {
+    "random_toy_recipe": random_toy_recipe,
+    "random_recipe_v3": random_recipe_v3,
+}
+
+
+def recipe_generator(name: str) -> RecipeGenerator:
+    """The generator ``name`` of ``RECIPE_GENERATORS``; a ``ConfigError`` naming the known ones otherwise."""
+    if name not in RECIPE_GENERATORS:
+        raise ConfigError(
+            f"data.toy.generator={name!r} is no recipe generator: choose from {sorted(RECIPE_GENERATORS)} "
+            "(a new world registers its generator in cooklab.training.data.RECIPE_GENERATORS)."
+        )
+    return RECIPE_GENERATORS[name]
 
 
 @dataclass
@@ -43,12 +69,13 @@ class Example:
     recipe: Recipe
     image_paths: list[Path] | None = None  # None: rendered (toy)
     toy_seed: int | None = None
+    recipes: RecipeGenerator = random_toy_recipe  # the generator of a toy example (its scenes are rendered)
 
     def images(self, size: int | None = None) -> list[PIL.Image.Image]:
         """The N pictures as RGB images (toy renders at ``size``); a ``ConfigError`` naming a picture that cannot be
         read."""
         if self.image_paths is None:
-            toy = random_toy_recipe(self.toy_seed, len(self.recipe))
+            toy = self.recipes(self.toy_seed, len(self.recipe))
             return [render(scene, size or 64).image.convert("RGB") for scene in toy.scenes]
         fix = (
             f"replace it with a readable picture of that step (re-export or download it again), or remove the "
@@ -61,10 +88,11 @@ def load_examples(source: DataSource) -> list[Example]:
     """The examples of a data source, in a fixed order (ids unique)."""
     if source.toy is not None:
         toy = source.toy
+        generate = recipe_generator(toy.generator)
         examples = []
         for k in range(toy.count):
             seed = toy.first_seed + k
-            examples.append(Example(f"toy-{seed}", random_toy_recipe(seed, toy.steps).to_recipe(), None, seed))
+            examples.append(Example(f"toy-{seed}", generate(seed, toy.steps).to_recipe(), None, seed, generate))
     elif source.jsonl is not None:
         examples = _from_jsonl(source.jsonl)
     else:
@@ -175,14 +203,27 @@ def _from_jsonl(path: Path) -> list[Example]:
     return out
 
 
-def write_toy_folder(root: str | Path, count: int, steps: int = 4, first_seed: int = 5000, size: int = 64) -> Path:
-    """Write ``count`` Toy Kitchen examples in the folder layout
-    (``recipe.json`` + ``step_01.png`` ...); returns ``root``.
+def write_toy_folder(
+    root: str | Path,
+    count: int,
+    steps: int = 4,
+    first_seed: int = FIRST_TRAINING_SEED,
+    size: int = 64,
+    recipes: RecipeGenerator = random_toy_recipe,
+) -> Path:
+    """Write ``count`` Toy Kitchen examples in the folder layout (``toy-<seed>/recipe.json`` + ``step_01.png`` ...);
+    returns ``root``.
+
+    Example k is ``recipes(first_seed + k, steps)``: its step texts in ``recipe.json``, its true scenes rendered at
+    ``size`` as the step pictures. ``first_seed`` below ``FIRST_TRAINING_SEED`` is a ``ConfigError`` (held out).
     """
+    problem = held_out_seed_problem(first_seed)
+    if problem:
+        raise ConfigError(f"write_toy_folder: {problem}.")
     root = Path(root)
     for k in range(count):
         seed = first_seed + k
-        toy = random_toy_recipe(seed, steps)
+        toy = recipes(seed, steps)
         folder = root / f"toy-{seed}"
         folder.mkdir(parents=True, exist_ok=True)
         for n, scene in enumerate(toy.scenes, start=1):

@@ -328,6 +328,8 @@ class LoraTrainer:
         mine = json.loads(self.config.model_dump_json())
         if LoraSettings.model_validate(saved.get("lora", {})).spec() == self.spec:  # a preset equals its names
             saved["lora"] = mine["lora"]
+        if isinstance((saved.get("data") or {}).get("toy"), dict):  # written before data.toy.generator existed
+            saved["data"]["toy"] = {"generator": "random_toy_recipe", **saved["data"]["toy"]}
         for key in ("model", "data", "lora", "canvas"):
             if saved.get(key) != mine.get(key):
                 raise ConfigError(
