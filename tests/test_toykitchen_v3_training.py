@@ -190,6 +190,12 @@ def test_vocabularies_keep_the_old_words_and_ids():
     for w in WORDS:
         assert new.convert_tokens_to_ids(w + "</w>") == old.convert_tokens_to_ids(w + "</w>")
     assert all(len(new(w, add_special_tokens=False).input_ids) == 1 for w in PANEL_WORDS)
+    old_t5, new_t5 = toy.t5_tokenizer(), toy.t5_tokenizer(words)
+    assert old_t5.get_vocab() == toy.t5_tokenizer(WORDS).get_vocab()
+    for w in WORDS + tuple(w.capitalize() for w in WORDS):
+        assert new_t5.convert_tokens_to_ids("▁" + w) == old_t5.convert_tokens_to_ids("▁" + w), w
+    for w in PANEL_WORDS:
+        assert len(new_t5(w.capitalize(), add_special_tokens=False).input_ids) == 1
     with pytest.raises(ConfigError, match="start with captions.WORDS"):
         World("bad", random_toy_recipe, ("panels", *WORDS), 4)
     with pytest.raises(ConfigError, match="choose one of v2"):

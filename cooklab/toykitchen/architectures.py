@@ -133,8 +133,14 @@ def clip_tokenizer(words: tuple[str, ...] = WORDS):
 
 
 def t5_tokenizer(words: tuple[str, ...] = WORDS):
-    """The world's T5 tokenizer: each word of ``words`` and its capitalised form one token, ``T5_MAX_LENGTH``."""
-    return tiny_t5_tokenizer(words + tuple(w.capitalize() for w in words), T5_MAX_LENGTH)  # T5 is case sensitive
+    """The world's T5 tokenizer: each word of ``words`` and its capitalised form one token, ``T5_MAX_LENGTH``.
+
+    T5 is case sensitive, so each word comes twice: the words, then their capitalised forms. When ``words``
+    extends ``WORDS`` (a later world's), the pieces are ``WORDS``, their capitalised forms, then the new words and
+    theirs: every old piece keeps its id.
+    """
+    blocks = (WORDS, words[len(WORDS) :]) if words[: len(WORDS)] == WORDS else (words,)
+    return tiny_t5_tokenizer(tuple(p for b in blocks for p in b + tuple(w.capitalize() for w in b)), T5_MAX_LENGTH)
 
 
 def clip_text_model(tokenizer) -> CLIPTextModel:
