@@ -144,6 +144,25 @@ def test_sd_batches_at_share_zero_are_the_batches_of_before(out, monkeypatch):
     assert all(t[-1].count(".") >= 2 or t[-1] == "" for t in seen)  # the last two: two sentences or more
 
 
+def test_flux_batches_at_share_zero_are_the_batches_of_before(out, monkeypatch):
+    """The flux stage without context captions and panels draws its batches as before: indices, captions (read by
+    CLIP and T5 alike), noise and time from the generators seeded ``seed + 2``."""
+    from cooklab.toykitchen.train import train
+
+    seen = _record_texts(monkeypatch)
+    cfg = train(out, "smoke", stages=("flux",), device="cpu", flux_steps=3)
+    data = render_dataset(cfg.images, cfg.seed)
+    gen, rng = torch.Generator().manual_seed(cfg.seed + 2), np.random.default_rng(cfg.seed + 2)
+    expected = []
+    for _ in range(3):
+        idx = torch.randint(len(data), (cfg.batch,), generator=gen)
+        texts = sample_captions(data, idx, rng, cfg.caption_dropout)
+        expected += [texts, texts]
+        torch.randn((cfg.batch, 4, 16, 16), generator=gen)
+        torch.randn(cfg.batch, generator=gen)
+    assert seen == expected
+
+
 def test_panel_canvas_packs_region_major_as_cookanything():
     panels = torch.randn(2, 3, 4, 16, 16)  # [B, n, C, H, W]
     canvas = panel_canvas(panels)
@@ -225,15 +244,19 @@ def test_smoke_run_with_context_and_panels_gives_loadable_pipelines(out, monkeyp
     assert log["config"]["panel_share"] == 0.5 and log["config"]["world"] == "v2"
 
 
-def test_a_stopped_stage_resumes_where_it_stopped(out):
+def test_a_stopped_stage_resumes_where_it_stopped(out, monkeypatch):
     from cooklab.toykitchen.train import train
+
+    seen = _record_texts(monkeypatch)
 
     train(out, "smoke", stages=("sd",), device="cpu", sd_steps=4, stop_after=2)
     first = json.loads((out / "sd_training.json").read_text())
     assert first["steps_done"] == 2
     with pytest.raises(ConfigError, match="--sd-steps 4"):
         train(out, "smoke", stages=("sd",), device="cpu", sd_steps=5, resume=True)
+    seen.clear()
     train(out, "smoke", stages=("sd",), device="cpu", sd_steps=4, resume=True)
+    assert len(seen) == 2  # steps 3 and 4 only
     log = json.loads((out / "sd_training.json").read_text())
     assert log["steps_done"] == 4 and [c["steps_done"] for c in log["calls"]] == [2, 4]
     assert log["losses"][0] == first["losses"][0] and log["losses"][-1][0] == 4
