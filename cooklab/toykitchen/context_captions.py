@@ -120,6 +120,7 @@ class ContextMix:
             raise ValueError(f"context_share={share}: the stage needs a context pool (context_pool).")
         self.pool, self.latents = pool, latents  # latents: [n, C, 16, 16] of pool.images
         self.fits = [FrontFit(t) for t in tokenizers]
+        self.fitted: list[dict[int, str]] = [{} for _ in tokenizers]  # pair -> its cut text, per encoder (cached)
         self.gen = torch.Generator().manual_seed(seed)
         self.rng = np.random.default_rng(seed)
 
@@ -131,7 +132,9 @@ class ContextMix:
         extra = [[] for _ in self.fits]
         for i in idx.tolist():
             dropped = self.rng.random() < dropout
-            for fit, column in zip(self.fits, extra):
-                column.append("" if dropped else fit(self.pool.sentences[i]))
+            for fit, fitted, column in zip(self.fits, self.fitted, extra):
+                if i not in fitted:
+                    fitted[i] = fit(self.pool.sentences[i])
+                column.append("" if dropped else fitted[i])
         z = torch.cat([z0, self.latents[idx.to(self.latents.device)]])
         return z, [t + e for t, e in zip(texts, extra)]
