@@ -221,11 +221,33 @@ def test_vocabularies_keep_the_old_words_and_ids():
         get_world("v9")
 
 
+def test_a_set_continued_into_a_larger_vocabulary_keeps_every_tokens_row():
+    """The CLIP tokenizer puts its start and end tokens after the words: continued by token, not by position."""
+    old_tok, new_tok = toy.clip_tokenizer(), toy.clip_tokenizer(vocabulary(get_world("v2"), panels=True))
+    old, new = old_tok.get_vocab(), new_tok.get_vocab()
+    assert new[old_tok.bos_token] != old[old_tok.bos_token]  # the start token moved
+    weight = torch.randn(len(old), 3)
+    rows = diffusion_training.remap_rows(weight, old, new)
+    assert rows.shape == (len(new), 3)
+    for token in (old_tok.bos_token, old_tok.eos_token, "bowl</w>", "a"):
+        assert torch.equal(rows[new[token]], weight[old[token]]), token
+    assert not rows[new["panels</w>"]].any()
+
+
 def test_smoke_run_with_context_and_panels_gives_loadable_pipelines(out, monkeypatch):
     from cooklab.toykitchen.train import train
 
     seen = _record_texts(monkeypatch)
-    train(out, "smoke", stages=("sd", "flux"), device="cpu", flux_steps=6, context_share=0.5, panel_share=0.5)
+    train(
+        out,
+        "smoke",
+        stages=("sd", "flux"),
+        device="cpu",
+        flux_steps=6,
+        context_share=0.5,
+        panel_share=0.5,
+        init_from=str(shipped.TOY_DIR),
+    )
     panel_steps = [t for t in seen[2:] if any(" panels from top to bottom: " in x for x in t)]  # flux: CLIP, T5
     assert 0 < len(panel_steps) < len(seen[2:])
     sd, flux = shipped.toy_sd(out / "sd"), shipped.toy_flux(out / "flux")
@@ -242,6 +264,9 @@ def test_smoke_run_with_context_and_panels_gives_loadable_pipelines(out, monkeyp
     assert sd("a blue bowl", num_inference_steps=2).images[0].size == (64, 64)
     log = json.loads((out / "flux_training.json").read_text())
     assert log["config"]["panel_share"] == 0.5 and log["config"]["world"] == "v2"
+    moved = log["continued"]  # the embedding tables moved by token into the vocabulary with the panel words
+    assert len(moved["text_encoder"]) == 1 and moved["text_encoder"][0].endswith("token_embedding.weight")
+    assert "shared.weight" in moved["text_encoder_2"] and not moved["transformer"]
 
 
 def test_a_stopped_stage_resumes_where_it_stopped(out, monkeypatch):

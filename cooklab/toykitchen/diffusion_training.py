@@ -56,7 +56,11 @@ def load_widened(module: torch.nn.Module, state: dict[str, torch.Tensor]) -> lis
 
 
 def continue_from(pipe, folder: Path, parts: tuple[str, ...]) -> dict[str, list[str]]:
-    """Copy the weights of ``parts`` (component names) from the set in ``folder`` into ``pipe`` (``load_widened``)."""
+    """Copy the weights of ``parts`` (component names) from the set in ``folder`` into ``pipe`` (``load_widened``).
+
+    A text encoder whose tokenizer in ``pipe`` has another vocabulary gets its embedding rows moved by token
+    (``remap_rows``). Returns, per part, the names of the tensors moved or widened.
+    """
     from diffusers import DiffusionPipeline
 
     if not (folder / "model_index.json").is_file():
@@ -64,7 +68,32 @@ def continue_from(pipe, folder: Path, parts: tuple[str, ...]) -> dict[str, list[
             f"init_from: no model set in {folder} to continue from (a folder like data/toykitchen/sd)."
         )
     trained = DiffusionPipeline.from_pretrained(folder, torch_dtype=torch.float32, local_files_only=True)
-    return {part: load_widened(getattr(pipe, part), getattr(trained, part).state_dict()) for part in parts}
+    continued = {}
+    for part in parts:
+        state, moved = getattr(trained, part).state_dict(), []
+        tokenizer = {"text_encoder": "tokenizer", "text_encoder_2": "tokenizer_2"}.get(part)
+        if tokenizer is not None and getattr(trained, tokenizer).get_vocab() != getattr(pipe, tokenizer).get_vocab():
+            embedding = getattr(trained, part).get_input_embeddings().weight
+            moved = [n for n, t in state.items() if t.data_ptr() == embedding.data_ptr()]  # T5: shared, embed_tokens
+            old, new = getattr(trained, tokenizer).get_vocab(), getattr(pipe, tokenizer).get_vocab()
+            for name in moved:
+                state[name] = remap_rows(state[name], old, new)
+        continued[part] = moved + load_widened(getattr(pipe, part), state)
+    return continued
+
+
+def remap_rows(weight: torch.Tensor, old: dict[str, int], new: dict[str, int]) -> torch.Tensor:
+    """An embedding table [V_old, D] moved to another vocabulary: row ``new[token]`` = row ``old[token]`` for every
+    token of both, zeros for the new tokens ([V_new, D]).
+
+    A later world adds words, and the CLIP tokenizer puts its start and end tokens after the words: by position they
+    would land on new words. Moved by token, every known token keeps its row.
+    """
+    rows = torch.zeros(len(new), weight.shape[1], dtype=weight.dtype)  # [V_new, D]
+    pairs = [(new[token], i) for token, i in old.items() if token in new]
+    index_new, index_old = (torch.tensor(x) for x in zip(*pairs))
+    rows[index_new] = weight[index_old]
+    return rows
 
 
 def _resumable(cfg: TrainConfig, out: Path, stage: str, pipe, parts: tuple[str, ...]) -> tuple[dict | None, dict]:
