@@ -232,6 +232,19 @@ def test_a_set_continued_into_a_larger_vocabulary_keeps_every_tokens_row():
     for token in (old_tok.bos_token, old_tok.eos_token, "bowl</w>", "a"):
         assert torch.equal(rows[new[token]], weight[old[token]]), token
     assert not rows[new["panels</w>"]].any()
+    words = vocabulary(get_world("v2"), panels=True)
+    pipe = toy.build_flux(toy.build_vae(), 1.0, 0.0, words)
+    diffusion_training.continue_from(pipe, shipped.TOY_DIR / "flux", ("text_encoder", "text_encoder_2"))
+    trained = shipped.toy_flux()
+    for part, tokenizer, token in (
+        ("text_encoder", "tokenizer", old_tok.eos_token),
+        ("text_encoder_2", "tokenizer_2", "▁Add"),
+    ):
+        before = (
+            trained.components[part].get_input_embeddings().weight[trained.components[tokenizer].get_vocab()[token]]
+        )
+        after = pipe.components[part].get_input_embeddings().weight[pipe.components[tokenizer].get_vocab()[token]]
+        assert torch.equal(before, after), (part, token)
 
 
 def test_smoke_run_with_context_and_panels_gives_loadable_pipelines(out, monkeypatch):
