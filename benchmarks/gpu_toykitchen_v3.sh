@@ -6,8 +6,8 @@
 #
 # What it trains (docs/toykitchen.md, "Rebuilding: v3"): the shipped food-keeping autoencoder
 # (data/toykitchen/autoencoder) is reused as it is; the SD-style and the Flux-style sets run at once as two
-# processes on the one GPU, each continuing the shipped set of its kind (--init-from data/toykitchen: the new
-# words' embedding rows start at zero, the old words keep their ids) with the v3 switches: --world v3 (the
+# processes on the one GPU, each continuing the shipped set of its kind (--init-from data/toykitchen: every known
+# token keeps its embedding row, moved by token; the new words' rows start at zero) with the v3 switches: --world v3 (the
 # tokenizers' words and the recipes of the context captions), --context-share (steps 1..k of a recipe captioning
 # the scene after step k) and, for the Flux set only, --panel-share (pictures of 2-4 stacked panels with one
 # caption). Each stops at STEPS or at MINUTES, whichever comes first. Then the Toy Kitchen CLIP (the metrics'
@@ -42,6 +42,9 @@
 set -u
 OUT=${OUT:-/tmp/gpu-toykitchen-v3}
 PRESET=${PRESET:-gpu}
+if [ "$PRESET" = smoke ]; then  # the script itself on a CPU: two steps a stage unless given
+  : "${STEPS:=2}" "${CLIP_STEPS:=2}" "${CLIP_GENERATED:=2}" "${CLIP_IMAGES:=48}" "${CONTEXT_RECIPES:=6}" "${WORKERS:=2}"
+fi
 WORLD=${WORLD:-v3}
 STEPS=${STEPS:-2000}            # planned sd / flux steps (the schedule spans them); ~4.3 min at the shipped run's 7.7/s
 MINUTES=${MINUTES:-5}           # wall-clock cap of each of the sd / flux stages
@@ -55,9 +58,6 @@ PANEL_SHARE=${PANEL_SHARE:-0.25}
 WORKERS=${WORKERS:-8}
 RESUME=${RESUME:-.gpu_resume}
 WORK=${WORK:-/tmp/toykitchen-v3-work}
-if [ "$PRESET" = smoke ]; then
-  STEPS=2 CLIP_STEPS=2 CLIP_GENERATED=2 CLIP_IMAGES=48 CONTEXT_RECIPES=6 WORKERS=2
-fi
 mkdir -p "$OUT" "$WORK"
 WHEELS=${WHEELS:-.whl}  # packages the GPU machine lacks, as wheels (docs/performance.md); WHEELS=none skips them
 if [ -d "$WHEELS" ]; then
