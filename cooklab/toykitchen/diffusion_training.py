@@ -130,10 +130,10 @@ def train_sd(cfg: TrainConfig, out: Path, device: torch.device, data, context=No
     scale = 1.0 / std
     latents = encode_all(vae, torch.from_numpy(data.images), device) * scale  # SD: z_0 = scale * z (no shift)
     pipe = toy.build_sd(vae, scale, vocabulary(get_world(cfg.world)))
-    mix = _context(cfg, context, vae, device, 0.0, scale, cfg.seed + 11, [pipe.tokenizer])
-    vae.to("cpu")
     earlier, extra = _resumable(cfg, out, "sd", pipe, ("unet", "text_encoder"))
     start = earlier["steps_done"] if earlier else 0
+    mix = _context(cfg, context, vae, device, 0.0, scale, cfg.seed + 11 + start, [pipe.tokenizer])
+    vae.to("cpu")
     unet, text_encoder, tokens = (
         pipe.unet.to(device).train(),
         pipe.text_encoder.to(device).train(),
@@ -208,10 +208,10 @@ def train_flux(cfg: TrainConfig, out: Path, device: torch.device, data, context=
     scale = 1.0 / std
     latents = (encode_all(vae, torch.from_numpy(data.images), device) - mean) * scale  # Flux: (z - shift) * scale
     pipe = toy.build_flux(vae, scale, mean, vocabulary(get_world(cfg.world), panels=cfg.panel_share > 0))
-    mix = _context(cfg, context, vae, device, mean, scale, cfg.seed + 12, [pipe.tokenizer, pipe.tokenizer_2])
-    vae.to("cpu")
     earlier, extra = _resumable(cfg, out, "flux", pipe, ("transformer", "text_encoder", "text_encoder_2"))
     start = earlier["steps_done"] if earlier else 0
+    mix = _context(cfg, context, vae, device, mean, scale, cfg.seed + 12 + start, [pipe.tokenizer, pipe.tokenizer_2])
+    vae.to("cpu")
     transformer = pipe.transformer.to(device).train()
     clip, t5 = pipe.text_encoder.to(device).train(), pipe.text_encoder_2.to(device).train()
     models = (transformer, clip, t5, BatchTokenizer(pipe.tokenizer), BatchTokenizer(pipe.tokenizer_2))
