@@ -65,10 +65,10 @@ def train(out, preset: str = "gpu", stages=STAGES, device=None, **overrides) -> 
     (out / "work").mkdir(parents=True, exist_ok=True)
     device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     torch.backends.cuda.matmul.allow_tf32 = True  # float32 matrix products on tensor cores (GPU only)
+    world = get_world(cfg.world)  # an unknown world fails before anything is rendered
     t = time.perf_counter()
     data = render_dataset(cfg.images, cfg.seed, IMAGE_SIZE, workers=cfg.workers)
     print(f"rendered {len(data)} scenes in {time.perf_counter() - t:.1f} s", flush=True)
-    world = get_world(cfg.world)
     context = None
     if context_count(cfg.batch, cfg.context_share) and {"sd", "flux"} & set(stages):
         t = time.perf_counter()
