@@ -74,10 +74,21 @@ def add_toykitchen_parser(commands: argparse._SubParsersAction) -> argparse.Argu
         ("vae-lr", float),
         ("vae-init", str),
         ("init-from", str),
+        ("world", str),
+        ("context-share", float),
+        ("context-recipes", int),
+        ("panel-share", float),
     ):
         train.add_argument(
             f"--{name}", type=kind, default=None, help=f"override the preset's {name.replace('-', '_')}"
         )
+    train.add_argument(
+        "--resume",
+        action="store_const",
+        const=True,
+        default=None,
+        help="continue the sd / flux stages stopped by --max-minutes from <out>/sd, <out>/flux and their logs",
+    )
     for name, kind, help in (
         ("grounding-steps", int, "planned steps of the detector and segmenter stages"),
         ("grounding-lr", float, "peak learning rate of the detector and segmenter stages"),
@@ -159,6 +170,11 @@ def _train_toy_sets(args: argparse.Namespace, stages: list[str], preset: str, de
         vae_lr=args.vae_lr,
         vae_init=args.vae_init,
         init_from=args.init_from,
+        world=args.world,
+        context_share=args.context_share,
+        context_recipes=args.context_recipes,
+        panel_share=args.panel_share,
+        resume=args.resume,
     )
     print(f"trained {', '.join(stages)} ({preset} preset, seed {cfg.seed}) into {args.out}")
 

@@ -70,7 +70,7 @@ class ToyRecipes(BaseModel):
     count: int = Field(ge=1, le=100_000)
     steps: int = Field(4, ge=2, le=8)
     first_seed: int = 1000
-    world: Literal["old", "v3"] = "old"
+    world: Literal["v2", "v3"] = "v2"  # the Toy Kitchen world (cooklab.toykitchen.worlds): v2 today's, v3 refers back
 
     @model_validator(mode="after")
     def _v3_steps(self) -> ToyRecipes:

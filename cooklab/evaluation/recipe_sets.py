@@ -2,7 +2,7 @@
 
 * ``toy`` -- random Toy Kitchen recipes ``random_toy_recipe(first_seed + k, steps)``; they stay
   ``ToyRecipe`` objects so the oracle metrics know what each step must show. Id ``toy-<seed>``;
-  with ``world: v3``, ``random_recipe_v3(first_seed + k, steps)``, id ``toy-v3-<seed>``.
+  with ``world: v3``, ``random_recipe_v3(first_seed + k, steps)``, id ``toy-v3-<seed>`` (``toykitchen.worlds``).
 * ``folder`` -- every recipe file in a folder (``.yaml``, ``.yml``, ``.json``, ``.txt``; read by
   ``cooklab.load_recipe``), sorted by name. Id: the file name without suffix.
 * ``jsonl`` -- one file of many recipes: a ``.json`` list of recipe objects, or ``.jsonl`` with
@@ -24,8 +24,8 @@ from pathlib import Path
 
 from ..errors import ConfigError, RecipeError
 from ..recipe import Recipe, load_recipe
-from ..toykitchen.recipes import ToyRecipe, random_toy_recipe
-from ..toykitchen.recipes_v3 import random_recipe_v3
+from ..toykitchen.recipes import ToyRecipe
+from ..toykitchen.worlds import get_world
 from .config import RecipeSource
 
 _SUFFIXES = (".yaml", ".yml", ".json", ".txt")
@@ -35,7 +35,7 @@ def load_recipes(source: RecipeSource) -> list[tuple[str, Recipe | ToyRecipe]]:
     """``[(recipe id, recipe)]`` in a fixed order (the ids are unique)."""
     if source.toy is not None:
         toy = source.toy
-        make, prefix = (random_recipe_v3, "toy-v3") if toy.world == "v3" else (random_toy_recipe, "toy")
+        make, prefix = get_world(toy.world).recipe, "toy" if toy.world == "v2" else f"toy-{toy.world}"
         items = [(f"{prefix}-{toy.first_seed + k}", make(toy.first_seed + k, toy.steps)) for k in range(toy.count)]
     elif source.folder is not None:
         items = _from_folder(source.folder)

@@ -12,6 +12,9 @@
 * ``training_config`` -- ``TrainConfig`` and ``PRESETS`` of those four stages
 * ``training_loop`` -- what the stages share: learning-rate schedule, loop with EMA, logs, float16 saving
 * ``training_captions`` -- fresh captions per picture (with hard negatives) and their token ids
+* ``panels``    -- panel pictures for the Flux-style set: 2-4 scenes stacked as CookAnything's regions, one caption
+* ``worlds``    -- the texts' worlds a run can train on (``TrainConfig.world``): recipe generator and vocabulary
+* ``context_captions`` -- context pairs: steps 1..k of a recipe as the text, the scene after step k as the picture
 * ``autoencoder_training`` -- the ``autoencoder`` stage (food-weighted MSE + KL; widening the latent)
 * ``diffusion_training`` -- the ``sd`` (v-prediction) and ``flux`` (rectified flow) stages
 * ``clip_training`` -- the ``clip`` stage on renders and generated frames

@@ -12,11 +12,11 @@ and to run in seconds on a laptop CPU:
   ``FlowMatchEulerDiscreteScheduler``.
 
 The tokenizers are ``cooklab.word_tokenizers``' in-memory ones with the world's vocabulary
-(``captions.WORDS``). ``build_sd`` / ``build_flux`` put an untrained set around a trained
-autoencoder; ``cooklab toykitchen train`` trains them (``train.py``). The trained sets ship in
-``data/toykitchen/`` and load with ``cooklab.models.toy_sd()`` / ``toy_flux()`` (``docs/toykitchen.md``
-is their model card). Not to be confused with ``cooklab.models.tiny_sd`` / ``tiny_flux``: those
-have random weights and draw noise.
+(``captions.WORDS``; a training run of another world passes its own, ``worlds.vocabulary``).
+``build_sd`` / ``build_flux`` put an untrained set around a trained autoencoder; ``cooklab toykitchen train``
+trains them (``train.py``). The trained sets ship in ``data/toykitchen/`` and load with ``cooklab.models.toy_sd()`` /
+``toy_flux()`` (``docs/toykitchen.md`` is their model card). Not to be confused with ``cooklab.models.tiny_sd`` /
+``tiny_flux``: those have random weights and draw noise.
 """
 
 from __future__ import annotations
@@ -127,14 +127,20 @@ FLUX_SCHEDULER = dict(
 )
 
 
-def clip_tokenizer():
-    """The world's CLIP tokenizer: one token per word of ``WORDS``, ``CLIP_MAX_LENGTH`` positions."""
-    return tiny_clip_tokenizer(WORDS, CLIP_MAX_LENGTH)
+def clip_tokenizer(words: tuple[str, ...] = WORDS):
+    """The world's CLIP tokenizer: one token per word of ``words``, ``CLIP_MAX_LENGTH`` positions."""
+    return tiny_clip_tokenizer(words, CLIP_MAX_LENGTH)
 
 
-def t5_tokenizer():
-    """The world's T5 tokenizer: each word of ``WORDS`` and its capitalised form one token, ``T5_MAX_LENGTH``."""
-    return tiny_t5_tokenizer(WORDS + tuple(w.capitalize() for w in WORDS), T5_MAX_LENGTH)  # T5 is case sensitive
+def t5_tokenizer(words: tuple[str, ...] = WORDS):
+    """The world's T5 tokenizer: each word of ``words`` and its capitalised form one token, ``T5_MAX_LENGTH``.
+
+    T5 is case sensitive, so each word comes twice: the words, then their capitalised forms. When ``words``
+    extends ``WORDS`` (a later world's), the pieces are ``WORDS``, their capitalised forms, then the new words and
+    theirs: every old piece keeps its id.
+    """
+    blocks = (WORDS, words[len(WORDS) :]) if words[: len(WORDS)] == WORDS else (words,)
+    return tiny_t5_tokenizer(tuple(p for b in blocks for p in b + tuple(w.capitalize() for w in b)), T5_MAX_LENGTH)
 
 
 def clip_text_model(tokenizer) -> CLIPTextModel:
@@ -166,9 +172,10 @@ def _flux_config(vae: AutoencoderKL) -> dict:
     return {**FLUX, "in_channels": 4 * vae.config.latent_channels}
 
 
-def build_sd(vae: AutoencoderKL, scaling_factor: float) -> StableDiffusionPipeline:
-    """An untrained SD-style toy pipeline around a trained autoencoder (latents multiplied by ``scaling_factor``)."""
-    tokenizer = clip_tokenizer()
+def build_sd(vae: AutoencoderKL, scaling_factor: float, words: tuple[str, ...] = WORDS) -> StableDiffusionPipeline:
+    """An untrained SD-style toy pipeline around a trained autoencoder (latents multiplied by ``scaling_factor``),
+    its tokenizer keeping each of ``words`` whole."""
+    tokenizer = clip_tokenizer(words)
     vae.register_to_config(scaling_factor=scaling_factor, shift_factor=None)
     return StableDiffusionPipeline(
         vae=vae,
@@ -182,9 +189,12 @@ def build_sd(vae: AutoencoderKL, scaling_factor: float) -> StableDiffusionPipeli
     )
 
 
-def build_flux(vae: AutoencoderKL, scaling_factor: float, shift_factor: float) -> FluxPipeline:
-    """An untrained Flux-style toy pipeline around a trained autoencoder (latents ``(z - shift) * scale``)."""
-    clip_tok, t5_tok = clip_tokenizer(), t5_tokenizer()
+def build_flux(
+    vae: AutoencoderKL, scaling_factor: float, shift_factor: float, words: tuple[str, ...] = WORDS
+) -> FluxPipeline:
+    """An untrained Flux-style toy pipeline around a trained autoencoder (latents ``(z - shift) * scale``), its
+    tokenizers keeping each of ``words`` whole."""
+    clip_tok, t5_tok = clip_tokenizer(words), t5_tokenizer(words)
     vae.register_to_config(scaling_factor=scaling_factor, shift_factor=shift_factor)
     pipe = FluxPipeline(
         scheduler=FlowMatchEulerDiscreteScheduler(**FLUX_SCHEDULER),

@@ -21,6 +21,7 @@ from . import architectures as toy
 from .training_captions import BatchTokenizer, sample_caption_pairs, sample_captions
 from .training_config import TrainConfig
 from .training_loop import TrainingLoop, autocast, write_log
+from .worlds import get_world, vocabulary
 
 
 def _generators(out: Path, device: torch.device) -> tuple[dict, dict[str, str]]:
@@ -64,7 +65,7 @@ def train_clip(cfg: TrainConfig, out: Path, device: torch.device, data) -> None:
     counts[0] = cfg.clip_batch - sum(counts[1:])  # pictures per batch from each source
 
     torch.manual_seed(cfg.seed + 3)
-    tokenizer = toy.clip_tokenizer()
+    tokenizer = toy.clip_tokenizer(vocabulary(get_world(cfg.world)))  # the run's world's words
     model = build_clip(tokenizer).to(device).train()
     tokens = BatchTokenizer(tokenizer)
     loop = TrainingLoop(model.parameters(), cfg, cfg.clip_steps, cfg.clip_lr, ema=False)

@@ -26,6 +26,11 @@ def _held_out(count: int = 20, seed: int = 2026) -> frozenset[tuple[str, str, st
 HELD_OUT: frozenset[tuple[str, str, str]] = _held_out()
 
 
+def holds_held_out(scene: Scene) -> bool:
+    """Whether ``scene`` shows a ``HELD_OUT`` triple: its container's colour and kind with one of its ingredients."""
+    return any((scene.colour, scene.container, i.name) in HELD_OUT for i in scene.ingredients)
+
+
 @dataclass
 class ToyDataset:
     """Rendered training pictures and the scenes they show."""

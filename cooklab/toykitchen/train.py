@@ -27,6 +27,12 @@ Each stage has its own module (``autoencoder_training``, ``diffusion_training``,
 the settings (``training_config``), the loop, logs and float16 saving (``training_loop``) and the captions
 and their token ids (``training_captions``).
 
+**v3 switches** (``TrainConfig``): ``world`` picks the texts' world (``worlds.py``: the tokenizers' words and
+the recipes of the context captions); ``context_share`` mixes context captions into the ``sd`` / ``flux`` batches
+(``context_captions.py``: steps 1..k of a recipe, the picture of step k); ``panel_share`` trains the ``flux`` stage
+on panel pictures at that share of its steps (``panels.py``); ``resume`` continues a stage stopped by its time
+limit (``training_loop.resume_point``). Their defaults (``"v2"``, 0, 0, off) train exactly as before.
+
 Stages ``sd`` and ``flux`` read the autoencoder stage's output, so they can run as two processes at once on one
 GPU. Everything is seeded; CUDA kernels are not bit-deterministic, so a rerun on
 a GPU gives close, not identical, weights.
@@ -43,9 +49,11 @@ import torch
 from ..models.toy import IMAGE_SIZE
 from .autoencoder_training import train_autoencoder
 from .clip_training import train_clip
+from .context_captions import context_count, context_pool
 from .dataset import render_dataset
 from .diffusion_training import train_flux, train_sd
 from .training_config import PRESETS, TrainConfig
+from .worlds import get_world
 
 STAGES = ("autoencoder", "sd", "flux", "clip")
 
@@ -57,13 +65,20 @@ def train(out, preset: str = "gpu", stages=STAGES, device=None, **overrides) -> 
     (out / "work").mkdir(parents=True, exist_ok=True)
     device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     torch.backends.cuda.matmul.allow_tf32 = True  # float32 matrix products on tensor cores (GPU only)
+    world = get_world(cfg.world)  # an unknown world fails before anything is rendered
     t = time.perf_counter()
     data = render_dataset(cfg.images, cfg.seed, IMAGE_SIZE, workers=cfg.workers)
     print(f"rendered {len(data)} scenes in {time.perf_counter() - t:.1f} s", flush=True)
+    context = None
+    if context_count(cfg.batch, cfg.context_share) and {"sd", "flux"} & set(stages):
+        t = time.perf_counter()
+        context = context_pool(world, cfg.context_recipes, IMAGE_SIZE, workers=cfg.workers)
+        print(f"rendered {len(context)} context pairs in {time.perf_counter() - t:.1f} s", flush=True)
     for stage in STAGES:
         if stage in stages:
             print(f"stage {stage} on {device}", flush=True)
-            {"autoencoder": train_autoencoder, "sd": train_sd, "flux": train_flux, "clip": train_clip}[stage](
-                cfg, out, device, data
-            )
+            if stage in ("sd", "flux"):
+                (train_sd if stage == "sd" else train_flux)(cfg, out, device, data, context)
+            else:
+                {"autoencoder": train_autoencoder, "clip": train_clip}[stage](cfg, out, device, data)
     return cfg

@@ -41,6 +41,11 @@ class TrainConfig:
     stop_after: int | None = None  # stop each stage after this many steps (its schedule still spans *_steps)
     workers: int = 1  # processes rendering the dataset
     flux_bf16: bool = False  # bf16 autocast for the Flux stage (float32 + TF32 made the shipped weights)
+    world: str = "v2"  # the texts' world (worlds.WORLDS): the tokenizers' words and the context recipes
+    context_share: float = 0.0  # share of each sd / flux batch that is context pairs (context_captions.py); 0: none
+    context_recipes: int = 6000  # recipes of the context pool (each gives its steps 2..n as pairs)
+    panel_share: float = 0.0  # share of flux steps trained on panel pictures (panels.py); 0: none
+    resume: bool = False  # continue a stage stopped by its time limit from <out>/<stage> (training_loop.resume_point)
 
 
 PRESETS = {
@@ -54,6 +59,7 @@ PRESETS = {
         clip_batch=128,
         clip_steps=3000,
         clip_generated=1200,
+        context_recipes=600,
     ),
     "smoke": TrainConfig(
         images=48,
@@ -66,5 +72,6 @@ PRESETS = {
         warmup=1,
         clip_generated=2,
         clip_generation_steps=2,
+        context_recipes=6,
     ),
 }

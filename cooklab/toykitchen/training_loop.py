@@ -3,6 +3,13 @@
 ``TrainingLoop`` is the bookkeeping of one stage (AdamW with ``lr_factor``'s warm-up and cosine decay, an
 optional EMA, the loss log, the time and step limits); ``write_log`` writes ``<out>/<stage>_training.json``
 with the machine (``machine``) that ran it; ``save_float16`` writes a ``save_pretrained`` folder in float16.
+
+**Resume** (``TrainConfig.resume``, the ``sd`` and ``flux`` stages): a stage stopped by its time limit has saved its
+set (the EMA weights, float16) and a log whose ``steps_done`` is short of its plan; ``resume_point`` reads that
+log, the stage continues from the saved set at step ``steps_done`` of the same schedule, and ``write_log`` adds
+this call's losses, steps and seconds to the earlier ones (``calls``). AdamW's moments are not saved (they would
+triple the files a GPU call brings back): they restart, so the learning rate warms up again over ``warmup``
+steps to the schedule's value; the EMA restarts from the saved average.
 The toy GroundingDINO and SAM (``grounding_training.py``) use the schedule, ``machine`` and ``save_float16``.
 """
 
@@ -19,6 +26,7 @@ from pathlib import Path
 
 import torch
 
+from ..errors import ConfigError
 from ..fileio import atomic_write
 from .training_config import TrainConfig
 
@@ -35,19 +43,23 @@ def lr_factor(step: int, total: int, warmup: int, floor: float = 0.1, time_share
 class TrainingLoop:
     """Bookkeeping shared by the stages: optimiser with schedule, EMA, loss log, time limit."""
 
-    def __init__(self, params, cfg: TrainConfig, total: int, lr: float, ema: bool = True):
+    def __init__(self, params, cfg: TrainConfig, total: int, lr: float, ema: bool = True, start: int = 0):
         from diffusers.training_utils import EMAModel
 
         self.params = [p for p in params if p.requires_grad]
         self.opt = torch.optim.AdamW(self.params, lr=lr, weight_decay=0.01)
-        self.sched = torch.optim.lr_scheduler.LambdaLR(self.opt, lambda s: lr_factor(s, total, cfg.warmup))
+        if start:  # resumed at step ``start``: the schedule's value, warmed up again (fresh AdamW moments)
+            schedule = lambda s: lr_factor(s + start, total, cfg.warmup) * min(1.0, (s + 1) / max(1, cfg.warmup))  # noqa: E731
+        else:
+            schedule = lambda s: lr_factor(s, total, cfg.warmup)  # noqa: E731
+        self.sched = torch.optim.lr_scheduler.LambdaLR(self.opt, schedule)
         self.ema = (
             EMAModel(self.params, decay=cfg.ema_decay, use_ema_warmup=True, power=2 / 3, foreach=True) if ema else None
         )
         self.total, self.cfg = total, cfg
         self.losses: list[tuple[int, float]] = []
         self.start = time.perf_counter()
-        self._acc, self._n = 0.0, 0
+        self._acc, self._n, self._step = 0.0, 0, 0
 
     def step(self, loss: torch.Tensor, step: int) -> bool:
         """Apply one update; False when the stage should stop."""
@@ -59,7 +71,7 @@ class TrainingLoop:
         if self.ema is not None:
             self.ema.step(self.params)
         self._acc += float(loss.detach())
-        self._n += 1
+        self._n, self._step = self._n + 1, step + 1
         if self._n == 100 or step == self.total - 1:
             self.losses.append((step + 1, self._acc / self._n))
             print(f"  step {step + 1}/{self.total}  loss {self._acc / self._n:.4f}  {self.seconds:.0f} s", flush=True)
@@ -72,6 +84,9 @@ class TrainingLoop:
         return time.perf_counter() - self.start
 
     def finish(self) -> None:
+        """Log the loss of the steps since the last logged one (a stage stopped early), then copy in the EMA."""
+        if self._n:
+            self.losses.append((self._step, self._acc / self._n))
         if self.ema is not None:
             self.ema.copy_to(self.params)
 
@@ -84,19 +99,46 @@ def machine(device: torch.device) -> str:
     return f"{cpu}, torch {torch.__version__}"
 
 
-def write_log(out: Path, stage: str, cfg: TrainConfig, loop: TrainingLoop, steps: int, device, extra=None) -> None:
+def resume_point(out: Path, stage: str, cfg: TrainConfig) -> dict | None:
+    """The earlier log of a stopped ``stage`` to continue (``cfg.resume``), or None to start from step 0.
+
+    None without ``cfg.resume`` or without a log and a saved set in ``out``; a ``ConfigError`` when the saved
+    run planned another number of steps (the schedule would not be the same).
+    """
+    log_file, folder = out / f"{stage}_training.json", out / stage
+    if not (cfg.resume and log_file.is_file() and (folder / "model_index.json").is_file()):
+        return None
+    log = json.loads(log_file.read_text())
+    planned, total = log["config"][f"{stage}_steps"], getattr(cfg, f"{stage}_steps")
+    if planned != total:
+        raise ConfigError(
+            f"resume: {log_file} planned {planned} {stage} steps, this run {total}; pass --{stage}-steps {planned}."
+        )
+    return log
+
+
+def write_log(out, stage, cfg: TrainConfig, loop: TrainingLoop, steps: int, device, extra=None, earlier=None) -> None:
+    """``<out>/<stage>_training.json``; after a resume (``earlier``: the stopped run's log) the calls add up."""
     import diffusers
 
+    before = (
+        []
+        if earlier is None
+        else earlier.get("calls", [dict(steps_done=earlier["steps_done"], seconds=earlier["seconds"])])
+    )
+    calls = [*before, dict(steps_done=steps, seconds=round(loop.seconds, 1))]
     log = dict(
         stage=stage,
         config=dataclasses.asdict(cfg),
         steps_done=steps,
-        seconds=round(loop.seconds, 1),
+        seconds=round(sum(c["seconds"] for c in calls), 1),
         machine=machine(device),
         diffusers=diffusers.__version__,
-        losses=loop.losses,
+        losses=[*(earlier or {}).get("losses", []), *loop.losses],
         **(extra or {}),
     )
+    if earlier is not None:
+        log["calls"] = calls
     atomic_write(out / f"{stage}_training.json", json.dumps(log, indent=1))
 
 
