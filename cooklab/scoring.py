@@ -50,6 +50,7 @@ from cooklab.metrics import (
     DEFAULT_DINO,
     DINO_METRICS,
     ORACLE_METRICS,
+    V3_ORACLE_METRICS,
     MetricResult,
     VisionJudge,
     score,
@@ -290,7 +291,7 @@ def _plan(run: RunFolder, config: ScoreRun, device) -> tuple[list[str], Any, Any
     )
     if asked is None:
         asked = [
-            *(ORACLE_METRICS if run.toy is not None else ()),
+            *([m for m in ORACLE_METRICS if m not in V3_ORACLE_METRICS] if run.toy is not None else ()),
             *(CLIP_METRICS if clip is not None else ()),
             *(DINO_METRICS if dino is not None else ()),
             *(JUDGE_METRICS if config.judge is not None else ()),

@@ -69,6 +69,7 @@ LAYOUTS = {
         "oracle_step_faithfulness",
         "oracle_container_consistency",
         "oracle_state_accuracy",
+        "oracle_reference_kept",
     ),
 }
 HEADERS = {
@@ -80,6 +81,7 @@ HEADERS = {
     "oracle_container_consistency": "oracle consistency",
     "oracle_step_faithfulness": "oracle faithfulness",
     "oracle_state_accuracy": "oracle state",
+    "oracle_reference_kept": "oracle reference kept",
     "goal_faithfulness": "goal faithfulness",
     "step_faithfulness": "step faithfulness",
     "cross_step_consistency": "cross-step consistency",

@@ -71,6 +71,7 @@ SCORING_INPUTS: dict[str, tuple[str, ...]] = {
     "oracle_container_consistency": ("oracle",),
     "oracle_step_faithfulness": ("oracle",),
     "oracle_state_accuracy": ("oracle",),
+    "oracle_reference_kept": ("oracle",),
 }
 
 

@@ -16,7 +16,7 @@ Every metric takes the frames (and the texts, masks or expectations it needs) an
 * ``multiple_choice`` -- goal and step faithfulness as the Illustrated Instructions protocol computes them (4-way
   multiple choice, OpenCLIP ViT-H/14), the numbers CookAnything reports
 * ``key_objects`` -- a frame cut to its container (mask or box crop) for the key-object measures
-* ``toy_oracle`` -- the Toy Kitchen oracle's consistency, faithfulness and state accuracy
+* ``toy_oracle`` -- the Toy Kitchen oracle's consistency, faithfulness, state accuracy and (world v3) reference kept
 * ``attention_segmentation`` -- a word's attention map against the object's mask: IoU at thresholds, AUROC, the
   centre-prior baseline (``benchmarks/attention_segmentation.py``)
 * ``judge`` -- step faithfulness and ingredient presence judged by a vision-language chat model (optional)
@@ -62,7 +62,12 @@ from .key_objects import box_mask, key_object_crop
 from .multiple_choice import goal_faithfulness_mc, multiple_choice_correct, step_faithfulness_mc
 from .recipe_metrics import cross_step_consistency, goal_faithfulness, ingredient_accuracy, step_faithfulness
 from .result import MetricResult
-from .toy_oracle import oracle_container_consistency, oracle_state_accuracy, oracle_step_faithfulness
+from .toy_oracle import (
+    oracle_container_consistency,
+    oracle_reference_kept,
+    oracle_state_accuracy,
+    oracle_step_faithfulness,
+)
 
 __all__ = [
     "BACKBONE_KIND",
@@ -100,6 +105,7 @@ __all__ = [
     "metric_backbones",
     "multiple_choice_correct",
     "oracle_container_consistency",
+    "oracle_reference_kept",
     "oracle_state_accuracy",
     "oracle_step_faithfulness",
     "score",
@@ -117,7 +123,14 @@ CLIP_METRICS = (
     "cross_step_consistency",
     "ingredient_accuracy",
 )
-ORACLE_METRICS = ("oracle_container_consistency", "oracle_step_faithfulness", "oracle_state_accuracy")
+#: the oracle metrics of world v3's back-references (an old-world recipe gives nan): named, never a default
+V3_ORACLE_METRICS = ("oracle_reference_kept",)
+ORACLE_METRICS = (
+    "oracle_container_consistency",
+    "oracle_step_faithfulness",
+    "oracle_state_accuracy",
+    *V3_ORACLE_METRICS,
+)
 DINO_METRICS = ("dino_l2", "dino_l2_masked")
 #: the papers' protocols (``docs/metrics.md``): Recipe Diffusion's CLIP similarity and key-object DreamSim, the
 #: Illustrated Instructions protocol's multiple-choice step faithfulness and DINOv2 consistency (per sequence)
@@ -215,7 +228,8 @@ def score(
     """Run ``metrics`` on one generated sequence: ``{name: MetricResult}``, in the order asked.
 
     images: one picture per step. recipe: anything ``cooklab.as_recipe`` takes, or a Toy Kitchen
-    ``ToyRecipe`` (needed by the ``oracle_*`` metrics, which read its expectations). The goal is
+    ``ToyRecipe`` (needed by the ``oracle_*`` metrics, which read its expectations; ``oracle_reference_kept`` its
+    references and true scenes). The goal is
     the recipe's title, step texts its steps, ingredient lists ``Step.ingredients``.
     clip / dino: a hub id, a local folder or a built backbone (``tiny_random_clip()``) for every CLIP / DINOv2
     metric; backbones: ``{metric: backbone}`` for single metrics; what is not given is the metric's
@@ -229,7 +243,8 @@ def score(
     batch_size: frames per forward pass (None: the backbone's own). judge: a ``VisionJudge`` for the ``judge_*``
     metrics.
     """
-    expectations = list(recipe.expectations) if isinstance(recipe, ToyRecipe) else None
+    toy = recipe if isinstance(recipe, ToyRecipe) else None
+    expectations = list(toy.expectations) if toy is not None else None
     _check_inputs(metrics, expectations, judge, masks)
     recipe = recipe.to_recipe() if isinstance(recipe, ToyRecipe) else as_recipe(recipe)
     images = list(images)
@@ -269,6 +284,7 @@ def score(
         "oracle_container_consistency": lambda: oracle_container_consistency(images),
         "oracle_step_faithfulness": lambda: oracle_step_faithfulness(images, expectations),
         "oracle_state_accuracy": lambda: oracle_state_accuracy(images, expectations),
+        "oracle_reference_kept": lambda: oracle_reference_kept(images, toy),
         **{name: (lambda name=name: from_judge(name)) for name in JUDGE_METRICS},
     }
     with ExitStack() as stack:  # each CLIP's features of the frames once, not once per metric
