@@ -50,7 +50,7 @@ from cooklab.metrics import (
     DEFAULT_DINO,
     DINO_METRICS,
     ORACLE_METRICS,
-    V3_ORACLE_METRICS,
+    TOY_RECIPE_METRICS,
     MetricResult,
     VisionJudge,
     score,
@@ -248,7 +248,7 @@ def _plan(run: RunFolder, config: ScoreRun, device) -> tuple[list[str], Any, Any
     asked = list(config.metrics) if config.metrics is not None else None
     if asked is not None and "dino_l2_masked" in asked and config.masks == "none":
         raise ConfigError("dino_l2_masked measures the container regions: leave out --masks none, or the metric.")
-    if asked is not None and run.toy is None and any(m in ORACLE_METRICS for m in asked):
+    if asked is not None and run.toy is None and any(m in TOY_RECIPE_METRICS for m in asked):
         raise ConfigError(
             f"the oracle_* metrics need a Toy Kitchen run: {str(run.folder)!r} did not draw a Toy Kitchen recipe "
             "(data/toykitchen/recipes, cooklab.toykitchen.random_toy_recipe). Fix: leave them out of --metrics."
@@ -291,7 +291,7 @@ def _plan(run: RunFolder, config: ScoreRun, device) -> tuple[list[str], Any, Any
     )
     if asked is None:
         asked = [
-            *([m for m in ORACLE_METRICS if m not in V3_ORACLE_METRICS] if run.toy is not None else ()),
+            *(ORACLE_METRICS if run.toy is not None else ()),
             *(CLIP_METRICS if clip is not None else ()),
             *(DINO_METRICS if dino is not None else ()),
             *(JUDGE_METRICS if config.judge is not None else ()),

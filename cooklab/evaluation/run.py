@@ -195,13 +195,13 @@ def _backbones(config: EvalConfig, device) -> dict:
 
 
 def _check_metrics(config: EvalConfig, recipes) -> None:
-    from ..metrics import METRICS, ORACLE_METRICS
+    from ..metrics import METRICS, TOY_RECIPE_METRICS
 
     unknown = [m for m in config.metrics if m not in METRICS]
     if unknown:
         raise ConfigError(f"unknown metric(s) {unknown}: choose from {list(METRICS)}.")
     check_keyed(unit_metrics(config))
-    if any(m in ORACLE_METRICS for m in config.metrics) and not all(isinstance(r, ToyRecipe) for _, r in recipes):
+    if any(m in TOY_RECIPE_METRICS for m in config.metrics) and not all(isinstance(r, ToyRecipe) for _, r in recipes):
         raise ConfigError(
             "the oracle_* metrics need Toy Kitchen recipes (recipes: {toy: ...}): leave them out for other recipes."
         )

@@ -123,14 +123,12 @@ CLIP_METRICS = (
     "cross_step_consistency",
     "ingredient_accuracy",
 )
-#: the oracle metrics of world v3's back-references (an old-world recipe gives nan): named, never a default
+#: the Toy Kitchen oracle's measures a toy run gets by default
+ORACLE_METRICS = ("oracle_container_consistency", "oracle_step_faithfulness", "oracle_state_accuracy")
+#: the oracle's measure of world v3's back-references (an old-world recipe gives nan): named, never a default
 V3_ORACLE_METRICS = ("oracle_reference_kept",)
-ORACLE_METRICS = (
-    "oracle_container_consistency",
-    "oracle_step_faithfulness",
-    "oracle_state_accuracy",
-    *V3_ORACLE_METRICS,
-)
+#: every measure that reads the recipe's truth, so needs its ``ToyRecipe``
+TOY_RECIPE_METRICS = (*ORACLE_METRICS, *V3_ORACLE_METRICS)
 DINO_METRICS = ("dino_l2", "dino_l2_masked")
 #: the papers' protocols (``docs/metrics.md``): Recipe Diffusion's CLIP similarity and key-object DreamSim, the
 #: Illustrated Instructions protocol's multiple-choice step faithfulness and DINOv2 consistency (per sequence)
@@ -140,7 +138,15 @@ SET_METRICS = ("goal_faithfulness_mc",)
 #: the metrics measured on container regions: they need ``masks``
 MASK_METRICS = ("dino_l2_masked", "dreamsim_masked")
 #: every name ``score`` knows
-METRICS = (*CLIP_METRICS, *DINO_METRICS, "dreamsim", *ORACLE_METRICS, *JUDGE_METRICS, *PROTOCOL_METRICS, *SET_METRICS)
+METRICS = (
+    *CLIP_METRICS,
+    *DINO_METRICS,
+    "dreamsim",
+    *TOY_RECIPE_METRICS,
+    *JUDGE_METRICS,
+    *PROTOCOL_METRICS,
+    *SET_METRICS,
+)
 #: what ``score`` runs by default: the papers' learned metrics that need no optional package
 DEFAULT_METRICS = (*CLIP_METRICS, "dino_l2")
 #: the backbone each CLIP / DINOv2 metric reads when none is given: the reference's for a paper's protocol
@@ -191,7 +197,7 @@ def _check_inputs(metrics, expectations, judge, masks) -> None:
             f"{set_level} measure a set of recipes, not one sequence: call cooklab.metrics.goal_faithfulness_mc("
             "[(images, goal), ...]) on several recipes' frames, or list it in a `cooklab evaluate` config."
         )
-    if expectations is None and any(m in ORACLE_METRICS for m in metrics):
+    if expectations is None and any(m in TOY_RECIPE_METRICS for m in metrics):
         raise ConfigError(
             "the oracle_* metrics read a Toy Kitchen recipe's expectations: pass the ToyRecipe "
             "(cooklab.toykitchen.random_toy_recipe(...)), not a plain Recipe."
