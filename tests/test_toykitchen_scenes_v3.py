@@ -11,10 +11,11 @@ import torch
 
 from cooklab.toykitchen import oracle as O
 from cooklab.toykitchen.captions import PLURAL, STATE_WORDS, ingredient_phrase, random_caption
+from cooklab.toykitchen.clip_model import caption_pair
 from cooklab.toykitchen.dataset import HELD_OUT, holds_held_out, render_dataset
 from cooklab.toykitchen.recipes_v3 import V3_WORDS
 from cooklab.toykitchen.scenes_v3 import KEPT_CUT_SHARE, random_caption_v3, random_scene_v3
-from cooklab.toykitchen.training_captions import sample_captions
+from cooklab.toykitchen.training_captions import sample_caption_pairs, sample_captions
 from cooklab.toykitchen.world import ALLOWED_STATES, Ingredient, random_scene, render
 from cooklab.toykitchen.worlds import get_world
 
@@ -108,3 +109,24 @@ def test_v3_captions_vary_as_the_old_captions_do():
         assert random_caption_v3(scene, np.random.default_rng(seed)) == random_caption(
             scene, np.random.default_rng(seed)
         )
+
+
+def test_the_clip_stage_pairs_are_drawn_by_the_worlds_caption():
+    """v3 training data: the CLIP stage's positives name the kept cut like every v3 caption; v2: as before."""
+    v3 = render_dataset(300, seed=4, size=16, world=get_world("v3"))
+    idx = torch.arange(300).repeat(4)
+    positives, _ = sample_caption_pairs(v3, idx, np.random.default_rng(0))
+    named = 0
+    for i, text in zip(idx.tolist(), positives):
+        for ing in _kept(v3.scenes[i]):
+            assert f"{FRIED} {PLURAL[ing.name]}" not in text.lower(), text
+            named += f"{FRIED} {STATE_WORDS[ing.cut]} {PLURAL[ing.name]}" in text.lower()
+    assert named >= 20
+    v2 = render_dataset(40, seed=4, size=16)
+    rng, before = np.random.default_rng(0), []
+    for i in range(40):
+        pos, neg = caption_pair(v2.scenes[i], rng)
+        before += [
+            (pos[:1].upper() + pos[1:] + ".", neg[:1].upper() + neg[1:] + ".") if rng.random() < 0.5 else (pos, neg)
+        ]
+    assert list(zip(*sample_caption_pairs(v2, torch.arange(40), np.random.default_rng(0)))) == before

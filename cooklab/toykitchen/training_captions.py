@@ -12,13 +12,13 @@ import torch
 
 
 def sample_caption_pairs(data, idx, rng: np.random.Generator) -> tuple[list[str], list[str]]:
-    """A fresh caption per picture and its hard negative (``clip.caption_pair``); half written as a sentence, both
-    alike."""
+    """A fresh caption per picture and its hard negative (``clip.caption_pair``, drawn by ``data.caption``: the
+    world's); half written as a sentence, both alike."""
     from .clip_model import caption_pair
 
     positives, negatives = [], []
     for i in idx.tolist():
-        pos, neg = caption_pair(data.scenes[i], rng)
+        pos, neg = caption_pair(data.scenes[i], rng, data.caption)
         if rng.random() < 0.5:
             pos, neg = pos[:1].upper() + pos[1:] + ".", neg[:1].upper() + neg[1:] + "."
         positives.append(pos)
