@@ -115,11 +115,11 @@ def test_the_clip_stage_pairs_are_drawn_by_the_worlds_caption():
     """v3 training data: the CLIP stage's positives name the kept cut like every v3 caption; v2: as before."""
     v3 = render_dataset(300, seed=4, size=16, world=get_world("v3"))
     idx = torch.arange(300).repeat(4)
-    positives, _ = sample_caption_pairs(v3, idx, np.random.default_rng(0))
+    positives, negatives = sample_caption_pairs(v3, idx, np.random.default_rng(0))
     named = 0
-    for i, text in zip(idx.tolist(), positives):
-        for ing in _kept(v3.scenes[i]):
-            assert f"{FRIED} {PLURAL[ing.name]}" not in text.lower(), text
+    for i, text, negative in zip(idx.tolist(), positives, negatives):
+        for ing in _kept(v3.scenes[i]):  # the negative keeps all food but one, with its look
+            assert f"{FRIED} {PLURAL[ing.name]}" not in text.lower() + negative.lower(), (text, negative)
             named += f"{FRIED} {STATE_WORDS[ing.cut]} {PLURAL[ing.name]}" in text.lower()
     assert named >= 20
     v2 = render_dataset(40, seed=4, size=16)
