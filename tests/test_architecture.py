@@ -47,6 +47,7 @@ LAYERS = [
             "cooklab.toykitchen.captions",
             "cooklab.toykitchen.recipes",
             "cooklab.toykitchen.recipes_v3",
+            "cooklab.toykitchen.scenes_v3",
             "cooklab.toykitchen.dataset",
             "cooklab.toykitchen.palette_reading",
             "cooklab.toykitchen.oracle",

@@ -163,6 +163,28 @@ def test_flux_batches_at_share_zero_are_the_batches_of_before(out, monkeypatch):
     assert seen == expected
 
 
+def test_a_v3_stage_trains_on_v3_scenes_and_captions_and_loads(out, monkeypatch):
+    """``world="v3"``: the sd stage's batches are drawn from the v3 training set (cooked food that kept a cut) with
+    v3 captions, and the stage gives a loadable pipeline with the v3 vocabulary."""
+    from cooklab.toykitchen.train import train
+
+    seen = _record_texts(monkeypatch)
+    cfg = train(out, "smoke", stages=("sd",), device="cpu", sd_steps=3, images=200, world="v3")
+    data = render_dataset(cfg.images, cfg.seed, world=get_world("v3"))
+    assert any(i.cut is not None for s in data.scenes for i in s.ingredients)
+    gen, rng = torch.Generator().manual_seed(cfg.seed + 1), np.random.default_rng(cfg.seed + 1)
+    expected = []
+    for _ in range(3):
+        idx = torch.randint(len(data), (cfg.batch,), generator=gen)
+        expected.append(sample_captions(data, idx, rng, cfg.caption_dropout))
+        torch.randn((cfg.batch, 4, 16, 16), generator=gen)
+        torch.randint(0, 1000, (cfg.batch,), generator=gen)
+    assert seen == expected
+    sd = shipped.toy_sd(out / "sd")
+    assert sd.tokenizer.get_vocab() == toy.clip_tokenizer(get_world("v3").words).get_vocab()
+    assert sd("fried diced carrots in a blue bowl", num_inference_steps=2).images[0].size == (64, 64)
+
+
 def test_panel_canvas_packs_region_major_as_cookanything():
     panels = torch.randn(2, 3, 4, 16, 16)  # [B, n, C, H, W]
     canvas = panel_canvas(panels)

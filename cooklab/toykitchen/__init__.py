@@ -4,6 +4,7 @@
 * ``captions``  -- caption and instruction templates; ``WORDS`` is the tokenizers' vocabulary
 * ``recipes``   -- toy recipes: actions that change a scene, with the truth of every step
 * ``recipes_v3`` -- world v3 recipes: texts that refer back ("fry them"), the cut kept through cooking; ``V3_WORDS``
+* ``scenes_v3`` -- world v3 single scenes: cooked food that kept its cut, captions naming the whole look
 * ``dataset``   -- the rendered training set and the held-out (colour, container, ingredient) triples
 * ``palette_reading`` -- a picture read back from the palette: container colour, mask and kind, ingredients, states
 * ``oracle``    -- oracle metrics on those readings: frame checks, consistency, faithfulness, ``OracleMaskProvider``

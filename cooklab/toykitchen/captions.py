@@ -91,17 +91,18 @@ def full_caption(scene: Scene) -> str:
     return f"{food} in {where} on a {table}"
 
 
-def random_caption(scene: Scene, rng: np.random.Generator) -> str:
-    """A caption of ``scene`` from a random template, with attributes left out at random."""
+def random_caption(scene: Scene, rng: np.random.Generator, phrase=ingredient_phrase) -> str:
+    """A caption of ``scene`` from a random template, with attributes left out at random; ``phrase(ing,
+    with_state)`` names a food (world v3: ``scenes_v3.look``, the cut a cooked food kept)."""
     colour = rng.random() < 0.7
     pattern = rng.random() < 0.4
     table = rng.random() < 0.35
     ings = list(scene.ingredients)
     rng.shuffle(ings)
     if ings and rng.random() < 0.3:  # an instruction naming one action
-        return instruction_for(scene, ings[0], rng, colour)
+        return instruction_for(scene, ings[0], rng, colour, phrase)
     keep = [i for i in ings if rng.random() < 0.85] or ings[:1]
-    food = join([ingredient_phrase(i, with_state=rng.random() < 0.85) for i in keep])
+    food = join([phrase(i, with_state=rng.random() < 0.85) for i in keep])
     where = container_phrase(scene, colour, pattern)
     tail = f" on a {TABLE_WORDS[scene.table]}" if table else ""
     if not ings:
@@ -117,8 +118,10 @@ def random_caption(scene: Scene, rng: np.random.Generator) -> str:
     return f"top view of {food} in {where}{tail}"
 
 
-def instruction_for(scene: Scene, ing: Ingredient, rng: np.random.Generator, colour: bool = False) -> str:
-    """An instruction whose result is ``scene``, about ``ing``."""
+def instruction_for(
+    scene: Scene, ing: Ingredient, rng: np.random.Generator, colour: bool = False, phrase=ingredient_phrase
+) -> str:
+    """An instruction whose result is ``scene``, about ``ing``; ``phrase`` names a food with its state."""
     the = container_phrase(scene, colour=colour, article="the")
     name = PLURAL[ing.name]
     everything = join([PLURAL[i.name] for i in scene.ingredients])
@@ -127,7 +130,7 @@ def instruction_for(scene: Scene, ing: Ingredient, rng: np.random.Generator, col
             return f"fry the {everything} in {the}"
         if all(i.state == "mixed" for i in scene.ingredients):
             return f"stir the {everything} in {the}"
-        return f"serve the {join([ingredient_phrase(i) for i in scene.ingredients])} in {the}"
+        return f"serve the {join([phrase(i) for i in scene.ingredients])} in {the}"
     if ing.state == "diced" and rng.random() < 0.6:
         return f"chop the {name} in {the}"
     if ing.state == "sliced" and rng.random() < 0.6:
@@ -136,4 +139,4 @@ def instruction_for(scene: Scene, ing: Ingredient, rng: np.random.Generator, col
         return f"fry the {name} in {the}"
     if ing.state == "mixed" and rng.random() < 0.6:
         return f"stir the {name} in {the}" if rng.random() < 0.5 else f"pour the {name} into {the}"
-    return f"add {ingredient_phrase(ing)} to {the}"
+    return f"add {phrase(ing)} to {the}"

@@ -166,8 +166,9 @@ def hard_negative(scene: Scene, rng: np.random.Generator) -> Scene:
     return replace(scene, ingredients=(*scene.ingredients[:k], Ingredient(name, state), *scene.ingredients[k + 1 :]))
 
 
-def caption_pair(scene: Scene, rng: np.random.Generator) -> tuple[str, str]:
-    """A random caption of ``scene`` and the same template filled from ``hard_negative(scene)``.
+def caption_pair(scene: Scene, rng: np.random.Generator, caption=None) -> tuple[str, str]:
+    """A random caption of ``scene`` and the same template filled from ``hard_negative(scene)``; ``caption(scene,
+    rng)`` draws them (the training set's world's, ``ToyDataset.caption``; None: ``captions.random_caption``).
 
     Both captions are drawn from the same random state, so they choose the same template and leave out
     the same words; when the changed fact is one the caption leaves out (the two texts are equal), the
@@ -175,13 +176,14 @@ def caption_pair(scene: Scene, rng: np.random.Generator) -> tuple[str, str]:
     """
     from .captions import random_caption
 
+    caption = caption or random_caption
     negative = hard_negative(scene, rng)
     state = rng.bit_generator.state
-    positive = random_caption(scene, rng)
+    positive = caption(scene, rng)
     after = rng.bit_generator.state
     for other in (negative, replace(scene, colour=hard_negative(replace(scene, ingredients=()), rng).colour)):
         rng.bit_generator.state = state
-        text = random_caption(other, rng)
+        text = caption(other, rng)
         if text != positive:
             break
     rng.bit_generator.state = after

@@ -8,11 +8,13 @@ captions that name them checks that a model composes what it read instead of rec
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
 
+from .captions import random_caption
 from .world import CONTAINER_COLOURS, CONTAINERS, INGREDIENTS, Scene, random_scene, render
 
 
@@ -38,28 +40,36 @@ class ToyDataset:
     images: np.ndarray  # [n, H, W, 3] uint8
     scenes: list[Scene]
     food: np.ndarray | None = None  # [n, H, W] bool: pixels of an ingredient (the autoencoder's loss weights them)
+    caption: Callable[..., str] = random_caption  # caption(scene, rng): the world's training caption of a picture
 
     def __len__(self) -> int:
         return len(self.scenes)
 
 
 def _render_chunk(args) -> tuple[np.ndarray, np.ndarray, list[Scene]]:
-    seed, chunk, count, size = args
+    seed, chunk, count, size, sampler = args
     rng = np.random.default_rng([seed, chunk])
-    scenes = [random_scene(rng, exclude=HELD_OUT) for _ in range(count)]
+    scenes = [sampler(rng, exclude=HELD_OUT) for _ in range(count)]
     drawn = [render(s, size) for s in scenes]
     return np.stack([np.asarray(r.image) for r in drawn]), np.stack([r.labels >= 2 for r in drawn]), scenes
 
 
-def render_dataset(n: int, seed: int = 0, size: int = 64, workers: int = 1, chunk: int = 2000) -> ToyDataset:
+def render_dataset(
+    n: int, seed: int = 0, size: int = 64, workers: int = 1, chunk: int = 2000, world=None
+) -> ToyDataset:
     """``n`` random scenes (none holding a held-out triple), rendered at ``size``; the same for a seed whatever
-    ``workers``."""
-    jobs = [(seed, i, min(chunk, n - i * chunk), size) for i in range((n + chunk - 1) // chunk)]
+    ``workers``. ``world`` (``worlds.World``) gives the scene sampler and the captions; ``None``: world v2's
+    (``world.random_scene``, ``captions.random_caption``)."""
+    sampler, caption = (random_scene, random_caption) if world is None else (world.scene, world.caption)
+    jobs = [(seed, i, min(chunk, n - i * chunk), size, sampler) for i in range((n + chunk - 1) // chunk)]
     if workers > 1:
         with ProcessPoolExecutor(workers) as pool:
             parts = list(pool.map(_render_chunk, jobs))
     else:
         parts = [_render_chunk(j) for j in jobs]
     return ToyDataset(
-        np.concatenate([p[0] for p in parts]), [s for p in parts for s in p[2]], np.concatenate([p[1] for p in parts])
+        np.concatenate([p[0] for p in parts]),
+        [s for p in parts for s in p[2]],
+        np.concatenate([p[1] for p in parts]),
+        caption,
     )

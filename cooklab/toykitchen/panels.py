@@ -13,7 +13,7 @@ panel pictures instead:
   (``canvas_image_ids(n, 8, 8, flexible=False)``); the time shift ``mu`` is that of ``64 n`` image tokens.
 * **caption** -- one caption listing the panels, as a captioner describes a panel picture to FLUX.1:
   ``"three panels from top to bottom: a blue bowl with diced carrots; fried eggs in a pan; an empty red pot"``
-  (``panel_caption``; each panel's part is a fresh ``captions.random_caption``).
+  (``panel_caption``; each panel's part is a fresh ``data.caption``: the world's single-scene caption).
 * **scenes** -- generic world scenes, not recipe sequences: the training set's own renders
   (``dataset.render_dataset``), so no panel holds a ``dataset.HELD_OUT`` triple nor an evaluation recipe's scene
   (those are recipes' scenes; ``panel_batch`` checks the triples again).
@@ -30,7 +30,6 @@ import numpy as np
 import torch
 from einops import rearrange
 
-from .captions import random_caption
 from .dataset import holds_held_out
 
 MIN_PANELS, MAX_PANELS = 2, 4
@@ -77,7 +76,7 @@ def panel_batch(
         scenes = [data.scenes[i] for i in row]
         if any(holds_held_out(s) for s in scenes):
             raise ValueError("panel_batch: the training set holds a held-out triple; render it with render_dataset.")
-        parts = [random_caption(s, rng) for s in scenes]
+        parts = [data.caption(s, rng) for s in scenes]
         captions.append("" if rng.random() < dropout else panel_caption(parts))
     canvas = panel_canvas(latents[idx.to(latents.device)])  # [B', C, 16 n, 16]
     return PanelBatch(canvas, captions, n, idx)

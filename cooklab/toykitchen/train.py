@@ -27,11 +27,12 @@ Each stage has its own module (``autoencoder_training``, ``diffusion_training``,
 the settings (``training_config``), the loop, logs and float16 saving (``training_loop``) and the captions
 and their token ids (``training_captions``).
 
-**v3 switches** (``TrainConfig``): ``world`` picks the texts' world (``worlds.py``: the tokenizers' words and
-the recipes of the context captions); ``context_share`` mixes context captions into the ``sd`` / ``flux`` batches
-(``context_captions.py``: steps 1..k of a recipe, the picture of step k); ``panel_share`` trains the ``flux`` stage
-on panel pictures at that share of its steps (``panels.py``); ``resume`` continues a stage stopped by its time
-limit (``training_loop.resume_point``). Their defaults (``"v2"``, 0, 0, off) train exactly as before.
+**v3 switches** (``TrainConfig``): ``world`` picks the texts' world (``worlds.py``: the tokenizers' words,
+the recipes of the context captions, the training set's scenes and their captions); ``context_share`` mixes
+context captions into the ``sd`` / ``flux`` batches (``context_captions.py``: steps 1..k of a recipe, the picture
+of step k); ``panel_share`` trains the ``flux`` stage on panel pictures at that share of its steps
+(``panels.py``); ``resume`` continues a stage stopped by its time limit (``training_loop.resume_point``).
+Their defaults (``"v2"``, 0, 0, off) train exactly as before.
 
 Stages ``sd`` and ``flux`` read the autoencoder stage's output, so they can run as two processes at once on one
 GPU. Everything is seeded; CUDA kernels are not bit-deterministic, so a rerun on
@@ -67,7 +68,7 @@ def train(out, preset: str = "gpu", stages=STAGES, device=None, **overrides) -> 
     torch.backends.cuda.matmul.allow_tf32 = True  # float32 matrix products on tensor cores (GPU only)
     world = get_world(cfg.world)  # an unknown world fails before anything is rendered
     t = time.perf_counter()
-    data = render_dataset(cfg.images, cfg.seed, IMAGE_SIZE, workers=cfg.workers)
+    data = render_dataset(cfg.images, cfg.seed, IMAGE_SIZE, workers=cfg.workers, world=world)
     print(f"rendered {len(data)} scenes in {time.perf_counter() - t:.1f} s", flush=True)
     context = None
     if context_count(cfg.batch, cfg.context_share) and {"sd", "flux"} & set(stages):

@@ -10,17 +10,15 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .captions import random_caption
-
 
 def sample_caption_pairs(data, idx, rng: np.random.Generator) -> tuple[list[str], list[str]]:
-    """A fresh caption per picture and its hard negative (``clip.caption_pair``); half written as a sentence, both
-    alike."""
+    """A fresh caption per picture and its hard negative (``clip.caption_pair``, drawn by ``data.caption``: the
+    world's); half written as a sentence, both alike."""
     from .clip_model import caption_pair
 
     positives, negatives = [], []
     for i in idx.tolist():
-        pos, neg = caption_pair(data.scenes[i], rng)
+        pos, neg = caption_pair(data.scenes[i], rng, data.caption)
         if rng.random() < 0.5:
             pos, neg = pos[:1].upper() + pos[1:] + ".", neg[:1].upper() + neg[1:] + "."
         positives.append(pos)
@@ -29,10 +27,11 @@ def sample_caption_pairs(data, idx, rng: np.random.Generator) -> tuple[list[str]
 
 
 def sample_captions(data, idx, rng: np.random.Generator, dropout: float) -> list[str]:
-    """A fresh caption per picture; half written as a recipe step ("Chop the carrots in the bowl."); 10 % empty."""
+    """A fresh caption per picture (``data.caption``: the world's, ``captions.random_caption`` in v2); half written
+    as a recipe step ("Chop the carrots in the bowl."); a share ``dropout`` empty."""
     texts = []
     for i in idx.tolist():
-        text = "" if rng.random() < dropout else random_caption(data.scenes[i], rng)
+        text = "" if rng.random() < dropout else data.caption(data.scenes[i], rng)
         texts.append(text[:1].upper() + text[1:] + "." if text and rng.random() < 0.5 else text)
     return texts
 

@@ -8,6 +8,11 @@ with ``world="v2"`` and no context captions or panels builds exactly today's tok
 start with the old words in their old order, so a token id means the same word in both worlds and a set continued
 from an older one (``TrainConfig.init_from``) keeps what its embedding rows learned; ``World`` checks it.
 
+Its single scenes (``scene``, ``caption``): the training set's scene sampler and the caption drawn for a picture
+each time it is drawn -- v2: ``world.random_scene`` and ``captions.random_caption``, so a ``world="v2"`` run renders
+and captions exactly as before; v3: ``scenes_v3.random_scene_v3`` (cooked food that kept its cut) and
+``scenes_v3.random_caption_v3`` (its whole look named: "fried diced carrots").
+
 The vocabulary of a set (``vocabulary``): the world's words, then the words of panel captions
 (``panels.PANEL_WORDS``) the world lacks, only for a set trained on panel pictures -- appended after, so every
 other id is unchanged.
@@ -19,10 +24,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from ..errors import ConfigError
-from .captions import WORDS
+from .captions import WORDS, random_caption
 from .panels import PANEL_WORDS
 from .recipes import ToyRecipe, random_toy_recipe
 from .recipes_v3 import V3_WORDS, random_recipe_v3
+from .scenes_v3 import random_caption_v3, random_scene_v3
+from .world import Scene, random_scene
 
 
 @dataclass(frozen=True)
@@ -33,6 +40,8 @@ class World:
     recipe: Callable[..., ToyRecipe]  # recipe(seed, n_steps) -> ToyRecipe, deterministic in seed
     words: tuple[str, ...]  # the tokenizers' vocabulary; starts with captions.WORDS in order
     recipe_steps: int  # steps of the recipes the context captions are cut from
+    scene: Callable[..., Scene] = random_scene  # scene(rng, exclude) -> Scene: the training set's scenes
+    caption: Callable[..., str] = random_caption  # caption(scene, rng) -> str: a single scene's training caption
 
     def __post_init__(self):
         if self.words[: len(WORDS)] != WORDS:
@@ -45,7 +54,8 @@ class World:
 #: the registered worlds by name (a new world is one more entry)
 WORLDS: dict[str, World] = {
     "v2": World("v2", random_toy_recipe, WORDS, 4),
-    "v3": World("v3", random_recipe_v3, V3_WORDS, 5),  # later steps refer back, the cut kept (recipes_v3.py)
+    # later steps refer back, the cut kept (recipes_v3.py); its scenes hold cooked food that kept a cut (scenes_v3.py)
+    "v3": World("v3", random_recipe_v3, V3_WORDS, 5, random_scene_v3, random_caption_v3),
 }
 
 
