@@ -92,12 +92,9 @@ def _cap(text: str) -> str:
     return text[0].upper() + text[1:] + "."
 
 
-def random_toy_recipe(seed: int, n_steps: int = 4) -> ToyRecipe:
-    """A random toy recipe of ``n_steps`` steps (2 to 8), deterministic in ``seed``."""
-    if not 2 <= n_steps <= 8:
-        raise ValueError(f"n_steps={n_steps}: a toy recipe has 2 to 8 steps.")
-    rng = np.random.default_rng(seed)
-    scene = Scene(
+def empty_scene(rng: np.random.Generator) -> Scene:
+    """A recipe's first scene: a random container (kind, colour, pattern) on a random table, no food yet."""
+    return Scene(
         container=CONTAINERS[rng.integers(len(CONTAINERS))],
         colour=list(CONTAINER_COLOURS)[rng.integers(len(CONTAINER_COLOURS))],
         pattern=PATTERNS[rng.integers(len(PATTERNS))],
@@ -105,6 +102,14 @@ def random_toy_recipe(seed: int, n_steps: int = 4) -> ToyRecipe:
         position=random_position(rng),
         layout_seed=int(rng.integers(2**31)),
     )
+
+
+def random_toy_recipe(seed: int, n_steps: int = 4) -> ToyRecipe:
+    """A random toy recipe of ``n_steps`` steps (2 to 8), deterministic in ``seed``."""
+    if not 2 <= n_steps <= 8:
+        raise ValueError(f"n_steps={n_steps}: a toy recipe has 2 to 8 steps.")
+    rng = np.random.default_rng(seed)
+    scene = empty_scene(rng)
     pantry = [str(n) for n in rng.permutation(list(INGREDIENTS))]
     texts = [_cap(f"place {container_phrase(scene, colour=True, pattern=True)} on the {TABLE_WORDS[scene.table]}")]
     scenes, expectations = [scene], [Expectation(scene.container, scene.colour)]

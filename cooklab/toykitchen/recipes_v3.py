@@ -39,18 +39,13 @@ from .captions import (
     ingredient_phrase,
     join,
 )
-from .recipes import Expectation, Reference, ToyRecipe
+from .recipes import Expectation, Reference, ToyRecipe, empty_scene
 from .world import (
     ALLOWED_STATES,
-    CONTAINER_COLOURS,
-    CONTAINERS,
     INGREDIENTS,
     MAX_INGREDIENTS,
-    PATTERNS,
-    TABLES,
     Ingredient,
     Scene,
-    random_position,
 )
 
 #: the words v3 texts use that ``captions.WORDS`` lacks: the pronouns and "the mixture"
@@ -210,14 +205,7 @@ def random_recipe_v3(seed: int, n_steps: int = 5) -> ToyRecipe:
     if not 4 <= n_steps <= 8:
         raise ValueError(f"n_steps={n_steps}: a v3 recipe has 4 to 8 steps (a place, two adds, one step back).")
     rng = np.random.default_rng(seed)
-    scene = Scene(
-        container=CONTAINERS[rng.integers(len(CONTAINERS))],
-        colour=list(CONTAINER_COLOURS)[rng.integers(len(CONTAINER_COLOURS))],
-        pattern=PATTERNS[rng.integers(len(PATTERNS))],
-        table=list(TABLES)[rng.integers(len(TABLES))],
-        position=random_position(rng),
-        layout_seed=int(rng.integers(2**31)),
-    )
+    scene = empty_scene(rng)
     n_food = min(int(rng.integers(2, MAX_INGREDIENTS + 1)), n_steps - 2)
     pantry = [str(n) for n in rng.permutation(list(INGREDIENTS))]
     draft = _Draft(scene)
