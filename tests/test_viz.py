@@ -493,3 +493,14 @@ def test_attention_explorer_keeps_the_self_attention_scale_over_denoising_steps(
     moved = [fig for fig in shown if "Self-attention" in fig._suptitle.get_text()][-len(c["step"].options) + 1 :]
     assert {fig.axes[2].images[-1].get_clim() for fig in moved} == {(0.0, top)}
     assert_drawn(capsys)
+
+
+def test_measure_label_takes_one_measure_several_or_none():
+    from cooklab.viz.widgets.measures import measure_label
+
+    pictures = ["a", "b", "c"]
+    count = lambda images: f"{len(images)} pictures"  # noqa: E731
+    first = lambda images: f"first {images[0]}"  # noqa: E731
+    assert measure_label(count, pictures) == "3 pictures"
+    assert measure_label((first, count), pictures) == "first a, 3 pictures"  # in the order given
+    assert measure_label(None, pictures) == ""

@@ -1,7 +1,8 @@
 """The measures an explorer puts in its titles, so its on/off comparison is read as a number, not only by eye.
 
 An explorer takes ``measure=``: a function from one run's pictures (frames, or a canvas's regions, in
-recipe order) to a short label for the figure's title. The Toy Kitchen's are the oracle's (it reads
+recipe order) to a short label for the figure's title, or a tuple of such functions (their labels joined
+by ", "). The Toy Kitchen's are the oracle's (it reads
 a picture back from the renderer's palette; ``cooklab.toykitchen.oracle``)::
 
     container consistency = (1 / (N - 1)) * #{ i >= 2 : frame i keeps frame 1's container colour and mask }
@@ -38,6 +39,11 @@ def oracle_faithfulness(expectations) -> Measure:
     return measure
 
 
-def measure_label(measure: Measure | None, images: Sequence) -> str:
-    """``measure(images)``, or "" when there is no measure (a real checkpoint without one)."""
-    return "" if measure is None else measure(images)
+def measure_label(measure: Measure | Sequence[Measure] | None, images: Sequence) -> str:
+    """``measure(images)``; several measures' labels joined by ", " (e.g. ``(faithfulness, oracle_consistency)``);
+    "" when there is no measure (a real checkpoint without one)."""
+    if measure is None:
+        return ""
+    if callable(measure):
+        return measure(images)
+    return ", ".join(m(images) for m in measure)

@@ -36,13 +36,6 @@ OFF = "off"  # the results key of the run without SRC
 SHOWN_EDGE = "#d62728"  # the frame around the setting the toggle shows
 
 
-def _joint_label(measure, images) -> str:
-    """The label of one measure, or of several joined by ", " (``measure``: a function, several, or None)."""
-    if measure is None or callable(measure):
-        return measure_label(measure, images)
-    return ", ".join(measure_label(m, images) for m in measure)
-
-
 def _canvases_figure(on_out, off_out, alpha: float, shown_on: bool, labels: tuple[str, str], seed):
     """Both canvases region by region: SRC on at ``alpha`` (row 1) and off (row 2); the shown row framed in red.
 
@@ -172,7 +165,7 @@ def _draw(run, c: dict, measure) -> None:
     on = c["mechanism"].value
     alpha = c["alpha"].value
     (on_out, on_tr), (off_out, off_tr) = run(alpha), run(OFF)
-    labels = (_joint_label(measure, on_out.images), _joint_label(measure, off_out.images))
+    labels = (measure_label(measure, on_out.images), measure_label(measure, off_out.images))
     tr = on_tr if on else off_tr
     layers = None if c["layer"].value == panels.ALL else c["layer"].value
     t = None if c["t"].value == panels.ALL else [c["t"].value]
